@@ -1,0 +1,796 @@
+//! The session engine: one SMPP connection, either role, over any byte
+//! stream (TCP, TLS, an in-memory duplex in tests).
+//!
+//! Each session runs a reader task and a writer task that share a small
+//! [`Shared`]: the table of requests in flight, the window (a semaphore: a
+//! full window makes [`SessionHandle::request`] wait, it never drops), the
+//! sequence counter and the bind state. Requests from the peer that the
+//! engine does not answer itself (enquire_link, unbind, illegal operations,
+//! malformed PDUs) go to the application as [`Request`]s; the reader never
+//! waits for the application: when its queue is full the peer is answered
+//! `ESME_RMSGQFUL`. A [`Responder`] dropped unanswered answers
+//! `ESME_RSYSERR`, so the peer's window never leaks.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tern_codec::{
+    Body, CodecError, CommandId, CommandStatus, Frame, InterfaceVersion, Pdu, SmppCodec,
+};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::config::SessionConfig;
+use crate::observer::{NoopObserver, SessionObserver};
+use crate::ops::{check_inbound, check_outbound, BindType, Role, SessionState};
+use crate::sequence::SequenceNumbers;
+use crate::throttle::{try_acquire_all, AdaptiveRate, RateLimit};
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// This side closed it (unbind, shutdown, or [`SessionHandle::close`]).
+    Local,
+    /// The peer unbound; we answered and closed.
+    PeerUnbound,
+    /// The peer closed the connection.
+    PeerClosed,
+    /// Nothing arrived within the inactivity limit.
+    Inactivity,
+    /// An enquire_link got no answer within the response timeout.
+    KeepaliveTimeout,
+    /// No bind within the session-init time (SMSC role).
+    SessionInitTimeout,
+    /// The stream could not be framed any more (answered with generic_nack).
+    Framing(String),
+    /// The transport failed.
+    Io(std::io::ErrorKind),
+}
+
+/// Why a request got no response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The session is closed or closing.
+    #[error("session closed")]
+    Closed,
+    /// No response within the response timeout.
+    #[error("no response to {command_id} (sequence {sequence}) in time")]
+    Timeout {
+        /// What was sent.
+        command_id: CommandId,
+        /// Its sequence number.
+        sequence: u32,
+    },
+    /// The operation is not allowed in the session's bind state.
+    #[error("{command_id} is not allowed now: {status}")]
+    NotAllowed {
+        /// What was refused.
+        command_id: CommandId,
+        /// The status a peer would have answered.
+        status: CommandStatus,
+    },
+}
+
+/// Counters every session keeps, whatever observer is installed.
+#[derive(Debug, Default)]
+pub struct SessionStats {
+    /// Requests sent.
+    pub requests_sent: AtomicU64,
+    /// Responses matched to a request.
+    pub responses_received: AtomicU64,
+    /// Responses that matched nothing in flight (late or bogus): dropped.
+    pub late_responses: AtomicU64,
+    /// Requests whose waiter timed out.
+    pub timeouts: AtomicU64,
+    /// Malformed PDUs received.
+    pub malformed: AtomicU64,
+    /// Peer requests refused because the application's queue was full.
+    pub queue_full: AtomicU64,
+    /// Peer submits refused with `ESME_RTHROTTLED`.
+    pub throttled: AtomicU64,
+}
+
+struct Pending {
+    reply: oneshot::Sender<Pdu>,
+    command_id: CommandId,
+    sent_at: Instant,
+    /// Held until the response arrives or the waiter gives up: the window
+    /// slot. `None` for the unbind, which is sent whatever the window.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// What the reader, the writer and every handle share.
+struct Shared {
+    role: Role,
+    config: SessionConfig,
+    peer: Option<SocketAddr>,
+    state: Mutex<SessionState>,
+    /// `None` once the session is closed, so nothing is added after the
+    /// final sweep.
+    pending: Mutex<Option<HashMap<u32, Pending>>>,
+    window: Arc<Semaphore>,
+    sequence: SequenceNumbers,
+    outbound: mpsc::Sender<Pdu>,
+    peer_version: AtomicU8,
+    closed: CancellationToken,
+    close_reason: Mutex<Option<CloseReason>>,
+    /// Milliseconds since `started` at which the last PDU arrived.
+    last_inbound_ms: AtomicU64,
+    started: Instant,
+    stats: SessionStats,
+    /// SMSC role: limits every submit from the peer must pass (session
+    /// first, account last; see `throttle::try_acquire_all`).
+    inbound_limits: OnceLock<Vec<Arc<RateLimit>>>,
+    /// ESME role: paces our submits to the upstream's rate.
+    pacer: OnceLock<Arc<AdaptiveRate>>,
+    observer: Arc<dyn SessionObserver>,
+    span: tracing::Span,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock means a panic elsewhere while holding it; the data
+    // (a state enum, a map) is still consistent enough to shut down with.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    fn state(&self) -> SessionState {
+        *lock(&self.state)
+    }
+
+    fn set_state(&self, state: SessionState) {
+        *lock(&self.state) = state;
+    }
+
+    /// Ends the session once: records why, fails every waiter.
+    fn close(&self, reason: CloseReason) {
+        {
+            let mut slot = lock(&self.close_reason);
+            if slot.is_some() {
+                return;
+            }
+            debug!(parent: &self.span, ?reason, "session closing");
+            self.observer.closed(&reason);
+            *slot = Some(reason);
+        }
+        self.set_state(SessionState::Closed);
+        // Dropping the senders wakes every waiter with `Closed`.
+        lock(&self.pending).take();
+        self.window.close();
+        self.closed.cancel();
+    }
+
+    fn touch(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_inbound_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_inbound_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    async fn send(&self, pdu: Pdu) -> Result<(), RequestError> {
+        self.outbound
+            .send(pdu)
+            .await
+            .map_err(|_| RequestError::Closed)
+    }
+}
+
+/// A cheap, clonable handle on a running session.
+#[derive(Clone)]
+pub struct SessionHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHandle")
+            .field("role", &self.shared.role)
+            .field("peer", &self.shared.peer)
+            .field("state", &self.shared.state())
+            .finish()
+    }
+}
+
+/// Peer requests for the application, in arrival order; `None` once the
+/// session has ended.
+pub type Requests = mpsc::Receiver<Request>;
+
+/// Starts a session over `io`. Returns the handle and the stream of peer
+/// requests the application must answer.
+pub fn spawn<S>(
+    io: S,
+    role: Role,
+    config: SessionConfig,
+    peer: Option<SocketAddr>,
+) -> (SessionHandle, Requests)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    spawn_observed(io, role, config, peer, Arc::new(NoopObserver))
+}
+
+/// [`spawn`] with metrics hooks.
+pub fn spawn_observed<S>(
+    io: S,
+    role: Role,
+    config: SessionConfig,
+    peer: Option<SocketAddr>,
+    observer: Arc<dyn SessionObserver>,
+) -> (SessionHandle, Requests)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read, write) = tokio::io::split(io);
+    let (out_tx, out_rx) = mpsc::channel(config.outbound_queue.max(1));
+    let (req_tx, req_rx) = mpsc::channel(config.event_queue.max(1));
+    let span = tracing::info_span!(
+        "smpp",
+        ?role,
+        peer = %peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+        system_id = tracing::field::Empty,
+        bind = tracing::field::Empty,
+    );
+    let shared = Arc::new(Shared {
+        role,
+        peer,
+        state: Mutex::new(SessionState::Open),
+        pending: Mutex::new(Some(HashMap::new())),
+        window: Arc::new(Semaphore::new(config.window.max(1))),
+        sequence: SequenceNumbers::default(),
+        outbound: out_tx,
+        peer_version: AtomicU8::new(InterfaceVersion::V34.0),
+        closed: CancellationToken::new(),
+        close_reason: Mutex::new(None),
+        last_inbound_ms: AtomicU64::new(0),
+        started: Instant::now(),
+        stats: SessionStats::default(),
+        inbound_limits: OnceLock::new(),
+        pacer: OnceLock::new(),
+        observer,
+        span: span.clone(),
+        config,
+    });
+    let reader = FramedRead::new(
+        read,
+        SmppCodec::new().with_max_command_length(shared.config.max_command_length),
+    );
+    let writer = FramedWrite::new(write, SmppCodec::new());
+    tokio::spawn(read_loop(shared.clone(), reader, req_tx).instrument(span.clone()));
+    tokio::spawn(write_loop(shared.clone(), writer, out_rx).instrument(span.clone()));
+    let handle = SessionHandle { shared };
+    if let Some(interval) = handle.shared.config.enquire_link_interval {
+        tokio::spawn(keepalive(handle.clone(), interval).instrument(span));
+    }
+    (handle, req_rx)
+}
+
+impl SessionHandle {
+    /// Sends a request and waits for its response. Waits first for a window
+    /// slot. A response with an error status is still `Ok`: the caller reads
+    /// `command_status`.
+    pub async fn request(&self, body: Body) -> Result<Pdu, RequestError> {
+        let shared = &self.shared;
+        let command_id = body.command_id();
+        check_outbound(shared.role, shared.state(), command_id)
+            .map_err(|status| RequestError::NotAllowed { command_id, status })?;
+        let pacer = is_submission(command_id)
+            .then(|| shared.pacer.get())
+            .flatten();
+        if let Some(pacer) = pacer {
+            tokio::select! {
+                () = pacer.acquire() => {}
+                () = shared.closed.cancelled() => return Err(RequestError::Closed),
+            }
+        }
+        let permit = tokio::select! {
+            permit = shared.window.clone().acquire_owned() => permit.map_err(|_| RequestError::Closed)?,
+            () = shared.closed.cancelled() => return Err(RequestError::Closed),
+        };
+        let sequence = shared.sequence.next();
+        let (reply, response) = oneshot::channel();
+        {
+            let mut pending = lock(&shared.pending);
+            let map = pending.as_mut().ok_or(RequestError::Closed)?;
+            map.insert(
+                sequence,
+                Pending {
+                    reply,
+                    command_id,
+                    sent_at: Instant::now(),
+                    _permit: Some(permit),
+                },
+            );
+            shared.observer.in_flight(map.len());
+        }
+        shared.send(Pdu::new(sequence, body)).await?;
+        shared.stats.requests_sent.fetch_add(1, Ordering::Relaxed);
+        shared.observer.request_sent(command_id);
+        match tokio::time::timeout(shared.config.response_timeout, response).await {
+            Ok(Ok(pdu)) => {
+                if let Some(pacer) = pacer {
+                    match pdu.command_status {
+                        CommandStatus::Throttled | CommandStatus::MessageQueueFull => {
+                            pacer.on_throttled()
+                        }
+                        CommandStatus::Ok => pacer.on_success(),
+                        _ => {}
+                    }
+                }
+                Ok(pdu)
+            }
+            Ok(Err(_)) => Err(RequestError::Closed),
+            Err(_) => {
+                if let Some(map) = lock(&shared.pending).as_mut() {
+                    map.remove(&sequence);
+                }
+                shared.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                shared.observer.request_timed_out(command_id);
+                Err(RequestError::Timeout {
+                    command_id,
+                    sequence,
+                })
+            }
+        }
+    }
+
+    /// Unbinds gracefully: stops new requests, waits (up to the close grace)
+    /// for those in flight, sends unbind, waits for unbind_resp, closes.
+    pub async fn unbind(&self) {
+        let shared = &self.shared;
+        if !matches!(shared.state(), SessionState::Bound(_)) {
+            shared.close(CloseReason::Local);
+            return;
+        }
+        shared.set_state(SessionState::Unbinding);
+        let grace = shared.config.close_grace;
+        // Taking every window slot means nothing is in flight any more.
+        let slots = u32::try_from(shared.config.window.max(1)).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(grace, shared.window.acquire_many(slots)).await;
+        let sequence = shared.sequence.next();
+        let (reply, response) = oneshot::channel();
+        let registered = lock(&shared.pending)
+            .as_mut()
+            .map(|map| {
+                map.insert(
+                    sequence,
+                    Pending {
+                        reply,
+                        command_id: CommandId::Unbind,
+                        sent_at: Instant::now(),
+                        _permit: None,
+                    },
+                )
+            })
+            .is_some();
+        if registered && shared.send(Pdu::new(sequence, Body::Unbind)).await.is_ok() {
+            let wait = shared.config.response_timeout.min(grace);
+            let _ = tokio::time::timeout(wait, response).await;
+        }
+        shared.close(CloseReason::Local);
+    }
+
+    /// Closes at once; requests in flight fail with [`RequestError::Closed`].
+    pub fn close(&self) {
+        self.shared.close(CloseReason::Local);
+    }
+
+    /// Closes with a specific reason (the SMSC layer's session-init timer).
+    pub(crate) fn close_with(&self, reason: CloseReason) {
+        self.shared.close(reason);
+    }
+
+    /// Resolves once the session has ended.
+    pub async fn closed(&self) {
+        self.shared.closed.cancelled().await;
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.is_cancelled()
+    }
+
+    /// Why the session ended, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        lock(&self.shared.close_reason).clone()
+    }
+
+    /// The bind state.
+    pub fn state(&self) -> SessionState {
+        self.shared.state()
+    }
+
+    /// Records a successful bind: its type, the peer's system_id and version
+    /// (a 3.3 peer gets no TLVs from now on).
+    pub fn set_bound(&self, bind: BindType, system_id: &str, peer_version: InterfaceVersion) {
+        self.shared
+            .peer_version
+            .store(peer_version.0, Ordering::Relaxed);
+        self.shared.set_state(SessionState::Bound(bind));
+        self.shared.span.record("system_id", system_id);
+        self.shared.span.record("bind", bind.name());
+        info!(parent: &self.shared.span, version = peer_version.0, "bound");
+    }
+
+    /// SMSC role: the rate limits each submit from the peer must pass,
+    /// session limit first, shared account limit last. Set once, after bind.
+    pub fn set_inbound_limits(&self, limits: Vec<Arc<RateLimit>>) {
+        let _ = self.shared.inbound_limits.set(limits);
+    }
+
+    /// ESME role: paces submits to the upstream's rate and slows down when
+    /// it answers `ESME_RTHROTTLED` or `ESME_RMSGQFUL`. Set once; shared by
+    /// every session of one upstream account.
+    pub fn set_pacer(&self, pacer: Arc<AdaptiveRate>) {
+        let _ = self.shared.pacer.set(pacer);
+    }
+
+    /// Which role this session plays.
+    pub fn role(&self) -> Role {
+        self.shared.role
+    }
+
+    /// The peer's address, when known.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.shared.peer
+    }
+
+    /// The session's settings.
+    pub fn config(&self) -> &SessionConfig {
+        &self.shared.config
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.shared.pending).as_ref().map_or(0, HashMap::len)
+    }
+
+    /// The session's counters.
+    pub fn stats(&self) -> &SessionStats {
+        &self.shared.stats
+    }
+
+    /// The tracing span of this session, for the layers above.
+    pub fn span(&self) -> &tracing::Span {
+        &self.shared.span
+    }
+}
+
+/// A request from the peer, for the application to answer.
+#[derive(Debug)]
+pub struct Request {
+    /// The PDU as received.
+    pub pdu: Pdu,
+    /// Answers it.
+    pub responder: Responder,
+}
+
+/// Answers one peer request. Dropped unanswered, it answers `ESME_RSYSERR`.
+pub struct Responder {
+    shared: Arc<Shared>,
+    command_id: CommandId,
+    sequence: u32,
+    answered: bool,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("command_id", &self.command_id)
+            .field("sequence", &self.sequence)
+            .finish()
+    }
+}
+
+impl Responder {
+    /// Answers with `status` and `body` (the matching `*_resp`).
+    pub async fn respond(mut self, status: CommandStatus, body: Body) -> Result<(), RequestError> {
+        self.answered = true;
+        let pdu = Pdu {
+            sequence_number: self.sequence,
+            command_status: status,
+            body,
+        };
+        self.shared.send(pdu).await
+    }
+
+    /// Answers with an error status and the response's empty form.
+    pub async fn reject(mut self, status: CommandStatus) -> Result<(), RequestError> {
+        self.answered = true;
+        match Pdu::error_response(self.command_id, self.sequence, status) {
+            Some(pdu) => self.shared.send(pdu).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The sequence number being answered.
+    pub fn sequence(&self) -> u32 {
+        self.sequence
+    }
+
+    /// The handle of the session the request came on.
+    pub fn session(&self) -> SessionHandle {
+        SessionHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        if let Some(pdu) =
+            Pdu::error_response(self.command_id, self.sequence, CommandStatus::SystemError)
+        {
+            warn!(parent: &self.shared.span, command = %self.command_id, "request dropped unanswered");
+            if let Err(mpsc::error::TrySendError::Full(pdu)) = self.shared.outbound.try_send(pdu) {
+                let outbound = self.shared.outbound.clone();
+                tokio::spawn(async move {
+                    let _ = outbound.send(pdu).await;
+                });
+            }
+        }
+    }
+}
+
+async fn read_loop<R>(
+    shared: Arc<Shared>,
+    mut reader: FramedRead<R, SmppCodec>,
+    requests: mpsc::Sender<Request>,
+) where
+    R: AsyncRead + Send + Unpin,
+{
+    let reason = loop {
+        let next = tokio::select! {
+            biased;
+            () = shared.closed.cancelled() => break CloseReason::Local,
+            next = next_frame(&mut reader, shared.config.inactivity_timeout) => next,
+        };
+        let frame = match next {
+            None => break CloseReason::Inactivity,
+            Some(None) => break CloseReason::PeerClosed,
+            Some(Some(Err(CodecError::Frame(err)))) => {
+                warn!(%err, "unframeable input; closing");
+                let nack =
+                    Pdu::generic_nack(err.sequence_number().unwrap_or(0), err.command_status());
+                let _ = shared.send(nack).await;
+                break CloseReason::Framing(err.to_string());
+            }
+            Some(Some(Err(CodecError::Io(err)))) => break CloseReason::Io(err.kind()),
+            Some(Some(Ok(frame))) => frame,
+        };
+        shared.touch();
+        match frame {
+            Frame::Malformed(malformed) => {
+                shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                shared.observer.malformed(malformed.command_status());
+                debug!(%malformed, "malformed PDU");
+                if let Some(resp) = malformed.response() {
+                    let _ = shared.send(resp).await;
+                }
+            }
+            Frame::Pdu(pdu) => {
+                if let Some(reason) = dispatch(&shared, pdu, &requests).await {
+                    break reason;
+                }
+            }
+        }
+    };
+    // Let the writer flush what is queued (an unbind_resp, a generic_nack).
+    tokio::task::yield_now().await;
+    shared.close(reason);
+}
+
+/// The next frame, `None` when the inactivity limit passed first.
+async fn next_frame<R>(
+    reader: &mut FramedRead<R, SmppCodec>,
+    inactivity: Option<Duration>,
+) -> Option<Option<Result<Frame, CodecError>>>
+where
+    R: AsyncRead + Unpin,
+{
+    match inactivity {
+        Some(limit) => tokio::time::timeout(limit, reader.next()).await.ok(),
+        None => Some(reader.next().await),
+    }
+}
+
+/// Handles one PDU; `Some` ends the session.
+async fn dispatch(
+    shared: &Arc<Shared>,
+    pdu: Pdu,
+    requests: &mpsc::Sender<Request>,
+) -> Option<CloseReason> {
+    let command_id = pdu.command_id();
+    if command_id.is_response() {
+        complete(shared, pdu);
+        return None;
+    }
+    let sequence = pdu.sequence_number;
+    match command_id {
+        CommandId::EnquireLink => {
+            let _ = shared.send(Pdu::new(sequence, Body::EnquireLinkResp)).await;
+            return None;
+        }
+        CommandId::Unbind
+            if matches!(
+                shared.state(),
+                SessionState::Bound(_) | SessionState::Unbinding
+            ) =>
+        {
+            shared.set_state(SessionState::Unbinding);
+            let _ = shared.send(Pdu::new(sequence, Body::UnbindResp)).await;
+            return Some(CloseReason::PeerUnbound);
+        }
+        _ => {}
+    }
+    if let Err(status) = check_inbound(shared.role, shared.state(), command_id) {
+        debug!(command = %command_id, %status, "refused by bind state");
+        if let Some(resp) = Pdu::error_response(command_id, sequence, status) {
+            let _ = shared.send(resp).await;
+        }
+        return None;
+    }
+    if is_submission(command_id) {
+        if let Some(limits) = shared.inbound_limits.get() {
+            if !try_acquire_all(limits.iter().map(Arc::as_ref)) {
+                shared.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                if let Some(resp) =
+                    Pdu::error_response(command_id, sequence, CommandStatus::Throttled)
+                {
+                    let _ = shared.send(resp).await;
+                }
+                return None;
+            }
+        }
+    }
+    let request = Request {
+        pdu,
+        responder: Responder {
+            shared: shared.clone(),
+            command_id,
+            sequence,
+            answered: false,
+        },
+    };
+    match requests.try_send(request) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(mut request)) => {
+            shared.stats.queue_full.fetch_add(1, Ordering::Relaxed);
+            request.responder.answered = true;
+            if let Some(resp) =
+                Pdu::error_response(command_id, sequence, CommandStatus::MessageQueueFull)
+            {
+                let _ = shared.send(resp).await;
+            }
+        }
+        Err(mpsc::error::TrySendError::Closed(request)) => {
+            // Nobody listens: the responder's drop answers ESME_RSYSERR.
+            drop(request);
+        }
+    }
+    None
+}
+
+/// Operations that carry a message and count against a rate.
+fn is_submission(command_id: CommandId) -> bool {
+    matches!(
+        command_id,
+        CommandId::SubmitSm | CommandId::SubmitMulti | CommandId::DataSm
+    )
+}
+
+/// Hands a response to the request waiting for it, or counts it as late.
+fn complete(shared: &Shared, pdu: Pdu) {
+    let entry = lock(&shared.pending)
+        .as_mut()
+        .and_then(|map| map.remove(&pdu.sequence_number));
+    match entry {
+        Some(pending) => {
+            shared
+                .stats
+                .responses_received
+                .fetch_add(1, Ordering::Relaxed);
+            shared.observer.response_received(
+                pending.command_id,
+                pdu.command_status,
+                pending.sent_at.elapsed(),
+            );
+            let _ = pending.reply.send(pdu);
+        }
+        None => {
+            shared.stats.late_responses.fetch_add(1, Ordering::Relaxed);
+            shared.observer.late_response(pdu.command_id());
+            debug!(command = %pdu.command_id(), sequence = pdu.sequence_number, "response matches nothing in flight; dropped");
+        }
+    }
+}
+
+async fn write_loop<W>(
+    shared: Arc<Shared>,
+    mut writer: FramedWrite<W, SmppCodec>,
+    mut queue: mpsc::Receiver<Pdu>,
+) where
+    W: AsyncWrite + Send + Unpin,
+{
+    loop {
+        tokio::select! {
+            biased;
+            pdu = queue.recv() => {
+                let Some(pdu) = pdu else { break };
+                let version = InterfaceVersion(shared.peer_version.load(Ordering::Relaxed));
+                writer.encoder_mut().set_peer_version(version);
+                // Batch whatever else is queued into one flush.
+                let mut result = writer.feed(pdu).await;
+                while result.is_ok() {
+                    match queue.try_recv() {
+                        Ok(more) => result = writer.feed(more).await,
+                        Err(_) => break,
+                    }
+                }
+                if let Err(err) = result.and(writer.flush().await) {
+                    debug!(%err, "write failed");
+                    shared.close(CloseReason::Io(io_kind(&err)));
+                    break;
+                }
+            }
+            () = shared.closed.cancelled() => {
+                while let Ok(pdu) = queue.try_recv() {
+                    if writer.feed(pdu).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = writer.flush().await;
+                break;
+            }
+        }
+    }
+    let _ = writer.get_mut().shutdown().await;
+}
+
+fn io_kind(err: &CodecError) -> std::io::ErrorKind {
+    match err {
+        CodecError::Io(e) => e.kind(),
+        CodecError::Frame(_) => std::io::ErrorKind::InvalidData,
+    }
+}
+
+/// Sends enquire_link whenever nothing has arrived for `interval`; a peer
+/// that does not answer within the response timeout is taken for dead.
+async fn keepalive(handle: SessionHandle, interval: Duration) {
+    let shared = &handle.shared;
+    loop {
+        let idle = shared.idle_for();
+        if idle < interval {
+            tokio::select! {
+                () = tokio::time::sleep(interval - idle) => continue,
+                () = shared.closed.cancelled() => return,
+            }
+        }
+        match handle.request(Body::EnquireLink).await {
+            Ok(_) => {}
+            Err(RequestError::Timeout { .. }) => {
+                warn!("enquire_link unanswered; closing");
+                shared.close(CloseReason::KeepaliveTimeout);
+                return;
+            }
+            Err(RequestError::Closed) => return,
+            Err(RequestError::NotAllowed { .. }) => {
+                // Unbinding: nothing more to keep alive.
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The SMSC role: Tern facing its client applications.
+//!
+//! A listener accepts connections (a semaphore caps how many are open; a
+//! failing `accept` backs off instead of ending the listener), each
+//! connection becomes a session, and the session must bind within the
+//! session-init time. The [`Authenticator`] decides each bind; the server
+//! counts binds per account and answers with Tern's own system_id and, for
+//! 3.4+ peers, `sc_interface_version`. Only bound sessions reach the
+//! application.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tern_codec::pdu::{Bind, BindResp};
+use tern_codec::{Body, COctetString, CommandStatus, InterfaceVersion, Tlv};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+
+use crate::abuse::{BindGuard, Verdict};
+use crate::config::SessionConfig;
+use crate::ops::{BindType, Role};
+use crate::session::{self, CloseReason, Requests, SessionHandle};
+use crate::throttle::RateLimit;
+use crate::tls::MaybeTlsStream;
+
+/// A password, kept out of `Debug` output and logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The password itself, for comparison.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// What a client presented in its bind.
+#[derive(Debug, Clone)]
+pub struct BindRequest {
+    /// Transmitter, receiver or transceiver.
+    pub bind_type: BindType,
+    /// The account name.
+    pub system_id: String,
+    /// The password given.
+    pub password: Password,
+    /// The client's system_type.
+    pub system_type: String,
+    /// The SMPP version it speaks.
+    pub interface_version: InterfaceVersion,
+    /// Where it connects from.
+    pub peer: Option<SocketAddr>,
+}
+
+impl BindRequest {
+    fn from_pdu(bind_type: BindType, bind: &Bind, peer: Option<SocketAddr>) -> Self {
+        Self {
+            bind_type,
+            system_id: bind.system_id.to_string(),
+            password: Password::new(bind.password.to_string()),
+            system_type: bind.system_type.to_string(),
+            interface_version: bind.interface_version,
+            peer,
+        }
+    }
+}
+
+/// A bind the authenticator accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Admission {
+    /// The account the session belongs to (bind counts and the account rate
+    /// are kept per account).
+    pub account: String,
+    /// How many sessions the account may have bound at once.
+    pub max_binds: Option<usize>,
+    /// Submits per second this one session may send.
+    pub session_rate: Option<NonZeroU32>,
+    /// Submits per second all the account's sessions together may send.
+    pub account_rate: Option<NonZeroU32>,
+}
+
+/// Decides binds: credentials, source address, allowed bind types.
+pub trait Authenticator: Send + Sync + 'static {
+    /// Accepts the bind, or says which status to refuse it with
+    /// (`ESME_RINVSYSID`, `ESME_RINVPASWD`, `ESME_RBINDFAIL`, …).
+    fn authenticate(&self, bind: &BindRequest) -> Result<Admission, CommandStatus>;
+}
+
+/// The SMSC side's settings.
+#[derive(Debug, Clone)]
+pub struct SmscConfig {
+    /// Tern's system_id in bind responses.
+    pub system_id: COctetString<16>,
+    /// Settings of each session.
+    pub session: SessionConfig,
+    /// Connections open at once; further ones wait in the accept queue.
+    pub max_connections: usize,
+    /// The status a bind refused by the bind guard gets (OVH answers 0x400;
+    /// the specification's choice is `ESME_RBINDFAIL`).
+    pub locked_out_status: CommandStatus,
+}
+
+impl Default for SmscConfig {
+    fn default() -> Self {
+        Self {
+            // Four octets always fit the 16-octet field.
+            system_id: COctetString::try_from("tern").unwrap_or_default(),
+            session: SessionConfig::default(),
+            max_connections: 10_000,
+            locked_out_status: CommandStatus::BindFailed,
+        }
+    }
+}
+
+/// A session that has bound.
+#[derive(Debug)]
+pub struct BoundSession {
+    /// The session.
+    pub handle: SessionHandle,
+    /// Requests from the client (submits, and enquire_link never: the
+    /// engine answers those).
+    pub requests: Requests,
+    /// The account it bound as.
+    pub account: String,
+    /// How it bound.
+    pub bind_type: BindType,
+    /// The client's SMPP version.
+    pub interface_version: InterfaceVersion,
+}
+
+/// Bound sessions per account.
+#[derive(Debug, Default)]
+struct BindCounts(Mutex<HashMap<String, usize>>);
+
+impl BindCounts {
+    /// Takes a slot unless the account is at its limit.
+    fn try_take(&self, account: &str, max: Option<usize>) -> bool {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(account.to_owned()).or_insert(0);
+        if max.is_some_and(|max| *count >= max) {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn give_back(&self, account: &str) {
+        let mut counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(account) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(account);
+            }
+        }
+    }
+
+    fn get(&self, account: &str) -> usize {
+        let counts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        counts.get(account).copied().unwrap_or(0)
+    }
+}
+
+/// The SMSC side: accepts connections and runs bind handshakes.
+pub struct SmscServer<A> {
+    config: SmscConfig,
+    auth: Arc<A>,
+    binds: Arc<BindCounts>,
+    /// Slows down and locks out repeated failed binds.
+    guard: Option<BindGuard>,
+    /// One limiter per account, shared by its sessions.
+    account_limits: Mutex<HashMap<String, Arc<RateLimit>>>,
+}
+
+impl<A> std::fmt::Debug for SmscServer<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmscServer")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<A: Authenticator> SmscServer<A> {
+    /// A server deciding binds with `auth`.
+    pub fn new(config: SmscConfig, auth: A) -> Arc<Self> {
+        Self::build(config, auth, None)
+    }
+
+    /// A server that also delays and locks out repeated failed binds.
+    pub fn with_guard(config: SmscConfig, auth: A, guard: BindGuard) -> Arc<Self> {
+        Self::build(config, auth, Some(guard))
+    }
+
+    fn build(config: SmscConfig, auth: A, guard: Option<BindGuard>) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            auth: Arc::new(auth),
+            binds: Arc::default(),
+            guard,
+            account_limits: Mutex::default(),
+        })
+    }
+
+    /// The account's shared limiter at `rate`, made anew when the rate changed.
+    fn account_limit(&self, account: &str, rate: NonZeroU32) -> Arc<RateLimit> {
+        let mut limits = self
+            .account_limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match limits.get(account) {
+            Some(limit) if limit.rate() == rate => limit.clone(),
+            _ => {
+                let limit = Arc::new(RateLimit::per_second(rate));
+                limits.insert(account.to_owned(), limit.clone());
+                limit
+            }
+        }
+    }
+
+    /// What the bind guard says about this attempt.
+    async fn guard_allows(&self, bind: &BindRequest) -> bool {
+        let (Some(guard), Some(peer)) = (&self.guard, bind.peer) else {
+            return true;
+        };
+        match guard.check(peer.ip(), &bind.system_id, std::time::Instant::now()) {
+            Verdict::Allow => true,
+            Verdict::Delay(delay) => {
+                tokio::time::sleep(delay).await;
+                true
+            }
+            Verdict::Refuse { .. } => false,
+        }
+    }
+
+    /// Sessions of `account` bound now.
+    pub fn bound_count(&self, account: &str) -> usize {
+        self.binds.get(account)
+    }
+
+    /// Accepts connections on `listener` until `shutdown`, over TLS when
+    /// `tls` is given, sending each bound session to `sessions`. On shutdown
+    /// every session bound through it is unbound.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<TlsAcceptor>,
+        sessions: mpsc::Sender<BoundSession>,
+        shutdown: CancellationToken,
+    ) {
+        let limit = Arc::new(Semaphore::new(self.config.max_connections.max(1)));
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let permit = tokio::select! {
+                permit = limit.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+                () = shutdown.cancelled() => return,
+            };
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = shutdown.cancelled() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => {
+                    backoff = Duration::from_millis(10);
+                    pair
+                }
+                Err(err) => {
+                    // Out of descriptors and the like: wait rather than spin or die.
+                    warn!(%err, "accept failed; backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let server = self.clone();
+            let sessions = sessions.clone();
+            let shutdown = shutdown.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let Some(io) = server.secure(stream, peer, tls.as_ref()).await else {
+                    return;
+                };
+                if let Some(bound) = server.handshake(io, Some(peer)).await {
+                    let handle = bound.handle.clone();
+                    if sessions.send(bound).await.is_err() {
+                        handle.close();
+                    }
+                    tokio::select! {
+                        () = handle.closed() => {}
+                        () = shutdown.cancelled() => handle.unbind().await,
+                    }
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    /// Completes the TLS handshake, if any, within the session-init time.
+    async fn secure(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        tls: Option<&TlsAcceptor>,
+    ) -> Option<MaybeTlsStream<TcpStream>> {
+        let Some(acceptor) = tls else {
+            return Some(MaybeTlsStream::Plain(stream));
+        };
+        let init = self.config.session.session_init_timeout;
+        match tokio::time::timeout(init, MaybeTlsStream::accept(acceptor, stream)).await {
+            Ok(Ok(stream)) => Some(stream),
+            Ok(Err(err)) => {
+                info!(%peer, %err, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                info!(%peer, "TLS handshake not finished within {init:?}");
+                None
+            }
+        }
+    }
+
+    /// Runs a session over an accepted stream until it binds; `None` when it
+    /// closed or did not bind within the session-init time.
+    pub async fn handshake<S>(&self, io: S, peer: Option<SocketAddr>) -> Option<BoundSession>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (handle, mut requests) =
+            session::spawn(io, Role::Smsc, self.config.session.clone(), peer);
+        let span = handle.span().clone();
+        let init = self.config.session.session_init_timeout;
+        let bound = tokio::time::timeout(init, self.await_bind(&handle, &mut requests))
+            .instrument(span.clone())
+            .await;
+        match bound {
+            Ok(Some((account, bind_type, interface_version))) => Some(BoundSession {
+                handle,
+                requests,
+                account,
+                bind_type,
+                interface_version,
+            }),
+            Ok(None) => None,
+            Err(_) => {
+                info!(parent: &span, "no bind within {init:?}; closing");
+                handle.close_with(CloseReason::SessionInitTimeout);
+                None
+            }
+        }
+    }
+
+    /// Tells the bind guard how an attempt went.
+    fn record(&self, bind: &BindRequest, success: bool) {
+        if let (Some(guard), Some(peer)) = (&self.guard, bind.peer) {
+            if success {
+                guard.record_success(peer.ip(), &bind.system_id);
+            } else {
+                guard.record_failure(peer.ip(), &bind.system_id, std::time::Instant::now());
+            }
+        }
+    }
+
+    /// Answers binds until one succeeds or the session ends.
+    async fn await_bind(
+        &self,
+        handle: &SessionHandle,
+        requests: &mut Requests,
+    ) -> Option<(String, BindType, InterfaceVersion)> {
+        while let Some(request) = requests.recv().await {
+            let bind_type = BindType::of(request.pdu.command_id());
+            let (
+                Some(bind_type),
+                Body::BindTransmitter(bind)
+                | Body::BindReceiver(bind)
+                | Body::BindTransceiver(bind),
+            ) = (bind_type, &request.pdu.body)
+            else {
+                // The engine's operation matrix only lets binds through before
+                // bind; anything else here is a bug, refused all the same.
+                let _ = request
+                    .responder
+                    .reject(CommandStatus::InvalidBindStatus)
+                    .await;
+                continue;
+            };
+            let bind_request = BindRequest::from_pdu(bind_type, bind, handle.peer());
+            if !self.guard_allows(&bind_request).await {
+                warn!(system_id = %bind_request.system_id, "bind refused: too many failed binds");
+                let _ = request
+                    .responder
+                    .reject(self.config.locked_out_status)
+                    .await;
+                continue;
+            }
+            let verdict = self.auth.authenticate(&bind_request).and_then(|admission| {
+                if self.binds.try_take(&admission.account, admission.max_binds) {
+                    Ok(admission)
+                } else {
+                    Err(CommandStatus::BindFailed)
+                }
+            });
+            match verdict {
+                Ok(admission) => {
+                    self.record(&bind_request, true);
+                    let version = bind.interface_version;
+                    let limits = admission
+                        .session_rate
+                        .map(|rate| Arc::new(RateLimit::per_second(rate)))
+                        .into_iter()
+                        .chain(
+                            admission
+                                .account_rate
+                                .map(|rate| self.account_limit(&admission.account, rate)),
+                        )
+                        .collect();
+                    handle.set_inbound_limits(limits);
+                    handle.set_bound(bind_type, &bind_request.system_id, version);
+                    let binds = self.binds.clone();
+                    let account = admission.account.clone();
+                    let watched = handle.clone();
+                    tokio::spawn(async move {
+                        watched.closed().await;
+                        binds.give_back(&account);
+                    });
+                    let mut resp = BindResp::with_id(self.config.system_id.clone());
+                    if version.supports_tlvs() {
+                        resp.tlvs
+                            .push(Tlv::ScInterfaceVersion(InterfaceVersion::V34.0));
+                    }
+                    let body = match bind_type {
+                        BindType::Transmitter => Body::BindTransmitterResp(resp),
+                        BindType::Receiver => Body::BindReceiverResp(resp),
+                        BindType::Transceiver => Body::BindTransceiverResp(resp),
+                    };
+                    if request
+                        .responder
+                        .respond(CommandStatus::Ok, body)
+                        .await
+                        .is_err()
+                    {
+                        return None;
+                    }
+                    return Some((admission.account, bind_type, version));
+                }
+                Err(status) => {
+                    self.record(&bind_request, false);
+                    // Never log the password: the request's Debug redacts it.
+                    warn!(system_id = %bind_request.system_id, %status, "bind refused");
+                    let _ = request.responder.reject(status).await;
+                }
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,599 @@
+//! Message rates, in both roles.
+//!
+//! - [`RateLimit`] (a governor GCRA limiter) bounds what a client may send
+//!   us (SMSC role: [`RateLimit::try_acquire`] is `false` for an excess
+//!   submit, which the session answers `ESME_RTHROTTLED`), and paces what we
+//!   send a provider (ESME role: [`RateLimit::acquire`] waits). Upstream
+//!   profiles carry such limits; OVHcloud, for instance, allows 20 messages
+//!   per second per connection, and Tern must never exceed a profile's rate.
+//! - [`AdaptiveRate`] paces an upstream session and slows down on its own when
+//!   the provider answers `ESME_RTHROTTLED` or `ESME_RMSGQFUL` anyway
+//!   (multiplicative decrease, additive recovery up to the configured rate).
+//!
+//! Both read the clock through `tokio::time`, so they follow a paused test
+//! clock and are exact under `#[tokio::test(start_paused = true)]`. That is
+//! also why [`RateLimit::acquire`] waits with `tokio::time::sleep` rather
+//! than governor's `until_ready`, which sleeps on a `futures-timer` thread
+//! against the real clock.
+//!
+//! Burst: [`RateLimit::per_second`] allows a burst of `n` (lenient towards
+//! clients). To pace towards an upstream that counts per second, prefer
+//! [`RateLimit::with_burst`] with a burst of 1, which spaces messages evenly.
+
+use std::num::NonZeroU32;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::time::Instant;
+
+/// Governor clock on top of `tokio::time::Instant`, measured from the
+/// limiter's creation, so limits follow tokio's (possibly paused) clock.
+#[derive(Debug, Clone, Copy)]
+struct TokioClock {
+    /// Time zero of this limiter.
+    origin: Instant,
+}
+
+impl Clock for TokioClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        let elapsed = Instant::now().saturating_duration_since(self.origin);
+        Nanos::new(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+/// The governor limiter type behind [`RateLimit`].
+type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
+
+/// A fixed message rate (GCRA: `per_second` steady rate, `burst` cells that
+/// may be spent at once after a pause). Thread-safe and lock-free; share one
+/// per account behind an `Arc`, hold one per session.
+pub struct RateLimit {
+    /// The GCRA state.
+    limiter: Limiter,
+    /// The limiter's clock, to turn a refusal into a wait.
+    clock: TokioClock,
+    /// Steady rate, for logs and metrics.
+    per_second: NonZeroU32,
+    /// Burst size, for logs and metrics.
+    burst: NonZeroU32,
+}
+
+impl std::fmt::Debug for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("per_second", &self.per_second)
+            .field("burst", &self.burst)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimit {
+    /// `n` messages per second, with a burst of `n`.
+    pub fn per_second(n: NonZeroU32) -> Self {
+        Self::with_burst(n, n)
+    }
+
+    /// `per_second` messages per second, at most `burst` at once.
+    pub fn with_burst(per_second: NonZeroU32, burst: NonZeroU32) -> Self {
+        let clock = TokioClock {
+            origin: Instant::now(),
+        };
+        let quota = Quota::per_second(per_second).allow_burst(burst);
+        Self {
+            limiter: RateLimiter::direct_with_clock(quota, clock),
+            clock,
+            per_second,
+            burst,
+        }
+    }
+
+    /// Takes one message's worth of capacity if available now. `false` means
+    /// over the limit: answer the submit `ESME_RTHROTTLED`.
+    pub fn try_acquire(&self) -> bool {
+        self.limiter.check().is_ok()
+    }
+
+    /// Waits until one message's worth of capacity is available and takes it.
+    /// Cancel-safe: capacity is only taken when the future completes.
+    pub async fn acquire(&self) {
+        loop {
+            match self.limiter.check() {
+                Ok(()) => return,
+                Err(not_until) => {
+                    tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+                }
+            }
+        }
+    }
+
+    /// The steady rate.
+    pub fn rate(&self) -> NonZeroU32 {
+        self.per_second
+    }
+
+    /// The burst size.
+    pub fn burst(&self) -> NonZeroU32 {
+        self.burst
+    }
+}
+
+/// Takes one message's worth from every limiter in `limits`, in order, and
+/// returns `true` only if all allowed it.
+///
+/// Governor cannot check several limiters atomically, nor give capacity back.
+/// So this stops at the first refusal, and the limiters before it keep the
+/// capacity they gave. Consequences, which are the reason for the order:
+/// - an admitted message has taken from every limiter, so no limiter is ever
+///   exceeded;
+/// - a refusal can cost the limiters before the refusing one a cell
+///   (under-admission, never over-admission).
+///
+/// Pass the narrowest limiter first and the shared one last (the session's,
+/// then the account's): a session over its own limit then never drains the
+/// account its sibling sessions share, and when the account refuses, only
+/// the refused session loses a cell of its own.
+pub fn try_acquire_all<'a>(limits: impl IntoIterator<Item = &'a RateLimit>) -> bool {
+    limits.into_iter().all(RateLimit::try_acquire)
+}
+
+/// Slowest rate an [`AdaptiveRate`] may be configured with (one message per
+/// 1000 s): keeps every interval representable and every wait finite.
+pub const MIN_ADAPTIVE_RATE: f64 = 0.001;
+
+/// How an [`AdaptiveRate`] reacts to the upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaptiveConfig {
+    /// The rate the upstream's profile allows, in messages per second: the
+    /// starting rate and the ceiling of recovery. Never exceeded.
+    pub max_per_second: f64,
+    /// Floor of the decrease, so that pacing never stalls completely.
+    pub min_per_second: f64,
+    /// Messages per second added back per successful response (additive
+    /// increase): recovery is gradual, so we do not slam straight back into
+    /// the limit the provider just enforced.
+    pub increase_per_success: f64,
+    /// Throttle signals within this period after a decrease are ignored:
+    /// every message already in flight when the provider started refusing
+    /// comes back throttled, and that is one congestion event, not many.
+    pub decrease_holdoff: Duration,
+}
+
+impl AdaptiveConfig {
+    /// Defaults for a profile rate of `max_per_second`: floor at 1 msg/s (or
+    /// the rate itself if lower), recovery of 1 % of the rate per success,
+    /// one decrease per second at most.
+    pub fn new(max_per_second: f64) -> Self {
+        Self {
+            max_per_second,
+            min_per_second: max_per_second.min(1.0),
+            increase_per_success: max_per_second / 100.0,
+            decrease_holdoff: Duration::from_secs(1),
+        }
+    }
+
+    /// Checks every field; returns the first problem found.
+    pub fn validate(&self) -> Result<(), AdaptiveConfigError> {
+        let rate_ok = |r: f64| r.is_finite() && r >= MIN_ADAPTIVE_RATE;
+        if !rate_ok(self.max_per_second) {
+            return Err(AdaptiveConfigError::InvalidMax(self.max_per_second));
+        }
+        if !rate_ok(self.min_per_second) || self.min_per_second > self.max_per_second {
+            return Err(AdaptiveConfigError::InvalidMin {
+                min: self.min_per_second,
+                max: self.max_per_second,
+            });
+        }
+        if !(self.increase_per_success.is_finite() && self.increase_per_success > 0.0) {
+            return Err(AdaptiveConfigError::InvalidIncrease(
+                self.increase_per_success,
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why an [`AdaptiveConfig`] was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AdaptiveConfigError {
+    /// The ceiling is not a usable rate.
+    #[error("adaptive rate `max_per_second` ({0}) must be a finite rate of at least 0.001 messages per second")]
+    InvalidMax(f64),
+    /// The floor is not a usable rate, or above the ceiling.
+    #[error("adaptive rate `min_per_second` ({min}) must be at least 0.001 and at most `max_per_second` ({max})")]
+    InvalidMin {
+        /// The configured floor.
+        min: f64,
+        /// The configured ceiling.
+        max: f64,
+    },
+    /// Recovery would never happen or is undefined.
+    #[error("adaptive rate `increase_per_success` ({0}) must be a finite number > 0, or the rate would never recover")]
+    InvalidIncrease(f64),
+}
+
+/// Mutable part of an [`AdaptiveRate`].
+#[derive(Debug)]
+struct AdaptiveState {
+    /// Current rate in messages per second, within `[min, max]`.
+    rate: f64,
+    /// Send time handed to the latest `acquire`; the next one is at least one
+    /// interval (at the current rate) later.
+    last_slot: Option<Instant>,
+    /// When the rate was last decreased, for the hold-off.
+    last_decrease: Option<Instant>,
+}
+
+/// Paces an upstream (ESME-role) session at a rate that halves when the
+/// provider signals throttling and creeps back up as messages succeed.
+///
+/// Pacing is done here rather than with governor because governor's quota is
+/// fixed at construction: each [`acquire`](Self::acquire) reserves the next
+/// send time (`last + 1/rate`, or now if idle), so messages are spaced evenly
+/// without bursts and a rate change applies from the next reservation on.
+/// The mutex is held only to reserve a slot, never while waiting.
+#[derive(Debug)]
+pub struct AdaptiveRate {
+    /// Validated configuration.
+    config: AdaptiveConfig,
+    /// Current rate and reservations.
+    state: Mutex<AdaptiveState>,
+}
+
+impl AdaptiveRate {
+    /// Starts at `config.max_per_second`.
+    pub fn new(config: AdaptiveConfig) -> Result<Self, AdaptiveConfigError> {
+        config.validate()?;
+        Ok(Self {
+            state: Mutex::new(AdaptiveState {
+                rate: config.max_per_second,
+                last_slot: None,
+                last_decrease: None,
+            }),
+            config,
+        })
+    }
+
+    /// Waits for this message's send time. Slots are reserved on the first
+    /// poll; a caller that gives up (drops the future) leaves its slot
+    /// unused, which only makes pacing more conservative.
+    pub async fn acquire(&self) {
+        let slot = {
+            let mut state = self.lock();
+            let now = Instant::now();
+            let slot = match state.last_slot {
+                None => now,
+                Some(last) => last
+                    .checked_add(interval(state.rate))
+                    .map_or(now, |next| next.max(now)),
+            };
+            state.last_slot = Some(slot);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// The provider answered `ESME_RTHROTTLED` or `ESME_RMSGQFUL`: halve the
+    /// rate, not below the floor, at most once per hold-off period.
+    pub fn on_throttled(&self) {
+        let now = Instant::now();
+        let changed = {
+            let mut state = self.lock();
+            let held_off = state
+                .last_decrease
+                .is_some_and(|at| now.saturating_duration_since(at) < self.config.decrease_holdoff);
+            if held_off {
+                None
+            } else {
+                let before = state.rate;
+                state.rate = (before / 2.0).max(self.config.min_per_second);
+                state.last_decrease = Some(now);
+                Some((before, state.rate))
+            }
+        };
+        if let Some((before, after)) = changed {
+            tracing::info!(before, after, "upstream throttled us: slowing down");
+        }
+    }
+
+    /// A message was accepted: add `increase_per_success`, up to the ceiling.
+    pub fn on_success(&self) {
+        let mut state = self.lock();
+        state.rate =
+            (state.rate + self.config.increase_per_success).min(self.config.max_per_second);
+    }
+
+    /// The current rate in messages per second, for logs and metrics.
+    pub fn current_rate(&self) -> f64 {
+        self.lock().rate
+    }
+
+    /// The (validated) configuration.
+    pub fn config(&self) -> &AdaptiveConfig {
+        &self.config
+    }
+
+    /// The state; each update is a single assignment, so a poisoned lock
+    /// still holds a consistent value and is used as is.
+    fn lock(&self) -> std::sync::MutexGuard<'_, AdaptiveState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Spacing between messages at `rate` per second; rates are validated to be
+/// at least [`MIN_ADAPTIVE_RATE`], so this is at most 1000 s.
+fn interval(rate: f64) -> Duration {
+    Duration::try_from_secs_f64(1.0 / rate.max(MIN_ADAPTIVE_RATE))
+        .unwrap_or(Duration::from_secs(1_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn nz(n: u32) -> NonZeroU32 {
+        NonZeroU32::new(n).expect("non-zero")
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn try_acquire_allows_the_burst_then_refuses_until_replenished() {
+        let limit = RateLimit::per_second(nz(5));
+        for _ in 0..5 {
+            assert!(limit.try_acquire());
+        }
+        assert!(!limit.try_acquire());
+        tokio::time::advance(ms(199)).await;
+        assert!(!limit.try_acquire());
+        tokio::time::advance(ms(1)).await;
+        assert!(limit.try_acquire());
+        assert!(!limit.try_acquire());
+        assert_eq!((limit.rate(), limit.burst()), (nz(5), nz(5)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acquire_paces_at_the_rate() {
+        let limit = RateLimit::per_second(nz(10));
+        let start = Instant::now();
+        for _ in 0..10 {
+            limit.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "the burst is free");
+        for _ in 0..20 {
+            limit.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn burst_of_one_spaces_every_message() {
+        let limit = RateLimit::with_burst(nz(20), nz(1));
+        let start = Instant::now();
+        for _ in 0..21 {
+            limit.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        assert!(!limit.try_acquire());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acquire_from_many_tasks_shares_the_rate() {
+        let limit = Arc::new(RateLimit::with_burst(nz(10), nz(1)));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let limit = Arc::clone(&limit);
+                tokio::spawn(async move {
+                    for _ in 0..5 {
+                        limit.acquire().await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task finished");
+        }
+        // 20 messages at 10/s, the first one free.
+        assert_eq!(start.elapsed(), ms(1_900));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn all_or_nothing_semantics_of_try_acquire_all() {
+        let session = RateLimit::per_second(nz(2));
+        let account = RateLimit::per_second(nz(3));
+        assert!(try_acquire_all([&session, &account]));
+        assert!(try_acquire_all([&session, &account]));
+        // The session is exhausted: refused, and the account is not touched.
+        assert!(!try_acquire_all([&session, &account]));
+        assert!(account.try_acquire(), "account kept its third cell");
+        // The account is exhausted (by sibling sessions): refused, and the
+        // session's replenished cell is spent.
+        tokio::time::advance(ms(500)).await;
+        while account.try_acquire() {}
+        assert!(!try_acquire_all([&session, &account]));
+        assert!(!session.try_acquire(), "documented: not given back");
+        assert!(try_acquire_all([]), "no limits, no limit");
+    }
+
+    fn adaptive(max: f64) -> AdaptiveRate {
+        AdaptiveRate::new(AdaptiveConfig {
+            max_per_second: max,
+            min_per_second: 1.0,
+            increase_per_success: 0.5,
+            decrease_holdoff: Duration::ZERO,
+        })
+        .expect("valid config")
+    }
+
+    /// Acquires once and returns the virtual time it took.
+    async fn timed(rate: &AdaptiveRate) -> Duration {
+        let start = Instant::now();
+        rate.acquire().await;
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn adaptive_paces_k_messages_in_k_over_n_seconds() {
+        let rate = adaptive(10.0);
+        let start = Instant::now();
+        for _ in 0..31 {
+            rate.acquire().await;
+        }
+        // The first is immediate, then one every 100 ms.
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn adaptive_does_not_save_up_a_burst_while_idle() {
+        let rate = adaptive(10.0);
+        rate.acquire().await;
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(timed(&rate).await, Duration::ZERO);
+        assert_eq!(timed(&rate).await, ms(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_doubles_the_spacing() {
+        let rate = adaptive(10.0);
+        rate.acquire().await;
+        assert_eq!(timed(&rate).await, ms(100));
+        rate.on_throttled();
+        assert_eq!(rate.current_rate(), 5.0);
+        assert_eq!(timed(&rate).await, ms(200));
+        assert_eq!(timed(&rate).await, ms(200));
+        rate.on_throttled();
+        assert_eq!(timed(&rate).await, ms(400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_never_goes_below_the_floor() {
+        let rate = adaptive(10.0);
+        for _ in 0..20 {
+            rate.on_throttled();
+        }
+        assert_eq!(rate.current_rate(), 1.0);
+        rate.acquire().await;
+        assert_eq!(timed(&rate).await, Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttle_signals_within_the_holdoff_count_once() {
+        let rate = AdaptiveRate::new(AdaptiveConfig {
+            decrease_holdoff: Duration::from_secs(1),
+            ..AdaptiveConfig::new(16.0)
+        })
+        .expect("valid config");
+        for _ in 0..10 {
+            rate.on_throttled(); // a whole window coming back throttled
+        }
+        assert_eq!(rate.current_rate(), 8.0);
+        tokio::time::advance(ms(999)).await;
+        rate.on_throttled();
+        assert_eq!(rate.current_rate(), 8.0);
+        tokio::time::advance(ms(1)).await;
+        rate.on_throttled();
+        assert_eq!(rate.current_rate(), 4.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn successes_recover_gradually_up_to_the_ceiling() {
+        let rate = adaptive(10.0);
+        rate.on_throttled();
+        rate.on_throttled();
+        assert_eq!(rate.current_rate(), 2.5);
+        rate.on_success();
+        assert_eq!(rate.current_rate(), 3.0);
+        for _ in 0..3 {
+            rate.on_success();
+        }
+        assert_eq!(rate.current_rate(), 4.5);
+        rate.acquire().await;
+        // 1 / 4.5 s, rounded up to the timer's millisecond.
+        let spacing = timed(&rate).await;
+        assert!(spacing >= ms(222) && spacing <= ms(223), "{spacing:?}");
+        for _ in 0..100 {
+            rate.on_success();
+        }
+        assert_eq!(rate.current_rate(), 10.0);
+        assert_eq!(timed(&rate).await, ms(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn adaptive_shares_slots_between_tasks() {
+        let rate = Arc::new(adaptive(20.0));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..5)
+            .map(|_| {
+                let rate = Arc::clone(&rate);
+                tokio::spawn(async move {
+                    for _ in 0..4 {
+                        rate.acquire().await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task finished");
+        }
+        assert_eq!(start.elapsed(), ms(950));
+    }
+
+    #[test]
+    fn adaptive_defaults_are_valid_and_bad_configs_rejected() {
+        let ok = AdaptiveConfig::new(20.0);
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(ok.min_per_second, 1.0);
+        assert_eq!(AdaptiveConfig::new(0.5).validate(), Ok(()));
+        for max in [0.0, -1.0, f64::NAN, f64::INFINITY, 0.0001] {
+            let bad = AdaptiveConfig {
+                max_per_second: max,
+                ..ok
+            };
+            assert!(
+                matches!(bad.validate(), Err(AdaptiveConfigError::InvalidMax(_))),
+                "{max}"
+            );
+        }
+        let bad = AdaptiveConfig {
+            min_per_second: 30.0,
+            ..ok
+        };
+        assert_eq!(
+            bad.validate(),
+            Err(AdaptiveConfigError::InvalidMin {
+                min: 30.0,
+                max: 20.0
+            })
+        );
+        assert!(AdaptiveRate::new(bad).is_err());
+        for inc in [0.0, -0.5, f64::NAN] {
+            let bad = AdaptiveConfig {
+                increase_per_success: inc,
+                ..ok
+            };
+            assert!(matches!(
+                bad.validate(),
+                Err(AdaptiveConfigError::InvalidIncrease(_))
+            ));
+        }
+        let msg = AdaptiveConfigError::InvalidMin {
+            min: 30.0,
+            max: 20.0,
+        }
+        .to_string();
+        assert!(
+            msg.contains("min_per_second") && msg.contains("30"),
+            "{msg}"
+        );
+    }
+}

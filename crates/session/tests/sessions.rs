@@ -1,0 +1,553 @@
+//! Both roles over real loopback sockets: binds, keep-alive, timers,
+//! window, unbind, reconnect, bind-state rules, malformed input.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use common::*;
+use tern_codec::pdu::SmResp;
+use tern_codec::{Body, CommandId, CommandStatus, Pdu};
+use tern_session::backoff::BackoffConfig;
+use tern_session::esme::{self, ConnectError, EsmeClient};
+use tern_session::{BindType, CloseReason, RequestError, SessionConfig, SessionState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+async fn esme_bind(
+    addr: std::net::SocketAddr,
+    bind_type: BindType,
+    password: &str,
+) -> Result<esme::UpstreamSession, ConnectError> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    esme::bind(
+        stream,
+        Some(addr),
+        &params(bind_type, password),
+        fast_session(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn every_bind_type_binds_and_gets_terns_system_id() {
+    let mut srv = server().await;
+    for bind_type in [
+        BindType::Transmitter,
+        BindType::Receiver,
+        BindType::Transceiver,
+    ] {
+        let upstream = esme_bind(srv.addr, bind_type, "pass")
+            .await
+            .expect("bind accepted");
+        assert_eq!(upstream.peer_system_id, "tern");
+        assert_eq!(upstream.handle.state(), SessionState::Bound(bind_type));
+        let bound = tokio::time::timeout(WAIT, srv.sessions.recv())
+            .await
+            .expect("in time")
+            .expect("session");
+        assert_eq!(bound.bind_type, bind_type);
+        assert_eq!(bound.account, "user");
+        assert_eq!(bound.handle.state(), SessionState::Bound(bind_type));
+    }
+}
+
+#[tokio::test]
+async fn a_3_4_client_is_told_the_server_version_and_a_3_3_client_is_not() {
+    let srv = server().await;
+    let mut raw = Raw::connect(srv.addr).await;
+    let resp = raw.bind(BindType::Transceiver).await;
+    let Body::BindTransceiverResp(r) = &resp.body else {
+        panic!("{resp:?}")
+    };
+    assert_eq!(r.tlvs.sc_interface_version(), Some(&0x34));
+
+    let mut raw = Raw::connect(srv.addr).await;
+    let bind = tern_codec::pdu::Bind {
+        system_id: "user".try_into().expect("short"),
+        password: "pass".try_into().expect("short"),
+        interface_version: tern_codec::InterfaceVersion::V33,
+        ..Default::default()
+    };
+    raw.send(Pdu::new(1, Body::BindTransmitter(bind))).await;
+    let resp = raw.recv().await.expect("response");
+    let Body::BindTransmitterResp(r) = &resp.body else {
+        panic!("{resp:?}")
+    };
+    assert!(r.tlvs.is_empty(), "a 3.3 peer gets no TLVs");
+}
+
+#[tokio::test]
+async fn bad_credentials_and_addresses_are_refused_with_their_status() {
+    let srv = server().await;
+    let err = esme_bind(srv.addr, BindType::Transceiver, "wrong")
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, ConnectError::Refused(CommandStatus::InvalidPassword)),
+        "{err}"
+    );
+    // During a password rotation both passwords are valid.
+    esme_bind(srv.addr, BindType::Transceiver, "old-pass")
+        .await
+        .expect("old password still valid");
+
+    let stream = TcpStream::connect(srv.addr).await.expect("connect");
+    let mut p = params(BindType::Transmitter, "pass");
+    p.system_id = "nobody".try_into().expect("short");
+    let err = esme::bind(stream, None, &p, fast_session())
+        .await
+        .expect_err("unknown system_id");
+    assert!(
+        matches!(err, ConnectError::Refused(CommandStatus::InvalidSystemId)),
+        "{err}"
+    );
+
+    let srv = server_with(
+        Accounts {
+            allowed_ip: Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))),
+            ..Accounts::default()
+        },
+        fast_session(),
+    )
+    .await;
+    let err = esme_bind(srv.addr, BindType::Transmitter, "pass")
+        .await
+        .expect_err("address not allowed");
+    assert!(
+        matches!(err, ConnectError::Refused(CommandStatus::BindFailed)),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_bind_count_per_account_is_enforced_and_released() {
+    let srv = server_with(
+        Accounts {
+            max_binds: Some(1),
+            ..Accounts::default()
+        },
+        fast_session(),
+    )
+    .await;
+    let first = esme_bind(srv.addr, BindType::Transceiver, "pass")
+        .await
+        .expect("first bind");
+    let err = esme_bind(srv.addr, BindType::Transceiver, "pass")
+        .await
+        .expect_err("over the limit");
+    assert!(
+        matches!(err, ConnectError::Refused(CommandStatus::BindFailed)),
+        "{err}"
+    );
+    assert_eq!(srv.server.bound_count("user"), 1);
+    first.handle.unbind().await;
+    // The server notices the unbind and gives the slot back.
+    for _ in 0..100 {
+        if srv.server.bound_count("user") == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    esme_bind(srv.addr, BindType::Transceiver, "pass")
+        .await
+        .expect("slot released");
+}
+
+#[tokio::test]
+async fn a_connection_that_does_not_bind_in_time_is_closed() {
+    let mut config = fast_session();
+    config.session_init_timeout = Duration::from_millis(200);
+    let srv = server_with(Accounts::default(), config).await;
+    let mut stream = TcpStream::connect(srv.addr).await.expect("connect");
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(WAIT, stream.read(&mut buf))
+        .await
+        .expect("closed in time");
+    assert_eq!(read.expect("clean close"), 0);
+}
+
+#[tokio::test]
+async fn enquire_link_is_answered_before_and_after_bind() {
+    let srv = server().await;
+    let mut raw = Raw::connect(srv.addr).await;
+    raw.send(Pdu::new(7, Body::EnquireLink)).await;
+    assert_eq!(raw.recv().await, Some(Pdu::new(7, Body::EnquireLinkResp)));
+    raw.bind(BindType::Transmitter).await;
+    raw.send(Pdu::new(8, Body::EnquireLink)).await;
+    assert_eq!(raw.recv().await, Some(Pdu::new(8, Body::EnquireLinkResp)));
+}
+
+#[tokio::test]
+async fn an_idle_session_sends_enquire_link_and_a_silent_peer_is_dropped() {
+    let mut config = fast_session();
+    config.enquire_link_interval = Some(Duration::from_millis(100));
+    config.response_timeout = Duration::from_millis(200);
+    let srv = server_with(Accounts::default(), config).await;
+    let mut raw = Raw::connect(srv.addr).await;
+    raw.bind(BindType::Transceiver).await;
+    let probe = raw.recv().await.expect("an enquire_link");
+    assert_eq!(probe.command_id(), CommandId::EnquireLink);
+    // Answered: the session stays; the next probe comes.
+    raw.send(Pdu::new(probe.sequence_number, Body::EnquireLinkResp))
+        .await;
+    let probe = raw.recv().await.expect("another enquire_link");
+    assert_eq!(probe.command_id(), CommandId::EnquireLink);
+    // Not answered: the server closes.
+    assert_eq!(raw.recv().await, None, "a silent peer is dropped");
+}
+
+#[tokio::test]
+async fn a_response_that_comes_too_late_times_out_the_waiter_and_is_counted() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let peer = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut raw = Raw(tokio_util::codec::Framed::new(
+            stream,
+            tern_codec::SmppCodec::new(),
+        ));
+        let bind = raw.recv().await.expect("bind");
+        let resp = Pdu::new(
+            bind.sequence_number,
+            Body::BindTransceiverResp(Default::default()),
+        );
+        raw.send(resp).await;
+        let submit = raw.recv().await.expect("submit");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        raw.send(Pdu::new(
+            submit.sequence_number,
+            Body::SubmitSmResp(SmResp::default()),
+        ))
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    });
+    let upstream = esme_bind(addr, BindType::Transceiver, "pass")
+        .await
+        .expect("bound");
+    let err = upstream
+        .handle
+        .request(submit("late"))
+        .await
+        .expect_err("no answer in 500 ms");
+    assert!(
+        matches!(
+            err,
+            RequestError::Timeout {
+                command_id: CommandId::SubmitSm,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        upstream.handle.in_flight(),
+        0,
+        "the window slot is given back"
+    );
+    peer.await.expect("peer");
+    assert_eq!(
+        upstream
+            .handle
+            .stats()
+            .late_responses
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_full_window_makes_the_sender_wait_and_the_peer_never_sees_more() {
+    const WINDOW: usize = 3;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let peer = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut raw = Raw(tokio_util::codec::Framed::new(
+            stream,
+            tern_codec::SmppCodec::new(),
+        ));
+        let bind = raw.recv().await.expect("bind");
+        raw.send(Pdu::new(
+            bind.sequence_number,
+            Body::BindTransceiverResp(Default::default()),
+        ))
+        .await;
+        let mut unanswered = Vec::new();
+        let mut max_outstanding = 0;
+        for _ in 0..10 {
+            // Take what arrives; answer only when nothing more comes.
+            while let Ok(Some(pdu)) =
+                tokio::time::timeout(Duration::from_millis(100), raw.recv()).await
+            {
+                unanswered.push(pdu.sequence_number);
+            }
+            max_outstanding = max_outstanding.max(unanswered.len());
+            let Some(seq) = unanswered.pop() else { break };
+            raw.send(Pdu::new(
+                seq,
+                Body::SubmitSmResp(SmResp::with_id("x".try_into().expect("short"))),
+            ))
+            .await;
+        }
+        let _ = seen_tx.send(max_outstanding);
+    });
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let config = SessionConfig {
+        window: WINDOW,
+        response_timeout: Duration::from_secs(10),
+        ..fast_session()
+    };
+    let upstream = esme::bind(
+        stream,
+        Some(addr),
+        &params(BindType::Transceiver, "pass"),
+        config,
+    )
+    .await
+    .expect("bound");
+    let mut senders = Vec::new();
+    for i in 0..10 {
+        let handle = upstream.handle.clone();
+        senders.push(tokio::spawn(async move {
+            handle.request(submit(&format!("m{i}"))).await
+        }));
+    }
+    for sender in senders {
+        let resp = sender.await.expect("task").expect("answered eventually");
+        assert_eq!(resp.command_status, CommandStatus::Ok);
+    }
+    assert_eq!(
+        seen.recv().await,
+        Some(WINDOW),
+        "at most the window in flight, and the window used"
+    );
+    peer.await.expect("peer");
+}
+
+#[tokio::test]
+async fn unbind_either_way_ends_both_sides() {
+    let mut srv = server().await;
+    let upstream = esme_bind(srv.addr, BindType::Transceiver, "pass")
+        .await
+        .expect("bound");
+    let bound = srv.sessions.recv().await.expect("session");
+    upstream.handle.unbind().await;
+    tokio::time::timeout(WAIT, bound.handle.closed())
+        .await
+        .expect("server side closed");
+    assert_eq!(bound.handle.close_reason(), Some(CloseReason::PeerUnbound));
+    assert_eq!(upstream.handle.close_reason(), Some(CloseReason::Local));
+
+    let upstream = esme_bind(srv.addr, BindType::Transceiver, "pass")
+        .await
+        .expect("bound");
+    let bound = srv.sessions.recv().await.expect("session");
+    bound.handle.unbind().await;
+    tokio::time::timeout(WAIT, upstream.handle.closed())
+        .await
+        .expect("client side closed");
+    assert_eq!(
+        upstream.handle.close_reason(),
+        Some(CloseReason::PeerUnbound)
+    );
+}
+
+#[tokio::test]
+async fn the_client_reconnects_after_the_peer_unbinds_or_drops() {
+    let mut srv = server().await;
+    let client = EsmeClient {
+        host: "localhost".to_owned(),
+        port: srv.addr.port(),
+        tls: None,
+        params: params(BindType::Transceiver, "pass"),
+        session: fast_session(),
+        backoff: BackoffConfig {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+            multiplier: 2.0,
+            jitter: 0.5,
+        },
+        pacer: None,
+    };
+    let (tx, mut upstreams) = mpsc::channel(4);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(client.run(tx, shutdown.clone()));
+
+    let first = tokio::time::timeout(WAIT, upstreams.recv())
+        .await
+        .expect("bound")
+        .expect("session");
+    let server_side = srv.sessions.recv().await.expect("server session");
+    server_side.handle.unbind().await; // as OVH does every 24 hours
+    let second = tokio::time::timeout(WAIT, upstreams.recv())
+        .await
+        .expect("rebound")
+        .expect("session");
+    assert!(first.handle.is_closed());
+    let server_side = srv.sessions.recv().await.expect("server session");
+    server_side.handle.close(); // a dropped connection
+    let third = tokio::time::timeout(WAIT, upstreams.recv())
+        .await
+        .expect("rebound")
+        .expect("session");
+    assert!(second.handle.is_closed());
+    assert_eq!(
+        third.handle.state(),
+        SessionState::Bound(BindType::Transceiver)
+    );
+
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, run)
+        .await
+        .expect("stops")
+        .expect("task")
+        .expect("valid backoff");
+    assert!(
+        third.handle.is_closed(),
+        "shutdown unbinds the live session"
+    );
+}
+
+#[tokio::test]
+async fn bind_state_rules_are_enforced_on_the_server() {
+    let srv = server().await;
+    let mut raw = Raw::connect(srv.addr).await;
+    // Before bind.
+    raw.send(Pdu::new(2, submit("too early"))).await;
+    let resp = raw.recv().await.expect("answer");
+    assert_eq!(
+        (resp.command_id(), resp.command_status, resp.sequence_number),
+        (CommandId::SubmitSmResp, CommandStatus::InvalidBindStatus, 2)
+    );
+    // A receiver may not submit.
+    raw.bind(BindType::Receiver).await;
+    raw.send(Pdu::new(3, submit("not allowed"))).await;
+    let resp = raw.recv().await.expect("answer");
+    assert_eq!(
+        (resp.command_id(), resp.command_status),
+        (CommandId::SubmitSmResp, CommandStatus::InvalidBindStatus)
+    );
+    // Bound twice.
+    let again = raw.bind(BindType::Transmitter).await;
+    assert_eq!(again.command_status, CommandStatus::AlreadyBound);
+    // Unknown command ids get generic_nack.
+    raw.send(Pdu {
+        sequence_number: 4,
+        command_status: CommandStatus::Ok,
+        body: Body::Unknown {
+            command_id: 0x0000_0999,
+            body: bytes::Bytes::new(),
+        },
+    })
+    .await;
+    assert_eq!(
+        raw.recv().await,
+        Some(Pdu::generic_nack(4, CommandStatus::InvalidCommandId))
+    );
+}
+
+#[tokio::test]
+async fn a_transmitter_may_not_be_sent_deliver_sm() {
+    let mut srv = server().await;
+    let _client = esme_bind(srv.addr, BindType::Transmitter, "pass")
+        .await
+        .expect("bound");
+    let bound = srv.sessions.recv().await.expect("session");
+    let err = bound
+        .handle
+        .request(Body::DeliverSm(Default::default()))
+        .await
+        .expect_err("not allowed");
+    assert!(
+        matches!(
+            err,
+            RequestError::NotAllowed {
+                status: CommandStatus::InvalidBindStatus,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_pdu_is_answered_and_other_sessions_are_unaffected() {
+    let mut srv = server().await;
+    let mut bad = Raw::connect(srv.addr).await;
+    bad.bind(BindType::Transceiver).await;
+    let good = esme_bind(srv.addr, BindType::Transceiver, "pass")
+        .await
+        .expect("bound");
+    let _bad_session = srv.sessions.recv().await.expect("session");
+    let mut good_server_side = srv.sessions.recv().await.expect("session");
+    tokio::spawn(async move {
+        while let Some(req) = good_server_side.requests.recv().await {
+            let id = "ok".try_into().expect("short");
+            let _ = req
+                .responder
+                .respond(CommandStatus::Ok, Body::SubmitSmResp(SmResp::with_id(id)))
+                .await;
+        }
+    });
+
+    // A submit_sm whose destination has no terminator, then garbage length.
+    let stream = bad.0.get_mut();
+    stream
+        .write_all(&[
+            0, 0, 0, 20, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 9, 0, 1, 1, b'x',
+        ])
+        .await
+        .expect("write");
+    let resp = bad.recv().await.expect("answer");
+    assert_eq!(
+        (resp.command_id(), resp.command_status, resp.sequence_number),
+        (
+            CommandId::SubmitSmResp,
+            CommandStatus::InvalidCommandLength,
+            9
+        )
+    );
+    let stream = bad.0.get_mut();
+    stream
+        .write_all(&[0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 10])
+        .await
+        .expect("write");
+    let resp = bad.recv().await.expect("generic_nack before the close");
+    assert_eq!(
+        resp,
+        Pdu::generic_nack(10, CommandStatus::InvalidCommandLength)
+    );
+    assert_eq!(
+        bad.recv().await,
+        None,
+        "unframeable input closes the session"
+    );
+
+    let resp = good
+        .handle
+        .request(submit("still fine"))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+}
+
+#[tokio::test]
+async fn a_full_application_queue_answers_message_queue_full() {
+    let mut config = fast_session();
+    config.event_queue = 1;
+    let mut srv = server_with(Accounts::default(), config).await;
+    let mut raw = Raw::connect(srv.addr).await;
+    raw.bind(BindType::Transmitter).await;
+    let _bound = srv.sessions.recv().await.expect("session"); // never reads its requests
+    raw.send(Pdu::new(2, submit("queued"))).await;
+    raw.send(Pdu::new(3, submit("refused"))).await;
+    let resp = raw.recv().await.expect("answer");
+    assert_eq!(
+        (resp.sequence_number, resp.command_status),
+        (3, CommandStatus::MessageQueueFull)
+    );
+}
