@@ -10,7 +10,7 @@
 //! The length is checked as soon as its four octets arrive, before anything
 //! is reserved: a peer announcing 2 GiB gets an error, not an allocation.
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::header::{Header, HEADER_LEN};
 use crate::pdu::{Malformed, Pdu};
@@ -48,6 +48,25 @@ impl FrameError {
     /// The status of the `generic_nack` sent before closing.
     pub const fn command_status(&self) -> CommandStatus {
         CommandStatus::InvalidCommandLength
+    }
+
+    /// The same error, with the sequence number once known.
+    fn with_sequence_number(self, sequence: Option<u32>) -> Self {
+        match self {
+            Self::TooShort { command_length, .. } => Self::TooShort {
+                command_length,
+                sequence_number: sequence,
+            },
+            Self::TooLong {
+                command_length,
+                max,
+                ..
+            } => Self::TooLong {
+                command_length,
+                max,
+                sequence_number: sequence,
+            },
+        }
     }
 
     /// The sequence number to answer with, if it was read (0 otherwise, as
@@ -162,27 +181,36 @@ impl SmppCodec {
             return Ok(None);
         };
         let command_length = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
-        let sequence_number = Header::peek(src).map(|h| h.sequence_number);
-        let len = check_length(command_length, self.max_command_length, sequence_number)?;
+        let len = check_length(command_length, self.max_command_length, None).map_err(|err| {
+            // The sequence number, if it has arrived, lets the generic_nack answer it.
+            err.with_sequence_number(Header::peek(src).map(|h| h.sequence_number))
+        })?;
         if src.len() < len {
             // Bounded by the maximum checked above.
             src.reserve(len - src.len());
             return Ok(None);
         }
-        let frame = src.split_to(len).freeze();
-        let Some(header) = Header::peek(&frame) else {
+        let Some(header) = Header::peek(src) else {
             // Unreachable: `len` is at least HEADER_LEN. Kept total anyway.
             return Err(FrameError::TooShort {
                 command_length,
-                sequence_number,
+                sequence_number: None,
             });
         };
-        Ok(Some(
-            match Pdu::decode_body(&header, frame.slice(HEADER_LEN..)) {
-                Ok(pdu) => Frame::Pdu(pdu),
-                Err(malformed) => Frame::Malformed(malformed),
-            },
-        ))
+        let body = if len == HEADER_LEN {
+            // enquire_link, unbind, most responses: no body to share, so no
+            // need to turn the read buffer into shared storage.
+            src.advance(HEADER_LEN);
+            Bytes::new()
+        } else {
+            let mut frame = src.split_to(len);
+            frame.advance(HEADER_LEN);
+            frame.freeze()
+        };
+        Ok(Some(match Pdu::decode_body(&header, body) {
+            Ok(pdu) => Frame::Pdu(pdu),
+            Err(malformed) => Frame::Malformed(malformed),
+        }))
     }
 
     /// Appends `pdu`, dropping its TLVs for a 3.3 peer.
@@ -193,6 +221,18 @@ impl SmppCodec {
             }
         }
         pdu.encode(dst);
+    }
+
+    /// Appends a borrowed `pdu` (one kept for a retry, say); only a 3.3 peer
+    /// with TLVs to drop costs a copy. Not an `Encoder<&Pdu>`: a second
+    /// `Encoder` impl would make `flush()` on every `FramedWrite` ambiguous.
+    pub fn encode_pdu_ref(&self, pdu: &Pdu, dst: &mut BytesMut) {
+        let has_tlvs = pdu.body.tlvs().is_some_and(|tlvs| !tlvs.is_empty());
+        if has_tlvs && !self.peer_version.supports_tlvs() {
+            self.encode_pdu(pdu.clone(), dst);
+        } else {
+            pdu.encode(dst);
+        }
     }
 }
 

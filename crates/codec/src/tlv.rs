@@ -46,7 +46,7 @@ trait TlvValue: Sized {
     const EXPECTED: &'static str;
     fn read(value: Bytes) -> Option<Self>;
     fn len(&self) -> usize;
-    fn put(&self, dst: &mut BytesMut);
+    fn put(&self, dst: &mut impl BufMut);
 }
 
 impl TlvValue for u8 {
@@ -57,7 +57,7 @@ impl TlvValue for u8 {
     fn len(&self) -> usize {
         1
     }
-    fn put(&self, dst: &mut BytesMut) {
+    fn put(&self, dst: &mut impl BufMut) {
         dst.put_u8(*self);
     }
 }
@@ -70,7 +70,7 @@ impl TlvValue for u16 {
     fn len(&self) -> usize {
         2
     }
-    fn put(&self, dst: &mut BytesMut) {
+    fn put(&self, dst: &mut impl BufMut) {
         dst.put_u16(*self);
     }
 }
@@ -83,7 +83,7 @@ impl TlvValue for u32 {
     fn len(&self) -> usize {
         4
     }
-    fn put(&self, dst: &mut BytesMut) {
+    fn put(&self, dst: &mut impl BufMut) {
         dst.put_u32(*self);
     }
 }
@@ -96,7 +96,7 @@ impl TlvValue for MessageState {
     fn len(&self) -> usize {
         1
     }
-    fn put(&self, dst: &mut BytesMut) {
+    fn put(&self, dst: &mut impl BufMut) {
         dst.put_u8(self.0);
     }
 }
@@ -113,7 +113,7 @@ impl TlvValue for NetworkErrorCode {
     fn len(&self) -> usize {
         3
     }
-    fn put(&self, dst: &mut BytesMut) {
+    fn put(&self, dst: &mut impl BufMut) {
         dst.put_u8(self.network_type);
         dst.put_u16(self.error_code);
     }
@@ -129,7 +129,7 @@ impl TlvValue for Bytes {
         // writes no more than this many octets.
         self.as_ref().len().min(usize::from(u16::MAX))
     }
-    fn put(&self, dst: &mut BytesMut) {
+    fn put(&self, dst: &mut impl BufMut) {
         dst.put_slice(&self[..TlvValue::len(self)]);
     }
 }
@@ -183,7 +183,7 @@ macro_rules! tlv_table {
                 }
             }
 
-            fn put_value(&self, dst: &mut BytesMut) {
+            fn put_value(&self, dst: &mut impl BufMut) {
                 match self {
                     $( Self::$variant(v) => TlvValue::put(v, dst), )*
                     Self::Other { value, .. } => TlvValue::put(value, dst),
@@ -220,8 +220,9 @@ tlv_table! {
     SourceNetworkType = 0x000E, SOURCE_NETWORK_TYPE, source_network_type: u8;
     /// Bearer type of the source.
     SourceBearerType = 0x000F, SOURCE_BEARER_TYPE, source_bearer_type: u8;
-    /// Telematics id of the source.
-    SourceTelematicsId = 0x0010, SOURCE_TELEMATICS_ID, source_telematics_id: u8;
+    /// Telematics id of the source: one octet in SMPP 3.4, two in 5.0, so
+    /// kept as received.
+    SourceTelematicsId = 0x0010, SOURCE_TELEMATICS_ID, source_telematics_id: Bytes;
     /// Seconds the message may live in the network.
     QosTimeToLive = 0x0017, QOS_TIME_TO_LIVE, qos_time_to_live: u32;
     /// 0 default/WDP, 1 WCMP.
@@ -333,7 +334,7 @@ impl Tlv {
     }
 
     /// Writes tag, length and value.
-    pub fn encode(&self, dst: &mut BytesMut) {
+    pub fn encode(&self, dst: &mut impl BufMut) {
         dst.put_u16(self.tag());
         // `value_len` never exceeds u16::MAX (see `TlvValue for Bytes`).
         dst.put_u16(self.value_len() as u16);
@@ -376,7 +377,7 @@ impl Tlvs {
     }
 
     /// Writes every parameter in order.
-    pub fn encode(&self, dst: &mut BytesMut) {
+    pub fn encode(&self, dst: &mut impl BufMut) {
         for tlv in &self.0 {
             tlv.encode(dst);
         }

@@ -1,7 +1,7 @@
 //! Reading and writing body fields. Internal: the PDU modules describe their
 //! layout with these calls and the checks live here, once.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes};
 
 use crate::error::{DecodeError, Field};
 use crate::octets::{COctetString, ShortMessage, TimeString};
@@ -109,22 +109,22 @@ impl Reader {
     }
 }
 
-pub(crate) fn put_c_str<const MAX: usize>(dst: &mut BytesMut, value: &COctetString<MAX>) {
+pub(crate) fn put_c_str<const MAX: usize>(dst: &mut impl BufMut, value: &COctetString<MAX>) {
     dst.put_slice(value.as_bytes());
     dst.put_u8(0);
 }
 
-pub(crate) fn put_address<const MAX: usize>(dst: &mut BytesMut, value: &Address<MAX>) {
+pub(crate) fn put_address<const MAX: usize>(dst: &mut impl BufMut, value: &Address<MAX>) {
     dst.put_u8(value.ton.0);
     dst.put_u8(value.npi.0);
     put_c_str(dst, &value.addr);
 }
 
-pub(crate) fn put_time(dst: &mut BytesMut, value: &TimeString) {
+pub(crate) fn put_time(dst: &mut impl BufMut, value: &TimeString) {
     put_c_str(dst, value.inner());
 }
 
-pub(crate) fn put_short_message(dst: &mut BytesMut, value: &ShortMessage) {
+pub(crate) fn put_short_message(dst: &mut impl BufMut, value: &ShortMessage) {
     // ShortMessage holds at most 254 octets, so the length fits a u8.
     dst.put_u8(value.len() as u8);
     dst.put_slice(value.as_bytes());

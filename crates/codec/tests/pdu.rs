@@ -574,6 +574,10 @@ fn a_3_3_peer_gets_no_tlvs() {
     assert_eq!(&out[..], &wire(21, 0x8000_0009, 0, 1, &[&c("TERN")])[..]);
 
     out.clear();
+    codec.encode_pdu_ref(&pdu, &mut out);
+    assert_eq!(out.len(), 21, "borrowed or owned, a 3.3 peer gets no TLVs");
+
+    out.clear();
     codec.set_peer_version(InterfaceVersion::V34);
     codec.encode_pdu(pdu, &mut out);
     assert_eq!(out.len(), 26, "a 3.4 peer gets sc_interface_version");

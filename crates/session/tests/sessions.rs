@@ -551,3 +551,65 @@ async fn a_full_application_queue_answers_message_queue_full() {
         (3, CommandStatus::MessageQueueFull)
     );
 }
+
+#[tokio::test]
+async fn a_session_with_no_traffic_is_closed_after_the_inactivity_limit() {
+    let mut config = fast_session();
+    config.inactivity_timeout = Some(Duration::from_millis(200));
+    let mut srv = server_with(Accounts::default(), config).await;
+    let mut raw = Raw::connect(srv.addr).await;
+    raw.bind(BindType::Transceiver).await;
+    let bound = srv.sessions.recv().await.expect("session");
+    assert_eq!(raw.recv().await, None, "the server closes an idle session");
+    assert_eq!(bound.handle.close_reason(), Some(CloseReason::Inactivity));
+}
+
+#[tokio::test]
+async fn unbind_waits_for_requests_in_flight_before_unbinding() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (order_tx, mut order) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut raw = Raw(tokio_util::codec::Framed::new(
+            stream,
+            tern_codec::SmppCodec::new(),
+        ));
+        let bind = raw.recv().await.expect("bind");
+        raw.send(Pdu::new(
+            bind.sequence_number,
+            Body::BindTransceiverResp(Default::default()),
+        ))
+        .await;
+        let submit = raw.recv().await.expect("submit");
+        // Answer late, but within the close grace.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let id = "late-but-fine".try_into().expect("short");
+        raw.send(Pdu::new(
+            submit.sequence_number,
+            Body::SubmitSmResp(SmResp::with_id(id)),
+        ))
+        .await;
+        let _ = order_tx.send("submit answered");
+        let unbind = raw.recv().await.expect("unbind");
+        assert_eq!(unbind.command_id(), CommandId::Unbind);
+        let _ = order_tx.send("unbind received");
+        raw.send(Pdu::new(unbind.sequence_number, Body::UnbindResp))
+            .await;
+    });
+    let upstream = esme_bind(addr, BindType::Transceiver, "pass")
+        .await
+        .expect("bound");
+    let handle = upstream.handle.clone();
+    let in_flight = tokio::spawn(async move { handle.request(submit("in flight")).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    upstream.handle.unbind().await;
+    let resp = in_flight
+        .await
+        .expect("task")
+        .expect("answered before the unbind");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+    assert_eq!(order.recv().await, Some("submit answered"));
+    assert_eq!(order.recv().await, Some("unbind received"));
+    assert_eq!(upstream.handle.close_reason(), Some(CloseReason::Local));
+}

@@ -1,7 +1,7 @@
 //! bind_transmitter / bind_receiver / bind_transceiver, their responses, and
 //! outbind (SMPP 3.4 §4.1).
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 
 use crate::error::{DecodeError, Field};
 use crate::octets::COctetString;
@@ -54,7 +54,7 @@ impl Bind {
             + self.address_range.encoded_len()
     }
 
-    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+    pub(crate) fn encode(&self, dst: &mut impl BufMut) {
         put_c_str(dst, &self.system_id);
         put_c_str(dst, &self.password);
         put_c_str(dst, &self.system_type);
@@ -94,7 +94,7 @@ impl Outbind {
         self.system_id.encoded_len() + self.password.encoded_len()
     }
 
-    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+    pub(crate) fn encode(&self, dst: &mut impl BufMut) {
         put_c_str(dst, &self.system_id);
         put_c_str(dst, &self.password);
     }

@@ -1,7 +1,7 @@
 //! data_sm (SMPP 3.4 §4.7) and alert_notification (§4.12): the two PDUs
 //! whose addresses may be 64 characters long.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 
 use crate::error::{DecodeError, Field};
 use crate::octets::COctetString;
@@ -49,7 +49,7 @@ impl DataSm {
             + self.tlvs.encoded_len()
     }
 
-    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+    pub(crate) fn encode(&self, dst: &mut impl BufMut) {
         put_c_str(dst, &self.service_type);
         put_address(dst, &self.source);
         put_address(dst, &self.destination);
@@ -84,7 +84,7 @@ impl AlertNotification {
         self.source.encoded_len() + self.esme.encoded_len() + self.tlvs.encoded_len()
     }
 
-    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+    pub(crate) fn encode(&self, dst: &mut impl BufMut) {
         put_address(dst, &self.source);
         put_address(dst, &self.esme);
         self.tlvs.encode(dst);

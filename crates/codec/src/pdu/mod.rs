@@ -68,7 +68,7 @@ macro_rules! bodies {
                 }
             }
 
-            fn encode(&self, dst: &mut BytesMut) {
+            fn encode(&self, dst: &mut impl BufMut) {
                 match self {
                     $( Self::$variant(b) => b.encode(dst), )*
                     $( Self::$empty => {}, )*
@@ -308,16 +308,25 @@ impl Pdu {
         HEADER_LEN + self.body.encoded_len()
     }
 
-    /// Appends the PDU to `dst`, reserving its length once.
+    /// Appends the PDU to `dst`.
+    ///
+    /// The length is known before a byte is written, so `dst` grows once
+    /// and the fields are copied into that slice: no capacity check per
+    /// field, and the terminating NULs land on the zero fill.
     pub fn encode(&self, dst: &mut BytesMut) {
         let len = self.encoded_len();
-        dst.reserve(len);
+        let start = dst.len();
+        dst.resize(start + len, 0);
+        let mut out: &mut [u8] = &mut dst[start..];
+        let mut header = [0u8; HEADER_LEN];
         // Bodies are bounded by their field types well below 4 GiB.
-        dst.put_u32(len as u32);
-        dst.put_u32(self.command_id().code());
-        dst.put_u32(self.command_status.code());
-        dst.put_u32(self.sequence_number);
-        self.body.encode(dst);
+        header[0..4].copy_from_slice(&(len as u32).to_be_bytes());
+        header[4..8].copy_from_slice(&self.command_id().code().to_be_bytes());
+        header[8..12].copy_from_slice(&self.command_status.code().to_be_bytes());
+        header[12..16].copy_from_slice(&self.sequence_number.to_be_bytes());
+        out.put_slice(&header);
+        self.body.encode(&mut out);
+        debug_assert!(out.is_empty(), "encoded_len disagrees with encode");
     }
 
     /// The PDU as one buffer.

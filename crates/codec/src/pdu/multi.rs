@@ -1,6 +1,6 @@
 //! submit_multi and submit_multi_resp (SMPP 3.4 §4.5).
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 
 use crate::error::{DecodeError, Field};
 use crate::octets::{COctetString, ShortMessage, TimeString};
@@ -129,7 +129,7 @@ impl SubmitMulti {
             + self.tlvs.encoded_len()
     }
 
-    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+    pub(crate) fn encode(&self, dst: &mut impl BufMut) {
         put_c_str(dst, &self.service_type);
         put_address(dst, &self.source);
         let dests = self.sent_destinations();
@@ -225,7 +225,7 @@ impl SubmitMultiResp {
             + self.tlvs.encoded_len()
     }
 
-    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+    pub(crate) fn encode(&self, dst: &mut impl BufMut) {
         if !self.has_body() {
             return;
         }

@@ -2,7 +2,7 @@
 //! cancel_sm (§4.9) and replace_sm (§4.10). The Russian provider polls with
 //! query_sm; OVH supports none of them.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 
 use crate::error::{DecodeError, Field};
 use crate::octets::{COctetString, ShortMessage, TimeString};
@@ -35,7 +35,7 @@ impl QuerySm {
         self.message_id.encoded_len() + self.source.encoded_len()
     }
 
-    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+    pub(crate) fn encode(&self, dst: &mut impl BufMut) {
         put_c_str(dst, &self.message_id);
         put_address(dst, &self.source);
     }
@@ -70,7 +70,7 @@ impl QuerySmResp {
         self.message_id.encoded_len() + self.final_date.inner().encoded_len() + 2
     }
 
-    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+    pub(crate) fn encode(&self, dst: &mut impl BufMut) {
         put_c_str(dst, &self.message_id);
         put_time(dst, &self.final_date);
         dst.put_u8(self.message_state.0);
@@ -110,7 +110,7 @@ impl CancelSm {
             + self.destination.encoded_len()
     }
 
-    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+    pub(crate) fn encode(&self, dst: &mut impl BufMut) {
         put_c_str(dst, &self.service_type);
         put_c_str(dst, &self.message_id);
         put_address(dst, &self.source);
@@ -167,7 +167,7 @@ impl ReplaceSm {
             + self.tlvs.encoded_len()
     }
 
-    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+    pub(crate) fn encode(&self, dst: &mut impl BufMut) {
         put_c_str(dst, &self.message_id);
         put_address(dst, &self.source);
         put_time(dst, &self.schedule_delivery_time);

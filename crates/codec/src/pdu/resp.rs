@@ -2,7 +2,7 @@
 //! bind_*_resp (`system_id`) and submit_sm_resp, deliver_sm_resp,
 //! data_sm_resp (`message_id`).
 
-use bytes::BytesMut;
+use bytes::BufMut;
 
 use crate::error::{DecodeError, Field};
 use crate::octets::COctetString;
@@ -52,7 +52,7 @@ impl<const MAX: usize> IdResp<MAX> {
         self.id.as_ref().map_or(1, COctetString::encoded_len) + self.tlvs.encoded_len()
     }
 
-    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+    pub(crate) fn encode(&self, dst: &mut impl BufMut) {
         if !self.has_body() {
             return;
         }

@@ -2,7 +2,7 @@
 //! and the responses that carry a message id: submit_sm_resp, deliver_sm_resp
 //! and data_sm_resp.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BufMut;
 
 use crate::error::{DecodeError, Field};
 use crate::octets::{COctetString, ShortMessage, TimeString};
@@ -90,7 +90,7 @@ impl SubmitSm {
             + self.tlvs.encoded_len()
     }
 
-    pub(crate) fn encode(&self, dst: &mut BytesMut) {
+    pub(crate) fn encode(&self, dst: &mut impl BufMut) {
         put_c_str(dst, &self.service_type);
         put_address(dst, &self.source);
         put_address(dst, &self.destination);
