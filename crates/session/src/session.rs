@@ -186,6 +186,22 @@ impl Shared {
     }
 }
 
+/// Removes a request's entry (and so its window slot) when the request
+/// future ends for any reason. A response that arrives later finds nothing
+/// and is counted as late.
+struct ForgetOnDrop<'a> {
+    shared: &'a Shared,
+    sequence: u32,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(map) = lock(&self.shared.pending).as_mut() {
+            map.remove(&self.sequence);
+        }
+    }
+}
+
 /// A cheap, clonable handle on a running session.
 #[derive(Clone)]
 pub struct SessionHandle {
@@ -313,6 +329,9 @@ impl SessionHandle {
             );
             shared.observer.in_flight(map.len());
         }
+        // From here on, however this future ends (answered, timed out, or
+        // dropped by a caller's select!), the entry and its window slot go.
+        let _forget = ForgetOnDrop { shared, sequence };
         shared.send(Pdu::new(sequence, body)).await?;
         shared.stats.requests_sent.fetch_add(1, Ordering::Relaxed);
         shared.observer.request_sent(command_id);
@@ -331,9 +350,6 @@ impl SessionHandle {
             }
             Ok(Err(_)) => Err(RequestError::Closed),
             Err(_) => {
-                if let Some(map) = lock(&shared.pending).as_mut() {
-                    map.remove(&sequence);
-                }
                 shared.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 shared.observer.request_timed_out(command_id);
                 Err(RequestError::Timeout {
@@ -511,6 +527,12 @@ impl Responder {
             Some(pdu) => self.shared.send(pdu).await,
             None => Ok(()),
         }
+    }
+
+    /// Leaves the request unanswered on purpose, without the `ESME_RSYSERR`
+    /// a dropped responder sends. Only for simulating a broken peer.
+    pub fn ignore(mut self) {
+        self.answered = true;
     }
 
     /// The sequence number being answered.
@@ -699,6 +721,14 @@ fn complete(shared: &Shared, pdu: Pdu) {
         .and_then(|map| map.remove(&pdu.sequence_number));
     match entry {
         Some(pending) => {
+            if let Some(bind) = BindType::of(pending.command_id) {
+                if pdu.command_status.is_ok() {
+                    // Bound from this very PDU on: an SMSC may deliver queued
+                    // receipts right behind its bind response, before the
+                    // waiter has run.
+                    shared.set_state(SessionState::Bound(bind));
+                }
+            }
             shared
                 .stats
                 .responses_received

@@ -18,7 +18,7 @@ use tern_codec::pdu::{Bind, BindResp};
 use tern_codec::{Body, COctetString, CommandStatus, InterfaceVersion, Tlv};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
@@ -177,6 +177,48 @@ impl BindCounts {
     }
 }
 
+/// Accepts connections on `listener` until `shutdown`: at most
+/// `max_connections` open at once (the permit handed to `on_connection` is
+/// held for the connection's life), Nagle off, and a failing `accept` (out
+/// of descriptors, say) backs off instead of ending the listener or
+/// spinning. Shared by [`SmscServer::serve`] and the simulator.
+pub async fn accept_loop<F>(
+    listener: &TcpListener,
+    max_connections: usize,
+    shutdown: &CancellationToken,
+    mut on_connection: F,
+) where
+    F: FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
+{
+    let limit = Arc::new(Semaphore::new(max_connections.max(1)));
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = Duration::from_millis(10);
+                let _ = stream.set_nodelay(true);
+                on_connection(stream, peer, permit);
+            }
+            Err(err) => {
+                warn!(%err, "accept failed; backing off");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
 /// The SMSC side: accepts connections and runs bind handshakes.
 pub struct SmscServer<A> {
     config: SmscConfig,
@@ -263,57 +305,37 @@ impl<A: Authenticator> SmscServer<A> {
         sessions: mpsc::Sender<BoundSession>,
         shutdown: CancellationToken,
     ) {
-        let limit = Arc::new(Semaphore::new(self.config.max_connections.max(1)));
-        let mut backoff = Duration::from_millis(10);
-        loop {
-            let permit = tokio::select! {
-                permit = limit.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                },
-                () = shutdown.cancelled() => return,
-            };
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = shutdown.cancelled() => return,
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => {
-                    backoff = Duration::from_millis(10);
-                    pair
-                }
-                Err(err) => {
-                    // Out of descriptors and the like: wait rather than spin or die.
-                    warn!(%err, "accept failed; backing off");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let server = self.clone();
-            let sessions = sessions.clone();
-            let shutdown = shutdown.clone();
-            let tls = tls.clone();
-            tokio::spawn(async move {
-                let Some(io) = server.secure(stream, peer, tls.as_ref()).await else {
-                    return;
-                };
-                if let Some(bound) = server.handshake(io, Some(peer)).await {
-                    let handle = bound.handle.clone();
-                    if sessions.send(bound).await.is_err() {
-                        handle.close();
+        let server = self.clone();
+        let stop = shutdown.clone();
+        accept_loop(
+            &listener,
+            self.config.max_connections,
+            &stop,
+            move |stream, peer, permit| {
+                let server = server.clone();
+                let sessions = sessions.clone();
+                let shutdown = shutdown.clone();
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    let Some(io) = server.secure(stream, peer, tls.as_ref()).await else {
+                        return;
+                    };
+                    if let Some(bound) = server.handshake(io, Some(peer)).await {
+                        let handle = bound.handle.clone();
+                        if sessions.send(bound).await.is_err() {
+                            handle.close();
+                        }
+                        tokio::select! {
+                            () = handle.closed() => {}
+                            () = shutdown.cancelled() => handle.unbind().await,
+                        }
                     }
-                    tokio::select! {
-                        () = handle.closed() => {}
-                        () = shutdown.cancelled() => handle.unbind().await,
-                    }
-                }
-                drop(permit);
-            });
-        }
+                    drop(permit);
+                });
+            },
+        )
+        .await;
     }
-
     /// Completes the TLS handshake, if any, within the session-init time.
     async fn secure(
         &self,

@@ -613,3 +613,112 @@ async fn unbind_waits_for_requests_in_flight_before_unbinding() {
     assert_eq!(order.recv().await, Some("unbind received"));
     assert_eq!(upstream.handle.close_reason(), Some(CloseReason::Local));
 }
+
+#[tokio::test]
+async fn a_deliver_sm_right_behind_the_bind_response_is_accepted() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let peer = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut raw = Raw(tokio_util::codec::Framed::new(
+            stream,
+            tern_codec::SmppCodec::new(),
+        ));
+        let bind = raw.recv().await.expect("bind");
+        // Both in one write, as an SMSC flushing queued receipts at bind does.
+        let mut both = Pdu::new(
+            bind.sequence_number,
+            Body::BindReceiverResp(Default::default()),
+        )
+        .to_bytes()
+        .to_vec();
+        both.extend_from_slice(&Pdu::new(90, Body::DeliverSm(Default::default())).to_bytes());
+        raw.0.get_mut().write_all(&both).await.expect("write");
+        let r = raw.recv().await.expect("deliver_sm_resp");
+        r
+    });
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let mut upstream = esme::bind(
+        stream,
+        Some(addr),
+        &params(BindType::Receiver, "pass"),
+        fast_session(),
+    )
+    .await
+    .expect("bound");
+    let request = tokio::time::timeout(WAIT, upstream.requests.recv())
+        .await
+        .expect("in time")
+        .unwrap_or_else(|| {
+            panic!(
+                "the deliver_sm reaches the application; closed: {:?}",
+                upstream.handle.close_reason()
+            )
+        });
+    request
+        .responder
+        .respond(
+            CommandStatus::Ok,
+            Body::DeliverSmResp(SmResp::with_id(Default::default())),
+        )
+        .await
+        .expect("respond");
+    let resp = peer.await.expect("peer");
+    assert_eq!(
+        (resp.sequence_number, resp.command_status),
+        (90, CommandStatus::Ok)
+    );
+}
+
+#[tokio::test]
+async fn a_request_abandoned_by_its_caller_frees_its_window_slot() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.expect("accept");
+        let mut raw = Raw(tokio_util::codec::Framed::new(
+            stream,
+            tern_codec::SmppCodec::new(),
+        ));
+        let bind = raw.recv().await.expect("bind");
+        raw.send(Pdu::new(
+            bind.sequence_number,
+            Body::BindTransceiverResp(Default::default()),
+        ))
+        .await;
+        // Never answers; reports what it receives.
+        while let Some(pdu) = raw.recv().await {
+            let _ = seen_tx.send(pdu.command_id());
+        }
+    });
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let config = SessionConfig {
+        window: 1,
+        response_timeout: Duration::from_secs(30),
+        ..fast_session()
+    };
+    let upstream = esme::bind(
+        stream,
+        Some(addr),
+        &params(BindType::Transceiver, "pass"),
+        config,
+    )
+    .await
+    .expect("bound");
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        upstream.handle.request(submit("a")),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the caller gave up");
+    assert_eq!(upstream.handle.in_flight(), 0, "its entry went with it");
+    // The single window slot is free: the next request goes out at once.
+    let handle = upstream.handle.clone();
+    let _second = tokio::spawn(async move { handle.request(submit("b")).await });
+    assert_eq!(seen.recv().await, Some(CommandId::SubmitSm));
+    let second = tokio::time::timeout(WAIT, seen.recv())
+        .await
+        .expect("sent without waiting 30 s");
+    assert_eq!(second, Some(CommandId::SubmitSm));
+}

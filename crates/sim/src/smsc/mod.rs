@@ -1,0 +1,490 @@
+//! The SMSC simulator: an upstream for Tern (and its tests) to talk to.
+//!
+//! [`Simulator::start`] listens on a loopback (or given) address and runs
+//! the session engine's SMSC side behind it. Binds are accepted for the
+//! configured [`Account`]s, or for any credentials when none are
+//! configured. Submits are answered per the current [`Behaviour`];
+//! receipts and injected MO messages go to the account's receiving
+//! sessions through a bounded per-account queue (`outbox.rs`). Everything
+//! is observable through [`SimHandle`]: counters, queued deliveries, bound
+//! sessions; and steerable: behaviour, disconnects, garbage.
+//!
+//! Files: `behaviour` (knobs), `ids` (message id formats), `session` (one
+//! bound session), `receipt` (the deliver_sm PDUs), `outbox` (delivery
+//! queues), `stats` (counters), `tap` (raw writes for garbage).
+
+mod behaviour;
+mod ids;
+mod outbox;
+mod receipt;
+mod session;
+mod stats;
+mod tap;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tern_codec::{Body, COctetString, CommandStatus, FieldError};
+use tern_session::smsc::{
+    accept_loop, Admission, Authenticator, BindRequest, SmscConfig, SmscServer,
+};
+use tern_session::{BindType, SessionConfig, SessionHandle};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use behaviour::{Behaviour, BehaviourError, ReceiptBehaviour, ReceiptForm, Reject};
+pub use ids::IdFormat;
+pub use receipt::BuildError;
+pub use stats::SimSnapshot;
+
+use behaviour::BehaviourCell;
+use ids::IdGenerator;
+use outbox::{Item, Kind, Outboxes};
+use stats::SimStats;
+use tap::{Junk, Tap};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An account the simulator accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The bind's system_id.
+    pub system_id: String,
+    /// The bind's password.
+    pub password: String,
+    /// Sessions it may have bound at once; `None` for no limit.
+    pub max_binds: Option<usize>,
+}
+
+/// How to start a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Where to listen; port 0 picks a free one (see [`SimHandle::addr`]).
+    pub listen: SocketAddr,
+    /// The simulator's system_id in bind responses (at most 15 octets).
+    pub system_id: String,
+    /// Accepted accounts; empty accepts any system_id and password.
+    pub accounts: Vec<Account>,
+    /// The shape of message ids.
+    pub id_format: IdFormat,
+    /// The behaviour at start; change it with [`SimHandle::set_behaviour`].
+    pub behaviour: Behaviour,
+    /// Receipts and MO messages kept per account while no receiver is
+    /// bound (or receivers are slow); beyond it new ones are discarded and
+    /// counted.
+    pub outbox_limit: usize,
+    /// How long a receipt or MO refused by the receiver (an error
+    /// deliver_sm_resp) waits before it is sent again.
+    pub redelivery_delay: Duration,
+    /// Settings of every session (its `window` bounds the simulator's own
+    /// deliver_sm in flight per session).
+    pub session: SessionConfig,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// How long [`SimHandle::shutdown`] waits for sessions to unbind.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            system_id: "tern-sim".to_owned(),
+            accounts: Vec::new(),
+            id_format: IdFormat::default(),
+            behaviour: Behaviour::default(),
+            outbox_limit: 100_000,
+            redelivery_delay: Duration::from_secs(1),
+            session: SessionConfig {
+                window: 100,
+                ..SessionConfig::default()
+            },
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the simulator could not start or do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A behaviour knob is out of range.
+    #[error("behaviour: {0}")]
+    Behaviour(#[from] BehaviourError),
+    /// The system_id does not fit the bind response.
+    #[error("system_id `{value}`: {source}")]
+    SystemId {
+        /// As configured.
+        value: String,
+        /// Why it does not fit.
+        source: FieldError,
+    },
+    /// The listening socket could not be opened.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An MO message could not be built (address too long, text too long).
+    #[error("MO message: {0}")]
+    Mo(#[from] BuildError),
+    /// The account's delivery queue is full.
+    #[error("delivery queue of `{account}` is full")]
+    QueueFull {
+        /// The account.
+        account: String,
+    },
+}
+
+/// Starts simulators.
+#[derive(Debug)]
+pub struct Simulator;
+
+impl Simulator {
+    /// Validates `config`, listens, and serves until [`SimHandle::shutdown`]
+    /// (or until the handle is dropped).
+    pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
+        config.behaviour.validate()?;
+        let system_id =
+            COctetString::<16>::try_from(config.system_id.as_str()).map_err(|source| {
+                SimError::SystemId {
+                    value: config.system_id.clone(),
+                    source,
+                }
+            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| SimError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let stats = Arc::new(SimStats::default());
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let inner = Arc::new(Inner {
+            behaviour: BehaviourCell::new(config.behaviour),
+            ids: IdGenerator::new(config.id_format),
+            outboxes: Outboxes::new(
+                config.outbox_limit,
+                config.redelivery_delay,
+                stats.clone(),
+                tasks.clone(),
+                shutdown.clone(),
+            ),
+            stats: stats.clone(),
+            sessions: Mutex::default(),
+            next_session: AtomicU64::new(1),
+            shutdown: shutdown.clone(),
+            tasks: tasks.clone(),
+        });
+        let server = SmscServer::new(
+            SmscConfig {
+                system_id,
+                session: config.session.clone(),
+                max_connections: config.max_connections,
+                ..SmscConfig::default()
+            },
+            SimAuth {
+                accounts: config.accounts,
+                stats,
+            },
+        );
+        tasks.spawn(accept(
+            inner.clone(),
+            server,
+            listener,
+            config.max_connections,
+        ));
+        info!(%addr, "simulator listening");
+        Ok(SimHandle {
+            addr,
+            inner,
+            grace: config.shutdown_grace,
+        })
+    }
+}
+
+/// Accepts the configured accounts, or anyone when there are none.
+struct SimAuth {
+    accounts: Vec<Account>,
+    stats: Arc<SimStats>,
+}
+
+impl SimAuth {
+    fn decide(&self, bind: &BindRequest) -> Result<Admission, CommandStatus> {
+        if self.accounts.is_empty() {
+            return Ok(Admission {
+                account: bind.system_id.clone(),
+                max_binds: None,
+                session_rate: None,
+                account_rate: None,
+            });
+        }
+        let account = self
+            .accounts
+            .iter()
+            .find(|a| a.system_id == bind.system_id)
+            .ok_or(CommandStatus::InvalidSystemId)?;
+        if account.password != bind.password.expose() {
+            return Err(CommandStatus::InvalidPassword);
+        }
+        Ok(Admission {
+            account: account.system_id.clone(),
+            max_binds: account.max_binds,
+            // The simulator throttles by its own behaviour knob, which
+            // can change at run time; the engine's limits stay off.
+            session_rate: None,
+            account_rate: None,
+        })
+    }
+}
+
+impl Authenticator for SimAuth {
+    fn authenticate(&self, bind: &BindRequest) -> Result<Admission, CommandStatus> {
+        let verdict = self.decide(bind);
+        if verdict.is_err() {
+            SimStats::bump(&self.stats.binds_refused);
+        }
+        verdict
+    }
+}
+
+/// A bound session, for commands that act on sessions.
+#[derive(Debug)]
+struct Live {
+    account: String,
+    bind_type: BindType,
+    handle: SessionHandle,
+    junk: Arc<Junk>,
+}
+
+/// What the simulator's tasks share.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    behaviour: BehaviourCell,
+    stats: Arc<SimStats>,
+    ids: IdGenerator,
+    outboxes: Outboxes,
+    sessions: Mutex<HashMap<u64, Live>>,
+    next_session: AtomicU64,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Inner {
+    fn register(
+        &self,
+        account: &str,
+        bind_type: BindType,
+        handle: &SessionHandle,
+        junk: Arc<Junk>,
+    ) -> u64 {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let live = Live {
+            account: account.to_owned(),
+            bind_type,
+            handle: handle.clone(),
+            junk,
+        };
+        lock(&self.sessions).insert(id, live);
+        id
+    }
+
+    fn unregister(&self, id: u64) {
+        lock(&self.sessions).remove(&id);
+    }
+
+    /// Sessions of `account` (all accounts when `None`).
+    fn matching(&self, account: Option<&str>) -> Vec<(SessionHandle, Arc<Junk>)> {
+        lock(&self.sessions)
+            .values()
+            .filter(|live| account.is_none_or(|a| a == live.account))
+            .map(|live| (live.handle.clone(), live.junk.clone()))
+            .collect()
+    }
+}
+
+/// Accepts connections until shutdown; each becomes a session that must
+/// bind within the session-init time.
+async fn accept(
+    inner: Arc<Inner>,
+    server: Arc<SmscServer<SimAuth>>,
+    listener: TcpListener,
+    max_connections: usize,
+) {
+    let shutdown = inner.shutdown.clone();
+    accept_loop(
+        &listener,
+        max_connections,
+        &shutdown,
+        |stream, peer, permit| {
+            SimStats::bump(&inner.stats.connections);
+            let inner = inner.clone();
+            let server = server.clone();
+            inner.tasks.clone().spawn(async move {
+                let junk = Arc::new(Junk::default());
+                let bound = tokio::select! {
+                    bound = server.handshake(Tap::new(stream, junk.clone()), Some(peer)) => bound,
+                    () = inner.shutdown.cancelled() => None,
+                };
+                if let Some(bound) = bound {
+                    session::run(inner, bound, junk).await;
+                }
+                drop(permit);
+            });
+        },
+    )
+    .await;
+}
+
+/// A running simulator. Dropping it stops the simulator without waiting;
+/// [`SimHandle::shutdown`] waits for sessions to unbind.
+#[derive(Debug)]
+pub struct SimHandle {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+    grace: Duration,
+}
+
+impl SimHandle {
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> SimSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    /// The behaviour in force.
+    pub fn behaviour(&self) -> Behaviour {
+        Behaviour::clone(&self.inner.behaviour.load())
+    }
+
+    /// Installs a new behaviour; it applies from the next submit (session
+    /// timers from the next bind). An invalid one is refused and the old
+    /// one stays.
+    pub fn set_behaviour(&self, behaviour: Behaviour) -> Result<(), BehaviourError> {
+        behaviour.validate()?;
+        self.inner.behaviour.store(behaviour);
+        Ok(())
+    }
+
+    /// Changes some knobs of the behaviour in force.
+    pub fn update_behaviour(
+        &self,
+        change: impl FnOnce(&mut Behaviour),
+    ) -> Result<(), BehaviourError> {
+        let mut behaviour = self.behaviour();
+        change(&mut behaviour);
+        self.set_behaviour(behaviour)
+    }
+
+    /// Sends an MO message from `from` to `to` to the receiving sessions of
+    /// `system_id` (kept until one binds). GSM 7-bit when the text allows,
+    /// UCS-2 otherwise.
+    pub fn inject_mo(
+        &self,
+        system_id: &str,
+        from: &str,
+        to: &str,
+        text: &str,
+    ) -> Result<(), SimError> {
+        let pdu = receipt::mo(from, to, text)?;
+        let item = Item {
+            kind: Kind::Mo,
+            due: Instant::now(),
+            pdu,
+            attempts: 0,
+        };
+        if !self.inner.outboxes.get(system_id).push(item) {
+            return Err(SimError::QueueFull {
+                account: system_id.to_owned(),
+            });
+        }
+        SimStats::bump(&self.inner.stats.mo_injected);
+        Ok(())
+    }
+
+    /// Sessions of `system_id` bound now, by bind type.
+    pub fn sessions(&self, system_id: &str) -> Vec<BindType> {
+        lock(&self.inner.sessions)
+            .values()
+            .filter(|live| live.account == system_id && !live.handle.is_closed())
+            .map(|live| live.bind_type)
+            .collect()
+    }
+
+    /// Receipts and MO messages waiting for `system_id` (not yet sent, or
+    /// sent and put back after going unanswered).
+    pub fn queued(&self, system_id: &str) -> usize {
+        self.inner.outboxes.queued(system_id)
+    }
+
+    /// Drops the connections of `system_id`'s sessions (every session when
+    /// `None`) without unbind; returns how many.
+    pub fn disconnect(&self, system_id: Option<&str>) -> usize {
+        let sessions = self.inner.matching(system_id);
+        for (handle, _) in &sessions {
+            SimStats::bump(&self.inner.stats.disconnects);
+            handle.close();
+        }
+        sessions.len()
+    }
+
+    /// Writes `octets` raw on the connections of `system_id`'s sessions
+    /// (every session when `None`), followed by an enquire_link (the engine
+    /// writes only whole PDUs, so the junk rides in front of one). Returns
+    /// how many sessions.
+    pub fn send_garbage(&self, system_id: Option<&str>, octets: &[u8]) -> usize {
+        let sessions = self.inner.matching(system_id);
+        for (handle, junk) in &sessions {
+            SimStats::bump(&self.inner.stats.garbage_sent);
+            junk.arm(octets);
+            let handle = handle.clone();
+            self.inner.tasks.spawn(async move {
+                // The peer will most likely close instead of answering.
+                let _ = handle.request(Body::EnquireLink).await;
+            });
+        }
+        sessions.len()
+    }
+
+    /// Stops accepting, unbinds every session (waiting up to the shutdown
+    /// grace), then closes what is left.
+    pub async fn shutdown(self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(self.grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("simulator tasks still running after the grace period; closing sessions");
+            for (handle, _) in self.inner.matching(None) {
+                handle.close();
+            }
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.inner.shutdown.cancel();
+    }
+}

@@ -1,0 +1,545 @@
+//! Acknowledged writes per second through `SledStore::accept`.
+//!
+//! Opens a fresh store in a temporary directory (removed at the end), runs
+//! `--writers` tokio tasks on a multi-thread runtime that each call
+//! `accept` in a loop until `--messages` writes were issued in total, and
+//! prints the wall time for all acknowledged writes, messages per second,
+//! per-write latency and the group-commit counters. Stops after
+//! `--deadline-secs` (60 by default) whatever happens.
+//!
+//! ```text
+//! cargo run --release -p tern-storage --example store_bench -- \
+//!     --writers 64 --messages 200000 --mode durable
+//! cargo run --release -p tern-storage --example store_bench -- \
+//!     --writers 64 --messages 1000000 --mode fast --interval-ms 100
+//! cargo run --release -p tern-storage --example store_bench -- \
+//!     --mode fsync --messages 2000
+//! ```
+//!
+//! Modes: `durable` (`Durability::Durable`, each write returns once a flush
+//! covering it finished), `fast` (`Durability::Fast`, sled flushes every
+//! `--interval-ms`, 100 by default; writes return at once, the committer is
+//! unused so its counters stay 0; the final flush is timed separately) and
+//! `fsync` (no store: `--messages` rounds of a 4 KiB append and
+//! `fdatasync` on one file, to show the disk's flush latency).
+//!
+//! Two more modes drive sled directly, without `SledStore`, to show where
+//! `durable` mode's time goes. Each write is what `accept` writes (a
+//! 170-octet record under `m`+id and an empty ready entry under
+//! `r`+time+id, ids from `generate_id`) and is acknowledged after a flush
+//! by one committer thread that serves every write queued meanwhile:
+//! - `sled-per-write`: each writer calls `apply_batch` itself, then waits
+//!   for the committer's flush (what `SledStore` + `commit.rs` do today);
+//! - `sled-merged`: each writer hands its writes to the committer, which
+//!   applies everything queued as one `apply_batch`, flushes once and
+//!   answers them all.
+//!
+//! `--dir` puts the temporary directory under another parent (the default
+//! is the system temporary directory).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tern_storage::{now_ms, Durability, NewMessage, SledStore, StoreOptions};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Durable,
+    Fast,
+    Fsync,
+    SledPerWrite,
+    SledMerged,
+}
+
+#[derive(Debug)]
+struct Args {
+    writers: usize,
+    messages: u64,
+    mode: Mode,
+    interval_ms: u64,
+    deadline: Duration,
+    threads: Option<usize>,
+    dir: Option<PathBuf>,
+}
+
+const USAGE: &str = "usage: store_bench [--writers N] [--messages N] \
+[--mode durable|fast|fsync|sled-per-write|sled-merged] [--interval-ms MS] [--deadline-secs S] [--threads N] [--dir PATH]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        writers: 1,
+        messages: 2_000,
+        mode: Mode::Durable,
+        interval_ms: 100,
+        deadline: Duration::from_secs(60),
+        threads: None,
+        dir: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        fn number<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
+            v.parse().map_err(|_| format!("{flag}: not a number: {v}"))
+        }
+        match flag.as_str() {
+            "--writers" => args.writers = number(&flag, value()?)?,
+            "--messages" => args.messages = number(&flag, value()?)?,
+            "--interval-ms" => args.interval_ms = number(&flag, value()?)?,
+            "--deadline-secs" => args.deadline = Duration::from_secs(number(&flag, value()?)?),
+            "--threads" => args.threads = Some(number(&flag, value()?)?),
+            "--dir" => args.dir = Some(PathBuf::from(value()?)),
+            "--mode" => {
+                args.mode = match value()?.as_str() {
+                    "durable" => Mode::Durable,
+                    "fast" => Mode::Fast,
+                    "fsync" => Mode::Fsync,
+                    "sled-per-write" => Mode::SledPerWrite,
+                    "sled-merged" => Mode::SledMerged,
+                    other => return Err(format!("--mode: see --help, not {other}")),
+                }
+            }
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            // `cargo bench` passes this to every target; ignore it.
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        }
+    }
+    if args.writers == 0 || args.messages == 0 {
+        return Err("--writers and --messages must be at least 1".to_owned());
+    }
+    Ok(args)
+}
+
+/// A fresh directory, removed (with whatever is in it) when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(parent: Option<&Path>) -> std::io::Result<Self> {
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = parent.join(format!("tern-store-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("could not remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// A submit_sm as a client would send it: 120 octets, a 72-character
+/// GSM text to a French mobile, receipt requested.
+fn sample_pdu() -> Bytes {
+    let text = b"Your verification code is 482913. It expires in 10 minutes. Do not share";
+    let mut body = Vec::new();
+    body.push(0); // service_type ""
+    body.extend_from_slice(&[5, 0]); // source ton alphanumeric, npi unknown
+    body.extend_from_slice(b"TERN\0");
+    body.extend_from_slice(&[1, 1]); // destination ton international, npi isdn
+    body.extend_from_slice(b"33612345678\0");
+    body.extend_from_slice(&[0, 0, 0]); // esm_class, protocol_id, priority
+    body.extend_from_slice(&[0, 0]); // schedule_delivery_time, validity_period
+    body.extend_from_slice(&[1, 0, 0, 0]); // registered_delivery, replace, dcs, default msg
+    body.push(text.len() as u8);
+    body.extend_from_slice(text);
+    let mut pdu = Vec::with_capacity(16 + body.len());
+    pdu.extend_from_slice(&((16 + body.len()) as u32).to_be_bytes());
+    pdu.extend_from_slice(&4u32.to_be_bytes()); // submit_sm
+    pdu.extend_from_slice(&0u32.to_be_bytes());
+    pdu.extend_from_slice(&1u32.to_be_bytes());
+    pdu.extend_from_slice(&body);
+    Bytes::from(pdu)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// Octets this process has had written to storage so far (Linux).
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("write_bytes: ").map(str::to_owned))
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user, system) this process has used so far (Linux).
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line, in clock
+    // ticks (100 per second on Linux).
+    (ticks(11) / 100.0, ticks(12) / 100.0)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = match TempDir::new(args.dir.as_deref()) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("creating a temporary directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match args.mode {
+        Mode::Fsync => fsync_bench(&args, &dir.0),
+        _ => store_bench(&args, &dir.0),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Appends 4 KiB and `fdatasync`s, `--messages` times.
+fn fsync_bench(args: &Args, dir: &Path) -> Result<(), String> {
+    let load_before = loadavg();
+    let mut file = std::fs::File::create(dir.join("fsync-probe"))
+        .map_err(|e| format!("creating the probe file: {e}"))?;
+    let block = vec![0x5au8; 4096];
+    let mut latencies = Vec::with_capacity(args.messages as usize);
+    let deadline = Instant::now() + args.deadline;
+    let start = Instant::now();
+    for _ in 0..args.messages {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let t = Instant::now();
+        file.write_all(&block)
+            .map_err(|e| format!("writing: {e}"))?;
+        file.sync_data().map_err(|e| format!("fdatasync: {e}"))?;
+        latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let rounds = latencies.len();
+    latencies.sort_unstable();
+    println!(
+        "mode=fsync rounds={rounds} seconds={seconds:.3} per_s={:.0} p50_us={} p99_us={} max_us={} \
+         load_before=[{load_before}] load_after=[{}]",
+        rounds as f64 / seconds,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(0),
+        loadavg(),
+    );
+    Ok(())
+}
+
+type Waiter = tokio::sync::oneshot::Sender<Result<(), String>>;
+type Writes = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// sled driven directly, acknowledged by a group-committing thread.
+struct RawSled {
+    db: sled::Db,
+    merged: bool,
+    queue: std::sync::mpsc::Sender<(Writes, Waiter)>,
+    flushes: Arc<AtomicU64>,
+    writes: Arc<AtomicU64>,
+}
+
+impl RawSled {
+    fn open(path: &Path, merged: bool) -> Result<Self, String> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(256 * 1024 * 1024)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| format!("opening sled: {e}"))?;
+        let (queue, jobs) = std::sync::mpsc::channel::<(Writes, Waiter)>();
+        let flushes = Arc::new(AtomicU64::new(0));
+        let writes = Arc::new(AtomicU64::new(0));
+        let (thread_db, thread_flushes, thread_writes) = (db.clone(), flushes.clone(), writes.clone());
+        std::thread::Builder::new()
+            .name("bench-commit".to_owned())
+            .spawn(move || {
+                while let Ok(first) = jobs.recv() {
+                    let group: Vec<(Writes, Waiter)> =
+                        std::iter::once(first).chain(jobs.try_iter()).collect();
+                    let mut batch = sled::Batch::default();
+                    let mut any = false;
+                    for (writes, _) in &group {
+                        for (k, v) in writes {
+                            batch.insert(k.as_slice(), v.as_slice());
+                            any = true;
+                        }
+                    }
+                    let outcome = if any {
+                        thread_db.apply_batch(batch).map_err(|e| e.to_string())
+                    } else {
+                        Ok(())
+                    }
+                    .and_then(|()| thread_db.flush().map(drop).map_err(|e| e.to_string()));
+                    thread_flushes.fetch_add(1, Ordering::Relaxed);
+                    thread_writes.fetch_add(group.len() as u64, Ordering::Relaxed);
+                    for (_, waiter) in group {
+                        let _ = waiter.send(outcome.clone());
+                    }
+                }
+            })
+            .map_err(|e| format!("starting the committer: {e}"))?;
+        Ok(Self {
+            db,
+            merged,
+            queue,
+            flushes,
+            writes,
+        })
+    }
+
+    async fn accept(&self, record: &[u8], now: u64) -> Result<(), String> {
+        let id = self.db.generate_id().map_err(|e| e.to_string())?;
+        let mut message = vec![b'm'];
+        message.extend_from_slice(&id.to_be_bytes());
+        let mut ready = vec![b'r'];
+        ready.extend_from_slice(&now.to_be_bytes());
+        ready.extend_from_slice(&id.to_be_bytes());
+        let mut writes = vec![(message, record.to_vec()), (ready, Vec::new())];
+        if !self.merged {
+            let mut batch = sled::Batch::default();
+            for (k, v) in writes.drain(..) {
+                batch.insert(k, v);
+            }
+            self.db.apply_batch(batch).map_err(|e| e.to_string())?;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((writes, tx))
+            .map_err(|_| "the committer has stopped".to_owned())?;
+        rx.await.map_err(|_| "the committer has stopped".to_owned())?
+    }
+}
+
+/// What the writers write to.
+enum Target {
+    Store(SledStore),
+    Raw(RawSled),
+}
+
+impl Target {
+    async fn accept(&self, pdu: &Bytes, record: &[u8]) -> Result<(), String> {
+        let now = now_ms();
+        match self {
+            Target::Store(store) => {
+                let message = NewMessage {
+                    client: "bench".to_owned(),
+                    pdu: pdu.clone(),
+                    receipt_requested: true,
+                    not_before_ms: now,
+                    expires_ms: None,
+                    dedup: None,
+                };
+                store.accept(message, now).await.map(drop).map_err(|e| e.to_string())
+            }
+            Target::Raw(raw) => raw.accept(record, now).await,
+        }
+    }
+
+    fn flush(&self) -> Result<(), String> {
+        match self {
+            Target::Store(store) => store.flush().map_err(|e| e.to_string()),
+            Target::Raw(raw) => raw.db.flush().map(drop).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Flushes and writes the committer did.
+    fn commit_counts(&self) -> (u64, u64) {
+        match self {
+            Target::Store(store) => {
+                let stats = store.commit_stats();
+                (stats.flushes.load(Ordering::Relaxed), stats.writes.load(Ordering::Relaxed))
+            }
+            Target::Raw(raw) => (raw.flushes.load(Ordering::Relaxed), raw.writes.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+fn store_bench(args: &Args, dir: &Path) -> Result<(), String> {
+    let durability = match args.mode {
+        Mode::Fast => Durability::Fast {
+            interval: Duration::from_millis(args.interval_ms),
+        },
+        _ => Durability::Durable,
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(threads) = args.threads {
+        builder.worker_threads(threads);
+    }
+    let runtime = builder
+        .build()
+        .map_err(|e| format!("starting tokio: {e}"))?;
+
+    let store_dir = dir.join("store");
+    let target = match args.mode {
+        Mode::SledPerWrite | Mode::SledMerged => {
+            Target::Raw(RawSled::open(&store_dir, args.mode == Mode::SledMerged)?)
+        }
+        _ => Target::Store(
+            SledStore::open(
+                &store_dir,
+                StoreOptions {
+                    durability,
+                    ..StoreOptions::default()
+                },
+            )
+            .map_err(|e| format!("opening the store: {e}"))?
+            .0,
+        ),
+    };
+    let store = Arc::new(target);
+    let pdu = sample_pdu();
+    // About what postcard makes of a `MessageRecord` holding `pdu`.
+    let record: Arc<[u8]> = std::iter::repeat_n(0x6du8, 50).chain(pdu.iter().copied()).collect();
+    let issued = Arc::new(AtomicU64::new(0));
+    let acked = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let total = args.messages;
+    let deadline = Instant::now() + args.deadline;
+    let load_before = loadavg();
+
+    let written_before = written_bytes();
+    let cpu_before = cpu_seconds();
+    let start = Instant::now();
+    let (latencies, timed_out) = runtime.block_on(async {
+        let mut tasks = Vec::with_capacity(args.writers);
+        for _ in 0..args.writers {
+            let store = store.clone();
+            let (pdu, record) = (pdu.clone(), record.clone());
+            let (issued, acked, failed) = (issued.clone(), acked.clone(), failed.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while issued.fetch_add(1, Ordering::Relaxed) < total && Instant::now() < deadline {
+                    let t = Instant::now();
+                    match store.accept(&pdu, &record).await {
+                        Ok(_) => {
+                            latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                            acked.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            if failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                                eprintln!("accept failed: {e}");
+                            }
+                        }
+                    }
+                }
+                latencies
+            }));
+        }
+        // A write that never returns must not hang the run.
+        let joined = tokio::time::timeout_at((deadline + Duration::from_secs(5)).into(), async {
+            let mut all = Vec::new();
+            for task in tasks {
+                match task.await {
+                    Ok(mut latencies) => all.append(&mut latencies),
+                    Err(e) => eprintln!("writer task failed: {e}"),
+                }
+            }
+            all
+        })
+        .await;
+        match joined {
+            Ok(all) => (all, false),
+            Err(_) => (Vec::new(), true),
+        }
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu_after = cpu_seconds();
+    let written = written_bytes().saturating_sub(written_before);
+    let acked = acked.load(Ordering::Relaxed);
+    let failed = failed.load(Ordering::Relaxed);
+
+    let flush_ms = if args.mode == Mode::Fast {
+        let t = Instant::now();
+        store.flush().map_err(|e| format!("final flush: {e}"))?;
+        let flush = t.elapsed().as_secs_f64();
+        format!(
+            " final_flush_ms={:.1} msgs_per_s_incl_final_flush={:.0}",
+            flush * 1e3,
+            acked as f64 / (seconds + flush)
+        )
+    } else {
+        String::new()
+    };
+    let (flushes, writes) = store.commit_counts();
+    let per_flush = if flushes == 0 {
+        0.0
+    } else {
+        writes as f64 / flushes as f64
+    };
+    let mut latencies = latencies;
+    latencies.sort_unstable();
+    println!(
+        "mode={} writers={} messages={acked} seconds={seconds:.3} msgs_per_s={:.0} \
+         flushes={flushes} writes={writes} writes_per_flush={per_flush:.1} \
+         p50_us={} p99_us={} cpu_us_per_msg={:.0} (user {:.2} s, sys {:.2} s) \
+         disk_octets_per_msg={} failed={failed}{}{flush_ms} load_before=[{load_before}] load_after=[{}]",
+        match args.mode {
+            Mode::Fast => format!("fast({}ms)", args.interval_ms),
+            Mode::SledPerWrite => "sled-per-write".to_owned(),
+            Mode::SledMerged => "sled-merged".to_owned(),
+            _ => "durable".to_owned(),
+        },
+        args.writers,
+        acked as f64 / seconds,
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        ((cpu_after.0 - cpu_before.0) + (cpu_after.1 - cpu_before.1)) * 1e6 / acked.max(1) as f64,
+        cpu_after.0 - cpu_before.0,
+        cpu_after.1 - cpu_before.1,
+        written / acked.max(1),
+        if timed_out || acked + failed < total {
+            " STOPPED_AT_DEADLINE"
+        } else {
+            ""
+        },
+        loadavg(),
+    );
+    // Close sled before its directory goes; don't leave a runtime thread
+    // blocked on a hung write behind.
+    drop(store);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! Store errors. Opening failures name the path, so an operator knows which
+//! directory to look at; the daemon stops on them rather than start afresh.
+
+use std::path::PathBuf;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store at `path` could not be opened (unreadable, corrupt, locked
+    /// by another process).
+    #[error("cannot open the message store at {path}: {reason}")]
+    Open {
+        /// The store's directory.
+        path: PathBuf,
+        /// What sled or the file system said.
+        reason: String,
+    },
+    /// `path` holds something that is not a Tern store; it is left alone.
+    #[error("{path} is not a Tern message store ({reason}); refusing to use or recreate it")]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+    /// A read or write failed.
+    #[error("message store: {0}")]
+    Io(String),
+    /// A stored value could not be decoded (corruption, or a newer format).
+    #[error("message store: undecodable {what} ({reason})")]
+    Decode {
+        /// Which kind of value.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// No message with this id.
+    #[error("no message {0}")]
+    NotFound(crate::TernId),
+    /// The id counter is exhausted for this node (2^48 ids).
+    #[error("message ids exhausted on node {0}")]
+    IdsExhausted(u16),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(err: sled::Error) -> Self {
+        StoreError::Io(err.to_string())
+    }
+}
+
+impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
+    fn from(err: sled::transaction::TransactionError<StoreError>) -> Self {
+        match err {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => e.into(),
+        }
+    }
+}

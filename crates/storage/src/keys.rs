@@ -1,0 +1,98 @@
+//! Key layout. Everything lives in one sled tree so that one operation is
+//! one atomic batch: a record and its index and queue entries are written
+//! together or not at all, whatever the moment of a crash.
+//!
+//! Every key starts with a one-octet prefix naming its kind; numbers are
+//! big-endian so that sled's order is time order; strings are followed by a
+//! NUL (they never contain one) so that one client's keys never run into
+//! another's.
+
+use crate::id::TernId;
+
+/// `m` id → record.
+pub const MESSAGE: u8 = b'm';
+/// `r` not_before, id → (): the ready queue.
+pub const READY: u8 = b'r';
+/// `f` id → (): claimed by a router task; back to ready at restart.
+pub const IN_FLIGHT: u8 = b'f';
+/// `x` expires_at, id → (): validity.
+pub const EXPIRY: u8 = b'x';
+/// `u` upstream NUL normalised-id → id.
+pub const UPSTREAM_ID: u8 = b'u';
+/// `d` client NUL dedup key → id.
+pub const DEDUP: u8 = b'd';
+/// `o` client NUL seq → outbox item.
+pub const OUTBOX: u8 = b'o';
+/// `h` upstream NUL normalised-id → unmatched receipt.
+pub const UNMATCHED: u8 = b'h';
+/// `H` received_at, upstream NUL normalised-id → (): the grace queue.
+pub const UNMATCHED_BY_TIME: u8 = b'H';
+/// `g` finished_at, id → (): retention.
+pub const RETENTION: u8 = b'g';
+/// `z` name → value: the store's own bookkeeping.
+pub const META: u8 = b'z';
+
+/// `m` + id.
+pub fn message(id: TernId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(MESSAGE);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// prefix + time + id: the shape of every time-ordered queue.
+pub fn timed(prefix: u8, at_ms: u64, id: TernId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.push(prefix);
+    k.extend_from_slice(&at_ms.to_be_bytes());
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// The id at the end of a `timed` or `message`/`in_flight` key.
+pub fn trailing_id(key: &[u8]) -> Option<TernId> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(TernId::from_u64(u64::from_be_bytes(tail)))
+}
+
+/// The time after the prefix of a `timed` key.
+pub fn time_of(key: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = key.get(1..9)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+/// `f` + id.
+pub fn in_flight(id: TernId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(IN_FLIGHT);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// prefix + name + NUL: the start of one owner's keys.
+pub fn owned(prefix: u8, owner: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + owner.len());
+    k.push(prefix);
+    k.extend_from_slice(owner.as_bytes());
+    k.push(0);
+    k
+}
+
+/// prefix + name + NUL + rest.
+pub fn owned_with(prefix: u8, owner: &str, rest: &[u8]) -> Vec<u8> {
+    let mut k = owned(prefix, owner);
+    k.extend_from_slice(rest);
+    k
+}
+
+/// `z` + name.
+pub fn meta(name: &str) -> Vec<u8> {
+    let mut k = vec![META];
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The last key with this prefix and a time not after `until`.
+pub fn timed_until(prefix: u8, until_ms: u64) -> Vec<u8> {
+    timed(prefix, until_ms, TernId::from_u64(u64::MAX))
+}

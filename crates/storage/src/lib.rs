@@ -1,0 +1,30 @@
+//! Tern's message store: everything Tern must not forget.
+//!
+//! Records of accepted messages (the client's PDU, attempts, upstream ids,
+//! state and outcome), the indexes that find them again (upstream id in any
+//! form, the client's duplicate-protection key), the queues that drive the
+//! router (ready with not-before times, expiry, retention), the per-client
+//! outboxes of receipts and MO, and receipts held until their message is
+//! known. [`MessageStore`] is the interface; [`SledStore`] the embedded default.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod commit;
+mod error;
+pub mod id;
+pub mod keys;
+pub mod record;
+mod sled_store;
+mod store;
+pub mod upstream_id;
+
+pub use commit::CommitStats;
+pub use error::StoreError;
+pub use id::TernId;
+pub use record::{Attempt, MessageRecord, OutboxItem, Outcome, State, UnmatchedReceipt};
+pub use sled_store::{
+    now_ms, Accepted, Durability, NewMessage, Recovery, SharedStore, SledStore, StoreOptions,
+    Verification,
+};
+pub use store::MessageStore;

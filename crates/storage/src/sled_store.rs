@@ -1,0 +1,805 @@
+//! The embedded store on sled.
+//!
+//! One tree, prefixed keys (see [`keys`](crate::keys)), one `apply_batch`
+//! per operation, so a crash leaves either all of an operation or none of
+//! it. In `durable` mode every write returns once a flush covering it has
+//! finished (group commit); in `fast` mode sled flushes on an interval and
+//! writes return at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::ConflictableTransactionError;
+use sled::Batch;
+
+use crate::commit::{CommitStats, GroupCommit};
+use crate::error::StoreError;
+use crate::id::{TernId, MAX_COUNTER};
+use crate::keys;
+use crate::record::{Attempt, MessageRecord, OutboxItem, Outcome, State, UnmatchedReceipt};
+use crate::upstream_id::{candidates, normalise};
+
+/// When a write counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On disk before the call returns (group commit).
+    Durable,
+    /// Flushed every `interval`; a crash may lose the last interval.
+    Fast {
+        /// How often sled flushes.
+        interval: Duration,
+    },
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// This node's id, the top 16 bits of every message id it makes.
+    pub node: u16,
+    /// When a write counts as done.
+    pub durability: Durability,
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            node: 0,
+            durability: Durability::Durable,
+            cache_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// A message to accept.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// The client account.
+    pub client: String,
+    /// The client's PDU, encoded.
+    pub pdu: Bytes,
+    /// The client asked for a receipt.
+    pub receipt_requested: bool,
+    /// Not to be sent before (scheduled delivery); `now` for at once.
+    pub not_before_ms: u64,
+    /// Validity.
+    pub expires_ms: Option<u64>,
+    /// Duplicate protection: a key (the client's user_message_reference, or
+    /// source, destination and a hash of the text) and how long it holds.
+    pub dedup: Option<(Bytes, Duration)>,
+}
+
+/// What `accept` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// The id to answer the client with.
+    pub id: TernId,
+    /// The message is a resubmission of `id`: nothing new was stored and it
+    /// is not to be sent again.
+    pub duplicate: bool,
+}
+
+/// What recovery found at open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Messages that were being sent when the process stopped, back in the
+    /// ready queue.
+    pub requeued: usize,
+}
+
+/// The format this code writes; a store of another format is refused.
+const FORMAT: &[u8] = b"tern-storage/1";
+
+/// The sled-backed message store.
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    node: u16,
+    durability: Durability,
+    committer: GroupCommit,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .field("node", &self.node)
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(value).map_err(|e| StoreError::Io(format!("encoding: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Decode {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+impl SledStore {
+    /// Opens (or creates) the store at `path` and recovers it: messages that
+    /// were being sent go back to the ready queue.
+    ///
+    /// A directory that holds something other than a Tern store, or a store
+    /// sled cannot read, is an error naming the path; it is never replaced.
+    pub fn open(
+        path: impl AsRef<Path>,
+        options: StoreOptions,
+    ) -> Result<(Self, Recovery), StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let existed = std::fs::read_dir(&path)
+            .map(|mut entries| entries.next().is_some())
+            .unwrap_or(false);
+        let mut config = sled::Config::new()
+            .path(&path)
+            .cache_capacity(options.cache_bytes)
+            .mode(sled::Mode::HighThroughput);
+        config = match options.durability {
+            // The committer flushes; sled's own timer would only add flushes.
+            Durability::Durable => config.flush_every_ms(None),
+            Durability::Fast { interval } => {
+                config.flush_every_ms(Some(interval.as_millis().max(1) as u64))
+            }
+        };
+        let db = config.open().map_err(|e| StoreError::Open {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        match db.get(keys::meta("format"))? {
+            Some(format) if format.as_ref() == FORMAT => {}
+            Some(other) => {
+                return Err(StoreError::NotAStore {
+                    path,
+                    reason: format!("format {:?}", String::from_utf8_lossy(&other)),
+                })
+            }
+            None if existed && db.was_recovered() && !db.is_empty() => {
+                return Err(StoreError::NotAStore {
+                    path,
+                    reason: "a sled database without Tern's format mark".to_owned(),
+                })
+            }
+            None if existed && !db.was_recovered() => {
+                return Err(StoreError::NotAStore {
+                    path,
+                    reason: "the directory is not empty".to_owned(),
+                })
+            }
+            None => {
+                db.insert(keys::meta("format"), FORMAT)?;
+                db.flush()?;
+            }
+        }
+        let committer = GroupCommit::start(db.clone()).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            reason: format!("starting the committer: {e}"),
+        })?;
+        let store = Self {
+            path,
+            db,
+            node: options.node,
+            durability: options.durability,
+            committer,
+        };
+        let recovery = store.recover()?;
+        Ok((store, recovery))
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How well writes are being grouped.
+    pub fn commit_stats(&self) -> &CommitStats {
+        self.committer.stats()
+    }
+
+    /// Returns once the writes before it count as done for the mode.
+    async fn commit(&self) -> Result<(), StoreError> {
+        match self.durability {
+            Durability::Durable => self.committer.durable().await.map_err(StoreError::Io),
+            Durability::Fast { .. } => Ok(()),
+        }
+    }
+
+    /// Flushes everything now, whatever the mode.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn next_id(&self) -> Result<TernId, StoreError> {
+        // sled's generator persists its high-water mark and skips ahead on
+        // recovery, so a counter is never handed out twice.
+        let counter = self.db.generate_id()?;
+        if counter > MAX_COUNTER {
+            return Err(StoreError::IdsExhausted(self.node));
+        }
+        TernId::new(self.node, counter).ok_or(StoreError::IdsExhausted(self.node))
+    }
+
+    /// Moves messages that were claimed but not finished back to ready.
+    fn recover(&self) -> Result<Recovery, StoreError> {
+        let mut batch = Batch::default();
+        let mut requeued = 0;
+        for entry in self.db.scan_prefix([keys::IN_FLIGHT]) {
+            let (key, _) = entry?;
+            let Some(id) = keys::trailing_id(&key) else {
+                continue;
+            };
+            batch.remove(key);
+            if let Some(mut record) = self.get(id)? {
+                record.state = State::Queued;
+                batch.insert(keys::timed(keys::READY, record.not_before_ms, id), &[]);
+                batch.insert(keys::message(id), encode(&record)?);
+                requeued += 1;
+            }
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(Recovery { requeued })
+    }
+
+    /// The record of `id`.
+    pub fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
+        self.db
+            .get(keys::message(id))?
+            .map(|bytes| decode("message record", &bytes))
+            .transpose()
+    }
+
+    fn require(&self, id: TernId) -> Result<MessageRecord, StoreError> {
+        self.get(id)?.ok_or(StoreError::NotFound(id))
+    }
+
+    /// Accepts a message: durable (in `durable` mode) when this returns. A
+    /// resubmission within its dedup window gets the first message's id and
+    /// stores nothing.
+    pub async fn accept(&self, message: NewMessage, now_ms: u64) -> Result<Accepted, StoreError> {
+        let id = self.next_id()?;
+        let mut record = MessageRecord {
+            id,
+            client: message.client,
+            pdu: message.pdu,
+            receipt_requested: message.receipt_requested,
+            state: State::Queued,
+            attempts: Vec::new(),
+            outcome: None,
+            accepted_ms: now_ms,
+            updated_ms: now_ms,
+            not_before_ms: message.not_before_ms,
+            expires_ms: message.expires_ms,
+            dedup_key: None,
+        };
+        let accepted = match message.dedup {
+            None => {
+                self.db.apply_batch(Self::accept_batch(&record)?)?;
+                Accepted {
+                    id,
+                    duplicate: false,
+                }
+            }
+            Some((key, window)) => {
+                record.dedup_key = Some(key.clone());
+                self.accept_deduplicated(&record, &key, window, now_ms)?
+            }
+        };
+        self.commit().await?;
+        Ok(accepted)
+    }
+
+    fn accept_batch(record: &MessageRecord) -> Result<Batch, StoreError> {
+        let mut batch = Batch::default();
+        batch.insert(keys::message(record.id), encode(record)?);
+        batch.insert(
+            keys::timed(keys::READY, record.not_before_ms, record.id),
+            &[],
+        );
+        if let Some(expires) = record.expires_ms {
+            batch.insert(keys::timed(keys::EXPIRY, expires, record.id), &[]);
+        }
+        Ok(batch)
+    }
+
+    /// The dedup check and the write in one transaction, so two concurrent
+    /// resubmissions cannot both be stored.
+    fn accept_deduplicated(
+        &self,
+        record: &MessageRecord,
+        key: &[u8],
+        window: Duration,
+        now_ms: u64,
+    ) -> Result<Accepted, StoreError> {
+        let dedup_key = keys::owned_with(keys::DEDUP, &record.client, key);
+        let window_ms = window.as_millis() as u64;
+        let encoded = encode(record)?;
+        let outcome = self.db.transaction(|tx| {
+            if let Some(existing) = tx.get(&dedup_key)? {
+                let (first, at_ms): (u64, u64) = decode("dedup entry", &existing)
+                    .map_err(ConflictableTransactionError::Abort)?;
+                let first = TernId::from_u64(first);
+                if now_ms.saturating_sub(at_ms) <= window_ms
+                    && tx.get(keys::message(first))?.is_some()
+                {
+                    return Ok(Accepted {
+                        id: first,
+                        duplicate: true,
+                    });
+                }
+            }
+            let entry = encode(&(record.id.as_u64(), now_ms))
+                .map_err(ConflictableTransactionError::Abort)?;
+            tx.insert(dedup_key.as_slice(), entry)?;
+            tx.insert(keys::message(record.id), encoded.as_slice())?;
+            tx.insert(
+                keys::timed(keys::READY, record.not_before_ms, record.id),
+                &[],
+            )?;
+            if let Some(expires) = record.expires_ms {
+                tx.insert(keys::timed(keys::EXPIRY, expires, record.id), &[])?;
+            }
+            Ok(Accepted {
+                id: record.id,
+                duplicate: false,
+            })
+        })?;
+        Ok(outcome)
+    }
+
+    /// Claims up to `limit` messages that are due at `now`, marking them in
+    /// flight. One claimer at a time (the router's dispatcher).
+    pub async fn claim_ready(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let mut batch = Batch::default();
+        let mut claimed = Vec::new();
+        for entry in self
+            .db
+            .range(vec![keys::READY]..=keys::timed_until(keys::READY, now_ms))
+            .take(limit)
+        {
+            let (key, _) = entry?;
+            let Some(id) = keys::trailing_id(&key) else {
+                continue;
+            };
+            batch.remove(key);
+            let Some(mut record) = self.get(id)? else {
+                continue;
+            };
+            record.state = State::InFlight;
+            record.updated_ms = now_ms;
+            batch.insert(keys::in_flight(id), &[]);
+            batch.insert(keys::message(id), encode(&record)?);
+            claimed.push(record);
+        }
+        if !claimed.is_empty() {
+            self.db.apply_batch(batch)?;
+            self.commit().await?;
+        }
+        Ok(claimed)
+    }
+
+    /// Records an attempt. When the upstream accepted it (ids given), the
+    /// message is submitted and each upstream id is indexed; otherwise it
+    /// goes back to the ready queue at `retry_at_ms`, or stays in flight for
+    /// the caller to finish it.
+    pub async fn record_attempt(
+        &self,
+        id: TernId,
+        attempt: Attempt,
+        retry_at_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut record = self.require(id)?;
+        let mut batch = Batch::default();
+        let accepted = !attempt.upstream_ids.is_empty();
+        for upstream_id in &attempt.upstream_ids {
+            let key = keys::owned_with(
+                keys::UPSTREAM_ID,
+                &attempt.upstream,
+                normalise(upstream_id).as_bytes(),
+            );
+            batch.insert(key, &id.to_be_bytes());
+        }
+        if accepted {
+            batch.remove(keys::in_flight(id));
+            record.state = State::Submitted;
+        } else if let Some(at) = retry_at_ms {
+            batch.remove(keys::in_flight(id));
+            record.state = State::Queued;
+            record.not_before_ms = at;
+            batch.insert(keys::timed(keys::READY, at, id), &[]);
+        }
+        record.attempts.push(attempt);
+        record.updated_ms = now_ms;
+        batch.insert(keys::message(id), encode(&record)?);
+        self.db.apply_batch(batch)?;
+        self.commit().await
+    }
+
+    /// Ends a message: final state, out of every queue, into retention.
+    pub async fn finish(
+        &self,
+        id: TernId,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut record = self.require(id)?;
+        if record.state == State::Final {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        batch.remove(keys::in_flight(id));
+        batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
+        if let Some(expires) = record.expires_ms {
+            batch.remove(keys::timed(keys::EXPIRY, expires, id));
+        }
+        batch.insert(keys::timed(keys::RETENTION, now_ms, id), &[]);
+        record.state = State::Final;
+        record.outcome = Some(outcome);
+        record.updated_ms = now_ms;
+        batch.insert(keys::message(id), encode(&record)?);
+        self.db.apply_batch(batch)?;
+        self.commit().await
+    }
+
+    /// The message an upstream's id belongs to, whatever form (case, leading
+    /// zeros, hex or decimal) the id comes in.
+    pub fn lookup_upstream(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<TernId>, StoreError> {
+        for form in candidates(upstream_id) {
+            if let Some(value) = self.db.get(keys::owned_with(
+                keys::UPSTREAM_ID,
+                upstream,
+                form.as_bytes(),
+            ))? {
+                let bytes: [u8; 8] = value.as_ref().try_into().map_err(|_| StoreError::Decode {
+                    what: "upstream id entry",
+                    reason: format!("{} octets", value.len()),
+                })?;
+                return Ok(Some(TernId::from_u64(u64::from_be_bytes(bytes))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Ids whose validity ended by `now`, at most `limit`.
+    pub fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<TernId>, StoreError> {
+        self.db
+            .range(vec![keys::EXPIRY]..=keys::timed_until(keys::EXPIRY, now_ms))
+            .take(limit)
+            .map(|entry| {
+                let (key, _) = entry?;
+                keys::trailing_id(&key).ok_or(StoreError::Decode {
+                    what: "expiry key",
+                    reason: "too short".to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// Stores something owed to `client`; returns its place in the outbox.
+    pub async fn outbox_push(&self, client: &str, item: &OutboxItem) -> Result<u64, StoreError> {
+        let seq = self.db.generate_id()?;
+        self.db.insert(
+            keys::owned_with(keys::OUTBOX, client, &seq.to_be_bytes()),
+            encode(item)?,
+        )?;
+        self.commit().await?;
+        Ok(seq)
+    }
+
+    /// Up to `limit` items owed to `client`, oldest first.
+    pub fn outbox_pending(
+        &self,
+        client: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+        let prefix = keys::owned(keys::OUTBOX, client);
+        self.db
+            .scan_prefix(&prefix)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let seq: [u8; 8] =
+                    key[prefix.len()..]
+                        .try_into()
+                        .map_err(|_| StoreError::Decode {
+                            what: "outbox key",
+                            reason: format!("{} octets", key.len()),
+                        })?;
+                Ok((u64::from_be_bytes(seq), decode("outbox item", &value)?))
+            })
+            .collect()
+    }
+
+    /// Removes an item the client has acknowledged.
+    pub async fn outbox_ack(&self, client: &str, seq: u64) -> Result<(), StoreError> {
+        self.db
+            .remove(keys::owned_with(keys::OUTBOX, client, &seq.to_be_bytes()))?;
+        self.commit().await
+    }
+
+    /// Clients with something in their outbox (to resume after a restart).
+    pub fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
+        let mut clients: Vec<String> = Vec::new();
+        let mut from: Vec<u8> = vec![keys::OUTBOX];
+        while let Some(entry) = self.db.range(from.clone()..).next() {
+            let (key, _) = entry?;
+            if key.first() != Some(&keys::OUTBOX) {
+                break;
+            }
+            let Some(end) = key.iter().skip(1).position(|&b| b == 0) else {
+                break;
+            };
+            let client = String::from_utf8_lossy(&key[1..1 + end]).into_owned();
+            // Skip past this client's keys: its name, then the octet after NUL.
+            from = keys::owned(keys::OUTBOX, &client);
+            if let Some(last) = from.last_mut() {
+                *last = 1;
+            }
+            clients.push(client);
+        }
+        Ok(clients)
+    }
+
+    /// Holds a receipt that matched nothing, for when its submit_sm_resp comes.
+    pub async fn hold_unmatched(&self, receipt: &UnmatchedReceipt) -> Result<(), StoreError> {
+        let form = normalise(&receipt.upstream_id);
+        let mut batch = Batch::default();
+        batch.insert(
+            keys::owned_with(keys::UNMATCHED, &receipt.upstream, form.as_bytes()),
+            encode(receipt)?,
+        );
+        batch.insert(
+            unmatched_by_time(receipt.received_ms, &receipt.upstream, &form),
+            &[],
+        );
+        self.db.apply_batch(batch)?;
+        self.commit().await
+    }
+
+    /// Takes the held receipt for this upstream id, if one came early.
+    pub async fn take_unmatched(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        for form in candidates(upstream_id) {
+            let key = keys::owned_with(keys::UNMATCHED, upstream, form.as_bytes());
+            if let Some(value) = self.db.get(&key)? {
+                let receipt: UnmatchedReceipt = decode("unmatched receipt", &value)?;
+                let mut batch = Batch::default();
+                batch.remove(key);
+                batch.remove(unmatched_by_time(receipt.received_ms, upstream, &form));
+                self.db.apply_batch(batch)?;
+                self.commit().await?;
+                return Ok(Some(receipt));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes and returns held receipts older than `grace` at `now`: they
+    /// will match nothing (counted and logged by the caller).
+    pub async fn expire_unmatched(
+        &self,
+        now_ms: u64,
+        grace: Duration,
+        limit: usize,
+    ) -> Result<Vec<UnmatchedReceipt>, StoreError> {
+        let until = now_ms.saturating_sub(grace.as_millis() as u64);
+        let mut end = vec![keys::UNMATCHED_BY_TIME];
+        end.extend_from_slice(&until.to_be_bytes());
+        end.push(0xFF);
+        let mut batch = Batch::default();
+        let mut expired = Vec::new();
+        let mut removed = 0;
+        for entry in self
+            .db
+            .range(vec![keys::UNMATCHED_BY_TIME]..end)
+            .take(limit)
+        {
+            let (key, _) = entry?;
+            removed += 1;
+            batch.remove(key.clone());
+            let Some(rest) = key.get(9..) else { continue };
+            let mut held = vec![keys::UNMATCHED];
+            held.extend_from_slice(rest);
+            if let Some(value) = self.db.get(&held)? {
+                expired.push(decode("unmatched receipt", &value)?);
+                batch.remove(held);
+            }
+        }
+        if removed > 0 {
+            self.db.apply_batch(batch)?;
+            self.commit().await?;
+        }
+        Ok(expired)
+    }
+
+    /// Removes up to `limit` messages finished before `before_ms`, with their
+    /// index entries. Small batches, so the hot path is never stalled long.
+    pub async fn purge_finished(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        let mut batch = Batch::default();
+        let mut purged = 0;
+        let end = keys::timed(keys::RETENTION, before_ms, TernId::from_u64(0));
+        for entry in self.db.range(vec![keys::RETENTION]..end).take(limit) {
+            let (key, _) = entry?;
+            batch.remove(key.clone());
+            let Some(id) = keys::trailing_id(&key) else {
+                continue;
+            };
+            if let Some(record) = self.get(id)? {
+                for attempt in &record.attempts {
+                    for upstream_id in &attempt.upstream_ids {
+                        let k = keys::owned_with(
+                            keys::UPSTREAM_ID,
+                            &attempt.upstream,
+                            normalise(upstream_id).as_bytes(),
+                        );
+                        // Only if it still points here (an id may be reused by the upstream).
+                        if self.db.get(&k)?.as_deref() == Some(&id.to_be_bytes()[..]) {
+                            batch.remove(k);
+                        }
+                    }
+                }
+                if let Some(dedup) = &record.dedup_key {
+                    batch.remove(keys::owned_with(keys::DEDUP, &record.client, dedup));
+                }
+                batch.remove(keys::message(id));
+            }
+            purged += 1;
+        }
+        if purged > 0 {
+            self.db.apply_batch(batch)?;
+            self.commit().await?;
+        }
+        Ok(purged)
+    }
+
+    /// Counts by kind, and every way the indexes disagree with the records.
+    /// Used after crashes in tests; `tern` can run it on a stopped store.
+    pub fn verify(&self) -> Result<Verification, StoreError> {
+        let mut v = Verification::default();
+        for entry in self.db.scan_prefix([keys::MESSAGE]) {
+            let (key, value) = entry?;
+            let record: MessageRecord = decode("message record", &value)?;
+            let id = record.id;
+            if keys::message(id) != key.as_ref() {
+                v.problems
+                    .push(format!("record under {key:?} says it is {id}"));
+            }
+            v.messages += 1;
+            let ready = self.has(keys::timed(keys::READY, record.not_before_ms, id))?;
+            let flight = self.has(keys::in_flight(id))?;
+            match record.state {
+                State::Queued if !ready || flight => v
+                    .problems
+                    .push(format!("{id} queued: ready {ready}, in flight {flight}")),
+                State::InFlight if ready || !flight => v
+                    .problems
+                    .push(format!("{id} in flight: ready {ready}, in flight {flight}")),
+                State::Submitted | State::Final if ready || flight => v
+                    .problems
+                    .push(format!("{id} {:?} but still queued", record.state)),
+                _ => {}
+            }
+            match record.state {
+                State::Queued => v.queued += 1,
+                State::InFlight => v.in_flight += 1,
+                State::Submitted => v.submitted += 1,
+                State::Final => v.finished += 1,
+            }
+            if record.state != State::Final {
+                v.unfinished += 1;
+            }
+        }
+        for (prefix, what) in [
+            (keys::READY, "ready"),
+            (keys::IN_FLIGHT, "in flight"),
+            (keys::EXPIRY, "expiry"),
+            (keys::RETENTION, "retention"),
+        ] {
+            for entry in self.db.scan_prefix([prefix]) {
+                let (key, _) = entry?;
+                match keys::trailing_id(&key) {
+                    Some(id) if self.has(keys::message(id))? => {}
+                    _ => v
+                        .problems
+                        .push(format!("{what} entry {key:?} has no record")),
+                }
+            }
+        }
+        for entry in self
+            .db
+            .scan_prefix([keys::UPSTREAM_ID])
+            .chain(self.db.scan_prefix([keys::DEDUP]))
+        {
+            let (key, value) = entry?;
+            let id = if key[0] == keys::UPSTREAM_ID {
+                value.as_ref().try_into().ok().map(u64::from_be_bytes)
+            } else {
+                decode::<(u64, u64)>("dedup entry", &value)
+                    .ok()
+                    .map(|(id, _)| id)
+            };
+            match id {
+                Some(id) if self.has(keys::message(TernId::from_u64(id)))? => {}
+                _ => v
+                    .problems
+                    .push(format!("index entry {key:?} has no record")),
+            }
+        }
+        Ok(v)
+    }
+
+    fn has(&self, key: Vec<u8>) -> Result<bool, StoreError> {
+        Ok(self.db.contains_key(key)?)
+    }
+
+    /// Messages not yet final, in the ready queue (due or not).
+    pub fn ready_len(&self) -> usize {
+        self.db.scan_prefix([keys::READY]).count()
+    }
+}
+
+fn unmatched_by_time(received_ms: u64, upstream: &str, form: &str) -> Vec<u8> {
+    let mut k = vec![keys::UNMATCHED_BY_TIME];
+    k.extend_from_slice(&received_ms.to_be_bytes());
+    k.extend_from_slice(upstream.as_bytes());
+    k.push(0);
+    k.extend_from_slice(form.as_bytes());
+    k
+}
+
+/// What [`SledStore::verify`] found.
+#[derive(Debug, Default, Clone)]
+pub struct Verification {
+    /// Records.
+    pub messages: usize,
+    /// Records not final.
+    pub unfinished: usize,
+    /// Records waiting in the ready queue.
+    pub queued: usize,
+    /// Records claimed by a router task.
+    pub in_flight: usize,
+    /// Records accepted upstream, waiting for a receipt.
+    pub submitted: usize,
+    /// Final records still kept.
+    pub finished: usize,
+    /// Every disagreement, described.
+    pub problems: Vec<String>,
+}
+
+impl Verification {
+    /// True when indexes and records agree.
+    pub fn is_consistent(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The store's clock: milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Shared handle type the daemon passes around.
+pub type SharedStore = Arc<SledStore>;

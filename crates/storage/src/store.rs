@@ -1,0 +1,200 @@
+//! The store as the rest of Tern sees it: a trait, so the router and the
+//! daemon do not depend on sled, and a Redis backend (several nodes as one
+//! broker) can stand beside it.
+//!
+//! Every write returns once it counts as done for the store's durability
+//! (on disk in `durable` mode); reads see every write that has returned.
+//! One claimer at a time calls [`MessageStore::claim_ready`]; each message
+//! is updated by one task at a time (the one that claimed it).
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::StoreError;
+use crate::id::TernId;
+use crate::record::{Attempt, MessageRecord, OutboxItem, Outcome, UnmatchedReceipt};
+use crate::sled_store::{Accepted, NewMessage, SledStore};
+
+/// Everything Tern keeps, behind one interface.
+pub trait MessageStore: Send + Sync + 'static {
+    /// Accepts a message (see [`SledStore::accept`]).
+    fn accept(
+        &self,
+        message: NewMessage,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
+    /// The record of `id`.
+    fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError>;
+    /// Claims due messages for sending.
+    fn claim_ready(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<MessageRecord>, StoreError>> + Send;
+    /// Records an attempt; indexes the upstream ids it was given.
+    fn record_attempt(
+        &self,
+        id: TernId,
+        attempt: Attempt,
+        retry_at_ms: Option<u64>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Ends a message.
+    fn finish(
+        &self,
+        id: TernId,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The message an upstream id belongs to, in any of its forms.
+    fn lookup_upstream(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<TernId>, StoreError>;
+    /// Messages whose validity ended.
+    fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<TernId>, StoreError>;
+    /// Stores something owed to a client.
+    fn outbox_push(
+        &self,
+        client: &str,
+        item: &OutboxItem,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// What a client is owed, oldest first.
+    fn outbox_pending(
+        &self,
+        client: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxItem)>, StoreError>;
+    /// Removes what a client acknowledged.
+    fn outbox_ack(
+        &self,
+        client: &str,
+        seq: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Clients with something owed.
+    fn outbox_clients(&self) -> Result<Vec<String>, StoreError>;
+    /// Holds a receipt that matched nothing yet.
+    fn hold_unmatched(
+        &self,
+        receipt: &UnmatchedReceipt,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes a held receipt for an upstream id.
+    fn take_unmatched(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> impl Future<Output = Result<Option<UnmatchedReceipt>, StoreError>> + Send;
+    /// Removes held receipts past their grace period.
+    fn expire_unmatched(
+        &self,
+        now_ms: u64,
+        grace: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<UnmatchedReceipt>, StoreError>> + Send;
+    /// Removes finished messages past retention.
+    fn purge_finished(
+        &self,
+        before_ms: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+impl MessageStore for SledStore {
+    fn accept(
+        &self,
+        message: NewMessage,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Accepted, StoreError>> + Send {
+        SledStore::accept(self, message, now_ms)
+    }
+    fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
+        SledStore::get(self, id)
+    }
+    fn claim_ready(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<MessageRecord>, StoreError>> + Send {
+        SledStore::claim_ready(self, now_ms, limit)
+    }
+    fn record_attempt(
+        &self,
+        id: TernId,
+        attempt: Attempt,
+        retry_at_ms: Option<u64>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        SledStore::record_attempt(self, id, attempt, retry_at_ms, now_ms)
+    }
+    fn finish(
+        &self,
+        id: TernId,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        SledStore::finish(self, id, outcome, now_ms)
+    }
+    fn lookup_upstream(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<TernId>, StoreError> {
+        SledStore::lookup_upstream(self, upstream, upstream_id)
+    }
+    fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<TernId>, StoreError> {
+        SledStore::expired(self, now_ms, limit)
+    }
+    fn outbox_push(
+        &self,
+        client: &str,
+        item: &OutboxItem,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        SledStore::outbox_push(self, client, item)
+    }
+    fn outbox_pending(
+        &self,
+        client: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+        SledStore::outbox_pending(self, client, limit)
+    }
+    fn outbox_ack(
+        &self,
+        client: &str,
+        seq: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        SledStore::outbox_ack(self, client, seq)
+    }
+    fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
+        SledStore::outbox_clients(self)
+    }
+    fn hold_unmatched(
+        &self,
+        receipt: &UnmatchedReceipt,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        SledStore::hold_unmatched(self, receipt)
+    }
+    fn take_unmatched(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> impl Future<Output = Result<Option<UnmatchedReceipt>, StoreError>> + Send {
+        SledStore::take_unmatched(self, upstream, upstream_id)
+    }
+    fn expire_unmatched(
+        &self,
+        now_ms: u64,
+        grace: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<UnmatchedReceipt>, StoreError>> + Send {
+        SledStore::expire_unmatched(self, now_ms, grace, limit)
+    }
+    fn purge_finished(
+        &self,
+        before_ms: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        SledStore::purge_finished(self, before_ms, limit)
+    }
+}

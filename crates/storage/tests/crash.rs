@@ -1,0 +1,271 @@
+//! Crash test: a child process writes at full speed and reports each write
+//! only once the store has acknowledged it; the parent kills it with SIGKILL
+//! at a random moment, reopens the store and checks that
+//!
+//! - every acknowledged write is there (accepts, submissions with their
+//!   upstream ids, finishes, outbox items);
+//! - the indexes agree with the records (`verify`);
+//! - the queues hold exactly the unfinished messages.
+//!
+//! Rounds accumulate in one store, so recovery is also tested on a store
+//! that has crashed before. `TERN_CRASH_ROUNDS` sets the number of rounds
+//! (default 12; a soak run can use hundreds).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+use tern_storage::{
+    Attempt, NewMessage, OutboxItem, Outcome, SledStore, State, StoreOptions, TernId,
+};
+
+const CHILD_DIR: &str = "TERN_CRASH_CHILD_DIR";
+const WRITERS: usize = 8;
+
+fn main() {
+    match std::env::var_os(CHILD_DIR) {
+        Some(dir) => child(PathBuf::from(dir)),
+        None => parent(),
+    }
+}
+
+/// The writer. Runs until killed (or, as a safety net, for 60 s).
+fn child(dir: PathBuf) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let (store, _) = SledStore::open(
+            &dir,
+            StoreOptions {
+                node: 9,
+                ..StoreOptions::default()
+            },
+        )
+        .expect("child opens the store");
+        let store = Arc::new(store);
+        let out = Arc::new(Mutex::new(std::io::stdout()));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut tasks = Vec::new();
+        for writer in 0..WRITERS {
+            let (store, out) = (store.clone(), out.clone());
+            tasks.push(tokio::spawn(async move {
+                let report = |line: String| {
+                    let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                };
+                let mut n: u64 = 0;
+                while Instant::now() < deadline {
+                    n += 1;
+                    let now = tern_storage::now_ms();
+                    let msg = NewMessage {
+                        client: format!("client{}", writer % 3),
+                        pdu: Bytes::from(vec![writer as u8; 40]),
+                        receipt_requested: true,
+                        not_before_ms: now,
+                        expires_ms: None,
+                        dedup: None,
+                    };
+                    let id = store.accept(msg, now).await.expect("accept").id;
+                    report(format!("A {id}"));
+                    if n % 3 == 0 {
+                        // Only writer 0 claims: the store has one claimer.
+                        if writer == 0 {
+                            for record in store.claim_ready(now, 8).await.expect("claim") {
+                                let upstream_id = format!("{:x}", record.id.as_u64() ^ 0xFFFF);
+                                let attempt = Attempt {
+                                    upstream: "up".to_owned(),
+                                    at_ms: now,
+                                    status: Some(0),
+                                    upstream_ids: vec![upstream_id.clone()],
+                                };
+                                store
+                                    .record_attempt(record.id, attempt, None, now)
+                                    .await
+                                    .expect("attempt");
+                                report(format!("S {} {upstream_id}", record.id));
+                                if record.id.counter() % 2 == 0 {
+                                    let outcome = Outcome {
+                                        stat: "DELIVRD".to_owned(),
+                                        err: 0,
+                                        vendor_code: None,
+                                    };
+                                    store.finish(record.id, outcome, now).await.expect("finish");
+                                    report(format!("F {}", record.id));
+                                }
+                            }
+                        }
+                    }
+                    if n % 5 == 0 {
+                        let client = format!("client{}", writer % 3);
+                        let item = OutboxItem {
+                            pdu: Bytes::from_static(b"receipt"),
+                            message: Some(id),
+                            stored_ms: now,
+                        };
+                        let seq = store.outbox_push(&client, &item).await.expect("outbox");
+                        report(format!("O {client} {seq}"));
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+}
+
+/// What the child reported as acknowledged.
+#[derive(Default)]
+struct Acked {
+    accepted: BTreeSet<TernId>,
+    submitted: BTreeMap<TernId, String>,
+    finished: BTreeSet<TernId>,
+    outbox: BTreeSet<(String, u64)>,
+}
+
+impl Acked {
+    fn read(&mut self, line: &str) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let id = |w: &str| w.parse::<TernId>().expect("the child prints ids");
+        match words.as_slice() {
+            ["A", i] => {
+                self.accepted.insert(id(i));
+            }
+            ["S", i, up] => {
+                self.submitted.insert(id(i), (*up).to_owned());
+            }
+            ["F", i] => {
+                self.finished.insert(id(i));
+            }
+            ["O", client, seq] => {
+                self.outbox
+                    .insert(((*client).to_owned(), seq.parse().expect("seq")));
+            }
+            // A line cut by the kill was never acknowledged to us.
+            _ => {}
+        }
+    }
+}
+
+fn parent() {
+    let rounds: usize = std::env::var("TERN_CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(12);
+    let dir = std::env::temp_dir().join(format!("tern-crash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let mut rng = rand::rng();
+    let started = Instant::now();
+    for round in 0..rounds {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .env(CHILD_DIR, &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the writer");
+        let stdout = child.stdout.take().expect("piped");
+        let sink = acked.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap_or_else(|p| p.into_inner()).read(&line);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(rng.random_range(150..600)));
+        child.kill().expect("SIGKILL the writer");
+        let status = child.wait().expect("reap");
+        assert!(
+            !status.success(),
+            "round {round}: the writer was killed, not finished"
+        );
+        reader.join().expect("reader");
+        check(
+            &dir,
+            &acked.lock().unwrap_or_else(|p| p.into_inner()),
+            round,
+        );
+    }
+    let acked = acked.lock().unwrap_or_else(|p| p.into_inner());
+    println!(
+        "crash: {rounds} SIGKILL rounds in {:.1?}: {} accepts, {} submissions, {} finishes, {} outbox items acknowledged, all present and consistent",
+        started.elapsed(),
+        acked.accepted.len(),
+        acked.submitted.len(),
+        acked.finished.len(),
+        acked.outbox.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn check(dir: &Path, acked: &Acked, round: usize) {
+    let (store, recovery) = SledStore::open(dir, StoreOptions::default())
+        .unwrap_or_else(|e| panic!("round {round}: the store reopens after SIGKILL: {e}"));
+    let verification = store.verify().expect("verify");
+    assert!(
+        verification.is_consistent(),
+        "round {round}: {:#?}",
+        verification.problems
+    );
+    assert!(
+        !acked.accepted.is_empty(),
+        "round {round}: the writer acknowledged nothing"
+    );
+    for id in &acked.accepted {
+        let record = store.get(*id).expect("read");
+        assert!(
+            record.is_some(),
+            "round {round}: acknowledged accept {id} lost"
+        );
+    }
+    for (id, upstream_id) in &acked.submitted {
+        assert_eq!(
+            store.lookup_upstream("up", upstream_id).expect("lookup"),
+            Some(*id),
+            "round {round}: submission of {id} lost"
+        );
+        let state = store.get(*id).expect("read").expect("present").state;
+        assert!(
+            matches!(state, State::Submitted | State::Final),
+            "round {round}: {id} is {state:?}"
+        );
+    }
+    for id in &acked.finished {
+        let state = store.get(*id).expect("read").expect("present").state;
+        assert_eq!(state, State::Final, "round {round}: finish of {id} lost");
+    }
+    for (client, seq) in &acked.outbox {
+        let pending = store.outbox_pending(client, usize::MAX).expect("outbox");
+        assert!(
+            pending.iter().any(|(s, _)| s == seq),
+            "round {round}: outbox item {client}/{seq} lost"
+        );
+    }
+    // Queues hold exactly the unfinished messages: after recovery nothing is
+    // in flight, every queued record has one ready entry and no other
+    // record has any, and the rest of the unfinished are submitted.
+    assert_eq!(
+        verification.in_flight, 0,
+        "round {round}: in flight after recovery"
+    );
+    assert_eq!(
+        store.ready_len(),
+        verification.queued,
+        "round {round}: ready queue vs queued records"
+    );
+    assert_eq!(
+        verification.unfinished,
+        verification.queued + verification.submitted,
+        "round {round}"
+    );
+    assert!(recovery.requeued <= verification.queued, "round {round}");
+}

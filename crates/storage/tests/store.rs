@@ -1,0 +1,632 @@
+//! The store's behaviour on a real on-disk sled database: each index and
+//! queue, duplicate protection, id-form tolerance, the unmatched-receipt
+//! grace period, retention, recovery, and refusing what is not a store.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tern_storage::{
+    Attempt, Durability, MessageStore, NewMessage, OutboxItem, Outcome, SledStore, State,
+    StoreError, StoreOptions, TernId, UnmatchedReceipt,
+};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "tern-store-{name}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn open(dir: &TempDir) -> SledStore {
+    SledStore::open(
+        &dir.0,
+        StoreOptions {
+            node: 3,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("opens")
+    .0
+}
+
+fn message(client: &str, at: u64) -> NewMessage {
+    NewMessage {
+        client: client.to_owned(),
+        pdu: Bytes::from_static(
+            b"\x00\x00\x00\x10\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x01",
+        ),
+        receipt_requested: true,
+        not_before_ms: at,
+        expires_ms: None,
+        dedup: None,
+    }
+}
+
+fn accepted_attempt(upstream: &str, ids: &[&str]) -> Attempt {
+    Attempt {
+        upstream: upstream.to_owned(),
+        at_ms: 1_000,
+        status: Some(0),
+        upstream_ids: ids.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn delivered() -> Outcome {
+    Outcome {
+        stat: "DELIVRD".to_owned(),
+        err: 0,
+        vendor_code: None,
+    }
+}
+
+#[tokio::test]
+async fn accepted_messages_are_kept_with_unique_ids_of_this_node() {
+    let dir = TempDir::new("accept");
+    let store = open(&dir);
+    let a = store
+        .accept(message("acme", 1_000), 1_000)
+        .await
+        .expect("accept");
+    let b = store
+        .accept(message("acme", 1_000), 1_000)
+        .await
+        .expect("accept");
+    assert_ne!(a.id, b.id);
+    assert_eq!(a.id.node(), 3);
+    let record = store.get(a.id).expect("read").expect("present");
+    assert_eq!(
+        (record.client.as_str(), record.state, record.accepted_ms),
+        ("acme", State::Queued, 1_000)
+    );
+    assert!(store.verify().expect("verify").is_consistent());
+}
+
+#[tokio::test]
+async fn ids_are_never_reused_after_a_restart() {
+    let dir = TempDir::new("ids");
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..3 {
+        let store = open(&dir);
+        for _ in 0..50 {
+            let id = store
+                .accept(message("acme", 0), 0)
+                .await
+                .expect("accept")
+                .id;
+            assert!(seen.insert(id), "{id} handed out twice");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_ready_queue_respects_not_before_and_claims_once() {
+    let dir = TempDir::new("ready");
+    let store = open(&dir);
+    let now = store
+        .accept(message("acme", 1_000), 1_000)
+        .await
+        .expect("accept")
+        .id;
+    let later = store
+        .accept(message("acme", 5_000), 1_000)
+        .await
+        .expect("accept")
+        .id;
+    let claimed = store.claim_ready(1_000, 10).await.expect("claim");
+    assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![now]);
+    assert_eq!(claimed[0].state, State::InFlight);
+    assert!(
+        store
+            .claim_ready(1_000, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "claimed once"
+    );
+    let claimed = store.claim_ready(5_000, 10).await.expect("claim");
+    assert_eq!(
+        claimed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![later]
+    );
+    assert!(store.verify().expect("verify").is_consistent());
+}
+
+#[tokio::test]
+async fn a_failed_attempt_is_retried_after_its_backoff() {
+    let dir = TempDir::new("retry");
+    let store = open(&dir);
+    let id = store
+        .accept(message("acme", 0), 0)
+        .await
+        .expect("accept")
+        .id;
+    store.claim_ready(0, 1).await.expect("claim");
+    let failed = Attempt {
+        upstream: "ovh".to_owned(),
+        at_ms: 10,
+        status: Some(0x58),
+        upstream_ids: vec![],
+    };
+    store
+        .record_attempt(id, failed, Some(60_000), 10)
+        .await
+        .expect("record");
+    assert!(store
+        .claim_ready(59_999, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+    let again = store.claim_ready(60_000, 10).await.expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts.len(), 1);
+    assert!(store.verify().expect("verify").is_consistent());
+}
+
+#[tokio::test]
+async fn upstream_ids_are_found_in_any_form() {
+    let dir = TempDir::new("upstream");
+    let store = open(&dir);
+    let id = store
+        .accept(message("acme", 0), 0)
+        .await
+        .expect("accept")
+        .id;
+    store.claim_ready(0, 1).await.expect("claim");
+    store
+        .record_attempt(
+            id,
+            accepted_attempt("telesign", &["00AB12", "777"]),
+            None,
+            5,
+        )
+        .await
+        .expect("record");
+    let record = store.get(id).expect("read").expect("present");
+    assert_eq!(record.state, State::Submitted);
+    for form in ["00AB12", "ab12", "AB12", "43794", "777", "0777", "309"] {
+        assert_eq!(
+            store.lookup_upstream("telesign", form).expect("lookup"),
+            Some(id),
+            "form {form}"
+        );
+    }
+    assert_eq!(
+        store.lookup_upstream("ovh", "ab12").expect("lookup"),
+        None,
+        "per upstream"
+    );
+    assert_eq!(
+        store.lookup_upstream("telesign", "ab13").expect("lookup"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_resubmission_within_the_window_gets_the_first_id() {
+    let dir = TempDir::new("dedup");
+    let store = open(&dir);
+    let with_key = |at: u64| NewMessage {
+        dedup: Some((Bytes::from_static(b"umr:42"), Duration::from_secs(60))),
+        ..message("acme", at)
+    };
+    let first = store.accept(with_key(1_000), 1_000).await.expect("accept");
+    let again = store.accept(with_key(2_000), 2_000).await.expect("accept");
+    assert!(!first.duplicate);
+    assert_eq!((again.id, again.duplicate), (first.id, true));
+    // Another client's key is its own.
+    let other = store
+        .accept(
+            NewMessage {
+                client: "other".to_owned(),
+                ..with_key(2_000)
+            },
+            2_000,
+        )
+        .await
+        .expect("accept");
+    assert!(!other.duplicate);
+    // After the window, a new message.
+    let late = store
+        .accept(with_key(70_000), 70_000)
+        .await
+        .expect("accept");
+    assert!(!late.duplicate);
+    assert_ne!(late.id, first.id);
+    assert_eq!(
+        store.claim_ready(70_000, 10).await.expect("claim").len(),
+        3,
+        "duplicates are not sent again"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_resubmissions_store_one_message() {
+    let dir = TempDir::new("dedup-race");
+    let store = std::sync::Arc::new(open(&dir));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let m = NewMessage {
+                dedup: Some((Bytes::from_static(b"same"), Duration::from_secs(60))),
+                ..message("acme", 0)
+            };
+            store.accept(m, 0).await.expect("accept")
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for t in tasks {
+        ids.insert(t.await.expect("task").id);
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(store.claim_ready(0, 100).await.expect("claim").len(), 1);
+}
+
+#[tokio::test]
+async fn expiry_lists_what_ran_out_and_finish_takes_it_off() {
+    let dir = TempDir::new("expiry");
+    let store = open(&dir);
+    let short = store
+        .accept(
+            NewMessage {
+                expires_ms: Some(10_000),
+                ..message("acme", 0)
+            },
+            0,
+        )
+        .await
+        .expect("accept")
+        .id;
+    let long = store
+        .accept(
+            NewMessage {
+                expires_ms: Some(90_000),
+                ..message("acme", 0)
+            },
+            0,
+        )
+        .await
+        .expect("accept")
+        .id;
+    assert_eq!(
+        store.expired(9_999, 10).expect("expired"),
+        Vec::<TernId>::new()
+    );
+    assert_eq!(store.expired(10_000, 10).expect("expired"), vec![short]);
+    let outcome = Outcome {
+        stat: "EXPIRED".to_owned(),
+        err: 0,
+        vendor_code: None,
+    };
+    store
+        .finish(short, outcome.clone(), 10_000)
+        .await
+        .expect("finish");
+    assert_eq!(store.expired(100_000, 10).expect("expired"), vec![long]);
+    let record = store.get(short).expect("read").expect("present");
+    assert_eq!(
+        (record.state, record.outcome),
+        (State::Final, Some(outcome))
+    );
+    assert!(store.verify().expect("verify").is_consistent());
+}
+
+#[tokio::test]
+async fn outboxes_keep_order_per_client_until_acknowledged() {
+    let dir = TempDir::new("outbox");
+    let store = open(&dir);
+    let item = |n: u8| OutboxItem {
+        pdu: Bytes::from(vec![n]),
+        message: None,
+        stored_ms: u64::from(n),
+    };
+    let a1 = store.outbox_push("acme", &item(1)).await.expect("push");
+    store.outbox_push("beta", &item(9)).await.expect("push");
+    let a2 = store.outbox_push("acme", &item(2)).await.expect("push");
+    let pending = store.outbox_pending("acme", 10).expect("pending");
+    assert_eq!(
+        pending
+            .iter()
+            .map(|(s, i)| (*s, i.pdu[0]))
+            .collect::<Vec<_>>(),
+        vec![(a1, 1), (a2, 2)]
+    );
+    // A client whose name is a prefix of another's sees only its own.
+    assert!(store.outbox_pending("acm", 10).expect("pending").is_empty());
+    assert_eq!(
+        store.outbox_clients().expect("clients"),
+        vec!["acme", "beta"]
+    );
+    store.outbox_ack("acme", a1).await.expect("ack");
+    assert_eq!(store.outbox_pending("acme", 10).expect("pending").len(), 1);
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(
+        store.outbox_pending("acme", 10).expect("pending")[0].0,
+        a2,
+        "outboxes survive a restart"
+    );
+}
+
+#[tokio::test]
+async fn an_early_receipt_is_held_for_its_grace_period() {
+    let dir = TempDir::new("unmatched");
+    let store = open(&dir);
+    let receipt = |id: &str, at: u64| UnmatchedReceipt {
+        upstream: "telesign".to_owned(),
+        upstream_id: id.to_owned(),
+        pdu: Bytes::from_static(b"deliver_sm"),
+        received_ms: at,
+    };
+    store
+        .hold_unmatched(&receipt("0A", 1_000))
+        .await
+        .expect("hold");
+    store
+        .hold_unmatched(&receipt("FF", 5_000))
+        .await
+        .expect("hold");
+    // The submit_sm_resp arrives: the receipt is found under another form.
+    let taken = store
+        .take_unmatched("telesign", "10")
+        .await
+        .expect("take")
+        .expect("held");
+    assert_eq!(taken.upstream_id, "0A");
+    assert!(
+        store
+            .take_unmatched("telesign", "0a")
+            .await
+            .expect("take")
+            .is_none(),
+        "taken once"
+    );
+    // The other never matches: it goes when its grace ends, not before.
+    let grace = Duration::from_secs(10);
+    assert!(store
+        .expire_unmatched(14_999, grace, 10)
+        .await
+        .expect("expire")
+        .is_empty());
+    let expired = store
+        .expire_unmatched(15_000, grace, 10)
+        .await
+        .expect("expire");
+    assert_eq!(
+        expired
+            .iter()
+            .map(|r| r.upstream_id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["FF"]
+    );
+    assert!(store
+        .take_unmatched("telesign", "ff")
+        .await
+        .expect("take")
+        .is_none());
+}
+
+#[tokio::test]
+async fn finished_messages_are_purged_after_retention_with_their_indexes() {
+    let dir = TempDir::new("retention");
+    let store = open(&dir);
+    let old = store
+        .accept(
+            NewMessage {
+                dedup: Some((Bytes::from_static(b"k1"), Duration::from_secs(3600))),
+                ..message("acme", 0)
+            },
+            0,
+        )
+        .await
+        .expect("accept")
+        .id;
+    let recent = store
+        .accept(message("acme", 0), 0)
+        .await
+        .expect("accept")
+        .id;
+    let open_one = store
+        .accept(message("acme", 0), 0)
+        .await
+        .expect("accept")
+        .id;
+    store.claim_ready(0, 3).await.expect("claim");
+    store
+        .record_attempt(old, accepted_attempt("ovh", &["111"]), None, 1)
+        .await
+        .expect("attempt");
+    store
+        .record_attempt(recent, accepted_attempt("ovh", &["222"]), None, 1)
+        .await
+        .expect("attempt");
+    store.finish(old, delivered(), 1_000).await.expect("finish");
+    store
+        .finish(recent, delivered(), 50_000)
+        .await
+        .expect("finish");
+    assert_eq!(store.purge_finished(10_000, 100).await.expect("purge"), 1);
+    assert!(store.get(old).expect("read").is_none());
+    assert_eq!(
+        store.lookup_upstream("ovh", "111").expect("lookup"),
+        None,
+        "its index entry went too"
+    );
+    assert_eq!(
+        store.lookup_upstream("ovh", "222").expect("lookup"),
+        Some(recent)
+    );
+    assert!(
+        store.get(open_one).expect("read").is_some(),
+        "unfinished messages are never purged"
+    );
+    let v = store.verify().expect("verify");
+    assert!(v.is_consistent(), "{:?}", v.problems);
+    assert_eq!((v.messages, v.finished, v.unfinished), (2, 1, 1));
+}
+
+#[tokio::test]
+async fn in_flight_messages_go_back_to_ready_at_restart() {
+    let dir = TempDir::new("recovery");
+    {
+        let store = open(&dir);
+        for _ in 0..3 {
+            store.accept(message("acme", 0), 0).await.expect("accept");
+        }
+        assert_eq!(store.claim_ready(0, 2).await.expect("claim").len(), 2);
+    }
+    let (store, recovery) = SledStore::open(&dir.0, StoreOptions::default()).expect("reopen");
+    assert_eq!(recovery.requeued, 2);
+    assert_eq!(store.claim_ready(0, 10).await.expect("claim").len(), 3);
+}
+
+#[test]
+fn a_directory_that_is_not_a_store_is_refused_and_left_alone() {
+    let dir = TempDir::new("not-a-store");
+    std::fs::create_dir_all(&dir.0).expect("mkdir");
+    std::fs::write(dir.0.join("notes.txt"), "precious").expect("write");
+    let err = SledStore::open(&dir.0, StoreOptions::default()).expect_err("refused");
+    assert!(
+        matches!(err, StoreError::NotAStore { .. } | StoreError::Open { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&dir.0.display().to_string()),
+        "names the path: {err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.0.join("notes.txt")).expect("kept"),
+        "precious"
+    );
+}
+
+#[test]
+fn a_corrupt_store_is_an_error_naming_its_path() {
+    let dir = TempDir::new("corrupt");
+    {
+        let _ = open(&dir);
+    }
+    // Overwrite every data file with garbage.
+    for entry in walk(&dir.0) {
+        let len = std::fs::metadata(&entry).map(|m| m.len()).unwrap_or(0);
+        if len > 0 {
+            std::fs::write(&entry, vec![0xA5; len as usize]).expect("scribble");
+        }
+    }
+    match SledStore::open(&dir.0, StoreOptions::default()) {
+        Err(err) => assert!(
+            err.to_string().contains(&dir.0.display().to_string()),
+            "{err}"
+        ),
+        Ok(_) => panic!("a scribbled store opened"),
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("readable").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test]
+async fn fast_mode_acknowledges_without_waiting_for_a_flush() {
+    let dir = TempDir::new("fast");
+    let (store, _) = SledStore::open(
+        &dir.0,
+        StoreOptions {
+            durability: Durability::Fast {
+                interval: Duration::from_millis(200),
+            },
+            ..StoreOptions::default()
+        },
+    )
+    .expect("opens");
+    for _ in 0..100 {
+        store.accept(message("acme", 0), 0).await.expect("accept");
+    }
+    assert_eq!(
+        store
+            .commit_stats()
+            .flushes
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "no group commit in fast mode"
+    );
+    assert_eq!(store.claim_ready(0, 1000).await.expect("claim").len(), 100);
+}
+
+/// A message's whole life through the trait alone, as the router will see
+/// any backend: accept, claim, submit, find by upstream id, receipt to the
+/// outbox, finish.
+async fn life_of_a_message<S: MessageStore>(store: &S) {
+    let id = MessageStore::accept(store, message("acme", 0), 0)
+        .await
+        .expect("accept")
+        .id;
+    let claimed = MessageStore::claim_ready(store, 0, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
+    MessageStore::record_attempt(store, id, accepted_attempt("infobip", &["9F"]), None, 1)
+        .await
+        .expect("attempt");
+    assert_eq!(
+        MessageStore::lookup_upstream(store, "infobip", "159").expect("lookup"),
+        Some(id)
+    );
+    let item = OutboxItem {
+        pdu: Bytes::from_static(b"dlr"),
+        message: Some(id),
+        stored_ms: 2,
+    };
+    let seq = MessageStore::outbox_push(store, "acme", &item)
+        .await
+        .expect("push");
+    MessageStore::finish(store, id, delivered(), 3)
+        .await
+        .expect("finish");
+    assert_eq!(
+        MessageStore::get(store, id)
+            .expect("read")
+            .expect("present")
+            .state,
+        State::Final
+    );
+    assert_eq!(
+        MessageStore::outbox_pending(store, "acme", 10).expect("pending"),
+        vec![(seq, item)]
+    );
+    MessageStore::outbox_ack(store, "acme", seq)
+        .await
+        .expect("ack");
+    assert!(MessageStore::outbox_clients(store)
+        .expect("clients")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn the_sled_store_serves_the_message_store_interface() {
+    let dir = TempDir::new("trait");
+    life_of_a_message(&open(&dir)).await;
+}
