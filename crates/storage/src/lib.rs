@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod commit;
+pub mod dedup;
 mod error;
 pub mod id;
 pub mod keys;

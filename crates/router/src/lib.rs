@@ -1,0 +1,15 @@
+//! Tern's routing: which upstream gets a message, how it is adapted to it,
+//! and what its answers mean: the canonical error vocabulary, vendor
+//! profiles, the routing table, strategies and circuit breakers.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod breaker;
+pub mod canonical;
+pub mod profile;
+pub mod strategy;
+pub mod table;
+
+pub use canonical::{Canonical, Class, FinalState, Reason};
+pub use profile::{Profile, ProfileError};
