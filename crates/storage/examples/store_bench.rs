@@ -4,14 +4,16 @@
 //! `--writers` tokio tasks on a multi-thread runtime that each call
 //! `accept` in a loop until `--messages` writes were issued in total, and
 //! prints the wall time for all acknowledged writes, messages per second,
-//! per-write latency and the group-commit counters. Stops after
-//! `--deadline-secs` (60 by default) whatever happens.
+//! per-write latency, the group-commit counters, the CPU time and the
+//! octets written to storage per message (from `/proc/self`), and the load
+//! average before and after. Stops after `--deadline-secs` (60 by default)
+//! whatever happens.
 //!
 //! ```text
 //! cargo run --release -p tern-storage --example store_bench -- \
 //!     --writers 64 --messages 200000 --mode durable
 //! cargo run --release -p tern-storage --example store_bench -- \
-//!     --writers 64 --messages 1000000 --mode fast --interval-ms 100
+//!     --writers 64 --messages 200000 --mode fast --interval-ms 100
 //! cargo run --release -p tern-storage --example store_bench -- \
 //!     --mode fsync --messages 2000
 //! ```

@@ -1,10 +1,10 @@
 //! The embedded store on sled.
 //!
-//! One tree, prefixed keys (see [`keys`](crate::keys)), one `apply_batch`
-//! per operation, so a crash leaves either all of an operation or none of
-//! it. In `durable` mode every write returns once a flush covering it has
-//! finished (group commit); in `fast` mode sled flushes on an interval and
-//! writes return at once.
+//! One tree, prefixed keys (see [`keys`](crate::keys)), each operation one
+//! atomic set of writes, so a crash leaves either all of an operation or
+//! none of it. In `durable` mode every write returns once the group flush
+//! covering it has reached the disk (see `commit`); in `fast` mode sled
+//! flushes on an interval and writes return at once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use serde::Serialize;
 use sled::transaction::ConflictableTransactionError;
 use sled::Batch;
 
-use crate::commit::{CommitStats, GroupCommit};
+use crate::commit::{CommitStats, GroupCommit, Ops};
 use crate::error::StoreError;
 use crate::id::{TernId, MAX_COUNTER};
 use crate::keys;
@@ -179,10 +179,14 @@ impl SledStore {
                 db.flush()?;
             }
         }
-        let committer = GroupCommit::start(db.clone()).map_err(|e| StoreError::Open {
-            path: path.clone(),
-            reason: format!("starting the committer: {e}"),
-        })?;
+        // sled keeps its pages in one file, `db`; the committer fdatasyncs it.
+        let data_file = std::fs::File::open(path.join("db"))
+            .and_then(|file| GroupCommit::start(db.clone(), file))
+            .map_err(|e| StoreError::Open {
+                path: path.clone(),
+                reason: format!("starting the committer: {e}"),
+            })?;
+        let committer = data_file;
         let store = Self {
             path,
             db,
@@ -206,9 +210,22 @@ impl SledStore {
 
     /// Returns once the writes before it count as done for the mode.
     async fn commit(&self) -> Result<(), StoreError> {
+        self.write(Ops::default()).await
+    }
+
+    /// Applies one operation atomically; returns when it counts as done for
+    /// the mode (durable: with the next group, on disk).
+    async fn write(&self, ops: Ops) -> Result<(), StoreError> {
         match self.durability {
-            Durability::Durable => self.committer.durable().await.map_err(StoreError::Io),
-            Durability::Fast { .. } => Ok(()),
+            Durability::Durable => self.committer.write(ops).await.map_err(StoreError::Io),
+            Durability::Fast { .. } => {
+                if !ops.is_empty() {
+                    let mut batch = Batch::default();
+                    ops.into_batch(&mut batch);
+                    self.db.apply_batch(batch)?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -281,25 +298,27 @@ impl SledStore {
             expires_ms: message.expires_ms,
             dedup_key: None,
         };
-        let accepted = match message.dedup {
+        match message.dedup {
             None => {
-                self.db.apply_batch(Self::accept_batch(&record)?)?;
-                Accepted {
+                self.write(Self::accept_batch(&record)?).await?;
+                Ok(Accepted {
                     id,
                     duplicate: false,
-                }
+                })
             }
             Some((key, window)) => {
+                // The check and the write in one sled transaction; then wait
+                // for the group flush that covers it.
                 record.dedup_key = Some(key.clone());
-                self.accept_deduplicated(&record, &key, window, now_ms)?
+                let accepted = self.accept_deduplicated(&record, &key, window, now_ms)?;
+                self.commit().await?;
+                Ok(accepted)
             }
-        };
-        self.commit().await?;
-        Ok(accepted)
+        }
     }
 
-    fn accept_batch(record: &MessageRecord) -> Result<Batch, StoreError> {
-        let mut batch = Batch::default();
+    fn accept_batch(record: &MessageRecord) -> Result<Ops, StoreError> {
+        let mut batch = Ops::default();
         batch.insert(keys::message(record.id), encode(record)?);
         batch.insert(
             keys::timed(keys::READY, record.not_before_ms, record.id),
@@ -363,7 +382,7 @@ impl SledStore {
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        let mut batch = Batch::default();
+        let mut batch = Ops::default();
         let mut claimed = Vec::new();
         for entry in self
             .db
@@ -385,8 +404,7 @@ impl SledStore {
             claimed.push(record);
         }
         if !claimed.is_empty() {
-            self.db.apply_batch(batch)?;
-            self.commit().await?;
+            self.write(batch).await?;
         }
         Ok(claimed)
     }
@@ -403,7 +421,7 @@ impl SledStore {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let mut record = self.require(id)?;
-        let mut batch = Batch::default();
+        let mut batch = Ops::default();
         let accepted = !attempt.upstream_ids.is_empty();
         for upstream_id in &attempt.upstream_ids {
             let key = keys::owned_with(
@@ -425,8 +443,7 @@ impl SledStore {
         record.attempts.push(attempt);
         record.updated_ms = now_ms;
         batch.insert(keys::message(id), encode(&record)?);
-        self.db.apply_batch(batch)?;
-        self.commit().await
+        self.write(batch).await
     }
 
     /// Ends a message: final state, out of every queue, into retention.
@@ -440,7 +457,7 @@ impl SledStore {
         if record.state == State::Final {
             return Ok(());
         }
-        let mut batch = Batch::default();
+        let mut batch = Ops::default();
         batch.remove(keys::in_flight(id));
         batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
         if let Some(expires) = record.expires_ms {
@@ -451,8 +468,7 @@ impl SledStore {
         record.outcome = Some(outcome);
         record.updated_ms = now_ms;
         batch.insert(keys::message(id), encode(&record)?);
-        self.db.apply_batch(batch)?;
-        self.commit().await
+        self.write(batch).await
     }
 
     /// The message an upstream's id belongs to, whatever form (case, leading
@@ -496,11 +512,12 @@ impl SledStore {
     /// Stores something owed to `client`; returns its place in the outbox.
     pub async fn outbox_push(&self, client: &str, item: &OutboxItem) -> Result<u64, StoreError> {
         let seq = self.db.generate_id()?;
-        self.db.insert(
+        let mut ops = Ops::default();
+        ops.insert(
             keys::owned_with(keys::OUTBOX, client, &seq.to_be_bytes()),
             encode(item)?,
-        )?;
-        self.commit().await?;
+        );
+        self.write(ops).await?;
         Ok(seq)
     }
 
@@ -530,9 +547,9 @@ impl SledStore {
 
     /// Removes an item the client has acknowledged.
     pub async fn outbox_ack(&self, client: &str, seq: u64) -> Result<(), StoreError> {
-        self.db
-            .remove(keys::owned_with(keys::OUTBOX, client, &seq.to_be_bytes()))?;
-        self.commit().await
+        let mut ops = Ops::default();
+        ops.remove(keys::owned_with(keys::OUTBOX, client, &seq.to_be_bytes()));
+        self.write(ops).await
     }
 
     /// Clients with something in their outbox (to resume after a restart).
@@ -561,7 +578,7 @@ impl SledStore {
     /// Holds a receipt that matched nothing, for when its submit_sm_resp comes.
     pub async fn hold_unmatched(&self, receipt: &UnmatchedReceipt) -> Result<(), StoreError> {
         let form = normalise(&receipt.upstream_id);
-        let mut batch = Batch::default();
+        let mut batch = Ops::default();
         batch.insert(
             keys::owned_with(keys::UNMATCHED, &receipt.upstream, form.as_bytes()),
             encode(receipt)?,
@@ -570,8 +587,7 @@ impl SledStore {
             unmatched_by_time(receipt.received_ms, &receipt.upstream, &form),
             &[],
         );
-        self.db.apply_batch(batch)?;
-        self.commit().await
+        self.write(batch).await
     }
 
     /// Takes the held receipt for this upstream id, if one came early.
@@ -584,11 +600,10 @@ impl SledStore {
             let key = keys::owned_with(keys::UNMATCHED, upstream, form.as_bytes());
             if let Some(value) = self.db.get(&key)? {
                 let receipt: UnmatchedReceipt = decode("unmatched receipt", &value)?;
-                let mut batch = Batch::default();
+                let mut batch = Ops::default();
                 batch.remove(key);
                 batch.remove(unmatched_by_time(receipt.received_ms, upstream, &form));
-                self.db.apply_batch(batch)?;
-                self.commit().await?;
+                self.write(batch).await?;
                 return Ok(Some(receipt));
             }
         }
@@ -607,7 +622,7 @@ impl SledStore {
         let mut end = vec![keys::UNMATCHED_BY_TIME];
         end.extend_from_slice(&until.to_be_bytes());
         end.push(0xFF);
-        let mut batch = Batch::default();
+        let mut batch = Ops::default();
         let mut expired = Vec::new();
         let mut removed = 0;
         for entry in self
@@ -627,8 +642,7 @@ impl SledStore {
             }
         }
         if removed > 0 {
-            self.db.apply_batch(batch)?;
-            self.commit().await?;
+            self.write(batch).await?;
         }
         Ok(expired)
     }
@@ -636,7 +650,7 @@ impl SledStore {
     /// Removes up to `limit` messages finished before `before_ms`, with their
     /// index entries. Small batches, so the hot path is never stalled long.
     pub async fn purge_finished(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        let mut batch = Batch::default();
+        let mut batch = Ops::default();
         let mut purged = 0;
         let end = keys::timed(keys::RETENTION, before_ms, TernId::from_u64(0));
         for entry in self.db.range(vec![keys::RETENTION]..end).take(limit) {
@@ -667,8 +681,7 @@ impl SledStore {
             purged += 1;
         }
         if purged > 0 {
-            self.db.apply_batch(batch)?;
-            self.commit().await?;
+            self.write(batch).await?;
         }
         Ok(purged)
     }
