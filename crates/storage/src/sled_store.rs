@@ -322,10 +322,10 @@ impl SledStore {
         batch.insert(keys::message(record.id), encode(record)?);
         batch.insert(
             keys::timed(keys::READY, record.not_before_ms, record.id),
-            &[],
+            [],
         );
         if let Some(expires) = record.expires_ms {
-            batch.insert(keys::timed(keys::EXPIRY, expires, record.id), &[]);
+            batch.insert(keys::timed(keys::EXPIRY, expires, record.id), []);
         }
         Ok(batch)
     }
@@ -399,7 +399,7 @@ impl SledStore {
             };
             record.state = State::InFlight;
             record.updated_ms = now_ms;
-            batch.insert(keys::in_flight(id), &[]);
+            batch.insert(keys::in_flight(id), []);
             batch.insert(keys::message(id), encode(&record)?);
             claimed.push(record);
         }
@@ -429,7 +429,7 @@ impl SledStore {
                 &attempt.upstream,
                 normalise(upstream_id).as_bytes(),
             );
-            batch.insert(key, &id.to_be_bytes());
+            batch.insert(key, id.to_be_bytes());
         }
         if accepted {
             batch.remove(keys::in_flight(id));
@@ -438,7 +438,7 @@ impl SledStore {
             batch.remove(keys::in_flight(id));
             record.state = State::Queued;
             record.not_before_ms = at;
-            batch.insert(keys::timed(keys::READY, at, id), &[]);
+            batch.insert(keys::timed(keys::READY, at, id), []);
         }
         record.attempts.push(attempt);
         record.updated_ms = now_ms;
@@ -463,7 +463,7 @@ impl SledStore {
         if let Some(expires) = record.expires_ms {
             batch.remove(keys::timed(keys::EXPIRY, expires, id));
         }
-        batch.insert(keys::timed(keys::RETENTION, now_ms, id), &[]);
+        batch.insert(keys::timed(keys::RETENTION, now_ms, id), []);
         record.state = State::Final;
         record.outcome = Some(outcome);
         record.updated_ms = now_ms;
@@ -585,7 +585,7 @@ impl SledStore {
         );
         batch.insert(
             unmatched_by_time(receipt.received_ms, &receipt.upstream, &form),
-            &[],
+            [],
         );
         self.write(batch).await
     }
