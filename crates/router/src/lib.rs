@@ -5,11 +5,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod adapt;
 pub mod breaker;
 pub mod canonical;
+pub mod engine;
 pub mod profile;
 pub mod strategy;
 pub mod table;
+pub mod upstream;
 
 pub use canonical::{Canonical, Class, FinalState, Reason};
 pub use profile::{Profile, ProfileError};

@@ -176,6 +176,11 @@ impl Table {
 
     /// The rule for a message: longest prefix first, then configuration order.
     pub fn lookup(&self, key: &MessageKey<'_>) -> Option<&Rule> {
+        self.lookup_indexed(key).map(|(_, rule)| rule)
+    }
+
+    /// [`Table::lookup`] with the rule's position in the configuration.
+    pub fn lookup_indexed(&self, key: &MessageKey<'_>) -> Option<(usize, &Rule)> {
         // Nodes on the destination's path, root first; at most 20 digits deep
         // for any real number, so a fixed buffer avoids allocating.
         let mut path = [0u32; 24];
@@ -197,8 +202,8 @@ impl Table {
             .iter()
             .rev()
             .flat_map(|&node| self.nodes[node as usize].rules.iter())
-            .map(|&i| &self.rules[i as usize])
-            .find(|rule| rule.accepts(key))
+            .map(|&i| (i as usize, &self.rules[i as usize]))
+            .find(|(_, rule)| rule.accepts(key))
     }
 
     /// The rules, in configuration order.

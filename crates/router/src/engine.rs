@@ -1,0 +1,324 @@
+//! Sending one message: the rule, the upstreams in the strategy's order,
+//! the vendor's answer read through its profile, failover.
+//!
+//! The engine owns no queue: the daemon claims a message from the store,
+//! calls [`Router::send`], and records the [`SendOutcome`]. A temporary
+//! failure at one upstream (no session, timeout, a temporary status, a
+//! message this vendor cannot carry) moves on to the next; a permanent one
+//! ends the message with no failover; when every upstream failed for a
+//! temporary reason the message goes back to the retry queue.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tern_codec::pdu::SubmitSm;
+use tern_codec::{Body, CommandStatus};
+use tern_session::RequestError;
+use tracing::{debug, info};
+
+use crate::adapt::{adapt, ClientText};
+use crate::canonical::{Canonical, Class, FinalState, Reason};
+use crate::profile::Profile;
+use crate::strategy::{Candidate, WeightedState};
+use crate::table::{MessageKey, PriceList, Table};
+use crate::upstream::Upstream;
+
+/// One try at one upstream, for the store and `tern trace`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptReport {
+    /// The upstream.
+    pub upstream: String,
+    /// Its answer (`None`: no answer, no session, or not sent).
+    pub status: Option<u32>,
+    /// Ids it gave the parts it accepted.
+    pub upstream_ids: Vec<String>,
+    /// Why it was given up, if it was.
+    pub failure: Option<String>,
+}
+
+/// How sending went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// An upstream accepted every part.
+    Submitted {
+        /// Which.
+        upstream: String,
+        /// Its ids, one per part.
+        upstream_ids: Vec<String>,
+        /// Every try, the successful one last.
+        attempts: Vec<AttemptReport>,
+    },
+    /// A permanent refusal: the message ends here.
+    Rejected {
+        /// What it means.
+        canonical: Canonical,
+        /// The status to tell the client, in transaction mode.
+        status: CommandStatus,
+        /// Every try.
+        attempts: Vec<AttemptReport>,
+    },
+    /// Every upstream failed for a temporary reason (or none was available):
+    /// back to the retry queue.
+    Retry {
+        /// The last reason.
+        canonical: Canonical,
+        /// Every try.
+        attempts: Vec<AttemptReport>,
+    },
+    /// No rule matches the message.
+    NoRoute,
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Upstreams tried per send, at most.
+    pub max_attempts: usize,
+    /// What data_coding 0 means for Tern's clients.
+    pub client_text: ClientText,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            client_text: ClientText::default(),
+        }
+    }
+}
+
+/// The routing engine over a compiled table and running upstreams.
+#[derive(Debug)]
+pub struct Router {
+    table: Table,
+    weighted: Vec<WeightedState>,
+    upstreams: Vec<Arc<Upstream>>,
+    prices: Vec<(String, PriceList)>,
+    generic: Profile,
+    config: RouterConfig,
+}
+
+fn temporary(reason: Reason) -> Canonical {
+    Canonical {
+        state: FinalState::Undeliv,
+        reason,
+        class: Class::Temporary,
+    }
+}
+
+impl Router {
+    /// An engine over `table`, sending through `upstreams` (by name).
+    pub fn new(
+        table: Table,
+        upstreams: Vec<Arc<Upstream>>,
+        prices: Vec<(String, PriceList)>,
+        generic: Profile,
+        config: RouterConfig,
+    ) -> Self {
+        let weighted = table
+            .rules()
+            .iter()
+            .map(|_| WeightedState::default())
+            .collect();
+        Self {
+            table,
+            weighted,
+            upstreams,
+            prices,
+            generic,
+            config,
+        }
+    }
+
+    fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.upstreams.iter().find(|u| u.name() == name)
+    }
+
+    /// What a status from `upstream` means: its profile, then SMPP 3.4.
+    fn classify(&self, upstream: &Upstream, code: u32) -> Canonical {
+        upstream
+            .profile()
+            .submit_outcome(code)
+            .or_else(|| self.generic.submit_outcome(code))
+            .unwrap_or(temporary(Reason::Unknown))
+    }
+
+    /// Sends `submit` from `client`: `reference` numbers its parts if it
+    /// must be split.
+    pub async fn send(&self, client: &str, submit: &SubmitSm, reference: u16) -> SendOutcome {
+        let source = submit.source.addr.to_string();
+        let destination = submit.destination.addr.to_string();
+        let service_type = submit.service_type.to_string();
+        let key = MessageKey {
+            client,
+            destination: &destination,
+            source: &source,
+            data_coding: submit.data_coding.0,
+            service_type: &service_type,
+        };
+        let Some((index, rule)) = self.table.lookup_indexed(&key) else {
+            info!(client, destination, "no route");
+            return SendOutcome::NoRoute;
+        };
+        let now = Instant::now();
+        let candidates: Vec<Candidate> = rule
+            .upstreams
+            .iter()
+            .map(|u| match self.upstream(&u.name) {
+                Some(up) => Candidate {
+                    available: up.is_available(now),
+                    load: up.load(),
+                    price: self
+                        .prices
+                        .iter()
+                        .find(|(n, _)| *n == u.name)
+                        .and_then(|(_, p)| p.price(&destination)),
+                },
+                None => Candidate {
+                    available: false,
+                    load: 1.0,
+                    price: None,
+                },
+            })
+            .collect();
+        let order = rule
+            .strategy
+            .order(&rule.upstreams, &candidates, &self.weighted[index]);
+        let mut attempts = Vec::new();
+        let mut last = temporary(Reason::NoRoute);
+        for i in order.into_iter().take(self.config.max_attempts.max(1)) {
+            let Some(upstream) = self.upstream(&rule.upstreams[i].name) else {
+                continue;
+            };
+            match self
+                .try_upstream(upstream, submit, reference, &mut attempts)
+                .await
+            {
+                Tried::Accepted(upstream_ids) => {
+                    return SendOutcome::Submitted {
+                        upstream: upstream.name().to_owned(),
+                        upstream_ids,
+                        attempts,
+                    }
+                }
+                Tried::Permanent(canonical, status) => {
+                    return SendOutcome::Rejected {
+                        canonical,
+                        status,
+                        attempts,
+                    }
+                }
+                Tried::Temporary(canonical) => last = canonical,
+            }
+        }
+        SendOutcome::Retry {
+            canonical: last,
+            attempts,
+        }
+    }
+
+    async fn try_upstream(
+        &self,
+        upstream: &Upstream,
+        submit: &SubmitSm,
+        reference: u16,
+        attempts: &mut Vec<AttemptReport>,
+    ) -> Tried {
+        let mut report = AttemptReport {
+            upstream: upstream.name().to_owned(),
+            status: None,
+            upstream_ids: Vec::new(),
+            failure: None,
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let parts = match adapt(
+            submit,
+            upstream.profile(),
+            &self.config.client_text,
+            reference,
+            now_ms,
+        ) {
+            Ok(adapted) => adapted.parts,
+            Err(err) => {
+                report.failure = Some(err.to_string());
+                attempts.push(report);
+                let canonical = Canonical {
+                    state: FinalState::Rejectd,
+                    reason: Reason::InvalidMessage,
+                    class: if err.try_next_upstream() {
+                        Class::Temporary
+                    } else {
+                        Class::Permanent
+                    },
+                };
+                return match canonical.class {
+                    Class::Temporary => Tried::Temporary(canonical),
+                    Class::Permanent => Tried::Permanent(canonical, err.command_status()),
+                };
+            }
+        };
+        for part in parts {
+            let Some(session) = upstream.session() else {
+                report.failure = Some("no bound session".to_owned());
+                attempts.push(report);
+                return Tried::Temporary(temporary(Reason::SystemFailure));
+            };
+            match session.request(Body::SubmitSm(part)).await {
+                Ok(resp) if resp.command_status.is_ok() => {
+                    upstream.breaker().record_success();
+                    let id = match &resp.body {
+                        Body::SubmitSmResp(r) => {
+                            r.id.as_ref().map(ToString::to_string).unwrap_or_default()
+                        }
+                        _ => String::new(),
+                    };
+                    report.status = Some(0);
+                    report.upstream_ids.push(id);
+                }
+                Ok(resp) => {
+                    let code = resp.command_status.code();
+                    let canonical = self.classify(upstream, code);
+                    report.status = Some(code);
+                    report.failure =
+                        Some(format!("{}: {:?}", resp.command_status, canonical.reason));
+                    attempts.push(report);
+                    debug!(
+                        upstream = upstream.name(),
+                        status = code,
+                        ?canonical,
+                        "refused"
+                    );
+                    return match canonical.class {
+                        Class::Temporary => {
+                            upstream.breaker().record_failure(Instant::now());
+                            Tried::Temporary(canonical)
+                        }
+                        Class::Permanent => {
+                            upstream.breaker().record_success();
+                            Tried::Permanent(canonical, resp.command_status)
+                        }
+                    };
+                }
+                Err(err) => {
+                    if matches!(err, RequestError::Timeout { .. }) {
+                        upstream.breaker().record_failure(Instant::now());
+                    }
+                    report.failure = Some(err.to_string());
+                    attempts.push(report);
+                    return Tried::Temporary(temporary(Reason::SystemFailure));
+                }
+            }
+        }
+        let ids = report.upstream_ids.clone();
+        attempts.push(report);
+        Tried::Accepted(ids)
+    }
+}
+
+enum Tried {
+    Accepted(Vec<String>),
+    Permanent(Canonical, CommandStatus),
+    Temporary(Canonical),
+}

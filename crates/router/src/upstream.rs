@@ -1,0 +1,205 @@
+//! One upstream: its pool of bound sessions, its circuit breaker and its
+//! pacer.
+//!
+//! The pool never holds more sessions than the vendor allows (the profile's
+//! sessions per credential: Mensatek 1, Infobip 4), each kept bound by its
+//! own reconnecting client. One pacer is shared by every session of the
+//! upstream account, so the vendor's rate holds across sessions. Requests the
+//! upstream sends (receipts, MO) are forwarded, tagged with the upstream's
+//! name, to whoever handles them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tern_session::backoff::BackoffConfig;
+use tern_session::esme::{BindParams, EsmeClient, UpstreamSession, UpstreamTls};
+use tern_session::throttle::AdaptiveRate;
+use tern_session::{Request, SessionConfig, SessionHandle};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::breaker::{BreakerConfig, CircuitBreaker};
+use crate::profile::Profile;
+
+/// A request from an upstream (deliver_sm, data_sm), for the receipt and
+/// MO handling.
+#[derive(Debug)]
+pub struct UpstreamRequest {
+    /// Which upstream sent it.
+    pub upstream: Arc<str>,
+    /// The request and its responder.
+    pub request: Request,
+}
+
+/// How to reach and use one upstream.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Its name in routes and logs.
+    pub name: String,
+    /// Host name, resolved at every connect.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// TLS, when used.
+    pub tls: Option<UpstreamTls>,
+    /// The bind.
+    pub bind: BindParams,
+    /// Sessions wanted; capped by the profile's limit.
+    pub sessions: usize,
+    /// Each session's settings.
+    pub session: SessionConfig,
+    /// Reconnect delays.
+    pub backoff: BackoffConfig,
+    /// Shared pacing for the account, when the vendor sets a rate.
+    pub pacer: Option<Arc<AdaptiveRate>>,
+    /// When to stop trying it for a while.
+    pub breaker: BreakerConfig,
+    /// What the vendor is like.
+    pub profile: Arc<Profile>,
+}
+
+/// A running upstream.
+#[derive(Debug)]
+pub struct Upstream {
+    name: Arc<str>,
+    profile: Arc<Profile>,
+    breaker: CircuitBreaker,
+    window: usize,
+    sessions: Mutex<Vec<SessionHandle>>,
+    next: AtomicUsize,
+    /// Sessions the pool keeps (after the profile's cap).
+    pool_size: usize,
+}
+
+impl Upstream {
+    /// Starts the pool: one reconnecting client per allowed session.
+    pub fn start(
+        config: UpstreamConfig,
+        inbound: mpsc::Sender<UpstreamRequest>,
+        shutdown: CancellationToken,
+    ) -> Arc<Upstream> {
+        let cap = config
+            .profile
+            .limits
+            .sessions_per_credential
+            .map_or(usize::MAX, |n| n as usize);
+        let pool_size = config.sessions.clamp(1, cap.max(1));
+        let upstream = Arc::new(Upstream {
+            name: config.name.as_str().into(),
+            profile: config.profile.clone(),
+            breaker: CircuitBreaker::new(config.breaker),
+            window: config.session.window.max(1),
+            sessions: Mutex::new(Vec::new()),
+            next: AtomicUsize::new(0),
+            pool_size,
+        });
+        for _ in 0..pool_size {
+            let client = EsmeClient {
+                host: config.host.clone(),
+                port: config.port,
+                tls: config.tls.clone(),
+                params: config.bind.clone(),
+                session: config.session.clone(),
+                backoff: config.backoff.clone(),
+                pacer: config.pacer.clone(),
+            };
+            let (tx, rx) = mpsc::channel(1);
+            let name = config.name.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(err) = client.run(tx, stop).await {
+                    warn!(upstream = %name, %err, "upstream client cannot run");
+                }
+            });
+            tokio::spawn(upstream.clone().adopt(rx, inbound.clone()));
+        }
+        upstream
+    }
+
+    /// Takes each session the client binds into the pool until it closes,
+    /// forwarding what the upstream sends.
+    async fn adopt(
+        self: Arc<Self>,
+        mut bound: mpsc::Receiver<UpstreamSession>,
+        inbound: mpsc::Sender<UpstreamRequest>,
+    ) {
+        while let Some(UpstreamSession {
+            handle,
+            mut requests,
+            ..
+        }) = bound.recv().await
+        {
+            self.lock().push(handle.clone());
+            while let Some(request) = requests.recv().await {
+                let forwarded = UpstreamRequest {
+                    upstream: self.name.clone(),
+                    request,
+                };
+                // Nobody listening: the request's responder answers
+                // ESME_RSYSERR and the upstream delivers it again later.
+                let _ = inbound.send(forwarded).await;
+            }
+            self.lock().retain(|s| !s.is_closed());
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SessionHandle>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Its circuit breaker.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    /// Sessions the pool keeps (the profile may cap what was asked).
+    pub fn pool_size(&self) -> usize {
+        self.pool_size
+    }
+
+    /// Bound sessions now.
+    pub fn bound(&self) -> usize {
+        self.lock().iter().filter(|s| !s.is_closed()).count()
+    }
+
+    /// A bound session with room in its window, round robin; `None` when
+    /// none is bound.
+    pub fn session(&self) -> Option<SessionHandle> {
+        let sessions = self.lock();
+        let live: Vec<&SessionHandle> = sessions.iter().filter(|s| !s.is_closed()).collect();
+        if live.is_empty() {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..live.len())
+            .map(|k| live[(start + k) % live.len()])
+            .find(|s| s.in_flight() < self.window)
+            .or_else(|| live.get(start % live.len()).copied())
+            .cloned()
+    }
+
+    /// Whether a message may go here now: a session bound and the circuit closed.
+    pub fn is_available(&self, now: Instant) -> bool {
+        self.bound() > 0 && self.breaker.is_available(now)
+    }
+
+    /// Requests in flight over the pool's capacity, 0.0 to 1.0.
+    pub fn load(&self) -> f64 {
+        let sessions = self.lock();
+        let in_flight: usize = sessions.iter().map(SessionHandle::in_flight).sum();
+        let capacity = (sessions.len().max(1) * self.window) as f64;
+        in_flight as f64 / capacity
+    }
+}

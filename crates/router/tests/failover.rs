@@ -1,0 +1,400 @@
+//! Failover against simulator upstreams on loopback: the engine picks,
+//! adapts, reads each answer through the vendor's profile and fails over
+//! exactly when it should.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_codec::pdu::SubmitSm;
+use tern_codec::{Address, CommandStatus, Npi, ShortMessage, Ton};
+use tern_router::breaker::{BreakerConfig, BreakerState};
+use tern_router::engine::{Router, RouterConfig, SendOutcome};
+use tern_router::strategy::Strategy;
+use tern_router::table::{RouteUpstream, Rule, Table};
+use tern_router::upstream::{Upstream, UpstreamConfig};
+use tern_router::{Class, Profile, Reason};
+use tern_session::backoff::BackoffConfig;
+use tern_session::esme::BindParams;
+use tern_session::SessionConfig;
+use tern_sim::smsc::{Behaviour, Reject, SimConfig, SimHandle, Simulator};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn generic() -> Profile {
+    Profile::builtin("generic").expect("listed").expect("valid")
+}
+
+async fn sim(behaviour: Behaviour) -> SimHandle {
+    Simulator::start(SimConfig {
+        behaviour,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts")
+}
+
+fn rejecting(status: CommandStatus) -> Behaviour {
+    Behaviour {
+        reject: Some(Reject {
+            fraction: 1.0,
+            status,
+        }),
+        ..Behaviour::default()
+    }
+}
+
+/// A port nothing listens on (yet).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+struct Net {
+    shutdown: CancellationToken,
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn upstream(net: &Net, name: &str, port: u16, breaker: BreakerConfig) -> Arc<Upstream> {
+    let (tx, mut rx) = mpsc::channel(16);
+    // Receipts are not this test's business: acknowledge them.
+    tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            let tern_router::upstream::UpstreamRequest { request, .. } = r;
+            let _ = request.responder.reject(CommandStatus::Ok).await;
+        }
+    });
+    Upstream::start(
+        UpstreamConfig {
+            name: name.to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port,
+            tls: None,
+            bind: BindParams::new("tern", "secret").expect("short"),
+            sessions: 1,
+            session: SessionConfig {
+                response_timeout: Duration::from_millis(500),
+                enquire_link_interval: None,
+                inactivity_timeout: None,
+                ..SessionConfig::default()
+            },
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(50),
+                multiplier: 2.0,
+                jitter: 0.2,
+            },
+            pacer: None,
+            breaker,
+            profile: Arc::new(generic()),
+        },
+        tx,
+        net.shutdown.clone(),
+    )
+}
+
+async fn bound(up: &Upstream) {
+    let started = tokio::time::Instant::now();
+    while up.bound() == 0 {
+        assert!(started.elapsed() < WAIT, "{} never bound", up.name());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn router(upstreams: Vec<Arc<Upstream>>, strategy: Strategy) -> Router {
+    let rule = Rule {
+        name: "spain".to_owned(),
+        clients: None,
+        prefixes: vec!["34".to_owned()],
+        source: None,
+        data_codings: None,
+        service_type: None,
+        upstreams: upstreams
+            .iter()
+            .enumerate()
+            .map(|(i, u)| RouteUpstream {
+                name: u.name().to_owned(),
+                priority: i as u32,
+                weight: 1,
+            })
+            .collect(),
+        strategy,
+    };
+    Router::new(
+        Table::compile(vec![rule]).expect("valid"),
+        upstreams,
+        vec![],
+        generic(),
+        RouterConfig::default(),
+    )
+}
+
+fn message(destination: &str) -> SubmitSm {
+    SubmitSm {
+        source: Address::new(
+            Ton::ALPHANUMERIC,
+            Npi::UNKNOWN,
+            "Tern".try_into().expect("short"),
+        ),
+        destination: Address::new(
+            Ton::INTERNATIONAL,
+            Npi::ISDN,
+            destination.try_into().expect("short"),
+        ),
+        short_message: ShortMessage::new(&b"hello"[..]).expect("short"),
+        ..SubmitSm::default()
+    }
+}
+
+fn wide_breaker() -> BreakerConfig {
+    BreakerConfig {
+        threshold: 100,
+        cool_down: Duration::from_secs(60),
+    }
+}
+
+#[tokio::test]
+async fn a_primary_that_is_down_fails_over_to_the_secondary() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    let secondary_sim = sim(Behaviour::default()).await;
+    let primary = upstream(&net, "primary", free_port(), wide_breaker());
+    let secondary = upstream(
+        &net,
+        "secondary",
+        secondary_sim.addr().port(),
+        wide_breaker(),
+    );
+    bound(&secondary).await;
+    let router = router(vec![primary, secondary], Strategy::Failover);
+    match router.send("acme", &message("34600000001"), 1).await {
+        SendOutcome::Submitted {
+            upstream,
+            upstream_ids,
+            ..
+        } => {
+            assert_eq!(upstream, "secondary");
+            assert_eq!(upstream_ids.len(), 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(secondary_sim.stats().submits, 1);
+}
+
+async fn fails_over_on(status: CommandStatus) {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    let primary_sim = sim(rejecting(status)).await;
+    let secondary_sim = sim(Behaviour::default()).await;
+    let primary = upstream(&net, "primary", primary_sim.addr().port(), wide_breaker());
+    let secondary = upstream(
+        &net,
+        "secondary",
+        secondary_sim.addr().port(),
+        wide_breaker(),
+    );
+    bound(&primary).await;
+    bound(&secondary).await;
+    let router = router(vec![primary, secondary], Strategy::Failover);
+    match router.send("acme", &message("34600000001"), 1).await {
+        SendOutcome::Submitted {
+            upstream, attempts, ..
+        } => {
+            assert_eq!(upstream, "secondary", "{status}");
+            assert_eq!(attempts[0].upstream, "primary");
+            assert_eq!(attempts[0].status, Some(status.code()));
+        }
+        other => panic!("{status}: {other:?}"),
+    }
+    assert_eq!(
+        (primary_sim.stats().submits, secondary_sim.stats().submits),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_throttling_primary_fails_over() {
+    fails_over_on(CommandStatus::Throttled).await;
+}
+
+#[tokio::test]
+async fn a_temporary_error_fails_over() {
+    fails_over_on(CommandStatus::SystemError).await;
+}
+
+#[tokio::test]
+async fn a_permanent_error_ends_the_message_with_no_failover() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    let primary_sim = sim(rejecting(CommandStatus::InvalidDestinationAddress)).await;
+    let secondary_sim = sim(Behaviour::default()).await;
+    let primary = upstream(&net, "primary", primary_sim.addr().port(), wide_breaker());
+    let secondary = upstream(
+        &net,
+        "secondary",
+        secondary_sim.addr().port(),
+        wide_breaker(),
+    );
+    bound(&primary).await;
+    bound(&secondary).await;
+    let router = router(vec![primary, secondary], Strategy::Failover);
+    match router.send("acme", &message("34600000001"), 1).await {
+        SendOutcome::Rejected {
+            canonical, status, ..
+        } => {
+            assert_eq!(status, CommandStatus::InvalidDestinationAddress);
+            assert_eq!(
+                (canonical.reason, canonical.class),
+                (Reason::InvalidDestination, Class::Permanent)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        secondary_sim.stats().submits,
+        0,
+        "no failover after a permanent error"
+    );
+}
+
+#[tokio::test]
+async fn with_every_upstream_down_the_message_waits_and_goes_once_one_is_back() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    let port = free_port();
+    let only = upstream(&net, "only", port, wide_breaker());
+    let router = router(vec![only.clone()], Strategy::Failover);
+    assert!(matches!(
+        router.send("acme", &message("34600000001"), 1).await,
+        SendOutcome::Retry { .. }
+    ));
+    let back = Simulator::start(SimConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the upstream comes back");
+    bound(&only).await;
+    assert!(matches!(
+        router.send("acme", &message("34600000001"), 1).await,
+        SendOutcome::Submitted { .. }
+    ));
+    assert_eq!(back.stats().submits, 1);
+}
+
+#[tokio::test]
+async fn the_circuit_opens_after_repeated_failures_and_closes_after_a_good_probe() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    let primary_sim = sim(rejecting(CommandStatus::SystemError)).await;
+    let secondary_sim = sim(Behaviour::default()).await;
+    let cool_down = Duration::from_millis(400);
+    let primary = upstream(
+        &net,
+        "primary",
+        primary_sim.addr().port(),
+        BreakerConfig {
+            threshold: 2,
+            cool_down,
+        },
+    );
+    let secondary = upstream(
+        &net,
+        "secondary",
+        secondary_sim.addr().port(),
+        wide_breaker(),
+    );
+    bound(&primary).await;
+    bound(&secondary).await;
+    let router = router(vec![primary.clone(), secondary], Strategy::Failover);
+    for _ in 0..2 {
+        assert!(matches!(
+            router.send("acme", &message("34600000001"), 1).await,
+            SendOutcome::Submitted { .. }
+        ));
+    }
+    assert!(matches!(
+        primary.breaker().state(),
+        BreakerState::Open { .. }
+    ));
+    // Open: the primary is skipped entirely.
+    router.send("acme", &message("34600000001"), 1).await;
+    assert_eq!(primary_sim.stats().submits, 2);
+    // It recovers; after the cool-down one probe goes to it and closes the circuit.
+    primary_sim
+        .set_behaviour(Behaviour::default())
+        .expect("valid");
+    tokio::time::sleep(cool_down).await;
+    match router.send("acme", &message("34600000001"), 1).await {
+        SendOutcome::Submitted { upstream, .. } => assert_eq!(upstream, "primary"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        primary.breaker().state(),
+        BreakerState::Closed { failures: 0 }
+    );
+}
+
+#[tokio::test]
+async fn a_message_no_rule_matches_has_no_route() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    let only = upstream(&net, "only", free_port(), wide_breaker());
+    let router = router(vec![only], Strategy::Failover);
+    assert_eq!(
+        router.send("acme", &message("4477000000"), 1).await,
+        SendOutcome::NoRoute
+    );
+}
+
+#[tokio::test]
+async fn the_pool_never_binds_more_than_the_vendor_allows() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    let sim = sim(Behaviour::default()).await;
+    let mut profile = generic();
+    profile.limits.sessions_per_credential = Some(1);
+    let (tx, _rx) = mpsc::channel(1);
+    let up = Upstream::start(
+        UpstreamConfig {
+            name: "mensatek-like".to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port: sim.addr().port(),
+            tls: None,
+            bind: BindParams::new("tern", "secret").expect("short"),
+            sessions: 4,
+            session: SessionConfig {
+                enquire_link_interval: None,
+                ..SessionConfig::default()
+            },
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(50),
+                multiplier: 2.0,
+                jitter: 0.0,
+            },
+            pacer: None,
+            breaker: wide_breaker(),
+            profile: Arc::new(profile),
+        },
+        tx,
+        net.shutdown.clone(),
+    );
+    bound(&up).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(up.pool_size(), 1);
+    assert_eq!(sim.stats().binds, 1, "one bind where the vendor allows one");
+}
