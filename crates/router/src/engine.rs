@@ -9,7 +9,7 @@
 //! temporary reason the message goes back to the retry queue.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tern_codec::pdu::SubmitSm;
 use tern_codec::{Body, CommandStatus};
@@ -74,6 +74,16 @@ pub enum SendOutcome {
 pub struct RouterConfig {
     /// Upstreams tried per send, at most.
     pub max_attempts: usize,
+    /// No further upstream is tried once a send has taken this long; the
+    /// message goes back to the retry queue.
+    pub deadline: Duration,
+    /// How long a part waits for a window slot at one upstream before the
+    /// next upstream is tried.
+    pub window_wait: Duration,
+    /// Retry queue delay after the first failed send; doubles per send.
+    pub retry_initial: Duration,
+    /// The longest retry delay.
+    pub retry_max: Duration,
     /// What data_coding 0 means for Tern's clients.
     pub client_text: ClientText,
 }
@@ -82,6 +92,10 @@ impl Default for RouterConfig {
     fn default() -> Self {
         Self {
             max_attempts: 3,
+            deadline: Duration::from_secs(60),
+            window_wait: Duration::from_secs(1),
+            retry_initial: Duration::from_secs(5),
+            retry_max: Duration::from_secs(600),
             client_text: ClientText::default(),
         }
     }
@@ -143,6 +157,16 @@ impl Router {
             .unwrap_or(temporary(Reason::Unknown))
     }
 
+    /// How long a message waits in the retry queue after its `sends`-th
+    /// failed send: doubling from `retry_initial`, at most `retry_max`.
+    pub fn retry_delay(&self, sends: u32) -> Duration {
+        let doublings = sends.saturating_sub(1).min(31);
+        self.config
+            .retry_initial
+            .saturating_mul(1 << doublings)
+            .min(self.config.retry_max)
+    }
+
     /// Sends `submit` from `client`: `reference` numbers its parts if it
     /// must be split.
     pub async fn send(&self, client: &str, submit: &SubmitSm, reference: u16) -> SendOutcome {
@@ -187,6 +211,13 @@ impl Router {
         let mut attempts = Vec::new();
         let mut last = temporary(Reason::NoRoute);
         for i in order.into_iter().take(self.config.max_attempts.max(1)) {
+            if now.elapsed() >= self.config.deadline {
+                debug!(
+                    client,
+                    destination, "send deadline passed; back to the retry queue"
+                );
+                break;
+            }
             let Some(upstream) = self.upstream(&rule.upstreams[i].name) else {
                 continue;
             };
@@ -265,7 +296,10 @@ impl Router {
                 attempts.push(report);
                 return Tried::Temporary(temporary(Reason::SystemFailure));
             };
-            match session.request(Body::SubmitSm(part)).await {
+            match session
+                .request_within(Body::SubmitSm(part), Some(self.config.window_wait))
+                .await
+            {
                 Ok(resp) if resp.command_status.is_ok() => {
                     upstream.breaker().record_success();
                     let id = match &resp.body {

@@ -62,6 +62,16 @@ impl Drop for Net {
 }
 
 fn upstream(net: &Net, name: &str, port: u16, breaker: BreakerConfig) -> Arc<Upstream> {
+    upstream_with_window(net, name, port, breaker, 10)
+}
+
+fn upstream_with_window(
+    net: &Net,
+    name: &str,
+    port: u16,
+    breaker: BreakerConfig,
+    window: usize,
+) -> Arc<Upstream> {
     let (tx, mut rx) = mpsc::channel(16);
     // Receipts are not this test's business: acknowledge them.
     tokio::spawn(async move {
@@ -79,6 +89,7 @@ fn upstream(net: &Net, name: &str, port: u16, breaker: BreakerConfig) -> Arc<Ups
             bind: BindParams::new("tern", "secret").expect("short"),
             sessions: 1,
             session: SessionConfig {
+                window,
                 response_timeout: Duration::from_millis(500),
                 enquire_link_interval: None,
                 inactivity_timeout: None,
@@ -108,6 +119,10 @@ async fn bound(up: &Upstream) {
 }
 
 fn router(upstreams: Vec<Arc<Upstream>>, strategy: Strategy) -> Router {
+    router_with(upstreams, strategy, RouterConfig::default())
+}
+
+fn router_with(upstreams: Vec<Arc<Upstream>>, strategy: Strategy, config: RouterConfig) -> Router {
     let rule = Rule {
         name: "spain".to_owned(),
         clients: None,
@@ -131,7 +146,7 @@ fn router(upstreams: Vec<Arc<Upstream>>, strategy: Strategy) -> Router {
         upstreams,
         vec![],
         generic(),
-        RouterConfig::default(),
+        config,
     )
 }
 
@@ -397,4 +412,107 @@ async fn the_pool_never_binds_more_than_the_vendor_allows() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(up.pool_size(), 1);
     assert_eq!(sim.stats().binds, 1, "one bind where the vendor allows one");
+}
+
+#[tokio::test]
+async fn a_window_that_stays_full_fails_over() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    let slow = sim(Behaviour {
+        response_delay: Duration::from_millis(400),
+        ..Behaviour::default()
+    })
+    .await;
+    let fast = sim(Behaviour::default()).await;
+    let primary = upstream_with_window(&net, "primary", slow.addr().port(), wide_breaker(), 1);
+    let secondary = upstream(&net, "secondary", fast.addr().port(), wide_breaker());
+    bound(&primary).await;
+    bound(&secondary).await;
+    let config = RouterConfig {
+        window_wait: Duration::from_millis(50),
+        ..RouterConfig::default()
+    };
+    let router = Arc::new(router_with(
+        vec![primary, secondary],
+        Strategy::Failover,
+        config,
+    ));
+    // The first message takes the primary's only window slot for 400 ms.
+    let first = {
+        let router = router.clone();
+        tokio::spawn(async move { router.send("acme", &message("34600000001"), 1).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    match router.send("acme", &message("34600000002"), 2).await {
+        SendOutcome::Submitted {
+            upstream, attempts, ..
+        } => {
+            assert_eq!(upstream, "secondary");
+            assert!(
+                attempts[0]
+                    .failure
+                    .as_deref()
+                    .is_some_and(|f| f.contains("window")),
+                "{attempts:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match first.await.expect("task") {
+        SendOutcome::Submitted { upstream, .. } => assert_eq!(upstream, "primary"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn no_upstream_is_tried_past_the_send_deadline() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    let slow_failure = sim(Behaviour {
+        response_delay: Duration::from_millis(300),
+        reject: Some(Reject {
+            fraction: 1.0,
+            status: CommandStatus::SystemError,
+        }),
+        ..Behaviour::default()
+    })
+    .await;
+    let fine = sim(Behaviour::default()).await;
+    let primary = upstream(&net, "primary", slow_failure.addr().port(), wide_breaker());
+    let secondary = upstream(&net, "secondary", fine.addr().port(), wide_breaker());
+    bound(&primary).await;
+    bound(&secondary).await;
+    let config = RouterConfig {
+        deadline: Duration::from_millis(100),
+        ..RouterConfig::default()
+    };
+    let router = router_with(vec![primary, secondary], Strategy::Failover, config);
+    assert!(matches!(
+        router.send("acme", &message("34600000001"), 1).await,
+        SendOutcome::Retry { .. }
+    ));
+    assert_eq!(
+        fine.stats().submits,
+        0,
+        "the deadline passed before the secondary's turn"
+    );
+}
+
+#[tokio::test]
+async fn the_retry_delay_doubles_up_to_its_cap() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    let only = upstream(&net, "only", free_port(), wide_breaker());
+    let config = RouterConfig {
+        retry_initial: Duration::from_secs(5),
+        retry_max: Duration::from_secs(60),
+        ..RouterConfig::default()
+    };
+    let router = router_with(vec![only], Strategy::Failover, config);
+    let delays: Vec<u64> = (1..=6).map(|n| router.retry_delay(n).as_secs()).collect();
+    assert_eq!(delays, vec![5, 10, 20, 40, 60, 60]);
+    assert_eq!(router.retry_delay(u32::MAX), Duration::from_secs(60));
 }

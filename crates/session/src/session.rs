@@ -69,6 +69,12 @@ pub enum RequestError {
         /// Its sequence number.
         sequence: u32,
     },
+    /// The window stayed full for longer than the caller would wait.
+    #[error("{command_id} not sent: the window stayed full")]
+    WindowFull {
+        /// What was not sent.
+        command_id: CommandId,
+    },
     /// The operation is not allowed in the session's bind state.
     #[error("{command_id} is not allowed now: {status}")]
     NotAllowed {
@@ -296,6 +302,17 @@ impl SessionHandle {
     /// slot. A response with an error status is still `Ok`: the caller reads
     /// `command_status`.
     pub async fn request(&self, body: Body) -> Result<Pdu, RequestError> {
+        self.request_within(body, None).await
+    }
+
+    /// [`request`](Self::request), giving up with [`RequestError::WindowFull`]
+    /// when no window slot frees up within `wait` (the router then tries
+    /// another upstream rather than queue behind a slow one).
+    pub async fn request_within(
+        &self,
+        body: Body,
+        wait: Option<Duration>,
+    ) -> Result<Pdu, RequestError> {
         let shared = &self.shared;
         let command_id = body.command_id();
         check_outbound(shared.role, shared.state(), command_id)
@@ -309,8 +326,22 @@ impl SessionHandle {
                 () = shared.closed.cancelled() => return Err(RequestError::Closed),
             }
         }
+        let slot = async {
+            match wait {
+                Some(wait) => tokio::time::timeout(wait, shared.window.clone().acquire_owned())
+                    .await
+                    .map_err(|_| RequestError::WindowFull { command_id })?
+                    .map_err(|_| RequestError::Closed),
+                None => shared
+                    .window
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| RequestError::Closed),
+            }
+        };
         let permit = tokio::select! {
-            permit = shared.window.clone().acquire_owned() => permit.map_err(|_| RequestError::Closed)?,
+            permit = slot => permit?,
             () = shared.closed.cancelled() => return Err(RequestError::Closed),
         };
         let sequence = shared.sequence.next();
@@ -821,6 +852,7 @@ async fn keepalive(handle: SessionHandle, interval: Duration) {
                 // Unbinding: nothing more to keep alive.
                 return;
             }
+            Err(RequestError::WindowFull { .. }) => {}
         }
     }
 }

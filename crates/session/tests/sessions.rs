@@ -722,3 +722,52 @@ async fn a_request_abandoned_by_its_caller_frees_its_window_slot() {
         .expect("sent without waiting 30 s");
     assert_eq!(second, Some(CommandId::SubmitSm));
 }
+
+#[tokio::test]
+async fn one_server_listens_on_several_addresses_and_counts_binds_across_them() {
+    let server = tern_session::smsc::SmscServer::new(
+        tern_session::smsc::SmscConfig {
+            session: fast_session(),
+            ..Default::default()
+        },
+        Accounts {
+            max_binds: Some(1),
+            ..Accounts::default()
+        },
+    );
+    let (tx, mut sessions) = mpsc::channel(4);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut addrs = Vec::new();
+    for _ in 0..2 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        addrs.push(listener.local_addr().expect("addr"));
+        tokio::spawn(
+            server
+                .clone()
+                .serve(listener, None, tx.clone(), shutdown.clone()),
+        );
+    }
+    let first = esme_bind(addrs[0], BindType::Transceiver, "pass")
+        .await
+        .expect("first address");
+    assert!(sessions.recv().await.is_some());
+    // The account's single bind is taken, whichever address the next comes to.
+    let err = esme_bind(addrs[1], BindType::Transceiver, "pass")
+        .await
+        .expect_err("over the account's limit");
+    assert!(
+        matches!(err, ConnectError::Refused(CommandStatus::BindFailed)),
+        "{err}"
+    );
+    first.handle.unbind().await;
+    for _ in 0..100 {
+        if server.bound_count("user") == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    esme_bind(addrs[1], BindType::Transceiver, "pass")
+        .await
+        .expect("second address");
+    shutdown.cancel();
+}
