@@ -170,9 +170,10 @@ impl Router {
     /// Sends `submit` from `client`: `reference` numbers its parts if it
     /// must be split.
     pub async fn send(&self, client: &str, submit: &SubmitSm, reference: u16) -> SendOutcome {
-        let source = submit.source.addr.to_string();
-        let destination = submit.destination.addr.to_string();
-        let service_type = submit.service_type.to_string();
+        // Borrowed unless an address is not UTF-8 (then a lossy copy).
+        let source = String::from_utf8_lossy(submit.source.addr.as_bytes());
+        let destination = String::from_utf8_lossy(submit.destination.addr.as_bytes());
+        let service_type = String::from_utf8_lossy(submit.service_type.as_bytes());
         let key = MessageKey {
             client,
             destination: &destination,
@@ -181,7 +182,7 @@ impl Router {
             service_type: &service_type,
         };
         let Some((index, rule)) = self.table.lookup_indexed(&key) else {
-            info!(client, destination, "no route");
+            info!(client, destination = %destination, "no route");
             return SendOutcome::NoRoute;
         };
         let now = Instant::now();
@@ -212,10 +213,7 @@ impl Router {
         let mut last = temporary(Reason::NoRoute);
         for i in order.into_iter().take(self.config.max_attempts.max(1)) {
             if now.elapsed() >= self.config.deadline {
-                debug!(
-                    client,
-                    destination, "send deadline passed; back to the retry queue"
-                );
+                debug!(client, destination = %destination, "send deadline passed; back to the retry queue");
                 break;
             }
             let Some(upstream) = self.upstream(&rule.upstreams[i].name) else {
