@@ -44,6 +44,7 @@ fn table(prefixes: usize) -> Table {
                 weight: 1,
             }],
             strategy: Strategy::Failover,
+            resubmit_on: Vec::new(),
         })
         .collect();
     rules.push(Rule {

@@ -41,7 +41,10 @@ pub struct AttemptReport {
 pub enum SendOutcome {
     /// An upstream accepted every part.
     Submitted {
-        /// Which.
+        /// The rule that routed it (kept with the message: a failed receipt
+        /// may send it again, see [`Router::resubmits_on`]).
+        rule: String,
+        /// Which upstream.
         upstream: String,
         /// Its ids, one per part.
         upstream_ids: Vec<String>,
@@ -167,9 +170,34 @@ impl Router {
             .min(self.config.retry_max)
     }
 
+    /// Whether a final receipt with `canonical` for a message routed by
+    /// `rule` sends it again through the next upstream.
+    pub fn resubmits_on(&self, rule: &str, canonical: &Canonical) -> bool {
+        canonical.state.is_final()
+            && canonical.state != FinalState::Delivrd
+            && self
+                .table
+                .rules()
+                .iter()
+                .find(|r| r.name == rule)
+                .is_some_and(|r| r.resubmit_on.contains(&canonical.reason))
+    }
+
     /// Sends `submit` from `client`: `reference` numbers its parts if it
     /// must be split.
     pub async fn send(&self, client: &str, submit: &SubmitSm, reference: u16) -> SendOutcome {
+        self.send_skipping(client, submit, reference, &[]).await
+    }
+
+    /// [`send`](Self::send), leaving out the upstreams in `skip` (those a
+    /// failed receipt already came from).
+    pub async fn send_skipping(
+        &self,
+        client: &str,
+        submit: &SubmitSm,
+        reference: u16,
+        skip: &[String],
+    ) -> SendOutcome {
         // Borrowed unless an address is not UTF-8 (then a lossy copy).
         let source = String::from_utf8_lossy(submit.source.addr.as_bytes());
         let destination = String::from_utf8_lossy(submit.destination.addr.as_bytes());
@@ -191,7 +219,7 @@ impl Router {
             .iter()
             .map(|u| match self.upstream(&u.name) {
                 Some(up) => Candidate {
-                    available: up.is_available(now),
+                    available: up.is_available(now) && !skip.contains(&u.name),
                     load: up.load(),
                     price: self
                         .prices
@@ -225,6 +253,7 @@ impl Router {
             {
                 Tried::Accepted(upstream_ids) => {
                     return SendOutcome::Submitted {
+                        rule: rule.name.clone(),
                         upstream: upstream.name().to_owned(),
                         upstream_ids,
                         attempts,

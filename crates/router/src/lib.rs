@@ -10,9 +10,12 @@ pub mod breaker;
 pub mod canonical;
 pub mod engine;
 pub mod profile;
+pub mod profiles;
+pub mod receipt;
 pub mod strategy;
 pub mod table;
 pub mod upstream;
 
 pub use canonical::{Canonical, Class, FinalState, Reason};
 pub use profile::{Profile, ProfileError};
+pub use profiles::ProfileSet;

@@ -370,7 +370,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("seed001", include_str!("../profiles/seed001.toml")),
 ];
 
-fn position(text: &str, offset: usize) -> (usize, usize) {
+/// 1-based line and column of a byte offset in `text`.
+pub(crate) fn position(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -380,7 +381,19 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 impl Profile {
     /// Parses and validates a profile; errors say file, line and column.
     pub fn from_toml(text: &str, origin: &str) -> Result<Profile, ProfileError> {
-        let profile: Profile = toml::from_str(text).map_err(|e| {
+        Profile::checked(toml::from_str(text), text, origin)
+    }
+
+    /// Validates a deserialised profile. The deserialisation error's span,
+    /// and the texts `validate` looks for, are positions in `text`; errors
+    /// are reported against `origin`. Also used by [`crate::profiles`] for
+    /// profiles merged from several files.
+    pub(crate) fn checked(
+        parsed: Result<Profile, toml::de::Error>,
+        text: &str,
+        origin: &str,
+    ) -> Result<Profile, ProfileError> {
+        let profile = parsed.map_err(|e| {
             let (line, column) = e.span().map_or((1, 1), |s| position(text, s.start));
             ProfileError {
                 origin: origin.to_owned(),

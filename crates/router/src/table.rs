@@ -71,6 +71,10 @@ pub struct Rule {
     pub upstreams: Vec<RouteUpstream>,
     /// How one is picked.
     pub strategy: Strategy,
+    /// Final receipts with one of these reasons send the message again
+    /// through the next upstream (e.g. the vendor had no route, the
+    /// operator refused it); empty for never.
+    pub resubmit_on: Vec<crate::canonical::Reason>,
 }
 
 /// What a lookup is about.
@@ -272,6 +276,7 @@ mod tests {
                 weight: 1,
             }],
             strategy: Strategy::Failover,
+            resubmit_on: Vec::new(),
         }
     }
 

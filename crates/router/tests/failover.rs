@@ -16,7 +16,7 @@ use tern_router::{Class, Profile, Reason};
 use tern_session::backoff::BackoffConfig;
 use tern_session::esme::BindParams;
 use tern_session::SessionConfig;
-use tern_sim::smsc::{Behaviour, Reject, SimConfig, SimHandle, Simulator};
+use tern_sim::smsc::{Behaviour, ReceiptBehaviour, Reject, SimConfig, SimHandle, Simulator};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -140,6 +140,7 @@ fn router_with(upstreams: Vec<Arc<Upstream>>, strategy: Strategy, config: Router
             })
             .collect(),
         strategy,
+        resubmit_on: vec![Reason::AbsentSubscriber],
     };
     Router::new(
         Table::compile(vec![rule]).expect("valid"),
@@ -515,4 +516,116 @@ async fn the_retry_delay_doubles_up_to_its_cap() {
     let delays: Vec<u64> = (1..=6).map(|n| router.retry_delay(n).as_secs()).collect();
     assert_eq!(delays, vec![5, 10, 20, 40, 60, 60]);
     assert_eq!(router.retry_delay(u32::MAX), Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn a_failed_receipt_with_a_chosen_reason_goes_again_through_the_next_upstream() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    // The primary accepts, then reports the subscriber absent (GSM MAP 27).
+    let primary_sim = sim(Behaviour {
+        receipts: ReceiptBehaviour {
+            undeliverable_fraction: 1.0,
+            undeliverable_err: 27,
+            ..ReceiptBehaviour::default()
+        },
+        ..Behaviour::default()
+    })
+    .await;
+    let secondary_sim = sim(Behaviour::default()).await;
+    let (tx, mut inbound) = mpsc::channel(16);
+    let primary = Upstream::start(
+        UpstreamConfig {
+            name: "primary".to_owned(),
+            host: "127.0.0.1".to_owned(),
+            port: primary_sim.addr().port(),
+            tls: None,
+            bind: BindParams::new("tern", "secret").expect("short"),
+            sessions: 1,
+            session: SessionConfig {
+                enquire_link_interval: None,
+                inactivity_timeout: None,
+                ..SessionConfig::default()
+            },
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(50),
+                multiplier: 2.0,
+                jitter: 0.0,
+            },
+            pacer: None,
+            breaker: wide_breaker(),
+            profile: Arc::new(generic()),
+        },
+        tx,
+        net.shutdown.clone(),
+    );
+    let secondary = upstream(
+        &net,
+        "secondary",
+        secondary_sim.addr().port(),
+        wide_breaker(),
+    );
+    bound(&primary).await;
+    bound(&secondary).await;
+    let router = router(vec![primary.clone(), secondary], Strategy::Failover);
+    let mut msg = message("34600000001");
+    msg.registered_delivery = tern_codec::RegisteredDelivery::ALWAYS;
+    let SendOutcome::Submitted {
+        rule,
+        upstream,
+        upstream_ids,
+        ..
+    } = router.send("acme", &msg, 1).await
+    else {
+        panic!("the primary accepts");
+    };
+    assert_eq!(upstream, "primary");
+
+    let delivered = tokio::time::timeout(WAIT, inbound.recv())
+        .await
+        .expect("in time")
+        .expect("a receipt");
+    let tern_codec::Body::DeliverSm(sm) = &delivered.request.pdu.body else {
+        panic!("{:?}", delivered.request.pdu)
+    };
+    let receipt = tern_router::receipt::read_receipt(primary.profile(), sm).expect("a receipt");
+    delivered
+        .request
+        .responder
+        .respond(
+            CommandStatus::Ok,
+            tern_codec::Body::DeliverSmResp(Default::default()),
+        )
+        .await
+        .expect("acknowledged");
+    assert!(receipt.upstream_id.eq_ignore_ascii_case(&upstream_ids[0]));
+    assert_eq!(receipt.canonical.reason, Reason::AbsentSubscriber);
+    assert!(
+        router.resubmits_on(&rule, &receipt.canonical),
+        "the rule re-sends on absent subscriber"
+    );
+
+    match router.send_skipping("acme", &msg, 1, &[upstream]).await {
+        SendOutcome::Submitted { upstream, .. } => assert_eq!(upstream, "secondary"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        (primary_sim.stats().submits, secondary_sim.stats().submits),
+        (1, 1)
+    );
+    // Other reasons, or a delivered receipt, send nothing again.
+    let delivered = tern_router::Canonical {
+        state: tern_router::FinalState::Delivrd,
+        reason: Reason::None,
+        class: Class::Permanent,
+    };
+    assert!(!router.resubmits_on(&rule, &delivered));
+    let blacklisted = tern_router::Canonical {
+        state: tern_router::FinalState::Undeliv,
+        reason: Reason::Blacklisted,
+        class: Class::Permanent,
+    };
+    assert!(!router.resubmits_on(&rule, &blacklisted));
 }

@@ -1,0 +1,166 @@
+//! Reading an upstream's delivery receipt into Tern's vocabulary.
+//!
+//! Which message: the `receipted_message_id` TLV, else the text's `id`.
+//! Which state: the `message_state` TLV, else the text's `stat` (with the
+//! vendor's own spellings from its profile). TLVs win where both are given.
+//! Why: the vendor's `err` table in its profile (the code read in the
+//! profile's radix), else a GSM `network_error_code` (the MAP code names the
+//! reason), else what the state alone implies.
+
+use tern_codec::pdu::DeliverSm;
+use tern_codec::receipt::{ErrRadix, Receipt};
+use tern_codec::tlv::NetworkErrorCode;
+
+use crate::canonical::{Canonical, Class, FinalState, Reason};
+use crate::profile::Profile;
+
+/// A receipt, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamReceipt {
+    /// The upstream's id of the message it is about.
+    pub upstream_id: String,
+    /// What it means.
+    pub canonical: Canonical,
+    /// The `stat` as the vendor wrote it, if in the text.
+    pub vendor_stat: Option<String>,
+    /// The `err` as the vendor wrote it, if in the text.
+    pub vendor_err: Option<String>,
+    /// The `network_error_code` TLV, if any.
+    pub network_error: Option<NetworkErrorCode>,
+}
+
+impl UpstreamReceipt {
+    /// Final receipts end the message; intermediate ones (ENROUTE,
+    /// ACCEPTD) only update it.
+    pub fn is_final(&self) -> bool {
+        self.canonical.state.is_final()
+    }
+}
+
+/// A deliver_sm that cannot be read as a receipt.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReceiptReadError {
+    /// Not marked as a receipt and no receipt TLV: an MO message.
+    #[error("not a receipt (esm_class 0x{0:02X}, no receipted_message_id)")]
+    NotAReceipt(u8),
+    /// No message id in the TLVs or the text.
+    #[error("receipt without a message id")]
+    NoId,
+    /// No state in the TLVs or the text.
+    #[error("receipt without a state (message_state or stat)")]
+    NoState,
+}
+
+/// What a GSM MAP error code (3GPP TS 29.002) in `network_error_code` means.
+fn map_reason(code: u16) -> (Reason, Class) {
+    match code {
+        1 => (Reason::UnknownSubscriber, Class::Permanent),
+        13 => (Reason::CallBarred, Class::Permanent),
+        27 => (Reason::AbsentSubscriber, Class::Temporary),
+        31 => (Reason::SubscriberBusy, Class::Temporary),
+        32 => (Reason::DeliveryFailure, Class::Temporary),
+        34 => (Reason::SystemFailure, Class::Temporary),
+        _ => (Reason::Unknown, Class::Temporary),
+    }
+}
+
+/// What a state implies when nothing more precise is given.
+fn state_default(state: FinalState) -> (Reason, Class) {
+    match state {
+        FinalState::Delivrd => (Reason::None, Class::Permanent),
+        FinalState::Enroute | FinalState::Acceptd => (Reason::None, Class::Temporary),
+        FinalState::Expired => (Reason::Expired, Class::Permanent),
+        FinalState::Deleted | FinalState::Rejectd | FinalState::Skipped => {
+            (Reason::RejectedByVendor, Class::Permanent)
+        }
+        FinalState::Undeliv | FinalState::Unknown => (Reason::Unknown, Class::Permanent),
+    }
+}
+
+fn from_message_state(value: u8) -> Option<FinalState> {
+    Some(match value {
+        1 => FinalState::Enroute,
+        2 => FinalState::Delivrd,
+        3 => FinalState::Expired,
+        4 => FinalState::Deleted,
+        5 => FinalState::Undeliv,
+        6 => FinalState::Acceptd,
+        7 => FinalState::Unknown,
+        8 => FinalState::Rejectd,
+        9 => FinalState::Skipped,
+        _ => return None,
+    })
+}
+
+/// Reads a receipt from `profile`'s upstream.
+pub fn read_receipt(
+    profile: &Profile,
+    sm: &DeliverSm,
+) -> Result<UpstreamReceipt, ReceiptReadError> {
+    let tlv_id = sm
+        .tlvs
+        .receipted_message_id()
+        .map(|id| String::from_utf8_lossy(id).trim().to_owned());
+    if !sm.esm_class.is_receipt() && tlv_id.is_none() {
+        return Err(ReceiptReadError::NotAReceipt(sm.esm_class.0));
+    }
+    let text = Receipt::parse(sm.text_octets()).ok();
+    let upstream_id = tlv_id
+        .filter(|id| !id.is_empty())
+        .or_else(|| text.as_ref().map(|t| t.id.clone()))
+        .ok_or(ReceiptReadError::NoId)?;
+    let vendor_stat = text.as_ref().and_then(|t| t.stat.clone());
+    let vendor_err = text.as_ref().and_then(|t| t.err.clone());
+    let mut state = sm
+        .tlvs
+        .message_state()
+        .and_then(|s| from_message_state(s.0))
+        .or_else(|| vendor_stat.as_deref().and_then(|s| profile.stat(s)))
+        .ok_or(ReceiptReadError::NoState)?;
+    let network_error = sm.tlvs.network_error_code().copied();
+    let radix = match profile.receipts.err_radix.as_str() {
+        "hex" => ErrRadix::Hex,
+        _ => ErrRadix::Decimal,
+    };
+    let entry = text
+        .as_ref()
+        .and_then(|t| t.err_code(radix).ok().flatten())
+        .and_then(|code| profile.receipt_error(code));
+    let (reason, class) = match entry {
+        Some(e) => {
+            if let Some(implied) = e.state {
+                state = implied;
+            }
+            if e.reason == Reason::None
+                && !matches!(
+                    state,
+                    FinalState::Delivrd | FinalState::Enroute | FinalState::Acceptd
+                )
+            {
+                // "No error" under a failure state says nothing: fall back.
+                network_reason(network_error).unwrap_or_else(|| state_default(state))
+            } else {
+                (e.reason, e.class)
+            }
+        }
+        None => network_reason(network_error)
+            .filter(|_| state != FinalState::Delivrd)
+            .unwrap_or_else(|| state_default(state)),
+    };
+    Ok(UpstreamReceipt {
+        upstream_id,
+        canonical: Canonical {
+            state,
+            reason,
+            class,
+        },
+        vendor_stat,
+        vendor_err,
+        network_error,
+    })
+}
+
+fn network_reason(code: Option<NetworkErrorCode>) -> Option<(Reason, Class)> {
+    code.filter(|c| c.network_type == NetworkErrorCode::GSM && c.error_code != 0)
+        .map(|c| map_reason(c.error_code))
+}
