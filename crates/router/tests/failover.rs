@@ -65,6 +65,35 @@ fn upstream(net: &Net, name: &str, port: u16, breaker: BreakerConfig) -> Arc<Ups
     upstream_with_window(net, name, port, breaker, 10)
 }
 
+/// The configuration every test upstream starts from: the generic
+/// profile, one session, quick reconnects, no keep-alive.
+fn upstream_config(name: &str, port: u16, breaker: BreakerConfig, window: usize) -> UpstreamConfig {
+    UpstreamConfig {
+        name: name.to_owned(),
+        host: "127.0.0.1".to_owned(),
+        port,
+        tls: None,
+        bind: BindParams::new("tern", "secret").expect("short"),
+        sessions: 1,
+        session: SessionConfig {
+            window,
+            response_timeout: Duration::from_millis(500),
+            enquire_link_interval: None,
+            inactivity_timeout: None,
+            ..SessionConfig::default()
+        },
+        backoff: BackoffConfig {
+            initial: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+            multiplier: 2.0,
+            jitter: 0.2,
+        },
+        pacer: None,
+        breaker,
+        profile: Arc::new(generic()),
+    }
+}
+
 fn upstream_with_window(
     net: &Net,
     name: &str,
@@ -81,30 +110,7 @@ fn upstream_with_window(
         }
     });
     Upstream::start(
-        UpstreamConfig {
-            name: name.to_owned(),
-            host: "127.0.0.1".to_owned(),
-            port,
-            tls: None,
-            bind: BindParams::new("tern", "secret").expect("short"),
-            sessions: 1,
-            session: SessionConfig {
-                window,
-                response_timeout: Duration::from_millis(500),
-                enquire_link_interval: None,
-                inactivity_timeout: None,
-                ..SessionConfig::default()
-            },
-            backoff: BackoffConfig {
-                initial: Duration::from_millis(10),
-                max: Duration::from_millis(50),
-                multiplier: 2.0,
-                jitter: 0.2,
-            },
-            pacer: None,
-            breaker,
-            profile: Arc::new(generic()),
-        },
+        upstream_config(name, port, breaker, window),
         tx,
         net.shutdown.clone(),
     )
@@ -386,25 +392,9 @@ async fn the_pool_never_binds_more_than_the_vendor_allows() {
     let (tx, _rx) = mpsc::channel(1);
     let up = Upstream::start(
         UpstreamConfig {
-            name: "mensatek-like".to_owned(),
-            host: "127.0.0.1".to_owned(),
-            port: sim.addr().port(),
-            tls: None,
-            bind: BindParams::new("tern", "secret").expect("short"),
             sessions: 4,
-            session: SessionConfig {
-                enquire_link_interval: None,
-                ..SessionConfig::default()
-            },
-            backoff: BackoffConfig {
-                initial: Duration::from_millis(10),
-                max: Duration::from_millis(50),
-                multiplier: 2.0,
-                jitter: 0.0,
-            },
-            pacer: None,
-            breaker: wide_breaker(),
             profile: Arc::new(profile),
+            ..upstream_config("mensatek-like", sim.addr().port(), wide_breaker(), 10)
         },
         tx,
         net.shutdown.clone(),
@@ -536,28 +526,7 @@ async fn a_failed_receipt_with_a_chosen_reason_goes_again_through_the_next_upstr
     let secondary_sim = sim(Behaviour::default()).await;
     let (tx, mut inbound) = mpsc::channel(16);
     let primary = Upstream::start(
-        UpstreamConfig {
-            name: "primary".to_owned(),
-            host: "127.0.0.1".to_owned(),
-            port: primary_sim.addr().port(),
-            tls: None,
-            bind: BindParams::new("tern", "secret").expect("short"),
-            sessions: 1,
-            session: SessionConfig {
-                enquire_link_interval: None,
-                inactivity_timeout: None,
-                ..SessionConfig::default()
-            },
-            backoff: BackoffConfig {
-                initial: Duration::from_millis(10),
-                max: Duration::from_millis(50),
-                multiplier: 2.0,
-                jitter: 0.0,
-            },
-            pacer: None,
-            breaker: wide_breaker(),
-            profile: Arc::new(generic()),
-        },
+        upstream_config("primary", primary_sim.addr().port(), wide_breaker(), 10),
         tx,
         net.shutdown.clone(),
     );

@@ -102,17 +102,8 @@ async fn a_throttling_upstream_slows_the_pacer_down() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.expect("accept");
-        let mut raw = Raw(tokio_util::codec::Framed::new(
-            stream,
-            tern_codec::SmppCodec::new(),
-        ));
-        let bind = raw.recv().await.expect("bind");
-        raw.send(Pdu::new(
-            bind.sequence_number,
-            Body::BindTransceiverResp(Default::default()),
-        ))
-        .await;
+        let mut raw = Raw::accept(&listener).await;
+        raw.answer_bind().await;
         while let Some(pdu) = raw.recv().await {
             let resp = Pdu {
                 command_status: CommandStatus::Throttled,

@@ -204,17 +204,8 @@ async fn a_response_that_comes_too_late_times_out_the_waiter_and_is_counted() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let peer = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.expect("accept");
-        let mut raw = Raw(tokio_util::codec::Framed::new(
-            stream,
-            tern_codec::SmppCodec::new(),
-        ));
-        let bind = raw.recv().await.expect("bind");
-        let resp = Pdu::new(
-            bind.sequence_number,
-            Body::BindTransceiverResp(Default::default()),
-        );
-        raw.send(resp).await;
+        let mut raw = Raw::accept(&listener).await;
+        raw.answer_bind().await;
         let submit = raw.recv().await.expect("submit");
         tokio::time::sleep(Duration::from_millis(700)).await;
         raw.send(Pdu::new(
@@ -265,17 +256,8 @@ async fn a_full_window_makes_the_sender_wait_and_the_peer_never_sees_more() {
     let addr = listener.local_addr().expect("addr");
     let (seen_tx, mut seen) = mpsc::unbounded_channel();
     let peer = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.expect("accept");
-        let mut raw = Raw(tokio_util::codec::Framed::new(
-            stream,
-            tern_codec::SmppCodec::new(),
-        ));
-        let bind = raw.recv().await.expect("bind");
-        raw.send(Pdu::new(
-            bind.sequence_number,
-            Body::BindTransceiverResp(Default::default()),
-        ))
-        .await;
+        let mut raw = Raw::accept(&listener).await;
+        raw.answer_bind().await;
         let mut unanswered = Vec::new();
         let mut max_outstanding = 0;
         for _ in 0..10 {
@@ -570,17 +552,8 @@ async fn unbind_waits_for_requests_in_flight_before_unbinding() {
     let addr = listener.local_addr().expect("addr");
     let (order_tx, mut order) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.expect("accept");
-        let mut raw = Raw(tokio_util::codec::Framed::new(
-            stream,
-            tern_codec::SmppCodec::new(),
-        ));
-        let bind = raw.recv().await.expect("bind");
-        raw.send(Pdu::new(
-            bind.sequence_number,
-            Body::BindTransceiverResp(Default::default()),
-        ))
-        .await;
+        let mut raw = Raw::accept(&listener).await;
+        raw.answer_bind().await;
         let submit = raw.recv().await.expect("submit");
         // Answer late, but within the close grace.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -619,11 +592,7 @@ async fn a_deliver_sm_right_behind_the_bind_response_is_accepted() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let peer = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.expect("accept");
-        let mut raw = Raw(tokio_util::codec::Framed::new(
-            stream,
-            tern_codec::SmppCodec::new(),
-        ));
+        let mut raw = Raw::accept(&listener).await;
         let bind = raw.recv().await.expect("bind");
         // Both in one write, as an SMSC flushing queued receipts at bind does.
         let mut both = Pdu::new(
@@ -676,17 +645,8 @@ async fn a_request_abandoned_by_its_caller_frees_its_window_slot() {
     let addr = listener.local_addr().expect("addr");
     let (seen_tx, mut seen) = mpsc::unbounded_channel();
     tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.expect("accept");
-        let mut raw = Raw(tokio_util::codec::Framed::new(
-            stream,
-            tern_codec::SmppCodec::new(),
-        ));
-        let bind = raw.recv().await.expect("bind");
-        raw.send(Pdu::new(
-            bind.sequence_number,
-            Body::BindTransceiverResp(Default::default()),
-        ))
-        .await;
+        let mut raw = Raw::accept(&listener).await;
+        raw.answer_bind().await;
         // Never answers; reports what it receives.
         while let Some(pdu) = raw.recv().await {
             let _ = seen_tx.send(pdu.command_id());

@@ -110,6 +110,23 @@ pub fn params(bind_type: BindType, password: &str) -> BindParams {
 pub struct Raw(pub Framed<TcpStream, SmppCodec>);
 
 impl Raw {
+    /// The next connection to `listener`, framed: a fake SMSC's side.
+    pub async fn accept(listener: &TcpListener) -> Self {
+        let (stream, _) = listener.accept().await.expect("accept");
+        Raw(Framed::new(stream, SmppCodec::new()))
+    }
+
+    /// As a fake SMSC: reads the bind and accepts it (transceiver).
+    pub async fn answer_bind(&mut self) -> Pdu {
+        let bind = self.recv().await.expect("bind");
+        let resp = Pdu::new(
+            bind.sequence_number,
+            Body::BindTransceiverResp(Default::default()),
+        );
+        self.send(resp).await;
+        bind
+    }
+
     pub async fn connect(addr: SocketAddr) -> Self {
         let stream = TcpStream::connect(addr).await.expect("connect");
         Raw(Framed::new(stream, SmppCodec::new()))
