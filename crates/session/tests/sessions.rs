@@ -603,8 +603,7 @@ async fn a_deliver_sm_right_behind_the_bind_response_is_accepted() {
         .to_vec();
         both.extend_from_slice(&Pdu::new(90, Body::DeliverSm(Default::default())).to_bytes());
         raw.0.get_mut().write_all(&both).await.expect("write");
-        let r = raw.recv().await.expect("deliver_sm_resp");
-        r
+        raw.recv().await.expect("deliver_sm_resp")
     });
     let stream = TcpStream::connect(addr).await.expect("connect");
     let mut upstream = esme::bind(
