@@ -68,8 +68,11 @@ pub enum SendOutcome {
         /// Every try.
         attempts: Vec<AttemptReport>,
     },
-    /// No rule matches the message.
-    NoRoute,
+    /// No rule matches the message: refuse it with `status`.
+    NoRoute {
+        /// The configured status (ESME_RINVDSTADR by default).
+        status: CommandStatus,
+    },
 }
 
 /// Engine settings.
@@ -89,6 +92,8 @@ pub struct RouterConfig {
     pub retry_max: Duration,
     /// What data_coding 0 means for Tern's clients.
     pub client_text: ClientText,
+    /// The status a message no rule matches is refused with.
+    pub no_route_status: CommandStatus,
 }
 
 impl Default for RouterConfig {
@@ -100,6 +105,7 @@ impl Default for RouterConfig {
             retry_initial: Duration::from_secs(5),
             retry_max: Duration::from_secs(600),
             client_text: ClientText::default(),
+            no_route_status: CommandStatus::InvalidDestinationAddress,
         }
     }
 }
@@ -210,8 +216,10 @@ impl Router {
             service_type: &service_type,
         };
         let Some((index, rule)) = self.table.lookup_indexed(&key) else {
-            info!(client, destination = %destination, "no route");
-            return SendOutcome::NoRoute;
+            info!(client, destination = %destination, rules = self.table.name(), "no rule matches");
+            return SendOutcome::NoRoute {
+                status: self.config.no_route_status,
+            };
         };
         let now = Instant::now();
         let candidates: Vec<Candidate> = rule

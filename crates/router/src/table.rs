@@ -129,6 +129,8 @@ struct Node {
 /// The compiled table.
 #[derive(Debug, Clone)]
 pub struct Table {
+    /// Where the rules come from (the configuration file), for logs.
+    name: String,
     rules: Vec<Rule>,
     nodes: Vec<Node>,
 }
@@ -172,7 +174,11 @@ impl Table {
             }
         }
         if errors.is_empty() {
-            Ok(Table { rules, nodes })
+            Ok(Table {
+                name: "routes".to_owned(),
+                rules,
+                nodes,
+            })
         } else {
             Err(errors)
         }
@@ -208,6 +214,17 @@ impl Table {
             .flat_map(|&node| self.nodes[node as usize].rules.iter())
             .map(|&i| (i as usize, &self.rules[i as usize]))
             .find(|(_, rule)| rule.accepts(key))
+    }
+
+    /// Names the rule set (its configuration file), for log lines.
+    pub fn named(mut self, name: impl Into<String>) -> Table {
+        self.name = name.into();
+        self
+    }
+
+    /// The rule set's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The rules, in configuration order.

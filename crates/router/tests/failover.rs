@@ -377,7 +377,22 @@ async fn a_message_no_rule_matches_has_no_route() {
     let router = router(vec![only], Strategy::Failover);
     assert_eq!(
         router.send("acme", &message("4477000000"), 1).await,
-        SendOutcome::NoRoute
+        SendOutcome::NoRoute {
+            status: CommandStatus::InvalidDestinationAddress
+        }
+    );
+    // The status is the operator's choice.
+    let config = RouterConfig {
+        no_route_status: CommandStatus::Vendor(0x4A2),
+        ..RouterConfig::default()
+    };
+    let other = upstream(&net, "other", free_port(), wide_breaker());
+    let router = router_with(vec![other], Strategy::Failover, config);
+    assert_eq!(
+        router.send("acme", &message("4477000000"), 1).await,
+        SendOutcome::NoRoute {
+            status: CommandStatus::Vendor(0x4A2)
+        }
     );
 }
 
