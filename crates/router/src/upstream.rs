@@ -178,15 +178,16 @@ impl Upstream {
     /// none is bound.
     pub fn session(&self) -> Option<SessionHandle> {
         let sessions = self.lock();
-        let live: Vec<&SessionHandle> = sessions.iter().filter(|s| !s.is_closed()).collect();
-        if live.is_empty() {
-            return None;
-        }
+        let n = sessions.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..live.len())
-            .map(|k| live[(start + k) % live.len()])
+        let in_turn = || {
+            (0..n)
+                .map(|k| &sessions[(start + k) % n])
+                .filter(|s| !s.is_closed())
+        };
+        in_turn()
             .find(|s| s.in_flight() < self.window)
-            .or_else(|| live.get(start % live.len()).copied())
+            .or_else(|| in_turn().next())
             .cloned()
     }
 
