@@ -1,12 +1,12 @@
 //! The `tern` command line.
 //!
-//! Today it has the tools that need only the codec; `tern run` (the daemon),
+//! Today it has `decode` and `check-config`; `tern run` (the daemon),
 //! `tern sim`, `tern send`, `tern bench` and `tern status` come with the
 //! crates they drive.
 
 #![forbid(unsafe_code)]
 
-mod decode;
+use tern::{check, decode};
 
 use std::process::ExitCode;
 
@@ -28,12 +28,20 @@ enum Command {
         /// The octets in hex; read from standard input when absent.
         hex: Vec<String>,
     },
+    /// Validate a configuration file and print what it means (clients,
+    /// upstreams with their effective vendor limits, routes), or every error
+    /// with file, line and column. Exits 78 when the file is invalid.
+    CheckConfig {
+        /// The configuration file.
+        file: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Decode { hex } => decode::run(&hex),
+        Command::CheckConfig { file } => Ok(check::run(&file)),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,655 @@
+//! Compiling a [`RawConfig`] into a [`Config`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_codec::COctetString;
+use tern_router::engine::RouterConfig;
+use tern_router::strategy::Strategy;
+use tern_router::table::{RouteUpstream, Rule, SourceMatch, Table};
+use tern_router::{Profile, ProfileSet, Reason};
+use tern_session::esme::BindParams;
+use tern_session::BindType;
+use tern_storage::{Durability, StoreOptions};
+use toml::Spanned;
+
+use super::raw::{RawConfig, RawRouteUpstream};
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Every problem found; the file is refused if there is any.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+/// A password or other secret: never shown in `Debug`, logs or errors.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// Where clients connect.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// The address.
+    pub address: SocketAddr,
+    /// Certificate and key files, when TLS.
+    pub tls: Option<tern_session::tls::ServerTls>,
+}
+
+/// A client account.
+#[derive(Debug, Clone)]
+pub struct ClientAccount {
+    /// Its system_id.
+    pub system_id: String,
+    /// Accepted passwords.
+    pub passwords: Vec<Secret>,
+    /// Allowed source addresses; empty for any.
+    pub allowed_ips: Vec<IpAddr>,
+    /// Sessions bound at once.
+    pub max_binds: Option<usize>,
+    /// Submits per second per session.
+    pub session_rate: Option<NonZeroU32>,
+    /// Submits per second for the account.
+    pub rate: Option<NonZeroU32>,
+}
+
+/// An upstream, ready to start.
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    /// Its name.
+    pub name: String,
+    /// Host name.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Its vendor profile.
+    pub profile: Arc<Profile>,
+    /// The bind.
+    pub bind: BindParams,
+    /// Sessions (after the profile's cap).
+    pub sessions: usize,
+    /// Messages per second for the account.
+    pub rate: Option<f64>,
+    /// TLS settings, when used.
+    pub tls: Option<tern_session::tls::ClientTls>,
+}
+
+/// The configuration the daemon runs with.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it came from.
+    pub source: PathBuf,
+    /// Node id in message ids.
+    pub node_id: u16,
+    /// Tern's system_id.
+    pub system_id: COctetString<16>,
+    /// Client listeners.
+    pub listeners: Vec<Listener>,
+    /// Store directory.
+    pub store_path: PathBuf,
+    /// Store options.
+    pub store: StoreOptions,
+    /// How long finished messages are kept.
+    pub retention: Duration,
+    /// Vendor profiles, built-in and from files.
+    pub profiles: ProfileSet,
+    /// Client accounts.
+    pub clients: Vec<ClientAccount>,
+    /// Upstreams.
+    pub upstreams: Vec<UpstreamSpec>,
+    /// Routes.
+    pub table: Table,
+    /// Failover settings.
+    pub router: RouterConfig,
+}
+
+/// Finds line and column of byte offsets in one file's text.
+struct Locator<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+impl Locator<'_> {
+    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        });
+    }
+
+    fn duration(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        default: Duration,
+        what: &str,
+    ) -> Duration {
+        match value {
+            None => default,
+            Some(v) => humantime::parse_duration(v.get_ref()).unwrap_or_else(|e| {
+                self.at(
+                    v.span(),
+                    format!(
+                        "{what}: {:?} is not a duration ({e}); write e.g. \"30s\" or \"5m\"",
+                        v.get_ref()
+                    ),
+                );
+                default
+            }),
+        }
+    }
+
+    /// A secret: literal, "env:NAME" or "file:/path" (relative to the config).
+    fn secret(&mut self, value: &Spanned<String>, what: &str) -> Secret {
+        let raw = value.get_ref();
+        if let Some(name) = raw.strip_prefix("env:") {
+            return match std::env::var(name) {
+                Ok(v) => Secret(v),
+                Err(_) => {
+                    self.at(
+                        value.span(),
+                        format!("{what}: environment variable {name} is not set"),
+                    );
+                    Secret(String::new())
+                }
+            };
+        }
+        if let Some(path) = raw.strip_prefix("file:") {
+            let path = self.file.parent().unwrap_or(Path::new(".")).join(path);
+            return match std::fs::read_to_string(&path) {
+                Ok(v) => Secret(v.trim_end_matches(['\r', '\n']).to_owned()),
+                Err(e) => {
+                    self.at(
+                        value.span(),
+                        format!("{what}: cannot read {}: {e}", path.display()),
+                    );
+                    Secret(String::new())
+                }
+            };
+        }
+        Secret(raw.clone())
+    }
+}
+
+impl Config {
+    /// Reads and compiles `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: format!("cannot read the file: {e}"),
+            }])
+        })?;
+        Config::from_text(path, &text)
+    }
+
+    /// Compiles the text of `file`.
+    pub fn from_text(file: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let mut loc = Locator {
+            file,
+            text,
+            errors: Vec::new(),
+        };
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                loc.at(e.span().unwrap_or(0..0), e.message());
+                return Err(ConfigErrors(loc.errors));
+            }
+        };
+        let config = compile(raw, &mut loc);
+        if loc.errors.is_empty() {
+            config.ok_or_else(|| ConfigErrors(Vec::new()))
+        } else {
+            Err(ConfigErrors(loc.errors))
+        }
+    }
+}
+
+fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
+    let system_id = match &raw.node.system_id {
+        None => COctetString::try_from("tern").unwrap_or_default(),
+        Some(id) => COctetString::try_from(id.get_ref().as_str()).unwrap_or_else(|e| {
+            loc.at(id.span(), format!("node.system_id: {e}"));
+            COctetString::empty()
+        }),
+    };
+
+    let mut listeners = Vec::new();
+    for l in &raw.listeners {
+        let address = match l.address.get_ref().parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                loc.at(
+                    l.address.span(),
+                    format!(
+                        "listener address {:?}: expected host:port, e.g. \"127.0.0.1:2775\"",
+                        l.address.get_ref()
+                    ),
+                );
+                continue;
+            }
+        };
+        let tls = match (&l.tls_cert, &l.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                let base = loc.file.parent().unwrap_or(Path::new("."));
+                let mut tls = tern_session::tls::ServerTls::new(
+                    base.join(cert.get_ref()),
+                    base.join(key.get_ref()),
+                );
+                if let Some(v) = &l.tls_min_version {
+                    match v.get_ref().parse() {
+                        Ok(version) => tls.min_version = version,
+                        Err(_) => loc.at(
+                            v.span(),
+                            format!(
+                                "tls_min_version {:?}: expected \"1.2\" or \"1.3\"",
+                                v.get_ref()
+                            ),
+                        ),
+                    }
+                }
+                Some(tls)
+            }
+            (Some(one), None) | (None, Some(one)) => {
+                loc.at(one.span(), "a TLS listener needs both tls_cert and tls_key");
+                None
+            }
+        };
+        listeners.push(Listener { address, tls });
+    }
+
+    let store_path = raw.storage.path.as_ref().map_or_else(
+        || PathBuf::from("./data"),
+        |p| {
+            loc.file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(p.get_ref())
+        },
+    );
+    let durability = match raw
+        .storage
+        .durability
+        .as_ref()
+        .map(|d| (d.get_ref().as_str(), d.span()))
+    {
+        None | Some(("durable", _)) => Durability::Durable,
+        Some(("fast", _)) => Durability::Fast {
+            interval: loc.duration(
+                &raw.storage.flush_interval,
+                Duration::from_millis(200),
+                "storage.flush_interval",
+            ),
+        },
+        Some((other, span)) => {
+            loc.at(
+                span,
+                format!("storage.durability {other:?}: expected \"durable\" or \"fast\""),
+            );
+            Durability::Durable
+        }
+    };
+    let retention = loc.duration(
+        &raw.storage.retention,
+        Duration::from_secs(7 * 24 * 3600),
+        "storage.retention",
+    );
+
+    let mut profiles = match ProfileSet::builtin() {
+        Ok(set) => set,
+        Err(e) => {
+            loc.at(0..0, format!("built-in profiles: {e}"));
+            return None;
+        }
+    };
+    for file in &raw.profiles {
+        let path = loc
+            .file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(file.get_ref());
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                if let Err(e) = profiles.add_user(&path.display().to_string(), &text) {
+                    // The profile file's own position is in the message.
+                    loc.at(file.span(), e.to_string());
+                }
+            }
+            Err(e) => loc.at(
+                file.span(),
+                format!("cannot read profile {}: {e}", path.display()),
+            ),
+        }
+    }
+
+    let mut clients = Vec::new();
+    for c in &raw.clients {
+        if clients
+            .iter()
+            .any(|k: &ClientAccount| k.system_id == *c.system_id.get_ref())
+        {
+            loc.at(
+                c.system_id.span(),
+                format!("client {:?} is defined twice", c.system_id.get_ref()),
+            );
+        }
+        if c.passwords.is_empty() {
+            loc.at(
+                c.system_id.span(),
+                format!("client {:?} has no password", c.system_id.get_ref()),
+            );
+        }
+        let passwords = c
+            .passwords
+            .iter()
+            .map(|p| loc.secret(p, "client password"))
+            .collect();
+        let allowed_ips = c
+            .allowed_ips
+            .iter()
+            .filter_map(|ip| match ip.get_ref().parse() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    loc.at(
+                        ip.span(),
+                        format!("{:?} is not an IP address", ip.get_ref()),
+                    );
+                    None
+                }
+            })
+            .collect();
+        clients.push(ClientAccount {
+            system_id: c.system_id.get_ref().clone(),
+            passwords,
+            allowed_ips,
+            max_binds: c.max_binds,
+            session_rate: c.session_rate.and_then(NonZeroU32::new),
+            rate: c.rate.and_then(NonZeroU32::new),
+        });
+    }
+
+    let mut upstreams: Vec<UpstreamSpec> = Vec::new();
+    for u in &raw.upstreams {
+        let name = u.name.get_ref().clone();
+        if upstreams.iter().any(|k| k.name == name) {
+            loc.at(u.name.span(), format!("upstream {name:?} is defined twice"));
+        }
+        let Some(profile) = profiles.get(u.profile.get_ref()) else {
+            loc.at(
+                u.profile.span(),
+                format!(
+                    "unknown profile {:?}; known: {}",
+                    u.profile.get_ref(),
+                    profiles.names().collect::<Vec<_>>().join(", ")
+                ),
+            );
+            continue;
+        };
+        let password = loc.secret(&u.password, "upstream password");
+        if let Err(e) = COctetString::<16>::try_from(u.system_id.get_ref().as_str()) {
+            loc.at(
+                u.system_id.span(),
+                format!("upstream {name}: system_id: {e} (SMPP allows 15 characters)"),
+            );
+            continue;
+        }
+        // The error never repeats the password itself.
+        if let Err(e) = COctetString::<9>::try_from(password.expose()) {
+            loc.at(
+                u.password.span(),
+                format!("upstream {name}: password: {e} (SMPP allows 8 characters)"),
+            );
+            continue;
+        }
+        let Ok(mut bind) = BindParams::new(u.system_id.get_ref(), password.expose()) else {
+            continue;
+        };
+        bind.bind_type = match u.bind.as_ref().map(|b| (b.get_ref().as_str(), b.span())) {
+            None | Some(("transceiver", _)) => BindType::Transceiver,
+            Some(("transmitter", _)) => BindType::Transmitter,
+            Some(("receiver", _)) => BindType::Receiver,
+            Some((other, span)) => {
+                loc.at(
+                    span,
+                    format!(
+                        "bind {other:?}: expected \"transmitter\", \"receiver\" or \"transceiver\""
+                    ),
+                );
+                BindType::Transceiver
+            }
+        };
+        if let Ok(system_type) = COctetString::try_from(u.system_type.as_str()) {
+            bind.system_type = system_type;
+        }
+        let cap = profile
+            .limits
+            .sessions_per_credential
+            .map_or(usize::MAX, |n| n as usize);
+        let tls = u.tls.then(|| {
+            let mut tls = tern_session::tls::ClientTls::default();
+            let min = u
+                .tls_min_version
+                .as_ref()
+                .map(|v| (v.get_ref().clone(), v.span()));
+            let min = min.or_else(|| profile.tls.minimum.clone().map(|m| (m, u.profile.span())));
+            if let Some((v, span)) = min {
+                match v.parse() {
+                    Ok(version) => tls.min_version = version,
+                    Err(_) => loc.at(
+                        span,
+                        format!("tls_min_version {v:?}: expected \"1.2\" or \"1.3\""),
+                    ),
+                }
+            }
+            tls.extra_ca_pem = u.tls_ca.as_ref().map(|p| {
+                loc.file
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join(p.get_ref())
+            });
+            tls.server_name = u.tls_server_name.clone();
+            tls
+        });
+        upstreams.push(UpstreamSpec {
+            name,
+            host: u.host.get_ref().clone(),
+            port: u.port,
+            profile: Arc::new(profile.clone()),
+            bind,
+            sessions: u.sessions.unwrap_or(1).clamp(1, cap.max(1)),
+            rate: u.rate,
+            tls,
+        });
+    }
+
+    let mut rules = Vec::new();
+    for r in &raw.routes {
+        let strategy = match r
+            .strategy
+            .as_ref()
+            .map(|s| (s.get_ref().as_str(), s.span()))
+        {
+            None | Some(("failover", _)) => Strategy::Failover,
+            Some(("weighted", _)) => Strategy::Weighted,
+            Some(("least_cost", _)) => Strategy::LeastCost,
+            Some(("least_loaded", _)) => Strategy::LeastLoaded,
+            Some((other, span)) => {
+                loc.at(span, format!("strategy {other:?}: expected failover, weighted, least_cost or least_loaded"));
+                Strategy::Failover
+            }
+        };
+        let mut route_upstreams = Vec::new();
+        let list = r.upstreams.span();
+        for (i, u) in r.upstreams.get_ref().iter().enumerate() {
+            let (name, priority, weight) = match u {
+                RawRouteUpstream::Name(n) => (n, i as u32, 1),
+                RawRouteUpstream::Full {
+                    name,
+                    priority,
+                    weight,
+                } => (name, priority.unwrap_or(i as u32), weight.unwrap_or(1)),
+            };
+            if !raw.upstreams.iter().any(|k| k.name.get_ref() == name) {
+                // Point at the name inside the route's upstreams array.
+                let quoted = format!("\"{name}\"");
+                let at = loc
+                    .text
+                    .get(list.clone())
+                    .and_then(|t| t.find(&quoted))
+                    .map_or(list.start, |o| list.start + o);
+                loc.at(
+                    at..at,
+                    format!("route {:?}: unknown upstream {name:?}", r.name.get_ref()),
+                );
+            }
+            route_upstreams.push(RouteUpstream {
+                name: name.clone(),
+                priority,
+                weight,
+            });
+        }
+        for client in &r.clients {
+            if !clients.iter().any(|c| c.system_id == *client.get_ref()) {
+                loc.at(
+                    client.span(),
+                    format!(
+                        "route {:?}: unknown client {:?}",
+                        r.name.get_ref(),
+                        client.get_ref()
+                    ),
+                );
+            }
+        }
+        let source = r.source.as_ref().map(|s| match s.get_ref().as_str() {
+            "alphanumeric" => SourceMatch::Alphanumeric,
+            "numeric" => SourceMatch::Numeric,
+            other => match other.strip_prefix("prefix:") {
+                Some(p) => SourceMatch::Prefix(p.to_owned()),
+                None => SourceMatch::Exact(other.to_owned()),
+            },
+        });
+        let resubmit_on = r
+            .resubmit_on
+            .iter()
+            .filter_map(|reason| match reason.get_ref().parse::<Reason>() {
+                Ok(reason) => Some(reason),
+                Err(e) => {
+                    loc.at(reason.span(), e);
+                    None
+                }
+            })
+            .collect();
+        if r.upstreams.get_ref().is_empty() {
+            loc.at(
+                r.name.span(),
+                format!("route {:?} has no upstream", r.name.get_ref()),
+            );
+        }
+        rules.push(Rule {
+            name: r.name.get_ref().clone(),
+            clients: (!r.clients.is_empty())
+                .then(|| r.clients.iter().map(|c| c.get_ref().clone()).collect()),
+            prefixes: r.prefixes.iter().map(|p| p.get_ref().clone()).collect(),
+            source,
+            data_codings: r.data_codings.clone(),
+            service_type: r.service_type.clone(),
+            upstreams: route_upstreams,
+            strategy,
+            resubmit_on,
+        });
+    }
+    let table = match Table::compile(rules) {
+        Ok(t) => t.named(loc.file.display().to_string()),
+        Err(errors) => {
+            for e in errors {
+                let needle = match &e {
+                    tern_router::table::TableError::BadPrefix { prefix, .. } => {
+                        format!("\"{prefix}\"")
+                    }
+                    tern_router::table::TableError::NoUpstream(rule) => format!("\"{rule}\""),
+                };
+                let at = loc.text.find(&needle).unwrap_or(0);
+                loc.at(at..at, e.to_string());
+            }
+            return None;
+        }
+    };
+
+    let defaults = RouterConfig::default();
+    let router = RouterConfig {
+        max_attempts: raw.router.max_attempts.unwrap_or(defaults.max_attempts),
+        deadline: loc.duration(&raw.router.deadline, defaults.deadline, "router.deadline"),
+        window_wait: loc.duration(
+            &raw.router.window_wait,
+            defaults.window_wait,
+            "router.window_wait",
+        ),
+        retry_initial: loc.duration(
+            &raw.router.retry_initial,
+            defaults.retry_initial,
+            "router.retry_initial",
+        ),
+        retry_max: loc.duration(
+            &raw.router.retry_max,
+            defaults.retry_max,
+            "router.retry_max",
+        ),
+        ..defaults
+    };
+
+    Some(Config {
+        source: loc.file.to_path_buf(),
+        node_id: raw.node.id,
+        system_id,
+        listeners,
+        store_path,
+        store: StoreOptions {
+            node: raw.node.id,
+            durability,
+            ..StoreOptions::default()
+        },
+        retention,
+        profiles,
+        clients,
+        upstreams,
+        table,
+        router,
+    })
+}

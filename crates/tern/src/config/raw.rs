@@ -1,0 +1,198 @@
+//! The configuration file as written: serde types with `deny_unknown_fields`
+//! so a misspelt key is an error, and `Spanned` where a later check must
+//! point at the line (names and references).
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// This node.
+    #[serde(default)]
+    pub node: RawNode,
+    /// Where clients connect.
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<RawListener>,
+    /// The message store.
+    #[serde(default)]
+    pub storage: RawStorage,
+    /// Extra vendor profile files, relative to this file.
+    #[serde(default)]
+    pub profiles: Vec<Spanned<String>>,
+    /// Client accounts.
+    #[serde(default, rename = "client")]
+    pub clients: Vec<RawClient>,
+    /// Upstream SMSCs.
+    #[serde(default, rename = "upstream")]
+    pub upstreams: Vec<RawUpstream>,
+    /// Routes, in order.
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RawRoute>,
+    /// Failover settings.
+    #[serde(default)]
+    pub router: RawRouter,
+}
+
+/// `[node]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// Node id in message ids (0–65535).
+    #[serde(default)]
+    pub id: u16,
+    /// Tern's system_id in bind responses.
+    pub system_id: Option<Spanned<String>>,
+}
+
+/// `[[listener]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    /// `host:port`.
+    pub address: Spanned<String>,
+    /// TLS certificate chain (PEM); with `key`, the listener is TLS.
+    pub tls_cert: Option<Spanned<String>>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<Spanned<String>>,
+    /// Minimum TLS version: "1.2" or "1.3".
+    pub tls_min_version: Option<Spanned<String>>,
+}
+
+/// `[storage]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    /// Directory of the store.
+    pub path: Option<Spanned<String>>,
+    /// "durable" (default) or "fast".
+    pub durability: Option<Spanned<String>>,
+    /// Flush interval in fast mode ("200ms").
+    pub flush_interval: Option<Spanned<String>>,
+    /// How long finished messages are kept ("7d").
+    pub retention: Option<Spanned<String>>,
+}
+
+/// `[[client]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    /// The bind's system_id.
+    pub system_id: Spanned<String>,
+    /// Accepted passwords (two during a rotation); each literal, or
+    /// "env:NAME", or "file:/path".
+    pub passwords: Vec<Spanned<String>>,
+    /// Source addresses allowed to bind; empty for any.
+    #[serde(default)]
+    pub allowed_ips: Vec<Spanned<String>>,
+    /// Sessions bound at once.
+    pub max_binds: Option<usize>,
+    /// Submits per second per session.
+    pub session_rate: Option<u32>,
+    /// Submits per second for the account.
+    pub rate: Option<u32>,
+}
+
+/// `[[upstream]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// Name used in routes.
+    pub name: Spanned<String>,
+    /// Host name (resolved at each connect).
+    pub host: Spanned<String>,
+    /// Port.
+    pub port: u16,
+    /// Vendor profile name (built-in or from `profiles`).
+    #[serde(default = "generic")]
+    pub profile: Spanned<String>,
+    /// Bind credentials.
+    pub system_id: Spanned<String>,
+    /// Literal, "env:NAME" or "file:/path".
+    pub password: Spanned<String>,
+    /// Bind system_type.
+    #[serde(default)]
+    pub system_type: String,
+    /// "transmitter", "receiver" or "transceiver" (default).
+    pub bind: Option<Spanned<String>>,
+    /// Sessions wanted (capped by the profile).
+    pub sessions: Option<usize>,
+    /// Messages per second for the account.
+    pub rate: Option<f64>,
+    /// Use TLS.
+    #[serde(default)]
+    pub tls: bool,
+    /// Minimum TLS version; default from the profile, else "1.2".
+    pub tls_min_version: Option<Spanned<String>>,
+    /// Extra CA (PEM) to trust.
+    pub tls_ca: Option<Spanned<String>>,
+    /// SNI and verification name, when not `host`.
+    pub tls_server_name: Option<String>,
+}
+
+fn generic() -> Spanned<String> {
+    Spanned::new(0..0, "generic".to_owned())
+}
+
+/// One upstream of a route: a name, or a table with priority and weight.
+/// (Untagged enums cannot carry spans; errors find the name in the route's
+/// `upstreams` array instead.)
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawRouteUpstream {
+    /// Just the name: priority by position, weight 1.
+    Name(String),
+    /// Name, priority and weight.
+    Full {
+        /// The upstream.
+        name: String,
+        /// Lower first.
+        priority: Option<u32>,
+        /// Share.
+        weight: Option<u32>,
+    },
+}
+
+/// `[[route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Name in logs.
+    pub name: Spanned<String>,
+    /// Client system_ids; empty for all.
+    #[serde(default)]
+    pub clients: Vec<Spanned<String>>,
+    /// Destination prefixes; empty for all.
+    #[serde(default)]
+    pub prefixes: Vec<Spanned<String>>,
+    /// Exact source, or "alphanumeric", "numeric", "prefix:<p>".
+    pub source: Option<Spanned<String>>,
+    /// data_coding values.
+    pub data_codings: Option<Vec<u8>>,
+    /// service_type.
+    pub service_type: Option<String>,
+    /// "failover" (default), "weighted", "least_cost", "least_loaded".
+    pub strategy: Option<Spanned<String>>,
+    /// Where to send.
+    pub upstreams: Spanned<Vec<RawRouteUpstream>>,
+    /// Receipt reasons that re-send through the next upstream.
+    #[serde(default)]
+    pub resubmit_on: Vec<Spanned<String>>,
+}
+
+/// `[router]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouter {
+    /// Upstreams tried per send.
+    pub max_attempts: Option<usize>,
+    /// Give up a send after ("60s").
+    pub deadline: Option<Spanned<String>>,
+    /// Wait for a window slot at most ("1s").
+    pub window_wait: Option<Spanned<String>>,
+    /// First retry delay ("5s").
+    pub retry_initial: Option<Spanned<String>>,
+    /// Longest retry delay ("10m").
+    pub retry_max: Option<Spanned<String>>,
+}
