@@ -176,6 +176,28 @@ impl Router {
             .min(self.config.retry_max)
     }
 
+    /// Whether some rule matches `submit` from `client`: intake refuses a
+    /// message with no route at once, with [`RouterConfig::no_route_status`].
+    pub fn has_route(&self, client: &str, submit: &SubmitSm) -> bool {
+        let source = String::from_utf8_lossy(submit.source.addr.as_bytes());
+        let destination = String::from_utf8_lossy(submit.destination.addr.as_bytes());
+        let service_type = String::from_utf8_lossy(submit.service_type.as_bytes());
+        self.table
+            .lookup(&MessageKey {
+                client,
+                destination: &destination,
+                source: &source,
+                data_coding: submit.data_coding.0,
+                service_type: &service_type,
+            })
+            .is_some()
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &RouterConfig {
+        &self.config
+    }
+
     /// Whether a final receipt with `canonical` for a message routed by
     /// `rule` sends it again through the next upstream.
     pub fn resubmits_on(&self, rule: &str, canonical: &Canonical) -> bool {

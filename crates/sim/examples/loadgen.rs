@@ -58,6 +58,16 @@ struct Args {
     /// The whole run ends by this many seconds at the latest.
     #[arg(long, default_value_t = 300)]
     deadline_secs: u64,
+    /// Load this SMSC (e.g. a running Tern, 127.0.0.1:2775) instead of an
+    /// in-process simulator.
+    #[arg(long)]
+    target: Option<std::net::SocketAddr>,
+    /// system_id to bind with at --target.
+    #[arg(long, default_value = "demo")]
+    system_id: String,
+    /// Password to bind with at --target.
+    #[arg(long, default_value = "demo")]
+    password: String,
 }
 
 fn main() -> ExitCode {
@@ -76,6 +86,14 @@ fn main() -> ExitCode {
 }
 
 async fn bench(args: Args) -> ExitCode {
+    if let Some(target) = args.target {
+        let config = LoadConfig {
+            system_id: args.system_id.clone(),
+            password: args.password.clone(),
+            ..load_config(&args, target)
+        };
+        return report(load::run(config).await, None);
+    }
     let sim = match Simulator::start(SimConfig {
         id_format: match args.ids {
             Ids::Decimal => IdFormat::Decimal,
@@ -92,7 +110,14 @@ async fn bench(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = LoadConfig {
+    let outcome = load::run(load_config(&args, sim.addr())).await;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    report(outcome, Some(stats))
+}
+
+fn load_config(args: &Args, addr: std::net::SocketAddr) -> LoadConfig {
+    LoadConfig {
         sessions: args.sessions,
         window: args.window,
         messages: args.messages,
@@ -104,18 +129,23 @@ async fn bench(args: Args) -> ExitCode {
         },
         text_len: args.text_len,
         deadline: Duration::from_secs(args.deadline_secs),
-        ..LoadConfig::new(sim.addr())
-    };
-    let outcome = load::run(config).await;
-    let stats = sim.stats();
-    sim.shutdown().await;
+        ..LoadConfig::new(addr)
+    }
+}
+
+fn report(
+    outcome: Result<load::LoadReport, load::LoadError>,
+    stats: Option<tern_sim::smsc::SimSnapshot>,
+) -> ExitCode {
     match outcome {
         Ok(report) => {
             print!("{}", report.to_table());
-            println!(
-                "simulator: submits {} receipts sent {} acked {}",
-                stats.submits, stats.receipts_sent, stats.receipts_acked
-            );
+            if let Some(stats) = stats {
+                println!(
+                    "simulator: submits {} receipts sent {} acked {}",
+                    stats.submits, stats.receipts_sent, stats.receipts_acked
+                );
+            }
             println!("{}", report.to_json_line());
             if report.stopped_by == StopReason::Completed {
                 ExitCode::SUCCESS

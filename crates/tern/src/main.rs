@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-use tern::{check, decode};
+use tern::{check, config, daemon, decode};
 
 use std::process::ExitCode;
 
@@ -28,6 +28,14 @@ enum Command {
         /// The octets in hex; read from standard input when absent.
         hex: Vec<String>,
     },
+    /// Run the broker. Without --config, the embedded default: a `demo`
+    /// client on 127.0.0.1:2775, a store in ./data, and two sandbox
+    /// upstreams started in-process, one failing over to the other.
+    Run {
+        /// The configuration file.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
     /// Validate a configuration file and print what it means (clients,
     /// upstreams with their effective vendor limits, routes), or every error
     /// with file, line and column. Exits 78 when the file is invalid.
@@ -37,11 +45,63 @@ enum Command {
     },
 }
 
+/// The embedded default configuration (config/tern.toml).
+const DEFAULT_CONFIG: &str = include_str!("../../../config/tern.toml");
+
+fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let loaded = match path {
+        Some(path) => config::Config::load(path),
+        None => {
+            config::Config::from_text(std::path::Path::new("(embedded default)"), DEFAULT_CONFIG)
+        }
+    };
+    let config = match loaded {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(78));
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            stop.cancel();
+        });
+        daemon::run(config, shutdown).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Decode { hex } => decode::run(&hex),
         Command::CheckConfig { file } => Ok(check::run(&file)),
+        Command::Run { config } => run(config.as_deref()),
     };
     match result {
         Ok(code) => code,

@@ -102,6 +102,17 @@ pub struct UpstreamSpec {
     pub tls: Option<tern_session::tls::ClientTls>,
 }
 
+/// A sandbox SMSC to start in-process.
+#[derive(Debug, Clone)]
+pub struct SimulatorSpec {
+    /// Its name.
+    pub name: String,
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// How it behaves.
+    pub behaviour: tern_sim::smsc::Behaviour,
+}
+
 /// The configuration the daemon runs with.
 #[derive(Debug)]
 pub struct Config {
@@ -129,6 +140,8 @@ pub struct Config {
     pub table: Table,
     /// Failover settings.
     pub router: RouterConfig,
+    /// Sandbox SMSCs to start first.
+    pub simulators: Vec<SimulatorSpec>,
 }
 
 /// Finds line and column of byte offsets in one file's text.
@@ -634,6 +647,40 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         ..defaults
     };
 
+    let mut simulators = Vec::new();
+    for sim in &raw.simulators {
+        let Ok(address) = sim.address.get_ref().parse::<SocketAddr>() else {
+            loc.at(
+                sim.address.span(),
+                format!(
+                    "simulator address {:?}: expected host:port",
+                    sim.address.get_ref()
+                ),
+            );
+            continue;
+        };
+        let mut behaviour = tern_sim::smsc::Behaviour::default();
+        if sim.reject_fraction > 0.0 {
+            behaviour.reject = Some(tern_sim::smsc::Reject {
+                fraction: sim.reject_fraction,
+                status: tern_codec::CommandStatus::from_code(sim.reject_status),
+            });
+        }
+        behaviour.receipts.delay = loc.duration(
+            &sim.receipt_delay,
+            Duration::from_millis(500),
+            "simulator.receipt_delay",
+        );
+        if let Err(e) = behaviour.validate() {
+            loc.at(sim.address.span(), format!("simulator {}: {e}", sim.name));
+        }
+        simulators.push(SimulatorSpec {
+            name: sim.name.clone(),
+            address,
+            behaviour,
+        });
+    }
+
     Some(Config {
         source: loc.file.to_path_buf(),
         node_id: raw.node.id,
@@ -651,5 +698,6 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         upstreams,
         table,
         router,
+        simulators,
     })
 }

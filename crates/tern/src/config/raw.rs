@@ -33,6 +33,31 @@ pub struct RawConfig {
     /// Failover settings.
     #[serde(default)]
     pub router: RawRouter,
+    /// Sandbox SMSCs started in-process (the simulator from crates/sim).
+    #[serde(default, rename = "simulator")]
+    pub simulators: Vec<RawSimulator>,
+}
+
+/// `[[simulator]]`: a sandbox upstream for trying Tern without a vendor.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSimulator {
+    /// Its name in logs.
+    pub name: String,
+    /// `host:port` it listens on.
+    pub address: Spanned<String>,
+    /// Share of submits refused (0.0–1.0) with `reject_status`.
+    #[serde(default)]
+    pub reject_fraction: f64,
+    /// The status refused submits get (default ESME_RSYSERR, temporary).
+    #[serde(default = "system_error")]
+    pub reject_status: u32,
+    /// Delay before its receipts ("1s").
+    pub receipt_delay: Option<Spanned<String>>,
+}
+
+fn system_error() -> u32 {
+    0x08
 }
 
 /// `[node]`.

@@ -1,0 +1,135 @@
+//! The dispatcher: claims due messages from the store, sends each through
+//! the router, records the outcome. One claimer; sends run concurrently
+//! up to a bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_router::engine::SendOutcome;
+use tern_router::relay::ended_by_tern;
+use tern_router::Reason;
+use tern_storage::{now_ms, Attempt, MessageRecord};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::node::Node;
+use super::receipts::apply_held;
+use super::relay::{client_submit, queue_receipt, stored_outcome};
+
+/// Messages sent at once.
+const CONCURRENCY: usize = 256;
+
+/// Runs until `shutdown`.
+pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    loop {
+        tokio::select! {
+            () = node.dispatch.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            () = shutdown.cancelled() => return,
+        }
+        loop {
+            let free = permits.available_permits().max(1);
+            let batch = match node.store.claim_ready(now_ms(), free.min(64)).await {
+                Ok(batch) => batch,
+                Err(err) => {
+                    warn!(%err, "claiming from the store failed");
+                    break;
+                }
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for record in batch {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    return;
+                };
+                let node = node.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = send(&node, record).await {
+                        warn!(%err, "recording a send failed");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::StoreError> {
+    let now = now_ms();
+    if record.expires_ms.is_some_and(|at| at <= now) {
+        return end(node, &record, Reason::Expired).await;
+    }
+    let Some(submit) = client_submit(&record) else {
+        return end(node, &record, Reason::InvalidMessage).await;
+    };
+    let reference = (record.id.counter() & 0xFFFF) as u16;
+    match node.router.send(&record.client, &submit, reference).await {
+        SendOutcome::Submitted {
+            upstream,
+            upstream_ids,
+            ..
+        } => {
+            let attempt = Attempt {
+                upstream: upstream.clone(),
+                at_ms: now,
+                status: Some(0),
+                upstream_ids: upstream_ids.clone(),
+            };
+            node.store
+                .record_attempt(record.id, attempt, None, now)
+                .await?;
+            // A receipt may have come before this submit_sm_resp.
+            for id in &upstream_ids {
+                if let Some(held) = node.store.take_unmatched(&upstream, id).await? {
+                    apply_held(node, &upstream, held).await?;
+                }
+            }
+            Ok(())
+        }
+        SendOutcome::Rejected {
+            canonical,
+            status,
+            attempts,
+        } => {
+            let vendor = attempts.last().map(|a| format!("{} {status}", a.upstream));
+            info!(id = %record.id, %status, reason = ?canonical.reason, "refused for good");
+            node.store
+                .finish(record.id, stored_outcome(&canonical, vendor.clone()), now)
+                .await?;
+            queue_receipt(node, &record, &canonical, vendor.as_deref()).await
+        }
+        SendOutcome::Retry { attempts, .. } => {
+            let sends = record.attempts.len() as u32 + 1;
+            let retry_at = now + node.router.retry_delay(sends).as_millis() as u64;
+            let upstream = attempts
+                .last()
+                .map_or_else(|| "-".to_owned(), |a| a.upstream.clone());
+            let attempt = Attempt {
+                upstream,
+                at_ms: now,
+                status: attempts.last().and_then(|a| a.status),
+                upstream_ids: Vec::new(),
+            };
+            node.store
+                .record_attempt(record.id, attempt, Some(retry_at), now)
+                .await
+        }
+        SendOutcome::NoRoute { .. } => end(node, &record, Reason::NoRoute).await,
+    }
+}
+
+/// Ends a message Tern gives up itself, with its receipt.
+async fn end(
+    node: &Node,
+    record: &MessageRecord,
+    reason: Reason,
+) -> Result<(), tern_storage::StoreError> {
+    let canonical = ended_by_tern(reason);
+    node.store
+        .finish(record.id, stored_outcome(&canonical, None), now_ms())
+        .await?;
+    queue_receipt(node, record, &canonical, None).await
+}

@@ -1,0 +1,66 @@
+//! What every part of a running node shares.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tern_router::engine::Router;
+use tern_router::Profile;
+use tern_session::SessionHandle;
+use tern_storage::SledStore;
+use tokio::sync::Notify;
+
+/// The running node's shared parts.
+#[derive(Debug)]
+pub struct Node {
+    /// The message store.
+    pub store: SledStore,
+    /// The routing engine.
+    pub router: Router,
+    /// Each upstream's profile, for reading its receipts.
+    pub profiles: HashMap<String, Arc<Profile>>,
+    /// Client sessions that may receive deliver_sm, by account.
+    receivers: Mutex<HashMap<String, Vec<SessionHandle>>>,
+    /// Wakes the dispatcher when a message was accepted.
+    pub dispatch: Notify,
+    /// Wakes the outbox when something is owed or a receiver bound.
+    pub outbox: Notify,
+}
+
+impl Node {
+    /// A node over its store and router.
+    pub fn new(
+        store: SledStore,
+        router: Router,
+        profiles: HashMap<String, Arc<Profile>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            router,
+            profiles,
+            receivers: Mutex::default(),
+            dispatch: Notify::new(),
+            outbox: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<SessionHandle>>> {
+        self.receivers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a session that can receive (receiver or transceiver).
+    pub fn add_receiver(&self, account: &str, session: SessionHandle) {
+        self.lock()
+            .entry(account.to_owned())
+            .or_default()
+            .push(session);
+        self.outbox.notify_one();
+    }
+
+    /// A live receiving session of `account`, if any.
+    pub fn receiver(&self, account: &str) -> Option<SessionHandle> {
+        let mut receivers = self.lock();
+        let sessions = receivers.get_mut(account)?;
+        sessions.retain(|s| !s.is_closed());
+        sessions.first().cloned()
+    }
+}

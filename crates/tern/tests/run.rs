@@ -1,0 +1,200 @@
+//! `tern run` end to end: the real binary, sandbox upstreams in-process, a
+//! client over a real socket. Every submit is answered with Tern's id and
+//! every receipt comes back with that id, whichever upstream took it.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tern_codec::pdu::{SmResp, SubmitSm};
+use tern_codec::{Address, Body, CommandStatus, Npi, RegisteredDelivery, ShortMessage, Ton};
+use tern_session::esme::{self, BindParams};
+use tern_session::{BindType, SessionConfig};
+use tokio::net::TcpStream;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Daemon {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start(client_port: u16) -> Daemon {
+    let dir = std::env::temp_dir().join(format!("tern-run-{}-{client_port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (a, b) = (free_port(), free_port());
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{client_port}"
+[storage]
+path = "data"
+[[simulator]]
+name = "a"
+address = "127.0.0.1:{a}"
+reject_fraction = 0.5
+receipt_delay = "100ms"
+[[simulator]]
+name = "b"
+address = "127.0.0.1:{b}"
+receipt_delay = "100ms"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+[[upstream]]
+name = "primary"
+host = "127.0.0.1"
+port = {a}
+system_id = "tern"
+password = "x"
+[[upstream]]
+name = "secondary"
+host = "127.0.0.1"
+port = {b}
+system_id = "tern"
+password = "x"
+[[route]]
+name = "all"
+upstreams = ["primary", "secondary"]
+[router]
+retry_initial = "200ms"
+"#
+    );
+    let path = dir.join("tern.toml");
+    std::fs::write(&path, config).expect("config");
+    let child = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tern");
+    Daemon { child, dir }
+}
+
+async fn connect(port: u16) -> TcpStream {
+    for _ in 0..100 {
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)).await {
+            return stream;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("tern never listened on {port}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submits_are_answered_with_tern_ids_and_every_receipt_comes_back() {
+    let port = free_port();
+    let _daemon = start(port);
+    let stream = connect(port).await;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut params = BindParams::new("acme", "pw").expect("short");
+    params.bind_type = BindType::Transceiver;
+    let session_config = SessionConfig {
+        enquire_link_interval: None,
+        ..SessionConfig::default()
+    };
+    let mut client = esme::bind(stream, Some(addr), &params, session_config)
+        .await
+        .expect("bound to tern");
+
+    const N: usize = 20;
+    let mut ids = HashSet::new();
+    for i in 0..N {
+        let sm = SubmitSm {
+            source: Address::new(
+                Ton::ALPHANUMERIC,
+                Npi::UNKNOWN,
+                "Acme".try_into().expect("short"),
+            ),
+            destination: Address::new(
+                Ton::INTERNATIONAL,
+                Npi::ISDN,
+                "34600000001".try_into().expect("short"),
+            ),
+            registered_delivery: RegisteredDelivery::ALWAYS,
+            short_message: ShortMessage::new(format!("message {i}").into_bytes()).expect("short"),
+            ..SubmitSm::default()
+        };
+        let resp = client
+            .handle
+            .request(Body::SubmitSm(sm))
+            .await
+            .expect("answered");
+        assert_eq!(resp.command_status, CommandStatus::Ok);
+        let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
+            panic!("no id")
+        };
+        let id = id.to_string();
+        assert_eq!(id.len(), 16, "Tern's ids are 16 hex digits: {id}");
+        assert!(ids.insert(id), "ids are unique");
+    }
+
+    let mut receipted = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while receipted.len() < N {
+        let request = tokio::time::timeout_at(deadline, client.requests.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {N} receipts in 30 s", receipted.len()))
+            .expect("session open");
+        let Body::DeliverSm(sm) = &request.pdu.body else {
+            panic!("{:?}", request.pdu)
+        };
+        assert!(sm.esm_class.is_receipt());
+        let id = String::from_utf8_lossy(
+            sm.tlvs
+                .receipted_message_id()
+                .expect("receipted_message_id"),
+        )
+        .into_owned();
+        assert!(ids.contains(&id), "a receipt for an id Tern gave: {id}");
+        let text = String::from_utf8_lossy(sm.short_message.as_bytes()).into_owned();
+        assert!(
+            text.contains(&format!("id:{id}")) && text.contains("stat:DELIVRD"),
+            "{text}"
+        );
+        receipted.insert(id);
+        request
+            .responder
+            .respond(
+                CommandStatus::Ok,
+                Body::DeliverSmResp(SmResp::with_id(Default::default())),
+            )
+            .await
+            .expect("ack");
+    }
+    assert_eq!(receipted, ids, "one receipt per message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_a_wrong_password_is_refused() {
+    let port = free_port();
+    let _daemon = start(port);
+    let stream = connect(port).await;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let params = BindParams::new("acme", "wrong").expect("short");
+    let refused = esme::bind(stream, Some(addr), &params, SessionConfig::default()).await;
+    assert!(
+        matches!(
+            refused,
+            Err(esme::ConnectError::Refused(CommandStatus::InvalidPassword))
+        ),
+        "{refused:?}"
+    );
+}
