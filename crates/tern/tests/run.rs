@@ -198,3 +198,62 @@ async fn a_client_with_a_wrong_password_is_refused() {
         "{refused:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_tern_splits_brings_back_one_receipt() {
+    let port = free_port();
+    let _daemon = start(port);
+    let stream = connect(port).await;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let params = BindParams::new("acme", "pw").expect("short");
+    let session_config = SessionConfig {
+        enquire_link_interval: None,
+        ..SessionConfig::default()
+    };
+    let mut client = esme::bind(stream, Some(addr), &params, session_config)
+        .await
+        .expect("bound to tern");
+    // 300 GSM characters: two parts upstream (153 + 147), one id for the client.
+    let mut sm = SubmitSm {
+        source: Address::new(
+            Ton::ALPHANUMERIC,
+            Npi::UNKNOWN,
+            "Acme".try_into().expect("short"),
+        ),
+        destination: Address::new(
+            Ton::INTERNATIONAL,
+            Npi::ISDN,
+            "34600000001".try_into().expect("short"),
+        ),
+        registered_delivery: RegisteredDelivery::ALWAYS,
+        ..SubmitSm::default()
+    };
+    sm.tlvs
+        .push(tern_codec::Tlv::message_payload(vec![b'x'; 300]).expect("fits"));
+    let resp = client
+        .handle
+        .request(Body::SubmitSm(sm))
+        .await
+        .expect("answered");
+    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
+        panic!("no id")
+    };
+    let mut receipts = 0;
+    let quiet = Duration::from_secs(3);
+    while let Ok(Some(request)) = tokio::time::timeout(quiet, client.requests.recv()).await {
+        let Body::DeliverSm(sm) = &request.pdu.body else {
+            panic!("{:?}", request.pdu)
+        };
+        assert_eq!(sm.tlvs.receipted_message_id(), Some(id.as_bytes()));
+        receipts += 1;
+        request
+            .responder
+            .respond(
+                CommandStatus::Ok,
+                Body::DeliverSmResp(SmResp::with_id(Default::default())),
+            )
+            .await
+            .expect("ack");
+    }
+    assert_eq!(receipts, 1, "one receipt for the one id, not one per part");
+}

@@ -24,6 +24,9 @@ pub struct Node {
     pub dispatch: Notify,
     /// Wakes the outbox when something is owed or a receiver bound.
     pub outbox: Notify,
+    /// Striped locks: one task at a time updates a given message (the
+    /// store's rule), e.g. when receipts for two parts arrive together.
+    message_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl Node {
@@ -40,7 +43,14 @@ impl Node {
             receivers: Mutex::default(),
             dispatch: Notify::new(),
             outbox: Notify::new(),
+            message_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
         })
+    }
+
+    /// Holds `id` for one task's read-modify-write.
+    pub async fn lock_message(&self, id: tern_storage::TernId) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = (id.as_u64() % self.message_locks.len() as u64) as usize;
+        self.message_locks[stripe].lock().await
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<SessionHandle>>> {

@@ -8,7 +8,7 @@ use tern_codec::pdu::SmResp;
 use tern_codec::{Body, CommandStatus, Pdu};
 use tern_router::receipt::{read_receipt, ReceiptReadError, UpstreamReceipt};
 use tern_router::upstream::UpstreamRequest;
-use tern_storage::{now_ms, StoreError, TernId, UnmatchedReceipt};
+use tern_storage::{now_ms, State, StoreError, TernId, UnmatchedReceipt};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -80,9 +80,16 @@ async fn apply(
     upstream: &str,
     receipt: &UpstreamReceipt,
 ) -> Result<(), StoreError> {
+    let _held = node.lock_message(id).await;
     let Some(record) = node.store.get(id)? else {
         return Ok(());
     };
+    if record.state == State::Final {
+        // Already ended (another part of a split message, or a repeat):
+        // the client gets one receipt per message id.
+        debug!(%id, upstream, "receipt for a message already final; not relayed again");
+        return Ok(());
+    }
     let vendor = format!(
         "{upstream} stat:{} err:{}",
         receipt.vendor_stat.as_deref().unwrap_or("-"),
