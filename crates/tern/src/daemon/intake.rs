@@ -8,6 +8,7 @@ use tern_codec::pdu::{QuerySmResp, SmResp};
 use tern_codec::{Body, COctetString, CommandStatus, MessageState, ReceiptRequest, TimeString};
 use tern_session::smsc::BoundSession;
 use tern_storage::{now_ms, NewMessage, State, TernId};
+use tokio::sync::Semaphore;
 use tracing::warn;
 
 use super::node::Node;
@@ -17,50 +18,23 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession) {
     if bound.bind_type.can_receive() {
         node.add_receiver(&bound.account, bound.handle.clone());
     }
+    let in_flight = Arc::new(Semaphore::new(SUBMITS_IN_FLIGHT));
     while let Some(request) = bound.requests.recv().await {
         let pdu = request.pdu;
         let responder = request.responder;
         match &pdu.body {
-            Body::SubmitSm(sm) => {
-                if !node.router.has_route(&bound.account, sm) {
-                    let _ = responder.reject(node.router.config().no_route_status).await;
-                    continue;
-                }
-                let now = now_ms();
-                let expires_ms = sm
-                    .validity_period
-                    .parse()
-                    .and_then(Result::ok)
-                    .and_then(|t| t.to_unix_millis(now as i64).ok())
-                    .map(|ms| ms.max(0) as u64);
-                let not_before_ms = sm
-                    .schedule_delivery_time
-                    .parse()
-                    .and_then(Result::ok)
-                    .and_then(|t| t.to_unix_millis(now as i64).ok())
-                    .map_or(now, |ms| (ms.max(0) as u64).max(now));
-                let message = NewMessage {
-                    client: bound.account.clone(),
-                    pdu: pdu.to_bytes(),
-                    receipt_requested: sm.registered_delivery.receipt() != ReceiptRequest::None,
-                    not_before_ms,
-                    expires_ms,
-                    dedup: None,
+            Body::SubmitSm(_) => {
+                // Concurrently, so one flush serves many submits (group
+                // commit); responses correlate by sequence number, so their
+                // order does not matter. Bounded per session.
+                let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    break;
                 };
-                match node.store.accept(message, now).await {
-                    Ok(accepted) => {
-                        let id =
-                            COctetString::try_from(accepted.id.to_string()).unwrap_or_default();
-                        let _ = responder
-                            .respond(CommandStatus::Ok, Body::SubmitSmResp(SmResp::with_id(id)))
-                            .await;
-                        node.dispatch.notify_one();
-                    }
-                    Err(err) => {
-                        warn!(%err, "store refused a message; answering ESME_RSYSERR");
-                        let _ = responder.reject(CommandStatus::SystemError).await;
-                    }
-                }
+                let (node, account) = (node.clone(), bound.account.clone());
+                tokio::spawn(async move {
+                    submit(&node, &account, pdu, responder).await;
+                    drop(permit);
+                });
             }
             Body::QuerySm(query) => {
                 let answer = query_answer(
@@ -83,6 +57,53 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession) {
                 // data_sm, submit_multi, cancel/replace: not offered yet.
                 let _ = responder.reject(CommandStatus::InvalidCommandId).await;
             }
+        }
+    }
+}
+
+/// Submits of one session being stored at once.
+const SUBMITS_IN_FLIGHT: usize = 512;
+
+/// Stores one submit_sm and answers it with Tern's id.
+async fn submit(
+    node: &Node,
+    account: &str,
+    pdu: tern_codec::Pdu,
+    responder: tern_session::Responder,
+) {
+    let Body::SubmitSm(sm) = &pdu.body else {
+        return;
+    };
+    if !node.router.has_route(account, sm) {
+        let _ = responder.reject(node.router.config().no_route_status).await;
+        return;
+    }
+    let now = now_ms();
+    let at = |t: &TimeString| {
+        t.parse()
+            .and_then(Result::ok)
+            .and_then(|t| t.to_unix_millis(now as i64).ok())
+            .map(|ms| ms.max(0) as u64)
+    };
+    let message = NewMessage {
+        client: account.to_owned(),
+        pdu: pdu.to_bytes(),
+        receipt_requested: sm.registered_delivery.receipt() != ReceiptRequest::None,
+        not_before_ms: at(&sm.schedule_delivery_time).map_or(now, |ms| ms.max(now)),
+        expires_ms: at(&sm.validity_period),
+        dedup: None,
+    };
+    match node.store.accept(message, now).await {
+        Ok(accepted) => {
+            let id = COctetString::try_from(accepted.id.to_string()).unwrap_or_default();
+            let _ = responder
+                .respond(CommandStatus::Ok, Body::SubmitSmResp(SmResp::with_id(id)))
+                .await;
+            node.dispatch.notify_one();
+        }
+        Err(err) => {
+            warn!(%err, "store refused a message; answering ESME_RSYSERR");
+            let _ = responder.reject(CommandStatus::SystemError).await;
         }
     }
 }
