@@ -259,12 +259,19 @@ pub struct SystemType {
 pub struct MessageId {
     /// "decimal", "hex", "hex32" or "opaque".
     pub form: String,
+    /// The vendor's receipts write the id in the other base than its
+    /// submit_sm_resp (hex one way, decimal the other): match across bases.
+    /// Off by default: with sequential ids, "12" read as hex is another
+    /// message's "18".
+    #[serde(default)]
+    pub receipt_id_any_base: bool,
 }
 
 impl Default for MessageId {
     fn default() -> Self {
         Self {
             form: "opaque".to_owned(),
+            receipt_id_any_base: false,
         }
     }
 }

@@ -471,14 +471,30 @@ impl SledStore {
         self.write(batch).await
     }
 
-    /// The message an upstream's id belongs to, whatever form (case, leading
-    /// zeros, hex or decimal) the id comes in.
+    /// The message an upstream's id belongs to, whatever its case or
+    /// leading zeros. Not across bases: with sequential ids, "12" read as hex
+    /// is another message's "18" (see [`SledStore::lookup_upstream_any_base`]).
     pub fn lookup_upstream(
         &self,
         upstream: &str,
         upstream_id: &str,
     ) -> Result<Option<TernId>, StoreError> {
-        for form in candidates(upstream_id) {
+        self.lookup_forms(upstream, &[normalise(upstream_id)])
+    }
+
+    /// [`SledStore::lookup_upstream`], also trying the same number in the
+    /// other base: for a vendor whose receipts write the id in another base
+    /// than its submit_sm_resp (a profile setting).
+    pub fn lookup_upstream_any_base(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<TernId>, StoreError> {
+        self.lookup_forms(upstream, &candidates(upstream_id))
+    }
+
+    fn lookup_forms(&self, upstream: &str, forms: &[String]) -> Result<Option<TernId>, StoreError> {
+        for form in forms {
             if let Some(value) = self.db.get(keys::owned_with(
                 keys::UPSTREAM_ID,
                 upstream,
@@ -590,19 +606,37 @@ impl SledStore {
         self.write(batch).await
     }
 
-    /// Takes the held receipt for this upstream id, if one came early.
+    /// Takes the held receipt for this upstream id (case and leading zeros
+    /// aside), if one came early.
     pub async fn take_unmatched(
         &self,
         upstream: &str,
         upstream_id: &str,
     ) -> Result<Option<UnmatchedReceipt>, StoreError> {
-        for form in candidates(upstream_id) {
+        self.take_forms(upstream, &[normalise(upstream_id)]).await
+    }
+
+    /// [`SledStore::take_unmatched`], also across bases.
+    pub async fn take_unmatched_any_base(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        self.take_forms(upstream, &candidates(upstream_id)).await
+    }
+
+    async fn take_forms(
+        &self,
+        upstream: &str,
+        forms: &[String],
+    ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        for form in forms {
             let key = keys::owned_with(keys::UNMATCHED, upstream, form.as_bytes());
             if let Some(value) = self.db.get(&key)? {
                 let receipt: UnmatchedReceipt = decode("unmatched receipt", &value)?;
                 let mut batch = Ops::default();
                 batch.remove(key);
-                batch.remove(unmatched_by_time(receipt.received_ms, upstream, &form));
+                batch.remove(unmatched_by_time(receipt.received_ms, upstream, form));
                 self.write(batch).await?;
                 return Ok(Some(receipt));
             }

@@ -46,8 +46,14 @@ pub trait MessageStore: Send + Sync + 'static {
         outcome: Outcome,
         now_ms: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// The message an upstream id belongs to, in any of its forms.
+    /// The message an upstream id belongs to (case and leading zeros aside).
     fn lookup_upstream(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<TernId>, StoreError>;
+    /// The same, also across hex and decimal (a vendor setting).
+    fn lookup_upstream_any_base(
         &self,
         upstream: &str,
         upstream_id: &str,
@@ -141,6 +147,13 @@ impl MessageStore for SledStore {
         upstream_id: &str,
     ) -> Result<Option<TernId>, StoreError> {
         SledStore::lookup_upstream(self, upstream, upstream_id)
+    }
+    fn lookup_upstream_any_base(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<TernId>, StoreError> {
+        SledStore::lookup_upstream_any_base(self, upstream, upstream_id)
     }
     fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<TernId>, StoreError> {
         SledStore::expired(self, now_ms, limit)

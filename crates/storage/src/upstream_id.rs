@@ -1,4 +1,7 @@
-//! Upstream message ids in their many forms.
+//! Upstream message ids in their many forms. Case and leading zeros never
+//! matter; reading an id in the other base is only for vendors whose
+//! profile says so, because with sequential ids "12" read as hex is another
+//! message's "18".
 //!
 //! An SMSC may give an id in `submit_sm_resp` as hexadecimal and report it
 //! in a receipt as decimal, or change its case or leading zeros (VENDORS.md:

@@ -197,9 +197,24 @@ async fn upstream_ids_are_found_in_any_form() {
         .expect("record");
     let record = store.get(id).expect("read").expect("present");
     assert_eq!(record.state, State::Submitted);
-    for form in ["00AB12", "ab12", "AB12", "43794", "777", "0777", "309"] {
+    for form in ["00AB12", "ab12", "AB12", "777", "0777"] {
         assert_eq!(
             store.lookup_upstream("telesign", form).expect("lookup"),
+            Some(id),
+            "form {form}"
+        );
+    }
+    // Across bases only when asked: "43794" is 0xAB12, "309" is 0x777.
+    for form in ["43794", "309"] {
+        assert_eq!(
+            store.lookup_upstream("telesign", form).expect("lookup"),
+            None,
+            "form {form}"
+        );
+        assert_eq!(
+            store
+                .lookup_upstream_any_base("telesign", form)
+                .expect("lookup"),
             Some(id),
             "form {form}"
         );
@@ -380,9 +395,15 @@ async fn an_early_receipt_is_held_for_its_grace_period() {
         .hold_unmatched(&receipt("FF", 5_000))
         .await
         .expect("hold");
-    // The submit_sm_resp arrives: the receipt is found under another form.
-    let taken = store
+    // The submit_sm_resp arrives: the receipt is found under another form
+    // (case and zeros always; another base only when the vendor needs it).
+    assert!(store
         .take_unmatched("telesign", "10")
+        .await
+        .expect("take")
+        .is_none());
+    let taken = store
+        .take_unmatched_any_base("telesign", "10")
         .await
         .expect("take")
         .expect("held");
@@ -592,7 +613,11 @@ async fn life_of_a_message<S: MessageStore>(store: &S) {
         .await
         .expect("attempt");
     assert_eq!(
-        MessageStore::lookup_upstream(store, "infobip", "159").expect("lookup"),
+        MessageStore::lookup_upstream(store, "infobip", "009f").expect("lookup"),
+        Some(id)
+    );
+    assert_eq!(
+        MessageStore::lookup_upstream_any_base(store, "infobip", "159").expect("lookup"),
         Some(id)
     );
     let item = OutboxItem {

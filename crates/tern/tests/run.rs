@@ -35,6 +35,12 @@ impl Drop for Daemon {
 }
 
 fn start(client_port: u16) -> Daemon {
+    start_with(client_port, "100ms")
+}
+
+/// Upstream receipts come `delay` after each submit; "0s" races them
+/// against Tern's own bookkeeping of the submit_sm_resp.
+fn start_with(client_port: u16, delay: &str) -> Daemon {
     let dir = std::env::temp_dir().join(format!("tern-run-{}-{client_port}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let (a, b) = (free_port(), free_port());
@@ -48,11 +54,11 @@ path = "data"
 name = "a"
 address = "127.0.0.1:{a}"
 reject_fraction = 0.5
-receipt_delay = "100ms"
+receipt_delay = "{delay}"
 [[simulator]]
 name = "b"
 address = "127.0.0.1:{b}"
-receipt_delay = "100ms"
+receipt_delay = "{delay}"
 [[client]]
 system_id = "acme"
 passwords = ["pw"]
@@ -256,4 +262,70 @@ async fn a_message_tern_splits_brings_back_one_receipt() {
             .expect("ack");
     }
     assert_eq!(receipts, 1, "one receipt for the one id, not one per part");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_racing_their_submit_sm_resp_all_come_back() {
+    let port = free_port();
+    let _daemon = start_with(port, "0s");
+    let stream = connect(port).await;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let params = BindParams::new("acme", "pw").expect("short");
+    let session_config = SessionConfig {
+        window: 50,
+        enquire_link_interval: None,
+        ..SessionConfig::default()
+    };
+    let mut client = esme::bind(stream, Some(addr), &params, session_config)
+        .await
+        .expect("bound to tern");
+    const N: usize = 400;
+    let mut senders = Vec::new();
+    for i in 0..N {
+        let handle = client.handle.clone();
+        senders.push(tokio::spawn(async move {
+            let sm = SubmitSm {
+                destination: Address::new(
+                    Ton::INTERNATIONAL,
+                    Npi::ISDN,
+                    "34600000001".try_into().expect("short"),
+                ),
+                registered_delivery: RegisteredDelivery::ALWAYS,
+                short_message: ShortMessage::new(format!("race {i}").into_bytes()).expect("short"),
+                ..SubmitSm::default()
+            };
+            handle.request(Body::SubmitSm(sm)).await
+        }));
+    }
+    let mut ids = HashSet::new();
+    for sender in senders {
+        let resp = sender.await.expect("task").expect("answered");
+        let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
+            panic!("no id")
+        };
+        ids.insert(id.to_string());
+    }
+    let mut receipted = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while receipted.len() < N {
+        let request = tokio::time::timeout_at(deadline, client.requests.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {N} receipts in 30 s", receipted.len()))
+            .expect("session open");
+        let Body::DeliverSm(sm) = &request.pdu.body else {
+            panic!("{:?}", request.pdu)
+        };
+        receipted.insert(
+            String::from_utf8_lossy(sm.tlvs.receipted_message_id().expect("id")).into_owned(),
+        );
+        request
+            .responder
+            .respond(
+                CommandStatus::Ok,
+                Body::DeliverSmResp(SmResp::with_id(Default::default())),
+            )
+            .await
+            .expect("ack");
+    }
+    assert_eq!(receipted, ids);
 }

@@ -83,7 +83,7 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
                 .await?;
             // A receipt may have come before this submit_sm_resp.
             for id in &upstream_ids {
-                if let Some(held) = node.store.take_unmatched(&upstream, id).await? {
+                if let Some(held) = node.take_held(&upstream, id).await? {
                     apply_held(node, &upstream, held).await?;
                 }
             }

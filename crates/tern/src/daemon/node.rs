@@ -47,6 +47,39 @@ impl Node {
         })
     }
 
+    fn any_base(&self, upstream: &str) -> bool {
+        self.profiles
+            .get(upstream)
+            .is_some_and(|p| p.message_id.receipt_id_any_base)
+    }
+
+    /// The message an upstream's id belongs to, as its profile says ids
+    /// may differ between submit_sm_resp and receipts.
+    pub fn lookup(
+        &self,
+        upstream: &str,
+        id: &str,
+    ) -> Result<Option<tern_storage::TernId>, tern_storage::StoreError> {
+        if self.any_base(upstream) {
+            self.store.lookup_upstream_any_base(upstream, id)
+        } else {
+            self.store.lookup_upstream(upstream, id)
+        }
+    }
+
+    /// The receipt held for an upstream id, if one came early.
+    pub async fn take_held(
+        &self,
+        upstream: &str,
+        id: &str,
+    ) -> Result<Option<tern_storage::UnmatchedReceipt>, tern_storage::StoreError> {
+        if self.any_base(upstream) {
+            self.store.take_unmatched_any_base(upstream, id).await
+        } else {
+            self.store.take_unmatched(upstream, id).await
+        }
+    }
+
     /// Holds `id` for one task's read-modify-write.
     pub async fn lock_message(&self, id: tern_storage::TernId) -> tokio::sync::MutexGuard<'_, ()> {
         let stripe = (id.as_u64() % self.message_locks.len() as u64) as usize;

@@ -42,7 +42,7 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
         return Ok(CommandStatus::SystemError);
     };
     match read_receipt(profile, sm) {
-        Ok(receipt) => match node.store.lookup_upstream(upstream, &receipt.upstream_id)? {
+        Ok(receipt) => match node.lookup(upstream, &receipt.upstream_id)? {
             Some(id) => {
                 apply(node, id, upstream, &receipt).await?;
                 Ok(CommandStatus::Ok)
@@ -60,6 +60,16 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
                     received_ms: now_ms(),
                 };
                 node.store.hold_unmatched(&held).await?;
+                // The dispatcher may have recorded the submit_sm_resp between
+                // the lookup above and the hold: it looks for held receipts
+                // after recording, this side looks again after holding, so
+                // one of the two sees the other. Applying twice is harmless
+                // (a final message is not relayed again).
+                if node.lookup(upstream, &receipt.upstream_id)?.is_some() {
+                    if let Some(held) = node.take_held(upstream, &receipt.upstream_id).await? {
+                        apply_held(node, upstream, held).await?;
+                    }
+                }
                 Ok(CommandStatus::Ok)
             }
         },
@@ -122,7 +132,7 @@ pub async fn apply_held(
     let Ok(receipt) = read_receipt(profile, sm) else {
         return Ok(());
     };
-    if let Some(id) = node.store.lookup_upstream(upstream, &receipt.upstream_id)? {
+    if let Some(id) = node.lookup(upstream, &receipt.upstream_id)? {
         apply(node, id, upstream, &receipt).await?;
     }
     Ok(())
