@@ -10,7 +10,7 @@ use std::time::Duration;
 use tern_codec::pdu::{SmResp, SubmitSm};
 use tern_codec::{Address, Body, CommandStatus, Npi, RegisteredDelivery, ShortMessage, Ton};
 use tern_session::esme::{self, BindParams};
-use tern_session::{BindType, SessionConfig};
+use tern_session::SessionConfig;
 use tokio::net::TcpStream;
 
 fn free_port() -> u16 {
@@ -104,40 +104,62 @@ async fn connect(port: u16) -> TcpStream {
     panic!("tern never listened on {port}");
 }
 
+/// Binds to Tern as the test client (transceiver, `window` in flight).
+async fn client(port: u16, window: usize) -> esme::UpstreamSession {
+    let stream = connect(port).await;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let params = BindParams::new("acme", "pw").expect("short");
+    let config = SessionConfig {
+        window,
+        enquire_link_interval: None,
+        ..SessionConfig::default()
+    };
+    esme::bind(stream, Some(addr), &params, config)
+        .await
+        .expect("bound to tern")
+}
+
+/// A submit with a receipt requested.
+fn submit_sm(text: &str) -> SubmitSm {
+    SubmitSm {
+        source: Address::new(
+            Ton::ALPHANUMERIC,
+            Npi::UNKNOWN,
+            "Acme".try_into().expect("short"),
+        ),
+        destination: Address::new(
+            Ton::INTERNATIONAL,
+            Npi::ISDN,
+            "34600000001".try_into().expect("short"),
+        ),
+        registered_delivery: RegisteredDelivery::ALWAYS,
+        short_message: ShortMessage::new(text.as_bytes().to_vec()).expect("short"),
+        ..SubmitSm::default()
+    }
+}
+
+/// Acknowledges a deliver_sm from Tern.
+async fn ack(request: tern_session::Request) {
+    request
+        .responder
+        .respond(
+            CommandStatus::Ok,
+            Body::DeliverSmResp(SmResp::with_id(Default::default())),
+        )
+        .await
+        .expect("ack");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submits_are_answered_with_tern_ids_and_every_receipt_comes_back() {
     let port = free_port();
     let _daemon = start(port);
-    let stream = connect(port).await;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut params = BindParams::new("acme", "pw").expect("short");
-    params.bind_type = BindType::Transceiver;
-    let session_config = SessionConfig {
-        enquire_link_interval: None,
-        ..SessionConfig::default()
-    };
-    let mut client = esme::bind(stream, Some(addr), &params, session_config)
-        .await
-        .expect("bound to tern");
+    let mut client = client(port, 10).await;
 
     const N: usize = 20;
     let mut ids = HashSet::new();
     for i in 0..N {
-        let sm = SubmitSm {
-            source: Address::new(
-                Ton::ALPHANUMERIC,
-                Npi::UNKNOWN,
-                "Acme".try_into().expect("short"),
-            ),
-            destination: Address::new(
-                Ton::INTERNATIONAL,
-                Npi::ISDN,
-                "34600000001".try_into().expect("short"),
-            ),
-            registered_delivery: RegisteredDelivery::ALWAYS,
-            short_message: ShortMessage::new(format!("message {i}").into_bytes()).expect("short"),
-            ..SubmitSm::default()
-        };
+        let sm = submit_sm(&format!("message {i}"));
         let resp = client
             .handle
             .request(Body::SubmitSm(sm))
@@ -176,14 +198,7 @@ async fn submits_are_answered_with_tern_ids_and_every_receipt_comes_back() {
             "{text}"
         );
         receipted.insert(id);
-        request
-            .responder
-            .respond(
-                CommandStatus::Ok,
-                Body::DeliverSmResp(SmResp::with_id(Default::default())),
-            )
-            .await
-            .expect("ack");
+        ack(request).await;
     }
     assert_eq!(receipted, ids, "one receipt per message");
 }
@@ -209,16 +224,7 @@ async fn a_client_with_a_wrong_password_is_refused() {
 async fn a_message_tern_splits_brings_back_one_receipt() {
     let port = free_port();
     let _daemon = start(port);
-    let stream = connect(port).await;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let params = BindParams::new("acme", "pw").expect("short");
-    let session_config = SessionConfig {
-        enquire_link_interval: None,
-        ..SessionConfig::default()
-    };
-    let mut client = esme::bind(stream, Some(addr), &params, session_config)
-        .await
-        .expect("bound to tern");
+    let mut client = client(port, 10).await;
     // 300 GSM characters: two parts upstream (153 + 147), one id for the client.
     let mut sm = SubmitSm {
         source: Address::new(
@@ -252,14 +258,7 @@ async fn a_message_tern_splits_brings_back_one_receipt() {
         };
         assert_eq!(sm.tlvs.receipted_message_id(), Some(id.as_bytes()));
         receipts += 1;
-        request
-            .responder
-            .respond(
-                CommandStatus::Ok,
-                Body::DeliverSmResp(SmResp::with_id(Default::default())),
-            )
-            .await
-            .expect("ack");
+        ack(request).await;
     }
     assert_eq!(receipts, 1, "one receipt for the one id, not one per part");
 }
@@ -268,17 +267,7 @@ async fn a_message_tern_splits_brings_back_one_receipt() {
 async fn receipts_racing_their_submit_sm_resp_all_come_back() {
     let port = free_port();
     let _daemon = start_with(port, "0s");
-    let stream = connect(port).await;
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let params = BindParams::new("acme", "pw").expect("short");
-    let session_config = SessionConfig {
-        window: 50,
-        enquire_link_interval: None,
-        ..SessionConfig::default()
-    };
-    let mut client = esme::bind(stream, Some(addr), &params, session_config)
-        .await
-        .expect("bound to tern");
+    let mut client = client(port, 50).await;
     const N: usize = 400;
     let mut senders = Vec::new();
     for i in 0..N {
@@ -318,14 +307,7 @@ async fn receipts_racing_their_submit_sm_resp_all_come_back() {
         receipted.insert(
             String::from_utf8_lossy(sm.tlvs.receipted_message_id().expect("id")).into_owned(),
         );
-        request
-            .responder
-            .respond(
-                CommandStatus::Ok,
-                Body::DeliverSmResp(SmResp::with_id(Default::default())),
-            )
-            .await
-            .expect("ack");
+        ack(request).await;
     }
     assert_eq!(receipted, ids);
 }
