@@ -90,6 +90,25 @@ impl FinalState {
         }
     }
 
+    /// Every state.
+    pub const ALL: [FinalState; 9] = [
+        Self::Delivrd,
+        Self::Expired,
+        Self::Deleted,
+        Self::Undeliv,
+        Self::Acceptd,
+        Self::Unknown,
+        Self::Rejectd,
+        Self::Enroute,
+        Self::Skipped,
+    ];
+
+    /// The state a `message_state` value names (the inverse of
+    /// [`FinalState::message_state`]); `None` for 0 (SCHEDULED) and unknown values.
+    pub fn from_message_state(value: u8) -> Option<FinalState> {
+        Self::ALL.into_iter().find(|s| s.message_state() == value)
+    }
+
     /// Intermediate states are relayed only to clients that asked for them.
     pub const fn is_final(self) -> bool {
         !matches!(self, Self::Enroute | Self::Acceptd)
@@ -264,6 +283,19 @@ mod tests {
         assert!(Reason::CallBarred.is_gsm_map());
         assert!(!Reason::Throttled.is_gsm_map());
         assert!(!Reason::None.is_gsm_map());
+    }
+
+    #[test]
+    fn message_state_values_round_trip() {
+        for state in FinalState::ALL {
+            assert_eq!(
+                FinalState::from_message_state(state.message_state()),
+                Some(state)
+            );
+        }
+        assert_eq!(FinalState::from_message_state(2), Some(FinalState::Delivrd));
+        assert_eq!(FinalState::from_message_state(0), None);
+        assert_eq!(FinalState::from_message_state(10), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::adapt::{adapt, ClientText};
 use crate::canonical::{Canonical, Class, FinalState, Reason};
 use crate::profile::Profile;
 use crate::strategy::{Candidate, WeightedState};
-use crate::table::{MessageKey, PriceList, Table};
+use crate::table::{MessageKey, PriceList, Rule, Table};
 use crate::upstream::Upstream;
 
 /// One try at one upstream, for the store and `tern trace`.
@@ -179,18 +179,22 @@ impl Router {
     /// Whether some rule matches `submit` from `client`: intake refuses a
     /// message with no route at once, with [`RouterConfig::no_route_status`].
     pub fn has_route(&self, client: &str, submit: &SubmitSm) -> bool {
+        self.route_of(client, submit).is_some()
+    }
+
+    /// The rule `submit` from `client` falls under, with its position.
+    fn route_of(&self, client: &str, submit: &SubmitSm) -> Option<(usize, &Rule)> {
+        // Borrowed unless an address is not UTF-8 (then a lossy copy).
         let source = String::from_utf8_lossy(submit.source.addr.as_bytes());
         let destination = String::from_utf8_lossy(submit.destination.addr.as_bytes());
         let service_type = String::from_utf8_lossy(submit.service_type.as_bytes());
-        self.table
-            .lookup(&MessageKey {
-                client,
-                destination: &destination,
-                source: &source,
-                data_coding: submit.data_coding.0,
-                service_type: &service_type,
-            })
-            .is_some()
+        self.table.lookup_indexed(&MessageKey {
+            client,
+            destination: &destination,
+            source: &source,
+            data_coding: submit.data_coding.0,
+            service_type: &service_type,
+        })
     }
 
     /// The engine's settings.
@@ -226,18 +230,8 @@ impl Router {
         reference: u16,
         skip: &[String],
     ) -> SendOutcome {
-        // Borrowed unless an address is not UTF-8 (then a lossy copy).
-        let source = String::from_utf8_lossy(submit.source.addr.as_bytes());
         let destination = String::from_utf8_lossy(submit.destination.addr.as_bytes());
-        let service_type = String::from_utf8_lossy(submit.service_type.as_bytes());
-        let key = MessageKey {
-            client,
-            destination: &destination,
-            source: &source,
-            data_coding: submit.data_coding.0,
-            service_type: &service_type,
-        };
-        let Some((index, rule)) = self.table.lookup_indexed(&key) else {
+        let Some((index, rule)) = self.route_of(client, submit) else {
             info!(client, destination = %destination, rules = self.table.name(), "no rule matches");
             return SendOutcome::NoRoute {
                 status: self.config.no_route_status,

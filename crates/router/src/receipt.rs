@@ -77,21 +77,6 @@ fn state_default(state: FinalState) -> (Reason, Class) {
     }
 }
 
-fn from_message_state(value: u8) -> Option<FinalState> {
-    Some(match value {
-        1 => FinalState::Enroute,
-        2 => FinalState::Delivrd,
-        3 => FinalState::Expired,
-        4 => FinalState::Deleted,
-        5 => FinalState::Undeliv,
-        6 => FinalState::Acceptd,
-        7 => FinalState::Unknown,
-        8 => FinalState::Rejectd,
-        9 => FinalState::Skipped,
-        _ => return None,
-    })
-}
-
 /// Reads a receipt from `profile`'s upstream.
 pub fn read_receipt(
     profile: &Profile,
@@ -114,7 +99,7 @@ pub fn read_receipt(
     let mut state = sm
         .tlvs
         .message_state()
-        .and_then(|s| from_message_state(s.0))
+        .and_then(|s| FinalState::from_message_state(s.0))
         .or_else(|| vendor_stat.as_deref().and_then(|s| profile.stat(s)))
         .ok_or(ReceiptReadError::NoState)?;
     let network_error = sm.tlvs.network_error_code().copied();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tern_codec::pdu::{QuerySmResp, SmResp};
 use tern_codec::{Body, COctetString, CommandStatus, MessageState, ReceiptRequest, TimeString};
+use tern_router::FinalState;
 use tern_session::smsc::BoundSession;
 use tern_storage::{now_ms, NewMessage, State, TernId};
 use tokio::sync::Semaphore;
@@ -116,7 +117,10 @@ fn query_answer(node: &Node, account: &str, id: &str) -> Option<QuerySmResp> {
         return None;
     }
     let state = match (&record.state, &record.outcome) {
-        (State::Final, Some(outcome)) => outcome_state(&outcome.stat),
+        (State::Final, Some(outcome)) => outcome
+            .stat
+            .parse::<FinalState>()
+            .map_or(MessageState::UNKNOWN, |s| MessageState(s.message_state())),
         _ => MessageState::ENROUTE,
     };
     Some(QuerySmResp {
@@ -125,16 +129,4 @@ fn query_answer(node: &Node, account: &str, id: &str) -> Option<QuerySmResp> {
         message_state: state,
         error_code: record.outcome.as_ref().map_or(0, |o| o.err.min(255) as u8),
     })
-}
-
-fn outcome_state(stat: &str) -> MessageState {
-    match stat {
-        "DELIVRD" => MessageState::DELIVERED,
-        "EXPIRED" => MessageState::EXPIRED,
-        "DELETED" => MessageState::DELETED,
-        "UNDELIV" => MessageState::UNDELIVERABLE,
-        "ACCEPTD" => MessageState::ACCEPTED,
-        "REJECTD" => MessageState::REJECTED,
-        _ => MessageState::UNKNOWN,
-    }
 }
