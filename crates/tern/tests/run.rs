@@ -75,7 +75,8 @@ port = {b}
 system_id = "tern"
 password = "x"
 [[route]]
-name = "all"
+name = "spain"
+prefixes = ["34"]
 upstreams = ["primary", "secondary"]
 [router]
 retry_initial = "200ms"
@@ -310,4 +311,114 @@ async fn receipts_racing_their_submit_sm_resp_all_come_back() {
         ack(request).await;
     }
     assert_eq!(receipted, ids);
+}
+
+/// Waits for one deliver_sm from Tern, acknowledges it, returns its
+/// receipted_message_id.
+async fn next_receipt(client: &mut esme::UpstreamSession) -> String {
+    let request = tokio::time::timeout(Duration::from_secs(10), client.requests.recv())
+        .await
+        .expect("a receipt in time")
+        .expect("session open");
+    let Body::DeliverSm(sm) = &request.pdu.body else {
+        panic!("{:?}", request.pdu)
+    };
+    let id = String::from_utf8_lossy(sm.tlvs.receipted_message_id().expect("id")).into_owned();
+    ack(request).await;
+    id
+}
+
+async fn submit_id(client: &esme::UpstreamSession, sm: SubmitSm) -> String {
+    let resp = client
+        .handle
+        .request(Body::SubmitSm(sm))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
+        panic!("no id")
+    };
+    id.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_sm_answers_from_the_store_and_unsupported_commands_are_refused() {
+    let port = free_port();
+    let _daemon = start(port);
+    let mut client = client(port, 10).await;
+    let id = submit_id(&client, submit_sm("query me")).await;
+    assert_eq!(next_receipt(&mut client).await, id);
+    // Tern records the outcome before relaying the receipt.
+    let query = tern_codec::pdu::QuerySm {
+        message_id: id.as_str().try_into().expect("short"),
+        ..Default::default()
+    };
+    let resp = client
+        .handle
+        .request(Body::QuerySm(query))
+        .await
+        .expect("answered");
+    let Body::QuerySmResp(answer) = resp.body else {
+        panic!("{resp:?}")
+    };
+    assert_eq!(
+        (resp.command_status, answer.message_state),
+        (CommandStatus::Ok, tern_codec::MessageState::DELIVERED)
+    );
+    // An id Tern never gave.
+    let query = tern_codec::pdu::QuerySm {
+        message_id: "00000000ffffffff".try_into().expect("short"),
+        ..Default::default()
+    };
+    let resp = client
+        .handle
+        .request(Body::QuerySm(query))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::QueryFailed);
+    // data_sm is not offered yet: a precise refusal, not silence.
+    let resp = client
+        .handle
+        .request(Body::DataSm(Default::default()))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::InvalidCommandId);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_no_route_covers_is_refused_at_once() {
+    let port = free_port();
+    let _daemon = start(port);
+    let client = client(port, 10).await;
+    let mut sm = submit_sm("to nowhere");
+    sm.destination.addr = "447700900000".try_into().expect("short");
+    let resp = client
+        .handle
+        .request(Body::SubmitSm(sm))
+        .await
+        .expect("answered");
+    assert_eq!(
+        resp.command_status,
+        CommandStatus::InvalidDestinationAddress
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_wait_for_a_client_that_is_not_bound() {
+    let port = free_port();
+    let _daemon = start(port);
+    // A transmitter gets no receipts; it submits and leaves.
+    let stream = connect(port).await;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut params = BindParams::new("acme", "pw").expect("short");
+    params.bind_type = tern_session::BindType::Transmitter;
+    let sender = esme::bind(stream, Some(addr), &params, SessionConfig::default())
+        .await
+        .expect("bound");
+    let id = submit_id(&sender, submit_sm("while you were away")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // the receipt reaches Tern meanwhile
+    sender.handle.unbind().await;
+    // Later the client binds to receive: the receipt is there for it.
+    let mut receiver = client(port, 10).await;
+    assert_eq!(next_receipt(&mut receiver).await, id);
 }
