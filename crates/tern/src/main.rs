@@ -49,12 +49,6 @@ enum Command {
 const DEFAULT_CONFIG: &str = include_str!("../../../config/tern.toml");
 
 fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let loaded = match path {
         Some(path) => config::Config::load(path),
         None => {
@@ -68,6 +62,7 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(78));
         }
     };
+    init_logging(&config.log);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let shutdown = tokio_util::sync::CancellationToken::new();
@@ -79,6 +74,18 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
         daemon::run(config, shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs as the config says; `RUST_LOG` overrides its level.
+fn init_logging(log: &config::LogSettings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }
 
 /// SIGINT or SIGTERM.

@@ -142,7 +142,23 @@ pub struct Config {
     pub router: RouterConfig,
     /// Sandbox SMSCs to start first.
     pub simulators: Vec<SimulatorSpec>,
+    /// The admin HTTP listener, when configured.
+    pub admin: Option<SocketAddr>,
+    /// Logging.
+    pub log: LogSettings,
 }
+
+/// How the daemon logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// The tracing filter ("info" unless set).
+    pub level: String,
+}
+
+/// Where the admin listener goes when `[admin]` gives no address.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9775";
 
 /// Finds line and column of byte offsets in one file's text.
 struct Locator<'a> {
@@ -681,8 +697,47 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         });
     }
 
+    let admin = raw.admin.as_ref().and_then(|a| match &a.address {
+        None => DEFAULT_ADMIN.parse().ok(),
+        Some(address) => match address.get_ref().parse::<SocketAddr>() {
+            Ok(address) => Some(address),
+            Err(_) => {
+                loc.at(
+                    address.span(),
+                    format!(
+                        "admin address {:?}: expected host:port, e.g. \"{DEFAULT_ADMIN}\"",
+                        address.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+    });
+    let json = match raw
+        .log
+        .format
+        .as_ref()
+        .map(|f| (f.get_ref().as_str(), f.span()))
+    {
+        None | Some(("text", _)) => false,
+        Some(("json", _)) => true,
+        Some((other, span)) => {
+            loc.at(
+                span,
+                format!("log.format {other:?}: expected \"text\" or \"json\""),
+            );
+            false
+        }
+    };
+    let log = LogSettings {
+        json,
+        level: raw.log.level.clone().unwrap_or_else(|| "info".to_owned()),
+    };
+
     Some(Config {
         source: loc.file.to_path_buf(),
+        admin,
+        log,
         node_id: raw.node.id,
         system_id,
         listeners,

@@ -7,5 +7,6 @@ mod compile;
 pub mod raw;
 
 pub use compile::{
-    ClientAccount, Config, ConfigError, ConfigErrors, Listener, Secret, UpstreamSpec,
+    ClientAccount, Config, ConfigError, ConfigErrors, Listener, LogSettings, Secret, UpstreamSpec,
+    DEFAULT_ADMIN,
 };

@@ -36,6 +36,30 @@ pub struct RawConfig {
     /// Sandbox SMSCs started in-process (the simulator from crates/sim).
     #[serde(default, rename = "simulator")]
     pub simulators: Vec<RawSimulator>,
+    /// The admin HTTP listener (metrics, health, JSON).
+    pub admin: Option<RawAdmin>,
+    /// Logging.
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+/// `[admin]`: present means on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// `host:port`; loopback unless the operator says otherwise.
+    pub address: Option<Spanned<String>>,
+}
+
+/// `[log]`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// "text" (default) or "json".
+    pub format: Option<Spanned<String>>,
+    /// A tracing filter such as "info" or "tern=debug,info"; `RUST_LOG`
+    /// wins when set.
+    pub level: Option<String>,
 }
 
 /// `[[simulator]]`: a sandbox upstream for trying Tern without a vendor.
