@@ -197,6 +197,11 @@ impl Router {
         })
     }
 
+    /// The upstreams it sends through, in config order.
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.upstreams
+    }
+
     /// The engine's settings.
     pub fn config(&self) -> &RouterConfig {
         &self.config

@@ -116,7 +116,12 @@ pub fn read_receipt(
             if let Some(implied) = e.state {
                 state = implied;
             }
-            if e.reason == Reason::None
+            // An entry that names its own state says what the code means
+            // whole (Mensatek err 29, "cancelled": DELETED, no error): its
+            // reason stands. Only a generic "no error" code met under a
+            // failure `stat` says nothing about the failure.
+            if e.state.is_none()
+                && e.reason == Reason::None
                 && !matches!(
                     state,
                     FinalState::Delivrd | FinalState::Enroute | FinalState::Acceptd

@@ -58,6 +58,10 @@ pub struct UpstreamConfig {
     pub breaker: BreakerConfig,
     /// What the vendor is like.
     pub profile: Arc<Profile>,
+    /// When set, the pool binds only once this token is cancelled: a
+    /// reloaded upstream waits until the pool it replaces has unbound, so a
+    /// vendor that allows one bind per account never sees two.
+    pub start_after: Option<CancellationToken>,
 }
 
 /// A running upstream.
@@ -108,7 +112,14 @@ impl Upstream {
             let (tx, rx) = mpsc::channel(1);
             let name = config.name.clone();
             let stop = shutdown.clone();
+            let start_after = config.start_after.clone();
             tokio::spawn(async move {
+                if let Some(gate) = start_after {
+                    tokio::select! {
+                        () = gate.cancelled() => {}
+                        () = stop.cancelled() => return,
+                    }
+                }
                 if let Err(err) = client.run(tx, stop).await {
                     warn!(upstream = %name, %err, "upstream client cannot run");
                 }
@@ -194,6 +205,11 @@ impl Upstream {
     /// Whether a message may go here now: a session bound and the circuit closed.
     pub fn is_available(&self, now: Instant) -> bool {
         self.bound() > 0 && self.breaker.is_available(now)
+    }
+
+    /// Requests awaiting this upstream's answer, over every session.
+    pub fn in_flight(&self) -> usize {
+        self.lock().iter().map(SessionHandle::in_flight).sum()
     }
 
     /// Requests in flight over the pool's capacity, 0.0 to 1.0.

@@ -28,7 +28,7 @@ use crate::throttle::AdaptiveRate;
 use crate::tls::{server_name, MaybeTlsStream, TlsError};
 
 /// What Tern sends in its bind to an upstream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindParams {
     /// Transmitter, receiver or transceiver.
     pub bind_type: BindType,

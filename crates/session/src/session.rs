@@ -13,8 +13,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -134,7 +136,11 @@ struct Shared {
     stats: SessionStats,
     /// SMSC role: limits every submit from the peer must pass (session
     /// first, account last; see `throttle::try_acquire_all`).
-    inbound_limits: OnceLock<Vec<Arc<RateLimit>>>,
+    inbound_limits: ArcSwap<Vec<Arc<RateLimit>>>,
+    /// Peer requests handed to the application and not answered yet: an
+    /// unbind waits for them, so a submit being stored still gets its
+    /// response before the session closes.
+    inbound_open: AtomicUsize,
     /// ESME role: paces our submits to the upstream's rate.
     pacer: OnceLock<Arc<AdaptiveRate>>,
     observer: Arc<dyn SessionObserver>,
@@ -277,7 +283,8 @@ where
         last_inbound_ms: AtomicU64::new(0),
         started: Instant::now(),
         stats: SessionStats::default(),
-        inbound_limits: OnceLock::new(),
+        inbound_limits: ArcSwap::from_pointee(Vec::new()),
+        inbound_open: AtomicUsize::new(0),
         pacer: OnceLock::new(),
         observer,
         span: span.clone(),
@@ -401,6 +408,11 @@ impl SessionHandle {
         }
         shared.set_state(SessionState::Unbinding);
         let grace = shared.config.close_grace;
+        // The peer's requests in our hands get their answers first.
+        let deadline = Instant::now() + grace;
+        while shared.inbound_open.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         // Taking every window slot means nothing is in flight any more.
         let slots = u32::try_from(shared.config.window.max(1)).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(grace, shared.window.acquire_many(slots)).await;
@@ -470,9 +482,10 @@ impl SessionHandle {
     }
 
     /// SMSC role: the rate limits each submit from the peer must pass,
-    /// session limit first, shared account limit last. Set once, after bind.
+    /// session limit first, shared account limit last. Set after bind, and
+    /// again when a reload changes the account's rates.
     pub fn set_inbound_limits(&self, limits: Vec<Arc<RateLimit>>) {
-        let _ = self.shared.inbound_limits.set(limits);
+        self.shared.inbound_limits.store(Arc::new(limits));
     }
 
     /// ESME role: paces submits to the upstream's rate and slows down when
@@ -581,6 +594,9 @@ impl Responder {
 
 impl Drop for Responder {
     fn drop(&mut self) {
+        // After `respond`/`reject` sent the answer (they consume the
+        // responder), or here when it was never answered.
+        self.shared.inbound_open.fetch_sub(1, Ordering::AcqRel);
         if self.answered {
             return;
         }
@@ -697,18 +713,17 @@ async fn dispatch(
         return None;
     }
     if is_submission(command_id) {
-        if let Some(limits) = shared.inbound_limits.get() {
-            if !try_acquire_all(limits.iter().map(Arc::as_ref)) {
-                shared.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                if let Some(resp) =
-                    Pdu::error_response(command_id, sequence, CommandStatus::Throttled)
-                {
-                    let _ = shared.send(resp).await;
-                }
-                return None;
+        let limits = shared.inbound_limits.load();
+        if !limits.is_empty() && !try_acquire_all(limits.iter().map(Arc::as_ref)) {
+            shared.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            if let Some(resp) = Pdu::error_response(command_id, sequence, CommandStatus::Throttled)
+            {
+                let _ = shared.send(resp).await;
             }
+            return None;
         }
     }
+    shared.inbound_open.fetch_add(1, Ordering::AcqRel);
     let request = Request {
         pdu,
         responder: Responder {

@@ -94,6 +94,10 @@ pub struct Admission {
     pub session_rate: Option<NonZeroU32>,
     /// Submits per second all the account's sessions together may send.
     pub account_rate: Option<NonZeroU32>,
+    /// Which of the account's credentials the bind used, as the
+    /// authenticator chooses to tag it (opaque here): lets the application
+    /// end exactly the sessions whose password stopped being valid.
+    pub credential: u64,
 }
 
 /// Decides binds: credentials, source address, allowed bind types.
@@ -143,6 +147,9 @@ pub struct BoundSession {
     pub bind_type: BindType,
     /// The client's SMPP version.
     pub interface_version: InterfaceVersion,
+    /// The authenticator's tag for the credential used
+    /// ([`Admission::credential`]).
+    pub credential: u64,
 }
 
 /// Bound sessions per account.
@@ -260,6 +267,22 @@ impl<A: Authenticator> SmscServer<A> {
     }
 
     /// The account's shared limiter at `rate`, made anew when the rate changed.
+    /// The inbound limits a session admitted as `admission` runs under:
+    /// its own rate and its account's shared one. Public so that a reload
+    /// can give bound sessions their account's new rates.
+    pub fn limits_for(&self, admission: &Admission) -> Vec<Arc<RateLimit>> {
+        admission
+            .session_rate
+            .map(|rate| Arc::new(RateLimit::per_second(rate)))
+            .into_iter()
+            .chain(
+                admission
+                    .account_rate
+                    .map(|rate| self.account_limit(&admission.account, rate)),
+            )
+            .collect()
+    }
+
     fn account_limit(&self, account: &str, rate: NonZeroU32) -> Arc<RateLimit> {
         let mut limits = self
             .account_limits
@@ -374,12 +397,13 @@ impl<A: Authenticator> SmscServer<A> {
             .instrument(span.clone())
             .await;
         match bound {
-            Ok(Some((account, bind_type, interface_version))) => Some(BoundSession {
+            Ok(Some((admission, bind_type, interface_version))) => Some(BoundSession {
                 handle,
                 requests,
-                account,
+                account: admission.account,
                 bind_type,
                 interface_version,
+                credential: admission.credential,
             }),
             Ok(None) => None,
             Err(_) => {
@@ -406,7 +430,7 @@ impl<A: Authenticator> SmscServer<A> {
         &self,
         handle: &SessionHandle,
         requests: &mut Requests,
-    ) -> Option<(String, BindType, InterfaceVersion)> {
+    ) -> Option<(Admission, BindType, InterfaceVersion)> {
         while let Some(request) = requests.recv().await {
             let bind_type = BindType::of(request.pdu.command_id());
             let (
@@ -444,17 +468,7 @@ impl<A: Authenticator> SmscServer<A> {
                 Ok(admission) => {
                     self.record(&bind_request, true);
                     let version = bind.interface_version;
-                    let limits = admission
-                        .session_rate
-                        .map(|rate| Arc::new(RateLimit::per_second(rate)))
-                        .into_iter()
-                        .chain(
-                            admission
-                                .account_rate
-                                .map(|rate| self.account_limit(&admission.account, rate)),
-                        )
-                        .collect();
-                    handle.set_inbound_limits(limits);
+                    handle.set_inbound_limits(self.limits_for(&admission));
                     handle.set_bound(bind_type, &bind_request.system_id, version);
                     let binds = self.binds.clone();
                     let account = admission.account.clone();
@@ -481,7 +495,7 @@ impl<A: Authenticator> SmscServer<A> {
                     {
                         return None;
                     }
-                    return Some((admission.account, bind_type, version));
+                    return Some((admission, bind_type, version));
                 }
                 Err(status) => {
                     self.record(&bind_request, false);

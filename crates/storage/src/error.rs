@@ -40,6 +40,15 @@ pub enum StoreError {
     /// The id counter is exhausted for this node (2^48 ids).
     #[error("message ids exhausted on node {0}")]
     IdsExhausted(u16),
+    /// A value that goes into a key cannot: it holds a NUL, which ends a
+    /// name in the key layout, or a number the layout reserves.
+    #[error("message store: {what} {value:?} cannot be part of a key")]
+    BadKey {
+        /// Which value.
+        what: &'static str,
+        /// The value, as given.
+        value: String,
+    },
 }
 
 impl From<sled::Error> for StoreError {

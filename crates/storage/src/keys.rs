@@ -31,6 +31,17 @@ pub const UNMATCHED_BY_TIME: u8 = b'H';
 pub const RETENTION: u8 = b'g';
 /// `z` name → value: the store's own bookkeeping.
 pub const META: u8 = b'z';
+/// `p` client NUL source NUL destination NUL scheme ref total seq → MO
+/// part held for reassembly; seq 0 (never a part's number) holds the
+/// group's header.
+pub const MO_PART: u8 = b'p';
+/// `P` deadline, group → (): held MO groups by the time they go out as
+/// they are.
+pub const MO_DUE: u8 = b'P';
+/// `k` id seq → acknowledged_at: the client took the receipt queued at
+/// outbox place `seq` for message `id`. Written once, never rewritten, so
+/// it never races the record's own read-modify-write updates.
+pub const RELAY_ACK: u8 = b'k';
 
 /// `m` + id.
 pub fn message(id: TernId) -> Vec<u8> {
@@ -95,4 +106,19 @@ pub fn meta(name: &str) -> Vec<u8> {
 /// The last key with this prefix and a time not after `until`.
 pub fn timed_until(prefix: u8, until_ms: u64) -> Vec<u8> {
     timed(prefix, until_ms, TernId::from_u64(u64::MAX))
+}
+
+/// `k` + id: the start of one message's relay acknowledgements.
+pub fn relay_acks(id: TernId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.push(RELAY_ACK);
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// `k` + id + outbox seq.
+pub fn relay_ack(id: TernId, seq: u64) -> Vec<u8> {
+    let mut k = relay_acks(id);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
 }

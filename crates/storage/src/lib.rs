@@ -4,8 +4,10 @@
 //! state and outcome), the indexes that find them again (upstream id in any
 //! form, the client's duplicate-protection key), the queues that drive the
 //! router (ready with not-before times, expiry, retention), the per-client
-//! outboxes of receipts and MO, and receipts held until their message is
-//! known. [`MessageStore`] is the interface; [`SledStore`] the embedded default.
+//! outboxes of receipts and MO, receipts held until their message is
+//! known, and parts of long MO messages held until the whole message is
+//! there ([`mo`]). [`MessageStore`] is the interface; [`SledStore`] the
+//! embedded default.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -15,6 +17,7 @@ pub mod dedup;
 mod error;
 pub mod id;
 pub mod keys;
+pub mod mo;
 pub mod record;
 mod sled_store;
 mod store;
@@ -23,9 +26,13 @@ pub mod upstream_id;
 pub use commit::CommitStats;
 pub use error::StoreError;
 pub use id::TernId;
-pub use record::{Attempt, MessageRecord, OutboxItem, Outcome, State, UnmatchedReceipt};
+pub use mo::{HeldMo, MoGroup, MoPart};
+pub use record::{
+    Attempt, MessageRecord, OutboxItem, Outcome, PartState, ReceiptUpdate, ReceivedReceipt,
+    RelayedReceipt, State, UnmatchedReceipt,
+};
 pub use sled_store::{
-    now_ms, Accepted, Durability, NewMessage, Recovery, SharedStore, SledStore, StoreOptions,
-    Verification,
+    now_ms, Accepted, Durability, NewMessage, QueueDepths, QueuedChange, Recovery, Replacement,
+    SharedStore, SledStore, StoreOptions, Verification,
 };
 pub use store::MessageStore;

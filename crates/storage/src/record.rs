@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::error::StoreError;
 use crate::id::TernId;
 
 /// Where a message is in its life.
@@ -70,6 +71,167 @@ pub struct MessageRecord {
     pub expires_ms: Option<u64>,
     /// The duplicate-protection key it was accepted under, if any.
     pub dedup_key: Option<Bytes>,
+    // Fields below were added after the first stored layout ([`v1`]); a
+    // record written before them reads with them empty (see
+    // [`MessageRecord::from_stored`]). New fields go at the end, here.
+    /// What the receipts said about each part of the accepted attempt, in
+    /// part order; empty until the first receipt. The message is final
+    /// once every awaited part is.
+    pub parts: Vec<PartState>,
+    /// Every receipt upstreams sent about this message, as received, in
+    /// order of arrival (repeats and late ones included): the answer to
+    /// "what did the vendor say?".
+    pub received: Vec<ReceivedReceipt>,
+    /// Every receipt queued for the client, in order: the answer to "where
+    /// is my receipt?".
+    pub relayed: Vec<RelayedReceipt>,
+}
+
+/// One part of a message as sent upstream, and what its receipts said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartState {
+    /// The upstream the part went to.
+    pub upstream: String,
+    /// The upstream's id for it.
+    pub upstream_id: String,
+    /// Whether the message waits for this part's receipt: a vendor that
+    /// splits a payload itself reports only one part (Telesign: the first).
+    pub awaited: bool,
+    /// The latest outcome its receipts reported (canonical).
+    pub outcome: Option<Outcome>,
+    /// Whether that outcome is final (not ENROUTE, ACCEPTD).
+    pub is_final: bool,
+    /// When its latest receipt came (ms since the Unix epoch); 0 before.
+    pub updated_ms: u64,
+}
+
+/// A receipt as an upstream sent it, kept for the message's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedReceipt {
+    /// The upstream it came from.
+    pub upstream: String,
+    /// The message id it named, as written.
+    pub upstream_id: String,
+    /// Which part (0-based, in the accepted attempt's order), when known.
+    pub part: Option<u32>,
+    /// Its `stat`, as written.
+    pub vendor_stat: Option<String>,
+    /// Its `err`, as written.
+    pub vendor_err: Option<String>,
+    /// Its `network_error_code` TLV: network type and error code.
+    pub network_error: Option<(u8, u16)>,
+    /// What it means in Tern's vocabulary.
+    pub canonical: Outcome,
+    /// Whether that is a final state.
+    pub is_final: bool,
+    /// When it arrived (ms since the Unix epoch).
+    pub received_ms: u64,
+}
+
+/// A receipt Tern queued for its client, kept for the message's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayedReceipt {
+    /// Its place in the client's outbox (set by the store when queued).
+    pub outbox_seq: u64,
+    /// Which part it reports (per-part receipts), or `None` for the message.
+    pub part: Option<u32>,
+    /// The `stat` the client is told.
+    pub stat: String,
+    /// The three-digit `err` the client is told.
+    pub err: u16,
+    /// When it went into the outbox (ms since the Unix epoch).
+    pub queued_ms: u64,
+    /// When the client answered its deliver_sm with ESME_ROK; `None` while
+    /// it waits in the outbox (no receiver bound, or not answered yet).
+    pub acked_ms: Option<u64>,
+}
+
+/// What a receipt changes, stored in one atomic write (see
+/// `SledStore::record_receipt`): nothing is acknowledged upstream, and
+/// nothing owed to the client is lost, unless all of it is on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceiptUpdate {
+    /// The upstream receipt, appended to [`MessageRecord::received`].
+    pub received: Option<ReceivedReceipt>,
+    /// The parts' states after it, replacing [`MessageRecord::parts`].
+    pub parts: Option<Vec<PartState>>,
+    /// Ends the message with this outcome (ignored if it is final already).
+    pub outcome: Option<Outcome>,
+    /// A receipt for the client: the deliver_sm goes into its outbox and
+    /// the entry (with its outbox place) into [`MessageRecord::relayed`].
+    pub relay: Option<(OutboxItem, RelayedReceipt)>,
+}
+
+/// Stored layouts of [`MessageRecord`] older than the current one.
+///
+/// Records are postcard-encoded, which is not self-describing: a field
+/// added at the end makes an older record end early, so it no longer
+/// decodes as the current struct. Each older layout is kept here verbatim
+/// and converted, so a store written by an older Tern keeps working.
+pub(crate) mod v1 {
+    use bytes::Bytes;
+    use serde::Deserialize;
+
+    use super::{Attempt, Outcome, State};
+    use crate::id::TernId;
+
+    /// The first layout: no parts, no receipt history.
+    #[derive(Debug, Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub(crate) struct MessageRecord {
+        pub(crate) id: TernId,
+        pub(crate) client: String,
+        pub(crate) pdu: Bytes,
+        pub(crate) receipt_requested: bool,
+        pub(crate) state: State,
+        pub(crate) attempts: Vec<Attempt>,
+        pub(crate) outcome: Option<Outcome>,
+        pub(crate) accepted_ms: u64,
+        pub(crate) updated_ms: u64,
+        pub(crate) not_before_ms: u64,
+        pub(crate) expires_ms: Option<u64>,
+        pub(crate) dedup_key: Option<Bytes>,
+    }
+
+    impl From<MessageRecord> for super::MessageRecord {
+        fn from(old: MessageRecord) -> Self {
+            Self {
+                id: old.id,
+                client: old.client,
+                pdu: old.pdu,
+                receipt_requested: old.receipt_requested,
+                state: old.state,
+                attempts: old.attempts,
+                outcome: old.outcome,
+                accepted_ms: old.accepted_ms,
+                updated_ms: old.updated_ms,
+                not_before_ms: old.not_before_ms,
+                expires_ms: old.expires_ms,
+                dedup_key: old.dedup_key,
+                parts: Vec::new(),
+                received: Vec::new(),
+                relayed: Vec::new(),
+            }
+        }
+    }
+}
+
+impl MessageRecord {
+    /// Reads a stored record, whichever layout wrote it: the current one,
+    /// else the first ([`v1`]), which must then account for every octet (a
+    /// current record damaged at its end is an error, not an old record).
+    pub fn from_stored(bytes: &[u8]) -> Result<MessageRecord, StoreError> {
+        match postcard::from_bytes::<MessageRecord>(bytes) {
+            Ok(record) => Ok(record),
+            Err(current) => match postcard::take_from_bytes::<v1::MessageRecord>(bytes) {
+                Ok((old, [])) => Ok(old.into()),
+                _ => Err(StoreError::Decode {
+                    what: "message record",
+                    reason: current.to_string(),
+                }),
+            },
+        }
+    }
 }
 
 /// Something owed to a client: a receipt or an MO message, to be sent as
@@ -96,4 +258,103 @@ pub struct UnmatchedReceipt {
     pub pdu: Bytes,
     /// When it arrived (ms since the Unix epoch).
     pub received_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn old_record() -> v1::MessageRecord {
+        v1::MessageRecord {
+            id: TernId::from_u64(0x0001_0000_0000_002A),
+            client: "acme".to_owned(),
+            pdu: Bytes::from_static(b"\x00\x01"),
+            receipt_requested: true,
+            state: State::Final,
+            attempts: vec![Attempt {
+                upstream: "ovh".to_owned(),
+                at_ms: 5,
+                status: Some(0),
+                upstream_ids: vec!["a1".to_owned(), "a2".to_owned()],
+            }],
+            outcome: Some(Outcome {
+                stat: "DELIVRD".to_owned(),
+                err: 0,
+                vendor_code: None,
+            }),
+            accepted_ms: 1,
+            updated_ms: 9,
+            not_before_ms: 1,
+            expires_ms: Some(100),
+            dedup_key: None,
+        }
+    }
+
+    #[test]
+    fn a_record_of_the_first_layout_reads_with_an_empty_history() {
+        let bytes = postcard::to_stdvec(&old_record()).expect("encodes");
+        // The current layout alone cannot read it: that is why v1 is kept.
+        assert!(postcard::from_bytes::<MessageRecord>(&bytes).is_err());
+        let record = MessageRecord::from_stored(&bytes).expect("an old record reads");
+        assert_eq!(record.client, "acme");
+        assert_eq!(record.state, State::Final);
+        assert_eq!(record.attempts[0].upstream_ids, ["a1", "a2"]);
+        assert_eq!(record.expires_ms, Some(100));
+        assert!(record.parts.is_empty() && record.received.is_empty() && record.relayed.is_empty());
+    }
+
+    #[test]
+    fn the_current_layout_round_trips_with_its_history() {
+        let mut record: MessageRecord = old_record().into();
+        record.parts.push(PartState {
+            upstream: "ovh".to_owned(),
+            upstream_id: "a1".to_owned(),
+            awaited: true,
+            outcome: record.outcome.clone(),
+            is_final: true,
+            updated_ms: 7,
+        });
+        record.received.push(ReceivedReceipt {
+            upstream: "ovh".to_owned(),
+            upstream_id: "A1".to_owned(),
+            part: Some(0),
+            vendor_stat: Some("DELIVRD".to_owned()),
+            vendor_err: Some("000".to_owned()),
+            network_error: Some((3, 0)),
+            canonical: Outcome {
+                stat: "DELIVRD".to_owned(),
+                err: 0,
+                vendor_code: Some("ovh stat:DELIVRD err:000".to_owned()),
+            },
+            is_final: true,
+            received_ms: 7,
+        });
+        record.relayed.push(RelayedReceipt {
+            outbox_seq: 12,
+            part: None,
+            stat: "DELIVRD".to_owned(),
+            err: 0,
+            queued_ms: 8,
+            acked_ms: None,
+        });
+        let bytes = postcard::to_stdvec(&record).expect("encodes");
+        assert_eq!(MessageRecord::from_stored(&bytes).expect("reads"), record);
+    }
+
+    #[test]
+    fn a_damaged_current_record_is_an_error_not_an_old_one() {
+        let mut record: MessageRecord = old_record().into();
+        record.relayed.push(RelayedReceipt {
+            outbox_seq: 1,
+            part: None,
+            stat: "DELIVRD".to_owned(),
+            err: 0,
+            queued_ms: 1,
+            acked_ms: Some(2),
+        });
+        let bytes = postcard::to_stdvec(&record).expect("encodes");
+        // Cut inside the history: the first layout would read the head and
+        // leave octets over, so it is refused too.
+        assert!(MessageRecord::from_stored(&bytes[..bytes.len() - 3]).is_err());
+    }
 }

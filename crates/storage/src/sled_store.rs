@@ -20,8 +20,11 @@ use crate::commit::{CommitStats, GroupCommit, Ops};
 use crate::error::StoreError;
 use crate::id::{TernId, MAX_COUNTER};
 use crate::keys;
+use crate::mo::{HeldMo, MoGroup, MoHeader, MoPart};
 use crate::record::{Attempt, MessageRecord, OutboxItem, Outcome, State, UnmatchedReceipt};
 use crate::upstream_id::{candidates, normalise};
+
+mod history;
 
 /// When a write counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +87,38 @@ pub struct Accepted {
     pub duplicate: bool,
 }
 
+/// What became of a change asked for a message still waiting to be sent
+/// ([`SledStore::cancel_queued`], [`SledStore::replace_queued`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueuedChange {
+    /// Done; the record as it now is (boxed: the other answers carry
+    /// next to nothing).
+    Done(Box<MessageRecord>),
+    /// The caller's check refused the message (another client's, another
+    /// source); nothing changed.
+    Refused,
+    /// The message is no longer waiting: it is being sent, was sent or
+    /// has ended. Nothing changed.
+    NotQueued(State),
+    /// No message has this id.
+    NotFound,
+}
+
+/// What replace_sm makes of a waiting message: the new values of every
+/// field it may change (the caller carries over the ones the client left
+/// unset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    /// The client's PDU with the new text and fields, encoded.
+    pub pdu: Bytes,
+    /// Whether the client now asks for a receipt.
+    pub receipt_requested: bool,
+    /// Not to be sent before.
+    pub not_before_ms: u64,
+    /// Validity.
+    pub expires_ms: Option<u64>,
+}
+
 /// What recovery found at open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recovery {
@@ -102,6 +137,17 @@ pub struct SledStore {
     node: u16,
     durability: Durability,
     committer: GroupCommit,
+    /// Held by [`SledStore::claim_ready`] and by every change to a waiting
+    /// message (cancel, replace) from its read to its write: claiming and
+    /// changing both read a message as queued and then write it, so without
+    /// it a message could be claimed for sending and cancelled at once.
+    /// Exactly one of them gets a given message; the other sees what the
+    /// first did.
+    queue_lock: tokio::sync::Mutex<()>,
+    /// Held by the MO reassembly operations from their read to their write,
+    /// so two parts arriving together both see each other, and a group is
+    /// released once.
+    mo_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -193,6 +239,8 @@ impl SledStore {
             node: options.node,
             durability: options.durability,
             committer,
+            queue_lock: tokio::sync::Mutex::new(()),
+            mo_lock: tokio::sync::Mutex::new(()),
         };
         let recovery = store.recover()?;
         Ok((store, recovery))
@@ -267,12 +315,15 @@ impl SledStore {
         Ok(Recovery { requeued })
     }
 
-    /// The record of `id`.
+    /// The record of `id`, whichever layout stored it, with the times its
+    /// client took its relayed receipts.
     pub fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
-        self.db
-            .get(keys::message(id))?
-            .map(|bytes| decode("message record", &bytes))
-            .transpose()
+        let Some(bytes) = self.db.get(keys::message(id))? else {
+            return Ok(None);
+        };
+        let mut record = MessageRecord::from_stored(&bytes)?;
+        self.merge_acks(&mut record)?;
+        Ok(Some(record))
     }
 
     fn require(&self, id: TernId) -> Result<MessageRecord, StoreError> {
@@ -297,6 +348,9 @@ impl SledStore {
             not_before_ms: message.not_before_ms,
             expires_ms: message.expires_ms,
             dedup_key: None,
+            parts: Vec::new(),
+            received: Vec::new(),
+            relayed: Vec::new(),
         };
         match message.dedup {
             None => {
@@ -376,12 +430,15 @@ impl SledStore {
     }
 
     /// Claims up to `limit` messages that are due at `now`, marking them in
-    /// flight. One claimer at a time (the router's dispatcher).
+    /// flight. One claimer at a time (the router's dispatcher). A message
+    /// cancelled or replaced at the same moment is either claimed as it
+    /// was before the change or not at all (see `queue_lock`).
     pub async fn claim_ready(
         &self,
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<MessageRecord>, StoreError> {
+        let _queue = self.queue_lock.lock().await;
         let mut batch = Ops::default();
         let mut claimed = Vec::new();
         for entry in self
@@ -469,6 +526,153 @@ impl SledStore {
         record.updated_ms = now_ms;
         batch.insert(keys::message(id), encode(&record)?);
         self.write(batch).await
+    }
+
+    /// Ends a message that is still waiting to be sent (scheduled for
+    /// later, or back in the queue for a retry) if `accept` agrees: final
+    /// with `outcome`, out of the queues, into retention, as
+    /// [`SledStore::finish`] does. `accept` sees the record first, so it can
+    /// refuse another client's message whatever its state.
+    ///
+    /// Safe against the dispatcher: it runs under the lock
+    /// [`SledStore::claim_ready`] takes, so a message is either claimed
+    /// first (this answers [`QueuedChange::NotQueued`] and the send goes on)
+    /// or ended here first (and never claimed). A message in flight,
+    /// submitted or final is left alone.
+    pub async fn cancel_queued<F>(
+        &self,
+        id: TernId,
+        accept: F,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> Result<QueuedChange, StoreError>
+    where
+        F: FnOnce(&MessageRecord) -> bool,
+    {
+        let _queue = self.queue_lock.lock().await;
+        let Some(record) = self.get(id)? else {
+            return Ok(QueuedChange::NotFound);
+        };
+        if !accept(&record) {
+            return Ok(QueuedChange::Refused);
+        }
+        if record.state != State::Queued {
+            return Ok(QueuedChange::NotQueued(record.state));
+        }
+        let mut batch = Ops::default();
+        let ended = Self::end_queued(&mut batch, record, outcome, now_ms)?;
+        self.write(batch).await?;
+        Ok(QueuedChange::Done(Box::new(ended)))
+    }
+
+    /// Ends every waiting message `accept` agrees to, at most `limit`, in
+    /// one atomic write (cancel_sm by source and destination), and returns
+    /// them as they now are. Same lock and rules as
+    /// [`SledStore::cancel_queued`]. It reads every waiting message (the
+    /// whole ready queue, due or not), so its cost grows with the queue:
+    /// meant for the rare cancel by addresses, not for a hot path.
+    pub async fn cancel_queued_matching<F>(
+        &self,
+        mut accept: F,
+        outcome: Outcome,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError>
+    where
+        F: FnMut(&MessageRecord) -> bool,
+    {
+        let _queue = self.queue_lock.lock().await;
+        let mut batch = Ops::default();
+        let mut ended = Vec::new();
+        for entry in self.db.scan_prefix([keys::READY]) {
+            if ended.len() >= limit {
+                break;
+            }
+            let (key, _) = entry?;
+            let Some(id) = keys::trailing_id(&key) else {
+                continue;
+            };
+            let Some(record) = self.get(id)? else {
+                continue;
+            };
+            if record.state != State::Queued || !accept(&record) {
+                continue;
+            }
+            ended.push(Self::end_queued(
+                &mut batch,
+                record,
+                outcome.clone(),
+                now_ms,
+            )?);
+        }
+        if !ended.is_empty() {
+            self.write(batch).await?;
+        }
+        Ok(ended)
+    }
+
+    /// The writes that end a queued message; returns the record as ended.
+    fn end_queued(
+        batch: &mut Ops,
+        mut record: MessageRecord,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> Result<MessageRecord, StoreError> {
+        let id = record.id;
+        batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
+        if let Some(expires) = record.expires_ms {
+            batch.remove(keys::timed(keys::EXPIRY, expires, id));
+        }
+        batch.insert(keys::timed(keys::RETENTION, now_ms, id), []);
+        record.state = State::Final;
+        record.outcome = Some(outcome);
+        record.updated_ms = now_ms;
+        batch.insert(keys::message(id), encode(&record)?);
+        Ok(record)
+    }
+
+    /// Changes a message that is still waiting to be sent (replace_sm):
+    /// `change` sees the record and returns its new values, or `None` to
+    /// refuse. The message keeps its id and its place in the queues moves
+    /// to the new times. Same lock and rules as [`SledStore::cancel_queued`]:
+    /// the dispatcher sends either the old message (claimed first) or the
+    /// new one, never a mix.
+    pub async fn replace_queued<F>(
+        &self,
+        id: TernId,
+        change: F,
+        now_ms: u64,
+    ) -> Result<QueuedChange, StoreError>
+    where
+        F: FnOnce(&MessageRecord) -> Option<Replacement>,
+    {
+        let _queue = self.queue_lock.lock().await;
+        let Some(mut record) = self.get(id)? else {
+            return Ok(QueuedChange::NotFound);
+        };
+        let Some(new) = change(&record) else {
+            return Ok(QueuedChange::Refused);
+        };
+        if record.state != State::Queued {
+            return Ok(QueuedChange::NotQueued(record.state));
+        }
+        let mut batch = Ops::default();
+        batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
+        batch.insert(keys::timed(keys::READY, new.not_before_ms, id), []);
+        if let Some(expires) = record.expires_ms {
+            batch.remove(keys::timed(keys::EXPIRY, expires, id));
+        }
+        if let Some(expires) = new.expires_ms {
+            batch.insert(keys::timed(keys::EXPIRY, expires, id), []);
+        }
+        record.pdu = new.pdu;
+        record.receipt_requested = new.receipt_requested;
+        record.not_before_ms = new.not_before_ms;
+        record.expires_ms = new.expires_ms;
+        record.updated_ms = now_ms;
+        batch.insert(keys::message(id), encode(&record)?);
+        self.write(batch).await?;
+        Ok(QueuedChange::Done(Box::new(record)))
     }
 
     /// The message an upstream's id belongs to, whatever its case or
@@ -561,9 +765,11 @@ impl SledStore {
             .collect()
     }
 
-    /// Removes an item the client has acknowledged.
+    /// Removes an item the client has acknowledged; for a receipt, the
+    /// time goes into its message's history.
     pub async fn outbox_ack(&self, client: &str, seq: u64) -> Result<(), StoreError> {
         let mut ops = Ops::default();
+        self.ack_ops(client, seq, &mut ops)?;
         ops.remove(keys::owned_with(keys::OUTBOX, client, &seq.to_be_bytes()));
         self.write(ops).await
     }
@@ -589,6 +795,135 @@ impl SledStore {
             clients.push(client);
         }
         Ok(clients)
+    }
+
+    /// Holds one part of a long MO message until the rest of `group` comes
+    /// or `deadline_ms` passes (the deadline of the group's first part
+    /// stays). Durable when this returns, so the part may be acknowledged
+    /// upstream then. A part that comes again (the upstream resent it)
+    /// replaces its copy. Returns the group as now held: every part so far.
+    pub async fn mo_part_hold(
+        &self,
+        group: &MoGroup,
+        part: &MoPart,
+        deadline_ms: u64,
+    ) -> Result<HeldMo, StoreError> {
+        if part.sequence == 0 || part.sequence > group.total {
+            // Number 0 is the header's place; past the total, no part.
+            return Err(StoreError::BadKey {
+                what: "MO part number",
+                value: format!("{} of {}", part.sequence, group.total),
+            });
+        }
+        let prefix = group.key()?;
+        let header_key = group.header_key()?;
+        let _mo = self.mo_lock.lock().await;
+        let mut ops = Ops::default();
+        let deadline_ms = match self.db.get(&header_key)? {
+            Some(header) => decode::<MoHeader>("MO group header", &header)?.deadline_ms,
+            None => {
+                let header = MoHeader {
+                    group: group.clone(),
+                    deadline_ms,
+                };
+                ops.insert(&header_key, encode(&header)?);
+                ops.insert(group.due_key(deadline_ms)?, []);
+                deadline_ms
+            }
+        };
+        let mut part_key = prefix.clone();
+        part_key.push(part.sequence);
+        ops.insert(part_key, encode(part)?);
+        self.write(ops).await?;
+        Ok(HeldMo {
+            group: group.clone(),
+            deadline_ms,
+            parts: self.mo_parts(&prefix)?,
+        })
+    }
+
+    /// The parts held under a group's key prefix, by number.
+    fn mo_parts(&self, prefix: &[u8]) -> Result<Vec<MoPart>, StoreError> {
+        let mut parts = Vec::new();
+        for entry in self.db.scan_prefix(prefix) {
+            let (key, value) = entry?;
+            // The header (number 0) is not a part.
+            if key.len() == prefix.len() + 1 && key[prefix.len()] != 0 {
+                parts.push(decode("MO part", &value)?);
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Releases a held group: `build` sees the group with every part held
+    /// at this moment and says what it becomes (one whole message, or the
+    /// parts as they are); the group leaves and those items enter its
+    /// client's outbox in one atomic write. `build` runs under the same
+    /// exclusion as [`SledStore::mo_part_hold`], so a part that arrives
+    /// meanwhile is either in what `build` sees or starts a new group:
+    /// never removed unseen. `false`, with nothing done, when the group is
+    /// no longer held (a concurrent call released it first: its last part
+    /// and its deadline came together).
+    pub async fn mo_group_release<F>(&self, group: &MoGroup, build: F) -> Result<bool, StoreError>
+    where
+        F: FnOnce(&HeldMo) -> Vec<OutboxItem>,
+    {
+        let prefix = group.key()?;
+        let header_key = group.header_key()?;
+        let _mo = self.mo_lock.lock().await;
+        let Some(header) = self.db.get(&header_key)? else {
+            return Ok(false);
+        };
+        let header: MoHeader = decode("MO group header", &header)?;
+        let held = HeldMo {
+            parts: self.mo_parts(&prefix)?,
+            group: header.group,
+            deadline_ms: header.deadline_ms,
+        };
+        let items = build(&held);
+        let mut ops = Ops::default();
+        for entry in self.db.scan_prefix(&prefix) {
+            let (key, _) = entry?;
+            ops.remove(key);
+        }
+        ops.remove(group.due_key(header.deadline_ms)?);
+        for item in &items {
+            let seq = self.db.generate_id()?;
+            ops.insert(
+                keys::owned_with(keys::OUTBOX, &group.client, &seq.to_be_bytes()),
+                encode(item)?,
+            );
+        }
+        self.write(ops).await?;
+        Ok(true)
+    }
+
+    /// Held groups whose deadline is not after `now`, at most `limit`,
+    /// oldest deadline first, with their parts.
+    pub fn mo_groups_due(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldMo>, StoreError> {
+        let mut end = vec![keys::MO_DUE];
+        end.extend_from_slice(&now_ms.saturating_add(1).to_be_bytes());
+        let mut due = Vec::new();
+        for entry in self.db.range(vec![keys::MO_DUE]..end).take(limit) {
+            let (key, _) = entry?;
+            let Some(group) = key.get(9..) else {
+                continue;
+            };
+            let mut header_key = vec![keys::MO_PART];
+            header_key.extend_from_slice(group);
+            header_key.push(0);
+            let Some(header) = self.db.get(&header_key)? else {
+                continue;
+            };
+            let header: MoHeader = decode("MO group header", &header)?;
+            let parts = self.mo_parts(&header.group.key()?)?;
+            due.push(HeldMo {
+                group: header.group,
+                deadline_ms: header.deadline_ms,
+                parts,
+            });
+        }
+        Ok(due)
     }
 
     /// Holds a receipt that matched nothing, for when its submit_sm_resp comes.
@@ -710,6 +1045,7 @@ impl SledStore {
                 if let Some(dedup) = &record.dedup_key {
                     batch.remove(keys::owned_with(keys::DEDUP, &record.client, dedup));
                 }
+                self.purge_acks(id, &mut batch)?;
                 batch.remove(keys::message(id));
             }
             purged += 1;
@@ -726,7 +1062,7 @@ impl SledStore {
         let mut v = Verification::default();
         for entry in self.db.scan_prefix([keys::MESSAGE]) {
             let (key, value) = entry?;
-            let record: MessageRecord = decode("message record", &value)?;
+            let record = MessageRecord::from_stored(&value)?;
             let id = record.id;
             if keys::message(id) != key.as_ref() {
                 v.problems
@@ -804,6 +1140,24 @@ impl SledStore {
     pub fn ready_len(&self) -> usize {
         self.db.scan_prefix([keys::READY]).count()
     }
+
+    /// How many entries each queue holds, for metrics and `tern status`.
+    /// Counts by scanning key prefixes (values are not read): cheap enough
+    /// for a scrape every few seconds, not for a hot path.
+    pub fn queue_depths(&self) -> QueueDepths {
+        let count = |prefix: u8| self.db.scan_prefix([prefix]).keys().count();
+        QueueDepths {
+            ready: count(keys::READY),
+            in_flight: count(keys::IN_FLIGHT),
+            outbox: count(keys::OUTBOX),
+            unmatched: count(keys::UNMATCHED),
+        }
+    }
+
+    /// Octets the store takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
 }
 
 fn unmatched_by_time(received_ms: u64, upstream: &str, form: &str) -> Vec<u8> {
@@ -813,6 +1167,19 @@ fn unmatched_by_time(received_ms: u64, upstream: &str, form: &str) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(form.as_bytes());
     k
+}
+
+/// Entries per queue ([`SledStore::queue_depths`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepths {
+    /// Messages waiting to be sent (due or not).
+    pub ready: usize,
+    /// Messages claimed by a send in progress.
+    pub in_flight: usize,
+    /// Receipts and MO owed to clients, all clients together.
+    pub outbox: usize,
+    /// Receipts held because their message is not known yet.
+    pub unmatched: usize,
 }
 
 /// What [`SledStore::verify`] found.

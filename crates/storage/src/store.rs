@@ -5,15 +5,19 @@
 //! Every write returns once it counts as done for the store's durability
 //! (on disk in `durable` mode); reads see every write that has returned.
 //! One claimer at a time calls [`MessageStore::claim_ready`]; each message
-//! is updated by one task at a time (the one that claimed it).
+//! is updated by one task at a time (the one that claimed it). A message
+//! still waiting to be sent has no such task: cancel and replace change it
+//! only under the claim's own exclusion, so it is either claimed or
+//! changed, never both.
 
 use std::future::Future;
 use std::time::Duration;
 
 use crate::error::StoreError;
 use crate::id::TernId;
+use crate::mo::{HeldMo, MoGroup, MoPart};
 use crate::record::{Attempt, MessageRecord, OutboxItem, Outcome, UnmatchedReceipt};
-use crate::sled_store::{Accepted, NewMessage, SledStore};
+use crate::sled_store::{Accepted, NewMessage, QueuedChange, Replacement, SledStore};
 
 /// Everything Tern keeps, behind one interface.
 pub trait MessageStore: Send + Sync + 'static {
@@ -104,6 +108,56 @@ pub trait MessageStore: Send + Sync + 'static {
         before_ms: u64,
         limit: usize,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    /// Ends a message still waiting to be sent (see
+    /// [`SledStore::cancel_queued`]).
+    fn cancel_queued<F>(
+        &self,
+        id: TernId,
+        accept: F,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<QueuedChange, StoreError>> + Send
+    where
+        F: FnOnce(&MessageRecord) -> bool + Send;
+    /// Ends every waiting message a check accepts (see
+    /// [`SledStore::cancel_queued_matching`]).
+    fn cancel_queued_matching<F>(
+        &self,
+        accept: F,
+        outcome: Outcome,
+        now_ms: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<MessageRecord>, StoreError>> + Send
+    where
+        F: FnMut(&MessageRecord) -> bool + Send;
+    /// Changes a message still waiting to be sent (see
+    /// [`SledStore::replace_queued`]).
+    fn replace_queued<F>(
+        &self,
+        id: TernId,
+        change: F,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<QueuedChange, StoreError>> + Send
+    where
+        F: FnOnce(&MessageRecord) -> Option<Replacement> + Send;
+    /// Holds one part of a long MO message (see [`SledStore::mo_part_hold`]).
+    fn mo_part_hold(
+        &self,
+        group: &MoGroup,
+        part: &MoPart,
+        deadline_ms: u64,
+    ) -> impl Future<Output = Result<HeldMo, StoreError>> + Send;
+    /// Releases a held MO group into its client's outbox (see
+    /// [`SledStore::mo_group_release`]).
+    fn mo_group_release<F>(
+        &self,
+        group: &MoGroup,
+        build: F,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send
+    where
+        F: FnOnce(&HeldMo) -> Vec<OutboxItem> + Send;
+    /// Held MO groups past their deadline.
+    fn mo_groups_due(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldMo>, StoreError>;
 }
 
 impl MessageStore for SledStore {
@@ -209,5 +263,61 @@ impl MessageStore for SledStore {
         limit: usize,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
         SledStore::purge_finished(self, before_ms, limit)
+    }
+    fn cancel_queued<F>(
+        &self,
+        id: TernId,
+        accept: F,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<QueuedChange, StoreError>> + Send
+    where
+        F: FnOnce(&MessageRecord) -> bool + Send,
+    {
+        SledStore::cancel_queued(self, id, accept, outcome, now_ms)
+    }
+    fn cancel_queued_matching<F>(
+        &self,
+        accept: F,
+        outcome: Outcome,
+        now_ms: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<MessageRecord>, StoreError>> + Send
+    where
+        F: FnMut(&MessageRecord) -> bool + Send,
+    {
+        SledStore::cancel_queued_matching(self, accept, outcome, now_ms, limit)
+    }
+    fn replace_queued<F>(
+        &self,
+        id: TernId,
+        change: F,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<QueuedChange, StoreError>> + Send
+    where
+        F: FnOnce(&MessageRecord) -> Option<Replacement> + Send,
+    {
+        SledStore::replace_queued(self, id, change, now_ms)
+    }
+    fn mo_part_hold(
+        &self,
+        group: &MoGroup,
+        part: &MoPart,
+        deadline_ms: u64,
+    ) -> impl Future<Output = Result<HeldMo, StoreError>> + Send {
+        SledStore::mo_part_hold(self, group, part, deadline_ms)
+    }
+    fn mo_group_release<F>(
+        &self,
+        group: &MoGroup,
+        build: F,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send
+    where
+        F: FnOnce(&HeldMo) -> Vec<OutboxItem> + Send,
+    {
+        SledStore::mo_group_release(self, group, build)
+    }
+    fn mo_groups_due(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldMo>, StoreError> {
+        SledStore::mo_groups_due(self, now_ms, limit)
     }
 }

@@ -3,6 +3,7 @@
 //! or every error with its file, line and column. Secrets are never shown.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -28,6 +29,92 @@ pub fn run(path: &Path) -> ExitCode {
             ExitCode::from(EX_CONFIG)
         }
     }
+}
+
+/// Checks `path`, then asks the daemon at its admin listener (`admin`, or
+/// the file's `[admin]`, or the default) what putting it in force would
+/// change. The daemon compiles the file itself, with its own environment
+/// and files, exactly as a reload would, and answers without applying it.
+pub fn run_diff(path: &Path, admin: Option<SocketAddr>) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let Some(admin) = admin
+        .or(config.admin)
+        .or_else(|| crate::config::DEFAULT_ADMIN.parse().ok())
+    else {
+        return ExitCode::from(2);
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("{}: {err}", path.display());
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let body = serde_json::json!({ "path": absolute.display().to_string(), "text": text });
+    let answer = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(crate::admin::post_json(admin, "/api/config/diff", &body))
+                .map_err(|e| e.to_string())
+        });
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(err) => {
+            eprintln!("tern: cannot ask the running daemon at {admin}: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if answer["valid"] != serde_json::Value::Bool(true) {
+        eprintln!(
+            "the running daemon refuses {}:\n{}",
+            path.display(),
+            answer["errors"].as_str().unwrap_or("(no reason given)")
+        );
+        return ExitCode::from(EX_CONFIG);
+    }
+    let changes = answer["changes"].as_array().cloned().unwrap_or_default();
+    if changes.is_empty() {
+        println!(
+            "{}: no change against the daemon at {admin}",
+            path.display()
+        );
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{}: {} change(s) against the daemon at {admin}:",
+        path.display(),
+        changes.len()
+    );
+    for change in &changes {
+        let sign = match change["kind"].as_str() {
+            Some("added") => '+',
+            Some("removed") => '-',
+            _ => '~',
+        };
+        let what = change["what"].as_str().unwrap_or("?");
+        let detail = change["detail"].as_str().unwrap_or("");
+        let restart = if change["restart"] == serde_json::Value::Bool(true) {
+            " (takes effect at restart)"
+        } else {
+            ""
+        };
+        if detail.is_empty() {
+            println!("{sign} {what}{restart}");
+        } else {
+            println!("{sign} {what}: {detail}{restart}");
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// What a valid configuration means, for people.

@@ -3,7 +3,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod decode;
+pub mod notify;

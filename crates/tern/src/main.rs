@@ -42,7 +42,32 @@ enum Command {
     CheckConfig {
         /// The configuration file.
         file: std::path::PathBuf,
+        /// Also show what putting the file in force would change against
+        /// the running daemon (accounts, upstreams, routes, and what needs a
+        /// restart), asked at its admin listener; nothing is applied.
+        #[arg(long)]
+        diff: bool,
+        /// The running daemon's admin listener (default: the file's
+        /// `[admin] address`, else 127.0.0.1:9775).
+        #[arg(long, requires = "diff")]
+        admin: Option<std::net::SocketAddr>,
     },
+    /// Send one message through Tern (or any SMSC) and wait for its
+    /// delivery receipt: bind, submit, print the id, the receipt, unbind.
+    Send(tern::cli::send::SendArgs),
+    /// Run an SMSC simulator, optionally shaped like a vendor, until
+    /// Ctrl-C; prints its address, and its counters at exit.
+    Sim(tern::cli::sim::SimArgs),
+    /// Show a running daemon's readiness, sessions, upstreams, queues and
+    /// last reload, read from its admin endpoint.
+    Status(tern::cli::status::StatusArgs),
+    /// Measure throughput and latency straight to a simulator and through
+    /// Tern, with Tern's memory and CPU.
+    Bench(tern::cli::bench::BenchArgs),
+    /// One message's whole story from a running daemon: client, attempts
+    /// (upstream, time, status, upstream ids per part), each receipt as
+    /// received and as relayed, outcome. Exits 1 if the id is unknown.
+    Trace(tern::cli::trace::TraceArgs),
 }
 
 /// The embedded default configuration (config/tern.toml).
@@ -107,8 +132,20 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Decode { hex } => decode::run(&hex),
-        Command::CheckConfig { file } => Ok(check::run(&file)),
+        Command::CheckConfig {
+            file, diff: false, ..
+        } => Ok(check::run(&file)),
+        Command::CheckConfig {
+            file,
+            diff: true,
+            admin,
+        } => Ok(check::run_diff(&file, admin)),
         Command::Run { config } => run(config.as_deref()),
+        Command::Send(args) => tern::cli::send::run(args),
+        Command::Sim(args) => tern::cli::sim::run(args),
+        Command::Status(args) => tern::cli::status::run(args),
+        Command::Bench(args) => tern::cli::bench::run(args),
+        Command::Trace(args) => tern::cli::trace::run(args),
     };
     match result {
         Ok(code) => code,

@@ -53,6 +53,7 @@ impl Authenticator for Accounts {
             max_binds: self.max_binds,
             session_rate: self.session_rate,
             account_rate: self.account_rate,
+            credential: 0,
         })
     }
 }

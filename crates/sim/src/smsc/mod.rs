@@ -11,7 +11,8 @@
 //!
 //! Files: `behaviour` (knobs), `ids` (message id formats), `session` (one
 //! bound session), `receipt` (the deliver_sm PDUs), `outbox` (delivery
-//! queues), `stats` (counters), `tap` (raw writes for garbage).
+//! queues), `stats` (counters), `tap` (raw writes for garbage), `tls`
+//! (serving over TLS in a chosen version range, like OVHcloud or Telesign).
 
 mod behaviour;
 mod ids;
@@ -20,6 +21,7 @@ mod receipt;
 mod session;
 mod stats;
 mod tap;
+mod tls;
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -31,6 +33,7 @@ use tern_codec::{Body, COctetString, CommandStatus, FieldError};
 use tern_session::smsc::{
     accept_loop, Admission, Authenticator, BindRequest, SmscConfig, SmscServer,
 };
+use tern_session::tls::MaybeTlsStream;
 use tern_session::{BindType, SessionConfig, SessionHandle};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -42,12 +45,14 @@ pub use behaviour::{Behaviour, BehaviourError, ReceiptBehaviour, ReceiptForm, Re
 pub use ids::IdFormat;
 pub use receipt::BuildError;
 pub use stats::SimSnapshot;
+pub use tls::{SimTls, SimTlsError};
 
 use behaviour::BehaviourCell;
 use ids::IdGenerator;
 use outbox::{Item, Kind, Outboxes};
 use stats::SimStats;
 use tap::{Junk, Tap};
+use tls::Handshake;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -91,6 +96,9 @@ pub struct SimConfig {
     pub max_connections: usize,
     /// How long [`SimHandle::shutdown`] waits for sessions to unbind.
     pub shutdown_grace: Duration,
+    /// Serve SMPP over TLS only (no plain connections), like the vendors
+    /// that require it; `None` serves plain TCP.
+    pub tls: Option<SimTls>,
 }
 
 impl Default for SimConfig {
@@ -109,6 +117,7 @@ impl Default for SimConfig {
             },
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -138,6 +147,9 @@ pub enum SimError {
     /// An MO message could not be built (address too long, text too long).
     #[error("MO message: {0}")]
     Mo(#[from] BuildError),
+    /// The TLS settings cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] SimTlsError),
     /// The account's delivery queue is full.
     #[error("delivery queue of `{account}` is full")]
     QueueFull {
@@ -155,6 +167,8 @@ impl Simulator {
     /// (or until the handle is dropped).
     pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         config.behaviour.validate()?;
+        // Before binding the port: a bad certificate is a start-up error.
+        let tls = config.tls.as_ref().map(SimTls::handshake).transpose()?;
         let system_id =
             COctetString::<16>::try_from(config.system_id.as_str()).map_err(|source| {
                 SimError::SystemId {
@@ -204,13 +218,15 @@ impl Simulator {
                 stats,
             },
         );
+        let init = config.session.session_init_timeout;
         tasks.spawn(accept(
             inner.clone(),
             server,
             listener,
             config.max_connections,
+            tls.map(|handshake| (handshake, init)),
         ));
-        info!(%addr, "simulator listening");
+        info!(%addr, tls = config.tls.is_some(), "simulator listening");
         Ok(SimHandle {
             addr,
             inner,
@@ -233,6 +249,7 @@ impl SimAuth {
                 max_binds: None,
                 session_rate: None,
                 account_rate: None,
+                credential: 0,
             });
         }
         let account = self
@@ -250,6 +267,7 @@ impl SimAuth {
             // can change at run time; the engine's limits stay off.
             session_rate: None,
             account_rate: None,
+            credential: 0,
         })
     }
 }
@@ -320,12 +338,15 @@ impl Inner {
 }
 
 /// Accepts connections until shutdown; each becomes a session that must
-/// bind within the session-init time.
+/// bind within the session-init time. With `tls`, the handshake comes
+/// first and must itself finish within that time, so a silent peer cannot
+/// hold a connection slot.
 async fn accept(
     inner: Arc<Inner>,
     server: Arc<SmscServer<SimAuth>>,
     listener: TcpListener,
     max_connections: usize,
+    tls: Option<(Handshake, Duration)>,
 ) {
     let shutdown = inner.shutdown.clone();
     accept_loop(
@@ -336,10 +357,42 @@ async fn accept(
             SimStats::bump(&inner.stats.connections);
             let inner = inner.clone();
             let server = server.clone();
+            let tls = tls.clone();
             inner.tasks.clone().spawn(async move {
                 let junk = Arc::new(Junk::default());
+                let io = match tls {
+                    None => MaybeTlsStream::Plain(stream),
+                    Some((handshake, limit)) => {
+                        let secured = tokio::select! {
+                            secured = tokio::time::timeout(limit, handshake(stream)) => secured,
+                            () = inner.shutdown.cancelled() => return,
+                        };
+                        match secured {
+                            Ok(Ok(io)) => {
+                                SimStats::bump(&inner.stats.tls_handshakes);
+                                info!(
+                                    %peer,
+                                    version = ?io.negotiated_version(),
+                                    suite = io.cipher_suite_name().unwrap_or_default(),
+                                    "TLS established"
+                                );
+                                io
+                            }
+                            Ok(Err(err)) => {
+                                SimStats::bump(&inner.stats.tls_failures);
+                                warn!(%peer, %err, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                SimStats::bump(&inner.stats.tls_failures);
+                                warn!(%peer, "TLS handshake not finished within {limit:?}");
+                                return;
+                            }
+                        }
+                    }
+                };
                 let bound = tokio::select! {
-                    bound = server.handshake(Tap::new(stream, junk.clone()), Some(peer)) => bound,
+                    bound = server.handshake(Tap::new(io, junk.clone()), Some(peer)) => bound,
                     () = inner.shutdown.cancelled() => None,
                 };
                 if let Some(bound) = bound {

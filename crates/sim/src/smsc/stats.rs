@@ -81,6 +81,11 @@ counters! {
     disconnects,
     /// Times garbage was written to a session.
     garbage_sent,
+    /// TLS handshakes completed (TLS listeners only).
+    tls_handshakes,
+    /// TLS handshakes that failed or timed out: a version below the
+    /// simulator's floor or above its ceiling, an untrusted certificate.
+    tls_failures,
 }
 
 impl SimStats {

@@ -65,7 +65,7 @@ pub struct Listener {
 }
 
 /// A client account.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientAccount {
     /// Its system_id.
     pub system_id: String,
@@ -79,10 +79,54 @@ pub struct ClientAccount {
     pub session_rate: Option<NonZeroU32>,
     /// Submits per second for the account.
     pub rate: Option<NonZeroU32>,
+    /// Receipts of a message Tern splits upstream: one per part (each with
+    /// the SAR TLVs saying which) rather than one for the message, sent
+    /// once every part is final with the worst part's outcome.
+    pub receipts_per_part: bool,
+    /// MO: the parts of a concatenated message are held until all came
+    /// and delivered as one message.
+    pub mo_reassemble: bool,
+    /// MO: how long parts wait for the rest before they go as they are.
+    pub mo_reassembly_timeout: Duration,
+    /// The MO rules whose messages go to this account. They travel with
+    /// the account, so a reload swaps both at once and a rule never names
+    /// an account that is gone; [`MoRoute::order`] keeps their place among
+    /// all rules.
+    pub mo_routes: Vec<MoRoute>,
 }
 
+/// One `[[mo_route]]`: MO messages it matches go to the account that
+/// keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoRoute {
+    /// Its name in logs.
+    pub name: String,
+    /// Its place among all MO rules in the file: the first that matches
+    /// wins, whichever account it belongs to.
+    pub order: usize,
+    /// Prefixes of the MO's destination_addr; empty for any.
+    pub destinations: Vec<String>,
+    /// Upstreams the MO may come from; empty for any.
+    pub upstreams: Vec<String>,
+}
+
+impl MoRoute {
+    /// Whether an MO from `upstream` to `destination` matches.
+    pub fn matches(&self, upstream: &str, destination: &str) -> bool {
+        (self.upstreams.is_empty() || self.upstreams.iter().any(|u| u == upstream))
+            && (self.destinations.is_empty()
+                || self
+                    .destinations
+                    .iter()
+                    .any(|p| destination.starts_with(p.as_str())))
+    }
+}
+
+/// How long MO parts wait for the rest unless the account says otherwise.
+pub const DEFAULT_MO_REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// An upstream, ready to start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamSpec {
     /// Its name.
     pub name: String,
@@ -111,6 +155,8 @@ pub struct SimulatorSpec {
     pub address: SocketAddr,
     /// How it behaves.
     pub behaviour: tern_sim::smsc::Behaviour,
+    /// TLS certificate and version range, when it serves over TLS.
+    pub tls: Option<tern_sim::smsc::SimTls>,
 }
 
 /// The configuration the daemon runs with.
@@ -146,6 +192,8 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// Logging.
     pub log: LogSettings,
+    /// The failed-bind guard of the client listeners (`None`: off).
+    pub bind_guard: Option<tern_session::abuse::GuardConfig>,
 }
 
 /// How the daemon logs.
@@ -268,6 +316,78 @@ impl Config {
             Err(ConfigErrors(loc.errors))
         }
     }
+}
+
+/// A `[[simulator]]`'s TLS keys: both files or neither, versions that
+/// parse, and a range that is not empty. Paths are relative to the file;
+/// they are read when the simulator starts, as a listener's are.
+fn simulator_tls(
+    sim: &super::raw::RawSimulator,
+    loc: &mut Locator<'_>,
+) -> Option<tern_sim::smsc::SimTls> {
+    let mut version = |value: &Option<Spanned<String>>, what: &str| {
+        let v = value.as_ref()?;
+        match v.get_ref().parse::<tern_session::tls::TlsVersion>() {
+            Ok(version) => Some((version, v.span())),
+            Err(_) => {
+                loc.at(
+                    v.span(),
+                    format!("{what} {:?}: expected \"1.2\" or \"1.3\"", v.get_ref()),
+                );
+                None
+            }
+        }
+    };
+    let min = version(&sim.tls_min_version, "tls_min_version");
+    let max = version(&sim.tls_max_version, "tls_max_version");
+    let (cert, key) = match (&sim.tls_cert, &sim.tls_key) {
+        (Some(cert), Some(key)) => (cert, key),
+        (None, None) => {
+            let stray = [&sim.tls_min_version, &sim.tls_max_version]
+                .into_iter()
+                .flatten()
+                .next();
+            if let Some(stray) = stray {
+                loc.at(
+                    stray.span(),
+                    format!(
+                        "simulator {}: a TLS version without tls_cert and tls_key",
+                        sim.name
+                    ),
+                );
+            }
+            return None;
+        }
+        (Some(one), None) | (None, Some(one)) => {
+            loc.at(
+                one.span(),
+                format!(
+                    "simulator {}: a TLS simulator needs both tls_cert and tls_key",
+                    sim.name
+                ),
+            );
+            return None;
+        }
+    };
+    let base = loc.file.parent().unwrap_or(Path::new("."));
+    let mut tls = tern_sim::smsc::SimTls::new(base.join(cert.get_ref()), base.join(key.get_ref()));
+    if let Some((min, _)) = min {
+        tls.min_version = min;
+    }
+    if let Some((max, _)) = max {
+        tls.max_version = max;
+    }
+    if tls.min_version > tls.max_version {
+        let span = max.or(min).map_or(cert.span(), |(_, span)| span);
+        loc.at(
+            span,
+            format!(
+                "simulator {}: tls_min_version {} is above tls_max_version {}",
+                sim.name, tls.min_version, tls.max_version
+            ),
+        );
+    }
+    Some(tls)
 }
 
 fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
@@ -424,6 +544,17 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
                 }
             })
             .collect();
+        let mo_reassembly_timeout = loc.duration(
+            &c.mo_reassembly_timeout,
+            DEFAULT_MO_REASSEMBLY_TIMEOUT,
+            "client.mo_reassembly_timeout",
+        );
+        if let (Some(at), true) = (&c.mo_reassembly_timeout, mo_reassembly_timeout.is_zero()) {
+            loc.at(
+                at.span(),
+                "client.mo_reassembly_timeout: must be more than 0s (parts wait that long for the rest)",
+            );
+        }
         clients.push(ClientAccount {
             system_id: c.system_id.get_ref().clone(),
             passwords,
@@ -431,6 +562,10 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             max_binds: c.max_binds,
             session_rate: c.session_rate.and_then(NonZeroU32::new),
             rate: c.rate.and_then(NonZeroU32::new),
+            receipts_per_part: c.receipts_per_part,
+            mo_reassemble: c.mo_reassemble,
+            mo_reassembly_timeout,
+            mo_routes: Vec::new(),
         });
     }
 
@@ -527,6 +662,8 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             tls,
         });
     }
+
+    mo_routes(&raw, &mut clients, loc);
 
     let mut rules = Vec::new();
     for r in &raw.routes {
@@ -690,10 +827,12 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         if let Err(e) = behaviour.validate() {
             loc.at(sim.address.span(), format!("simulator {}: {e}", sim.name));
         }
+        let tls = simulator_tls(sim, loc);
         simulators.push(SimulatorSpec {
             name: sim.name.clone(),
             address,
             behaviour,
+            tls,
         });
     }
 
@@ -734,8 +873,37 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         level: raw.log.level.clone().unwrap_or_else(|| "info".to_owned()),
     };
 
+    let guard = &raw.bind_guard;
+    let bind_guard = if guard.enabled == Some(false) {
+        None
+    } else {
+        let config = tern_session::abuse::GuardConfig {
+            window: loc.duration(&guard.window, Duration::from_secs(60), "bind_guard.window"),
+            delay_after: guard.delay_after.unwrap_or(5),
+            delay_step: Duration::from_millis(250),
+            max_delay: Duration::from_secs(2),
+            lock_after: guard.lock_after.unwrap_or(20),
+            lock_for: loc.duration(
+                &guard.lock_for,
+                Duration::from_secs(60),
+                "bind_guard.lock_for",
+            ),
+            max_tracked: 10_000,
+        };
+        if let Err(e) = config.validate() {
+            let span = guard
+                .window
+                .as_ref()
+                .or(guard.lock_for.as_ref())
+                .map_or(0..0, |s| s.span());
+            loc.at(span, format!("[bind_guard]: {e}"));
+        }
+        Some(config)
+    };
+
     Some(Config {
         source: loc.file.to_path_buf(),
+        bind_guard,
         admin,
         log,
         node_id: raw.node.id,
@@ -755,4 +923,59 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         router,
         simulators,
     })
+}
+
+/// Compiles the `[[mo_route]]` rules into the accounts they name.
+fn mo_routes(raw: &RawConfig, clients: &mut [ClientAccount], loc: &mut Locator<'_>) {
+    let mut names: Vec<&str> = Vec::new();
+    for (order, r) in raw.mo_routes.iter().enumerate() {
+        let name = r.name.get_ref();
+        if names.contains(&name.as_str()) {
+            loc.at(r.name.span(), format!("mo_route {name:?} is defined twice"));
+        }
+        names.push(name);
+        for prefix in &r.destinations {
+            let p = prefix.get_ref();
+            // destination_addr holds at most 20 characters (SMPP 3.4 §5.2.9).
+            if p.is_empty() || p.len() > 20 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                loc.at(
+                    prefix.span(),
+                    format!(
+                        "mo_route {name:?}: destination prefix {p:?}: expected 1 to 20 digits (a short code or the start of a number)"
+                    ),
+                );
+            }
+        }
+        for upstream in &r.upstreams {
+            if !raw
+                .upstreams
+                .iter()
+                .any(|u| u.name.get_ref() == upstream.get_ref())
+            {
+                loc.at(
+                    upstream.span(),
+                    format!(
+                        "mo_route {name:?}: unknown upstream {:?}",
+                        upstream.get_ref()
+                    ),
+                );
+            }
+        }
+        let route = MoRoute {
+            name: name.clone(),
+            order,
+            destinations: r.destinations.iter().map(|d| d.get_ref().clone()).collect(),
+            upstreams: r.upstreams.iter().map(|u| u.get_ref().clone()).collect(),
+        };
+        match clients
+            .iter_mut()
+            .find(|c| c.system_id == *r.client.get_ref())
+        {
+            Some(account) => account.mo_routes.push(route),
+            None => loc.at(
+                r.client.span(),
+                format!("mo_route {name:?}: unknown client {:?}", r.client.get_ref()),
+            ),
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! a file with any error is refused whole (it never falls back to defaults).
 
 mod compile;
+pub mod diff;
 pub mod raw;
 
 pub use compile::{

@@ -30,6 +30,9 @@ pub struct RawConfig {
     /// Routes, in order.
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
+    /// MO rules, in order: the first that matches names the client.
+    #[serde(default, rename = "mo_route")]
+    pub mo_routes: Vec<RawMoRoute>,
     /// Failover settings.
     #[serde(default)]
     pub router: RawRouter,
@@ -41,6 +44,26 @@ pub struct RawConfig {
     /// Logging.
     #[serde(default)]
     pub log: RawLog,
+    /// Slowing down and locking out repeated failed binds.
+    #[serde(default)]
+    pub bind_guard: RawBindGuard,
+}
+
+/// `[bind_guard]`: on unless `enabled = false`. Failures are counted per
+/// source address and per system_id.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawBindGuard {
+    /// Off with `false`.
+    pub enabled: Option<bool>,
+    /// How long failures are remembered ("60s").
+    pub window: Option<Spanned<String>>,
+    /// Failures after which each further attempt waits a little longer.
+    pub delay_after: Option<u32>,
+    /// Failures after which binds are refused outright for `lock_for`.
+    pub lock_after: Option<u32>,
+    /// How long a lock-out lasts ("60s").
+    pub lock_for: Option<Spanned<String>>,
 }
 
 /// `[admin]`: present means on.
@@ -78,6 +101,15 @@ pub struct RawSimulator {
     pub reject_status: u32,
     /// Delay before its receipts ("1s").
     pub receipt_delay: Option<Spanned<String>>,
+    /// TLS certificate chain (PEM); with `tls_key`, the simulator serves
+    /// SMPP over TLS only, like the vendors that require it.
+    pub tls_cert: Option<Spanned<String>>,
+    /// TLS private key (PEM).
+    pub tls_key: Option<Spanned<String>>,
+    /// Lowest TLS version offered: "1.2" (default) or "1.3" (OVHcloud-like).
+    pub tls_min_version: Option<Spanned<String>>,
+    /// Highest TLS version offered: "1.3" (default) or "1.2" (Telesign-like).
+    pub tls_max_version: Option<Spanned<String>>,
 }
 
 fn system_error() -> u32 {
@@ -141,6 +173,16 @@ pub struct RawClient {
     pub session_rate: Option<u32>,
     /// Submits per second for the account.
     pub rate: Option<u32>,
+    /// One receipt per part of a message Tern splits upstream, instead of
+    /// one for the message once every part is final.
+    #[serde(default)]
+    pub receipts_per_part: bool,
+    /// Deliver a concatenated MO as one message once all its parts came.
+    #[serde(default)]
+    pub mo_reassemble: bool,
+    /// How long MO parts wait for the rest before they go as they are
+    /// ("10m" unless set).
+    pub mo_reassembly_timeout: Option<Spanned<String>>,
 }
 
 /// `[[upstream]]`.
@@ -244,4 +286,21 @@ pub struct RawRouter {
     pub retry_initial: Option<Spanned<String>>,
     /// Longest retry delay ("10m").
     pub retry_max: Option<Spanned<String>>,
+}
+
+/// `[[mo_route]]`: which client an MO message goes to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMoRoute {
+    /// Name in logs.
+    pub name: Spanned<String>,
+    /// Prefixes of the MO's destination_addr (the short code or long
+    /// number); empty for any.
+    #[serde(default)]
+    pub destinations: Vec<Spanned<String>>,
+    /// Upstreams the MO may come from; empty for any.
+    #[serde(default)]
+    pub upstreams: Vec<Spanned<String>>,
+    /// The client account it goes to.
+    pub client: Spanned<String>,
 }

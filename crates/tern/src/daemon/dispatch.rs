@@ -11,7 +11,8 @@ use tern_router::Reason;
 use tern_storage::{now_ms, Attempt, MessageRecord};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tokio_util::task::TaskTracker;
+use tracing::{info, info_span, warn, Instrument};
 
 use super::node::Node;
 use super::receipts::apply_held;
@@ -20,8 +21,9 @@ use super::relay::{client_submit, queue_receipt, stored_outcome};
 /// Messages sent at once.
 const CONCURRENCY: usize = 256;
 
-/// Runs until `shutdown`.
-pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
+/// Claims and sends until `shutdown`; each send runs on `sends`, so
+/// shutdown can wait for the upstream answers of those in flight.
+pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracker) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     loop {
         tokio::select! {
@@ -29,7 +31,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
             () = shutdown.cancelled() => return,
         }
-        loop {
+        while !shutdown.is_cancelled() {
             let free = permits.available_permits().max(1);
             let batch = match node.store.claim_ready(now_ms(), free.min(64)).await {
                 Ok(batch) => batch,
@@ -46,12 +48,16 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
                     return;
                 };
                 let node = node.clone();
-                tokio::spawn(async move {
-                    if let Err(err) = send(&node, record).await {
-                        warn!(%err, "recording a send failed");
+                let span = info_span!("message", id = %record.id, client = %record.client);
+                sends.spawn(
+                    async move {
+                        if let Err(err) = send(&node, record).await {
+                            warn!(%err, "recording a send failed");
+                        }
+                        drop(permit);
                     }
-                    drop(permit);
-                });
+                    .instrument(span),
+                );
             }
         }
     }
@@ -66,12 +72,20 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
         return end(node, &record, Reason::InvalidMessage).await;
     };
     let reference = (record.id.counter() & 0xFFFF) as u16;
-    match node.router.send(&record.client, &submit, reference).await {
+    let routing = node.routing();
+    let started = std::time::Instant::now();
+    let outcome = routing
+        .router
+        .send(&record.client, &submit, reference)
+        .await;
+    count(node, &outcome, started.elapsed());
+    match outcome {
         SendOutcome::Submitted {
             upstream,
             upstream_ids,
             ..
         } => {
+            info!(%upstream, ids = ?upstream_ids, "submitted");
             let attempt = Attempt {
                 upstream: upstream.clone(),
                 at_ms: now,
@@ -103,7 +117,8 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
         }
         SendOutcome::Retry { attempts, .. } => {
             let sends = record.attempts.len() as u32 + 1;
-            let retry_at = now + node.router.retry_delay(sends).as_millis() as u64;
+            let retry_at = now + routing.router.retry_delay(sends).as_millis() as u64;
+            node.metrics.retry();
             let upstream = attempts
                 .last()
                 .map_or_else(|| "-".to_owned(), |a| a.upstream.clone());
@@ -118,6 +133,34 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
                 .await
         }
         SendOutcome::NoRoute { .. } => end(node, &record, Reason::NoRoute).await,
+    }
+}
+
+/// Counts what the upstreams answered and how long the last one took.
+fn count(node: &Node, outcome: &SendOutcome, elapsed: std::time::Duration) {
+    let attempts = match outcome {
+        SendOutcome::Submitted { attempts, .. }
+        | SendOutcome::Rejected { attempts, .. }
+        | SendOutcome::Retry { attempts, .. } => attempts.as_slice(),
+        SendOutcome::NoRoute { .. } => &[],
+    };
+    let submitted = matches!(outcome, SendOutcome::Submitted { .. });
+    for (n, attempt) in attempts.iter().enumerate() {
+        let status = match attempt.status {
+            Some(code) => tern_codec::CommandStatus::from_code(code)
+                .name()
+                .unwrap_or("vendor")
+                .to_owned(),
+            None => "no_answer".to_owned(),
+        };
+        node.metrics.upstream_submit(&attempt.upstream, &status);
+        // Given up for the next upstream in the same send.
+        if n + 1 < attempts.len() {
+            node.metrics.failover(&attempt.upstream);
+        }
+    }
+    if let (true, Some(last)) = (submitted, attempts.last()) {
+        node.metrics.observe_upstream(&last.upstream, elapsed);
     }
 }
 

@@ -1,24 +1,39 @@
 //! Client sessions: what clients submit becomes durable before it is
-//! answered (store-and-forward), and query_sm is answered from the store.
+//! answered (store-and-forward), query_sm is answered from the store, and
+//! cancel_sm and replace_sm change a message only while it still waits in
+//! Tern's queue (scheduled for later, or waiting for a retry): once it may
+//! have reached an upstream, Tern cannot take it back and says so.
 //! Never waits for an upstream.
 
 use std::sync::Arc;
 
-use tern_codec::pdu::{QuerySmResp, SmResp};
-use tern_codec::{Body, COctetString, CommandStatus, MessageState, ReceiptRequest, TimeString};
-use tern_router::FinalState;
+use tern_codec::pdu::{CancelSm, QuerySmResp, ReplaceSm, SmResp, SubmitSm};
+use tern_codec::tlv::tags;
+use tern_codec::{
+    Body, COctetString, CommandStatus, MessageState, Pdu, ReceiptRequest, TimeString, Tlv,
+};
+use tern_router::{Canonical, Class, FinalState, Reason};
 use tern_session::smsc::BoundSession;
-use tern_storage::{now_ms, NewMessage, State, TernId};
+use tern_storage::{now_ms, MessageRecord, NewMessage, QueuedChange, Replacement, State, TernId};
 use tokio::sync::Semaphore;
-use tracing::warn;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn, Instrument};
 
-use super::node::Node;
+use super::node::{ClientSession, Node};
+use super::relay::{client_submit, queue_receipt, stored_outcome};
 
-/// Serves one bound client session until it ends.
-pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession) {
-    if bound.bind_type.can_receive() {
-        node.add_receiver(&bound.account, bound.handle.clone());
-    }
+/// Serves one bound client session until it ends; its submits run on
+/// `tasks`, so shutdown can wait until each is stored and answered.
+pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskTracker) {
+    // Held MO parts go out at their deadline from now on (see `mo`).
+    super::mo::ensure_sweeper(&node);
+    node.add_client(ClientSession {
+        account: bound.account.clone(),
+        credential: bound.credential,
+        bind_type: bound.bind_type,
+        handle: bound.handle.clone(),
+    });
+    let span = bound.handle.span().clone();
     let in_flight = Arc::new(Semaphore::new(SUBMITS_IN_FLIGHT));
     while let Some(request) = bound.requests.recv().await {
         let pdu = request.pdu;
@@ -32,10 +47,13 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession) {
                     break;
                 };
                 let (node, account) = (node.clone(), bound.account.clone());
-                tokio::spawn(async move {
-                    submit(&node, &account, pdu, responder).await;
-                    drop(permit);
-                });
+                tasks.spawn(
+                    async move {
+                        submit(&node, &account, pdu, responder).await;
+                        drop(permit);
+                    }
+                    .instrument(span.clone()),
+                );
             }
             Body::QuerySm(query) => {
                 let answer = query_answer(
@@ -54,8 +72,36 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession) {
                     }
                 }
             }
+            Body::CancelSm(_) | Body::ReplaceSm(_) => {
+                // Each is one store write: concurrently, like submits, so
+                // the session goes on reading while it is flushed.
+                let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    break;
+                };
+                let (node, account) = (node.clone(), bound.account.clone());
+                tasks.spawn(
+                    async move {
+                        let (status, ok) = match &pdu.body {
+                            Body::CancelSm(c) => {
+                                (cancel(&node, &account, c).await, Body::CancelSmResp)
+                            }
+                            Body::ReplaceSm(r) => {
+                                (replace(&node, &account, r).await, Body::ReplaceSmResp)
+                            }
+                            _ => (CommandStatus::InvalidCommandId, Body::GenericNack),
+                        };
+                        let _ = if status.is_ok() {
+                            responder.respond(status, ok).await
+                        } else {
+                            responder.reject(status).await
+                        };
+                        drop(permit);
+                    }
+                    .instrument(span.clone()),
+                );
+            }
             _ => {
-                // data_sm, submit_multi, cancel/replace: not offered yet.
+                // data_sm, submit_multi: not offered yet.
                 let _ = responder.reject(CommandStatus::InvalidCommandId).await;
             }
         }
@@ -75,10 +121,16 @@ async fn submit(
     let Body::SubmitSm(sm) = &pdu.body else {
         return;
     };
-    if !node.router.has_route(account, sm) {
-        let _ = responder.reject(node.router.config().no_route_status).await;
+    let started = std::time::Instant::now();
+    let routing = node.routing();
+    if !routing.router.has_route(account, sm) {
+        let status = routing.router.config().no_route_status;
+        node.metrics
+            .submit(account, status.name().unwrap_or("vendor"));
+        let _ = responder.reject(status).await;
         return;
     }
+    drop(routing);
     let now = now_ms();
     let at = |t: &TimeString| {
         t.parse()
@@ -100,10 +152,14 @@ async fn submit(
             let _ = responder
                 .respond(CommandStatus::Ok, Body::SubmitSmResp(SmResp::with_id(id)))
                 .await;
+            node.metrics.submit(account, "ESME_ROK");
+            node.metrics.observe_submit(started.elapsed());
+            tracing::debug!(id = %accepted.id, client = account, "accepted");
             node.dispatch.notify_one();
         }
         Err(err) => {
             warn!(%err, "store refused a message; answering ESME_RSYSERR");
+            node.metrics.submit(account, "ESME_RSYSERR");
             let _ = responder.reject(CommandStatus::SystemError).await;
         }
     }
@@ -129,4 +185,208 @@ fn query_answer(node: &Node, account: &str, id: &str) -> Option<QuerySmResp> {
         message_state: state,
         error_code: record.outcome.as_ref().map_or(0, |o| o.err.min(255) as u8),
     })
+}
+
+/// How a message a client cancelled ends: DELETED (SMPP 3.4 message_state
+/// 4), with no error, since nothing failed: the client asked.
+const CANCELLED: Canonical = Canonical {
+    state: FinalState::Deleted,
+    reason: Reason::None,
+    class: Class::Permanent,
+};
+
+/// Messages one cancel_sm by addresses ends at most.
+const CANCEL_BY_ADDRESS_LIMIT: usize = 10_000;
+
+/// Whether a message may already be at an upstream: an attempt was
+/// accepted, or went unanswered (the upstream may have taken it all the
+/// same). Such a message is neither cancelled nor replaced, even while it
+/// waits for a retry: Tern could not take back the copy out there.
+fn possibly_sent(record: &MessageRecord) -> bool {
+    record
+        .attempts
+        .iter()
+        .any(|a| a.status.is_none() || !a.upstream_ids.is_empty())
+}
+
+/// Whether `given` (a cancel or replace address) allows `submitted`: empty
+/// means "not known" (SMPP 3.4 §4.9.1, §4.10.1) and allows any; otherwise
+/// the digits must be the same (TON and NPI are not compared: clients set
+/// them inconsistently, and the account already scopes the search).
+fn same_address(given: &COctetString<21>, submitted: &COctetString<21>) -> bool {
+    given.is_empty() || given == submitted
+}
+
+/// The message id of a cancel or replace, when it is one Tern could have
+/// given (16 hexadecimal digits); `None` answers ESME_RINVMSGID.
+fn well_formed_id(id: &COctetString<65>) -> Option<TernId> {
+    id.to_str()?.parse().ok()
+}
+
+/// cancel_sm (SMPP 3.4 §4.9). With a message_id: that message, if it is
+/// the account's own, its source matches (when given) and it still waits
+/// in Tern's queue. Without one: every waiting message of the account to
+/// the given destination (required), from the given source and with the
+/// given service_type when those are set. Cancelled messages end DELETED
+/// and get a receipt when their submit asked for one.
+///
+/// Statuses: ESME_ROK when something was cancelled; ESME_RINVMSGID for an
+/// id Tern could not have given; ESME_RINVDSTADR for a cancel by addresses
+/// without a destination; ESME_RCANCELFAIL for everything else — unknown
+/// id, another account's message (indistinguishable from an unknown one, so
+/// ids of other accounts are not revealed), a message already being sent,
+/// sent, or final, or no waiting message matching the addresses.
+async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus {
+    let outcome = stored_outcome(&CANCELLED, None);
+    let now = now_ms();
+    let ended = if cancel.message_id.is_empty() {
+        if cancel.destination.addr.is_empty() {
+            return CommandStatus::InvalidDestinationAddress;
+        }
+        let matches = |record: &MessageRecord| {
+            record.client == account
+                && !possibly_sent(record)
+                && client_submit(record).is_some_and(|sm| {
+                    same_address(&cancel.source.addr, &sm.source.addr)
+                        && cancel.destination.addr == sm.destination.addr
+                        && (cancel.service_type.is_empty()
+                            || cancel.service_type == sm.service_type)
+                })
+        };
+        node.store
+            .cancel_queued_matching(matches, outcome, now, CANCEL_BY_ADDRESS_LIMIT)
+            .await
+    } else {
+        let Some(id) = well_formed_id(&cancel.message_id) else {
+            return CommandStatus::InvalidMessageId;
+        };
+        let accept = |record: &MessageRecord| {
+            record.client == account
+                && !possibly_sent(record)
+                && client_submit(record).is_some_and(|sm| {
+                    same_address(&cancel.source.addr, &sm.source.addr)
+                        && same_address(&cancel.destination.addr, &sm.destination.addr)
+                })
+        };
+        // The store's rule: one task at a time updates a message.
+        let _held = node.lock_message(id).await;
+        node.store
+            .cancel_queued(id, accept, outcome, now)
+            .await
+            .map(|change| match change {
+                QueuedChange::Done(record) => vec![*record],
+                _ => Vec::new(),
+            })
+    };
+    let ended = match ended {
+        Ok(ended) => ended,
+        Err(err) => {
+            warn!(%err, "store refused a cancel; answering ESME_RSYSERR");
+            return CommandStatus::SystemError;
+        }
+    };
+    if ended.is_empty() {
+        return CommandStatus::CancelFailed;
+    }
+    for record in &ended {
+        info!(id = %record.id, client = account, "cancelled by the client");
+        if let Err(err) = queue_receipt(node, record, &CANCELLED, None).await {
+            // The cancel itself is stored; only its receipt is missing.
+            warn!(%err, id = %record.id, "cancelled, but its receipt could not be stored");
+        }
+    }
+    CommandStatus::Ok
+}
+
+/// replace_sm (SMPP 3.4 §4.10) on a message of the account that still
+/// waits in Tern's queue and whose source matches (when given): the new
+/// short_message (or message_payload, which SMPP 5.0 allows here),
+/// registered_delivery and sm_default_msg_id replace the old ones; a
+/// schedule_delivery_time or validity_period left empty keeps the old
+/// one. The id stays; esm_class and data_coding, which replace_sm does
+/// not carry, stay as submitted.
+///
+/// Statuses: ESME_ROK; ESME_RINVMSGID for an id Tern could not have
+/// given; ESME_RINVSCHED / ESME_RINVEXPIRY for a time that does not parse;
+/// ESME_RREPLACEFAIL for an unknown id, another account's message, or one
+/// already being sent, sent or final.
+async fn replace(node: &Node, account: &str, replace: &ReplaceSm) -> CommandStatus {
+    let Some(id) = well_formed_id(&replace.message_id) else {
+        return CommandStatus::InvalidMessageId;
+    };
+    let now = now_ms();
+    // The times are read before the store is touched: a bad one is the
+    // client's mistake, whatever the message's state.
+    let schedule = match time_ms(&replace.schedule_delivery_time, now) {
+        Ok(at) => at.map(|ms| ms.max(now)),
+        Err(()) => return CommandStatus::InvalidScheduleTime,
+    };
+    let validity = match time_ms(&replace.validity_period, now) {
+        Ok(at) => at,
+        Err(()) => return CommandStatus::InvalidExpiry,
+    };
+    let change = |record: &MessageRecord| -> Option<Replacement> {
+        if record.client != account || possibly_sent(record) {
+            return None;
+        }
+        let stored = Pdu::decode(record.pdu.clone()).ok()?;
+        let Body::SubmitSm(sm) = stored.body else {
+            return None;
+        };
+        if !same_address(&replace.source.addr, &sm.source.addr) {
+            return None;
+        }
+        let sm = replaced(sm, replace)?;
+        Some(Replacement {
+            pdu: Pdu::new(stored.sequence_number, Body::SubmitSm(sm)).to_bytes(),
+            receipt_requested: replace.registered_delivery.receipt() != ReceiptRequest::None,
+            not_before_ms: schedule.unwrap_or(record.not_before_ms),
+            expires_ms: validity.or(record.expires_ms),
+        })
+    };
+    let _held = node.lock_message(id).await;
+    match node.store.replace_queued(id, change, now).await {
+        Ok(QueuedChange::Done(_)) => {
+            info!(%id, client = account, "replaced by the client");
+            // A new schedule may make it due now.
+            node.dispatch.notify_one();
+            CommandStatus::Ok
+        }
+        Ok(_) => CommandStatus::ReplaceFailed,
+        Err(err) => {
+            warn!(%err, "store refused a replace; answering ESME_RSYSERR");
+            CommandStatus::SystemError
+        }
+    }
+}
+
+/// The submit as replace_sm makes it.
+fn replaced(mut sm: SubmitSm, replace: &ReplaceSm) -> Option<SubmitSm> {
+    sm.short_message = replace.short_message.clone();
+    sm.tlvs.remove(tags::MESSAGE_PAYLOAD);
+    if let Some(payload) = replace.tlvs.message_payload() {
+        sm.tlvs.push(Tlv::message_payload(payload.clone()).ok()?);
+    }
+    if !replace.schedule_delivery_time.is_empty() {
+        sm.schedule_delivery_time = replace.schedule_delivery_time.clone();
+    }
+    if !replace.validity_period.is_empty() {
+        sm.validity_period = replace.validity_period.clone();
+    }
+    sm.registered_delivery = replace.registered_delivery;
+    sm.sm_default_msg_id = replace.sm_default_msg_id;
+    Some(sm)
+}
+
+/// An SMPP time as ms since the Unix epoch: `Ok(None)` when empty,
+/// `Err` when it does not parse.
+fn time_ms(time: &TimeString, now: u64) -> Result<Option<u64>, ()> {
+    match time.parse() {
+        None => Ok(None),
+        Some(parsed) => parsed
+            .ok()
+            .and_then(|t| t.to_unix_millis(now as i64).ok())
+            .map(|ms| Some(ms.max(0) as u64))
+            .ok_or(()),
+    }
 }

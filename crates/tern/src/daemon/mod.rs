@@ -10,37 +10,48 @@
 //! messages and records each outcome; receipts are stored before they are
 //! acknowledged upstream; the outbox keeps what a client is owed until it
 //! answers deliver_sm_resp.
+//!
+//! Shutdown runs in the order that loses nothing: stop accepting and unbind
+//! clients (their in-flight submits are stored and answered first), stop
+//! claiming messages and let sends in flight get their upstream answers,
+//! unbind upstreams, flush the store.
 
+mod admin;
 mod auth;
 mod dispatch;
 mod intake;
+mod mo;
 mod node;
 mod outbox;
 mod receipts;
 mod relay;
+mod reload;
+mod upstreams;
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tern_router::engine::Router;
-use tern_router::upstream::{Upstream, UpstreamConfig};
-use tern_session::backoff::BackoffConfig;
-use tern_session::esme::UpstreamTls;
+use tern_session::abuse::BindGuard;
 use tern_session::smsc::{SmscConfig, SmscServer};
-use tern_session::throttle::{AdaptiveConfig, AdaptiveRate};
-use tern_session::SessionConfig;
 use tern_sim::smsc::{SimConfig, Simulator};
 use tern_storage::SledStore;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
 
 pub use auth::Accounts;
+pub use reload::{ReloadStatus, Reloader};
 
+use crate::admin::Metrics;
 use crate::config::Config;
+use crate::notify;
+
+/// How long shutdown waits for each stage: client submits to be stored,
+/// then sends to be answered upstream.
+const DRAIN_DEADLINE: Duration = upstreams::DRAIN_DEADLINE;
 
 /// Runs a node with `config` until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -49,6 +60,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let handle = Simulator::start(SimConfig {
             listen: sim.address,
             behaviour: sim.behaviour.clone(),
+            tls: sim.tls.clone(),
             ..SimConfig::default()
         })
         .await
@@ -61,84 +73,39 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         .with_context(|| format!("opening the store at {}", config.store_path.display()))?;
     info!(path = %config.store_path.display(), requeued = recovery.requeued, "store open");
 
+    let metrics = Arc::new(Metrics::new());
     let (inbound_tx, inbound) = mpsc::channel(1024);
-    let mut upstreams = Vec::new();
-    let mut profiles = HashMap::new();
-    for spec in &config.upstreams {
-        let pacer = match spec.rate {
-            Some(rate) => Some(Arc::new(
-                AdaptiveRate::new(AdaptiveConfig::new(rate))
-                    .with_context(|| format!("upstream {} rate", spec.name))?,
-            )),
-            None => None,
-        };
-        let tls = match &spec.tls {
-            Some(tls) => Some(UpstreamTls {
-                connector: tls
-                    .load()
-                    .with_context(|| format!("upstream {} TLS", spec.name))?,
-                server_name: tls.server_name.clone(),
-            }),
-            None => None,
-        };
-        let limits = &spec.profile.limits;
-        let timers = &spec.profile.timers;
-        let session = SessionConfig {
-            window: limits.window.map_or(10, |w| w as usize),
-            enquire_link_interval: Some(Duration::from_secs(
-                timers.enquire_link_secs.unwrap_or(30),
-            )),
-            ..SessionConfig::default()
-        };
-        upstreams.push(Upstream::start(
-            UpstreamConfig {
-                name: spec.name.clone(),
-                host: spec.host.clone(),
-                port: spec.port,
-                tls,
-                bind: spec.bind.clone(),
-                sessions: spec.sessions,
-                session,
-                backoff: BackoffConfig {
-                    initial: Duration::from_millis(500),
-                    max: Duration::from_secs(30),
-                    multiplier: 2.0,
-                    jitter: 0.3,
-                },
-                pacer,
-                breaker: Default::default(),
-                profile: spec.profile.clone(),
-            },
-            inbound_tx.clone(),
-            shutdown.clone(),
-        ));
-        profiles.insert(spec.name.clone(), spec.profile.clone());
-    }
-    let generic = config
-        .profiles
-        .get("generic")
-        .cloned()
-        .context("the generic profile is missing")?;
-    let router = Router::new(
-        config.table.clone(),
-        upstreams,
-        Vec::new(),
-        generic,
-        config.router.clone(),
-    );
-    let node = node::Node::new(store, router, profiles);
+    // Upstreams stop last, on their own token: sends in flight at shutdown
+    // still get their answers.
+    let upstreams_stop = CancellationToken::new();
+    let mut upstream_set = upstreams::UpstreamSet::new(inbound_tx, upstreams_stop.clone());
+    let (running, _) = upstream_set.apply(&config.upstreams)?;
+    let routing = reload::routing_for(&config, running)?;
+    let accounts = Accounts::new(config.clients.clone());
+    let node = node::Node::new(store, routing, accounts.clone(), metrics.clone());
 
+    let work_stop = CancellationToken::new();
+    let sends = TaskTracker::new();
     tokio::spawn(receipts::run(node.clone(), inbound));
-    tokio::spawn(dispatch::run(node.clone(), shutdown.clone()));
-    tokio::spawn(outbox::run(node.clone(), shutdown.clone()));
+    let dispatcher = tokio::spawn(dispatch::run(
+        node.clone(),
+        work_stop.clone(),
+        sends.clone(),
+    ));
+    tokio::spawn(outbox::run(node.clone(), work_stop.clone()));
 
-    let server = SmscServer::new(
-        SmscConfig {
-            system_id: config.system_id.clone(),
-            ..SmscConfig::default()
-        },
-        Accounts(config.clients.clone()),
-    );
+    let smsc = SmscConfig {
+        system_id: config.system_id.clone(),
+        ..SmscConfig::default()
+    };
+    let server = match &config.bind_guard {
+        Some(guard) => SmscServer::with_guard(
+            smsc,
+            accounts,
+            BindGuard::new(guard.clone()).context("[bind_guard]")?,
+        ),
+        None => SmscServer::new(smsc, accounts),
+    };
     let (sessions_tx, mut sessions) = mpsc::channel(64);
     for listener in &config.listeners {
         let socket = TcpListener::bind(listener.address)
@@ -158,18 +125,88 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 .serve(socket, tls, sessions_tx.clone(), shutdown.clone()),
         );
     }
+    drop(sessions_tx);
+
+    let config = Arc::new(config);
+    let reloader = Arc::new(Reloader::new(
+        node.clone(),
+        server.clone(),
+        upstream_set,
+        config.clone(),
+    ));
+    let admin_stop = CancellationToken::new();
+    if let Some(address) = config.admin {
+        let socket = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("admin listener on {address}"))?;
+        info!(%address, "admin listener (metrics, health, JSON)");
+        let source = Arc::new(admin::Source::new(node.clone(), reloader.clone()));
+        let stop = admin_stop.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            if let Err(err) = crate::admin::serve(socket, metrics, source, stop).await {
+                warn!(%err, "admin listener failed");
+            }
+        });
+    }
+    tokio::spawn(reload::on_sighup(reloader.clone(), shutdown.clone()));
+    tokio::spawn(reload::watch_file(reloader.clone(), shutdown.clone()));
+    {
+        let node = node.clone();
+        tokio::spawn(notify::watchdog(move || {
+            let node = node.clone();
+            // The runtime ran this task in time, and the store answers.
+            async move { node.store.get(tern_storage::TernId::from_u64(0)).is_ok() }
+        }));
+    }
+    notify::ready("serving");
+
+    let intake = TaskTracker::new();
     loop {
         tokio::select! {
             Some(bound) = sessions.recv() => {
-                tokio::spawn(intake::serve_client(node.clone(), bound));
+                intake.spawn(intake::serve_client(node.clone(), bound, intake.clone()));
             }
             () = shutdown.cancelled() => break,
         }
     }
-    info!("shutting down");
-    // Give sessions a moment to unbind, then make sure everything is on disk.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    info!("shutting down: unbinding clients");
+    notify::stopping();
+    let deadline = Instant::now() + DRAIN_DEADLINE;
+    // The listeners unbind every client session on `shutdown`; each
+    // session's submits finish storing and are answered before its task ends.
+    intake.close();
+    if tokio::time::timeout_at(deadline.into(), intake.wait())
+        .await
+        .is_err()
+    {
+        warn!("client sessions still open after {DRAIN_DEADLINE:?}; going on");
+    }
+    info!("waiting for sends in flight");
+    work_stop.cancel();
+    let _ = dispatcher.await;
+    sends.close();
+    let deadline = Instant::now() + DRAIN_DEADLINE;
+    if tokio::time::timeout_at(deadline.into(), sends.wait())
+        .await
+        .is_err()
+    {
+        warn!("sends still unanswered after {DRAIN_DEADLINE:?}; they will be sent again at the next start");
+    }
+    info!("unbinding upstreams");
+    upstreams_stop.cancel();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let bound = || -> usize {
+        let routing = node.routing();
+        routing.router.upstreams().iter().map(|u| u.bound()).sum()
+    };
+    while bound() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin_stop.cancel();
     node.store.flush().context("final flush of the store")?;
     drop(simulators);
+    info!("stopped");
     Ok(())
 }

@@ -1,25 +1,70 @@
 //! What every part of a running node shares.
+//!
+//! What a reload may change (routes, profiles, upstreams, accounts) sits
+//! behind an [`ArcSwap`]: a task loads the current [`Routing`] once per
+//! message and keeps it to the end of that message's step, so one message
+//! never sees half of an old config and half of a new one, and nothing
+//! waits on a lock while a reload swaps it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use tern_router::engine::Router;
 use tern_router::Profile;
+use tern_session::BindType;
 use tern_session::SessionHandle;
 use tern_storage::SledStore;
 use tokio::sync::Notify;
+
+use super::auth::Accounts;
+use crate::admin::Metrics;
+
+/// The parts of a node a reload replaces together.
+#[derive(Debug)]
+pub struct Routing {
+    /// The routing engine over the running upstreams.
+    pub router: Router,
+    /// Each upstream's profile, for reading its receipts.
+    pub profiles: HashMap<String, Arc<Profile>>,
+    /// The generic profile, for a receipt from an upstream no longer
+    /// configured (it was removed while messages were out there).
+    pub generic: Arc<Profile>,
+}
+
+impl Routing {
+    /// The profile to read `upstream`'s PDUs with.
+    pub fn profile(&self, upstream: &str) -> &Arc<Profile> {
+        self.profiles.get(upstream).unwrap_or(&self.generic)
+    }
+}
+
+/// A bound client session, as the node tracks it.
+#[derive(Debug, Clone)]
+pub struct ClientSession {
+    /// The account it bound as.
+    pub account: String,
+    /// The authenticator's tag for the password it used.
+    pub credential: u64,
+    /// How it bound.
+    pub bind_type: BindType,
+    /// The session.
+    pub handle: SessionHandle,
+}
 
 /// The running node's shared parts.
 #[derive(Debug)]
 pub struct Node {
     /// The message store.
     pub store: SledStore,
-    /// The routing engine.
-    pub router: Router,
-    /// Each upstream's profile, for reading its receipts.
-    pub profiles: HashMap<String, Arc<Profile>>,
-    /// Client sessions that may receive deliver_sm, by account.
-    receivers: Mutex<HashMap<String, Vec<SessionHandle>>>,
+    routing: ArcSwap<Routing>,
+    /// Client accounts (shared with the listeners' authenticator).
+    pub accounts: Accounts,
+    /// Every bound client session.
+    clients: Mutex<Vec<ClientSession>>,
+    /// Round-robin position among an account's receivers.
+    next_receiver: AtomicUsize,
     /// Wakes the dispatcher when a message was accepted.
     pub dispatch: Notify,
     /// Wakes the outbox when something is owed or a receiver bound.
@@ -27,30 +72,39 @@ pub struct Node {
     /// Striped locks: one task at a time updates a given message (the
     /// store's rule), e.g. when receipts for two parts arrive together.
     message_locks: Vec<tokio::sync::Mutex<()>>,
+    /// What operators scrape.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Node {
-    /// A node over its store and router.
+    /// A node over its store, first routing and accounts.
     pub fn new(
         store: SledStore,
-        router: Router,
-        profiles: HashMap<String, Arc<Profile>>,
+        routing: Routing,
+        accounts: Accounts,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
-            router,
-            profiles,
-            receivers: Mutex::default(),
+            routing: ArcSwap::from_pointee(routing),
+            accounts,
+            clients: Mutex::default(),
+            next_receiver: AtomicUsize::new(0),
             dispatch: Notify::new(),
             outbox: Notify::new(),
             message_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            metrics,
         })
     }
 
-    fn any_base(&self, upstream: &str) -> bool {
-        self.profiles
-            .get(upstream)
-            .is_some_and(|p| p.message_id.receipt_id_any_base)
+    /// The routing now in force; keep it for one message's step.
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing.load_full()
+    }
+
+    /// Puts a reloaded routing in force for the next message.
+    pub fn set_routing(&self, routing: Routing) {
+        self.routing.store(Arc::new(routing));
     }
 
     /// The message an upstream's id belongs to, as its profile says ids
@@ -65,6 +119,14 @@ impl Node {
         } else {
             self.store.lookup_upstream(upstream, id)
         }
+    }
+
+    fn any_base(&self, upstream: &str) -> bool {
+        self.routing
+            .load()
+            .profile(upstream)
+            .message_id
+            .receipt_id_any_base
     }
 
     /// The receipt held for an upstream id, if one came early.
@@ -86,24 +148,41 @@ impl Node {
         self.message_locks[stripe].lock().await
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<SessionHandle>>> {
-        self.receivers.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ClientSession>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a session that can receive (receiver or transceiver).
-    pub fn add_receiver(&self, account: &str, session: SessionHandle) {
-        self.lock()
-            .entry(account.to_owned())
-            .or_default()
-            .push(session);
-        self.outbox.notify_one();
+    /// Tracks a bound client session until it closes.
+    pub fn add_client(&self, session: ClientSession) {
+        let receives = session.bind_type.can_receive();
+        let mut clients = self.lock();
+        clients.retain(|s| !s.handle.is_closed());
+        clients.push(session);
+        drop(clients);
+        if receives {
+            self.outbox.notify_one();
+        }
     }
 
-    /// A live receiving session of `account`, if any.
+    /// Every live client session.
+    pub fn clients(&self) -> Vec<ClientSession> {
+        let mut clients = self.lock();
+        clients.retain(|s| !s.handle.is_closed());
+        clients.clone()
+    }
+
+    /// A live receiving session of `account`, round robin, if any.
     pub fn receiver(&self, account: &str) -> Option<SessionHandle> {
-        let mut receivers = self.lock();
-        let sessions = receivers.get_mut(account)?;
-        sessions.retain(|s| !s.is_closed());
-        sessions.first().cloned()
+        let mut clients = self.lock();
+        clients.retain(|s| !s.handle.is_closed());
+        let receivers: Vec<&ClientSession> = clients
+            .iter()
+            .filter(|s| s.account == account && s.bind_type.can_receive())
+            .collect();
+        if receivers.is_empty() {
+            return None;
+        }
+        let turn = self.next_receiver.fetch_add(1, Ordering::Relaxed) % receivers.len();
+        Some(receivers[turn].handle.clone())
     }
 }

@@ -39,9 +39,19 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
                         let _ = node.store.outbox_ack(client, seq).await;
                         return;
                     };
+                    let stat = receipt_stat(&pdu.body);
                     match session.request(pdu.body).await {
                         Ok(resp) if resp.command_status.is_ok() => {
                             let _ = node.store.outbox_ack(client, seq).await;
+                            node.metrics.receipt_relayed(client, stat);
+                            let accepted = item
+                                .message
+                                .and_then(|id| node.store.get(id).ok().flatten())
+                                .map(|record| record.accepted_ms);
+                            if let Some(accepted) = accepted {
+                                let ms = tern_storage::now_ms().saturating_sub(accepted);
+                                node.metrics.observe_receipt(Duration::from_millis(ms));
+                            }
                         }
                         other => debug!(client, ?other, "deliver_sm not taken; kept for later"),
                     }
@@ -50,4 +60,20 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
             futures::future::join_all(deliveries).await;
         }
     }
+}
+
+/// The `stat:` of a receipt's text ("-" for anything else), for metrics.
+fn receipt_stat(body: &tern_codec::Body) -> &'static str {
+    let tern_codec::Body::DeliverSm(sm) = body else {
+        return "-";
+    };
+    let text = sm.short_message.as_bytes();
+    let Some(at) = text.windows(5).position(|w| w == b"stat:") else {
+        return "-";
+    };
+    let stat = &text[at + 5..];
+    tern_router::FinalState::ALL
+        .iter()
+        .find(|s| stat.starts_with(s.stat().as_bytes()))
+        .map_or("-", |s| s.stat())
 }

@@ -1,0 +1,275 @@
+//! The admin HTTP listener: routes, handlers and graceful shutdown.
+//!
+//! Every handler that asks the [`AdminSource`] runs that call on tokio's
+//! blocking pool: the source is synchronous and may scan the store, and a
+//! slow scrape must not hold a runtime worker that SMPP sessions need.
+
+use std::future::IntoFuture;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::{AdminSource, Metrics, Readiness};
+
+/// How long connections still open at shutdown may take to finish their
+/// request. Past it `serve` returns anyway, so one stuck scraper cannot hold
+/// the node's shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Content type of the Prometheus text format 0.0.4, the default answer.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of the OpenMetrics text format, for scrapers that ask for it.
+const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What every handler shares.
+#[derive(Clone)]
+struct AdminState {
+    /// Encoded on `/metrics` after the source refreshed its gauges.
+    metrics: Arc<Metrics>,
+    /// Answers every question about the node.
+    source: Arc<dyn AdminSource>,
+}
+
+/// Serves the admin routes on `listener` until `shutdown` is cancelled.
+///
+/// The caller binds the listener, so the daemon reports bind errors with the
+/// rest of its start-up and tests can bind port 0. On shutdown the listener
+/// stops accepting at once; requests in progress get [`SHUTDOWN_GRACE`] to
+/// finish. Errors are those of the listener itself; a failed request only
+/// fails that request.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    source: Arc<dyn AdminSource>,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let addr = listener.local_addr()?;
+    let app = router(AdminState { metrics, source });
+    let stop = shutdown.clone();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .into_future();
+    info!(target: "tern::admin", %addr, "admin listener up");
+    let deadline = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = server => {
+            info!(target: "tern::admin", %addr, "admin listener stopped");
+            result
+        }
+        () = deadline => {
+            warn!(
+                target: "tern::admin",
+                %addr,
+                grace = ?SHUTDOWN_GRACE,
+                "admin connections still open after the shutdown grace; leaving them"
+            );
+            Ok(())
+        }
+    }
+}
+
+fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(scrape))
+        .route(
+            "/api/sessions",
+            get(|State(s): State<AdminState>| view(s, |src| src.sessions())),
+        )
+        .route(
+            "/api/upstreams",
+            get(|State(s): State<AdminState>| view(s, |src| src.upstreams())),
+        )
+        .route(
+            "/api/queues",
+            get(|State(s): State<AdminState>| view(s, |src| src.queues())),
+        )
+        .route(
+            "/api/config",
+            get(|State(s): State<AdminState>| view(s, |src| src.config())),
+        )
+        .route(
+            "/api/reload",
+            get(|State(s): State<AdminState>| view(s, |src| src.reload())),
+        )
+        .route("/api/messages/{id}", get(message))
+        .route("/api/config/diff", post(preview))
+        .fallback(no_route)
+        .with_state(state)
+}
+
+/// Liveness: answering at all is the whole test, so this touches nothing
+/// that could block.
+async fn health() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "ok\n")
+}
+
+/// `/ready` body: the readiness parts plus the verdict, so a human reading
+/// the probe sees why it failed.
+#[derive(Serialize)]
+struct ReadyBody {
+    #[serde(flatten)]
+    readiness: Readiness,
+    ready: bool,
+}
+
+async fn ready(State(state): State<AdminState>) -> Response {
+    match on_blocking_pool(&state, |_, source| source.readiness()).await {
+        Ok(readiness) => {
+            let ready = readiness.ready();
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (status, Json(ReadyBody { readiness, ready })).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+async fn scrape(State(state): State<AdminState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(prefers_openmetrics);
+    let encoded = on_blocking_pool(&state, move |metrics, source| {
+        source.refresh(metrics);
+        if openmetrics {
+            metrics.encode_openmetrics()
+        } else {
+            metrics.encode()
+        }
+    })
+    .await;
+    match encoded {
+        Ok(body) => {
+            let content_type = if openmetrics {
+                OPENMETRICS_TEXT
+            } else {
+                PROMETHEUS_TEXT
+            };
+            ([(CONTENT_TYPE, content_type)], body).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+async fn view(state: AdminState, ask: fn(&dyn AdminSource) -> serde_json::Value) -> Response {
+    match on_blocking_pool(&state, move |_, source| ask(source)).await {
+        Ok(value) => Json(value).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn message(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    let lookup = id.clone();
+    match on_blocking_pool(&state, move |_, source| source.message(&lookup)).await {
+        Ok(Some(value)) => Json(value).into_response(),
+        Ok(None) => error_json(StatusCode::NOT_FOUND, format!("no message {id}")),
+        Err(response) => response,
+    }
+}
+
+/// A candidate config for [`AdminSource::preview`].
+#[derive(serde::Deserialize)]
+struct Candidate {
+    path: String,
+    text: String,
+}
+
+async fn preview(State(state): State<AdminState>, Json(candidate): Json<Candidate>) -> Response {
+    match on_blocking_pool(&state, move |_, source| {
+        source.preview(&candidate.path, &candidate.text)
+    })
+    .await
+    {
+        Ok(value) => Json(value).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn no_route(uri: Uri) -> Response {
+    error_json(StatusCode::NOT_FOUND, format!("no route {}", uri.path()))
+}
+
+/// Runs `ask` on the blocking pool. A panic in the source becomes a 500 for
+/// this request only, logged, instead of a dropped connection.
+async fn on_blocking_pool<T, F>(state: &AdminState, ask: F) -> Result<T, Response>
+where
+    T: Send + 'static,
+    F: FnOnce(&Metrics, &dyn AdminSource) -> T + Send + 'static,
+{
+    let metrics = Arc::clone(&state.metrics);
+    let source = Arc::clone(&state.source);
+    tokio::task::spawn_blocking(move || ask(&metrics, source.as_ref()))
+        .await
+        .map_err(|err| {
+            error!(target: "tern::admin", %err, "admin source failed");
+            error_json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "admin source failed".to_owned(),
+            )
+        })
+}
+
+fn error_json(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// True when an `Accept` header ranks OpenMetrics text at least as high as
+/// plain text. Prometheus asks for both with q-values; `curl` asks for
+/// `*/*` and gets the plain format, which every tool reads.
+fn prefers_openmetrics(accept: &str) -> bool {
+    let mut openmetrics = 0.0_f32;
+    let mut plain = 0.0_f32;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or_default().trim();
+        let q = parts
+            .filter_map(|param| param.trim().strip_prefix("q="))
+            .find_map(|value| value.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if media.eq_ignore_ascii_case("application/openmetrics-text") {
+            openmetrics = openmetrics.max(q);
+        } else if media.eq_ignore_ascii_case("text/plain") {
+            plain = plain.max(q);
+        }
+    }
+    openmetrics > 0.0 && openmetrics >= plain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefers_openmetrics;
+
+    #[test]
+    fn negotiation_follows_q_values() {
+        assert!(!prefers_openmetrics("*/*"));
+        assert!(!prefers_openmetrics("text/plain"));
+        assert!(prefers_openmetrics("application/openmetrics-text"));
+        assert!(prefers_openmetrics(
+            "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+        ));
+        assert!(!prefers_openmetrics(
+            "application/openmetrics-text;q=0.2,text/plain;q=0.9"
+        ));
+        assert!(!prefers_openmetrics("application/openmetrics-text;q=0"));
+    }
+}

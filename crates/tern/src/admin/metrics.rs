@@ -1,0 +1,641 @@
+//! The node's Prometheus metrics: one [`Metrics`] value, created once at
+//! start-up, shared as `Arc<Metrics>` by every task that counts something and
+//! by the admin listener that exposes it.
+//!
+//! Invariants:
+//! - Every metric is registered exactly once, in [`Metrics::new`], under the
+//!   `tern_` prefix; the pub fields are handles onto the same atomics the
+//!   registry encodes, so updating a field is all a call site has to do.
+//! - Counters are registered without the `_total` suffix: the encoder appends
+//!   it to each sample, so `submits` is scraped as `tern_submits_total`.
+//! - Gauges that describe state owned elsewhere (queue depths, sessions, store
+//!   size) are written by [`AdminSource::refresh`](super::AdminSource::refresh)
+//!   just before each scrape, never maintained incrementally, so they cannot
+//!   drift from the truth.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use prometheus_client::encoding::text;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// A family of histograms: the constructor is a plain `fn` so the family's
+/// type can be named in a struct field.
+pub type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
+
+/// Upper bounds of the submit latency buckets, in seconds: 100 µs to 10 s,
+/// three per decade (1, 2.5, 5). A broker answers from its own store, so most
+/// answers land in the sub-millisecond buckets; the upper ones show a store
+/// that stalls or an upstream that is waited on.
+pub const SUBMIT_LATENCY_BUCKETS: [f64; 16] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Upper bounds of the receipt latency buckets, in seconds: 10 ms to one day.
+/// Receipts come back in seconds on a good route and in hours on a bad one, so
+/// the bounds follow human units (minutes, hours) operators alert on.
+pub const RECEIPT_LATENCY_BUCKETS: [f64; 17] = [
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1_800.0, 3_600.0, 7_200.0,
+    21_600.0, 43_200.0, 86_400.0,
+];
+
+/// Label set `{client, status}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientStatus {
+    /// The client account (system_id) the answer went to.
+    pub client: String,
+    /// `ok` or the command status name returned to the client.
+    pub status: String,
+}
+
+/// Label set `{upstream, status}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamStatus {
+    /// The upstream's configured name.
+    pub upstream: String,
+    /// `ok` or the command status name the upstream answered.
+    pub status: String,
+}
+
+/// Label set `{upstream}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabel {
+    /// The upstream's configured name.
+    pub upstream: String,
+}
+
+/// Label set `{upstream, state}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamState {
+    /// The upstream the receipt came from.
+    pub upstream: String,
+    /// The canonical receipt state name (`DELIVRD`, `UNDELIV`, ...).
+    pub state: String,
+}
+
+/// Label set `{client, state}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientState {
+    /// The client the receipt was relayed to.
+    pub client: String,
+    /// The canonical receipt state name.
+    pub state: String,
+}
+
+/// Label set `{queue}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabel {
+    /// `ready`, `outbox` or `unmatched`.
+    pub queue: String,
+}
+
+/// Label set `{side, state}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SessionLabel {
+    /// `client` (sessions we serve) or `upstream` (sessions we open).
+    pub side: String,
+    /// The session state counted, e.g. `bound`.
+    pub state: String,
+}
+
+/// Label set `{result}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+/// Every metric the node exports. Cheap to update from any task: each field
+/// is a handle onto atomics (or a lock held for one observation).
+pub struct Metrics {
+    /// Owns the registrations; only read when encoding a scrape.
+    registry: Registry,
+    /// `tern_submits_total{client, status}`: submit_sm answered to clients.
+    pub submits: Family<ClientStatus, Counter>,
+    /// `tern_upstream_submits_total{upstream, status}`: submit_sm answered by
+    /// upstreams.
+    pub upstream_submits: Family<UpstreamStatus, Counter>,
+    /// `tern_failovers_total{upstream}`: messages given up on an upstream and
+    /// routed elsewhere, labelled with the upstream given up.
+    pub failovers: Family<UpstreamLabel, Counter>,
+    /// `tern_retries_total`: messages put back on the retry queue.
+    pub retries: Counter,
+    /// `tern_receipts_total{upstream, state}`: receipts received.
+    pub receipts: Family<UpstreamState, Counter>,
+    /// `tern_receipts_relayed_total{client, state}`: receipts delivered to
+    /// clients.
+    pub receipts_relayed: Family<ClientState, Counter>,
+    /// `tern_receipts_unmatched_total{upstream}`: receipts whose message id
+    /// matched no stored message (yet).
+    pub receipts_unmatched: Family<UpstreamLabel, Counter>,
+    /// `tern_mo_total{upstream}`: mobile-originated messages received.
+    pub mo: Family<UpstreamLabel, Counter>,
+    /// `tern_outbox_expired_total`: deliveries to clients dropped because
+    /// they waited longer than the outbox keeps them.
+    pub outbox_expired: Counter,
+    /// `tern_queue_depth{queue}`: set on each scrape.
+    pub queue_depth: Family<QueueLabel, Gauge>,
+    /// `tern_sessions{side, state}`: set on each scrape.
+    pub sessions: Family<SessionLabel, Gauge>,
+    /// `tern_in_flight`: requests sent upstream and not answered yet.
+    pub in_flight: Gauge,
+    /// `tern_submit_latency_seconds`: client submit_sm to submit_sm_resp.
+    pub submit_latency: Histogram,
+    /// `tern_upstream_latency_seconds{upstream}`: upstream submit_sm to its
+    /// submit_sm_resp.
+    pub upstream_latency: HistogramFamily<UpstreamLabel>,
+    /// `tern_receipt_latency_seconds`: accepting a message to relaying its
+    /// receipt.
+    pub receipt_latency: Histogram,
+    /// `tern_reloads_total{result}`: configuration reloads attempted.
+    pub reloads: Family<ResultLabel, Counter>,
+    /// `tern_config_generation`: bumped by each applied configuration.
+    pub config_generation: Gauge,
+    /// `tern_reload_failed`: 1 while the last reload attempt failed, so an
+    /// alert can fire on a bad file that is not in force.
+    pub reload_failed: Gauge,
+    /// `tern_store_size_bytes`: on-disk size of the store, set on each scrape.
+    pub store_size_bytes: Gauge,
+}
+
+fn submit_histogram() -> Histogram {
+    Histogram::new(SUBMIT_LATENCY_BUCKETS)
+}
+
+impl Metrics {
+    /// Creates and registers every metric, all at zero.
+    pub fn new() -> Self {
+        let mut metrics = Self {
+            submits: Family::default(),
+            upstream_submits: Family::default(),
+            failovers: Family::default(),
+            retries: Counter::default(),
+            receipts: Family::default(),
+            receipts_relayed: Family::default(),
+            receipts_unmatched: Family::default(),
+            mo: Family::default(),
+            outbox_expired: Counter::default(),
+            queue_depth: Family::default(),
+            sessions: Family::default(),
+            in_flight: Gauge::default(),
+            submit_latency: submit_histogram(),
+            upstream_latency: Family::new_with_constructor(submit_histogram as fn() -> Histogram),
+            receipt_latency: Histogram::new(RECEIPT_LATENCY_BUCKETS),
+            reloads: Family::default(),
+            config_generation: Gauge::default(),
+            reload_failed: Gauge::default(),
+            store_size_bytes: Gauge::default(),
+            registry: Registry::with_prefix("tern"),
+        };
+        // Disjoint field borrows: the registry mutably, the handles shared.
+        let r = &mut metrics.registry;
+        r.register(
+            "submits",
+            "submit_sm answered to clients, by client and status",
+            metrics.submits.clone(),
+        );
+        r.register(
+            "upstream_submits",
+            "submit_sm answered by upstreams, by upstream and status",
+            metrics.upstream_submits.clone(),
+        );
+        r.register(
+            "failovers",
+            "Messages moved away from an upstream, by the upstream given up",
+            metrics.failovers.clone(),
+        );
+        r.register(
+            "retries",
+            "Messages put back on the retry queue",
+            metrics.retries.clone(),
+        );
+        r.register(
+            "receipts",
+            "Delivery receipts received from upstreams, by upstream and state",
+            metrics.receipts.clone(),
+        );
+        r.register(
+            "receipts_relayed",
+            "Delivery receipts relayed to clients, by client and state",
+            metrics.receipts_relayed.clone(),
+        );
+        r.register(
+            "receipts_unmatched",
+            "Delivery receipts that matched no stored message, by upstream",
+            metrics.receipts_unmatched.clone(),
+        );
+        r.register(
+            "mo",
+            "Mobile-originated messages received, by upstream",
+            metrics.mo.clone(),
+        );
+        r.register(
+            "outbox_expired",
+            "Deliveries to clients dropped after waiting too long in the outbox",
+            metrics.outbox_expired.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Messages waiting, by queue",
+            metrics.queue_depth.clone(),
+        );
+        r.register(
+            "sessions",
+            "SMPP sessions, by side and state",
+            metrics.sessions.clone(),
+        );
+        r.register(
+            "in_flight",
+            "Requests sent upstream and not answered yet",
+            metrics.in_flight.clone(),
+        );
+        r.register(
+            "submit_latency_seconds",
+            "Time from a client's submit_sm to its submit_sm_resp",
+            metrics.submit_latency.clone(),
+        );
+        r.register(
+            "upstream_latency_seconds",
+            "Time from submit_sm sent upstream to its submit_sm_resp, by upstream",
+            metrics.upstream_latency.clone(),
+        );
+        r.register(
+            "receipt_latency_seconds",
+            "Time from accepting a message to relaying its delivery receipt",
+            metrics.receipt_latency.clone(),
+        );
+        r.register(
+            "reloads",
+            "Configuration reloads, by result",
+            metrics.reloads.clone(),
+        );
+        r.register(
+            "config_generation",
+            "Generation of the configuration in force",
+            metrics.config_generation.clone(),
+        );
+        r.register(
+            "reload_failed",
+            "1 when the last configuration reload failed",
+            metrics.reload_failed.clone(),
+        );
+        r.register(
+            "store_size_bytes",
+            "On-disk size of the message store",
+            metrics.store_size_bytes.clone(),
+        );
+        metrics
+    }
+
+    /// Encodes every metric in the Prometheus text format 0.0.4, the body
+    /// served for `text/plain` scrapes (see [`Metrics::encode_openmetrics`]
+    /// for the other one).
+    pub fn encode(&self) -> String {
+        openmetrics_to_prometheus(&self.encode_openmetrics())
+    }
+
+    /// Encodes every metric in the OpenMetrics 1.0 text format, ending in
+    /// `# EOF`, for scrapers that ask for `application/openmetrics-text`.
+    pub fn encode_openmetrics(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing into a String cannot fail and no registered metric refuses
+        // to encode, so an error here is a bug: keep what was written rather
+        // than fail the scrape.
+        if let Err(err) = text::encode(&mut out, &self.registry) {
+            tracing::error!(target: "tern::admin", %err, "encoding metrics failed");
+        }
+        out
+    }
+
+    /// Counts one submit_sm answered to `client` with `status` (`ok` or the
+    /// command status name).
+    pub fn submit(&self, client: &str, status: &str) {
+        self.submits
+            .get_or_create(&ClientStatus {
+                client: client.to_owned(),
+                status: status.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one submit_sm answered by `upstream` with `status`.
+    pub fn upstream_submit(&self, upstream: &str, status: &str) {
+        self.upstream_submits
+            .get_or_create(&UpstreamStatus {
+                upstream: upstream.to_owned(),
+                status: status.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one message given up on `upstream`.
+    pub fn failover(&self, upstream: &str) {
+        self.failovers
+            .get_or_create(&upstream_label(upstream))
+            .inc();
+    }
+
+    /// Counts one message put back on the retry queue.
+    pub fn retry(&self) {
+        self.retries.inc();
+    }
+
+    /// Counts one receipt received from `upstream` in canonical `state`.
+    pub fn receipt(&self, upstream: &str, state: &str) {
+        self.receipts
+            .get_or_create(&UpstreamState {
+                upstream: upstream.to_owned(),
+                state: state.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one receipt relayed to `client` in canonical `state`.
+    pub fn receipt_relayed(&self, client: &str, state: &str) {
+        self.receipts_relayed
+            .get_or_create(&ClientState {
+                client: client.to_owned(),
+                state: state.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one receipt from `upstream` that matched no stored message.
+    pub fn receipt_unmatched(&self, upstream: &str) {
+        self.receipts_unmatched
+            .get_or_create(&upstream_label(upstream))
+            .inc();
+    }
+
+    /// Counts one mobile-originated message from `upstream`.
+    pub fn mo_received(&self, upstream: &str) {
+        self.mo.get_or_create(&upstream_label(upstream)).inc();
+    }
+
+    /// Counts `n` outbox entries dropped as expired.
+    pub fn outbox_expire(&self, n: u64) {
+        self.outbox_expired.inc_by(n);
+    }
+
+    /// Sets the depth of queue `name` (`ready`, `outbox`, `unmatched`).
+    pub fn set_queue(&self, name: &str, depth: usize) {
+        self.queue_depth
+            .get_or_create(&QueueLabel {
+                queue: name.to_owned(),
+            })
+            .set(gauge_value(depth));
+    }
+
+    /// Sets how many sessions on `side` (`client`/`upstream`) are in `state`.
+    pub fn set_sessions(&self, side: &str, state: &str, count: usize) {
+        self.sessions
+            .get_or_create(&SessionLabel {
+                side: side.to_owned(),
+                state: state.to_owned(),
+            })
+            .set(gauge_value(count));
+    }
+
+    /// Sets how many requests await an upstream's answer.
+    pub fn set_in_flight(&self, count: usize) {
+        self.in_flight.set(gauge_value(count));
+    }
+
+    /// Records one client submit_sm → submit_sm_resp time.
+    pub fn observe_submit(&self, elapsed: Duration) {
+        self.submit_latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one upstream submit_sm → submit_sm_resp time.
+    pub fn observe_upstream(&self, upstream: &str, elapsed: Duration) {
+        self.upstream_latency
+            .get_or_create(&upstream_label(upstream))
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one accept → receipt relayed time.
+    pub fn observe_receipt(&self, elapsed: Duration) {
+        self.receipt_latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records a reload attempt: counts it by result and raises or clears
+    /// `tern_reload_failed`.
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
+        self.reload_failed.set(i64::from(!ok));
+    }
+
+    /// Sets the generation of the configuration in force.
+    pub fn set_config_generation(&self, generation: u64) {
+        self.config_generation.set(gauge_value(generation));
+    }
+
+    /// Sets the store's on-disk size.
+    pub fn set_store_size(&self, bytes: u64) {
+        self.store_size_bytes.set(gauge_value(bytes));
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Kept short on purpose: the derived form would print every label set of
+/// every family, which is what `/metrics` is for.
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("prefix", &"tern")
+            .finish_non_exhaustive()
+    }
+}
+
+fn upstream_label(upstream: &str) -> UpstreamLabel {
+    UpstreamLabel {
+        upstream: upstream.to_owned(),
+    }
+}
+
+/// Gauges are `i64`; a count beyond that is not a real state, so saturate
+/// instead of wrapping negative.
+fn gauge_value<N: TryInto<i64>>(n: N) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
+/// Rewrites OpenMetrics text into the Prometheus text format 0.0.4.
+///
+/// The two differ in what this registry produces in only two ways:
+/// OpenMetrics names a counter family without `_total` in `# HELP`/`# TYPE`
+/// while its samples carry it (0.0.4 wants the family named as its samples),
+/// and OpenMetrics ends with `# EOF` and may carry `# UNIT` lines, which 0.0.4
+/// does not know. Sample lines are identical and pass through untouched.
+pub fn openmetrics_to_prometheus(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let descriptor = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|kind| line.strip_prefix(kind).map(|rest| (kind, rest)));
+        if let Some((kind, rest)) = descriptor {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counters.contains(&name) {
+                // Writing into a String cannot fail.
+                let _ = writeln!(out, "{kind}{name}_total {tail}");
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix(name_and_labels)?.strip_prefix(' ')?;
+            value.parse().ok()
+        })
+    }
+
+    #[test]
+    fn counters_are_named_as_their_samples_in_prometheus_text() {
+        let metrics = Metrics::new();
+        metrics.submit("acme", "ok");
+        metrics.retry();
+        let text = metrics.encode();
+        assert!(
+            text.contains("# TYPE tern_submits_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP tern_submits_total submit_sm answered"));
+        assert!(text.contains("# TYPE tern_retries_total counter\n"));
+        assert!(!text.contains("# TYPE tern_submits counter"));
+        assert!(!text.contains("# EOF"));
+        assert_eq!(
+            sample(&text, r#"tern_submits_total{client="acme",status="ok"}"#),
+            Some(1.0)
+        );
+        assert_eq!(sample(&text, "tern_retries_total"), Some(1.0));
+    }
+
+    #[test]
+    fn openmetrics_keeps_its_own_shape() {
+        let metrics = Metrics::new();
+        metrics.failover("up-a");
+        let text = metrics.encode_openmetrics();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(text.contains("# TYPE tern_failovers counter\n"));
+        assert_eq!(
+            sample(&text, r#"tern_failovers_total{upstream="up-a"}"#),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn histograms_have_every_bucket_sum_and_count() {
+        let metrics = Metrics::new();
+        metrics.observe_submit(Duration::from_micros(300));
+        metrics.observe_submit(Duration::from_secs(60));
+        metrics.observe_upstream("up-a", Duration::from_millis(20));
+        metrics.observe_receipt(Duration::from_secs(90));
+        let text = metrics.encode();
+        let buckets = text
+            .lines()
+            .filter(|l| l.starts_with("tern_submit_latency_seconds_bucket{"))
+            .count();
+        assert_eq!(buckets, SUBMIT_LATENCY_BUCKETS.len() + 1);
+        assert_eq!(
+            sample(&text, r#"tern_submit_latency_seconds_bucket{le="0.0005"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, r#"tern_submit_latency_seconds_bucket{le="+Inf"}"#),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "tern_submit_latency_seconds_count"),
+            Some(2.0)
+        );
+        let sum = sample(&text, "tern_submit_latency_seconds_sum").expect("sum");
+        assert!((sum - 60.0003).abs() < 1e-9, "{sum}");
+        assert_eq!(
+            sample(
+                &text,
+                r#"tern_upstream_latency_seconds_bucket{le="0.025",upstream="up-a"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, r#"tern_receipt_latency_seconds_bucket{le="60.0"}"#),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&text, r#"tern_receipt_latency_seconds_bucket{le="300.0"}"#),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn gauges_set_and_saturate() {
+        let metrics = Metrics::new();
+        metrics.set_queue("ready", 7);
+        metrics.set_sessions("upstream", "bound", 2);
+        metrics.set_store_size(u64::MAX);
+        metrics.reload(false);
+        let text = metrics.encode();
+        assert_eq!(
+            sample(&text, r#"tern_queue_depth{queue="ready"}"#),
+            Some(7.0)
+        );
+        assert_eq!(
+            sample(&text, r#"tern_sessions{side="upstream",state="bound"}"#),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "tern_store_size_bytes"),
+            Some(i64::MAX as f64)
+        );
+        assert_eq!(sample(&text, "tern_reload_failed"), Some(1.0));
+        assert_eq!(
+            sample(&text, r#"tern_reloads_total{result="error"}"#),
+            Some(1.0)
+        );
+        metrics.reload(true);
+        assert_eq!(sample(&metrics.encode(), "tern_reload_failed"), Some(0.0));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let metrics = Metrics::new();
+        metrics.submit("we\"ird\\name", "ok");
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"tern_submits_total{client="we\"ird\\name",status="ok"} 1"#),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! The admin side of a node: an HTTP listener for probes, Prometheus scrapes
+//! and read-only JSON views, and the small client `tern status` uses to read
+//! them.
+//!
+//! The listener knows nothing about the node's internals. It asks an
+//! [`AdminSource`] (implemented by the daemon) for each answer and reads the
+//! shared [`Metrics`]; so it can be started, tested and shut down on its own.
+//! Nothing here changes the node's state: every route is a `GET`.
+//!
+//! Routes:
+//!
+//! | route                   | answer                                        |
+//! |-------------------------|-----------------------------------------------|
+//! | `/health`               | `200 ok` while the runtime answers (liveness) |
+//! | `/ready`                | 200 or 503 with [`Readiness`] and `ready`     |
+//! | `/metrics`              | Prometheus text (OpenMetrics if asked for)    |
+//! | `/api/sessions`         | [`AdminSource::sessions`]                     |
+//! | `/api/upstreams`        | [`AdminSource::upstreams`]                    |
+//! | `/api/queues`           | [`AdminSource::queues`]                       |
+//! | `/api/messages/{id}`    | [`AdminSource::message`], 404 when unknown    |
+//! | `/api/config`           | [`AdminSource::config`]                       |
+//! | `/api/reload`           | [`AdminSource::reload`]                       |
+
+mod client;
+mod http;
+pub mod metrics;
+
+use serde::Serialize;
+
+pub use client::{get, get_json, post_json, AdminClientError, AdminResponse, CLIENT_TIMEOUT};
+pub use http::{serve, SHUTDOWN_GRACE};
+pub use metrics::Metrics;
+
+/// What the running node tells the admin listener; the daemon implements it.
+///
+/// The methods are synchronous and may be slow (a store scan, a lock): the
+/// listener calls them on tokio's blocking pool, never on a runtime worker.
+/// They must not change the node's state: a scrape or a probe is a read.
+pub trait AdminSource: Send + Sync + 'static {
+    /// Whether the node can take traffic, for `/ready`.
+    fn readiness(&self) -> Readiness;
+    /// Client and upstream sessions, for `/api/sessions`.
+    fn sessions(&self) -> serde_json::Value;
+    /// Upstreams with their health and counters, for `/api/upstreams`.
+    fn upstreams(&self) -> serde_json::Value;
+    /// Queue depths and oldest entries, for `/api/queues`.
+    fn queues(&self) -> serde_json::Value;
+    /// One stored message by id, for `/api/messages/{id}`; `None` answers 404.
+    fn message(&self, id: &str) -> Option<serde_json::Value>;
+    /// A summary of the configuration in force; must never contain
+    /// passwords or key material, since the listener serves it as is.
+    fn config(&self) -> serde_json::Value;
+    /// The last reload's status, for `/api/reload`.
+    fn reload(&self) -> serde_json::Value;
+    /// Sets the gauges that mirror state owned elsewhere (queue depths,
+    /// sessions, store size, in-flight); called before each `/metrics`
+    /// encode so a scrape never shows stale values.
+    fn refresh(&self, metrics: &Metrics);
+    /// What putting the config `text` (as the file at `path`) in force would
+    /// change, for `tern check-config --diff`; the daemon reads it with its
+    /// own environment and files, as a reload would. Not applied.
+    fn preview(&self, path: &str, text: &str) -> serde_json::Value {
+        let _ = (path, text);
+        serde_json::json!({ "error": "this node offers no previews" })
+    }
+}
+
+/// The parts of the node that must be up before it takes traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Readiness {
+    /// The message store is open and writable.
+    pub store: bool,
+    /// Every client listener is bound.
+    pub listeners: bool,
+    /// Upstream sessions currently bound; with none, every accepted message
+    /// would only wait, so the node is not ready.
+    pub upstreams_bound: usize,
+}
+
+impl Readiness {
+    /// True when the node can accept and deliver traffic.
+    pub fn ready(&self) -> bool {
+        self.store && self.listeners && self.upstreams_bound > 0
+    }
+}

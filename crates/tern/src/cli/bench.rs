@@ -1,0 +1,809 @@
+//! `tern bench`: what Tern costs on this machine, in one run.
+//!
+//! The same load (the `tern-sim` load generator: N transceiver sessions, W
+//! submits in flight on each, receipts requested) is run twice against one
+//! in-process simulator: (a) straight at it, and (b) through a real Tern
+//! daemon — this binary's `run`, started as a child process with a
+//! temporary configuration (durable store, one client account, one upstream
+//! pointing at the simulator, a catch-all route, loopback only). Comparing
+//! the two gives Tern's throughput relative to the direct path and the
+//! latency it adds; sampling the child's `/proc` entries while (b) runs
+//! gives its peak memory and CPU.
+//!
+//! Both runs share this process with the simulator, and the daemon runs
+//! beside them, so on a small machine all three compete for the same cores:
+//! the report names the machine so figures are read in that light.
+//!
+//! Everything is bounded: each load run by its message count and the
+//! overall deadline, every wait for the daemon by the same deadline, the
+//! daemon's stop by a grace period after which it is killed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde::Serialize;
+use tern_sim::load::{self, LatencySummary, LoadReport, StopReason};
+use tern_sim::{Behaviour, LoadConfig, ReceiptBehaviour, SimConfig, SimHandle, Simulator};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::ms;
+
+/// How the daemon's store writes, as `[storage] durability` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Every acknowledged submit is flushed to disk first (the default).
+    Durable,
+    /// Flushed on an interval.
+    Fast,
+}
+
+impl Durability {
+    fn name(self) -> &'static str {
+        match self {
+            Durability::Durable => "durable",
+            Durability::Fast => "fast",
+        }
+    }
+}
+
+/// `tern bench`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 when both runs completed (every message answered and, with \
+                  receipts, every receipt in), 1 when a run stopped early, 2 on an error."
+)]
+pub struct BenchArgs {
+    /// Sending sessions (transceivers) of the load generator, in each run.
+    #[arg(long, default_value_t = 4)]
+    pub sessions: usize,
+    /// Submits in flight per session.
+    #[arg(long, default_value_t = 50)]
+    pub window: usize,
+    /// Messages per run.
+    #[arg(long, default_value_t = 20_000)]
+    pub messages: u64,
+    /// Ask for a receipt for every message and wait for them (the default).
+    #[arg(long, overrides_with = "no_receipts")]
+    pub receipts: bool,
+    /// Submit only; no receipts.
+    #[arg(long, overrides_with = "receipts")]
+    pub no_receipts: bool,
+    /// Messages per second over all sessions (default: as fast as answers
+    /// come). A rate at half the unthrottled throughput shows the latency
+    /// Tern adds when it is not saturated.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// The simulator's delay between a submit_sm_resp and its receipt.
+    #[arg(long, default_value = "10ms", value_parser = super::parse_duration)]
+    pub receipt_delay: Duration,
+    /// Characters per message (GSM 7-bit).
+    #[arg(long, default_value_t = 40)]
+    pub text_len: usize,
+    /// Sessions Tern binds to the simulator.
+    #[arg(long, default_value_t = 4)]
+    pub upstream_sessions: usize,
+    /// The daemon's store durability.
+    #[arg(long, value_enum, default_value_t = Durability::Durable)]
+    pub store: Durability,
+    /// The whole bench, both runs and the daemon's start and stop, ends by
+    /// this at the latest.
+    #[arg(long, default_value = "120s", value_parser = super::parse_duration)]
+    pub deadline: Duration,
+    /// Keep the daemon's temporary directory (configuration, store, log)
+    /// and print where it is.
+    #[arg(long)]
+    pub keep: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BenchArgs {
+    fn receipts_on(&self) -> bool {
+        !self.no_receipts
+    }
+}
+
+/// Runs `tern bench`.
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    super::init_tool_logging();
+    super::runtime()?.block_on(bench(args))
+}
+
+/// The account the load generator binds to Tern with.
+const CLIENT: &str = "bench";
+/// The account Tern binds to the simulator with (the simulator accepts
+/// any; the name tells its sessions apart from the direct run's).
+const UPSTREAM_ACCOUNT: &str = "tern-bench";
+/// How long the daemon gets to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+/// How often the daemon's memory is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+
+async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.sessions == 0 || args.window == 0 || args.messages == 0 {
+        bail!("--sessions, --window and --messages must be at least 1");
+    }
+    let deadline = Instant::now() + args.deadline;
+    let load_before = load_average();
+    let sim = Simulator::start(SimConfig {
+        behaviour: Behaviour {
+            receipts: ReceiptBehaviour {
+                delay: args.receipt_delay,
+                ..ReceiptBehaviour::default()
+            },
+            ..Behaviour::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .context("starting the simulator")?;
+
+    progress(&format!(
+        "(a) load generator → simulator at {}: {} message(s)…",
+        sim.addr(),
+        args.messages
+    ));
+    let direct = load::run(load_config(&args, sim.addr(), "load", deadline)?)
+        .await
+        .context("(a) direct run")?;
+
+    let work = WorkDir::create(args.keep)?;
+    let port = free_port()?;
+    let config = work.path.join("tern.toml");
+    std::fs::write(&config, daemon_config(&args, &work.path, port, sim.addr()))
+        .with_context(|| format!("writing {}", config.display()))?;
+    let mut daemon = Daemon::spawn(&config, &work.path.join("tern.log"))?;
+    progress(&format!(
+        "(b) starting tern (pid {}) on 127.0.0.1:{port}…",
+        daemon.pid
+    ));
+    daemon
+        .wait_ready(port, &sim, args.upstream_sessions, deadline)
+        .await?;
+
+    progress(&format!(
+        "(b) load generator → tern → simulator: {} message(s)…",
+        args.messages
+    ));
+    let tern_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let clock = clock_ticks_per_second();
+    let stop_sampling = CancellationToken::new();
+    let sampler = tokio::spawn(sample_rss(daemon.pid, stop_sampling.clone(), deadline));
+    let cpu_before = cpu_ticks(&daemon.pid.to_string());
+    let own_before = cpu_ticks("self");
+    let started = Instant::now();
+    let through = load::run(load_config(&args, tern_addr, CLIENT, deadline)?).await;
+    let wall_s = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_ticks(&daemon.pid.to_string());
+    let own_after = cpu_ticks("self");
+    let memory = memory(daemon.pid);
+    stop_sampling.cancel();
+    let max_rss_kb = sampler.await.unwrap_or(0);
+    let through = match through {
+        Ok(report) => report,
+        Err(err) => {
+            let log = daemon.log_tail();
+            return Err(anyhow!(err).context(format!("(b) run through tern; its log ends:\n{log}")));
+        }
+    };
+    let stopped = daemon.terminate().await;
+    let sim_stats = sim.stats();
+    sim.shutdown().await;
+    if args.keep {
+        progress(&format!("kept {}", work.path.display()));
+    }
+
+    let ticks = |before: Option<u64>, after: Option<u64>| match (before, after) {
+        (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / clock),
+        _ => None,
+    };
+    let cpu_s = ticks(cpu_before, cpu_after);
+    let report = BenchReport {
+        settings: Settings {
+            sessions: args.sessions,
+            window: args.window,
+            messages: args.messages,
+            receipts: args.receipts_on(),
+            rate: args.rate,
+            receipt_delay_ms: args.receipt_delay.as_secs_f64() * 1000.0,
+            text_len: args.text_len,
+            upstream_sessions: args.upstream_sessions,
+            store: args.store,
+        },
+        machine: Machine {
+            cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            cpu_model: cpu_model(),
+            load_before,
+            load_after: load_average(),
+        },
+        ratio: ratio(through.submits_per_s, direct.submits_per_s),
+        receipt_ratio: args
+            .receipts_on()
+            .then(|| ratio(through.receipts_per_s, direct.receipts_per_s)),
+        added_p99_submit_ms: ms(through.submit_latency.p99_us) - ms(direct.submit_latency.p99_us),
+        added_p99_receipt_ms: args
+            .receipts_on()
+            .then(|| ms(through.receipt_latency.p99_us) - ms(direct.receipt_latency.p99_us)),
+        tern: TernUsage {
+            peak_rss_mb: memory.map(|m| m.hwm_kb as f64 / 1024.0),
+            max_sampled_rss_mb: (max_rss_kb > 0).then(|| max_rss_kb as f64 / 1024.0),
+            cpu_s,
+            wall_s,
+            cpu_percent: cpu_s.map(|c| 100.0 * c / wall_s.max(1e-9)),
+            stopped_cleanly: stopped,
+        },
+        bench_process_cpu_s: ticks(own_before, own_after),
+        simulator_submits: sim_stats.submits,
+        simulator_receipts_acked: sim_stats.receipts_acked,
+        completed: direct.stopped_by == StopReason::Completed
+            && through.stopped_by == StopReason::Completed,
+        direct,
+        through_tern: through,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).context("serialising the report")?
+        );
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(if report.completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn progress(line: &str) {
+    eprintln!("tern bench: {line}");
+}
+
+fn ratio(b: f64, a: f64) -> f64 {
+    if a > 0.0 {
+        b / a
+    } else {
+        0.0
+    }
+}
+
+/// The same load for both runs; only the target and account differ.
+fn load_config(
+    args: &BenchArgs,
+    addr: SocketAddr,
+    account: &str,
+    deadline: Instant,
+) -> anyhow::Result<LoadConfig> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left < Duration::from_secs(1) {
+        bail!(
+            "the overall deadline ({:?}) passed before the run could start",
+            args.deadline
+        );
+    }
+    Ok(LoadConfig {
+        system_id: account.to_owned(),
+        password: account.to_owned(),
+        sessions: args.sessions,
+        window: args.window,
+        messages: args.messages,
+        deadline: left,
+        rate: args.rate,
+        text_len: args.text_len,
+        registered_delivery: args.receipts_on(),
+        receipt_wait: left.min(Duration::from_secs(30)),
+        ..LoadConfig::new(addr)
+    })
+}
+
+/// A daemon configuration for the run: everything on loopback, the store
+/// in the work directory, no admin listener (it would take a fixed port).
+fn daemon_config(args: &BenchArgs, dir: &Path, port: u16, sim: SocketAddr) -> String {
+    let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let store = dir.join("data");
+    let durability = args.store.name();
+    format!(
+        r#"# Written by `tern bench`.
+[node]
+system_id = "tern-bench"
+
+[[listener]]
+address = "127.0.0.1:{port}"
+
+[storage]
+path = {store}
+durability = "{durability}"
+
+[log]
+level = "warn"
+
+[[client]]
+system_id = "{CLIENT}"
+passwords = ["{CLIENT}"]
+
+[[upstream]]
+name = "simulator"
+host = "127.0.0.1"
+port = {sim_port}
+system_id = "{UPSTREAM_ACCOUNT}"
+password = "bench"
+sessions = {sessions}
+
+[[route]]
+name = "everything"
+upstreams = ["simulator"]
+"#,
+        store = quote(&store.to_string_lossy()),
+        sim_port = sim.port(),
+        sessions = args.upstream_sessions.max(1),
+    )
+}
+
+/// A free loopback port (free when asked; the daemon binds it just after).
+fn free_port() -> anyhow::Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// The daemon's temporary directory, removed on drop unless kept.
+struct WorkDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl WorkDir {
+    fn create(keep: bool) -> anyhow::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path =
+            std::env::temp_dir().join(format!("tern-bench-{}-{nanos:08x}", std::process::id()));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self { path, keep })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// The daemon child process; killed on drop if still running, so an error
+/// anywhere in the bench never leaves it behind.
+struct Daemon {
+    child: Child,
+    pid: u32,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn spawn(config: &Path, log: &Path) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating the tern binary")?;
+        let log_file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(exe)
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            // As configured ([log] level = "warn"), whatever the caller's
+            // RUST_LOG: verbose logging would be measured as Tern's cost.
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .context("starting `tern run`")?;
+        Ok(Self {
+            pid: child.id(),
+            child,
+            log: log.to_owned(),
+        })
+    }
+
+    /// Waits until the daemon accepts connections on `port` and has
+    /// `sessions` sessions bound to the simulator.
+    async fn wait_ready(
+        &mut self,
+        port: u16,
+        sim: &SimHandle,
+        sessions: usize,
+        deadline: Instant,
+    ) -> anyhow::Result<()> {
+        let wanted = sessions.max(1);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "tern exited during start-up ({status}); its log ends:\n{}",
+                    self.log_tail()
+                );
+            }
+            let listening = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok();
+            let bound = sim.sessions(UPSTREAM_ACCOUNT).len();
+            if listening && bound >= wanted {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "tern was not ready before the deadline (listening: {listening}, \
+                     upstream sessions bound: {bound} of {wanted}); its log ends:\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, then up to [`STOP_GRACE`] for a clean exit, then SIGKILL.
+    /// True when it exited by itself with success.
+    async fn terminate(&mut self) -> bool {
+        // std has no SIGTERM and the crate forbids unsafe code: kill(1).
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if sent {
+            let until = Instant::now() + STOP_GRACE;
+            while Instant::now() < until {
+                match self.child.try_wait() {
+                    Ok(Some(status)) => return status.success(),
+                    Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Err(_) => break,
+                }
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+
+    /// The last lines of the daemon's standard error, for error messages.
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Resident memory of a process, from `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    rss_kb: u64,
+    /// VmHWM: the peak resident set over the process's life.
+    hwm_kb: u64,
+}
+
+fn memory(pid: u32) -> Option<Memory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = |key: &str| -> Option<u64> {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+    };
+    Some(Memory {
+        rss_kb: kb("VmRSS:")?,
+        hwm_kb: kb("VmHWM:")?,
+    })
+}
+
+/// The largest VmRSS seen until `stop` (or the deadline): a second view of
+/// the peak, which VmHWM gives over the whole life including start-up.
+async fn sample_rss(pid: u32, stop: CancellationToken, deadline: Instant) -> u64 {
+    let mut max = 0;
+    loop {
+        if let Some(m) = memory(pid) {
+            max = max.max(m.rss_kb);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(SAMPLE_EVERY) => {}
+            () = stop.cancelled() => return max,
+            () = tokio::time::sleep_until(deadline) => return max,
+        }
+    }
+}
+
+/// utime + stime of a process (`self` or a pid), in clock ticks, from
+/// `/proc/<pid>/stat`. The command name (field 2) may hold spaces and
+/// parentheses, so fields are counted after its last `)`.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: state is field 3, so utime (14) and stime (15) are
+    // at offsets 11 and 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// USER_HZ from `getconf CLK_TCK`; 100, the Linux value, if unavailable.
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|hz| *hz > 0.0)
+        .unwrap_or(100.0)
+}
+
+fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut it = text.split_whitespace().map(|f| f.parse::<f64>().ok());
+    Some([it.next()??, it.next()??, it.next()??])
+}
+
+fn cpu_model() -> Option<String> {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()?
+        .lines()
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            (key.trim() == "model name").then(|| value.trim().to_owned())
+        })
+}
+
+/// What was asked.
+#[derive(Debug, Serialize)]
+struct Settings {
+    sessions: usize,
+    window: usize,
+    messages: u64,
+    receipts: bool,
+    rate: Option<u32>,
+    receipt_delay_ms: f64,
+    text_len: usize,
+    upstream_sessions: usize,
+    store: Durability,
+}
+
+/// Where it ran.
+#[derive(Debug, Serialize)]
+struct Machine {
+    cpus: usize,
+    cpu_model: Option<String>,
+    load_before: Option<[f64; 3]>,
+    load_after: Option<[f64; 3]>,
+}
+
+/// What the daemon used during run (b).
+#[derive(Debug, Serialize)]
+struct TernUsage {
+    /// VmHWM at the end of run (b), MB.
+    peak_rss_mb: Option<f64>,
+    /// The largest VmRSS sampled during run (b), MB.
+    max_sampled_rss_mb: Option<f64>,
+    /// CPU seconds (user + system) during run (b).
+    cpu_s: Option<f64>,
+    /// Wall seconds of run (b).
+    wall_s: f64,
+    /// `cpu_s / wall_s`, in percent of one core.
+    cpu_percent: Option<f64>,
+    /// It exited by itself, successfully, after SIGTERM.
+    stopped_cleanly: bool,
+}
+
+/// The whole bench.
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    settings: Settings,
+    machine: Machine,
+    /// (a): straight to the simulator.
+    direct: LoadReport,
+    /// (b): through Tern.
+    through_tern: LoadReport,
+    /// submits/s of (b) over those of (a).
+    ratio: f64,
+    /// receipts/s of (b) over those of (a), with receipts.
+    receipt_ratio: Option<f64>,
+    /// p99 submit→resp of (b) minus that of (a), ms.
+    added_p99_submit_ms: f64,
+    /// p99 submit→receipt of (b) minus that of (a), ms.
+    added_p99_receipt_ms: Option<f64>,
+    tern: TernUsage,
+    /// CPU seconds of this process (load generator and simulator) during (b).
+    bench_process_cpu_s: Option<f64>,
+    /// Submits the simulator received over both runs.
+    simulator_submits: u64,
+    /// Receipts the simulator had acknowledged over both runs.
+    simulator_receipts_acked: u64,
+    /// Both runs completed.
+    completed: bool,
+}
+
+impl BenchReport {
+    fn to_table(&self) -> String {
+        use std::fmt::Write as _;
+        let s = &self.settings;
+        let mut t = String::new();
+        let opt = |v: Option<f64>, digits: usize| {
+            v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
+        };
+        let _ = writeln!(
+            t,
+            "tern bench: {} session(s) × window {}, {} message(s) of {} chars, receipts {}{}, \
+             store {}, {} upstream session(s), simulator receipt delay {} ms",
+            s.sessions,
+            s.window,
+            s.messages,
+            s.text_len,
+            if s.receipts { "on" } else { "off" },
+            s.rate.map_or(String::new(), |r| format!(", rate {r}/s")),
+            s.store.name(),
+            s.upstream_sessions,
+            s.receipt_delay_ms
+        );
+        let m = &self.machine;
+        let load = |l: Option<[f64; 3]>| {
+            l.map_or("-".to_owned(), |l| {
+                format!("{:.2} {:.2} {:.2}", l[0], l[1], l[2])
+            })
+        };
+        let _ = writeln!(
+            t,
+            "machine: {} CPU(s), {}, load average {} before, {} after",
+            m.cpus,
+            m.cpu_model.as_deref().unwrap_or("unknown CPU"),
+            load(m.load_before),
+            load(m.load_after)
+        );
+        let _ = writeln!(t);
+        let (a, b) = (&self.direct, &self.through_tern);
+        let _ = writeln!(t, "{:<28}{:>14}{:>16}", "", "(a) direct", "(b) via Tern");
+        let _ = writeln!(
+            t,
+            "{:<28}{:>14}{:>16}",
+            "stopped by",
+            format!("{:?}", a.stopped_by),
+            format!("{:?}", b.stopped_by)
+        );
+        let _ = writeln!(
+            t,
+            "{:<28}{:>14}{:>16}",
+            "accepted / submitted",
+            format!("{}/{}", a.accepted, a.submitted),
+            format!("{}/{}", b.accepted, b.submitted)
+        );
+        if s.receipts {
+            let _ = writeln!(
+                t,
+                "{:<28}{:>14}{:>16}",
+                "receipts matched", a.receipts_matched, b.receipts_matched
+            );
+        }
+        let _ = writeln!(
+            t,
+            "{:<28}{:>14.0}{:>16.0}",
+            "submits/s", a.submits_per_s, b.submits_per_s
+        );
+        if s.receipts {
+            let _ = writeln!(
+                t,
+                "{:<28}{:>14.0}{:>16.0}",
+                "receipts/s (end to end)", a.receipts_per_s, b.receipts_per_s
+            );
+        }
+        let _ = writeln!(t, "ratio b/a, submits/s        {:.3}", self.ratio);
+        if let Some(r) = self.receipt_ratio {
+            let _ = writeln!(t, "ratio b/a, receipts/s       {r:.3}");
+        }
+        let _ = writeln!(t);
+        let _ = writeln!(
+            t,
+            "latency (ms)                    {:>11}{:>11}{:>11}{:>11}",
+            "p50", "p90", "p99", "max"
+        );
+        let mut row = |name: &str, l: &LatencySummary| {
+            let _ = writeln!(
+                t,
+                "  {name:<30}{:>11.3}{:>11.3}{:>11.3}{:>11.3}",
+                ms(l.p50_us),
+                ms(l.p90_us),
+                ms(l.p99_us),
+                ms(l.max_us)
+            );
+        };
+        row("submit→resp (a) direct", &a.submit_latency);
+        row("submit→resp (b) via Tern", &b.submit_latency);
+        if s.receipts {
+            row("submit→receipt (a) direct", &a.receipt_latency);
+            row("submit→receipt (b) via Tern", &b.receipt_latency);
+        }
+        let _ = writeln!(
+            t,
+            "added by Tern at p99: submit→resp {:+.3} ms{}",
+            self.added_p99_submit_ms,
+            self.added_p99_receipt_ms
+                .map_or(String::new(), |r| format!(", submit→receipt {r:+.3} ms"))
+        );
+        let _ = writeln!(t);
+        let u = &self.tern;
+        let _ = writeln!(
+            t,
+            "Tern process during (b): peak RSS (VmHWM) {} MB, max sampled RSS {} MB, \
+             CPU {} s over {:.3} s = {}% of one core{}",
+            opt(u.peak_rss_mb, 1),
+            opt(u.max_sampled_rss_mb, 1),
+            opt(u.cpu_s, 2),
+            u.wall_s,
+            opt(u.cpu_percent, 0),
+            if u.stopped_cleanly {
+                ""
+            } else {
+                "; did not stop cleanly on SIGTERM"
+            }
+        );
+        let _ = writeln!(
+            t,
+            "bench process (load generator + simulator) during (b): CPU {} s",
+            opt(self.bench_process_cpu_s, 2)
+        );
+        if !self.completed {
+            let _ = writeln!(
+                t,
+                "NOT COMPLETED: a run stopped early (see `stopped by`); figures are partial"
+            );
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_is_read_after_the_command_name() {
+        // Our own entry exists on Linux; the name may contain spaces.
+        assert!(cpu_ticks("self").is_some());
+        assert!(memory(std::process::id()).is_some_and(|m| m.hwm_kb >= m.rss_kb / 2));
+    }
+
+    #[test]
+    fn the_daemon_config_is_valid() {
+        let args = BenchArgs {
+            sessions: 1,
+            window: 1,
+            messages: 1,
+            receipts: false,
+            no_receipts: false,
+            rate: None,
+            receipt_delay: Duration::ZERO,
+            text_len: 10,
+            upstream_sessions: 2,
+            store: Durability::Durable,
+            deadline: Duration::from_secs(1),
+            keep: false,
+            json: false,
+        };
+        let dir = std::env::temp_dir().join("tern bench \"quoted\"");
+        let text = daemon_config(&args, &dir, 2775, "127.0.0.1:2776".parse().expect("addr"));
+        let config = crate::config::Config::from_text(Path::new("bench.toml"), &text);
+        assert!(config.is_ok(), "{text}\n{:?}", config.err());
+    }
+}

@@ -1,0 +1,373 @@
+//! `tern trace ID`: one message's whole story, read from a running
+//! daemon's admin endpoint (`/api/messages/{id}`): who sent it and when,
+//! every upstream it was tried at (time, answer, the upstream's id for each
+//! part), what each part's receipts said, every receipt as received and as
+//! relayed to the client (queued when, taken when), and how it ended. It
+//! answers "where is my receipt?" in one command.
+//!
+//! Like `tern status`, every field is read by name from the JSON, so a
+//! field the daemon does not send prints as `-` rather than failing.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::admin::{self, AdminClientError};
+
+/// `tern trace`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 found, 1 no such message, 2 the admin endpoint cannot be reached."
+)]
+pub struct TraceArgs {
+    /// The message id Tern gave the client (16 hex digits).
+    pub id: String,
+    /// The daemon's admin endpoint (`[admin] address` in its configuration).
+    #[arg(long, default_value = crate::config::DEFAULT_ADMIN)]
+    pub admin: SocketAddr,
+    /// Print the message's JSON as the daemon gives it.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `tern trace`.
+pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    super::runtime()?.block_on(trace(args))
+}
+
+async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
+    let id = args.id.trim();
+    // The id goes into the path: only what an id can hold.
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        eprintln!("tern trace: {id:?} is not a message id (Tern's ids are 16 hex digits)");
+        return Ok(ExitCode::from(1));
+    }
+    let addr = args.admin;
+    let answer = match admin::get(addr, &format!("/api/messages/{id}")).await {
+        Ok(answer) => answer,
+        Err(err @ AdminClientError::Connect { .. }) => {
+            eprintln!("tern trace: {err}");
+            eprintln!("  is `tern run` running with [admin] address = \"{addr}\"?");
+            return Ok(ExitCode::from(2));
+        }
+        Err(err) => {
+            eprintln!("tern trace: {err}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if answer.status == 404 {
+        eprintln!("tern trace: no message {id} at {addr} (unknown, or purged after retention)");
+        return Ok(ExitCode::from(1));
+    }
+    if !(200..300).contains(&answer.status) {
+        eprintln!(
+            "tern trace: the admin endpoint at {addr} answered {}: {}",
+            answer.status,
+            answer.text()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let message = match answer.json() {
+        Ok(message) => message,
+        Err(err) => {
+            eprintln!("tern trace: the answer from {addr} is not JSON: {err}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&message)?);
+    } else {
+        print!("{}", render(&message));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A field as text, `-` when absent or null.
+fn text(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => "-".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn get<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    value.get(key).filter(|v| !v.is_null())
+}
+
+fn list<'a>(value: &'a Value, key: &str) -> &'a [Value] {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// Milliseconds since the Unix epoch as an RFC 3339 time (UTC).
+fn time(value: Option<&Value>) -> String {
+    match value.and_then(Value::as_u64) {
+        Some(ms) => {
+            humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+        }
+        None => "-".to_owned(),
+    }
+}
+
+/// `+1.234s` after `since`, for how long a step took.
+fn after(at: Option<&Value>, since: Option<&Value>) -> String {
+    match (at.and_then(Value::as_u64), since.and_then(Value::as_u64)) {
+        (Some(at), Some(since)) if at >= since => {
+            format!(" (+{:.3}s)", (at - since) as f64 / 1000.0)
+        }
+        _ => String::new(),
+    }
+}
+
+/// A stored outcome: `UNDELIV err 027 (ovh stat:UNDELIV err:003)`.
+fn outcome(value: Option<&Value>) -> String {
+    let Some(o) = value.filter(|v| !v.is_null()) else {
+        return "-".to_owned();
+    };
+    let err = o
+        .get("err")
+        .and_then(Value::as_u64)
+        .map_or_else(|| "-".to_owned(), |e| format!("{e:03}"));
+    let vendor = match get(o, "vendor") {
+        Some(v) => format!(" ({})", text(Some(v))),
+        None => String::new(),
+    };
+    format!("{} err {err}{vendor}", text(get(o, "stat")))
+}
+
+/// A command_status with its SMPP name when it has one.
+fn status(value: Option<&Value>) -> String {
+    match value
+        .and_then(Value::as_u64)
+        .and_then(|c| u32::try_from(c).ok())
+    {
+        Some(code) => match tern_codec::CommandStatus::from_code(code).name() {
+            Some(name) => format!("0x{code:08X} {name}"),
+            None => format!("0x{code:08X}"),
+        },
+        None => "no answer".to_owned(),
+    }
+}
+
+/// "part 2" (1-based) or nothing.
+fn part(value: Option<&Value>) -> String {
+    value
+        .and_then(Value::as_u64)
+        .map_or_else(String::new, |p| format!(" part {}", p + 1))
+}
+
+/// The whole story, in the order it happened.
+pub fn render(m: &Value) -> String {
+    let mut out = String::new();
+    let accepted = get(m, "accepted_ms");
+    let _ = writeln!(
+        out,
+        "Message {}   client {}   state {}",
+        text(get(m, "id")),
+        text(get(m, "client")),
+        text(get(m, "state")),
+    );
+    let _ = writeln!(out, "  accepted      {}", time(accepted));
+    if let Some(expires) = get(m, "expires_ms") {
+        let _ = writeln!(out, "  expires       {}", time(Some(expires)));
+    }
+    let wants = get(m, "receipt_requested").and_then(Value::as_bool);
+    let _ = writeln!(
+        out,
+        "  receipt       {}",
+        match wants {
+            Some(true) => "requested",
+            Some(false) => "not requested",
+            None => "-",
+        }
+    );
+
+    let attempts = list(m, "attempts");
+    let _ = writeln!(out, "\nRoute and attempts ({})", attempts.len());
+    if attempts.is_empty() {
+        let _ = writeln!(out, "  none yet: the message waits in the queue");
+    }
+    for (n, a) in attempts.iter().enumerate() {
+        let ids = list(a, "upstream_ids");
+        let ids = if ids.is_empty() {
+            "no ids (not accepted)".to_owned()
+        } else {
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| format!("part {} = {}", i + 1, text(Some(id))))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "  {}. {}  upstream {}  {}  upstream ids: {ids}",
+            n + 1,
+            time(get(a, "at_ms")),
+            text(get(a, "upstream")),
+            status(get(a, "status")),
+        );
+    }
+
+    let parts = list(m, "parts");
+    if !parts.is_empty() {
+        let _ = writeln!(out, "\nParts ({})", parts.len());
+        for (n, p) in parts.iter().enumerate() {
+            let awaited = match get(p, "awaited").and_then(Value::as_bool) {
+                Some(false) => "  (not awaited: the vendor reports another part)",
+                _ => "",
+            };
+            let state = match (get(p, "outcome"), get(p, "final").and_then(Value::as_bool)) {
+                (None, _) => "no receipt yet".to_owned(),
+                (Some(o), Some(true)) => format!("final: {}", outcome(Some(o))),
+                (Some(o), _) => format!("intermediate: {}", outcome(Some(o))),
+            };
+            let _ = writeln!(
+                out,
+                "  {}. {} {}  {state}{awaited}",
+                n + 1,
+                text(get(p, "upstream")),
+                text(get(p, "upstream_id")),
+            );
+        }
+    }
+
+    let received = list(m, "receipts_received");
+    let _ = writeln!(out, "\nReceipts received ({})", received.len());
+    if received.is_empty() {
+        let submitted = !attempts.iter().all(|a| list(a, "upstream_ids").is_empty());
+        let _ = writeln!(
+            out,
+            "  {}",
+            if submitted {
+                "none yet: waiting for the upstream's receipt"
+            } else {
+                "none"
+            }
+        );
+    }
+    for r in received {
+        let network = get(r, "network_error").map_or_else(String::new, |n| {
+            format!(
+                " network_error_code {}/{}",
+                text(get(n, "type")),
+                text(get(n, "code"))
+            )
+        });
+        let _ = writeln!(
+            out,
+            "  {}{}  from {}  id {}{}  stat:{} err:{}{network}  -> {}{}",
+            time(get(r, "received_ms")),
+            after(get(r, "received_ms"), accepted),
+            text(get(r, "upstream")),
+            text(get(r, "upstream_id")),
+            part(get(r, "part")),
+            text(get(r, "vendor_stat")),
+            text(get(r, "vendor_err")),
+            outcome(get(r, "canonical")),
+            match get(r, "final").and_then(Value::as_bool) {
+                Some(false) => " (intermediate)",
+                _ => "",
+            },
+        );
+    }
+
+    let relayed = list(m, "receipts_relayed");
+    let _ = writeln!(out, "\nReceipts relayed to the client ({})", relayed.len());
+    if relayed.is_empty() {
+        let why = match (wants, text(get(m, "state")).as_str()) {
+            (Some(false), _) => "none: the client did not ask for a receipt",
+            (_, "final") => "none: the client's registered_delivery did not ask for this outcome",
+            _ => "none yet: the message has not ended",
+        };
+        let _ = writeln!(out, "  {why}");
+    }
+    for r in relayed {
+        let err = r
+            .get("err")
+            .and_then(Value::as_u64)
+            .map_or_else(|| "-".to_owned(), |e| format!("{e:03}"));
+        let taken = match get(r, "acked_ms") {
+            Some(at) => format!(
+                "taken by the client {}{}",
+                time(Some(at)),
+                after(Some(at), get(r, "queued_ms"))
+            ),
+            None => "NOT YET TAKEN: waiting in the outbox for a bound receiver".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "  {}{}  stat:{} err:{}{}  outbox #{}  {taken}",
+            time(get(r, "queued_ms")),
+            after(get(r, "queued_ms"), accepted),
+            text(get(r, "stat")),
+            err,
+            part(get(r, "part")),
+            text(get(r, "outbox_seq")),
+        );
+    }
+
+    let _ = writeln!(out, "\nOutcome");
+    match get(m, "outcome") {
+        Some(o) => {
+            let _ = writeln!(
+                out,
+                "  {}  at {}",
+                outcome(Some(o)),
+                time(get(m, "updated_ms"))
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  not final yet ({})", text(get(m, "state")));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_section_is_rendered_and_missing_fields_print_as_dashes() {
+        let message = json!({
+            "id": "0000000000000007",
+            "client": "acme",
+            "state": "final",
+            "accepted_ms": 1_700_000_000_000u64,
+            "receipt_requested": true,
+            "attempts": [{"upstream": "ovh", "at_ms": 1_700_000_000_010u64, "status": 0,
+                          "upstream_ids": ["A1", "A2"]}],
+            "parts": [{"upstream": "ovh", "upstream_id": "A1", "awaited": true,
+                       "outcome": {"stat": "DELIVRD", "err": 0, "vendor": null}, "final": true}],
+            "receipts_received": [{"upstream": "ovh", "upstream_id": "a1", "part": 0,
+                "vendor_stat": "DELIVRD", "vendor_err": "000",
+                "canonical": {"stat": "DELIVRD", "err": 0}, "final": true,
+                "received_ms": 1_700_000_001_000u64}],
+            "receipts_relayed": [{"outbox_seq": 9, "part": null, "stat": "UNDELIV", "err": 27,
+                "queued_ms": 1_700_000_001_005u64, "acked_ms": null}],
+            "outcome": {"stat": "UNDELIV", "err": 27, "vendor": "ovh stat:UNDELIV err:003"},
+        });
+        let out = render(&message);
+        for needle in [
+            "Message 0000000000000007   client acme   state final",
+            "upstream ovh  0x00000000 ESME_ROK  upstream ids: part 1 = A1, part 2 = A2",
+            "1. ovh A1  final: DELIVRD err 000",
+            "from ovh  id a1 part 1  stat:DELIVRD err:000  -> DELIVRD err 000",
+            "stat:UNDELIV err:027  outbox #9  NOT YET TAKEN",
+            "UNDELIV err 027 (ovh stat:UNDELIV err:003)",
+            "2023-11-14T22:13:20.000Z",
+        ] {
+            assert!(out.contains(needle), "{needle:?} missing from:\n{out}");
+        }
+        // An empty object still renders every heading.
+        let out = render(&json!({}));
+        assert!(out.contains("Route and attempts (0)") && out.contains("Outcome"));
+    }
+}

@@ -1,0 +1,276 @@
+//! What the node tells the admin listener: readiness, sessions, upstreams,
+//! queues, one message's story, the config in force (without secrets) and
+//! how the last reload went.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tern_router::breaker::BreakerState;
+use tern_storage::{MessageRecord, State, TernId};
+
+use super::node::Node;
+use super::reload::Reloader;
+use crate::admin::{AdminSource, Metrics, Readiness};
+use crate::config::Config;
+
+/// The node as the admin listener sees it.
+#[derive(Debug)]
+pub struct Source {
+    node: Arc<Node>,
+    reloader: Arc<Reloader>,
+}
+
+impl Source {
+    /// A view of `node`.
+    pub fn new(node: Arc<Node>, reloader: Arc<Reloader>) -> Self {
+        Self { node, reloader }
+    }
+}
+
+impl AdminSource for Source {
+    fn readiness(&self) -> Readiness {
+        let routing = self.node.routing();
+        Readiness {
+            // Reading a key proves the store answers; it was opened (and
+            // verified) before the listeners started.
+            store: self.node.store.get(TernId::from_u64(0)).is_ok(),
+            // The admin listener starts after every client listener bound.
+            listeners: true,
+            upstreams_bound: routing.router.upstreams().iter().map(|u| u.bound()).sum(),
+        }
+    }
+
+    fn sessions(&self) -> Value {
+        let clients: Vec<Value> = self
+            .node
+            .clients()
+            .iter()
+            .map(|s| {
+                json!({
+                    "account": s.account,
+                    "bind_type": s.bind_type.name(),
+                    "peer": s.handle.peer().map(|p| p.to_string()),
+                    "in_flight": s.handle.in_flight(),
+                })
+            })
+            .collect();
+        Value::Array(clients)
+    }
+
+    fn upstreams(&self) -> Value {
+        let now = Instant::now();
+        let routing = self.node.routing();
+        let upstreams: Vec<Value> = routing
+            .router
+            .upstreams()
+            .iter()
+            .map(|u| {
+                json!({
+                    "name": u.name(),
+                    "profile": u.profile().name,
+                    "bound": u.bound(),
+                    "pool_size": u.pool_size(),
+                    "breaker": breaker(u.breaker().state()),
+                    "available": u.is_available(now),
+                    "in_flight": u.in_flight(),
+                    "load": u.load(),
+                })
+            })
+            .collect();
+        Value::Array(upstreams)
+    }
+
+    fn queues(&self) -> Value {
+        let depths = self.node.store.queue_depths();
+        json!({
+            "ready": depths.ready,
+            "in_flight": depths.in_flight,
+            "outbox": depths.outbox,
+            "unmatched": depths.unmatched,
+        })
+    }
+
+    fn message(&self, id: &str) -> Option<Value> {
+        let id: TernId = id.trim().parse().ok()?;
+        let record = self.node.store.get(id).ok()??;
+        Some(message_json(&record))
+    }
+
+    fn config(&self) -> Value {
+        config_json(&self.reloader.current())
+    }
+
+    fn reload(&self) -> Value {
+        serde_json::to_value(self.reloader.status()).unwrap_or(Value::Null)
+    }
+
+    fn preview(&self, path: &str, text: &str) -> Value {
+        match self.reloader.preview(std::path::Path::new(path), text) {
+            Ok(changes) => json!({ "valid": true, "changes": changes }),
+            Err(errors) => json!({ "valid": false, "errors": errors }),
+        }
+    }
+
+    fn refresh(&self, metrics: &Metrics) {
+        let depths = self.node.store.queue_depths();
+        metrics.set_queue("ready", depths.ready);
+        metrics.set_queue("in_flight", depths.in_flight);
+        metrics.set_queue("outbox", depths.outbox);
+        metrics.set_queue("unmatched", depths.unmatched);
+        let clients = self.node.clients();
+        metrics.set_sessions("client", "bound", clients.len());
+        let routing = self.node.routing();
+        let upstreams = routing.router.upstreams();
+        metrics.set_sessions(
+            "upstream",
+            "bound",
+            upstreams.iter().map(|u| u.bound()).sum(),
+        );
+        metrics.set_in_flight(upstreams.iter().map(|u| u.in_flight()).sum());
+        if let Ok(size) = self.node.store.size_on_disk() {
+            metrics.set_store_size(size);
+        }
+    }
+}
+
+/// A breaker's state in one word.
+fn breaker(state: BreakerState) -> &'static str {
+    match state {
+        BreakerState::Closed { .. } => "closed",
+        BreakerState::Open { .. } => "open",
+        BreakerState::HalfOpen => "half_open",
+    }
+}
+
+/// One message's story: what the client sent, where it went, what came
+/// back. The PDU is given in hex so `tern decode` can read it.
+pub fn message_json(record: &MessageRecord) -> Value {
+    let state = match record.state {
+        State::Queued => "queued",
+        State::InFlight => "in_flight",
+        State::Submitted => "submitted",
+        State::Final => "final",
+    };
+    let attempts: Vec<Value> = record
+        .attempts
+        .iter()
+        .map(|a| {
+            json!({
+                "upstream": a.upstream,
+                "at_ms": a.at_ms,
+                "status": a.status,
+                "upstream_ids": a.upstream_ids,
+            })
+        })
+        .collect();
+    let outcome = |o: &tern_storage::Outcome| {
+        json!({
+            "stat": o.stat,
+            "err": o.err,
+            "vendor": o.vendor_code,
+        })
+    };
+    // What each part's receipts said (empty until the first receipt).
+    let parts: Vec<Value> = record
+        .parts
+        .iter()
+        .map(|p| {
+            json!({
+                "upstream": p.upstream,
+                "upstream_id": p.upstream_id,
+                "awaited": p.awaited,
+                "outcome": p.outcome.as_ref().map(outcome),
+                "final": p.is_final,
+                "updated_ms": p.updated_ms,
+            })
+        })
+        .collect();
+    // Every receipt as the upstreams sent it, and as relayed to the client.
+    let received: Vec<Value> = record
+        .received
+        .iter()
+        .map(|r| {
+            json!({
+                "upstream": r.upstream,
+                "upstream_id": r.upstream_id,
+                "part": r.part,
+                "vendor_stat": r.vendor_stat,
+                "vendor_err": r.vendor_err,
+                "network_error": r.network_error.map(|(network_type, code)| json!({
+                    "type": network_type,
+                    "code": code,
+                })),
+                "canonical": outcome(&r.canonical),
+                "final": r.is_final,
+                "received_ms": r.received_ms,
+            })
+        })
+        .collect();
+    let relayed: Vec<Value> = record
+        .relayed
+        .iter()
+        .map(|r| {
+            json!({
+                "outbox_seq": r.outbox_seq,
+                "part": r.part,
+                "stat": r.stat,
+                "err": r.err,
+                "queued_ms": r.queued_ms,
+                "acked_ms": r.acked_ms,
+            })
+        })
+        .collect();
+    json!({
+        "id": record.id.to_string(),
+        "client": record.client,
+        "state": state,
+        "accepted_ms": record.accepted_ms,
+        "expires_ms": record.expires_ms,
+        "receipt_requested": record.receipt_requested,
+        "attempts": attempts,
+        "parts": parts,
+        "receipts_received": received,
+        "receipts_relayed": relayed,
+        "outcome": record.outcome.as_ref().map(outcome),
+        "updated_ms": record.updated_ms,
+        "not_before_ms": record.not_before_ms,
+        "pdu": record.pdu.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    })
+}
+
+/// The config in force, for operators: never a password or key.
+pub fn config_json(config: &Config) -> Value {
+    json!({
+        "source": config.source.display().to_string(),
+        "node": config.node_id,
+        "listeners": config.listeners.iter().map(|l| json!({
+            "address": l.address.to_string(),
+            "tls": l.tls.is_some(),
+        })).collect::<Vec<_>>(),
+        "accounts": config.clients.iter().map(|c| json!({
+            "system_id": c.system_id,
+            "passwords": c.passwords.len(),
+            "allowed_ips": c.allowed_ips.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "max_binds": c.max_binds,
+            "rate": c.rate.map(|r| r.get()),
+            "session_rate": c.session_rate.map(|r| r.get()),
+        })).collect::<Vec<_>>(),
+        "upstreams": config.upstreams.iter().map(|u| json!({
+            "name": u.name,
+            "host": u.host,
+            "port": u.port,
+            "system_id": u.bind.system_id.to_string(),
+            "profile": u.profile.name,
+            "sessions": u.sessions,
+            "rate": u.rate,
+            "tls": u.tls.is_some(),
+        })).collect::<Vec<_>>(),
+        "routes": config.table.rules().iter().map(|r| json!({
+            "name": r.name,
+            "prefixes": r.prefixes,
+            "upstreams": r.upstreams.iter().map(|u| u.name.clone()).collect::<Vec<_>>(),
+            "strategy": format!("{:?}", r.strategy),
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,215 @@
+//! The running upstream pools, kept in step with the config across reloads.
+//!
+//! A reload compares each configured upstream with the one running under
+//! the same name: unchanged ones keep their sessions (and their breaker
+//! state); added ones start binding; removed ones drain; changed ones are
+//! replaced by a new pool that binds only once the old pool has drained and
+//! unbound, so a vendor that allows one bind per account never sees two.
+//! Draining means: no new message goes there (the router no longer lists
+//! it), requests in flight get their answers (up to [`DRAIN_DEADLINE`]),
+//! then the sessions unbind with the handshake.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tern_router::upstream::{Upstream, UpstreamConfig, UpstreamRequest};
+use tern_session::backoff::BackoffConfig;
+use tern_session::esme::UpstreamTls;
+use tern_session::throttle::{AdaptiveConfig, AdaptiveRate};
+use tern_session::SessionConfig;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::UpstreamSpec;
+
+/// The longest a drained upstream waits for answers before it unbinds.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+struct Running {
+    spec: UpstreamSpec,
+    upstream: Arc<Upstream>,
+    stop: CancellationToken,
+    /// Cancelled once this pool has drained and unbound.
+    gone: CancellationToken,
+}
+
+/// What a reload did to the upstreams.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct UpstreamChanges {
+    /// Started.
+    pub added: Vec<String>,
+    /// Draining, then unbound.
+    pub removed: Vec<String>,
+    /// Rebinding with new settings once the old pool has drained.
+    pub changed: Vec<String>,
+}
+
+/// The running pools by name.
+#[derive(Debug)]
+pub struct UpstreamSet {
+    inbound: mpsc::Sender<UpstreamRequest>,
+    shutdown: CancellationToken,
+    running: HashMap<String, Running>,
+    /// Pools taken out of service by the last `apply`, drained by
+    /// `drain_replaced` once the router no longer lists them.
+    replaced: Vec<Running>,
+}
+
+/// A pool ready to start (everything that can fail is done).
+struct Prepared {
+    spec: UpstreamSpec,
+    config: UpstreamConfig,
+}
+
+impl UpstreamSet {
+    /// No pools yet; each will forward its upstream's requests to `inbound`
+    /// and stop at `shutdown`.
+    pub fn new(inbound: mpsc::Sender<UpstreamRequest>, shutdown: CancellationToken) -> Self {
+        Self {
+            inbound,
+            shutdown,
+            running: HashMap::new(),
+            replaced: Vec::new(),
+        }
+    }
+
+    /// Brings the pools to `specs` and returns them in config order. Fails
+    /// without changing anything when a pool cannot be prepared (e.g. its
+    /// TLS files are unreadable).
+    pub fn apply(
+        &mut self,
+        specs: &[UpstreamSpec],
+    ) -> anyhow::Result<(Vec<Arc<Upstream>>, UpstreamChanges)> {
+        let mut prepared = Vec::new();
+        for spec in specs {
+            match self.running.get(&spec.name) {
+                Some(running) if running.spec == *spec => {}
+                _ => prepared.push(prepare(spec)?),
+            }
+        }
+        let mut changes = UpstreamChanges::default();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        let removed: Vec<String> = self
+            .running
+            .keys()
+            .filter(|name| !names.contains(&name.as_str()))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(old) = self.running.remove(&name) {
+                info!(upstream = name, "upstream removed: draining");
+                self.replaced.push(old);
+                changes.removed.push(name);
+            }
+        }
+        for Prepared { spec, mut config } in prepared {
+            let name = spec.name.clone();
+            if let Some(old) = self.running.remove(&name) {
+                info!(upstream = name, "upstream changed: rebinding once drained");
+                config.start_after = Some(old.gone.clone());
+                self.replaced.push(old);
+                changes.changed.push(name.clone());
+            } else {
+                changes.added.push(name.clone());
+            }
+            let stop = self.shutdown.child_token();
+            let upstream = Upstream::start(config, self.inbound.clone(), stop.clone());
+            self.running.insert(
+                name,
+                Running {
+                    spec,
+                    upstream,
+                    stop,
+                    gone: CancellationToken::new(),
+                },
+            );
+        }
+        let ordered = specs
+            .iter()
+            .filter_map(|s| self.running.get(&s.name).map(|r| r.upstream.clone()))
+            .collect();
+        Ok((ordered, changes))
+    }
+
+    /// Drains the pools the last `apply` replaced; call it once the router
+    /// that no longer lists them is in force, so nothing new is sent there.
+    pub fn drain_replaced(&mut self) {
+        for old in self.replaced.drain(..) {
+            drain(old);
+        }
+    }
+
+    /// Every running pool, in no particular order.
+    pub fn all(&self) -> Vec<Arc<Upstream>> {
+        self.running.values().map(|r| r.upstream.clone()).collect()
+    }
+}
+
+/// Lets `old` answer what it has in flight, then unbinds it.
+fn drain(old: Running) {
+    tokio::spawn(async move {
+        let deadline = Instant::now() + DRAIN_DEADLINE;
+        while old.upstream.in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        old.stop.cancel();
+        while old.upstream.bound() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        info!(upstream = old.spec.name, "drained and unbound");
+        old.gone.cancel();
+    });
+}
+
+/// The pool configuration for `spec`: loads TLS, builds the pacer.
+fn prepare(spec: &UpstreamSpec) -> anyhow::Result<Prepared> {
+    let pacer = match spec.rate {
+        Some(rate) => Some(Arc::new(
+            AdaptiveRate::new(AdaptiveConfig::new(rate))
+                .with_context(|| format!("upstream {} rate", spec.name))?,
+        )),
+        None => None,
+    };
+    let tls = match &spec.tls {
+        Some(tls) => Some(UpstreamTls {
+            connector: tls
+                .load()
+                .with_context(|| format!("upstream {} TLS", spec.name))?,
+            server_name: tls.server_name.clone(),
+        }),
+        None => None,
+    };
+    let limits = &spec.profile.limits;
+    let timers = &spec.profile.timers;
+    let session = SessionConfig {
+        window: limits.window.map_or(10, |w| w as usize),
+        enquire_link_interval: Some(Duration::from_secs(timers.enquire_link_secs.unwrap_or(30))),
+        ..SessionConfig::default()
+    };
+    Ok(Prepared {
+        spec: spec.clone(),
+        config: UpstreamConfig {
+            name: spec.name.clone(),
+            host: spec.host.clone(),
+            port: spec.port,
+            tls,
+            bind: spec.bind.clone(),
+            sessions: spec.sessions,
+            session,
+            backoff: BackoffConfig {
+                initial: Duration::from_millis(500),
+                max: Duration::from_secs(30),
+                multiplier: 2.0,
+                jitter: 0.3,
+            },
+            pacer,
+            breaker: Default::default(),
+            profile: spec.profile.clone(),
+            start_after: None,
+        },
+    })
+}

@@ -1,0 +1,353 @@
+//! The operator tools end to end: `tern send`, `tern sim`, `tern status`
+//! and `tern bench`, each run as the real binary against a real daemon
+//! (also the real binary) over loopback sockets. Every wait is bounded:
+//! the tools by their own `--timeout`/`--deadline`, the helpers here by
+//! attempt counts.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const TERN: &str = env!("CARGO_BIN_EXE_tern");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A running `tern run`, killed and its directory removed on drop.
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts the daemon with a client `acme`/`pw` on a free port, `body`
+/// appended to the configuration (upstreams, route, admin…), and waits
+/// until the client port accepts.
+fn daemon(name: &str, body: &str) -> Daemon {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("tern-cli-{name}-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+[storage]
+path = "data"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+{body}
+"#
+    );
+    let path = dir.join("tern.toml");
+    std::fs::write(&path, config).expect("config");
+    let child = Command::new(TERN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tern");
+    let daemon = Daemon { child, dir, port };
+    wait_for_port(port);
+    daemon
+}
+
+fn wait_for_port(port: u16) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..200 {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listened on {port}");
+}
+
+/// `[[upstream]] primary` at `sim_port` with `profile`, and a route for
+/// everything through it.
+fn upstream(sim_port: u16, profile: &str) -> String {
+    format!(
+        r#"
+[[upstream]]
+name = "primary"
+profile = "{profile}"
+host = "127.0.0.1"
+port = {sim_port}
+system_id = "tern"
+password = "x"
+[[route]]
+name = "everything"
+upstreams = ["primary"]
+"#
+    )
+}
+
+/// An in-process sandbox upstream of the daemon and the route to it.
+fn in_process_simulator() -> String {
+    let sim = free_port();
+    format!(
+        r#"
+[[simulator]]
+name = "sandbox"
+address = "127.0.0.1:{sim}"
+receipt_delay = "100ms"
+{}"#,
+        upstream(sim, "generic")
+    )
+}
+
+/// Runs `tern send` to the daemon as `acme`; the password comes from the
+/// environment unless `args` gives one.
+fn send(daemon: &Daemon, args: &[&str]) -> Output {
+    Command::new(TERN)
+        .arg("send")
+        .args(["--port", &daemon.port.to_string()])
+        .args(["--system-id", "acme", "--to", "34600000001"])
+        .args(["--timeout", "30s"])
+        .args(args)
+        .env("TERN_PASSWORD", "pw")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("tern send runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn send_through_tern_prints_the_id_and_the_delivered_receipt() {
+    let daemon = daemon("send", &in_process_simulator());
+    let out = send(&daemon, &["--text", "hello from the cli test"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("message id: "))
+        .unwrap_or_else(|| panic!("an id: {stdout}"))
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 16, "Tern's ids are 16 hex digits: {id}");
+    assert!(
+        stdout.contains(&format!("receipt for {id}: stat DELIVRD")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("receipted_message_id="), "{stdout}");
+}
+
+#[test]
+fn a_wrong_password_names_the_bind_status_and_not_the_password() {
+    let daemon = daemon("badpw", &in_process_simulator());
+    let secret = "Wr0ngPw";
+    let out = send(&daemon, &["--text", "hi", "--password", secret]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("ESME_RINVPASWD"), "{stderr}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+}
+
+/// A `tern sim` child process; interrupted (and then killed) on drop.
+struct Sim {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Sim {
+    fn start(port: u16, extra: &[&str]) -> Sim {
+        let mut child = Command::new(TERN)
+            .arg("sim")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--receipt-delay", "100ms"])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tern sim");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let sim = Sim { child, lines };
+        let first = sim
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("tern sim prints its address");
+        assert!(
+            first.contains(&format!("listening on 127.0.0.1:{port}")),
+            "{first}"
+        );
+        sim
+    }
+
+    /// SIGINT, then everything it printed until it exited.
+    fn stop(self) -> String {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let mut printed = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            printed.push(line);
+        }
+        printed.join("\n")
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn send_through_tern_to_a_tern_sim_process() {
+    let sim_port = free_port();
+    let sim = Sim::start(sim_port, &["--profile", "mensatek"]);
+    let daemon = daemon("simproc", &upstream(sim_port, "mensatek"));
+    let out = send(&daemon, &["--text", "hola"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("stat DELIVRD"), "{stdout}");
+    drop(daemon);
+    let counters = sim.stop();
+    assert!(counters.contains("tern sim: stopped"), "{counters}");
+    assert!(counters.contains("submits 1 "), "{counters}");
+}
+
+#[test]
+fn an_undelivered_message_exits_1_with_the_vendor_error_normalised() {
+    let sim_port = free_port();
+    let sim = Sim::start(
+        sim_port,
+        &["--profile", "ovh", "--undeliverable-fraction", "1"],
+    );
+    let daemon = daemon("undeliv", &upstream(sim_port, "ovh"));
+    let out = send(&daemon, &["--text", "to a phone that is off"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    // OVH's PTT 3 "Unreachable Destination" is MAP 027, absent subscriber.
+    assert!(stdout.contains("stat UNDELIV err 027"), "{stdout}");
+    drop(daemon);
+    drop(sim);
+}
+
+#[test]
+fn status_without_an_admin_endpoint_exits_2_naming_the_address() {
+    let _daemon = daemon("noadmin", &in_process_simulator());
+    let admin = format!("127.0.0.1:{}", free_port());
+    let out = Command::new(TERN)
+        .args(["status", "--admin", &admin])
+        .output()
+        .expect("tern status runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(&admin), "{}", text(&out.stderr));
+}
+
+#[test]
+fn status_shows_the_upstreams_of_a_running_daemon() {
+    let admin_port = free_port();
+    let sim_port = free_port();
+    let body = format!(
+        r#"
+[admin]
+address = "127.0.0.1:{admin_port}"
+[[simulator]]
+name = "sandbox"
+address = "127.0.0.1:{sim_port}"
+{}"#,
+        upstream(sim_port, "ovh")
+    );
+    let _daemon = daemon("admin", &body);
+    wait_for_port(admin_port);
+    let admin = format!("127.0.0.1:{admin_port}");
+    let status = || {
+        Command::new(TERN)
+            .args(["status", "--admin", &admin])
+            .output()
+            .expect("tern status runs")
+    };
+    // Ready once the upstream is bound: a few attempts, each bounded.
+    let mut out = status();
+    for _ in 0..50 {
+        if out.status.code() == Some(0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        out = status();
+    }
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("READY"), "{stdout}");
+    let row = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("primary"))
+        .unwrap_or_else(|| panic!("an upstream row: {stdout}"));
+    assert!(row.contains("ovh") && row.contains("1/1"), "{row}");
+
+    let out = Command::new(TERN)
+        .args(["status", "--json", "--admin", &admin])
+        .output()
+        .expect("tern status runs");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(json["upstreams"][0]["name"], "primary");
+    assert_eq!(json["ready"]["ready"], true);
+}
+
+#[test]
+fn a_small_bench_reports_both_throughputs_and_their_ratio() {
+    let out = Command::new(TERN)
+        .args(["bench", "--messages", "2000", "--sessions", "2", "--json"])
+        .args(["--deadline", "90s"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("tern bench runs");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    for run in ["direct", "through_tern"] {
+        let r = &report[run];
+        assert!(r["submits_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{run}");
+        assert!(r["receipts_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{run}");
+        assert_eq!(r["accepted"], 2000, "{run}");
+        assert_eq!(
+            r["receipts_matched"], 2000,
+            "{run}: one receipt per message"
+        );
+    }
+    assert!(report["ratio"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(report["tern"]["peak_rss_mb"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(report["tern"]["cpu_s"].as_f64().is_some());
+    assert_eq!(report["completed"], true);
+}

@@ -1,0 +1,147 @@
+//! The sd_notify protocol as systemd sees it, on the real binary: a unix
+//! datagram socket stands in for systemd's `NOTIFY_SOCKET`. READY=1 comes
+//! once the listeners accept; a reload is framed by RELOADING=1 (with
+//! MONOTONIC_USEC) and READY=1; WATCHDOG=1 pings come at half of
+//! WATCHDOG_USEC; SIGTERM brings STOPPING=1 and exit 0.
+
+use std::os::unix::net::UnixDatagram;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Daemon {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Datagrams received within `limit`, until one contains `want`.
+fn until(socket: &UnixDatagram, want: &str, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        if let Ok(n) = socket.recv(&mut buf) {
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = message.lines().any(|l| l == want);
+            seen.push(message);
+            if done {
+                return seen;
+            }
+        }
+    }
+    panic!("no {want} within {limit:?}; got {seen:?}");
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[test]
+fn ready_reloading_watchdog_and_stopping_reach_systemd() {
+    let dir = std::env::temp_dir().join(format!("tern-notify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let socket_path = dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
+    let (client, sim) = (free_port(), free_port());
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{client}"
+[storage]
+path = "data"
+[[simulator]]
+name = "sim"
+address = "127.0.0.1:{sim}"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+[[upstream]]
+name = "sim"
+host = "127.0.0.1"
+port = {sim}
+system_id = "tern"
+password = "x"
+[[route]]
+name = "all"
+upstreams = ["sim"]
+"#
+    );
+    let path = dir.join("tern.toml");
+    std::fs::write(&path, &config).expect("config");
+    // systemd sets WATCHDOG_PID to the service's pid: `exec` keeps the
+    // shell's pid for tern, so `$$` is it.
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "WATCHDOG_PID=$$ exec '{}' run --config '{}'",
+            env!("CARGO_BIN_EXE_tern"),
+            path.display()
+        ))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tern");
+    let mut daemon = Daemon {
+        child,
+        dir: dir.clone(),
+    };
+
+    let ready = until(&socket, "READY=1", Duration::from_secs(20));
+    // READY means serving: the client listener accepts now.
+    std::net::TcpStream::connect(("127.0.0.1", client)).expect("listening once READY");
+    assert!(ready.concat().contains("STATUS="), "{ready:?}");
+
+    // Pings at half of the 400 ms interval.
+    until(&socket, "WATCHDOG=1", Duration::from_secs(2));
+    until(&socket, "WATCHDOG=1", Duration::from_secs(2));
+
+    std::fs::write(&path, config.replace("name = \"all\"", "name = \"every\"")).expect("edit");
+    signal(&daemon.child, "HUP");
+    let reload = until(&socket, "RELOADING=1", Duration::from_secs(10));
+    let reloading = reload.last().expect("message");
+    let usec = reloading
+        .lines()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .expect("MONOTONIC_USEC with RELOADING");
+    assert!(usec.parse::<u64>().is_ok_and(|u| u > 0), "{reloading}");
+    until(&socket, "READY=1", Duration::from_secs(10));
+
+    signal(&daemon.child, "TERM");
+    until(&socket, "STOPPING=1", Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = daemon.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}

@@ -1,0 +1,834 @@
+//! TLS end to end, against the real `tern` binary: a client binds to Tern
+//! over TLS, Tern submits to one upstream that speaks only TLS 1.3 (like
+//! OVHcloud) and to one that speaks only TLS 1.2 (like Telesign), and the
+//! receipts come back through TLS both ways. An upstream whose TLS range
+//! does not reach the floor Tern was configured with is never bound: the
+//! handshake fails, the daemon says so, and messages routed only there stay
+//! queued for a retry instead of being sent in the clear or elsewhere.
+//!
+//! Certificates come from a CA made per test with rcgen; nothing on disk is
+//! shared between tests. Upstream simulators run inside the test process so
+//! their counters (handshakes, binds, submits) can be read; the
+//! `[[simulator]]` TLS keys are checked through `tern check-config` and a
+//! daemon-run sandbox.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use tern_codec::pdu::{QuerySm, SmResp, SubmitSm};
+use tern_codec::{
+    Address, Body, CommandStatus, MessageState, Npi, RegisteredDelivery, ShortMessage, Ton,
+};
+use tern_session::esme::{self, BindParams, UpstreamSession};
+use tern_session::tls::{ClientTls, MaybeTlsStream, TlsVersion};
+use tern_session::SessionConfig;
+use tern_sim::smsc::{SimConfig, SimHandle, SimTls, Simulator};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// Bounds every single wait.
+const WAIT: Duration = Duration::from_secs(10);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A temporary directory holding one test's certificates, configuration
+/// and store; removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let path = std::env::temp_dir().join(format!(
+            "tern-tls-{name}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&path).expect("dir");
+        Dir(path)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A CA made for one test, and one server certificate it signed for
+/// `localhost` and 127.0.0.1, all written as PEM files into the directory:
+/// `ca.pem`, `server.pem`, `server.key`.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Dir) -> Pki {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Tern TLS test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+            .expect("CA");
+
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let mut params = CertificateParams::new(names).expect("server params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "tern test server");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let key = KeyPair::generate().expect("server key");
+        let cert = params.signed_by(&key, &ca).expect("server certificate");
+        Pki {
+            ca: dir.write("ca.pem", &ca.pem()),
+            cert: dir.write("server.pem", &cert.pem()),
+            key: dir.write("server.key", &key.serialize_pem()),
+        }
+    }
+
+    /// TLS settings of a simulator offering exactly `min..=max`.
+    fn sim(&self, min: TlsVersion, max: TlsVersion) -> SimTls {
+        SimTls {
+            min_version: min,
+            max_version: max,
+            ..SimTls::new(&self.cert, &self.key)
+        }
+    }
+
+    /// A client trusting only this CA, with floor `min`.
+    fn client(&self, min: TlsVersion) -> ClientTls {
+        ClientTls {
+            min_version: min,
+            extra_ca_pem: Some(self.ca.clone()),
+            use_webpki_roots: false,
+            server_name: Some("localhost".to_owned()),
+            ..ClientTls::default()
+        }
+    }
+}
+
+/// An upstream simulator serving only TLS in `min..=max`, accepting any
+/// bind; its receipts come 100 ms after each submit.
+async fn tls_simulator(pki: &Pki, min: TlsVersion, max: TlsVersion) -> SimHandle {
+    let mut config = SimConfig {
+        tls: Some(pki.sim(min, max)),
+        ..SimConfig::default()
+    };
+    config.behaviour.receipts.delay = Duration::from_millis(100);
+    Simulator::start(config).await.expect("simulator starts")
+}
+
+/// The daemon under test; killed on drop. Its stderr is collected so a
+/// test can check what it logged.
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// Starts `tern run` on `config` (written into `dir`) with the client
+    /// listener on `port`.
+    fn start(dir: &Dir, port: u16, config: &str) -> Daemon {
+        let path = dir.write("tern.toml", config);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tern");
+        let log = Arc::new(Mutex::new(String::new()));
+        // Wherever the logger writes: both streams, line by line.
+        let stdout = child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
+        let stderr = child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>);
+        for stream in [stdout, stderr].into_iter().flatten() {
+            let sink = log.clone();
+            // Ends at EOF, i.e. when the daemon exits.
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    eprintln!("tern: {line}");
+                    let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
+                    log.push_str(&strip_ansi(&line));
+                    log.push('\n');
+                }
+            });
+        }
+        Daemon { child, port, log }
+    }
+
+    async fn connect(&self) -> TcpStream {
+        for _ in 0..100 {
+            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)).await {
+                return stream;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("tern never listened on {}", self.port);
+    }
+
+    /// What the daemon logged so far.
+    fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits (at most `WAIT`) until a log line contains every one of
+    /// `needles`; returns that line.
+    async fn logged(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let log = self.log();
+            if let Some(line) = log
+                .lines()
+                .find(|line| needles.iter().all(|n| line.contains(n)))
+            {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needles:?} in:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Drops terminal colour sequences (ESC [ … letter), should the logger
+/// add them despite NO_COLOR.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Binds to Tern over TLS (trusting the test CA) as a transceiver; returns
+/// the session and the TLS version the listener negotiated.
+async fn tls_client(daemon: &Daemon, pki: &Pki) -> (UpstreamSession, Option<TlsVersion>) {
+    let tls = pki.client(TlsVersion::Tls12);
+    let connector = tls.load().expect("client TLS");
+    let name = tls.server_name_for("127.0.0.1").expect("name");
+    let stream = daemon.connect().await;
+    let io = tokio::time::timeout(WAIT, MaybeTlsStream::connect(&connector, name, stream))
+        .await
+        .expect("handshake in time")
+        .expect("TLS to Tern's listener");
+    let version = io.negotiated_version();
+    let addr: SocketAddr = ([127, 0, 0, 1], daemon.port).into();
+    let params = BindParams::new("acme", "pw").expect("short");
+    let config = SessionConfig {
+        enquire_link_interval: None,
+        ..SessionConfig::default()
+    };
+    let session = tokio::time::timeout(WAIT, esme::bind(io, Some(addr), &params, config))
+        .await
+        .expect("bind answered in time")
+        .expect("bound over TLS");
+    (session, version)
+}
+
+/// A plain-TCP client of Tern.
+async fn plain_client(daemon: &Daemon) -> UpstreamSession {
+    let stream = daemon.connect().await;
+    let addr: SocketAddr = ([127, 0, 0, 1], daemon.port).into();
+    let params = BindParams::new("acme", "pw").expect("short");
+    let config = SessionConfig {
+        enquire_link_interval: None,
+        ..SessionConfig::default()
+    };
+    tokio::time::timeout(WAIT, esme::bind(stream, Some(addr), &params, config))
+        .await
+        .expect("bind answered in time")
+        .expect("bound")
+}
+
+/// A submit to `to` with a receipt requested.
+fn submit(to: &str, text: &str) -> SubmitSm {
+    SubmitSm {
+        source: Address::new(
+            Ton::ALPHANUMERIC,
+            Npi::UNKNOWN,
+            "Acme".try_into().expect("short"),
+        ),
+        destination: Address::new(Ton::INTERNATIONAL, Npi::ISDN, to.try_into().expect("short")),
+        registered_delivery: RegisteredDelivery::ALWAYS,
+        short_message: ShortMessage::new(text.as_bytes().to_vec()).expect("short"),
+        ..SubmitSm::default()
+    }
+}
+
+/// Submits and returns Tern's message id; the answer must be `ESME_ROK`.
+async fn submit_id(client: &UpstreamSession, sm: SubmitSm) -> String {
+    let resp = tokio::time::timeout(WAIT, client.handle.request(Body::SubmitSm(sm)))
+        .await
+        .expect("answered in time")
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
+        panic!("no message id in {resp:?}")
+    };
+    id.to_string()
+}
+
+/// The TLS version a fresh client with floor `min` gets from the server at
+/// `addr`, or the handshake error.
+async fn probe(pki: &Pki, addr: SocketAddr, min: TlsVersion) -> Result<TlsVersion, String> {
+    let tls = pki.client(min);
+    let connector = tls.load().expect("client TLS");
+    let name = tls.server_name_for("127.0.0.1").expect("name");
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    match tokio::time::timeout(WAIT, MaybeTlsStream::connect(&connector, name, stream))
+        .await
+        .expect("handshake ends in time")
+    {
+        Ok(io) => Ok(io.negotiated_version().expect("a TLS version")),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// Waits until `check` holds on the simulator's counters (at most `WAIT`).
+async fn until(sim: &SimHandle, what: &str, check: impl Fn(&tern_sim::SimSnapshot) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check(&sim.stats()) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: simulator counters {:?}",
+            sim.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn upstream(name: &str, port: u16, min: &str, ca: &Path) -> String {
+    format!(
+        r#"
+[[upstream]]
+name = "{name}"
+host = "127.0.0.1"
+port = {port}
+system_id = "tern"
+password = "x"
+tls = true
+tls_min_version = "{min}"
+tls_ca = "{ca}"
+tls_server_name = "localhost"
+"#,
+        ca = ca.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submits_and_receipts_travel_over_tls_to_a_tls13_and_a_tls12_upstream() {
+    let dir = Dir::new("both");
+    let pki = Pki::new(&dir);
+    let ovh = tls_simulator(&pki, TlsVersion::Tls13, TlsVersion::Tls13).await;
+    let telesign = tls_simulator(&pki, TlsVersion::Tls12, TlsVersion::Tls12).await;
+    // The simulators offer what they claim: a client offering 1.2 and
+    // 1.3 gets 1.3 from the OVH-like one and 1.2 from the Telesign-like
+    // one, which refuses a client with a 1.3 floor.
+    assert_eq!(
+        probe(&pki, ovh.addr(), TlsVersion::Tls12).await,
+        Ok(TlsVersion::Tls13)
+    );
+    assert_eq!(
+        probe(&pki, telesign.addr(), TlsVersion::Tls12).await,
+        Ok(TlsVersion::Tls12)
+    );
+    assert!(probe(&pki, telesign.addr(), TlsVersion::Tls13)
+        .await
+        .is_err());
+    // The probes' own handshakes, so Tern's can be told apart below.
+    let probed = (ovh.stats().tls_handshakes, telesign.stats().tls_handshakes);
+    assert_eq!(
+        (ovh.stats().tls_failures, telesign.stats().tls_failures),
+        (0, 1),
+        "only the 1.3-floor probe of the 1.2-only simulator failed"
+    );
+
+    let port = free_port();
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+tls_cert = "{cert}"
+tls_key = "{key}"
+[storage]
+path = "data"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+{ovh}
+{telesign}
+[[route]]
+name = "france"
+prefixes = ["33"]
+upstreams = ["ovh"]
+[[route]]
+name = "usa"
+prefixes = ["1"]
+upstreams = ["telesign"]
+"#,
+        cert = pki.cert.display(),
+        key = pki.key.display(),
+        ovh = upstream("ovh", ovh.addr().port(), "1.3", &pki.ca),
+        telesign = upstream("telesign", telesign.addr().port(), "1.2", &pki.ca),
+    );
+    let daemon = Daemon::start(&dir, port, &config);
+    let (mut client, version) = tls_client(&daemon, &pki).await;
+    // The listener's floor is 1.2; a client offering both gets the best.
+    assert_eq!(version, Some(TlsVersion::Tls13));
+    // Both upstreams bind over TLS before anything is sent to them.
+    until(&ovh, "TLS 1.3 upstream bound", |s| {
+        s.tls_handshakes > probed.0 && s.binds >= 1
+    })
+    .await;
+    until(&telesign, "TLS 1.2 upstream bound", |s| {
+        s.tls_handshakes > probed.1 && s.binds >= 1
+    })
+    .await;
+
+    let mut ids = HashSet::new();
+    ids.insert(submit_id(&client, submit("33612345678", "bonjour")).await);
+    ids.insert(submit_id(&client, submit("14155550100", "hello")).await);
+    assert_eq!(ids.len(), 2, "two distinct ids");
+
+    // Each upstream got its own message over its own TLS session…
+    until(&ovh, "the French message reached OVH", |s| s.submits == 1).await;
+    until(&telesign, "the US message reached Telesign", |s| {
+        s.submits == 1
+    })
+    .await;
+
+    // …and both receipts come back to the client through Tern's listener.
+    let mut receipted = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while receipted.len() < ids.len() {
+        let request = tokio::time::timeout_at(deadline, client.requests.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of 2 receipts", receipted.len()))
+            .expect("session open");
+        let Body::DeliverSm(sm) = &request.pdu.body else {
+            panic!("{:?}", request.pdu)
+        };
+        assert!(sm.esm_class.is_receipt());
+        let id = String::from_utf8_lossy(sm.tlvs.receipted_message_id().expect("id")).into_owned();
+        let text = String::from_utf8_lossy(sm.short_message.as_bytes()).into_owned();
+        assert!(ids.contains(&id), "a receipt for an id Tern gave: {id}");
+        assert!(text.contains("stat:DELIVRD"), "{text}");
+        receipted.insert(id);
+        request
+            .responder
+            .respond(
+                CommandStatus::Ok,
+                Body::DeliverSmResp(SmResp::with_id(Default::default())),
+            )
+            .await
+            .expect("ack");
+    }
+    assert_eq!(receipted, ids);
+    // Tern acknowledged each upstream receipt over the same TLS sessions.
+    until(&ovh, "OVH receipt acknowledged", |s| s.receipts_acked == 1).await;
+    until(&telesign, "Telesign receipt acknowledged", |s| {
+        s.receipts_acked == 1
+    })
+    .await;
+    // Tern's own handshakes all succeeded: no failure beyond the probe's.
+    assert_eq!(
+        (ovh.stats().tls_failures, telesign.stats().tls_failures),
+        (0, 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_below_the_tls_floor_is_never_bound_and_its_messages_wait() {
+    let dir = Dir::new("floor");
+    let pki = Pki::new(&dir);
+    // Tern requires 1.3 of "ovh", but this one stops at 1.2.
+    let old = tls_simulator(&pki, TlsVersion::Tls12, TlsVersion::Tls12).await;
+    let port = free_port();
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+[storage]
+path = "data"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+{ovh}
+[[route]]
+name = "france"
+prefixes = ["33"]
+upstreams = ["ovh"]
+[router]
+retry_initial = "200ms"
+"#,
+        ovh = upstream("ovh", old.addr().port(), "1.3", &pki.ca),
+    );
+    let daemon = Daemon::start(&dir, port, &config);
+    let mut client = plain_client(&daemon).await;
+
+    // The daemon says why, naming the upstream's address and TLS.
+    let upstream_port = old.addr().port().to_string();
+    let line = daemon
+        .logged(&[
+            "connect failed",
+            "TLS handshake",
+            "ProtocolVersion",
+            &upstream_port,
+        ])
+        .await;
+    eprintln!("the daemon logged: {line}");
+    until(&old, "Tern tried TLS and gave up", |s| {
+        s.connections >= 1 && s.tls_failures >= 1
+    })
+    .await;
+
+    // Store-and-forward (DESIGN.md, data flow 2): the submit is answered
+    // ESME_ROK once durable, whether or not an upstream is bound…
+    let id = submit_id(&client, submit("33612345678", "never in the clear")).await;
+    // …and then waits in the retry queue: no receipt, no final state…
+    let quiet = Duration::from_secs(3);
+    if let Ok(Some(request)) = tokio::time::timeout(quiet, client.requests.recv()).await {
+        panic!("nothing can have been delivered, got {:?}", request.pdu);
+    }
+    let query = QuerySm {
+        message_id: id.as_str().try_into().expect("short"),
+        ..QuerySm::default()
+    };
+    let resp = tokio::time::timeout(WAIT, client.handle.request(Body::QuerySm(query)))
+        .await
+        .expect("answered in time")
+        .expect("answered");
+    let Body::QuerySmResp(answer) = resp.body else {
+        panic!("{resp:?}")
+    };
+    assert_eq!(
+        (resp.command_status, answer.message_state),
+        (CommandStatus::Ok, MessageState::ENROUTE)
+    );
+    // …while nothing ever bound or reached the upstream below the floor.
+    let stats = old.stats();
+    assert_eq!((stats.binds, stats.submits), (0, 0), "{stats:?}");
+    assert!(stats.tls_failures >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_bind_on_a_tls_listener_is_never_answered() {
+    let dir = Dir::new("plain");
+    let pki = Pki::new(&dir);
+    let port = free_port();
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+tls_cert = "{cert}"
+tls_key = "{key}"
+tls_min_version = "1.3"
+[storage]
+path = "data"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+"#,
+        cert = pki.cert.display(),
+        key = pki.key.display(),
+    );
+    let daemon = Daemon::start(&dir, port, &config);
+    // SMPP in the clear: what TLS reads is no ClientHello, so the
+    // connection ends, at most with a TLS alert record, never a bind_resp.
+    let mut stream = daemon.connect().await;
+    let bind = tern_codec::Pdu::new(
+        1,
+        Body::BindTransceiver(tern_codec::pdu::Bind {
+            system_id: "acme".try_into().expect("short"),
+            password: "pw".try_into().expect("short"),
+            interface_version: tern_codec::InterfaceVersion::V34,
+            ..Default::default()
+        }),
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &bind.to_bytes())
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("closed in time");
+    assert!(
+        answer.is_empty() || answer[0] == 0x15,
+        "only a TLS alert (content type 21) may come back, got {answer:02x?} ({read:?})"
+    );
+    // A client whose floor the listener meets gets 1.3.
+    assert_eq!(
+        probe(&pki, ([127, 0, 0, 1], port).into(), TlsVersion::Tls12).await,
+        Ok(TlsVersion::Tls13)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_tls_handshake_is_dropped_at_the_session_init_time() {
+    let dir = Dir::new("stall");
+    let pki = Pki::new(&dir);
+    let port = free_port();
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+tls_cert = "{cert}"
+tls_key = "{key}"
+[storage]
+path = "data"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+"#,
+        cert = pki.cert.display(),
+        key = pki.key.display(),
+    );
+    let daemon = Daemon::start(&dir, port, &config);
+    // A TLS record header announcing a 512-octet ClientHello, and then
+    // nothing: the handshake can neither finish nor fail.
+    let mut stall = daemon.connect().await;
+    tokio::io::AsyncWriteExt::write_all(&mut stall, &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .expect("write");
+    let started = Instant::now();
+    // Meanwhile a proper TLS client binds and submits.
+    let (client, _) = tls_client(&daemon, &pki).await;
+    let resp = tokio::time::timeout(WAIT, client.handle.request(Body::EnquireLink))
+        .await
+        .expect("answered in time")
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+    // The listener's handshakes share the session-init limit of binds.
+    let init = SessionConfig::default().session_init_timeout;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(init + WAIT, stall.read_to_end(&mut rest))
+        .await
+        .expect("the stalled connection is closed");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= init - Duration::from_secs(1),
+        "closed after {elapsed:?}, before the {init:?} limit ({read:?})"
+    );
+    assert!(!client.handle.is_closed(), "the good client is still bound");
+}
+
+/// Runs `tern check-config` on `text`; returns the exit code and stderr.
+fn check(dir: &Dir, text: &str) -> (i32, String) {
+    let path = dir.write("check.toml", text);
+    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .expect("run tern");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn simulator_tls_keys_are_checked_with_their_line() {
+    let dir = Dir::new("check");
+    let sim = |keys: &str| {
+        format!(
+            "[storage]\npath = \"data\"\n\n[[simulator]]\nname = \"ovh\"\naddress = \"127.0.0.1:0\"\n{keys}\n"
+        )
+    };
+    let (code, err) = check(
+        &dir,
+        &sim("tls_cert = \"s.pem\"\ntls_key = \"s.key\"\ntls_min_version = \"1.3\""),
+    );
+    assert_eq!(code, 0, "{err}");
+
+    let (code, err) = check(&dir, &sim("tls_cert = \"s.pem\""));
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("check.toml:7:") && err.contains("needs both tls_cert and tls_key"),
+        "{err}"
+    );
+
+    let (code, err) = check(
+        &dir,
+        &sim("tls_cert = \"s.pem\"\ntls_key = \"s.key\"\ntls_min_version = \"1.3\"\ntls_max_version = \"1.2\""),
+    );
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("check.toml:10:") && err.contains("above tls_max_version"),
+        "{err}"
+    );
+
+    let (code, err) = check(
+        &dir,
+        &sim("tls_cert = \"s.pem\"\ntls_key = \"s.key\"\ntls_max_version = \"1.1\""),
+    );
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("check.toml:9:") && err.contains("tls_max_version \"1.1\""),
+        "{err}"
+    );
+
+    let (code, err) = check(&dir, &sim("tls_min_version = \"1.3\""));
+    assert_eq!(code, 78, "{err}");
+    assert!(err.contains("without tls_cert and tls_key"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulator_tls_keys_compile_to_settings_a_simulator_serves() {
+    let dir = Dir::new("compile");
+    let pki = Pki::new(&dir);
+    let text = format!(
+        r#"
+[storage]
+path = "data"
+[[simulator]]
+name = "ovh-like"
+address = "127.0.0.1:0"
+tls_cert = "{cert}"
+tls_key = "{key}"
+tls_min_version = "TLSv1.3"
+[[simulator]]
+name = "telesign-like"
+address = "127.0.0.1:0"
+tls_cert = "server.pem"
+tls_key = "server.key"
+tls_max_version = "1.2"
+[[simulator]]
+name = "plain"
+address = "127.0.0.1:0"
+"#,
+        cert = pki.cert.display(),
+        key = pki.key.display(),
+    );
+    let path = dir.write("sims.toml", &text);
+    let config = tern::config::Config::from_text(&path, &text).expect("valid");
+    let tls: Vec<_> = config.simulators.iter().map(|s| s.tls.clone()).collect();
+    // Relative paths are resolved against the file's directory.
+    assert_eq!(
+        tls,
+        vec![
+            Some(pki.sim(TlsVersion::Tls13, TlsVersion::Tls13)),
+            Some(pki.sim(TlsVersion::Tls12, TlsVersion::Tls12)),
+            None
+        ]
+    );
+    // What the daemon hands the simulator serves exactly that range.
+    for (spec, expected) in config
+        .simulators
+        .iter()
+        .zip([TlsVersion::Tls13, TlsVersion::Tls12])
+    {
+        let sim = Simulator::start(SimConfig {
+            tls: spec.tls.clone(),
+            ..SimConfig::default()
+        })
+        .await
+        .expect("starts");
+        assert_eq!(
+            probe(&pki, sim.addr(), TlsVersion::Tls12).await,
+            Ok(expected),
+            "{}",
+            spec.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_simulator_from_the_config_serves_its_tls_range() {
+    let dir = Dir::new("sandbox");
+    let pki = Pki::new(&dir);
+    let (port, sim) = (free_port(), free_port());
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+[storage]
+path = "data"
+[[simulator]]
+name = "telesign-like"
+address = "127.0.0.1:{sim}"
+tls_cert = "{cert}"
+tls_key = "{key}"
+tls_max_version = "1.2"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+{up}
+[[route]]
+name = "usa"
+prefixes = ["1"]
+upstreams = ["sandbox"]
+"#,
+        cert = pki.cert.display(),
+        key = pki.key.display(),
+        up = upstream("sandbox", sim, "1.2", &pki.ca),
+    );
+    let daemon = Daemon::start(&dir, port, &config);
+    let mut client = plain_client(&daemon).await;
+    let addr: SocketAddr = ([127, 0, 0, 1], sim).into();
+    assert_eq!(
+        probe(&pki, addr, TlsVersion::Tls12).await,
+        Ok(TlsVersion::Tls12)
+    );
+    assert!(probe(&pki, addr, TlsVersion::Tls13).await.is_err());
+    // Tern itself goes through it: a message and its receipt.
+    let id = submit_id(&client, submit("14155550100", "sandboxed")).await;
+    let request = tokio::time::timeout(Duration::from_secs(20), client.requests.recv())
+        .await
+        .expect("a receipt in time")
+        .expect("session open");
+    let Body::DeliverSm(sm) = &request.pdu.body else {
+        panic!("{:?}", request.pdu)
+    };
+    assert_eq!(sm.tlvs.receipted_message_id(), Some(id.as_bytes()));
+}

@@ -1,0 +1,314 @@
+//! `tern trace ID` against the real daemon: a client sends a message Tern
+//! splits in two, an SMSC in this process answers each part with its own
+//! id and a receipt, the client takes Tern's receipt, and `tern trace`
+//! must tell the whole story with the right upstream and ids: attempts
+//! with the upstream id of each part, each part's receipt as received,
+//! the receipt relayed and when the client took it, the outcome. An
+//! unknown id exits 1; an admin endpoint that is not there exits 2.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tern_codec::pdu::{DeliverSm, SmResp, SubmitSm};
+use tern_codec::{
+    Address, Body, CommandStatus, EsmClass, Npi, RegisteredDelivery, ShortMessage, Tlv, Ton,
+};
+use tern_session::esme::{self, BindParams};
+use tern_session::smsc::{Admission, Authenticator, BindRequest, SmscConfig, SmscServer};
+use tern_session::SessionConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct AnyBind;
+
+impl Authenticator for AnyBind {
+    fn authenticate(&self, bind: &BindRequest) -> Result<Admission, CommandStatus> {
+        Ok(Admission {
+            account: bind.system_id.clone(),
+            ..Admission::default()
+        })
+    }
+}
+
+/// An SMSC that answers every submit with the id `TRC-<n>` and then sends
+/// a DELIVRD receipt for it. Stops when the guard drops.
+async fn smsc() -> (u16, tokio_util::sync::DropGuard) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let stop = CancellationToken::new();
+    let server = SmscServer::new(SmscConfig::default(), AnyBind);
+    let (tx, mut sessions) = mpsc::channel(4);
+    tokio::spawn(server.serve(listener, None, tx, stop.clone()));
+    let counter = Arc::new(AtomicU64::new(1));
+    tokio::spawn(async move {
+        while let Some(mut bound) = sessions.recv().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                while let Some(request) = bound.requests.recv().await {
+                    let Body::SubmitSm(submit) = request.pdu.body else {
+                        let _ = request
+                            .responder
+                            .reject(CommandStatus::InvalidCommandId)
+                            .await;
+                        continue;
+                    };
+                    let id = format!("TRC-{}", counter.fetch_add(1, Ordering::Relaxed));
+                    let body =
+                        Body::SubmitSmResp(SmResp::with_id(id.as_str().try_into().expect("fits")));
+                    let _ = request.responder.respond(CommandStatus::Ok, body).await;
+                    let text = format!(
+                        "id:{id} sub:001 dlvrd:001 submit date:2601010000 done date:2601010001 stat:DELIVRD err:000 text:"
+                    );
+                    let mut receipt = DeliverSm {
+                        source: submit.destination.clone(),
+                        destination: submit.source.clone(),
+                        esm_class: EsmClass::DELIVERY_RECEIPT,
+                        short_message: ShortMessage::new(text.into_bytes()).expect("fits"),
+                        ..DeliverSm::default()
+                    };
+                    receipt
+                        .tlvs
+                        .push(Tlv::receipted_message_id(id.as_bytes()).expect("fits"));
+                    let handle = bound.handle.clone();
+                    tokio::spawn(async move {
+                        let _ = handle.request(Body::DeliverSm(receipt)).await;
+                    });
+                }
+            });
+        }
+    });
+    (port, stop.drop_guard())
+}
+
+struct Daemon {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_tern(client_port: u16, admin_port: u16, upstream_port: u16) -> Daemon {
+    let dir = std::env::temp_dir().join(format!("tern-trace-{}-{client_port}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{client_port}"
+[admin]
+address = "127.0.0.1:{admin_port}"
+[storage]
+path = "data"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+[[upstream]]
+name = "carrier-x"
+host = "127.0.0.1"
+port = {upstream_port}
+system_id = "tern"
+password = "x"
+[[route]]
+name = "all"
+upstreams = ["carrier-x"]
+"#
+    );
+    let path = dir.join("tern.toml");
+    std::fs::write(&path, config).expect("config");
+    let child = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tern");
+    Daemon { child, dir }
+}
+
+async fn client(port: u16) -> esme::UpstreamSession {
+    for _ in 0..200 {
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)).await {
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let params = BindParams::new("acme", "pw").expect("short");
+            let config = SessionConfig {
+                enquire_link_interval: None,
+                ..SessionConfig::default()
+            };
+            return esme::bind(stream, Some(addr), &params, config)
+                .await
+                .expect("bound to tern");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("tern never listened on {port}");
+}
+
+/// Runs `tern trace` off the async runtime's threads.
+async fn trace(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_tern"))
+            .arg("trace")
+            .args(args)
+            .output()
+            .expect("run tern trace")
+    })
+    .await
+    .expect("task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_tells_where_a_receipt_went_with_the_upstream_and_its_ids() {
+    let (upstream, _smsc) = smsc().await;
+    let (port, admin) = (free_port(), free_port());
+    let _tern = start_tern(port, admin, upstream);
+    let mut client = client(port).await;
+
+    // 300 characters: two parts upstream, one id for the client.
+    let mut sm = SubmitSm {
+        source: Address::new(
+            Ton::ALPHANUMERIC,
+            Npi::UNKNOWN,
+            "Acme".try_into().expect("short"),
+        ),
+        destination: Address::new(
+            Ton::INTERNATIONAL,
+            Npi::ISDN,
+            "34600000001".try_into().expect("short"),
+        ),
+        registered_delivery: RegisteredDelivery::ALWAYS,
+        ..SubmitSm::default()
+    };
+    sm.tlvs
+        .push(Tlv::message_payload(vec![b'z'; 300]).expect("fits"));
+    let resp = client
+        .handle
+        .request(Body::SubmitSm(sm))
+        .await
+        .expect("answered");
+    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
+        panic!("no id: {resp:?}")
+    };
+    let id = id.to_string();
+
+    let request = tokio::time::timeout(Duration::from_secs(10), client.requests.recv())
+        .await
+        .expect("a receipt in time")
+        .expect("session open");
+    request
+        .responder
+        .respond(
+            CommandStatus::Ok,
+            Body::DeliverSmResp(SmResp::with_id(Default::default())),
+        )
+        .await
+        .expect("ack");
+
+    // The client's answer is recorded just after it is sent: wait for it.
+    let addr: SocketAddr = ([127, 0, 0, 1], admin).into();
+    let mut taken = false;
+    for _ in 0..100 {
+        let message = tern::admin::get_json(addr, &format!("/api/messages/{id}")).await;
+        if message.is_ok_and(|m| m["receipts_relayed"][0]["acked_ms"].is_u64()) {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(taken, "the client's acknowledgement was never recorded");
+
+    let admin_arg = format!("127.0.0.1:{admin}");
+    let out = trace(vec![id.clone(), "--admin".into(), admin_arg.clone()]).await;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{:?}: {text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each section, in order, with the upstream and its ids.
+    let sections = [
+        format!("Message {id}   client acme   state final"),
+        "Route and attempts (1)".to_owned(),
+        "upstream carrier-x  0x00000000 ESME_ROK  upstream ids: part 1 = TRC-1, part 2 = TRC-2"
+            .to_owned(),
+        "Parts (2)".to_owned(),
+        "1. carrier-x TRC-1  final: DELIVRD err 000 (carrier-x stat:DELIVRD err:000)".to_owned(),
+        "2. carrier-x TRC-2  final: DELIVRD err 000 (carrier-x stat:DELIVRD err:000)".to_owned(),
+        "Receipts received (2)".to_owned(),
+        "Receipts relayed to the client (1)".to_owned(),
+        "stat:DELIVRD err:000  outbox #".to_owned(),
+        "taken by the client".to_owned(),
+        "Outcome".to_owned(),
+        "DELIVRD err 000 (carrier-x stat:DELIVRD err:000)".to_owned(),
+    ];
+    let mut from = 0;
+    for section in &sections {
+        let at = text[from..]
+            .find(section.as_str())
+            .unwrap_or_else(|| panic!("{section:?} missing (or out of order) in:\n{text}"));
+        from += at + section.len();
+    }
+    for part in ["TRC-1", "TRC-2"] {
+        assert!(
+            text.contains(&format!("from carrier-x  id {part}")),
+            "the receipt for {part} as received:\n{text}"
+        );
+    }
+    assert!(!text.contains("NOT YET TAKEN"), "{text}");
+
+    // --json: the daemon's JSON, whole.
+    let out = trace(vec![
+        id.clone(),
+        "--admin".into(),
+        admin_arg.clone(),
+        "--json".into(),
+    ])
+    .await;
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["id"], id.as_str());
+    assert_eq!(json["attempts"][0]["upstream"], "carrier-x");
+    assert_eq!(
+        json["attempts"][0]["upstream_ids"],
+        serde_json::json!(["TRC-1", "TRC-2"])
+    );
+    let received = json["receipts_received"].as_array().expect("received");
+    assert_eq!(received.len(), 2);
+    assert!(received
+        .iter()
+        .all(|r| r["upstream"] == "carrier-x" && r["vendor_stat"] == "DELIVRD"));
+    assert_eq!(json["receipts_relayed"][0]["stat"], "DELIVRD");
+
+    // An id Tern never gave: exit 1.
+    let out = trace(vec!["00000000ffffffff".into(), "--admin".into(), admin_arg]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no message 00000000ffffffff"));
+
+    // Nothing listening: exit 2.
+    let out = trace(vec![
+        id,
+        "--admin".into(),
+        format!("127.0.0.1:{}", free_port()),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
