@@ -7,7 +7,7 @@
 //! write that puts what it became (one message, or the parts as they are)
 //! into the client's outbox, so it is never delivered twice nor dropped.
 //!
-//! Key layout (see [`keys`](crate::keys)): every key of a group starts with
+//! Key layout (see [`keys`]): every key of a group starts with
 //! `p`, the client, source and destination (each NUL-terminated), then the
 //! scheme, reference and total; a last octet is the part's number, 0 for
 //! the group's header. The header records the deadline, which also keys the

@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::error::StoreError;
 use crate::id::TernId;
 use crate::mo::{HeldMo, MoGroup, MoPart};
-use crate::record::{Attempt, MessageRecord, OutboxItem, Outcome, UnmatchedReceipt};
+use crate::record::{Attempt, MessageRecord, OutboxItem, Outcome, ReceiptUpdate, UnmatchedReceipt};
 use crate::sled_store::{Accepted, NewMessage, QueuedChange, Replacement, SledStore};
 
 /// Everything Tern keeps, behind one interface.
@@ -158,6 +158,14 @@ pub trait MessageStore: Send + Sync + 'static {
         F: FnOnce(&HeldMo) -> Vec<OutboxItem> + Send;
     /// Held MO groups past their deadline.
     fn mo_groups_due(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldMo>, StoreError>;
+    /// Stores what a receipt changed, with the client's receipt, in one
+    /// write (see [`SledStore::record_receipt`]).
+    fn record_receipt(
+        &self,
+        id: TernId,
+        update: ReceiptUpdate,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 }
 
 impl MessageStore for SledStore {
@@ -319,5 +327,13 @@ impl MessageStore for SledStore {
     }
     fn mo_groups_due(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldMo>, StoreError> {
         SledStore::mo_groups_due(self, now_ms, limit)
+    }
+    fn record_receipt(
+        &self,
+        id: TernId,
+        update: ReceiptUpdate,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        SledStore::record_receipt(self, id, update, now_ms)
     }
 }

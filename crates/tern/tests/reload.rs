@@ -874,3 +874,54 @@ async fn json_logs_are_one_object_per_line_with_level_and_message() {
     }
     assert!(log.contains("\"stopped\""), "{log}");
 }
+
+/// `tern run` with no file: the embedded default (config/tern.toml) on its
+/// fixed ports, the store in ./data of the working directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_default_serves_a_bind_a_submit_and_a_receipt() {
+    let dir = std::env::temp_dir().join(format!("tern-embedded-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let child = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("run")
+        .current_dir(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tern");
+    let mut daemon = Daemon {
+        child,
+        dir: dir.clone(),
+        admin: ([127, 0, 0, 1], 9775).into(),
+    };
+    daemon.ready().await;
+    let mut session = bind(2775, "demo", "demo").await;
+    let resp = session
+        .handle
+        .request(Body::SubmitSm(submit_sm_with(RegisteredDelivery::ALWAYS)))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
+        panic!("no id: {resp:?}")
+    };
+    // The sandbox upstreams send receipts a second after each submit.
+    let request = tokio::time::timeout(Duration::from_secs(20), session.requests.recv())
+        .await
+        .expect("a receipt within 20 s")
+        .expect("session open");
+    assert_eq!(take_receipt(request).await, id.to_string());
+    assert!(dir.join("data").is_dir(), "the store is in ./data");
+    let metrics = daemon.text("/metrics").await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "tern_submits_total{client=\"demo\",status=\"ESME_ROK\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(30)).success());
+}

@@ -139,9 +139,11 @@ impl Vendor {
             .chars()
             .take(20)
             .collect();
+        // The layouts as the seeds print them, line breaks included (the
+        // parser must not care where a vendor breaks its lines).
         let text = match self {
             Vendor::Mensatek => format!(
-                "id:{id} sub:001 dlvr:{delivered} submit date:{submitted} done date:{done} stat:{} err:{:03}",
+                "id:{id} sub:001 dlvr:{delivered} submit\ndate:{submitted} done date:{done}\nstat:{} err:{:03}",
                 row.stat, row.err
             ),
             Vendor::Ovh => format!(
@@ -157,11 +159,11 @@ impl Vendor {
                 row.err
             ),
             Vendor::Infobip => format!(
-                "id:{id} sub:001 dlvrld:{delivered} submit date:{submitted} done date:{done} stat:{} err:{:03}",
+                "id:{id} sub:001 dlvrld:{delivered}  \nsubmit date:{submitted} done date:{done}  \nstat:{} err:{:03}",
                 row.stat, row.err
             ),
             Vendor::Seed001 => format!(
-                "id:{id} sub:001 dlvrd:{delivered} submit date:{submitted} done date:{done} stat:{} err:{} Text:{preview}",
+                "id:{id} sub:001 dlvrd:{delivered} submit date:{submitted} done date:{done}\nstat:{} err:{} Text:{preview}",
                 row.stat, row.err
             ),
         };

@@ -16,6 +16,10 @@ use super::{decode, encode, keys, now_ms, Ops, SledStore, StoreError};
 use crate::id::TernId;
 use crate::record::{MessageRecord, ReceiptUpdate, RelayedReceipt, State};
 
+/// Receipts kept per message as received (a message has a handful: one
+/// per part, and intermediate states).
+const RECEIVED_LIMIT: usize = 64;
+
 impl SledStore {
     /// Stores what a receipt changed, atomically: the upstream receipt in
     /// the history, the parts' states, the message's end (out of every
@@ -31,6 +35,12 @@ impl SledStore {
         let mut record = self.require(id)?;
         let mut batch = Ops::default();
         if let Some(received) = update.received {
+            // An upstream resending a receipt for ever must not grow the
+            // record for ever: past the limit the latest replaces the one
+            // before it, so the first ones and the last one stay.
+            if record.received.len() >= RECEIVED_LIMIT {
+                record.received.pop();
+            }
             record.received.push(received);
         }
         if let Some(parts) = update.parts {
@@ -115,5 +125,158 @@ impl SledStore {
             ops.remove(key);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::record::{Attempt, OutboxItem, Outcome, ReceivedReceipt};
+    use crate::sled_store::{NewMessage, StoreOptions};
+
+    struct Dir(std::path::PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn store(name: &str) -> (SledStore, Dir) {
+        let dir = Dir(std::env::temp_dir().join(format!(
+            "tern-history-{name}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        )));
+        let (store, _) = SledStore::open(&dir.0, StoreOptions::default()).expect("opens");
+        (store, dir)
+    }
+
+    async fn submitted(store: &SledStore) -> TernId {
+        let accepted = store
+            .accept(
+                NewMessage {
+                    client: "acme".to_owned(),
+                    pdu: Bytes::from_static(b"pdu"),
+                    receipt_requested: true,
+                    not_before_ms: 1,
+                    expires_ms: Some(1_000_000),
+                    dedup: None,
+                },
+                1,
+            )
+            .await
+            .expect("accepted");
+        let claimed = store.claim_ready(2, 1).await.expect("claimed");
+        assert_eq!(claimed.len(), 1);
+        let attempt = Attempt {
+            upstream: "up".to_owned(),
+            at_ms: 2,
+            status: Some(0),
+            upstream_ids: vec!["U1".to_owned()],
+        };
+        store
+            .record_attempt(accepted.id, attempt, None, 2)
+            .await
+            .expect("recorded");
+        accepted.id
+    }
+
+    fn delivered() -> Outcome {
+        Outcome {
+            stat: "DELIVRD".to_owned(),
+            err: 0,
+            vendor_code: Some("up stat:DELIVRD err:000".to_owned()),
+        }
+    }
+
+    fn received(at: u64) -> ReceivedReceipt {
+        ReceivedReceipt {
+            upstream: "up".to_owned(),
+            upstream_id: "U1".to_owned(),
+            part: Some(0),
+            vendor_stat: Some("DELIVRD".to_owned()),
+            vendor_err: Some("000".to_owned()),
+            network_error: None,
+            canonical: delivered(),
+            is_final: true,
+            received_ms: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receipt_ends_the_message_and_queues_the_clients_in_one_write() {
+        let (store, _dir) = store("ends");
+        let id = submitted(&store).await;
+        let entry = RelayedReceipt {
+            outbox_seq: 0,
+            part: None,
+            stat: "DELIVRD".to_owned(),
+            err: 0,
+            queued_ms: 5,
+            acked_ms: Some(1),
+        };
+        let item = OutboxItem {
+            pdu: Bytes::from_static(b"deliver_sm"),
+            message: Some(id),
+            stored_ms: 5,
+        };
+        let update = ReceiptUpdate {
+            received: Some(received(5)),
+            parts: None,
+            outcome: Some(delivered()),
+            relay: Some((item.clone(), entry)),
+        };
+        let seq = store
+            .record_receipt(id, update, 5)
+            .await
+            .expect("stored")
+            .expect("queued");
+        let record = store.get(id).expect("reads").expect("there");
+        assert_eq!(record.state, State::Final);
+        assert_eq!(record.outcome, Some(delivered()));
+        assert_eq!(record.received, vec![received(5)]);
+        // The store sets the place, and nothing is taken yet.
+        assert_eq!(record.relayed[0].outbox_seq, seq);
+        assert_eq!(record.relayed[0].acked_ms, None);
+        assert_eq!(
+            store.outbox_pending("acme", 10).expect("outbox"),
+            vec![(seq, item)]
+        );
+        // Out of the queues, into retention: the store still agrees with itself.
+        assert!(store.verify().expect("verifies").is_consistent());
+
+        // The client takes it: the time shows in the record.
+        store.outbox_ack("acme", seq).await.expect("acked");
+        let record = store.get(id).expect("reads").expect("there");
+        assert!(record.relayed[0].acked_ms.is_some());
+        assert!(store.outbox_pending("acme", 10).expect("outbox").is_empty());
+
+        // Purged with its message.
+        assert_eq!(store.purge_finished(u64::MAX, 10).await.expect("purged"), 1);
+        assert_eq!(store.db.scan_prefix(keys::relay_acks(id)).count(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_upstream_resending_for_ever_does_not_grow_the_record_for_ever() {
+        let (store, _dir) = store("limit");
+        let id = submitted(&store).await;
+        for at in 0..RECEIVED_LIMIT as u64 + 10 {
+            let update = ReceiptUpdate {
+                received: Some(received(at)),
+                ..ReceiptUpdate::default()
+            };
+            store.record_receipt(id, update, at).await.expect("stored");
+        }
+        let record = store.get(id).expect("reads").expect("there");
+        assert_eq!(record.received.len(), RECEIVED_LIMIT);
+        assert_eq!(record.received[0].received_ms, 0, "the first stays");
+        assert_eq!(
+            record.received.last().map(|r| r.received_ms),
+            Some(RECEIVED_LIMIT as u64 + 9),
+            "the latest is there"
+        );
     }
 }

@@ -141,6 +141,18 @@ fn outcome(value: Option<&Value>) -> String {
     format!("{} err {err}{vendor}", text(get(o, "stat")))
 }
 
+/// A canonical outcome alone: `UNDELIV err 027`.
+fn canonical(value: Option<&Value>) -> String {
+    let Some(o) = value.filter(|v| !v.is_null()) else {
+        return "-".to_owned();
+    };
+    let err = o
+        .get("err")
+        .and_then(Value::as_u64)
+        .map_or_else(|| "-".to_owned(), |e| format!("{e:03}"));
+    format!("{} err {err}", text(get(o, "stat")))
+}
+
 /// A command_status with its SMPP name when it has one.
 fn status(value: Option<&Value>) -> String {
     match value
@@ -269,7 +281,7 @@ pub fn render(m: &Value) -> String {
             part(get(r, "part")),
             text(get(r, "vendor_stat")),
             text(get(r, "vendor_err")),
-            outcome(get(r, "canonical")),
+            canonical(get(r, "canonical")),
             match get(r, "final").and_then(Value::as_bool) {
                 Some(false) => " (intermediate)",
                 _ => "",

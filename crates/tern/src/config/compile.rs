@@ -90,7 +90,7 @@ pub struct ClientAccount {
     pub mo_reassembly_timeout: Duration,
     /// The MO rules whose messages go to this account. They travel with
     /// the account, so a reload swaps both at once and a rule never names
-    /// an account that is gone; [`MoRoute::order`] keeps their place among
+    /// an account that is gone; `MoRoute::order` keeps their place among
     /// all rules.
     pub mo_routes: Vec<MoRoute>,
 }

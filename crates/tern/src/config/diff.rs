@@ -64,6 +64,17 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             if a.rate != b.rate || a.session_rate != b.session_rate {
                 what.push("rates");
             }
+            if a.mo_routes != b.mo_routes {
+                what.push("mo routes");
+            }
+            if a.mo_reassemble != b.mo_reassemble
+                || a.mo_reassembly_timeout != b.mo_reassembly_timeout
+            {
+                what.push("mo reassembly");
+            }
+            if a.receipts_per_part != b.receipts_per_part {
+                what.push("receipts_per_part");
+            }
             what
         },
     );

@@ -26,7 +26,6 @@ use super::relay::{client_submit, queue_receipt, stored_outcome};
 /// `tasks`, so shutdown can wait until each is stored and answered.
 pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskTracker) {
     // Held MO parts go out at their deadline from now on (see `mo`).
-    super::mo::ensure_sweeper(&node);
     node.add_client(ClientSession {
         account: bound.account.clone(),
         credential: bound.credential,
@@ -88,6 +87,7 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskT
                             Body::ReplaceSm(r) => {
                                 (replace(&node, &account, r).await, Body::ReplaceSmResp)
                             }
+                            // Not reached: this arm takes only the two above.
                             _ => (CommandStatus::InvalidCommandId, Body::GenericNack),
                         };
                         let _ = if status.is_ok() {
@@ -108,7 +108,7 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskT
     }
 }
 
-/// Submits of one session being stored at once.
+/// Submits (and cancels, replaces) of one session being stored at once.
 const SUBMITS_IN_FLIGHT: usize = 512;
 
 /// Stores one submit_sm and answers it with Tern's id.

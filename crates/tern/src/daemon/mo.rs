@@ -20,8 +20,10 @@
 //! came. Leaving the store and entering the outbox are one atomic write,
 //! so a group goes out exactly once whatever crashes.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
+
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 use bytes::Bytes;
 use tern_codec::pdu::DeliverSm;
@@ -305,34 +307,15 @@ fn joined(routing: &Routing, parts: &[(String, DeliverSm)]) -> Option<DeliverSm>
     Some(whole)
 }
 
-/// Nodes whose held parts are being swept, so each gets one sweeper.
-static SWEPT: Mutex<Vec<Weak<Node>>> = Mutex::new(Vec::new());
-
-/// Makes sure held MO parts of `node` go out at their deadline: starts the
-/// sweeper once per node. Called when a client session starts; parts
-/// held while no client was ever bound have nobody to go to before that,
-/// so starting then (and releasing what is overdue at once) delivers the
-/// same as a sweeper started with the node.
-pub fn ensure_sweeper(node: &Arc<Node>) {
-    let mut swept = SWEPT.lock().unwrap_or_else(|p| p.into_inner());
-    swept.retain(|n| n.strong_count() > 0);
-    if swept
-        .iter()
-        .any(|n| std::ptr::eq(n.as_ptr(), Arc::as_ptr(node)))
-    {
-        return;
-    }
-    swept.push(Arc::downgrade(node));
-    tokio::spawn(sweep(Arc::downgrade(node)));
-}
-
-/// Releases groups past their deadline until the node is gone.
-async fn sweep(node: Weak<Node>) {
+/// Releases held MO parts whose reassembly timed out, until `shutdown`;
+/// started with the node, so groups held before a restart go out at their
+/// deadline too.
+pub async fn sweep(node: Arc<Node>, shutdown: CancellationToken) {
     loop {
-        tokio::time::sleep(SWEEP_INTERVAL).await;
-        let Some(node) = node.upgrade() else {
-            return;
-        };
+        tokio::select! {
+            () = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            () = shutdown.cancelled() => return,
+        }
         let due = match node.store.mo_groups_due(now_ms(), SWEEP_BATCH) {
             Ok(due) => due,
             Err(err) => {

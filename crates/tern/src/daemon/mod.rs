@@ -93,6 +93,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         sends.clone(),
     ));
     tokio::spawn(outbox::run(node.clone(), work_stop.clone()));
+    tokio::spawn(mo::sweep(node.clone(), work_stop.clone()));
 
     let smsc = SmscConfig {
         system_id: config.system_id.clone(),

@@ -350,3 +350,244 @@ pub async fn apply_held(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_codec::pdu::SubmitSm;
+    use tern_codec::{Address, Npi, RegisteredDelivery, ShortMessage, Ton};
+    use tern_router::{Canonical, Class, FinalState, Reason};
+    use tern_storage::{Attempt, RelayedReceipt};
+
+    fn record(ids: &[&str], registered_delivery: u8) -> MessageRecord {
+        let submit = SubmitSm {
+            source: Address::new(
+                Ton::ALPHANUMERIC,
+                Npi::UNKNOWN,
+                "Acme".try_into().expect("short"),
+            ),
+            destination: Address::new(
+                Ton::INTERNATIONAL,
+                Npi::ISDN,
+                "3360".try_into().expect("short"),
+            ),
+            registered_delivery: RegisteredDelivery(registered_delivery),
+            short_message: ShortMessage::new(b"hello".to_vec()).expect("short"),
+            ..SubmitSm::default()
+        };
+        MessageRecord {
+            id: TernId::from_u64(0x42),
+            client: "acme".to_owned(),
+            pdu: tern_codec::Pdu::new(1, tern_codec::Body::SubmitSm(submit)).to_bytes(),
+            receipt_requested: true,
+            state: State::Submitted,
+            attempts: vec![Attempt {
+                upstream: "up".to_owned(),
+                at_ms: 1,
+                status: Some(0),
+                upstream_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+            }],
+            outcome: None,
+            accepted_ms: 1,
+            updated_ms: 1,
+            not_before_ms: 1,
+            expires_ms: None,
+            dedup_key: None,
+            parts: Vec::new(),
+            received: Vec::new(),
+            relayed: Vec::new(),
+        }
+    }
+
+    fn receipt(id: &str, state: FinalState, reason: Reason) -> UpstreamReceipt {
+        UpstreamReceipt {
+            upstream_id: id.to_owned(),
+            canonical: Canonical {
+                state,
+                reason,
+                class: Class::Permanent,
+            },
+            vendor_stat: Some(state.stat().to_owned()),
+            vendor_err: Some("000".to_owned()),
+            network_error: None,
+        }
+    }
+
+    const HOW: Receiving = Receiving {
+        per_part: false,
+        any_base: false,
+        now: 10,
+    };
+
+    /// What the store does with an update (`record_receipt`).
+    fn store(record: &mut MessageRecord, update: ReceiptUpdate) {
+        record.received.extend(update.received);
+        if let Some(parts) = update.parts {
+            record.parts = parts;
+        }
+        if let Some(outcome) = update.outcome {
+            if record.state != State::Final {
+                record.state = State::Final;
+                record.outcome = Some(outcome);
+            }
+        }
+        if let Some((_, entry)) = update.relay {
+            record.relayed.push(RelayedReceipt {
+                outbox_seq: record.relayed.len() as u64,
+                ..entry
+            });
+        }
+    }
+
+    fn step(
+        record: &mut MessageRecord,
+        receipt: &UpstreamReceipt,
+        how: Receiving,
+        first_only: bool,
+    ) -> ReceiptUpdate {
+        let parts = parts_of(record, |_| first_only);
+        let update = decide(record, parts, "up", receipt, how);
+        store(record, update.clone());
+        update
+    }
+
+    #[test]
+    fn a_split_message_ends_with_its_worst_part_once_every_part_is_final() {
+        let mut r = record(&["A1", "A2"], 1);
+        let first = step(
+            &mut r,
+            &receipt("a1", FinalState::Delivrd, Reason::None),
+            HOW,
+            false,
+        );
+        assert_eq!(
+            (first.outcome, first.relay),
+            (None, None),
+            "part 2 is still open"
+        );
+        assert_eq!(first.received.and_then(|x| x.part), Some(0));
+        let second = step(
+            &mut r,
+            &receipt("A2", FinalState::Undeliv, Reason::AbsentSubscriber),
+            HOW,
+            false,
+        );
+        let outcome = second.outcome.expect("final");
+        assert_eq!((outcome.stat.as_str(), outcome.err), ("UNDELIV", 27));
+        let (_, relayed) = second.relay.expect("one receipt for the message");
+        assert_eq!(
+            (relayed.stat.as_str(), relayed.err, relayed.part),
+            ("UNDELIV", 27, None)
+        );
+        assert_eq!(r.received.len(), 2);
+        // A repeat after the end: history only.
+        let repeat = step(
+            &mut r,
+            &receipt("A2", FinalState::Undeliv, Reason::AbsentSubscriber),
+            HOW,
+            false,
+        );
+        assert!(repeat.received.is_some() && repeat.relay.is_none() && repeat.outcome.is_none());
+        assert_eq!(r.received.len(), 3);
+    }
+
+    #[test]
+    fn a_vendor_reporting_one_part_ends_the_message_on_that_part() {
+        let mut r = record(&["T1", "T2"], 1);
+        let update = step(
+            &mut r,
+            &receipt("T1", FinalState::Delivrd, Reason::None),
+            HOW,
+            true,
+        );
+        assert!(!r.parts[1].awaited);
+        assert_eq!(update.outcome.map(|o| o.stat), Some("DELIVRD".to_owned()));
+        assert!(update.relay.is_some());
+    }
+
+    #[test]
+    fn a_final_part_keeps_its_end_against_a_late_intermediate() {
+        let mut r = record(&["B1", "B2"], 0x11);
+        step(
+            &mut r,
+            &receipt("B1", FinalState::Undeliv, Reason::UnknownSubscriber),
+            HOW,
+            false,
+        );
+        let late = step(
+            &mut r,
+            &receipt("B1", FinalState::Enroute, Reason::None),
+            HOW,
+            false,
+        );
+        assert!(late.relay.is_none() && late.parts.is_none());
+        assert!(r.parts[0].is_final);
+        assert_eq!(r.parts[0].outcome.as_ref().map(|o| o.err), Some(1));
+    }
+
+    #[test]
+    fn per_part_receipts_say_which_part_and_the_message_ends_with_the_worst() {
+        let how = Receiving {
+            per_part: true,
+            ..HOW
+        };
+        let mut r = record(&["P1", "P2"], 1);
+        let one = step(
+            &mut r,
+            &receipt("P1", FinalState::Delivrd, Reason::None),
+            how,
+            false,
+        );
+        let (item, entry) = one.relay.expect("part 1's receipt");
+        assert_eq!(entry.part, Some(0));
+        assert!(one.outcome.is_none());
+        let pdu = tern_codec::Pdu::decode(item.pdu).expect("decodes");
+        let tern_codec::Body::DeliverSm(sm) = pdu.body else {
+            panic!("{pdu:?}")
+        };
+        let sar = sm.tlvs.sar().expect("SAR");
+        assert_eq!((sar.reference, sar.total, sar.sequence), (0x42, 2, 1));
+        let two = step(
+            &mut r,
+            &receipt("P2", FinalState::Expired, Reason::Expired),
+            how,
+            false,
+        );
+        assert_eq!(two.relay.map(|(_, e)| e.part), Some(Some(1)));
+        assert_eq!(two.outcome.map(|o| o.stat), Some("EXPIRED".to_owned()));
+    }
+
+    #[test]
+    fn an_intermediate_state_goes_once_and_only_to_clients_that_asked() {
+        let mut asked = record(&["E1"], 0x11);
+        let first = step(
+            &mut asked,
+            &receipt("E1", FinalState::Enroute, Reason::None),
+            HOW,
+            false,
+        );
+        assert_eq!(first.relay.map(|(_, e)| e.stat), Some("ENROUTE".to_owned()));
+        let again = step(
+            &mut asked,
+            &receipt("E1", FinalState::Enroute, Reason::None),
+            HOW,
+            false,
+        );
+        assert!(again.relay.is_none(), "the same state is not told twice");
+        let mut not_asked = record(&["E2"], 1);
+        let none = step(
+            &mut not_asked,
+            &receipt("E2", FinalState::Acceptd, Reason::None),
+            HOW,
+            false,
+        );
+        assert!(none.relay.is_none() && none.outcome.is_none());
+        let done = step(
+            &mut not_asked,
+            &receipt("E2", FinalState::Delivrd, Reason::None),
+            HOW,
+            false,
+        );
+        assert_eq!(done.relay.map(|(_, e)| e.stat), Some("DELIVRD".to_owned()));
+    }
+}
