@@ -21,6 +21,6 @@ pub mod smsc;
 
 pub use load::{LoadConfig, LoadError, LoadReport};
 pub use smsc::{
-    Account, Behaviour, BehaviourError, IdFormat, ReceiptBehaviour, ReceiptForm, Reject, SimConfig,
-    SimError, SimHandle, SimSnapshot, Simulator,
+    Account, Behaviour, BehaviourError, IdFormat, ReceiptBehaviour, ReceiptForm, Recorded, Reject,
+    SimConfig, SimError, SimHandle, SimSnapshot, Simulator,
 };

@@ -967,7 +967,11 @@ impl SledStore {
     ) -> Result<Option<UnmatchedReceipt>, StoreError> {
         for form in forms {
             let key = keys::owned_with(keys::UNMATCHED, upstream, form.as_bytes());
-            if let Some(value) = self.db.get(&key)? {
+            // Taken atomically: the receipt handler and the dispatcher may
+            // both look for it (each sees the other's write, see
+            // `receipts.rs`), and only one may apply it, or the message's
+            // history would show the receipt twice.
+            if let Some(value) = self.db.remove(&key)? {
                 let receipt: UnmatchedReceipt = decode("unmatched receipt", &value)?;
                 let mut batch = Ops::default();
                 batch.remove(key);

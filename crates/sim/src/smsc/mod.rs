@@ -11,11 +11,13 @@
 //!
 //! Files: `behaviour` (knobs), `ids` (message id formats), `session` (one
 //! bound session), `receipt` (the deliver_sm PDUs), `outbox` (delivery
-//! queues), `stats` (counters), `tap` (raw writes for garbage), `tls`
+//! queues), `stats` (counters), `journal` (which messages and receipts
+//! went through, when a test asks), `tap` (raw writes for garbage), `tls`
 //! (serving over TLS in a chosen version range, like OVHcloud or Telesign).
 
 mod behaviour;
 mod ids;
+mod journal;
 mod outbox;
 mod receipt;
 mod session;
@@ -43,12 +45,14 @@ use tracing::{info, warn};
 
 pub use behaviour::{Behaviour, BehaviourError, ReceiptBehaviour, ReceiptForm, Reject};
 pub use ids::IdFormat;
+pub use journal::Recorded;
 pub use receipt::BuildError;
 pub use stats::SimSnapshot;
 pub use tls::{SimTls, SimTlsError};
 
 use behaviour::BehaviourCell;
 use ids::IdGenerator;
+use journal::Journal;
 use outbox::{Item, Kind, Outboxes};
 use stats::SimStats;
 use tap::{Junk, Tap};
@@ -188,6 +192,7 @@ impl Simulator {
             source,
         })?;
         let stats = Arc::new(SimStats::default());
+        let journal = Arc::new(Journal::default());
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let inner = Arc::new(Inner {
@@ -197,10 +202,12 @@ impl Simulator {
                 config.outbox_limit,
                 config.redelivery_delay,
                 stats.clone(),
+                journal.clone(),
                 tasks.clone(),
                 shutdown.clone(),
             ),
             stats: stats.clone(),
+            journal,
             sessions: Mutex::default(),
             next_session: AtomicU64::new(1),
             shutdown: shutdown.clone(),
@@ -296,6 +303,7 @@ struct Live {
 pub(crate) struct Inner {
     behaviour: BehaviourCell,
     stats: Arc<SimStats>,
+    journal: Arc<Journal>,
     ids: IdGenerator,
     outboxes: Outboxes,
     sessions: Mutex<HashMap<u64, Live>>,
@@ -465,6 +473,7 @@ impl SimHandle {
             due: Instant::now(),
             pdu,
             attempts: 0,
+            receipt_of: None,
         };
         if !self.inner.outboxes.get(system_id).push(item) {
             return Err(SimError::QueueFull {
@@ -499,6 +508,34 @@ impl SimHandle {
             handle.close();
         }
         sessions.len()
+    }
+
+    /// Unbinds `system_id`'s sessions (every session when `None`) now, as
+    /// an SMSC going down for maintenance does; returns how many. The
+    /// unbinds run in the background: each session ends once its peer
+    /// answers (or the close grace passes). Counted in `unbinds_sent`.
+    pub fn unbind(&self, system_id: Option<&str>) -> usize {
+        let sessions = self.inner.matching(system_id);
+        for (handle, _) in &sessions {
+            SimStats::bump(&self.inner.stats.unbinds_sent);
+            let handle = handle.clone();
+            self.inner.tasks.spawn(async move { handle.unbind().await });
+        }
+        sessions.len()
+    }
+
+    /// Starts recording which submits the simulator accepts and which
+    /// receipts its receivers acknowledge (see [`Recorded`]), forgetting
+    /// any earlier record. Off until called; the record grows with the
+    /// traffic, so this is for tests of bounded length.
+    pub fn start_recording(&self) {
+        self.inner.journal.start();
+    }
+
+    /// What was recorded since [`SimHandle::start_recording`], in order;
+    /// empty if it was never called.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.inner.journal.snapshot()
     }
 
     /// Writes `octets` raw on the connections of `system_id`'s sessions

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use super::journal::{Journal, Recorded};
 use super::stats::SimStats;
 
 /// Tries per item before it is given up.
@@ -53,6 +54,8 @@ pub(crate) struct Item {
     pub(crate) due: Instant,
     pub(crate) pdu: DeliverSm,
     pub(crate) attempts: u32,
+    /// For a receipt, the id of the message it reports (for the journal).
+    pub(crate) receipt_of: Option<String>,
 }
 
 /// The receiving sessions of an account, in bind order.
@@ -66,6 +69,8 @@ struct Receivers {
 /// One account's queue and receivers.
 #[derive(Debug)]
 pub(crate) struct Outbox {
+    /// The account it delivers to (for the journal).
+    account: String,
     queue: Mutex<VecDeque<Item>>,
     receivers: Mutex<Receivers>,
     /// Woken when an item is queued or a receiver binds.
@@ -77,8 +82,9 @@ pub(crate) struct Outbox {
 }
 
 impl Outbox {
-    fn new(limit: usize, redelivery_delay: Duration) -> Self {
+    fn new(account: &str, limit: usize, redelivery_delay: Duration) -> Self {
         Self {
+            account: account.to_owned(),
             queue: Mutex::default(),
             receivers: Mutex::default(),
             changed: Notify::new(),
@@ -150,6 +156,7 @@ pub(crate) struct Outboxes {
     limit: usize,
     redelivery_delay: Duration,
     stats: Arc<SimStats>,
+    journal: Arc<Journal>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -159,6 +166,7 @@ impl Outboxes {
         limit: usize,
         redelivery_delay: Duration,
         stats: Arc<SimStats>,
+        journal: Arc<Journal>,
         tasks: TaskTracker,
         shutdown: CancellationToken,
     ) -> Self {
@@ -167,6 +175,7 @@ impl Outboxes {
             limit,
             redelivery_delay,
             stats,
+            journal,
             tasks,
             shutdown,
         }
@@ -178,11 +187,12 @@ impl Outboxes {
         if let Some(outbox) = map.get(account) {
             return outbox.clone();
         }
-        let outbox = Arc::new(Outbox::new(self.limit, self.redelivery_delay));
+        let outbox = Arc::new(Outbox::new(account, self.limit, self.redelivery_delay));
         map.insert(account.to_owned(), outbox.clone());
         self.tasks.spawn(work(
             outbox.clone(),
             self.stats.clone(),
+            self.journal.clone(),
             self.tasks.clone(),
             self.shutdown.clone(),
         ));
@@ -200,6 +210,7 @@ impl Outboxes {
 async fn work(
     outbox: Arc<Outbox>,
     stats: Arc<SimStats>,
+    journal: Arc<Journal>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -235,19 +246,34 @@ async fn work(
         };
         let outbox = outbox.clone();
         let stats = stats.clone();
+        let journal = journal.clone();
         tasks.spawn(async move {
-            deliver(&outbox, &stats, receiver, item).await;
+            deliver(&outbox, &stats, &journal, receiver, item).await;
             drop(permit);
         });
     }
 }
 
 /// Sends one item and counts the outcome; puts it back when unanswered.
-async fn deliver(outbox: &Outbox, stats: &SimStats, receiver: SessionHandle, mut item: Item) {
+async fn deliver(
+    outbox: &Outbox,
+    stats: &SimStats,
+    journal: &Journal,
+    receiver: SessionHandle,
+    mut item: Item,
+) {
     let (sent, acked) = counters(stats, item.kind);
     SimStats::bump(sent);
     match receiver.request(Body::DeliverSm(item.pdu.clone())).await {
-        Ok(resp) if resp.command_status.is_ok() => SimStats::bump(acked),
+        Ok(resp) if resp.command_status.is_ok() => {
+            SimStats::bump(acked);
+            if let Some(message_id) = item.receipt_of {
+                journal.push(Recorded::ReceiptAcked {
+                    account: outbox.account.clone(),
+                    message_id,
+                });
+            }
+        }
         Ok(resp) => {
             SimStats::bump(&stats.deliveries_refused);
             item.attempts += 1;

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::behaviour::{chance, Behaviour};
+use super::journal::Recorded;
 use super::outbox::{Item, Kind, Outbox};
 use super::receipt::{self, Accepted};
 use super::stats::SimStats;
@@ -118,6 +119,9 @@ struct Answer {
     body: Option<Body>,
     /// What the receipt needs, when accepted and a receipt was asked for.
     accepted: Option<Vec<Accepted>>,
+    /// What the journal keeps once the answer is sent, when accepted and
+    /// the simulator is recording.
+    recorded: Option<Recorded>,
 }
 
 impl Session {
@@ -168,6 +172,7 @@ impl Session {
                 status,
                 body: None,
                 accepted: None,
+                recorded: None,
             },
             None => self.accept(pdu.body, responder),
         };
@@ -216,9 +221,23 @@ impl Session {
                 status: CommandStatus::SystemError,
                 body: None,
                 accepted: None,
+                recorded: None,
             };
         };
         let submitted_ms = receipt::now_ms();
+        let recorded = self.inner.journal.is_on().then(|| Recorded::Submit {
+            account: self.account.clone(),
+            message_id: id.clone(),
+            text: match &body {
+                Body::SubmitSm(sm) => sm.text_octets().to_vec(),
+                Body::DataSm(data) => data
+                    .tlvs
+                    .message_payload()
+                    .map_or_else(Vec::new, |p| p.to_vec()),
+                Body::SubmitMulti(multi) => multi.short_message.as_bytes().to_vec(),
+                _ => Vec::new(),
+            },
+        });
         let accepted = |source, destination, registered: RegisteredDelivery, preview| Accepted {
             id: id.clone(),
             source,
@@ -280,6 +299,7 @@ impl Session {
             status: CommandStatus::Ok,
             body: Some(body),
             accepted: (!accepted.is_empty()).then_some(accepted),
+            recorded,
         }
     }
 }
@@ -296,6 +316,9 @@ impl Answer {
         if sent.is_err() {
             return;
         }
+        if let Some(recorded) = self.recorded {
+            inner.journal.push(recorded);
+        }
         let Some(accepted) = self.accepted else {
             return;
         };
@@ -308,6 +331,7 @@ impl Answer {
                         due: Instant::now() + receipts.delay,
                         pdu,
                         attempts: 0,
+                        receipt_of: Some(one.id.clone()),
                     };
                     if outbox.push(item) {
                         SimStats::bump(&inner.stats.receipts_queued);

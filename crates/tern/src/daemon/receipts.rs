@@ -76,8 +76,8 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
                 // The dispatcher may have recorded the submit_sm_resp between
                 // the lookup above and the hold: it looks for held receipts
                 // after recording, this side looks again after holding, so
-                // one of the two sees the other. Applying twice is harmless
-                // (a final message is not relayed again).
+                // one of the two sees the other. Taking a held receipt is
+                // atomic, so only one of them applies it.
                 if node.lookup(upstream, &receipt.upstream_id)?.is_some() {
                     if let Some(held) = node.take_held(upstream, &receipt.upstream_id).await? {
                         apply_held(node, upstream, held).await?;
