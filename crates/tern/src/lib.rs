@@ -1,5 +1,7 @@
-//! Tern, the daemon and its tools: `run`, configuration, `check-config`, `decode`.
-//! The binary (`main.rs`) is the command line over this library.
+//! Tern, the daemon and its tools: the node (`daemon`), its configuration
+//! (`config`, `check`), the admin listener (`admin`), systemd notifications
+//! (`notify`) and the operator commands (`cli`, `decode`). The binary
+//! (`main.rs`) is the command line over this library.
 
 #![forbid(unsafe_code)]
 

@@ -1,8 +1,7 @@
-//! The `tern` command line.
-//!
-//! Today it has `decode` and `check-config`; `tern run` (the daemon),
-//! `tern sim`, `tern send`, `tern bench` and `tern status` come with the
-//! crates they drive.
+//! The `tern` command line: `run` (the daemon), `check-config`, `send`,
+//! `sim`, `status`, `trace`, `bench` and `decode`. Each subcommand lives in
+//! the library; this file only parses arguments, sets up logging for the
+//! daemon and maps errors to exit codes.
 
 #![forbid(unsafe_code)]
 
