@@ -925,3 +925,65 @@ async fn the_embedded_default_serves_a_bind_a_submit_and_a_receipt() {
     daemon.signal("TERM");
     assert!(daemon.wait(Duration::from_secs(30)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_messages_and_untaken_receipts_leave_the_store_after_their_age() {
+    let ports = ports();
+    let text = config(&ports, "primary", r#""pwOld773""#).replace(
+        "[storage]\npath = \"data\"",
+        "[storage]\npath = \"data\"\nretention = \"2s\"\noutbox_max_age = \"2s\"",
+    );
+    let daemon = Daemon::start("ages", &text, ports.admin);
+    daemon.ready().await;
+    // A transmitter cannot take receipts: the receipt waits in the outbox.
+    let addr: SocketAddr = ([127, 0, 0, 1], ports.client).into();
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let mut params = BindParams::new("acme", "pwOld773").expect("short");
+    params.bind_type = tern_session::BindType::Transmitter;
+    let session = esme::bind(stream, Some(addr), &params, SessionConfig::default())
+        .await
+        .expect("bound");
+    let resp = session
+        .handle
+        .request(Body::SubmitSm(submit_sm_with(RegisteredDelivery::ALWAYS)))
+        .await
+        .expect("answered");
+    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
+        panic!("no id: {resp:?}")
+    };
+    let path = format!("/api/messages/{id}");
+    until_async("the receipt waits in the outbox", || async {
+        daemon.get("/api/queues").await["outbox"].as_u64() == Some(1)
+    })
+    .await;
+    assert_eq!(daemon.get(&path).await["state"], "final");
+
+    // Past the outbox age the receipt is dropped and counted; past the
+    // retention the message is gone.
+    until_async("the outbox emptied", || async {
+        daemon.get("/api/queues").await["outbox"].as_u64() == Some(0)
+    })
+    .await;
+    let metrics = daemon.text("/metrics").await;
+    assert_eq!(sample(&metrics, "tern_outbox_expired_total"), Some(1.0));
+    until_async("the message purged", || async {
+        tern::admin::get(daemon.admin, &path)
+            .await
+            .is_ok_and(|r| r.status == 404)
+    })
+    .await;
+}
+
+async fn until_async<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 10 s");
+}

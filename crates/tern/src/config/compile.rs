@@ -176,6 +176,10 @@ pub struct Config {
     pub store: StoreOptions,
     /// How long finished messages are kept.
     pub retention: Duration,
+    /// How long unmatched receipts are kept.
+    pub unmatched_grace: Duration,
+    /// How long the outbox keeps what a client has not taken.
+    pub outbox_max_age: Duration,
     /// Vendor profiles, built-in and from files.
     pub profiles: ProfileSet,
     /// Client accounts.
@@ -479,6 +483,16 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         &raw.storage.retention,
         Duration::from_secs(7 * 24 * 3600),
         "storage.retention",
+    );
+    let unmatched_grace = loc.duration(
+        &raw.storage.unmatched_grace,
+        Duration::from_secs(3600),
+        "storage.unmatched_grace",
+    );
+    let outbox_max_age = loc.duration(
+        &raw.storage.outbox_max_age,
+        Duration::from_secs(7 * 24 * 3600),
+        "storage.outbox_max_age",
     );
 
     let mut profiles = match ProfileSet::builtin() {
@@ -916,6 +930,8 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             ..StoreOptions::default()
         },
         retention,
+        unmatched_grace,
+        outbox_max_age,
         profiles,
         clients,
         upstreams,

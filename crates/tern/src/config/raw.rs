@@ -153,6 +153,12 @@ pub struct RawStorage {
     pub flush_interval: Option<Spanned<String>>,
     /// How long finished messages are kept ("7d").
     pub retention: Option<Spanned<String>>,
+    /// How long a receipt that matches no message is kept for inspection
+    /// ("1h"): one may come before its submit_sm_resp is recorded.
+    pub unmatched_grace: Option<Spanned<String>>,
+    /// How long a receipt or MO waits for its client before it is dropped
+    /// ("7d", as OVH retries).
+    pub outbox_max_age: Option<Spanned<String>>,
 }
 
 /// `[[client]]`.

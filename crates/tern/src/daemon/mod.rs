@@ -20,6 +20,7 @@ mod admin;
 mod auth;
 mod dispatch;
 mod intake;
+mod maintenance;
 mod mo;
 mod node;
 mod outbox;
@@ -94,6 +95,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ));
     tokio::spawn(outbox::run(node.clone(), work_stop.clone()));
     tokio::spawn(mo::sweep(node.clone(), work_stop.clone()));
+    tokio::spawn(maintenance::run(
+        node.clone(),
+        maintenance::Ages {
+            retention: config.retention,
+            unmatched_grace: config.unmatched_grace,
+            outbox_max_age: config.outbox_max_age,
+        },
+        work_stop.clone(),
+    ));
 
     let smsc = SmscConfig {
         system_id: config.system_id.clone(),
