@@ -349,6 +349,36 @@ enum Content<'a> {
     },
 }
 
+/// The `text:` of a client's receipt: the first 20 characters of what it
+/// sent (SMPP 3.4 Appendix B), read in its data_coding after any UDH, with
+/// anything outside printable ASCII as `?`, since the receipt's own text is
+/// read as ASCII by every client library. Binary messages give "".
+pub fn receipt_text(submit: &SubmitSm, client: &ClientText) -> String {
+    let mut data = submit.text_octets();
+    if submit.esm_class.udhi() {
+        match Udh::parse(data) {
+            Ok((_, rest)) => data = rest,
+            Err(_) => return String::new(),
+        }
+    }
+    let Some(encoding) = client_encoding(submit.data_coding.0, client) else {
+        return String::new();
+    };
+    let Ok(text) = tern_codec::text::decode(data, encoding) else {
+        return String::new();
+    };
+    text.chars()
+        .take(20)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
 fn client_encoding(data_coding: u8, client: &ClientText) -> Option<Encoding> {
     match data_coding {
         0x00 => Some(client.default_alphabet),

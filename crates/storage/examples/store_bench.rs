@@ -42,6 +42,13 @@
 //! `sync_file_range`, which neither flushes the disk's write cache nor
 //! commits the file's size.
 //!
+//! `--backend redis --redis redis://127.0.0.1:6379` measures `RedisStore`
+//! instead (mode `durable` only): a single server, which must run with
+//! `appendonly yes` and `appendfsync always` (the store checks). The keys
+//! go under a fresh prefix and are left there: use a scratch server.
+//! Messages go to 16 clients in turn (`bench0`…`bench15`), so they spread
+//! over the store's shards as a real mix of clients would.
+//!
 //! `--dir` puts the temporary directory under another parent (the default
 //! is the system temporary directory).
 
@@ -53,7 +60,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tern_storage::{now_ms, Durability, NewMessage, SledStore, StoreOptions};
+use tern_storage::{
+    now_ms, Durability, NewMessage, RedisDurability, RedisOptions, RedisStore, RedisTopology,
+    SledStore, StoreOptions,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -74,10 +84,12 @@ struct Args {
     threads: Option<usize>,
     dir: Option<PathBuf>,
     fdatasync: bool,
+    redis: Option<String>,
 }
 
 const USAGE: &str = "usage: store_bench [--writers N] [--messages N] \
-[--mode durable|fast|fsync|sled-per-write|sled-merged] [--interval-ms MS] [--deadline-secs S] [--threads N] [--dir PATH] [--fdatasync]";
+[--mode durable|fast|fsync|sled-per-write|sled-merged] [--interval-ms MS] [--deadline-secs S] [--threads N] [--dir PATH] [--fdatasync] \
+[--backend sled|redis] [--redis redis://HOST:PORT]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -89,7 +101,9 @@ fn parse_args() -> Result<Args, String> {
         threads: None,
         dir: None,
         fdatasync: false,
+        redis: None,
     };
+    let mut backend = "sled".to_owned();
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -104,6 +118,8 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => args.threads = Some(number(&flag, value()?)?),
             "--dir" => args.dir = Some(PathBuf::from(value()?)),
             "--fdatasync" => args.fdatasync = true,
+            "--backend" => backend = value()?,
+            "--redis" => args.redis = Some(value()?),
             "--mode" => {
                 args.mode = match value()?.as_str() {
                     "durable" => Mode::Durable,
@@ -119,6 +135,12 @@ fn parse_args() -> Result<Args, String> {
             "--bench" => {}
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
+    }
+    match backend.as_str() {
+        "sled" => args.redis = None,
+        "redis" if args.redis.is_some() && args.mode == Mode::Durable => {}
+        "redis" => return Err("--backend redis needs --redis ADDR and mode durable".to_owned()),
+        other => return Err(format!("--backend: sled or redis, not {other}")),
     }
     if args.writers == 0 || args.messages == 0 {
         return Err("--writers and --messages must be at least 1".to_owned());
@@ -406,7 +428,11 @@ impl RawSled {
 enum Target {
     Store(SledStore),
     Raw(RawSled),
+    Redis(RedisStore),
 }
+
+/// Spreads the bench's messages over clients, hence over Redis shards.
+static NEXT_CLIENT: AtomicU64 = AtomicU64::new(0);
 
 impl Target {
     async fn accept(&self, pdu: &Bytes, record: &[u8]) -> Result<(), String> {
@@ -428,6 +454,22 @@ impl Target {
                     .map_err(|e| e.to_string())
             }
             Target::Raw(raw) => raw.accept(record, now).await,
+            Target::Redis(store) => {
+                let n = NEXT_CLIENT.fetch_add(1, Ordering::Relaxed) % 16;
+                let message = NewMessage {
+                    client: format!("bench{n}"),
+                    pdu: pdu.clone(),
+                    receipt_requested: true,
+                    not_before_ms: now,
+                    expires_ms: None,
+                    dedup: None,
+                };
+                store
+                    .accept(message, now)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -435,6 +477,8 @@ impl Target {
         match self {
             Target::Store(store) => store.flush().map_err(|e| e.to_string()),
             Target::Raw(raw) => raw.db.flush().map(drop).map_err(|e| e.to_string()),
+            // Every acknowledged write is already fsynced by the server.
+            Target::Redis(_) => Ok(()),
         }
     }
 
@@ -452,6 +496,7 @@ impl Target {
                 raw.flushes.load(Ordering::Relaxed),
                 raw.writes.load(Ordering::Relaxed),
             ),
+            Target::Redis(_) => (0, 0),
         }
     }
 }
@@ -473,13 +518,24 @@ fn store_bench(args: &Args, dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("starting tokio: {e}"))?;
 
     let store_dir = dir.join("store");
-    let target = match args.mode {
-        Mode::SledPerWrite | Mode::SledMerged => Target::Raw(RawSled::open(
+    let target = match (&args.redis, args.mode) {
+        (Some(address), _) => Target::Redis(
+            runtime
+                .block_on(RedisStore::open(RedisOptions {
+                    topology: RedisTopology::Single(address.clone()),
+                    node: 0,
+                    prefix: format!("bench-{}-{}", std::process::id(), now_ms()),
+                    durability: RedisDurability::AppendFsyncAlways,
+                }))
+                .map_err(|e| format!("opening the Redis store: {e}"))?
+                .0,
+        ),
+        (None, Mode::SledPerWrite | Mode::SledMerged) => Target::Raw(RawSled::open(
             &store_dir,
             args.mode == Mode::SledMerged,
             args.fdatasync,
         )?),
-        _ => Target::Store(
+        (None, _) => Target::Store(
             SledStore::open(
                 &store_dir,
                 StoreOptions {
@@ -587,6 +643,7 @@ fn store_bench(args: &Args, dir: &Path) -> Result<(), String> {
                 if args.mode == Mode::SledMerged { "sled-merged" } else { "sled-per-write" },
                 if args.fdatasync { "+fdatasync" } else { "" }
             ),
+            _ if args.redis.is_some() => "redis-durable".to_owned(),
             _ => "durable".to_owned(),
         },
         args.writers,

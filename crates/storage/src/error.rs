@@ -49,6 +49,38 @@ pub enum StoreError {
         /// The value, as given.
         value: String,
     },
+    /// The Redis backend could not reach its server or a command failed
+    /// (connection refused or lost, a script error, a cluster that is
+    /// down). The write it was part of may or may not have been applied:
+    /// nothing was acknowledged, so the caller must not answer OK.
+    #[error("message store on Redis: {0}")]
+    Redis(String),
+    /// A Redis server does not keep writes the way the configured
+    /// durability policy requires (e.g. `appendfsync everysec` where
+    /// `always` is required): the store refuses to start rather than
+    /// acknowledge writes it could lose.
+    #[error("Redis at {address} does not meet the durability policy: {reason}")]
+    Durability {
+        /// The server's address as configured.
+        address: String,
+        /// What was found.
+        reason: String,
+    },
+    /// A write reached the primary but not enough replicas in time (the
+    /// `WAIT` policy): it is not acknowledged.
+    #[error("Redis: {acked} of {wanted} replicas acknowledged a write in time")]
+    NotReplicated {
+        /// Replicas that acknowledged.
+        acked: u64,
+        /// Replicas the policy requires.
+        wanted: u32,
+    },
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(err: redis::RedisError) -> Self {
+        StoreError::Redis(err.to_string())
+    }
 }
 
 impl From<sled::Error> for StoreError {

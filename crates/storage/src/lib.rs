@@ -19,6 +19,7 @@ pub mod id;
 pub mod keys;
 pub mod mo;
 pub mod record;
+pub mod redis_store;
 mod sled_store;
 mod store;
 pub mod upstream_id;
@@ -31,6 +32,7 @@ pub use record::{
     Attempt, MessageRecord, OutboxItem, Outcome, PartState, ReceiptUpdate, ReceivedReceipt,
     RelayedReceipt, State, UnmatchedReceipt,
 };
+pub use redis_store::{RedisDurability, RedisOptions, RedisStore, RedisTopology};
 pub use sled_store::{
     now_ms, Accepted, Durability, NewMessage, QueueDepths, QueuedChange, Recovery, Replacement,
     SharedStore, SledStore, StoreOptions, Verification,

@@ -1,56 +1,23 @@
 //! Changes to messages still waiting to be sent (cancel_sm, replace_sm) and
-//! MO parts held for reassembly, on a real on-disk store: what each
+//! MO parts held for reassembly, on every backend (sled on disk, a Redis
+//! server, a Redis Cluster; see `common`): what each
 //! operation changes and leaves, that a waiting message is either claimed
 //! by the dispatcher or changed by a client but never both, and that held
 //! parts survive a restart and leave exactly once.
 
+#[macro_use]
+mod common;
+
+use common::{Backend, TestStore};
+
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tern_storage::{
-    Attempt, Durability, HeldMo, MessageRecord, MessageStore, MoGroup, MoPart, NewMessage,
-    OutboxItem, Outcome, QueuedChange, Replacement, SledStore, State, StoreError, StoreOptions,
-    TernId,
+    Attempt, HeldMo, MessageRecord, MessageStore, MoGroup, MoPart, NewMessage, OutboxItem, Outcome,
+    QueuedChange, Replacement, State, StoreError, TernId,
 };
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        TempDir(std::env::temp_dir().join(format!(
-            "tern-queued-{name}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        )))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn open_with(dir: &TempDir, durability: Durability) -> SledStore {
-    SledStore::open(
-        &dir.0,
-        StoreOptions {
-            node: 5,
-            durability,
-            ..StoreOptions::default()
-        },
-    )
-    .expect("opens")
-    .0
-}
-
-fn open(dir: &TempDir) -> SledStore {
-    open_with(dir, Durability::Durable)
-}
 
 fn message(client: &str, pdu: &'static [u8], at: u64, expires: Option<u64>) -> NewMessage {
     NewMessage {
@@ -76,14 +43,12 @@ async fn cancel_any<S: MessageStore>(store: &S, id: TernId) -> Result<QueuedChan
     store.cancel_queued(id, |_| true, deleted(), 2_000).await
 }
 
-fn record(store: &SledStore, id: TernId) -> MessageRecord {
+fn record<S: MessageStore>(store: &S, id: TernId) -> MessageRecord {
     store.get(id).expect("reads").expect("exists")
 }
 
-#[tokio::test]
-async fn a_scheduled_message_is_cancelled_once_and_never_claimed() {
-    let dir = TempDir::new("cancel");
-    let store = open(&dir);
+async fn a_scheduled_message_is_cancelled_once_and_never_claimed<B: Backend>(b: &B) {
+    let store = b.open(5).await;
     let id = store
         .accept(message("acme", b"later", 60_000, Some(90_000)), 1_000)
         .await
@@ -119,13 +84,11 @@ async fn a_scheduled_message_is_cancelled_once_and_never_claimed() {
             .expect("store answers"),
         QueuedChange::NotQueued(State::Final)
     );
-    assert!(store.verify().expect("verifies").is_consistent());
+    assert!(store.check().is_consistent());
 }
 
-#[tokio::test]
-async fn the_callers_check_and_unknown_ids_change_nothing() {
-    let dir = TempDir::new("refuse");
-    let store = open(&dir);
+async fn the_callers_check_and_unknown_ids_change_nothing<B: Backend>(b: &B) {
+    let store = b.open(5).await;
     let id = store
         .accept(message("acme", b"mine", 60_000, None), 1_000)
         .await
@@ -154,10 +117,8 @@ async fn the_callers_check_and_unknown_ids_change_nothing() {
     );
 }
 
-#[tokio::test]
-async fn claimed_messages_cannot_be_cancelled_but_a_retry_waiting_can() {
-    let dir = TempDir::new("claimed");
-    let store = open(&dir);
+async fn claimed_messages_cannot_be_cancelled_but_a_retry_waiting_can<B: Backend>(b: &B) {
+    let store = b.open(5).await;
     let id = store
         .accept(message("acme", b"now", 1_000, None), 1_000)
         .await
@@ -194,13 +155,11 @@ async fn claimed_messages_cannot_be_cancelled_but_a_retry_waiting_can() {
         .await
         .expect("claims")
         .is_empty());
-    assert!(store.verify().expect("verifies").is_consistent());
+    assert!(store.check().is_consistent());
 }
 
-#[tokio::test]
-async fn a_replaced_message_keeps_its_id_and_moves_to_its_new_times() {
-    let dir = TempDir::new("replace");
-    let store = open(&dir);
+async fn a_replaced_message_keeps_its_id_and_moves_to_its_new_times<B: Backend>(b: &B) {
+    let store = b.open(5).await;
     let id = store
         .accept(message("acme", b"old text", 60_000, Some(90_000)), 1_000)
         .await
@@ -223,7 +182,7 @@ async fn a_replaced_message_keeps_its_id_and_moves_to_its_new_times() {
         .await
         .expect("answers");
     assert!(matches!(change, QueuedChange::Done(ref r) if r.id == id));
-    assert!(store.verify().expect("verifies").is_consistent());
+    assert!(store.check().is_consistent());
     // Due at the new time, with the new text; the old expiry is gone.
     assert!(store
         .claim_ready(4_999, 10)
@@ -238,10 +197,8 @@ async fn a_replaced_message_keeps_its_id_and_moves_to_its_new_times() {
     assert_eq!(claimed[0].expires_ms, Some(20_000));
 }
 
-#[tokio::test]
-async fn replacing_a_message_being_sent_is_refused_as_not_queued() {
-    let dir = TempDir::new("replace-late");
-    let store = open(&dir);
+async fn replacing_a_message_being_sent_is_refused_as_not_queued<B: Backend>(b: &B) {
+    let store = b.open(5).await;
     let id = store
         .accept(message("acme", b"x", 1_000, None), 1_000)
         .await
@@ -267,10 +224,8 @@ async fn replacing_a_message_being_sent_is_refused_as_not_queued() {
     assert_eq!(record(&store, id).pdu.as_ref(), b"x");
 }
 
-#[tokio::test]
-async fn cancel_by_match_ends_only_what_the_check_accepts() {
-    let dir = TempDir::new("match");
-    let store = open(&dir);
+async fn cancel_by_match_ends_only_what_the_check_accepts<B: Backend>(b: &B) {
+    let store = b.open(5).await;
     let mut ids = Vec::new();
     for (client, pdu) in [
         ("acme", &b"to-a"[..]),
@@ -312,21 +267,14 @@ async fn cancel_by_match_ends_only_what_the_check_accepts() {
         .await
         .expect("answers");
     assert_eq!(ended.len(), 1);
-    assert!(store.verify().expect("verifies").is_consistent());
+    assert!(store.check().is_consistent());
 }
 
 /// The dispatcher's claim and clients' cancels and replaces, all at once on
 /// the same messages: every message ends up claimed or changed, never both,
 /// and a claimed message is exactly the old or exactly the new one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn claim_and_cancel_or_replace_never_both_get_a_message() {
-    let dir = TempDir::new("race");
-    let store = Arc::new(open_with(
-        &dir,
-        Durability::Fast {
-            interval: Duration::from_millis(50),
-        },
-    ));
+async fn claim_and_cancel_or_replace_never_both_get_a_message<B: Backend>(b: &B) {
+    let store = Arc::new(b.open_with(5, true).await);
     const N: usize = 300;
     let mut ids = Vec::new();
     for _ in 0..N {
@@ -347,7 +295,7 @@ async fn claim_and_cancel_or_replace_never_both_get_a_message() {
                 if batch.is_empty() {
                     tokio::task::yield_now().await;
                     // Everything left was cancelled: stop once nothing is ready.
-                    if store.ready_len() == 0 {
+                    if store.ready_count() == 0 {
                         break;
                     }
                 }
@@ -422,7 +370,7 @@ async fn claim_and_cancel_or_replace_never_both_get_a_message() {
         "every message claimed or cancelled"
     );
     assert!(cancelled + late > 0);
-    let v = store.verify().expect("verifies");
+    let v = store.check();
     assert!(v.is_consistent(), "{:?}", v.problems);
     assert_eq!((v.in_flight, v.finished), (claimed.len(), cancelled));
 }
@@ -459,10 +407,8 @@ fn sequences(held: &HeldMo) -> Vec<u8> {
     held.parts.iter().map(|p| p.sequence).collect()
 }
 
-#[tokio::test]
-async fn mo_parts_are_held_in_any_order_and_released_once() {
-    let dir = TempDir::new("mo");
-    let store = open(&dir);
+async fn mo_parts_are_held_in_any_order_and_released_once<B: Backend>(b: &B) {
+    let store = b.open(5).await;
     let g = group(42);
     let held = store
         .mo_part_hold(&g, &part(3), 60_000)
@@ -522,11 +468,9 @@ async fn mo_parts_are_held_in_any_order_and_released_once() {
     assert_eq!((due[0].group.reference, sequences(&due[0])), (43, vec![2]));
 }
 
-#[tokio::test]
-async fn held_mo_parts_survive_a_restart_and_go_out_at_their_deadline() {
-    let dir = TempDir::new("mo-restart");
+async fn held_mo_parts_survive_a_restart_and_go_out_at_their_deadline<B: Backend>(b: &B) {
     {
-        let store = open(&dir);
+        let store = b.open(5).await;
         store
             .mo_part_hold(&group(7), &part(2), 5_000)
             .await
@@ -536,7 +480,7 @@ async fn held_mo_parts_survive_a_restart_and_go_out_at_their_deadline() {
             .await
             .expect("held");
     }
-    let store = open(&dir);
+    let store = b.open(5).await;
     let due = store.mo_groups_due(10_000, 10).expect("reads");
     let refs: Vec<u16> = due.iter().map(|h| h.group.reference).collect();
     assert_eq!(refs, vec![8, 7], "oldest deadline first");
@@ -570,10 +514,8 @@ async fn held_mo_parts_survive_a_restart_and_go_out_at_their_deadline() {
     );
 }
 
-#[tokio::test]
-async fn impossible_mo_keys_are_refused() {
-    let dir = TempDir::new("mo-bad");
-    let store = open(&dir);
+async fn impossible_mo_keys_are_refused<B: Backend>(b: &B) {
+    let store = b.open(5).await;
     for sequence in [0, 4] {
         let refused = store.mo_part_hold(&group(1), &part(sequence), 1_000).await;
         assert!(
@@ -589,3 +531,16 @@ async fn impossible_mo_keys_are_refused() {
     ));
     assert!(store.mo_groups_due(u64::MAX, 10).expect("reads").is_empty());
 }
+
+on_every_backend!(
+    a_scheduled_message_is_cancelled_once_and_never_claimed,
+    the_callers_check_and_unknown_ids_change_nothing,
+    claimed_messages_cannot_be_cancelled_but_a_retry_waiting_can,
+    a_replaced_message_keeps_its_id_and_moves_to_its_new_times,
+    replacing_a_message_being_sent_is_refused_as_not_queued,
+    cancel_by_match_ends_only_what_the_check_accepts,
+    claim_and_cancel_or_replace_never_both_get_a_message,
+    mo_parts_are_held_in_any_order_and_released_once,
+    held_mo_parts_survive_a_restart_and_go_out_at_their_deadline,
+    impossible_mo_keys_are_refused,
+);

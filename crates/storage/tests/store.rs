@@ -1,6 +1,12 @@
-//! The store's behaviour on a real on-disk sled database: each index and
-//! queue, duplicate protection, id-form tolerance, the unmatched-receipt
-//! grace period, retention, recovery, and refusing what is not a store.
+//! The store's behaviour, on every backend (a real on-disk sled database, a
+//! Redis server, a Redis Cluster; see `common`): each index and queue,
+//! duplicate protection, id-form tolerance, the unmatched-receipt grace
+//! period, retention, recovery; and, for sled, refusing what is not a store.
+
+#[macro_use]
+mod common;
+
+use common::{Backend, TempDir, TestStore};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,26 +16,6 @@ use tern_storage::{
     Attempt, Durability, MessageStore, NewMessage, OutboxItem, Outcome, SledStore, State,
     StoreError, StoreOptions, TernId, UnmatchedReceipt,
 };
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tern-store-{name}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn open(dir: &TempDir) -> SledStore {
     SledStore::open(
@@ -73,10 +59,8 @@ fn delivered() -> Outcome {
     }
 }
 
-#[tokio::test]
-async fn accepted_messages_are_kept_with_unique_ids_of_this_node() {
-    let dir = TempDir::new("accept");
-    let store = open(&dir);
+async fn accepted_messages_are_kept_with_unique_ids_of_this_node<B: Backend>(b: &B) {
+    let store = b.open(3).await;
     let a = store
         .accept(message("acme", 1_000), 1_000)
         .await
@@ -92,15 +76,13 @@ async fn accepted_messages_are_kept_with_unique_ids_of_this_node() {
         (record.client.as_str(), record.state, record.accepted_ms),
         ("acme", State::Queued, 1_000)
     );
-    assert!(store.verify().expect("verify").is_consistent());
+    assert!(store.check().is_consistent());
 }
 
-#[tokio::test]
-async fn ids_are_never_reused_after_a_restart() {
-    let dir = TempDir::new("ids");
+async fn ids_are_never_reused_after_a_restart<B: Backend>(b: &B) {
     let mut seen = std::collections::HashSet::new();
     for _ in 0..3 {
-        let store = open(&dir);
+        let store = b.open(3).await;
         for _ in 0..50 {
             let id = store
                 .accept(message("acme", 0), 0)
@@ -112,10 +94,8 @@ async fn ids_are_never_reused_after_a_restart() {
     }
 }
 
-#[tokio::test]
-async fn the_ready_queue_respects_not_before_and_claims_once() {
-    let dir = TempDir::new("ready");
-    let store = open(&dir);
+async fn the_ready_queue_respects_not_before_and_claims_once<B: Backend>(b: &B) {
+    let store = b.open(3).await;
     let now = store
         .accept(message("acme", 1_000), 1_000)
         .await
@@ -142,13 +122,11 @@ async fn the_ready_queue_respects_not_before_and_claims_once() {
         claimed.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![later]
     );
-    assert!(store.verify().expect("verify").is_consistent());
+    assert!(store.check().is_consistent());
 }
 
-#[tokio::test]
-async fn a_failed_attempt_is_retried_after_its_backoff() {
-    let dir = TempDir::new("retry");
-    let store = open(&dir);
+async fn a_failed_attempt_is_retried_after_its_backoff<B: Backend>(b: &B) {
+    let store = b.open(3).await;
     let id = store
         .accept(message("acme", 0), 0)
         .await
@@ -173,13 +151,11 @@ async fn a_failed_attempt_is_retried_after_its_backoff() {
     let again = store.claim_ready(60_000, 10).await.expect("claim");
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts.len(), 1);
-    assert!(store.verify().expect("verify").is_consistent());
+    assert!(store.check().is_consistent());
 }
 
-#[tokio::test]
-async fn upstream_ids_are_found_in_any_form() {
-    let dir = TempDir::new("upstream");
-    let store = open(&dir);
+async fn upstream_ids_are_found_in_any_form<B: Backend>(b: &B) {
+    let store = b.open(3).await;
     let id = store
         .accept(message("acme", 0), 0)
         .await
@@ -230,10 +206,8 @@ async fn upstream_ids_are_found_in_any_form() {
     );
 }
 
-#[tokio::test]
-async fn a_resubmission_within_the_window_gets_the_first_id() {
-    let dir = TempDir::new("dedup");
-    let store = open(&dir);
+async fn a_resubmission_within_the_window_gets_the_first_id<B: Backend>(b: &B) {
+    let store = b.open(3).await;
     let with_key = |at: u64| NewMessage {
         dedup: Some((Bytes::from_static(b"umr:42"), Duration::from_secs(60))),
         ..message("acme", at)
@@ -268,10 +242,8 @@ async fn a_resubmission_within_the_window_gets_the_first_id() {
     );
 }
 
-#[tokio::test]
-async fn concurrent_resubmissions_store_one_message() {
-    let dir = TempDir::new("dedup-race");
-    let store = std::sync::Arc::new(open(&dir));
+async fn concurrent_resubmissions_store_one_message<B: Backend>(b: &B) {
+    let store = std::sync::Arc::new(b.open(3).await);
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let store = store.clone();
@@ -291,10 +263,8 @@ async fn concurrent_resubmissions_store_one_message() {
     assert_eq!(store.claim_ready(0, 100).await.expect("claim").len(), 1);
 }
 
-#[tokio::test]
-async fn expiry_lists_what_ran_out_and_finish_takes_it_off() {
-    let dir = TempDir::new("expiry");
-    let store = open(&dir);
+async fn expiry_lists_what_ran_out_and_finish_takes_it_off<B: Backend>(b: &B) {
+    let store = b.open(3).await;
     let short = store
         .accept(
             NewMessage {
@@ -337,13 +307,11 @@ async fn expiry_lists_what_ran_out_and_finish_takes_it_off() {
         (record.state, record.outcome),
         (State::Final, Some(outcome))
     );
-    assert!(store.verify().expect("verify").is_consistent());
+    assert!(store.check().is_consistent());
 }
 
-#[tokio::test]
-async fn outboxes_keep_order_per_client_until_acknowledged() {
-    let dir = TempDir::new("outbox");
-    let store = open(&dir);
+async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
+    let store = b.open(3).await;
     let item = |n: u8| OutboxItem {
         pdu: Bytes::from(vec![n]),
         message: None,
@@ -369,7 +337,7 @@ async fn outboxes_keep_order_per_client_until_acknowledged() {
     store.outbox_ack("acme", a1).await.expect("ack");
     assert_eq!(store.outbox_pending("acme", 10).expect("pending").len(), 1);
     drop(store);
-    let store = open(&dir);
+    let store = b.open(3).await;
     assert_eq!(
         store.outbox_pending("acme", 10).expect("pending")[0].0,
         a2,
@@ -377,10 +345,8 @@ async fn outboxes_keep_order_per_client_until_acknowledged() {
     );
 }
 
-#[tokio::test]
-async fn an_early_receipt_is_held_for_its_grace_period() {
-    let dir = TempDir::new("unmatched");
-    let store = open(&dir);
+async fn an_early_receipt_is_held_for_its_grace_period<B: Backend>(b: &B) {
+    let store = b.open(3).await;
     let receipt = |id: &str, at: u64| UnmatchedReceipt {
         upstream: "telesign".to_owned(),
         upstream_id: id.to_owned(),
@@ -403,7 +369,7 @@ async fn an_early_receipt_is_held_for_its_grace_period() {
         .expect("take")
         .is_none());
     let taken = store
-        .take_unmatched_any_base("telesign", "10")
+        .take_any_base("telesign", "10")
         .await
         .expect("take")
         .expect("held");
@@ -441,10 +407,8 @@ async fn an_early_receipt_is_held_for_its_grace_period() {
         .is_none());
 }
 
-#[tokio::test]
-async fn finished_messages_are_purged_after_retention_with_their_indexes() {
-    let dir = TempDir::new("retention");
-    let store = open(&dir);
+async fn finished_messages_are_purged_after_retention_with_their_indexes<B: Backend>(b: &B) {
+    let store = b.open(3).await;
     let old = store
         .accept(
             NewMessage {
@@ -495,24 +459,41 @@ async fn finished_messages_are_purged_after_retention_with_their_indexes() {
         store.get(open_one).expect("read").is_some(),
         "unfinished messages are never purged"
     );
-    let v = store.verify().expect("verify");
+    let v = store.check();
     assert!(v.is_consistent(), "{:?}", v.problems);
     assert_eq!((v.messages, v.finished, v.unfinished), (2, 1, 1));
 }
 
-#[tokio::test]
-async fn in_flight_messages_go_back_to_ready_at_restart() {
-    let dir = TempDir::new("recovery");
+async fn in_flight_messages_go_back_to_ready_at_restart<B: Backend>(b: &B) {
     {
-        let store = open(&dir);
+        let store = b.open(3).await;
         for _ in 0..3 {
             store.accept(message("acme", 0), 0).await.expect("accept");
         }
         assert_eq!(store.claim_ready(0, 2).await.expect("claim").len(), 2);
     }
-    let (store, recovery) = SledStore::open(&dir.0, StoreOptions::default()).expect("reopen");
-    assert_eq!(recovery.requeued, 2);
+    let store = b.open(3).await;
+    assert_eq!(store.check().in_flight, 0, "requeued at open");
     assert_eq!(store.claim_ready(0, 10).await.expect("claim").len(), 3);
+}
+
+#[test]
+fn sled_recovery_counts_what_it_requeued() {
+    let dir = TempDir::new("recovery-count");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    {
+        let store = open(&dir);
+        runtime.block_on(async {
+            for _ in 0..3 {
+                store.accept(message("acme", 0), 0).await.expect("accept");
+            }
+            assert_eq!(store.claim_ready(0, 2).await.expect("claim").len(), 2);
+        });
+    }
+    let (_store, recovery) = SledStore::open(&dir.0, StoreOptions::default()).expect("reopen");
+    assert_eq!(recovery.requeued, 2);
 }
 
 #[test]
@@ -650,8 +631,22 @@ async fn life_of_a_message<S: MessageStore>(store: &S) {
         .is_empty());
 }
 
-#[tokio::test]
-async fn the_sled_store_serves_the_message_store_interface() {
-    let dir = TempDir::new("trait");
-    life_of_a_message(&open(&dir)).await;
+async fn the_store_serves_the_message_store_interface<B: Backend>(b: &B) {
+    life_of_a_message(&b.open(3).await).await;
 }
+
+on_every_backend!(
+    accepted_messages_are_kept_with_unique_ids_of_this_node,
+    ids_are_never_reused_after_a_restart,
+    the_ready_queue_respects_not_before_and_claims_once,
+    a_failed_attempt_is_retried_after_its_backoff,
+    upstream_ids_are_found_in_any_form,
+    a_resubmission_within_the_window_gets_the_first_id,
+    concurrent_resubmissions_store_one_message,
+    expiry_lists_what_ran_out_and_finish_takes_it_off,
+    outboxes_keep_order_per_client_until_acknowledged,
+    an_early_receipt_is_held_for_its_grace_period,
+    finished_messages_are_purged_after_retention_with_their_indexes,
+    in_flight_messages_go_back_to_ready_at_restart,
+    the_store_serves_the_message_store_interface,
+);

@@ -152,7 +152,10 @@ mod tests {
             });
         })
         .expect("valid");
-        assert_eq!(submit(&session, "refused").await, CommandStatus::SystemError);
+        assert_eq!(
+            submit(&session, "refused").await,
+            CommandStatus::SystemError
+        );
         sim.set_behaviour(Behaviour::default()).expect("valid");
         // Refused once (not recorded), then taken on the retry (recorded).
         let receipt = tokio::time::timeout(WAIT, session.requests.recv())
@@ -179,7 +182,11 @@ mod tests {
             .await
             .expect("sent again after the redelivery delay")
             .expect("open");
-        again.responder.respond(CommandStatus::Ok, ok).await.expect("ack");
+        again
+            .responder
+            .respond(CommandStatus::Ok, ok)
+            .await
+            .expect("ack");
         tokio::time::timeout(WAIT, async {
             while sim.recorded().len() < 2 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -205,7 +212,10 @@ mod tests {
         tokio::time::timeout(WAIT, session.handle.closed())
             .await
             .expect("unbound in time");
-        assert_eq!(session.handle.close_reason(), Some(CloseReason::PeerUnbound));
+        assert_eq!(
+            session.handle.close_reason(),
+            Some(CloseReason::PeerUnbound)
+        );
         assert_eq!(sim.stats().unbinds_sent, 1);
         assert_eq!(sim.stats().disconnects, 0, "an unbind, not a dropped line");
     }

@@ -5,6 +5,7 @@
 use tern_codec::pdu::SubmitSm;
 use tern_codec::tlv::Sar;
 use tern_codec::{Body, Pdu};
+use tern_router::adapt::{receipt_text, ClientText};
 use tern_router::relay::{client_receipt, wanted, ClientReceipt};
 use tern_router::{Canonical, FinalState, Reason};
 use tern_storage::{
@@ -65,7 +66,8 @@ pub fn client_relay(
     if !wanted(submit.registered_delivery, canonical) {
         return None;
     }
-    let text = String::from_utf8_lossy(submit.text_octets()).into_owned();
+    // Clients' data_coding 0 is GSM 7-bit unless the router says otherwise.
+    let text = receipt_text(&submit, &ClientText::default());
     let id = record.id.to_string();
     let now = now_ms();
     let mut receipt = client_receipt(&ClientReceipt {

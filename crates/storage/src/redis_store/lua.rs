@@ -1,0 +1,356 @@
+//! The Lua scripts that make each operation atomic, and [`Apply`], the
+//! builder of the generic one.
+//!
+//! Records are postcard, which Lua cannot read, so most operations read in
+//! Rust, compute the new record and its queue entries, and hand them to
+//! [`APPLY`] with a check that what they read is still there (the record's
+//! exact octets, the id still in the ready queue). A check that fails
+//! applies nothing and the caller reads again: optimistic concurrency, so
+//! several Tern nodes may share a store without a lock server. Every key of
+//! one call shares a hash tag (see `layout`), so a call is one slot on a
+//! cluster. Scripts are sent with EVALSHA (redis-rs loads them on NOSCRIPT).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Checks and writes, in groups; each group is applied only if all its
+/// checks hold. Returns one 1 (applied) or 0 per group.
+///
+/// ARGV: group count, then per group its check count, its op count, the
+/// checks (kind, key index, value) and the ops (name, key index, args).
+pub(super) static APPLY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local arity = {set = 1, del = 0, zadd = 2, zrem = 1, hset = 2, hdel = 1,
+               sadd = 1, srem = 1, hdel_if = 2, srem_if_empty = 2}
+local pos = 2
+local out = {}
+for g = 1, tonumber(ARGV[1]) do
+  local nchecks, nops = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
+  pos = pos + 2
+  local ok = true
+  for _ = 1, nchecks do
+    local kind, key, value = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], ARGV[pos + 2]
+    pos = pos + 3
+    if ok then
+      if kind == 'eq' then
+        ok = redis.call('GET', key) == value
+      elseif kind == 'zhas' then
+        ok = redis.call('ZSCORE', key, value) ~= false
+      else
+        return redis.error_reply('unknown check ' .. kind)
+      end
+    end
+  end
+  for _ = 1, nops do
+    local name, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
+    local a, b = ARGV[pos + 2], ARGV[pos + 3]
+    local n = arity[name]
+    if n == nil then
+      return redis.error_reply('unknown op ' .. name)
+    end
+    pos = pos + 2 + n
+    if ok then
+      if name == 'set' then redis.call('SET', key, a)
+      elseif name == 'del' then redis.call('DEL', key)
+      elseif name == 'zadd' then redis.call('ZADD', key, a, b)
+      elseif name == 'zrem' then redis.call('ZREM', key, a)
+      elseif name == 'hset' then redis.call('HSET', key, a, b)
+      elseif name == 'hdel' then redis.call('HDEL', key, a)
+      elseif name == 'sadd' then redis.call('SADD', key, a)
+      elseif name == 'srem' then redis.call('SREM', key, a)
+      elseif name == 'hdel_if' then
+        if redis.call('HGET', key, a) == b then redis.call('HDEL', key, a) end
+      elseif name == 'srem_if_empty' then
+        -- b is the index of the sorted set whose emptiness decides.
+        if redis.call('ZCARD', KEYS[tonumber(b)]) == 0 then redis.call('SREM', key, a) end
+      end
+    end
+  end
+  out[g] = ok and 1 or 0
+end
+return out
+"#,
+    )
+});
+
+/// Accept with duplicate protection: the check and the write at once.
+///
+/// KEYS: record, ready, expiry, dedup hash, all-ids set.
+/// ARGV: dedup field, id (hex), now, window (ms), record, not-before,
+/// expires ("" for none), message key prefix (the first message's record
+/// key is that prefix and its hex id, same slot).
+/// Returns the id (hex) the client gets, and 1 if it is a duplicate.
+pub(super) static ACCEPT_DEDUP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local entry = redis.call('HGET', KEYS[4], ARGV[1])
+if entry then
+  local first, at = string.match(entry, '^(%x+):(%d+)$')
+  if first and tonumber(ARGV[3]) - tonumber(at) <= tonumber(ARGV[4])
+     and redis.call('EXISTS', ARGV[8] .. first) == 1 then
+    return {first, 1}
+  end
+end
+redis.call('HSET', KEYS[4], ARGV[1], ARGV[2] .. ':' .. ARGV[3])
+redis.call('SET', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[2])
+if ARGV[7] ~= '' then redis.call('ZADD', KEYS[3], ARGV[7], ARGV[2]) end
+redis.call('SADD', KEYS[5], ARGV[2])
+return {ARGV[2], 0}
+"#,
+    )
+});
+
+/// A record with the acknowledgements of its relayed receipts, in one read.
+/// KEYS: record, acks. Returns {record or false, flat hash of acks}.
+pub(super) static GET_RECORD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local record = redis.call('GET', KEYS[1])
+if not record then return {} end
+return {record, redis.call('HGETALL', KEYS[2])}
+"#,
+    )
+});
+
+/// Up to ARGV[1] outbox items, oldest first, as {seq, item, seq, item…}.
+/// KEYS: items hash, order set.
+pub(super) static OUTBOX_READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+for _, seq in ipairs(redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)) do
+  local item = redis.call('HGET', KEYS[1], seq)
+  if item then
+    out[#out + 1] = seq
+    out[#out + 1] = item
+  end
+end
+return out
+"#,
+    )
+});
+
+/// Takes a held receipt: read and removed at once, so two takers cannot
+/// both apply it. KEYS: held hash, held-by-time set. ARGV: field.
+pub(super) static TAKE_UNMATCHED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local receipt = redis.call('HGET', KEYS[1], ARGV[1])
+if not receipt then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return receipt
+"#,
+    )
+});
+
+/// Removes and returns held receipts that arrived at or before ARGV[1], at
+/// most ARGV[2]. KEYS: held hash, held-by-time set.
+pub(super) static EXPIRE_UNMATCHED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+local fields = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, field in ipairs(fields) do
+  local receipt = redis.call('HGET', KEYS[1], field)
+  redis.call('HDEL', KEYS[1], field)
+  redis.call('ZREM', KEYS[2], field)
+  if receipt then out[#out + 1] = receipt end
+end
+return {#fields, out}
+"#,
+    )
+});
+
+/// Holds an MO part. KEYS: group hash, due set. ARGV: header, deadline,
+/// group member (in the due set), part number, part.
+/// Returns {deadline, flat hash of the group}.
+pub(super) static MO_HOLD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('HEXISTS', KEYS[1], '0') == 0 then
+  redis.call('HSET', KEYS[1], '0', ARGV[1], 'd', ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+end
+redis.call('HSET', KEYS[1], ARGV[4], ARGV[5])
+return redis.call('HGETALL', KEYS[1])
+"#,
+    )
+});
+
+/// Releases an MO group into its client's outbox.
+///
+/// KEYS: group hash, due set, outbox items, outbox order, outbox clients.
+/// ARGV: group member, client, count of part numbers seen, the numbers,
+/// then (seq, item) pairs.
+///
+/// Returns 0 and does nothing if a part seen is gone (another release took
+/// the group). Removes only the parts seen: a part that came after the read
+/// stays, with the header, and goes out at the group's deadline.
+pub(super) static MO_RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local seen = tonumber(ARGV[3])
+if redis.call('HEXISTS', KEYS[1], '0') == 0 then return 0 end
+for i = 1, seen do
+  if redis.call('HEXISTS', KEYS[1], ARGV[3 + i]) == 0 then return 0 end
+end
+for i = 1, seen do redis.call('HDEL', KEYS[1], ARGV[3 + i]) end
+if redis.call('HLEN', KEYS[1]) <= 2 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+local pos = 4 + seen
+while ARGV[pos] do
+  redis.call('HSET', KEYS[3], ARGV[pos], ARGV[pos + 1])
+  redis.call('ZADD', KEYS[4], ARGV[pos], ARGV[pos])
+  redis.call('SADD', KEYS[5], ARGV[2])
+  pos = pos + 2
+end
+return 1
+"#,
+    )
+});
+
+/// A write of a group: op name, key, arguments.
+type Op = (&'static str, Vec<u8>, Vec<Vec<u8>>);
+
+/// One group of [`APPLY`]: checks, then writes applied only if they hold.
+#[derive(Debug, Default)]
+pub(super) struct Group {
+    checks: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
+    ops: Vec<Op>,
+}
+
+impl Group {
+    /// The string at `key` is exactly `value`.
+    pub(super) fn check_eq(&mut self, key: Vec<u8>, value: Vec<u8>) -> &mut Self {
+        self.checks.push(("eq", key, value));
+        self
+    }
+    /// `member` is in the sorted set at `key`.
+    pub(super) fn check_member(&mut self, key: Vec<u8>, member: &str) -> &mut Self {
+        self.checks.push(("zhas", key, member.as_bytes().to_vec()));
+        self
+    }
+    fn op(&mut self, name: &'static str, key: Vec<u8>, args: Vec<Vec<u8>>) -> &mut Self {
+        self.ops.push((name, key, args));
+        self
+    }
+    pub(super) fn set(&mut self, key: Vec<u8>, value: Vec<u8>) -> &mut Self {
+        self.op("set", key, vec![value])
+    }
+    pub(super) fn del(&mut self, key: Vec<u8>) -> &mut Self {
+        self.op("del", key, vec![])
+    }
+    pub(super) fn zadd(&mut self, key: Vec<u8>, score: u64, member: &str) -> &mut Self {
+        self.op(
+            "zadd",
+            key,
+            vec![score.to_string().into_bytes(), member.as_bytes().to_vec()],
+        )
+    }
+    /// ZADD with a binary member (held receipts are keyed by their field).
+    pub(super) fn zadd_bytes(&mut self, key: Vec<u8>, score: u64, member: Vec<u8>) -> &mut Self {
+        self.op("zadd", key, vec![score.to_string().into_bytes(), member])
+    }
+    pub(super) fn zrem(&mut self, key: Vec<u8>, member: &str) -> &mut Self {
+        self.op("zrem", key, vec![member.as_bytes().to_vec()])
+    }
+    pub(super) fn hset(&mut self, key: Vec<u8>, field: Vec<u8>, value: Vec<u8>) -> &mut Self {
+        self.op("hset", key, vec![field, value])
+    }
+    pub(super) fn hdel(&mut self, key: Vec<u8>, field: Vec<u8>) -> &mut Self {
+        self.op("hdel", key, vec![field])
+    }
+    /// Removes `field` only if it still holds `value`.
+    pub(super) fn hdel_if(&mut self, key: Vec<u8>, field: Vec<u8>, value: Vec<u8>) -> &mut Self {
+        self.op("hdel_if", key, vec![field, value])
+    }
+    pub(super) fn sadd(&mut self, key: Vec<u8>, member: &str) -> &mut Self {
+        self.op("sadd", key, vec![member.as_bytes().to_vec()])
+    }
+    pub(super) fn srem(&mut self, key: Vec<u8>, member: &str) -> &mut Self {
+        self.op("srem", key, vec![member.as_bytes().to_vec()])
+    }
+    /// Removes `member` from the set at `key` if the sorted set `order` is
+    /// empty (after this group's earlier ops).
+    pub(super) fn srem_if_empty(
+        &mut self,
+        key: Vec<u8>,
+        member: &str,
+        order: Vec<u8>,
+    ) -> &mut Self {
+        // The sorted set's index is filled in by `Apply::push`.
+        self.op(
+            "srem_if_empty",
+            key,
+            vec![member.as_bytes().to_vec(), order],
+        )
+    }
+}
+
+/// One call of [`APPLY`]: its keys (each once) and arguments.
+#[derive(Debug, Default)]
+pub(super) struct Apply {
+    pub(super) keys: Vec<Vec<u8>>,
+    pub(super) args: Vec<Vec<u8>>,
+    groups: usize,
+}
+
+impl Apply {
+    fn key(&mut self, key: Vec<u8>) -> Vec<u8> {
+        let index = match self.keys.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                self.keys.push(key);
+                self.keys.len() - 1
+            }
+        };
+        (index + 1).to_string().into_bytes()
+    }
+
+    /// Adds a group.
+    pub(super) fn push(&mut self, group: Group) {
+        self.groups += 1;
+        self.args.push(group.checks.len().to_string().into_bytes());
+        self.args.push(group.ops.len().to_string().into_bytes());
+        for (kind, key, value) in group.checks {
+            let index = self.key(key);
+            self.args.extend([kind.as_bytes().to_vec(), index, value]);
+        }
+        for (name, key, mut args) in group.ops {
+            let index = self.key(key);
+            if name == "srem_if_empty" {
+                if let Some(order) = args.pop() {
+                    let order_index = self.key(order);
+                    args.push(order_index);
+                }
+            }
+            self.args.push(name.as_bytes().to_vec());
+            self.args.push(index);
+            self.args.extend(args);
+        }
+    }
+
+    /// Groups added.
+    pub(super) fn len(&self) -> usize {
+        self.groups
+    }
+
+    /// The script invocation.
+    pub(super) fn invocation(&self) -> redis::ScriptInvocation<'static> {
+        let mut call = APPLY.prepare_invoke();
+        for key in &self.keys {
+            call.key(key.as_slice());
+        }
+        call.arg(self.groups);
+        for arg in &self.args {
+            call.arg(arg.as_slice());
+        }
+        call
+    }
+}

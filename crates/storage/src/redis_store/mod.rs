@@ -1,0 +1,1478 @@
+//! The message store on Redis: one server, or a Redis Cluster, shared by
+//! several Tern nodes.
+//!
+//! The same records as the sled backend (postcard-encoded
+//! [`MessageRecord`]s), kept under the keys of [`layout`]. Each operation is
+//! one Lua script over keys of one hash slot, so it is atomic on a single
+//! server and on a cluster alike; operations that must touch two slots (an
+//! attempt's upstream ids, a purge's index entries) write the index first,
+//! so a crash between leaves an extra index entry, never a message that a
+//! receipt cannot find.
+//!
+//! Durability is the server's: see [`RedisDurability`] and the storage
+//! README. A write returns once Redis has answered it, which under the
+//! policy means it is in the append-only file, fsynced (or on enough
+//! replicas).
+//!
+//! Several nodes: ids carry the node id (see [`crate::id`]), and every
+//! change to a record checks that the record is still what was read
+//! (optimistic concurrency), so two nodes never both claim one message nor
+//! claim one a client cancelled. At open, a node puts back in the ready
+//! queue the messages *it* had claimed; those of a node that never comes
+//! back need leases, which this backend does not have yet.
+
+mod conn;
+pub mod layout;
+mod lua;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::StoreError;
+use crate::id::{TernId, MAX_COUNTER};
+use crate::mo::{HeldMo, MoGroup, MoHeader, MoPart};
+use crate::record::{
+    Attempt, MessageRecord, OutboxItem, Outcome, ReceiptUpdate, State, UnmatchedReceipt,
+};
+use crate::sled_store::{
+    now_ms, Accepted, NewMessage, QueueDepths, QueuedChange, Recovery, Replacement, Verification,
+};
+use crate::upstream_id::{candidates, normalise};
+use conn::{AsyncConn, Clients, SyncPool};
+use layout::{
+    client_shard, counter_for, id_shard, member, parse_member, upstream_field, upstream_shard,
+    Layout, SHARDS,
+};
+use lua::{Apply, Group};
+
+/// Ids reserved per round trip to the shard's counter: a restart skips
+/// the rest of a block, which costs ids, never uniqueness.
+const ID_BLOCK: u64 = 1_000;
+
+/// Receipts kept per message as received (as the sled backend).
+const RECEIVED_LIMIT: usize = 64;
+
+/// How often a change that lost a race re-reads and tries again before it
+/// gives up with an error (each loss means another writer changed the
+/// record in between; the callers keep one writer per message).
+const RETRIES: usize = 32;
+
+/// Which Redis deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// One server at this address (`redis://host:port`).
+    Single(String),
+    /// A Redis Cluster, found from these seed addresses; the durability
+    /// check covers every address given, so give every primary.
+    Cluster(Vec<String>),
+}
+
+/// When a write counts as acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisDurability {
+    /// Every server must run with `appendonly yes` and `appendfsync
+    /// always` (checked at open with CONFIG GET): Redis fsyncs its
+    /// append-only file before it answers a write, so a write that
+    /// returned survives a crash of Redis or of its host.
+    AppendFsyncAlways,
+    /// After each write, `WAIT replicas timeout`: the write is on that many
+    /// replicas before it returns, or the call fails with
+    /// [`StoreError::NotReplicated`]. Survives the loss of the primary (a
+    /// replica with the write is promoted), not of every copy at once.
+    /// Single server only for now: on a cluster WAIT must go to the
+    /// primary of the slot just written, which this client does not route.
+    Wait {
+        /// Replicas that must have the write.
+        replicas: u32,
+        /// How long to wait for them.
+        timeout: Duration,
+    },
+}
+
+/// How to open a Redis store.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    /// Where.
+    pub topology: RedisTopology,
+    /// This node's id, the top 16 bits of every message id it makes.
+    pub node: u16,
+    /// Prefix of every key (no `{` or `}`): several stores, or test runs,
+    /// may share a server under different prefixes.
+    pub prefix: String,
+    /// When a write counts as done.
+    pub durability: RedisDurability,
+}
+
+/// The Redis-backed message store.
+pub struct RedisStore {
+    clients: Clients,
+    conn: AsyncConn,
+    sync: SyncPool,
+    layout: Layout,
+    node: u16,
+    durability: RedisDurability,
+    /// Per shard, the next id counter index and the end of the reserved
+    /// block.
+    ids: Vec<tokio::sync::Mutex<(u64, u64)>>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("layout", &self.layout)
+            .field("node", &self.node)
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(value).map_err(|e| StoreError::Io(format!("encoding: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Decode {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+fn bad(what: &'static str, reason: impl Into<String>) -> StoreError {
+    StoreError::Decode {
+        what,
+        reason: reason.into(),
+    }
+}
+
+fn parse_u64(what: &'static str, bytes: &[u8]) -> Result<u64, StoreError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad(what, format!("{:?}", String::from_utf8_lossy(bytes))))
+}
+
+/// A flat `HGETALL` answer as (field, value) pairs.
+fn pairs(flat: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::with_capacity(flat.len() / 2);
+    let mut it = flat.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    out
+}
+
+/// Checks one server's persistence against the policy.
+fn check_durability(address: &str, policy: RedisDurability) -> Result<(), StoreError> {
+    let refuse = |reason: String| StoreError::Durability {
+        address: address.to_owned(),
+        reason,
+    };
+    let client = redis::Client::open(address)?;
+    let mut conn = client.get_connection_with_timeout(Duration::from_secs(5))?;
+    match policy {
+        RedisDurability::AppendFsyncAlways => {
+            for (name, wanted) in [("appendonly", "yes"), ("appendfsync", "always")] {
+                let answer: HashMap<String, String> =
+                    redis::cmd("CONFIG").arg("GET").arg(name).query(&mut conn)?;
+                let found = answer.get(name).map(String::as_str).unwrap_or("");
+                if found != wanted {
+                    return Err(refuse(format!(
+                        "{name} is {found:?}, {wanted:?} is required"
+                    )));
+                }
+            }
+        }
+        RedisDurability::Wait { .. } => {}
+    }
+    Ok(())
+}
+
+impl RedisStore {
+    /// Connects, checks the servers' persistence against the policy, and
+    /// recovers: messages this node had claimed go back to the ready queue.
+    pub async fn open(options: RedisOptions) -> Result<(Self, Recovery), StoreError> {
+        let layout = Layout::new(&options.prefix).ok_or_else(|| StoreError::BadKey {
+            what: "Redis key prefix",
+            value: options.prefix.clone(),
+        })?;
+        let (addresses, cluster) = match &options.topology {
+            RedisTopology::Single(address) => (vec![address.clone()], false),
+            RedisTopology::Cluster(addresses) => (addresses.clone(), true),
+        };
+        if cluster && matches!(options.durability, RedisDurability::Wait { .. }) {
+            return Err(StoreError::Durability {
+                address: addresses.join(","),
+                reason: "the WAIT policy is for a single server; use appendfsync always on every \
+                         cluster primary"
+                    .to_owned(),
+            });
+        }
+        for address in &addresses {
+            let address = address.clone();
+            let policy = options.durability;
+            tokio::task::spawn_blocking(move || check_durability(&address, policy))
+                .await
+                .map_err(|e| StoreError::Redis(e.to_string()))??;
+        }
+        let clients = Clients::new(&addresses, cluster)?;
+        let conn = clients.connect().await?;
+        let store = Self {
+            clients,
+            conn,
+            sync: SyncPool::new(),
+            layout,
+            node: options.node,
+            durability: options.durability,
+            ids: (0..SHARDS)
+                .map(|_| tokio::sync::Mutex::new((0, 0)))
+                .collect(),
+        };
+        let recovery = store.recover().await?;
+        Ok((store, recovery))
+    }
+
+    fn conn(&self) -> AsyncConn {
+        self.conn.clone()
+    }
+
+    /// After a write: under the WAIT policy, waits for the replicas.
+    async fn settle(&self, conn: &mut AsyncConn) -> Result<(), StoreError> {
+        if let RedisDurability::Wait { replicas, timeout } = self.durability {
+            let acked: u64 = redis::cmd("WAIT")
+                .arg(replicas)
+                .arg(timeout.as_millis() as u64)
+                .query_async(conn)
+                .await?;
+            if acked < u64::from(replicas) {
+                return Err(StoreError::NotReplicated {
+                    acked,
+                    wanted: replicas,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one [`Apply`] call; whether each group was applied.
+    async fn apply(&self, call: &Apply) -> Result<Vec<bool>, StoreError> {
+        if call.len() == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn();
+        let applied: Vec<i64> = call.invocation().invoke_async(&mut conn).await?;
+        self.settle(&mut conn).await?;
+        Ok(applied.into_iter().map(|a| a == 1).collect())
+    }
+
+    /// One group, applied or not.
+    async fn apply_one(&self, group: Group) -> Result<bool, StoreError> {
+        let mut call = Apply::default();
+        call.push(group);
+        Ok(self.apply(&call).await?.first().copied().unwrap_or(false))
+    }
+
+    /// The next id for a message of `client`.
+    async fn next_id(&self, client: &str) -> Result<TernId, StoreError> {
+        let shard = client_shard(client);
+        let exhausted = StoreError::IdsExhausted(self.node);
+        let slot = self
+            .ids
+            .get(shard as usize)
+            .ok_or(StoreError::IdsExhausted(self.node))?;
+        let mut block = slot.lock().await;
+        if block.0 >= block.1 {
+            let mut conn = self.conn();
+            let end: u64 = redis::cmd("INCRBY")
+                .arg(self.layout.id_counter(shard, self.node))
+                .arg(ID_BLOCK)
+                .query_async(&mut conn)
+                .await?;
+            self.settle(&mut conn).await?;
+            *block = (end.saturating_sub(ID_BLOCK), end);
+        }
+        let n = block.0;
+        block.0 += 1;
+        let counter = counter_for(shard, n).filter(|c| *c <= MAX_COUNTER);
+        counter
+            .and_then(|c| TernId::new(self.node, c))
+            .ok_or(exhausted)
+    }
+
+    /// The record's stored octets and the record (acks not merged).
+    async fn read(&self, id: TernId) -> Result<Option<(Vec<u8>, MessageRecord)>, StoreError> {
+        let raw: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.layout.message(id))
+            .query_async(&mut self.conn())
+            .await?;
+        match raw {
+            None => Ok(None),
+            Some(raw) => {
+                let record = MessageRecord::from_stored(&raw)?;
+                Ok(Some((raw, record)))
+            }
+        }
+    }
+
+    async fn require(&self, id: TernId) -> Result<(Vec<u8>, MessageRecord), StoreError> {
+        self.read(id).await?.ok_or(StoreError::NotFound(id))
+    }
+
+    /// Reads records of one shard at once (same slot, so one MGET).
+    async fn read_many(
+        &self,
+        ids: &[TernId],
+    ) -> Result<Vec<Option<(Vec<u8>, MessageRecord)>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| self.layout.message(*id)).collect();
+        let raws: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(keys)
+            .query_async(&mut self.conn())
+            .await?;
+        raws.into_iter()
+            .map(|raw| match raw {
+                None => Ok(None),
+                Some(raw) => {
+                    let record = MessageRecord::from_stored(&raw)?;
+                    Ok(Some((raw, record)))
+                }
+            })
+            .collect()
+    }
+
+    /// Puts back in the ready queue what this node had claimed.
+    async fn recover(&self) -> Result<Recovery, StoreError> {
+        let mut requeued = 0;
+        for shard in 0..SHARDS {
+            let members: Vec<Vec<u8>> = redis::cmd("ZRANGEBYSCORE")
+                .arg(self.layout.in_flight(shard))
+                .arg(self.node)
+                .arg(self.node)
+                .query_async(&mut self.conn())
+                .await?;
+            for m in members {
+                let Some(id) = parse_member(&m) else { continue };
+                for _ in 0..RETRIES {
+                    let mut group = Group::default();
+                    let Some((raw, mut record)) = self.read(id).await? else {
+                        // No record: only the stale entry goes.
+                        group.zrem(self.layout.in_flight(shard), &member(id));
+                        self.apply_one(group).await?;
+                        break;
+                    };
+                    record.state = State::Queued;
+                    group
+                        .check_eq(self.layout.message(id), raw)
+                        .check_member(self.layout.in_flight(shard), &member(id))
+                        .zrem(self.layout.in_flight(shard), &member(id))
+                        .zadd(self.layout.ready(shard), record.not_before_ms, &member(id))
+                        .set(self.layout.message(id), encode(&record)?);
+                    if self.apply_one(group).await? {
+                        requeued += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(Recovery { requeued })
+    }
+
+    /// The record of `id` with the times its client took its relayed
+    /// receipts (a blocking read: see the trait).
+    pub fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
+        let (message, acks) = (self.layout.message(id), self.layout.acks(id));
+        let answer: Vec<redis::Value> = self.sync.with(&self.clients, |c| {
+            lua::GET_RECORD
+                .key(message.as_slice())
+                .key(acks.as_slice())
+                .invoke(c)
+        })?;
+        let mut it = answer.into_iter();
+        let Some(raw) = it.next() else {
+            return Ok(None);
+        };
+        let raw: Vec<u8> = redis::from_redis_value(&raw)?;
+        let acks: Vec<Vec<u8>> = match it.next() {
+            Some(v) => redis::from_redis_value(&v)?,
+            None => Vec::new(),
+        };
+        let mut record = MessageRecord::from_stored(&raw)?;
+        for (seq, at) in pairs(acks) {
+            let (seq, at) = (parse_u64("ack seq", &seq)?, parse_u64("ack time", &at)?);
+            if let Some(relayed) = record.relayed.iter_mut().find(|r| r.outbox_seq == seq) {
+                relayed.acked_ms = Some(at);
+            }
+        }
+        Ok(Some(record))
+    }
+
+    /// Accepts a message: in Redis under the durability policy when this
+    /// returns. A resubmission within its dedup window gets the first
+    /// message's id and stores nothing.
+    pub async fn accept(&self, message: NewMessage, now_ms: u64) -> Result<Accepted, StoreError> {
+        let id = self.next_id(&message.client).await?;
+        let shard = id_shard(id);
+        let mut record = MessageRecord {
+            id,
+            client: message.client,
+            pdu: message.pdu,
+            receipt_requested: message.receipt_requested,
+            state: State::Queued,
+            attempts: Vec::new(),
+            outcome: None,
+            accepted_ms: now_ms,
+            updated_ms: now_ms,
+            not_before_ms: message.not_before_ms,
+            expires_ms: message.expires_ms,
+            dedup_key: None,
+            parts: Vec::new(),
+            received: Vec::new(),
+            relayed: Vec::new(),
+        };
+        let m = member(id);
+        let Some((key, window)) = message.dedup else {
+            let mut group = Group::default();
+            group
+                .set(self.layout.message(id), encode(&record)?)
+                .zadd(self.layout.ready(shard), record.not_before_ms, &m)
+                .sadd(self.layout.all(shard), &m);
+            if let Some(expires) = record.expires_ms {
+                group.zadd(self.layout.expiry(shard), expires, &m);
+            }
+            self.apply_one(group).await?;
+            return Ok(Accepted {
+                id,
+                duplicate: false,
+            });
+        };
+        record.dedup_key = Some(key.clone());
+        let field = dedup_field(&record.client, &key);
+        let message_prefix = {
+            let mut k = self.layout.message(id);
+            k.truncate(k.len() - m.len());
+            k
+        };
+        let mut conn = self.conn();
+        let (first, duplicate): (String, i64) = lua::ACCEPT_DEDUP
+            .key(self.layout.message(id))
+            .key(self.layout.ready(shard))
+            .key(self.layout.expiry(shard))
+            .key(self.layout.dedup(shard))
+            .key(self.layout.all(shard))
+            .arg(field)
+            .arg(&m)
+            .arg(now_ms)
+            .arg(window.as_millis() as u64)
+            .arg(encode(&record)?)
+            .arg(record.not_before_ms)
+            .arg(record.expires_ms.map(|e| e.to_string()).unwrap_or_default())
+            .arg(message_prefix)
+            .invoke_async(&mut conn)
+            .await?;
+        self.settle(&mut conn).await?;
+        let first = first
+            .parse::<TernId>()
+            .map_err(|e| bad("dedup entry", e.to_string()))?;
+        Ok(Accepted {
+            id: first,
+            duplicate: duplicate == 1,
+        })
+    }
+
+    /// Claims up to `limit` messages due at `now`, oldest first across
+    /// shards, marking them in flight for this node. A message changed
+    /// meanwhile (cancelled, replaced, claimed by another node) is skipped.
+    pub async fn claim_ready(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut due = self.due(|s| self.layout.ready(s), now_ms, limit).await?;
+        due.truncate(limit);
+        let mut by_shard: HashMap<u64, Vec<TernId>> = HashMap::new();
+        for (_, id) in &due {
+            by_shard.entry(id_shard(*id)).or_default().push(*id);
+        }
+        let mut claimed = Vec::new();
+        for (shard, ids) in by_shard {
+            let records = self.read_many(&ids).await?;
+            let mut call = Apply::default();
+            let mut candidates = Vec::new();
+            for (id, found) in ids.iter().zip(records) {
+                let m = member(*id);
+                let mut group = Group::default();
+                let Some((raw, mut record)) = found else {
+                    // An entry without a record: drop it.
+                    group.zrem(self.layout.ready(shard), &m);
+                    call.push(group);
+                    candidates.push(None);
+                    continue;
+                };
+                record.state = State::InFlight;
+                record.updated_ms = now_ms;
+                group
+                    .check_eq(self.layout.message(*id), raw)
+                    .check_member(self.layout.ready(shard), &m)
+                    .zrem(self.layout.ready(shard), &m)
+                    .zadd(self.layout.in_flight(shard), u64::from(self.node), &m)
+                    .set(self.layout.message(*id), encode(&record)?);
+                call.push(group);
+                candidates.push(Some(record));
+            }
+            let applied = self.apply(&call).await?;
+            for (record, ok) in candidates.into_iter().zip(applied) {
+                if let (Some(record), true) = (record, ok) {
+                    claimed.push(record);
+                }
+            }
+        }
+        claimed.sort_by_key(|r| (r.not_before_ms, r.id));
+        Ok(claimed)
+    }
+
+    /// Up to `limit` (score, id) of every shard's sorted set `key` with a
+    /// score not above `until`, merged in (score, id) order.
+    async fn due(
+        &self,
+        key: impl Fn(u64) -> Vec<u8>,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, TernId)>, StoreError> {
+        let mut all = Vec::new();
+        for shard in 0..SHARDS {
+            let found: Vec<(Vec<u8>, f64)> = redis::cmd("ZRANGEBYSCORE")
+                .arg(key(shard))
+                .arg("-inf")
+                .arg(until)
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit)
+                .query_async(&mut self.conn())
+                .await?;
+            for (m, score) in found {
+                let id = parse_member(&m).ok_or_else(|| bad("queue member", "not an id"))?;
+                all.push((score as u64, id));
+            }
+        }
+        all.sort();
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// The blocking form of [`RedisStore::due`].
+    fn due_sync(
+        &self,
+        key: impl Fn(u64) -> Vec<u8>,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut all = Vec::new();
+        for shard in 0..SHARDS {
+            let k = key(shard);
+            let found: Vec<(Vec<u8>, f64)> = self.sync.with(&self.clients, |c| {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(k.as_slice())
+                    .arg("-inf")
+                    .arg(until)
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query(c)
+            })?;
+            all.extend(found.into_iter().map(|(m, s)| (s as u64, m)));
+        }
+        all.sort();
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Writes the index entries of an attempt's upstream ids, one script
+    /// per upstream shard. Done before the record changes: a crash between
+    /// leaves an entry that finds the message, never a submitted message
+    /// that cannot be found.
+    async fn index_upstream_ids(&self, id: TernId, attempt: &Attempt) -> Result<(), StoreError> {
+        let mut by_shard: HashMap<u64, Group> = HashMap::new();
+        for upstream_id in &attempt.upstream_ids {
+            let form = normalise(upstream_id);
+            let shard = upstream_shard(&attempt.upstream, &form);
+            by_shard.entry(shard).or_default().hset(
+                self.layout.upstream_ids(shard),
+                upstream_field(&attempt.upstream, &form),
+                id.to_be_bytes().to_vec(),
+            );
+        }
+        for (_, group) in by_shard {
+            self.apply_one(group).await?;
+        }
+        Ok(())
+    }
+
+    /// Records an attempt (see [`crate::SledStore::record_attempt`]).
+    pub async fn record_attempt(
+        &self,
+        id: TernId,
+        attempt: Attempt,
+        retry_at_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.index_upstream_ids(id, &attempt).await?;
+        let shard = id_shard(id);
+        let m = member(id);
+        let accepted = !attempt.upstream_ids.is_empty();
+        self.change(id, |record, group| {
+            if accepted {
+                group.zrem(self.layout.in_flight(shard), &m);
+                record.state = State::Submitted;
+            } else if let Some(at) = retry_at_ms {
+                group.zrem(self.layout.in_flight(shard), &m);
+                record.state = State::Queued;
+                record.not_before_ms = at;
+                group.zadd(self.layout.ready(shard), at, &m);
+            }
+            record.attempts.push(attempt.clone());
+            record.updated_ms = now_ms;
+            Ok(true)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Reads `id`, lets `edit` change the record and add writes (or return
+    /// false to write nothing), and stores it if nobody changed the record
+    /// meanwhile; else reads again. Returns the record as stored, or
+    /// `None` when `edit` declined.
+    async fn change<F>(&self, id: TernId, mut edit: F) -> Result<Option<MessageRecord>, StoreError>
+    where
+        F: FnMut(&mut MessageRecord, &mut Group) -> Result<bool, StoreError>,
+    {
+        for _ in 0..RETRIES {
+            let (raw, mut record) = self.require(id).await?;
+            let mut group = Group::default();
+            group.check_eq(self.layout.message(id), raw);
+            if !edit(&mut record, &mut group)? {
+                return Ok(None);
+            }
+            group.set(self.layout.message(id), encode(&record)?);
+            if self.apply_one(group).await? {
+                return Ok(Some(record));
+            }
+        }
+        Err(StoreError::Redis(format!(
+            "{id} kept changing under {RETRIES} tries"
+        )))
+    }
+
+    /// The writes that end a message: out of every queue, into retention.
+    fn end(&self, record: &mut MessageRecord, outcome: Outcome, now_ms: u64, group: &mut Group) {
+        let shard = id_shard(record.id);
+        let m = member(record.id);
+        group
+            .zrem(self.layout.in_flight(shard), &m)
+            .zrem(self.layout.ready(shard), &m)
+            .zrem(self.layout.expiry(shard), &m)
+            .zadd(self.layout.retention(shard), now_ms, &m);
+        record.state = State::Final;
+        record.outcome = Some(outcome);
+        record.updated_ms = now_ms;
+    }
+
+    /// Ends a message: final state, out of every queue, into retention.
+    pub async fn finish(
+        &self,
+        id: TernId,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.change(id, |record, group| {
+            if record.state == State::Final {
+                return Ok(false);
+            }
+            self.end(record, outcome.clone(), now_ms, group);
+            Ok(true)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Ends a message still waiting to be sent if `accept` agrees (see
+    /// [`crate::SledStore::cancel_queued`]). Instead of a lock, the write
+    /// checks that the record is unchanged and still in the ready queue:
+    /// a claim that came first makes it answer [`QueuedChange::NotQueued`].
+    /// `accept` runs once, on the first read; if a replace changed the
+    /// message before the write, its answer stands (it judges who owns the
+    /// message, which a replace does not change).
+    pub async fn cancel_queued<F>(
+        &self,
+        id: TernId,
+        accept: F,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> Result<QueuedChange, StoreError>
+    where
+        F: FnOnce(&MessageRecord) -> bool,
+    {
+        let mut accept = Some(accept);
+        for _ in 0..RETRIES {
+            let Some((raw, mut record)) = self.read(id).await? else {
+                return Ok(QueuedChange::NotFound);
+            };
+            if let Some(accept) = accept.take() {
+                if !accept(&record) {
+                    return Ok(QueuedChange::Refused);
+                }
+            }
+            if record.state != State::Queued {
+                return Ok(QueuedChange::NotQueued(record.state));
+            }
+            let mut group = Group::default();
+            group
+                .check_eq(self.layout.message(id), raw)
+                .check_member(self.layout.ready(id_shard(id)), &member(id));
+            self.end(&mut record, outcome.clone(), now_ms, &mut group);
+            group.set(self.layout.message(id), encode(&record)?);
+            if self.apply_one(group).await? {
+                return Ok(QueuedChange::Done(Box::new(record)));
+            }
+        }
+        Err(StoreError::Redis(format!(
+            "{id} kept changing under {RETRIES} tries"
+        )))
+    }
+
+    /// Ends every waiting message `accept` agrees to, at most `limit` (see
+    /// [`crate::SledStore::cancel_queued_matching`]); reads the whole ready
+    /// queue.
+    pub async fn cancel_queued_matching<F>(
+        &self,
+        mut accept: F,
+        outcome: Outcome,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError>
+    where
+        F: FnMut(&MessageRecord) -> bool,
+    {
+        let mut ended = Vec::new();
+        for shard in 0..SHARDS {
+            if ended.len() >= limit {
+                break;
+            }
+            let members: Vec<Vec<u8>> = redis::cmd("ZRANGE")
+                .arg(self.layout.ready(shard))
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut self.conn())
+                .await?;
+            let ids: Vec<TernId> = members.iter().filter_map(|m| parse_member(m)).collect();
+            let records = self.read_many(&ids).await?;
+            let mut call = Apply::default();
+            let mut candidates = Vec::new();
+            for (id, found) in ids.iter().zip(records) {
+                if ended.len() + candidates.len() >= limit {
+                    break;
+                }
+                let Some((raw, mut record)) = found else {
+                    continue;
+                };
+                if record.state != State::Queued || !accept(&record) {
+                    continue;
+                }
+                let mut group = Group::default();
+                group
+                    .check_eq(self.layout.message(*id), raw)
+                    .check_member(self.layout.ready(shard), &member(*id));
+                self.end(&mut record, outcome.clone(), now_ms, &mut group);
+                group.set(self.layout.message(*id), encode(&record)?);
+                call.push(group);
+                candidates.push(record);
+            }
+            let applied = self.apply(&call).await?;
+            ended.extend(
+                candidates
+                    .into_iter()
+                    .zip(applied)
+                    .filter(|(_, ok)| *ok)
+                    .map(|(r, _)| r),
+            );
+        }
+        Ok(ended)
+    }
+
+    /// Changes a message still waiting to be sent (see
+    /// [`crate::SledStore::replace_queued`]); same checks as
+    /// [`RedisStore::cancel_queued`]. `change` runs once; if another
+    /// replace won the race, this one's values are applied over it (last
+    /// replace wins, as with sled's lock).
+    pub async fn replace_queued<F>(
+        &self,
+        id: TernId,
+        change: F,
+        now_ms: u64,
+    ) -> Result<QueuedChange, StoreError>
+    where
+        F: FnOnce(&MessageRecord) -> Option<Replacement>,
+    {
+        let mut change = Some(change);
+        let mut new: Option<Replacement> = None;
+        let shard = id_shard(id);
+        let m = member(id);
+        for _ in 0..RETRIES {
+            let Some((raw, mut record)) = self.read(id).await? else {
+                return Ok(QueuedChange::NotFound);
+            };
+            if let Some(change) = change.take() {
+                new = change(&record);
+            }
+            let Some(new) = new.clone() else {
+                return Ok(QueuedChange::Refused);
+            };
+            if record.state != State::Queued {
+                return Ok(QueuedChange::NotQueued(record.state));
+            }
+            let mut group = Group::default();
+            group
+                .check_eq(self.layout.message(id), raw)
+                .check_member(self.layout.ready(shard), &m)
+                .zadd(self.layout.ready(shard), new.not_before_ms, &m)
+                .zrem(self.layout.expiry(shard), &m);
+            if let Some(expires) = new.expires_ms {
+                group.zadd(self.layout.expiry(shard), expires, &m);
+            }
+            record.pdu = new.pdu;
+            record.receipt_requested = new.receipt_requested;
+            record.not_before_ms = new.not_before_ms;
+            record.expires_ms = new.expires_ms;
+            record.updated_ms = now_ms;
+            group.set(self.layout.message(id), encode(&record)?);
+            if self.apply_one(group).await? {
+                return Ok(QueuedChange::Done(Box::new(record)));
+            }
+        }
+        Err(StoreError::Redis(format!(
+            "{id} kept changing under {RETRIES} tries"
+        )))
+    }
+
+    /// The message an upstream id belongs to, case and leading zeros aside.
+    pub fn lookup_upstream(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<TernId>, StoreError> {
+        self.lookup_forms(upstream, &[normalise(upstream_id)])
+    }
+
+    /// [`RedisStore::lookup_upstream`], also across hex and decimal.
+    pub fn lookup_upstream_any_base(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<TernId>, StoreError> {
+        self.lookup_forms(upstream, &candidates(upstream_id))
+    }
+
+    fn lookup_forms(&self, upstream: &str, forms: &[String]) -> Result<Option<TernId>, StoreError> {
+        for form in forms {
+            let shard = upstream_shard(upstream, form);
+            let key = self.layout.upstream_ids(shard);
+            let field = upstream_field(upstream, form);
+            let value: Option<Vec<u8>> = self.sync.with(&self.clients, |c| {
+                redis::cmd("HGET")
+                    .arg(key.as_slice())
+                    .arg(field.as_slice())
+                    .query(c)
+            })?;
+            if let Some(value) = value {
+                let bytes: [u8; 8] = value
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| bad("upstream id entry", format!("{} octets", value.len())))?;
+                return Ok(Some(TernId::from_u64(u64::from_be_bytes(bytes))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Ids whose validity ended by `now`, at most `limit`, oldest first.
+    pub fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<TernId>, StoreError> {
+        self.due_sync(|s| self.layout.expiry(s), now_ms, limit)?
+            .into_iter()
+            .map(|(_, m)| parse_member(&m).ok_or_else(|| bad("expiry member", "not an id")))
+            .collect()
+    }
+
+    /// A new place in `client`'s outbox (a counter of its shard).
+    async fn next_seq(&self, client: &str) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let seq: u64 = redis::cmd("INCR")
+            .arg(self.layout.outbox_seq(client))
+            .query_async(&mut conn)
+            .await?;
+        Ok(seq)
+    }
+
+    fn push_item(
+        &self,
+        group: &mut Group,
+        client: &str,
+        seq: u64,
+        item: &OutboxItem,
+    ) -> Result<(), StoreError> {
+        group
+            .hset(
+                self.layout.outbox(client),
+                seq.to_string().into_bytes(),
+                encode(item)?,
+            )
+            .zadd(self.layout.outbox_order(client), seq, &seq.to_string())
+            .sadd(self.layout.outbox_clients(client_shard(client)), client);
+        Ok(())
+    }
+
+    /// Stores something owed to `client`; returns its place in the outbox.
+    pub async fn outbox_push(&self, client: &str, item: &OutboxItem) -> Result<u64, StoreError> {
+        let seq = self.next_seq(client).await?;
+        let mut group = Group::default();
+        self.push_item(&mut group, client, seq, item)?;
+        self.apply_one(group).await?;
+        Ok(seq)
+    }
+
+    /// Up to `limit` items owed to `client`, oldest first.
+    pub fn outbox_pending(
+        &self,
+        client: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (items, order) = (self.layout.outbox(client), self.layout.outbox_order(client));
+        let flat: Vec<Vec<u8>> = self.sync.with(&self.clients, |c| {
+            lua::OUTBOX_READ
+                .key(items.as_slice())
+                .key(order.as_slice())
+                .arg(limit)
+                .invoke(c)
+        })?;
+        pairs(flat)
+            .into_iter()
+            .map(|(seq, item)| {
+                Ok((
+                    parse_u64("outbox seq", &seq)?,
+                    decode("outbox item", &item)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Removes an item the client acknowledged; for a receipt, the time
+    /// goes into its message's history.
+    pub async fn outbox_ack(&self, client: &str, seq: u64) -> Result<(), StoreError> {
+        let field = seq.to_string();
+        let raw: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(self.layout.outbox(client))
+            .arg(&field)
+            .query_async(&mut self.conn())
+            .await?;
+        let Some(raw) = raw else {
+            return Ok(());
+        };
+        let item: OutboxItem = decode("outbox item", &raw)?;
+        let mut group = Group::default();
+        if let Some(message) = item.message {
+            let ack = (
+                self.layout.acks(message),
+                field.clone().into_bytes(),
+                now_ms().to_string().into_bytes(),
+            );
+            if id_shard(message) == client_shard(client) {
+                group.hset(ack.0, ack.1, ack.2);
+            } else {
+                // A receipt in another client's outbox (not made by Tern
+                // today): its own slot, written first.
+                let mut own = Group::default();
+                own.hset(ack.0, ack.1, ack.2);
+                self.apply_one(own).await?;
+            }
+        }
+        group
+            .hdel(self.layout.outbox(client), field.clone().into_bytes())
+            .zrem(self.layout.outbox_order(client), &field)
+            .srem_if_empty(
+                self.layout.outbox_clients(client_shard(client)),
+                client,
+                self.layout.outbox_order(client),
+            );
+        self.apply_one(group).await?;
+        Ok(())
+    }
+
+    /// Clients with something in their outbox, by name.
+    pub fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
+        let mut clients = Vec::new();
+        for shard in 0..SHARDS {
+            let key = self.layout.outbox_clients(shard);
+            let found: Vec<String> = self.sync.with(&self.clients, |c| {
+                redis::cmd("SMEMBERS").arg(key.as_slice()).query(c)
+            })?;
+            clients.extend(found);
+        }
+        clients.sort();
+        clients.dedup();
+        Ok(clients)
+    }
+
+    /// Holds a receipt that matched nothing yet.
+    pub async fn hold_unmatched(&self, receipt: &UnmatchedReceipt) -> Result<(), StoreError> {
+        let form = normalise(&receipt.upstream_id);
+        let shard = upstream_shard(&receipt.upstream, &form);
+        let field = upstream_field(&receipt.upstream, &form);
+        let mut group = Group::default();
+        group
+            .hset(
+                self.layout.unmatched(shard),
+                field.clone(),
+                encode(receipt)?,
+            )
+            .zadd_bytes(
+                self.layout.unmatched_by_time(shard),
+                receipt.received_ms,
+                field,
+            );
+        self.apply_one(group).await?;
+        Ok(())
+    }
+
+    /// Takes the held receipt for this upstream id (case and zeros aside).
+    pub async fn take_unmatched(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        self.take_forms(upstream, &[normalise(upstream_id)]).await
+    }
+
+    /// [`RedisStore::take_unmatched`], also across bases.
+    pub async fn take_unmatched_any_base(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        self.take_forms(upstream, &candidates(upstream_id)).await
+    }
+
+    async fn take_forms(
+        &self,
+        upstream: &str,
+        forms: &[String],
+    ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        for form in forms {
+            let shard = upstream_shard(upstream, form);
+            let mut conn = self.conn();
+            let taken: Option<Vec<u8>> = lua::TAKE_UNMATCHED
+                .key(self.layout.unmatched(shard))
+                .key(self.layout.unmatched_by_time(shard))
+                .arg(upstream_field(upstream, form))
+                .invoke_async(&mut conn)
+                .await?;
+            if let Some(raw) = taken {
+                self.settle(&mut conn).await?;
+                return Ok(Some(decode("unmatched receipt", &raw)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes and returns held receipts older than `grace` at `now`.
+    pub async fn expire_unmatched(
+        &self,
+        now_ms: u64,
+        grace: Duration,
+        limit: usize,
+    ) -> Result<Vec<UnmatchedReceipt>, StoreError> {
+        let until = now_ms.saturating_sub(grace.as_millis() as u64);
+        let mut expired = Vec::new();
+        let mut left = limit;
+        for shard in 0..SHARDS {
+            if left == 0 {
+                break;
+            }
+            let mut conn = self.conn();
+            let (removed, raws): (usize, Vec<Vec<u8>>) = lua::EXPIRE_UNMATCHED
+                .key(self.layout.unmatched(shard))
+                .key(self.layout.unmatched_by_time(shard))
+                .arg(until)
+                .arg(left)
+                .invoke_async(&mut conn)
+                .await?;
+            if removed > 0 {
+                self.settle(&mut conn).await?;
+            }
+            left = left.saturating_sub(removed);
+            for raw in raws {
+                expired.push(decode("unmatched receipt", &raw)?);
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Removes up to `limit` messages finished before `before_ms`, with
+    /// their index entries (those first, each only if it still points
+    /// here).
+    pub async fn purge_finished(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        if limit == 0 || before_ms == 0 {
+            return Ok(0);
+        }
+        let due = self
+            .due(|s| self.layout.retention(s), before_ms - 1, limit)
+            .await?;
+        let mut purged = 0;
+        for (_, id) in due {
+            let shard = id_shard(id);
+            let m = member(id);
+            let mut group = Group::default();
+            if let Some((_, record)) = self.read(id).await? {
+                let mut by_shard: HashMap<u64, Group> = HashMap::new();
+                for attempt in &record.attempts {
+                    for upstream_id in &attempt.upstream_ids {
+                        let form = normalise(upstream_id);
+                        let s = upstream_shard(&attempt.upstream, &form);
+                        by_shard.entry(s).or_default().hdel_if(
+                            self.layout.upstream_ids(s),
+                            upstream_field(&attempt.upstream, &form),
+                            id.to_be_bytes().to_vec(),
+                        );
+                    }
+                }
+                for (_, index) in by_shard {
+                    self.apply_one(index).await?;
+                }
+                if let Some(key) = &record.dedup_key {
+                    group.hdel(self.layout.dedup(shard), dedup_field(&record.client, key));
+                }
+            }
+            group
+                .zrem(self.layout.retention(shard), &m)
+                .srem(self.layout.all(shard), &m)
+                .del(self.layout.acks(id))
+                .del(self.layout.message(id));
+            self.apply_one(group).await?;
+            purged += 1;
+        }
+        Ok(purged)
+    }
+
+    /// Holds one part of a long MO message (see
+    /// [`crate::SledStore::mo_part_hold`]); one script, so two parts
+    /// arriving together both see each other.
+    pub async fn mo_part_hold(
+        &self,
+        group: &MoGroup,
+        part: &MoPart,
+        deadline_ms: u64,
+    ) -> Result<HeldMo, StoreError> {
+        if part.sequence == 0 || part.sequence > group.total {
+            return Err(StoreError::BadKey {
+                what: "MO part number",
+                value: format!("{} of {}", part.sequence, group.total),
+            });
+        }
+        let group_member = layout::hex(&group.key()?);
+        let header = MoHeader {
+            group: group.clone(),
+            deadline_ms,
+        };
+        let mut conn = self.conn();
+        let flat: Vec<Vec<u8>> = lua::MO_HOLD
+            .key(self.layout.mo_group(&group.client, &group_member))
+            .key(self.layout.mo_due(client_shard(&group.client)))
+            .arg(encode(&header)?)
+            .arg(deadline_ms)
+            .arg(&group_member)
+            .arg(part.sequence)
+            .arg(encode(part)?)
+            .invoke_async(&mut conn)
+            .await?;
+        self.settle(&mut conn).await?;
+        held_from(pairs(flat))?.ok_or_else(|| bad("MO group", "no header after hold"))
+    }
+
+    /// Reads a held group, blocking.
+    fn mo_read_sync(&self, key: &[u8]) -> Result<Option<HeldMo>, StoreError> {
+        let flat: Vec<Vec<u8>> = self
+            .sync
+            .with(&self.clients, |c| redis::cmd("HGETALL").arg(key).query(c))?;
+        held_from(pairs(flat))
+    }
+
+    /// Releases a held group into its client's outbox (see
+    /// [`crate::SledStore::mo_group_release`]). `build` sees the parts held
+    /// at the read; the script removes only those, and only if all are
+    /// still there, so a part that came meanwhile stays held (it goes out
+    /// at the group's deadline) and a concurrent release of the same group
+    /// makes this one return `false` with nothing done.
+    pub async fn mo_group_release<F>(&self, group: &MoGroup, build: F) -> Result<bool, StoreError>
+    where
+        F: FnOnce(&HeldMo) -> Vec<OutboxItem>,
+    {
+        let group_member = layout::hex(&group.key()?);
+        let key = self.layout.mo_group(&group.client, &group_member);
+        let flat: Vec<Vec<u8>> = redis::cmd("HGETALL")
+            .arg(&key)
+            .query_async(&mut self.conn())
+            .await?;
+        let Some(held) = held_from(pairs(flat))? else {
+            return Ok(false);
+        };
+        let items = build(&held);
+        let mut seqs = Vec::with_capacity(items.len());
+        for _ in &items {
+            seqs.push(self.next_seq(&group.client).await?);
+        }
+        let mut call = lua::MO_RELEASE.prepare_invoke();
+        call.key(key)
+            .key(self.layout.mo_due(client_shard(&group.client)))
+            .key(self.layout.outbox(&group.client))
+            .key(self.layout.outbox_order(&group.client))
+            .key(self.layout.outbox_clients(client_shard(&group.client)))
+            .arg(&group_member)
+            .arg(&group.client)
+            .arg(held.parts.len());
+        for part in &held.parts {
+            call.arg(part.sequence);
+        }
+        for (seq, item) in seqs.iter().zip(&items) {
+            call.arg(seq).arg(encode(item)?);
+        }
+        let mut conn = self.conn();
+        let released: i64 = call.invoke_async(&mut conn).await?;
+        self.settle(&mut conn).await?;
+        Ok(released == 1)
+    }
+
+    /// Held groups whose deadline is not after `now`, oldest first.
+    pub fn mo_groups_due(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldMo>, StoreError> {
+        let mut due = Vec::new();
+        for (_, group_member) in self.due_sync(|s| self.layout.mo_due(s), now_ms, limit)? {
+            let group_member =
+                String::from_utf8(group_member).map_err(|_| bad("MO due member", "not text"))?;
+            // The client is in the header, but the key needs it first: every
+            // shard's due set names groups of its own shard, so find the
+            // client through the header stored under the member.
+            let Some(held) = self.mo_find(&group_member)? else {
+                continue;
+            };
+            due.push(held);
+        }
+        Ok(due)
+    }
+
+    /// The held group whose key (hex) is `group_member`: the key holds the
+    /// client's name, from which its shard and key follow.
+    fn mo_find(&self, group_member: &str) -> Result<Option<HeldMo>, StoreError> {
+        let Some(client) = mo_client(group_member) else {
+            return Err(bad("MO due member", group_member.to_owned()));
+        };
+        self.mo_read_sync(&self.layout.mo_group(&client, group_member))
+    }
+
+    /// Every record checked against the queues (for tests and `tern`).
+    pub fn verify(&self) -> Result<Verification, StoreError> {
+        let mut v = Verification::default();
+        for shard in 0..SHARDS {
+            let set = |key: Vec<u8>| -> Result<Vec<Vec<u8>>, StoreError> {
+                self.sync.with(&self.clients, |c| {
+                    redis::cmd("ZRANGE")
+                        .arg(key.as_slice())
+                        .arg(0)
+                        .arg(-1)
+                        .query(c)
+                })
+            };
+            let ready = set(self.layout.ready(shard))?;
+            let flight = set(self.layout.in_flight(shard))?;
+            let all_key = self.layout.all(shard);
+            let all: Vec<Vec<u8>> = self.sync.with(&self.clients, |c| {
+                redis::cmd("SMEMBERS").arg(all_key.as_slice()).query(c)
+            })?;
+            for m in &all {
+                let id = parse_member(m).ok_or_else(|| bad("id set member", "not an id"))?;
+                let Some(record) = self.get(id)? else {
+                    v.problems.push(format!("{id} listed but has no record"));
+                    continue;
+                };
+                v.messages += 1;
+                let in_ready = ready.contains(m);
+                let in_flight = flight.contains(m);
+                match record.state {
+                    State::Queued if !in_ready || in_flight => v.problems.push(format!(
+                        "{id} queued: ready {in_ready}, in flight {in_flight}"
+                    )),
+                    State::InFlight if in_ready || !in_flight => v.problems.push(format!(
+                        "{id} in flight: ready {in_ready}, in flight {in_flight}"
+                    )),
+                    State::Submitted | State::Final if in_ready || in_flight => v
+                        .problems
+                        .push(format!("{id} {:?} but still queued", record.state)),
+                    _ => {}
+                }
+                match record.state {
+                    State::Queued => v.queued += 1,
+                    State::InFlight => v.in_flight += 1,
+                    State::Submitted => v.submitted += 1,
+                    State::Final => v.finished += 1,
+                }
+                if record.state != State::Final {
+                    v.unfinished += 1;
+                }
+            }
+            for (what, key) in [
+                ("ready", self.layout.ready(shard)),
+                ("in flight", self.layout.in_flight(shard)),
+                ("expiry", self.layout.expiry(shard)),
+                ("retention", self.layout.retention(shard)),
+            ] {
+                for m in set(key)? {
+                    if !all.contains(&m) {
+                        v.problems.push(format!(
+                            "{what} entry {} has no record",
+                            String::from_utf8_lossy(&m)
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    /// Messages in the ready queues (due or not).
+    pub fn ready_len(&self) -> Result<usize, StoreError> {
+        Ok(self.queue_depths()?.ready)
+    }
+
+    /// How many entries each queue holds (ZCARD/HLEN per shard).
+    pub fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
+        let mut d = QueueDepths::default();
+        for shard in 0..SHARDS {
+            let count = |cmd: &str, key: Vec<u8>| -> Result<usize, StoreError> {
+                self.sync.with(&self.clients, |c| {
+                    redis::cmd(cmd).arg(key.as_slice()).query(c)
+                })
+            };
+            d.ready += count("ZCARD", self.layout.ready(shard))?;
+            d.in_flight += count("ZCARD", self.layout.in_flight(shard))?;
+            d.unmatched += count("HLEN", self.layout.unmatched(shard))?;
+        }
+        for client in self.outbox_clients()? {
+            d.outbox += self.sync.with(&self.clients, |c| {
+                redis::cmd("ZCARD")
+                    .arg(self.layout.outbox_order(&client))
+                    .query::<usize>(c)
+            })?;
+        }
+        Ok(d)
+    }
+
+    /// Stores what a receipt changed, with the client's receipt, in one
+    /// script on the client's slot (see
+    /// [`crate::SledStore::record_receipt`]).
+    pub async fn record_receipt(
+        &self,
+        id: TernId,
+        update: ReceiptUpdate,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        // The outbox place is taken once, before the first try: a retry
+        // reuses it (a place never used is only a gap).
+        let client = match &update.relay {
+            Some(_) => Some(self.require(id).await?.1.client),
+            None => None,
+        };
+        let seq = match &client {
+            Some(client) => Some(self.next_seq(client).await?),
+            None => None,
+        };
+        self.change(id, |record, group| {
+            let update = update.clone();
+            if let Some(received) = update.received {
+                if record.received.len() >= RECEIVED_LIMIT {
+                    record.received.pop();
+                }
+                record.received.push(received);
+            }
+            if let Some(parts) = update.parts {
+                record.parts = parts;
+            }
+            if let Some(outcome) = update.outcome {
+                if record.state != State::Final {
+                    self.end(record, outcome, now_ms, group);
+                }
+            }
+            if let (Some((item, mut entry)), Some(seq)) = (update.relay, seq) {
+                self.push_item(group, &record.client.clone(), seq, &item)?;
+                entry.outbox_seq = seq;
+                entry.acked_ms = None;
+                record.relayed.push(entry);
+            }
+            record.updated_ms = now_ms;
+            Ok(true)
+        })
+        .await?;
+        Ok(seq)
+    }
+}
+
+/// The dedup hash field: client NUL key.
+fn dedup_field(client: &str, key: &Bytes) -> Vec<u8> {
+    let mut f = Vec::with_capacity(client.len() + key.len() + 1);
+    f.extend_from_slice(client.as_bytes());
+    f.push(0);
+    f.extend_from_slice(key);
+    f
+}
+
+/// The client named in an MO group key (hex of `p` client NUL …).
+fn mo_client(group_member: &str) -> Option<String> {
+    let bytes: Vec<u8> = (0..group_member.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(group_member.get(i..i + 2)?, 16).ok())
+        .collect::<Option<_>>()?;
+    let rest = bytes.get(1..)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    String::from_utf8(rest[..end].to_vec()).ok()
+}
+
+/// A held group from its hash: "0" header, "d" deadline, numbers parts.
+fn held_from(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<HeldMo>, StoreError> {
+    let mut header: Option<MoHeader> = None;
+    let mut parts: Vec<MoPart> = Vec::new();
+    for (field, value) in fields {
+        match field.as_slice() {
+            b"0" => header = Some(decode("MO group header", &value)?),
+            b"d" => {}
+            _ => parts.push(decode("MO part", &value)?),
+        }
+    }
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    parts.sort_by_key(|p| p.sequence);
+    Ok(Some(HeldMo {
+        group: header.group,
+        deadline_ms: header.deadline_ms,
+        parts,
+    }))
+}
+
+mod interface;
