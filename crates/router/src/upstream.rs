@@ -58,10 +58,11 @@ pub struct UpstreamConfig {
     pub breaker: BreakerConfig,
     /// What the vendor is like.
     pub profile: Arc<Profile>,
-    /// When set, the pool binds only once this token is cancelled: a
-    /// reloaded upstream waits until the pool it replaces has unbound, so a
-    /// vendor that allows one bind per account never sees two.
-    pub start_after: Option<CancellationToken>,
+    /// Gates, one per session slot: slot k binds only once `start_after[k]`
+    /// is cancelled (a slot without a gate binds at once). A reloaded
+    /// upstream replaces the old pool one session at a time this way, so
+    /// the account never has more sessions than the vendor allows.
+    pub start_after: Vec<CancellationToken>,
 }
 
 /// A running upstream.
@@ -75,6 +76,17 @@ pub struct Upstream {
     next: AtomicUsize,
     /// Sessions the pool keeps (after the profile's cap).
     pool_size: usize,
+    /// Each slot's stop token and its session while bound, so one slot can
+    /// be retired on its own (see [`Upstream::retire_slot`]).
+    slots: Vec<Slot>,
+}
+
+/// One session slot of a pool: its reconnecting client's stop token and the
+/// session it has bound now.
+#[derive(Debug)]
+struct Slot {
+    stop: CancellationToken,
+    session: Mutex<Option<SessionHandle>>,
 }
 
 impl Upstream {
@@ -98,8 +110,14 @@ impl Upstream {
             sessions: Mutex::new(Vec::new()),
             next: AtomicUsize::new(0),
             pool_size,
+            slots: (0..pool_size)
+                .map(|_| Slot {
+                    stop: shutdown.child_token(),
+                    session: Mutex::new(None),
+                })
+                .collect(),
         });
-        for _ in 0..pool_size {
+        for slot in 0..pool_size {
             let client = EsmeClient {
                 host: config.host.clone(),
                 port: config.port,
@@ -111,8 +129,8 @@ impl Upstream {
             };
             let (tx, rx) = mpsc::channel(1);
             let name = config.name.clone();
-            let stop = shutdown.clone();
-            let start_after = config.start_after.clone();
+            let stop = upstream.slots[slot].stop.clone();
+            let start_after = config.start_after.get(slot).cloned();
             tokio::spawn(async move {
                 if let Some(gate) = start_after {
                     tokio::select! {
@@ -124,7 +142,7 @@ impl Upstream {
                     warn!(upstream = %name, %err, "upstream client cannot run");
                 }
             });
-            tokio::spawn(upstream.clone().adopt(rx, inbound.clone()));
+            tokio::spawn(upstream.clone().adopt(slot, rx, inbound.clone()));
         }
         upstream
     }
@@ -133,6 +151,7 @@ impl Upstream {
     /// forwarding what the upstream sends.
     async fn adopt(
         self: Arc<Self>,
+        slot: usize,
         mut bound: mpsc::Receiver<UpstreamSession>,
         inbound: mpsc::Sender<UpstreamRequest>,
     ) {
@@ -143,6 +162,10 @@ impl Upstream {
         }) = bound.recv().await
         {
             self.lock().push(handle.clone());
+            *self.slots[slot]
+                .session
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(handle.clone());
             while let Some(request) = requests.recv().await {
                 let forwarded = UpstreamRequest {
                     upstream: self.name.clone(),
@@ -205,6 +228,31 @@ impl Upstream {
     /// Whether a message may go here now: a session bound and the circuit closed.
     pub fn is_available(&self, now: Instant) -> bool {
         self.bound() > 0 && self.breaker.is_available(now)
+    }
+
+    /// Takes slot `slot` out of service: waits (up to `deadline`) until its
+    /// session has no request in flight, then unbinds it with the handshake
+    /// and stops it reconnecting. The router must no longer list this pool,
+    /// so nothing new is sent meanwhile. Returns once the session is closed
+    /// or the deadline passed.
+    pub async fn retire_slot(&self, slot: usize, deadline: tokio::time::Instant) {
+        let Some(slot) = self.slots.get(slot) else {
+            return;
+        };
+        let session = slot
+            .session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(session) = &session {
+            while session.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        slot.stop.cancel();
+        if let Some(session) = session {
+            let _ = tokio::time::timeout_at(deadline, session.closed()).await;
+        }
     }
 
     /// Requests awaiting this upstream's answer, over every session.

@@ -91,7 +91,7 @@ fn upstream_config(name: &str, port: u16, breaker: BreakerConfig, window: usize)
         pacer: None,
         breaker,
         profile: Arc::new(generic()),
-        start_after: None,
+        start_after: Vec::new(),
     }
 }
 

@@ -3,15 +3,16 @@
 //! A reload compares each configured upstream with the one running under
 //! the same name: unchanged ones keep their sessions (and their breaker
 //! state); added ones start binding; removed ones drain; changed ones are
-//! replaced by a new pool that binds only once the old pool has drained and
-//! unbound, so a vendor that allows one bind per account never sees two.
-//! Draining means: no new message goes there (the router no longer lists
-//! it), requests in flight get their answers (up to [`DRAIN_DEADLINE`]),
-//! then the sessions unbind with the handshake.
+//! replaced one session at a time: slot k of the new pool binds only once
+//! slot k of the old pool has drained and unbound, so the account never has
+//! more sessions than before (a vendor that allows one bind never sees two).
+//! Draining a session means: no new message goes there (the router no
+//! longer lists its pool), its requests in flight get their answers (up to
+//! [`DRAIN_DEADLINE`]), then it unbinds with the handshake.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use tern_router::upstream::{Upstream, UpstreamConfig, UpstreamRequest};
@@ -33,8 +34,14 @@ struct Running {
     spec: UpstreamSpec,
     upstream: Arc<Upstream>,
     stop: CancellationToken,
-    /// Cancelled once this pool has drained and unbound.
-    gone: CancellationToken,
+}
+
+/// A pool taken out of service, and the gates of the pool replacing it
+/// (none when it was removed), slot by slot.
+#[derive(Debug)]
+struct Replaced {
+    old: Running,
+    gates: Vec<CancellationToken>,
 }
 
 /// What a reload did to the upstreams.
@@ -56,7 +63,7 @@ pub struct UpstreamSet {
     running: HashMap<String, Running>,
     /// Pools taken out of service by the last `apply`, drained by
     /// `drain_replaced` once the router no longer lists them.
-    replaced: Vec<Running>,
+    replaced: Vec<Replaced>,
 }
 
 /// A pool ready to start (everything that can fail is done).
@@ -102,16 +109,22 @@ impl UpstreamSet {
         for name in removed {
             if let Some(old) = self.running.remove(&name) {
                 info!(upstream = name, "upstream removed: draining");
-                self.replaced.push(old);
+                self.replaced.push(Replaced {
+                    old,
+                    gates: Vec::new(),
+                });
                 changes.removed.push(name);
             }
         }
         for Prepared { spec, mut config } in prepared {
             let name = spec.name.clone();
             if let Some(old) = self.running.remove(&name) {
-                info!(upstream = name, "upstream changed: rebinding once drained");
-                config.start_after = Some(old.gone.clone());
-                self.replaced.push(old);
+                info!(upstream = name, "upstream changed: rebinding one session at a time");
+                let gates: Vec<CancellationToken> = (0..spec.sessions.max(1))
+                    .map(|_| CancellationToken::new())
+                    .collect();
+                config.start_after = gates.clone();
+                self.replaced.push(Replaced { old, gates });
                 changes.changed.push(name.clone());
             } else {
                 changes.added.push(name.clone());
@@ -124,7 +137,6 @@ impl UpstreamSet {
                     spec,
                     upstream,
                     stop,
-                    gone: CancellationToken::new(),
                 },
             );
         }
@@ -138,8 +150,8 @@ impl UpstreamSet {
     /// Drains the pools the last `apply` replaced; call it once the router
     /// that no longer lists them is in force, so nothing new is sent there.
     pub fn drain_replaced(&mut self) {
-        for old in self.replaced.drain(..) {
-            drain(old);
+        for replaced in self.replaced.drain(..) {
+            tokio::spawn(drain(replaced));
         }
     }
 
@@ -149,20 +161,22 @@ impl UpstreamSet {
     }
 }
 
-/// Lets `old` answer what it has in flight, then unbinds it.
-fn drain(old: Running) {
-    tokio::spawn(async move {
-        let deadline = Instant::now() + DRAIN_DEADLINE;
-        while old.upstream.in_flight() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+/// Retires the old pool slot by slot, opening the new pool's gate for each
+/// slot once the old session in it has answered what it had in flight and
+/// unbound.
+async fn drain(Replaced { old, gates }: Replaced) {
+    let slots = old.upstream.pool_size().max(gates.len());
+    for slot in 0..slots {
+        if slot < old.upstream.pool_size() {
+            let deadline = tokio::time::Instant::now() + DRAIN_DEADLINE;
+            old.upstream.retire_slot(slot, deadline).await;
         }
-        old.stop.cancel();
-        while old.upstream.bound() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(gate) = gates.get(slot) {
+            gate.cancel();
         }
-        info!(upstream = old.spec.name, "drained and unbound");
-        old.gone.cancel();
-    });
+    }
+    old.stop.cancel();
+    info!(upstream = old.spec.name, "old sessions drained and unbound");
 }
 
 /// The pool configuration for `spec`: loads TLS, builds the pacer.
@@ -209,7 +223,7 @@ fn prepare(spec: &UpstreamSpec) -> anyhow::Result<Prepared> {
             pacer,
             breaker: Default::default(),
             profile: spec.profile.clone(),
-            start_after: None,
+            start_after: Vec::new(),
         },
     })
 }
