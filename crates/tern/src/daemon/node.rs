@@ -171,18 +171,20 @@ impl Node {
         clients.clone()
     }
 
-    /// A live receiving session of `account`, round robin, if any.
-    pub fn receiver(&self, account: &str) -> Option<SessionHandle> {
+    /// Every live receiving session of `account`, starting at a different
+    /// one each call (round robin over what is delivered).
+    pub fn receivers(&self, account: &str) -> Vec<SessionHandle> {
         let mut clients = self.lock();
         clients.retain(|s| !s.handle.is_closed());
-        let receivers: Vec<&ClientSession> = clients
+        let mut receivers: Vec<SessionHandle> = clients
             .iter()
             .filter(|s| s.account == account && s.bind_type.can_receive())
+            .map(|s| s.handle.clone())
             .collect();
-        if receivers.is_empty() {
-            return None;
+        if !receivers.is_empty() {
+            let turn = self.next_receiver.fetch_add(1, Ordering::Relaxed) % receivers.len();
+            receivers.rotate_left(turn);
         }
-        let turn = self.next_receiver.fetch_add(1, Ordering::Relaxed) % receivers.len();
-        Some(receivers[turn].handle.clone())
+        receivers
     }
 }

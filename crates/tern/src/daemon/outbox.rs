@@ -11,55 +11,76 @@ use tracing::debug;
 
 use super::node::Node;
 
-/// Runs until `shutdown`.
+/// Items taken per client and round.
+const BATCH: usize = 256;
+
+/// Runs until `shutdown`: rounds over every client owed something, all
+/// clients at once; waits for news only when a round left nothing behind.
 pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
+    let mut behind = false;
     loop {
-        tokio::select! {
-            () = node.outbox.notified() => {}
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            () = shutdown.cancelled() => return,
+        if !behind {
+            tokio::select! {
+                () = node.outbox.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = shutdown.cancelled() => return,
+            }
+        } else if shutdown.is_cancelled() {
+            return;
         }
         let Ok(clients) = node.store.outbox_clients() else {
+            behind = false;
             continue;
         };
-        for client in clients {
-            let Some(session) = node.receiver(&client) else {
-                continue;
+        let rounds = clients.iter().map(|client| deliver(&node, client));
+        behind = futures::future::join_all(rounds)
+            .await
+            .into_iter()
+            .any(|full| full);
+    }
+}
+
+/// Sends one batch of what `client` is owed, spread over its receiving
+/// sessions (each session's window paces its share); each item leaves the
+/// outbox only once the client has taken it. True when the batch was full,
+/// i.e. more may be waiting.
+async fn deliver(node: &Node, client: &str) -> bool {
+    let sessions = node.receivers(client);
+    if sessions.is_empty() {
+        return false;
+    }
+    let Ok(items) = node.store.outbox_pending(client, BATCH) else {
+        return false;
+    };
+    let full = items.len() == BATCH;
+    let deliveries = items.into_iter().enumerate().map(|(n, (seq, item))| {
+        let session = sessions[n % sessions.len()].clone();
+        async move {
+            let Ok(pdu) = Pdu::decode(item.pdu.clone()) else {
+                // Undecodable: drop rather than block the outbox forever.
+                let _ = node.store.outbox_ack(client, seq).await;
+                return;
             };
-            let Ok(items) = node.store.outbox_pending(&client, 256) else {
-                continue;
-            };
-            // Sent together: the session's window paces them; each leaves the
-            // outbox only once the client has taken it.
-            let deliveries = items.into_iter().map(|(seq, item)| {
-                let (node, session, client) = (&node, session.clone(), client.as_str());
-                async move {
-                    let Ok(pdu) = Pdu::decode(item.pdu.clone()) else {
-                        // Undecodable: drop rather than block the outbox forever.
-                        let _ = node.store.outbox_ack(client, seq).await;
-                        return;
-                    };
-                    let stat = receipt_stat(&pdu.body);
-                    match session.request(pdu.body).await {
-                        Ok(resp) if resp.command_status.is_ok() => {
-                            let _ = node.store.outbox_ack(client, seq).await;
-                            node.metrics.receipt_relayed(client, stat);
-                            let accepted = item
-                                .message
-                                .and_then(|id| node.store.get(id).ok().flatten())
-                                .map(|record| record.accepted_ms);
-                            if let Some(accepted) = accepted {
-                                let ms = tern_storage::now_ms().saturating_sub(accepted);
-                                node.metrics.observe_receipt(Duration::from_millis(ms));
-                            }
-                        }
-                        other => debug!(client, ?other, "deliver_sm not taken; kept for later"),
+            let stat = receipt_stat(&pdu.body);
+            match session.request(pdu.body).await {
+                Ok(resp) if resp.command_status.is_ok() => {
+                    let _ = node.store.outbox_ack(client, seq).await;
+                    node.metrics.receipt_relayed(client, stat);
+                    let accepted = item
+                        .message
+                        .and_then(|id| node.store.get(id).ok().flatten())
+                        .map(|record| record.accepted_ms);
+                    if let Some(accepted) = accepted {
+                        let ms = tern_storage::now_ms().saturating_sub(accepted);
+                        node.metrics.observe_receipt(Duration::from_millis(ms));
                     }
                 }
-            });
-            futures::future::join_all(deliveries).await;
+                other => debug!(client, ?other, "deliver_sm not taken; kept for later"),
+            }
         }
-    }
+    });
+    futures::future::join_all(deliveries).await;
+    full
 }
 
 /// The `stat:` of a receipt's text ("-" for anything else), for metrics.

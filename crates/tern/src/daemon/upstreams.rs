@@ -119,7 +119,10 @@ impl UpstreamSet {
         for Prepared { spec, mut config } in prepared {
             let name = spec.name.clone();
             if let Some(old) = self.running.remove(&name) {
-                info!(upstream = name, "upstream changed: rebinding one session at a time");
+                info!(
+                    upstream = name,
+                    "upstream changed: rebinding one session at a time"
+                );
                 let gates: Vec<CancellationToken> = (0..spec.sessions.max(1))
                     .map(|_| CancellationToken::new())
                     .collect();
