@@ -65,6 +65,9 @@ pub struct Node {
     clients: Mutex<Vec<ClientSession>>,
     /// Round-robin position among an account's receivers.
     next_receiver: AtomicUsize,
+    /// Receiving sessions bound since start: a new one ends the outbox's
+    /// backoff (the client that failed may be back).
+    pub receivers_bound: AtomicUsize,
     /// Wakes the dispatcher when a message was accepted.
     pub dispatch: Notify,
     /// Wakes the outbox when something is owed or a receiver bound.
@@ -90,6 +93,7 @@ impl Node {
             accounts,
             clients: Mutex::default(),
             next_receiver: AtomicUsize::new(0),
+            receivers_bound: AtomicUsize::new(0),
             dispatch: Notify::new(),
             outbox: Notify::new(),
             message_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -160,6 +164,7 @@ impl Node {
         clients.push(session);
         drop(clients);
         if receives {
+            self.receivers_bound.fetch_add(1, Ordering::Relaxed);
             self.outbox.notify_one();
         }
     }
