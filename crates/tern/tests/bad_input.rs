@@ -11,17 +11,18 @@
 //! back with the codec's framing, so the test checks the octets Tern sends.
 //! Every wait is bounded by a timeout, every loop by a count.
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use tern_codec::pdu::{Bind, SmResp, SubmitSm};
+use common::{client, connect, free_port, message_id, Daemon, Launch, TempDir};
+use tern_codec::pdu::{Bind, SubmitSm};
 use tern_codec::{
-    Address, Body, CommandId, CommandStatus, Frame, InterfaceVersion, Npi, Pdu, PduError,
-    ShortMessage, SmppCodec, Ton, DEFAULT_MAX_COMMAND_LENGTH,
+    Body, CommandId, CommandStatus, Frame, InterfaceVersion, Pdu, PduError, RegisteredDelivery,
+    SmppCodec, DEFAULT_MAX_COMMAND_LENGTH,
 };
-use tern_session::esme::{self, BindParams, UpstreamSession};
+use tern_session::esme::UpstreamSession;
 use tern_session::{BindType, SessionConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,39 +34,17 @@ const WAIT: Duration = Duration::from_secs(10);
 /// misbehaves.
 const BATCH: usize = 200;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// The daemon under test; killed, and its directory removed, on drop.
-struct Daemon {
-    child: Child,
-    dir: std::path::PathBuf,
+/// The daemon under test and its client port.
+struct Target {
+    daemon: Daemon,
     port: u16,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Daemon {
+impl Target {
     /// A daemon with one client account (`acme` / `pw`) and one sandbox
     /// upstream that takes every destination starting with 34.
-    fn start(name: &str) -> Daemon {
+    fn start(name: &str) -> Target {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "tern-bad-input-{name}-{}-{port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("dir");
         let sim = free_port();
         let config = format!(
             r#"
@@ -91,46 +70,27 @@ prefixes = ["34"]
 upstreams = ["sandbox"]
 "#
         );
-        let path = dir.join("tern.toml");
-        std::fs::write(&path, config).expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_tern"))
-            .args(["run", "--config"])
-            .arg(&path)
-            // Refused binds and unframeable input are logged at warn; a
-            // flood of them would drown the test output.
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tern");
-        Daemon { child, dir, port }
+        // Refused binds and unframeable input are logged at warn; a flood
+        // of them would drown the test output.
+        let daemon = Launch::new()
+            .rust_log("error")
+            .start(TempDir::new(&format!("bad-input-{name}-{port}")), &config);
+        Target { daemon, port }
     }
 
     /// Connects, retrying while the daemon starts (at most 5 s).
     async fn connect(&self) -> TcpStream {
-        for _ in 0..100 {
-            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)).await {
-                return stream;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("tern never listened on {}", self.port);
+        connect(self.port).await
     }
 
     /// The well-behaved client: a transmitter with 10 submits in flight.
     async fn good_client(&self) -> UpstreamSession {
-        let stream = self.connect().await;
-        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
-        let mut params = BindParams::new("acme", "pw").expect("short");
-        params.bind_type = BindType::Transmitter;
-        let config = SessionConfig {
-            window: 10,
-            enquire_link_interval: None,
-            ..SessionConfig::default()
-        };
-        tokio::time::timeout(WAIT, esme::bind(stream, Some(addr), &params, config))
+        client(self.port, "acme", "pw")
+            .bind_type(BindType::Transmitter)
+            .window(10)
+            .within(WAIT)
+            .try_bind()
             .await
-            .expect("bind answered in time")
             .expect("the good client binds")
     }
 
@@ -144,7 +104,7 @@ upstreams = ["sandbox"]
 
     /// Open file descriptors of the daemon (sockets included).
     fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.daemon.child.id()))
             .expect("the daemon's /proc entry")
             .count()
     }
@@ -153,20 +113,7 @@ upstreams = ["sandbox"]
 /// A submit_sm the sandbox route accepts, without a receipt request (the
 /// good client is a transmitter and could not take one).
 fn submit(text: &str) -> SubmitSm {
-    SubmitSm {
-        source: Address::new(
-            Ton::ALPHANUMERIC,
-            Npi::UNKNOWN,
-            "Acme".try_into().expect("short"),
-        ),
-        destination: Address::new(
-            Ton::INTERNATIONAL,
-            Npi::ISDN,
-            "34600000001".try_into().expect("short"),
-        ),
-        short_message: ShortMessage::new(text.as_bytes().to_vec()).expect("short"),
-        ..SubmitSm::default()
-    }
+    common::submit_sm("34600000001", text, RegisteredDelivery::NONE)
 }
 
 /// Sends `n` submits, 10 in flight, and asserts every one is answered
@@ -186,10 +133,7 @@ fn good_batch(client: &UpstreamSession, n: usize) -> tokio::task::JoinHandle<()>
                         .unwrap_or_else(|_| panic!("submit {i} unanswered for {WAIT:?}"))
                         .unwrap_or_else(|e| panic!("submit {i}: {e}"));
                     assert_eq!(resp.command_status, CommandStatus::Ok, "submit {i}");
-                    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
-                        panic!("submit {i}: no message id in {resp:?}")
-                    };
-                    assert!(!id.to_string().is_empty());
+                    assert!(!message_id(&resp).is_empty(), "submit {i}");
                 }
             }));
         }
@@ -328,7 +272,7 @@ fn codec_status(frame: &[u8]) -> CommandStatus {
 }
 
 /// A raw connection bound as `acme`.
-async fn bound_raw(daemon: &Daemon) -> Raw {
+async fn bound_raw(daemon: &Target) -> Raw {
     let mut raw = daemon.raw().await;
     let resp = raw.bind(1, "acme", "pw").await;
     assert_eq!(
@@ -352,7 +296,7 @@ async fn still_serves(raw: &mut Raw, sequence: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_length_below_the_header_is_nacked_and_closed() {
-    let daemon = Daemon::start("short");
+    let daemon = Target::start("short");
     let client = daemon.good_client().await;
     alongside(&client, async {
         // 0, 8 and 15 are all below the 16-octet header. The header
@@ -392,7 +336,7 @@ async fn a_command_length_below_the_header_is_nacked_and_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_length_above_the_maximum_is_nacked_and_closed_without_the_body() {
-    let daemon = Daemon::start("long");
+    let daemon = Target::start("long");
     let client = daemon.good_client().await;
     let max = u32::try_from(DEFAULT_MAX_COMMAND_LENGTH).expect("fits");
     alongside(&client, async {
@@ -435,7 +379,7 @@ async fn a_command_length_above_the_maximum_is_nacked_and_closed_without_the_bod
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_command_id_gets_generic_nack_invcmdid_and_the_session_goes_on() {
-    let daemon = Daemon::start("cmdid");
+    let daemon = Target::start("cmdid");
     let client = daemon.good_client().await;
     alongside(&client, async {
         // Before bind and after: the command is unknown in any state.
@@ -471,7 +415,7 @@ async fn an_unknown_command_id_gets_generic_nack_invcmdid_and_the_session_goes_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_body_gets_the_codec_status_and_the_session_goes_on() {
-    let daemon = Daemon::start("truncated");
+    let daemon = Target::start("truncated");
     let client = daemon.good_client().await;
     alongside(&client, async {
         let mut raw = bound_raw(&daemon).await;
@@ -513,7 +457,7 @@ async fn a_truncated_body_gets_the_codec_status_and_the_session_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_short_message_gets_invmsglen_and_the_session_goes_on() {
-    let daemon = Daemon::start("oversized");
+    let daemon = Target::start("oversized");
     let client = daemon.good_client().await;
     alongside(&client, async {
         let mut raw = bound_raw(&daemon).await;
@@ -577,7 +521,7 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_gets_generic_nack_invcmdlen_and_a_clean_close() {
-    let daemon = Daemon::start("garbage");
+    let daemon = Target::start("garbage");
     let client = daemon.good_client().await;
     alongside(&client, async {
         // What reaches an SMPP port by mistake: an HTTP request, a TLS
@@ -628,7 +572,7 @@ async fn garbage_gets_generic_nack_invcmdlen_and_a_clean_close() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_loris_is_closed_at_the_session_init_timeout_and_holds_nobody_up() {
-    let daemon = Daemon::start("loris");
+    let daemon = Target::start("loris");
     let client = daemon.good_client().await;
     // The daemon's client sessions use the engine's defaults; a connection
     // must bind within this time or be closed.
@@ -664,7 +608,7 @@ async fn a_slow_loris_is_closed_at_the_session_init_timeout_and_holds_nobody_up(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bind_flood_is_refused_bind_by_bind_and_the_bound_client_goes_on() {
-    let daemon = Daemon::start("flood");
+    let daemon = Target::start("flood");
     let client = daemon.good_client().await;
     alongside(&client, async {
         // 20 connections from 127.0.0.1, 10 wrong binds each, at once.
@@ -727,7 +671,7 @@ async fn a_bind_flood_is_refused_bind_by_bind_and_the_bound_client_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submit_before_bind_gets_invbndsts_and_the_connection_may_still_bind() {
-    let daemon = Daemon::start("prebind");
+    let daemon = Target::start("prebind");
     let client = daemon.good_client().await;
     alongside(&client, async {
         let mut raw = daemon.raw().await;
@@ -773,7 +717,7 @@ async fn a_submit_before_bind_gets_invbndsts_and_the_connection_may_still_bind()
 async fn ten_thousand_connections_opened_and_dropped_leave_no_descriptor_behind() {
     const CONNECTIONS: usize = 10_000;
     const AT_ONCE: usize = 250;
-    let daemon = Daemon::start("churn");
+    let daemon = Target::start("churn");
     let started = Instant::now();
     let client = daemon.good_client().await;
     // Let start-up settle (upstream binds, store files) before counting.

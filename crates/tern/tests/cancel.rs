@@ -6,58 +6,23 @@
 //! session engine: it records every text it is given and sends a DELIVRD
 //! receipt for each.
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{
+    accept_submit, alphanumeric, bare_smsc, client, expect_deliver_sm, free_port, international,
+    next_submit, query_sm, receipted_id, submit_id, wait_until, Admin, BareSmsc, Daemon,
+};
 use serde_json::Value;
-use tern_codec::pdu::{CancelSm, DeliverSm, QuerySm, ReplaceSm, SmResp, SubmitSm};
+use tern_codec::pdu::{CancelSm, DeliverSm, ReplaceSm, SubmitSm};
 use tern_codec::{
-    Address, Body, COctetString, CommandStatus, EsmClass, MessageState, Npi, RegisteredDelivery,
-    ShortMessage, TimeString, Tlv, Ton,
+    Body, COctetString, CommandStatus, EsmClass, MessageState, RegisteredDelivery, ShortMessage,
+    TimeString, Tlv,
 };
-use tern_session::esme::{self, BindParams, UpstreamSession};
-use tern_session::smsc::{
-    Admission, Authenticator, BindRequest, BoundSession, SmscConfig, SmscServer,
-};
-use tern_session::SessionConfig;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-struct Daemon {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Accepts any bind: the bare upstream trusts Tern.
-struct AnyBind;
-
-impl Authenticator for AnyBind {
-    fn authenticate(&self, bind: &BindRequest) -> Result<Admission, CommandStatus> {
-        Ok(Admission {
-            account: bind.system_id.clone(),
-            ..Admission::default()
-        })
-    }
-}
+use tern_session::esme::UpstreamSession;
+use tern_session::smsc::{BoundSession, SmscConfig};
 
 /// The texts the upstream was given, in order.
 type Received = Arc<Mutex<Vec<String>>>;
@@ -65,23 +30,12 @@ type Received = Arc<Mutex<Vec<String>>>;
 /// Answers every submit with a new id and a DELIVRD receipt for it.
 async fn upstream(mut bound: BoundSession, received: Received) {
     let mut next = 1u32;
-    while let Some(request) = bound.requests.recv().await {
-        let Body::SubmitSm(sm) = &request.pdu.body else {
-            let _ = request
-                .responder
-                .reject(CommandStatus::InvalidCommandId)
-                .await;
-            continue;
-        };
+    while let Some((sm, responder)) = next_submit(&mut bound.requests).await {
         let text = String::from_utf8_lossy(sm.text_octets()).into_owned();
         received.lock().expect("lock").push(text);
         let id = format!("up{next}");
         next += 1;
-        let resp = SmResp::with_id(COctetString::try_from(id.as_str()).expect("short"));
-        let _ = request
-            .responder
-            .respond(CommandStatus::Ok, Body::SubmitSmResp(resp))
-            .await;
+        accept_submit(responder, &id).await;
         let handle = bound.handle.clone();
         tokio::spawn(async move {
             let text = format!(
@@ -106,19 +60,18 @@ async fn upstream(mut bound: BoundSession, received: Received) {
 struct Setup {
     _daemon: Daemon,
     port: u16,
-    admin: SocketAddr,
+    admin: Admin,
     received: Received,
     _stop: tokio_util::sync::DropGuard,
 }
 
 /// Tern with the bare upstream behind one route, and two clients.
 async fn setup(name: &str) -> Setup {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let raw_port = listener.local_addr().expect("addr").port();
-    let server = SmscServer::new(SmscConfig::default(), AnyBind);
-    let (sessions_tx, mut sessions) = mpsc::channel(4);
-    let stop = CancellationToken::new();
-    tokio::spawn(server.serve(listener, None, sessions_tx, stop.clone()));
+    let BareSmsc {
+        port: raw_port,
+        mut sessions,
+        stop,
+    } = bare_smsc(SmscConfig::default()).await;
     let received = Received::default();
     {
         let received = received.clone();
@@ -130,9 +83,6 @@ async fn setup(name: &str) -> Setup {
     }
 
     let (port, admin) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("tern-cancel-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
     let config = format!(
         r#"
 [[listener]]
@@ -158,63 +108,29 @@ name = "all"
 upstreams = ["raw"]
 "#
     );
-    let path = dir.join("tern.toml");
-    std::fs::write(&path, config).expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_tern"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tern");
     Setup {
-        _daemon: Daemon { child, dir },
+        _daemon: Daemon::start(&format!("cancel-{name}"), &config),
         port,
-        admin: ([127, 0, 0, 1], admin).into(),
+        admin: Admin::at(admin),
         received,
-        _stop: stop.drop_guard(),
+        _stop: stop,
     }
 }
 
-async fn client(port: u16, system_id: &str) -> UpstreamSession {
-    let mut stream = None;
-    for _ in 0..100 {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)).await {
-            stream = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let stream = stream.unwrap_or_else(|| panic!("tern never listened on {port}"));
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let params = BindParams::new(system_id, "pw").expect("short");
-    let config = SessionConfig {
-        enquire_link_interval: None,
-        ..SessionConfig::default()
-    };
-    esme::bind(stream, Some(addr), &params, config)
-        .await
-        .expect("bound to tern")
-}
-
-fn address(ton: Ton, npi: Npi, addr: &str) -> Address<21> {
-    Address::new(ton, npi, COctetString::try_from(addr).expect("short"))
+async fn bind(port: u16, system_id: &str) -> UpstreamSession {
+    client(port, system_id, "pw").bind().await
 }
 
 /// A submit from "Acme" to `to`, at `schedule` (SMPP time; "" for now).
 fn submit_sm(to: &str, text: &str, schedule: &str, receipt: bool) -> SubmitSm {
+    let registered_delivery = if receipt {
+        RegisteredDelivery::ALWAYS
+    } else {
+        RegisteredDelivery::NONE
+    };
     SubmitSm {
-        source: address(Ton::ALPHANUMERIC, Npi::UNKNOWN, "Acme"),
-        destination: address(Ton::INTERNATIONAL, Npi::ISDN, to),
         schedule_delivery_time: TimeString::new(schedule.as_bytes().to_vec()).expect("time"),
-        registered_delivery: if receipt {
-            RegisteredDelivery::ALWAYS
-        } else {
-            RegisteredDelivery::NONE
-        },
-        short_message: ShortMessage::new(text.as_bytes().to_vec()).expect("short"),
-        ..SubmitSm::default()
+        ..common::submit_sm(to, text, registered_delivery)
     }
 }
 
@@ -224,16 +140,7 @@ const IN_A_SECOND: &str = "000000000001000R";
 const IN_TWO_SECONDS: &str = "000000000002000R";
 
 async fn submit(client: &UpstreamSession, sm: SubmitSm) -> String {
-    let resp = client
-        .handle
-        .request(Body::SubmitSm(sm))
-        .await
-        .expect("answered");
-    assert_eq!(resp.command_status, CommandStatus::Ok);
-    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
-        panic!("no id: {resp:?}")
-    };
-    id.to_string()
+    submit_id(&client.handle, sm).await
 }
 
 async fn cancel_id(client: &UpstreamSession, id: &str) -> CommandStatus {
@@ -269,57 +176,32 @@ async fn replace(client: &UpstreamSession, replace: ReplaceSm) -> CommandStatus 
 }
 
 async fn query(client: &UpstreamSession, id: &str) -> MessageState {
-    let query = QuerySm {
-        message_id: COctetString::try_from(id).expect("short"),
-        ..QuerySm::default()
-    };
-    let resp = client
-        .handle
-        .request(Body::QuerySm(query))
+    query_sm(&client.handle, id)
         .await
-        .expect("answered");
-    let Body::QuerySmResp(answer) = resp.body else {
-        panic!("{resp:?}")
-    };
-    answer.message_state
+        .1
+        .expect("a query_sm_resp")
 }
 
 /// The next receipt for the client: (receipted id, stat), acknowledged.
 async fn next_receipt(client: &mut UpstreamSession) -> (String, String) {
-    let request = tokio::time::timeout(Duration::from_secs(10), client.requests.recv())
-        .await
-        .expect("a receipt in time")
-        .expect("session open");
-    let Body::DeliverSm(sm) = &request.pdu.body else {
-        panic!("{:?}", request.pdu)
-    };
-    let id = String::from_utf8_lossy(sm.tlvs.receipted_message_id().expect("id")).into_owned();
+    let sm = expect_deliver_sm(client, Duration::from_secs(10)).await;
     let text = String::from_utf8_lossy(sm.short_message.as_bytes()).into_owned();
     let stat = text
         .split_whitespace()
         .find_map(|w| w.strip_prefix("stat:"))
         .unwrap_or("-")
         .to_owned();
-    request
-        .responder
-        .respond(
-            CommandStatus::Ok,
-            Body::DeliverSmResp(SmResp::with_id(Default::default())),
-        )
-        .await
-        .expect("ack");
-    (id, stat)
+    (receipted_id(&sm), stat)
 }
 
 /// Waits until the upstream was given `text`.
 async fn upstream_gets(received: &Received, text: &str) {
-    for _ in 0..200 {
-        if received.lock().expect("lock").iter().any(|t| t == text) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the upstream never got {text:?}");
+    wait_until(
+        &format!("the upstream getting {text:?}"),
+        Duration::from_secs(10),
+        || async { upstream_got(received, text) },
+    )
+    .await;
 }
 
 fn upstream_got(received: &Received, text: &str) -> bool {
@@ -329,8 +211,8 @@ fn upstream_got(received: &Received, text: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_message_is_cancelled_and_never_sent() {
     let setup = setup("scheduled").await;
-    let mut acme = client(setup.port, "acme").await;
-    let beta = client(setup.port, "beta").await;
+    let mut acme = bind(setup.port, "acme").await;
+    let beta = bind(setup.port, "beta").await;
 
     let id = submit(
         &acme,
@@ -360,9 +242,7 @@ async fn a_scheduled_message_is_cancelled_and_never_sent() {
     );
     assert_eq!(query(&acme, &id).await, MessageState::DELETED);
     assert_eq!(cancel_id(&acme, &id).await, CommandStatus::CancelFailed);
-    let stored = tern::admin::get_json(setup.admin, &format!("/api/messages/{id}"))
-        .await
-        .expect("admin answers");
+    let stored = setup.admin.get(&format!("/api/messages/{id}")).await;
     assert_eq!(stored["state"], Value::from("final"));
     assert_eq!(stored["outcome"]["stat"], Value::from("DELETED"));
     assert_eq!(stored["attempts"], Value::Array(Vec::new()), "never sent");
@@ -385,7 +265,7 @@ async fn a_scheduled_message_is_cancelled_and_never_sent() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sent_messages_stay_and_queued_ones_are_replaced_or_cancelled_by_address() {
     let setup = setup("replace").await;
-    let mut acme = client(setup.port, "acme").await;
+    let mut acme = bind(setup.port, "acme").await;
 
     // Delivered: too late for either.
     let sent = submit(&acme, submit_sm("34600000001", "sent now", "", true)).await;
@@ -422,8 +302,8 @@ async fn sent_messages_stay_and_queued_ones_are_replaced_or_cancelled_by_address
     }
     let to_three = submit(&acme, submit_sm("34600000003", "c", IN_A_MINUTE, false)).await;
     let by_address = CancelSm {
-        source: address(Ton::ALPHANUMERIC, Npi::UNKNOWN, "Acme"),
-        destination: address(Ton::INTERNATIONAL, Npi::ISDN, "34600000002"),
+        source: alphanumeric("Acme"),
+        destination: international("34600000002"),
         ..CancelSm::default()
     };
     let status = |resp: Result<tern_codec::Pdu, _>| resp.expect("answered").command_status;
@@ -445,7 +325,7 @@ async fn sent_messages_stay_and_queued_ones_are_replaced_or_cancelled_by_address
         "nothing left to cancel"
     );
     let no_destination = CancelSm {
-        source: address(Ton::ALPHANUMERIC, Npi::UNKNOWN, "Acme"),
+        source: alphanumeric("Acme"),
         ..CancelSm::default()
     };
     assert_eq!(

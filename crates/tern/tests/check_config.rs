@@ -2,43 +2,14 @@
 //! (never its secrets); an invalid one is refused with every error at its
 //! file, line and column, and exit status 78.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-struct Dir(PathBuf);
+use common::TempDir;
 
-impl Dir {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("tern-config-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Dir(path)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write");
-        path
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
+/// `tern check-config FILE` with one secret in the environment, for the
+/// `env:` password of [`VALID`]: (exit code, stdout, stderr).
 fn check(path: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
-        .arg("check-config")
-        .arg(path)
-        .env("TERN_TEST_SECRET", "from-the-environment")
-        .output()
-        .expect("run tern");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::check_config(path, &[("TERN_TEST_SECRET", "from-the-environment")])
 }
 
 const VALID: &str = r#"
@@ -96,7 +67,7 @@ deadline = "30s"
 
 #[test]
 fn a_valid_file_is_explained_without_its_secrets() {
-    let dir = Dir::new("valid");
+    let dir = TempDir::new("config-valid");
     dir.write("ovh.pass", "pw-file\n");
     let path = dir.write("tern.toml", VALID);
     let (code, out, err) = check(&path);
@@ -126,7 +97,7 @@ fn a_valid_file_is_explained_without_its_secrets() {
 
 #[test]
 fn every_error_is_reported_with_file_line_and_column() {
-    let dir = Dir::new("invalid");
+    let dir = TempDir::new("config-invalid");
     let path = dir.write(
         "bad.toml",
         r#"[storage]
@@ -169,7 +140,7 @@ upstreams = ["nowhere"]
 
 #[test]
 fn an_upstream_password_too_long_for_smpp_is_refused_at_its_line_without_showing_it() {
-    let dir = Dir::new("long-password");
+    let dir = TempDir::new("config-long-password");
     let path = dir.write(
         "long.toml",
         "[[upstream]]\nname = \"ovh\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"much-too-long-secret\"\n",
@@ -185,7 +156,7 @@ fn an_upstream_password_too_long_for_smpp_is_refused_at_its_line_without_showing
 
 #[test]
 fn an_unknown_key_is_an_error_not_ignored() {
-    let dir = Dir::new("unknown-key");
+    let dir = TempDir::new("config-unknown-key");
     let path = dir.write(
         "typo.toml",
         "[[client]]\nsystem_id = \"acme\"\npasswords = [\"x\"]\nmax_bind = 3\n",

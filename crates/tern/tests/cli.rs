@@ -4,45 +4,27 @@
 //! the tools by their own `--timeout`/`--deadline`, the helpers here by
 //! attempt counts.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const TERN: &str = env!("CARGO_BIN_EXE_tern");
+use common::{free_port, signal, Daemon, TERN};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// A running `tern run`, killed and its directory removed on drop.
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
+/// A running `tern run` and the port its client listener took.
+struct Running {
+    _daemon: Daemon,
     port: u16,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Starts the daemon with a client `acme`/`pw` on a free port, `body`
 /// appended to the configuration (upstreams, route, admin…), and waits
 /// until the client port accepts.
-fn daemon(name: &str, body: &str) -> Daemon {
+fn daemon(name: &str, body: &str) -> Running {
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!("tern-cli-{name}-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
     let config = format!(
         r#"
 [[listener]]
@@ -55,19 +37,12 @@ passwords = ["pw"]
 {body}
 "#
     );
-    let path = dir.join("tern.toml");
-    std::fs::write(&path, config).expect("config");
-    let child = Command::new(TERN)
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tern");
-    let daemon = Daemon { child, dir, port };
+    let daemon = Daemon::start(&format!("cli-{name}-{port}"), &config);
     wait_for_port(port);
-    daemon
+    Running {
+        _daemon: daemon,
+        port,
+    }
 }
 
 fn wait_for_port(port: u16) {
@@ -116,7 +91,7 @@ receipt_delay = "100ms"
 
 /// Runs `tern send` to the daemon as `acme`; the password comes from the
 /// environment unless `args` gives one.
-fn send(daemon: &Daemon, args: &[&str]) -> Output {
+fn send(daemon: &Running, args: &[&str]) -> Output {
     Command::new(TERN)
         .arg("send")
         .args(["--port", &daemon.port.to_string()])
@@ -205,12 +180,7 @@ impl Sim {
 
     /// SIGINT, then everything it printed until it exited.
     fn stop(self) -> String {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        signal(&self.child, "INT");
         let mut printed = Vec::new();
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
             printed.push(line);

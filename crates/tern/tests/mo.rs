@@ -5,57 +5,21 @@
 //! order) and sees the status Tern answers. Clients bind to Tern and get
 //! what the `[[mo_route]]` rules give them.
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::Duration;
 
-use tern_codec::pdu::{DeliverSm, SmResp};
+use common::{
+    bare_smsc, client, expect_deliver_sm, free_port, international, next_deliver_sm, wait_until,
+    BareSmsc, Daemon,
+};
+use tern_codec::pdu::DeliverSm;
 use tern_codec::tlv::Sar;
-use tern_codec::{
-    Address, Body, COctetString, CommandStatus, DataCoding, EsmClass, Npi, ShortMessage, Ton,
-};
-use tern_session::esme::{self, BindParams, UpstreamSession};
-use tern_session::smsc::{
-    Admission, Authenticator, BindRequest, BoundSession, SmscConfig, SmscServer,
-};
-use tern_session::{BindType, SessionConfig};
+use tern_codec::{Body, CommandStatus, DataCoding, EsmClass, ShortMessage};
+use tern_session::esme::UpstreamSession;
+use tern_session::smsc::{BoundSession, SmscConfig};
+use tern_session::BindType;
 use tern_sim::smsc::{SimConfig, SimHandle, Simulator};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-struct Daemon {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Accepts any bind: the bare upstream trusts Tern.
-struct AnyBind;
-
-impl Authenticator for AnyBind {
-    fn authenticate(&self, bind: &BindRequest) -> Result<Admission, CommandStatus> {
-        Ok(Admission {
-            account: bind.system_id.clone(),
-            ..Admission::default()
-        })
-    }
-}
 
 /// Everything one test runs against.
 struct Setup {
@@ -77,17 +41,13 @@ async fn setup(name: &str) -> Setup {
     let sim = Simulator::start(SimConfig::default())
         .await
         .expect("simulator starts");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let raw_port = listener.local_addr().expect("addr").port();
-    let server = SmscServer::new(SmscConfig::default(), AnyBind);
-    let (sessions_tx, mut sessions) = mpsc::channel(4);
-    let stop = CancellationToken::new();
-    tokio::spawn(server.serve(listener, None, sessions_tx, stop.clone()));
+    let BareSmsc {
+        port: raw_port,
+        mut sessions,
+        stop,
+    } = bare_smsc(SmscConfig::default()).await;
 
     let port = free_port();
-    let dir = std::env::temp_dir().join(format!("tern-mo-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
     let config = format!(
         r#"
 [[listener]]
@@ -130,101 +90,44 @@ client = "acme"
 "#,
         sim_port = sim.addr().port(),
     );
-    let path = dir.join("tern.toml");
-    std::fs::write(&path, config).expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_tern"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tern");
-    let daemon = Daemon { child, dir };
+    let daemon = Daemon::start(&format!("mo-{name}"), &config);
     let raw = tokio::time::timeout(Duration::from_secs(10), sessions.recv())
         .await
         .expect("tern binds to the bare upstream")
         .expect("server running");
-    for _ in 0..200 {
-        if !sim.sessions("tern").is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(
-        !sim.sessions("tern").is_empty(),
-        "tern binds to the simulator"
-    );
+    wait_until(
+        "tern binds to the simulator",
+        Duration::from_secs(5),
+        || async { !sim.sessions("tern").is_empty() },
+    )
+    .await;
     Setup {
         _daemon: daemon,
         port,
         sim,
         raw,
-        _raw_stop: stop.drop_guard(),
+        _raw_stop: stop,
     }
 }
 
 /// Binds to Tern as `system_id`.
-async fn client(port: u16, system_id: &str, bind_type: BindType) -> UpstreamSession {
-    let mut stream = None;
-    for _ in 0..100 {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)).await {
-            stream = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let stream = stream.unwrap_or_else(|| panic!("tern never listened on {port}"));
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let mut params = BindParams::new(system_id, "pw").expect("short");
-    params.bind_type = bind_type;
-    let config = SessionConfig {
-        enquire_link_interval: None,
-        ..SessionConfig::default()
-    };
-    esme::bind(stream, Some(addr), &params, config)
+async fn bind(port: u16, system_id: &str, bind_type: BindType) -> UpstreamSession {
+    client(port, system_id, "pw")
+        .bind_type(bind_type)
+        .bind()
         .await
-        .expect("bound to tern")
 }
 
-/// The next deliver_sm Tern sends `session` within `within`, acknowledged.
-async fn next_mo(session: &mut UpstreamSession, within: Duration) -> Option<DeliverSm> {
-    let request = tokio::time::timeout(within, session.requests.recv())
-        .await
-        .ok()??;
-    let Body::DeliverSm(sm) = request.pdu.body.clone() else {
-        panic!("not a deliver_sm: {:?}", request.pdu)
-    };
-    request
-        .responder
-        .respond(
-            CommandStatus::Ok,
-            Body::DeliverSmResp(SmResp::with_id(Default::default())),
-        )
-        .await
-        .expect("ack");
-    Some(sm)
-}
-
+/// The next MO, which must come within 10 s; acknowledged.
 async fn expect_mo(session: &mut UpstreamSession) -> DeliverSm {
-    next_mo(session, Duration::from_secs(10))
-        .await
-        .expect("an MO in time")
-}
-
-fn address(addr: &str) -> Address<21> {
-    Address::new(
-        Ton::INTERNATIONAL,
-        Npi::ISDN,
-        COctetString::try_from(addr).expect("short"),
-    )
+    expect_deliver_sm(session, Duration::from_secs(10)).await
 }
 
 /// An MO from the subscriber 34600111222 to `to`.
 fn mo(to: &str, short_message: &[u8]) -> DeliverSm {
     DeliverSm {
-        source: address("34600111222"),
-        destination: address(to),
+        source: international("34600111222"),
+        destination: international(to),
         short_message: ShortMessage::new(short_message.to_vec()).expect("fits"),
         ..DeliverSm::default()
     }
@@ -255,8 +158,8 @@ fn text(sm: &DeliverSm) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mo_reaches_the_client_its_rule_names() {
     let setup = setup("route").await;
-    let mut acme = client(setup.port, "acme", BindType::Transceiver).await;
-    let mut beta_tx = client(setup.port, "beta", BindType::Transmitter).await;
+    let mut acme = bind(setup.port, "acme", BindType::Transceiver).await;
+    let mut beta_tx = bind(setup.port, "beta", BindType::Transmitter).await;
 
     setup
         .sim
@@ -287,13 +190,13 @@ async fn mo_reaches_the_client_its_rule_names() {
         CommandStatus::Ok
     );
     assert!(
-        next_mo(&mut beta_tx, Duration::from_secs(1))
+        next_deliver_sm(&mut beta_tx, Duration::from_secs(1))
             .await
             .is_none(),
         "a transmitter gets no MO"
     );
     // Beta binds to receive: the MO was kept for it.
-    let mut beta_rx = client(setup.port, "beta", BindType::Receiver).await;
+    let mut beta_rx = bind(setup.port, "beta", BindType::Receiver).await;
     let sm = expect_mo(&mut beta_rx).await;
     assert_eq!(
         (sm.destination.addr.to_string(), text(&sm)),
@@ -305,7 +208,7 @@ async fn mo_reaches_the_client_its_rule_names() {
         send(&setup.raw, mo("5555", b"nobody's")).await,
         CommandStatus::ReceiverPermanentError
     );
-    assert!(next_mo(&mut acme, Duration::from_millis(500))
+    assert!(next_deliver_sm(&mut acme, Duration::from_millis(500))
         .await
         .is_none());
     assert!(setup.sim.stats().mo_acked >= 2);
@@ -314,8 +217,8 @@ async fn mo_reaches_the_client_its_rule_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concatenated_mo_is_joined_for_a_reassembling_account_only() {
     let setup = setup("join").await;
-    let mut acme = client(setup.port, "acme", BindType::Transceiver).await;
-    let mut beta = client(setup.port, "beta", BindType::Transceiver).await;
+    let mut acme = bind(setup.port, "acme", BindType::Transceiver).await;
+    let mut beta = bind(setup.port, "beta", BindType::Transceiver).await;
     let chunks: [&[u8]; 3] = [b"The first part, ", b"the second part, ", b"and the end."];
     let whole: String = chunks.iter().map(|c| String::from_utf8_lossy(c)).collect();
 
@@ -328,7 +231,7 @@ async fn concatenated_mo_is_joined_for_a_reassembling_account_only() {
     assert_eq!(text(&sm), whole);
     assert!(!sm.esm_class.udhi(), "the whole message has no UDH");
     assert_eq!(sm.destination.addr.to_string(), "8801");
-    assert!(next_mo(&mut beta, Duration::from_millis(500))
+    assert!(next_deliver_sm(&mut beta, Duration::from_millis(500))
         .await
         .is_none());
 
@@ -377,7 +280,7 @@ async fn concatenated_mo_is_joined_for_a_reassembling_account_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parts_still_missing_at_the_timeout_go_out_as_they_are() {
     let setup = setup("timeout").await;
-    let mut beta = client(setup.port, "beta", BindType::Receiver).await;
+    let mut beta = bind(setup.port, "beta", BindType::Receiver).await;
     for sequence in [1u8, 3] {
         let part = udh_part(
             "8803",
@@ -389,12 +292,12 @@ async fn parts_still_missing_at_the_timeout_go_out_as_they_are() {
         assert_eq!(send(&setup.raw, part).await, CommandStatus::Ok);
     }
     // Held, not delivered, before the timeout (1 s).
-    assert!(next_mo(&mut beta, Duration::from_millis(300))
+    assert!(next_deliver_sm(&mut beta, Duration::from_millis(300))
         .await
         .is_none());
     let mut got = Vec::new();
     for _ in 0..2 {
-        let sm = next_mo(&mut beta, Duration::from_secs(5))
+        let sm = next_deliver_sm(&mut beta, Duration::from_secs(5))
             .await
             .expect("parts after the timeout");
         assert!(sm.esm_class.udhi(), "each part with its UDH");
@@ -405,7 +308,7 @@ async fn parts_still_missing_at_the_timeout_go_out_as_they_are() {
     // The missing part arriving later is held alone and, in time, goes too.
     let part = udh_part("8803", 0x07, 3, 2, b"part 2");
     assert_eq!(send(&setup.raw, part).await, CommandStatus::Ok);
-    let sm = next_mo(&mut beta, Duration::from_secs(5))
+    let sm = next_deliver_sm(&mut beta, Duration::from_secs(5))
         .await
         .expect("the late part");
     assert_eq!(sm.short_message.as_bytes()[5], 2);

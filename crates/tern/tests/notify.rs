@@ -4,30 +4,13 @@
 //! MONOTONIC_USEC) and READY=1; WATCHDOG=1 pings come at half of
 //! WATCHDOG_USEC; SIGTERM brings STOPPING=1 and exit 0.
 
+mod common;
+
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-struct Daemon {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use common::{free_port, Launch, TempDir, TERN};
 
 /// Datagrams received within `limit`, until one contains `want`.
 fn until(socket: &UnixDatagram, want: &str, limit: Duration) -> Vec<String> {
@@ -50,20 +33,9 @@ fn until(socket: &UnixDatagram, want: &str, limit: Duration) -> Vec<String> {
     panic!("no {want} within {limit:?}; got {seen:?}");
 }
 
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(child.id().to_string())
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
 #[test]
 fn ready_reloading_watchdog_and_stopping_reach_systemd() {
-    let dir = std::env::temp_dir().join(format!("tern-notify-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = TempDir::new("notify");
     let socket_path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
     let (client, sim) = (free_port(), free_port());
@@ -90,28 +62,18 @@ name = "all"
 upstreams = ["sim"]
 "#
     );
-    let path = dir.join("tern.toml");
-    std::fs::write(&path, &config).expect("config");
+    let path = dir.write("tern.toml", &config);
     // systemd sets WATCHDOG_PID to the service's pid: `exec` keeps the
     // shell's pid for tern, so `$$` is it.
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "WATCHDOG_PID=$$ exec '{}' run --config '{}'",
-            env!("CARGO_BIN_EXE_tern"),
-            path.display()
-        ))
+    let mut shell = Command::new("sh");
+    shell.arg("-c").arg(format!(
+        "WATCHDOG_PID=$$ exec '{TERN}' run --config '{}'",
+        path.display()
+    ));
+    let mut daemon = Launch::new()
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "400000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tern");
-    let mut daemon = Daemon {
-        child,
-        dir: dir.clone(),
-    };
+        .start_command(dir, shell);
 
     let ready = until(&socket, "READY=1", Duration::from_secs(20));
     // READY means serving: the client listener accepts now.
@@ -123,7 +85,7 @@ upstreams = ["sim"]
     until(&socket, "WATCHDOG=1", Duration::from_secs(2));
 
     std::fs::write(&path, config.replace("name = \"all\"", "name = \"every\"")).expect("edit");
-    signal(&daemon.child, "HUP");
+    daemon.signal("HUP");
     let reload = until(&socket, "RELOADING=1", Duration::from_secs(10));
     let reloading = reload.last().expect("message");
     let usec = reloading
@@ -133,15 +95,8 @@ upstreams = ["sim"]
     assert!(usec.parse::<u64>().is_ok_and(|u| u > 0), "{reloading}");
     until(&socket, "READY=1", Duration::from_secs(10));
 
-    signal(&daemon.child, "TERM");
+    daemon.signal("TERM");
     until(&socket, "STOPPING=1", Duration::from_secs(10));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = daemon.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = daemon.wait(Duration::from_secs(30));
     assert!(status.success(), "{status}");
 }

@@ -9,30 +9,16 @@
 //! certificate and key of the listener are not created: check-config
 //! records their paths and the listener reads them when it starts.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::{TempDir, TERN};
 
 /// The repository's `config/` directory.
 fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
-}
-
-/// A scratch directory removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("tern-prodcfg-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Dir(path)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// `env:NAME` secrets of production.toml, with values within SMPP's 8
@@ -57,25 +43,15 @@ const FILE_SECRETS: [(&str, &str); 5] = [
 /// `tern check-config FILE` with the production secrets in the environment:
 /// (exit code, stdout, stderr).
 fn check_config(file: &Path) -> (i32, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
-    command.arg("check-config").arg(file);
-    for (name, value) in ENV_SECRETS {
-        command.env(name, value);
-    }
-    let out = command.output().expect("run tern check-config");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::check_config(file, &ENV_SECRETS)
 }
 
 #[test]
 fn the_production_example_is_valid_and_names_every_vendor_upstream_with_its_profile() {
     let text = std::fs::read_to_string(config_dir().join("production.toml"))
         .expect("config/production.toml");
-    let dir = Dir::new("production");
-    let etc = dir.0.join("etc/tern");
+    let dir = TempDir::new("prodcfg-production");
+    let etc = dir.join("etc/tern");
     for (path, secret) in FILE_SECRETS {
         let path = etc.join(path);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("secrets dir");
@@ -165,14 +141,14 @@ fn the_production_example_without_its_secrets_is_refused() {
     // at its line, so an operator learns before `systemctl start`.
     let text = std::fs::read_to_string(config_dir().join("production.toml"))
         .expect("config/production.toml");
-    let dir = Dir::new("no-secrets");
-    let copy = dir.0.join("tern.toml");
+    let dir = TempDir::new("prodcfg-no-secrets");
+    let copy = dir.join("tern.toml");
     std::fs::write(
         &copy,
-        text.replace("/etc/tern/", &format!("{}/", dir.0.display())),
+        text.replace("/etc/tern/", &format!("{}/", dir.path().display())),
     )
     .expect("write copy");
-    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+    let out = Command::new(TERN)
         .arg("check-config")
         .arg(&copy)
         .env_remove("TERN_MENSATEK_PASSWORD")

@@ -6,25 +6,21 @@
 //! drains and exits 0; `/metrics` moves with traffic; no password appears in
 //! the logs or the API.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
+use common::{
+    accept_deliver_sm, client, free_port, message_id, next_receipt, receipted_id, submit_id,
+    wait_until, Admin, Daemon, Launch, TempDir, TERN,
+};
 use serde_json::Value;
 use tern_codec::pdu::{SmResp, SubmitSm};
-use tern_codec::{Address, Body, CommandStatus, Npi, RegisteredDelivery, ShortMessage, Ton};
-use tern_session::esme::{self, BindParams, UpstreamSession};
+use tern_codec::{Body, CommandStatus, RegisteredDelivery};
+use tern_session::esme::UpstreamSession;
 use tern_session::SessionConfig;
-use tokio::net::TcpStream;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 /// The passwords in these configs: none may show up in logs or the API.
 const SECRETS: [&str; 4] = ["pwOld773", "pwNew884", "pwGone99", "upSec116"];
@@ -86,157 +82,57 @@ upstreams = ["{route_to}"]
     )
 }
 
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-    admin: SocketAddr,
+/// The daemon on `text`, logging at info with its output kept for
+/// [`Daemon::output`]: the tests read what it logged.
+fn start_daemon(name: &str, text: &str) -> Daemon {
+    Launch::new()
+        .rust_log("info")
+        .captured()
+        .start(TempDir::new(&format!("reload-{name}")), text)
 }
 
-impl Daemon {
-    fn start(name: &str, text: &str, admin: u16) -> Daemon {
-        let dir = std::env::temp_dir().join(format!("tern-reload-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("tern.toml");
-        std::fs::write(&path, text).expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_tern"))
-            .args(["run", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tern");
-        Daemon {
-            child,
-            dir,
-            admin: ([127, 0, 0, 1], admin).into(),
-        }
-    }
-
-    /// Starts the daemon again on the same file and store, once the last
-    /// one has exited.
-    fn restart(&mut self) {
-        let status = self.wait(Duration::from_secs(30));
-        assert!(status.success(), "{status}");
-        self.child = Command::new(env!("CARGO_BIN_EXE_tern"))
-            .args(["run", "--config"])
-            .arg(self.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tern");
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.join("tern.toml")
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let mut last = None;
-        for _ in 0..100 {
-            match tern::admin::get_json(self.admin, path).await {
-                Ok(value) => return value,
-                Err(err) => last = Some(err),
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("admin {path} never answered: {last:?}");
-    }
-
-    async fn text(&self, path: &str) -> String {
-        tern::admin::get(self.admin, path)
-            .await
-            .expect("admin answers")
-            .text()
-    }
-
-    /// Waits until the reload generation is `n`; returns the status.
-    async fn generation(&self, n: u64) -> Value {
-        for _ in 0..200 {
-            let status = self.get("/api/reload").await;
-            if status["generation"].as_u64() == Some(n) {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("generation {n} never reached");
-    }
-
-    /// Waits until an attempt at a reload has ended after `since` (unix s).
-    async fn reload_after(&self, since: u64) -> Value {
-        for _ in 0..200 {
-            let status = self.get("/api/reload").await;
-            if status["at"].as_u64().is_some_and(|at| at >= since)
-                && (status["ok"] == Value::Bool(false) || status["generation"].as_u64() > Some(1))
-            {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no reload ended");
-    }
-
-    /// Waits until both upstreams are bound.
-    async fn ready(&self) {
-        for _ in 0..200 {
-            let upstreams = self.get("/api/upstreams").await;
-            if upstreams
-                .as_array()
-                .is_some_and(|a| a.iter().all(|u| u["bound"].as_u64() >= Some(1)))
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("upstreams never bound");
-    }
-
-    /// Waits for exit, at most `limit`.
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "tern did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Everything the daemon logged (after it exited).
-    fn output(&mut self) -> String {
-        use std::io::Read;
-        let mut out = String::new();
-        if let Some(mut s) = self.child.stdout.take() {
-            let _ = s.read_to_string(&mut out);
-        }
-        if let Some(mut s) = self.child.stderr.take() {
-            let _ = s.read_to_string(&mut out);
-        }
-        out
-    }
+/// Waits until the reload generation is `n`; returns the status.
+async fn generation(admin: &Admin, n: u64) -> Value {
+    admin
+        .until(
+            "/api/reload",
+            Duration::from_secs(10),
+            &format!("generation {n}"),
+            |status| status["generation"].as_u64() == Some(n),
+        )
+        .await
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// Waits until an attempt at a reload has ended after `since` (unix s).
+async fn reload_after(admin: &Admin, since: u64) -> Value {
+    admin
+        .until(
+            "/api/reload",
+            Duration::from_secs(10),
+            "a reload ending",
+            |status| {
+                status["at"].as_u64().is_some_and(|at| at >= since)
+                    && (status["ok"] == Value::Bool(false)
+                        || status["generation"].as_u64() > Some(1))
+            },
+        )
+        .await
+}
+
+/// Waits until both upstreams are bound.
+async fn ready(admin: &Admin) {
+    admin
+        .until(
+            "/api/upstreams",
+            Duration::from_secs(10),
+            "upstreams bound",
+            |upstreams| {
+                upstreams
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|u| u["bound"].as_u64() >= Some(1)))
+            },
+        )
+        .await;
 }
 
 fn ports() -> Ports {
@@ -249,21 +145,7 @@ fn ports() -> Ports {
 }
 
 async fn bind(port: u16, system_id: &str, password: &str) -> UpstreamSession {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    for _ in 0..100 {
-        if let Ok(stream) = TcpStream::connect(addr).await {
-            let params = BindParams::new(system_id, password).expect("short");
-            let config = SessionConfig {
-                enquire_link_interval: None,
-                ..SessionConfig::default()
-            };
-            return esme::bind(stream, Some(addr), &params, config)
-                .await
-                .expect("bound to tern");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("tern never listened on {port}");
+    client(port, system_id, password).bind().await
 }
 
 fn submit_sm() -> SubmitSm {
@@ -271,50 +153,31 @@ fn submit_sm() -> SubmitSm {
 }
 
 fn submit_sm_with(registered_delivery: RegisteredDelivery) -> SubmitSm {
-    SubmitSm {
-        source: Address::new(
-            Ton::ALPHANUMERIC,
-            Npi::UNKNOWN,
-            "Acme".try_into().expect("short"),
-        ),
-        destination: Address::new(
-            Ton::INTERNATIONAL,
-            Npi::ISDN,
-            "34600000001".try_into().expect("short"),
-        ),
-        registered_delivery,
-        short_message: ShortMessage::new(b"hello".to_vec()).expect("short"),
-        ..SubmitSm::default()
-    }
+    common::submit_sm("34600000001", "hello", registered_delivery)
 }
 
 /// Submits one message and returns Tern's id.
 async fn submit(session: &UpstreamSession) -> String {
-    let resp = session
-        .handle
-        .request(Body::SubmitSm(submit_sm()))
-        .await
-        .expect("answered");
-    assert_eq!(resp.command_status, CommandStatus::Ok);
-    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
-        panic!("no id: {resp:?}")
-    };
-    id.to_string()
+    submit_id(&session.handle, submit_sm()).await
 }
 
 /// The upstream that took message `id`.
-async fn upstream_of(daemon: &Daemon, id: &str) -> String {
-    for _ in 0..200 {
-        let message = daemon.get(&format!("/api/messages/{id}")).await;
-        if let Some(attempt) = message["attempts"]
+async fn upstream_of(admin: &Admin, id: &str) -> String {
+    let took = |message: &Value| {
+        message["attempts"]
             .as_array()
             .and_then(|a| a.iter().find(|a| a["status"].as_u64() == Some(0)))
-        {
-            return attempt["upstream"].as_str().unwrap_or("").to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("message {id} never submitted upstream");
+            .map(|attempt| attempt["upstream"].as_str().unwrap_or("").to_owned())
+    };
+    let message = admin
+        .until(
+            &format!("/api/messages/{id}"),
+            Duration::from_secs(10),
+            &format!("message {id} submitted upstream"),
+            |message| took(message).is_some(),
+        )
+        .await;
+    took(&message).unwrap_or_default()
 }
 
 /// The value of the first sample of a metric whose line starts with `name`.
@@ -344,29 +207,29 @@ fn unix_now() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
     let ports = ports();
+    let admin = Admin::at(ports.admin);
     let passwords = r#""pwOld773""#;
-    let mut daemon = Daemon::start(
-        "reroute",
-        &config(&ports, "primary", passwords),
-        ports.admin,
-    );
-    daemon.ready().await;
+    let mut daemon = start_daemon("reroute", &config(&ports, "primary", passwords));
+    ready(&admin).await;
     let session = bind(ports.client, "acme", "pwOld773").await;
 
     let first = submit(&session).await;
-    assert_eq!(upstream_of(&daemon, &first).await, "primary");
-    let metrics = daemon.text("/metrics").await;
+    assert_eq!(upstream_of(&admin, &first).await, "primary");
+    let metrics = admin.text("/metrics").await;
     let submits_before = sample(&metrics, "tern_submits_total{").expect("tern_submits_total");
 
     // A valid change: the same session's next message goes elsewhere.
-    write(&daemon.path(), &config(&ports, "secondary", passwords));
+    write(
+        &daemon.config_path(),
+        &config(&ports, "secondary", passwords),
+    );
     daemon.signal("HUP");
-    let status = daemon.generation(2).await;
+    let status = generation(&admin, 2).await;
     assert_eq!(status["ok"], Value::Bool(true), "{status}");
     let changes = status["changes"].to_string();
     assert!(changes.contains("route all"), "{changes}");
     let second = submit(&session).await;
-    assert_eq!(upstream_of(&daemon, &second).await, "secondary");
+    assert_eq!(upstream_of(&admin, &second).await, "secondary");
     assert!(
         !session.handle.is_closed(),
         "the client session stayed bound"
@@ -375,11 +238,11 @@ async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
     // A broken file: nothing changes, the error names file and line.
     let since = unix_now();
     write(
-        &daemon.path(),
+        &daemon.config_path(),
         &config(&ports, "primary", passwords).replace("[[route]]", "[[route]]\nbogus = 1"),
     );
     daemon.signal("HUP");
-    let status = daemon.reload_after(since).await;
+    let status = reload_after(&admin, since).await;
     assert_eq!(status["ok"], Value::Bool(false), "{status}");
     assert_eq!(status["generation"].as_u64(), Some(2), "{status}");
     let error = status["error"].as_str().expect("error");
@@ -389,12 +252,12 @@ async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
     );
     let third = submit(&session).await;
     assert_eq!(
-        upstream_of(&daemon, &third).await,
+        upstream_of(&admin, &third).await,
         "secondary",
         "the running config stayed"
     );
 
-    let metrics = daemon.text("/metrics").await;
+    let metrics = admin.text("/metrics").await;
     assert_eq!(
         sample(&metrics, "tern_reloads_total{result=\"error\"}"),
         Some(1.0)
@@ -419,10 +282,10 @@ async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
         "/api/upstreams",
         "/api/reload",
     ] {
-        api.push_str(&daemon.get(path).await.to_string());
+        api.push_str(&admin.get(path).await.to_string());
     }
     api.push_str(
-        &daemon
+        &admin
             .get(&format!("/api/messages/{first}"))
             .await
             .to_string(),
@@ -441,9 +304,9 @@ async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
         ),
     )
     .expect("candidate");
-    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
+    let out = Command::new(TERN)
         .args(["check-config", "--diff", "--admin"])
-        .arg(daemon.admin.to_string())
+        .arg(admin.0.to_string())
         .arg(&candidate)
         .output()
         .expect("check-config");
@@ -468,7 +331,7 @@ async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
         assert!(!stdout.contains(secret), "{secret} printed by --diff");
     }
     assert_eq!(
-        daemon.get("/api/reload").await["generation"].as_u64(),
+        admin.get("/api/reload").await["generation"].as_u64(),
         Some(2)
     );
 
@@ -492,12 +355,9 @@ async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_rotation_keeps_sessions_and_a_removed_password_ends_them() {
     let ports = ports();
-    let mut daemon = Daemon::start(
-        "rotate",
-        &config(&ports, "primary", r#""pwOld773""#),
-        ports.admin,
-    );
-    daemon.ready().await;
+    let admin = Admin::at(ports.admin);
+    let mut daemon = start_daemon("rotate", &config(&ports, "primary", r#""pwOld773""#));
+    ready(&admin).await;
     let old = bind(ports.client, "acme", "pwOld773").await;
     let beta = bind(ports.client, "beta", "pwGone99").await;
 
@@ -506,9 +366,9 @@ async fn a_password_rotation_keeps_sessions_and_a_removed_password_ends_them() {
         "[[client]]\nsystem_id = \"beta\"\npasswords = [\"pwGone99\"]\n",
         "",
     );
-    write(&daemon.path(), &rotating);
+    write(&daemon.config_path(), &rotating);
     daemon.signal("HUP");
-    daemon.generation(2).await;
+    generation(&admin, 2).await;
     let new = bind(ports.client, "acme", "pwNew884").await;
     tokio::time::timeout(Duration::from_secs(5), beta.handle.closed())
         .await
@@ -520,16 +380,19 @@ async fn a_password_rotation_keeps_sessions_and_a_removed_password_ends_them() {
     );
 
     // Rotation ends: the old password goes, and with it its session.
-    write(&daemon.path(), &config(&ports, "primary", r#""pwNew884""#));
+    write(
+        &daemon.config_path(),
+        &config(&ports, "primary", r#""pwNew884""#),
+    );
     daemon.signal("HUP");
-    daemon.generation(3).await;
+    generation(&admin, 3).await;
     tokio::time::timeout(Duration::from_secs(5), old.handle.closed())
         .await
         .expect("the session bound with the removed password was unbound");
     submit(&new).await;
     assert!(!new.handle.is_closed());
 
-    let sessions = daemon.get("/api/sessions").await;
+    let sessions = admin.get("/api/sessions").await;
     let accounts: Vec<&str> = sessions
         .as_array()
         .expect("array")
@@ -544,19 +407,26 @@ async fn a_password_rotation_keeps_sessions_and_a_removed_password_ends_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_file_is_reloaded_without_a_signal() {
     let ports = ports();
+    let admin = Admin::at(ports.admin);
     let passwords = r#""pwOld773""#;
-    let mut daemon = Daemon::start("watch", &config(&ports, "primary", passwords), ports.admin);
-    daemon.ready().await;
+    let mut daemon = start_daemon("watch", &config(&ports, "primary", passwords));
+    ready(&admin).await;
     let session = bind(ports.client, "acme", "pwOld773").await;
-    write(&daemon.path(), &config(&ports, "secondary", passwords));
-    daemon.generation(2).await;
+    write(
+        &daemon.config_path(),
+        &config(&ports, "secondary", passwords),
+    );
+    generation(&admin, 2).await;
     let id = submit(&session).await;
-    assert_eq!(upstream_of(&daemon, &id).await, "secondary");
+    assert_eq!(upstream_of(&admin, &id).await, "secondary");
     // The same content again is not a change: no further reload.
-    write(&daemon.path(), &config(&ports, "secondary", passwords));
+    write(
+        &daemon.config_path(),
+        &config(&ports, "secondary", passwords),
+    );
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
-        daemon.get("/api/reload").await["generation"].as_u64(),
+        admin.get("/api/reload").await["generation"].as_u64(),
         Some(2)
     );
     daemon.signal("TERM");
@@ -565,20 +435,7 @@ async fn a_changed_file_is_reloaded_without_a_signal() {
 
 /// Acknowledges Tern's deliver_sm and returns the receipted id.
 async fn take_receipt(request: tern_session::Request) -> String {
-    let Body::DeliverSm(sm) = &request.pdu.body else {
-        panic!("{:?}", request.pdu)
-    };
-    let id =
-        String::from_utf8_lossy(sm.tlvs.receipted_message_id().expect("receipted id")).into_owned();
-    request
-        .responder
-        .respond(
-            CommandStatus::Ok,
-            Body::DeliverSmResp(SmResp::with_id(Default::default())),
-        )
-        .await
-        .expect("ack");
-    id
+    receipted_id(&accept_deliver_sm(request).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -599,6 +456,7 @@ async fn sigterm_in_the_middle_of_traffic_loses_nothing_it_acknowledged() {
     .await
     .expect("simulator");
     let ports = ports();
+    let admin = Admin::at(ports.admin);
     let text = config(&ports, "primary", r#""pwOld773""#)
         .replace(
             &format!("port = {}\n", ports.a),
@@ -610,8 +468,8 @@ async fn sigterm_in_the_middle_of_traffic_loses_nothing_it_acknowledged() {
             // come back over its own sessions.
             &format!("port = {}\nsystem_id = \"tern2\"", sim.addr().port()),
         );
-    let mut daemon = Daemon::start("drain", &text, ports.admin);
-    daemon.ready().await;
+    let mut daemon = start_daemon("drain", &text);
+    ready(&admin).await;
     let mut session = bind(ports.client, "acme", "pwOld773").await;
 
     // 400 submits, 64 at a time; SIGTERM once 100 are answered.
@@ -653,7 +511,7 @@ async fn sigterm_in_the_middle_of_traffic_loses_nothing_it_acknowledged() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if !signalled {
-            let metrics = daemon.text("/metrics").await;
+            let metrics = admin.text("/metrics").await;
             let answered: f64 = metrics
                 .lines()
                 .filter(|l| l.starts_with("tern_submits_total{"))
@@ -689,8 +547,8 @@ async fn sigterm_in_the_middle_of_traffic_loses_nothing_it_acknowledged() {
 
     // The same store again: whatever was acknowledged and not yet
     // receipted is sent and receipted now.
-    daemon.restart();
-    daemon.ready().await;
+    daemon.restart(&Launch::new().silent());
+    ready(&admin).await;
     let mut session = bind(ports.client, "acme", "pwOld773").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !acknowledged.iter().all(|id| receipted.contains(id)) {
@@ -699,7 +557,7 @@ async fn sigterm_in_the_middle_of_traffic_loses_nothing_it_acknowledged() {
                 .iter()
                 .filter(|id| !receipted.contains(*id))
                 .collect();
-            let first = daemon.get(&format!("/api/messages/{}", missing[0])).await;
+            let first = admin.get(&format!("/api/messages/{}", missing[0])).await;
             panic!(
                 "{} of {} acknowledged messages never receipted; the first: {first}",
                 missing.len(),
@@ -758,14 +616,9 @@ upstreams = ["one"]
     )
 }
 
-async fn until<F: Fn() -> bool>(what: &str, check: F) {
-    for _ in 0..400 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{what}: not within 10 s");
+/// Waits (10 s at most) until `check` holds on an upstream simulator.
+async fn until(what: &str, check: impl Fn() -> bool) {
+    wait_until(what, Duration::from_secs(10), || async { check() }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -788,24 +641,21 @@ async fn a_reload_binds_added_upstreams_drains_removed_ones_and_rebinds_changed_
     let x = start("tern", "pw1").await.expect("sim x");
     let y = start("tern", "pw2").await.expect("sim y");
     let ports = ports();
+    let admin = Admin::at(ports.admin);
     let (xp, yp) = (x.addr().port(), y.addr().port());
-    let mut daemon = Daemon::start(
-        "pools",
-        &upstreams_config(&ports, xp, yp, "", false),
-        ports.admin,
-    );
-    daemon.ready().await;
+    let mut daemon = start_daemon("pools", &upstreams_config(&ports, xp, yp, "", false));
+    ready(&admin).await;
     let session = bind(ports.client, "acme", "pwOld773").await;
     assert_eq!(x.stats().binds, 1);
 
     // Added: `two` binds. Changed: `one` gets a rate, so its pool is
     // replaced; the new one binds only after the old one unbound.
     write(
-        &daemon.path(),
+        &daemon.config_path(),
         &upstreams_config(&ports, xp, yp, "rate = 50", true),
     );
     daemon.signal("HUP");
-    let status = daemon.generation(2).await;
+    let status = generation(&admin, 2).await;
     let changes = status["changes"].to_string();
     assert!(
         changes.contains("upstream one") && changes.contains("upstream two"),
@@ -822,22 +672,22 @@ async fn a_reload_binds_added_upstreams_drains_removed_ones_and_rebinds_changed_
         "never two binds at once for one"
     );
     let id = submit(&session).await;
-    assert_eq!(upstream_of(&daemon, &id).await, "one");
+    assert_eq!(upstream_of(&admin, &id).await, "one");
 
     // Removed: `two` unbinds; `one` is untouched.
     write(
-        &daemon.path(),
+        &daemon.config_path(),
         &upstreams_config(&ports, xp, yp, "rate = 50", false),
     );
     daemon.signal("HUP");
-    daemon.generation(3).await;
+    generation(&admin, 3).await;
     until("two unbound", || y.sessions("tern").is_empty()).await;
     assert_eq!(
         x.stats().binds,
         2,
         "an unchanged upstream keeps its session"
     );
-    let upstreams = daemon.get("/api/upstreams").await;
+    let upstreams = admin.get("/api/upstreams").await;
     let names: Vec<&str> = upstreams
         .as_array()
         .expect("array")
@@ -853,12 +703,13 @@ async fn a_reload_binds_added_upstreams_drains_removed_ones_and_rebinds_changed_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_with_level_and_message() {
     let ports = ports();
+    let admin = Admin::at(ports.admin);
     let text = format!(
         "[log]\nformat = \"json\"\n{}",
         config(&ports, "primary", r#""pwOld773""#)
     );
-    let mut daemon = Daemon::start("json", &text, ports.admin);
-    daemon.ready().await;
+    let mut daemon = start_daemon("json", &text);
+    ready(&admin).await;
     let session = bind(ports.client, "acme", "pwOld773").await;
     submit(&session).await;
     daemon.signal("TERM");
@@ -879,23 +730,11 @@ async fn json_logs_are_one_object_per_line_with_level_and_message() {
 /// fixed ports, the store in ./data of the working directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_embedded_default_serves_a_bind_a_submit_and_a_receipt() {
-    let dir = std::env::temp_dir().join(format!("tern-embedded-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let child = Command::new(env!("CARGO_BIN_EXE_tern"))
-        .arg("run")
-        .current_dir(&dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tern");
-    let mut daemon = Daemon {
-        child,
-        dir: dir.clone(),
-        admin: ([127, 0, 0, 1], 9775).into(),
-    };
-    daemon.ready().await;
+    let mut daemon = Launch::new()
+        .captured()
+        .start_embedded(TempDir::new("embedded"));
+    let admin = Admin::at(9775);
+    ready(&admin).await;
     let mut session = bind(2775, "demo", "demo").await;
     let resp = session
         .handle
@@ -903,17 +742,14 @@ async fn the_embedded_default_serves_a_bind_a_submit_and_a_receipt() {
         .await
         .expect("answered");
     assert_eq!(resp.command_status, CommandStatus::Ok);
-    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
-        panic!("no id: {resp:?}")
-    };
+    let id = message_id(&resp);
     // The sandbox upstreams send receipts a second after each submit.
-    let request = tokio::time::timeout(Duration::from_secs(20), session.requests.recv())
-        .await
-        .expect("a receipt within 20 s")
-        .expect("session open");
-    assert_eq!(take_receipt(request).await, id.to_string());
-    assert!(dir.join("data").is_dir(), "the store is in ./data");
-    let metrics = daemon.text("/metrics").await;
+    assert_eq!(
+        next_receipt(&mut session, Duration::from_secs(20)).await,
+        id
+    );
+    assert!(daemon.dir.join("data").is_dir(), "the store is in ./data");
+    let metrics = admin.text("/metrics").await;
     assert_eq!(
         sample(
             &metrics,
@@ -929,61 +765,102 @@ async fn the_embedded_default_serves_a_bind_a_submit_and_a_receipt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_messages_and_untaken_receipts_leave_the_store_after_their_age() {
     let ports = ports();
+    let admin = Admin::at(ports.admin);
     let text = config(&ports, "primary", r#""pwOld773""#).replace(
         "[storage]\npath = \"data\"",
         "[storage]\npath = \"data\"\nretention = \"2s\"\noutbox_max_age = \"2s\"",
     );
-    let daemon = Daemon::start("ages", &text, ports.admin);
-    daemon.ready().await;
+    let _daemon = start_daemon("ages", &text);
+    ready(&admin).await;
     // A transmitter cannot take receipts: the receipt waits in the outbox.
-    let addr: SocketAddr = ([127, 0, 0, 1], ports.client).into();
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let mut params = BindParams::new("acme", "pwOld773").expect("short");
-    params.bind_type = tern_session::BindType::Transmitter;
-    let session = esme::bind(stream, Some(addr), &params, SessionConfig::default())
-        .await
-        .expect("bound");
+    let session = client(ports.client, "acme", "pwOld773")
+        .bind_type(tern_session::BindType::Transmitter)
+        .session_config(SessionConfig::default())
+        .bind()
+        .await;
     let resp = session
         .handle
         .request(Body::SubmitSm(submit_sm_with(RegisteredDelivery::ALWAYS)))
         .await
         .expect("answered");
-    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
-        panic!("no id: {resp:?}")
-    };
+    let id = message_id(&resp);
     let path = format!("/api/messages/{id}");
-    until_async("the receipt waits in the outbox", || async {
-        daemon.get("/api/queues").await["outbox"].as_u64() == Some(1)
-    })
+    wait_until(
+        "the receipt waits in the outbox",
+        Duration::from_secs(10),
+        || async { admin.get("/api/queues").await["outbox"].as_u64() == Some(1) },
+    )
     .await;
-    assert_eq!(daemon.get(&path).await["state"], "final");
+    assert_eq!(admin.get(&path).await["state"], "final");
 
     // Past the outbox age the receipt is dropped and counted; past the
     // retention the message is gone.
-    until_async("the outbox emptied", || async {
-        daemon.get("/api/queues").await["outbox"].as_u64() == Some(0)
+    wait_until("the outbox emptied", Duration::from_secs(10), || async {
+        admin.get("/api/queues").await["outbox"].as_u64() == Some(0)
     })
     .await;
-    let metrics = daemon.text("/metrics").await;
+    let metrics = admin.text("/metrics").await;
     assert_eq!(sample(&metrics, "tern_outbox_expired_total"), Some(1.0));
-    until_async("the message purged", || async {
-        tern::admin::get(daemon.admin, &path)
+    wait_until("the message purged", Duration::from_secs(10), || async {
+        tern::admin::get(admin.0, &path)
             .await
             .is_ok_and(|r| r.status == 404)
     })
     .await;
 }
 
-async fn until_async<F, Fut>(what: &str, check: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_pool_of_two_is_rebound_one_session_at_a_time() {
+    use tern_sim::smsc::{Account, SimConfig, Simulator};
+    // The account allows two sessions; a third bind would be refused.
+    let z = Simulator::start(SimConfig {
+        listen: ([127, 0, 0, 1], 0).into(),
+        accounts: vec![Account {
+            system_id: "tern".to_owned(),
+            password: "pw1".to_owned(),
+            max_binds: Some(2),
+        }],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("sim");
+    let ports = ports();
+    let admin = Admin::at(ports.admin);
+    let zp = z.addr().port();
+    let text = |extra: &str| {
+        upstreams_config(&ports, zp, zp, extra, false).replace(
+            "profile = \"mensatek\"",
+            "profile = \"generic\"\nsessions = 2",
+        )
+    };
+    let mut daemon = start_daemon("rolling", &text(""));
+    ready(&admin).await;
+    until("two bound", || z.sessions("tern").len() == 2).await;
+    let session = bind(ports.client, "acme", "pwOld773").await;
+
+    write(&daemon.config_path(), &text("rate = 40"));
+    daemon.signal("HUP");
+    generation(&admin, 2).await;
+    // Watch the account while the pool is replaced: never more than two,
+    // and there is always a session bound (the second old one serves while
+    // the first new one binds).
+    let mut most = 0;
+    let mut least = usize::MAX;
+    for _ in 0..400 {
+        let bound = z.sessions("tern").len();
+        most = most.max(bound);
+        least = least.min(bound);
+        if z.stats().binds == 4 && bound == 2 {
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    panic!("{what}: not within 10 s");
+    assert_eq!(z.stats().binds, 4, "both sessions rebound");
+    assert_eq!(z.stats().binds_refused, 0);
+    assert!(most <= 2, "{most} sessions at once");
+    assert!(least >= 1, "the upstream was never left without a session");
+    let id = submit(&session).await;
+    assert_eq!(upstream_of(&admin, &id).await, "one");
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(30)).success());
 }

@@ -7,31 +7,17 @@
 //! it): a missing tool is a failure, not a skip. None of them needs systemd
 //! running as PID 1.
 
+mod common;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{TempDir, TERN};
+
 /// The repository's `systemd/` directory.
 fn systemd_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../systemd")
-}
-
-/// A scratch directory removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("tern-systemd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("temp dir");
-        Dir(path)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Runs a systemd tool; its absence fails the test with the way to fix it.
@@ -59,7 +45,7 @@ fn read_unit() -> String {
 /// exists and is executable, and /usr/bin/tern is not installed here.
 fn unit_for_this_build(unit: &str) -> String {
     // `%` starts a systemd specifier; a literal one must be doubled.
-    let binary = env!("CARGO_BIN_EXE_tern").replace('%', "%%");
+    let binary = TERN.replace('%', "%%");
     assert!(
         unit.contains("ExecStart=/usr/bin/tern "),
         "the unit should start /usr/bin/tern"
@@ -71,8 +57,8 @@ fn unit_for_this_build(unit: &str) -> String {
 /// scratch directory. Returns every complaint about the unit: verify exits 0
 /// after unknown keys or bad values (it only logs them), so its output is
 /// the verdict, not its status.
-fn verify(unit: &str, dir: &Dir) -> Vec<String> {
-    let path = dir.0.join("tern.service");
+fn verify(unit: &str, dir: &TempDir) -> Vec<String> {
+    let path = dir.join("tern.service");
     std::fs::write(&path, unit).expect("write unit");
     let (ok, text) = tool(
         "systemd-analyze",
@@ -94,7 +80,7 @@ fn verify(unit: &str, dir: &Dir) -> Vec<String> {
     // about ours count.
     let (ours, others): (Vec<String>, Vec<String>) = complaints
         .drain(..)
-        .partition(|l| l.contains("tern") || l.contains(&*dir.0.to_string_lossy()));
+        .partition(|l| l.contains("tern") || l.contains(&*dir.path().to_string_lossy()));
     if !others.is_empty() {
         eprintln!(
             "systemd-analyze verify, about other units:\n{}",
@@ -110,7 +96,7 @@ fn verify(unit: &str, dir: &Dir) -> Vec<String> {
 
 #[test]
 fn the_unit_passes_systemd_analyze_verify_without_a_single_warning() {
-    let dir = Dir::new("verify");
+    let dir = TempDir::new("systemd-verify");
     let complaints = verify(&unit_for_this_build(&read_unit()), &dir);
     assert!(
         complaints.is_empty(),
@@ -123,7 +109,7 @@ fn the_unit_passes_systemd_analyze_verify_without_a_single_warning() {
 fn verify_does_catch_a_misspelt_directive() {
     // The check above must be able to fail: a typo in a hardening option is
     // exactly what systemd would otherwise ignore with a log line.
-    let dir = Dir::new("verify-typo");
+    let dir = TempDir::new("systemd-verify-typo");
     let unit = unit_for_this_build(&read_unit()).replace("ProtectHome=yes", "ProtectHomme=yes");
     let complaints = verify(&unit, &dir);
     assert!(
@@ -201,11 +187,11 @@ fn the_unit_keeps_the_daemon_contract_and_its_hardening() {
 
 #[test]
 fn sysusers_creates_the_tern_user_and_tmpfiles_the_private_config_directory() {
-    let root = Dir::new("root");
-    std::fs::create_dir_all(root.0.join("etc")).expect("etc");
+    let root = TempDir::new("systemd-root");
+    std::fs::create_dir_all(root.join("etc")).expect("etc");
     let sysusers = systemd_dir().join("tern.sysusers");
     let tmpfiles = systemd_dir().join("tern.tmpfiles");
-    let root_arg = format!("--root={}", root.0.display());
+    let root_arg = format!("--root={}", root.path().display());
 
     // Into an empty root, so the host's own users play no part.
     let (ok, text) = tool(
@@ -213,7 +199,7 @@ fn sysusers_creates_the_tern_user_and_tmpfiles_the_private_config_directory() {
         &[root_arg.as_ref(), sysusers.as_os_str()],
     );
     assert!(ok, "systemd-sysusers systemd/tern.sysusers:\n{text}");
-    let passwd = std::fs::read_to_string(root.0.join("etc/passwd")).expect("passwd");
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).expect("passwd");
     let tern = passwd
         .lines()
         .find(|l| l.starts_with("tern:"))
@@ -231,7 +217,7 @@ fn sysusers_creates_the_tern_user_and_tmpfiles_the_private_config_directory() {
     // Only root may hand files to another owner. Unprivileged, the one
     // tolerated complaint is the chown itself; anything else (a syntax
     // error, an unknown user or group) still fails.
-    let privileged = std::fs::metadata(&root.0).expect("root").uid() == 0;
+    let privileged = std::fs::metadata(root.path()).expect("root").uid() == 0;
     if privileged {
         assert!(ok, "systemd-tmpfiles systemd/tern.tmpfiles:\n{text}");
     } else {
@@ -247,7 +233,7 @@ fn sysusers_creates_the_tern_user_and_tmpfiles_the_private_config_directory() {
         ("etc/tern/tls", 0),
         ("var/lib/tern", uid),
     ] {
-        let meta = std::fs::metadata(root.0.join(dir))
+        let meta = std::fs::metadata(root.join(dir))
             .unwrap_or_else(|e| panic!("{dir} not created ({e}):\n{text}"));
         assert!(meta.is_dir(), "{dir}");
         // Nothing for others: the directory holds passwords and keys.

@@ -12,23 +12,26 @@
 //! `[[simulator]]` TLS keys are checked through `tern check-config` and a
 //! daemon-run sandbox.
 
+mod common;
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{
+    check_config, client, connect, deliver_sm_before, expect_deliver_sm, free_port, query_sm,
+    receipted_id, submit_id, Launch, TempDir,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
-use tern_codec::pdu::{QuerySm, SmResp, SubmitSm};
-use tern_codec::{
-    Address, Body, CommandStatus, MessageState, Npi, RegisteredDelivery, ShortMessage, Ton,
-};
-use tern_session::esme::{self, BindParams, UpstreamSession};
+use tern_codec::pdu::SubmitSm;
+use tern_codec::{Body, CommandStatus, MessageState, RegisteredDelivery};
+use tern_session::esme::UpstreamSession;
 use tern_session::tls::{ClientTls, MaybeTlsStream, TlsVersion};
 use tern_session::SessionConfig;
 use tern_sim::smsc::{SimConfig, SimHandle, SimTls, Simulator};
@@ -38,40 +41,9 @@ use tokio::net::TcpStream;
 /// Bounds every single wait.
 const WAIT: Duration = Duration::from_secs(10);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// A temporary directory holding one test's certificates, configuration
-/// and store; removed on drop.
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new(name: &str) -> Dir {
-        let path = std::env::temp_dir().join(format!(
-            "tern-tls-{name}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&path).expect("dir");
-        Dir(path)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write");
-        path
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// One test's scratch directory (certificates, configuration, store).
+fn scratch(name: &str) -> TempDir {
+    TempDir::new(&format!("tls-{name}"))
 }
 
 /// A CA made for one test, and one server certificate it signed for
@@ -84,7 +56,7 @@ struct Pki {
 }
 
 impl Pki {
-    fn new(dir: &Dir) -> Pki {
+    fn new(dir: &TempDir) -> Pki {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
@@ -142,42 +114,31 @@ async fn tls_simulator(pki: &Pki, min: TlsVersion, max: TlsVersion) -> SimHandle
     Simulator::start(config).await.expect("simulator starts")
 }
 
-/// The daemon under test; killed on drop. Its stderr is collected so a
-/// test can check what it logged.
+/// The daemon under test, with its client port and what it logged: its
+/// stdout and stderr are collected so a test can check what it said.
 struct Daemon {
-    child: Child,
+    _tern: common::Daemon,
     port: u16,
     log: Arc<Mutex<String>>,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Daemon {
-    /// Starts `tern run` on `config` (written into `dir`) with the client
-    /// listener on `port`.
-    fn start(dir: &Dir, port: u16, config: &str) -> Daemon {
-        let path = dir.write("tern.toml", config);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
-            .args(["run", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "warn")
+    /// Starts `tern run` on `config` (written into `dir`, which the daemon
+    /// keeps until it stops) with the client listener on `port`.
+    fn start(dir: TempDir, port: u16, config: &str) -> Daemon {
+        let mut tern = Launch::new()
             .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tern");
+            .captured()
+            .start(dir, config);
         let log = Arc::new(Mutex::new(String::new()));
         // Wherever the logger writes: both streams, line by line.
-        let stdout = child
+        let stdout = tern
+            .child
             .stdout
             .take()
             .map(|s| Box::new(s) as Box<dyn Read + Send>);
-        let stderr = child
+        let stderr = tern
+            .child
             .stderr
             .take()
             .map(|s| Box::new(s) as Box<dyn Read + Send>);
@@ -193,17 +154,15 @@ impl Daemon {
                 }
             });
         }
-        Daemon { child, port, log }
+        Daemon {
+            _tern: tern,
+            port,
+            log,
+        }
     }
 
     async fn connect(&self) -> TcpStream {
-        for _ in 0..100 {
-            if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)).await {
-                return stream;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("tern never listened on {}", self.port);
+        connect(self.port).await
     }
 
     /// What the daemon logged so far.
@@ -263,60 +222,34 @@ async fn tls_client(daemon: &Daemon, pki: &Pki) -> (UpstreamSession, Option<TlsV
         .expect("handshake in time")
         .expect("TLS to Tern's listener");
     let version = io.negotiated_version();
-    let addr: SocketAddr = ([127, 0, 0, 1], daemon.port).into();
-    let params = BindParams::new("acme", "pw").expect("short");
-    let config = SessionConfig {
-        enquire_link_interval: None,
-        ..SessionConfig::default()
-    };
-    let session = tokio::time::timeout(WAIT, esme::bind(io, Some(addr), &params, config))
+    let session = client(daemon.port, "acme", "pw")
+        .within(WAIT)
+        .try_bind_over(io)
         .await
-        .expect("bind answered in time")
         .expect("bound over TLS");
     (session, version)
 }
 
 /// A plain-TCP client of Tern.
 async fn plain_client(daemon: &Daemon) -> UpstreamSession {
-    let stream = daemon.connect().await;
-    let addr: SocketAddr = ([127, 0, 0, 1], daemon.port).into();
-    let params = BindParams::new("acme", "pw").expect("short");
-    let config = SessionConfig {
-        enquire_link_interval: None,
-        ..SessionConfig::default()
-    };
-    tokio::time::timeout(WAIT, esme::bind(stream, Some(addr), &params, config))
+    client(daemon.port, "acme", "pw")
+        .within(WAIT)
+        .try_bind()
         .await
-        .expect("bind answered in time")
         .expect("bound")
 }
 
 /// A submit to `to` with a receipt requested.
 fn submit(to: &str, text: &str) -> SubmitSm {
-    SubmitSm {
-        source: Address::new(
-            Ton::ALPHANUMERIC,
-            Npi::UNKNOWN,
-            "Acme".try_into().expect("short"),
-        ),
-        destination: Address::new(Ton::INTERNATIONAL, Npi::ISDN, to.try_into().expect("short")),
-        registered_delivery: RegisteredDelivery::ALWAYS,
-        short_message: ShortMessage::new(text.as_bytes().to_vec()).expect("short"),
-        ..SubmitSm::default()
-    }
+    common::submit_sm(to, text, RegisteredDelivery::ALWAYS)
 }
 
-/// Submits and returns Tern's message id; the answer must be `ESME_ROK`.
-async fn submit_id(client: &UpstreamSession, sm: SubmitSm) -> String {
-    let resp = tokio::time::timeout(WAIT, client.handle.request(Body::SubmitSm(sm)))
+/// Submits (waiting at most `WAIT`) and returns Tern's message id; the
+/// answer must be `ESME_ROK`.
+async fn submit_within(client: &UpstreamSession, sm: SubmitSm) -> String {
+    tokio::time::timeout(WAIT, submit_id(&client.handle, sm))
         .await
         .expect("answered in time")
-        .expect("answered");
-    assert_eq!(resp.command_status, CommandStatus::Ok);
-    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
-        panic!("no message id in {resp:?}")
-    };
-    id.to_string()
 }
 
 /// The TLS version a fresh client with floor `min` gets from the server at
@@ -368,7 +301,7 @@ tls_server_name = "localhost"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submits_and_receipts_travel_over_tls_to_a_tls13_and_a_tls12_upstream() {
-    let dir = Dir::new("both");
+    let dir = scratch("both");
     let pki = Pki::new(&dir);
     let ovh = tls_simulator(&pki, TlsVersion::Tls13, TlsVersion::Tls13).await;
     let telesign = tls_simulator(&pki, TlsVersion::Tls12, TlsVersion::Tls12).await;
@@ -422,7 +355,7 @@ upstreams = ["telesign"]
         ovh = upstream("ovh", ovh.addr().port(), "1.3", &pki.ca),
         telesign = upstream("telesign", telesign.addr().port(), "1.2", &pki.ca),
     );
-    let daemon = Daemon::start(&dir, port, &config);
+    let daemon = Daemon::start(dir, port, &config);
     let (mut client, version) = tls_client(&daemon, &pki).await;
     // The listener's floor is 1.2; a client offering both gets the best.
     assert_eq!(version, Some(TlsVersion::Tls13));
@@ -437,8 +370,8 @@ upstreams = ["telesign"]
     .await;
 
     let mut ids = HashSet::new();
-    ids.insert(submit_id(&client, submit("33612345678", "bonjour")).await);
-    ids.insert(submit_id(&client, submit("14155550100", "hello")).await);
+    ids.insert(submit_within(&client, submit("33612345678", "bonjour")).await);
+    ids.insert(submit_within(&client, submit("14155550100", "hello")).await);
     assert_eq!(ids.len(), 2, "two distinct ids");
 
     // Each upstream got its own message over its own TLS session…
@@ -452,27 +385,15 @@ upstreams = ["telesign"]
     let mut receipted = HashSet::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while receipted.len() < ids.len() {
-        let request = tokio::time::timeout_at(deadline, client.requests.recv())
+        let sm = deliver_sm_before(&mut client, deadline)
             .await
-            .unwrap_or_else(|_| panic!("only {} of 2 receipts", receipted.len()))
-            .expect("session open");
-        let Body::DeliverSm(sm) = &request.pdu.body else {
-            panic!("{:?}", request.pdu)
-        };
+            .unwrap_or_else(|| panic!("only {} of 2 receipts", receipted.len()));
         assert!(sm.esm_class.is_receipt());
-        let id = String::from_utf8_lossy(sm.tlvs.receipted_message_id().expect("id")).into_owned();
+        let id = receipted_id(&sm);
         let text = String::from_utf8_lossy(sm.short_message.as_bytes()).into_owned();
         assert!(ids.contains(&id), "a receipt for an id Tern gave: {id}");
         assert!(text.contains("stat:DELIVRD"), "{text}");
         receipted.insert(id);
-        request
-            .responder
-            .respond(
-                CommandStatus::Ok,
-                Body::DeliverSmResp(SmResp::with_id(Default::default())),
-            )
-            .await
-            .expect("ack");
     }
     assert_eq!(receipted, ids);
     // Tern acknowledged each upstream receipt over the same TLS sessions.
@@ -490,7 +411,7 @@ upstreams = ["telesign"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_below_the_tls_floor_is_never_bound_and_its_messages_wait() {
-    let dir = Dir::new("floor");
+    let dir = scratch("floor");
     let pki = Pki::new(&dir);
     // Tern requires 1.3 of "ovh", but this one stops at 1.2.
     let old = tls_simulator(&pki, TlsVersion::Tls12, TlsVersion::Tls12).await;
@@ -514,7 +435,7 @@ retry_initial = "200ms"
 "#,
         ovh = upstream("ovh", old.addr().port(), "1.3", &pki.ca),
     );
-    let daemon = Daemon::start(&dir, port, &config);
+    let daemon = Daemon::start(dir, port, &config);
     let mut client = plain_client(&daemon).await;
 
     // The daemon says why, naming the upstream's address and TLS.
@@ -535,27 +456,16 @@ retry_initial = "200ms"
 
     // Store-and-forward (DESIGN.md, data flow 2): the submit is answered
     // ESME_ROK once durable, whether or not an upstream is bound…
-    let id = submit_id(&client, submit("33612345678", "never in the clear")).await;
+    let id = submit_within(&client, submit("33612345678", "never in the clear")).await;
     // …and then waits in the retry queue: no receipt, no final state…
     let quiet = Duration::from_secs(3);
     if let Ok(Some(request)) = tokio::time::timeout(quiet, client.requests.recv()).await {
         panic!("nothing can have been delivered, got {:?}", request.pdu);
     }
-    let query = QuerySm {
-        message_id: id.as_str().try_into().expect("short"),
-        ..QuerySm::default()
-    };
-    let resp = tokio::time::timeout(WAIT, client.handle.request(Body::QuerySm(query)))
+    let answer = tokio::time::timeout(WAIT, query_sm(&client.handle, &id))
         .await
-        .expect("answered in time")
-        .expect("answered");
-    let Body::QuerySmResp(answer) = resp.body else {
-        panic!("{resp:?}")
-    };
-    assert_eq!(
-        (resp.command_status, answer.message_state),
-        (CommandStatus::Ok, MessageState::ENROUTE)
-    );
+        .expect("answered in time");
+    assert_eq!(answer, (CommandStatus::Ok, Some(MessageState::ENROUTE)));
     // …while nothing ever bound or reached the upstream below the floor.
     let stats = old.stats();
     assert_eq!((stats.binds, stats.submits), (0, 0), "{stats:?}");
@@ -564,7 +474,7 @@ retry_initial = "200ms"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_bind_on_a_tls_listener_is_never_answered() {
-    let dir = Dir::new("plain");
+    let dir = scratch("plain");
     let pki = Pki::new(&dir);
     let port = free_port();
     let config = format!(
@@ -583,7 +493,7 @@ passwords = ["pw"]
         cert = pki.cert.display(),
         key = pki.key.display(),
     );
-    let daemon = Daemon::start(&dir, port, &config);
+    let daemon = Daemon::start(dir, port, &config);
     // SMPP in the clear: what TLS reads is no ClientHello, so the
     // connection ends, at most with a TLS alert record, never a bind_resp.
     let mut stream = daemon.connect().await;
@@ -616,7 +526,7 @@ passwords = ["pw"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_tls_handshake_is_dropped_at_the_session_init_time() {
-    let dir = Dir::new("stall");
+    let dir = scratch("stall");
     let pki = Pki::new(&dir);
     let port = free_port();
     let config = format!(
@@ -634,7 +544,7 @@ passwords = ["pw"]
         cert = pki.cert.display(),
         key = pki.key.display(),
     );
-    let daemon = Daemon::start(&dir, port, &config);
+    let daemon = Daemon::start(dir, port, &config);
     // A TLS record header announcing a 512-octet ClientHello, and then
     // nothing: the handshake can neither finish nor fail.
     let mut stall = daemon.connect().await;
@@ -664,22 +574,14 @@ passwords = ["pw"]
 }
 
 /// Runs `tern check-config` on `text`; returns the exit code and stderr.
-fn check(dir: &Dir, text: &str) -> (i32, String) {
-    let path = dir.write("check.toml", text);
-    let out = Command::new(env!("CARGO_BIN_EXE_tern"))
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .expect("run tern");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn check(dir: &TempDir, text: &str) -> (i32, String) {
+    let (code, _, stderr) = check_config(&dir.write("check.toml", text), &[]);
+    (code, stderr)
 }
 
 #[test]
 fn simulator_tls_keys_are_checked_with_their_line() {
-    let dir = Dir::new("check");
+    let dir = scratch("check");
     let sim = |keys: &str| {
         format!(
             "[storage]\npath = \"data\"\n\n[[simulator]]\nname = \"ovh\"\naddress = \"127.0.0.1:0\"\n{keys}\n"
@@ -725,7 +627,7 @@ fn simulator_tls_keys_are_checked_with_their_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulator_tls_keys_compile_to_settings_a_simulator_serves() {
-    let dir = Dir::new("compile");
+    let dir = scratch("compile");
     let pki = Pki::new(&dir);
     let text = format!(
         r#"
@@ -785,7 +687,7 @@ address = "127.0.0.1:0"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sandbox_simulator_from_the_config_serves_its_tls_range() {
-    let dir = Dir::new("sandbox");
+    let dir = scratch("sandbox");
     let pki = Pki::new(&dir);
     let (port, sim) = (free_port(), free_port());
     let config = format!(
@@ -813,7 +715,7 @@ upstreams = ["sandbox"]
         key = pki.key.display(),
         up = upstream("sandbox", sim, "1.2", &pki.ca),
     );
-    let daemon = Daemon::start(&dir, port, &config);
+    let daemon = Daemon::start(dir, port, &config);
     let mut client = plain_client(&daemon).await;
     let addr: SocketAddr = ([127, 0, 0, 1], sim).into();
     assert_eq!(
@@ -822,13 +724,7 @@ upstreams = ["sandbox"]
     );
     assert!(probe(&pki, addr, TlsVersion::Tls13).await.is_err());
     // Tern itself goes through it: a message and its receipt.
-    let id = submit_id(&client, submit("14155550100", "sandboxed")).await;
-    let request = tokio::time::timeout(Duration::from_secs(20), client.requests.recv())
-        .await
-        .expect("a receipt in time")
-        .expect("session open");
-    let Body::DeliverSm(sm) = &request.pdu.body else {
-        panic!("{:?}", request.pdu)
-    };
+    let id = submit_within(&client, submit("14155550100", "sandboxed")).await;
+    let sm = expect_deliver_sm(&mut client, Duration::from_secs(20)).await;
     assert_eq!(sm.tlvs.receipted_message_id(), Some(id.as_bytes()));
 }

@@ -6,68 +6,37 @@
 //! the receipt relayed and when the client took it, the outcome. An
 //! unknown id exits 1; an admin endpoint that is not there exits 2.
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_codec::pdu::{DeliverSm, SmResp, SubmitSm};
-use tern_codec::{
-    Address, Body, CommandStatus, EsmClass, Npi, RegisteredDelivery, ShortMessage, Tlv, Ton,
+use common::{
+    accept_submit, bare_smsc, client, expect_deliver_sm, free_port, message_id, next_submit, Admin,
+    BareSmsc, Daemon, TERN,
 };
-use tern_session::esme::{self, BindParams};
-use tern_session::smsc::{Admission, Authenticator, BindRequest, SmscConfig, SmscServer};
-use tern_session::SessionConfig;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-struct AnyBind;
-
-impl Authenticator for AnyBind {
-    fn authenticate(&self, bind: &BindRequest) -> Result<Admission, CommandStatus> {
-        Ok(Admission {
-            account: bind.system_id.clone(),
-            ..Admission::default()
-        })
-    }
-}
+use tern_codec::pdu::DeliverSm;
+use tern_codec::{Body, EsmClass, RegisteredDelivery, ShortMessage, Tlv};
+use tern_session::smsc::SmscConfig;
 
 /// An SMSC that answers every submit with the id `TRC-<n>` and then sends
 /// a DELIVRD receipt for it. Stops when the guard drops.
 async fn smsc() -> (u16, tokio_util::sync::DropGuard) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let stop = CancellationToken::new();
-    let server = SmscServer::new(SmscConfig::default(), AnyBind);
-    let (tx, mut sessions) = mpsc::channel(4);
-    tokio::spawn(server.serve(listener, None, tx, stop.clone()));
+    let BareSmsc {
+        port,
+        mut sessions,
+        stop,
+    } = bare_smsc(SmscConfig::default()).await;
     let counter = Arc::new(AtomicU64::new(1));
     tokio::spawn(async move {
         while let Some(mut bound) = sessions.recv().await {
             let counter = counter.clone();
             tokio::spawn(async move {
-                while let Some(request) = bound.requests.recv().await {
-                    let Body::SubmitSm(submit) = request.pdu.body else {
-                        let _ = request
-                            .responder
-                            .reject(CommandStatus::InvalidCommandId)
-                            .await;
-                        continue;
-                    };
+                while let Some((submit, responder)) = next_submit(&mut bound.requests).await {
                     let id = format!("TRC-{}", counter.fetch_add(1, Ordering::Relaxed));
-                    let body =
-                        Body::SubmitSmResp(SmResp::with_id(id.as_str().try_into().expect("fits")));
-                    let _ = request.responder.respond(CommandStatus::Ok, body).await;
+                    accept_submit(responder, &id).await;
                     let text = format!(
                         "id:{id} sub:001 dlvrd:001 submit date:2601010000 done date:2601010001 stat:DELIVRD err:000 text:"
                     );
@@ -89,26 +58,10 @@ async fn smsc() -> (u16, tokio_util::sync::DropGuard) {
             });
         }
     });
-    (port, stop.drop_guard())
-}
-
-struct Daemon {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    (port, stop)
 }
 
 fn start_tern(client_port: u16, admin_port: u16, upstream_port: u16) -> Daemon {
-    let dir = std::env::temp_dir().join(format!("tern-trace-{}-{client_port}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
     let config = format!(
         r#"
 [[listener]]
@@ -131,41 +84,13 @@ name = "all"
 upstreams = ["carrier-x"]
 "#
     );
-    let path = dir.join("tern.toml");
-    std::fs::write(&path, config).expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_tern"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tern");
-    Daemon { child, dir }
-}
-
-async fn client(port: u16) -> esme::UpstreamSession {
-    for _ in 0..200 {
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)).await {
-            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            let params = BindParams::new("acme", "pw").expect("short");
-            let config = SessionConfig {
-                enquire_link_interval: None,
-                ..SessionConfig::default()
-            };
-            return esme::bind(stream, Some(addr), &params, config)
-                .await
-                .expect("bound to tern");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("tern never listened on {port}");
+    Daemon::start(&format!("trace-{client_port}"), &config)
 }
 
 /// Runs `tern trace` off the async runtime's threads.
 async fn trace(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_tern"))
+        Command::new(TERN)
             .arg("trace")
             .args(args)
             .output()
@@ -180,60 +105,28 @@ async fn trace_tells_where_a_receipt_went_with_the_upstream_and_its_ids() {
     let (upstream, _smsc) = smsc().await;
     let (port, admin) = (free_port(), free_port());
     let _tern = start_tern(port, admin, upstream);
-    let mut client = client(port).await;
+    let mut client = client(port, "acme", "pw").bind().await;
 
     // 300 characters: two parts upstream, one id for the client.
-    let mut sm = SubmitSm {
-        source: Address::new(
-            Ton::ALPHANUMERIC,
-            Npi::UNKNOWN,
-            "Acme".try_into().expect("short"),
-        ),
-        destination: Address::new(
-            Ton::INTERNATIONAL,
-            Npi::ISDN,
-            "34600000001".try_into().expect("short"),
-        ),
-        registered_delivery: RegisteredDelivery::ALWAYS,
-        ..SubmitSm::default()
-    };
-    sm.tlvs
-        .push(Tlv::message_payload(vec![b'z'; 300]).expect("fits"));
+    let sm = common::submit_sm("34600000001", [b'z'; 300], RegisteredDelivery::ALWAYS);
     let resp = client
         .handle
         .request(Body::SubmitSm(sm))
         .await
         .expect("answered");
-    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
-        panic!("no id: {resp:?}")
-    };
-    let id = id.to_string();
+    let id = message_id(&resp);
 
-    let request = tokio::time::timeout(Duration::from_secs(10), client.requests.recv())
-        .await
-        .expect("a receipt in time")
-        .expect("session open");
-    request
-        .responder
-        .respond(
-            CommandStatus::Ok,
-            Body::DeliverSmResp(SmResp::with_id(Default::default())),
-        )
-        .await
-        .expect("ack");
+    expect_deliver_sm(&mut client, Duration::from_secs(10)).await;
 
     // The client's answer is recorded just after it is sent: wait for it.
-    let addr: SocketAddr = ([127, 0, 0, 1], admin).into();
-    let mut taken = false;
-    for _ in 0..100 {
-        let message = tern::admin::get_json(addr, &format!("/api/messages/{id}")).await;
-        if message.is_ok_and(|m| m["receipts_relayed"][0]["acked_ms"].is_u64()) {
-            taken = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(taken, "the client's acknowledgement was never recorded");
+    Admin::at(admin)
+        .until(
+            &format!("/api/messages/{id}"),
+            Duration::from_secs(5),
+            "the client's acknowledgement recorded",
+            |m| m["receipts_relayed"][0]["acked_ms"].is_u64(),
+        )
+        .await;
 
     let admin_arg = format!("127.0.0.1:{admin}");
     let out = trace(vec![id.clone(), "--admin".into(), admin_arg.clone()]).await;

@@ -23,37 +23,29 @@
 //! part is final, the worst part's outcome; or one per part for an account
 //! with `receipts_per_part`.
 
+mod common;
+
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tern_codec::pdu::{DeliverSm, SmResp, SubmitSm};
+use common::{
+    accept_submit, ack, bare_smsc, client, free_port, next_submit, submit_id, Admin, BareSmsc,
+    Daemon,
+};
+use tern_codec::pdu::{DeliverSm, SubmitSm};
 use tern_codec::receipt::ReceiptDate;
 use tern_codec::tlv::NetworkErrorCode;
 use tern_codec::{
-    Address, Body, CommandStatus, EsmClass, MessageState, Npi, RegisteredDelivery, ShortMessage,
-    Tlv, Ton,
+    Body, CommandStatus, EsmClass, MessageState, RegisteredDelivery, ShortMessage, Tlv,
 };
-use tern_session::esme::{self, BindParams};
-use tern_session::smsc::{Admission, Authenticator, BindRequest, SmscConfig, SmscServer};
-use tern_session::{SessionConfig, SessionHandle};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tern_session::esme;
+use tern_session::smsc::SmscConfig;
+use tern_session::SessionHandle;
 
 /// Tag of the TLV carrying the vendor's own code in client receipts.
 const VENDOR_CODE_TLV: u16 = 0x1520;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 // ---------------------------------------------------------------------
 // The vendors, as their seeds describe their receipts.
@@ -507,18 +499,6 @@ fn rows(vendor: Vendor) -> Vec<Row> {
 // An SMSC in the test process.
 // ---------------------------------------------------------------------
 
-/// Accepts every bind: the test is about receipts.
-struct AnyBind;
-
-impl Authenticator for AnyBind {
-    fn authenticate(&self, bind: &BindRequest) -> Result<Admission, CommandStatus> {
-        Ok(Admission {
-            account: bind.system_id.clone(),
-            ..Admission::default()
-        })
-    }
-}
-
 /// One part Tern submitted, as the SMSC saw it.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -575,18 +555,15 @@ fn body_of(sm: &SubmitSm) -> String {
 }
 
 async fn start_smsc(vendor: Vendor, plan: Plan) -> Smsc {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let stop = CancellationToken::new();
-    let server = SmscServer::new(
-        SmscConfig {
-            system_id: vendor.name().try_into().expect("short"),
-            ..SmscConfig::default()
-        },
-        AnyBind,
-    );
-    let (tx, mut sessions) = mpsc::channel(8);
-    tokio::spawn(server.serve(listener, None, tx, stop.clone()));
+    let BareSmsc {
+        port,
+        mut sessions,
+        stop,
+    } = bare_smsc(SmscConfig {
+        system_id: vendor.name().try_into().expect("short"),
+        ..SmscConfig::default()
+    })
+    .await;
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(1));
     {
@@ -596,14 +573,7 @@ async fn start_smsc(vendor: Vendor, plan: Plan) -> Smsc {
                 let (seen, plan, counter) = (seen.clone(), plan.clone(), counter.clone());
                 tokio::spawn(async move {
                     let handle = bound.handle.clone();
-                    while let Some(request) = bound.requests.recv().await {
-                        let Body::SubmitSm(submit) = request.pdu.body else {
-                            let _ = request
-                                .responder
-                                .reject(CommandStatus::InvalidCommandId)
-                                .await;
-                            continue;
-                        };
+                    while let Some((submit, responder)) = next_submit(&mut bound.requests).await {
                         let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let id = vendor.id(n);
                         let part = Seen {
@@ -611,10 +581,7 @@ async fn start_smsc(vendor: Vendor, plan: Plan) -> Smsc {
                             udh: udh_of(&submit),
                             submit,
                         };
-                        let body = Body::SubmitSmResp(SmResp::with_id(
-                            id.as_str().try_into().expect("id fits"),
-                        ));
-                        let _ = request.responder.respond(CommandStatus::Ok, body).await;
+                        accept_submit(responder, &id).await;
                         let message = {
                             let mut seen = seen.lock().expect("lock");
                             seen.push(part.clone());
@@ -632,7 +599,7 @@ async fn start_smsc(vendor: Vendor, plan: Plan) -> Smsc {
     Smsc {
         port,
         seen,
-        _stop: stop.drop_guard(),
+        _stop: stop,
     }
 }
 
@@ -673,29 +640,10 @@ async fn send_receipts(
 // Tern and its client.
 // ---------------------------------------------------------------------
 
-struct Daemon {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Starts tern with one upstream per (vendor, port), routed by the
 /// vendor's prefix, clients `acme` and `parts` (per-part receipts), and an
 /// admin listener.
 fn start_tern(client_port: u16, admin_port: u16, upstreams: &[(Vendor, u16)]) -> Daemon {
-    let dir = std::env::temp_dir().join(format!(
-        "tern-vendor-receipts-{}-{client_port}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
     let mut config = format!(
         r#"
 [[listener]]
@@ -736,72 +684,11 @@ upstreams = ["{name}"]
             prefix = vendor.prefix()
         ));
     }
-    let path = dir.join("tern.toml");
-    std::fs::write(&path, config).expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_tern"))
-        .args(["run", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tern");
-    Daemon { child, dir }
+    Daemon::start(&format!("vendor-receipts-{client_port}"), &config)
 }
 
-async fn client(port: u16, account: &str) -> esme::UpstreamSession {
-    let mut stream = None;
-    for _ in 0..200 {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)).await {
-            stream = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let stream = stream.unwrap_or_else(|| panic!("tern never listened on {port}"));
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let params = BindParams::new(account, "pw").expect("short");
-    let config = SessionConfig {
-        window: 32,
-        enquire_link_interval: None,
-        ..SessionConfig::default()
-    };
-    esme::bind(stream, Some(addr), &params, config)
-        .await
-        .expect("bound to tern")
-}
-
-fn submit(destination: &str, text: &[u8], registered_delivery: RegisteredDelivery) -> SubmitSm {
-    let mut sm = SubmitSm {
-        source: Address::new(
-            Ton::ALPHANUMERIC,
-            Npi::UNKNOWN,
-            "Acme".try_into().expect("short"),
-        ),
-        destination: Address::new(
-            Ton::INTERNATIONAL,
-            Npi::ISDN,
-            destination.try_into().expect("short"),
-        ),
-        registered_delivery,
-        ..SubmitSm::default()
-    };
-    if text.len() <= 160 {
-        sm.short_message = ShortMessage::new(text.to_vec()).expect("short");
-    } else {
-        sm.tlvs
-            .push(Tlv::message_payload(text.to_vec()).expect("fits"));
-    }
-    sm
-}
-
-async fn submit_id(client: &SessionHandle, sm: SubmitSm) -> String {
-    let resp = client.request(Body::SubmitSm(sm)).await.expect("answered");
-    assert_eq!(resp.command_status, CommandStatus::Ok);
-    let Body::SubmitSmResp(SmResp { id: Some(id), .. }) = resp.body else {
-        panic!("no id")
-    };
-    id.to_string()
+async fn bind(port: u16, account: &str) -> esme::UpstreamSession {
+    client(port, account, "pw").window(32).bind().await
 }
 
 /// A receipt as the client got it.
@@ -931,14 +818,7 @@ async fn collect(
             .expect("a receipt names its message");
         got.entry(id).or_default().push(receipt);
         total += 1;
-        request
-            .responder
-            .respond(
-                CommandStatus::Ok,
-                Body::DeliverSmResp(SmResp::with_id(Default::default())),
-            )
-            .await
-            .expect("ack");
+        ack(request).await;
     }
     got
 }
@@ -987,7 +867,7 @@ async fn every_vendor_code_comes_back_as_its_canonical_receipt_with_terns_id() {
     let (port, admin) = (free_port(), free_port());
     let upstreams: Vec<(Vendor, u16)> = smscs.iter().map(|(v, s)| (*v, s.port)).collect();
     let _tern = start_tern(port, admin, &upstreams);
-    let mut client = client(port, "acme").await;
+    let mut client = bind(port, "acme").await;
 
     // Every row; intermediate rows with and without bit 4.
     let mut pending = Vec::new();
@@ -1006,7 +886,7 @@ async fn every_vendor_code_comes_back_as_its_canonical_receipt_with_terns_id() {
                 };
                 let destination = format!("{}{:07}", vendor.prefix(), index);
                 let text = marker(vendor, index, intermediate_asked);
-                let sm = submit(&destination, text.as_bytes(), delivery);
+                let sm = common::submit_sm(&destination, text.as_bytes(), delivery);
                 let handle = client.handle.clone();
                 pending.push((
                     vendor,
@@ -1023,7 +903,7 @@ async fn every_vendor_code_comes_back_as_its_canonical_receipt_with_terns_id() {
     long.resize(300, b'x');
     let long_id = submit_id(
         &client.handle,
-        submit(
+        common::submit_sm(
             &format!("{}9999999", Vendor::Telesign.prefix()),
             &long,
             RegisteredDelivery::ALWAYS,
@@ -1147,16 +1027,14 @@ async fn every_vendor_code_comes_back_as_its_canonical_receipt_with_terns_id() {
 
 /// The message's JSON from the admin API once it is final.
 async fn final_message(admin: u16, id: &str) -> serde_json::Value {
-    let addr: SocketAddr = ([127, 0, 0, 1], admin).into();
-    for _ in 0..100 {
-        if let Ok(message) = tern::admin::get_json(addr, &format!("/api/messages/{id}")).await {
-            if message["state"] == "final" {
-                return message;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("message {id} never final");
+    Admin::at(admin)
+        .until(
+            &format!("/api/messages/{id}"),
+            Duration::from_secs(5),
+            &format!("message {id} final"),
+            |message| message["state"] == "final",
+        )
+        .await
 }
 
 /// Part 1 is delivered and part 2 is not, told in that order, part 2's
@@ -1176,11 +1054,11 @@ async fn a_failed_part_fails_the_message_in_its_one_receipt() {
     let smsc = start_smsc(Vendor::Ovh, part_two_fails()).await;
     let (port, admin) = (free_port(), free_port());
     let _tern = start_tern(port, admin, &[(Vendor::Ovh, smsc.port)]);
-    let mut client = client(port, "acme").await;
+    let mut client = bind(port, "acme").await;
     let text = vec![b'x'; 300];
     let id = submit_id(
         &client.handle,
-        submit("33620000001", &text, RegisteredDelivery::ALWAYS),
+        common::submit_sm("33620000001", &text, RegisteredDelivery::ALWAYS),
     )
     .await;
     let got = collect(&mut client, 1, Duration::from_millis(500)).await;
@@ -1221,11 +1099,11 @@ async fn an_account_asking_for_per_part_receipts_gets_one_per_part() {
     let smsc = start_smsc(Vendor::Ovh, part_two_fails()).await;
     let (port, admin) = (free_port(), free_port());
     let _tern = start_tern(port, admin, &[(Vendor::Ovh, smsc.port)]);
-    let mut client = client(port, "parts").await;
+    let mut client = bind(port, "parts").await;
     let text = vec![b'y'; 300];
     let id = submit_id(
         &client.handle,
-        submit("33620000002", &text, RegisteredDelivery::ALWAYS),
+        common::submit_sm("33620000002", &text, RegisteredDelivery::ALWAYS),
     )
     .await;
     let got = collect(&mut client, 2, Duration::from_millis(500)).await;
