@@ -1,0 +1,192 @@
+//! Receipts at the edges, on the real binary with an upstream written in
+//! the test: one that matches no message is acknowledged, counted, kept for
+//! inspection and dropped after its grace period; one the client refuses is
+//! sent again after a wait, and leaves the outbox only when taken.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    accept_submit, bare_smsc, client, next_submit, receipted_id, submit_id, submit_sm, Admin,
+    Daemon, TempDir,
+};
+use tern_codec::pdu::{DeliverSm, SmResp};
+use tern_codec::{Body, CommandStatus, EsmClass, RegisteredDelivery, ShortMessage};
+use tern_session::smsc::SmscConfig;
+
+/// A config with one client `acme` and one upstream `bare` at `upstream`.
+fn config(client_port: u16, admin: u16, upstream: u16) -> String {
+    format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{client_port}"
+[admin]
+address = "127.0.0.1:{admin}"
+[storage]
+path = "data"
+unmatched_grace = "2s"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+[[upstream]]
+name = "bare"
+host = "127.0.0.1"
+port = {upstream}
+system_id = "tern"
+password = "x"
+[[route]]
+name = "all"
+upstreams = ["bare"]
+"#
+    )
+}
+
+/// A receipt for upstream id `id` in the SMPP 3.4 text form.
+fn receipt(id: &str) -> DeliverSm {
+    let text = format!(
+        "id:{id} sub:001 dlvrd:001 submit date:2611220300 done date:2611220301 stat:DELIVRD err:000 text:hello"
+    );
+    DeliverSm {
+        esm_class: EsmClass::DELIVERY_RECEIPT,
+        short_message: ShortMessage::new(text.into_bytes()).expect("short"),
+        ..DeliverSm::default()
+    }
+}
+
+fn sample(metrics: &str, line_start: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_matching_nothing_is_acknowledged_counted_kept_then_dropped() {
+    let mut upstream = bare_smsc(SmscConfig::default()).await;
+    let (client_port, admin_port) = (common::free_port(), common::free_port());
+    let _daemon = Daemon::start("unmatched", &config(client_port, admin_port, upstream.port));
+    let admin = Admin::at(admin_port);
+    let tern = tokio::time::timeout(Duration::from_secs(20), upstream.sessions.recv())
+        .await
+        .expect("tern binds its upstream")
+        .expect("session");
+
+    let resp = tern
+        .handle
+        .request(Body::DeliverSm(receipt("nope-42")))
+        .await
+        .expect("answered");
+    assert_eq!(
+        resp.command_status,
+        CommandStatus::Ok,
+        "acknowledged, so the upstream does not send it again"
+    );
+    admin
+        .until(
+            "/api/queues",
+            Duration::from_secs(5),
+            "the receipt kept for inspection",
+            |q| q["unmatched"].as_u64() == Some(1),
+        )
+        .await;
+    let metrics = admin.text("/metrics").await;
+    assert_eq!(
+        sample(&metrics, "tern_receipts_unmatched_total{upstream=\"bare\"}"),
+        Some(1.0),
+        "{metrics}"
+    );
+    // After the 2 s grace it is dropped (with a warning in the log).
+    admin
+        .until(
+            "/api/queues",
+            Duration::from_secs(10),
+            "the unmatched receipt dropped after its grace",
+            |q| q["unmatched"].as_u64() == Some(0),
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_the_client_refuses_is_sent_again_after_a_wait() {
+    let mut upstream = bare_smsc(SmscConfig::default()).await;
+    let (client_port, admin_port) = (common::free_port(), common::free_port());
+    let _daemon = Daemon::start("refused", &config(client_port, admin_port, upstream.port));
+    let admin = Admin::at(admin_port);
+    let mut tern = tokio::time::timeout(Duration::from_secs(20), upstream.sessions.recv())
+        .await
+        .expect("tern binds its upstream")
+        .expect("session");
+    let mut session = client(client_port, "acme", "pw").bind().await;
+
+    let id = submit_id(
+        &session.handle,
+        submit_sm("34600000001", "hello", RegisteredDelivery::ALWAYS),
+    )
+    .await;
+    let (_, responder) = next_submit(&mut tern.requests)
+        .await
+        .expect("tern sends the submit");
+    accept_submit(responder, "77").await;
+    let resp = tern
+        .handle
+        .request(Body::DeliverSm(receipt("77")))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+
+    // The client refuses the first delivery with a temporary error.
+    let first = tokio::time::timeout(Duration::from_secs(10), session.requests.recv())
+        .await
+        .expect("a receipt")
+        .expect("open");
+    let refused_at = Instant::now();
+    let Body::DeliverSm(sm) = &first.pdu.body else {
+        panic!("{:?}", first.pdu)
+    };
+    assert_eq!(receipted_id(sm), id);
+    first
+        .responder
+        .reject(CommandStatus::ReceiverTemporaryError)
+        .await
+        .expect("refused");
+
+    // The same receipt comes again, after the outbox's first wait (1 s).
+    let again = tokio::time::timeout(Duration::from_secs(10), session.requests.recv())
+        .await
+        .expect("sent again")
+        .expect("open");
+    let waited = refused_at.elapsed();
+    let Body::DeliverSm(sm) = &again.pdu.body else {
+        panic!("{:?}", again.pdu)
+    };
+    assert_eq!(receipted_id(sm), id);
+    assert!(
+        waited >= Duration::from_millis(900),
+        "sent again after {waited:?}, without waiting"
+    );
+    again
+        .responder
+        .respond(
+            CommandStatus::Ok,
+            Body::DeliverSmResp(SmResp::with_id(Default::default())),
+        )
+        .await
+        .expect("taken");
+    admin
+        .until(
+            "/api/queues",
+            Duration::from_secs(5),
+            "the outbox emptied once taken",
+            |q| q["outbox"].as_u64() == Some(0),
+        )
+        .await;
+    // Taken once: nothing more comes.
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), session.requests.recv())
+            .await
+            .is_err(),
+        "nothing after the client took it"
+    );
+}
