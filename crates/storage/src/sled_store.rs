@@ -983,6 +983,42 @@ impl SledStore {
         Ok(None)
     }
 
+    /// The held receipt for this upstream id, left in place: the caller
+    /// applies it first and takes it after, so a crash between the two
+    /// leaves it held (and applied again later, which is harmless) rather
+    /// than lost. `any_base` also tries the id's other bases.
+    pub fn peek_unmatched(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+        any_base: bool,
+    ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        let forms = if any_base {
+            candidates(upstream_id)
+        } else {
+            vec![normalise(upstream_id)]
+        };
+        for form in forms {
+            let key = keys::owned_with(keys::UNMATCHED, upstream, form.as_bytes());
+            if let Some(value) = self.db.get(&key)? {
+                return Ok(Some(decode("unmatched receipt", &value)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Up to `limit` held receipts (by upstream and id), left in place.
+    pub fn held_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
+        self.db
+            .scan_prefix([keys::UNMATCHED])
+            .take(limit)
+            .map(|entry| {
+                let (_, value) = entry?;
+                decode("unmatched receipt", &value)
+            })
+            .collect()
+    }
+
     /// Removes and returns held receipts older than `grace` at `now`: they
     /// will match nothing (counted and logged by the caller).
     pub async fn expire_unmatched(

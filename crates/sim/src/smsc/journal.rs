@@ -203,6 +203,61 @@ mod tests {
         );
     }
 
+    /// While an unbind waits for the receiver to answer what it has in
+    /// flight, the session takes no new requests; a receipt falling due
+    /// then must wait for the next receiver, not be tried (and given up)
+    /// against the unbinding one.
+    #[tokio::test]
+    async fn receipts_due_while_a_session_unbinds_wait_for_the_next_one() {
+        let sim = Simulator::start(SimConfig {
+            session: SessionConfig {
+                close_grace: Duration::from_secs(1),
+                ..SimConfig::default().session
+            },
+            ..SimConfig::default()
+        })
+        .await
+        .expect("sim");
+        let mut session = bind(&sim).await;
+        assert_eq!(submit(&session, "first").await, CommandStatus::Ok);
+        // Taken and not answered: the unbind below waits for it.
+        let unanswered = tokio::time::timeout(WAIT, session.requests.recv())
+            .await
+            .expect("receipt in time")
+            .expect("open");
+        sim.update_behaviour(|b| b.receipts.delay = Duration::from_millis(200))
+            .expect("valid");
+        assert_eq!(submit(&session, "second").await, CommandStatus::Ok);
+        assert_eq!(sim.unbind(Some("acct")), 1);
+        tokio::time::timeout(WAIT, session.handle.closed())
+            .await
+            .expect("unbound after the grace");
+        drop(unanswered);
+        tokio::time::timeout(WAIT, async {
+            while sim.queued("acct") < 2 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("both receipts kept for the next receiver");
+        assert_eq!(sim.stats().deliveries_failed, 0, "{:?}", sim.stats());
+        let mut next = bind(&sim).await;
+        for _ in 0..2 {
+            let receipt = tokio::time::timeout(WAIT, next.requests.recv())
+                .await
+                .expect("receipt in time")
+                .expect("open");
+            receipt
+                .responder
+                .respond(
+                    CommandStatus::Ok,
+                    Body::DeliverSmResp(SmResp::with_id(Default::default())),
+                )
+                .await
+                .expect("ack");
+        }
+    }
+
     #[tokio::test]
     async fn unbind_on_command_ends_the_sessions_of_that_account_only() {
         let sim = Simulator::start(SimConfig::default()).await.expect("sim");

@@ -1,7 +1,8 @@
 //! Per-account delivery: receipts and MO messages wait in a bounded queue
 //! until due, then go as deliver_sm to one of the account's receiving
 //! sessions (RX or TRX), round robin; with none bound they wait until one
-//! binds.
+//! binds. A session that is unbinding takes no new requests, so it counts
+//! as gone: items falling due meanwhile wait for the next receiver.
 //!
 //! One worker task per account takes items in queue order. Each item is
 //! due at a time fixed when queued; a change of the receipt delay applies
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use tern_codec::pdu::DeliverSm;
 use tern_codec::Body;
-use tern_session::SessionHandle;
+use tern_session::{RequestError, SessionHandle, SessionState};
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -136,16 +137,21 @@ impl Outbox {
         lock(&self.receivers).list.retain(|(i, _)| *i != id);
     }
 
-    /// The next live receiver, round robin; forgets closed ones.
+    /// The next bound receiver, round robin; forgets closed ones, skips
+    /// those unbinding (they refuse new requests, and trying them would use
+    /// up an item's tries in a moment).
     fn pick(&self) -> Option<SessionHandle> {
         let mut receivers = lock(&self.receivers);
         receivers.list.retain(|(_, h)| !h.is_closed());
-        if receivers.list.is_empty() {
+        let bound: Vec<usize> = (0..receivers.list.len())
+            .filter(|&i| matches!(receivers.list[i].1.state(), SessionState::Bound(_)))
+            .collect();
+        if bound.is_empty() {
             return None;
         }
-        let at = receivers.next % receivers.list.len();
-        receivers.next = at + 1;
-        Some(receivers.list[at].1.clone())
+        let turn = receivers.next % bound.len();
+        receivers.next = turn + 1;
+        Some(receivers.list[bound[turn]].1.clone())
     }
 }
 
@@ -285,6 +291,9 @@ async fn deliver(
                 SimStats::bump(&stats.deliveries_failed);
             }
         }
+        // Refused before it was sent (the session began unbinding after it
+        // was picked): not a try; it waits for a bound receiver.
+        Err(RequestError::NotAllowed { .. }) => outbox.retry_now(item),
         Err(err) => {
             item.attempts += 1;
             if item.attempts < MAX_ATTEMPTS {

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, info_span, warn, Instrument};
 
 use super::node::Node;
-use super::receipts::apply_held;
+use super::receipts::settle_held;
 use super::relay::{client_submit, queue_receipt, stored_outcome};
 
 /// Messages sent at once.
@@ -97,9 +97,7 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
                 .await?;
             // A receipt may have come before this submit_sm_resp.
             for id in &upstream_ids {
-                if let Some(held) = node.take_held(&upstream, id).await? {
-                    apply_held(node, &upstream, held).await?;
-                }
+                settle_held(node, &upstream, id).await?;
             }
             Ok(())
         }

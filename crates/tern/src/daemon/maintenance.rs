@@ -31,6 +31,11 @@ pub struct Ages {
     pub outbox_max_age: Duration,
 }
 
+/// How often held receipts are checked against messages known since: the
+/// check is cheap when little is held, and a receipt waiting here is a
+/// receipt its client waits for.
+const HELD_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Tidies until `shutdown`.
 pub async fn run(node: Arc<Node>, ages: Ages, shutdown: CancellationToken) {
     let shortest = ages
@@ -38,15 +43,40 @@ pub async fn run(node: Arc<Node>, ages: Ages, shutdown: CancellationToken) {
         .min(ages.unmatched_grace)
         .min(ages.outbox_max_age);
     let interval = (shortest / 2).clamp(Duration::from_millis(100), INTERVAL);
+    let tick = interval.min(HELD_INTERVAL);
+    let mut last_round = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            () = tokio::time::sleep(interval) => {}
+            () = tokio::time::sleep(tick) => {}
             () = shutdown.cancelled() => return,
         }
+        if let Err(err) = settle_held(&node).await {
+            warn!(%err, "applying held receipts failed; trying again later");
+        }
+        if last_round.elapsed() < interval {
+            continue;
+        }
+        last_round = tokio::time::Instant::now();
         if let Err(err) = round(&node, ages).await {
             warn!(%err, "store housekeeping failed; trying again later");
         }
     }
+}
+
+/// Applies receipts held for a message that is known by now: a crash
+/// between recording a submit_sm_resp and applying what came before it
+/// leaves them here.
+async fn settle_held(node: &Node) -> Result<(), tern_storage::StoreError> {
+    for held in node.store.held_receipts(BATCH)? {
+        if super::receipts::settle_held(node, &held.upstream, &held.upstream_id).await? {
+            info!(
+                upstream = held.upstream,
+                upstream_id = held.upstream_id,
+                "a receipt held for a message known since was applied"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// One round of every kind of tidying.

@@ -78,11 +78,7 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
                 // after recording, this side looks again after holding, so
                 // one of the two sees the other. Taking a held receipt is
                 // atomic, so only one of them applies it.
-                if node.lookup(upstream, &receipt.upstream_id)?.is_some() {
-                    if let Some(held) = node.take_held(upstream, &receipt.upstream_id).await? {
-                        apply_held(node, upstream, held).await?;
-                    }
-                }
+                settle_held(node, upstream, &receipt.upstream_id).await?;
                 Ok(CommandStatus::Ok)
             }
         },
@@ -104,6 +100,16 @@ async fn apply(
     receipt: &UpstreamReceipt,
 ) -> Result<(), StoreError> {
     let _held = node.lock_message(id).await;
+    apply_locked(node, id, upstream, receipt).await
+}
+
+/// [`apply`] for a caller that holds the message's lock.
+async fn apply_locked(
+    node: &Node,
+    id: TernId,
+    upstream: &str,
+    receipt: &UpstreamReceipt,
+) -> Result<(), StoreError> {
     let Some(record) = node.store.get(id)? else {
         return Ok(());
     };
@@ -327,28 +333,42 @@ fn decide(
     update
 }
 
-/// A held receipt whose message is now known.
-pub async fn apply_held(
+/// Applies the receipt held for `upstream_id`, if one came early and its
+/// message is known now. Under the message's lock, the held receipt is read,
+/// applied (one durable write), and only then removed: a second task finds
+/// nothing left to apply, and a crash in between leaves the receipt held, to
+/// be applied by the next caller or the housekeeping sweep, never lost.
+/// Returns whether one was applied.
+pub async fn settle_held(
     node: &Node,
     upstream: &str,
-    held: UnmatchedReceipt,
-) -> Result<(), StoreError> {
-    let Ok(pdu) = Pdu::decode(held.pdu) else {
-        return Ok(());
+    upstream_id: &str,
+) -> Result<bool, StoreError> {
+    let Some(id) = node.lookup(upstream, upstream_id)? else {
+        return Ok(false);
     };
-    let Body::DeliverSm(sm) = &pdu.body else {
-        return Ok(());
+    let _held = node.lock_message(id).await;
+    let any_base = node
+        .routing()
+        .profile(upstream)
+        .message_id
+        .receipt_id_any_base;
+    let Some(held) = node.store.peek_unmatched(upstream, upstream_id, any_base)? else {
+        return Ok(false);
     };
-    let routing = node.routing();
-    let Ok(receipt) = read_receipt(routing.profile(upstream), sm) else {
-        return Ok(());
-    };
-    if let Some(id) = node.lookup(upstream, &receipt.upstream_id)? {
+    let receipt = Pdu::decode(held.pdu.clone())
+        .ok()
+        .and_then(|pdu| match pdu.body {
+            Body::DeliverSm(sm) => read_receipt(node.routing().profile(upstream), &sm).ok(),
+            _ => None,
+        });
+    if let Some(receipt) = receipt {
         node.metrics
             .receipt(upstream, receipt.canonical.state.stat());
-        apply(node, id, upstream, &receipt).await?;
+        apply_locked(node, id, upstream, &receipt).await?;
     }
-    Ok(())
+    node.take_held(upstream, upstream_id).await?;
+    Ok(true)
 }
 
 #[cfg(test)]
