@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     accept_submit, bare_smsc, client, next_submit, receipted_id, submit_id, submit_sm, Admin,
-    Daemon, TempDir,
+    Daemon,
 };
 use tern_codec::pdu::{DeliverSm, SmResp};
 use tern_codec::{Body, CommandStatus, EsmClass, RegisteredDelivery, ShortMessage};
