@@ -27,6 +27,10 @@ pub struct UpstreamReceipt {
     pub vendor_err: Option<String>,
     /// The `network_error_code` TLV, if any.
     pub network_error: Option<NetworkErrorCode>,
+    /// Vendor-specific TLVs (tags 0x1400–0x3FFF) as received: Telesign's
+    /// MCC/MNC and price, OVH's outgoing id. Kept with the message for
+    /// `tern trace`; Tern's own vendor-code TLV is not among them.
+    pub vendor_tlvs: Vec<(u16, Vec<u8>)>,
 }
 
 impl UpstreamReceipt {
@@ -147,6 +151,16 @@ pub fn read_receipt(
         vendor_stat,
         vendor_err,
         network_error,
+        vendor_tlvs: sm
+            .tlvs
+            .iter()
+            .filter_map(|tlv| match tlv {
+                tern_codec::Tlv::Other { tag, value } if (0x1400..=0x3FFF).contains(tag) => {
+                    Some((*tag, value.to_vec()))
+                }
+                _ => None,
+            })
+            .collect(),
     })
 }
 

@@ -172,3 +172,24 @@ fn an_mo_message_is_not_a_receipt() {
         Err(ReceiptReadError::NoId)
     );
 }
+
+#[test]
+fn vendor_tlvs_are_kept_as_received_and_standard_ones_are_not() {
+    // Seed 002: OVH adds its own outgoing id (0x1401) to its receipts; a
+    // Telesign receipt may carry MCC/MNC and price in vendor TLVs too.
+    let mut sm = receipt("id:111 sub:001 dlvrd:001 submit date:2611211200 done date:2611211201 stat:DELIVRD err:000 text:hello");
+    sm.tlvs.push(Tlv::MessageState(MessageState(2)));
+    sm.tlvs.push(Tlv::Other {
+        tag: 0x1401,
+        value: Bytes::from_static(b"ovh-111\0"),
+    });
+    sm.tlvs.push(Tlv::Other {
+        tag: 0x1502,
+        value: Bytes::from_static(&[0x00, 0xD6]),
+    });
+    let r = read_receipt(&profile("ovh"), &sm).expect("a receipt");
+    assert_eq!(
+        r.vendor_tlvs,
+        vec![(0x1401, b"ovh-111\0".to_vec()), (0x1502, vec![0x00, 0xD6])]
+    );
+}

@@ -126,6 +126,8 @@ pub struct ReceivedReceipt {
     pub is_final: bool,
     /// When it arrived (ms since the Unix epoch).
     pub received_ms: u64,
+    /// Its vendor-specific TLVs (tag, value), as received.
+    pub vendor_tlvs: Vec<(u16, Vec<u8>)>,
 }
 
 /// A receipt Tern queued for its client, kept for the message's history.
@@ -328,6 +330,7 @@ mod tests {
             },
             is_final: true,
             received_ms: 7,
+            vendor_tlvs: vec![(0x1401, b"214".to_vec())],
         });
         record.relayed.push(RelayedReceipt {
             outbox_seq: 12,

@@ -997,6 +997,19 @@ async fn every_vendor_code_comes_back_as_its_canonical_receipt_with_terns_id() {
         }
     }
 
+    // OVH's own TLV (its outgoing id, 0x1401) is kept with the message as
+    // received, for `tern trace`.
+    let ovh_case = cases
+        .iter()
+        .find(|c| c.vendor == Vendor::Ovh)
+        .expect("an OVH row");
+    let message = final_message(admin, &ovh_case.tern_id).await;
+    let tlvs = message["receipts_received"][0]["vendor_tlvs"].to_string();
+    assert!(
+        tlvs.contains("0x1401") && tlvs.contains("6f76682d"),
+        "{message}"
+    );
+
     let long_receipts = got.get(&long_id).expect("a receipt for the long message");
     assert_eq!(long_receipts.len(), 1, "{long_receipts:?}");
     long_receipts[0].check(

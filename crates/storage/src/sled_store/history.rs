@@ -203,6 +203,7 @@ mod tests {
             canonical: delivered(),
             is_final: true,
             received_ms: at,
+            vendor_tlvs: Vec::new(),
         }
     }
 

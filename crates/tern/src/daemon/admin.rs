@@ -204,6 +204,10 @@ pub fn message_json(record: &MessageRecord) -> Value {
                 "canonical": outcome(&r.canonical),
                 "final": r.is_final,
                 "received_ms": r.received_ms,
+                "vendor_tlvs": r.vendor_tlvs.iter().map(|(tag, value)| json!({
+                    "tag": format!("0x{tag:04X}"),
+                    "value": value.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -254,6 +254,7 @@ fn decide(
             canonical: outcome.clone(),
             is_final: canonical.state.is_final(),
             received_ms: how.now,
+            vendor_tlvs: receipt.vendor_tlvs.clone(),
         }),
         ..ReceiptUpdate::default()
     };
@@ -430,6 +431,7 @@ mod tests {
             vendor_stat: Some(state.stat().to_owned()),
             vendor_err: Some("000".to_owned()),
             network_error: None,
+            vendor_tlvs: Vec::new(),
         }
     }
 
