@@ -56,7 +56,7 @@ use serde_json::Value;
 use tern_codec::pdu::{SmResp, SubmitSm};
 use tern_codec::{Address, Body, CommandStatus, Npi, RegisteredDelivery, ShortMessage, Ton};
 use tern_session::esme::{self, BindParams};
-use tern_session::{SessionConfig, SessionHandle};
+use tern_session::{RequestError, SessionConfig, SessionHandle};
 use tern_sim::smsc::{
     Account, Behaviour, ReceiptBehaviour, Recorded, Reject, SimConfig, SimHandle, Simulator,
 };
@@ -534,6 +534,9 @@ async fn client(
                                     .entry(resp.command_status.code())
                                     .or_default() += 1;
                             }
+                            // The session is unbinding: the submit never
+                            // left, and nothing more will.
+                            Err(RequestError::NotAllowed { .. }) => return,
                             Err(_) => ledger.unanswered += 1,
                         }
                     }
@@ -742,7 +745,9 @@ async fn run_round(round: u32, settings: &Settings, rng: &mut Rng, totals: &mut 
     let (client_port, admin_port) = (free_port(), free_port());
     // Unique per round of either test (they may run at once).
     static ROUNDS: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
+    // Under the target directory, not /tmp: nothing else tidies it while
+    // a round runs.
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "tern-chaos-{}-{}",
         std::process::id(),
         ROUNDS.fetch_add(1, Ordering::Relaxed)
