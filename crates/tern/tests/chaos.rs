@@ -656,11 +656,14 @@ async fn chaos_rounds_lose_nothing_tern_acknowledged() {
 /// cases (first window) and still held under that upstream id in others
 /// (second window).
 ///
-/// Taking the held receipt and applying it in one store write (under the
-/// message's lock), and applying at start the held receipts whose message
-/// is known, would close both windows.
+/// Both windows are closed now (`receipts::settle_held`: applied, then
+/// removed, under the message's lock; a 1 s sweep applies held receipts
+/// whose message became known), and this test's "never applied" check
+/// passes. Its stricter check still fails in some rounds: a few more
+/// receipts stay held than duplicate submits explain, seen right after the
+/// round settles; not yet explained, hence still ignored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a kill while Tern applies a receipt that came before its submit_sm_resp loses it; see the doc comment"]
+#[ignore = "no receipt is lost any more, but its held-receipt accounting still fails in some rounds; see the doc comment"]
 async fn chaos_with_receipts_racing_their_submit_resp_loses_nothing() {
     chaos(Settings::from_env(&[0, 20])).await;
 }
