@@ -182,6 +182,32 @@ impl Router {
         self.route_of(client, submit).is_some()
     }
 
+    /// Whether this router could send `submit` from `client` now, or
+    /// should leave it to a node where its route's upstreams are bound.
+    ///
+    /// Yes when an upstream of its rule is available here; no when none is,
+    /// but one of them is bound elsewhere (`bound_elsewhere` names it); yes
+    /// again when none is bound anywhere, so the usual failover and retry
+    /// (or no-route) handling takes it. Several nodes sharing one store and
+    /// a vendor that allows one bind: only the node holding the bind sends
+    /// the messages routed there.
+    pub fn serves_here(
+        &self,
+        client: &str,
+        submit: &SubmitSm,
+        bound_elsewhere: impl Fn(&str) -> bool,
+    ) -> bool {
+        let Some((_, rule)) = self.route_of(client, submit) else {
+            return true;
+        };
+        let now = Instant::now();
+        let here = rule.upstreams.iter().any(|u| {
+            self.upstream(&u.name)
+                .is_some_and(|up| up.is_available(now))
+        });
+        here || !rule.upstreams.iter().any(|u| bound_elsewhere(&u.name))
+    }
+
     /// The rule `submit` from `client` falls under, with its position.
     fn route_of(&self, client: &str, submit: &SubmitSm) -> Option<(usize, &Rule)> {
         // Borrowed unless an address is not UTF-8 (then a lossy copy).

@@ -8,17 +8,19 @@
 //! upstream sends (receipts, MO) are forwarded, tagged with the upstream's
 //! name, to whoever handles them.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tern_session::backoff::BackoffConfig;
+use tern_session::backoff::{BackoffConfig, BackoffError};
 use tern_session::esme::{BindParams, EsmeClient, UpstreamSession, UpstreamTls};
 use tern_session::throttle::AdaptiveRate;
 use tern_session::{Request, SessionConfig, SessionHandle};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::profile::Profile;
@@ -63,6 +65,34 @@ pub struct UpstreamConfig {
     /// upstream replaces the old pool one session at a time this way, so
     /// the account never has more sessions than the vendor allows.
     pub start_after: Vec<CancellationToken>,
+    /// Permission to bind each slot, when several nodes share the account
+    /// (see [`SlotGate`]); `None` on a node of its own.
+    pub gate: Option<Arc<dyn SlotGate>>,
+}
+
+/// Boxed future of a [`SlotGate`] (the trait is used as `dyn`).
+pub type GateFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Permission for a session slot to bind, granted from outside the pool.
+///
+/// Several Tern nodes using one vendor account must not bind more sessions
+/// together than the vendor allows (Mensatek: one per credential). Each
+/// slot is then held by one node at a time, and the node's slot binds only
+/// while it holds it.
+pub trait SlotGate: Send + Sync + std::fmt::Debug {
+    /// Waits until this node holds slot `slot` of `upstream`, or `stop`.
+    /// The token returned is cancelled when the hold is lost: the session
+    /// must then unbind at once, before another node may bind. `None` when
+    /// `stop` came first.
+    fn hold(
+        &self,
+        upstream: &str,
+        slot: usize,
+        stop: CancellationToken,
+    ) -> GateFuture<Option<CancellationToken>>;
+
+    /// Gives the slot up once its session has unbound.
+    fn release(&self, upstream: &str, slot: usize) -> GateFuture<()>;
 }
 
 /// A running upstream.
@@ -81,12 +111,14 @@ pub struct Upstream {
     slots: Vec<Slot>,
 }
 
-/// One session slot of a pool: its reconnecting client's stop token and the
-/// session it has bound now.
+/// One session slot of a pool: its reconnecting client's stop token, the
+/// session it has bound now, and whether its task has ended (session
+/// unbound, gate released).
 #[derive(Debug)]
 struct Slot {
     stop: CancellationToken,
     session: Mutex<Option<SessionHandle>>,
+    ended: CancellationToken,
 }
 
 impl Upstream {
@@ -114,6 +146,7 @@ impl Upstream {
                 .map(|_| Slot {
                     stop: shutdown.child_token(),
                     session: Mutex::new(None),
+                    ended: CancellationToken::new(),
                 })
                 .collect(),
         });
@@ -130,17 +163,27 @@ impl Upstream {
             let (tx, rx) = mpsc::channel(1);
             let name = config.name.clone();
             let stop = upstream.slots[slot].stop.clone();
+            let ended = upstream.slots[slot].ended.clone();
             let start_after = config.start_after.get(slot).cloned();
+            let gate = config.gate.clone();
             tokio::spawn(async move {
-                if let Some(gate) = start_after {
+                if let Some(after) = start_after {
                     tokio::select! {
-                        () = gate.cancelled() => {}
-                        () = stop.cancelled() => return,
+                        () = after.cancelled() => {}
+                        () = stop.cancelled() => {
+                            ended.cancel();
+                            return;
+                        }
                     }
                 }
-                if let Err(err) = client.run(tx, stop).await {
+                let outcome = match gate {
+                    None => client.run(tx, stop).await,
+                    Some(gate) => run_gated(client, tx, &name, slot, gate.as_ref(), stop).await,
+                };
+                if let Err(err) = outcome {
                     warn!(upstream = %name, %err, "upstream client cannot run");
                 }
+                ended.cancel();
             });
             tokio::spawn(upstream.clone().adopt(slot, rx, inbound.clone()));
         }
@@ -253,6 +296,8 @@ impl Upstream {
         if let Some(session) = session {
             let _ = tokio::time::timeout_at(deadline, session.closed()).await;
         }
+        // Its gate released too, so the slot that replaces it may take it.
+        let _ = tokio::time::timeout_at(deadline, slot.ended.cancelled()).await;
     }
 
     /// Requests awaiting this upstream's answer, over every session.
@@ -266,5 +311,39 @@ impl Upstream {
         let in_flight: usize = sessions.iter().map(SessionHandle::in_flight).sum();
         let capacity = (sessions.len().max(1) * self.window) as f64;
         in_flight as f64 / capacity
+    }
+}
+
+/// Runs a slot's client only while `gate` grants the slot: waits for the
+/// hold, binds, unbinds at once when the hold is lost, releases it once
+/// unbound, and waits for it again, until `stop`.
+async fn run_gated(
+    client: EsmeClient,
+    sessions: mpsc::Sender<UpstreamSession>,
+    name: &str,
+    slot: usize,
+    gate: &dyn SlotGate,
+    stop: CancellationToken,
+) -> Result<(), BackoffError> {
+    loop {
+        let Some(lost) = gate.hold(name, slot, stop.clone()).await else {
+            return Ok(());
+        };
+        info!(upstream = %name, slot, "session slot held; binding");
+        let session_stop = stop.child_token();
+        let run = client.clone().run(sessions.clone(), session_stop.clone());
+        tokio::pin!(run);
+        let outcome = tokio::select! {
+            outcome = &mut run => outcome,
+            () = lost.cancelled() => {
+                warn!(upstream = %name, slot, "session slot lost; unbinding");
+                session_stop.cancel();
+                run.await
+            }
+        };
+        gate.release(name, slot).await;
+        if stop.is_cancelled() || outcome.is_err() {
+            return outcome;
+        }
     }
 }

@@ -92,6 +92,7 @@ fn upstream_config(name: &str, port: u16, breaker: BreakerConfig, window: usize)
         breaker,
         profile: Arc::new(generic()),
         start_after: Vec::new(),
+        gate: None,
     }
 }
 

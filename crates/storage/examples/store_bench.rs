@@ -428,7 +428,7 @@ impl RawSled {
 enum Target {
     Store(SledStore),
     Raw(RawSled),
-    Redis(RedisStore),
+    Redis(Box<RedisStore>),
 }
 
 /// Spreads the bench's messages over clients, hence over Redis shards.
@@ -519,7 +519,7 @@ fn store_bench(args: &Args, dir: &Path) -> Result<(), String> {
 
     let store_dir = dir.join("store");
     let target = match (&args.redis, args.mode) {
-        (Some(address), _) => Target::Redis(
+        (Some(address), _) => Target::Redis(Box::new(
             runtime
                 .block_on(RedisStore::open(RedisOptions {
                     topology: RedisTopology::Single(address.clone()),
@@ -529,7 +529,7 @@ fn store_bench(args: &Args, dir: &Path) -> Result<(), String> {
                 }))
                 .map_err(|e| format!("opening the Redis store: {e}"))?
                 .0,
-        ),
+        )),
         (None, Mode::SledPerWrite | Mode::SledMerged) => Target::Raw(RawSled::open(
             &store_dir,
             args.mode == Mode::SledMerged,

@@ -66,6 +66,12 @@ pub enum StoreError {
         /// What was found.
         reason: String,
     },
+    /// Another process holds this node id's membership on the shared Redis
+    /// store and kept it past the wait: a live duplicate (two nodes must
+    /// never share an id: their message ids and claims would collide), or
+    /// one that still renews. A node that was killed frees it on expiry.
+    #[error("node id {0} is in use by another live Tern process on this store")]
+    NodeIdInUse(u16),
     /// A write reached the primary but not enough replicas in time (the
     /// `WAIT` policy): it is not acknowledged.
     #[error("Redis: {acked} of {wanted} replicas acknowledged a write in time")]

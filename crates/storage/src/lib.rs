@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backend;
 mod commit;
 pub mod dedup;
 mod error;
@@ -24,6 +25,7 @@ mod sled_store;
 mod store;
 pub mod upstream_id;
 
+pub use backend::Store;
 pub use commit::CommitStats;
 pub use error::StoreError;
 pub use id::TernId;

@@ -133,13 +133,31 @@ pub fn summary(config: &Config) -> String {
             .map_or("plain".to_owned(), |t| format!("TLS >= {}", t.min_version));
         let _ = writeln!(out, "listener {} ({tls})", l.address);
     }
-    let _ = writeln!(
-        out,
-        "store {} ({:?}), finished messages kept {}",
-        config.store_path.display(),
-        config.store.durability,
-        humantime::format_duration(config.retention)
-    );
+    match &config.backend {
+        crate::config::Backend::Sled => {
+            let _ = writeln!(
+                out,
+                "store {} ({:?}), finished messages kept {}",
+                config.store_path.display(),
+                config.store.durability,
+                humantime::format_duration(config.retention)
+            );
+        }
+        crate::config::Backend::Redis(r) => {
+            let _ =
+                writeln!(
+                out,
+                "store Redis {} {} (prefix {:?}, {:?}, {}), leases {}, finished messages kept {}",
+                if r.cluster { "cluster" } else { "server" },
+                r.addresses.join(", "),
+                r.prefix,
+                r.durability,
+                if r.password.is_some() { "password set" } else { "no password" },
+                humantime::format_duration(r.lease_ttl),
+                humantime::format_duration(config.retention)
+            );
+        }
+    }
     for c in &config.clients {
         let _ = writeln!(
             out,

@@ -179,6 +179,22 @@ impl Layout {
         self.t(shard, &[b"modue"])
     }
 
+    /// STRING `"<node>:<token>"` with an expiry: who holds the lease `name`.
+    /// Every lease shares the one tag `{l}`, so reading many (a node's view
+    /// of which others are alive) is one MGET on one slot. A name may hold
+    /// anything: the tag is the key's first `{…}`, which comes before it.
+    pub fn lease(&self, name: &str) -> Vec<u8> {
+        let mut k = format!("{}:{{l}}:lease:", self.prefix).into_bytes();
+        k.extend_from_slice(name.as_bytes());
+        k
+    }
+
+    /// The pub/sub channel naming a client whose outbox just got something.
+    /// Channels are not keys (no slot), so it needs no tag.
+    pub fn outbox_channel(&self) -> String {
+        format!("{}:outbox", self.prefix)
+    }
+
     /// HASH upstream NUL form → id (8 octets, big-endian).
     pub fn upstream_ids(&self, shard: u64) -> Vec<u8> {
         self.key('u', shard, &[b"up"])
@@ -242,6 +258,16 @@ mod tests {
             assert!(key.starts_with(&format!("tern:{tag}:")), "{key}");
         }
         assert!(Layout::new("a{b").is_none());
+    }
+
+    #[test]
+    fn leases_share_one_hash_tag() {
+        let layout = Layout::new("tern").expect("valid");
+        for name in ["node:1", "node:65535", "router", "a{b}c"] {
+            let key = String::from_utf8(layout.lease(name)).expect("text");
+            assert_eq!(key, format!("tern:{{l}}:lease:{name}"));
+        }
+        assert_eq!(layout.outbox_channel(), "tern:outbox");
     }
 
     #[test]

@@ -19,9 +19,11 @@
 //! (optimistic concurrency), so two nodes never both claim one message nor
 //! claim one a client cancelled. At open, a node puts back in the ready
 //! queue the messages *it* had claimed; those of a node that never comes
-//! back need leases, which this backend does not have yet.
+//! back are found through node membership leases (see [`coord`]).
 
 mod conn;
+pub mod coord;
+mod inspect;
 pub mod layout;
 mod lua;
 
@@ -29,6 +31,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use redis::IntoConnectionInfo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -118,6 +121,9 @@ pub struct RedisStore {
     /// Per shard, the next id counter index and the end of the reserved
     /// block.
     ids: Vec<tokio::sync::Mutex<(u64, u64)>>,
+    /// The first address given, parsed: its credentials serve the
+    /// connections the cluster client does not make (notifications).
+    seed: redis::ConnectionInfo,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -195,6 +201,18 @@ impl RedisStore {
     /// Connects, checks the servers' persistence against the policy, and
     /// recovers: messages this node had claimed go back to the ready queue.
     pub async fn open(options: RedisOptions) -> Result<(Self, Recovery), StoreError> {
+        let store = Self::connect(options).await?;
+        let recovery = store.recover().await?;
+        Ok((store, recovery))
+    }
+
+    /// Connects and checks the servers' persistence, without recovering.
+    /// A node sharing the store joins first ([`Coordinator::join`], which
+    /// refuses a node id another live node has) and recovers after, so a
+    /// duplicate start never takes a live node's claims.
+    ///
+    /// [`Coordinator::join`]: coord::Coordinator::join
+    pub async fn connect(options: RedisOptions) -> Result<Self, StoreError> {
         let layout = Layout::new(&options.prefix).ok_or_else(|| StoreError::BadKey {
             what: "Redis key prefix",
             value: options.prefix.clone(),
@@ -220,6 +238,10 @@ impl RedisStore {
         }
         let clients = Clients::new(&addresses, cluster)?;
         let conn = clients.connect().await?;
+        let seed = match addresses.first() {
+            Some(address) => address.as_str().into_connection_info()?,
+            None => return Err(StoreError::Redis("no Redis address given".to_owned())),
+        };
         let store = Self {
             clients,
             conn,
@@ -230,9 +252,9 @@ impl RedisStore {
             ids: (0..SHARDS)
                 .map(|_| tokio::sync::Mutex::new((0, 0)))
                 .collect(),
+            seed,
         };
-        let recovery = store.recover().await?;
-        Ok((store, recovery))
+        Ok(store)
     }
 
     fn conn(&self) -> AsyncConn {
@@ -345,19 +367,38 @@ impl RedisStore {
             .collect()
     }
 
-    /// Puts back in the ready queue what this node had claimed.
-    async fn recover(&self) -> Result<Recovery, StoreError> {
+    /// Puts back in the ready queue what this node had claimed (done by
+    /// [`RedisStore::open`]; after [`RedisStore::connect`], once joined).
+    pub async fn recover(&self) -> Result<Recovery, StoreError> {
+        let requeued = self.requeue_claimed_by(self.node, RETRIES).await?;
+        Ok(Recovery { requeued })
+    }
+
+    /// Puts back in the ready queue the messages `node` had claimed, each
+    /// only if its record is unchanged since read and it is still in
+    /// flight; a message that changed meanwhile is read again, up to
+    /// `tries` times. Returns how many went back.
+    ///
+    /// For this node's own claims at open, several tries are right: nobody
+    /// else claims with our id. For another node's (orphans), pass 1: a
+    /// record that changed may mean that node is back and claimed it again,
+    /// so it is left for the next pass, which checks membership again.
+    pub(super) async fn requeue_claimed_by(
+        &self,
+        node: u16,
+        tries: usize,
+    ) -> Result<usize, StoreError> {
         let mut requeued = 0;
         for shard in 0..SHARDS {
             let members: Vec<Vec<u8>> = redis::cmd("ZRANGEBYSCORE")
                 .arg(self.layout.in_flight(shard))
-                .arg(self.node)
-                .arg(self.node)
+                .arg(node)
+                .arg(node)
                 .query_async(&mut self.conn())
                 .await?;
             for m in members {
                 let Some(id) = parse_member(&m) else { continue };
-                for _ in 0..RETRIES {
+                for _ in 0..tries {
                     let mut group = Group::default();
                     let Some((raw, mut record)) = self.read(id).await? else {
                         // No record: only the stale entry goes.
@@ -379,7 +420,7 @@ impl RedisStore {
                 }
             }
         }
-        Ok(Recovery { requeued })
+        Ok(requeued)
     }
 
     /// The record of `id` with the times its client took its relayed
@@ -492,14 +533,52 @@ impl RedisStore {
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.claim_within(now_ms, limit, limit, |_| true).await
+    }
+
+    /// [`RedisStore::claim_ready`], taking only the messages `keep`
+    /// accepts; the others stay in the ready queue, untouched, for another
+    /// node (one where their upstream is bound). Looks at up to four times
+    /// `limit` due messages, so a queue whose head belongs elsewhere does
+    /// not starve this node.
+    pub async fn claim_ready_where<F>(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        keep: F,
+    ) -> Result<Vec<MessageRecord>, StoreError>
+    where
+        F: Fn(&MessageRecord) -> bool,
+    {
+        self.claim_within(now_ms, limit, limit.saturating_mul(4), keep)
+            .await
+    }
+
+    async fn claim_within<F>(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        look_at: usize,
+        keep: F,
+    ) -> Result<Vec<MessageRecord>, StoreError>
+    where
+        F: Fn(&MessageRecord) -> bool,
+    {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut due = self.due(|s| self.layout.ready(s), now_ms, limit).await?;
-        due.truncate(limit);
-        let mut by_shard: HashMap<u64, Vec<TernId>> = HashMap::new();
+        let mut due = self.due(|s| self.layout.ready(s), now_ms, look_at).await?;
+        due.truncate(look_at);
+        let mut kept = 0;
+        // Shards in the order of their first due message, so what `keep`
+        // leaves room for is the oldest.
+        let mut by_shard: Vec<(u64, Vec<TernId>)> = Vec::new();
         for (_, id) in &due {
-            by_shard.entry(id_shard(*id)).or_default().push(*id);
+            let shard = id_shard(*id);
+            match by_shard.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, ids)) => ids.push(*id),
+                None => by_shard.push((shard, vec![*id])),
+            }
         }
         let mut claimed = Vec::new();
         for (shard, ids) in by_shard {
@@ -516,6 +595,10 @@ impl RedisStore {
                     candidates.push(None);
                     continue;
                 };
+                if kept >= limit || !keep(&record) {
+                    continue;
+                }
+                kept += 1;
                 record.state = State::InFlight;
                 record.updated_ms = now_ms;
                 group
@@ -945,6 +1028,7 @@ impl RedisStore {
         let mut group = Group::default();
         self.push_item(&mut group, client, seq, item)?;
         self.apply_one(group).await?;
+        self.notify_outbox(client).await;
         Ok(seq)
     }
 
@@ -1258,6 +1342,9 @@ impl RedisStore {
         let mut conn = self.conn();
         let released: i64 = call.invoke_async(&mut conn).await?;
         self.settle(&mut conn).await?;
+        if released == 1 {
+            self.notify_outbox(&group.client).await;
+        }
         Ok(released == 1)
     }
 
@@ -1429,6 +1516,9 @@ impl RedisStore {
             Ok(true)
         })
         .await?;
+        if let (Some(client), Some(_)) = (&client, seq) {
+            self.notify_outbox(client).await;
+        }
         Ok(seq)
     }
 }

@@ -411,3 +411,30 @@ macro_rules! on_every_backend {
         }
     };
 }
+
+/// Generates, for each named test `async fn name(b: &Redis)`, one
+/// `#[tokio::test]` per Redis deployment: `redis_single::name` and
+/// `redis_cluster::name` (for what only the Redis backend has, such as
+/// coordination between nodes). Several nodes are several stores opened
+/// on the same [`Redis`] (same prefix) with different node ids.
+#[macro_export]
+macro_rules! on_every_redis {
+    ($($name:ident),* $(,)?) => {
+        mod redis_single {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&super::common::redis_single(stringify!($name))).await
+                }
+            )*
+        }
+        mod redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&super::common::redis_cluster(stringify!($name))).await
+                }
+            )*
+        }
+    };
+}

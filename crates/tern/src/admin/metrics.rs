@@ -162,6 +162,9 @@ pub struct Metrics {
     pub reload_failed: Gauge,
     /// `tern_store_size_bytes`: on-disk size of the store, set on each scrape.
     pub store_size_bytes: Gauge,
+    /// `tern_orphans_requeued_total`: messages claimed by a node that left
+    /// a shared store, put back in the ready queue by this node.
+    pub orphans_requeued: Counter,
 }
 
 fn submit_histogram() -> Histogram {
@@ -191,6 +194,7 @@ impl Metrics {
             config_generation: Gauge::default(),
             reload_failed: Gauge::default(),
             store_size_bytes: Gauge::default(),
+            orphans_requeued: Counter::default(),
             registry: Registry::with_prefix("tern"),
         };
         // Disjoint field borrows: the registry mutably, the handles shared.
@@ -289,6 +293,11 @@ impl Metrics {
             "store_size_bytes",
             "On-disk size of the message store",
             metrics.store_size_bytes.clone(),
+        );
+        r.register(
+            "orphans_requeued",
+            "Messages of a node that left a shared store, requeued by this node",
+            metrics.orphans_requeued.clone(),
         );
         metrics
     }
@@ -439,6 +448,11 @@ impl Metrics {
     /// Sets the generation of the configuration in force.
     pub fn set_config_generation(&self, generation: u64) {
         self.config_generation.set(gauge_value(generation));
+    }
+
+    /// Counts messages taken over from a node that left.
+    pub fn orphans_requeued(&self, n: usize) {
+        self.orphans_requeued.inc_by(n as u64);
     }
 
     /// Sets the store's on-disk size.

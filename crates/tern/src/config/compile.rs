@@ -174,6 +174,8 @@ pub struct Config {
     pub store_path: PathBuf,
     /// Store options.
     pub store: StoreOptions,
+    /// sled or Redis.
+    pub backend: Backend,
     /// How long finished messages are kept.
     pub retention: Duration,
     /// How long unmatched receipts are kept.
@@ -207,6 +209,69 @@ pub struct LogSettings {
     pub json: bool,
     /// The tracing filter ("info" unless set).
     pub level: String,
+}
+
+/// Which store a node runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// sled in `store_path` (the default).
+    Sled,
+    /// A Redis server or cluster shared with other nodes.
+    Redis(RedisSettings),
+}
+
+/// `[storage.redis]`, checked.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://` (or `rediss://`) addresses, credentials not included.
+    pub addresses: Vec<String>,
+    /// A Redis Cluster.
+    pub cluster: bool,
+    /// Key prefix.
+    pub prefix: String,
+    /// ACL user.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<Secret>,
+    /// When a write counts as done.
+    pub durability: tern_storage::RedisDurability,
+    /// Membership and upstream lease time.
+    pub lease_ttl: Duration,
+}
+
+impl RedisSettings {
+    /// The addresses with the credentials in them, percent-encoded, as the
+    /// Redis client reads them. Never log these.
+    pub fn connect_addresses(&self) -> Vec<String> {
+        let userinfo = match (&self.username, &self.password) {
+            (None, None) => return self.addresses.clone(),
+            (user, password) => format!(
+                "{}:{}@",
+                percent_encode(user.as_deref().unwrap_or("")),
+                percent_encode(password.as_ref().map_or("", |p| p.expose()))
+            ),
+        };
+        self.addresses
+            .iter()
+            .map(|a| match a.split_once("://") {
+                Some((scheme, rest)) => format!("{scheme}://{userinfo}{rest}"),
+                None => a.clone(),
+            })
+            .collect()
+    }
+}
+
+/// RFC 3986 percent-encoding of everything but unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Where the admin listener goes when `[admin]` gives no address.
@@ -479,6 +544,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             Durability::Durable
         }
     };
+    let backend = storage_backend(&raw, loc);
     let retention = loc.duration(
         &raw.storage.retention,
         Duration::from_secs(7 * 24 * 3600),
@@ -929,6 +995,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             durability,
             ..StoreOptions::default()
         },
+        backend,
         retention,
         unmatched_grace,
         outbox_max_age,
@@ -939,6 +1006,147 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         router,
         simulators,
     })
+}
+
+/// `[storage] backend` and `[storage.redis]`.
+fn storage_backend(raw: &RawConfig, loc: &mut Locator<'_>) -> Backend {
+    let redis = raw.storage.redis.as_ref();
+    match raw.storage.backend.as_ref() {
+        None => {
+            if let Some(r) = redis {
+                loc.at(
+                    r.span(),
+                    "[storage.redis] is set but storage.backend is not \"redis\"",
+                );
+            }
+            Backend::Sled
+        }
+        Some(b) if b.get_ref() == "sled" => {
+            if let Some(r) = redis {
+                loc.at(
+                    r.span(),
+                    "[storage.redis] is set but storage.backend is \"sled\"",
+                );
+            }
+            Backend::Sled
+        }
+        Some(b) if b.get_ref() == "redis" => match redis {
+            Some(r) => Backend::Redis(redis_settings(r, loc)),
+            None => {
+                loc.at(
+                    b.span(),
+                    "storage.backend = \"redis\" needs [storage.redis] with addresses",
+                );
+                Backend::Sled
+            }
+        },
+        Some(b) => {
+            loc.at(
+                b.span(),
+                format!(
+                    "storage.backend {:?}: expected \"sled\" or \"redis\"",
+                    b.get_ref()
+                ),
+            );
+            Backend::Sled
+        }
+    }
+}
+
+fn redis_settings(raw: &Spanned<super::raw::RawRedis>, loc: &mut Locator<'_>) -> RedisSettings {
+    let span = raw.span();
+    let raw = raw.get_ref();
+    let mut addresses = Vec::new();
+    for a in &raw.addresses {
+        let text = a.get_ref();
+        if text.starts_with("redis://") || text.starts_with("rediss://") {
+            if text.contains('@') {
+                loc.at(
+                    a.span(),
+                    "put credentials in storage.redis.username/password, not in the address",
+                );
+            }
+            addresses.push(text.clone());
+        } else {
+            loc.at(
+                a.span(),
+                format!("{text:?}: expected an address like \"redis://127.0.0.1:6379\""),
+            );
+        }
+    }
+    if raw.addresses.is_empty() {
+        loc.at(span.clone(), "storage.redis.addresses is empty");
+    } else if !raw.cluster && raw.addresses.len() > 1 {
+        loc.at(
+            span.clone(),
+            "several storage.redis.addresses are for a cluster: set cluster = true",
+        );
+    }
+    let prefix = match &raw.prefix {
+        Some(p) if p.get_ref().is_empty() || p.get_ref().contains(['{', '}']) => {
+            loc.at(
+                p.span(),
+                "storage.redis.prefix must be non-empty and without { or }",
+            );
+            "tern".to_owned()
+        }
+        Some(p) => p.get_ref().clone(),
+        None => "tern".to_owned(),
+    };
+    let durability = match raw
+        .durability
+        .as_ref()
+        .map(|d| (d.get_ref().as_str(), d.span()))
+    {
+        None | Some(("appendfsync-always", _)) => tern_storage::RedisDurability::AppendFsyncAlways,
+        Some(("wait", span)) => {
+            if raw.cluster {
+                loc.at(
+                    span,
+                    "durability = \"wait\" is for a single server; a cluster needs \"appendfsync-always\"",
+                );
+            }
+            tern_storage::RedisDurability::Wait {
+                replicas: raw.wait_replicas.unwrap_or(1),
+                timeout: loc.duration(
+                    &raw.wait_timeout,
+                    Duration::from_secs(1),
+                    "storage.redis.wait_timeout",
+                ),
+            }
+        }
+        Some((other, span)) => {
+            loc.at(
+                span,
+                format!(
+                    "storage.redis.durability {other:?}: expected \"appendfsync-always\" or \"wait\""
+                ),
+            );
+            tern_storage::RedisDurability::AppendFsyncAlways
+        }
+    };
+    let lease_ttl = loc.duration(
+        &raw.lease_ttl,
+        Duration::from_secs(10),
+        "storage.redis.lease_ttl",
+    );
+    if lease_ttl < Duration::from_secs(1) {
+        if let Some(t) = &raw.lease_ttl {
+            loc.at(t.span(), "storage.redis.lease_ttl must be at least 1s");
+        }
+    }
+    RedisSettings {
+        addresses,
+        cluster: raw.cluster,
+        prefix,
+        username: raw.username.as_ref().map(|u| u.get_ref().clone()),
+        password: raw
+            .password
+            .as_ref()
+            .map(|p| loc.secret(p, "storage.redis.password")),
+        durability,
+        lease_ttl,
+    }
 }
 
 /// Compiles the `[[mo_route]]` rules into the accounts they name.

@@ -174,6 +174,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     }
     if old.store_path != new.store_path
         || format!("{:?}", old.store) != format!("{:?}", new.store)
+        || format!("{:?}", old.backend) != format!("{:?}", new.backend)
         || old.retention != new.retention
     {
         changes.push(setting("storage", true));

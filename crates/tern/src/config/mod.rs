@@ -8,6 +8,6 @@ pub mod diff;
 pub mod raw;
 
 pub use compile::{
-    ClientAccount, Config, ConfigError, ConfigErrors, Listener, LogSettings, Secret, UpstreamSpec,
-    DEFAULT_ADMIN,
+    Backend, ClientAccount, Config, ConfigError, ConfigErrors, Listener, LogSettings,
+    RedisSettings, Secret, UpstreamSpec, DEFAULT_ADMIN,
 };

@@ -145,6 +145,11 @@ pub struct RawListener {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawStorage {
+    /// "sled" (default: a directory of this machine) or "redis" (shared by
+    /// several nodes; needs `[storage.redis]`).
+    pub backend: Option<Spanned<String>>,
+    /// The Redis store, when `backend = "redis"`.
+    pub redis: Option<Spanned<RawRedis>>,
     /// Directory of the store.
     pub path: Option<Spanned<String>>,
     /// "durable" (default) or "fast".
@@ -159,6 +164,35 @@ pub struct RawStorage {
     /// How long a receipt or MO waits for its client before it is dropped
     /// ("7d", as OVH retries).
     pub outbox_max_age: Option<Spanned<String>>,
+}
+
+/// `[storage.redis]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `redis://host:port` of the server, or seed addresses of a cluster
+    /// (with `cluster = true`; give every primary, the persistence check
+    /// covers the addresses given).
+    pub addresses: Vec<Spanned<String>>,
+    /// A Redis Cluster (slots discovered from the addresses).
+    #[serde(default)]
+    pub cluster: bool,
+    /// Prefix of every key ("tern").
+    pub prefix: Option<Spanned<String>>,
+    /// ACL user name.
+    pub username: Option<Spanned<String>>,
+    /// Password: literal, "env:NAME" or "file:/path".
+    pub password: Option<Spanned<String>>,
+    /// "appendfsync-always" (default) or "wait".
+    pub durability: Option<Spanned<String>>,
+    /// Replicas a write must reach with `durability = "wait"`.
+    pub wait_replicas: Option<u32>,
+    /// How long a write waits for them ("1s").
+    pub wait_timeout: Option<Spanned<String>>,
+    /// How long a node's membership and its upstream session leases last
+    /// without renewal ("10s"): how soon another node takes over from a
+    /// node that died.
+    pub lease_ttl: Option<Spanned<String>>,
 }
 
 /// `[[client]]`.

@@ -82,13 +82,15 @@ impl AdminSource for Source {
     }
 
     fn queues(&self) -> Value {
-        let depths = self.node.store.queue_depths();
-        json!({
-            "ready": depths.ready,
-            "in_flight": depths.in_flight,
-            "outbox": depths.outbox,
-            "unmatched": depths.unmatched,
-        })
+        match self.node.store.queue_depths() {
+            Ok(depths) => json!({
+                "ready": depths.ready,
+                "in_flight": depths.in_flight,
+                "outbox": depths.outbox,
+                "unmatched": depths.unmatched,
+            }),
+            Err(err) => json!({ "error": err.to_string() }),
+        }
     }
 
     fn message(&self, id: &str) -> Option<Value> {
@@ -113,11 +115,14 @@ impl AdminSource for Source {
     }
 
     fn refresh(&self, metrics: &Metrics) {
-        let depths = self.node.store.queue_depths();
-        metrics.set_queue("ready", depths.ready);
-        metrics.set_queue("in_flight", depths.in_flight);
-        metrics.set_queue("outbox", depths.outbox);
-        metrics.set_queue("unmatched", depths.unmatched);
+        // A store that does not answer leaves the last figures in place;
+        // the watchdog and the failed writes say it louder.
+        if let Ok(depths) = self.node.store.queue_depths() {
+            metrics.set_queue("ready", depths.ready);
+            metrics.set_queue("in_flight", depths.in_flight);
+            metrics.set_queue("outbox", depths.outbox);
+            metrics.set_queue("unmatched", depths.unmatched);
+        }
         let clients = self.node.clients();
         metrics.set_sessions("client", "bound", clients.len());
         let routing = self.node.routing();
@@ -128,7 +133,7 @@ impl AdminSource for Source {
             upstreams.iter().map(|u| u.bound()).sum(),
         );
         metrics.set_in_flight(upstreams.iter().map(|u| u.in_flight()).sum());
-        if let Ok(size) = self.node.store.size_on_disk() {
+        if let Ok(Some(size)) = self.node.store.size_on_disk() {
             metrics.set_store_size(size);
         }
     }

@@ -33,7 +33,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
         }
         while !shutdown.is_cancelled() {
             let free = permits.available_permits().max(1);
-            let batch = match node.store.claim_ready(now_ms(), free.min(64)).await {
+            let batch = match claim(&node, free.min(64)).await {
                 Ok(batch) => batch,
                 Err(err) => {
                     warn!(%err, "claiming from the store failed");
@@ -61,6 +61,26 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
             }
         }
     }
+}
+
+/// Claims up to `limit` due messages. On a shared store, leaves those whose
+/// route's upstreams are bound only on other nodes to those nodes (a
+/// vendor allowing one bind has it on one node).
+async fn claim(node: &Node, limit: usize) -> Result<Vec<MessageRecord>, tern_storage::StoreError> {
+    let Some(cluster) = &node.cluster else {
+        return node.store.claim_ready(now_ms(), limit).await;
+    };
+    let routing = node.routing();
+    let elsewhere = cluster.bound_elsewhere.load_full();
+    node.store
+        .claim_ready_where(now_ms(), limit, move |record| {
+            client_submit(record).is_none_or(|submit| {
+                routing
+                    .router
+                    .serves_here(&record.client, &submit, |u| elsewhere.contains(u))
+            })
+        })
+        .await
 }
 
 async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::StoreError> {

@@ -18,6 +18,7 @@
 
 mod admin;
 mod auth;
+mod cluster;
 mod dispatch;
 mod intake;
 mod maintenance;
@@ -36,7 +37,7 @@ use anyhow::Context;
 use tern_session::abuse::BindGuard;
 use tern_session::smsc::{SmscConfig, SmscServer};
 use tern_sim::smsc::{SimConfig, Simulator};
-use tern_storage::SledStore;
+use tern_storage::{RedisOptions, RedisStore, RedisTopology, SledStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +48,7 @@ pub use auth::Accounts;
 pub use reload::{ReloadStatus, Reloader};
 
 use crate::admin::Metrics;
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::notify;
 
 /// How long shutdown waits for each stage: client submits to be stored,
@@ -70,20 +71,50 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         simulators.push(handle);
     }
 
-    let (store, recovery) = SledStore::open(&config.store_path, config.store.clone())
-        .with_context(|| format!("opening the store at {}", config.store_path.display()))?;
-    info!(path = %config.store_path.display(), requeued = recovery.requeued, "store open");
+    let (store, cluster) = open_store(&config).await?;
+    let gate = cluster.clone().map(|c| {
+        let gate: Arc<dyn tern_router::upstream::SlotGate> = Arc::new(cluster::LeaseGate::new(c));
+        gate
+    });
 
     let metrics = Arc::new(Metrics::new());
     let (inbound_tx, inbound) = mpsc::channel(1024);
     // Upstreams stop last, on their own token: sends in flight at shutdown
     // still get their answers.
     let upstreams_stop = CancellationToken::new();
-    let mut upstream_set = upstreams::UpstreamSet::new(inbound_tx, upstreams_stop.clone());
+    let mut upstream_set = upstreams::UpstreamSet::new(inbound_tx, upstreams_stop.clone(), gate);
     let (running, _) = upstream_set.apply(&config.upstreams)?;
     let routing = reload::routing_for(&config, running)?;
     let accounts = Accounts::new(config.clients.clone());
-    let node = node::Node::new(store, routing, accounts.clone(), metrics.clone());
+    let node = node::Node::new(
+        store,
+        routing,
+        accounts.clone(),
+        metrics.clone(),
+        cluster.clone(),
+    );
+    // Cancelled when this node can no longer be sure of its membership in
+    // a shared store: it stops as on SIGTERM, and exits with an error.
+    let fatal = CancellationToken::new();
+    let cluster_stop = CancellationToken::new();
+    let cluster_task = cluster.map(|cluster| {
+        tokio::spawn(cluster::outbox_events(
+            node.clone(),
+            cluster.clone(),
+            cluster_stop.clone(),
+        ));
+        tokio::spawn(cluster::watch_binds(
+            node.clone(),
+            cluster.clone(),
+            cluster_stop.clone(),
+        ));
+        tokio::spawn(cluster::run(
+            node.clone(),
+            cluster,
+            cluster_stop.clone(),
+            fatal.clone(),
+        ))
+    });
 
     let work_stop = CancellationToken::new();
     let sends = TaskTracker::new();
@@ -179,6 +210,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 intake.spawn(intake::serve_client(node.clone(), bound, intake.clone()));
             }
             () = shutdown.cancelled() => break,
+            () = fatal.cancelled() => {
+                shutdown.cancel();
+                break;
+            }
         }
     }
 
@@ -217,7 +252,70 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     admin_stop.cancel();
     node.store.flush().context("final flush of the store")?;
+    cluster_stop.cancel();
+    if let Some(task) = cluster_task {
+        // Leaves the membership, so other nodes need not wait for it.
+        let _ = task.await;
+    }
     drop(simulators);
+    if fatal.is_cancelled() {
+        anyhow::bail!("stopped: this node lost its membership in the shared store");
+    }
     info!("stopped");
     Ok(())
+}
+
+/// Opens the configured store; on Redis, also joins the other nodes.
+async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<cluster::Cluster>)> {
+    match &config.backend {
+        Backend::Sled => {
+            let (store, recovery) = SledStore::open(&config.store_path, config.store.clone())
+                .with_context(|| format!("opening the store at {}", config.store_path.display()))?;
+            info!(path = %config.store_path.display(), requeued = recovery.requeued, "store open");
+            Ok((Store::Sled(store), None))
+        }
+        Backend::Redis(redis) => {
+            let addresses = redis.connect_addresses();
+            let topology = if redis.cluster {
+                RedisTopology::Cluster(addresses)
+            } else {
+                RedisTopology::Single(addresses.into_iter().next().unwrap_or_default())
+            };
+            let where_ = redis.addresses.join(", ");
+            let store = RedisStore::connect(RedisOptions {
+                topology,
+                node: config.node_id,
+                prefix: redis.prefix.clone(),
+                durability: redis.durability,
+            })
+            .await
+            .with_context(|| format!("opening the Redis store at {where_}"))?;
+            // Join first: a second process with this node id is refused
+            // before it could take the running node's claimed messages.
+            let coordinator = store.coordinator();
+            coordinator
+                .join(redis.lease_ttl)
+                .await
+                .with_context(|| format!("joining as node {} on {where_}", config.node_id))?;
+            let recovery = store
+                .recover()
+                .await
+                .with_context(|| format!("recovering node {}'s messages", config.node_id))?;
+            info!(
+                redis = %where_,
+                node = config.node_id,
+                requeued = recovery.requeued,
+                "store open (Redis), node joined"
+            );
+            Ok((
+                Store::Redis(store),
+                Some(cluster::Cluster {
+                    coordinator,
+                    lease_ttl: redis.lease_ttl,
+                    node: config.node_id,
+                    bound_elsewhere: Arc::default(),
+                }),
+            ))
+        }
+    }
 }

@@ -15,10 +15,11 @@ use tern_router::engine::Router;
 use tern_router::Profile;
 use tern_session::BindType;
 use tern_session::SessionHandle;
-use tern_storage::SledStore;
+use tern_storage::Store;
 use tokio::sync::Notify;
 
 use super::auth::Accounts;
+use super::cluster::Cluster;
 use crate::admin::Metrics;
 
 /// The parts of a node a reload replaces together.
@@ -57,7 +58,7 @@ pub struct ClientSession {
 #[derive(Debug)]
 pub struct Node {
     /// The message store.
-    pub store: SledStore,
+    pub store: Store,
     routing: ArcSwap<Routing>,
     /// Client accounts (shared with the listeners' authenticator).
     pub accounts: Accounts,
@@ -77,15 +78,18 @@ pub struct Node {
     message_locks: Vec<tokio::sync::Mutex<()>>,
     /// What operators scrape.
     pub metrics: Arc<Metrics>,
+    /// The other nodes, on a shared store.
+    pub cluster: Option<Cluster>,
 }
 
 impl Node {
     /// A node over its store, first routing and accounts.
     pub fn new(
-        store: SledStore,
+        store: Store,
         routing: Routing,
         accounts: Accounts,
         metrics: Arc<Metrics>,
+        cluster: Option<Cluster>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -98,6 +102,7 @@ impl Node {
             outbox: Notify::new(),
             message_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             metrics,
+            cluster,
         })
     }
 

@@ -11,6 +11,7 @@ use tern_codec::Pdu;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::cluster::Cluster;
 use super::node::Node;
 
 /// Items taken per client and round.
@@ -109,6 +110,26 @@ struct Round {
 /// outbox only once the client has taken it.
 async fn deliver(node: &Node, client: &str) -> Round {
     let sessions = node.receivers(client);
+    if let Some(cluster) = &node.cluster {
+        // On a shared store one node delivers a client's outbox at a time
+        // (the others would send the same items); a node with no receiver
+        // of that client lets another take over at once.
+        let lease = Cluster::outbox_lease(client);
+        if sessions.is_empty() {
+            if let Err(err) = cluster.coordinator.release(&lease).await {
+                debug!(client, %err, "releasing the outbox lease failed; it expires");
+            }
+            return Round::default();
+        }
+        match cluster.coordinator.acquire(&lease, cluster.lease_ttl).await {
+            Ok(true) => {}
+            Ok(false) => return Round::default(),
+            Err(err) => {
+                debug!(client, %err, "outbox lease not taken; trying later");
+                return Round::default();
+            }
+        }
+    }
     if sessions.is_empty() {
         return Round::default();
     }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tern_router::upstream::{Upstream, UpstreamConfig, UpstreamRequest};
+use tern_router::upstream::{SlotGate, Upstream, UpstreamConfig, UpstreamRequest};
 use tern_session::backoff::BackoffConfig;
 use tern_session::esme::UpstreamTls;
 use tern_session::throttle::{AdaptiveConfig, AdaptiveRate};
@@ -64,6 +64,8 @@ pub struct UpstreamSet {
     /// Pools taken out of service by the last `apply`, drained by
     /// `drain_replaced` once the router no longer lists them.
     replaced: Vec<Replaced>,
+    /// Session slot leases, when other nodes share the upstreams.
+    gate: Option<Arc<dyn SlotGate>>,
 }
 
 /// A pool ready to start (everything that can fail is done).
@@ -75,8 +77,15 @@ struct Prepared {
 impl UpstreamSet {
     /// No pools yet; each will forward its upstream's requests to `inbound`
     /// and stop at `shutdown`.
-    pub fn new(inbound: mpsc::Sender<UpstreamRequest>, shutdown: CancellationToken) -> Self {
+    /// With a `gate`, each session slot binds only while this node holds
+    /// it (several nodes on one store).
+    pub fn new(
+        inbound: mpsc::Sender<UpstreamRequest>,
+        shutdown: CancellationToken,
+        gate: Option<Arc<dyn SlotGate>>,
+    ) -> Self {
         Self {
+            gate,
             inbound,
             shutdown,
             running: HashMap::new(),
@@ -117,6 +126,7 @@ impl UpstreamSet {
             }
         }
         for Prepared { spec, mut config } in prepared {
+            config.gate = self.gate.clone();
             let name = spec.name.clone();
             if let Some(old) = self.running.remove(&name) {
                 info!(
@@ -227,6 +237,7 @@ fn prepare(spec: &UpstreamSpec) -> anyhow::Result<Prepared> {
             breaker: Default::default(),
             profile: spec.profile.clone(),
             start_after: Vec::new(),
+            gate: None,
         },
     })
 }

@@ -11,6 +11,8 @@
 // and uses only part of it: what one file leaves unused, another needs.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::ffi::{OsStr, OsString};
 use std::future::Future;
 use std::io::Read;

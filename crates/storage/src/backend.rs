@@ -1,0 +1,327 @@
+//! The store a node runs on, chosen by its configuration: sled on one
+//! machine, or Redis shared by several nodes.
+//!
+//! [`MessageStore`](crate::MessageStore) has generic methods, so it cannot
+//! be a trait object; this enum is the run-time choice instead, with the
+//! same methods as both backends (each call is one `match`).
+//!
+//! Redis's reads (`get`, `lookup_upstream`, …) are blocking calls on a
+//! pooled connection, as the trait's reads are plain functions: on the
+//! daemon's multi-thread runtime one such read holds its worker for a
+//! loopback round trip, which is what a sled read costs too.
+
+use std::time::Duration;
+
+use crate::error::StoreError;
+use crate::id::TernId;
+use crate::mo::{HeldMo, MoGroup, MoPart};
+use crate::record::{Attempt, MessageRecord, OutboxItem, Outcome, ReceiptUpdate, UnmatchedReceipt};
+use crate::redis_store::coord::Coordinator;
+use crate::redis_store::RedisStore;
+use crate::sled_store::{Accepted, NewMessage, QueueDepths, QueuedChange, Replacement, SledStore};
+
+/// A node's store: one of the two backends.
+// One per process, behind the node's `Arc`: the variants' sizes do not
+// matter, and boxing one would only add an indirection to every call.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Store {
+    /// sled, in a directory of this machine (the default).
+    Sled(SledStore),
+    /// Redis (one server or a cluster), shared with other nodes.
+    Redis(RedisStore),
+}
+
+/// The same expression on whichever backend this is.
+macro_rules! each {
+    ($store:expr, $s:ident => $body:expr) => {
+        match $store {
+            Store::Sled($s) => $body,
+            Store::Redis($s) => $body,
+        }
+    };
+}
+
+impl Store {
+    /// Which backend, for logs and `tern status`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sled(_) => "sled",
+            Store::Redis(_) => "redis",
+        }
+    }
+
+    /// Coordination with the other nodes, on a shared (Redis) store.
+    pub fn coordinator(&self) -> Option<Coordinator> {
+        match self {
+            Store::Sled(_) => None,
+            Store::Redis(s) => Some(s.coordinator()),
+        }
+    }
+
+    /// Puts back in the ready queue the messages of nodes that left a
+    /// shared store (see [`RedisStore::requeue_orphans`]); none on sled.
+    pub async fn requeue_orphans(&self) -> Result<usize, StoreError> {
+        match self {
+            Store::Sled(_) => Ok(0),
+            Store::Redis(s) => s.requeue_orphans().await,
+        }
+    }
+
+    /// Accepts a message: durable when this returns.
+    pub async fn accept(&self, message: NewMessage, now_ms: u64) -> Result<Accepted, StoreError> {
+        each!(self, s => s.accept(message, now_ms).await)
+    }
+
+    /// The record of `id`.
+    pub fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
+        each!(self, s => s.get(id))
+    }
+
+    /// Claims due messages for sending.
+    pub async fn claim_ready(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        each!(self, s => s.claim_ready(now_ms, limit).await)
+    }
+
+    /// Claims due messages that `keep` accepts, leaving the others in the
+    /// ready queue for another node. sled has one node, which takes all.
+    pub async fn claim_ready_where<F>(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        keep: F,
+    ) -> Result<Vec<MessageRecord>, StoreError>
+    where
+        F: Fn(&MessageRecord) -> bool + Send,
+    {
+        match self {
+            Store::Sled(s) => s.claim_ready(now_ms, limit).await,
+            Store::Redis(s) => s.claim_ready_where(now_ms, limit, keep).await,
+        }
+    }
+
+    /// Records an attempt and indexes the upstream ids it was given.
+    pub async fn record_attempt(
+        &self,
+        id: TernId,
+        attempt: Attempt,
+        retry_at_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.record_attempt(id, attempt, retry_at_ms, now_ms).await)
+    }
+
+    /// Ends a message.
+    pub async fn finish(
+        &self,
+        id: TernId,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        each!(self, s => s.finish(id, outcome, now_ms).await)
+    }
+
+    /// The message an upstream id belongs to.
+    pub fn lookup_upstream(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<TernId>, StoreError> {
+        each!(self, s => s.lookup_upstream(upstream, upstream_id))
+    }
+
+    /// The same, also across hex and decimal.
+    pub fn lookup_upstream_any_base(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<TernId>, StoreError> {
+        each!(self, s => s.lookup_upstream_any_base(upstream, upstream_id))
+    }
+
+    /// Messages whose validity ended while they waited.
+    pub fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<TernId>, StoreError> {
+        each!(self, s => s.expired(now_ms, limit))
+    }
+
+    /// Queues an item for a client.
+    pub async fn outbox_push(&self, client: &str, item: &OutboxItem) -> Result<u64, StoreError> {
+        each!(self, s => s.outbox_push(client, item).await)
+    }
+
+    /// Up to `limit` items a client is owed, oldest first.
+    pub fn outbox_pending(
+        &self,
+        client: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+        each!(self, s => s.outbox_pending(client, limit))
+    }
+
+    /// Removes an item the client acknowledged.
+    pub async fn outbox_ack(&self, client: &str, seq: u64) -> Result<(), StoreError> {
+        each!(self, s => s.outbox_ack(client, seq).await)
+    }
+
+    /// Clients with something in their outbox.
+    pub fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
+        each!(self, s => s.outbox_clients())
+    }
+
+    /// Holds a receipt that matched nothing yet.
+    pub async fn hold_unmatched(&self, receipt: &UnmatchedReceipt) -> Result<(), StoreError> {
+        each!(self, s => s.hold_unmatched(receipt).await)
+    }
+
+    /// Takes the held receipt for this upstream id.
+    pub async fn take_unmatched(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        each!(self, s => s.take_unmatched(upstream, upstream_id).await)
+    }
+
+    /// The same, also across bases.
+    pub async fn take_unmatched_any_base(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+    ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        each!(self, s => s.take_unmatched_any_base(upstream, upstream_id).await)
+    }
+
+    /// The held receipt for this upstream id, left in place.
+    pub fn peek_unmatched(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+        any_base: bool,
+    ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        each!(self, s => s.peek_unmatched(upstream, upstream_id, any_base))
+    }
+
+    /// Up to `limit` held receipts, left in place.
+    pub fn held_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
+        each!(self, s => s.held_receipts(limit))
+    }
+
+    /// Removes and returns held receipts older than `grace`.
+    pub async fn expire_unmatched(
+        &self,
+        now_ms: u64,
+        grace: Duration,
+        limit: usize,
+    ) -> Result<Vec<UnmatchedReceipt>, StoreError> {
+        each!(self, s => s.expire_unmatched(now_ms, grace, limit).await)
+    }
+
+    /// Removes finished messages older than `before_ms`.
+    pub async fn purge_finished(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        each!(self, s => s.purge_finished(before_ms, limit).await)
+    }
+
+    /// Cancels a message still waiting, if `accept` agrees.
+    pub async fn cancel_queued<F>(
+        &self,
+        id: TernId,
+        accept: F,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> Result<QueuedChange, StoreError>
+    where
+        F: FnOnce(&MessageRecord) -> bool + Send,
+    {
+        each!(self, s => s.cancel_queued(id, accept, outcome, now_ms).await)
+    }
+
+    /// Cancels waiting messages that `accept` picks.
+    pub async fn cancel_queued_matching<F>(
+        &self,
+        accept: F,
+        outcome: Outcome,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError>
+    where
+        F: FnMut(&MessageRecord) -> bool + Send,
+    {
+        each!(self, s => s.cancel_queued_matching(accept, outcome, now_ms, limit).await)
+    }
+
+    /// Replaces a message still waiting.
+    pub async fn replace_queued<F>(
+        &self,
+        id: TernId,
+        change: F,
+        now_ms: u64,
+    ) -> Result<QueuedChange, StoreError>
+    where
+        F: FnOnce(&MessageRecord) -> Option<Replacement> + Send,
+    {
+        each!(self, s => s.replace_queued(id, change, now_ms).await)
+    }
+
+    /// Holds one part of a concatenated MO.
+    pub async fn mo_part_hold(
+        &self,
+        group: &MoGroup,
+        part: &MoPart,
+        deadline_ms: u64,
+    ) -> Result<HeldMo, StoreError> {
+        each!(self, s => s.mo_part_hold(group, part, deadline_ms).await)
+    }
+
+    /// Releases a held MO group into its client's outbox, once.
+    pub async fn mo_group_release<F>(&self, group: &MoGroup, build: F) -> Result<bool, StoreError>
+    where
+        F: FnOnce(&HeldMo) -> Vec<OutboxItem> + Send,
+    {
+        each!(self, s => s.mo_group_release(group, build).await)
+    }
+
+    /// Held MO groups whose wait is over.
+    pub fn mo_groups_due(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldMo>, StoreError> {
+        each!(self, s => s.mo_groups_due(now_ms, limit))
+    }
+
+    /// Stores what a receipt changed, with the client's receipt.
+    pub async fn record_receipt(
+        &self,
+        id: TernId,
+        update: ReceiptUpdate,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        each!(self, s => s.record_receipt(id, update, now_ms).await)
+    }
+
+    /// How many entries each queue holds.
+    pub fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
+        match self {
+            Store::Sled(s) => Ok(s.queue_depths()),
+            Store::Redis(s) => s.queue_depths(),
+        }
+    }
+
+    /// Octets on this machine's disk; none for Redis (the server's own
+    /// metrics tell).
+    pub fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
+        match self {
+            Store::Sled(s) => s.size_on_disk().map(Some),
+            Store::Redis(_) => Ok(None),
+        }
+    }
+
+    /// Makes every write durable (sled in `fast` mode); Redis answers each
+    /// write under its durability policy, so there is nothing to flush.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sled(s) => s.flush(),
+            Store::Redis(_) => Ok(()),
+        }
+    }
+}

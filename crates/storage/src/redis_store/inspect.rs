@@ -1,0 +1,72 @@
+//! Read-only views of held receipts, for the receipt handler's
+//! apply-then-take order and for operators (`tern status`, the admin API),
+//! the same as the sled backend's.
+
+use super::layout::{upstream_field, upstream_shard, SHARDS};
+use super::{decode, RedisStore};
+use crate::error::StoreError;
+use crate::record::UnmatchedReceipt;
+use crate::upstream_id::{candidates, normalise};
+
+impl RedisStore {
+    /// The held receipt for this upstream id, left in place (see
+    /// [`crate::SledStore::peek_unmatched`]).
+    pub fn peek_unmatched(
+        &self,
+        upstream: &str,
+        upstream_id: &str,
+        any_base: bool,
+    ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        let forms = if any_base {
+            candidates(upstream_id)
+        } else {
+            vec![normalise(upstream_id)]
+        };
+        for form in forms {
+            let key = self.layout.unmatched(upstream_shard(upstream, &form));
+            let field = upstream_field(upstream, &form);
+            let raw: Option<Vec<u8>> = self.sync.with(&self.clients, |c| {
+                redis::cmd("HGET")
+                    .arg(key.as_slice())
+                    .arg(field.as_slice())
+                    .query(c)
+            })?;
+            if let Some(raw) = raw {
+                return Ok(Some(decode("unmatched receipt", &raw)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Up to `limit` held receipts, left in place: shard by shard, oldest
+    /// first within a shard.
+    pub fn held_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
+        let mut held = Vec::new();
+        for shard in 0..SHARDS {
+            let want = limit.saturating_sub(held.len());
+            if want == 0 {
+                break;
+            }
+            let fields: Vec<Vec<u8>> = self.sync.with(&self.clients, |c| {
+                redis::cmd("ZRANGE")
+                    .arg(self.layout.unmatched_by_time(shard))
+                    .arg(0)
+                    .arg(want as i64 - 1)
+                    .query(c)
+            })?;
+            if fields.is_empty() {
+                continue;
+            }
+            let raws: Vec<Option<Vec<u8>>> = self.sync.with(&self.clients, |c| {
+                redis::cmd("HMGET")
+                    .arg(self.layout.unmatched(shard))
+                    .arg(&fields)
+                    .query(c)
+            })?;
+            for raw in raws.into_iter().flatten() {
+                held.push(decode("unmatched receipt", &raw)?);
+            }
+        }
+        Ok(held)
+    }
+}

@@ -1,0 +1,364 @@
+//! Coordination between nodes sharing one Redis store (`redis_store::coord`),
+//! on one server and on a three-primary cluster: leases, membership,
+//! requeueing a dead node's claims, outbox notifications. Each node is its
+//! own `RedisStore` on the same prefix with its own node id, as separate
+//! processes would be. TTLs are a few hundred milliseconds, and every wait
+//! has a deadline.
+
+#[macro_use]
+mod common;
+
+use common::{Backend, Redis};
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tern_storage::{
+    now_ms, NewMessage, OutboxItem, ReceiptUpdate, RedisTopology, RelayedReceipt, StoreError,
+};
+
+/// Polls `check` every 20 ms until it is true; false if `within` passed.
+async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn message(client: &str) -> NewMessage {
+    NewMessage {
+        client: client.to_owned(),
+        pdu: Bytes::from_static(b"submit"),
+        receipt_requested: true,
+        not_before_ms: now_ms(),
+        expires_ms: None,
+        dedup: None,
+    }
+}
+
+fn item(n: u8) -> OutboxItem {
+    OutboxItem {
+        pdu: Bytes::from(vec![n]),
+        message: None,
+        stored_ms: u64::from(n),
+    }
+}
+
+async fn a_lease_has_one_holder_and_renewal_keeps_it(b: &Redis) {
+    let (a, other) = (b.open(1).await.coordinator(), b.open(2).await.coordinator());
+    let ttl = Duration::from_millis(800);
+    assert!(a.acquire("router", ttl).await.expect("acquire"));
+    assert!(!other.acquire("router", ttl).await.expect("acquire"));
+    assert_eq!(a.holder("router").await.expect("holder"), Some(1));
+    // Renewing within the TTL keeps it well past the first expiry.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(a.acquire("router", ttl).await.expect("renew"));
+        assert!(!other.acquire("router", ttl).await.expect("acquire"));
+    }
+    assert_eq!(a.holder("router").await.expect("holder"), Some(1));
+    // Another lease is independent.
+    assert!(other.acquire("purger", ttl).await.expect("acquire"));
+}
+
+async fn an_expired_lease_goes_to_the_other_node(b: &Redis) {
+    let (a, other) = (b.open(1).await.coordinator(), b.open(2).await.coordinator());
+    let ttl = Duration::from_millis(300);
+    let taken = Instant::now();
+    assert!(a.acquire("router", ttl).await.expect("acquire"));
+    assert!(!other.acquire("router", ttl).await.expect("acquire"));
+    let handed_over = eventually(Duration::from_secs(3), || async {
+        other.acquire("router", ttl).await.expect("acquire")
+    })
+    .await;
+    assert!(handed_over, "the lease never expired");
+    assert!(
+        taken.elapsed() >= Duration::from_millis(250),
+        "taken over after {:?}, before the TTL",
+        taken.elapsed()
+    );
+    assert_eq!(other.holder("router").await.expect("holder"), Some(2));
+    // The old holder can neither take it back nor release it.
+    assert!(!a.acquire("router", ttl).await.expect("acquire"));
+    a.release("router").await.expect("release");
+    assert_eq!(a.holder("router").await.expect("holder"), Some(2));
+}
+
+async fn a_released_lease_is_free_at_once(b: &Redis) {
+    let (a, other) = (b.open(1).await.coordinator(), b.open(2).await.coordinator());
+    let long = Duration::from_secs(30);
+    assert!(a.acquire("router", long).await.expect("acquire"));
+    other.release("router").await.expect("release");
+    assert_eq!(a.holder("router").await.expect("holder"), Some(1));
+    a.release("router").await.expect("release");
+    assert_eq!(a.holder("router").await.expect("holder"), None);
+    assert!(other.acquire("router", long).await.expect("acquire"));
+    assert_eq!(a.holder("router").await.expect("holder"), Some(2));
+    other.release("router").await.expect("release");
+}
+
+async fn holders_reads_many_leases_at_once(b: &Redis) {
+    let (a, other) = (b.open(1).await.coordinator(), b.open(2).await.coordinator());
+    let ttl = Duration::from_secs(5);
+    assert!(a.acquire("x", ttl).await.expect("acquire"));
+    assert!(other.acquire("y", ttl).await.expect("acquire"));
+    assert_eq!(
+        a.holders(&["x", "y", "z", "x"]).await.expect("holders"),
+        vec![Some(1), Some(2), None, Some(1)]
+    );
+    assert!(a.holders(&[]).await.expect("holders").is_empty());
+    // Membership is a lease too.
+    other.join(ttl).await.expect("joins");
+    assert_eq!(
+        a.holders(&["node:1", "node:2"]).await.expect("holders"),
+        vec![None, Some(2)]
+    );
+}
+
+async fn join_refuses_a_live_duplicate_and_takes_over_after_expiry(b: &Redis) {
+    let ttl = Duration::from_millis(400);
+    let first = b.open(7).await.coordinator();
+    first.join(ttl).await.expect("joins");
+    first.join(ttl).await.expect("joining again is a renewal");
+    // The first process stays alive: it renews every 100 ms.
+    let renewing = {
+        let first = first.clone();
+        tokio::spawn(async move {
+            loop {
+                assert!(first.renew(ttl).await.expect("renews"), "lost membership");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let second = b.open(7).await.coordinator();
+    assert_ne!(first.owner(), second.owner());
+    let started = Instant::now();
+    match second.join(ttl).await {
+        Err(StoreError::NodeIdInUse(7)) => {}
+        other => panic!("a live duplicate joined: {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1_300) && waited < Duration::from_secs(3),
+        "waited {waited:?}, not TTL + 1 s"
+    );
+    // The first process dies (no more renewals): its membership expires,
+    // and the restarted one gets in within the TTL.
+    renewing.abort();
+    let _ = renewing.await;
+    let started = Instant::now();
+    second.join(ttl).await.expect("joins after the expiry");
+    assert!(started.elapsed() < Duration::from_millis(1_300));
+    assert_eq!(second.holder("node:7").await.expect("holder"), Some(7));
+    assert!(second.renew(ttl).await.expect("renews"));
+    // The old process learns it lost its membership, and cannot end the new one's.
+    assert!(!first.renew(ttl).await.expect("renew"));
+    first.leave().await.expect("leave");
+    assert_eq!(second.holder("node:7").await.expect("holder"), Some(7));
+    second.leave().await.expect("leave");
+    assert_eq!(second.holder("node:7").await.expect("holder"), None);
+    assert!(!second.renew(ttl).await.expect("renew"));
+}
+
+async fn orphans_of_a_dead_node_go_back_to_the_ready_queue(b: &Redis) {
+    let (dead, live, survivor) = (b.open(1).await, b.open(2).await, b.open(3).await);
+    let short = Duration::from_millis(300);
+    let long = Duration::from_secs(30);
+    dead.coordinator().join(short).await.expect("joins");
+    live.coordinator().join(long).await.expect("joins");
+    survivor.coordinator().join(long).await.expect("joins");
+
+    let mut orphaned = Vec::new();
+    for client in ["acme", "beta", "gamma"] {
+        orphaned.push(
+            dead.accept(message(client), now_ms())
+                .await
+                .expect("accept")
+                .id,
+        );
+    }
+    let claimed = dead.claim_ready(now_ms(), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 3);
+    let mut kept = Vec::new();
+    for client in ["acme", "delta"] {
+        kept.push(
+            live.accept(message(client), now_ms())
+                .await
+                .expect("accept")
+                .id,
+        );
+    }
+    assert_eq!(
+        live.claim_ready(now_ms(), 10).await.expect("claim").len(),
+        2
+    );
+
+    // While node 1 is a member, nothing is an orphan.
+    assert_eq!(survivor.requeue_orphans().await.expect("requeue"), 0);
+    // Node 1 dies: no renewal, its membership runs out.
+    let coordinator = survivor.coordinator();
+    let expired = eventually(Duration::from_secs(3), || async {
+        coordinator
+            .holder("node:1")
+            .await
+            .expect("holder")
+            .is_none()
+    })
+    .await;
+    assert!(expired, "node 1's membership did not expire");
+
+    assert_eq!(survivor.requeue_orphans().await.expect("requeue"), 3);
+    assert_eq!(survivor.requeue_orphans().await.expect("requeue"), 0);
+    let mut taken: Vec<_> = survivor
+        .claim_ready(now_ms(), 10)
+        .await
+        .expect("claim")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    taken.sort();
+    orphaned.sort();
+    assert_eq!(taken, orphaned);
+    // Node 2's claims stayed with node 2, and node 3's own are not orphans.
+    let depths = survivor.queue_depths().expect("depths");
+    assert_eq!((depths.ready, depths.in_flight), (0, 5));
+    assert_eq!(survivor.requeue_orphans().await.expect("requeue"), 0);
+    for id in kept {
+        live.finish(
+            id,
+            tern_storage::Outcome {
+                stat: "DELIVRD".to_owned(),
+                err: 0,
+                vendor_code: None,
+            },
+            now_ms(),
+        )
+        .await
+        .expect("node 2 still owns what it claimed");
+    }
+    assert!(survivor.verify().expect("verifies").is_consistent());
+}
+
+async fn outbox_events_tell_another_node_which_client_has_mail(b: &Redis) {
+    let (sender, listener) = (b.open(1).await, b.open(2).await);
+    let mut events = listener
+        .coordinator()
+        .outbox_events()
+        .await
+        .expect("subscribes");
+    sender.outbox_push("acme", &item(1)).await.expect("push");
+    let got = tokio::time::timeout(Duration::from_secs(3), events.recv()).await;
+    assert_eq!(got.expect("in time").as_deref(), Some("acme"));
+
+    // A receipt relayed to a client notifies too.
+    let id = sender
+        .accept(message("beta"), now_ms())
+        .await
+        .expect("accept")
+        .id;
+    let update = ReceiptUpdate {
+        received: None,
+        parts: None,
+        outcome: None,
+        relay: Some((
+            item(2),
+            RelayedReceipt {
+                outbox_seq: 0,
+                part: None,
+                stat: "DELIVRD".to_owned(),
+                err: 0,
+                queued_ms: now_ms(),
+                acked_ms: None,
+            },
+        )),
+    };
+    sender
+        .record_receipt(id, update, now_ms())
+        .await
+        .expect("receipt");
+    let got = tokio::time::timeout(Duration::from_secs(3), events.recv()).await;
+    assert_eq!(got.expect("in time").as_deref(), Some("beta"));
+    // Nothing else was announced.
+    let quiet = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
+    assert!(quiet.is_err(), "unexpected event {quiet:?}");
+}
+
+async fn outbox_events_resume_after_the_connection_drops(b: &Redis) {
+    let (sender, listener) = (b.open(1).await, b.open(2).await);
+    let mut events = listener
+        .coordinator()
+        .outbox_events()
+        .await
+        .expect("subscribes");
+    sender.outbox_push("acme", &item(1)).await.expect("push");
+    let got = tokio::time::timeout(Duration::from_secs(3), events.recv()).await;
+    assert_eq!(got.expect("in time").as_deref(), Some("acme"));
+
+    // The server drops the subscription, as on a restart or a network cut.
+    // It is found by its name (tests run in parallel on the same servers).
+    let name = format!("name={}:outbox:2", b.prefix);
+    let addresses = match &b.topology {
+        RedisTopology::Single(address) => vec![address.clone()],
+        RedisTopology::Cluster(addresses) => addresses.clone(),
+    };
+    let mut killed = 0;
+    for address in addresses {
+        let client = redis::Client::open(address).expect("address");
+        let mut conn = client.get_connection().expect("connects");
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query(&mut conn)
+            .expect("lists");
+        for line in list.lines() {
+            let mut fields = line.split(' ');
+            if !fields.clone().any(|f| f == name) {
+                continue;
+            }
+            let id = fields
+                .find_map(|f| f.strip_prefix("id="))
+                .expect("an id field");
+            killed += redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(id)
+                .query::<u64>(&mut conn)
+                .expect("kills");
+        }
+    }
+    assert_eq!(killed, 1, "the one subscription was not found");
+
+    // Pushes made while it resubscribes may go unannounced; one made after
+    // it is back is announced.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut resumed = false;
+    while !resumed && Instant::now() < deadline {
+        sender.outbox_push("beta", &item(2)).await.expect("push");
+        let got = tokio::time::timeout(Duration::from_millis(100), events.recv()).await;
+        resumed = matches!(got, Ok(Some(name)) if name == "beta");
+    }
+    assert!(resumed, "no event after the connection dropped");
+}
+
+on_every_redis!(
+    a_lease_has_one_holder_and_renewal_keeps_it,
+    an_expired_lease_goes_to_the_other_node,
+    a_released_lease_is_free_at_once,
+    holders_reads_many_leases_at_once,
+    join_refuses_a_live_duplicate_and_takes_over_after_expiry,
+    orphans_of_a_dead_node_go_back_to_the_ready_queue,
+    outbox_events_tell_another_node_which_client_has_mail,
+    outbox_events_resume_after_the_connection_drops,
+);

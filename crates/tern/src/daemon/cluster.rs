@@ -1,0 +1,282 @@
+//! A node among several on one Redis store: its membership, taking over the
+//! messages of nodes that died, and hearing that a client's outbox grew on
+//! another node.
+//!
+//! Membership is a lease renewed every third of its time. A node that
+//! cannot renew it for half of its time stops (exit status 1, systemd
+//! restarts it): past that point other nodes may already treat its claimed
+//! messages as orphans and send them, and a node that went on would send
+//! them too. Sending twice is allowed by the contract (at least once);
+//! losing is not, and nothing here drops a message: orphans go back to the
+//! shared ready queue.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tern_router::upstream::{GateFuture, SlotGate};
+use tern_storage::redis_store::coord::Coordinator;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::node::Node;
+
+/// What a node on a shared store needs to work with the others.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// Leases, membership and notifications on the shared store.
+    pub coordinator: Coordinator,
+    /// How long a lease lasts without renewal.
+    pub lease_ttl: Duration,
+    /// This node's id.
+    pub node: u16,
+    /// Upstreams with a session slot held by another node (see
+    /// [`watch_binds`]).
+    pub bound_elsewhere: Arc<ArcSwap<HashSet<String>>>,
+}
+
+impl Cluster {
+    /// The lease naming who delivers `client`'s outbox: one node at a time,
+    /// so a client bound to several nodes gets each item once.
+    pub fn outbox_lease(client: &str) -> String {
+        format!("outbox:{client}")
+    }
+}
+
+/// Keeps this node's membership and takes over orphans until `shutdown`;
+/// cancels `fatal` when the membership is lost.
+pub async fn run(
+    node: Arc<Node>,
+    cluster: Cluster,
+    shutdown: CancellationToken,
+    fatal: CancellationToken,
+) {
+    let every = cluster.lease_ttl / 3;
+    let mut last_renewed = Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.cancelled() => break,
+        }
+        match cluster.coordinator.renew(cluster.lease_ttl).await {
+            Ok(true) => last_renewed = Instant::now(),
+            Ok(false) => {
+                error!("this node's membership lease was taken over; stopping");
+                fatal.cancel();
+                return;
+            }
+            Err(err) => {
+                warn!(%err, "renewing this node's membership failed");
+                if last_renewed.elapsed() > cluster.lease_ttl / 2 {
+                    error!(
+                        "membership not renewed for half of its lease time; stopping before \
+                         other nodes take over its messages"
+                    );
+                    fatal.cancel();
+                    return;
+                }
+            }
+        }
+        match node.store.requeue_orphans().await {
+            Ok(0) => {}
+            Ok(n) => {
+                info!(
+                    messages = n,
+                    "took over messages claimed by a node that left"
+                );
+                node.metrics.orphans_requeued(n);
+                node.dispatch.notify_one();
+            }
+            Err(err) => warn!(%err, "looking for orphaned messages failed"),
+        }
+    }
+    if let Err(err) = cluster.coordinator.leave().await {
+        warn!(%err, "leaving the cluster failed; the membership expires by itself");
+    }
+}
+
+/// How often the slot holders of other nodes are read: a message for an
+/// upstream bound only elsewhere is left to that node, so this view must
+/// follow slots that move.
+const BINDS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Keeps [`Cluster::bound_elsewhere`] current until `shutdown`.
+pub async fn watch_binds(node: Arc<Node>, cluster: Cluster, shutdown: CancellationToken) {
+    loop {
+        let routing = node.routing();
+        let mut names = Vec::new();
+        let mut owners = Vec::new();
+        for upstream in routing.router.upstreams() {
+            for slot in 0..upstream.pool_size() {
+                names.push(LeaseGate::lease(upstream.name(), slot));
+                owners.push(upstream.name().to_owned());
+            }
+        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        match cluster.coordinator.holders(&names).await {
+            Ok(holders) => {
+                let elsewhere: HashSet<String> = owners
+                    .into_iter()
+                    .zip(holders)
+                    .filter(|(_, holder)| holder.is_some_and(|h| h != cluster.node))
+                    .map(|(name, _)| name)
+                    .collect();
+                cluster.bound_elsewhere.store(Arc::new(elsewhere));
+            }
+            Err(err) => warn!(%err, "reading session slot holders failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(BINDS_INTERVAL) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Wakes the outbox when another node put something in the outbox of a
+/// client bound here, until `shutdown`. Without it the outbox still polls
+/// every second; this makes relays across nodes as prompt as on one.
+pub async fn outbox_events(node: Arc<Node>, cluster: Cluster, shutdown: CancellationToken) {
+    let mut events = loop {
+        match cluster.coordinator.outbox_events().await {
+            Ok(events) => break events,
+            Err(err) => {
+                warn!(%err, "subscribing to outbox events failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(client) => {
+                    if !node.receivers(&client).is_empty() {
+                        node.outbox.notify_one();
+                    }
+                }
+                None => return,
+            },
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Upstream session slots as leases on the shared store: slot k of an
+/// upstream is bound by one node at a time, so the nodes together never
+/// hold more binds than the vendor allows (the pool's size, capped by the
+/// profile). The lease is named after the upstream's configured name, which
+/// every node must give the same account.
+#[derive(Debug)]
+pub struct LeaseGate {
+    cluster: Cluster,
+    /// Renewal of each slot held here, stopped by `release`.
+    renewals: Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl LeaseGate {
+    /// Slots as leases of `cluster`.
+    pub fn new(cluster: Cluster) -> Self {
+        Self {
+            cluster,
+            renewals: Mutex::default(),
+        }
+    }
+
+    fn lease(upstream: &str, slot: usize) -> String {
+        format!("upstream:{upstream}:{slot}")
+    }
+}
+
+impl SlotGate for LeaseGate {
+    fn hold(
+        &self,
+        upstream: &str,
+        slot: usize,
+        stop: CancellationToken,
+    ) -> GateFuture<Option<CancellationToken>> {
+        let lease = Self::lease(upstream, slot);
+        let cluster = self.cluster.clone();
+        let ttl = cluster.lease_ttl;
+        let renewal = CancellationToken::new();
+        self.renewals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(lease.clone(), renewal.clone());
+        Box::pin(async move {
+            // Try often enough that a slot freed by a node leaving is
+            // taken well within the lease time.
+            let retry = (ttl / 4).min(Duration::from_millis(500));
+            loop {
+                match cluster.coordinator.acquire(&lease, ttl).await {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(err) => warn!(%lease, %err, "taking a session slot lease failed"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(retry) => {}
+                    () = stop.cancelled() => return None,
+                }
+            }
+            let lost = CancellationToken::new();
+            tokio::spawn(keep(cluster, lease, renewal, lost.clone()));
+            Some(lost)
+        })
+    }
+
+    fn release(&self, upstream: &str, slot: usize) -> GateFuture<()> {
+        let lease = Self::lease(upstream, slot);
+        if let Some(renewal) = self
+            .renewals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&lease)
+        {
+            renewal.cancel();
+        }
+        let cluster = self.cluster.clone();
+        Box::pin(async move {
+            if let Err(err) = cluster.coordinator.release(&lease).await {
+                warn!(%lease, %err, "releasing a session slot lease failed; it expires");
+            }
+        })
+    }
+}
+
+/// Renews a held slot lease every third of its time until `renewal` is
+/// cancelled; cancels `lost` when it was taken over, or could not be
+/// renewed for half of its time (the session then unbinds while the lease
+/// is still ours, so two binds never overlap).
+async fn keep(
+    cluster: Cluster,
+    lease: String,
+    renewal: CancellationToken,
+    lost: CancellationToken,
+) {
+    let ttl = cluster.lease_ttl;
+    let mut renewed = Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(ttl / 3) => {}
+            () = renewal.cancelled() => return,
+        }
+        match cluster.coordinator.acquire(&lease, ttl).await {
+            Ok(true) => renewed = Instant::now(),
+            Ok(false) => {
+                warn!(%lease, "session slot lease taken by another node");
+                lost.cancel();
+                return;
+            }
+            Err(err) => {
+                warn!(%lease, %err, "renewing a session slot lease failed");
+                if renewed.elapsed() > ttl / 2 {
+                    lost.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Several Tern nodes as one broker on one Redis server: the real binary,
+//! three times, each with its own listener and admin port, all on one
+//! Redis store, all sending to one simulator account that allows a single
+//! bind (as Mensatek does).
+//!
+//! What must hold: the nodes together never bind that account twice (the
+//! session slot is a lease); a client's receipts reach it on whichever node
+//! it is bound to, whichever node the upstream sent them to, and each
+//! once when it is bound to several nodes; a node killed with SIGKILL while
+//! traffic flows loses nothing acknowledged (its claimed messages and its
+//! slot move to the others).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::redis::Redis;
+use common::{client, free_port, submit_sm, Admin, Daemon, Launch, TempDir};
+use tern_codec::{Body, CommandStatus, RegisteredDelivery};
+use tern_session::esme::UpstreamSession;
+use tern_session::BindType;
+use tern_sim::smsc::{Account, SimConfig, SimHandle, Simulator};
+
+/// The simulator account every node binds with; one bind at a time.
+const ACCOUNT: &str = "tern";
+
+/// Lease time of the nodes: short, so a killed node's slot and messages
+/// move within the test's time.
+const LEASE: &str = "2s";
+
+/// One node: its process and ports.
+struct Node {
+    daemon: Daemon,
+    port: u16,
+    admin: Admin,
+}
+
+fn config(id: u16, port: u16, admin: u16, redis: &Redis, prefix: &str, sim: u16) -> String {
+    format!(
+        r#"
+[node]
+id = {id}
+[[listener]]
+address = "127.0.0.1:{port}"
+[admin]
+address = "127.0.0.1:{admin}"
+[storage]
+backend = "redis"
+[storage.redis]
+addresses = ["{redis}"]
+prefix = "{prefix}"
+lease_ttl = "{LEASE}"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+[[upstream]]
+name = "sim"
+host = "127.0.0.1"
+port = {sim}
+system_id = "{ACCOUNT}"
+password = "pw"
+sessions = 1
+[[route]]
+name = "all"
+upstreams = ["sim"]
+"#,
+        redis = redis.address(),
+    )
+}
+
+async fn simulator() -> Arc<SimHandle> {
+    let sim = Simulator::start(SimConfig {
+        accounts: vec![Account {
+            system_id: ACCOUNT.to_owned(),
+            password: "pw".to_owned(),
+            max_binds: Some(1),
+        }],
+        redelivery_delay: Duration::from_millis(200),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    sim.start_recording();
+    Arc::new(sim)
+}
+
+fn start_nodes(label: &str, redis: &Redis, sim: &SimHandle, count: u16) -> Vec<Node> {
+    (1..=count)
+        .map(|id| {
+            let (port, admin) = (free_port(), free_port());
+            let text = config(id, port, admin, redis, label, sim.addr().port());
+            let daemon = Launch::new().start(TempDir::new(&format!("{label}-{id}")), &text);
+            Node {
+                daemon,
+                port,
+                admin: Admin::at(admin),
+            }
+        })
+        .collect()
+}
+
+/// Bound sessions of upstream "sim" on `node`, from its admin API.
+async fn bound(node: &Node) -> u64 {
+    node.admin.get("/api/upstreams").await[0]["bound"]
+        .as_u64()
+        .expect("bound")
+}
+
+/// Waits until exactly one of `nodes` has bound the simulator; its index.
+async fn holder(nodes: &[&Node]) -> usize {
+    common::wait_for(
+        "one node bound to the simulator",
+        Duration::from_secs(20),
+        || async {
+            let mut found = Vec::new();
+            for (i, node) in nodes.iter().enumerate() {
+                if bound(node).await > 0 {
+                    found.push(i);
+                }
+            }
+            (found.len() == 1).then(|| found[0])
+        },
+    )
+    .await
+}
+
+/// Samples the simulator's sessions of the account until `stop`: the most
+/// seen bound at once.
+fn watch_binds(sim: &Arc<SimHandle>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<usize> {
+    let sim = sim.clone();
+    tokio::spawn(async move {
+        let mut most = 0;
+        while !stop.load(Ordering::Relaxed) {
+            most = most.max(sim.sessions(ACCOUNT).len());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        most
+    })
+}
+
+/// Takes receipts from `session` until `stop`, counting each receipted id.
+fn collect(
+    mut session: UpstreamSession,
+    seen: Arc<std::sync::Mutex<HashMap<String, usize>>>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(sm) =
+                common::next_deliver_sm(&mut session, Duration::from_millis(100)).await
+            {
+                let id = common::receipted_id(&sm);
+                *seen
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(id)
+                    .or_default() += 1;
+            }
+        }
+    })
+}
+
+fn receipt() -> RegisteredDelivery {
+    RegisteredDelivery::ALWAYS
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_reach_a_client_on_any_node_once_and_one_bind_serves_all_nodes() {
+    let redis = Redis::start("relay");
+    let sim = simulator().await;
+    let nodes = start_nodes("cluster-relay", &redis, &sim, 3);
+    let all: Vec<&Node> = nodes.iter().collect();
+    let h = holder(&all).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let binds = watch_binds(&sim, stop.clone());
+
+    // The client submits on a node that does not hold the bind, and takes
+    // receipts on all three at once.
+    let submitter = &nodes[(h + 1) % 3];
+    let tx = client(submitter.port, "acme", "pw")
+        .bind_type(BindType::Transmitter)
+        .bind()
+        .await;
+    let seen = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let mut receivers = Vec::new();
+    for node in &nodes {
+        let rx = client(node.port, "acme", "pw")
+            .bind_type(BindType::Receiver)
+            .bind()
+            .await;
+        receivers.push(collect(rx, seen.clone(), stop.clone()));
+    }
+    let mut ids = HashSet::new();
+    for n in 0..60 {
+        let sm = submit_sm("+34600000001", format!("relay {n}"), receipt());
+        ids.insert(common::submit_id(&tx.handle, sm).await);
+    }
+    common::wait_until(
+        "a receipt for every message",
+        Duration::from_secs(30),
+        || {
+            let seen = seen.clone();
+            let ids = ids.clone();
+            async move {
+                let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                ids.iter().all(|id| seen.contains_key(id))
+            }
+        },
+    )
+    .await;
+    // A moment more, for any second copy to show up.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    {
+        let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            twice.is_empty(),
+            "a client bound to three nodes gets each receipt once: {twice:?}"
+        );
+        assert!(seen.keys().all(|id| ids.contains(id)), "only its own ids");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in receivers {
+        let _ = r.await;
+    }
+    let most = binds.await.expect("watcher");
+    assert_eq!(most, 1, "the account allows one bind; the nodes held one");
+    assert_eq!(sim.stats().binds_refused, 0, "no node tried a second bind");
+    for (i, node) in nodes.iter().enumerate() {
+        let expected = u64::from(i == h);
+        assert_eq!(
+            bound(node).await,
+            expected,
+            "node {i}: only the holder is bound"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_reaches_a_client_bound_only_to_a_node_without_the_upstream() {
+    let redis = Redis::start("away");
+    let sim = simulator().await;
+    let nodes = start_nodes("cluster-away", &redis, &sim, 2);
+    let all: Vec<&Node> = nodes.iter().collect();
+    let h = holder(&all).await;
+    // Client bound (TRX) only to the node that does not hold the upstream:
+    // every receipt comes in on the other node.
+    let other = &nodes[1 - h];
+    let mut trx = client(other.port, "acme", "pw").bind().await;
+    let mut ids = HashSet::new();
+    for n in 0..20 {
+        let sm = submit_sm("+34600000002", format!("away {n}"), receipt());
+        ids.insert(common::submit_id(&trx.handle, sm).await);
+    }
+    let mut got = HashSet::new();
+    while got.len() < ids.len() {
+        let id = common::next_receipt(&mut trx, Duration::from_secs(20)).await;
+        assert!(ids.contains(&id), "a receipt for one of its messages: {id}");
+        got.insert(id);
+    }
+    let submits = sim
+        .recorded()
+        .iter()
+        .filter(|r| matches!(r, tern_sim::smsc::Recorded::Submit { .. }))
+        .count();
+    assert_eq!(submits, 20, "each message went upstream once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_traffic_loses_nothing_and_its_slot_moves() {
+    let redis = Redis::start("kill");
+    let sim = simulator().await;
+    let mut nodes = start_nodes("cluster-kill", &redis, &sim, 3);
+    let all: Vec<&Node> = nodes.iter().collect();
+    let h = holder(&all).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let binds = watch_binds(&sim, stop.clone());
+    let survivors: Vec<usize> = (0..3).filter(|i| *i != h).collect();
+
+    // Submits and receipts on the two nodes that survive; the holder of
+    // the upstream bind is killed while they flow.
+    let seen = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let mut receivers = Vec::new();
+    let mut senders = Vec::new();
+    for &i in &survivors {
+        let rx = client(nodes[i].port, "acme", "pw")
+            .bind_type(BindType::Receiver)
+            .bind()
+            .await;
+        receivers.push(collect(rx, seen.clone(), stop.clone()));
+        senders.push(
+            client(nodes[i].port, "acme", "pw")
+                .bind_type(BindType::Transmitter)
+                .bind()
+                .await,
+        );
+    }
+    let acked = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let submitted = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (k, tx) in senders.into_iter().enumerate() {
+        let acked = acked.clone();
+        let submitted = submitted.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..150 {
+                let sm = submit_sm("+34600000003", format!("kill {k}-{n}"), receipt());
+                let resp = tx
+                    .handle
+                    .request(Body::SubmitSm(sm))
+                    .await
+                    .expect("answered");
+                if resp.command_status == CommandStatus::Ok {
+                    acked
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(common::message_id(&resp));
+                }
+                submitted.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    common::wait_until("traffic under way", Duration::from_secs(20), || {
+        let submitted = submitted.clone();
+        async move { submitted.load(Ordering::Relaxed) >= 100 }
+    })
+    .await;
+    nodes[h].daemon.signal("KILL");
+    let _ = nodes[h].daemon.wait(Duration::from_secs(10));
+    for t in tasks {
+        t.await.expect("sender");
+    }
+    let acked: HashSet<String> = acked.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(
+        acked.len(),
+        300,
+        "the surviving nodes accepted every submit"
+    );
+
+    // The slot moves to a survivor within the lease time.
+    let left: Vec<&Node> = survivors.iter().map(|&i| &nodes[i]).collect();
+    holder(&left).await;
+    common::wait_until(
+        "a receipt for every acknowledged message",
+        Duration::from_secs(60),
+        || {
+            let seen = seen.clone();
+            let acked = acked.clone();
+            async move {
+                let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                acked.iter().all(|id| seen.contains_key(id))
+            }
+        },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for r in receivers {
+        let _ = r.await;
+    }
+    let most = binds.await.expect("watcher");
+    assert_eq!(most, 1, "never two binds, the kill included");
+    assert_eq!(sim.stats().binds_refused, 0, "no node tried a second bind");
+    let dups: usize = seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .map(|n| n - 1)
+        .sum();
+    eprintln!("killed node {h}: 300 acknowledged, all receipted, {dups} receipts twice");
+}
