@@ -109,6 +109,8 @@ pub struct Upstream {
     /// Each slot's stop token and its session while bound, so one slot can
     /// be retired on its own (see [`Upstream::retire_slot`]).
     slots: Vec<Slot>,
+    /// Slots this node holds, when a [`SlotGate`] grants them.
+    held: Arc<AtomicUsize>,
 }
 
 /// One session slot of a pool: its reconnecting client's stop token, the
@@ -142,6 +144,7 @@ impl Upstream {
             sessions: Mutex::new(Vec::new()),
             next: AtomicUsize::new(0),
             pool_size,
+            held: Arc::new(AtomicUsize::new(0)),
             slots: (0..pool_size)
                 .map(|_| Slot {
                     stop: shutdown.child_token(),
@@ -166,6 +169,7 @@ impl Upstream {
             let ended = upstream.slots[slot].ended.clone();
             let start_after = config.start_after.get(slot).cloned();
             let gate = config.gate.clone();
+            let held = upstream.held.clone();
             tokio::spawn(async move {
                 if let Some(after) = start_after {
                     tokio::select! {
@@ -178,7 +182,14 @@ impl Upstream {
                 }
                 let outcome = match gate {
                     None => client.run(tx, stop).await,
-                    Some(gate) => run_gated(client, tx, &name, slot, gate.as_ref(), stop).await,
+                    Some(gate) => {
+                        let held = Held {
+                            slots: held,
+                            pool_size,
+                            pacer: client.pacer.clone(),
+                        };
+                        run_gated(client, tx, &name, slot, gate.as_ref(), &held, stop).await
+                    }
                 };
                 if let Err(err) = outcome {
                     warn!(upstream = %name, %err, "upstream client cannot run");
@@ -244,6 +255,11 @@ impl Upstream {
     /// Sessions the pool keeps (the profile may cap what was asked).
     pub fn pool_size(&self) -> usize {
         self.pool_size
+    }
+
+    /// Session slots this node holds from its [`SlotGate`] (0 without one).
+    pub fn held_slots(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Bound sessions now.
@@ -314,6 +330,34 @@ impl Upstream {
     }
 }
 
+/// The slots of one pool this node holds, and the pacer that follows them:
+/// holding k of n slots, the node sends at k/n of the account's rate, so
+/// the nodes together keep the vendor's rate for the account.
+struct Held {
+    slots: Arc<AtomicUsize>,
+    pool_size: usize,
+    pacer: Option<Arc<AdaptiveRate>>,
+}
+
+impl Held {
+    fn took(&self) {
+        let now = self.slots.fetch_add(1, Ordering::Relaxed) + 1;
+        self.pace(now);
+    }
+
+    fn let_go(&self) {
+        let now = self.slots.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        self.pace(now);
+    }
+
+    fn pace(&self, held: usize) {
+        // With no slot held the pacer is unused; it keeps its last share.
+        if let (Some(pacer), true) = (&self.pacer, held > 0) {
+            pacer.set_share(held as f64 / self.pool_size.max(1) as f64);
+        }
+    }
+}
+
 /// Runs a slot's client only while `gate` grants the slot: waits for the
 /// hold, binds, unbinds at once when the hold is lost, releases it once
 /// unbound, and waits for it again, until `stop`.
@@ -323,12 +367,14 @@ async fn run_gated(
     name: &str,
     slot: usize,
     gate: &dyn SlotGate,
+    held: &Held,
     stop: CancellationToken,
 ) -> Result<(), BackoffError> {
     loop {
         let Some(lost) = gate.hold(name, slot, stop.clone()).await else {
             return Ok(());
         };
+        held.took();
         info!(upstream = %name, slot, "session slot held; binding");
         let session_stop = stop.child_token();
         let run = client.clone().run(sessions.clone(), session_stop.clone());
@@ -341,6 +387,7 @@ async fn run_gated(
                 run.await
             }
         };
+        held.let_go();
         gate.release(name, slot).await;
         if stop.is_cancelled() || outcome.is_err() {
             return outcome;

@@ -228,6 +228,10 @@ struct AdaptiveState {
     last_slot: Option<Instant>,
     /// When the rate was last decreased, for the hold-off.
     last_decrease: Option<Instant>,
+    /// The part of the account's rate this process may use, in (0, 1]:
+    /// less than 1 when other Tern nodes hold some of the account's
+    /// sessions (see [`AdaptiveRate::set_share`]).
+    share: f64,
 }
 
 /// Paces an upstream (ESME-role) session at a rate that halves when the
@@ -255,6 +259,7 @@ impl AdaptiveRate {
                 rate: config.max_per_second,
                 last_slot: None,
                 last_decrease: None,
+                share: 1.0,
             }),
             config,
         })
@@ -270,7 +275,7 @@ impl AdaptiveRate {
             let slot = match state.last_slot {
                 None => now,
                 Some(last) => last
-                    .checked_add(interval(state.rate))
+                    .checked_add(interval(state.rate * state.share))
                     .map_or(now, |next| next.max(now)),
             };
             state.last_slot = Some(slot);
@@ -307,6 +312,20 @@ impl AdaptiveRate {
         let mut state = self.lock();
         state.rate =
             (state.rate + self.config.increase_per_success).min(self.config.max_per_second);
+    }
+
+    /// Uses only `share` of the rate from the next message on: several
+    /// nodes sending for one vendor account each pace at their part (the
+    /// account's sessions they hold over the sessions it has), so together
+    /// they keep the account's rate. Clamped to [0.001, 1].
+    pub fn set_share(&self, share: f64) {
+        let share = if share.is_finite() { share } else { 1.0 };
+        self.lock().share = share.clamp(0.001, 1.0);
+    }
+
+    /// The part of the rate in use (see [`AdaptiveRate::set_share`]).
+    pub fn share(&self) -> f64 {
+        self.lock().share
     }
 
     /// The current rate in messages per second, for logs and metrics.
@@ -405,6 +424,26 @@ mod tests {
         }
         // 20 messages at 10/s, the first one free.
         assert_eq!(start.elapsed(), ms(1_900));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_share_of_the_rate_spaces_messages_by_the_share() {
+        let pacer = AdaptiveRate::new(AdaptiveConfig::new(10.0)).expect("valid");
+        let start = Instant::now();
+        for _ in 0..11 {
+            pacer.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(1), "10/s whole");
+        pacer.set_share(0.5);
+        let start = Instant::now();
+        for _ in 0..10 {
+            pacer.acquire().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(2), "5/s with half");
+        pacer.set_share(0.0);
+        assert_eq!(pacer.share(), 0.001, "never a stall forever");
+        pacer.set_share(f64::NAN);
+        assert_eq!(pacer.share(), 1.0);
     }
 
     #[tokio::test(start_paused = true)]
