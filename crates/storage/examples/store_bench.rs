@@ -37,6 +37,12 @@
 //!   applies everything queued as one `apply_batch`, flushes once and
 //!   answers them all.
 //!
+//! And `sled-ceiling`: what sled alone can take on this machine, the upper
+//! bound of any store on it. One thread, no tokio, no flush at all: the
+//! same two keys per message, applied in batches of 1 000 messages (sled's
+//! cheapest way in). A store that must also encode records, answer
+//! writers and make writes durable cannot go faster than this.
+//!
 //! `--fdatasync` (sled modes only) makes the committer also `fdatasync`
 //! sled's log file after each flush: sled 0.34's flush only issues
 //! `sync_file_range`, which neither flushes the disk's write cache nor
@@ -72,6 +78,7 @@ enum Mode {
     Fsync,
     SledPerWrite,
     SledMerged,
+    SledCeiling,
 }
 
 #[derive(Debug)]
@@ -88,7 +95,7 @@ struct Args {
 }
 
 const USAGE: &str = "usage: store_bench [--writers N] [--messages N] \
-[--mode durable|fast|fsync|sled-per-write|sled-merged] [--interval-ms MS] [--deadline-secs S] [--threads N] [--dir PATH] [--fdatasync] \
+[--mode durable|fast|fsync|sled-per-write|sled-merged|sled-ceiling] [--interval-ms MS] [--deadline-secs S] [--threads N] [--dir PATH] [--fdatasync] \
 [--backend sled|redis] [--redis redis://HOST:PORT]";
 
 fn parse_args() -> Result<Args, String> {
@@ -127,6 +134,7 @@ fn parse_args() -> Result<Args, String> {
                     "fsync" => Mode::Fsync,
                     "sled-per-write" => Mode::SledPerWrite,
                     "sled-merged" => Mode::SledMerged,
+                    "sled-ceiling" => Mode::SledCeiling,
                     other => return Err(format!("--mode: see --help, not {other}")),
                 }
             }
@@ -255,6 +263,7 @@ fn main() -> ExitCode {
     };
     let result = match args.mode {
         Mode::Fsync => fsync_bench(&args, &dir.0),
+        Mode::SledCeiling => sled_ceiling(&args, &dir.0),
         _ => store_bench(&args, &dir.0),
     };
     match result {
@@ -264,6 +273,52 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--messages` messages of two keys each straight into sled, 1 000 per
+/// `apply_batch`, one thread, never flushed until the end (the flush is
+/// timed apart): sled's own ceiling on this machine.
+fn sled_ceiling(args: &Args, dir: &Path) -> Result<(), String> {
+    const BATCH: u64 = 1_000;
+    let db = sled::Config::new()
+        .path(dir.join("ceiling"))
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| format!("opening sled: {e}"))?;
+    let record = vec![0x42u8; 170];
+    let load_before = loadavg();
+    let (user0, system0) = cpu_seconds();
+    let deadline = Instant::now() + args.deadline;
+    let start = Instant::now();
+    let mut n: u64 = 0;
+    while n < args.messages && Instant::now() < deadline {
+        let mut batch = sled::Batch::default();
+        for _ in 0..BATCH.min(args.messages - n) {
+            let mut key = vec![b'm'];
+            key.extend_from_slice(&n.to_be_bytes());
+            batch.insert(key, record.as_slice());
+            let mut ready = vec![b'r'];
+            ready.extend_from_slice(&now_ms().to_be_bytes());
+            ready.extend_from_slice(&n.to_be_bytes());
+            batch.insert(ready, &[][..]);
+            n += 1;
+        }
+        db.apply_batch(batch)
+            .map_err(|e| format!("apply_batch: {e}"))?;
+    }
+    let applied = start.elapsed().as_secs_f64();
+    let flush_start = Instant::now();
+    db.flush().map_err(|e| format!("flush: {e}"))?;
+    let flush = flush_start.elapsed().as_secs_f64();
+    let (user1, system1) = cpu_seconds();
+    println!(
+        "mode=sled-ceiling messages={n} seconds={applied:.3} msgs_per_s={:.0} final_flush_s={flush:.3} \
+         cpu_us_per_msg={:.1} load_before=[{load_before}] load_after=[{}]",
+        n as f64 / applied,
+        (user1 - user0 + system1 - system0) * 1e6 / n.max(1) as f64,
+        loadavg(),
+    );
+    Ok(())
 }
 
 /// `--messages` rounds of writing 4 KiB and `fdatasync`: appending to a
