@@ -168,3 +168,254 @@ fn an_unknown_key_is_an_error_not_ignored() {
         "{err}"
     );
 }
+
+// ------------------------------------------------------------ Redis store
+
+/// The Redis password of the valid Redis files, from the environment: a
+/// string distinctive enough that finding it anywhere in the output means
+/// it was shown.
+const REDIS_PASSWORD: &str = "redis-pw-Qz7!unshown";
+
+/// `tern check-config FILE` with [`REDIS_PASSWORD`] in the environment.
+fn check_redis(path: &std::path::Path) -> (i32, String, String) {
+    common::check_config(path, &[("TERN_TEST_REDIS_PASSWORD", REDIS_PASSWORD)])
+}
+
+/// Writes `text` as `label.toml` in a scratch dir and checks it, expecting
+/// a refusal: (the file's name as errors show it, stderr).
+fn refused(label: &str, text: &str) -> (String, String) {
+    let dir = TempDir::new(label);
+    let path = dir.write(&format!("{label}.toml"), text);
+    let (code, out, err) = check_redis(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    (path.display().to_string(), err)
+}
+
+#[test]
+fn a_redis_server_is_explained_without_its_password() {
+    let dir = TempDir::new("config-redis-server");
+    let path = dir.write(
+        "tern.toml",
+        r#"[storage]
+backend = "redis"
+retention = "3d"
+
+[storage.redis]
+addresses = ["redis://10.0.0.5:6379"]
+prefix = "tern-eu"
+username = "tern"
+password = "env:TERN_TEST_REDIS_PASSWORD"
+durability = "wait"
+wait_replicas = 2
+wait_timeout = "500ms"
+lease_ttl = "15s"
+"#,
+    );
+    let (code, out, err) = check_redis(&path);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "store Redis server redis://10.0.0.5:6379 (prefix \"tern-eu\", \
+             Wait { replicas: 2, timeout: 500ms }, password set), leases 15s, \
+             finished messages kept 3days\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        !out.contains(REDIS_PASSWORD) && !err.contains(REDIS_PASSWORD),
+        "password shown:\n{out}{err}"
+    );
+    // Nor in its encoded form, as the connection addresses carry it.
+    assert!(!out.contains("redis-pw-Qz7%21unshown"), "{out}");
+}
+
+#[test]
+fn a_redis_cluster_is_explained_with_every_address() {
+    let dir = TempDir::new("config-redis-cluster");
+    let path = dir.write(
+        "tern.toml",
+        r#"[storage]
+backend = "redis"
+
+[storage.redis]
+addresses = ["redis://10.0.0.5:7000", "rediss://10.0.0.6:7000"]
+cluster = true
+"#,
+    );
+    let (code, out, err) = check_redis(&path);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "store Redis cluster redis://10.0.0.5:7000, rediss://10.0.0.6:7000 \
+             (prefix \"tern\", AppendFsyncAlways, no password), leases 10s, \
+             finished messages kept 7days\n"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_redis_cluster_with_a_password_from_the_environment_never_shows_it() {
+    let dir = TempDir::new("config-redis-cluster-password");
+    let path = dir.write(
+        "tern.toml",
+        r#"[storage]
+backend = "redis"
+
+[storage.redis]
+addresses = ["redis://10.0.0.5:7000", "redis://10.0.0.6:7000"]
+cluster = true
+password = "env:TERN_TEST_REDIS_PASSWORD"
+"#,
+    );
+    let (code, out, err) = check_redis(&path);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("store Redis cluster redis://10.0.0.5:7000, redis://10.0.0.6:7000 ("),
+        "{out}"
+    );
+    assert!(out.contains("AppendFsyncAlways, password set)"), "{out}");
+    assert!(
+        !out.contains(REDIS_PASSWORD) && !err.contains(REDIS_PASSWORD),
+        "password shown:\n{out}{err}"
+    );
+}
+
+#[test]
+fn the_redis_backend_without_its_table_is_refused_at_the_backend() {
+    let (file, err) = refused("config-redis-no-table", "[storage]\nbackend = \"redis\"\n");
+    let expected =
+        format!("{file}:2:11: storage.backend = \"redis\" needs [storage.redis] with addresses");
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    assert!(err.contains("1 error(s); nothing applied"), "{err}");
+}
+
+#[test]
+fn a_redis_table_without_the_redis_backend_is_refused_at_the_table() {
+    let (file, err) = refused(
+        "config-redis-no-backend",
+        "[storage]\npath = \"data\"\n\n[storage.redis]\naddresses = [\"redis://127.0.0.1:6379\"]\n",
+    );
+    let expected =
+        format!("{file}:4:1: [storage.redis] is set but storage.backend is not \"redis\"");
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    assert!(err.contains("1 error(s); nothing applied"), "{err}");
+
+    let (file, err) = refused(
+        "config-redis-sled-backend",
+        "[storage]\nbackend = \"sled\"\n\n[storage.redis]\naddresses = [\"redis://127.0.0.1:6379\"]\n",
+    );
+    let expected = format!("{file}:4:1: [storage.redis] is set but storage.backend is \"sled\"");
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+}
+
+#[test]
+fn an_unknown_storage_backend_is_refused() {
+    let (file, err) = refused(
+        "config-unknown-backend",
+        "[storage]\nbackend = \"postgres\"\n",
+    );
+    let expected =
+        format!("{file}:2:11: storage.backend \"postgres\": expected \"sled\" or \"redis\"");
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+}
+
+#[test]
+fn every_redis_setting_error_is_reported_at_its_value() {
+    let (file, err) = refused(
+        "config-redis-invalid",
+        r#"[storage]
+backend = "redis"
+
+[storage.redis]
+addresses = ["127.0.0.1:6379", "redis://tern:hunter2@10.0.0.5:6379"]
+cluster = true
+prefix = "tern{eu}"
+durability = "wait"
+lease_ttl = "500ms"
+"#,
+    );
+    for expected in [
+        format!(
+            "{file}:5:14: \"127.0.0.1:6379\": expected an address like \"redis://127.0.0.1:6379\""
+        ),
+        format!(
+            "{file}:5:32: put credentials in storage.redis.username/password, not in the address"
+        ),
+        format!("{file}:7:10: storage.redis.prefix must be non-empty and without {{ or }}"),
+        format!(
+            "{file}:8:14: durability = \"wait\" is for a single server; a cluster needs \"appendfsync-always\""
+        ),
+        format!("{file}:9:13: storage.redis.lease_ttl must be at least 1s"),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(err.contains("5 error(s); nothing applied"), "{err}");
+    // The credentials written in the address are not repeated back.
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn an_unknown_redis_durability_is_refused() {
+    let (file, err) = refused(
+        "config-redis-durability",
+        "[storage]\nbackend = \"redis\"\n\n[storage.redis]\naddresses = [\"redis://127.0.0.1:6379\"]\ndurability = \"fsync\"\n",
+    );
+    let expected = format!(
+        "{file}:6:14: storage.redis.durability \"fsync\": expected \"appendfsync-always\" or \"wait\""
+    );
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+}
+
+#[test]
+fn several_redis_addresses_need_cluster_true() {
+    let (file, err) = refused(
+        "config-redis-several",
+        "[storage]\nbackend = \"redis\"\n\n[storage.redis]\naddresses = [\"redis://10.0.0.5:6379\", \"redis://10.0.0.6:6379\"]\n",
+    );
+    let expected = format!(
+        "{file}:4:1: several storage.redis.addresses are for a cluster: set cluster = true"
+    );
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    assert!(err.contains("1 error(s); nothing applied"), "{err}");
+}
+
+#[test]
+fn empty_redis_addresses_are_refused() {
+    let (file, err) = refused(
+        "config-redis-empty",
+        "[storage]\nbackend = \"redis\"\n\n[storage.redis]\naddresses = []\n",
+    );
+    let expected = format!("{file}:4:1: storage.redis.addresses is empty");
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+}
+
+#[test]
+fn an_unknown_key_in_the_redis_table_is_an_error() {
+    let (file, err) = refused(
+        "config-redis-unknown-key",
+        "[storage]\nbackend = \"redis\"\n\n[storage.redis]\naddresses = [\"redis://127.0.0.1:6379\"]\nclustered = true\n",
+    );
+    let expected = format!("{file}:6:1: unknown field `clustered`");
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+}
+
+#[test]
+fn credentials_in_an_address_without_a_scheme_are_not_repeated_back() {
+    let (file, err) = refused(
+        "config-redis-bare-credentials",
+        "[storage]\nbackend = \"redis\"\n\n[storage.redis]\naddresses = [\"tern:hunter2@10.0.0.5:6379\"]\n",
+    );
+    for expected in [
+        format!(
+            "{file}:5:14: put credentials in storage.redis.username/password, not in the address"
+        ),
+        format!(
+            "{file}:5:14: storage.redis address: expected an address like \"redis://127.0.0.1:6379\""
+        ),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(err.contains("2 error(s); nothing applied"), "{err}");
+    assert!(!err.contains("hunter2"), "password shown:\n{err}");
+}

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::redis::Redis;
+use common::redis::{Redis, RedisCluster};
 use common::{client, free_port, submit_sm, Admin, Daemon, Launch, TempDir};
 use tern_codec::{Body, CommandStatus, RegisteredDelivery};
 use tern_session::esme::UpstreamSession;
@@ -38,7 +38,31 @@ struct Node {
     admin: Admin,
 }
 
-fn config(id: u16, port: u16, admin: u16, redis: &Redis, prefix: &str, sim: u16) -> String {
+/// Where the nodes keep their store.
+enum Store<'a> {
+    Server(&'a Redis),
+    Cluster(&'a RedisCluster),
+}
+
+impl Store<'_> {
+    /// The `[storage.redis]` lines naming it.
+    fn lines(&self) -> String {
+        match self {
+            Store::Server(redis) => format!("addresses = [\"{}\"]", redis.address()),
+            Store::Cluster(cluster) => format!(
+                "addresses = [{}]\ncluster = true",
+                cluster
+                    .addresses()
+                    .iter()
+                    .map(|a| format!("\"{a}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+fn config(id: u16, port: u16, admin: u16, store: &Store<'_>, prefix: &str, sim: u16) -> String {
     format!(
         r#"
 [node]
@@ -50,7 +74,7 @@ address = "127.0.0.1:{admin}"
 [storage]
 backend = "redis"
 [storage.redis]
-addresses = ["{redis}"]
+{store}
 prefix = "{prefix}"
 lease_ttl = "{LEASE}"
 [[client]]
@@ -67,7 +91,7 @@ sessions = 1
 name = "all"
 upstreams = ["sim"]
 "#,
-        redis = redis.address(),
+        store = store.lines(),
     )
 }
 
@@ -87,11 +111,11 @@ async fn simulator() -> Arc<SimHandle> {
     Arc::new(sim)
 }
 
-fn start_nodes(label: &str, redis: &Redis, sim: &SimHandle, count: u16) -> Vec<Node> {
+fn start_nodes(label: &str, store: Store<'_>, sim: &SimHandle, count: u16) -> Vec<Node> {
     (1..=count)
         .map(|id| {
             let (port, admin) = (free_port(), free_port());
-            let text = config(id, port, admin, redis, label, sim.addr().port());
+            let text = config(id, port, admin, &store, label, sim.addr().port());
             let daemon = Launch::new().start(TempDir::new(&format!("{label}-{id}")), &text);
             Node {
                 daemon,
@@ -171,7 +195,7 @@ fn receipt() -> RegisteredDelivery {
 async fn receipts_reach_a_client_on_any_node_once_and_one_bind_serves_all_nodes() {
     let redis = Redis::start("relay");
     let sim = simulator().await;
-    let nodes = start_nodes("cluster-relay", &redis, &sim, 3);
+    let nodes = start_nodes("cluster-relay", Store::Server(&redis), &sim, 3);
     let all: Vec<&Node> = nodes.iter().collect();
     let h = holder(&all).await;
     let stop = Arc::new(AtomicBool::new(false));
@@ -214,12 +238,22 @@ async fn receipts_reach_a_client_on_any_node_once_and_one_bind_serves_all_nodes(
     // A moment more, for any second copy to show up.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     {
-        let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        let twice: Vec<(String, usize)> = seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(id, n)| (id.clone(), *n))
+            .collect();
+        let mut stories = Vec::new();
+        for (id, _) in &twice {
+            stories.push(nodes[0].admin.get(&format!("/api/messages/{id}")).await);
+        }
         assert!(
             twice.is_empty(),
-            "a client bound to three nodes gets each receipt once: {twice:?}"
+            "a client bound to three nodes gets each receipt once: {twice:?}; the stories: {stories:#?}"
         );
+        let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
         assert!(seen.keys().all(|id| ids.contains(id)), "only its own ids");
     }
     stop.store(true, Ordering::Relaxed);
@@ -242,8 +276,20 @@ async fn receipts_reach_a_client_on_any_node_once_and_one_bind_serves_all_nodes(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receipt_reaches_a_client_bound_only_to_a_node_without_the_upstream() {
     let redis = Redis::start("away");
+    receipts_cross_nodes("cluster-away", Store::Server(&redis)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_too_a_receipt_crosses_nodes() {
+    let redis = RedisCluster::start("rc");
+    receipts_cross_nodes("cluster-rc", Store::Cluster(&redis)).await;
+}
+
+/// Two nodes; the client bound (TRX) only to the one without the upstream
+/// bind: every receipt comes in on the other node and must cross.
+async fn receipts_cross_nodes(label: &str, store: Store<'_>) {
     let sim = simulator().await;
-    let nodes = start_nodes("cluster-away", &redis, &sim, 2);
+    let nodes = start_nodes(label, store, &sim, 2);
     let all: Vec<&Node> = nodes.iter().collect();
     let h = holder(&all).await;
     // Client bound (TRX) only to the node that does not hold the upstream:
@@ -273,7 +319,7 @@ async fn a_receipt_reaches_a_client_bound_only_to_a_node_without_the_upstream() 
 async fn a_node_killed_mid_traffic_loses_nothing_and_its_slot_moves() {
     let redis = Redis::start("kill");
     let sim = simulator().await;
-    let mut nodes = start_nodes("cluster-kill", &redis, &sim, 3);
+    let mut nodes = start_nodes("cluster-kill", Store::Server(&redis), &sim, 3);
     let all: Vec<&Node> = nodes.iter().collect();
     let h = holder(&all).await;
     let stop = Arc::new(AtomicBool::new(false));

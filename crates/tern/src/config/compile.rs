@@ -1059,18 +1059,25 @@ fn redis_settings(raw: &Spanned<super::raw::RawRedis>, loc: &mut Locator<'_>) ->
     let mut addresses = Vec::new();
     for a in &raw.addresses {
         let text = a.get_ref();
-        if text.starts_with("redis://") || text.starts_with("rediss://") {
-            if text.contains('@') {
-                loc.at(
-                    a.span(),
-                    "put credentials in storage.redis.username/password, not in the address",
-                );
-            }
-            addresses.push(text.clone());
-        } else {
+        // An address with credentials in it is never repeated back.
+        let credentials = text.contains('@');
+        if credentials {
             loc.at(
                 a.span(),
-                format!("{text:?}: expected an address like \"redis://127.0.0.1:6379\""),
+                "put credentials in storage.redis.username/password, not in the address",
+            );
+        }
+        if text.starts_with("redis://") || text.starts_with("rediss://") {
+            addresses.push(text.clone());
+        } else {
+            let shown = if credentials {
+                "storage.redis address".to_owned()
+            } else {
+                format!("{text:?}")
+            };
+            loc.at(
+                a.span(),
+                format!("{shown}: expected an address like \"redis://127.0.0.1:6379\""),
             );
         }
     }
@@ -1201,5 +1208,102 @@ fn mo_routes(raw: &RawConfig, clients: &mut [ClientAccount], loc: &mut Locator<'
                 format!("mo_route {name:?}: unknown client {:?}", r.client.get_ref()),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(
+        addresses: &[&str],
+        username: Option<&str>,
+        password: Option<&str>,
+    ) -> RedisSettings {
+        RedisSettings {
+            addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
+            cluster: addresses.len() > 1,
+            prefix: "tern".to_owned(),
+            username: username.map(str::to_owned),
+            password: password.map(|p| Secret(p.to_owned())),
+            durability: tern_storage::RedisDurability::AppendFsyncAlways,
+            lease_ttl: Duration::from_secs(10),
+        }
+    }
+
+    /// What the Redis client does to the user and password of a URL
+    /// (`percent_encoding::percent_decode`), to check the round trip.
+    fn percent_decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii");
+                out.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn without_credentials_the_addresses_are_unchanged() {
+        let addresses = ["redis://10.0.0.5:7000", "rediss://10.0.0.6:7000"];
+        assert_eq!(
+            settings(&addresses, None, None).connect_addresses(),
+            addresses
+        );
+    }
+
+    #[test]
+    fn credentials_are_percent_encoded_into_every_address() {
+        let redis = settings(
+            &["redis://10.0.0.5:7000", "rediss://10.0.0.6:7000"],
+            Some("ops@eu"),
+            Some("p@ss:w/rd%"),
+        );
+        assert_eq!(
+            redis.connect_addresses(),
+            [
+                "redis://ops%40eu:p%40ss%3Aw%2Frd%25@10.0.0.5:7000",
+                "rediss://ops%40eu:p%40ss%3Aw%2Frd%25@10.0.0.6:7000",
+            ]
+        );
+        // The user information splits at the one '@' and ':' left, and
+        // decodes back to what was configured.
+        let address = &redis.connect_addresses()[0];
+        let userinfo = address
+            .strip_prefix("redis://")
+            .and_then(|rest| rest.split_once('@'))
+            .map(|(userinfo, _)| userinfo)
+            .expect("user information");
+        let (user, password) = userinfo.split_once(':').expect("user:password");
+        assert_eq!(percent_decode(user), "ops@eu");
+        assert_eq!(percent_decode(password), "p@ss:w/rd%");
+        // The addresses shown stay without them.
+        assert_eq!(redis.addresses[0], "redis://10.0.0.5:7000");
+    }
+
+    #[test]
+    fn a_password_alone_goes_with_an_empty_user() {
+        let redis = settings(&["redis://127.0.0.1:6379"], None, Some("p@ss:w/rd%"));
+        assert_eq!(
+            redis.connect_addresses(),
+            ["redis://:p%40ss%3Aw%2Frd%25@127.0.0.1:6379"]
+        );
+    }
+
+    #[test]
+    fn percent_encode_keeps_only_unreserved_characters() {
+        assert_eq!(percent_encode("Az09-._~"), "Az09-._~");
+        assert_eq!(
+            percent_encode("p@ss:w/rd% #?&+é"),
+            "p%40ss%3Aw%2Frd%25%20%23%3F%26%2B%C3%A9"
+        );
+        assert_eq!(percent_encode(""), "");
     }
 }

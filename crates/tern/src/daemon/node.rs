@@ -54,6 +54,26 @@ pub struct ClientSession {
     pub handle: SessionHandle,
 }
 
+/// A task's hold on one message (see [`Node::lock_message`]); the lease,
+/// if any, is released when it is dropped.
+#[derive(Debug)]
+pub struct MessageGuard<'a> {
+    _local: tokio::sync::MutexGuard<'a, ()>,
+    lease: Option<(Cluster, String)>,
+}
+
+impl Drop for MessageGuard<'_> {
+    fn drop(&mut self) {
+        if let Some((cluster, name)) = self.lease.take() {
+            // Drop cannot wait: release in the background; until then the
+            // lease only makes another node's task wait a few ms more.
+            tokio::spawn(async move {
+                let _ = cluster.coordinator.release(&name).await;
+            });
+        }
+    }
+}
+
 /// The running node's shared parts.
 #[derive(Debug)]
 pub struct Node {
@@ -151,10 +171,49 @@ impl Node {
         }
     }
 
-    /// Holds `id` for one task's read-modify-write.
-    pub async fn lock_message(&self, id: tern_storage::TernId) -> tokio::sync::MutexGuard<'_, ()> {
+    /// Holds `id` for one task's read-modify-write: this node's stripe
+    /// lock, and on a shared store also a lease on the message, so that a
+    /// task of another node waits as well (two nodes applying one held
+    /// receipt would relay it twice).
+    pub async fn lock_message(&self, id: tern_storage::TernId) -> MessageGuard<'_> {
         let stripe = (id.as_u64() % self.message_locks.len() as u64) as usize;
-        self.message_locks[stripe].lock().await
+        let local = self.message_locks[stripe].lock().await;
+        let Some(cluster) = &self.cluster else {
+            return MessageGuard {
+                _local: local,
+                lease: None,
+            };
+        };
+        let name = format!("message:{id}");
+        // The holder is another node's task between a read and a write;
+        // a holder that died frees it when the lease expires.
+        let give_up = tokio::time::Instant::now() + cluster.lease_ttl;
+        loop {
+            match cluster.coordinator.acquire(&name, cluster.lease_ttl).await {
+                Ok(true) => {
+                    return MessageGuard {
+                        _local: local,
+                        lease: Some((cluster.clone(), name)),
+                    }
+                }
+                Ok(false) if tokio::time::Instant::now() < give_up => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Ok(false) => {
+                    tracing::warn!(%id, "message lease still held elsewhere; going on without it");
+                    break;
+                }
+                Err(err) => {
+                    // The store's own writes will fail the same way.
+                    tracing::warn!(%id, %err, "taking a message lease failed");
+                    break;
+                }
+            }
+        }
+        MessageGuard {
+            _local: local,
+            lease: None,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ClientSession>> {

@@ -1,4 +1,5 @@
-//! A Redis server of the test's own on a loopback port, persisting as Tern
+//! A Redis server (or a three-primary Redis Cluster) of the test's own on
+//! loopback ports, persisting as Tern
 //! requires (`appendonly yes`, `appendfsync always`), for the tests of
 //! several nodes on one store. Killed with the test process: a small shell
 //! watches this process's end of a pipe and kills the server when it
@@ -23,10 +24,82 @@ pub struct Redis {
     stdin: Option<ChildStdin>,
 }
 
+/// A port free now whose cluster bus port (+10 000) is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A Redis Cluster of three primaries on loopback, slots assigned.
+#[derive(Debug)]
+pub struct RedisCluster {
+    pub servers: Vec<Redis>,
+}
+
+impl RedisCluster {
+    /// Starts three cluster-enabled servers and joins them
+    /// (`redis-cli --cluster create`); waits until the cluster is ok.
+    pub fn start(label: &str) -> RedisCluster {
+        let servers: Vec<Redis> = (0..3)
+            .map(|n| {
+                Redis::launch(
+                    &format!("{label}-{n}"),
+                    cluster_port(),
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "5000",
+                    ],
+                )
+            })
+            .collect();
+        let nodes: Vec<String> = servers
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        let mut args = vec!["--cluster", "create"];
+        args.extend(nodes.iter().map(String::as_str));
+        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        assert!(
+            servers[0].cli(&args).is_some(),
+            "redis-cli --cluster create failed"
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for server in &servers {
+            while !server
+                .cli(&["cluster", "info"])
+                .is_some_and(|info| info.contains("cluster_state:ok"))
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "the Redis cluster did not come up within 20 s"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        RedisCluster { servers }
+    }
+
+    /// Every primary's address, as a node's config lists them.
+    pub fn addresses(&self) -> Vec<String> {
+        self.servers.iter().map(Redis::address).collect()
+    }
+}
+
 impl Redis {
     /// Starts a server in a fresh directory under the target's temp dir.
     pub fn start(label: &str) -> Redis {
-        let port = free_port();
+        Redis::launch(label, free_port(), &[])
+    }
+
+    fn launch(label: &str, port: u16, extra: &[&str]) -> Redis {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("redis-{label}-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -50,6 +123,7 @@ impl Redis {
                 "--logfile",
                 "redis.log",
             ])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
