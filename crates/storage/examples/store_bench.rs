@@ -581,6 +581,7 @@ fn store_bench(args: &Args, dir: &Path) -> Result<(), String> {
                     node: 0,
                     prefix: format!("bench-{}-{}", std::process::id(), now_ms()),
                     durability: RedisDurability::AppendFsyncAlways,
+                    tls_ca: None,
                 }))
                 .map_err(|e| format!("opening the Redis store: {e}"))?
                 .0,

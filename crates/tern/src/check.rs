@@ -156,6 +156,13 @@ pub fn summary(config: &Config) -> String {
                 humantime::format_duration(r.lease_ttl),
                 humantime::format_duration(config.retention)
             );
+            if let Some(ca) = &r.tls_ca {
+                let _ = writeln!(
+                    out,
+                    "  rediss:// servers must chain to {}",
+                    ca.path.display()
+                );
+            }
         }
     }
     for c in &config.clients {

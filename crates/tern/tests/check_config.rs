@@ -419,3 +419,32 @@ fn credentials_in_an_address_without_a_scheme_are_not_repeated_back() {
     assert!(err.contains("2 error(s); nothing applied"), "{err}");
     assert!(!err.contains("hunter2"), "password shown:\n{err}");
 }
+
+#[test]
+fn a_redis_tls_ca_that_is_missing_or_not_pem_is_refused_at_its_value() {
+    let dir = TempDir::new("config-redis-tls-ca");
+    dir.write("not-a-cert.pem", "hello\n");
+    let text = "[storage]\nbackend = \"redis\"\n\n[storage.redis]\naddresses = [\"rediss://10.0.0.5:6380\"]\ntls_ca = \"absent.pem\"\n";
+    let path = dir.write("missing.toml", text);
+    let (code, out, err) = check_redis(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let expected = format!(
+        "{}:6:10: storage.redis.tls_ca: cannot read {}",
+        path.display(),
+        dir.join("absent.pem").display()
+    );
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+
+    let path = dir.write(
+        "garbage.toml",
+        &text.replace("absent.pem", "not-a-cert.pem"),
+    );
+    let (code, out, err) = check_redis(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let expected = format!(
+        "{}:6:10: storage.redis.tls_ca: {} holds no PEM certificate",
+        path.display(),
+        dir.join("not-a-cert.pem").display()
+    );
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+}

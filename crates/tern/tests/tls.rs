@@ -728,3 +728,91 @@ upstreams = ["sandbox"]
     let sm = expect_deliver_sm(&mut client, Duration::from_secs(20)).await;
     assert_eq!(sm.tlvs.receipted_message_id(), Some(id.as_bytes()));
 }
+
+/// A node's config on a Redis store at `address`, with `extra` lines in
+/// `[storage.redis]`; one client `acme`, one upstream simulator.
+fn redis_node(port: u16, address: &str, extra: &str, sim: &SimHandle) -> String {
+    format!(
+        r#"
+[node]
+id = 7
+[[listener]]
+address = "127.0.0.1:{port}"
+[storage]
+backend = "redis"
+[storage.redis]
+addresses = ["{address}"]
+prefix = "tls-test"
+password = "env:TERN_TEST_REDIS_PW"
+lease_ttl = "2s"
+{extra}
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+[[upstream]]
+name = "sim"
+host = "127.0.0.1"
+port = {sim_port}
+system_id = "tern"
+password = "pw"
+[[route]]
+name = "all"
+upstreams = ["sim"]
+"#,
+        sim_port = sim.addr().port(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_store_over_tls_with_a_password_carries_a_message_and_its_receipt() {
+    let dir = scratch("redis");
+    let pki = Pki::new(&dir);
+    let password = "s3cret:pw@/%";
+    let redis = common::redis::Redis::start_tls("tls", &pki.cert, &pki.key, password);
+    let tls_port = redis.tls_port.expect("a TLS port");
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    let address = format!("rediss://127.0.0.1:{tls_port}");
+
+    // Trusting the system's roots only, the node refuses to start: the
+    // server's certificate comes from the test's own CA.
+    let port = free_port();
+    let mut refused = Launch::new()
+        .captured()
+        .env("TERN_TEST_REDIS_PW", password)
+        .start(
+            scratch("redis-untrusted"),
+            &redis_node(port, &address, "", &sim),
+        );
+    let status = refused.wait(WAIT * 3);
+    let log = refused.output();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("opening the Redis store"), "{log}");
+    assert!(
+        log.contains("UnknownIssuer"),
+        "refused for its certificate: {log}"
+    );
+    assert!(!log.contains("s3cret"), "the password never shows: {log}");
+
+    // With tls_ca naming the CA, it stores over TLS and works end to end.
+    let ca = pki.ca.to_str().expect("a UTF-8 path").replace('\\', "/");
+    let port = free_port();
+    let _node = Launch::new().env("TERN_TEST_REDIS_PW", password).start(
+        scratch("redis-trusted"),
+        &redis_node(port, &address, &format!("tls_ca = \"{ca}\""), &sim),
+    );
+    let mut trx = client(port, "acme", "pw").within(WAIT * 3).bind().await;
+    let sm = common::submit_sm("+34600000009", "over TLS", RegisteredDelivery::ALWAYS);
+    let id = submit_id(&trx.handle, sm).await;
+    let receipt = expect_deliver_sm(&mut trx, WAIT * 2).await;
+    assert_eq!(receipted_id(&receipt), id);
+    // The message is in Redis, under the node's prefix.
+    let keys = redis
+        .cli(&["--scan", "--pattern", "tls-test:*"])
+        .unwrap_or_default();
+    assert!(
+        keys.lines().count() > 3,
+        "the store's keys are in Redis: {keys}"
+    );
+}

@@ -28,15 +28,22 @@ pub(super) enum Clients {
 }
 
 impl Clients {
-    /// Clients for `addresses` (`redis://host:port`); one address unless
-    /// `cluster`.
-    pub(super) fn new(addresses: &[String], cluster: bool) -> Result<Self, StoreError> {
+    /// Clients for `addresses` (`redis://host:port`, or `rediss://` for
+    /// TLS); one address unless `cluster`. `tls_ca` (PEM) is what a TLS
+    /// server's certificate must chain to; without it, the system's roots.
+    pub(super) fn new(
+        addresses: &[String],
+        cluster: bool,
+        tls_ca: Option<&[u8]>,
+    ) -> Result<Self, StoreError> {
         if cluster {
-            let client = ClusterClient::builder(addresses.to_vec())
+            let mut builder = ClusterClient::builder(addresses.to_vec())
                 .connection_timeout(SYNC_TIMEOUT)
-                .response_timeout(SYNC_TIMEOUT)
-                .build()?;
-            Ok(Clients::Cluster(client))
+                .response_timeout(SYNC_TIMEOUT);
+            if let Some(ca) = tls_ca {
+                builder = builder.certs(certificates(ca));
+            }
+            Ok(Clients::Cluster(builder.build()?))
         } else {
             let [address] = addresses else {
                 return Err(StoreError::Redis(format!(
@@ -44,7 +51,7 @@ impl Clients {
                     addresses.len()
                 )));
             };
-            Ok(Clients::Single(redis::Client::open(address.as_str())?))
+            Ok(Clients::Single(single_client(address, tls_ca)?))
         }
     }
 
@@ -69,6 +76,24 @@ impl Clients {
             }
             Clients::Cluster(client) => SyncConn::Cluster(Box::new(client.get_connection()?)),
         })
+    }
+}
+
+/// A client for one server, trusting `tls_ca` (PEM) for `rediss://`.
+pub(super) fn single_client(
+    address: &str,
+    tls_ca: Option<&[u8]>,
+) -> Result<redis::Client, StoreError> {
+    Ok(match tls_ca {
+        Some(ca) => redis::Client::build_with_tls(address, certificates(ca))?,
+        None => redis::Client::open(address)?,
+    })
+}
+
+fn certificates(ca: &[u8]) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(ca.to_vec()),
     }
 }
 

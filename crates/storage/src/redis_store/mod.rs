@@ -108,6 +108,10 @@ pub struct RedisOptions {
     pub prefix: String,
     /// When a write counts as done.
     pub durability: RedisDurability,
+    /// For `rediss://` addresses: the CA certificates (PEM) the servers'
+    /// certificates must chain to, when not the system's roots (a private
+    /// CA, as managed Redis services and self-run clusters use).
+    pub tls_ca: Option<Vec<u8>>,
 }
 
 /// The Redis-backed message store.
@@ -171,13 +175,25 @@ fn pairs(flat: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
+/// `address` without the user and password it may carry, for errors.
+fn redacted(address: &str) -> String {
+    match (address.split_once("://"), address.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://{}", &address[at + 1..]),
+        _ => address.to_owned(),
+    }
+}
+
 /// Checks one server's persistence against the policy.
-fn check_durability(address: &str, policy: RedisDurability) -> Result<(), StoreError> {
+fn check_durability(
+    address: &str,
+    policy: RedisDurability,
+    tls_ca: Option<&[u8]>,
+) -> Result<(), StoreError> {
     let refuse = |reason: String| StoreError::Durability {
-        address: address.to_owned(),
+        address: redacted(address),
         reason,
     };
-    let client = redis::Client::open(address)?;
+    let client = conn::single_client(address, tls_ca)?;
     let mut conn = client.get_connection_with_timeout(Duration::from_secs(5))?;
     match policy {
         RedisDurability::AppendFsyncAlways => {
@@ -223,7 +239,11 @@ impl RedisStore {
         };
         if cluster && matches!(options.durability, RedisDurability::Wait { .. }) {
             return Err(StoreError::Durability {
-                address: addresses.join(","),
+                address: addresses
+                    .iter()
+                    .map(|a| redacted(a))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 reason: "the WAIT policy is for a single server; use appendfsync always on every \
                          cluster primary"
                     .to_owned(),
@@ -232,11 +252,12 @@ impl RedisStore {
         for address in &addresses {
             let address = address.clone();
             let policy = options.durability;
-            tokio::task::spawn_blocking(move || check_durability(&address, policy))
+            let ca = options.tls_ca.clone();
+            tokio::task::spawn_blocking(move || check_durability(&address, policy, ca.as_deref()))
                 .await
                 .map_err(|e| StoreError::Redis(e.to_string()))??;
         }
-        let clients = Clients::new(&addresses, cluster)?;
+        let clients = Clients::new(&addresses, cluster, options.tls_ca.as_deref())?;
         let conn = clients.connect().await?;
         let seed = match addresses.first() {
             Some(address) => address.as_str().into_connection_info()?,

@@ -148,6 +148,7 @@ impl Backend for Redis {
             node,
             prefix: self.prefix.clone(),
             durability: RedisDurability::AppendFsyncAlways,
+            tls_ca: None,
         })
         .await
         .expect("opens")

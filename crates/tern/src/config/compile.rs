@@ -233,10 +233,27 @@ pub struct RedisSettings {
     pub username: Option<String>,
     /// Password.
     pub password: Option<Secret>,
+    /// CA certificates for `rediss://`, when not the system's.
+    pub tls_ca: Option<PemFile>,
     /// When a write counts as done.
     pub durability: tern_storage::RedisDurability,
     /// Membership and upstream lease time.
     pub lease_ttl: Duration,
+}
+
+/// A PEM file read at load: `Debug` shows its path, not its content.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PemFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its content.
+    pub pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for PemFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PemFile({})", self.path.display())
+    }
 }
 
 impl RedisSettings {
@@ -1151,6 +1168,37 @@ fn redis_settings(raw: &Spanned<super::raw::RawRedis>, loc: &mut Locator<'_>) ->
             .password
             .as_ref()
             .map(|p| loc.secret(p, "storage.redis.password")),
+        tls_ca: raw.tls_ca.as_ref().and_then(|file| {
+            let path = loc
+                .file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(file.get_ref());
+            match std::fs::read(&path) {
+                Ok(pem)
+                    if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") =>
+                {
+                    Some(PemFile { path, pem })
+                }
+                Ok(_) => {
+                    loc.at(
+                        file.span(),
+                        format!(
+                            "storage.redis.tls_ca: {} holds no PEM certificate",
+                            path.display()
+                        ),
+                    );
+                    None
+                }
+                Err(e) => {
+                    loc.at(
+                        file.span(),
+                        format!("storage.redis.tls_ca: cannot read {}: {e}", path.display()),
+                    );
+                    None
+                }
+            }
+        }),
         durability,
         lease_ttl,
     }
@@ -1226,6 +1274,7 @@ mod tests {
             prefix: "tern".to_owned(),
             username: username.map(str::to_owned),
             password: password.map(|p| Secret(p.to_owned())),
+            tls_ca: None,
             durability: tern_storage::RedisDurability::AppendFsyncAlways,
             lease_ttl: Duration::from_secs(10),
         }

@@ -183,6 +183,10 @@ pub struct RawRedis {
     pub username: Option<Spanned<String>>,
     /// Password: literal, "env:NAME" or "file:/path".
     pub password: Option<Spanned<String>>,
+    /// For `rediss://` addresses: a PEM file of the CA certificates the
+    /// servers' certificates must chain to (relative to this file); the
+    /// system's roots without it.
+    pub tls_ca: Option<Spanned<String>>,
     /// "appendfsync-always" (default) or "wait".
     pub durability: Option<Spanned<String>>,
     /// Replicas a write must reach with `durability = "wait"`.

@@ -287,6 +287,7 @@ async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<cluster::C
                 node: config.node_id,
                 prefix: redis.prefix.clone(),
                 durability: redis.durability,
+                tls_ca: redis.tls_ca.as_ref().map(|ca| ca.pem.clone()),
             })
             .await
             .with_context(|| format!("opening the Redis store at {where_}"))?;

@@ -6,7 +6,7 @@
 //! closes, so a failed test leaves no server behind.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,10 @@ const INSTALL: &str =
 #[derive(Debug)]
 pub struct Redis {
     pub port: u16,
+    /// The TLS port, when started with [`Redis::start_tls`].
+    pub tls_port: Option<u16>,
+    /// The password `redis-cli` gives, when the server requires one.
+    password: Option<String>,
     dir: PathBuf,
     watchdog: Child,
     stdin: Option<ChildStdin>,
@@ -57,6 +61,7 @@ impl RedisCluster {
                         "--cluster-node-timeout",
                         "5000",
                     ],
+                    None,
                 )
             })
             .collect();
@@ -96,10 +101,40 @@ impl RedisCluster {
 impl Redis {
     /// Starts a server in a fresh directory under the target's temp dir.
     pub fn start(label: &str) -> Redis {
-        Redis::launch(label, free_port(), &[])
+        Redis::launch(label, free_port(), &[], None)
     }
 
-    fn launch(label: &str, port: u16, extra: &[&str]) -> Redis {
+    /// A server that also serves TLS (certificate and key files, PEM) on a
+    /// port of its own, and requires `password` on both.
+    pub fn start_tls(label: &str, cert: &Path, key: &Path, password: &str) -> Redis {
+        let tls_port = free_port();
+        let (tls_text, cert, key) = (
+            tls_port.to_string(),
+            cert.to_str().expect("a UTF-8 path").to_owned(),
+            key.to_str().expect("a UTF-8 path").to_owned(),
+        );
+        let mut redis = Redis::launch(
+            label,
+            free_port(),
+            &[
+                "--tls-port",
+                &tls_text,
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--tls-auth-clients",
+                "no",
+                "--requirepass",
+                password,
+            ],
+            Some(password),
+        );
+        redis.tls_port = Some(tls_port);
+        redis
+    }
+
+    fn launch(label: &str, port: u16, extra: &[&str], password: Option<&str>) -> Redis {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("redis-{label}-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -135,6 +170,8 @@ impl Redis {
         }
         let server = Redis {
             port,
+            tls_port: None,
+            password: password.map(str::to_owned),
             dir,
             watchdog,
             stdin,
@@ -158,7 +195,11 @@ impl Redis {
 
     /// What `redis-cli` printed for `args`, if it succeeded.
     pub fn cli(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("redis-cli")
+        let mut command = Command::new("redis-cli");
+        if let Some(password) = &self.password {
+            command.args(["--no-auth-warning", "-a", password]);
+        }
+        let out = command
             .arg("-p")
             .arg(self.port.to_string())
             .args(args)
