@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redis::aio::MultiplexedConnection;
 use redis::{
     AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ProtocolVersion, PushInfo, PushKind,
-    RedisConnectionInfo, Script, Value,
+    Script, Value,
 };
 use tokio::sync::mpsc;
 
@@ -144,9 +144,9 @@ enum EventsFrom {
     /// The store's one server, with its credentials and TLS settings.
     Server(Box<ConnectionInfo>),
     /// A primary of the cluster, found when subscribing (see
-    /// [`Coordinator::cluster_node`]), with the credentials of the first
-    /// seed address.
-    Cluster(Box<RedisConnectionInfo>),
+    /// [`Coordinator::cluster_node`]), reached as the first seed address
+    /// is: its credentials, and TLS with its trusted CA if it has TLS.
+    Cluster(Box<ConnectionInfo>),
 }
 
 /// One node's handle on the shared coordination state: its leases, its
@@ -185,7 +185,7 @@ impl RedisStore {
             Clients::Single(client) => {
                 EventsFrom::Server(Box::new(client.get_connection_info().clone()))
             }
-            Clients::Cluster(_) => EventsFrom::Cluster(Box::new(self.seed.redis.clone())),
+            Clients::Cluster(_) => EventsFrom::Cluster(Box::new(self.seed.clone())),
         };
         Coordinator {
             conn: self.conn(),
@@ -440,7 +440,7 @@ impl Coordinator {
     async fn subscribe(&self) -> Result<Subscription, StoreError> {
         let mut info = match &self.events {
             EventsFrom::Server(info) => (**info).clone(),
-            EventsFrom::Cluster(auth) => self.cluster_node(auth).await?,
+            EventsFrom::Cluster(seed) => self.cluster_node(seed).await?,
         };
         info.redis.protocol = ProtocolVersion::RESP3;
         let client = redis::Client::open(info)?;
@@ -472,10 +472,10 @@ impl Coordinator {
     }
 
     /// The first primary the cluster announces (CLUSTER SLOTS), which is
-    /// how the cluster client finds its nodes too, with `auth` (the first
-    /// seed address's user and password): a seed that is down does not
-    /// stop the notifications.
-    async fn cluster_node(&self, auth: &RedisConnectionInfo) -> Result<ConnectionInfo, StoreError> {
+    /// how the cluster client finds its nodes too, reached as `seed` is
+    /// (user, password, TLS): a seed that is down does not stop the
+    /// notifications.
+    async fn cluster_node(&self, seed: &ConnectionInfo) -> Result<ConnectionInfo, StoreError> {
         let slots: Value = redis::cmd("CLUSTER")
             .arg("SLOTS")
             .query_async(&mut self.conn.clone())
@@ -485,8 +485,20 @@ impl Coordinator {
             reason: "no primary with an address".to_owned(),
         })?;
         Ok(ConnectionInfo {
-            addr: ConnectionAddr::Tcp(host, port),
-            redis: auth.clone(),
+            addr: match &seed.addr {
+                ConnectionAddr::TcpTls {
+                    insecure,
+                    tls_params,
+                    ..
+                } => ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure: *insecure,
+                    tls_params: tls_params.clone(),
+                },
+                _ => ConnectionAddr::Tcp(host, port),
+            },
+            redis: seed.redis.clone(),
         })
     }
 

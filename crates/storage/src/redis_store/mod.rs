@@ -31,7 +31,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::IntoConnectionInfo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -259,8 +258,11 @@ impl RedisStore {
         }
         let clients = Clients::new(&addresses, cluster, options.tls_ca.as_deref())?;
         let conn = clients.connect().await?;
+        // Built as a client is, so a TLS seed carries its trusted CA.
         let seed = match addresses.first() {
-            Some(address) => address.as_str().into_connection_info()?,
+            Some(address) => conn::single_client(address, options.tls_ca.as_deref())?
+                .get_connection_info()
+                .clone(),
             None => return Err(StoreError::Redis("no Redis address given".to_owned())),
         };
         let store = Self {
