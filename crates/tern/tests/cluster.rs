@@ -295,6 +295,20 @@ async fn receipts_cross_nodes(label: &str, store: Store<'_>) {
     // Client bound (TRX) only to the node that does not hold the upstream:
     // every receipt comes in on the other node.
     let other = &nodes[1 - h];
+    // Both nodes say so at their admin API.
+    other
+        .admin
+        .until(
+            "/api/upstreams",
+            Duration::from_secs(10),
+            "the other node sees the slot held elsewhere",
+            |u| u[0]["bound_elsewhere"] == true && u[0]["held_slots"] == 0,
+        )
+        .await;
+    let held = nodes[h].admin.get("/api/upstreams").await;
+    assert_eq!(held[0]["held_slots"], 1, "{held}");
+    let config = other.admin.get("/api/config").await;
+    assert_eq!(config["store"]["backend"], "redis", "{config}");
     let mut trx = client(other.port, "acme", "pw").bind().await;
     let mut ids = HashSet::new();
     for n in 0..20 {

@@ -75,6 +75,14 @@ impl AdminSource for Source {
                     "available": u.is_available(now),
                     "in_flight": u.in_flight(),
                     "load": u.load(),
+                    // Several nodes: the session slots this node holds,
+                    // and whether another node holds some.
+                    "held_slots": self.node.cluster.as_ref().map(|_| u.held_slots()),
+                    "bound_elsewhere": self
+                        .node
+                        .cluster
+                        .as_ref()
+                        .map(|c| c.bound_elsewhere.load().contains(u.name())),
                 })
             })
             .collect();
@@ -253,6 +261,22 @@ pub fn config_json(config: &Config) -> Value {
     json!({
         "source": config.source.display().to_string(),
         "node": config.node_id,
+        "store": match &config.backend {
+            crate::config::Backend::Sled => json!({
+                "backend": "sled",
+                "path": config.store_path.display().to_string(),
+                "durability": format!("{:?}", config.store.durability),
+            }),
+            crate::config::Backend::Redis(r) => json!({
+                "backend": "redis",
+                "addresses": r.addresses,
+                "cluster": r.cluster,
+                "prefix": r.prefix,
+                "durability": format!("{:?}", r.durability),
+                "lease_ttl_ms": r.lease_ttl.as_millis() as u64,
+                "tls_ca": r.tls_ca.as_ref().map(|ca| ca.path.display().to_string()),
+            }),
+        },
         "listeners": config.listeners.iter().map(|l| json!({
             "address": l.address.to_string(),
             "tls": l.tls.is_some(),
