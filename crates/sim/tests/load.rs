@@ -96,6 +96,34 @@ async fn four_sessions_window_fifty_get_every_receipt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_spread_round_robin_over_more_addrs() {
+    // Random-looking ids, so the two simulators' ids cannot collide in the
+    // shared book.
+    let first = sim_with(IdFormat::Hex32, Behaviour::default()).await;
+    let second = sim_with(IdFormat::Hex32, Behaviour::default()).await;
+    let report = run(LoadConfig {
+        more_addrs: vec![second.addr()],
+        ..config(&first, 3, 10, 300)
+    })
+    .await;
+    assert_eq!(
+        report.stopped_by,
+        StopReason::Completed,
+        "{}",
+        report.to_table()
+    );
+    assert_eq!(report.accepted, 300);
+    assert_eq!(report.receipts_matched, 300);
+    // Sessions 0 and 2 on the first, 1 on the second; both got work.
+    assert_eq!((first.stats().binds, second.stats().binds), (2, 1));
+    let (a, b) = (first.stats().submits, second.stats().submits);
+    assert_eq!(a + b, 300);
+    assert!(a > 0 && b > 0, "{a} + {b}");
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transmitters_with_receiver_sessions_and_long_ucs2_text() {
     let sim = sim_with(
         IdFormat::Hex,

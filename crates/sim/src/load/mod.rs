@@ -65,6 +65,13 @@ impl TextCoding {
 pub struct LoadConfig {
     /// The SMSC.
     pub addr: SocketAddr,
+    /// Further addresses of the same SMSC: session `i` (senders first, then
+    /// receivers) binds to the `i`-th of `[addr, more_addrs…]`, round
+    /// robin. For a service reached through several front ends, such as
+    /// several Tern nodes sharing one store: the receipt book is shared by
+    /// all sessions, so a receipt counts whichever session it arrives on.
+    /// Empty: every session binds to `addr`.
+    pub more_addrs: Vec<SocketAddr>,
     /// Bind credentials.
     pub system_id: String,
     /// Bind credentials.
@@ -107,6 +114,7 @@ impl LoadConfig {
     pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
+            more_addrs: Vec::new(),
             system_id: "load".to_owned(),
             password: "load".to_owned(),
             sessions: 1,
@@ -158,6 +166,16 @@ impl LoadConfig {
             );
         }
         Ok(())
+    }
+
+    /// Where session `index` binds: round robin over `addr` and
+    /// `more_addrs`.
+    fn target(&self, index: usize) -> SocketAddr {
+        (index % (1 + self.more_addrs.len()))
+            .checked_sub(1)
+            .and_then(|i| self.more_addrs.get(i))
+            .copied()
+            .unwrap_or(self.addr)
     }
 }
 
@@ -230,10 +248,11 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
     let kinds = std::iter::repeat_n(config.bind_type, config.sessions)
         .chain(std::iter::repeat_n(BindType::Receiver, config.receivers));
     for (index, bind_type) in kinds.enumerate() {
-        let bound = tokio::time::timeout_at(deadline, bind(&config, bind_type, &session_config))
-            .await
-            .map_err(|_| LoadError::Deadline)?
-            .map_err(|source| LoadError::Bind { index, source })?;
+        let bound =
+            tokio::time::timeout_at(deadline, bind(&config, index, bind_type, &session_config))
+                .await
+                .map_err(|_| LoadError::Deadline)?
+                .map_err(|source| LoadError::Bind { index, source })?;
         if bind_type.can_send() {
             senders.push(bound.handle.clone());
         }
@@ -361,16 +380,18 @@ fn merge(into: &mut Tally, t: Tally) {
     into.hit_deadline |= t.hit_deadline;
 }
 
+/// Connects and binds session `index` (to its round-robin target).
 async fn bind(
     config: &LoadConfig,
+    index: usize,
     bind_type: BindType,
     session: &SessionConfig,
 ) -> Result<esme::UpstreamSession, ConnectError> {
-    let (stream, addr) =
-        esme::connect_tcp(&config.addr.ip().to_string(), config.addr.port()).await?;
+    let target = config.target(index);
+    let (stream, addr) = esme::connect_tcp(&target.ip().to_string(), target.port()).await?;
     let mut params = BindParams::new(&config.system_id, &config.password).map_err(|err| {
         ConnectError::Connect {
-            host: config.addr.to_string(),
+            host: target.to_string(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, err.to_string()),
         }
     })?;

@@ -14,6 +14,15 @@
 //! beside them, so on a small machine all three compete for the same cores:
 //! the report names the machine so figures are read in that light.
 //!
+//! With `--redis` the daemon keeps its messages in that Redis server
+//! instead of a sled directory, and with `--nodes N` run (b) goes through N
+//! daemons sharing it, as a cluster would: the load generator's sessions
+//! are spread over the nodes round robin, and the upstream sessions are
+//! leases the nodes share, so `--upstream-sessions` stays the total. Tern's
+//! CPU is then summed over the nodes and its peak memory is the largest
+//! node's. All nodes run on this one machine, so this measures what the
+//! shared store costs, not how Tern scales out.
+//!
 //! Everything is bounded: each load run by its message count and the
 //! overall deadline, every wait for the daemon by the same deadline, the
 //! daemon's stop by a grace period after which it is killed.
@@ -24,6 +33,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use futures::future::join_all;
 use serde::Serialize;
 use tern_sim::load::{self, LatencySummary, LoadReport, StopReason};
 use tern_sim::{Behaviour, LoadConfig, ReceiptBehaviour, SimConfig, SimHandle, Simulator};
@@ -87,9 +97,21 @@ pub struct BenchArgs {
     /// Sessions Tern binds to the simulator.
     #[arg(long, default_value_t = 4)]
     pub upstream_sessions: usize,
-    /// The daemon's store durability.
+    /// The daemon's store durability (sled; with `--redis` the Redis
+    /// server's `appendfsync always` makes every write durable).
     #[arg(long, value_enum, default_value_t = Durability::Durable)]
     pub store: Durability,
+    /// Tern nodes in run (b). More than one needs `--redis`: nodes share
+    /// their messages and upstream sessions through it.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// Keep the daemons' messages in this Redis server
+    /// (`redis://host:port`) instead of a sled directory. It must run with
+    /// `appendonly yes` and `appendfsync always` (the daemon refuses to
+    /// start otherwise). Each bench writes under a new key prefix and
+    /// leaves its keys behind: use a scratch server.
+    #[arg(long)]
+    pub redis: Option<String>,
     /// The whole bench, both runs and the daemon's start and stop, ends by
     /// this at the latest.
     #[arg(long, default_value = "120s", value_parser = super::parse_duration)]
@@ -107,6 +129,74 @@ impl BenchArgs {
     fn receipts_on(&self) -> bool {
         !self.no_receipts
     }
+
+    fn backend(&self) -> Backend {
+        if self.redis.is_some() {
+            Backend::Redis
+        } else {
+            Backend::Sled
+        }
+    }
+
+    /// Refuses, before anything starts, settings that cannot run or would
+    /// measure something other than what they say.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.sessions == 0 || self.window == 0 || self.messages == 0 {
+            bail!("--sessions, --window and --messages must be at least 1");
+        }
+        if self.nodes == 0 || u16::try_from(self.nodes).is_err() {
+            bail!("--nodes must be between 1 and {}", u16::MAX);
+        }
+        match &self.redis {
+            None if self.nodes > 1 => bail!(
+                "--nodes {} needs --redis URL: nodes share their messages and upstream \
+                 sessions through a Redis store (a sled store belongs to one process)",
+                self.nodes
+            ),
+            None => {}
+            Some(url) => {
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    bail!("--redis {url:?}: expected an address like redis://127.0.0.1:6379");
+                }
+                if self.store == Durability::Fast {
+                    bail!(
+                        "--store fast is for the sled store; with --redis every write is \
+                         made durable by the server (appendfsync always)"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the daemons keep their messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Backend {
+    /// A sled directory of its own (one node).
+    Sled,
+    /// One Redis server shared by the nodes.
+    Redis,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sled => "sled",
+            Backend::Redis => "redis",
+        }
+    }
+}
+
+/// One node's share of a Redis-backed run: the server, the key prefix of
+/// this run, and the node's id (distinct per node: it tells apart their
+/// claims and leases in the shared store).
+#[derive(Debug, Clone, Copy)]
+struct RedisNode<'a> {
+    url: &'a str,
+    prefix: &'a str,
+    id: u16,
 }
 
 /// Runs `tern bench`.
@@ -124,11 +214,12 @@ const UPSTREAM_ACCOUNT: &str = "tern-bench";
 const STOP_GRACE: Duration = Duration::from_secs(15);
 /// How often the daemon's memory is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+/// `[storage.redis] lease_ttl` of the nodes: the daemon's default; the
+/// nodes never die during a bench, so it only sets how often they renew.
+const LEASE_TTL: &str = "10s";
 
 async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    if args.sessions == 0 || args.window == 0 || args.messages == 0 {
-        bail!("--sessions, --window and --messages must be at least 1");
-    }
+    args.check()?;
     let deadline = Instant::now() + args.deadline;
     let load_before = load_average();
     let sim = Simulator::start(SimConfig {
@@ -154,45 +245,48 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .context("(a) direct run")?;
 
     let work = WorkDir::create(args.keep)?;
-    let port = free_port()?;
-    let config = work.path.join("tern.toml");
-    std::fs::write(&config, daemon_config(&args, &work.path, port, sim.addr()))
-        .with_context(|| format!("writing {}", config.display()))?;
-    let mut daemon = Daemon::spawn(&config, &work.path.join("tern.log"))?;
-    progress(&format!(
-        "(b) starting tern (pid {}) on 127.0.0.1:{port}…",
-        daemon.pid
-    ));
-    daemon
-        .wait_ready(port, &sim, args.upstream_sessions, deadline)
-        .await?;
+    let mut daemons = start_nodes(&args, &work.path, sim.addr())?;
+    wait_ready(&mut daemons, &sim, args.upstream_sessions, deadline).await?;
 
     progress(&format!(
         "(b) load generator → tern → simulator: {} message(s)…",
         args.messages
     ));
-    let tern_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let tern_addrs: Vec<SocketAddr> = daemons
+        .iter()
+        .map(|d| SocketAddr::from(([127, 0, 0, 1], d.port)))
+        .collect();
+    let Some((&first_node, more_nodes)) = tern_addrs.split_first() else {
+        bail!("no tern node was started");
+    };
+    let pids: Vec<u32> = daemons.iter().map(|d| d.pid).collect();
     let clock = clock_ticks_per_second();
     let stop_sampling = CancellationToken::new();
-    let sampler = tokio::spawn(sample_rss(daemon.pid, stop_sampling.clone(), deadline));
-    let cpu_before = cpu_ticks(&daemon.pid.to_string());
+    let sampler = tokio::spawn(sample_rss(pids.clone(), stop_sampling.clone(), deadline));
+    let cpu_before = cpu_ticks_of(&pids);
     let own_before = cpu_ticks("self");
     let started = Instant::now();
-    let through = load::run(load_config(&args, tern_addr, CLIENT, deadline)?).await;
+    // The client's sessions spread over the nodes, as clients of a cluster
+    // behind several addresses would be.
+    let through = load::run(LoadConfig {
+        more_addrs: more_nodes.to_vec(),
+        ..load_config(&args, first_node, CLIENT, deadline)?
+    })
+    .await;
     let wall_s = started.elapsed().as_secs_f64();
-    let cpu_after = cpu_ticks(&daemon.pid.to_string());
+    let cpu_after = cpu_ticks_of(&pids);
     let own_after = cpu_ticks("self");
-    let memory = memory(daemon.pid);
+    let memories: Vec<Option<Memory>> = pids.iter().map(|pid| memory(*pid)).collect();
     stop_sampling.cancel();
-    let max_rss_kb = sampler.await.unwrap_or(0);
+    let max_rss_kb = sampler.await.unwrap_or_default();
     let through = match through {
         Ok(report) => report,
         Err(err) => {
-            let log = daemon.log_tail();
-            return Err(anyhow!(err).context(format!("(b) run through tern; its log ends:\n{log}")));
+            let logs = logs_tail(&daemons);
+            return Err(anyhow!(err).context(format!("(b) run through tern; {logs}")));
         }
     };
-    let stopped = daemon.terminate().await;
+    let stopped = stop_nodes(&mut daemons).await;
     let sim_stats = sim.stats();
     sim.shutdown().await;
     if args.keep {
@@ -204,6 +298,11 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let cpu_s = ticks(cpu_before, cpu_after);
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    let peak_rss_per_node: Vec<Option<f64>> =
+        memories.iter().map(|m| m.map(|m| mb(m.hwm_kb))).collect();
+    let peak_rss_mb = peak_rss_per_node.iter().flatten().copied().reduce(f64::max);
+    let max_sampled_kb = max_rss_kb.iter().copied().max().unwrap_or(0);
     let report = BenchReport {
         settings: Settings {
             sessions: args.sessions,
@@ -215,6 +314,8 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             text_len: args.text_len,
             upstream_sessions: args.upstream_sessions,
             store: args.store,
+            nodes: args.nodes,
+            backend: args.backend(),
         },
         machine: Machine {
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
@@ -231,8 +332,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .receipts_on()
             .then(|| ms(through.receipt_latency.p99_us) - ms(direct.receipt_latency.p99_us)),
         tern: TernUsage {
-            peak_rss_mb: memory.map(|m| m.hwm_kb as f64 / 1024.0),
-            max_sampled_rss_mb: (max_rss_kb > 0).then(|| max_rss_kb as f64 / 1024.0),
+            peak_rss_mb,
+            peak_rss_mb_per_node: peak_rss_per_node,
+            max_sampled_rss_mb: (max_sampled_kb > 0).then(|| mb(max_sampled_kb)),
             cpu_s,
             wall_s,
             cpu_percent: cpu_s.map(|c| 100.0 * c / wall_s.max(1e-9)),
@@ -273,7 +375,8 @@ fn ratio(b: f64, a: f64) -> f64 {
     }
 }
 
-/// The same load for both runs; only the target and account differ.
+/// The same load for both runs; only the target and account differ (and,
+/// with several nodes, the further targets the caller adds).
 fn load_config(
     args: &BenchArgs,
     addr: SocketAddr,
@@ -303,23 +406,45 @@ fn load_config(
 }
 
 /// A daemon configuration for the run: everything on loopback, the store
-/// in the work directory, no admin listener (it would take a fixed port).
-fn daemon_config(args: &BenchArgs, dir: &Path, port: u16, sim: SocketAddr) -> String {
+/// in the work directory (or, for a node of a Redis-backed run, under the
+/// run's prefix in Redis), no admin listener (it would take a fixed port).
+fn daemon_config(
+    args: &BenchArgs,
+    dir: &Path,
+    port: u16,
+    sim: SocketAddr,
+    redis: Option<RedisNode<'_>>,
+) -> String {
     let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
-    let store = dir.join("data");
-    let durability = args.store.name();
+    let (node_id, storage) = match redis {
+        None => (
+            String::new(),
+            format!(
+                "path = {}\ndurability = \"{}\"\n",
+                quote(&dir.join("data").to_string_lossy()),
+                args.store.name()
+            ),
+        ),
+        Some(node) => (
+            format!("id = {}\n", node.id),
+            format!(
+                "backend = \"redis\"\n\n[storage.redis]\naddresses = [{}]\nprefix = {}\n\
+                 lease_ttl = \"{LEASE_TTL}\"\n",
+                quote(node.url),
+                quote(node.prefix)
+            ),
+        ),
+    };
     format!(
         r#"# Written by `tern bench`.
 [node]
 system_id = "tern-bench"
-
+{node_id}
 [[listener]]
 address = "127.0.0.1:{port}"
 
 [storage]
-path = {store}
-durability = "{durability}"
-
+{storage}
 [log]
 level = "warn"
 
@@ -339,17 +464,154 @@ sessions = {sessions}
 name = "everything"
 upstreams = ["simulator"]
 "#,
-        store = quote(&store.to_string_lossy()),
         sim_port = sim.port(),
         sessions = args.upstream_sessions.max(1),
     )
 }
 
-/// A free loopback port (free when asked; the daemon binds it just after).
-fn free_port() -> anyhow::Result<u16> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
-    Ok(listener.local_addr()?.port())
+/// `n` distinct free loopback ports (free when asked; the daemons bind them
+/// just after). All are held until all are found, so none is given twice.
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// Writes each node's configuration and starts it. One node without
+/// `--redis` is today's single daemon (`tern.toml`, `tern.log`, a sled store
+/// in `data`); Redis nodes get `tern-<id>.toml` and `tern-<id>.log` and one
+/// key prefix, new for this bench so no earlier run's messages or leases
+/// are found.
+fn start_nodes(args: &BenchArgs, dir: &Path, sim: SocketAddr) -> anyhow::Result<Vec<Daemon>> {
+    let prefix = format!(
+        "bench-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    );
+    let ports = free_ports(args.nodes)?;
+    let mut daemons = Vec::with_capacity(args.nodes);
+    for (port, id) in ports.into_iter().zip(1..=u16::MAX) {
+        let redis = args.redis.as_deref().map(|url| RedisNode {
+            url,
+            prefix: &prefix,
+            id,
+        });
+        let (stem, label) = match redis {
+            None => ("tern".to_owned(), "tern".to_owned()),
+            Some(_) if args.nodes == 1 => (format!("tern-{id}"), "tern".to_owned()),
+            Some(_) => (format!("tern-{id}"), format!("tern node {id}")),
+        };
+        let config = dir.join(format!("{stem}.toml"));
+        let text = daemon_config(args, dir, port, sim, redis);
+        // Checked here so a bad --redis address reads as a sentence, not
+        // as a daemon's failed start.
+        crate::config::Config::from_text(&config, &text)
+            .map_err(|err| anyhow!("the daemon configuration is invalid:\n{err}"))?;
+        std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
+        let daemon = Daemon::spawn(&config, &dir.join(format!("{stem}.log")), port, label)?;
+        progress(&format!(
+            "(b) starting {} (pid {}) on 127.0.0.1:{port}{}…",
+            daemon.label,
+            daemon.pid,
+            redis.map_or(String::new(), |r| format!(
+                ", store {} prefix {}",
+                r.url, r.prefix
+            ))
+        ));
+        daemons.push(daemon);
+    }
+    Ok(daemons)
+}
+
+/// Waits until every node accepts connections on its port and the
+/// simulator has `sessions` sessions of the upstream account bound, in
+/// total: with Redis the session slots are leases the nodes share, and
+/// which node holds them is theirs to settle.
+async fn wait_ready(
+    daemons: &mut [Daemon],
+    sim: &SimHandle,
+    sessions: usize,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let wanted = sessions.max(1);
+    loop {
+        for daemon in daemons.iter_mut() {
+            if let Some(status) = daemon.child.try_wait()? {
+                bail!(
+                    "{} exited during start-up ({status}); its log ends:\n{}",
+                    daemon.label,
+                    daemon.log_tail()
+                );
+            }
+        }
+        let mut listening = 0;
+        for daemon in daemons.iter() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", daemon.port))
+                .await
+                .is_ok()
+            {
+                listening += 1;
+            }
+        }
+        let bound = sim.sessions(UPSTREAM_ACCOUNT).len();
+        if listening == daemons.len() && bound >= wanted {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let listening = match daemons.len() {
+                1 => (listening == 1).to_string(),
+                n => format!("{listening} of {n} nodes"),
+            };
+            bail!(
+                "tern was not ready before the deadline (listening: {listening}, \
+                 upstream sessions bound: {bound} of {wanted}); {}",
+                logs_tail(daemons)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// "its log ends: …" for one daemon, each node's log tail for several.
+fn logs_tail(daemons: &[Daemon]) -> String {
+    match daemons {
+        [one] => format!("its log ends:\n{}", one.log_tail()),
+        all => {
+            let mut text = "their logs end:".to_owned();
+            for daemon in all {
+                text.push_str(&format!("\n== {} ==\n{}", daemon.label, daemon.log_tail()));
+            }
+            text
+        }
+    }
+}
+
+/// Stops every node at once (each has [`STOP_GRACE`], so stopping them in
+/// turn could take N times that); true when all stopped cleanly. Says
+/// which did not, and which logged anything: the daemons log at `warn`, so
+/// any line is a warning or an error worth a look (`--keep` keeps them).
+async fn stop_nodes(daemons: &mut [Daemon]) -> bool {
+    let stopped = join_all(daemons.iter_mut().map(Daemon::terminate)).await;
+    for (daemon, clean) in daemons.iter().zip(&stopped) {
+        if !clean {
+            progress(&format!("{} did not stop cleanly on SIGTERM", daemon.label));
+        }
+        let text = std::fs::read_to_string(&daemon.log).unwrap_or_default();
+        if let Some(last) = text.lines().last() {
+            progress(&format!(
+                "{} logged {} line(s) at warn or above; the last: {last}",
+                daemon.label,
+                text.lines().count()
+            ));
+        }
+    }
+    stopped.into_iter().all(|clean| clean)
 }
 
 /// The daemon's temporary directory, removed on drop unless kept.
@@ -384,10 +646,14 @@ struct Daemon {
     child: Child,
     pid: u32,
     log: PathBuf,
+    /// Its listener's port.
+    port: u16,
+    /// How messages name it: "tern", or "tern node 2" among several.
+    label: String,
 }
 
 impl Daemon {
-    fn spawn(config: &Path, log: &Path) -> anyhow::Result<Self> {
+    fn spawn(config: &Path, log: &Path, port: u16, label: String) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the tern binary")?;
         let log_file =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
@@ -407,42 +673,9 @@ impl Daemon {
             pid: child.id(),
             child,
             log: log.to_owned(),
+            port,
+            label,
         })
-    }
-
-    /// Waits until the daemon accepts connections on `port` and has
-    /// `sessions` sessions bound to the simulator.
-    async fn wait_ready(
-        &mut self,
-        port: u16,
-        sim: &SimHandle,
-        sessions: usize,
-        deadline: Instant,
-    ) -> anyhow::Result<()> {
-        let wanted = sessions.max(1);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "tern exited during start-up ({status}); its log ends:\n{}",
-                    self.log_tail()
-                );
-            }
-            let listening = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok();
-            let bound = sim.sessions(UPSTREAM_ACCOUNT).len();
-            if listening && bound >= wanted {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "tern was not ready before the deadline (listening: {listening}, \
-                     upstream sessions bound: {bound} of {wanted}); its log ends:\n{}",
-                    self.log_tail()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// SIGTERM, then up to [`STOP_GRACE`] for a clean exit, then SIGKILL.
@@ -510,13 +743,16 @@ fn memory(pid: u32) -> Option<Memory> {
     })
 }
 
-/// The largest VmRSS seen until `stop` (or the deadline): a second view of
-/// the peak, which VmHWM gives over the whole life including start-up.
-async fn sample_rss(pid: u32, stop: CancellationToken, deadline: Instant) -> u64 {
-    let mut max = 0;
+/// The largest VmRSS of each process seen until `stop` (or the deadline):
+/// a second view of the peak, which VmHWM gives over the whole life
+/// including start-up.
+async fn sample_rss(pids: Vec<u32>, stop: CancellationToken, deadline: Instant) -> Vec<u64> {
+    let mut max = vec![0; pids.len()];
     loop {
-        if let Some(m) = memory(pid) {
-            max = max.max(m.rss_kb);
+        for (pid, max) in pids.iter().zip(max.iter_mut()) {
+            if let Some(m) = memory(*pid) {
+                *max = (*max).max(m.rss_kb);
+            }
         }
         tokio::select! {
             () = tokio::time::sleep(SAMPLE_EVERY) => {}
@@ -538,6 +774,12 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// CPU ticks summed over processes; `None` if any cannot be read, since a
+/// partial sum would understate the cost.
+fn cpu_ticks_of(pids: &[u32]) -> Option<u64> {
+    pids.iter().map(|pid| cpu_ticks(&pid.to_string())).sum()
 }
 
 /// USER_HZ from `getconf CLK_TCK`; 100, the Linux value, if unavailable.
@@ -580,6 +822,9 @@ struct Settings {
     text_len: usize,
     upstream_sessions: usize,
     store: Durability,
+    /// Tern nodes in run (b).
+    nodes: usize,
+    backend: Backend,
 }
 
 /// Where it ran.
@@ -591,20 +836,23 @@ struct Machine {
     load_after: Option<[f64; 3]>,
 }
 
-/// What the daemon used during run (b).
+/// What the daemon (all its nodes) used during run (b).
 #[derive(Debug, Serialize)]
 struct TernUsage {
-    /// VmHWM at the end of run (b), MB.
+    /// VmHWM at the end of run (b), MB; of the largest node, since each
+    /// node would be a machine of its own in a real cluster.
     peak_rss_mb: Option<f64>,
-    /// The largest VmRSS sampled during run (b), MB.
+    /// VmHWM of each node at the end of run (b), MB, in node order.
+    peak_rss_mb_per_node: Vec<Option<f64>>,
+    /// The largest VmRSS sampled during run (b), MB (of any node).
     max_sampled_rss_mb: Option<f64>,
-    /// CPU seconds (user + system) during run (b).
+    /// CPU seconds (user + system) during run (b), summed over the nodes.
     cpu_s: Option<f64>,
     /// Wall seconds of run (b).
     wall_s: f64,
     /// `cpu_s / wall_s`, in percent of one core.
     cpu_percent: Option<f64>,
-    /// It exited by itself, successfully, after SIGTERM.
+    /// Every node exited by itself, successfully, after SIGTERM.
     stopped_cleanly: bool,
 }
 
@@ -647,7 +895,8 @@ impl BenchReport {
         let _ = writeln!(
             t,
             "tern bench: {} session(s) × window {}, {} message(s) of {} chars, receipts {}{}, \
-             store {}, {} upstream session(s), simulator receipt delay {} ms",
+             store {}, {} upstream session(s), simulator receipt delay {} ms, \
+             {} node(s), backend {}",
             s.sessions,
             s.window,
             s.messages,
@@ -656,7 +905,9 @@ impl BenchReport {
             s.rate.map_or(String::new(), |r| format!(", rate {r}/s")),
             s.store.name(),
             s.upstream_sessions,
-            s.receipt_delay_ms
+            s.receipt_delay_ms,
+            s.nodes,
+            s.backend.name()
         );
         let m = &self.machine;
         let load = |l: Option<[f64; 3]>| {
@@ -743,21 +994,42 @@ impl BenchReport {
         );
         let _ = writeln!(t);
         let u = &self.tern;
-        let _ = writeln!(
-            t,
-            "Tern process during (b): peak RSS (VmHWM) {} MB, max sampled RSS {} MB, \
-             CPU {} s over {:.3} s = {}% of one core{}",
-            opt(u.peak_rss_mb, 1),
-            opt(u.max_sampled_rss_mb, 1),
-            opt(u.cpu_s, 2),
-            u.wall_s,
-            opt(u.cpu_percent, 0),
-            if u.stopped_cleanly {
-                ""
-            } else {
-                "; did not stop cleanly on SIGTERM"
-            }
-        );
+        let not_clean = if u.stopped_cleanly {
+            ""
+        } else {
+            "; did not stop cleanly on SIGTERM"
+        };
+        if s.nodes == 1 {
+            let _ = writeln!(
+                t,
+                "Tern process during (b): peak RSS (VmHWM) {} MB, max sampled RSS {} MB, \
+                 CPU {} s over {:.3} s = {}% of one core{not_clean}",
+                opt(u.peak_rss_mb, 1),
+                opt(u.max_sampled_rss_mb, 1),
+                opt(u.cpu_s, 2),
+                u.wall_s,
+                opt(u.cpu_percent, 0),
+            );
+        } else {
+            let per_node: Vec<String> = u
+                .peak_rss_mb_per_node
+                .iter()
+                .map(|mb| opt(*mb, 1))
+                .collect();
+            let _ = writeln!(
+                t,
+                "Tern, {} processes during (b): peak RSS (VmHWM) of the largest {} MB \
+                 (per node {}), max sampled RSS {} MB, CPU summed {} s over {:.3} s = {}% \
+                 of one core{not_clean}",
+                s.nodes,
+                opt(u.peak_rss_mb, 1),
+                per_node.join(" / "),
+                opt(u.max_sampled_rss_mb, 1),
+                opt(u.cpu_s, 2),
+                u.wall_s,
+                opt(u.cpu_percent, 0),
+            );
+        }
         let _ = writeln!(
             t,
             "bench process (load generator + simulator) during (b): CPU {} s",
@@ -797,13 +1069,82 @@ mod tests {
             text_len: 10,
             upstream_sessions: 2,
             store: Durability::Durable,
+            nodes: 1,
+            redis: None,
             deadline: Duration::from_secs(1),
             keep: false,
             json: false,
         };
         let dir = std::env::temp_dir().join("tern bench \"quoted\"");
-        let text = daemon_config(&args, &dir, 2775, "127.0.0.1:2776".parse().expect("addr"));
+        let sim = "127.0.0.1:2776".parse().expect("addr");
+        let text = daemon_config(&args, &dir, 2775, sim, None);
         let config = crate::config::Config::from_text(Path::new("bench.toml"), &text);
         assert!(config.is_ok(), "{text}\n{:?}", config.err());
+        assert!(args.check().is_ok());
+
+        // A node of a Redis-backed run: its id, the shared server and prefix.
+        let args = BenchArgs {
+            nodes: 3,
+            redis: Some("redis://127.0.0.1:6411".to_owned()),
+            ..args
+        };
+        assert!(args.check().is_ok());
+        let node = RedisNode {
+            url: "redis://127.0.0.1:6411",
+            prefix: "bench-1-2",
+            id: 2,
+        };
+        let text = daemon_config(&args, &dir, 2775, sim, Some(node));
+        let config = crate::config::Config::from_text(Path::new("bench-2.toml"), &text);
+        let config = match config {
+            Ok(config) => config,
+            Err(err) => panic!("{text}\n{err}"),
+        };
+        assert_eq!(config.node_id, 2);
+        match &config.backend {
+            crate::config::Backend::Redis(redis) => {
+                assert_eq!(redis.addresses, ["redis://127.0.0.1:6411"]);
+                assert_eq!(redis.prefix, "bench-1-2");
+                assert_eq!(redis.lease_ttl, Duration::from_secs(10));
+            }
+            crate::config::Backend::Sled => panic!("not a Redis config:\n{text}"),
+        }
+    }
+
+    /// `tern bench` with these arguments, parsed as clap would.
+    fn parse(args: &[&str]) -> BenchArgs {
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let argv = std::iter::once("bench").chain(args.iter().copied());
+        match <Cli as clap::Parser>::try_parse_from(argv) {
+            Ok(cli) => cli.bench,
+            Err(err) => panic!("{args:?}: {err}"),
+        }
+    }
+
+    #[test]
+    fn several_nodes_need_redis() {
+        let args = parse(&[]);
+        assert_eq!((args.nodes, args.backend()), (1, Backend::Sled));
+        assert!(args.check().is_ok());
+
+        let err = parse(&["--nodes", "3"]).check().expect_err("refused");
+        assert!(err.to_string().contains("--redis"), "{err}");
+
+        let args = parse(&["--nodes", "3", "--redis", "redis://127.0.0.1:6379"]);
+        assert_eq!(args.backend(), Backend::Redis);
+        assert!(args.check().is_ok());
+
+        // Not an address; the sled-only durability; no node at all.
+        for bad in [
+            &["--redis", "127.0.0.1:6379"][..],
+            &["--redis", "redis://127.0.0.1:6379", "--store", "fast"],
+            &["--nodes", "0"],
+        ] {
+            assert!(parse(bad).check().is_err(), "{bad:?}");
+        }
     }
 }
