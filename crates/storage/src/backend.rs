@@ -6,9 +6,8 @@
 //! same methods as both backends (each call is one `match`).
 //!
 //! Redis's reads (`get`, `lookup_upstream`, …) are blocking calls on a
-//! pooled connection, as the trait's reads are plain functions: on the
-//! daemon's multi-thread runtime one such read holds its worker for a
-//! loopback round trip, which is what a sled read costs too.
+//! pooled connection, as the trait's reads are plain functions; see
+//! [`blocking`] for how they run on the daemon's runtime.
 
 use std::time::Duration;
 
@@ -40,6 +39,30 @@ macro_rules! each {
             Store::Redis($s) => $body,
         }
     };
+}
+
+/// The same read on whichever backend; Redis's blocking read runs as
+/// [`blocking`] says.
+macro_rules! read {
+    ($store:expr, $s:ident => $body:expr) => {
+        match $store {
+            Store::Sled($s) => $body,
+            Store::Redis($s) => blocking(|| $body),
+        }
+    };
+}
+
+/// Runs a blocking Redis read. On a multi-thread runtime (the daemon's) it
+/// tells tokio first, which hands this worker's other tasks to another
+/// thread: otherwise a few reads waiting on round trips would hold every
+/// worker, and receipts (a read each) would go one round trip at a time.
+fn blocking<T>(read: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(read)
+        }
+        _ => read(),
+    }
 }
 
 impl Store {
@@ -75,7 +98,7 @@ impl Store {
 
     /// The record of `id`.
     pub fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
-        each!(self, s => s.get(id))
+        read!(self, s => s.get(id))
     }
 
     /// Claims due messages for sending.
@@ -131,7 +154,7 @@ impl Store {
         upstream: &str,
         upstream_id: &str,
     ) -> Result<Option<TernId>, StoreError> {
-        each!(self, s => s.lookup_upstream(upstream, upstream_id))
+        read!(self, s => s.lookup_upstream(upstream, upstream_id))
     }
 
     /// The same, also across hex and decimal.
@@ -140,12 +163,12 @@ impl Store {
         upstream: &str,
         upstream_id: &str,
     ) -> Result<Option<TernId>, StoreError> {
-        each!(self, s => s.lookup_upstream_any_base(upstream, upstream_id))
+        read!(self, s => s.lookup_upstream_any_base(upstream, upstream_id))
     }
 
     /// Messages whose validity ended while they waited.
     pub fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<TernId>, StoreError> {
-        each!(self, s => s.expired(now_ms, limit))
+        read!(self, s => s.expired(now_ms, limit))
     }
 
     /// Queues an item for a client.
@@ -159,7 +182,7 @@ impl Store {
         client: &str,
         limit: usize,
     ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
-        each!(self, s => s.outbox_pending(client, limit))
+        read!(self, s => s.outbox_pending(client, limit))
     }
 
     /// Removes an item the client acknowledged.
@@ -169,7 +192,7 @@ impl Store {
 
     /// Clients with something in their outbox.
     pub fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
-        each!(self, s => s.outbox_clients())
+        read!(self, s => s.outbox_clients())
     }
 
     /// Holds a receipt that matched nothing yet.
@@ -202,12 +225,12 @@ impl Store {
         upstream_id: &str,
         any_base: bool,
     ) -> Result<Option<UnmatchedReceipt>, StoreError> {
-        each!(self, s => s.peek_unmatched(upstream, upstream_id, any_base))
+        read!(self, s => s.peek_unmatched(upstream, upstream_id, any_base))
     }
 
     /// Up to `limit` held receipts, left in place.
     pub fn held_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
-        each!(self, s => s.held_receipts(limit))
+        read!(self, s => s.held_receipts(limit))
     }
 
     /// Removes and returns held receipts older than `grace`.
@@ -286,7 +309,7 @@ impl Store {
 
     /// Held MO groups whose wait is over.
     pub fn mo_groups_due(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldMo>, StoreError> {
-        each!(self, s => s.mo_groups_due(now_ms, limit))
+        read!(self, s => s.mo_groups_due(now_ms, limit))
     }
 
     /// Stores what a receipt changed, with the client's receipt.
@@ -303,7 +326,7 @@ impl Store {
     pub fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
         match self {
             Store::Sled(s) => Ok(s.queue_depths()),
-            Store::Redis(s) => s.queue_depths(),
+            Store::Redis(s) => blocking(|| s.queue_depths()),
         }
     }
 

@@ -5,7 +5,8 @@
 //! are async, but some of its reads (`get`, `lookup_upstream`, …) are plain
 //! functions, so they use a blocking connection from a small pool.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -94,6 +95,43 @@ fn certificates(ca: &[u8]) -> redis::TlsCertificates {
     redis::TlsCertificates {
         client_tls: None,
         root_cert: Some(ca.to_vec()),
+    }
+}
+
+/// Async connections shared by every task, used in turn.
+///
+/// One multiplexed connection would carry every command, but Redis reads
+/// a bounded amount from one client per event-loop turn, and under
+/// `appendfsync always` each turn ends with an fsync: with hundreds of
+/// commands in flight on one socket they queue for many turns (tens of ms
+/// each measured with `tern bench`). Several connections are read in the
+/// same turn.
+#[derive(Clone)]
+pub(super) struct AsyncPool {
+    conns: Arc<[AsyncConn]>,
+    next: Arc<AtomicUsize>,
+}
+
+/// Connections in an [`AsyncPool`].
+const ASYNC_CONNECTIONS: usize = 8;
+
+impl AsyncPool {
+    /// Opens the pool's connections.
+    pub(super) async fn open(clients: &Clients) -> Result<Self, StoreError> {
+        let mut conns = Vec::with_capacity(ASYNC_CONNECTIONS);
+        for _ in 0..ASYNC_CONNECTIONS {
+            conns.push(clients.connect().await?);
+        }
+        Ok(Self {
+            conns: conns.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The next connection in turn (a clone shares its socket).
+    pub(super) fn get(&self) -> AsyncConn {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.conns[n % self.conns.len()].clone()
     }
 }
 

@@ -34,7 +34,7 @@ use redis::{
 };
 use tokio::sync::mpsc;
 
-use super::conn::{AsyncConn, Clients};
+use super::conn::{AsyncConn, AsyncPool, Clients};
 use super::layout::{Layout, SHARDS};
 use super::{RedisDurability, RedisStore};
 use crate::error::StoreError;
@@ -157,7 +157,7 @@ enum EventsFrom {
 /// tokens are two holders, even with the same node id.
 #[derive(Clone)]
 pub struct Coordinator {
-    conn: AsyncConn,
+    conn: AsyncPool,
     layout: Layout,
     node: u16,
     /// `"<node>:<token>"`, the value of every lease this holds.
@@ -188,7 +188,7 @@ impl RedisStore {
             Clients::Cluster(_) => EventsFrom::Cluster(Box::new(self.seed.clone())),
         };
         Coordinator {
-            conn: self.conn(),
+            conn: self.conn.clone(),
             layout: self.layout.clone(),
             node: self.node,
             owner: format!("{}:{}", self.node, new_token()),
@@ -315,7 +315,7 @@ impl Coordinator {
     pub async fn holder(&self, name: &str) -> Result<Option<u16>, StoreError> {
         let held: Option<Vec<u8>> = redis::cmd("GET")
             .arg(self.layout.lease(name))
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.conn.get())
             .await?;
         held.map(|v| holder_node(&v)).transpose()
     }
@@ -329,7 +329,7 @@ impl Coordinator {
         let keys: Vec<Vec<u8>> = names.iter().map(|n| self.layout.lease(n)).collect();
         let held: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
             .arg(keys)
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.conn.get())
             .await?;
         held.into_iter()
             .map(|v| v.map(|v| holder_node(&v)).transpose())
@@ -408,7 +408,7 @@ impl Coordinator {
         if let Some(ttl) = ttl {
             invocation.arg(millis(ttl));
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.get();
         let done: i64 = invocation.invoke_async(&mut conn).await?;
         if done == 1 {
             self.settle(&mut conn).await?;
@@ -478,7 +478,7 @@ impl Coordinator {
     async fn cluster_node(&self, seed: &ConnectionInfo) -> Result<ConnectionInfo, StoreError> {
         let slots: Value = redis::cmd("CLUSTER")
             .arg("SLOTS")
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.conn.get())
             .await?;
         let (host, port) = first_primary(&slots).ok_or_else(|| StoreError::Decode {
             what: "CLUSTER SLOTS answer",

@@ -44,7 +44,7 @@ use crate::sled_store::{
     now_ms, Accepted, NewMessage, QueueDepths, QueuedChange, Recovery, Replacement, Verification,
 };
 use crate::upstream_id::{candidates, normalise};
-use conn::{AsyncConn, Clients, SyncPool};
+use conn::{AsyncConn, AsyncPool, Clients, SyncPool};
 use layout::{
     client_shard, counter_for, id_shard, member, parse_member, upstream_field, upstream_shard,
     Layout, SHARDS,
@@ -116,7 +116,7 @@ pub struct RedisOptions {
 /// The Redis-backed message store.
 pub struct RedisStore {
     clients: Clients,
-    conn: AsyncConn,
+    conn: AsyncPool,
     sync: SyncPool,
     layout: Layout,
     node: u16,
@@ -257,7 +257,7 @@ impl RedisStore {
                 .map_err(|e| StoreError::Redis(e.to_string()))??;
         }
         let clients = Clients::new(&addresses, cluster, options.tls_ca.as_deref())?;
-        let conn = clients.connect().await?;
+        let conn = AsyncPool::open(&clients).await?;
         // Built as a client is, so a TLS seed carries its trusted CA.
         let seed = match addresses.first() {
             Some(address) => conn::single_client(address, options.tls_ca.as_deref())?
@@ -281,7 +281,7 @@ impl RedisStore {
     }
 
     fn conn(&self) -> AsyncConn {
-        self.conn.clone()
+        self.conn.get()
     }
 
     /// After a write: under the WAIT policy, waits for the replicas.
@@ -1513,6 +1513,7 @@ impl RedisStore {
             Some(client) => Some(self.next_seq(client).await?),
             None => None,
         };
+
         self.change(id, |record, group| {
             let update = update.clone();
             if let Some(received) = update.received {

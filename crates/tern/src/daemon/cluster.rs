@@ -155,7 +155,7 @@ pub async fn outbox_events(node: Arc<Node>, cluster: Cluster, shutdown: Cancella
             event = events.recv() => match event {
                 Some(client) => {
                     if !node.receivers(&client).is_empty() {
-                        node.outbox.notify_one();
+                        node.outbox_news(&client);
                     }
                 }
                 None => return,

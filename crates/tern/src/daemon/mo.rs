@@ -94,7 +94,7 @@ pub async fn receive(
     }
     let item = outbox_item(for_client(sm));
     node.store.outbox_push(client, &item).await?;
-    node.outbox.notify_one();
+    node.outbox_news(client);
     Ok(CommandStatus::Ok)
 }
 
@@ -223,7 +223,7 @@ async fn release(node: &Node, group: &MoGroup) -> Result<(), StoreError> {
         .mo_group_release(group, |held| deliveries(&routing, held))
         .await?;
     if released {
-        node.outbox.notify_one();
+        node.outbox_news(&group.client);
     }
     Ok(())
 }

@@ -22,6 +22,12 @@ use super::auth::Accounts;
 use super::cluster::Cluster;
 use crate::admin::Metrics;
 
+/// Stripes of the per-message locks. A holder keeps its stripe for a few
+/// store round trips: microseconds on sled, milliseconds on a Redis that
+/// fsyncs each write, so there are enough that hundreds of receipts in
+/// flight rarely wait on each other.
+const MESSAGE_LOCKS: usize = 4096;
+
 /// The parts of a node a reload replaces together.
 #[derive(Debug)]
 pub struct Routing {
@@ -93,6 +99,9 @@ pub struct Node {
     pub dispatch: Notify,
     /// Wakes the outbox when something is owed or a receiver bound.
     pub outbox: Notify,
+    /// Clients whose outbox grew since the outbox last looked (shared
+    /// store: named by the other nodes' notifications).
+    outbox_news: Mutex<std::collections::HashSet<String>>,
     /// Striped locks: one task at a time updates a given message (the
     /// store's rule), e.g. when receipts for two parts arrive together.
     message_locks: Vec<tokio::sync::Mutex<()>>,
@@ -120,10 +129,31 @@ impl Node {
             receivers_bound: AtomicUsize::new(0),
             dispatch: Notify::new(),
             outbox: Notify::new(),
-            message_locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
+            outbox_news: Mutex::default(),
+            message_locks: (0..MESSAGE_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             metrics,
             cluster,
         })
+    }
+
+    /// Notes that `client`'s outbox has something new, and wakes the
+    /// outbox.
+    pub fn outbox_news(&self, client: &str) {
+        self.outbox_news
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(client.to_owned());
+        self.outbox.notify_one();
+    }
+
+    /// The clients noted by [`Node::outbox_news`] since the last call.
+    pub fn take_outbox_news(&self) -> Vec<String> {
+        let mut news = self.outbox_news.lock().unwrap_or_else(|p| p.into_inner());
+        let mut clients: Vec<String> = news.drain().collect();
+        clients.sort();
+        clients
     }
 
     /// The routing now in force; keep it for one message's step.
@@ -223,13 +253,14 @@ impl Node {
     /// Tracks a bound client session until it closes.
     pub fn add_client(&self, session: ClientSession) {
         let receives = session.bind_type.can_receive();
+        let account = session.account.clone();
         let mut clients = self.lock();
         clients.retain(|s| !s.handle.is_closed());
         clients.push(session);
         drop(clients);
         if receives {
             self.receivers_bound.fetch_add(1, Ordering::Relaxed);
-            self.outbox.notify_one();
+            self.outbox_news(&account);
         }
     }
 

@@ -14,6 +14,10 @@ use tracing::debug;
 use super::cluster::Cluster;
 use super::node::Node;
 
+/// How often every client's outbox is listed on a shared store (between,
+/// only those notifications named).
+const FULL_SCAN: Duration = Duration::from_secs(1);
+
 /// Items taken per client and round.
 const BATCH: usize = 256;
 
@@ -38,6 +42,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
     let mut behind = false;
     let mut backoff: HashMap<String, Backoff> = HashMap::new();
     let mut receivers_seen = 0;
+    let mut last_full = Instant::now() - FULL_SCAN;
     loop {
         if !behind {
             tokio::select! {
@@ -48,9 +53,22 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
         } else if shutdown.is_cancelled() {
             return;
         }
-        let Ok(clients) = node.store.outbox_clients() else {
-            behind = false;
-            continue;
+        // On a shared store, listing every client's outbox is one read per
+        // shard; between full listings (each second, which also retries
+        // clients whose backoff ended) only the clients the notifications
+        // named are looked at.
+        let clients = if node.cluster.is_some() && last_full.elapsed() < FULL_SCAN {
+            node.take_outbox_news()
+        } else {
+            last_full = Instant::now();
+            node.take_outbox_news();
+            match node.store.outbox_clients() {
+                Ok(clients) => clients,
+                Err(_) => {
+                    behind = false;
+                    continue;
+                }
+            }
         };
         let receivers = node.receivers_bound.load(Ordering::Relaxed);
         if receivers != receivers_seen {
@@ -68,6 +86,10 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
         behind = false;
         for (client, round) in due.into_iter().zip(results) {
             behind |= round.full && !round.failed;
+            if round.full && !round.failed {
+                // More waiting: look at this client again next round.
+                node.outbox_news(client);
+            }
             if round.failed {
                 let failures = backoff.get(client).map_or(0, |b| b.failures) + 1;
                 let wait = RETRY_INITIAL
@@ -90,7 +112,10 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
                 backoff.remove(client);
             }
         }
-        backoff.retain(|client, _| clients.contains(client));
+        if last_full.elapsed() < Duration::from_millis(1) {
+            // Only a full listing tells which clients have nothing left.
+            backoff.retain(|client, _| clients.contains(client));
+        }
     }
 }
 

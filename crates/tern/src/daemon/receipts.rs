@@ -143,7 +143,7 @@ async fn apply_locked(
     }
     let queued = node.store.record_receipt(id, update, now).await?;
     if queued.is_some() {
-        node.outbox.notify_one();
+        node.outbox_news(&record.client);
     }
     Ok(())
 }

@@ -126,6 +126,6 @@ pub async fn queue_receipt(
     node.store
         .record_receipt(record.id, update, now_ms())
         .await?;
-    node.outbox.notify_one();
+    node.outbox_news(&record.client);
     Ok(())
 }
