@@ -171,6 +171,31 @@ fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, St
     })
 }
 
+/// How long `open` waits for sled's file lock to be released.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// Opens the database, waiting up to [`LOCK_WAIT`] while its file lock is
+/// held. sled releases the lock when the last handle of a closed database
+/// goes, and its background flusher may still hold one for a moment after
+/// the store was dropped: a restart in the same process (or right after a
+/// previous process exited) would otherwise fail for nothing. A lock held
+/// longer is another live store, and the error says so.
+fn open_locked(config: &sled::Config) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            // sled reports it as ErrorKind::Other with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) the store at `path` and recovers it: messages that
     /// were being sent go back to the ready queue.
@@ -196,7 +221,7 @@ impl SledStore {
                 config.flush_every_ms(Some(interval.as_millis().max(1) as u64))
             }
         };
-        let db = config.open().map_err(|e| StoreError::Open {
+        let db = open_locked(&config).map_err(|e| StoreError::Open {
             path: path.clone(),
             reason: e.to_string(),
         })?;
