@@ -57,7 +57,8 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
         // shard; between full listings (each second, which also retries
         // clients whose backoff ended) only the clients the notifications
         // named are looked at.
-        let clients = if node.cluster.is_some() && last_full.elapsed() < FULL_SCAN {
+        let full = node.cluster.is_none() || last_full.elapsed() >= FULL_SCAN;
+        let clients = if !full {
             node.take_outbox_news()
         } else {
             last_full = Instant::now();
@@ -112,7 +113,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
                 backoff.remove(client);
             }
         }
-        if last_full.elapsed() < Duration::from_millis(1) {
+        if full {
             // Only a full listing tells which clients have nothing left.
             backoff.retain(|client, _| clients.contains(client));
         }
