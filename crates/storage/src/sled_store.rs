@@ -22,7 +22,7 @@ use crate::id::{TernId, MAX_COUNTER};
 use crate::keys;
 use crate::mo::{HeldMo, MoGroup, MoHeader, MoPart};
 use crate::record::{Attempt, MessageRecord, OutboxItem, Outcome, State, UnmatchedReceipt};
-use crate::upstream_id::{candidates, normalise};
+use crate::upstream_id::{candidates, forms, normalise};
 
 mod history;
 
@@ -1018,12 +1018,7 @@ impl SledStore {
         upstream_id: &str,
         any_base: bool,
     ) -> Result<Option<UnmatchedReceipt>, StoreError> {
-        let forms = if any_base {
-            candidates(upstream_id)
-        } else {
-            vec![normalise(upstream_id)]
-        };
-        for form in forms {
+        for form in forms(upstream_id, any_base) {
             let key = keys::owned_with(keys::UNMATCHED, upstream, form.as_bytes());
             if let Some(value) = self.db.get(&key)? {
                 return Ok(Some(decode("unmatched receipt", &value)?));

@@ -21,6 +21,16 @@ pub fn normalise(id: &str) -> String {
     }
 }
 
+/// The forms to look `id` up under: its normal form, and with `any_base`
+/// also the other base's (see [`candidates`]).
+pub fn forms(id: &str, any_base: bool) -> Vec<String> {
+    if any_base {
+        candidates(id)
+    } else {
+        vec![normalise(id)]
+    }
+}
+
 /// The normal forms `id` may have been indexed under: itself, and, when it
 /// reads as a number, the same number written in the other base.
 pub fn candidates(id: &str) -> Vec<String> {

@@ -34,7 +34,7 @@ use redis::{
 };
 use tokio::sync::mpsc;
 
-use super::conn::{AsyncConn, AsyncPool, Clients};
+use super::conn::{AsyncPool, Clients};
 use super::layout::{Layout, SHARDS};
 use super::{RedisDurability, RedisStore};
 use crate::error::StoreError;
@@ -411,28 +411,9 @@ impl Coordinator {
         let mut conn = self.conn.get();
         let done: i64 = invocation.invoke_async(&mut conn).await?;
         if done == 1 {
-            self.settle(&mut conn).await?;
+            super::settle(self.durability, &mut conn).await?;
         }
         Ok(done == 1)
-    }
-
-    /// Under the WAIT policy, waits for the replicas (as the store's
-    /// writes do): a lease a failover forgot could be taken twice.
-    async fn settle(&self, conn: &mut AsyncConn) -> Result<(), StoreError> {
-        if let RedisDurability::Wait { replicas, timeout } = self.durability {
-            let acked: u64 = redis::cmd("WAIT")
-                .arg(replicas)
-                .arg(millis(timeout))
-                .query_async(conn)
-                .await?;
-            if acked < u64::from(replicas) {
-                return Err(StoreError::NotReplicated {
-                    acked,
-                    wanted: replicas,
-                });
-            }
-        }
-        Ok(())
     }
 
     /// A RESP3 connection subscribed to the outbox channel, with the

@@ -6,7 +6,7 @@ use super::layout::{upstream_field, upstream_shard, SHARDS};
 use super::{decode, RedisStore};
 use crate::error::StoreError;
 use crate::record::UnmatchedReceipt;
-use crate::upstream_id::{candidates, normalise};
+use crate::upstream_id::forms;
 
 impl RedisStore {
     /// The held receipt for this upstream id, left in place (see
@@ -17,12 +17,7 @@ impl RedisStore {
         upstream_id: &str,
         any_base: bool,
     ) -> Result<Option<UnmatchedReceipt>, StoreError> {
-        let forms = if any_base {
-            candidates(upstream_id)
-        } else {
-            vec![normalise(upstream_id)]
-        };
-        for form in forms {
+        for form in forms(upstream_id, any_base) {
             let key = self.layout.unmatched(upstream_shard(upstream, &form));
             let field = upstream_field(upstream, &form);
             let raw: Option<Vec<u8>> = self.sync.with(&self.clients, |c| {

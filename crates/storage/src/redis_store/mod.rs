@@ -174,6 +174,27 @@ fn pairs(flat: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
+/// After a write on `conn`: under the WAIT policy, waits until the
+/// replicas have it, or fails with [`StoreError::NotReplicated`]. Shared by
+/// the store's writes and the coordinator's leases (a lease a failover
+/// forgot could be taken twice).
+async fn settle(durability: RedisDurability, conn: &mut AsyncConn) -> Result<(), StoreError> {
+    if let RedisDurability::Wait { replicas, timeout } = durability {
+        let acked: u64 = redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX))
+            .query_async(conn)
+            .await?;
+        if acked < u64::from(replicas) {
+            return Err(StoreError::NotReplicated {
+                acked,
+                wanted: replicas,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `address` without the user and password it may carry, for errors.
 fn redacted(address: &str) -> String {
     match (address.split_once("://"), address.rfind('@')) {
@@ -286,20 +307,7 @@ impl RedisStore {
 
     /// After a write: under the WAIT policy, waits for the replicas.
     async fn settle(&self, conn: &mut AsyncConn) -> Result<(), StoreError> {
-        if let RedisDurability::Wait { replicas, timeout } = self.durability {
-            let acked: u64 = redis::cmd("WAIT")
-                .arg(replicas)
-                .arg(timeout.as_millis() as u64)
-                .query_async(conn)
-                .await?;
-            if acked < u64::from(replicas) {
-                return Err(StoreError::NotReplicated {
-                    acked,
-                    wanted: replicas,
-                });
-            }
-        }
-        Ok(())
+        settle(self.durability, conn).await
     }
 
     /// Runs one [`Apply`] call; whether each group was applied.
