@@ -302,6 +302,22 @@ impl SledStore {
         }
     }
 
+    /// Applies one operation atomically and returns without waiting for a
+    /// flush, in either mode. Only for changes whose loss in a crash the
+    /// store repairs or Tern tolerates by design: a claim (recovery puts
+    /// every claimed message back in the ready queue anyway) and a client's
+    /// outbox acknowledgement (a lost one means the item is delivered again,
+    /// which the outbox's at-least-once delivery allows). The next durable
+    /// write's flush covers it, since sled's log is written in order.
+    fn apply_now(&self, ops: Ops) -> Result<(), StoreError> {
+        if !ops.is_empty() {
+            let mut batch = Batch::default();
+            ops.into_batch(&mut batch);
+            self.db.apply_batch(batch)?;
+        }
+        Ok(())
+    }
+
     /// Flushes everything now, whatever the mode.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
@@ -457,7 +473,10 @@ impl SledStore {
     /// Claims up to `limit` messages that are due at `now`, marking them in
     /// flight. One claimer at a time (the router's dispatcher). A message
     /// cancelled or replaced at the same moment is either claimed as it
-    /// was before the change or not at all (see `queue_lock`).
+    /// was before the change or not at all (see `queue_lock`). Returns
+    /// without waiting for a flush, in durable mode too: a claim lost in a
+    /// crash leaves the message ready, which is where recovery would have
+    /// put it.
     pub async fn claim_ready(
         &self,
         now_ms: u64,
@@ -485,9 +504,10 @@ impl SledStore {
             batch.insert(keys::message(id), encode(&record)?);
             claimed.push(record);
         }
-        if !claimed.is_empty() {
-            self.write(batch).await?;
-        }
+        // Applied under the queue lock, so the next claim sees it; not
+        // waited for (see `apply_now`): claims are one of each message's
+        // flushes saved.
+        self.apply_now(batch)?;
         Ok(claimed)
     }
 
@@ -791,12 +811,14 @@ impl SledStore {
     }
 
     /// Removes an item the client has acknowledged; for a receipt, the
-    /// time goes into its message's history.
+    /// time goes into its message's history. Returns without waiting for a
+    /// flush: one lost in a crash is delivered again.
     pub async fn outbox_ack(&self, client: &str, seq: u64) -> Result<(), StoreError> {
         let mut ops = Ops::default();
         self.ack_ops(client, seq, &mut ops)?;
         ops.remove(keys::owned_with(keys::OUTBOX, client, &seq.to_be_bytes()));
-        self.write(ops).await
+        // Not waited for (see `apply_now`): the client already has the item.
+        self.apply_now(ops)
     }
 
     /// Clients with something in their outbox (to resume after a restart).

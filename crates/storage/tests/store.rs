@@ -538,6 +538,58 @@ fn a_corrupt_store_is_an_error_naming_its_path() {
     }
 }
 
+/// In durable mode, claims and outbox acknowledgements are applied at once
+/// and not waited for: recovery undoes a claim anyway, and a lost
+/// acknowledgement only means the item is delivered again. Accepts and
+/// outbox pushes still wait for a flush each.
+#[tokio::test]
+async fn claims_and_outbox_acks_do_not_wait_for_a_flush() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = TempDir::new("nowait");
+    let store = open(&dir);
+    let id = store
+        .accept(message("acme", 0), 0)
+        .await
+        .expect("accept")
+        .id;
+    let item = OutboxItem {
+        pdu: Bytes::from_static(b"dlr"),
+        message: Some(id),
+        stored_ms: 0,
+    };
+    let seq = store.outbox_push("acme", &item).await.expect("push");
+    let waited = store.commit_stats().writes.load(Relaxed);
+    assert_eq!(waited, 2, "accept and outbox push each waited");
+
+    let claimed = store.claim_ready(0, 10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    store.outbox_ack("acme", seq).await.expect("ack");
+    assert_eq!(store.commit_stats().writes.load(Relaxed), waited);
+    // Both took effect at once, for every reader of the store.
+    assert_eq!(
+        store.get(id).expect("read").expect("there").state,
+        State::InFlight
+    );
+    assert!(store.claim_ready(0, 10).await.expect("claim").is_empty());
+    assert!(store.outbox_pending("acme", 10).expect("outbox").is_empty());
+
+    // The next durable write's flush covers them: after a reopen the ack
+    // holds, and the claim comes back to ready as recovery does with claims.
+    store.accept(message("acme", 0), 0).await.expect("accept");
+    drop(store);
+    let (store, recovery) = SledStore::open(
+        &dir.0,
+        StoreOptions {
+            node: 3,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("reopens");
+    assert_eq!(recovery.requeued, 1);
+    assert_eq!(store.ready_len(), 2);
+    assert!(store.outbox_pending("acme", 10).expect("outbox").is_empty());
+}
+
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).expect("readable").flatten() {
