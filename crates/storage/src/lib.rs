@@ -24,6 +24,7 @@ pub mod redis_store;
 mod sled_store;
 mod store;
 pub mod upstream_id;
+mod wal;
 
 pub use backend::Store;
 pub use commit::CommitStats;

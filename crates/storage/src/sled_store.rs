@@ -16,13 +16,14 @@ use serde::Serialize;
 use sled::transaction::ConflictableTransactionError;
 use sled::Batch;
 
-use crate::commit::{CommitStats, GroupCommit, Ops};
+use crate::commit::{CommitStats, Gate, GroupCommit, Ops, Wait};
 use crate::error::StoreError;
 use crate::id::{TernId, MAX_COUNTER};
 use crate::keys;
 use crate::mo::{HeldMo, MoGroup, MoHeader, MoPart};
 use crate::record::{Attempt, MessageRecord, OutboxItem, Outcome, State, UnmatchedReceipt};
 use crate::upstream_id::{candidates, forms, normalise};
+use crate::wal;
 
 mod history;
 
@@ -137,6 +138,9 @@ pub struct SledStore {
     node: u16,
     durability: Durability,
     committer: GroupCommit,
+    /// Taken for reading by every point read, so none sees a write group
+    /// half applied (see `commit.rs`).
+    gate: Gate,
     /// Held by [`SledStore::claim_ready`] and by every change to a waiting
     /// message (cancel, replace) from its read to its write: claiming and
     /// changing both read a message as queued and then write it, so without
@@ -168,6 +172,36 @@ fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, St
     postcard::from_bytes(bytes).map_err(|e| StoreError::Decode {
         what,
         reason: e.to_string(),
+    })
+}
+
+/// Applies what the write-ahead log holds beyond sled's last flush, makes
+/// it durable in sled and empties the log. A log that cannot be read stops
+/// the open with the file's path: the store is never used without it.
+fn replay_log(db: &sled::Db, data_file: &std::fs::File, path: &Path) -> Result<(), StoreError> {
+    let groups = wal::replay(path).map_err(|e| match e {
+        wal::ReplayError::Io(e) => StoreError::Open {
+            path: path.to_path_buf(),
+            reason: format!("reading the write-ahead log: {e}"),
+        },
+        wal::ReplayError::Corrupt(corrupt) => StoreError::Open {
+            path: path.to_path_buf(),
+            reason: format!("corrupt write-ahead log: {corrupt}"),
+        },
+    })?;
+    for ops in groups {
+        let mut batch = Batch::default();
+        ops.into_batch(&mut batch);
+        db.apply_batch(batch)?;
+    }
+    db.flush()?;
+    data_file.sync_data().map_err(|e| StoreError::Open {
+        path: path.to_path_buf(),
+        reason: format!("syncing sled's data file: {e}"),
+    })?;
+    wal::clear(path).map_err(|e| StoreError::Open {
+        path: path.to_path_buf(),
+        reason: format!("clearing the write-ahead log: {e}"),
     })
 }
 
@@ -250,20 +284,27 @@ impl SledStore {
                 db.flush()?;
             }
         }
-        // sled keeps its pages in one file, `db`; the committer fdatasyncs it.
-        let data_file = std::fs::File::open(path.join("db"))
-            .and_then(|file| GroupCommit::start(db.clone(), file))
-            .map_err(|e| StoreError::Open {
-                path: path.clone(),
-                reason: format!("starting the committer: {e}"),
+        // sled keeps its pages in one file, `db`; checkpoints fdatasync it.
+        let data_file = std::fs::File::open(path.join("db")).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            reason: format!("opening sled's data file: {e}"),
+        })?;
+        replay_log(&db, &data_file, &path)?;
+        let gate = Gate::default();
+        let committer =
+            GroupCommit::start(db.clone(), data_file, &path, gate.clone()).map_err(|e| {
+                StoreError::Open {
+                    path: path.clone(),
+                    reason: format!("starting the committer: {e}"),
+                }
             })?;
-        let committer = data_file;
         let store = Self {
             path,
             db,
             node: options.node,
             durability: options.durability,
             committer,
+            gate,
             queue_lock: tokio::sync::Mutex::new(()),
             mo_lock: tokio::sync::Mutex::new(()),
         };
@@ -281,16 +322,29 @@ impl SledStore {
         self.committer.stats()
     }
 
-    /// Returns once the writes before it count as done for the mode.
+    /// Returns once the writes made straight to sled before it (a sled
+    /// transaction, which the log does not hold) count as done for the
+    /// mode: in durable mode, after a checkpoint.
     async fn commit(&self) -> Result<(), StoreError> {
-        self.write(Ops::default()).await
+        match self.durability {
+            Durability::Durable => self
+                .committer
+                .write(Ops::default(), Wait::Checkpoint)
+                .await
+                .map_err(StoreError::Io),
+            Durability::Fast { .. } => Ok(()),
+        }
     }
 
     /// Applies one operation atomically; returns when it counts as done for
     /// the mode (durable: with the next group, on disk).
     async fn write(&self, ops: Ops) -> Result<(), StoreError> {
         match self.durability {
-            Durability::Durable => self.committer.write(ops).await.map_err(StoreError::Io),
+            Durability::Durable => self
+                .committer
+                .write(ops, Wait::Durable)
+                .await
+                .map_err(StoreError::Io),
             Durability::Fast { .. } => {
                 if !ops.is_empty() {
                     let mut batch = Batch::default();
@@ -302,20 +356,10 @@ impl SledStore {
         }
     }
 
-    /// Applies one operation atomically and returns without waiting for a
-    /// flush, in either mode. Only for changes whose loss in a crash the
-    /// store repairs or Tern tolerates by design: a claim (recovery puts
-    /// every claimed message back in the ready queue anyway) and a client's
-    /// outbox acknowledgement (a lost one means the item is delivered again,
-    /// which the outbox's at-least-once delivery allows). The next durable
-    /// write's flush covers it, since sled's log is written in order.
-    fn apply_now(&self, ops: Ops) -> Result<(), StoreError> {
-        if !ops.is_empty() {
-            let mut batch = Batch::default();
-            ops.into_batch(&mut batch);
-            self.db.apply_batch(batch)?;
-        }
-        Ok(())
+    /// One key's value, never from a write group half applied.
+    fn read_key(&self, key: impl AsRef<[u8]>) -> Result<Option<sled::IVec>, StoreError> {
+        let _reading = self.gate.read().unwrap_or_else(|p| p.into_inner());
+        Ok(self.db.get(key)?)
     }
 
     /// Flushes everything now, whatever the mode.
@@ -359,7 +403,7 @@ impl SledStore {
     /// The record of `id`, whichever layout stored it, with the times its
     /// client took its relayed receipts.
     pub fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
-        let Some(bytes) = self.db.get(keys::message(id))? else {
+        let Some(bytes) = self.read_key(keys::message(id))? else {
             return Ok(None);
         };
         let mut record = MessageRecord::from_stored(&bytes)?;
@@ -473,10 +517,7 @@ impl SledStore {
     /// Claims up to `limit` messages that are due at `now`, marking them in
     /// flight. One claimer at a time (the router's dispatcher). A message
     /// cancelled or replaced at the same moment is either claimed as it
-    /// was before the change or not at all (see `queue_lock`). Returns
-    /// without waiting for a flush, in durable mode too: a claim lost in a
-    /// crash leaves the message ready, which is where recovery would have
-    /// put it.
+    /// was before the change or not at all (see `queue_lock`).
     pub async fn claim_ready(
         &self,
         now_ms: u64,
@@ -504,10 +545,9 @@ impl SledStore {
             batch.insert(keys::message(id), encode(&record)?);
             claimed.push(record);
         }
-        // Applied under the queue lock, so the next claim sees it; not
-        // waited for (see `apply_now`): claims are one of each message's
-        // flushes saved.
-        self.apply_now(batch)?;
+        if !claimed.is_empty() {
+            self.write(batch).await?;
+        }
         Ok(claimed)
     }
 
@@ -744,7 +784,7 @@ impl SledStore {
 
     fn lookup_forms(&self, upstream: &str, forms: &[String]) -> Result<Option<TernId>, StoreError> {
         for form in forms {
-            if let Some(value) = self.db.get(keys::owned_with(
+            if let Some(value) = self.read_key(keys::owned_with(
                 keys::UPSTREAM_ID,
                 upstream,
                 form.as_bytes(),
@@ -811,14 +851,12 @@ impl SledStore {
     }
 
     /// Removes an item the client has acknowledged; for a receipt, the
-    /// time goes into its message's history. Returns without waiting for a
-    /// flush: one lost in a crash is delivered again.
+    /// time goes into its message's history.
     pub async fn outbox_ack(&self, client: &str, seq: u64) -> Result<(), StoreError> {
         let mut ops = Ops::default();
         self.ack_ops(client, seq, &mut ops)?;
         ops.remove(keys::owned_with(keys::OUTBOX, client, &seq.to_be_bytes()));
-        // Not waited for (see `apply_now`): the client already has the item.
-        self.apply_now(ops)
+        self.write(ops).await
     }
 
     /// Clients with something in their outbox (to resume after a restart).
@@ -866,7 +904,7 @@ impl SledStore {
         let header_key = group.header_key()?;
         let _mo = self.mo_lock.lock().await;
         let mut ops = Ops::default();
-        let deadline_ms = match self.db.get(&header_key)? {
+        let deadline_ms = match self.read_key(&header_key)? {
             Some(header) => decode::<MoHeader>("MO group header", &header)?.deadline_ms,
             None => {
                 let header = MoHeader {
@@ -918,7 +956,7 @@ impl SledStore {
         let prefix = group.key()?;
         let header_key = group.header_key()?;
         let _mo = self.mo_lock.lock().await;
-        let Some(header) = self.db.get(&header_key)? else {
+        let Some(header) = self.read_key(&header_key)? else {
             return Ok(false);
         };
         let header: MoHeader = decode("MO group header", &header)?;
@@ -959,7 +997,7 @@ impl SledStore {
             let mut header_key = vec![keys::MO_PART];
             header_key.extend_from_slice(group);
             header_key.push(0);
-            let Some(header) = self.db.get(&header_key)? else {
+            let Some(header) = self.read_key(&header_key)? else {
                 continue;
             };
             let header: MoHeader = decode("MO group header", &header)?;
@@ -1042,7 +1080,7 @@ impl SledStore {
     ) -> Result<Option<UnmatchedReceipt>, StoreError> {
         for form in forms(upstream_id, any_base) {
             let key = keys::owned_with(keys::UNMATCHED, upstream, form.as_bytes());
-            if let Some(value) = self.db.get(&key)? {
+            if let Some(value) = self.read_key(&key)? {
                 return Ok(Some(decode("unmatched receipt", &value)?));
             }
         }
@@ -1087,7 +1125,7 @@ impl SledStore {
             let Some(rest) = key.get(9..) else { continue };
             let mut held = vec![keys::UNMATCHED];
             held.extend_from_slice(rest);
-            if let Some(value) = self.db.get(&held)? {
+            if let Some(value) = self.read_key(&held)? {
                 expired.push(decode("unmatched receipt", &value)?);
                 batch.remove(held);
             }
@@ -1119,7 +1157,7 @@ impl SledStore {
                             normalise(upstream_id).as_bytes(),
                         );
                         // Only if it still points here (an id may be reused by the upstream).
-                        if self.db.get(&k)?.as_deref() == Some(&id.to_be_bytes()[..]) {
+                        if self.read_key(&k)?.as_deref() == Some(&id.to_be_bytes()[..]) {
                             batch.remove(k);
                         }
                     }
@@ -1215,7 +1253,7 @@ impl SledStore {
     }
 
     fn has(&self, key: Vec<u8>) -> Result<bool, StoreError> {
-        Ok(self.db.contains_key(key)?)
+        Ok(self.read_key(key)?.is_some())
     }
 
     /// Messages not yet final, in the ready queue (due or not).

@@ -538,56 +538,55 @@ fn a_corrupt_store_is_an_error_naming_its_path() {
     }
 }
 
-/// In durable mode, claims and outbox acknowledgements are applied at once
-/// and not waited for: recovery undoes a claim anyway, and a lost
-/// acknowledgement only means the item is delivered again. Accepts and
-/// outbox pushes still wait for a flush each.
+fn wal_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    walk(&dir.join("wal"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect()
+}
+
+/// A clean close leaves sled complete and the write-ahead log empty; a log
+/// found at open is replayed, and one that cannot be read stops the open
+/// with the log file's path rather than open a store missing writes.
 #[tokio::test]
-async fn claims_and_outbox_acks_do_not_wait_for_a_flush() {
-    use std::sync::atomic::Ordering::Relaxed;
-    let dir = TempDir::new("nowait");
+async fn the_write_ahead_log_is_emptied_at_close_and_a_damaged_one_refused() {
+    let dir = TempDir::new("wal");
     let store = open(&dir);
     let id = store
         .accept(message("acme", 0), 0)
         .await
         .expect("accept")
         .id;
-    let item = OutboxItem {
-        pdu: Bytes::from_static(b"dlr"),
-        message: Some(id),
-        stored_ms: 0,
-    };
-    let seq = store.outbox_push("acme", &item).await.expect("push");
-    let waited = store.commit_stats().writes.load(Relaxed);
-    assert_eq!(waited, 2, "accept and outbox push each waited");
-
-    let claimed = store.claim_ready(0, 10).await.expect("claim");
-    assert_eq!(claimed.len(), 1);
-    store.outbox_ack("acme", seq).await.expect("ack");
-    assert_eq!(store.commit_stats().writes.load(Relaxed), waited);
-    // Both took effect at once, for every reader of the store.
-    assert_eq!(
-        store.get(id).expect("read").expect("there").state,
-        State::InFlight
-    );
-    assert!(store.claim_ready(0, 10).await.expect("claim").is_empty());
-    assert!(store.outbox_pending("acme", 10).expect("outbox").is_empty());
-
-    // The next durable write's flush covers them: after a reopen the ack
-    // holds, and the claim comes back to ready as recovery does with claims.
-    store.accept(message("acme", 0), 0).await.expect("accept");
     drop(store);
-    let (store, recovery) = SledStore::open(
-        &dir.0,
-        StoreOptions {
-            node: 3,
-            ..StoreOptions::default()
-        },
-    )
-    .expect("reopens");
-    assert_eq!(recovery.requeued, 1);
-    assert_eq!(store.ready_len(), 2);
-    assert!(store.outbox_pending("acme", 10).expect("outbox").is_empty());
+    assert!(wal_files(&dir.0).is_empty(), "{:?}", wal_files(&dir.0));
+    let store = open(&dir);
+    assert!(store.get(id).expect("read").is_some());
+    drop(store);
+
+    // Two records, the first with a wrong checksum: not a torn tail.
+    let record = |payload: &[u8], crc: u32| {
+        let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    };
+    let damaged = dir.0.join("wal").join("0000000000000001.wal");
+    let mut bytes = record(b"\x00\x01\x00\x00\x00k", 12345);
+    bytes.extend(record(b"", 0));
+    std::fs::write(&damaged, bytes).expect("write");
+    match SledStore::open(&dir.0, StoreOptions::default()) {
+        Err(err) => {
+            let text = err.to_string();
+            assert!(text.contains(&damaged.display().to_string()), "{text}");
+            assert!(text.contains("checksum"), "{text}");
+        }
+        Ok(_) => panic!("a store with a damaged log opened"),
+    }
+    // Cut to the damaged record alone, it is a torn write: dropped.
+    let bytes = std::fs::read(&damaged).expect("read");
+    std::fs::write(&damaged, &bytes[..bytes.len() - 8]).expect("cut");
+    let store = open(&dir);
+    assert!(store.get(id).expect("read").is_some());
 }
 
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {

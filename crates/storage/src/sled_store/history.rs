@@ -80,7 +80,7 @@ impl SledStore {
     /// its message (items that are about no message record nothing).
     pub(super) fn ack_ops(&self, client: &str, seq: u64, ops: &mut Ops) -> Result<(), StoreError> {
         let key = keys::owned_with(keys::OUTBOX, client, &seq.to_be_bytes());
-        let Some(value) = self.db.get(&key)? else {
+        let Some(value) = self.read_key(&key)? else {
             return Ok(());
         };
         let item: crate::record::OutboxItem = decode("outbox item", &value)?;

@@ -1,0 +1,383 @@
+//! The write-ahead log that makes durable writes durable.
+//!
+//! sled 0.34 makes its own writes durable only by flushing, and each flush
+//! costs two `pwrite`s, two `sync_file_range`s and a wake-up of every idle
+//! thread of its I/O pool: about 180 µs of system CPU and twenty context
+//! switches, whether it carries one write or fifty (crates/storage/
+//! README.md, "Where a flush goes"). So the committer writes each group's
+//! operations here, one appended record and one `fdatasync`, and applies
+//! them to sled without flushing it. sled is flushed only at a checkpoint,
+//! after which the log's older files are no longer needed.
+//!
+//! A log is a directory of files named by a generation number
+//! (`0000000000000001.wal`), each a sequence of records:
+//!
+//! ```text
+//! length: u32 LE | crc32 of the payload: u32 LE | payload
+//! payload: (1 | key length u32 LE | key | value length u32 LE | value
+//!          | 0 | key length u32 LE | key)*          insert or remove, in order
+//! ```
+//!
+//! Replaying is idempotent: every operation is a blind insert or remove of
+//! one key, so applying the whole log in order over any state sled reached
+//! by applying a prefix of it gives the same result.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::commit::Ops;
+
+/// The log's directory inside the store's.
+pub(crate) const DIR: &str = "wal";
+
+const INSERT: u8 = 1;
+const REMOVE: u8 = 0;
+const HEADER: usize = 8;
+
+/// A record that cannot be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: record at offset {offset}: {reason}")]
+pub(crate) struct Corrupt {
+    pub(crate) path: PathBuf,
+    offset: u64,
+    reason: &'static str,
+}
+
+/// The file being appended to.
+#[derive(Debug)]
+pub(crate) struct Wal {
+    dir: PathBuf,
+    generation: u64,
+    file: Arc<File>,
+    len: u64,
+}
+
+impl Wal {
+    /// Starts a new, empty file after every existing one.
+    pub(crate) fn create(store: &Path) -> io::Result<Self> {
+        let dir = store.join(DIR);
+        std::fs::create_dir_all(&dir)?;
+        let generation = generations(&dir)?.last().map_or(1, |g| g + 1);
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(dir.join(file_name(generation)))?;
+        // The file's name must survive a crash as well as its contents.
+        File::open(&dir)?.sync_all()?;
+        Ok(Self {
+            dir,
+            generation,
+            file: Arc::new(file),
+            len: 0,
+        })
+    }
+
+    /// Appends one record holding `ops`, in order. Not yet durable: sync
+    /// [`Wal::file`] for that.
+    pub(crate) fn append(&mut self, ops: &[&Ops]) -> io::Result<()> {
+        let mut record = vec![0u8; HEADER];
+        for ops in ops {
+            for (key, value) in ops.entries() {
+                match value {
+                    Some(value) => {
+                        record.push(INSERT);
+                        put_bytes(&mut record, key);
+                        put_bytes(&mut record, value);
+                    }
+                    None => {
+                        record.push(REMOVE);
+                        put_bytes(&mut record, key);
+                    }
+                }
+            }
+        }
+        let payload_len = u32::try_from(record.len() - HEADER)
+            .map_err(|_| io::Error::other("a write group over 4 GiB"))?;
+        let crc = crc32fast::hash(&record[HEADER..]);
+        record[..4].copy_from_slice(&payload_len.to_le_bytes());
+        record[4..HEADER].copy_from_slice(&crc.to_le_bytes());
+        (&*self.file).write_all(&record)?;
+        self.len += record.len() as u64;
+        Ok(())
+    }
+
+    /// The file the last append went to, for the syncer.
+    pub(crate) fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// Octets in the current file.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Moves on to a new file; the older ones stay until
+    /// [`remove_before`] says sled holds what they logged.
+    pub(crate) fn start_next(&mut self) -> io::Result<()> {
+        let store = self.dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+        *self = Self::create(&store)?;
+        Ok(())
+    }
+
+    /// The current file's generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+/// Removes the log files older than `generation`: once sled holds, durably,
+/// everything logged in them.
+pub(crate) fn remove_before(store: &Path, generation: u64) -> io::Result<()> {
+    let dir = store.join(DIR);
+    let mut removed = false;
+    for old in generations(&dir)? {
+        if old < generation {
+            std::fs::remove_file(dir.join(file_name(old)))?;
+            removed = true;
+        }
+    }
+    if removed {
+        File::open(&dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn put_bytes(record: &mut Vec<u8>, bytes: &[u8]) {
+    // Keys and values are a message record at most: far below 4 GiB.
+    record.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    record.extend_from_slice(bytes);
+}
+
+fn file_name(generation: u64) -> String {
+    format!("{generation:016}.wal")
+}
+
+/// The generations present, oldest first.
+fn generations(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".wal")) else {
+            continue;
+        };
+        if let Ok(generation) = stem.parse() {
+            found.push(generation);
+        }
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// What a replay found.
+#[derive(Debug)]
+pub(crate) enum ReplayError {
+    Io(io::Error),
+    Corrupt(Corrupt),
+}
+
+/// Every record of every file under `store`, oldest first, as operations to
+/// apply in order. The last file may end in a record cut short by a crash
+/// (its writer was never answered): it is left out. A bad record anywhere
+/// else is corruption.
+pub(crate) fn replay(store: &Path) -> Result<Vec<Ops>, ReplayError> {
+    let dir = store.join(DIR);
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let generations = generations(&dir).map_err(ReplayError::Io)?;
+    let mut groups = Vec::new();
+    for (n, generation) in generations.iter().enumerate() {
+        let path = dir.join(file_name(*generation));
+        let mut bytes = Vec::new();
+        File::open(&path)
+            .and_then(|mut file| file.read_to_end(&mut bytes))
+            .map_err(ReplayError::Io)?;
+        let last = n + 1 == generations.len();
+        let mut at = 0usize;
+        while at < bytes.len() {
+            let corrupt = |reason| {
+                ReplayError::Corrupt(Corrupt {
+                    path: path.clone(),
+                    offset: at as u64,
+                    reason,
+                })
+            };
+            match read_record(&bytes[at..]) {
+                Ok((ops, used)) => {
+                    groups.push(ops);
+                    at += used;
+                }
+                // A torn tail: the crash came while this group was written.
+                Err(Bad::Short) if last => break,
+                Err(Bad::Short) => return Err(corrupt("cut short")),
+                // A checksum that fails on the last record of the last file
+                // is a torn write too (its octets reached the disk only in
+                // part); one followed by more data is corruption.
+                Err(Bad::Checksum(used)) if last && at + used >= bytes.len() => break,
+                Err(Bad::Checksum(_)) => return Err(corrupt("checksum mismatch")),
+                Err(Bad::Malformed) => return Err(corrupt("malformed operations")),
+            }
+        }
+    }
+    Ok(groups)
+}
+
+enum Bad {
+    Short,
+    Checksum(usize),
+    Malformed,
+}
+
+fn read_record(bytes: &[u8]) -> Result<(Ops, usize), Bad> {
+    let header = bytes.get(..HEADER).ok_or(Bad::Short)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let payload = bytes.get(HEADER..HEADER + len).ok_or(Bad::Short)?;
+    if crc32fast::hash(payload) != crc {
+        return Err(Bad::Checksum(HEADER + len));
+    }
+    let mut ops = Ops::default();
+    let mut rest = payload;
+    while let Some((&tag, tail)) = rest.split_first() {
+        let (key, tail) = take_bytes(tail).ok_or(Bad::Malformed)?;
+        rest = match tag {
+            INSERT => {
+                let (value, tail) = take_bytes(tail).ok_or(Bad::Malformed)?;
+                ops.insert(key, value);
+                tail
+            }
+            REMOVE => {
+                ops.remove(key);
+                tail
+            }
+            _ => return Err(Bad::Malformed),
+        };
+    }
+    Ok((ops, HEADER + len))
+}
+
+fn take_bytes(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = bytes.get(..4)?;
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let value = bytes.get(4..4 + len)?;
+    Some((value, &bytes[4 + len..]))
+}
+
+/// Removes every log file: after a replay, once sled holds it all durably.
+pub(crate) fn clear(store: &Path) -> io::Result<()> {
+    if !store.join(DIR).exists() {
+        return Ok(());
+    }
+    remove_before(store, u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tern-wal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    fn ops(n: u8) -> Ops {
+        let mut ops = Ops::default();
+        ops.insert([b'k', n], vec![n; 300]);
+        ops.remove([b'r', n]);
+        ops
+    }
+
+    /// What one record holding `ns` reads back as: their operations, in
+    /// order, as one group.
+    fn group(ns: &[u8]) -> Ops {
+        let mut all = Ops::default();
+        for n in ns {
+            for (key, value) in ops(*n).entries() {
+                match value {
+                    Some(value) => all.insert(key, value),
+                    None => all.remove(key),
+                }
+            }
+        }
+        all
+    }
+
+    fn current_file(dir: &Path) -> PathBuf {
+        let wal = dir.join(DIR);
+        let last = generations(&wal).expect("list").pop().expect("a file");
+        wal.join(file_name(last))
+    }
+
+    #[test]
+    fn records_read_back_in_order_across_files() {
+        let dir = temp_dir("order");
+        let mut wal = Wal::create(&dir).expect("create");
+        wal.append(&[&ops(1), &ops(2)]).expect("append");
+        wal.append(&[&ops(3)]).expect("append");
+        wal.start_next().expect("next file");
+        wal.append(&[&ops(4)]).expect("append");
+        assert_eq!(
+            replay(&dir).expect("replay"),
+            vec![group(&[1, 2]), ops(3), ops(4)]
+        );
+        // Once sled holds the first file's groups, it goes.
+        remove_before(&dir, wal.generation()).expect("remove");
+        drop(wal);
+        let mut second = Wal::create(&dir).expect("a later file");
+        second.append(&[&ops(5)]).expect("append");
+        let groups = replay(&dir).expect("replay");
+        assert_eq!(groups, vec![ops(4), ops(5)]);
+        clear(&dir).expect("clear");
+        assert!(replay(&dir).expect("replay").is_empty());
+    }
+
+    #[test]
+    fn a_torn_tail_is_dropped_and_the_rest_kept() {
+        let dir = temp_dir("torn");
+        let mut wal = Wal::create(&dir).expect("create");
+        wal.append(&[&ops(1)]).expect("append");
+        wal.append(&[&ops(2)]).expect("append");
+        let path = current_file(&dir);
+        let full = std::fs::metadata(&path).expect("size").len();
+        // Every cut inside the last record loses that record only.
+        for cut in [full - 1, full - 100, full - 300] {
+            let file = OpenOptions::new().write(true).open(&path).expect("open");
+            file.set_len(cut).expect("cut");
+            assert_eq!(replay(&dir).expect("replay"), vec![ops(1)], "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_record_before_others_is_corruption_naming_the_file() {
+        let dir = temp_dir("damaged");
+        let mut wal = Wal::create(&dir).expect("create");
+        wal.append(&[&ops(1)]).expect("append");
+        wal.append(&[&ops(2)]).expect("append");
+        let path = current_file(&dir);
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[20] ^= 0xff;
+        std::fs::write(&path, &bytes).expect("write");
+        match replay(&dir) {
+            Err(ReplayError::Corrupt(err)) => {
+                assert!(
+                    err.to_string().contains(&path.display().to_string()),
+                    "{err}"
+                );
+                assert!(err.to_string().contains("checksum"), "{err}");
+            }
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        // The same damage in the last record of the last file is a torn
+        // write: the record is dropped.
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[20] ^= 0xff;
+        let last = bytes.len() - 10;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, &bytes).expect("write");
+        assert_eq!(replay(&dir).expect("replay"), vec![ops(1)]);
+    }
+}
