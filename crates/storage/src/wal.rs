@@ -1,13 +1,14 @@
 //! The write-ahead log that makes durable writes durable.
 //!
-//! sled 0.34 makes its own writes durable only by flushing, and each flush
-//! costs two `pwrite`s, two `sync_file_range`s and a wake-up of every idle
-//! thread of its I/O pool: about 180 µs of system CPU and twenty context
-//! switches, whether it carries one write or fifty (crates/storage/
-//! README.md, "Where a flush goes"). So the committer writes each group's
-//! operations here, one appended record and one `fdatasync`, and applies
-//! them to sled without flushing it. sled is flushed only at a checkpoint,
-//! after which the log's older files are no longer needed.
+//! sled 0.34 writes and `sync_file_range`s its log around every batch and
+//! every flush, on a thread pool whose every idle thread it wakes: about
+//! 180 µs of system CPU and twenty context switches per durable write,
+//! whether a group carries one write or fifty (crates/storage/README.md,
+//! "Durable writes: the write-ahead log"). So the committer writes each
+//! group's operations here, one appended record and one `fdatasync`, and
+//! applies them to sled key by key, without batches and without flushing
+//! it. sled is flushed only at a checkpoint, after which the log's older
+//! files are no longer needed.
 //!
 //! A log is a directory of files named by a generation number
 //! (`0000000000000001.wal`), each a sequence of records:
@@ -98,7 +99,13 @@ impl Wal {
         let crc = crc32fast::hash(&record[HEADER..]);
         record[..4].copy_from_slice(&payload_len.to_le_bytes());
         record[4..HEADER].copy_from_slice(&crc.to_le_bytes());
-        (&*self.file).write_all(&record)?;
+        if let Err(err) = (&*self.file).write_all(&record) {
+            // Cut off whatever part of the record went in (a full disk, say),
+            // so the next record follows a whole one and the replay does not
+            // take the log for corrupt.
+            let _ = self.file.set_len(self.len);
+            return Err(err);
+        }
         self.len += record.len() as u64;
         Ok(())
     }
