@@ -2,9 +2,10 @@
 //!
 //! One tree, prefixed keys (see [`keys`](crate::keys)), each operation one
 //! atomic set of writes, so a crash leaves either all of an operation or
-//! none of it. In `durable` mode every write returns once the group flush
-//! covering it has reached the disk (see `commit`); in `fast` mode sled
-//! flushes on an interval and writes return at once.
+//! none of it. In `durable` mode every write returns once the group that
+//! carries it is in the write-ahead log on disk and applied (see `commit`
+//! and `wal`); in `fast` mode sled flushes on an interval and writes
+//! return at once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
