@@ -489,7 +489,7 @@ impl RawSled {
 
 /// What the writers write to.
 enum Target {
-    Store(SledStore),
+    Store(Box<SledStore>),
     Raw(RawSled),
     Redis(Box<RedisStore>),
 }
@@ -602,7 +602,7 @@ fn store_bench(args: &Args, dir: &Path) -> Result<(), String> {
             args.mode == Mode::SledMerged,
             args.fdatasync,
         )?),
-        (None, _) => Target::Store(
+        (None, _) => Target::Store(Box::new(
             SledStore::open(
                 &store_dir,
                 StoreOptions {
@@ -612,7 +612,7 @@ fn store_bench(args: &Args, dir: &Path) -> Result<(), String> {
             )
             .map_err(|e| format!("opening the store: {e}"))?
             .0,
-        ),
+        )),
     };
     let store = Arc::new(target);
     let pdu = sample_pdu();

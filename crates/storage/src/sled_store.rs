@@ -129,6 +129,20 @@ pub struct Recovery {
     pub requeued: usize,
 }
 
+/// Numbers reserved at a time by [`SledStore::sequence`].
+const SEQUENCE_BLOCK: u64 = 10_000;
+
+/// The meta key of the sequence's high-water mark: no number at or above
+/// it has been handed out.
+const SEQUENCE_MARK: &str = "sequence";
+
+/// The next number to hand out and the end of the reserved block.
+#[derive(Debug)]
+struct SequenceBlock {
+    next: u64,
+    limit: u64,
+}
+
 /// The format this code writes; a store of another format is refused.
 const FORMAT: &[u8] = b"tern-storage/1";
 
@@ -142,6 +156,8 @@ pub struct SledStore {
     /// Taken for reading by every point read, so none sees a write group
     /// half applied (see `commit.rs`).
     gate: Gate,
+    /// See [`SledStore::sequence`].
+    sequence: tokio::sync::Mutex<SequenceBlock>,
     /// Held by [`SledStore::claim_ready`] and by every change to a waiting
     /// message (cancel, replace) from its read to its write: claiming and
     /// changing both read a message as queued and then write it, so without
@@ -291,6 +307,17 @@ impl SledStore {
             reason: format!("opening sled's data file: {e}"),
         })?;
         replay_log(&db, &data_file, &path)?;
+        // A store from before the mark existed counted with sled's
+        // generator, which persisted itself then (every write flushed sled).
+        let mark = match db.get(keys::meta(SEQUENCE_MARK))? {
+            Some(mark) => <[u8; 8]>::try_from(mark.as_ref())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::NotAStore {
+                    path: path.clone(),
+                    reason: "a malformed sequence mark".to_owned(),
+                })?,
+            None => db.generate_id()?,
+        };
         let gate = Gate::default();
         let committer =
             GroupCommit::start(db.clone(), data_file, &path, gate.clone()).map_err(|e| {
@@ -306,6 +333,10 @@ impl SledStore {
             durability: options.durability,
             committer,
             gate,
+            sequence: tokio::sync::Mutex::new(SequenceBlock {
+                next: mark,
+                limit: mark,
+            }),
             queue_lock: tokio::sync::Mutex::new(()),
             mo_lock: tokio::sync::Mutex::new(()),
         };
@@ -369,10 +400,35 @@ impl SledStore {
         Ok(())
     }
 
-    fn next_id(&self) -> Result<TernId, StoreError> {
-        // sled's generator persists its high-water mark and skips ahead on
-        // recovery, so a counter is never handed out twice.
-        let counter = self.db.generate_id()?;
+    /// A number never handed out before, in this process or any earlier
+    /// one: message id counters and outbox places come from here.
+    ///
+    /// Numbers come from blocks of [`SEQUENCE_BLOCK`]; the store's
+    /// high-water mark moves past a block, durably, before the first number
+    /// of it is used. (sled's own `generate_id` is not used: it counts on
+    /// sled's flush to persist its mark, and durable writes no longer flush
+    /// sled, so after a SIGKILL it handed out ids again.)
+    async fn sequence(&self) -> Result<u64, StoreError> {
+        let mut block = self.sequence.lock().await;
+        if block.next >= block.limit {
+            let limit = block.limit + SEQUENCE_BLOCK;
+            let mut ops = Ops::default();
+            ops.insert(keys::meta(SEQUENCE_MARK), limit.to_be_bytes());
+            self.write(ops).await?;
+            if let Durability::Fast { .. } = self.durability {
+                // Fast mode's writes wait for nothing; this one must not be
+                // lost, once per block.
+                self.db.flush()?;
+            }
+            block.limit = limit;
+        }
+        let n = block.next;
+        block.next += 1;
+        Ok(n)
+    }
+
+    async fn next_id(&self) -> Result<TernId, StoreError> {
+        let counter = self.sequence().await?;
         if counter > MAX_COUNTER {
             return Err(StoreError::IdsExhausted(self.node));
         }
@@ -420,7 +476,7 @@ impl SledStore {
     /// resubmission within its dedup window gets the first message's id and
     /// stores nothing.
     pub async fn accept(&self, message: NewMessage, now_ms: u64) -> Result<Accepted, StoreError> {
-        let id = self.next_id()?;
+        let id = self.next_id().await?;
         let mut record = MessageRecord {
             id,
             client: message.client,
@@ -817,7 +873,7 @@ impl SledStore {
 
     /// Stores something owed to `client`; returns its place in the outbox.
     pub async fn outbox_push(&self, client: &str, item: &OutboxItem) -> Result<u64, StoreError> {
-        let seq = self.db.generate_id()?;
+        let seq = self.sequence().await?;
         let mut ops = Ops::default();
         ops.insert(
             keys::owned_with(keys::OUTBOX, client, &seq.to_be_bytes()),
@@ -974,7 +1030,7 @@ impl SledStore {
         }
         ops.remove(group.due_key(header.deadline_ms)?);
         for item in &items {
-            let seq = self.db.generate_id()?;
+            let seq = self.sequence().await?;
             ops.insert(
                 keys::owned_with(keys::OUTBOX, &group.client, &seq.to_be_bytes()),
                 encode(item)?,

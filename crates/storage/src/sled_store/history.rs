@@ -60,7 +60,7 @@ impl SledStore {
         }
         let mut queued = None;
         if let Some((item, mut entry)) = update.relay {
-            let seq = self.db.generate_id()?;
+            let seq = self.sequence().await?;
             batch.insert(
                 keys::owned_with(keys::OUTBOX, &record.client, &seq.to_be_bytes()),
                 encode(&item)?,
