@@ -151,7 +151,7 @@ fn log_groups(
         let ops: Vec<&Ops> = group.iter().map(|job| &job.ops).collect();
         let synced = wal
             .append(&ops)
-            .and_then(|()| wal.file().sync_data())
+            .and_then(|()| wal.sync())
             .map_err(|e| e.to_string());
         stats.syncs.fetch_add(1, Ordering::Relaxed);
         let wanted = group.iter().any(|job| job.wait == Wait::Checkpoint);

@@ -26,7 +26,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::commit::Ops;
 
@@ -51,7 +50,7 @@ pub(crate) struct Corrupt {
 pub(crate) struct Wal {
     dir: PathBuf,
     generation: u64,
-    file: Arc<File>,
+    file: File,
     len: u64,
 }
 
@@ -70,7 +69,7 @@ impl Wal {
         Ok(Self {
             dir,
             generation,
-            file: Arc::new(file),
+            file,
             len: 0,
         })
     }
@@ -99,7 +98,7 @@ impl Wal {
         let crc = crc32fast::hash(&record[HEADER..]);
         record[..4].copy_from_slice(&payload_len.to_le_bytes());
         record[4..HEADER].copy_from_slice(&crc.to_le_bytes());
-        if let Err(err) = (&*self.file).write_all(&record) {
+        if let Err(err) = (&self.file).write_all(&record) {
             // Cut off whatever part of the record went in (a full disk, say),
             // so the next record follows a whole one and the replay does not
             // take the log for corrupt.
@@ -110,9 +109,9 @@ impl Wal {
         Ok(())
     }
 
-    /// The file the last append went to, for the syncer.
-    pub(crate) fn file(&self) -> Arc<File> {
-        self.file.clone()
+    /// Puts everything appended so far on disk.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
     }
 
     /// Octets in the current file.
