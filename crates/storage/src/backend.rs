@@ -185,6 +185,17 @@ impl Store {
         read!(self, s => s.outbox_pending(client, limit))
     }
 
+    /// Up to `limit` items a client is owed after place `after` (all when
+    /// `None`), oldest first.
+    pub fn outbox_pending_after(
+        &self,
+        client: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+        read!(self, s => s.outbox_pending_after(client, after, limit))
+    }
+
     /// Removes an item the client acknowledged.
     pub async fn outbox_ack(&self, client: &str, seq: u64) -> Result<(), StoreError> {
         each!(self, s => s.outbox_ack(client, seq).await)

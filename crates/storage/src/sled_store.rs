@@ -889,9 +889,31 @@ impl SledStore {
         client: &str,
         limit: usize,
     ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+        self.outbox_pending_after(client, None, limit)
+    }
+
+    /// Up to `limit` items owed to `client` whose place is after `after`
+    /// (all when `None`), oldest first: a deliverer with items in flight
+    /// reads only what came since.
+    pub fn outbox_pending_after(
+        &self,
+        client: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
         let prefix = keys::owned(keys::OUTBOX, client);
+        let start = match after.and_then(|seq| seq.checked_add(1)) {
+            Some(first) => keys::owned_with(keys::OUTBOX, client, &first.to_be_bytes()),
+            None if after.is_some() => return Ok(Vec::new()),
+            None => prefix.clone(),
+        };
         self.db
-            .scan_prefix(&prefix)
+            .range(start..)
+            .take_while(|entry| {
+                entry
+                    .as_ref()
+                    .map_or(true, |(key, _)| key.starts_with(&prefix))
+            })
             .take(limit)
             .map(|entry| {
                 let (key, value) = entry?;

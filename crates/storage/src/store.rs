@@ -76,6 +76,14 @@ pub trait MessageStore: Send + Sync + 'static {
         client: &str,
         limit: usize,
     ) -> Result<Vec<(u64, OutboxItem)>, StoreError>;
+    /// What a client is owed after place `after` (all when `None`),
+    /// oldest first.
+    fn outbox_pending_after(
+        &self,
+        client: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxItem)>, StoreError>;
     /// Removes what a client acknowledged.
     fn outbox_ack(
         &self,
@@ -233,6 +241,14 @@ impl MessageStore for SledStore {
         limit: usize,
     ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
         SledStore::outbox_pending(self, client, limit)
+    }
+    fn outbox_pending_after(
+        &self,
+        client: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+        SledStore::outbox_pending_after(self, client, after, limit)
     }
     fn outbox_ack(
         &self,

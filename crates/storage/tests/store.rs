@@ -330,6 +330,33 @@ async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
     );
     // A client whose name is a prefix of another's sees only its own.
     assert!(store.outbox_pending("acm", 10).expect("pending").is_empty());
+    // A deliverer with items in flight reads only what came after them.
+    let a3 = store.outbox_push("acme", &item(3)).await.expect("push");
+    let after = |seq| {
+        store
+            .outbox_pending_after("acme", seq, 10)
+            .expect("pending")
+            .iter()
+            .map(|(s, _)| *s)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(after(None), vec![a1, a2, a3]);
+    assert_eq!(after(Some(a1)), vec![a2, a3]);
+    assert_eq!(after(Some(a2)), vec![a3]);
+    assert!(after(Some(a3)).is_empty());
+    assert!(after(Some(u64::MAX)).is_empty());
+    assert_eq!(
+        store
+            .outbox_pending_after("acme", Some(a1), 1)
+            .expect("pending")
+            .len(),
+        1
+    );
+    assert!(store
+        .outbox_pending_after("acm", None, 10)
+        .expect("pending")
+        .is_empty());
+    store.outbox_ack("acme", a3).await.expect("ack");
     assert_eq!(
         store.outbox_clients().expect("clients"),
         vec!["acme", "beta"]
@@ -572,7 +599,8 @@ async fn the_write_ahead_log_is_emptied_at_close_and_a_damaged_one_refused() {
     };
     let damaged = dir.0.join("wal").join("0000000000000001.wal");
     let mut bytes = record(b"\x00\x01\x00\x00\x00k", 12345);
-    bytes.extend(record(b"", 0));
+    let whole = b"\x00\x01\x00\x00\x00j";
+    bytes.extend(record(whole, crc32fast::hash(whole)));
     std::fs::write(&damaged, bytes).expect("write");
     match SledStore::open(&dir.0, StoreOptions::default()) {
         Err(err) => {
@@ -584,7 +612,7 @@ async fn the_write_ahead_log_is_emptied_at_close_and_a_damaged_one_refused() {
     }
     // Cut to the damaged record alone, it is a torn write: dropped.
     let bytes = std::fs::read(&damaged).expect("read");
-    std::fs::write(&damaged, &bytes[..bytes.len() - 8]).expect("cut");
+    std::fs::write(&damaged, &bytes[..bytes.len() - 8 - whole.len()]).expect("cut");
     let store = open(&dir);
     assert!(store.get(id).expect("read").is_some());
 }

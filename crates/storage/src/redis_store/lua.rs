@@ -115,13 +115,15 @@ return {record, redis.call('HGETALL', KEYS[2])}
     )
 });
 
-/// Up to ARGV[1] outbox items, oldest first, as {seq, item, seq, item…}.
+/// Up to ARGV[1] outbox items placed from ARGV[2] on (a ZRANGEBYSCORE
+/// bound: "-inf", or "(seq" for after seq), oldest first, as
+/// {seq, item, seq, item…}.
 /// KEYS: items hash, order set.
 pub(super) static OUTBOX_READ: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local out = {}
-for _, seq in ipairs(redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)) do
+for _, seq in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], '+inf', 'LIMIT', 0, tonumber(ARGV[1]))) do
   local item = redis.call('HGET', KEYS[1], seq)
   if item then
     out[#out + 1] = seq

@@ -1069,6 +1069,18 @@ impl RedisStore {
         client: &str,
         limit: usize,
     ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+        self.outbox_pending_after(client, None, limit)
+    }
+
+    /// Up to `limit` items owed to `client` whose place is after `after`
+    /// (all when `None`), oldest first.
+    pub fn outbox_pending_after(
+        &self,
+        client: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
+        let from = after.map_or_else(|| "-inf".to_owned(), |seq| format!("({seq}"));
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -1078,6 +1090,7 @@ impl RedisStore {
                 .key(items.as_slice())
                 .key(order.as_slice())
                 .arg(limit)
+                .arg(from.as_str())
                 .invoke(c)
         })?;
         pairs(flat)

@@ -1,25 +1,38 @@
-//! Delivering what clients are owed (receipts) to their receiving
+//! Delivering what clients are owed (receipts, MO) to their receiving
 //! sessions; an item leaves the outbox only when the client answered
 //! deliver_sm_resp with ESME_ROK, so nothing is lost while a client is away.
+//!
+//! Delivery is a pipeline, not rounds: each client has up to
+//! [`IN_FLIGHT`] items out at once (its sessions' windows pace them), and
+//! new items go out as soon as they are stored, without waiting for the
+//! ones before them to be answered. Per client the outbox keeps the places
+//! in flight and a cursor, the last place read, so a look reads only what
+//! came since; the cursor starts over after a refusal and every
+//! [`FULL_SCAN`] (an item stored a moment after a later one is found then).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tern_codec::Pdu;
+use tern_storage::OutboxItem;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::cluster::Cluster;
 use super::node::Node;
 
-/// How often every client's outbox is listed on a shared store (between,
-/// only those notifications named).
+/// How often every client's outbox is listed, and each cursor starts over
+/// (between, only the clients with news or room are looked at).
 const FULL_SCAN: Duration = Duration::from_secs(1);
 
-/// Items taken per client and round.
+/// Items read per client and look.
 const BATCH: usize = 256;
+
+/// Items out per client at once, over all its receiving sessions.
+const IN_FLIGHT: usize = 1024;
 
 /// First wait after a client failed to take a delivery; doubles per
 /// failure in a row, up to [`RETRY_MAX`].
@@ -27,178 +40,235 @@ const RETRY_INITIAL: Duration = Duration::from_secs(1);
 /// Longest wait between tries for a client that keeps refusing.
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
-/// A client that refused or did not answer: when to try it again.
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
+/// What the outbox knows of one client's deliveries.
+#[derive(Debug, Default)]
+struct Client {
+    /// Places sent and not answered (or answered, ack not yet stored).
+    in_flight: HashSet<u64>,
+    /// The last place read; `None` reads from the oldest.
+    cursor: Option<u64>,
+    /// The last look stopped for want of room: look again when items end.
+    capped: bool,
+    /// Refusals in a row, and when to try again.
     failures: u32,
-    until: Instant,
+    until: Option<Instant>,
 }
 
-/// Runs until `shutdown`: rounds over every client owed something, all
-/// clients at once; waits for news only when a round left nothing behind.
-/// A client that answers a deliver_sm with an error (or not at all) is
-/// tried again after a wait that doubles with each failing round.
+impl Client {
+    fn waiting(&self, now: Instant) -> bool {
+        self.until.is_some_and(|until| until > now)
+    }
+}
+
+/// One delivery's end.
+struct Delivered {
+    client: String,
+    seq: u64,
+    taken: bool,
+}
+
+/// Runs until `shutdown`. Deliveries already out then go on by themselves
+/// while the process lives (an answered one is still acknowledged); an
+/// item whose answer never came stays in the outbox for the next start.
 pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
-    let mut behind = false;
-    let mut backoff: HashMap<String, Backoff> = HashMap::new();
+    let mut clients: HashMap<String, Client> = HashMap::new();
+    let mut deliveries: JoinSet<Delivered> = JoinSet::new();
     let mut receivers_seen = 0;
-    let mut last_full = Instant::now() - FULL_SCAN;
+    let mut last_full: Option<Instant> = None;
+    // Clients to look at in the next pass besides the news.
+    let mut again: HashSet<String> = HashSet::new();
     loop {
-        if !behind {
+        if again.is_empty() {
             tokio::select! {
                 () = node.outbox.notified() => {}
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                () = shutdown.cancelled() => return,
+                Some(done) = deliveries.join_next(), if !deliveries.is_empty() => {
+                    if let Ok(done) = done {
+                        ended(&mut clients, &mut again, done);
+                    }
+                }
+                () = tokio::time::sleep(FULL_SCAN) => {}
+                () = shutdown.cancelled() => break,
             }
         } else if shutdown.is_cancelled() {
-            return;
+            break;
         }
-        // On a shared store, listing every client's outbox is one read per
-        // shard; between full listings (each second, which also retries
-        // clients whose backoff ended) only the clients the notifications
-        // named are looked at.
-        let full = node.cluster.is_none() || last_full.elapsed() >= FULL_SCAN;
-        let clients = if !full {
-            node.take_outbox_news()
-        } else {
-            last_full = Instant::now();
-            node.take_outbox_news();
-            match node.store.outbox_clients() {
-                Ok(clients) => clients,
-                Err(_) => {
-                    behind = false;
-                    continue;
-                }
+        while let Some(done) = deliveries.try_join_next() {
+            if let Ok(done) = done {
+                ended(&mut clients, &mut again, done);
             }
-        };
+        }
         let receivers = node.receivers_bound.load(Ordering::Relaxed);
         if receivers != receivers_seen {
             // A session bound to receive: whoever failed may take it now.
             receivers_seen = receivers;
-            backoff.clear();
+            for client in clients.values_mut() {
+                client.failures = 0;
+                client.until = None;
+            }
+        }
+        // Everyone, now and then (a restart, a backoff that ended, an item
+        // behind a cursor); otherwise those with news or room.
+        let full = last_full.is_none_or(|at| at.elapsed() >= FULL_SCAN);
+        let mut look: HashSet<String> = node.take_outbox_news().into_iter().collect();
+        look.extend(again.drain());
+        if full {
+            last_full = Some(Instant::now());
+            match node.store.outbox_clients() {
+                Ok(listed) => {
+                    clients.retain(|name, c| listed.contains(name) || !c.in_flight.is_empty());
+                    for name in listed {
+                        clients.entry(name.clone()).or_default().cursor = None;
+                        look.insert(name);
+                    }
+                }
+                Err(err) => debug!(%err, "listing outboxes failed; trying later"),
+            }
         }
         let now = Instant::now();
-        let due: Vec<&String> = clients
-            .iter()
-            .filter(|c| backoff.get(*c).is_none_or(|b| b.until <= now))
-            .collect();
-        let rounds = due.iter().map(|client| deliver(&node, client));
-        let results = futures::future::join_all(rounds).await;
-        behind = false;
-        for (client, round) in due.into_iter().zip(results) {
-            behind |= round.full && !round.failed;
-            if round.full && !round.failed {
-                // More waiting: look at this client again next round.
-                node.outbox_news(client);
+        for name in look {
+            let client = clients.entry(name.clone()).or_default();
+            if client.waiting(now) {
+                continue;
             }
-            if round.failed {
-                let failures = backoff.get(client).map_or(0, |b| b.failures) + 1;
-                let wait = RETRY_INITIAL
-                    .saturating_mul(1 << (failures - 1).min(16))
-                    .min(RETRY_MAX);
-                debug!(
-                    client,
-                    failures,
-                    ?wait,
-                    "client did not take its deliveries; waiting"
-                );
-                backoff.insert(
-                    client.clone(),
-                    Backoff {
-                        failures,
-                        until: Instant::now() + wait,
-                    },
-                );
-            } else if round.sent {
-                backoff.remove(client);
+            if send_more(&node, &name, client, &mut deliveries).await {
+                again.insert(name);
             }
         }
-        if full {
-            // Only a full listing tells which clients have nothing left.
-            backoff.retain(|client, _| clients.contains(client));
+    }
+    deliveries.detach_all();
+}
+
+/// Notes one delivery's end: a refusal starts (or lengthens) the client's
+/// backoff and reads its outbox from the oldest item again when it ends.
+fn ended(clients: &mut HashMap<String, Client>, again: &mut HashSet<String>, done: Delivered) {
+    let Some(client) = clients.get_mut(&done.client) else {
+        return;
+    };
+    client.in_flight.remove(&done.seq);
+    let now = Instant::now();
+    if done.taken {
+        if !client.waiting(now) {
+            client.failures = 0;
+            client.until = None;
         }
+        if client.capped && client.in_flight.len() <= IN_FLIGHT - BATCH {
+            client.capped = false;
+            again.insert(done.client);
+        }
+    } else if !client.waiting(now) {
+        client.failures += 1;
+        let wait = RETRY_INITIAL
+            .saturating_mul(1 << (client.failures - 1).min(16))
+            .min(RETRY_MAX);
+        debug!(
+            client = done.client,
+            failures = client.failures,
+            ?wait,
+            "client did not take its deliveries; waiting"
+        );
+        client.until = Some(now + wait);
+        client.cursor = None;
     }
 }
 
-/// How one client's round went.
-#[derive(Debug, Clone, Copy, Default)]
-struct Round {
-    /// Something was sent.
-    sent: bool,
-    /// The batch was full: more may be waiting.
-    full: bool,
-    /// A deliver_sm was refused or unanswered.
-    failed: bool,
-}
-
-/// Sends one batch of what `client` is owed, spread over its receiving
-/// sessions (each session's window paces its share); each item leaves the
-/// outbox only once the client has taken it.
-async fn deliver(node: &Node, client: &str) -> Round {
-    let sessions = node.receivers(client);
+/// Sends what `name` is owed beyond what is out, spread over its
+/// receiving sessions. Returns whether more may be waiting now.
+async fn send_more(
+    node: &Arc<Node>,
+    name: &str,
+    client: &mut Client,
+    deliveries: &mut JoinSet<Delivered>,
+) -> bool {
+    let sessions = node.receivers(name);
     if let Some(cluster) = &node.cluster {
         // On a shared store one node delivers a client's outbox at a time
         // (the others would send the same items); a node with no receiver
         // of that client lets another take over at once.
-        let lease = Cluster::outbox_lease(client);
+        let lease = Cluster::outbox_lease(name);
         if sessions.is_empty() {
             if let Err(err) = cluster.coordinator.release(&lease).await {
-                debug!(client, %err, "releasing the outbox lease failed; it expires");
+                debug!(client = name, %err, "releasing the outbox lease failed; it expires");
             }
-            return Round::default();
+            return false;
         }
         match cluster.coordinator.acquire(&lease, cluster.lease_ttl).await {
             Ok(true) => {}
-            Ok(false) => return Round::default(),
+            Ok(false) => return false,
             Err(err) => {
-                debug!(client, %err, "outbox lease not taken; trying later");
-                return Round::default();
+                debug!(client = name, %err, "outbox lease not taken; trying later");
+                return false;
             }
         }
     }
     if sessions.is_empty() {
-        return Round::default();
+        return false;
     }
-    let Ok(items) = node.store.outbox_pending(client, BATCH) else {
-        return Round::default();
+    let room = IN_FLIGHT.saturating_sub(client.in_flight.len()).min(BATCH);
+    if room == 0 {
+        client.capped = true;
+        return false;
+    }
+    let Ok(items) = node.store.outbox_pending_after(name, client.cursor, room) else {
+        return false;
     };
-    let full = items.len() == BATCH;
-    let sent = !items.is_empty();
-    let deliveries = items.into_iter().enumerate().map(|(n, (seq, item))| {
-        let session = sessions[n % sessions.len()].clone();
-        async move {
-            let Ok(pdu) = Pdu::decode(item.pdu.clone()) else {
-                // Undecodable: drop rather than block the outbox forever.
-                let _ = node.store.outbox_ack(client, seq).await;
-                return true;
-            };
-            let stat = receipt_stat(&pdu.body);
-            match session.request(pdu.body).await {
-                Ok(resp) if resp.command_status.is_ok() => {
-                    let _ = node.store.outbox_ack(client, seq).await;
-                    node.metrics.receipt_relayed(client, stat);
-                    let accepted = item
-                        .message
-                        .and_then(|id| node.store.get(id).ok().flatten())
-                        .map(|record| record.accepted_ms);
-                    if let Some(accepted) = accepted {
-                        let ms = tern_storage::now_ms().saturating_sub(accepted);
-                        node.metrics.observe_receipt(Duration::from_millis(ms));
-                    }
-                    true
-                }
-                other => {
-                    debug!(client, ?other, "deliver_sm not taken; kept for later");
-                    false
-                }
-            }
+    let full = items.len() == room;
+    for (n, (seq, item)) in items.into_iter().enumerate() {
+        client.cursor = Some(client.cursor.map_or(seq, |c| c.max(seq)));
+        if !client.in_flight.insert(seq) {
+            continue;
         }
-    });
-    let taken = futures::future::join_all(deliveries).await;
-    Round {
-        sent,
-        full,
-        failed: taken.iter().any(|ok| !ok),
+        let session = sessions[n % sessions.len()].clone();
+        let node = node.clone();
+        let name = name.to_owned();
+        deliveries.spawn(async move {
+            let taken = deliver(&node, &name, &session, seq, item).await;
+            Delivered {
+                client: name,
+                seq,
+                taken,
+            }
+        });
+    }
+    if full && client.in_flight.len() >= IN_FLIGHT {
+        client.capped = true;
+        return false;
+    }
+    full
+}
+
+/// Sends one item; on ESME_ROK removes it from the outbox. Returns whether
+/// the client took it.
+async fn deliver(
+    node: &Node,
+    client: &str,
+    session: &tern_session::SessionHandle,
+    seq: u64,
+    item: OutboxItem,
+) -> bool {
+    let Ok(pdu) = Pdu::decode(item.pdu.clone()) else {
+        // Undecodable: drop rather than block the outbox forever.
+        let _ = node.store.outbox_ack(client, seq).await;
+        return true;
+    };
+    let stat = receipt_stat(&pdu.body);
+    match session.request(pdu.body).await {
+        Ok(resp) if resp.command_status.is_ok() => {
+            let _ = node.store.outbox_ack(client, seq).await;
+            node.metrics.receipt_relayed(client, stat);
+            let accepted = item
+                .message
+                .and_then(|id| node.store.get(id).ok().flatten())
+                .map(|record| record.accepted_ms);
+            if let Some(accepted) = accepted {
+                let ms = tern_storage::now_ms().saturating_sub(accepted);
+                node.metrics.observe_receipt(Duration::from_millis(ms));
+            }
+            true
+        }
+        other => {
+            debug!(client, ?other, "deliver_sm not taken; kept for later");
+            false
+        }
     }
 }
 
