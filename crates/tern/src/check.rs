@@ -195,7 +195,7 @@ pub fn summary(config: &Config) -> String {
             p.name,
             u.sessions,
             p.limits.sessions_per_credential.map_or("any".to_owned(), |n| n.to_string()),
-            p.limits.window.map_or("-".to_owned(), |n| n.to_string()),
+            u.window,
             u.rate.map(|r| format!("{r}/s")).or(p.limits.rate_per_session.map(|r| format!("{r}/s per session"))).unwrap_or_else(|| "-".to_owned()),
             u.tls.as_ref().map_or("plain".to_owned(), |t| format!("TLS >= {}", t.min_version)),
         );

@@ -49,6 +49,7 @@ port = 3550
 profile = "telesign"
 system_id = "tern"
 password = "hunter2"
+window = 25
 
 [[route]]
 name = "spain"
@@ -81,6 +82,9 @@ fn a_valid_file_is_explained_without_its_secrets() {
         "{out}"
     );
     assert!(out.contains("sessions 1 (vendor allows 1)"), "{out}");
+    // The window: OVH's profile says 10; Telesign's says nothing, 25 asked.
+    assert!(out.contains("(vendor allows 1), window 10,"), "{out}");
+    assert!(out.contains("(vendor allows any), window 25,"), "{out}");
     assert!(
         out.contains("TLS >= TLS 1.3"),
         "the profile's TLS minimum applies: {out}"
@@ -136,6 +140,25 @@ upstreams = ["nowhere"]
         assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
     }
     assert!(err.contains("5 error(s); nothing applied"), "{err}");
+}
+
+#[test]
+fn a_window_above_the_vendors_or_of_zero_is_refused_at_its_value() {
+    let dir = TempDir::new("config-window");
+    let path = dir.write(
+        "window.toml",
+        "[[upstream]]\nname = \"ovh\"\nprofile = \"ovh\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\nwindow = 50\n\n\
+         [[upstream]]\nname = \"other\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\nwindow = 0\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}:8:10: window 50: profile \"ovh\" allows at most 10 per session"),
+        format!("{file}:16:10: window 0"),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
 }
 
 #[test]

@@ -71,7 +71,8 @@ pub struct BenchArgs {
     /// Sending sessions (transceivers) of the load generator, in each run.
     #[arg(long, default_value_t = 4)]
     pub sessions: usize,
-    /// Submits in flight per session.
+    /// Submits in flight per session; also the window of each session Tern
+    /// binds to the simulator, so both paths may have as much in flight.
     #[arg(long, default_value_t = 50)]
     pub window: usize,
     /// Messages per run.
@@ -459,6 +460,7 @@ port = {sim_port}
 system_id = "{UPSTREAM_ACCOUNT}"
 password = "bench"
 sessions = {sessions}
+window = {window}
 
 [[route]]
 name = "everything"
@@ -466,6 +468,7 @@ upstreams = ["simulator"]
 "#,
         sim_port = sim.port(),
         sessions = args.upstream_sessions.max(1),
+        window = args.window.max(1),
     )
 }
 

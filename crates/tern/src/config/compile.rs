@@ -122,6 +122,11 @@ impl MoRoute {
     }
 }
 
+/// Requests in flight per upstream session when neither the upstream nor
+/// its profile says (SMPP 3.4 leaves it to the parties; 10 is the common
+/// default of SMSCs).
+pub const DEFAULT_UPSTREAM_WINDOW: usize = 10;
+
 /// How long MO parts wait for the rest unless the account says otherwise.
 pub const DEFAULT_MO_REASSEMBLY_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -140,6 +145,8 @@ pub struct UpstreamSpec {
     pub bind: BindParams,
     /// Sessions (after the profile's cap).
     pub sessions: usize,
+    /// Requests in flight per session (after the profile's cap).
+    pub window: usize,
     /// Messages per second for the account.
     pub rate: Option<f64>,
     /// TLS settings, when used.
@@ -723,6 +730,32 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             .limits
             .sessions_per_credential
             .map_or(usize::MAX, |n| n as usize);
+        // A vendor's window is a limit of its account: asking for more is
+        // an error, not a silent cap (it would be refused at runtime).
+        let profile_window = profile.limits.window.map(|w| w as usize);
+        let window = match (u.window.as_ref(), profile_window) {
+            (Some(w), _) if *w.get_ref() == 0 => {
+                loc.at(
+                    w.span(),
+                    "window 0: at least 1 request must be allowed in flight",
+                );
+                1
+            }
+            (Some(w), Some(max)) if *w.get_ref() > max => {
+                loc.at(
+                    w.span(),
+                    format!(
+                        "window {}: profile {:?} allows at most {max} per session",
+                        w.get_ref(),
+                        profile.name
+                    ),
+                );
+                max
+            }
+            (Some(w), _) => *w.get_ref(),
+            (None, Some(max)) => max,
+            (None, None) => DEFAULT_UPSTREAM_WINDOW,
+        };
         let tls = u.tls.then(|| {
             let mut tls = tern_session::tls::ClientTls::default();
             let min = u
@@ -755,6 +788,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             profile: Arc::new(profile.clone()),
             bind,
             sessions: u.sessions.unwrap_or(1).clamp(1, cap.max(1)),
+            window,
             rate: u.rate,
             tls,
         });

@@ -101,6 +101,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             if a.sessions != b.sessions {
                 what.push("sessions");
             }
+            if a.window != b.window {
+                what.push("window");
+            }
             if a.rate != b.rate {
                 what.push("rate");
             }

@@ -253,6 +253,9 @@ pub struct RawUpstream {
     pub bind: Option<Spanned<String>>,
     /// Sessions wanted (capped by the profile).
     pub sessions: Option<usize>,
+    /// Requests in flight per session: the profile's window unless set
+    /// (no more than it), else 10.
+    pub window: Option<Spanned<usize>>,
     /// Messages per second for the account.
     pub rate: Option<f64>,
     /// Use TLS.

@@ -210,10 +210,9 @@ fn prepare(spec: &UpstreamSpec) -> anyhow::Result<Prepared> {
         }),
         None => None,
     };
-    let limits = &spec.profile.limits;
     let timers = &spec.profile.timers;
     let session = SessionConfig {
-        window: limits.window.map_or(10, |w| w as usize),
+        window: spec.window,
         enquire_link_interval: Some(Duration::from_secs(timers.enquire_link_secs.unwrap_or(30))),
         ..SessionConfig::default()
     };
