@@ -22,9 +22,17 @@
 //! Replaying is idempotent: every operation is a blind insert or remove of
 //! one key, so applying the whole log in order over any state sled reached
 //! by applying a prefix of it gives the same result.
+//!
+//! Space is allocated ahead of the records, [`CHUNK`] at a time, and
+//! records are written in place: an `fdatasync` of a file that did not grow
+//! writes the data only, where one that grew also writes the inode (its
+//! size) — measured on this machine's ext4, 100 µs against 70 µs per
+//! sync. So a file is longer than what was logged in it, and ends in
+//! zeros: a header of zeros ends its records (no record is empty).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::commit::Ops;
@@ -35,6 +43,9 @@ pub(crate) const DIR: &str = "wal";
 const INSERT: u8 = 1;
 const REMOVE: u8 = 0;
 const HEADER: usize = 8;
+
+/// Space allocated at a time, ahead of the records.
+const CHUNK: u64 = 4 << 20;
 
 /// A record that cannot be read back.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +62,10 @@ pub(crate) struct Wal {
     dir: PathBuf,
     generation: u64,
     file: File,
+    /// Octets of records written.
     len: u64,
+    /// Octets allocated (zeros past `len`).
+    allocated: u64,
 }
 
 impl Wal {
@@ -62,20 +76,43 @@ impl Wal {
         let generation = generations(&dir)?.last().map_or(1, |g| g + 1);
         let file = OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .write(true)
             .open(dir.join(file_name(generation)))?;
-        // The file's name must survive a crash as well as its contents.
-        File::open(&dir)?.sync_all()?;
-        Ok(Self {
+        let mut wal = Self {
             dir,
             generation,
             file,
             len: 0,
-        })
+            allocated: 0,
+        };
+        wal.allocate(CHUNK)?;
+        wal.file.sync_all()?;
+        // The file's name must survive a crash as well as its contents.
+        File::open(&wal.dir)?.sync_all()?;
+        Ok(wal)
     }
 
-    /// Appends one record holding `ops`, in order. Not yet durable: sync
-    /// [`Wal::file`] for that.
+    /// Makes room for `more` octets past the records. The next sync also
+    /// writes the new size; the ones after it, the data only.
+    fn allocate(&mut self, more: u64) -> io::Result<()> {
+        let to = self.len + more.max(CHUNK);
+        let len = to - self.allocated;
+        let flags = rustix::fs::FallocateFlags::empty();
+        match rustix::fs::fallocate(&self.file, flags, self.allocated, len) {
+            Ok(()) => {}
+            // A file system without it: the zeros are written instead.
+            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {
+                let zeros = vec![0; usize::try_from(len).map_err(io::Error::other)?];
+                self.file.write_all_at(&zeros, self.allocated)?;
+            }
+            Err(err) => return Err(err.into()),
+        }
+        self.allocated = to;
+        Ok(())
+    }
+
+    /// Appends one record holding `ops`, in order; nothing when they hold
+    /// no operation. Not yet durable: [`Wal::sync`] for that.
     pub(crate) fn append(&mut self, ops: &[&Ops]) -> io::Result<()> {
         let mut record = vec![0u8; HEADER];
         for ops in ops {
@@ -93,19 +130,26 @@ impl Wal {
                 }
             }
         }
+        if record.len() == HEADER {
+            return Ok(());
+        }
         let payload_len = u32::try_from(record.len() - HEADER)
             .map_err(|_| io::Error::other("a write group over 4 GiB"))?;
         let crc = crc32fast::hash(&record[HEADER..]);
         record[..4].copy_from_slice(&payload_len.to_le_bytes());
         record[4..HEADER].copy_from_slice(&crc.to_le_bytes());
-        if let Err(err) = (&self.file).write_all(&record) {
-            // Cut off whatever part of the record went in (a full disk, say),
-            // so the next record follows a whole one and the replay does not
-            // take the log for corrupt.
-            let _ = self.file.set_len(self.len);
+        let end = self.len + record.len() as u64;
+        if end > self.allocated {
+            self.allocate(record.len() as u64)?;
+        }
+        if let Err(err) = self.file.write_all_at(&record, self.len) {
+            // Zero whatever part of the record went in, so the next record
+            // follows a whole one and the replay does not take the log for
+            // corrupt. (The space is allocated: zeros fit.)
+            let _ = self.file.write_all_at(&vec![0; record.len()], self.len);
             return Err(err);
         }
-        self.len += record.len() as u64;
+        self.len = end;
         Ok(())
     }
 
@@ -114,7 +158,7 @@ impl Wal {
         self.file.sync_data()
     }
 
-    /// Octets in the current file.
+    /// Octets of records in the current file.
     pub(crate) fn len(&self) -> u64 {
         self.len
     }
@@ -184,9 +228,11 @@ pub(crate) enum ReplayError {
 }
 
 /// Every record of every file under `store`, oldest first, as operations to
-/// apply in order. The last file may end in a record cut short by a crash
-/// (its writer was never answered): it is left out. A bad record anywhere
-/// else is corruption.
+/// apply in order. A file's records end at a header of zeros (the space
+/// allocated ahead) or at its end. The last file may end in a record cut
+/// short or damaged by a crash (its writer was never answered): it is left
+/// out. A bad record anywhere else, or data after the zeros that end a
+/// file that is not the last, is corruption.
 pub(crate) fn replay(store: &Path) -> Result<Vec<Ops>, ReplayError> {
     let dir = store.join(DIR);
     if !dir.exists() {
@@ -210,6 +256,15 @@ pub(crate) fn replay(store: &Path) -> Result<Vec<Ops>, ReplayError> {
                     reason,
                 })
             };
+            if bytes[at..].len() >= HEADER && zeros(&bytes[at..at + HEADER]) {
+                // The end of what was logged in this file. In the last file
+                // a crash may have left parts of an unanswered group past
+                // it; anywhere else it must be zeros to the end.
+                if !last && !zeros(&bytes[at..]) {
+                    return Err(corrupt("data after the end of the records"));
+                }
+                break;
+            }
             match read_record(&bytes[at..]) {
                 Ok((ops, used)) => {
                     groups.push(ops);
@@ -220,14 +275,20 @@ pub(crate) fn replay(store: &Path) -> Result<Vec<Ops>, ReplayError> {
                 Err(Bad::Short) => return Err(corrupt("cut short")),
                 // A checksum that fails on the last record of the last file
                 // is a torn write too (its octets reached the disk only in
-                // part); one followed by more data is corruption.
-                Err(Bad::Checksum(used)) if last && at + used >= bytes.len() => break,
+                // part); one followed by more records is corruption.
+                Err(Bad::Checksum(used)) if last && bytes.get(at + used..).is_none_or(zeros) => {
+                    break
+                }
                 Err(Bad::Checksum(_)) => return Err(corrupt("checksum mismatch")),
                 Err(Bad::Malformed) => return Err(corrupt("malformed operations")),
             }
         }
     }
     Ok(groups)
+}
+
+fn zeros(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| *b == 0)
 }
 
 enum Bad {
@@ -348,12 +409,68 @@ mod tests {
         wal.append(&[&ops(1)]).expect("append");
         wal.append(&[&ops(2)]).expect("append");
         let path = current_file(&dir);
-        let full = std::fs::metadata(&path).expect("size").len();
-        // Every cut inside the last record loses that record only.
-        for cut in [full - 1, full - 100, full - 300] {
-            let file = OpenOptions::new().write(true).open(&path).expect("open");
-            file.set_len(cut).expect("cut");
-            assert_eq!(replay(&dir).expect("replay"), vec![ops(1)], "cut at {cut}");
+        let full = wal.len();
+        assert!(
+            std::fs::metadata(&path).expect("size").len() > full,
+            "space is allocated ahead of the records"
+        );
+        // Every tear inside the last record loses that record only, whether
+        // the rest of it is zeros (allocated space) or gone (a cut file).
+        let original = std::fs::read(&path).expect("read");
+        for tear in [full - 1, full - 100, full - 300] {
+            let mut torn = original.clone();
+            torn[tear as usize..full as usize].fill(0);
+            std::fs::write(&path, &torn).expect("write");
+            assert_eq!(
+                replay(&dir).expect("replay"),
+                vec![ops(1)],
+                "zeros from {tear}"
+            );
+            std::fs::write(&path, &original[..tear as usize]).expect("write");
+            assert_eq!(replay(&dir).expect("replay"), vec![ops(1)], "cut at {tear}");
+        }
+    }
+
+    #[test]
+    fn records_are_written_in_place_and_end_at_the_zeros() {
+        let dir = temp_dir("in-place");
+        let mut wal = Wal::create(&dir).expect("create");
+        wal.append(&[&ops(1)]).expect("append");
+        // A group of nothing (a checkpoint's own job) writes no record:
+        // an empty one would read as the zeros that end the file.
+        wal.append(&[&Ops::default()]).expect("append nothing");
+        let len = wal.len();
+        wal.append(&[&ops(2)]).expect("append");
+        assert!(wal.len() > len);
+        let path = current_file(&dir);
+        let size = std::fs::metadata(&path).expect("size").len();
+        // Records past the first chunk make room for themselves.
+        let big = {
+            let mut big = Ops::default();
+            big.insert(*b"big", vec![7u8; CHUNK as usize]);
+            big
+        };
+        wal.append(&[&big]).expect("append past the allocation");
+        assert!(std::fs::metadata(&path).expect("size").len() > size);
+        wal.append(&[&ops(3)]).expect("append");
+        assert_eq!(
+            replay(&dir).expect("replay"),
+            vec![ops(1), ops(2), big, ops(3)]
+        );
+        // Parts of an unanswered group left past the zeros of the last file
+        // are a torn write; past those of an earlier file, corruption.
+        let mut bytes = std::fs::read(&path).expect("read");
+        let past = wal.len() as usize + 64;
+        bytes[past] = 0x5a;
+        std::fs::write(&path, &bytes).expect("write");
+        assert_eq!(replay(&dir).expect("replay").len(), 4);
+        wal.start_next().expect("next file");
+        wal.append(&[&ops(4)]).expect("append");
+        match replay(&dir) {
+            Err(ReplayError::Corrupt(err)) => {
+                assert!(err.to_string().contains("after the end"), "{err}")
+            }
+            other => panic!("expected corruption, got {other:?}"),
         }
     }
 
@@ -381,7 +498,7 @@ mod tests {
         // write: the record is dropped.
         let mut bytes = std::fs::read(&path).expect("read");
         bytes[20] ^= 0xff;
-        let last = bytes.len() - 10;
+        let last = wal.len() as usize - 10;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).expect("write");
         assert_eq!(replay(&dir).expect("replay"), vec![ops(1)]);
