@@ -7,8 +7,10 @@
 //! new items go out as soon as they are stored, without waiting for the
 //! ones before them to be answered. Per client the outbox keeps the places
 //! in flight and a cursor, the last place read, so a look reads only what
-//! came since; the cursor starts over after a refusal and every
-//! [`FULL_SCAN`] (an item stored a moment after a later one is found then).
+//! came since. Places are handed out before items are stored, so an item
+//! can land just behind the cursor (two receipts stored at once): the
+//! cursor starts over from the oldest item every [`RESCAN`] and after a
+//! refusal, which bounds how late such an item goes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -24,9 +26,15 @@ use tracing::debug;
 use super::cluster::Cluster;
 use super::node::Node;
 
-/// How often every client's outbox is listed, and each cursor starts over
-/// (between, only the clients with news or room are looked at).
+/// How often every client's outbox is listed (between, only the clients
+/// with news or room are looked at).
 const FULL_SCAN: Duration = Duration::from_secs(1);
+
+/// How often a client's cursor starts over from its oldest item.
+const RESCAN: Duration = Duration::from_millis(20);
+
+/// While deliveries are out, how long news gathers before a look.
+const GATHER: Duration = Duration::from_millis(1);
 
 /// Items read per client and look.
 const BATCH: usize = 256;
@@ -47,6 +55,8 @@ struct Client {
     in_flight: HashSet<u64>,
     /// The last place read; `None` reads from the oldest.
     cursor: Option<u64>,
+    /// When the cursor last started over.
+    rescanned: Option<Instant>,
     /// The last look stopped for want of room: look again when items end.
     capped: bool,
     /// Refusals in a row, and when to try again.
@@ -89,6 +99,11 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
                 () = tokio::time::sleep(FULL_SCAN) => {}
                 () = shutdown.cancelled() => break,
             }
+            if !deliveries.is_empty() {
+                // Busy: let news and answers gather for a moment, so a look
+                // reads many new items rather than one per receipt stored.
+                tokio::time::sleep(GATHER).await;
+            }
         } else if shutdown.is_cancelled() {
             break;
         }
@@ -116,10 +131,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
             match node.store.outbox_clients() {
                 Ok(listed) => {
                     clients.retain(|name, c| listed.contains(name) || !c.in_flight.is_empty());
-                    for name in listed {
-                        clients.entry(name.clone()).or_default().cursor = None;
-                        look.insert(name);
-                    }
+                    look.extend(listed);
                 }
                 Err(err) => debug!(%err, "listing outboxes failed; trying later"),
             }
@@ -207,6 +219,10 @@ async fn send_more(
     if room == 0 {
         client.capped = true;
         return false;
+    }
+    if client.rescanned.is_none_or(|at| at.elapsed() >= RESCAN) {
+        client.rescanned = Some(Instant::now());
+        client.cursor = None;
     }
     let Ok(items) = node.store.outbox_pending_after(name, client.cursor, room) else {
         return false;
