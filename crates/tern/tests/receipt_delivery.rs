@@ -1,7 +1,8 @@
 //! Receipts at the edges, on the real binary with an upstream written in
 //! the test: one that matches no message is acknowledged, counted, kept for
 //! inspection and dropped after its grace period; one the client refuses is
-//! sent again after a wait, and leaves the outbox only when taken.
+//! sent again after a wait, and leaves the outbox only when taken; one the
+//! client has not answered yet does not hold back the next.
 
 mod common;
 
@@ -189,4 +190,87 @@ async fn a_receipt_the_client_refuses_is_sent_again_after_a_wait() {
             .is_err(),
         "nothing after the client took it"
     );
+}
+
+/// The outbox is a pipeline: a receipt the client has not answered yet does
+/// not hold back the next one (deliveries went in rounds once, and a round
+/// waited for every answer before the next item was read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_waiting_for_its_answer_does_not_hold_back_the_next() {
+    let mut upstream = bare_smsc(SmscConfig::default()).await;
+    let (client_port, admin_port) = (common::free_port(), common::free_port());
+    let _daemon = Daemon::start("pipeline", &config(client_port, admin_port, upstream.port));
+    let admin = Admin::at(admin_port);
+    let mut tern = tokio::time::timeout(Duration::from_secs(20), upstream.sessions.recv())
+        .await
+        .expect("tern binds its upstream")
+        .expect("session");
+    let mut session = client(client_port, "acme", "pw").bind().await;
+
+    let mut ids = Vec::new();
+    for (n, upstream_id) in ["81", "82"].into_iter().enumerate() {
+        let to = format!("3460000000{n}");
+        ids.push(
+            submit_id(
+                &session.handle,
+                submit_sm(&to, "hello", RegisteredDelivery::ALWAYS),
+            )
+            .await,
+        );
+        let (_, responder) = next_submit(&mut tern.requests)
+            .await
+            .expect("tern sends the submit");
+        accept_submit(responder, upstream_id).await;
+    }
+
+    // The first receipt reaches the client, which does not answer yet.
+    let resp = tern
+        .handle
+        .request(Body::DeliverSm(receipt("81")))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+    let first = tokio::time::timeout(Duration::from_secs(10), session.requests.recv())
+        .await
+        .expect("the first receipt")
+        .expect("open");
+    let Body::DeliverSm(sm) = &first.pdu.body else {
+        panic!("{:?}", first.pdu)
+    };
+    assert_eq!(receipted_id(sm), ids[0]);
+
+    // The second comes while the first is still unanswered.
+    let resp = tern
+        .handle
+        .request(Body::DeliverSm(receipt("82")))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+    let second = tokio::time::timeout(Duration::from_secs(3), session.requests.recv())
+        .await
+        .expect("the second receipt, without waiting for the first's answer")
+        .expect("open");
+    let Body::DeliverSm(sm) = &second.pdu.body else {
+        panic!("{:?}", second.pdu)
+    };
+    assert_eq!(receipted_id(sm), ids[1]);
+
+    for delivery in [second, first] {
+        delivery
+            .responder
+            .respond(
+                CommandStatus::Ok,
+                Body::DeliverSmResp(SmResp::with_id(Default::default())),
+            )
+            .await
+            .expect("taken");
+    }
+    admin
+        .until(
+            "/api/queues",
+            Duration::from_secs(5),
+            "the outbox emptied once both were taken",
+            |q| q["outbox"].as_u64() == Some(0),
+        )
+        .await;
 }
