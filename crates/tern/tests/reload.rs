@@ -824,9 +824,12 @@ async fn a_changed_pool_of_two_is_rebound_one_session_at_a_time() {
     })
     .await
     .expect("sim");
+    // Every connection reaches the simulator 300 ms late, so a new session
+    // takes that long to bind: long enough to see a gap if the next old
+    // session went before the new one was bound.
+    let zp = slow_connect_proxy(z.addr(), Duration::from_millis(300)).await;
     let ports = ports();
     let admin = Admin::at(ports.admin);
-    let zp = z.addr().port();
     let text = |extra: &str| {
         upstreams_config(&ports, zp, zp, extra, false).replace(
             "profile = \"mensatek\"",
@@ -846,14 +849,14 @@ async fn a_changed_pool_of_two_is_rebound_one_session_at_a_time() {
     // the first new one binds).
     let mut most = 0;
     let mut least = usize::MAX;
-    for _ in 0..400 {
+    for _ in 0..5000 {
         let bound = z.sessions("tern").len();
         most = most.max(bound);
         least = least.min(bound);
         if z.stats().binds == 4 && bound == 2 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert_eq!(z.stats().binds, 4, "both sessions rebound");
     assert_eq!(z.stats().binds_refused, 0);
@@ -863,4 +866,24 @@ async fn a_changed_pool_of_two_is_rebound_one_session_at_a_time() {
     assert_eq!(upstream_of(&admin, &id).await, "one");
     daemon.signal("TERM");
     assert!(daemon.wait(Duration::from_secs(30)).success());
+}
+
+/// A loopback port that forwards each connection to `to` after `delay`:
+/// an upstream slow to take a new bind.
+async fn slow_connect_proxy(to: std::net::SocketAddr, delay: Duration) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("proxy listens");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    port
 }

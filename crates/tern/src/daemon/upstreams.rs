@@ -5,7 +5,10 @@
 //! state); added ones start binding; removed ones drain; changed ones are
 //! replaced one session at a time: slot k of the new pool binds only once
 //! slot k of the old pool has drained and unbound, so the account never has
-//! more sessions than before (a vendor that allows one bind never sees two).
+//! more sessions than before (a vendor that allows one bind never sees two),
+//! and slot k+1 of the old pool drains only once slot k of the new one is
+//! bound, so a pool of two or more always has a session (up to
+//! [`NEW_BIND_WAIT`] for a new bind the vendor is slow to take).
 //! Draining a session means: no new message goes there (the router no
 //! longer lists its pool), its requests in flight get their answers (up to
 //! [`DRAIN_DEADLINE`]), then it unbinds with the handshake.
@@ -22,12 +25,17 @@ use tern_session::throttle::{AdaptiveConfig, AdaptiveRate};
 use tern_session::SessionConfig;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::UpstreamSpec;
 
 /// The longest a drained upstream waits for answers before it unbinds.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a rolling replacement waits for a new session to bind before
+/// it retires the next old one regardless (a new bind the vendor refuses
+/// must not keep the old pool forever).
+const NEW_BIND_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 struct Running {
@@ -42,6 +50,8 @@ struct Running {
 struct Replaced {
     old: Running,
     gates: Vec<CancellationToken>,
+    /// The pool that takes over (none for a removed upstream).
+    new: Option<Arc<Upstream>>,
 }
 
 /// What a reload did to the upstreams.
@@ -121,6 +131,7 @@ impl UpstreamSet {
                 self.replaced.push(Replaced {
                     old,
                     gates: Vec::new(),
+                    new: None,
                 });
                 changes.removed.push(name);
             }
@@ -128,6 +139,7 @@ impl UpstreamSet {
         for Prepared { spec, mut config } in prepared {
             config.gate = self.gate.clone();
             let name = spec.name.clone();
+            let mut replaced = None;
             if let Some(old) = self.running.remove(&name) {
                 info!(
                     upstream = name,
@@ -137,13 +149,20 @@ impl UpstreamSet {
                     .map(|_| CancellationToken::new())
                     .collect();
                 config.start_after = gates.clone();
-                self.replaced.push(Replaced { old, gates });
+                replaced = Some((old, gates));
                 changes.changed.push(name.clone());
             } else {
                 changes.added.push(name.clone());
             }
             let stop = self.shutdown.child_token();
             let upstream = Upstream::start(config, self.inbound.clone(), stop.clone());
+            if let Some((old, gates)) = replaced {
+                self.replaced.push(Replaced {
+                    old,
+                    gates,
+                    new: Some(upstream.clone()),
+                });
+            }
             self.running.insert(
                 name,
                 Running {
@@ -176,8 +195,9 @@ impl UpstreamSet {
 
 /// Retires the old pool slot by slot, opening the new pool's gate for each
 /// slot once the old session in it has answered what it had in flight and
-/// unbound.
-async fn drain(Replaced { old, gates }: Replaced) {
+/// unbound, and waiting for the new session to be bound before the next
+/// old one goes: with two or more sessions, the upstream always has one.
+async fn drain(Replaced { old, gates, new }: Replaced) {
     let slots = old.upstream.pool_size().max(gates.len());
     for slot in 0..slots {
         if slot < old.upstream.pool_size() {
@@ -186,6 +206,21 @@ async fn drain(Replaced { old, gates }: Replaced) {
         }
         if let Some(gate) = gates.get(slot) {
             gate.cancel();
+            if let Some(new) = &new {
+                let wanted = slot + 1;
+                let waited = tokio::time::timeout(NEW_BIND_WAIT, async {
+                    while new.bound() < wanted {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                })
+                .await;
+                if waited.is_err() {
+                    warn!(
+                        upstream = old.spec.name,
+                        slot, "the new session did not bind in time; replacing the next one anyway"
+                    );
+                }
+            }
         }
     }
     old.stop.cancel();
