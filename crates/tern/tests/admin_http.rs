@@ -44,6 +44,9 @@ impl AdminSource for FakeNode {
         std::thread::sleep(delay);
         json!({ "ready": 3, "outbox": 1, "unmatched": 0 })
     }
+    fn unmatched(&self) -> Value {
+        json!([{ "upstream": "up-a", "upstream_id": "x-1", "received_ms": 1 }])
+    }
     fn message(&self, id: &str) -> Option<Value> {
         match id {
             "m-1" => Some(json!({ "id": "m-1", "state": "DELIVRD" })),
@@ -724,6 +727,10 @@ async fn api_views_return_the_source_json() {
     assert_eq!(
         get_json(addr, "/api/queues").await.expect("queues"),
         admin.node.queues()
+    );
+    assert_eq!(
+        get_json(addr, "/api/unmatched").await.expect("unmatched"),
+        admin.node.unmatched()
     );
     assert_eq!(
         get_json(addr, "/api/reload").await.expect("reload"),

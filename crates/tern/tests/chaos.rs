@@ -23,12 +23,13 @@
 //! delivered more than once) are at-least-once delivery, so they are counted
 //! and printed, not failed; (4) nothing is stuck: Tern's ready, in-flight and
 //! outbox queues are empty, every acknowledged message is final and
-//! DELIVRD, and every receipt Tern still holds unmatched is explained by an
-//! upstream id Tern never learnt (see [`check_round`]).
+//! DELIVRD, and every receipt Tern still holds unmatched (`/api/unmatched`)
+//! is for an upstream id Tern never learnt (see [`check_round`]).
 //!
-//! Two tests: receipts 100–250 ms after the submit_sm_resp (run in CI), and
-//! receipts 0–20 ms after it, racing Tern's own bookkeeping of the response
-//! (ignored: it finds a receipt loss in the daemon, described on it).
+//! Two tests, both run in CI: receipts 100–250 ms after the submit_sm_resp,
+//! and receipts 0–20 ms after it, racing Tern's own bookkeeping of the
+//! response (the second found receipt losses in the daemon, described on
+//! it).
 //! In the short rounds an upstream circuit breaker left open by the last
 //! faults (a 30 s cool-down, not configurable) is skipped by one more kill at
 //! the end of the chaos; the soak lets the breakers cool down instead.
@@ -658,12 +659,22 @@ async fn chaos_rounds_lose_nothing_tern_acknowledged() {
 ///
 /// Both windows are closed now (`receipts::settle_held`: applied, then
 /// removed, under the message's lock; a 1 s sweep applies held receipts
-/// whose message became known), and this test's "never applied" check
-/// passes. Its stricter check still fails in some rounds: a few more
-/// receipts stay held than duplicate submits explain, seen right after the
-/// round settles; not yet explained, hence still ignored.
+/// whose message became known).
+///
+/// The test was kept ignored a while longer because a count failed in some
+/// rounds: more receipts held than receipts the upstream had sent, Tern had
+/// acknowledged, for ids Tern never learnt (16 against 13; 4 against 3).
+/// The count was the wrong measure: it can be exceeded with nothing lost.
+/// A receipt held just before a kill was never acknowledged upstream, so it
+/// is not among those counted; and one held for a message that learnt its
+/// id meanwhile (written before the kill) waits for the sweep. In the one
+/// failing round looked at (4 against 3), the held receipts listed by
+/// `/api/unmatched` (added for this) were all for the three ids Tern never
+/// learnt, and the store kept after the round held just those three: the
+/// fourth had been applied. So the test now checks receipt by receipt what
+/// the count stood for: each receipt still held is for an id Tern never
+/// learnt, or is applied within a few seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "no receipt is lost any more, but its held-receipt accounting still fails in some rounds; see the doc comment"]
 async fn chaos_with_receipts_racing_their_submit_resp_loses_nothing() {
     chaos(Settings::from_env(&[0, 20])).await;
 }
@@ -1303,24 +1314,72 @@ async fn check_round(
             story(id).await
         );
     }
-    // A receipt Tern holds unmatched can only be one for an id it never
-    // learnt (see above); more would be receipts kept for nothing.
-    let unmatched = queues["unmatched"].as_u64().unwrap_or(u64::MAX);
-    let explained = foreign.len() + unclassified;
-    assert!(
-        unmatched <= explained as u64,
-        "round {round}: {unmatched} receipts held unmatched, but only {} receipts for ids Tern \
-         never learnt ({}) and {unclassified} for messages no client was told of explain them; \
-         {upstream_duplicates} duplicate submits upstream: {queues}",
-        foreign.len(),
-        some(&foreign),
-    );
-
+    // Every receipt Tern still holds must be for an upstream id it never
+    // learnt. One whose message has that id is a receipt Tern could apply:
+    // after a kill between holding it and answering the upstream, the
+    // message may have learnt the id meanwhile, and the held receipt waits
+    // for the sweep that applies such receipts (each second). Past that,
+    // it would be kept for nothing and lost to its client.
+    let learnt_ids = |name: &str, upstream_id: &str| -> Option<String> {
+        let i = upstreams.iter().position(|u| u.name == name)?;
+        let id = tern_of.get(text_at.get(&(i, upstream_id.to_owned()))?)?;
+        let message = messages.get(id)?;
+        let learnt = message["attempts"].as_array().is_some_and(|a| {
+            a.iter().any(|entry| {
+                entry["upstream"].as_str() == Some(name)
+                    && entry["upstream_ids"]
+                        .as_array()
+                        .is_some_and(|ids| ids.iter().any(|x| x.as_str() == Some(upstream_id)))
+            })
+        });
+        learnt.then(|| id.clone())
+    };
+    let sweep_deadline = Instant::now() + Duration::from_secs(5);
+    let held = loop {
+        let held = daemon
+            .get("/api/unmatched")
+            .await
+            .unwrap_or_else(|| panic!("round {round}: /api/unmatched did not answer"));
+        let mut held_for_known = Vec::new();
+        for receipt in held.as_array().into_iter().flatten() {
+            let (Some(name), Some(upstream_id)) = (
+                receipt["upstream"].as_str(),
+                receipt["upstream_id"].as_str(),
+            ) else {
+                panic!("round {round}: a held receipt without upstream or id: {receipt}");
+            };
+            assert!(
+                upstreams.iter().any(|u| u.name == name),
+                "round {round}: a receipt held for an unknown upstream: {receipt}"
+            );
+            if let Some(id) = learnt_ids(name, upstream_id) {
+                held_for_known.push((name.to_owned(), upstream_id.to_owned(), id));
+            }
+        }
+        let Some((_, _, id)) = held_for_known.first() else {
+            break held;
+        };
+        if Instant::now() >= sweep_deadline {
+            panic!(
+                "round {round}: {} receipts still held unmatched 5 s after the round settled, \
+                 for upstream ids Tern had recorded: {:?}; the first message is {}",
+                held_for_known.len(),
+                held_for_known,
+                story(id).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // For the report: receipts still held, against those the upstream had
+    // sent and Tern acknowledged for ids it never learnt. Held can be more:
+    // a receipt held just before a kill was never acknowledged upstream.
+    let unmatched = held.as_array().map_or(0, Vec::len) as u64;
     println!(
         "chaos: round {round}: {} acknowledged, refused {:?}, {} unanswered; {} accepted upstream \
          ({upstream_duplicates} duplicates); {receipts} receipts at clients ({receipt_duplicates} \
          duplicates, {receipts_for_unknown_ids} for ids no client was told); {unmatched} left \
-         unmatched ({} receipts for ids Tern never learnt); {} client binds, {} daemon starts; settled in {settle:.1?}",
+         unmatched ({} receipts acknowledged for ids Tern never learnt, {unclassified} for messages \
+         no client was told of); {} client binds, {} daemon starts; settled in {settle:.1?}",
         ledger.acked.len(),
         ledger.refused,
         ledger.unanswered,

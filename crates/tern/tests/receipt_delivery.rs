@@ -98,6 +98,10 @@ async fn a_receipt_matching_nothing_is_acknowledged_counted_kept_then_dropped() 
         Some(1.0),
         "{metrics}"
     );
+    let held = admin.get("/api/unmatched").await;
+    assert_eq!(held.as_array().map(Vec::len), Some(1), "{held}");
+    assert_eq!(held[0]["upstream"], "bare", "{held}");
+    assert_eq!(held[0]["upstream_id"], "nope-42", "{held}");
     // After the 2 s grace it is dropped (with a warning in the log).
     admin
         .until(

@@ -100,6 +100,10 @@ fn router(state: AdminState) -> Router {
             get(|State(s): State<AdminState>| view(s, |src| src.queues())),
         )
         .route(
+            "/api/unmatched",
+            get(|State(s): State<AdminState>| view(s, |src| src.unmatched())),
+        )
+        .route(
             "/api/config",
             get(|State(s): State<AdminState>| view(s, |src| src.config())),
         )

@@ -17,6 +17,7 @@
 //! | `/api/sessions`         | [`AdminSource::sessions`]                     |
 //! | `/api/upstreams`        | [`AdminSource::upstreams`]                    |
 //! | `/api/queues`           | [`AdminSource::queues`]                       |
+//! | `/api/unmatched`        | [`AdminSource::unmatched`]                    |
 //! | `/api/messages/{id}`    | [`AdminSource::message`], 404 when unknown    |
 //! | `/api/config`           | [`AdminSource::config`]                       |
 //! | `/api/reload`           | [`AdminSource::reload`]                       |
@@ -45,6 +46,9 @@ pub trait AdminSource: Send + Sync + 'static {
     fn upstreams(&self) -> serde_json::Value;
     /// Queue depths and oldest entries, for `/api/queues`.
     fn queues(&self) -> serde_json::Value;
+    /// Receipts held because no message had their upstream id yet (a
+    /// bounded list, by upstream and id), for `/api/unmatched`.
+    fn unmatched(&self) -> serde_json::Value;
     /// One stored message by id, for `/api/messages/{id}`; `None` answers 404.
     fn message(&self, id: &str) -> Option<serde_json::Value>;
     /// A summary of the configuration in force; must never contain

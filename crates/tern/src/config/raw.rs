@@ -304,7 +304,7 @@ pub struct RawRoute {
     /// Destination prefixes; empty for all.
     #[serde(default)]
     pub prefixes: Vec<Spanned<String>>,
-    /// Exact source, or "alphanumeric", "numeric", "prefix:<p>".
+    /// Exact source, or "alphanumeric", "numeric", `"prefix:<p>"`.
     pub source: Option<Spanned<String>>,
     /// data_coding values.
     pub data_codings: Option<Vec<u8>>,

@@ -10,6 +10,9 @@ use tern_router::breaker::BreakerState;
 use tern_storage::{MessageRecord, State, TernId};
 
 use super::node::Node;
+
+/// Held receipts listed by `/api/unmatched` at most.
+const UNMATCHED_LISTED: usize = 1_000;
 use super::reload::Reloader;
 use crate::admin::{AdminSource, Metrics, Readiness};
 use crate::config::Config;
@@ -97,6 +100,23 @@ impl AdminSource for Source {
                 "outbox": depths.outbox,
                 "unmatched": depths.unmatched,
             }),
+            Err(err) => json!({ "error": err.to_string() }),
+        }
+    }
+
+    fn unmatched(&self) -> Value {
+        match self.node.store.held_receipts(UNMATCHED_LISTED) {
+            Ok(held) => Value::Array(
+                held.iter()
+                    .map(|r| {
+                        json!({
+                            "upstream": r.upstream,
+                            "upstream_id": r.upstream_id,
+                            "received_ms": r.received_ms,
+                        })
+                    })
+                    .collect(),
+            ),
             Err(err) => json!({ "error": err.to_string() }),
         }
     }
