@@ -1093,11 +1093,21 @@ impl SledStore {
     /// Holds a receipt that matched nothing, for when its submit_sm_resp comes.
     pub async fn hold_unmatched(&self, receipt: &UnmatchedReceipt) -> Result<(), StoreError> {
         let form = normalise(&receipt.upstream_id);
+        let key = keys::owned_with(keys::UNMATCHED, &receipt.upstream, form.as_bytes());
         let mut batch = Ops::default();
-        batch.insert(
-            keys::owned_with(keys::UNMATCHED, &receipt.upstream, form.as_bytes()),
-            encode(receipt)?,
-        );
+        // The same receipt held again replaces the first: its time entry
+        // goes too, or its grace would end the new one early.
+        if let Some(earlier) = self.read_key(&key)? {
+            let earlier: UnmatchedReceipt = decode("unmatched receipt", &earlier)?;
+            if earlier.received_ms != receipt.received_ms {
+                batch.remove(unmatched_by_time(
+                    earlier.received_ms,
+                    &receipt.upstream,
+                    &form,
+                ));
+            }
+        }
+        batch.insert(key, encode(receipt)?);
         batch.insert(
             unmatched_by_time(receipt.received_ms, &receipt.upstream, &form),
             [],

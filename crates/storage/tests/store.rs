@@ -432,6 +432,33 @@ async fn an_early_receipt_is_held_for_its_grace_period<B: Backend>(b: &B) {
         .await
         .expect("take")
         .is_none());
+    // The same receipt again (the upstream sent it twice): its grace runs
+    // from the last arrival, and one expiry ends it.
+    for at in [20_000, 26_000] {
+        store
+            .hold_unmatched(&receipt("77", at))
+            .await
+            .expect("hold");
+    }
+    assert!(
+        store
+            .expire_unmatched(30_000, grace, 10)
+            .await
+            .expect("expire")
+            .is_empty(),
+        "the first arrival's grace does not end the second's"
+    );
+    let expired = store
+        .expire_unmatched(36_000, grace, 10)
+        .await
+        .expect("expire");
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert_eq!(expired[0].received_ms, 26_000);
+    assert!(store
+        .expire_unmatched(40_000, grace, 10)
+        .await
+        .expect("expire")
+        .is_empty());
 }
 
 async fn finished_messages_are_purged_after_retention_with_their_indexes<B: Backend>(b: &B) {
