@@ -9,17 +9,19 @@
 //! in flight and a cursor, the last place read, so a look reads only what
 //! came since. Places are handed out before items are stored, so an item
 //! can land just behind the cursor (two receipts stored at once): the
-//! cursor starts over from the oldest item every [`RESCAN`] and after a
-//! refusal, which bounds how late such an item goes.
+//! cursor starts over from the oldest item when a look that was told of a
+//! new item finds none past it, every [`RESCAN`] and after a refusal.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tern_codec::Pdu;
 use tern_storage::OutboxItem;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -77,12 +79,18 @@ struct Delivered {
     taken: bool,
 }
 
-/// Runs until `shutdown`. Deliveries already out then go on by themselves
-/// while the process lives (an answered one is still acknowledged); an
-/// item whose answer never came stays in the outbox for the next start.
+/// Deliveries out, polled by the outbox's own task: each is first polled
+/// in the order it was added, so a session's deliver_sm go out in the
+/// order the items were stored (its window's permits are taken in turn).
+type Deliveries = FuturesUnordered<BoxFuture<'static, Delivered>>;
+
+/// Runs until `shutdown`. Deliveries already out then go on in a task of
+/// their own while the process lives (an answered one is still
+/// acknowledged); an item whose answer never came stays in the outbox for
+/// the next start.
 pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
     let mut clients: HashMap<String, Client> = HashMap::new();
-    let mut deliveries: JoinSet<Delivered> = JoinSet::new();
+    let mut deliveries = Deliveries::new();
     let mut receivers_seen = 0;
     let mut last_full: Option<Instant> = None;
     // Clients to look at in the next pass besides the news.
@@ -91,26 +99,32 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
         if again.is_empty() {
             tokio::select! {
                 () = node.outbox.notified() => {}
-                Some(done) = deliveries.join_next(), if !deliveries.is_empty() => {
-                    if let Ok(done) = done {
-                        ended(&mut clients, &mut again, done);
-                    }
+                Some(done) = deliveries.next(), if !deliveries.is_empty() => {
+                    ended(&mut clients, &mut again, done);
                 }
                 () = tokio::time::sleep(FULL_SCAN) => {}
                 () = shutdown.cancelled() => break,
             }
             if !deliveries.is_empty() {
-                // Busy: let news and answers gather for a moment, so a look
-                // reads many new items rather than one per receipt stored.
-                tokio::time::sleep(GATHER).await;
+                // Busy: let news and answers gather for a moment (the
+                // deliveries going on meanwhile), so a look reads many new
+                // items rather than one per receipt stored.
+                let gather = tokio::time::sleep(GATHER);
+                tokio::pin!(gather);
+                loop {
+                    tokio::select! {
+                        () = &mut gather => break,
+                        Some(done) = deliveries.next(), if !deliveries.is_empty() => {
+                            ended(&mut clients, &mut again, done);
+                        }
+                    }
+                }
             }
         } else if shutdown.is_cancelled() {
             break;
         }
-        while let Some(done) = deliveries.try_join_next() {
-            if let Ok(done) = done {
-                ended(&mut clients, &mut again, done);
-            }
+        while let Some(Some(done)) = deliveries.next().now_or_never() {
+            ended(&mut clients, &mut again, done);
         }
         let receivers = node.receivers_bound.load(Ordering::Relaxed);
         if receivers != receivers_seen {
@@ -124,7 +138,8 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
         // Everyone, now and then (a restart, a backoff that ended, an item
         // behind a cursor); otherwise those with news or room.
         let full = last_full.is_none_or(|at| at.elapsed() >= FULL_SCAN);
-        let mut look: HashSet<String> = node.take_outbox_news().into_iter().collect();
+        let news: HashSet<String> = node.take_outbox_news().into_iter().collect();
+        let mut look = news.clone();
         look.extend(again.drain());
         if full {
             last_full = Some(Instant::now());
@@ -142,12 +157,13 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
             if client.waiting(now) {
                 continue;
             }
-            if send_more(&node, &name, client, &mut deliveries).await {
+            let told = news.contains(&name);
+            if send_more(&node, &name, client, told, &mut deliveries).await {
                 again.insert(name);
             }
         }
     }
-    deliveries.detach_all();
+    tokio::spawn(async move { while deliveries.next().await.is_some() {} });
 }
 
 /// Notes one delivery's end: a refusal starts (or lengthens) the client's
@@ -184,12 +200,14 @@ fn ended(clients: &mut HashMap<String, Client>, again: &mut HashSet<String>, don
 }
 
 /// Sends what `name` is owed beyond what is out, spread over its
-/// receiving sessions. Returns whether more may be waiting now.
+/// receiving sessions. `told`: something was stored for it since the last
+/// look. Returns whether more may be waiting now.
 async fn send_more(
     node: &Arc<Node>,
     name: &str,
     client: &mut Client,
-    deliveries: &mut JoinSet<Delivered>,
+    told: bool,
+    deliveries: &mut Deliveries,
 ) -> bool {
     let sessions = node.receivers(name);
     if let Some(cluster) = &node.cluster {
@@ -224,9 +242,19 @@ async fn send_more(
         client.rescanned = Some(Instant::now());
         client.cursor = None;
     }
-    let Ok(items) = node.store.outbox_pending_after(name, client.cursor, room) else {
+    let Ok(mut items) = node.store.outbox_pending_after(name, client.cursor, room) else {
         return false;
     };
+    if items.is_empty() && told && client.cursor.is_some() {
+        // Told of an item and none past the cursor: it may have landed
+        // behind it, or gone out with an earlier look. Read from the oldest.
+        client.rescanned = Some(Instant::now());
+        client.cursor = None;
+        let Ok(all) = node.store.outbox_pending_after(name, None, room) else {
+            return false;
+        };
+        items = all;
+    }
     let full = items.len() == room;
     for (n, (seq, item)) in items.into_iter().enumerate() {
         client.cursor = Some(client.cursor.map_or(seq, |c| c.max(seq)));
@@ -236,14 +264,17 @@ async fn send_more(
         let session = sessions[n % sessions.len()].clone();
         let node = node.clone();
         let name = name.to_owned();
-        deliveries.spawn(async move {
-            let taken = deliver(&node, &name, &session, seq, item).await;
-            Delivered {
-                client: name,
-                seq,
-                taken,
+        deliveries.push(
+            async move {
+                let taken = deliver(&node, &name, &session, seq, item).await;
+                Delivered {
+                    client: name,
+                    seq,
+                    taken,
+                }
             }
-        });
+            .boxed(),
+        );
     }
     if full && client.in_flight.len() >= IN_FLIGHT {
         client.capped = true;
