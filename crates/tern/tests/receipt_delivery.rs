@@ -63,6 +63,36 @@ fn sample(metrics: &str, line_start: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The next deliver_sm the client gets within `within` (`what` names it
+/// when it does not come), with the Tern id it receipts.
+async fn next_receipt(
+    requests: &mut tern_session::Requests,
+    within: Duration,
+    what: &str,
+) -> (tern_session::Request, String) {
+    let request = tokio::time::timeout(within, requests.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within {within:?}"))
+        .expect("session open");
+    let Body::DeliverSm(sm) = &request.pdu.body else {
+        panic!("{what}: {:?}", request.pdu)
+    };
+    let id = receipted_id(sm);
+    (request, id)
+}
+
+/// The client takes a delivery (deliver_sm_resp, ESME_ROK).
+async fn take(delivery: tern_session::Request) {
+    delivery
+        .responder
+        .respond(
+            CommandStatus::Ok,
+            Body::DeliverSmResp(SmResp::with_id(Default::default())),
+        )
+        .await
+        .expect("taken");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receipt_matching_nothing_is_acknowledged_counted_kept_then_dropped() {
     let mut upstream = bare_smsc(SmscConfig::default()).await;
@@ -142,15 +172,10 @@ async fn a_receipt_the_client_refuses_is_sent_again_after_a_wait() {
     assert_eq!(resp.command_status, CommandStatus::Ok);
 
     // The client refuses the first delivery with a temporary error.
-    let first = tokio::time::timeout(Duration::from_secs(10), session.requests.recv())
-        .await
-        .expect("a receipt")
-        .expect("open");
+    let (first, receipted) =
+        next_receipt(&mut session.requests, Duration::from_secs(10), "a receipt").await;
     let refused_at = Instant::now();
-    let Body::DeliverSm(sm) = &first.pdu.body else {
-        panic!("{:?}", first.pdu)
-    };
-    assert_eq!(receipted_id(sm), id);
+    assert_eq!(receipted, id);
     first
         .responder
         .reject(CommandStatus::ReceiverTemporaryError)
@@ -158,27 +183,15 @@ async fn a_receipt_the_client_refuses_is_sent_again_after_a_wait() {
         .expect("refused");
 
     // The same receipt comes again, after the outbox's first wait (1 s).
-    let again = tokio::time::timeout(Duration::from_secs(10), session.requests.recv())
-        .await
-        .expect("sent again")
-        .expect("open");
+    let (again, receipted) =
+        next_receipt(&mut session.requests, Duration::from_secs(10), "sent again").await;
     let waited = refused_at.elapsed();
-    let Body::DeliverSm(sm) = &again.pdu.body else {
-        panic!("{:?}", again.pdu)
-    };
-    assert_eq!(receipted_id(sm), id);
+    assert_eq!(receipted, id);
     assert!(
         waited >= Duration::from_millis(900),
         "sent again after {waited:?}, without waiting"
     );
-    again
-        .responder
-        .respond(
-            CommandStatus::Ok,
-            Body::DeliverSmResp(SmResp::with_id(Default::default())),
-        )
-        .await
-        .expect("taken");
+    take(again).await;
     admin
         .until(
             "/api/queues",
@@ -234,14 +247,13 @@ async fn a_receipt_waiting_for_its_answer_does_not_hold_back_the_next() {
         .await
         .expect("answered");
     assert_eq!(resp.command_status, CommandStatus::Ok);
-    let first = tokio::time::timeout(Duration::from_secs(10), session.requests.recv())
-        .await
-        .expect("the first receipt")
-        .expect("open");
-    let Body::DeliverSm(sm) = &first.pdu.body else {
-        panic!("{:?}", first.pdu)
-    };
-    assert_eq!(receipted_id(sm), ids[0]);
+    let (first, receipted) = next_receipt(
+        &mut session.requests,
+        Duration::from_secs(10),
+        "the first receipt",
+    )
+    .await;
+    assert_eq!(receipted, ids[0]);
 
     // The second comes while the first is still unanswered.
     let resp = tern
@@ -250,25 +262,16 @@ async fn a_receipt_waiting_for_its_answer_does_not_hold_back_the_next() {
         .await
         .expect("answered");
     assert_eq!(resp.command_status, CommandStatus::Ok);
-    let second = tokio::time::timeout(Duration::from_secs(3), session.requests.recv())
-        .await
-        .expect("the second receipt, without waiting for the first's answer")
-        .expect("open");
-    let Body::DeliverSm(sm) = &second.pdu.body else {
-        panic!("{:?}", second.pdu)
-    };
-    assert_eq!(receipted_id(sm), ids[1]);
+    let (second, receipted) = next_receipt(
+        &mut session.requests,
+        Duration::from_secs(3),
+        "the second receipt, without waiting for the first's answer",
+    )
+    .await;
+    assert_eq!(receipted, ids[1]);
 
-    for delivery in [second, first] {
-        delivery
-            .responder
-            .respond(
-                CommandStatus::Ok,
-                Body::DeliverSmResp(SmResp::with_id(Default::default())),
-            )
-            .await
-            .expect("taken");
-    }
+    take(second).await;
+    take(first).await;
     admin
         .until(
             "/api/queues",
