@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use common::{
     accept_submit, bare_smsc, client, next_submit, receipted_id, submit_id, submit_sm, Admin,
-    Daemon,
+    BareSmsc, Daemon,
 };
 use tern_codec::pdu::{DeliverSm, SmResp};
 use tern_codec::{Body, CommandStatus, EsmClass, RegisteredDelivery, ShortMessage};
-use tern_session::smsc::SmscConfig;
+use tern_session::smsc::{BoundSession, SmscConfig};
 
 /// A config with one client `acme` and one upstream `bare` at `upstream`.
 fn config(client_port: u16, admin: u16, upstream: u16) -> String {
@@ -63,6 +63,35 @@ fn sample(metrics: &str, line_start: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// A daemon whose upstream, written in the test, Tern has bound.
+struct Setup {
+    _upstream: BareSmsc,
+    _daemon: Daemon,
+    admin: Admin,
+    /// Tern's session at the upstream, for the test to serve.
+    tern: BoundSession,
+    client_port: u16,
+}
+
+impl Setup {
+    async fn start(name: &str) -> Setup {
+        let mut upstream = bare_smsc(SmscConfig::default()).await;
+        let (client_port, admin_port) = (common::free_port(), common::free_port());
+        let daemon = Daemon::start(name, &config(client_port, admin_port, upstream.port));
+        let tern = tokio::time::timeout(Duration::from_secs(20), upstream.sessions.recv())
+            .await
+            .expect("tern binds its upstream")
+            .expect("session");
+        Setup {
+            _upstream: upstream,
+            _daemon: daemon,
+            admin: Admin::at(admin_port),
+            tern,
+            client_port,
+        }
+    }
+}
+
 /// The next deliver_sm the client gets within `within` (`what` names it
 /// when it does not come), with the Tern id it receipts.
 async fn next_receipt(
@@ -81,6 +110,16 @@ async fn next_receipt(
     (request, id)
 }
 
+/// The upstream sends Tern a receipt for `upstream_id`, which Tern takes
+/// (ESME_ROK: stored, so the upstream need not send it again).
+async fn upstream_sends(tern: &tern_session::SessionHandle, upstream_id: &str) {
+    let resp = tern
+        .request(Body::DeliverSm(receipt(upstream_id)))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+}
+
 /// The client takes a delivery (deliver_sm_resp, ESME_ROK).
 async fn take(delivery: tern_session::Request) {
     delivery
@@ -95,14 +134,13 @@ async fn take(delivery: tern_session::Request) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receipt_matching_nothing_is_acknowledged_counted_kept_then_dropped() {
-    let mut upstream = bare_smsc(SmscConfig::default()).await;
-    let (client_port, admin_port) = (common::free_port(), common::free_port());
-    let _daemon = Daemon::start("unmatched", &config(client_port, admin_port, upstream.port));
-    let admin = Admin::at(admin_port);
-    let tern = tokio::time::timeout(Duration::from_secs(20), upstream.sessions.recv())
-        .await
-        .expect("tern binds its upstream")
-        .expect("session");
+    let Setup {
+        _upstream,
+        _daemon,
+        admin,
+        tern,
+        ..
+    } = Setup::start("unmatched").await;
 
     let resp = tern
         .handle
@@ -145,14 +183,13 @@ async fn a_receipt_matching_nothing_is_acknowledged_counted_kept_then_dropped() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receipt_the_client_refuses_is_sent_again_after_a_wait() {
-    let mut upstream = bare_smsc(SmscConfig::default()).await;
-    let (client_port, admin_port) = (common::free_port(), common::free_port());
-    let _daemon = Daemon::start("refused", &config(client_port, admin_port, upstream.port));
-    let admin = Admin::at(admin_port);
-    let mut tern = tokio::time::timeout(Duration::from_secs(20), upstream.sessions.recv())
-        .await
-        .expect("tern binds its upstream")
-        .expect("session");
+    let Setup {
+        _upstream,
+        _daemon,
+        admin,
+        mut tern,
+        client_port,
+    } = Setup::start("refused").await;
     let mut session = client(client_port, "acme", "pw").bind().await;
 
     let id = submit_id(
@@ -164,12 +201,7 @@ async fn a_receipt_the_client_refuses_is_sent_again_after_a_wait() {
         .await
         .expect("tern sends the submit");
     accept_submit(responder, "77").await;
-    let resp = tern
-        .handle
-        .request(Body::DeliverSm(receipt("77")))
-        .await
-        .expect("answered");
-    assert_eq!(resp.command_status, CommandStatus::Ok);
+    upstream_sends(&tern.handle, "77").await;
 
     // The client refuses the first delivery with a temporary error.
     let (first, receipted) =
@@ -214,14 +246,13 @@ async fn a_receipt_the_client_refuses_is_sent_again_after_a_wait() {
 /// waited for every answer before the next item was read).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receipt_waiting_for_its_answer_does_not_hold_back_the_next() {
-    let mut upstream = bare_smsc(SmscConfig::default()).await;
-    let (client_port, admin_port) = (common::free_port(), common::free_port());
-    let _daemon = Daemon::start("pipeline", &config(client_port, admin_port, upstream.port));
-    let admin = Admin::at(admin_port);
-    let mut tern = tokio::time::timeout(Duration::from_secs(20), upstream.sessions.recv())
-        .await
-        .expect("tern binds its upstream")
-        .expect("session");
+    let Setup {
+        _upstream,
+        _daemon,
+        admin,
+        mut tern,
+        client_port,
+    } = Setup::start("pipeline").await;
     let mut session = client(client_port, "acme", "pw").bind().await;
 
     let mut ids = Vec::new();
@@ -241,12 +272,7 @@ async fn a_receipt_waiting_for_its_answer_does_not_hold_back_the_next() {
     }
 
     // The first receipt reaches the client, which does not answer yet.
-    let resp = tern
-        .handle
-        .request(Body::DeliverSm(receipt("81")))
-        .await
-        .expect("answered");
-    assert_eq!(resp.command_status, CommandStatus::Ok);
+    upstream_sends(&tern.handle, "81").await;
     let (first, receipted) = next_receipt(
         &mut session.requests,
         Duration::from_secs(10),
@@ -256,12 +282,7 @@ async fn a_receipt_waiting_for_its_answer_does_not_hold_back_the_next() {
     assert_eq!(receipted, ids[0]);
 
     // The second comes while the first is still unanswered.
-    let resp = tern
-        .handle
-        .request(Body::DeliverSm(receipt("82")))
-        .await
-        .expect("answered");
-    assert_eq!(resp.command_status, CommandStatus::Ok);
+    upstream_sends(&tern.handle, "82").await;
     let (second, receipted) = next_receipt(
         &mut session.requests,
         Duration::from_secs(3),
