@@ -10,12 +10,12 @@ use tern_router::breaker::BreakerState;
 use tern_storage::{MessageRecord, State, TernId};
 
 use super::node::Node;
-
-/// Held receipts listed by `/api/unmatched` at most.
-const UNMATCHED_LISTED: usize = 1_000;
 use super::reload::Reloader;
 use crate::admin::{AdminSource, Metrics, Readiness};
 use crate::config::Config;
+
+/// Held receipts listed by `/api/unmatched` at most.
+const UNMATCHED_LISTED: usize = 1_000;
 
 /// The node as the admin listener sees it.
 #[derive(Debug)]
