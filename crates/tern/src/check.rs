@@ -178,7 +178,11 @@ pub fn summary(config: &Config) -> String {
             if c.allowed_ips.is_empty() {
                 "anywhere".to_owned()
             } else {
-                format!("{:?}", c.allowed_ips)
+                c.allowed_ips
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
         );
     }

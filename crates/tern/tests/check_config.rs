@@ -28,7 +28,7 @@ retention = "3d"
 [[client]]
 system_id = "acme"
 passwords = ["s3cret-one", "env:TERN_TEST_SECRET"]
-allowed_ips = ["127.0.0.1"]
+allowed_ips = ["127.0.0.1", "10.20.0.0/16"]
 max_binds = 4
 rate = 100
 
@@ -76,6 +76,7 @@ fn a_valid_file_is_explained_without_its_secrets() {
     assert!(out.contains("valid"), "{out}");
     assert!(out.contains("node 3 (system_id tern-eu)"), "{out}");
     assert!(out.contains("client acme: 2 password(s)"), "{out}");
+    assert!(out.contains("from 127.0.0.1/32, 10.20.0.0/16"), "{out}");
     // OVH allows one TX/RX pair or one TRX per zone: 5 asked, the profile caps it.
     assert!(
         out.contains("upstream ovh -> smpp.example.net:2775"),
@@ -140,6 +141,25 @@ upstreams = ["nowhere"]
         assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
     }
     assert!(err.contains("5 error(s); nothing applied"), "{err}");
+}
+
+#[test]
+fn an_allowed_network_with_host_bits_or_not_an_address_is_refused_at_its_value() {
+    let dir = TempDir::new("config-allowed-ips");
+    let path = dir.write(
+        "ips.toml",
+        "[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\nallowed_ips = [\"10.1.2.3/8\", \"intranet\", \"fd00::/8\"]\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}:4:16: \"10.1.2.3/8\" has host bits set; the network is 10.0.0.0/8"),
+        format!("{file}:4:30: \"intranet\" is not an IP address or network"),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(err.contains("2 error(s)"), "{err}");
 }
 
 #[test]

@@ -26,6 +26,11 @@ fn start(client_port: u16) -> Daemon {
 /// Upstream receipts come `delay` after each submit; "0s" races them
 /// against Tern's own bookkeeping of the submit_sm_resp.
 fn start_with(client_port: u16, delay: &str) -> Daemon {
+    start_with_clients(client_port, delay, "")
+}
+
+/// [`start_with`], with more `[[client]]` tables.
+fn start_with_clients(client_port: u16, delay: &str, clients: &str) -> Daemon {
     let (a, b) = (free_port(), free_port());
     let config = format!(
         r#"
@@ -45,6 +50,7 @@ receipt_delay = "{delay}"
 [[client]]
 system_id = "acme"
 passwords = ["pw"]
+{clients}
 [[upstream]]
 name = "primary"
 host = "127.0.0.1"
@@ -125,6 +131,43 @@ async fn a_client_with_a_wrong_password_is_refused() {
             Err(esme::ConnectError::Refused(CommandStatus::InvalidPassword))
         ),
         "{refused:?}"
+    );
+}
+
+/// `allowed_ips` takes addresses and networks; a bind from anywhere else is
+/// refused (ESME_RBINDFAIL), whatever the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_binds_only_from_its_allowed_networks() {
+    let port = free_port();
+    let _daemon = start_with_clients(
+        port,
+        "100ms",
+        r#"
+[[client]]
+system_id = "lan"
+passwords = ["pw"]
+allowed_ips = ["10.9.9.9", "127.0.0.0/8"]
+[[client]]
+system_id = "office"
+passwords = ["pw"]
+allowed_ips = ["10.0.0.0/8", "::1", "192.168.0.0/16"]
+"#,
+    );
+    let lan = client(port, "lan", "pw")
+        .session_config(SessionConfig::default())
+        .try_bind()
+        .await;
+    assert!(lan.is_ok(), "127.0.0.1 is in 127.0.0.0/8: {lan:?}");
+    let office = client(port, "office", "pw")
+        .session_config(SessionConfig::default())
+        .try_bind()
+        .await;
+    assert!(
+        matches!(
+            office,
+            Err(esme::ConnectError::Refused(CommandStatus::BindFailed))
+        ),
+        "127.0.0.1 is in none of office's networks: {office:?}"
     );
 }
 

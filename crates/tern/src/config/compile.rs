@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use tern_codec::COctetString;
 use tern_router::engine::RouterConfig;
 use tern_router::strategy::Strategy;
@@ -71,8 +73,8 @@ pub struct ClientAccount {
     pub system_id: String,
     /// Accepted passwords.
     pub passwords: Vec<Secret>,
-    /// Allowed source addresses; empty for any.
-    pub allowed_ips: Vec<IpAddr>,
+    /// Allowed source addresses and networks; empty for any.
+    pub allowed_ips: Vec<IpNet>,
     /// Sessions bound at once.
     pub max_binds: Option<usize>,
     /// Submits per second per session.
@@ -120,6 +122,25 @@ impl MoRoute {
                     .iter()
                     .any(|p| destination.starts_with(p.as_str())))
     }
+}
+
+/// One `allowed_ips` entry: an address (that host only) or a network in
+/// CIDR form. A network with host bits set ("10.1.2.3/8") is refused: it is
+/// most likely a typo, and which hosts it meant is a guess.
+fn allowed_net(text: &str) -> Result<IpNet, String> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip.to_canonical()));
+    }
+    let net: IpNet = text.parse().map_err(|_| {
+        format!("{text:?} is not an IP address or network (\"10.0.0.5\", \"10.0.0.0/24\", \"2001:db8::/32\")")
+    })?;
+    if net != net.trunc() {
+        return Err(format!(
+            "{text:?} has host bits set; the network is {}",
+            net.trunc()
+        ));
+    }
+    Ok(net)
 }
 
 /// Requests in flight per upstream session when neither the upstream nor
@@ -637,13 +658,10 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         let allowed_ips = c
             .allowed_ips
             .iter()
-            .filter_map(|ip| match ip.get_ref().parse() {
-                Ok(ip) => Some(ip),
-                Err(_) => {
-                    loc.at(
-                        ip.span(),
-                        format!("{:?} is not an IP address", ip.get_ref()),
-                    );
+            .filter_map(|ip| match allowed_net(ip.get_ref()) {
+                Ok(net) => Some(net),
+                Err(message) => {
+                    loc.at(ip.span(), message);
                     None
                 }
             })

@@ -85,7 +85,12 @@ impl Authenticator for Accounts {
             .find(|p| p.expose() == bind.password.expose())
             .ok_or(CommandStatus::InvalidPassword)?;
         if let Some(peer) = bind.peer {
-            if !account.allowed_ips.is_empty() && !account.allowed_ips.contains(&peer.ip()) {
+            // An IPv4 client reaching a dual-stack listener shows as
+            // ::ffff:a.b.c.d; its rules are written in IPv4.
+            let ip = peer.ip().to_canonical();
+            if !account.allowed_ips.is_empty()
+                && !account.allowed_ips.iter().any(|net| net.contains(&ip))
+            {
                 return Err(CommandStatus::BindFailed);
             }
         }
