@@ -176,24 +176,15 @@ impl Store {
         each!(self, s => s.outbox_push(client, item).await)
     }
 
-    /// Up to `limit` items a client is owed, oldest first.
+    /// Up to `limit` items a client is owed (after place `after`, when
+    /// given), oldest first.
     pub fn outbox_pending(
-        &self,
-        client: &str,
-        limit: usize,
-    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
-        read!(self, s => s.outbox_pending(client, limit))
-    }
-
-    /// Up to `limit` items a client is owed after place `after` (all when
-    /// `None`), oldest first.
-    pub fn outbox_pending_after(
         &self,
         client: &str,
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
-        read!(self, s => s.outbox_pending_after(client, after, limit))
+        read!(self, s => s.outbox_pending(client, after, limit))
     }
 
     /// Removes an item the client acknowledged.

@@ -7,6 +7,7 @@
 //! and `wal`); in `fast` mode sled flushes on an interval and writes
 //! return at once.
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -883,32 +884,24 @@ impl SledStore {
         Ok(seq)
     }
 
-    /// Up to `limit` items owed to `client`, oldest first.
+    /// Up to `limit` items owed to `client`, oldest first; with `after`,
+    /// only those placed after it (a deliverer with items out reads only
+    /// what came since).
     pub fn outbox_pending(
-        &self,
-        client: &str,
-        limit: usize,
-    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
-        self.outbox_pending_after(client, None, limit)
-    }
-
-    /// Up to `limit` items owed to `client` whose place is after `after`
-    /// (all when `None`), oldest first: a deliverer with items in flight
-    /// reads only what came since.
-    pub fn outbox_pending_after(
         &self,
         client: &str,
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
         let prefix = keys::owned(keys::OUTBOX, client);
-        let start = match after.and_then(|seq| seq.checked_add(1)) {
-            Some(first) => keys::owned_with(keys::OUTBOX, client, &first.to_be_bytes()),
-            None if after.is_some() => return Ok(Vec::new()),
-            None => prefix.clone(),
+        let from = match after {
+            Some(seq) => {
+                Bound::Excluded(keys::owned_with(keys::OUTBOX, client, &seq.to_be_bytes()))
+            }
+            None => Bound::Included(prefix.clone()),
         };
         self.db
-            .range(start..)
+            .range((from, Bound::Unbounded))
             .take_while(|entry| {
                 entry
                     .as_ref()

@@ -70,15 +70,9 @@ pub trait MessageStore: Send + Sync + 'static {
         client: &str,
         item: &OutboxItem,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// What a client is owed, oldest first.
+    /// What a client is owed (after place `after`, when given), oldest
+    /// first.
     fn outbox_pending(
-        &self,
-        client: &str,
-        limit: usize,
-    ) -> Result<Vec<(u64, OutboxItem)>, StoreError>;
-    /// What a client is owed after place `after` (all when `None`),
-    /// oldest first.
-    fn outbox_pending_after(
         &self,
         client: &str,
         after: Option<u64>,
@@ -238,17 +232,10 @@ impl MessageStore for SledStore {
     fn outbox_pending(
         &self,
         client: &str,
-        limit: usize,
-    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
-        SledStore::outbox_pending(self, client, limit)
-    }
-    fn outbox_pending_after(
-        &self,
-        client: &str,
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
-        SledStore::outbox_pending_after(self, client, after, limit)
+        SledStore::outbox_pending(self, client, after, limit)
     }
     fn outbox_ack(
         &self,

@@ -266,7 +266,9 @@ fn check(dir: &Path, acked: &Acked, round: usize) {
     let mut pending: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
     for (client, seq) in &acked.outbox {
         let seqs = pending.entry(client.as_str()).or_insert_with(|| {
-            let items = store.outbox_pending(client, usize::MAX).expect("outbox");
+            let items = store
+                .outbox_pending(client, None, usize::MAX)
+                .expect("outbox");
             items.into_iter().map(|(s, _)| s).collect()
         });
         assert!(

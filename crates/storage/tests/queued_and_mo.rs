@@ -455,7 +455,7 @@ async fn mo_parts_are_held_in_any_order_and_released_once<B: Backend>(b: &B) {
         "a group leaves once"
     );
     let owed: Vec<Bytes> = store
-        .outbox_pending("acme", 10)
+        .outbox_pending("acme", None, 10)
         .expect("reads")
         .into_iter()
         .map(|(_, i)| i.pdu)
@@ -503,7 +503,7 @@ async fn held_mo_parts_survive_a_restart_and_go_out_at_their_deadline<B: Backend
         .expect("released"));
     assert_eq!(store.mo_groups_due(10_000, 10).expect("reads").len(), 1);
     let owed: Vec<Bytes> = store
-        .outbox_pending("acme", 10)
+        .outbox_pending("acme", None, 10)
         .expect("reads")
         .into_iter()
         .map(|(_, i)| i.pdu)

@@ -320,7 +320,7 @@ async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
     let a1 = store.outbox_push("acme", &item(1)).await.expect("push");
     store.outbox_push("beta", &item(9)).await.expect("push");
     let a2 = store.outbox_push("acme", &item(2)).await.expect("push");
-    let pending = store.outbox_pending("acme", 10).expect("pending");
+    let pending = store.outbox_pending("acme", None, 10).expect("pending");
     assert_eq!(
         pending
             .iter()
@@ -329,12 +329,15 @@ async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
         vec![(a1, 1), (a2, 2)]
     );
     // A client whose name is a prefix of another's sees only its own.
-    assert!(store.outbox_pending("acm", 10).expect("pending").is_empty());
+    assert!(store
+        .outbox_pending("acm", None, 10)
+        .expect("pending")
+        .is_empty());
     // A deliverer with items in flight reads only what came after them.
     let a3 = store.outbox_push("acme", &item(3)).await.expect("push");
     let after = |seq| {
         store
-            .outbox_pending_after("acme", seq, 10)
+            .outbox_pending("acme", seq, 10)
             .expect("pending")
             .iter()
             .map(|(s, _)| *s)
@@ -347,13 +350,13 @@ async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
     assert!(after(Some(u64::MAX)).is_empty());
     assert_eq!(
         store
-            .outbox_pending_after("acme", Some(a1), 1)
+            .outbox_pending("acme", Some(a1), 1)
             .expect("pending")
             .len(),
         1
     );
     assert!(store
-        .outbox_pending_after("acm", None, 10)
+        .outbox_pending("acm", None, 10)
         .expect("pending")
         .is_empty());
     store.outbox_ack("acme", a3).await.expect("ack");
@@ -362,11 +365,17 @@ async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
         vec!["acme", "beta"]
     );
     store.outbox_ack("acme", a1).await.expect("ack");
-    assert_eq!(store.outbox_pending("acme", 10).expect("pending").len(), 1);
+    assert_eq!(
+        store
+            .outbox_pending("acme", None, 10)
+            .expect("pending")
+            .len(),
+        1
+    );
     drop(store);
     let store = b.open(3).await;
     assert_eq!(
-        store.outbox_pending("acme", 10).expect("pending")[0].0,
+        store.outbox_pending("acme", None, 10).expect("pending")[0].0,
         a2,
         "outboxes survive a restart"
     );
@@ -726,7 +735,7 @@ async fn life_of_a_message<S: MessageStore>(store: &S) {
         State::Final
     );
     assert_eq!(
-        MessageStore::outbox_pending(store, "acme", 10).expect("pending"),
+        MessageStore::outbox_pending(store, "acme", None, 10).expect("pending"),
         vec![(seq, item)]
     );
     MessageStore::outbox_ack(store, "acme", seq)

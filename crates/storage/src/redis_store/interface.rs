@@ -73,17 +73,10 @@ impl MessageStore for RedisStore {
     fn outbox_pending(
         &self,
         client: &str,
-        limit: usize,
-    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
-        RedisStore::outbox_pending(self, client, limit)
-    }
-    fn outbox_pending_after(
-        &self,
-        client: &str,
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
-        RedisStore::outbox_pending_after(self, client, after, limit)
+        RedisStore::outbox_pending(self, client, after, limit)
     }
     fn outbox_ack(
         &self,

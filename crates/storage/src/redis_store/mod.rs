@@ -1063,18 +1063,9 @@ impl RedisStore {
         Ok(seq)
     }
 
-    /// Up to `limit` items owed to `client`, oldest first.
+    /// Up to `limit` items owed to `client`, oldest first; with `after`,
+    /// only those placed after it.
     pub fn outbox_pending(
-        &self,
-        client: &str,
-        limit: usize,
-    ) -> Result<Vec<(u64, OutboxItem)>, StoreError> {
-        self.outbox_pending_after(client, None, limit)
-    }
-
-    /// Up to `limit` items owed to `client` whose place is after `after`
-    /// (all when `None`), oldest first.
-    pub fn outbox_pending_after(
         &self,
         client: &str,
         after: Option<u64>,

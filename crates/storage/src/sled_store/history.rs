@@ -243,7 +243,7 @@ mod tests {
         assert_eq!(record.relayed[0].outbox_seq, seq);
         assert_eq!(record.relayed[0].acked_ms, None);
         assert_eq!(
-            store.outbox_pending("acme", 10).expect("outbox"),
+            store.outbox_pending("acme", None, 10).expect("outbox"),
             vec![(seq, item)]
         );
         // Out of the queues, into retention: the store still agrees with itself.
@@ -253,7 +253,10 @@ mod tests {
         store.outbox_ack("acme", seq).await.expect("acked");
         let record = store.get(id).expect("reads").expect("there");
         assert!(record.relayed[0].acked_ms.is_some());
-        assert!(store.outbox_pending("acme", 10).expect("outbox").is_empty());
+        assert!(store
+            .outbox_pending("acme", None, 10)
+            .expect("outbox")
+            .is_empty());
 
         // Purged with its message.
         assert_eq!(store.purge_finished(u64::MAX, 10).await.expect("purged"), 1);

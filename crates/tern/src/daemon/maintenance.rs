@@ -104,7 +104,7 @@ pub async fn round(node: &Node, ages: Ages) -> Result<(), tern_storage::StoreErr
     let too_old = now.saturating_sub(ages.outbox_max_age.as_millis() as u64);
     for client in node.store.outbox_clients()? {
         // Oldest first: stop at the first item young enough to keep.
-        for (seq, item) in node.store.outbox_pending(&client, BATCH)? {
+        for (seq, item) in node.store.outbox_pending(&client, None, BATCH)? {
             if item.stored_ms >= too_old {
                 break;
             }
