@@ -8,9 +8,11 @@
 //! ones before them to be answered. Per client the outbox keeps the places
 //! in flight and a cursor, the last place read, so a look reads only what
 //! came since. Places are handed out before items are stored, so an item
-//! can land just behind the cursor (two receipts stored at once): the
-//! cursor starts over from the oldest item when a look that was told of a
-//! new item finds none past it, every [`RESCAN`] and after a refusal.
+//! can land just behind the cursor (two receipts stored at once). So news
+//! of an item (sent once it is stored) also schedules a read from the
+//! oldest item [`RESCAN`] later, which finds any item the cursor passed:
+//! none waits longer than that for its first send. A refusal starts the
+//! cursor over too.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -32,7 +34,8 @@ use super::node::Node;
 /// with news or room are looked at).
 const FULL_SCAN: Duration = Duration::from_secs(1);
 
-/// How often a client's cursor starts over from its oldest item.
+/// How long after news of an item its client's outbox is read again from
+/// the oldest item (many news coalesce into one such read).
 const RESCAN: Duration = Duration::from_millis(20);
 
 /// While deliveries are out, how long news gathers before a look.
@@ -57,8 +60,8 @@ struct Client {
     in_flight: HashSet<u64>,
     /// The last place read; `None` reads from the oldest.
     cursor: Option<u64>,
-    /// When the cursor last started over.
-    rescanned: Option<Instant>,
+    /// When to read from the oldest item again (set by news).
+    rescan_at: Option<Instant>,
     /// The last look stopped for want of room: look again when items end.
     capped: bool,
     /// Refusals in a row, and when to try again.
@@ -102,7 +105,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
                 Some(done) = deliveries.next(), if !deliveries.is_empty() => {
                     ended(&mut clients, &mut again, done);
                 }
-                () = tokio::time::sleep(FULL_SCAN) => {}
+                () = tokio::time::sleep_until(next_look(&clients).into()) => {}
                 () = shutdown.cancelled() => break,
             }
             if !deliveries.is_empty() {
@@ -135,12 +138,22 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
                 client.until = None;
             }
         }
-        // Everyone, now and then (a restart, a backoff that ended, an item
-        // behind a cursor); otherwise those with news or room.
+        // Everyone, now and then (a restart, a backoff that ended);
+        // otherwise those with news, room, or a read from the oldest due.
         let full = last_full.is_none_or(|at| at.elapsed() >= FULL_SCAN);
-        let news: HashSet<String> = node.take_outbox_news().into_iter().collect();
-        let mut look = news.clone();
+        let now = Instant::now();
+        let mut look: HashSet<String> = node.take_outbox_news().into_iter().collect();
+        for name in &look {
+            let client = clients.entry(name.clone()).or_default();
+            client.rescan_at.get_or_insert(now + RESCAN);
+        }
         look.extend(again.drain());
+        look.extend(
+            clients
+                .iter()
+                .filter(|(_, c)| c.rescan_at.is_some_and(|at| at <= now))
+                .map(|(name, _)| name.clone()),
+        );
         if full {
             last_full = Some(Instant::now());
             match node.store.outbox_clients() {
@@ -151,19 +164,29 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
                 Err(err) => debug!(%err, "listing outboxes failed; trying later"),
             }
         }
-        let now = Instant::now();
         for name in look {
             let client = clients.entry(name.clone()).or_default();
             if client.waiting(now) {
+                // Read from the oldest once the wait ends anyway.
+                client.rescan_at = None;
                 continue;
             }
-            let told = news.contains(&name);
-            if send_more(&node, &name, client, told, &mut deliveries).await {
+            if send_more(&node, &name, client, &mut deliveries).await {
                 again.insert(name);
             }
         }
     }
     tokio::spawn(async move { while deliveries.next().await.is_some() {} });
+}
+
+/// When the outbox must look again at the latest: the next listing, or an
+/// earlier read from the oldest item that news asked for.
+fn next_look(clients: &HashMap<String, Client>) -> Instant {
+    let listing = Instant::now() + FULL_SCAN;
+    clients
+        .values()
+        .filter_map(|c| c.rescan_at)
+        .fold(listing, Instant::min)
 }
 
 /// Notes one delivery's end: a refusal starts (or lengthens) the client's
@@ -200,15 +223,17 @@ fn ended(clients: &mut HashMap<String, Client>, again: &mut HashSet<String>, don
 }
 
 /// Sends what `name` is owed beyond what is out, spread over its
-/// receiving sessions. `told`: something was stored for it since the last
-/// look. Returns whether more may be waiting now.
+/// receiving sessions. Returns whether more may be waiting now.
 async fn send_more(
     node: &Arc<Node>,
     name: &str,
     client: &mut Client,
-    told: bool,
     deliveries: &mut Deliveries,
 ) -> bool {
+    if client.rescan_at.is_some_and(|at| at <= Instant::now()) {
+        client.rescan_at = None;
+        client.cursor = None;
+    }
     let sessions = node.receivers(name);
     if let Some(cluster) = &node.cluster {
         // On a shared store one node delivers a client's outbox at a time
@@ -238,23 +263,9 @@ async fn send_more(
         client.capped = true;
         return false;
     }
-    if client.rescanned.is_none_or(|at| at.elapsed() >= RESCAN) {
-        client.rescanned = Some(Instant::now());
-        client.cursor = None;
-    }
-    let Ok(mut items) = node.store.outbox_pending_after(name, client.cursor, room) else {
+    let Ok(items) = node.store.outbox_pending(name, client.cursor, room) else {
         return false;
     };
-    if items.is_empty() && told && client.cursor.is_some() {
-        // Told of an item and none past the cursor: it may have landed
-        // behind it, or gone out with an earlier look. Read from the oldest.
-        client.rescanned = Some(Instant::now());
-        client.cursor = None;
-        let Ok(all) = node.store.outbox_pending_after(name, None, room) else {
-            return false;
-        };
-        items = all;
-    }
     let full = items.len() == room;
     for (n, (seq, item)) in items.into_iter().enumerate() {
         client.cursor = Some(client.cursor.map_or(seq, |c| c.max(seq)));
