@@ -241,9 +241,12 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         sim.addr(),
         args.messages
     ));
+    let clock = clock_ticks_per_second();
+    let (own_before_a, steal_before_a) = (cpu_ticks("self"), MachineTicks::read());
     let direct = load::run(load_config(&args, sim.addr(), "load", deadline)?)
         .await
         .context("(a) direct run")?;
+    let (own_after_a, steal_after_a) = (cpu_ticks("self"), MachineTicks::read());
 
     let work = WorkDir::create(args.keep)?;
     let mut daemons = start_nodes(&args, &work.path, sim.addr())?;
@@ -261,11 +264,11 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         bail!("no tern node was started");
     };
     let pids: Vec<u32> = daemons.iter().map(|d| d.pid).collect();
-    let clock = clock_ticks_per_second();
     let stop_sampling = CancellationToken::new();
     let sampler = tokio::spawn(sample_rss(pids.clone(), stop_sampling.clone(), deadline));
     let cpu_before = cpu_ticks_of(&pids);
     let own_before = cpu_ticks("self");
+    let steal_before = MachineTicks::read();
     let started = Instant::now();
     // The client's sessions spread over the nodes, as clients of a cluster
     // behind several addresses would be.
@@ -277,6 +280,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let wall_s = started.elapsed().as_secs_f64();
     let cpu_after = cpu_ticks_of(&pids);
     let own_after = cpu_ticks("self");
+    let steal_after = MachineTicks::read();
     let memories: Vec<Option<Memory>> = pids.iter().map(|pid| memory(*pid)).collect();
     stop_sampling.cancel();
     let max_rss_kb = sampler.await.unwrap_or_default();
@@ -342,6 +346,11 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             stopped_cleanly: stopped,
         },
         bench_process_cpu_s: ticks(own_before, own_after),
+        direct_cpu_s: ticks(own_before_a, own_after_a),
+        steal_percent: [
+            MachineTicks::steal_percent(steal_before_a, steal_after_a),
+            MachineTicks::steal_percent(steal_before, steal_after),
+        ],
         simulator_submits: sim_stats.submits,
         simulator_receipts_acked: sim_stats.receipts_acked,
         completed: direct.stopped_by == StopReason::Completed
@@ -797,6 +806,45 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// The machine's CPU time so far, from the first line of `/proc/stat`:
+/// all of it and the part the hypervisor gave to other guests (steal).
+#[derive(Debug, Clone, Copy)]
+struct MachineTicks {
+    total: u64,
+    steal: u64,
+}
+
+impl MachineTicks {
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        Self::parse(stat.lines().next()?)
+    }
+
+    /// `cpu  user nice system idle iowait irq softirq steal guest guest_nice`;
+    /// guest time is already counted in user, so the total stops at steal.
+    fn parse(line: &str) -> Option<Self> {
+        let mut fields = line.split_whitespace();
+        if fields.next()? != "cpu" {
+            return None;
+        }
+        let ticks: Vec<u64> = fields
+            .take(8)
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        Some(Self {
+            total: ticks.iter().sum(),
+            steal: *ticks.get(7)?,
+        })
+    }
+
+    fn steal_percent(before: Option<Self>, after: Option<Self>) -> Option<f64> {
+        let (before, after) = (before?, after?);
+        let total = after.total.checked_sub(before.total)?;
+        let steal = after.steal.checked_sub(before.steal)?;
+        (total > 0).then(|| 100.0 * steal as f64 / total as f64)
+    }
+}
+
 fn load_average() -> Option<[f64; 3]> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     let mut it = text.split_whitespace().map(|f| f.parse::<f64>().ok());
@@ -879,6 +927,12 @@ struct BenchReport {
     tern: TernUsage,
     /// CPU seconds of this process (load generator and simulator) during (b).
     bench_process_cpu_s: Option<f64>,
+    /// CPU seconds of this process during (a): all the direct path costs.
+    direct_cpu_s: Option<f64>,
+    /// Share of the machine's CPU time the hypervisor took (steal) during
+    /// (a) and (b), percent: on a shared guest, what makes runs an hour
+    /// apart disagree.
+    steal_percent: [Option<f64>; 2],
     /// Submits the simulator received over both runs.
     simulator_submits: u64,
     /// Receipts the simulator had acknowledged over both runs.
@@ -1035,8 +1089,31 @@ impl BenchReport {
         }
         let _ = writeln!(
             t,
-            "bench process (load generator + simulator) during (b): CPU {} s",
+            "bench process (load generator + simulator): CPU {} s during (a), {} s during (b)",
+            opt(self.direct_cpu_s, 2),
             opt(self.bench_process_cpu_s, 2)
+        );
+        // Both paths share the machine's cores, so when both are CPU-bound
+        // the ratio of throughputs is about the inverse ratio of CPU spent
+        // per message: this line says what the ratio can be.
+        let per_message =
+            |cpu: Option<f64>| cpu.map(|cpu| 1e6 * cpu / (self.settings.messages.max(1) as f64));
+        let through_cpu = match (u.cpu_s, self.bench_process_cpu_s) {
+            (Some(tern), Some(bench)) => Some(tern + bench),
+            _ => None,
+        };
+        let _ = writeln!(
+            t,
+            "CPU per message, all processes: (a) {} µs, (b) {} µs (Tern {} µs)",
+            opt(per_message(self.direct_cpu_s), 1),
+            opt(per_message(through_cpu), 1),
+            opt(per_message(u.cpu_s), 1),
+        );
+        let _ = writeln!(
+            t,
+            "CPU taken by the hypervisor (steal): {}% during (a), {}% during (b)",
+            opt(self.steal_percent[0], 1),
+            opt(self.steal_percent[1], 1),
         );
         if !self.completed {
             let _ = writeln!(
@@ -1057,6 +1134,19 @@ mod tests {
         // Our own entry exists on Linux; the name may contain spaces.
         assert!(cpu_ticks("self").is_some());
         assert!(memory(std::process::id()).is_some_and(|m| m.hwm_kb >= m.rss_kb / 2));
+    }
+
+    #[test]
+    fn steal_is_the_eighth_number_of_the_cpu_line() {
+        let before = MachineTicks::parse("cpu  100 0 50 800 10 0 0 40 7 0").expect("parsed");
+        let after = MachineTicks::parse("cpu  200 0 100 1500 10 0 0 140 9 0").expect("parsed");
+        // 950 ticks passed over the eight fields (guest time is already inside
+        // user, so the two after steal are not added), 100 of them stolen.
+        let percent = MachineTicks::steal_percent(Some(before), Some(after)).expect("percent");
+        assert!((percent - 100.0 / 9.5).abs() < 1e-9, "{percent}");
+        assert!(MachineTicks::parse("cpu0 1 2 3 4 5 6 7 8").is_none());
+        assert!(MachineTicks::parse("cpu  1 2 3").is_none());
+        assert!(MachineTicks::read().is_some());
     }
 
     #[test]
