@@ -4,8 +4,8 @@
 //! atomic set of writes, so a crash leaves either all of an operation or
 //! none of it. In `durable` mode every write returns once the group that
 //! carries it is in the write-ahead log on disk and applied (see `commit`
-//! and `wal`); in `fast` mode sled flushes on an interval and writes
-//! return at once.
+//! and `wal`); in `fast` mode writes return once applied and the log is
+//! synced on an interval.
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,7 @@ use serde::Serialize;
 use sled::transaction::ConflictableTransactionError;
 use sled::Batch;
 
-use crate::commit::{CommitStats, Gate, GroupCommit, Ops, Wait};
+use crate::commit::{CommitStats, Gate, GroupCommit, Ops, SyncPolicy, Wait};
 use crate::error::StoreError;
 use crate::id::{TernId, MAX_COUNTER};
 use crate::keys;
@@ -34,9 +34,10 @@ mod history;
 pub enum Durability {
     /// On disk before the call returns (group commit).
     Durable,
-    /// Flushed every `interval`; a crash may lose the last interval.
+    /// Applied before the call returns, on disk within `interval`: a
+    /// process crash loses nothing, a power cut at most the last interval.
     Fast {
-        /// How often sled flushes.
+        /// How often the write-ahead log is synced while writes come in.
         interval: Duration,
     },
 }
@@ -196,8 +197,14 @@ fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, St
 /// Applies what the write-ahead log holds beyond sled's last flush, makes
 /// it durable in sled and empties the log. A log that cannot be read stops
 /// the open with the file's path: the store is never used without it.
-fn replay_log(db: &sled::Db, data_file: &std::fs::File, path: &Path) -> Result<(), StoreError> {
-    let groups = wal::replay(path).map_err(|e| match e {
+fn replay_log(
+    db: &sled::Db,
+    data_file: &std::fs::File,
+    path: &Path,
+    durability: Durability,
+) -> Result<(), StoreError> {
+    let unsynced_tail = matches!(durability, Durability::Fast { .. });
+    let groups = wal::replay(path, unsynced_tail).map_err(|e| match e {
         wal::ReplayError::Io(e) => StoreError::Open {
             path: path.to_path_buf(),
             reason: format!("reading the write-ahead log: {e}"),
@@ -262,16 +269,16 @@ impl SledStore {
         let existed = std::fs::read_dir(&path)
             .map(|mut entries| entries.next().is_some())
             .unwrap_or(false);
-        let mut config = sled::Config::new()
+        // The committer flushes sled at checkpoints, in both modes; sled's
+        // own timer would only add flushes.
+        let config = sled::Config::new()
             .path(&path)
             .cache_capacity(options.cache_bytes)
-            .mode(sled::Mode::HighThroughput);
-        config = match options.durability {
-            // The committer flushes; sled's own timer would only add flushes.
-            Durability::Durable => config.flush_every_ms(None),
-            Durability::Fast { interval } => {
-                config.flush_every_ms(Some(interval.as_millis().max(1) as u64))
-            }
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None);
+        let policy = match options.durability {
+            Durability::Durable => SyncPolicy::EachGroup,
+            Durability::Fast { interval } => SyncPolicy::Every(interval),
         };
         let db = open_locked(&config).map_err(|e| StoreError::Open {
             path: path.clone(),
@@ -307,7 +314,7 @@ impl SledStore {
             path: path.clone(),
             reason: format!("opening sled's data file: {e}"),
         })?;
-        replay_log(&db, &data_file, &path)?;
+        replay_log(&db, &data_file, &path, options.durability)?;
         // A store from before the mark existed counted with sled's
         // generator, which persisted itself then (every write flushed sled).
         let mark = match db.get(keys::meta(SEQUENCE_MARK))? {
@@ -320,12 +327,10 @@ impl SledStore {
             None => db.generate_id()?,
         };
         let gate = Gate::default();
-        let committer =
-            GroupCommit::start(db.clone(), data_file, &path, gate.clone()).map_err(|e| {
-                StoreError::Open {
-                    path: path.clone(),
-                    reason: format!("starting the committer: {e}"),
-                }
+        let committer = GroupCommit::start(db.clone(), data_file, &path, gate.clone(), policy)
+            .map_err(|e| StoreError::Open {
+                path: path.clone(),
+                reason: format!("starting the committer: {e}"),
             })?;
         let store = Self {
             path,
@@ -356,37 +361,29 @@ impl SledStore {
     }
 
     /// Returns once the writes made straight to sled before it (a sled
-    /// transaction, which the log does not hold) count as done for the
-    /// mode: in durable mode, after a checkpoint.
+    /// transaction, which the log does not hold) are on disk: after a
+    /// checkpoint, in both modes. Fast mode pays it too, because a replay
+    /// of older log records over a transaction that sled never flushed
+    /// could undo part of it.
     async fn commit(&self) -> Result<(), StoreError> {
-        match self.durability {
-            Durability::Durable => self
-                .committer
-                .write(Ops::default(), Wait::Checkpoint)
-                .await
-                .map_err(StoreError::Io),
-            Durability::Fast { .. } => Ok(()),
-        }
+        self.committer
+            .write(Ops::default(), Wait::Checkpoint)
+            .await
+            .map_err(StoreError::Io)
     }
 
     /// Applies one operation atomically; returns when it counts as done for
-    /// the mode (durable: with the next group, on disk).
+    /// the mode (durable: with the next group, on disk; fast: applied, on
+    /// disk within the interval).
     async fn write(&self, ops: Ops) -> Result<(), StoreError> {
-        match self.durability {
-            Durability::Durable => self
-                .committer
-                .write(ops, Wait::Durable)
-                .await
-                .map_err(StoreError::Io),
-            Durability::Fast { .. } => {
-                if !ops.is_empty() {
-                    let mut batch = Batch::default();
-                    ops.into_batch(&mut batch);
-                    self.db.apply_batch(batch)?;
-                }
-                Ok(())
-            }
-        }
+        let wait = match self.durability {
+            Durability::Durable => Wait::Durable,
+            Durability::Fast { .. } => Wait::Applied,
+        };
+        self.committer
+            .write(ops, wait)
+            .await
+            .map_err(StoreError::Io)
     }
 
     /// One key's value, never from a write group half applied.
@@ -415,12 +412,12 @@ impl SledStore {
             let limit = block.limit + SEQUENCE_BLOCK;
             let mut ops = Ops::default();
             ops.insert(keys::meta(SEQUENCE_MARK), limit.to_be_bytes());
-            self.write(ops).await?;
-            if let Durability::Fast { .. } = self.durability {
-                // Fast mode's writes wait for nothing; this one must not be
-                // lost, once per block.
-                self.db.flush()?;
-            }
+            // On disk in both modes: after a power cut, even in fast mode,
+            // no number may be handed out twice.
+            self.committer
+                .write(ops, Wait::Durable)
+                .await
+                .map_err(StoreError::Io)?;
             block.limit = limit;
         }
         let n = block.next;

@@ -233,7 +233,13 @@ pub(crate) enum ReplayError {
 /// short or damaged by a crash (its writer was never answered): it is left
 /// out. A bad record anywhere else, or data after the zeros that end a
 /// file that is not the last, is corruption.
-pub(crate) fn replay(store: &Path) -> Result<Vec<Ops>, ReplayError> {
+///
+/// With `unsynced_tail` (a store opened in fast mode, whose log is synced
+/// only on an interval) a power cut may have kept some of the last
+/// interval's pages and lost others, so the first damaged record of the
+/// last file ends the replay, whatever follows it: those writes are the
+/// loss fast mode allows.
+pub(crate) fn replay(store: &Path, unsynced_tail: bool) -> Result<Vec<Ops>, ReplayError> {
     let dir = store.join(DIR);
     if !dir.exists() {
         return Ok(Vec::new());
@@ -278,6 +284,15 @@ pub(crate) fn replay(store: &Path) -> Result<Vec<Ops>, ReplayError> {
                 // part); one followed by more records is corruption.
                 Err(Bad::Checksum(used)) if last && bytes.get(at + used..).is_none_or(zeros) => {
                     break
+                }
+                Err(Bad::Checksum(_)) if last && unsynced_tail => {
+                    tracing::warn!(
+                        path = %path.display(),
+                        offset = at,
+                        "damaged record in the unsynced tail of the write-ahead log; \
+                         the writes from there on are dropped (fast mode)"
+                    );
+                    break;
                 }
                 Err(Bad::Checksum(_)) => return Err(corrupt("checksum mismatch")),
                 Err(Bad::Malformed) => return Err(corrupt("malformed operations")),
@@ -388,7 +403,7 @@ mod tests {
         wal.start_next().expect("next file");
         wal.append(&[&ops(4)]).expect("append");
         assert_eq!(
-            replay(&dir).expect("replay"),
+            replay(&dir, false).expect("replay"),
             vec![group(&[1, 2]), ops(3), ops(4)]
         );
         // Once sled holds the first file's groups, it goes.
@@ -396,10 +411,10 @@ mod tests {
         drop(wal);
         let mut second = Wal::create(&dir).expect("a later file");
         second.append(&[&ops(5)]).expect("append");
-        let groups = replay(&dir).expect("replay");
+        let groups = replay(&dir, false).expect("replay");
         assert_eq!(groups, vec![ops(4), ops(5)]);
         clear(&dir).expect("clear");
-        assert!(replay(&dir).expect("replay").is_empty());
+        assert!(replay(&dir, false).expect("replay").is_empty());
     }
 
     #[test]
@@ -422,12 +437,16 @@ mod tests {
             torn[tear as usize..full as usize].fill(0);
             std::fs::write(&path, &torn).expect("write");
             assert_eq!(
-                replay(&dir).expect("replay"),
+                replay(&dir, false).expect("replay"),
                 vec![ops(1)],
                 "zeros from {tear}"
             );
             std::fs::write(&path, &original[..tear as usize]).expect("write");
-            assert_eq!(replay(&dir).expect("replay"), vec![ops(1)], "cut at {tear}");
+            assert_eq!(
+                replay(&dir, false).expect("replay"),
+                vec![ops(1)],
+                "cut at {tear}"
+            );
         }
     }
 
@@ -454,7 +473,7 @@ mod tests {
         assert!(std::fs::metadata(&path).expect("size").len() > size);
         wal.append(&[&ops(3)]).expect("append");
         assert_eq!(
-            replay(&dir).expect("replay"),
+            replay(&dir, false).expect("replay"),
             vec![ops(1), ops(2), big, ops(3)]
         );
         // Parts of an unanswered group left past the zeros of the last file
@@ -463,10 +482,10 @@ mod tests {
         let past = wal.len() as usize + 64;
         bytes[past] = 0x5a;
         std::fs::write(&path, &bytes).expect("write");
-        assert_eq!(replay(&dir).expect("replay").len(), 4);
+        assert_eq!(replay(&dir, false).expect("replay").len(), 4);
         wal.start_next().expect("next file");
         wal.append(&[&ops(4)]).expect("append");
-        match replay(&dir) {
+        match replay(&dir, false) {
             Err(ReplayError::Corrupt(err)) => {
                 assert!(err.to_string().contains("after the end"), "{err}")
             }
@@ -484,7 +503,7 @@ mod tests {
         let mut bytes = std::fs::read(&path).expect("read");
         bytes[20] ^= 0xff;
         std::fs::write(&path, &bytes).expect("write");
-        match replay(&dir) {
+        match replay(&dir, false) {
             Err(ReplayError::Corrupt(err)) => {
                 assert!(
                     err.to_string().contains(&path.display().to_string()),
@@ -501,6 +520,28 @@ mod tests {
         let last = wal.len() as usize - 10;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).expect("write");
-        assert_eq!(replay(&dir).expect("replay"), vec![ops(1)]);
+        assert_eq!(replay(&dir, false).expect("replay"), vec![ops(1)]);
+    }
+
+    #[test]
+    fn in_an_unsynced_tail_the_first_damaged_record_ends_the_replay() {
+        let dir = temp_dir("unsynced");
+        let mut wal = Wal::create(&dir).expect("create");
+        wal.append(&[&ops(1)]).expect("append");
+        let second = wal.len() as usize;
+        wal.append(&[&ops(2)]).expect("append");
+        wal.append(&[&ops(3)]).expect("append");
+        let path = current_file(&dir);
+        // A page of the second record lost by a power cut, the third kept.
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[second + HEADER + 2] ^= 0xff;
+        std::fs::write(&path, &bytes).expect("write");
+        assert!(matches!(replay(&dir, false), Err(ReplayError::Corrupt(_))));
+        assert_eq!(replay(&dir, true).expect("replay"), vec![ops(1)]);
+        // Only in the last file: an earlier one was synced whole before
+        // the next was started.
+        wal.start_next().expect("next");
+        wal.append(&[&ops(4)]).expect("append");
+        assert!(matches!(replay(&dir, true), Err(ReplayError::Corrupt(_))));
     }
 }

@@ -9,7 +9,10 @@
 //!
 //! Rounds accumulate in one store, so recovery is also tested on a store
 //! that has crashed before. `TERN_CRASH_ROUNDS` sets the number of rounds
-//! (default 12; a soak run can use hundreds).
+//! (default 12; a soak run can use hundreds). Then half as many rounds run
+//! on a second store in `fast` mode with a sync interval longer than any
+//! round: a process crash must lose nothing there either, since what the
+//! log holds unsynced is still in the kernel's page cache.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
@@ -21,10 +24,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::Rng;
 use tern_storage::{
-    Attempt, NewMessage, OutboxItem, Outcome, SledStore, State, StoreOptions, TernId,
+    Attempt, Durability, NewMessage, OutboxItem, Outcome, SledStore, State, StoreOptions, TernId,
 };
 
 const CHILD_DIR: &str = "TERN_CRASH_CHILD_DIR";
+/// Set for a child that opens its store in fast mode.
+const CHILD_FAST: &str = "TERN_CRASH_CHILD_FAST";
 const WRITERS: usize = 8;
 
 fn main() {
@@ -42,14 +47,8 @@ fn child(dir: PathBuf) {
         .build()
         .expect("runtime");
     runtime.block_on(async move {
-        let (store, _) = SledStore::open(
-            &dir,
-            StoreOptions {
-                node: 9,
-                ..StoreOptions::default()
-            },
-        )
-        .expect("child opens the store");
+        let (store, _) = SledStore::open(&dir, options(std::env::var_os(CHILD_FAST).is_some()))
+            .expect("child opens the store");
         let store = Arc::new(store);
         let out = Arc::new(Mutex::new(std::io::stdout()));
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -165,12 +164,33 @@ impl Acked {
     }
 }
 
+/// Durable, or fast with a sync interval no round reaches.
+fn options(fast: bool) -> StoreOptions {
+    StoreOptions {
+        node: 9,
+        durability: if fast {
+            Durability::Fast {
+                interval: Duration::from_secs(10),
+            }
+        } else {
+            Durability::Durable
+        },
+        ..StoreOptions::default()
+    }
+}
+
 fn parent() {
     let rounds: usize = std::env::var("TERN_CRASH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(12);
-    let dir = std::env::temp_dir().join(format!("tern-crash-{}", std::process::id()));
+    rounds_of_kills(rounds, false);
+    rounds_of_kills(rounds.div_ceil(2), true);
+}
+
+fn rounds_of_kills(rounds: usize, fast: bool) {
+    let mode = if fast { "fast" } else { "durable" };
+    let dir = std::env::temp_dir().join(format!("tern-crash-{mode}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut rng = rand::rng();
@@ -178,6 +198,7 @@ fn parent() {
     for round in 0..rounds {
         let mut child = Command::new(std::env::current_exe().expect("own path"))
             .env(CHILD_DIR, &dir)
+            .envs(fast.then_some((CHILD_FAST, "1")))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -206,13 +227,14 @@ fn parent() {
         }
         check(
             &dir,
+            options(fast),
             &acked.lock().unwrap_or_else(|p| p.into_inner()),
             round,
         );
     }
     let acked = acked.lock().unwrap_or_else(|p| p.into_inner());
     println!(
-        "crash: {rounds} SIGKILL rounds in {:.1?}: {} accepts, {} submissions, {} finishes, {} outbox items acknowledged, all present and consistent",
+        "crash: {rounds} SIGKILL rounds, {mode} mode, in {:.1?}: {} accepts, {} submissions, {} finishes, {} outbox items acknowledged, all present and consistent",
         started.elapsed(),
         acked.accepted.len(),
         acked.submitted.len(),
@@ -222,8 +244,8 @@ fn parent() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn check(dir: &Path, acked: &Acked, round: usize) {
-    let (store, recovery) = SledStore::open(dir, StoreOptions::default())
+fn check(dir: &Path, options: StoreOptions, acked: &Acked, round: usize) {
+    let (store, recovery) = SledStore::open(dir, options)
         .unwrap_or_else(|e| panic!("round {round}: the store reopens after SIGKILL: {e}"));
     let verification = store.verify().expect("verify");
     assert!(

@@ -154,7 +154,8 @@ pub struct RawStorage {
     pub path: Option<Spanned<String>>,
     /// "durable" (default) or "fast".
     pub durability: Option<Spanned<String>>,
-    /// Flush interval in fast mode ("200ms").
+    /// How often fast mode syncs the store's log while writes come in
+    /// ("200ms"): what a power loss may take.
     pub flush_interval: Option<Spanned<String>>,
     /// How long finished messages are kept ("7d").
     pub retention: Option<Spanned<String>>,
