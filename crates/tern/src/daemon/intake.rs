@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
+use super::data_sm;
 use super::node::{ClientSession, Node};
 use super::relay::{client_submit, queue_receipt, stored_outcome};
 
@@ -38,7 +39,20 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskT
         let pdu = request.pdu;
         let responder = request.responder;
         match &pdu.body {
-            Body::SubmitSm(_) => {
+            Body::SubmitSm(_) | Body::DataSm(_) => {
+                let (pdu, answer) = match pdu.body {
+                    Body::DataSm(data) => match data_sm::as_submit(data, now_ms()) {
+                        Ok(sm) => (
+                            Pdu::new(pdu.sequence_number, Body::SubmitSm(sm)),
+                            Body::DataSmResp as fn(SmResp) -> Body,
+                        ),
+                        Err(status) => {
+                            let _ = responder.reject(status).await;
+                            continue;
+                        }
+                    },
+                    body => (Pdu::new(pdu.sequence_number, body), Body::SubmitSmResp as _),
+                };
                 // Concurrently, so one flush serves many submits (group
                 // commit); responses correlate by sequence number, so their
                 // order does not matter. Bounded per session.
@@ -48,7 +62,7 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskT
                 let (node, account) = (node.clone(), bound.account.clone());
                 tasks.spawn(
                     async move {
-                        submit(&node, &account, pdu, responder).await;
+                        submit(&node, &account, pdu, responder, answer).await;
                         drop(permit);
                     }
                     .instrument(span.clone()),
@@ -101,7 +115,7 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskT
                 );
             }
             _ => {
-                // data_sm, submit_multi: not offered yet.
+                // submit_multi: not offered yet.
                 let _ = responder.reject(CommandStatus::InvalidCommandId).await;
             }
         }
@@ -111,12 +125,15 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskT
 /// Submits (and cancels, replaces) of one session being stored at once.
 const SUBMITS_IN_FLIGHT: usize = 512;
 
-/// Stores one submit_sm and answers it with Tern's id.
+/// Stores one submit_sm and answers it with Tern's id, in the response
+/// `answer` makes (submit_sm_resp, or data_sm_resp for a data_sm taken as
+/// a submit_sm).
 async fn submit(
     node: &Node,
     account: &str,
     pdu: tern_codec::Pdu,
     responder: tern_session::Responder,
+    answer: fn(SmResp) -> Body,
 ) {
     let Body::SubmitSm(sm) = &pdu.body else {
         return;
@@ -150,7 +167,7 @@ async fn submit(
         Ok(accepted) => {
             let id = COctetString::try_from(accepted.id.to_string()).unwrap_or_default();
             let _ = responder
-                .respond(CommandStatus::Ok, Body::SubmitSmResp(SmResp::with_id(id)))
+                .respond(CommandStatus::Ok, answer(SmResp::with_id(id)))
                 .await;
             node.metrics.submit(account, "ESME_ROK");
             node.metrics.observe_submit(started.elapsed());

@@ -19,6 +19,7 @@
 mod admin;
 mod auth;
 mod cluster;
+mod data_sm;
 mod dispatch;
 mod intake;
 mod maintenance;
