@@ -165,6 +165,22 @@ pub fn summary(config: &Config) -> String {
             }
         }
     }
+    let sessions = &config.client_sessions;
+    let every = |d: Option<std::time::Duration>| {
+        d.map_or("off".to_owned(), |d| {
+            humantime::format_duration(d).to_string()
+        })
+    };
+    let _ = writeln!(
+        out,
+        "client sessions: window {}, response timeout {}, enquire_link {}, inactivity timeout {}, bind within {}, max command_length {}",
+        sessions.window,
+        humantime::format_duration(sessions.response_timeout),
+        every(sessions.enquire_link_interval),
+        every(sessions.inactivity_timeout),
+        humantime::format_duration(sessions.session_init_timeout),
+        sessions.max_command_length
+    );
     for c in &config.clients {
         let _ = writeln!(
             out,

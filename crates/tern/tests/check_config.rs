@@ -182,6 +182,38 @@ fn a_window_above_the_vendors_or_of_zero_is_refused_at_its_value() {
 }
 
 #[test]
+fn client_session_settings_are_shown_and_bad_ones_refused_at_their_value() {
+    let dir = TempDir::new("config-client-sessions");
+    let path = dir.write(
+        "sessions.toml",
+        "[client_sessions]\nwindow = 40\nenquire_link_interval = \"off\"\ninactivity_timeout = \"5m\"\nmax_command_length = 4096\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("client sessions: window 40, response timeout 30s, enquire_link off, inactivity timeout 5m, bind within 10s, max command_length 4096"),
+        "{out}"
+    );
+    let path = dir.write(
+        "bad.toml",
+        "[client_sessions]\nwindow = 0\nenquire_link_interval = \"60s\"\ninactivity_timeout = \"30s\"\nresponse_timeout = \"0s\"\nbind_timeout = \"soon\"\nmax_command_length = 100\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}:2:10: client_sessions.window 0"),
+        format!("{file}:4:22: client_sessions.inactivity_timeout 30s: must be longer than enquire_link_interval (1m)"),
+        format!("{file}:5:20: client_sessions.response_timeout: must be more than 0s"),
+        format!("{file}:6:16: client_sessions.bind_timeout: \"soon\" is not a duration"),
+        format!("{file}:7:22: client_sessions.max_command_length 100: must be 1024 to 131072 octets"),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(err.contains("5 error(s)"), "{err}");
+}
+
+#[test]
 fn an_upstream_password_too_long_for_smpp_is_refused_at_its_line_without_showing_it() {
     let dir = TempDir::new("config-long-password");
     let path = dir.write(

@@ -292,3 +292,46 @@ async fn receipts_wait_for_a_client_that_is_not_bound() {
     let mut receiver = bind(port, 10).await;
     assert_eq!(next_receipt(&mut receiver, RECEIPT_WAIT).await, id);
 }
+
+/// A client that sends nothing and answers Tern's enquire_link (the
+/// session engine does) but sends none of its own.
+async fn silent_client(port: u16) -> esme::UpstreamSession {
+    client(port, "acme", "pw")
+        .session_config(SessionConfig {
+            enquire_link_interval: None,
+            inactivity_timeout: None,
+            ..SessionConfig::default()
+        })
+        .bind()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_session_timers_come_from_the_configuration() {
+    // Not probed: silent past the inactivity timeout, the session is closed
+    // (the defaults, 30 s and 120 s, would keep it for minutes).
+    let port = free_port();
+    let _daemon = start_with_clients(
+        port,
+        "100ms",
+        "[client_sessions]\nenquire_link_interval = \"off\"\ninactivity_timeout = \"1s\"\n",
+    );
+    let silent = silent_client(port).await;
+    tokio::time::timeout(Duration::from_secs(5), silent.handle.closed())
+        .await
+        .expect("Tern closes a session silent past inactivity_timeout");
+
+    // Probed every 300 ms: the same silence never reaches the timeout.
+    let port = free_port();
+    let _daemon = start_with_clients(
+        port,
+        "100ms",
+        "[client_sessions]\nenquire_link_interval = \"300ms\"\ninactivity_timeout = \"1s\"\n",
+    );
+    let probed = silent_client(port).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        !probed.handle.is_closed(),
+        "a client answering Tern's enquire_link stays bound"
+    );
+}

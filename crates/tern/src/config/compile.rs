@@ -15,11 +15,11 @@ use tern_router::strategy::Strategy;
 use tern_router::table::{RouteUpstream, Rule, SourceMatch, Table};
 use tern_router::{Profile, ProfileSet, Reason};
 use tern_session::esme::BindParams;
-use tern_session::BindType;
+use tern_session::{BindType, SessionConfig};
 use tern_storage::{Durability, StoreOptions};
 use toml::Spanned;
 
-use super::raw::{RawConfig, RawRouteUpstream};
+use super::raw::{RawClientSessions, RawConfig, RawRouteUpstream};
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -228,6 +228,8 @@ pub struct Config {
     pub log: LogSettings,
     /// The failed-bind guard of the client listeners (`None`: off).
     pub bind_guard: Option<tern_session::abuse::GuardConfig>,
+    /// Timers and limits of every client session (`[client_sessions]`).
+    pub client_sessions: SessionConfig,
 }
 
 /// How the daemon logs.
@@ -360,6 +362,56 @@ impl Locator<'_> {
                 );
                 default
             }),
+        }
+    }
+
+    /// A duration that must not be zero.
+    fn positive_duration(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        default: Duration,
+        what: &str,
+    ) -> Duration {
+        let duration = self.duration(value, default, what);
+        match value {
+            Some(v) if duration.is_zero() => {
+                self.at(v.span(), format!("{what}: must be more than 0s"));
+                default
+            }
+            _ => duration,
+        }
+    }
+
+    /// A duration, or "off" for none; "0s" is refused as ambiguous.
+    fn optional_duration(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        default: Option<Duration>,
+        what: &str,
+    ) -> Option<Duration> {
+        match value {
+            None => default,
+            Some(v) if v.get_ref().trim() == "off" => None,
+            Some(v) => match humantime::parse_duration(v.get_ref()) {
+                Ok(duration) if !duration.is_zero() => Some(duration),
+                Ok(_) => {
+                    self.at(
+                        v.span(),
+                        format!("{what}: write \"off\" for none, or a duration above 0s"),
+                    );
+                    default
+                }
+                Err(e) => {
+                    self.at(
+                        v.span(),
+                        format!(
+                            "{what}: {:?} is not a duration ({e}); write e.g. \"30s\", or \"off\"",
+                            v.get_ref()
+                        ),
+                    );
+                    default
+                }
+            },
         }
     }
 
@@ -1050,9 +1102,12 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         Some(config)
     };
 
+    let client_sessions = client_sessions(&raw.client_sessions, loc);
+
     Some(Config {
         source: loc.file.to_path_buf(),
         bind_guard,
+        client_sessions,
         admin,
         log,
         node_id: raw.node.id,
@@ -1308,6 +1363,88 @@ fn mo_routes(raw: &RawConfig, clients: &mut [ClientAccount], loc: &mut Locator<'
                 format!("mo_route {name:?}: unknown client {:?}", r.client.get_ref()),
             ),
         }
+    }
+}
+
+/// Smallest `max_command_length` accepted: a submit_sm with a full
+/// 254-octet short_message, its longest addresses and some TLVs.
+const MIN_COMMAND_LENGTH: usize = 1024;
+/// Largest: a 64 KiB message_payload and the rest of its PDU.
+const MAX_COMMAND_LENGTH: usize = 1 << 17;
+
+/// `[client_sessions]` over the session defaults, each value checked at
+/// its line.
+fn client_sessions(raw: &RawClientSessions, loc: &mut Locator<'_>) -> SessionConfig {
+    let defaults = SessionConfig::default();
+    let window = match &raw.window {
+        Some(w) if *w.get_ref() == 0 => {
+            loc.at(
+                w.span(),
+                "client_sessions.window 0: at least 1 deliver_sm must be allowed in flight",
+            );
+            defaults.window
+        }
+        Some(w) => *w.get_ref(),
+        None => defaults.window,
+    };
+    let max_command_length = match &raw.max_command_length {
+        Some(m) if !(MIN_COMMAND_LENGTH..=MAX_COMMAND_LENGTH).contains(m.get_ref()) => {
+            loc.at(
+                m.span(),
+                format!(
+                    "client_sessions.max_command_length {}: must be {MIN_COMMAND_LENGTH} to {MAX_COMMAND_LENGTH} octets",
+                    m.get_ref()
+                ),
+            );
+            defaults.max_command_length
+        }
+        Some(m) => *m.get_ref(),
+        None => defaults.max_command_length,
+    };
+    let enquire_link_interval = loc.optional_duration(
+        &raw.enquire_link_interval,
+        defaults.enquire_link_interval,
+        "client_sessions.enquire_link_interval",
+    );
+    let inactivity_timeout = loc.optional_duration(
+        &raw.inactivity_timeout,
+        defaults.inactivity_timeout,
+        "client_sessions.inactivity_timeout",
+    );
+    // A session answers Tern's enquire_link, so with the probe sent first
+    // an idle but healthy client is never closed for silence.
+    if let (Some(probe), Some(silence), Some(at)) = (
+        enquire_link_interval,
+        inactivity_timeout,
+        raw.inactivity_timeout.as_ref(),
+    ) {
+        if silence <= probe {
+            loc.at(
+                at.span(),
+                format!(
+                    "client_sessions.inactivity_timeout {}: must be longer than enquire_link_interval ({}), or an idle healthy client is closed before it is probed",
+                    humantime::format_duration(silence),
+                    humantime::format_duration(probe)
+                ),
+            );
+        }
+    }
+    SessionConfig {
+        window,
+        response_timeout: loc.positive_duration(
+            &raw.response_timeout,
+            defaults.response_timeout,
+            "client_sessions.response_timeout",
+        ),
+        enquire_link_interval,
+        inactivity_timeout,
+        session_init_timeout: loc.positive_duration(
+            &raw.bind_timeout,
+            defaults.session_init_timeout,
+            "client_sessions.bind_timeout",
+        ),
+        max_command_length,
+        ..defaults
     }
 }
 

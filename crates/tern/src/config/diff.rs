@@ -191,6 +191,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     if old.bind_guard != new.bind_guard {
         changes.push(setting("bind_guard", true));
     }
+    if old.client_sessions != new.client_sessions {
+        changes.push(setting("client_sessions", true));
+    }
     if old.log != new.log {
         changes.push(setting("log", true));
     }
@@ -297,6 +300,16 @@ upstreams = ["a", "b"]
     #[test]
     fn the_same_file_has_no_changes() {
         assert_eq!(diff(&config(BASE), &config(BASE)), Vec::new());
+    }
+
+    #[test]
+    fn client_session_settings_take_a_restart() {
+        let new = format!("{BASE}[client_sessions]\ninactivity_timeout = \"10m\"\n");
+        let changes: Vec<String> = diff(&config(BASE), &config(&new))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(changes, ["~ client_sessions (takes effect at restart)"]);
     }
 
     #[test]

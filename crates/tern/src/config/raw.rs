@@ -47,6 +47,28 @@ pub struct RawConfig {
     /// Slowing down and locking out repeated failed binds.
     #[serde(default)]
     pub bind_guard: RawBindGuard,
+    /// Timers and limits of every client session.
+    #[serde(default)]
+    pub client_sessions: RawClientSessions,
+}
+
+/// `[client_sessions]`: how Tern, as the SMSC, treats each client session.
+/// Unset values keep the defaults of `tern_session::SessionConfig`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientSessions {
+    /// deliver_sm (receipts, MO) Tern keeps in flight to one session.
+    pub window: Option<Spanned<usize>>,
+    /// How long Tern waits for a deliver_sm_resp ("30s").
+    pub response_timeout: Option<Spanned<String>>,
+    /// enquire_link after this long without traffic ("30s", or "off").
+    pub enquire_link_interval: Option<Spanned<String>>,
+    /// Close a session silent for this long ("120s", or "off").
+    pub inactivity_timeout: Option<Spanned<String>>,
+    /// Close a connection that has not bound within this long ("10s").
+    pub bind_timeout: Option<Spanned<String>>,
+    /// Largest command_length accepted from a client, octets.
+    pub max_command_length: Option<Spanned<usize>>,
 }
 
 /// `[bind_guard]`: on unless `enabled = false`. Failures are counted per

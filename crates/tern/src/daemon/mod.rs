@@ -139,6 +139,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let smsc = SmscConfig {
         system_id: config.system_id.clone(),
+        session: config.client_sessions.clone(),
         ..SmscConfig::default()
     };
     let server = match &config.bind_guard {
