@@ -217,7 +217,9 @@ fn log_groups(
             if sync_now {
                 synced = wal.sync().map_err(|e| e.to_string());
                 stats.syncs.fetch_add(1, Ordering::Relaxed);
-                unsynced_since = None;
+                // A failed sync leaves the tail unsynced: fast mode tries
+                // again an interval on (this group's writers get the error).
+                unsynced_since = synced.is_err().then(Instant::now);
             } else {
                 unsynced_since.get_or_insert_with(Instant::now);
             }
