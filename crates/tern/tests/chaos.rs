@@ -44,6 +44,10 @@
 //! bounded. When a round fails, its temp dir (config, store, daemon log) is
 //! kept and its path printed.
 
+#[path = "common/ports.rs"]
+mod ports;
+use ports::free_port;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
 use std::net::SocketAddr;
@@ -173,14 +177,6 @@ impl Rng {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 /// One upstream: its simulator and the account Tern binds with there.

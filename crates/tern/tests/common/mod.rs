@@ -11,6 +11,7 @@
 // and uses only part of it: what one file leaves unused, another needs.
 #![allow(dead_code)]
 
+mod ports;
 pub mod redis;
 
 use std::ffi::{OsStr, OsString};
@@ -40,16 +41,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 /// The binary under test, as Cargo built it for this test run.
 pub const TERN: &str = env!("CARGO_BIN_EXE_tern");
 
-/// A loopback port nothing listens on right now, for a config to name
-/// before the daemon binds it. Another process could take it in between;
-/// on a test machine that race is rare enough to accept.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
+pub use ports::free_port;
 
 // ------------------------------------------------------------ scratch dirs
 
