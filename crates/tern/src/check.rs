@@ -184,7 +184,7 @@ pub fn summary(config: &Config) -> String {
     for c in &config.clients {
         let _ = writeln!(
             out,
-            "client {}: {} password(s), binds {}, rate {}/s per account, {}/s per session, from {}",
+            "client {}: {} password(s), binds {}, rate {}/s per account, {}/s per session, from {}, {}",
             c.system_id,
             c.passwords.len(),
             c.max_binds
@@ -200,6 +200,10 @@ pub fn summary(config: &Config) -> String {
                     .collect::<Vec<_>>()
                     .join(", ")
             },
+            c.transaction.map_or("store-and-forward".to_owned(), |t| format!(
+                "transaction mode (answered within {})",
+                humantime::format_duration(t)
+            )),
         );
     }
     for u in &config.upstreams {

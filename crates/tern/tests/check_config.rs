@@ -214,6 +214,37 @@ fn client_session_settings_are_shown_and_bad_ones_refused_at_their_value() {
 }
 
 #[test]
+fn submit_mode_is_shown_and_a_bad_one_refused_at_its_value() {
+    let dir = TempDir::new("config-submit-mode");
+    let path = dir.write(
+        "modes.toml",
+        "[[client]]\nsystem_id = \"txn\"\npasswords = [\"pw\"]\nsubmit_mode = \"transaction\"\n\n\
+         [[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("transaction mode (answered within 10s)"),
+        "{out}"
+    );
+    assert!(out.contains("from anywhere, store-and-forward"), "{out}");
+    let path = dir.write(
+        "bad.toml",
+        "[[client]]\nsystem_id = \"a\"\npasswords = [\"pw\"]\nsubmit_mode = \"sync\"\n\n\
+         [[client]]\nsystem_id = \"b\"\npasswords = [\"pw\"]\ntransaction_timeout = \"5s\"\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}:4:15: client.submit_mode \"sync\": expected \"store_and_forward\" or \"transaction\""),
+        format!("{file}:9:23: client.transaction_timeout: only for submit_mode = \"transaction\""),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
 fn an_upstream_password_too_long_for_smpp_is_refused_at_its_line_without_showing_it() {
     let dir = TempDir::new("config-long-password");
     let path = dir.write(

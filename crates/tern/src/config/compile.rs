@@ -19,7 +19,7 @@ use tern_session::{BindType, SessionConfig};
 use tern_storage::{Durability, StoreOptions};
 use toml::Spanned;
 
-use super::raw::{RawClientSessions, RawConfig, RawRouteUpstream};
+use super::raw::{RawClient, RawClientSessions, RawConfig, RawRouteUpstream};
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +90,9 @@ pub struct ClientAccount {
     pub mo_reassemble: bool,
     /// MO: how long parts wait for the rest before they go as they are.
     pub mo_reassembly_timeout: Duration,
+    /// Transaction mode, with how long a submit waits for the upstream's
+    /// answer; `None`: store-and-forward (answered once stored).
+    pub transaction: Option<Duration>,
     /// The MO rules whose messages go to this account. They travel with
     /// the account, so a reload swaps both at once and a rule never names
     /// an account that is gone; `MoRoute::order` keeps their place among
@@ -729,6 +732,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
                 "client.mo_reassembly_timeout: must be more than 0s (parts wait that long for the rest)",
             );
         }
+        let transaction = submit_mode(c, loc);
         clients.push(ClientAccount {
             system_id: c.system_id.get_ref().clone(),
             passwords,
@@ -739,6 +743,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             receipts_per_part: c.receipts_per_part,
             mo_reassemble: c.mo_reassemble,
             mo_reassembly_timeout,
+            transaction,
             mo_routes: Vec::new(),
         });
     }
@@ -1363,6 +1368,45 @@ fn mo_routes(raw: &RawConfig, clients: &mut [ClientAccount], loc: &mut Locator<'
                 format!("mo_route {name:?}: unknown client {:?}", r.client.get_ref()),
             ),
         }
+    }
+}
+
+/// How long a transaction-mode submit waits for its upstream unless set:
+/// well inside the 30 s most clients wait for a response.
+const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client's `submit_mode`: `Some(timeout)` for transaction mode.
+fn submit_mode(c: &RawClient, loc: &mut Locator<'_>) -> Option<Duration> {
+    let transaction = match &c.submit_mode {
+        None => false,
+        Some(mode) => match mode.get_ref().as_str() {
+            "store_and_forward" => false,
+            "transaction" => true,
+            other => {
+                loc.at(
+                    mode.span(),
+                    format!(
+                        "client.submit_mode {other:?}: expected \"store_and_forward\" or \"transaction\""
+                    ),
+                );
+                false
+            }
+        },
+    };
+    match (&c.transaction_timeout, transaction) {
+        (Some(at), false) => {
+            loc.at(
+                at.span(),
+                "client.transaction_timeout: only for submit_mode = \"transaction\"",
+            );
+            None
+        }
+        (_, false) => None,
+        (timeout, true) => Some(loc.positive_duration(
+            timeout,
+            DEFAULT_TRANSACTION_TIMEOUT,
+            "client.transaction_timeout",
+        )),
     }
 }
 

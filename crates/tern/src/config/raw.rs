@@ -250,6 +250,12 @@ pub struct RawClient {
     /// How long MO parts wait for the rest before they go as they are
     /// ("10m" unless set).
     pub mo_reassembly_timeout: Option<Spanned<String>>,
+    /// "store_and_forward" (default: a submit is answered once stored) or
+    /// "transaction" (once an upstream answered it).
+    pub submit_mode: Option<Spanned<String>>,
+    /// Transaction mode: how long a submit waits for the upstream before
+    /// it is answered as in store-and-forward mode ("10s").
+    pub transaction_timeout: Option<Spanned<String>>,
 }
 
 /// `[[upstream]]`.

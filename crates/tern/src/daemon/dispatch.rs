@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tern_router::engine::SendOutcome;
 use tern_router::relay::ended_by_tern;
-use tern_router::Reason;
+use tern_router::{Canonical, Reason};
 use tern_storage::{now_ms, Attempt, MessageRecord};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +17,7 @@ use tracing::{info, info_span, warn, Instrument};
 use super::node::Node;
 use super::receipts::settle_held;
 use super::relay::{client_submit, queue_receipt, stored_outcome};
+use super::transaction::{client_status, Verdict};
 
 /// Messages sent at once.
 const CONCURRENCY: usize = 256;
@@ -115,6 +116,9 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
             node.store
                 .record_attempt(record.id, attempt, None, now)
                 .await?;
+            // After the store knows: a submit that starts waiting later
+            // finds it submitted (`intake`).
+            node.transactions.settle(record.id, Verdict::Sent);
             // A receipt may have come before this submit_sm_resp.
             for id in &upstream_ids {
                 settle_held(node, &upstream, id).await?;
@@ -131,7 +135,7 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
             node.store
                 .finish(record.id, stored_outcome(&canonical, vendor.clone()), now)
                 .await?;
-            queue_receipt(node, &record, &canonical, vendor.as_deref()).await
+            refuse(node, &record, &canonical, vendor.as_deref()).await
         }
         SendOutcome::Retry { attempts, .. } => {
             let sends = record.attempts.len() as u32 + 1;
@@ -192,5 +196,26 @@ async fn end(
     node.store
         .finish(record.id, stored_outcome(&canonical, None), now_ms())
         .await?;
-    queue_receipt(node, record, &canonical, None).await
+    refuse(node, record, &canonical, None).await
+}
+
+/// Tells a message's end to the client: in its submit's answer when a
+/// transaction-mode submit still waits for it (then no receipt: the
+/// client never had the id), else in a receipt if it asked for one. The
+/// store already holds the end, so a submit that starts waiting after
+/// this finds the message final (`intake`).
+async fn refuse(
+    node: &Node,
+    record: &MessageRecord,
+    canonical: &Canonical,
+    vendor_code: Option<&str>,
+) -> Result<(), tern_storage::StoreError> {
+    let status = client_status(canonical, node.routing().router.config().no_route_status);
+    if node
+        .transactions
+        .settle(record.id, Verdict::Refused(status))
+    {
+        return Ok(());
+    }
+    queue_receipt(node, record, canonical, vendor_code).await
 }

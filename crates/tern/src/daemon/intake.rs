@@ -22,6 +22,7 @@ use tracing::{info, warn, Instrument};
 use super::data_sm;
 use super::node::{ClientSession, Node};
 use super::relay::{client_submit, queue_receipt, stored_outcome};
+use super::transaction::Verdict;
 
 /// Serves one bound client session until it ends; its submits run on
 /// `tasks`, so shutdown can wait until each is stored and answered.
@@ -165,14 +166,29 @@ async fn submit(
     };
     match node.store.accept(message, now).await {
         Ok(accepted) => {
-            let id = COctetString::try_from(accepted.id.to_string()).unwrap_or_default();
-            let _ = responder
-                .respond(CommandStatus::Ok, answer(SmResp::with_id(id)))
-                .await;
-            node.metrics.submit(account, "ESME_ROK");
+            let transaction = node
+                .accounts
+                .current()
+                .iter()
+                .find(|a| a.system_id == account)
+                .and_then(|a| a.transaction);
+            let status = match transaction {
+                None => {
+                    node.dispatch.notify_one();
+                    CommandStatus::Ok
+                }
+                Some(timeout) => transaction_status(node, accepted.id, timeout).await,
+            };
+            if status.is_ok() {
+                let id = COctetString::try_from(accepted.id.to_string()).unwrap_or_default();
+                let _ = responder.respond(status, answer(SmResp::with_id(id))).await;
+            } else {
+                let _ = responder.reject(status).await;
+            }
+            node.metrics
+                .submit(account, status.name().unwrap_or("vendor"));
             node.metrics.observe_submit(started.elapsed());
-            tracing::debug!(id = %accepted.id, client = account, "accepted");
-            node.dispatch.notify_one();
+            tracing::debug!(id = %accepted.id, client = account, %status, "accepted");
         }
         Err(err) => {
             warn!(%err, "store refused a message; answering ESME_RSYSERR");
@@ -181,6 +197,62 @@ async fn submit(
         }
     }
 }
+
+/// Transaction mode: waits for the upstream's verdict on the stored
+/// message `id` (see `transaction`) and says what to answer. A message the
+/// dispatcher sent or ended before this started waiting is answered as in
+/// store-and-forward mode: the dispatcher found nobody waiting, so a
+/// refusal went out as a receipt.
+///
+/// On a shared store another node may send it, and hands no verdict here:
+/// the store is then looked at every [`CLUSTER_POLL`], and a message
+/// found sent or ended is answered as in store-and-forward mode (that
+/// node sent the refusal as a receipt).
+async fn transaction_status(
+    node: &Node,
+    id: TernId,
+    timeout: std::time::Duration,
+) -> CommandStatus {
+    let settled = || {
+        matches!(
+            node.store.get(id),
+            Ok(Some(record)) if matches!(record.state, State::Submitted | State::Final)
+        )
+    };
+    let mut waiting = node.transactions.wait_for(id);
+    node.dispatch.notify_one();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut look = true;
+    let verdict = loop {
+        if look && settled() && node.transactions.abandon(id) {
+            break None;
+        }
+        let poll = match node.cluster {
+            Some(_) => CLUSTER_POLL,
+            None => timeout,
+        };
+        let wake = deadline.min(tokio::time::Instant::now() + poll);
+        tokio::select! {
+            verdict = &mut waiting => break verdict.ok(),
+            () = tokio::time::sleep_until(wake) => {}
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break node
+                .transactions
+                .verdict(id, waiting, std::time::Duration::ZERO)
+                .await;
+        }
+        look = node.cluster.is_some();
+    };
+    match verdict {
+        Some(Verdict::Refused(status)) => status,
+        Some(Verdict::Sent) | None => CommandStatus::Ok,
+    }
+}
+
+/// How often a transaction-mode submit on a shared store looks whether
+/// another node sent its message.
+const CLUSTER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// query_sm from the store: only the account's own messages.
 fn query_answer(node: &Node, account: &str, id: &str) -> Option<QuerySmResp> {

@@ -29,6 +29,7 @@ mod outbox;
 mod receipts;
 mod relay;
 mod reload;
+mod transaction;
 mod upstreams;
 
 use std::sync::Arc;

@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 use super::auth::Accounts;
 use super::cluster::Cluster;
+use super::transaction::Transactions;
 use crate::admin::Metrics;
 
 /// Stripes of the per-message locks. A holder keeps its stripe for a few
@@ -109,6 +110,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     /// The other nodes, on a shared store.
     pub cluster: Option<Cluster>,
+    /// Submits of transaction-mode clients waiting for their upstream.
+    pub transactions: Transactions,
 }
 
 impl Node {
@@ -135,6 +138,7 @@ impl Node {
                 .collect(),
             metrics,
             cluster,
+            transactions: Transactions::default(),
         })
     }
 
