@@ -80,6 +80,11 @@ lease_ttl = "{LEASE}"
 [[client]]
 system_id = "acme"
 passwords = ["pw"]
+[[client]]
+system_id = "txn"
+passwords = ["pw"]
+submit_mode = "transaction"
+transaction_timeout = "{TRANSACTION_TIMEOUT_S}s"
 [[upstream]]
 name = "sim"
 host = "127.0.0.1"
@@ -327,7 +332,24 @@ async fn receipts_cross_nodes(label: &str, store: Store<'_>) {
         .filter(|r| matches!(r, tern_sim::smsc::Recorded::Submit { .. }))
         .count();
     assert_eq!(submits, 20, "each message went upstream once");
+
+    // A transaction-mode submit on this node is sent by the other one,
+    // which hands it no verdict: it learns from the store that the message
+    // went, and answers then rather than at its timeout.
+    let txn = client(other.port, "txn", "pw").bind().await;
+    let started = std::time::Instant::now();
+    let sm = submit_sm("+34600000002", "transaction across nodes", receipt());
+    common::submit_id(&txn.handle, sm).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(TRANSACTION_TIMEOUT_S / 2),
+        "answered at the timeout, not when the other node sent it: {:?}",
+        started.elapsed()
+    );
 }
+
+/// The transaction-mode client's timeout: long, so that an answer well
+/// before it can only come from seeing the message sent.
+const TRANSACTION_TIMEOUT_S: u64 = 30;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_traffic_loses_nothing_and_its_slot_moves() {
