@@ -199,52 +199,28 @@ async fn submit(
 }
 
 /// Transaction mode: waits for the upstream's verdict on the stored
-/// message `id` (see `transaction`) and says what to answer. A message the
-/// dispatcher sent or ended before this started waiting is answered as in
-/// store-and-forward mode: the dispatcher found nobody waiting, so a
-/// refusal went out as a receipt.
-///
-/// On a shared store another node may send it, and hands no verdict here:
-/// the store is then looked at every [`CLUSTER_POLL`], and a message
-/// found sent or ended is answered as in store-and-forward mode (that
-/// node sent the refusal as a receipt).
+/// message `id` (see `transaction`) and says what to answer. On a shared
+/// store another node may send it and hand no verdict here, so the store
+/// is looked at every [`CLUSTER_POLL`] too.
 async fn transaction_status(
     node: &Node,
     id: TernId,
     timeout: std::time::Duration,
 ) -> CommandStatus {
+    let waiting = node.transactions.wait_for(id);
+    node.dispatch.notify_one();
     let settled = || {
         matches!(
             node.store.get(id),
             Ok(Some(record)) if matches!(record.state, State::Submitted | State::Final)
         )
     };
-    let mut waiting = node.transactions.wait_for(id);
-    node.dispatch.notify_one();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut look = true;
-    let verdict = loop {
-        if look && settled() && node.transactions.abandon(id) {
-            break None;
-        }
-        let poll = match node.cluster {
-            Some(_) => CLUSTER_POLL,
-            None => timeout,
-        };
-        let wake = deadline.min(tokio::time::Instant::now() + poll);
-        tokio::select! {
-            verdict = &mut waiting => break verdict.ok(),
-            () = tokio::time::sleep_until(wake) => {}
-        }
-        if tokio::time::Instant::now() >= deadline {
-            break node
-                .transactions
-                .verdict(id, waiting, std::time::Duration::ZERO)
-                .await;
-        }
-        look = node.cluster.is_some();
-    };
-    match verdict {
+    let poll = node.cluster.as_ref().map(|_| CLUSTER_POLL);
+    match node
+        .transactions
+        .wait(id, waiting, timeout, poll, settled)
+        .await
+    {
         Some(Verdict::Refused(status)) => status,
         Some(Verdict::Sent) | None => CommandStatus::Ok,
     }

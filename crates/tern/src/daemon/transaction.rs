@@ -23,6 +23,7 @@ use tern_codec::CommandStatus;
 use tern_router::{Canonical, Reason};
 use tern_storage::TernId;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// How a send ended, for the submit waiting on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,24 +67,39 @@ impl Transactions {
         self.waiting().remove(&id).is_some()
     }
 
-    /// Waits on `id` for at most `timeout`: the verdict, or `None` when
-    /// none came in time (the caller answers as store-and-forward would).
-    pub async fn verdict(
+    /// Waits on `id` for its verdict, for at most `timeout`. `None` says
+    /// to answer as in store-and-forward mode: no verdict came in time, or
+    /// `settled` (the store shows the message sent or ended, looked at
+    /// once at the start and then every `poll`, if given) says the
+    /// dispatcher found nobody waiting, so a refusal went out as a receipt.
+    pub async fn wait(
         &self,
         id: TernId,
         mut waiting: oneshot::Receiver<Verdict>,
         timeout: Duration,
+        poll: Option<Duration>,
+        settled: impl Fn() -> bool,
     ) -> Option<Verdict> {
-        tokio::select! {
-            verdict = &mut waiting => verdict.ok(),
-            () = tokio::time::sleep(timeout) => {
-                if self.abandon(id) {
+        let deadline = Instant::now() + timeout;
+        let mut look = true;
+        loop {
+            if look && settled() && self.abandon(id) {
+                return None;
+            }
+            let wake = poll.map_or(deadline, |poll| deadline.min(Instant::now() + poll));
+            tokio::select! {
+                verdict = &mut waiting => return verdict.ok(),
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            if Instant::now() >= deadline {
+                // Out of time, unless the dispatcher took it out just now.
+                return if self.abandon(id) {
                     None
                 } else {
-                    // Taken out by the dispatcher just now: it is sending.
                     waiting.await.ok()
-                }
+                };
             }
+            look = poll.is_some();
         }
     }
 }
@@ -132,7 +148,7 @@ mod tests {
         assert!(!transactions.settle(id(1), Verdict::Sent), "taken once");
         assert_eq!(
             transactions
-                .verdict(id(1), waiting, Duration::from_secs(5))
+                .wait(id(1), waiting, Duration::from_secs(5), None, || false)
                 .await,
             Some(Verdict::Sent)
         );
@@ -145,12 +161,39 @@ mod tests {
         let waiting = transactions.wait_for(id(1));
         assert_eq!(
             transactions
-                .verdict(id(1), waiting, Duration::from_millis(10))
+                .wait(id(1), waiting, Duration::from_millis(10), None, || false)
                 .await,
             None
         );
         // The dispatcher then finds nobody and goes on store-and-forward.
         assert!(!transactions.settle(id(1), Verdict::Refused(CommandStatus::SubmitFailed)));
+    }
+
+    #[tokio::test]
+    async fn a_message_the_store_shows_settled_is_answered_at_once() {
+        let transactions = Transactions::default();
+        let waiting = transactions.wait_for(id(1));
+        // Sent by another node: seen at the second look, long before the
+        // timeout.
+        let looks = std::sync::atomic::AtomicU32::new(0);
+        let settled = || looks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 1;
+        let verdict = tokio::time::timeout(
+            Duration::from_secs(5),
+            transactions.wait(
+                id(1),
+                waiting,
+                Duration::from_secs(60),
+                Some(Duration::from_millis(10)),
+                settled,
+            ),
+        )
+        .await
+        .expect("answered when the store shows it settled");
+        assert_eq!(verdict, None);
+        assert!(
+            !transactions.settle(id(1), Verdict::Sent),
+            "no longer waiting"
+        );
     }
 
     #[test]
