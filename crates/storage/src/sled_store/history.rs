@@ -58,6 +58,15 @@ impl SledStore {
                 record.outcome = Some(outcome);
             }
         }
+        if let Some(at) = update.requeue_at_ms {
+            if record.state != State::Final {
+                batch.remove(keys::in_flight(id));
+                batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
+                record.state = State::Queued;
+                record.not_before_ms = at;
+                batch.insert(keys::timed(keys::READY, at, id), []);
+            }
+        }
         let mut queued = None;
         if let Some((item, mut entry)) = update.relay {
             let seq = self.sequence().await?;
@@ -229,6 +238,7 @@ mod tests {
             parts: None,
             outcome: Some(delivered()),
             relay: Some((item.clone(), entry)),
+            requeue_at_ms: None,
         };
         let seq = store
             .record_receipt(id, update, 5)
