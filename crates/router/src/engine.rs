@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tern_codec::pdu::SubmitSm;
-use tern_codec::{Body, CommandStatus};
+use tern_codec::{Body, COctetString, CommandStatus};
 use tern_session::RequestError;
 use tracing::{debug, info};
 
@@ -95,6 +95,10 @@ pub struct RouterConfig {
     pub client_text: ClientText,
     /// The status a message no rule matches is refused with.
     pub no_route_status: CommandStatus,
+    /// The service_type every submit_sm to these upstreams carries, by
+    /// upstream name: Telesign routes a receipt to the data centre the
+    /// submit's service_type names, so each node names its own.
+    pub submit_service_types: Vec<(String, COctetString<6>)>,
 }
 
 impl Default for RouterConfig {
@@ -107,6 +111,7 @@ impl Default for RouterConfig {
             retry_max: Duration::from_secs(600),
             client_text: ClientText::default(),
             no_route_status: CommandStatus::InvalidDestinationAddress,
+            submit_service_types: Vec::new(),
         }
     }
 }
@@ -402,7 +407,7 @@ impl Router {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let parts = match adapt(
+        let mut parts = match adapt(
             submit,
             upstream.profile(),
             &self.config.client_text,
@@ -428,6 +433,16 @@ impl Router {
                 };
             }
         };
+        if let Some((_, service_type)) = self
+            .config
+            .submit_service_types
+            .iter()
+            .find(|(name, _)| name == upstream.name())
+        {
+            for part in &mut parts {
+                part.service_type = service_type.clone();
+            }
+        }
         for part in parts {
             let Some(session) = upstream.session() else {
                 report.failure = Some("no bound session".to_owned());

@@ -47,6 +47,18 @@ use tern_session::SessionHandle;
 /// Tag of the TLV carrying the vendor's own code in client receipts.
 const VENDOR_CODE_TLV: u16 = 0x1520;
 
+/// Telesign's receipt TLVs (seed 003, "Tagged length values"):
+/// mobile_country_code, mobile_network_code, price ("Example: 0.0075 USD").
+const TELESIGN_TLVS: [(u16, &[u8]); 3] = [
+    (0x0410, b"214"),
+    (0x0411, b"07"),
+    (0x0412, b"0.0075 USD"),
+];
+
+/// The service_type Tern's Telesign upstream is configured to send: the
+/// data centre its receipts must come back to.
+const DATA_CENTRE: &str = "dc-eu";
+
 // ---------------------------------------------------------------------
 // The vendors, as their seeds describe their receipts.
 // ---------------------------------------------------------------------
@@ -193,6 +205,13 @@ impl Vendor {
                     network_type: NetworkErrorCode::GSM,
                     error_code: row.network.unwrap_or(0),
                 }));
+                // "Tagged length values": MCC, MNC and price in DLRs.
+                for (tag, value) in TELESIGN_TLVS {
+                    sm.tlvs.push(Tlv::Other {
+                        tag,
+                        value: Bytes::from_static(value),
+                    });
+                }
             }
             _ => {}
         }
@@ -718,15 +737,25 @@ passwords = ["pw"]
 system_id = "parts"
 passwords = ["pw"]
 receipts_per_part = true
+[[client]]
+system_id = "extras"
+passwords = ["pw"]
+vendor_tlvs = true
 [router]
 retry_initial = "200ms"
 "#
     );
     for (vendor, port) in upstreams {
         let name = vendor.name();
+        if *vendor == Vendor::Telesign {
+            config.push_str(&format!(
+                "[[upstream]]\nreceipt_data_centre = \"{DATA_CENTRE}\"\n"
+            ));
+        } else {
+            config.push_str("[[upstream]]\n");
+        }
         config.push_str(&format!(
             r#"
-[[upstream]]
 name = "{name}"
 profile = "{name}"
 host = "127.0.0.1"
@@ -758,6 +787,8 @@ struct Got {
     network_error: Option<(u8, u16)>,
     vendor_code: Option<String>,
     sar: Option<tern_codec::tlv::Sar>,
+    /// Telesign's MCC, MNC and price TLVs, if relayed.
+    vendor_tlvs: Vec<(u16, Vec<u8>)>,
 }
 
 impl Got {
@@ -779,6 +810,16 @@ impl Got {
                 _ => None,
             },
             sar: sm.tlvs.sar(),
+            vendor_tlvs: sm
+                .tlvs
+                .iter()
+                .filter_map(|tlv| match tlv {
+                    Tlv::Other { tag, value } if (0x0410..=0x0412).contains(tag) => {
+                        Some((*tag, value.to_vec()))
+                    }
+                    _ => None,
+                })
+                .collect(),
         }
     }
 
@@ -1349,4 +1390,65 @@ resubmit_on = ["absent_subscriber"]
     assert_eq!(to_second.len(), 2, "{to_second:?}");
     assert!(!to_second.contains(&"stop".to_owned()), "{to_second:?}");
     assert_eq!(first.seen.lock().expect("lock").len(), 3);
+}
+
+/// Telesign's receipt TLVs (MCC, MNC, price) reach the client that asked
+/// for them (`vendor_tlvs = true`) as the vendor sent them, and no other;
+/// they are kept with the message. Every submit to the Telesign upstream
+/// names the configured data centre in its service_type, so that the
+/// vendor routes the receipt back to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telesign_receipt_tlvs_reach_clients_that_asked_and_submits_name_the_data_centre() {
+    let plan: Plan = Arc::new(|_: &[Seen]| vec![(0, Vendor::Telesign.delivered())]);
+    let smsc = start_smsc(Vendor::Telesign, plan).await;
+    let (port, admin) = (free_port(), free_port());
+    let _tern = start_tern(port, admin, &[(Vendor::Telesign, smsc.port)]);
+    let mut plain = bind(port, "acme").await;
+    let mut extras = bind(port, "extras").await;
+    let plain_id = submit_id(
+        &plain.handle,
+        common::submit_sm("15550000001", b"plain", RegisteredDelivery::ALWAYS),
+    )
+    .await;
+    let extras_id = submit_id(
+        &extras.handle,
+        common::submit_sm("15550000002", b"extras", RegisteredDelivery::ALWAYS),
+    )
+    .await;
+    let got_plain = collect(&mut plain, 1, Duration::from_millis(300)).await;
+    let got_extras = collect(&mut extras, 1, Duration::from_millis(300)).await;
+
+    let receipt = &got_extras[&extras_id][0];
+    receipt.check(
+        &extras_id,
+        "DELIVRD",
+        NONE,
+        "telesign stat:DELIVRD err:000",
+        "extras",
+    );
+    let want: Vec<(u16, Vec<u8>)> = TELESIGN_TLVS
+        .iter()
+        .map(|(tag, value)| (*tag, value.to_vec()))
+        .collect();
+    assert_eq!(receipt.vendor_tlvs, want);
+    let receipt = &got_plain[&plain_id][0];
+    receipt.check(
+        &plain_id,
+        "DELIVRD",
+        NONE,
+        "telesign stat:DELIVRD err:000",
+        "plain",
+    );
+    assert!(receipt.vendor_tlvs.is_empty(), "{receipt:?}");
+
+    // Stored with the receipt.
+    let message = final_message(admin, &plain_id).await;
+    let stored = message["receipts_received"][0]["vendor_tlvs"].to_string();
+    assert!(stored.contains("0x0410") && stored.contains("0x0412"), "{message}");
+
+    let seen = smsc.seen.lock().expect("lock");
+    assert_eq!(seen.len(), 2);
+    for part in seen.iter() {
+        assert_eq!(part.submit.service_type.as_bytes(), DATA_CENTRE.as_bytes());
+    }
 }

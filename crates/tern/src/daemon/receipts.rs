@@ -18,7 +18,8 @@
 use std::sync::Arc;
 
 use tern_codec::pdu::SmResp;
-use tern_codec::{Body, CommandStatus, Pdu};
+use bytes::Bytes;
+use tern_codec::{Body, CommandStatus, Pdu, Tlv};
 use tern_router::engine::Router;
 use tern_router::receipt::{read_receipt, ReceiptReadError, UpstreamReceipt};
 use tern_router::relay::combined;
@@ -26,7 +27,7 @@ use tern_router::Scope;
 use tern_router::upstream::UpstreamRequest;
 use tern_storage::upstream_id::{candidates, normalise};
 use tern_storage::{
-    now_ms, MessageRecord, PartState, ReceiptUpdate, ReceivedReceipt, State, StoreError, TernId,
+    now_ms, MessageRecord, OutboxItem, PartState, ReceiptUpdate, ReceivedReceipt, State, StoreError, TernId,
     UnmatchedReceipt,
 };
 use tokio::sync::mpsc;
@@ -123,12 +124,12 @@ async fn apply_locked(
         return Ok(());
     };
     let routing = node.routing();
-    let per_part = node
+    let (per_part, vendor_tlvs) = node
         .accounts
         .current()
         .iter()
         .find(|a| a.system_id == record.client)
-        .is_some_and(|a| a.receipts_per_part);
+        .map_or((false, false), |a| (a.receipts_per_part, a.vendor_tlvs));
     let any_base = routing.profile(upstream).message_id.receipt_id_any_base;
     let parts = parts_of(&record, |name| {
         routing.profile(name).long_messages.receipts_for == "first"
@@ -147,6 +148,11 @@ async fn apply_locked(
     );
     if resubmit_instead(&routing.router, &record, upstream, receipt, &mut update, now) {
         debug!(%id, upstream, reason = ?receipt.canonical.reason, "failed receipt: sent again through the next upstream");
+    }
+    if vendor_tlvs {
+        if let Some((item, _)) = update.relay.as_mut() {
+            with_vendor_tlvs(item, &record, upstream, receipt);
+        }
     }
     if record.state == State::Final {
         // Already ended (a repeat, a late part): kept in the history only;
@@ -208,6 +214,45 @@ fn resubmit_instead(
     update.relay = None;
     update.requeue_at_ms = Some(now);
     true
+}
+
+/// Adds the vendor's own receipt TLVs to a client receipt, for a client
+/// that asked for them: those of this receipt, else of the latest receipt
+/// from the same upstream that had some (a split message may end on a
+/// part whose receipt carries none).
+fn with_vendor_tlvs(
+    item: &mut OutboxItem,
+    record: &MessageRecord,
+    upstream: &str,
+    receipt: &UpstreamReceipt,
+) {
+    let tlvs = if receipt.vendor_tlvs.is_empty() {
+        record
+            .received
+            .iter()
+            .rev()
+            .find(|r| r.upstream == upstream && !r.vendor_tlvs.is_empty())
+            .map_or(&[][..], |r| r.vendor_tlvs.as_slice())
+    } else {
+        receipt.vendor_tlvs.as_slice()
+    };
+    if tlvs.is_empty() {
+        return;
+    }
+    let Ok(Pdu {
+        body: Body::DeliverSm(mut sm),
+        ..
+    }) = Pdu::decode(item.pdu.clone())
+    else {
+        return;
+    };
+    for (tag, value) in tlvs {
+        sm.tlvs.push(Tlv::Other {
+            tag: *tag,
+            value: Bytes::copy_from_slice(value),
+        });
+    }
+    item.pdu = Pdu::new(0, Body::DeliverSm(sm)).to_bytes();
 }
 
 /// How the client of a message wants its receipts, and the clock.
