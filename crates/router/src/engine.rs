@@ -373,8 +373,13 @@ impl Router {
         }
         // Every upstream of the rule refused what only it cannot take: no
         // later try changes that, the message ends.
-        let open = rule.upstreams.iter().filter(|u| !skip.contains(&u.name)).count();
-        if let (Some((canonical, status)), false, true) = (not_here, later_may_help, tried >= open) {
+        let open = rule
+            .upstreams
+            .iter()
+            .filter(|u| !skip.contains(&u.name))
+            .count();
+        if let (Some((canonical, status)), false, true) = (not_here, later_may_help, tried >= open)
+        {
             return SendOutcome::Rejected {
                 canonical: Canonical {
                     state: FinalState::Rejectd,
@@ -480,7 +485,9 @@ impl Router {
                     return match canonical.class {
                         // Only this vendor refuses: the next one is tried;
                         // this one answered and is healthy.
-                        Class::Temporary if self.refusal_scope(upstream, code) == Scope::Upstream => {
+                        Class::Temporary
+                            if self.refusal_scope(upstream, code) == Scope::Upstream =>
+                        {
                             upstream.breaker().record_success();
                             Tried::NotHere(canonical, resp.command_status)
                         }

@@ -133,9 +133,7 @@ pub fn read_receipt(
         "hex" => ErrRadix::Hex,
         _ => ErrRadix::Decimal,
     };
-    let code = text
-        .as_ref()
-        .and_then(|t| t.err_code(radix).ok().flatten());
+    let code = text.as_ref().and_then(|t| t.err_code(radix).ok().flatten());
     let entry = code.and_then(|code| profile.receipt_error(code));
     let failed = |state: FinalState| {
         !matches!(
@@ -152,7 +150,9 @@ pub fn read_receipt(
         Some(e) => {
             // The entry's state, unless it would make a final receipt
             // intermediate (see the module doc).
-            let applied = e.state.filter(|implied| implied.is_final() || !state.is_final());
+            let applied = e
+                .state
+                .filter(|implied| implied.is_final() || !state.is_final());
             if let Some(implied) = applied {
                 state = implied;
             }
@@ -161,8 +161,8 @@ pub fn read_receipt(
             // stands. A "no error" code met under a failure `stat` says
             // nothing about the failure: fall back.
             if applied.is_none() && e.reason == Reason::None && failed(state) {
-                let (reason, class) = network_reason(network_error)
-                    .unwrap_or_else(|| state_default(state));
+                let (reason, class) =
+                    network_reason(network_error).unwrap_or_else(|| state_default(state));
                 (reason, class, Scope::Message)
             } else {
                 (e.reason, e.class, e.scope)

@@ -616,7 +616,11 @@ async fn a_failed_receipt_with_a_chosen_reason_goes_again_through_the_next_upstr
         },
         ..receipt.clone()
     };
-    let delivered = with(tern_router::FinalState::Delivrd, Reason::None, Class::Permanent);
+    let delivered = with(
+        tern_router::FinalState::Delivrd,
+        Reason::None,
+        Class::Permanent,
+    );
     assert!(!router.resubmits("acme", &msg, &upstream, &delivered, &used));
     let blacklisted = with(
         tern_router::FinalState::Undeliv,
@@ -628,10 +632,18 @@ async fn a_failed_receipt_with_a_chosen_reason_goes_again_through_the_next_upstr
     // "upstream"), whatever the route lists: another vendor may deliver.
     let not_here = tern_router::receipt::UpstreamReceipt {
         scope: Scope::Upstream,
-        ..with(tern_router::FinalState::Undeliv, Reason::NoRoute, Class::Temporary)
+        ..with(
+            tern_router::FinalState::Undeliv,
+            Reason::NoRoute,
+            Class::Temporary,
+        )
     };
     assert!(router.resubmits("acme", &msg, &upstream, &not_here, &used));
-    let not_listed = with(tern_router::FinalState::Undeliv, Reason::NoRoute, Class::Temporary);
+    let not_listed = with(
+        tern_router::FinalState::Undeliv,
+        Reason::NoRoute,
+        Class::Temporary,
+    );
     assert!(!router.resubmits("acme", &msg, &upstream, &not_listed, &used));
 }
 
@@ -651,11 +663,7 @@ fn vendor_upstream(net: &Net, name: &str, port: u16, profile: &str) -> Arc<Upstr
         cool_down: Duration::from_secs(60),
     };
     let mut config = upstream_config(name, port, breaker, 10);
-    config.profile = Arc::new(
-        Profile::builtin(profile)
-            .expect("listed")
-            .expect("valid"),
-    );
+    config.profile = Arc::new(Profile::builtin(profile).expect("listed").expect("valid"));
     Upstream::start(config, tx, net.shutdown.clone())
 }
 

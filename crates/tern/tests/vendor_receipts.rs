@@ -49,11 +49,8 @@ const VENDOR_CODE_TLV: u16 = 0x1520;
 
 /// Telesign's receipt TLVs (seed 003, "Tagged length values"):
 /// mobile_country_code, mobile_network_code, price ("Example: 0.0075 USD").
-const TELESIGN_TLVS: [(u16, &[u8]); 3] = [
-    (0x0410, b"214"),
-    (0x0411, b"07"),
-    (0x0412, b"0.0075 USD"),
-];
+const TELESIGN_TLVS: [(u16, &[u8]); 3] =
+    [(0x0410, b"214"), (0x0411, b"07"), (0x0412, b"0.0075 USD")];
 
 /// The service_type Tern's Telesign upstream is configured to send: the
 /// data centre its receipts must come back to.
@@ -1370,8 +1367,12 @@ resubmit_on = ["absent_subscriber"]
         let trace = trace_text(admin, id).await;
         assert!(trace.contains("Route and attempts (2)"), "{trace}");
         let (a, b) = (
-            trace.find("upstream ovh-a").expect("ovh-a's attempt in the trace"),
-            trace.find("upstream ovh-b").expect("ovh-b's attempt in the trace"),
+            trace
+                .find("upstream ovh-a")
+                .expect("ovh-a's attempt in the trace"),
+            trace
+                .find("upstream ovh-b")
+                .expect("ovh-b's attempt in the trace"),
         );
         assert!(a < b, "{trace}");
     }
@@ -1379,7 +1380,13 @@ resubmit_on = ["absent_subscriber"]
     let stop = &ids["stop"];
     let receipts = &got[stop];
     assert_eq!(receipts.len(), 1, "{receipts:?}");
-    receipts[0].check(stop, "UNDELIV", BLACKLISTED, "ovh-a stat:UNDELIV err:053", "stop");
+    receipts[0].check(
+        stop,
+        "UNDELIV",
+        BLACKLISTED,
+        "ovh-a stat:UNDELIV err:053",
+        "stop",
+    );
     let to_second: Vec<String> = second
         .seen
         .lock()
@@ -1444,7 +1451,10 @@ async fn telesign_receipt_tlvs_reach_clients_that_asked_and_submits_name_the_dat
     // Stored with the receipt.
     let message = final_message(admin, &plain_id).await;
     let stored = message["receipts_received"][0]["vendor_tlvs"].to_string();
-    assert!(stored.contains("0x0410") && stored.contains("0x0412"), "{message}");
+    assert!(
+        stored.contains("0x0410") && stored.contains("0x0412"),
+        "{message}"
+    );
 
     let seen = smsc.seen.lock().expect("lock");
     assert_eq!(seen.len(), 2);

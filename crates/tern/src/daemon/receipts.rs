@@ -17,18 +17,18 @@
 
 use std::sync::Arc;
 
-use tern_codec::pdu::SmResp;
 use bytes::Bytes;
+use tern_codec::pdu::SmResp;
 use tern_codec::{Body, CommandStatus, Pdu, Tlv};
 use tern_router::engine::Router;
 use tern_router::receipt::{read_receipt, ReceiptReadError, UpstreamReceipt};
 use tern_router::relay::combined;
-use tern_router::Scope;
 use tern_router::upstream::UpstreamRequest;
+use tern_router::Scope;
 use tern_storage::upstream_id::{candidates, normalise};
 use tern_storage::{
-    now_ms, MessageRecord, OutboxItem, PartState, ReceiptUpdate, ReceivedReceipt, State, StoreError, TernId,
-    UnmatchedReceipt,
+    now_ms, MessageRecord, OutboxItem, PartState, ReceiptUpdate, ReceivedReceipt, State,
+    StoreError, TernId, UnmatchedReceipt,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -146,7 +146,14 @@ async fn apply_locked(
             now,
         },
     );
-    if resubmit_instead(&routing.router, &record, upstream, receipt, &mut update, now) {
+    if resubmit_instead(
+        &routing.router,
+        &record,
+        upstream,
+        receipt,
+        &mut update,
+        now,
+    ) {
         debug!(%id, upstream, reason = ?receipt.canonical.reason, "failed receipt: sent again through the next upstream");
     }
     if vendor_tlvs {
@@ -170,7 +177,11 @@ async fn apply_locked(
 /// each once: a resubmission leaves them out.
 pub fn used_upstreams(record: &MessageRecord) -> Vec<String> {
     let mut used: Vec<String> = Vec::new();
-    for attempt in record.attempts.iter().filter(|a| !a.upstream_ids.is_empty()) {
+    for attempt in record
+        .attempts
+        .iter()
+        .filter(|a| !a.upstream_ids.is_empty())
+    {
         if !used.contains(&attempt.upstream) {
             used.push(attempt.upstream.clone());
         }
@@ -198,7 +209,8 @@ fn resubmit_instead(
     let Some(submit) = client_submit(record) else {
         return false;
     };
-    let said = if (whole.state, whole.reason) == (receipt.canonical.state, receipt.canonical.reason) {
+    let said = if (whole.state, whole.reason) == (receipt.canonical.state, receipt.canonical.reason)
+    {
         receipt.clone()
     } else {
         UpstreamReceipt {
@@ -207,7 +219,13 @@ fn resubmit_instead(
             ..receipt.clone()
         }
     };
-    if !router.resubmits(&record.client, &submit, upstream, &said, &used_upstreams(record)) {
+    if !router.resubmits(
+        &record.client,
+        &submit,
+        upstream,
+        &said,
+        &used_upstreams(record),
+    ) {
         return false;
     }
     update.outcome = None;
@@ -731,5 +749,39 @@ mod tests {
             false,
         );
         assert_eq!(done.relay.map(|(_, e)| e.stat), Some("DELIVRD".to_owned()));
+    }
+
+    #[test]
+    fn receipts_about_an_attempt_left_behind_are_history_only() {
+        // Resubmitted after "up"'s failed receipt: queued again.
+        let mut r = record(&["A1", "A2"], 1);
+        r.state = State::Queued;
+        let late = step(
+            &mut r,
+            &receipt("A2", FinalState::Undeliv, Reason::AbsentSubscriber),
+            HOW,
+            false,
+        );
+        assert!(late.received.is_some());
+        assert!(late.outcome.is_none() && late.relay.is_none() && late.parts.is_none());
+        // Sent again through "other": a receipt from "up" naming none of
+        // the new attempt's parts does not speak for the message.
+        r.state = State::Submitted;
+        r.attempts.push(Attempt {
+            upstream: "other".to_owned(),
+            at_ms: 2,
+            status: Some(0),
+            upstream_ids: vec!["B1".to_owned()],
+        });
+        let parts = parts_of(&r, |_| false);
+        let update = decide(
+            &r,
+            parts,
+            "up",
+            &receipt("A9", FinalState::Undeliv, Reason::AbsentSubscriber),
+            HOW,
+        );
+        assert!(update.outcome.is_none() && update.relay.is_none());
+        assert_eq!(used_upstreams(&r), ["up", "other"]);
     }
 }
