@@ -542,11 +542,13 @@ async fn a_failed_receipt_with_a_chosen_reason_goes_again_through_the_next_upstr
     .await;
     let secondary_sim = sim(Behaviour::default()).await;
     let (tx, mut inbound) = mpsc::channel(16);
-    let primary = Upstream::start(
-        upstream_config("primary", primary_sim.addr().port(), wide_breaker(), 10),
-        tx,
-        net.shutdown.clone(),
-    );
+    // The primary's profile resubmits on a busy subscriber, besides what
+    // the rule lists.
+    let mut config = upstream_config("primary", primary_sim.addr().port(), wide_breaker(), 10);
+    let mut profile = generic();
+    profile.receipts.resubmit_on = vec![Reason::SubscriberBusy];
+    config.profile = Arc::new(profile);
+    let primary = Upstream::start(config, tx, net.shutdown.clone());
     let secondary = upstream(
         &net,
         "secondary",
@@ -645,6 +647,15 @@ async fn a_failed_receipt_with_a_chosen_reason_goes_again_through_the_next_upstr
         Class::Temporary,
     );
     assert!(!router.resubmits("acme", &msg, &upstream, &not_listed, &used));
+    // The profile's own list: from the primary, not from the secondary
+    // (whose profile does not list it).
+    let busy = with(
+        tern_router::FinalState::Undeliv,
+        Reason::SubscriberBusy,
+        Class::Temporary,
+    );
+    assert!(router.resubmits("acme", &msg, &upstream, &busy, &used));
+    assert!(!router.resubmits("acme", &msg, "secondary", &busy, &["secondary".to_owned()]));
 }
 
 /// An upstream with a built-in vendor profile.
