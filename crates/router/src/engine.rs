@@ -6,7 +6,11 @@
 //! failure at one upstream (no session, timeout, a temporary status, a
 //! message this vendor cannot carry) moves on to the next; a permanent one
 //! ends the message with no failover; when every upstream failed for a
-//! temporary reason the message goes back to the retry queue.
+//! temporary reason the message goes back to the retry queue. A refusal
+//! whose profile entry has scope "upstream" (this vendor's codings, limits,
+//! tariffs, senders) moves on too, without counting against the upstream's
+//! breaker; when every upstream of the route refused so, no later try can
+//! help and the message ends.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
