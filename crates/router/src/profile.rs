@@ -640,4 +640,15 @@ mod tests {
         assert_eq!((err.line, err.column), (6, 11), "{err}");
         assert!(err.message.contains("\"1.2\""), "{err}");
     }
+
+    #[test]
+    fn a_code_that_concerns_one_vendor_must_be_temporary() {
+        let text = "name = \"x\"\ndescription = \"d\"\nversions = [\"3.4\"]\nbind_types = [\"transceiver\"]\n\n[[command_status]]\ncode = 0x401\nreason = \"invalid_message\"\nclass = \"permanent\"\nscope = \"upstream\"\nmeaning = \"m\"\n";
+        let err = Profile::from_toml(text, "my.toml").expect_err("permanent and upstream");
+        assert_eq!((err.line, err.column), (7, 8), "{err}");
+        assert!(err.message.contains("class \"temporary\""), "{err}");
+        let text = text.replace("\"permanent\"", "\"temporary\"");
+        let profile = Profile::from_toml(&text, "my.toml").expect("valid");
+        assert_eq!(profile.command_status[0].scope, Scope::Upstream);
+    }
 }
