@@ -225,6 +225,26 @@ pub enum Class {
     Permanent,
 }
 
+/// Whom a refusal concerns, beside its [`Class`].
+///
+/// A temporary code may say "later" (the vendor is busy, the handset is
+/// off) or "not here" (this vendor has no route, no tariff, does not carry
+/// this coding, does not know this sender). Both let another upstream try;
+/// only the first lets this one try again, and only the first says
+/// anything about the upstream's health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// The message itself, or the moment: the class alone says what to do.
+    #[default]
+    Message,
+    /// This upstream only: the next upstream of the route is tried at once
+    /// (for a receipt: the message is sent again through it), this one is
+    /// not tried again for the message, and its circuit breaker does not
+    /// count the refusal (the vendor answered; it is healthy).
+    Upstream,
+}
+
 /// One normalised outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Canonical {

@@ -6,19 +6,24 @@
 //! failure at one upstream (no session, timeout, a temporary status, a
 //! message this vendor cannot carry) moves on to the next; a permanent one
 //! ends the message with no failover; when every upstream failed for a
-//! temporary reason the message goes back to the retry queue.
+//! temporary reason the message goes back to the retry queue. A refusal
+//! whose profile entry has scope "upstream" (this vendor's codings, limits,
+//! tariffs, senders) moves on too, without counting against the upstream's
+//! breaker; when every upstream of the route refused so, no later try can
+//! help and the message ends.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tern_codec::pdu::SubmitSm;
-use tern_codec::{Body, CommandStatus};
+use tern_codec::{Body, COctetString, CommandStatus};
 use tern_session::RequestError;
 use tracing::{debug, info};
 
 use crate::adapt::{adapt, ClientText};
-use crate::canonical::{Canonical, Class, FinalState, Reason};
+use crate::canonical::{Canonical, Class, FinalState, Reason, Scope};
 use crate::profile::Profile;
+use crate::receipt::UpstreamReceipt;
 use crate::strategy::{Candidate, WeightedState};
 use crate::table::{MessageKey, PriceList, Rule, Table};
 use crate::upstream::Upstream;
@@ -41,8 +46,8 @@ pub struct AttemptReport {
 pub enum SendOutcome {
     /// An upstream accepted every part.
     Submitted {
-        /// The rule that routed it (kept with the message: a failed receipt
-        /// may send it again, see [`Router::resubmits_on`]).
+        /// The rule that routed it (a failed receipt may send the message
+        /// again through the rule's next upstream, see [`Router::resubmits`]).
         rule: String,
         /// Which upstream.
         upstream: String,
@@ -94,6 +99,10 @@ pub struct RouterConfig {
     pub client_text: ClientText,
     /// The status a message no rule matches is refused with.
     pub no_route_status: CommandStatus,
+    /// The service_type every submit_sm to these upstreams carries, by
+    /// upstream name: Telesign routes a receipt to the data centre the
+    /// submit's service_type names, so each node names its own.
+    pub submit_service_types: Vec<(String, COctetString<6>)>,
 }
 
 impl Default for RouterConfig {
@@ -106,6 +115,7 @@ impl Default for RouterConfig {
             retry_max: Duration::from_secs(600),
             client_text: ClientText::default(),
             no_route_status: CommandStatus::InvalidDestinationAddress,
+            submit_service_types: Vec::new(),
         }
     }
 }
@@ -164,6 +174,16 @@ impl Router {
             .submit_outcome(code)
             .or_else(|| self.generic.submit_outcome(code))
             .unwrap_or(temporary(Reason::Unknown))
+    }
+
+    /// Whether a refusal from `upstream` concerns that vendor only (its
+    /// profile's entry, then SMPP 3.4's): see [`Scope`].
+    fn refusal_scope(&self, upstream: &Upstream, code: u32) -> Scope {
+        upstream
+            .profile()
+            .status(code)
+            .or_else(|| self.generic.status(code))
+            .map_or(Scope::Message, |e| e.scope)
     }
 
     /// How long a message waits in the retry queue after its `sends`-th
@@ -233,17 +253,35 @@ impl Router {
         &self.config
     }
 
-    /// Whether a final receipt with `canonical` for a message routed by
-    /// `rule` sends it again through the next upstream.
-    pub fn resubmits_on(&self, rule: &str, canonical: &Canonical) -> bool {
-        canonical.state.is_final()
-            && canonical.state != FinalState::Delivrd
-            && self
-                .table
-                .rules()
-                .iter()
-                .find(|r| r.name == rule)
-                .is_some_and(|r| r.resubmit_on.contains(&canonical.reason))
+    /// Whether a final failed `receipt` from `upstream`, for `submit` from
+    /// `client`, sends the message again through the next upstream of its
+    /// route. Yes when its reason is in the route's `resubmit_on` or the
+    /// upstream profile's `receipts.resubmit_on`, or its code is marked
+    /// temporary with scope "upstream" (another vendor may deliver); and
+    /// an upstream of the route is left that `used` (the upstreams that
+    /// already took the message) does not name, within `max_attempts`.
+    pub fn resubmits(
+        &self,
+        client: &str,
+        submit: &SubmitSm,
+        upstream: &str,
+        receipt: &UpstreamReceipt,
+        used: &[String],
+    ) -> bool {
+        let canonical = &receipt.canonical;
+        if !canonical.state.is_final() || canonical.state == FinalState::Delivrd {
+            return false;
+        }
+        let Some((_, rule)) = self.route_of(client, submit) else {
+            return false;
+        };
+        let listed = rule.resubmit_on.contains(&canonical.reason)
+            || self
+                .upstream(upstream)
+                .is_some_and(|u| u.profile().receipts.resubmit_on.contains(&canonical.reason))
+            || (receipt.scope == Scope::Upstream && canonical.class == Class::Temporary);
+        let left = rule.upstreams.iter().any(|u| !used.contains(&u.name));
+        listed && left && used.len() < self.config.max_attempts.max(1)
     }
 
     /// Sends `submit` from `client`: `reference` numbers its parts if it
@@ -294,6 +332,11 @@ impl Router {
             .order(&rule.upstreams, &candidates, &self.weighted[index]);
         let mut attempts = Vec::new();
         let mut last = temporary(Reason::NoRoute);
+        // Refusals that concern one vendor only, and whether anything else
+        // (a later try could help) happened.
+        let mut not_here: Option<(Canonical, CommandStatus)> = None;
+        let mut later_may_help = false;
+        let mut tried = 0;
         for i in order.into_iter().take(self.config.max_attempts.max(1)) {
             if now.elapsed() >= self.config.deadline {
                 debug!(client, destination = %destination, "send deadline passed; back to the retry queue");
@@ -302,6 +345,7 @@ impl Router {
             let Some(upstream) = self.upstream(&rule.upstreams[i].name) else {
                 continue;
             };
+            tried += 1;
             match self
                 .try_upstream(upstream, submit, reference, &mut attempts)
                 .await
@@ -321,8 +365,34 @@ impl Router {
                         attempts,
                     }
                 }
-                Tried::Temporary(canonical) => last = canonical,
+                Tried::Temporary(canonical) => {
+                    later_may_help = true;
+                    last = canonical;
+                }
+                Tried::NotHere(canonical, status) => {
+                    last = canonical;
+                    not_here = Some((canonical, status));
+                }
             }
+        }
+        // Every upstream of the rule refused what only it cannot take: no
+        // later try changes that, the message ends.
+        let open = rule
+            .upstreams
+            .iter()
+            .filter(|u| !skip.contains(&u.name))
+            .count();
+        if let (Some((canonical, status)), false, true) = (not_here, later_may_help, tried >= open)
+        {
+            return SendOutcome::Rejected {
+                canonical: Canonical {
+                    state: FinalState::Rejectd,
+                    class: Class::Permanent,
+                    ..canonical
+                },
+                status,
+                attempts,
+            };
         }
         SendOutcome::Retry {
             canonical: last,
@@ -346,7 +416,7 @@ impl Router {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let parts = match adapt(
+        let mut parts = match adapt(
             submit,
             upstream.profile(),
             &self.config.client_text,
@@ -372,6 +442,16 @@ impl Router {
                 };
             }
         };
+        if let Some((_, service_type)) = self
+            .config
+            .submit_service_types
+            .iter()
+            .find(|(name, _)| name == upstream.name())
+        {
+            for part in &mut parts {
+                part.service_type = service_type.clone();
+            }
+        }
         for part in parts {
             let Some(session) = upstream.session() else {
                 report.failure = Some("no bound session".to_owned());
@@ -407,6 +487,14 @@ impl Router {
                         "refused"
                     );
                     return match canonical.class {
+                        // Only this vendor refuses: the next one is tried;
+                        // this one answered and is healthy.
+                        Class::Temporary
+                            if self.refusal_scope(upstream, code) == Scope::Upstream =>
+                        {
+                            upstream.breaker().record_success();
+                            Tried::NotHere(canonical, resp.command_status)
+                        }
                         Class::Temporary => {
                             upstream.breaker().record_failure(Instant::now());
                             Tried::Temporary(canonical)
@@ -437,4 +525,7 @@ enum Tried {
     Accepted(Vec<String>),
     Permanent(Canonical, CommandStatus),
     Temporary(Canonical),
+    /// A temporary refusal with scope "upstream": the next upstream now,
+    /// never this one again for the message.
+    NotHere(Canonical, CommandStatus),
 }

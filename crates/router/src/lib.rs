@@ -17,6 +17,6 @@ pub mod strategy;
 pub mod table;
 pub mod upstream;
 
-pub use canonical::{Canonical, Class, FinalState, Reason};
+pub use canonical::{Canonical, Class, FinalState, Reason, Scope};
 pub use profile::{Profile, ProfileError};
 pub use profiles::ProfileSet;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::canonical::{Canonical, Class, FinalState, Reason};
+use crate::canonical::{Canonical, Class, FinalState, Reason, Scope};
 
 /// A vendor profile as written in TOML.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -293,6 +293,24 @@ pub struct Receipts {
     /// Receipts arrive only on receiver/transceiver sessions.
     #[serde(default = "yes")]
     pub on_receiving_sessions: bool,
+    /// The receipt `err` is a GSM MAP error code (3GPP TS 29.002: 1
+    /// unknown subscriber, 27 absent subscriber, …), as SMPP 3.4 Appendix B
+    /// leaves it to the network: vendors that give no `err` table of their
+    /// own, or say their codes are the GSM ones. Read after the profile's
+    /// `receipt_error` table, before the `network_error_code` TLV.
+    #[serde(default)]
+    pub err_is_gsm_map: bool,
+    /// Final failed receipts with these reasons send the message again
+    /// through the next upstream of its route (besides the route's own
+    /// `resubmit_on` and the codes marked `scope = "upstream"`).
+    #[serde(default)]
+    pub resubmit_on: Vec<Reason>,
+    /// Tags of the vendor's own receipt TLVs outside the range SMPP
+    /// reserves for vendors (0x1400-0x3FFF, always kept): Telesign's MCC
+    /// 0x0410, MNC 0x0411 and price 0x0412. Kept with the message and
+    /// relayed to clients that ask for vendor TLVs.
+    #[serde(default)]
+    pub vendor_tlvs: Vec<u16>,
 }
 
 fn yes() -> bool {
@@ -308,6 +326,9 @@ impl Default for Receipts {
             dlvrd_key: "dlvrd".to_owned(),
             date_digits: 10,
             on_receiving_sessions: true,
+            err_is_gsm_map: false,
+            resubmit_on: Vec::new(),
+            vendor_tlvs: Vec::new(),
         }
     }
 }
@@ -322,6 +343,10 @@ pub struct StatusEntry {
     pub reason: Reason,
     /// Temporary or permanent.
     pub class: Class,
+    /// Whether the refusal concerns this vendor only (a temporary code:
+    /// the next upstream is tried at once, this one not again).
+    #[serde(default)]
+    pub scope: Scope,
     /// What the seed says, in the seed's words or a faithful translation.
     pub meaning: String,
 }
@@ -339,6 +364,10 @@ pub struct ErrorEntry {
     pub reason: Reason,
     /// Temporary or permanent.
     pub class: Class,
+    /// Whether the failure concerns this vendor only (a temporary code:
+    /// the message is sent again through the next upstream of its route).
+    #[serde(default)]
+    pub scope: Scope,
     /// What the seed says.
     pub meaning: String,
 }
@@ -512,6 +541,15 @@ impl Profile {
         }
         let mut seen = BTreeMap::new();
         for entry in &self.command_status {
+            if entry.scope == Scope::Upstream && entry.class != Class::Temporary {
+                return Err((
+                    format!("0x{:X}", entry.code),
+                    format!(
+                        "command_status 0x{:X} has scope \"upstream\" but class \"permanent\"; a code that concerns one vendor lets another try: class \"temporary\"",
+                        entry.code
+                    ),
+                ));
+            }
             if seen.insert(entry.code, ()).is_some() {
                 return Err((
                     format!("0x{:X}", entry.code),
@@ -521,6 +559,15 @@ impl Profile {
         }
         let mut seen = BTreeMap::new();
         for entry in &self.receipt_error {
+            if entry.scope == Scope::Upstream && entry.class != Class::Temporary {
+                return Err((
+                    format!("code = {}", entry.code),
+                    format!(
+                        "receipt_error {} has scope \"upstream\" but class \"permanent\"; a code that concerns one vendor lets another try: class \"temporary\"",
+                        entry.code
+                    ),
+                ));
+            }
             if seen.insert(entry.code, ()).is_some() {
                 return Err((
                     format!("code = {}", entry.code),
@@ -592,5 +639,16 @@ mod tests {
         let err = Profile::from_toml(text, "my.toml").expect_err("bad version");
         assert_eq!((err.line, err.column), (6, 11), "{err}");
         assert!(err.message.contains("\"1.2\""), "{err}");
+    }
+
+    #[test]
+    fn a_code_that_concerns_one_vendor_must_be_temporary() {
+        let text = "name = \"x\"\ndescription = \"d\"\nversions = [\"3.4\"]\nbind_types = [\"transceiver\"]\n\n[[command_status]]\ncode = 0x401\nreason = \"invalid_message\"\nclass = \"permanent\"\nscope = \"upstream\"\nmeaning = \"m\"\n";
+        let err = Profile::from_toml(text, "my.toml").expect_err("permanent and upstream");
+        assert_eq!((err.line, err.column), (7, 8), "{err}");
+        assert!(err.message.contains("class \"temporary\""), "{err}");
+        let text = text.replace("\"permanent\"", "\"temporary\"");
+        let profile = Profile::from_toml(&text, "my.toml").expect("valid");
+        assert_eq!(profile.command_status[0].scope, Scope::Upstream);
     }
 }

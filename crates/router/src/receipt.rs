@@ -4,14 +4,20 @@
 //! Which state: the `message_state` TLV, else the text's `stat` (with the
 //! vendor's own spellings from its profile). TLVs win where both are given.
 //! Why: the vendor's `err` table in its profile (the code read in the
-//! profile's radix), else a GSM `network_error_code` (the MAP code names the
-//! reason), else what the state alone implies.
+//! profile's radix), else, for a vendor whose `err` is a GSM MAP code
+//! (`receipts.err_is_gsm_map`), that code, else a GSM `network_error_code`
+//! (the MAP code names the reason), else what the state alone implies.
+//!
+//! A table entry may name the state its code implies (Mensatek's
+//! "delivered" codes), but never makes a final receipt intermediate: a
+//! vendor that writes `stat:UNDELIV` with a "pending" code has still ended
+//! the message, and Tern must not wait for a receipt that will not come.
 
 use tern_codec::pdu::DeliverSm;
 use tern_codec::receipt::{ErrRadix, Receipt};
 use tern_codec::tlv::NetworkErrorCode;
 
-use crate::canonical::{Canonical, Class, FinalState, Reason};
+use crate::canonical::{Canonical, Class, FinalState, Reason, Scope};
 use crate::profile::Profile;
 
 /// A receipt, understood.
@@ -27,9 +33,13 @@ pub struct UpstreamReceipt {
     pub vendor_err: Option<String>,
     /// The `network_error_code` TLV, if any.
     pub network_error: Option<NetworkErrorCode>,
-    /// Vendor-specific TLVs (tags 0x1400–0x3FFF) as received: Telesign's
-    /// MCC/MNC and price, OVH's outgoing id. Kept with the message for
-    /// `tern trace`; Tern's own vendor-code TLV is not among them.
+    /// Whether the vendor's code says the failure concerns this vendor
+    /// only (its profile entry's `scope`): another upstream may deliver.
+    pub scope: Scope,
+    /// Vendor-specific TLVs as received: tags 0x1400–0x3FFF (OVH's
+    /// outgoing id) and those the profile lists (Telesign's MCC, MNC and
+    /// price). Kept with the message for `tern trace`, relayed to clients
+    /// that ask for them; Tern's own vendor-code TLV is not among them.
     pub vendor_tlvs: Vec<(u16, Vec<u8>)>,
 }
 
@@ -55,15 +65,27 @@ pub enum ReceiptReadError {
     NoState,
 }
 
-/// What a GSM MAP error code (3GPP TS 29.002) in `network_error_code` means.
-fn map_reason(code: u16) -> (Reason, Class) {
+/// What a GSM MAP error code (3GPP TS 29.002, §17.6 "MAP error codes")
+/// means, in `network_error_code` or in the `err` of a vendor whose codes
+/// are MAP codes. Codes without a reason of their own take the nearest one.
+fn map_reason(code: u32) -> (Reason, Class) {
     match code {
-        1 => (Reason::UnknownSubscriber, Class::Permanent),
-        13 => (Reason::CallBarred, Class::Permanent),
-        27 => (Reason::AbsentSubscriber, Class::Temporary),
+        // unknownSubscriber; unidentifiedSubscriber.
+        1 | 5 => (Reason::UnknownSubscriber, Class::Permanent),
+        // absentSubscriberSM; absentSubscriber; messageWaitingListFull
+        // (the network already holds messages for an absent handset).
+        6 | 27 | 33 => (Reason::AbsentSubscriber, Class::Temporary),
+        // illegalSubscriber, bearer/teleservice not provisioned, callBarred:
+        // this subscriber may not receive SMS.
+        9 | 10 | 11 | 13 => (Reason::CallBarred, Class::Permanent),
+        // illegalEquipment; facilityNotSupported.
+        12 | 21 => (Reason::DeliveryFailure, Class::Permanent),
+        // subscriberBusyForMT-SMS.
         31 => (Reason::SubscriberBusy, Class::Temporary),
+        // sm-DeliveryFailure (memory full, equipment not SM-equipped, …).
         32 => (Reason::DeliveryFailure, Class::Temporary),
-        34 => (Reason::SystemFailure, Class::Temporary),
+        // systemFailure; dataMissing; unexpectedDataValue.
+        34..=36 => (Reason::SystemFailure, Class::Temporary),
         _ => (Reason::Unknown, Class::Temporary),
     }
 }
@@ -111,35 +133,48 @@ pub fn read_receipt(
         "hex" => ErrRadix::Hex,
         _ => ErrRadix::Decimal,
     };
-    let entry = text
-        .as_ref()
-        .and_then(|t| t.err_code(radix).ok().flatten())
-        .and_then(|code| profile.receipt_error(code));
-    let (reason, class) = match entry {
+    let code = text.as_ref().and_then(|t| t.err_code(radix).ok().flatten());
+    let entry = code.and_then(|code| profile.receipt_error(code));
+    let failed = |state: FinalState| {
+        !matches!(
+            state,
+            FinalState::Delivrd | FinalState::Enroute | FinalState::Acceptd
+        )
+    };
+    // The err as a MAP code, for vendors whose err is one (0: no error,
+    // which says nothing about a failure).
+    let map_err = code
+        .filter(|&c| profile.receipts.err_is_gsm_map && c != 0)
+        .map(map_reason);
+    let (reason, class, scope) = match entry {
         Some(e) => {
-            if let Some(implied) = e.state {
+            // The entry's state, unless it would make a final receipt
+            // intermediate (see the module doc).
+            let applied = e
+                .state
+                .filter(|implied| implied.is_final() || !state.is_final());
+            if let Some(implied) = applied {
                 state = implied;
             }
-            // An entry that names its own state says what the code means
-            // whole (Mensatek err 29, "cancelled": DELETED, no error): its
-            // reason stands. Only a generic "no error" code met under a
-            // failure `stat` says nothing about the failure.
-            if e.state.is_none()
-                && e.reason == Reason::None
-                && !matches!(
-                    state,
-                    FinalState::Delivrd | FinalState::Enroute | FinalState::Acceptd
-                )
-            {
-                // "No error" under a failure state says nothing: fall back.
-                network_reason(network_error).unwrap_or_else(|| state_default(state))
+            // An entry whose state was taken says what the code means whole
+            // (Mensatek err 29, "cancelled": DELETED, no error): its reason
+            // stands. A "no error" code met under a failure `stat` says
+            // nothing about the failure: fall back.
+            if applied.is_none() && e.reason == Reason::None && failed(state) {
+                let (reason, class) =
+                    network_reason(network_error).unwrap_or_else(|| state_default(state));
+                (reason, class, Scope::Message)
             } else {
-                (e.reason, e.class)
+                (e.reason, e.class, e.scope)
             }
         }
-        None => network_reason(network_error)
-            .filter(|_| state != FinalState::Delivrd)
-            .unwrap_or_else(|| state_default(state)),
+        None => {
+            let (reason, class) = map_err
+                .or_else(|| network_reason(network_error))
+                .filter(|_| state != FinalState::Delivrd)
+                .unwrap_or_else(|| state_default(state));
+            (reason, class, Scope::Message)
+        }
     };
     Ok(UpstreamReceipt {
         upstream_id,
@@ -151,11 +186,15 @@ pub fn read_receipt(
         vendor_stat,
         vendor_err,
         network_error,
+        scope,
         vendor_tlvs: sm
             .tlvs
             .iter()
             .filter_map(|tlv| match tlv {
-                tern_codec::Tlv::Other { tag, value } if (0x1400..=0x3FFF).contains(tag) => {
+                tern_codec::Tlv::Other { tag, value }
+                    if (0x1400..=0x3FFF).contains(tag)
+                        || profile.receipts.vendor_tlvs.contains(tag) =>
+                {
                     Some((*tag, value.to_vec()))
                 }
                 _ => None,
@@ -166,5 +205,5 @@ pub fn read_receipt(
 
 fn network_reason(code: Option<NetworkErrorCode>) -> Option<(Reason, Class)> {
     code.filter(|c| c.network_type == NetworkErrorCode::GSM && c.error_code != 0)
-        .map(|c| map_reason(c.error_code))
+        .map(|c| map_reason(u32::from(c.error_code)))
 }

@@ -450,14 +450,21 @@ fn seed001_splits_above_160_bytes() {
 }
 
 #[test]
-fn seed001_sender_is_at_most_11_characters() {
-    for source in ["ABCDEFGHIJK", "SMS Info.", "79161234567", "+79161234567"] {
+fn seed001_sender_is_11_characters_or_an_international_number_of_15_digits() {
+    // The 11 characters are an alphanumeric sender's; a number is E.164.
+    for source in [
+        "ABCDEFGHIJK",
+        "SMS Info.",
+        "79161234567",
+        "+79161234567",
+        "791612345678901",
+    ] {
         assert!(
             run(&submit(source, "79160000000", 0, b"privet"), "seed001").is_ok(),
             "{source} is allowed"
         );
     }
-    for source in ["ABCDEFGHIJKL", "791612345678"] {
+    for source in ["ABCDEFGHIJKL", "7916123456789012"] {
         let e = err(&submit(source, "79160000000", 0, b"privet"), "seed001");
         assert_eq!(
             e.command_status(),

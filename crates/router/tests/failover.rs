@@ -12,7 +12,7 @@ use tern_router::engine::{Router, RouterConfig, SendOutcome};
 use tern_router::strategy::Strategy;
 use tern_router::table::{RouteUpstream, Rule, Table};
 use tern_router::upstream::{Upstream, UpstreamConfig};
-use tern_router::{Class, Profile, Reason};
+use tern_router::{Class, Profile, Reason, Scope};
 use tern_session::backoff::BackoffConfig;
 use tern_session::esme::BindParams;
 use tern_session::SessionConfig;
@@ -542,11 +542,13 @@ async fn a_failed_receipt_with_a_chosen_reason_goes_again_through_the_next_upstr
     .await;
     let secondary_sim = sim(Behaviour::default()).await;
     let (tx, mut inbound) = mpsc::channel(16);
-    let primary = Upstream::start(
-        upstream_config("primary", primary_sim.addr().port(), wide_breaker(), 10),
-        tx,
-        net.shutdown.clone(),
-    );
+    // The primary's profile resubmits on a busy subscriber, besides what
+    // the rule lists.
+    let mut config = upstream_config("primary", primary_sim.addr().port(), wide_breaker(), 10);
+    let mut profile = generic();
+    profile.receipts.resubmit_on = vec![Reason::SubscriberBusy];
+    config.profile = Arc::new(profile);
+    let primary = Upstream::start(config, tx, net.shutdown.clone());
     let secondary = upstream(
         &net,
         "secondary",
@@ -587,13 +589,16 @@ async fn a_failed_receipt_with_a_chosen_reason_goes_again_through_the_next_upstr
         .await
         .expect("acknowledged");
     assert!(receipt.upstream_id.eq_ignore_ascii_case(&upstream_ids[0]));
+    // The generic profile reads err 27 as GSM MAP: absent subscriber.
     assert_eq!(receipt.canonical.reason, Reason::AbsentSubscriber);
+    assert_eq!(rule, "spain");
+    let used = [upstream.clone()];
     assert!(
-        router.resubmits_on(&rule, &receipt.canonical),
+        router.resubmits("acme", &msg, &upstream, &receipt, &used),
         "the rule re-sends on absent subscriber"
     );
 
-    match router.send_skipping("acme", &msg, 1, &[upstream]).await {
+    match router.send_skipping("acme", &msg, 1, &used).await {
         SendOutcome::Submitted { upstream, .. } => assert_eq!(upstream, "secondary"),
         other => panic!("{other:?}"),
     }
@@ -601,17 +606,196 @@ async fn a_failed_receipt_with_a_chosen_reason_goes_again_through_the_next_upstr
         (primary_sim.stats().submits, secondary_sim.stats().submits),
         (1, 1)
     );
+    // Not again once every upstream of the route took it.
+    let both = ["primary".to_owned(), "secondary".to_owned()];
+    assert!(!router.resubmits("acme", &msg, "secondary", &receipt, &both));
     // Other reasons, or a delivered receipt, send nothing again.
-    let delivered = tern_router::Canonical {
-        state: tern_router::FinalState::Delivrd,
-        reason: Reason::None,
-        class: Class::Permanent,
+    let with = |state, reason, class| tern_router::receipt::UpstreamReceipt {
+        canonical: tern_router::Canonical {
+            state,
+            reason,
+            class,
+        },
+        ..receipt.clone()
     };
-    assert!(!router.resubmits_on(&rule, &delivered));
-    let blacklisted = tern_router::Canonical {
-        state: tern_router::FinalState::Undeliv,
-        reason: Reason::Blacklisted,
-        class: Class::Permanent,
+    let delivered = with(
+        tern_router::FinalState::Delivrd,
+        Reason::None,
+        Class::Permanent,
+    );
+    assert!(!router.resubmits("acme", &msg, &upstream, &delivered, &used));
+    let blacklisted = with(
+        tern_router::FinalState::Undeliv,
+        Reason::Blacklisted,
+        Class::Permanent,
+    );
+    assert!(!router.resubmits("acme", &msg, &upstream, &blacklisted, &used));
+    // A code the vendor's profile marks as concerning it only (scope
+    // "upstream"), whatever the route lists: another vendor may deliver.
+    let not_here = tern_router::receipt::UpstreamReceipt {
+        scope: Scope::Upstream,
+        ..with(
+            tern_router::FinalState::Undeliv,
+            Reason::NoRoute,
+            Class::Temporary,
+        )
     };
-    assert!(!router.resubmits_on(&rule, &blacklisted));
+    assert!(router.resubmits("acme", &msg, &upstream, &not_here, &used));
+    let not_listed = with(
+        tern_router::FinalState::Undeliv,
+        Reason::NoRoute,
+        Class::Temporary,
+    );
+    assert!(!router.resubmits("acme", &msg, &upstream, &not_listed, &used));
+    // The profile's own list: from the primary, not from the secondary
+    // (whose profile does not list it).
+    let busy = with(
+        tern_router::FinalState::Undeliv,
+        Reason::SubscriberBusy,
+        Class::Temporary,
+    );
+    assert!(router.resubmits("acme", &msg, &upstream, &busy, &used));
+    assert!(!router.resubmits("acme", &msg, "secondary", &busy, &["secondary".to_owned()]));
+}
+
+/// An upstream with a built-in vendor profile.
+fn vendor_upstream(net: &Net, name: &str, port: u16, profile: &str) -> Arc<Upstream> {
+    let (tx, mut rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            let tern_router::upstream::UpstreamRequest { request, .. } = r;
+            let _ = request.responder.reject(CommandStatus::Ok).await;
+        }
+    });
+    // A breaker that opens at the first failure: a refusal that concerns
+    // one vendor must not count as one.
+    let breaker = BreakerConfig {
+        threshold: 1,
+        cool_down: Duration::from_secs(60),
+    };
+    let mut config = upstream_config(name, port, breaker, 10);
+    config.profile = Arc::new(Profile::builtin(profile).expect("listed").expect("valid"));
+    Upstream::start(config, tx, net.shutdown.clone())
+}
+
+/// `profile`'s upstream refuses with `code`, one that concerns that vendor
+/// only (a coding it does not carry): the next upstream takes the message
+/// in the same send, and the refusing one stays healthy.
+async fn a_vendor_refusal_fails_over(profile: &str, code: u32) {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    let status = CommandStatus::from_code(code);
+    let primary_sim = sim(rejecting(status)).await;
+    let secondary_sim = sim(Behaviour::default()).await;
+    let primary = vendor_upstream(&net, "primary", primary_sim.addr().port(), profile);
+    let secondary = upstream(
+        &net,
+        "secondary",
+        secondary_sim.addr().port(),
+        wide_breaker(),
+    );
+    bound(&primary).await;
+    bound(&secondary).await;
+    let router = router(vec![primary.clone(), secondary], Strategy::Failover);
+    match router.send("acme", &message("34600000001"), 1).await {
+        SendOutcome::Submitted {
+            upstream, attempts, ..
+        } => {
+            assert_eq!(upstream, "secondary", "{profile} 0x{code:X}");
+            assert_eq!(attempts[0].status, Some(code));
+        }
+        other => panic!("{profile} 0x{code:X}: {other:?}"),
+    }
+    assert_eq!(
+        (primary_sim.stats().submits, secondary_sim.stats().submits),
+        (1, 1)
+    );
+    assert_eq!(
+        primary.breaker().state(),
+        BreakerState::Closed { failures: 0 }
+    );
+}
+
+#[tokio::test]
+async fn ovh_refusing_the_data_coding_fails_over() {
+    // "ESME_RUNSDATACODING 0x00000401 Data Coding unsupported".
+    a_vendor_refusal_fails_over("ovh", 0x401).await;
+}
+
+#[tokio::test]
+async fn seed001_refusing_the_coding_or_the_length_fails_over() {
+    // 0x0400 "Кодировка не распознана"; 0x0401 "160 байт".
+    a_vendor_refusal_fails_over("seed001", 0x400).await;
+    a_vendor_refusal_fails_over("seed001", 0x401).await;
+}
+
+#[tokio::test]
+async fn telesign_refusing_an_unregistered_sender_fails_over() {
+    // 0x4C2: the sender id cannot be used (not whitelisted) at Telesign.
+    a_vendor_refusal_fails_over("telesign", 0x4C2).await;
+}
+
+#[tokio::test]
+async fn an_invalid_destination_at_a_vendor_ends_the_message_with_no_failover() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    // Telesign 0x0B, "Invalid Destination Address": about the message.
+    let primary_sim = sim(rejecting(CommandStatus::InvalidDestinationAddress)).await;
+    let secondary_sim = sim(Behaviour::default()).await;
+    let primary = vendor_upstream(&net, "primary", primary_sim.addr().port(), "telesign");
+    let secondary = upstream(
+        &net,
+        "secondary",
+        secondary_sim.addr().port(),
+        wide_breaker(),
+    );
+    bound(&primary).await;
+    bound(&secondary).await;
+    let router = router(vec![primary, secondary], Strategy::Failover);
+    match router.send("acme", &message("34600000001"), 1).await {
+        SendOutcome::Rejected { canonical, .. } => assert_eq!(
+            (canonical.reason, canonical.class),
+            (Reason::InvalidDestination, Class::Permanent)
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(secondary_sim.stats().submits, 0);
+}
+
+#[tokio::test]
+async fn when_every_upstream_refuses_what_only_it_cannot_take_the_message_ends() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    let status = CommandStatus::from_code(0x401);
+    let one_sim = sim(rejecting(status)).await;
+    let two_sim = sim(rejecting(status)).await;
+    let one = vendor_upstream(&net, "one", one_sim.addr().port(), "ovh");
+    let two = vendor_upstream(&net, "two", two_sim.addr().port(), "ovh");
+    bound(&one).await;
+    bound(&two).await;
+    let router = router(vec![one, two], Strategy::Failover);
+    // No later try changes a coding neither carries: it ends now, rather
+    // than waiting in the retry queue until it expires.
+    match router.send("acme", &message("34600000001"), 1).await {
+        SendOutcome::Rejected {
+            canonical,
+            status,
+            attempts,
+        } => {
+            assert_eq!(status.code(), 0x401);
+            assert_eq!(
+                (canonical.state, canonical.reason, canonical.class),
+                (
+                    tern_router::FinalState::Rejectd,
+                    Reason::InvalidMessage,
+                    Class::Permanent
+                )
+            );
+            assert_eq!(attempts.len(), 2);
+        }
+        other => panic!("{other:?}"),
+    }
 }

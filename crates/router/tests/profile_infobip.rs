@@ -43,6 +43,8 @@ fn code_tables_are_exactly_the_seed_ones() {
         profile.notes.iter().any(|n| n.contains("proprietary")),
         "the missing proprietary tables are noted"
     );
+    // "COMMAND STATUS & GSM ERROR CODES": a receipt's err is a GSM code.
+    assert!(profile.receipts.err_is_gsm_map);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use tern_router::{Class, FinalState, Profile, Reason};
+use tern_router::{Class, FinalState, Profile, Reason, Scope};
 
 use Class::{Permanent as P, Temporary as T};
 use FinalState::{Deleted, Delivrd, Enroute, Expired, Rejectd};
@@ -50,18 +50,19 @@ const RECEIPT_ERRORS: &[(u32, Option<FinalState>, Reason, Class)] = &[
     (51, None, Reason::DeliveryFailure, P),
     // Falló la entrega a la red.
     (52, None, Reason::SystemFailure, T),
-    // El mensaje ha expirado.
-    (53, Some(Expired), Reason::Expired, P),
+    // El mensaje ha expirado. (El teléfono sigue no operativo): expired
+    // because the handset stayed absent, so EXPIRED with MAP 27.
+    (53, Some(Expired), Reason::AbsentSubscriber, P),
     // Número en Lista Negra.
     (54, None, Reason::Blacklisted, P),
     // Número Bloqueado.
     (55, None, Reason::Blacklisted, P),
     // Entregado al teléfono. Tiempo de entrega no disponible.
     (70, Some(Delivrd), Reason::None, P),
-    (101, Some(Expired), Reason::Expired, P),
+    (101, Some(Expired), Reason::AbsentSubscriber, P),
     // Usuario dado de baja.
     (102, None, Reason::UnknownSubscriber, P),
-    (103, Some(Expired), Reason::Expired, P),
+    (103, Some(Expired), Reason::AbsentSubscriber, P),
     // El teléfono no es correcto.
     (104, None, Reason::InvalidDestination, P),
     (106, Some(Delivrd), Reason::None, P),
@@ -69,7 +70,7 @@ const RECEIPT_ERRORS: &[(u32, Option<FinalState>, Reason, Class)] = &[
     (110, None, Reason::UnknownSubscriber, P),
     (111, None, Reason::UnknownSubscriber, P),
     (112, None, Reason::UnknownSubscriber, P),
-    (113, Some(Expired), Reason::Expired, P),
+    (113, Some(Expired), Reason::AbsentSubscriber, P),
     // Fallo en el SMSC destino (message held) / congestión (retrying).
     (120, Some(Enroute), Reason::SystemFailure, T),
     (121, Some(Enroute), Reason::SystemFailure, T),
@@ -111,6 +112,16 @@ fn every_seed_receipt_error_is_mapped_as_the_seed_means_it() {
         );
         assert!(!entry.meaning.trim().is_empty(), "err {code} has a meaning");
     }
+    // "Error de destino" and "la red de destino ha cerrado": a problem
+    // sending to that destination through Mensatek; another upstream may
+    // reach it (the message is sent again through it).
+    let not_here: BTreeSet<u32> = profile
+        .receipt_error
+        .iter()
+        .filter(|e| e.scope == Scope::Upstream)
+        .map(|e| e.code)
+        .collect();
+    assert_eq!(not_here, BTreeSet::from([140, 141, 150]));
 }
 
 #[test]

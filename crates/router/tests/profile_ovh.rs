@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use tern_router::profile::AddressRule;
-use tern_router::{Class, FinalState, Profile, Reason};
+use tern_router::{Class, FinalState, Profile, Reason, Scope};
 
 use Class::{Permanent as P, Temporary as T};
 use FinalState::{Deleted, Enroute, Expired, Rejectd, Undeliv, Unknown};
@@ -83,11 +83,12 @@ const RECEIPT_ERRORS: &[(u32, Option<FinalState>, Reason, Class, &str)] = &[
         T,
         "Invalid GSM7 Coding",
     ),
+    // OVH's segment limit: another upstream may take the length.
     (
         103,
         None,
         Reason::InvalidMessage,
-        P,
+        T,
         "Message too long for the number of allowed segments",
     ),
     (254, Some(Enroute), Reason::None, T, "Pending"),
@@ -103,8 +104,8 @@ const RECEIPT_ERRORS: &[(u32, Option<FinalState>, Reason, Class, &str)] = &[
 const COMMAND_STATUS: &[(u32, Reason, Class, &str)] = &[
     // ESME_RBINDTHROTTLED: "Too many bind authentication".
     (0x400, Reason::Throttled, T, "Too many bind authentication"),
-    // ESME_RUNSDATACODING.
-    (0x401, Reason::InvalidMessage, P, "Data Coding unsupported"),
+    // ESME_RUNSDATACODING: OVH's codings; another upstream may carry it.
+    (0x401, Reason::InvalidMessage, T, "Data Coding unsupported"),
     // ESME_RINVGSM7CODING: "encoding issues, contact support" - the account's
     // GSM7 format (packed/unpacked) is what support changes.
     (
@@ -167,7 +168,29 @@ fn refused_submits_normalise_by_class() {
     );
     assert_eq!(throttled.err_text(), "905");
     let coding = profile.submit_outcome(0x401).expect("0x401 listed");
-    assert_eq!((coding.state, coding.class), (Rejectd, P));
+    assert_eq!((coding.reason, coding.class), (Reason::InvalidMessage, T));
+}
+
+/// What only OVH refuses (its codings, its GSM7 account setting, its
+/// segment limit, its destinations and templates): the next upstream is
+/// tried at once (scope "upstream"); nothing else is.
+#[test]
+fn refusals_that_concern_ovh_only_have_scope_upstream() {
+    let profile = profile();
+    let statuses: BTreeSet<u32> = profile
+        .command_status
+        .iter()
+        .filter(|e| e.scope == Scope::Upstream)
+        .map(|e| e.code)
+        .collect();
+    assert_eq!(statuses, BTreeSet::from([0x401, 0x402]));
+    let errors: BTreeSet<u32> = profile
+        .receipt_error
+        .iter()
+        .filter(|e| e.scope == Scope::Upstream)
+        .map(|e| e.code)
+        .collect();
+    assert_eq!(errors, BTreeSet::from([52, 54, 102, 103]));
 }
 
 #[test]

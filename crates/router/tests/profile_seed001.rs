@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use tern_router::{Class, FinalState, Profile, Reason};
+use tern_router::{Class, FinalState, Profile, Reason, Scope};
 
 fn profile() -> Profile {
     Profile::builtin("seed001")
@@ -25,13 +25,19 @@ struct SeedCode {
     keyword: &'static str,
     reason: Reason,
     class: Class,
+    /// Whether only this provider refuses it (the next upstream is tried
+    /// at once).
+    scope: Scope,
 }
 
 /// The seed's table, transcribed. The class follows one rule: a refusal for
-/// what the message is (coding, length, words, blacklisted address,
-/// duplicate) is permanent; a refusal for the provider's state (tariffs and
-/// routing for our account, balance, transport, registration failure) is
-/// temporary, since another upstream or a later try can succeed.
+/// what the message is (its words, a blacklisted address) is permanent; a
+/// refusal for the provider's state (balance, transport, registration
+/// failure) is temporary, since another upstream or a later try can
+/// succeed; what only this provider cannot take (its codings, its 160-byte
+/// limit, its tariffs and routing for our account, a command it lacks) is
+/// temporary with scope "upstream": the next upstream at once. The
+/// duplicate-text limit is a throttle: the same message goes later.
 const SEED_TABLE: &[SeedCode] = &[
     SeedCode {
         hex: 0x0400,
@@ -39,7 +45,8 @@ const SEED_TABLE: &[SeedCode] = &[
         russian: "Кодировка не распознана",
         keyword: "coding",
         reason: Reason::InvalidMessage,
-        class: Class::Permanent,
+        class: Class::Temporary,
+        scope: Scope::Upstream,
     },
     SeedCode {
         hex: 0x0401,
@@ -47,7 +54,8 @@ const SEED_TABLE: &[SeedCode] = &[
         russian: "Слишком большой текст сообщения. Максимальная длина не должна превышать 160 байт.",
         keyword: "160",
         reason: Reason::InvalidMessage,
-        class: Class::Permanent,
+        class: Class::Temporary,
+        scope: Scope::Upstream,
     },
     SeedCode {
         hex: 0x0402,
@@ -56,6 +64,7 @@ const SEED_TABLE: &[SeedCode] = &[
         keyword: "registering",
         reason: Reason::SystemFailure,
         class: Class::Temporary,
+        scope: Scope::Message,
     },
     SeedCode {
         hex: 0x0403,
@@ -64,6 +73,7 @@ const SEED_TABLE: &[SeedCode] = &[
         keyword: "forbidden words",
         reason: Reason::ContentRejected,
         class: Class::Permanent,
+        scope: Scope::Message,
     },
     SeedCode {
         hex: 0x0404,
@@ -72,14 +82,16 @@ const SEED_TABLE: &[SeedCode] = &[
         keyword: "blacklist",
         reason: Reason::Blacklisted,
         class: Class::Permanent,
+        scope: Scope::Message,
     },
     SeedCode {
         hex: 0x0453,
         decimal: 1107,
         russian: "Сработало ограничение по отправке одинакового текста на один и тот же номер в течение небольшого промежутка времени.",
         keyword: "same text",
-        reason: Reason::ContentRejected,
-        class: Class::Permanent,
+        reason: Reason::Throttled,
+        class: Class::Temporary,
+        scope: Scope::Message,
     },
     SeedCode {
         hex: 0x043C,
@@ -88,6 +100,7 @@ const SEED_TABLE: &[SeedCode] = &[
         keyword: "tariff",
         reason: Reason::NoRoute,
         class: Class::Temporary,
+        scope: Scope::Upstream,
     },
     SeedCode {
         hex: 0x043F,
@@ -96,6 +109,7 @@ const SEED_TABLE: &[SeedCode] = &[
         keyword: "counterparty",
         reason: Reason::NoRoute,
         class: Class::Temporary,
+        scope: Scope::Upstream,
     },
     SeedCode {
         hex: 0x045A,
@@ -104,6 +118,7 @@ const SEED_TABLE: &[SeedCode] = &[
         keyword: "Routing policy",
         reason: Reason::NoRoute,
         class: Class::Temporary,
+        scope: Scope::Upstream,
     },
     SeedCode {
         hex: 0x0446,
@@ -112,6 +127,7 @@ const SEED_TABLE: &[SeedCode] = &[
         keyword: "Transport",
         reason: Reason::SystemFailure,
         class: Class::Temporary,
+        scope: Scope::Message,
     },
     SeedCode {
         hex: 0x433,
@@ -120,6 +136,7 @@ const SEED_TABLE: &[SeedCode] = &[
         keyword: "funds",
         reason: Reason::NoCredit,
         class: Class::Temporary,
+        scope: Scope::Message,
     },
     // "На неподдерживаемые команды будут приходить GENERIC_NAK сообщения с
     // кодом ошибки ESME_RINVCMDID": the command is refused here, not the
@@ -131,6 +148,7 @@ const SEED_TABLE: &[SeedCode] = &[
         keyword: "Unsupported command",
         reason: Reason::RejectedByVendor,
         class: Class::Temporary,
+        scope: Scope::Upstream,
     },
 ];
 
@@ -162,6 +180,7 @@ fn every_seed_code_has_the_class_and_reason_its_meaning_implies() {
         });
         assert_eq!(entry.reason, row.reason, "0x{:X}: {}", row.hex, row.russian);
         assert_eq!(entry.class, row.class, "0x{:X}: {}", row.hex, row.russian);
+        assert_eq!(entry.scope, row.scope, "0x{:X}: {}", row.hex, row.russian);
         assert!(
             entry
                 .meaning
@@ -207,6 +226,12 @@ fn refused_submits_end_or_fail_over_by_class() {
     // outside the seed's table are left to the generic profile.
     assert!(p.status(0x08).is_none());
     assert!(p.submit_outcome(0x58).is_none());
+    // The duplicate-text limit: a throttle, not refused content.
+    let duplicate = p.submit_outcome(0x453).expect("0x453 listed");
+    assert_eq!(
+        (duplicate.reason, duplicate.class),
+        (Reason::Throttled, Class::Temporary)
+    );
 }
 
 #[test]
@@ -256,6 +281,14 @@ fn limits_and_sender() {
             alpha.extra_chars
         );
     }
+    // The 11 characters are an alphanumeric sender's; a numeric one is an
+    // E.164 number, up to 15 digits.
+    let international = p
+        .addresses
+        .international
+        .as_ref()
+        .expect("international sender rule");
+    assert_eq!(international.max_len, Some(15));
     assert_eq!(p.long_messages.method, "udh");
     // Nothing about TLS in the seed.
     assert!(!p.tls.required);

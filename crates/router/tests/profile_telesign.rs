@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use tern_router::profile::AddressRule;
-use tern_router::{Class, FinalState, Profile, Reason};
+use tern_router::{Class, FinalState, Profile, Reason, Scope};
 
 use Class::{Permanent as P, Temporary as T};
 use FinalState::{Expired, Rejectd, Undeliv, Unknown};
@@ -23,11 +23,13 @@ const RECEIPT_ERRORS: &[(u32, Option<FinalState>, Reason, Class, &str)] = &[
     // The receipt's stat/message_state says the state.
     (0x000, None, Reason::None, P, "Successful Delivery"),
     (0x008, None, Reason::SystemFailure, T, "System Error"),
+    // Telesign's sender ids are whitelisted: a sender not registered
+    // there; another upstream may take it.
     (
         0x00A,
         None,
         Reason::SenderNotAllowed,
-        P,
+        T,
         "Invalid Source Address",
     ),
     (
@@ -350,6 +352,32 @@ fn every_command_status_of_the_seed_and_no_other() {
     let listed: BTreeSet<u32> = profile.command_status.iter().map(|e| e.code).collect();
     assert_eq!(listed, seed);
     assert_eq!(seed.len(), 42);
+}
+
+/// What only Telesign refuses (a sender not whitelisted there, no route or
+/// a blocked prefix there, number portability, our product, campaign and
+/// price settings there): the next upstream at once, for a refused submit
+/// and for a receipt alike.
+#[test]
+fn refusals_that_concern_telesign_only_have_scope_upstream() {
+    let profile = profile();
+    let want = BTreeSet::from([0x00A, 0x4A2, 0x4AC, 0x4B0, 0x4B9, 0x4BF, 0x4C0, 0x4C2]);
+    let statuses: BTreeSet<u32> = profile
+        .command_status
+        .iter()
+        .filter(|e| e.scope == Scope::Upstream)
+        .map(|e| e.code)
+        .collect();
+    assert_eq!(statuses, want);
+    let errors: BTreeSet<u32> = profile
+        .receipt_error
+        .iter()
+        .filter(|e| e.scope == Scope::Upstream)
+        .map(|e| e.code)
+        .collect();
+    assert_eq!(errors, want);
+    // Its receipt TLVs: MCC, MNC, price.
+    assert_eq!(profile.receipts.vendor_tlvs, [0x0410, 0x0411, 0x0412]);
 }
 
 #[test]

@@ -162,6 +162,11 @@ pub struct ReceiptUpdate {
     /// A receipt for the client: the deliver_sm goes into its outbox and
     /// the entry (with its outbox place) into [`MessageRecord::relayed`].
     pub relay: Option<(OutboxItem, RelayedReceipt)>,
+    /// Sends the message again: back into the ready queue, not before this
+    /// time (ms since the Unix epoch), unless it is final. A failed receipt
+    /// that the route resubmits on does this instead of ending it, in the
+    /// same write that keeps the receipt, so a crash never loses both.
+    pub requeue_at_ms: Option<u64>,
 }
 
 /// Stored layouts of [`MessageRecord`] older than the current one.

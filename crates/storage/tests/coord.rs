@@ -282,6 +282,7 @@ async fn outbox_events_tell_another_node_which_client_has_mail(b: &Redis) {
                 acked_ms: None,
             },
         )),
+        requeue_at_ms: None,
     };
     sender
         .record_receipt(id, update, now_ms())

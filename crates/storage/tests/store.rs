@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tern_storage::{
-    Attempt, Durability, MessageStore, NewMessage, OutboxItem, Outcome, SledStore, State,
-    StoreError, StoreOptions, TernId, UnmatchedReceipt,
+    Attempt, Durability, MessageStore, NewMessage, OutboxItem, Outcome, ReceiptUpdate, SledStore,
+    State, StoreError, StoreOptions, TernId, UnmatchedReceipt,
 };
 
 fn open(dir: &TempDir) -> SledStore {
@@ -151,6 +151,41 @@ async fn a_failed_attempt_is_retried_after_its_backoff<B: Backend>(b: &B) {
     let again = store.claim_ready(60_000, 10).await.expect("claim");
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts.len(), 1);
+    assert!(store.check().is_consistent());
+}
+
+async fn a_failed_receipt_that_resubmits_requeues_the_message<B: Backend>(b: &B) {
+    let store = b.open(3).await;
+    let id = store
+        .accept(message("acme", 0), 0)
+        .await
+        .expect("accept")
+        .id;
+    store.claim_ready(0, 1).await.expect("claim");
+    store
+        .record_attempt(id, accepted_attempt("ovh", &["A1"]), None, 10)
+        .await
+        .expect("record");
+    // The receipt is kept and the message goes back to the queue, in one
+    // write.
+    let update = ReceiptUpdate {
+        requeue_at_ms: Some(20),
+        ..ReceiptUpdate::default()
+    };
+    store.record_receipt(id, update, 15).await.expect("receipt");
+    let record = store.get(id).expect("get").expect("there");
+    assert_eq!(record.state, State::Queued);
+    assert!(store.claim_ready(19, 10).await.expect("claim").is_empty());
+    let again = store.claim_ready(20, 10).await.expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts.len(), 1, "the first attempt stays");
+    store
+        .record_attempt(id, accepted_attempt("telesign", &["B1"]), None, 30)
+        .await
+        .expect("record");
+    let record = store.get(id).expect("get").expect("there");
+    assert_eq!(record.state, State::Submitted);
+    assert_eq!(record.attempts.len(), 2);
     assert!(store.check().is_consistent());
 }
 
@@ -763,6 +798,7 @@ on_every_backend!(
     ids_are_never_reused_after_a_restart,
     the_ready_queue_respects_not_before_and_claims_once,
     a_failed_attempt_is_retried_after_its_backoff,
+    a_failed_receipt_that_resubmits_requeues_the_message,
     upstream_ids_are_found_in_any_form,
     a_resubmission_within_the_window_gets_the_first_id,
     concurrent_resubmissions_store_one_message,

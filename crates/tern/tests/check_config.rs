@@ -182,6 +182,38 @@ fn a_window_above_the_vendors_or_of_zero_is_refused_at_its_value() {
 }
 
 #[test]
+fn a_receipt_data_centre_is_refused_where_the_profile_has_none_or_too_long() {
+    let dir = TempDir::new("config-data-centre");
+    let path = dir.write(
+        "centre.toml",
+        "[[upstream]]\nname = \"ovh\"\nprofile = \"ovh\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\nreceipt_data_centre = \"eu\"\n\n\
+         [[upstream]]\nname = \"ts\"\nprofile = \"telesign\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\nreceipt_data_centre = \"europe\"\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}:8:23: upstream ovh: receipt_data_centre: profile \"ovh\" does not route receipts by the submit's service_type"),
+        format!("{file}:17:23: upstream ts: receipt_data_centre:"),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn a_client_vendor_tlvs_that_is_not_a_boolean_is_refused_at_its_value() {
+    let dir = TempDir::new("config-vendor-tlvs");
+    let path = dir.write(
+        "tlvs.toml",
+        "[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\nvendor_tlvs = \"yes\"\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let expected = format!("{}:4:15:", path.display());
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+}
+
+#[test]
 fn client_session_settings_are_shown_and_bad_ones_refused_at_their_value() {
     let dir = TempDir::new("config-client-sessions");
     let path = dir.write(

@@ -47,6 +47,15 @@ use tern_session::SessionHandle;
 /// Tag of the TLV carrying the vendor's own code in client receipts.
 const VENDOR_CODE_TLV: u16 = 0x1520;
 
+/// Telesign's receipt TLVs (seed 003, "Tagged length values"):
+/// mobile_country_code, mobile_network_code, price ("Example: 0.0075 USD").
+const TELESIGN_TLVS: [(u16, &[u8]); 3] =
+    [(0x0410, b"214"), (0x0411, b"07"), (0x0412, b"0.0075 USD")];
+
+/// The service_type Tern's Telesign upstream is configured to send: the
+/// data centre its receipts must come back to.
+const DATA_CENTRE: &str = "dc-eu";
+
 // ---------------------------------------------------------------------
 // The vendors, as their seeds describe their receipts.
 // ---------------------------------------------------------------------
@@ -65,15 +74,18 @@ enum Vendor {
     Infobip,
     /// seeds/001 (Russian): `dlvrd`, `err:E`, `Text:`, 10-character ids.
     Seed001,
+    /// SMPP 3.4 Appendix B, for an SMSC Tern knows nothing more about.
+    Generic,
 }
 
 impl Vendor {
-    const ALL: [Vendor; 5] = [
+    const ALL: [Vendor; 6] = [
         Vendor::Mensatek,
         Vendor::Ovh,
         Vendor::Telesign,
         Vendor::Infobip,
         Vendor::Seed001,
+        Vendor::Generic,
     ];
 
     /// The profile name, also the upstream's name in the config.
@@ -84,6 +96,7 @@ impl Vendor {
             Vendor::Telesign => "telesign",
             Vendor::Infobip => "infobip",
             Vendor::Seed001 => "seed001",
+            Vendor::Generic => "generic",
         }
     }
 
@@ -95,6 +108,7 @@ impl Vendor {
             Vendor::Telesign => "1555",
             Vendor::Infobip => "4219",
             Vendor::Seed001 => "7916",
+            Vendor::Generic => "4420",
         }
     }
 
@@ -114,6 +128,7 @@ impl Vendor {
             Vendor::Infobip => (2_000_000_000_000 + n).to_string(),
             // "id:IIIIIIIIII": ten characters.
             Vendor::Seed001 => format!("{n:010}"),
+            Vendor::Generic => (90_000 + n).to_string(),
         }
     }
 
@@ -138,7 +153,8 @@ impl Vendor {
                 "id:{id} sub:001 dlvr:{delivered} submit\ndate:{submitted} done date:{done}\nstat:{} err:{:03}",
                 row.stat, row.err
             ),
-            Vendor::Ovh => format!(
+            // SMPP 3.4 Appendix B's layout.
+            Vendor::Ovh | Vendor::Generic => format!(
                 "id:{id} sub:001 dlvrd:{delivered} submit date:{submitted} done date:{done} stat:{} err:{:03} text:{preview}",
                 row.stat, row.err
             ),
@@ -186,6 +202,13 @@ impl Vendor {
                     network_type: NetworkErrorCode::GSM,
                     error_code: row.network.unwrap_or(0),
                 }));
+                // "Tagged length values": MCC, MNC and price in DLRs.
+                for (tag, value) in TELESIGN_TLVS {
+                    sm.tlvs.push(Tlv::Other {
+                        tag,
+                        value: Bytes::from_static(value),
+                    });
+                }
             }
             _ => {}
         }
@@ -311,19 +334,19 @@ fn mensatek() -> Vec<Row> {
         row("UNDELIV", 50, "UNDELIV", UNKNOWN_SUBSCRIBER),
         row("UNDELIV", 51, "UNDELIV", DELIVERY_FAILURE), // Falló la entrega al teléfono
         row("UNDELIV", 52, "UNDELIV", SYSTEM_FAILURE),   // Falló la entrega a la red
-        row("EXPIRED", 53, "EXPIRED", EXPIRED),
+        row("EXPIRED", 53, "EXPIRED", ABSENT),
         row("UNDELIV", 54, "UNDELIV", BLACKLISTED), // Número en Lista Negra
         row("UNDELIV", 55, "UNDELIV", BLACKLISTED), // Número Bloqueado
         row("DELIVRD", 70, "DELIVRD", NONE),
-        row("EXPIRED", 101, "EXPIRED", EXPIRED),
+        row("EXPIRED", 101, "EXPIRED", ABSENT),
         row("UNDELIV", 102, "UNDELIV", UNKNOWN_SUBSCRIBER), // Usuario dado de baja
-        row("EXPIRED", 103, "EXPIRED", EXPIRED),
+        row("EXPIRED", 103, "EXPIRED", ABSENT),
         row("UNDELIV", 104, "UNDELIV", INVALID_DESTINATION), // El teléfono no es correcto
         row("DELIVRD", 106, "DELIVRD", NONE),
         row("UNDELIV", 110, "UNDELIV", UNKNOWN_SUBSCRIBER),
         row("UNDELIV", 111, "UNDELIV", UNKNOWN_SUBSCRIBER),
         row("UNDELIV", 112, "UNDELIV", UNKNOWN_SUBSCRIBER),
-        row("EXPIRED", 113, "EXPIRED", EXPIRED),
+        row("EXPIRED", 113, "EXPIRED", ABSENT),
         // Fallo / congestión en el SMSC destino: "el mensaje se retiene",
         // "reintentando": still in process.
         row("ENROUTE", 120, "ENROUTE", SYSTEM_FAILURE),
@@ -341,6 +364,11 @@ fn mensatek() -> Vec<Row> {
         row("UNDELIV", 141, "UNDELIV", NO_ROUTE),
         row("UNDELIV", 150, "UNDELIV", NO_ROUTE), // red de destino cerrada
         row("REJECTD", 200, "REJECTD", REJECTED), // Rechazado por la operadora
+        // A "still trying" code under a final stat: the message has ended
+        // (a profile entry never makes a final receipt intermediate), with
+        // the code's reason.
+        row("UNDELIV", 120, "UNDELIV", SYSTEM_FAILURE),
+        row("UNDELIV", 134, "UNDELIV", DELIVERY_FAILURE),
         // Every stat of §5 with err 000.
         row("EXPIRED", 0, "EXPIRED", EXPIRED),
         row("UNDELIV", 0, "UNDELIV", UNKNOWN),
@@ -377,6 +405,8 @@ fn ovh() -> Vec<Row> {
         row("UNDELIV", 102, "UNDELIV", ACCOUNT),
         row("UNDELIV", 103, "UNDELIV", INVALID_MESSAGE), // too long
         row("ENROUTE", 254, "ENROUTE", NONE),            // Pending
+        // "Pending" under a final stat: ended, and the code says nothing.
+        row("UNDELIV", 254, "UNDELIV", UNKNOWN),
         row("UNDELIV", 255, "UNDELIV", UNKNOWN),
         row("UNDELIV", 800, "UNDELIV", UNKNOWN), // Undeliverable
         row("EXPIRED", 801, "EXPIRED", EXPIRED),
@@ -456,10 +486,33 @@ fn telesign() -> Vec<Row> {
     rows
 }
 
-/// Seed 004, "Delivery statuses": every stat as Infobip spells it (no code
-/// table is given; err 000).
-fn infobip() -> Vec<Row> {
+/// A receipt `err` read as a GSM MAP error code (3GPP TS 29.002 §17.6):
+/// the vendors whose documents give no `err` table of their own, or name
+/// the GSM codes. Each code with the stat it comes under, and the
+/// canonical reason (DESIGN.md "Errors": MAP codes keep their number).
+fn map_rows() -> Vec<Row> {
     vec![
+        row("UNDELIV", 1, "UNDELIV", UNKNOWN_SUBSCRIBER), // unknownSubscriber
+        row("UNDELIV", 5, "UNDELIV", UNKNOWN_SUBSCRIBER), // unidentifiedSubscriber
+        row("UNDELIV", 6, "UNDELIV", ABSENT),             // absentSubscriberSM
+        row("UNDELIV", 11, "UNDELIV", CALL_BARRED),       // teleservice not provisioned
+        row("UNDELIV", 13, "UNDELIV", CALL_BARRED),       // callBarred
+        row("UNDELIV", 27, "UNDELIV", ABSENT),            // absentSubscriber
+        row("UNDELIV", 31, "UNDELIV", 31),                // subscriberBusyForMT-SMS
+        row("UNDELIV", 32, "UNDELIV", DELIVERY_FAILURE),  // sm-DeliveryFailure
+        row("UNDELIV", 34, "UNDELIV", SYSTEM_FAILURE),    // systemFailure
+        row("UNDELIV", 36, "UNDELIV", SYSTEM_FAILURE),    // unexpectedDataValue
+        row("UNDELIV", 250, "UNDELIV", UNKNOWN),          // no MAP meaning
+        // The reason stands under EXPIRED too: the handset stayed absent.
+        row("EXPIRED", 27, "EXPIRED", ABSENT),
+    ]
+}
+
+/// Seed 004, "Delivery statuses": every stat as Infobip spells it (no code
+/// table is given; err 000); then "COMMAND STATUS & GSM ERROR CODES": the
+/// err is a GSM error code.
+fn infobip() -> Vec<Row> {
+    let mut rows = vec![
         row("DELIVRD", 0, "DELIVRD", NONE),
         row("EXPIRED", 0, "EXPIRED", EXPIRED),
         row("DELETED", 0, "DELETED", REJECTED),
@@ -467,13 +520,16 @@ fn infobip() -> Vec<Row> {
         row("ACCEPTD", 0, "ACCEPTD", NONE),
         row("DELIVERY UNKNOWN", 0, "UNKNOWN", UNKNOWN),
         row("REJECTED", 0, "REJECTD", REJECTED),
-    ]
+    ];
+    rows.extend(map_rows());
+    rows
 }
 
 /// Seed 001, "Формат Delivery Receipt": no stat or err values are listed,
-/// so the SMPP 3.4 states, err 0.
+/// so the SMPP 3.4 states, err 0; and err as SMPP 3.4 leaves it to the
+/// network (the seed sends the reader to the specification): GSM MAP.
 fn seed001() -> Vec<Row> {
-    vec![
+    let mut rows = vec![
         row("DELIVRD", 0, "DELIVRD", NONE),
         row("EXPIRED", 0, "EXPIRED", EXPIRED),
         row("DELETED", 0, "DELETED", REJECTED),
@@ -482,7 +538,23 @@ fn seed001() -> Vec<Row> {
         row("UNKNOWN", 0, "UNKNOWN", UNKNOWN),
         row("REJECTD", 0, "REJECTD", REJECTED),
         row("ENROUTE", 0, "ENROUTE", NONE),
-    ]
+    ];
+    rows.extend(map_rows());
+    rows
+}
+
+/// SMPP 3.4 Appendix B: the standard states with err 000, and err as a GSM
+/// MAP code.
+fn generic() -> Vec<Row> {
+    let mut rows = vec![
+        row("DELIVRD", 0, "DELIVRD", NONE),
+        row("EXPIRED", 0, "EXPIRED", EXPIRED),
+        row("UNDELIV", 0, "UNDELIV", UNKNOWN),
+        row("REJECTD", 0, "REJECTD", REJECTED),
+        row("ENROUTE", 0, "ENROUTE", NONE),
+    ];
+    rows.extend(map_rows());
+    rows
 }
 
 fn rows(vendor: Vendor) -> Vec<Row> {
@@ -492,6 +564,7 @@ fn rows(vendor: Vendor) -> Vec<Row> {
         Vendor::Telesign => telesign(),
         Vendor::Infobip => infobip(),
         Vendor::Seed001 => seed001(),
+        Vendor::Generic => generic(),
     }
 }
 
@@ -661,15 +734,25 @@ passwords = ["pw"]
 system_id = "parts"
 passwords = ["pw"]
 receipts_per_part = true
+[[client]]
+system_id = "extras"
+passwords = ["pw"]
+vendor_tlvs = true
 [router]
 retry_initial = "200ms"
 "#
     );
     for (vendor, port) in upstreams {
         let name = vendor.name();
+        if *vendor == Vendor::Telesign {
+            config.push_str(&format!(
+                "[[upstream]]\nreceipt_data_centre = \"{DATA_CENTRE}\"\n"
+            ));
+        } else {
+            config.push_str("[[upstream]]\n");
+        }
         config.push_str(&format!(
             r#"
-[[upstream]]
 name = "{name}"
 profile = "{name}"
 host = "127.0.0.1"
@@ -701,6 +784,8 @@ struct Got {
     network_error: Option<(u8, u16)>,
     vendor_code: Option<String>,
     sar: Option<tern_codec::tlv::Sar>,
+    /// Telesign's MCC, MNC and price TLVs, if relayed.
+    vendor_tlvs: Vec<(u16, Vec<u8>)>,
 }
 
 impl Got {
@@ -722,6 +807,16 @@ impl Got {
                 _ => None,
             },
             sar: sm.tlvs.sar(),
+            vendor_tlvs: sm
+                .tlvs
+                .iter()
+                .filter_map(|tlv| match tlv {
+                    Tlv::Other { tag, value } if (0x0410..=0x0412).contains(tag) => {
+                        Some((*tag, value.to_vec()))
+                    }
+                    _ => None,
+                })
+                .collect(),
         }
     }
 
@@ -1137,4 +1232,233 @@ async fn an_account_asking_for_per_part_receipts_gets_one_per_part() {
     let message = final_message(admin, &id).await;
     assert_eq!(message["outcome"]["stat"], "UNDELIV");
     assert_eq!(message["outcome"]["err"], 27);
+}
+
+/// Runs `tern trace` off the async runtime's threads; its text.
+async fn trace_text(admin: u16, id: &str) -> String {
+    let args = [
+        "trace".to_owned(),
+        id.to_owned(),
+        "--admin".to_owned(),
+        format!("127.0.0.1:{admin}"),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(common::TERN)
+            .args(args)
+            .output()
+            .expect("run tern trace")
+    })
+    .await
+    .expect("task");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Two OVH upstreams on one route that resubmits on absent subscriber.
+/// The first fails each message as its text says: "absent" (PTT 3,
+/// unreachable: absent subscriber, the route's reason), "forbidden" (PTT
+/// 54, forbidden destination: no route at this vendor, a code the profile
+/// marks as concerning OVH only) and "stop" (PTT 53, the recipient's STOP:
+/// about the message). The second delivers everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_receipt_the_route_resubmits_on_goes_to_the_next_upstream_and_the_client_hears_once(
+) {
+    let first_plan: Plan = Arc::new(|parts: &[Seen]| {
+        let row = match body_of(&parts[0].submit).as_str() {
+            "absent" => row("UNDELIV", 3, "UNDELIV", ABSENT),
+            "forbidden" => row("UNDELIV", 54, "UNDELIV", NO_ROUTE),
+            "stop" => row("UNDELIV", 53, "UNDELIV", BLACKLISTED),
+            other => panic!("no plan for {other:?}"),
+        };
+        vec![(0, row)]
+    });
+    let second_plan: Plan = Arc::new(|_: &[Seen]| vec![(0, Vendor::Ovh.delivered())]);
+    let first = start_smsc(Vendor::Ovh, first_plan).await;
+    let second = start_smsc(Vendor::Ovh, second_plan).await;
+    let (port, admin) = (free_port(), free_port());
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+[admin]
+address = "127.0.0.1:{admin}"
+[storage]
+path = "data"
+durability = "fast"
+flush_interval = "20ms"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+[router]
+retry_initial = "200ms"
+[[upstream]]
+name = "ovh-a"
+profile = "ovh"
+host = "127.0.0.1"
+port = {first}
+system_id = "tern"
+password = "x"
+[[upstream]]
+name = "ovh-b"
+profile = "ovh"
+host = "127.0.0.1"
+port = {second}
+system_id = "tern"
+password = "x"
+[[route]]
+name = "france"
+prefixes = ["33"]
+upstreams = ["ovh-a", {{ name = "ovh-b", priority = 5 }}]
+resubmit_on = ["absent_subscriber"]
+"#,
+        first = first.port,
+        second = second.port,
+    );
+    let _tern = Daemon::start(&format!("resubmit-{port}"), &config);
+    let mut client = bind(port, "acme").await;
+    // The first upstream must be bound before the messages go, so that
+    // the route's first choice takes them.
+    common::wait_until("both upstreams bound", Duration::from_secs(10), || async {
+        Admin::at(admin)
+            .get("/api/upstreams")
+            .await
+            .as_array()
+            .is_some_and(|ups| {
+                ups.len() == 2
+                    && ups
+                        .iter()
+                        .all(|u| u["bound"].as_u64().is_some_and(|b| b > 0))
+            })
+    })
+    .await;
+    let mut ids = HashMap::new();
+    for (n, text) in ["absent", "forbidden", "stop"].into_iter().enumerate() {
+        let sm = common::submit_sm(
+            &format!("3361000000{n}"),
+            text.as_bytes(),
+            RegisteredDelivery::ALWAYS,
+        );
+        ids.insert(text, submit_id(&client.handle, sm).await);
+    }
+    let got = collect(&mut client, 3, Duration::from_secs(1)).await;
+    for text in ["absent", "forbidden"] {
+        let id = &ids[text];
+        let receipts = &got[id];
+        assert_eq!(receipts.len(), 1, "one receipt for {text}: {receipts:?}");
+        receipts[0].check(
+            id,
+            "DELIVRD",
+            NONE,
+            "ovh-b stat:DELIVRD err:000",
+            &format!("{text}: resubmitted to ovh-b"),
+        );
+        let message = final_message(admin, id).await;
+        let attempts: Vec<&str> = message["attempts"]
+            .as_array()
+            .expect("attempts")
+            .iter()
+            .filter_map(|a| a["upstream"].as_str())
+            .collect();
+        assert_eq!(attempts, ["ovh-a", "ovh-b"], "{message}");
+        let trace = trace_text(admin, id).await;
+        assert!(trace.contains("Route and attempts (2)"), "{trace}");
+        let (a, b) = (
+            trace
+                .find("upstream ovh-a")
+                .expect("ovh-a's attempt in the trace"),
+            trace
+                .find("upstream ovh-b")
+                .expect("ovh-b's attempt in the trace"),
+        );
+        assert!(a < b, "{trace}");
+    }
+    // A STOP is about the message: it ends there.
+    let stop = &ids["stop"];
+    let receipts = &got[stop];
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    receipts[0].check(
+        stop,
+        "UNDELIV",
+        BLACKLISTED,
+        "ovh-a stat:UNDELIV err:053",
+        "stop",
+    );
+    let to_second: Vec<String> = second
+        .seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|s| body_of(&s.submit))
+        .collect();
+    assert_eq!(to_second.len(), 2, "{to_second:?}");
+    assert!(!to_second.contains(&"stop".to_owned()), "{to_second:?}");
+    assert_eq!(first.seen.lock().expect("lock").len(), 3);
+}
+
+/// Telesign's receipt TLVs (MCC, MNC, price) reach the client that asked
+/// for them (`vendor_tlvs = true`) as the vendor sent them, and no other;
+/// they are kept with the message. Every submit to the Telesign upstream
+/// names the configured data centre in its service_type, so that the
+/// vendor routes the receipt back to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telesign_receipt_tlvs_reach_clients_that_asked_and_submits_name_the_data_centre() {
+    let plan: Plan = Arc::new(|_: &[Seen]| vec![(0, Vendor::Telesign.delivered())]);
+    let smsc = start_smsc(Vendor::Telesign, plan).await;
+    let (port, admin) = (free_port(), free_port());
+    let _tern = start_tern(port, admin, &[(Vendor::Telesign, smsc.port)]);
+    let mut plain = bind(port, "acme").await;
+    let mut extras = bind(port, "extras").await;
+    let plain_id = submit_id(
+        &plain.handle,
+        common::submit_sm("15550000001", b"plain", RegisteredDelivery::ALWAYS),
+    )
+    .await;
+    let extras_id = submit_id(
+        &extras.handle,
+        common::submit_sm("15550000002", b"extras", RegisteredDelivery::ALWAYS),
+    )
+    .await;
+    let got_plain = collect(&mut plain, 1, Duration::from_millis(300)).await;
+    let got_extras = collect(&mut extras, 1, Duration::from_millis(300)).await;
+
+    let receipt = &got_extras[&extras_id][0];
+    receipt.check(
+        &extras_id,
+        "DELIVRD",
+        NONE,
+        "telesign stat:DELIVRD err:000",
+        "extras",
+    );
+    let want: Vec<(u16, Vec<u8>)> = TELESIGN_TLVS
+        .iter()
+        .map(|(tag, value)| (*tag, value.to_vec()))
+        .collect();
+    assert_eq!(receipt.vendor_tlvs, want);
+    let receipt = &got_plain[&plain_id][0];
+    receipt.check(
+        &plain_id,
+        "DELIVRD",
+        NONE,
+        "telesign stat:DELIVRD err:000",
+        "plain",
+    );
+    assert!(receipt.vendor_tlvs.is_empty(), "{receipt:?}");
+
+    // Stored with the receipt.
+    let message = final_message(admin, &plain_id).await;
+    let stored = message["receipts_received"][0]["vendor_tlvs"].to_string();
+    assert!(
+        stored.contains("0x0410") && stored.contains("0x0412"),
+        "{message}"
+    );
+
+    let seen = smsc.seen.lock().expect("lock");
+    assert_eq!(seen.len(), 2);
+    for part in seen.iter() {
+        assert_eq!(part.submit.service_type.as_bytes(), DATA_CENTRE.as_bytes());
+    }
 }

@@ -1542,6 +1542,15 @@ impl RedisStore {
                     self.end(record, outcome, now_ms, group);
                 }
             }
+            if let Some(at) = update.requeue_at_ms {
+                if record.state != State::Final {
+                    let (shard, m) = (id_shard(id), member(id));
+                    group.zrem(self.layout.in_flight(shard), &m);
+                    group.zadd(self.layout.ready(shard), at, &m);
+                    record.state = State::Queued;
+                    record.not_before_ms = at;
+                }
+            }
             if let (Some((item, mut entry)), Some(seq)) = (update.relay, seq) {
                 self.push_item(group, &record.client.clone(), seq, &item)?;
                 entry.outbox_seq = seq;

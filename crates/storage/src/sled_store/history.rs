@@ -58,6 +58,15 @@ impl SledStore {
                 record.outcome = Some(outcome);
             }
         }
+        if let Some(at) = update.requeue_at_ms {
+            if record.state != State::Final {
+                batch.remove(keys::in_flight(id));
+                batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
+                record.state = State::Queued;
+                record.not_before_ms = at;
+                batch.insert(keys::timed(keys::READY, at, id), []);
+            }
+        }
         let mut queued = None;
         if let Some((item, mut entry)) = update.relay {
             let seq = self.sequence().await?;
@@ -229,6 +238,7 @@ mod tests {
             parts: None,
             outcome: Some(delivered()),
             relay: Some((item.clone(), entry)),
+            requeue_at_ms: None,
         };
         let seq = store
             .record_receipt(id, update, 5)
@@ -282,5 +292,37 @@ mod tests {
             Some(RECEIVED_LIMIT as u64 + 9),
             "the latest is there"
         );
+    }
+
+    #[tokio::test]
+    async fn a_receipt_that_resubmits_puts_the_message_back_in_the_queue_with_its_history() {
+        let (store, _dir) = store("requeue");
+        let id = submitted(&store).await;
+        let update = ReceiptUpdate {
+            received: Some(received(5)),
+            requeue_at_ms: Some(6),
+            ..ReceiptUpdate::default()
+        };
+        store.record_receipt(id, update, 5).await.expect("stored");
+        let record = store.get(id).expect("reads").expect("there");
+        assert_eq!(record.state, State::Queued);
+        assert_eq!(record.not_before_ms, 6);
+        assert_eq!(record.received, vec![received(5)]);
+        assert!(store.verify().expect("verifies").is_consistent());
+        // Not before its time; then claimed, with its first attempt kept.
+        assert!(store.claim_ready(5, 10).await.expect("claims").is_empty());
+        let claimed = store.claim_ready(6, 10).await.expect("claims");
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].attempts.len(), 1);
+        // A final message stays final.
+        store.finish(id, delivered(), 7).await.expect("finished");
+        let update = ReceiptUpdate {
+            requeue_at_ms: Some(8),
+            ..ReceiptUpdate::default()
+        };
+        store.record_receipt(id, update, 8).await.expect("stored");
+        let record = store.get(id).expect("reads").expect("there");
+        assert_eq!(record.state, State::Final);
+        assert!(store.claim_ready(9, 10).await.expect("claims").is_empty());
     }
 }

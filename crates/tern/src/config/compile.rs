@@ -85,6 +85,11 @@ pub struct ClientAccount {
     /// the SAR TLVs saying which) rather than one for the message, sent
     /// once every part is final with the worst part's outcome.
     pub receipts_per_part: bool,
+    /// Receipts carry the upstream vendor's own receipt TLVs as received
+    /// (Telesign's MCC 0x0410, MNC 0x0411, price 0x0412): clients that
+    /// bill or report by network ask for them; others are not sent tags
+    /// they never asked for.
+    pub vendor_tlvs: bool,
     /// MO: the parts of a concatenated message are held until all came
     /// and delivered as one message.
     pub mo_reassemble: bool,
@@ -741,6 +746,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             session_rate: c.session_rate.and_then(NonZeroU32::new),
             rate: c.rate.and_then(NonZeroU32::new),
             receipts_per_part: c.receipts_per_part,
+            vendor_tlvs: c.vendor_tlvs,
             mo_reassemble: c.mo_reassemble,
             mo_reassembly_timeout,
             transaction,
@@ -749,6 +755,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
     }
 
     let mut upstreams: Vec<UpstreamSpec> = Vec::new();
+    let mut service_types = Vec::new();
     for u in &raw.upstreams {
         let name = u.name.get_ref().clone();
         if upstreams.iter().any(|k| k.name == name) {
@@ -800,6 +807,27 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         };
         if let Ok(system_type) = COctetString::try_from(u.system_type.as_str()) {
             bind.system_type = system_type;
+        }
+        if let Some(centre) = &u.receipt_data_centre {
+            if profile.system_type.submit_service_type.is_none() {
+                loc.at(
+                    centre.span(),
+                    format!(
+                        "upstream {name}: receipt_data_centre: profile {:?} does not route receipts by the submit's service_type",
+                        profile.name
+                    ),
+                );
+            } else {
+                match COctetString::<6>::try_from(centre.get_ref().as_str()) {
+                    Ok(value) => service_types.push((name.clone(), value)),
+                    Err(e) => loc.at(
+                        centre.span(),
+                        format!(
+                            "upstream {name}: receipt_data_centre: {e} (service_type allows 5 characters)"
+                        ),
+                    ),
+                }
+            }
         }
         let cap = profile
             .limits
@@ -1003,6 +1031,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             defaults.retry_max,
             "router.retry_max",
         ),
+        submit_service_types: service_types,
         ..defaults
     };
 

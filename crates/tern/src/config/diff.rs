@@ -75,6 +75,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             if a.receipts_per_part != b.receipts_per_part {
                 what.push("receipts_per_part");
             }
+            if a.vendor_tlvs != b.vendor_tlvs {
+                what.push("vendor_tlvs");
+            }
             if a.transaction != b.transaction {
                 what.push("submit_mode");
             }

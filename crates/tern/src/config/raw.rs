@@ -244,6 +244,10 @@ pub struct RawClient {
     /// one for the message once every part is final.
     #[serde(default)]
     pub receipts_per_part: bool,
+    /// Receipts carry the upstream vendor's own receipt TLVs as received
+    /// (Telesign's MCC, MNC and price).
+    #[serde(default)]
+    pub vendor_tlvs: bool,
     /// Deliver a concatenated MO as one message once all its parts came.
     #[serde(default)]
     pub mo_reassemble: bool,
@@ -296,6 +300,10 @@ pub struct RawUpstream {
     pub tls_ca: Option<Spanned<String>>,
     /// SNI and verification name, when not `host`.
     pub tls_server_name: Option<String>,
+    /// The vendor's name for this data centre, sent as service_type in
+    /// every submit_sm so that receipts come back here (Telesign: values
+    /// from its support); only for profiles that route receipts so.
+    pub receipt_data_centre: Option<Spanned<String>>,
 }
 
 fn generic() -> Spanned<String> {

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, info_span, warn, Instrument};
 
 use super::node::Node;
-use super::receipts::settle_held;
+use super::receipts::{settle_held, used_upstreams};
 use super::relay::{client_submit, queue_receipt, stored_outcome};
 use super::transaction::{client_status, Verdict};
 
@@ -95,9 +95,11 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
     let reference = (record.id.counter() & 0xFFFF) as u16;
     let routing = node.routing();
     let started = std::time::Instant::now();
+    // A failed receipt may have sent it again: not to an upstream that
+    // already took it.
     let outcome = routing
         .router
-        .send(&record.client, &submit, reference)
+        .send_skipping(&record.client, &submit, reference, &used_upstreams(&record))
         .await;
     count(node, &outcome, started.elapsed());
     match outcome {

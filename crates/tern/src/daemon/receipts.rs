@@ -7,24 +7,34 @@
 //! (all parts, or the one a vendor that splits payloads itself reports),
 //! and its client gets one receipt for its one id, unless its account asks
 //! for one per part.
+//!
+//! A final failed receipt that the message's route resubmits on (see
+//! `Router::resubmits`) does not end it: the message goes back to the queue
+//! and the dispatcher sends it through the next upstream of its route,
+//! leaving out those that already took it. The client hears only the final
+//! outcome, under Tern's id; receipts about the attempt left behind stay in
+//! the history.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tern_codec::pdu::SmResp;
-use tern_codec::{Body, CommandStatus, Pdu};
+use tern_codec::{Body, CommandStatus, Pdu, Tlv};
+use tern_router::engine::Router;
 use tern_router::receipt::{read_receipt, ReceiptReadError, UpstreamReceipt};
 use tern_router::relay::combined;
 use tern_router::upstream::UpstreamRequest;
+use tern_router::Scope;
 use tern_storage::upstream_id::{candidates, normalise};
 use tern_storage::{
-    now_ms, MessageRecord, PartState, ReceiptUpdate, ReceivedReceipt, State, StoreError, TernId,
-    UnmatchedReceipt,
+    now_ms, MessageRecord, OutboxItem, PartState, ReceiptUpdate, ReceivedReceipt, State,
+    StoreError, TernId, UnmatchedReceipt,
 };
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::node::Node;
-use super::relay::{canonical_of, client_relay, stored_outcome, PartOf};
+use super::relay::{canonical_of, client_relay, client_submit, stored_outcome, PartOf};
 
 /// Handles upstream requests until the channel closes.
 pub async fn run(node: Arc<Node>, mut inbound: mpsc::Receiver<UpstreamRequest>) {
@@ -114,18 +124,18 @@ async fn apply_locked(
         return Ok(());
     };
     let routing = node.routing();
-    let per_part = node
+    let (per_part, vendor_tlvs) = node
         .accounts
         .current()
         .iter()
         .find(|a| a.system_id == record.client)
-        .is_some_and(|a| a.receipts_per_part);
+        .map_or((false, false), |a| (a.receipts_per_part, a.vendor_tlvs));
     let any_base = routing.profile(upstream).message_id.receipt_id_any_base;
     let parts = parts_of(&record, |name| {
         routing.profile(name).long_messages.receipts_for == "first"
     });
     let now = now_ms();
-    let update = decide(
+    let mut update = decide(
         &record,
         parts,
         upstream,
@@ -136,6 +146,21 @@ async fn apply_locked(
             now,
         },
     );
+    if resubmit_instead(
+        &routing.router,
+        &record,
+        upstream,
+        receipt,
+        &mut update,
+        now,
+    ) {
+        debug!(%id, upstream, reason = ?receipt.canonical.reason, "failed receipt: sent again through the next upstream");
+    }
+    if vendor_tlvs {
+        if let Some((item, _)) = update.relay.as_mut() {
+            with_vendor_tlvs(item, &record, upstream, receipt);
+        }
+    }
     if record.state == State::Final {
         // Already ended (a repeat, a late part): kept in the history only;
         // the client gets one receipt per message id.
@@ -146,6 +171,106 @@ async fn apply_locked(
         node.outbox_news(&record.client);
     }
     Ok(())
+}
+
+/// The upstreams that took the message (accepted an attempt), in order,
+/// each once: a resubmission leaves them out.
+pub fn used_upstreams(record: &MessageRecord) -> Vec<String> {
+    let mut used: Vec<String> = Vec::new();
+    for attempt in record
+        .attempts
+        .iter()
+        .filter(|a| !a.upstream_ids.is_empty())
+    {
+        if !used.contains(&attempt.upstream) {
+            used.push(attempt.upstream.clone());
+        }
+    }
+    used
+}
+
+/// Turns an `update` that would end `record` with a failure into a
+/// resubmission when its route says so: no outcome, no client receipt,
+/// back into the queue now. The receipt that completed the message says
+/// why, and whether its code concerns this vendor only; when the failure
+/// came from another part, only its reason is known. Returns whether it
+/// did.
+fn resubmit_instead(
+    router: &Router,
+    record: &MessageRecord,
+    upstream: &str,
+    receipt: &UpstreamReceipt,
+    update: &mut ReceiptUpdate,
+    now: u64,
+) -> bool {
+    let Some(whole) = update.outcome.as_ref().and_then(canonical_of) else {
+        return false;
+    };
+    let Some(submit) = client_submit(record) else {
+        return false;
+    };
+    let said = if (whole.state, whole.reason) == (receipt.canonical.state, receipt.canonical.reason)
+    {
+        receipt.clone()
+    } else {
+        UpstreamReceipt {
+            canonical: whole,
+            scope: Scope::Message,
+            ..receipt.clone()
+        }
+    };
+    if !router.resubmits(
+        &record.client,
+        &submit,
+        upstream,
+        &said,
+        &used_upstreams(record),
+    ) {
+        return false;
+    }
+    update.outcome = None;
+    update.relay = None;
+    update.requeue_at_ms = Some(now);
+    true
+}
+
+/// Adds the vendor's own receipt TLVs to a client receipt, for a client
+/// that asked for them: those of this receipt, else of the latest receipt
+/// from the same upstream that had some (a split message may end on a
+/// part whose receipt carries none).
+fn with_vendor_tlvs(
+    item: &mut OutboxItem,
+    record: &MessageRecord,
+    upstream: &str,
+    receipt: &UpstreamReceipt,
+) {
+    let tlvs = if receipt.vendor_tlvs.is_empty() {
+        record
+            .received
+            .iter()
+            .rev()
+            .find(|r| r.upstream == upstream && !r.vendor_tlvs.is_empty())
+            .map_or(&[][..], |r| r.vendor_tlvs.as_slice())
+    } else {
+        receipt.vendor_tlvs.as_slice()
+    };
+    if tlvs.is_empty() {
+        return;
+    }
+    let Ok(Pdu {
+        body: Body::DeliverSm(mut sm),
+        ..
+    }) = Pdu::decode(item.pdu.clone())
+    else {
+        return;
+    };
+    for (tag, value) in tlvs {
+        sm.tlvs.push(Tlv::Other {
+            tag: *tag,
+            value: Bytes::copy_from_slice(value),
+        });
+    }
+    item.pdu = Pdu::new(0, Body::DeliverSm(sm)).to_bytes();
 }
 
 /// How the client of a message wants its receipts, and the clock.
@@ -258,7 +383,9 @@ fn decide(
         }),
         ..ReceiptUpdate::default()
     };
-    if record.state == State::Final {
+    // Ended, or being sent again after a failed receipt (queued, in
+    // flight): a receipt about an attempt left behind is history only.
+    if matches!(record.state, State::Final | State::Queued | State::InFlight) {
         return update;
     }
     let intermediate_once = |update: &mut ReceiptUpdate| {
@@ -271,6 +398,16 @@ fn decide(
         }
     };
     let Some(index) = index else {
+        let current = record
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| !a.upstream_ids.is_empty())
+            .map(|a| a.upstream.as_str());
+        if current != Some(upstream) {
+            // From an upstream the message was resubmitted away from.
+            return update;
+        }
         // An id of this message that is none of the accepted attempt's
         // parts as recorded: it speaks for the whole message.
         if canonical.state.is_final() {
@@ -431,6 +568,7 @@ mod tests {
             vendor_stat: Some(state.stat().to_owned()),
             vendor_err: Some("000".to_owned()),
             network_error: None,
+            scope: Scope::Message,
             vendor_tlvs: Vec::new(),
         }
     }
@@ -611,5 +749,39 @@ mod tests {
             false,
         );
         assert_eq!(done.relay.map(|(_, e)| e.stat), Some("DELIVRD".to_owned()));
+    }
+
+    #[test]
+    fn receipts_about_an_attempt_left_behind_are_history_only() {
+        // Resubmitted after "up"'s failed receipt: queued again.
+        let mut r = record(&["A1", "A2"], 1);
+        r.state = State::Queued;
+        let late = step(
+            &mut r,
+            &receipt("A2", FinalState::Undeliv, Reason::AbsentSubscriber),
+            HOW,
+            false,
+        );
+        assert!(late.received.is_some());
+        assert!(late.outcome.is_none() && late.relay.is_none() && late.parts.is_none());
+        // Sent again through "other": a receipt from "up" naming none of
+        // the new attempt's parts does not speak for the message.
+        r.state = State::Submitted;
+        r.attempts.push(Attempt {
+            upstream: "other".to_owned(),
+            at_ms: 2,
+            status: Some(0),
+            upstream_ids: vec!["B1".to_owned()],
+        });
+        let parts = parts_of(&r, |_| false);
+        let update = decide(
+            &r,
+            parts,
+            "up",
+            &receipt("A9", FinalState::Undeliv, Reason::AbsentSubscriber),
+            HOW,
+        );
+        assert!(update.outcome.is_none() && update.relay.is_none());
+        assert_eq!(used_upstreams(&r), ["up", "other"]);
     }
 }
