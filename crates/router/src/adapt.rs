@@ -49,6 +49,57 @@ impl Default for ClientText {
     }
 }
 
+/// What one upstream's sessions are, beyond its profile: facts of the bind,
+/// not of the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    /// Whether TLVs reach the vendor: its bind response announced 3.4 or
+    /// later, or announced nothing and the profile says TLVs are taken
+    /// anyway. Without them Tern never sends `message_payload` or SAR: it
+    /// splits with a UDH.
+    pub tlvs: bool,
+    /// Bound with the profile's flash system_type (Infobip `NSMS`): such a
+    /// session carries flash messages, and nothing else.
+    pub flash: bool,
+}
+
+impl Default for Link {
+    /// A session that takes TLVs, bound without the flash system_type.
+    fn default() -> Self {
+        Self {
+            tlvs: true,
+            flash: false,
+        }
+    }
+}
+
+/// Whether `data_coding` asks for a flash message: message class 0 in the
+/// GSM coding groups (3GPP TS 23.038 §4, as SMPP 3.4 §5.2.19 carries them):
+/// `00x1 xx00` (e.g. 0x10 GSM 7-bit, 0x14 8-bit, 0x18 UCS-2) or `1111 xx00`.
+pub fn is_flash(data_coding: u8) -> bool {
+    let class0 = data_coding & 0x03 == 0;
+    let general = data_coding & 0xD0 == 0x10;
+    let data = data_coding & 0xF0 == 0xF0;
+    class0 && (general || data)
+}
+
+/// The data_coding with the same alphabet and no message class: what a
+/// flash message is written in over a session that makes it flash itself
+/// (Infobip: "exactly the same as for normal SMS").
+fn without_class(data_coding: u8) -> u8 {
+    let alphabet = if data_coding & 0xF0 == 0xF0 {
+        // Bit 2: 8-bit data, else the default alphabet.
+        data_coding & 0x04
+    } else {
+        data_coding & 0x0C
+    };
+    match alphabet {
+        0x04 => 0x04,
+        0x08 => 0x08,
+        _ => 0x00,
+    }
+}
+
 /// A message rewritten for one upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Adapted {
@@ -183,6 +234,31 @@ pub enum AdaptError {
         /// The upstream's maximum.
         max: usize,
     },
+    /// A flash message (class 0) for a vendor that makes messages flash by
+    /// the session's bind system_type, on a session bound without it.
+    #[error("a flash message (data_coding 0x{data_coding:02X}) goes only over a session bound with system_type {system_type:?}")]
+    FlashNeedsSession {
+        /// The client's data_coding.
+        data_coding: u8,
+        /// The profile's flash system_type.
+        system_type: String,
+    },
+    /// A message that is not flash, on a session that makes every message
+    /// flash.
+    #[error("data_coding 0x{data_coding:02X} is not a flash message; this session (system_type {system_type:?}) makes every message flash")]
+    NotFlash {
+        /// The client's data_coding.
+        data_coding: u8,
+        /// The profile's flash system_type.
+        system_type: String,
+    },
+    /// A flash message that needs more than one part (Infobip: "Long SMS
+    /// feature is not supported for Flash notifications").
+    #[error("a flash message must fit one part; this one needs {parts}")]
+    LongFlash {
+        /// Parts needed.
+        parts: usize,
+    },
     /// A field longer than the upstream takes.
     #[error("{field} would hold {octets} octets; the upstream takes at most {max}")]
     TooLong {
@@ -214,8 +290,11 @@ impl AdaptError {
             | AdaptError::NoCoding { .. } => CommandStatus::InvalidDataCoding,
             AdaptError::BadUdh(_) => CommandStatus::InvalidEsmClass,
             AdaptError::BadSar(_) => CommandStatus::InvalidTlvValue,
-            AdaptError::TooManyParts { .. } | AdaptError::TooLong { .. } => {
-                CommandStatus::InvalidMessageLength
+            AdaptError::TooManyParts { .. }
+            | AdaptError::TooLong { .. }
+            | AdaptError::LongFlash { .. } => CommandStatus::InvalidMessageLength,
+            AdaptError::FlashNeedsSession { .. } | AdaptError::NotFlash { .. } => {
+                CommandStatus::InvalidDataCoding
             }
         }
     }
@@ -236,7 +315,10 @@ impl AdaptError {
             | AdaptError::CodingRefused { .. }
             | AdaptError::NoCoding { .. }
             | AdaptError::TooManyParts { .. }
-            | AdaptError::TooLong { .. } => true,
+            | AdaptError::TooLong { .. }
+            | AdaptError::FlashNeedsSession { .. }
+            | AdaptError::NotFlash { .. }
+            | AdaptError::LongFlash { .. } => true,
         }
     }
 }
@@ -262,6 +344,27 @@ pub fn adapt(
     reference: u16,
     now_unix_ms: i64,
 ) -> Result<Adapted, AdaptError> {
+    adapt_over(
+        submit,
+        profile,
+        Link::default(),
+        client,
+        reference,
+        now_unix_ms,
+    )
+}
+
+/// [`adapt`] for one upstream's sessions as they are bound (`link`): no
+/// TLVs where they do not reach the vendor, and flash messages only over
+/// a flash session where the vendor makes them flash by system_type.
+pub fn adapt_over(
+    submit: &SubmitSm,
+    profile: &Profile,
+    link: Link,
+    client: &ClientText,
+    reference: u16,
+    now_unix_ms: i64,
+) -> Result<Adapted, AdaptError> {
     // Faults of the message itself first, then this upstream's refusals.
     let destination =
         adapt_destination(&submit.destination, profile.addresses.destination.as_ref())?;
@@ -277,6 +380,37 @@ pub fn adapt(
         TimeParam::Validity,
         now_unix_ms,
     )?;
+    // A vendor that makes messages flash by the bind's system_type: flash
+    // messages go over its flash sessions only, written as normal ones.
+    let flash = is_flash(submit.data_coding.0);
+    let unclassed;
+    let mut submit = submit;
+    if let Some(system_type) = &profile.system_type.flash {
+        let data_coding = submit.data_coding.0;
+        match (flash, link.flash) {
+            (true, false) => {
+                return Err(AdaptError::FlashNeedsSession {
+                    data_coding,
+                    system_type: system_type.clone(),
+                })
+            }
+            (false, true) => {
+                return Err(AdaptError::NotFlash {
+                    data_coding,
+                    system_type: system_type.clone(),
+                })
+            }
+            (true, true) => {
+                unclassed = SubmitSm {
+                    data_coding: DataCoding(without_class(data_coding)),
+                    ..submit.clone()
+                };
+                submit = &unclassed;
+            }
+            (false, false) => {}
+        }
+    }
+    let one_part = profile.system_type.flash.is_some() && flash;
     let content = read_content(submit, client)?;
     let source = adapt_source(&submit.source, &profile.addresses)?;
 
@@ -287,7 +421,10 @@ pub fn adapt(
     base.validity_period = validity;
     base.esm_class = base.esm_class.with_udhi(false);
     base.short_message = ShortMessage::default();
-    let upstream = Upstream::new(profile);
+    let mut upstream = Upstream::new(profile, link);
+    if one_part {
+        upstream.method = Method::None;
+    }
     if upstream.tlvs {
         for tag in [
             tags::MESSAGE_PAYLOAD,
@@ -301,7 +438,7 @@ pub fn adapt(
         base.tlvs.clear();
     }
 
-    match content {
+    let adapted = match content {
         Content::Text {
             text,
             wide,
@@ -322,6 +459,12 @@ pub fn adapt(
             data,
             sar,
         } => upstream.opaque(base, data_coding, data, sar, reference),
+    };
+    match adapted {
+        Err(AdaptError::TooManyParts { parts, .. }) if one_part => {
+            Err(AdaptError::LongFlash { parts })
+        }
+        other => other,
     }
 }
 
@@ -484,7 +627,7 @@ fn to_usize(value: Option<u32>, default: usize) -> usize {
 }
 
 impl<'p> Upstream<'p> {
-    fn new(profile: &'p Profile) -> Self {
+    fn new(profile: &'p Profile, link: Link) -> Self {
         let coding = &profile.coding;
         let mut codings: Vec<(u8, Encoding)> = Vec::new();
         for &dc in &coding.accepted {
@@ -515,7 +658,7 @@ impl<'p> Upstream<'p> {
             } else {
                 Unrepresentable::Error
             },
-            tlvs: profile.versions.iter().any(|v| v == "3.4" || v == "5.0"),
+            tlvs: link.tlvs && profile.versions.iter().any(|v| v == "3.4" || v == "5.0"),
             short_message_max: to_usize(profile.limits.short_message_max, ShortMessage::MAX)
                 .min(ShortMessage::MAX),
             payload_max: to_usize(profile.limits.message_payload_max, usize::from(u16::MAX))
@@ -526,15 +669,17 @@ impl<'p> Upstream<'p> {
     }
 
     /// How Tern ties the parts it makes, or `None` when it does not split
-    /// ("payload": the vendor splits; "none"). SAR needs TLVs: a 3.3-only
-    /// upstream gets UDH parts instead, the one form SMPP 3.3 can carry.
+    /// ("payload": the vendor splits; "none"). SAR and payload need TLVs:
+    /// where they do not reach the vendor (a 3.3-only upstream, a session
+    /// whose bind response announced no version) Tern makes UDH parts
+    /// instead, the one form SMPP 3.3 can carry.
     fn splits(&self) -> Option<Concat> {
         match self.method {
             Method::Udh8 => Some(Concat::Udh8),
             Method::Udh16 => Some(Concat::Udh16),
             Method::Sar if self.tlvs => Some(Concat::Sar),
-            Method::Sar => Some(Concat::Udh8),
-            Method::Payload | Method::None => None,
+            Method::Sar | Method::Payload if !self.tlvs => Some(Concat::Udh8),
+            Method::Sar | Method::Payload | Method::None => None,
         }
     }
 

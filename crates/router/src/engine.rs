@@ -16,7 +16,7 @@ use tern_codec::{Body, CommandStatus};
 use tern_session::RequestError;
 use tracing::{debug, info};
 
-use crate::adapt::{adapt, ClientText};
+use crate::adapt::{adapt_over, AdaptError, Adapted, ClientText, Link};
 use crate::canonical::{Canonical, Class, FinalState, Reason};
 use crate::profile::Profile;
 use crate::strategy::{Candidate, WeightedState};
@@ -294,7 +294,13 @@ impl Router {
             .order(&rule.upstreams, &candidates, &self.weighted[index]);
         let mut attempts = Vec::new();
         let mut last = temporary(Reason::NoRoute);
-        for i in order.into_iter().take(self.config.max_attempts.max(1)) {
+        // Upstreams a part was sent to: an upstream that refused to carry
+        // the message was sent nothing, and does not use up an attempt.
+        let mut sent_to = 0;
+        for i in order {
+            if sent_to >= self.config.max_attempts.max(1) {
+                break;
+            }
             if now.elapsed() >= self.config.deadline {
                 debug!(client, destination = %destination, "send deadline passed; back to the retry queue");
                 break;
@@ -302,10 +308,16 @@ impl Router {
             let Some(upstream) = self.upstream(&rule.upstreams[i].name) else {
                 continue;
             };
-            match self
+            // A new concatenation reference per attempt: a handset never
+            // joins parts of two attempts.
+            let reference = concat_reference(reference, attempts.len());
+            let tried = self
                 .try_upstream(upstream, submit, reference, &mut attempts)
-                .await
-            {
+                .await;
+            if !matches!(tried, Tried::NotCarried(_)) {
+                sent_to += 1;
+            }
+            match tried {
                 Tried::Accepted(upstream_ids) => {
                     return SendOutcome::Submitted {
                         rule: rule.name.clone(),
@@ -321,13 +333,82 @@ impl Router {
                         attempts,
                     }
                 }
-                Tried::Temporary(canonical) => last = canonical,
+                Tried::Temporary(canonical) | Tried::NotCarried(canonical) => last = canonical,
             }
+        }
+        // Asked only when this send found no taker, so a message that goes
+        // out pays no second adaptation.
+        if let Some(refused) = self.none_can_carry(rule, submit, reference) {
+            info!(client, destination = %destination, "no upstream of the route can carry it");
+            return refused;
         }
         SendOutcome::Retry {
             canonical: last,
             attempts,
         }
+    }
+
+    /// `submit` rewritten for `upstream` as its sessions are bound (`tlvs`
+    /// as their bind responses said; pass true for the best case).
+    fn adapt_for(
+        &self,
+        upstream: &Upstream,
+        submit: &SubmitSm,
+        tlvs: bool,
+        reference: u16,
+    ) -> Result<Adapted, AdaptError> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let link = Link {
+            tlvs,
+            flash: upstream.is_flash(),
+        };
+        adapt_over(
+            submit,
+            upstream.profile(),
+            link,
+            &self.config.client_text,
+            reference,
+            now_ms,
+        )
+    }
+
+    /// The end of a message no upstream of its rule can carry, each for a
+    /// reason of its own vendor (a coding, a length, flash): no later try
+    /// can change that, so it is refused now (REJECTD, invalid message)
+    /// rather than retried for ever. Each upstream's reason goes into the
+    /// attempts, for `tern trace`. `None` when one of them can carry it, or
+    /// the message itself is at fault (the send loop refuses it then).
+    fn none_can_carry(&self, rule: &Rule, submit: &SubmitSm, reference: u16) -> Option<SendOutcome> {
+        let mut attempts = Vec::new();
+        let mut status = CommandStatus::InvalidDataCoding;
+        for u in &rule.upstreams {
+            let Some(upstream) = self.upstream(&u.name) else {
+                continue;
+            };
+            // The best case: TLVs as the profile allows them.
+            match self.adapt_for(upstream, submit, true, reference) {
+                Ok(_) => return None,
+                Err(err) if !err.try_next_upstream() => return None,
+                Err(err) => {
+                    status = err.command_status();
+                    attempts.push(not_carried(upstream, &err));
+                }
+            }
+        }
+        if attempts.is_empty() {
+            return None;
+        }
+        Some(SendOutcome::Rejected {
+            canonical: Canonical {
+                state: FinalState::Rejectd,
+                reason: Reason::InvalidMessage,
+                class: Class::Permanent,
+            },
+            status,
+            attempts,
+        })
     }
 
     async fn try_upstream(
@@ -343,20 +424,10 @@ impl Router {
             upstream_ids: Vec::new(),
             failure: None,
         };
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let parts = match adapt(
-            submit,
-            upstream.profile(),
-            &self.config.client_text,
-            reference,
-            now_ms,
-        ) {
+        let parts = match self.adapt_for(upstream, submit, upstream.takes_tlvs(), reference) {
             Ok(adapted) => adapted.parts,
             Err(err) => {
-                report.failure = Some(err.to_string());
-                attempts.push(report);
+                attempts.push(not_carried(upstream, &err));
                 let canonical = Canonical {
                     state: FinalState::Rejectd,
                     reason: Reason::InvalidMessage,
@@ -367,7 +438,7 @@ impl Router {
                     },
                 };
                 return match canonical.class {
-                    Class::Temporary => Tried::Temporary(canonical),
+                    Class::Temporary => Tried::NotCarried(canonical),
                     Class::Permanent => Tried::Permanent(canonical, err.command_status()),
                 };
             }
@@ -437,4 +508,30 @@ enum Tried {
     Accepted(Vec<String>),
     Permanent(Canonical, CommandStatus),
     Temporary(Canonical),
+    /// This upstream cannot carry the message (its vendor's rules): nothing
+    /// was sent.
+    NotCarried(Canonical),
+}
+
+/// The attempt of an upstream that cannot carry the message, saying why.
+fn not_carried(upstream: &Upstream, err: &AdaptError) -> AttemptReport {
+    AttemptReport {
+        upstream: upstream.name().to_owned(),
+        status: None,
+        upstream_ids: Vec::new(),
+        failure: Some(format!("not sent, {} cannot carry it: {err}", upstream.name())),
+    }
+}
+
+/// Step between the concatenation references of a message's attempts. Odd
+/// in both octets, so 256 attempts pass before an 8-bit reference (the low
+/// octet) comes back, and 65536 for a 16-bit one.
+const REFERENCE_STEP: u16 = 0x9D9D;
+
+/// The concatenation reference of a message's attempt number `attempt`
+/// (0 first), from its first one `base`: every attempt, within one send or
+/// at a later one, ties its parts under a new reference, so a handset never
+/// joins parts from two attempts.
+pub fn concat_reference(base: u16, attempt: usize) -> u16 {
+    base.wrapping_add(REFERENCE_STEP.wrapping_mul(attempt as u16))
 }

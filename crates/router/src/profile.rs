@@ -29,6 +29,9 @@ pub struct Profile {
     pub versions: Vec<String>,
     /// Bind types it accepts: "transmitter", "receiver", "transceiver".
     pub bind_types: Vec<String>,
+    /// What a bind response without `sc_interface_version` means.
+    #[serde(default)]
+    pub version: Version,
     /// How many sessions, how fast.
     #[serde(default)]
     pub limits: Limits,
@@ -72,6 +75,19 @@ pub struct Profile {
     /// Anything the seed says that has no field yet, for people.
     #[serde(default)]
     pub notes: Vec<String>,
+}
+
+/// Reading the version a bind response announces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Version {
+    /// Whether the vendor takes TLVs (message_payload, SAR) on a session
+    /// whose bind response carries no `sc_interface_version`. SMPP 3.4
+    /// §5.3.2.25 says such an SMSC takes none, and that is the default: Tern
+    /// then splits long messages with a UDH. True only where the vendor's
+    /// document says its SMSC speaks nothing older than 3.4.
+    #[serde(default)]
+    pub tlvs_without_interface_version: bool,
 }
 
 /// Session and rate limits (absent: no limit stated).

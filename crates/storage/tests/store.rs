@@ -48,6 +48,7 @@ fn accepted_attempt(upstream: &str, ids: &[&str]) -> Attempt {
         at_ms: 1_000,
         status: Some(0),
         upstream_ids: ids.iter().map(|s| s.to_string()).collect(),
+        failure: None,
     }
 }
 
@@ -138,6 +139,7 @@ async fn a_failed_attempt_is_retried_after_its_backoff<B: Backend>(b: &B) {
         at_ms: 10,
         status: Some(0x58),
         upstream_ids: vec![],
+        failure: None,
     };
     store
         .record_attempt(id, failed, Some(60_000), 10)

@@ -801,6 +801,11 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         if let Ok(system_type) = COctetString::try_from(u.system_type.as_str()) {
             bind.system_type = system_type;
         }
+        // A bind response without sc_interface_version: no TLVs (3.3)
+        // unless the vendor's document says its SMSC takes them anyway.
+        if profile.version.tlvs_without_interface_version {
+            bind.peer_version_if_unannounced = tern_codec::InterfaceVersion::V34;
+        }
         let cap = profile
             .limits
             .sessions_per_credential

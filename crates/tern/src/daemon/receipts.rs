@@ -169,7 +169,7 @@ fn parts_of(record: &MessageRecord, first_only: impl Fn(&str) -> bool) -> Vec<Pa
         .attempts
         .iter()
         .rev()
-        .find(|a| !a.upstream_ids.is_empty())
+        .find(|a| !a.upstream_ids.is_empty() && a.failure.is_none())
     else {
         return Vec::new();
     };
@@ -196,6 +196,18 @@ fn parts_of(record: &MessageRecord, first_only: impl Fn(&str) -> bool) -> Vec<Pa
             updated_ms: 0,
         })
         .collect()
+}
+
+/// Whether a receipt is for a part placed by an attempt given up after
+/// it (a later part refused): the message's fate is its accepted
+/// attempt's.
+fn abandoned(record: &MessageRecord, upstream: &str, receipt: &UpstreamReceipt) -> bool {
+    let id = normalise(&receipt.upstream_id);
+    record.attempts.iter().any(|a| {
+        a.failure.is_some()
+            && a.upstream == upstream
+            && a.upstream_ids.iter().any(|u| normalise(u) == id)
+    })
 }
 
 /// Whether a receipt's id names this part (case, leading zeros and, for
@@ -258,7 +270,9 @@ fn decide(
         }),
         ..ReceiptUpdate::default()
     };
-    if record.state == State::Final {
+    if record.state == State::Final || (index.is_none() && abandoned(record, upstream, receipt)) {
+        // A part of an attempt given up (the message went again under a
+        // new reference): kept in the history, it decides nothing.
         return update;
     }
     let intermediate_once = |update: &mut ReceiptUpdate| {
@@ -407,6 +421,7 @@ mod tests {
                 at_ms: 1,
                 status: Some(0),
                 upstream_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+                failure: None,
             }],
             outcome: None,
             accepted_ms: 1,
