@@ -10,7 +10,7 @@ use tern_codec::{
     Address, COctetString, CommandStatus, DataCoding, EsmClass, Npi, RegisteredDelivery,
     ShortMessage, TimeString, Tlv, Ton,
 };
-use tern_router::adapt::{adapt, AdaptError, Adapted, ClientText};
+use tern_router::adapt::{adapt, adapt_over, is_flash, AdaptError, Adapted, ClientText, Link};
 use tern_router::Profile;
 
 /// 2024-03-01 12:00:00 UTC.
@@ -274,6 +274,133 @@ fn telesign_long_text_is_one_submit_with_message_payload() {
         adapted.parts[0].tlvs.message_payload().map(|p| p.len()),
         Some(200)
     );
+}
+
+// SMPP 3.4 §5.3.2.25: a bind response without sc_interface_version means
+// the SMSC takes no TLVs. Telesign's seed offers "Split it yourself ... make
+// use of the User Data Header (UDH)" as the other way to send long text.
+
+fn over(sm: &SubmitSm, name: &str, link: Link) -> Result<Adapted, AdaptError> {
+    adapt_over(sm, &profile(name), link, &ClientText::default(), 0x1234, NOW)
+}
+
+/// The text of 8-bit-reference UDH parts, checking each part's numbers.
+fn reassembled(adapted: &Adapted) -> Vec<u8> {
+    let total = u8::try_from(adapted.parts.len()).expect("few parts");
+    let mut text = Vec::new();
+    for (index, part) in adapted.parts.iter().enumerate() {
+        let octets = part.short_message.as_bytes();
+        let sequence = u8::try_from(index + 1).expect("few parts");
+        assert!(part.esm_class.udhi(), "part {sequence} has no UDHI");
+        assert_eq!(octets[..3], [0x05, 0x00, 0x03], "part {sequence}");
+        assert_eq!(octets[4..6], [total, sequence], "part {sequence}");
+        assert!(octets.len() > 6, "part {sequence} is empty");
+        no_concat_tlvs(part);
+        assert!(part.tlvs.message_payload().is_none(), "part {sequence}");
+        text.extend_from_slice(&octets[6..]);
+    }
+    text
+}
+
+#[test]
+fn telesign_without_tlvs_splits_with_udh_and_loses_nothing() {
+    let no_tlvs = Link {
+        tlvs: false,
+        flash: false,
+    };
+    let text: String = (0..400)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let adapted = over(&gsm(&text), "telesign", no_tlvs).expect("UDH parts");
+    assert_eq!(adapted.parts.len(), 3);
+    assert_eq!(reassembled(&adapted), text.as_bytes());
+    // A client's payload too.
+    let mut sm = gsm("");
+    sm.tlvs
+        .push(Tlv::message_payload(text.clone().into_bytes()).expect("fits"));
+    let adapted = over(&sm, "telesign", no_tlvs).expect("UDH parts");
+    assert_eq!(reassembled(&adapted), text.as_bytes());
+    // Binary too, split by octets.
+    let adapted = over(
+        &submit("Tern", "33600000001", 0, &[7u8; 300]),
+        "telesign",
+        no_tlvs,
+    )
+    .expect("UDH parts");
+    assert!(adapted.parts.len() > 1);
+    assert_eq!(reassembled(&adapted), [7u8; 300]);
+    // A profile that splits with SAR gets UDH parts too.
+    let mut sar = profile("generic");
+    sar.long_messages.method = "sar".to_owned();
+    let adapted = adapt_over(
+        &gsm(&text),
+        &sar,
+        no_tlvs,
+        &ClientText::default(),
+        0x1234,
+        NOW,
+    )
+    .expect("UDH parts");
+    assert_eq!(reassembled(&adapted), text.as_bytes());
+}
+
+// Infobip: "In order to use Flash notifications ... setting system_type =
+// “NSMS” in Bind PDU. Procedure for submitting Flash notifications is exactly
+// the same as for normal SMS ... Long SMS feature is not supported for Flash
+// notifications."
+
+#[test]
+fn flash_is_message_class_0() {
+    for dc in [0x10, 0x14, 0x18, 0xF0, 0xF4] {
+        assert!(is_flash(dc), "0x{dc:02X}");
+    }
+    for dc in [0x00, 0x03, 0x04, 0x08, 0x11, 0x19, 0xF1, 0xC0] {
+        assert!(!is_flash(dc), "0x{dc:02X}");
+    }
+}
+
+#[test]
+fn infobip_flash_goes_over_nsms_sessions_only_as_a_normal_sms() {
+    let flash = Link {
+        tlvs: true,
+        flash: true,
+    };
+    let normal = Link::default();
+    let hello = submit("Tern", "33600000001", 0x10, b"Hello");
+    let adapted = over(&hello, "infobip", flash).expect("flash over NSMS");
+    assert_eq!(adapted.parts.len(), 1);
+    assert_eq!(adapted.parts[0].data_coding, DataCoding(0));
+    assert_eq!(adapted.parts[0].short_message.as_bytes(), b"Hello");
+    let wide = submit("Tern", "33600000001", 0x18, &ucs2("Привет"));
+    let adapted = over(&wide, "infobip", flash).expect("UCS-2 flash over NSMS");
+    assert_eq!(adapted.parts[0].data_coding, DataCoding(8));
+    assert!(matches!(
+        over(&hello, "infobip", normal),
+        Err(AdaptError::FlashNeedsSession { .. })
+    ));
+    assert!(matches!(
+        over(&gsm("Hello"), "infobip", flash),
+        Err(AdaptError::NotFlash { .. })
+    ));
+    let long = submit("Tern", "33600000001", 0x10, "x".repeat(200).as_bytes());
+    let err = over(&long, "infobip", flash).expect_err("no long flash");
+    assert_eq!(err, AdaptError::LongFlash { parts: 2 });
+    assert!(err.try_next_upstream());
+    assert_eq!(err.command_status(), CommandStatus::InvalidMessageLength);
+    // Where the profile names no flash system_type, class 0 is a coding
+    // like any other: sent as it is where accepted.
+    let mut generic = profile("generic");
+    generic.coding.accepted.push(0x10);
+    let adapted = adapt_over(
+        &hello,
+        &generic,
+        normal,
+        &ClientText::default(),
+        0x1234,
+        NOW,
+    )
+    .expect("accepted");
+    assert_eq!(adapted.parts[0].data_coding, DataCoding(0x10));
 }
 
 #[test]
