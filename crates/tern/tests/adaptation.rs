@@ -456,16 +456,24 @@ async fn infobip_flash_goes_over_the_nsms_session_and_a_long_one_is_refused() {
         + &upstream("infobip-flash", "infobip", smsc_port, "NSMS")
         + r#"
 [[route]]
-name = "all"
+name = "normal-first"
+prefixes = ["4219001"]
+strategy = "failover"
 upstreams = ["infobip", "infobip-flash"]
+[[route]]
+name = "flash-first"
+prefixes = ["4219002"]
+strategy = "failover"
+upstreams = ["infobip-flash", "infobip"]
 "#;
     let _tern = start_tern("flash", port, admin_port, &rest);
     let mut session = client(port, "acme", "pw").bind().await;
 
-    let mut flash = submit_sm("421900000001", "Flash!", RegisteredDelivery::ALWAYS);
+    // Each to the route that lists the other kind of session first.
+    let mut flash = submit_sm("421900100001", "Flash!", RegisteredDelivery::ALWAYS);
     flash.data_coding = DataCoding(0x10);
     submit_id(&session.handle, flash).await;
-    let normal = submit_sm("421900000002", "Normal", RegisteredDelivery::ALWAYS);
+    let normal = submit_sm("421900200002", "Normal", RegisteredDelivery::ALWAYS);
     submit_id(&session.handle, normal).await;
 
     let arrived = common::wait_for("both messages at the SMSC", WAIT, || {
@@ -487,7 +495,7 @@ upstreams = ["infobip", "infobip-flash"]
     assert_eq!(account, "tern/", "a normal message never over NSMS");
 
     // "Long SMS feature is not supported for Flash notifications."
-    let mut long = submit_sm("421900000003", "x".repeat(200), RegisteredDelivery::ALWAYS);
+    let mut long = submit_sm("421900100003", "x".repeat(200), RegisteredDelivery::ALWAYS);
     long.data_coding = DataCoding(0x10);
     let id = submit_id(&session.handle, long).await;
     let receipt = expect_deliver_sm(&mut session, WAIT).await;
