@@ -535,3 +535,28 @@ const REFERENCE_STEP: u16 = 0x9D9D;
 pub fn concat_reference(base: u16, attempt: usize) -> u16 {
     base.wrapping_add(REFERENCE_STEP.wrapping_mul(attempt as u16))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::concat_reference;
+
+    #[test]
+    fn each_attempt_of_a_message_has_its_own_reference_on_the_wire() {
+        // Attempts of one send and of later sends number on from the
+        // message's recorded attempts: 256 in a row differ in the low
+        // octet (an 8-bit UDH reference), and the first is the base.
+        for base in [0u16, 0x1234, 0xFFFF] {
+            assert_eq!(concat_reference(base, 0), base);
+            let low: std::collections::HashSet<u8> = (0..256)
+                .map(|n| concat_reference(base, n).to_be_bytes()[1])
+                .collect();
+            assert_eq!(low.len(), 256, "base {base:#06X}");
+            // Within one send, attempt k of a send that follows n recorded
+            // attempts is the message's attempt n + k.
+            assert_eq!(
+                concat_reference(concat_reference(base, 3), 2),
+                concat_reference(base, 5)
+            );
+        }
+    }
+}
