@@ -31,7 +31,10 @@ use tern_codec::{
     Address, COctetString, CommandStatus, DataCoding, Npi, ShortMessage, TimeString, Tlv, Ton,
 };
 
-use crate::profile::{AddressRule, Addresses, Coding, Profile};
+use crate::profile::{
+    AddressRule, Addresses, Alphabet, Carriage, Coding, LongMethod, OnUnrepresentable, Profile,
+    TimeForm,
+};
 
 /// How Tern's clients write text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -423,7 +426,7 @@ pub fn adapt_over(
     base.short_message = ShortMessage::default();
     let mut upstream = Upstream::new(profile, link);
     if one_part {
-        upstream.method = Method::None;
+        upstream.method = LongMethod::None;
     }
     if upstream.tlvs {
         for tag in [
@@ -583,28 +586,18 @@ struct Upstream<'p> {
     payload_max: usize,
     /// Most parts of one message.
     max_parts: usize,
-    method: Method,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
-    Udh8,
-    Udh16,
-    Sar,
-    Payload,
-    None,
+    method: LongMethod,
 }
 
 /// The coding a vendor's `data_coding` stands for, for text.
 fn vendor_encoding(data_coding: u8, coding: &Coding) -> Option<Encoding> {
     match data_coding {
-        0x00 => match coding.default_alphabet.as_str() {
-            "gsm7" if coding.gsm7_carriage == "packed" => Some(Encoding::Gsm7Packed),
-            "gsm7" => Some(Encoding::Gsm7Unpacked),
-            "ia5" => Some(Encoding::Ia5),
-            "latin1" => Some(Encoding::Latin1),
-            _ => None,
-        },
+        0x00 => Some(match (coding.default_alphabet, coding.gsm7_carriage) {
+            (Alphabet::Gsm7, Carriage::Packed) => Encoding::Gsm7Packed,
+            (Alphabet::Gsm7, Carriage::Unpacked) => Encoding::Gsm7Unpacked,
+            (Alphabet::Ia5, _) => Encoding::Ia5,
+            (Alphabet::Latin1, _) => Encoding::Latin1,
+        }),
         0x01 => Some(Encoding::Ia5),
         0x03 => Some(Encoding::Latin1),
         0x08 => Some(Encoding::Ucs2),
@@ -643,22 +636,15 @@ impl<'p> Upstream<'p> {
         if codings.iter().any(|(_, e)| e.is_gsm7()) {
             codings.retain(|(_, e)| *e != Encoding::Ia5);
         }
-        let method = match profile.long_messages.method.as_str() {
-            "udh" => Method::Udh8,
-            "udh16" => Method::Udh16,
-            "sar" => Method::Sar,
-            "payload" => Method::Payload,
-            _ => Method::None,
-        };
+        let method = profile.long_messages.method;
         Self {
             profile,
             codings,
-            policy: if coding.unrepresentable == "replace" {
-                Unrepresentable::Replace
-            } else {
-                Unrepresentable::Error
+            policy: match coding.unrepresentable {
+                OnUnrepresentable::Replace => Unrepresentable::Replace,
+                OnUnrepresentable::Error => Unrepresentable::Error,
             },
-            tlvs: link.tlvs && profile.versions.iter().any(|v| v == "3.4" || v == "5.0"),
+            tlvs: link.tlvs && profile.versions.iter().any(|v| v.takes_tlvs()),
             short_message_max: to_usize(profile.limits.short_message_max, ShortMessage::MAX)
                 .min(ShortMessage::MAX),
             payload_max: to_usize(profile.limits.message_payload_max, usize::from(u16::MAX))
@@ -675,11 +661,11 @@ impl<'p> Upstream<'p> {
     /// instead, the one form SMPP 3.3 can carry.
     fn splits(&self) -> Option<Concat> {
         match self.method {
-            Method::Udh8 => Some(Concat::Udh8),
-            Method::Udh16 => Some(Concat::Udh16),
-            Method::Sar if self.tlvs => Some(Concat::Sar),
-            Method::Sar | Method::Payload if !self.tlvs => Some(Concat::Udh8),
-            Method::Sar | Method::Payload | Method::None => None,
+            LongMethod::Udh => Some(Concat::Udh8),
+            LongMethod::Udh16 => Some(Concat::Udh16),
+            LongMethod::Sar if self.tlvs => Some(Concat::Sar),
+            LongMethod::Sar | LongMethod::Payload if !self.tlvs => Some(Concat::Udh8),
+            LongMethod::Sar | LongMethod::Payload | LongMethod::None => None,
         }
     }
 
@@ -786,7 +772,7 @@ impl<'p> Upstream<'p> {
                 reference: (out.len() > 1).then_some(reference),
                 parts: out,
             })
-        } else if self.method == Method::Payload && self.tlvs {
+        } else if self.method == LongMethod::Payload && self.tlvs {
             self.check_parts(count)?;
             self.payload(base, &whole)
         } else {
@@ -845,7 +831,7 @@ impl<'p> Upstream<'p> {
         body: impl Fn(usize) -> Result<Vec<u8>, AdaptError>,
     ) -> Result<Adapted, AdaptError> {
         let total = usize::from(sar.total);
-        if self.method == Method::None {
+        if self.method == LongMethod::None {
             return Err(AdaptError::TooManyParts {
                 parts: total,
                 max: 1,
@@ -902,7 +888,7 @@ impl<'p> Upstream<'p> {
             .and_then(|(udh, _)| udh.concat())
             .map_err(AdaptError::BadUdh)?;
         if let Some(info) = concat {
-            let max = if self.method == Method::None {
+            let max = if self.method == LongMethod::None {
                 1
             } else {
                 self.max_parts
@@ -997,7 +983,7 @@ impl<'p> Upstream<'p> {
                     reference
                 }),
             })
-        } else if self.method == Method::Payload && self.tlvs {
+        } else if self.method == LongMethod::Payload && self.tlvs {
             self.check_parts(count)?;
             self.payload(base, data)
         } else {
@@ -1264,7 +1250,7 @@ fn adapt_destination(
 /// time; "both" keeps it. Every non-empty time must parse.
 fn adapt_time(
     value: &TimeString,
-    format: &str,
+    format: &TimeForm,
     param: TimeParam,
     now_unix_ms: i64,
 ) -> Result<TimeString, AdaptError> {
@@ -1277,14 +1263,14 @@ fn adapt_time(
         source,
     };
     let converted = match (format, parsed.map_err(error)?) {
-        ("relative", SmppTime::Absolute(time)) => match time.to_relative(now_unix_ms) {
+        (TimeForm::Relative, SmppTime::Absolute(time)) => match time.to_relative(now_unix_ms) {
             Ok(span) => SmppTime::Relative(span),
             Err(TimeError::InPast { .. }) if param == TimeParam::Schedule => {
                 return Ok(TimeString::empty())
             }
             Err(e) => return Err(error(e)),
         },
-        ("absolute", SmppTime::Relative(span)) => SmppTime::Absolute(
+        (TimeForm::Absolute, SmppTime::Relative(span)) => SmppTime::Absolute(
             span.to_absolute(now_unix_ms, UtcOffset::UTC)
                 .map_err(error)?,
         ),

@@ -12,7 +12,7 @@ use tern_codec::receipt::{ErrRadix, Receipt};
 use tern_codec::tlv::NetworkErrorCode;
 
 use crate::canonical::{Canonical, Class, FinalState, Reason};
-use crate::profile::Profile;
+use crate::profile::{Profile, Radix};
 
 /// A receipt, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,9 +107,9 @@ pub fn read_receipt(
         .or_else(|| vendor_stat.as_deref().and_then(|s| profile.stat(s)))
         .ok_or(ReceiptReadError::NoState)?;
     let network_error = sm.tlvs.network_error_code().copied();
-    let radix = match profile.receipts.err_radix.as_str() {
-        "hex" => ErrRadix::Hex,
-        _ => ErrRadix::Decimal,
+    let radix = match profile.receipts.err_radix {
+        Radix::Hex => ErrRadix::Hex,
+        Radix::Decimal => ErrRadix::Decimal,
     };
     let entry = text
         .as_ref()

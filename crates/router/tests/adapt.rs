@@ -11,6 +11,7 @@ use tern_codec::{
     ShortMessage, TimeString, Tlv, Ton,
 };
 use tern_router::adapt::{adapt, adapt_over, is_flash, AdaptError, Adapted, ClientText, Link};
+use tern_router::profile::{Carriage, LongMethod, SmppVersion, TimeForm};
 use tern_router::Profile;
 
 /// 2024-03-01 12:00:00 UTC.
@@ -331,7 +332,7 @@ fn telesign_without_tlvs_splits_with_udh_and_loses_nothing() {
     assert_eq!(reassembled(&adapted), [7u8; 300]);
     // A profile that splits with SAR gets UDH parts too.
     let mut sar = profile("generic");
-    sar.long_messages.method = "sar".to_owned();
+    sar.long_messages.method = LongMethod::Sar;
     let adapted = adapt_over(
         &gsm(&text),
         &sar,
@@ -700,7 +701,7 @@ fn client_udh_parts_are_sent_as_they_are() {
 
     // Packed GSM at the upstream means other octets: refused, not mangled.
     let mut packed = profile("ovh");
-    packed.coding.gsm7_carriage = "packed".to_owned();
+    packed.coding.gsm7_carriage = Carriage::Packed;
     let e = adapt(&sm, &packed, &ClientText::default(), 1, NOW).expect_err("packed");
     assert_eq!(e.command_status(), CommandStatus::InvalidDataCoding);
     assert!(e.try_next_upstream());
@@ -715,7 +716,7 @@ fn client_sar_parts_keep_their_numbers() {
     };
     // Where the upstream takes SAR: the same TLVs, the text re-coded.
     let mut sar = profile("generic");
-    sar.long_messages.method = "sar".to_owned();
+    sar.long_messages.method = LongMethod::Sar;
     let mut sm = submit("Tern", "33600000001", 8, &ucs2("half"));
     sm.tlvs.set_sar(numbers);
     let adapted = adapt(&sm, &sar, &ClientText::default(), 1, NOW).expect("sar");
@@ -756,7 +757,7 @@ fn tlvs_are_dropped_for_33_and_kept_otherwise() {
     assert_eq!(part.tlvs.user_message_reference(), Some(&9));
 
     let mut v33 = profile("generic");
-    v33.versions = vec!["3.3".to_owned()];
+    v33.versions = vec![SmppVersion::V33];
     let adapted = adapt(&sm, &v33, &ClientText::default(), 1, NOW).expect("3.3");
     assert!(adapted.parts[0].tlvs.is_empty());
 }
@@ -765,7 +766,7 @@ fn tlvs_are_dropped_for_33_and_kept_otherwise() {
 fn sar_udh16_and_max_parts() {
     let text = "b".repeat(400);
     let mut sar = profile("generic");
-    sar.long_messages.method = "sar".to_owned();
+    sar.long_messages.method = LongMethod::Sar;
     let adapted = adapt(&gsm(&text), &sar, &ClientText::default(), 0x1234, NOW).expect("sar");
     assert_eq!(adapted.reference, Some(0x1234));
     assert_eq!(adapted.parts.len(), 3);
@@ -782,7 +783,7 @@ fn sar_udh16_and_max_parts() {
     }
 
     let mut udh16 = profile("generic");
-    udh16.long_messages.method = "udh16".to_owned();
+    udh16.long_messages.method = LongMethod::Udh16;
     let adapted = adapt(&gsm(&text), &udh16, &ClientText::default(), 0x1234, NOW).expect("udh16");
     assert_eq!(
         adapted.parts[0].short_message.as_bytes()[..7],
@@ -797,7 +798,7 @@ fn sar_udh16_and_max_parts() {
     assert!(e.try_next_upstream());
 
     let mut none = profile("generic");
-    none.long_messages.method = "none".to_owned();
+    none.long_messages.method = LongMethod::None;
     let e = adapt(&gsm(&text), &none, &ClientText::default(), 1, NOW).expect_err("none");
     assert_eq!(e.command_status(), CommandStatus::InvalidMessageLength);
 
@@ -829,7 +830,7 @@ fn times_convert_or_are_refused() {
 
     // Relative to absolute (UTC) where the upstream wants absolute.
     let mut absolute = profile("generic");
-    absolute.times.validity = "absolute".to_owned();
+    absolute.times.validity = TimeForm::Absolute;
     let mut sm = gsm("x");
     sm.validity_period = TimeString::try_from("000002000000000R").expect("16");
     let adapted = adapt(&sm, &absolute, &ClientText::default(), 1, NOW).expect("absolute");
@@ -841,8 +842,8 @@ fn times_convert_or_are_refused() {
     // A validity already past cannot be made relative; a schedule already
     // past means "now".
     let mut relative = profile("generic");
-    relative.times.validity = "relative".to_owned();
-    relative.times.schedule = "relative".to_owned();
+    relative.times.validity = TimeForm::Relative;
+    relative.times.schedule = TimeForm::Relative;
     let mut sm = gsm("x");
     sm.validity_period = TimeString::try_from("240229120000000+").expect("16");
     let e = adapt(&sm, &relative, &ClientText::default(), 1, NOW).expect_err("past");

@@ -14,6 +14,7 @@ use tern_router::engine::RouterConfig;
 use tern_router::strategy::Strategy;
 use tern_router::table::{RouteUpstream, Rule, SourceMatch, Table};
 use tern_router::{Profile, ProfileSet, Reason};
+use tern_router::profile::BindKind;
 use tern_session::esme::BindParams;
 use tern_session::{BindType, SessionConfig};
 use tern_storage::{Durability, StoreOptions};
@@ -798,6 +799,25 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
                 BindType::Transceiver
             }
         };
+        // The vendor's document lists the bind types it takes (Mensatek:
+        // transceiver only): another would be refused at every bind.
+        let kind = match bind.bind_type {
+            BindType::Transmitter => BindKind::Transmitter,
+            BindType::Receiver => BindKind::Receiver,
+            BindType::Transceiver => BindKind::Transceiver,
+        };
+        if !profile.bind_types.contains(&kind) {
+            let span = u.bind.as_ref().map_or(u.profile.span(), |b| b.span());
+            let allowed: Vec<&str> = profile.bind_types.iter().map(|b| b.as_str()).collect();
+            loc.at(
+                span,
+                format!(
+                    "upstream {name}: bind {:?}: profile {:?} takes only {allowed:?}",
+                    kind.as_str(),
+                    profile.name
+                ),
+            );
+        }
         if let Ok(system_type) = COctetString::try_from(u.system_type.as_str()) {
             bind.system_type = system_type;
         }
@@ -842,7 +862,12 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
                 .tls_min_version
                 .as_ref()
                 .map(|v| (v.get_ref().clone(), v.span()));
-            let min = min.or_else(|| profile.tls.minimum.clone().map(|m| (m, u.profile.span())));
+            let min = min.or_else(|| {
+                profile
+                    .tls
+                    .minimum
+                    .map(|m| (m.as_str().to_owned(), u.profile.span()))
+            });
             if let Some((v, span)) = min {
                 match v.parse() {
                     Ok(version) => tls.min_version = version,

@@ -122,7 +122,7 @@ async fn apply_locked(
         .is_some_and(|a| a.receipts_per_part);
     let any_base = routing.profile(upstream).message_id.receipt_id_any_base;
     let parts = parts_of(&record, |name| {
-        routing.profile(name).long_messages.receipts_for == "first"
+        routing.profile(name).long_messages.receipts_for == tern_router::profile::ReceiptsFor::First
     });
     let now = now_ms();
     let update = decide(
