@@ -297,6 +297,9 @@ impl Router {
         // Upstreams a part was sent to: an upstream that refused to carry
         // the message was sent nothing, and does not use up an attempt.
         let mut sent_to = 0;
+        // Attempts that left parts out there: the next one ties its parts
+        // under a new concatenation reference.
+        let mut placed = 0;
         for i in order {
             if sent_to >= self.config.max_attempts.max(1) {
                 break;
@@ -308,12 +311,16 @@ impl Router {
             let Some(upstream) = self.upstream(&rule.upstreams[i].name) else {
                 continue;
             };
-            // A new concatenation reference per attempt: a handset never
-            // joins parts of two attempts.
-            let reference = concat_reference(reference, attempts.len());
+            // A new concatenation reference after an attempt that left parts
+            // out there: a handset never joins parts of two attempts.
+            let reference = concat_reference(reference, placed);
+            let mut left_parts = false;
             let tried = self
-                .try_upstream(upstream, submit, reference, &mut attempts)
+                .try_upstream(upstream, submit, reference, &mut attempts, &mut left_parts)
                 .await;
+            if left_parts {
+                placed += 1;
+            }
             if !matches!(tried, Tried::NotCarried(_)) {
                 sent_to += 1;
             }
@@ -417,6 +424,7 @@ impl Router {
         submit: &SubmitSm,
         reference: u16,
         attempts: &mut Vec<AttemptReport>,
+        left_parts: &mut bool,
     ) -> Tried {
         let mut report = AttemptReport {
             upstream: upstream.name().to_owned(),
@@ -463,6 +471,7 @@ impl Router {
                     };
                     report.status = Some(0);
                     report.upstream_ids.push(id);
+                    *left_parts = true;
                 }
                 Ok(resp) => {
                     let code = resp.command_status.code();
@@ -491,6 +500,8 @@ impl Router {
                 Err(err) => {
                     if matches!(err, RequestError::Timeout { .. }) {
                         upstream.breaker().record_failure(Instant::now());
+                        // Sent and unanswered: the part may be out there.
+                        *left_parts = true;
                     }
                     report.failure = Some(err.to_string());
                     attempts.push(report);
@@ -528,12 +539,15 @@ fn not_carried(upstream: &Upstream, err: &AdaptError) -> AttemptReport {
 /// octet) comes back, and 65536 for a 16-bit one.
 const REFERENCE_STEP: u16 = 0x9D9D;
 
-/// The concatenation reference of a message's attempt number `attempt`
-/// (0 first), from its first one `base`: every attempt, within one send or
-/// at a later one, ties its parts under a new reference, so a handset never
-/// joins parts from two attempts.
-pub fn concat_reference(base: u16, attempt: usize) -> u16 {
-    base.wrapping_add(REFERENCE_STEP.wrapping_mul(attempt as u16))
+/// The concatenation reference of a message's attempt after `placed`
+/// earlier attempts that left parts at an upstream (a part accepted, or sent
+/// and unanswered), from its first one `base`. Such an attempt is followed
+/// by one under a new reference, so a handset never joins parts from two
+/// attempts; an attempt that left nothing out there (refused at its first
+/// part, not carried, no session) frees its reference for the next one, so
+/// references stay those of consecutive messages as long as possible.
+pub fn concat_reference(base: u16, placed: usize) -> u16 {
+    base.wrapping_add(REFERENCE_STEP.wrapping_mul(placed as u16))
 }
 
 #[cfg(test)]

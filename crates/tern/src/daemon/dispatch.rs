@@ -92,9 +92,14 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
     let Some(submit) = client_submit(&record) else {
         return end(node, &record, Reason::InvalidMessage).await;
     };
-    // Each attempt of the message ties its parts under its own reference:
-    // those recorded so far have used theirs.
-    let reference = concat_reference((record.id.counter() & 0xFFFF) as u16, record.attempts.len());
+    // After an attempt that left parts accepted at an upstream, the message
+    // goes under a new concatenation reference.
+    let placed = record
+        .attempts
+        .iter()
+        .filter(|a| !a.upstream_ids.is_empty())
+        .count();
+    let reference = concat_reference((record.id.counter() & 0xFFFF) as u16, placed);
     let routing = node.routing();
     let started = std::time::Instant::now();
     let outcome = routing
