@@ -387,7 +387,12 @@ impl Router {
     /// rather than retried for ever. Each upstream's reason goes into the
     /// attempts, for `tern trace`. `None` when one of them can carry it, or
     /// the message itself is at fault (the send loop refuses it then).
-    fn none_can_carry(&self, rule: &Rule, submit: &SubmitSm, reference: u16) -> Option<SendOutcome> {
+    fn none_can_carry(
+        &self,
+        rule: &Rule,
+        submit: &SubmitSm,
+        reference: u16,
+    ) -> Option<SendOutcome> {
         let mut attempts = Vec::new();
         let mut status = CommandStatus::InvalidDataCoding;
         for u in &rule.upstreams {
@@ -530,7 +535,10 @@ fn not_carried(upstream: &Upstream, err: &AdaptError) -> AttemptReport {
         upstream: upstream.name().to_owned(),
         status: None,
         upstream_ids: Vec::new(),
-        failure: Some(format!("not sent, {} cannot carry it: {err}", upstream.name())),
+        failure: Some(format!(
+            "not sent, {} cannot carry it: {err}",
+            upstream.name()
+        )),
     }
 }
 

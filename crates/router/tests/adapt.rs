@@ -282,7 +282,14 @@ fn telesign_long_text_is_one_submit_with_message_payload() {
 // use of the User Data Header (UDH)" as the other way to send long text.
 
 fn over(sm: &SubmitSm, name: &str, link: Link) -> Result<Adapted, AdaptError> {
-    adapt_over(sm, &profile(name), link, &ClientText::default(), 0x1234, NOW)
+    adapt_over(
+        sm,
+        &profile(name),
+        link,
+        &ClientText::default(),
+        0x1234,
+        NOW,
+    )
 }
 
 /// The text of 8-bit-reference UDH parts, checking each part's numbers.

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 
 use tern_router::profile::AddressRule;
-use tern_router::profile::{IdForm, LongMethod, Radix, ReceiptsFor, SmppVersion, TimeForm, TlsMinimum};
+use tern_router::profile::{
+    IdForm, LongMethod, Radix, ReceiptsFor, SmppVersion, TimeForm, TlsMinimum,
+};
 use tern_router::{Class, FinalState, Profile, Reason};
 
 use Class::{Permanent as P, Temporary as T};

@@ -23,13 +23,11 @@ use common::{
 };
 use serde_json::Value;
 use tern_codec::pdu::{DeliverSm, SubmitSm};
-use tern_codec::{
-    Body, CommandStatus, DataCoding, EsmClass, RegisteredDelivery, ShortMessage,
-};
+use tern_codec::{Body, CommandStatus, DataCoding, EsmClass, RegisteredDelivery, ShortMessage};
 use tern_session::smsc::{
     Admission, Authenticator, BindRequest, BoundSession, SmscConfig, SmscServer,
 };
-use tern_sim::smsc::{Recorded, ReceiptBehaviour, SimConfig, SimHandle, Simulator};
+use tern_sim::smsc::{ReceiptBehaviour, Recorded, SimConfig, SimHandle, Simulator};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -94,9 +92,12 @@ fn accepted(sim: &SimHandle) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// An 8-bit-reference concatenation UDH at the start of `octets`:
-/// (reference, total, sequence) and the user data after it.
-fn udh8(octets: &[u8]) -> Option<((u8, u8, u8), &[u8])> {
+/// (reference, total, sequence) of an 8-bit-reference concatenation UDH.
+type Concat8 = (u8, u8, u8);
+
+/// An 8-bit-reference concatenation UDH at the start of `octets`, and the
+/// user data after it.
+fn udh8(octets: &[u8]) -> Option<(Concat8, &[u8])> {
     match octets {
         [0x05, 0x00, 0x03, reference, total, sequence, rest @ ..] => {
             Some(((*reference, *total, *sequence), rest))
@@ -108,7 +109,7 @@ fn udh8(octets: &[u8]) -> Option<((u8, u8, u8), &[u8])> {
 /// The text of UDH parts, in sequence order, checking they are one
 /// message: one reference, sequences 1..=total, none empty.
 fn reassemble(parts: &[Vec<u8>]) -> (u8, Vec<u8>) {
-    let mut read: Vec<((u8, u8, u8), &[u8])> = parts
+    let mut read: Vec<(Concat8, &[u8])> = parts
         .iter()
         .map(|p| udh8(p).unwrap_or_else(|| panic!("not a UDH part: {p:02X?}")))
         .collect();
@@ -141,7 +142,10 @@ async fn trace(admin_port: u16, id: &str) -> String {
         format!("127.0.0.1:{admin_port}"),
     ];
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(TERN).args(args).output().expect("run tern trace")
+        Command::new(TERN)
+            .args(args)
+            .output()
+            .expect("run tern trace")
     })
     .await
     .expect("task");
@@ -225,7 +229,11 @@ upstreams = ["ovh", "generic"]
     let admin = Admin::at(admin_port);
     let mut session = client(port, "acme", "pw").bind().await;
 
-    let mut binary = submit_sm("33612345678", [0x01u8, 0x02, 0x03, 0xFF], RegisteredDelivery::ALWAYS);
+    let mut binary = submit_sm(
+        "33612345678",
+        [0x01u8, 0x02, 0x03, 0xFF],
+        RegisteredDelivery::ALWAYS,
+    );
     binary.data_coding = DataCoding(0x04);
     let id = submit_id(&session.handle, binary).await;
 
@@ -378,7 +386,10 @@ upstreams = ["a", "b"]
     let b_octets: Vec<Vec<u8>> = at_b.iter().map(|(_, o)| o.clone()).collect();
     let (b_reference, whole) = reassemble(&b_octets);
     assert_eq!(whole, text.as_bytes(), "every part again at b");
-    assert_ne!(a_reference.0, b_reference, "a new concatenation reference at b");
+    assert_ne!(
+        a_reference.0, b_reference,
+        "a new concatenation reference at b"
+    );
 
     // A's part 1 is reported undelivered: it belongs to an attempt given
     // up, and decides nothing.
@@ -396,9 +407,15 @@ upstreams = ["a", "b"]
 
     let receipt = expect_deliver_sm(&mut session, WAIT).await;
     assert_eq!(field(&receipt, "id").as_deref(), Some(id.as_str()));
-    assert_eq!(field(&receipt, "stat").as_deref(), Some("DELIVRD"), "B's parts decide");
+    assert_eq!(
+        field(&receipt, "stat").as_deref(),
+        Some("DELIVRD"),
+        "B's parts decide"
+    );
     assert!(
-        next_deliver_sm(&mut session, Duration::from_secs(2)).await.is_none(),
+        next_deliver_sm(&mut session, Duration::from_secs(2))
+            .await
+            .is_none(),
         "one receipt for the message"
     );
     let record = message(&admin, &id).await;
@@ -430,7 +447,9 @@ async fn infobip_flash_goes_over_the_nsms_session_and_a_long_one_is_refused() {
     let (tx, mut sessions) = mpsc::channel::<BoundSession>(8);
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();
-    tokio::spawn(SmscServer::new(SmscConfig::default(), BySystemType).serve(listener, None, tx, stop));
+    tokio::spawn(
+        SmscServer::new(SmscConfig::default(), BySystemType).serve(listener, None, tx, stop),
+    );
     // (session's account, submit) as they arrive.
     let got: Arc<Mutex<Vec<(String, SubmitSm)>>> = Arc::default();
     let g = got.clone();
@@ -444,7 +463,9 @@ async fn infobip_flash_goes_over_the_nsms_session_and_a_long_one_is_refused() {
                 let mut k = base;
                 while let Some((submit, responder)) = next_submit(&mut bound.requests).await {
                     k += 1;
-                    g.lock().expect("lock").push((bound.account.clone(), submit));
+                    g.lock()
+                        .expect("lock")
+                        .push((bound.account.clone(), submit));
                     accept_submit(responder, &k.to_string()).await;
                 }
             });
@@ -504,5 +525,8 @@ upstreams = ["infobip-flash", "infobip"]
     assert_eq!(field(&receipt, "err").as_deref(), Some("909"));
     assert_eq!(got.lock().expect("lock").len(), 2, "nothing of it was sent");
     let shown = trace(admin_port, &id).await;
-    assert!(shown.contains("a flash message must fit one part"), "{shown}");
+    assert!(
+        shown.contains("a flash message must fit one part"),
+        "{shown}"
+    );
 }

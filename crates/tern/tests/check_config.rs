@@ -200,7 +200,10 @@ fn a_bind_type_the_vendor_does_not_take_is_refused_at_its_value() {
     ] {
         assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
     }
-    assert!(!err.contains("ru-tx"), "transmitter is allowed at seed001:\n{err}");
+    assert!(
+        !err.contains("ru-tx"),
+        "transmitter is allowed at seed001:\n{err}"
+    );
 }
 
 #[test]

@@ -11,10 +11,10 @@ use ipnet::IpNet;
 
 use tern_codec::COctetString;
 use tern_router::engine::RouterConfig;
+use tern_router::profile::BindKind;
 use tern_router::strategy::Strategy;
 use tern_router::table::{RouteUpstream, Rule, SourceMatch, Table};
 use tern_router::{Profile, ProfileSet, Reason};
-use tern_router::profile::BindKind;
 use tern_session::esme::BindParams;
 use tern_session::{BindType, SessionConfig};
 use tern_storage::{Durability, StoreOptions};
