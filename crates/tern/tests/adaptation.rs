@@ -244,6 +244,8 @@ upstreams = ["ovh", "generic"]
 
     let record = message(&admin, &id).await;
     assert_eq!(record["state"], "final", "{record:#}");
+    // No vendor answered: none is named as if it had.
+    assert!(record["outcome"]["vendor"].is_null(), "{record:#}");
     let attempts = record["attempts"].as_array().cloned().unwrap_or_default();
     for name in ["ovh", "generic"] {
         let attempt = attempts

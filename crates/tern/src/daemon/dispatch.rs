@@ -140,7 +140,12 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
             status,
             attempts,
         } => {
-            let vendor = attempts.last().map(|a| format!("{} {status}", a.upstream));
+            // The vendor's own answer, when one answered: a message Tern
+            // refused to send (no upstream can carry it) has none.
+            let vendor = attempts
+                .last()
+                .filter(|a| a.status.is_some())
+                .map(|a| format!("{} {status}", a.upstream));
             info!(id = %record.id, %status, reason = ?canonical.reason, "refused for good");
             for attempt in &attempts {
                 node.store
