@@ -401,12 +401,10 @@ pub enum TimeForm {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SystemType {
-    /// Value to bind with, if the vendor needs one.
-    pub bind: Option<String>,
-    /// Bind system_type that makes messages flash (Infobip: "NSMS").
+    /// Bind system_type that makes messages flash (Infobip: "NSMS"). An
+    /// upstream bound with it carries flash messages (message class 0)
+    /// only, in one part; the vendor's other upstreams never carry them.
     pub flash: Option<String>,
-    /// Template for a route code in bind system_type (Infobip: "r:{route}").
-    pub route_template: Option<String>,
     /// What service_type in submit_sm selects (Telesign: receipt data centre).
     pub submit_service_type: Option<String>,
 }

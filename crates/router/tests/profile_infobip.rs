@@ -92,11 +92,9 @@ fn scheduled_delivery_is_relative_only() {
 }
 
 #[test]
-fn system_type_flash_and_route() {
+fn system_type_flash() {
     let system_type = profile().system_type;
     assert_eq!(system_type.flash.as_deref(), Some("NSMS"));
-    assert_eq!(system_type.route_template.as_deref(), Some("r:{route}"));
-    assert_eq!(system_type.bind, None, "system_type is optional");
 }
 
 #[test]

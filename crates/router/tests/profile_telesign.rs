@@ -510,9 +510,7 @@ fn receipt_data_centre_in_submit_service_type() {
         system_type.submit_service_type.as_deref(),
         Some("receipt_data_centre")
     );
-    assert_eq!(system_type.bind, None);
     assert_eq!(system_type.flash, None);
-    assert_eq!(system_type.route_template, None);
 }
 
 #[test]
