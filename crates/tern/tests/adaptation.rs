@@ -275,9 +275,10 @@ upstreams = ["ovh", "generic"]
 // reference.
 // ---------------------------------------------------------------------
 
-/// An SMSC that accepts the first part of each message as `A1` and refuses
-/// the second with ESME_RSUBMITFAIL (temporary: the next upstream is
-/// tried); it keeps what it got and the session to send receipts over.
+/// An SMSC that accepts the first part of each message and refuses the
+/// second with ESME_RSUBMITFAIL (temporary: the next upstream is tried),
+/// `refusals` times, then accepts everything; its ids are `A1`, `A2`, …. It
+/// keeps what it got and the session to send receipts over.
 struct RefusesPartTwo {
     port: u16,
     got: Arc<Mutex<Vec<SubmitSm>>>,
@@ -285,7 +286,7 @@ struct RefusesPartTwo {
     _stop: tokio_util::sync::DropGuard,
 }
 
-async fn refuses_part_two() -> RefusesPartTwo {
+async fn refuses_part_two(refusals: usize) -> RefusesPartTwo {
     let common::BareSmsc {
         port,
         mut sessions,
@@ -299,13 +300,19 @@ async fn refuses_part_two() -> RefusesPartTwo {
             *s.lock().expect("lock") = Some(bound.handle.clone());
             let g = g.clone();
             tokio::spawn(async move {
+                let mut refused = 0;
                 while let Some((submit, responder)) = next_submit(&mut bound.requests).await {
                     let sequence = udh8(submit.short_message.as_bytes()).map(|(n, _)| n.2);
-                    g.lock().expect("lock").push(submit);
-                    if sequence == Some(2) {
+                    let n = {
+                        let mut got = g.lock().expect("lock");
+                        got.push(submit);
+                        got.len()
+                    };
+                    if sequence == Some(2) && refused < refusals {
+                        refused += 1;
                         let _ = responder.reject(CommandStatus::SubmitFailed).await;
                     } else {
-                        accept_submit(responder, "A1").await;
+                        accept_submit(responder, &format!("A{n}")).await;
                     }
                 }
             });
@@ -333,7 +340,7 @@ fn undeliv(id: &str) -> DeliverSm {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_message_refused_midway_goes_again_under_a_new_reference() {
-    let a = refuses_part_two().await;
+    let a = refuses_part_two(usize::MAX).await;
     // B delivers, its receipts a second after each part: after A's.
     let b = sim(SimConfig {
         behaviour: tern_sim::smsc::Behaviour {
@@ -530,5 +537,67 @@ upstreams = ["infobip-flash", "infobip"]
     assert!(
         shown.contains("a flash message must fit one part"),
         "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_message_refused_midway_and_retried_later_goes_under_a_new_reference() {
+    // One upstream: part 2 refused once, so the message waits for its
+    // retry and goes again, whole, to the same upstream.
+    let a = refuses_part_two(1).await;
+    let (port, admin_port) = (free_port(), free_port());
+    let rest = upstream("a", "generic", a.port, "")
+        + r#"
+[[route]]
+name = "all"
+upstreams = ["a"]
+"#;
+    let _tern = start_tern("retried", port, admin_port, &rest);
+    let admin = Admin::at(admin_port);
+    let mut session = client(port, "acme", "pw").bind().await;
+    let text: String = (0..300)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let id = submit_id(
+        &session.handle,
+        submit_sm("33612345678", text.as_bytes(), RegisteredDelivery::ALWAYS),
+    )
+    .await;
+    let got = common::wait_for("the second attempt's parts", WAIT, || {
+        let got = a.got.lock().expect("lock").clone();
+        async move { (got.len() >= 4).then_some(got) }
+    })
+    .await;
+    let octets: Vec<Vec<u8>> = got
+        .iter()
+        .map(|sm| sm.short_message.as_bytes().to_vec())
+        .collect();
+    let (first, _) = udh8(&octets[0]).expect("UDH");
+    let (second, whole) = reassemble(&octets[2..4]);
+    assert_eq!(whole, text.as_bytes(), "every part again");
+    assert_ne!(first.0, second, "a new reference for the retry");
+    let record = admin
+        .until(&format!("/api/messages/{id}"), WAIT, "submitted", |m| {
+            m["state"] == "submitted"
+        })
+        .await;
+    let parts = record["parts"].as_array().cloned().unwrap_or_default();
+    let ids: Vec<&str> = parts
+        .iter()
+        .filter_map(|p| p["upstream_id"].as_str())
+        .collect();
+    assert!(ids.is_empty() || ids == ["A3", "A4"], "{record:#}");
+    // The first attempt's part 1 failing decides nothing.
+    let a_session = a.session.lock().expect("lock").clone().expect("bound");
+    let resp = a_session
+        .request(Body::DeliverSm(undeliv("A1")))
+        .await
+        .expect("tern answers");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+    assert!(
+        next_deliver_sm(&mut session, Duration::from_secs(1))
+            .await
+            .is_none(),
+        "no receipt for a part of an attempt given up"
     );
 }
