@@ -31,7 +31,10 @@ use tern_codec::{
     Address, COctetString, CommandStatus, DataCoding, Npi, ShortMessage, TimeString, Tlv, Ton,
 };
 
-use crate::profile::{AddressRule, Addresses, Coding, Profile};
+use crate::profile::{
+    AddressRule, Addresses, Alphabet, Carriage, Coding, LongMethod, OnUnrepresentable, Profile,
+    TimeForm,
+};
 
 /// How Tern's clients write text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,57 @@ impl Default for ClientText {
         Self {
             default_alphabet: Encoding::Gsm7Unpacked,
         }
+    }
+}
+
+/// What one upstream's sessions are, beyond its profile: facts of the bind,
+/// not of the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    /// Whether TLVs reach the vendor: its bind response announced 3.4 or
+    /// later, or announced nothing and the profile says TLVs are taken
+    /// anyway. Without them Tern never sends `message_payload` or SAR: it
+    /// splits with a UDH.
+    pub tlvs: bool,
+    /// Bound with the profile's flash system_type (Infobip `NSMS`): such a
+    /// session carries flash messages, and nothing else.
+    pub flash: bool,
+}
+
+impl Default for Link {
+    /// A session that takes TLVs, bound without the flash system_type.
+    fn default() -> Self {
+        Self {
+            tlvs: true,
+            flash: false,
+        }
+    }
+}
+
+/// Whether `data_coding` asks for a flash message: message class 0 in the
+/// GSM coding groups (3GPP TS 23.038 §4, as SMPP 3.4 §5.2.19 carries them):
+/// `00x1 xx00` (e.g. 0x10 GSM 7-bit, 0x14 8-bit, 0x18 UCS-2) or `1111 xx00`.
+pub fn is_flash(data_coding: u8) -> bool {
+    let class0 = data_coding & 0x03 == 0;
+    let general = data_coding & 0xD0 == 0x10;
+    let data = data_coding & 0xF0 == 0xF0;
+    class0 && (general || data)
+}
+
+/// The data_coding with the same alphabet and no message class: what a
+/// flash message is written in over a session that makes it flash itself
+/// (Infobip: "exactly the same as for normal SMS").
+fn without_class(data_coding: u8) -> u8 {
+    let alphabet = if data_coding & 0xF0 == 0xF0 {
+        // Bit 2: 8-bit data, else the default alphabet.
+        data_coding & 0x04
+    } else {
+        data_coding & 0x0C
+    };
+    match alphabet {
+        0x04 => 0x04,
+        0x08 => 0x08,
+        _ => 0x00,
     }
 }
 
@@ -183,6 +237,31 @@ pub enum AdaptError {
         /// The upstream's maximum.
         max: usize,
     },
+    /// A flash message (class 0) for a vendor that makes messages flash by
+    /// the session's bind system_type, on a session bound without it.
+    #[error("a flash message (data_coding 0x{data_coding:02X}) goes only over a session bound with system_type {system_type:?}")]
+    FlashNeedsSession {
+        /// The client's data_coding.
+        data_coding: u8,
+        /// The profile's flash system_type.
+        system_type: String,
+    },
+    /// A message that is not flash, on a session that makes every message
+    /// flash.
+    #[error("data_coding 0x{data_coding:02X} is not a flash message; this session (system_type {system_type:?}) makes every message flash")]
+    NotFlash {
+        /// The client's data_coding.
+        data_coding: u8,
+        /// The profile's flash system_type.
+        system_type: String,
+    },
+    /// A flash message that needs more than one part (Infobip: "Long SMS
+    /// feature is not supported for Flash notifications").
+    #[error("a flash message must fit one part; this one needs {parts}")]
+    LongFlash {
+        /// Parts needed.
+        parts: usize,
+    },
     /// A field longer than the upstream takes.
     #[error("{field} would hold {octets} octets; the upstream takes at most {max}")]
     TooLong {
@@ -214,8 +293,11 @@ impl AdaptError {
             | AdaptError::NoCoding { .. } => CommandStatus::InvalidDataCoding,
             AdaptError::BadUdh(_) => CommandStatus::InvalidEsmClass,
             AdaptError::BadSar(_) => CommandStatus::InvalidTlvValue,
-            AdaptError::TooManyParts { .. } | AdaptError::TooLong { .. } => {
-                CommandStatus::InvalidMessageLength
+            AdaptError::TooManyParts { .. }
+            | AdaptError::TooLong { .. }
+            | AdaptError::LongFlash { .. } => CommandStatus::InvalidMessageLength,
+            AdaptError::FlashNeedsSession { .. } | AdaptError::NotFlash { .. } => {
+                CommandStatus::InvalidDataCoding
             }
         }
     }
@@ -236,7 +318,10 @@ impl AdaptError {
             | AdaptError::CodingRefused { .. }
             | AdaptError::NoCoding { .. }
             | AdaptError::TooManyParts { .. }
-            | AdaptError::TooLong { .. } => true,
+            | AdaptError::TooLong { .. }
+            | AdaptError::FlashNeedsSession { .. }
+            | AdaptError::NotFlash { .. }
+            | AdaptError::LongFlash { .. } => true,
         }
     }
 }
@@ -262,6 +347,27 @@ pub fn adapt(
     reference: u16,
     now_unix_ms: i64,
 ) -> Result<Adapted, AdaptError> {
+    adapt_over(
+        submit,
+        profile,
+        Link::default(),
+        client,
+        reference,
+        now_unix_ms,
+    )
+}
+
+/// [`adapt`] for one upstream's sessions as they are bound (`link`): no
+/// TLVs where they do not reach the vendor, and flash messages only over
+/// a flash session where the vendor makes them flash by system_type.
+pub fn adapt_over(
+    submit: &SubmitSm,
+    profile: &Profile,
+    link: Link,
+    client: &ClientText,
+    reference: u16,
+    now_unix_ms: i64,
+) -> Result<Adapted, AdaptError> {
     // Faults of the message itself first, then this upstream's refusals.
     let destination =
         adapt_destination(&submit.destination, profile.addresses.destination.as_ref())?;
@@ -277,6 +383,37 @@ pub fn adapt(
         TimeParam::Validity,
         now_unix_ms,
     )?;
+    // A vendor that makes messages flash by the bind's system_type: flash
+    // messages go over its flash sessions only, written as normal ones.
+    let flash = is_flash(submit.data_coding.0);
+    let unclassed;
+    let mut submit = submit;
+    if let Some(system_type) = &profile.system_type.flash {
+        let data_coding = submit.data_coding.0;
+        match (flash, link.flash) {
+            (true, false) => {
+                return Err(AdaptError::FlashNeedsSession {
+                    data_coding,
+                    system_type: system_type.clone(),
+                })
+            }
+            (false, true) => {
+                return Err(AdaptError::NotFlash {
+                    data_coding,
+                    system_type: system_type.clone(),
+                })
+            }
+            (true, true) => {
+                unclassed = SubmitSm {
+                    data_coding: DataCoding(without_class(data_coding)),
+                    ..submit.clone()
+                };
+                submit = &unclassed;
+            }
+            (false, false) => {}
+        }
+    }
+    let one_part = profile.system_type.flash.is_some() && flash;
     let content = read_content(submit, client)?;
     let source = adapt_source(&submit.source, &profile.addresses)?;
 
@@ -287,7 +424,10 @@ pub fn adapt(
     base.validity_period = validity;
     base.esm_class = base.esm_class.with_udhi(false);
     base.short_message = ShortMessage::default();
-    let upstream = Upstream::new(profile);
+    let mut upstream = Upstream::new(profile, link);
+    if one_part {
+        upstream.method = LongMethod::None;
+    }
     if upstream.tlvs {
         for tag in [
             tags::MESSAGE_PAYLOAD,
@@ -301,7 +441,7 @@ pub fn adapt(
         base.tlvs.clear();
     }
 
-    match content {
+    let adapted = match content {
         Content::Text {
             text,
             wide,
@@ -322,6 +462,12 @@ pub fn adapt(
             data,
             sar,
         } => upstream.opaque(base, data_coding, data, sar, reference),
+    };
+    match adapted {
+        Err(AdaptError::TooManyParts { parts, .. }) if one_part => {
+            Err(AdaptError::LongFlash { parts })
+        }
+        other => other,
     }
 }
 
@@ -440,28 +586,18 @@ struct Upstream<'p> {
     payload_max: usize,
     /// Most parts of one message.
     max_parts: usize,
-    method: Method,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
-    Udh8,
-    Udh16,
-    Sar,
-    Payload,
-    None,
+    method: LongMethod,
 }
 
 /// The coding a vendor's `data_coding` stands for, for text.
 fn vendor_encoding(data_coding: u8, coding: &Coding) -> Option<Encoding> {
     match data_coding {
-        0x00 => match coding.default_alphabet.as_str() {
-            "gsm7" if coding.gsm7_carriage == "packed" => Some(Encoding::Gsm7Packed),
-            "gsm7" => Some(Encoding::Gsm7Unpacked),
-            "ia5" => Some(Encoding::Ia5),
-            "latin1" => Some(Encoding::Latin1),
-            _ => None,
-        },
+        0x00 => Some(match (coding.default_alphabet, coding.gsm7_carriage) {
+            (Alphabet::Gsm7, Carriage::Packed) => Encoding::Gsm7Packed,
+            (Alphabet::Gsm7, Carriage::Unpacked) => Encoding::Gsm7Unpacked,
+            (Alphabet::Ia5, _) => Encoding::Ia5,
+            (Alphabet::Latin1, _) => Encoding::Latin1,
+        }),
         0x01 => Some(Encoding::Ia5),
         0x03 => Some(Encoding::Latin1),
         0x08 => Some(Encoding::Ucs2),
@@ -484,7 +620,7 @@ fn to_usize(value: Option<u32>, default: usize) -> usize {
 }
 
 impl<'p> Upstream<'p> {
-    fn new(profile: &'p Profile) -> Self {
+    fn new(profile: &'p Profile, link: Link) -> Self {
         let coding = &profile.coding;
         let mut codings: Vec<(u8, Encoding)> = Vec::new();
         for &dc in &coding.accepted {
@@ -500,22 +636,15 @@ impl<'p> Upstream<'p> {
         if codings.iter().any(|(_, e)| e.is_gsm7()) {
             codings.retain(|(_, e)| *e != Encoding::Ia5);
         }
-        let method = match profile.long_messages.method.as_str() {
-            "udh" => Method::Udh8,
-            "udh16" => Method::Udh16,
-            "sar" => Method::Sar,
-            "payload" => Method::Payload,
-            _ => Method::None,
-        };
+        let method = profile.long_messages.method;
         Self {
             profile,
             codings,
-            policy: if coding.unrepresentable == "replace" {
-                Unrepresentable::Replace
-            } else {
-                Unrepresentable::Error
+            policy: match coding.unrepresentable {
+                OnUnrepresentable::Replace => Unrepresentable::Replace,
+                OnUnrepresentable::Error => Unrepresentable::Error,
             },
-            tlvs: profile.versions.iter().any(|v| v == "3.4" || v == "5.0"),
+            tlvs: link.tlvs && profile.versions.iter().any(|v| v.takes_tlvs()),
             short_message_max: to_usize(profile.limits.short_message_max, ShortMessage::MAX)
                 .min(ShortMessage::MAX),
             payload_max: to_usize(profile.limits.message_payload_max, usize::from(u16::MAX))
@@ -526,15 +655,17 @@ impl<'p> Upstream<'p> {
     }
 
     /// How Tern ties the parts it makes, or `None` when it does not split
-    /// ("payload": the vendor splits; "none"). SAR needs TLVs: a 3.3-only
-    /// upstream gets UDH parts instead, the one form SMPP 3.3 can carry.
+    /// ("payload": the vendor splits; "none"). SAR and payload need TLVs:
+    /// where they do not reach the vendor (a 3.3-only upstream, a session
+    /// whose bind response announced no version) Tern makes UDH parts
+    /// instead, the one form SMPP 3.3 can carry.
     fn splits(&self) -> Option<Concat> {
         match self.method {
-            Method::Udh8 => Some(Concat::Udh8),
-            Method::Udh16 => Some(Concat::Udh16),
-            Method::Sar if self.tlvs => Some(Concat::Sar),
-            Method::Sar => Some(Concat::Udh8),
-            Method::Payload | Method::None => None,
+            LongMethod::Udh => Some(Concat::Udh8),
+            LongMethod::Udh16 => Some(Concat::Udh16),
+            LongMethod::Sar if self.tlvs => Some(Concat::Sar),
+            LongMethod::Sar | LongMethod::Payload if !self.tlvs => Some(Concat::Udh8),
+            LongMethod::Sar | LongMethod::Payload | LongMethod::None => None,
         }
     }
 
@@ -641,7 +772,7 @@ impl<'p> Upstream<'p> {
                 reference: (out.len() > 1).then_some(reference),
                 parts: out,
             })
-        } else if self.method == Method::Payload && self.tlvs {
+        } else if self.method == LongMethod::Payload && self.tlvs {
             self.check_parts(count)?;
             self.payload(base, &whole)
         } else {
@@ -700,7 +831,7 @@ impl<'p> Upstream<'p> {
         body: impl Fn(usize) -> Result<Vec<u8>, AdaptError>,
     ) -> Result<Adapted, AdaptError> {
         let total = usize::from(sar.total);
-        if self.method == Method::None {
+        if self.method == LongMethod::None {
             return Err(AdaptError::TooManyParts {
                 parts: total,
                 max: 1,
@@ -757,7 +888,7 @@ impl<'p> Upstream<'p> {
             .and_then(|(udh, _)| udh.concat())
             .map_err(AdaptError::BadUdh)?;
         if let Some(info) = concat {
-            let max = if self.method == Method::None {
+            let max = if self.method == LongMethod::None {
                 1
             } else {
                 self.max_parts
@@ -852,7 +983,7 @@ impl<'p> Upstream<'p> {
                     reference
                 }),
             })
-        } else if self.method == Method::Payload && self.tlvs {
+        } else if self.method == LongMethod::Payload && self.tlvs {
             self.check_parts(count)?;
             self.payload(base, data)
         } else {
@@ -1119,7 +1250,7 @@ fn adapt_destination(
 /// time; "both" keeps it. Every non-empty time must parse.
 fn adapt_time(
     value: &TimeString,
-    format: &str,
+    format: &TimeForm,
     param: TimeParam,
     now_unix_ms: i64,
 ) -> Result<TimeString, AdaptError> {
@@ -1132,14 +1263,14 @@ fn adapt_time(
         source,
     };
     let converted = match (format, parsed.map_err(error)?) {
-        ("relative", SmppTime::Absolute(time)) => match time.to_relative(now_unix_ms) {
+        (TimeForm::Relative, SmppTime::Absolute(time)) => match time.to_relative(now_unix_ms) {
             Ok(span) => SmppTime::Relative(span),
             Err(TimeError::InPast { .. }) if param == TimeParam::Schedule => {
                 return Ok(TimeString::empty())
             }
             Err(e) => return Err(error(e)),
         },
-        ("absolute", SmppTime::Relative(span)) => SmppTime::Absolute(
+        (TimeForm::Absolute, SmppTime::Relative(span)) => SmppTime::Absolute(
             span.to_absolute(now_unix_ms, UtcOffset::UTC)
                 .map_err(error)?,
         ),

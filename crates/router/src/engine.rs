@@ -20,7 +20,7 @@ use tern_codec::{Body, COctetString, CommandStatus};
 use tern_session::RequestError;
 use tracing::{debug, info};
 
-use crate::adapt::{adapt, ClientText};
+use crate::adapt::{adapt_over, AdaptError, Adapted, ClientText, Link};
 use crate::canonical::{Canonical, Class, FinalState, Reason, Scope};
 use crate::profile::Profile;
 use crate::receipt::UpstreamReceipt;
@@ -332,12 +332,22 @@ impl Router {
             .order(&rule.upstreams, &candidates, &self.weighted[index]);
         let mut attempts = Vec::new();
         let mut last = temporary(Reason::NoRoute);
-        // Refusals that concern one vendor only, and whether anything else
-        // (a later try could help) happened.
+        // Upstreams a part was sent to: an upstream that refused to carry
+        // the message was sent nothing, and does not use up an attempt.
+        let mut sent_to = 0;
+        // Attempts that left parts out there: the next one ties its parts
+        // under a new concatenation reference.
+        let mut placed = 0;
+        // Upstreams that refused what only they cannot take (a vendor-scoped
+        // status, or a message they cannot carry), the last such status
+        // refusal, and whether anything happened that a later try may change.
+        let mut refused_here: Vec<&str> = Vec::new();
         let mut not_here: Option<(Canonical, CommandStatus)> = None;
         let mut later_may_help = false;
-        let mut tried = 0;
-        for i in order.into_iter().take(self.config.max_attempts.max(1)) {
+        for i in order {
+            if sent_to >= self.config.max_attempts.max(1) {
+                break;
+            }
             if now.elapsed() >= self.config.deadline {
                 debug!(client, destination = %destination, "send deadline passed; back to the retry queue");
                 break;
@@ -345,11 +355,20 @@ impl Router {
             let Some(upstream) = self.upstream(&rule.upstreams[i].name) else {
                 continue;
             };
-            tried += 1;
-            match self
-                .try_upstream(upstream, submit, reference, &mut attempts)
-                .await
-            {
+            // A new concatenation reference after an attempt that left parts
+            // out there: a handset never joins parts of two attempts.
+            let reference = concat_reference(reference, placed);
+            let mut left_parts = false;
+            let tried = self
+                .try_upstream(upstream, submit, reference, &mut attempts, &mut left_parts)
+                .await;
+            if left_parts {
+                placed += 1;
+            }
+            if !matches!(tried, Tried::NotCarried(_)) {
+                sent_to += 1;
+            }
+            match tried {
                 Tried::Accepted(upstream_ids) => {
                     return SendOutcome::Submitted {
                         rule: rule.name.clone(),
@@ -369,21 +388,26 @@ impl Router {
                     later_may_help = true;
                     last = canonical;
                 }
+                Tried::NotCarried(canonical) => {
+                    refused_here.push(upstream.name());
+                    last = canonical;
+                }
                 Tried::NotHere(canonical, status) => {
+                    refused_here.push(upstream.name());
                     last = canonical;
                     not_here = Some((canonical, status));
                 }
             }
         }
-        // Every upstream of the rule refused what only it cannot take: no
-        // later try changes that, the message ends.
-        let open = rule
+        // Every upstream of the rule left open refused what only it cannot
+        // take, one of them with a status: no later try changes that, the
+        // message ends with that refusal.
+        let all_refused = rule
             .upstreams
             .iter()
             .filter(|u| !skip.contains(&u.name))
-            .count();
-        if let (Some((canonical, status)), false, true) = (not_here, later_may_help, tried >= open)
-        {
+            .all(|u| refused_here.contains(&u.name.as_str()));
+        if let (Some((canonical, status)), false, true) = (not_here, later_may_help, all_refused) {
             return SendOutcome::Rejected {
                 canonical: Canonical {
                     state: FinalState::Rejectd,
@@ -394,10 +418,84 @@ impl Router {
                 attempts,
             };
         }
+        // Asked only when this send found no taker, so a message that goes
+        // out pays no second adaptation.
+        if let Some(refused) = self.none_can_carry(rule, submit, reference) {
+            info!(client, destination = %destination, "no upstream of the route can carry it");
+            return refused;
+        }
         SendOutcome::Retry {
             canonical: last,
             attempts,
         }
+    }
+
+    /// `submit` rewritten for `upstream` as its sessions are bound (`tlvs`
+    /// as their bind responses said; pass true for the best case).
+    fn adapt_for(
+        &self,
+        upstream: &Upstream,
+        submit: &SubmitSm,
+        tlvs: bool,
+        reference: u16,
+    ) -> Result<Adapted, AdaptError> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let link = Link {
+            tlvs,
+            flash: upstream.is_flash(),
+        };
+        adapt_over(
+            submit,
+            upstream.profile(),
+            link,
+            &self.config.client_text,
+            reference,
+            now_ms,
+        )
+    }
+
+    /// The end of a message no upstream of its rule can carry, each for a
+    /// reason of its own vendor (a coding, a length, flash): no later try
+    /// can change that, so it is refused now (REJECTD, invalid message)
+    /// rather than retried for ever. Each upstream's reason goes into the
+    /// attempts, for `tern trace`. `None` when one of them can carry it, or
+    /// the message itself is at fault (the send loop refuses it then).
+    fn none_can_carry(
+        &self,
+        rule: &Rule,
+        submit: &SubmitSm,
+        reference: u16,
+    ) -> Option<SendOutcome> {
+        let mut attempts = Vec::new();
+        let mut status = CommandStatus::InvalidDataCoding;
+        for u in &rule.upstreams {
+            let Some(upstream) = self.upstream(&u.name) else {
+                continue;
+            };
+            // The best case: TLVs as the profile allows them.
+            match self.adapt_for(upstream, submit, true, reference) {
+                Ok(_) => return None,
+                Err(err) if !err.try_next_upstream() => return None,
+                Err(err) => {
+                    status = err.command_status();
+                    attempts.push(not_carried(upstream, &err));
+                }
+            }
+        }
+        if attempts.is_empty() {
+            return None;
+        }
+        Some(SendOutcome::Rejected {
+            canonical: Canonical {
+                state: FinalState::Rejectd,
+                reason: Reason::InvalidMessage,
+                class: Class::Permanent,
+            },
+            status,
+            attempts,
+        })
     }
 
     async fn try_upstream(
@@ -406,6 +504,7 @@ impl Router {
         submit: &SubmitSm,
         reference: u16,
         attempts: &mut Vec<AttemptReport>,
+        left_parts: &mut bool,
     ) -> Tried {
         let mut report = AttemptReport {
             upstream: upstream.name().to_owned(),
@@ -413,20 +512,10 @@ impl Router {
             upstream_ids: Vec::new(),
             failure: None,
         };
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let mut parts = match adapt(
-            submit,
-            upstream.profile(),
-            &self.config.client_text,
-            reference,
-            now_ms,
-        ) {
+        let mut parts = match self.adapt_for(upstream, submit, upstream.takes_tlvs(), reference) {
             Ok(adapted) => adapted.parts,
             Err(err) => {
-                report.failure = Some(err.to_string());
-                attempts.push(report);
+                attempts.push(not_carried(upstream, &err));
                 let canonical = Canonical {
                     state: FinalState::Rejectd,
                     reason: Reason::InvalidMessage,
@@ -437,7 +526,7 @@ impl Router {
                     },
                 };
                 return match canonical.class {
-                    Class::Temporary => Tried::Temporary(canonical),
+                    Class::Temporary => Tried::NotCarried(canonical),
                     Class::Permanent => Tried::Permanent(canonical, err.command_status()),
                 };
             }
@@ -472,6 +561,7 @@ impl Router {
                     };
                     report.status = Some(0);
                     report.upstream_ids.push(id);
+                    *left_parts = true;
                 }
                 Ok(resp) => {
                     let code = resp.command_status.code();
@@ -508,6 +598,8 @@ impl Router {
                 Err(err) => {
                     if matches!(err, RequestError::Timeout { .. }) {
                         upstream.breaker().record_failure(Instant::now());
+                        // Sent and unanswered: the part may be out there.
+                        *left_parts = true;
                     }
                     report.failure = Some(err.to_string());
                     attempts.push(report);
@@ -528,4 +620,61 @@ enum Tried {
     /// A temporary refusal with scope "upstream": the next upstream now,
     /// never this one again for the message.
     NotHere(Canonical, CommandStatus),
+    /// This upstream cannot carry the message (its vendor's rules): nothing
+    /// was sent.
+    NotCarried(Canonical),
+}
+
+/// The attempt of an upstream that cannot carry the message, saying why.
+fn not_carried(upstream: &Upstream, err: &AdaptError) -> AttemptReport {
+    AttemptReport {
+        upstream: upstream.name().to_owned(),
+        status: None,
+        upstream_ids: Vec::new(),
+        failure: Some(format!(
+            "not sent, {} cannot carry it: {err}",
+            upstream.name()
+        )),
+    }
+}
+
+/// Step between the concatenation references of a message's attempts. Odd
+/// in both octets, so 256 attempts pass before an 8-bit reference (the low
+/// octet) comes back, and 65536 for a 16-bit one.
+const REFERENCE_STEP: u16 = 0x9D9D;
+
+/// The concatenation reference of a message's attempt after `placed`
+/// earlier attempts that left parts at an upstream (a part accepted, or sent
+/// and unanswered), from its first one `base`. Such an attempt is followed
+/// by one under a new reference, so a handset never joins parts from two
+/// attempts; an attempt that left nothing out there (refused at its first
+/// part, not carried, no session) frees its reference for the next one, so
+/// references stay those of consecutive messages as long as possible.
+pub fn concat_reference(base: u16, placed: usize) -> u16 {
+    base.wrapping_add(REFERENCE_STEP.wrapping_mul(placed as u16))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::concat_reference;
+
+    #[test]
+    fn each_attempt_of_a_message_has_its_own_reference_on_the_wire() {
+        // Attempts of one send and of later sends number on from the
+        // message's recorded attempts: 256 in a row differ in the low
+        // octet (an 8-bit UDH reference), and the first is the base.
+        for base in [0u16, 0x1234, 0xFFFF] {
+            assert_eq!(concat_reference(base, 0), base);
+            let low: std::collections::HashSet<u8> = (0..256)
+                .map(|n| concat_reference(base, n).to_be_bytes()[1])
+                .collect();
+            assert_eq!(low.len(), 256, "base {base:#06X}");
+            // Within one send, attempt k of a send that follows n recorded
+            // attempts is the message's attempt n + k.
+            assert_eq!(
+                concat_reference(concat_reference(base, 3), 2),
+                concat_reference(base, 5)
+            );
+        }
+    }
 }

@@ -26,9 +26,13 @@ pub struct Profile {
     #[serde(default)]
     pub source: String,
     /// SMPP versions the vendor speaks: "3.3", "3.4", "5.0".
-    pub versions: Vec<String>,
+    pub versions: Vec<SmppVersion>,
     /// Bind types it accepts: "transmitter", "receiver", "transceiver".
-    pub bind_types: Vec<String>,
+    /// An upstream configured with another is a configuration error.
+    pub bind_types: Vec<BindKind>,
+    /// What a bind response without `sc_interface_version` means.
+    #[serde(default)]
+    pub version: Version,
     /// How many sessions, how fast.
     #[serde(default)]
     pub limits: Limits,
@@ -72,6 +76,72 @@ pub struct Profile {
     /// Anything the seed says that has no field yet, for people.
     #[serde(default)]
     pub notes: Vec<String>,
+}
+
+/// An SMPP version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SmppVersion {
+    /// 3.3: no TLVs.
+    #[serde(rename = "3.3")]
+    V33,
+    /// 3.4.
+    #[serde(rename = "3.4")]
+    V34,
+    /// 5.0.
+    #[serde(rename = "5.0")]
+    V50,
+}
+
+impl SmppVersion {
+    /// As written in profiles ("3.4").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmppVersion::V33 => "3.3",
+            SmppVersion::V34 => "3.4",
+            SmppVersion::V50 => "5.0",
+        }
+    }
+
+    /// Whether this version carries TLVs (3.4 and later).
+    pub fn takes_tlvs(self) -> bool {
+        self != SmppVersion::V33
+    }
+}
+
+/// A bind type, as profiles name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindKind {
+    /// Sends only.
+    Transmitter,
+    /// Receives only.
+    Receiver,
+    /// Both.
+    Transceiver,
+}
+
+impl BindKind {
+    /// As written in profiles and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindKind::Transmitter => "transmitter",
+            BindKind::Receiver => "receiver",
+            BindKind::Transceiver => "transceiver",
+        }
+    }
+}
+
+/// Reading the version a bind response announces.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Version {
+    /// Whether the vendor takes TLVs (message_payload, SAR) on a session
+    /// whose bind response carries no `sc_interface_version`. SMPP 3.4
+    /// §5.3.2.25 says such an SMSC takes none, and that is the default: Tern
+    /// then splits long messages with a UDH. True only where the vendor's
+    /// document says its SMSC speaks nothing older than 3.4.
+    #[serde(default)]
+    pub tlvs_without_interface_version: bool,
 }
 
 /// Session and rate limits (absent: no limit stated).
@@ -121,12 +191,33 @@ pub struct Tls {
     #[serde(default)]
     pub required: bool,
     /// Minimum version: "1.2" or "1.3".
-    pub minimum: Option<String>,
+    pub minimum: Option<TlsMinimum>,
     /// IANA cipher suite names, when the vendor lists them.
     #[serde(default)]
     pub cipher_suites: Vec<String>,
     /// TLS port, when it differs from the plain one.
     pub port: Option<u16>,
+}
+
+/// A TLS version a vendor requires at least.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TlsMinimum {
+    /// TLS 1.2.
+    #[serde(rename = "1.2")]
+    V12,
+    /// TLS 1.3.
+    #[serde(rename = "1.3")]
+    V13,
+}
+
+impl TlsMinimum {
+    /// As written in profiles and configuration ("1.2", "1.3").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMinimum::V12 => "1.2",
+            TlsMinimum::V13 => "1.3",
+        }
+    }
 }
 
 /// TON/NPI and length rules for one kind of address.
@@ -173,22 +264,54 @@ pub struct Coding {
     /// `data_coding` values accepted.
     pub accepted: Vec<u8>,
     /// What data_coding 0 means: "gsm7", "ia5", "latin1".
-    pub default_alphabet: String,
+    pub default_alphabet: Alphabet,
     /// GSM 7-bit carried "unpacked" (one septet per octet) or "packed".
-    pub gsm7_carriage: String,
+    pub gsm7_carriage: Carriage,
     /// What happens to characters the coding lacks: "error" or "replace".
-    pub unrepresentable: String,
+    pub unrepresentable: OnUnrepresentable,
 }
 
 impl Default for Coding {
     fn default() -> Self {
         Self {
             accepted: vec![0, 8],
-            default_alphabet: "gsm7".to_owned(),
-            gsm7_carriage: "unpacked".to_owned(),
-            unrepresentable: "error".to_owned(),
+            default_alphabet: Alphabet::Gsm7,
+            gsm7_carriage: Carriage::Unpacked,
+            unrepresentable: OnUnrepresentable::Error,
         }
     }
+}
+
+/// The alphabet behind data_coding 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Alphabet {
+    /// GSM 03.38.
+    Gsm7,
+    /// IA5 (ASCII).
+    Ia5,
+    /// ISO-8859-1.
+    Latin1,
+}
+
+/// How GSM 7-bit text is carried in octets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Carriage {
+    /// One septet per octet.
+    Unpacked,
+    /// Eight septets in seven octets.
+    Packed,
+}
+
+/// What the vendor does with characters its coding lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnrepresentable {
+    /// Refuses the message.
+    Error,
+    /// Replaces them (ó→o).
+    Replace,
 }
 
 /// Long messages.
@@ -197,27 +320,50 @@ impl Default for Coding {
 pub struct LongMessages {
     /// "udh" (Tern splits, 8-bit reference), "udh16", "sar", "payload"
     /// (one message_payload, the vendor splits), or "none".
-    pub method: String,
+    pub method: LongMethod,
     /// For "payload": the vendor reports only the first part ("first") or
     /// every part ("all").
-    #[serde(default = "all")]
-    pub receipts_for: String,
+    #[serde(default)]
+    pub receipts_for: ReceiptsFor,
     /// Most parts one message may have.
     pub max_parts: Option<u32>,
-}
-
-fn all() -> String {
-    "all".to_owned()
 }
 
 impl Default for LongMessages {
     fn default() -> Self {
         Self {
-            method: "udh".to_owned(),
-            receipts_for: all(),
+            method: LongMethod::Udh,
+            receipts_for: ReceiptsFor::All,
             max_parts: None,
         }
     }
+}
+
+/// How a long message reaches the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LongMethod {
+    /// Tern splits, 8-bit UDH reference.
+    Udh,
+    /// Tern splits, 16-bit UDH reference.
+    Udh16,
+    /// Tern splits, SAR TLVs.
+    Sar,
+    /// One message_payload; the vendor splits.
+    Payload,
+    /// No long messages.
+    None,
+}
+
+/// Which parts of a message the vendor split itself it reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptsFor {
+    /// Every part.
+    #[default]
+    All,
+    /// The first part only.
+    First,
 }
 
 /// Schedule and validity formats.
@@ -225,30 +371,40 @@ impl Default for LongMessages {
 #[serde(deny_unknown_fields)]
 pub struct Times {
     /// "absolute", "relative" or "both".
-    pub schedule: String,
+    pub schedule: TimeForm,
     /// "absolute", "relative" or "both".
-    pub validity: String,
+    pub validity: TimeForm,
 }
 
 impl Default for Times {
     fn default() -> Self {
         Self {
-            schedule: "both".to_owned(),
-            validity: "both".to_owned(),
+            schedule: TimeForm::Both,
+            validity: TimeForm::Both,
         }
     }
+}
+
+/// The SMPP time form a vendor takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeForm {
+    /// Absolute times only: relative ones are converted.
+    Absolute,
+    /// Relative times only: absolute ones are converted.
+    Relative,
+    /// Either, as the client wrote it.
+    Both,
 }
 
 /// Uses of system_type.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SystemType {
-    /// Value to bind with, if the vendor needs one.
-    pub bind: Option<String>,
-    /// Bind system_type that makes messages flash (Infobip: "NSMS").
+    /// Bind system_type that makes messages flash (Infobip: "NSMS"). An
+    /// upstream bound with it carries flash messages (message class 0)
+    /// only, in one part; the vendor's other upstreams never carry them.
     pub flash: Option<String>,
-    /// Template for a route code in bind system_type (Infobip: "r:{route}").
-    pub route_template: Option<String>,
     /// What service_type in submit_sm selects (Telesign: receipt data centre).
     pub submit_service_type: Option<String>,
 }
@@ -258,7 +414,7 @@ pub struct SystemType {
 #[serde(deny_unknown_fields)]
 pub struct MessageId {
     /// "decimal", "hex", "hex32" or "opaque".
-    pub form: String,
+    pub form: IdForm,
     /// The vendor's receipts write the id in the other base than its
     /// submit_sm_resp (hex one way, decimal the other): match across bases.
     /// Off by default: with sequential ids, "12" read as hex is another
@@ -270,10 +426,24 @@ pub struct MessageId {
 impl Default for MessageId {
     fn default() -> Self {
         Self {
-            form: "opaque".to_owned(),
+            form: IdForm::Opaque,
             receipt_id_any_base: false,
         }
     }
+}
+
+/// The form of a vendor's message ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdForm {
+    /// Decimal digits.
+    Decimal,
+    /// Hex digits.
+    Hex,
+    /// 32 hex digits.
+    Hex32,
+    /// Not stated.
+    Opaque,
 }
 
 /// Receipt format.
@@ -281,13 +451,13 @@ impl Default for MessageId {
 #[serde(deny_unknown_fields)]
 pub struct Receipts {
     /// Base of the receipt text's `err`: "decimal" or "hex".
-    pub err_radix: String,
+    pub err_radix: Radix,
     /// Whether the text form is sent.
     pub text: bool,
     /// Whether the receipt TLVs are sent (receipted_message_id, message_state).
     pub tlvs: bool,
     /// Spelling of the delivered-count key: "dlvrd", "dlvr", "dlvrld".
-    pub dlvrd_key: String,
+    pub dlvrd_key: DlvrdKey,
     /// Digits of the dates: 10 (YYMMDDhhmm) or 12 (with seconds).
     pub date_digits: u8,
     /// Receipts arrive only on receiver/transceiver sessions.
@@ -320,15 +490,48 @@ fn yes() -> bool {
 impl Default for Receipts {
     fn default() -> Self {
         Self {
-            err_radix: "decimal".to_owned(),
+            err_radix: Radix::Decimal,
             text: true,
             tlvs: false,
-            dlvrd_key: "dlvrd".to_owned(),
+            dlvrd_key: DlvrdKey::Dlvrd,
             date_digits: 10,
             on_receiving_sessions: true,
             err_is_gsm_map: false,
             resubmit_on: Vec::new(),
             vendor_tlvs: Vec::new(),
+        }
+    }
+}
+
+/// The base a number is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Radix {
+    /// Base 10.
+    Decimal,
+    /// Base 16.
+    Hex,
+}
+
+/// How a vendor spells the receipt's delivered-count key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DlvrdKey {
+    /// `dlvrd:` (SMPP 3.4 Appendix B).
+    Dlvrd,
+    /// `dlvr:` (Mensatek).
+    Dlvr,
+    /// `dlvrld:` (Infobip).
+    Dlvrld,
+}
+
+impl DlvrdKey {
+    /// The key as written in the receipt text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DlvrdKey::Dlvrd => "dlvrd",
+            DlvrdKey::Dlvr => "dlvr",
+            DlvrdKey::Dlvrld => "dlvrld",
         }
     }
 }
@@ -414,6 +617,17 @@ pub(crate) fn position(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The key of a `key = value` line whose value starts at `offset`, if the
+/// value is on the same line as its key.
+fn key_before(text: &str, offset: usize) -> Option<&str> {
+    let before = text.get(..offset)?;
+    let line = before.rsplit('\n').next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
+    (!key.is_empty() && key.chars().all(bare)).then_some(key)
+}
+
 impl Profile {
     /// Parses and validates a profile; errors say file, line and column.
     pub fn from_toml(text: &str, origin: &str) -> Result<Profile, ProfileError> {
@@ -431,11 +645,19 @@ impl Profile {
     ) -> Result<Profile, ProfileError> {
         let profile = parsed.map_err(|e| {
             let (line, column) = e.span().map_or((1, 1), |s| position(text, s.start));
+            // serde names the bad value, not its key: "unknown variant
+            // `zipped`, expected `unpacked` or `packed`". The key is the
+            // one before the value on its line.
+            let key = e.span().and_then(|s| key_before(text, s.start));
+            let message = match key {
+                Some(key) if !e.message().contains(key) => format!("{key}: {}", e.message()),
+                _ => e.message().to_owned(),
+            };
             ProfileError {
                 origin: origin.to_owned(),
                 line,
                 column,
-                message: e.message().to_owned(),
+                message,
             }
         })?;
         profile.validate().map_err(|(needle, message)| {
@@ -458,78 +680,9 @@ impl Profile {
             .map(|(n, text)| Profile::from_toml(text, &format!("built-in profile {n}")))
     }
 
-    /// Checks what serde cannot: enumerated strings and duplicate codes.
+    /// Checks what serde cannot: date digits and duplicate codes.
     /// Errors carry a text to find in the file for the position.
     fn validate(&self) -> Result<(), (String, String)> {
-        fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), (String, String)> {
-            if allowed.contains(&value) {
-                Ok(())
-            } else {
-                Err((
-                    format!("\"{value}\""),
-                    format!("{field} is {value:?}; expected one of {allowed:?}"),
-                ))
-            }
-        }
-        for v in &self.versions {
-            one_of("versions", v, &["3.3", "3.4", "5.0"])?;
-        }
-        for b in &self.bind_types {
-            one_of("bind_types", b, &["transmitter", "receiver", "transceiver"])?;
-        }
-        if let Some(min) = &self.tls.minimum {
-            one_of("tls.minimum", min, &["1.2", "1.3"])?;
-        }
-        one_of(
-            "coding.default_alphabet",
-            &self.coding.default_alphabet,
-            &["gsm7", "ia5", "latin1"],
-        )?;
-        one_of(
-            "coding.gsm7_carriage",
-            &self.coding.gsm7_carriage,
-            &["unpacked", "packed"],
-        )?;
-        one_of(
-            "coding.unrepresentable",
-            &self.coding.unrepresentable,
-            &["error", "replace"],
-        )?;
-        one_of(
-            "long_messages.method",
-            &self.long_messages.method,
-            &["udh", "udh16", "sar", "payload", "none"],
-        )?;
-        one_of(
-            "long_messages.receipts_for",
-            &self.long_messages.receipts_for,
-            &["all", "first"],
-        )?;
-        one_of(
-            "times.schedule",
-            &self.times.schedule,
-            &["absolute", "relative", "both"],
-        )?;
-        one_of(
-            "times.validity",
-            &self.times.validity,
-            &["absolute", "relative", "both"],
-        )?;
-        one_of(
-            "message_id.form",
-            &self.message_id.form,
-            &["decimal", "hex", "hex32", "opaque"],
-        )?;
-        one_of(
-            "receipts.err_radix",
-            &self.receipts.err_radix,
-            &["decimal", "hex"],
-        )?;
-        one_of(
-            "receipts.dlvrd_key",
-            &self.receipts.dlvrd_key,
-            &["dlvrd", "dlvr", "dlvrld"],
-        )?;
         if ![10, 12].contains(&self.receipts.date_digits) {
             return Err((
                 "date_digits".to_owned(),
@@ -638,7 +791,7 @@ mod tests {
         let text = "name = \"x\"\ndescription = \"d\"\nversions = [\"3.4\"]\nbind_types = [\"transceiver\"]\n[tls]\nminimum = \"1.1\"\n";
         let err = Profile::from_toml(text, "my.toml").expect_err("bad version");
         assert_eq!((err.line, err.column), (6, 11), "{err}");
-        assert!(err.message.contains("\"1.2\""), "{err}");
+        assert!(err.message.contains("1.2"), "{err}");
     }
 
     #[test]

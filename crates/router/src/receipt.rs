@@ -18,7 +18,7 @@ use tern_codec::receipt::{ErrRadix, Receipt};
 use tern_codec::tlv::NetworkErrorCode;
 
 use crate::canonical::{Canonical, Class, FinalState, Reason, Scope};
-use crate::profile::Profile;
+use crate::profile::{Profile, Radix};
 
 /// A receipt, understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,9 +129,9 @@ pub fn read_receipt(
         .or_else(|| vendor_stat.as_deref().and_then(|s| profile.stat(s)))
         .ok_or(ReceiptReadError::NoState)?;
     let network_error = sm.tlvs.network_error_code().copied();
-    let radix = match profile.receipts.err_radix.as_str() {
-        "hex" => ErrRadix::Hex,
-        _ => ErrRadix::Decimal,
+    let radix = match profile.receipts.err_radix {
+        Radix::Hex => ErrRadix::Hex,
+        Radix::Decimal => ErrRadix::Decimal,
     };
     let code = text.as_ref().and_then(|t| t.err_code(radix).ok().flatten());
     let entry = code.and_then(|code| profile.receipt_error(code));

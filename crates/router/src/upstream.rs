@@ -111,6 +111,8 @@ pub struct Upstream {
     slots: Vec<Slot>,
     /// Slots this node holds, when a [`SlotGate`] grants them.
     held: Arc<AtomicUsize>,
+    /// Bound with the profile's flash system_type (Infobip's `NSMS`).
+    flash: bool,
 }
 
 /// One session slot of a pool: its reconnecting client's stop token, the
@@ -136,6 +138,12 @@ impl Upstream {
             .sessions_per_credential
             .map_or(usize::MAX, |n| n as usize);
         let pool_size = config.sessions.clamp(1, cap.max(1));
+        let flash = config
+            .profile
+            .system_type
+            .flash
+            .as_deref()
+            .is_some_and(|f| config.bind.system_type.as_bytes() == f.as_bytes());
         let upstream = Arc::new(Upstream {
             name: config.name.as_str().into(),
             profile: config.profile.clone(),
@@ -145,6 +153,7 @@ impl Upstream {
             next: AtomicUsize::new(0),
             pool_size,
             held: Arc::new(AtomicUsize::new(0)),
+            flash,
             slots: (0..pool_size)
                 .map(|_| Slot {
                     stop: shutdown.child_token(),
@@ -282,6 +291,21 @@ impl Upstream {
             .find(|s| s.in_flight() < self.window)
             .or_else(|| in_turn().next())
             .cloned()
+    }
+
+    /// Whether its sessions are bound with the profile's flash system_type:
+    /// then it carries flash messages only, and only those (Infobip `NSMS`).
+    pub fn is_flash(&self) -> bool {
+        self.flash
+    }
+
+    /// Whether TLVs reach the vendor over every session bound now, as their
+    /// bind responses said (a session of an SMSC that announced no
+    /// `sc_interface_version` may take none). False with no session bound.
+    pub fn takes_tlvs(&self) -> bool {
+        let sessions = self.lock();
+        let mut open = sessions.iter().filter(|s| !s.is_closed()).peekable();
+        open.peek().is_some() && open.all(|s| s.peer_version().supports_tlvs())
     }
 
     /// Whether a message may go here now: a session bound and the circuit closed.

@@ -10,7 +10,8 @@ use tern_codec::{
     Address, COctetString, CommandStatus, DataCoding, EsmClass, Npi, RegisteredDelivery,
     ShortMessage, TimeString, Tlv, Ton,
 };
-use tern_router::adapt::{adapt, AdaptError, Adapted, ClientText};
+use tern_router::adapt::{adapt, adapt_over, is_flash, AdaptError, Adapted, ClientText, Link};
+use tern_router::profile::{Carriage, LongMethod, SmppVersion, TimeForm};
 use tern_router::Profile;
 
 /// 2024-03-01 12:00:00 UTC.
@@ -274,6 +275,140 @@ fn telesign_long_text_is_one_submit_with_message_payload() {
         adapted.parts[0].tlvs.message_payload().map(|p| p.len()),
         Some(200)
     );
+}
+
+// SMPP 3.4 §5.3.2.25: a bind response without sc_interface_version means
+// the SMSC takes no TLVs. Telesign's seed offers "Split it yourself ... make
+// use of the User Data Header (UDH)" as the other way to send long text.
+
+fn over(sm: &SubmitSm, name: &str, link: Link) -> Result<Adapted, AdaptError> {
+    adapt_over(
+        sm,
+        &profile(name),
+        link,
+        &ClientText::default(),
+        0x1234,
+        NOW,
+    )
+}
+
+/// The text of 8-bit-reference UDH parts, checking each part's numbers.
+fn reassembled(adapted: &Adapted) -> Vec<u8> {
+    let total = u8::try_from(adapted.parts.len()).expect("few parts");
+    let mut text = Vec::new();
+    for (index, part) in adapted.parts.iter().enumerate() {
+        let octets = part.short_message.as_bytes();
+        let sequence = u8::try_from(index + 1).expect("few parts");
+        assert!(part.esm_class.udhi(), "part {sequence} has no UDHI");
+        assert_eq!(octets[..3], [0x05, 0x00, 0x03], "part {sequence}");
+        assert_eq!(octets[4..6], [total, sequence], "part {sequence}");
+        assert!(octets.len() > 6, "part {sequence} is empty");
+        no_concat_tlvs(part);
+        assert!(part.tlvs.message_payload().is_none(), "part {sequence}");
+        text.extend_from_slice(&octets[6..]);
+    }
+    text
+}
+
+#[test]
+fn telesign_without_tlvs_splits_with_udh_and_loses_nothing() {
+    let no_tlvs = Link {
+        tlvs: false,
+        flash: false,
+    };
+    let text: String = (0..400)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let adapted = over(&gsm(&text), "telesign", no_tlvs).expect("UDH parts");
+    assert_eq!(adapted.parts.len(), 3);
+    assert_eq!(reassembled(&adapted), text.as_bytes());
+    // A client's payload too.
+    let mut sm = gsm("");
+    sm.tlvs
+        .push(Tlv::message_payload(text.clone().into_bytes()).expect("fits"));
+    let adapted = over(&sm, "telesign", no_tlvs).expect("UDH parts");
+    assert_eq!(reassembled(&adapted), text.as_bytes());
+    // Binary too, split by octets.
+    let adapted = over(
+        &submit("Tern", "33600000001", 0, &[7u8; 300]),
+        "telesign",
+        no_tlvs,
+    )
+    .expect("UDH parts");
+    assert!(adapted.parts.len() > 1);
+    assert_eq!(reassembled(&adapted), [7u8; 300]);
+    // A profile that splits with SAR gets UDH parts too.
+    let mut sar = profile("generic");
+    sar.long_messages.method = LongMethod::Sar;
+    let adapted = adapt_over(
+        &gsm(&text),
+        &sar,
+        no_tlvs,
+        &ClientText::default(),
+        0x1234,
+        NOW,
+    )
+    .expect("UDH parts");
+    assert_eq!(reassembled(&adapted), text.as_bytes());
+}
+
+// Infobip: "In order to use Flash notifications ... setting system_type =
+// “NSMS” in Bind PDU. Procedure for submitting Flash notifications is exactly
+// the same as for normal SMS ... Long SMS feature is not supported for Flash
+// notifications."
+
+#[test]
+fn flash_is_message_class_0() {
+    for dc in [0x10, 0x14, 0x18, 0xF0, 0xF4] {
+        assert!(is_flash(dc), "0x{dc:02X}");
+    }
+    for dc in [0x00, 0x03, 0x04, 0x08, 0x11, 0x19, 0xF1, 0xC0] {
+        assert!(!is_flash(dc), "0x{dc:02X}");
+    }
+}
+
+#[test]
+fn infobip_flash_goes_over_nsms_sessions_only_as_a_normal_sms() {
+    let flash = Link {
+        tlvs: true,
+        flash: true,
+    };
+    let normal = Link::default();
+    let hello = submit("Tern", "33600000001", 0x10, b"Hello");
+    let adapted = over(&hello, "infobip", flash).expect("flash over NSMS");
+    assert_eq!(adapted.parts.len(), 1);
+    assert_eq!(adapted.parts[0].data_coding, DataCoding(0));
+    assert_eq!(adapted.parts[0].short_message.as_bytes(), b"Hello");
+    let wide = submit("Tern", "33600000001", 0x18, &ucs2("Привет"));
+    let adapted = over(&wide, "infobip", flash).expect("UCS-2 flash over NSMS");
+    assert_eq!(adapted.parts[0].data_coding, DataCoding(8));
+    assert!(matches!(
+        over(&hello, "infobip", normal),
+        Err(AdaptError::FlashNeedsSession { .. })
+    ));
+    assert!(matches!(
+        over(&gsm("Hello"), "infobip", flash),
+        Err(AdaptError::NotFlash { .. })
+    ));
+    let long = submit("Tern", "33600000001", 0x10, "x".repeat(200).as_bytes());
+    let err = over(&long, "infobip", flash).expect_err("no long flash");
+    assert_eq!(err, AdaptError::LongFlash { parts: 2 });
+    assert!(err.try_next_upstream());
+    assert_eq!(err.command_status(), CommandStatus::InvalidMessageLength);
+    // Where the profile names no flash system_type, class 0 is a coding
+    // like any other: sent as it is where accepted.
+    let mut generic = profile("generic");
+    generic.coding.accepted.push(0x10);
+    let adapted = adapt_over(
+        &hello,
+        &generic,
+        normal,
+        &ClientText::default(),
+        0x1234,
+        NOW,
+    )
+    .expect("accepted");
+    assert_eq!(adapted.parts[0].data_coding, DataCoding(0x10));
 }
 
 #[test]
@@ -580,7 +715,7 @@ fn client_udh_parts_are_sent_as_they_are() {
 
     // Packed GSM at the upstream means other octets: refused, not mangled.
     let mut packed = profile("ovh");
-    packed.coding.gsm7_carriage = "packed".to_owned();
+    packed.coding.gsm7_carriage = Carriage::Packed;
     let e = adapt(&sm, &packed, &ClientText::default(), 1, NOW).expect_err("packed");
     assert_eq!(e.command_status(), CommandStatus::InvalidDataCoding);
     assert!(e.try_next_upstream());
@@ -595,7 +730,7 @@ fn client_sar_parts_keep_their_numbers() {
     };
     // Where the upstream takes SAR: the same TLVs, the text re-coded.
     let mut sar = profile("generic");
-    sar.long_messages.method = "sar".to_owned();
+    sar.long_messages.method = LongMethod::Sar;
     let mut sm = submit("Tern", "33600000001", 8, &ucs2("half"));
     sm.tlvs.set_sar(numbers);
     let adapted = adapt(&sm, &sar, &ClientText::default(), 1, NOW).expect("sar");
@@ -636,7 +771,7 @@ fn tlvs_are_dropped_for_33_and_kept_otherwise() {
     assert_eq!(part.tlvs.user_message_reference(), Some(&9));
 
     let mut v33 = profile("generic");
-    v33.versions = vec!["3.3".to_owned()];
+    v33.versions = vec![SmppVersion::V33];
     let adapted = adapt(&sm, &v33, &ClientText::default(), 1, NOW).expect("3.3");
     assert!(adapted.parts[0].tlvs.is_empty());
 }
@@ -645,7 +780,7 @@ fn tlvs_are_dropped_for_33_and_kept_otherwise() {
 fn sar_udh16_and_max_parts() {
     let text = "b".repeat(400);
     let mut sar = profile("generic");
-    sar.long_messages.method = "sar".to_owned();
+    sar.long_messages.method = LongMethod::Sar;
     let adapted = adapt(&gsm(&text), &sar, &ClientText::default(), 0x1234, NOW).expect("sar");
     assert_eq!(adapted.reference, Some(0x1234));
     assert_eq!(adapted.parts.len(), 3);
@@ -662,7 +797,7 @@ fn sar_udh16_and_max_parts() {
     }
 
     let mut udh16 = profile("generic");
-    udh16.long_messages.method = "udh16".to_owned();
+    udh16.long_messages.method = LongMethod::Udh16;
     let adapted = adapt(&gsm(&text), &udh16, &ClientText::default(), 0x1234, NOW).expect("udh16");
     assert_eq!(
         adapted.parts[0].short_message.as_bytes()[..7],
@@ -677,7 +812,7 @@ fn sar_udh16_and_max_parts() {
     assert!(e.try_next_upstream());
 
     let mut none = profile("generic");
-    none.long_messages.method = "none".to_owned();
+    none.long_messages.method = LongMethod::None;
     let e = adapt(&gsm(&text), &none, &ClientText::default(), 1, NOW).expect_err("none");
     assert_eq!(e.command_status(), CommandStatus::InvalidMessageLength);
 
@@ -709,7 +844,7 @@ fn times_convert_or_are_refused() {
 
     // Relative to absolute (UTC) where the upstream wants absolute.
     let mut absolute = profile("generic");
-    absolute.times.validity = "absolute".to_owned();
+    absolute.times.validity = TimeForm::Absolute;
     let mut sm = gsm("x");
     sm.validity_period = TimeString::try_from("000002000000000R").expect("16");
     let adapted = adapt(&sm, &absolute, &ClientText::default(), 1, NOW).expect("absolute");
@@ -721,8 +856,8 @@ fn times_convert_or_are_refused() {
     // A validity already past cannot be made relative; a schedule already
     // past means "now".
     let mut relative = profile("generic");
-    relative.times.validity = "relative".to_owned();
-    relative.times.schedule = "relative".to_owned();
+    relative.times.validity = TimeForm::Relative;
+    relative.times.schedule = TimeForm::Relative;
     let mut sm = gsm("x");
     sm.validity_period = TimeString::try_from("240229120000000+").expect("16");
     let e = adapt(&sm, &relative, &ClientText::default(), 1, NOW).expect_err("past");

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use tern_router::profile::{Alphabet, BindKind, DlvrdKey, OnUnrepresentable, Radix};
 use tern_router::{Class, FinalState, Profile, Reason, Scope};
 
 use Class::{Permanent as P, Temporary as T};
@@ -143,9 +144,9 @@ fn the_seed_gives_no_command_status_table() {
 fn versions_bind_and_sessions() {
     let profile = profile();
     assert_eq!(profile.name, "mensatek");
-    let versions: BTreeSet<&str> = profile.versions.iter().map(String::as_str).collect();
+    let versions: BTreeSet<&str> = profile.versions.iter().map(|v| v.as_str()).collect();
     assert_eq!(versions, BTreeSet::from(["3.3", "3.4"]));
-    assert_eq!(profile.bind_types, ["transceiver"]);
+    assert_eq!(profile.bind_types, [BindKind::Transceiver]);
     // One connection per credential per server/port.
     assert_eq!(profile.limits.sessions_per_credential, Some(1));
     assert!(profile.limits.per_server_port);
@@ -169,9 +170,9 @@ fn codings() {
     let coding = profile().coding;
     let accepted: BTreeSet<u8> = coding.accepted.iter().copied().collect();
     assert_eq!(accepted, BTreeSet::from([0, 1, 8]));
-    assert_eq!(coding.default_alphabet, "gsm7");
+    assert_eq!(coding.default_alphabet, Alphabet::Gsm7);
     // Accents outside GSM 03.38 are replaced by the most similar character.
-    assert_eq!(coding.unrepresentable, "replace");
+    assert_eq!(coding.unrepresentable, OnUnrepresentable::Replace);
 }
 
 #[test]
@@ -188,8 +189,8 @@ fn no_tls_nor_timers_in_the_seed() {
 fn receipt_format() {
     let receipts = profile().receipts;
     // id: sub: dlvr: submit date: done date: stat: err:, err in decimal (000).
-    assert_eq!(receipts.dlvrd_key, "dlvr");
-    assert_eq!(receipts.err_radix, "decimal");
+    assert_eq!(receipts.dlvrd_key, DlvrdKey::Dlvr);
+    assert_eq!(receipts.err_radix, Radix::Decimal);
     assert!(receipts.text);
     assert!(receipts.on_receiving_sessions);
 }

@@ -5,6 +5,10 @@
 use std::collections::BTreeSet;
 
 use tern_router::profile::AddressRule;
+use tern_router::profile::{
+    Alphabet, Carriage, DlvrdKey, IdForm, LongMethod, OnUnrepresentable, Radix, ReceiptsFor,
+    SmppVersion, TimeForm, TlsMinimum,
+};
 use tern_router::{Class, FinalState, Profile, Reason, Scope};
 
 use Class::{Permanent as P, Temporary as T};
@@ -197,9 +201,9 @@ fn refusals_that_concern_ovh_only_have_scope_upstream() {
 fn version_and_binds() {
     let profile = profile();
     // "The protocol version is 3.4."
-    assert_eq!(profile.versions, ["3.4"]);
+    assert_eq!(profile.versions, [SmppVersion::V34]);
     // "Transmitter, Receiver, Transceiver"; outbind not supported.
-    let binds: BTreeSet<&str> = profile.bind_types.iter().map(String::as_str).collect();
+    let binds: BTreeSet<&str> = profile.bind_types.iter().map(|b| b.as_str()).collect();
     assert_eq!(
         binds,
         BTreeSet::from(["transmitter", "receiver", "transceiver"])
@@ -239,7 +243,7 @@ fn timers() {
 fn tls_1_3_minimum_plain_also_offered() {
     let tls = profile().tls;
     // "encrypted connection with TLS 1.3 minimum".
-    assert_eq!(tls.minimum.as_deref(), Some("1.3"));
+    assert_eq!(tls.minimum, Some(TlsMinimum::V13));
     // "Insecure connection ... for backward compatibility".
     assert!(!tls.required);
     assert!(tls.cipher_suites.is_empty());
@@ -278,20 +282,20 @@ fn codings() {
     let coding = profile().coding;
     // "GSM 03.38 (GSM 7 bits)" and "UCS2".
     assert_eq!(coding.accepted, [0, 8]);
-    assert_eq!(coding.default_alphabet, "gsm7");
+    assert_eq!(coding.default_alphabet, Alphabet::Gsm7);
     // "some SMPP clients represent it on a byte ... your SMPP account is
     // configured on this format by default".
-    assert_eq!(coding.gsm7_carriage, "unpacked");
+    assert_eq!(coding.gsm7_carriage, Carriage::Unpacked);
     // 0x401 / 0x402 refuse what cannot be carried.
-    assert_eq!(coding.unrepresentable, "error");
+    assert_eq!(coding.unrepresentable, OnUnrepresentable::Error);
 }
 
 #[test]
 fn long_messages_as_udh_segments() {
     let long = profile().long_messages;
     // sar_* and message_payload: "No"; PTT 103 speaks of segments.
-    assert_eq!(long.method, "udh");
-    assert_eq!(long.receipts_for, "all");
+    assert_eq!(long.method, LongMethod::Udh);
+    assert_eq!(long.receipts_for, ReceiptsFor::All);
     // The number of allowed segments is not given.
     assert_eq!(long.max_parts, None);
 }
@@ -300,12 +304,12 @@ fn long_messages_as_udh_segments() {
 fn times_system_type_and_message_id() {
     let profile = profile();
     // schedule_delivery_time and validity_period: "Yes", no format restriction.
-    assert_eq!(profile.times.schedule, "both");
-    assert_eq!(profile.times.validity, "both");
+    assert_eq!(profile.times.schedule, TimeForm::Both);
+    assert_eq!(profile.times.validity, TimeForm::Both);
     // service_type: "No"; no bind system_type.
     assert_eq!(profile.system_type, Default::default());
     // The submit_sm_resp message_id form is not described.
-    assert_eq!(profile.message_id.form, "opaque");
+    assert_eq!(profile.message_id.form, IdForm::Opaque);
 }
 
 #[test]
@@ -313,11 +317,11 @@ fn receipts_standard_text_with_receipted_message_id() {
     let profile = profile();
     let receipts = &profile.receipts;
     // PTT codes are decimal.
-    assert_eq!(receipts.err_radix, "decimal");
+    assert_eq!(receipts.err_radix, Radix::Decimal);
     assert!(receipts.text);
     // receipted_message_id: "Yes" (message_state, network_error_code: "No").
     assert!(receipts.tlvs);
-    assert_eq!(receipts.dlvrd_key, "dlvrd");
+    assert_eq!(receipts.dlvrd_key, DlvrdKey::Dlvrd);
     assert_eq!(receipts.date_digits, 10);
     // DLRs come on receiver (or transceiver) connections.
     assert!(receipts.on_receiving_sessions);

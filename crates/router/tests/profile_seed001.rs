@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use tern_router::profile::{DlvrdKey, LongMethod, Radix, SmppVersion};
 use tern_router::{Class, FinalState, Profile, Reason, Scope};
 
 fn profile() -> Profile {
@@ -238,9 +239,9 @@ fn refused_submits_end_or_fail_over_by_class() {
 fn versions_and_bind_types() {
     let p = profile();
     // "Протокол обмена определяется спецификацией SMPP версии 3.4."
-    assert_eq!(p.versions, ["3.4"]);
+    assert_eq!(p.versions, [SmppVersion::V34]);
     // "отправить команду BIND_TRANSMITTER или BIND_TRANSCEIVER"
-    let binds: BTreeSet<&str> = p.bind_types.iter().map(String::as_str).collect();
+    let binds: BTreeSet<&str> = p.bind_types.iter().map(|b| b.as_str()).collect();
     assert_eq!(binds, BTreeSet::from(["transmitter", "transceiver"]));
 }
 
@@ -289,7 +290,7 @@ fn limits_and_sender() {
         .as_ref()
         .expect("international sender rule");
     assert_eq!(international.max_len, Some(15));
-    assert_eq!(p.long_messages.method, "udh");
+    assert_eq!(p.long_messages.method, LongMethod::Udh);
     // Nothing about TLS in the seed.
     assert!(!p.tls.required);
 }
@@ -300,9 +301,9 @@ fn receipt_format() {
     // "id:IIIIIIIIII sub:SSS dlvrd:DDD submit date:YYMMDDhhmm done
     // date:YYMMDDhhmm stat:DDDDDDD err:E Text: . . ."
     assert!(p.receipts.text);
-    assert_eq!(p.receipts.dlvrd_key, "dlvrd");
+    assert_eq!(p.receipts.dlvrd_key, DlvrdKey::Dlvrd);
     assert_eq!(p.receipts.date_digits, 10);
-    assert_eq!(p.receipts.err_radix, "decimal");
+    assert_eq!(p.receipts.err_radix, Radix::Decimal);
     // Delivered by DELIVER_SM, so only on a session that can receive.
     assert!(p.receipts.on_receiving_sessions);
     assert!(

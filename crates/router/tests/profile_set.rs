@@ -1,6 +1,7 @@
 //! The profile registry: built-ins, overridden and extended by user files.
 
 use tern_router::profile::BUILTIN;
+use tern_router::profile::{BindKind, TlsMinimum};
 use tern_router::{Class, FinalState, Profile, ProfileError, ProfileSet, Reason};
 
 fn builtin() -> ProfileSet {
@@ -84,7 +85,7 @@ fn a_new_provider_is_added_from_text() {
     let set = add(builtin(), "acme.toml", ACME);
     let acme = set.get("acme").expect("added");
     assert_eq!(acme.limits.window, Some(3));
-    assert_eq!(acme.bind_types, ["transceiver"]);
+    assert_eq!(acme.bind_types, [BindKind::Transceiver]);
     assert_eq!(acme.status(0x400).map(|e| e.class), Some(Class::Temporary));
     assert_eq!(set.names().count(), BUILTIN.len() + 1);
     assert_eq!(set.origins("acme"), Some(vec!["acme.toml"]));
@@ -133,7 +134,7 @@ fn a_base_gives_everything_the_file_does_not() {
     assert_eq!(eu.stat("DELIVERY UNKNOWN"), Some(FinalState::Unknown));
 
     // Inherited, table by table and key by key.
-    assert_eq!(eu.tls.minimum.as_deref(), Some("1.3"));
+    assert_eq!(eu.tls.minimum, Some(TlsMinimum::V13));
     assert_eq!(eu.limits.rate_per_session, base.limits.rate_per_session);
     assert_eq!(
         eu.limits.sessions_per_credential,
@@ -176,7 +177,7 @@ fn a_base_can_be_an_earlier_user_profile_or_the_name_itself() {
     let eu2 = set.get("ovh-eu2").expect("added");
     assert_eq!(eu2.limits.window, Some(5), "from ovh-eu");
     assert_eq!(eu2.limits.rate_per_session, Some(7));
-    assert_eq!(eu2.tls.minimum.as_deref(), Some("1.3"), "from ovh");
+    assert_eq!(eu2.tls.minimum, Some(TlsMinimum::V13), "from ovh");
     assert!(eu2.status(0x450).is_some(), "from ovh-eu");
 
     // name = base: change a built-in in place.

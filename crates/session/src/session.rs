@@ -481,6 +481,14 @@ impl SessionHandle {
         info!(parent: &self.shared.span, version = peer_version.0, "bound");
     }
 
+    /// The peer's version as the bind settled it: what its bind response
+    /// announced, or the version assumed when it announced none. Whether
+    /// TLVs reach the peer at all follows from it (a 3.3 peer gets none:
+    /// the encoder leaves them out), so whoever builds PDUs asks here first.
+    pub fn peer_version(&self) -> InterfaceVersion {
+        InterfaceVersion(self.shared.peer_version.load(Ordering::Relaxed))
+    }
+
     /// SMSC role: the rate limits each submit from the peer must pass,
     /// session limit first, shared account limit last. Set after bind, and
     /// again when a reload changes the account's rates.

@@ -119,6 +119,10 @@ pub struct SmscConfig {
     /// The status a bind refused by the bind guard gets (OVH answers 0x400;
     /// the specification's choice is `ESME_RBINDFAIL`).
     pub locked_out_status: CommandStatus,
+    /// Whether bind responses to 3.4+ clients carry `sc_interface_version`.
+    /// Always in Tern; off only in a simulator playing an SMSC that omits
+    /// it (SMPP 3.4 §5.3.2.25: its clients must then assume no TLVs).
+    pub announce_interface_version: bool,
 }
 
 impl Default for SmscConfig {
@@ -129,6 +133,7 @@ impl Default for SmscConfig {
             session: SessionConfig::default(),
             max_connections: 10_000,
             locked_out_status: CommandStatus::BindFailed,
+            announce_interface_version: true,
         }
     }
 }
@@ -478,7 +483,7 @@ impl<A: Authenticator> SmscServer<A> {
                         binds.give_back(&account);
                     });
                     let mut resp = BindResp::with_id(self.config.system_id.clone());
-                    if version.supports_tlvs() {
+                    if version.supports_tlvs() && self.config.announce_interface_version {
                         resp.tlvs
                             .push(Tlv::ScInterfaceVersion(InterfaceVersion::V34.0));
                     }

@@ -475,3 +475,26 @@ async fn out_of_range_knobs_are_refused_and_the_old_behaviour_stays() {
     .await;
     assert!(started.is_err());
 }
+
+#[tokio::test]
+async fn bind_responses_announce_the_version_unless_told_not_to() {
+    // Announced: the session takes TLVs.
+    let plain = sim(Behaviour::default()).await;
+    let session = bind(&plain, BindType::Transceiver).await;
+    assert_eq!(
+        session.handle.peer_version(),
+        tern_codec::InterfaceVersion::V34
+    );
+    // Not announced: SMPP 3.4 §5.3.2.25, the client assumes 3.3.
+    let quiet = Simulator::start(SimConfig {
+        announce_interface_version: false,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("starts");
+    let session = bind(&quiet, BindType::Transceiver).await;
+    assert_eq!(
+        session.handle.peer_version(),
+        tern_codec::InterfaceVersion::V33
+    );
+}

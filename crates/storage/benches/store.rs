@@ -123,6 +123,7 @@ fn fill(store: &Arc<SledStore>, count: u64) -> Vec<TernId> {
                             at_ms: now,
                             status: Some(0),
                             upstream_ids: vec![upstream_number(i).to_string()],
+                            failure: None,
                         };
                         store
                             .record_attempt(id, attempt, None, now)

@@ -30,6 +30,11 @@ pub struct Attempt {
     pub status: Option<u32>,
     /// The upstream's ids for the parts it accepted.
     pub upstream_ids: Vec<String>,
+    /// Why the attempt was given up (a refusal, no answer, or the upstream
+    /// cannot carry the message), for `tern trace`; `None` when accepted.
+    /// Ids of an attempt given up are kept for the receipts of the parts
+    /// it had accepted (the message's parts are those of the accepted one).
+    pub failure: Option<String>,
 }
 
 /// How a message ended, in Tern's one vocabulary (the router fills it).
@@ -283,6 +288,7 @@ mod tests {
                 at_ms: 5,
                 status: Some(0),
                 upstream_ids: vec!["a1".to_owned(), "a2".to_owned()],
+                failure: None,
             }],
             outcome: Some(Outcome {
                 stat: "DELIVRD".to_owned(),

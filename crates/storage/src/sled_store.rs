@@ -619,7 +619,7 @@ impl SledStore {
     ) -> Result<(), StoreError> {
         let mut record = self.require(id)?;
         let mut batch = Ops::default();
-        let accepted = !attempt.upstream_ids.is_empty();
+        let accepted = attempt.failure.is_none() && !attempt.upstream_ids.is_empty();
         for upstream_id in &attempt.upstream_ids {
             let key = keys::owned_with(
                 keys::UPSTREAM_ID,

@@ -85,6 +85,7 @@ fn child(dir: PathBuf) {
                                     at_ms: now,
                                     status: Some(0),
                                     upstream_ids: vec![upstream_id.clone()],
+                                    failure: None,
                                 };
                                 store
                                     .record_attempt(record.id, attempt, None, now)

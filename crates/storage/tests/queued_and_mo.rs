@@ -138,6 +138,7 @@ async fn claimed_messages_cannot_be_cancelled_but_a_retry_waiting_can<B: Backend
         at_ms: 2_000,
         status: Some(0x58),
         upstream_ids: Vec::new(),
+        failure: None,
     };
     store
         .record_attempt(id, attempt, Some(30_000), 2_000)

@@ -48,6 +48,7 @@ fn accepted_attempt(upstream: &str, ids: &[&str]) -> Attempt {
         at_ms: 1_000,
         status: Some(0),
         upstream_ids: ids.iter().map(|s| s.to_string()).collect(),
+        failure: None,
     }
 }
 
@@ -138,6 +139,7 @@ async fn a_failed_attempt_is_retried_after_its_backoff<B: Backend>(b: &B) {
         at_ms: 10,
         status: Some(0x58),
         upstream_ids: vec![],
+        failure: None,
     };
     store
         .record_attempt(id, failed, Some(60_000), 10)
@@ -186,6 +188,35 @@ async fn a_failed_receipt_that_resubmits_requeues_the_message<B: Backend>(b: &B)
     let record = store.get(id).expect("get").expect("there");
     assert_eq!(record.state, State::Submitted);
     assert_eq!(record.attempts.len(), 2);
+    assert!(store.check().is_consistent());
+}
+
+async fn a_given_up_attempt_indexes_its_parts_but_submits_nothing<B: Backend>(b: &B) {
+    // Part 1 accepted, part 2 refused: the message goes elsewhere, and a
+    // receipt for part 1 must still find it.
+    let store = b.open(3).await;
+    let id = store
+        .accept(message("acme", 0), 0)
+        .await
+        .expect("accept")
+        .id;
+    store.claim_ready(0, 1).await.expect("claim");
+    let partial = Attempt {
+        failure: Some("ESME_RSUBMITFAIL at part 2".to_owned()),
+        ..accepted_attempt("a", &["A1"])
+    };
+    store
+        .record_attempt(id, partial, Some(60_000), 10)
+        .await
+        .expect("record");
+    let record = store.get(id).expect("read").expect("present");
+    assert_eq!(
+        record.state,
+        State::Queued,
+        "not submitted: part 2 never went"
+    );
+    assert_eq!(store.lookup_upstream("a", "A1").expect("lookup"), Some(id));
+    assert_eq!(store.claim_ready(60_000, 10).await.expect("claim").len(), 1);
     assert!(store.check().is_consistent());
 }
 
@@ -799,6 +830,7 @@ on_every_backend!(
     the_ready_queue_respects_not_before_and_claims_once,
     a_failed_attempt_is_retried_after_its_backoff,
     a_failed_receipt_that_resubmits_requeues_the_message,
+    a_given_up_attempt_indexes_its_parts_but_submits_nothing,
     upstream_ids_are_found_in_any_form,
     a_resubmission_within_the_window_gets_the_first_id,
     concurrent_resubmissions_store_one_message,

@@ -214,6 +214,31 @@ fn a_client_vendor_tlvs_that_is_not_a_boolean_is_refused_at_its_value() {
 }
 
 #[test]
+fn a_bind_type_the_vendor_does_not_take_is_refused_at_its_value() {
+    // Mensatek's seed: transceiver binds only; seed 001: no receiver.
+    let dir = TempDir::new("config-bind-type");
+    let path = dir.write(
+        "bind.toml",
+        "[[upstream]]\nname = \"mensatek\"\nprofile = \"mensatek\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\nbind = \"transmitter\"\n\n\
+         [[upstream]]\nname = \"ru\"\nprofile = \"seed001\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\nbind = \"receiver\"\n\n\
+         [[upstream]]\nname = \"ru-tx\"\nprofile = \"seed001\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\nbind = \"transmitter\"\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}:8:8: upstream mensatek: bind \"transmitter\": profile \"mensatek\" takes only [\"transceiver\"]"),
+        format!("{file}:17:8: upstream ru: bind \"receiver\""),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(
+        !err.contains("ru-tx"),
+        "transmitter is allowed at seed001:\n{err}"
+    );
+}
+
+#[test]
 fn client_session_settings_are_shown_and_bad_ones_refused_at_their_value() {
     let dir = TempDir::new("config-client-sessions");
     let path = dir.write(

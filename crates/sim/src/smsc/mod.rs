@@ -103,6 +103,10 @@ pub struct SimConfig {
     /// Serve SMPP over TLS only (no plain connections), like the vendors
     /// that require it; `None` serves plain TCP.
     pub tls: Option<SimTls>,
+    /// Whether bind responses carry `sc_interface_version`. Off plays an
+    /// SMSC that omits it (seen at Telesign): a client must then assume
+    /// SMPP 3.3 and no TLVs unless it knows better (SMPP 3.4 §5.3.2.25).
+    pub announce_interface_version: bool,
 }
 
 impl Default for SimConfig {
@@ -122,6 +126,7 @@ impl Default for SimConfig {
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(5),
             tls: None,
+            announce_interface_version: true,
         }
     }
 }
@@ -218,6 +223,7 @@ impl Simulator {
                 system_id,
                 session: config.session.clone(),
                 max_connections: config.max_connections,
+                announce_interface_version: config.announce_interface_version,
                 ..SmscConfig::default()
             },
             SimAuth {

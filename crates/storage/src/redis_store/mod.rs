@@ -742,7 +742,7 @@ impl RedisStore {
         self.index_upstream_ids(id, &attempt).await?;
         let shard = id_shard(id);
         let m = member(id);
-        let accepted = !attempt.upstream_ids.is_empty();
+        let accepted = attempt.failure.is_none() && !attempt.upstream_ids.is_empty();
         self.change(id, |record, group| {
             if accepted {
                 group.zrem(self.layout.in_flight(shard), &m);

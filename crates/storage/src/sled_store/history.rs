@@ -185,6 +185,7 @@ mod tests {
             at_ms: 2,
             status: Some(0),
             upstream_ids: vec!["U1".to_owned()],
+            failure: None,
         };
         store
             .record_attempt(accepted.id, attempt, None, 2)

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use tern_codec::CommandStatus;
+use tern_router::profile::{DlvrdKey, IdForm, Radix};
 use tern_router::{FinalState, Profile, Reason};
 use tern_sim::{
     Behaviour, IdFormat, ReceiptBehaviour, ReceiptForm, Reject, SimConfig, SimSnapshot, Simulator,
@@ -272,12 +273,11 @@ const MAP_ABSENT_SUBSCRIBER: u16 = 27;
 impl VendorShape {
     fn from_profile(profile: &Profile) -> Self {
         let mut gaps = Vec::new();
-        let id_format = match profile.message_id.form.as_str() {
-            "hex32" => IdFormat::Hex32,
-            "hex" => IdFormat::Hex,
-            // "decimal", and "opaque" (the vendor does not say): the most
-            // common form.
-            _ => IdFormat::Decimal,
+        let id_format = match profile.message_id.form {
+            IdForm::Hex32 => IdFormat::Hex32,
+            IdForm::Hex => IdFormat::Hex,
+            // Opaque: the vendor does not say; decimal, the most common form.
+            IdForm::Decimal | IdForm::Opaque => IdFormat::Decimal,
         };
         let receipts = &profile.receipts;
         let form = match (receipts.text, receipts.tlvs) {
@@ -292,10 +292,11 @@ impl VendorShape {
                     .to_owned(),
             );
         }
-        if receipts.dlvrd_key != "dlvrd" {
+        if receipts.dlvrd_key != DlvrdKey::Dlvrd {
             gaps.push(format!(
                 "the receipt text says `dlvrd:` where {} writes `{}:`",
-                profile.name, receipts.dlvrd_key
+                profile.name,
+                receipts.dlvrd_key.as_str()
             ));
         }
         if receipts.date_digits != 10 {
@@ -316,7 +317,7 @@ impl VendorShape {
                 spellings.join(" / ")
             ));
         }
-        let hex = receipts.err_radix == "hex";
+        let hex = receipts.err_radix == Radix::Hex;
         let undeliverable_err = undeliverable_code(profile, hex).unwrap_or(MAP_ABSENT_SUBSCRIBER);
         if hex {
             gaps.push(format!(

@@ -216,14 +216,22 @@ pub fn render(m: &Value) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let failure = get(a, "failure");
+        // An attempt given up before anything was sent has no answer to show.
+        let answer = match (get(a, "status"), failure) {
+            (None, Some(_)) => "not answered".to_owned(),
+            (code, _) => status(code),
+        };
         let _ = writeln!(
             out,
-            "  {}. {}  upstream {}  {}  upstream ids: {ids}",
+            "  {}. {}  upstream {}  {answer}  upstream ids: {ids}",
             n + 1,
             time(get(a, "at_ms")),
             text(get(a, "upstream")),
-            status(get(a, "status")),
         );
+        if let Some(why) = failure {
+            let _ = writeln!(out, "     given up: {}", text(Some(why)));
+        }
     }
 
     let parts = list(m, "parts");
@@ -354,7 +362,10 @@ mod tests {
             "state": "final",
             "accepted_ms": 1_700_000_000_000u64,
             "receipt_requested": true,
-            "attempts": [{"upstream": "ovh", "at_ms": 1_700_000_000_010u64, "status": 0,
+            "attempts": [{"upstream": "generic", "at_ms": 1_700_000_000_005u64, "status": null,
+                          "upstream_ids": [],
+                          "failure": "not sent, generic cannot carry it: data_coding 0x04"},
+                         {"upstream": "ovh", "at_ms": 1_700_000_000_010u64, "status": 0,
                           "upstream_ids": ["A1", "A2"]}],
             "parts": [{"upstream": "ovh", "upstream_id": "A1", "awaited": true,
                        "outcome": {"stat": "DELIVRD", "err": 0, "vendor": null}, "final": true}],
@@ -370,6 +381,7 @@ mod tests {
         for needle in [
             "Message 0000000000000007   client acme   state final",
             "upstream ovh  0x00000000 ESME_ROK  upstream ids: part 1 = A1, part 2 = A2",
+            "upstream generic  not answered  upstream ids: no ids (not accepted)\n     given up: not sent, generic cannot carry it: data_coding 0x04",
             "1. ovh A1  final: DELIVRD err 000",
             "from ovh  id a1 part 1  stat:DELIVRD err:000  -> DELIVRD err 000",
             "stat:UNDELIV err:027  outbox #9  NOT YET TAKEN",

@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use tern_codec::COctetString;
 use tern_router::engine::RouterConfig;
+use tern_router::profile::BindKind;
 use tern_router::strategy::Strategy;
 use tern_router::table::{RouteUpstream, Rule, SourceMatch, Table};
 use tern_router::{Profile, ProfileSet, Reason};
@@ -805,6 +806,25 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
                 BindType::Transceiver
             }
         };
+        // The vendor's document lists the bind types it takes (Mensatek:
+        // transceiver only): another would be refused at every bind.
+        let kind = match bind.bind_type {
+            BindType::Transmitter => BindKind::Transmitter,
+            BindType::Receiver => BindKind::Receiver,
+            BindType::Transceiver => BindKind::Transceiver,
+        };
+        if !profile.bind_types.contains(&kind) {
+            let span = u.bind.as_ref().map_or(u.profile.span(), |b| b.span());
+            let allowed: Vec<&str> = profile.bind_types.iter().map(|b| b.as_str()).collect();
+            loc.at(
+                span,
+                format!(
+                    "upstream {name}: bind {:?}: profile {:?} takes only {allowed:?}",
+                    kind.as_str(),
+                    profile.name
+                ),
+            );
+        }
         if let Ok(system_type) = COctetString::try_from(u.system_type.as_str()) {
             bind.system_type = system_type;
         }
@@ -828,6 +848,11 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
                     ),
                 }
             }
+        }
+        // A bind response without sc_interface_version: no TLVs (3.3)
+        // unless the vendor's document says its SMSC takes them anyway.
+        if profile.version.tlvs_without_interface_version {
+            bind.peer_version_if_unannounced = tern_codec::InterfaceVersion::V34;
         }
         let cap = profile
             .limits
@@ -865,7 +890,12 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
                 .tls_min_version
                 .as_ref()
                 .map(|v| (v.get_ref().clone(), v.span()));
-            let min = min.or_else(|| profile.tls.minimum.clone().map(|m| (m, u.profile.span())));
+            let min = min.or_else(|| {
+                profile
+                    .tls
+                    .minimum
+                    .map(|m| (m.as_str().to_owned(), u.profile.span()))
+            });
             if let Some((v, span)) = min {
                 match v.parse() {
                     Ok(version) => tls.min_version = version,

@@ -194,6 +194,7 @@ pub fn message_json(record: &MessageRecord) -> Value {
                 "at_ms": a.at_ms,
                 "status": a.status,
                 "upstream_ids": a.upstream_ids,
+                "failure": a.failure,
             })
         })
         .collect();

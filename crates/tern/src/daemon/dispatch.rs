@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tern_router::engine::SendOutcome;
+use tern_router::engine::{concat_reference, AttemptReport, SendOutcome};
 use tern_router::relay::ended_by_tern;
 use tern_router::{Canonical, Reason};
 use tern_storage::{now_ms, Attempt, MessageRecord};
@@ -92,7 +92,14 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
     let Some(submit) = client_submit(&record) else {
         return end(node, &record, Reason::InvalidMessage).await;
     };
-    let reference = (record.id.counter() & 0xFFFF) as u16;
+    // After an attempt that left parts accepted at an upstream, the message
+    // goes under a new concatenation reference.
+    let placed = record
+        .attempts
+        .iter()
+        .filter(|a| !a.upstream_ids.is_empty())
+        .count();
+    let reference = concat_reference((record.id.counter() & 0xFFFF) as u16, placed);
     let routing = node.routing();
     let started = std::time::Instant::now();
     // A failed receipt may have sent it again: not to an upstream that
@@ -106,14 +113,17 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
         SendOutcome::Submitted {
             upstream,
             upstream_ids,
+            attempts,
             ..
         } => {
             info!(%upstream, ids = ?upstream_ids, "submitted");
+            record_given_up(node, &record, &attempts, now).await?;
             let attempt = Attempt {
                 upstream: upstream.clone(),
                 at_ms: now,
                 status: Some(0),
                 upstream_ids: upstream_ids.clone(),
+                failure: None,
             };
             node.store
                 .record_attempt(record.id, attempt, None, now)
@@ -132,25 +142,40 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
             status,
             attempts,
         } => {
-            let vendor = attempts.last().map(|a| format!("{} {status}", a.upstream));
+            // The vendor's own answer, when one answered: a message Tern
+            // refused to send (no upstream can carry it) has none.
+            let vendor = attempts
+                .last()
+                .filter(|a| a.status.is_some())
+                .map(|a| format!("{} {status}", a.upstream));
             info!(id = %record.id, %status, reason = ?canonical.reason, "refused for good");
+            for attempt in &attempts {
+                node.store
+                    .record_attempt(record.id, stored(attempt, now), None, now)
+                    .await?;
+            }
             node.store
                 .finish(record.id, stored_outcome(&canonical, vendor.clone()), now)
                 .await?;
             refuse(node, &record, &canonical, vendor.as_deref()).await
         }
         SendOutcome::Retry { attempts, .. } => {
-            let sends = record.attempts.len() as u32 + 1;
+            let sends = sends_so_far(&record) + 1;
             let retry_at = now + routing.router.retry_delay(sends).as_millis() as u64;
             node.metrics.retry();
-            let upstream = attempts
-                .last()
-                .map_or_else(|| "-".to_owned(), |a| a.upstream.clone());
-            let attempt = Attempt {
-                upstream,
-                at_ms: now,
-                status: attempts.last().and_then(|a| a.status),
-                upstream_ids: Vec::new(),
+            record_given_up(node, &record, &attempts, now).await?;
+            let attempt = match attempts.last() {
+                Some(last) => stored(last, now),
+                None => Attempt {
+                    upstream: "-".to_owned(),
+                    at_ms: now,
+                    status: None,
+                    upstream_ids: Vec::new(),
+                    failure: Some(
+                        "no upstream of the route available (none bound, or circuits open)"
+                            .to_owned(),
+                    ),
+                },
             };
             node.store
                 .record_attempt(record.id, attempt, Some(retry_at), now)
@@ -158,6 +183,50 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
         }
         SendOutcome::NoRoute { .. } => end(node, &record, Reason::NoRoute).await,
     }
+}
+
+/// Sends the message has had: every attempt of one send is recorded with
+/// the send's time, so one per distinct time.
+fn sends_so_far(record: &MessageRecord) -> u32 {
+    let mut times: Vec<u64> = record.attempts.iter().map(|a| a.at_ms).collect();
+    times.dedup();
+    times.len() as u32
+}
+
+/// An attempt as the store keeps it; one given up always says why.
+fn stored(attempt: &AttemptReport, now: u64) -> Attempt {
+    Attempt {
+        upstream: attempt.upstream.clone(),
+        at_ms: now,
+        status: attempt.status,
+        upstream_ids: attempt.upstream_ids.clone(),
+        failure: Some(
+            attempt
+                .failure
+                .clone()
+                .unwrap_or_else(|| "given up".to_owned()),
+        ),
+    }
+}
+
+/// Records the attempts of one send given up before its last, so `tern
+/// trace` shows every upstream tried and why each was left, and receipts
+/// for parts an abandoned attempt had placed are known as such.
+async fn record_given_up(
+    node: &Node,
+    record: &MessageRecord,
+    attempts: &[AttemptReport],
+    now: u64,
+) -> Result<(), tern_storage::StoreError> {
+    let Some((_, given_up)) = attempts.split_last() else {
+        return Ok(());
+    };
+    for attempt in given_up {
+        node.store
+            .record_attempt(record.id, stored(attempt, now), None, now)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Counts what the upstreams answered and how long the last one took.

@@ -279,8 +279,8 @@ fn joined(routing: &Routing, parts: &[(String, DeliverSm)]) -> Option<DeliverSm>
     // Packed septets after a UDH are shifted by fill bits: they are joined
     // as text and packed again. Every other coding joins octet for octet.
     let packed = first.data_coding.0 == 0
-        && coding.default_alphabet == "gsm7"
-        && coding.gsm7_carriage == "packed";
+        && coding.default_alphabet == tern_router::profile::Alphabet::Gsm7
+        && coding.gsm7_carriage == tern_router::profile::Carriage::Packed;
     let text: Bytes = if packed {
         let text = reassemble(&received, Encoding::Gsm7Packed).ok()?;
         encode(&text, Encoding::Gsm7Packed, Unrepresentable::Error).ok()?

@@ -132,7 +132,7 @@ async fn apply_locked(
         .map_or((false, false), |a| (a.receipts_per_part, a.vendor_tlvs));
     let any_base = routing.profile(upstream).message_id.receipt_id_any_base;
     let parts = parts_of(&record, |name| {
-        routing.profile(name).long_messages.receipts_for == "first"
+        routing.profile(name).long_messages.receipts_for == tern_router::profile::ReceiptsFor::First
     });
     let now = now_ms();
     let mut update = decide(
@@ -173,14 +173,16 @@ async fn apply_locked(
     Ok(())
 }
 
-/// The upstreams that took the message (accepted an attempt), in order,
-/// each once: a resubmission leaves them out.
+/// The upstreams that took the message (accepted a whole attempt), in
+/// order, each once: a resubmission leaves them out. An attempt given up
+/// midway (some parts accepted, then a refusal) does not count: the
+/// message goes again whole, and that upstream may take it then.
 pub fn used_upstreams(record: &MessageRecord) -> Vec<String> {
     let mut used: Vec<String> = Vec::new();
     for attempt in record
         .attempts
         .iter()
-        .filter(|a| !a.upstream_ids.is_empty())
+        .filter(|a| !a.upstream_ids.is_empty() && a.failure.is_none())
     {
         if !used.contains(&attempt.upstream) {
             used.push(attempt.upstream.clone());
@@ -294,7 +296,7 @@ fn parts_of(record: &MessageRecord, first_only: impl Fn(&str) -> bool) -> Vec<Pa
         .attempts
         .iter()
         .rev()
-        .find(|a| !a.upstream_ids.is_empty())
+        .find(|a| !a.upstream_ids.is_empty() && a.failure.is_none())
     else {
         return Vec::new();
     };
@@ -321,6 +323,18 @@ fn parts_of(record: &MessageRecord, first_only: impl Fn(&str) -> bool) -> Vec<Pa
             updated_ms: 0,
         })
         .collect()
+}
+
+/// Whether a receipt is for a part placed by an attempt given up after
+/// it (a later part refused): the message's fate is its accepted
+/// attempt's.
+fn abandoned(record: &MessageRecord, upstream: &str, receipt: &UpstreamReceipt) -> bool {
+    let id = normalise(&receipt.upstream_id);
+    record.attempts.iter().any(|a| {
+        a.failure.is_some()
+            && a.upstream == upstream
+            && a.upstream_ids.iter().any(|u| normalise(u) == id)
+    })
 }
 
 /// Whether a receipt's id names this part (case, leading zeros and, for
@@ -384,8 +398,12 @@ fn decide(
         ..ReceiptUpdate::default()
     };
     // Ended, or being sent again after a failed receipt (queued, in
-    // flight): a receipt about an attempt left behind is history only.
-    if matches!(record.state, State::Final | State::Queued | State::InFlight) {
+    // flight), or a part of an attempt given up (the message went again
+    // under a new reference): a receipt about an attempt left behind is
+    // kept in the history, it decides nothing.
+    if matches!(record.state, State::Final | State::Queued | State::InFlight)
+        || (index.is_none() && abandoned(record, upstream, receipt))
+    {
         return update;
     }
     let intermediate_once = |update: &mut ReceiptUpdate| {
@@ -544,6 +562,7 @@ mod tests {
                 at_ms: 1,
                 status: Some(0),
                 upstream_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+                failure: None,
             }],
             outcome: None,
             accepted_ms: 1,
@@ -772,6 +791,7 @@ mod tests {
             at_ms: 2,
             status: Some(0),
             upstream_ids: vec!["B1".to_owned()],
+            failure: None,
         });
         let parts = parts_of(&r, |_| false);
         let update = decide(
