@@ -89,6 +89,8 @@ fn upstream_config(name: &str, port: u16, breaker: BreakerConfig, window: usize)
             jitter: 0.2,
         },
         pacer: None,
+        account_window: None,
+        bind_cap: None,
         breaker,
         profile: Arc::new(generic()),
         start_after: Vec::new(),

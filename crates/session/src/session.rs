@@ -113,6 +113,8 @@ struct Pending {
     /// Held until the response arrives or the waiter gives up: the window
     /// slot. `None` for the unbind, which is sent whatever the window.
     _permit: Option<OwnedSemaphorePermit>,
+    /// Likewise the account's window slot, when the account has one.
+    _account: Option<OwnedSemaphorePermit>,
 }
 
 /// What the reader, the writer and every handle share.
@@ -143,6 +145,9 @@ struct Shared {
     inbound_open: AtomicUsize,
     /// ESME role: paces our submits to the upstream's rate.
     pacer: OnceLock<Arc<AdaptiveRate>>,
+    /// ESME role: requests in flight over every session of the vendor
+    /// account (OVH: 10 per account), shared by those sessions.
+    account_window: OnceLock<Arc<Semaphore>>,
     observer: Arc<dyn SessionObserver>,
     span: tracing::Span,
 }
@@ -286,6 +291,7 @@ where
         inbound_limits: ArcSwap::from_pointee(Vec::new()),
         inbound_open: AtomicUsize::new(0),
         pacer: OnceLock::new(),
+        account_window: OnceLock::new(),
         observer,
         span: span.clone(),
         config,
@@ -324,33 +330,49 @@ impl SessionHandle {
         let command_id = body.command_id();
         check_outbound(shared.role, shared.state(), command_id)
             .map_err(|status| RequestError::NotAllowed { command_id, status })?;
-        let pacer = is_submission(command_id)
-            .then(|| shared.pacer.get())
-            .flatten();
+        let submission = is_submission(command_id);
+        let pacer = submission.then(|| shared.pacer.get()).flatten();
+        let account_window = submission.then(|| shared.account_window.get()).flatten();
+        // The window slots first, the pacer last: a message that waited for
+        // a slot is still spaced from the one before, so slots freeing at
+        // once never send a burst.
+        let slots = async {
+            let permit = shared
+                .window
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| RequestError::Closed)?;
+            let account = match account_window {
+                Some(window) => Some(
+                    window
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| RequestError::Closed)?,
+                ),
+                None => None,
+            };
+            Ok::<_, RequestError>((permit, account))
+        };
+        let slots = async {
+            match wait {
+                Some(wait) => tokio::time::timeout(wait, slots)
+                    .await
+                    .map_err(|_| RequestError::WindowFull { command_id })?,
+                None => slots.await,
+            }
+        };
+        let (permit, account) = tokio::select! {
+            slots = slots => slots?,
+            () = shared.closed.cancelled() => return Err(RequestError::Closed),
+        };
         if let Some(pacer) = pacer {
             tokio::select! {
                 () = pacer.acquire() => {}
                 () = shared.closed.cancelled() => return Err(RequestError::Closed),
             }
         }
-        let slot = async {
-            match wait {
-                Some(wait) => tokio::time::timeout(wait, shared.window.clone().acquire_owned())
-                    .await
-                    .map_err(|_| RequestError::WindowFull { command_id })?
-                    .map_err(|_| RequestError::Closed),
-                None => shared
-                    .window
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| RequestError::Closed),
-            }
-        };
-        let permit = tokio::select! {
-            permit = slot => permit?,
-            () = shared.closed.cancelled() => return Err(RequestError::Closed),
-        };
         let sequence = shared.sequence.next();
         let (reply, response) = oneshot::channel();
         {
@@ -363,6 +385,7 @@ impl SessionHandle {
                     command_id,
                     sent_at: Instant::now(),
                     _permit: Some(permit),
+                    _account: account,
                 },
             );
             shared.observer.in_flight(map.len());
@@ -428,6 +451,7 @@ impl SessionHandle {
                         command_id: CommandId::Unbind,
                         sent_at: Instant::now(),
                         _permit: None,
+                        _account: None,
                     },
                 )
             })
@@ -493,6 +517,13 @@ impl SessionHandle {
     /// every session of one upstream account.
     pub fn set_pacer(&self, pacer: Arc<AdaptiveRate>) {
         let _ = self.shared.pacer.set(pacer);
+    }
+
+    /// ESME role: a window shared by every session of the vendor account
+    /// (OVH allows 10 in flight per account, whatever the sessions): each
+    /// submit holds a slot of it as well as one of the session's. Set once.
+    pub fn set_account_window(&self, window: Arc<Semaphore>) {
+        let _ = self.shared.account_window.set(window);
     }
 
     /// Which role this session plays.

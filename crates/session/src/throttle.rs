@@ -9,6 +9,9 @@
 //! - [`AdaptiveRate`] paces an upstream session and slows down on its own when
 //!   the provider answers `ESME_RTHROTTLED` or `ESME_RMSGQFUL` anyway
 //!   (multiplicative decrease, additive recovery up to the configured rate).
+//!   It paces below the vendor's stated limit ([`with_margin`]), and with no
+//!   limit known it sends unpaced until the first throttle, then paces from
+//!   what the upstream accepted ([`AdaptiveConfig::unknown_ceiling`]).
 //!
 //! Both read the clock through `tokio::time`, so they follow a paused test
 //! clock and are exact under `#[tokio::test(start_paused = true)]`. That is
@@ -20,6 +23,7 @@
 //! clients). To pace towards an upstream that counts per second, prefer
 //! [`RateLimit::with_burst`] with a burst of 1, which spaces messages evenly.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -147,18 +151,43 @@ pub fn try_acquire_all<'a>(limits: impl IntoIterator<Item = &'a RateLimit>) -> b
 /// 1000 s): keeps every interval representable and every wait finite.
 pub const MIN_ADAPTIVE_RATE: f64 = 0.001;
 
+/// The rate to pace at so that a vendor allowing `limit` messages per
+/// second never counts more than `limit` in any one second of its own:
+/// the lower of 90 % of the limit and the limit less one (and half the
+/// limit below 2/s).
+///
+/// Why a margin at all: messages leave evenly spaced but arrive with
+/// jitter (scheduling, TCP, a window slot freeing late), and the vendor
+/// counts arrivals. Paced at `r` with arrival delays varying by up to `D`,
+/// a one-second window holds at most `(1 + D)·r + 1` arrivals; at
+/// `r = limit − 1` (or 0.9·limit) that stays within the limit for `D` up to
+/// one interval (55 ms at OVH's 20/s), where pacing exactly at the limit
+/// shows the vendor 21 in a second as soon as one message is late.
+pub fn with_margin(limit: f64) -> f64 {
+    (limit * 0.9).min(limit - 1.0).max(limit * 0.5)
+}
+
 /// How an [`AdaptiveRate`] reacts to the upstream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdaptiveConfig {
-    /// The rate the upstream's profile allows, in messages per second: the
-    /// starting rate and the ceiling of recovery. Never exceeded.
+    /// The highest rate to pace at, in messages per second (for a vendor's
+    /// limit, [`with_margin`] of it): the starting rate and the ceiling of
+    /// recovery. Never exceeded. Infinite when no limit is known: then the
+    /// pacer sends unpaced until the upstream first throttles, and recovers
+    /// without a ceiling (see [`AdaptiveConfig::unknown_ceiling`]).
     pub max_per_second: f64,
     /// Floor of the decrease, so that pacing never stalls completely.
     pub min_per_second: f64,
     /// Messages per second added back per successful response (additive
     /// increase): recovery is gradual, so we do not slam straight back into
-    /// the limit the provider just enforced.
+    /// the limit the provider just enforced. With no ceiling known, 1 % of
+    /// the rate set at the first throttle is used instead.
     pub increase_per_success: f64,
+    /// The vendor's limit per session (after margin), when it states one:
+    /// the pacer, shared by the account's sessions, never goes faster than
+    /// this times the sessions bound now (see
+    /// [`AdaptiveRate::session_bound`]).
+    pub per_session: Option<f64>,
     /// Throttle signals within this period after a decrease are ignored:
     /// every message already in flight when the provider started refusing
     /// comes back throttled, and that is one congestion event, not many.
@@ -175,13 +204,29 @@ impl AdaptiveConfig {
             min_per_second: max_per_second.min(1.0),
             increase_per_success: max_per_second / 100.0,
             decrease_holdoff: Duration::from_secs(1),
+            per_session: None,
+        }
+    }
+
+    /// No rate known for the upstream: unpaced until it first throttles.
+    /// The upstream's limit is then learnt from what it accepted in the
+    /// last second (halved), and recovered towards additively, with no
+    /// ceiling, halving again at each throttle.
+    pub fn unknown_ceiling() -> Self {
+        Self {
+            max_per_second: f64::INFINITY,
+            min_per_second: 1.0,
+            increase_per_success: 0.01,
+            decrease_holdoff: Duration::from_secs(1),
+            per_session: None,
         }
     }
 
     /// Checks every field; returns the first problem found.
     pub fn validate(&self) -> Result<(), AdaptiveConfigError> {
         let rate_ok = |r: f64| r.is_finite() && r >= MIN_ADAPTIVE_RATE;
-        if !rate_ok(self.max_per_second) {
+        let ceiling_ok = self.max_per_second == f64::INFINITY || rate_ok(self.max_per_second);
+        if !ceiling_ok {
             return Err(AdaptiveConfigError::InvalidMax(self.max_per_second));
         }
         if !rate_ok(self.min_per_second) || self.min_per_second > self.max_per_second {
@@ -195,6 +240,11 @@ impl AdaptiveConfig {
                 self.increase_per_success,
             ));
         }
+        if let Some(per_session) = self.per_session {
+            if !rate_ok(per_session) {
+                return Err(AdaptiveConfigError::InvalidPerSession(per_session));
+            }
+        }
         Ok(())
     }
 }
@@ -203,7 +253,7 @@ impl AdaptiveConfig {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AdaptiveConfigError {
     /// The ceiling is not a usable rate.
-    #[error("adaptive rate `max_per_second` ({0}) must be a finite rate of at least 0.001 messages per second")]
+    #[error("adaptive rate `max_per_second` ({0}) must be a rate of at least 0.001 messages per second (or infinite: none known)")]
     InvalidMax(f64),
     /// The floor is not a usable rate, or above the ceiling.
     #[error("adaptive rate `min_per_second` ({min}) must be at least 0.001 and at most `max_per_second` ({max})")]
@@ -216,13 +266,27 @@ pub enum AdaptiveConfigError {
     /// Recovery would never happen or is undefined.
     #[error("adaptive rate `increase_per_success` ({0}) must be a finite number > 0, or the rate would never recover")]
     InvalidIncrease(f64),
+    /// The per-session rate is not a usable rate.
+    #[error("adaptive rate `per_session` ({0}) must be a finite rate of at least 0.001 messages per second")]
+    InvalidPerSession(f64),
 }
 
 /// Mutable part of an [`AdaptiveRate`].
 #[derive(Debug)]
 struct AdaptiveState {
-    /// Current rate in messages per second, within `[min, max]`.
+    /// Current rate in messages per second, within `[min, max]` (infinite:
+    /// unpaced, no limit known and no throttle seen yet).
     rate: f64,
+    /// Rate added per success (the config's, or learnt at the first
+    /// throttle when no ceiling is known).
+    increase: f64,
+    /// When recent messages were accepted (the last second's), to learn
+    /// the upstream's rate at its first throttle when none is known.
+    accepted: VecDeque<Instant>,
+    /// Sessions bound now, for the per-session limit.
+    sessions: usize,
+    /// The config's per-session limit.
+    per_session: Option<f64>,
     /// Send time handed to the latest `acquire`; the next one is at least one
     /// interval (at the current rate) later.
     last_slot: Option<Instant>,
@@ -257,6 +321,10 @@ impl AdaptiveRate {
         Ok(Self {
             state: Mutex::new(AdaptiveState {
                 rate: config.max_per_second,
+                increase: config.increase_per_success,
+                accepted: VecDeque::new(),
+                sessions: 0,
+                per_session: config.per_session,
                 last_slot: None,
                 last_decrease: None,
                 share: 1.0,
@@ -272,10 +340,12 @@ impl AdaptiveRate {
         let slot = {
             let mut state = self.lock();
             let now = Instant::now();
+            let rate = state.pace();
             let slot = match state.last_slot {
                 None => now,
+                Some(_) if rate.is_infinite() => now,
                 Some(last) => last
-                    .checked_add(interval(state.rate * state.share))
+                    .checked_add(interval(rate))
                     .map_or(now, |next| next.max(now)),
             };
             state.last_slot = Some(slot);
@@ -284,8 +354,11 @@ impl AdaptiveRate {
         tokio::time::sleep_until(slot).await;
     }
 
-    /// The provider answered `ESME_RTHROTTLED` or `ESME_RMSGQFUL`: halve the
-    /// rate, not below the floor, at most once per hold-off period.
+    /// The provider answered `ESME_RTHROTTLED` or `ESME_RMSGQFUL` (or a code
+    /// its profile calls a throttle): halve the rate, not below the floor,
+    /// at most once per hold-off period. With no rate known yet, the rate
+    /// becomes half of what the upstream accepted over the last second.
+    /// The next message waits a whole interval at the new rate.
     pub fn on_throttled(&self) {
         let now = Instant::now();
         let changed = {
@@ -297,8 +370,17 @@ impl AdaptiveRate {
                 None
             } else {
                 let before = state.rate;
-                state.rate = (before / 2.0).max(self.config.min_per_second);
+                if before.is_infinite() {
+                    state.trim(now);
+                    let learnt = state.accepted.len() as f64 / 2.0;
+                    state.rate = learnt.max(self.config.min_per_second);
+                    state.increase = state.rate / 100.0;
+                } else {
+                    state.rate = (before / 2.0).max(self.config.min_per_second);
+                }
                 state.last_decrease = Some(now);
+                // What was reserved at the old rate is not sent in a rush.
+                state.last_slot = Some(state.last_slot.map_or(now, |last| last.max(now)));
                 Some((before, state.rate))
             }
         };
@@ -309,9 +391,31 @@ impl AdaptiveRate {
 
     /// A message was accepted: add `increase_per_success`, up to the ceiling.
     pub fn on_success(&self) {
+        let now = Instant::now();
         let mut state = self.lock();
-        state.rate =
-            (state.rate + self.config.increase_per_success).min(self.config.max_per_second);
+        state.rate = (state.rate + state.increase).min(self.config.max_per_second);
+        if self.config.max_per_second.is_infinite() {
+            state.accepted.push_back(now);
+            state.trim(now);
+        }
+    }
+
+    /// A session of the account bound: with a per-session limit, the
+    /// account may go that much faster.
+    pub fn session_bound(&self) {
+        self.lock().sessions += 1;
+    }
+
+    /// A session of the account ended.
+    pub fn session_ended(&self) {
+        let mut state = self.lock();
+        state.sessions = state.sessions.saturating_sub(1);
+    }
+
+    /// The rate messages are spaced at now: the current rate, within the
+    /// per-session limit times the sessions bound, times the share.
+    pub fn pace(&self) -> f64 {
+        self.lock().pace()
     }
 
     /// Uses only `share` of the rate from the next message on: several
@@ -342,6 +446,28 @@ impl AdaptiveRate {
     /// still holds a consistent value and is used as is.
     fn lock(&self) -> std::sync::MutexGuard<'_, AdaptiveState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl AdaptiveState {
+    /// See [`AdaptiveRate::pace`].
+    fn pace(&self) -> f64 {
+        let mut rate = self.rate;
+        if let Some(per_session) = self.per_session {
+            rate = rate.min(per_session * self.sessions.max(1) as f64);
+        }
+        rate * self.share
+    }
+
+    /// Forgets acceptances older than one second.
+    fn trim(&mut self, now: Instant) {
+        while self
+            .accepted
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= Duration::from_secs(1))
+        {
+            self.accepted.pop_front();
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use anyhow::Context;
 use tern_router::upstream::{SlotGate, Upstream, UpstreamConfig, UpstreamRequest};
 use tern_session::backoff::BackoffConfig;
 use tern_session::esme::UpstreamTls;
-use tern_session::throttle::{AdaptiveConfig, AdaptiveRate};
+use tern_router::account::{Account, AccountLimits, BindCap};
 use tern_session::SessionConfig;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -76,6 +76,16 @@ pub struct UpstreamSet {
     replaced: Vec<Replaced>,
     /// Session slot leases, when other nodes share the upstreams.
     gate: Option<Arc<dyn SlotGate>>,
+    /// The vendor accounts the pools use.
+    accounts: Accounts,
+}
+
+/// The vendor accounts of the running upstreams, by key, and their bind
+/// caps, by key.
+#[derive(Debug, Default)]
+struct Accounts {
+    accounts: HashMap<String, Arc<Account>>,
+    caps: HashMap<String, BindCap>,
 }
 
 /// A pool ready to start (everything that can fail is done).
@@ -100,6 +110,7 @@ impl UpstreamSet {
             shutdown,
             running: HashMap::new(),
             replaced: Vec::new(),
+            accounts: Accounts::default(),
         }
     }
 
@@ -110,13 +121,15 @@ impl UpstreamSet {
         &mut self,
         specs: &[UpstreamSpec],
     ) -> anyhow::Result<(Vec<Arc<Upstream>>, UpstreamChanges)> {
+        let accounts = accounts(specs, &self.accounts)?;
         let mut prepared = Vec::new();
         for spec in specs {
             match self.running.get(&spec.name) {
                 Some(running) if running.spec == *spec => {}
-                _ => prepared.push(prepare(spec)?),
+                _ => prepared.push(prepare(spec, &accounts)?),
             }
         }
+        self.accounts = accounts;
         let mut changes = UpstreamChanges::default();
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         let removed: Vec<String> = self
@@ -227,15 +240,81 @@ async fn drain(Replaced { old, gates, new }: Replaced) {
     info!(upstream = old.spec.name, "old sessions drained and unbound");
 }
 
-/// The pool configuration for `spec`: loads TLS, builds the pacer.
-fn prepare(spec: &UpstreamSpec) -> anyhow::Result<Prepared> {
-    let pacer = match spec.rate {
-        Some(rate) => Some(Arc::new(
-            AdaptiveRate::new(AdaptiveConfig::new(rate))
-                .with_context(|| format!("upstream {} rate", spec.name))?,
-        )),
-        None => None,
-    };
+/// The vendor accounts of `specs` (see [`tern_router::account`]): each
+/// account once, with the sessions of all its entries, reusing `running`'s
+/// account where its limits did not change (so its pacer keeps what it
+/// learnt, and the sessions of entries that did not change share it).
+/// Bind caps likewise, by account (and server and port, where the vendor
+/// counts per server and port).
+fn accounts(
+    specs: &[UpstreamSpec],
+    running: &Accounts,
+) -> anyhow::Result<Accounts> {
+    let mut next = Accounts::default();
+    for spec in specs {
+        if next.accounts.contains_key(&spec.account) {
+            continue;
+        }
+        let entries: Vec<&UpstreamSpec> =
+            specs.iter().filter(|s| s.account == spec.account).collect();
+        let limits = &spec.profile.limits;
+        let mut sessions: usize = entries.iter().map(|s| s.sessions).sum();
+        if let (Some(cap), false) = (limits.sessions_per_credential, limits.per_server_port) {
+            sessions = sessions.min(cap as usize);
+        }
+        // The lowest rate any entry of the account asks for.
+        let rate = entries
+            .iter()
+            .filter_map(|s| s.rate)
+            .min_by(f64::total_cmp);
+        let wanted = AccountLimits::new(limits, rate, sessions);
+        let account = match running.accounts.get(&spec.account) {
+            Some(old) if old.limits == wanted => old.clone(),
+            _ => Arc::new(
+                Account::new(spec.account.clone(), wanted)
+                    .with_context(|| format!("upstream {} rate", spec.name))?,
+            ),
+        };
+        next.accounts.insert(spec.account.clone(), account);
+    }
+    for spec in specs {
+        let limits = &spec.profile.limits;
+        let Some(cap) = limits.sessions_per_credential else {
+            continue;
+        };
+        let key = bind_key(spec);
+        if next.caps.contains_key(&key) {
+            continue;
+        }
+        let cap = match running.caps.get(&key) {
+            Some(old) if old.sessions == cap as usize => old.clone(),
+            _ => BindCap::new(key.clone(), cap as usize),
+        };
+        next.caps.insert(key, cap);
+    }
+    Ok(next)
+}
+
+/// The key of `spec`'s bind cap: its account, and its server and port
+/// when the vendor counts sessions per server and port (Mensatek).
+fn bind_key(spec: &UpstreamSpec) -> String {
+    if spec.profile.limits.per_server_port {
+        format!("{}@{}:{}", spec.account, spec.host, spec.port)
+    } else {
+        spec.account.clone()
+    }
+}
+
+/// The pool configuration for `spec`: loads TLS, takes its account's
+/// pacer, window and bind cap.
+fn prepare(spec: &UpstreamSpec, accounts: &Accounts) -> anyhow::Result<Prepared> {
+    let account = accounts
+        .accounts
+        .get(&spec.account)
+        .with_context(|| format!("upstream {}: account {} not prepared", spec.name, spec.account))?;
+    let pacer = Some(account.pacer.clone());
+    let account_window = account.window.clone();
+    let bind_cap = accounts.caps.get(&bind_key(spec)).cloned();
     let tls = match &spec.tls {
         Some(tls) => Some(UpstreamTls {
             connector: tls
@@ -268,6 +347,8 @@ fn prepare(spec: &UpstreamSpec) -> anyhow::Result<Prepared> {
                 jitter: 0.3,
             },
             pacer,
+            account_window,
+            bind_cap,
             breaker: Default::default(),
             profile: spec.profile.clone(),
             start_after: Vec::new(),
