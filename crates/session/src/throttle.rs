@@ -596,8 +596,111 @@ mod tests {
             min_per_second: 1.0,
             increase_per_success: 0.5,
             decrease_holdoff: Duration::ZERO,
+            per_session: None,
         })
         .expect("valid config")
+    }
+
+    #[test]
+    fn the_margin_keeps_below_the_limit() {
+        assert_eq!(with_margin(20.0), 18.0, "10 % below");
+        assert_eq!(with_margin(10.0), 9.0);
+        assert_eq!(with_margin(5.0), 4.0, "one below");
+        assert_eq!(with_margin(1.0), 0.5, "half of a tiny limit");
+        for limit in [1.0, 2.0, 3.0, 7.0, 20.0, 100.0, 1000.0] {
+            let paced = with_margin(limit);
+            assert!(paced < limit && paced > 0.0, "{limit}: {paced}");
+        }
+    }
+
+    /// The most send times of `times` within any one second.
+    fn most_in_one_second(times: &[Instant]) -> usize {
+        (0..times.len())
+            .map(|i| {
+                times[i..]
+                    .iter()
+                    .take_while(|t| t.duration_since(times[i]) < Duration::from_secs(1))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paced_with_margin_a_late_message_never_makes_the_limit_plus_one() {
+        let pacer = AdaptiveRate::new(AdaptiveConfig::new(with_margin(20.0))).expect("valid");
+        let mut arrivals = Vec::new();
+        for k in 0..60 {
+            pacer.acquire().await;
+            // Every seventh message is 50 ms late on the wire.
+            let late = if k % 7 == 0 { ms(50) } else { Duration::ZERO };
+            arrivals.push(Instant::now() + late);
+        }
+        arrivals.sort();
+        assert!(most_in_one_second(&arrivals) <= 20, "{}", most_in_one_second(&arrivals));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_ceiling_it_is_unpaced_until_throttled_then_learns_the_rate() {
+        let pacer = AdaptiveRate::new(AdaptiveConfig::unknown_ceiling()).expect("valid");
+        let start = Instant::now();
+        for _ in 0..10 {
+            pacer.acquire().await;
+            pacer.on_success();
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "unpaced");
+        assert!(pacer.current_rate().is_infinite());
+        // The upstream took 10 in the last second, then throttled: half.
+        pacer.acquire().await;
+        pacer.on_throttled();
+        assert_eq!(pacer.current_rate(), 5.0);
+        // The next waits a whole interval at the new rate.
+        assert_eq!(timed(&pacer).await, ms(200));
+        assert_eq!(timed(&pacer).await, ms(200));
+        // Additive increase: 1 % of the learnt rate per success, no ceiling.
+        for _ in 0..100 {
+            pacer.on_success();
+        }
+        assert!((pacer.current_rate() - 10.0).abs() < 1e-9, "{}", pacer.current_rate());
+        for _ in 0..1000 {
+            pacer.on_success();
+        }
+        assert!(pacer.current_rate() > 50.0);
+        // Multiplicative decrease from there.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let before = pacer.current_rate();
+        pacer.on_throttled();
+        assert_eq!(pacer.current_rate(), before / 2.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_with_nothing_accepted_falls_to_the_floor() {
+        let pacer = AdaptiveRate::new(AdaptiveConfig::unknown_ceiling()).expect("valid");
+        pacer.on_throttled();
+        assert_eq!(pacer.current_rate(), 1.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_per_session_rate_counts_the_sessions_bound() {
+        let pacer = AdaptiveRate::new(AdaptiveConfig {
+            per_session: Some(10.0),
+            ..AdaptiveConfig::new(40.0)
+        })
+        .expect("valid");
+        assert_eq!(pacer.pace(), 10.0, "none bound: as for one");
+        pacer.session_bound();
+        pacer.session_bound();
+        assert_eq!(pacer.pace(), 20.0);
+        for _ in 0..5 {
+            pacer.session_bound();
+        }
+        assert_eq!(pacer.pace(), 40.0, "never above the account's");
+        for _ in 0..6 {
+            pacer.session_ended();
+        }
+        assert_eq!(pacer.pace(), 10.0);
+        pacer.acquire().await;
+        assert_eq!(timed(&pacer).await, ms(100));
     }
 
     /// Acquires once and returns the virtual time it took.
@@ -719,7 +822,8 @@ mod tests {
         assert_eq!(ok.validate(), Ok(()));
         assert_eq!(ok.min_per_second, 1.0);
         assert_eq!(AdaptiveConfig::new(0.5).validate(), Ok(()));
-        for max in [0.0, -1.0, f64::NAN, f64::INFINITY, 0.0001] {
+        assert_eq!(AdaptiveConfig::unknown_ceiling().validate(), Ok(()));
+        for max in [0.0, -1.0, f64::NAN, f64::NEG_INFINITY, 0.0001] {
             let bad = AdaptiveConfig {
                 max_per_second: max,
                 ..ok
