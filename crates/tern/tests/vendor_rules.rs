@@ -1,0 +1,262 @@
+//! Vendor rules in force end to end: the real `tern` binary between a test
+//! client and the SMSC simulator, which counts what a vendor counts.
+//!
+//! - An upstream that throttles (10/s per session, `ESME_RTHROTTLED`) with
+//!   no rate in the config: Tern learns the rate, every message arrives,
+//!   and few submits are refused.
+//! - OVH with no rate in the config: the profile's 20/s per connection,
+//!   with margin, so the vendor never counts more than 20 in any second.
+//! - Two config entries on one Infobip account: the account's 4 sessions,
+//!   never a fifth bind.
+//! - A throttle is not a failure: the circuit breaker stays closed.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::{client, free_port, submit_sm, wait_until, Admin, Daemon};
+use tern_codec::{Body, CommandStatus, RegisteredDelivery};
+use tern_sim::smsc::{Account, Arrival, Behaviour, Recorded, Reject, SimConfig, SimHandle, Simulator};
+
+/// A config with one client ("acme"/"pw") and `upstreams` (TOML), routing
+/// every destination starting with 34 to `route`.
+fn config(port: u16, admin: u16, upstreams: &str, route: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+[admin]
+address = "127.0.0.1:{admin}"
+[storage]
+path = "data"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+{upstreams}
+[[route]]
+name = "spain"
+prefixes = ["34"]
+upstreams = [{route}]
+"#
+    )
+}
+
+/// One `[[upstream]]` on the simulator.
+fn upstream(name: &str, profile: &str, sim: &SimHandle, extra: &str) -> String {
+    format!(
+        r#"
+[[upstream]]
+name = "{name}"
+profile = "{profile}"
+host = "127.0.0.1"
+port = {port}
+system_id = "tern"
+password = "x"
+{extra}
+"#,
+        port = sim.addr().port()
+    )
+}
+
+/// The texts the simulator accepted.
+fn accepted(sim: &SimHandle) -> HashSet<Vec<u8>> {
+    sim.recorded()
+        .into_iter()
+        .filter_map(|r| match r {
+            Recorded::Submit { text, .. } => Some(text),
+            Recorded::ReceiptAcked { .. } => None,
+        })
+        .collect()
+}
+
+/// Submits `n` messages through Tern (each answered `ESME_ROK`) and waits,
+/// up to `within`, for the simulator to have accepted every one.
+async fn send_all(port: u16, sim: &SimHandle, n: usize, within: Duration) {
+    let session = client(port, "acme", "pw").bind().await;
+    let texts: HashSet<Vec<u8>> = (0..n)
+        .map(|k| format!("message {k}").into_bytes())
+        .collect();
+    for text in &texts {
+        let sm = submit_sm("34600000001", text, RegisteredDelivery::NONE);
+        let resp = session
+            .handle
+            .request(Body::SubmitSm(sm))
+            .await
+            .expect("answered");
+        assert_eq!(resp.command_status, CommandStatus::Ok, "{resp:?}");
+    }
+    wait_until("every message reached the upstream", within, || async {
+        accepted(sim).is_superset(&texts)
+    })
+    .await;
+}
+
+/// The most arrivals within any one second.
+fn most_in_one_second(arrivals: &[Arrival]) -> usize {
+    let mut times: Vec<Instant> = arrivals.iter().map(|a| a.at).collect();
+    times.sort();
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| t.duration_since(times[i]) < Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+async fn bound(sim: &SimHandle, within: Duration) {
+    wait_until("tern binds to the simulator", within, || async {
+        !sim.sessions("tern").is_empty()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_upstream_with_no_rate_configured_gets_every_message_and_few_refusals() {
+    let sim = Simulator::start(SimConfig {
+        behaviour: Behaviour {
+            throttle_per_second: Some(10),
+            ..Behaviour::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    sim.start_recording();
+    let (port, admin) = (free_port(), free_port());
+    let text = config(
+        port,
+        admin,
+        &upstream("throttler", "generic", &sim, ""),
+        "\"throttler\"",
+    );
+    let _daemon = Daemon::start("rules-throttle", &text);
+    bound(&sim, Duration::from_secs(10)).await;
+    let n = 100;
+    send_all(port, &sim, n, Duration::from_secs(90)).await;
+    let arrivals = sim.arrivals();
+    let refused = arrivals
+        .iter()
+        .filter(|a| a.status == CommandStatus::Throttled)
+        .count();
+    assert!(
+        refused * 10 <= arrivals.len(),
+        "{refused} of {} submits refused with ESME_RTHROTTLED (at most 10 %)",
+        arrivals.len()
+    );
+    let upstreams = Admin::at(admin).get("/api/upstreams").await;
+    assert_eq!(upstreams[0]["breaker"], "closed", "{upstreams}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ovh_with_no_rate_configured_never_sees_more_than_20_in_a_second() {
+    let sim = Simulator::start(SimConfig {
+        behaviour: Behaviour {
+            throttle_per_second: Some(20),
+            ..Behaviour::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    sim.start_recording();
+    let (port, admin) = (free_port(), free_port());
+    let text = config(port, admin, &upstream("ovh", "ovh", &sim, ""), "\"ovh\"");
+    let _daemon = Daemon::start("rules-ovh", &text);
+    bound(&sim, Duration::from_secs(10)).await;
+    send_all(port, &sim, 60, Duration::from_secs(60)).await;
+    let arrivals = sim.arrivals();
+    assert_eq!(arrivals.len(), 60, "each message sent once");
+    assert!(
+        arrivals.iter().all(|a| a.status == CommandStatus::Ok),
+        "not one refused"
+    );
+    let most = most_in_one_second(&arrivals);
+    assert!(most <= 20, "OVH counted {most} submits in one second");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_entries_on_one_infobip_account_never_bind_a_fifth_session() {
+    let sim = Simulator::start(SimConfig {
+        accounts: vec![Account {
+            system_id: "tern".to_owned(),
+            password: "x".to_owned(),
+            max_binds: Some(4),
+        }],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    sim.start_recording();
+    let (port, admin) = (free_port(), free_port());
+    // Same host, port and system_id: one account, whatever the entries.
+    let upstreams = format!(
+        "{}{}",
+        upstream("primary", "infobip", &sim, "sessions = 4"),
+        upstream("secondary", "infobip", &sim, "sessions = 4"),
+    );
+    let text = config(port, admin, &upstreams, "\"primary\", \"secondary\"");
+    let _daemon = Daemon::start("rules-infobip", &text);
+    wait_until("the account's 4 sessions bind", Duration::from_secs(20), || async {
+        sim.sessions("tern").len() == 4
+    })
+    .await;
+    // Time for any fifth bind to be tried (reconnects start at 500 ms).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    send_all(port, &sim, 10, Duration::from_secs(30)).await;
+    let stats = sim.stats();
+    assert_eq!(sim.most_bound("tern"), 4, "the account's 4 sessions, no more");
+    assert_eq!(stats.binds_over_cap, 0, "no bind beyond the account's cap was tried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttle_does_not_open_the_circuit_breaker() {
+    // Every submit throttled for now: far more than the breaker's 5
+    // failures in a row.
+    let sim = Simulator::start(SimConfig {
+        behaviour: Behaviour {
+            reject: Some(Reject {
+                fraction: 1.0,
+                status: CommandStatus::Throttled,
+            }),
+            ..Behaviour::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    sim.start_recording();
+    let (port, admin) = (free_port(), free_port());
+    let text = config(
+        port,
+        admin,
+        &upstream("throttler", "generic", &sim, "rate = 50"),
+        "\"throttler\"",
+    );
+    let _daemon = Daemon::start("rules-breaker", &text);
+    bound(&sim, Duration::from_secs(10)).await;
+    let session = client(port, "acme", "pw").bind().await;
+    let sm = submit_sm("34600000001", "held back", RegisteredDelivery::NONE);
+    let resp = session
+        .handle
+        .request(Body::SubmitSm(sm))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+    wait_until("the upstream throttled it 8 times", Duration::from_secs(60), || async {
+        sim.arrivals().len() >= 8
+    })
+    .await;
+    let upstreams = Admin::at(admin).get("/api/upstreams").await;
+    assert_eq!(upstreams[0]["breaker"], "closed", "{upstreams}");
+    assert_eq!(upstreams[0]["available"], true, "{upstreams}");
+    // Once the upstream takes it, the message goes: never given up.
+    sim.set_behaviour(Behaviour::default()).expect("valid");
+    wait_until("the message arrives", Duration::from_secs(60), || async {
+        accepted(&sim).contains(b"held back".as_slice())
+    })
+    .await;
+}
