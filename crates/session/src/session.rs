@@ -333,46 +333,72 @@ impl SessionHandle {
         let submission = is_submission(command_id);
         let pacer = submission.then(|| shared.pacer.get()).flatten();
         let account_window = submission.then(|| shared.account_window.get()).flatten();
-        // The window slots first, the pacer last: a message that waited for
-        // a slot is still spaced from the one before, so slots freeing at
-        // once never send a burst.
-        let slots = async {
-            let permit = shared
-                .window
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| RequestError::Closed)?;
+        // The pacer first: messages queue for their turn there, not for a
+        // window slot (a slot wait is bounded by `wait`, a pacing wait is
+        // the upstream's rate). Then the window slots (the session's, the
+        // account's); when they were not free at once, the message waited
+        // and is paced once more, so slots freeing together never send a
+        // burst.
+        let paced = async {
+            if let Some(pacer) = pacer {
+                pacer.acquire().await;
+            }
+        };
+        tokio::select! {
+            () = paced => {}
+            () = shared.closed.cancelled() => return Err(RequestError::Closed),
+        }
+        let at_once = (|| {
+            let permit = shared.window.clone().try_acquire_owned().ok()?;
             let account = match account_window {
-                Some(window) => Some(
-                    window
+                Some(window) => Some(window.clone().try_acquire_owned().ok()?),
+                None => None,
+            };
+            Some((permit, account))
+        })();
+        let (permit, account) = match at_once {
+            Some(slots) => slots,
+            None => {
+                let slots = async {
+                    let permit = shared
+                        .window
                         .clone()
                         .acquire_owned()
                         .await
-                        .map_err(|_| RequestError::Closed)?,
-                ),
-                None => None,
-            };
-            Ok::<_, RequestError>((permit, account))
-        };
-        let slots = async {
-            match wait {
-                Some(wait) => tokio::time::timeout(wait, slots)
-                    .await
-                    .map_err(|_| RequestError::WindowFull { command_id })?,
-                None => slots.await,
+                        .map_err(|_| RequestError::Closed)?;
+                    let account = match account_window {
+                        Some(window) => Some(
+                            window
+                                .clone()
+                                .acquire_owned()
+                                .await
+                                .map_err(|_| RequestError::Closed)?,
+                        ),
+                        None => None,
+                    };
+                    Ok::<_, RequestError>((permit, account))
+                };
+                let slots = async {
+                    match wait {
+                        Some(wait) => tokio::time::timeout(wait, slots)
+                            .await
+                            .map_err(|_| RequestError::WindowFull { command_id })?,
+                        None => slots.await,
+                    }
+                };
+                let slots = tokio::select! {
+                    slots = slots => slots?,
+                    () = shared.closed.cancelled() => return Err(RequestError::Closed),
+                };
+                if let Some(pacer) = pacer {
+                    tokio::select! {
+                        () = pacer.acquire() => {}
+                        () = shared.closed.cancelled() => return Err(RequestError::Closed),
+                    }
+                }
+                slots
             }
         };
-        let (permit, account) = tokio::select! {
-            slots = slots => slots?,
-            () = shared.closed.cancelled() => return Err(RequestError::Closed),
-        };
-        if let Some(pacer) = pacer {
-            tokio::select! {
-                () = pacer.acquire() => {}
-                () = shared.closed.cancelled() => return Err(RequestError::Closed),
-            }
-        }
         let sequence = shared.sequence.next();
         let (reply, response) = oneshot::channel();
         {

@@ -302,16 +302,18 @@ struct AdaptiveState {
 /// provider signals throttling and creeps back up as messages succeed.
 ///
 /// Pacing is done here rather than with governor because governor's quota is
-/// fixed at construction: each [`acquire`](Self::acquire) reserves the next
+/// fixed at construction: each [`acquire`](Self::acquire) waits for the next
 /// send time (`last + 1/rate`, or now if idle), so messages are spaced evenly
-/// without bursts and a rate change applies from the next reservation on.
-/// The mutex is held only to reserve a slot, never while waiting.
+/// without bursts and a rate change applies to the very next message.
+/// The state mutex is never held while waiting.
 #[derive(Debug)]
 pub struct AdaptiveRate {
     /// Validated configuration.
     config: AdaptiveConfig,
-    /// Current rate and reservations.
+    /// Current rate and the last send time.
     state: Mutex<AdaptiveState>,
+    /// The queue of waiters: the one holding it waits for the next slot.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl AdaptiveRate {
@@ -330,28 +332,28 @@ impl AdaptiveRate {
                 share: 1.0,
             }),
             config,
+            turn: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Waits for this message's send time. Slots are reserved on the first
-    /// poll; a caller that gives up (drops the future) leaves its slot
-    /// unused, which only makes pacing more conservative.
+    /// Waits for this message's send time: one interval (at the pace of
+    /// the moment) after the previous message, waiters served in order.
+    /// Cancel-safe: a caller that gives up takes no slot.
     pub async fn acquire(&self) {
-        let slot = {
-            let mut state = self.lock();
+        // One waiter at a time, in arrival order; the slot is worked out
+        // when its turn comes, at the rate of that moment, so a backlog
+        // follows the rate as it recovers (or drops) instead of keeping
+        // slots reserved at an old rate.
+        let _turn = self.turn.lock().await;
+        loop {
             let now = Instant::now();
-            let rate = state.pace();
-            let slot = match state.last_slot {
-                None => now,
-                Some(_) if rate.is_infinite() => now,
-                Some(last) => last
-                    .checked_add(interval(rate))
-                    .map_or(now, |next| next.max(now)),
-            };
-            state.last_slot = Some(slot);
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+            let slot = self.lock().next_slot(now);
+            if slot <= now {
+                self.lock().last_slot = Some(now);
+                return;
+            }
+            tokio::time::sleep_until(slot).await;
+        }
     }
 
     /// The provider answered `ESME_RTHROTTLED` or `ESME_RMSGQFUL` (or a code
@@ -379,7 +381,7 @@ impl AdaptiveRate {
                     state.rate = (before / 2.0).max(self.config.min_per_second);
                 }
                 state.last_decrease = Some(now);
-                // What was reserved at the old rate is not sent in a rush.
+                // The next message waits a whole interval at the new rate.
                 state.last_slot = Some(state.last_slot.map_or(now, |last| last.max(now)));
                 Some((before, state.rate))
             }
@@ -450,6 +452,19 @@ impl AdaptiveRate {
 }
 
 impl AdaptiveState {
+    /// When the next message may go: one interval at the current pace
+    /// after the last, not before `now`.
+    fn next_slot(&self, now: Instant) -> Instant {
+        let rate = self.pace();
+        match self.last_slot {
+            None => now,
+            Some(_) if rate.is_infinite() => now,
+            Some(last) => last
+                .checked_add(interval(rate))
+                .map_or(now, |next| next.max(now)),
+        }
+    }
+
     /// See [`AdaptiveRate::pace`].
     fn pace(&self) -> f64 {
         let mut rate = self.rate;

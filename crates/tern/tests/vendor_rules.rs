@@ -90,6 +90,7 @@ async fn send_all(port: u16, sim: &SimHandle, n: usize, within: Duration) {
         accepted(sim).is_superset(&texts)
     })
     .await;
+
 }
 
 /// The most arrivals within any one second.
@@ -233,7 +234,15 @@ async fn a_throttle_does_not_open_the_circuit_breaker() {
     let text = config(
         port,
         admin,
-        &upstream("throttler", "generic", &sim, "rate = 50"),
+        // Retried soon from the queue, so that five sends throttled to
+        // the end (each 1 + 8 submits) come quickly: five failures would
+        // open the breaker.
+        &upstream(
+            "throttler",
+            "generic",
+            &sim,
+            "rate = 1000\n[router]\nretry_initial = \"200ms\"\nretry_max = \"1s\"",
+        ),
         "\"throttler\"",
     );
     let _daemon = Daemon::start("rules-breaker", &text);
@@ -246,9 +255,11 @@ async fn a_throttle_does_not_open_the_circuit_breaker() {
         .await
         .expect("answered");
     assert_eq!(resp.command_status, CommandStatus::Ok);
-    wait_until("the upstream throttled it 8 times", Duration::from_secs(60), || async {
-        sim.arrivals().len() >= 8
-    })
+    wait_until(
+        "the upstream throttled it more than 5 × 9 times",
+        Duration::from_secs(60),
+        || async { sim.arrivals().len() > 50 },
+    )
     .await;
     let upstreams = Admin::at(admin).get("/api/upstreams").await;
     assert_eq!(upstreams[0]["breaker"], "closed", "{upstreams}");
