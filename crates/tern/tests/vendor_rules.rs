@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use common::{client, free_port, submit_sm, wait_until, Admin, Daemon};
 use tern_codec::{Body, CommandStatus, RegisteredDelivery};
-use tern_sim::smsc::{Account, Arrival, Behaviour, Recorded, Reject, SimConfig, SimHandle, Simulator};
+use tern_sim::smsc::{
+    Account, Arrival, Behaviour, ReceiptBehaviour, ReceiptForm, Recorded, Reject, SimConfig,
+    SimHandle, Simulator,
+};
 
 /// A config with one client ("acme"/"pw") and `upstreams` (TOML), routing
 /// every destination starting with 34 to `route`.
@@ -270,4 +273,43 @@ async fn a_throttle_does_not_open_the_circuit_breaker() {
         accepted(&sim).contains(b"held back".as_slice())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ovh_receipt_with_err_55_slows_the_upstream() {
+    // OVH's DLR code 55: "Sender Temporarily Ratelimited".
+    let sim = Simulator::start(SimConfig {
+        behaviour: Behaviour {
+            receipts: ReceiptBehaviour {
+                form: ReceiptForm::Text,
+                undeliverable_fraction: 1.0,
+                undeliverable_err: 55,
+                ..ReceiptBehaviour::default()
+            },
+            ..Behaviour::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let (port, admin) = (free_port(), free_port());
+    let text = config(port, admin, &upstream("ovh", "ovh", &sim, ""), "\"ovh\"");
+    let _daemon = Daemon::start("rules-dlr55", &text);
+    bound(&sim, Duration::from_secs(10)).await;
+    let admin = Admin::at(admin);
+    admin
+        .until(
+            "/api/upstreams",
+            Duration::from_secs(10),
+            "OVH paced at 18/s (20 per connection, with margin)",
+            |u| u[0]["pace"] == 18.0,
+        )
+        .await;
+    let mut session = client(port, "acme", "pw").bind().await;
+    let sm = submit_sm("34600000001", "rate limited", RegisteredDelivery::ALWAYS);
+    common::submit_id(&session.handle, sm).await;
+    common::next_receipt(&mut session, Duration::from_secs(20)).await;
+    let upstreams = admin.get("/api/upstreams").await;
+    let pace = upstreams[0]["pace"].as_f64().expect("paced");
+    assert!(pace < 18.0, "the receipt slowed the pacer: {upstreams}");
 }
