@@ -62,6 +62,16 @@ password = "x"
     )
 }
 
+/// A config whose route `spain` spreads messages over `upstreams` by weight.
+fn weighted_config(port: u16, admin: u16, upstreams: &str, names: &[&str]) -> String {
+    let route: Vec<String> = names
+        .iter()
+        .map(|n| format!("{{ name = \"{n}\", weight = 1 }}"))
+        .collect();
+    config(port, admin, upstreams, &route.join(", "))
+        .replace("name = \"spain\"", "name = \"spain\"\nstrategy = \"weighted\"")
+}
+
 /// The texts the simulator accepted.
 fn accepted(sim: &SimHandle) -> HashSet<Vec<u8>> {
     sim.recorded()
@@ -105,6 +115,24 @@ fn most_in_one_second(arrivals: &[Arrival]) -> usize {
             times[i..]
                 .iter()
                 .take_while(|t| t.duration_since(times[i]) < Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The most submits surely unanswered at once, when every answer takes
+/// `delay`: at each arrival, those that arrived less than `delay` (less a
+/// 100 ms allowance for the answer on its way) before it.
+fn most_in_flight(arrivals: &[Arrival], delay: Duration) -> usize {
+    let held = delay - Duration::from_millis(100);
+    let mut times: Vec<Instant> = arrivals.iter().map(|a| a.at).collect();
+    times.sort();
+    (0..times.len())
+        .map(|i| {
+            times[..=i]
+                .iter()
+                .filter(|t| times[i].duration_since(**t) < held)
                 .count()
         })
         .max()
@@ -312,4 +340,53 @@ async fn an_ovh_receipt_with_err_55_slows_the_upstream() {
     let upstreams = admin.get("/api/upstreams").await;
     let pace = upstreams[0]["pace"].as_f64().expect("paced");
     assert!(pace < 18.0, "the receipt slowed the pacer: {upstreams}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ovh_zones_of_one_account_keep_10_in_flight_together() {
+    // Two zones (two SMSCs), one account named in the config; every answer
+    // takes a second, so messages pile up in flight.
+    let delay = Duration::from_secs(1);
+    let mut zones = Vec::new();
+    for _ in 0..2 {
+        let sim = Simulator::start(SimConfig {
+            behaviour: Behaviour {
+                response_delay: delay,
+                ..Behaviour::default()
+            },
+            ..SimConfig::default()
+        })
+        .await
+        .expect("simulator starts");
+        sim.start_recording();
+        zones.push(sim);
+    }
+    let (port, admin) = (free_port(), free_port());
+    let upstreams = format!(
+        "{}{}",
+        upstream("zone1", "ovh", &zones[0], "account = \"ovh-main\""),
+        upstream("zone2", "ovh", &zones[1], "account = \"ovh-main\""),
+    );
+    let text = weighted_config(port, admin, &upstreams, &["zone1", "zone2"]);
+    let _daemon = Daemon::start("rules-ovh-zones", &text);
+    for zone in &zones {
+        bound(zone, Duration::from_secs(10)).await;
+    }
+    let session = client(port, "acme", "pw").bind().await;
+    let n = 40;
+    for k in 0..n {
+        let sm = submit_sm("34600000001", format!("zone {k}"), RegisteredDelivery::NONE);
+        common::submit_id(&session.handle, sm).await;
+    }
+    wait_until("every message reached a zone", Duration::from_secs(60), || async {
+        zones.iter().map(|z| accepted(z).len()).sum::<usize>() >= n
+    })
+    .await;
+    let arrivals: Vec<Arrival> = zones.iter().flat_map(|z| z.arrivals()).collect();
+    assert!(
+        zones.iter().all(|z| !z.arrivals().is_empty()),
+        "both zones used"
+    );
+    let most = most_in_flight(&arrivals, delay);
+    assert!(most <= 10, "{most} in flight over the account's zones (OVH allows 10)");
 }
