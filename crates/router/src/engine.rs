@@ -441,7 +441,8 @@ impl Router {
 
 impl Router {
     /// Sends one part, and sends it again (up to [`THROTTLE_RESENDS`] times,
-    /// on whichever session of the upstream is free) while the vendor
+    /// on whichever session of the upstream is free, when the upstream has
+    /// a pacer) while the vendor
     /// answers with a code its profile calls `throttled`: each throttle
     /// slows the account's pacer first, so the part goes again once paced.
     /// The last answer is returned, throttle or not.
@@ -468,7 +469,8 @@ impl Router {
             upstream.throttled();
             throttles += 1;
             debug!(upstream = upstream.name(), status = code, throttles, "throttled: slowing down");
-            if throttles > THROTTLE_RESENDS {
+            // Without a pacer nothing would slow the next try: fail over.
+            if upstream.pacer().is_none() || throttles > THROTTLE_RESENDS {
                 return Ok(resp);
             }
             if let Some(next) = upstream.session() {
