@@ -455,10 +455,7 @@ impl Router {
         let mut throttles = 0;
         loop {
             let resp = session
-                .request_within(
-                    Body::SubmitSm(part.clone()),
-                    Some(self.config.window_wait),
-                )
+                .request_within(Body::SubmitSm(part.clone()), Some(self.config.window_wait))
                 .await?;
             let code = resp.command_status.code();
             if resp.command_status.is_ok()
@@ -468,7 +465,12 @@ impl Router {
             }
             upstream.throttled();
             throttles += 1;
-            debug!(upstream = upstream.name(), status = code, throttles, "throttled: slowing down");
+            debug!(
+                upstream = upstream.name(),
+                status = code,
+                throttles,
+                "throttled: slowing down"
+            );
             // Without a pacer nothing would slow the next try: fail over.
             if upstream.pacer().is_none() || throttles > THROTTLE_RESENDS {
                 return Ok(resp);

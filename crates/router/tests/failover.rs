@@ -280,7 +280,7 @@ async fn a_throttled_part_is_sent_again_once_paced_and_the_breaker_stays_closed(
     let primary = Upstream::start(
         UpstreamConfig {
             pacer: Some(pacer.clone()),
-            ..upstream_config("primary", primary_sim.addr().port(), breaker.clone(), 10)
+            ..upstream_config("primary", primary_sim.addr().port(), breaker, 10)
         },
         tx,
         net.shutdown.clone(),
@@ -301,7 +301,10 @@ async fn a_throttled_part_is_sent_again_once_paced_and_the_breaker_stays_closed(
         }
     }
     let stats = primary_sim.stats();
-    assert!(stats.responses_with(CommandStatus::Throttled) >= 1, "{stats:?}");
+    assert!(
+        stats.responses_with(CommandStatus::Throttled) >= 1,
+        "{stats:?}"
+    );
     assert_eq!(secondary_sim.stats().submits, 0);
     assert!(pacer.current_rate().is_finite(), "the pacer learnt a rate");
     assert!(matches!(

@@ -652,7 +652,11 @@ mod tests {
             arrivals.push(Instant::now() + late);
         }
         arrivals.sort();
-        assert!(most_in_one_second(&arrivals) <= 20, "{}", most_in_one_second(&arrivals));
+        assert!(
+            most_in_one_second(&arrivals) <= 20,
+            "{}",
+            most_in_one_second(&arrivals)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -676,7 +680,11 @@ mod tests {
         for _ in 0..100 {
             pacer.on_success();
         }
-        assert!((pacer.current_rate() - 10.0).abs() < 1e-9, "{}", pacer.current_rate());
+        assert!(
+            (pacer.current_rate() - 10.0).abs() < 1e-9,
+            "{}",
+            pacer.current_rate()
+        );
         for _ in 0..1000 {
             pacer.on_success();
         }

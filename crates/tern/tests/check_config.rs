@@ -199,7 +199,10 @@ fn a_rate_above_the_vendors_or_not_a_rate_is_refused_at_its_value() {
     ] {
         assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
     }
-    assert!(err.contains("2 error(s)"), "the vendor's own rate is allowed: {err}");
+    assert!(
+        err.contains("2 error(s)"),
+        "the vendor's own rate is allowed: {err}"
+    );
 }
 
 #[test]

@@ -68,8 +68,10 @@ fn weighted_config(port: u16, admin: u16, upstreams: &str, names: &[&str]) -> St
         .iter()
         .map(|n| format!("{{ name = \"{n}\", weight = 1 }}"))
         .collect();
-    config(port, admin, upstreams, &route.join(", "))
-        .replace("name = \"spain\"", "name = \"spain\"\nstrategy = \"weighted\"")
+    config(port, admin, upstreams, &route.join(", ")).replace(
+        "name = \"spain\"",
+        "name = \"spain\"\nstrategy = \"weighted\"",
+    )
 }
 
 /// The texts the simulator accepted.
@@ -103,7 +105,6 @@ async fn send_all(port: u16, sim: &SimHandle, n: usize, within: Duration) {
         accepted(sim).is_superset(&texts)
     })
     .await;
-
 }
 
 /// The most arrivals within any one second.
@@ -232,16 +233,25 @@ async fn two_entries_on_one_infobip_account_never_bind_a_fifth_session() {
     );
     let text = config(port, admin, &upstreams, "\"primary\", \"secondary\"");
     let _daemon = Daemon::start("rules-infobip", &text);
-    wait_until("the account's 4 sessions bind", Duration::from_secs(20), || async {
-        sim.sessions("tern").len() == 4
-    })
+    wait_until(
+        "the account's 4 sessions bind",
+        Duration::from_secs(20),
+        || async { sim.sessions("tern").len() == 4 },
+    )
     .await;
     // Time for any fifth bind to be tried (reconnects start at 500 ms).
     tokio::time::sleep(Duration::from_secs(3)).await;
     send_all(port, &sim, 10, Duration::from_secs(30)).await;
     let stats = sim.stats();
-    assert_eq!(sim.most_bound("tern"), 4, "the account's 4 sessions, no more");
-    assert_eq!(stats.binds_over_cap, 0, "no bind beyond the account's cap was tried");
+    assert_eq!(
+        sim.most_bound("tern"),
+        4,
+        "the account's 4 sessions, no more"
+    );
+    assert_eq!(
+        stats.binds_over_cap, 0,
+        "no bind beyond the account's cap was tried"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -378,9 +388,11 @@ async fn two_ovh_zones_of_one_account_keep_10_in_flight_together() {
         let sm = submit_sm("34600000001", format!("zone {k}"), RegisteredDelivery::NONE);
         common::submit_id(&session.handle, sm).await;
     }
-    wait_until("every message reached a zone", Duration::from_secs(60), || async {
-        zones.iter().map(|z| accepted(z).len()).sum::<usize>() >= n
-    })
+    wait_until(
+        "every message reached a zone",
+        Duration::from_secs(60),
+        || async { zones.iter().map(|z| accepted(z).len()).sum::<usize>() >= n },
+    )
     .await;
     let arrivals: Vec<Arrival> = zones.iter().flat_map(|z| z.arrivals()).collect();
     assert!(
@@ -388,5 +400,8 @@ async fn two_ovh_zones_of_one_account_keep_10_in_flight_together() {
         "both zones used"
     );
     let most = most_in_flight(&arrivals, delay);
-    assert!(most <= 10, "{most} in flight over the account's zones (OVH allows 10)");
+    assert!(
+        most <= 10,
+        "{most} in flight over the account's zones (OVH allows 10)"
+    );
 }

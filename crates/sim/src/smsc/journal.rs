@@ -68,7 +68,10 @@ impl Journal {
     pub(crate) fn start(&self) {
         let mut entries = self.entries();
         entries.clear();
-        self.arrivals.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.arrivals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         self.on.store(true, Ordering::Relaxed);
     }
 

@@ -281,7 +281,9 @@ impl BindTally {
     }
 
     fn most(&self, account: &str) -> usize {
-        lock(&self.accounts).get(account).map_or(0, |(_, most)| *most)
+        lock(&self.accounts)
+            .get(account)
+            .map_or(0, |(_, most)| *most)
     }
 }
 

@@ -10,13 +10,13 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use tern_codec::COctetString;
-use tern_router::engine::RouterConfig;
 use tern_router::account::AccountLimits;
+use tern_router::engine::RouterConfig;
 use tern_router::strategy::Strategy;
-use tern_session::throttle::MIN_ADAPTIVE_RATE;
 use tern_router::table::{RouteUpstream, Rule, SourceMatch, Table};
 use tern_router::{Profile, ProfileSet, Reason};
 use tern_session::esme::BindParams;
+use tern_session::throttle::MIN_ADAPTIVE_RATE;
 use tern_session::{BindType, SessionConfig};
 use tern_storage::{Durability, StoreOptions};
 use toml::Spanned;
@@ -885,16 +885,14 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         }
         let account = match &u.account {
             Some(a) if a.get_ref().trim().is_empty() => {
-                loc.at(a.span(), "account \"\": name the vendor account, or leave it out");
+                loc.at(
+                    a.span(),
+                    "account \"\": name the vendor account, or leave it out",
+                );
                 String::new()
             }
             Some(a) => a.get_ref().clone(),
-            None => format!(
-                "{}:{}/{}",
-                u.host.get_ref(),
-                u.port,
-                u.system_id.get_ref()
-            ),
+            None => format!("{}:{}/{}", u.host.get_ref(), u.port, u.system_id.get_ref()),
         };
         upstreams.push(UpstreamSpec {
             account,

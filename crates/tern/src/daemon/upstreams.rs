@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tern_router::account::{Account, AccountLimits, BindCap};
 use tern_router::upstream::{SlotGate, Upstream, UpstreamConfig, UpstreamRequest};
 use tern_session::backoff::BackoffConfig;
 use tern_session::esme::UpstreamTls;
-use tern_router::account::{Account, AccountLimits, BindCap};
 use tern_session::SessionConfig;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -246,10 +246,7 @@ async fn drain(Replaced { old, gates, new }: Replaced) {
 /// learnt, and the sessions of entries that did not change share it).
 /// Bind caps likewise, by account (and server and port, where the vendor
 /// counts per server and port).
-fn accounts(
-    specs: &[UpstreamSpec],
-    running: &Accounts,
-) -> anyhow::Result<Accounts> {
+fn accounts(specs: &[UpstreamSpec], running: &Accounts) -> anyhow::Result<Accounts> {
     let mut next = Accounts::default();
     for spec in specs {
         if next.accounts.contains_key(&spec.account) {
@@ -263,10 +260,7 @@ fn accounts(
             sessions = sessions.min(cap as usize);
         }
         // The lowest rate any entry of the account asks for.
-        let rate = entries
-            .iter()
-            .filter_map(|s| s.rate)
-            .min_by(f64::total_cmp);
+        let rate = entries.iter().filter_map(|s| s.rate).min_by(f64::total_cmp);
         let wanted = AccountLimits::new(limits, rate, sessions);
         let account = match running.accounts.get(&spec.account) {
             Some(old) if old.limits == wanted => old.clone(),
@@ -308,10 +302,12 @@ fn bind_key(spec: &UpstreamSpec) -> String {
 /// The pool configuration for `spec`: loads TLS, takes its account's
 /// pacer, window and bind cap.
 fn prepare(spec: &UpstreamSpec, accounts: &Accounts) -> anyhow::Result<Prepared> {
-    let account = accounts
-        .accounts
-        .get(&spec.account)
-        .with_context(|| format!("upstream {}: account {} not prepared", spec.name, spec.account))?;
+    let account = accounts.accounts.get(&spec.account).with_context(|| {
+        format!(
+            "upstream {}: account {} not prepared",
+            spec.name, spec.account
+        )
+    })?;
     let pacer = Some(account.pacer.clone());
     let account_window = account.window.clone();
     let bind_cap = accounts.caps.get(&bind_key(spec)).cloned();
