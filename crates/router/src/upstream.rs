@@ -293,6 +293,17 @@ impl Upstream {
         }
     }
 
+    /// A receipt from the vendor says it throttled a message (OVH err 55):
+    /// the pacer slows down if it paces at a known or learnt rate. An
+    /// unpaced one is left to the submit answers to teach: a receipt comes
+    /// long after its submit, so what the upstream accepted in the last
+    /// second says nothing of the rate that was throttled.
+    pub fn receipt_throttled(&self) {
+        if let Some(pacer) = self.pacer.as_ref().filter(|p| p.current_rate().is_finite()) {
+            pacer.on_throttled();
+        }
+    }
+
     /// The account's pacer.
     pub fn pacer(&self) -> Option<&Arc<AdaptiveRate>> {
         self.pacer.as_ref()

@@ -58,7 +58,7 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
         if receipt.canonical.reason == tern_router::canonical::Reason::Throttled {
             let upstreams = routing.router.upstreams();
             if let Some(up) = upstreams.iter().find(|u| u.name() == upstream) {
-                up.throttled();
+                up.receipt_throttled();
             }
         }
     }
