@@ -252,6 +252,74 @@ async fn two_entries_on_one_infobip_account_never_bind_a_fifth_session() {
         stats.binds_over_cap, 0,
         "no bind beyond the account's cap was tried"
     );
+    // Shared out, not first come first served: 2 each.
+    let upstreams = Admin::at(admin).get("/api/upstreams").await;
+    for k in 0..2 {
+        assert_eq!(upstreams[k]["bound"], 2, "{upstreams}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_added_by_reload_on_a_full_infobip_account_waits_for_a_place() {
+    let sim = Simulator::start(SimConfig {
+        accounts: vec![Account {
+            system_id: "tern".to_owned(),
+            password: "x".to_owned(),
+            max_binds: Some(4),
+        }],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    sim.start_recording();
+    let (port, admin) = (free_port(), free_port());
+    let primary = upstream("primary", "infobip", &sim, "sessions = 4");
+    let daemon = Daemon::start(
+        "rules-infobip-reload",
+        &config(port, admin, &primary, "\"primary\""),
+    );
+    wait_until(
+        "the account's 4 sessions bind",
+        Duration::from_secs(20),
+        || async { sim.sessions("tern").len() == 4 },
+    )
+    .await;
+    // The primary entry is unchanged and keeps its 4; the new one must not
+    // bind beside them.
+    let both = format!(
+        "{primary}{}",
+        upstream("secondary", "infobip", &sim, "sessions = 4")
+    );
+    let path = daemon.config_path();
+    let tmp = path.with_extension("tmp");
+    std::fs::write(
+        &tmp,
+        config(port, admin, &both, "\"secondary\", \"primary\""),
+    )
+    .expect("write");
+    std::fs::rename(&tmp, &path).expect("rename");
+    daemon.signal("HUP");
+    Admin::at(admin)
+        .until(
+            "/api/reload",
+            Duration::from_secs(10),
+            "generation 2",
+            |status| status["generation"].as_u64() == Some(2),
+        )
+        .await;
+    // Time for any bind beyond the cap to be tried.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    send_all(port, &sim, 10, Duration::from_secs(30)).await;
+    assert_eq!(
+        sim.most_bound("tern"),
+        4,
+        "the account's 4 sessions, no more"
+    );
+    assert_eq!(
+        sim.stats().binds_over_cap,
+        0,
+        "no bind beyond the cap was tried"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

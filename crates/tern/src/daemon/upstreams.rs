@@ -86,6 +86,8 @@ pub struct UpstreamSet {
 struct Accounts {
     accounts: HashMap<String, Arc<Account>>,
     caps: HashMap<String, BindCap>,
+    /// Sessions each entry sharing a bind cap starts with, by entry name.
+    shares: HashMap<String, usize>,
 }
 
 /// A pool ready to start (everything that can fail is done).
@@ -158,7 +160,7 @@ impl UpstreamSet {
                     upstream = name,
                     "upstream changed: rebinding one session at a time"
                 );
-                let gates: Vec<CancellationToken> = (0..spec.sessions.max(1))
+                let gates: Vec<CancellationToken> = (0..config.sessions.max(1))
                     .map(|_| CancellationToken::new())
                     .collect();
                 config.start_after = gates.clone();
@@ -284,9 +286,39 @@ fn accounts(specs: &[UpstreamSpec], running: &Accounts) -> anyhow::Result<Accoun
             Some(old) if old.sessions == cap as usize => old.clone(),
             _ => BindCap::new(key.clone(), cap as usize),
         };
+        let sharing: Vec<&UpstreamSpec> = specs.iter().filter(|s| bind_key(s) == key).collect();
+        for (name, share) in shares(&sharing, cap.sessions) {
+            next.shares.insert(name, share);
+        }
         next.caps.insert(key, cap);
     }
     Ok(next)
+}
+
+/// How many of a cap's `cap` sessions each of `entries` starts: one each
+/// in config order, round after round, up to what each asks for, so that
+/// two entries asking for 4 of Infobip's 4 start 2 each rather than one
+/// taking all (at least 1 each: a slot beyond the cap waits for a permit).
+fn shares(entries: &[&UpstreamSpec], cap: usize) -> Vec<(String, usize)> {
+    let mut given = vec![0usize; entries.len()];
+    let mut left = cap;
+    while left > 0 {
+        let before = left;
+        for (k, entry) in entries.iter().enumerate() {
+            if left > 0 && given[k] < entry.sessions {
+                given[k] += 1;
+                left -= 1;
+            }
+        }
+        if left == before {
+            break;
+        }
+    }
+    entries
+        .iter()
+        .zip(given)
+        .map(|(entry, n)| (entry.name.clone(), n.max(1)))
+        .collect()
 }
 
 /// The key of `spec`'s bind cap: its account, and its server and port
@@ -334,7 +366,11 @@ fn prepare(spec: &UpstreamSpec, accounts: &Accounts) -> anyhow::Result<Prepared>
             port: spec.port,
             tls,
             bind: spec.bind.clone(),
-            sessions: spec.sessions,
+            sessions: accounts
+                .shares
+                .get(&spec.name)
+                .copied()
+                .unwrap_or(spec.sessions),
             session,
             backoff: BackoffConfig {
                 initial: Duration::from_millis(500),
