@@ -198,7 +198,19 @@ impl Upstream {
                 let _bind_permit = match bind_cap {
                     None => None,
                     Some(cap) => tokio::select! {
-                        permit = cap.permits.acquire_owned() => permit.ok(),
+                        // Told once, while the slot waits.
+                        permit = async {
+                            if cap.permits.available_permits() == 0 {
+                                info!(
+                                    upstream = %name,
+                                    slot,
+                                    account = %cap.key,
+                                    sessions = cap.sessions,
+                                    "the vendor account has all its sessions bound; this slot waits"
+                                );
+                            }
+                            cap.permits.clone().acquire_owned().await
+                        } => permit.ok(),
                         () = stop.cancelled() => {
                             ended.cancel();
                             return;
