@@ -388,3 +388,54 @@ fn prepare(spec: &UpstreamSpec, accounts: &Accounts) -> anyhow::Result<Prepared>
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_router::Profile;
+    use tern_session::esme::BindParams;
+
+    fn spec(name: &str, profile: &str, host: &str, sessions: usize) -> UpstreamSpec {
+        let profile = Profile::builtin(profile).expect("listed").expect("valid");
+        UpstreamSpec {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            port: 2775,
+            profile: Arc::new(profile),
+            bind: BindParams::new("tern", "x").expect("short"),
+            sessions,
+            window: 10,
+            rate: None,
+            account: "acct".to_owned(),
+            tls: None,
+        }
+    }
+
+    #[test]
+    fn a_cap_is_shared_out_one_session_each_round_after_round() {
+        let a = spec("a", "infobip", "h1", 4);
+        let b = spec("b", "infobip", "h2", 4);
+        let c = spec("c", "infobip", "h3", 1);
+        let got = shares(&[&a, &b, &c], 4);
+        assert_eq!(got, vec![("a".into(), 2), ("b".into(), 1), ("c".into(), 1)]);
+        // Less asked than the cap: each gets what it asked.
+        assert_eq!(shares(&[&c], 4), vec![("c".into(), 1)]);
+        // More entries than the cap: each starts one slot, which waits.
+        assert_eq!(shares(&[&a, &b], 1), vec![("a".into(), 1), ("b".into(), 1)]);
+    }
+
+    #[test]
+    fn mensatek_counts_per_server_and_port_infobip_per_account() {
+        let m1 = spec("m1", "mensatek", "smpp01", 1);
+        let m2 = spec("m2", "mensatek", "smpp02", 1);
+        assert_ne!(bind_key(&m1), bind_key(&m2), "one session per server");
+        let i1 = spec("i1", "infobip", "smpp1", 4);
+        let i2 = spec("i2", "infobip", "smpp-ssl", 4);
+        assert_eq!(bind_key(&i1), bind_key(&i2), "4 per account, any host");
+        let accounts = accounts(&[i1, i2, m1, m2], &Accounts::default()).expect("valid");
+        assert_eq!(accounts.accounts.len(), 1, "one account named acct");
+        assert_eq!(accounts.caps.len(), 3);
+        assert_eq!(accounts.shares.get("i1"), Some(&2));
+        assert_eq!(accounts.shares.get("m2"), Some(&1));
+    }
+}
