@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tern_codec::pdu::SubmitSm;
-use tern_codec::{Body, COctetString, CommandStatus};
-use tern_session::RequestError;
+use tern_codec::{Body, COctetString, CommandStatus, Pdu};
+use tern_session::{RequestError, SessionHandle};
 use tracing::{debug, info};
 
 use crate::adapt::{adapt_over, AdaptError, Adapted, ClientText, Link};
@@ -27,6 +27,11 @@ use crate::receipt::UpstreamReceipt;
 use crate::strategy::{Candidate, WeightedState};
 use crate::table::{MessageKey, PriceList, Rule, Table};
 use crate::upstream::Upstream;
+
+/// How many times one part is sent again to an upstream that throttled it
+/// (each time after the account's pacer has slowed down) before the next
+/// upstream of the route, or the retry queue, takes the message.
+const THROTTLE_RESENDS: u32 = 8;
 
 /// One try at one upstream, for the store and `tern trace`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -547,10 +552,7 @@ impl Router {
                 attempts.push(report);
                 return Tried::Temporary(temporary(Reason::SystemFailure));
             };
-            match session
-                .request_within(Body::SubmitSm(part), Some(self.config.window_wait))
-                .await
-            {
+            match self.request_paced(upstream, session, part).await {
                 Ok(resp) if resp.command_status.is_ok() => {
                     upstream.breaker().record_success();
                     let id = match &resp.body {
@@ -577,6 +579,10 @@ impl Router {
                         "refused"
                     );
                     return match canonical.class {
+                        // A throttle is the vendor pacing us, not a failure.
+                        Class::Temporary if canonical.reason == Reason::Throttled => {
+                            Tried::Temporary(canonical)
+                        }
                         // Only this vendor refuses: the next one is tried;
                         // this one answered and is healthy.
                         Class::Temporary
@@ -610,6 +616,49 @@ impl Router {
         let ids = report.upstream_ids.clone();
         attempts.push(report);
         Tried::Accepted(ids)
+    }
+}
+
+impl Router {
+    /// Sends one part, and sends it again (up to [`THROTTLE_RESENDS`] times,
+    /// on whichever session of the upstream is free, when the upstream has
+    /// a pacer) while the vendor
+    /// answers with a code its profile calls `throttled`: each throttle
+    /// slows the account's pacer first, so the part goes again once paced.
+    /// The last answer is returned, throttle or not.
+    async fn request_paced(
+        &self,
+        upstream: &Upstream,
+        mut session: SessionHandle,
+        part: SubmitSm,
+    ) -> Result<Pdu, RequestError> {
+        let mut throttles = 0;
+        loop {
+            let resp = session
+                .request_within(Body::SubmitSm(part.clone()), Some(self.config.window_wait))
+                .await?;
+            let code = resp.command_status.code();
+            if resp.command_status.is_ok()
+                || self.classify(upstream, code).reason != Reason::Throttled
+            {
+                return Ok(resp);
+            }
+            upstream.throttled();
+            throttles += 1;
+            debug!(
+                upstream = upstream.name(),
+                status = code,
+                throttles,
+                "throttled: slowing down"
+            );
+            // Without a pacer nothing would slow the next try: fail over.
+            if upstream.pacer().is_none() || throttles > THROTTLE_RESENDS {
+                return Ok(resp);
+            }
+            if let Some(next) = upstream.session() {
+                session = next;
+            }
+        }
     }
 }
 

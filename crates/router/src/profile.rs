@@ -159,6 +159,8 @@ pub struct Limits {
     pub rate_per_session: Option<u32>,
     /// Messages per second per account.
     pub rate_per_account: Option<u32>,
+    /// Requests in flight per account, over all its sessions (OVH: 10).
+    pub window_per_account: Option<u32>,
     /// Longest `short_message` accepted, octets.
     pub short_message_max: Option<u32>,
     /// Longest `message_payload` accepted, octets.

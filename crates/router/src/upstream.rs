@@ -18,10 +18,11 @@ use tern_session::backoff::{BackoffConfig, BackoffError};
 use tern_session::esme::{BindParams, EsmeClient, UpstreamSession, UpstreamTls};
 use tern_session::throttle::AdaptiveRate;
 use tern_session::{Request, SessionConfig, SessionHandle};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::account::BindCap;
 use crate::breaker::{BreakerConfig, CircuitBreaker};
 use crate::profile::Profile;
 
@@ -54,8 +55,15 @@ pub struct UpstreamConfig {
     pub session: SessionConfig,
     /// Reconnect delays.
     pub backoff: BackoffConfig,
-    /// Shared pacing for the account, when the vendor sets a rate.
+    /// Pacing shared by every session of the vendor account (see
+    /// [`crate::account`]); it slows down when the vendor throttles.
     pub pacer: Option<Arc<AdaptiveRate>>,
+    /// Requests in flight over every session of the vendor account, when
+    /// the vendor counts them per account (OVH: 10).
+    pub account_window: Option<Arc<Semaphore>>,
+    /// Sessions the vendor account may have bound at once, shared with the
+    /// other entries of the account: a slot binds only holding a permit.
+    pub bind_cap: Option<BindCap>,
     /// When to stop trying it for a while.
     pub breaker: BreakerConfig,
     /// What the vendor is like.
@@ -113,6 +121,8 @@ pub struct Upstream {
     held: Arc<AtomicUsize>,
     /// Bound with the profile's flash system_type (Infobip's `NSMS`).
     flash: bool,
+    /// The account's pacer, slowed by throttles the engine reads.
+    pacer: Option<Arc<AdaptiveRate>>,
 }
 
 /// One session slot of a pool: its reconnecting client's stop token, the
@@ -154,6 +164,7 @@ impl Upstream {
             pool_size,
             held: Arc::new(AtomicUsize::new(0)),
             flash,
+            pacer: config.pacer.clone(),
             slots: (0..pool_size)
                 .map(|_| Slot {
                     stop: shutdown.child_token(),
@@ -171,8 +182,10 @@ impl Upstream {
                 session: config.session.clone(),
                 backoff: config.backoff.clone(),
                 pacer: config.pacer.clone(),
+                account_window: config.account_window.clone(),
             };
             let (tx, rx) = mpsc::channel(1);
+            let bind_cap = config.bind_cap.clone();
             let name = config.name.clone();
             let stop = upstream.slots[slot].stop.clone();
             let ended = upstream.slots[slot].ended.clone();
@@ -189,6 +202,30 @@ impl Upstream {
                         }
                     }
                 }
+                // Held while the slot's client runs: the account's other
+                // slots, of this entry or another, wait for it.
+                let _bind_permit = match bind_cap {
+                    None => None,
+                    Some(cap) => tokio::select! {
+                        // Told once, while the slot waits.
+                        permit = async {
+                            if cap.permits.available_permits() == 0 {
+                                info!(
+                                    upstream = %name,
+                                    slot,
+                                    account = %cap.key,
+                                    sessions = cap.sessions,
+                                    "the vendor account has all its sessions bound; this slot waits"
+                                );
+                            }
+                            cap.permits.clone().acquire_owned().await
+                        } => permit.ok(),
+                        () = stop.cancelled() => {
+                            ended.cancel();
+                            return;
+                        }
+                    },
+                };
                 let outcome = match gate {
                     None => client.run(tx, stop).await,
                     Some(gate) => {
@@ -225,6 +262,9 @@ impl Upstream {
         }) = bound.recv().await
         {
             self.lock().push(handle.clone());
+            if let Some(pacer) = &self.pacer {
+                pacer.session_bound();
+            }
             *self.slots[slot]
                 .session
                 .lock()
@@ -237,6 +277,10 @@ impl Upstream {
                 // Nobody listening: the request's responder answers
                 // ESME_RSYSERR and the upstream delivers it again later.
                 let _ = inbound.send(forwarded).await;
+            }
+            handle.closed().await;
+            if let Some(pacer) = &self.pacer {
+                pacer.session_ended();
             }
             self.lock().retain(|s| !s.is_closed());
         }
@@ -259,6 +303,31 @@ impl Upstream {
     /// Its circuit breaker.
     pub fn breaker(&self) -> &CircuitBreaker {
         &self.breaker
+    }
+
+    /// The vendor throttled a message sent here (a submit answer or a
+    /// receipt whose code its profile calls `throttled`): the account's
+    /// pacer slows down. Not a failure: the breaker is left alone.
+    pub fn throttled(&self) {
+        if let Some(pacer) = &self.pacer {
+            pacer.on_throttled();
+        }
+    }
+
+    /// A receipt from the vendor says it throttled a message (OVH err 55):
+    /// the pacer slows down if it paces at a known or learnt rate. An
+    /// unpaced one is left to the submit answers to teach: a receipt comes
+    /// long after its submit, so what the upstream accepted in the last
+    /// second says nothing of the rate that was throttled.
+    pub fn receipt_throttled(&self) {
+        if let Some(pacer) = self.pacer.as_ref().filter(|p| p.current_rate().is_finite()) {
+            pacer.on_throttled();
+        }
+    }
+
+    /// The account's pacer.
+    pub fn pacer(&self) -> Option<&Arc<AdaptiveRate>> {
+        self.pacer.as_ref()
     }
 
     /// Sessions the pool keeps (the profile may cap what was asked).

@@ -73,6 +73,8 @@ fn upstream(
         profile,
         start_after: Vec::new(),
         gate: None,
+        account_window: None,
+        bind_cap: None,
     };
     Upstream::start(config, tx, stop.clone())
 }

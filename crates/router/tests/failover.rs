@@ -89,6 +89,8 @@ fn upstream_config(name: &str, port: u16, breaker: BreakerConfig, window: usize)
             jitter: 0.2,
         },
         pacer: None,
+        account_window: None,
+        bind_cap: None,
         breaker,
         profile: Arc::new(generic()),
         start_after: Vec::new(),
@@ -247,6 +249,68 @@ async fn fails_over_on(status: CommandStatus) {
 #[tokio::test]
 async fn a_throttling_primary_fails_over() {
     fails_over_on(CommandStatus::Throttled).await;
+}
+
+/// A throttled part goes again to the same upstream once its pacer has
+/// slowed down, and the throttle is no failure: the breaker stays closed
+/// even at a threshold of one.
+#[tokio::test]
+async fn a_throttled_part_is_sent_again_once_paced_and_the_breaker_stays_closed() {
+    let net = Net {
+        shutdown: CancellationToken::new(),
+    };
+    // One submit per second, then ESME_RTHROTTLED.
+    let primary_sim = sim(Behaviour {
+        throttle_per_second: Some(1),
+        ..Behaviour::default()
+    })
+    .await;
+    let secondary_sim = sim(Behaviour::default()).await;
+    let (tx, _rx) = mpsc::channel(16);
+    let pacer = Arc::new(
+        tern_session::throttle::AdaptiveRate::new(
+            tern_session::throttle::AdaptiveConfig::unknown_ceiling(),
+        )
+        .expect("valid"),
+    );
+    let breaker = BreakerConfig {
+        threshold: 1,
+        cool_down: Duration::from_secs(60),
+    };
+    let primary = Upstream::start(
+        UpstreamConfig {
+            pacer: Some(pacer.clone()),
+            ..upstream_config("primary", primary_sim.addr().port(), breaker, 10)
+        },
+        tx,
+        net.shutdown.clone(),
+    );
+    let secondary = upstream(&net, "secondary", secondary_sim.addr().port(), breaker);
+    bound(&primary).await;
+    bound(&secondary).await;
+    let router = router(vec![primary.clone(), secondary], Strategy::Failover);
+    for n in 0..2 {
+        match router.send("acme", &message("34600000001"), 1).await {
+            SendOutcome::Submitted {
+                upstream, attempts, ..
+            } => {
+                assert_eq!(upstream, "primary", "message {n}");
+                assert_eq!(attempts.len(), 1, "{attempts:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let stats = primary_sim.stats();
+    assert!(
+        stats.responses_with(CommandStatus::Throttled) >= 1,
+        "{stats:?}"
+    );
+    assert_eq!(secondary_sim.stats().submits, 0);
+    assert!(pacer.current_rate().is_finite(), "the pacer learnt a rate");
+    assert!(matches!(
+        primary.breaker().state(),
+        BreakerState::Closed { failures: 0 }
+    ));
 }
 
 #[tokio::test]

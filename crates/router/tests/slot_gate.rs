@@ -96,6 +96,8 @@ fn config(port: u16, gate: Arc<TestGate>, pacer: Arc<AdaptiveRate>) -> UpstreamC
             jitter: 0.2,
         },
         pacer: Some(pacer),
+        account_window: None,
+        bind_cap: None,
         breaker: BreakerConfig::default(),
         profile: Arc::new(Profile::builtin("generic").expect("listed").expect("valid")),
         start_after: Vec::new(),

@@ -220,6 +220,9 @@ pub struct EsmeClient {
     /// Paces submits to the upstream's rate, shared by every session of the
     /// account (OVH: 20/s per connection; `None` sends as fast as the window allows).
     pub pacer: Option<Arc<AdaptiveRate>>,
+    /// Requests in flight over every session of the vendor account, when
+    /// the vendor limits them per account (OVH: 10); `None`: per session only.
+    pub account_window: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl EsmeClient {
@@ -240,6 +243,9 @@ impl EsmeClient {
         let session = bind(io, Some(addr), &self.params, self.session.clone()).await?;
         if let Some(pacer) = &self.pacer {
             session.handle.set_pacer(pacer.clone());
+        }
+        if let Some(window) = &self.account_window {
+            session.handle.set_account_window(window.clone());
         }
         Ok(session)
     }

@@ -113,6 +113,8 @@ struct Pending {
     /// Held until the response arrives or the waiter gives up: the window
     /// slot. `None` for the unbind, which is sent whatever the window.
     _permit: Option<OwnedSemaphorePermit>,
+    /// Likewise the account's window slot, when the account has one.
+    _account: Option<OwnedSemaphorePermit>,
 }
 
 /// What the reader, the writer and every handle share.
@@ -143,6 +145,9 @@ struct Shared {
     inbound_open: AtomicUsize,
     /// ESME role: paces our submits to the upstream's rate.
     pacer: OnceLock<Arc<AdaptiveRate>>,
+    /// ESME role: requests in flight over every session of the vendor
+    /// account (OVH: 10 per account), shared by those sessions.
+    account_window: OnceLock<Arc<Semaphore>>,
     observer: Arc<dyn SessionObserver>,
     span: tracing::Span,
 }
@@ -286,6 +291,7 @@ where
         inbound_limits: ArcSwap::from_pointee(Vec::new()),
         inbound_open: AtomicUsize::new(0),
         pacer: OnceLock::new(),
+        account_window: OnceLock::new(),
         observer,
         span: span.clone(),
         config,
@@ -324,32 +330,74 @@ impl SessionHandle {
         let command_id = body.command_id();
         check_outbound(shared.role, shared.state(), command_id)
             .map_err(|status| RequestError::NotAllowed { command_id, status })?;
-        let pacer = is_submission(command_id)
-            .then(|| shared.pacer.get())
-            .flatten();
-        if let Some(pacer) = pacer {
-            tokio::select! {
-                () = pacer.acquire() => {}
-                () = shared.closed.cancelled() => return Err(RequestError::Closed),
-            }
-        }
-        let slot = async {
-            match wait {
-                Some(wait) => tokio::time::timeout(wait, shared.window.clone().acquire_owned())
-                    .await
-                    .map_err(|_| RequestError::WindowFull { command_id })?
-                    .map_err(|_| RequestError::Closed),
-                None => shared
-                    .window
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| RequestError::Closed),
+        let submission = is_submission(command_id);
+        let pacer = submission.then(|| shared.pacer.get()).flatten();
+        let account_window = submission.then(|| shared.account_window.get()).flatten();
+        // The pacer first: messages queue for their turn there, not for a
+        // window slot (a slot wait is bounded by `wait`, a pacing wait is
+        // the upstream's rate). Then the window slots (the session's, the
+        // account's); when they were not free at once, the message waited
+        // and is paced once more, so slots freeing together never send a
+        // burst.
+        let paced = async {
+            if let Some(pacer) = pacer {
+                pacer.acquire().await;
             }
         };
-        let permit = tokio::select! {
-            permit = slot => permit?,
+        tokio::select! {
+            () = paced => {}
             () = shared.closed.cancelled() => return Err(RequestError::Closed),
+        }
+        let at_once = (|| {
+            let permit = shared.window.clone().try_acquire_owned().ok()?;
+            let account = match account_window {
+                Some(window) => Some(window.clone().try_acquire_owned().ok()?),
+                None => None,
+            };
+            Some((permit, account))
+        })();
+        let (permit, account) = match at_once {
+            Some(slots) => slots,
+            None => {
+                let slots = async {
+                    let permit = shared
+                        .window
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| RequestError::Closed)?;
+                    let account = match account_window {
+                        Some(window) => Some(
+                            window
+                                .clone()
+                                .acquire_owned()
+                                .await
+                                .map_err(|_| RequestError::Closed)?,
+                        ),
+                        None => None,
+                    };
+                    Ok::<_, RequestError>((permit, account))
+                };
+                let slots = async {
+                    match wait {
+                        Some(wait) => tokio::time::timeout(wait, slots)
+                            .await
+                            .map_err(|_| RequestError::WindowFull { command_id })?,
+                        None => slots.await,
+                    }
+                };
+                let slots = tokio::select! {
+                    slots = slots => slots?,
+                    () = shared.closed.cancelled() => return Err(RequestError::Closed),
+                };
+                if let Some(pacer) = pacer {
+                    tokio::select! {
+                        () = pacer.acquire() => {}
+                        () = shared.closed.cancelled() => return Err(RequestError::Closed),
+                    }
+                }
+                slots
+            }
         };
         let sequence = shared.sequence.next();
         let (reply, response) = oneshot::channel();
@@ -363,6 +411,7 @@ impl SessionHandle {
                     command_id,
                     sent_at: Instant::now(),
                     _permit: Some(permit),
+                    _account: account,
                 },
             );
             shared.observer.in_flight(map.len());
@@ -428,6 +477,7 @@ impl SessionHandle {
                         command_id: CommandId::Unbind,
                         sent_at: Instant::now(),
                         _permit: None,
+                        _account: None,
                     },
                 )
             })
@@ -501,6 +551,13 @@ impl SessionHandle {
     /// every session of one upstream account.
     pub fn set_pacer(&self, pacer: Arc<AdaptiveRate>) {
         let _ = self.shared.pacer.set(pacer);
+    }
+
+    /// ESME role: a window shared by every session of the vendor account
+    /// (OVH allows 10 in flight per account, whatever the sessions): each
+    /// submit holds a slot of it as well as one of the session's. Set once.
+    pub fn set_account_window(&self, window: Arc<Semaphore>) {
+        let _ = self.shared.account_window.set(window);
     }
 
     /// Which role this session plays.

@@ -9,6 +9,9 @@
 //! - [`AdaptiveRate`] paces an upstream session and slows down on its own when
 //!   the provider answers `ESME_RTHROTTLED` or `ESME_RMSGQFUL` anyway
 //!   (multiplicative decrease, additive recovery up to the configured rate).
+//!   It paces below the vendor's stated limit ([`with_margin`]), and with no
+//!   limit known it sends unpaced until the first throttle, then paces from
+//!   what the upstream accepted ([`AdaptiveConfig::unknown_ceiling`]).
 //!
 //! Both read the clock through `tokio::time`, so they follow a paused test
 //! clock and are exact under `#[tokio::test(start_paused = true)]`. That is
@@ -20,6 +23,7 @@
 //! clients). To pace towards an upstream that counts per second, prefer
 //! [`RateLimit::with_burst`] with a burst of 1, which spaces messages evenly.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -147,18 +151,43 @@ pub fn try_acquire_all<'a>(limits: impl IntoIterator<Item = &'a RateLimit>) -> b
 /// 1000 s): keeps every interval representable and every wait finite.
 pub const MIN_ADAPTIVE_RATE: f64 = 0.001;
 
+/// The rate to pace at so that a vendor allowing `limit` messages per
+/// second never counts more than `limit` in any one second of its own:
+/// the lower of 90 % of the limit and the limit less one (and half the
+/// limit below 2/s).
+///
+/// Why a margin at all: messages leave evenly spaced but arrive with
+/// jitter (scheduling, TCP, a window slot freeing late), and the vendor
+/// counts arrivals. Paced at `r` with arrival delays varying by up to `D`,
+/// a one-second window holds at most `(1 + D)·r + 1` arrivals; at
+/// `r = limit − 1` (or 0.9·limit) that stays within the limit for `D` up to
+/// one interval (55 ms at OVH's 20/s), where pacing exactly at the limit
+/// shows the vendor 21 in a second as soon as one message is late.
+pub fn with_margin(limit: f64) -> f64 {
+    (limit * 0.9).min(limit - 1.0).max(limit * 0.5)
+}
+
 /// How an [`AdaptiveRate`] reacts to the upstream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdaptiveConfig {
-    /// The rate the upstream's profile allows, in messages per second: the
-    /// starting rate and the ceiling of recovery. Never exceeded.
+    /// The highest rate to pace at, in messages per second (for a vendor's
+    /// limit, [`with_margin`] of it): the starting rate and the ceiling of
+    /// recovery. Never exceeded. Infinite when no limit is known: then the
+    /// pacer sends unpaced until the upstream first throttles, and recovers
+    /// without a ceiling (see [`AdaptiveConfig::unknown_ceiling`]).
     pub max_per_second: f64,
     /// Floor of the decrease, so that pacing never stalls completely.
     pub min_per_second: f64,
     /// Messages per second added back per successful response (additive
     /// increase): recovery is gradual, so we do not slam straight back into
-    /// the limit the provider just enforced.
+    /// the limit the provider just enforced. With no ceiling known, 1 % of
+    /// the rate set at the first throttle is used instead.
     pub increase_per_success: f64,
+    /// The vendor's limit per session (after margin), when it states one:
+    /// the pacer, shared by the account's sessions, never goes faster than
+    /// this times the sessions bound now (see
+    /// [`AdaptiveRate::session_bound`]).
+    pub per_session: Option<f64>,
     /// Throttle signals within this period after a decrease are ignored:
     /// every message already in flight when the provider started refusing
     /// comes back throttled, and that is one congestion event, not many.
@@ -175,13 +204,29 @@ impl AdaptiveConfig {
             min_per_second: max_per_second.min(1.0),
             increase_per_success: max_per_second / 100.0,
             decrease_holdoff: Duration::from_secs(1),
+            per_session: None,
+        }
+    }
+
+    /// No rate known for the upstream: unpaced until it first throttles.
+    /// The upstream's limit is then learnt from what it accepted in the
+    /// last second (halved), and recovered towards additively, with no
+    /// ceiling, halving again at each throttle.
+    pub fn unknown_ceiling() -> Self {
+        Self {
+            max_per_second: f64::INFINITY,
+            min_per_second: 1.0,
+            increase_per_success: 0.01,
+            decrease_holdoff: Duration::from_secs(1),
+            per_session: None,
         }
     }
 
     /// Checks every field; returns the first problem found.
     pub fn validate(&self) -> Result<(), AdaptiveConfigError> {
         let rate_ok = |r: f64| r.is_finite() && r >= MIN_ADAPTIVE_RATE;
-        if !rate_ok(self.max_per_second) {
+        let ceiling_ok = self.max_per_second == f64::INFINITY || rate_ok(self.max_per_second);
+        if !ceiling_ok {
             return Err(AdaptiveConfigError::InvalidMax(self.max_per_second));
         }
         if !rate_ok(self.min_per_second) || self.min_per_second > self.max_per_second {
@@ -195,6 +240,11 @@ impl AdaptiveConfig {
                 self.increase_per_success,
             ));
         }
+        if let Some(per_session) = self.per_session {
+            if !rate_ok(per_session) {
+                return Err(AdaptiveConfigError::InvalidPerSession(per_session));
+            }
+        }
         Ok(())
     }
 }
@@ -203,7 +253,7 @@ impl AdaptiveConfig {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AdaptiveConfigError {
     /// The ceiling is not a usable rate.
-    #[error("adaptive rate `max_per_second` ({0}) must be a finite rate of at least 0.001 messages per second")]
+    #[error("adaptive rate `max_per_second` ({0}) must be a rate of at least 0.001 messages per second (or infinite: none known)")]
     InvalidMax(f64),
     /// The floor is not a usable rate, or above the ceiling.
     #[error("adaptive rate `min_per_second` ({min}) must be at least 0.001 and at most `max_per_second` ({max})")]
@@ -216,13 +266,27 @@ pub enum AdaptiveConfigError {
     /// Recovery would never happen or is undefined.
     #[error("adaptive rate `increase_per_success` ({0}) must be a finite number > 0, or the rate would never recover")]
     InvalidIncrease(f64),
+    /// The per-session rate is not a usable rate.
+    #[error("adaptive rate `per_session` ({0}) must be a finite rate of at least 0.001 messages per second")]
+    InvalidPerSession(f64),
 }
 
 /// Mutable part of an [`AdaptiveRate`].
 #[derive(Debug)]
 struct AdaptiveState {
-    /// Current rate in messages per second, within `[min, max]`.
+    /// Current rate in messages per second, within `[min, max]` (infinite:
+    /// unpaced, no limit known and no throttle seen yet).
     rate: f64,
+    /// Rate added per success (the config's, or learnt at the first
+    /// throttle when no ceiling is known).
+    increase: f64,
+    /// When recent messages were accepted (the last second's), to learn
+    /// the upstream's rate at its first throttle when none is known.
+    accepted: VecDeque<Instant>,
+    /// Sessions bound now, for the per-session limit.
+    sessions: usize,
+    /// The config's per-session limit.
+    per_session: Option<f64>,
     /// Send time handed to the latest `acquire`; the next one is at least one
     /// interval (at the current rate) later.
     last_slot: Option<Instant>,
@@ -238,16 +302,18 @@ struct AdaptiveState {
 /// provider signals throttling and creeps back up as messages succeed.
 ///
 /// Pacing is done here rather than with governor because governor's quota is
-/// fixed at construction: each [`acquire`](Self::acquire) reserves the next
+/// fixed at construction: each [`acquire`](Self::acquire) waits for the next
 /// send time (`last + 1/rate`, or now if idle), so messages are spaced evenly
-/// without bursts and a rate change applies from the next reservation on.
-/// The mutex is held only to reserve a slot, never while waiting.
+/// without bursts and a rate change applies to the very next message.
+/// The state mutex is never held while waiting.
 #[derive(Debug)]
 pub struct AdaptiveRate {
     /// Validated configuration.
     config: AdaptiveConfig,
-    /// Current rate and reservations.
+    /// Current rate and the last send time.
     state: Mutex<AdaptiveState>,
+    /// The queue of waiters: the one holding it waits for the next slot.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl AdaptiveRate {
@@ -257,35 +323,44 @@ impl AdaptiveRate {
         Ok(Self {
             state: Mutex::new(AdaptiveState {
                 rate: config.max_per_second,
+                increase: config.increase_per_success,
+                accepted: VecDeque::new(),
+                sessions: 0,
+                per_session: config.per_session,
                 last_slot: None,
                 last_decrease: None,
                 share: 1.0,
             }),
             config,
+            turn: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Waits for this message's send time. Slots are reserved on the first
-    /// poll; a caller that gives up (drops the future) leaves its slot
-    /// unused, which only makes pacing more conservative.
+    /// Waits for this message's send time: one interval (at the pace of
+    /// the moment) after the previous message, waiters served in order.
+    /// Cancel-safe: a caller that gives up takes no slot.
     pub async fn acquire(&self) {
-        let slot = {
-            let mut state = self.lock();
+        // One waiter at a time, in arrival order; the slot is worked out
+        // when its turn comes, at the rate of that moment, so a backlog
+        // follows the rate as it recovers (or drops) instead of keeping
+        // slots reserved at an old rate.
+        let _turn = self.turn.lock().await;
+        loop {
             let now = Instant::now();
-            let slot = match state.last_slot {
-                None => now,
-                Some(last) => last
-                    .checked_add(interval(state.rate * state.share))
-                    .map_or(now, |next| next.max(now)),
-            };
-            state.last_slot = Some(slot);
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+            let slot = self.lock().next_slot(now);
+            if slot <= now {
+                self.lock().last_slot = Some(now);
+                return;
+            }
+            tokio::time::sleep_until(slot).await;
+        }
     }
 
-    /// The provider answered `ESME_RTHROTTLED` or `ESME_RMSGQFUL`: halve the
-    /// rate, not below the floor, at most once per hold-off period.
+    /// The provider answered `ESME_RTHROTTLED` or `ESME_RMSGQFUL` (or a code
+    /// its profile calls a throttle): halve the rate, not below the floor,
+    /// at most once per hold-off period. With no rate known yet, the rate
+    /// becomes half of what the upstream accepted over the last second.
+    /// The next message waits a whole interval at the new rate.
     pub fn on_throttled(&self) {
         let now = Instant::now();
         let changed = {
@@ -297,8 +372,17 @@ impl AdaptiveRate {
                 None
             } else {
                 let before = state.rate;
-                state.rate = (before / 2.0).max(self.config.min_per_second);
+                if before.is_infinite() {
+                    state.trim(now);
+                    let learnt = state.accepted.len() as f64 / 2.0;
+                    state.rate = learnt.max(self.config.min_per_second);
+                    state.increase = state.rate / 100.0;
+                } else {
+                    state.rate = (before / 2.0).max(self.config.min_per_second);
+                }
                 state.last_decrease = Some(now);
+                // The next message waits a whole interval at the new rate.
+                state.last_slot = Some(state.last_slot.map_or(now, |last| last.max(now)));
                 Some((before, state.rate))
             }
         };
@@ -309,9 +393,31 @@ impl AdaptiveRate {
 
     /// A message was accepted: add `increase_per_success`, up to the ceiling.
     pub fn on_success(&self) {
+        let now = Instant::now();
         let mut state = self.lock();
-        state.rate =
-            (state.rate + self.config.increase_per_success).min(self.config.max_per_second);
+        state.rate = (state.rate + state.increase).min(self.config.max_per_second);
+        if self.config.max_per_second.is_infinite() {
+            state.accepted.push_back(now);
+            state.trim(now);
+        }
+    }
+
+    /// A session of the account bound: with a per-session limit, the
+    /// account may go that much faster.
+    pub fn session_bound(&self) {
+        self.lock().sessions += 1;
+    }
+
+    /// A session of the account ended.
+    pub fn session_ended(&self) {
+        let mut state = self.lock();
+        state.sessions = state.sessions.saturating_sub(1);
+    }
+
+    /// The rate messages are spaced at now: the current rate, within the
+    /// per-session limit times the sessions bound, times the share.
+    pub fn pace(&self) -> f64 {
+        self.lock().pace()
     }
 
     /// Uses only `share` of the rate from the next message on: several
@@ -342,6 +448,41 @@ impl AdaptiveRate {
     /// still holds a consistent value and is used as is.
     fn lock(&self) -> std::sync::MutexGuard<'_, AdaptiveState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl AdaptiveState {
+    /// When the next message may go: one interval at the current pace
+    /// after the last, not before `now`.
+    fn next_slot(&self, now: Instant) -> Instant {
+        let rate = self.pace();
+        match self.last_slot {
+            None => now,
+            Some(_) if rate.is_infinite() => now,
+            Some(last) => last
+                .checked_add(interval(rate))
+                .map_or(now, |next| next.max(now)),
+        }
+    }
+
+    /// See [`AdaptiveRate::pace`].
+    fn pace(&self) -> f64 {
+        let mut rate = self.rate;
+        if let Some(per_session) = self.per_session {
+            rate = rate.min(per_session * self.sessions.max(1) as f64);
+        }
+        rate * self.share
+    }
+
+    /// Forgets acceptances older than one second.
+    fn trim(&mut self, now: Instant) {
+        while self
+            .accepted
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= Duration::from_secs(1))
+        {
+            self.accepted.pop_front();
+        }
     }
 }
 
@@ -470,8 +611,119 @@ mod tests {
             min_per_second: 1.0,
             increase_per_success: 0.5,
             decrease_holdoff: Duration::ZERO,
+            per_session: None,
         })
         .expect("valid config")
+    }
+
+    #[test]
+    fn the_margin_keeps_below_the_limit() {
+        assert_eq!(with_margin(20.0), 18.0, "10 % below");
+        assert_eq!(with_margin(10.0), 9.0);
+        assert_eq!(with_margin(5.0), 4.0, "one below");
+        assert_eq!(with_margin(1.0), 0.5, "half of a tiny limit");
+        for limit in [1.0, 2.0, 3.0, 7.0, 20.0, 100.0, 1000.0] {
+            let paced = with_margin(limit);
+            assert!(paced < limit && paced > 0.0, "{limit}: {paced}");
+        }
+    }
+
+    /// The most send times of `times` within any one second.
+    fn most_in_one_second(times: &[Instant]) -> usize {
+        (0..times.len())
+            .map(|i| {
+                times[i..]
+                    .iter()
+                    .take_while(|t| t.duration_since(times[i]) < Duration::from_secs(1))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paced_with_margin_a_late_message_never_makes_the_limit_plus_one() {
+        let pacer = AdaptiveRate::new(AdaptiveConfig::new(with_margin(20.0))).expect("valid");
+        let mut arrivals = Vec::new();
+        for k in 0..60 {
+            pacer.acquire().await;
+            // Every seventh message is 50 ms late on the wire.
+            let late = if k % 7 == 0 { ms(50) } else { Duration::ZERO };
+            arrivals.push(Instant::now() + late);
+        }
+        arrivals.sort();
+        assert!(
+            most_in_one_second(&arrivals) <= 20,
+            "{}",
+            most_in_one_second(&arrivals)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_ceiling_it_is_unpaced_until_throttled_then_learns_the_rate() {
+        let pacer = AdaptiveRate::new(AdaptiveConfig::unknown_ceiling()).expect("valid");
+        let start = Instant::now();
+        for _ in 0..10 {
+            pacer.acquire().await;
+            pacer.on_success();
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "unpaced");
+        assert!(pacer.current_rate().is_infinite());
+        // The upstream took 10 in the last second, then throttled: half.
+        pacer.acquire().await;
+        pacer.on_throttled();
+        assert_eq!(pacer.current_rate(), 5.0);
+        // The next waits a whole interval at the new rate.
+        assert_eq!(timed(&pacer).await, ms(200));
+        assert_eq!(timed(&pacer).await, ms(200));
+        // Additive increase: 1 % of the learnt rate per success, no ceiling.
+        for _ in 0..100 {
+            pacer.on_success();
+        }
+        assert!(
+            (pacer.current_rate() - 10.0).abs() < 1e-9,
+            "{}",
+            pacer.current_rate()
+        );
+        for _ in 0..1000 {
+            pacer.on_success();
+        }
+        assert!(pacer.current_rate() > 50.0);
+        // Multiplicative decrease from there.
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let before = pacer.current_rate();
+        pacer.on_throttled();
+        assert_eq!(pacer.current_rate(), before / 2.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_with_nothing_accepted_falls_to_the_floor() {
+        let pacer = AdaptiveRate::new(AdaptiveConfig::unknown_ceiling()).expect("valid");
+        pacer.on_throttled();
+        assert_eq!(pacer.current_rate(), 1.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_per_session_rate_counts_the_sessions_bound() {
+        let pacer = AdaptiveRate::new(AdaptiveConfig {
+            per_session: Some(10.0),
+            ..AdaptiveConfig::new(40.0)
+        })
+        .expect("valid");
+        assert_eq!(pacer.pace(), 10.0, "none bound: as for one");
+        pacer.session_bound();
+        pacer.session_bound();
+        assert_eq!(pacer.pace(), 20.0);
+        for _ in 0..5 {
+            pacer.session_bound();
+        }
+        assert_eq!(pacer.pace(), 40.0, "never above the account's");
+        for _ in 0..6 {
+            pacer.session_ended();
+        }
+        assert_eq!(pacer.pace(), 10.0);
+        pacer.acquire().await;
+        assert_eq!(timed(&pacer).await, ms(100));
     }
 
     /// Acquires once and returns the virtual time it took.
@@ -593,7 +845,8 @@ mod tests {
         assert_eq!(ok.validate(), Ok(()));
         assert_eq!(ok.min_per_second, 1.0);
         assert_eq!(AdaptiveConfig::new(0.5).validate(), Ok(()));
-        for max in [0.0, -1.0, f64::NAN, f64::INFINITY, 0.0001] {
+        assert_eq!(AdaptiveConfig::unknown_ceiling().validate(), Ok(()));
+        for max in [0.0, -1.0, f64::NAN, f64::NEG_INFINITY, 0.0001] {
             let bad = AdaptiveConfig {
                 max_per_second: max,
                 ..ok

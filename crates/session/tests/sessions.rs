@@ -354,6 +354,7 @@ async fn the_client_reconnects_after_the_peer_unbinds_or_drops() {
             jitter: 0.5,
         },
         pacer: None,
+        account_window: None,
     };
     let (tx, mut upstreams) = mpsc::channel(4);
     let shutdown = tokio_util::sync::CancellationToken::new();

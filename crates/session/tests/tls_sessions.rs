@@ -74,6 +74,7 @@ fn client(port: u16, ca: &Ca, min: TlsVersion) -> EsmeClient {
             jitter: 0.0,
         },
         pacer: None,
+        account_window: None,
     }
 }
 

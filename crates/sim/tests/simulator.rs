@@ -460,6 +460,66 @@ async fn configured_accounts_refuse_other_credentials() {
 }
 
 #[tokio::test]
+async fn a_bind_beyond_the_accounts_cap_is_refused_counted_and_the_most_bound_kept() {
+    let sim = Simulator::start(SimConfig {
+        accounts: vec![Account {
+            system_id: ACCOUNT.to_owned(),
+            password: "right".to_owned(),
+            max_binds: Some(2),
+        }],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("starts");
+    let params = tern_session::esme::BindParams::new(ACCOUNT, "right").expect("short");
+    let mut bound = Vec::new();
+    for _ in 0..2 {
+        let stream = tokio::net::TcpStream::connect(sim.addr())
+            .await
+            .expect("connect");
+        bound.push(
+            tern_session::esme::bind(stream, None, &params, session_config(1))
+                .await
+                .expect("within the cap"),
+        );
+    }
+    let stream = tokio::net::TcpStream::connect(sim.addr())
+        .await
+        .expect("connect");
+    let err = tern_session::esme::bind(stream, None, &params, session_config(1))
+        .await
+        .expect_err("a third is refused");
+    assert!(
+        matches!(
+            err,
+            tern_session::esme::ConnectError::Refused(CommandStatus::BindFailed)
+        ),
+        "{err}"
+    );
+    let stats = sim.stats();
+    assert_eq!((stats.binds_over_cap, stats.binds_refused), (1, 1));
+    assert_eq!(sim.most_bound(ACCOUNT), 2);
+    // One unbinds: its place is free again, and the most stays 2.
+    let first = bound.remove(0);
+    first.handle.unbind().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let third = loop {
+        let stream = tokio::net::TcpStream::connect(sim.addr())
+            .await
+            .expect("connect");
+        match tern_session::esme::bind(stream, None, &params, session_config(1)).await {
+            Ok(session) => break session,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(err) => panic!("the freed place was not given back: {err}"),
+        }
+    };
+    assert_eq!(sim.most_bound(ACCOUNT), 2);
+    drop(third);
+}
+
+#[tokio::test]
 async fn out_of_range_knobs_are_refused_and_the_old_behaviour_stays() {
     let sim = sim(Behaviour::default()).await;
     let err = sim.update_behaviour(|b| b.drop_fraction = 1.5);

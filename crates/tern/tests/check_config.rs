@@ -182,6 +182,30 @@ fn a_window_above_the_vendors_or_of_zero_is_refused_at_its_value() {
 }
 
 #[test]
+fn a_rate_above_the_vendors_or_not_a_rate_is_refused_at_its_value() {
+    let dir = TempDir::new("config-rate");
+    let path = dir.write(
+        "rate.toml",
+        "[[upstream]]\nname = \"ovh\"\nprofile = \"ovh\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\nrate = 25\n\n\
+         [[upstream]]\nname = \"other\"\nhost = \"h\"\nport = 2\nsystem_id = \"tern\"\npassword = \"x\"\nrate = 0\n\n\
+         [[upstream]]\nname = \"ovh-at-limit\"\nprofile = \"ovh\"\nhost = \"h\"\nport = 3\nsystem_id = \"tern\"\npassword = \"x\"\nrate = 20\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}:8:8: rate 25: profile \"ovh\" allows at most 20 messages per second with 1 session(s)"),
+        format!("{file}:16:8: rate 0: expected at least 0.001 messages per second"),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(
+        err.contains("2 error(s)"),
+        "the vendor's own rate is allowed: {err}"
+    );
+}
+
+#[test]
 fn a_receipt_data_centre_is_refused_where_the_profile_has_none_or_too_long() {
     let dir = TempDir::new("config-data-centre");
     let path = dir.write(

@@ -453,3 +453,46 @@ async fn a_node_killed_mid_traffic_loses_nothing_and_its_slot_moves() {
         .sum();
     eprintln!("killed node {h}: 300 acknowledged, all receipted, {dups} receipts twice");
 }
+
+/// Two nodes, two config entries on one Infobip account (4 sessions per
+/// account): the entries share the 4 out (2 each) and every slot is a lease
+/// held by one node, so the nodes together never bind a fifth session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_and_two_entries_on_one_infobip_account_never_bind_a_fifth_session() {
+    let redis = Redis::start("account");
+    let sim = Simulator::start(SimConfig {
+        accounts: vec![Account {
+            system_id: ACCOUNT.to_owned(),
+            password: "pw".to_owned(),
+            max_binds: Some(4),
+        }],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let store = Store::Server(&redis);
+    let second = format!(
+        "sessions = 4\nprofile = \"infobip\"\n[[upstream]]\nname = \"sim2\"\nprofile = \"infobip\"\n\
+         host = \"127.0.0.1\"\nport = {}\nsystem_id = \"{ACCOUNT}\"\npassword = \"pw\"\nsessions = 4\n",
+        sim.addr().port()
+    );
+    let _nodes: Vec<Daemon> = (1..=2)
+        .map(|id| {
+            let (port, admin) = (free_port(), free_port());
+            let text = config(id, port, admin, &store, "account", sim.addr().port())
+                .replace("sessions = 1\n", &second)
+                .replace("upstreams = [\"sim\"]", "upstreams = [\"sim\", \"sim2\"]");
+            Launch::new().start(TempDir::new(&format!("cluster-account-{id}")), &text)
+        })
+        .collect();
+    common::wait_until(
+        "the account's 4 sessions bind",
+        Duration::from_secs(20),
+        || async { sim.sessions(ACCOUNT).len() == 4 },
+    )
+    .await;
+    // Leases last 2 s: time for any node to try a slot beyond them.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(sim.most_bound(ACCOUNT), 4, "the account's 4, no more");
+    assert_eq!(sim.stats().binds_over_cap, 0, "no node tried a fifth bind");
+}

@@ -35,11 +35,23 @@ pub enum Recorded {
     },
 }
 
+/// One submit as it arrived, whatever its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    /// The account it came from.
+    pub account: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
+    /// How the simulator answered it.
+    pub status: tern_codec::CommandStatus,
+}
+
 /// The record, shared by every session and outbox of a simulator.
 #[derive(Debug, Default)]
 pub(crate) struct Journal {
     on: AtomicBool,
     entries: Mutex<Vec<Recorded>>,
+    arrivals: Mutex<Vec<Arrival>>,
 }
 
 impl Journal {
@@ -56,6 +68,10 @@ impl Journal {
     pub(crate) fn start(&self) {
         let mut entries = self.entries();
         entries.clear();
+        self.arrivals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         self.on.store(true, Ordering::Relaxed);
     }
 
@@ -64,6 +80,24 @@ impl Journal {
         if self.is_on() {
             self.entries().push(entry);
         }
+    }
+
+    /// Keeps a submit's arrival when recording.
+    pub(crate) fn arrived(&self, arrival: Arrival) {
+        if self.is_on() {
+            self.arrivals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(arrival);
+        }
+    }
+
+    /// The arrivals recorded, in order.
+    pub(crate) fn arrivals(&self) -> Vec<Arrival> {
+        self.arrivals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A copy of the record, in the order things happened.

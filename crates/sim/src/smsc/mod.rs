@@ -45,7 +45,7 @@ use tracing::{info, warn};
 
 pub use behaviour::{Behaviour, BehaviourError, ReceiptBehaviour, ReceiptForm, Reject};
 pub use ids::IdFormat;
-pub use journal::Recorded;
+pub use journal::{Arrival, Recorded};
 pub use receipt::BuildError;
 pub use stats::SimSnapshot;
 pub use tls::{SimTls, SimTlsError};
@@ -198,6 +198,7 @@ impl Simulator {
         })?;
         let stats = Arc::new(SimStats::default());
         let journal = Arc::new(Journal::default());
+        let binds = Arc::new(BindTally::default());
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let inner = Arc::new(Inner {
@@ -213,6 +214,7 @@ impl Simulator {
             ),
             stats: stats.clone(),
             journal,
+            binds: binds.clone(),
             sessions: Mutex::default(),
             next_session: AtomicU64::new(1),
             shutdown: shutdown.clone(),
@@ -229,6 +231,7 @@ impl Simulator {
             SimAuth {
                 accounts: config.accounts,
                 stats,
+                binds,
             },
         );
         let init = config.session.session_init_timeout;
@@ -252,11 +255,48 @@ impl Simulator {
 struct SimAuth {
     accounts: Vec<Account>,
     stats: Arc<SimStats>,
+    binds: Arc<BindTally>,
+}
+
+/// Sessions bound per account, now and at most, as a vendor counts them
+/// to refuse a bind beyond its cap (Infobip: 4 per account). Taken when a
+/// bind is admitted, given back when its session ends.
+#[derive(Debug, Default)]
+struct BindTally {
+    /// Per account: (bound now, most bound at once).
+    accounts: Mutex<HashMap<String, (usize, usize)>>,
+}
+
+impl BindTally {
+    /// Takes a session for `account` unless `max` are bound.
+    fn try_take(&self, account: &str, max: Option<usize>) -> bool {
+        let mut accounts = lock(&self.accounts);
+        let (now, most) = accounts.entry(account.to_owned()).or_default();
+        if max.is_some_and(|max| *now >= max) {
+            return false;
+        }
+        *now += 1;
+        *most = (*most).max(*now);
+        true
+    }
+
+    fn give_back(&self, account: &str) {
+        if let Some((now, _)) = lock(&self.accounts).get_mut(account) {
+            *now = now.saturating_sub(1);
+        }
+    }
+
+    fn most(&self, account: &str) -> usize {
+        lock(&self.accounts)
+            .get(account)
+            .map_or(0, |(_, most)| *most)
+    }
 }
 
 impl SimAuth {
     fn decide(&self, bind: &BindRequest) -> Result<Admission, CommandStatus> {
         if self.accounts.is_empty() {
+            self.binds.try_take(&bind.system_id, None);
             return Ok(Admission {
                 account: bind.system_id.clone(),
                 max_binds: None,
@@ -273,9 +313,15 @@ impl SimAuth {
         if account.password != bind.password.expose() {
             return Err(CommandStatus::InvalidPassword);
         }
+        if !self.binds.try_take(&account.system_id, account.max_binds) {
+            SimStats::bump(&self.stats.binds_over_cap);
+            return Err(CommandStatus::BindFailed);
+        }
         Ok(Admission {
             account: account.system_id.clone(),
-            max_binds: account.max_binds,
+            // Counted and refused here (`BindTally`), so that the refusals
+            // and the most bound at once can be reported.
+            max_binds: None,
             // The simulator throttles by its own behaviour knob, which
             // can change at run time; the engine's limits stay off.
             session_rate: None,
@@ -310,6 +356,7 @@ pub(crate) struct Inner {
     behaviour: BehaviourCell,
     stats: Arc<SimStats>,
     journal: Arc<Journal>,
+    binds: Arc<BindTally>,
     ids: IdGenerator,
     outboxes: Outboxes,
     sessions: Mutex<HashMap<u64, Live>>,
@@ -338,7 +385,9 @@ impl Inner {
     }
 
     fn unregister(&self, id: u64) {
-        lock(&self.sessions).remove(&id);
+        if let Some(live) = lock(&self.sessions).remove(&id) {
+            self.binds.give_back(&live.account);
+        }
     }
 
     /// Sessions of `account` (all accounts when `None`).
@@ -542,6 +591,18 @@ impl SimHandle {
     /// empty if it was never called.
     pub fn recorded(&self) -> Vec<Recorded> {
         self.inner.journal.snapshot()
+    }
+
+    /// Every submit that arrived since [`SimHandle::start_recording`],
+    /// refused or not, with its arrival time: a vendor counts arrivals in
+    /// its own one-second window, and so can a test.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.inner.journal.arrivals()
+    }
+
+    /// The most sessions `system_id` had bound at once since the start.
+    pub fn most_bound(&self, system_id: &str) -> usize {
+        self.inner.binds.most(system_id)
     }
 
     /// Writes `octets` raw on the connections of `system_id`'s sessions

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::behaviour::{chance, Behaviour};
-use super::journal::Recorded;
+use super::journal::{Arrival, Recorded};
 use super::outbox::{Item, Kind, Outbox};
 use super::receipt::{self, Accepted};
 use super::stats::SimStats;
@@ -141,6 +141,7 @@ impl Session {
     }
 
     async fn on_submit(&mut self, request: Request) {
+        let arrived = std::time::Instant::now();
         let stats = &self.inner.stats;
         SimStats::bump(&stats.submits);
         let behaviour = self.inner.behaviour.load();
@@ -166,6 +167,11 @@ impl Session {
                 .filter(|reject| chance(reject.fraction))
                 .map(|reject| reject.status)
         };
+        self.inner.journal.arrived(Arrival {
+            account: self.account.clone(),
+            at: arrived,
+            status: refusal.unwrap_or(CommandStatus::Ok),
+        });
         let answer = match refusal {
             Some(status) => Answer {
                 responder,

@@ -52,6 +52,9 @@ counters! {
     binds,
     /// Binds refused (unknown account, wrong password, too many binds).
     binds_refused,
+    /// Binds refused with `ESME_RBINDFAIL` because the account had its
+    /// `max_binds` sessions bound already (also in `binds_refused`).
+    binds_over_cap,
     /// submit_sm, data_sm and submit_multi received.
     submits,
     /// Submits left unanswered on purpose (`drop_fraction`).

@@ -419,6 +419,7 @@ async fn bind(args: &SendArgs, target: &str, deadline: Instant) -> anyhow::Resul
             jitter: 0.0,
         },
         pacer: None,
+        account_window: None,
     };
     match tokio::time::timeout_at(deadline, client.connect()).await {
         Err(_) => bail!("no bind answer from {target} within {:?}", args.timeout),

@@ -10,12 +10,14 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use tern_codec::COctetString;
+use tern_router::account::AccountLimits;
 use tern_router::engine::RouterConfig;
 use tern_router::profile::BindKind;
 use tern_router::strategy::Strategy;
 use tern_router::table::{RouteUpstream, Rule, SourceMatch, Table};
 use tern_router::{Profile, ProfileSet, Reason};
 use tern_session::esme::BindParams;
+use tern_session::throttle::MIN_ADAPTIVE_RATE;
 use tern_session::{BindType, SessionConfig};
 use tern_storage::{Durability, StoreOptions};
 use toml::Spanned;
@@ -177,8 +179,12 @@ pub struct UpstreamSpec {
     pub sessions: usize,
     /// Requests in flight per session (after the profile's cap).
     pub window: usize,
-    /// Messages per second for the account.
+    /// Messages per second for the account (at most the profile's).
     pub rate: Option<f64>,
+    /// The vendor account it uses: the configured `account`, or
+    /// `host:port/system_id`. Entries with one account share its caps
+    /// (tern_router::account).
+    pub account: String,
     /// TLS settings, when used.
     pub tls: Option<tern_session::tls::ClientTls>,
 }
@@ -914,15 +920,48 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             tls.server_name = u.tls_server_name.clone();
             tls
         });
+        let sessions = u.sessions.unwrap_or(1).clamp(1, cap.max(1));
+        let rate = u.rate.as_ref().map(|r| (*r.get_ref(), r.span()));
+        if let Some((r, span)) = rate.clone() {
+            let vendor = AccountLimits::new(&profile.limits, None, sessions).vendor_rate();
+            if !(r.is_finite() && r >= MIN_ADAPTIVE_RATE) {
+                loc.at(
+                    span,
+                    format!("rate {r}: expected at least {MIN_ADAPTIVE_RATE} messages per second"),
+                );
+            } else if let Some(max) = vendor.filter(|max| r > *max) {
+                // Above the vendor's rate the account gets throttled or
+                // suspended: an error, not a silent cap.
+                loc.at(
+                    span,
+                    format!(
+                        "rate {r}: profile {:?} allows at most {max} messages per second with {sessions} session(s)",
+                        profile.name
+                    ),
+                );
+            }
+        }
+        let account = match &u.account {
+            Some(a) if a.get_ref().trim().is_empty() => {
+                loc.at(
+                    a.span(),
+                    "account \"\": name the vendor account, or leave it out",
+                );
+                String::new()
+            }
+            Some(a) => a.get_ref().clone(),
+            None => format!("{}:{}/{}", u.host.get_ref(), u.port, u.system_id.get_ref()),
+        };
         upstreams.push(UpstreamSpec {
+            account,
             name,
             host: u.host.get_ref().clone(),
             port: u.port,
             profile: Arc::new(profile.clone()),
             bind,
-            sessions: u.sessions.unwrap_or(1).clamp(1, cap.max(1)),
+            sessions,
             window,
-            rate: u.rate,
+            rate: rate.map(|(r, _)| r),
             tls,
         });
     }

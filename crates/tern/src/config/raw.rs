@@ -289,8 +289,13 @@ pub struct RawUpstream {
     /// Requests in flight per session: the profile's window unless set
     /// (no more than it), else 10.
     pub window: Option<Spanned<usize>>,
-    /// Messages per second for the account.
-    pub rate: Option<f64>,
+    /// Messages per second for the account (never above the profile's).
+    pub rate: Option<Spanned<f64>>,
+    /// The vendor account this entry uses, when other entries use it too
+    /// from other hosts (Infobip's primary, secondary and TLS endpoints):
+    /// entries naming one account share its caps. Default: the entry's
+    /// host, port and system_id.
+    pub account: Option<Spanned<String>>,
     /// Use TLS.
     #[serde(default)]
     pub tls: bool,

@@ -78,6 +78,9 @@ impl AdminSource for Source {
                     "available": u.is_available(now),
                     "in_flight": u.in_flight(),
                     "load": u.load(),
+                    // Messages per second the account's pacer allows now
+                    // (null: unpaced, no limit known or learnt yet).
+                    "pace": u.pacer().map(|p| p.pace()).filter(|p| p.is_finite()),
                     // Several nodes: the session slots this node holds,
                     // and whether another node holds some.
                     "held_slots": self.node.cluster.as_ref().map(|_| u.held_slots()),

@@ -61,7 +61,18 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
     };
     let routing = node.routing();
     let profile = routing.profile(upstream);
-    match read_receipt(profile, sm) {
+    let read = read_receipt(profile, sm);
+    // A receipt saying the vendor throttled the message (OVH err 55)
+    // slows the upstream like a throttled submit.
+    if let Ok(receipt) = &read {
+        if receipt.canonical.reason == tern_router::canonical::Reason::Throttled {
+            let upstreams = routing.router.upstreams();
+            if let Some(up) = upstreams.iter().find(|u| u.name() == upstream) {
+                up.receipt_throttled();
+            }
+        }
+    }
+    match read {
         Ok(receipt) => match node.lookup(upstream, &receipt.upstream_id)? {
             Some(id) => {
                 node.metrics

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tern_router::account::{Account, AccountLimits, BindCap};
 use tern_router::upstream::{SlotGate, Upstream, UpstreamConfig, UpstreamRequest};
 use tern_session::backoff::BackoffConfig;
 use tern_session::esme::UpstreamTls;
-use tern_session::throttle::{AdaptiveConfig, AdaptiveRate};
 use tern_session::SessionConfig;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -76,6 +76,18 @@ pub struct UpstreamSet {
     replaced: Vec<Replaced>,
     /// Session slot leases, when other nodes share the upstreams.
     gate: Option<Arc<dyn SlotGate>>,
+    /// The vendor accounts the pools use.
+    accounts: Accounts,
+}
+
+/// The vendor accounts of the running upstreams, by key, and their bind
+/// caps, by key.
+#[derive(Debug, Default)]
+struct Accounts {
+    accounts: HashMap<String, Arc<Account>>,
+    caps: HashMap<String, BindCap>,
+    /// Sessions each entry sharing a bind cap starts with, by entry name.
+    shares: HashMap<String, usize>,
 }
 
 /// A pool ready to start (everything that can fail is done).
@@ -100,6 +112,7 @@ impl UpstreamSet {
             shutdown,
             running: HashMap::new(),
             replaced: Vec::new(),
+            accounts: Accounts::default(),
         }
     }
 
@@ -110,13 +123,15 @@ impl UpstreamSet {
         &mut self,
         specs: &[UpstreamSpec],
     ) -> anyhow::Result<(Vec<Arc<Upstream>>, UpstreamChanges)> {
+        let accounts = accounts(specs, &self.accounts)?;
         let mut prepared = Vec::new();
         for spec in specs {
             match self.running.get(&spec.name) {
                 Some(running) if running.spec == *spec => {}
-                _ => prepared.push(prepare(spec)?),
+                _ => prepared.push(prepare(spec, &accounts)?),
             }
         }
+        self.accounts = accounts;
         let mut changes = UpstreamChanges::default();
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         let removed: Vec<String> = self
@@ -145,7 +160,7 @@ impl UpstreamSet {
                     upstream = name,
                     "upstream changed: rebinding one session at a time"
                 );
-                let gates: Vec<CancellationToken> = (0..spec.sessions.max(1))
+                let gates: Vec<CancellationToken> = (0..config.sessions.max(1))
                     .map(|_| CancellationToken::new())
                     .collect();
                 config.start_after = gates.clone();
@@ -227,15 +242,107 @@ async fn drain(Replaced { old, gates, new }: Replaced) {
     info!(upstream = old.spec.name, "old sessions drained and unbound");
 }
 
-/// The pool configuration for `spec`: loads TLS, builds the pacer.
-fn prepare(spec: &UpstreamSpec) -> anyhow::Result<Prepared> {
-    let pacer = match spec.rate {
-        Some(rate) => Some(Arc::new(
-            AdaptiveRate::new(AdaptiveConfig::new(rate))
-                .with_context(|| format!("upstream {} rate", spec.name))?,
-        )),
-        None => None,
-    };
+/// The vendor accounts of `specs` (see [`tern_router::account`]): each
+/// account once, with the sessions of all its entries, reusing `running`'s
+/// account where its limits did not change (so its pacer keeps what it
+/// learnt, and the sessions of entries that did not change share it).
+/// Bind caps likewise, by account (and server and port, where the vendor
+/// counts per server and port).
+fn accounts(specs: &[UpstreamSpec], running: &Accounts) -> anyhow::Result<Accounts> {
+    let mut next = Accounts::default();
+    for spec in specs {
+        if next.accounts.contains_key(&spec.account) {
+            continue;
+        }
+        let entries: Vec<&UpstreamSpec> =
+            specs.iter().filter(|s| s.account == spec.account).collect();
+        let limits = &spec.profile.limits;
+        let mut sessions: usize = entries.iter().map(|s| s.sessions).sum();
+        if let (Some(cap), false) = (limits.sessions_per_credential, limits.per_server_port) {
+            sessions = sessions.min(cap as usize);
+        }
+        // The lowest rate any entry of the account asks for.
+        let rate = entries.iter().filter_map(|s| s.rate).min_by(f64::total_cmp);
+        let wanted = AccountLimits::new(limits, rate, sessions);
+        let account = match running.accounts.get(&spec.account) {
+            Some(old) if old.limits == wanted => old.clone(),
+            _ => Arc::new(
+                Account::new(spec.account.clone(), wanted)
+                    .with_context(|| format!("upstream {} rate", spec.name))?,
+            ),
+        };
+        next.accounts.insert(spec.account.clone(), account);
+    }
+    for spec in specs {
+        let limits = &spec.profile.limits;
+        let Some(cap) = limits.sessions_per_credential else {
+            continue;
+        };
+        let key = bind_key(spec);
+        if next.caps.contains_key(&key) {
+            continue;
+        }
+        let cap = match running.caps.get(&key) {
+            Some(old) if old.sessions == cap as usize => old.clone(),
+            _ => BindCap::new(key.clone(), cap as usize),
+        };
+        let sharing: Vec<&UpstreamSpec> = specs.iter().filter(|s| bind_key(s) == key).collect();
+        for (name, share) in shares(&sharing, cap.sessions) {
+            next.shares.insert(name, share);
+        }
+        next.caps.insert(key, cap);
+    }
+    Ok(next)
+}
+
+/// How many of a cap's `cap` sessions each of `entries` starts: one each
+/// in config order, round after round, up to what each asks for, so that
+/// two entries asking for 4 of Infobip's 4 start 2 each rather than one
+/// taking all (at least 1 each: a slot beyond the cap waits for a permit).
+fn shares(entries: &[&UpstreamSpec], cap: usize) -> Vec<(String, usize)> {
+    let mut given = vec![0usize; entries.len()];
+    let mut left = cap;
+    while left > 0 {
+        let before = left;
+        for (k, entry) in entries.iter().enumerate() {
+            if left > 0 && given[k] < entry.sessions {
+                given[k] += 1;
+                left -= 1;
+            }
+        }
+        if left == before {
+            break;
+        }
+    }
+    entries
+        .iter()
+        .zip(given)
+        .map(|(entry, n)| (entry.name.clone(), n.max(1)))
+        .collect()
+}
+
+/// The key of `spec`'s bind cap: its account, and its server and port
+/// when the vendor counts sessions per server and port (Mensatek).
+fn bind_key(spec: &UpstreamSpec) -> String {
+    if spec.profile.limits.per_server_port {
+        format!("{}@{}:{}", spec.account, spec.host, spec.port)
+    } else {
+        spec.account.clone()
+    }
+}
+
+/// The pool configuration for `spec`: loads TLS, takes its account's
+/// pacer, window and bind cap.
+fn prepare(spec: &UpstreamSpec, accounts: &Accounts) -> anyhow::Result<Prepared> {
+    let account = accounts.accounts.get(&spec.account).with_context(|| {
+        format!(
+            "upstream {}: account {} not prepared",
+            spec.name, spec.account
+        )
+    })?;
+    let pacer = Some(account.pacer.clone());
+    let account_window = account.window.clone();
+    let bind_cap = accounts.caps.get(&bind_key(spec)).cloned();
     let tls = match &spec.tls {
         Some(tls) => Some(UpstreamTls {
             connector: tls
@@ -259,7 +366,11 @@ fn prepare(spec: &UpstreamSpec) -> anyhow::Result<Prepared> {
             port: spec.port,
             tls,
             bind: spec.bind.clone(),
-            sessions: spec.sessions,
+            sessions: accounts
+                .shares
+                .get(&spec.name)
+                .copied()
+                .unwrap_or(spec.sessions),
             session,
             backoff: BackoffConfig {
                 initial: Duration::from_millis(500),
@@ -268,10 +379,63 @@ fn prepare(spec: &UpstreamSpec) -> anyhow::Result<Prepared> {
                 jitter: 0.3,
             },
             pacer,
+            account_window,
+            bind_cap,
             breaker: Default::default(),
             profile: spec.profile.clone(),
             start_after: Vec::new(),
             gate: None,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_router::Profile;
+    use tern_session::esme::BindParams;
+
+    fn spec(name: &str, profile: &str, host: &str, sessions: usize) -> UpstreamSpec {
+        let profile = Profile::builtin(profile).expect("listed").expect("valid");
+        UpstreamSpec {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            port: 2775,
+            profile: Arc::new(profile),
+            bind: BindParams::new("tern", "x").expect("short"),
+            sessions,
+            window: 10,
+            rate: None,
+            account: "acct".to_owned(),
+            tls: None,
+        }
+    }
+
+    #[test]
+    fn a_cap_is_shared_out_one_session_each_round_after_round() {
+        let a = spec("a", "infobip", "h1", 4);
+        let b = spec("b", "infobip", "h2", 4);
+        let c = spec("c", "infobip", "h3", 1);
+        let got = shares(&[&a, &b, &c], 4);
+        assert_eq!(got, vec![("a".into(), 2), ("b".into(), 1), ("c".into(), 1)]);
+        // Less asked than the cap: each gets what it asked.
+        assert_eq!(shares(&[&c], 4), vec![("c".into(), 1)]);
+        // More entries than the cap: each starts one slot, which waits.
+        assert_eq!(shares(&[&a, &b], 1), vec![("a".into(), 1), ("b".into(), 1)]);
+    }
+
+    #[test]
+    fn mensatek_counts_per_server_and_port_infobip_per_account() {
+        let m1 = spec("m1", "mensatek", "smpp01", 1);
+        let m2 = spec("m2", "mensatek", "smpp02", 1);
+        assert_ne!(bind_key(&m1), bind_key(&m2), "one session per server");
+        let i1 = spec("i1", "infobip", "smpp1", 4);
+        let i2 = spec("i2", "infobip", "smpp-ssl", 4);
+        assert_eq!(bind_key(&i1), bind_key(&i2), "4 per account, any host");
+        let accounts = accounts(&[i1, i2, m1, m2], &Accounts::default()).expect("valid");
+        assert_eq!(accounts.accounts.len(), 1, "one account named acct");
+        assert_eq!(accounts.caps.len(), 3);
+        assert_eq!(accounts.shares.get("i1"), Some(&2));
+        assert_eq!(accounts.shares.get("m2"), Some(&1));
+    }
 }
