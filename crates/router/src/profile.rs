@@ -163,10 +163,6 @@ pub struct Limits {
     pub short_message_max: Option<u32>,
     /// Longest `message_payload` accepted, octets.
     pub message_payload_max: Option<u32>,
-    /// Longest system_id, characters.
-    pub system_id_max: Option<u32>,
-    /// Longest password, characters.
-    pub password_max: Option<u32>,
 }
 
 /// Timers in seconds.
@@ -179,8 +175,6 @@ pub struct Timers {
     pub response_timeout_secs: Option<u64>,
     /// Bind within this after connecting.
     pub session_init_secs: Option<u64>,
-    /// The vendor unbinds periodically (OVH: 24 h): reconnect, do not alarm.
-    pub periodic_unbind_hours: Option<u64>,
 }
 
 /// TLS requirements.
@@ -192,11 +186,6 @@ pub struct Tls {
     pub required: bool,
     /// Minimum version: "1.2" or "1.3".
     pub minimum: Option<TlsMinimum>,
-    /// IANA cipher suite names, when the vendor lists them.
-    #[serde(default)]
-    pub cipher_suites: Vec<String>,
-    /// TLS port, when it differs from the plain one.
-    pub port: Option<u16>,
 }
 
 /// A TLS version a vendor requires at least.
@@ -252,9 +241,6 @@ pub struct Addresses {
     pub international: Option<AddressRule>,
     /// Destinations.
     pub destination: Option<AddressRule>,
-    /// Whether sender ids must be registered with the vendor first.
-    #[serde(default)]
-    pub sender_whitelisted: bool,
 }
 
 /// Data codings.
@@ -456,13 +442,6 @@ pub struct Receipts {
     pub text: bool,
     /// Whether the receipt TLVs are sent (receipted_message_id, message_state).
     pub tlvs: bool,
-    /// Spelling of the delivered-count key: "dlvrd", "dlvr", "dlvrld".
-    pub dlvrd_key: DlvrdKey,
-    /// Digits of the dates: 10 (YYMMDDhhmm) or 12 (with seconds).
-    pub date_digits: u8,
-    /// Receipts arrive only on receiver/transceiver sessions.
-    #[serde(default = "yes")]
-    pub on_receiving_sessions: bool,
     /// The receipt `err` is a GSM MAP error code (3GPP TS 29.002: 1
     /// unknown subscriber, 27 absent subscriber, …), as SMPP 3.4 Appendix B
     /// leaves it to the network: vendors that give no `err` table of their
@@ -483,19 +462,12 @@ pub struct Receipts {
     pub vendor_tlvs: Vec<u16>,
 }
 
-fn yes() -> bool {
-    true
-}
-
 impl Default for Receipts {
     fn default() -> Self {
         Self {
             err_radix: Radix::Decimal,
             text: true,
             tlvs: false,
-            dlvrd_key: DlvrdKey::Dlvrd,
-            date_digits: 10,
-            on_receiving_sessions: true,
             err_is_gsm_map: false,
             resubmit_on: Vec::new(),
             vendor_tlvs: Vec::new(),
@@ -511,29 +483,6 @@ pub enum Radix {
     Decimal,
     /// Base 16.
     Hex,
-}
-
-/// How a vendor spells the receipt's delivered-count key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DlvrdKey {
-    /// `dlvrd:` (SMPP 3.4 Appendix B).
-    Dlvrd,
-    /// `dlvr:` (Mensatek).
-    Dlvr,
-    /// `dlvrld:` (Infobip).
-    Dlvrld,
-}
-
-impl DlvrdKey {
-    /// The key as written in the receipt text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DlvrdKey::Dlvrd => "dlvrd",
-            DlvrdKey::Dlvr => "dlvr",
-            DlvrdKey::Dlvrld => "dlvrld",
-        }
-    }
 }
 
 /// One vendor `command_status`.
@@ -680,18 +629,9 @@ impl Profile {
             .map(|(n, text)| Profile::from_toml(text, &format!("built-in profile {n}")))
     }
 
-    /// Checks what serde cannot: date digits and duplicate codes.
+    /// Checks what serde cannot: duplicate codes, and scope against class.
     /// Errors carry a text to find in the file for the position.
     fn validate(&self) -> Result<(), (String, String)> {
-        if ![10, 12].contains(&self.receipts.date_digits) {
-            return Err((
-                "date_digits".to_owned(),
-                format!(
-                    "receipts.date_digits is {}; expected 10 or 12",
-                    self.receipts.date_digits
-                ),
-            ));
-        }
         let mut seen = BTreeMap::new();
         for entry in &self.command_status {
             if entry.scope == Scope::Upstream && entry.class != Class::Temporary {

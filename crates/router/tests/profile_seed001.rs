@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use tern_router::profile::{DlvrdKey, LongMethod, Radix, SmppVersion};
+use tern_router::profile::{LongMethod, Radix, SmppVersion};
 use tern_router::{Class, FinalState, Profile, Reason, Scope};
 
 fn profile() -> Profile {
@@ -255,7 +255,6 @@ fn timers() {
     assert_eq!(p.timers.response_timeout_secs, Some(60));
     // The seed gives no enquire_link interval and no periodic unbind.
     assert_eq!(p.timers.enquire_link_secs, None);
-    assert_eq!(p.timers.periodic_unbind_hours, None);
 }
 
 #[test]
@@ -301,11 +300,7 @@ fn receipt_format() {
     // "id:IIIIIIIIII sub:SSS dlvrd:DDD submit date:YYMMDDhhmm done
     // date:YYMMDDhhmm stat:DDDDDDD err:E Text: . . ."
     assert!(p.receipts.text);
-    assert_eq!(p.receipts.dlvrd_key, DlvrdKey::Dlvrd);
-    assert_eq!(p.receipts.date_digits, 10);
     assert_eq!(p.receipts.err_radix, Radix::Decimal);
-    // Delivered by DELIVER_SM, so only on a session that can receive.
-    assert!(p.receipts.on_receiving_sessions);
     assert!(
         p.notes.iter().any(|n| n.contains("'Text:'")),
         "the capital-T text key is noted"

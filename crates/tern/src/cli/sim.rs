@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use tern_codec::CommandStatus;
-use tern_router::profile::{DlvrdKey, IdForm, Radix};
+use tern_router::profile::{IdForm, Radix};
 use tern_router::{FinalState, Profile, Reason};
 use tern_sim::{
     Behaviour, IdFormat, ReceiptBehaviour, ReceiptForm, Reject, SimConfig, SimSnapshot, Simulator,
@@ -291,19 +291,6 @@ impl VendorShape {
                  message_state and network_error_code"
                     .to_owned(),
             );
-        }
-        if receipts.dlvrd_key != DlvrdKey::Dlvrd {
-            gaps.push(format!(
-                "the receipt text says `dlvrd:` where {} writes `{}:`",
-                profile.name,
-                receipts.dlvrd_key.as_str()
-            ));
-        }
-        if receipts.date_digits != 10 {
-            gaps.push(format!(
-                "receipt dates have 10 digits, {} writes {}",
-                profile.name, receipts.date_digits
-            ));
         }
         if !profile.receipt_stat.is_empty() {
             let spellings: Vec<&str> = profile
