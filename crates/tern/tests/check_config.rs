@@ -50,6 +50,7 @@ profile = "telesign"
 system_id = "tern"
 password = "hunter2"
 window = 25
+tls = true
 
 [[route]]
 name = "spain"
@@ -211,6 +212,64 @@ fn a_client_vendor_tlvs_that_is_not_a_boolean_is_refused_at_its_value() {
     assert_eq!(code, 78, "{out}{err}");
     let expected = format!("{}:4:15:", path.display());
     assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+}
+
+#[test]
+fn a_vendor_that_requires_tls_refuses_a_plain_entry_at_its_profile() {
+    // Telesign: "Implement TLS v1.2 encryption for all SMPP communication."
+    // Plain TCP to this machine (a simulator, a local TLS tunnel) is allowed.
+    let dir = TempDir::new("config-tls-required");
+    let path = dir.write(
+        "tls.toml",
+        "[[upstream]]\nname = \"ts\"\nprofile = \"telesign\"\nhost = \"smpp.example.org\"\nport = 3550\nsystem_id = \"tern\"\npassword = \"x\"\n\n\
+         [[upstream]]\nname = \"ts-local\"\nprofile = \"telesign\"\nhost = \"127.0.0.1\"\nport = 3550\nsystem_id = \"tern\"\npassword = \"x\"\n\n\
+         [[upstream]]\nname = \"ovh\"\nprofile = \"ovh\"\nhost = \"smpp.example.net\"\nport = 2775\nsystem_id = \"tern\"\npassword = \"x\"\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    let expected = format!(
+        "{file}:3:11: upstream ts: profile \"telesign\" requires TLS (the vendor refuses plain TCP): set tls = true"
+    );
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    assert!(!err.contains("ts-local"), "loopback is allowed:\n{err}");
+    // OVH offers plain TCP too ("for backward compatibility").
+    assert!(!err.contains("upstream ovh"), "OVH allows plain:\n{err}");
+    assert!(err.contains("1 error(s)"), "{err}");
+}
+
+#[test]
+fn a_tls_minimum_below_the_vendors_is_refused_at_its_value() {
+    // OVH: "encrypted connection with TLS 1.3 minimum".
+    let dir = TempDir::new("config-tls-minimum");
+    let path = dir.write(
+        "tls.toml",
+        "[[upstream]]\nname = \"ovh\"\nprofile = \"ovh\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\ntls = true\ntls_min_version = \"1.2\"\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    let expected = format!(
+        "{file}:9:19: tls_min_version \"1.2\": profile \"ovh\" requires TLS 1.3 at least"
+    );
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    // Above the vendor's minimum is welcome: Telesign (1.2) asked for 1.3.
+    let path = dir.write(
+        "higher.toml",
+        "[[upstream]]\nname = \"ts\"\nprofile = \"telesign\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\ntls = true\ntls_min_version = \"1.3\"\n\n\
+         [[upstream]]\nname = \"ovh\"\nprofile = \"ovh\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\ntls = true\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "{out}{err}");
+    let line = |name: &str| {
+        out.lines()
+            .skip_while(|l| !l.starts_with(&format!("upstream {name} ")))
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(line("ts").contains("TLS >= TLS 1.3"), "{out}");
+    assert!(line("ovh").contains("TLS >= TLS 1.3"), "{out}");
 }
 
 #[test]
