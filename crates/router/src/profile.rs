@@ -9,8 +9,10 @@
 //! vendor's code tables, every code with a canonical reason and class.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
+use tern_session::SessionConfig;
 
 use crate::canonical::{Canonical, Class, FinalState, Reason, Scope};
 
@@ -165,16 +167,38 @@ pub struct Limits {
     pub message_payload_max: Option<u32>,
 }
 
-/// Timers in seconds.
+/// Timers in seconds. A vendor's session init timer (bind within 10 s of
+/// connecting: Telesign, seed 001) has no field: Tern sends its bind as soon
+/// as the connection (and TLS) is up, so there is nothing to choose.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timers {
-    /// enquire_link interval the vendor expects.
+    /// enquire_link interval the vendor expects: Tern's interval towards it.
     pub enquire_link_secs: Option<u64>,
-    /// How long the vendor waits for a response (so Tern must answer sooner).
+    /// The vendor's response timer: a request unanswered for this long has
+    /// failed (Telesign, Infobip: 30 s; seed 001: 60 s, then it closes the
+    /// connection). Tern gives up waiting no later than that.
     pub response_timeout_secs: Option<u64>,
-    /// Bind within this after connecting.
-    pub session_init_secs: Option<u64>,
+}
+
+impl Timers {
+    /// Tern's session settings towards this vendor, from Tern's own
+    /// (`base`): the vendor's enquire_link interval, and a response timeout
+    /// no longer than the vendor's response timer, since past it the vendor
+    /// counts the operation failed.
+    pub fn session_config(&self, base: SessionConfig) -> SessionConfig {
+        let response_timeout = self.response_timeout_secs.map_or(base.response_timeout, |s| {
+            base.response_timeout.min(Duration::from_secs(s))
+        });
+        SessionConfig {
+            enquire_link_interval: self
+                .enquire_link_secs
+                .map(Duration::from_secs)
+                .or(base.enquire_link_interval),
+            response_timeout,
+            ..base
+        }
+    }
 }
 
 /// TLS requirements.
@@ -732,6 +756,34 @@ mod tests {
         let err = Profile::from_toml(text, "my.toml").expect_err("bad version");
         assert_eq!((err.line, err.column), (6, 11), "{err}");
         assert!(err.message.contains("1.2"), "{err}");
+    }
+
+    #[test]
+    fn the_session_never_waits_longer_than_the_vendors_response_timer() {
+        let base = SessionConfig::default();
+        assert_eq!(base.response_timeout, Duration::from_secs(30));
+        let timers = |text: &str| {
+            let text = format!("name = \"x\"\ndescription = \"d\"\nversions = [\"3.4\"]\nbind_types = [\"transceiver\"]\n[timers]\n{text}");
+            Profile::from_toml(&text, "t.toml").expect("valid").timers
+        };
+        // A vendor that waits 5 s: Tern gives up at 5 s, not at its own 30.
+        let quick = timers("response_timeout_secs = 5\nenquire_link_secs = 15");
+        let config = quick.session_config(base.clone());
+        assert_eq!(config.response_timeout, Duration::from_secs(5));
+        assert_eq!(config.enquire_link_interval, Some(Duration::from_secs(15)));
+        assert_eq!(config.window, base.window, "the rest is Tern's");
+        // seed 001 waits 60 s: Tern's own 30 s is already shorter.
+        let seed001 = Profile::builtin("seed001").expect("listed").expect("valid");
+        assert_eq!(
+            seed001.timers.session_config(base.clone()).response_timeout,
+            Duration::from_secs(30)
+        );
+        // No timers stated: Tern's own.
+        let none = timers("").session_config(base.clone());
+        assert_eq!(
+            (none.response_timeout, none.enquire_link_interval),
+            (base.response_timeout, base.enquire_link_interval)
+        );
     }
 
     #[test]

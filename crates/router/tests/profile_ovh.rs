@@ -232,7 +232,6 @@ fn timers() {
     // "a 30-second interval between each request".
     assert_eq!(timers.enquire_link_secs, Some(30));
     assert_eq!(timers.response_timeout_secs, None);
-    assert_eq!(timers.session_init_secs, None);
     // "OVHcloud SMSC unbinds the connections every 24h": Tern reconnects
     // after any unbind, so this is a fact for people.
     assert!(profile().notes.iter().any(|n| n.contains("every 24 h")));
