@@ -22,9 +22,11 @@ use crate::canonical::{Canonical, Class, FinalState, Reason, Scope};
 pub struct Profile {
     /// Short name used in configuration (`ovh`, `telesign`, …).
     pub name: String,
-    /// One line for `tern check-config`.
+    /// One line for people, shown by `tern check-config`; Tern decides
+    /// nothing by it.
     pub description: String,
-    /// Where the facts come from (the seed file, a section).
+    /// Where the facts come from (the seed file, a section), for people
+    /// checking a profile against its document.
     #[serde(default)]
     pub source: String,
     /// SMPP versions the vendor speaks: "3.3", "3.4", "5.0".
@@ -75,7 +77,9 @@ pub struct Profile {
     /// Receipt `stat` spellings beyond the standard ones.
     #[serde(default)]
     pub receipt_stat: Vec<StatEntry>,
-    /// Anything the seed says that has no field yet, for people.
+    /// What the seed says that Tern has nothing to decide by (host names,
+    /// onboarding, a timer Tern always meets, cipher suites rustls picks
+    /// from the server's list), for people. A fact Tern acts on is a field.
     #[serde(default)]
     pub notes: Vec<String>,
 }
@@ -187,9 +191,11 @@ impl Timers {
     /// no longer than the vendor's response timer, since past it the vendor
     /// counts the operation failed.
     pub fn session_config(&self, base: SessionConfig) -> SessionConfig {
-        let response_timeout = self.response_timeout_secs.map_or(base.response_timeout, |s| {
-            base.response_timeout.min(Duration::from_secs(s))
-        });
+        let response_timeout = self
+            .response_timeout_secs
+            .map_or(base.response_timeout, |s| {
+                base.response_timeout.min(Duration::from_secs(s))
+            });
         SessionConfig {
             enquire_link_interval: self
                 .enquire_link_secs
@@ -205,10 +211,16 @@ impl Timers {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
-    /// Whether plain TCP is refused.
+    /// Whether plain TCP is refused (Telesign): an upstream entry without
+    /// `tls = true` is a configuration error, unless its host is this
+    /// machine (a simulator, or a local TLS tunnel).
     #[serde(default)]
     pub required: bool,
-    /// Minimum version: "1.2" or "1.3".
+    /// Minimum version: "1.2" or "1.3". Tern's TLS floor towards the vendor
+    /// unless the entry's `tls_min_version` raises it; lowering it is a
+    /// configuration error. The cipher suites vendors list are not a
+    /// field: rustls takes the suite from the server's list, and has none of
+    /// the CBC or static-RSA suites (Telesign lists four of them).
     pub minimum: Option<TlsMinimum>,
 }
 
@@ -423,7 +435,8 @@ pub struct SystemType {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageId {
-    /// "decimal", "hex", "hex32" or "opaque".
+    /// "decimal", "hex", "hex32" or "opaque". Tern keeps ids as the vendor
+    /// wrote them; `tern sim --profile` gives its ids this form.
     pub form: IdForm,
     /// The vendor's receipts write the id in the other base than its
     /// submit_sm_resp (hex one way, decimal the other): match across bases.
@@ -462,7 +475,8 @@ pub enum IdForm {
 pub struct Receipts {
     /// Base of the receipt text's `err`: "decimal" or "hex".
     pub err_radix: Radix,
-    /// Whether the text form is sent.
+    /// Whether the text form is sent. Tern reads either form; `tern sim
+    /// --profile` sends the forms the vendor sends.
     pub text: bool,
     /// Whether the receipt TLVs are sent (receipted_message_id, message_state).
     pub tlvs: bool,

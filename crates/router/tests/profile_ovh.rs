@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use tern_router::profile::AddressRule;
 use tern_router::profile::{
-    Alphabet, Carriage, IdForm, LongMethod, OnUnrepresentable, Radix, ReceiptsFor,
-    SmppVersion, TimeForm, TlsMinimum,
+    Alphabet, Carriage, IdForm, LongMethod, OnUnrepresentable, Radix, ReceiptsFor, SmppVersion,
+    TimeForm, TlsMinimum,
 };
 use tern_router::{Class, FinalState, Profile, Reason, Scope};
 

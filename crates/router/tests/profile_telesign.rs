@@ -451,7 +451,10 @@ fn timers() {
     let timers = profile().timers;
     // Session Init Timer 10s (Tern binds at once: a note), Enquire Link
     // Timer 30s, Response Timer 30s.
-    assert!(profile().notes.iter().any(|n| n.contains("session init 10 s")));
+    assert!(profile()
+        .notes
+        .iter()
+        .any(|n| n.contains("session init 10 s")));
     assert_eq!(timers.enquire_link_secs, Some(30));
     assert_eq!(timers.response_timeout_secs, Some(30));
 }

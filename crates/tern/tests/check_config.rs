@@ -249,9 +249,8 @@ fn a_tls_minimum_below_the_vendors_is_refused_at_its_value() {
     let (code, out, err) = check(&path);
     assert_eq!(code, 78, "{out}{err}");
     let file = path.display().to_string();
-    let expected = format!(
-        "{file}:9:19: tls_min_version \"1.2\": profile \"ovh\" requires TLS 1.3 at least"
-    );
+    let expected =
+        format!("{file}:9:19: tls_min_version \"1.2\": profile \"ovh\" requires TLS 1.3 at least");
     assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
     // Above the vendor's minimum is welcome: Telesign (1.2) asked for 1.3.
     let path = dir.write(
@@ -270,6 +269,53 @@ fn a_tls_minimum_below_the_vendors_is_refused_at_its_value() {
     };
     assert!(line("ts").contains("TLS >= TLS 1.3"), "{out}");
     assert!(line("ovh").contains("TLS >= TLS 1.3"), "{out}");
+}
+
+#[test]
+fn each_upstream_shows_the_vendor_limits_in_force() {
+    // The vendor's timers within Tern's own, and the lengths Tern splits
+    // and refuses by; facts Tern decides nothing by are not shown.
+    let dir = TempDir::new("config-limits");
+    dir.write(
+        "quick.toml",
+        "name = \"quick\"\ndescription = \"a vendor that waits 5 s\"\nversions = [\"3.4\"]\nbind_types = [\"transceiver\"]\n\
+         [timers]\nenquire_link_secs = 15\nresponse_timeout_secs = 5\n[long_messages]\nmethod = \"udh\"\nmax_parts = 4\n",
+    );
+    let upstream = |name: &str, profile: &str| {
+        format!("[[upstream]]\nname = \"{name}\"\nprofile = \"{profile}\"\nhost = \"127.0.0.1\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\nbind = \"transceiver\"\n\n")
+    };
+    let text = format!(
+        "profiles = [\"quick.toml\"]\n\n{}{}{}",
+        upstream("q", "quick"),
+        upstream("ru", "seed001"),
+        upstream("ts", "telesign"),
+    );
+    let path = dir.write("limits.toml", &text);
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "{out}{err}");
+    let limits = |name: &str| {
+        let mut lines = out
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("upstream {name} ")));
+        lines.nth(1).unwrap_or_default().to_owned()
+    };
+    // Tern gives up no later than the vendor's response timer.
+    assert_eq!(
+        limits("q"),
+        "  limits: enquire_link every 15s, response timeout 5s, at most 4 parts",
+        "{out}"
+    );
+    // seed 001 waits 60 s; Tern's own 30 s is shorter. 160 bytes of text.
+    assert_eq!(
+        limits("ru"),
+        "  limits: enquire_link every 30s, response timeout 30s, short_message at most 160 octets, message_payload at most 160 octets",
+        "{out}"
+    );
+    assert_eq!(
+        limits("ts"),
+        "  limits: enquire_link every 30s, response timeout 30s, short_message at most 255 octets",
+        "{out}"
+    );
 }
 
 #[test]
