@@ -22,8 +22,9 @@ use crate::canonical::{Canonical, Class, FinalState, Reason, Scope};
 pub struct Profile {
     /// Short name used in configuration (`ovh`, `telesign`, …).
     pub name: String,
-    /// One line for people, shown by `tern check-config`; Tern decides
-    /// nothing by it.
+    /// One line for people reading the profile; Tern decides nothing by
+    /// it (like `source` and `notes`, it documents the data, as a comment
+    /// would, but survives a profile merge and is checked by the tests).
     pub description: String,
     /// Where the facts come from (the seed file, a section), for people
     /// checking a profile against its document.
