@@ -565,6 +565,17 @@ fn simulator_tls(
     Some(tls)
 }
 
+/// Whether an upstream's `host` is this machine ("localhost" or a loopback
+/// address): plain TCP there never crosses a network.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
     let system_id = match &raw.node.system_id {
         None => COctetString::try_from("tern").unwrap_or_default(),
@@ -757,15 +768,6 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
 
     let mut upstreams: Vec<UpstreamSpec> = Vec::new();
     let mut service_types = Vec::new();
-    /// Whether `host` is this machine ("localhost" or a loopback address).
-    fn is_loopback(host: &str) -> bool {
-        host.eq_ignore_ascii_case("localhost")
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    }
     for u in &raw.upstreams {
         let name = u.name.get_ref().clone();
         if upstreams.iter().any(|k| k.name == name) {
