@@ -9,8 +9,10 @@
 //! vendor's code tables, every code with a canonical reason and class.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Deserialize;
+use tern_session::SessionConfig;
 
 use crate::canonical::{Canonical, Class, FinalState, Reason, Scope};
 
@@ -20,9 +22,12 @@ use crate::canonical::{Canonical, Class, FinalState, Reason, Scope};
 pub struct Profile {
     /// Short name used in configuration (`ovh`, `telesign`, …).
     pub name: String,
-    /// One line for `tern check-config`.
+    /// One line for people reading the profile; Tern decides nothing by
+    /// it (like `source` and `notes`, it documents the data, as a comment
+    /// would, but survives a profile merge and is checked by the tests).
     pub description: String,
-    /// Where the facts come from (the seed file, a section).
+    /// Where the facts come from (the seed file, a section), for people
+    /// checking a profile against its document.
     #[serde(default)]
     pub source: String,
     /// SMPP versions the vendor speaks: "3.3", "3.4", "5.0".
@@ -73,7 +78,9 @@ pub struct Profile {
     /// Receipt `stat` spellings beyond the standard ones.
     #[serde(default)]
     pub receipt_stat: Vec<StatEntry>,
-    /// Anything the seed says that has no field yet, for people.
+    /// What the seed says that Tern has nothing to decide by (host names,
+    /// onboarding, a timer Tern always meets, cipher suites rustls picks
+    /// from the server's list), for people. A fact Tern acts on is a field.
     #[serde(default)]
     pub notes: Vec<String>,
 }
@@ -165,40 +172,59 @@ pub struct Limits {
     pub short_message_max: Option<u32>,
     /// Longest `message_payload` accepted, octets.
     pub message_payload_max: Option<u32>,
-    /// Longest system_id, characters.
-    pub system_id_max: Option<u32>,
-    /// Longest password, characters.
-    pub password_max: Option<u32>,
 }
 
-/// Timers in seconds.
+/// Timers in seconds. A vendor's session init timer (bind within 10 s of
+/// connecting: Telesign, seed 001) has no field: Tern sends its bind as soon
+/// as the connection (and TLS) is up, so there is nothing to choose.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Timers {
-    /// enquire_link interval the vendor expects.
+    /// enquire_link interval the vendor expects: Tern's interval towards it.
     pub enquire_link_secs: Option<u64>,
-    /// How long the vendor waits for a response (so Tern must answer sooner).
+    /// The vendor's response timer: a request unanswered for this long has
+    /// failed (Telesign, Infobip: 30 s; seed 001: 60 s, then it closes the
+    /// connection). Tern gives up waiting no later than that.
     pub response_timeout_secs: Option<u64>,
-    /// Bind within this after connecting.
-    pub session_init_secs: Option<u64>,
-    /// The vendor unbinds periodically (OVH: 24 h): reconnect, do not alarm.
-    pub periodic_unbind_hours: Option<u64>,
+}
+
+impl Timers {
+    /// Tern's session settings towards this vendor, from Tern's own
+    /// (`base`): the vendor's enquire_link interval, and a response timeout
+    /// no longer than the vendor's response timer, since past it the vendor
+    /// counts the operation failed.
+    pub fn session_config(&self, base: SessionConfig) -> SessionConfig {
+        let response_timeout = self
+            .response_timeout_secs
+            .map_or(base.response_timeout, |s| {
+                base.response_timeout.min(Duration::from_secs(s))
+            });
+        SessionConfig {
+            enquire_link_interval: self
+                .enquire_link_secs
+                .map(Duration::from_secs)
+                .or(base.enquire_link_interval),
+            response_timeout,
+            ..base
+        }
+    }
 }
 
 /// TLS requirements.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
-    /// Whether plain TCP is refused.
+    /// Whether plain TCP is refused (Telesign): an upstream entry without
+    /// `tls = true` is a configuration error, unless its host is this
+    /// machine (a simulator, or a local TLS tunnel).
     #[serde(default)]
     pub required: bool,
-    /// Minimum version: "1.2" or "1.3".
+    /// Minimum version: "1.2" or "1.3". Tern's TLS floor towards the vendor
+    /// unless the entry's `tls_min_version` raises it; lowering it is a
+    /// configuration error. The cipher suites vendors list are not a
+    /// field: rustls takes the suite from the server's list, and has none of
+    /// the CBC or static-RSA suites (Telesign lists four of them).
     pub minimum: Option<TlsMinimum>,
-    /// IANA cipher suite names, when the vendor lists them.
-    #[serde(default)]
-    pub cipher_suites: Vec<String>,
-    /// TLS port, when it differs from the plain one.
-    pub port: Option<u16>,
 }
 
 /// A TLS version a vendor requires at least.
@@ -254,9 +280,6 @@ pub struct Addresses {
     pub international: Option<AddressRule>,
     /// Destinations.
     pub destination: Option<AddressRule>,
-    /// Whether sender ids must be registered with the vendor first.
-    #[serde(default)]
-    pub sender_whitelisted: bool,
 }
 
 /// Data codings.
@@ -415,7 +438,8 @@ pub struct SystemType {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageId {
-    /// "decimal", "hex", "hex32" or "opaque".
+    /// "decimal", "hex", "hex32" or "opaque". Tern keeps ids as the vendor
+    /// wrote them; `tern sim --profile` gives its ids this form.
     pub form: IdForm,
     /// The vendor's receipts write the id in the other base than its
     /// submit_sm_resp (hex one way, decimal the other): match across bases.
@@ -454,17 +478,11 @@ pub enum IdForm {
 pub struct Receipts {
     /// Base of the receipt text's `err`: "decimal" or "hex".
     pub err_radix: Radix,
-    /// Whether the text form is sent.
+    /// Whether the text form is sent. Tern reads either form; `tern sim
+    /// --profile` sends the forms the vendor sends.
     pub text: bool,
     /// Whether the receipt TLVs are sent (receipted_message_id, message_state).
     pub tlvs: bool,
-    /// Spelling of the delivered-count key: "dlvrd", "dlvr", "dlvrld".
-    pub dlvrd_key: DlvrdKey,
-    /// Digits of the dates: 10 (YYMMDDhhmm) or 12 (with seconds).
-    pub date_digits: u8,
-    /// Receipts arrive only on receiver/transceiver sessions.
-    #[serde(default = "yes")]
-    pub on_receiving_sessions: bool,
     /// The receipt `err` is a GSM MAP error code (3GPP TS 29.002: 1
     /// unknown subscriber, 27 absent subscriber, …), as SMPP 3.4 Appendix B
     /// leaves it to the network: vendors that give no `err` table of their
@@ -485,19 +503,12 @@ pub struct Receipts {
     pub vendor_tlvs: Vec<u16>,
 }
 
-fn yes() -> bool {
-    true
-}
-
 impl Default for Receipts {
     fn default() -> Self {
         Self {
             err_radix: Radix::Decimal,
             text: true,
             tlvs: false,
-            dlvrd_key: DlvrdKey::Dlvrd,
-            date_digits: 10,
-            on_receiving_sessions: true,
             err_is_gsm_map: false,
             resubmit_on: Vec::new(),
             vendor_tlvs: Vec::new(),
@@ -513,29 +524,6 @@ pub enum Radix {
     Decimal,
     /// Base 16.
     Hex,
-}
-
-/// How a vendor spells the receipt's delivered-count key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DlvrdKey {
-    /// `dlvrd:` (SMPP 3.4 Appendix B).
-    Dlvrd,
-    /// `dlvr:` (Mensatek).
-    Dlvr,
-    /// `dlvrld:` (Infobip).
-    Dlvrld,
-}
-
-impl DlvrdKey {
-    /// The key as written in the receipt text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DlvrdKey::Dlvrd => "dlvrd",
-            DlvrdKey::Dlvr => "dlvr",
-            DlvrdKey::Dlvrld => "dlvrld",
-        }
-    }
 }
 
 /// One vendor `command_status`.
@@ -682,18 +670,9 @@ impl Profile {
             .map(|(n, text)| Profile::from_toml(text, &format!("built-in profile {n}")))
     }
 
-    /// Checks what serde cannot: date digits and duplicate codes.
+    /// Checks what serde cannot: duplicate codes, and scope against class.
     /// Errors carry a text to find in the file for the position.
     fn validate(&self) -> Result<(), (String, String)> {
-        if ![10, 12].contains(&self.receipts.date_digits) {
-            return Err((
-                "date_digits".to_owned(),
-                format!(
-                    "receipts.date_digits is {}; expected 10 or 12",
-                    self.receipts.date_digits
-                ),
-            ));
-        }
         let mut seen = BTreeMap::new();
         for entry in &self.command_status {
             if entry.scope == Scope::Upstream && entry.class != Class::Temporary {
@@ -794,6 +773,34 @@ mod tests {
         let err = Profile::from_toml(text, "my.toml").expect_err("bad version");
         assert_eq!((err.line, err.column), (6, 11), "{err}");
         assert!(err.message.contains("1.2"), "{err}");
+    }
+
+    #[test]
+    fn the_session_never_waits_longer_than_the_vendors_response_timer() {
+        let base = SessionConfig::default();
+        assert_eq!(base.response_timeout, Duration::from_secs(30));
+        let timers = |text: &str| {
+            let text = format!("name = \"x\"\ndescription = \"d\"\nversions = [\"3.4\"]\nbind_types = [\"transceiver\"]\n[timers]\n{text}");
+            Profile::from_toml(&text, "t.toml").expect("valid").timers
+        };
+        // A vendor that waits 5 s: Tern gives up at 5 s, not at its own 30.
+        let quick = timers("response_timeout_secs = 5\nenquire_link_secs = 15");
+        let config = quick.session_config(base.clone());
+        assert_eq!(config.response_timeout, Duration::from_secs(5));
+        assert_eq!(config.enquire_link_interval, Some(Duration::from_secs(15)));
+        assert_eq!(config.window, base.window, "the rest is Tern's");
+        // seed 001 waits 60 s: Tern's own 30 s is already shorter.
+        let seed001 = Profile::builtin("seed001").expect("listed").expect("valid");
+        assert_eq!(
+            seed001.timers.session_config(base.clone()).response_timeout,
+            Duration::from_secs(30)
+        );
+        // No timers stated: Tern's own.
+        let none = timers("").session_config(base.clone());
+        assert_eq!(
+            (none.response_timeout, none.enquire_link_interval),
+            (base.response_timeout, base.enquire_link_interval)
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use tern_router::profile::{Alphabet, BindKind, DlvrdKey, OnUnrepresentable, Radix};
+use tern_router::profile::{Alphabet, BindKind, OnUnrepresentable, Radix};
 use tern_router::{Class, FinalState, Profile, Reason, Scope};
 
 use Class::{Permanent as P, Temporary as T};
@@ -162,7 +162,6 @@ fn senders() {
     let international = addresses.international.expect("international sender rule");
     assert_eq!(international.max_len, Some(15));
     assert!(!international.plus, "digits only");
-    assert!(!addresses.sender_whitelisted);
 }
 
 #[test]
@@ -189,10 +188,8 @@ fn no_tls_nor_timers_in_the_seed() {
 fn receipt_format() {
     let receipts = profile().receipts;
     // id: sub: dlvr: submit date: done date: stat: err:, err in decimal (000).
-    assert_eq!(receipts.dlvrd_key, DlvrdKey::Dlvr);
     assert_eq!(receipts.err_radix, Radix::Decimal);
     assert!(receipts.text);
-    assert!(receipts.on_receiving_sessions);
 }
 
 #[test]

@@ -223,6 +223,7 @@ pub fn summary(config: &Config) -> String {
             u.rate.map(|r| format!("{r}/s")).or(p.limits.rate_per_session.map(|r| format!("{r}/s per session"))).unwrap_or_else(|| "-".to_owned()),
             u.tls.as_ref().map_or("plain".to_owned(), |t| format!("TLS >= {}", t.min_version)),
         );
+        let _ = writeln!(out, "  {}", upstream_limits(p));
     }
     for r in config.table.rules() {
         let prefixes = if r.prefixes.is_empty() {
@@ -244,4 +245,37 @@ pub fn summary(config: &Config) -> String {
         );
     }
     out
+}
+
+/// The rest of a vendor's limits Tern keeps towards it, as in force: the
+/// session timers (the profile's, within Tern's own) and the lengths it
+/// splits and refuses by. Only what the profile states or Tern applies;
+/// facts Tern has nothing to decide by stay in the profile's notes.
+fn upstream_limits(p: &tern_router::Profile) -> String {
+    let session = p
+        .timers
+        .session_config(tern_session::SessionConfig::default());
+    let mut limits = vec![
+        format!(
+            "enquire_link every {}",
+            session
+                .enquire_link_interval
+                .map_or("off".to_owned(), |d| humantime::format_duration(d)
+                    .to_string())
+        ),
+        format!(
+            "response timeout {}",
+            humantime::format_duration(session.response_timeout)
+        ),
+    ];
+    if let Some(n) = p.limits.short_message_max {
+        limits.push(format!("short_message at most {n} octets"));
+    }
+    if let Some(n) = p.limits.message_payload_max {
+        limits.push(format!("message_payload at most {n} octets"));
+    }
+    if let Some(n) = p.long_messages.max_parts {
+        limits.push(format!("at most {n} parts"));
+    }
+    format!("limits: {}", limits.join(", "))
 }

@@ -50,6 +50,7 @@ profile = "telesign"
 system_id = "tern"
 password = "hunter2"
 window = 25
+tls = true
 
 [[route]]
 name = "spain"
@@ -235,6 +236,110 @@ fn a_client_vendor_tlvs_that_is_not_a_boolean_is_refused_at_its_value() {
     assert_eq!(code, 78, "{out}{err}");
     let expected = format!("{}:4:15:", path.display());
     assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+}
+
+#[test]
+fn a_vendor_that_requires_tls_refuses_a_plain_entry_at_its_profile() {
+    // Telesign: "Implement TLS v1.2 encryption for all SMPP communication."
+    // Plain TCP to this machine (a simulator, a local TLS tunnel) is allowed.
+    let dir = TempDir::new("config-tls-required");
+    let path = dir.write(
+        "tls.toml",
+        "[[upstream]]\nname = \"ts\"\nprofile = \"telesign\"\nhost = \"smpp.example.org\"\nport = 3550\nsystem_id = \"tern\"\npassword = \"x\"\n\n\
+         [[upstream]]\nname = \"ts-local\"\nprofile = \"telesign\"\nhost = \"127.0.0.1\"\nport = 3550\nsystem_id = \"tern\"\npassword = \"x\"\n\n\
+         [[upstream]]\nname = \"ovh\"\nprofile = \"ovh\"\nhost = \"smpp.example.net\"\nport = 2775\nsystem_id = \"tern\"\npassword = \"x\"\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    let expected = format!(
+        "{file}:3:11: upstream ts: profile \"telesign\" requires TLS (the vendor refuses plain TCP): set tls = true"
+    );
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    assert!(!err.contains("ts-local"), "loopback is allowed:\n{err}");
+    // OVH offers plain TCP too ("for backward compatibility").
+    assert!(!err.contains("upstream ovh"), "OVH allows plain:\n{err}");
+    assert!(err.contains("1 error(s)"), "{err}");
+}
+
+#[test]
+fn a_tls_minimum_below_the_vendors_is_refused_at_its_value() {
+    // OVH: "encrypted connection with TLS 1.3 minimum".
+    let dir = TempDir::new("config-tls-minimum");
+    let path = dir.write(
+        "tls.toml",
+        "[[upstream]]\nname = \"ovh\"\nprofile = \"ovh\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\ntls = true\ntls_min_version = \"1.2\"\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    let expected =
+        format!("{file}:9:19: tls_min_version \"1.2\": profile \"ovh\" requires TLS 1.3 at least");
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    // Above the vendor's minimum is welcome: Telesign (1.2) asked for 1.3.
+    let path = dir.write(
+        "higher.toml",
+        "[[upstream]]\nname = \"ts\"\nprofile = \"telesign\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\ntls = true\ntls_min_version = \"1.3\"\n\n\
+         [[upstream]]\nname = \"ovh\"\nprofile = \"ovh\"\nhost = \"h\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\ntls = true\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "{out}{err}");
+    let line = |name: &str| {
+        out.lines()
+            .skip_while(|l| !l.starts_with(&format!("upstream {name} ")))
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(line("ts").contains("TLS >= TLS 1.3"), "{out}");
+    assert!(line("ovh").contains("TLS >= TLS 1.3"), "{out}");
+}
+
+#[test]
+fn each_upstream_shows_the_vendor_limits_in_force() {
+    // The vendor's timers within Tern's own, and the lengths Tern splits
+    // and refuses by; facts Tern decides nothing by are not shown.
+    let dir = TempDir::new("config-limits");
+    dir.write(
+        "quick.toml",
+        "name = \"quick\"\ndescription = \"a vendor that waits 5 s\"\nversions = [\"3.4\"]\nbind_types = [\"transceiver\"]\n\
+         [timers]\nenquire_link_secs = 15\nresponse_timeout_secs = 5\n[long_messages]\nmethod = \"udh\"\nmax_parts = 4\n",
+    );
+    let upstream = |name: &str, profile: &str| {
+        format!("[[upstream]]\nname = \"{name}\"\nprofile = \"{profile}\"\nhost = \"127.0.0.1\"\nport = 1\nsystem_id = \"tern\"\npassword = \"x\"\nbind = \"transceiver\"\n\n")
+    };
+    let text = format!(
+        "profiles = [\"quick.toml\"]\n\n{}{}{}",
+        upstream("q", "quick"),
+        upstream("ru", "seed001"),
+        upstream("ts", "telesign"),
+    );
+    let path = dir.write("limits.toml", &text);
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "{out}{err}");
+    let limits = |name: &str| {
+        let mut lines = out
+            .lines()
+            .skip_while(|l| !l.starts_with(&format!("upstream {name} ")));
+        lines.nth(1).unwrap_or_default().to_owned()
+    };
+    // Tern gives up no later than the vendor's response timer.
+    assert_eq!(
+        limits("q"),
+        "  limits: enquire_link every 15s, response timeout 5s, at most 4 parts",
+        "{out}"
+    );
+    // seed 001 waits 60 s; Tern's own 30 s is shorter. 160 bytes of text.
+    assert_eq!(
+        limits("ru"),
+        "  limits: enquire_link every 30s, response timeout 30s, short_message at most 160 octets, message_payload at most 160 octets",
+        "{out}"
+    );
+    assert_eq!(
+        limits("ts"),
+        "  limits: enquire_link every 30s, response timeout 30s, short_message at most 255 octets",
+        "{out}"
+    );
 }
 
 #[test]

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use tern_codec::CommandStatus;
-use tern_router::profile::{DlvrdKey, IdForm, Radix};
+use tern_router::profile::{IdForm, Radix};
 use tern_router::{FinalState, Profile, Reason};
 use tern_sim::{
     Behaviour, IdFormat, ReceiptBehaviour, ReceiptForm, Reject, SimConfig, SimSnapshot, Simulator,
@@ -292,19 +292,6 @@ impl VendorShape {
                     .to_owned(),
             );
         }
-        if receipts.dlvrd_key != DlvrdKey::Dlvrd {
-            gaps.push(format!(
-                "the receipt text says `dlvrd:` where {} writes `{}:`",
-                profile.name,
-                receipts.dlvrd_key.as_str()
-            ));
-        }
-        if receipts.date_digits != 10 {
-            gaps.push(format!(
-                "receipt dates have 10 digits, {} writes {}",
-                profile.name, receipts.date_digits
-            ));
-        }
         if !profile.receipt_stat.is_empty() {
             let spellings: Vec<&str> = profile
                 .receipt_stat
@@ -428,7 +415,6 @@ mod tests {
             (mensatek.form, mensatek.undeliverable_err),
             (ReceiptForm::Text, 51)
         );
-        assert!(mensatek.gaps.iter().any(|g| g.contains("`dlvr:`")));
         let telesign = shape("telesign");
         assert_eq!(
             (
@@ -444,7 +430,6 @@ mod tests {
             (infobip.form, infobip.undeliverable_err),
             (ReceiptForm::Text, 27)
         );
-        assert!(infobip.gaps.iter().any(|g| g.contains("`dlvrld:`")));
     }
 
     #[test]

@@ -571,6 +571,17 @@ fn simulator_tls(
     Some(tls)
 }
 
+/// Whether an upstream's `host` is this machine ("localhost" or a loopback
+/// address): plain TCP there never crosses a network.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
     let system_id = match &raw.node.system_id {
         None => COctetString::try_from("tern").unwrap_or_default(),
@@ -890,24 +901,47 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             (None, Some(max)) => max,
             (None, None) => DEFAULT_UPSTREAM_WINDOW,
         };
+        // A vendor that requires TLS refuses plain TCP at every bind. Plain
+        // TCP to this machine stays allowed: the peer there is a simulator,
+        // or a local TLS tunnel that carries the session on encrypted.
+        if profile.tls.required && !u.tls && !is_loopback(u.host.get_ref()) {
+            loc.at(
+                u.profile.span(),
+                format!(
+                    "upstream {name}: profile {:?} requires TLS (the vendor refuses plain TCP): set tls = true",
+                    profile.name
+                ),
+            );
+        }
+        let profile_min = profile.tls.minimum.map(|m| match m {
+            tern_router::profile::TlsMinimum::V12 => tern_session::tls::TlsVersion::Tls12,
+            tern_router::profile::TlsMinimum::V13 => tern_session::tls::TlsVersion::Tls13,
+        });
         let tls = u.tls.then(|| {
             let mut tls = tern_session::tls::ClientTls::default();
-            let min = u
-                .tls_min_version
-                .as_ref()
-                .map(|v| (v.get_ref().clone(), v.span()));
-            let min = min.or_else(|| {
-                profile
-                    .tls
-                    .minimum
-                    .map(|m| (m.as_str().to_owned(), u.profile.span()))
-            });
-            if let Some((v, span)) = min {
-                match v.parse() {
+            // The vendor's minimum unless the entry names one; a lower one
+            // than the vendor's would offer what the vendor refuses.
+            if let Some(min) = profile_min {
+                tls.min_version = min;
+            }
+            if let Some(v) = &u.tls_min_version {
+                match v.get_ref().parse::<tern_session::tls::TlsVersion>() {
+                    Ok(version) if profile_min.is_some_and(|min| version < min) => loc.at(
+                        v.span(),
+                        format!(
+                            "tls_min_version {:?}: profile {:?} requires TLS {} at least",
+                            v.get_ref(),
+                            profile.name,
+                            profile.tls.minimum.map_or("", |m| m.as_str())
+                        ),
+                    ),
                     Ok(version) => tls.min_version = version,
                     Err(_) => loc.at(
-                        span,
-                        format!("tls_min_version {v:?}: expected \"1.2\" or \"1.3\""),
+                        v.span(),
+                        format!(
+                            "tls_min_version {:?}: expected \"1.2\" or \"1.3\"",
+                            v.get_ref()
+                        ),
                     ),
                 }
             }
