@@ -180,8 +180,8 @@ pub struct AdaptiveConfig {
     pub min_per_second: f64,
     /// Messages per second added back per successful response (additive
     /// increase): recovery is gradual, so we do not slam straight back into
-    /// the limit the provider just enforced. With no ceiling known, 1 % of
-    /// the rate set at the first throttle is used instead.
+    /// the limit the provider just enforced. Unused with no ceiling known:
+    /// the rate then grows back with time (see [`Recovery`]).
     pub increase_per_success: f64,
     /// The vendor's limit per session (after margin), when it states one:
     /// the pacer, shared by the account's sessions, never goes faster than
@@ -210,8 +210,10 @@ impl AdaptiveConfig {
 
     /// No rate known for the upstream: unpaced until it first throttles.
     /// The upstream's limit is then learnt from what it accepted in the
-    /// last second (halved), and recovered towards additively, with no
-    /// ceiling, halving again at each throttle.
+    /// last second (halved), and recovered towards with time (see
+    /// [`Recovery`]), halving again at each throttle, and unpaced again once
+    /// the rate has grown [`UNPACED_AFTER`] times without a throttle: a
+    /// vendor that throttled for a moment is not paced for ever.
     pub fn unknown_ceiling() -> Self {
         Self {
             max_per_second: f64::INFINITY,
@@ -271,20 +273,58 @@ pub enum AdaptiveConfigError {
     InvalidPerSession(f64),
 }
 
+/// With no ceiling known, a pacer that has grown this many times past the
+/// rate it fell to, without another throttle, sends unpaced again.
+pub const UNPACED_AFTER: f64 = 4.0;
+
+/// Recovery of a pacer with no ceiling known, from its last decrease: the
+/// rate grows by `step` per second from `from`.
+///
+/// Why by time and not per success: a rate learnt from a short sample may
+/// be tiny (1/s), and a per-success step proportional to it recovers in
+/// minutes, while every claimed message waits its turn in the pacer. By
+/// time, a vendor that throttles at L/s is back at L within about five
+/// seconds of each halving (a few refusals per cycle), and one that
+/// throttled for a moment is unpaced again within about fifteen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Recovery {
+    /// The rate right after the decrease.
+    from: f64,
+    /// When the decrease happened.
+    at: Instant,
+    /// Messages per second added per second: a fifth of `from`, at least 1.
+    step: f64,
+}
+
+impl Recovery {
+    fn starting(from: f64, at: Instant) -> Self {
+        Self {
+            from,
+            at,
+            step: (from * 0.2).max(1.0),
+        }
+    }
+
+    /// The rate at `now`, or `None` once it is time to send unpaced.
+    fn rate(&self, now: Instant) -> Option<f64> {
+        let grown = self.from + self.step * now.saturating_duration_since(self.at).as_secs_f64();
+        (grown < self.from * UNPACED_AFTER).then_some(grown)
+    }
+}
+
 /// Mutable part of an [`AdaptiveRate`].
 #[derive(Debug)]
 struct AdaptiveState {
     /// Current rate in messages per second, within `[min, max]` (infinite:
     /// unpaced, no limit known and no throttle seen yet).
     rate: f64,
-    /// Rate added per success (the config's, or learnt at the first
-    /// throttle when no ceiling is known).
-    increase: f64,
     /// When recent messages were accepted (the last second's), to learn
     /// the upstream's rate at its first throttle when none is known.
     accepted: VecDeque<Instant>,
     /// Sessions bound now, for the per-session limit.
     sessions: usize,
+    /// With no ceiling known, how the rate grows back after a decrease.
+    recovery: Option<Recovery>,
     /// The config's per-session limit.
     per_session: Option<f64>,
     /// Send time handed to the latest `acquire`; the next one is at least one
@@ -323,9 +363,9 @@ impl AdaptiveRate {
         Ok(Self {
             state: Mutex::new(AdaptiveState {
                 rate: config.max_per_second,
-                increase: config.increase_per_success,
                 accepted: VecDeque::new(),
                 sessions: 0,
+                recovery: None,
                 per_session: config.per_session,
                 last_slot: None,
                 last_decrease: None,
@@ -347,7 +387,11 @@ impl AdaptiveRate {
         let _turn = self.turn.lock().await;
         loop {
             let now = Instant::now();
-            let slot = self.lock().next_slot(now);
+            let slot = {
+                let mut state = self.lock();
+                state.recover(now);
+                state.next_slot(now)
+            };
             if slot <= now {
                 self.lock().last_slot = Some(now);
                 return;
@@ -371,14 +415,17 @@ impl AdaptiveRate {
             if held_off {
                 None
             } else {
+                state.recover(now);
                 let before = state.rate;
                 if before.is_infinite() {
                     state.trim(now);
                     let learnt = state.accepted.len() as f64 / 2.0;
                     state.rate = learnt.max(self.config.min_per_second);
-                    state.increase = state.rate / 100.0;
                 } else {
                     state.rate = (before / 2.0).max(self.config.min_per_second);
+                }
+                if self.config.max_per_second.is_infinite() {
+                    state.recovery = Some(Recovery::starting(state.rate, now));
                 }
                 state.last_decrease = Some(now);
                 // The next message waits a whole interval at the new rate.
@@ -391,14 +438,19 @@ impl AdaptiveRate {
         }
     }
 
-    /// A message was accepted: add `increase_per_success`, up to the ceiling.
+    /// A message was accepted: add `increase_per_success`, up to the
+    /// ceiling. With no ceiling known the rate grows with time instead
+    /// ([`Recovery`]), and the acceptance is counted for the next lesson.
     pub fn on_success(&self) {
         let now = Instant::now();
         let mut state = self.lock();
-        state.rate = (state.rate + state.increase).min(self.config.max_per_second);
         if self.config.max_per_second.is_infinite() {
+            state.recover(now);
             state.accepted.push_back(now);
             state.trim(now);
+        } else {
+            state.rate =
+                (state.rate + self.config.increase_per_success).min(self.config.max_per_second);
         }
     }
 
@@ -472,6 +524,20 @@ impl AdaptiveState {
             rate = rate.min(per_session * self.sessions.max(1) as f64);
         }
         rate * self.share
+    }
+
+    /// With no ceiling known, the rate recovered by `now` since the last
+    /// decrease (unpaced again once grown enough).
+    fn recover(&mut self, now: Instant) {
+        if let Some(recovery) = self.recovery {
+            match recovery.rate(now) {
+                Some(rate) => self.rate = rate,
+                None => {
+                    self.rate = f64::INFINITY;
+                    self.recovery = None;
+                }
+            }
+        }
     }
 
     /// Forgets acceptances older than one second.
@@ -672,28 +738,54 @@ mod tests {
         // The upstream took 10 in the last second, then throttled: half.
         pacer.acquire().await;
         pacer.on_throttled();
+        let after_throttle = Instant::now();
         assert_eq!(pacer.current_rate(), 5.0);
-        // The next waits a whole interval at the new rate.
+        // The next waits a whole interval at the new rate, the one after a
+        // little less: the rate grows back as time passes.
         assert_eq!(timed(&pacer).await, ms(200));
-        assert_eq!(timed(&pacer).await, ms(200));
-        // Additive increase: 1 % of the learnt rate per success, no ceiling.
-        for _ in 0..100 {
-            pacer.on_success();
-        }
+        let second = timed(&pacer).await;
+        assert!(second > ms(180) && second < ms(200), "{second:?}");
+        // Additive increase with time: a fifth of the learnt rate (at
+        // least 1/s) per second, whatever the number of successes.
+        tokio::time::advance(ms(600)).await;
+        pacer.on_success();
+        let grown = 5.0 + 1.0 * (Instant::now() - after_throttle).as_secs_f64();
         assert!(
-            (pacer.current_rate() - 10.0).abs() < 1e-9,
-            "{}",
+            (pacer.current_rate() - grown).abs() < 1e-6,
+            "{} against {grown}",
             pacer.current_rate()
         );
-        for _ in 0..1000 {
-            pacer.on_success();
-        }
-        assert!(pacer.current_rate() > 50.0);
         // Multiplicative decrease from there.
         tokio::time::advance(Duration::from_secs(2)).await;
+        pacer.on_success();
         let before = pacer.current_rate();
         pacer.on_throttled();
         assert_eq!(pacer.current_rate(), before / 2.0);
+        // No throttle for long enough: unpaced again, and the next lesson
+        // comes from the acceptances of the second before it.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        pacer.on_success();
+        assert!(pacer.current_rate().is_infinite());
+        assert_eq!(timed(&pacer).await, Duration::ZERO);
+        assert_eq!(timed(&pacer).await, Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_behind_a_tiny_learnt_rate_drains_within_seconds() {
+        // A throttle with almost nothing accepted (just after a restart)
+        // teaches 1/s: 30 waiting messages must not take 30 s and more.
+        let pacer = AdaptiveRate::new(AdaptiveConfig::unknown_ceiling()).expect("valid");
+        pacer.on_throttled();
+        assert_eq!(pacer.current_rate(), 1.0);
+        let start = Instant::now();
+        for _ in 0..30 {
+            pacer.acquire().await;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]

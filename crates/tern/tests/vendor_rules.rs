@@ -473,3 +473,55 @@ async fn two_ovh_zones_of_one_account_keep_10_in_flight_together() {
         "{most} in flight over the account's zones (OVH allows 10)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tern_waits_for_an_answer_no_longer_than_the_vendors_response_timer() {
+    // A vendor whose response timer is 1 s never answers: past that timer
+    // it counts the submit failed, so Tern gives up on it then (not at its
+    // own 30 s) and the next upstream of the route gets the message.
+    let silent = Simulator::start(SimConfig {
+        behaviour: Behaviour {
+            drop_fraction: 1.0,
+            ..Behaviour::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator starts");
+    let good = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator starts");
+    good.start_recording();
+    let dir = common::TempDir::new("rules-response-timer");
+    dir.write(
+        "quick.toml",
+        "name = \"quick\"\ndescription = \"answers within 1 s or the vendor counts it failed\"\n\
+         versions = [\"3.4\"]\nbind_types = [\"transceiver\"]\n[timers]\nresponse_timeout_secs = 1\n",
+    );
+    let (port, admin) = (free_port(), free_port());
+    let upstreams =
+        upstream("quick", "quick", &silent, "") + &upstream("good", "generic", &good, "");
+    let text = format!(
+        "profiles = [\"quick.toml\"]\n{}",
+        config(port, admin, &upstreams, "\"quick\", \"good\"")
+    );
+    let _daemon = common::Launch::new().start(dir, &text);
+    bound(&silent, Duration::from_secs(10)).await;
+    bound(&good, Duration::from_secs(10)).await;
+    let session = client(port, "acme", "pw").bind().await;
+    let sm = submit_sm("34600000001", b"on time", RegisteredDelivery::NONE);
+    let resp = session
+        .handle
+        .request(Body::SubmitSm(sm))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok, "{resp:?}");
+    // Tern's own timeout is 30 s: well within it, the second upstream has
+    // the message only if the first was given up at the vendor's 1 s.
+    wait_until(
+        "the next upstream got the message",
+        Duration::from_secs(10),
+        || async { accepted(&good).contains(b"on time".as_slice()) },
+    )
+    .await;
+}

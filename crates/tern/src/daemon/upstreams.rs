@@ -352,12 +352,12 @@ fn prepare(spec: &UpstreamSpec, accounts: &Accounts) -> anyhow::Result<Prepared>
         }),
         None => None,
     };
-    let timers = &spec.profile.timers;
-    let session = SessionConfig {
+    // The vendor's timers: its enquire_link interval, and never a longer
+    // wait for an answer than the vendor's own response timer.
+    let session = spec.profile.timers.session_config(SessionConfig {
         window: spec.window,
-        enquire_link_interval: Some(Duration::from_secs(timers.enquire_link_secs.unwrap_or(30))),
         ..SessionConfig::default()
-    };
+    });
     Ok(Prepared {
         spec: spec.clone(),
         config: UpstreamConfig {
