@@ -54,6 +54,9 @@ fn version_bind_and_sessions() {
     assert_eq!(profile.name, "infobip");
     // SMPP 3.4; 3.3 is not supported.
     assert_eq!(profile.versions, [SmppVersion::V34]);
+    // Nothing but 3.4 is spoken there: a bind_resp without
+    // sc_interface_version still means a 3.4 SMSC, which takes TLVs.
+    assert!(profile.version.tlvs_without_interface_version);
     let binds: BTreeSet<&str> = profile.bind_types.iter().map(|b| b.as_str()).collect();
     assert_eq!(
         binds,

@@ -74,13 +74,15 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
     }
     match read {
         Ok(receipt) => match node.lookup(upstream, &receipt.upstream_id)? {
-            Some(id) => {
+            Some(id) if apply(node, id, upstream, &receipt).await? == Applied::Done => {
                 node.metrics
                     .receipt(upstream, receipt.canonical.state.stat());
-                apply(node, id, upstream, &receipt).await?;
                 Ok(CommandStatus::Ok)
             }
-            None => {
+            // No message has the id yet, or the message's record does not
+            // have the attempt that gave it (the id index is written before
+            // the record on a shared store).
+            _ => {
                 debug!(
                     upstream,
                     id = receipt.upstream_id,
@@ -112,6 +114,19 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
     }
 }
 
+/// Whether a receipt was applied to its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    /// Recorded (and relayed, if the client is owed it), or the message is
+    /// gone.
+    Done,
+    /// The message is being sent and its record does not yet have the
+    /// attempt this receipt is about: nothing was written. The caller holds
+    /// the receipt; the dispatcher applies it once the attempt is recorded
+    /// (or the maintenance sweep does, within a second).
+    NotYet,
+}
+
 /// Records a receipt against its message and decides what the client is
 /// owed, in one store write (see [`decide`]).
 async fn apply(
@@ -119,7 +134,7 @@ async fn apply(
     id: TernId,
     upstream: &str,
     receipt: &UpstreamReceipt,
-) -> Result<(), StoreError> {
+) -> Result<Applied, StoreError> {
     let _held = node.lock_message(id).await;
     apply_locked(node, id, upstream, receipt).await
 }
@@ -130,18 +145,23 @@ async fn apply_locked(
     id: TernId,
     upstream: &str,
     receipt: &UpstreamReceipt,
-) -> Result<(), StoreError> {
+) -> Result<Applied, StoreError> {
     let Some(record) = node.store.get(id)? else {
-        return Ok(());
+        return Ok(Applied::Done);
     };
     let routing = node.routing();
+    let any_base = routing.profile(upstream).message_id.receipt_id_any_base;
+    if matches!(record.state, State::InFlight | State::Queued)
+        && !knows(&record, upstream, &receipt.upstream_id, any_base)
+    {
+        return Ok(Applied::NotYet);
+    }
     let (per_part, vendor_tlvs) = node
         .accounts
         .current()
         .iter()
         .find(|a| a.system_id == record.client)
         .map_or((false, false), |a| (a.receipts_per_part, a.vendor_tlvs));
-    let any_base = routing.profile(upstream).message_id.receipt_id_any_base;
     let parts = parts_of(&record, |name| {
         routing.profile(name).long_messages.receipts_for == tern_router::profile::ReceiptsFor::First
     });
@@ -181,7 +201,22 @@ async fn apply_locked(
     if queued.is_some() {
         node.outbox_news(&record.client);
     }
-    Ok(())
+    Ok(Applied::Done)
+}
+
+/// Whether one of the record's attempts gave `upstream_id` at `upstream`.
+fn knows(record: &MessageRecord, upstream: &str, upstream_id: &str, any_base: bool) -> bool {
+    let wanted = if any_base {
+        candidates(upstream_id)
+    } else {
+        vec![normalise(upstream_id)]
+    };
+    record.attempts.iter().any(|a| {
+        a.upstream == upstream
+            && a.upstream_ids
+                .iter()
+                .any(|u| wanted.contains(&normalise(u)))
+    })
 }
 
 /// The upstreams that took the message (accepted a whole attempt), in
@@ -530,9 +565,13 @@ pub async fn settle_held(
             _ => None,
         });
     if let Some(receipt) = receipt {
+        if apply_locked(node, id, upstream, &receipt).await? == Applied::NotYet {
+            // Still held: the dispatcher settles it once the attempt is
+            // recorded, or the sweep does.
+            return Ok(false);
+        }
         node.metrics
             .receipt(upstream, receipt.canonical.state.stat());
-        apply_locked(node, id, upstream, &receipt).await?;
     }
     node.take_held(upstream, upstream_id).await?;
     Ok(true)
