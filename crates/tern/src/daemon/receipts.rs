@@ -113,7 +113,12 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
 }
 
 /// Records a receipt against its message and decides what the client is
-/// owed, in one store write (see [`decide`]).
+/// owed, in one store write (see [`decide`]). Receipts for the same part
+/// still held from before the submit_sm_resp was recorded go first: they
+/// came first (an ENROUTE held, then its DELIVRD matching once the
+/// dispatcher recorded the submit but before it settled the held one),
+/// and applied after a final one they would be history only, never
+/// relayed.
 async fn apply(
     node: &Node,
     id: TernId,
@@ -121,6 +126,7 @@ async fn apply(
     receipt: &UpstreamReceipt,
 ) -> Result<(), StoreError> {
     let _held = node.lock_message(id).await;
+    settle_held_locked(node, id, upstream, &receipt.upstream_id).await?;
     apply_locked(node, id, upstream, receipt).await
 }
 
@@ -500,12 +506,12 @@ fn decide(
     update
 }
 
-/// Applies the receipt held for `upstream_id`, if one came early and its
-/// message is known now. Under the message's lock, the held receipt is read,
-/// applied (one durable write), and only then removed: a second task finds
-/// nothing left to apply, and a crash in between leaves the receipt held, to
-/// be applied by the next caller or the housekeeping sweep, never lost.
-/// Returns whether one was applied.
+/// Applies the receipts held for `upstream_id`, if any came early and
+/// their message is known now, in the order they came. Under the message's
+/// lock, each held receipt is read, applied (one durable write), and only
+/// then removed: a second task finds nothing left to apply, and a crash in
+/// between leaves the receipt held, to be applied by the next caller or the
+/// housekeeping sweep, never lost. Returns whether any was applied.
 pub async fn settle_held(
     node: &Node,
     upstream: &str,
@@ -515,27 +521,43 @@ pub async fn settle_held(
         return Ok(false);
     };
     let _held = node.lock_message(id).await;
+    settle_held_locked(node, id, upstream, upstream_id).await
+}
+
+/// [`settle_held`] for a caller that holds message `id`'s lock.
+async fn settle_held_locked(
+    node: &Node,
+    id: TernId,
+    upstream: &str,
+    upstream_id: &str,
+) -> Result<bool, StoreError> {
     let any_base = node
         .routing()
         .profile(upstream)
         .message_id
         .receipt_id_any_base;
-    let Some(held) = node.store.peek_unmatched(upstream, upstream_id, any_base)? else {
-        return Ok(false);
-    };
-    let receipt = Pdu::decode(held.pdu.clone())
-        .ok()
-        .and_then(|pdu| match pdu.body {
-            Body::DeliverSm(sm) => read_receipt(node.routing().profile(upstream), &sm).ok(),
-            _ => None,
-        });
-    if let Some(receipt) = receipt {
-        node.metrics
-            .receipt(upstream, receipt.canonical.state.stat());
-        apply_locked(node, id, upstream, &receipt).await?;
+    let mut applied = false;
+    // One at a time, oldest first: a receipt held meanwhile (its handler
+    // looked before the submit was recorded) is applied in its turn.
+    while let Some(held) = node.store.peek_unmatched(upstream, upstream_id, any_base)? {
+        let receipt = Pdu::decode(held.pdu.clone())
+            .ok()
+            .and_then(|pdu| match pdu.body {
+                Body::DeliverSm(sm) => read_receipt(node.routing().profile(upstream), &sm).ok(),
+                _ => None,
+            });
+        if let Some(receipt) = receipt {
+            node.metrics
+                .receipt(upstream, receipt.canonical.state.stat());
+            apply_locked(node, id, upstream, &receipt).await?;
+        }
+        if node.take_held(upstream, upstream_id).await?.is_none() {
+            // Taken by another node between the peek and here.
+            break;
+        }
+        applied = true;
     }
-    node.take_held(upstream, upstream_id).await?;
-    Ok(true)
+    Ok(applied)
 }
 
 #[cfg(test)]
