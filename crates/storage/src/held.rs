@@ -16,12 +16,13 @@ fn split(value: &[u8]) -> Result<Vec<(UnmatchedReceipt, usize)>, StoreError> {
     let mut out = Vec::new();
     let mut rest = value;
     while !rest.is_empty() {
-        let (receipt, after) = postcard::take_from_bytes::<UnmatchedReceipt>(rest).map_err(|e| {
-            StoreError::Decode {
-                what: "unmatched receipt",
-                reason: e.to_string(),
-            }
-        })?;
+        let (receipt, after) =
+            postcard::take_from_bytes::<UnmatchedReceipt>(rest).map_err(|e| {
+                StoreError::Decode {
+                    what: "unmatched receipt",
+                    reason: e.to_string(),
+                }
+            })?;
         rest = after;
         out.push((receipt, value.len() - rest.len()));
     }
@@ -99,13 +100,19 @@ mod tests {
         // A value from before: one receipt, encoded alone.
         assert_eq!(one, encode(&enroute).expect("encodes"));
         let two = with(&one, &delivered).expect("two");
-        assert_eq!(all(&two).expect("reads"), [enroute.clone(), delivered.clone()]);
+        assert_eq!(
+            all(&two).expect("reads"),
+            [enroute.clone(), delivered.clone()]
+        );
         // ENROUTE sent again (another header): still first, once, later.
         let mut again = enroute.clone();
         again.pdu = Bytes::from([&b"fedcba9876543210"[..], b"ENROUTE"].concat());
         again.received_ms = 3;
         let three = with(&two, &again).expect("again");
-        assert_eq!(all(&three).expect("reads"), [again.clone(), delivered.clone()]);
+        assert_eq!(
+            all(&three).expect("reads"),
+            [again.clone(), delivered.clone()]
+        );
         assert_eq!(last_arrival(&three).expect("reads"), Some(3));
         let (head, rest) = first(&three).expect("reads").expect("held");
         assert_eq!(head, again);

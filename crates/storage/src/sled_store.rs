@@ -1106,8 +1106,8 @@ impl SledStore {
         self.write(batch).await
     }
 
-    /// Takes the held receipt for this upstream id (case and leading zeros
-    /// aside), if one came early.
+    /// Takes the oldest receipt held for this upstream id (case and
+    /// leading zeros aside), if one came early.
     pub async fn take_unmatched(
         &self,
         upstream: &str,
@@ -1164,10 +1164,10 @@ impl SledStore {
         Ok(None)
     }
 
-    /// The held receipt for this upstream id, left in place: the caller
-    /// applies it first and takes it after, so a crash between the two
-    /// leaves it held (and applied again later, which is harmless) rather
-    /// than lost. `any_base` also tries the id's other bases.
+    /// The oldest receipt held for this upstream id, left in place: the
+    /// caller applies it first and takes it after, so a crash between the
+    /// two leaves it held (and applied again later, which is harmless)
+    /// rather than lost. `any_base` also tries the id's other bases.
     pub fn peek_unmatched(
         &self,
         upstream: &str,

@@ -10,7 +10,7 @@ use crate::record::UnmatchedReceipt;
 use crate::upstream_id::forms;
 
 impl RedisStore {
-    /// The held receipt for this upstream id, left in place (see
+    /// The oldest receipt held for this upstream id, left in place (see
     /// [`crate::SledStore::peek_unmatched`]).
     pub fn peek_unmatched(
         &self,

@@ -1205,7 +1205,8 @@ impl RedisStore {
         }
     }
 
-    /// Takes the held receipt for this upstream id (case and zeros aside).
+    /// Takes the oldest receipt held for this upstream id (case and zeros
+    /// aside).
     pub async fn take_unmatched(
         &self,
         upstream: &str,

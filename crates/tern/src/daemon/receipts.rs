@@ -663,6 +663,121 @@ mod tests {
         update
     }
 
+    /// A node over a fresh sled store, with the client `acme` and no
+    /// upstreams (receipts read with the generic profile).
+    fn test_node(dir: &std::path::Path) -> Arc<Node> {
+        let text = "[[listener]]\naddress = \"127.0.0.1:0\"\n\
+                    [[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\n";
+        let config = crate::config::Config::from_text(std::path::Path::new("test.toml"), text)
+            .expect("config");
+        let routing = super::super::reload::routing_for(&config, Vec::new()).expect("routing");
+        let (store, _) = tern_storage::SledStore::open(dir, tern_storage::StoreOptions::default())
+            .expect("store");
+        Node::new(
+            tern_storage::Store::Sled(store),
+            routing,
+            super::super::auth::Accounts::new(config.clients.clone()),
+            Arc::new(crate::admin::Metrics::new()),
+            None,
+        )
+    }
+
+    /// A generic receipt for upstream id `id`, encoded.
+    fn receipt_pdu(id: &str, stat: &str) -> Pdu {
+        let text = format!(
+            "id:{id} sub:001 dlvrd:000 submit date:2601010000 done date:2601010000 stat:{stat} err:000"
+        );
+        let sm = tern_codec::pdu::DeliverSm {
+            esm_class: tern_codec::EsmClass::DELIVERY_RECEIPT,
+            short_message: ShortMessage::new(text.into_bytes()).expect("short"),
+            ..tern_codec::pdu::DeliverSm::default()
+        };
+        Pdu::new(7, Body::DeliverSm(sm))
+    }
+
+    /// An ENROUTE held before the submit_sm_resp was recorded, then the
+    /// final receipt matching once it was, before the dispatcher settled
+    /// the held one: the ENROUTE still goes first, so the client that
+    /// asked for it gets it (applied after the final one, it would be
+    /// history only).
+    #[tokio::test]
+    async fn a_receipt_still_held_for_its_id_is_applied_before_a_later_one() {
+        let dir = std::env::temp_dir().join(format!(
+            "tern-held-order-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        let node = test_node(&dir);
+        let submit = record(&[], 0x11).pdu;
+        let accepted = node
+            .store
+            .accept(
+                tern_storage::NewMessage {
+                    client: "acme".to_owned(),
+                    pdu: submit,
+                    receipt_requested: true,
+                    not_before_ms: 0,
+                    expires_ms: None,
+                    dedup: None,
+                },
+                now_ms(),
+            )
+            .await
+            .expect("accept");
+        let claimed = node.store.claim_ready(now_ms(), 1).await.expect("claim");
+        assert_eq!(claimed.len(), 1);
+        // The ENROUTE comes before the submit_sm_resp is recorded: held.
+        let enroute = receipt_pdu("4711", "ENROUTE");
+        assert_eq!(
+            handle(&node, "up", &enroute).await.expect("handled"),
+            CommandStatus::Ok
+        );
+        // The dispatcher records the submit_sm_resp; the DELIVRD matches
+        // before it settles what is held.
+        node.store
+            .record_attempt(
+                accepted.id,
+                Attempt {
+                    upstream: "up".to_owned(),
+                    at_ms: now_ms(),
+                    status: Some(0),
+                    upstream_ids: vec!["4711".to_owned()],
+                    failure: None,
+                },
+                None,
+                now_ms(),
+            )
+            .await
+            .expect("record");
+        let delivered = receipt_pdu("4711", "DELIVRD");
+        assert_eq!(
+            handle(&node, "up", &delivered).await.expect("handled"),
+            CommandStatus::Ok
+        );
+        let owed: Vec<String> = node
+            .store
+            .outbox_pending("acme", None, 10)
+            .expect("outbox")
+            .into_iter()
+            .map(|(_, item)| match Pdu::decode(item.pdu).map(|p| p.body) {
+                Ok(Body::DeliverSm(sm)) => {
+                    String::from_utf8_lossy(sm.short_message.as_bytes()).into_owned()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(owed.len(), 2, "{owed:?}");
+        assert!(owed[0].contains("stat:ENROUTE"), "{owed:?}");
+        assert!(owed[1].contains("stat:DELIVRD"), "{owed:?}");
+        assert!(node
+            .store
+            .peek_unmatched("up", "4711", false)
+            .expect("peek")
+            .is_none());
+        drop(node);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_split_message_ends_with_its_worst_part_once_every_part_is_final() {
         let mut r = record(&["A1", "A2"], 1);
