@@ -197,12 +197,13 @@ impl Store {
         read!(self, s => s.outbox_clients())
     }
 
-    /// Holds a receipt that matched nothing yet.
+    /// Holds a receipt that matched nothing yet, after any others held for
+    /// the same upstream id.
     pub async fn hold_unmatched(&self, receipt: &UnmatchedReceipt) -> Result<(), StoreError> {
         each!(self, s => s.hold_unmatched(receipt).await)
     }
 
-    /// Takes the held receipt for this upstream id.
+    /// Takes the oldest receipt held for this upstream id.
     pub async fn take_unmatched(
         &self,
         upstream: &str,
@@ -220,7 +221,7 @@ impl Store {
         each!(self, s => s.take_unmatched_any_base(upstream, upstream_id).await)
     }
 
-    /// The held receipt for this upstream id, left in place.
+    /// The oldest receipt held for this upstream id, left in place.
     pub fn peek_unmatched(
         &self,
         upstream: &str,

@@ -16,6 +16,7 @@ mod backend;
 mod commit;
 pub mod dedup;
 mod error;
+mod held;
 pub mod id;
 pub mod keys;
 pub mod mo;

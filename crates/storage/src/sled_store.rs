@@ -20,6 +20,7 @@ use sled::Batch;
 
 use crate::commit::{CommitStats, Gate, GroupCommit, Ops, SyncPolicy, Wait};
 use crate::error::StoreError;
+use crate::held;
 use crate::id::{TernId, MAX_COUNTER};
 use crate::keys;
 use crate::mo::{HeldMo, MoGroup, MoHeader, MoPart};
@@ -171,6 +172,9 @@ pub struct SledStore {
     /// so two parts arriving together both see each other, and a group is
     /// released once.
     mo_lock: tokio::sync::Mutex<()>,
+    /// Held by the held-receipt operations from their read to their write:
+    /// a receipt held for an id while another for it is taken stays held.
+    unmatched_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -345,6 +349,7 @@ impl SledStore {
             }),
             queue_lock: tokio::sync::Mutex::new(()),
             mo_lock: tokio::sync::Mutex::new(()),
+            unmatched_lock: tokio::sync::Mutex::new(()),
         };
         let recovery = store.recover()?;
         Ok((store, recovery))
@@ -1080,33 +1085,29 @@ impl SledStore {
         Ok(due)
     }
 
-    /// Holds a receipt that matched nothing, for when its submit_sm_resp comes.
+    /// Holds a receipt that matched nothing, for when its submit_sm_resp
+    /// comes: after any others held for the same id (see `held.rs`).
     pub async fn hold_unmatched(&self, receipt: &UnmatchedReceipt) -> Result<(), StoreError> {
+        let _held = self.unmatched_lock.lock().await;
         let form = normalise(&receipt.upstream_id);
         let key = keys::owned_with(keys::UNMATCHED, &receipt.upstream, form.as_bytes());
+        let earlier = self.read_key(&key)?.unwrap_or_default();
+        let value = held::with(&earlier, receipt)?;
         let mut batch = Ops::default();
-        // The same receipt held again replaces the first: its time entry
-        // goes too, or its grace would end the new one early.
-        if let Some(earlier) = self.read_key(&key)? {
-            let earlier: UnmatchedReceipt = decode("unmatched receipt", &earlier)?;
-            if earlier.received_ms != receipt.received_ms {
-                batch.remove(unmatched_by_time(
-                    earlier.received_ms,
-                    &receipt.upstream,
-                    &form,
-                ));
-            }
+        // The grace runs from the latest arrival: the time entry moves
+        // there, or the earlier one would end the newer receipts early.
+        if let Some(at) = held::last_arrival(&earlier)? {
+            batch.remove(unmatched_by_time(at, &receipt.upstream, &form));
         }
-        batch.insert(key, encode(receipt)?);
-        batch.insert(
-            unmatched_by_time(receipt.received_ms, &receipt.upstream, &form),
-            [],
-        );
+        if let Some(at) = held::last_arrival(&value)? {
+            batch.insert(unmatched_by_time(at, &receipt.upstream, &form), []);
+        }
+        batch.insert(key, value);
         self.write(batch).await
     }
 
-    /// Takes the held receipt for this upstream id (case and leading zeros
-    /// aside), if one came early.
+    /// Takes the oldest receipt held for this upstream id (case and
+    /// leading zeros aside), if one came early.
     pub async fn take_unmatched(
         &self,
         upstream: &str,
@@ -1129,28 +1130,44 @@ impl SledStore {
         upstream: &str,
         forms: &[String],
     ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        // Under the lock: the receipt handler and the dispatcher may both
+        // look for it (each sees the other's write, see `receipts.rs`), and
+        // only one may take it, or the message's history would show the
+        // receipt twice; and a receipt held meanwhile must stay.
+        let _held = self.unmatched_lock.lock().await;
         for form in forms {
             let key = keys::owned_with(keys::UNMATCHED, upstream, form.as_bytes());
-            // Taken atomically: the receipt handler and the dispatcher may
-            // both look for it (each sees the other's write, see
-            // `receipts.rs`), and only one may apply it, or the message's
-            // history would show the receipt twice.
-            if let Some(value) = self.db.remove(&key)? {
-                let receipt: UnmatchedReceipt = decode("unmatched receipt", &value)?;
-                let mut batch = Ops::default();
-                batch.remove(key);
-                batch.remove(unmatched_by_time(receipt.received_ms, upstream, form));
-                self.write(batch).await?;
-                return Ok(Some(receipt));
+            let Some(value) = self.read_key(&key)? else {
+                continue;
+            };
+            let Some((receipt, rest)) = held::first(&value)? else {
+                continue;
+            };
+            let mut batch = Ops::default();
+            let (before, after) = (held::last_arrival(&value)?, held::last_arrival(&rest)?);
+            if before != after {
+                if let Some(at) = before {
+                    batch.remove(unmatched_by_time(at, upstream, form));
+                }
+                if let Some(at) = after {
+                    batch.insert(unmatched_by_time(at, upstream, form), []);
+                }
             }
+            if rest.is_empty() {
+                batch.remove(key);
+            } else {
+                batch.insert(key, rest);
+            }
+            self.write(batch).await?;
+            return Ok(Some(receipt));
         }
         Ok(None)
     }
 
-    /// The held receipt for this upstream id, left in place: the caller
-    /// applies it first and takes it after, so a crash between the two
-    /// leaves it held (and applied again later, which is harmless) rather
-    /// than lost. `any_base` also tries the id's other bases.
+    /// The oldest receipt held for this upstream id, left in place: the
+    /// caller applies it first and takes it after, so a crash between the
+    /// two leaves it held (and applied again later, which is harmless)
+    /// rather than lost. `any_base` also tries the id's other bases.
     pub fn peek_unmatched(
         &self,
         upstream: &str,
@@ -1160,22 +1177,27 @@ impl SledStore {
         for form in forms(upstream_id, any_base) {
             let key = keys::owned_with(keys::UNMATCHED, upstream, form.as_bytes());
             if let Some(value) = self.read_key(&key)? {
-                return Ok(Some(decode("unmatched receipt", &value)?));
+                if let Some((first, _)) = held::first(&value)? {
+                    return Ok(Some(first));
+                }
             }
         }
         Ok(None)
     }
 
-    /// Up to `limit` held receipts (by upstream and id), left in place.
+    /// Up to `limit` held receipts (by upstream and id, then in arrival
+    /// order), left in place.
     pub fn held_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
-        self.db
-            .scan_prefix([keys::UNMATCHED])
-            .take(limit)
-            .map(|entry| {
-                let (_, value) = entry?;
-                decode("unmatched receipt", &value)
-            })
-            .collect()
+        let mut out = Vec::new();
+        for entry in self.db.scan_prefix([keys::UNMATCHED]) {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, value) = entry?;
+            out.extend(held::all(&value)?);
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 
     /// Removes and returns held receipts older than `grace` at `now`: they
@@ -1186,6 +1208,7 @@ impl SledStore {
         grace: Duration,
         limit: usize,
     ) -> Result<Vec<UnmatchedReceipt>, StoreError> {
+        let _held = self.unmatched_lock.lock().await;
         let until = now_ms.saturating_sub(grace.as_millis() as u64);
         let mut end = vec![keys::UNMATCHED_BY_TIME];
         end.extend_from_slice(&until.to_be_bytes());
@@ -1202,11 +1225,11 @@ impl SledStore {
             removed += 1;
             batch.remove(key.clone());
             let Some(rest) = key.get(9..) else { continue };
-            let mut held = vec![keys::UNMATCHED];
-            held.extend_from_slice(rest);
-            if let Some(value) = self.read_key(&held)? {
-                expired.push(decode("unmatched receipt", &value)?);
-                batch.remove(held);
+            let mut key = vec![keys::UNMATCHED];
+            key.extend_from_slice(rest);
+            if let Some(value) = self.read_key(&key)? {
+                expired.extend(held::all(&value)?);
+                batch.remove(key);
             }
         }
         if removed > 0 {

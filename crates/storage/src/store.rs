@@ -86,12 +86,13 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Clients with something owed.
     fn outbox_clients(&self) -> Result<Vec<String>, StoreError>;
-    /// Holds a receipt that matched nothing yet.
+    /// Holds a receipt that matched nothing yet, after any others held for
+    /// the same upstream id.
     fn hold_unmatched(
         &self,
         receipt: &UnmatchedReceipt,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Takes a held receipt for an upstream id.
+    /// Takes the oldest receipt held for an upstream id.
     fn take_unmatched(
         &self,
         upstream: &str,

@@ -536,6 +536,57 @@ async fn an_early_receipt_is_held_for_its_grace_period<B: Backend>(b: &B) {
         .is_empty());
 }
 
+/// An intermediate receipt and the final one, both before the
+/// submit_sm_resp was recorded: each was acknowledged, so both stay held,
+/// and they come out in the order they came (holding only the latest lost
+/// the ENROUTE a client had asked for).
+async fn every_receipt_held_for_one_id_is_kept_in_arrival_order<B: Backend>(b: &B) {
+    let store = b.open(3).await;
+    let receipt = |stat: &str, at: u64| UnmatchedReceipt {
+        upstream: "mensatek".to_owned(),
+        upstream_id: "700005".to_owned(),
+        // A header (its sequence number differs between receipts), then
+        // the body.
+        pdu: Bytes::from([&at.to_be_bytes()[..], &[0; 8], stat.as_bytes()].concat()),
+        received_ms: at,
+    };
+    let (enroute, delivered) = (receipt("ENROUTE", 1_000), receipt("DELIVRD", 1_005));
+    for r in [&enroute, &delivered] {
+        store.hold_unmatched(r).await.expect("hold");
+    }
+    // Held across a restart.
+    drop(store);
+    let store = b.open(3).await;
+    for want in [&enroute, &delivered] {
+        let taken = store
+            .take_unmatched("mensatek", "700005")
+            .await
+            .expect("take")
+            .expect("held");
+        assert_eq!(&taken, want);
+    }
+    assert!(store
+        .take_unmatched("mensatek", "700005")
+        .await
+        .expect("take")
+        .is_none());
+    // Unmatched for good: both go when the last one's grace ends.
+    for r in [&enroute, &delivered] {
+        store.hold_unmatched(r).await.expect("hold");
+    }
+    let grace = Duration::from_secs(10);
+    assert!(store
+        .expire_unmatched(11_004, grace, 10)
+        .await
+        .expect("expire")
+        .is_empty());
+    let expired = store
+        .expire_unmatched(11_005, grace, 10)
+        .await
+        .expect("expire");
+    assert_eq!(expired, [enroute, delivered]);
+}
+
 async fn finished_messages_are_purged_after_retention_with_their_indexes<B: Backend>(b: &B) {
     let store = b.open(3).await;
     let old = store
@@ -837,6 +888,7 @@ on_every_backend!(
     expiry_lists_what_ran_out_and_finish_takes_it_off,
     outboxes_keep_order_per_client_until_acknowledged,
     an_early_receipt_is_held_for_its_grace_period,
+    every_receipt_held_for_one_id_is_kept_in_arrival_order,
     finished_messages_are_purged_after_retention_with_their_indexes,
     in_flight_messages_go_back_to_ready_at_restart,
     the_store_serves_the_message_store_interface,

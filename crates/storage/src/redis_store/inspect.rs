@@ -3,13 +3,14 @@
 //! the same as the sled backend's.
 
 use super::layout::{upstream_field, upstream_shard, SHARDS};
-use super::{decode, RedisStore};
+use super::RedisStore;
 use crate::error::StoreError;
+use crate::held;
 use crate::record::UnmatchedReceipt;
 use crate::upstream_id::forms;
 
 impl RedisStore {
-    /// The held receipt for this upstream id, left in place (see
+    /// The oldest receipt held for this upstream id, left in place (see
     /// [`crate::SledStore::peek_unmatched`]).
     pub fn peek_unmatched(
         &self,
@@ -26,8 +27,8 @@ impl RedisStore {
                     .arg(field.as_slice())
                     .query(c)
             })?;
-            if let Some(raw) = raw {
-                return Ok(Some(decode("unmatched receipt", &raw)?));
+            if let Some((first, _)) = raw.as_deref().map(held::first).transpose()?.flatten() {
+                return Ok(Some(first));
             }
         }
         Ok(None)
@@ -36,9 +37,9 @@ impl RedisStore {
     /// Up to `limit` held receipts, left in place: shard by shard, oldest
     /// first within a shard.
     pub fn held_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
-        let mut held = Vec::new();
+        let mut out = Vec::new();
         for shard in 0..SHARDS {
-            let want = limit.saturating_sub(held.len());
+            let want = limit.saturating_sub(out.len());
             if want == 0 {
                 break;
             }
@@ -59,9 +60,10 @@ impl RedisStore {
                     .query(c)
             })?;
             for raw in raws.into_iter().flatten() {
-                held.push(decode("unmatched receipt", &raw)?);
+                out.extend(held::all(&raw)?);
             }
         }
-        Ok(held)
+        out.truncate(limit);
+        Ok(out)
     }
 }

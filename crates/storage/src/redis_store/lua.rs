@@ -135,16 +135,25 @@ return out
     )
 });
 
-/// Takes a held receipt: read and removed at once, so two takers cannot
-/// both apply it. KEYS: held hash, held-by-time set. ARGV: field.
-pub(super) static TAKE_UNMATCHED: LazyLock<Script> = LazyLock::new(|| {
+/// Replaces the receipts held under one id if they are still what the
+/// caller read (a compare-and-set: a receipt held or taken meanwhile makes
+/// the caller read again). KEYS: held hash, held-by-time set. ARGV: field,
+/// value read ('' for none), new value ('' to remove), its time.
+/// Returns 1 if replaced.
+pub(super) static SWAP_UNMATCHED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local receipt = redis.call('HGET', KEYS[1], ARGV[1])
-if not receipt then return false end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return receipt
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then current = '' end
+if current ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+end
+return 1
 "#,
     )
 });
@@ -254,10 +263,6 @@ impl Group {
             key,
             vec![score.to_string().into_bytes(), member.as_bytes().to_vec()],
         )
-    }
-    /// ZADD with a binary member (held receipts are keyed by their field).
-    pub(super) fn zadd_bytes(&mut self, key: Vec<u8>, score: u64, member: Vec<u8>) -> &mut Self {
-        self.op("zadd", key, vec![score.to_string().into_bytes(), member])
     }
     pub(super) fn zrem(&mut self, key: Vec<u8>, member: &str) -> &mut Self {
         self.op("zrem", key, vec![member.as_bytes().to_vec()])

@@ -35,6 +35,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::StoreError;
+use crate::held;
 use crate::id::{TernId, MAX_COUNTER};
 use crate::mo::{HeldMo, MoGroup, MoHeader, MoPart};
 use crate::record::{
@@ -1152,28 +1153,60 @@ impl RedisStore {
         Ok(clients)
     }
 
-    /// Holds a receipt that matched nothing yet.
+    /// Holds a receipt that matched nothing yet: after any others held for
+    /// the same id (see `held.rs`).
     pub async fn hold_unmatched(&self, receipt: &UnmatchedReceipt) -> Result<(), StoreError> {
         let form = normalise(&receipt.upstream_id);
-        let shard = upstream_shard(&receipt.upstream, &form);
-        let field = upstream_field(&receipt.upstream, &form);
-        let mut group = Group::default();
-        group
-            .hset(
-                self.layout.unmatched(shard),
-                field.clone(),
-                encode(receipt)?,
-            )
-            .zadd_bytes(
-                self.layout.unmatched_by_time(shard),
-                receipt.received_ms,
-                field,
-            );
-        self.apply_one(group).await?;
+        self.swap_held(&receipt.upstream, &form, |earlier| {
+            Ok(Some((held::with(earlier, receipt)?, ())))
+        })
+        .await?;
         Ok(())
     }
 
-    /// Takes the held receipt for this upstream id (case and zeros aside).
+    /// Reads what is held under (upstream, form), and replaces it with what
+    /// `change` makes of it unless another node or task changed it first
+    /// (then reads again). `change` returns the new value (empty: none
+    /// held) and what to return, or `None` to leave it as it is.
+    async fn swap_held<T>(
+        &self,
+        upstream: &str,
+        form: &str,
+        change: impl Fn(&[u8]) -> Result<Option<(Vec<u8>, T)>, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let shard = upstream_shard(upstream, form);
+        let field = upstream_field(upstream, form);
+        let mut conn = self.conn();
+        loop {
+            let current: Option<Vec<u8>> = redis::cmd("HGET")
+                .arg(self.layout.unmatched(shard))
+                .arg(field.as_slice())
+                .query_async(&mut conn)
+                .await?;
+            let current = current.unwrap_or_default();
+            let Some((value, out)) = change(&current)? else {
+                return Ok(None);
+            };
+            // The grace runs from the latest arrival still held.
+            let at = held::last_arrival(&value)?.unwrap_or(0);
+            let swapped: i64 = lua::SWAP_UNMATCHED
+                .key(self.layout.unmatched(shard))
+                .key(self.layout.unmatched_by_time(shard))
+                .arg(field.as_slice())
+                .arg(current)
+                .arg(value)
+                .arg(at)
+                .invoke_async(&mut conn)
+                .await?;
+            if swapped == 1 {
+                self.settle(&mut conn).await?;
+                return Ok(Some(out));
+            }
+        }
+    }
+
+    /// Takes the oldest receipt held for this upstream id (case and zeros
+    /// aside).
     pub async fn take_unmatched(
         &self,
         upstream: &str,
@@ -1197,17 +1230,13 @@ impl RedisStore {
         forms: &[String],
     ) -> Result<Option<UnmatchedReceipt>, StoreError> {
         for form in forms {
-            let shard = upstream_shard(upstream, form);
-            let mut conn = self.conn();
-            let taken: Option<Vec<u8>> = lua::TAKE_UNMATCHED
-                .key(self.layout.unmatched(shard))
-                .key(self.layout.unmatched_by_time(shard))
-                .arg(upstream_field(upstream, form))
-                .invoke_async(&mut conn)
+            let taken = self
+                .swap_held(upstream, form, |value| {
+                    Ok(held::first(value)?.map(|(receipt, rest)| (rest, receipt)))
+                })
                 .await?;
-            if let Some(raw) = taken {
-                self.settle(&mut conn).await?;
-                return Ok(Some(decode("unmatched receipt", &raw)?));
+            if taken.is_some() {
+                return Ok(taken);
             }
         }
         Ok(None)
@@ -1240,7 +1269,7 @@ impl RedisStore {
             }
             left = left.saturating_sub(removed);
             for raw in raws {
-                expired.push(decode("unmatched receipt", &raw)?);
+                expired.extend(held::all(&raw)?);
             }
         }
         Ok(expired)

@@ -128,7 +128,12 @@ enum Applied {
 }
 
 /// Records a receipt against its message and decides what the client is
-/// owed, in one store write (see [`decide`]).
+/// owed, in one store write (see [`decide`]). Receipts for the same part
+/// still held from before the submit_sm_resp was recorded go first: they
+/// came first (an ENROUTE held, then its DELIVRD matching once the
+/// dispatcher recorded the submit but before it settled the held one),
+/// and applied after a final one they would be history only, never
+/// relayed.
 async fn apply(
     node: &Node,
     id: TernId,
@@ -136,6 +141,7 @@ async fn apply(
     receipt: &UpstreamReceipt,
 ) -> Result<Applied, StoreError> {
     let _held = node.lock_message(id).await;
+    settle_held_locked(node, id, upstream, &receipt.upstream_id).await?;
     apply_locked(node, id, upstream, receipt).await
 }
 
@@ -535,12 +541,12 @@ fn decide(
     update
 }
 
-/// Applies the receipt held for `upstream_id`, if one came early and its
-/// message is known now. Under the message's lock, the held receipt is read,
-/// applied (one durable write), and only then removed: a second task finds
-/// nothing left to apply, and a crash in between leaves the receipt held, to
-/// be applied by the next caller or the housekeeping sweep, never lost.
-/// Returns whether one was applied.
+/// Applies the receipts held for `upstream_id`, if any came early and
+/// their message is known now, in the order they came. Under the message's
+/// lock, each held receipt is read, applied (one durable write), and only
+/// then removed: a second task finds nothing left to apply, and a crash in
+/// between leaves the receipt held, to be applied by the next caller or the
+/// housekeeping sweep, never lost. Returns whether any was applied.
 pub async fn settle_held(
     node: &Node,
     upstream: &str,
@@ -550,31 +556,47 @@ pub async fn settle_held(
         return Ok(false);
     };
     let _held = node.lock_message(id).await;
+    settle_held_locked(node, id, upstream, upstream_id).await
+}
+
+/// [`settle_held`] for a caller that holds message `id`'s lock.
+async fn settle_held_locked(
+    node: &Node,
+    id: TernId,
+    upstream: &str,
+    upstream_id: &str,
+) -> Result<bool, StoreError> {
     let any_base = node
         .routing()
         .profile(upstream)
         .message_id
         .receipt_id_any_base;
-    let Some(held) = node.store.peek_unmatched(upstream, upstream_id, any_base)? else {
-        return Ok(false);
-    };
-    let receipt = Pdu::decode(held.pdu.clone())
-        .ok()
-        .and_then(|pdu| match pdu.body {
-            Body::DeliverSm(sm) => read_receipt(node.routing().profile(upstream), &sm).ok(),
-            _ => None,
-        });
-    if let Some(receipt) = receipt {
-        if apply_locked(node, id, upstream, &receipt).await? == Applied::NotYet {
-            // Still held: the dispatcher settles it once the attempt is
-            // recorded, or the sweep does.
-            return Ok(false);
+    let mut applied = false;
+    // One at a time, oldest first: a receipt held meanwhile (its handler
+    // looked before the submit was recorded) is applied in its turn.
+    while let Some(held) = node.store.peek_unmatched(upstream, upstream_id, any_base)? {
+        let receipt = Pdu::decode(held.pdu.clone())
+            .ok()
+            .and_then(|pdu| match pdu.body {
+                Body::DeliverSm(sm) => read_receipt(node.routing().profile(upstream), &sm).ok(),
+                _ => None,
+            });
+        if let Some(receipt) = receipt {
+            if apply_locked(node, id, upstream, &receipt).await? == Applied::NotYet {
+                // Still held, and those behind it: the dispatcher settles
+                // them once the attempt is recorded, or the sweep does.
+                break;
+            }
+            node.metrics
+                .receipt(upstream, receipt.canonical.state.stat());
         }
-        node.metrics
-            .receipt(upstream, receipt.canonical.state.stat());
+        if node.take_held(upstream, upstream_id).await?.is_none() {
+            // Taken by another node between the peek and here.
+            break;
+        }
+        applied = true;
     }
-    node.take_held(upstream, upstream_id).await?;
-    Ok(true)
+    Ok(applied)
 }
 
 #[cfg(test)]
@@ -678,6 +700,121 @@ mod tests {
         let update = decide(record, parts, "up", receipt, how);
         store(record, update.clone());
         update
+    }
+
+    /// A node over a fresh sled store, with the client `acme` and no
+    /// upstreams (receipts read with the generic profile).
+    fn test_node(dir: &std::path::Path) -> Arc<Node> {
+        let text = "[[listener]]\naddress = \"127.0.0.1:0\"\n\
+                    [[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\n";
+        let config = crate::config::Config::from_text(std::path::Path::new("test.toml"), text)
+            .expect("config");
+        let routing = super::super::reload::routing_for(&config, Vec::new()).expect("routing");
+        let (store, _) = tern_storage::SledStore::open(dir, tern_storage::StoreOptions::default())
+            .expect("store");
+        Node::new(
+            tern_storage::Store::Sled(store),
+            routing,
+            super::super::auth::Accounts::new(config.clients.clone()),
+            Arc::new(crate::admin::Metrics::new()),
+            None,
+        )
+    }
+
+    /// A generic receipt for upstream id `id`, encoded.
+    fn receipt_pdu(id: &str, stat: &str) -> Pdu {
+        let text = format!(
+            "id:{id} sub:001 dlvrd:000 submit date:2601010000 done date:2601010000 stat:{stat} err:000"
+        );
+        let sm = tern_codec::pdu::DeliverSm {
+            esm_class: tern_codec::EsmClass::DELIVERY_RECEIPT,
+            short_message: ShortMessage::new(text.into_bytes()).expect("short"),
+            ..tern_codec::pdu::DeliverSm::default()
+        };
+        Pdu::new(7, Body::DeliverSm(sm))
+    }
+
+    /// An ENROUTE held before the submit_sm_resp was recorded, then the
+    /// final receipt matching once it was, before the dispatcher settled
+    /// the held one: the ENROUTE still goes first, so the client that
+    /// asked for it gets it (applied after the final one, it would be
+    /// history only).
+    #[tokio::test]
+    async fn a_receipt_still_held_for_its_id_is_applied_before_a_later_one() {
+        let dir = std::env::temp_dir().join(format!(
+            "tern-held-order-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        let node = test_node(&dir);
+        let submit = record(&[], 0x11).pdu;
+        let accepted = node
+            .store
+            .accept(
+                tern_storage::NewMessage {
+                    client: "acme".to_owned(),
+                    pdu: submit,
+                    receipt_requested: true,
+                    not_before_ms: 0,
+                    expires_ms: None,
+                    dedup: None,
+                },
+                now_ms(),
+            )
+            .await
+            .expect("accept");
+        let claimed = node.store.claim_ready(now_ms(), 1).await.expect("claim");
+        assert_eq!(claimed.len(), 1);
+        // The ENROUTE comes before the submit_sm_resp is recorded: held.
+        let enroute = receipt_pdu("4711", "ENROUTE");
+        assert_eq!(
+            handle(&node, "up", &enroute).await.expect("handled"),
+            CommandStatus::Ok
+        );
+        // The dispatcher records the submit_sm_resp; the DELIVRD matches
+        // before it settles what is held.
+        node.store
+            .record_attempt(
+                accepted.id,
+                Attempt {
+                    upstream: "up".to_owned(),
+                    at_ms: now_ms(),
+                    status: Some(0),
+                    upstream_ids: vec!["4711".to_owned()],
+                    failure: None,
+                },
+                None,
+                now_ms(),
+            )
+            .await
+            .expect("record");
+        let delivered = receipt_pdu("4711", "DELIVRD");
+        assert_eq!(
+            handle(&node, "up", &delivered).await.expect("handled"),
+            CommandStatus::Ok
+        );
+        let owed: Vec<String> = node
+            .store
+            .outbox_pending("acme", None, 10)
+            .expect("outbox")
+            .into_iter()
+            .map(|(_, item)| match Pdu::decode(item.pdu).map(|p| p.body) {
+                Ok(Body::DeliverSm(sm)) => {
+                    String::from_utf8_lossy(sm.short_message.as_bytes()).into_owned()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(owed.len(), 2, "{owed:?}");
+        assert!(owed[0].contains("stat:ENROUTE"), "{owed:?}");
+        assert!(owed[1].contains("stat:DELIVRD"), "{owed:?}");
+        assert!(node
+            .store
+            .peek_unmatched("up", "4711", false)
+            .expect("peek")
+            .is_none());
+        drop(node);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
