@@ -380,6 +380,19 @@ impl AdaptiveRate {
     /// the moment) after the previous message, waiters served in order.
     /// Cancel-safe: a caller that gives up takes no slot.
     pub async fn acquire(&self) {
+        // Unpaced (no rate known and no throttle yet, or recovered): go at
+        // once, without queueing for a turn. Every submission passes here,
+        // and with hundreds in flight a turn taken by each costs a task
+        // wake-up per message for nothing (BENCHMARKS.md, session 7).
+        {
+            let mut state = self.lock();
+            let now = Instant::now();
+            state.recover(now);
+            if state.pace().is_infinite() {
+                state.last_slot = Some(now);
+                return;
+            }
+        }
         // One waiter at a time, in arrival order; the slot is worked out
         // when its turn comes, at the rate of that moment, so a backlog
         // follows the rate as it recovers (or drops) instead of keeping
