@@ -274,7 +274,7 @@ impl Router {
         used: &[String],
     ) -> bool {
         let canonical = &receipt.canonical;
-        if !canonical.state.is_final() || canonical.state == FinalState::Delivrd {
+        if !may_resubmit(canonical) {
             return false;
         }
         let Some((_, rule)) = self.route_of(client, submit) else {
@@ -660,6 +660,14 @@ impl Router {
             }
         }
     }
+}
+
+/// Whether an outcome may send a message again at all: only a final
+/// failure can (not DELIVRD, nor an intermediate state). The cheap half of
+/// [`Router::resubmits`], for a caller that can skip its other work when
+/// the answer is no.
+pub fn may_resubmit(canonical: &Canonical) -> bool {
+    canonical.state.is_final() && canonical.state != FinalState::Delivrd
 }
 
 enum Tried {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tern_codec::pdu::SmResp;
 use tern_codec::{Body, CommandStatus, Pdu, Tlv};
-use tern_router::engine::Router;
+use tern_router::engine::{may_resubmit, Router};
 use tern_router::receipt::{read_receipt, ReceiptReadError, UpstreamReceipt};
 use tern_router::relay::combined;
 use tern_router::upstream::UpstreamRequest;
@@ -260,6 +260,11 @@ fn resubmit_instead(
     let Some(whole) = update.outcome.as_ref().and_then(canonical_of) else {
         return false;
     };
+    // Nearly every outcome is DELIVRD: it pays no decode of the client's
+    // submit, no copy of the receipt and no route lookup.
+    if !may_resubmit(&whole) {
+        return false;
+    }
     let Some(submit) = client_submit(record) else {
         return false;
     };
