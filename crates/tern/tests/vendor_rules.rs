@@ -140,6 +140,13 @@ fn most_in_flight(arrivals: &[Arrival], delay: Duration) -> usize {
         .unwrap_or(0)
 }
 
+/// A simulator started with `config`, recording what it receives.
+async fn recording(config: SimConfig) -> SimHandle {
+    let sim = Simulator::start(config).await.expect("simulator starts");
+    sim.start_recording();
+    sim
+}
+
 async fn bound(sim: &SimHandle, within: Duration) {
     wait_until("tern binds to the simulator", within, || async {
         !sim.sessions("tern").is_empty()
@@ -149,16 +156,14 @@ async fn bound(sim: &SimHandle, within: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttling_upstream_with_no_rate_configured_gets_every_message_and_few_refusals() {
-    let sim = Simulator::start(SimConfig {
+    let sim = recording(SimConfig {
         behaviour: Behaviour {
             throttle_per_second: Some(10),
             ..Behaviour::default()
         },
         ..SimConfig::default()
     })
-    .await
-    .expect("simulator starts");
-    sim.start_recording();
+    .await;
     let (port, admin) = (free_port(), free_port());
     let text = config(
         port,
@@ -186,16 +191,14 @@ async fn a_throttling_upstream_with_no_rate_configured_gets_every_message_and_fe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ovh_with_no_rate_configured_never_sees_more_than_20_in_a_second() {
-    let sim = Simulator::start(SimConfig {
+    let sim = recording(SimConfig {
         behaviour: Behaviour {
             throttle_per_second: Some(20),
             ..Behaviour::default()
         },
         ..SimConfig::default()
     })
-    .await
-    .expect("simulator starts");
-    sim.start_recording();
+    .await;
     let (port, admin) = (free_port(), free_port());
     let text = config(port, admin, &upstream("ovh", "ovh", &sim, ""), "\"ovh\"");
     let _daemon = Daemon::start("rules-ovh", &text);
@@ -213,7 +216,7 @@ async fn ovh_with_no_rate_configured_never_sees_more_than_20_in_a_second() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_entries_on_one_infobip_account_never_bind_a_fifth_session() {
-    let sim = Simulator::start(SimConfig {
+    let sim = recording(SimConfig {
         accounts: vec![Account {
             system_id: "tern".to_owned(),
             password: "x".to_owned(),
@@ -221,9 +224,7 @@ async fn two_entries_on_one_infobip_account_never_bind_a_fifth_session() {
         }],
         ..SimConfig::default()
     })
-    .await
-    .expect("simulator starts");
-    sim.start_recording();
+    .await;
     let (port, admin) = (free_port(), free_port());
     // Same host, port and system_id: one account, whatever the entries.
     let upstreams = format!(
@@ -261,7 +262,7 @@ async fn two_entries_on_one_infobip_account_never_bind_a_fifth_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_added_by_reload_on_a_full_infobip_account_waits_for_a_place() {
-    let sim = Simulator::start(SimConfig {
+    let sim = recording(SimConfig {
         accounts: vec![Account {
             system_id: "tern".to_owned(),
             password: "x".to_owned(),
@@ -269,9 +270,7 @@ async fn an_entry_added_by_reload_on_a_full_infobip_account_waits_for_a_place() 
         }],
         ..SimConfig::default()
     })
-    .await
-    .expect("simulator starts");
-    sim.start_recording();
+    .await;
     let (port, admin) = (free_port(), free_port());
     let primary = upstream("primary", "infobip", &sim, "sessions = 4");
     let daemon = Daemon::start(
@@ -326,7 +325,7 @@ async fn an_entry_added_by_reload_on_a_full_infobip_account_waits_for_a_place() 
 async fn a_throttle_does_not_open_the_circuit_breaker() {
     // Every submit throttled for now: far more than the breaker's 5
     // failures in a row.
-    let sim = Simulator::start(SimConfig {
+    let sim = recording(SimConfig {
         behaviour: Behaviour {
             reject: Some(Reject {
                 fraction: 1.0,
@@ -336,9 +335,7 @@ async fn a_throttle_does_not_open_the_circuit_breaker() {
         },
         ..SimConfig::default()
     })
-    .await
-    .expect("simulator starts");
-    sim.start_recording();
+    .await;
     let (port, admin) = (free_port(), free_port());
     let text = config(
         port,
