@@ -30,7 +30,7 @@ mod wal;
 pub use backend::Store;
 pub use commit::CommitStats;
 pub use error::StoreError;
-pub use id::TernId;
+pub use id::{IdFormat, IdText, TernId};
 pub use mo::{HeldMo, MoGroup, MoPart};
 pub use record::{
     Attempt, MessageRecord, OutboxItem, Outcome, PartState, ReceiptUpdate, ReceivedReceipt,
