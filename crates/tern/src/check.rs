@@ -205,6 +205,9 @@ pub fn summary(config: &Config) -> String {
                 humantime::format_duration(t)
             )),
         );
+        if c.id_format != tern_storage::IdFormat::default() {
+            let _ = writeln!(out, "client {}: message ids in {}", c.system_id, c.id_format);
+        }
     }
     for u in &config.upstreams {
         let p = &u.profile;

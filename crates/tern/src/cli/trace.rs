@@ -23,7 +23,8 @@ use crate::admin::{self, AdminClientError};
     after_help = "Exit status: 0 found, 1 no such message, 2 the admin endpoint cannot be reached."
 )]
 pub struct TraceArgs {
-    /// The message id Tern gave the client (16 hex digits).
+    /// The message id Tern gave the client: 16 hex digits, or decimal for
+    /// a client with `id_format = "decimal"`.
     pub id: String,
     /// The daemon's admin endpoint (`[admin] address` in its configuration).
     #[arg(long, default_value = crate::config::DEFAULT_ADMIN)]
@@ -42,7 +43,9 @@ async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
     let id = args.id.trim();
     // The id goes into the path: only what an id can hold.
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        eprintln!("tern trace: {id:?} is not a message id (Tern's ids are 16 hex digits)");
+        eprintln!(
+            "tern trace: {id:?} is not a message id (Tern's ids are 16 hex digits, or decimal)"
+        );
         return Ok(ExitCode::from(1));
     }
     let addr = args.admin;
@@ -185,6 +188,10 @@ pub fn render(m: &Value) -> String {
         text(get(m, "client")),
         text(get(m, "state")),
     );
+    // Shown when the client was given the id in another form (decimal).
+    if let Some(client_id) = get(m, "client_id").filter(|c| Some(*c) != get(m, "id")) {
+        let _ = writeln!(out, "  client's id   {}", text(Some(client_id)));
+    }
     let _ = writeln!(out, "  accepted      {}", time(accepted));
     if let Some(expires) = get(m, "expires_ms") {
         let _ = writeln!(out, "  expires       {}", time(Some(expires)));

@@ -106,6 +106,10 @@ pub struct ClientAccount {
     /// an account that is gone; `MoRoute::order` keeps their place among
     /// all rules.
     pub mo_routes: Vec<MoRoute>,
+    /// How the client is shown Tern's message ids (submit and data_sm
+    /// responses, receipts, query_sm answers); ids it sends are read in
+    /// either form.
+    pub id_format: tern_storage::IdFormat,
 }
 
 /// One `[[mo_route]]`: MO messages it matches go to the account that
@@ -769,6 +773,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             mo_reassembly_timeout,
             transaction,
             mo_routes: Vec::new(),
+            id_format: id_format(c, loc),
         });
     }
 
@@ -1540,6 +1545,23 @@ fn submit_mode(c: &RawClient, loc: &mut Locator<'_>) -> Option<Duration> {
             "client.transaction_timeout",
         )),
     }
+}
+
+/// A client's `id_format`: hex unless set.
+fn id_format(c: &RawClient, loc: &mut Locator<'_>) -> tern_storage::IdFormat {
+    let Some(name) = &c.id_format else {
+        return tern_storage::IdFormat::default();
+    };
+    tern_storage::IdFormat::from_name(name.get_ref()).unwrap_or_else(|| {
+        loc.at(
+            name.span(),
+            format!(
+                "client.id_format {:?}: expected \"hex\" or \"decimal\"",
+                name.get_ref()
+            ),
+        );
+        tern_storage::IdFormat::default()
+    })
 }
 
 /// Smallest `max_command_length` accepted: a submit_sm with a full

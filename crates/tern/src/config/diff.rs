@@ -81,6 +81,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             if a.transaction != b.transaction {
                 what.push("submit_mode");
             }
+            if a.id_format != b.id_format {
+                what.push("id_format");
+            }
             what
         },
     );

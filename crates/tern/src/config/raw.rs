@@ -260,6 +260,9 @@ pub struct RawClient {
     /// Transaction mode: how long a submit waits for the upstream before
     /// it is answered as in store-and-forward mode ("10s").
     pub transaction_timeout: Option<Spanned<String>>,
+    /// How the client sees Tern's message ids: "hex" (default, 16 digits)
+    /// or "decimal" (the 64-bit value, at most 20 digits).
+    pub id_format: Option<Spanned<String>>,
 }
 
 /// `[[upstream]]`.

@@ -124,10 +124,22 @@ impl AdminSource for Source {
         }
     }
 
+    /// `/api/messages/{id}`: `id` in either form a client may hold (hex,
+    /// or decimal for `id_format = "decimal"` clients); 16 digits 0-9,
+    /// which both forms read, are the one of the two that is stored (hex
+    /// if both are). The answer adds `client_id`, the id as its client
+    /// sees it.
     fn message(&self, id: &str) -> Option<Value> {
-        let id: TernId = id.trim().parse().ok()?;
-        let record = self.node.store.get(id).ok()??;
-        Some(message_json(&record))
+        let store = &self.node.store;
+        let id: TernId = tern_storage::IdFormat::Hex
+            .resolve(id.trim(), |id| matches!(store.get(id), Ok(Some(_))))?;
+        let record = store.get(id).ok()??;
+        let mut json = message_json(&record);
+        let client_id = self.node.id_format(&record.client).render(record.id);
+        if let Some(fields) = json.as_object_mut() {
+            fields.insert("client_id".to_owned(), Value::from(client_id.as_str()));
+        }
+        Some(json)
     }
 
     fn config(&self) -> Value {

@@ -180,7 +180,8 @@ async fn submit(
                 Some(timeout) => transaction_status(node, accepted.id, timeout).await,
             };
             if status.is_ok() {
-                let id = COctetString::try_from(accepted.id.to_string()).unwrap_or_default();
+                let id = node.id_format(account).render(accepted.id);
+                let id = COctetString::try_from(id.as_str()).unwrap_or_default();
                 let _ = responder.respond(status, answer(SmResp::with_id(id))).await;
             } else {
                 let _ = responder.reject(status).await;
@@ -230,9 +231,10 @@ async fn transaction_status(
 /// another node sent its message.
 const CLUSTER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// query_sm from the store: only the account's own messages.
+/// query_sm from the store: only the account's own messages. The id is
+/// read in either form, and answered in the account's.
 fn query_answer(node: &Node, account: &str, id: &str) -> Option<QuerySmResp> {
-    let id: TernId = id.parse().ok()?;
+    let id = node.client_id(account, id)?;
     let record = node.store.get(id).ok()??;
     if record.client != account {
         return None;
@@ -245,7 +247,8 @@ fn query_answer(node: &Node, account: &str, id: &str) -> Option<QuerySmResp> {
         _ => MessageState::ENROUTE,
     };
     Some(QuerySmResp {
-        message_id: COctetString::try_from(id.to_string()).unwrap_or_default(),
+        message_id: COctetString::try_from(node.id_format(account).render(id).as_str())
+            .unwrap_or_default(),
         final_date: TimeString::empty(),
         message_state: state,
         error_code: record.outcome.as_ref().map_or(0, |o| o.err.min(255) as u8),
@@ -283,9 +286,10 @@ fn same_address(given: &COctetString<21>, submitted: &COctetString<21>) -> bool 
 }
 
 /// The message id of a cancel or replace, when it is one Tern could have
-/// given (16 hexadecimal digits); `None` answers ESME_RINVMSGID.
-fn well_formed_id(id: &COctetString<65>) -> Option<TernId> {
-    id.to_str()?.parse().ok()
+/// given, in either form (the account's first, see [`Node::client_id`]);
+/// `None` answers ESME_RINVMSGID.
+fn well_formed_id(node: &Node, account: &str, id: &COctetString<65>) -> Option<TernId> {
+    node.client_id(account, id.to_str()?)
 }
 
 /// cancel_sm (SMPP 3.4 §4.9). With a message_id: that message, if it is
@@ -322,7 +326,7 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
             .cancel_queued_matching(matches, outcome, now, CANCEL_BY_ADDRESS_LIMIT)
             .await
     } else {
-        let Some(id) = well_formed_id(&cancel.message_id) else {
+        let Some(id) = well_formed_id(node, account, &cancel.message_id) else {
             return CommandStatus::InvalidMessageId;
         };
         let accept = |record: &MessageRecord| {
@@ -376,7 +380,7 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
 /// ESME_RREPLACEFAIL for an unknown id, another account's message, or one
 /// already being sent, sent or final.
 async fn replace(node: &Node, account: &str, replace: &ReplaceSm) -> CommandStatus {
-    let Some(id) = well_formed_id(&replace.message_id) else {
+    let Some(id) = well_formed_id(node, account, &replace.message_id) else {
         return CommandStatus::InvalidMessageId;
     };
     let now = now_ms();

@@ -160,6 +160,27 @@ impl Node {
         clients
     }
 
+    /// How `client` is shown Tern's ids now (hex for an account a reload
+    /// removed: its receipts still go out while they wait in its outbox).
+    pub fn id_format(&self, client: &str) -> tern_storage::IdFormat {
+        self.accounts
+            .current()
+            .iter()
+            .find(|a| a.system_id == client)
+            .map(|a| a.id_format)
+            .unwrap_or_default()
+    }
+
+    /// The id `text` a client of `client` sent (query_sm, cancel_sm,
+    /// replace_sm) names, in either form: see [`tern_storage::IdFormat::resolve`]
+    /// (a string both forms read is decided by which names a message of
+    /// `client`). `None`: not an id in either form.
+    pub fn client_id(&self, client: &str, text: &str) -> Option<tern_storage::TernId> {
+        self.id_format(client).resolve(text, |id| {
+            matches!(self.store.get(id), Ok(Some(record)) if record.client == client)
+        })
+    }
+
     /// The routing now in force; keep it for one message's step.
     pub fn routing(&self) -> Arc<Routing> {
         self.routing.load_full()

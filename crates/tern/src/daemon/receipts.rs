@@ -181,6 +181,7 @@ async fn apply_locked(
             per_part,
             any_base,
             now,
+            id_format: node.id_format(&record.client),
         },
     );
     if resubmit_instead(
@@ -342,6 +343,8 @@ struct Receiving {
     any_base: bool,
     /// Now, ms since the Unix epoch.
     now: u64,
+    /// The form of the id in the client's receipts.
+    id_format: tern_storage::IdFormat,
 }
 
 /// The parts of the message's accepted attempt: as the record knows them,
@@ -469,7 +472,7 @@ fn decide(
             .iter()
             .any(|r| r.part.is_none() && r.stat == canonical.state.stat());
         if !told {
-            update.relay = client_relay(record, &canonical, Some(&vendor), None);
+            update.relay = client_relay(record, &canonical, Some(&vendor), None, how.id_format);
         }
     };
     let Some(index) = index else {
@@ -487,7 +490,7 @@ fn decide(
         // parts as recorded: it speaks for the whole message.
         if canonical.state.is_final() {
             update.outcome = Some(outcome);
-            update.relay = client_relay(record, &canonical, Some(&vendor), None);
+            update.relay = client_relay(record, &canonical, Some(&vendor), None, how.id_format);
         } else {
             intermediate_once(&mut update);
         }
@@ -530,13 +533,13 @@ fn decide(
                 index: index as u32,
                 total: parts.len() as u32,
             };
-            update.relay = client_relay(record, &canonical, Some(&vendor), Some(of));
+            update.relay = client_relay(record, &canonical, Some(&vendor), Some(of), how.id_format);
         }
         if let Some(whole) = whole {
             update.outcome = Some(stored_outcome(&whole, whole_vendor));
         }
     } else if let Some(whole) = whole {
-        update.relay = client_relay(record, &whole, whole_vendor.as_deref(), None);
+        update.relay = client_relay(record, &whole, whole_vendor.as_deref(), None, how.id_format);
         update.outcome = Some(stored_outcome(&whole, whole_vendor));
     } else if !canonical.state.is_final() {
         intermediate_once(&mut update);
@@ -673,6 +676,7 @@ mod tests {
         per_part: false,
         any_base: false,
         now: 10,
+        id_format: tern_storage::IdFormat::Hex,
     };
 
     /// What the store does with an update (`record_receipt`).

@@ -9,7 +9,7 @@ use tern_router::adapt::{receipt_text, ClientText};
 use tern_router::relay::{client_receipt, wanted, ClientReceipt};
 use tern_router::{Canonical, FinalState, Reason};
 use tern_storage::{
-    now_ms, MessageRecord, OutboxItem, Outcome, ReceiptUpdate, RelayedReceipt, StoreError,
+    now_ms, IdFormat, MessageRecord, OutboxItem, Outcome, ReceiptUpdate, RelayedReceipt, StoreError,
 };
 
 use super::node::Node;
@@ -55,12 +55,14 @@ pub struct PartOf {
 /// when the client's submit did not ask for a receipt with this outcome
 /// (SMPP 3.4 §5.2.17). A per-part receipt carries the SAR TLVs (the
 /// message's reference, the part count, the part's number), which say which
-/// part it is in standard fields.
+/// part it is in standard fields. The id, in receipted_message_id and the
+/// text's "id:", is in `id_format`, the form the client was given.
 pub fn client_relay(
     record: &MessageRecord,
     canonical: &Canonical,
     vendor_code: Option<&str>,
     part: Option<PartOf>,
+    id_format: IdFormat,
 ) -> Option<(OutboxItem, RelayedReceipt)> {
     let submit = client_submit(record)?;
     if !wanted(submit.registered_delivery, canonical) {
@@ -68,7 +70,7 @@ pub fn client_relay(
     }
     // Clients' data_coding 0 is GSM 7-bit unless the router says otherwise.
     let text = receipt_text(&submit, &ClientText::default());
-    let id = record.id.to_string();
+    let id = id_format.render(record.id);
     let now = now_ms();
     let mut receipt = client_receipt(&ClientReceipt {
         tern_id: &id,
@@ -116,7 +118,8 @@ pub async fn queue_receipt(
     canonical: &Canonical,
     vendor_code: Option<&str>,
 ) -> Result<(), StoreError> {
-    let Some(relay) = client_relay(record, canonical, vendor_code, None) else {
+    let id_format = node.id_format(&record.client);
+    let Some(relay) = client_relay(record, canonical, vendor_code, None, id_format) else {
         return Ok(());
     };
     let update = ReceiptUpdate {
