@@ -431,6 +431,31 @@ fn submit_mode_is_shown_and_a_bad_one_refused_at_its_value() {
 }
 
 #[test]
+fn id_format_is_shown_and_a_bad_one_refused_at_its_value() {
+    let dir = TempDir::new("config-id-format");
+    let path = dir.write(
+        "ids.toml",
+        "[[client]]\nsystem_id = \"num\"\npasswords = [\"pw\"]\nid_format = \"decimal\"\n\n\
+         [[client]]\nsystem_id = \"hexa\"\npasswords = [\"pw\"]\nid_format = \"hex\"\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("client num: message ids in decimal"), "{out}");
+    assert!(!out.contains("client hexa: message ids"), "{out}");
+    let path = dir.write(
+        "bad.toml",
+        "[[client]]\nsystem_id = \"a\"\npasswords = [\"pw\"]\nid_format = \"Decimal\"\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let expected = format!(
+        "{}:4:13: client.id_format \"Decimal\": expected \"hex\" or \"decimal\"",
+        path.display()
+    );
+    assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+}
+
+#[test]
 fn an_upstream_password_too_long_for_smpp_is_refused_at_its_line_without_showing_it() {
     let dir = TempDir::new("config-long-password");
     let path = dir.write(
