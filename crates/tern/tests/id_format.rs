@@ -245,8 +245,18 @@ upstreams = ["sim"]
         CommandStatus::Ok,
         "cancel_sm with the hex form"
     );
-    let other = submit_id(&dec.handle, scheduled("34600000005", "other")).await;
+    // A receipt Tern makes itself (here: cancelled) uses the client's form.
+    let other = submit_id(
+        &dec.handle,
+        tern_codec::pdu::SubmitSm {
+            registered_delivery: RegisteredDelivery::ALWAYS,
+            ..scheduled("34600000005", "other")
+        },
+    )
+    .await;
     assert_eq!(cancel(&dec.handle, &other).await, CommandStatus::Ok);
+    let receipt = expect_deliver_sm(&mut dec, within).await;
+    assert_eq!(receipted_id(&receipt), other, "the cancel's receipt");
     assert_eq!(
         cancel(&dec.handle, "not-an-id").await,
         CommandStatus::InvalidMessageId
