@@ -169,9 +169,8 @@ impl IdFormat {
         match self {
             IdFormat::Hex => text.parse().ok(),
             IdFormat::Decimal => {
-                let canonical = !text.is_empty()
-                    && text.len() <= MAX_ID_TEXT
-                    && text.bytes().all(|b| b.is_ascii_digit())
+                // u64's own parse takes a sign and leading zeros: refused.
+                let canonical = text.bytes().all(|b| b.is_ascii_digit())
                     && (text == "0" || !text.starts_with('0'));
                 if !canonical {
                     return None;
