@@ -364,4 +364,17 @@ upstreams = ["a", "b"]
         );
         assert!(!text.concat().contains('q'), "{text:?}");
     }
+
+    #[test]
+    fn an_id_format_change_is_shown_on_its_account() {
+        let new = BASE.replace(
+            "passwords = [\"one\"]",
+            "passwords = [\"one\"]\nid_format = \"decimal\"",
+        );
+        let changes: Vec<String> = diff(&config(BASE), &config(&new))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(changes, ["~ account acme: id_format"]);
+    }
 }
