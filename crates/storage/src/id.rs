@@ -273,7 +273,10 @@ mod tests {
             assert_eq!(text.len(), 16);
             assert_eq!(IdFormat::Hex.parse(&text), Some(id));
         }
-        assert_eq!(IdFormat::Hex.parse("FFFFFFFFFFFFFFFF"), Some(TernId(u64::MAX)));
+        assert_eq!(
+            IdFormat::Hex.parse("FFFFFFFFFFFFFFFF"),
+            Some(TernId(u64::MAX))
+        );
         assert_eq!(IdFormat::Hex.parse("1e240"), None);
     }
 
@@ -295,7 +298,16 @@ mod tests {
 
     #[test]
     fn decimal_refuses_what_it_never_writes() {
-        for bad in ["", "+5", "-5", "007", "12a", "18446744073709551616", " 5", "1.0"] {
+        for bad in [
+            "",
+            "+5",
+            "-5",
+            "007",
+            "12a",
+            "18446744073709551616",
+            " 5",
+            "1.0",
+        ] {
             assert_eq!(IdFormat::Decimal.parse(bad), None, "{bad:?}");
         }
     }

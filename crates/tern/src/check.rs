@@ -206,7 +206,11 @@ pub fn summary(config: &Config) -> String {
             )),
         );
         if c.id_format != tern_storage::IdFormat::default() {
-            let _ = writeln!(out, "client {}: message ids in {}", c.system_id, c.id_format);
+            let _ = writeln!(
+                out,
+                "client {}: message ids in {}",
+                c.system_id, c.id_format
+            );
         }
     }
     for u in &config.upstreams {

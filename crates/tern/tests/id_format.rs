@@ -36,9 +36,7 @@ fn hex_of(decimal: &str) -> String {
 
 /// The decimal form of a hex id.
 fn decimal_of(hex: &str) -> String {
-    u64::from_str_radix(hex, 16)
-        .expect("a hex id")
-        .to_string()
+    u64::from_str_radix(hex, 16).expect("a hex id").to_string()
 }
 
 fn is_decimal_id(id: &str) -> bool {
@@ -51,7 +49,10 @@ fn is_hex_id(id: &str) -> bool {
 
 /// query_sm for `id`: the status and the query_sm_resp's message_id and
 /// state.
-async fn query(handle: &SessionHandle, id: &str) -> (CommandStatus, Option<(String, MessageState)>) {
+async fn query(
+    handle: &SessionHandle,
+    id: &str,
+) -> (CommandStatus, Option<(String, MessageState)>) {
     let query = QuerySm {
         message_id: COctetString::try_from(id).expect("short"),
         ..QuerySm::default()
@@ -211,7 +212,10 @@ upstreams = ["sim"]
     let (_, answer) = query(&hex.handle, &hex_as_decimal).await;
     assert_eq!(answer.map(|(id, _)| id), Some(hex_id.clone()));
     // Ids are still the client's own: neither form names another's message.
-    assert_eq!(query_sm(&hex.handle, &id).await.0, CommandStatus::QueryFailed);
+    assert_eq!(
+        query_sm(&hex.handle, &id).await.0,
+        CommandStatus::QueryFailed
+    );
     assert_eq!(
         query_sm(&dec.handle, &hex_id).await.0,
         CommandStatus::QueryFailed
@@ -223,7 +227,10 @@ upstreams = ["sim"]
         .request(Body::DataSm(data_sm("34600000003", "data")))
         .await
         .expect("answered");
-    let Body::DataSmResp(SmResp { id: Some(data_id), .. }) = &resp.body else {
+    let Body::DataSmResp(SmResp {
+        id: Some(data_id), ..
+    }) = &resp.body
+    else {
         panic!("data_sm_resp with an id: {resp:?}")
     };
     assert!(is_decimal_id(&data_id.to_string()), "{data_id:?}");
@@ -273,6 +280,10 @@ upstreams = ["sim"]
         .output()
         .expect("tern trace runs");
     let out = String::from_utf8_lossy(&trace.stdout);
-    assert!(trace.status.success(), "{out}{}", String::from_utf8_lossy(&trace.stderr));
+    assert!(
+        trace.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&trace.stderr)
+    );
     assert!(out.contains(&format!("client's id   {id}")), "{out}");
 }

@@ -176,9 +176,10 @@ impl Node {
     /// (a string both forms read is decided by which names a message of
     /// `client`). `None`: not an id in either form.
     pub fn client_id(&self, client: &str, text: &str) -> Option<tern_storage::TernId> {
-        self.id_format(client).resolve(text, |id| {
-            matches!(self.store.get(id), Ok(Some(record)) if record.client == client)
-        })
+        self.id_format(client).resolve(
+            text,
+            |id| matches!(self.store.get(id), Ok(Some(record)) if record.client == client),
+        )
     }
 
     /// The routing now in force; keep it for one message's step.
