@@ -81,6 +81,12 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             if a.transaction != b.transaction {
                 what.push("submit_mode");
             }
+            if a.binds != b.binds {
+                what.push("binds");
+            }
+            if a.window != b.window {
+                what.push("window");
+            }
             what
         },
     );

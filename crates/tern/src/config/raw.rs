@@ -260,6 +260,12 @@ pub struct RawClient {
     /// Transaction mode: how long a submit waits for the upstream before
     /// it is answered as in store-and-forward mode ("10s").
     pub transaction_timeout: Option<Spanned<String>>,
+    /// Bind types the account may use: any of "transmitter", "receiver",
+    /// "transceiver" (all three unless set).
+    pub binds: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Submits of the account unanswered at once, over all its sessions;
+    /// past it a submit is answered ESME_RMSGQFUL (no limit unless set).
+    pub window: Option<Spanned<usize>>,
 }
 
 /// `[[upstream]]`.
