@@ -803,11 +803,9 @@ async fn dispatch(
                 Some(slot) => window = Some(slot),
                 None => {
                     shared.stats.window_full.fetch_add(1, Ordering::Relaxed);
-                    if let Some(resp) = Pdu::error_response(
-                        command_id,
-                        sequence,
-                        CommandStatus::MessageQueueFull,
-                    ) {
+                    if let Some(resp) =
+                        Pdu::error_response(command_id, sequence, CommandStatus::MessageQueueFull)
+                    {
                         let _ = shared.send(resp).await;
                     }
                     return None;

@@ -666,7 +666,10 @@ mod tests {
         assert_eq!(window.open(), 1);
         let _third = window.try_take().expect("a slot given back is free again");
         window.set_limit(NonZeroUsize::new(1).expect("non-zero"));
-        assert!(window.try_take().is_none(), "held slots count against a lowered limit");
+        assert!(
+            window.try_take().is_none(),
+            "held slots count against a lowered limit"
+        );
     }
 
     #[tokio::test(start_paused = true)]

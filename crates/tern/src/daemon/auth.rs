@@ -136,7 +136,11 @@ impl Authenticator for Accounts {
             .load()
             .iter()
             .any(|a| a.system_id == bind.system_id);
-        let client = if known { bind.system_id.as_str() } else { "unknown" };
+        let client = if known {
+            bind.system_id.as_str()
+        } else {
+            "unknown"
+        };
         metrics.bind_refused(client, reason);
     }
 }
