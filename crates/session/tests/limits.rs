@@ -243,7 +243,7 @@ async fn a_bind_type_the_account_does_not_allow_is_refused_but_never_locks_it_ou
     let addr = guarded_server_for(
         GuardConfig {
             window: Duration::from_secs(60),
-            delay_after: 10,
+            delay_after: 1,
             delay_step: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
             lock_after: 2,
