@@ -287,7 +287,7 @@ pub fn message_json(record: &MessageRecord) -> Value {
 /// A client account's limits as the admin API shows them: the bind types
 /// it may use, sessions bound at once, submits per second (account and
 /// session) and submits unanswered at once; null where there is no limit.
-pub fn client_limits(account: &ClientAccount) -> Value {
+fn client_limits(account: &ClientAccount) -> Value {
     json!({
         "binds": account.binds.names(),
         "max_binds": account.max_binds,
