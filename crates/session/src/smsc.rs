@@ -4,7 +4,9 @@
 //! failing `accept` backs off instead of ending the listener), each
 //! connection becomes a session, and the session must bind within the
 //! session-init time. The [`Authenticator`] decides each bind; the server
-//! counts binds per account and answers with Tern's own system_id and, for
+//! refuses a bind type the account does not allow (never a failed bind for
+//! the guard), counts binds per account, keeps each account's submit rate
+//! and window shared by its sessions, and answers with Tern's own system_id and, for
 //! 3.4+ peers, `sc_interface_version`. Only bound sessions reach the
 //! application.
 

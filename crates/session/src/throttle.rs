@@ -1,4 +1,4 @@
-//! Message rates, in both roles.
+//! Message rates, in both roles, and the client account window.
 //!
 //! - [`RateLimit`] (a governor GCRA limiter) bounds what a client may send
 //!   us (SMSC role: [`RateLimit::try_acquire`] is `false` for an excess
@@ -12,8 +12,10 @@
 //!   It paces below the vendor's stated limit ([`with_margin`]), and with no
 //!   limit known it sends unpaced until the first throttle, then paces from
 //!   what the upstream accepted ([`AdaptiveConfig::unknown_ceiling`]).
+//! - [`InboundWindow`] bounds how many submits a client account has
+//!   unanswered at once (SMSC role; one past it is answered `ESME_RMSGQFUL`).
 //!
-//! Both read the clock through `tokio::time`, so they follow a paused test
+//! The rates read the clock through `tokio::time`, so they follow a paused test
 //! clock and are exact under `#[tokio::test(start_paused = true)]`. That is
 //! also why [`RateLimit::acquire`] waits with `tokio::time::sleep` rather
 //! than governor's `until_ready`, which sleeps on a `futures-timer` thread
