@@ -22,7 +22,7 @@ pub mod tls;
 
 pub use config::SessionConfig;
 pub use observer::{NoopObserver, SessionObserver};
-pub use ops::{BindType, Role, SessionState};
+pub use ops::{BindType, BindTypes, Role, SessionState};
 pub use session::{
     spawn, spawn_observed, CloseReason, Request, RequestError, Requests, Responder, SessionHandle,
     SessionStats,

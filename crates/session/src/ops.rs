@@ -56,6 +56,17 @@ impl BindType {
         matches!(self, Self::Receiver | Self::Transceiver)
     }
 
+    /// The type a configuration names ("transmitter", "receiver",
+    /// "transceiver").
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "transmitter" => Some(Self::Transmitter),
+            "receiver" => Some(Self::Receiver),
+            "transceiver" => Some(Self::Transceiver),
+            _ => None,
+        }
+    }
+
     /// The name used in logs and configuration.
     pub const fn name(self) -> &'static str {
         match self {
@@ -63,6 +74,61 @@ impl BindType {
             Self::Receiver => "receiver",
             Self::Transceiver => "transceiver",
         }
+    }
+}
+
+/// A set of bind types: those an account may bind as. Binds of other types
+/// are refused with `ESME_RBINDFAIL` before a session slot is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BindTypes(u8);
+
+impl BindTypes {
+    /// Every type: what an account allows unless it says otherwise.
+    pub const ALL: Self = Self(0b111);
+    /// No type at all (the start of a set built one type at a time).
+    pub const NONE: Self = Self(0);
+
+    const fn bit(bind_type: BindType) -> u8 {
+        match bind_type {
+            BindType::Transmitter => 1,
+            BindType::Receiver => 2,
+            BindType::Transceiver => 4,
+        }
+    }
+
+    /// The set with `bind_type` added.
+    pub const fn with(self, bind_type: BindType) -> Self {
+        Self(self.0 | Self::bit(bind_type))
+    }
+
+    /// Whether `bind_type` is in the set.
+    pub const fn contains(self, bind_type: BindType) -> bool {
+        self.0 & Self::bit(bind_type) != 0
+    }
+
+    /// Whether the set is empty.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The names of the types in the set, in the order transmitter,
+    /// receiver, transceiver.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            BindType::Transmitter,
+            BindType::Receiver,
+            BindType::Transceiver,
+        ]
+        .into_iter()
+        .filter(|t| self.contains(*t))
+        .map(BindType::name)
+        .collect()
+    }
+}
+
+impl Default for BindTypes {
+    fn default() -> Self {
+        Self::ALL
     }
 }
 

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -34,7 +34,7 @@ use crate::config::SessionConfig;
 use crate::observer::{NoopObserver, SessionObserver};
 use crate::ops::{check_inbound, check_outbound, BindType, Role, SessionState};
 use crate::sequence::SequenceNumbers;
-use crate::throttle::{try_acquire_all, AdaptiveRate, RateLimit};
+use crate::throttle::{try_acquire_all, AdaptiveRate, InboundWindow, RateLimit, WindowSlot};
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +104,9 @@ pub struct SessionStats {
     pub queue_full: AtomicU64,
     /// Peer submits refused with `ESME_RTHROTTLED`.
     pub throttled: AtomicU64,
+    /// Peer submits refused with `ESME_RMSGQFUL` because the account's
+    /// window of unanswered submits was full.
+    pub window_full: AtomicU64,
 }
 
 struct Pending {
@@ -139,6 +142,9 @@ struct Shared {
     /// SMSC role: limits every submit from the peer must pass (session
     /// first, account last; see `throttle::try_acquire_all`).
     inbound_limits: ArcSwap<Vec<Arc<RateLimit>>>,
+    /// SMSC role: the account's window of unanswered submits, shared by
+    /// its sessions; a submit past it is answered `ESME_RMSGQFUL`.
+    inbound_window: ArcSwapOption<InboundWindow>,
     /// Peer requests handed to the application and not answered yet: an
     /// unbind waits for them, so a submit being stored still gets its
     /// response before the session closes.
@@ -289,6 +295,7 @@ where
         started: Instant::now(),
         stats: SessionStats::default(),
         inbound_limits: ArcSwap::from_pointee(Vec::new()),
+        inbound_window: ArcSwapOption::empty(),
         inbound_open: AtomicUsize::new(0),
         pacer: OnceLock::new(),
         account_window: OnceLock::new(),
@@ -546,6 +553,13 @@ impl SessionHandle {
         self.shared.inbound_limits.store(Arc::new(limits));
     }
 
+    /// SMSC role: the account window every submit from the peer takes a
+    /// slot of until it is answered (`None`: no account window). A reload
+    /// may change it; submits already open keep their slots.
+    pub fn set_inbound_window(&self, window: Option<Arc<InboundWindow>>) {
+        self.shared.inbound_window.store(window);
+    }
+
     /// ESME role: paces submits to the upstream's rate and slows down when
     /// it answers `ESME_RTHROTTLED` or `ESME_RMSGQFUL`. Set once; shared by
     /// every session of one upstream account.
@@ -606,6 +620,9 @@ pub struct Responder {
     command_id: CommandId,
     sequence: u32,
     answered: bool,
+    /// The account window slot a submit holds until it is answered (given
+    /// back when the responder goes, after the answer was queued).
+    _window: Option<WindowSlot>,
 }
 
 impl std::fmt::Debug for Responder {
@@ -777,7 +794,24 @@ async fn dispatch(
         }
         return None;
     }
+    let mut window = None;
     if is_submission(command_id) {
+        // The window before the rates: a submit refused for the window
+        // spends no rate cell.
+        if let Some(account) = shared.inbound_window.load().as_ref() {
+            match account.try_take() {
+                Some(slot) => window = Some(slot),
+                None => {
+                    shared.stats.window_full.fetch_add(1, Ordering::Relaxed);
+                    if let Some(resp) =
+                        Pdu::error_response(command_id, sequence, CommandStatus::MessageQueueFull)
+                    {
+                        let _ = shared.send(resp).await;
+                    }
+                    return None;
+                }
+            }
+        }
         let limits = shared.inbound_limits.load();
         if !limits.is_empty() && !try_acquire_all(limits.iter().map(Arc::as_ref)) {
             shared.stats.throttled.fetch_add(1, Ordering::Relaxed);
@@ -796,6 +830,7 @@ async fn dispatch(
             command_id,
             sequence,
             answered: false,
+            _window: window,
         },
     };
     match requests.try_send(request) {

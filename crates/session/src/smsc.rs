@@ -4,13 +4,15 @@
 //! failing `accept` backs off instead of ending the listener), each
 //! connection becomes a session, and the session must bind within the
 //! session-init time. The [`Authenticator`] decides each bind; the server
-//! counts binds per account and answers with Tern's own system_id and, for
+//! refuses a bind type the account does not allow (never a failed bind for
+//! the guard), counts binds per account, keeps each account's submit rate
+//! and window shared by its sessions, and answers with Tern's own system_id and, for
 //! 3.4+ peers, `sc_interface_version`. Only bound sessions reach the
 //! application.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,9 +27,9 @@ use tracing::{info, warn, Instrument};
 
 use crate::abuse::{BindGuard, Verdict};
 use crate::config::SessionConfig;
-use crate::ops::{BindType, Role};
+use crate::ops::{BindType, BindTypes, Role};
 use crate::session::{self, CloseReason, Requests, SessionHandle};
-use crate::throttle::RateLimit;
+use crate::throttle::{InboundWindow, RateLimit};
 use crate::tls::MaybeTlsStream;
 
 /// A password, kept out of `Debug` output and logs.
@@ -94,17 +96,46 @@ pub struct Admission {
     pub session_rate: Option<NonZeroU32>,
     /// Submits per second all the account's sessions together may send.
     pub account_rate: Option<NonZeroU32>,
+    /// Submits all the account's sessions together may have unanswered
+    /// at once; past it a submit is answered `ESME_RMSGQFUL`.
+    pub account_window: Option<NonZeroUsize>,
+    /// The bind types the account may bind as; another is refused with
+    /// `ESME_RBINDFAIL`.
+    pub bind_types: BindTypes,
     /// Which of the account's credentials the bind used, as the
     /// authenticator chooses to tag it (opaque here): lets the application
     /// end exactly the sessions whose password stopped being valid.
     pub credential: u64,
 }
 
+/// Why the server refused a bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The bind guard: too many failed binds from this address or for
+    /// this system_id.
+    LockedOut,
+    /// The authenticator said no, with this status.
+    Authenticator(CommandStatus),
+    /// The account's credentials were right, but it may not bind as this
+    /// type. Not a failed bind for the guard: no password was guessed.
+    BindType,
+    /// The account has `max_binds` sessions bound already.
+    MaxBinds,
+}
+
 /// Decides binds: credentials, source address, allowed bind types.
 pub trait Authenticator: Send + Sync + 'static {
     /// Accepts the bind, or says which status to refuse it with
-    /// (`ESME_RINVSYSID`, `ESME_RINVPASWD`, `ESME_RBINDFAIL`, …).
+    /// (`ESME_RINVSYSID`, `ESME_RINVPASWD`, `ESME_RBINDFAIL`, …). The bind
+    /// types the account allows travel in the [`Admission`]: the server
+    /// checks them, so that such a refusal is not counted as a failed
+    /// credential.
     fn authenticate(&self, bind: &BindRequest) -> Result<Admission, CommandStatus>;
+
+    /// Told of every refused bind, once it was answered, so that the
+    /// application can count refusals by cause. Does nothing unless
+    /// implemented.
+    fn refused(&self, _bind: &BindRequest, _refusal: Refusal) {}
 }
 
 /// The SMSC side's settings.
@@ -240,6 +271,9 @@ pub struct SmscServer<A> {
     guard: Option<BindGuard>,
     /// One limiter per account, shared by its sessions.
     account_limits: Mutex<HashMap<String, Arc<RateLimit>>>,
+    /// One window of unanswered submits per account, shared by its
+    /// sessions.
+    account_windows: Mutex<HashMap<String, Arc<InboundWindow>>>,
 }
 
 impl<A> std::fmt::Debug for SmscServer<A> {
@@ -268,6 +302,7 @@ impl<A: Authenticator> SmscServer<A> {
             binds: Arc::default(),
             guard,
             account_limits: Mutex::default(),
+            account_windows: Mutex::default(),
         })
     }
 
@@ -301,6 +336,23 @@ impl<A: Authenticator> SmscServer<A> {
                 limit
             }
         }
+    }
+
+    /// The window of unanswered submits a session admitted as `admission`
+    /// takes a slot of for each submit: its account's, shared by the
+    /// account's sessions and kept across reloads (a new limit applies to
+    /// the slots already held). Public so that a reload can change it.
+    pub fn window_for(&self, admission: &Admission) -> Option<Arc<InboundWindow>> {
+        let limit = admission.account_window?;
+        let mut windows = self
+            .account_windows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let window = windows
+            .entry(admission.account.clone())
+            .or_insert_with(|| InboundWindow::new(limit));
+        window.set_limit(limit);
+        Some(window.clone())
     }
 
     /// What the bind guard says about this attempt.
@@ -460,20 +512,39 @@ impl<A: Authenticator> SmscServer<A> {
                     .responder
                     .reject(self.config.locked_out_status)
                     .await;
+                self.auth.refused(&bind_request, Refusal::LockedOut);
                 continue;
             }
-            let verdict = self.auth.authenticate(&bind_request).and_then(|admission| {
-                if self.binds.try_take(&admission.account, admission.max_binds) {
-                    Ok(admission)
-                } else {
-                    Err(CommandStatus::BindFailed)
+            let verdict = match self.auth.authenticate(&bind_request) {
+                Err(status) => Err((status, Refusal::Authenticator(status))),
+                Ok(admission) if !admission.bind_types.contains(bind_type) => {
+                    // Right credentials, wrong type: refused without a word
+                    // to the bind guard, which counts guessed passwords.
+                    warn!(
+                        system_id = %bind_request.system_id,
+                        bind_type = bind_type.name(),
+                        peer = %bind_request.peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                        allowed = %admission.bind_types.names().join(","),
+                        "bind refused: the account may not bind as this type"
+                    );
+                    let _ = request.responder.reject(CommandStatus::BindFailed).await;
+                    self.auth.refused(&bind_request, Refusal::BindType);
+                    continue;
                 }
-            });
+                Ok(admission) => {
+                    if self.binds.try_take(&admission.account, admission.max_binds) {
+                        Ok(admission)
+                    } else {
+                        Err((CommandStatus::BindFailed, Refusal::MaxBinds))
+                    }
+                }
+            };
             match verdict {
                 Ok(admission) => {
                     self.record(&bind_request, true);
                     let version = bind.interface_version;
                     handle.set_inbound_limits(self.limits_for(&admission));
+                    handle.set_inbound_window(self.window_for(&admission));
                     handle.set_bound(bind_type, &bind_request.system_id, version);
                     let binds = self.binds.clone();
                     let account = admission.account.clone();
@@ -502,11 +573,12 @@ impl<A: Authenticator> SmscServer<A> {
                     }
                     return Some((admission, bind_type, version));
                 }
-                Err(status) => {
+                Err((status, refusal)) => {
                     self.record(&bind_request, false);
                     // Never log the password: the request's Debug redacts it.
                     warn!(system_id = %bind_request.system_id, %status, "bind refused");
                     let _ = request.responder.reject(status).await;
+                    self.auth.refused(&bind_request, refusal);
                 }
             }
         }

@@ -1,4 +1,4 @@
-//! Message rates, in both roles.
+//! Message rates, in both roles, and the client account window.
 //!
 //! - [`RateLimit`] (a governor GCRA limiter) bounds what a client may send
 //!   us (SMSC role: [`RateLimit::try_acquire`] is `false` for an excess
@@ -12,8 +12,10 @@
 //!   It paces below the vendor's stated limit ([`with_margin`]), and with no
 //!   limit known it sends unpaced until the first throttle, then paces from
 //!   what the upstream accepted ([`AdaptiveConfig::unknown_ceiling`]).
+//! - [`InboundWindow`] bounds how many submits a client account has
+//!   unanswered at once (SMSC role; one past it is answered `ESME_RMSGQFUL`).
 //!
-//! Both read the clock through `tokio::time`, so they follow a paused test
+//! The rates read the clock through `tokio::time`, so they follow a paused test
 //! clock and are exact under `#[tokio::test(start_paused = true)]`. That is
 //! also why [`RateLimit::acquire`] waits with `tokio::time::sleep` rather
 //! than governor's `until_ready`, which sleeps on a `futures-timer` thread
@@ -24,8 +26,9 @@
 //! [`RateLimit::with_burst`] with a burst of 1, which spaces messages evenly.
 
 use std::collections::VecDeque;
-use std::num::NonZeroU32;
-use std::sync::{Mutex, PoisonError};
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use governor::clock::Clock;
@@ -145,6 +148,76 @@ impl RateLimit {
 /// the refused session loses a cell of its own.
 pub fn try_acquire_all<'a>(limits: impl IntoIterator<Item = &'a RateLimit>) -> bool {
     limits.into_iter().all(RateLimit::try_acquire)
+}
+
+/// The most submits a client account may have unanswered at once, over
+/// all its sessions (SMSC role). A submit past it is answered
+/// `ESME_RMSGQFUL` at once instead of waiting in a queue: the client learns
+/// it is ahead of Tern and slows down, and Tern holds no work it did not
+/// promise to take. The limit can change while submits are open (a
+/// reload): those keep their slots, new ones see the new limit.
+#[derive(Debug)]
+pub struct InboundWindow {
+    /// Slots in all.
+    limit: AtomicUsize,
+    /// Slots held by unanswered submits.
+    open: AtomicUsize,
+}
+
+impl InboundWindow {
+    /// A window of `limit` slots, all free.
+    pub fn new(limit: NonZeroUsize) -> Arc<Self> {
+        Arc::new(Self {
+            limit: AtomicUsize::new(limit.get()),
+            open: AtomicUsize::new(0),
+        })
+    }
+
+    /// The limit now.
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Changes the limit; slots held stay held.
+    pub fn set_limit(&self, limit: NonZeroUsize) {
+        self.limit.store(limit.get(), Ordering::Relaxed);
+    }
+
+    /// Submits unanswered now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Takes a slot, held until the [`WindowSlot`] is dropped; `None` when
+    /// every slot is held.
+    pub fn try_take(self: &Arc<Self>) -> Option<WindowSlot> {
+        let mut open = self.open.load(Ordering::Relaxed);
+        loop {
+            if open >= self.limit() {
+                return None;
+            }
+            match self.open.compare_exchange_weak(
+                open,
+                open + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(WindowSlot(self.clone())),
+                Err(now) => open = now,
+            }
+        }
+    }
+}
+
+/// One submit's slot in an [`InboundWindow`], given back on drop (when
+/// the submit has been answered).
+#[derive(Debug)]
+pub struct WindowSlot(Arc<InboundWindow>);
+
+impl Drop for WindowSlot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Slowest rate an [`AdaptiveRate`] may be configured with (one message per
@@ -583,6 +656,22 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn an_inbound_window_refuses_past_its_limit_until_a_slot_is_given_back() {
+        let window = InboundWindow::new(NonZeroUsize::new(2).expect("non-zero"));
+        let first = window.try_take().expect("first slot");
+        let _second = window.try_take().expect("second slot");
+        assert!(window.try_take().is_none(), "a third submit is refused");
+        drop(first);
+        assert_eq!(window.open(), 1);
+        let _third = window.try_take().expect("a slot given back is free again");
+        window.set_limit(NonZeroUsize::new(1).expect("non-zero"));
+        assert!(
+            window.try_take().is_none(),
+            "held slots count against a lowered limit"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -138,6 +138,10 @@ async fn a_throttling_upstream_slows_the_pacer_down() {
 }
 
 async fn guarded_server(config: GuardConfig) -> std::net::SocketAddr {
+    guarded_server_for(config, Accounts::default()).await
+}
+
+async fn guarded_server_for(config: GuardConfig, accounts: Accounts) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let smsc = SmscServer::with_guard(
@@ -146,7 +150,7 @@ async fn guarded_server(config: GuardConfig) -> std::net::SocketAddr {
             locked_out_status: CommandStatus::Vendor(0x400),
             ..SmscConfig::default()
         },
-        Accounts::default(),
+        accounts,
         BindGuard::new(config).expect("valid guard"),
     );
     let (tx, mut sessions) = mpsc::channel(8);
@@ -156,11 +160,19 @@ async fn guarded_server(config: GuardConfig) -> std::net::SocketAddr {
 }
 
 async fn try_bind(addr: std::net::SocketAddr, password: &str) -> Result<(), CommandStatus> {
+    try_bind_as(addr, BindType::Transmitter, password).await
+}
+
+async fn try_bind_as(
+    addr: std::net::SocketAddr,
+    bind_type: BindType,
+    password: &str,
+) -> Result<(), CommandStatus> {
     let stream = TcpStream::connect(addr).await.expect("connect");
     match esme::bind(
         stream,
         Some(addr),
-        &params(BindType::Transmitter, password),
+        &params(bind_type, password),
         fast_session(),
     )
     .await
@@ -223,5 +235,37 @@ async fn failed_binds_are_slowed_down_before_the_lock_out() {
         started.elapsed() >= step,
         "the second attempt waited {:?}",
         started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_bind_type_the_account_does_not_allow_is_refused_but_never_locks_it_out() {
+    let addr = guarded_server_for(
+        GuardConfig {
+            window: Duration::from_secs(60),
+            delay_after: 1,
+            delay_step: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            lock_after: 2,
+            lock_for: Duration::from_secs(60),
+            max_tracked: 100,
+        },
+        Accounts {
+            bind_types: tern_session::BindTypes::NONE.with(BindType::Transmitter),
+            ..Accounts::default()
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            try_bind_as(addr, BindType::Receiver, "pass").await,
+            Err(CommandStatus::BindFailed)
+        );
+    }
+    // More refusals than `lock_after`, yet the allowed type still binds:
+    // right credentials of the wrong type are no password guessing.
+    assert_eq!(
+        try_bind_as(addr, BindType::Transmitter, "pass").await,
+        Ok(())
     );
 }

@@ -184,13 +184,15 @@ pub fn summary(config: &Config) -> String {
     for c in &config.clients {
         let _ = writeln!(
             out,
-            "client {}: {} password(s), binds {}, rate {}/s per account, {}/s per session, from {}, {}",
+            "client {}: {} password(s), binds {}, as {}, rate {}/s per account, {}/s per session, window {}, from {}, {}",
             c.system_id,
             c.passwords.len(),
             c.max_binds
                 .map_or("unlimited".to_owned(), |n| n.to_string()),
+            c.binds.names().join(", "),
             c.rate.map_or("-".to_owned(), |n| n.to_string()),
             c.session_rate.map_or("-".to_owned(), |n| n.to_string()),
+            c.window.map_or("-".to_owned(), |n| n.to_string()),
             if c.allowed_ips.is_empty() {
                 "anywhere".to_owned()
             } else {

@@ -456,6 +456,45 @@ fn id_format_is_shown_and_a_bad_one_refused_at_its_value() {
 }
 
 #[test]
+fn client_binds_and_window_are_shown_and_bad_ones_refused_at_their_value() {
+    let dir = TempDir::new("config-client-binds");
+    let path = dir.write(
+        "binds.toml",
+        "[[client]]\nsystem_id = \"sender\"\npasswords = [\"pw\"]\nbinds = [\"transmitter\"]\nwindow = 20\n\n\
+         [[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("client sender: 1 password(s), binds unlimited, as transmitter, "),
+        "{out}"
+    );
+    assert!(out.contains("window 20, from anywhere"), "{out}");
+    assert!(
+        out.contains(
+            "client acme: 1 password(s), binds unlimited, as transmitter, receiver, transceiver, "
+        ),
+        "all three unless set: {out}"
+    );
+    assert!(out.contains("window -, from anywhere"), "{out}");
+    let path = dir.write(
+        "bad.toml",
+        "[[client]]\nsystem_id = \"a\"\npasswords = [\"pw\"]\nbinds = [\"transmitter\", \"reciever\"]\n\n\
+         [[client]]\nsystem_id = \"b\"\npasswords = [\"pw\"]\nbinds = []\nwindow = 0\n",
+    );
+    let (code, out, err) = check(&path);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}:4:25: client.binds \"reciever\": expected \"transmitter\", \"receiver\" or \"transceiver\""),
+        format!("{file}:9:9: client.binds: an empty list allows no bind at all"),
+        format!("{file}:10:10: client.window 0: at least 1 submit must be allowed unanswered"),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
 fn an_upstream_password_too_long_for_smpp_is_refused_at_its_line_without_showing_it() {
     let dir = TempDir::new("config-long-password");
     let path = dir.write(

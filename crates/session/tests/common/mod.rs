@@ -33,6 +33,7 @@ pub struct Accounts {
     pub allowed_ip: Option<IpAddr>,
     pub session_rate: Option<std::num::NonZeroU32>,
     pub account_rate: Option<std::num::NonZeroU32>,
+    pub bind_types: tern_session::BindTypes,
 }
 
 impl Authenticator for Accounts {
@@ -53,7 +54,9 @@ impl Authenticator for Accounts {
             max_binds: self.max_binds,
             session_rate: self.session_rate,
             account_rate: self.account_rate,
+            bind_types: self.bind_types,
             credential: 0,
+            ..Admission::default()
         })
     }
 }

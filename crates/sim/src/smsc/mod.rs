@@ -303,6 +303,7 @@ impl SimAuth {
                 session_rate: None,
                 account_rate: None,
                 credential: 0,
+                ..Admission::default()
             });
         }
         let account = self
@@ -327,6 +328,7 @@ impl SimAuth {
             session_rate: None,
             account_rate: None,
             credential: 0,
+            ..Admission::default()
         })
     }
 }

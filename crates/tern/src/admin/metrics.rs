@@ -104,6 +104,17 @@ pub struct SessionLabel {
     pub state: String,
 }
 
+/// Label set `{client, reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientReason {
+    /// The configured account the bind named, or `unknown` (a system_id
+    /// no account has: not a label, or anyone could make up series).
+    pub client: String,
+    /// Why: `system_id`, `password`, `address`, `bind_type`, `max_binds`
+    /// or `locked_out`.
+    pub reason: String,
+}
+
 /// Label set `{result}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -165,6 +176,8 @@ pub struct Metrics {
     /// `tern_orphans_requeued_total`: messages claimed by a node that left
     /// a shared store, put back in the ready queue by this node.
     pub orphans_requeued: Counter,
+    /// `tern_binds_refused_total{client, reason}`: client binds refused.
+    pub binds_refused: Family<ClientReason, Counter>,
 }
 
 fn submit_histogram() -> Histogram {
@@ -195,6 +208,7 @@ impl Metrics {
             reload_failed: Gauge::default(),
             store_size_bytes: Gauge::default(),
             orphans_requeued: Counter::default(),
+            binds_refused: Family::default(),
             registry: Registry::with_prefix("tern"),
         };
         // Disjoint field borrows: the registry mutably, the handles shared.
@@ -299,6 +313,11 @@ impl Metrics {
             "Messages of a node that left a shared store, requeued by this node",
             metrics.orphans_requeued.clone(),
         );
+        r.register(
+            "binds_refused",
+            "Client binds refused, by account and reason",
+            metrics.binds_refused.clone(),
+        );
         metrics
     }
 
@@ -320,6 +339,16 @@ impl Metrics {
             tracing::error!(target: "tern::admin", %err, "encoding metrics failed");
         }
         out
+    }
+
+    /// Counts one client bind refused for `reason`.
+    pub fn bind_refused(&self, client: &str, reason: &str) {
+        self.binds_refused
+            .get_or_create(&ClientReason {
+                client: client.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts one submit_sm answered to `client` with `status` (`ok` or the

@@ -154,14 +154,41 @@ fn render(addr: SocketAddr, answers: &[(&str, Answer)], is_ready: bool) -> Strin
     );
 
     let _ = writeln!(out);
-    let rows = rows(
-        body("/api/sessions"),
-        &["account", "bind_type", "peer", "in_flight"],
-    );
+    let rows = body("/api/sessions").map(|v| {
+        list(v, "sessions")
+            .into_iter()
+            .map(|s| {
+                let s = Some(s);
+                let limits = s.and_then(|s| s.get("limits"));
+                vec![
+                    field(s, "account"),
+                    field(s, "bind_type"),
+                    field(s, "peer"),
+                    field(s, "in_flight"),
+                    names(limits.and_then(|l| l.get("binds"))),
+                    field(limits, "max_binds"),
+                    field(limits, "rate"),
+                    field(limits, "session_rate"),
+                    field(limits, "window"),
+                ]
+            })
+            .collect()
+    });
+    // The account's limits beside each session: `-` is no limit.
     section(
         &mut out,
         "Client sessions",
-        &["ACCOUNT", "BIND", "PEER", "IN FLIGHT"],
+        &[
+            "ACCOUNT",
+            "BIND",
+            "PEER",
+            "IN FLIGHT",
+            "BINDS ALLOWED",
+            "MAX BINDS",
+            "RATE",
+            "SESSION RATE",
+            "WINDOW",
+        ],
         rows,
         failure("/api/sessions"),
     );
@@ -227,13 +254,13 @@ fn list<'a>(value: &'a Value, key: &str) -> Vec<&'a Value> {
     }
 }
 
-fn rows(value: Option<&Value>, fields: &[&str]) -> Option<Vec<Vec<String>>> {
-    value.map(|v| {
-        list(v, "sessions")
-            .into_iter()
-            .map(|item| fields.iter().map(|f| field(Some(item), f)).collect())
-            .collect()
-    })
+/// A list of names as one cell, comma-separated; `-` when absent.
+fn names(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::Array(items)) => items.iter().map(scalar).collect::<Vec<_>>().join(","),
+        Some(other) => scalar(other),
+        None => "-".to_owned(),
+    }
 }
 
 /// A titled table with aligned columns; `-` rows when the endpoint failed.
@@ -366,6 +393,45 @@ mod tests {
         assert!(screen.contains("dispatch  3"), "{screen}");
         assert!(screen.contains("generation -"), "{screen}");
         assert!(ready_flag(&json!({"ready": true})));
+
+        let sessions = json!([{
+            "account": "acme",
+            "bind_type": "transmitter",
+            "peer": "127.0.0.1:5000",
+            "in_flight": 0,
+            "limits": {
+                "binds": ["transmitter", "receiver"],
+                "max_binds": 2,
+                "rate": 50,
+                "session_rate": null,
+                "window": 8,
+            },
+        }]);
+        let answers = vec![
+            ("/ready", Ok((200, json!({"ready": true})))),
+            ("/api/sessions", Ok((200, sessions))),
+        ];
+        let screen = render("127.0.0.1:9775".parse().expect("addr"), &answers, true);
+        let row = screen
+            .lines()
+            .find(|l| l.trim_start().starts_with("acme"))
+            .unwrap_or_else(|| panic!("a session row: {screen}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "acme",
+                "transmitter",
+                "127.0.0.1:5000",
+                "0",
+                "transmitter,receiver",
+                "2",
+                "50",
+                "-",
+                "8"
+            ],
+            "{screen}"
+        );
         assert!(!ready_flag(&json!({"store": "ok"})));
     }
 }

@@ -101,6 +101,14 @@ pub struct ClientAccount {
     /// Transaction mode, with how long a submit waits for the upstream's
     /// answer; `None`: store-and-forward (answered once stored).
     pub transaction: Option<Duration>,
+    /// The bind types the account may use; a bind of another type is
+    /// refused with ESME_RBINDFAIL, and a reload that takes a type away
+    /// unbinds the sessions bound as it.
+    pub binds: tern_session::BindTypes,
+    /// Submits of the account unanswered at once over all its sessions;
+    /// past it a submit is answered ESME_RMSGQFUL. `None`: no account
+    /// window (each session's request queue still bounds it).
+    pub window: Option<std::num::NonZeroUsize>,
     /// The MO rules whose messages go to this account. They travel with
     /// the account, so a reload swaps both at once and a rule never names
     /// an account that is gone; `MoRoute::order` keeps their place among
@@ -760,6 +768,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             );
         }
         let transaction = submit_mode(c, loc);
+        let (binds, window) = (client_binds(c, loc), client_window(c, loc));
         clients.push(ClientAccount {
             system_id: c.system_id.get_ref().clone(),
             passwords,
@@ -772,6 +781,8 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             mo_reassemble: c.mo_reassemble,
             mo_reassembly_timeout,
             transaction,
+            binds,
+            window,
             mo_routes: Vec::new(),
             id_format: id_format(c, loc),
         });
@@ -1569,6 +1580,49 @@ fn id_format(c: &RawClient, loc: &mut Locator<'_>) -> tern_storage::IdFormat {
 const MIN_COMMAND_LENGTH: usize = 1024;
 /// Largest: a 64 KiB message_payload and the rest of its PDU.
 const MAX_COMMAND_LENGTH: usize = 1 << 17;
+
+/// A client's `binds`: the bind types it may use, all three unless set.
+/// An empty list or an unknown name is an error at its place.
+fn client_binds(c: &RawClient, loc: &mut Locator<'_>) -> tern_session::BindTypes {
+    use tern_session::BindTypes;
+    let Some(list) = &c.binds else {
+        return BindTypes::ALL;
+    };
+    if list.get_ref().is_empty() {
+        loc.at(
+            list.span(),
+            "client.binds: an empty list allows no bind at all; list \"transmitter\", \"receiver\" and/or \"transceiver\", or leave binds out for all three",
+        );
+        return BindTypes::ALL;
+    }
+    let mut binds = BindTypes::NONE;
+    for name in list.get_ref() {
+        match BindType::from_name(name.get_ref()) {
+            Some(bind_type) => binds = binds.with(bind_type),
+            None => loc.at(
+                name.span(),
+                format!(
+                    "client.binds {:?}: expected \"transmitter\", \"receiver\" or \"transceiver\"",
+                    name.get_ref()
+                ),
+            ),
+        }
+    }
+    binds
+}
+
+/// A client's `window`: at least 1 when set.
+fn client_window(c: &RawClient, loc: &mut Locator<'_>) -> Option<std::num::NonZeroUsize> {
+    let window = c.window.as_ref()?;
+    let limit = std::num::NonZeroUsize::new(*window.get_ref());
+    if limit.is_none() {
+        loc.at(
+            window.span(),
+            "client.window 0: at least 1 submit must be allowed unanswered; leave window out for no account window",
+        );
+    }
+    limit
+}
 
 /// `[client_sessions]` over the session defaults, each value checked at
 /// its line.

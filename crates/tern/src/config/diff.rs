@@ -84,6 +84,12 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             if a.id_format != b.id_format {
                 what.push("id_format");
             }
+            if a.binds != b.binds {
+                what.push("binds");
+            }
+            if a.window != b.window {
+                what.push("window");
+            }
             what
         },
     );

@@ -263,6 +263,12 @@ pub struct RawClient {
     /// How the client sees Tern's message ids: "hex" (default, 16 digits)
     /// or "decimal" (the 64-bit value, at most 20 digits).
     pub id_format: Option<Spanned<String>>,
+    /// Bind types the account may use: any of "transmitter", "receiver",
+    /// "transceiver" (all three unless set).
+    pub binds: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Submits of the account unanswered at once, over all its sessions;
+    /// past it a submit is answered ESME_RMSGQFUL (no limit unless set).
+    pub window: Option<Spanned<usize>>,
 }
 
 /// `[[upstream]]`.

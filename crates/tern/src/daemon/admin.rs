@@ -12,7 +12,7 @@ use tern_storage::{MessageRecord, State, TernId};
 use super::node::Node;
 use super::reload::Reloader;
 use crate::admin::{AdminSource, Metrics, Readiness};
-use crate::config::Config;
+use crate::config::{ClientAccount, Config};
 
 /// Held receipts listed by `/api/unmatched` at most.
 const UNMATCHED_LISTED: usize = 1_000;
@@ -45,16 +45,20 @@ impl AdminSource for Source {
     }
 
     fn sessions(&self) -> Value {
+        let accounts = self.node.accounts.current();
         let clients: Vec<Value> = self
             .node
             .clients()
             .iter()
             .map(|s| {
+                let account = accounts.iter().find(|a| a.system_id == s.account);
                 json!({
                     "account": s.account,
                     "bind_type": s.bind_type.name(),
                     "peer": s.handle.peer().map(|p| p.to_string()),
                     "in_flight": s.handle.in_flight(),
+                    // What the account may do, as configured now.
+                    "limits": account.map(client_limits),
                 })
             })
             .collect();
@@ -292,6 +296,19 @@ pub fn message_json(record: &MessageRecord) -> Value {
     })
 }
 
+/// A client account's limits as the admin API shows them: the bind types
+/// it may use, sessions bound at once, submits per second (account and
+/// session) and submits unanswered at once; null where there is no limit.
+fn client_limits(account: &ClientAccount) -> Value {
+    json!({
+        "binds": account.binds.names(),
+        "max_binds": account.max_binds,
+        "rate": account.rate.map(|r| r.get()),
+        "session_rate": account.session_rate.map(|r| r.get()),
+        "window": account.window.map(|w| w.get()),
+    })
+}
+
 /// The config in force, for operators: never a password or key.
 pub fn config_json(config: &Config) -> Value {
     json!({
@@ -324,6 +341,8 @@ pub fn config_json(config: &Config) -> Value {
             "max_binds": c.max_binds,
             "rate": c.rate.map(|r| r.get()),
             "session_rate": c.session_rate.map(|r| r.get()),
+            "binds": c.binds.names(),
+            "window": c.window.map(|w| w.get()),
         })).collect::<Vec<_>>(),
         "upstreams": config.upstreams.iter().map(|u| json!({
             "name": u.name,

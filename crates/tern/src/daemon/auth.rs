@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use tern_codec::CommandStatus;
-use tern_session::smsc::{Admission, Authenticator, BindRequest};
+use tern_session::smsc::{Admission, Authenticator, BindRequest, Refusal};
+use tern_session::BindType;
 
+use crate::admin::Metrics;
 use crate::config::ClientAccount;
 
 /// The configured client accounts, swappable on reload.
@@ -18,6 +20,8 @@ pub struct Accounts {
     /// Keys the credential tags: they identify a password within this
     /// process only, and say nothing about it outside.
     tags: Arc<RandomState>,
+    /// Where refused binds are counted (none in unit tests).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Accounts {
@@ -26,7 +30,22 @@ impl Accounts {
         Self {
             accounts: Arc::new(ArcSwap::from_pointee(accounts)),
             tags: Arc::new(RandomState::new()),
+            metrics: None,
         }
+    }
+
+    /// Counts refused binds in `metrics`.
+    pub fn counting(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Whether `account` (still configured) may be bound as `bind_type`.
+    pub fn allows(&self, account: &str, bind_type: BindType) -> bool {
+        self.current()
+            .iter()
+            .find(|a| a.system_id == account)
+            .is_some_and(|a| a.binds.contains(bind_type))
     }
 
     /// The accounts now in force.
@@ -66,6 +85,8 @@ impl Accounts {
             max_binds: account.max_binds,
             session_rate: account.session_rate,
             account_rate: account.rate,
+            account_window: account.window,
+            bind_types: account.binds,
             credential,
         }
     }
@@ -95,5 +116,31 @@ impl Authenticator for Accounts {
             }
         }
         Ok(self.admission(account, self.credential(password.expose())))
+    }
+
+    fn refused(&self, bind: &BindRequest, refusal: Refusal) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        let reason = match refusal {
+            Refusal::LockedOut => "locked_out",
+            Refusal::Authenticator(CommandStatus::InvalidSystemId) => "system_id",
+            Refusal::Authenticator(CommandStatus::InvalidPassword) => "password",
+            // The only other refusal `authenticate` makes.
+            Refusal::Authenticator(_) => "address",
+            Refusal::BindType => "bind_type",
+            Refusal::MaxBinds => "max_binds",
+        };
+        let known = self
+            .accounts
+            .load()
+            .iter()
+            .any(|a| a.system_id == bind.system_id);
+        let client = if known {
+            bind.system_id.as_str()
+        } else {
+            "unknown"
+        };
+        metrics.bind_refused(client, reason);
     }
 }

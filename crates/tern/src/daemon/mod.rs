@@ -87,7 +87,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut upstream_set = upstreams::UpstreamSet::new(inbound_tx, upstreams_stop.clone(), gate);
     let (running, _) = upstream_set.apply(&config.upstreams)?;
     let routing = reload::routing_for(&config, running)?;
-    let accounts = Accounts::new(config.clients.clone());
+    let accounts = Accounts::new(config.clients.clone()).counting(metrics.clone());
     let node = node::Node::new(
         store,
         routing,

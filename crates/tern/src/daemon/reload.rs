@@ -7,8 +7,9 @@
 //! What a reload changes: routes, profiles, router settings and rates for
 //! the next message; upstreams (see [`super::upstreams`]); accounts for the
 //! next bind. Bound client sessions stay bound and get their account's new
-//! rates, unless the account was removed or the password they bound with
-//! is no longer listed (a rotation lists both). Listeners, the store, the
+//! rates and window, unless the account was removed, the password they
+//! bound with is no longer listed (a rotation lists both), or the account's
+//! `binds` no longer lists the type they bound as: those are unbound. Listeners, the store, the
 //! node, the admin listener, logging and simulators take effect at restart;
 //! a reload says so.
 
@@ -218,6 +219,18 @@ impl Reloader {
                 );
                 let handle = session.handle.clone();
                 tokio::spawn(async move { handle.unbind().await });
+            } else if !accounts.allows(&session.account, session.bind_type) {
+                // Its submits in our hands are answered first (`unbind`
+                // waits for them); a peer that does not answer the unbind
+                // is closed after the grace.
+                warn!(
+                    account = session.account,
+                    bind_type = session.bind_type.name(),
+                    peer = %session.handle.peer().map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                    "the account may no longer bind as this type: unbinding its session"
+                );
+                let handle = session.handle.clone();
+                tokio::spawn(async move { handle.unbind().await });
             } else if let Some(account) = accounts
                 .current()
                 .iter()
@@ -227,6 +240,9 @@ impl Reloader {
                 session
                     .handle
                     .set_inbound_limits(self.server.limits_for(&admission));
+                session
+                    .handle
+                    .set_inbound_window(self.server.window_for(&admission));
             }
         }
         self.node.dispatch.notify_one();
