@@ -372,6 +372,21 @@ fn route_test_prints_the_route_the_order_and_why() {
 }
 
 #[test]
+fn check_config_shows_each_routes_conditions() {
+    let dir = TempDir::new("config-route-conditions");
+    let path = dir.write("tern.toml", ROUTE_TEST);
+    let (code, out, err) = common::check_config(&path, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("  when: priority_flags 1,2,3\n"), "{out}");
+    assert!(
+        out.contains(
+            "  when: clients acme; time_window mon,tue,wed,thu,fri 08:00-20:00 Europe/Madrid\n"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
 fn route_test_says_no_route_and_exits_non_zero() {
     let dir = TempDir::new("route-test-none");
     let text = ROUTE_TEST.replace("name = \"default\"", "name = \"uk\"\nprefixes = [\"44\"]");
