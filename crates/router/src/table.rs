@@ -139,6 +139,9 @@ pub enum WindowError {
     /// No day.
     #[error("days is empty: the window would never open")]
     NoDay,
+    /// A bound past the end of the day (only `to` may be 24:00).
+    #[error("from must be before 24:00 and to at most 24:00")]
+    Bounds,
 }
 
 /// A weekly window of local time in a named zone: the rule applies from
@@ -153,7 +156,7 @@ pub struct TimeWindow {
     days: u8,
     /// Minutes after local midnight, 0..1440.
     from: u16,
-    /// Minutes after local midnight, 1..=1440.
+    /// Minutes after local midnight, 0..=1440 (0: until midnight).
     to: u16,
     zone: TimeZone,
 }
@@ -166,13 +169,16 @@ impl TimeWindow {
         if days & 0x7F == 0 {
             return Err(WindowError::NoDay);
         }
+        if from >= 1440 || to > 1440 {
+            return Err(WindowError::Bounds);
+        }
         if from == to {
             return Err(WindowError::Empty);
         }
         Ok(TimeWindow {
             days: days & 0x7F,
-            from: from.min(1439),
-            to: to.clamp(1, 1440),
+            from,
+            to,
             zone,
         })
     }
@@ -965,6 +971,15 @@ mod tests {
         ));
         assert_eq!(TimeWindow::new(1, 60, 60, "UTC"), Err(WindowError::Empty));
         assert_eq!(TimeWindow::new(0, 0, 60, "UTC"), Err(WindowError::NoDay));
+        assert_eq!(
+            TimeWindow::new(1, 1440, 60, "UTC"),
+            Err(WindowError::Bounds)
+        );
+        // "to = 00:00" closes at midnight.
+        let evening = TimeWindow::new(0x7F, 20 * 60, 0, "UTC").expect("valid");
+        assert!(evening.contains(at("2026-01-02T23:59:00Z")));
+        assert!(!evening.contains(at("2026-01-03T00:00:00Z")));
+        assert!(!evening.contains(at("2026-01-02T19:59:00Z")));
     }
 
     #[test]
