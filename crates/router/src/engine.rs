@@ -142,6 +142,11 @@ impl Clock {
         Clock(Arc::new(move || at))
     }
 
+    /// Whatever `now` says (a test that moves time on).
+    pub fn from_fn(now: impl Fn() -> jiff::Timestamp + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
     /// The time now, by this clock.
     pub fn now(&self) -> jiff::Timestamp {
         (self.0)()
