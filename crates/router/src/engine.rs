@@ -125,10 +125,45 @@ impl Default for RouterConfig {
     }
 }
 
+/// Where the router reads the time for time-window rules. The daemon
+/// gives it the system clock; tests give it a fixed instant, so a window
+/// can be tested at any hour, across a daylight-saving change.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>);
+
+impl Clock {
+    /// The system's clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(jiff::Timestamp::now))
+    }
+
+    /// Always `at`.
+    pub fn fixed(at: jiff::Timestamp) -> Clock {
+        Clock(Arc::new(move || at))
+    }
+
+    /// Whatever `now` says (a test that moves time on).
+    pub fn from_fn(now: impl Fn() -> jiff::Timestamp + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(now))
+    }
+
+    /// The time now, by this clock.
+    pub fn now(&self) -> jiff::Timestamp {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
+}
+
 /// The routing engine over a compiled table and running upstreams.
 #[derive(Debug)]
 pub struct Router {
     table: Table,
+    clock: Clock,
     weighted: Vec<WeightedState>,
     upstreams: Vec<Arc<Upstream>>,
     prices: Vec<(String, PriceList)>,
@@ -160,12 +195,19 @@ impl Router {
             .collect();
         Self {
             table,
+            clock: Clock::system(),
             weighted,
             upstreams,
             prices,
             generic,
             config,
         }
+    }
+
+    /// The same engine reading the time from `clock` (time windows).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
@@ -245,6 +287,9 @@ impl Router {
             source: &source,
             data_coding: submit.data_coding.0,
             service_type: &service_type,
+            priority_flag: submit.priority_flag.0,
+            esm_class: submit.esm_class.0,
+            now: self.clock.now(),
         })
     }
 

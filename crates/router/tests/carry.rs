@@ -95,6 +95,10 @@ fn router(upstreams: Vec<Arc<Upstream>>, max_attempts: usize) -> Router {
         source: None,
         data_codings: None,
         service_type: None,
+        priority_flags: None,
+        udh: None,
+        flash: None,
+        time_window: None,
         upstreams: upstreams
             .iter()
             .enumerate()

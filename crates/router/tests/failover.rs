@@ -140,6 +140,10 @@ fn router_with(upstreams: Vec<Arc<Upstream>>, strategy: Strategy, config: Router
         source: None,
         data_codings: None,
         service_type: None,
+        priority_flags: None,
+        udh: None,
+        flash: None,
+        time_window: None,
         upstreams: upstreams
             .iter()
             .enumerate()

@@ -252,6 +252,14 @@ pub fn summary(config: &Config) -> String {
             ups.join(", "),
             r.strategy
         );
+        let conditions: Vec<String> = r
+            .conditions()
+            .into_iter()
+            .map(|(c, v)| format!("{} {v}", c.key()))
+            .collect();
+        if !conditions.is_empty() {
+            let _ = writeln!(out, "  when: {}", conditions.join("; "));
+        }
     }
     out
 }

@@ -1,5 +1,5 @@
 //! The `tern` command line: `run` (the daemon), `check-config`, `send`,
-//! `sim`, `status`, `trace`, `bench` and `decode`. Each subcommand lives in
+//! `sim`, `status`, `trace`, `bench`, `route-test` and `decode`. Each subcommand lives in
 //! the library; this file only parses arguments, sets up logging for the
 //! daemon and maps errors to exit codes.
 
@@ -75,6 +75,10 @@ enum Command {
     /// (upstream, time, status, upstream ids per part), each receipt as
     /// received and as relayed, outcome. Exits 1 if the id is unknown.
     Trace(tern::cli::trace::TraceArgs),
+    /// Which route a sample message takes under a configuration, and why:
+    /// the rules tried before it with the condition that failed, the
+    /// conditions that matched, the upstream order. Exits 1 on no route.
+    RouteTest(tern::cli::route_test::RouteTestArgs),
 }
 
 /// The embedded default configuration (config/tern.toml).
@@ -153,6 +157,7 @@ fn main() -> ExitCode {
         Command::Status(args) => tern::cli::status::run(args),
         Command::Bench(args) => tern::cli::bench::run(args),
         Command::Trace(args) => tern::cli::trace::run(args),
+        Command::RouteTest(args) => Ok(tern::cli::route_test::run(args, DEFAULT_CONFIG)),
     };
     match result {
         Ok(code) => code,

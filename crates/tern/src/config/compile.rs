@@ -14,7 +14,7 @@ use tern_router::account::AccountLimits;
 use tern_router::engine::RouterConfig;
 use tern_router::profile::BindKind;
 use tern_router::strategy::Strategy;
-use tern_router::table::{RouteUpstream, Rule, SourceMatch, Table};
+use tern_router::table::{RouteUpstream, Rule, SourceMatch, Table, TimeWindow};
 use tern_router::{Profile, ProfileSet, Reason};
 use tern_session::esme::BindParams;
 use tern_session::throttle::MIN_ADAPTIVE_RATE;
@@ -1076,14 +1076,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
                 );
             }
         }
-        let source = r.source.as_ref().map(|s| match s.get_ref().as_str() {
-            "alphanumeric" => SourceMatch::Alphanumeric,
-            "numeric" => SourceMatch::Numeric,
-            other => match other.strip_prefix("prefix:") {
-                Some(p) => SourceMatch::Prefix(p.to_owned()),
-                None => SourceMatch::Exact(other.to_owned()),
-            },
-        });
+        let source = r.source.as_ref().and_then(|s| route_source(s, loc));
         let resubmit_on = r
             .resubmit_on
             .iter()
@@ -1109,6 +1102,13 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             source,
             data_codings: r.data_codings.clone(),
             service_type: r.service_type.clone(),
+            priority_flags: route_priority_flags(r, loc),
+            udh: r.udh,
+            flash: r.flash,
+            time_window: r
+                .time_window
+                .as_ref()
+                .and_then(|w| route_time_window(w, loc)),
             upstreams: route_upstreams,
             strategy,
             resubmit_on,
@@ -1123,6 +1123,14 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
                         format!("\"{prefix}\"")
                     }
                     tern_router::table::TableError::NoUpstream(rule) => format!("\"{rule}\""),
+                    tern_router::table::TableError::ZeroWeights(rule) => {
+                        // Point at the route's upstreams array.
+                        if let Some(r) = raw.routes.iter().find(|r| r.name.get_ref() == rule) {
+                            loc.at(r.upstreams.span(), e.to_string());
+                            continue;
+                        }
+                        format!("\"{rule}\"")
+                    }
                 };
                 let at = loc.text.find(&needle).unwrap_or(0);
                 loc.at(at..at, e.to_string());
@@ -1461,6 +1469,126 @@ fn redis_settings(raw: &Spanned<super::raw::RawRedis>, loc: &mut Locator<'_>) ->
         }),
         durability,
         lease_ttl,
+    }
+}
+
+/// A route's `source`: "alphanumeric", "numeric", "prefix:<p>",
+/// "pattern:<p>" (`*` and `?` wildcards), else an exact address.
+fn route_source(s: &Spanned<String>, loc: &mut Locator<'_>) -> Option<SourceMatch> {
+    let text = s.get_ref().as_str();
+    Some(match text {
+        "alphanumeric" => SourceMatch::Alphanumeric,
+        "numeric" => SourceMatch::Numeric,
+        other => {
+            if let Some(p) = other.strip_prefix("prefix:") {
+                SourceMatch::Prefix(p.to_owned())
+            } else if let Some(p) = other.strip_prefix("pattern:") {
+                match SourceMatch::pattern(p) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        loc.at(s.span(), format!("source {text:?}: {e}"));
+                        return None;
+                    }
+                }
+            } else {
+                SourceMatch::Exact(other.to_owned())
+            }
+        }
+    })
+}
+
+/// A route's `priority_flags` as a mask: SMPP 3.4 defines 0 to 3.
+fn route_priority_flags(r: &super::raw::RawRoute, loc: &mut Locator<'_>) -> Option<u8> {
+    let values = r.priority_flags.as_ref()?;
+    if values.is_empty() {
+        loc.at(
+            r.name.span(),
+            format!(
+                "route {:?}: priority_flags is empty: the route would never match",
+                r.name.get_ref()
+            ),
+        );
+    }
+    let mut mask = 0u8;
+    for v in values {
+        match u8::try_from(*v.get_ref()) {
+            Ok(p) if p <= 3 => mask |= 1 << p,
+            _ => loc.at(
+                v.span(),
+                format!(
+                    "route {:?}: priority_flags: {} is not a priority_flag (0 to 3)",
+                    r.name.get_ref(),
+                    v.get_ref()
+                ),
+            ),
+        }
+    }
+    Some(mask)
+}
+
+/// A route's `time_window`: days, "HH:MM" bounds and an IANA zone, each
+/// error pointing at its value.
+fn route_time_window(
+    w: &Spanned<super::raw::RawTimeWindow>,
+    loc: &mut Locator<'_>,
+) -> Option<TimeWindow> {
+    let raw = w.get_ref();
+    let mut ok = true;
+    let days = match &raw.days {
+        None => 0x7F,
+        Some(days) => {
+            let mut mask = 0u8;
+            for d in days {
+                match TimeWindow::day(d.get_ref()) {
+                    Some(bit) => mask |= bit,
+                    None => {
+                        ok = false;
+                        loc.at(
+                            d.span(),
+                            format!(
+                                "time_window: day {:?}: expected mon, tue, wed, thu, fri, sat or sun",
+                                d.get_ref()
+                            ),
+                        );
+                    }
+                }
+            }
+            mask
+        }
+    };
+    let mut clock = |v: &Option<Spanned<String>>, default: u16, what: &str| match v {
+        None => default,
+        Some(v) => TimeWindow::clock(v.get_ref()).unwrap_or_else(|| {
+            ok = false;
+            loc.at(
+                v.span(),
+                format!(
+                    "time_window: {what} {:?}: expected a local time \"HH:MM\" from 00:00 to 24:00",
+                    v.get_ref()
+                ),
+            );
+            default
+        }),
+    };
+    let from = clock(&raw.from, 0, "from");
+    let to = clock(&raw.to, 1440, "to");
+    if !ok {
+        return None;
+    }
+    let zone = raw
+        .time_zone
+        .as_ref()
+        .map_or("UTC", |z| z.get_ref().as_str());
+    match TimeWindow::new(days, from, to, zone) {
+        Ok(window) => Some(window),
+        Err(e) => {
+            let span = match (&e, &raw.time_zone) {
+                (tern_router::table::WindowError::Zone(_), Some(z)) => z.span(),
+                _ => w.span(),
+            };
+            loc.at(span, format!("time_window: {e}"));
+            None
+        }
     }
 }
 

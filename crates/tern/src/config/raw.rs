@@ -368,6 +368,28 @@ pub struct RawRoute {
     /// Receipt reasons that re-send through the next upstream.
     #[serde(default)]
     pub resubmit_on: Vec<Spanned<String>>,
+    /// priority_flag values (0 to 3); absent for any.
+    pub priority_flags: Option<Vec<Spanned<i64>>>,
+    /// esm_class UDHI bit set (true) or clear (false); absent for either.
+    pub udh: Option<bool>,
+    /// Flash (message class 0) or not; absent for either.
+    pub flash: Option<bool>,
+    /// When the route applies; absent for always.
+    pub time_window: Option<Spanned<RawTimeWindow>>,
+}
+
+/// A route's `time_window`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeWindow {
+    /// Local days the window opens on ("mon" .. "sun"); absent for every day.
+    pub days: Option<Vec<Spanned<String>>>,
+    /// Local opening time, "HH:MM" ("00:00" when absent).
+    pub from: Option<Spanned<String>>,
+    /// Local closing time, "HH:MM", excluded ("24:00" when absent).
+    pub to: Option<Spanned<String>>,
+    /// IANA time zone name ("UTC" when absent).
+    pub time_zone: Option<Spanned<String>>,
 }
 
 /// `[router]`.

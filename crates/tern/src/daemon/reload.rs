@@ -51,7 +51,9 @@ pub fn routing_for(config: &Config, upstreams: Vec<Arc<Upstream>>) -> anyhow::Re
             Vec::new(),
             generic.clone(),
             config.router.clone(),
-        ),
+        )
+        // Time-window routes follow the wall clock.
+        .with_clock(tern_router::engine::Clock::system()),
         profiles,
         generic: Arc::new(generic),
     })
