@@ -33,7 +33,7 @@ pub use error::StoreError;
 pub use id::TernId;
 pub use mo::{HeldMo, MoGroup, MoPart};
 pub use record::{
-    Attempt, MessageRecord, OutboxItem, Outcome, PartState, ReceiptUpdate, ReceivedReceipt,
+    Attempt, MessageRecord, MultiLink, OutboxItem, Outcome, PartState, ReceiptUpdate, ReceivedReceipt,
     RelayedReceipt, State, UnmatchedReceipt,
 };
 pub use redis_store::{RedisDurability, RedisOptions, RedisStore, RedisTopology};
