@@ -99,28 +99,26 @@ pub(crate) fn multi_records(
         .into_iter()
         .zip(ids)
         .enumerate()
-        .map(|(n, (message, &id))| {
-            MessageRecord {
-                id,
-                client: message.client,
-                pdu: message.pdu,
-                receipt_requested: message.receipt_requested,
-                state: State::Queued,
-                attempts: Vec::new(),
-                outcome: None,
-                accepted_ms: now_ms,
-                updated_ms: now_ms,
-                not_before_ms: message.not_before_ms,
-                expires_ms: message.expires_ms,
-                dedup_key: None,
-                parts: Vec::new(),
-                received: Vec::new(),
-                relayed: Vec::new(),
-                multi: Some(MultiLink {
-                    submission,
-                    members: if n == 0 { ids.to_vec() } else { Vec::new() },
-                }),
-            }
+        .map(|(n, (message, &id))| MessageRecord {
+            id,
+            client: message.client,
+            pdu: message.pdu,
+            receipt_requested: message.receipt_requested,
+            state: State::Queued,
+            attempts: Vec::new(),
+            outcome: None,
+            accepted_ms: now_ms,
+            updated_ms: now_ms,
+            not_before_ms: message.not_before_ms,
+            expires_ms: message.expires_ms,
+            dedup_key: None,
+            parts: Vec::new(),
+            received: Vec::new(),
+            relayed: Vec::new(),
+            multi: Some(MultiLink {
+                submission,
+                members: if n == 0 { ids.to_vec() } else { Vec::new() },
+            }),
         })
         .collect()
 }

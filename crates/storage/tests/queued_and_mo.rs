@@ -536,9 +536,7 @@ async fn impossible_mo_keys_are_refused<B: Backend>(b: &B) {
 /// submit_multi: every destination is a message of its own, queued and
 /// claimable alone, tied to the submission's id (the first's), and the
 /// tie survives a restart.
-async fn a_submit_multis_destinations_are_stored_together_and_survive_a_restart<B: Backend>(
-    b: &B,
-) {
+async fn a_submit_multis_destinations_are_stored_together_and_survive_a_restart<B: Backend>(b: &B) {
     let ids = {
         let store = b.open(5).await;
         store

@@ -42,7 +42,8 @@ use crate::record::{
     Attempt, MessageRecord, OutboxItem, Outcome, ReceiptUpdate, State, UnmatchedReceipt,
 };
 use crate::sled_store::{
-    multi_records, now_ms, Accepted, NewMessage, QueueDepths, QueuedChange, Recovery, Replacement, Verification,
+    multi_records, now_ms, Accepted, NewMessage, QueueDepths, QueuedChange, Recovery, Replacement,
+    Verification,
 };
 use crate::upstream_id::{candidates, normalise};
 use conn::{AsyncConn, AsyncPool, Clients, SyncPool};

@@ -81,6 +81,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             if a.transaction != b.transaction {
                 what.push("submit_mode");
             }
+            if a.distribution_lists != b.distribution_lists {
+                what.push("distribution_lists");
+            }
             what
         },
     );

@@ -260,6 +260,10 @@ pub struct RawClient {
     /// Transaction mode: how long a submit waits for the upstream before
     /// it is answered as in store-and-forward mode ("10s").
     pub transaction_timeout: Option<Spanned<String>>,
+    /// submit_multi distribution lists (dest_flag 2) this client may name:
+    /// list name to member numbers.
+    #[serde(default)]
+    pub distribution_lists: std::collections::BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
 }
 
 /// `[[upstream]]`.

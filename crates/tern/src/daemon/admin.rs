@@ -127,7 +127,19 @@ impl AdminSource for Source {
     fn message(&self, id: &str) -> Option<Value> {
         let id: TernId = id.trim().parse().ok()?;
         let record = self.node.store.get(id).ok()??;
-        Some(message_json(&record))
+        let mut message = message_json(&record);
+        // A submit_multi's id: each destination's own story too, in order.
+        if let Some(members) = record.submission_members() {
+            let destinations: Vec<Value> = members
+                .iter()
+                .map(|m| match self.node.store.get(*m) {
+                    Ok(Some(r)) => message_json(&r),
+                    _ => json!({ "id": m.to_string(), "state": "purged" }),
+                })
+                .collect();
+            message["destinations"] = Value::Array(destinations);
+        }
+        Some(message)
     }
 
     fn config(&self) -> Value {
@@ -277,6 +289,9 @@ pub fn message_json(record: &MessageRecord) -> Value {
         "updated_ms": record.updated_ms,
         "not_before_ms": record.not_before_ms,
         "pdu": record.pdu.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "destination": super::relay::client_submit(record)
+            .map(|sm| String::from_utf8_lossy(sm.destination.addr.as_bytes()).into_owned()),
+        "submission": record.multi.as_ref().map(|m| m.submission.to_string()),
     })
 }
 

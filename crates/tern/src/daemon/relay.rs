@@ -68,7 +68,8 @@ pub fn client_relay(
     }
     // Clients' data_coding 0 is GSM 7-bit unless the router says otherwise.
     let text = receipt_text(&submit, &ClientText::default());
-    let id = record.id.to_string();
+    // The id the client was given: a submit_multi's, for its destinations.
+    let id = record.client_id().to_string();
     let now = now_ms();
     let mut receipt = client_receipt(&ClientReceipt {
         tern_id: &id,
