@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{
     alphanumeric, client, expect_deliver_sm, free_port, international, query_sm, receipted_id,
-    wait_until, Admin, Daemon, TERN,
+    wait_until, Admin, Daemon, Launch, TERN,
 };
 use serde_json::Value;
 use tern_codec::pdu::{CancelSm, DeliverSm, Destination, SubmitMulti, SubmitMultiResp, Unsuccess};
@@ -328,8 +328,8 @@ async fn cancel_sm_on_the_id_cancels_every_held_destination() {
     // The upstream is down: nothing listens on its port, so the messages
     // wait in Tern's queue.
     let (port, admin, down) = (free_port(), free_port(), free_port());
-    let _tern = start_tern("cancel", port, admin, down);
-    let mut acme = client(port, "acme", "pw").bind().await;
+    let mut tern = start_tern("cancel", port, admin, down);
+    let acme = client(port, "acme", "pw").bind().await;
 
     let (status, resp) = submit_multi(
         &acme,
@@ -362,6 +362,15 @@ async fn cancel_sm_on_the_id_cancels_every_held_destination() {
             },
         )
         .await;
+    // The destinations' tie to the id survives a restart.
+    tern.signal("TERM");
+    tern.restart(&Launch::new().silent());
+    drop(acme);
+    let mut acme = client(port, "acme", "pw").bind().await;
+    assert_eq!(
+        query_sm(&acme.handle, &id).await,
+        (CommandStatus::Ok, Some(MessageState::ENROUTE))
+    );
     let cancel = CancelSm {
         message_id: COctetString::try_from(id.as_str()).expect("short"),
         ..CancelSm::default()
@@ -412,4 +421,30 @@ async fn cancel_sm_on_the_id_cancels_every_held_destination() {
         assert_eq!(d["outcome"]["stat"], Value::from("DELETED"));
         assert_eq!(d["submission"], Value::from(id.as_str()));
     }
+}
+
+#[test]
+fn a_bad_distribution_list_is_refused_at_its_value() {
+    let dir = common::TempDir::new("config-distribution-lists");
+    let path = dir.write(
+        "lists.toml",
+        "[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\n\
+         distribution_lists = { team = [\"34600000001\", \"12ab\"], empty = [] }\n",
+    );
+    let (code, out, err) = common::check_config(&path, &[]);
+    assert_eq!(code, 78, "{out}{err}");
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}:4:47: client.distribution_lists \"team\": member \"12ab\" is not a phone number"),
+        format!("{file}:4:56: client.distribution_lists \"empty\": a list needs at least one member"),
+    ] {
+        assert!(err.contains(&expected), "missing {expected:?} in:\n{err}");
+    }
+    let path = dir.write(
+        "good.toml",
+        "[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\n\
+         distribution_lists = { team = [\"34600000001\", \"+34600000002\"] }\n",
+    );
+    let (code, out, err) = common::check_config(&path, &[]);
+    assert_eq!(code, 0, "{out}{err}");
 }
