@@ -29,7 +29,8 @@ use tern_sim::smsc::{Recorded, SimConfig, SimHandle, Simulator};
 const WAIT: Duration = Duration::from_secs(15);
 
 /// Tern with one client ("acme", with the distribution list "team") and
-/// one upstream at `upstream_port` behind a route for Spanish numbers.
+/// one upstream at `upstream_port` behind a route for numbers starting 34
+/// or 12: "12ab" has a route, so only the address check refuses it.
 fn start_tern(label: &str, port: u16, admin: u16, upstream_port: u16) -> Daemon {
     let config = format!(
         r#"
@@ -51,7 +52,7 @@ system_id = "tern"
 password = "x"
 [[route]]
 name = "spain"
-prefixes = ["34"]
+prefixes = ["34", "12"]
 upstreams = ["sim"]
 "#
     );
@@ -375,35 +376,42 @@ async fn cancel_sm_on_the_id_cancels_every_held_destination() {
         message_id: COctetString::try_from(id.as_str()).expect("short"),
         ..CancelSm::default()
     };
-    let resp = acme
-        .handle
-        .request(Body::CancelSm(cancel.clone()))
-        .await
-        .expect("answered");
-    assert_eq!(resp.command_status, CommandStatus::Ok);
-    // Both end DELETED, each with its receipt naming the one id.
-    let mut sources = BTreeSet::new();
-    for _ in 0..2 {
-        let receipt = expect_deliver_sm(&mut acme, WAIT).await;
-        assert_eq!(receipted_id(&receipt), id);
-        assert_eq!(stat(&receipt), "DELETED");
-        sources.insert(source(&receipt));
-    }
+    // With a destination: only that one of the submission's.
+    let first_only = CancelSm {
+        destination: international("34600000001"),
+        ..cancel.clone()
+    };
+    let status = |resp: Result<Pdu, _>| resp.expect("answered").command_status;
     assert_eq!(
-        sources,
-        BTreeSet::from(["34600000001".to_owned(), "34600000002".to_owned()])
+        status(acme.handle.request(Body::CancelSm(first_only)).await),
+        CommandStatus::Ok
+    );
+    let receipt = expect_deliver_sm(&mut acme, WAIT).await;
+    assert_eq!(
+        (receipted_id(&receipt), stat(&receipt), source(&receipt)),
+        (id.clone(), "DELETED".to_owned(), "34600000001".to_owned())
+    );
+    // One destination still waits: the submission is not final.
+    assert_eq!(
+        query_sm(&acme.handle, &id).await,
+        (CommandStatus::Ok, Some(MessageState::ENROUTE))
+    );
+    // The id alone: every destination not yet sent (the other one).
+    assert_eq!(
+        status(acme.handle.request(Body::CancelSm(cancel.clone())).await),
+        CommandStatus::Ok
+    );
+    let receipt = expect_deliver_sm(&mut acme, WAIT).await;
+    assert_eq!(
+        (receipted_id(&receipt), stat(&receipt), source(&receipt)),
+        (id.clone(), "DELETED".to_owned(), "34600000002".to_owned())
     );
     assert_eq!(
         query_sm(&acme.handle, &id).await,
         (CommandStatus::Ok, Some(MessageState::DELETED))
     );
-    let resp = acme
-        .handle
-        .request(Body::CancelSm(cancel))
-        .await
-        .expect("answered");
     assert_eq!(
-        resp.command_status,
+        status(acme.handle.request(Body::CancelSm(cancel)).await),
         CommandStatus::CancelFailed,
         "nothing left"
     );
@@ -421,6 +429,13 @@ async fn cancel_sm_on_the_id_cancels_every_held_destination() {
         assert_eq!(d["outcome"]["stat"], Value::from("DELETED"));
         assert_eq!(d["submission"], Value::from(id.as_str()));
     }
+    // A destination's own id was never given to the client: not queryable.
+    let own = destinations[1]["id"].as_str().expect("an id");
+    assert_ne!(own, id);
+    assert_eq!(
+        query_sm(&acme.handle, own).await.0,
+        CommandStatus::QueryFailed
+    );
 }
 
 #[test]
