@@ -30,7 +30,8 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// Tern with one client ("acme", with the distribution list "team") and
 /// one upstream at `upstream_port` behind a route for numbers starting 34
-/// or 12: "12ab" has a route, so only the address check refuses it.
+/// or 12: a number of 16 digits starting 12 has a route, so only the
+/// address check refuses it.
 fn start_tern(label: &str, port: u16, admin: u16, upstream_port: u16) -> Daemon {
     let config = format!(
         r#"
@@ -273,11 +274,16 @@ async fn distribution_lists_are_refused_unless_configured_and_refusals_say_why()
 
     // An unknown list is refused with ESME_RINVDESTFLAG; the configured
     // one goes to its members; a number no route covers gets what a
-    // submit_sm to it would.
+    // submit_sm to it would; one that is not a number is refused.
     let (status, resp) = submit_multi(
         &acme,
         multi(
-            vec![list("friends"), list("team"), sme("4915100000000")],
+            vec![
+                list("friends"),
+                list("team"),
+                sme("4915100000000"),
+                sme("1234567890123456"),
+            ],
             "to the team",
         ),
     )
@@ -294,6 +300,12 @@ async fn distribution_lists_are_refused_unless_configured_and_refusals_say_why()
             refused(name, CommandStatus::InvalidDestinationFlag),
             refused(
                 international("4915100000000"),
+                CommandStatus::InvalidDestinationAddress
+            ),
+            // Routed, but not a number any upstream could carry (E.164
+            // has at most 15 digits).
+            refused(
+                international("1234567890123456"),
                 CommandStatus::InvalidDestinationAddress
             ),
         ]
