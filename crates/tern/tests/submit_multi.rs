@@ -332,6 +332,17 @@ async fn distribution_lists_are_refused_unless_configured_and_refusals_say_why()
     )
     .await;
     assert_eq!(status, CommandStatus::InvalidNumberOfDestinations);
+    // None at all (number_of_dests 0): the same status.
+    let resp = acme
+        .handle
+        .request(Body::SubmitMulti(multi(Vec::new(), "to nobody")))
+        .await
+        .expect("answered");
+    assert_eq!(
+        resp.command_status,
+        CommandStatus::InvalidNumberOfDestinations,
+        "{resp:?}"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(sent_to(&sim, "none").is_empty() && sent_to(&sim, "too many").is_empty());
 }
