@@ -240,10 +240,9 @@ async fn three_destinations_one_invalid_two_sent_and_two_receipts_with_the_one_i
             && stdout.contains("Destination 2 of 2: 34600000002"),
         "{stdout}"
     );
-    assert_eq!(
+    assert!(
         stdout.matches("DELIVRD err 000").count() >= 2,
-        true,
-        "{stdout}"
+        "each destination's outcome: {stdout}"
     );
 
     // Counted like submits: one submit_multi, two destinations stored, one
