@@ -485,3 +485,73 @@ fn a_bad_distribution_list_is_refused_at_its_value() {
     let (code, out, err) = common::check_config(&path, &[]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_transaction_mode_a_destination_its_upstream_refuses_is_listed() {
+    let mut upstream = common::bare_smsc(tern_session::smsc::SmscConfig::default()).await;
+    let port = free_port();
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+[storage]
+path = "data"
+[[client]]
+system_id = "txn"
+passwords = ["pw"]
+submit_mode = "transaction"
+transaction_timeout = "5s"
+[[upstream]]
+name = "raw"
+host = "127.0.0.1"
+port = {upstream_port}
+system_id = "tern"
+password = "x"
+[[route]]
+name = "spain"
+prefixes = ["34"]
+upstreams = ["raw"]
+"#,
+        upstream_port = upstream.port
+    );
+    let _tern = Daemon::start("submit-multi-transaction", &config);
+    let mut tern = tokio::time::timeout(WAIT, upstream.sessions.recv())
+        .await
+        .expect("tern binds its upstream")
+        .expect("session");
+    let txn = client(port, "txn", "pw").bind().await;
+    let pending = {
+        let handle = txn.handle.clone();
+        let m = multi(vec![sme("34600000001"), sme("34600000002")], "txn");
+        tokio::spawn(async move { handle.request(Body::SubmitMulti(m)).await })
+    };
+    // The upstream takes one and refuses the other for good (0x0A: sender
+    // not allowed, permanent in the generic profile).
+    for _ in 0..2 {
+        let (sm, responder) = tokio::time::timeout(WAIT, common::next_submit(&mut tern.requests))
+            .await
+            .expect("tern forwards each destination")
+            .expect("session open");
+        if sm.destination.addr.to_str() == Some("34600000002") {
+            let _ = responder.reject(CommandStatus::InvalidSourceAddress).await;
+        } else {
+            common::accept_submit(responder, "up-1").await;
+        }
+    }
+    let resp = tokio::time::timeout(WAIT, pending)
+        .await
+        .expect("answered in time")
+        .expect("task")
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok, "{resp:?}");
+    let Body::SubmitMultiResp(body) = resp.body else {
+        panic!("not a submit_multi_resp: {resp:?}")
+    };
+    assert_eq!(
+        body.unsuccess,
+        vec![refused(
+            international("34600000002"),
+            CommandStatus::InvalidSourceAddress
+        )]
+    );
+}
