@@ -312,6 +312,19 @@ upstreams = ["a", "b"]
     }
 
     #[test]
+    fn a_changed_distribution_list_is_a_change_of_the_account() {
+        let new = BASE.replace(
+            "passwords = [\"one\"]\n",
+            "passwords = [\"one\"]\ndistribution_lists = { team = [\"34600000001\"] }\n",
+        );
+        let changes: Vec<String> = diff(&config(BASE), &config(&new))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(changes, ["~ account acme: distribution_lists"]);
+    }
+
+    #[test]
     fn client_session_settings_take_a_restart() {
         let new = format!("{BASE}[client_sessions]\ninactivity_timeout = \"10m\"\n");
         let changes: Vec<String> = diff(&config(BASE), &config(&new))
