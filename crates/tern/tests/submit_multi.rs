@@ -484,6 +484,10 @@ fn a_bad_distribution_list_is_refused_at_its_value() {
     );
     let (code, out, err) = common::check_config(&path, &[]);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("distribution list \"team\" (submit_multi): 2 member(s)"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
