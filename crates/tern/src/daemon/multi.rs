@@ -280,13 +280,19 @@ pub fn aggregate_state(node: &Node, members: &[TernId]) -> (MessageState, u8) {
             _ => (MessageState::UNKNOWN, 0, true),
         })
         .collect();
+    aggregate(&states)
+}
+
+/// The rule of [`aggregate_state`] over each destination's (state, error,
+/// final), in submission order.
+fn aggregate(states: &[(MessageState, u8, bool)]) -> (MessageState, u8) {
     if let Some(&(state, error, _)) = states.iter().find(|(_, _, is_final)| !is_final) {
         return (state, error);
     }
     states
-        .into_iter()
+        .iter()
         .find(|(state, _, _)| *state != MessageState::DELIVERED)
-        .map_or((MessageState::DELIVERED, 0), |(s, e, _)| (s, e))
+        .map_or((MessageState::DELIVERED, 0), |&(s, e, _)| (s, e))
 }
 
 /// The destinations a client id stands for: every one of a submission, or
@@ -312,6 +318,28 @@ mod tests {
             address: Address::default(),
             error_status_code: status,
         }
+    }
+
+    #[test]
+    fn a_submission_is_as_far_as_its_least_advanced_destination() {
+        let delivered = (MessageState::DELIVERED, 0, true);
+        let waiting = (MessageState::ENROUTE, 0, false);
+        let absent = (MessageState::UNDELIVERABLE, 27, true);
+        let expired = (MessageState::EXPIRED, 0, true);
+        assert_eq!(
+            aggregate(&[delivered, waiting, absent]),
+            (MessageState::ENROUTE, 0),
+            "not final while one waits"
+        );
+        assert_eq!(
+            aggregate(&[delivered, delivered]),
+            (MessageState::DELIVERED, 0)
+        );
+        assert_eq!(
+            aggregate(&[delivered, absent, expired]),
+            (MessageState::UNDELIVERABLE, 27),
+            "the first destination not delivered, with its error"
+        );
     }
 
     #[test]
