@@ -1204,6 +1204,15 @@ fn pick_npi(rule: &AddressRule, client: Npi, prefixed: bool) -> Npi {
     }
 }
 
+/// Whether a destination is a number at all, whatever upstream carries it:
+/// the check every message's destination meets before it is sent (digits,
+/// after an optional '+' or '00', at most 15 of them), without any vendor's
+/// own length rule. Intake uses it where the client must be told at once
+/// (a submit_multi's unsuccess_sme), rather than by a receipt.
+pub fn check_destination(destination: &Address<21>) -> Result<(), AdaptError> {
+    adapt_destination(destination, None).map(|_| ())
+}
+
 /// The destination as digits (international prefix taken off unless the
 /// rule keeps '+'), with the rule's TON/NPI.
 fn adapt_destination(

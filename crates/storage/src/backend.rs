@@ -96,6 +96,16 @@ impl Store {
         each!(self, s => s.accept(message, now_ms).await)
     }
 
+    /// Accepts a submit_multi's destinations, all in one write (see
+    /// [`SledStore::accept_multi`]).
+    pub async fn accept_multi(
+        &self,
+        messages: Vec<NewMessage>,
+        now_ms: u64,
+    ) -> Result<Vec<TernId>, StoreError> {
+        each!(self, s => s.accept_multi(messages, now_ms).await)
+    }
+
     /// The record of `id`.
     pub fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
         read!(self, s => s.get(id))

@@ -33,8 +33,8 @@ pub use error::StoreError;
 pub use id::{IdFormat, IdText, TernId};
 pub use mo::{HeldMo, MoGroup, MoPart};
 pub use record::{
-    Attempt, MessageRecord, OutboxItem, Outcome, PartState, ReceiptUpdate, ReceivedReceipt,
-    RelayedReceipt, State, UnmatchedReceipt,
+    Attempt, MessageRecord, MultiLink, OutboxItem, Outcome, PartState, ReceiptUpdate,
+    ReceivedReceipt, RelayedReceipt, State, UnmatchedReceipt,
 };
 pub use redis_store::{RedisDurability, RedisOptions, RedisStore, RedisTopology};
 pub use sled_store::{

@@ -90,6 +90,42 @@ pub struct MessageRecord {
     /// Every receipt queued for the client, in order: the answer to "where
     /// is my receipt?".
     pub relayed: Vec<RelayedReceipt>,
+    /// The submit_multi this message is one destination of; `None` for a
+    /// message submitted alone (submit_sm, data_sm). Added after layout v2.
+    pub multi: Option<MultiLink>,
+}
+
+/// How one destination of a submit_multi is tied to the id its client was
+/// given: each destination is a message of its own (routed, retried and
+/// ended alone), and the submission's id is the first destination's own
+/// id, so finding the submission is one read of that record, on either
+/// backend, with no other key to keep in step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultiLink {
+    /// The id the client was given for the whole submission.
+    pub submission: TernId,
+    /// On the submission's own record (the first destination): every
+    /// destination's message id in the order submitted, itself first.
+    /// Empty on the other destinations' records.
+    pub members: Vec<TernId>,
+}
+
+impl MessageRecord {
+    /// The id the client knows this message by: the submission's for a
+    /// destination of a submit_multi, else its own. Receipts and query_sm
+    /// answers name this one.
+    pub fn client_id(&self) -> TernId {
+        self.multi.as_ref().map_or(self.id, |m| m.submission)
+    }
+
+    /// Every destination of the submit_multi whose id this record's is,
+    /// in order (itself first); `None` when it is not a submission's id.
+    pub fn submission_members(&self) -> Option<&[TernId]> {
+        self.multi
+            .as_ref()
+            .filter(|m| m.submission == self.id && !m.members.is_empty())
+            .map(|m| m.members.as_slice())
+    }
 }
 
 /// One part of a message as sent upstream, and what its receipts said.
@@ -223,6 +259,60 @@ pub(crate) mod v1 {
                 parts: Vec::new(),
                 received: Vec::new(),
                 relayed: Vec::new(),
+                multi: None,
+            }
+        }
+    }
+}
+
+/// The second layout: parts and receipt history, no submit_multi link.
+pub(crate) mod v2 {
+    use bytes::Bytes;
+    use serde::Deserialize;
+
+    use super::{Attempt, Outcome, PartState, ReceivedReceipt, RelayedReceipt, State};
+    use crate::id::TernId;
+
+    /// [`super::MessageRecord`] before [`super::MessageRecord::multi`].
+    #[derive(Debug, Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub(crate) struct MessageRecord {
+        pub(crate) id: TernId,
+        pub(crate) client: String,
+        pub(crate) pdu: Bytes,
+        pub(crate) receipt_requested: bool,
+        pub(crate) state: State,
+        pub(crate) attempts: Vec<Attempt>,
+        pub(crate) outcome: Option<Outcome>,
+        pub(crate) accepted_ms: u64,
+        pub(crate) updated_ms: u64,
+        pub(crate) not_before_ms: u64,
+        pub(crate) expires_ms: Option<u64>,
+        pub(crate) dedup_key: Option<Bytes>,
+        pub(crate) parts: Vec<PartState>,
+        pub(crate) received: Vec<ReceivedReceipt>,
+        pub(crate) relayed: Vec<RelayedReceipt>,
+    }
+
+    impl From<MessageRecord> for super::MessageRecord {
+        fn from(old: MessageRecord) -> Self {
+            Self {
+                id: old.id,
+                client: old.client,
+                pdu: old.pdu,
+                receipt_requested: old.receipt_requested,
+                state: old.state,
+                attempts: old.attempts,
+                outcome: old.outcome,
+                accepted_ms: old.accepted_ms,
+                updated_ms: old.updated_ms,
+                not_before_ms: old.not_before_ms,
+                expires_ms: old.expires_ms,
+                dedup_key: old.dedup_key,
+                parts: old.parts,
+                received: old.received,
+                relayed: old.relayed,
+                multi: None,
             }
         }
     }
@@ -230,18 +320,24 @@ pub(crate) mod v1 {
 
 impl MessageRecord {
     /// Reads a stored record, whichever layout wrote it: the current one,
-    /// else the first ([`v1`]), which must then account for every octet (a
-    /// current record damaged at its end is an error, not an old record).
+    /// else the second ([`v2`]), else the first ([`v1`]); an older layout
+    /// must account for every octet (a current record damaged at its end
+    /// is an error, not an old record).
     pub fn from_stored(bytes: &[u8]) -> Result<MessageRecord, StoreError> {
         match postcard::from_bytes::<MessageRecord>(bytes) {
             Ok(record) => Ok(record),
-            Err(current) => match postcard::take_from_bytes::<v1::MessageRecord>(bytes) {
-                Ok((old, [])) => Ok(old.into()),
-                _ => Err(StoreError::Decode {
-                    what: "message record",
-                    reason: current.to_string(),
-                }),
-            },
+            Err(current) => {
+                if let Ok((old, [])) = postcard::take_from_bytes::<v2::MessageRecord>(bytes) {
+                    return Ok(old.into());
+                }
+                match postcard::take_from_bytes::<v1::MessageRecord>(bytes) {
+                    Ok((old, [])) => Ok(old.into()),
+                    _ => Err(StoreError::Decode {
+                        what: "message record",
+                        reason: current.to_string(),
+                    }),
+                }
+            }
         }
     }
 }
@@ -353,6 +449,62 @@ mod tests {
         });
         let bytes = postcard::to_stdvec(&record).expect("encodes");
         assert_eq!(MessageRecord::from_stored(&bytes).expect("reads"), record);
+    }
+
+    #[test]
+    fn a_record_of_the_second_layout_reads_as_no_submit_multi() {
+        let old: MessageRecord = old_record().into();
+        let v2 = v2::MessageRecord {
+            id: old.id,
+            client: old.client.clone(),
+            pdu: old.pdu.clone(),
+            receipt_requested: old.receipt_requested,
+            state: old.state,
+            attempts: old.attempts.clone(),
+            outcome: old.outcome.clone(),
+            accepted_ms: old.accepted_ms,
+            updated_ms: old.updated_ms,
+            not_before_ms: old.not_before_ms,
+            expires_ms: old.expires_ms,
+            dedup_key: None,
+            parts: Vec::new(),
+            received: Vec::new(),
+            relayed: vec![RelayedReceipt {
+                outbox_seq: 3,
+                part: None,
+                stat: "DELIVRD".to_owned(),
+                err: 0,
+                queued_ms: 8,
+                acked_ms: None,
+            }],
+        };
+        let bytes = postcard::to_stdvec(&v2).expect("encodes");
+        assert!(postcard::from_bytes::<MessageRecord>(&bytes).is_err());
+        let record = MessageRecord::from_stored(&bytes).expect("a v2 record reads");
+        assert_eq!(record.relayed.len(), 1);
+        assert_eq!(record.multi, None);
+        assert_eq!(record.client_id(), record.id);
+    }
+
+    #[test]
+    fn a_destination_of_a_submit_multi_names_its_submission() {
+        let mut lead: MessageRecord = old_record().into();
+        let other_id = TernId::from_u64(lead.id.as_u64() + 1);
+        lead.multi = Some(MultiLink {
+            submission: lead.id,
+            members: vec![lead.id, other_id],
+        });
+        let bytes = postcard::to_stdvec(&lead).expect("encodes");
+        let lead = MessageRecord::from_stored(&bytes).expect("reads");
+        assert_eq!(lead.submission_members(), Some(&[lead.id, other_id][..]));
+        let mut other = lead.clone();
+        other.id = other_id;
+        other.multi = Some(MultiLink {
+            submission: lead.id,
+            members: Vec::new(),
+        });
+        assert_eq!(other.client_id(), lead.id);
+        assert_eq!(other.submission_members(), None);
     }
 
     #[test]

@@ -24,7 +24,9 @@ use crate::held;
 use crate::id::{TernId, MAX_COUNTER};
 use crate::keys;
 use crate::mo::{HeldMo, MoGroup, MoHeader, MoPart};
-use crate::record::{Attempt, MessageRecord, OutboxItem, Outcome, State, UnmatchedReceipt};
+use crate::record::{
+    Attempt, MessageRecord, MultiLink, OutboxItem, Outcome, State, UnmatchedReceipt,
+};
 use crate::upstream_id::{candidates, forms, normalise};
 use crate::wal;
 
@@ -80,6 +82,45 @@ pub struct NewMessage {
     /// Duplicate protection: a key (the client's user_message_reference, or
     /// source, destination and a hash of the text) and how long it holds.
     pub dedup: Option<(Bytes, Duration)>,
+}
+
+/// The records of a submit_multi's destinations, with their ids (see
+/// [`SledStore::accept_multi`]); shared with the Redis backend so both
+/// tie destinations to their submission the same way.
+pub(crate) fn multi_records(
+    messages: Vec<NewMessage>,
+    ids: &[TernId],
+    now_ms: u64,
+) -> Vec<MessageRecord> {
+    let Some(&submission) = ids.first() else {
+        return Vec::new();
+    };
+    messages
+        .into_iter()
+        .zip(ids)
+        .enumerate()
+        .map(|(n, (message, &id))| MessageRecord {
+            id,
+            client: message.client,
+            pdu: message.pdu,
+            receipt_requested: message.receipt_requested,
+            state: State::Queued,
+            attempts: Vec::new(),
+            outcome: None,
+            accepted_ms: now_ms,
+            updated_ms: now_ms,
+            not_before_ms: message.not_before_ms,
+            expires_ms: message.expires_ms,
+            dedup_key: None,
+            parts: Vec::new(),
+            received: Vec::new(),
+            relayed: Vec::new(),
+            multi: Some(MultiLink {
+                submission,
+                members: if n == 0 { ids.to_vec() } else { Vec::new() },
+            }),
+        })
+        .collect()
 }
 
 /// What `accept` did.
@@ -496,6 +537,7 @@ impl SledStore {
             parts: Vec::new(),
             received: Vec::new(),
             relayed: Vec::new(),
+            multi: None,
         };
         match message.dedup {
             None => {
@@ -514,6 +556,33 @@ impl SledStore {
                 Ok(accepted)
             }
         }
+    }
+
+    /// Accepts the destinations of one submit_multi, one message each, in
+    /// one write: all are durable when this returns, or none is stored.
+    /// The first's id is the submission's (see [`MultiLink`]); the ids are
+    /// returned in the order given. Duplicate protection does not apply
+    /// (`dedup` is ignored): submit_multi has no such key.
+    pub async fn accept_multi(
+        &self,
+        messages: Vec<NewMessage>,
+        now_ms: u64,
+    ) -> Result<Vec<TernId>, StoreError> {
+        let mut ids = Vec::with_capacity(messages.len());
+        for _ in &messages {
+            ids.push(self.next_id().await?);
+        }
+        let mut batch = Ops::default();
+        for record in multi_records(messages, &ids, now_ms) {
+            for (key, value) in Self::accept_batch(&record)?.entries() {
+                match value {
+                    Some(value) => batch.insert(key, value),
+                    None => batch.remove(key),
+                }
+            }
+        }
+        self.write(batch).await?;
+        Ok(ids)
     }
 
     fn accept_batch(record: &MessageRecord) -> Result<Ops, StoreError> {

@@ -27,6 +27,13 @@ pub trait MessageStore: Send + Sync + 'static {
         message: NewMessage,
         now_ms: u64,
     ) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
+    /// Accepts a submit_multi's destinations in one write (see
+    /// [`SledStore::accept_multi`]).
+    fn accept_multi(
+        &self,
+        messages: Vec<NewMessage>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Vec<TernId>, StoreError>> + Send;
     /// The record of `id`.
     fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError>;
     /// Claims due messages for sending.
@@ -178,6 +185,13 @@ impl MessageStore for SledStore {
         now_ms: u64,
     ) -> impl Future<Output = Result<Accepted, StoreError>> + Send {
         SledStore::accept(self, message, now_ms)
+    }
+    fn accept_multi(
+        &self,
+        messages: Vec<NewMessage>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Vec<TernId>, StoreError>> + Send {
+        SledStore::accept_multi(self, messages, now_ms)
     }
     fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
         SledStore::get(self, id)

@@ -533,7 +533,45 @@ async fn impossible_mo_keys_are_refused<B: Backend>(b: &B) {
     assert!(store.mo_groups_due(u64::MAX, 10).expect("reads").is_empty());
 }
 
+/// submit_multi: every destination is a message of its own, queued and
+/// claimable alone, tied to the submission's id (the first's), and the
+/// tie survives a restart.
+async fn a_submit_multis_destinations_are_stored_together_and_survive_a_restart<B: Backend>(b: &B) {
+    let ids = {
+        let store = b.open(5).await;
+        store
+            .accept_multi(
+                vec![
+                    message("acme", b"one", 1_000, None),
+                    message("acme", b"two", 1_000, Some(90_000)),
+                    message("acme", b"three", 1_000, None),
+                ],
+                1_000,
+            )
+            .await
+            .expect("accepted")
+    };
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 3, "one id each");
+    let store = b.open(5).await;
+    let lead = record(&store, ids[0]);
+    assert_eq!(lead.submission_members(), Some(ids.as_slice()));
+    for (id, pdu) in ids.iter().zip([&b"one"[..], b"two", b"three"]) {
+        let r = record(&store, *id);
+        assert_eq!(r.client_id(), ids[0], "each names the submission");
+        assert_eq!(r.pdu, Bytes::copy_from_slice(pdu));
+        assert_eq!(r.state, State::Queued);
+    }
+    assert_eq!(record(&store, ids[1]).submission_members(), None);
+    assert_eq!(store.expired(100_000, 10).expect("reads"), vec![ids[1]]);
+    let claimed = store.claim_ready(2_000, 10).await.expect("claims");
+    let claimed: HashSet<TernId> = claimed.iter().map(|r| r.id).collect();
+    assert_eq!(claimed, ids.iter().copied().collect());
+    assert!(store.check().is_consistent());
+}
+
 on_every_backend!(
+    a_submit_multis_destinations_are_stored_together_and_survive_a_restart,
     a_scheduled_message_is_cancelled_once_and_never_claimed,
     the_callers_check_and_unknown_ids_change_nothing,
     claimed_messages_cannot_be_cancelled_but_a_retry_waiting_can,

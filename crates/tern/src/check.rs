@@ -214,6 +214,13 @@ pub fn summary(config: &Config) -> String {
                 c.system_id, c.id_format
             );
         }
+        for (name, members) in &c.distribution_lists {
+            let _ = writeln!(
+                out,
+                "  distribution list {name:?} (submit_multi): {} member(s)",
+                members.len()
+            );
+        }
     }
     for u in &config.upstreams {
         let p = &u.profile;

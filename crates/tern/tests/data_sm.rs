@@ -2,7 +2,7 @@
 //! the submit_sm it stands for (stored, routed, sent to a simulator
 //! upstream with its text, receipted with Tern's id) and answers it with
 //! data_sm_resp; what a submit_sm cannot carry is refused with a precise
-//! status. (submit_multi, still not offered, is refused in `run.rs`.)
+//! status. (submit_multi: see `submit_multi.rs`.)
 
 mod common;
 

@@ -11,7 +11,7 @@ use common::{
     client, deliver_sm_before, free_port, international, message_id, next_deliver_sm, next_receipt,
     query_sm, receipted_id, submit_id, Daemon,
 };
-use tern_codec::pdu::{Destination, SubmitMulti, SubmitSm};
+use tern_codec::pdu::SubmitSm;
 use tern_codec::{Body, CommandStatus, RegisteredDelivery, ShortMessage};
 use tern_session::esme;
 use tern_session::SessionConfig;
@@ -245,16 +245,7 @@ async fn query_sm_answers_from_the_store_and_unsupported_commands_are_refused() 
         query_sm(&client.handle, "00000000ffffffff").await.0,
         CommandStatus::QueryFailed
     );
-    // submit_multi is not offered yet: a precise refusal, not silence.
-    let resp = client
-        .handle
-        .request(Body::SubmitMulti(SubmitMulti {
-            destinations: vec![Destination::Sme(international("34600000001"))],
-            ..SubmitMulti::default()
-        }))
-        .await
-        .expect("answered");
-    assert_eq!(resp.command_status, CommandStatus::InvalidCommandId);
+    // (submit_multi is tested in submit_multi.rs.)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

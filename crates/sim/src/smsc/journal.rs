@@ -24,6 +24,9 @@ pub enum Recorded {
         message_id: String,
         /// Its text octets as sent (short_message, or message_payload).
         text: Vec<u8>,
+        /// Its destination_addr as sent (the first one of a submit_multi),
+        /// lossily decoded: which number the message was for.
+        destination: String,
     },
     /// A delivery receipt answered deliver_sm_resp `ESME_ROK`: the
     /// receiver took responsibility for it.
@@ -206,6 +209,7 @@ mod tests {
             account,
             message_id,
             text,
+            ..
         }] = record.as_slice()
         else {
             panic!("one accepted submit, no receipt yet: {record:?}");

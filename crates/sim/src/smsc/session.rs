@@ -243,6 +243,24 @@ impl Session {
                 Body::SubmitMulti(multi) => multi.short_message.as_bytes().to_vec(),
                 _ => Vec::new(),
             },
+            destination: match &body {
+                Body::SubmitSm(sm) => {
+                    String::from_utf8_lossy(sm.destination.addr.as_bytes()).into_owned()
+                }
+                Body::DataSm(data) => {
+                    String::from_utf8_lossy(data.destination.addr.as_bytes()).into_owned()
+                }
+                Body::SubmitMulti(multi) => match multi.destinations.first() {
+                    Some(tern_codec::pdu::Destination::Sme(a)) => {
+                        String::from_utf8_lossy(a.addr.as_bytes()).into_owned()
+                    }
+                    Some(tern_codec::pdu::Destination::DistributionList(name)) => {
+                        String::from_utf8_lossy(name.as_bytes()).into_owned()
+                    }
+                    None => String::new(),
+                },
+                _ => String::new(),
+            },
         });
         let accepted = |source, destination, registered: RegisteredDelivery, preview| Accepted {
             id: id.clone(),

@@ -19,6 +19,13 @@ impl MessageStore for RedisStore {
     ) -> impl Future<Output = Result<Accepted, StoreError>> + Send {
         RedisStore::accept(self, message, now_ms)
     }
+    fn accept_multi(
+        &self,
+        messages: Vec<NewMessage>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Vec<TernId>, StoreError>> + Send {
+        RedisStore::accept_multi(self, messages, now_ms)
+    }
     fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
         RedisStore::get(self, id)
     }

@@ -42,7 +42,8 @@ use crate::record::{
     Attempt, MessageRecord, OutboxItem, Outcome, ReceiptUpdate, State, UnmatchedReceipt,
 };
 use crate::sled_store::{
-    now_ms, Accepted, NewMessage, QueueDepths, QueuedChange, Recovery, Replacement, Verification,
+    multi_records, now_ms, Accepted, NewMessage, QueueDepths, QueuedChange, Recovery, Replacement,
+    Verification,
 };
 use crate::upstream_id::{candidates, normalise};
 use conn::{AsyncConn, AsyncPool, Clients, SyncPool};
@@ -506,6 +507,7 @@ impl RedisStore {
             parts: Vec::new(),
             received: Vec::new(),
             relayed: Vec::new(),
+            multi: None,
         };
         let m = member(id);
         let Some((key, window)) = message.dedup else {
@@ -555,6 +557,36 @@ impl RedisStore {
             id: first,
             duplicate: duplicate == 1,
         })
+    }
+
+    /// Accepts the destinations of one submit_multi, one message each, in
+    /// one atomic script: all are in Redis under the durability policy
+    /// when this returns, or none is. Their ids come from the client's
+    /// shard, so every key written lies in one slot (see
+    /// `SledStore::accept_multi` for the rest).
+    pub async fn accept_multi(
+        &self,
+        messages: Vec<NewMessage>,
+        now_ms: u64,
+    ) -> Result<Vec<TernId>, StoreError> {
+        let mut ids = Vec::with_capacity(messages.len());
+        for message in &messages {
+            ids.push(self.next_id(&message.client).await?);
+        }
+        let mut group = Group::default();
+        for record in multi_records(messages, &ids, now_ms) {
+            let (id, m) = (record.id, member(record.id));
+            let shard = id_shard(id);
+            group
+                .set(self.layout.message(id), encode(&record)?)
+                .zadd(self.layout.ready(shard), record.not_before_ms, &m)
+                .sadd(self.layout.all(shard), &m);
+            if let Some(expires) = record.expires_ms {
+                group.zadd(self.layout.expiry(shard), expires, &m);
+            }
+        }
+        self.apply_one(group).await?;
+        Ok(ids)
     }
 
     /// Claims up to `limit` messages due at `now`, oldest first across

@@ -129,6 +129,13 @@ pub struct Metrics {
     registry: Registry,
     /// `tern_submits_total{client, status}`: submit_sm answered to clients.
     pub submits: Family<ClientStatus, Counter>,
+    /// `tern_submit_multis_total{client, status}`: submit_multi answered to
+    /// clients (status of the response itself).
+    pub submit_multis: Family<ClientStatus, Counter>,
+    /// `tern_submit_multi_destinations_total{client, status}`: their
+    /// destinations, `ESME_ROK` for each stored, else the status listed
+    /// for it in unsuccess_sme.
+    pub submit_multi_destinations: Family<ClientStatus, Counter>,
     /// `tern_upstream_submits_total{upstream, status}`: submit_sm answered by
     /// upstreams.
     pub upstream_submits: Family<UpstreamStatus, Counter>,
@@ -189,6 +196,8 @@ impl Metrics {
     pub fn new() -> Self {
         let mut metrics = Self {
             submits: Family::default(),
+            submit_multis: Family::default(),
+            submit_multi_destinations: Family::default(),
             upstream_submits: Family::default(),
             failovers: Family::default(),
             retries: Counter::default(),
@@ -217,6 +226,16 @@ impl Metrics {
             "submits",
             "submit_sm answered to clients, by client and status",
             metrics.submits.clone(),
+        );
+        r.register(
+            "submit_multis",
+            "submit_multi answered to clients, by client and status",
+            metrics.submit_multis.clone(),
+        );
+        r.register(
+            "submit_multi_destinations",
+            "Destinations of clients' submit_multi, by client and status (ESME_ROK: stored)",
+            metrics.submit_multi_destinations.clone(),
         );
         r.register(
             "upstream_submits",
@@ -360,6 +379,21 @@ impl Metrics {
                 status: status.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts one submit_multi answered to `client` with `status`, and
+    /// its destinations: each `(status, count)` of `destinations`.
+    pub fn submit_multi(&self, client: &str, status: &str, destinations: &[(&str, u64)]) {
+        let label = |status: &str| ClientStatus {
+            client: client.to_owned(),
+            status: status.to_owned(),
+        };
+        self.submit_multis.get_or_create(&label(status)).inc();
+        for (status, n) in destinations {
+            self.submit_multi_destinations
+                .get_or_create(&label(status))
+                .inc_by(*n);
+        }
     }
 
     /// Counts one submit_sm answered by `upstream` with `status`.

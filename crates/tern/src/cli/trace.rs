@@ -177,8 +177,36 @@ fn part(value: Option<&Value>) -> String {
         .map_or_else(String::new, |p| format!(" part {}", p + 1))
 }
 
-/// The whole story, in the order it happened.
+/// The whole story, in the order it happened; for a submit_multi's id,
+/// the submission, then each destination's own story in order.
 pub fn render(m: &Value) -> String {
+    let destinations = list(m, "destinations");
+    if destinations.is_empty() {
+        return render_message(m);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Submission {} (submit_multi)   client {}   {} destinations",
+        text(get(m, "id")),
+        text(get(m, "client")),
+        destinations.len(),
+    );
+    for (n, d) in destinations.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "\n=== Destination {} of {}: {} ===",
+            n + 1,
+            destinations.len(),
+            text(get(d, "destination")),
+        );
+        out.push_str(&render_message(d));
+    }
+    out
+}
+
+/// One message's story.
+fn render_message(m: &Value) -> String {
     let mut out = String::new();
     let accepted = get(m, "accepted_ms");
     let _ = writeln!(
@@ -191,6 +219,14 @@ pub fn render(m: &Value) -> String {
     // Shown when the client was given the id in another form (decimal).
     if let Some(client_id) = get(m, "client_id").filter(|c| Some(*c) != get(m, "id")) {
         let _ = writeln!(out, "  client's id   {}", text(Some(client_id)));
+    }
+    if let Some(submission) = get(m, "submission") {
+        let _ = writeln!(
+            out,
+            "  destination   {} of submit_multi {}",
+            text(get(m, "destination")),
+            text(Some(submission))
+        );
     }
     let _ = writeln!(out, "  accepted      {}", time(accepted));
     if let Some(expires) = get(m, "expires_ms") {
@@ -394,6 +430,23 @@ mod tests {
             "stat:UNDELIV err:027  outbox #9  NOT YET TAKEN",
             "UNDELIV err 027 (ovh stat:UNDELIV err:003)",
             "2023-11-14T22:13:20.000Z",
+        ] {
+            assert!(out.contains(needle), "{needle:?} missing from:\n{out}");
+        }
+        // A submit_multi: each destination under its own heading.
+        let multi = json!({
+            "id": "0000000000000007", "client": "acme",
+            "destinations": [
+                {"id": "0000000000000007", "destination": "34600000001", "submission": "0000000000000007", "state": "queued"},
+                {"id": "0000000000000008", "destination": "34600000002", "submission": "0000000000000007", "state": "final"},
+            ],
+        });
+        let out = render(&multi);
+        for needle in [
+            "Submission 0000000000000007 (submit_multi)   client acme   2 destinations",
+            "=== Destination 1 of 2: 34600000001 ===",
+            "=== Destination 2 of 2: 34600000002 ===\nMessage 0000000000000008   client -   state final",
+            "destination   34600000002 of submit_multi 0000000000000007",
         ] {
             assert!(out.contains(needle), "{needle:?} missing from:\n{out}");
         }

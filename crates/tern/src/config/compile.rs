@@ -118,6 +118,10 @@ pub struct ClientAccount {
     /// responses, receipts, query_sm answers); ids it sends are read in
     /// either form.
     pub id_format: tern_storage::IdFormat,
+    /// submit_multi distribution lists (dest_flag 2) the client may name,
+    /// each expanded into its members as if listed one by one; a list not
+    /// here is refused with ESME_RINVDESTFLAG for that destination.
+    pub distribution_lists: std::collections::BTreeMap<String, Vec<tern_codec::Address<21>>>,
 }
 
 /// One `[[mo_route]]`: MO messages it matches go to the account that
@@ -785,6 +789,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             window,
             mo_routes: Vec::new(),
             id_format: id_format(c, loc),
+            distribution_lists: distribution_lists(c, loc),
         });
     }
 
@@ -1701,6 +1706,64 @@ fn id_format(c: &RawClient, loc: &mut Locator<'_>) -> tern_storage::IdFormat {
         );
         tern_storage::IdFormat::default()
     })
+}
+
+/// A client's `distribution_lists`, each name and member checked at its
+/// line: a name fits submit_multi's dl_name (1 to 20 octets), a member is
+/// a number every upstream could carry (see
+/// [`tern_router::adapt::check_destination`]), sent as an international
+/// number (TON 1, NPI 1).
+fn distribution_lists(
+    c: &RawClient,
+    loc: &mut Locator<'_>,
+) -> std::collections::BTreeMap<String, Vec<tern_codec::Address<21>>> {
+    let mut lists = std::collections::BTreeMap::new();
+    for (name, members) in &c.distribution_lists {
+        if name.get_ref().is_empty() || name.get_ref().len() > 20 {
+            loc.at(
+                name.span(),
+                format!(
+                    "client.distribution_lists {:?}: a list name is 1 to 20 characters (submit_multi's dl_name)",
+                    name.get_ref()
+                ),
+            );
+        }
+        if members.is_empty() {
+            loc.at(
+                name.span(),
+                format!(
+                    "client.distribution_lists {:?}: a list needs at least one member",
+                    name.get_ref()
+                ),
+            );
+        }
+        let mut addresses = Vec::with_capacity(members.len());
+        for member in members {
+            let address = COctetString::try_from(member.get_ref().clone())
+                .ok()
+                .map(|addr| {
+                    tern_codec::Address::new(
+                        tern_codec::Ton::INTERNATIONAL,
+                        tern_codec::Npi::ISDN,
+                        addr,
+                    )
+                })
+                .filter(|a| tern_router::adapt::check_destination(a).is_ok());
+            match address {
+                Some(address) => addresses.push(address),
+                None => loc.at(
+                    member.span(),
+                    format!(
+                        "client.distribution_lists {:?}: member {:?} is not a phone number (digits, an optional leading '+', at most 15 digits)",
+                        name.get_ref(),
+                        member.get_ref()
+                    ),
+                ),
+            }
+        }
+        lists.insert(name.get_ref().clone(), addresses);
+    }
+    lists
 }
 
 /// Smallest `max_command_length` accepted: a submit_sm with a full

@@ -90,6 +90,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             if a.window != b.window {
                 what.push("window");
             }
+            if a.distribution_lists != b.distribution_lists {
+                what.push("distribution_lists");
+            }
             what
         },
     );
@@ -315,6 +318,19 @@ upstreams = ["a", "b"]
     #[test]
     fn the_same_file_has_no_changes() {
         assert_eq!(diff(&config(BASE), &config(BASE)), Vec::new());
+    }
+
+    #[test]
+    fn a_changed_distribution_list_is_a_change_of_the_account() {
+        let new = BASE.replace(
+            "passwords = [\"one\"]\n",
+            "passwords = [\"one\"]\ndistribution_lists = { team = [\"34600000001\"] }\n",
+        );
+        let changes: Vec<String> = diff(&config(BASE), &config(&new))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(changes, ["~ account acme: distribution_lists"]);
     }
 
     #[test]

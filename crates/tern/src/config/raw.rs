@@ -269,6 +269,10 @@ pub struct RawClient {
     /// Submits of the account unanswered at once, over all its sessions;
     /// past it a submit is answered ESME_RMSGQFUL (no limit unless set).
     pub window: Option<Spanned<usize>>,
+    /// submit_multi distribution lists (dest_flag 2) this client may name:
+    /// list name to member numbers.
+    #[serde(default)]
+    pub distribution_lists: std::collections::BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
 }
 
 /// `[[upstream]]`.

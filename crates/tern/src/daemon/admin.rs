@@ -138,12 +138,23 @@ impl AdminSource for Source {
         let id: TernId = tern_storage::IdFormat::Hex
             .resolve(id.trim(), |id| matches!(store.get(id), Ok(Some(_))))?;
         let record = store.get(id).ok()??;
-        let mut json = message_json(&record);
+        let mut message = message_json(&record);
         let client_id = self.node.id_format(&record.client).render(record.id);
-        if let Some(fields) = json.as_object_mut() {
+        if let Some(fields) = message.as_object_mut() {
             fields.insert("client_id".to_owned(), Value::from(client_id.as_str()));
         }
-        Some(json)
+        // A submit_multi's id: each destination's own story too, in order.
+        if let Some(members) = record.submission_members() {
+            let destinations: Vec<Value> = members
+                .iter()
+                .map(|m| match store.get(*m) {
+                    Ok(Some(r)) => message_json(&r),
+                    _ => json!({ "id": m.to_string(), "state": "purged" }),
+                })
+                .collect();
+            message["destinations"] = Value::Array(destinations);
+        }
+        Some(message)
     }
 
     fn config(&self) -> Value {
@@ -293,6 +304,9 @@ pub fn message_json(record: &MessageRecord) -> Value {
         "updated_ms": record.updated_ms,
         "not_before_ms": record.not_before_ms,
         "pdu": record.pdu.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "destination": super::relay::client_submit(record)
+            .map(|sm| String::from_utf8_lossy(sm.destination.addr.as_bytes()).into_owned()),
+        "submission": record.multi.as_ref().map(|m| m.submission.to_string()),
     })
 }
 

@@ -167,7 +167,7 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
             let attempt = match attempts.last() {
                 Some(last) => stored(last, now),
                 None => Attempt {
-                    upstream: "-".to_owned(),
+                    upstream: NO_UPSTREAM.to_owned(),
                     at_ms: now,
                     status: None,
                     upstream_ids: Vec::new(),
@@ -184,6 +184,10 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
         SendOutcome::NoRoute { .. } => end(node, &record, Reason::NoRoute).await,
     }
 }
+
+/// The upstream of an attempt recorded when no upstream of the route was
+/// available: nothing was sent anywhere (cancel_sm relies on it).
+pub(super) const NO_UPSTREAM: &str = "-";
 
 /// Sends the message has had: every attempt of one send is recorded with
 /// the send's time, so one per distinct time.

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
 use super::data_sm;
+use super::multi;
 use super::node::{ClientSession, Node};
 use super::relay::{client_submit, queue_receipt, stored_outcome};
 use super::transaction::Verdict;
@@ -115,8 +116,24 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskT
                     .instrument(span.clone()),
                 );
             }
+            Body::SubmitMulti(_) => {
+                // Like a submit: concurrently, bounded per session.
+                let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    break;
+                };
+                let (node, account) = (node.clone(), bound.account.clone());
+                tasks.spawn(
+                    async move {
+                        if let Body::SubmitMulti(m) = &pdu.body {
+                            multi::submit_multi(&node, &account, pdu.sequence_number, m, responder)
+                                .await;
+                        }
+                        drop(permit);
+                    }
+                    .instrument(span.clone()),
+                );
+            }
             _ => {
-                // submit_multi: not offered yet.
                 let _ = responder.reject(CommandStatus::InvalidCommandId).await;
             }
         }
@@ -203,7 +220,7 @@ async fn submit(
 /// message `id` (see `transaction`) and says what to answer. On a shared
 /// store another node may send it and hand no verdict here, so the store
 /// is looked at every [`CLUSTER_POLL`] too.
-async fn transaction_status(
+pub(super) async fn transaction_status(
     node: &Node,
     id: TernId,
     timeout: std::time::Duration,
@@ -232,13 +249,32 @@ async fn transaction_status(
 const CLUSTER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// query_sm from the store: only the account's own messages. The id is
-/// read in either form, and answered in the account's.
+/// read in either form, and answered in the account's. A submit_multi's id
+/// answers for all its destinations (see [`multi::aggregate_state`]).
 fn query_answer(node: &Node, account: &str, id: &str) -> Option<QuerySmResp> {
     let id = node.client_id(account, id)?;
     let record = node.store.get(id).ok()??;
     if record.client != account {
         return None;
     }
+    let members = multi::client_messages(&record)?;
+    let (state, error_code) = if members.len() > 1 {
+        multi::aggregate_state(node, &members)
+    } else {
+        let (state, error_code, _) = record_state(&record);
+        (state, error_code)
+    };
+    Some(QuerySmResp {
+        message_id: COctetString::try_from(node.id_format(account).render(id).as_str())
+            .unwrap_or_default(),
+        final_date: TimeString::empty(),
+        message_state: state,
+        error_code,
+    })
+}
+
+/// One message's query_sm state and error code, and whether it is final.
+pub(super) fn record_state(record: &MessageRecord) -> (MessageState, u8, bool) {
     let state = match (&record.state, &record.outcome) {
         (State::Final, Some(outcome)) => outcome
             .stat
@@ -246,13 +282,8 @@ fn query_answer(node: &Node, account: &str, id: &str) -> Option<QuerySmResp> {
             .map_or(MessageState::UNKNOWN, |s| MessageState(s.message_state())),
         _ => MessageState::ENROUTE,
     };
-    Some(QuerySmResp {
-        message_id: COctetString::try_from(node.id_format(account).render(id).as_str())
-            .unwrap_or_default(),
-        final_date: TimeString::empty(),
-        message_state: state,
-        error_code: record.outcome.as_ref().map_or(0, |o| o.err.min(255) as u8),
-    })
+    let error_code = record.outcome.as_ref().map_or(0, |o| o.err.min(255) as u8);
+    (state, error_code, record.state == State::Final)
 }
 
 /// How a message a client cancelled ends: DELETED (SMPP 3.4 message_state
@@ -269,12 +300,14 @@ const CANCEL_BY_ADDRESS_LIMIT: usize = 10_000;
 /// Whether a message may already be at an upstream: an attempt was
 /// accepted, or went unanswered (the upstream may have taken it all the
 /// same). Such a message is neither cancelled nor replaced, even while it
-/// waits for a retry: Tern could not take back the copy out there.
+/// waits for a retry: Tern could not take back the copy out there. A try
+/// that found no upstream available sent nothing, so it does not count:
+/// a message held while its upstreams are down can still be cancelled.
 fn possibly_sent(record: &MessageRecord) -> bool {
-    record
-        .attempts
-        .iter()
-        .any(|a| a.status.is_none() || !a.upstream_ids.is_empty())
+    record.attempts.iter().any(|a| {
+        a.upstream != super::dispatch::NO_UPSTREAM
+            && (a.status.is_none() || !a.upstream_ids.is_empty())
+    })
 }
 
 /// Whether `given` (a cancel or replace address) allows `submitted`: empty
@@ -329,23 +362,53 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
         let Some(id) = well_formed_id(node, account, &cancel.message_id) else {
             return CommandStatus::InvalidMessageId;
         };
-        let accept = |record: &MessageRecord| {
-            record.client == account
-                && !possibly_sent(record)
-                && client_submit(record).is_some_and(|sm| {
-                    same_address(&cancel.source.addr, &sm.source.addr)
-                        && same_address(&cancel.destination.addr, &sm.destination.addr)
-                })
+        // A submit_multi's id stands for each of its destinations.
+        let messages = match node.store.get(id) {
+            Ok(Some(record)) if record.client == account => {
+                multi::client_messages(&record).unwrap_or_default()
+            }
+            Ok(_) => Vec::new(),
+            Err(err) => {
+                warn!(%err, "store refused a cancel; answering ESME_RSYSERR");
+                return CommandStatus::SystemError;
+            }
         };
-        // The store's rule: one task at a time updates a message.
-        let _held = node.lock_message(id).await;
-        node.store
-            .cancel_queued(id, accept, outcome, now)
-            .await
-            .map(|change| match change {
-                QueuedChange::Done(record) => vec![*record],
-                _ => Vec::new(),
-            })
+        let (mut done, mut failure) = (Vec::new(), None);
+        for message in messages {
+            let accept = |record: &MessageRecord| {
+                record.client == account
+                    && record.client_id() == id
+                    && !possibly_sent(record)
+                    && client_submit(record).is_some_and(|sm| {
+                        same_address(&cancel.source.addr, &sm.source.addr)
+                            && same_address(&cancel.destination.addr, &sm.destination.addr)
+                    })
+            };
+            // The store's rule: one task at a time updates a message.
+            let _held = node.lock_message(message).await;
+            match node
+                .store
+                .cancel_queued(message, accept, outcome.clone(), now)
+                .await
+            {
+                Ok(QueuedChange::Done(record)) => done.push(*record),
+                Ok(_) => {}
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        // What was cancelled before a store error stays cancelled and
+        // still gets its receipt below.
+        match failure {
+            Some(err) if done.is_empty() => Err(err),
+            Some(err) => {
+                warn!(%err, %id, "store refused cancelling a destination; the others are cancelled");
+                Ok(done)
+            }
+            None => Ok(done),
+        }
     };
     let ended = match ended {
         Ok(ended) => ended,
@@ -395,7 +458,9 @@ async fn replace(node: &Node, account: &str, replace: &ReplaceSm) -> CommandStat
         Err(()) => return CommandStatus::InvalidExpiry,
     };
     let change = |record: &MessageRecord| -> Option<Replacement> {
-        if record.client != account || possibly_sent(record) {
+        // A submit_multi's destinations are not replaced: replace_sm
+        // names one message, and its id names them all.
+        if record.client != account || possibly_sent(record) || record.multi.is_some() {
             return None;
         }
         let stored = Pdu::decode(record.pdu.clone()).ok()?;

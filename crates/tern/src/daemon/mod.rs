@@ -24,6 +24,7 @@ mod dispatch;
 mod intake;
 mod maintenance;
 mod mo;
+mod multi;
 mod node;
 mod outbox;
 mod receipts;

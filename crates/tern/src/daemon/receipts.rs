@@ -653,6 +653,7 @@ mod tests {
             parts: Vec::new(),
             received: Vec::new(),
             relayed: Vec::new(),
+            multi: None,
         }
     }
 

@@ -70,7 +70,9 @@ pub fn client_relay(
     }
     // Clients' data_coding 0 is GSM 7-bit unless the router says otherwise.
     let text = receipt_text(&submit, &ClientText::default());
-    let id = id_format.render(record.id);
+    // The id the client was given (a submit_multi's, for its destinations),
+    // in the form it was given.
+    let id = id_format.render(record.client_id());
     let now = now_ms();
     let mut receipt = client_receipt(&ClientReceipt {
         tern_id: &id,
