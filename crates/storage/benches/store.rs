@@ -116,6 +116,7 @@ fn fill(store: &Arc<SledStore>, count: u64) -> Vec<TernId> {
                             not_before_ms: now,
                             expires_ms: None,
                             dedup: None,
+                            id_format: tern_storage::IdFormat::Hex,
                         };
                         let id = store.accept(message, now).await.expect("accept").id;
                         let attempt = Attempt {

@@ -509,6 +509,7 @@ impl Target {
                     not_before_ms: now,
                     expires_ms: None,
                     dedup: None,
+                    id_format: tern_storage::IdFormat::Hex,
                 };
                 store
                     .accept(message, now)
@@ -526,6 +527,7 @@ impl Target {
                     not_before_ms: now,
                     expires_ms: None,
                     dedup: None,
+                    id_format: tern_storage::IdFormat::Hex,
                 };
                 store
                     .accept(message, now)

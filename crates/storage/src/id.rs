@@ -88,7 +88,7 @@ impl FromStr for TernId {
 /// back (its receipts and query_sm answers use it too), and ids it sends
 /// (query_sm, cancel_sm, replace_sm) are read in either form, its own first
 /// (see [`IdFormat::resolve`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum IdFormat {
     /// 16 hexadecimal digits, lower case, zero-padded: Tern's historical
     /// form, which clients already hold in their databases.

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::id::TernId;
+use crate::id::{IdFormat, TernId};
 
 /// Where a message is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -93,6 +93,10 @@ pub struct MessageRecord {
     /// The submit_multi this message is one destination of; `None` for a
     /// message submitted alone (submit_sm, data_sm). Added after layout v2.
     pub multi: Option<MultiLink>,
+    /// The form the client was given this message's id in: its receipts
+    /// and query_sm answers use this one, even after a reload changed the
+    /// account's `id_format`. Same layout as [`Self::multi`].
+    pub id_format: IdFormat,
 }
 
 /// How one destination of a submit_multi is tied to the id its client was
@@ -221,7 +225,7 @@ pub(crate) mod v1 {
     use serde::Deserialize;
 
     use super::{Attempt, Outcome, State};
-    use crate::id::TernId;
+    use crate::id::{IdFormat, TernId};
 
     /// The first layout: no parts, no receipt history.
     #[derive(Debug, Deserialize)]
@@ -260,6 +264,7 @@ pub(crate) mod v1 {
                 received: Vec::new(),
                 relayed: Vec::new(),
                 multi: None,
+                id_format: IdFormat::Hex,
             }
         }
     }
@@ -271,7 +276,7 @@ pub(crate) mod v2 {
     use serde::Deserialize;
 
     use super::{Attempt, Outcome, PartState, ReceivedReceipt, RelayedReceipt, State};
-    use crate::id::TernId;
+    use crate::id::{IdFormat, TernId};
 
     /// [`super::MessageRecord`] before [`super::MessageRecord::multi`].
     #[derive(Debug, Deserialize)]
@@ -313,6 +318,7 @@ pub(crate) mod v2 {
                 received: old.received,
                 relayed: old.relayed,
                 multi: None,
+                id_format: IdFormat::Hex,
             }
         }
     }

@@ -21,7 +21,7 @@ use sled::Batch;
 use crate::commit::{CommitStats, Gate, GroupCommit, Ops, SyncPolicy, Wait};
 use crate::error::StoreError;
 use crate::held;
-use crate::id::{TernId, MAX_COUNTER};
+use crate::id::{IdFormat, TernId, MAX_COUNTER};
 use crate::keys;
 use crate::mo::{HeldMo, MoGroup, MoHeader, MoPart};
 use crate::record::{
@@ -82,6 +82,9 @@ pub struct NewMessage {
     /// Duplicate protection: a key (the client's user_message_reference, or
     /// source, destination and a hash of the text) and how long it holds.
     pub dedup: Option<(Bytes, Duration)>,
+    /// The form the client is given the id in (kept on the record: see
+    /// [`MessageRecord::id_format`]).
+    pub id_format: IdFormat,
 }
 
 /// The records of a submit_multi's destinations, with their ids (see
@@ -119,6 +122,7 @@ pub(crate) fn multi_records(
                 submission,
                 members: if n == 0 { ids.to_vec() } else { Vec::new() },
             }),
+            id_format: message.id_format,
         })
         .collect()
 }
@@ -538,6 +542,7 @@ impl SledStore {
             received: Vec::new(),
             relayed: Vec::new(),
             multi: None,
+            id_format: message.id_format,
         };
         match message.dedup {
             None => {

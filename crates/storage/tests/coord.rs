@@ -44,6 +44,7 @@ fn message(client: &str) -> NewMessage {
         not_before_ms: now_ms(),
         expires_ms: None,
         dedup: None,
+        id_format: tern_storage::IdFormat::Hex,
     }
 }
 

@@ -72,6 +72,7 @@ fn child(dir: PathBuf) {
                         not_before_ms: now,
                         expires_ms: None,
                         dedup: None,
+                        id_format: tern_storage::IdFormat::Hex,
                     };
                     let id = store.accept(msg, now).await.expect("accept").id;
                     report(format!("A {id}"));

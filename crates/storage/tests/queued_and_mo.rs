@@ -27,6 +27,7 @@ fn message(client: &str, pdu: &'static [u8], at: u64, expires: Option<u64>) -> N
         not_before_ms: at,
         expires_ms: expires,
         dedup: None,
+        id_format: tern_storage::IdFormat::Hex,
     }
 }
 

@@ -39,6 +39,7 @@ fn message(client: &str, at: u64) -> NewMessage {
         not_before_ms: at,
         expires_ms: None,
         dedup: None,
+        id_format: tern_storage::IdFormat::Hex,
     }
 }
 
@@ -276,6 +277,7 @@ async fn a_resubmission_within_the_window_gets_the_first_id<B: Backend>(b: &B) {
     let store = b.open(3).await;
     let with_key = |at: u64| NewMessage {
         dedup: Some((Bytes::from_static(b"umr:42"), Duration::from_secs(60))),
+        id_format: tern_storage::IdFormat::Hex,
         ..message("acme", at)
     };
     let first = store.accept(with_key(1_000), 1_000).await.expect("accept");
@@ -316,6 +318,7 @@ async fn concurrent_resubmissions_store_one_message<B: Backend>(b: &B) {
         tasks.push(tokio::spawn(async move {
             let m = NewMessage {
                 dedup: Some((Bytes::from_static(b"same"), Duration::from_secs(60))),
+                id_format: tern_storage::IdFormat::Hex,
                 ..message("acme", 0)
             };
             store.accept(m, 0).await.expect("accept")
@@ -593,6 +596,7 @@ async fn finished_messages_are_purged_after_retention_with_their_indexes<B: Back
         .accept(
             NewMessage {
                 dedup: Some((Bytes::from_static(b"k1"), Duration::from_secs(3600))),
+                id_format: tern_storage::IdFormat::Hex,
                 ..message("acme", 0)
             },
             0,

@@ -287,3 +287,86 @@ upstreams = ["sim"]
     );
     assert!(out.contains(&format!("client's id   {id}")), "{out}");
 }
+
+/// The form a client was given is the form it gets back, even after a
+/// reload changed its account's `id_format`: the record keeps the form, so
+/// the receipt and query_sm answer of a message accepted before the reload
+/// name it as the client was told, while new messages get the new form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_of_id_format_leaves_ids_already_given_in_their_form() {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator starts");
+    let (port, admin_port) = (free_port(), free_port());
+    let config = |format: &str| {
+        format!(
+            r#"
+[node]
+id = 7
+[[listener]]
+address = "127.0.0.1:{port}"
+[admin]
+address = "127.0.0.1:{admin_port}"
+[storage]
+path = "data"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+id_format = "{format}"
+[[upstream]]
+name = "sim"
+host = "127.0.0.1"
+port = {sim_port}
+system_id = "tern"
+password = "x"
+[[route]]
+name = "all"
+upstreams = ["sim"]
+"#,
+            sim_port = sim.addr().port(),
+        )
+    };
+    let daemon = Daemon::start("id-format-reload", &config("decimal"));
+    let mut acme = client(port, "acme", "pw").bind().await;
+    let within = Duration::from_secs(10);
+
+    // Waits in Tern's queue a minute, and asks for a receipt.
+    let before = submit_id(
+        &acme.handle,
+        tern_codec::pdu::SubmitSm {
+            registered_delivery: RegisteredDelivery::ALWAYS,
+            ..scheduled("34600000006", "before")
+        },
+    )
+    .await;
+    assert!(is_decimal_id(&before), "{before:?}");
+
+    std::fs::write(daemon.config_path(), config("hex")).expect("config rewritten");
+    daemon.signal("HUP");
+    Admin::at(admin_port)
+        .until("/api/reload", within, "the reload applied", |status| {
+            status["generation"].as_u64() == Some(2)
+        })
+        .await;
+
+    // New messages: the new form.
+    let after = submit_id(
+        &acme.handle,
+        common::submit_sm("34600000007", "after", RegisteredDelivery::NONE),
+    )
+    .await;
+    assert!(is_hex_id(&after), "after the reload: {after:?}");
+    // The message accepted before: answered in the form it was given, by
+    // either form.
+    for asked in [before.clone(), hex_of(&before)] {
+        let (status, answer) = query(&acme.handle, &asked).await;
+        assert_eq!(status, CommandStatus::Ok, "query_sm {asked}");
+        assert_eq!(answer.map(|(id, _)| id), Some(before.clone()), "{asked}");
+    }
+    // Its receipt (cancelled) names it as the client was told.
+    assert_eq!(cancel(&acme.handle, &before).await, CommandStatus::Ok);
+    let receipt = expect_deliver_sm(&mut acme, within).await;
+    assert_eq!(receipted_id(&receipt), before, "the receipt's id");
+    let text = String::from_utf8_lossy(receipt.short_message.as_bytes()).into_owned();
+    assert!(text.starts_with(&format!("id:{before} ")), "{text:?}");
+}

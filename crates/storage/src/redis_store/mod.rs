@@ -508,6 +508,7 @@ impl RedisStore {
             received: Vec::new(),
             relayed: Vec::new(),
             multi: None,
+            id_format: message.id_format,
         };
         let m = member(id);
         let Some((key, window)) = message.dedup else {

@@ -173,6 +173,7 @@ mod tests {
                     not_before_ms: 1,
                     expires_ms: Some(1_000_000),
                     dedup: None,
+                    id_format: crate::IdFormat::Hex,
                 },
                 1,
             )

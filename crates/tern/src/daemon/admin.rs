@@ -139,7 +139,7 @@ impl AdminSource for Source {
             .resolve(id.trim(), |id| matches!(store.get(id), Ok(Some(_))))?;
         let record = store.get(id).ok()??;
         let mut message = message_json(&record);
-        let client_id = self.node.id_format(&record.client).render(record.id);
+        let client_id = record.id_format.render(record.client_id());
         if let Some(fields) = message.as_object_mut() {
             fields.insert("client_id".to_owned(), Value::from(client_id.as_str()));
         }

@@ -173,6 +173,8 @@ async fn submit(
             .and_then(|t| t.to_unix_millis(now as i64).ok())
             .map(|ms| ms.max(0) as u64)
     };
+    // Read once: the record keeps it, and the answer must agree with it.
+    let id_format = node.id_format(account);
     let message = NewMessage {
         client: account.to_owned(),
         pdu: pdu.to_bytes(),
@@ -180,6 +182,7 @@ async fn submit(
         not_before_ms: at(&sm.schedule_delivery_time).map_or(now, |ms| ms.max(now)),
         expires_ms: at(&sm.validity_period),
         dedup: None,
+        id_format,
     };
     match node.store.accept(message, now).await {
         Ok(accepted) => {
@@ -197,7 +200,7 @@ async fn submit(
                 Some(timeout) => transaction_status(node, accepted.id, timeout).await,
             };
             if status.is_ok() {
-                let id = node.id_format(account).render(accepted.id);
+                let id = id_format.render(accepted.id);
                 let id = COctetString::try_from(id.as_str()).unwrap_or_default();
                 let _ = responder.respond(status, answer(SmResp::with_id(id))).await;
             } else {
@@ -265,7 +268,7 @@ fn query_answer(node: &Node, account: &str, id: &str) -> Option<QuerySmResp> {
         (state, error_code)
     };
     Some(QuerySmResp {
-        message_id: COctetString::try_from(node.id_format(account).render(id).as_str())
+        message_id: COctetString::try_from(record.id_format.render(id).as_str())
             .unwrap_or_default(),
         final_date: TimeString::empty(),
         message_state: state,

@@ -123,6 +123,8 @@ pub async fn submit_multi(
             .and_then(|t| t.to_unix_millis(now as i64).ok())
             .map(|ms| ms.max(0) as u64)
     };
+    // Read once: the records keep it, and the answer must agree with it.
+    let id_format = node.id_format(account);
     let messages: Vec<NewMessage> = accepted
         .iter()
         .map(|c| NewMessage {
@@ -132,6 +134,7 @@ pub async fn submit_multi(
             not_before_ms: at(&multi.schedule_delivery_time).map_or(now, |ms| ms.max(now)),
             expires_ms: at(&multi.validity_period),
             dedup: None,
+            id_format,
         })
         .collect();
     let ids = match node.store.accept_multi(messages, now).await {
@@ -184,8 +187,7 @@ pub async fn submit_multi(
     debug!(id = %submission, client = account, destinations = ids.len(), refused = refused.len(), "submit_multi accepted");
     let resp = SubmitMultiResp {
         message_id: Some(
-            COctetString::try_from(node.id_format(account).render(submission).as_str())
-                .unwrap_or_default(),
+            COctetString::try_from(id_format.render(submission).as_str()).unwrap_or_default(),
         ),
         unsuccess: refused,
         ..SubmitMultiResp::default()

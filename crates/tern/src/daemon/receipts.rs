@@ -181,7 +181,6 @@ async fn apply_locked(
             per_part,
             any_base,
             now,
-            id_format: node.id_format(&record.client),
         },
     );
     if resubmit_instead(
@@ -343,8 +342,6 @@ struct Receiving {
     any_base: bool,
     /// Now, ms since the Unix epoch.
     now: u64,
-    /// The form of the id in the client's receipts.
-    id_format: tern_storage::IdFormat,
 }
 
 /// The parts of the message's accepted attempt: as the record knows them,
@@ -472,7 +469,7 @@ fn decide(
             .iter()
             .any(|r| r.part.is_none() && r.stat == canonical.state.stat());
         if !told {
-            update.relay = client_relay(record, &canonical, Some(&vendor), None, how.id_format);
+            update.relay = client_relay(record, &canonical, Some(&vendor), None);
         }
     };
     let Some(index) = index else {
@@ -490,7 +487,7 @@ fn decide(
         // parts as recorded: it speaks for the whole message.
         if canonical.state.is_final() {
             update.outcome = Some(outcome);
-            update.relay = client_relay(record, &canonical, Some(&vendor), None, how.id_format);
+            update.relay = client_relay(record, &canonical, Some(&vendor), None);
         } else {
             intermediate_once(&mut update);
         }
@@ -533,13 +530,13 @@ fn decide(
                 index: index as u32,
                 total: parts.len() as u32,
             };
-            update.relay = client_relay(record, &canonical, Some(&vendor), Some(of), how.id_format);
+            update.relay = client_relay(record, &canonical, Some(&vendor), Some(of));
         }
         if let Some(whole) = whole {
             update.outcome = Some(stored_outcome(&whole, whole_vendor));
         }
     } else if let Some(whole) = whole {
-        update.relay = client_relay(record, &whole, whole_vendor.as_deref(), None, how.id_format);
+        update.relay = client_relay(record, &whole, whole_vendor.as_deref(), None);
         update.outcome = Some(stored_outcome(&whole, whole_vendor));
     } else if !canonical.state.is_final() {
         intermediate_once(&mut update);
@@ -654,6 +651,7 @@ mod tests {
             received: Vec::new(),
             relayed: Vec::new(),
             multi: None,
+            id_format: tern_storage::IdFormat::Hex,
         }
     }
 
@@ -677,7 +675,6 @@ mod tests {
         per_part: false,
         any_base: false,
         now: 10,
-        id_format: tern_storage::IdFormat::Hex,
     };
 
     /// What the store does with an update (`record_receipt`).
@@ -768,6 +765,7 @@ mod tests {
                     not_before_ms: 0,
                     expires_ms: None,
                     dedup: None,
+                    id_format: tern_storage::IdFormat::Hex,
                 },
                 now_ms(),
             )

@@ -9,7 +9,7 @@ use tern_router::adapt::{receipt_text, ClientText};
 use tern_router::relay::{client_receipt, wanted, ClientReceipt};
 use tern_router::{Canonical, FinalState, Reason};
 use tern_storage::{
-    now_ms, IdFormat, MessageRecord, OutboxItem, Outcome, ReceiptUpdate, RelayedReceipt, StoreError,
+    now_ms, MessageRecord, OutboxItem, Outcome, ReceiptUpdate, RelayedReceipt, StoreError,
 };
 
 use super::node::Node;
@@ -56,13 +56,14 @@ pub struct PartOf {
 /// (SMPP 3.4 §5.2.17). A per-part receipt carries the SAR TLVs (the
 /// message's reference, the part count, the part's number), which say which
 /// part it is in standard fields. The id, in receipted_message_id and the
-/// text's "id:", is in `id_format`, the form the client was given.
+/// text's "id:", is in the form the client was given it (kept on the
+/// record, so a reload that changes the account's `id_format` does not
+/// change the ids of messages it already answered).
 pub fn client_relay(
     record: &MessageRecord,
     canonical: &Canonical,
     vendor_code: Option<&str>,
     part: Option<PartOf>,
-    id_format: IdFormat,
 ) -> Option<(OutboxItem, RelayedReceipt)> {
     let submit = client_submit(record)?;
     if !wanted(submit.registered_delivery, canonical) {
@@ -72,7 +73,7 @@ pub fn client_relay(
     let text = receipt_text(&submit, &ClientText::default());
     // The id the client was given (a submit_multi's, for its destinations),
     // in the form it was given.
-    let id = id_format.render(record.client_id());
+    let id = record.id_format.render(record.client_id());
     let now = now_ms();
     let mut receipt = client_receipt(&ClientReceipt {
         tern_id: &id,
@@ -120,8 +121,7 @@ pub async fn queue_receipt(
     canonical: &Canonical,
     vendor_code: Option<&str>,
 ) -> Result<(), StoreError> {
-    let id_format = node.id_format(&record.client);
-    let Some(relay) = client_relay(record, canonical, vendor_code, None, id_format) else {
+    let Some(relay) = client_relay(record, canonical, vendor_code, None) else {
         return Ok(());
     };
     let update = ReceiptUpdate {
