@@ -346,7 +346,7 @@ impl AcceptBackoff {
             };
             let unlogged = self.unlogged;
             if first_of_run {
-                warn!(%listener, %err, unlogged, "{cause}: new connections wait in the kernel's queue; retrying with a growing delay up to 1 s, logged again at most once a minute");
+                warn!(%listener, %err, "{cause}: new connections wait in the kernel's queue; retrying with a growing delay up to 1 s, logged again at most once a minute");
             } else {
                 warn!(%listener, %err, unlogged, "{cause}: still failing ({unlogged} failed accepts since the last line)");
             }

@@ -413,3 +413,244 @@ upstreams = ["silent", "healthy"]
         twice.len()
     );
 }
+
+// ------------------------------------------------------ out of descriptors
+
+/// Tern's descriptor limit: its own needs (runtime, store, listeners, log,
+/// the upstream session: about 17) and room for a few dozen client
+/// sessions.
+const NOFILE: u32 = 48;
+/// How long a bind may take before the test calls it failed: Tern answers
+/// a bind on loopback in milliseconds once it has accepted the connection.
+const BIND_WAIT: Duration = Duration::from_secs(3);
+
+/// `tern run` under `prlimit --nofile`, its output in a file; killed on
+/// drop. The tests forbid unsafe code, so no `setrlimit` in a `pre_exec`.
+struct Limited {
+    child: Child,
+    log: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+impl Limited {
+    fn start(dir: TempDir, config: &str, nofile: u32) -> Limited {
+        let path = dir.write("tern.toml", config);
+        let log = dir.join("tern.log");
+        let out = File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new("prlimit")
+            .arg(format!("--nofile={nofile}"))
+            .arg("--")
+            .arg(TERN)
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "warn,tern_session::smsc=info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("prlimit (util-linux) runs tern");
+        Limited {
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("wait").is_none()
+    }
+
+    /// CPU time (user and system) the process has used so far, from
+    /// `/proc/PID/stat` (prlimit execs tern, so the child is tern).
+    fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("/proc/PID/stat");
+        // The fields after the command name, which is in parentheses and
+        // may hold spaces: state is field 3, utime 14, stime 15.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().expect("utime")
+            + fields[12].parse::<u64>().expect("stime");
+        let hz = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().ok())
+            .unwrap_or(100);
+        Duration::from_millis(ticks * 1000 / hz.max(1))
+    }
+
+    fn log_lines(&self, containing: &str) -> Vec<String> {
+        read_log(&self.log)
+            .lines()
+            .filter(|l| l.contains(containing))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Limited {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_log(path: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+}
+
+/// A bind to Tern on `port` within [`BIND_WAIT`]; `None` when the
+/// connection was made (the kernel queues it) but no bind answer came.
+async fn try_bind(port: u16, bind_type: tern_session::BindType) -> Option<UpstreamSession> {
+    let stream = tokio::time::timeout(BIND_WAIT, TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .expect("the kernel takes the connection in time")
+        .expect("the kernel takes the connection");
+    let mut params = BindParams::new("acme", "pw").expect("short");
+    params.bind_type = bind_type;
+    let config = SessionConfig {
+        enquire_link_interval: None,
+        ..SessionConfig::default()
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    tokio::time::timeout(BIND_WAIT, esme::bind(stream, Some(addr), &params, config))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// Submits a message asking for a receipt on `session` and waits for it.
+async fn submit_and_get_receipt(session: &mut UpstreamSession, text: &str) {
+    let sm = submit_sm("34600000001", text, RegisteredDelivery::ALWAYS);
+    let resp = tokio::time::timeout(
+        Duration::from_secs(10),
+        session.handle.request(Body::SubmitSm(sm)),
+    )
+    .await
+    .expect("submit answered in time")
+    .expect("submit answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok, "{resp:?}");
+    let id = common::message_id(&resp);
+    let receipt = common::next_receipt(session, Duration::from_secs(15)).await;
+    assert_eq!(receipt, id, "the receipt is for the message just sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_accept_loop_backs_off_logs_once_and_recovers() {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator");
+    let port = free_port();
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+[storage]
+path = "data"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+[[upstream]]
+name = "up"
+host = "127.0.0.1"
+port = {up}
+system_id = "tern"
+password = "x"
+[[route]]
+name = "spain"
+prefixes = ["34"]
+upstreams = ["up"]
+"#,
+        up = sim.addr().port()
+    );
+    let mut tern = Limited::start(TempDir::new("faults-nofile"), &config, NOFILE);
+    wait_until(
+        "tern bound to the simulator",
+        Duration::from_secs(15),
+        || async { !sim.sessions("tern").is_empty() },
+    )
+    .await;
+    common::connect(port).await;
+    // A receiving session bound before the descriptors run out.
+    let mut keeper = try_bind(port, tern_session::BindType::Transceiver)
+        .await
+        .expect("the first bind");
+    submit_and_get_receipt(&mut keeper, "before").await;
+
+    // Bind until Tern has no descriptor left for the next connection.
+    let mut sessions = Vec::new();
+    loop {
+        assert!(
+            sessions.len() < NOFILE as usize,
+            "{} sessions bound under a limit of {NOFILE} descriptors",
+            sessions.len()
+        );
+        match try_bind(port, tern_session::BindType::Transmitter).await {
+            Some(session) => sessions.push(session),
+            None => break,
+        }
+    }
+    assert!(!sessions.is_empty(), "no bind at all before the limit");
+    let bound = sessions.len() + 1;
+    // One more connection waits in the kernel's queue meanwhile, so Tern
+    // keeps failing to accept it.
+    let _waiting = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("queued by the kernel");
+
+    // Bound sessions keep working: submits answered, receipts delivered.
+    submit_and_get_receipt(&mut keeper, "while out of descriptors").await;
+    let resp = tokio::time::timeout(
+        Duration::from_secs(10),
+        sessions[0].handle.request(Body::SubmitSm(submit_sm(
+            "34600000002",
+            "from a transmitter",
+            RegisteredDelivery::NONE,
+        ))),
+    )
+    .await
+    .expect("answered in time")
+    .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok, "{resp:?}");
+    // Long enough out of descriptors for a per-attempt log to show: the
+    // delays grow 10 ms, 20 ms… to 1 s, so 3 s is some ten attempts. Tern
+    // has nothing else to do meanwhile: an accept loop retrying without a
+    // pause would burn a core, a back-off barely any CPU.
+    let cpu_before = tern.cpu_time();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu = tern.cpu_time().saturating_sub(cpu_before);
+    assert!(tern.alive(), "tern exited out of descriptors");
+    assert!(
+        cpu < Duration::from_millis(500),
+        "tern used {cpu:?} of CPU in 3 s out of descriptors: the accept loop spins"
+    );
+    let warned = tern.log_lines("out of file descriptors");
+    assert_eq!(
+        warned.len(),
+        1,
+        "the back-off is logged once, not per attempt:\n{}",
+        warned.join("\n")
+    );
+
+    // Descriptors come back: the next bind succeeds.
+    for session in sessions.drain(..4) {
+        session.handle.unbind().await;
+    }
+    let again = try_bind(port, tern_session::BindType::Transmitter).await;
+    assert!(again.is_some(), "no bind once descriptors were free again");
+    submit_and_get_receipt(&mut keeper, "after").await;
+    wait_until(
+        "tern logs that it accepts again",
+        Duration::from_secs(5),
+        || async { !tern.log_lines("accepting connections again").is_empty() },
+    )
+    .await;
+    assert!(tern.alive());
+    eprintln!(
+        "out of descriptors: {bound} sessions bound under nofile={NOFILE}; {cpu:?} of CPU in 3 s; log: {}",
+        warned.join(" | ")
+    );
+}
