@@ -219,11 +219,7 @@ fn accepted(sims: &[&SimHandle]) -> Vec<HashMap<String, usize>> {
 /// The `bound` count `/api/upstreams` shows for `name`.
 async fn bound(admin: &Admin, name: &str) -> Option<u64> {
     let upstreams = admin.get("/api/upstreams").await;
-    upstreams
-        .as_array()?
-        .iter()
-        .find(|u| u["name"] == name)?["bound"]
-        .as_u64()
+    upstreams.as_array()?.iter().find(|u| u["name"] == name)?["bound"].as_u64()
 }
 
 /// Submits `text`; its id if Tern answered `ESME_ROK`.
@@ -368,7 +364,11 @@ upstreams = ["silent", "healthy"]
     stop.cancel();
     submitter.await.expect("submitter");
     let acked = acked.lock().expect("lock").clone();
-    assert!(acked.len() >= 60, "only {} messages acknowledged", acked.len());
+    assert!(
+        acked.len() >= 60,
+        "only {} messages acknowledged",
+        acked.len()
+    );
 
     // Every acknowledged message reached an upstream.
     let records = wait_for(
@@ -391,7 +391,13 @@ upstreams = ["silent", "healthy"]
     // whose answer the frozen link dropped; at most a window of them.
     let twice: Vec<&String> = acked
         .iter()
-        .filter(|t| records.iter().map(|r| r.get(*t).copied().unwrap_or(0)).sum::<usize>() > 1)
+        .filter(|t| {
+            records
+                .iter()
+                .map(|r| r.get(*t).copied().unwrap_or(0))
+                .sum::<usize>()
+                > 1
+        })
         .collect();
     for text in &twice {
         assert!(
@@ -471,13 +477,18 @@ impl Limited {
         // may hold spaces: state is field 3, utime 14, stime 15.
         let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
         let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().expect("utime")
-            + fields[12].parse::<u64>().expect("stime");
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
         let hz = Command::new("getconf")
             .arg("CLK_TCK")
             .output()
             .ok()
-            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().ok())
+            .and_then(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
             .unwrap_or(100);
         Duration::from_millis(ticks * 1000 / hz.max(1))
     }
@@ -543,11 +554,13 @@ async fn out_of_descriptors_the_accept_loop_backs_off_logs_once_and_recovers() {
     let sim = Simulator::start(SimConfig::default())
         .await
         .expect("simulator");
-    let port = free_port();
+    let (port, admin_port) = (free_port(), free_port());
     let config = format!(
         r#"
 [[listener]]
 address = "127.0.0.1:{port}"
+[admin]
+address = "127.0.0.1:{admin_port}"
 [storage]
 path = "data"
 [[client]]
@@ -596,8 +609,11 @@ upstreams = ["up"]
     assert!(!sessions.is_empty(), "no bind at all before the limit");
     let bound = sessions.len() + 1;
     // One more connection waits in the kernel's queue meanwhile, so Tern
-    // keeps failing to accept it.
+    // keeps failing to accept it; and one on the admin listener.
     let _waiting = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("queued by the kernel");
+    let _scraper = TcpStream::connect(("127.0.0.1", admin_port))
         .await
         .expect("queued by the kernel");
 
@@ -627,21 +643,37 @@ upstreams = ["up"]
         cpu < Duration::from_millis(500),
         "tern used {cpu:?} of CPU in 3 s out of descriptors: the accept loop spins"
     );
+    // Once per listener: the clients' and the admin one.
     let warned = tern.log_lines("out of file descriptors");
-    assert_eq!(
-        warned.len(),
-        1,
-        "the back-off is logged once, not per attempt:\n{}",
-        warned.join("\n")
-    );
+    for listener in [port, admin_port] {
+        let lines = warned
+            .iter()
+            .filter(|l| l.contains(&format!("listener=127.0.0.1:{listener} ")))
+            .count();
+        assert_eq!(
+            lines,
+            1,
+            "the back-off of the listener on {listener} is logged once, not per attempt:\n{}",
+            warned.join("\n")
+        );
+    }
+    assert_eq!(warned.len(), 2, "{}", warned.join("\n"));
 
     // Descriptors come back: the next bind succeeds.
-    for session in sessions.drain(..4) {
+    for session in sessions.drain(..6) {
         session.handle.unbind().await;
     }
     let again = try_bind(port, tern_session::BindType::Transmitter).await;
     assert!(again.is_some(), "no bind once descriptors were free again");
     submit_and_get_receipt(&mut keeper, "after").await;
+    let health = tokio::time::timeout(
+        Duration::from_secs(10),
+        tern::admin::get(([127, 0, 0, 1], admin_port).into(), "/health"),
+    )
+    .await
+    .expect("the admin listener answers in time")
+    .expect("the admin listener answers");
+    assert_eq!(health.text(), "ok\n");
     wait_until(
         "tern logs that it accepts again",
         Duration::from_secs(5),
