@@ -697,3 +697,43 @@ impl<A: Authenticator> SmscServer<A> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out_of_descriptors() -> std::io::Error {
+        std::io::Error::from_raw_os_error(EMFILE)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_accepts_wait_longer_each_time_and_are_logged_once_a_minute() {
+        let mut backoff = AcceptBackoff::new(None);
+        let delays: Vec<u64> = (0..9)
+            .map(|_| backoff.failed(&out_of_descriptors()).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        // The first failure was logged; the eight after it only counted.
+        let first = backoff.logged_at.expect("logged");
+        assert_eq!(backoff.unlogged, 8);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        backoff.failed(&out_of_descriptors());
+        assert_eq!(backoff.logged_at, Some(first), "not again within a minute");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        backoff.failed(&out_of_descriptors());
+        assert!(backoff.logged_at > Some(first), "a reminder after a minute");
+        assert_eq!(backoff.unlogged, 0);
+        // Accepting again ends the run: the next failure waits 10 ms.
+        backoff.succeeded();
+        assert!(backoff.run.is_none());
+        assert_eq!(backoff.failed(&out_of_descriptors()), AcceptBackoff::FIRST);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_aborted_before_accept_is_retried_at_once_and_not_logged() {
+        let mut backoff = AcceptBackoff::new(None);
+        let aborted = std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
+        assert_eq!(backoff.failed(&aborted), Duration::ZERO);
+        assert!(backoff.run.is_none() && backoff.logged_at.is_none());
+    }
+}
