@@ -8,7 +8,9 @@
 //!   each message reaches the second upstream, or the first once it is
 //!   reachable again. Delivery is at-least-once: a submit the silent
 //!   upstream took before its answer was dropped is sent again elsewhere,
-//!   and only such submits may arrive twice.
+//!   and only such submits (at most Tern's window towards it) may arrive
+//!   twice. The test's bound on the detection is the interval (1 s) plus
+//!   the response timeout (1 s) plus 1 s of slack.
 //! - Out of descriptors: Tern under a low `ulimit -n` (started through
 //!   util-linux `prlimit`) fills its descriptors with client sessions; the
 //!   next connection waits in the kernel's queue while Tern's accept loop
@@ -29,7 +31,7 @@ use common::{client, free_port, submit_sm, wait_for, wait_until, Admin, TempDir,
 use tern_codec::{Body, CommandStatus, RegisteredDelivery};
 use tern_session::esme::{self, BindParams, UpstreamSession};
 use tern_session::{SessionConfig, SessionHandle};
-use tern_sim::smsc::{Recorded, SimConfig, SimHandle, Simulator};
+use tern_sim::smsc::{Behaviour, Recorded, SimConfig, SimHandle, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -199,6 +201,10 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// submits the silent link never answers (as it once did) fails the test.
 const SLACK: Duration = Duration::from_secs(1);
 
+/// Tern's window towards the silent upstream: how many submits can be in
+/// flight on it when it freezes, and so how many may arrive twice.
+const WINDOW: usize = 10;
+
 /// Texts the simulators accepted, with how many times.
 fn accepted(sims: &[&SimHandle]) -> Vec<HashMap<String, usize>> {
     sims.iter()
@@ -234,9 +240,18 @@ async fn submit(handle: &SessionHandle, text: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_upstream_is_found_dead_by_enquire_link_and_nothing_acknowledged_is_lost() {
-    let first = Simulator::start(SimConfig::default())
-        .await
-        .expect("simulator");
+    // The first upstream answers each submit after 300 ms, so that when
+    // the link freezes it holds submits it took whose answers the frozen
+    // link then drops: those go to the second upstream as well.
+    let first = Simulator::start(SimConfig {
+        behaviour: Behaviour {
+            response_delay: Duration::from_millis(300),
+            ..Behaviour::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
     let second = Simulator::start(SimConfig::default())
         .await
         .expect("simulator");
@@ -277,6 +292,7 @@ host = "127.0.0.1"
 port = {silent}
 system_id = "tern"
 password = "x"
+window = {WINDOW}
 [[upstream]]
 name = "healthy"
 profile = "quick"
@@ -406,7 +422,7 @@ upstreams = ["silent", "healthy"]
         );
     }
     assert!(
-        twice.len() <= 10,
+        twice.len() <= WINDOW,
         "{} duplicates: more than the silent session's window had in flight ({twice:?})",
         twice.len()
     );
