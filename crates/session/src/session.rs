@@ -945,6 +945,15 @@ fn io_kind(err: &CodecError) -> std::io::ErrorKind {
 
 /// Sends enquire_link whenever nothing has arrived for `interval`; a peer
 /// that does not answer within the response timeout is taken for dead.
+///
+/// The probe takes a window slot like any request, so with the window full
+/// of requests the silent peer will never answer it would first wait for
+/// those to time out, and then behind every other request queued for a
+/// slot: found dead only after several response timeouts. So the response
+/// timeout runs from the moment the probe is due, slot wait included, and
+/// when it passes with nothing at all arrived from the peer (no answer to
+/// the probe nor to anything else in flight), the peer is dead; anything
+/// arrived meanwhile shows it alive.
 async fn keepalive(handle: SessionHandle, interval: Duration) {
     let shared = &handle.shared;
     loop {
@@ -955,19 +964,27 @@ async fn keepalive(handle: SessionHandle, interval: Duration) {
                 () = shared.closed.cancelled() => return,
             }
         }
-        match handle.request(Body::EnquireLink).await {
-            Ok(_) => {}
-            Err(RequestError::Timeout { .. }) => {
-                warn!("enquire_link unanswered; closing");
+        let limit = shared.config.response_timeout;
+        let probe = tokio::time::timeout(limit, handle.request(Body::EnquireLink)).await;
+        match probe {
+            Ok(Ok(_)) => {}
+            Err(_) if shared.idle_for() < limit => {
+                // No slot in time, but the peer answered something.
+            }
+            Err(_) | Ok(Err(RequestError::Timeout { .. })) => {
+                warn!(
+                    silent_for = ?shared.idle_for(),
+                    "enquire_link unanswered (nothing from the peer for longer than the enquire_link interval and the response timeout); closing"
+                );
                 shared.close(CloseReason::KeepaliveTimeout);
                 return;
             }
-            Err(RequestError::Closed) => return,
-            Err(RequestError::NotAllowed { .. }) => {
+            Ok(Err(RequestError::Closed)) => return,
+            Ok(Err(RequestError::NotAllowed { .. })) => {
                 // Unbinding: nothing more to keep alive.
                 return;
             }
-            Err(RequestError::WindowFull { .. }) => {}
+            Ok(Err(RequestError::WindowFull { .. })) => {}
         }
     }
 }

@@ -224,7 +224,8 @@ impl BindCounts {
 /// `max_connections` open at once (the permit handed to `on_connection` is
 /// held for the connection's life), Nagle off, and a failing `accept` (out
 /// of descriptors, say) backs off instead of ending the listener or
-/// spinning. Shared by [`SmscServer::serve`] and the simulator.
+/// spinning, and is logged once (see [`AcceptBackoff`]). Shared by
+/// [`SmscServer::serve`] and the simulator.
 pub async fn accept_loop<F>(
     listener: &TcpListener,
     max_connections: usize,
@@ -234,7 +235,7 @@ pub async fn accept_loop<F>(
     F: FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
 {
     let limit = Arc::new(Semaphore::new(max_connections.max(1)));
-    let mut backoff = Duration::from_millis(10);
+    let mut backoff = AcceptBackoff::new(listener.local_addr().ok());
     loop {
         let permit = tokio::select! {
             permit = limit.clone().acquire_owned() => match permit {
@@ -249,15 +250,126 @@ pub async fn accept_loop<F>(
         };
         match accepted {
             Ok((stream, peer)) => {
-                backoff = Duration::from_millis(10);
+                backoff.succeeded();
                 let _ = stream.set_nodelay(true);
                 on_connection(stream, peer, permit);
             }
             Err(err) => {
-                warn!(%err, "accept failed; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                let delay = backoff.failed(&err);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.cancelled() => return,
+                }
             }
+        }
+    }
+}
+
+/// `EMFILE`: this process is out of descriptors (`ulimit -n`). The same
+/// number on Linux, the BSDs and macOS.
+const EMFILE: i32 = 24;
+/// `ENFILE`: the whole system is out of descriptors.
+const ENFILE: i32 = 23;
+
+/// How an accept loop rides out failing accepts.
+///
+/// Out of descriptors, `accept` fails at once for as long as the pending
+/// connection waits in the kernel's queue: retrying at once would spin a
+/// core and log a line per try (hundreds a second), and giving up would
+/// leave the port dead once descriptors free up. So each failure in a row
+/// sleeps longer (10 ms doubling to 1 s: short enough that a freed
+/// descriptor is used within a second), the first failure is logged as a
+/// warning, and further ones are only counted: one reminder with the count
+/// every [`REMIND_EVERY`](Self::REMIND_EVERY) while it lasts, and one line
+/// when accepting works again. A connection the peer aborted before it was
+/// accepted is that connection's problem: retried at once, not logged.
+#[derive(Debug)]
+pub struct AcceptBackoff {
+    listener: Option<SocketAddr>,
+    delay: Duration,
+    /// Failures since the last line logged.
+    unlogged: u64,
+    /// Failures in the current run, and when it started.
+    run: Option<(u64, tokio::time::Instant)>,
+    /// When a failure was last logged; `None` before any.
+    logged_at: Option<tokio::time::Instant>,
+    /// Whether the current run's failures were logged (then its end is).
+    run_logged: bool,
+}
+
+impl AcceptBackoff {
+    /// The first delay after a failure.
+    const FIRST: Duration = Duration::from_millis(10);
+    /// The longest delay.
+    const MAX: Duration = Duration::from_secs(1);
+    /// How often a run of failures is logged again (with its count).
+    pub const REMIND_EVERY: Duration = Duration::from_secs(60);
+
+    /// For the listener on `listener` (named in the log lines).
+    pub fn new(listener: Option<SocketAddr>) -> Self {
+        Self {
+            listener,
+            delay: Self::FIRST,
+            unlogged: 0,
+            run: None,
+            logged_at: None,
+            run_logged: false,
+        }
+    }
+
+    /// Records a failed accept; returns how long to wait before the next.
+    pub fn failed(&mut self, err: &std::io::Error) -> Duration {
+        use std::io::ErrorKind;
+        if matches!(
+            err.kind(),
+            ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+        ) {
+            tracing::debug!(%err, "a connection went before it was accepted");
+            return Duration::ZERO;
+        }
+        let now = tokio::time::Instant::now();
+        let (failures, _) = self.run.get_or_insert((0, now));
+        *failures += 1;
+        let first_of_run = *failures == 1;
+        self.unlogged += 1;
+        let due = self
+            .logged_at
+            .is_none_or(|at| now.duration_since(at) >= Self::REMIND_EVERY);
+        if due {
+            let listener = self
+                .listener
+                .map_or_else(|| "-".to_owned(), |a| a.to_string());
+            let cause = match err.raw_os_error() {
+                Some(EMFILE) => "out of file descriptors (ulimit -n)",
+                Some(ENFILE) => "the system is out of file descriptors",
+                _ => "accept failed",
+            };
+            let unlogged = self.unlogged;
+            if first_of_run {
+                warn!(%listener, %err, "{cause}: new connections wait in the kernel's queue; retrying with a growing delay up to 1 s, logged again at most once a minute");
+            } else {
+                warn!(%listener, %err, unlogged, "{cause}: still failing ({unlogged} failed accepts since the last line)");
+            }
+            self.logged_at = Some(now);
+            self.unlogged = 0;
+            self.run_logged = true;
+        }
+        let delay = self.delay;
+        self.delay = (self.delay * 2).min(Self::MAX);
+        delay
+    }
+
+    /// Records a successful accept: ends a run of failures (logged once,
+    /// with how long it lasted).
+    pub fn succeeded(&mut self) {
+        self.delay = Self::FIRST;
+        let run = self.run.take();
+        if let (Some((failures, since)), true) = (run, self.run_logged) {
+            self.run_logged = false;
+            let listener = self
+                .listener
+                .map_or_else(|| "-".to_owned(), |a| a.to_string());
+            info!(%listener, failures, lasted = ?since.elapsed(), "accepting connections again");
         }
     }
 }
@@ -583,5 +695,45 @@ impl<A: Authenticator> SmscServer<A> {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out_of_descriptors() -> std::io::Error {
+        std::io::Error::from_raw_os_error(EMFILE)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_accepts_wait_longer_each_time_and_are_logged_once_a_minute() {
+        let mut backoff = AcceptBackoff::new(None);
+        let delays: Vec<u64> = (0..9)
+            .map(|_| backoff.failed(&out_of_descriptors()).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        // The first failure was logged; the eight after it only counted.
+        let first = backoff.logged_at.expect("logged");
+        assert_eq!(backoff.unlogged, 8);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        backoff.failed(&out_of_descriptors());
+        assert_eq!(backoff.logged_at, Some(first), "not again within a minute");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        backoff.failed(&out_of_descriptors());
+        assert!(backoff.logged_at > Some(first), "a reminder after a minute");
+        assert_eq!(backoff.unlogged, 0);
+        // Accepting again ends the run: the next failure waits 10 ms.
+        backoff.succeeded();
+        assert!(backoff.run.is_none());
+        assert_eq!(backoff.failed(&out_of_descriptors()), AcceptBackoff::FIRST);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_aborted_before_accept_is_retried_at_once_and_not_logged() {
+        let mut backoff = AcceptBackoff::new(None);
+        let aborted = std::io::Error::from(std::io::ErrorKind::ConnectionAborted);
+        assert_eq!(backoff.failed(&aborted), Duration::ZERO);
+        assert!(backoff.run.is_none() && backoff.logged_at.is_none());
     }
 }

@@ -731,3 +731,60 @@ async fn one_server_listens_on_several_addresses_and_counts_binds_across_them() 
         .expect("second address");
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn a_silent_peer_is_dropped_in_time_even_with_the_window_full_of_unanswered_requests() {
+    // A peer that binds and then answers nothing, while the application
+    // keeps a window of 1 full with submits (four of them queued for the
+    // slot): the enquire_link waits behind them, yet the session closes
+    // within the interval plus the response timeout, not after each
+    // queued submit has had its own response timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let peer = tokio::spawn(async move {
+        let mut raw = Raw::accept(&listener).await;
+        raw.answer_bind().await;
+        // Read and drop everything until Tern closes.
+        while raw.recv().await.is_some() {}
+    });
+    let mut config = fast_session();
+    config.window = 1;
+    config.enquire_link_interval = Some(Duration::from_millis(200));
+    config.response_timeout = Duration::from_millis(400);
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let upstream = esme::bind(
+        stream,
+        Some(addr),
+        &params(BindType::Transceiver, "pass"),
+        config,
+    )
+    .await
+    .expect("bound");
+    let bound_at = tokio::time::Instant::now();
+    for _ in 0..4 {
+        let handle = upstream.handle.clone();
+        tokio::spawn(async move {
+            loop {
+                let submit = Body::SubmitSm(Default::default());
+                if let Err(RequestError::Closed) = handle.request(submit).await {
+                    return;
+                }
+            }
+        });
+    }
+    tokio::time::timeout(WAIT, upstream.handle.closed())
+        .await
+        .expect("closed in time");
+    let took = bound_at.elapsed();
+    assert_eq!(
+        upstream.handle.close_reason(),
+        Some(CloseReason::KeepaliveTimeout)
+    );
+    // 200 ms + 400 ms, and 300 ms for a loaded machine: less than one
+    // more response timeout.
+    assert!(
+        took < Duration::from_millis(900),
+        "closed {took:?} after the peer went silent"
+    );
+    peer.await.expect("peer");
+}

@@ -57,7 +57,7 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let app = router(AdminState { metrics, source });
     let stop = shutdown.clone();
-    let server = axum::serve(listener, app)
+    let server = axum::serve(BackingOff::new(listener), app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .into_future();
     info!(target: "tern::admin", %addr, "admin listener up");
@@ -257,6 +257,43 @@ fn prefers_openmetrics(accept: &str) -> bool {
         }
     }
     openmetrics > 0.0 && openmetrics >= plain
+}
+
+/// The admin listener with the client listeners' accept back-off: out of
+/// descriptors, axum alone would log an error every second for as long as
+/// it lasts; this logs it once (see `AcceptBackoff`) and retries with the
+/// same growing delay.
+struct BackingOff {
+    listener: TcpListener,
+    backoff: tern_session::smsc::AcceptBackoff,
+}
+
+impl BackingOff {
+    fn new(listener: TcpListener) -> Self {
+        let backoff = tern_session::smsc::AcceptBackoff::new(listener.local_addr().ok());
+        Self { listener, backoff }
+    }
+}
+
+impl axum::serve::Listener for BackingOff {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.listener.accept().await {
+                Ok(accepted) => {
+                    self.backoff.succeeded();
+                    return accepted;
+                }
+                Err(err) => tokio::time::sleep(self.backoff.failed(&err)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
 }
 
 #[cfg(test)]
