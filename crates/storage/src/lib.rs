@@ -19,6 +19,7 @@ mod error;
 mod held;
 pub mod id;
 pub mod keys;
+mod mark;
 pub mod mo;
 pub mod record;
 pub mod redis_store;
