@@ -18,6 +18,7 @@ pub mod dedup;
 mod error;
 mod held;
 pub mod id;
+pub mod inspect;
 pub mod keys;
 mod mark;
 pub mod mo;
