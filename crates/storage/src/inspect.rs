@@ -93,12 +93,25 @@ pub fn inspect(path: &Path, repair: bool) -> Result<StoreReport, StoreError> {
         .flush_every_ms(None)
         .open()
         .map_err(|e| match e {
-            sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => open_error(
+            sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => Err(open_error(
                 "in use: a running daemon holds its lock (stop it, or ask it with `tern status`)"
                     .to_owned(),
-            ),
-            e => open_error(e.to_string()),
-        })?;
+            )),
+            // Damage sled's checksums caught: a report, not a failure.
+            sled::Error::Corruption { at, .. } => Ok(StoreReport {
+                damage: vec![Damage {
+                    file: path.to_path_buf(),
+                    offset: None,
+                    what: crate::sled_store::sled_corruption(at),
+                }],
+                ..StoreReport::default()
+            }),
+            e => Err(open_error(e.to_string())),
+        });
+    let db = match db {
+        Ok(db) => db,
+        Err(report) => return report,
+    };
     let mut report = StoreReport::default();
     let data_file = path.join("db");
     match mark::check(&db, path).map_err(open_error)? {

@@ -256,6 +256,17 @@ fn replay_log(
     })
 }
 
+/// What sled's own checksums caught at open, for an operator: sled names
+/// no file, only an offset in its data file when it has one.
+pub(crate) fn sled_corruption(at: Option<sled::DiskPtr>) -> String {
+    match at {
+        Some(at) => format!("sled found corrupted data in its data file `db` ({at:?})"),
+        None => "sled found corrupted data in its `conf` file or a snapshot (`snap.*`): \
+                 one fails its checksum"
+            .to_owned(),
+    }
+}
+
 /// How long `open` waits for sled's file lock to be released.
 const LOCK_WAIT: Duration = Duration::from_secs(3);
 
@@ -306,9 +317,16 @@ impl SledStore {
             Durability::Durable => SyncPolicy::EachGroup,
             Durability::Fast { interval } => SyncPolicy::Every(interval),
         };
-        let db = open_locked(&config).map_err(|e| StoreError::Open {
-            path: path.clone(),
-            reason: e.to_string(),
+        let db = open_locked(&config).map_err(|e| match e {
+            sled::Error::Corruption { at, .. } => StoreError::Damaged {
+                store: path.clone(),
+                file: path.clone(),
+                detail: sled_corruption(at),
+            },
+            e => StoreError::Open {
+                path: path.clone(),
+                reason: e.to_string(),
+            },
         })?;
         // Before anything reads or writes: a sled that dropped durable
         // writes must not be taken for a store (or a directory) to start

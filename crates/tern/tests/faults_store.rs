@@ -320,3 +320,24 @@ async fn check_store_counts_a_healthy_store_and_names_a_torn_tail_until_repaired
     assert_eq!(status.code(), Some(0), "{report}");
     assert!(report.contains(&format!("messages {N} ")), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_in_sleds_conf_stops_the_start_naming_it() {
+    let (mut daemon, _upstream) = daemon_with_stored_messages("store-conf").await;
+    stop(&mut daemon);
+    let conf = store(&daemon).join("conf");
+    let mut bytes = std::fs::read(&conf).expect("read");
+    bytes[5] ^= 0x01;
+    std::fs::write(&conf, &bytes).expect("write");
+
+    let (status, report) = check_store(&[], &store(&daemon));
+    assert_eq!(status.code(), Some(1), "{report}");
+    assert!(report.contains("`conf` file"), "{report}");
+
+    let lines = start_again(&mut daemon);
+    let status = daemon.wait(Duration::from_secs(30));
+    let log = logged(&lines);
+    assert_eq!(status.code(), Some(65), "{log}");
+    assert!(log.contains("`conf` file"), "{log}");
+    assert!(log.contains(&store(&daemon).display().to_string()), "{log}");
+}
