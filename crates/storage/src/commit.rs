@@ -24,7 +24,9 @@
 //! become durable (a sled transaction), and when the store closes. A
 //! checkpoint flushes sled, `fdatasync`s sled's data file (sled 0.34's own
 //! flush only issues `sync_file_range`, which is not enough across a power
-//! cut) and removes the log files it made redundant.
+//! cut), records the checkpoint in the mark that lets the next open
+//! tell a sled that lost durable writes ([`crate::mark`]) and removes the
+//! log files it made redundant.
 //!
 //! In fast mode the same two threads run, but the logger syncs the log
 //! only every interval (and when the log goes quiet for that long), not

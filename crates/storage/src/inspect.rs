@@ -34,7 +34,12 @@ pub struct Damage {
 impl std::fmt::Display for Damage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.offset {
-            Some(offset) => write!(f, "{} at offset {offset}: {}", self.file.display(), self.what),
+            Some(offset) => write!(
+                f,
+                "{} at offset {offset}: {}",
+                self.file.display(),
+                self.what
+            ),
             None => write!(f, "{}: {}", self.file.display(), self.what),
         }
     }
@@ -156,7 +161,10 @@ pub fn inspect(path: &Path, repair: bool) -> Result<StoreReport, StoreError> {
                 };
                 if repair {
                     wal::truncate(&torn).map_err(|e| {
-                        open_error(format!("cutting the torn tail of {}: {e}", torn.path.display()))
+                        open_error(format!(
+                            "cutting the torn tail of {}: {e}",
+                            torn.path.display()
+                        ))
                     })?;
                     report.repaired.push(damage);
                 } else {
@@ -177,16 +185,23 @@ pub fn inspect(path: &Path, repair: bool) -> Result<StoreReport, StoreError> {
         }
     }
     let mut undecodable = 0usize;
-    let scanned = merged(&db, &overlay, keys::MESSAGE, |_, value| {
-        match MessageRecord::from_stored(value).map(|r| r.state) {
+    let scanned = merged(
+        &db,
+        &overlay,
+        keys::MESSAGE,
+        |_, value| match MessageRecord::from_stored(value).map(|r| r.state) {
             Ok(State::Queued) => report.queued += 1,
             Ok(State::InFlight) => report.in_flight += 1,
             Ok(State::Submitted) => report.submitted += 1,
             Ok(State::Final) => report.finished += 1,
             Err(_) => undecodable += 1,
-        }
+        },
+    )
+    .and_then(|()| {
+        merged(&db, &overlay, keys::UNMATCHED, |_, _| {
+            report.receipts_held += 1
+        })
     })
-    .and_then(|()| merged(&db, &overlay, keys::UNMATCHED, |_, _| report.receipts_held += 1))
     .and_then(|()| merged(&db, &overlay, keys::OUTBOX, |_, _| report.outbox += 1));
     if let Err(e) = scanned {
         report.damage.push(Damage {

@@ -172,6 +172,8 @@ mod tests {
             .expect("insert");
         let behind = check(&db, &dir).expect("check").expect_err("behind");
         assert_eq!((behind.held, behind.completed), (1, 2));
-        assert!(behind.to_string().contains(&dir.join("db").display().to_string()));
+        assert!(behind
+            .to_string()
+            .contains(&dir.join("db").display().to_string()));
     }
 }

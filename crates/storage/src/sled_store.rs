@@ -246,10 +246,11 @@ fn replay_log(
         ops.into_batch(&mut batch);
         db.apply_batch(batch)?;
     }
-    mark.checkpoint(db, data_file).map_err(|reason| StoreError::Open {
-        path: path.to_path_buf(),
-        reason: format!("checkpointing the replayed log: {reason}"),
-    })?;
+    mark.checkpoint(db, data_file)
+        .map_err(|reason| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: format!("checkpointing the replayed log: {reason}"),
+        })?;
     wal::clear(path).map_err(|e| StoreError::Open {
         path: path.to_path_buf(),
         reason: format!("clearing the write-ahead log: {e}"),
@@ -389,11 +390,18 @@ impl SledStore {
             None => db.generate_id()?,
         };
         let gate = Gate::default();
-        let committer = GroupCommit::start(db.clone(), data_file, &path, gate.clone(), policy, checkpoints)
-            .map_err(|e| StoreError::Open {
-                path: path.clone(),
-                reason: format!("starting the committer: {e}"),
-            })?;
+        let committer = GroupCommit::start(
+            db.clone(),
+            data_file,
+            &path,
+            gate.clone(),
+            policy,
+            checkpoints,
+        )
+        .map_err(|e| StoreError::Open {
+            path: path.clone(),
+            reason: format!("starting the committer: {e}"),
+        })?;
         let store = Self {
             path,
             db,

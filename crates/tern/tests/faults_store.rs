@@ -153,8 +153,14 @@ fn start_again(daemon: &mut Daemon) -> Arc<Mutex<Vec<String>>> {
         .expect("start tern");
     let lines = Arc::new(Mutex::new(Vec::new()));
     for pipe in [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()
