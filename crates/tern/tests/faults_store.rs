@@ -255,6 +255,11 @@ async fn a_checksum_failing_mid_log_stops_the_start_naming_file_and_offset() {
     let mut bytes = std::fs::read(&file).expect("read");
     bytes[records[0].0 + 10] ^= 0xff;
     std::fs::write(&file, &bytes).expect("write");
+    let (status, report) = check_store(&["--repair"], &store(&daemon));
+    assert_eq!(status.code(), Some(1), "not repairable: {report}");
+    let place = format!("damaged {} at offset 0: checksum mismatch", file.display());
+    assert!(report.contains(&place), "{report}");
+
     let lines = start_again(&mut daemon);
     let status = daemon.wait(Duration::from_secs(30));
     let log = logged(&lines);
