@@ -24,7 +24,9 @@
 //! become durable (a sled transaction), and when the store closes. A
 //! checkpoint flushes sled, `fdatasync`s sled's data file (sled 0.34's own
 //! flush only issues `sync_file_range`, which is not enough across a power
-//! cut) and removes the log files it made redundant.
+//! cut), records the checkpoint in the mark that lets the next open
+//! tell a sled that lost durable writes ([`crate::mark`]) and removes the
+//! log files it made redundant.
 //!
 //! In fast mode the same two threads run, but the logger syncs the log
 //! only every interval (and when the log goes quiet for that long), not
@@ -49,6 +51,7 @@ use std::time::{Duration, Instant};
 use sled::Batch;
 use tokio::sync::oneshot;
 
+use crate::mark::Mark;
 use crate::wal::Wal;
 
 /// The log size at which the logger asks for a checkpoint: large enough
@@ -260,14 +263,15 @@ struct Applier {
     store: std::path::PathBuf,
     gate: Gate,
     stats: Arc<CommitStats>,
+    /// Says how far sled got at each checkpoint ([`crate::mark`]).
+    mark: Mark,
 }
 
 impl Applier {
     /// sled's own durability point: everything applied so far is in its
     /// files, so the log files before `generation` are redundant.
-    fn checkpoint(&self, generation: u64) -> Result<(), String> {
-        self.db.flush().map_err(|e| e.to_string())?;
-        self.data_file.sync_data().map_err(|e| e.to_string())?;
+    fn checkpoint(&mut self, generation: u64) -> Result<(), String> {
+        self.mark.checkpoint(&self.db, &self.data_file)?;
         crate::wal::remove_before(&self.store, generation).map_err(|e| e.to_string())?;
         self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -291,7 +295,7 @@ impl Applier {
     /// each as its own operations land was tried (session 6) and made groups
     /// smaller (5 writes instead of 31 with 64 writers), so more syncs and
     /// fewer writes per second (54–58 k against 66 k in `store_bench`).
-    fn run(self, groups: mpsc::Receiver<Logged>) {
+    fn run(mut self, groups: mpsc::Receiver<Logged>) {
         while let Ok(logged) = groups.recv() {
             let mut outcome = logged.synced.and_then(|()| self.apply(&logged.jobs));
             if let (Ok(()), Some(generation)) = (&outcome, logged.checkpoint) {
@@ -323,6 +327,7 @@ impl GroupCommit {
         store: &Path,
         gate: Gate,
         policy: SyncPolicy,
+        mark: Mark,
     ) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel::<Job>();
         let (to_apply, groups) = mpsc::channel::<Logged>();
@@ -333,6 +338,7 @@ impl GroupCommit {
             store: store.to_path_buf(),
             gate,
             stats: stats.clone(),
+            mark,
         };
         let wal = Wal::create(store)?;
         let applier = thread::Builder::new()

@@ -23,6 +23,22 @@ pub enum StoreError {
         /// What was found.
         reason: String,
     },
+    /// A file of the store at `store` is damaged in a way that would lose
+    /// acknowledged records if the store were used: a checksum that fails
+    /// in the middle of the write-ahead log, or a sled data file that
+    /// recovered to less than a completed checkpoint. Nothing was changed;
+    /// the daemon exits rather than run on what is left.
+    #[error(
+        "damaged store file {file}: {detail}; nothing was changed          (`tern check-store {store}` reports on the store)"
+    )]
+    Damaged {
+        /// The store's directory.
+        store: PathBuf,
+        /// The damaged file.
+        file: PathBuf,
+        /// Where and what (offset, checksum).
+        detail: String,
+    },
     /// A read or write failed.
     #[error("message store: {0}")]
     Io(String),

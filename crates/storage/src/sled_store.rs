@@ -23,6 +23,7 @@ use crate::error::StoreError;
 use crate::held;
 use crate::id::{IdFormat, TernId, MAX_COUNTER};
 use crate::keys;
+use crate::mark::{self, Mark};
 use crate::mo::{HeldMo, MoGroup, MoHeader, MoPart};
 use crate::record::{
     Attempt, MessageRecord, MultiLink, OutboxItem, Outcome, State, UnmatchedReceipt,
@@ -244,39 +245,72 @@ fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, St
 }
 
 /// Applies what the write-ahead log holds beyond sled's last flush, makes
-/// it durable in sled and empties the log. A log that cannot be read stops
-/// the open with the file's path: the store is never used without it.
+/// it durable in sled (a checkpoint) and empties the log. A torn tail (the
+/// group being written when the process stopped, never answered) is named
+/// in the log and cut off first; every whole record before it is applied.
+/// A log damaged anywhere else stops the open with the file and offset:
+/// the store is never used without its acknowledged records.
 fn replay_log(
     db: &sled::Db,
     data_file: &std::fs::File,
     path: &Path,
     durability: Durability,
+    mark: &mut Mark,
 ) -> Result<(), StoreError> {
     let unsynced_tail = matches!(durability, Durability::Fast { .. });
-    let groups = wal::replay(path, unsynced_tail).map_err(|e| match e {
+    let replay = wal::replay(path, unsynced_tail).map_err(|e| match e {
         wal::ReplayError::Io(e) => StoreError::Open {
             path: path.to_path_buf(),
             reason: format!("reading the write-ahead log: {e}"),
         },
-        wal::ReplayError::Corrupt(corrupt) => StoreError::Open {
-            path: path.to_path_buf(),
-            reason: format!("corrupt write-ahead log: {corrupt}"),
+        wal::ReplayError::Corrupt(corrupt) => StoreError::Damaged {
+            store: path.to_path_buf(),
+            file: corrupt.path.clone(),
+            detail: format!(
+                "write-ahead log record at offset {}: {}, with acknowledged records after it",
+                corrupt.offset, corrupt.reason
+            ),
         },
     })?;
-    for ops in groups {
+    if let Some(torn) = &replay.torn {
+        wal::truncate(torn).map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: format!("cutting the torn tail of {}: {e}", torn.path.display()),
+        })?;
+        tracing::warn!(
+            file = %torn.path.display(),
+            offset = torn.offset,
+            reason = torn.reason,
+            replayed = replay.groups.len(),
+            "write-ahead log: torn tail repaired (truncated to the last whole record; \
+             its writes were never acknowledged), every whole record before it replayed"
+        );
+    }
+    for ops in replay.groups {
         let mut batch = Batch::default();
         ops.into_batch(&mut batch);
         db.apply_batch(batch)?;
     }
-    db.flush()?;
-    data_file.sync_data().map_err(|e| StoreError::Open {
-        path: path.to_path_buf(),
-        reason: format!("syncing sled's data file: {e}"),
-    })?;
+    mark.checkpoint(db, data_file)
+        .map_err(|reason| StoreError::Open {
+            path: path.to_path_buf(),
+            reason: format!("checkpointing the replayed log: {reason}"),
+        })?;
     wal::clear(path).map_err(|e| StoreError::Open {
         path: path.to_path_buf(),
         reason: format!("clearing the write-ahead log: {e}"),
     })
+}
+
+/// What sled's own checksums caught at open, for an operator: sled names
+/// no file, only an offset in its data file when it has one.
+pub(crate) fn sled_corruption(at: Option<sled::DiskPtr>) -> String {
+    match at {
+        Some(at) => format!("sled found corrupted data in its data file `db` ({at:?})"),
+        None => "sled found corrupted data in its `conf` file or a snapshot (`snap.*`): \
+                 one fails its checksum"
+            .to_owned(),
+    }
 }
 
 /// How long `open` waits for sled's file lock to be released.
@@ -329,10 +363,31 @@ impl SledStore {
             Durability::Durable => SyncPolicy::EachGroup,
             Durability::Fast { interval } => SyncPolicy::Every(interval),
         };
-        let db = open_locked(&config).map_err(|e| StoreError::Open {
-            path: path.clone(),
-            reason: e.to_string(),
+        let db = open_locked(&config).map_err(|e| match e {
+            sled::Error::Corruption { at, .. } => StoreError::Damaged {
+                store: path.clone(),
+                file: path.clone(),
+                detail: sled_corruption(at),
+            },
+            e => StoreError::Open {
+                path: path.clone(),
+                reason: e.to_string(),
+            },
         })?;
+        // Before anything reads or writes: a sled that dropped durable
+        // writes must not be taken for a store (or a directory) to start
+        // afresh in.
+        let last = match mark::check(&db, &path) {
+            Ok(Ok(last)) => last,
+            Ok(Err(behind)) => {
+                return Err(StoreError::Damaged {
+                    store: path.clone(),
+                    file: behind.file.clone(),
+                    detail: behind.to_string(),
+                })
+            }
+            Err(reason) => return Err(StoreError::Open { path, reason }),
+        };
         match db.get(keys::meta("format"))? {
             Some(format) if format.as_ref() == FORMAT => {}
             Some(other) => {
@@ -363,7 +418,11 @@ impl SledStore {
             path: path.clone(),
             reason: format!("opening sled's data file: {e}"),
         })?;
-        replay_log(&db, &data_file, &path, options.durability)?;
+        let mut checkpoints = Mark::open(&path, last).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            reason: format!("opening the checkpoint mark: {e}"),
+        })?;
+        replay_log(&db, &data_file, &path, options.durability, &mut checkpoints)?;
         // A store from before the mark existed counted with sled's
         // generator, which persisted itself then (every write flushed sled).
         let mark = match db.get(keys::meta(SEQUENCE_MARK))? {
@@ -376,11 +435,18 @@ impl SledStore {
             None => db.generate_id()?,
         };
         let gate = Gate::default();
-        let committer = GroupCommit::start(db.clone(), data_file, &path, gate.clone(), policy)
-            .map_err(|e| StoreError::Open {
-                path: path.clone(),
-                reason: format!("starting the committer: {e}"),
-            })?;
+        let committer = GroupCommit::start(
+            db.clone(),
+            data_file,
+            &path,
+            gate.clone(),
+            policy,
+            checkpoints,
+        )
+        .map_err(|e| StoreError::Open {
+            path: path.clone(),
+            reason: format!("starting the committer: {e}"),
+        })?;
         let store = Self {
             path,
             db,

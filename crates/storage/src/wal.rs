@@ -52,8 +52,8 @@ const CHUNK: u64 = 4 << 20;
 #[error("{path}: record at offset {offset}: {reason}")]
 pub(crate) struct Corrupt {
     pub(crate) path: PathBuf,
-    offset: u64,
-    reason: &'static str,
+    pub(crate) offset: u64,
+    pub(crate) reason: &'static str,
 }
 
 /// The file being appended to.
@@ -227,33 +227,83 @@ pub(crate) enum ReplayError {
     Corrupt(Corrupt),
 }
 
+/// A damaged end of the last log file: the group being written when the
+/// process or the machine stopped. Its writers were never answered, so
+/// dropping it loses nothing that was acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    /// The log file.
+    pub path: PathBuf,
+    /// Where the last whole record ends: everything from here on is dropped.
+    pub offset: u64,
+    /// What was found there.
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for TornTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: torn tail at offset {}: {}",
+            self.path.display(),
+            self.offset,
+            self.reason
+        )
+    }
+}
+
+/// The log as a replay read it.
+#[derive(Debug, Default)]
+pub(crate) struct Replay {
+    /// Every whole record, oldest first, as operations to apply in order.
+    pub(crate) groups: Vec<Ops>,
+    /// The log's files, oldest first, with their sizes on disk.
+    pub(crate) files: Vec<(PathBuf, u64)>,
+    /// Octets of whole records, all files together.
+    pub(crate) octets: u64,
+    /// The damaged end of the last file, left out of `groups`.
+    pub(crate) torn: Option<TornTail>,
+}
+
 /// Every record of every file under `store`, oldest first, as operations to
 /// apply in order. A file's records end at a header of zeros (the space
 /// allocated ahead) or at its end. The last file may end in a record cut
 /// short or damaged by a crash (its writer was never answered): it is left
-/// out. A bad record anywhere else, or data after the zeros that end a
-/// file that is not the last, is corruption.
+/// out and reported as [`Replay::torn`]. A bad record anywhere else, or
+/// data after the zeros that end a file that is not the last, is
+/// corruption: a crash cannot make it (a group is written only after the
+/// one before it was synced, and a new file only after the old one was
+/// synced whole), so the records after it were acknowledged and cannot be
+/// dropped.
 ///
 /// With `unsynced_tail` (a store opened in fast mode, whose log is synced
 /// only on an interval) a power cut may have kept some of the last
 /// interval's pages and lost others, so the first damaged record of the
 /// last file ends the replay, whatever follows it: those writes are the
 /// loss fast mode allows.
-pub(crate) fn replay(store: &Path, unsynced_tail: bool) -> Result<Vec<Ops>, ReplayError> {
+pub(crate) fn replay(store: &Path, unsynced_tail: bool) -> Result<Replay, ReplayError> {
     let dir = store.join(DIR);
+    let mut replay = Replay::default();
     if !dir.exists() {
-        return Ok(Vec::new());
+        return Ok(replay);
     }
     let generations = generations(&dir).map_err(ReplayError::Io)?;
-    let mut groups = Vec::new();
     for (n, generation) in generations.iter().enumerate() {
         let path = dir.join(file_name(*generation));
         let mut bytes = Vec::new();
         File::open(&path)
             .and_then(|mut file| file.read_to_end(&mut bytes))
             .map_err(ReplayError::Io)?;
+        replay.files.push((path.clone(), bytes.len() as u64));
         let last = n + 1 == generations.len();
         let mut at = 0usize;
+        let torn = |at: usize, reason| {
+            Some(TornTail {
+                path: path.clone(),
+                offset: at as u64,
+                reason,
+            })
+        };
         while at < bytes.len() {
             let corrupt = |reason| {
                 ReplayError::Corrupt(Corrupt {
@@ -266,24 +316,32 @@ pub(crate) fn replay(store: &Path, unsynced_tail: bool) -> Result<Vec<Ops>, Repl
                 // The end of what was logged in this file. In the last file
                 // a crash may have left parts of an unanswered group past
                 // it; anywhere else it must be zeros to the end.
-                if !last && !zeros(&bytes[at..]) {
-                    return Err(corrupt("data after the end of the records"));
+                if !zeros(&bytes[at..]) {
+                    if !last {
+                        return Err(corrupt("data after the end of the records"));
+                    }
+                    replay.torn = torn(at, "data after the end of the records");
                 }
                 break;
             }
             match read_record(&bytes[at..]) {
                 Ok((ops, used)) => {
-                    groups.push(ops);
+                    replay.groups.push(ops);
+                    replay.octets += used as u64;
                     at += used;
                 }
                 // A torn tail: the crash came while this group was written.
-                Err(Bad::Short) if last => break,
+                Err(Bad::Short) if last => {
+                    replay.torn = torn(at, "the last record is cut short");
+                    break;
+                }
                 Err(Bad::Short) => return Err(corrupt("cut short")),
                 // A checksum that fails on the last record of the last file
                 // is a torn write too (its octets reached the disk only in
                 // part); one followed by more records is corruption.
                 Err(Bad::Checksum(used)) if last && bytes.get(at + used..).is_none_or(zeros) => {
-                    break
+                    replay.torn = torn(at, "checksum mismatch in the last record");
+                    break;
                 }
                 Err(Bad::Checksum(_)) if last && unsynced_tail => {
                     tracing::warn!(
@@ -292,6 +350,7 @@ pub(crate) fn replay(store: &Path, unsynced_tail: bool) -> Result<Vec<Ops>, Repl
                         "damaged record in the unsynced tail of the write-ahead log; \
                          the writes from there on are dropped (fast mode)"
                     );
+                    replay.torn = torn(at, "checksum mismatch in the unsynced tail (fast mode)");
                     break;
                 }
                 Err(Bad::Checksum(_)) => return Err(corrupt("checksum mismatch")),
@@ -299,7 +358,15 @@ pub(crate) fn replay(store: &Path, unsynced_tail: bool) -> Result<Vec<Ops>, Repl
             }
         }
     }
-    Ok(groups)
+    Ok(replay)
+}
+
+/// Cuts the last log file at the end of its last whole record, durably:
+/// the torn group is gone from the disk, and every record before it stays.
+pub(crate) fn truncate(torn: &TornTail) -> io::Result<()> {
+    let file = OpenOptions::new().write(true).open(&torn.path)?;
+    file.set_len(torn.offset)?;
+    file.sync_all()
 }
 
 fn zeros(bytes: &[u8]) -> bool {
@@ -403,7 +470,7 @@ mod tests {
         wal.start_next().expect("next file");
         wal.append(&[&ops(4)]).expect("append");
         assert_eq!(
-            replay(&dir, false).expect("replay"),
+            replay(&dir, false).expect("replay").groups,
             vec![group(&[1, 2]), ops(3), ops(4)]
         );
         // Once sled holds the first file's groups, it goes.
@@ -411,10 +478,10 @@ mod tests {
         drop(wal);
         let mut second = Wal::create(&dir).expect("a later file");
         second.append(&[&ops(5)]).expect("append");
-        let groups = replay(&dir, false).expect("replay");
+        let groups = replay(&dir, false).expect("replay").groups;
         assert_eq!(groups, vec![ops(4), ops(5)]);
         clear(&dir).expect("clear");
-        assert!(replay(&dir, false).expect("replay").is_empty());
+        assert!(replay(&dir, false).expect("replay").groups.is_empty());
     }
 
     #[test]
@@ -437,17 +504,61 @@ mod tests {
             torn[tear as usize..full as usize].fill(0);
             std::fs::write(&path, &torn).expect("write");
             assert_eq!(
-                replay(&dir, false).expect("replay"),
+                replay(&dir, false).expect("replay").groups,
                 vec![ops(1)],
                 "zeros from {tear}"
             );
             std::fs::write(&path, &original[..tear as usize]).expect("write");
             assert_eq!(
-                replay(&dir, false).expect("replay"),
+                replay(&dir, false).expect("replay").groups,
                 vec![ops(1)],
                 "cut at {tear}"
             );
         }
+    }
+
+    #[test]
+    fn a_torn_tail_is_named_and_truncated_to_the_last_whole_record() {
+        let dir = temp_dir("repair");
+        let mut wal = Wal::create(&dir).expect("create");
+        wal.append(&[&ops(1)]).expect("append");
+        wal.append(&[&ops(2)]).expect("append");
+        let whole = wal.len();
+        let path = current_file(&dir);
+        let clean = replay(&dir, false).expect("replay");
+        assert_eq!(clean.torn, None, "a whole log has no torn tail");
+        assert_eq!(clean.octets, whole);
+        // Half of a third record, as a crash leaves a group being written.
+        let original = std::fs::read(&path).expect("read");
+        let record = &original[..(whole / 2) as usize];
+        for (cut, reason) in [
+            (record.len() / 2, "cut short"),
+            (HEADER + 2, "cut short"),
+            (HEADER - 3, "cut short"),
+        ] {
+            let mut bytes = original[..whole as usize].to_vec();
+            bytes.extend_from_slice(&record[..cut]);
+            std::fs::write(&path, &bytes).expect("write");
+            let found = replay(&dir, false).expect("replay");
+            assert_eq!(found.groups, vec![ops(1), ops(2)], "cut at {cut}");
+            let torn = found.torn.expect("the tail is reported");
+            assert_eq!((torn.path.as_path(), torn.offset), (path.as_path(), whole));
+            assert!(torn.reason.contains(reason), "{torn}");
+            truncate(&torn).expect("repair");
+            assert_eq!(std::fs::metadata(&path).expect("size").len(), whole);
+            let repaired = replay(&dir, false).expect("replay");
+            assert_eq!(repaired.torn, None, "the repair leaves no tail");
+            assert_eq!(repaired.groups, vec![ops(1), ops(2)]);
+        }
+        // Garbage over the allocated zeros: a checksum that fails on the
+        // last record.
+        let mut bytes = original.clone();
+        bytes[whole as usize..whole as usize + HEADER + 20].fill(0x5a);
+        bytes[whole as usize..whole as usize + 4].copy_from_slice(&20u32.to_le_bytes());
+        std::fs::write(&path, &bytes).expect("write");
+        let torn = replay(&dir, false).expect("replay").torn.expect("reported");
+        assert_eq!(torn.offset, whole);
+        assert!(torn.reason.contains("checksum"), "{torn}");
     }
 
     #[test]
@@ -473,7 +584,7 @@ mod tests {
         assert!(std::fs::metadata(&path).expect("size").len() > size);
         wal.append(&[&ops(3)]).expect("append");
         assert_eq!(
-            replay(&dir, false).expect("replay"),
+            replay(&dir, false).expect("replay").groups,
             vec![ops(1), ops(2), big, ops(3)]
         );
         // Parts of an unanswered group left past the zeros of the last file
@@ -482,7 +593,7 @@ mod tests {
         let past = wal.len() as usize + 64;
         bytes[past] = 0x5a;
         std::fs::write(&path, &bytes).expect("write");
-        assert_eq!(replay(&dir, false).expect("replay").len(), 4);
+        assert_eq!(replay(&dir, false).expect("replay").groups.len(), 4);
         wal.start_next().expect("next file");
         wal.append(&[&ops(4)]).expect("append");
         match replay(&dir, false) {
@@ -520,7 +631,7 @@ mod tests {
         let last = wal.len() as usize - 10;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).expect("write");
-        assert_eq!(replay(&dir, false).expect("replay"), vec![ops(1)]);
+        assert_eq!(replay(&dir, false).expect("replay").groups, vec![ops(1)]);
     }
 
     #[test]
@@ -537,7 +648,7 @@ mod tests {
         bytes[second + HEADER + 2] ^= 0xff;
         std::fs::write(&path, &bytes).expect("write");
         assert!(matches!(replay(&dir, false), Err(ReplayError::Corrupt(_))));
-        assert_eq!(replay(&dir, true).expect("replay"), vec![ops(1)]);
+        assert_eq!(replay(&dir, true).expect("replay").groups, vec![ops(1)]);
         // Only in the last file: an earlier one was synced whole before
         // the next was started.
         wal.start_next().expect("next");

@@ -1,5 +1,5 @@
 //! The `tern` command line: `run` (the daemon), `check-config`, `send`,
-//! `sim`, `status`, `trace`, `bench`, `route-test` and `decode`. Each subcommand lives in
+//! `sim`, `status`, `trace`, `bench`, `route-test`, `check-store` and `decode`. Each subcommand lives in
 //! the library; this file only parses arguments, sets up logging for the
 //! daemon and maps errors to exit codes.
 
@@ -75,6 +75,11 @@ enum Command {
     /// (upstream, time, status, upstream ids per part), each receipt as
     /// received and as relayed, outcome. Exits 1 if the id is unknown.
     Trace(tern::cli::trace::TraceArgs),
+    /// Report on a stopped store without starting the daemon: messages by
+    /// state, receipts held, outbox items, the write-ahead log, and any
+    /// damage (file, offset). Exits 0 healthy, 1 damaged, 2 no store or in
+    /// use by a daemon.
+    CheckStore(tern::cli::check_store::CheckStoreArgs),
     /// Which route a sample message takes under a configuration, and why:
     /// the rules tried before it with the condition that failed, the
     /// conditions that matched, the upstream order. Exits 1 on no route.
@@ -100,7 +105,7 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     };
     init_logging(&config.log);
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
+    let outcome = runtime.block_on(async move {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -108,8 +113,30 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
             stop.cancel();
         });
         daemon::run(config, shutdown).await
-    })?;
+    });
+    if let Err(err) = &outcome {
+        if store_damaged(err) {
+            tracing::error!(error = %format!("{err:#}"), "refusing to start on a damaged store");
+            eprintln!("tern: {err:#}");
+            return Ok(ExitCode::from(EX_DATAERR));
+        }
+    }
+    outcome?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exit status for a damaged store (EX_DATAERR, sysexits.h): like a bad
+/// configuration, not worth restarting until an operator looked at it.
+const EX_DATAERR: u8 = 65;
+
+/// The daemon stopped because a store file is damaged.
+fn store_damaged(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<tern_storage::StoreError>(),
+            Some(tern_storage::StoreError::Damaged { .. })
+        )
+    })
 }
 
 /// Logs as the config says; `RUST_LOG` overrides its level.
@@ -157,6 +184,7 @@ fn main() -> ExitCode {
         Command::Status(args) => tern::cli::status::run(args),
         Command::Bench(args) => tern::cli::bench::run(args),
         Command::Trace(args) => tern::cli::trace::run(args),
+        Command::CheckStore(args) => tern::cli::check_store::run(args),
         Command::RouteTest(args) => Ok(tern::cli::route_test::run(args, DEFAULT_CONFIG)),
     };
     match result {

@@ -9,6 +9,7 @@
 //! `run` function that owns its tokio runtime, so `main` stays a dispatcher.
 
 pub mod bench;
+pub mod check_store;
 pub mod route_test;
 pub mod send;
 pub mod sim;
