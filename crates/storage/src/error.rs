@@ -26,6 +26,14 @@ pub enum StoreError {
     /// A read or write failed.
     #[error("message store: {0}")]
     Io(String),
+    /// The store's disk has no room for the write (ENOSPC, a quota, or
+    /// less free space than the write-ahead log keeps in reserve so sled
+    /// never meets a full disk itself). Nothing of the write is kept, and
+    /// the refusal is temporary: the next write after space returns
+    /// succeeds, so clients are told to retry (ESME_RMSGQFUL), not that
+    /// Tern is broken.
+    #[error("message store: out of disk space ({0})")]
+    Full(String),
     /// A stored value could not be decoded (corruption, or a newer format).
     #[error("message store: undecodable {what} ({reason})")]
     Decode {
@@ -85,14 +93,42 @@ pub enum StoreError {
 
 impl From<redis::RedisError> for StoreError {
     fn from(err: redis::RedisError) -> Self {
+        // A Redis at its `maxmemory` refuses writes with OOM: as full as a
+        // full disk, and as temporary.
+        if err.code() == Some("OOM") {
+            return StoreError::Full(err.to_string());
+        }
         StoreError::Redis(err.to_string())
     }
 }
 
 impl From<sled::Error> for StoreError {
     fn from(err: sled::Error) -> Self {
-        StoreError::Io(err.to_string())
+        match err {
+            sled::Error::Io(e) if no_space(&e) => StoreError::Full(e.to_string()),
+            other => StoreError::Io(other.to_string()),
+        }
     }
+}
+
+impl From<crate::commit::Failure> for StoreError {
+    fn from(failure: crate::commit::Failure) -> Self {
+        if failure.full {
+            StoreError::Full(failure.reason)
+        } else {
+            StoreError::Io(failure.reason)
+        }
+    }
+}
+
+/// Whether `err` says the file system is out of space: ENOSPC, or EDQUOT
+/// (a quota is as full as a full disk to the writer).
+pub(crate) fn no_space(err: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    err.kind() == std::io::ErrorKind::StorageFull
+        || err.raw_os_error().is_some_and(|code| {
+            code == Errno::NOSPC.raw_os_error() || code == Errno::DQUOT.raw_os_error()
+        })
 }
 
 impl From<sled::transaction::TransactionError<StoreError>> for StoreError {

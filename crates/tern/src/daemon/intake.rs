@@ -14,7 +14,9 @@ use tern_codec::{
 };
 use tern_router::{Canonical, Class, FinalState, Reason};
 use tern_session::smsc::BoundSession;
-use tern_storage::{now_ms, MessageRecord, NewMessage, QueuedChange, Replacement, State, TernId};
+use tern_storage::{
+    now_ms, MessageRecord, NewMessage, QueuedChange, Replacement, State, StoreError, TernId,
+};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
@@ -192,10 +194,22 @@ async fn submit(
             tracing::debug!(id = %accepted.id, client = account, %status, "accepted");
         }
         Err(err) => {
-            warn!(%err, "store refused a message; answering ESME_RSYSERR");
-            node.metrics.submit(account, "ESME_RSYSERR");
-            let _ = responder.reject(CommandStatus::SystemError).await;
+            let status = refusal_status(&err);
+            warn!(%err, client = account, %status, "store refused a message");
+            node.metrics.submit(account, status.name().unwrap_or("vendor"));
+            let _ = responder.reject(status).await;
         }
+    }
+}
+
+/// What a submit the store refused is answered: ESME_RMSGQFUL when the
+/// store is out of space (temporary: the client keeps the message and
+/// tries again later, and the first write after space returns succeeds),
+/// ESME_RSYSERR for any other failure.
+fn refusal_status(err: &StoreError) -> CommandStatus {
+    match err {
+        StoreError::Full(_) => CommandStatus::MessageQueueFull,
+        _ => CommandStatus::SystemError,
     }
 }
 

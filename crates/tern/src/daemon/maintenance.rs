@@ -50,6 +50,10 @@ pub async fn run(node: Arc<Node>, ages: Ages, shutdown: CancellationToken) {
             () = tokio::time::sleep(tick) => {}
             () = shutdown.cancelled() => return,
         }
+        // A full store notices space returning even when nothing else
+        // writes (clients told to wait); the probe logs nothing itself:
+        // the store logs the change of state.
+        let _ = node.store.probe_space().await;
         if let Err(err) = settle_held(&node).await {
             warn!(%err, "applying held receipts failed; trying again later");
         }
