@@ -343,7 +343,9 @@ impl Applier {
             let full = matches!(&outcome, Err(f) if f.full);
             if self.stats.full.swap(full, Ordering::Relaxed) != full {
                 if full {
-                    tracing::warn!("message store full: writes are refused until disk space returns");
+                    tracing::warn!(
+                        "message store full: writes are refused until disk space returns"
+                    );
                 } else {
                     tracing::info!("message store writable again: disk space returned");
                 }

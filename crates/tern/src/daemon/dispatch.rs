@@ -12,7 +12,7 @@ use tern_storage::{now_ms, Attempt, MessageRecord};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info, info_span, Instrument};
 
 use super::node::Node;
 use super::receipts::{settle_held, used_upstreams};
@@ -37,7 +37,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
             let batch = match claim(&node, free.min(64)).await {
                 Ok(batch) => batch,
                 Err(err) => {
-                    warn!(%err, "claiming from the store failed");
+                    tern_session::warn_limited!("claiming from the store failed", %err);
                     break;
                 }
             };
@@ -53,7 +53,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
                 sends.spawn(
                     async move {
                         if let Err(err) = send(&node, record).await {
-                            warn!(%err, "recording a send failed");
+                            tern_session::warn_limited!("recording a send failed", %err);
                         }
                         drop(permit);
                     }

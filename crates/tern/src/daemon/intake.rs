@@ -19,7 +19,7 @@ use tern_storage::{
 };
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn, Instrument};
+use tracing::{info, Instrument};
 
 use super::data_sm;
 use super::node::{ClientSession, Node};
@@ -195,8 +195,9 @@ async fn submit(
         }
         Err(err) => {
             let status = refusal_status(&err);
-            warn!(%err, client = account, %status, "store refused a message");
-            node.metrics.submit(account, status.name().unwrap_or("vendor"));
+            tern_session::warn_limited!("store refused a message", %err, client = account, %status);
+            node.metrics
+                .submit(account, status.name().unwrap_or("vendor"));
             let _ = responder.reject(status).await;
         }
     }
@@ -364,7 +365,7 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
     let ended = match ended {
         Ok(ended) => ended,
         Err(err) => {
-            warn!(%err, "store refused a cancel; answering ESME_RSYSERR");
+            tern_session::warn_limited!("store refused a cancel; answering ESME_RSYSERR", %err);
             return CommandStatus::SystemError;
         }
     };
@@ -375,7 +376,7 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
         info!(id = %record.id, client = account, "cancelled by the client");
         if let Err(err) = queue_receipt(node, record, &CANCELLED, None).await {
             // The cancel itself is stored; only its receipt is missing.
-            warn!(%err, id = %record.id, "cancelled, but its receipt could not be stored");
+            tern_session::warn_limited!("cancelled, but its receipt could not be stored", %err, id = %record.id);
         }
     }
     CommandStatus::Ok
@@ -437,7 +438,7 @@ async fn replace(node: &Node, account: &str, replace: &ReplaceSm) -> CommandStat
         }
         Ok(_) => CommandStatus::ReplaceFailed,
         Err(err) => {
-            warn!(%err, "store refused a replace; answering ESME_RSYSERR");
+            tern_session::warn_limited!("store refused a replace; answering ESME_RSYSERR", %err);
             CommandStatus::SystemError
         }
     }
