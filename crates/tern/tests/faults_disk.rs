@@ -245,6 +245,67 @@ fn refusal_lines(log: &Path) -> (usize, u64, String) {
     (lines, summed, sample)
 }
 
+/// The daemon on the tmpfs's store, bound to a simulator on `sim_port`,
+/// logging to `tern.log` in a scratch directory outside the tmpfs.
+struct Tern {
+    port: u16,
+    admin: Admin,
+    log: PathBuf,
+    _daemon: Daemon,
+}
+
+impl Tern {
+    fn start(mount: &Mount, label: &str, sim_port: u16) -> Tern {
+        let (port, admin_port) = (free_port(), free_port());
+        let store = mount.path().join("data");
+        let config = format!(
+            r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+[admin]
+address = "127.0.0.1:{admin_port}"
+[storage]
+path = "{store}"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+[[upstream]]
+name = "sim"
+host = "127.0.0.1"
+port = {sim_port}
+system_id = "tern"
+password = "x"
+[[route]]
+name = "spain"
+prefixes = ["34"]
+upstreams = ["sim"]
+"#,
+            store = store.display(),
+            sim_port = sim_port,
+        );
+        // The log goes to a file outside the tmpfs, read at the end.
+        let dir = TempDir::new(label);
+        let config_path = dir.write("tern.toml", &config);
+        let log: PathBuf = dir.join("tern.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(TERN)
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "warn")
+            // The daemon logs to stdout; stderr goes along.
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .expect("start tern");
+        Tern {
+            port,
+            admin: Admin::at(admin_port),
+            log,
+            _daemon: Daemon { child, dir },
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_with_msgqful_then_resumes_and_loses_nothing() {
     let Some(mount) = Mount::tmpfs("faults-disk-store") else {
@@ -267,49 +328,8 @@ async fn a_full_disk_refuses_with_msgqful_then_resumes_and_loses_nothing() {
     .expect("simulator starts");
     sim.start_recording();
 
-    let (port, admin_port) = (free_port(), free_port());
-    let store = mount.path().join("data");
-    let config = format!(
-        r#"
-[[listener]]
-address = "127.0.0.1:{port}"
-[admin]
-address = "127.0.0.1:{admin_port}"
-[storage]
-path = "{store}"
-[[client]]
-system_id = "acme"
-passwords = ["pw"]
-[[upstream]]
-name = "sim"
-host = "127.0.0.1"
-port = {sim_port}
-system_id = "tern"
-password = "x"
-[[route]]
-name = "spain"
-prefixes = ["34"]
-upstreams = ["sim"]
-"#,
-        store = store.display(),
-        sim_port = sim.addr().port(),
-    );
-    // The log goes to a file outside the tmpfs, read at the end.
-    let dir = TempDir::new("faults-disk");
-    let config_path = dir.write("tern.toml", &config);
-    let log: PathBuf = dir.join("tern.log");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(TERN)
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("RUST_LOG", "warn")
-        // The daemon logs to stdout; stderr goes along.
-        .stdout(log_file.try_clone().expect("log file"))
-        .stderr(log_file)
-        .spawn()
-        .expect("start tern");
-    let _daemon = Daemon { child, dir };
-    let admin = Admin::at(admin_port);
+    let tern = Tern::start(&mount, "faults-disk", sim.addr().port());
+    let (port, admin, log) = (tern.port, tern.admin, tern.log.clone());
 
     wait_until(
         "tern binds to the simulator",
@@ -359,7 +379,9 @@ upstreams = ["sim"]
         .collect();
     assert!(
         wrong.is_empty(),
-        "a full store answers ESME_RMSGQFUL (0x14), not {wrong:?}"
+        "a full store answers ESME_RMSGQFUL (0x14), not {:?} ({} times)",
+        wrong.first(),
+        wrong.len()
     );
     println!(
         "{} accepted before the disk filled, {} refused",
@@ -458,6 +480,10 @@ upstreams = ["sim"]
         "receipts refused by tern while full (delivered again later): {}",
         stats.deliveries_refused
     );
+    assert!(
+        stats.deliveries_refused > 0,
+        "receipts came while the store was full, and were refused"
+    );
     assert_eq!(
         stats.deliveries_failed, 0,
         "no receipt given up by the upstream"
@@ -484,4 +510,48 @@ upstreams = ["sim"]
         "the lines and the summaries' counts add up to the refusals"
     );
     assert!(sample.contains("more in the last 10 s"), "{sample}");
+}
+
+/// A store that filled while nothing else writes (no message queued, no
+/// receipt owed: the very first submit found the disk full) still notices
+/// space returning: the daemon probes a full store every second, so
+/// `/ready` comes back without waiting for a client that a load balancer
+/// no longer sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_full_store_notices_space_returning() {
+    let Some(mount) = Mount::tmpfs("faults-disk-quiet-store") else {
+        return;
+    };
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator starts");
+    let tern = Tern::start(&mount, "faults-disk-quiet", sim.addr().port());
+    wait_until(
+        "tern binds to the simulator",
+        Duration::from_secs(10),
+        || async { !sim.sessions("tern").is_empty() },
+    )
+    .await;
+    let session = client(tern.port, "acme", "pw").bind().await;
+    assert_eq!(ready(tern.admin).await, (200, true), "ready with room");
+
+    // Less than the reserve left: the first write is refused.
+    let filler = mount.path().join("filler");
+    fill(&filler, mount.available().saturating_sub(RESERVE / 2));
+    let (accepted, refused) = submit_until(&session.handle, "quiet", 1, |_, _| false).await;
+    assert!(accepted.is_empty(), "{accepted:?}");
+    assert_eq!(refused, vec![CommandStatus::MessageQueueFull]);
+    assert_eq!(store_full(tern.admin).await, Some(1.0));
+    assert_eq!(ready(tern.admin).await, (503, false));
+
+    std::fs::remove_file(&filler).expect("filler removed");
+    wait_until(
+        "tern_store_full back to 0 with no client writing",
+        Duration::from_secs(10),
+        || async { store_full(tern.admin).await == Some(0.0) },
+    )
+    .await;
+    assert_eq!(ready(tern.admin).await, (200, true));
+    let (accepted, refused) = submit_until(&session.handle, "quiet-after", 1, |_, _| false).await;
+    assert_eq!((accepted.len(), refused.len()), (1, 0), "{refused:?}");
 }
