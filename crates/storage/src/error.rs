@@ -139,3 +139,45 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::commit::Failure;
+
+    #[test]
+    fn no_space_is_told_apart_from_other_failures() {
+        let enospc = || io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
+        assert!(no_space(&enospc()));
+        assert!(no_space(&io::Error::from_raw_os_error(
+            rustix::io::Errno::DQUOT.raw_os_error()
+        )));
+        assert!(no_space(&io::Error::new(
+            io::ErrorKind::StorageFull,
+            "reserve"
+        )));
+        assert!(!no_space(&io::Error::from(io::ErrorKind::PermissionDenied)));
+        assert!(!no_space(&io::Error::from_raw_os_error(
+            rustix::io::Errno::IO.raw_os_error()
+        )));
+
+        assert!(matches!(
+            StoreError::from(sled::Error::Io(enospc())),
+            StoreError::Full(_)
+        ));
+        assert!(matches!(
+            StoreError::from(sled::Error::Io(io::Error::from(io::ErrorKind::Other))),
+            StoreError::Io(_)
+        ));
+        assert!(matches!(
+            StoreError::from(Failure::from(enospc())),
+            StoreError::Full(_)
+        ));
+        assert!(matches!(
+            StoreError::from(Failure::from(io::Error::other("broken"))),
+            StoreError::Io(_)
+        ));
+    }
+}
