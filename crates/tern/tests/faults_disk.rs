@@ -465,10 +465,10 @@ async fn a_full_disk_refuses_with_msgqful_then_resumes_and_loses_nothing() {
             break;
         };
         if tokio::time::Instant::now() >= deadline {
-            let story = admin.get(&format!("/api/messages/{first}")).await;
+            let story = admin.text(&format!("/api/messages/{first}")).await;
             panic!(
                 "{} acknowledged messages have no receipt at the client within 60 s; \
-                 the first: {story:#}; tern's log:\n{}",
+                 the first: {story}; tern's log:\n{}",
                 missing.len(),
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
