@@ -555,3 +555,83 @@ async fn a_quiet_full_store_notices_space_returning() {
     let (accepted, refused) = submit_until(&session.handle, "quiet-after", 1, |_, _| false).await;
     assert_eq!((accepted.len(), refused.len()), (1, 0), "{refused:?}");
 }
+
+/// `(lines, counts summed up)` of `log` for warnings whose text starts
+/// with `key` (several keys may share the start).
+fn lines_about(log: &Path, key: &str) -> (usize, u64) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut lines = 0;
+    let mut summed = 0;
+    for line in text.lines().filter(|l| l.contains(key)) {
+        match line.split(" … and ").nth(1) {
+            Some(rest) => {
+                summed += rest
+                    .split(' ')
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .expect("a count in the summary");
+            }
+            None => lines += 1,
+        }
+    }
+    (lines, summed)
+}
+
+/// Point 2 on another per-PDU warning, and without root: a flood of binds
+/// with a wrong password (refused, then locked out) gives one line per
+/// kind of refusal, and summaries whose counts add up to the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refused_binds_is_summed_up_in_the_log() {
+    const BINDS: usize = 300;
+    let port = free_port();
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+[storage]
+path = "data"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+"#
+    );
+    let dir = TempDir::new("faults-disk-binds");
+    let config_path = dir.write("tern.toml", &config);
+    let log: PathBuf = dir.join("tern.log");
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(TERN)
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .env("RUST_LOG", "warn")
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
+        .spawn()
+        .expect("start tern");
+    let _daemon = Daemon { child, dir };
+
+    for n in 0..BINDS {
+        let refused = tokio::time::timeout(
+            Duration::from_secs(10),
+            client(port, "acme", "guess").try_bind(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("bind {n} answered within 10 s"));
+        assert!(refused.is_err(), "bind {n} with a wrong password refused");
+    }
+    let (lines, summed) = wait_for(
+        "the refused binds summed up in the log (10 s after the first)",
+        Duration::from_secs(30),
+        || async {
+            let (lines, summed) = lines_about(&log, "bind refused");
+            (lines as u64 + summed >= BINDS as u64).then_some((lines, summed))
+        },
+    )
+    .await;
+    println!("{BINDS} refused binds: {lines} lines, {summed} summed up");
+    // One line per kind: a wrong password, then the lock-out.
+    assert!(
+        lines <= 4,
+        "{BINDS} refused binds gave {lines} log lines: a flood"
+    );
+    assert_eq!(lines as u64 + summed, BINDS as u64);
+}
