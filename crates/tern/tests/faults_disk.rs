@@ -19,6 +19,11 @@
 //!   "store refused a message" lines, and summary lines whose counts add
 //!   up, with the lines, to exactly the number of refusals.
 //!
+//! A second test fills the disk before anything is stored (nothing else
+//! writes, so only the daemon's probe can notice space returning), and a
+//! third floods Tern with refused binds (no root needed) to show the log
+//! limiter on a per-PDU warning other than the store's.
+//!
 //! Every wait is bounded; the tmpfs is unmounted by a drop guard after the
 //! daemon is killed.
 
