@@ -28,7 +28,8 @@ pub enum StoreError {
     Io(String),
     /// The store's disk has no room for the write (ENOSPC, a quota, or
     /// less free space than the write-ahead log keeps in reserve so sled
-    /// never meets a full disk itself). Nothing of the write is kept, and
+    /// never meets a full disk itself), or a Redis server is at its
+    /// `maxmemory` (OOM). Nothing of the write is kept, and
     /// the refusal is temporary: the next write after space returns
     /// succeeds, so clients are told to retry (ESME_RMSGQFUL), not that
     /// Tern is broken.
@@ -94,8 +95,9 @@ pub enum StoreError {
 impl From<redis::RedisError> for StoreError {
     fn from(err: redis::RedisError) -> Self {
         // A Redis at its `maxmemory` refuses writes with OOM: as full as a
-        // full disk, and as temporary.
-        if err.code() == Some("OOM") {
+        // full disk, and as temporary. From a script the code may be ERR
+        // with the OOM text inside.
+        if err.code() == Some("OOM") || err.to_string().contains("OOM command not allowed") {
             return StoreError::Full(err.to_string());
         }
         StoreError::Redis(err.to_string())
@@ -179,5 +181,13 @@ mod tests {
             StoreError::from(Failure::from(io::Error::other("broken"))),
             StoreError::Io(_)
         ));
+        let oom = redis::RedisError::from((
+            redis::ErrorKind::ResponseError,
+            "An error was signalled by the server",
+            "OOM command not allowed when used memory > 'maxmemory'.".to_owned(),
+        ));
+        assert!(matches!(StoreError::from(oom), StoreError::Full(_)));
+        let other = redis::RedisError::from((redis::ErrorKind::IoError, "connection refused"));
+        assert!(matches!(StoreError::from(other), StoreError::Redis(_)));
     }
 }
