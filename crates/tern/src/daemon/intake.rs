@@ -206,8 +206,9 @@ async fn submit(
 /// What a submit the store refused is answered: ESME_RMSGQFUL when the
 /// store is out of space (temporary: the client keeps the message and
 /// tries again later, and the first write after space returns succeeds),
-/// ESME_RSYSERR for any other failure.
-fn refusal_status(err: &StoreError) -> CommandStatus {
+/// ESME_RSYSERR for any other failure. Shared with the daemon's other
+/// submits (submit_multi) so they all answer alike.
+pub(super) fn refusal_status(err: &StoreError) -> CommandStatus {
     match err {
         StoreError::Full(_) => CommandStatus::MessageQueueFull,
         _ => CommandStatus::SystemError,
