@@ -14,6 +14,7 @@ pub mod config;
 pub mod esme;
 pub mod observer;
 pub mod ops;
+pub mod ratelog;
 pub mod sequence;
 pub mod session;
 pub mod smsc;

@@ -685,7 +685,7 @@ impl Drop for Responder {
         if let Some(pdu) =
             Pdu::error_response(self.command_id, self.sequence, CommandStatus::SystemError)
         {
-            warn!(parent: &self.shared.span, command = %self.command_id, "request dropped unanswered");
+            crate::warn_limited!("request dropped unanswered", parent: &self.shared.span, command = %self.command_id);
             if let Err(mpsc::error::TrySendError::Full(pdu)) = self.shared.outbound.try_send(pdu) {
                 let outbound = self.shared.outbound.clone();
                 tokio::spawn(async move {
@@ -713,7 +713,7 @@ async fn read_loop<R>(
             None => break CloseReason::Inactivity,
             Some(None) => break CloseReason::PeerClosed,
             Some(Some(Err(CodecError::Frame(err)))) => {
-                warn!(%err, "unframeable input; closing");
+                crate::warn_limited!("unframeable input; closing", %err);
                 let nack =
                     Pdu::generic_nack(err.sequence_number().unwrap_or(0), err.command_status());
                 let _ = shared.send(nack).await;

@@ -619,7 +619,7 @@ impl<A: Authenticator> SmscServer<A> {
             };
             let bind_request = BindRequest::from_pdu(bind_type, bind, handle.peer());
             if !self.guard_allows(&bind_request).await {
-                warn!(system_id = %bind_request.system_id, "bind refused: too many failed binds");
+                crate::warn_limited!("bind refused: too many failed binds", system_id = %bind_request.system_id);
                 let _ = request
                     .responder
                     .reject(self.config.locked_out_status)
@@ -632,13 +632,10 @@ impl<A: Authenticator> SmscServer<A> {
                 Ok(admission) if !admission.bind_types.contains(bind_type) => {
                     // Right credentials, wrong type: refused without a word
                     // to the bind guard, which counts guessed passwords.
-                    warn!(
-                        system_id = %bind_request.system_id,
+                    crate::warn_limited!("bind refused: the account may not bind as this type", system_id = %bind_request.system_id,
                         bind_type = bind_type.name(),
                         peer = %bind_request.peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
-                        allowed = %admission.bind_types.names().join(","),
-                        "bind refused: the account may not bind as this type"
-                    );
+                        allowed = %admission.bind_types.names().join(","));
                     let _ = request.responder.reject(CommandStatus::BindFailed).await;
                     self.auth.refused(&bind_request, Refusal::BindType);
                     continue;
@@ -688,7 +685,7 @@ impl<A: Authenticator> SmscServer<A> {
                 Err((status, refusal)) => {
                     self.record(&bind_request, false);
                     // Never log the password: the request's Debug redacts it.
-                    warn!(system_id = %bind_request.system_id, %status, "bind refused");
+                    crate::warn_limited!("bind refused", system_id = %bind_request.system_id, %status);
                     let _ = request.responder.reject(status).await;
                     self.auth.refused(&bind_request, refusal);
                 }

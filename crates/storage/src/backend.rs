@@ -91,6 +91,25 @@ impl Store {
         }
     }
 
+    /// Whether the store refuses writes for want of space (see
+    /// [`SledStore::is_full`]). Redis reports a server at its `maxmemory`
+    /// per write ([`StoreError::Full`]) and keeps no such state: false.
+    pub fn is_full(&self) -> bool {
+        match self {
+            Store::Sled(s) => s.is_full(),
+            Store::Redis(_) => false,
+        }
+    }
+
+    /// While full, one small write to see whether space returned (see
+    /// [`SledStore::probe_space`]); nothing on Redis.
+    pub async fn probe_space(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sled(s) => s.probe_space().await,
+            Store::Redis(_) => Ok(()),
+        }
+    }
+
     /// Accepts a message: durable when this returns.
     pub async fn accept(&self, message: NewMessage, now_ms: u64) -> Result<Accepted, StoreError> {
         each!(self, s => s.accept(message, now_ms).await)

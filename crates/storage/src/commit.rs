@@ -95,7 +95,47 @@ impl Ops {
     }
 }
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+/// Why a group was not written: shared by every writer of the group, so
+/// it is cloned to each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub(crate) struct Failure {
+    /// The file system had no room (ENOSPC, EDQUOT, or less free space
+    /// than the log keeps in reserve, see [`crate::wal::RESERVE`]): a
+    /// temporary refusal, which clears once space returns.
+    pub(crate) full: bool,
+    /// What the file system or sled said.
+    pub(crate) reason: String,
+}
+
+impl Failure {
+    fn other(reason: impl Into<String>) -> Self {
+        Self {
+            full: false,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(err: std::io::Error) -> Self {
+        Self {
+            full: crate::error::no_space(&err),
+            reason: err.to_string(),
+        }
+    }
+}
+
+impl From<sled::Error> for Failure {
+    fn from(err: sled::Error) -> Self {
+        match err {
+            sled::Error::Io(err) => err.into(),
+            other => Self::other(other.to_string()),
+        }
+    }
+}
+
+type Waiter = oneshot::Sender<Result<(), Failure>>;
 
 /// When the logger syncs the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +170,7 @@ struct Logged {
     jobs: Vec<Job>,
     /// Whether its record was appended, and synced when the policy or one
     /// of its writers asked for it.
-    synced: Result<(), String>,
+    synced: Result<(), Failure>,
     /// Checkpoint after applying it, then remove the log files before
     /// this generation (the logger has moved on to it).
     checkpoint: Option<u64>,
@@ -147,6 +187,10 @@ pub struct CommitStats {
     pub syncs: AtomicU64,
     /// Checkpoints: sled flushed and older log files removed.
     pub checkpoints: AtomicU64,
+    /// Whether the last group failed for want of disk space: set by a
+    /// group refused as full, cleared by the next group written whole (so
+    /// the store reports itself full exactly while writes are refused).
+    pub full: std::sync::atomic::AtomicBool,
 }
 
 /// The committer's handle. Dropping it stops its threads and waits for
@@ -204,7 +248,7 @@ fn log_groups(
         let group: Vec<Job> = std::iter::once(first).chain(jobs.try_iter()).collect();
         let ops: Vec<&Ops> = group.iter().map(|job| &job.ops).collect();
         let wanted = group.iter().any(|job| job.wait == Wait::Checkpoint);
-        let mut synced = wal.append(&ops).map_err(|e| e.to_string());
+        let mut synced = wal.append(&ops).map_err(Failure::from);
         let sync_now = match policy {
             SyncPolicy::EachGroup => true,
             // A new log file starts only after the old one is synced whole:
@@ -218,7 +262,7 @@ fn log_groups(
         };
         if synced.is_ok() {
             if sync_now {
-                synced = wal.sync().map_err(|e| e.to_string());
+                synced = wal.sync().map_err(Failure::from);
                 stats.syncs.fetch_add(1, Ordering::Relaxed);
                 // A failed sync leaves the tail unsynced: fast mode tries
                 // again an interval on (this group's writers get the error).
@@ -270,22 +314,21 @@ struct Applier {
 impl Applier {
     /// sled's own durability point: everything applied so far is in its
     /// files, so the log files before `generation` are redundant.
-    fn checkpoint(&mut self, generation: u64) -> Result<(), String> {
+    fn checkpoint(&mut self, generation: u64) -> Result<(), Failure> {
         self.mark.checkpoint(&self.db, &self.data_file)?;
-        crate::wal::remove_before(&self.store, generation).map_err(|e| e.to_string())?;
+        crate::wal::remove_before(&self.store, generation)?;
         self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    fn apply(&self, jobs: &[Job]) -> Result<(), String> {
+    fn apply(&self, jobs: &[Job]) -> Result<(), Failure> {
         let _writing = self.gate.write().unwrap_or_else(|p| p.into_inner());
         for job in jobs {
             for (key, value) in job.ops.entries() {
                 match value {
                     Some(value) => self.db.insert(key, value).map(drop),
                     None => self.db.remove(key).map(drop),
-                }
-                .map_err(|e| e.to_string())?;
+                }?;
             }
         }
         Ok(())
@@ -300,6 +343,16 @@ impl Applier {
             let mut outcome = logged.synced.and_then(|()| self.apply(&logged.jobs));
             if let (Ok(()), Some(generation)) = (&outcome, logged.checkpoint) {
                 outcome = self.checkpoint(generation);
+            }
+            let full = matches!(&outcome, Err(f) if f.full);
+            if self.stats.full.swap(full, Ordering::Relaxed) != full {
+                if full {
+                    tracing::warn!(
+                        "message store full: writes are refused until disk space returns"
+                    );
+                } else {
+                    tracing::info!("message store writable again: disk space returned");
+                }
             }
             self.stats.flushes.fetch_add(1, Ordering::Relaxed);
             self.stats
@@ -358,15 +411,15 @@ impl GroupCommit {
 
     /// Logs and applies `ops` with the next group and waits for what
     /// `wait` says. Empty `ops` just wait for everything written before.
-    pub(crate) async fn write(&self, ops: Ops, wait: Wait) -> Result<(), String> {
+    pub(crate) async fn write(&self, ops: Ops, wait: Wait) -> Result<(), Failure> {
+        let stopped = || Failure::other("the committer has stopped");
         let (waiter, rx) = oneshot::channel();
         self.queue
             .as_ref()
-            .ok_or_else(|| "the committer has stopped".to_owned())?
+            .ok_or_else(stopped)?
             .send(Job { ops, wait, waiter })
-            .map_err(|_| "the committer has stopped".to_owned())?;
-        rx.await
-            .map_err(|_| "the committer has stopped".to_owned())?
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     pub(crate) fn stats(&self) -> &CommitStats {

@@ -42,6 +42,15 @@ pub enum StoreError {
     /// A read or write failed.
     #[error("message store: {0}")]
     Io(String),
+    /// The store's disk has no room for the write (ENOSPC, a quota, or
+    /// less free space than the write-ahead log keeps in reserve so sled
+    /// never meets a full disk itself), or a Redis server is at its
+    /// `maxmemory` (OOM). Nothing of the write is kept, and
+    /// the refusal is temporary: the next write after space returns
+    /// succeeds, so clients are told to retry (ESME_RMSGQFUL), not that
+    /// Tern is broken.
+    #[error("message store: out of disk space ({0})")]
+    Full(String),
     /// A stored value could not be decoded (corruption, or a newer format).
     #[error("message store: undecodable {what} ({reason})")]
     Decode {
@@ -101,14 +110,43 @@ pub enum StoreError {
 
 impl From<redis::RedisError> for StoreError {
     fn from(err: redis::RedisError) -> Self {
+        // A Redis at its `maxmemory` refuses writes with OOM: as full as a
+        // full disk, and as temporary. From a script the code may be ERR
+        // with the OOM text inside.
+        if err.code() == Some("OOM") || err.to_string().contains("OOM command not allowed") {
+            return StoreError::Full(err.to_string());
+        }
         StoreError::Redis(err.to_string())
     }
 }
 
 impl From<sled::Error> for StoreError {
     fn from(err: sled::Error) -> Self {
-        StoreError::Io(err.to_string())
+        match err {
+            sled::Error::Io(e) if no_space(&e) => StoreError::Full(e.to_string()),
+            other => StoreError::Io(other.to_string()),
+        }
     }
+}
+
+impl From<crate::commit::Failure> for StoreError {
+    fn from(failure: crate::commit::Failure) -> Self {
+        if failure.full {
+            StoreError::Full(failure.reason)
+        } else {
+            StoreError::Io(failure.reason)
+        }
+    }
+}
+
+/// Whether `err` says the file system is out of space: ENOSPC, or EDQUOT
+/// (a quota is as full as a full disk to the writer).
+pub(crate) fn no_space(err: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    err.kind() == std::io::ErrorKind::StorageFull
+        || err.raw_os_error().is_some_and(|code| {
+            code == Errno::NOSPC.raw_os_error() || code == Errno::DQUOT.raw_os_error()
+        })
 }
 
 impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
@@ -117,5 +155,55 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
             sled::transaction::TransactionError::Abort(e) => e,
             sled::transaction::TransactionError::Storage(e) => e.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::commit::Failure;
+
+    #[test]
+    fn no_space_is_told_apart_from_other_failures() {
+        let enospc = || io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
+        assert!(no_space(&enospc()));
+        assert!(no_space(&io::Error::from_raw_os_error(
+            rustix::io::Errno::DQUOT.raw_os_error()
+        )));
+        assert!(no_space(&io::Error::new(
+            io::ErrorKind::StorageFull,
+            "reserve"
+        )));
+        assert!(!no_space(&io::Error::from(io::ErrorKind::PermissionDenied)));
+        assert!(!no_space(&io::Error::from_raw_os_error(
+            rustix::io::Errno::IO.raw_os_error()
+        )));
+
+        assert!(matches!(
+            StoreError::from(sled::Error::Io(enospc())),
+            StoreError::Full(_)
+        ));
+        assert!(matches!(
+            StoreError::from(sled::Error::Io(io::Error::from(io::ErrorKind::Other))),
+            StoreError::Io(_)
+        ));
+        assert!(matches!(
+            StoreError::from(Failure::from(enospc())),
+            StoreError::Full(_)
+        ));
+        assert!(matches!(
+            StoreError::from(Failure::from(io::Error::other("broken"))),
+            StoreError::Io(_)
+        ));
+        let oom = redis::RedisError::from((
+            redis::ErrorKind::ResponseError,
+            "An error was signalled by the server",
+            "OOM command not allowed when used memory > 'maxmemory'.".to_owned(),
+        ));
+        assert!(matches!(StoreError::from(oom), StoreError::Full(_)));
+        let other = redis::RedisError::from((redis::ErrorKind::IoError, "connection refused"));
+        assert!(matches!(StoreError::from(other), StoreError::Redis(_)));
     }
 }

@@ -126,19 +126,25 @@ impl Mark {
 
     /// A checkpoint: everything applied to `db` so far is on disk in
     /// `data_file` once this returns, and the mark says so.
-    pub(crate) fn checkpoint(&mut self, db: &sled::Db, data_file: &File) -> Result<(), String> {
+    pub(crate) fn checkpoint(
+        &mut self,
+        db: &sled::Db,
+        data_file: &File,
+    ) -> Result<(), crate::commit::Failure> {
         let next = self.last + 1;
-        db.insert(keys::meta(KEY), &next.to_be_bytes())
-            .map_err(|e| e.to_string())?;
-        db.flush().map_err(|e| e.to_string())?;
-        data_file.sync_data().map_err(|e| e.to_string())?;
+        db.insert(keys::meta(KEY), &next.to_be_bytes())?;
+        db.flush()?;
+        data_file.sync_data()?;
         let mut slot = [0u8; 12];
         slot[..8].copy_from_slice(&next.to_le_bytes());
         slot[8..].copy_from_slice(&crc32fast::hash(&next.to_le_bytes()).to_le_bytes());
         self.file
             .write_all_at(&slot, (next % 2) * SLOT)
             .and_then(|()| self.file.sync_data())
-            .map_err(|e| format!("writing the checkpoint mark: {e}"))?;
+            .map_err(|e| crate::commit::Failure {
+                full: crate::error::no_space(&e),
+                reason: format!("writing the checkpoint mark: {e}"),
+            })?;
         self.last = next;
         Ok(())
     }

@@ -185,6 +185,10 @@ const SEQUENCE_BLOCK: u64 = 10_000;
 /// it has been handed out.
 const SEQUENCE_MARK: &str = "sequence";
 
+/// The metadata key [`SledStore::probe_space`] writes: the time of the
+/// last probe, read by nothing.
+const SPACE_PROBE: &str = "space_probe";
+
 /// The next number to hand out and the end of the reserved block.
 #[derive(Debug)]
 struct SequenceBlock {
@@ -476,6 +480,32 @@ impl SledStore {
         self.committer.stats()
     }
 
+    /// Whether the last write was refused for want of disk space
+    /// ([`StoreError::Full`]); false again once a write succeeds.
+    pub fn is_full(&self) -> bool {
+        self.committer
+            .stats()
+            .full
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// While the store is full, tries one small durable write (a mark in
+    /// the store's metadata), so that a store nobody writes to (clients
+    /// told to wait, a load balancer that took the node out because it was
+    /// not ready) still notices that space returned. Does nothing when
+    /// the store is not full.
+    pub async fn probe_space(&self) -> Result<(), StoreError> {
+        if !self.is_full() {
+            return Ok(());
+        }
+        let mut ops = Ops::default();
+        ops.insert(keys::meta(SPACE_PROBE), now_ms().to_be_bytes());
+        self.committer
+            .write(ops, Wait::Durable)
+            .await
+            .map_err(StoreError::from)
+    }
+
     /// Returns once the writes made straight to sled before it (a sled
     /// transaction, which the log does not hold) are on disk: after a
     /// checkpoint, in both modes. Fast mode pays it too, because a replay
@@ -485,7 +515,7 @@ impl SledStore {
         self.committer
             .write(Ops::default(), Wait::Checkpoint)
             .await
-            .map_err(StoreError::Io)
+            .map_err(StoreError::from)
     }
 
     /// Applies one operation atomically; returns when it counts as done for
@@ -499,7 +529,7 @@ impl SledStore {
         self.committer
             .write(ops, wait)
             .await
-            .map_err(StoreError::Io)
+            .map_err(StoreError::from)
     }
 
     /// One key's value, never from a write group half applied.
@@ -533,7 +563,7 @@ impl SledStore {
             self.committer
                 .write(ops, Wait::Durable)
                 .await
-                .map_err(StoreError::Io)?;
+                .map_err(StoreError::from)?;
             block.limit = limit;
         }
         let n = block.next;

@@ -47,6 +47,20 @@ const HEADER: usize = 8;
 /// Space allocated at a time, ahead of the records.
 const CHUNK: u64 = 4 << 20;
 
+/// Free space the log leaves on the store's file system: a group that
+/// would leave less is refused as full ([`std::io::ErrorKind::StorageFull`])
+/// before anything of it is written.
+///
+/// Why: sled 0.34 treats a failed write of its own files (ENOSPC too) as
+/// fatal for the process's lifetime (its "global error" is sticky: every
+/// later operation fails until the database is opened again). So the log,
+/// which every write passes first, must meet the full disk before sled
+/// does: what sled writes after a group was logged (its segments, 512 KiB
+/// each, and what a checkpoint flushes) comes out of this reserve. Then a
+/// full disk refuses writes cleanly, and the first write after space
+/// returns succeeds, without a restart.
+pub(crate) const RESERVE: u64 = 8 << 20;
+
 /// A record that cannot be read back.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: record at offset {offset}: {reason}")]
@@ -97,6 +111,7 @@ impl Wal {
     fn allocate(&mut self, more: u64) -> io::Result<()> {
         let to = self.len + more.max(CHUNK);
         let len = to - self.allocated;
+        self.room(len + RESERVE)?;
         let flags = rustix::fs::FallocateFlags::empty();
         match rustix::fs::fallocate(&self.file, flags, self.allocated, len) {
             Ok(()) => {}
@@ -133,6 +148,9 @@ impl Wal {
         if record.len() == HEADER {
             return Ok(());
         }
+        // Even in space already allocated: sled's copy of the group needs
+        // room of its own.
+        self.room(RESERVE)?;
         let payload_len = u32::try_from(record.len() - HEADER)
             .map_err(|_| io::Error::other("a write group over 4 GiB"))?;
         let crc = crc32fast::hash(&record[HEADER..]);
@@ -151,6 +169,24 @@ impl Wal {
         }
         self.len = end;
         Ok(())
+    }
+
+    /// `Err` (StorageFull) when the file system has less than `needed`
+    /// octets free for this process (`f_bavail`: what root keeps back is not
+    /// ours to count on).
+    fn room(&self, needed: u64) -> io::Result<()> {
+        let stat = rustix::fs::fstatvfs(&self.file)?;
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        if free >= needed {
+            return Ok(());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "{free} octets free on the store's file system, {needed} needed \
+                 ({RESERVE} kept free for sled)"
+            ),
+        ))
     }
 
     /// Puts everything appended so far on disk.

@@ -185,6 +185,10 @@ pub struct Metrics {
     pub orphans_requeued: Counter,
     /// `tern_binds_refused_total{client, reason}`: client binds refused.
     pub binds_refused: Family<ClientReason, Counter>,
+    /// `tern_store_full`: 1 while the store refuses writes for want of disk
+    /// space (submits answered ESME_RMSGQFUL, receipts not acknowledged),
+    /// 0 otherwise; set on each scrape.
+    pub store_full: Gauge,
 }
 
 fn submit_histogram() -> Histogram {
@@ -218,6 +222,7 @@ impl Metrics {
             store_size_bytes: Gauge::default(),
             orphans_requeued: Counter::default(),
             binds_refused: Family::default(),
+            store_full: Gauge::default(),
             registry: Registry::with_prefix("tern"),
         };
         // Disjoint field borrows: the registry mutably, the handles shared.
@@ -331,6 +336,11 @@ impl Metrics {
             "orphans_requeued",
             "Messages of a node that left a shared store, requeued by this node",
             metrics.orphans_requeued.clone(),
+        );
+        r.register(
+            "store_full",
+            "1 while the message store refuses writes for want of disk space",
+            metrics.store_full.clone(),
         );
         r.register(
             "binds_refused",
@@ -522,6 +532,11 @@ impl Metrics {
     pub fn set_store_size(&self, bytes: u64) {
         self.store_size_bytes.set(gauge_value(bytes));
     }
+
+    /// Sets whether the store is full.
+    pub fn set_store_full(&self, full: bool) {
+        self.store_full.set(i64::from(full));
+    }
 }
 
 impl Default for Metrics {
@@ -703,6 +718,9 @@ mod tests {
         );
         metrics.reload(true);
         assert_eq!(sample(&metrics.encode(), "tern_reload_failed"), Some(0.0));
+        assert_eq!(sample(&text, "tern_store_full"), Some(0.0));
+        metrics.set_store_full(true);
+        assert_eq!(sample(&metrics.encode(), "tern_store_full"), Some(1.0));
     }
 
     #[test]

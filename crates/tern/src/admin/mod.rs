@@ -72,7 +72,8 @@ pub trait AdminSource: Send + Sync + 'static {
 /// The parts of the node that must be up before it takes traffic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Readiness {
-    /// The message store is open and writable.
+    /// The message store is open and writable: false while it is full
+    /// (writes refused for want of disk space, `tern_store_full`).
     pub store: bool,
     /// Every client listener is bound.
     pub listeners: bool,

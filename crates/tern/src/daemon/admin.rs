@@ -36,8 +36,9 @@ impl AdminSource for Source {
         let routing = self.node.routing();
         Readiness {
             // Reading a key proves the store answers; it was opened (and
-            // verified) before the listeners started.
-            store: self.node.store.get(TernId::from_u64(0)).is_ok(),
+            // verified) before the listeners started. A full store answers
+            // reads but refuses every write: not ready.
+            store: self.node.store.get(TernId::from_u64(0)).is_ok() && !self.node.store.is_full(),
             // The admin listener starts after every client listener bound.
             listeners: true,
             upstreams_bound: routing.router.upstreams().iter().map(|u| u.bound()).sum(),
@@ -191,6 +192,7 @@ impl AdminSource for Source {
             upstreams.iter().map(|u| u.bound()).sum(),
         );
         metrics.set_in_flight(upstreams.iter().map(|u| u.in_flight()).sum());
+        metrics.set_store_full(self.node.store.is_full());
         if let Ok(Some(size)) = self.node.store.size_on_disk() {
             metrics.set_store_size(size);
         }

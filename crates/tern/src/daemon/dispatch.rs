@@ -8,11 +8,11 @@ use std::time::Duration;
 use tern_router::engine::{concat_reference, AttemptReport, SendOutcome};
 use tern_router::relay::ended_by_tern;
 use tern_router::{Canonical, Reason};
-use tern_storage::{now_ms, Attempt, MessageRecord};
+use tern_storage::{now_ms, Attempt, MessageRecord, StoreError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info, info_span, Instrument};
 
 use super::node::Node;
 use super::receipts::{settle_held, used_upstreams};
@@ -37,7 +37,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
             let batch = match claim(&node, free.min(64)).await {
                 Ok(batch) => batch,
                 Err(err) => {
-                    warn!(%err, "claiming from the store failed");
+                    tern_session::warn_limited!("claiming from the store failed", %err);
                     break;
                 }
             };
@@ -53,7 +53,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
                 sends.spawn(
                     async move {
                         if let Err(err) = send(&node, record).await {
-                            warn!(%err, "recording a send failed");
+                            tern_session::warn_limited!("recording a send failed", %err);
                         }
                         drop(permit);
                     }
@@ -125,9 +125,11 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
                 upstream_ids: upstream_ids.clone(),
                 failure: None,
             };
-            node.store
-                .record_attempt(record.id, attempt, None, now)
-                .await?;
+            while_full(|| {
+                node.store
+                    .record_attempt(record.id, attempt.clone(), None, now)
+            })
+            .await?;
             // After the store knows: a submit that starts waiting later
             // finds it submitted (`intake`).
             node.transactions.settle(record.id, Verdict::Sent);
@@ -150,13 +152,17 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
                 .map(|a| format!("{} {status}", a.upstream));
             info!(id = %record.id, %status, reason = ?canonical.reason, "refused for good");
             for attempt in &attempts {
-                node.store
-                    .record_attempt(record.id, stored(attempt, now), None, now)
-                    .await?;
-            }
-            node.store
-                .finish(record.id, stored_outcome(&canonical, vendor.clone()), now)
+                while_full(|| {
+                    node.store
+                        .record_attempt(record.id, stored(attempt, now), None, now)
+                })
                 .await?;
+            }
+            while_full(|| {
+                node.store
+                    .finish(record.id, stored_outcome(&canonical, vendor.clone()), now)
+            })
+            .await?;
             refuse(node, &record, &canonical, vendor.as_deref()).await
         }
         SendOutcome::Retry { attempts, .. } => {
@@ -177,9 +183,11 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
                     ),
                 },
             };
-            node.store
-                .record_attempt(record.id, attempt, Some(retry_at), now)
-                .await
+            while_full(|| {
+                node.store
+                    .record_attempt(record.id, attempt.clone(), Some(retry_at), now)
+            })
+            .await
         }
         SendOutcome::NoRoute { .. } => end(node, &record, Reason::NoRoute).await,
     }
@@ -226,12 +234,41 @@ async fn record_given_up(
         return Ok(());
     };
     for attempt in given_up {
-        node.store
-            .record_attempt(record.id, stored(attempt, now), None, now)
-            .await?;
+        while_full(|| {
+            node.store
+                .record_attempt(record.id, stored(attempt, now), None, now)
+        })
+        .await?;
     }
     Ok(())
 }
+
+/// Runs a store write that records what an upstream answered, again and
+/// again while the store is full ([`StoreError::Full`]), until it is
+/// written or fails otherwise. That answer (the upstream's message ids
+/// above all) exists only in memory: given up, the message would stay
+/// claimed with no id its receipts could match, and be sent a second time
+/// at the next start. The store's own probe notices space returning; this
+/// only waits for it, at most [`FULL_RETRY_MAX`] between tries.
+async fn while_full<T, F, Fut>(mut write: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = Duration::from_millis(20);
+    loop {
+        match write().await {
+            Err(StoreError::Full(_)) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(FULL_RETRY_MAX);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The longest wait between two tries of [`while_full`].
+const FULL_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// Counts what the upstreams answered and how long the last one took.
 fn count(node: &Node, outcome: &SendOutcome, elapsed: std::time::Duration) {
@@ -268,9 +305,13 @@ async fn end(
     reason: Reason,
 ) -> Result<(), tern_storage::StoreError> {
     let canonical = ended_by_tern(reason);
-    node.store
-        .finish(record.id, stored_outcome(&canonical, None), now_ms())
-        .await?;
+    // Claimed, it is sent by nobody until it is finished.
+    let now = now_ms();
+    while_full(|| {
+        node.store
+            .finish(record.id, stored_outcome(&canonical, None), now)
+    })
+    .await?;
     refuse(node, record, &canonical, None).await
 }
 

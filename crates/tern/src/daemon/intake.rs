@@ -14,10 +14,12 @@ use tern_codec::{
 };
 use tern_router::{Canonical, Class, FinalState, Reason};
 use tern_session::smsc::BoundSession;
-use tern_storage::{now_ms, MessageRecord, NewMessage, QueuedChange, Replacement, State, TernId};
+use tern_storage::{
+    now_ms, MessageRecord, NewMessage, QueuedChange, Replacement, State, StoreError, TernId,
+};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn, Instrument};
+use tracing::{info, Instrument};
 
 use super::data_sm;
 use super::multi;
@@ -212,10 +214,24 @@ async fn submit(
             tracing::debug!(id = %accepted.id, client = account, %status, "accepted");
         }
         Err(err) => {
-            warn!(%err, "store refused a message; answering ESME_RSYSERR");
-            node.metrics.submit(account, "ESME_RSYSERR");
-            let _ = responder.reject(CommandStatus::SystemError).await;
+            let status = refusal_status(&err);
+            tern_session::warn_limited!("store refused a message", %err, client = account, %status);
+            node.metrics
+                .submit(account, status.name().unwrap_or("vendor"));
+            let _ = responder.reject(status).await;
         }
+    }
+}
+
+/// What a submit the store refused is answered: ESME_RMSGQFUL when the
+/// store is out of space (temporary: the client keeps the message and
+/// tries again later, and the first write after space returns succeeds),
+/// ESME_RSYSERR for any other failure. Shared with the daemon's other
+/// submits (submit_multi) so they all answer alike.
+pub(super) fn refusal_status(err: &StoreError) -> CommandStatus {
+    match err {
+        StoreError::Full(_) => CommandStatus::MessageQueueFull,
+        _ => CommandStatus::SystemError,
     }
 }
 
@@ -372,7 +388,7 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
             }
             Ok(_) => Vec::new(),
             Err(err) => {
-                warn!(%err, "store refused a cancel; answering ESME_RSYSERR");
+                tern_session::warn_limited!("store refused a cancel; answering ESME_RSYSERR", %err);
                 return CommandStatus::SystemError;
             }
         };
@@ -407,7 +423,11 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
         match failure {
             Some(err) if done.is_empty() => Err(err),
             Some(err) => {
-                warn!(%err, %id, "store refused cancelling a destination; the others are cancelled");
+                tern_session::warn_limited!(
+                    "store refused cancelling a destination; the others are cancelled",
+                    %err,
+                    %id
+                );
                 Ok(done)
             }
             None => Ok(done),
@@ -416,7 +436,7 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
     let ended = match ended {
         Ok(ended) => ended,
         Err(err) => {
-            warn!(%err, "store refused a cancel; answering ESME_RSYSERR");
+            tern_session::warn_limited!("store refused a cancel; answering ESME_RSYSERR", %err);
             return CommandStatus::SystemError;
         }
     };
@@ -427,7 +447,7 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
         info!(id = %record.id, client = account, "cancelled by the client");
         if let Err(err) = queue_receipt(node, record, &CANCELLED, None).await {
             // The cancel itself is stored; only its receipt is missing.
-            warn!(%err, id = %record.id, "cancelled, but its receipt could not be stored");
+            tern_session::warn_limited!("cancelled, but its receipt could not be stored", %err, id = %record.id);
         }
     }
     CommandStatus::Ok
@@ -491,7 +511,7 @@ async fn replace(node: &Node, account: &str, replace: &ReplaceSm) -> CommandStat
         }
         Ok(_) => CommandStatus::ReplaceFailed,
         Err(err) => {
-            warn!(%err, "store refused a replace; answering ESME_RSYSERR");
+            tern_session::warn_limited!("store refused a replace; answering ESME_RSYSERR", %err);
             CommandStatus::SystemError
         }
     }

@@ -50,8 +50,15 @@ pub async fn run(node: Arc<Node>, ages: Ages, shutdown: CancellationToken) {
             () = tokio::time::sleep(tick) => {}
             () = shutdown.cancelled() => return,
         }
+        // The counts of repeated warnings left out, once their interval
+        // is over, also when the flood stopped.
+        tern_session::ratelog::flush();
+        // A full store notices space returning even when nothing else
+        // writes (clients told to wait); the probe logs nothing itself:
+        // the store logs the change of state.
+        let _ = node.store.probe_space().await;
         if let Err(err) = settle_held(&node).await {
-            warn!(%err, "applying held receipts failed; trying again later");
+            tern_session::warn_limited!("applying held receipts failed; trying again later", %err);
         }
         if last_round.elapsed() < interval {
             continue;
@@ -93,11 +100,11 @@ pub async fn round(node: &Node, ages: Ages) -> Result<(), tern_storage::StoreErr
         .expire_unmatched(now, ages.unmatched_grace, BATCH)
         .await?
     {
-        warn!(
+        tern_session::warn_limited!(
+            "a receipt matched no message within its grace period; dropped",
             upstream = held.upstream,
             upstream_id = held.upstream_id,
-            received_ms = held.received_ms,
-            "a receipt matched no message within its grace period; dropped"
+            received_ms = held.received_ms
         );
     }
 
@@ -110,12 +117,9 @@ pub async fn round(node: &Node, ages: Ages) -> Result<(), tern_storage::StoreErr
             }
             node.store.outbox_ack(&client, seq).await?;
             node.metrics.outbox_expire(1);
-            warn!(
-                client,
+            tern_session::warn_limited!("client never took this receipt or MO; dropped after the outbox age", client,
                 message = ?item.message.map(|id| id.to_string()),
-                stored_ms = item.stored_ms,
-                "client never took this receipt or MO; dropped after the outbox age"
-            );
+                stored_ms = item.stored_ms);
         }
     }
     Ok(())

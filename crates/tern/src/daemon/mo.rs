@@ -34,7 +34,7 @@ use tern_codec::text::{
 use tern_codec::tlv::tags;
 use tern_codec::{Body, CommandStatus, EsmClass, Pdu, RegisteredDelivery, ShortMessage, Tlv};
 use tern_storage::{now_ms, HeldMo, MoGroup, MoPart, OutboxItem, StoreError};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::node::{Node, Routing};
 use crate::config::ClientAccount;
@@ -75,13 +75,10 @@ pub async fn receive(
     let destination = sm.destination.addr.to_string();
     let accounts = node.accounts.current();
     let Some((account, rule)) = route(&accounts, upstream, &destination) else {
-        warn!(
-            upstream,
+        tern_session::warn_limited!("MO matches no mo_route; refused for good", upstream,
             %source,
             %destination,
-            status = UNROUTED_STATUS.name().unwrap_or("-"),
-            "MO matches no mo_route; refused for good"
-        );
+            status = UNROUTED_STATUS.name().unwrap_or("-"));
         return Ok(UNROUTED_STATUS);
     };
     let client = account.system_id.as_str();
@@ -237,11 +234,8 @@ fn deliveries(routing: &Routing, held: &HeldMo) -> Vec<OutboxItem> {
             Ok(Body::DeliverSm(sm)) => Some((part.upstream.clone(), sm)),
             _ => {
                 // Stored by this code from a PDU that decoded: corruption.
-                warn!(
-                    client = %held.group.client,
-                    part = part.sequence,
-                    "held MO part does not decode; left out"
-                );
+                tern_session::warn_limited!("held MO part does not decode; left out", client = %held.group.client,
+                    part = part.sequence);
                 None
             }
         })
@@ -319,13 +313,13 @@ pub async fn sweep(node: Arc<Node>, shutdown: CancellationToken) {
         let due = match node.store.mo_groups_due(now_ms(), SWEEP_BATCH) {
             Ok(due) => due,
             Err(err) => {
-                warn!(%err, "reading held MO parts failed");
+                tern_session::warn_limited!("reading held MO parts failed", %err);
                 continue;
             }
         };
         for held in due {
             if let Err(err) = release(&node, &held.group).await {
-                warn!(%err, client = %held.group.client, "releasing held MO parts failed; trying again");
+                tern_session::warn_limited!("releasing held MO parts failed; trying again", %err, client = %held.group.client);
             }
         }
     }

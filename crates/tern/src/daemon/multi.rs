@@ -21,7 +21,7 @@ use tern_codec::{
 };
 use tern_router::adapt::check_destination;
 use tern_storage::{now_ms, MessageRecord, NewMessage, TernId};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::intake::{record_state, transaction_status};
 use super::node::Node;
@@ -140,9 +140,12 @@ pub async fn submit_multi(
     let ids = match node.store.accept_multi(messages, now).await {
         Ok(ids) => ids,
         Err(err) => {
-            warn!(%err, "store refused a submit_multi; answering ESME_RSYSERR");
-            node.metrics.submit_multi(account, "ESME_RSYSERR", &[]);
-            let _ = responder.reject(CommandStatus::SystemError).await;
+            // A full store is temporary (ESME_RMSGQFUL: try again later).
+            let status = super::intake::refusal_status(&err);
+            tern_session::warn_limited!("store refused a submit_multi", %err, %status);
+            node.metrics
+                .submit_multi(account, status.name().unwrap_or("vendor"), &[]);
+            let _ = responder.reject(status).await;
             return;
         }
     };

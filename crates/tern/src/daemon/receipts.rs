@@ -31,7 +31,7 @@ use tern_storage::{
     StoreError, TernId, UnmatchedReceipt,
 };
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::node::Node;
 use super::relay::{canonical_of, client_relay, client_submit, stored_outcome, PartOf};
@@ -44,7 +44,7 @@ pub async fn run(node: Arc<Node>, mut inbound: mpsc::Receiver<UpstreamRequest>) 
             let status = match handle(&node, &upstream, &request.pdu).await {
                 Ok(status) => status,
                 Err(err) => {
-                    warn!(%err, "storing a receipt failed; the upstream will send it again");
+                    tern_session::warn_limited!("storing a receipt failed; the upstream will send it again", %err);
                     CommandStatus::ReceiverTemporaryError
                 }
             };
@@ -108,7 +108,7 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
         // Not a receipt: an MO, routed to a client by the MO rules.
         Err(ReceiptReadError::NotAReceipt(_)) => super::mo::receive(node, upstream, pdu, sm).await,
         Err(err) => {
-            warn!(upstream, %err, "unreadable receipt acknowledged and dropped");
+            tern_session::warn_limited!("unreadable receipt acknowledged and dropped", upstream, %err);
             Ok(CommandStatus::Ok)
         }
     }
