@@ -781,3 +781,69 @@ async fn ten_thousand_connections_opened_and_dropped_leave_no_descriptor_behind(
     good_batch(&late, 20).await.expect("a new client is served");
     eprintln!("churn test: {:?}", started.elapsed());
 }
+
+/// A destination that is no number at all (letters, nothing after the
+/// '+', more digits than E.164 allows) is refused at once with
+/// ESME_RINVDSTADR, even where a catch-all route would take it: nothing
+/// could ever send it, so the client hears it now rather than from a
+/// failure receipt later. A real number on the same session is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_that_is_no_number_is_refused_invdstadr_at_once() {
+    let port = free_port();
+    let sim = free_port();
+    let config = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{port}"
+[storage]
+path = "data"
+[[simulator]]
+name = "sandbox"
+address = "127.0.0.1:{sim}"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+[[upstream]]
+name = "sandbox"
+host = "127.0.0.1"
+port = {sim}
+system_id = "tern"
+password = "x"
+[[route]]
+name = "everything"
+upstreams = ["sandbox"]
+"#
+    );
+    let _daemon = Launch::new().rust_log("error").start(
+        TempDir::new(&format!("bad-input-destination-{port}")),
+        &config,
+    );
+    let client = client(port, "acme", "pw")
+        .bind_type(BindType::Transmitter)
+        .within(WAIT)
+        .try_bind()
+        .await
+        .expect("binds");
+    for bad in ["12ab", "+", "Tern", "3460000000000001"] {
+        let resp = client
+            .handle
+            .request(Body::SubmitSm(common::submit_sm(
+                bad,
+                "never",
+                RegisteredDelivery::NONE,
+            )))
+            .await
+            .expect("answered");
+        assert_eq!(
+            resp.command_status,
+            CommandStatus::InvalidDestinationAddress,
+            "destination {bad:?}"
+        );
+    }
+    let resp = client
+        .handle
+        .request(Body::SubmitSm(submit("a real number")))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::Ok);
+}

@@ -159,6 +159,16 @@ async fn submit(
         return;
     };
     let started = std::time::Instant::now();
+    // A destination that is no number at all could never be sent: the
+    // client hears it now, not from a failure receipt later (the same
+    // check a submit_multi's destinations meet).
+    if tern_router::adapt::check_destination(&sm.destination).is_err() {
+        let status = CommandStatus::InvalidDestinationAddress;
+        node.metrics
+            .submit(account, status.name().unwrap_or("vendor"));
+        let _ = responder.reject(status).await;
+        return;
+    }
     let routing = node.routing();
     if !routing.router.has_route(account, sm) {
         let status = routing.router.config().no_route_status;
