@@ -215,7 +215,7 @@ fn build_request(
             header::USER_AGENT,
             concat!("tern/", env!("CARGO_PKG_VERSION")),
         )
-        // One request per connection: the listener closes after answering.
+        // One request per connection: the listener need not keep it open.
         .header(header::CONNECTION, "close");
     let builder = match &body {
         Some(_) => builder
@@ -423,6 +423,26 @@ mod tests {
             "{err}"
         );
         server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_complete_answer_does_not_wait_for_the_peer_to_close() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // Answers in full, then holds the connection open.
+        let holder = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            read_head(&mut socket).await;
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+            let _ = socket.write_all(answer).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(socket);
+        });
+        let response = request_within(addr, "/health", None, Duration::from_secs(2))
+            .await
+            .expect("answered before the timeout");
+        assert_eq!(response.text(), "{}");
+        holder.abort();
     }
 
     #[tokio::test]
