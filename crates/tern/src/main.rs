@@ -123,7 +123,8 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let loaded = match path {
         Some(path) => config::Config::load(path),
         None => {
-            if let Err(missing) = tern::sandbox::require(tern::sandbox::Needs::DefaultConfig("run")) {
+            if let Err(missing) = tern::sandbox::require(tern::sandbox::Needs::DefaultConfig("run"))
+            {
                 eprintln!("tern: {missing}");
                 return Ok(ExitCode::from(EX_CONFIG));
             }

@@ -82,6 +82,11 @@ pub struct Simulators {
     _handles: Vec<tern_sim::SimHandle>,
 }
 
+impl Simulators {
+    /// Stops them: last, once the node's upstream sessions to them closed.
+    pub fn stop(self) {}
+}
+
 /// Starts the configuration's `[[simulator]]` upstreams before anything
 /// connects to them.
 #[cfg(feature = "sandbox")]

@@ -640,7 +640,10 @@ fn refuse_simulators(raw: &[super::raw::RawSimulator], loc: &mut Locator<'_>) {
         let missing = crate::sandbox::Missing {
             needs: crate::sandbox::Needs::Section,
         };
-        loc.at(sim.address.span(), format!("simulator {}: {missing}", sim.name));
+        loc.at(
+            sim.address.span(),
+            format!("simulator {}: {missing}", sim.name),
+        );
     }
 }
 

@@ -248,7 +248,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         // Leaves the membership, so other nodes need not wait for it.
         let _ = task.await;
     }
-    drop(simulators);
+    simulators.stop();
     if fatal.is_cancelled() {
         anyhow::bail!("stopped: this node lost its membership in the shared store");
     }
