@@ -37,7 +37,8 @@ enum Command {
     },
     /// Run the broker. Without --config, the embedded default: a `demo`
     /// client on 127.0.0.1:2775, a store in ./data, and two sandbox
-    /// upstreams started in-process, one failing over to the other.
+    /// upstreams started in-process, one failing over to the other (only in
+    /// a build with the `sandbox` feature, the default).
     Run {
         /// The configuration file.
         #[arg(long)]
@@ -64,13 +65,22 @@ enum Command {
     Send(tern::cli::send::SendArgs),
     /// Run an SMSC simulator, optionally shaped like a vendor, until
     /// Ctrl-C; prints its address, and its counters at exit.
+    #[cfg(feature = "sandbox")]
     Sim(tern::cli::sim::SimArgs),
+    /// Not in this build (no `sandbox` feature): run an SMSC simulator.
+    #[cfg(not(feature = "sandbox"))]
+    Sim(WithoutSandbox),
     /// Show a running daemon's readiness, sessions, upstreams, queues and
     /// last reload, read from its admin endpoint.
     Status(tern::cli::status::StatusArgs),
     /// Measure throughput and latency straight to a simulator and through
     /// Tern, with Tern's memory and CPU.
+    #[cfg(feature = "sandbox")]
     Bench(tern::cli::bench::BenchArgs),
+    /// Not in this build (no `sandbox` feature): measure throughput and
+    /// latency against a simulator.
+    #[cfg(not(feature = "sandbox"))]
+    Bench(WithoutSandbox),
     /// One message's whole story from a running daemon: client, attempts
     /// (upstream, time, status, upstream ids per part), each receipt as
     /// received and as relayed, outcome. Exits 1 if the id is unknown.
@@ -86,6 +96,26 @@ enum Command {
     RouteTest(tern::cli::route_test::RouteTestArgs),
 }
 
+/// The arguments of a subcommand this build left out with the `sandbox`
+/// feature: taken whatever they are, so that the command explains itself
+/// (tern::sandbox::Missing) instead of clap calling it unknown.
+#[cfg(not(feature = "sandbox"))]
+#[derive(Debug, clap::Args)]
+#[command(disable_help_flag = true)]
+struct WithoutSandbox {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    _args: Vec<std::ffi::OsString>,
+}
+
+/// The error of a subcommand this build left out.
+#[cfg(not(feature = "sandbox"))]
+fn without_sandbox(command: &'static str) -> anyhow::Error {
+    tern::sandbox::Missing {
+        needs: tern::sandbox::Needs::Command(command),
+    }
+    .into()
+}
+
 /// The embedded default configuration (config/tern.toml).
 const DEFAULT_CONFIG: &str = include_str!("../../../config/tern.toml");
 
@@ -93,6 +123,11 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let loaded = match path {
         Some(path) => config::Config::load(path),
         None => {
+            if let Err(missing) = tern::sandbox::require(tern::sandbox::Needs::DefaultConfig("run"))
+            {
+                eprintln!("tern: {missing}");
+                return Ok(ExitCode::from(EX_CONFIG));
+            }
             config::Config::from_text(std::path::Path::new("(embedded default)"), DEFAULT_CONFIG)
         }
     };
@@ -100,7 +135,7 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
-            return Ok(ExitCode::from(78));
+            return Ok(ExitCode::from(EX_CONFIG));
         }
     };
     init_logging(&config.log);
@@ -124,6 +159,10 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     outcome?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// Exit status for a configuration the daemon cannot run with
+/// (EX_CONFIG, sysexits.h), as `check-config` uses for an invalid file.
+const EX_CONFIG: u8 = 78;
 
 /// Exit status for a damaged store (EX_DATAERR, sysexits.h): like a bad
 /// configuration, not worth restarting until an operator looked at it.
@@ -180,9 +219,15 @@ fn main() -> ExitCode {
         } => Ok(check::run_diff(&file, admin)),
         Command::Run { config } => run(config.as_deref()),
         Command::Send(args) => tern::cli::send::run(args),
+        #[cfg(feature = "sandbox")]
         Command::Sim(args) => tern::cli::sim::run(args),
+        #[cfg(not(feature = "sandbox"))]
+        Command::Sim(_) => Err(without_sandbox("sim")),
         Command::Status(args) => tern::cli::status::run(args),
+        #[cfg(feature = "sandbox")]
         Command::Bench(args) => tern::cli::bench::run(args),
+        #[cfg(not(feature = "sandbox"))]
+        Command::Bench(_) => Err(without_sandbox("bench")),
         Command::Trace(args) => tern::cli::trace::run(args),
         Command::CheckStore(args) => tern::cli::check_store::run(args),
         Command::RouteTest(args) => Ok(tern::cli::route_test::run(args, DEFAULT_CONFIG)),

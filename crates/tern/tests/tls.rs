@@ -625,6 +625,8 @@ fn simulator_tls_keys_are_checked_with_their_line() {
     assert!(err.contains("without tls_cert and tls_key"), "{err}");
 }
 
+// Reads the compiled simulators, which only a build with them has.
+#[cfg(feature = "sandbox")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulator_tls_keys_compile_to_settings_a_simulator_serves() {
     let dir = scratch("compile");

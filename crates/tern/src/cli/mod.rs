@@ -1,17 +1,20 @@
 //! The operator's tools around the daemon: `tern send` (one message end to
 //! end), `tern sim` (a sandbox SMSC), `tern status` (what a running daemon
 //! says about itself) and `tern bench` (throughput and latency, direct and
-//! through Tern).
+//! through Tern). `sim` and `bench` run the simulator, so they exist only
+//! with the `sandbox` feature (crate::sandbox).
 //!
 //! These are the binary's edge: they report errors to a person, so they use
 //! `anyhow` and turn every failure into a sentence and an exit code rather
 //! than a typed error. Each module has an `Args` struct for clap and a
 //! `run` function that owns its tokio runtime, so `main` stays a dispatcher.
 
+#[cfg(feature = "sandbox")]
 pub mod bench;
 pub mod check_store;
 pub mod route_test;
 pub mod send;
+#[cfg(feature = "sandbox")]
 pub mod sim;
 pub mod status;
 pub mod trace;
@@ -41,6 +44,7 @@ pub(crate) fn init_tool_logging() {
 
 /// Resolves on SIGINT or SIGTERM (either is how an operator or a test
 /// harness asks a foreground tool to stop and report).
+#[cfg(feature = "sandbox")]
 pub(crate) async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
@@ -63,6 +67,7 @@ pub(crate) fn parse_duration(raw: &str) -> Result<Duration, String> {
 }
 
 /// Milliseconds from the load generator's microseconds, for reports.
+#[cfg(feature = "sandbox")]
 pub(crate) fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }

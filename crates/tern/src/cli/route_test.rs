@@ -17,6 +17,7 @@ use tern_router::strategy::{Candidate, WeightedState};
 use tern_router::table::{MessageKey, Rule, Table};
 
 use crate::config::Config;
+use crate::sandbox::{self, Needs};
 
 /// Exit status for an invalid configuration (EX_CONFIG, sysexits.h).
 const EX_CONFIG: u8 = 78;
@@ -78,7 +79,13 @@ fn parse_instant(raw: &str) -> Result<jiff::Timestamp, String> {
 pub fn run(args: RouteTestArgs, default_config: &str) -> ExitCode {
     let loaded = match &args.config {
         Some(path) => Config::load(path),
-        None => Config::from_text(Path::new("(embedded default)"), default_config),
+        None => {
+            if let Err(missing) = sandbox::require(Needs::DefaultConfig("route-test")) {
+                eprintln!("tern: {missing}");
+                return ExitCode::from(EX_CONFIG);
+            }
+            Config::from_text(Path::new("(embedded default)"), default_config)
+        }
     };
     let config = match loaded {
         Ok(config) => config,

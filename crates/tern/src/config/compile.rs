@@ -205,7 +205,8 @@ pub struct UpstreamSpec {
     pub tls: Option<tern_session::tls::ClientTls>,
 }
 
-/// A sandbox SMSC to start in-process.
+/// A sandbox SMSC to start in-process (only with the `sandbox` feature).
+#[cfg(feature = "sandbox")]
 #[derive(Debug, Clone)]
 pub struct SimulatorSpec {
     /// Its name.
@@ -252,6 +253,7 @@ pub struct Config {
     /// Failover settings.
     pub router: RouterConfig,
     /// Sandbox SMSCs to start first.
+    #[cfg(feature = "sandbox")]
     pub simulators: Vec<SimulatorSpec>,
     /// The admin HTTP listener, when configured.
     pub admin: Option<SocketAddr>,
@@ -518,6 +520,7 @@ impl Config {
 /// A `[[simulator]]`'s TLS keys: both files or neither, versions that
 /// parse, and a range that is not empty. Paths are relative to the file;
 /// they are read when the simulator starts, as a listener's are.
+#[cfg(feature = "sandbox")]
 fn simulator_tls(
     sim: &super::raw::RawSimulator,
     loc: &mut Locator<'_>,
@@ -585,6 +588,63 @@ fn simulator_tls(
         );
     }
     Some(tls)
+}
+
+/// The `[[simulator]]` sections: an address that parses, a behaviour the
+/// simulator accepts, TLS keys that go together.
+#[cfg(feature = "sandbox")]
+fn simulators(raw: &[super::raw::RawSimulator], loc: &mut Locator<'_>) -> Vec<SimulatorSpec> {
+    let mut simulators = Vec::new();
+    for sim in raw {
+        let Ok(address) = sim.address.get_ref().parse::<SocketAddr>() else {
+            loc.at(
+                sim.address.span(),
+                format!(
+                    "simulator address {:?}: expected host:port",
+                    sim.address.get_ref()
+                ),
+            );
+            continue;
+        };
+        let mut behaviour = tern_sim::smsc::Behaviour::default();
+        if sim.reject_fraction > 0.0 {
+            behaviour.reject = Some(tern_sim::smsc::Reject {
+                fraction: sim.reject_fraction,
+                status: tern_codec::CommandStatus::from_code(sim.reject_status),
+            });
+        }
+        behaviour.receipts.delay = loc.duration(
+            &sim.receipt_delay,
+            Duration::from_millis(500),
+            "simulator.receipt_delay",
+        );
+        if let Err(e) = behaviour.validate() {
+            loc.at(sim.address.span(), format!("simulator {}: {e}", sim.name));
+        }
+        let tls = simulator_tls(sim, loc);
+        simulators.push(SimulatorSpec {
+            name: sim.name.clone(),
+            address,
+            behaviour,
+            tls,
+        });
+    }
+    simulators
+}
+
+/// Without the `sandbox` feature there is no simulator to start, so each
+/// `[[simulator]]` section is an error at its address, saying so.
+#[cfg(not(feature = "sandbox"))]
+fn refuse_simulators(raw: &[super::raw::RawSimulator], loc: &mut Locator<'_>) {
+    for sim in raw {
+        let missing = crate::sandbox::Missing {
+            needs: crate::sandbox::Needs::Section,
+        };
+        loc.at(
+            sim.address.span(),
+            format!("simulator {}: {missing}", sim.name),
+        );
+    }
 }
 
 /// Whether an upstream's `host` is this machine ("localhost" or a loopback
@@ -1167,41 +1227,10 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         ..defaults
     };
 
-    let mut simulators = Vec::new();
-    for sim in &raw.simulators {
-        let Ok(address) = sim.address.get_ref().parse::<SocketAddr>() else {
-            loc.at(
-                sim.address.span(),
-                format!(
-                    "simulator address {:?}: expected host:port",
-                    sim.address.get_ref()
-                ),
-            );
-            continue;
-        };
-        let mut behaviour = tern_sim::smsc::Behaviour::default();
-        if sim.reject_fraction > 0.0 {
-            behaviour.reject = Some(tern_sim::smsc::Reject {
-                fraction: sim.reject_fraction,
-                status: tern_codec::CommandStatus::from_code(sim.reject_status),
-            });
-        }
-        behaviour.receipts.delay = loc.duration(
-            &sim.receipt_delay,
-            Duration::from_millis(500),
-            "simulator.receipt_delay",
-        );
-        if let Err(e) = behaviour.validate() {
-            loc.at(sim.address.span(), format!("simulator {}: {e}", sim.name));
-        }
-        let tls = simulator_tls(sim, loc);
-        simulators.push(SimulatorSpec {
-            name: sim.name.clone(),
-            address,
-            behaviour,
-            tls,
-        });
-    }
+    #[cfg(feature = "sandbox")]
+    let simulators = simulators(&raw.simulators, loc);
+    #[cfg(not(feature = "sandbox"))]
+    refuse_simulators(&raw.simulators, loc);
 
     let admin = raw.admin.as_ref().and_then(|a| match &a.address {
         None => DEFAULT_ADMIN.parse().ok(),
@@ -1294,6 +1323,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         upstreams,
         table,
         router,
+        #[cfg(feature = "sandbox")]
         simulators,
     })
 }

@@ -215,12 +215,14 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     if old.log != new.log {
         changes.push(setting("log", true));
     }
+    #[cfg(feature = "sandbox")]
     let sims = |c: &Config| {
         c.simulators
             .iter()
             .map(|s| format!("{} {} {:?}", s.name, s.address, s.behaviour))
             .collect::<Vec<_>>()
     };
+    #[cfg(feature = "sandbox")]
     if sims(old) != sims(new) {
         changes.push(setting("simulators", true));
     }

@@ -108,7 +108,11 @@ pub struct RawLog {
 }
 
 /// `[[simulator]]`: a sandbox upstream for trying Tern without a vendor.
+/// Parsed in every build, so that a build without the `sandbox` feature
+/// refuses the section for what it is (crate::sandbox) rather than for a key
+/// it does not know; only the name and address are read there.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(not(feature = "sandbox"), allow(dead_code))]
 #[serde(deny_unknown_fields)]
 pub struct RawSimulator {
     /// Its name in logs.

@@ -39,7 +39,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tern_session::abuse::BindGuard;
 use tern_session::smsc::{SmscConfig, SmscServer};
-use tern_sim::smsc::{SimConfig, Simulator};
 use tern_storage::{RedisOptions, RedisStore, RedisTopology, SledStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -60,19 +59,7 @@ const DRAIN_DEADLINE: Duration = upstreams::DRAIN_DEADLINE;
 
 /// Runs a node with `config` until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut simulators = Vec::new();
-    for sim in &config.simulators {
-        let handle = Simulator::start(SimConfig {
-            listen: sim.address,
-            behaviour: sim.behaviour.clone(),
-            tls: sim.tls.clone(),
-            ..SimConfig::default()
-        })
-        .await
-        .with_context(|| format!("starting simulator {} on {}", sim.name, sim.address))?;
-        info!(name = sim.name, address = %handle.addr(), "sandbox simulator started");
-        simulators.push(handle);
-    }
+    let simulators = crate::sandbox::start(&config).await?;
 
     let (store, cluster) = open_store(&config).await?;
     let gate = cluster.clone().map(|c| {
@@ -261,7 +248,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         // Leaves the membership, so other nodes need not wait for it.
         let _ = task.await;
     }
-    drop(simulators);
+    simulators.stop();
     if fatal.is_cancelled() {
         anyhow::bail!("stopped: this node lost its membership in the shared store");
     }
