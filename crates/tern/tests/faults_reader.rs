@@ -346,13 +346,11 @@ async fn a_client_that_never_reads_is_closed_and_gets_every_receipt_back() {
     let rss_before = rss_kib(pid);
 
     // reader submits, reads its answers, then stops reading.
-    let t = Instant::now();
     let mut reader = RawReader::connect(port).await;
     reader.bind().await;
     let reader_port = reader.local_port();
     let reader_ids = reader.submit(READER_MESSAGES).await;
     assert!(bound(&admin, READER).await, "reader is bound");
-    println!("reader submitted {READER_MESSAGES} in {:?}", t.elapsed());
     // Its receipts all stored before busy's second run, so that run
     // competes with a stuck client, not with the storing of its receipts.
     admin
@@ -363,9 +361,6 @@ async fn a_client_that_never_reads_is_closed_and_gets_every_receipt_back() {
             |q| q["outbox"].as_u64() == Some(READER_MESSAGES as u64),
         )
         .await;
-    println!("stored after {:?}", t.elapsed());
-    println!("sessions: {}", admin.get("/api/sessions").await);
-    println!("tern side: {:?}", tern_side(port, reader_port));
 
     // busy again, while reader is bound and does not read.
     let beside = busy_run(&mut busy, BUSY_MESSAGES, "beside").await;
@@ -385,9 +380,7 @@ async fn a_client_that_never_reads_is_closed_and_gets_every_receipt_back() {
     );
 
     // The backlog is on disk, and in memory only a window of it.
-    println!("sessions: {}", admin.get("/api/sessions").await);
     let (state, unsent) = tern_side(port, reader_port).expect("tern's end of reader's connection");
-    println!("tern side: {state} {unsent}");
     assert_eq!(state, ESTABLISHED);
     assert!(
         unsent > 0,

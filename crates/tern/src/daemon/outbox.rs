@@ -23,9 +23,9 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use tern_codec::Pdu;
+use tern_session::RequestError;
 use tern_storage::OutboxItem;
 use tokio_util::sync::CancellationToken;
-use tern_session::RequestError;
 use tracing::{debug, warn};
 
 use super::cluster::Cluster;
