@@ -390,7 +390,8 @@ async fn a_client_that_never_reads_is_closed_and_gets_every_receipt_back() {
     let beside = busy_run(&mut busy, BUSY_MESSAGES, "beside").await;
     assert!(
         bound(&admin, READER).await,
-        "the run beside a stuck reader ended before Tern closed it (the test's premise)"
+        "reader's session closed before busy's run beside it ended: busy took {beside:?} \
+         (alone {baseline:?}), longer than a response timeout ({RESPONSE_TIMEOUT:?})"
     );
     let rate = |d: Duration| BUSY_MESSAGES as f64 / d.as_secs_f64();
     println!(
