@@ -909,31 +909,62 @@ async fn write_loop<W>(
                 let version = InterfaceVersion(shared.peer_version.load(Ordering::Relaxed));
                 writer.encoder_mut().set_peer_version(version);
                 // Batch whatever else is queued into one flush.
-                let mut result = writer.feed(pdu).await;
-                while result.is_ok() {
-                    match queue.try_recv() {
-                        Ok(more) => result = writer.feed(more).await,
-                        Err(_) => break,
+                let write = async {
+                    let mut result = writer.feed(pdu).await;
+                    while result.is_ok() {
+                        match queue.try_recv() {
+                            Ok(more) => result = writer.feed(more).await,
+                            Err(_) => break,
+                        }
                     }
-                }
-                if let Err(err) = result.and(writer.flush().await) {
-                    debug!(%err, "write failed");
-                    shared.close(CloseReason::Io(io_kind(&err)));
-                    break;
-                }
-            }
-            () = shared.closed.cancelled() => {
-                while let Ok(pdu) = queue.try_recv() {
-                    if writer.feed(pdu).await.is_err() {
+                    result.and(writer.flush().await)
+                };
+                match closing_bounded(&shared, write).await {
+                    Some(Ok(())) => {}
+                    Some(Err(err)) => {
+                        debug!(%err, "write failed");
+                        shared.close(CloseReason::Io(io_kind(&err)));
+                        break;
+                    }
+                    None => {
+                        debug!("peer took nothing within the close grace; dropping what is queued");
                         break;
                     }
                 }
-                let _ = writer.flush().await;
+            }
+            () = shared.closed.cancelled() => {
+                let drain = async {
+                    while let Ok(pdu) = queue.try_recv() {
+                        if writer.feed(pdu).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = writer.flush().await;
+                };
+                let _ = tokio::time::timeout(shared.config.close_grace, drain).await;
                 break;
             }
         }
     }
-    let _ = writer.get_mut().shutdown().await;
+    // The queue goes first, so requests waiting for room in it fail now.
+    drop(queue);
+    let _ = tokio::time::timeout(shared.config.close_grace, writer.get_mut().shutdown()).await;
+}
+
+/// Runs a write to the peer; once the session is closed, allows it the
+/// close grace to finish (an unbind_resp may be in it) and then gives up
+/// (`None`). A peer that stopped reading never lets a write finish, and
+/// the writer must not keep the connection, its queue and the requests
+/// waiting for room in that queue alive for as long as the peer lives.
+async fn closing_bounded<F: std::future::Future>(shared: &Shared, write: F) -> Option<F::Output> {
+    tokio::pin!(write);
+    tokio::select! {
+        out = &mut write => return Some(out),
+        () = shared.closed.cancelled() => {}
+    }
+    tokio::time::timeout(shared.config.close_grace, write)
+        .await
+        .ok()
 }
 
 fn io_kind(err: &CodecError) -> std::io::ErrorKind {

@@ -33,6 +33,9 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
             () = shutdown.cancelled() => return,
         }
         while !shutdown.is_cancelled() {
+            if nothing_bound(&node) {
+                break;
+            }
             let free = permits.available_permits().max(1);
             let batch = match claim(&node, free.min(64)).await {
                 Ok(batch) => batch,
@@ -62,6 +65,21 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
             }
         }
     }
+}
+
+/// Whether no upstream has a session bound on this node: then nothing is
+/// claimed. Every send would fail and put its message back a retry delay
+/// later, so a long outage would churn through the whole backlog, scatter
+/// its order over the retry delays, and leave much of it due up to
+/// `retry_max` after the upstreams return. Waiting keeps each message at
+/// its place (due when accepted), and the backlog goes out oldest first as
+/// soon as one session binds. An open circuit is not "unbound": its probe
+/// needs a message. (A message whose validity ends meanwhile is ended
+/// then too.)
+fn nothing_bound(node: &Node) -> bool {
+    let routing = node.routing();
+    let upstreams = routing.router.upstreams();
+    !upstreams.is_empty() && upstreams.iter().all(|u| u.bound() == 0)
 }
 
 /// Claims up to `limit` due messages. On a shared store, leaves those whose

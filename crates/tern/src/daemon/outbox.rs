@@ -23,9 +23,10 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use tern_codec::Pdu;
+use tern_session::RequestError;
 use tern_storage::OutboxItem;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::cluster::Cluster;
 use super::node::Node;
@@ -322,6 +323,22 @@ async fn deliver(
                 node.metrics.observe_receipt(Duration::from_millis(ms));
             }
             true
+        }
+        Err(RequestError::Timeout { .. }) => {
+            // A client that does not answer within the response timeout
+            // is taken for gone (it may have stopped reading its socket):
+            // its session is closed, so its window's deliveries come back
+            // to the outbox and nothing more is written to a socket nobody
+            // reads. It gets them all when it binds again.
+            if !session.is_closed() {
+                warn!(
+                    client,
+                    timeout = ?session.config().response_timeout,
+                    "deliver_sm unanswered within the response timeout; closing the session, its deliveries stay in the outbox"
+                );
+                session.close();
+            }
+            false
         }
         other => {
             debug!(client, ?other, "deliver_sm not taken; kept for later");
