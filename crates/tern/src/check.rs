@@ -117,7 +117,8 @@ pub fn run_diff(path: &Path, admin: Option<SocketAddr>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// What a valid configuration means, for people.
+/// What a valid configuration means, for people: one line per thing it
+/// sets up, in the order a message meets them.
 pub fn summary(config: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}: valid", config.source.display());
@@ -133,6 +134,16 @@ pub fn summary(config: &Config) -> String {
             .map_or("plain".to_owned(), |t| format!("TLS >= {}", t.min_version));
         let _ = writeln!(out, "listener {} ({tls})", l.address);
     }
+    write_store(&mut out, config);
+    write_client_sessions(&mut out, config);
+    write_clients(&mut out, config);
+    write_upstreams(&mut out, config);
+    write_routes(&mut out, config);
+    out
+}
+
+/// Where messages are kept, and for how long once finished.
+fn write_store(out: &mut String, config: &Config) {
     match &config.backend {
         crate::config::Backend::Sled => {
             let _ = writeln!(
@@ -165,6 +176,10 @@ pub fn summary(config: &Config) -> String {
             }
         }
     }
+}
+
+/// The session settings every client session gets.
+fn write_client_sessions(out: &mut String, config: &Config) {
     let sessions = &config.client_sessions;
     let every = |d: Option<std::time::Duration>| {
         d.map_or("off".to_owned(), |d| {
@@ -181,6 +196,11 @@ pub fn summary(config: &Config) -> String {
         humantime::format_duration(sessions.session_init_timeout),
         sessions.max_command_length
     );
+}
+
+/// Each client account: credentials, limits, where it may connect from,
+/// how it is answered, and its distribution lists.
+fn write_clients(out: &mut String, config: &Config) {
     for c in &config.clients {
         let _ = writeln!(
             out,
@@ -222,6 +242,10 @@ pub fn summary(config: &Config) -> String {
             );
         }
     }
+}
+
+/// Each upstream: where, as whom, its profile and the limits in force.
+fn write_upstreams(out: &mut String, config: &Config) {
     for u in &config.upstreams {
         let p = &u.profile;
         let _ = writeln!(
@@ -241,6 +265,10 @@ pub fn summary(config: &Config) -> String {
         );
         let _ = writeln!(out, "  {}", upstream_limits(p));
     }
+}
+
+/// Each route: the destinations it takes, its upstreams and conditions.
+fn write_routes(out: &mut String, config: &Config) {
     for r in config.table.rules() {
         let prefixes = if r.prefixes.is_empty() {
             "any destination".to_owned()
@@ -268,7 +296,6 @@ pub fn summary(config: &Config) -> String {
             let _ = writeln!(out, "  when: {}", conditions.join("; "));
         }
     }
-    out
 }
 
 /// The rest of a vendor's limits Tern keeps towards it, as in force: the

@@ -225,129 +225,152 @@ impl Metrics {
             store_full: Gauge::default(),
             registry: Registry::with_prefix("tern"),
         };
-        // Disjoint field borrows: the registry mutably, the handles shared.
-        let r = &mut metrics.registry;
-        r.register(
+        // Registered in this order, which is the order they are encoded in.
+        metrics.register_submissions();
+        metrics.register_deliveries();
+        metrics.register_load();
+        metrics.register_operations();
+        metrics
+    }
+
+    /// Submissions: what clients sent and how they were answered, what
+    /// upstreams answered, and messages moved or retried.
+    fn register_submissions(&mut self) {
+        self.registry.register(
             "submits",
             "submit_sm answered to clients, by client and status",
-            metrics.submits.clone(),
+            self.submits.clone(),
         );
-        r.register(
+        self.registry.register(
             "submit_multis",
             "submit_multi answered to clients, by client and status",
-            metrics.submit_multis.clone(),
+            self.submit_multis.clone(),
         );
-        r.register(
+        self.registry.register(
             "submit_multi_destinations",
             "Destinations of clients' submit_multi, by client and status (ESME_ROK: stored)",
-            metrics.submit_multi_destinations.clone(),
+            self.submit_multi_destinations.clone(),
         );
-        r.register(
+        self.registry.register(
             "upstream_submits",
             "submit_sm answered by upstreams, by upstream and status",
-            metrics.upstream_submits.clone(),
+            self.upstream_submits.clone(),
         );
-        r.register(
+        self.registry.register(
             "failovers",
             "Messages moved away from an upstream, by the upstream given up",
-            metrics.failovers.clone(),
+            self.failovers.clone(),
         );
-        r.register(
+        self.registry.register(
             "retries",
             "Messages put back on the retry queue",
-            metrics.retries.clone(),
+            self.retries.clone(),
         );
-        r.register(
+    }
+
+    /// Deliveries towards clients: receipts from upstreams and relayed,
+    /// receipts nothing matched, MO, and what the outbox gave up.
+    fn register_deliveries(&mut self) {
+        self.registry.register(
             "receipts",
             "Delivery receipts received from upstreams, by upstream and state",
-            metrics.receipts.clone(),
+            self.receipts.clone(),
         );
-        r.register(
+        self.registry.register(
             "receipts_relayed",
             "Delivery receipts relayed to clients, by client and state",
-            metrics.receipts_relayed.clone(),
+            self.receipts_relayed.clone(),
         );
-        r.register(
+        self.registry.register(
             "receipts_unmatched",
             "Delivery receipts that matched no stored message, by upstream",
-            metrics.receipts_unmatched.clone(),
+            self.receipts_unmatched.clone(),
         );
-        r.register(
+        self.registry.register(
             "mo",
             "Mobile-originated messages received, by upstream",
-            metrics.mo.clone(),
+            self.mo.clone(),
         );
-        r.register(
+        self.registry.register(
             "outbox_expired",
             "Deliveries to clients dropped after waiting too long in the outbox",
-            metrics.outbox_expired.clone(),
+            self.outbox_expired.clone(),
         );
-        r.register(
+    }
+
+    /// Load and latency: queues, sessions, requests in flight and the time
+    /// each leg of a message takes.
+    fn register_load(&mut self) {
+        self.registry.register(
             "queue_depth",
             "Messages waiting, by queue",
-            metrics.queue_depth.clone(),
+            self.queue_depth.clone(),
         );
-        r.register(
+        self.registry.register(
             "sessions",
             "SMPP sessions, by side and state",
-            metrics.sessions.clone(),
+            self.sessions.clone(),
         );
-        r.register(
+        self.registry.register(
             "in_flight",
             "Requests sent upstream and not answered yet",
-            metrics.in_flight.clone(),
+            self.in_flight.clone(),
         );
-        r.register(
+        self.registry.register(
             "submit_latency_seconds",
             "Time from a client's submit_sm to its submit_sm_resp",
-            metrics.submit_latency.clone(),
+            self.submit_latency.clone(),
         );
-        r.register(
+        self.registry.register(
             "upstream_latency_seconds",
             "Time from submit_sm sent upstream to its submit_sm_resp, by upstream",
-            metrics.upstream_latency.clone(),
+            self.upstream_latency.clone(),
         );
-        r.register(
+        self.registry.register(
             "receipt_latency_seconds",
             "Time from accepting a message to relaying its delivery receipt",
-            metrics.receipt_latency.clone(),
+            self.receipt_latency.clone(),
         );
-        r.register(
+    }
+
+    /// The node's own state: reloads and the configuration in force, the
+    /// store, shared-store takeovers and refused binds.
+    fn register_operations(&mut self) {
+        self.registry.register(
             "reloads",
             "Configuration reloads, by result",
-            metrics.reloads.clone(),
+            self.reloads.clone(),
         );
-        r.register(
+        self.registry.register(
             "config_generation",
             "Generation of the configuration in force",
-            metrics.config_generation.clone(),
+            self.config_generation.clone(),
         );
-        r.register(
+        self.registry.register(
             "reload_failed",
             "1 when the last configuration reload failed",
-            metrics.reload_failed.clone(),
+            self.reload_failed.clone(),
         );
-        r.register(
+        self.registry.register(
             "store_size_bytes",
             "On-disk size of the message store",
-            metrics.store_size_bytes.clone(),
+            self.store_size_bytes.clone(),
         );
-        r.register(
+        self.registry.register(
             "orphans_requeued",
             "Messages of a node that left a shared store, requeued by this node",
-            metrics.orphans_requeued.clone(),
+            self.orphans_requeued.clone(),
         );
-        r.register(
+        self.registry.register(
             "store_full",
             "1 while the message store refuses writes for want of disk space",
-            metrics.store_full.clone(),
+            self.store_full.clone(),
         );
-        r.register(
+        self.registry.register(
             "binds_refused",
             "Client binds refused, by account and reason",
-            metrics.binds_refused.clone(),
+            self.binds_refused.clone(),
         );
-        metrics
     }
 
     /// Encodes every metric in the Prometheus text format 0.0.4, the body

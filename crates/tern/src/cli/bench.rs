@@ -27,6 +27,7 @@
 //! overall deadline, every wait for the daemon by the same deadline, the
 //! daemon's stop by a grace period after which it is killed.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -219,22 +220,14 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(50);
 /// nodes never die during a bench, so it only sets how often they renew.
 const LEASE_TTL: &str = "10s";
 
+/// The bench: (a) the load generator straight at the simulator, then (b)
+/// through Tern's nodes to the same simulator, and the report comparing
+/// them with what the nodes used.
 async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     args.check()?;
     let deadline = Instant::now() + args.deadline;
     let load_before = load_average();
-    let sim = Simulator::start(SimConfig {
-        behaviour: Behaviour {
-            receipts: ReceiptBehaviour {
-                delay: args.receipt_delay,
-                ..ReceiptBehaviour::default()
-            },
-            ..Behaviour::default()
-        },
-        ..SimConfig::default()
-    })
-    .await
-    .context("starting the simulator")?;
+    let sim = start_simulator(&args).await?;
 
     progress(&format!(
         "(a) load generator → simulator at {}: {} message(s)…",
@@ -309,25 +302,8 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let peak_rss_mb = peak_rss_per_node.iter().flatten().copied().reduce(f64::max);
     let max_sampled_kb = max_rss_kb.iter().copied().max().unwrap_or(0);
     let report = BenchReport {
-        settings: Settings {
-            sessions: args.sessions,
-            window: args.window,
-            messages: args.messages,
-            receipts: args.receipts_on(),
-            rate: args.rate,
-            receipt_delay_ms: args.receipt_delay.as_secs_f64() * 1000.0,
-            text_len: args.text_len,
-            upstream_sessions: args.upstream_sessions,
-            store: args.store,
-            nodes: args.nodes,
-            backend: args.backend(),
-        },
-        machine: Machine {
-            cpus: std::thread::available_parallelism().map_or(0, usize::from),
-            cpu_model: cpu_model(),
-            load_before,
-            load_after: load_average(),
-        },
+        settings: Settings::of(&args),
+        machine: Machine::now(load_before),
         ratio: ratio(through.submits_per_s, direct.submits_per_s),
         receipt_ratio: args
             .receipts_on()
@@ -358,19 +334,60 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         direct,
         through_tern: through,
     };
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).context("serialising the report")?
-        );
-    } else {
-        print!("{}", report.to_table());
-    }
+    report.print(args.json)?;
     Ok(if report.completed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The simulator both runs send to, delaying its receipts as asked.
+async fn start_simulator(args: &BenchArgs) -> anyhow::Result<SimHandle> {
+    Simulator::start(SimConfig {
+        behaviour: Behaviour {
+            receipts: ReceiptBehaviour {
+                delay: args.receipt_delay,
+                ..ReceiptBehaviour::default()
+            },
+            ..Behaviour::default()
+        },
+        ..SimConfig::default()
+    })
+    .await
+    .context("starting the simulator")
+}
+
+impl Settings {
+    /// The settings of this bench, as the report states them.
+    fn of(args: &BenchArgs) -> Self {
+        Self {
+            sessions: args.sessions,
+            window: args.window,
+            messages: args.messages,
+            receipts: args.receipts_on(),
+            rate: args.rate,
+            receipt_delay_ms: args.receipt_delay.as_secs_f64() * 1000.0,
+            text_len: args.text_len,
+            upstream_sessions: args.upstream_sessions,
+            store: args.store,
+            nodes: args.nodes,
+            backend: args.backend(),
+        }
+    }
+}
+
+impl Machine {
+    /// The machine now, with the load average from before the bench, so a
+    /// reader sees whether something else was competing.
+    fn now(load_before: Option<[f64; 3]>) -> Self {
+        Self {
+            cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            cpu_model: cpu_model(),
+            load_before,
+            load_after: load_average(),
+        }
+    }
 }
 
 fn progress(line: &str) {
@@ -942,13 +959,43 @@ struct BenchReport {
 }
 
 impl BenchReport {
+    /// Prints the report: JSON for scripts, else the table for people.
+    fn print(&self, json: bool) -> anyhow::Result<()> {
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string(self).context("serialising the report")?
+            );
+        } else {
+            print!("{}", self.to_table());
+        }
+        Ok(())
+    }
+
+    /// The report for people: what was run and where, the two runs side by
+    /// side, their latencies, and what Tern and the bench itself used.
     fn to_table(&self) -> String {
-        use std::fmt::Write as _;
-        let s = &self.settings;
         let mut t = String::new();
-        let opt = |v: Option<f64>, digits: usize| {
-            v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
-        };
+        self.write_settings(&mut t);
+        let _ = writeln!(t);
+        self.write_throughput(&mut t);
+        let _ = writeln!(t);
+        self.write_latency(&mut t);
+        let _ = writeln!(t);
+        self.write_usage(&mut t);
+        if !self.completed {
+            let _ = writeln!(
+                t,
+                "NOT COMPLETED: a run stopped early (see `stopped by`); figures are partial"
+            );
+        }
+        t
+    }
+
+    /// What the bench ran, and on what machine (with its load before and
+    /// after, so a busy machine shows).
+    fn write_settings(&self, t: &mut String) {
+        let s = &self.settings;
         let _ = writeln!(
             t,
             "tern bench: {} session(s) × window {}, {} message(s) of {} chars, receipts {}{}, \
@@ -980,7 +1027,11 @@ impl BenchReport {
             load(m.load_before),
             load(m.load_after)
         );
-        let _ = writeln!(t);
+    }
+
+    /// Each run's counts and rates, and the ratio of (b) to (a).
+    fn write_throughput(&self, t: &mut String) {
+        let s = &self.settings;
         let (a, b) = (&self.direct, &self.through_tern);
         let _ = writeln!(t, "{:<28}{:>14}{:>16}", "", "(a) direct", "(b) via Tern");
         let _ = writeln!(
@@ -1020,7 +1071,12 @@ impl BenchReport {
         if let Some(r) = self.receipt_ratio {
             let _ = writeln!(t, "ratio b/a, receipts/s       {r:.3}");
         }
-        let _ = writeln!(t);
+    }
+
+    /// The latency percentiles of both runs, and what Tern adds at p99.
+    fn write_latency(&self, t: &mut String) {
+        let s = &self.settings;
+        let (a, b) = (&self.direct, &self.through_tern);
         let _ = writeln!(
             t,
             "latency (ms)                    {:>11}{:>11}{:>11}{:>11}",
@@ -1049,7 +1105,12 @@ impl BenchReport {
             self.added_p99_receipt_ms
                 .map_or(String::new(), |r| format!(", submit→receipt {r:+.3} ms"))
         );
-        let _ = writeln!(t);
+    }
+
+    /// What the Tern node(s) and the bench process used, CPU per message,
+    /// and what the hypervisor took, so the ratio can be judged.
+    fn write_usage(&self, t: &mut String) {
+        let s = &self.settings;
         let u = &self.tern;
         let not_clean = if u.stopped_cleanly {
             ""
@@ -1115,14 +1176,12 @@ impl BenchReport {
             opt(self.steal_percent[0], 1),
             opt(self.steal_percent[1], 1),
         );
-        if !self.completed {
-            let _ = writeln!(
-                t,
-                "NOT COMPLETED: a run stopped early (see `stopped by`); figures are partial"
-            );
-        }
-        t
     }
+}
+
+/// `v` with `digits` decimals, or `-` when it was not measured.
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
 }
 
 #[cfg(test)]

@@ -116,22 +116,37 @@ fn ready_flag(body: &Value) -> bool {
 
 /// The screen: readiness, reload, then one table per collection.
 fn render(addr: SocketAddr, answers: &[(&str, Answer)], is_ready: bool) -> String {
-    let body = |path: &str| -> Option<&Value> {
-        answers
-            .iter()
-            .find(|(p, _)| *p == path)
-            .and_then(|(_, a)| a.as_ref().ok())
-            .map(|(_, v)| v)
-    };
-    let failure = |path: &str| -> Option<String> {
-        answers
-            .iter()
-            .find(|(p, _)| *p == path)
-            .and_then(|(_, a)| a.as_ref().err())
-            .map(ToString::to_string)
-    };
     let mut out = String::new();
-    let ready = body("/ready");
+    write_state(&mut out, addr, answers, is_ready);
+    let _ = writeln!(out);
+    write_sessions(&mut out, answers);
+    write_upstreams(&mut out, answers);
+    write_queues(&mut out, answers);
+    out
+}
+
+/// The body `path` answered, if it answered.
+fn body<'a>(answers: &'a [(&str, Answer)], path: &str) -> Option<&'a Value> {
+    answers
+        .iter()
+        .find(|(p, _)| *p == path)
+        .and_then(|(_, a)| a.as_ref().ok())
+        .map(|(_, v)| v)
+}
+
+/// Why `path` gave nothing to show, if it did not answer.
+fn failure(answers: &[(&str, Answer)], path: &str) -> Option<String> {
+    answers
+        .iter()
+        .find(|(p, _)| *p == path)
+        .and_then(|(_, a)| a.as_ref().err())
+        .map(ToString::to_string)
+}
+
+/// The node's readiness and its last reload: the two lines an operator
+/// looks at first.
+fn write_state(out: &mut String, addr: SocketAddr, answers: &[(&str, Answer)], is_ready: bool) {
+    let ready = body(answers, "/ready");
     let _ = writeln!(
         out,
         "Tern at {addr}: {}   store {}   listeners {}   upstreams bound {}",
@@ -140,7 +155,7 @@ fn render(addr: SocketAddr, answers: &[(&str, Answer)], is_ready: bool) -> Strin
         field(ready, "listeners"),
         field(ready, "upstreams_bound"),
     );
-    let reload = body("/api/reload");
+    let reload = body(answers, "/api/reload");
     let _ = writeln!(
         out,
         "Last reload: generation {}   ok {}   at {}{}",
@@ -152,9 +167,12 @@ fn render(addr: SocketAddr, answers: &[(&str, Answer)], is_ready: bool) -> Strin
             None => String::new(),
         }
     );
+}
 
-    let _ = writeln!(out);
-    let rows = body("/api/sessions").map(|v| {
+/// The client sessions, with the account's limits beside each (`-` is no
+/// limit).
+fn write_sessions(out: &mut String, answers: &[(&str, Answer)]) {
+    let rows = body(answers, "/api/sessions").map(|v| {
         list(v, "sessions")
             .into_iter()
             .map(|s| {
@@ -174,9 +192,8 @@ fn render(addr: SocketAddr, answers: &[(&str, Answer)], is_ready: bool) -> Strin
             })
             .collect()
     });
-    // The account's limits beside each session: `-` is no limit.
     section(
-        &mut out,
+        out,
         "Client sessions",
         &[
             "ACCOUNT",
@@ -190,9 +207,13 @@ fn render(addr: SocketAddr, answers: &[(&str, Answer)], is_ready: bool) -> Strin
             "WINDOW",
         ],
         rows,
-        failure("/api/sessions"),
+        failure(answers, "/api/sessions"),
     );
-    let upstreams = body("/api/upstreams").map(|v| list(v, "upstreams"));
+}
+
+/// The upstreams: pool, breaker and load of each.
+fn write_upstreams(out: &mut String, answers: &[(&str, Answer)]) {
+    let upstreams = body(answers, "/api/upstreams").map(|v| list(v, "upstreams"));
     let rows = upstreams.map(|items| {
         items
             .iter()
@@ -210,7 +231,7 @@ fn render(addr: SocketAddr, answers: &[(&str, Answer)], is_ready: bool) -> Strin
             .collect()
     });
     section(
-        &mut out,
+        out,
         "Upstreams",
         &[
             "NAME",
@@ -221,9 +242,13 @@ fn render(addr: SocketAddr, answers: &[(&str, Answer)], is_ready: bool) -> Strin
             "LOAD",
         ],
         rows,
-        failure("/api/upstreams"),
+        failure(answers, "/api/upstreams"),
     );
-    let queues = body("/api/queues").map(|q| match q {
+}
+
+/// The depth of each queue.
+fn write_queues(out: &mut String, answers: &[(&str, Answer)]) {
+    let queues = body(answers, "/api/queues").map(|q| match q {
         Value::Object(map) => map
             .iter()
             .map(|(name, depth)| vec![name.clone(), scalar(depth)])
@@ -231,13 +256,12 @@ fn render(addr: SocketAddr, answers: &[(&str, Answer)], is_ready: bool) -> Strin
         other => vec![vec!["(unexpected)".to_owned(), scalar(other)]],
     });
     section(
-        &mut out,
+        out,
         "Queues",
         &["QUEUE", "DEPTH"],
         queues,
-        failure("/api/queues"),
+        failure(answers, "/api/queues"),
     );
-    out
 }
 
 /// The objects of an array, or of the array under `key` in an object (in

@@ -205,9 +205,30 @@ pub fn render(m: &Value) -> String {
     out
 }
 
-/// One message's story.
+/// One message's story, in the order it happened: what the client sent,
+/// where Tern sent it, what came back from upstream, what the client was
+/// told, and how it ended.
 fn render_message(m: &Value) -> String {
     let mut out = String::new();
+    let accepted = get(m, "accepted_ms");
+    write_header(&mut out, m);
+    write_attempts(&mut out, m);
+    write_parts(&mut out, m);
+    write_received(&mut out, m, accepted);
+    write_relayed(&mut out, m, accepted);
+    write_outcome(&mut out, m);
+    out
+}
+
+/// Whether the client asked for a receipt (`None`: the record does not
+/// say).
+fn receipt_requested(m: &Value) -> Option<bool> {
+    get(m, "receipt_requested").and_then(Value::as_bool)
+}
+
+/// The message's identity and what the client asked for: ids, times and
+/// whether it wants a receipt.
+fn write_header(out: &mut String, m: &Value) {
     let accepted = get(m, "accepted_ms");
     let _ = writeln!(
         out,
@@ -232,7 +253,7 @@ fn render_message(m: &Value) -> String {
     if let Some(expires) = get(m, "expires_ms") {
         let _ = writeln!(out, "  expires       {}", time(Some(expires)));
     }
-    let wants = get(m, "receipt_requested").and_then(Value::as_bool);
+    let wants = receipt_requested(m);
     let _ = writeln!(
         out,
         "  receipt       {}",
@@ -242,7 +263,11 @@ fn render_message(m: &Value) -> String {
             None => "-",
         }
     );
+}
 
+/// Each attempt: when, to which upstream, its answer and the ids the
+/// upstream gave (or why it was given up).
+fn write_attempts(out: &mut String, m: &Value) {
     let attempts = list(m, "attempts");
     let _ = writeln!(out, "\nRoute and attempts ({})", attempts.len());
     if attempts.is_empty() {
@@ -276,7 +301,11 @@ fn render_message(m: &Value) -> String {
             let _ = writeln!(out, "     given up: {}", text(Some(why)));
         }
     }
+}
 
+/// The parts of a split message and the receipt state of each; nothing for
+/// a message sent whole.
+fn write_parts(out: &mut String, m: &Value) {
     let parts = list(m, "parts");
     if !parts.is_empty() {
         let _ = writeln!(out, "\nParts ({})", parts.len());
@@ -299,11 +328,17 @@ fn render_message(m: &Value) -> String {
             );
         }
     }
+}
 
+/// Every receipt the upstreams sent for the message, with the time since it
+/// was accepted; when there is none, whether one is still awaited.
+fn write_received(out: &mut String, m: &Value, accepted: Option<&Value>) {
     let received = list(m, "receipts_received");
     let _ = writeln!(out, "\nReceipts received ({})", received.len());
     if received.is_empty() {
-        let submitted = !attempts.iter().all(|a| list(a, "upstream_ids").is_empty());
+        let submitted = !list(m, "attempts")
+            .iter()
+            .all(|a| list(a, "upstream_ids").is_empty());
         let _ = writeln!(
             out,
             "  {}",
@@ -339,11 +374,15 @@ fn render_message(m: &Value) -> String {
             },
         );
     }
+}
 
+/// Every receipt queued for the client and whether the client took it;
+/// when there is none, why.
+fn write_relayed(out: &mut String, m: &Value, accepted: Option<&Value>) {
     let relayed = list(m, "receipts_relayed");
     let _ = writeln!(out, "\nReceipts relayed to the client ({})", relayed.len());
     if relayed.is_empty() {
-        let why = match (wants, text(get(m, "state")).as_str()) {
+        let why = match (receipt_requested(m), text(get(m, "state")).as_str()) {
             (Some(false), _) => "none: the client did not ask for a receipt",
             (_, "final") => "none: the client's registered_delivery did not ask for this outcome",
             _ => "none yet: the message has not ended",
@@ -374,7 +413,10 @@ fn render_message(m: &Value) -> String {
             text(get(r, "outbox_seq")),
         );
     }
+}
 
+/// The message's final outcome, or that it has none yet.
+fn write_outcome(out: &mut String, m: &Value) {
     let _ = writeln!(out, "\nOutcome");
     match get(m, "outcome") {
         Some(o) => {
@@ -389,7 +431,6 @@ fn render_message(m: &Value) -> String {
             let _ = writeln!(out, "  not final yet ({})", text(get(m, "state")));
         }
     }
-    out
 }
 
 #[cfg(test)]

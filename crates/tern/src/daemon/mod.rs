@@ -38,10 +38,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tern_session::abuse::BindGuard;
-use tern_session::smsc::{SmscConfig, SmscServer};
+use tern_session::smsc::{BoundSession, SmscConfig, SmscServer};
 use tern_storage::{RedisOptions, RedisStore, RedisTopology, SledStore, Store};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -87,78 +88,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     // a shared store: it stops as on SIGTERM, and exits with an error.
     let fatal = CancellationToken::new();
     let cluster_stop = CancellationToken::new();
-    let cluster_task = cluster.map(|cluster| {
-        tokio::spawn(cluster::outbox_events(
-            node.clone(),
-            cluster.clone(),
-            cluster_stop.clone(),
-        ));
-        tokio::spawn(cluster::watch_binds(
-            node.clone(),
-            cluster.clone(),
-            cluster_stop.clone(),
-        ));
-        tokio::spawn(cluster::run(
-            node.clone(),
-            cluster,
-            cluster_stop.clone(),
-            fatal.clone(),
-        ))
-    });
+    let cluster_task = cluster.map(|cluster| spawn_cluster(&node, cluster, &cluster_stop, &fatal));
 
     let work_stop = CancellationToken::new();
     let sends = TaskTracker::new();
-    tokio::spawn(receipts::run(node.clone(), inbound));
-    let dispatcher = tokio::spawn(dispatch::run(
-        node.clone(),
-        work_stop.clone(),
-        sends.clone(),
-    ));
-    tokio::spawn(outbox::run(node.clone(), work_stop.clone()));
-    tokio::spawn(mo::sweep(node.clone(), work_stop.clone()));
-    tokio::spawn(maintenance::run(
-        node.clone(),
-        maintenance::Ages {
-            retention: config.retention,
-            unmatched_grace: config.unmatched_grace,
-            outbox_max_age: config.outbox_max_age,
-        },
-        work_stop.clone(),
-    ));
-
-    let smsc = SmscConfig {
-        system_id: config.system_id.clone(),
-        session: config.client_sessions.clone(),
-        ..SmscConfig::default()
-    };
-    let server = match &config.bind_guard {
-        Some(guard) => SmscServer::with_guard(
-            smsc,
-            accounts,
-            BindGuard::new(guard.clone()).context("[bind_guard]")?,
-        ),
-        None => SmscServer::new(smsc, accounts),
-    };
-    let (sessions_tx, mut sessions) = mpsc::channel(64);
-    for listener in &config.listeners {
-        let socket = TcpListener::bind(listener.address)
-            .await
-            .with_context(|| format!("listening on {}", listener.address))?;
-        let tls = match &listener.tls {
-            Some(tls) => Some(
-                tls.load()
-                    .with_context(|| format!("TLS of listener {}", listener.address))?,
-            ),
-            None => None,
-        };
-        info!(address = %listener.address, tls = tls.is_some(), "accepting clients");
-        tokio::spawn(
-            server
-                .clone()
-                .serve(socket, tls, sessions_tx.clone(), shutdown.clone()),
-        );
-    }
-    drop(sessions_tx);
+    let dispatcher = spawn_work(&node, inbound, &config, &work_stop, &sends);
+    let (server, mut sessions) = serve_clients(&config, accounts, &shutdown).await?;
 
     let config = Arc::new(config);
     let reloader = Arc::new(Reloader::new(
@@ -169,29 +104,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ));
     let admin_stop = CancellationToken::new();
     if let Some(address) = config.admin {
-        let socket = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("admin listener on {address}"))?;
-        info!(%address, "admin listener (metrics, health, JSON)");
         let source = Arc::new(admin::Source::new(node.clone(), reloader.clone()));
-        let stop = admin_stop.clone();
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            if let Err(err) = crate::admin::serve(socket, metrics, source, stop).await {
-                warn!(%err, "admin listener failed");
-            }
-        });
+        serve_admin(address, metrics.clone(), source, admin_stop.clone()).await?;
     }
     tokio::spawn(reload::on_sighup(reloader.clone(), shutdown.clone()));
     tokio::spawn(reload::watch_file(reloader.clone(), shutdown.clone()));
-    {
-        let node = node.clone();
-        tokio::spawn(notify::watchdog(move || {
-            let node = node.clone();
-            // The runtime ran this task in time, and the store answers.
-            async move { node.store.get(tern_storage::TernId::from_u64(0)).is_ok() }
-        }));
-    }
+    spawn_watchdog(&node);
     notify::ready("serving");
 
     let intake = TaskTracker::new();
@@ -210,37 +128,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     info!("shutting down: unbinding clients");
     notify::stopping();
-    let deadline = Instant::now() + DRAIN_DEADLINE;
-    // The listeners unbind every client session on `shutdown`; each
-    // session's submits finish storing and are answered before its task ends.
-    intake.close();
-    if tokio::time::timeout_at(deadline.into(), intake.wait())
-        .await
-        .is_err()
-    {
-        warn!("client sessions still open after {DRAIN_DEADLINE:?}; going on");
-    }
-    info!("waiting for sends in flight");
-    work_stop.cancel();
-    let _ = dispatcher.await;
-    sends.close();
-    let deadline = Instant::now() + DRAIN_DEADLINE;
-    if tokio::time::timeout_at(deadline.into(), sends.wait())
-        .await
-        .is_err()
-    {
-        warn!("sends still unanswered after {DRAIN_DEADLINE:?}; they will be sent again at the next start");
-    }
-    info!("unbinding upstreams");
-    upstreams_stop.cancel();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let bound = || -> usize {
-        let routing = node.routing();
-        routing.router.upstreams().iter().map(|u| u.bound()).sum()
-    };
-    while bound() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    drain_clients(intake).await;
+    drain_sends(work_stop, dispatcher, sends).await;
+    unbind_upstreams(&node, upstreams_stop).await;
     admin_stop.cancel();
     node.store.flush().context("final flush of the store")?;
     cluster_stop.cancel();
@@ -254,6 +144,181 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     info!("stopped");
     Ok(())
+}
+
+/// Starts the tasks that keep this node a member of a shared store: its
+/// lease (cancelling `fatal` if it is lost), the upstream binds other nodes
+/// hold, and the outbox events they publish. Returns the lease task, which
+/// leaves the membership when `stop` is cancelled.
+fn spawn_cluster(
+    node: &Arc<node::Node>,
+    cluster: cluster::Cluster,
+    stop: &CancellationToken,
+    fatal: &CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(cluster::outbox_events(
+        node.clone(),
+        cluster.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(cluster::watch_binds(
+        node.clone(),
+        cluster.clone(),
+        stop.clone(),
+    ));
+    tokio::spawn(cluster::run(
+        node.clone(),
+        cluster,
+        stop.clone(),
+        fatal.clone(),
+    ))
+}
+
+/// Starts the node's work: receipts from upstreams, the dispatcher (whose
+/// sends join `sends`), the outbox, the MO sweep and the housekeeping.
+/// Returns the dispatcher, which shutdown waits for before it waits for the
+/// sends: no send starts after that.
+fn spawn_work(
+    node: &Arc<node::Node>,
+    inbound: mpsc::Receiver<tern_router::upstream::UpstreamRequest>,
+    config: &Config,
+    stop: &CancellationToken,
+    sends: &TaskTracker,
+) -> JoinHandle<()> {
+    tokio::spawn(receipts::run(node.clone(), inbound));
+    let dispatcher = tokio::spawn(dispatch::run(node.clone(), stop.clone(), sends.clone()));
+    tokio::spawn(outbox::run(node.clone(), stop.clone()));
+    tokio::spawn(mo::sweep(node.clone(), stop.clone()));
+    tokio::spawn(maintenance::run(
+        node.clone(),
+        maintenance::Ages {
+            retention: config.retention,
+            unmatched_grace: config.unmatched_grace,
+            outbox_max_age: config.outbox_max_age,
+        },
+        stop.clone(),
+    ));
+    dispatcher
+}
+
+/// Binds every client listener and serves SMPP on it until `shutdown`.
+/// Returns the server (reload changes its accounts and limits) and the
+/// sessions that bound, for intake.
+async fn serve_clients(
+    config: &Config,
+    accounts: Accounts,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Arc<SmscServer<Accounts>>, mpsc::Receiver<BoundSession>)> {
+    let smsc = SmscConfig {
+        system_id: config.system_id.clone(),
+        session: config.client_sessions.clone(),
+        ..SmscConfig::default()
+    };
+    let server = match &config.bind_guard {
+        Some(guard) => SmscServer::with_guard(
+            smsc,
+            accounts,
+            BindGuard::new(guard.clone()).context("[bind_guard]")?,
+        ),
+        None => SmscServer::new(smsc, accounts),
+    };
+    let (sessions_tx, sessions) = mpsc::channel(64);
+    for listener in &config.listeners {
+        let socket = TcpListener::bind(listener.address)
+            .await
+            .with_context(|| format!("listening on {}", listener.address))?;
+        let tls = match &listener.tls {
+            Some(tls) => Some(
+                tls.load()
+                    .with_context(|| format!("TLS of listener {}", listener.address))?,
+            ),
+            None => None,
+        };
+        info!(address = %listener.address, tls = tls.is_some(), "accepting clients");
+        tokio::spawn(
+            server
+                .clone()
+                .serve(socket, tls, sessions_tx.clone(), shutdown.clone()),
+        );
+    }
+    Ok((server, sessions))
+}
+
+/// Binds the admin listener (metrics, health, JSON) and serves it until
+/// `stop`. Binding fails the start; a failure later is logged, as the node
+/// still moves messages without it.
+async fn serve_admin(
+    address: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+    source: Arc<admin::Source>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let socket = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("admin listener on {address}"))?;
+    info!(%address, "admin listener (metrics, health, JSON)");
+    tokio::spawn(async move {
+        if let Err(err) = crate::admin::serve(socket, metrics, source, stop).await {
+            warn!(%err, "admin listener failed");
+        }
+    });
+    Ok(())
+}
+
+/// Feeds systemd's watchdog while the runtime runs this task in time and
+/// the store answers, so a wedged node is restarted.
+fn spawn_watchdog(node: &Arc<node::Node>) {
+    let node = node.clone();
+    tokio::spawn(notify::watchdog(move || {
+        let node = node.clone();
+        async move { node.store.get(tern_storage::TernId::from_u64(0)).is_ok() }
+    }));
+}
+
+/// Shutdown, first stage: the listeners unbind every client session on
+/// `shutdown`; each session's submits finish storing and are answered
+/// before its task ends. Waits up to [`DRAIN_DEADLINE`] for them.
+async fn drain_clients(intake: TaskTracker) {
+    let deadline = Instant::now() + DRAIN_DEADLINE;
+    intake.close();
+    if tokio::time::timeout_at(deadline.into(), intake.wait())
+        .await
+        .is_err()
+    {
+        warn!("client sessions still open after {DRAIN_DEADLINE:?}; going on");
+    }
+}
+
+/// Shutdown, second stage: stop claiming messages, then wait up to
+/// [`DRAIN_DEADLINE`] for the sends in flight to get their upstream
+/// answers. One left unanswered is sent again at the next start.
+async fn drain_sends(stop: CancellationToken, dispatcher: JoinHandle<()>, sends: TaskTracker) {
+    info!("waiting for sends in flight");
+    stop.cancel();
+    let _ = dispatcher.await;
+    sends.close();
+    let deadline = Instant::now() + DRAIN_DEADLINE;
+    if tokio::time::timeout_at(deadline.into(), sends.wait())
+        .await
+        .is_err()
+    {
+        warn!("sends still unanswered after {DRAIN_DEADLINE:?}; they will be sent again at the next start");
+    }
+}
+
+/// Shutdown, third stage: unbind the upstreams, waiting up to two seconds
+/// for their sessions to close, so upstreams see a clean unbind.
+async fn unbind_upstreams(node: &node::Node, stop: CancellationToken) {
+    info!("unbinding upstreams");
+    stop.cancel();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let bound = || -> usize {
+        let routing = node.routing();
+        routing.router.upstreams().iter().map(|u| u.bound()).sum()
+    };
+    while bound() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Opens the configured store; on Redis, also joins the other nodes.

@@ -53,90 +53,16 @@ pub async fn submit_multi(
         let _ = responder.reject(status).await;
         return;
     }
-    let lists = node
-        .accounts
-        .current()
-        .iter()
-        .find(|a| a.system_id == account)
-        .map(|a| a.distribution_lists.clone())
-        .unwrap_or_default();
-    let mut refused: Vec<Unsuccess> = Vec::new();
-    let mut candidates: Vec<Candidate> = Vec::new();
-    for destination in &multi.destinations {
-        match destination {
-            Destination::Sme(address) => candidates.push(Candidate {
-                address: address.clone(),
-                submit: submit_to(multi, address.clone()),
-            }),
-            Destination::DistributionList(name) => {
-                let members = name
-                    .to_str()
-                    .and_then(|n| lists.get(n))
-                    .filter(|_| !name.is_empty());
-                match members {
-                    Some(members) => {
-                        for member in members {
-                            candidates.push(Candidate {
-                                address: member.clone(),
-                                submit: submit_to(multi, member.clone()),
-                            });
-                        }
-                    }
-                    // Not a list this account has: the SMPP status for a
-                    // destination flag Tern does not serve, under the name.
-                    None => refused.push(Unsuccess {
-                        address: Address::new(Ton::UNKNOWN, Npi::UNKNOWN, name.clone()),
-                        error_status_code: CommandStatus::InvalidDestinationFlag,
-                    }),
-                }
-            }
-        }
-    }
-    let routing = node.routing();
-    let no_route = routing.router.config().no_route_status;
-    let mut accepted: Vec<Candidate> = Vec::new();
-    for candidate in candidates {
-        let status = if check_destination(&candidate.address).is_err() {
-            Some(CommandStatus::InvalidDestinationAddress)
-        } else if !routing.router.has_route(account, &candidate.submit) {
-            Some(no_route)
-        } else {
-            None
-        };
-        match status {
-            Some(status) => refused.push(Unsuccess {
-                address: candidate.address,
-                error_status_code: status,
-            }),
-            None => accepted.push(candidate),
-        }
-    }
-    drop(routing);
+    let (candidates, mut refused) = expand(node, account, multi);
+    let accepted = screen(node, account, candidates, &mut refused);
     if accepted.is_empty() {
         answer_none_accepted(node, account, responder, refused).await;
         return;
     }
     let now = now_ms();
-    let at = |t: &TimeString| {
-        t.parse()
-            .and_then(Result::ok)
-            .and_then(|t| t.to_unix_millis(now as i64).ok())
-            .map(|ms| ms.max(0) as u64)
-    };
     // Read once: the records keep it, and the answer must agree with it.
     let id_format = node.id_format(account);
-    let messages: Vec<NewMessage> = accepted
-        .iter()
-        .map(|c| NewMessage {
-            client: account.to_owned(),
-            pdu: Pdu::new(sequence, Body::SubmitSm(c.submit.clone())).to_bytes(),
-            receipt_requested: multi.registered_delivery.receipt() != ReceiptRequest::None,
-            not_before_ms: at(&multi.schedule_delivery_time).map_or(now, |ms| ms.max(now)),
-            expires_ms: at(&multi.validity_period),
-            dedup: None,
-            id_format,
-        })
-        .collect();
+    let messages = new_messages(account, sequence, multi, &accepted, now, id_format);
     let ids = match node.store.accept_multi(messages, now).await {
         Ok(ids) => ids,
         Err(err) => {
@@ -198,6 +124,115 @@ pub async fn submit_multi(
     let _ = responder
         .respond(CommandStatus::Ok, Body::SubmitMultiResp(resp))
         .await;
+}
+
+/// The submit_multi's destinations as single addresses: each SME address,
+/// and each member of a distribution list the account has. A list name the
+/// account does not have is refused under that name (returned second).
+fn expand(node: &Node, account: &str, multi: &SubmitMulti) -> (Vec<Candidate>, Vec<Unsuccess>) {
+    let lists = node
+        .accounts
+        .current()
+        .iter()
+        .find(|a| a.system_id == account)
+        .map(|a| a.distribution_lists.clone())
+        .unwrap_or_default();
+    let mut refused: Vec<Unsuccess> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    for destination in &multi.destinations {
+        match destination {
+            Destination::Sme(address) => candidates.push(Candidate {
+                address: address.clone(),
+                submit: submit_to(multi, address.clone()),
+            }),
+            Destination::DistributionList(name) => {
+                let members = name
+                    .to_str()
+                    .and_then(|n| lists.get(n))
+                    .filter(|_| !name.is_empty());
+                match members {
+                    Some(members) => {
+                        for member in members {
+                            candidates.push(Candidate {
+                                address: member.clone(),
+                                submit: submit_to(multi, member.clone()),
+                            });
+                        }
+                    }
+                    // Not a list this account has: the SMPP status for a
+                    // destination flag Tern does not serve, under the name.
+                    None => refused.push(Unsuccess {
+                        address: Address::new(Ton::UNKNOWN, Npi::UNKNOWN, name.clone()),
+                        error_status_code: CommandStatus::InvalidDestinationFlag,
+                    }),
+                }
+            }
+        }
+    }
+    (candidates, refused)
+}
+
+/// The candidates Tern can take: a destination that is no number, or that
+/// no route of the account reaches, is added to `refused` with its status
+/// (the checks a submit_sm meets), so the client learns which and why.
+fn screen(
+    node: &Node,
+    account: &str,
+    candidates: Vec<Candidate>,
+    refused: &mut Vec<Unsuccess>,
+) -> Vec<Candidate> {
+    let routing = node.routing();
+    let no_route = routing.router.config().no_route_status;
+    let mut accepted: Vec<Candidate> = Vec::new();
+    for candidate in candidates {
+        let status = if check_destination(&candidate.address).is_err() {
+            Some(CommandStatus::InvalidDestinationAddress)
+        } else if !routing.router.has_route(account, &candidate.submit) {
+            Some(no_route)
+        } else {
+            None
+        };
+        match status {
+            Some(status) => refused.push(Unsuccess {
+                address: candidate.address,
+                error_status_code: status,
+            }),
+            None => accepted.push(candidate),
+        }
+    }
+    drop(routing);
+    accepted
+}
+
+/// One message to store per accepted destination, each the submit_sm it
+/// stands for, with the submit_multi's receipt request, schedule and
+/// validity (read against `now`).
+fn new_messages(
+    account: &str,
+    sequence: u32,
+    multi: &SubmitMulti,
+    accepted: &[Candidate],
+    now: u64,
+    id_format: tern_storage::IdFormat,
+) -> Vec<NewMessage> {
+    let at = |t: &TimeString| {
+        t.parse()
+            .and_then(Result::ok)
+            .and_then(|t| t.to_unix_millis(now as i64).ok())
+            .map(|ms| ms.max(0) as u64)
+    };
+    accepted
+        .iter()
+        .map(|c| NewMessage {
+            client: account.to_owned(),
+            pdu: Pdu::new(sequence, Body::SubmitSm(c.submit.clone())).to_bytes(),
+            receipt_requested: multi.registered_delivery.receipt() != ReceiptRequest::None,
+            not_before_ms: at(&multi.schedule_delivery_time).map_or(now, |ms| ms.max(now)),
+            expires_ms: at(&multi.validity_period),
+            dedup: None,
+            id_format,
+        })
+        .collect()
 }
 
 /// No destination was accepted: the status they share, else

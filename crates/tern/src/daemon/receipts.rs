@@ -20,6 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tern_codec::pdu::SmResp;
 use tern_codec::{Body, CommandStatus, Pdu, Tlv};
+use tern_router::canonical::Canonical;
 use tern_router::engine::{may_resubmit, Router};
 use tern_router::receipt::{read_receipt, ReceiptReadError, UpstreamReceipt};
 use tern_router::relay::combined;
@@ -27,7 +28,7 @@ use tern_router::upstream::UpstreamRequest;
 use tern_router::Scope;
 use tern_storage::upstream_id::{candidates, normalise};
 use tern_storage::{
-    now_ms, MessageRecord, OutboxItem, PartState, ReceiptUpdate, ReceivedReceipt, State,
+    now_ms, MessageRecord, OutboxItem, Outcome, PartState, ReceiptUpdate, ReceivedReceipt, State,
     StoreError, TernId, UnmatchedReceipt,
 };
 use tokio::sync::mpsc;
@@ -438,20 +439,7 @@ fn decide(
         .iter()
         .position(|p| names(p, upstream, &receipt.upstream_id, how.any_base));
     let mut update = ReceiptUpdate {
-        received: Some(ReceivedReceipt {
-            upstream: upstream.to_owned(),
-            upstream_id: receipt.upstream_id.clone(),
-            part: index.map(|i| i as u32),
-            vendor_stat: receipt.vendor_stat.clone(),
-            vendor_err: receipt.vendor_err.clone(),
-            network_error: receipt
-                .network_error
-                .map(|n| (n.network_type, n.error_code)),
-            canonical: outcome.clone(),
-            is_final: canonical.state.is_final(),
-            received_ms: how.now,
-            vendor_tlvs: receipt.vendor_tlvs.clone(),
-        }),
+        received: Some(history_entry(upstream, receipt, index, &outcome, how.now)),
         ..ReceiptUpdate::default()
     };
     // Ended, or being sent again after a failed receipt (queued, in
@@ -504,26 +492,7 @@ fn decide(
     part.outcome = Some(outcome);
     part.is_final = canonical.state.is_final();
     part.updated_ms = how.now;
-    let awaited: Vec<&PartState> = parts.iter().filter(|p| p.awaited).collect();
-    let whole = combined(
-        &awaited
-            .iter()
-            .map(|p| {
-                p.outcome
-                    .as_ref()
-                    .and_then(canonical_of)
-                    .filter(|_| p.is_final)
-            })
-            .collect::<Vec<_>>(),
-    );
-    // The vendor code of the part the message's outcome comes from.
-    let whole_vendor = whole.and_then(|w| {
-        awaited
-            .iter()
-            .filter_map(|p| p.outcome.as_ref())
-            .find(|o| o.stat == w.state.stat() && o.err == w.reason.err())
-            .and_then(|o| o.vendor_code.clone())
-    });
+    let (whole, whole_vendor) = whole_outcome(&parts);
     if parts.len() > 1 && how.per_part {
         if changed {
             let of = PartOf {
@@ -544,6 +513,59 @@ fn decide(
     // Otherwise a final part while others are still open: wait for them.
     update.parts = Some(parts);
     update
+}
+
+/// The receipt as it goes into the message's history: every receipt is
+/// kept there, whatever it decides, so `tern trace` shows what each
+/// upstream said and when.
+fn history_entry(
+    upstream: &str,
+    receipt: &UpstreamReceipt,
+    index: Option<usize>,
+    outcome: &Outcome,
+    now: u64,
+) -> ReceivedReceipt {
+    ReceivedReceipt {
+        upstream: upstream.to_owned(),
+        upstream_id: receipt.upstream_id.clone(),
+        part: index.map(|i| i as u32),
+        vendor_stat: receipt.vendor_stat.clone(),
+        vendor_err: receipt.vendor_err.clone(),
+        network_error: receipt
+            .network_error
+            .map(|n| (n.network_type, n.error_code)),
+        canonical: outcome.clone(),
+        is_final: receipt.canonical.state.is_final(),
+        received_ms: now,
+        vendor_tlvs: receipt.vendor_tlvs.clone(),
+    }
+}
+
+/// The outcome of the whole message from its awaited parts, once every one
+/// is final (the worst of them, see [`combined`]), with the vendor code of
+/// the part that outcome comes from, so the client's receipt carries the
+/// vendor's words for the failure it reports.
+fn whole_outcome(parts: &[PartState]) -> (Option<Canonical>, Option<String>) {
+    let awaited: Vec<&PartState> = parts.iter().filter(|p| p.awaited).collect();
+    let whole = combined(
+        &awaited
+            .iter()
+            .map(|p| {
+                p.outcome
+                    .as_ref()
+                    .and_then(canonical_of)
+                    .filter(|_| p.is_final)
+            })
+            .collect::<Vec<_>>(),
+    );
+    let whole_vendor = whole.and_then(|w| {
+        awaited
+            .iter()
+            .filter_map(|p| p.outcome.as_ref())
+            .find(|o| o.stat == w.state.stat() && o.err == w.reason.err())
+            .and_then(|o| o.vendor_code.clone())
+    });
+    (whole, whole_vendor)
 }
 
 /// Applies the receipts held for `upstream_id`, if any came early and
