@@ -658,15 +658,70 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Compiles every section in the order the file's errors are reported:
+/// node, listeners, storage, profiles, clients, upstreams, MO routes,
+/// routes, router, simulators, admin, log, bind guard, client sessions.
 fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
-    let system_id = match &raw.node.system_id {
+    let system_id = node_system_id(&raw, loc);
+    let listeners = listeners(&raw, loc);
+    let storage = storage(&raw, loc);
+    let profiles = profiles(&raw, loc)?;
+    let mut clients = clients(&raw, loc);
+    let (upstreams, service_types) = upstreams(&raw, &profiles, loc);
+    mo_routes(&raw, &mut clients, loc);
+    let table = routes(&raw, &clients, loc)?;
+    let router = router(&raw, service_types, loc);
+    #[cfg(feature = "sandbox")]
+    let simulators = simulators(&raw.simulators, loc);
+    #[cfg(not(feature = "sandbox"))]
+    refuse_simulators(&raw.simulators, loc);
+    let admin = admin(&raw, loc);
+    let log = log(&raw, loc);
+    let bind_guard = bind_guard(&raw, loc);
+    let client_sessions = client_sessions(&raw.client_sessions, loc);
+    Some(Config {
+        source: loc.file.to_path_buf(),
+        bind_guard,
+        client_sessions,
+        admin,
+        log,
+        node_id: raw.node.id,
+        system_id,
+        listeners,
+        store_path: storage.path,
+        store: StoreOptions {
+            node: raw.node.id,
+            durability: storage.durability,
+            ..StoreOptions::default()
+        },
+        backend: storage.backend,
+        retention: storage.retention,
+        unmatched_grace: storage.unmatched_grace,
+        outbox_max_age: storage.outbox_max_age,
+        profiles,
+        clients,
+        upstreams,
+        table,
+        router,
+        #[cfg(feature = "sandbox")]
+        simulators,
+    })
+}
+
+/// `[node] system_id`: "tern" unless set, at most 15 characters.
+fn node_system_id(raw: &RawConfig, loc: &mut Locator<'_>) -> COctetString<16> {
+    match &raw.node.system_id {
         None => COctetString::try_from("tern").unwrap_or_default(),
         Some(id) => COctetString::try_from(id.get_ref().as_str()).unwrap_or_else(|e| {
             loc.at(id.span(), format!("node.system_id: {e}"));
             COctetString::empty()
         }),
-    };
+    }
+}
 
+/// The `[[listener]]` sections; one whose address does not parse is left
+/// out (its error is reported).
+fn listeners(raw: &RawConfig, loc: &mut Locator<'_>) -> Vec<Listener> {
     let mut listeners = Vec::new();
     for l in &raw.listeners {
         let address = match l.address.get_ref().parse::<SocketAddr>() {
@@ -682,37 +737,60 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
                 continue;
             }
         };
-        let tls = match (&l.tls_cert, &l.tls_key) {
-            (None, None) => None,
-            (Some(cert), Some(key)) => {
-                let base = loc.file.parent().unwrap_or(Path::new("."));
-                let mut tls = tern_session::tls::ServerTls::new(
-                    base.join(cert.get_ref()),
-                    base.join(key.get_ref()),
-                );
-                if let Some(v) = &l.tls_min_version {
-                    match v.get_ref().parse() {
-                        Ok(version) => tls.min_version = version,
-                        Err(_) => loc.at(
-                            v.span(),
-                            format!(
-                                "tls_min_version {:?}: expected \"1.2\" or \"1.3\"",
-                                v.get_ref()
-                            ),
-                        ),
-                    }
-                }
-                Some(tls)
-            }
-            (Some(one), None) | (None, Some(one)) => {
-                loc.at(one.span(), "a TLS listener needs both tls_cert and tls_key");
-                None
-            }
-        };
+        let tls = listener_tls(l, loc);
         listeners.push(Listener { address, tls });
     }
+    listeners
+}
 
-    let store_path = raw.storage.path.as_ref().map_or_else(
+/// A listener's TLS keys: both files or neither; paths relative to the file.
+fn listener_tls(
+    l: &super::raw::RawListener,
+    loc: &mut Locator<'_>,
+) -> Option<tern_session::tls::ServerTls> {
+    match (&l.tls_cert, &l.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let base = loc.file.parent().unwrap_or(Path::new("."));
+            let mut tls = tern_session::tls::ServerTls::new(
+                base.join(cert.get_ref()),
+                base.join(key.get_ref()),
+            );
+            if let Some(v) = &l.tls_min_version {
+                match v.get_ref().parse() {
+                    Ok(version) => tls.min_version = version,
+                    Err(_) => loc.at(
+                        v.span(),
+                        format!(
+                            "tls_min_version {:?}: expected \"1.2\" or \"1.3\"",
+                            v.get_ref()
+                        ),
+                    ),
+                }
+            }
+            Some(tls)
+        }
+        (Some(one), None) | (None, Some(one)) => {
+            loc.at(one.span(), "a TLS listener needs both tls_cert and tls_key");
+            None
+        }
+    }
+}
+
+/// `[storage]`, checked: what [`Config`] spreads over several fields.
+struct StorageSection {
+    path: PathBuf,
+    durability: Durability,
+    backend: Backend,
+    retention: Duration,
+    unmatched_grace: Duration,
+    outbox_max_age: Duration,
+}
+
+/// `[storage]`: the path relative to the file, durability, backend and
+/// the retention times.
+fn storage(raw: &RawConfig, loc: &mut Locator<'_>) -> StorageSection {
+    let path = raw.storage.path.as_ref().map_or_else(
         || PathBuf::from("./data"),
         |p| {
             loc.file
@@ -721,7 +799,37 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
                 .join(p.get_ref())
         },
     );
-    let durability = match raw
+    let durability = storage_durability(raw, loc);
+    let backend = storage_backend(raw, loc);
+    let retention = loc.duration(
+        &raw.storage.retention,
+        Duration::from_secs(7 * 24 * 3600),
+        "storage.retention",
+    );
+    let unmatched_grace = loc.duration(
+        &raw.storage.unmatched_grace,
+        Duration::from_secs(3600),
+        "storage.unmatched_grace",
+    );
+    let outbox_max_age = loc.duration(
+        &raw.storage.outbox_max_age,
+        Duration::from_secs(7 * 24 * 3600),
+        "storage.outbox_max_age",
+    );
+    StorageSection {
+        path,
+        durability,
+        backend,
+        retention,
+        unmatched_grace,
+        outbox_max_age,
+    }
+}
+
+/// `storage.durability`: "durable" unless set; "fast" flushes every
+/// `flush_interval`.
+fn storage_durability(raw: &RawConfig, loc: &mut Locator<'_>) -> Durability {
+    match raw
         .storage
         .durability
         .as_ref()
@@ -742,24 +850,12 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             );
             Durability::Durable
         }
-    };
-    let backend = storage_backend(&raw, loc);
-    let retention = loc.duration(
-        &raw.storage.retention,
-        Duration::from_secs(7 * 24 * 3600),
-        "storage.retention",
-    );
-    let unmatched_grace = loc.duration(
-        &raw.storage.unmatched_grace,
-        Duration::from_secs(3600),
-        "storage.unmatched_grace",
-    );
-    let outbox_max_age = loc.duration(
-        &raw.storage.outbox_max_age,
-        Duration::from_secs(7 * 24 * 3600),
-        "storage.outbox_max_age",
-    );
+    }
+}
 
+/// The built-in profiles and the `profiles` files (relative to the file);
+/// `None` only if the built-in ones do not load.
+fn profiles(raw: &RawConfig, loc: &mut Locator<'_>) -> Option<ProfileSet> {
     let mut profiles = match ProfileSet::builtin() {
         Ok(set) => set,
         Err(e) => {
@@ -786,78 +882,96 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             ),
         }
     }
+    Some(profiles)
+}
 
-    let mut clients = Vec::new();
+/// The `[[client]]` accounts (their MO routes are added later).
+fn clients(raw: &RawConfig, loc: &mut Locator<'_>) -> Vec<ClientAccount> {
+    let mut clients: Vec<ClientAccount> = Vec::new();
     for c in &raw.clients {
         if clients
             .iter()
-            .any(|k: &ClientAccount| k.system_id == *c.system_id.get_ref())
+            .any(|k| k.system_id == *c.system_id.get_ref())
         {
             loc.at(
                 c.system_id.span(),
                 format!("client {:?} is defined twice", c.system_id.get_ref()),
             );
         }
-        if c.passwords.is_empty() {
-            loc.at(
-                c.system_id.span(),
-                format!("client {:?} has no password", c.system_id.get_ref()),
-            );
-        }
-        let passwords = c
-            .passwords
-            .iter()
-            .map(|p| loc.secret(p, "client password"))
-            .collect();
-        let allowed_ips = c
-            .allowed_ips
-            .iter()
-            .filter_map(|ip| match allowed_net(ip.get_ref()) {
-                Ok(net) => Some(net),
-                Err(message) => {
-                    loc.at(ip.span(), message);
-                    None
-                }
-            })
-            .collect();
-        let mo_reassembly_timeout = loc.duration(
-            &c.mo_reassembly_timeout,
-            DEFAULT_MO_REASSEMBLY_TIMEOUT,
-            "client.mo_reassembly_timeout",
-        );
-        if let (Some(at), true) = (&c.mo_reassembly_timeout, mo_reassembly_timeout.is_zero()) {
-            loc.at(
-                at.span(),
-                "client.mo_reassembly_timeout: must be more than 0s (parts wait that long for the rest)",
-            );
-        }
-        let transaction = submit_mode(c, loc);
-        let (binds, window) = (client_binds(c, loc), client_window(c, loc));
-        clients.push(ClientAccount {
-            system_id: c.system_id.get_ref().clone(),
-            passwords,
-            allowed_ips,
-            max_binds: c.max_binds,
-            session_rate: c.session_rate.and_then(NonZeroU32::new),
-            rate: c.rate.and_then(NonZeroU32::new),
-            receipts_per_part: c.receipts_per_part,
-            vendor_tlvs: c.vendor_tlvs,
-            mo_reassemble: c.mo_reassemble,
-            mo_reassembly_timeout,
-            transaction,
-            binds,
-            window,
-            mo_routes: Vec::new(),
-            id_format: id_format(c, loc),
-            distribution_lists: distribution_lists(c, loc),
-        });
+        clients.push(client_account(c, loc));
     }
+    clients
+}
 
+/// One `[[client]]`, each value checked at its line.
+fn client_account(c: &RawClient, loc: &mut Locator<'_>) -> ClientAccount {
+    if c.passwords.is_empty() {
+        loc.at(
+            c.system_id.span(),
+            format!("client {:?} has no password", c.system_id.get_ref()),
+        );
+    }
+    let passwords = c
+        .passwords
+        .iter()
+        .map(|p| loc.secret(p, "client password"))
+        .collect();
+    let allowed_ips = c
+        .allowed_ips
+        .iter()
+        .filter_map(|ip| match allowed_net(ip.get_ref()) {
+            Ok(net) => Some(net),
+            Err(message) => {
+                loc.at(ip.span(), message);
+                None
+            }
+        })
+        .collect();
+    let mo_reassembly_timeout = loc.duration(
+        &c.mo_reassembly_timeout,
+        DEFAULT_MO_REASSEMBLY_TIMEOUT,
+        "client.mo_reassembly_timeout",
+    );
+    if let (Some(at), true) = (&c.mo_reassembly_timeout, mo_reassembly_timeout.is_zero()) {
+        loc.at(
+            at.span(),
+            "client.mo_reassembly_timeout: must be more than 0s (parts wait that long for the rest)",
+        );
+    }
+    let transaction = submit_mode(c, loc);
+    let (binds, window) = (client_binds(c, loc), client_window(c, loc));
+    ClientAccount {
+        system_id: c.system_id.get_ref().clone(),
+        passwords,
+        allowed_ips,
+        max_binds: c.max_binds,
+        session_rate: c.session_rate.and_then(NonZeroU32::new),
+        rate: c.rate.and_then(NonZeroU32::new),
+        receipts_per_part: c.receipts_per_part,
+        vendor_tlvs: c.vendor_tlvs,
+        mo_reassemble: c.mo_reassemble,
+        mo_reassembly_timeout,
+        transaction,
+        binds,
+        window,
+        mo_routes: Vec::new(),
+        id_format: id_format(c, loc),
+        distribution_lists: distribution_lists(c, loc),
+    }
+}
+
+/// The `[[upstream]]` entries, and the receipt data centres the router
+/// sends as service_type (by upstream name).
+fn upstreams(
+    raw: &RawConfig,
+    profiles: &ProfileSet,
+    loc: &mut Locator<'_>,
+) -> (Vec<UpstreamSpec>, Vec<(String, COctetString<6>)>) {
     let mut upstreams: Vec<UpstreamSpec> = Vec::new();
     let mut service_types = Vec::new();
     for u in &raw.upstreams {
-        let name = u.name.get_ref().clone();
-        if upstreams.iter().any(|k| k.name == name) {
+        let name = u.name.get_ref();
+        if upstreams.iter().any(|k| k.name == *name) {
             loc.at(u.name.span(), format!("upstream {name:?} is defined twice"));
         }
         let Some(profile) = profiles.get(u.profile.get_ref()) else {
@@ -871,341 +985,461 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             );
             continue;
         };
-        let password = loc.secret(&u.password, "upstream password");
-        if let Err(e) = COctetString::<16>::try_from(u.system_id.get_ref().as_str()) {
-            loc.at(
-                u.system_id.span(),
-                format!("upstream {name}: system_id: {e} (SMPP allows 15 characters)"),
-            );
+        let Some(bind) = upstream_bind(u, profile, loc) else {
             continue;
+        };
+        if let Some(value) = receipt_data_centre(u, profile, loc) {
+            service_types.push((name.clone(), value));
         }
-        // The error never repeats the password itself.
-        if let Err(e) = COctetString::<9>::try_from(password.expose()) {
-            loc.at(
-                u.password.span(),
-                format!("upstream {name}: password: {e} (SMPP allows 8 characters)"),
-            );
-            continue;
-        }
-        let Ok(mut bind) = BindParams::new(u.system_id.get_ref(), password.expose()) else {
-            continue;
-        };
-        bind.bind_type = match u.bind.as_ref().map(|b| (b.get_ref().as_str(), b.span())) {
-            None | Some(("transceiver", _)) => BindType::Transceiver,
-            Some(("transmitter", _)) => BindType::Transmitter,
-            Some(("receiver", _)) => BindType::Receiver,
-            Some((other, span)) => {
-                loc.at(
-                    span,
-                    format!(
-                        "bind {other:?}: expected \"transmitter\", \"receiver\" or \"transceiver\""
-                    ),
-                );
-                BindType::Transceiver
-            }
-        };
-        // The vendor's document lists the bind types it takes (Mensatek:
-        // transceiver only): another would be refused at every bind.
-        let kind = match bind.bind_type {
-            BindType::Transmitter => BindKind::Transmitter,
-            BindType::Receiver => BindKind::Receiver,
-            BindType::Transceiver => BindKind::Transceiver,
-        };
-        if !profile.bind_types.contains(&kind) {
-            let span = u.bind.as_ref().map_or(u.profile.span(), |b| b.span());
-            let allowed: Vec<&str> = profile.bind_types.iter().map(|b| b.as_str()).collect();
+        upstreams.push(upstream(u, profile, bind, loc));
+    }
+    (upstreams, service_types)
+}
+
+/// An upstream's bind: credentials that fit SMPP, a bind type its profile
+/// takes, the system_type; `None` when the credentials do not fit.
+fn upstream_bind(
+    u: &super::raw::RawUpstream,
+    profile: &Profile,
+    loc: &mut Locator<'_>,
+) -> Option<BindParams> {
+    let name = u.name.get_ref();
+    let password = loc.secret(&u.password, "upstream password");
+    if let Err(e) = COctetString::<16>::try_from(u.system_id.get_ref().as_str()) {
+        loc.at(
+            u.system_id.span(),
+            format!("upstream {name}: system_id: {e} (SMPP allows 15 characters)"),
+        );
+        return None;
+    }
+    // The error never repeats the password itself.
+    if let Err(e) = COctetString::<9>::try_from(password.expose()) {
+        loc.at(
+            u.password.span(),
+            format!("upstream {name}: password: {e} (SMPP allows 8 characters)"),
+        );
+        return None;
+    }
+    let mut bind = BindParams::new(u.system_id.get_ref(), password.expose()).ok()?;
+    bind.bind_type = upstream_bind_type(u, profile, loc);
+    if let Ok(system_type) = COctetString::try_from(u.system_type.as_str()) {
+        bind.system_type = system_type;
+    }
+    // A bind response without sc_interface_version: no TLVs (3.3)
+    // unless the vendor's document says its SMSC takes them anyway.
+    if profile.version.tlvs_without_interface_version {
+        bind.peer_version_if_unannounced = tern_codec::InterfaceVersion::V34;
+    }
+    Some(bind)
+}
+
+/// An upstream's `bind`: transceiver unless set, and one its profile takes.
+fn upstream_bind_type(
+    u: &super::raw::RawUpstream,
+    profile: &Profile,
+    loc: &mut Locator<'_>,
+) -> BindType {
+    let bind_type = match u.bind.as_ref().map(|b| (b.get_ref().as_str(), b.span())) {
+        None | Some(("transceiver", _)) => BindType::Transceiver,
+        Some(("transmitter", _)) => BindType::Transmitter,
+        Some(("receiver", _)) => BindType::Receiver,
+        Some((other, span)) => {
             loc.at(
                 span,
                 format!(
-                    "upstream {name}: bind {:?}: profile {:?} takes only {allowed:?}",
-                    kind.as_str(),
-                    profile.name
+                    "bind {other:?}: expected \"transmitter\", \"receiver\" or \"transceiver\""
                 ),
             );
-        }
-        if let Ok(system_type) = COctetString::try_from(u.system_type.as_str()) {
-            bind.system_type = system_type;
-        }
-        if let Some(centre) = &u.receipt_data_centre {
-            if profile.system_type.submit_service_type.is_none() {
-                loc.at(
-                    centre.span(),
-                    format!(
-                        "upstream {name}: receipt_data_centre: profile {:?} does not route receipts by the submit's service_type",
-                        profile.name
-                    ),
-                );
-            } else {
-                match COctetString::<6>::try_from(centre.get_ref().as_str()) {
-                    Ok(value) => service_types.push((name.clone(), value)),
-                    Err(e) => loc.at(
-                        centre.span(),
-                        format!(
-                            "upstream {name}: receipt_data_centre: {e} (service_type allows 5 characters)"
-                        ),
-                    ),
-                }
-            }
-        }
-        // A bind response without sc_interface_version: no TLVs (3.3)
-        // unless the vendor's document says its SMSC takes them anyway.
-        if profile.version.tlvs_without_interface_version {
-            bind.peer_version_if_unannounced = tern_codec::InterfaceVersion::V34;
-        }
-        let cap = profile
-            .limits
-            .sessions_per_credential
-            .map_or(usize::MAX, |n| n as usize);
-        // A vendor's window is a limit of its account: asking for more is
-        // an error, not a silent cap (it would be refused at runtime).
-        let profile_window = profile.limits.window.map(|w| w as usize);
-        let window = match (u.window.as_ref(), profile_window) {
-            (Some(w), _) if *w.get_ref() == 0 => {
-                loc.at(
-                    w.span(),
-                    "window 0: at least 1 request must be allowed in flight",
-                );
-                1
-            }
-            (Some(w), Some(max)) if *w.get_ref() > max => {
-                loc.at(
-                    w.span(),
-                    format!(
-                        "window {}: profile {:?} allows at most {max} per session",
-                        w.get_ref(),
-                        profile.name
-                    ),
-                );
-                max
-            }
-            (Some(w), _) => *w.get_ref(),
-            (None, Some(max)) => max,
-            (None, None) => DEFAULT_UPSTREAM_WINDOW,
-        };
-        // A vendor that requires TLS refuses plain TCP at every bind. Plain
-        // TCP to this machine stays allowed: the peer there is a simulator,
-        // or a local TLS tunnel that carries the session on encrypted.
-        if profile.tls.required && !u.tls && !is_loopback(u.host.get_ref()) {
-            loc.at(
-                u.profile.span(),
-                format!(
-                    "upstream {name}: profile {:?} requires TLS (the vendor refuses plain TCP): set tls = true",
-                    profile.name
-                ),
-            );
-        }
-        let profile_min = profile.tls.minimum.map(|m| match m {
-            tern_router::profile::TlsMinimum::V12 => tern_session::tls::TlsVersion::Tls12,
-            tern_router::profile::TlsMinimum::V13 => tern_session::tls::TlsVersion::Tls13,
-        });
-        let tls = u.tls.then(|| {
-            let mut tls = tern_session::tls::ClientTls::default();
-            // The vendor's minimum unless the entry names one; a lower one
-            // than the vendor's would offer what the vendor refuses.
-            if let Some(min) = profile_min {
-                tls.min_version = min;
-            }
-            if let Some(v) = &u.tls_min_version {
-                match v.get_ref().parse::<tern_session::tls::TlsVersion>() {
-                    Ok(version) if profile_min.is_some_and(|min| version < min) => loc.at(
-                        v.span(),
-                        format!(
-                            "tls_min_version {:?}: profile {:?} requires TLS {} at least",
-                            v.get_ref(),
-                            profile.name,
-                            profile.tls.minimum.map_or("", |m| m.as_str())
-                        ),
-                    ),
-                    Ok(version) => tls.min_version = version,
-                    Err(_) => loc.at(
-                        v.span(),
-                        format!(
-                            "tls_min_version {:?}: expected \"1.2\" or \"1.3\"",
-                            v.get_ref()
-                        ),
-                    ),
-                }
-            }
-            tls.extra_ca_pem = u.tls_ca.as_ref().map(|p| {
-                loc.file
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(p.get_ref())
-            });
-            tls.server_name = u.tls_server_name.clone();
-            tls
-        });
-        let sessions = u.sessions.unwrap_or(1).clamp(1, cap.max(1));
-        let rate = u.rate.as_ref().map(|r| (*r.get_ref(), r.span()));
-        if let Some((r, span)) = rate.clone() {
-            let vendor = AccountLimits::new(&profile.limits, None, sessions).vendor_rate();
-            if !(r.is_finite() && r >= MIN_ADAPTIVE_RATE) {
-                loc.at(
-                    span,
-                    format!("rate {r}: expected at least {MIN_ADAPTIVE_RATE} messages per second"),
-                );
-            } else if let Some(max) = vendor.filter(|max| r > *max) {
-                // Above the vendor's rate the account gets throttled or
-                // suspended: an error, not a silent cap.
-                loc.at(
-                    span,
-                    format!(
-                        "rate {r}: profile {:?} allows at most {max} messages per second with {sessions} session(s)",
-                        profile.name
-                    ),
-                );
-            }
-        }
-        let account = match &u.account {
-            Some(a) if a.get_ref().trim().is_empty() => {
-                loc.at(
-                    a.span(),
-                    "account \"\": name the vendor account, or leave it out",
-                );
-                String::new()
-            }
-            Some(a) => a.get_ref().clone(),
-            None => format!("{}:{}/{}", u.host.get_ref(), u.port, u.system_id.get_ref()),
-        };
-        upstreams.push(UpstreamSpec {
-            account,
-            name,
-            host: u.host.get_ref().clone(),
-            port: u.port,
-            profile: Arc::new(profile.clone()),
-            bind,
-            sessions,
-            window,
-            rate: rate.map(|(r, _)| r),
-            tls,
-        });
-    }
-
-    mo_routes(&raw, &mut clients, loc);
-
-    let mut rules = Vec::new();
-    for r in &raw.routes {
-        let strategy = match r
-            .strategy
-            .as_ref()
-            .map(|s| (s.get_ref().as_str(), s.span()))
-        {
-            None | Some(("failover", _)) => Strategy::Failover,
-            Some(("weighted", _)) => Strategy::Weighted,
-            Some(("least_cost", _)) => Strategy::LeastCost,
-            Some(("least_loaded", _)) => Strategy::LeastLoaded,
-            Some((other, span)) => {
-                loc.at(span, format!("strategy {other:?}: expected failover, weighted, least_cost or least_loaded"));
-                Strategy::Failover
-            }
-        };
-        let mut route_upstreams = Vec::new();
-        let list = r.upstreams.span();
-        for (i, u) in r.upstreams.get_ref().iter().enumerate() {
-            let (name, priority, weight) = match u {
-                RawRouteUpstream::Name(n) => (n, i as u32, 1),
-                RawRouteUpstream::Full {
-                    name,
-                    priority,
-                    weight,
-                } => (name, priority.unwrap_or(i as u32), weight.unwrap_or(1)),
-            };
-            if !raw.upstreams.iter().any(|k| k.name.get_ref() == name) {
-                // Point at the name inside the route's upstreams array.
-                let quoted = format!("\"{name}\"");
-                let at = loc
-                    .text
-                    .get(list.clone())
-                    .and_then(|t| t.find(&quoted))
-                    .map_or(list.start, |o| list.start + o);
-                loc.at(
-                    at..at,
-                    format!("route {:?}: unknown upstream {name:?}", r.name.get_ref()),
-                );
-            }
-            route_upstreams.push(RouteUpstream {
-                name: name.clone(),
-                priority,
-                weight,
-            });
-        }
-        for client in &r.clients {
-            if !clients.iter().any(|c| c.system_id == *client.get_ref()) {
-                loc.at(
-                    client.span(),
-                    format!(
-                        "route {:?}: unknown client {:?}",
-                        r.name.get_ref(),
-                        client.get_ref()
-                    ),
-                );
-            }
-        }
-        let source = r.source.as_ref().and_then(|s| route_source(s, loc));
-        let resubmit_on = r
-            .resubmit_on
-            .iter()
-            .filter_map(|reason| match reason.get_ref().parse::<Reason>() {
-                Ok(reason) => Some(reason),
-                Err(e) => {
-                    loc.at(reason.span(), e);
-                    None
-                }
-            })
-            .collect();
-        if r.upstreams.get_ref().is_empty() {
-            loc.at(
-                r.name.span(),
-                format!("route {:?} has no upstream", r.name.get_ref()),
-            );
-        }
-        rules.push(Rule {
-            name: r.name.get_ref().clone(),
-            clients: (!r.clients.is_empty())
-                .then(|| r.clients.iter().map(|c| c.get_ref().clone()).collect()),
-            prefixes: r.prefixes.iter().map(|p| p.get_ref().clone()).collect(),
-            source,
-            data_codings: r.data_codings.clone(),
-            service_type: r.service_type.clone(),
-            priority_flags: route_priority_flags(r, loc),
-            udh: r.udh,
-            flash: r.flash,
-            time_window: r
-                .time_window
-                .as_ref()
-                .and_then(|w| route_time_window(w, loc)),
-            upstreams: route_upstreams,
-            strategy,
-            resubmit_on,
-        });
-    }
-    let table = match Table::compile(rules) {
-        Ok(t) => t.named(loc.file.display().to_string()),
-        Err(errors) => {
-            for e in errors {
-                let needle = match &e {
-                    tern_router::table::TableError::BadPrefix { prefix, .. } => {
-                        format!("\"{prefix}\"")
-                    }
-                    tern_router::table::TableError::NoUpstream(rule) => format!("\"{rule}\""),
-                    tern_router::table::TableError::ZeroWeights(rule) => {
-                        // Point at the route's upstreams array.
-                        if let Some(r) = raw.routes.iter().find(|r| r.name.get_ref() == rule) {
-                            loc.at(r.upstreams.span(), e.to_string());
-                            continue;
-                        }
-                        format!("\"{rule}\"")
-                    }
-                };
-                let at = loc.text.find(&needle).unwrap_or(0);
-                loc.at(at..at, e.to_string());
-            }
-            return None;
+            BindType::Transceiver
         }
     };
+    // The vendor's document lists the bind types it takes (Mensatek:
+    // transceiver only): another would be refused at every bind.
+    let kind = match bind_type {
+        BindType::Transmitter => BindKind::Transmitter,
+        BindType::Receiver => BindKind::Receiver,
+        BindType::Transceiver => BindKind::Transceiver,
+    };
+    if !profile.bind_types.contains(&kind) {
+        let span = u.bind.as_ref().map_or(u.profile.span(), |b| b.span());
+        let allowed: Vec<&str> = profile.bind_types.iter().map(|b| b.as_str()).collect();
+        loc.at(
+            span,
+            format!(
+                "upstream {}: bind {:?}: profile {:?} takes only {allowed:?}",
+                u.name.get_ref(),
+                kind.as_str(),
+                profile.name
+            ),
+        );
+    }
+    bind_type
+}
 
+/// An upstream's `receipt_data_centre`, for profiles that route receipts
+/// by the submit's service_type.
+fn receipt_data_centre(
+    u: &super::raw::RawUpstream,
+    profile: &Profile,
+    loc: &mut Locator<'_>,
+) -> Option<COctetString<6>> {
+    let centre = u.receipt_data_centre.as_ref()?;
+    let name = u.name.get_ref();
+    if profile.system_type.submit_service_type.is_none() {
+        loc.at(
+            centre.span(),
+            format!(
+                "upstream {name}: receipt_data_centre: profile {:?} does not route receipts by the submit's service_type",
+                profile.name
+            ),
+        );
+        return None;
+    }
+    COctetString::<6>::try_from(centre.get_ref().as_str())
+        .map_err(|e| {
+            loc.at(
+                centre.span(),
+                format!(
+                    "upstream {name}: receipt_data_centre: {e} (service_type allows 5 characters)"
+                ),
+            );
+        })
+        .ok()
+}
+
+/// The rest of an `[[upstream]]` once its bind is known: window, TLS,
+/// sessions, rate and account, each within its profile's limits.
+fn upstream(
+    u: &super::raw::RawUpstream,
+    profile: &Profile,
+    bind: BindParams,
+    loc: &mut Locator<'_>,
+) -> UpstreamSpec {
+    let window = upstream_window(u, profile, loc);
+    let tls = upstream_tls(u, profile, loc);
+    let cap = profile
+        .limits
+        .sessions_per_credential
+        .map_or(usize::MAX, |n| n as usize);
+    let sessions = u.sessions.unwrap_or(1).clamp(1, cap.max(1));
+    let rate = upstream_rate(u, profile, sessions, loc);
+    let account = match &u.account {
+        Some(a) if a.get_ref().trim().is_empty() => {
+            loc.at(
+                a.span(),
+                "account \"\": name the vendor account, or leave it out",
+            );
+            String::new()
+        }
+        Some(a) => a.get_ref().clone(),
+        None => format!("{}:{}/{}", u.host.get_ref(), u.port, u.system_id.get_ref()),
+    };
+    UpstreamSpec {
+        account,
+        name: u.name.get_ref().clone(),
+        host: u.host.get_ref().clone(),
+        port: u.port,
+        profile: Arc::new(profile.clone()),
+        bind,
+        sessions,
+        window,
+        rate,
+        tls,
+    }
+}
+
+/// An upstream's `window`. A vendor's window is a limit of its account:
+/// asking for more is an error, not a silent cap (it would be refused at
+/// runtime).
+fn upstream_window(u: &super::raw::RawUpstream, profile: &Profile, loc: &mut Locator<'_>) -> usize {
+    let profile_window = profile.limits.window.map(|w| w as usize);
+    match (u.window.as_ref(), profile_window) {
+        (Some(w), _) if *w.get_ref() == 0 => {
+            loc.at(
+                w.span(),
+                "window 0: at least 1 request must be allowed in flight",
+            );
+            1
+        }
+        (Some(w), Some(max)) if *w.get_ref() > max => {
+            loc.at(
+                w.span(),
+                format!(
+                    "window {}: profile {:?} allows at most {max} per session",
+                    w.get_ref(),
+                    profile.name
+                ),
+            );
+            max
+        }
+        (Some(w), _) => *w.get_ref(),
+        (None, Some(max)) => max,
+        (None, None) => DEFAULT_UPSTREAM_WINDOW,
+    }
+}
+
+/// An upstream's TLS settings: required by some profiles, with the
+/// vendor's minimum version unless the entry names a higher one.
+fn upstream_tls(
+    u: &super::raw::RawUpstream,
+    profile: &Profile,
+    loc: &mut Locator<'_>,
+) -> Option<tern_session::tls::ClientTls> {
+    // A vendor that requires TLS refuses plain TCP at every bind. Plain
+    // TCP to this machine stays allowed: the peer there is a simulator,
+    // or a local TLS tunnel that carries the session on encrypted.
+    if profile.tls.required && !u.tls && !is_loopback(u.host.get_ref()) {
+        loc.at(
+            u.profile.span(),
+            format!(
+                "upstream {}: profile {:?} requires TLS (the vendor refuses plain TCP): set tls = true",
+                u.name.get_ref(),
+                profile.name
+            ),
+        );
+    }
+    let profile_min = profile.tls.minimum.map(|m| match m {
+        tern_router::profile::TlsMinimum::V12 => tern_session::tls::TlsVersion::Tls12,
+        tern_router::profile::TlsMinimum::V13 => tern_session::tls::TlsVersion::Tls13,
+    });
+    if !u.tls {
+        return None;
+    }
+    let mut tls = tern_session::tls::ClientTls::default();
+    // The vendor's minimum unless the entry names one; a lower one than
+    // the vendor's would offer what the vendor refuses.
+    if let Some(min) = profile_min {
+        tls.min_version = min;
+    }
+    if let Some(v) = &u.tls_min_version {
+        match v.get_ref().parse::<tern_session::tls::TlsVersion>() {
+            Ok(version) if profile_min.is_some_and(|min| version < min) => loc.at(
+                v.span(),
+                format!(
+                    "tls_min_version {:?}: profile {:?} requires TLS {} at least",
+                    v.get_ref(),
+                    profile.name,
+                    profile.tls.minimum.map_or("", |m| m.as_str())
+                ),
+            ),
+            Ok(version) => tls.min_version = version,
+            Err(_) => loc.at(
+                v.span(),
+                format!(
+                    "tls_min_version {:?}: expected \"1.2\" or \"1.3\"",
+                    v.get_ref()
+                ),
+            ),
+        }
+    }
+    tls.extra_ca_pem = u.tls_ca.as_ref().map(|p| {
+        loc.file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(p.get_ref())
+    });
+    tls.server_name = u.tls_server_name.clone();
+    Some(tls)
+}
+
+/// An upstream's `rate`: at least the adaptive floor, at most the
+/// vendor's for that many sessions. Above the vendor's rate the account
+/// gets throttled or suspended: an error, not a silent cap.
+fn upstream_rate(
+    u: &super::raw::RawUpstream,
+    profile: &Profile,
+    sessions: usize,
+    loc: &mut Locator<'_>,
+) -> Option<f64> {
+    let rate = u.rate.as_ref()?;
+    let (r, span) = (*rate.get_ref(), rate.span());
+    let vendor = AccountLimits::new(&profile.limits, None, sessions).vendor_rate();
+    if !(r.is_finite() && r >= MIN_ADAPTIVE_RATE) {
+        loc.at(
+            span,
+            format!("rate {r}: expected at least {MIN_ADAPTIVE_RATE} messages per second"),
+        );
+    } else if let Some(max) = vendor.filter(|max| r > *max) {
+        loc.at(
+            span,
+            format!(
+                "rate {r}: profile {:?} allows at most {max} messages per second with {sessions} session(s)",
+                profile.name
+            ),
+        );
+    }
+    Some(r)
+}
+
+/// The `[[route]]` rules compiled into a table; `None` when the table
+/// refuses them (each error pointed at its route).
+fn routes(raw: &RawConfig, clients: &[ClientAccount], loc: &mut Locator<'_>) -> Option<Table> {
+    let rules = raw
+        .routes
+        .iter()
+        .map(|r| route_rule(raw, r, clients, loc))
+        .collect();
+    match Table::compile(rules) {
+        Ok(t) => Some(t.named(loc.file.display().to_string())),
+        Err(errors) => {
+            for e in errors {
+                table_error(raw, &e, loc);
+            }
+            None
+        }
+    }
+}
+
+/// Points a table error at the route, prefix or upstream list it is about.
+fn table_error(raw: &RawConfig, e: &tern_router::table::TableError, loc: &mut Locator<'_>) {
+    let needle = match e {
+        tern_router::table::TableError::BadPrefix { prefix, .. } => format!("\"{prefix}\""),
+        tern_router::table::TableError::NoUpstream(rule) => format!("\"{rule}\""),
+        tern_router::table::TableError::ZeroWeights(rule) => {
+            // Point at the route's upstreams array.
+            if let Some(r) = raw.routes.iter().find(|r| r.name.get_ref() == rule) {
+                loc.at(r.upstreams.span(), e.to_string());
+                return;
+            }
+            format!("\"{rule}\"")
+        }
+    };
+    let at = loc.text.find(&needle).unwrap_or(0);
+    loc.at(at..at, e.to_string());
+}
+
+/// One `[[route]]` as a table rule, its names checked against the
+/// upstreams and clients of the file.
+fn route_rule(
+    raw: &RawConfig,
+    r: &super::raw::RawRoute,
+    clients: &[ClientAccount],
+    loc: &mut Locator<'_>,
+) -> Rule {
+    let strategy = route_strategy(r, loc);
+    let upstreams = route_upstreams(raw, r, loc);
+    for client in &r.clients {
+        if !clients.iter().any(|c| c.system_id == *client.get_ref()) {
+            loc.at(
+                client.span(),
+                format!(
+                    "route {:?}: unknown client {:?}",
+                    r.name.get_ref(),
+                    client.get_ref()
+                ),
+            );
+        }
+    }
+    let source = r.source.as_ref().and_then(|s| route_source(s, loc));
+    let resubmit_on = r
+        .resubmit_on
+        .iter()
+        .filter_map(|reason| match reason.get_ref().parse::<Reason>() {
+            Ok(reason) => Some(reason),
+            Err(e) => {
+                loc.at(reason.span(), e);
+                None
+            }
+        })
+        .collect();
+    if r.upstreams.get_ref().is_empty() {
+        loc.at(
+            r.name.span(),
+            format!("route {:?} has no upstream", r.name.get_ref()),
+        );
+    }
+    Rule {
+        name: r.name.get_ref().clone(),
+        clients: (!r.clients.is_empty())
+            .then(|| r.clients.iter().map(|c| c.get_ref().clone()).collect()),
+        prefixes: r.prefixes.iter().map(|p| p.get_ref().clone()).collect(),
+        source,
+        data_codings: r.data_codings.clone(),
+        service_type: r.service_type.clone(),
+        priority_flags: route_priority_flags(r, loc),
+        udh: r.udh,
+        flash: r.flash,
+        time_window: r
+            .time_window
+            .as_ref()
+            .and_then(|w| route_time_window(w, loc)),
+        upstreams,
+        strategy,
+        resubmit_on,
+    }
+}
+
+/// A route's `strategy`: failover unless set.
+fn route_strategy(r: &super::raw::RawRoute, loc: &mut Locator<'_>) -> Strategy {
+    match r
+        .strategy
+        .as_ref()
+        .map(|s| (s.get_ref().as_str(), s.span()))
+    {
+        None | Some(("failover", _)) => Strategy::Failover,
+        Some(("weighted", _)) => Strategy::Weighted,
+        Some(("least_cost", _)) => Strategy::LeastCost,
+        Some(("least_loaded", _)) => Strategy::LeastLoaded,
+        Some((other, span)) => {
+            loc.at(
+                span,
+                format!(
+                    "strategy {other:?}: expected failover, weighted, least_cost or least_loaded"
+                ),
+            );
+            Strategy::Failover
+        }
+    }
+}
+
+/// A route's `upstreams`: names (priority in list order, weight 1) or
+/// tables; an unknown name is an error at its place in the array.
+fn route_upstreams(
+    raw: &RawConfig,
+    r: &super::raw::RawRoute,
+    loc: &mut Locator<'_>,
+) -> Vec<RouteUpstream> {
+    let list = r.upstreams.span();
+    let mut upstreams = Vec::new();
+    for (i, u) in r.upstreams.get_ref().iter().enumerate() {
+        let (name, priority, weight) = match u {
+            RawRouteUpstream::Name(n) => (n, i as u32, 1),
+            RawRouteUpstream::Full {
+                name,
+                priority,
+                weight,
+            } => (name, priority.unwrap_or(i as u32), weight.unwrap_or(1)),
+        };
+        if !raw.upstreams.iter().any(|k| k.name.get_ref() == name) {
+            // Point at the name inside the route's upstreams array.
+            let quoted = format!("\"{name}\"");
+            let at = loc
+                .text
+                .get(list.clone())
+                .and_then(|t| t.find(&quoted))
+                .map_or(list.start, |o| list.start + o);
+            loc.at(
+                at..at,
+                format!("route {:?}: unknown upstream {name:?}", r.name.get_ref()),
+            );
+        }
+        upstreams.push(RouteUpstream {
+            name: name.clone(),
+            priority,
+            weight,
+        });
+    }
+    upstreams
+}
+
+/// `[router]` over the router defaults, with the receipt data centres.
+fn router(
+    raw: &RawConfig,
+    service_types: Vec<(String, COctetString<6>)>,
+    loc: &mut Locator<'_>,
+) -> RouterConfig {
     let defaults = RouterConfig::default();
-    let router = RouterConfig {
+    RouterConfig {
         max_attempts: raw.router.max_attempts.unwrap_or(defaults.max_attempts),
         deadline: loc.duration(&raw.router.deadline, defaults.deadline, "router.deadline"),
         window_wait: loc.duration(
@@ -1225,14 +1459,13 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         ),
         submit_service_types: service_types,
         ..defaults
-    };
+    }
+}
 
-    #[cfg(feature = "sandbox")]
-    let simulators = simulators(&raw.simulators, loc);
-    #[cfg(not(feature = "sandbox"))]
-    refuse_simulators(&raw.simulators, loc);
-
-    let admin = raw.admin.as_ref().and_then(|a| match &a.address {
+/// `[admin]`: `None` without the section, the default address when it
+/// names none.
+fn admin(raw: &RawConfig, loc: &mut Locator<'_>) -> Option<SocketAddr> {
+    raw.admin.as_ref().and_then(|a| match &a.address {
         None => DEFAULT_ADMIN.parse().ok(),
         Some(address) => match address.get_ref().parse::<SocketAddr>() {
             Ok(address) => Some(address),
@@ -1247,7 +1480,11 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
                 None
             }
         },
-    });
+    })
+}
+
+/// `[log]`: text at "info" unless set.
+fn log(raw: &RawConfig, loc: &mut Locator<'_>) -> LogSettings {
     let json = match raw
         .log
         .format
@@ -1264,68 +1501,40 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             false
         }
     };
-    let log = LogSettings {
+    LogSettings {
         json,
         level: raw.log.level.clone().unwrap_or_else(|| "info".to_owned()),
-    };
+    }
+}
 
+/// `[bind_guard]`: on unless `enabled = false`, its times checked together.
+fn bind_guard(raw: &RawConfig, loc: &mut Locator<'_>) -> Option<tern_session::abuse::GuardConfig> {
     let guard = &raw.bind_guard;
-    let bind_guard = if guard.enabled == Some(false) {
-        None
-    } else {
-        let config = tern_session::abuse::GuardConfig {
-            window: loc.duration(&guard.window, Duration::from_secs(60), "bind_guard.window"),
-            delay_after: guard.delay_after.unwrap_or(5),
-            delay_step: Duration::from_millis(250),
-            max_delay: Duration::from_secs(2),
-            lock_after: guard.lock_after.unwrap_or(20),
-            lock_for: loc.duration(
-                &guard.lock_for,
-                Duration::from_secs(60),
-                "bind_guard.lock_for",
-            ),
-            max_tracked: 10_000,
-        };
-        if let Err(e) = config.validate() {
-            let span = guard
-                .window
-                .as_ref()
-                .or(guard.lock_for.as_ref())
-                .map_or(0..0, |s| s.span());
-            loc.at(span, format!("[bind_guard]: {e}"));
-        }
-        Some(config)
+    if guard.enabled == Some(false) {
+        return None;
+    }
+    let config = tern_session::abuse::GuardConfig {
+        window: loc.duration(&guard.window, Duration::from_secs(60), "bind_guard.window"),
+        delay_after: guard.delay_after.unwrap_or(5),
+        delay_step: Duration::from_millis(250),
+        max_delay: Duration::from_secs(2),
+        lock_after: guard.lock_after.unwrap_or(20),
+        lock_for: loc.duration(
+            &guard.lock_for,
+            Duration::from_secs(60),
+            "bind_guard.lock_for",
+        ),
+        max_tracked: 10_000,
     };
-
-    let client_sessions = client_sessions(&raw.client_sessions, loc);
-
-    Some(Config {
-        source: loc.file.to_path_buf(),
-        bind_guard,
-        client_sessions,
-        admin,
-        log,
-        node_id: raw.node.id,
-        system_id,
-        listeners,
-        store_path,
-        store: StoreOptions {
-            node: raw.node.id,
-            durability,
-            ..StoreOptions::default()
-        },
-        backend,
-        retention,
-        unmatched_grace,
-        outbox_max_age,
-        profiles,
-        clients,
-        upstreams,
-        table,
-        router,
-        #[cfg(feature = "sandbox")]
-        simulators,
-    })
+    if let Err(e) = config.validate() {
+        let span = guard
+            .window
+            .as_ref()
+            .or(guard.lock_for.as_ref())
+            .map_or(0..0, |s| s.span());
+        loc.at(span, format!("[bind_guard]: {e}"));
+    }
+    Some(config)
 }
 
 /// `[storage] backend` and `[storage.redis]`.
@@ -1373,13 +1582,59 @@ fn storage_backend(raw: &RawConfig, loc: &mut Locator<'_>) -> Backend {
     }
 }
 
+/// `[storage.redis]`, each value checked at its line.
 fn redis_settings(raw: &Spanned<super::raw::RawRedis>, loc: &mut Locator<'_>) -> RedisSettings {
     let span = raw.span();
     let raw = raw.get_ref();
+    let addresses = redis_addresses(raw, span, loc);
+    let prefix = match &raw.prefix {
+        Some(p) if p.get_ref().is_empty() || p.get_ref().contains(['{', '}']) => {
+            loc.at(
+                p.span(),
+                "storage.redis.prefix must be non-empty and without { or }",
+            );
+            "tern".to_owned()
+        }
+        Some(p) => p.get_ref().clone(),
+        None => "tern".to_owned(),
+    };
+    let durability = redis_durability(raw, loc);
+    let lease_ttl = loc.duration(
+        &raw.lease_ttl,
+        Duration::from_secs(10),
+        "storage.redis.lease_ttl",
+    );
+    if lease_ttl < Duration::from_secs(1) {
+        if let Some(t) = &raw.lease_ttl {
+            loc.at(t.span(), "storage.redis.lease_ttl must be at least 1s");
+        }
+    }
+    RedisSettings {
+        addresses,
+        cluster: raw.cluster,
+        prefix,
+        username: raw.username.as_ref().map(|u| u.get_ref().clone()),
+        password: raw
+            .password
+            .as_ref()
+            .map(|p| loc.secret(p, "storage.redis.password")),
+        tls_ca: raw.tls_ca.as_ref().and_then(|file| redis_tls_ca(file, loc)),
+        durability,
+        lease_ttl,
+    }
+}
+
+/// `storage.redis.addresses`: `redis://` or `rediss://`, no credentials
+/// (an address with them is never repeated back), several only for a
+/// cluster.
+fn redis_addresses(
+    raw: &super::raw::RawRedis,
+    span: Range<usize>,
+    loc: &mut Locator<'_>,
+) -> Vec<String> {
     let mut addresses = Vec::new();
     for a in &raw.addresses {
         let text = a.get_ref();
-        // An address with credentials in it is never repeated back.
         let credentials = text.contains('@');
         if credentials {
             loc.at(
@@ -1402,25 +1657,23 @@ fn redis_settings(raw: &Spanned<super::raw::RawRedis>, loc: &mut Locator<'_>) ->
         }
     }
     if raw.addresses.is_empty() {
-        loc.at(span.clone(), "storage.redis.addresses is empty");
+        loc.at(span, "storage.redis.addresses is empty");
     } else if !raw.cluster && raw.addresses.len() > 1 {
         loc.at(
-            span.clone(),
+            span,
             "several storage.redis.addresses are for a cluster: set cluster = true",
         );
     }
-    let prefix = match &raw.prefix {
-        Some(p) if p.get_ref().is_empty() || p.get_ref().contains(['{', '}']) => {
-            loc.at(
-                p.span(),
-                "storage.redis.prefix must be non-empty and without { or }",
-            );
-            "tern".to_owned()
-        }
-        Some(p) => p.get_ref().clone(),
-        None => "tern".to_owned(),
-    };
-    let durability = match raw
+    addresses
+}
+
+/// `storage.redis.durability`: "appendfsync-always" unless set; "wait"
+/// only on a single server.
+fn redis_durability(
+    raw: &super::raw::RawRedis,
+    loc: &mut Locator<'_>,
+) -> tern_storage::RedisDurability {
+    match raw
         .durability
         .as_ref()
         .map(|d| (d.get_ref().as_str(), d.span()))
@@ -1451,59 +1704,37 @@ fn redis_settings(raw: &Spanned<super::raw::RawRedis>, loc: &mut Locator<'_>) ->
             );
             tern_storage::RedisDurability::AppendFsyncAlways
         }
-    };
-    let lease_ttl = loc.duration(
-        &raw.lease_ttl,
-        Duration::from_secs(10),
-        "storage.redis.lease_ttl",
-    );
-    if lease_ttl < Duration::from_secs(1) {
-        if let Some(t) = &raw.lease_ttl {
-            loc.at(t.span(), "storage.redis.lease_ttl must be at least 1s");
-        }
     }
-    RedisSettings {
-        addresses,
-        cluster: raw.cluster,
-        prefix,
-        username: raw.username.as_ref().map(|u| u.get_ref().clone()),
-        password: raw
-            .password
-            .as_ref()
-            .map(|p| loc.secret(p, "storage.redis.password")),
-        tls_ca: raw.tls_ca.as_ref().and_then(|file| {
-            let path = loc
-                .file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(file.get_ref());
-            match std::fs::read(&path) {
-                Ok(pem)
-                    if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") =>
-                {
-                    Some(PemFile { path, pem })
-                }
-                Ok(_) => {
-                    loc.at(
-                        file.span(),
-                        format!(
-                            "storage.redis.tls_ca: {} holds no PEM certificate",
-                            path.display()
-                        ),
-                    );
-                    None
-                }
-                Err(e) => {
-                    loc.at(
-                        file.span(),
-                        format!("storage.redis.tls_ca: cannot read {}: {e}", path.display()),
-                    );
-                    None
-                }
-            }
-        }),
-        durability,
-        lease_ttl,
+}
+
+/// `storage.redis.tls_ca`: a PEM file with a certificate, read at load.
+fn redis_tls_ca(file: &Spanned<String>, loc: &mut Locator<'_>) -> Option<PemFile> {
+    let path = loc
+        .file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(file.get_ref());
+    match std::fs::read(&path) {
+        Ok(pem) if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") => {
+            Some(PemFile { path, pem })
+        }
+        Ok(_) => {
+            loc.at(
+                file.span(),
+                format!(
+                    "storage.redis.tls_ca: {} holds no PEM certificate",
+                    path.display()
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            loc.at(
+                file.span(),
+                format!("storage.redis.tls_ca: cannot read {}: {e}", path.display()),
+            );
+            None
+        }
     }
 }
 
