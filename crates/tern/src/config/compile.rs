@@ -22,7 +22,7 @@ use tern_session::{BindType, SessionConfig};
 use tern_storage::{Durability, StoreOptions};
 use toml::Spanned;
 
-use super::raw::{RawClient, RawClientSessions, RawConfig, RawRouteUpstream};
+use super::raw::{BindName, Choice, RawClient, RawClientSessions, RawConfig, RawRouteUpstream};
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -448,6 +448,41 @@ impl Locator<'_> {
         }
     }
 
+    /// One of a fixed set, or an error at its place naming the key
+    /// (`what`), the value as written and the set (`expected`).
+    fn known<E: Copy>(
+        &mut self,
+        value: &Spanned<Choice<E>>,
+        what: &str,
+        expected: &str,
+    ) -> Option<E> {
+        match value.get_ref() {
+            Choice::Known(known) => Some(*known),
+            Choice::Unknown(text) => {
+                self.at(
+                    value.span(),
+                    format!("{what} {text:?}: expected {expected}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// [`Locator::known`] for a setting that may be left out: `default`
+    /// then, and when the value is none of the set.
+    fn choice<E: Copy>(
+        &mut self,
+        value: &Option<Spanned<Choice<E>>>,
+        default: E,
+        what: &str,
+        expected: &str,
+    ) -> E {
+        value
+            .as_ref()
+            .and_then(|v| self.known(v, what, expected))
+            .unwrap_or(default)
+    }
+
     /// A secret: literal, "env:NAME" or "file:/path" (relative to the config).
     fn secret(&mut self, value: &Spanned<String>, what: &str) -> Secret {
         let raw = value.get_ref();
@@ -829,27 +864,21 @@ fn storage(raw: &RawConfig, loc: &mut Locator<'_>) -> StorageSection {
 /// `storage.durability`: "durable" unless set; "fast" flushes every
 /// `flush_interval`.
 fn storage_durability(raw: &RawConfig, loc: &mut Locator<'_>) -> Durability {
-    match raw
-        .storage
-        .durability
-        .as_ref()
-        .map(|d| (d.get_ref().as_str(), d.span()))
-    {
-        None | Some(("durable", _)) => Durability::Durable,
-        Some(("fast", _)) => Durability::Fast {
+    use super::raw::StoreDurability;
+    match loc.choice(
+        &raw.storage.durability,
+        StoreDurability::Durable,
+        "storage.durability",
+        "\"durable\" or \"fast\"",
+    ) {
+        StoreDurability::Durable => Durability::Durable,
+        StoreDurability::Fast => Durability::Fast {
             interval: loc.duration(
                 &raw.storage.flush_interval,
                 Duration::from_millis(200),
                 "storage.flush_interval",
             ),
         },
-        Some((other, span)) => {
-            loc.at(
-                span,
-                format!("storage.durability {other:?}: expected \"durable\" or \"fast\""),
-            );
-            Durability::Durable
-        }
     }
 }
 
@@ -1039,20 +1068,7 @@ fn upstream_bind_type(
     profile: &Profile,
     loc: &mut Locator<'_>,
 ) -> BindType {
-    let bind_type = match u.bind.as_ref().map(|b| (b.get_ref().as_str(), b.span())) {
-        None | Some(("transceiver", _)) => BindType::Transceiver,
-        Some(("transmitter", _)) => BindType::Transmitter,
-        Some(("receiver", _)) => BindType::Receiver,
-        Some((other, span)) => {
-            loc.at(
-                span,
-                format!(
-                    "bind {other:?}: expected \"transmitter\", \"receiver\" or \"transceiver\""
-                ),
-            );
-            BindType::Transceiver
-        }
-    };
+    let bind_type = bind_type(loc.choice(&u.bind, BindName::Transceiver, "bind", BIND_NAMES));
     // The vendor's document lists the bind types it takes (Mensatek:
     // transceiver only): another would be refused at every bind.
     let kind = match bind_type {
@@ -1371,24 +1387,17 @@ fn route_rule(
 
 /// A route's `strategy`: failover unless set.
 fn route_strategy(r: &super::raw::RawRoute, loc: &mut Locator<'_>) -> Strategy {
-    match r
-        .strategy
-        .as_ref()
-        .map(|s| (s.get_ref().as_str(), s.span()))
-    {
-        None | Some(("failover", _)) => Strategy::Failover,
-        Some(("weighted", _)) => Strategy::Weighted,
-        Some(("least_cost", _)) => Strategy::LeastCost,
-        Some(("least_loaded", _)) => Strategy::LeastLoaded,
-        Some((other, span)) => {
-            loc.at(
-                span,
-                format!(
-                    "strategy {other:?}: expected failover, weighted, least_cost or least_loaded"
-                ),
-            );
-            Strategy::Failover
-        }
+    use super::raw::RouteStrategy;
+    match loc.choice(
+        &r.strategy,
+        RouteStrategy::Failover,
+        "strategy",
+        "failover, weighted, least_cost or least_loaded",
+    ) {
+        RouteStrategy::Failover => Strategy::Failover,
+        RouteStrategy::Weighted => Strategy::Weighted,
+        RouteStrategy::LeastCost => Strategy::LeastCost,
+        RouteStrategy::LeastLoaded => Strategy::LeastLoaded,
     }
 }
 
@@ -1485,22 +1494,14 @@ fn admin(raw: &RawConfig, loc: &mut Locator<'_>) -> Option<SocketAddr> {
 
 /// `[log]`: text at "info" unless set.
 fn log(raw: &RawConfig, loc: &mut Locator<'_>) -> LogSettings {
-    let json = match raw
-        .log
-        .format
-        .as_ref()
-        .map(|f| (f.get_ref().as_str(), f.span()))
-    {
-        None | Some(("text", _)) => false,
-        Some(("json", _)) => true,
-        Some((other, span)) => {
-            loc.at(
-                span,
-                format!("log.format {other:?}: expected \"text\" or \"json\""),
-            );
-            false
-        }
-    };
+    use super::raw::LogFormat;
+    let format = loc.choice(
+        &raw.log.format,
+        LogFormat::Text,
+        "log.format",
+        "\"text\" or \"json\"",
+    );
+    let json = format == LogFormat::Json;
     LogSettings {
         json,
         level: raw.log.level.clone().unwrap_or_else(|| "info".to_owned()),
@@ -1539,6 +1540,7 @@ fn bind_guard(raw: &RawConfig, loc: &mut Locator<'_>) -> Option<tern_session::ab
 
 /// `[storage] backend` and `[storage.redis]`.
 fn storage_backend(raw: &RawConfig, loc: &mut Locator<'_>) -> Backend {
+    use super::raw::StorageBackend;
     let redis = raw.storage.redis.as_ref();
     match raw.storage.backend.as_ref() {
         None => {
@@ -1550,7 +1552,7 @@ fn storage_backend(raw: &RawConfig, loc: &mut Locator<'_>) -> Backend {
             }
             Backend::Sled
         }
-        Some(b) if b.get_ref() == "sled" => {
+        Some(b) if *b.get_ref() == Choice::Known(StorageBackend::Sled) => {
             if let Some(r) = redis {
                 loc.at(
                     r.span(),
@@ -1559,7 +1561,7 @@ fn storage_backend(raw: &RawConfig, loc: &mut Locator<'_>) -> Backend {
             }
             Backend::Sled
         }
-        Some(b) if b.get_ref() == "redis" => match redis {
+        Some(b) if *b.get_ref() == Choice::Known(StorageBackend::Redis) => match redis {
             Some(r) => Backend::Redis(redis_settings(r, loc)),
             None => {
                 loc.at(
@@ -1570,13 +1572,7 @@ fn storage_backend(raw: &RawConfig, loc: &mut Locator<'_>) -> Backend {
             }
         },
         Some(b) => {
-            loc.at(
-                b.span(),
-                format!(
-                    "storage.backend {:?}: expected \"sled\" or \"redis\"",
-                    b.get_ref()
-                ),
-            );
+            loc.known(b, "storage.backend", "\"sled\" or \"redis\"");
             Backend::Sled
         }
     }
@@ -1673,16 +1669,21 @@ fn redis_durability(
     raw: &super::raw::RawRedis,
     loc: &mut Locator<'_>,
 ) -> tern_storage::RedisDurability {
-    match raw
-        .durability
-        .as_ref()
-        .map(|d| (d.get_ref().as_str(), d.span()))
-    {
-        None | Some(("appendfsync-always", _)) => tern_storage::RedisDurability::AppendFsyncAlways,
-        Some(("wait", span)) => {
+    use super::raw::RedisDurability;
+    let chosen = loc.choice(
+        &raw.durability,
+        RedisDurability::AppendfsyncAlways,
+        "storage.redis.durability",
+        "\"appendfsync-always\" or \"wait\"",
+    );
+    match (chosen, &raw.durability) {
+        (RedisDurability::AppendfsyncAlways, _) | (_, None) => {
+            tern_storage::RedisDurability::AppendFsyncAlways
+        }
+        (RedisDurability::Wait, Some(at)) => {
             if raw.cluster {
                 loc.at(
-                    span,
+                    at.span(),
                     "durability = \"wait\" is for a single server; a cluster needs \"appendfsync-always\"",
                 );
             }
@@ -1694,15 +1695,6 @@ fn redis_durability(
                     "storage.redis.wait_timeout",
                 ),
             }
-        }
-        Some((other, span)) => {
-            loc.at(
-                span,
-                format!(
-                    "storage.redis.durability {other:?}: expected \"appendfsync-always\" or \"wait\""
-                ),
-            );
-            tern_storage::RedisDurability::AppendFsyncAlways
         }
     }
 }
@@ -1919,22 +1911,14 @@ const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client's `submit_mode`: `Some(timeout)` for transaction mode.
 fn submit_mode(c: &RawClient, loc: &mut Locator<'_>) -> Option<Duration> {
-    let transaction = match &c.submit_mode {
-        None => false,
-        Some(mode) => match mode.get_ref().as_str() {
-            "store_and_forward" => false,
-            "transaction" => true,
-            other => {
-                loc.at(
-                    mode.span(),
-                    format!(
-                        "client.submit_mode {other:?}: expected \"store_and_forward\" or \"transaction\""
-                    ),
-                );
-                false
-            }
-        },
-    };
+    use super::raw::SubmitMode;
+    let mode = loc.choice(
+        &c.submit_mode,
+        SubmitMode::StoreAndForward,
+        "client.submit_mode",
+        "\"store_and_forward\" or \"transaction\"",
+    );
+    let transaction = mode == SubmitMode::Transaction;
     match (&c.transaction_timeout, transaction) {
         (Some(at), false) => {
             loc.at(
@@ -1954,19 +1938,16 @@ fn submit_mode(c: &RawClient, loc: &mut Locator<'_>) -> Option<Duration> {
 
 /// A client's `id_format`: hex unless set.
 fn id_format(c: &RawClient, loc: &mut Locator<'_>) -> tern_storage::IdFormat {
-    let Some(name) = &c.id_format else {
-        return tern_storage::IdFormat::default();
-    };
-    tern_storage::IdFormat::from_name(name.get_ref()).unwrap_or_else(|| {
-        loc.at(
-            name.span(),
-            format!(
-                "client.id_format {:?}: expected \"hex\" or \"decimal\"",
-                name.get_ref()
-            ),
-        );
-        tern_storage::IdFormat::default()
-    })
+    use super::raw::IdFormat;
+    match loc.choice(
+        &c.id_format,
+        IdFormat::Hex,
+        "client.id_format",
+        "\"hex\" or \"decimal\"",
+    ) {
+        IdFormat::Hex => tern_storage::IdFormat::Hex,
+        IdFormat::Decimal => tern_storage::IdFormat::Decimal,
+    }
 }
 
 /// A client's `distribution_lists`, each name and member checked at its
@@ -2033,6 +2014,18 @@ const MIN_COMMAND_LENGTH: usize = 1024;
 /// Largest: a 64 KiB message_payload and the rest of its PDU.
 const MAX_COMMAND_LENGTH: usize = 1 << 17;
 
+/// The bind types, as an error about a bind type lists them.
+const BIND_NAMES: &str = "\"transmitter\", \"receiver\" or \"transceiver\"";
+
+/// The session's bind type of a configured one.
+fn bind_type(name: BindName) -> BindType {
+    match name {
+        BindName::Transmitter => BindType::Transmitter,
+        BindName::Receiver => BindType::Receiver,
+        BindName::Transceiver => BindType::Transceiver,
+    }
+}
+
 /// A client's `binds`: the bind types it may use, all three unless set.
 /// An empty list or an unknown name is an error at its place.
 fn client_binds(c: &RawClient, loc: &mut Locator<'_>) -> tern_session::BindTypes {
@@ -2049,15 +2042,8 @@ fn client_binds(c: &RawClient, loc: &mut Locator<'_>) -> tern_session::BindTypes
     }
     let mut binds = BindTypes::NONE;
     for name in list.get_ref() {
-        match BindType::from_name(name.get_ref()) {
-            Some(bind_type) => binds = binds.with(bind_type),
-            None => loc.at(
-                name.span(),
-                format!(
-                    "client.binds {:?}: expected \"transmitter\", \"receiver\" or \"transceiver\"",
-                    name.get_ref()
-                ),
-            ),
+        if let Some(name) = loc.known(name, "client.binds", BIND_NAMES) {
+            binds = binds.with(bind_type(name));
         }
     }
     binds
