@@ -2234,4 +2234,50 @@ mod tests {
         );
         assert_eq!(percent_encode(""), "");
     }
+    /// Every fixed-set setting with a value outside its set is reported at
+    /// its own line and column, all in one pass (the parse does not stop at
+    /// the first), naming the key, the value and the set.
+    #[test]
+    fn every_bad_choice_is_reported_at_its_place() {
+        let text = r#"
+[log]
+format = "yaml"
+[storage]
+durability = "lazy"
+[[client]]
+system_id = "acme"
+passwords = ["p"]
+submit_mode = "sync"
+id_format = "octal"
+binds = ["transceiver", "both"]
+[[upstream]]
+name = "a"
+host = "127.0.0.1"
+port = 1000
+system_id = "tern"
+password = "p"
+bind = "rx"
+[[route]]
+name = "all"
+upstreams = ["a"]
+strategy = "random"
+"#;
+        let errors = Config::from_text(Path::new("t.toml"), text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        let lines: Vec<&str> = errors.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                r#"t.toml:5:14: storage.durability "lazy": expected "durable" or "fast""#,
+                r#"t.toml:9:15: client.submit_mode "sync": expected "store_and_forward" or "transaction""#,
+                r#"t.toml:11:25: client.binds "both": expected "transmitter", "receiver" or "transceiver""#,
+                r#"t.toml:10:13: client.id_format "octal": expected "hex" or "decimal""#,
+                r#"t.toml:18:8: bind "rx": expected "transmitter", "receiver" or "transceiver""#,
+                r#"t.toml:22:12: strategy "random": expected failover, weighted, least_cost or least_loaded"#,
+                r#"t.toml:3:10: log.format "yaml": expected "text" or "json""#,
+            ]
+        );
+    }
 }
