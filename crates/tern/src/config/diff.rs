@@ -116,7 +116,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             let mut b = b.clone();
             b.bind.password = a.bind.password.clone();
             // The default account is the address: its change is that one.
-            if [&*a, &b].iter().all(|u| u.account == default_account(u)) {
+            if [a, &b].iter().all(|u| u.account == default_account(u)) {
                 b.account = a.account.clone();
             }
             differing(a, &b, "name", UPSTREAM_WORDS, secret)
