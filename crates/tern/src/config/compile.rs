@@ -448,6 +448,27 @@ impl Locator<'_> {
         }
     }
 
+    /// A `host:port` address of a `what` section, or an error at its place
+    /// ending in `example`.
+    fn socket_address(
+        &mut self,
+        value: &Spanned<String>,
+        what: &str,
+        example: &str,
+    ) -> Option<SocketAddr> {
+        let parsed = value.get_ref().parse::<SocketAddr>().ok();
+        if parsed.is_none() {
+            self.at(
+                value.span(),
+                format!(
+                    "{what} address {:?}: expected host:port{example}",
+                    value.get_ref()
+                ),
+            );
+        }
+        parsed
+    }
+
     /// One of a fixed set, or an error at its place naming the key
     /// (`what`), the value as written and the set (`expected`).
     fn known<E: Copy>(
@@ -631,14 +652,7 @@ fn simulator_tls(
 fn simulators(raw: &[super::raw::RawSimulator], loc: &mut Locator<'_>) -> Vec<SimulatorSpec> {
     let mut simulators = Vec::new();
     for sim in raw {
-        let Ok(address) = sim.address.get_ref().parse::<SocketAddr>() else {
-            loc.at(
-                sim.address.span(),
-                format!(
-                    "simulator address {:?}: expected host:port",
-                    sim.address.get_ref()
-                ),
-            );
+        let Some(address) = loc.socket_address(&sim.address, "simulator", "") else {
             continue;
         };
         let mut behaviour = tern_sim::smsc::Behaviour::default();
@@ -759,18 +773,9 @@ fn node_system_id(raw: &RawConfig, loc: &mut Locator<'_>) -> COctetString<16> {
 fn listeners(raw: &RawConfig, loc: &mut Locator<'_>) -> Vec<Listener> {
     let mut listeners = Vec::new();
     for l in &raw.listeners {
-        let address = match l.address.get_ref().parse::<SocketAddr>() {
-            Ok(a) => a,
-            Err(_) => {
-                loc.at(
-                    l.address.span(),
-                    format!(
-                        "listener address {:?}: expected host:port, e.g. \"127.0.0.1:2775\"",
-                        l.address.get_ref()
-                    ),
-                );
-                continue;
-            }
+        let example = ", e.g. \"127.0.0.1:2775\"";
+        let Some(address) = loc.socket_address(&l.address, "listener", example) else {
+            continue;
         };
         let tls = listener_tls(l, loc);
         listeners.push(Listener { address, tls });
@@ -1476,19 +1481,9 @@ fn router(
 fn admin(raw: &RawConfig, loc: &mut Locator<'_>) -> Option<SocketAddr> {
     raw.admin.as_ref().and_then(|a| match &a.address {
         None => DEFAULT_ADMIN.parse().ok(),
-        Some(address) => match address.get_ref().parse::<SocketAddr>() {
-            Ok(address) => Some(address),
-            Err(_) => {
-                loc.at(
-                    address.span(),
-                    format!(
-                        "admin address {:?}: expected host:port, e.g. \"{DEFAULT_ADMIN}\"",
-                        address.get_ref()
-                    ),
-                );
-                None
-            }
-        },
+        Some(address) => {
+            loc.socket_address(address, "admin", &format!(", e.g. \"{DEFAULT_ADMIN}\""))
+        }
     })
 }
 

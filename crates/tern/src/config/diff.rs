@@ -342,6 +342,14 @@ upstreams = ["a", "b"]
         Config::from_text(Path::new("t.toml"), text).expect("valid")
     }
 
+    /// The diff from `old` to `new` as `check-config --diff` prints it.
+    fn shown(old: &str, new: &str) -> Vec<String> {
+        diff(&config(old), &config(new))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     #[test]
     fn the_same_file_has_no_changes() {
         assert_eq!(diff(&config(BASE), &config(BASE)), Vec::new());
@@ -353,20 +361,14 @@ upstreams = ["a", "b"]
             "passwords = [\"one\"]\n",
             "passwords = [\"one\"]\ndistribution_lists = { team = [\"34600000001\"] }\n",
         );
-        let changes: Vec<String> = diff(&config(BASE), &config(&new))
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let changes = shown(BASE, &new);
         assert_eq!(changes, ["~ account acme: distribution_lists"]);
     }
 
     #[test]
     fn client_session_settings_take_a_restart() {
         let new = format!("{BASE}[client_sessions]\ninactivity_timeout = \"10m\"\n");
-        let changes: Vec<String> = diff(&config(BASE), &config(&new))
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let changes = shown(BASE, &new);
         assert_eq!(changes, ["~ client_sessions (takes effect at restart)"]);
     }
 
@@ -380,10 +382,7 @@ upstreams = ["a", "b"]
             )
             .replace("port = 1001", "port = 1002")
             .replace("upstreams = [\"a\", \"b\"]", "upstreams = [\"b\"]");
-        let changes: Vec<String> = diff(&config(BASE), &config(&new))
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let changes = shown(BASE, &new);
         assert_eq!(
             changes,
             [
@@ -420,10 +419,7 @@ upstreams = ["a", "b"]
             "passwords = [\"one\"]",
             "passwords = [\"one\"]\nid_format = \"decimal\"",
         );
-        let changes: Vec<String> = diff(&config(BASE), &config(&new))
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let changes = shown(BASE, &new);
         assert_eq!(changes, ["~ account acme: id_format"]);
     }
     /// `flash` and `time_window` of a route, `account` of an upstream and
@@ -451,10 +447,7 @@ upstreams = ["a", "b"]
                 "[[listener]]",
                 "[bind_guard]\nlock_after = 30\n[[listener]]",
             );
-        let changes: Vec<String> = diff(&config(BASE), &config(&new))
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let changes = shown(BASE, &new);
         assert_eq!(
             changes,
             [
@@ -475,10 +468,7 @@ upstreams = ["a", "b"]
         };
         let (a, b) = (with("\"acme\", \"gone\""), with("\"gone\", \"acme\""));
         assert_eq!(diff(&config(&a), &config(&b)), Vec::new());
-        let changes: Vec<String> = diff(&config(&a), &config(&with("\"acme\"")))
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let changes = shown(&a, &with("\"acme\""));
         assert_eq!(changes, ["~ route spain: match"]);
     }
 }
