@@ -2275,4 +2275,21 @@ strategy = "random"
             ]
         );
     }
+    /// A listener, admin or simulator address that is no `host:port` is
+    /// an error at its value, naming the section.
+    #[test]
+    fn a_bad_address_is_reported_with_its_section() {
+        let text = "[[listener]]\naddress = \"localhost\"\n[admin]\naddress = \"9775\"\n";
+        let errors = Config::from_text(Path::new("t.toml"), text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            errors.lines().collect::<Vec<_>>(),
+            [
+                r#"t.toml:2:11: listener address "localhost": expected host:port, e.g. "127.0.0.1:2775""#,
+                r#"t.toml:4:11: admin address "9775": expected host:port, e.g. "127.0.0.1:9775""#,
+            ]
+        );
+    }
 }
