@@ -469,6 +469,23 @@ impl Locator<'_> {
         parsed
     }
 
+    /// A TLS version (`what`: the key), in any spelling
+    /// [`tern_session::tls::TlsVersion`] reads, or an error at its place.
+    fn tls_version(
+        &mut self,
+        value: &Spanned<String>,
+        what: &str,
+    ) -> Option<tern_session::tls::TlsVersion> {
+        let parsed = value.get_ref().parse().ok();
+        if parsed.is_none() {
+            self.at(
+                value.span(),
+                format!("{what} {:?}: expected \"1.2\" or \"1.3\"", value.get_ref()),
+            );
+        }
+        parsed
+    }
+
     /// One of a fixed set, or an error at its place naming the key
     /// (`what`), the value as written and the set (`expected`).
     fn known<E: Copy>(
@@ -583,16 +600,7 @@ fn simulator_tls(
 ) -> Option<tern_sim::smsc::SimTls> {
     let mut version = |value: &Option<Spanned<String>>, what: &str| {
         let v = value.as_ref()?;
-        match v.get_ref().parse::<tern_session::tls::TlsVersion>() {
-            Ok(version) => Some((version, v.span())),
-            Err(_) => {
-                loc.at(
-                    v.span(),
-                    format!("{what} {:?}: expected \"1.2\" or \"1.3\"", v.get_ref()),
-                );
-                None
-            }
-        }
+        loc.tls_version(v, what).map(|version| (version, v.span()))
     };
     let min = version(&sim.tls_min_version, "tls_min_version");
     let max = version(&sim.tls_max_version, "tls_max_version");
@@ -797,15 +805,8 @@ fn listener_tls(
                 base.join(key.get_ref()),
             );
             if let Some(v) = &l.tls_min_version {
-                match v.get_ref().parse() {
-                    Ok(version) => tls.min_version = version,
-                    Err(_) => loc.at(
-                        v.span(),
-                        format!(
-                            "tls_min_version {:?}: expected \"1.2\" or \"1.3\"",
-                            v.get_ref()
-                        ),
-                    ),
+                if let Some(version) = loc.tls_version(v, "tls_min_version") {
+                    tls.min_version = version;
                 }
             }
             Some(tls)
@@ -1233,8 +1234,8 @@ fn upstream_tls(
         tls.min_version = min;
     }
     if let Some(v) = &u.tls_min_version {
-        match v.get_ref().parse::<tern_session::tls::TlsVersion>() {
-            Ok(version) if profile_min.is_some_and(|min| version < min) => loc.at(
+        match loc.tls_version(v, "tls_min_version") {
+            Some(version) if profile_min.is_some_and(|min| version < min) => loc.at(
                 v.span(),
                 format!(
                     "tls_min_version {:?}: profile {:?} requires TLS {} at least",
@@ -1243,14 +1244,8 @@ fn upstream_tls(
                     profile.tls.minimum.map_or("", |m| m.as_str())
                 ),
             ),
-            Ok(version) => tls.min_version = version,
-            Err(_) => loc.at(
-                v.span(),
-                format!(
-                    "tls_min_version {:?}: expected \"1.2\" or \"1.3\"",
-                    v.get_ref()
-                ),
-            ),
+            Some(version) => tls.min_version = version,
+            None => {}
         }
     }
     tls.extra_ca_pem = u.tls_ca.as_ref().map(|p| {
@@ -2289,6 +2284,36 @@ strategy = "random"
             [
                 r#"t.toml:2:11: listener address "localhost": expected host:port, e.g. "127.0.0.1:2775""#,
                 r#"t.toml:4:11: admin address "9775": expected host:port, e.g. "127.0.0.1:9775""#,
+            ]
+        );
+    }
+    /// A TLS version that is none of 1.2 and 1.3 is an error at its value,
+    /// on a listener as on an upstream.
+    #[test]
+    fn a_bad_tls_version_is_reported_where_it_is() {
+        let text = r#"[[listener]]
+address = "127.0.0.1:2775"
+tls_cert = "c.pem"
+tls_key = "k.pem"
+tls_min_version = "1.1"
+[[upstream]]
+name = "a"
+host = "127.0.0.1"
+port = 1000
+system_id = "tern"
+password = "p"
+tls = true
+tls_min_version = "ssl3"
+"#;
+        let errors = Config::from_text(Path::new("t.toml"), text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            errors.lines().collect::<Vec<_>>(),
+            [
+                r#"t.toml:5:19: tls_min_version "1.1": expected "1.2" or "1.3""#,
+                r#"t.toml:13:19: tls_min_version "ssl3": expected "1.2" or "1.3""#,
             ]
         );
     }
