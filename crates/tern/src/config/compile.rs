@@ -448,6 +448,11 @@ impl Locator<'_> {
         }
     }
 
+    /// `path` as written in the file: relative to the file's folder.
+    fn relative(&self, path: impl AsRef<Path>) -> PathBuf {
+        self.file.parent().unwrap_or(Path::new(".")).join(path)
+    }
+
     /// A `host:port` address of a `what` section, or an error at its place
     /// ending in `example`.
     fn socket_address(
@@ -537,7 +542,7 @@ impl Locator<'_> {
             };
         }
         if let Some(path) = raw.strip_prefix("file:") {
-            let path = self.file.parent().unwrap_or(Path::new(".")).join(path);
+            let path = self.relative(path);
             return match std::fs::read_to_string(&path) {
                 Ok(v) => Secret(v.trim_end_matches(['\r', '\n']).to_owned()),
                 Err(e) => {
@@ -633,8 +638,8 @@ fn simulator_tls(
             return None;
         }
     };
-    let base = loc.file.parent().unwrap_or(Path::new("."));
-    let mut tls = tern_sim::smsc::SimTls::new(base.join(cert.get_ref()), base.join(key.get_ref()));
+    let mut tls =
+        tern_sim::smsc::SimTls::new(loc.relative(cert.get_ref()), loc.relative(key.get_ref()));
     if let Some((min, _)) = min {
         tls.min_version = min;
     }
@@ -799,10 +804,9 @@ fn listener_tls(
     match (&l.tls_cert, &l.tls_key) {
         (None, None) => None,
         (Some(cert), Some(key)) => {
-            let base = loc.file.parent().unwrap_or(Path::new("."));
             let mut tls = tern_session::tls::ServerTls::new(
-                base.join(cert.get_ref()),
-                base.join(key.get_ref()),
+                loc.relative(cert.get_ref()),
+                loc.relative(key.get_ref()),
             );
             if let Some(v) = &l.tls_min_version {
                 if let Some(version) = loc.tls_version(v, "tls_min_version") {
@@ -831,15 +835,11 @@ struct StorageSection {
 /// `[storage]`: the path relative to the file, durability, backend and
 /// the retention times.
 fn storage(raw: &RawConfig, loc: &mut Locator<'_>) -> StorageSection {
-    let path = raw.storage.path.as_ref().map_or_else(
-        || PathBuf::from("./data"),
-        |p| {
-            loc.file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(p.get_ref())
-        },
-    );
+    let path = raw
+        .storage
+        .path
+        .as_ref()
+        .map_or_else(|| PathBuf::from("./data"), |p| loc.relative(p.get_ref()));
     let durability = storage_durability(raw, loc);
     let backend = storage_backend(raw, loc);
     let retention = loc.duration(
@@ -899,11 +899,7 @@ fn profiles(raw: &RawConfig, loc: &mut Locator<'_>) -> Option<ProfileSet> {
         }
     };
     for file in &raw.profiles {
-        let path = loc
-            .file
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(file.get_ref());
+        let path = loc.relative(file.get_ref());
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 if let Err(e) = profiles.add_user(&path.display().to_string(), &text) {
@@ -1248,12 +1244,7 @@ fn upstream_tls(
             None => {}
         }
     }
-    tls.extra_ca_pem = u.tls_ca.as_ref().map(|p| {
-        loc.file
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(p.get_ref())
-    });
+    tls.extra_ca_pem = u.tls_ca.as_ref().map(|p| loc.relative(p.get_ref()));
     tls.server_name = u.tls_server_name.clone();
     Some(tls)
 }
@@ -1691,11 +1682,7 @@ fn redis_durability(
 
 /// `storage.redis.tls_ca`: a PEM file with a certificate, read at load.
 fn redis_tls_ca(file: &Spanned<String>, loc: &mut Locator<'_>) -> Option<PemFile> {
-    let path = loc
-        .file
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(file.get_ref());
+    let path = loc.relative(file.get_ref());
     match std::fs::read(&path) {
         Ok(pem) if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") => {
             Some(PemFile { path, pem })
