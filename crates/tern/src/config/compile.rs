@@ -2155,6 +2155,17 @@ mod tests {
         String::from_utf8(out).expect("utf-8")
     }
 
+    /// The errors of `text` as `tern check-config` prints them, one a line.
+    fn errors(text: &str) -> Vec<String> {
+        Config::from_text(Path::new("t.toml"), text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     #[test]
     fn without_credentials_the_addresses_are_unchanged() {
         let addresses = ["redis://10.0.0.5:7000", "rediss://10.0.0.6:7000"];
@@ -2239,13 +2250,8 @@ name = "all"
 upstreams = ["a"]
 strategy = "random"
 "#;
-        let errors = Config::from_text(Path::new("t.toml"), text)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        let lines: Vec<&str> = errors.lines().collect();
         assert_eq!(
-            lines,
+            errors(text),
             [
                 r#"t.toml:5:14: storage.durability "lazy": expected "durable" or "fast""#,
                 r#"t.toml:9:15: client.submit_mode "sync": expected "store_and_forward" or "transaction""#,
@@ -2262,12 +2268,8 @@ strategy = "random"
     #[test]
     fn a_bad_address_is_reported_with_its_section() {
         let text = "[[listener]]\naddress = \"localhost\"\n[admin]\naddress = \"9775\"\n";
-        let errors = Config::from_text(Path::new("t.toml"), text)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
         assert_eq!(
-            errors.lines().collect::<Vec<_>>(),
+            errors(text),
             [
                 r#"t.toml:2:11: listener address "localhost": expected host:port, e.g. "127.0.0.1:2775""#,
                 r#"t.toml:4:11: admin address "9775": expected host:port, e.g. "127.0.0.1:9775""#,
@@ -2292,12 +2294,8 @@ password = "p"
 tls = true
 tls_min_version = "ssl3"
 "#;
-        let errors = Config::from_text(Path::new("t.toml"), text)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
         assert_eq!(
-            errors.lines().collect::<Vec<_>>(),
+            errors(text),
             [
                 r#"t.toml:5:19: tls_min_version "1.1": expected "1.2" or "1.3""#,
                 r#"t.toml:13:19: tls_min_version "ssl3": expected "1.2" or "1.3""#,
