@@ -13,7 +13,7 @@
 //! other conditions are compiled to masks and fixed-size values, so
 //! checking them allocates nothing.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -266,8 +266,9 @@ pub struct Rule {
     /// Its name, for logs and `tern trace`.
     pub name: String,
     /// Client system_ids this rule is for (groups already expanded); `None`
-    /// for every client.
-    pub clients: Option<HashSet<String>>,
+    /// for every client. Ordered, so two equal sets print alike (the
+    /// config diff compares the printed fields).
+    pub clients: Option<BTreeSet<String>>,
     /// Destination prefixes (digits, `+` and `00` allowed); empty for every
     /// destination.
     pub prefixes: Vec<String>,

@@ -22,7 +22,7 @@ use tern_session::{BindType, SessionConfig};
 use tern_storage::{Durability, StoreOptions};
 use toml::Spanned;
 
-use super::raw::{RawClient, RawClientSessions, RawConfig, RawRouteUpstream};
+use super::raw::{BindName, Choice, RawClient, RawClientSessions, RawConfig, RawRouteUpstream};
 
 /// One problem in a configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -448,6 +448,84 @@ impl Locator<'_> {
         }
     }
 
+    /// `path` as written in the file: relative to the file's folder.
+    fn relative(&self, path: impl AsRef<Path>) -> PathBuf {
+        self.file.parent().unwrap_or(Path::new(".")).join(path)
+    }
+
+    /// A `host:port` address of a `what` section, or an error at its place
+    /// ending in `example`.
+    fn socket_address(
+        &mut self,
+        value: &Spanned<String>,
+        what: &str,
+        example: &str,
+    ) -> Option<SocketAddr> {
+        let parsed = value.get_ref().parse::<SocketAddr>().ok();
+        if parsed.is_none() {
+            self.at(
+                value.span(),
+                format!(
+                    "{what} address {:?}: expected host:port{example}",
+                    value.get_ref()
+                ),
+            );
+        }
+        parsed
+    }
+
+    /// A TLS version (`what`: the key), in any spelling
+    /// [`tern_session::tls::TlsVersion`] reads, or an error at its place.
+    fn tls_version(
+        &mut self,
+        value: &Spanned<String>,
+        what: &str,
+    ) -> Option<tern_session::tls::TlsVersion> {
+        let parsed = value.get_ref().parse().ok();
+        if parsed.is_none() {
+            self.at(
+                value.span(),
+                format!("{what} {:?}: expected \"1.2\" or \"1.3\"", value.get_ref()),
+            );
+        }
+        parsed
+    }
+
+    /// One of a fixed set, or an error at its place naming the key
+    /// (`what`), the value as written and the set (`expected`).
+    fn known<E: Copy>(
+        &mut self,
+        value: &Spanned<Choice<E>>,
+        what: &str,
+        expected: &str,
+    ) -> Option<E> {
+        match value.get_ref() {
+            Choice::Known(known) => Some(*known),
+            Choice::Unknown(text) => {
+                self.at(
+                    value.span(),
+                    format!("{what} {text:?}: expected {expected}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// [`Locator::known`] for a setting that may be left out: `default`
+    /// then, and when the value is none of the set.
+    fn choice<E: Copy>(
+        &mut self,
+        value: &Option<Spanned<Choice<E>>>,
+        default: E,
+        what: &str,
+        expected: &str,
+    ) -> E {
+        value
+            .as_ref()
+            .and_then(|v| self.known(v, what, expected))
+            .unwrap_or(default)
+    }
+
     /// A secret: literal, "env:NAME" or "file:/path" (relative to the config).
     fn secret(&mut self, value: &Spanned<String>, what: &str) -> Secret {
         let raw = value.get_ref();
@@ -464,7 +542,7 @@ impl Locator<'_> {
             };
         }
         if let Some(path) = raw.strip_prefix("file:") {
-            let path = self.file.parent().unwrap_or(Path::new(".")).join(path);
+            let path = self.relative(path);
             return match std::fs::read_to_string(&path) {
                 Ok(v) => Secret(v.trim_end_matches(['\r', '\n']).to_owned()),
                 Err(e) => {
@@ -527,16 +605,7 @@ fn simulator_tls(
 ) -> Option<tern_sim::smsc::SimTls> {
     let mut version = |value: &Option<Spanned<String>>, what: &str| {
         let v = value.as_ref()?;
-        match v.get_ref().parse::<tern_session::tls::TlsVersion>() {
-            Ok(version) => Some((version, v.span())),
-            Err(_) => {
-                loc.at(
-                    v.span(),
-                    format!("{what} {:?}: expected \"1.2\" or \"1.3\"", v.get_ref()),
-                );
-                None
-            }
-        }
+        loc.tls_version(v, what).map(|version| (version, v.span()))
     };
     let min = version(&sim.tls_min_version, "tls_min_version");
     let max = version(&sim.tls_max_version, "tls_max_version");
@@ -569,8 +638,8 @@ fn simulator_tls(
             return None;
         }
     };
-    let base = loc.file.parent().unwrap_or(Path::new("."));
-    let mut tls = tern_sim::smsc::SimTls::new(base.join(cert.get_ref()), base.join(key.get_ref()));
+    let mut tls =
+        tern_sim::smsc::SimTls::new(loc.relative(cert.get_ref()), loc.relative(key.get_ref()));
     if let Some((min, _)) = min {
         tls.min_version = min;
     }
@@ -596,14 +665,7 @@ fn simulator_tls(
 fn simulators(raw: &[super::raw::RawSimulator], loc: &mut Locator<'_>) -> Vec<SimulatorSpec> {
     let mut simulators = Vec::new();
     for sim in raw {
-        let Ok(address) = sim.address.get_ref().parse::<SocketAddr>() else {
-            loc.at(
-                sim.address.span(),
-                format!(
-                    "simulator address {:?}: expected host:port",
-                    sim.address.get_ref()
-                ),
-            );
+        let Some(address) = loc.socket_address(&sim.address, "simulator", "") else {
             continue;
         };
         let mut behaviour = tern_sim::smsc::Behaviour::default();
@@ -658,92 +720,128 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Compiles every section in the order the file's errors are reported:
+/// node, listeners, storage, profiles, clients, upstreams, MO routes,
+/// routes, router, simulators, admin, log, bind guard, client sessions.
 fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
-    let system_id = match &raw.node.system_id {
+    let system_id = node_system_id(&raw, loc);
+    let listeners = listeners(&raw, loc);
+    let storage = storage(&raw, loc);
+    let profiles = profiles(&raw, loc)?;
+    let mut clients = clients(&raw, loc);
+    let (upstreams, service_types) = upstreams(&raw, &profiles, loc);
+    mo_routes(&raw, &mut clients, loc);
+    let table = routes(&raw, &clients, loc)?;
+    let router = router(&raw, service_types, loc);
+    #[cfg(feature = "sandbox")]
+    let simulators = simulators(&raw.simulators, loc);
+    #[cfg(not(feature = "sandbox"))]
+    refuse_simulators(&raw.simulators, loc);
+    let admin = admin(&raw, loc);
+    let log = log(&raw, loc);
+    let bind_guard = bind_guard(&raw, loc);
+    let client_sessions = client_sessions(&raw.client_sessions, loc);
+    Some(Config {
+        source: loc.file.to_path_buf(),
+        bind_guard,
+        client_sessions,
+        admin,
+        log,
+        node_id: raw.node.id,
+        system_id,
+        listeners,
+        store_path: storage.path,
+        store: StoreOptions {
+            node: raw.node.id,
+            durability: storage.durability,
+            ..StoreOptions::default()
+        },
+        backend: storage.backend,
+        retention: storage.retention,
+        unmatched_grace: storage.unmatched_grace,
+        outbox_max_age: storage.outbox_max_age,
+        profiles,
+        clients,
+        upstreams,
+        table,
+        router,
+        #[cfg(feature = "sandbox")]
+        simulators,
+    })
+}
+
+/// `[node] system_id`: "tern" unless set, at most 15 characters.
+fn node_system_id(raw: &RawConfig, loc: &mut Locator<'_>) -> COctetString<16> {
+    match &raw.node.system_id {
         None => COctetString::try_from("tern").unwrap_or_default(),
         Some(id) => COctetString::try_from(id.get_ref().as_str()).unwrap_or_else(|e| {
             loc.at(id.span(), format!("node.system_id: {e}"));
             COctetString::empty()
         }),
-    };
+    }
+}
 
+/// The `[[listener]]` sections; one whose address does not parse is left
+/// out (its error is reported).
+fn listeners(raw: &RawConfig, loc: &mut Locator<'_>) -> Vec<Listener> {
     let mut listeners = Vec::new();
     for l in &raw.listeners {
-        let address = match l.address.get_ref().parse::<SocketAddr>() {
-            Ok(a) => a,
-            Err(_) => {
-                loc.at(
-                    l.address.span(),
-                    format!(
-                        "listener address {:?}: expected host:port, e.g. \"127.0.0.1:2775\"",
-                        l.address.get_ref()
-                    ),
-                );
-                continue;
-            }
+        let example = ", e.g. \"127.0.0.1:2775\"";
+        let Some(address) = loc.socket_address(&l.address, "listener", example) else {
+            continue;
         };
-        let tls = match (&l.tls_cert, &l.tls_key) {
-            (None, None) => None,
-            (Some(cert), Some(key)) => {
-                let base = loc.file.parent().unwrap_or(Path::new("."));
-                let mut tls = tern_session::tls::ServerTls::new(
-                    base.join(cert.get_ref()),
-                    base.join(key.get_ref()),
-                );
-                if let Some(v) = &l.tls_min_version {
-                    match v.get_ref().parse() {
-                        Ok(version) => tls.min_version = version,
-                        Err(_) => loc.at(
-                            v.span(),
-                            format!(
-                                "tls_min_version {:?}: expected \"1.2\" or \"1.3\"",
-                                v.get_ref()
-                            ),
-                        ),
-                    }
-                }
-                Some(tls)
-            }
-            (Some(one), None) | (None, Some(one)) => {
-                loc.at(one.span(), "a TLS listener needs both tls_cert and tls_key");
-                None
-            }
-        };
+        let tls = listener_tls(l, loc);
         listeners.push(Listener { address, tls });
     }
+    listeners
+}
 
-    let store_path = raw.storage.path.as_ref().map_or_else(
-        || PathBuf::from("./data"),
-        |p| {
-            loc.file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(p.get_ref())
-        },
-    );
-    let durability = match raw
-        .storage
-        .durability
-        .as_ref()
-        .map(|d| (d.get_ref().as_str(), d.span()))
-    {
-        None | Some(("durable", _)) => Durability::Durable,
-        Some(("fast", _)) => Durability::Fast {
-            interval: loc.duration(
-                &raw.storage.flush_interval,
-                Duration::from_millis(200),
-                "storage.flush_interval",
-            ),
-        },
-        Some((other, span)) => {
-            loc.at(
-                span,
-                format!("storage.durability {other:?}: expected \"durable\" or \"fast\""),
+/// A listener's TLS keys: both files or neither; paths relative to the file.
+fn listener_tls(
+    l: &super::raw::RawListener,
+    loc: &mut Locator<'_>,
+) -> Option<tern_session::tls::ServerTls> {
+    match (&l.tls_cert, &l.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let mut tls = tern_session::tls::ServerTls::new(
+                loc.relative(cert.get_ref()),
+                loc.relative(key.get_ref()),
             );
-            Durability::Durable
+            if let Some(v) = &l.tls_min_version {
+                if let Some(version) = loc.tls_version(v, "tls_min_version") {
+                    tls.min_version = version;
+                }
+            }
+            Some(tls)
         }
-    };
-    let backend = storage_backend(&raw, loc);
+        (Some(one), None) | (None, Some(one)) => {
+            loc.at(one.span(), "a TLS listener needs both tls_cert and tls_key");
+            None
+        }
+    }
+}
+
+/// `[storage]`, checked: what [`Config`] spreads over several fields.
+struct StorageSection {
+    path: PathBuf,
+    durability: Durability,
+    backend: Backend,
+    retention: Duration,
+    unmatched_grace: Duration,
+    outbox_max_age: Duration,
+}
+
+/// `[storage]`: the path relative to the file, durability, backend and
+/// the retention times.
+fn storage(raw: &RawConfig, loc: &mut Locator<'_>) -> StorageSection {
+    let path = raw
+        .storage
+        .path
+        .as_ref()
+        .map_or_else(|| PathBuf::from("./data"), |p| loc.relative(p.get_ref()));
+    let durability = storage_durability(raw, loc);
+    let backend = storage_backend(raw, loc);
     let retention = loc.duration(
         &raw.storage.retention,
         Duration::from_secs(7 * 24 * 3600),
@@ -759,7 +857,40 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         Duration::from_secs(7 * 24 * 3600),
         "storage.outbox_max_age",
     );
+    StorageSection {
+        path,
+        durability,
+        backend,
+        retention,
+        unmatched_grace,
+        outbox_max_age,
+    }
+}
 
+/// `storage.durability`: "durable" unless set; "fast" flushes every
+/// `flush_interval`.
+fn storage_durability(raw: &RawConfig, loc: &mut Locator<'_>) -> Durability {
+    use super::raw::StoreDurability;
+    match loc.choice(
+        &raw.storage.durability,
+        StoreDurability::Durable,
+        "storage.durability",
+        "\"durable\" or \"fast\"",
+    ) {
+        StoreDurability::Durable => Durability::Durable,
+        StoreDurability::Fast => Durability::Fast {
+            interval: loc.duration(
+                &raw.storage.flush_interval,
+                Duration::from_millis(200),
+                "storage.flush_interval",
+            ),
+        },
+    }
+}
+
+/// The built-in profiles and the `profiles` files (relative to the file);
+/// `None` only if the built-in ones do not load.
+fn profiles(raw: &RawConfig, loc: &mut Locator<'_>) -> Option<ProfileSet> {
     let mut profiles = match ProfileSet::builtin() {
         Ok(set) => set,
         Err(e) => {
@@ -768,11 +899,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         }
     };
     for file in &raw.profiles {
-        let path = loc
-            .file
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(file.get_ref());
+        let path = loc.relative(file.get_ref());
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 if let Err(e) = profiles.add_user(&path.display().to_string(), &text) {
@@ -786,78 +913,96 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             ),
         }
     }
+    Some(profiles)
+}
 
-    let mut clients = Vec::new();
+/// The `[[client]]` accounts (their MO routes are added later).
+fn clients(raw: &RawConfig, loc: &mut Locator<'_>) -> Vec<ClientAccount> {
+    let mut clients: Vec<ClientAccount> = Vec::new();
     for c in &raw.clients {
         if clients
             .iter()
-            .any(|k: &ClientAccount| k.system_id == *c.system_id.get_ref())
+            .any(|k| k.system_id == *c.system_id.get_ref())
         {
             loc.at(
                 c.system_id.span(),
                 format!("client {:?} is defined twice", c.system_id.get_ref()),
             );
         }
-        if c.passwords.is_empty() {
-            loc.at(
-                c.system_id.span(),
-                format!("client {:?} has no password", c.system_id.get_ref()),
-            );
-        }
-        let passwords = c
-            .passwords
-            .iter()
-            .map(|p| loc.secret(p, "client password"))
-            .collect();
-        let allowed_ips = c
-            .allowed_ips
-            .iter()
-            .filter_map(|ip| match allowed_net(ip.get_ref()) {
-                Ok(net) => Some(net),
-                Err(message) => {
-                    loc.at(ip.span(), message);
-                    None
-                }
-            })
-            .collect();
-        let mo_reassembly_timeout = loc.duration(
-            &c.mo_reassembly_timeout,
-            DEFAULT_MO_REASSEMBLY_TIMEOUT,
-            "client.mo_reassembly_timeout",
-        );
-        if let (Some(at), true) = (&c.mo_reassembly_timeout, mo_reassembly_timeout.is_zero()) {
-            loc.at(
-                at.span(),
-                "client.mo_reassembly_timeout: must be more than 0s (parts wait that long for the rest)",
-            );
-        }
-        let transaction = submit_mode(c, loc);
-        let (binds, window) = (client_binds(c, loc), client_window(c, loc));
-        clients.push(ClientAccount {
-            system_id: c.system_id.get_ref().clone(),
-            passwords,
-            allowed_ips,
-            max_binds: c.max_binds,
-            session_rate: c.session_rate.and_then(NonZeroU32::new),
-            rate: c.rate.and_then(NonZeroU32::new),
-            receipts_per_part: c.receipts_per_part,
-            vendor_tlvs: c.vendor_tlvs,
-            mo_reassemble: c.mo_reassemble,
-            mo_reassembly_timeout,
-            transaction,
-            binds,
-            window,
-            mo_routes: Vec::new(),
-            id_format: id_format(c, loc),
-            distribution_lists: distribution_lists(c, loc),
-        });
+        clients.push(client_account(c, loc));
     }
+    clients
+}
 
+/// One `[[client]]`, each value checked at its line.
+fn client_account(c: &RawClient, loc: &mut Locator<'_>) -> ClientAccount {
+    if c.passwords.is_empty() {
+        loc.at(
+            c.system_id.span(),
+            format!("client {:?} has no password", c.system_id.get_ref()),
+        );
+    }
+    let passwords = c
+        .passwords
+        .iter()
+        .map(|p| loc.secret(p, "client password"))
+        .collect();
+    let allowed_ips = c
+        .allowed_ips
+        .iter()
+        .filter_map(|ip| match allowed_net(ip.get_ref()) {
+            Ok(net) => Some(net),
+            Err(message) => {
+                loc.at(ip.span(), message);
+                None
+            }
+        })
+        .collect();
+    let mo_reassembly_timeout = loc.duration(
+        &c.mo_reassembly_timeout,
+        DEFAULT_MO_REASSEMBLY_TIMEOUT,
+        "client.mo_reassembly_timeout",
+    );
+    if let (Some(at), true) = (&c.mo_reassembly_timeout, mo_reassembly_timeout.is_zero()) {
+        loc.at(
+            at.span(),
+            "client.mo_reassembly_timeout: must be more than 0s (parts wait that long for the rest)",
+        );
+    }
+    let transaction = submit_mode(c, loc);
+    let (binds, window) = (client_binds(c, loc), client_window(c, loc));
+    ClientAccount {
+        system_id: c.system_id.get_ref().clone(),
+        passwords,
+        allowed_ips,
+        max_binds: c.max_binds,
+        session_rate: c.session_rate.and_then(NonZeroU32::new),
+        rate: c.rate.and_then(NonZeroU32::new),
+        receipts_per_part: c.receipts_per_part,
+        vendor_tlvs: c.vendor_tlvs,
+        mo_reassemble: c.mo_reassemble,
+        mo_reassembly_timeout,
+        transaction,
+        binds,
+        window,
+        mo_routes: Vec::new(),
+        id_format: id_format(c, loc),
+        distribution_lists: distribution_lists(c, loc),
+    }
+}
+
+/// The `[[upstream]]` entries, and the receipt data centres the router
+/// sends as service_type (by upstream name).
+fn upstreams(
+    raw: &RawConfig,
+    profiles: &ProfileSet,
+    loc: &mut Locator<'_>,
+) -> (Vec<UpstreamSpec>, Vec<(String, COctetString<6>)>) {
     let mut upstreams: Vec<UpstreamSpec> = Vec::new();
     let mut service_types = Vec::new();
     for u in &raw.upstreams {
-        let name = u.name.get_ref().clone();
-        if upstreams.iter().any(|k| k.name == name) {
+        let name = u.name.get_ref();
+        if upstreams.iter().any(|k| k.name == *name) {
             loc.at(u.name.span(), format!("upstream {name:?} is defined twice"));
         }
         let Some(profile) = profiles.get(u.profile.get_ref()) else {
@@ -871,341 +1016,430 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
             );
             continue;
         };
-        let password = loc.secret(&u.password, "upstream password");
-        if let Err(e) = COctetString::<16>::try_from(u.system_id.get_ref().as_str()) {
-            loc.at(
-                u.system_id.span(),
-                format!("upstream {name}: system_id: {e} (SMPP allows 15 characters)"),
-            );
+        let Some(bind) = upstream_bind(u, profile, loc) else {
             continue;
+        };
+        if let Some(value) = receipt_data_centre(u, profile, loc) {
+            service_types.push((name.clone(), value));
         }
-        // The error never repeats the password itself.
-        if let Err(e) = COctetString::<9>::try_from(password.expose()) {
+        upstreams.push(upstream(u, profile, bind, loc));
+    }
+    (upstreams, service_types)
+}
+
+/// An upstream's bind: credentials that fit SMPP, a bind type its profile
+/// takes, the system_type; `None` when the credentials do not fit.
+fn upstream_bind(
+    u: &super::raw::RawUpstream,
+    profile: &Profile,
+    loc: &mut Locator<'_>,
+) -> Option<BindParams> {
+    let name = u.name.get_ref();
+    let password = loc.secret(&u.password, "upstream password");
+    if let Err(e) = COctetString::<16>::try_from(u.system_id.get_ref().as_str()) {
+        loc.at(
+            u.system_id.span(),
+            format!("upstream {name}: system_id: {e} (SMPP allows 15 characters)"),
+        );
+        return None;
+    }
+    // The error never repeats the password itself.
+    if let Err(e) = COctetString::<9>::try_from(password.expose()) {
+        loc.at(
+            u.password.span(),
+            format!("upstream {name}: password: {e} (SMPP allows 8 characters)"),
+        );
+        return None;
+    }
+    let mut bind = BindParams::new(u.system_id.get_ref(), password.expose()).ok()?;
+    bind.bind_type = upstream_bind_type(u, profile, loc);
+    if let Ok(system_type) = COctetString::try_from(u.system_type.as_str()) {
+        bind.system_type = system_type;
+    }
+    // A bind response without sc_interface_version: no TLVs (3.3)
+    // unless the vendor's document says its SMSC takes them anyway.
+    if profile.version.tlvs_without_interface_version {
+        bind.peer_version_if_unannounced = tern_codec::InterfaceVersion::V34;
+    }
+    Some(bind)
+}
+
+/// An upstream's `bind`: transceiver unless set, and one its profile takes.
+fn upstream_bind_type(
+    u: &super::raw::RawUpstream,
+    profile: &Profile,
+    loc: &mut Locator<'_>,
+) -> BindType {
+    let bind_type = bind_type(loc.choice(&u.bind, BindName::Transceiver, "bind", BIND_NAMES));
+    // The vendor's document lists the bind types it takes (Mensatek:
+    // transceiver only): another would be refused at every bind.
+    let kind = match bind_type {
+        BindType::Transmitter => BindKind::Transmitter,
+        BindType::Receiver => BindKind::Receiver,
+        BindType::Transceiver => BindKind::Transceiver,
+    };
+    if !profile.bind_types.contains(&kind) {
+        let span = u.bind.as_ref().map_or(u.profile.span(), |b| b.span());
+        let allowed: Vec<&str> = profile.bind_types.iter().map(|b| b.as_str()).collect();
+        loc.at(
+            span,
+            format!(
+                "upstream {}: bind {:?}: profile {:?} takes only {allowed:?}",
+                u.name.get_ref(),
+                kind.as_str(),
+                profile.name
+            ),
+        );
+    }
+    bind_type
+}
+
+/// An upstream's `receipt_data_centre`, for profiles that route receipts
+/// by the submit's service_type.
+fn receipt_data_centre(
+    u: &super::raw::RawUpstream,
+    profile: &Profile,
+    loc: &mut Locator<'_>,
+) -> Option<COctetString<6>> {
+    let centre = u.receipt_data_centre.as_ref()?;
+    let name = u.name.get_ref();
+    if profile.system_type.submit_service_type.is_none() {
+        loc.at(
+            centre.span(),
+            format!(
+                "upstream {name}: receipt_data_centre: profile {:?} does not route receipts by the submit's service_type",
+                profile.name
+            ),
+        );
+        return None;
+    }
+    COctetString::<6>::try_from(centre.get_ref().as_str())
+        .map_err(|e| {
             loc.at(
-                u.password.span(),
-                format!("upstream {name}: password: {e} (SMPP allows 8 characters)"),
-            );
-            continue;
-        }
-        let Ok(mut bind) = BindParams::new(u.system_id.get_ref(), password.expose()) else {
-            continue;
-        };
-        bind.bind_type = match u.bind.as_ref().map(|b| (b.get_ref().as_str(), b.span())) {
-            None | Some(("transceiver", _)) => BindType::Transceiver,
-            Some(("transmitter", _)) => BindType::Transmitter,
-            Some(("receiver", _)) => BindType::Receiver,
-            Some((other, span)) => {
-                loc.at(
-                    span,
-                    format!(
-                        "bind {other:?}: expected \"transmitter\", \"receiver\" or \"transceiver\""
-                    ),
-                );
-                BindType::Transceiver
-            }
-        };
-        // The vendor's document lists the bind types it takes (Mensatek:
-        // transceiver only): another would be refused at every bind.
-        let kind = match bind.bind_type {
-            BindType::Transmitter => BindKind::Transmitter,
-            BindType::Receiver => BindKind::Receiver,
-            BindType::Transceiver => BindKind::Transceiver,
-        };
-        if !profile.bind_types.contains(&kind) {
-            let span = u.bind.as_ref().map_or(u.profile.span(), |b| b.span());
-            let allowed: Vec<&str> = profile.bind_types.iter().map(|b| b.as_str()).collect();
-            loc.at(
-                span,
+                centre.span(),
                 format!(
-                    "upstream {name}: bind {:?}: profile {:?} takes only {allowed:?}",
-                    kind.as_str(),
+                    "upstream {name}: receipt_data_centre: {e} (service_type allows 5 characters)"
+                ),
+            );
+        })
+        .ok()
+}
+
+/// The rest of an `[[upstream]]` once its bind is known: window, TLS,
+/// sessions, rate and account, each within its profile's limits.
+fn upstream(
+    u: &super::raw::RawUpstream,
+    profile: &Profile,
+    bind: BindParams,
+    loc: &mut Locator<'_>,
+) -> UpstreamSpec {
+    let window = upstream_window(u, profile, loc);
+    let tls = upstream_tls(u, profile, loc);
+    let cap = profile
+        .limits
+        .sessions_per_credential
+        .map_or(usize::MAX, |n| n as usize);
+    let sessions = u.sessions.unwrap_or(1).clamp(1, cap.max(1));
+    let rate = upstream_rate(u, profile, sessions, loc);
+    let account = match &u.account {
+        Some(a) if a.get_ref().trim().is_empty() => {
+            loc.at(
+                a.span(),
+                "account \"\": name the vendor account, or leave it out",
+            );
+            String::new()
+        }
+        Some(a) => a.get_ref().clone(),
+        None => format!("{}:{}/{}", u.host.get_ref(), u.port, u.system_id.get_ref()),
+    };
+    UpstreamSpec {
+        account,
+        name: u.name.get_ref().clone(),
+        host: u.host.get_ref().clone(),
+        port: u.port,
+        profile: Arc::new(profile.clone()),
+        bind,
+        sessions,
+        window,
+        rate,
+        tls,
+    }
+}
+
+/// An upstream's `window`. A vendor's window is a limit of its account:
+/// asking for more is an error, not a silent cap (it would be refused at
+/// runtime).
+fn upstream_window(u: &super::raw::RawUpstream, profile: &Profile, loc: &mut Locator<'_>) -> usize {
+    let profile_window = profile.limits.window.map(|w| w as usize);
+    match (u.window.as_ref(), profile_window) {
+        (Some(w), _) if *w.get_ref() == 0 => {
+            loc.at(
+                w.span(),
+                "window 0: at least 1 request must be allowed in flight",
+            );
+            1
+        }
+        (Some(w), Some(max)) if *w.get_ref() > max => {
+            loc.at(
+                w.span(),
+                format!(
+                    "window {}: profile {:?} allows at most {max} per session",
+                    w.get_ref(),
                     profile.name
                 ),
             );
+            max
         }
-        if let Ok(system_type) = COctetString::try_from(u.system_type.as_str()) {
-            bind.system_type = system_type;
-        }
-        if let Some(centre) = &u.receipt_data_centre {
-            if profile.system_type.submit_service_type.is_none() {
-                loc.at(
-                    centre.span(),
-                    format!(
-                        "upstream {name}: receipt_data_centre: profile {:?} does not route receipts by the submit's service_type",
-                        profile.name
-                    ),
-                );
-            } else {
-                match COctetString::<6>::try_from(centre.get_ref().as_str()) {
-                    Ok(value) => service_types.push((name.clone(), value)),
-                    Err(e) => loc.at(
-                        centre.span(),
-                        format!(
-                            "upstream {name}: receipt_data_centre: {e} (service_type allows 5 characters)"
-                        ),
-                    ),
-                }
-            }
-        }
-        // A bind response without sc_interface_version: no TLVs (3.3)
-        // unless the vendor's document says its SMSC takes them anyway.
-        if profile.version.tlvs_without_interface_version {
-            bind.peer_version_if_unannounced = tern_codec::InterfaceVersion::V34;
-        }
-        let cap = profile
-            .limits
-            .sessions_per_credential
-            .map_or(usize::MAX, |n| n as usize);
-        // A vendor's window is a limit of its account: asking for more is
-        // an error, not a silent cap (it would be refused at runtime).
-        let profile_window = profile.limits.window.map(|w| w as usize);
-        let window = match (u.window.as_ref(), profile_window) {
-            (Some(w), _) if *w.get_ref() == 0 => {
-                loc.at(
-                    w.span(),
-                    "window 0: at least 1 request must be allowed in flight",
-                );
-                1
-            }
-            (Some(w), Some(max)) if *w.get_ref() > max => {
-                loc.at(
-                    w.span(),
-                    format!(
-                        "window {}: profile {:?} allows at most {max} per session",
-                        w.get_ref(),
-                        profile.name
-                    ),
-                );
-                max
-            }
-            (Some(w), _) => *w.get_ref(),
-            (None, Some(max)) => max,
-            (None, None) => DEFAULT_UPSTREAM_WINDOW,
-        };
-        // A vendor that requires TLS refuses plain TCP at every bind. Plain
-        // TCP to this machine stays allowed: the peer there is a simulator,
-        // or a local TLS tunnel that carries the session on encrypted.
-        if profile.tls.required && !u.tls && !is_loopback(u.host.get_ref()) {
-            loc.at(
-                u.profile.span(),
+        (Some(w), _) => *w.get_ref(),
+        (None, Some(max)) => max,
+        (None, None) => DEFAULT_UPSTREAM_WINDOW,
+    }
+}
+
+/// An upstream's TLS settings: required by some profiles, with the
+/// vendor's minimum version unless the entry names a higher one.
+fn upstream_tls(
+    u: &super::raw::RawUpstream,
+    profile: &Profile,
+    loc: &mut Locator<'_>,
+) -> Option<tern_session::tls::ClientTls> {
+    // A vendor that requires TLS refuses plain TCP at every bind. Plain
+    // TCP to this machine stays allowed: the peer there is a simulator,
+    // or a local TLS tunnel that carries the session on encrypted.
+    if profile.tls.required && !u.tls && !is_loopback(u.host.get_ref()) {
+        loc.at(
+            u.profile.span(),
+            format!(
+                "upstream {}: profile {:?} requires TLS (the vendor refuses plain TCP): set tls = true",
+                u.name.get_ref(),
+                profile.name
+            ),
+        );
+    }
+    let profile_min = profile.tls.minimum.map(|m| match m {
+        tern_router::profile::TlsMinimum::V12 => tern_session::tls::TlsVersion::Tls12,
+        tern_router::profile::TlsMinimum::V13 => tern_session::tls::TlsVersion::Tls13,
+    });
+    if !u.tls {
+        return None;
+    }
+    let mut tls = tern_session::tls::ClientTls::default();
+    // The vendor's minimum unless the entry names one; a lower one than
+    // the vendor's would offer what the vendor refuses.
+    if let Some(min) = profile_min {
+        tls.min_version = min;
+    }
+    if let Some(v) = &u.tls_min_version {
+        match loc.tls_version(v, "tls_min_version") {
+            Some(version) if profile_min.is_some_and(|min| version < min) => loc.at(
+                v.span(),
                 format!(
-                    "upstream {name}: profile {:?} requires TLS (the vendor refuses plain TCP): set tls = true",
-                    profile.name
+                    "tls_min_version {:?}: profile {:?} requires TLS {} at least",
+                    v.get_ref(),
+                    profile.name,
+                    profile.tls.minimum.map_or("", |m| m.as_str())
                 ),
-            );
+            ),
+            Some(version) => tls.min_version = version,
+            None => {}
         }
-        let profile_min = profile.tls.minimum.map(|m| match m {
-            tern_router::profile::TlsMinimum::V12 => tern_session::tls::TlsVersion::Tls12,
-            tern_router::profile::TlsMinimum::V13 => tern_session::tls::TlsVersion::Tls13,
-        });
-        let tls = u.tls.then(|| {
-            let mut tls = tern_session::tls::ClientTls::default();
-            // The vendor's minimum unless the entry names one; a lower one
-            // than the vendor's would offer what the vendor refuses.
-            if let Some(min) = profile_min {
-                tls.min_version = min;
-            }
-            if let Some(v) = &u.tls_min_version {
-                match v.get_ref().parse::<tern_session::tls::TlsVersion>() {
-                    Ok(version) if profile_min.is_some_and(|min| version < min) => loc.at(
-                        v.span(),
-                        format!(
-                            "tls_min_version {:?}: profile {:?} requires TLS {} at least",
-                            v.get_ref(),
-                            profile.name,
-                            profile.tls.minimum.map_or("", |m| m.as_str())
-                        ),
-                    ),
-                    Ok(version) => tls.min_version = version,
-                    Err(_) => loc.at(
-                        v.span(),
-                        format!(
-                            "tls_min_version {:?}: expected \"1.2\" or \"1.3\"",
-                            v.get_ref()
-                        ),
-                    ),
-                }
-            }
-            tls.extra_ca_pem = u.tls_ca.as_ref().map(|p| {
-                loc.file
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join(p.get_ref())
-            });
-            tls.server_name = u.tls_server_name.clone();
-            tls
-        });
-        let sessions = u.sessions.unwrap_or(1).clamp(1, cap.max(1));
-        let rate = u.rate.as_ref().map(|r| (*r.get_ref(), r.span()));
-        if let Some((r, span)) = rate.clone() {
-            let vendor = AccountLimits::new(&profile.limits, None, sessions).vendor_rate();
-            if !(r.is_finite() && r >= MIN_ADAPTIVE_RATE) {
-                loc.at(
-                    span,
-                    format!("rate {r}: expected at least {MIN_ADAPTIVE_RATE} messages per second"),
-                );
-            } else if let Some(max) = vendor.filter(|max| r > *max) {
-                // Above the vendor's rate the account gets throttled or
-                // suspended: an error, not a silent cap.
-                loc.at(
-                    span,
-                    format!(
-                        "rate {r}: profile {:?} allows at most {max} messages per second with {sessions} session(s)",
-                        profile.name
-                    ),
-                );
-            }
-        }
-        let account = match &u.account {
-            Some(a) if a.get_ref().trim().is_empty() => {
-                loc.at(
-                    a.span(),
-                    "account \"\": name the vendor account, or leave it out",
-                );
-                String::new()
-            }
-            Some(a) => a.get_ref().clone(),
-            None => format!("{}:{}/{}", u.host.get_ref(), u.port, u.system_id.get_ref()),
-        };
-        upstreams.push(UpstreamSpec {
-            account,
-            name,
-            host: u.host.get_ref().clone(),
-            port: u.port,
-            profile: Arc::new(profile.clone()),
-            bind,
-            sessions,
-            window,
-            rate: rate.map(|(r, _)| r),
-            tls,
-        });
     }
+    tls.extra_ca_pem = u.tls_ca.as_ref().map(|p| loc.relative(p.get_ref()));
+    tls.server_name = u.tls_server_name.clone();
+    Some(tls)
+}
 
-    mo_routes(&raw, &mut clients, loc);
-
-    let mut rules = Vec::new();
-    for r in &raw.routes {
-        let strategy = match r
-            .strategy
-            .as_ref()
-            .map(|s| (s.get_ref().as_str(), s.span()))
-        {
-            None | Some(("failover", _)) => Strategy::Failover,
-            Some(("weighted", _)) => Strategy::Weighted,
-            Some(("least_cost", _)) => Strategy::LeastCost,
-            Some(("least_loaded", _)) => Strategy::LeastLoaded,
-            Some((other, span)) => {
-                loc.at(span, format!("strategy {other:?}: expected failover, weighted, least_cost or least_loaded"));
-                Strategy::Failover
-            }
-        };
-        let mut route_upstreams = Vec::new();
-        let list = r.upstreams.span();
-        for (i, u) in r.upstreams.get_ref().iter().enumerate() {
-            let (name, priority, weight) = match u {
-                RawRouteUpstream::Name(n) => (n, i as u32, 1),
-                RawRouteUpstream::Full {
-                    name,
-                    priority,
-                    weight,
-                } => (name, priority.unwrap_or(i as u32), weight.unwrap_or(1)),
-            };
-            if !raw.upstreams.iter().any(|k| k.name.get_ref() == name) {
-                // Point at the name inside the route's upstreams array.
-                let quoted = format!("\"{name}\"");
-                let at = loc
-                    .text
-                    .get(list.clone())
-                    .and_then(|t| t.find(&quoted))
-                    .map_or(list.start, |o| list.start + o);
-                loc.at(
-                    at..at,
-                    format!("route {:?}: unknown upstream {name:?}", r.name.get_ref()),
-                );
-            }
-            route_upstreams.push(RouteUpstream {
-                name: name.clone(),
-                priority,
-                weight,
-            });
-        }
-        for client in &r.clients {
-            if !clients.iter().any(|c| c.system_id == *client.get_ref()) {
-                loc.at(
-                    client.span(),
-                    format!(
-                        "route {:?}: unknown client {:?}",
-                        r.name.get_ref(),
-                        client.get_ref()
-                    ),
-                );
-            }
-        }
-        let source = r.source.as_ref().and_then(|s| route_source(s, loc));
-        let resubmit_on = r
-            .resubmit_on
-            .iter()
-            .filter_map(|reason| match reason.get_ref().parse::<Reason>() {
-                Ok(reason) => Some(reason),
-                Err(e) => {
-                    loc.at(reason.span(), e);
-                    None
-                }
-            })
-            .collect();
-        if r.upstreams.get_ref().is_empty() {
-            loc.at(
-                r.name.span(),
-                format!("route {:?} has no upstream", r.name.get_ref()),
-            );
-        }
-        rules.push(Rule {
-            name: r.name.get_ref().clone(),
-            clients: (!r.clients.is_empty())
-                .then(|| r.clients.iter().map(|c| c.get_ref().clone()).collect()),
-            prefixes: r.prefixes.iter().map(|p| p.get_ref().clone()).collect(),
-            source,
-            data_codings: r.data_codings.clone(),
-            service_type: r.service_type.clone(),
-            priority_flags: route_priority_flags(r, loc),
-            udh: r.udh,
-            flash: r.flash,
-            time_window: r
-                .time_window
-                .as_ref()
-                .and_then(|w| route_time_window(w, loc)),
-            upstreams: route_upstreams,
-            strategy,
-            resubmit_on,
-        });
+/// An upstream's `rate`: at least the adaptive floor, at most the
+/// vendor's for that many sessions. Above the vendor's rate the account
+/// gets throttled or suspended: an error, not a silent cap.
+fn upstream_rate(
+    u: &super::raw::RawUpstream,
+    profile: &Profile,
+    sessions: usize,
+    loc: &mut Locator<'_>,
+) -> Option<f64> {
+    let rate = u.rate.as_ref()?;
+    let (r, span) = (*rate.get_ref(), rate.span());
+    let vendor = AccountLimits::new(&profile.limits, None, sessions).vendor_rate();
+    if !(r.is_finite() && r >= MIN_ADAPTIVE_RATE) {
+        loc.at(
+            span,
+            format!("rate {r}: expected at least {MIN_ADAPTIVE_RATE} messages per second"),
+        );
+    } else if let Some(max) = vendor.filter(|max| r > *max) {
+        loc.at(
+            span,
+            format!(
+                "rate {r}: profile {:?} allows at most {max} messages per second with {sessions} session(s)",
+                profile.name
+            ),
+        );
     }
-    let table = match Table::compile(rules) {
-        Ok(t) => t.named(loc.file.display().to_string()),
+    Some(r)
+}
+
+/// The `[[route]]` rules compiled into a table; `None` when the table
+/// refuses them (each error pointed at its route).
+fn routes(raw: &RawConfig, clients: &[ClientAccount], loc: &mut Locator<'_>) -> Option<Table> {
+    let rules = raw
+        .routes
+        .iter()
+        .map(|r| route_rule(raw, r, clients, loc))
+        .collect();
+    match Table::compile(rules) {
+        Ok(t) => Some(t.named(loc.file.display().to_string())),
         Err(errors) => {
             for e in errors {
-                let needle = match &e {
-                    tern_router::table::TableError::BadPrefix { prefix, .. } => {
-                        format!("\"{prefix}\"")
-                    }
-                    tern_router::table::TableError::NoUpstream(rule) => format!("\"{rule}\""),
-                    tern_router::table::TableError::ZeroWeights(rule) => {
-                        // Point at the route's upstreams array.
-                        if let Some(r) = raw.routes.iter().find(|r| r.name.get_ref() == rule) {
-                            loc.at(r.upstreams.span(), e.to_string());
-                            continue;
-                        }
-                        format!("\"{rule}\"")
-                    }
-                };
-                let at = loc.text.find(&needle).unwrap_or(0);
-                loc.at(at..at, e.to_string());
+                table_error(raw, &e, loc);
             }
-            return None;
+            None
+        }
+    }
+}
+
+/// Points a table error at the route, prefix or upstream list it is about.
+fn table_error(raw: &RawConfig, e: &tern_router::table::TableError, loc: &mut Locator<'_>) {
+    let needle = match e {
+        tern_router::table::TableError::BadPrefix { prefix, .. } => format!("\"{prefix}\""),
+        tern_router::table::TableError::NoUpstream(rule) => format!("\"{rule}\""),
+        tern_router::table::TableError::ZeroWeights(rule) => {
+            // Point at the route's upstreams array.
+            if let Some(r) = raw.routes.iter().find(|r| r.name.get_ref() == rule) {
+                loc.at(r.upstreams.span(), e.to_string());
+                return;
+            }
+            format!("\"{rule}\"")
         }
     };
+    let at = loc.text.find(&needle).unwrap_or(0);
+    loc.at(at..at, e.to_string());
+}
 
+/// One `[[route]]` as a table rule, its names checked against the
+/// upstreams and clients of the file.
+fn route_rule(
+    raw: &RawConfig,
+    r: &super::raw::RawRoute,
+    clients: &[ClientAccount],
+    loc: &mut Locator<'_>,
+) -> Rule {
+    let strategy = route_strategy(r, loc);
+    let upstreams = route_upstreams(raw, r, loc);
+    for client in &r.clients {
+        if !clients.iter().any(|c| c.system_id == *client.get_ref()) {
+            loc.at(
+                client.span(),
+                format!(
+                    "route {:?}: unknown client {:?}",
+                    r.name.get_ref(),
+                    client.get_ref()
+                ),
+            );
+        }
+    }
+    let source = r.source.as_ref().and_then(|s| route_source(s, loc));
+    let resubmit_on = r
+        .resubmit_on
+        .iter()
+        .filter_map(|reason| match reason.get_ref().parse::<Reason>() {
+            Ok(reason) => Some(reason),
+            Err(e) => {
+                loc.at(reason.span(), e);
+                None
+            }
+        })
+        .collect();
+    if r.upstreams.get_ref().is_empty() {
+        loc.at(
+            r.name.span(),
+            format!("route {:?} has no upstream", r.name.get_ref()),
+        );
+    }
+    Rule {
+        name: r.name.get_ref().clone(),
+        clients: (!r.clients.is_empty())
+            .then(|| r.clients.iter().map(|c| c.get_ref().clone()).collect()),
+        prefixes: r.prefixes.iter().map(|p| p.get_ref().clone()).collect(),
+        source,
+        data_codings: r.data_codings.clone(),
+        service_type: r.service_type.clone(),
+        priority_flags: route_priority_flags(r, loc),
+        udh: r.udh,
+        flash: r.flash,
+        time_window: r
+            .time_window
+            .as_ref()
+            .and_then(|w| route_time_window(w, loc)),
+        upstreams,
+        strategy,
+        resubmit_on,
+    }
+}
+
+/// A route's `strategy`: failover unless set.
+fn route_strategy(r: &super::raw::RawRoute, loc: &mut Locator<'_>) -> Strategy {
+    use super::raw::RouteStrategy;
+    match loc.choice(
+        &r.strategy,
+        RouteStrategy::Failover,
+        "strategy",
+        "failover, weighted, least_cost or least_loaded",
+    ) {
+        RouteStrategy::Failover => Strategy::Failover,
+        RouteStrategy::Weighted => Strategy::Weighted,
+        RouteStrategy::LeastCost => Strategy::LeastCost,
+        RouteStrategy::LeastLoaded => Strategy::LeastLoaded,
+    }
+}
+
+/// A route's `upstreams`: names (priority in list order, weight 1) or
+/// tables; an unknown name is an error at its place in the array.
+fn route_upstreams(
+    raw: &RawConfig,
+    r: &super::raw::RawRoute,
+    loc: &mut Locator<'_>,
+) -> Vec<RouteUpstream> {
+    let list = r.upstreams.span();
+    let mut upstreams = Vec::new();
+    for (i, u) in r.upstreams.get_ref().iter().enumerate() {
+        let (name, priority, weight) = match u {
+            RawRouteUpstream::Name(n) => (n, i as u32, 1),
+            RawRouteUpstream::Full {
+                name,
+                priority,
+                weight,
+            } => (name, priority.unwrap_or(i as u32), weight.unwrap_or(1)),
+        };
+        if !raw.upstreams.iter().any(|k| k.name.get_ref() == name) {
+            // Point at the name inside the route's upstreams array.
+            let quoted = format!("\"{name}\"");
+            let at = loc
+                .text
+                .get(list.clone())
+                .and_then(|t| t.find(&quoted))
+                .map_or(list.start, |o| list.start + o);
+            loc.at(
+                at..at,
+                format!("route {:?}: unknown upstream {name:?}", r.name.get_ref()),
+            );
+        }
+        upstreams.push(RouteUpstream {
+            name: name.clone(),
+            priority,
+            weight,
+        });
+    }
+    upstreams
+}
+
+/// `[router]` over the router defaults, with the receipt data centres.
+fn router(
+    raw: &RawConfig,
+    service_types: Vec<(String, COctetString<6>)>,
+    loc: &mut Locator<'_>,
+) -> RouterConfig {
     let defaults = RouterConfig::default();
-    let router = RouterConfig {
+    RouterConfig {
         max_attempts: raw.router.max_attempts.unwrap_or(defaults.max_attempts),
         deadline: loc.duration(&raw.router.deadline, defaults.deadline, "router.deadline"),
         window_wait: loc.duration(
@@ -1225,111 +1459,69 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         ),
         submit_service_types: service_types,
         ..defaults
-    };
+    }
+}
 
-    #[cfg(feature = "sandbox")]
-    let simulators = simulators(&raw.simulators, loc);
-    #[cfg(not(feature = "sandbox"))]
-    refuse_simulators(&raw.simulators, loc);
-
-    let admin = raw.admin.as_ref().and_then(|a| match &a.address {
+/// `[admin]`: `None` without the section, the default address when it
+/// names none.
+fn admin(raw: &RawConfig, loc: &mut Locator<'_>) -> Option<SocketAddr> {
+    raw.admin.as_ref().and_then(|a| match &a.address {
         None => DEFAULT_ADMIN.parse().ok(),
-        Some(address) => match address.get_ref().parse::<SocketAddr>() {
-            Ok(address) => Some(address),
-            Err(_) => {
-                loc.at(
-                    address.span(),
-                    format!(
-                        "admin address {:?}: expected host:port, e.g. \"{DEFAULT_ADMIN}\"",
-                        address.get_ref()
-                    ),
-                );
-                None
-            }
-        },
-    });
-    let json = match raw
-        .log
-        .format
-        .as_ref()
-        .map(|f| (f.get_ref().as_str(), f.span()))
-    {
-        None | Some(("text", _)) => false,
-        Some(("json", _)) => true,
-        Some((other, span)) => {
-            loc.at(
-                span,
-                format!("log.format {other:?}: expected \"text\" or \"json\""),
-            );
-            false
+        Some(address) => {
+            loc.socket_address(address, "admin", &format!(", e.g. \"{DEFAULT_ADMIN}\""))
         }
-    };
-    let log = LogSettings {
+    })
+}
+
+/// `[log]`: text at "info" unless set.
+fn log(raw: &RawConfig, loc: &mut Locator<'_>) -> LogSettings {
+    use super::raw::LogFormat;
+    let format = loc.choice(
+        &raw.log.format,
+        LogFormat::Text,
+        "log.format",
+        "\"text\" or \"json\"",
+    );
+    let json = format == LogFormat::Json;
+    LogSettings {
         json,
         level: raw.log.level.clone().unwrap_or_else(|| "info".to_owned()),
-    };
+    }
+}
 
+/// `[bind_guard]`: on unless `enabled = false`, its times checked together.
+fn bind_guard(raw: &RawConfig, loc: &mut Locator<'_>) -> Option<tern_session::abuse::GuardConfig> {
     let guard = &raw.bind_guard;
-    let bind_guard = if guard.enabled == Some(false) {
-        None
-    } else {
-        let config = tern_session::abuse::GuardConfig {
-            window: loc.duration(&guard.window, Duration::from_secs(60), "bind_guard.window"),
-            delay_after: guard.delay_after.unwrap_or(5),
-            delay_step: Duration::from_millis(250),
-            max_delay: Duration::from_secs(2),
-            lock_after: guard.lock_after.unwrap_or(20),
-            lock_for: loc.duration(
-                &guard.lock_for,
-                Duration::from_secs(60),
-                "bind_guard.lock_for",
-            ),
-            max_tracked: 10_000,
-        };
-        if let Err(e) = config.validate() {
-            let span = guard
-                .window
-                .as_ref()
-                .or(guard.lock_for.as_ref())
-                .map_or(0..0, |s| s.span());
-            loc.at(span, format!("[bind_guard]: {e}"));
-        }
-        Some(config)
+    if guard.enabled == Some(false) {
+        return None;
+    }
+    let config = tern_session::abuse::GuardConfig {
+        window: loc.duration(&guard.window, Duration::from_secs(60), "bind_guard.window"),
+        delay_after: guard.delay_after.unwrap_or(5),
+        delay_step: Duration::from_millis(250),
+        max_delay: Duration::from_secs(2),
+        lock_after: guard.lock_after.unwrap_or(20),
+        lock_for: loc.duration(
+            &guard.lock_for,
+            Duration::from_secs(60),
+            "bind_guard.lock_for",
+        ),
+        max_tracked: 10_000,
     };
-
-    let client_sessions = client_sessions(&raw.client_sessions, loc);
-
-    Some(Config {
-        source: loc.file.to_path_buf(),
-        bind_guard,
-        client_sessions,
-        admin,
-        log,
-        node_id: raw.node.id,
-        system_id,
-        listeners,
-        store_path,
-        store: StoreOptions {
-            node: raw.node.id,
-            durability,
-            ..StoreOptions::default()
-        },
-        backend,
-        retention,
-        unmatched_grace,
-        outbox_max_age,
-        profiles,
-        clients,
-        upstreams,
-        table,
-        router,
-        #[cfg(feature = "sandbox")]
-        simulators,
-    })
+    if let Err(e) = config.validate() {
+        let span = guard
+            .window
+            .as_ref()
+            .or(guard.lock_for.as_ref())
+            .map_or(0..0, |s| s.span());
+        loc.at(span, format!("[bind_guard]: {e}"));
+    }
+    Some(config)
 }
 
 /// `[storage] backend` and `[storage.redis]`.
 fn storage_backend(raw: &RawConfig, loc: &mut Locator<'_>) -> Backend {
+    use super::raw::StorageBackend;
     let redis = raw.storage.redis.as_ref();
     match raw.storage.backend.as_ref() {
         None => {
@@ -1341,7 +1533,7 @@ fn storage_backend(raw: &RawConfig, loc: &mut Locator<'_>) -> Backend {
             }
             Backend::Sled
         }
-        Some(b) if b.get_ref() == "sled" => {
+        Some(b) if *b.get_ref() == Choice::Known(StorageBackend::Sled) => {
             if let Some(r) = redis {
                 loc.at(
                     r.span(),
@@ -1350,7 +1542,7 @@ fn storage_backend(raw: &RawConfig, loc: &mut Locator<'_>) -> Backend {
             }
             Backend::Sled
         }
-        Some(b) if b.get_ref() == "redis" => match redis {
+        Some(b) if *b.get_ref() == Choice::Known(StorageBackend::Redis) => match redis {
             Some(r) => Backend::Redis(redis_settings(r, loc)),
             None => {
                 loc.at(
@@ -1361,25 +1553,65 @@ fn storage_backend(raw: &RawConfig, loc: &mut Locator<'_>) -> Backend {
             }
         },
         Some(b) => {
-            loc.at(
-                b.span(),
-                format!(
-                    "storage.backend {:?}: expected \"sled\" or \"redis\"",
-                    b.get_ref()
-                ),
-            );
+            loc.known(b, "storage.backend", "\"sled\" or \"redis\"");
             Backend::Sled
         }
     }
 }
 
+/// `[storage.redis]`, each value checked at its line.
 fn redis_settings(raw: &Spanned<super::raw::RawRedis>, loc: &mut Locator<'_>) -> RedisSettings {
     let span = raw.span();
     let raw = raw.get_ref();
+    let addresses = redis_addresses(raw, span, loc);
+    let prefix = match &raw.prefix {
+        Some(p) if p.get_ref().is_empty() || p.get_ref().contains(['{', '}']) => {
+            loc.at(
+                p.span(),
+                "storage.redis.prefix must be non-empty and without { or }",
+            );
+            "tern".to_owned()
+        }
+        Some(p) => p.get_ref().clone(),
+        None => "tern".to_owned(),
+    };
+    let durability = redis_durability(raw, loc);
+    let lease_ttl = loc.duration(
+        &raw.lease_ttl,
+        Duration::from_secs(10),
+        "storage.redis.lease_ttl",
+    );
+    if lease_ttl < Duration::from_secs(1) {
+        if let Some(t) = &raw.lease_ttl {
+            loc.at(t.span(), "storage.redis.lease_ttl must be at least 1s");
+        }
+    }
+    RedisSettings {
+        addresses,
+        cluster: raw.cluster,
+        prefix,
+        username: raw.username.as_ref().map(|u| u.get_ref().clone()),
+        password: raw
+            .password
+            .as_ref()
+            .map(|p| loc.secret(p, "storage.redis.password")),
+        tls_ca: raw.tls_ca.as_ref().and_then(|file| redis_tls_ca(file, loc)),
+        durability,
+        lease_ttl,
+    }
+}
+
+/// `storage.redis.addresses`: `redis://` or `rediss://`, no credentials
+/// (an address with them is never repeated back), several only for a
+/// cluster.
+fn redis_addresses(
+    raw: &super::raw::RawRedis,
+    span: Range<usize>,
+    loc: &mut Locator<'_>,
+) -> Vec<String> {
     let mut addresses = Vec::new();
     for a in &raw.addresses {
         let text = a.get_ref();
-        // An address with credentials in it is never repeated back.
         let credentials = text.contains('@');
         if credentials {
             loc.at(
@@ -1402,34 +1634,37 @@ fn redis_settings(raw: &Spanned<super::raw::RawRedis>, loc: &mut Locator<'_>) ->
         }
     }
     if raw.addresses.is_empty() {
-        loc.at(span.clone(), "storage.redis.addresses is empty");
+        loc.at(span, "storage.redis.addresses is empty");
     } else if !raw.cluster && raw.addresses.len() > 1 {
         loc.at(
-            span.clone(),
+            span,
             "several storage.redis.addresses are for a cluster: set cluster = true",
         );
     }
-    let prefix = match &raw.prefix {
-        Some(p) if p.get_ref().is_empty() || p.get_ref().contains(['{', '}']) => {
-            loc.at(
-                p.span(),
-                "storage.redis.prefix must be non-empty and without { or }",
-            );
-            "tern".to_owned()
+    addresses
+}
+
+/// `storage.redis.durability`: "appendfsync-always" unless set; "wait"
+/// only on a single server.
+fn redis_durability(
+    raw: &super::raw::RawRedis,
+    loc: &mut Locator<'_>,
+) -> tern_storage::RedisDurability {
+    use super::raw::RedisDurability;
+    let chosen = loc.choice(
+        &raw.durability,
+        RedisDurability::AppendfsyncAlways,
+        "storage.redis.durability",
+        "\"appendfsync-always\" or \"wait\"",
+    );
+    match (chosen, &raw.durability) {
+        (RedisDurability::AppendfsyncAlways, _) | (_, None) => {
+            tern_storage::RedisDurability::AppendFsyncAlways
         }
-        Some(p) => p.get_ref().clone(),
-        None => "tern".to_owned(),
-    };
-    let durability = match raw
-        .durability
-        .as_ref()
-        .map(|d| (d.get_ref().as_str(), d.span()))
-    {
-        None | Some(("appendfsync-always", _)) => tern_storage::RedisDurability::AppendFsyncAlways,
-        Some(("wait", span)) => {
+        (RedisDurability::Wait, Some(at)) => {
             if raw.cluster {
                 loc.at(
-                    span,
+                    at.span(),
                     "durability = \"wait\" is for a single server; a cluster needs \"appendfsync-always\"",
                 );
             }
@@ -1442,68 +1677,33 @@ fn redis_settings(raw: &Spanned<super::raw::RawRedis>, loc: &mut Locator<'_>) ->
                 ),
             }
         }
-        Some((other, span)) => {
+    }
+}
+
+/// `storage.redis.tls_ca`: a PEM file with a certificate, read at load.
+fn redis_tls_ca(file: &Spanned<String>, loc: &mut Locator<'_>) -> Option<PemFile> {
+    let path = loc.relative(file.get_ref());
+    match std::fs::read(&path) {
+        Ok(pem) if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") => {
+            Some(PemFile { path, pem })
+        }
+        Ok(_) => {
             loc.at(
-                span,
+                file.span(),
                 format!(
-                    "storage.redis.durability {other:?}: expected \"appendfsync-always\" or \"wait\""
+                    "storage.redis.tls_ca: {} holds no PEM certificate",
+                    path.display()
                 ),
             );
-            tern_storage::RedisDurability::AppendFsyncAlways
+            None
         }
-    };
-    let lease_ttl = loc.duration(
-        &raw.lease_ttl,
-        Duration::from_secs(10),
-        "storage.redis.lease_ttl",
-    );
-    if lease_ttl < Duration::from_secs(1) {
-        if let Some(t) = &raw.lease_ttl {
-            loc.at(t.span(), "storage.redis.lease_ttl must be at least 1s");
+        Err(e) => {
+            loc.at(
+                file.span(),
+                format!("storage.redis.tls_ca: cannot read {}: {e}", path.display()),
+            );
+            None
         }
-    }
-    RedisSettings {
-        addresses,
-        cluster: raw.cluster,
-        prefix,
-        username: raw.username.as_ref().map(|u| u.get_ref().clone()),
-        password: raw
-            .password
-            .as_ref()
-            .map(|p| loc.secret(p, "storage.redis.password")),
-        tls_ca: raw.tls_ca.as_ref().and_then(|file| {
-            let path = loc
-                .file
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(file.get_ref());
-            match std::fs::read(&path) {
-                Ok(pem)
-                    if String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") =>
-                {
-                    Some(PemFile { path, pem })
-                }
-                Ok(_) => {
-                    loc.at(
-                        file.span(),
-                        format!(
-                            "storage.redis.tls_ca: {} holds no PEM certificate",
-                            path.display()
-                        ),
-                    );
-                    None
-                }
-                Err(e) => {
-                    loc.at(
-                        file.span(),
-                        format!("storage.redis.tls_ca: cannot read {}: {e}", path.display()),
-                    );
-                    None
-                }
-            }
-        }),
-        durability,
-        lease_ttl,
     }
 }
 
@@ -1688,22 +1888,14 @@ const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client's `submit_mode`: `Some(timeout)` for transaction mode.
 fn submit_mode(c: &RawClient, loc: &mut Locator<'_>) -> Option<Duration> {
-    let transaction = match &c.submit_mode {
-        None => false,
-        Some(mode) => match mode.get_ref().as_str() {
-            "store_and_forward" => false,
-            "transaction" => true,
-            other => {
-                loc.at(
-                    mode.span(),
-                    format!(
-                        "client.submit_mode {other:?}: expected \"store_and_forward\" or \"transaction\""
-                    ),
-                );
-                false
-            }
-        },
-    };
+    use super::raw::SubmitMode;
+    let mode = loc.choice(
+        &c.submit_mode,
+        SubmitMode::StoreAndForward,
+        "client.submit_mode",
+        "\"store_and_forward\" or \"transaction\"",
+    );
+    let transaction = mode == SubmitMode::Transaction;
     match (&c.transaction_timeout, transaction) {
         (Some(at), false) => {
             loc.at(
@@ -1723,19 +1915,16 @@ fn submit_mode(c: &RawClient, loc: &mut Locator<'_>) -> Option<Duration> {
 
 /// A client's `id_format`: hex unless set.
 fn id_format(c: &RawClient, loc: &mut Locator<'_>) -> tern_storage::IdFormat {
-    let Some(name) = &c.id_format else {
-        return tern_storage::IdFormat::default();
-    };
-    tern_storage::IdFormat::from_name(name.get_ref()).unwrap_or_else(|| {
-        loc.at(
-            name.span(),
-            format!(
-                "client.id_format {:?}: expected \"hex\" or \"decimal\"",
-                name.get_ref()
-            ),
-        );
-        tern_storage::IdFormat::default()
-    })
+    use super::raw::IdFormat;
+    match loc.choice(
+        &c.id_format,
+        IdFormat::Hex,
+        "client.id_format",
+        "\"hex\" or \"decimal\"",
+    ) {
+        IdFormat::Hex => tern_storage::IdFormat::Hex,
+        IdFormat::Decimal => tern_storage::IdFormat::Decimal,
+    }
 }
 
 /// A client's `distribution_lists`, each name and member checked at its
@@ -1802,6 +1991,18 @@ const MIN_COMMAND_LENGTH: usize = 1024;
 /// Largest: a 64 KiB message_payload and the rest of its PDU.
 const MAX_COMMAND_LENGTH: usize = 1 << 17;
 
+/// The bind types, as an error about a bind type lists them.
+const BIND_NAMES: &str = "\"transmitter\", \"receiver\" or \"transceiver\"";
+
+/// The session's bind type of a configured one.
+fn bind_type(name: BindName) -> BindType {
+    match name {
+        BindName::Transmitter => BindType::Transmitter,
+        BindName::Receiver => BindType::Receiver,
+        BindName::Transceiver => BindType::Transceiver,
+    }
+}
+
 /// A client's `binds`: the bind types it may use, all three unless set.
 /// An empty list or an unknown name is an error at its place.
 fn client_binds(c: &RawClient, loc: &mut Locator<'_>) -> tern_session::BindTypes {
@@ -1818,15 +2019,8 @@ fn client_binds(c: &RawClient, loc: &mut Locator<'_>) -> tern_session::BindTypes
     }
     let mut binds = BindTypes::NONE;
     for name in list.get_ref() {
-        match BindType::from_name(name.get_ref()) {
-            Some(bind_type) => binds = binds.with(bind_type),
-            None => loc.at(
-                name.span(),
-                format!(
-                    "client.binds {:?}: expected \"transmitter\", \"receiver\" or \"transceiver\"",
-                    name.get_ref()
-                ),
-            ),
+        if let Some(name) = loc.known(name, "client.binds", BIND_NAMES) {
+            binds = binds.with(bind_type(name));
         }
     }
     binds
@@ -1961,6 +2155,17 @@ mod tests {
         String::from_utf8(out).expect("utf-8")
     }
 
+    /// The errors of `text` as `tern check-config` prints them, one a line.
+    fn errors(text: &str) -> Vec<String> {
+        Config::from_text(Path::new("t.toml"), text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     #[test]
     fn without_credentials_the_addresses_are_unchanged() {
         let addresses = ["redis://10.0.0.5:7000", "rediss://10.0.0.6:7000"];
@@ -2016,5 +2221,85 @@ mod tests {
             "p%40ss%3Aw%2Frd%25%20%23%3F%26%2B%C3%A9"
         );
         assert_eq!(percent_encode(""), "");
+    }
+    /// Every fixed-set setting with a value outside its set is reported at
+    /// its own line and column, all in one pass (the parse does not stop at
+    /// the first), naming the key, the value and the set.
+    #[test]
+    fn every_bad_choice_is_reported_at_its_place() {
+        let text = r#"
+[log]
+format = "yaml"
+[storage]
+durability = "lazy"
+[[client]]
+system_id = "acme"
+passwords = ["p"]
+submit_mode = "sync"
+id_format = "octal"
+binds = ["transceiver", "both"]
+[[upstream]]
+name = "a"
+host = "127.0.0.1"
+port = 1000
+system_id = "tern"
+password = "p"
+bind = "rx"
+[[route]]
+name = "all"
+upstreams = ["a"]
+strategy = "random"
+"#;
+        assert_eq!(
+            errors(text),
+            [
+                r#"t.toml:5:14: storage.durability "lazy": expected "durable" or "fast""#,
+                r#"t.toml:9:15: client.submit_mode "sync": expected "store_and_forward" or "transaction""#,
+                r#"t.toml:11:25: client.binds "both": expected "transmitter", "receiver" or "transceiver""#,
+                r#"t.toml:10:13: client.id_format "octal": expected "hex" or "decimal""#,
+                r#"t.toml:18:8: bind "rx": expected "transmitter", "receiver" or "transceiver""#,
+                r#"t.toml:22:12: strategy "random": expected failover, weighted, least_cost or least_loaded"#,
+                r#"t.toml:3:10: log.format "yaml": expected "text" or "json""#,
+            ]
+        );
+    }
+    /// A listener, admin or simulator address that is no `host:port` is
+    /// an error at its value, naming the section.
+    #[test]
+    fn a_bad_address_is_reported_with_its_section() {
+        let text = "[[listener]]\naddress = \"localhost\"\n[admin]\naddress = \"9775\"\n";
+        assert_eq!(
+            errors(text),
+            [
+                r#"t.toml:2:11: listener address "localhost": expected host:port, e.g. "127.0.0.1:2775""#,
+                r#"t.toml:4:11: admin address "9775": expected host:port, e.g. "127.0.0.1:9775""#,
+            ]
+        );
+    }
+    /// A TLS version that is none of 1.2 and 1.3 is an error at its value,
+    /// on a listener as on an upstream.
+    #[test]
+    fn a_bad_tls_version_is_reported_where_it_is() {
+        let text = r#"[[listener]]
+address = "127.0.0.1:2775"
+tls_cert = "c.pem"
+tls_key = "k.pem"
+tls_min_version = "1.1"
+[[upstream]]
+name = "a"
+host = "127.0.0.1"
+port = 1000
+system_id = "tern"
+password = "p"
+tls = true
+tls_min_version = "ssl3"
+"#;
+        assert_eq!(
+            errors(text),
+            [
+                r#"t.toml:5:19: tls_min_version "1.1": expected "1.2" or "1.3""#,
+                r#"t.toml:13:19: tls_min_version "ssl3": expected "1.2" or "1.3""#,
+            ]
+        );
     }
 }

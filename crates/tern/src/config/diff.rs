@@ -1,6 +1,13 @@
 //! What changes between two configurations: what a reload would do
 //! (`tern check-config --diff`, the reload log line) and what it cannot do
 //! without a restart. Secrets are compared, never shown.
+//!
+//! The fields compared are not listed here: they are read from each
+//! compiled type's derived `Debug` (one generic walk, [`fields`]), so a
+//! field added to an account, upstream, route or to [`Config`] shows in
+//! the diff by construction. Only the names shown differently from the
+//! field (several fields under one word) and the secrets, which `Debug`
+//! hides, are named below.
 
 use std::fmt;
 
@@ -40,6 +47,46 @@ impl fmt::Display for Change {
     }
 }
 
+/// Account fields shown under another word; any other field by its name.
+const ACCOUNT_WORDS: &[(&str, &str)] = &[
+    ("rate", "rates"),
+    ("session_rate", "rates"),
+    ("mo_routes", "mo routes"),
+    ("mo_reassemble", "mo reassembly"),
+    ("mo_reassembly_timeout", "mo reassembly"),
+    ("transaction", "submit_mode"),
+];
+
+/// Upstream fields shown under another word.
+const UPSTREAM_WORDS: &[(&str, &str)] = &[("host", "address"), ("port", "address")];
+
+/// Route fields shown under another word: what a message must be to match.
+const ROUTE_WORDS: &[(&str, &str)] = &[
+    ("clients", "match"),
+    ("source", "match"),
+    ("data_codings", "match"),
+    ("service_type", "match"),
+];
+
+/// [`Config`] fields shown as one setting, and whether changing it takes
+/// a restart; a field not listed is shown by its name and takes one.
+/// Accounts, upstreams and routes (and the profiles they use) are compared
+/// item by item instead, and `source` is where the file is.
+const SETTINGS: &[(&str, &str, bool)] = &[
+    ("router", "router settings", false),
+    ("node_id", "node", true),
+    ("system_id", "node", true),
+    ("store_path", "storage", true),
+    ("store", "storage", true),
+    ("backend", "storage", true),
+    ("retention", "storage", true),
+    ("unmatched_grace", "storage", true),
+    ("outbox_max_age", "storage", true),
+];
+
+/// [`Config`] fields not compared as settings.
+const NOT_SETTINGS: &[&str] = &["source", "profiles", "clients", "upstreams", "table"];
+
 /// Every difference from `old` to `new`, accounts first, then upstreams,
 /// routes, and the settings that need a restart.
 pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
@@ -51,49 +98,9 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         &new.clients,
         |c| &c.system_id,
         |a, b| {
-            let mut what = Vec::new();
-            if a.passwords != b.passwords {
-                what.push("passwords");
-            }
-            if a.allowed_ips != b.allowed_ips {
-                what.push("allowed_ips");
-            }
-            if a.max_binds != b.max_binds {
-                what.push("max_binds");
-            }
-            if a.rate != b.rate || a.session_rate != b.session_rate {
-                what.push("rates");
-            }
-            if a.mo_routes != b.mo_routes {
-                what.push("mo routes");
-            }
-            if a.mo_reassemble != b.mo_reassemble
-                || a.mo_reassembly_timeout != b.mo_reassembly_timeout
-            {
-                what.push("mo reassembly");
-            }
-            if a.receipts_per_part != b.receipts_per_part {
-                what.push("receipts_per_part");
-            }
-            if a.vendor_tlvs != b.vendor_tlvs {
-                what.push("vendor_tlvs");
-            }
-            if a.transaction != b.transaction {
-                what.push("submit_mode");
-            }
-            if a.id_format != b.id_format {
-                what.push("id_format");
-            }
-            if a.binds != b.binds {
-                what.push("binds");
-            }
-            if a.window != b.window {
-                what.push("window");
-            }
-            if a.distribution_lists != b.distribution_lists {
-                what.push("distribution_lists");
-            }
-            what
+            // Debug shows every password as "<secret>": compare them here.
+            let secret = (a.passwords != b.passwords).then_some("passwords");
+            differing(a, b, "system_id", ACCOUNT_WORDS, secret)
         },
     );
     named(
@@ -103,32 +110,16 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         &new.upstreams,
         |u| &u.name,
         |a, b| {
-            let mut what = Vec::new();
-            if a.host != b.host || a.port != b.port {
-                what.push("address");
+            // The codec redacts the bind's password in Debug but for its
+            // length: compare it here, and the rest of the bind without it.
+            let secret = (a.bind.password != b.bind.password).then_some("password");
+            let mut b = b.clone();
+            b.bind.password = a.bind.password.clone();
+            // The default account is the address: its change is that one.
+            if [a, &b].iter().all(|u| u.account == default_account(u)) {
+                b.account = a.account.clone();
             }
-            if a.bind.password != b.bind.password {
-                what.push("password");
-            }
-            if a.bind != b.bind && a.bind.password == b.bind.password {
-                what.push("bind");
-            }
-            if a.profile != b.profile {
-                what.push("profile");
-            }
-            if a.sessions != b.sessions {
-                what.push("sessions");
-            }
-            if a.window != b.window {
-                what.push("window");
-            }
-            if a.rate != b.rate {
-                what.push("rate");
-            }
-            if a.tls != b.tls {
-                what.push("tls");
-            }
-            what
+            differing(a, &b, "name", UPSTREAM_WORDS, secret)
         },
     );
     named(
@@ -137,30 +128,21 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         old.table.rules(),
         new.table.rules(),
         |r| &r.name,
-        |a, b| {
-            let mut what = Vec::new();
-            if a.prefixes != b.prefixes {
-                what.push("prefixes");
-            }
-            if a.clients != b.clients || a.source != b.source {
-                what.push("match");
-            }
-            if a.data_codings != b.data_codings || a.service_type != b.service_type {
-                what.push("match");
-            }
-            if a.upstreams != b.upstreams {
-                what.push("upstreams");
-            }
-            if a.strategy != b.strategy {
-                what.push("strategy");
-            }
-            if a.resubmit_on != b.resubmit_on {
-                what.push("resubmit_on");
-            }
-            what.dedup();
-            what
-        },
+        |a, b| differing(a, b, "name", ROUTE_WORDS, None),
     );
+    route_order(&mut changes, old, new);
+    settings(&mut changes, old, new);
+    changes
+}
+
+/// The account an upstream uses when it names none (see
+/// [`super::UpstreamSpec::account`]).
+fn default_account(u: &super::UpstreamSpec) -> String {
+    format!("{}:{}/{}", u.host, u.port, u.bind.system_id)
+}
+
+/// A change of the order of the routes kept in both files.
+fn route_order(changes: &mut Vec<Change>, old: &Config, new: &Config) {
     let old_order: Vec<&str> = old.table.rules().iter().map(|r| r.name.as_str()).collect();
     let new_order: Vec<&str> = new.table.rules().iter().map(|r| r.name.as_str()).collect();
     let kept_old: Vec<&str> = old_order
@@ -181,52 +163,95 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             restart: false,
         });
     }
-    if format!("{:?}", old.router) != format!("{:?}", new.router) {
-        changes.push(setting("router settings", false));
-    }
-    let listeners = |c: &Config| {
-        c.listeners
+}
+
+/// The settings of [`Config`] outside accounts, upstreams and routes, each
+/// changed one once, in the order of the fields.
+fn settings(changes: &mut Vec<Change>, old: &Config, new: &Config) {
+    let mut shown: Vec<String> = Vec::new();
+    for field in changed_fields(old, new) {
+        if NOT_SETTINGS.contains(&field.as_str()) {
+            continue;
+        }
+        let (word, restart) = SETTINGS
             .iter()
-            .map(|l| format!("{} {:?}", l.address, l.tls))
-            .collect::<Vec<_>>()
-    };
-    if listeners(old) != listeners(new) {
-        changes.push(setting("listeners", true));
+            .find(|(name, _, _)| *name == field)
+            .map_or((field.as_str(), true), |(_, word, restart)| {
+                (*word, *restart)
+            });
+        if !shown.iter().any(|s| s == word) {
+            changes.push(setting(word, restart));
+            shown.push(word.to_owned());
+        }
     }
-    if old.store_path != new.store_path
-        || format!("{:?}", old.store) != format!("{:?}", new.store)
-        || format!("{:?}", old.backend) != format!("{:?}", new.backend)
-        || old.retention != new.retention
-    {
-        changes.push(setting("storage", true));
-    }
-    if old.node_id != new.node_id || old.system_id != new.system_id {
-        changes.push(setting("node", true));
-    }
-    if old.admin != new.admin {
-        changes.push(setting("admin", true));
-    }
-    if old.bind_guard != new.bind_guard {
-        changes.push(setting("bind_guard", true));
-    }
-    if old.client_sessions != new.client_sessions {
-        changes.push(setting("client_sessions", true));
-    }
-    if old.log != new.log {
-        changes.push(setting("log", true));
-    }
-    #[cfg(feature = "sandbox")]
-    let sims = |c: &Config| {
-        c.simulators
+}
+
+/// The words for what differs between two items: the secret first, then
+/// every field whose printed value differs (but `key`, the item's name),
+/// under its word from `words` or its own name, each once.
+fn differing<T: fmt::Debug>(
+    a: &T,
+    b: &T,
+    key: &str,
+    words: &[(&str, &'static str)],
+    secret: Option<&'static str>,
+) -> Vec<String> {
+    let mut what: Vec<String> = secret.into_iter().map(str::to_owned).collect();
+    for field in changed_fields(a, b) {
+        if field == key {
+            continue;
+        }
+        let word = words
             .iter()
-            .map(|s| format!("{} {} {:?}", s.name, s.address, s.behaviour))
-            .collect::<Vec<_>>()
-    };
-    #[cfg(feature = "sandbox")]
-    if sims(old) != sims(new) {
-        changes.push(setting("simulators", true));
+            .find(|(name, _)| *name == field)
+            .map_or(field, |(_, word)| (*word).to_owned());
+        if !what.contains(&word) {
+            what.push(word);
+        }
     }
-    changes
+    what
+}
+
+/// The names of the fields whose printed values differ, in field order.
+fn changed_fields<T: fmt::Debug>(a: &T, b: &T) -> Vec<String> {
+    let before = fields(a);
+    let after = fields(b);
+    let mut names: Vec<String> = Vec::new();
+    for (name, value) in &after {
+        if before.iter().find(|(n, _)| n == name).map(|(_, v)| v) != Some(value) {
+            names.push(name.clone());
+        }
+    }
+    for (name, _) in &before {
+        if !after.iter().any(|(n, _)| n == name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
+/// The top-level fields of a struct's derived `{:#?}`, name and printed
+/// value: the one walk that finds every field of a compiled type. Pretty
+/// Debug puts each field of the outer struct on a line of its own,
+/// indented four spaces; what is indented deeper belongs to it.
+fn fields<T: fmt::Debug>(value: &T) -> Vec<(String, String)> {
+    let text = format!("{value:#?}");
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in text.lines().skip(1) {
+        let top = line
+            .strip_prefix("    ")
+            .filter(|rest| !rest.starts_with(' '))
+            .and_then(|rest| rest.split_once(": "));
+        match (top, fields.last_mut()) {
+            (Some((name, rest)), _) => fields.push((name.to_owned(), rest.to_owned())),
+            (None, Some((_, value))) => {
+                value.push('\n');
+                value.push_str(line);
+            }
+            (None, None) => {}
+        }
+    }
+    fields
 }
 
 fn setting(what: &str, restart: bool) -> Change {
@@ -245,7 +270,7 @@ fn named<T>(
     old: &[T],
     new: &[T],
     name: impl Fn(&T) -> &String,
-    differ: impl Fn(&T, &T) -> Vec<&'static str>,
+    differ: impl Fn(&T, &T) -> Vec<String>,
 ) {
     for item in new {
         match old.iter().find(|o| name(o) == name(item)) {
@@ -317,6 +342,14 @@ upstreams = ["a", "b"]
         Config::from_text(Path::new("t.toml"), text).expect("valid")
     }
 
+    /// The diff from `old` to `new` as `check-config --diff` prints it.
+    fn shown(old: &str, new: &str) -> Vec<String> {
+        diff(&config(old), &config(new))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
     #[test]
     fn the_same_file_has_no_changes() {
         assert_eq!(diff(&config(BASE), &config(BASE)), Vec::new());
@@ -328,20 +361,14 @@ upstreams = ["a", "b"]
             "passwords = [\"one\"]\n",
             "passwords = [\"one\"]\ndistribution_lists = { team = [\"34600000001\"] }\n",
         );
-        let changes: Vec<String> = diff(&config(BASE), &config(&new))
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let changes = shown(BASE, &new);
         assert_eq!(changes, ["~ account acme: distribution_lists"]);
     }
 
     #[test]
     fn client_session_settings_take_a_restart() {
         let new = format!("{BASE}[client_sessions]\ninactivity_timeout = \"10m\"\n");
-        let changes: Vec<String> = diff(&config(BASE), &config(&new))
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let changes = shown(BASE, &new);
         assert_eq!(changes, ["~ client_sessions (takes effect at restart)"]);
     }
 
@@ -355,10 +382,7 @@ upstreams = ["a", "b"]
             )
             .replace("port = 1001", "port = 1002")
             .replace("upstreams = [\"a\", \"b\"]", "upstreams = [\"b\"]");
-        let changes: Vec<String> = diff(&config(BASE), &config(&new))
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let changes = shown(BASE, &new);
         assert_eq!(
             changes,
             [
@@ -395,10 +419,56 @@ upstreams = ["a", "b"]
             "passwords = [\"one\"]",
             "passwords = [\"one\"]\nid_format = \"decimal\"",
         );
-        let changes: Vec<String> = diff(&config(BASE), &config(&new))
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let changes = shown(BASE, &new);
         assert_eq!(changes, ["~ account acme: id_format"]);
+    }
+    /// `flash` and `time_window` of a route, `account` of an upstream and
+    /// the `bind_guard` setting are named nowhere in this file: they show because every field of
+    /// the compiled type is compared.
+    #[test]
+    fn a_field_named_nowhere_here_shows_when_changed() {
+        for field in ["flash", "time_window", "bind_guard"] {
+            assert!(
+                !include_str!("diff.rs")
+                    .split("#[cfg(test)]")
+                    .next()
+                    .unwrap_or_default()
+                    .contains(field),
+                "{field} is named in diff.rs"
+            );
+        }
+        let new = BASE
+            .replace(
+                "prefixes = [\"34\"]",
+                "prefixes = [\"34\"]\nflash = true\ntime_window = { from = \"08:00\", to = \"20:00\" }",
+            )
+            .replace("port = 1001", "port = 1001\naccount = \"shared\"")
+            .replace(
+                "[[listener]]",
+                "[bind_guard]\nlock_after = 30\n[[listener]]",
+            );
+        let changes = shown(BASE, &new);
+        assert_eq!(
+            changes,
+            [
+                "~ upstream b: account",
+                "~ route spain: flash, time_window",
+                "~ bind_guard (takes effect at restart)",
+            ]
+        );
+    }
+
+    #[test]
+    fn route_clients_in_another_order_are_no_change() {
+        let with = |clients: &str| {
+            BASE.replace(
+                "prefixes = [\"34\"]",
+                &format!("prefixes = [\"34\"]\nclients = [{clients}]"),
+            )
+        };
+        let (a, b) = (with("\"acme\", \"gone\""), with("\"gone\", \"acme\""));
+        assert_eq!(diff(&config(&a), &config(&b)), Vec::new());
+        let changes = shown(&a, &with("\"acme\""));
+        assert_eq!(changes, ["~ route spain: match"]);
     }
 }

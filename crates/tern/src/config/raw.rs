@@ -2,7 +2,7 @@
 //! so a misspelt key is an error, and `Spanned` where a later check must
 //! point at the line (names and references).
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 /// The whole file.
@@ -101,7 +101,7 @@ pub struct RawAdmin {
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     /// "text" (default) or "json".
-    pub format: Option<Spanned<String>>,
+    pub format: Option<Spanned<Choice<LogFormat>>>,
     /// A tracing filter such as "info" or "tern=debug,info"; `RUST_LOG`
     /// wins when set.
     pub level: Option<String>,
@@ -173,13 +173,13 @@ pub struct RawListener {
 pub struct RawStorage {
     /// "sled" (default: a directory of this machine) or "redis" (shared by
     /// several nodes; needs `[storage.redis]`).
-    pub backend: Option<Spanned<String>>,
+    pub backend: Option<Spanned<Choice<StorageBackend>>>,
     /// The Redis store, when `backend = "redis"`.
     pub redis: Option<Spanned<RawRedis>>,
     /// Directory of the store.
     pub path: Option<Spanned<String>>,
     /// "durable" (default) or "fast".
-    pub durability: Option<Spanned<String>>,
+    pub durability: Option<Spanned<Choice<StoreDurability>>>,
     /// How often fast mode syncs the store's log while writes come in
     /// ("200ms"): what a power loss may take.
     pub flush_interval: Option<Spanned<String>>,
@@ -215,7 +215,7 @@ pub struct RawRedis {
     /// system's roots without it.
     pub tls_ca: Option<Spanned<String>>,
     /// "appendfsync-always" (default) or "wait".
-    pub durability: Option<Spanned<String>>,
+    pub durability: Option<Spanned<Choice<RedisDurability>>>,
     /// Replicas a write must reach with `durability = "wait"`.
     pub wait_replicas: Option<u32>,
     /// How long a write waits for them ("1s").
@@ -260,16 +260,16 @@ pub struct RawClient {
     pub mo_reassembly_timeout: Option<Spanned<String>>,
     /// "store_and_forward" (default: a submit is answered once stored) or
     /// "transaction" (once an upstream answered it).
-    pub submit_mode: Option<Spanned<String>>,
+    pub submit_mode: Option<Spanned<Choice<SubmitMode>>>,
     /// Transaction mode: how long a submit waits for the upstream before
     /// it is answered as in store-and-forward mode ("10s").
     pub transaction_timeout: Option<Spanned<String>>,
     /// How the client sees Tern's message ids: "hex" (default, 16 digits)
     /// or "decimal" (the 64-bit value, at most 20 digits).
-    pub id_format: Option<Spanned<String>>,
+    pub id_format: Option<Spanned<Choice<IdFormat>>>,
     /// Bind types the account may use: any of "transmitter", "receiver",
     /// "transceiver" (all three unless set).
-    pub binds: Option<Spanned<Vec<Spanned<String>>>>,
+    pub binds: Option<Spanned<Vec<Spanned<Choice<BindName>>>>>,
     /// Submits of the account unanswered at once, over all its sessions;
     /// past it a submit is answered ESME_RMSGQFUL (no limit unless set).
     pub window: Option<Spanned<usize>>,
@@ -300,7 +300,7 @@ pub struct RawUpstream {
     #[serde(default)]
     pub system_type: String,
     /// "transmitter", "receiver" or "transceiver" (default).
-    pub bind: Option<Spanned<String>>,
+    pub bind: Option<Spanned<Choice<BindName>>>,
     /// Sessions wanted (capped by the profile).
     pub sessions: Option<usize>,
     /// Requests in flight per session: the profile's window unless set
@@ -370,7 +370,7 @@ pub struct RawRoute {
     /// service_type.
     pub service_type: Option<String>,
     /// "failover" (default), "weighted", "least_cost", "least_loaded".
-    pub strategy: Option<Spanned<String>>,
+    pub strategy: Option<Spanned<Choice<RouteStrategy>>>,
     /// Where to send.
     pub upstreams: Spanned<Vec<RawRouteUpstream>>,
     /// Receipt reasons that re-send through the next upstream.
@@ -431,4 +431,115 @@ pub struct RawMoRoute {
     pub upstreams: Vec<Spanned<String>>,
     /// The client account it goes to.
     pub client: Spanned<String>,
+}
+
+/// A setting whose values are a fixed set, the serde enum `E`. A value
+/// outside the set is kept as written rather than failing the parse, so
+/// that compiling reports it at its line with what the set is, and goes
+/// on to report every other problem of the file too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice<E> {
+    /// One of the set.
+    Known(E),
+    /// Anything else, as written.
+    Unknown(String),
+}
+
+impl<'de, E: serde::de::DeserializeOwned> Deserialize<'de> for Choice<E> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let known = E::deserialize(
+            serde::de::value::StrDeserializer::<serde::de::value::Error>::new(&text),
+        );
+        Ok(match known {
+            Ok(value) => Choice::Known(value),
+            Err(_) => Choice::Unknown(text),
+        })
+    }
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// `[storage] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageBackend {
+    /// sled in `storage.path` (the default).
+    Sled,
+    /// `[storage.redis]`.
+    Redis,
+}
+
+/// `[storage] durability` (sled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreDurability {
+    /// Every write flushed before it is answered (the default).
+    Durable,
+    /// Flushed every `flush_interval`.
+    Fast,
+}
+
+/// `[storage.redis] durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedisDurability {
+    /// The server's `appendfsync always` (the default).
+    AppendfsyncAlways,
+    /// WAIT for replicas (a single server only).
+    Wait,
+}
+
+/// A client's `submit_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmitMode {
+    /// Answered once stored (the default).
+    StoreAndForward,
+    /// Answered with the upstream's answer.
+    Transaction,
+}
+
+/// A client's `id_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdFormat {
+    /// 16 hexadecimal digits (the default).
+    Hex,
+    /// Decimal digits.
+    Decimal,
+}
+
+/// A bind type: an upstream's `bind`, each of a client's `binds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindName {
+    /// bind_transmitter.
+    Transmitter,
+    /// bind_receiver.
+    Receiver,
+    /// bind_transceiver.
+    Transceiver,
+}
+
+/// A route's `strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteStrategy {
+    /// In priority order (the default).
+    Failover,
+    /// Spread by weight.
+    Weighted,
+    /// The cheapest first.
+    LeastCost,
+    /// The least loaded first.
+    LeastLoaded,
 }
