@@ -44,6 +44,12 @@ impl Target {
     /// A daemon with one client account (`acme` / `pw`) and one sandbox
     /// upstream that takes every destination starting with 34.
     fn start(name: &str) -> Target {
+        Target::with_prefixes(name, r#"["34"]"#)
+    }
+
+    /// [`Target::start`] with the route taking destinations under these
+    /// prefixes (`[]`: every destination).
+    fn with_prefixes(name: &str, prefixes: &str) -> Target {
         let port = free_port();
         let sim = free_port();
         let config = format!(
@@ -66,7 +72,7 @@ system_id = "tern"
 password = "x"
 [[route]]
 name = "spain"
-prefixes = ["34"]
+prefixes = {prefixes}
 upstreams = ["sandbox"]
 "#
         );
@@ -789,41 +795,8 @@ async fn ten_thousand_connections_opened_and_dropped_leave_no_descriptor_behind(
 /// failure receipt later. A real number on the same session is accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_that_is_no_number_is_refused_invdstadr_at_once() {
-    let port = free_port();
-    let sim = free_port();
-    let config = format!(
-        r#"
-[[listener]]
-address = "127.0.0.1:{port}"
-[storage]
-path = "data"
-[[simulator]]
-name = "sandbox"
-address = "127.0.0.1:{sim}"
-[[client]]
-system_id = "acme"
-passwords = ["pw"]
-[[upstream]]
-name = "sandbox"
-host = "127.0.0.1"
-port = {sim}
-system_id = "tern"
-password = "x"
-[[route]]
-name = "everything"
-upstreams = ["sandbox"]
-"#
-    );
-    let _daemon = Launch::new().rust_log("error").start(
-        TempDir::new(&format!("bad-input-destination-{port}")),
-        &config,
-    );
-    let client = client(port, "acme", "pw")
-        .bind_type(BindType::Transmitter)
-        .within(WAIT)
-        .try_bind()
-        .await
-        .expect("binds");
+    let daemon = Target::with_prefixes("destination", "[]");
+    let client = daemon.good_client().await;
     for bad in ["12ab", "+", "Tern", "3460000000000001"] {
         let resp = client
             .handle

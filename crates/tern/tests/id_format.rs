@@ -120,13 +120,10 @@ fn data_sm(to: &str, text: &str) -> DataSm {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_decimal_client_gets_decimal_ids_everywhere_and_a_hex_client_hex() {
-    let sim = Simulator::start(SimConfig::default())
-        .await
-        .expect("simulator starts");
-    let (port, admin_port) = (free_port(), free_port());
-    let config = format!(
+/// A daemon on node 7 (so decimal ids have 16 digits) with `clients` and
+/// one route to the simulator at `sim_port`.
+fn config(port: u16, admin_port: u16, sim_port: u16, clients: &str) -> String {
+    format!(
         r#"
 [node]
 id = 7
@@ -136,13 +133,7 @@ address = "127.0.0.1:{port}"
 address = "127.0.0.1:{admin_port}"
 [storage]
 path = "data"
-[[client]]
-system_id = "dec"
-passwords = ["pw"]
-id_format = "decimal"
-[[client]]
-system_id = "hex"
-passwords = ["pw"]
+{clients}
 [[upstream]]
 name = "sim"
 host = "127.0.0.1"
@@ -152,9 +143,26 @@ password = "x"
 [[route]]
 name = "all"
 upstreams = ["sim"]
-"#,
-        sim_port = sim.addr().port(),
-    );
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decimal_client_gets_decimal_ids_everywhere_and_a_hex_client_hex() {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator starts");
+    let (port, admin_port) = (free_port(), free_port());
+    let clients = r#"
+[[client]]
+system_id = "dec"
+passwords = ["pw"]
+id_format = "decimal"
+[[client]]
+system_id = "hex"
+passwords = ["pw"]
+"#;
+    let config = config(port, admin_port, sim.addr().port(), clients);
     let _daemon = Daemon::start("id-format", &config);
     wait_until(
         "tern binds to the simulator",
@@ -299,32 +307,10 @@ async fn a_reload_of_id_format_leaves_ids_already_given_in_their_form() {
         .expect("simulator starts");
     let (port, admin_port) = (free_port(), free_port());
     let config = |format: &str| {
-        format!(
-            r#"
-[node]
-id = 7
-[[listener]]
-address = "127.0.0.1:{port}"
-[admin]
-address = "127.0.0.1:{admin_port}"
-[storage]
-path = "data"
-[[client]]
-system_id = "acme"
-passwords = ["pw"]
-id_format = "{format}"
-[[upstream]]
-name = "sim"
-host = "127.0.0.1"
-port = {sim_port}
-system_id = "tern"
-password = "x"
-[[route]]
-name = "all"
-upstreams = ["sim"]
-"#,
-            sim_port = sim.addr().port(),
-        )
+        let client = format!(
+            "[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\nid_format = \"{format}\"\n"
+        );
+        config(port, admin_port, sim.addr().port(), &client)
     };
     let daemon = Daemon::start("id-format-reload", &config("decimal"));
     let mut acme = client(port, "acme", "pw").bind().await;
