@@ -306,13 +306,13 @@ async fn a_reload_of_id_format_leaves_ids_already_given_in_their_form() {
         .await
         .expect("simulator starts");
     let (port, admin_port) = (free_port(), free_port());
-    let config = |format: &str| {
+    let with_format = |format: &str| {
         let client = format!(
             "[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\nid_format = \"{format}\"\n"
         );
         config(port, admin_port, sim.addr().port(), &client)
     };
-    let daemon = Daemon::start("id-format-reload", &config("decimal"));
+    let daemon = Daemon::start("id-format-reload", &with_format("decimal"));
     let mut acme = client(port, "acme", "pw").bind().await;
     let within = Duration::from_secs(10);
 
@@ -327,7 +327,7 @@ async fn a_reload_of_id_format_leaves_ids_already_given_in_their_form() {
     .await;
     assert!(is_decimal_id(&before), "{before:?}");
 
-    std::fs::write(daemon.config_path(), config("hex")).expect("config rewritten");
+    std::fs::write(daemon.config_path(), with_format("hex")).expect("config rewritten");
     daemon.signal("HUP");
     Admin::at(admin_port)
         .until("/api/reload", within, "the reload applied", |status| {
