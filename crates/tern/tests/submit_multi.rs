@@ -33,6 +33,11 @@ const WAIT: Duration = Duration::from_secs(15);
 /// or 12: a number of 16 digits starting 12 has a route, so only the
 /// address check refuses it.
 fn start_tern(label: &str, port: u16, admin: u16, upstream_port: u16) -> Daemon {
+    start_tern_with(label, port, admin, upstream_port, "")
+}
+
+/// [`start_tern`] with more configuration text (another upstream, say).
+fn start_tern_with(label: &str, port: u16, admin: u16, upstream_port: u16, more: &str) -> Daemon {
     let config = format!(
         r#"
 [[listener]]
@@ -55,6 +60,7 @@ password = "x"
 name = "spain"
 prefixes = ["34", "12"]
 upstreams = ["sim"]
+{more}
 "#
     );
     Daemon::start(&format!("submit-multi-{label}"), &config)
@@ -348,10 +354,21 @@ async fn distribution_lists_are_refused_unless_configured_and_refusals_say_why()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_sm_on_the_id_cancels_every_held_destination() {
-    // The upstream is down: nothing listens on its port, so the messages
-    // wait in Tern's queue.
+    // The route's upstream is down: nothing listens on its port, so the
+    // messages wait in Tern's queue. Another upstream, which no route
+    // uses, is bound: with none bound at all the dispatcher would not
+    // claim them (a long outage's pause), and this test is about messages
+    // that were tried, found no upstream, and wait for a retry.
     let (port, admin, down) = (free_port(), free_port(), free_port());
-    let mut tern = start_tern("cancel", port, admin, down);
+    let bystander = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator starts");
+    let other = format!(
+        "[[upstream]]\nname = \"bystander\"\nhost = \"127.0.0.1\"\nport = {}\n\
+         system_id = \"tern\"\npassword = \"x\"\n",
+        bystander.addr().port()
+    );
+    let mut tern = start_tern_with("cancel", port, admin, down, &other);
     let acme = client(port, "acme", "pw").bind().await;
 
     let (status, resp) = submit_multi(
