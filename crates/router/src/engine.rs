@@ -126,7 +126,7 @@ impl Default for RouterConfig {
 }
 
 /// Where the router reads the time for time-window rules. The daemon
-/// gives it the system clock; tests give it a fixed instant, so a window
+/// gives it the system clock; tests give it instants of their own, so a window
 /// can be tested at any hour, across a daylight-saving change.
 #[derive(Clone)]
 pub struct Clock(Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>);
@@ -135,11 +135,6 @@ impl Clock {
     /// The system's clock.
     pub fn system() -> Clock {
         Clock(Arc::new(jiff::Timestamp::now))
-    }
-
-    /// Always `at`.
-    pub fn fixed(at: jiff::Timestamp) -> Clock {
-        Clock(Arc::new(move || at))
     }
 
     /// Whatever `now` says (a test that moves time on).

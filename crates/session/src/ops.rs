@@ -56,17 +56,6 @@ impl BindType {
         matches!(self, Self::Receiver | Self::Transceiver)
     }
 
-    /// The type a configuration names ("transmitter", "receiver",
-    /// "transceiver").
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "transmitter" => Some(Self::Transmitter),
-            "receiver" => Some(Self::Receiver),
-            "transceiver" => Some(Self::Transceiver),
-            _ => None,
-        }
-    }
-
     /// The name used in logs and configuration.
     pub const fn name(self) -> &'static str {
         match self {

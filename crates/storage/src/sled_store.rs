@@ -88,6 +88,40 @@ pub struct NewMessage {
     pub id_format: IdFormat,
 }
 
+impl NewMessage {
+    /// The record of this message accepted as `id`: queued, never tried.
+    /// The one place either backend builds it (submit_sm and each
+    /// submit_multi destination alike); the duplicate-protection key and
+    /// window come back beside it, for the backend's own check.
+    pub(crate) fn into_record(
+        self,
+        id: TernId,
+        now_ms: u64,
+        multi: Option<MultiLink>,
+    ) -> (MessageRecord, Option<(Bytes, Duration)>) {
+        let record = MessageRecord {
+            id,
+            client: self.client,
+            pdu: self.pdu,
+            receipt_requested: self.receipt_requested,
+            state: State::Queued,
+            attempts: Vec::new(),
+            outcome: None,
+            accepted_ms: now_ms,
+            updated_ms: now_ms,
+            not_before_ms: self.not_before_ms,
+            expires_ms: self.expires_ms,
+            dedup_key: None,
+            parts: Vec::new(),
+            received: Vec::new(),
+            relayed: Vec::new(),
+            multi,
+            id_format: self.id_format,
+        };
+        (record, self.dedup)
+    }
+}
+
 /// The records of a submit_multi's destinations, with their ids (see
 /// [`SledStore::accept_multi`]); shared with the Redis backend so both
 /// tie destinations to their submission the same way.
@@ -103,27 +137,12 @@ pub(crate) fn multi_records(
         .into_iter()
         .zip(ids)
         .enumerate()
-        .map(|(n, (message, &id))| MessageRecord {
-            id,
-            client: message.client,
-            pdu: message.pdu,
-            receipt_requested: message.receipt_requested,
-            state: State::Queued,
-            attempts: Vec::new(),
-            outcome: None,
-            accepted_ms: now_ms,
-            updated_ms: now_ms,
-            not_before_ms: message.not_before_ms,
-            expires_ms: message.expires_ms,
-            dedup_key: None,
-            parts: Vec::new(),
-            received: Vec::new(),
-            relayed: Vec::new(),
-            multi: Some(MultiLink {
+        .map(|(n, (message, &id))| {
+            let link = MultiLink {
                 submission,
                 members: if n == 0 { ids.to_vec() } else { Vec::new() },
-            }),
-            id_format: message.id_format,
+            };
+            message.into_record(id, now_ms, Some(link)).0
         })
         .collect()
 }
@@ -621,26 +640,8 @@ impl SledStore {
     /// stores nothing.
     pub async fn accept(&self, message: NewMessage, now_ms: u64) -> Result<Accepted, StoreError> {
         let id = self.next_id().await?;
-        let mut record = MessageRecord {
-            id,
-            client: message.client,
-            pdu: message.pdu,
-            receipt_requested: message.receipt_requested,
-            state: State::Queued,
-            attempts: Vec::new(),
-            outcome: None,
-            accepted_ms: now_ms,
-            updated_ms: now_ms,
-            not_before_ms: message.not_before_ms,
-            expires_ms: message.expires_ms,
-            dedup_key: None,
-            parts: Vec::new(),
-            received: Vec::new(),
-            relayed: Vec::new(),
-            multi: None,
-            id_format: message.id_format,
-        };
-        match message.dedup {
+        let (mut record, dedup) = message.into_record(id, now_ms, None);
+        match dedup {
             None => {
                 self.write(Self::accept_batch(&record)?).await?;
                 Ok(Accepted {

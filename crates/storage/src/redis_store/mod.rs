@@ -491,27 +491,9 @@ impl RedisStore {
     pub async fn accept(&self, message: NewMessage, now_ms: u64) -> Result<Accepted, StoreError> {
         let id = self.next_id(&message.client).await?;
         let shard = id_shard(id);
-        let mut record = MessageRecord {
-            id,
-            client: message.client,
-            pdu: message.pdu,
-            receipt_requested: message.receipt_requested,
-            state: State::Queued,
-            attempts: Vec::new(),
-            outcome: None,
-            accepted_ms: now_ms,
-            updated_ms: now_ms,
-            not_before_ms: message.not_before_ms,
-            expires_ms: message.expires_ms,
-            dedup_key: None,
-            parts: Vec::new(),
-            received: Vec::new(),
-            relayed: Vec::new(),
-            multi: None,
-            id_format: message.id_format,
-        };
+        let (mut record, dedup) = message.into_record(id, now_ms, None);
         let m = member(id);
-        let Some((key, window)) = message.dedup else {
+        let Some((key, window)) = dedup else {
             let mut group = Group::default();
             group
                 .set(self.layout.message(id), encode(&record)?)

@@ -185,8 +185,9 @@ async fn submit(
             .and_then(|t| t.to_unix_millis(now as i64).ok())
             .map(|ms| ms.max(0) as u64)
     };
-    // Read once: the record keeps it, and the answer must agree with it.
-    let id_format = node.id_format(account);
+    // Read once: the record keeps the id form, and the answer must agree.
+    let terms = node.submit_terms(account);
+    let id_format = terms.id_format;
     let message = NewMessage {
         client: account.to_owned(),
         pdu: pdu.to_bytes(),
@@ -198,13 +199,7 @@ async fn submit(
     };
     match node.store.accept(message, now).await {
         Ok(accepted) => {
-            let transaction = node
-                .accounts
-                .current()
-                .iter()
-                .find(|a| a.system_id == account)
-                .and_then(|a| a.transaction);
-            let status = match transaction {
+            let status = match terms.transaction {
                 None => {
                     node.dispatch.notify_one();
                     CommandStatus::Ok

@@ -14,6 +14,8 @@
 //! accepted the response's command_status says why: the status they share
 //! when all were refused the same way, else ESME_RSUBMITFAIL.
 
+use std::collections::BTreeMap;
+
 use tern_codec::pdu::{Destination, SubmitMulti, SubmitMultiResp, SubmitSm, Unsuccess};
 use tern_codec::{
     Address, Body, COctetString, CommandStatus, MessageState, Npi, Pdu, ReceiptRequest, TimeString,
@@ -53,15 +55,22 @@ pub async fn submit_multi(
         let _ = responder.reject(status).await;
         return;
     }
-    let (candidates, mut refused) = expand(node, account, multi);
+    let accounts = node.accounts.current();
+    let lists = accounts
+        .iter()
+        .find(|a| a.system_id == account)
+        .map(|a| &a.distribution_lists);
+    let (candidates, mut refused) = expand(lists, multi);
+    drop(accounts);
     let accepted = screen(node, account, candidates, &mut refused);
     if accepted.is_empty() {
         answer_none_accepted(node, account, responder, refused).await;
         return;
     }
     let now = now_ms();
-    // Read once: the records keep it, and the answer must agree with it.
-    let id_format = node.id_format(account);
+    // Read once: the records keep the id form, and the answer must agree.
+    let terms = node.submit_terms(account);
+    let id_format = terms.id_format;
     let messages = new_messages(account, sequence, multi, &accepted, now, id_format);
     let ids = match node.store.accept_multi(messages, now).await {
         Ok(ids) => ids,
@@ -78,14 +87,8 @@ pub async fn submit_multi(
     let Some(&submission) = ids.first() else {
         return;
     };
-    let transaction = node
-        .accounts
-        .current()
-        .iter()
-        .find(|a| a.system_id == account)
-        .and_then(|a| a.transaction);
     let mut sent = ids.len() as u64;
-    match transaction {
+    match terms.transaction {
         None => node.dispatch.notify_one(),
         Some(timeout) => {
             // Transaction mode: each destination's upstream answer, at
@@ -129,14 +132,10 @@ pub async fn submit_multi(
 /// The submit_multi's destinations as single addresses: each SME address,
 /// and each member of a distribution list the account has. A list name the
 /// account does not have is refused under that name (returned second).
-fn expand(node: &Node, account: &str, multi: &SubmitMulti) -> (Vec<Candidate>, Vec<Unsuccess>) {
-    let lists = node
-        .accounts
-        .current()
-        .iter()
-        .find(|a| a.system_id == account)
-        .map(|a| a.distribution_lists.clone())
-        .unwrap_or_default();
+fn expand(
+    lists: Option<&BTreeMap<String, Vec<Address<21>>>>,
+    multi: &SubmitMulti,
+) -> (Vec<Candidate>, Vec<Unsuccess>) {
     let mut refused: Vec<Unsuccess> = Vec::new();
     let mut candidates: Vec<Candidate> = Vec::new();
     for destination in &multi.destinations {
@@ -148,7 +147,7 @@ fn expand(node: &Node, account: &str, multi: &SubmitMulti) -> (Vec<Candidate>, V
             Destination::DistributionList(name) => {
                 let members = name
                     .to_str()
-                    .and_then(|n| lists.get(n))
+                    .and_then(|n| lists?.get(n))
                     .filter(|_| !name.is_empty());
                 match members {
                     Some(members) => {

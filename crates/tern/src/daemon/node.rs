@@ -114,6 +114,15 @@ pub struct Node {
     pub transactions: Transactions,
 }
 
+/// An account's terms for one submit (see [`Node::submit_terms`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubmitTerms {
+    /// The form its ids are given in, kept on the message.
+    pub id_format: tern_storage::IdFormat,
+    /// Transaction mode: how long the answer waits for the upstream.
+    pub transaction: Option<std::time::Duration>,
+}
+
 impl Node {
     /// A node over its store, first routing and accounts.
     pub fn new(
@@ -163,12 +172,19 @@ impl Node {
     /// How `client` is shown Tern's ids now (hex for an account a reload
     /// removed: its receipts still go out while they wait in its outbox).
     pub fn id_format(&self, client: &str) -> tern_storage::IdFormat {
-        self.accounts
-            .current()
-            .iter()
-            .find(|a| a.system_id == client)
-            .map(|a| a.id_format)
-            .unwrap_or_default()
+        self.submit_terms(client).id_format
+    }
+
+    /// What a submit from `client` is taken under now: one look at the
+    /// accounts in force, so a submit reads its account once and a reload
+    /// cannot give one submit the terms of two configurations.
+    pub fn submit_terms(&self, client: &str) -> SubmitTerms {
+        let accounts = self.accounts.current();
+        let account = accounts.iter().find(|a| a.system_id == client);
+        SubmitTerms {
+            id_format: account.map(|a| a.id_format).unwrap_or_default(),
+            transaction: account.and_then(|a| a.transaction),
+        }
     }
 
     /// The id `text` a client of `client` sent (query_sm, cancel_sm,
