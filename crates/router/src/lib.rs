@@ -13,7 +13,6 @@ pub mod engine;
 pub mod profile;
 pub mod profiles;
 pub mod receipt;
-pub mod relay;
 pub mod strategy;
 pub mod table;
 pub mod upstream;

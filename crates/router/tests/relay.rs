@@ -4,7 +4,7 @@ use tern_codec::pdu::DeliverSm;
 use tern_codec::receipt::Receipt;
 use tern_codec::tlv::NetworkErrorCode;
 use tern_codec::{Address, Body, InterfaceVersion, Npi, Pdu, RegisteredDelivery, SmppCodec, Ton};
-use tern_router::relay::{
+use tern_router::receipt::{
     client_receipt, combined, ended_by_tern, wanted, ClientReceipt, VENDOR_CODE_TLV,
 };
 use tern_router::{Canonical, Class, FinalState, Reason};

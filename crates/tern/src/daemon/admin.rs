@@ -306,7 +306,7 @@ pub fn message_json(record: &MessageRecord) -> Value {
         "updated_ms": record.updated_ms,
         "not_before_ms": record.not_before_ms,
         "pdu": record.pdu.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-        "destination": super::relay::client_submit(record)
+        "destination": tern_router::receipt::client_submit(record)
             .map(|sm| String::from_utf8_lossy(sm.destination.addr.as_bytes()).into_owned()),
         "submission": record.multi.as_ref().map(|m| m.submission.to_string()),
     })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tern_router::engine::{concat_reference, AttemptReport, SendOutcome};
-use tern_router::relay::ended_by_tern;
+use tern_router::receipt::{client_submit, ended_by_tern, stored_outcome, used_upstreams};
 use tern_router::{Canonical, Reason};
 use tern_storage::{now_ms, Attempt, MessageRecord, StoreError};
 use tokio::sync::Semaphore;
@@ -15,8 +15,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, info_span, Instrument};
 
 use super::node::Node;
-use super::receipts::{settle_held, used_upstreams};
-use super::relay::{client_submit, queue_receipt, stored_outcome};
+use super::receipts::{queue_receipt, settle_held};
 use super::transaction::{client_status, Verdict};
 
 /// Messages sent at once.

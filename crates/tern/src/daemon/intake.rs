@@ -12,6 +12,7 @@ use tern_codec::tlv::tags;
 use tern_codec::{
     Body, COctetString, CommandStatus, MessageState, Pdu, ReceiptRequest, TimeString, Tlv,
 };
+use tern_router::receipt::{client_submit, stored_outcome};
 use tern_router::{Canonical, Class, FinalState, Reason};
 use tern_session::smsc::BoundSession;
 use tern_storage::{
@@ -24,7 +25,7 @@ use tracing::{info, Instrument};
 use super::data_sm;
 use super::multi;
 use super::node::{ClientSession, Node};
-use super::relay::{client_submit, queue_receipt, stored_outcome};
+use super::receipts::queue_receipt;
 use super::transaction::Verdict;
 
 /// Serves one bound client session until it ends; its submits run on

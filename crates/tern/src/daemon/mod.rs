@@ -28,7 +28,6 @@ mod multi;
 mod node;
 mod outbox;
 mod receipts;
-mod relay;
 mod reload;
 mod transaction;
 mod upstreams;

@@ -13,9 +13,11 @@
 //! vendor that writes `stat:UNDELIV` with a "pending" code has still ended
 //! the message, and Tern must not wait for a receipt that will not come.
 
+use bytes::Bytes;
 use tern_codec::pdu::DeliverSm;
 use tern_codec::receipt::{ErrRadix, Receipt};
 use tern_codec::tlv::NetworkErrorCode;
+use tern_codec::{Body, Pdu};
 
 use crate::canonical::{Canonical, Class, FinalState, Reason, Scope};
 use crate::profile::{Profile, Radix};
@@ -48,6 +50,12 @@ impl UpstreamReceipt {
     /// ACCEPTD) only update it.
     pub fn is_final(&self) -> bool {
         self.canonical.state.is_final()
+    }
+
+    /// Whether it says the vendor throttled the message (OVH err 55): the
+    /// upstream is slowed as for a throttled submit.
+    pub fn throttles(&self) -> bool {
+        self.canonical.reason == Reason::Throttled
     }
 }
 
@@ -201,6 +209,15 @@ pub fn read_receipt(
             })
             .collect(),
     })
+}
+
+/// A receipt held before its message was known, read again from the
+/// deliver_sm kept with it; `None` if it no longer reads as one.
+pub fn read_held(profile: &Profile, pdu: &Bytes) -> Option<UpstreamReceipt> {
+    match Pdu::decode(pdu.clone()).ok()?.body {
+        Body::DeliverSm(sm) => read_receipt(profile, &sm).ok(),
+        _ => None,
+    }
 }
 
 fn network_reason(code: Option<NetworkErrorCode>) -> Option<(Reason, Class)> {

@@ -8,15 +8,21 @@
 //! [`VENDOR_CODE_TLV`] so a client (or an operator reading a capture) can
 //! still see what the upstream said. A 3.3 client gets the text alone: the
 //! session's codec drops TLVs for it.
+//!
+//! [`client_relay`] builds it for a stored message, with the entry its
+//! history keeps; [`client_receipt`] builds the deliver_sm itself.
 
 use bytes::Bytes;
-use tern_codec::pdu::DeliverSm;
+use tern_codec::pdu::{DeliverSm, SubmitSm};
 use tern_codec::receipt::{Receipt, ReceiptDate, Stat};
-use tern_codec::tlv::NetworkErrorCode;
+use tern_codec::tlv::{NetworkErrorCode, Sar};
 use tern_codec::{
-    Address, EsmClass, MessageState, ReceiptRequest, RegisteredDelivery, ShortMessage, Tlv,
+    Address, Body, EsmClass, MessageState, Pdu, ReceiptRequest, RegisteredDelivery, ShortMessage,
+    Tlv,
 };
+use tern_storage::{MessageRecord, OutboxItem, RelayedReceipt};
 
+use crate::adapt::{receipt_text, ClientText};
 use crate::canonical::{Canonical, FinalState, Reason};
 
 /// Tag of the TLV carrying the upstream's own code ("ovh stat:UNDELIV
@@ -57,21 +63,6 @@ pub fn wanted(registered_delivery: RegisteredDelivery, canonical: &Canonical) ->
         ReceiptRequest::OnFailure => !delivered,
         ReceiptRequest::OnSuccess => delivered,
     }
-}
-
-/// The outcome of a message Tern split into parts, once every part is
-/// final: the first failure if any part failed, else delivered. `None` while
-/// a part is still open.
-pub fn combined(parts: &[Option<Canonical>]) -> Option<Canonical> {
-    let finals: Vec<Canonical> = parts
-        .iter()
-        .map(|part| part.filter(|c| c.state.is_final()))
-        .collect::<Option<_>>()?;
-    finals
-        .iter()
-        .find(|c| c.state != FinalState::Delivrd)
-        .or(finals.first())
-        .copied()
 }
 
 fn millis_date(ms: i64) -> Option<ReceiptDate> {
@@ -138,4 +129,90 @@ pub fn ended_by_tern(reason: Reason) -> Canonical {
         reason,
         class: crate::canonical::Class::Permanent,
     }
+}
+
+/// The client's submit_sm, as stored.
+pub fn client_submit(record: &MessageRecord) -> Option<SubmitSm> {
+    match Pdu::decode(record.pdu.clone()).ok()?.body {
+        Body::SubmitSm(sm) => Some(sm),
+        _ => None,
+    }
+}
+
+/// Which part of a message Tern split a per-part receipt reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartOf {
+    /// 0-based, in the order the parts were sent.
+    pub index: u32,
+    /// How many parts.
+    pub total: u32,
+}
+
+/// The client receipt for `canonical`, encoded for the client's outbox,
+/// and its entry in the message's history; `None` when the client's submit
+/// did not ask for a receipt with this outcome (SMPP 3.4 §5.2.17). A
+/// per-part receipt carries the SAR TLVs (the message's reference, the part
+/// count, the part's number), which say which part it is in standard
+/// fields. `vendor_tlvs` (the vendor's own receipt TLVs, for a client that
+/// asked for them) go last. The id, in receipted_message_id and the text's
+/// "id:", is in the form the client was given it (kept on the record, so a
+/// reload that changes the account's `id_format` does not change the ids
+/// of messages it already answered). `now` is the receipt's done date.
+pub fn client_relay(
+    record: &MessageRecord,
+    canonical: &Canonical,
+    vendor_code: Option<&str>,
+    part: Option<PartOf>,
+    vendor_tlvs: &[(u16, Vec<u8>)],
+    now: u64,
+) -> Option<(OutboxItem, RelayedReceipt)> {
+    let submit = client_submit(record)?;
+    if !wanted(submit.registered_delivery, canonical) {
+        return None;
+    }
+    // Clients' data_coding 0 is GSM 7-bit unless the router says otherwise.
+    let text = receipt_text(&submit, &ClientText::default());
+    // The id the client was given (a submit_multi's, for its destinations),
+    // in the form it was given.
+    let id = record.id_format.render(record.client_id());
+    let mut receipt = client_receipt(&ClientReceipt {
+        tern_id: &id,
+        client_source: submit.source.clone(),
+        client_destination: submit.destination.clone(),
+        submitted_ms: record.accepted_ms as i64,
+        done_ms: now as i64,
+        text: &text,
+        canonical: *canonical,
+        vendor_code,
+    });
+    if let Some(part) = part {
+        receipt.tlvs.set_sar(Sar {
+            // The reference Tern tied the parts with upstream (dispatch).
+            reference: (record.id.counter() & 0xFFFF) as u16,
+            total: u8::try_from(part.total).unwrap_or(u8::MAX),
+            sequence: u8::try_from(part.index + 1).unwrap_or(u8::MAX),
+        });
+    }
+    for (tag, value) in vendor_tlvs {
+        receipt.tlvs.push(Tlv::Other {
+            tag: *tag,
+            value: Bytes::copy_from_slice(value),
+        });
+    }
+    let item = OutboxItem {
+        // Sequence number 0: the outbox sets the real one when it sends.
+        pdu: Pdu::new(0, Body::DeliverSm(receipt)).to_bytes(),
+        message: Some(record.id),
+        stored_ms: now,
+    };
+    let entry = RelayedReceipt {
+        // The store gives the outbox place when it queues the item.
+        outbox_seq: 0,
+        part: part.map(|p| p.index),
+        stat: canonical.state.stat().to_owned(),
+        err: canonical.reason.err(),
+        queued_ms: now,
+        acked_ms: None,
+    };
+    Some((item, entry))
 }
