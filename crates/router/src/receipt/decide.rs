@@ -43,6 +43,9 @@ pub struct Receiving<'a> {
 }
 
 /// What to do with a receipt for a known message.
+// Not boxed: it is made once per receipt and its update moves straight
+// into the store write; `NotYet` is the rare case.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// The message is being sent and its record does not yet have the

@@ -127,8 +127,9 @@ mod tests {
     /// part failed, the first in the order sent.
     #[test]
     fn the_outcome_over_the_parts() {
-        type Parts = &'static [(Option<(FinalState, Reason)>, bool)];
-        let cases: &[(&str, Parts, Option<(FinalState, Reason)>)] = &[
+        type Heard = Option<(FinalState, Reason)>;
+        type Parts = &'static [(Heard, bool)];
+        let cases: &[(&str, Parts, Heard)] = &[
             (
                 "all delivered",
                 &[(Some(DELIVRD), true), (Some(DELIVRD), true)],

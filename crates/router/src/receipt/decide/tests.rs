@@ -442,7 +442,7 @@ fn a_failed_receipt_the_route_resubmits_on_requeues_the_message() {
     let Decision::Record {
         update,
         resubmitted,
-    } = on_receipt(&r, &part1, &HOW, |_| false, &ask)
+    } = on_receipt(&r, &part1, &HOW, |_| false, ask)
     else {
         panic!("decided")
     };
@@ -460,7 +460,7 @@ fn a_failed_receipt_the_route_resubmits_on_requeues_the_message() {
     let Decision::Record {
         update,
         resubmitted,
-    } = on_receipt(&r, &part2, &HOW, |_| false, &ask)
+    } = on_receipt(&r, &part2, &HOW, |_| false, ask)
     else {
         panic!("decided")
     };
