@@ -39,7 +39,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{bare_smsc, free_port, submit_sm, TempDir, TERN};
+use common::{bare_smsc, free_port, submit_sm, wait_for, Admin, TempDir, TERN};
 use tern_codec::pdu::{DeliverSm, SmResp};
 use tern_codec::{Body, COctetString, CommandStatus, EsmClass, RegisteredDelivery, ShortMessage};
 use tern_session::smsc::{BoundSession, SmscConfig};
@@ -312,7 +312,8 @@ impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} acknowledged, {} submits upstream ({} duplicates), {} receipts at the client ({} duplicates)",
+            "{} acknowledged, {} submits upstream ({} duplicates), \
+             {} receipts at the client ({} duplicates)",
             self.acked,
             self.upstream_submits,
             self.upstream_duplicates,
@@ -325,10 +326,10 @@ impl std::fmt::Display for Report {
 async fn run_case(label: &str, case: Case) -> Report {
     let upstream = Upstream::start(case).await;
     let dir = TempDir::new(&format!("crash-{label}"));
-    let client_port = free_port();
+    let (client_port, admin_port) = (free_port(), free_port());
     dir.write(
         "tern.toml",
-        &(config(client_port, free_port()) + &upstream_config(upstream.port)),
+        &(config(client_port, admin_port) + &upstream_config(upstream.port)),
     );
     let crash_at = match case.stop {
         Stop::At(point) => Some(point),
@@ -337,48 +338,7 @@ async fn run_case(label: &str, case: Case) -> Report {
     let mut daemon = Reaped(spawn(&dir, "first.log", crash_at));
     let client = Client::start(client_port, label, case);
 
-    // Tern stops at its point.
-    match case.stop {
-        Stop::At(point) => {
-            let status = wait_exit(&mut daemon.0, CRASH_WITHIN).unwrap_or_else(|| {
-                panic!(
-                    "{point}: tern did not reach its crash point within {CRASH_WITHIN:?}; {}",
-                    client.ledger()
-                )
-            });
-            let log = std::fs::read_to_string(dir.join("first.log")).unwrap_or_default();
-            let name = point.split(':').next().expect("name");
-            assert_eq!(
-                status.signal(),
-                Some(SIGABRT),
-                "{point}: tern ended {status}, not by abort: {log}"
-            );
-            assert!(
-                log.contains(&format!("crash point {name} reached")),
-                "{point}: {log}"
-            );
-        }
-        Stop::KillWhileUpstreamHoldsResp => {
-            within(
-                CRASH_WITHIN,
-                "the upstream holds a submit",
-                upstream.holding.notified(),
-            )
-            .await;
-            let _ = daemon.0.kill();
-            let _ = daemon.0.wait();
-        }
-        Stop::KillWhileClientHoldsResp => {
-            within(
-                CRASH_WITHIN,
-                "the client holds a deliver_sm",
-                client.holding.notified(),
-            )
-            .await;
-            let _ = daemon.0.kill();
-            let _ = daemon.0.wait();
-        }
-    }
+    stop(&mut daemon.0, &dir, case, &upstream, &client).await;
     // Started again on the same store, no crash point.
     daemon = Reaped(spawn(&dir, "second.log", None));
     let deadline = tokio::time::Instant::now() + SETTLE_WITHIN;
@@ -402,6 +362,19 @@ async fn run_case(label: &str, case: Case) -> Report {
             log("second.log")
         );
     }
+    // Nothing stuck either: a message stored whose answer the crash cut
+    // off is sent all the same, and every receipt is taken.
+    let admin = Admin::at(admin_port);
+    let queues = wait_for("Tern's queues empty", SETTLE_WITHIN, || async {
+        let queues = admin.get("/api/queues").await;
+        ["ready", "in_flight", "outbox"]
+            .iter()
+            .all(|q| queues[*q].as_u64() == Some(0))
+            .then_some(queues)
+    });
+    tokio::time::timeout(SETTLE_WITHIN + Duration::from_secs(5), queues)
+        .await
+        .unwrap_or_else(|_| panic!("{:?}: the admin API did not answer", case.stop));
     drop(daemon);
     client.stop().await;
     // The case proves something only if the client had an answer.
@@ -419,6 +392,51 @@ async fn run_case(label: &str, case: Case) -> Report {
         upstream_duplicates: upstream_submits - distinct.len(),
         receipts,
         receipt_duplicates: receipts - ledger.receipts.len(),
+    }
+}
+
+/// Waits for Tern to abort at the case's crash point (checking it did, and
+/// said where), or kills it once the upstream or the client holds its
+/// answer.
+async fn stop(daemon: &mut Child, dir: &TempDir, case: Case, upstream: &Upstream, client: &Client) {
+    match case.stop {
+        Stop::At(point) => {
+            let status = wait_exit(daemon, CRASH_WITHIN).await.unwrap_or_else(|| {
+                let ledger = client.ledger();
+                panic!("{point}: not reached within {CRASH_WITHIN:?}; {ledger}")
+            });
+            let log = std::fs::read_to_string(dir.join("first.log")).unwrap_or_default();
+            let name = point.split(':').next().expect("name");
+            assert_eq!(
+                status.signal(),
+                Some(SIGABRT),
+                "{point}: tern ended {status}, not by abort: {log}"
+            );
+            assert!(
+                log.contains(&format!("crash point {name} reached")),
+                "{point}: {log}"
+            );
+        }
+        Stop::KillWhileUpstreamHoldsResp => {
+            within(
+                CRASH_WITHIN,
+                "the upstream holds a submit",
+                upstream.holding.notified(),
+            )
+            .await;
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
+        Stop::KillWhileClientHoldsResp => {
+            within(
+                CRASH_WITHIN,
+                "the client holds a deliver_sm",
+                client.holding.notified(),
+            )
+            .await;
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
     }
 }
 
@@ -451,13 +469,13 @@ fn losses(ledger: &Ledger, seen: &Seen) -> Option<String> {
     ))
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+async fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().expect("wait") {
             return Some(status);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     None
 }
@@ -802,7 +820,8 @@ async fn deliver(handle: &SessionHandle, state: &Mutex<State>, id: String) -> bo
 /// A DELIVRD receipt for upstream id `id`, in the SMPP 3.4 text form.
 fn receipt(id: &str) -> DeliverSm {
     let text = format!(
-        "id:{id} sub:001 dlvrd:001 submit date:2611220300 done date:2611220301 stat:DELIVRD err:000 text:-"
+        "id:{id} sub:001 dlvrd:001 submit date:2611220300 done date:2611220301 \
+         stat:DELIVRD err:000 text:-"
     );
     DeliverSm {
         esm_class: EsmClass::DELIVERY_RECEIPT,
