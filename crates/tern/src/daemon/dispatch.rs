@@ -46,6 +46,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
             if batch.is_empty() {
                 break;
             }
+            super::crash::point("dispatch.after_claim");
             for record in batch {
                 let Ok(permit) = permits.clone().acquire_owned().await else {
                     return;
@@ -133,6 +134,7 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
             attempts,
             ..
         } => {
+            super::crash::point("dispatch.after_submit_resp");
             info!(%upstream, ids = ?upstream_ids, "submitted");
             record_given_up(node, &record, &attempts, now).await?;
             let attempt = Attempt {
@@ -147,6 +149,7 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
                     .record_attempt(record.id, attempt.clone(), None, now)
             })
             .await?;
+            super::crash::point("dispatch.after_attempt");
             // After the store knows: a submit that starts waiting later
             // finds it submitted (`intake`).
             node.transactions.settle(record.id, Verdict::Sent);

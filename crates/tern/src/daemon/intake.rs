@@ -200,6 +200,7 @@ async fn submit(
     };
     match node.store.accept(message, now).await {
         Ok(accepted) => {
+            super::crash::point("intake.after_accept");
             let status = match terms.transaction {
                 None => {
                     node.dispatch.notify_one();
@@ -211,6 +212,7 @@ async fn submit(
                 let id = id_format.render(accepted.id);
                 let id = COctetString::try_from(id.as_str()).unwrap_or_default();
                 let _ = responder.respond(status, answer(SmResp::with_id(id))).await;
+                super::crash::point("intake.after_resp");
             } else {
                 let _ = responder.reject(status).await;
             }

@@ -19,6 +19,7 @@
 mod admin;
 mod auth;
 mod cluster;
+mod crash;
 mod data_sm;
 mod dispatch;
 mod intake;
@@ -59,6 +60,7 @@ const DRAIN_DEADLINE: Duration = upstreams::DRAIN_DEADLINE;
 
 /// Runs a node with `config` until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    crash::init()?;
     let simulators = crate::sandbox::start(&config).await?;
 
     let (store, cluster) = open_store(&config).await?;

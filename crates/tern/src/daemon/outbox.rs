@@ -312,7 +312,9 @@ async fn deliver(
     let stat = receipt_stat(&pdu.body);
     match session.request(pdu.body).await {
         Ok(resp) if resp.command_status.is_ok() => {
+            super::crash::point("outbox.after_resp");
             let _ = node.store.outbox_ack(client, seq).await;
+            super::crash::point("outbox.after_ack");
             node.metrics.receipt_relayed(client, stat);
             let accepted = item
                 .message

@@ -36,8 +36,10 @@ pub async fn run(node: Arc<Node>, mut inbound: mpsc::Receiver<UpstreamRequest>) 
                     CommandStatus::ReceiverTemporaryError
                 }
             };
+            super::crash::point("receipts.after_store");
             let body = Body::DeliverSmResp(SmResp::with_id(Default::default()));
             let _ = request.responder.respond(status, body).await;
+            super::crash::point("receipts.after_resp");
         });
     }
 }
@@ -87,6 +89,7 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
         received_ms: now_ms(),
     };
     node.store.hold_unmatched(&held).await?;
+    super::crash::point("receipts.after_hold");
     node.metrics.receipt_unmatched(upstream);
     // The dispatcher may have recorded the submit_sm_resp between the
     // lookup above and the hold: it looks for held receipts after
@@ -123,6 +126,7 @@ async fn apply(
     receipt: &UpstreamReceipt,
 ) -> Result<Applied, StoreError> {
     let _held = node.lock_message(id).await;
+    super::crash::point("receipts.after_match");
     settle_held_locked(node, id, upstream, &receipt.upstream_id).await?;
     apply_locked(node, id, upstream, receipt).await
 }
@@ -226,11 +230,13 @@ async fn settle_held_locked(
             }
             node.metrics
                 .receipt(upstream, receipt.canonical.state.stat());
+            super::crash::point("receipts.after_held_apply");
         }
         if node.take_held(upstream, upstream_id).await?.is_none() {
             // Taken by another node between the peek and here.
             break;
         }
+        super::crash::point("receipts.after_held_take");
         applied = true;
     }
     Ok(applied)
