@@ -14,7 +14,8 @@
 //!   drift from the truth.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -104,6 +105,25 @@ pub struct SessionLabel {
     pub state: String,
 }
 
+/// Label set `{upstream, state}` of the breaker gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BreakerLabel {
+    /// The upstream's configured name.
+    pub upstream: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: String,
+}
+
+/// Label set `{client}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientLabel {
+    /// The client account (system_id).
+    pub client: String,
+}
+
+/// A gauge holding seconds, with a fraction.
+pub type SecondsGauge = Gauge<f64, AtomicU64>;
+
 /// Label set `{client, reason}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClientReason {
@@ -189,6 +209,31 @@ pub struct Metrics {
     /// space (submits answered ESME_RMSGQFUL, receipts not acknowledged),
     /// 0 otherwise; set on each scrape.
     pub store_full: Gauge,
+    /// `tern_upstream_sessions_bound{upstream}`: sessions bound on this
+    /// node, set on each scrape (0 for an upstream that is down here).
+    pub upstream_sessions: Family<UpstreamLabel, Gauge>,
+    /// `tern_upstream_breaker{upstream, state}`: 1 for the state each
+    /// upstream's breaker is in, 0 for the other two; set on each scrape.
+    pub upstream_breaker: Family<BreakerLabel, Gauge>,
+    /// `tern_ready_age_seconds`: how long due messages may have waited in
+    /// the ready queue; see [`Metrics::set_ready_age`].
+    pub ready_age: SecondsGauge,
+    /// `tern_outbox_age_seconds{client}`: age of the oldest item each
+    /// client is owed (a client not taking its receipts), set on each scrape.
+    pub outbox_age: Family<ClientLabel, SecondsGauge>,
+    /// `tern_store_write_latency_seconds`: a message handed to the store to
+    /// the store saying it is durable (group commit and its fsync on sled,
+    /// the round trip to an fsyncing Redis).
+    pub store_write_latency: Histogram,
+    /// `tern_lease_renewals_total{result}`: renewals of this node's
+    /// membership lease on a shared store: `ok`, `error` (the store did
+    /// not answer) or `lost` (another node holds it; this node stops).
+    pub lease_renewals: Family<ResultLabel, Counter>,
+    /// When this value was made: the origin of `ready_drained_ms`.
+    started: Instant,
+    /// When the dispatcher last left no due message in the ready queue, in
+    /// milliseconds since `started`.
+    ready_drained_ms: AtomicU64,
 }
 
 fn submit_histogram() -> Histogram {
@@ -223,6 +268,14 @@ impl Metrics {
             orphans_requeued: Counter::default(),
             binds_refused: Family::default(),
             store_full: Gauge::default(),
+            upstream_sessions: Family::default(),
+            upstream_breaker: Family::default(),
+            ready_age: SecondsGauge::default(),
+            outbox_age: Family::default(),
+            store_write_latency: submit_histogram(),
+            lease_renewals: Family::default(),
+            started: Instant::now(),
+            ready_drained_ms: AtomicU64::new(0),
             registry: Registry::with_prefix("tern"),
         };
         // Registered in this order, which is the order they are encoded in.
@@ -230,6 +283,7 @@ impl Metrics {
         metrics.register_deliveries();
         metrics.register_load();
         metrics.register_operations();
+        metrics.register_health();
         metrics
     }
 
@@ -370,6 +424,41 @@ impl Metrics {
             "binds_refused",
             "Client binds refused, by account and reason",
             self.binds_refused.clone(),
+        );
+    }
+
+    /// What alerts watch: upstream sessions and breakers, how long messages
+    /// wait on either side, the store's write latency and the cluster lease.
+    fn register_health(&mut self) {
+        self.registry.register(
+            "upstream_sessions_bound",
+            "Upstream sessions bound on this node, by upstream",
+            self.upstream_sessions.clone(),
+        );
+        self.registry.register(
+            "upstream_breaker",
+            "1 for the state each upstream's circuit breaker is in (closed, open, half_open)",
+            self.upstream_breaker.clone(),
+        );
+        self.registry.register(
+            "ready_age_seconds",
+            "Seconds since the dispatcher last left no due message in the ready queue (0 when empty)",
+            self.ready_age.clone(),
+        );
+        self.registry.register(
+            "outbox_age_seconds",
+            "Age of the oldest receipt or MO each client is owed, by client",
+            self.outbox_age.clone(),
+        );
+        self.registry.register(
+            "store_write_latency_seconds",
+            "Time for the store to make an accepted message durable (commit and fsync)",
+            self.store_write_latency.clone(),
+        );
+        self.registry.register(
+            "lease_renewals",
+            "Renewals of this node's membership lease on a shared store, by result (ok, error, lost)",
+            self.lease_renewals.clone(),
         );
     }
 
@@ -559,6 +648,83 @@ impl Metrics {
     /// Sets whether the store is full.
     pub fn set_store_full(&self, full: bool) {
         self.store_full.set(i64::from(full));
+    }
+
+    /// Sets each upstream's bound sessions and breaker state from
+    /// `(name, bound, breaker)`, forgetting upstreams a reload removed.
+    pub fn set_upstreams<'a>(&self, upstreams: impl IntoIterator<Item = (&'a str, usize, &'a str)>) {
+        self.upstream_sessions.clear();
+        self.upstream_breaker.clear();
+        for (name, bound, breaker) in upstreams {
+            self.upstream_sessions
+                .get_or_create(&upstream_label(name))
+                .set(gauge_value(bound));
+            for state in ["closed", "open", "half_open"] {
+                self.upstream_breaker
+                    .get_or_create(&BreakerLabel {
+                        upstream: name.to_owned(),
+                        state: state.to_owned(),
+                    })
+                    .set(i64::from(state == breaker));
+            }
+        }
+    }
+
+    /// The dispatcher claimed `claimed` messages after asking for `asked`:
+    /// fewer means no due message was left behind, so the ready queue's
+    /// wait starts again from now.
+    pub fn ready_claimed(&self, claimed: usize, asked: usize) {
+        if claimed < asked {
+            self.ready_drained_ms
+                .store(self.uptime_ms(), Ordering::Relaxed);
+        }
+    }
+
+    /// Sets `tern_ready_age_seconds` from the ready queue's `depth`: 0 when
+    /// empty, else the time since the dispatcher last drained every due
+    /// message. The store keeps no "oldest ready" index, so this bounds the
+    /// oldest due message's wait from above; it grows while nothing is sent
+    /// (no upstream bound, a stalled dispatcher), which is what to alert on.
+    pub fn set_ready_age(&self, depth: usize) {
+        let now = self.uptime_ms();
+        if depth == 0 {
+            self.ready_drained_ms.store(now, Ordering::Relaxed);
+        }
+        let since = self.ready_drained_ms.load(Ordering::Relaxed);
+        self.ready_age
+            .set(now.saturating_sub(since) as f64 / 1_000.0);
+    }
+
+    /// Sets the age of the oldest item owed to each client from
+    /// `(client, seconds)`, forgetting clients owed nothing now.
+    pub fn set_outbox_ages<'a>(&self, ages: impl IntoIterator<Item = (&'a str, f64)>) {
+        self.outbox_age.clear();
+        for (client, seconds) in ages {
+            self.outbox_age
+                .get_or_create(&ClientLabel {
+                    client: client.to_owned(),
+                })
+                .set(seconds);
+        }
+    }
+
+    /// Records one durable store write's time.
+    pub fn observe_store_write(&self, elapsed: Duration) {
+        self.store_write_latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one membership lease renewal by `result` (`ok`, `error`,
+    /// `lost`).
+    pub fn lease_renewal(&self, result: &str) {
+        self.lease_renewals
+            .get_or_create(&ResultLabel {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 

@@ -177,6 +177,7 @@ impl AdminSource for Source {
         // A store that does not answer leaves the last figures in place;
         // the watchdog and the failed writes say it louder.
         if let Ok(depths) = self.node.store.queue_depths() {
+            metrics.set_ready_age(depths.ready);
             metrics.set_queue("ready", depths.ready);
             metrics.set_queue("in_flight", depths.in_flight);
             metrics.set_queue("outbox", depths.outbox);
@@ -192,10 +193,38 @@ impl AdminSource for Source {
             upstreams.iter().map(|u| u.bound()).sum(),
         );
         metrics.set_in_flight(upstreams.iter().map(|u| u.in_flight()).sum());
+        metrics.set_upstreams(
+            upstreams
+                .iter()
+                .map(|u| (u.name(), u.bound(), breaker(u.breaker().state()))),
+        );
+        self.refresh_outbox_ages(metrics);
         metrics.set_store_full(self.node.store.is_full());
         if let Ok(Some(size)) = self.node.store.size_on_disk() {
             metrics.set_store_size(size);
         }
+    }
+}
+
+impl Source {
+    /// Sets `tern_outbox_age_seconds`: one seek per client with something
+    /// owed (the oldest item comes first), so a scrape stays cheap however
+    /// long the outboxes are. A store that does not answer leaves them out.
+    fn refresh_outbox_ages(&self, metrics: &Metrics) {
+        let Ok(clients) = self.node.store.outbox_clients() else {
+            return;
+        };
+        let now = tern_storage::now_ms();
+        let ages: Vec<(String, f64)> = clients
+            .into_iter()
+            .filter_map(|client| {
+                let oldest = self.node.store.outbox_pending(&client, None, 1).ok()?;
+                let (_, item) = oldest.first()?;
+                let age = now.saturating_sub(item.stored_ms) as f64 / 1_000.0;
+                Some((client, age))
+            })
+            .collect();
+        metrics.set_outbox_ages(ages.iter().map(|(c, a)| (c.as_str(), *a)));
     }
 }
 

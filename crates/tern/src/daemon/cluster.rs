@@ -61,13 +61,18 @@ pub async fn run(
             () = shutdown.cancelled() => break,
         }
         match cluster.coordinator.renew(cluster.lease_ttl).await {
-            Ok(true) => last_renewed = Instant::now(),
+            Ok(true) => {
+                last_renewed = Instant::now();
+                node.metrics.lease_renewal("ok");
+            }
             Ok(false) => {
+                node.metrics.lease_renewal("lost");
                 error!("this node's membership lease was taken over; stopping");
                 fatal.cancel();
                 return;
             }
             Err(err) => {
+                node.metrics.lease_renewal("error");
                 warn!(%err, "renewing this node's membership failed");
                 if last_renewed.elapsed() > cluster.lease_ttl / 2 {
                     error!(

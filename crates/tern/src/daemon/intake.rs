@@ -198,7 +198,10 @@ async fn submit(
         dedup: None,
         id_format,
     };
-    match node.store.accept(message, now).await {
+    let writing = std::time::Instant::now();
+    let stored = node.store.accept(message, now).await;
+    node.metrics.observe_store_write(writing.elapsed());
+    match stored {
         Ok(accepted) => {
             super::crash::point("intake.after_accept");
             let status = match terms.transaction {
