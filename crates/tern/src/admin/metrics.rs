@@ -284,6 +284,14 @@ impl Metrics {
         metrics.register_load();
         metrics.register_operations();
         metrics.register_health();
+        // Series an alert takes `increase()` of exist from the start at 0,
+        // so the first event counts (a series born at 1 has no increase).
+        for result in ["ok", "error"] {
+            let _ = metrics.reloads.get_or_create(&result_label(result));
+        }
+        for result in ["ok", "error", "lost"] {
+            let _ = metrics.lease_renewals.get_or_create(&result_label(result));
+        }
         metrics
     }
 
@@ -622,11 +630,7 @@ impl Metrics {
     /// `tern_reload_failed`.
     pub fn reload(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
-        self.reloads
-            .get_or_create(&ResultLabel {
-                result: result.to_owned(),
-            })
-            .inc();
+        self.reloads.get_or_create(&result_label(result)).inc();
         self.reload_failed.set(i64::from(!ok));
     }
 
@@ -656,6 +660,8 @@ impl Metrics {
         self.upstream_sessions.clear();
         self.upstream_breaker.clear();
         for (name, bound, breaker) in upstreams {
+            // At 0 from the first scrape: see `Metrics::new`.
+            let _ = self.receipts_unmatched.get_or_create(&upstream_label(name));
             self.upstream_sessions
                 .get_or_create(&upstream_label(name))
                 .set(gauge_value(bound));
@@ -716,11 +722,7 @@ impl Metrics {
     /// Counts one membership lease renewal by `result` (`ok`, `error`,
     /// `lost`).
     pub fn lease_renewal(&self, result: &str) {
-        self.lease_renewals
-            .get_or_create(&ResultLabel {
-                result: result.to_owned(),
-            })
-            .inc();
+        self.lease_renewals.get_or_create(&result_label(result)).inc();
     }
 
     fn uptime_ms(&self) -> u64 {
@@ -747,6 +749,12 @@ impl std::fmt::Debug for Metrics {
 fn upstream_label(upstream: &str) -> UpstreamLabel {
     UpstreamLabel {
         upstream: upstream.to_owned(),
+    }
+}
+
+fn result_label(result: &str) -> ResultLabel {
+    ResultLabel {
+        result: result.to_owned(),
     }
 }
 
