@@ -656,12 +656,16 @@ impl Metrics {
 
     /// Sets each upstream's bound sessions and breaker state from
     /// `(name, bound, breaker)`, forgetting upstreams a reload removed.
-    pub fn set_upstreams<'a>(&self, upstreams: impl IntoIterator<Item = (&'a str, usize, &'a str)>) {
+    pub fn set_upstreams<'a>(
+        &self,
+        upstreams: impl IntoIterator<Item = (&'a str, usize, &'a str)>,
+    ) {
         self.upstream_sessions.clear();
         self.upstream_breaker.clear();
         for (name, bound, breaker) in upstreams {
             // At 0 from the first scrape: see `Metrics::new`.
             let _ = self.receipts_unmatched.get_or_create(&upstream_label(name));
+            let _ = self.failovers.get_or_create(&upstream_label(name));
             self.upstream_sessions
                 .get_or_create(&upstream_label(name))
                 .set(gauge_value(bound));
@@ -722,7 +726,9 @@ impl Metrics {
     /// Counts one membership lease renewal by `result` (`ok`, `error`,
     /// `lost`).
     pub fn lease_renewal(&self, result: &str) {
-        self.lease_renewals.get_or_create(&result_label(result)).inc();
+        self.lease_renewals
+            .get_or_create(&result_label(result))
+            .inc();
     }
 
     fn uptime_ms(&self) -> u64 {
