@@ -927,6 +927,35 @@ mod tests {
     }
 
     #[test]
+    fn counters_alerts_take_increase_of_exist_at_zero() {
+        let metrics = Metrics::new();
+        metrics.set_upstreams([("up-a", 0, "open")]);
+        let text = metrics.encode();
+        for series in [
+            r#"tern_reloads_total{result="ok"}"#,
+            r#"tern_reloads_total{result="error"}"#,
+            r#"tern_lease_renewals_total{result="error"}"#,
+            r#"tern_lease_renewals_total{result="lost"}"#,
+            r#"tern_receipts_unmatched_total{upstream="up-a"}"#,
+            r#"tern_failovers_total{upstream="up-a"}"#,
+        ] {
+            assert_eq!(sample(&text, series), Some(0.0), "{series}\n{text}");
+        }
+        assert_eq!(
+            sample(&text, r#"tern_upstream_breaker{upstream="up-a",state="open"}"#),
+            Some(1.0)
+        );
+        // An upstream a reload removed leaves the gauges.
+        metrics.set_upstreams([("up-b", 1, "closed")]);
+        let text = metrics.encode();
+        assert!(!text.contains(r#"tern_upstream_sessions_bound{upstream="up-a"}"#));
+        assert_eq!(
+            sample(&text, r#"tern_upstream_sessions_bound{upstream="up-b"}"#),
+            Some(1.0)
+        );
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         let metrics = Metrics::new();
         metrics.submit("we\"ird\\name", "ok");
