@@ -942,7 +942,10 @@ mod tests {
             assert_eq!(sample(&text, series), Some(0.0), "{series}\n{text}");
         }
         assert_eq!(
-            sample(&text, r#"tern_upstream_breaker{upstream="up-a",state="open"}"#),
+            sample(
+                &text,
+                r#"tern_upstream_breaker{upstream="up-a",state="open"}"#
+            ),
             Some(1.0)
         );
         // An upstream a reload removed leaves the gauges.
