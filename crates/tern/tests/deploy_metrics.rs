@@ -304,7 +304,18 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Scrapes `admin` until `series` has a value `check` accepts; the body.
+/// The sum of the samples whose line starts with `series` (a prefix may
+/// name several, `...{client="acme"` over every state); None if none does.
+fn total(metrics: &str, series: &str) -> Option<f64> {
+    let values: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.starts_with(series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// Scrapes `admin` until the [`total`] of `series` has a value `check` accepts; the body.
 async fn scrape_until(admin: &Admin, series: &str, check: impl Fn(f64) -> bool) -> String {
     let check = &check;
     wait_for(
@@ -313,7 +324,7 @@ async fn scrape_until(admin: &Admin, series: &str, check: impl Fn(f64) -> bool) 
         move || async move {
             // Refused while the daemon starts: poll again.
             let text = tern::admin::get(admin.0, "/metrics").await.ok()?.text();
-            sample(&text, series).filter(|v| check(*v)).map(|_| text)
+            total(&text, series).filter(|v| check(*v)).map(|_| text)
         },
     )
     .await
