@@ -56,8 +56,9 @@ pub trait AdminSource: Send + Sync + 'static {
     fn config(&self) -> serde_json::Value;
     /// The last reload's status, for `/api/reload`.
     fn reload(&self) -> serde_json::Value;
-    /// Sets the gauges that mirror state owned elsewhere (queue depths,
-    /// sessions, store size, in-flight); called before each `/metrics`
+    /// Sets the gauges that mirror state owned elsewhere (queue depths and
+    /// ages, sessions, upstream sessions and breakers, store size,
+    /// in-flight); called before each `/metrics`
     /// encode so a scrape never shows stale values.
     fn refresh(&self, metrics: &Metrics);
     /// What putting the config `text` (as the file at `path`) in force would
