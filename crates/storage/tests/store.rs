@@ -943,3 +943,62 @@ fn a_store_reopens_at_once_after_it_was_dropped() {
         drop(store);
     }
 }
+
+/// Sends `signal` (STOP, CONT) to a process.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("runs kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// A Redis server that stops answering (SIGSTOP: its socket stays open,
+/// nothing comes back) makes each kind of read (a script, one command,
+/// several in turn) fail within the read timeout instead of hanging its
+/// task; once it answers again, the same connections serve reads, in step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_read_without_an_answer_fails_in_time_and_the_store_recovers() {
+    let server = common::RedisServer::start(&[]);
+    let redis = common::Redis {
+        topology: tern_storage::RedisTopology::Single(server.address()),
+        prefix: "stuck".to_owned(),
+    };
+    let store = redis.open(1).await;
+    let id = store
+        .accept(message("acme", 0), 0)
+        .await
+        .expect("accept")
+        .id;
+
+    signal(server.pid, "STOP");
+    // Bounded well past the store's own 5 s: without the store's timeout
+    // this outer one fires and the test fails.
+    let reads = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(
+            store.get(id),
+            store.lookup_upstream_any_base("infobip", "9f"),
+            store.queue_depths(),
+        )
+    })
+    .await;
+    signal(server.pid, "CONT");
+    let (record, lookup, depths) = reads.expect("every read returned while Redis was stopped");
+    for err in [record.err(), lookup.err(), depths.err()] {
+        assert!(
+            matches!(err, Some(StoreError::Redis(_))),
+            "a stopped server is an error: {err:?}"
+        );
+    }
+
+    // The late answers are read and dropped: each read gets its own.
+    for _ in 0..20 {
+        let record = tokio::time::timeout(Duration::from_secs(10), store.get(id))
+            .await
+            .expect("answers once Redis runs again")
+            .expect("reads")
+            .expect("present");
+        assert_eq!(record.id, id);
+    }
+}

@@ -392,6 +392,7 @@ mod tests {
         let owed: Vec<String> = node
             .store
             .outbox_pending("acme", None, 10)
+            .await
             .expect("outbox")
             .into_iter()
             .map(|(_, item)| match Pdu::decode(item.pdu).map(|p| p.body) {
@@ -407,6 +408,7 @@ mod tests {
         assert!(node
             .store
             .peek_unmatched("up", "4711", false)
+            .await
             .expect("peek")
             .is_none());
         drop(node);
