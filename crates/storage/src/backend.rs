@@ -8,12 +8,15 @@
 //! none blocks a runtime thread on the network: Redis's reads are async
 //! round trips on the same multiplexed connections as its writes, each
 //! bounded in time (a stuck server is an error, not a hung task). sled's
-//! reads are plain calls made inside the async method: they are served
-//! from memory (sled's page cache, and the log's recent writes kept in
-//! memory beside it), in microseconds, like any other in-memory lookup a
-//! task makes between awaits. A cold read that misses the cache reads a
-//! page from the local disk, as a page fault would; moving each such read
-//! to a blocking thread would cost more than it saves.
+//! reads are plain calls made inside the async method, on the calling
+//! runtime thread: a point read or a scan bounded by its `limit`, served
+//! from sled's page cache (and from any in-memory layer kept over sled) in
+//! microseconds, like any other in-memory lookup a task makes between
+//! awaits. A read that misses the cache reads a page from the local disk,
+//! as a page fault would; handing every read to a blocking thread would
+//! cost more (a thread hand-off each) than those rare misses do. The
+//! unbounded sled reads (`verify`, `size_on_disk`) serve tests, tools and
+//! the admin listener, which runs them on tokio's blocking pool.
 //!
 //! Every write returns once it counts as done for the store's durability
 //! (on disk in `durable` mode); reads see every write that has returned.
