@@ -1002,3 +1002,73 @@ async fn a_redis_read_without_an_answer_fails_in_time_and_the_store_recovers() {
         assert_eq!(record.id, id);
     }
 }
+
+/// A fake Redis on a loopback port that accepts every connection and
+/// answers `+OK` to each command (the client's handshake), except that
+/// from the first command naming `stuck_at` on it answers nothing; with
+/// an empty `stuck_at` it never answers at all.
+async fn stuck_server(stuck_at: &'static str) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds a loopback port");
+    let address = format!("redis://{}", listener.local_addr().expect("has an address"));
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            held.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut stuck = stuck_at.is_empty();
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    stuck = stuck || text.contains(stuck_at);
+                    if !stuck {
+                        // One answer per command: each starts an array.
+                        let commands = text.split("\r\n").filter(|l| l.starts_with('*')).count();
+                        let _ = socket.write_all(&b"+OK\r\n".repeat(commands)).await;
+                    }
+                }
+            }));
+        }
+    });
+    (address, server)
+}
+
+/// Opening a Redis store on an address that accepts connections but never
+/// answers (a hung server, a wrong service behind the port), or that
+/// answers the connection's handshake and then hangs on the first real
+/// command, fails within the store's timeout instead of hanging the
+/// daemon's start.
+#[tokio::test]
+async fn opening_a_redis_store_on_a_server_that_never_answers_fails_in_time() {
+    let fsync = tern_storage::RedisDurability::AppendFsyncAlways;
+    // Under WAIT nothing is checked at open: the connections come first.
+    let wait = tern_storage::RedisDurability::Wait {
+        replicas: 1,
+        timeout: Duration::from_secs(1),
+    };
+    for (stuck_at, durability) in [("", fsync), ("CONFIG", fsync), ("", wait)] {
+        let (address, server) = stuck_server(stuck_at).await;
+        let opened = tokio::time::timeout(
+            Duration::from_secs(30),
+            tern_storage::RedisStore::open(tern_storage::RedisOptions {
+                topology: tern_storage::RedisTopology::Single(address),
+                node: 1,
+                prefix: "silent".to_owned(),
+                durability,
+                tls_ca: None,
+            }),
+        )
+        .await;
+        server.abort();
+        let err = opened
+            .unwrap_or_else(|_| {
+                panic!("open returned while the server hung (at {stuck_at:?}, {durability:?})")
+            })
+            .expect_err("a server that does not answer is refused");
+        assert!(matches!(err, StoreError::Redis(_)), "{err:?}");
+    }
+}
