@@ -1,13 +1,30 @@
 //! The store a node runs on, chosen by its configuration: sled on one
-//! machine, or Redis shared by several nodes.
+//! machine, or Redis shared by several nodes. [`Store`] is the one
+//! interface the daemon, the admin API and the tools use; each method is
+//! one `match` onto the backend's own method, and each backend only
+//! persists and indexes.
 //!
-//! [`MessageStore`](crate::MessageStore) has generic methods, so it cannot
-//! be a trait object; this enum is the run-time choice instead, with the
-//! same methods as both backends (each call is one `match`).
+//! Every method that touches stored data is `async`, reads included, and
+//! none blocks a runtime thread on the network: Redis's reads are async
+//! round trips on the same multiplexed connections as its writes, each
+//! bounded in time (a stuck server is an error, not a hung task). sled's
+//! reads are plain calls made inside the async method, on the calling
+//! runtime thread: a point read or a scan bounded by its `limit`, served
+//! from sled's page cache (and from any in-memory layer kept over sled) in
+//! microseconds, like any other in-memory lookup a task makes between
+//! awaits. A read that misses the cache reads a page from the local disk,
+//! as a page fault would; handing every read to a blocking thread would
+//! cost more (a thread hand-off each) than those rare misses do. The
+//! unbounded sled reads (`verify`, `size_on_disk`) serve tests, tools and
+//! the admin listener, which runs them on tokio's blocking pool.
 //!
-//! Redis's reads (`get`, `lookup_upstream`, …) are blocking calls on a
-//! pooled connection, as the trait's reads are plain functions; see
-//! [`blocking`] for how they run on the daemon's runtime.
+//! Every write returns once it counts as done for the store's durability
+//! (on disk in `durable` mode); reads see every write that has returned.
+//! One claimer at a time calls [`Store::claim_ready`]; each message is
+//! updated by one task at a time (the one that claimed it). A message
+//! still waiting to be sent has no such task: cancel and replace change it
+//! only under the claim's own exclusion, so it is either claimed or
+//! changed, never both.
 
 use std::time::Duration;
 
@@ -17,7 +34,9 @@ use crate::mo::{HeldMo, MoGroup, MoPart};
 use crate::record::{Attempt, MessageRecord, OutboxItem, Outcome, ReceiptUpdate, UnmatchedReceipt};
 use crate::redis_store::coord::Coordinator;
 use crate::redis_store::RedisStore;
-use crate::sled_store::{Accepted, NewMessage, QueueDepths, QueuedChange, Replacement, SledStore};
+use crate::sled_store::{
+    Accepted, NewMessage, QueueDepths, QueuedChange, Replacement, SledStore, Verification,
+};
 
 /// A node's store: one of the two backends.
 // One per process, behind the node's `Arc`: the variants' sizes do not
@@ -41,28 +60,15 @@ macro_rules! each {
     };
 }
 
-/// The same read on whichever backend; Redis's blocking read runs as
-/// [`blocking`] says.
+/// The same read on whichever backend: sled's in-memory read as it is,
+/// Redis's awaited.
 macro_rules! read {
     ($store:expr, $s:ident => $body:expr) => {
         match $store {
             Store::Sled($s) => $body,
-            Store::Redis($s) => blocking(|| $body),
+            Store::Redis($s) => $body.await,
         }
     };
-}
-
-/// Runs a blocking Redis read. On a multi-thread runtime (the daemon's) it
-/// tells tokio first, which hands this worker's other tasks to another
-/// thread: otherwise a few reads waiting on round trips would hold every
-/// worker, and receipts (a read each) would go one round trip at a time.
-fn blocking<T>(read: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(read)
-        }
-        _ => read(),
-    }
 }
 
 impl Store {
@@ -94,6 +100,7 @@ impl Store {
     /// Whether the store refuses writes for want of space (see
     /// [`SledStore::is_full`]). Redis reports a server at its `maxmemory`
     /// per write ([`StoreError::Full`]) and keeps no such state: false.
+    /// Not async: a flag in memory, no stored data.
     pub fn is_full(&self) -> bool {
         match self {
             Store::Sled(s) => s.is_full(),
@@ -126,7 +133,7 @@ impl Store {
     }
 
     /// The record of `id`.
-    pub fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
+    pub async fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
         read!(self, s => s.get(id))
     }
 
@@ -178,7 +185,7 @@ impl Store {
     }
 
     /// The message an upstream id belongs to.
-    pub fn lookup_upstream(
+    pub async fn lookup_upstream(
         &self,
         upstream: &str,
         upstream_id: &str,
@@ -187,7 +194,7 @@ impl Store {
     }
 
     /// The same, also across hex and decimal.
-    pub fn lookup_upstream_any_base(
+    pub async fn lookup_upstream_any_base(
         &self,
         upstream: &str,
         upstream_id: &str,
@@ -196,7 +203,7 @@ impl Store {
     }
 
     /// Messages whose validity ended while they waited.
-    pub fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<TernId>, StoreError> {
+    pub async fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<TernId>, StoreError> {
         read!(self, s => s.expired(now_ms, limit))
     }
 
@@ -207,7 +214,7 @@ impl Store {
 
     /// Up to `limit` items a client is owed (after place `after`, when
     /// given), oldest first.
-    pub fn outbox_pending(
+    pub async fn outbox_pending(
         &self,
         client: &str,
         after: Option<u64>,
@@ -222,7 +229,7 @@ impl Store {
     }
 
     /// Clients with something in their outbox.
-    pub fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
         read!(self, s => s.outbox_clients())
     }
 
@@ -251,7 +258,7 @@ impl Store {
     }
 
     /// The oldest receipt held for this upstream id, left in place.
-    pub fn peek_unmatched(
+    pub async fn peek_unmatched(
         &self,
         upstream: &str,
         upstream_id: &str,
@@ -261,7 +268,7 @@ impl Store {
     }
 
     /// Up to `limit` held receipts, left in place.
-    pub fn held_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
+    pub async fn held_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
         read!(self, s => s.held_receipts(limit))
     }
 
@@ -340,7 +347,11 @@ impl Store {
     }
 
     /// Held MO groups whose wait is over.
-    pub fn mo_groups_due(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldMo>, StoreError> {
+    pub async fn mo_groups_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<HeldMo>, StoreError> {
         read!(self, s => s.mo_groups_due(now_ms, limit))
     }
 
@@ -355,16 +366,21 @@ impl Store {
     }
 
     /// How many entries each queue holds.
-    pub fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
+    pub async fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
         match self {
             Store::Sled(s) => Ok(s.queue_depths()),
-            Store::Redis(s) => blocking(|| s.queue_depths()),
+            Store::Redis(s) => s.queue_depths().await,
         }
+    }
+
+    /// Every record checked against the queues (for tests and tools).
+    pub async fn verify(&self) -> Result<Verification, StoreError> {
+        read!(self, s => s.verify())
     }
 
     /// Octets on this machine's disk; none for Redis (the server's own
     /// metrics tell).
-    pub fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
+    pub async fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
         match self {
             Store::Sled(s) => s.size_on_disk().map(Some),
             Store::Redis(_) => Ok(None),
@@ -373,7 +389,7 @@ impl Store {
 
     /// Makes every write durable (sled in `fast` mode); Redis answers each
     /// write under its durability policy, so there is nothing to flush.
-    pub fn flush(&self) -> Result<(), StoreError> {
+    pub async fn flush(&self) -> Result<(), StoreError> {
         match self {
             Store::Sled(s) => s.flush(),
             Store::Redis(_) => Ok(()),

@@ -6,8 +6,12 @@
 //! router (ready with not-before times, expiry, retention), the per-client
 //! outboxes of receipts and MO, receipts held until their message is
 //! known, and parts of long MO messages held until the whole message is
-//! there ([`mo`]). [`MessageStore`] is the interface; [`SledStore`] the
-//! embedded default.
+//! there ([`mo`]).
+//!
+//! [`Store`] is the one interface: every method that touches stored data
+//! is async, reads included, and no Redis round trip blocks a runtime
+//! thread. Behind it, [`SledStore`] (the embedded default) and
+//! [`RedisStore`] (several nodes on one Redis) only persist and index.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -25,7 +29,6 @@ pub mod mo;
 pub mod record;
 pub mod redis_store;
 mod sled_store;
-mod store;
 pub mod upstream_id;
 mod wal;
 
@@ -43,4 +46,3 @@ pub use sled_store::{
     now_ms, Accepted, Durability, NewMessage, QueueDepths, QueuedChange, Recovery, Replacement,
     SharedStore, SledStore, StoreOptions, Verification,
 };
-pub use store::MessageStore;

@@ -8,7 +8,7 @@
 #[macro_use]
 mod common;
 
-use common::{Backend, Redis};
+use common::Redis;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -57,7 +57,10 @@ fn item(n: u8) -> OutboxItem {
 }
 
 async fn a_lease_has_one_holder_and_renewal_keeps_it(b: &Redis) {
-    let (a, other) = (b.open(1).await.coordinator(), b.open(2).await.coordinator());
+    let (a, other) = (
+        b.open_redis(1).await.coordinator(),
+        b.open_redis(2).await.coordinator(),
+    );
     let ttl = Duration::from_millis(800);
     assert!(a.acquire("router", ttl).await.expect("acquire"));
     assert!(!other.acquire("router", ttl).await.expect("acquire"));
@@ -74,7 +77,10 @@ async fn a_lease_has_one_holder_and_renewal_keeps_it(b: &Redis) {
 }
 
 async fn an_expired_lease_goes_to_the_other_node(b: &Redis) {
-    let (a, other) = (b.open(1).await.coordinator(), b.open(2).await.coordinator());
+    let (a, other) = (
+        b.open_redis(1).await.coordinator(),
+        b.open_redis(2).await.coordinator(),
+    );
     let ttl = Duration::from_millis(300);
     let taken = Instant::now();
     assert!(a.acquire("router", ttl).await.expect("acquire"));
@@ -97,7 +103,10 @@ async fn an_expired_lease_goes_to_the_other_node(b: &Redis) {
 }
 
 async fn a_released_lease_is_free_at_once(b: &Redis) {
-    let (a, other) = (b.open(1).await.coordinator(), b.open(2).await.coordinator());
+    let (a, other) = (
+        b.open_redis(1).await.coordinator(),
+        b.open_redis(2).await.coordinator(),
+    );
     let long = Duration::from_secs(30);
     assert!(a.acquire("router", long).await.expect("acquire"));
     other.release("router").await.expect("release");
@@ -110,7 +119,10 @@ async fn a_released_lease_is_free_at_once(b: &Redis) {
 }
 
 async fn holders_reads_many_leases_at_once(b: &Redis) {
-    let (a, other) = (b.open(1).await.coordinator(), b.open(2).await.coordinator());
+    let (a, other) = (
+        b.open_redis(1).await.coordinator(),
+        b.open_redis(2).await.coordinator(),
+    );
     let ttl = Duration::from_secs(5);
     assert!(a.acquire("x", ttl).await.expect("acquire"));
     assert!(other.acquire("y", ttl).await.expect("acquire"));
@@ -129,7 +141,7 @@ async fn holders_reads_many_leases_at_once(b: &Redis) {
 
 async fn join_refuses_a_live_duplicate_and_takes_over_after_expiry(b: &Redis) {
     let ttl = Duration::from_millis(400);
-    let first = b.open(7).await.coordinator();
+    let first = b.open_redis(7).await.coordinator();
     first.join(ttl).await.expect("joins");
     first.join(ttl).await.expect("joining again is a renewal");
     // The first process stays alive: it renews every 100 ms.
@@ -142,7 +154,7 @@ async fn join_refuses_a_live_duplicate_and_takes_over_after_expiry(b: &Redis) {
             }
         })
     };
-    let second = b.open(7).await.coordinator();
+    let second = b.open_redis(7).await.coordinator();
     assert_ne!(first.owner(), second.owner());
     let started = Instant::now();
     match second.join(ttl).await {
@@ -173,7 +185,11 @@ async fn join_refuses_a_live_duplicate_and_takes_over_after_expiry(b: &Redis) {
 }
 
 async fn orphans_of_a_dead_node_go_back_to_the_ready_queue(b: &Redis) {
-    let (dead, live, survivor) = (b.open(1).await, b.open(2).await, b.open(3).await);
+    let (dead, live, survivor) = (
+        b.open_redis(1).await,
+        b.open_redis(2).await,
+        b.open_redis(3).await,
+    );
     let short = Duration::from_millis(300);
     let long = Duration::from_secs(30);
     dead.coordinator().join(short).await.expect("joins");
@@ -232,7 +248,7 @@ async fn orphans_of_a_dead_node_go_back_to_the_ready_queue(b: &Redis) {
     orphaned.sort();
     assert_eq!(taken, orphaned);
     // Node 2's claims stayed with node 2, and node 3's own are not orphans.
-    let depths = survivor.queue_depths().expect("depths");
+    let depths = survivor.queue_depths().await.expect("depths");
     assert_eq!((depths.ready, depths.in_flight), (0, 5));
     assert_eq!(survivor.requeue_orphans().await.expect("requeue"), 0);
     for id in kept {
@@ -248,11 +264,11 @@ async fn orphans_of_a_dead_node_go_back_to_the_ready_queue(b: &Redis) {
         .await
         .expect("node 2 still owns what it claimed");
     }
-    assert!(survivor.verify().expect("verifies").is_consistent());
+    assert!(survivor.verify().await.expect("verifies").is_consistent());
 }
 
 async fn outbox_events_tell_another_node_which_client_has_mail(b: &Redis) {
-    let (sender, listener) = (b.open(1).await, b.open(2).await);
+    let (sender, listener) = (b.open_redis(1).await, b.open_redis(2).await);
     let mut events = listener
         .coordinator()
         .outbox_events()
@@ -297,7 +313,7 @@ async fn outbox_events_tell_another_node_which_client_has_mail(b: &Redis) {
 }
 
 async fn outbox_events_resume_after_the_connection_drops(b: &Redis) {
-    let (sender, listener) = (b.open(1).await, b.open(2).await);
+    let (sender, listener) = (b.open_redis(1).await, b.open_redis(2).await);
     let mut events = listener
         .coordinator()
         .outbox_events()

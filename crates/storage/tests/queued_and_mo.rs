@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tern_storage::{
-    Attempt, HeldMo, MessageRecord, MessageStore, MoGroup, MoPart, NewMessage, OutboxItem, Outcome,
-    QueuedChange, Replacement, State, StoreError, TernId,
+    Attempt, HeldMo, MessageRecord, MoGroup, MoPart, NewMessage, OutboxItem, Outcome, QueuedChange,
+    Replacement, State, Store, StoreError, TernId,
 };
 
 fn message(client: &str, pdu: &'static [u8], at: u64, expires: Option<u64>) -> NewMessage {
@@ -39,13 +39,13 @@ fn deleted() -> Outcome {
     }
 }
 
-/// Through the interface the daemon could use instead of sled.
-async fn cancel_any<S: MessageStore>(store: &S, id: TernId) -> Result<QueuedChange, StoreError> {
+/// Through the interface the daemon uses.
+async fn cancel_any(store: &Store, id: TernId) -> Result<QueuedChange, StoreError> {
     store.cancel_queued(id, |_| true, deleted(), 2_000).await
 }
 
-fn record<S: MessageStore>(store: &S, id: TernId) -> MessageRecord {
-    store.get(id).expect("reads").expect("exists")
+async fn record(store: &Store, id: TernId) -> MessageRecord {
+    store.get(id).await.expect("reads").expect("exists")
 }
 
 async fn a_scheduled_message_is_cancelled_once_and_never_claimed<B: Backend>(b: &B) {
@@ -66,7 +66,7 @@ async fn a_scheduled_message_is_cancelled_once_and_never_claimed<B: Backend>(b: 
     assert_eq!(ended.state, State::Final);
     assert_eq!(ended.outcome, Some(deleted()));
     assert_eq!(
-        record(&store, id),
+        record(&store, id).await,
         *ended,
         "what it returns is what it stored"
     );
@@ -76,7 +76,7 @@ async fn a_scheduled_message_is_cancelled_once_and_never_claimed<B: Backend>(b: 
         .await
         .expect("claims")
         .is_empty());
-    assert!(store.expired(100_000, 10).expect("reads").is_empty());
+    assert!(store.expired(100_000, 10).await.expect("reads").is_empty());
     // Cancelling again finds it ended.
     assert_eq!(
         store
@@ -85,7 +85,7 @@ async fn a_scheduled_message_is_cancelled_once_and_never_claimed<B: Backend>(b: 
             .expect("store answers"),
         QueuedChange::NotQueued(State::Final)
     );
-    assert!(store.check().is_consistent());
+    assert!(store.check().await.is_consistent());
 }
 
 async fn the_callers_check_and_unknown_ids_change_nothing<B: Backend>(b: &B) {
@@ -95,7 +95,7 @@ async fn the_callers_check_and_unknown_ids_change_nothing<B: Backend>(b: &B) {
         .await
         .expect("accepted")
         .id;
-    let before = record(&store, id);
+    let before = record(&store, id).await;
     assert_eq!(
         store
             .cancel_queued(id, |r| r.client == "other", deleted(), 2_000)
@@ -110,7 +110,7 @@ async fn the_callers_check_and_unknown_ids_change_nothing<B: Backend>(b: &B) {
             .expect("answers"),
         QueuedChange::Refused
     );
-    assert_eq!(record(&store, id), before);
+    assert_eq!(record(&store, id).await, before);
     let unknown = TernId::new(5, 999_999).expect("in range");
     assert_eq!(
         cancel_any(&store, unknown).await.expect("answers"),
@@ -157,7 +157,7 @@ async fn claimed_messages_cannot_be_cancelled_but_a_retry_waiting_can<B: Backend
         .await
         .expect("claims")
         .is_empty());
-    assert!(store.check().is_consistent());
+    assert!(store.check().await.is_consistent());
 }
 
 async fn a_replaced_message_keeps_its_id_and_moves_to_its_new_times<B: Backend>(b: &B) {
@@ -184,14 +184,14 @@ async fn a_replaced_message_keeps_its_id_and_moves_to_its_new_times<B: Backend>(
         .await
         .expect("answers");
     assert!(matches!(change, QueuedChange::Done(ref r) if r.id == id));
-    assert!(store.check().is_consistent());
+    assert!(store.check().await.is_consistent());
     // Due at the new time, with the new text; the old expiry is gone.
     assert!(store
         .claim_ready(4_999, 10)
         .await
         .expect("claims")
         .is_empty());
-    assert_eq!(store.expired(90_000, 10).expect("reads"), vec![id]);
+    assert_eq!(store.expired(90_000, 10).await.expect("reads"), vec![id]);
     let claimed = store.claim_ready(5_000, 10).await.expect("claims");
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].pdu.as_ref(), b"new text");
@@ -223,7 +223,7 @@ async fn replacing_a_message_being_sent_is_refused_as_not_queued<B: Backend>(b: 
         .await
         .expect("answers");
     assert_eq!(change, QueuedChange::NotQueued(State::InFlight));
-    assert_eq!(record(&store, id).pdu.as_ref(), b"x");
+    assert_eq!(record(&store, id).await.pdu.as_ref(), b"x");
 }
 
 async fn cancel_by_match_ends_only_what_the_check_accepts<B: Backend>(b: &B) {
@@ -260,16 +260,16 @@ async fn cancel_by_match_ends_only_what_the_check_accepts<B: Backend>(b: &B) {
         .expect("answers");
     let ended: HashSet<TernId> = ended.iter().map(|r| r.id).collect();
     assert_eq!(ended, HashSet::from([ids[0], ids[3]]));
-    assert_eq!(record(&store, ids[1]).state, State::Queued);
-    assert_eq!(record(&store, ids[2]).state, State::Queued);
-    assert_eq!(record(&store, sent).state, State::InFlight);
+    assert_eq!(record(&store, ids[1]).await.state, State::Queued);
+    assert_eq!(record(&store, ids[2]).await.state, State::Queued);
+    assert_eq!(record(&store, sent).await.state, State::InFlight);
     // The limit bounds one call.
     let ended = store
         .cancel_queued_matching(|_| true, deleted(), 3_000, 1)
         .await
         .expect("answers");
     assert_eq!(ended.len(), 1);
-    assert!(store.check().is_consistent());
+    assert!(store.check().await.is_consistent());
 }
 
 /// The dispatcher's claim and clients' cancels and replaces, all at once on
@@ -297,7 +297,7 @@ async fn claim_and_cancel_or_replace_never_both_get_a_message<B: Backend>(b: &B)
                 if batch.is_empty() {
                     tokio::task::yield_now().await;
                     // Everything left was cancelled: stop once nothing is ready.
-                    if store.ready_count() == 0 {
+                    if store.ready_count().await == 0 {
                         break;
                     }
                 }
@@ -372,7 +372,7 @@ async fn claim_and_cancel_or_replace_never_both_get_a_message<B: Backend>(b: &B)
         "every message claimed or cancelled"
     );
     assert!(cancelled + late > 0);
-    let v = store.check();
+    let v = store.check().await;
     assert!(v.is_consistent(), "{:?}", v.problems);
     assert_eq!((v.in_flight, v.finished), (claimed.len(), cancelled));
 }
@@ -458,14 +458,19 @@ async fn mo_parts_are_held_in_any_order_and_released_once<B: Backend>(b: &B) {
     );
     let owed: Vec<Bytes> = store
         .outbox_pending("acme", None, 10)
+        .await
         .expect("reads")
         .into_iter()
         .map(|(_, i)| i.pdu)
         .collect();
     assert_eq!(owed, vec![Bytes::from_static(b"whole")]);
     // Only the other group is left, due at its own deadline.
-    assert!(store.mo_groups_due(69_999, 10).expect("reads").is_empty());
-    let due = store.mo_groups_due(70_000, 10).expect("reads");
+    assert!(store
+        .mo_groups_due(69_999, 10)
+        .await
+        .expect("reads")
+        .is_empty());
+    let due = store.mo_groups_due(70_000, 10).await.expect("reads");
     assert_eq!(due.len(), 1);
     assert_eq!((due[0].group.reference, sequences(&due[0])), (43, vec![2]));
 }
@@ -483,7 +488,7 @@ async fn held_mo_parts_survive_a_restart_and_go_out_at_their_deadline<B: Backend
             .expect("held");
     }
     let store = b.open(5).await;
-    let due = store.mo_groups_due(10_000, 10).expect("reads");
+    let due = store.mo_groups_due(10_000, 10).await.expect("reads");
     let refs: Vec<u16> = due.iter().map(|h| h.group.reference).collect();
     assert_eq!(refs, vec![8, 7], "oldest deadline first");
     assert_eq!(due[1].parts, vec![part(2)]);
@@ -503,9 +508,13 @@ async fn held_mo_parts_survive_a_restart_and_go_out_at_their_deadline<B: Backend
         })
         .await
         .expect("released"));
-    assert_eq!(store.mo_groups_due(10_000, 10).expect("reads").len(), 1);
+    assert_eq!(
+        store.mo_groups_due(10_000, 10).await.expect("reads").len(),
+        1
+    );
     let owed: Vec<Bytes> = store
         .outbox_pending("acme", None, 10)
+        .await
         .expect("reads")
         .into_iter()
         .map(|(_, i)| i.pdu)
@@ -531,7 +540,11 @@ async fn impossible_mo_keys_are_refused<B: Backend>(b: &B) {
         store.mo_part_hold(&g, &part(1), 1_000).await,
         Err(StoreError::BadKey { what: "source", .. })
     ));
-    assert!(store.mo_groups_due(u64::MAX, 10).expect("reads").is_empty());
+    assert!(store
+        .mo_groups_due(u64::MAX, 10)
+        .await
+        .expect("reads")
+        .is_empty());
 }
 
 /// submit_multi: every destination is a message of its own, queued and
@@ -555,20 +568,23 @@ async fn a_submit_multis_destinations_are_stored_together_and_survive_a_restart<
     assert_eq!(ids.len(), 3);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 3, "one id each");
     let store = b.open(5).await;
-    let lead = record(&store, ids[0]);
+    let lead = record(&store, ids[0]).await;
     assert_eq!(lead.submission_members(), Some(ids.as_slice()));
     for (id, pdu) in ids.iter().zip([&b"one"[..], b"two", b"three"]) {
-        let r = record(&store, *id);
+        let r = record(&store, *id).await;
         assert_eq!(r.client_id(), ids[0], "each names the submission");
         assert_eq!(r.pdu, Bytes::copy_from_slice(pdu));
         assert_eq!(r.state, State::Queued);
     }
-    assert_eq!(record(&store, ids[1]).submission_members(), None);
-    assert_eq!(store.expired(100_000, 10).expect("reads"), vec![ids[1]]);
+    assert_eq!(record(&store, ids[1]).await.submission_members(), None);
+    assert_eq!(
+        store.expired(100_000, 10).await.expect("reads"),
+        vec![ids[1]]
+    );
     let claimed = store.claim_ready(2_000, 10).await.expect("claims");
     let claimed: HashSet<TernId> = claimed.iter().map(|r| r.id).collect();
     assert_eq!(claimed, ids.iter().copied().collect());
-    assert!(store.check().is_consistent());
+    assert!(store.check().await.is_consistent());
 }
 
 on_every_backend!(

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tern_storage::{
-    Attempt, Durability, MessageStore, NewMessage, OutboxItem, Outcome, ReceiptUpdate, SledStore,
-    State, StoreError, StoreOptions, TernId, UnmatchedReceipt,
+    Attempt, Durability, NewMessage, OutboxItem, Outcome, ReceiptUpdate, SledStore, State, Store,
+    StoreError, StoreOptions, TernId, UnmatchedReceipt,
 };
 
 fn open(dir: &TempDir) -> SledStore {
@@ -73,12 +73,12 @@ async fn accepted_messages_are_kept_with_unique_ids_of_this_node<B: Backend>(b: 
         .expect("accept");
     assert_ne!(a.id, b.id);
     assert_eq!(a.id.node(), 3);
-    let record = store.get(a.id).expect("read").expect("present");
+    let record = store.get(a.id).await.expect("read").expect("present");
     assert_eq!(
         (record.client.as_str(), record.state, record.accepted_ms),
         ("acme", State::Queued, 1_000)
     );
-    assert!(store.check().is_consistent());
+    assert!(store.check().await.is_consistent());
 }
 
 async fn ids_are_never_reused_after_a_restart<B: Backend>(b: &B) {
@@ -124,7 +124,7 @@ async fn the_ready_queue_respects_not_before_and_claims_once<B: Backend>(b: &B) 
         claimed.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![later]
     );
-    assert!(store.check().is_consistent());
+    assert!(store.check().await.is_consistent());
 }
 
 async fn a_failed_attempt_is_retried_after_its_backoff<B: Backend>(b: &B) {
@@ -154,7 +154,7 @@ async fn a_failed_attempt_is_retried_after_its_backoff<B: Backend>(b: &B) {
     let again = store.claim_ready(60_000, 10).await.expect("claim");
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts.len(), 1);
-    assert!(store.check().is_consistent());
+    assert!(store.check().await.is_consistent());
 }
 
 async fn a_failed_receipt_that_resubmits_requeues_the_message<B: Backend>(b: &B) {
@@ -176,7 +176,7 @@ async fn a_failed_receipt_that_resubmits_requeues_the_message<B: Backend>(b: &B)
         ..ReceiptUpdate::default()
     };
     store.record_receipt(id, update, 15).await.expect("receipt");
-    let record = store.get(id).expect("get").expect("there");
+    let record = store.get(id).await.expect("get").expect("there");
     assert_eq!(record.state, State::Queued);
     assert!(store.claim_ready(19, 10).await.expect("claim").is_empty());
     let again = store.claim_ready(20, 10).await.expect("claim");
@@ -186,10 +186,10 @@ async fn a_failed_receipt_that_resubmits_requeues_the_message<B: Backend>(b: &B)
         .record_attempt(id, accepted_attempt("telesign", &["B1"]), None, 30)
         .await
         .expect("record");
-    let record = store.get(id).expect("get").expect("there");
+    let record = store.get(id).await.expect("get").expect("there");
     assert_eq!(record.state, State::Submitted);
     assert_eq!(record.attempts.len(), 2);
-    assert!(store.check().is_consistent());
+    assert!(store.check().await.is_consistent());
 }
 
 async fn a_given_up_attempt_indexes_its_parts_but_submits_nothing<B: Backend>(b: &B) {
@@ -210,15 +210,18 @@ async fn a_given_up_attempt_indexes_its_parts_but_submits_nothing<B: Backend>(b:
         .record_attempt(id, partial, Some(60_000), 10)
         .await
         .expect("record");
-    let record = store.get(id).expect("read").expect("present");
+    let record = store.get(id).await.expect("read").expect("present");
     assert_eq!(
         record.state,
         State::Queued,
         "not submitted: part 2 never went"
     );
-    assert_eq!(store.lookup_upstream("a", "A1").expect("lookup"), Some(id));
+    assert_eq!(
+        store.lookup_upstream("a", "A1").await.expect("lookup"),
+        Some(id)
+    );
     assert_eq!(store.claim_ready(60_000, 10).await.expect("claim").len(), 1);
-    assert!(store.check().is_consistent());
+    assert!(store.check().await.is_consistent());
 }
 
 async fn upstream_ids_are_found_in_any_form<B: Backend>(b: &B) {
@@ -238,11 +241,14 @@ async fn upstream_ids_are_found_in_any_form<B: Backend>(b: &B) {
         )
         .await
         .expect("record");
-    let record = store.get(id).expect("read").expect("present");
+    let record = store.get(id).await.expect("read").expect("present");
     assert_eq!(record.state, State::Submitted);
     for form in ["00AB12", "ab12", "AB12", "777", "0777"] {
         assert_eq!(
-            store.lookup_upstream("telesign", form).expect("lookup"),
+            store
+                .lookup_upstream("telesign", form)
+                .await
+                .expect("lookup"),
             Some(id),
             "form {form}"
         );
@@ -250,25 +256,32 @@ async fn upstream_ids_are_found_in_any_form<B: Backend>(b: &B) {
     // Across bases only when asked: "43794" is 0xAB12, "309" is 0x777.
     for form in ["43794", "309"] {
         assert_eq!(
-            store.lookup_upstream("telesign", form).expect("lookup"),
+            store
+                .lookup_upstream("telesign", form)
+                .await
+                .expect("lookup"),
             None,
             "form {form}"
         );
         assert_eq!(
             store
                 .lookup_upstream_any_base("telesign", form)
+                .await
                 .expect("lookup"),
             Some(id),
             "form {form}"
         );
     }
     assert_eq!(
-        store.lookup_upstream("ovh", "ab12").expect("lookup"),
+        store.lookup_upstream("ovh", "ab12").await.expect("lookup"),
         None,
         "per upstream"
     );
     assert_eq!(
-        store.lookup_upstream("telesign", "ab13").expect("lookup"),
+        store
+            .lookup_upstream("telesign", "ab13")
+            .await
+            .expect("lookup"),
         None
     );
 }
@@ -357,10 +370,13 @@ async fn expiry_lists_what_ran_out_and_finish_takes_it_off<B: Backend>(b: &B) {
         .expect("accept")
         .id;
     assert_eq!(
-        store.expired(9_999, 10).expect("expired"),
+        store.expired(9_999, 10).await.expect("expired"),
         Vec::<TernId>::new()
     );
-    assert_eq!(store.expired(10_000, 10).expect("expired"), vec![short]);
+    assert_eq!(
+        store.expired(10_000, 10).await.expect("expired"),
+        vec![short]
+    );
     let outcome = Outcome {
         stat: "EXPIRED".to_owned(),
         err: 0,
@@ -370,13 +386,16 @@ async fn expiry_lists_what_ran_out_and_finish_takes_it_off<B: Backend>(b: &B) {
         .finish(short, outcome.clone(), 10_000)
         .await
         .expect("finish");
-    assert_eq!(store.expired(100_000, 10).expect("expired"), vec![long]);
-    let record = store.get(short).expect("read").expect("present");
+    assert_eq!(
+        store.expired(100_000, 10).await.expect("expired"),
+        vec![long]
+    );
+    let record = store.get(short).await.expect("read").expect("present");
     assert_eq!(
         (record.state, record.outcome),
         (State::Final, Some(outcome))
     );
-    assert!(store.check().is_consistent());
+    assert!(store.check().await.is_consistent());
 }
 
 async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
@@ -389,7 +408,10 @@ async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
     let a1 = store.outbox_push("acme", &item(1)).await.expect("push");
     store.outbox_push("beta", &item(9)).await.expect("push");
     let a2 = store.outbox_push("acme", &item(2)).await.expect("push");
-    let pending = store.outbox_pending("acme", None, 10).expect("pending");
+    let pending = store
+        .outbox_pending("acme", None, 10)
+        .await
+        .expect("pending");
     assert_eq!(
         pending
             .iter()
@@ -400,43 +422,49 @@ async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
     // A client whose name is a prefix of another's sees only its own.
     assert!(store
         .outbox_pending("acm", None, 10)
+        .await
         .expect("pending")
         .is_empty());
     // A deliverer with items in flight reads only what came after them.
     let a3 = store.outbox_push("acme", &item(3)).await.expect("push");
-    let after = |seq| {
-        store
+    let shared = &store;
+    let after = |seq| async move {
+        shared
             .outbox_pending("acme", seq, 10)
+            .await
             .expect("pending")
             .iter()
             .map(|(s, _)| *s)
             .collect::<Vec<_>>()
     };
-    assert_eq!(after(None), vec![a1, a2, a3]);
-    assert_eq!(after(Some(a1)), vec![a2, a3]);
-    assert_eq!(after(Some(a2)), vec![a3]);
-    assert!(after(Some(a3)).is_empty());
-    assert!(after(Some(u64::MAX)).is_empty());
+    assert_eq!(after(None).await, vec![a1, a2, a3]);
+    assert_eq!(after(Some(a1)).await, vec![a2, a3]);
+    assert_eq!(after(Some(a2)).await, vec![a3]);
+    assert!(after(Some(a3)).await.is_empty());
+    assert!(after(Some(u64::MAX)).await.is_empty());
     assert_eq!(
         store
             .outbox_pending("acme", Some(a1), 1)
+            .await
             .expect("pending")
             .len(),
         1
     );
     assert!(store
         .outbox_pending("acm", None, 10)
+        .await
         .expect("pending")
         .is_empty());
     store.outbox_ack("acme", a3).await.expect("ack");
     assert_eq!(
-        store.outbox_clients().expect("clients"),
+        store.outbox_clients().await.expect("clients"),
         vec!["acme", "beta"]
     );
     store.outbox_ack("acme", a1).await.expect("ack");
     assert_eq!(
         store
             .outbox_pending("acme", None, 10)
+            .await
             .expect("pending")
             .len(),
         1
@@ -444,7 +472,11 @@ async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
     drop(store);
     let store = b.open(3).await;
     assert_eq!(
-        store.outbox_pending("acme", None, 10).expect("pending")[0].0,
+        store
+            .outbox_pending("acme", None, 10)
+            .await
+            .expect("pending")[0]
+            .0,
         a2,
         "outboxes survive a restart"
     );
@@ -474,7 +506,7 @@ async fn an_early_receipt_is_held_for_its_grace_period<B: Backend>(b: &B) {
         .expect("take")
         .is_none());
     let taken = store
-        .take_any_base("telesign", "10")
+        .take_unmatched_any_base("telesign", "10")
         .await
         .expect("take")
         .expect("held");
@@ -629,21 +661,21 @@ async fn finished_messages_are_purged_after_retention_with_their_indexes<B: Back
         .await
         .expect("finish");
     assert_eq!(store.purge_finished(10_000, 100).await.expect("purge"), 1);
-    assert!(store.get(old).expect("read").is_none());
+    assert!(store.get(old).await.expect("read").is_none());
     assert_eq!(
-        store.lookup_upstream("ovh", "111").expect("lookup"),
+        store.lookup_upstream("ovh", "111").await.expect("lookup"),
         None,
         "its index entry went too"
     );
     assert_eq!(
-        store.lookup_upstream("ovh", "222").expect("lookup"),
+        store.lookup_upstream("ovh", "222").await.expect("lookup"),
         Some(recent)
     );
     assert!(
-        store.get(open_one).expect("read").is_some(),
+        store.get(open_one).await.expect("read").is_some(),
         "unfinished messages are never purged"
     );
-    let v = store.check();
+    let v = store.check().await;
     assert!(v.is_consistent(), "{:?}", v.problems);
     assert_eq!((v.messages, v.finished, v.unfinished), (2, 1, 1));
 }
@@ -657,7 +689,7 @@ async fn in_flight_messages_go_back_to_ready_at_restart<B: Backend>(b: &B) {
         assert_eq!(store.claim_ready(0, 2).await.expect("claim").len(), 2);
     }
     let store = b.open(3).await;
-    assert_eq!(store.check().in_flight, 0, "requeued at open");
+    assert_eq!(store.check().await.in_flight, 0, "requeued at open");
     assert_eq!(store.claim_ready(0, 10).await.expect("claim").len(), 3);
 }
 
@@ -822,27 +854,33 @@ async fn fast_mode_syncs_the_log_on_its_interval_not_per_write() {
     );
 }
 
-/// A message's whole life through the trait alone, as the router will see
-/// any backend: accept, claim, submit, find by upstream id, receipt to the
+/// A message's whole life through [`Store`] alone, as the daemon sees any
+/// backend: accept, claim, submit, find by upstream id, receipt to the
 /// outbox, finish.
-async fn life_of_a_message<S: MessageStore>(store: &S) {
-    let id = MessageStore::accept(store, message("acme", 0), 0)
+async fn life_of_a_message(store: &Store) {
+    let id = store
+        .accept(message("acme", 0), 0)
         .await
         .expect("accept")
         .id;
-    let claimed = MessageStore::claim_ready(store, 0, 10)
-        .await
-        .expect("claim");
+    let claimed = store.claim_ready(0, 10).await.expect("claim");
     assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
-    MessageStore::record_attempt(store, id, accepted_attempt("infobip", &["9F"]), None, 1)
+    store
+        .record_attempt(id, accepted_attempt("infobip", &["9F"]), None, 1)
         .await
         .expect("attempt");
     assert_eq!(
-        MessageStore::lookup_upstream(store, "infobip", "009f").expect("lookup"),
+        store
+            .lookup_upstream("infobip", "009f")
+            .await
+            .expect("lookup"),
         Some(id)
     );
     assert_eq!(
-        MessageStore::lookup_upstream_any_base(store, "infobip", "159").expect("lookup"),
+        store
+            .lookup_upstream_any_base("infobip", "159")
+            .await
+            .expect("lookup"),
         Some(id)
     );
     let item = OutboxItem {
@@ -850,32 +888,24 @@ async fn life_of_a_message<S: MessageStore>(store: &S) {
         message: Some(id),
         stored_ms: 2,
     };
-    let seq = MessageStore::outbox_push(store, "acme", &item)
-        .await
-        .expect("push");
-    MessageStore::finish(store, id, delivered(), 3)
-        .await
-        .expect("finish");
+    let seq = store.outbox_push("acme", &item).await.expect("push");
+    store.finish(id, delivered(), 3).await.expect("finish");
     assert_eq!(
-        MessageStore::get(store, id)
-            .expect("read")
-            .expect("present")
-            .state,
+        store.get(id).await.expect("read").expect("present").state,
         State::Final
     );
     assert_eq!(
-        MessageStore::outbox_pending(store, "acme", None, 10).expect("pending"),
+        store
+            .outbox_pending("acme", None, 10)
+            .await
+            .expect("pending"),
         vec![(seq, item)]
     );
-    MessageStore::outbox_ack(store, "acme", seq)
-        .await
-        .expect("ack");
-    assert!(MessageStore::outbox_clients(store)
-        .expect("clients")
-        .is_empty());
+    store.outbox_ack("acme", seq).await.expect("ack");
+    assert!(store.outbox_clients().await.expect("clients").is_empty());
 }
 
-async fn the_store_serves_the_message_store_interface<B: Backend>(b: &B) {
+async fn the_store_serves_its_one_interface<B: Backend>(b: &B) {
     life_of_a_message(&b.open(3).await).await;
 }
 
@@ -895,7 +925,7 @@ on_every_backend!(
     every_receipt_held_for_one_id_is_kept_in_arrival_order,
     finished_messages_are_purged_after_retention_with_their_indexes,
     in_flight_messages_go_back_to_ready_at_restart,
-    the_store_serves_the_message_store_interface,
+    the_store_serves_its_one_interface,
 );
 
 #[test]
@@ -911,5 +941,134 @@ fn a_store_reopens_at_once_after_it_was_dropped() {
             "round {round}"
         );
         drop(store);
+    }
+}
+
+/// Sends `signal` (STOP, CONT) to a process.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("runs kill");
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// A Redis server that stops answering (SIGSTOP: its socket stays open,
+/// nothing comes back) makes each kind of read (a script, one command,
+/// several in turn) fail within the read timeout instead of hanging its
+/// task; once it answers again, the same connections serve reads, in step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_read_without_an_answer_fails_in_time_and_the_store_recovers() {
+    let server = common::RedisServer::start(&[]);
+    let redis = common::Redis {
+        topology: tern_storage::RedisTopology::Single(server.address()),
+        prefix: "stuck".to_owned(),
+    };
+    let store = redis.open(1).await;
+    let id = store
+        .accept(message("acme", 0), 0)
+        .await
+        .expect("accept")
+        .id;
+
+    signal(server.pid, "STOP");
+    // Bounded well past the store's own 5 s: without the store's timeout
+    // this outer one fires and the test fails.
+    let reads = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(
+            store.get(id),
+            store.lookup_upstream_any_base("infobip", "9f"),
+            store.queue_depths(),
+        )
+    })
+    .await;
+    signal(server.pid, "CONT");
+    let (record, lookup, depths) = reads.expect("every read returned while Redis was stopped");
+    for err in [record.err(), lookup.err(), depths.err()] {
+        assert!(
+            matches!(err, Some(StoreError::Redis(_))),
+            "a stopped server is an error: {err:?}"
+        );
+    }
+
+    // The late answers are read and dropped: each read gets its own.
+    for _ in 0..20 {
+        let record = tokio::time::timeout(Duration::from_secs(10), store.get(id))
+            .await
+            .expect("answers once Redis runs again")
+            .expect("reads")
+            .expect("present");
+        assert_eq!(record.id, id);
+    }
+}
+
+/// A fake Redis on a loopback port that accepts every connection and
+/// answers `+OK` to each command (the client's handshake), except that
+/// from the first command naming `stuck_at` on it answers nothing; with
+/// an empty `stuck_at` it never answers at all.
+async fn stuck_server(stuck_at: &'static str) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds a loopback port");
+    let address = format!("redis://{}", listener.local_addr().expect("has an address"));
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            held.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut stuck = stuck_at.is_empty();
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    stuck = stuck || text.contains(stuck_at);
+                    if !stuck {
+                        // One answer per command: each starts an array.
+                        let commands = text.split("\r\n").filter(|l| l.starts_with('*')).count();
+                        let _ = socket.write_all(&b"+OK\r\n".repeat(commands)).await;
+                    }
+                }
+            }));
+        }
+    });
+    (address, server)
+}
+
+/// Opening a Redis store on an address that accepts connections but never
+/// answers (a hung server, a wrong service behind the port), or that
+/// answers the connection's handshake and then hangs on the first real
+/// command, fails within the store's timeout instead of hanging the
+/// daemon's start.
+#[tokio::test]
+async fn opening_a_redis_store_on_a_server_that_never_answers_fails_in_time() {
+    let fsync = tern_storage::RedisDurability::AppendFsyncAlways;
+    // Under WAIT nothing is checked at open: the connections come first.
+    let wait = tern_storage::RedisDurability::Wait {
+        replicas: 1,
+        timeout: Duration::from_secs(1),
+    };
+    for (stuck_at, durability) in [("", fsync), ("CONFIG", fsync), ("", wait)] {
+        let (address, server) = stuck_server(stuck_at).await;
+        let opened = tokio::time::timeout(
+            Duration::from_secs(30),
+            tern_storage::RedisStore::open(tern_storage::RedisOptions {
+                topology: tern_storage::RedisTopology::Single(address),
+                node: 1,
+                prefix: "silent".to_owned(),
+                durability,
+                tls_ca: None,
+            }),
+        )
+        .await;
+        server.abort();
+        let err = opened
+            .unwrap_or_else(|_| {
+                panic!("open returned while the server hung (at {stuck_at:?}, {durability:?})")
+            })
+            .expect_err("a server that does not answer is refused");
+        assert!(matches!(err, StoreError::Redis(_)), "{err:?}");
     }
 }

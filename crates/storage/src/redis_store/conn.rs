@@ -1,24 +1,40 @@
-//! Connections to one Redis server or to a Redis Cluster, behind one type
-//! each for async and for blocking use.
-//!
-//! The store needs both: the writes of [`MessageStore`](crate::MessageStore)
-//! are async, but some of its reads (`get`, `lookup_upstream`, …) are plain
-//! functions, so they use a blocking connection from a small pool.
+//! Connections to one Redis server or to a Redis Cluster, behind one async
+//! type: every read and write of the store goes through multiplexed async
+//! connections, so no runtime thread ever blocks on a round trip.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::cluster::{ClusterClient, ClusterConnection as SyncClusterConnection};
+use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 use crate::error::StoreError;
 
-/// How long a blocking read may wait for its answer before it fails: a
-/// stuck server must turn into an error, not a hung receipt handler.
-const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a read (and the cluster client's connect and each of its
+/// commands) may wait for its answer before it fails: a stuck server must
+/// turn into an error, not a hung receipt handler. A single server's
+/// multiplexed connection has no timeout of its own; [`bounded`] gives it
+/// one.
+pub(super) const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs a read, failing with [`StoreError::Redis`] if no answer comes
+/// within [`READ_TIMEOUT`]. The command left on the multiplexed socket is
+/// not lost: its late answer is read and dropped, so the connection stays
+/// in step for the commands after it.
+pub(super) async fn bounded<T>(
+    read: impl Future<Output = RedisResult<T>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(READ_TIMEOUT, read).await {
+        Ok(answer) => Ok(answer?),
+        Err(_) => Err(StoreError::Redis(format!(
+            "no answer to a read within {READ_TIMEOUT:?}"
+        ))),
+    }
+}
 
 /// The clients a store opens connections from.
 pub(super) enum Clients {
@@ -39,8 +55,8 @@ impl Clients {
     ) -> Result<Self, StoreError> {
         if cluster {
             let mut builder = ClusterClient::builder(addresses.to_vec())
-                .connection_timeout(SYNC_TIMEOUT)
-                .response_timeout(SYNC_TIMEOUT);
+                .connection_timeout(READ_TIMEOUT)
+                .response_timeout(READ_TIMEOUT);
             if let Some(ca) = tls_ca {
                 builder = builder.certs(certificates(ca));
             }
@@ -57,25 +73,20 @@ impl Clients {
     }
 
     /// An async connection, shared by every task (both kinds multiplex
-    /// concurrent commands on their sockets).
+    /// concurrent commands on their sockets). Connecting gives up after
+    /// [`READ_TIMEOUT`], as a read does.
     pub(super) async fn connect(&self) -> Result<AsyncConn, StoreError> {
         Ok(match self {
             Clients::Single(client) => {
-                AsyncConn::Single(client.get_multiplexed_async_connection().await?)
+                let config =
+                    redis::AsyncConnectionConfig::new().set_connection_timeout(READ_TIMEOUT);
+                AsyncConn::Single(
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?,
+                )
             }
             Clients::Cluster(client) => AsyncConn::Cluster(client.get_async_connection().await?),
-        })
-    }
-
-    fn connect_sync(&self) -> Result<SyncConn, StoreError> {
-        Ok(match self {
-            Clients::Single(client) => {
-                let conn = client.get_connection_with_timeout(SYNC_TIMEOUT)?;
-                conn.set_read_timeout(Some(SYNC_TIMEOUT))?;
-                conn.set_write_timeout(Some(SYNC_TIMEOUT))?;
-                SyncConn::Single(conn)
-            }
-            Clients::Cluster(client) => SyncConn::Cluster(Box::new(client.get_connection()?)),
         })
     }
 }
@@ -169,57 +180,5 @@ impl redis::aio::ConnectionLike for AsyncConn {
             AsyncConn::Single(c) => c.get_db(),
             AsyncConn::Cluster(c) => c.get_db(),
         }
-    }
-}
-
-/// A blocking connection to either kind of deployment.
-pub(super) enum SyncConn {
-    Single(redis::Connection),
-    Cluster(Box<SyncClusterConnection>),
-}
-
-impl SyncConn {
-    fn as_dyn(&mut self) -> &mut dyn redis::ConnectionLike {
-        match self {
-            SyncConn::Single(c) => c,
-            SyncConn::Cluster(c) => c.as_mut(),
-        }
-    }
-}
-
-/// Blocking connections kept for reuse; one is opened when none is free.
-pub(super) struct SyncPool {
-    free: Mutex<Vec<SyncConn>>,
-}
-
-/// Connections kept idle; more may be open while readers run at once.
-const POOL_KEEP: usize = 8;
-
-impl SyncPool {
-    pub(super) fn new() -> Self {
-        Self {
-            free: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Runs `f` on a free connection. A connection whose command failed is
-    /// dropped rather than reused: it may be out of step with its server.
-    pub(super) fn with<T>(
-        &self,
-        clients: &Clients,
-        f: impl FnOnce(&mut dyn redis::ConnectionLike) -> RedisResult<T>,
-    ) -> Result<T, StoreError> {
-        let taken = self.free.lock().map(|mut free| free.pop()).unwrap_or(None);
-        let mut conn = match taken {
-            Some(conn) => conn,
-            None => clients.connect_sync()?,
-        };
-        let result = f(conn.as_dyn())?;
-        if let Ok(mut free) = self.free.lock() {
-            if free.len() < POOL_KEEP {
-                free.push(conn);
-            }
-        }
-        Ok(result)
     }
 }

@@ -12,21 +12,20 @@ use crate::upstream_id::forms;
 impl RedisStore {
     /// The oldest receipt held for this upstream id, left in place (see
     /// [`crate::SledStore::peek_unmatched`]).
-    pub fn peek_unmatched(
+    pub async fn peek_unmatched(
         &self,
         upstream: &str,
         upstream_id: &str,
         any_base: bool,
     ) -> Result<Option<UnmatchedReceipt>, StoreError> {
         for form in forms(upstream_id, any_base) {
-            let key = self.layout.unmatched(upstream_shard(upstream, &form));
-            let field = upstream_field(upstream, &form);
-            let raw: Option<Vec<u8>> = self.sync.with(&self.clients, |c| {
-                redis::cmd("HGET")
-                    .arg(key.as_slice())
-                    .arg(field.as_slice())
-                    .query(c)
-            })?;
+            let raw: Option<Vec<u8>> = self
+                .query(
+                    redis::cmd("HGET")
+                        .arg(self.layout.unmatched(upstream_shard(upstream, &form)))
+                        .arg(upstream_field(upstream, &form)),
+                )
+                .await?;
             if let Some((first, _)) = raw.as_deref().map(held::first).transpose()?.flatten() {
                 return Ok(Some(first));
             }
@@ -36,29 +35,31 @@ impl RedisStore {
 
     /// Up to `limit` held receipts, left in place: shard by shard, oldest
     /// first within a shard.
-    pub fn held_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
+    pub async fn held_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
         let mut out = Vec::new();
         for shard in 0..SHARDS {
             let want = limit.saturating_sub(out.len());
             if want == 0 {
                 break;
             }
-            let fields: Vec<Vec<u8>> = self.sync.with(&self.clients, |c| {
-                redis::cmd("ZRANGE")
-                    .arg(self.layout.unmatched_by_time(shard))
-                    .arg(0)
-                    .arg(want as i64 - 1)
-                    .query(c)
-            })?;
+            let fields: Vec<Vec<u8>> = self
+                .query(
+                    redis::cmd("ZRANGE")
+                        .arg(self.layout.unmatched_by_time(shard))
+                        .arg(0)
+                        .arg(want as i64 - 1),
+                )
+                .await?;
             if fields.is_empty() {
                 continue;
             }
-            let raws: Vec<Option<Vec<u8>>> = self.sync.with(&self.clients, |c| {
-                redis::cmd("HMGET")
-                    .arg(self.layout.unmatched(shard))
-                    .arg(&fields)
-                    .query(c)
-            })?;
+            let raws: Vec<Option<Vec<u8>>> = self
+                .query(
+                    redis::cmd("HMGET")
+                        .arg(self.layout.unmatched(shard))
+                        .arg(&fields),
+                )
+                .await?;
             for raw in raws.into_iter().flatten() {
                 out.extend(held::all(&raw)?);
             }

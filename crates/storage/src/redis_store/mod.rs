@@ -46,7 +46,7 @@ use crate::sled_store::{
     Verification,
 };
 use crate::upstream_id::{candidates, normalise};
-use conn::{AsyncConn, AsyncPool, Clients, SyncPool};
+use conn::{bounded, AsyncConn, AsyncPool, Clients, READ_TIMEOUT};
 use layout::{
     client_shard, counter_for, id_shard, member, parse_member, upstream_field, upstream_shard,
     Layout, SHARDS,
@@ -119,7 +119,6 @@ pub struct RedisOptions {
 pub struct RedisStore {
     clients: Clients,
     conn: AsyncPool,
-    sync: SyncPool,
     layout: Layout,
     node: u16,
     durability: RedisDurability,
@@ -206,7 +205,7 @@ fn redacted(address: &str) -> String {
 }
 
 /// Checks one server's persistence against the policy.
-fn check_durability(
+async fn check_durability(
     address: &str,
     policy: RedisDurability,
     tls_ca: Option<&[u8]>,
@@ -215,13 +214,21 @@ fn check_durability(
         address: redacted(address),
         reason,
     };
-    let client = conn::single_client(address, tls_ca)?;
-    let mut conn = client.get_connection_with_timeout(Duration::from_secs(5))?;
     match policy {
         RedisDurability::AppendFsyncAlways => {
+            let client = conn::single_client(address, tls_ca)?;
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(READ_TIMEOUT)
+                .set_response_timeout(READ_TIMEOUT);
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
             for (name, wanted) in [("appendonly", "yes"), ("appendfsync", "always")] {
-                let answer: HashMap<String, String> =
-                    redis::cmd("CONFIG").arg("GET").arg(name).query(&mut conn)?;
+                let answer: HashMap<String, String> = redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg(name)
+                    .query_async(&mut conn)
+                    .await?;
                 let found = answer.get(name).map(String::as_str).unwrap_or("");
                 if found != wanted {
                     return Err(refuse(format!(
@@ -272,12 +279,7 @@ impl RedisStore {
             });
         }
         for address in &addresses {
-            let address = address.clone();
-            let policy = options.durability;
-            let ca = options.tls_ca.clone();
-            tokio::task::spawn_blocking(move || check_durability(&address, policy, ca.as_deref()))
-                .await
-                .map_err(|e| StoreError::Redis(e.to_string()))??;
+            check_durability(address, options.durability, options.tls_ca.as_deref()).await?;
         }
         let clients = Clients::new(&addresses, cluster, options.tls_ca.as_deref())?;
         let conn = AsyncPool::open(&clients).await?;
@@ -291,7 +293,6 @@ impl RedisStore {
         let store = Self {
             clients,
             conn,
-            sync: SyncPool::new(),
             layout,
             node: options.node,
             durability: options.durability,
@@ -305,6 +306,12 @@ impl RedisStore {
 
     fn conn(&self) -> AsyncConn {
         self.conn.get()
+    }
+
+    /// One read command's answer, bounded by [`READ_TIMEOUT`].
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        bounded(cmd.query_async(&mut conn)).await
     }
 
     /// After a write: under the WAIT policy, waits for the replicas.
@@ -359,9 +366,8 @@ impl RedisStore {
 
     /// The record's stored octets and the record (acks not merged).
     async fn read(&self, id: TernId) -> Result<Option<(Vec<u8>, MessageRecord)>, StoreError> {
-        let raw: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(self.layout.message(id))
-            .query_async(&mut self.conn())
+        let raw: Option<Vec<u8>> = self
+            .query(redis::cmd("GET").arg(self.layout.message(id)))
             .await?;
         match raw {
             None => Ok(None),
@@ -385,10 +391,7 @@ impl RedisStore {
             return Ok(Vec::new());
         }
         let keys: Vec<Vec<u8>> = ids.iter().map(|id| self.layout.message(*id)).collect();
-        let raws: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-            .arg(keys)
-            .query_async(&mut self.conn())
-            .await?;
+        let raws: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(keys)).await?;
         raws.into_iter()
             .map(|raw| match raw {
                 None => Ok(None),
@@ -457,15 +460,12 @@ impl RedisStore {
     }
 
     /// The record of `id` with the times its client took its relayed
-    /// receipts (a blocking read: see the trait).
-    pub fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
-        let (message, acks) = (self.layout.message(id), self.layout.acks(id));
-        let answer: Vec<redis::Value> = self.sync.with(&self.clients, |c| {
-            lua::GET_RECORD
-                .key(message.as_slice())
-                .key(acks.as_slice())
-                .invoke(c)
-        })?;
+    /// receipts: one script, so the two keys are read at one instant.
+    pub async fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
+        let mut call = lua::GET_RECORD.key(self.layout.message(id));
+        call.key(self.layout.acks(id));
+        let mut conn = self.conn();
+        let answer: Vec<redis::Value> = bounded(call.invoke_async(&mut conn)).await?;
         let mut it = answer.into_iter();
         let Some(raw) = it.next() else {
             return Ok(None);
@@ -676,30 +676,19 @@ impl RedisStore {
         until: u64,
         limit: usize,
     ) -> Result<Vec<(u64, TernId)>, StoreError> {
-        let mut all = Vec::new();
-        for shard in 0..SHARDS {
-            let found: Vec<(Vec<u8>, f64)> = redis::cmd("ZRANGEBYSCORE")
-                .arg(key(shard))
-                .arg("-inf")
-                .arg(until)
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(limit)
-                .query_async(&mut self.conn())
-                .await?;
-            for (m, score) in found {
+        self.due_members(key, until, limit)
+            .await?
+            .into_iter()
+            .map(|(score, m)| {
                 let id = parse_member(&m).ok_or_else(|| bad("queue member", "not an id"))?;
-                all.push((score as u64, id));
-            }
-        }
-        all.sort();
-        all.truncate(limit);
-        Ok(all)
+                Ok((score, id))
+            })
+            .collect()
     }
 
-    /// The blocking form of [`RedisStore::due`].
-    fn due_sync(
+    /// [`RedisStore::due`] with the members as stored (MO groups are not
+    /// ids).
+    async fn due_members(
         &self,
         key: impl Fn(u64) -> Vec<u8>,
         until: u64,
@@ -707,18 +696,18 @@ impl RedisStore {
     ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut all = Vec::new();
         for shard in 0..SHARDS {
-            let k = key(shard);
-            let found: Vec<(Vec<u8>, f64)> = self.sync.with(&self.clients, |c| {
-                redis::cmd("ZRANGEBYSCORE")
-                    .arg(k.as_slice())
-                    .arg("-inf")
-                    .arg(until)
-                    .arg("WITHSCORES")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(limit)
-                    .query(c)
-            })?;
+            let found: Vec<(Vec<u8>, f64)> = self
+                .query(
+                    redis::cmd("ZRANGEBYSCORE")
+                        .arg(key(shard))
+                        .arg("-inf")
+                        .arg(until)
+                        .arg("WITHSCORES")
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(limit),
+                )
+                .await?;
             all.extend(found.into_iter().map(|(m, s)| (s as u64, m)));
         }
         all.sort();
@@ -994,34 +983,37 @@ impl RedisStore {
     }
 
     /// The message an upstream id belongs to, case and leading zeros aside.
-    pub fn lookup_upstream(
+    pub async fn lookup_upstream(
         &self,
         upstream: &str,
         upstream_id: &str,
     ) -> Result<Option<TernId>, StoreError> {
-        self.lookup_forms(upstream, &[normalise(upstream_id)])
+        self.lookup_forms(upstream, &[normalise(upstream_id)]).await
     }
 
     /// [`RedisStore::lookup_upstream`], also across hex and decimal.
-    pub fn lookup_upstream_any_base(
+    pub async fn lookup_upstream_any_base(
         &self,
         upstream: &str,
         upstream_id: &str,
     ) -> Result<Option<TernId>, StoreError> {
-        self.lookup_forms(upstream, &candidates(upstream_id))
+        self.lookup_forms(upstream, &candidates(upstream_id)).await
     }
 
-    fn lookup_forms(&self, upstream: &str, forms: &[String]) -> Result<Option<TernId>, StoreError> {
+    async fn lookup_forms(
+        &self,
+        upstream: &str,
+        forms: &[String],
+    ) -> Result<Option<TernId>, StoreError> {
         for form in forms {
             let shard = upstream_shard(upstream, form);
-            let key = self.layout.upstream_ids(shard);
-            let field = upstream_field(upstream, form);
-            let value: Option<Vec<u8>> = self.sync.with(&self.clients, |c| {
-                redis::cmd("HGET")
-                    .arg(key.as_slice())
-                    .arg(field.as_slice())
-                    .query(c)
-            })?;
+            let value: Option<Vec<u8>> = self
+                .query(
+                    redis::cmd("HGET")
+                        .arg(self.layout.upstream_ids(shard))
+                        .arg(upstream_field(upstream, form)),
+                )
+                .await?;
             if let Some(value) = value {
                 let bytes: [u8; 8] = value
                     .as_slice()
@@ -1034,11 +1026,13 @@ impl RedisStore {
     }
 
     /// Ids whose validity ended by `now`, at most `limit`, oldest first.
-    pub fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<TernId>, StoreError> {
-        self.due_sync(|s| self.layout.expiry(s), now_ms, limit)?
+    pub async fn expired(&self, now_ms: u64, limit: usize) -> Result<Vec<TernId>, StoreError> {
+        Ok(self
+            .due(|s| self.layout.expiry(s), now_ms, limit)
+            .await?
             .into_iter()
-            .map(|(_, m)| parse_member(&m).ok_or_else(|| bad("expiry member", "not an id")))
-            .collect()
+            .map(|(_, id)| id)
+            .collect())
     }
 
     /// A new place in `client`'s outbox (a counter of its shard).
@@ -1081,7 +1075,7 @@ impl RedisStore {
 
     /// Up to `limit` items owed to `client`, oldest first; with `after`,
     /// only those placed after it.
-    pub fn outbox_pending(
+    pub async fn outbox_pending(
         &self,
         client: &str,
         after: Option<u64>,
@@ -1091,15 +1085,12 @@ impl RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (items, order) = (self.layout.outbox(client), self.layout.outbox_order(client));
-        let flat: Vec<Vec<u8>> = self.sync.with(&self.clients, |c| {
-            lua::OUTBOX_READ
-                .key(items.as_slice())
-                .key(order.as_slice())
-                .arg(limit)
-                .arg(from.as_str())
-                .invoke(c)
-        })?;
+        let mut call = lua::OUTBOX_READ.key(self.layout.outbox(client));
+        call.key(self.layout.outbox_order(client))
+            .arg(limit)
+            .arg(from.as_str());
+        let mut conn = self.conn();
+        let flat: Vec<Vec<u8>> = bounded(call.invoke_async(&mut conn)).await?;
         pairs(flat)
             .into_iter()
             .map(|(seq, item)| {
@@ -1154,13 +1145,12 @@ impl RedisStore {
     }
 
     /// Clients with something in their outbox, by name.
-    pub fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
         let mut clients = Vec::new();
         for shard in 0..SHARDS {
-            let key = self.layout.outbox_clients(shard);
-            let found: Vec<String> = self.sync.with(&self.clients, |c| {
-                redis::cmd("SMEMBERS").arg(key.as_slice()).query(c)
-            })?;
+            let found: Vec<String> = self
+                .query(redis::cmd("SMEMBERS").arg(self.layout.outbox_clients(shard)))
+                .await?;
             clients.extend(found);
         }
         clients.sort();
@@ -1371,11 +1361,9 @@ impl RedisStore {
         held_from(pairs(flat))?.ok_or_else(|| bad("MO group", "no header after hold"))
     }
 
-    /// Reads a held group, blocking.
-    fn mo_read_sync(&self, key: &[u8]) -> Result<Option<HeldMo>, StoreError> {
-        let flat: Vec<Vec<u8>> = self
-            .sync
-            .with(&self.clients, |c| redis::cmd("HGETALL").arg(key).query(c))?;
+    /// Reads a held group.
+    async fn mo_read(&self, key: &[u8]) -> Result<Option<HeldMo>, StoreError> {
+        let flat: Vec<Vec<u8>> = self.query(redis::cmd("HGETALL").arg(key)).await?;
         held_from(pairs(flat))
     }
 
@@ -1391,11 +1379,7 @@ impl RedisStore {
     {
         let group_member = layout::hex(&group.key()?);
         let key = self.layout.mo_group(&group.client, &group_member);
-        let flat: Vec<Vec<u8>> = redis::cmd("HGETALL")
-            .arg(&key)
-            .query_async(&mut self.conn())
-            .await?;
-        let Some(held) = held_from(pairs(flat))? else {
+        let Some(held) = self.mo_read(&key).await? else {
             return Ok(false);
         };
         let items = build(&held);
@@ -1428,15 +1412,22 @@ impl RedisStore {
     }
 
     /// Held groups whose deadline is not after `now`, oldest first.
-    pub fn mo_groups_due(&self, now_ms: u64, limit: usize) -> Result<Vec<HeldMo>, StoreError> {
+    pub async fn mo_groups_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<HeldMo>, StoreError> {
         let mut due = Vec::new();
-        for (_, group_member) in self.due_sync(|s| self.layout.mo_due(s), now_ms, limit)? {
+        let members = self
+            .due_members(|s| self.layout.mo_due(s), now_ms, limit)
+            .await?;
+        for (_, group_member) in members {
             let group_member =
                 String::from_utf8(group_member).map_err(|_| bad("MO due member", "not text"))?;
             // The client is in the header, but the key needs it first: every
             // shard's due set names groups of its own shard, so find the
             // client through the header stored under the member.
-            let Some(held) = self.mo_find(&group_member)? else {
+            let Some(held) = self.mo_find(&group_member).await? else {
                 continue;
             };
             due.push(held);
@@ -1446,35 +1437,26 @@ impl RedisStore {
 
     /// The held group whose key (hex) is `group_member`: the key holds the
     /// client's name, from which its shard and key follow.
-    fn mo_find(&self, group_member: &str) -> Result<Option<HeldMo>, StoreError> {
+    async fn mo_find(&self, group_member: &str) -> Result<Option<HeldMo>, StoreError> {
         let Some(client) = mo_client(group_member) else {
             return Err(bad("MO due member", group_member.to_owned()));
         };
-        self.mo_read_sync(&self.layout.mo_group(&client, group_member))
+        self.mo_read(&self.layout.mo_group(&client, group_member))
+            .await
     }
 
     /// Every record checked against the queues (for tests and `tern`).
-    pub fn verify(&self) -> Result<Verification, StoreError> {
+    pub async fn verify(&self) -> Result<Verification, StoreError> {
         let mut v = Verification::default();
         for shard in 0..SHARDS {
-            let set = |key: Vec<u8>| -> Result<Vec<Vec<u8>>, StoreError> {
-                self.sync.with(&self.clients, |c| {
-                    redis::cmd("ZRANGE")
-                        .arg(key.as_slice())
-                        .arg(0)
-                        .arg(-1)
-                        .query(c)
-                })
-            };
-            let ready = set(self.layout.ready(shard))?;
-            let flight = set(self.layout.in_flight(shard))?;
-            let all_key = self.layout.all(shard);
-            let all: Vec<Vec<u8>> = self.sync.with(&self.clients, |c| {
-                redis::cmd("SMEMBERS").arg(all_key.as_slice()).query(c)
-            })?;
+            let ready = self.whole_set(self.layout.ready(shard)).await?;
+            let flight = self.whole_set(self.layout.in_flight(shard)).await?;
+            let all: Vec<Vec<u8>> = self
+                .query(redis::cmd("SMEMBERS").arg(self.layout.all(shard)))
+                .await?;
             for m in &all {
                 let id = parse_member(m).ok_or_else(|| bad("id set member", "not an id"))?;
-                let Some(record) = self.get(id)? else {
+                let Some(record) = self.get(id).await? else {
                     v.problems.push(format!("{id} listed but has no record"));
                     continue;
                 };
@@ -1509,7 +1491,7 @@ impl RedisStore {
                 ("expiry", self.layout.expiry(shard)),
                 ("retention", self.layout.retention(shard)),
             ] {
-                for m in set(key)? {
+                for m in self.whole_set(key).await? {
                     if !all.contains(&m) {
                         v.problems.push(format!(
                             "{what} entry {} has no record",
@@ -1522,30 +1504,35 @@ impl RedisStore {
         Ok(v)
     }
 
+    /// Every member of a sorted set, in order.
+    async fn whole_set(&self, key: Vec<u8>) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.query(redis::cmd("ZRANGE").arg(key).arg(0).arg(-1))
+            .await
+    }
+
     /// Messages in the ready queues (due or not).
-    pub fn ready_len(&self) -> Result<usize, StoreError> {
-        Ok(self.queue_depths()?.ready)
+    pub async fn ready_len(&self) -> Result<usize, StoreError> {
+        Ok(self.queue_depths().await?.ready)
     }
 
     /// How many entries each queue holds (ZCARD/HLEN per shard).
-    pub fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
+    pub async fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
         let mut d = QueueDepths::default();
         for shard in 0..SHARDS {
-            let count = |cmd: &str, key: Vec<u8>| -> Result<usize, StoreError> {
-                self.sync.with(&self.clients, |c| {
-                    redis::cmd(cmd).arg(key.as_slice()).query(c)
-                })
-            };
-            d.ready += count("ZCARD", self.layout.ready(shard))?;
-            d.in_flight += count("ZCARD", self.layout.in_flight(shard))?;
-            d.unmatched += count("HLEN", self.layout.unmatched(shard))?;
+            d.ready += self
+                .query::<usize>(redis::cmd("ZCARD").arg(self.layout.ready(shard)))
+                .await?;
+            d.in_flight += self
+                .query::<usize>(redis::cmd("ZCARD").arg(self.layout.in_flight(shard)))
+                .await?;
+            d.unmatched += self
+                .query::<usize>(redis::cmd("HLEN").arg(self.layout.unmatched(shard)))
+                .await?;
         }
-        for client in self.outbox_clients()? {
-            d.outbox += self.sync.with(&self.clients, |c| {
-                redis::cmd("ZCARD")
-                    .arg(self.layout.outbox_order(&client))
-                    .query::<usize>(c)
-            })?;
+        for client in self.outbox_clients().await? {
+            d.outbox += self
+                .query::<usize>(redis::cmd("ZCARD").arg(self.layout.outbox_order(&client)))
+                .await?;
         }
         Ok(d)
     }
@@ -1653,5 +1640,3 @@ fn held_from(fields: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<HeldMo>, StoreErr
         parts,
     }))
 }
-
-mod interface;

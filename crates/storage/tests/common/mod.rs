@@ -23,8 +23,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tern_storage::{
-    Durability, MessageStore, RedisDurability, RedisOptions, RedisStore, RedisTopology, SledStore,
-    StoreError, StoreOptions, UnmatchedReceipt, Verification,
+    Durability, RedisDurability, RedisOptions, RedisStore, RedisTopology, SledStore, Store,
+    StoreOptions, Verification,
 };
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -46,60 +46,31 @@ impl Drop for TempDir {
     }
 }
 
-/// What the suite needs of a store beyond [`MessageStore`].
-pub trait TestStore: MessageStore + Sized {
+/// What the suite needs of a [`Store`] beyond its interface: the
+/// backend's own consistency check and queue count.
+pub trait TestStore {
     /// The store's own consistency check.
-    fn check(&self) -> Verification;
+    fn check(&self) -> impl Future<Output = Verification> + Send;
     /// Messages in the ready queue.
-    fn ready_count(&self) -> usize;
-    /// Takes a held receipt, also across bases.
-    fn take_any_base(
-        &self,
-        upstream: &str,
-        upstream_id: &str,
-    ) -> impl Future<Output = Result<Option<UnmatchedReceipt>, StoreError>> + Send;
+    fn ready_count(&self) -> impl Future<Output = usize> + Send;
 }
 
-impl TestStore for SledStore {
-    fn check(&self) -> Verification {
-        self.verify().expect("verifies")
+impl TestStore for Store {
+    async fn check(&self) -> Verification {
+        self.verify().await.expect("verifies")
     }
-    fn ready_count(&self) -> usize {
-        self.ready_len()
-    }
-    fn take_any_base(
-        &self,
-        upstream: &str,
-        upstream_id: &str,
-    ) -> impl Future<Output = Result<Option<UnmatchedReceipt>, StoreError>> + Send {
-        self.take_unmatched_any_base(upstream, upstream_id)
-    }
-}
-
-impl TestStore for RedisStore {
-    fn check(&self) -> Verification {
-        self.verify().expect("verifies")
-    }
-    fn ready_count(&self) -> usize {
-        self.ready_len().expect("counts")
-    }
-    fn take_any_base(
-        &self,
-        upstream: &str,
-        upstream_id: &str,
-    ) -> impl Future<Output = Result<Option<UnmatchedReceipt>, StoreError>> + Send {
-        self.take_unmatched_any_base(upstream, upstream_id)
+    async fn ready_count(&self) -> usize {
+        self.queue_depths().await.expect("counts").ready
     }
 }
 
 /// Where a test's store lives; opening it again is a restart.
 pub trait Backend: Send + Sync {
-    type Store: TestStore;
     /// Opens the store as node `node`; `fast` asks for the quickest
     /// durability the backend has (sled's interval flush; Redis ignores it).
-    fn open_with(&self, node: u16, fast: bool) -> impl Future<Output = Self::Store> + Send;
+    fn open_with(&self, node: u16, fast: bool) -> impl Future<Output = Store> + Send;
     /// Opens the store as node `node`, durable.
-    fn open(&self, node: u16) -> impl Future<Output = Self::Store> + Send {
+    fn open(&self, node: u16) -> impl Future<Output = Store> + Send {
         self.open_with(node, false)
     }
 }
@@ -112,8 +83,7 @@ pub fn sled(name: &str) -> Sled {
 }
 
 impl Backend for Sled {
-    type Store = SledStore;
-    async fn open_with(&self, node: u16, fast: bool) -> SledStore {
+    async fn open_with(&self, node: u16, fast: bool) -> Store {
         let durability = if fast {
             Durability::Fast {
                 interval: Duration::from_millis(50),
@@ -129,8 +99,8 @@ impl Backend for Sled {
                 ..StoreOptions::default()
             },
         )
+        .map(|(store, _)| Store::Sled(store))
         .expect("opens")
-        .0
     }
 }
 
@@ -140,9 +110,10 @@ pub struct Redis {
     pub prefix: String,
 }
 
-impl Backend for Redis {
-    type Store = RedisStore;
-    async fn open_with(&self, node: u16, _fast: bool) -> RedisStore {
+impl Redis {
+    /// The Redis store itself, as node `node` (for what only Redis has,
+    /// such as coordination between nodes).
+    pub async fn open_redis(&self, node: u16) -> RedisStore {
         RedisStore::open(RedisOptions {
             topology: self.topology.clone(),
             node,
@@ -153,6 +124,12 @@ impl Backend for Redis {
         .await
         .expect("opens")
         .0
+    }
+}
+
+impl Backend for Redis {
+    async fn open_with(&self, node: u16, _fast: bool) -> Store {
+        Store::Redis(self.open_redis(node).await)
     }
 }
 

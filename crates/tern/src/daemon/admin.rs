@@ -38,7 +38,8 @@ impl AdminSource for Source {
             // Reading a key proves the store answers; it was opened (and
             // verified) before the listeners started. A full store answers
             // reads but refuses every write: not ready.
-            store: self.node.store.get(TernId::from_u64(0)).is_ok() && !self.node.store.is_full(),
+            store: wait(self.node.store.get(TernId::from_u64(0))).is_ok()
+                && !self.node.store.is_full(),
             // The admin listener starts after every client listener bound.
             listeners: true,
             upstreams_bound: routing.router.upstreams().iter().map(|u| u.bound()).sum(),
@@ -101,7 +102,7 @@ impl AdminSource for Source {
     }
 
     fn queues(&self) -> Value {
-        match self.node.store.queue_depths() {
+        match wait(self.node.store.queue_depths()) {
             Ok(depths) => json!({
                 "ready": depths.ready,
                 "in_flight": depths.in_flight,
@@ -113,7 +114,7 @@ impl AdminSource for Source {
     }
 
     fn unmatched(&self) -> Value {
-        match self.node.store.held_receipts(UNMATCHED_LISTED) {
+        match wait(self.node.store.held_receipts(UNMATCHED_LISTED)) {
             Ok(held) => Value::Array(
                 held.iter()
                     .map(|r| {
@@ -137,8 +138,8 @@ impl AdminSource for Source {
     fn message(&self, id: &str) -> Option<Value> {
         let store = &self.node.store;
         let id: TernId = tern_storage::IdFormat::Hex
-            .resolve(id.trim(), |id| matches!(store.get(id), Ok(Some(_))))?;
-        let record = store.get(id).ok()??;
+            .resolve(id.trim(), |id| matches!(wait(store.get(id)), Ok(Some(_))))?;
+        let record = wait(store.get(id)).ok()??;
         let mut message = message_json(&record);
         let client_id = record.id_format.render(record.client_id());
         if let Some(fields) = message.as_object_mut() {
@@ -148,7 +149,7 @@ impl AdminSource for Source {
         if let Some(members) = record.submission_members() {
             let destinations: Vec<Value> = members
                 .iter()
-                .map(|m| match store.get(*m) {
+                .map(|m| match wait(store.get(*m)) {
                     Ok(Some(r)) => message_json(&r),
                     _ => json!({ "id": m.to_string(), "state": "purged" }),
                 })
@@ -176,7 +177,7 @@ impl AdminSource for Source {
     fn refresh(&self, metrics: &Metrics) {
         // A store that does not answer leaves the last figures in place;
         // the watchdog and the failed writes say it louder.
-        if let Ok(depths) = self.node.store.queue_depths() {
+        if let Ok(depths) = wait(self.node.store.queue_depths()) {
             metrics.set_ready_age(depths.ready);
             metrics.set_queue("ready", depths.ready);
             metrics.set_queue("in_flight", depths.in_flight);
@@ -200,7 +201,7 @@ impl AdminSource for Source {
         );
         self.refresh_outbox_ages(metrics);
         metrics.set_store_full(self.node.store.is_full());
-        if let Ok(Some(size)) = self.node.store.size_on_disk() {
+        if let Ok(Some(size)) = wait(self.node.store.size_on_disk()) {
             metrics.set_store_size(size);
         }
     }
@@ -211,14 +212,14 @@ impl Source {
     /// owed (the oldest item comes first), so a scrape stays cheap however
     /// long the outboxes are. A store that does not answer leaves them out.
     fn refresh_outbox_ages(&self, metrics: &Metrics) {
-        let Ok(clients) = self.node.store.outbox_clients() else {
+        let Ok(clients) = wait(self.node.store.outbox_clients()) else {
             return;
         };
         let now = tern_storage::now_ms();
         let ages: Vec<(String, f64)> = clients
             .into_iter()
             .filter_map(|client| {
-                let oldest = self.node.store.outbox_pending(&client, None, 1).ok()?;
+                let oldest = wait(self.node.store.outbox_pending(&client, None, 1)).ok()?;
                 let (_, item) = oldest.first()?;
                 let age = now.saturating_sub(item.stored_ms) as f64 / 1_000.0;
                 Some((client, age))
@@ -226,6 +227,13 @@ impl Source {
             .collect();
         metrics.set_outbox_ages(ages.iter().map(|(c, a)| (c.as_str(), *a)));
     }
+}
+
+/// Waits for a store read. The admin listener calls every method of
+/// [`AdminSource`] on tokio's blocking pool (see its doc), so this holds a
+/// pool thread while the read runs, never a runtime worker.
+fn wait<F: std::future::Future>(read: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(read)
 }
 
 /// A breaker's state in one word.

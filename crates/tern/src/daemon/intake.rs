@@ -78,7 +78,8 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskT
                     &node,
                     &bound.account,
                     query.message_id.to_str().unwrap_or(""),
-                );
+                )
+                .await;
                 match answer {
                     Some(resp) => {
                         let _ = responder
@@ -257,9 +258,9 @@ pub(super) async fn transaction_status(
 ) -> CommandStatus {
     let waiting = node.transactions.wait_for(id);
     node.dispatch.notify_one();
-    let settled = || {
+    let settled = || async {
         matches!(
-            node.store.get(id),
+            node.store.get(id).await,
             Ok(Some(record)) if matches!(record.state, State::Submitted | State::Final)
         )
     };
@@ -281,15 +282,15 @@ const CLUSTER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 /// query_sm from the store: only the account's own messages. The id is
 /// read in either form, and answered in the account's. A submit_multi's id
 /// answers for all its destinations (see [`multi::aggregate_state`]).
-fn query_answer(node: &Node, account: &str, id: &str) -> Option<QuerySmResp> {
-    let id = node.client_id(account, id)?;
-    let record = node.store.get(id).ok()??;
+async fn query_answer(node: &Node, account: &str, id: &str) -> Option<QuerySmResp> {
+    let id = node.client_id(account, id).await?;
+    let record = node.store.get(id).await.ok()??;
     if record.client != account {
         return None;
     }
     let members = multi::client_messages(&record)?;
     let (state, error_code) = if members.len() > 1 {
-        multi::aggregate_state(node, &members)
+        multi::aggregate_state(node, &members).await
     } else {
         let (state, error_code, _) = record_state(&record);
         (state, error_code)
@@ -351,8 +352,8 @@ fn same_address(given: &COctetString<21>, submitted: &COctetString<21>) -> bool 
 /// The message id of a cancel or replace, when it is one Tern could have
 /// given, in either form (the account's first, see [`Node::client_id`]);
 /// `None` answers ESME_RINVMSGID.
-fn well_formed_id(node: &Node, account: &str, id: &COctetString<65>) -> Option<TernId> {
-    node.client_id(account, id.to_str()?)
+async fn well_formed_id(node: &Node, account: &str, id: &COctetString<65>) -> Option<TernId> {
+    node.client_id(account, id.to_str()?).await
 }
 
 /// cancel_sm (SMPP 3.4 §4.9). With a message_id: that message, if it is
@@ -389,11 +390,11 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
             .cancel_queued_matching(matches, outcome, now, CANCEL_BY_ADDRESS_LIMIT)
             .await
     } else {
-        let Some(id) = well_formed_id(node, account, &cancel.message_id) else {
+        let Some(id) = well_formed_id(node, account, &cancel.message_id).await else {
             return CommandStatus::InvalidMessageId;
         };
         // A submit_multi's id stands for each of its destinations.
-        let messages = match node.store.get(id) {
+        let messages = match node.store.get(id).await {
             Ok(Some(record)) if record.client == account => {
                 multi::client_messages(&record).unwrap_or_default()
             }
@@ -477,7 +478,7 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
 /// ESME_RREPLACEFAIL for an unknown id, another account's message, or one
 /// already being sent, sent or final.
 async fn replace(node: &Node, account: &str, replace: &ReplaceSm) -> CommandStatus {
-    let Some(id) = well_formed_id(node, account, &replace.message_id) else {
+    let Some(id) = well_formed_id(node, account, &replace.message_id).await else {
         return CommandStatus::InvalidMessageId;
     };
     let now = now_ms();

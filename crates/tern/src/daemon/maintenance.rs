@@ -74,7 +74,7 @@ pub async fn run(node: Arc<Node>, ages: Ages, shutdown: CancellationToken) {
 /// between recording a submit_sm_resp and applying what came before it
 /// leaves them here.
 async fn settle_held(node: &Node) -> Result<(), tern_storage::StoreError> {
-    for held in node.store.held_receipts(BATCH)? {
+    for held in node.store.held_receipts(BATCH).await? {
         if super::receipts::settle_held(node, &held.upstream, &held.upstream_id).await? {
             info!(
                 upstream = held.upstream,
@@ -109,9 +109,9 @@ pub async fn round(node: &Node, ages: Ages) -> Result<(), tern_storage::StoreErr
     }
 
     let too_old = now.saturating_sub(ages.outbox_max_age.as_millis() as u64);
-    for client in node.store.outbox_clients()? {
+    for client in node.store.outbox_clients().await? {
         // Oldest first: stop at the first item young enough to keep.
-        for (seq, item) in node.store.outbox_pending(&client, None, BATCH)? {
+        for (seq, item) in node.store.outbox_pending(&client, None, BATCH).await? {
             if item.stored_ms >= too_old {
                 break;
             }

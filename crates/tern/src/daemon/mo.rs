@@ -310,7 +310,7 @@ pub async fn sweep(node: Arc<Node>, shutdown: CancellationToken) {
             () = tokio::time::sleep(SWEEP_INTERVAL) => {}
             () = shutdown.cancelled() => return,
         }
-        let due = match node.store.mo_groups_due(now_ms(), SWEEP_BATCH) {
+        let due = match node.store.mo_groups_due(now_ms(), SWEEP_BATCH).await {
             Ok(due) => due,
             Err(err) => {
                 tern_session::warn_limited!("reading held MO parts failed", %err);

@@ -133,7 +133,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     drain_sends(work_stop, dispatcher, sends).await;
     unbind_upstreams(&node, upstreams_stop).await;
     admin_stop.cancel();
-    node.store.flush().context("final flush of the store")?;
+    node.store
+        .flush()
+        .await
+        .context("final flush of the store")?;
     cluster_stop.cancel();
     if let Some(task) = cluster_task {
         // Leaves the membership, so other nodes need not wait for it.
@@ -272,7 +275,12 @@ fn spawn_watchdog(node: &Arc<node::Node>) {
     let node = node.clone();
     tokio::spawn(notify::watchdog(move || {
         let node = node.clone();
-        async move { node.store.get(tern_storage::TernId::from_u64(0)).is_ok() }
+        async move {
+            node.store
+                .get(tern_storage::TernId::from_u64(0))
+                .await
+                .is_ok()
+        }
     }));
 }
 

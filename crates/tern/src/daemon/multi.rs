@@ -314,14 +314,14 @@ pub fn submit_to(multi: &SubmitMulti, destination: Address<21>) -> SubmitSm {
 /// are final: DELIVERED (error 0) when every one was delivered; else the
 /// state and error of the first destination, in submission order, that
 /// was not. A destination whose record is gone (purged) counts as UNKNOWN.
-pub fn aggregate_state(node: &Node, members: &[TernId]) -> (MessageState, u8) {
-    let states: Vec<(MessageState, u8, bool)> = members
-        .iter()
-        .map(|id| match node.store.get(*id) {
+pub async fn aggregate_state(node: &Node, members: &[TernId]) -> (MessageState, u8) {
+    let mut states: Vec<(MessageState, u8, bool)> = Vec::with_capacity(members.len());
+    for id in members {
+        states.push(match node.store.get(*id).await {
             Ok(Some(record)) => record_state(&record),
             _ => (MessageState::UNKNOWN, 0, true),
-        })
-        .collect();
+        });
+    }
     aggregate(&states)
 }
 

@@ -191,11 +191,23 @@ impl Node {
     /// replace_sm) names, in either form: see [`tern_storage::IdFormat::resolve`]
     /// (a string both forms read is decided by which names a message of
     /// `client`). `None`: not an id in either form.
-    pub fn client_id(&self, client: &str, text: &str) -> Option<tern_storage::TernId> {
-        self.id_format(client).resolve(
-            text,
-            |id| matches!(self.store.get(id), Ok(Some(record)) if record.client == client),
-        )
+    ///
+    /// The store's read is async, `resolve`'s check is not: the forms are
+    /// looked up first (the client's own, then the other only if needed),
+    /// and `resolve` decides from what was found.
+    pub async fn client_id(&self, client: &str, text: &str) -> Option<tern_storage::TernId> {
+        let format = self.id_format(client);
+        let mut known = None;
+        for id in [format.parse(text), format.other().parse(text)]
+            .into_iter()
+            .flatten()
+        {
+            if matches!(self.store.get(id).await, Ok(Some(record)) if record.client == client) {
+                known = Some(id);
+                break;
+            }
+        }
+        format.resolve(text, |id| known == Some(id))
     }
 
     /// The routing now in force; keep it for one message's step.
@@ -210,15 +222,15 @@ impl Node {
 
     /// The message an upstream's id belongs to, as its profile says ids
     /// may differ between submit_sm_resp and receipts.
-    pub fn lookup(
+    pub async fn lookup(
         &self,
         upstream: &str,
         id: &str,
     ) -> Result<Option<tern_storage::TernId>, tern_storage::StoreError> {
         if self.any_base(upstream) {
-            self.store.lookup_upstream_any_base(upstream, id)
+            self.store.lookup_upstream_any_base(upstream, id).await
         } else {
-            self.store.lookup_upstream(upstream, id)
+            self.store.lookup_upstream(upstream, id).await
         }
     }
 

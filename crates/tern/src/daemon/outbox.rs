@@ -157,7 +157,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
         );
         if full {
             last_full = Some(Instant::now());
-            match node.store.outbox_clients() {
+            match node.store.outbox_clients().await {
                 Ok(listed) => {
                     clients.retain(|name, c| listed.contains(name) || !c.in_flight.is_empty());
                     look.extend(listed);
@@ -264,7 +264,7 @@ async fn send_more(
         client.capped = true;
         return false;
     }
-    let Ok(items) = node.store.outbox_pending(name, client.cursor, room) else {
+    let Ok(items) = node.store.outbox_pending(name, client.cursor, room).await else {
         return false;
     };
     let full = items.len() == room;
@@ -316,10 +316,11 @@ async fn deliver(
             let _ = node.store.outbox_ack(client, seq).await;
             super::crash::point("outbox.after_ack");
             node.metrics.receipt_relayed(client, stat);
-            let accepted = item
-                .message
-                .and_then(|id| node.store.get(id).ok().flatten())
-                .map(|record| record.accepted_ms);
+            let accepted = match item.message {
+                Some(id) => node.store.get(id).await.ok().flatten(),
+                None => None,
+            }
+            .map(|record| record.accepted_ms);
             if let Some(accepted) = accepted {
                 let ms = tern_storage::now_ms().saturating_sub(accepted);
                 node.metrics.observe_receipt(Duration::from_millis(ms));

@@ -67,7 +67,7 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
             up.receipt_throttled();
         }
     }
-    if let Some(id) = node.lookup(upstream, &receipt.upstream_id)? {
+    if let Some(id) = node.lookup(upstream, &receipt.upstream_id).await? {
         if apply(node, id, upstream, &receipt).await? == Applied::Done {
             node.metrics
                 .receipt(upstream, receipt.canonical.state.stat());
@@ -140,7 +140,7 @@ async fn apply_locked(
     upstream: &str,
     receipt: &UpstreamReceipt,
 ) -> Result<Applied, StoreError> {
-    let Some(record) = node.store.get(id)? else {
+    let Some(record) = node.store.get(id).await? else {
         return Ok(Applied::Done);
     };
     let routing = node.routing();
@@ -199,7 +199,7 @@ pub async fn settle_held(
     upstream: &str,
     upstream_id: &str,
 ) -> Result<bool, StoreError> {
-    let Some(id) = node.lookup(upstream, upstream_id)? else {
+    let Some(id) = node.lookup(upstream, upstream_id).await? else {
         return Ok(false);
     };
     let _held = node.lock_message(id).await;
@@ -221,7 +221,11 @@ async fn settle_held_locked(
     let mut applied = false;
     // One at a time, oldest first: a receipt held meanwhile (its handler
     // looked before the submit was recorded) is applied in its turn.
-    while let Some(held) = node.store.peek_unmatched(upstream, upstream_id, any_base)? {
+    while let Some(held) = node
+        .store
+        .peek_unmatched(upstream, upstream_id, any_base)
+        .await?
+    {
         if let Some(receipt) = read_held(node.routing().profile(upstream), &held.pdu) {
             if apply_locked(node, id, upstream, &receipt).await? == Applied::NotYet {
                 // Still held, and those behind it: the dispatcher settles
@@ -388,6 +392,7 @@ mod tests {
         let owed: Vec<String> = node
             .store
             .outbox_pending("acme", None, 10)
+            .await
             .expect("outbox")
             .into_iter()
             .map(|(_, item)| match Pdu::decode(item.pdu).map(|p| p.body) {
@@ -403,6 +408,7 @@ mod tests {
         assert!(node
             .store
             .peek_unmatched("up", "4711", false)
+            .await
             .expect("peek")
             .is_none());
         drop(node);

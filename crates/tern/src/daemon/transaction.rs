@@ -72,18 +72,19 @@ impl Transactions {
     /// `settled` (the store shows the message sent or ended, looked at
     /// once at the start and then every `poll`, if given) says the
     /// dispatcher found nobody waiting, so a refusal went out as a receipt.
-    pub async fn wait(
+    /// `settled` is async: it reads the store.
+    pub async fn wait<F: std::future::Future<Output = bool>>(
         &self,
         id: TernId,
         mut waiting: oneshot::Receiver<Verdict>,
         timeout: Duration,
         poll: Option<Duration>,
-        settled: impl Fn() -> bool,
+        settled: impl Fn() -> F,
     ) -> Option<Verdict> {
         let deadline = Instant::now() + timeout;
         let mut look = true;
         loop {
-            if look && settled() && self.abandon(id) {
+            if look && settled().await && self.abandon(id) {
                 return None;
             }
             let wake = poll.map_or(deadline, |poll| deadline.min(Instant::now() + poll));
@@ -148,7 +149,9 @@ mod tests {
         assert!(!transactions.settle(id(1), Verdict::Sent), "taken once");
         assert_eq!(
             transactions
-                .wait(id(1), waiting, Duration::from_secs(5), None, || false)
+                .wait(id(1), waiting, Duration::from_secs(5), None, || async {
+                    false
+                })
                 .await,
             Some(Verdict::Sent)
         );
@@ -161,7 +164,9 @@ mod tests {
         let waiting = transactions.wait_for(id(1));
         assert_eq!(
             transactions
-                .wait(id(1), waiting, Duration::from_millis(10), None, || false)
+                .wait(id(1), waiting, Duration::from_millis(10), None, || async {
+                    false
+                })
                 .await,
             None
         );
@@ -176,7 +181,10 @@ mod tests {
         // Sent by another node: seen at the second look, long before the
         // timeout.
         let looks = std::sync::atomic::AtomicU32::new(0);
-        let settled = || looks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 1;
+        let settled = || {
+            let seen = looks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 1;
+            async move { seen }
+        };
         let verdict = tokio::time::timeout(
             Duration::from_secs(5),
             transactions.wait(
