@@ -91,6 +91,12 @@ pub trait MessageStore: Send + Sync + 'static {
         client: &str,
         seq: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Removes many things a client acknowledged, in one write.
+    fn outbox_ack_many(
+        &self,
+        client: &str,
+        seqs: &[u64],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Clients with something owed.
     fn outbox_clients(&self) -> Result<Vec<String>, StoreError>;
     /// Holds a receipt that matched nothing yet, after any others held for
@@ -258,6 +264,13 @@ impl MessageStore for SledStore {
         seq: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         SledStore::outbox_ack(self, client, seq)
+    }
+    fn outbox_ack_many(
+        &self,
+        client: &str,
+        seqs: &[u64],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        SledStore::outbox_ack_many(self, client, seqs)
     }
     fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
         SledStore::outbox_clients(self)

@@ -92,6 +92,13 @@ impl MessageStore for RedisStore {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         RedisStore::outbox_ack(self, client, seq)
     }
+    fn outbox_ack_many(
+        &self,
+        client: &str,
+        seqs: &[u64],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        RedisStore::outbox_ack_many(self, client, seqs)
+    }
     fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
         RedisStore::outbox_clients(self)
     }
