@@ -455,7 +455,11 @@ async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
 /// a client whose outbox empties is no longer listed.
 async fn many_acknowledgements_remove_each_item<B: Backend>(b: &B) {
     let store = b.open(3).await;
-    let id = store.accept(message("acme", 0), 0).await.expect("accept").id;
+    let id = store
+        .accept(message("acme", 0), 0)
+        .await
+        .expect("accept")
+        .id;
     let item = |n: u8| OutboxItem {
         pdu: Bytes::from(vec![n]),
         message: Some(id),
