@@ -351,7 +351,10 @@ impl SessionHandle {
                 pacer.acquire().await;
             }
         };
+        // Biased: an unpaced request passes at once, without registering
+        // (and dropping) a waiter on the close token each time.
         tokio::select! {
+            biased;
             () = paced => {}
             () = shared.closed.cancelled() => return Err(RequestError::Closed),
         }
@@ -703,10 +706,14 @@ async fn read_loop<R>(
 ) where
     R: AsyncRead + Send + Unpin,
 {
+    // One waiter on the close token for the session's life, not one
+    // registered and dropped per PDU read.
+    let closed = shared.closed.cancelled();
+    tokio::pin!(closed);
     let reason = loop {
         let next = tokio::select! {
             biased;
-            () = shared.closed.cancelled() => break CloseReason::Local,
+            () = &mut closed => break CloseReason::Local,
             next = next_frame(&mut reader, shared.config.inactivity_timeout) => next,
         };
         let frame = match next {
@@ -901,6 +908,9 @@ async fn write_loop<W>(
 ) where
     W: AsyncWrite + Send + Unpin,
 {
+    // One waiter on the close token for the writer's life (see read_loop).
+    let closed = shared.closed.cancelled();
+    tokio::pin!(closed);
     loop {
         tokio::select! {
             biased;
@@ -932,7 +942,7 @@ async fn write_loop<W>(
                     }
                 }
             }
-            () = shared.closed.cancelled() => {
+            () = &mut closed => {
                 let drain = async {
                     while let Ok(pdu) = queue.try_recv() {
                         if writer.feed(pdu).await.is_err() {

@@ -228,6 +228,11 @@ impl Store {
         each!(self, s => s.outbox_ack(client, seq).await)
     }
 
+    /// Removes many items a client acknowledged, in one write.
+    pub async fn outbox_ack_many(&self, client: &str, seqs: &[u64]) -> Result<(), StoreError> {
+        each!(self, s => s.outbox_ack_many(client, seqs).await)
+    }
+
     /// Clients with something in their outbox.
     pub async fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
         read!(self, s => s.outbox_clients())

@@ -1104,6 +1104,23 @@ impl SledStore {
         self.write(ops).await
     }
 
+    /// Removes many acknowledged items in one write: what [`outbox_ack`]
+    /// does for each, at the cost of one log record and one sync (the
+    /// outbox gathers its clients' answers for a moment).
+    ///
+    /// [`outbox_ack`]: Self::outbox_ack
+    pub async fn outbox_ack_many(&self, client: &str, seqs: &[u64]) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let mut ops = Ops::default();
+        for &seq in seqs {
+            self.ack_ops(client, seq, &mut ops)?;
+            ops.remove(keys::owned_with(keys::OUTBOX, client, &seq.to_be_bytes()));
+        }
+        self.write(ops).await
+    }
+
     /// Clients with something in their outbox (to resume after a restart).
     pub fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
         let mut clients: Vec<String> = Vec::new();

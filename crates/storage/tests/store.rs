@@ -482,6 +482,57 @@ async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
     );
 }
 
+/// Acknowledgements gathered by the outbox go in one call: each item is
+/// removed as by one `outbox_ack`, places already gone are skipped, and
+/// a client whose outbox empties is no longer listed.
+async fn many_acknowledgements_remove_each_item<B: Backend>(b: &B) {
+    let store = b.open(3).await;
+    let id = store
+        .accept(message("acme", 0), 0)
+        .await
+        .expect("accept")
+        .id;
+    let item = |n: u8| OutboxItem {
+        pdu: Bytes::from(vec![n]),
+        message: Some(id),
+        stored_ms: u64::from(n),
+    };
+    let mut seqs = Vec::new();
+    for n in 0..5 {
+        seqs.push(store.outbox_push("acme", &item(n)).await.expect("push"));
+    }
+    store.outbox_push("beta", &item(9)).await.expect("push");
+    store.outbox_ack_many("acme", &[]).await.expect("nothing");
+    // The first, third and fifth, and a place that was never there.
+    store
+        .outbox_ack_many("acme", &[seqs[0], seqs[2], seqs[4], u64::MAX])
+        .await
+        .expect("ack");
+    let store = &store;
+    let left = |client| async move {
+        store
+            .outbox_pending(client, None, 10)
+            .await
+            .expect("pending")
+            .iter()
+            .map(|(s, _)| *s)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(left("acme").await, vec![seqs[1], seqs[3]]);
+    assert_eq!(
+        left("beta").await.len(),
+        1,
+        "another client's outbox untouched"
+    );
+    // Acknowledged twice (a retry of the batch): nothing more happens.
+    store
+        .outbox_ack_many("acme", &[seqs[0], seqs[1], seqs[3]])
+        .await
+        .expect("ack");
+    assert!(left("acme").await.is_empty());
+    assert_eq!(store.outbox_clients().await.expect("clients"), vec!["beta"]);
+}
+
 async fn an_early_receipt_is_held_for_its_grace_period<B: Backend>(b: &B) {
     let store = b.open(3).await;
     let receipt = |id: &str, at: u64| UnmatchedReceipt {
@@ -854,6 +905,30 @@ async fn fast_mode_syncs_the_log_on_its_interval_not_per_write() {
     );
 }
 
+/// The outbox's gathered acknowledgements cost one write, not one each.
+#[tokio::test]
+async fn many_acknowledgements_are_one_write() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = TempDir::new("ack-many");
+    let store = open(&dir);
+    let item = OutboxItem {
+        pdu: Bytes::from_static(b"x"),
+        message: None,
+        stored_ms: 0,
+    };
+    let mut seqs = Vec::new();
+    for _ in 0..50 {
+        seqs.push(store.outbox_push("acme", &item).await.expect("push"));
+    }
+    let before = store.commit_stats().writes.load(Relaxed);
+    store.outbox_ack_many("acme", &seqs).await.expect("ack");
+    assert_eq!(store.commit_stats().writes.load(Relaxed) - before, 1);
+    assert!(store
+        .outbox_pending("acme", None, 100)
+        .expect("pending")
+        .is_empty());
+}
+
 /// A message's whole life through [`Store`] alone, as the daemon sees any
 /// backend: accept, claim, submit, find by upstream id, receipt to the
 /// outbox, finish.
@@ -921,6 +996,7 @@ on_every_backend!(
     concurrent_resubmissions_store_one_message,
     expiry_lists_what_ran_out_and_finish_takes_it_off,
     outboxes_keep_order_per_client_until_acknowledged,
+    many_acknowledgements_remove_each_item,
     an_early_receipt_is_held_for_its_grace_period,
     every_receipt_held_for_one_id_is_kept_in_arrival_order,
     finished_messages_are_purged_after_retention_with_their_indexes,

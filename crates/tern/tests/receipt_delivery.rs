@@ -2,7 +2,8 @@
 //! the test: one that matches no message is acknowledged, counted, kept for
 //! inspection and dropped after its grace period; one the client refuses is
 //! sent again after a wait, and leaves the outbox only when taken; one the
-//! client has not answered yet does not hold back the next.
+//! client has not answered yet does not hold back the next; many taken
+//! are each delivered once, and their acknowledgements written in batches.
 
 mod common;
 
@@ -301,4 +302,79 @@ async fn a_receipt_waiting_for_its_answer_does_not_hold_back_the_next() {
             |q| q["outbox"].as_u64() == Some(0),
         )
         .await;
+}
+
+/// Many receipts taken together: each reaches the client once (an item
+/// whose acknowledgement is still being written is not sent again), the
+/// outbox empties, and the acknowledgements took fewer store writes than
+/// receipts (gathered per client while the previous batch is written).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_receipts_taken_are_delivered_once_and_acknowledged_in_batches() {
+    const N: usize = 60;
+    let Setup {
+        _upstream,
+        _daemon,
+        admin,
+        mut tern,
+        client_port,
+    } = Setup::start("ack-batches").await;
+    let mut session = client(client_port, "acme", "pw").bind().await;
+    let mut ids = std::collections::HashSet::new();
+    for n in 0..N {
+        let sm = submit_sm(&format!("346{n:08}"), "hello", RegisteredDelivery::ALWAYS);
+        ids.insert(submit_id(&session.handle, sm).await);
+        let (_, responder) = next_submit(&mut tern.requests)
+            .await
+            .expect("tern sends the submit");
+        accept_submit(responder, &format!("u{n}")).await;
+    }
+    for n in 0..N {
+        upstream_sends(&tern.handle, &format!("u{n}")).await;
+    }
+    // The client answers what it has at once, as a busy client does.
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    while seen.values().sum::<usize>() < N {
+        let (first, id) =
+            next_receipt(&mut session.requests, Duration::from_secs(10), "a receipt").await;
+        let mut batch = vec![(first, id)];
+        while let Ok(request) = session.requests.try_recv() {
+            let Body::DeliverSm(sm) = &request.pdu.body else {
+                panic!("{:?}", request.pdu)
+            };
+            let id = receipted_id(sm);
+            batch.push((request, id));
+        }
+        let mut answers = Vec::new();
+        for (request, id) in batch {
+            *seen.entry(id).or_default() += 1;
+            answers.push(tokio::spawn(take(request)));
+        }
+        for answer in answers {
+            answer.await.expect("answered");
+        }
+    }
+    admin
+        .until(
+            "/api/queues",
+            Duration::from_secs(10),
+            "the outbox emptied once all were taken",
+            |q| q["outbox"].as_u64() == Some(0),
+        )
+        .await;
+    // Past a full listing of the outboxes (every second): nothing again.
+    let again = tokio::time::timeout(Duration::from_millis(1500), session.requests.recv()).await;
+    assert!(again.is_err(), "a receipt delivered again: {again:?}");
+    assert_eq!(
+        seen.keys()
+            .cloned()
+            .collect::<std::collections::HashSet<_>>(),
+        ids
+    );
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+    let metrics = admin.text("/metrics").await;
+    let writes = sample(&metrics, "tern_outbox_ack_writes_total").expect("counted");
+    assert!(
+        (1.0..=(N / 2) as f64).contains(&writes),
+        "{writes} acknowledgement writes for {N} receipts"
+    );
 }

@@ -1105,41 +1105,58 @@ impl RedisStore {
     /// Removes an item the client acknowledged; for a receipt, the time
     /// goes into its message's history.
     pub async fn outbox_ack(&self, client: &str, seq: u64) -> Result<(), StoreError> {
-        let field = seq.to_string();
-        let raw: Option<Vec<u8>> = redis::cmd("HGET")
+        self.outbox_ack_many(client, &[seq]).await
+    }
+
+    /// Removes many items the client acknowledged in one group (one round
+    /// trip); for each receipt, the time goes into its message's history.
+    pub async fn outbox_ack_many(&self, client: &str, seqs: &[u64]) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let fields: Vec<String> = seqs.iter().map(u64::to_string).collect();
+        let raws: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
             .arg(self.layout.outbox(client))
-            .arg(&field)
+            .arg(&fields)
             .query_async(&mut self.conn())
             .await?;
-        let Some(raw) = raw else {
-            return Ok(());
-        };
-        let item: OutboxItem = decode("outbox item", &raw)?;
         let mut group = Group::default();
-        if let Some(message) = item.message {
-            let ack = (
-                self.layout.acks(message),
-                field.clone().into_bytes(),
-                now_ms().to_string().into_bytes(),
-            );
-            if id_shard(message) == client_shard(client) {
-                group.hset(ack.0, ack.1, ack.2);
-            } else {
-                // A receipt in another client's outbox (not made by Tern
-                // today): its own slot, written first.
-                let mut own = Group::default();
-                own.hset(ack.0, ack.1, ack.2);
-                self.apply_one(own).await?;
+        let mut found = false;
+        let now = now_ms().to_string().into_bytes();
+        for (field, raw) in fields.iter().zip(raws) {
+            let Some(raw) = raw else {
+                continue;
+            };
+            found = true;
+            let item: OutboxItem = decode("outbox item", &raw)?;
+            if let Some(message) = item.message {
+                let ack = (
+                    self.layout.acks(message),
+                    field.clone().into_bytes(),
+                    now.clone(),
+                );
+                if id_shard(message) == client_shard(client) {
+                    group.hset(ack.0, ack.1, ack.2);
+                } else {
+                    // A receipt in another client's outbox (not made by
+                    // Tern today): its own slot, written first.
+                    let mut own = Group::default();
+                    own.hset(ack.0, ack.1, ack.2);
+                    self.apply_one(own).await?;
+                }
             }
+            group
+                .hdel(self.layout.outbox(client), field.clone().into_bytes())
+                .zrem(self.layout.outbox_order(client), field);
         }
-        group
-            .hdel(self.layout.outbox(client), field.clone().into_bytes())
-            .zrem(self.layout.outbox_order(client), &field)
-            .srem_if_empty(
-                self.layout.outbox_clients(client_shard(client)),
-                client,
-                self.layout.outbox_order(client),
-            );
+        if !found {
+            return Ok(());
+        }
+        group.srem_if_empty(
+            self.layout.outbox_clients(client_shard(client)),
+            client,
+            self.layout.outbox_order(client),
+        );
         self.apply_one(group).await?;
         Ok(())
     }

@@ -177,6 +177,9 @@ pub struct Metrics {
     /// `tern_outbox_expired_total`: deliveries to clients dropped because
     /// they waited longer than the outbox keeps them.
     pub outbox_expired: Counter,
+    /// `tern_outbox_ack_writes_total`: store writes that removed what
+    /// clients acknowledged (the outbox gathers many answers per write).
+    pub outbox_ack_writes: Counter,
     /// `tern_queue_depth{queue}`: set on each scrape.
     pub queue_depth: Family<QueueLabel, Gauge>,
     /// `tern_sessions{side, state}`: set on each scrape.
@@ -255,6 +258,7 @@ impl Metrics {
             receipts_unmatched: Family::default(),
             mo: Family::default(),
             outbox_expired: Counter::default(),
+            outbox_ack_writes: Counter::default(),
             queue_depth: Family::default(),
             sessions: Family::default(),
             in_flight: Gauge::default(),
@@ -357,6 +361,11 @@ impl Metrics {
             "outbox_expired",
             "Deliveries to clients dropped after waiting too long in the outbox",
             self.outbox_expired.clone(),
+        );
+        self.registry.register(
+            "outbox_ack_writes",
+            "Store writes that removed deliveries clients acknowledged",
+            self.outbox_ack_writes.clone(),
         );
     }
 
@@ -546,6 +555,11 @@ impl Metrics {
     /// Counts one message put back on the retry queue.
     pub fn retry(&self) {
         self.retries.inc();
+    }
+
+    /// Counts one store write of a client's gathered acknowledgements.
+    pub fn outbox_ack_write(&self) {
+        self.outbox_ack_writes.inc();
     }
 
     /// Counts one receipt received from `upstream` in canonical `state`.

@@ -54,9 +54,12 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
                 };
                 let node = node.clone();
                 let span = info_span!("message", id = %record.id, client = %record.client);
+                // Boxed: the task then holds a pointer, not the whole send
+                // (router, session request, store writes), which tokio
+                // would copy into the task and again when it ends.
                 sends.spawn(
                     async move {
-                        if let Err(err) = send(&node, record).await {
+                        if let Err(err) = Box::pin(send(&node, record)).await {
                             tern_session::warn_limited!("recording a send failed", %err);
                         }
                         drop(permit);

@@ -67,7 +67,8 @@ pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskT
                 let (node, account) = (node.clone(), bound.account.clone());
                 tasks.spawn(
                     async move {
-                        submit(&node, &account, pdu, responder, answer).await;
+                        // Boxed, so the task stays small (see dispatch).
+                        Box::pin(submit(&node, &account, pdu, responder, answer)).await;
                         drop(permit);
                     }
                     .instrument(span.clone()),

@@ -13,6 +13,13 @@
 //! oldest item [`RESCAN`] later, which finds any item the cursor passed:
 //! none waits longer than that for its first send. A refusal starts the
 //! cursor over too.
+//!
+//! Acknowledgements are written in batches: a client's answers gather
+//! while its previous batch is being written (and for the moment the
+//! outbox lets news gather), then go in one store write. An item stays
+//! "in flight" until its acknowledgement is written, so it is never read
+//! and sent again meanwhile. A crash before the write only means the
+//! client gets those items again at the next start (at least once).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -68,6 +75,11 @@ struct Client {
     /// Refusals in a row, and when to try again.
     failures: u32,
     until: Option<Instant>,
+    /// Places the client took whose acknowledgement is not written yet
+    /// (still in `in_flight`).
+    acked: Vec<u64>,
+    /// A batch of acknowledgements is being written for this client.
+    acking: bool,
 }
 
 impl Client {
@@ -83,6 +95,15 @@ struct Delivered {
     taken: bool,
 }
 
+/// One batch of acknowledgements written (or not).
+struct AckWritten {
+    client: String,
+    seqs: Vec<u64>,
+}
+
+/// Batches of acknowledgements being written, polled by the outbox's task.
+type AckWrites = FuturesUnordered<BoxFuture<'static, AckWritten>>;
+
 /// Deliveries out, polled by the outbox's own task: each is first polled
 /// in the order it was added, so a session's deliver_sm go out in the
 /// order the items were stored (its window's permits are taken in turn).
@@ -95,6 +116,7 @@ type Deliveries = FuturesUnordered<BoxFuture<'static, Delivered>>;
 pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
     let mut clients: HashMap<String, Client> = HashMap::new();
     let mut deliveries = Deliveries::new();
+    let mut acks = AckWrites::new();
     let mut receivers_seen = 0;
     let mut last_full: Option<Instant> = None;
     // Clients to look at in the next pass besides the news.
@@ -104,7 +126,10 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
             tokio::select! {
                 () = node.outbox.notified() => {}
                 Some(done) = deliveries.next(), if !deliveries.is_empty() => {
-                    ended(&mut clients, &mut again, done);
+                    ended(&mut clients, done);
+                }
+                Some(done) = acks.next(), if !acks.is_empty() => {
+                    written(&mut clients, &mut again, done);
                 }
                 () = tokio::time::sleep_until(next_look(&clients).into()) => {}
                 () = shutdown.cancelled() => break,
@@ -119,7 +144,10 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
                     tokio::select! {
                         () = &mut gather => break,
                         Some(done) = deliveries.next(), if !deliveries.is_empty() => {
-                            ended(&mut clients, &mut again, done);
+                            ended(&mut clients, done);
+                        }
+                        Some(done) = acks.next(), if !acks.is_empty() => {
+                            written(&mut clients, &mut again, done);
                         }
                     }
                 }
@@ -128,8 +156,12 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
             break;
         }
         while let Some(Some(done)) = deliveries.next().now_or_never() {
-            ended(&mut clients, &mut again, done);
+            ended(&mut clients, done);
         }
+        while let Some(Some(done)) = acks.next().now_or_never() {
+            written(&mut clients, &mut again, done);
+        }
+        write_acks(&node, &mut clients, &mut acks);
         let receivers = node.receivers_bound.load(Ordering::Relaxed);
         if receivers != receivers_seen {
             // A session bound to receive: whoever failed may take it now.
@@ -177,7 +209,81 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
             }
         }
     }
-    tokio::spawn(async move { while deliveries.next().await.is_some() {} });
+    tokio::spawn(finish(node, clients, deliveries, acks));
+}
+
+/// After shutdown: writes the acknowledgements gathered or being written,
+/// and acknowledges each delivery still out as it is answered, while the
+/// process lives.
+async fn finish(
+    node: Arc<Node>,
+    clients: HashMap<String, Client>,
+    mut deliveries: Deliveries,
+    mut acks: AckWrites,
+) {
+    let gathered = async {
+        for (name, client) in &clients {
+            if !client.acked.is_empty() {
+                let _ = node.store.outbox_ack_many(name, &client.acked).await;
+            }
+        }
+        while acks.next().await.is_some() {}
+    };
+    let late = async {
+        while let Some(done) = deliveries.next().await {
+            if done.taken {
+                let _ = node.store.outbox_ack(&done.client, done.seq).await;
+            }
+        }
+    };
+    tokio::join!(gathered, late);
+}
+
+/// Starts one store write of the acknowledgements each client gathered,
+/// for every client with none being written already (those gather until
+/// theirs is written: the slower the store, the larger the batch).
+fn write_acks(node: &Arc<Node>, clients: &mut HashMap<String, Client>, acks: &mut AckWrites) {
+    for (name, client) in clients.iter_mut() {
+        if client.acking || client.acked.is_empty() {
+            continue;
+        }
+        client.acking = true;
+        let seqs = std::mem::take(&mut client.acked);
+        let node = node.clone();
+        let client = name.clone();
+        acks.push(
+            async move {
+                node.metrics.outbox_ack_write();
+                if let Err(err) = node.store.outbox_ack_many(&client, &seqs).await {
+                    // Still stored: the client gets them again later.
+                    debug!(client, %err, "acknowledgements not written; sent again later");
+                }
+                super::crash::point("outbox.after_ack");
+                AckWritten { client, seqs }
+            }
+            .boxed(),
+        );
+    }
+}
+
+/// Notes a batch of acknowledgements written: those items are no longer
+/// out, which may make room for more.
+fn written(clients: &mut HashMap<String, Client>, again: &mut HashSet<String>, done: AckWritten) {
+    let Some(client) = clients.get_mut(&done.client) else {
+        return;
+    };
+    client.acking = false;
+    for seq in &done.seqs {
+        client.in_flight.remove(seq);
+    }
+    let room = client.capped && client.in_flight.len() <= IN_FLIGHT - BATCH;
+    if room {
+        client.capped = false;
+    }
+    // Room for more, or answers gathered meanwhile for the next batch.
+    if room || !client.acked.is_empty() {
+        again.insert(done.client);
+    }
 }
 
 /// When the outbox must look again at the latest: the next listing, or an
@@ -190,24 +296,25 @@ fn next_look(clients: &HashMap<String, Client>) -> Instant {
         .fold(listing, Instant::min)
 }
 
-/// Notes one delivery's end: a refusal starts (or lengthens) the client's
-/// backoff and reads its outbox from the oldest item again when it ends.
-fn ended(clients: &mut HashMap<String, Client>, again: &mut HashSet<String>, done: Delivered) {
+/// Notes one delivery's end: a taken item joins its client's gathered
+/// acknowledgements; a refusal starts (or lengthens) the client's backoff
+/// and reads its outbox from the oldest item again when it ends.
+fn ended(clients: &mut HashMap<String, Client>, done: Delivered) {
     let Some(client) = clients.get_mut(&done.client) else {
         return;
     };
-    client.in_flight.remove(&done.seq);
     let now = Instant::now();
     if done.taken {
+        // Out until its acknowledgement is written (`written`).
+        client.acked.push(done.seq);
         if !client.waiting(now) {
             client.failures = 0;
             client.until = None;
         }
-        if client.capped && client.in_flight.len() <= IN_FLIGHT - BATCH {
-            client.capped = false;
-            again.insert(done.client);
-        }
-    } else if !client.waiting(now) {
+        return;
+    }
+    client.in_flight.remove(&done.seq);
+    if !client.waiting(now) {
         client.failures += 1;
         let wait = RETRY_INITIAL
             .saturating_mul(1 << (client.failures - 1).min(16))
@@ -278,7 +385,7 @@ async fn send_more(
         let name = name.to_owned();
         deliveries.push(
             async move {
-                let taken = deliver(&node, &name, &session, seq, item).await;
+                let taken = deliver(&node, &name, &session, item).await;
                 Delivered {
                     client: name,
                     seq,
@@ -295,26 +402,23 @@ async fn send_more(
     full
 }
 
-/// Sends one item; on ESME_ROK removes it from the outbox. Returns whether
-/// the client took it.
+/// Sends one item. Returns whether the client took it (ESME_ROK), or it
+/// is to go anyway; either way the outbox's task then removes it from the
+/// store with the batch of acknowledgements it gathers.
 async fn deliver(
     node: &Node,
     client: &str,
     session: &tern_session::SessionHandle,
-    seq: u64,
     item: OutboxItem,
 ) -> bool {
     let Ok(pdu) = Pdu::decode(item.pdu.clone()) else {
         // Undecodable: drop rather than block the outbox forever.
-        let _ = node.store.outbox_ack(client, seq).await;
         return true;
     };
     let stat = receipt_stat(&pdu.body);
     match session.request(pdu.body).await {
         Ok(resp) if resp.command_status.is_ok() => {
             super::crash::point("outbox.after_resp");
-            let _ = node.store.outbox_ack(client, seq).await;
-            super::crash::point("outbox.after_ack");
             node.metrics.receipt_relayed(client, stat);
             let accepted = match item.message {
                 Some(id) => node.store.get(id).await.ok().flatten(),
