@@ -165,6 +165,11 @@ pub(crate) enum Wait {
     Applied,
     /// On disk in the log, and applied: every later read sees it.
     Durable,
+    /// On disk in the log, and written into sled by a checkpoint taken
+    /// after it: for [`crate::SledStore::checkpoint`] (tests and
+    /// benchmarks that show what reaches sled). The daemon never waits
+    /// for one.
+    Checkpoint,
 }
 
 struct Job {
@@ -271,7 +276,8 @@ fn log_groups(
         let group: Vec<Job> = std::iter::once(first).chain(jobs.try_iter()).collect();
         let ops: Vec<&Ops> = group.iter().map(|job| &job.ops).collect();
         let mut synced = wal.append(&ops).map_err(Failure::from);
-        let asked = rotate.load(Ordering::Relaxed);
+        let wanted = group.iter().any(|job| job.wait == Wait::Checkpoint);
+        let asked = wanted || rotate.load(Ordering::Relaxed);
         let sync_now = match policy {
             SyncPolicy::EachGroup => true,
             // A new log file starts only after the old one is synced whole:
@@ -306,6 +312,10 @@ fn log_groups(
                 Err(err) => {
                     rotate.store(false, Ordering::Relaxed);
                     tracing::warn!(%err, "cannot start a new log file; keeping this one");
+                    if wanted {
+                        // Still write the memtable into sled: remove nothing.
+                        checkpoint = Some(0);
+                    }
                 }
             }
         }
@@ -371,27 +381,36 @@ impl Checkpointer {
         Ok(())
     }
 
-    /// Takes checkpoints as asked, several asked meanwhile as one; the
-    /// last one, at close ([`u64::MAX`]: every log file), when the applier
-    /// stops.
-    fn run(mut self, asked: mpsc::Receiver<u64>) {
+    /// Takes checkpoints as asked, several asked meanwhile as one, and
+    /// answers the writers that wait for one; the last one, at close
+    /// ([`u64::MAX`]: every log file), when the applier stops.
+    fn run(mut self, asked: mpsc::Receiver<Ask>) {
         while let Ok(first) = asked.recv() {
-            let mut generation = first;
-            let mut count = 1;
-            for later in asked.try_iter() {
-                generation = generation.max(later);
-                count += 1;
-            }
-            if let Err(err) = self.checkpoint(generation) {
+            let mut asks = vec![first];
+            asks.extend(asked.try_iter());
+            let generation = asks.iter().map(|ask| ask.generation).max().unwrap_or(0);
+            let outcome = self.checkpoint(generation);
+            if let Err(err) = &outcome {
                 if generation == u64::MAX {
                     tracing::warn!(%err, "checkpoint at close failed; the log will be replayed at the next open");
                 } else {
                     tracing::warn!(%err, "checkpoint failed; the log is kept and the next one tries again");
                 }
             }
-            self.outstanding.fetch_sub(count, Ordering::Relaxed);
+            self.outstanding
+                .fetch_sub(asks.len() as u64, Ordering::Relaxed);
+            for waiter in asks.into_iter().flat_map(|ask| ask.waiters) {
+                waiter.answer(outcome.clone());
+            }
         }
     }
+}
+
+/// A checkpoint asked of the checkpointer: the log generation that the
+/// older files end before, and the writers waiting for it.
+struct Ask {
+    generation: u64,
+    waiters: Vec<Waiter>,
 }
 
 /// The applier's state.
@@ -402,7 +421,7 @@ struct Applier {
     bound: usize,
     /// Asks the logger for a new log file (and so a checkpoint).
     rotate: Arc<AtomicBool>,
-    checkpoints: mpsc::Sender<u64>,
+    checkpoints: mpsc::Sender<Ask>,
     outstanding: Arc<AtomicU64>,
     checkpointer: Option<thread::JoinHandle<()>>,
     /// When the memtable's bound last asked for a checkpoint.
@@ -411,7 +430,10 @@ struct Applier {
 
 impl Applier {
     fn apply(&self, jobs: &mut [Job]) {
-        let groups: Vec<Ops> = jobs.iter_mut().map(|job| std::mem::take(&mut job.ops)).collect();
+        let groups: Vec<Ops> = jobs
+            .iter_mut()
+            .map(|job| std::mem::take(&mut job.ops))
+            .collect();
         let keys: usize = groups.iter().map(|ops| ops.0.len()).sum();
         self.view.apply(groups);
         self.stats
@@ -419,10 +441,17 @@ impl Applier {
             .fetch_add(keys as u64, Ordering::Relaxed);
     }
 
-    fn ask_checkpoint(&self, generation: u64) {
+    fn ask_checkpoint(&self, generation: u64, waiters: Vec<Waiter>) {
         self.outstanding.fetch_add(1, Ordering::Relaxed);
-        if self.checkpoints.send(generation).is_err() {
+        let ask = Ask {
+            generation,
+            waiters,
+        };
+        if let Err(mpsc::SendError(ask)) = self.checkpoints.send(ask) {
             self.outstanding.fetch_sub(1, Ordering::Relaxed);
+            for waiter in ask.waiters {
+                waiter.answer(Err(Failure::other("the checkpointer has stopped")));
+            }
         }
     }
 
@@ -433,10 +462,17 @@ impl Applier {
     fn run(mut self, groups: mpsc::Receiver<Logged>) {
         while let Ok(mut logged) = groups.recv() {
             let outcome = logged.synced.clone();
+            let writes = logged.jobs.len() as u64;
             if outcome.is_ok() {
                 self.apply(&mut logged.jobs);
                 if let Some(generation) = logged.checkpoint {
-                    self.ask_checkpoint(generation);
+                    // Writers waiting for the checkpoint are answered by it.
+                    let (waiting, answer): (Vec<Job>, Vec<Job>) = std::mem::take(&mut logged.jobs)
+                        .into_iter()
+                        .partition(|job| job.wait == Wait::Checkpoint);
+                    logged.jobs = answer;
+                    let waiters = waiting.into_iter().map(|job| job.waiter).collect();
+                    self.ask_checkpoint(generation, waiters);
                 } else if self.view.active_bytes() >= self.bound
                     && self.outstanding.load(Ordering::Relaxed) == 0
                     && self.asked_at.is_none_or(|at| at.elapsed() >= ASK_EVERY)
@@ -458,16 +494,14 @@ impl Applier {
                 }
             }
             self.stats.flushes.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .writes
-                .fetch_add(logged.jobs.len() as u64, Ordering::Relaxed);
+            self.stats.writes.fetch_add(writes, Ordering::Relaxed);
             for job in logged.jobs {
                 job.waiter.answer(outcome.clone());
             }
         }
         // A clean close leaves sled complete and the log empty, so the
         // next open has nothing to replay.
-        self.ask_checkpoint(u64::MAX);
+        self.ask_checkpoint(u64::MAX, Vec::new());
         let Self {
             checkpoints,
             checkpointer,
@@ -501,7 +535,7 @@ impl GroupCommit {
     ) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel::<Job>();
         let (to_apply, groups) = mpsc::channel::<Logged>();
-        let (checkpoints, asked) = mpsc::channel::<u64>();
+        let (checkpoints, asked) = mpsc::channel::<Ask>();
         let stats = Arc::new(CommitStats::default());
         let outstanding = Arc::new(AtomicU64::new(0));
         let rotate = Arc::new(AtomicBool::new(false));

@@ -427,9 +427,17 @@ mod tests {
             db.insert(key, "sled").expect("insert");
         }
         let view = View::new(db.clone());
-        view.apply([ops(&[("a2", None), ("a4", Some("frozen")), ("a5", Some("frozen"))])]);
+        view.apply([ops(&[
+            ("a2", None),
+            ("a4", Some("frozen")),
+            ("a5", Some("frozen")),
+        ])]);
         let frozen = view.freeze();
-        view.apply([ops(&[("a1", Some("active")), ("a5", None), ("a4", Some("active"))])]);
+        view.apply([ops(&[
+            ("a1", Some("active")),
+            ("a5", None),
+            ("a4", Some("active")),
+        ])]);
         let expected = vec![
             ("a1".to_owned(), "active".to_owned()),
             ("a3".to_owned(), "sled".to_owned()),
@@ -446,7 +454,11 @@ mod tests {
         view.apply([ops(&many)]);
         assert_eq!(view.scan_prefix("c").count(), 3000);
         // The checkpoint writes the frozen layer: the answers stay.
-        assert_eq!(frozen.write_into(&db).expect("written"), 3, "a2 removed, a4 and a5 set");
+        assert_eq!(
+            frozen.write_into(&db).expect("written"),
+            3,
+            "a2 removed, a4 and a5 set"
+        );
         view.release();
         assert_eq!(scan(&view, "a"), expected);
         let frozen = view.freeze();

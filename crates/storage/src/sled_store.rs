@@ -14,9 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use crate::commit::{CommitOptions, CommitStats, GroupCommit, Ops, SyncPolicy, Wait};
 use crate::error::StoreError;
 use crate::held;
@@ -30,6 +27,9 @@ use crate::record::{
 };
 use crate::upstream_id::{candidates, forms, normalise};
 use crate::wal;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 mod history;
 
@@ -496,7 +496,13 @@ impl SledStore {
             reason: format!("opening the checkpoint mark: {e}"),
         })?;
         let view = Arc::new(View::new(db.clone()));
-        let recovery = replay_log(&view, &data_file, &path, options.durability, &mut checkpoints)?;
+        let recovery = replay_log(
+            &view,
+            &data_file,
+            &path,
+            options.durability,
+            &mut checkpoints,
+        )?;
         // A store from before the mark existed counted with sled's
         // generator, which persisted itself then (every write flushed sled).
         let mark = match view.get(&keys::meta(SEQUENCE_MARK))? {
@@ -513,10 +519,10 @@ impl SledStore {
             memtable_bytes: options.memtable_bytes,
         };
         let committer = GroupCommit::start(view.clone(), data_file, &path, commit, checkpoints)
-        .map_err(|e| StoreError::Open {
-            path: path.clone(),
-            reason: format!("starting the committer: {e}"),
-        })?;
+            .map_err(|e| StoreError::Open {
+                path: path.clone(),
+                reason: format!("starting the committer: {e}"),
+            })?;
         let store = Self {
             path,
             view,
@@ -597,6 +603,17 @@ impl SledStore {
     /// them at the next checkpoint, at the latest when the store closes.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.committer.sync_blocking().map_err(StoreError::from)
+    }
+
+    /// Writes the memtable into sled now, and returns once sled holds it
+    /// durably (a checkpoint, as the log's and the memtable's bounds ask
+    /// for by themselves). For tests and benchmarks that show what reaches
+    /// sled; the daemon never needs it.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.committer
+            .write(Ops::default(), Wait::Checkpoint)
+            .await
+            .map_err(StoreError::from)
     }
 
     /// Keys in memory (memtable entries, values and removals, active and
