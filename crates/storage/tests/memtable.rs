@@ -8,7 +8,6 @@
 //! - the duplicate check needs no checkpoint and holds across a restart;
 //! - the memtable's bound asks for a checkpoint by itself.
 
-#[allow(dead_code)]
 mod common;
 
 use std::collections::BTreeSet;
