@@ -1,66 +1,69 @@
 //! Group commit: one `fdatasync` serves every write that arrived while the
 //! previous one ran.
 //!
-//! In durable mode writers do not touch sled themselves: they hand their
-//! operation (a set of inserts and removes that must land together) to the
-//! logger thread and wait. The logger takes every operation queued so far,
-//! appends them to the write-ahead log ([`crate::wal`]) as one record and
-//! `fdatasync`s it. The applier thread then applies the group to sled and
-//! answers its writers. The two form a pipeline: while the applier works
-//! on one group, the logger writes and syncs the next.
+//! Writers do not touch sled themselves: they hand their operation (a set
+//! of inserts and removes that must land together) to the logger thread
+//! and wait. The logger takes every operation queued so far, appends them
+//! to the write-ahead log ([`crate::wal`]) as one record and `fdatasync`s
+//! it (in durable mode). The applier thread then applies the group to the
+//! memtable ([`crate::memtable`]), an ordered map in memory, and answers
+//! its writers. The two form a pipeline: while the applier works on one
+//! group, the logger writes and syncs the next.
 //!
-//! The applier inserts and removes key by key, not as a `sled::Batch`:
-//! sled 0.34 writes and `sync_file_range`s its log around every batch, on
-//! a thread pool whose every idle thread it wakes, about 150 µs of system
-//! time each (crates/storage/README.md). Atomicity comes from the log
-//! instead: a group is applied only once its record is on disk, and a
-//! crash in the middle of applying it is completed by the replay at the
-//! next open. Readers do not see a group half applied: the applier holds
-//! the [`Gate`] for writing while it applies, and the store's point reads
-//! take it for reading.
+//! sled receives writes only at a checkpoint, on a third thread: when the
+//! log passes [`CHECKPOINT_BYTES`], when the memtable passes its bound
+//! (`StoreOptions::memtable_bytes`), and when the store closes. The logger
+//! moves on to a new log file; once the group before that is applied, the
+//! checkpointer freezes the memtable (readers still see it, over sled),
+//! writes what it holds into sled key by key (a key inserted and removed
+//! since the last checkpoint costs sled nothing), flushes sled,
+//! `fdatasync`s sled's data file (sled 0.34's own flush only issues
+//! `sync_file_range`, which is not enough across a power cut), records the
+//! checkpoint in the mark that lets the next open tell a sled that lost
+//! durable writes ([`crate::mark`]), drops the frozen memtable and removes
+//! the log files it made redundant. Writers and readers go on meanwhile.
 //!
-//! sled itself is flushed only at a checkpoint: when the log passes
-//! [`CHECKPOINT_BYTES`], when a write made outside the committer must
-//! become durable (a sled transaction), and when the store closes. A
-//! checkpoint flushes sled, `fdatasync`s sled's data file (sled 0.34's own
-//! flush only issues `sync_file_range`, which is not enough across a power
-//! cut), records the checkpoint in the mark that lets the next open
-//! tell a sled that lost durable writes ([`crate::mark`]) and removes the
-//! log files it made redundant.
+//! Key by key, not as a `sled::Batch`: sled 0.34 writes and
+//! `sync_file_range`s its log around every batch, on a thread pool whose
+//! every idle thread it wakes, about 150 µs of system time each
+//! (crates/storage/README.md). Atomicity comes from the log instead: a
+//! checkpoint interrupted half way is completed by the replay at the next
+//! open, which applies every log file not yet removed.
 //!
-//! In fast mode the same two threads run, but the logger syncs the log
-//! only every interval (and when the log goes quiet for that long), not
-//! once a group: a write returns once applied, a process crash loses
-//! nothing (the log is in the kernel's page cache), and a power cut loses
-//! at most the last interval. Writes that must survive even that (the
-//! sequence's high-water mark) ask for [`Wait::Durable`] and get a sync.
+//! In fast mode the same threads run, but the logger syncs the log only
+//! every interval (and when the log goes quiet for that long), not once a
+//! group: a write returns once applied, a process crash loses nothing (the
+//! log is in the kernel's page cache), and a power cut loses at most the
+//! last interval. Writes that must survive even that (the sequence's
+//! high-water mark) ask for [`Wait::Durable`] and get a sync.
 //!
-//! Every write to sled goes through the committer, also the ones whose
-//! durability nothing needs (claims, outbox acknowledgements): the log is
-//! replayed in order over whatever sled recovered, so a write that
-//! bypassed it could be undone by the replay of an older one.
+//! Every write goes through the committer, also the ones whose durability
+//! nothing needs (claims, outbox acknowledgements): the log is replayed in
+//! order at open, so a write that bypassed it could be undone by the
+//! replay of an older one.
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
-use std::sync::{mpsc, Arc, RwLock};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sled::Batch;
 use tokio::sync::oneshot;
 
 use crate::mark::Mark;
+use crate::memtable::View;
 use crate::wal::Wal;
 
 /// The log size at which the logger asks for a checkpoint: large enough
 /// that sled's flush is rare, small enough that a restart replays quickly.
 pub(crate) const CHECKPOINT_BYTES: u64 = 64 << 20;
 
-/// Held for writing while a group is applied, for reading by each point
-/// read, so no read sees a group half applied.
-pub(crate) type Gate = Arc<RwLock<()>>;
+/// The shortest time between two checkpoints the memtable's bound asks
+/// for: a checkpoint postponed (disk space) or slow must not make the
+/// logger start a new file for every group.
+const ASK_EVERY: Duration = Duration::from_millis(250);
 
 /// Inserts and removes that must land together.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -83,15 +86,9 @@ impl Ops {
             .map(|(key, value)| (key.as_slice(), value.as_deref()))
     }
 
-    /// Adds these operations to `batch`; later ones win on the same key, as
-    /// they would applied one after the other.
-    pub(crate) fn into_batch(self, batch: &mut Batch) {
-        for (key, value) in self.0 {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
+    /// The operations in order, owned (the memtable keeps the octets).
+    pub(crate) fn into_entries(self) -> impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> {
+        self.0.into_iter()
     }
 }
 
@@ -135,7 +132,21 @@ impl From<sled::Error> for Failure {
     }
 }
 
-type Waiter = oneshot::Sender<Result<(), Failure>>;
+/// Who waits for a write: a task (every write) or a thread
+/// ([`GroupCommit::sync_blocking`], for the daemon's last flush).
+enum Waiter {
+    Task(oneshot::Sender<Result<(), Failure>>),
+    Thread(mpsc::SyncSender<Result<(), Failure>>),
+}
+
+impl Waiter {
+    fn answer(self, outcome: Result<(), Failure>) {
+        match self {
+            Self::Task(tx) => drop(tx.send(outcome)),
+            Self::Thread(tx) => drop(tx.send(outcome)),
+        }
+    }
+}
 
 /// When the logger syncs the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,8 +165,10 @@ pub(crate) enum Wait {
     Applied,
     /// On disk in the log, and applied: every later read sees it.
     Durable,
-    /// On disk in sled itself: for writes made straight to sled, which the
-    /// log does not hold. Costs a checkpoint.
+    /// On disk in the log, and written into sled by a checkpoint taken
+    /// after it: for [`crate::SledStore::checkpoint`] (tests and
+    /// benchmarks that show what reaches sled). The daemon never waits
+    /// for one.
     Checkpoint,
 }
 
@@ -171,12 +184,14 @@ struct Logged {
     /// Whether its record was appended, and synced when the policy or one
     /// of its writers asked for it.
     synced: Result<(), Failure>,
-    /// Checkpoint after applying it, then remove the log files before
-    /// this generation (the logger has moved on to it).
+    /// The logger moved on to this log generation after this group: a
+    /// checkpoint taken once the group is applied makes the older files
+    /// redundant.
     checkpoint: Option<u64>,
 }
 
-/// Counts that show whether writes are being grouped.
+/// Counts that show whether writes are being grouped, and what reaches
+/// sled.
 #[derive(Debug, Default)]
 pub struct CommitStats {
     /// Groups logged and applied.
@@ -185,8 +200,17 @@ pub struct CommitStats {
     pub writes: AtomicU64,
     /// `fdatasync`s of the log, one per group.
     pub syncs: AtomicU64,
-    /// Checkpoints: sled flushed and older log files removed.
+    /// Checkpoints: the memtable written into sled, sled flushed and older
+    /// log files removed.
     pub checkpoints: AtomicU64,
+    /// Keys checkpoints changed in sled (inserts and removes together; a
+    /// key inserted and removed between two checkpoints is not one, nor a
+    /// removal of a key sled never had). Shows what the memtable saves:
+    /// compare with the operations logged.
+    pub sled_keys: AtomicU64,
+    /// Operations applied to the memtable (inserts and removes): what
+    /// sled received before the memtable.
+    pub applied_keys: AtomicU64,
     /// Whether the last group failed for want of disk space: set by a
     /// group refused as full, cleared by the next group written whole (so
     /// the store reports itself full exactly while writes are refused).
@@ -236,25 +260,30 @@ fn next_job(
 }
 
 /// The logger thread: appends each group, and syncs as `policy` says.
+/// Moves on to a new log file when the current one passes
+/// [`CHECKPOINT_BYTES`] or the applier asks (`rotate`: its memtable passed
+/// its bound), and tells the applier, which has a checkpoint taken.
 fn log_groups(
     mut wal: Wal,
     jobs: mpsc::Receiver<Job>,
     applier: mpsc::Sender<Logged>,
     stats: Arc<CommitStats>,
     policy: SyncPolicy,
+    rotate: Arc<AtomicBool>,
 ) {
     let mut unsynced_since = None;
     while let Some(first) = next_job(&jobs, &wal, policy, &mut unsynced_since, &stats) {
         let group: Vec<Job> = std::iter::once(first).chain(jobs.try_iter()).collect();
         let ops: Vec<&Ops> = group.iter().map(|job| &job.ops).collect();
-        let wanted = group.iter().any(|job| job.wait == Wait::Checkpoint);
         let mut synced = wal.append(&ops).map_err(Failure::from);
+        let wanted = group.iter().any(|job| job.wait == Wait::Checkpoint);
+        let asked = wanted || rotate.load(Ordering::Relaxed);
         let sync_now = match policy {
             SyncPolicy::EachGroup => true,
             // A new log file starts only after the old one is synced whole:
             // replay takes damage as a torn write only in the last file.
             SyncPolicy::Every(interval) => {
-                wanted
+                asked
                     || group.iter().any(|job| job.wait == Wait::Durable)
                     || wal.len() >= CHECKPOINT_BYTES
                     || unsynced_since.is_some_and(|t: Instant| t.elapsed() >= interval)
@@ -272,16 +301,22 @@ fn log_groups(
             }
         }
         let mut checkpoint = None;
-        if synced.is_ok() && (wanted || wal.len() >= CHECKPOINT_BYTES) {
-            // Later groups go to a new file; the applier removes the older
-            // ones once sled holds everything logged in them.
+        if synced.is_ok() && (asked || wal.len() >= CHECKPOINT_BYTES) {
+            // Later groups go to a new file; the checkpointer removes the
+            // older ones once sled holds everything logged in them.
             match wal.start_next() {
-                Ok(()) => checkpoint = Some(wal.generation()),
-                Err(err) => tracing::warn!(%err, "cannot start a new log file; keeping this one"),
-            }
-            if wanted && checkpoint.is_none() {
-                // The transaction still needs sled flushed: remove nothing.
-                checkpoint = Some(0);
+                Ok(()) => {
+                    checkpoint = Some(wal.generation());
+                    rotate.store(false, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    rotate.store(false, Ordering::Relaxed);
+                    tracing::warn!(%err, "cannot start a new log file; keeping this one");
+                    if wanted {
+                        // Still write the memtable into sled: remove nothing.
+                        checkpoint = Some(0);
+                    }
+                }
             }
         }
         let logged = Logged {
@@ -300,38 +335,124 @@ fn log_groups(
     }
 }
 
-/// The applier's state.
-struct Applier {
-    db: sled::Db,
+/// The checkpoint thread's state: writes frozen memtables into sled.
+struct Checkpointer {
+    view: Arc<View>,
     data_file: File,
     store: std::path::PathBuf,
-    gate: Gate,
     stats: Arc<CommitStats>,
     /// Says how far sled got at each checkpoint ([`crate::mark`]).
     mark: Mark,
+    /// Checkpoints asked for and not yet done (the applier asks for no
+    /// new log file meanwhile).
+    outstanding: Arc<AtomicU64>,
 }
 
-impl Applier {
-    /// sled's own durability point: everything applied so far is in its
-    /// files, so the log files before `generation` are redundant.
+impl Checkpointer {
+    /// Freezes the memtable, writes it into sled, makes sled durable and
+    /// removes the log files before `generation`: they logged nothing
+    /// that sled does not now hold. The freeze comes after the applier
+    /// applied the last group of those files, so the frozen memtable holds
+    /// all of them (and perhaps some groups of the next file, which a
+    /// replay applies again harmlessly).
     fn checkpoint(&mut self, generation: u64) -> Result<(), Failure> {
-        self.mark.checkpoint(&self.db, &self.data_file)?;
+        let frozen = self.view.freeze();
+        // sled 0.34 takes a failed write of its files as fatal until it is
+        // reopened: the log keeps [`crate::wal::RESERVE`] free for sled,
+        // and a checkpoint that would eat into it waits (the frozen
+        // memtable stays visible, and is folded into the next freeze).
+        let stat = rustix::fs::fstatvfs(&self.data_file).map_err(std::io::Error::from)?;
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        let needed = crate::wal::RESERVE + 2 * frozen.bytes() as u64;
+        if free < needed {
+            return Err(Failure {
+                full: true,
+                reason: format!("checkpoint postponed: {free} octets free, {needed} needed"),
+            });
+        }
+        let written = frozen.write_into(self.view.db())?;
+        self.stats.sled_keys.fetch_add(written, Ordering::Relaxed);
+        // sled holds it all (in its cache, and on disk after the flush
+        // below; until then the log still has it).
+        self.view.release();
+        self.mark.checkpoint(self.view.db(), &self.data_file)?;
         crate::wal::remove_before(&self.store, generation)?;
         self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
-    fn apply(&self, jobs: &[Job]) -> Result<(), Failure> {
-        let _writing = self.gate.write().unwrap_or_else(|p| p.into_inner());
-        for job in jobs {
-            for (key, value) in job.ops.entries() {
-                match value {
-                    Some(value) => self.db.insert(key, value).map(drop),
-                    None => self.db.remove(key).map(drop),
-                }?;
+    /// Takes checkpoints as asked, several asked meanwhile as one, and
+    /// answers the writers that wait for one; the last one, at close
+    /// ([`u64::MAX`]: every log file), when the applier stops.
+    fn run(mut self, asked: mpsc::Receiver<Ask>) {
+        while let Ok(first) = asked.recv() {
+            let mut asks = vec![first];
+            asks.extend(asked.try_iter());
+            let generation = asks.iter().map(|ask| ask.generation).max().unwrap_or(0);
+            let outcome = self.checkpoint(generation);
+            if let Err(err) = &outcome {
+                if generation == u64::MAX {
+                    tracing::warn!(%err, "checkpoint at close failed; the log will be replayed at the next open");
+                } else {
+                    tracing::warn!(%err, "checkpoint failed; the log is kept and the next one tries again");
+                }
+            }
+            self.outstanding
+                .fetch_sub(asks.len() as u64, Ordering::Relaxed);
+            for waiter in asks.into_iter().flat_map(|ask| ask.waiters) {
+                waiter.answer(outcome.clone());
             }
         }
-        Ok(())
+    }
+}
+
+/// A checkpoint asked of the checkpointer: the log generation that the
+/// older files end before, and the writers waiting for it.
+struct Ask {
+    generation: u64,
+    waiters: Vec<Waiter>,
+}
+
+/// The applier's state.
+struct Applier {
+    view: Arc<View>,
+    stats: Arc<CommitStats>,
+    /// The active memtable's size at which a checkpoint is asked for.
+    bound: usize,
+    /// Asks the logger for a new log file (and so a checkpoint).
+    rotate: Arc<AtomicBool>,
+    checkpoints: mpsc::Sender<Ask>,
+    outstanding: Arc<AtomicU64>,
+    checkpointer: Option<thread::JoinHandle<()>>,
+    /// When the memtable's bound last asked for a checkpoint.
+    asked_at: Option<Instant>,
+}
+
+impl Applier {
+    fn apply(&self, jobs: &mut [Job]) {
+        let groups: Vec<Ops> = jobs
+            .iter_mut()
+            .map(|job| std::mem::take(&mut job.ops))
+            .collect();
+        let keys: usize = groups.iter().map(|ops| ops.0.len()).sum();
+        self.view.apply(groups);
+        self.stats
+            .applied_keys
+            .fetch_add(keys as u64, Ordering::Relaxed);
+    }
+
+    fn ask_checkpoint(&self, generation: u64, waiters: Vec<Waiter>) {
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        let ask = Ask {
+            generation,
+            waiters,
+        };
+        if let Err(mpsc::SendError(ask)) = self.checkpoints.send(ask) {
+            self.outstanding.fetch_sub(1, Ordering::Relaxed);
+            for waiter in ask.waiters {
+                waiter.answer(Err(Failure::other("the checkpointer has stopped")));
+            }
+        }
     }
 
     /// Every writer of a group is answered after the whole group: answering
@@ -339,10 +460,28 @@ impl Applier {
     /// smaller (5 writes instead of 31 with 64 writers), so more syncs and
     /// fewer writes per second (54–58 k against 66 k in `store_bench`).
     fn run(mut self, groups: mpsc::Receiver<Logged>) {
-        while let Ok(logged) = groups.recv() {
-            let mut outcome = logged.synced.and_then(|()| self.apply(&logged.jobs));
-            if let (Ok(()), Some(generation)) = (&outcome, logged.checkpoint) {
-                outcome = self.checkpoint(generation);
+        while let Ok(mut logged) = groups.recv() {
+            let outcome = logged.synced.clone();
+            let writes = logged.jobs.len() as u64;
+            if outcome.is_ok() {
+                self.apply(&mut logged.jobs);
+                if let Some(generation) = logged.checkpoint {
+                    // Writers waiting for the checkpoint are answered by it.
+                    let (waiting, answer): (Vec<Job>, Vec<Job>) = std::mem::take(&mut logged.jobs)
+                        .into_iter()
+                        .partition(|job| job.wait == Wait::Checkpoint);
+                    logged.jobs = answer;
+                    let waiters = waiting.into_iter().map(|job| job.waiter).collect();
+                    self.ask_checkpoint(generation, waiters);
+                } else if self.view.active_bytes() >= self.bound
+                    && self.outstanding.load(Ordering::Relaxed) == 0
+                    && self.asked_at.is_none_or(|at| at.elapsed() >= ASK_EVERY)
+                {
+                    // The logger moves to a new file with its next group,
+                    // and the checkpoint follows that group.
+                    self.rotate.store(true, Ordering::Relaxed);
+                    self.asked_at = Some(Instant::now());
+                }
             }
             let full = matches!(&outcome, Err(f) if f.full);
             if self.stats.full.swap(full, Ordering::Relaxed) != full {
@@ -355,52 +494,81 @@ impl Applier {
                 }
             }
             self.stats.flushes.fetch_add(1, Ordering::Relaxed);
-            self.stats
-                .writes
-                .fetch_add(logged.jobs.len() as u64, Ordering::Relaxed);
+            self.stats.writes.fetch_add(writes, Ordering::Relaxed);
             for job in logged.jobs {
-                let _ = job.waiter.send(outcome.clone());
+                job.waiter.answer(outcome.clone());
             }
         }
         // A clean close leaves sled complete and the log empty, so the
         // next open has nothing to replay.
-        if let Err(err) = self.checkpoint(u64::MAX) {
-            tracing::warn!(%err, "checkpoint at close failed; the log will be replayed at the next open");
+        self.ask_checkpoint(u64::MAX, Vec::new());
+        let Self {
+            checkpoints,
+            checkpointer,
+            ..
+        } = self;
+        drop(checkpoints);
+        if let Some(checkpointer) = checkpointer {
+            let _ = checkpointer.join();
         }
     }
 }
 
+/// How the committer runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CommitOptions {
+    pub(crate) policy: SyncPolicy,
+    /// The memtable size (estimated octets) that asks for a checkpoint.
+    pub(crate) memtable_bytes: usize,
+}
+
 impl GroupCommit {
-    /// Starts the logger and the applier for `db` at `store`, whose data
-    /// file is `data_file`, with a new log file. The caller has replayed
-    /// and cleared any older log.
+    /// Starts the logger, the applier and the checkpointer for `view` at
+    /// `store`, whose sled data file is `data_file`, with a new log file.
+    /// The caller has replayed and cleared any older log.
     pub(crate) fn start(
-        db: sled::Db,
+        view: Arc<View>,
         data_file: File,
         store: &Path,
-        gate: Gate,
-        policy: SyncPolicy,
+        options: CommitOptions,
         mark: Mark,
     ) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel::<Job>();
         let (to_apply, groups) = mpsc::channel::<Logged>();
+        let (checkpoints, asked) = mpsc::channel::<Ask>();
         let stats = Arc::new(CommitStats::default());
-        let applier = Applier {
-            db,
+        let outstanding = Arc::new(AtomicU64::new(0));
+        let rotate = Arc::new(AtomicBool::new(false));
+        let checkpointer = Checkpointer {
+            view: view.clone(),
             data_file,
             store: store.to_path_buf(),
-            gate,
             stats: stats.clone(),
             mark,
+            outstanding: outstanding.clone(),
         };
         let wal = Wal::create(store)?;
+        let checkpointer = thread::Builder::new()
+            .name("tern-store-ckpt".to_owned())
+            .spawn(move || checkpointer.run(asked))?;
+        let applier = Applier {
+            view,
+            stats: stats.clone(),
+            bound: options.memtable_bytes,
+            rotate: rotate.clone(),
+            checkpoints,
+            outstanding,
+            checkpointer: Some(checkpointer),
+            asked_at: None,
+        };
         let applier = thread::Builder::new()
             .name("tern-store-apply".to_owned())
             .spawn(move || applier.run(groups))?;
         let logger_stats = stats.clone();
+        let policy = options.policy;
         let logger = thread::Builder::new()
             .name("tern-store-log".to_owned())
-            .spawn(move || log_groups(wal, jobs, to_apply, logger_stats, policy))?;
+            .spawn(move || log_groups(wal, jobs, to_apply, logger_stats, policy, rotate))?;
         Ok(Self {
             queue: Some(queue),
             logger: Some(logger),
@@ -409,17 +577,32 @@ impl GroupCommit {
         })
     }
 
-    /// Logs and applies `ops` with the next group and waits for what
-    /// `wait` says. Empty `ops` just wait for everything written before.
-    pub(crate) async fn write(&self, ops: Ops, wait: Wait) -> Result<(), Failure> {
+    fn queue(&self, ops: Ops, wait: Wait, waiter: Waiter) -> Result<(), Failure> {
         let stopped = || Failure::other("the committer has stopped");
-        let (waiter, rx) = oneshot::channel();
         self.queue
             .as_ref()
             .ok_or_else(stopped)?
             .send(Job { ops, wait, waiter })
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+            .map_err(|_| stopped())
+    }
+
+    /// Logs and applies `ops` with the next group and waits for what
+    /// `wait` says. Empty `ops` just wait for everything written before.
+    pub(crate) async fn write(&self, ops: Ops, wait: Wait) -> Result<(), Failure> {
+        let (waiter, rx) = oneshot::channel();
+        self.queue(ops, wait, Waiter::Task(waiter))?;
+        rx.await
+            .map_err(|_| Failure::other("the committer has stopped"))?
+    }
+
+    /// Blocks the calling thread until everything written before is on
+    /// disk in the log, whatever the mode (for a caller that is not a
+    /// task: the daemon's last flush).
+    pub(crate) fn sync_blocking(&self) -> Result<(), Failure> {
+        let (waiter, rx) = mpsc::sync_channel(1);
+        self.queue(Ops::default(), Wait::Durable, Waiter::Thread(waiter))?;
+        rx.recv()
+            .map_err(|_| Failure::other("the committer has stopped"))?
     }
 
     pub(crate) fn stats(&self) -> &CommitStats {
@@ -430,7 +613,9 @@ impl GroupCommit {
 impl Drop for GroupCommit {
     fn drop(&mut self) {
         // Closing the queue ends the logger once it has logged every
-        // operation already queued; its end ends the applier's loop in turn.
+        // operation already queued; its end ends the applier's loop in
+        // turn, and the applier's the checkpointer's, after the last
+        // checkpoint.
         self.queue.take();
         if let Some(logger) = self.logger.take() {
             let _ = logger.join();

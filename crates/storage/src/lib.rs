@@ -25,6 +25,7 @@ pub mod id;
 pub mod inspect;
 pub mod keys;
 mod mark;
+mod memtable;
 pub mod mo;
 pub mod record;
 pub mod redis_store;
@@ -44,5 +45,5 @@ pub use record::{
 pub use redis_store::{RedisDurability, RedisOptions, RedisStore, RedisTopology};
 pub use sled_store::{
     now_ms, Accepted, Durability, NewMessage, QueueDepths, QueuedChange, Recovery, Replacement,
-    SharedStore, SledStore, StoreOptions, Verification,
+    SharedStore, SledStore, StoreOptions, Verification, DEFAULT_MEMTABLE_BYTES,
 };

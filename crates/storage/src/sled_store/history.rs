@@ -106,7 +106,7 @@ impl SledStore {
             return Ok(());
         }
         let prefix = keys::relay_acks(record.id);
-        for entry in self.db.scan_prefix(&prefix) {
+        for entry in self.view.scan_prefix(&prefix) {
             let (key, value) = entry?;
             let (Some(seq), Ok(at)) = (
                 key.get(prefix.len()..)
@@ -129,7 +129,7 @@ impl SledStore {
 
     /// Removes a purged message's acknowledgement keys.
     pub(super) fn purge_acks(&self, id: TernId, ops: &mut Ops) -> Result<(), StoreError> {
-        for entry in self.db.scan_prefix(keys::relay_acks(id)) {
+        for entry in self.view.scan_prefix(keys::relay_acks(id)) {
             let (key, _) = entry?;
             ops.remove(key);
         }
@@ -272,7 +272,7 @@ mod tests {
 
         // Purged with its message.
         assert_eq!(store.purge_finished(u64::MAX, 10).await.expect("purged"), 1);
-        assert_eq!(store.db.scan_prefix(keys::relay_acks(id)).count(), 0);
+        assert_eq!(store.view.scan_prefix(keys::relay_acks(id)).count(), 0);
     }
 
     #[tokio::test]

@@ -1,0 +1,526 @@
+//! The memtable: the store's recent writes in memory, over sled.
+//!
+//! A message's life is about five write groups (accept, claim, attempt,
+//! receipt with its outbox item, the client's acknowledgement), and most
+//! of the keys they write (ready and in-flight entries, outbox items,
+//! intermediate records) are removed again within seconds. Applying each
+//! group to sled cost about 30 % of the daemon's CPU per message (sled's
+//! page cache, its LRU, its allocations). So the applier applies logged
+//! groups here, to an ordered map where a key holds a value or a tombstone,
+//! and sled receives only what is still there at a checkpoint: a key
+//! inserted and removed between two checkpoints never reaches it, and a
+//! record rewritten five times is written once.
+//!
+//! Durability does not move: every group is in the write-ahead log before
+//! it is applied here, and the log files are removed only once a
+//! checkpoint has written the memtable into sled and flushed it.
+//!
+//! Readers see one merged view ([`View`]): the active memtable, then the
+//! frozen one (being written into sled by a checkpoint), then sled; a
+//! tombstone hides what is below it. A group is applied under the write
+//! lock, so no reader sees it half applied. A checkpoint freezes the active
+//! memtable (swapping in an empty one under the write lock, a pointer
+//! swap), writes the frozen one into sled while readers and writers go on,
+//! and drops it once sled holds it.
+
+use std::collections::btree_map::{self, BTreeMap};
+use std::collections::VecDeque;
+use std::iter::Peekable;
+use std::ops::Bound;
+use std::sync::{Arc, RwLock};
+
+use sled::IVec;
+
+use crate::commit::Ops;
+
+/// What a memtable holds for a key: a value, or `None` for a removal
+/// (a tombstone, which hides sled's value until a checkpoint removes it).
+type Entry = Option<IVec>;
+
+/// What one entry costs beyond its key and value octets: the map's node
+/// share, the key's `Vec` and the value's `IVec` headers and `Arc`. An
+/// estimate, to keep [`Memtable::bytes`] near the memory it takes.
+const ENTRY_OVERHEAD: usize = 80;
+
+/// Entries read under the lock at a time by a scan's first page; later
+/// pages double up to [`PAGE_MAX`]. Small first pages keep a `take(1)`
+/// cheap; the cap bounds how long a scan holds the applier off.
+const PAGE_FIRST: usize = 32;
+const PAGE_MAX: usize = 1024;
+
+/// An ordered map of recent writes.
+#[derive(Debug, Default)]
+pub(crate) struct Memtable {
+    map: BTreeMap<Vec<u8>, Entry>,
+    bytes: usize,
+}
+
+fn entry_size(key: &[u8], entry: &Entry) -> usize {
+    key.len() + entry.as_ref().map_or(0, |v| v.len()) + ENTRY_OVERHEAD
+}
+
+impl Memtable {
+    /// Forgets a key: no tombstone (the caller knows no layer below holds
+    /// it).
+    fn forget(&mut self, key: &[u8]) {
+        if let Some((key, entry)) = self.map.remove_entry(key) {
+            self.bytes -= entry_size(&key, &entry);
+        }
+    }
+
+    fn put(&mut self, key: Vec<u8>, entry: Entry) {
+        let size = entry_size(&key, &entry);
+        match self.map.entry(key) {
+            btree_map::Entry::Occupied(mut slot) => {
+                let old = entry_size(slot.key(), slot.get());
+                self.bytes = self.bytes - old + size;
+                slot.insert(entry);
+            }
+            btree_map::Entry::Vacant(slot) => {
+                self.bytes += size;
+                slot.insert(entry);
+            }
+        }
+    }
+
+    /// Estimated memory taken, in octets (keys, values and overhead).
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Keys held, values and tombstones.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn range<'a>(
+        &'a self,
+        from: Bound<&'a [u8]>,
+        to: Bound<&'a [u8]>,
+    ) -> btree_map::Range<'a, Vec<u8>, Entry> {
+        self.map.range::<[u8], _>((from, to))
+    }
+
+    /// Writes every entry into sled: values inserted, tombstones removed.
+    /// Returns how many keys sled actually changed (a removal of a key sled
+    /// never had, or an insert of the value it holds, is no write: sled
+    /// short-cuts both).
+    pub(crate) fn write_into(&self, db: &sled::Db) -> sled::Result<u64> {
+        let mut written = 0;
+        for (key, entry) in &self.map {
+            let changed = match entry {
+                Some(value) => db
+                    .insert(key.as_slice(), value.clone())?
+                    .is_none_or(|old| old != *value),
+                None => db.remove(key.as_slice())?.is_some(),
+            };
+            written += u64::from(changed);
+        }
+        Ok(written)
+    }
+}
+
+/// The active memtable and the frozen one a checkpoint is writing.
+#[derive(Debug, Default)]
+struct Layers {
+    active: Memtable,
+    frozen: Option<Arc<Memtable>>,
+}
+
+/// The store's keys as readers see them: active memtable over frozen
+/// memtable over sled. Every read of the sled store goes through here.
+#[derive(Debug)]
+pub(crate) struct View {
+    db: sled::Db,
+    layers: RwLock<Layers>,
+}
+
+/// A key and its value, as scans yield them.
+pub(crate) type KeyValue = (IVec, IVec);
+
+impl View {
+    pub(crate) fn new(db: sled::Db) -> Self {
+        Self {
+            db,
+            layers: RwLock::default(),
+        }
+    }
+
+    /// sled itself, for what is not a key read: checkpoints, its size.
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Layers> {
+        self.layers.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Layers> {
+        self.layers.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One key's value.
+    pub(crate) fn get(&self, key: &[u8]) -> sled::Result<Option<IVec>> {
+        {
+            let layers = self.read();
+            if let Some(entry) = layers.active.map.get(key) {
+                return Ok(entry.clone());
+            }
+            if let Some(entry) = layers.frozen.as_ref().and_then(|f| f.map.get(key)) {
+                return Ok(entry.clone());
+            }
+        }
+        // Not in memory: sled's value is the key's. sled changes only by a
+        // checkpoint writing a frozen memtable, which holds only keys
+        // written after this read looked.
+        self.db.get(key)
+    }
+
+    /// Applies whole groups, under the write lock: no reader sees one half
+    /// applied.
+    ///
+    /// A removal leaves a tombstone only where a layer below (the frozen
+    /// memtable, sled) holds the key. Otherwise the key is simply
+    /// forgotten: a ready, in-flight or outbox entry that came and went
+    /// since the last checkpoint, or a blind removal of a key that is no
+    /// longer anywhere (finishing a message removes its ready entry,
+    /// which its claim already removed). Tombstones that hide nothing
+    /// would cost memory, and every scan would step over them: a claim
+    /// scans the ready queue from its start, and measured (`life_bench`),
+    /// with every message's tombstones kept until the checkpoint, claims
+    /// took most of the CPU and a message life cost 430 µs instead of
+    /// 130 µs. The check costs a sled read (not a write), under the lock,
+    /// where no checkpoint can move the key between the layers.
+    pub(crate) fn apply(&self, groups: impl IntoIterator<Item = Ops>) {
+        let mut layers = self.write();
+        let layers = &mut *layers;
+        for ops in groups {
+            for (key, value) in ops.into_entries() {
+                if let Some(value) = value {
+                    layers.active.put(key, Some(IVec::from(value)));
+                    continue;
+                }
+                let below = layers
+                    .frozen
+                    .as_ref()
+                    .is_some_and(|f| f.map.contains_key(key.as_slice()))
+                    || !matches!(self.db.contains_key(&key), Ok(false));
+                if below {
+                    layers.active.put(key, None);
+                } else {
+                    layers.active.forget(&key);
+                }
+            }
+        }
+    }
+
+    /// The active memtable's estimated size, in octets.
+    pub(crate) fn active_bytes(&self) -> usize {
+        self.read().active.bytes()
+    }
+
+    /// Entries in memory, active and frozen (values and tombstones).
+    pub(crate) fn memtable_len(&self) -> usize {
+        let layers = self.read();
+        layers.active.len() + layers.frozen.as_ref().map_or(0, |f| f.len())
+    }
+
+    /// Freezes the active memtable for a checkpoint and starts an empty
+    /// one. Readers see the frozen one until [`View::release`].
+    ///
+    /// A previous frozen memtable still held (its checkpoint failed before
+    /// it was written) is folded under the new one first, so nothing is
+    /// ever hidden.
+    pub(crate) fn freeze(&self) -> Arc<Memtable> {
+        let mut layers = self.write();
+        let mut active = std::mem::take(&mut layers.active);
+        if let Some(older) = layers.frozen.take() {
+            for (key, entry) in &older.map {
+                if !active.map.contains_key(key) {
+                    active.put(key.clone(), entry.clone());
+                }
+            }
+        }
+        let frozen = Arc::new(active);
+        layers.frozen = Some(frozen.clone());
+        frozen
+    }
+
+    /// Drops the frozen memtable: sled holds everything in it.
+    pub(crate) fn release(&self) {
+        self.write().frozen = None;
+    }
+
+    /// The keys from `from` to `to`, in order, merged across the layers.
+    pub(crate) fn range(&self, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>) -> Scan<'_> {
+        Scan {
+            view: self,
+            next: from,
+            end: to,
+            buffer: VecDeque::new(),
+            page: PAGE_FIRST,
+            done: false,
+        }
+    }
+
+    /// The keys that start with `prefix`, in order.
+    pub(crate) fn scan_prefix(&self, prefix: impl AsRef<[u8]>) -> Scan<'_> {
+        let prefix = prefix.as_ref();
+        self.range(Bound::Included(prefix.to_vec()), prefix_end(prefix))
+    }
+
+    /// Up to `limit` keys in the range, merged, read under the read lock
+    /// (sled's part too, so a checkpoint's release cannot slip between).
+    fn page(
+        &self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        limit: usize,
+    ) -> sled::Result<Vec<KeyValue>> {
+        let mut out = Vec::new();
+        if is_empty_range(from, to) {
+            return Ok(out);
+        }
+        let layers = self.read();
+        let frozen = layers.frozen.as_deref();
+        let mut memory = Merge {
+            first: layers.active.range(from, to).peekable(),
+            second: frozen.map(|f| f.range(from, to).peekable()),
+        }
+        .peekable();
+        let mut disk = self.db.range::<&[u8], _>((from, to)).peekable();
+        while out.len() < limit {
+            let disk_key = match disk.peek() {
+                Some(Ok((key, _))) => Some(key.clone()),
+                Some(Err(_)) => {
+                    if let Some(Err(e)) = disk.next() {
+                        return Err(e);
+                    }
+                    continue;
+                }
+                None => None,
+            };
+            let take_memory = match (memory.peek(), &disk_key) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((mem_key, _)), Some(disk_key)) => {
+                    if mem_key.as_slice() == disk_key.as_ref() {
+                        // The memtable's entry replaces sled's.
+                        disk.next();
+                    }
+                    mem_key.as_slice() <= disk_key.as_ref()
+                }
+            };
+            if take_memory {
+                if let Some((key, Some(value))) = memory.next() {
+                    out.push((IVec::from(key.as_slice()), value.clone()));
+                }
+            } else if let Some(Ok(pair)) = disk.next() {
+                out.push(pair);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A range's entries in order, read a page at a time: the lock is held
+/// for one page, not for the whole scan (which may run over a million
+/// keys). Like sled's own iterators, a scan is not a snapshot: a group
+/// applied between two pages shows in the later ones.
+pub(crate) struct Scan<'a> {
+    view: &'a View,
+    next: Bound<Vec<u8>>,
+    end: Bound<Vec<u8>>,
+    buffer: VecDeque<KeyValue>,
+    page: usize,
+    done: bool,
+}
+
+impl Iterator for Scan<'_> {
+    type Item = sled::Result<KeyValue>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buffer.is_empty() && !self.done {
+            let page = self
+                .view
+                .page(as_ref(&self.next), as_ref(&self.end), self.page);
+            match page {
+                Ok(page) => {
+                    self.done = page.len() < self.page;
+                    if let Some((key, _)) = page.last() {
+                        self.next = Bound::Excluded(key.to_vec());
+                    }
+                    self.buffer.extend(page);
+                    self.page = (self.page * 2).min(PAGE_MAX);
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.buffer.pop_front().map(Ok)
+    }
+}
+
+fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(key) => Bound::Included(key.as_slice()),
+        Bound::Excluded(key) => Bound::Excluded(key.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// The first key after every key that starts with `prefix`.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Bound<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Bound::Excluded(end);
+        }
+    }
+    Bound::Unbounded
+}
+
+/// A range no key is in (`BTreeMap::range` panics on some of them).
+fn is_empty_range(from: Bound<&[u8]>, to: Bound<&[u8]>) -> bool {
+    match (from, to) {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b))
+        | (Bound::Excluded(a), Bound::Excluded(b)) => a >= b,
+        _ => false,
+    }
+}
+
+type MemRange<'a> = Peekable<btree_map::Range<'a, Vec<u8>, Entry>>;
+
+/// Two memtables' ranges in key order; on the same key, `first`'s entry
+/// (the newer memtable) wins.
+struct Merge<'a> {
+    first: MemRange<'a>,
+    second: Option<MemRange<'a>>,
+}
+
+impl<'a> Iterator for Merge<'a> {
+    type Item = (&'a Vec<u8>, &'a Entry);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some(second) = self.second.as_mut() else {
+            return self.first.next();
+        };
+        match (self.first.peek(), second.peek()) {
+            (Some((a, _)), Some((b, _))) if a == b => {
+                second.next();
+                self.first.next()
+            }
+            (Some((a, _)), Some((b, _))) if b < a => second.next(),
+            (Some(_), _) => self.first.next(),
+            (None, _) => second.next(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops(writes: &[(&str, Option<&str>)]) -> Ops {
+        let mut ops = Ops::default();
+        for (key, value) in writes {
+            match value {
+                Some(value) => ops.insert(key, value),
+                None => ops.remove(key),
+            }
+        }
+        ops
+    }
+
+    fn scan(view: &View, prefix: &str) -> Vec<(String, String)> {
+        view.scan_prefix(prefix)
+            .map(|e| {
+                let (k, v) = e.expect("reads");
+                (
+                    String::from_utf8_lossy(&k).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_view_lays_active_over_frozen_over_sled() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        for key in ["a1", "a2", "a3", "a5", "b1"] {
+            db.insert(key, "sled").expect("insert");
+        }
+        let view = View::new(db.clone());
+        view.apply([ops(&[
+            ("a2", None),
+            ("a4", Some("frozen")),
+            ("a5", Some("frozen")),
+        ])]);
+        let frozen = view.freeze();
+        view.apply([ops(&[
+            ("a1", Some("active")),
+            ("a5", None),
+            ("a4", Some("active")),
+        ])]);
+        let expected = vec![
+            ("a1".to_owned(), "active".to_owned()),
+            ("a3".to_owned(), "sled".to_owned()),
+            ("a4".to_owned(), "active".to_owned()),
+        ];
+        assert_eq!(scan(&view, "a"), expected);
+        assert_eq!(view.get(b"a2").expect("get"), None);
+        assert_eq!(view.get(b"a5").expect("get"), None);
+        assert_eq!(view.get(b"a3").expect("get").as_deref(), Some(&b"sled"[..]));
+        // Pages: a scan longer than a page sees every key once.
+        let many: Vec<(String, Option<&str>)> =
+            (0..3000).map(|n| (format!("c{n:05}"), Some("x"))).collect();
+        let many: Vec<(&str, Option<&str>)> = many.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        view.apply([ops(&many)]);
+        assert_eq!(view.scan_prefix("c").count(), 3000);
+        // The checkpoint writes the frozen layer: the answers stay.
+        assert_eq!(
+            frozen.write_into(&db).expect("written"),
+            3,
+            "a2 removed, a4 and a5 set"
+        );
+        view.release();
+        assert_eq!(scan(&view, "a"), expected);
+        let frozen = view.freeze();
+        frozen.write_into(&db).expect("written");
+        view.release();
+        assert_eq!(scan(&view, "a"), expected);
+        assert_eq!(view.memtable_len(), 0);
+    }
+
+    #[test]
+    fn a_key_that_came_and_went_costs_sled_nothing() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let view = View::new(db.clone());
+        view.apply([
+            ops(&[("m1", Some("v1")), ("r1", Some(""))]),
+            ops(&[("r1", None), ("f1", Some(""))]),
+            ops(&[("f1", None), ("m1", Some("v2"))]),
+            // A blind removal of a key nothing holds.
+            ops(&[("x1", None)]),
+        ]);
+        assert_eq!(view.memtable_len(), 1, "no tombstone that hides nothing");
+        let frozen = view.freeze();
+        assert_eq!(frozen.write_into(&db).expect("written"), 1, "only m1");
+        view.release();
+        assert_eq!(db.len(), 1);
+    }
+
+    #[test]
+    fn prefix_ends() {
+        assert_eq!(prefix_end(b"a"), Bound::Excluded(b"b".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xFF]), Bound::Excluded(vec![2]));
+        assert_eq!(prefix_end(&[0xFF]), Bound::Unbounded);
+        assert!(is_empty_range(Bound::Excluded(b"a"), Bound::Excluded(b"a")));
+    }
+}

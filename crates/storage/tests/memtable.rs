@@ -1,0 +1,414 @@
+//! The sled store's memtable (src/memtable.rs), on a real store on disk:
+//!
+//! - a message's whole life reaches sled as its final state only: the
+//!   keys that came and went (ready, in flight, outbox) never do;
+//! - reads see the memtable over sled, and a checkpoint changes no answer;
+//! - a store killed with SIGKILL comes back from its log: claimed messages
+//!   ready again, held receipts, outbox items and duplicate keys there;
+//! - the duplicate check needs no checkpoint and holds across a restart;
+//! - the memtable's bound asks for a checkpoint by itself.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::TempDir;
+use tern_storage::keys;
+use tern_storage::{
+    Attempt, NewMessage, OutboxItem, Outcome, ReceiptUpdate, RelayedReceipt, SledStore, State,
+    StoreOptions, TernId, UnmatchedReceipt,
+};
+
+fn open(dir: &TempDir, options: StoreOptions) -> SledStore {
+    SledStore::open(&dir.0, options).expect("opens").0
+}
+
+fn message(at: u64, dedup: Option<&'static [u8]>) -> NewMessage {
+    NewMessage {
+        client: "acme".to_owned(),
+        pdu: Bytes::from_static(b"a submit_sm of some forty octets, or so."),
+        receipt_requested: true,
+        not_before_ms: at,
+        expires_ms: Some(at + 3_600_000),
+        dedup: dedup.map(|key| (Bytes::from_static(key), Duration::from_secs(600))),
+        id_format: tern_storage::IdFormat::Hex,
+    }
+}
+
+fn attempt(upstream_id: &str) -> Attempt {
+    Attempt {
+        upstream: "up".to_owned(),
+        at_ms: 2,
+        status: Some(0),
+        upstream_ids: vec![upstream_id.to_owned()],
+        failure: None,
+    }
+}
+
+fn delivered() -> Outcome {
+    Outcome {
+        stat: "DELIVRD".to_owned(),
+        err: 0,
+        vendor_code: None,
+    }
+}
+
+fn item(id: TernId) -> OutboxItem {
+    OutboxItem {
+        pdu: Bytes::from_static(b"deliver_sm"),
+        message: Some(id),
+        stored_ms: 3,
+    }
+}
+
+/// The keys sled itself holds that name `id` (its record, queue entries,
+/// acknowledgement keys), and every upstream-id and outbox key.
+fn sled_keys_of(store: &SledStore, id: TernId) -> BTreeSet<Vec<u8>> {
+    let mut found = BTreeSet::new();
+    for prefix in [
+        keys::MESSAGE,
+        keys::READY,
+        keys::IN_FLIGHT,
+        keys::EXPIRY,
+        keys::RETENTION,
+        keys::RELAY_ACK,
+    ] {
+        for key in store.sled_keys(&[prefix]).expect("sled reads") {
+            if keys::trailing_id(&key) == Some(id) || key.starts_with(&keys::relay_acks(id)) {
+                found.insert(key);
+            }
+        }
+    }
+    for prefix in [keys::UPSTREAM_ID, keys::OUTBOX] {
+        found.extend(store.sled_keys(&[prefix]).expect("sled reads"));
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_message_life_reaches_sled_as_its_final_record_and_retention_key_only() {
+    let dir = TempDir::new("memtable-life");
+    let store = open(&dir, StoreOptions::default());
+    let stats = store.commit_stats();
+    // Accept, claim, attempt (upstream id indexed), receipt (one for the
+    // client, in its outbox), the client's acknowledgement, finish.
+    let id = store.accept(message(1, None), 1).await.expect("accepts").id;
+    assert_eq!(store.claim_ready(2, 10).await.expect("claims").len(), 1);
+    store
+        .record_attempt(id, attempt("U1"), None, 2)
+        .await
+        .expect("attempt");
+    let relayed = RelayedReceipt {
+        outbox_seq: 0,
+        part: None,
+        stat: "ENROUTE".to_owned(),
+        err: 0,
+        queued_ms: 3,
+        acked_ms: None,
+    };
+    let update = ReceiptUpdate {
+        relay: Some((item(id), relayed)),
+        ..ReceiptUpdate::default()
+    };
+    let seq = store
+        .record_receipt(id, update, 3)
+        .await
+        .expect("receipt")
+        .expect("queued for the client");
+    store.outbox_ack("acme", seq).await.expect("acked");
+    store.finish(id, delivered(), 4).await.expect("finished");
+    // Six groups applied, none of it in sled yet: the applier writes to the
+    // memtable only.
+    assert!(
+        sled_keys_of(&store, id).is_empty(),
+        "nothing of the message in sled before a checkpoint"
+    );
+    let before = stats.sled_keys.load(Ordering::Relaxed);
+    store.checkpoint().await.expect("checkpoint");
+    let written = stats.sled_keys.load(Ordering::Relaxed) - before;
+
+    let record = store.get(id).expect("reads").expect("kept");
+    assert_eq!(record.state, State::Final);
+    let expected: BTreeSet<Vec<u8>> = [
+        keys::message(id),
+        keys::timed(keys::RETENTION, 4, id),
+        // The two index entries that outlive the sending: a late receipt
+        // finds the message by its upstream id, and its history keeps when
+        // the client took its receipt.
+        keys::owned_with(keys::UPSTREAM_ID, "up", b"u1"),
+        keys::relay_ack(id, seq),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        sled_keys_of(&store, id),
+        expected,
+        "sled holds the final record, its retention key and the two indexes; \
+         no ready, in-flight, expiry or outbox key"
+    );
+    // Those four and the sequence's high-water mark (written with the
+    // first number): the keys that came and went cost sled nothing.
+    assert_eq!(written, 5, "keys the checkpoint wrote into sled");
+    assert_eq!(store.memtable_len(), 0, "the memtable is empty after it");
+    // accept 3 + the mark, claim 3, attempt 3, receipt 2, ack 2, finish 5.
+    assert_eq!(
+        stats.applied_keys.load(Ordering::Relaxed),
+        19,
+        "what the applier applied"
+    );
+}
+
+#[tokio::test]
+async fn reads_see_the_memtable_over_sled_and_a_checkpoint_changes_no_answer() {
+    let dir = TempDir::new("memtable-reads");
+    let store = open(&dir, StoreOptions::default());
+    let a = store.accept(message(1, None), 1).await.expect("a").id;
+    let b = store.accept(message(5, None), 1).await.expect("b").id;
+    let first = store.outbox_push("acme", &item(a)).await.expect("push");
+    let second = store.outbox_push("acme", &item(b)).await.expect("push");
+    store.checkpoint().await.expect("checkpoint");
+    assert_eq!(store.sled_keys(&[keys::READY]).expect("sled").len(), 2);
+    assert_eq!(store.sled_keys(&[keys::OUTBOX]).expect("sled").len(), 2);
+
+    // In the memtable only: `a` claimed (its ready key removed over sled's,
+    // its record updated), the first outbox item taken.
+    let claimed = store.claim_ready(2, 10).await.expect("claims");
+    assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![a]);
+    store.outbox_ack("acme", first).await.expect("acked");
+    assert_eq!(
+        store.sled_keys(&[keys::READY]).expect("sled").len(),
+        2,
+        "sled still holds both ready keys"
+    );
+
+    let answers = |store: &SledStore| {
+        let depths = store.queue_depths();
+        (
+            store.get(a).expect("reads").map(|r| r.state),
+            store.get(b).expect("reads").map(|r| r.state),
+            store
+                .outbox_pending("acme", None, 10)
+                .expect("outbox")
+                .into_iter()
+                .map(|(seq, _)| seq)
+                .collect::<Vec<_>>(),
+            (depths.ready, depths.in_flight, depths.outbox),
+            store.ready_len(),
+            store.expired(u64::MAX, 10).expect("expiry").len(),
+            store.verify().expect("verifies").problems,
+        )
+    };
+    let seen = answers(&store);
+    assert_eq!(seen.0, Some(State::InFlight), "the memtable's newer record");
+    assert_eq!(seen.1, Some(State::Queued));
+    assert_eq!(
+        seen.2,
+        vec![second],
+        "the taken item is hidden from the scan"
+    );
+    assert_eq!(seen.3, (1, 1, 1), "only `b` is ready: `a`'s key is hidden");
+    assert_eq!(seen.4, 1);
+    assert_eq!(seen.5, 2);
+    assert!(seen.6.is_empty(), "consistent: {:?}", seen.6);
+    // Nothing is due for `b` before 5; `a` is not claimed twice.
+    assert!(store.claim_ready(4, 10).await.expect("claims").is_empty());
+
+    store.checkpoint().await.expect("checkpoint");
+    assert_eq!(answers(&store), seen, "the same answers from sled");
+    assert_eq!(store.sled_keys(&[keys::READY]).expect("sled").len(), 1);
+    assert_eq!(store.sled_keys(&[keys::OUTBOX]).expect("sled").len(), 1);
+}
+
+const CHILD: &str = "TERN_MEMTABLE_CHILD_DIR";
+
+/// The child of [`a_store_killed_with_sigkill_comes_back_from_its_log`]:
+/// writes, says so, and waits to be killed. A no-op in a normal run.
+#[tokio::test]
+async fn child_writes_and_waits_to_be_killed() {
+    let Some(dir) = std::env::var_os(CHILD) else {
+        return;
+    };
+    let (store, _) = SledStore::open(&dir, StoreOptions::default()).expect("child opens");
+    // Claimed, sent, waiting: in flight when killed.
+    let flying = store.accept(message(1, None), 1).await.expect("accept").id;
+    let sent = store.accept(message(1, None), 1).await.expect("accept").id;
+    assert_eq!(store.claim_ready(2, 10).await.expect("claims").len(), 2);
+    store
+        .record_attempt(sent, attempt("U7"), None, 2)
+        .await
+        .expect("attempt");
+    let queued = store.accept(message(9, None), 1).await.expect("accept").id;
+    let deduplicated = store
+        .accept(message(1, Some(b"ref-1")), 1)
+        .await
+        .expect("accept")
+        .id;
+    let seq = store.outbox_push("acme", &item(sent)).await.expect("push");
+    let early = UnmatchedReceipt {
+        upstream: "up".to_owned(),
+        upstream_id: "EARLY".to_owned(),
+        pdu: Bytes::from_static(b"deliver_sm"),
+        received_ms: 3,
+    };
+    store.hold_unmatched(&early).await.expect("held");
+    assert_eq!(store.commit_stats().checkpoints.load(Ordering::Relaxed), 0);
+    println!("wrote {flying} {sent} {queued} {deduplicated} {seq}");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+#[test]
+fn a_store_killed_with_sigkill_comes_back_from_its_log() {
+    let dir = TempDir::new("memtable-kill");
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "child_writes_and_waits_to_be_killed",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(CHILD, &dir.0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("child starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("wrote ") {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+    });
+    let words = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the child wrote");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let id = |w: &str| w.parse::<TernId>().expect("an id");
+    let (flying, sent, queued, deduplicated) =
+        (id(&words[0]), id(&words[1]), id(&words[2]), id(&words[3]));
+    let seq: u64 = words[4].parse().expect("a place");
+
+    let (store, recovery) = SledStore::open(&dir.0, StoreOptions::default()).expect("reopens");
+    assert_eq!(recovery.requeued, 1, "the claimed, unsent message");
+    let state = |id| store.get(id).expect("reads").expect("kept").state;
+    assert_eq!(state(flying), State::Queued);
+    assert_eq!(state(sent), State::Submitted);
+    assert_eq!(state(queued), State::Queued);
+    assert_eq!(state(deduplicated), State::Queued);
+    assert_eq!(
+        store.lookup_upstream("up", "u7").expect("lookup"),
+        Some(sent)
+    );
+    assert_eq!(
+        store
+            .outbox_pending("acme", None, 10)
+            .expect("outbox")
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect::<Vec<_>>(),
+        vec![seq]
+    );
+    let held = store.held_receipts(10).expect("held");
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].upstream_id, "EARLY");
+    assert_eq!(store.ready_len(), 3, "flying, queued and deduplicated");
+    assert!(store.verify().expect("verifies").is_consistent());
+    // The open's checkpoint put it all in sled, and emptied the log.
+    assert_eq!(store.memtable_len(), 0);
+    assert!(!store.sled_keys(&[keys::MESSAGE]).expect("sled").is_empty());
+    // The duplicate key came back too.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let again = runtime
+        .block_on(store.accept(message(1, Some(b"ref-1")), 2))
+        .expect("accept");
+    assert_eq!((again.id, again.duplicate), (deduplicated, true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_duplicate_check_needs_no_checkpoint_and_holds_across_a_restart() {
+    let dir = TempDir::new("memtable-dedup");
+    let store = std::sync::Arc::new(open(&dir, StoreOptions::default()));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.accept(message(1, Some(b"ref-9")), 1).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("joins").expect("accepts"));
+    }
+    let ids: BTreeSet<TernId> = answers.iter().map(|a| a.id).collect();
+    assert_eq!(ids.len(), 1, "one id for every resubmission: {answers:?}");
+    assert_eq!(answers.iter().filter(|a| !a.duplicate).count(), 1);
+    assert_eq!(store.ready_len(), 1, "stored once");
+    assert_eq!(
+        store.commit_stats().checkpoints.load(Ordering::Relaxed),
+        0,
+        "no checkpoint per deduplicated submit"
+    );
+    let first = answers[0].id;
+    drop(answers);
+    let store = std::sync::Arc::into_inner(store).expect("the only handle");
+    drop(store);
+
+    let store = open(&dir, StoreOptions::default());
+    let again = store
+        .accept(message(1, Some(b"ref-9")), 2)
+        .await
+        .expect("accepts");
+    assert_eq!((again.id, again.duplicate), (first, true));
+    let other = store
+        .accept(message(1, Some(b"ref-10")), 2)
+        .await
+        .expect("accepts");
+    assert!(!other.duplicate);
+}
+
+#[tokio::test]
+async fn the_memtable_bound_asks_for_a_checkpoint() {
+    // The same writes under the default bound and under a small one.
+    async fn fill(bound: usize) -> (u64, usize, usize) {
+        let dir = TempDir::new("memtable-bound");
+        let store = open(
+            &dir,
+            StoreOptions {
+                memtable_bytes: bound,
+                ..StoreOptions::default()
+            },
+        );
+        for n in 0..400 {
+            store.accept(message(n, None), n).await.expect("accepts");
+        }
+        // The checkpoint runs beside the writers: wait for it, bounded.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let checkpoints = || store.commit_stats().checkpoints.load(Ordering::Relaxed);
+        while checkpoints() == 0 && bound < 1 << 20 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let in_sled = store.sled_keys(&[keys::MESSAGE]).expect("sled").len();
+        (checkpoints(), in_sled, store.memtable_len())
+    }
+    let (checkpoints, in_sled, _) = fill(tern_storage::DEFAULT_MEMTABLE_BYTES).await;
+    assert_eq!(
+        (checkpoints, in_sled),
+        (0, 0),
+        "400 messages stay in memory"
+    );
+    let (checkpoints, in_sled, in_memory) = fill(64 << 10).await;
+    assert!(checkpoints >= 1, "the bound asked for a checkpoint");
+    assert!(in_sled > 0, "records reached sled");
+    assert!(
+        in_memory < 400 * 3,
+        "the memtable was emptied at least once: {in_memory} keys in memory"
+    );
+}
