@@ -160,7 +160,8 @@
       get("/api/upstreams", true), get("/api/sessions", true), get("/api/queues", true),
       get("/api/reload", true), get("/metrics", false)
     ]).then(function (res) {
-      var d = { upstreams: res[0] || [], sessions: res[1] || [], queues: res[2] || {}, reload: res[3] || {} };
+      function list(v) { return Array.isArray(v) ? v : []; }
+      var d = { upstreams: list(res[0]), sessions: list(res[1]), queues: res[2] || {}, reload: res[3] || {} };
       var samples = parseMetrics(res[4]), t = Date.now();
       var r = {
         sent: sumsBy(samples, "tern_upstream_submits_total", "upstream"),
