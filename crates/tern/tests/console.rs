@@ -164,7 +164,7 @@ async fn headless_chromium_sees_the_script_fill_in_upstreams_rates_and_queues() 
     let before = admin.get("/api/queues").await["outbox"]
         .as_u64()
         .expect("outbox depth");
-    let url = format!("http://{}/?every=500", admin.0);
+    let url = format!("http://{}/?every=250", admin.0);
     let dir = TempDir::new("console-chromium-profile");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(CHROMIUM)

@@ -4,8 +4,11 @@
   "use strict";
   var EVERY = Number(new URLSearchParams(location.search).get("every")) || 2000;
   var KEEP_MS = 15 * 60 * 1000;
+  // Rates and percentiles are over the readings of the last RATE_MS (as
+  // Prometheus' rate() over a range), so one quiet poll does not show 0.
+  var RATE_MS = 30 * 1000;
   var history = [];
-  var last = null;
+  var readings = [];
   var polls = 0;
 
   function esc(s) {
@@ -121,14 +124,17 @@
 
   // A line chart of the last 15 minutes, drawn as inline SVG.
   function chart(title, series) {
+    // The x axis spans what the page has seen, up to 15 minutes.
     var w = 300, hgt = 80, t1 = Date.now(), t0 = t1 - KEEP_MS, max = 0;
+    if (history.length && history[0].t > t0) t0 = history[0].t;
+    var span = Math.max(t1 - t0, 1);
     series.forEach(function (s) {
       history.forEach(function (p) { var v = s.get(p); if (v != null && v > max) max = v; });
     });
     var svg = '<svg viewBox="0 0 ' + w + " " + hgt + '" preserveAspectRatio="none">';
     series.forEach(function (s) {
       var pts = history.filter(function (p) { return s.get(p) != null; }).map(function (p) {
-        var x = ((p.t - t0) / KEEP_MS) * w, y = hgt - 2 - (max > 0 ? (s.get(p) / max) * (hgt - 4) : 0);
+        var x = ((p.t - t0) / span) * w, y = hgt - 2 - (max > 0 ? (s.get(p) / max) * (hgt - 4) : 0);
         return x.toFixed(1) + "," + y.toFixed(1);
       });
       svg += '<polyline fill="none" stroke="' + s.color + '" stroke-width="1.5" points="' + pts.join(" ") + '"/>';
@@ -138,19 +144,21 @@
       var v = now ? s.get(now) : null;
       return '<span style="color:' + s.color + '">' + esc(s.label) + " " + fmt(v, s.digits) + "</span>";
     }).join(" · ");
-    return '<div class="chart"><h3>' + esc(title) + " (max " + fmt(max, 3) + ")</h3>" + svg + "</svg>" + legend + "</div>";
+    var mins = Math.round(span / 60000);
+    return '<div class="chart"><h3>' + esc(title) + ", last " + (mins > 0 ? mins + " min" : Math.round(span / 1000) + " s") +
+      " (max " + fmt(max, 3) + ")</h3>" + svg + "</svg>" + legend + "</div>";
   }
   function charts() {
     document.getElementById("charts").innerHTML =
-      chart("Rates /s, 15 min", [
+      chart("Rates /s", [
         { label: "sent", color: "#1f6feb", digits: 1, get: function (p) { return p.send; } },
         { label: "accepted", color: "#107a3a", digits: 1, get: function (p) { return p.accept; } }
       ]) +
-      chart("Submit latency (s), 15 min", [
+      chart("Submit latency (s, bucket bound)", [
         { label: "p50", color: "#107a3a", digits: 4, get: function (p) { return p.p50; } },
         { label: "p99", color: "#b3261e", digits: 4, get: function (p) { return p.p99; } }
       ]) +
-      chart("Ready queue, 15 min", [
+      chart("Ready queue", [
         { label: "depth", color: "#a66300", digits: 0, get: function (p) { return p.ready; } }
       ]);
   }
@@ -170,6 +178,8 @@
         buckets: buckets(samples), readyAge: 0, sendRates: {}, clientRates: {}
       };
       samples.forEach(function (s) { if (s.name === "tern_ready_age_seconds") r.readyAge = s.value; });
+      while (readings.length > 1 && readings[1].t <= t - RATE_MS) readings.shift();
+      var last = readings.length ? readings[0] : null;
       var dt = last ? (t - last.t) / 1000 : 0, sendTotal = null, acceptTotal = null;
       Object.keys(r.sent).forEach(function (u) {
         r.sendRates[u] = rate(r.sent, last && last.sent, u, dt);
@@ -187,7 +197,7 @@
       });
       while (history.length && history[0].t < t - KEEP_MS) history.shift();
       charts();
-      last = { t: t, sent: r.sent, submits: r.submits, buckets: r.buckets };
+      readings.push({ t: t, sent: r.sent, submits: r.submits, buckets: r.buckets });
       polls += 1;
       document.body.setAttribute("data-polls", String(polls));
       document.getElementById("status").textContent = "live, every " + EVERY / 1000 + " s; updated " + new Date(t).toLocaleTimeString();
