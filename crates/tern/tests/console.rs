@@ -20,8 +20,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    check_config, client, free_port, submit_id, submit_sm, wait_for, Admin, Daemon, Launch,
-    TempDir,
+    check_config, client, free_port, submit_id, submit_sm, wait_for, Admin, Daemon, Launch, TempDir,
 };
 use tern_codec::RegisteredDelivery;
 use tern_session::BindType;
@@ -168,7 +167,12 @@ async fn headless_chromium_sees_the_script_fill_in_upstreams_rates_and_queues() 
     let dir = TempDir::new("console-chromium-profile");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(CHROMIUM)
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+            ])
             .arg(format!("--user-data-dir={}", dir.join("profile").display()))
             .args(["--virtual-time-budget=3000", "--dump-dom", &url])
             .output()

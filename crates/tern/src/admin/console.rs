@@ -194,7 +194,10 @@ fn reload_table(out: &mut String, reload: &Value) {
          <td class=\"at\" data-at=\"{at}\">{at}</td><td class=\"{class}\" id=\"reload-outcome\">\
          {outcome}</td><td class=\"n\">{changes}</td></tr></table></div>",
         gen = reload["generation"].as_u64().unwrap_or(0),
-        at = reload["at"].as_u64().map(|a| a.to_string()).unwrap_or_default(),
+        at = reload["at"]
+            .as_u64()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
         class = if ok { "up" } else { "bad" },
         outcome = escape(&outcome),
         changes = reload["changes"].as_array().map_or(0, Vec::len),
@@ -300,7 +303,10 @@ mod tests {
         assert_eq!(sums.get("UNDELIV"), Some(&1.0));
         assert_eq!(sums.len(), 2);
         let weird = labels(r#"client="we\"ird\\name",status="ok""#);
-        assert_eq!(weird.get("client").map(String::as_str), Some("we\"ird\\name"));
+        assert_eq!(
+            weird.get("client").map(String::as_str),
+            Some("we\"ird\\name")
+        );
     }
 
     #[test]

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use axum::middleware::Next;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -473,8 +473,14 @@ mod tests {
 
     #[test]
     fn tokens_come_as_bearer_or_basic_password() {
-        assert_eq!(base64_decode("b3A6czNjcjN0").as_deref(), Some(&b"op:s3cr3t"[..]));
-        assert_eq!(presented_token("Basic b3A6czNjcjN0").as_deref(), Some("s3cr3t"));
+        assert_eq!(
+            base64_decode("b3A6czNjcjN0").as_deref(),
+            Some(&b"op:s3cr3t"[..])
+        );
+        assert_eq!(
+            presented_token("Basic b3A6czNjcjN0").as_deref(),
+            Some("s3cr3t")
+        );
         assert_eq!(presented_token("Bearer s3cr3t").as_deref(), Some("s3cr3t"));
         assert_eq!(presented_token("Digest s3cr3t"), None);
         assert_eq!(presented_token("Basic !!"), None);
