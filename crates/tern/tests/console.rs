@@ -153,16 +153,9 @@ async fn the_html_without_javascript_shows_the_upstream_and_the_queues_and_no_se
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn headless_chromium_sees_the_script_fill_in_upstreams_rates_and_queues() {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run does)"
-    );
-    let (_daemon, admin, traffic) = busy_daemon("console-chromium").await;
-    let before = admin.get("/api/queues").await["outbox"]
-        .as_u64()
-        .expect("outbox depth");
+/// The DOM headless Chromium leaves once the page's script polled the
+/// admin listener every 250 ms for 3 s of the browser's virtual time.
+async fn browser_dom(admin: Admin) -> String {
     let url = format!("http://{}/?every=250", admin.0);
     let dir = TempDir::new("console-chromium-profile");
     let output = tokio::task::spawn_blocking(move || {
@@ -180,17 +173,14 @@ async fn headless_chromium_sees_the_script_fill_in_upstreams_rates_and_queues() 
     })
     .await
     .expect("chromium ran");
-    let after = admin.get("/api/queues").await["outbox"]
-        .as_u64()
-        .expect("outbox depth");
-    traffic.abort();
-    let dom = String::from_utf8_lossy(&output.stdout);
+    let dom = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success() && dom.contains("data-polls="),
         "chromium failed: {}\n{dom}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // The script ran: it polled at least twice (a rate needs two readings).
+    // The script ran: it polled at least twice (a rate needs two readings),
+    // so every table in this DOM is the script's, not the server's.
     let polls: u32 = dom
         .split("data-polls=\"")
         .nth(1)
@@ -198,17 +188,40 @@ async fn headless_chromium_sees_the_script_fill_in_upstreams_rates_and_queues() 
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     assert!(polls >= 2, "the script polled {polls} times:\n{dom}");
+    dom
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_chromium_sees_the_script_fill_in_upstreams_rates_and_queues() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run does)"
+    );
+    let (_daemon, admin, traffic) = busy_daemon("console-chromium").await;
+    let dom = browser_dom(admin).await;
     assert!(dom.contains("<td class=\"state up\">up</td>"), "{dom}");
     let rate = send_rate(&dom, "sandbox");
     assert!(rate.is_some_and(|r| r > 0.0), "send rate {rate:?}:\n{dom}");
     assert!(dom.contains("<polyline"), "no chart drawn:\n{dom}");
-    // The outbox only grows (acme takes no receipts): the depth the page
-    // shows lies between the readings of /api/queues around the browser.
-    let shown = cell(&dom, "q-outbox").expect("outbox depth in the DOM");
-    assert!(
-        (before..=after).contains(&shown),
-        "page {shown}, /api/queues {before}..{after}"
-    );
+
+    // Depths move while traffic flows; once it stopped and they settled,
+    // the script's must be /api/queues' exactly.
+    traffic.abort();
+    let (dom, queues) = wait_for("the browser's depths equal /api/queues", WITHIN, || async {
+        let before = admin.get("/api/queues").await;
+        let dom = browser_dom(admin).await;
+        let after = admin.get("/api/queues").await;
+        (before == after).then_some((dom, after))
+    })
+    .await;
+    for queue in ["ready", "in_flight", "outbox", "unmatched"] {
+        assert_eq!(
+            cell(&dom, &format!("q-{queue}")),
+            queues[queue].as_u64(),
+            "{queue} in {queues} and the DOM"
+        );
+    }
+    assert!(queues["outbox"].as_u64() > Some(0), "{queues}");
 }
 
 /// A GET with optional `Authorization`: the status code answered (0 when
