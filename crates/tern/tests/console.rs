@@ -68,8 +68,9 @@ passwords = ["{cl}"]
 
 /// A daemon with traffic flowing: `acme` binds as a transmitter (so its
 /// receipts wait in the outbox: a queue that is not empty) and keeps
-/// submitting until the returned task is aborted.
-async fn busy_daemon(label: &str) -> (Daemon, Admin, tokio::task::JoinHandle<()>) {
+/// submitting until the returned task is aborted; the id of its first
+/// message comes last.
+async fn busy_daemon(label: &str) -> (Daemon, Admin, tokio::task::JoinHandle<()>, String) {
     let (port, admin_port, sim) = (free_port(), free_port(), free_port());
     let admin_addr = format!("127.0.0.1:{admin_port}");
     let daemon = Daemon::start(label, &config(port, &admin_addr, sim, None));
@@ -83,6 +84,11 @@ async fn busy_daemon(label: &str) -> (Daemon, Admin, tokio::task::JoinHandle<()>
         .bind_type(BindType::Transmitter)
         .bind()
         .await;
+    let first = submit_id(
+        &acme.handle,
+        submit_sm("34600000000", "first", RegisteredDelivery::ALWAYS),
+    )
+    .await;
     let traffic = tokio::spawn(async move {
         for n in 0u64.. {
             let sm = submit_sm(
@@ -99,7 +105,7 @@ async fn busy_daemon(label: &str) -> (Daemon, Admin, tokio::task::JoinHandle<()>
             q["outbox"].as_u64().unwrap_or(0) > 0
         })
         .await;
-    (daemon, admin, traffic)
+    (daemon, admin, traffic, first)
 }
 
 /// The number in the element with id `id` of an HTML text.
@@ -119,7 +125,7 @@ fn send_rate(dom: &str, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_html_without_javascript_shows_the_upstream_and_the_queues_and_no_secret() {
-    let (_daemon, admin, traffic) = busy_daemon("console-html").await;
+    let (_daemon, admin, traffic, first) = busy_daemon("console-html").await;
     let html = admin.text("/").await;
     assert!(html.contains("<meta name=\"viewport\""), "{html}");
     assert!(
@@ -131,6 +137,18 @@ async fn the_html_without_javascript_shows_the_upstream_and_the_queues_and_no_se
     for secret in SECRETS {
         assert!(!html.contains(secret), "the page shows the secret {secret}");
     }
+    // The search box without JavaScript: `/?trace=ID` shows the trace.
+    let traced = admin.text(&format!("/?trace={first}")).await;
+    assert!(
+        traced.contains(&format!("<h2>Trace {first}</h2>")),
+        "{traced}"
+    );
+    assert!(
+        traced.contains("&quot;client&quot;: &quot;acme&quot;"),
+        "{traced}"
+    );
+    let unknown = admin.text("/?trace=ffffffffffffffff").await;
+    assert!(unknown.contains("No message ffffffffffffffff"), "{unknown}");
     // No CDN, no download: nothing the page loads comes from elsewhere.
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
 
@@ -197,7 +215,7 @@ async fn headless_chromium_sees_the_script_fill_in_upstreams_rates_and_queues() 
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run does)"
     );
-    let (_daemon, admin, traffic) = busy_daemon("console-chromium").await;
+    let (_daemon, admin, traffic, _) = busy_daemon("console-chromium").await;
     let dom = browser_dom(admin).await;
     assert!(dom.contains("<td class=\"state up\">up</td>"), "{dom}");
     let rate = send_rate(&dom, "sandbox");
