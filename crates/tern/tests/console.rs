@@ -172,9 +172,10 @@ async fn the_html_without_javascript_shows_the_upstream_and_the_queues_and_no_se
 }
 
 /// The DOM headless Chromium leaves once the page's script polled the
-/// admin listener every 250 ms for 3 s of the browser's virtual time.
-async fn browser_dom(admin: Admin) -> String {
-    let url = format!("http://{}/?every=250", admin.0);
+/// admin listener every 250 ms for 3 s of the browser's virtual time;
+/// `fragment` is the URL's `#...` part (or "").
+async fn browser_dom(admin: Admin, fragment: &str) -> String {
+    let url = format!("http://{}/?every=250{fragment}", admin.0);
     let dir = TempDir::new("console-chromium-profile");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(CHROMIUM)
@@ -215,19 +216,26 @@ async fn headless_chromium_sees_the_script_fill_in_upstreams_rates_and_queues() 
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: `apt-get install -y chromium` (.ci/run does)"
     );
-    let (_daemon, admin, traffic, _) = busy_daemon("console-chromium").await;
-    let dom = browser_dom(admin).await;
+    let (_daemon, admin, traffic, first) = busy_daemon("console-chromium").await;
+    let dom = browser_dom(admin, "").await;
     assert!(dom.contains("<td class=\"state up\">up</td>"), "{dom}");
     let rate = send_rate(&dom, "sandbox");
     assert!(rate.is_some_and(|r| r > 0.0), "send rate {rate:?}:\n{dom}");
     assert!(dom.contains("<polyline"), "no chart drawn:\n{dom}");
+    // The search box's script: `/#trace=ID` shows the trace in place.
+    let traced = browser_dom(admin, &format!("#trace={first}")).await;
+    assert!(
+        traced.contains(&format!("<h2>Trace {first}</h2>")),
+        "{traced}"
+    );
+    assert!(traced.contains("\"client\": \"acme\""), "{traced}");
 
     // Depths move while traffic flows; once it stopped and they settled,
     // the script's must be /api/queues' exactly.
     traffic.abort();
     let (dom, queues) = wait_for("the browser's depths equal /api/queues", WITHIN, || async {
         let before = admin.get("/api/queues").await;
-        let dom = browser_dom(admin).await;
+        let dom = browser_dom(admin, "").await;
         let after = admin.get("/api/queues").await;
         (before == after).then_some((dom, after))
     })
