@@ -339,5 +339,28 @@ async fn a_token_is_required_off_loopback_and_asked_for_when_set() {
         page
     };
     assert!(page.contains("data-upstream=\"sandbox\""), "{page}");
+    // `tern status` sends the token from TERN_ADMIN_TOKEN.
+    let upstream_seen = |token: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tern"));
+        command.args([
+            "status",
+            "--json",
+            "--admin",
+            &format!("127.0.0.1:{admin_port}"),
+        ]);
+        command.env_remove("TERN_ADMIN_TOKEN");
+        if let Some(token) = token {
+            command.env("TERN_ADMIN_TOKEN", token);
+        }
+        let out = command.output().expect("run tern status");
+        let answer: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("tern status --json");
+        answer["upstreams"][0]["name"] == "sandbox"
+    };
+    assert!(!upstream_seen(None), "tern status without the token");
+    assert!(
+        upstream_seen(Some("t0ken-xyz")),
+        "tern status with the token"
+    );
     assert!(!page.contains("t0ken-xyz"), "the page shows the token");
 }

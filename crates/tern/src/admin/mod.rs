@@ -32,7 +32,9 @@ pub mod metrics;
 
 use serde::Serialize;
 
-pub use client::{get, get_json, post_json, AdminClientError, AdminResponse, CLIENT_TIMEOUT};
+pub use client::{
+    get, get_json, post_json, AdminClientError, AdminResponse, ADMIN_TOKEN_ENV, CLIENT_TIMEOUT,
+};
 pub use http::{serve, serve_guarded, SHUTDOWN_GRACE};
 pub use metrics::Metrics;
 
