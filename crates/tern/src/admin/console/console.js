@@ -207,9 +207,8 @@
   }
 
   // The search box: the trace shown in place, as `tern trace` reads it.
-  document.getElementById("trace-form").addEventListener("submit", function (ev) {
-    ev.preventDefault();
-    var id = document.getElementById("trace-id").value.trim(), out = document.getElementById("trace");
+  function trace(id) {
+    var out = document.getElementById("trace");
     if (!id) { out.innerHTML = ""; return; }
     fetch("/api/messages/" + encodeURIComponent(id), { cache: "no-store" }).then(function (r) {
       return r.json().then(function (body) {
@@ -217,6 +216,19 @@
           : '<h2 class="bad">No message ' + esc(id) + "</h2>";
       });
     }).catch(function (e) { out.innerHTML = '<p class="bad">' + esc(e.message) + "</p>"; });
+  }
+  document.getElementById("trace-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var id = document.getElementById("trace-id").value.trim();
+    if (id) window.history.replaceState(null, "", "#trace=" + encodeURIComponent(id));
+    trace(id);
   });
+  // A link to a trace: /#trace=ID opens it (the address bar keeps the
+  // search, so it can be shared or reloaded).
+  var linked = /^#trace=(.+)$/.exec(location.hash);
+  if (linked) {
+    document.getElementById("trace-id").value = decodeURIComponent(linked[1]);
+    trace(decodeURIComponent(linked[1]));
+  }
   poll();
 })();
