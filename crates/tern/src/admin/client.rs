@@ -191,6 +191,11 @@ async fn request_within(
 
 /// The request for `path`. The path is checked here, not left to the URI
 /// parser, so that a message id or a typo cannot add a query or a header.
+/// The environment variable the admin client takes the listener's token
+/// from, when it has `[admin] token` (an environment variable rather than
+/// an argument, so the token is not in the process list).
+pub const ADMIN_TOKEN_ENV: &str = "TERN_ADMIN_TOKEN";
+
 fn build_request(
     addr: SocketAddr,
     path: &str,
@@ -217,6 +222,14 @@ fn build_request(
         )
         // One request per connection: the listener need not keep it open.
         .header(header::CONNECTION, "close");
+    // A listener with `[admin] token` asks for it (`tern status`, `tern
+    // trace` and `check-config --diff` against a remote node).
+    let builder = match std::env::var(ADMIN_TOKEN_ENV) {
+        Ok(token) if !token.is_empty() => {
+            builder.header(header::AUTHORIZATION, format!("Bearer {token}"))
+        }
+        _ => builder,
+    };
     let builder = match &body {
         Some(_) => builder
             .method(Method::POST)

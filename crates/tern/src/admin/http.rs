@@ -9,9 +9,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -39,6 +41,8 @@ struct AdminState {
     metrics: Arc<Metrics>,
     /// Answers every question about the node.
     source: Arc<dyn AdminSource>,
+    /// What every request must carry when set (`[admin] token`).
+    token: Option<Arc<str>>,
 }
 
 /// Serves the admin routes on `listener` until `shutdown` is cancelled.
@@ -54,8 +58,27 @@ pub async fn serve(
     source: Arc<dyn AdminSource>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    serve_guarded(listener, metrics, source, None, shutdown).await
+}
+
+/// [`serve`], with every route but the probes (console, API, metrics) answering
+/// 401 to a request without `token`: as a bearer token
+/// (`Authorization: Bearer TOKEN`) or as basic auth's password with any
+/// user name, which is what a browser asks an operator for.
+pub async fn serve_guarded(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    source: Arc<dyn AdminSource>,
+    token: Option<String>,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
     let addr = listener.local_addr()?;
-    let app = router(AdminState { metrics, source });
+    let token = token.map(Arc::from);
+    let app = router(AdminState {
+        metrics,
+        source,
+        token,
+    });
     let stop = shutdown.clone();
     let server = axum::serve(BackingOff::new(listener), app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -84,6 +107,7 @@ pub async fn serve(
 
 fn router(state: AdminState) -> Router {
     Router::new()
+        .route("/", get(console))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(scrape))
@@ -114,7 +138,146 @@ fn router(state: AdminState) -> Router {
         .route("/api/messages/{id}", get(message))
         .route("/api/config/diff", post(preview))
         .fallback(no_route)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
+}
+
+/// Refuses a request without the configured token (none configured: every
+/// request passes, the loopback default). The probes stay open: they tell
+/// nothing but "up" and "ready", and an orchestrator's probe carries no
+/// credentials.
+async fn guard(State(state): State<AdminState>, request: Request, next: Next) -> Response {
+    let Some(token) = state.token.as_deref() else {
+        return next.run(request).await;
+    };
+    if matches!(request.uri().path(), "/health" | "/ready") {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(presented_token)
+        .any(|given| same_secret(given.as_bytes(), token.as_bytes()));
+    if presented {
+        return next.run(request).await;
+    }
+    let mut response = error_json(
+        StatusCode::UNAUTHORIZED,
+        "this admin listener asks for its token".to_owned(),
+    );
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Basic realm=\"tern admin\", charset=\"UTF-8\""),
+    );
+    response
+}
+
+/// The token in an `Authorization` value: a bearer token, or the password
+/// of basic auth (the user name is not checked).
+fn presented_token(value: &str) -> Option<String> {
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(rest.trim().to_owned());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = String::from_utf8(base64_decode(rest.trim())?).ok()?;
+        let (_, password) = decoded.split_once(':')?;
+        return Some(password.to_owned());
+    }
+    None
+}
+
+/// Standard base64 (padding optional); `None` on any other character.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Compares in time independent of where the two differ, so the answer's
+/// timing does not tell a guesser how much of the token was right.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let diff = given
+        .iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    diff == 0 && given.len() == expected.len()
+}
+
+/// The value of `trace` in a query string (`/?trace=ID`, what the search
+/// box submits without JavaScript), percent-decoded.
+fn trace_param(query: &str) -> Option<String> {
+    let raw = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("trace="))?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = raw.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    let id = String::from_utf8(out).ok()?;
+    (!id.trim().is_empty()).then_some(id)
+}
+
+/// The console: every table rendered here, so it reads without JavaScript.
+async fn console(State(state): State<AdminState>, RawQuery(query): RawQuery) -> Response {
+    let trace = query.as_deref().and_then(trace_param);
+    let page = on_blocking_pool(&state, move |metrics, source| {
+        source.refresh(metrics);
+        let snapshot = super::console::Snapshot {
+            upstreams: source.upstreams(),
+            sessions: source.sessions(),
+            queues: source.queues(),
+            reload: source.reload(),
+            metrics: metrics.encode(),
+        };
+        let trace = trace.map(|id| {
+            let found = source.message(id.trim());
+            (id, found)
+        });
+        super::console::page(&snapshot, trace.as_ref())
+    })
+    .await;
+    match page {
+        Ok(html) => (
+            [
+                (CONTENT_TYPE, "text/html; charset=utf-8"),
+                (axum::http::header::CACHE_CONTROL, "no-store"),
+            ],
+            html,
+        )
+            .into_response(),
+        Err(response) => response,
+    }
 }
 
 /// Liveness: answering at all is the whole test, so this touches nothing
@@ -298,7 +461,33 @@ impl axum::serve::Listener for BackingOff {
 
 #[cfg(test)]
 mod tests {
-    use super::prefers_openmetrics;
+    use super::{base64_decode, prefers_openmetrics, presented_token, same_secret, trace_param};
+
+    #[test]
+    fn the_trace_parameter_is_decoded() {
+        assert_eq!(trace_param("trace=00ab%20cd").as_deref(), Some("00ab cd"));
+        assert_eq!(trace_param("x=1&trace=7f"), Some("7f".to_owned()));
+        assert_eq!(trace_param("trace="), None);
+        assert_eq!(trace_param("trace=%zz"), None);
+    }
+
+    #[test]
+    fn tokens_come_as_bearer_or_basic_password() {
+        assert_eq!(
+            base64_decode("b3A6czNjcjN0").as_deref(),
+            Some(&b"op:s3cr3t"[..])
+        );
+        assert_eq!(
+            presented_token("Basic b3A6czNjcjN0").as_deref(),
+            Some("s3cr3t")
+        );
+        assert_eq!(presented_token("Bearer s3cr3t").as_deref(), Some("s3cr3t"));
+        assert_eq!(presented_token("Digest s3cr3t"), None);
+        assert_eq!(presented_token("Basic !!"), None);
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"ab", b"abc"));
+    }
 
     #[test]
     fn negotiation_follows_q_values() {

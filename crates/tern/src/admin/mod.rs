@@ -6,11 +6,14 @@
 //! [`AdminSource`] (implemented by the daemon) for each answer and reads the
 //! shared [`Metrics`]; so it can be started, tested and shut down on its own.
 //! Nothing here changes the node's state: every route is a `GET`.
+//! With `[admin] token` set (required off loopback) every route asks for
+//! the token, as a bearer token or as basic auth's password.
 //!
 //! Routes:
 //!
 //! | route                   | answer                                        |
 //! |-------------------------|-----------------------------------------------|
+//! | `/`                     | the operator console (HTML, see [`console`])  |
 //! | `/health`               | `200 ok` while the runtime answers (liveness) |
 //! | `/ready`                | 200 or 503 with [`Readiness`] and `ready`     |
 //! | `/metrics`              | Prometheus text (OpenMetrics if asked for)    |
@@ -23,13 +26,16 @@
 //! | `/api/reload`           | [`AdminSource::reload`]                       |
 
 mod client;
+pub mod console;
 mod http;
 pub mod metrics;
 
 use serde::Serialize;
 
-pub use client::{get, get_json, post_json, AdminClientError, AdminResponse, CLIENT_TIMEOUT};
-pub use http::{serve, SHUTDOWN_GRACE};
+pub use client::{
+    get, get_json, post_json, AdminClientError, AdminResponse, ADMIN_TOKEN_ENV, CLIENT_TIMEOUT,
+};
+pub use http::{serve, serve_guarded, SHUTDOWN_GRACE};
 pub use metrics::Metrics;
 
 /// What the running node tells the admin listener; the daemon implements it.

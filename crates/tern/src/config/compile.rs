@@ -257,6 +257,9 @@ pub struct Config {
     pub simulators: Vec<SimulatorSpec>,
     /// The admin HTTP listener, when configured.
     pub admin: Option<SocketAddr>,
+    /// The token every admin request must carry (`[admin] token`); `None`
+    /// only on a loopback listener, where the host's users are trusted.
+    pub admin_token: Option<Secret>,
     /// Logging.
     pub log: LogSettings,
     /// The failed-bind guard of the client listeners (`None`: off).
@@ -737,7 +740,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
     let simulators = simulators(&raw.simulators, loc);
     #[cfg(not(feature = "sandbox"))]
     refuse_simulators(&raw.simulators, loc);
-    let admin = admin(&raw, loc);
+    let (admin, admin_token) = admin(&raw, loc);
     let log = log(&raw, loc);
     let bind_guard = bind_guard(&raw, loc);
     let client_sessions = client_sessions(&raw.client_sessions, loc);
@@ -746,6 +749,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         bind_guard,
         client_sessions,
         admin,
+        admin_token,
         log,
         node_id: raw.node.id,
         system_id,
@@ -1463,14 +1467,39 @@ fn router(
 }
 
 /// `[admin]`: `None` without the section, the default address when it
-/// names none.
-fn admin(raw: &RawConfig, loc: &mut Locator<'_>) -> Option<SocketAddr> {
-    raw.admin.as_ref().and_then(|a| match &a.address {
+/// names none; and its token. A listener off loopback without a token is
+/// refused: anyone who reaches it could read every message's trace.
+fn admin(raw: &RawConfig, loc: &mut Locator<'_>) -> (Option<SocketAddr>, Option<Secret>) {
+    let Some(section) = raw.admin.as_ref() else {
+        return (None, None);
+    };
+    let address = match &section.address {
         None => DEFAULT_ADMIN.parse().ok(),
         Some(address) => {
             loc.socket_address(address, "admin", &format!(", e.g. \"{DEFAULT_ADMIN}\""))
         }
-    })
+    };
+    let token = section
+        .token
+        .as_ref()
+        .map(|t| (t, loc.secret(t, "admin token")));
+    if let Some((spanned, secret)) = &token {
+        if secret.expose().is_empty() {
+            loc.at(spanned.span(), "admin token: must not be empty".to_owned());
+        }
+    }
+    if let (Some(addr), None, Some(spanned)) = (address, &token, &section.address) {
+        if !addr.ip().is_loopback() {
+            loc.at(
+                spanned.span(),
+                format!(
+                    "admin address {addr} is not loopback: set [admin] token \
+                     (e.g. token = \"env:TERN_ADMIN_TOKEN\") so the console and the API ask for it"
+                ),
+            );
+        }
+    }
+    (address, token.map(|(_, secret)| secret))
 }
 
 /// `[log]`: text at "info" unless set.

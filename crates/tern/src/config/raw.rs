@@ -94,6 +94,9 @@ pub struct RawBindGuard {
 pub struct RawAdmin {
     /// `host:port`; loopback unless the operator says otherwise.
     pub address: Option<Spanned<String>>,
+    /// The token the console and the API ask for (a secret: literal,
+    /// "env:NAME" or "file:/path"); required off loopback.
+    pub token: Option<Spanned<String>>,
 }
 
 /// `[log]`.

@@ -106,7 +106,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let admin_stop = CancellationToken::new();
     if let Some(address) = config.admin {
         let source = Arc::new(admin::Source::new(node.clone(), reloader.clone()));
-        serve_admin(address, metrics.clone(), source, admin_stop.clone()).await?;
+        let token = config.admin_token.as_ref().map(|t| t.expose().to_owned());
+        serve_admin(address, metrics.clone(), source, token, admin_stop.clone()).await?;
     }
     tokio::spawn(reload::on_sighup(reloader.clone(), shutdown.clone()));
     tokio::spawn(reload::watch_file(reloader.clone(), shutdown.clone()));
@@ -255,6 +256,7 @@ async fn serve_admin(
     address: std::net::SocketAddr,
     metrics: Arc<Metrics>,
     source: Arc<admin::Source>,
+    token: Option<String>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let socket = TcpListener::bind(address)
@@ -262,7 +264,7 @@ async fn serve_admin(
         .with_context(|| format!("admin listener on {address}"))?;
     info!(%address, "admin listener (metrics, health, JSON)");
     tokio::spawn(async move {
-        if let Err(err) = crate::admin::serve(socket, metrics, source, stop).await {
+        if let Err(err) = crate::admin::serve_guarded(socket, metrics, source, token, stop).await {
             warn!(%err, "admin listener failed");
         }
     });
