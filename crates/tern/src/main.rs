@@ -1,5 +1,6 @@
 //! The `tern` command line: `run` (the daemon), `check-config`, `send`,
-//! `sim`, `status`, `trace`, `bench`, `route-test`, `check-store` and `decode`. Each subcommand lives in
+//! `sim`, `status`, `trace`, `bench`, `route-test`, `check-store` and `decode` (and, hidden, `completions` and
+//! `man` for the Debian package). Each subcommand lives in
 //! the library; this file only parses arguments, sets up logging for the
 //! daemon and maps errors to exit codes.
 
@@ -9,7 +10,7 @@ use tern::{check, config, daemon, decode};
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// mimalloc instead of glibc's malloc: sled allocates on every write, and
 /// the store's durable writes ran 1.5× faster with it (crates/storage/
@@ -94,6 +95,16 @@ enum Command {
     /// the rules tried before it with the condition that failed, the
     /// conditions that matched, the upstream order. Exits 1 on no route.
     RouteTest(tern::cli::route_test::RouteTestArgs),
+    /// Print the completion script of a shell (for the Debian package,
+    /// deploy/deb/build).
+    #[command(hide = true)]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, roff (for the Debian package, deploy/deb/build).
+    #[command(hide = true)]
+    Man,
 }
 
 /// The arguments of a subcommand this build left out with the `sandbox`
@@ -231,6 +242,13 @@ fn main() -> ExitCode {
         Command::Trace(args) => tern::cli::trace::run(args),
         Command::CheckStore(args) => tern::cli::check_store::run(args),
         Command::RouteTest(args) => Ok(tern::cli::route_test::run(args, DEFAULT_CONFIG)),
+        Command::Completions { shell } => {
+            tern::cli::package::completions(Cli::command(), shell, &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => tern::cli::package::man(Cli::command(), &mut std::io::stdout())
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
     };
     match result {
         Ok(code) => code,

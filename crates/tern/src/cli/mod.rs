@@ -12,6 +12,7 @@
 #[cfg(feature = "sandbox")]
 pub mod bench;
 pub mod check_store;
+pub mod package;
 pub mod route_test;
 pub mod send;
 #[cfg(feature = "sandbox")]
