@@ -37,6 +37,14 @@
 //! last interval. Writes that must survive even that (the sequence's
 //! high-water mark) ask for [`Wait::Durable`] and get a sync.
 //!
+//! In durable mode, writes whose loss in a power cut costs only work done
+//! again (claims, outbox acknowledgements: recovery puts a claimed message
+//! back in the ready queue anyway, and an unacknowledged item is delivered
+//! again) wait for [`Wait::Applied`] only: their group is appended but not
+//! synced, and the next group with a durable write (whose sync covers the
+//! whole file), or [`LAZY_SYNC`] of quiet, takes it to disk. A claim then
+//! costs no `fdatasync` and the dispatcher does not wait for one.
+//!
 //! Every write goes through the committer, also the ones whose durability
 //! nothing needs (claims, outbox acknowledgements): the log is replayed in
 //! order at open, so a write that bypassed it could be undone by the
@@ -148,14 +156,32 @@ impl Waiter {
     }
 }
 
+/// In durable mode, the longest a group whose writers wait only for its
+/// application ([`Wait::Applied`]: claims, outbox acknowledgements) stays
+/// in the log unsynced when no durable write comes after it to sync it.
+pub(crate) const LAZY_SYNC: Duration = Duration::from_millis(10);
+
 /// When the logger syncs the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SyncPolicy {
-    /// After every group, before it is applied (durable mode).
+    /// After every group that holds a write waiting for more than its
+    /// application, before it is applied (durable mode); a group of
+    /// [`Wait::Applied`] writes only is synced with the next such group, or
+    /// [`LAZY_SYNC`] after it was appended.
     EachGroup,
     /// At most this long after an unsynced group was appended (fast mode),
     /// and at once for a group that holds a [`Wait::Durable`] write.
     Every(Duration),
+}
+
+impl SyncPolicy {
+    /// The longest an appended group stays unsynced.
+    fn interval(self) -> Duration {
+        match self {
+            SyncPolicy::EachGroup => LAZY_SYNC,
+            SyncPolicy::Every(interval) => interval,
+        }
+    }
 }
 
 /// What a writer waits for.
@@ -237,8 +263,9 @@ fn next_job(
     unsynced_since: &mut Option<Instant>,
     stats: &CommitStats,
 ) -> Option<Job> {
+    let interval = policy.interval();
     loop {
-        let (SyncPolicy::Every(interval), Some(since)) = (policy, *unsynced_since) else {
+        let Some(since) = *unsynced_since else {
             return jobs.recv().ok();
         };
         match jobs.recv_timeout(interval.saturating_sub(since.elapsed())) {
@@ -278,17 +305,12 @@ fn log_groups(
         let mut synced = wal.append(&ops).map_err(Failure::from);
         let wanted = group.iter().any(|job| job.wait == Wait::Checkpoint);
         let asked = wanted || rotate.load(Ordering::Relaxed);
-        let sync_now = match policy {
-            SyncPolicy::EachGroup => true,
-            // A new log file starts only after the old one is synced whole:
-            // replay takes damage as a torn write only in the last file.
-            SyncPolicy::Every(interval) => {
-                asked
-                    || group.iter().any(|job| job.wait == Wait::Durable)
-                    || wal.len() >= CHECKPOINT_BYTES
-                    || unsynced_since.is_some_and(|t: Instant| t.elapsed() >= interval)
-            }
-        };
+        // A new log file starts only after the old one is synced whole:
+        // replay takes damage as a torn write only in the last file.
+        let sync_now = asked
+            || group.iter().any(|job| job.wait != Wait::Applied)
+            || wal.len() >= CHECKPOINT_BYTES
+            || unsynced_since.is_some_and(|t: Instant| t.elapsed() >= policy.interval());
         if synced.is_ok() {
             if sync_now {
                 synced = wal.sync().map_err(Failure::from);

@@ -412,3 +412,45 @@ async fn the_memtable_bound_asks_for_a_checkpoint() {
         "the memtable was emptied at least once: {in_memory} keys in memory"
     );
 }
+
+/// In durable mode a claim and an outbox acknowledgement wait for their
+/// application only: their groups are not synced one by one (a lost claim
+/// is what recovery makes of every claim; a lost acknowledgement means the
+/// item is delivered again), while every accept is synced before it
+/// returns.
+#[tokio::test]
+async fn claims_and_acknowledgements_do_not_sync_the_log_each() {
+    let dir = TempDir::new("lazy-sync");
+    let store = open(&dir, StoreOptions::default());
+    let stats = store.commit_stats();
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        let syncs = stats.syncs.load(Ordering::Relaxed);
+        ids.push(store.accept(message(0, None), 0).await.expect("accept").id);
+        assert!(
+            stats.syncs.load(Ordering::Relaxed) > syncs,
+            "an accept returned before a sync"
+        );
+    }
+    let (groups, syncs) = (
+        stats.flushes.load(Ordering::Relaxed),
+        stats.syncs.load(Ordering::Relaxed),
+    );
+    // One message per claim and one item per acknowledgement: 200 groups,
+    // each waiting for the last.
+    for n in 0..100u64 {
+        assert_eq!(store.claim_ready(1, 1).await.expect("claim").len(), 1);
+        let seq = store
+            .outbox_push("acme", &item(ids[n as usize]))
+            .await
+            .expect("push");
+        store.outbox_ack("acme", seq).await.expect("ack");
+    }
+    let groups = stats.flushes.load(Ordering::Relaxed) - groups;
+    let syncs = stats.syncs.load(Ordering::Relaxed) - syncs;
+    // The pushes (durable) are synced each: 100. The claims and the
+    // acknowledgements ride on them, or on a timed sync when the machine
+    // is slow; one sync per group would be 300.
+    assert!(groups >= 300, "{groups} groups");
+    assert!(syncs < 250, "{syncs} syncs for {groups} groups");
+}
