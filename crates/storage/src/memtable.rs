@@ -125,6 +125,9 @@ impl Memtable {
 struct Layers {
     active: Memtable,
     frozen: Option<Arc<Memtable>>,
+    /// The lowest key inserted under the watched prefix since
+    /// [`View::take_lowest`] last looked (see there).
+    lowest: Option<Vec<u8>>,
 }
 
 /// The store's keys as readers see them: active memtable over frozen
@@ -133,6 +136,11 @@ struct Layers {
 pub(crate) struct View {
     db: sled::Db,
     layers: RwLock<Layers>,
+    /// The first octet of the keys whose lowest insert is kept (the ready
+    /// queue's), so a scan that consumes that range from its start can
+    /// resume where it stopped instead of stepping again over every
+    /// removed key still in sled.
+    watched: Option<u8>,
 }
 
 /// A key and its value, as scans yield them.
@@ -143,7 +151,25 @@ impl View {
         Self {
             db,
             layers: RwLock::default(),
+            watched: None,
         }
+    }
+
+    /// A view that keeps the lowest key inserted under `prefix` (one
+    /// octet) for [`View::take_lowest`].
+    pub(crate) fn watching(db: sled::Db, prefix: u8) -> Self {
+        Self {
+            watched: Some(prefix),
+            ..Self::new(db)
+        }
+    }
+
+    /// The lowest key inserted under the watched prefix since the last
+    /// call, and forgets it. A scan that removes every key it visits (the
+    /// claim) resumes after the last one it removed, unless an insert came
+    /// below that point meanwhile: this tells it.
+    pub(crate) fn take_lowest(&self) -> Option<Vec<u8>> {
+        self.write().lowest.take()
     }
 
     /// sled itself, for what is not a key read: checkpoints, its size.
@@ -197,6 +223,12 @@ impl View {
         for ops in groups {
             for (key, value) in ops.into_entries() {
                 if let Some(value) = value {
+                    if self.watched.is_some() && key.first() == self.watched.as_ref() {
+                        match &layers.lowest {
+                            Some(lowest) if lowest.as_slice() <= key.as_slice() => {}
+                            _ => layers.lowest = Some(key.clone()),
+                        }
+                    }
                     layers.active.put(key, Some(IVec::from(value)));
                     continue;
                 }

@@ -259,6 +259,13 @@ pub struct SledStore {
     /// Exactly one of them gets a given message; the other sees what the
     /// first did.
     queue_lock: tokio::sync::Mutex<()>,
+    /// Where the next claim's scan of the ready queue starts: after the
+    /// last key the previous one removed (every key it visits is
+    /// removed), or lower if an insert came below that point since. Only
+    /// the claimer (under `queue_lock`) reads or moves it. Without it each
+    /// claim stepped over every ready key removed since the last
+    /// checkpoint that sled still holds, which a backlog made quadratic.
+    claim_from: std::sync::Mutex<Bound<Vec<u8>>>,
     /// Held by the MO reassembly operations from their read to their write,
     /// so two parts arriving together both see each other, and a group is
     /// released once.
@@ -496,7 +503,7 @@ impl SledStore {
             path: path.clone(),
             reason: format!("opening the checkpoint mark: {e}"),
         })?;
-        let view = Arc::new(View::new(db.clone()));
+        let view = Arc::new(View::watching(db.clone(), keys::READY));
         let recovery = replay_log(
             &view,
             &data_file,
@@ -538,6 +545,7 @@ impl SledStore {
                 limit: mark,
             }),
             queue_lock: tokio::sync::Mutex::new(()),
+            claim_from: std::sync::Mutex::new(Bound::Included(vec![keys::READY])),
             mo_lock: tokio::sync::Mutex::new(()),
             unmatched_lock: tokio::sync::Mutex::new(()),
         };
@@ -805,17 +813,20 @@ impl SledStore {
         limit: usize,
     ) -> Result<Vec<MessageRecord>, StoreError> {
         let _queue = self.queue_lock.lock().await;
+        let start = self.claim_start();
         let mut batch = Ops::default();
         let mut claimed = Vec::new();
+        let mut last = None;
         for entry in self
             .view
             .range(
-                Bound::Included(vec![keys::READY]),
+                start,
                 Bound::Included(keys::timed_until(keys::READY, now_ms)),
             )
             .take(limit)
         {
             let (key, _) = entry?;
+            last = Some(key.to_vec());
             let Some(id) = keys::trailing_id(&key) else {
                 continue;
             };
@@ -834,7 +845,30 @@ impl SledStore {
             // claim anyway: the message is ready again at the next open.
             self.write_lazy(batch).await?;
         }
+        if let Some(last) = last {
+            // Every key up to `last` is removed now (or named no message:
+            // nothing to claim there either). On an error above, the
+            // resume point stays at this claim's start.
+            *self.claim_from.lock().unwrap_or_else(|p| p.into_inner()) = Bound::Excluded(last);
+        }
         Ok(claimed)
+    }
+
+    /// Where this claim's scan starts, and records it as the resume point
+    /// until the claim's removals are written: the previous claim's end,
+    /// or the lowest ready key inserted since, whichever is first.
+    fn claim_start(&self) -> Bound<Vec<u8>> {
+        let mut from = self.claim_from.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(lowest) = self.view.take_lowest() {
+            let below = match &*from {
+                Bound::Included(at) | Bound::Excluded(at) => lowest <= *at,
+                Bound::Unbounded => false,
+            };
+            if below {
+                *from = Bound::Included(lowest);
+            }
+        }
+        from.clone()
     }
 
     /// Records an attempt. When the upstream accepted it (ids given), the

@@ -454,3 +454,58 @@ async fn claims_and_acknowledgements_do_not_sync_the_log_each() {
     assert!(groups >= 300, "{groups} groups");
     assert!(syncs < 250, "{syncs} syncs for {groups} groups");
 }
+
+/// A claim resumes where the previous one stopped (it removed every key
+/// before), so it does not step again over the removed ready keys sled
+/// still holds until the next checkpoint. A message made ready below that
+/// point since (scheduled earlier than the last one claimed, or put back
+/// for a retry) is still claimed.
+#[tokio::test]
+async fn a_message_ready_below_where_the_last_claim_stopped_is_claimed() {
+    let dir = TempDir::new("claim-resume");
+    let store = open(&dir, StoreOptions::default());
+    let at_100 = store
+        .accept(message(100, None), 0)
+        .await
+        .expect("accept")
+        .id;
+    let at_300 = store
+        .accept(message(300, None), 0)
+        .await
+        .expect("accept")
+        .id;
+    let claimed = |now| {
+        let store = &store;
+        async move {
+            let ids: Vec<TernId> = store
+                .claim_ready(now, 10)
+                .await
+                .expect("claim")
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            ids
+        }
+    };
+    assert_eq!(claimed(200).await, vec![at_100]);
+    let at_50 = store.accept(message(50, None), 0).await.expect("accept").id;
+    assert_eq!(claimed(200).await, vec![at_50], "an earlier message missed");
+    assert_eq!(claimed(200).await, Vec::<TernId>::new());
+    // Put back for a retry at 120: above the last claim's stop (50), and
+    // found there like any key after it.
+    store
+        .record_attempt(at_50, attempt_failed(), Some(120), 200)
+        .await
+        .expect("retry");
+    assert_eq!(claimed(200).await, vec![at_50]);
+    assert_eq!(claimed(400).await, vec![at_300]);
+}
+
+fn attempt_failed() -> Attempt {
+    Attempt {
+        status: Some(0x58),
+        failure: Some("throttled".to_owned()),
+        upstream_ids: Vec::new(),
+        ..attempt("unused")
+    }
+}
