@@ -1663,11 +1663,20 @@ impl SledStore {
     /// for a scrape every few seconds, not for a hot path.
     pub fn queue_depths(&self) -> QueueDepths {
         let count = |prefix: u8| self.view.scan_prefix([prefix]).count();
+        // The ready queue is ordered by due time: its first key is the
+        // message that has waited longest (or will be due first).
+        let oldest_ready_ms = self
+            .view
+            .scan_prefix([keys::READY])
+            .next()
+            .and_then(|entry| entry.ok())
+            .and_then(|(key, _)| keys::time_of(&key));
         QueueDepths {
             ready: count(keys::READY),
             in_flight: count(keys::IN_FLIGHT),
             outbox: count(keys::OUTBOX),
             unmatched: count(keys::UNMATCHED),
+            oldest_ready_ms,
         }
     }
 
@@ -1697,6 +1706,10 @@ pub struct QueueDepths {
     pub outbox: usize,
     /// Receipts held because their message is not known yet.
     pub unmatched: usize,
+    /// When the first message in the ready queue is (or was) due, ms
+    /// since the Unix epoch: in the past, how long the oldest due message
+    /// has waited; `None` when the queue is empty.
+    pub oldest_ready_ms: Option<u64>,
 }
 
 /// What [`SledStore::verify`] found.

@@ -482,6 +482,32 @@ async fn outboxes_keep_order_per_client_until_acknowledged<B: Backend>(b: &B) {
     );
 }
 
+/// The queue depths say when the first message in the ready queue was (or
+/// will be) due, the age operators alert on (`tern_ready_age_seconds`).
+async fn the_oldest_ready_message_is_reported_with_the_depths<B: Backend>(b: &B) {
+    let store = b.open(3).await;
+    assert_eq!(
+        store.queue_depths().await.expect("depths").oldest_ready_ms,
+        None
+    );
+    store.accept(message("acme", 500), 0).await.expect("accept");
+    store.accept(message("acme", 200), 0).await.expect("accept");
+    assert_eq!(
+        store.queue_depths().await.expect("depths").oldest_ready_ms,
+        Some(200)
+    );
+    assert_eq!(store.claim_ready(300, 10).await.expect("claim").len(), 1);
+    assert_eq!(
+        store.queue_depths().await.expect("depths").oldest_ready_ms,
+        Some(500)
+    );
+    assert_eq!(store.claim_ready(600, 10).await.expect("claim").len(), 1);
+    assert_eq!(
+        store.queue_depths().await.expect("depths").oldest_ready_ms,
+        None
+    );
+}
+
 /// Acknowledgements gathered by the outbox go in one call: each item is
 /// removed as by one `outbox_ack`, places already gone are skipped, and
 /// a client whose outbox empties is no longer listed.
@@ -997,6 +1023,7 @@ on_every_backend!(
     expiry_lists_what_ran_out_and_finish_takes_it_off,
     outboxes_keep_order_per_client_until_acknowledged,
     many_acknowledgements_remove_each_item,
+    the_oldest_ready_message_is_reported_with_the_depths,
     an_early_receipt_is_held_for_its_grace_period,
     every_receipt_held_for_one_id_is_kept_in_arrival_order,
     finished_messages_are_purged_after_retention_with_their_indexes,

@@ -1545,6 +1545,20 @@ impl RedisStore {
             d.unmatched += self
                 .query::<usize>(redis::cmd("HLEN").arg(self.layout.unmatched(shard)))
                 .await?;
+            // Scored by due time: the shard's first is its longest waiting.
+            let first: Vec<(String, f64)> = self
+                .query(
+                    redis::cmd("ZRANGE")
+                        .arg(self.layout.ready(shard))
+                        .arg(0)
+                        .arg(0)
+                        .arg("WITHSCORES"),
+                )
+                .await?;
+            if let Some((_, at)) = first.first() {
+                let at = *at as u64;
+                d.oldest_ready_ms = Some(d.oldest_ready_ms.map_or(at, |o| o.min(at)));
+            }
         }
         for client in self.outbox_clients().await? {
             d.outbox += self

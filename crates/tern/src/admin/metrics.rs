@@ -14,8 +14,8 @@
 //!   drift from the truth.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use prometheus_client::encoding::text;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -232,11 +232,6 @@ pub struct Metrics {
     /// membership lease on a shared store: `ok`, `error` (the store did
     /// not answer) or `lost` (another node holds it; this node stops).
     pub lease_renewals: Family<ResultLabel, Counter>,
-    /// When this value was made: the origin of `ready_drained_ms`.
-    started: Instant,
-    /// When the dispatcher last left no due message in the ready queue, in
-    /// milliseconds since `started`.
-    ready_drained_ms: AtomicU64,
 }
 
 fn submit_histogram() -> Histogram {
@@ -278,8 +273,6 @@ impl Metrics {
             outbox_age: Family::default(),
             store_write_latency: submit_histogram(),
             lease_renewals: Family::default(),
-            started: Instant::now(),
-            ready_drained_ms: AtomicU64::new(0),
             registry: Registry::with_prefix("tern"),
         };
         // Registered in this order, which is the order they are encoded in.
@@ -459,7 +452,7 @@ impl Metrics {
         );
         self.registry.register(
             "ready_age_seconds",
-            "Seconds since the dispatcher last left no due message in the ready queue (0 when empty)",
+            "Seconds the oldest due message in the ready queue has waited (0 when none is due)",
             self.ready_age.clone(),
         );
         self.registry.register(
@@ -694,29 +687,15 @@ impl Metrics {
         }
     }
 
-    /// The dispatcher claimed `claimed` messages after asking for `asked`:
-    /// fewer means no due message was left behind, so the ready queue's
-    /// wait starts again from now.
-    pub fn ready_claimed(&self, claimed: usize, asked: usize) {
-        if claimed < asked {
-            self.ready_drained_ms
-                .store(self.uptime_ms(), Ordering::Relaxed);
-        }
-    }
-
-    /// Sets `tern_ready_age_seconds` from the ready queue's `depth`: 0 when
-    /// empty, else the time since the dispatcher last drained every due
-    /// message. The store keeps no "oldest ready" index, so this bounds the
-    /// oldest due message's wait from above; it grows while nothing is sent
-    /// (no upstream bound, a stalled dispatcher), which is what to alert on.
-    pub fn set_ready_age(&self, depth: usize) {
-        let now = self.uptime_ms();
-        if depth == 0 {
-            self.ready_drained_ms.store(now, Ordering::Relaxed);
-        }
-        let since = self.ready_drained_ms.load(Ordering::Relaxed);
-        self.ready_age
-            .set(now.saturating_sub(since) as f64 / 1_000.0);
+    /// Sets `tern_ready_age_seconds`: how long the oldest due message in
+    /// the ready queue has waited at `now_ms`, from when the first one was
+    /// due (`oldest_ready_ms`, the queue is ordered by due time); 0 when the
+    /// queue is empty or its first message is not due yet. It grows while
+    /// nothing is sent (no upstream bound, a stalled dispatcher), which is
+    /// what to alert on.
+    pub fn set_ready_age(&self, oldest_ready_ms: Option<u64>, now_ms: u64) {
+        let waited = oldest_ready_ms.map_or(0, |due| now_ms.saturating_sub(due));
+        self.ready_age.set(waited as f64 / 1_000.0);
     }
 
     /// Sets the age of the oldest item owed to each client from
@@ -743,10 +722,6 @@ impl Metrics {
         self.lease_renewals
             .get_or_create(&result_label(result))
             .inc();
-    }
-
-    fn uptime_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 

@@ -178,7 +178,7 @@ impl AdminSource for Source {
         // A store that does not answer leaves the last figures in place;
         // the watchdog and the failed writes say it louder.
         if let Ok(depths) = wait(self.node.store.queue_depths()) {
-            metrics.set_ready_age(depths.ready);
+            metrics.set_ready_age(depths.oldest_ready_ms, tern_storage::now_ms());
             metrics.set_queue("ready", depths.ready);
             metrics.set_queue("in_flight", depths.in_flight);
             metrics.set_queue("outbox", depths.outbox);

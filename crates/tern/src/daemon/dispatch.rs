@@ -43,7 +43,6 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
                     break;
                 }
             };
-            node.metrics.ready_claimed(batch.len(), free.min(64));
             if batch.is_empty() {
                 break;
             }
