@@ -1197,8 +1197,9 @@ impl SledStore {
     }
 
     /// Removes many acknowledged items in one write: what [`outbox_ack`]
-    /// does for each, at the cost of one log record and one sync (the
-    /// outbox gathers its clients' answers for a moment).
+    /// does for each, at the cost of one log record, with no sync of its
+    /// own ([`SledStore::write_lazy`]; the outbox gathers its clients'
+    /// answers while the previous batch is written).
     ///
     /// [`outbox_ack`]: Self::outbox_ack
     pub async fn outbox_ack_many(&self, client: &str, seqs: &[u64]) -> Result<(), StoreError> {
