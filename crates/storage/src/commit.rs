@@ -243,6 +243,47 @@ pub struct CommitStats {
     pub full: std::sync::atomic::AtomicBool,
 }
 
+/// Told the duration of each `fdatasync` of the write-ahead log, whoever
+/// asked for it (a durable group, the lazy sync of applied-only groups, the
+/// store's close), failed ones included: what the disk costs the writers
+/// waiting on it, which the store's own write latency mixes with queueing.
+/// A plain function rather than a metrics type, so the storage crate stays
+/// free of any metrics library; the daemon feeds a histogram with it. It
+/// runs on the logger thread between two syncs, so it must be cheap and
+/// must not block.
+#[derive(Clone)]
+pub struct SyncObserver(Arc<dyn Fn(Duration) + Send + Sync>);
+
+impl SyncObserver {
+    /// An observer calling `observe` with each sync's duration.
+    pub fn new(observe: impl Fn(Duration) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(observe))
+    }
+}
+
+impl std::fmt::Debug for SyncObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncObserver")
+    }
+}
+
+/// Syncs the log, counts it, and tells `observer` how long it took: one
+/// `Instant` pair, no allocation, nothing when there is no observer.
+fn sync_log(
+    wal: &Wal,
+    stats: &CommitStats,
+    observer: Option<&SyncObserver>,
+) -> std::io::Result<()> {
+    stats.syncs.fetch_add(1, Ordering::Relaxed);
+    let Some(observer) = observer else {
+        return wal.sync();
+    };
+    let start = Instant::now();
+    let synced = wal.sync();
+    (observer.0)(start.elapsed());
+    synced
+}
+
 /// The committer's handle. Dropping it stops its threads and waits for
 /// them, so the database (and its file lock) is released on return.
 #[derive(Debug)]
@@ -262,6 +303,7 @@ fn next_job(
     policy: SyncPolicy,
     unsynced_since: &mut Option<Instant>,
     stats: &CommitStats,
+    observer: Option<&SyncObserver>,
 ) -> Option<Job> {
     let interval = policy.interval();
     loop {
@@ -271,8 +313,7 @@ fn next_job(
         match jobs.recv_timeout(interval.saturating_sub(since.elapsed())) {
             Ok(job) => return Some(job),
             Err(RecvTimeoutError::Timeout) => {
-                stats.syncs.fetch_add(1, Ordering::Relaxed);
-                *unsynced_since = match wal.sync() {
+                *unsynced_since = match sync_log(wal, stats, observer) {
                     Ok(()) => None,
                     Err(err) => {
                         // Nobody waits on this sync: try again an interval on.
@@ -297,9 +338,11 @@ fn log_groups(
     stats: Arc<CommitStats>,
     policy: SyncPolicy,
     rotate: Arc<AtomicBool>,
+    observer: Option<SyncObserver>,
 ) {
+    let observer = observer.as_ref();
     let mut unsynced_since = None;
-    while let Some(first) = next_job(&jobs, &wal, policy, &mut unsynced_since, &stats) {
+    while let Some(first) = next_job(&jobs, &wal, policy, &mut unsynced_since, &stats, observer) {
         let group: Vec<Job> = std::iter::once(first).chain(jobs.try_iter()).collect();
         let ops: Vec<&Ops> = group.iter().map(|job| &job.ops).collect();
         let mut synced = wal.append(&ops).map_err(Failure::from);
@@ -313,8 +356,7 @@ fn log_groups(
             || unsynced_since.is_some_and(|t: Instant| t.elapsed() >= policy.interval());
         if synced.is_ok() {
             if sync_now {
-                synced = wal.sync().map_err(Failure::from);
-                stats.syncs.fetch_add(1, Ordering::Relaxed);
+                synced = sync_log(&wal, &stats, observer).map_err(Failure::from);
                 // A failed sync leaves the tail unsynced: fast mode tries
                 // again an interval on (this group's writers get the error).
                 unsynced_since = synced.is_err().then(Instant::now);
@@ -351,7 +393,7 @@ fn log_groups(
         }
     }
     if unsynced_since.is_some() {
-        if let Err(err) = wal.sync() {
+        if let Err(err) = sync_log(&wal, &stats, observer) {
             tracing::warn!(%err, "syncing the write-ahead log at close failed");
         }
     }
@@ -537,11 +579,13 @@ impl Applier {
 }
 
 /// How the committer runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct CommitOptions {
     pub(crate) policy: SyncPolicy,
     /// The memtable size (estimated octets) that asks for a checkpoint.
     pub(crate) memtable_bytes: usize,
+    /// Told each log sync's duration (`StoreOptions::sync_observer`).
+    pub(crate) sync_observer: Option<SyncObserver>,
 }
 
 impl GroupCommit {
@@ -587,10 +631,12 @@ impl GroupCommit {
             .name("tern-store-apply".to_owned())
             .spawn(move || applier.run(groups))?;
         let logger_stats = stats.clone();
-        let policy = options.policy;
+        let (policy, observer) = (options.policy, options.sync_observer);
         let logger = thread::Builder::new()
             .name("tern-store-log".to_owned())
-            .spawn(move || log_groups(wal, jobs, to_apply, logger_stats, policy, rotate))?;
+            .spawn(move || {
+                log_groups(wal, jobs, to_apply, logger_stats, policy, rotate, observer)
+            })?;
         Ok(Self {
             queue: Some(queue),
             logger: Some(logger),

@@ -34,7 +34,7 @@ pub mod upstream_id;
 mod wal;
 
 pub use backend::Store;
-pub use commit::CommitStats;
+pub use commit::{CommitStats, SyncObserver};
 pub use error::StoreError;
 pub use id::{IdFormat, IdText, TernId};
 pub use mo::{HeldMo, MoGroup, MoPart};

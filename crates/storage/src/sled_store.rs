@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::commit::{CommitOptions, CommitStats, GroupCommit, Ops, SyncPolicy, Wait};
+use crate::commit::{CommitOptions, CommitStats, GroupCommit, Ops, SyncObserver, SyncPolicy, Wait};
 use crate::error::StoreError;
 use crate::held;
 use crate::id::{IdFormat, TernId, MAX_COUNTER};
@@ -61,6 +61,9 @@ pub struct StoreOptions {
     /// a frozen memtable and the next one fills). See
     /// [`DEFAULT_MEMTABLE_BYTES`].
     pub memtable_bytes: usize,
+    /// Told the duration of every `fdatasync` of the write-ahead log (the
+    /// daemon's `tern_store_sync_seconds`); none by default.
+    pub sync_observer: Option<SyncObserver>,
 }
 
 /// 16 MiB: with the frozen memtable of a checkpoint in progress, recent
@@ -79,6 +82,7 @@ impl Default for StoreOptions {
             durability: Durability::Durable,
             cache_bytes: 256 * 1024 * 1024,
             memtable_bytes: DEFAULT_MEMTABLE_BYTES,
+            sync_observer: None,
         }
     }
 }
@@ -525,6 +529,7 @@ impl SledStore {
         let commit = CommitOptions {
             policy,
             memtable_bytes: options.memtable_bytes,
+            sync_observer: options.sync_observer,
         };
         let committer = GroupCommit::start(view.clone(), data_file, &path, commit, checkpoints)
             .map_err(|e| StoreError::Open {
