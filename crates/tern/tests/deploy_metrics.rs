@@ -6,7 +6,9 @@
 //!
 //! Also the metrics added for those alerts, each shown doing its job:
 //! upstream sessions and breakers, the ready queue's and the outbox's age,
-//! the store's write latency and the cluster lease renewals.
+//! the store's write latency, its log syncs (`tern_store_sync_seconds`:
+//! rising with traffic on sled, without samples on Redis) and the cluster
+//! lease renewals.
 
 mod common;
 
@@ -363,6 +365,8 @@ async fn every_metric_in_the_alert_rules_and_the_dashboard_is_exported() {
     let (port, admin_port, sim) = (free_port(), free_port(), free_port());
     let _daemon = Daemon::start("deploy-metrics", &config(port, admin_port, Some(sim)));
     let admin = Admin::at(admin_port);
+    let text = scrape_until(&admin, "tern_store_sync_seconds_count", |_| true).await;
+    let syncs_before = sample(&text, "tern_store_sync_seconds_count").expect("sync count");
     let acme = client(port, "acme", "pw").bind().await;
     let acme_handle = acme.handle.clone();
     let _taker = take_receipts(acme);
@@ -415,6 +419,13 @@ async fn every_metric_in_the_alert_rules_and_the_dashboard_is_exported() {
         sample(&text, "tern_store_write_latency_seconds_count"),
         Some(10.0)
     );
+    // Each durable accept waited for a sync of the store's log.
+    let syncs = sample(&text, "tern_store_sync_seconds_count").expect("sync count");
+    assert!(
+        syncs > syncs_before,
+        "tern_store_sync_seconds_count {syncs_before} -> {syncs} under traffic"
+    );
+    assert!(sample(&text, "tern_store_sync_seconds_sum").is_some_and(|s| s > 0.0));
     assert!(
         sample(&text, r#"tern_outbox_age_seconds{client="acme"}"#).is_none(),
         "acme takes its receipts"
@@ -480,6 +491,9 @@ async fn ready_age_grows_while_no_upstream_is_bound_and_not_for_messages_not_yet
     assert_eq!(age, 0.0, "a message not due yet is not waiting");
 }
 
+/// Also: on Redis the store has no log of its own to sync, so
+/// `tern_store_sync_seconds` is exported without samples while writes are
+/// made durable (by the Redis server's own fsync).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_on_a_shared_store_counts_its_lease_renewals() {
     let redis = Redis::start("deploy-lease");
@@ -510,11 +524,23 @@ password = "x"
 [[route]]
 name = "all"
 upstreams = ["sandbox"]
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
 "#,
         redis.address()
     );
     let _daemon = Launch::new().start(TempDir::new("deploy-lease"), &text);
     let admin = Admin::at(admin_port);
+    let acme = client(port, "acme", "pw").bind().await;
+    for n in 0..3 {
+        let sm = submit_sm(
+            &format!("3460000000{n}"),
+            "hi",
+            RegisteredDelivery::default(),
+        );
+        submit_id(&acme.handle, sm).await;
+    }
     let text = scrape_until(&admin, r#"tern_lease_renewals_total{result="ok"}"#, |v| {
         v >= 2.0
     })
@@ -523,4 +549,9 @@ upstreams = ["sandbox"]
         sample(&text, r#"tern_lease_renewals_total{result="lost"}"#),
         Some(0.0)
     );
+    assert_eq!(
+        sample(&text, "tern_store_write_latency_seconds_count"),
+        Some(3.0)
+    );
+    assert_eq!(sample(&text, "tern_store_sync_seconds_count"), Some(0.0));
 }

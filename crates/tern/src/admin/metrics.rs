@@ -228,6 +228,12 @@ pub struct Metrics {
     /// the store saying it is durable (group commit and its fsync on sled,
     /// the round trip to an fsyncing Redis).
     pub store_write_latency: Histogram,
+    /// `tern_store_sync_seconds`: each `fdatasync` of the sled store's
+    /// write-ahead log, told by the store ([`Metrics::store_sync_observer`]).
+    /// The disk's own share of [`Metrics::store_write_latency`]. Empty on
+    /// Redis: the server syncs its append-only file itself, and its cost
+    /// shows in the write latency only.
+    pub store_sync: Histogram,
     /// `tern_lease_renewals_total{result}`: renewals of this node's
     /// membership lease on a shared store: `ok`, `error` (the store did
     /// not answer) or `lost` (another node holds it; this node stops).
@@ -272,6 +278,7 @@ impl Metrics {
             ready_age: SecondsGauge::default(),
             outbox_age: Family::default(),
             store_write_latency: submit_histogram(),
+            store_sync: submit_histogram(),
             lease_renewals: Family::default(),
             registry: Registry::with_prefix("tern"),
         };
@@ -464,6 +471,12 @@ impl Metrics {
             "store_write_latency_seconds",
             "Time for the store to make an accepted message durable (commit and fsync)",
             self.store_write_latency.clone(),
+        );
+        self.registry.register(
+            "store_sync_seconds",
+            "Time of each fdatasync of the store's write-ahead log (sled; no samples on Redis, \
+             whose server syncs its own file)",
+            self.store_sync.clone(),
         );
         self.registry.register(
             "lease_renewals",
@@ -714,6 +727,15 @@ impl Metrics {
     /// Records one durable store write's time.
     pub fn observe_store_write(&self, elapsed: Duration) {
         self.store_write_latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// What the sled store calls after each sync of its log
+    /// (`StoreOptions::sync_observer`): one observation of
+    /// `tern_store_sync_seconds`, on the store's logger thread, no
+    /// allocation.
+    pub fn store_sync_observer(&self) -> tern_storage::SyncObserver {
+        let histogram = self.store_sync.clone();
+        tern_storage::SyncObserver::new(move |took| histogram.observe(took.as_secs_f64()))
     }
 
     /// Counts one membership lease renewal by `result` (`ok`, `error`,

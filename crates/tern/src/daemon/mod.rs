@@ -63,13 +63,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     crash::init()?;
     let simulators = crate::sandbox::start(&config).await?;
 
-    let (store, cluster) = open_store(&config).await?;
+    let metrics = Arc::new(Metrics::new());
+    let (store, cluster) = open_store(&config, &metrics).await?;
     let gate = cluster.clone().map(|c| {
         let gate: Arc<dyn tern_router::upstream::SlotGate> = Arc::new(cluster::LeaseGate::new(c));
         gate
     });
 
-    let metrics = Arc::new(Metrics::new());
     let (inbound_tx, inbound) = mpsc::channel(1024);
     // Upstreams stop last, on their own token: sends in flight at shutdown
     // still get their answers.
@@ -333,10 +333,16 @@ async fn unbind_upstreams(node: &node::Node, stop: CancellationToken) {
 }
 
 /// Opens the configured store; on Redis, also joins the other nodes.
-async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<cluster::Cluster>)> {
+/// On sled, `metrics` is told each sync of the store's log.
+async fn open_store(
+    config: &Config,
+    metrics: &Metrics,
+) -> anyhow::Result<(Store, Option<cluster::Cluster>)> {
     match &config.backend {
         Backend::Sled => {
-            let (store, recovery) = SledStore::open(&config.store_path, config.store.clone())
+            let mut options = config.store.clone();
+            options.sync_observer = Some(metrics.store_sync_observer());
+            let (store, recovery) = SledStore::open(&config.store_path, options)
                 .with_context(|| format!("opening the store at {}", config.store_path.display()))?;
             info!(path = %config.store_path.display(), requeued = recovery.requeued, "store open");
             Ok((Store::Sled(store), None))
