@@ -1,6 +1,6 @@
 //! The `tern` command line: `run` (the daemon), `check-config`, `send`,
-//! `sim`, `status`, `trace`, `bench`, `route-test`, `check-store` and `decode` (and, hidden, `completions` and
-//! `man` for the Debian package). Each subcommand lives in
+//! `sim`, `status`, `trace`, `bench`, `route-test`, `check-store` and `decode` (and, hidden, `completions`,
+//! `man` and `package-files` for the Debian package). Each subcommand lives in
 //! the library; this file only parses arguments, sets up logging for the
 //! daemon and maps errors to exit codes.
 
@@ -10,6 +10,7 @@ use tern::{check, config, daemon, decode};
 
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{CommandFactory, Parser, Subcommand};
 
 /// mimalloc instead of glibc's malloc: sled allocates on every write, and
@@ -95,16 +96,23 @@ enum Command {
     /// the rules tried before it with the condition that failed, the
     /// conditions that matched, the upstream order. Exits 1 on no route.
     RouteTest(tern::cli::route_test::RouteTestArgs),
-    /// Print the completion script of a shell (for the Debian package,
-    /// deploy/deb/build).
+    /// Print the completion script of a shell, as the Debian package
+    /// installs it (deploy/deb/README.md).
     #[command(hide = true)]
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page, roff (for the Debian package, deploy/deb/build).
+    /// Print the man page tern(1), roff, as the Debian package installs it.
     #[command(hide = true)]
     Man,
+    /// Write the completions and man pages the Debian package installs
+    /// into a directory (deploy/deb/generated/).
+    #[command(hide = true)]
+    PackageFiles {
+        /// Created if missing; files already there are overwritten.
+        dir: std::path::PathBuf,
+    },
 }
 
 /// The arguments of a subcommand this build left out with the `sandbox`
@@ -243,12 +251,15 @@ fn main() -> ExitCode {
         Command::CheckStore(args) => tern::cli::check_store::run(args),
         Command::RouteTest(args) => Ok(tern::cli::route_test::run(args, DEFAULT_CONFIG)),
         Command::Completions { shell } => {
-            tern::cli::package::completions(Cli::command(), shell, &mut std::io::stdout());
+            tern::cli::package::completions(&Cli::command(), shell, &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => tern::cli::package::man(Cli::command(), &mut std::io::stdout())
+        Command::Man => tern::cli::package::man(&Cli::command(), &mut std::io::stdout())
             .map(|()| ExitCode::SUCCESS)
             .map_err(Into::into),
+        Command::PackageFiles { dir } => tern::cli::package::write_files(&Cli::command(), &dir)
+            .map(|()| ExitCode::SUCCESS)
+            .with_context(|| format!("writing the package's files into {}", dir.display())),
     };
     match result {
         Ok(code) => code,
