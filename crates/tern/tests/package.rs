@@ -60,7 +60,10 @@ fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 walk(root, &path, files);
             } else {
                 let body = std::fs::read(&path).expect("read");
-                files.insert(path.strip_prefix(root).expect("under root").to_owned(), body);
+                files.insert(
+                    path.strip_prefix(root).expect("under root").to_owned(),
+                    body,
+                );
             }
         }
     }
@@ -185,7 +188,11 @@ fn the_committed_completions_and_man_pages_are_what_the_binary_writes() {
         );
     }
     // The single-file commands write the same.
-    for (shell, file) in [("bash", "tern.bash"), ("zsh", "_tern"), ("fish", "tern.fish")] {
+    for (shell, file) in [
+        ("bash", "tern.bash"),
+        ("zsh", "_tern"),
+        ("fish", "tern.fish"),
+    ] {
         assert!(
             tern(&["completions", shell]) == committed(file),
             "`tern completions {shell}` differs from deploy/deb/generated/{file}; \
@@ -210,7 +217,11 @@ fn offered(shell: &str, name: &str) -> String {
 
 #[test]
 fn completions_offer_every_documented_subcommand_and_no_hidden_or_missing_one() {
-    for (shell, file) in [("bash", "tern.bash"), ("zsh", "_tern"), ("fish", "tern.fish")] {
+    for (shell, file) in [
+        ("bash", "tern.bash"),
+        ("zsh", "_tern"),
+        ("fish", "tern.fish"),
+    ] {
         let script = committed(file);
         for sub in SUBCOMMANDS {
             assert!(
