@@ -122,6 +122,11 @@ pub struct ClientAccount {
     /// each expanded into its members as if listed one by one; a list not
     /// here is refused with ESME_RINVDESTFLAG for that destination.
     pub distribution_lists: std::collections::BTreeMap<String, Vec<tern_codec::Address<21>>>,
+    /// HTTP API credentials (`http_tokens`): each a bearer token, or basic
+    /// auth's password under the system_id. Two during a rotation; none
+    /// means the account cannot use the HTTP API. No two accounts share
+    /// one, so a bearer token alone names its account.
+    pub http_tokens: Vec<Secret>,
 }
 
 /// One `[[mo_route]]`: MO messages it matches go to the account that
@@ -230,6 +235,8 @@ pub struct Config {
     pub system_id: COctetString<16>,
     /// Client listeners.
     pub listeners: Vec<Listener>,
+    /// HTTP API listeners (`[[http_listener]]`), apart from the admin one.
+    pub http_listeners: Vec<Listener>,
     /// Store directory.
     pub store_path: PathBuf,
     /// Store options.
@@ -728,7 +735,10 @@ fn is_loopback(host: &str) -> bool {
 /// routes, router, simulators, admin, log, bind guard, client sessions.
 fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
     let system_id = node_system_id(&raw, loc);
-    let listeners = listeners(&raw, loc);
+    let (listeners, http_listeners) = (
+        listeners(&raw.listeners, "listener", loc),
+        listeners(&raw.http_listeners, "http_listener", loc),
+    );
     let storage = storage(&raw, loc);
     let profiles = profiles(&raw, loc)?;
     let mut clients = clients(&raw, loc);
@@ -754,6 +764,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         node_id: raw.node.id,
         system_id,
         listeners,
+        http_listeners,
         store_path: storage.path,
         store: StoreOptions {
             node: raw.node.id,
@@ -785,13 +796,17 @@ fn node_system_id(raw: &RawConfig, loc: &mut Locator<'_>) -> COctetString<16> {
     }
 }
 
-/// The `[[listener]]` sections; one whose address does not parse is left
-/// out (its error is reported).
-fn listeners(raw: &RawConfig, loc: &mut Locator<'_>) -> Vec<Listener> {
+/// The `[[listener]]` (or `[[http_listener]]`: `what`) sections; one whose
+/// address does not parse is left out (its error is reported).
+fn listeners(
+    raw: &[super::raw::RawListener],
+    what: &str,
+    loc: &mut Locator<'_>,
+) -> Vec<Listener> {
     let mut listeners = Vec::new();
-    for l in &raw.listeners {
+    for l in raw {
         let example = ", e.g. \"127.0.0.1:2775\"";
-        let Some(address) = loc.socket_address(&l.address, "listener", example) else {
+        let Some(address) = loc.socket_address(&l.address, what, example) else {
             continue;
         };
         let tls = listener_tls(l, loc);
@@ -935,7 +950,42 @@ fn clients(raw: &RawConfig, loc: &mut Locator<'_>) -> Vec<ClientAccount> {
         }
         clients.push(client_account(c, loc));
     }
+    http_tokens(raw, &mut clients, loc);
     clients
+}
+
+/// Reads each account's `http_tokens` (literal, env: or file:): none
+/// empty, none given to two accounts, since a bearer token alone says
+/// which account a request is from. Each problem at the token.
+fn http_tokens(raw: &RawConfig, clients: &mut [ClientAccount], loc: &mut Locator<'_>) {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for (c, account) in raw.clients.iter().zip(clients.iter_mut()) {
+        for written in &c.http_tokens {
+            let before = loc.errors.len();
+            let token = loc.secret(written, "client http token");
+            if loc.errors.len() > before {
+                continue;
+            }
+            let owner = seen.iter().find(|(t, _)| t == token.expose());
+            if token.expose().is_empty() {
+                loc.at(
+                    written.span(),
+                    format!("client {:?}: an HTTP token is empty", account.system_id),
+                );
+            } else if let Some((_, owner)) = owner {
+                loc.at(
+                    written.span(),
+                    format!(
+                        "client {:?}: this HTTP token is also client {owner:?}'s; a token must name one account",
+                        account.system_id
+                    ),
+                );
+            } else {
+                seen.push((token.expose().to_owned(), account.system_id.clone()));
+                account.http_tokens.push(token);
+            }
+        }
+    }
 }
 
 /// One `[[client]]`, each value checked at its line.
@@ -992,6 +1042,8 @@ fn client_account(c: &RawClient, loc: &mut Locator<'_>) -> ClientAccount {
         mo_routes: Vec::new(),
         id_format: id_format(c, loc),
         distribution_lists: distribution_lists(c, loc),
+        // Read with every account's at hand (`http_tokens`).
+        http_tokens: Vec::new(),
     }
 }
 
@@ -2330,5 +2382,48 @@ tls_min_version = "ssl3"
                 r#"t.toml:13:19: tls_min_version "ssl3": expected "1.2" or "1.3""#,
             ]
         );
+    }
+
+    /// HTTP tokens: read like passwords (env:, file:), none empty, none
+    /// given to two accounts; an `[[http_listener]]` address that does not
+    /// parse and a TLS key without its certificate are errors at their
+    /// place, as on `[[listener]]`.
+    #[test]
+    fn http_tokens_and_listeners_are_checked_where_they_are() {
+        let text = r#"[[http_listener]]
+address = "localhost"
+[[http_listener]]
+address = "127.0.0.1:8080"
+tls_key = "k.pem"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+http_tokens = ["shared", ""]
+[[client]]
+system_id = "beta"
+passwords = ["pw"]
+http_tokens = ["env:TERN_TEST_NO_SUCH_VARIABLE", "shared"]
+"#;
+        assert_eq!(
+            errors(text),
+            [
+                r#"t.toml:2:11: http_listener address "localhost": expected host:port, e.g. "127.0.0.1:2775""#,
+                r#"t.toml:5:11: a TLS listener needs both tls_cert and tls_key"#,
+                r#"t.toml:9:26: client "acme": an HTTP token is empty"#,
+                r#"t.toml:13:16: client http token: environment variable TERN_TEST_NO_SUCH_VARIABLE is not set"#,
+                r#"t.toml:13:50: client "beta": this HTTP token is also client "acme"'s; a token must name one account"#,
+            ]
+        );
+        let good = "[[http_listener]]\naddress = \"127.0.0.1:8080\"\n\
+                    [[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\n\
+                    http_tokens = [\"one\", \"two\"]\n";
+        let config = Config::from_text(Path::new("t.toml"), good).expect("valid");
+        assert_eq!(config.http_listeners.len(), 1);
+        let tokens: Vec<&str> = config.clients[0]
+            .http_tokens
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(tokens, ["one", "two"]);
     }
 }
