@@ -798,11 +798,7 @@ fn node_system_id(raw: &RawConfig, loc: &mut Locator<'_>) -> COctetString<16> {
 
 /// The `[[listener]]` (or `[[http_listener]]`: `what`) sections; one whose
 /// address does not parse is left out (its error is reported).
-fn listeners(
-    raw: &[super::raw::RawListener],
-    what: &str,
-    loc: &mut Locator<'_>,
-) -> Vec<Listener> {
+fn listeners(raw: &[super::raw::RawListener], what: &str, loc: &mut Locator<'_>) -> Vec<Listener> {
     let mut listeners = Vec::new();
     for l in raw {
         let example = ", e.g. \"127.0.0.1:2775\"";
