@@ -127,6 +127,60 @@ pub struct ClientAccount {
     /// means the account cannot use the HTTP API. No two accounts share
     /// one, so a bearer token alone names its account.
     pub http_tokens: Vec<Secret>,
+    /// The secret receipt webhooks of HTTP submits are signed with
+    /// (`webhook_secret`); none: the account's submits may not ask for a
+    /// callback.
+    pub webhook_secret: Option<Secret>,
+    /// Where callback URLs may point (`callback_allow`): nothing else is
+    /// ever called, so the API cannot be used to reach internal addresses.
+    pub callback_allow: Vec<CallbackHost>,
+    /// The callback URL of HTTP submits that give none (`callback_url`).
+    pub callback_url: Option<String>,
+}
+
+/// One `callback_allow` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackHost {
+    /// A host name, matched exactly (case aside) and never resolved here:
+    /// a URL naming an address must match a network entry.
+    Name(String),
+    /// An address or network.
+    Net(IpNet),
+}
+
+impl ClientAccount {
+    /// `url` as a callback of this account: plain `http://` (HTTPS
+    /// callbacks are not supported yet) to a host its `callback_allow`
+    /// lists; else why not.
+    pub fn callback(&self, url: &str) -> Result<url::Url, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL ({e})"))?;
+        if parsed.scheme() != "http" {
+            return Err(format!("{url:?}: only http:// callbacks are supported"));
+        }
+        let allowed = match parsed.host() {
+            Some(url::Host::Domain(name)) => self
+                .callback_allow
+                .iter()
+                .any(|h| matches!(h, CallbackHost::Name(n) if n.eq_ignore_ascii_case(name))),
+            Some(url::Host::Ipv4(ip)) => self.callback_net(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => self.callback_net(IpAddr::V6(ip)),
+            None => false,
+        };
+        if allowed {
+            Ok(parsed)
+        } else {
+            Err(format!(
+                "{url:?}: its host is not in the account's callback_allow"
+            ))
+        }
+    }
+
+    fn callback_net(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.callback_allow
+            .iter()
+            .any(|h| matches!(h, CallbackHost::Net(net) if net.contains(&ip)))
+    }
 }
 
 /// One `[[mo_route]]`: MO messages it matches go to the account that
@@ -947,6 +1001,9 @@ fn clients(raw: &RawConfig, loc: &mut Locator<'_>) -> Vec<ClientAccount> {
         clients.push(client_account(c, loc));
     }
     http_tokens(raw, &mut clients, loc);
+    for (c, account) in raw.clients.iter().zip(clients.iter_mut()) {
+        webhooks(c, account, loc);
+    }
     clients
 }
 
@@ -980,6 +1037,60 @@ fn http_tokens(raw: &RawConfig, clients: &mut [ClientAccount], loc: &mut Locator
                 seen.push((token.expose().to_owned(), account.system_id.clone()));
                 account.http_tokens.push(token);
             }
+        }
+    }
+}
+
+/// An account's receipt webhooks: the secret (required by the other two
+/// keys), the allow-list (names, addresses or networks) and a default
+/// callback URL the allow-list admits.
+fn webhooks(c: &RawClient, account: &mut ClientAccount, loc: &mut Locator<'_>) {
+    if let Some(written) = &c.webhook_secret {
+        let before = loc.errors.len();
+        let secret = loc.secret(written, "client webhook_secret");
+        if loc.errors.len() == before && secret.expose().is_empty() {
+            loc.at(written.span(), "client webhook_secret: empty");
+        }
+        account.webhook_secret = Some(secret);
+    }
+    for entry in &c.callback_allow {
+        let text = entry.get_ref().trim();
+        let host = if text.parse::<IpAddr>().is_ok() || text.contains('/') {
+            allowed_net(text).map(CallbackHost::Net)
+        } else if !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+        {
+            Ok(CallbackHost::Name(text.to_ascii_lowercase()))
+        } else {
+            Err(format!(
+                "callback_allow {text:?}: expected a host name, an address or a network"
+            ))
+        };
+        match host {
+            Ok(host) => account.callback_allow.push(host),
+            Err(message) => loc.at(entry.span(), message),
+        }
+    }
+    let stray = c
+        .callback_url
+        .as_ref()
+        .map(Spanned::span)
+        .or_else(|| c.callback_allow.first().map(Spanned::span));
+    if let (None, Some(span)) = (&c.webhook_secret, stray) {
+        loc.at(
+            span,
+            format!(
+                "client {:?}: callbacks need a webhook_secret to sign them",
+                account.system_id
+            ),
+        );
+    }
+    if let Some(url) = &c.callback_url {
+        match account.callback(url.get_ref()) {
+            Ok(_) => account.callback_url = Some(url.get_ref().clone()),
+            Err(message) => loc.at(url.span(), format!("callback_url: {message}")),
         }
     }
 }
@@ -1040,6 +1151,9 @@ fn client_account(c: &RawClient, loc: &mut Locator<'_>) -> ClientAccount {
         distribution_lists: distribution_lists(c, loc),
         // Read with every account's at hand (`http_tokens`).
         http_tokens: Vec::new(),
+        webhook_secret: None,
+        callback_allow: Vec::new(),
+        callback_url: None,
     }
 }
 
@@ -2421,5 +2535,52 @@ http_tokens = ["env:TERN_TEST_NO_SUCH_VARIABLE", "shared"]
             .map(Secret::expose)
             .collect();
         assert_eq!(tokens, ["one", "two"]);
+    }
+
+    /// Webhook keys: the allow-list's entries parse (names, addresses,
+    /// networks), callbacks need a secret, and a default callback URL must
+    /// be one the allow-list admits; each error at its place.
+    #[test]
+    fn webhook_keys_are_checked_where_they_are() {
+        let text = r#"[[client]]
+system_id = "acme"
+passwords = ["pw"]
+webhook_secret = "s"
+callback_allow = ["hooks.example", "10.0.0.0/8", "10.1.2.3/8", "bad host!"]
+callback_url = "http://elsewhere.example/hook"
+[[client]]
+system_id = "beta"
+passwords = ["pw"]
+callback_allow = ["127.0.0.1"]
+"#;
+        assert_eq!(
+            errors(text),
+            [
+                r#"t.toml:5:50: "10.1.2.3/8" has host bits set; the network is 10.0.0.0/8"#,
+                r#"t.toml:5:64: callback_allow "bad host!": expected a host name, an address or a network"#,
+                r#"t.toml:6:16: callback_url: "http://elsewhere.example/hook": its host is not in the account's callback_allow"#,
+                r#"t.toml:10:19: client "beta": callbacks need a webhook_secret to sign them"#,
+            ]
+        );
+        let good = "[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\n\
+                    webhook_secret = \"s\"\ncallback_allow = [\"Hooks.Example\", \"10.0.0.0/8\"]\n\
+                    callback_url = \"http://hooks.example:8080/r\"\n";
+        let config = Config::from_text(Path::new("t.toml"), good).expect("valid");
+        let acme = &config.clients[0];
+        assert_eq!(
+            acme.callback_url.as_deref(),
+            Some("http://hooks.example:8080/r")
+        );
+        assert!(acme.callback("http://10.9.8.7/r").is_ok());
+        assert!(
+            acme.callback("http://[::ffff:10.9.8.7]/r").is_ok(),
+            "IPv4-mapped"
+        );
+        assert!(acme.callback("http://11.0.0.1/r").is_err());
+        assert!(acme.callback("http://hooks.example.evil/r").is_err());
+        assert!(
+            acme.callback("https://hooks.example/r").is_err(),
+            "http only"
+        );
     }
 }

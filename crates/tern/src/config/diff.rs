@@ -103,6 +103,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             let secrets = [
                 (a.passwords != b.passwords).then_some("passwords"),
                 (a.http_tokens != b.http_tokens).then_some("http_tokens"),
+                (a.webhook_secret != b.webhook_secret).then_some("webhook_secret"),
             ];
             differing(a, b, "system_id", ACCOUNT_WORDS, &secrets)
         },

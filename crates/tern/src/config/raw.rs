@@ -288,6 +288,14 @@ pub struct RawClient {
     /// password with the system_id as user name.
     #[serde(default)]
     pub http_tokens: Vec<Spanned<String>>,
+    /// The secret HTTP API receipt webhooks are signed with
+    /// (HMAC-SHA256); literal, "env:NAME" or "file:/path".
+    pub webhook_secret: Option<Spanned<String>>,
+    /// Where callback URLs may point: host names, addresses or networks.
+    #[serde(default)]
+    pub callback_allow: Vec<Spanned<String>>,
+    /// The callback URL of HTTP submits that give none.
+    pub callback_url: Option<Spanned<String>>,
 }
 
 /// `[[upstream]]`.

@@ -18,6 +18,7 @@ mod openapi;
 mod problem;
 mod status;
 mod submit;
+pub(super) mod webhook;
 
 use std::sync::Arc;
 

@@ -62,6 +62,7 @@ struct SubmitBody {
     validity: Option<String>,
     priority: Option<u8>,
     receipt: Option<Receipt>,
+    callback_url: Option<String>,
 }
 
 /// `to`: one number or a list.
@@ -125,7 +126,8 @@ async fn submit(
         )
     })?;
     let parsed = parse(&body)?;
-    let template = template(&parsed)?;
+    let mut template = template(&parsed)?;
+    callback(&account, parsed.callback_url.as_deref(), &mut template)?;
     let destinations = destinations(&parsed.to)?;
     let key = idempotency_key(headers)?;
     take_rate(state, &account, destinations.len())?;
@@ -199,7 +201,12 @@ fn template(body: &SubmitBody) -> Result<SubmitSm, Problem> {
     let (data_coding, octets) = content(body)?;
     let mut sm = SubmitSm {
         source: source(&body.from)?,
-        registered_delivery: match body.receipt.unwrap_or(Receipt::None) {
+        // A callback asks for the final receipt unless told otherwise.
+        registered_delivery: match body.receipt.unwrap_or(if body.callback_url.is_some() {
+            Receipt::Final
+        } else {
+            Receipt::None
+        }) {
             Receipt::None => RegisteredDelivery(0x00),
             Receipt::Final => RegisteredDelivery(0x01),
             Receipt::All => RegisteredDelivery(0x11),
@@ -235,6 +242,38 @@ fn template(body: &SubmitBody) -> Result<SubmitSm, Problem> {
 fn text_problem(body: &SubmitBody, err: impl std::fmt::Display) -> Problem {
     let field = if body.hex.is_some() { "hex" } else { "text" };
     Problem::field(field, CommandStatus::InvalidMessageLength, err.to_string())
+}
+
+/// The message's callback (`callback_url`, else the account's default),
+/// kept in the stored submit in Tern's own TLV for the receipt webhook
+/// (`webhook`); 400 when the account cannot sign one or the URL is outside
+/// its `callback_allow`.
+fn callback(
+    account: &ClientAccount,
+    given: Option<&str>,
+    sm: &mut SubmitSm,
+) -> Result<(), Problem> {
+    let Some(url) = given.or(account.callback_url.as_deref()) else {
+        return Ok(());
+    };
+    let refuse = |why: String| Problem::field("callback_url", CommandStatus::InvalidTlvValue, why);
+    if account.webhook_secret.is_none() {
+        return Err(refuse(format!(
+            "account {} has no webhook_secret to sign callbacks with",
+            account.system_id
+        )));
+    }
+    let url = account.callback(url).map_err(refuse)?;
+    if given.is_some() && sm.registered_delivery.receipt() == tern_codec::ReceiptRequest::None {
+        return Err(refuse(
+            "a callback with receipt \"none\" would never be called".to_owned(),
+        ));
+    }
+    sm.tlvs.push(Tlv::Other {
+        tag: tern_router::adapt::TERN_CALLBACK_TAG,
+        value: Bytes::from(url.to_string()),
+    });
+    Ok(())
 }
 
 /// data_coding and octets: `text` in GSM 7-bit (unpacked, data_coding 0)
