@@ -83,8 +83,9 @@ fn signed(signature: &str, body: &[u8]) -> bool {
 }
 
 /// Tern with HTTP, one simulator upstream and the account `acme`, whose
-/// callbacks may go to 127.0.0.1 only.
-fn config(smpp: u16, http: u16, upstream: u16) -> String {
+/// callbacks may go to 127.0.0.1 only; `gamma`'s default callback is
+/// port `hook` there; `beta` has no webhook secret.
+fn config(smpp: u16, http: u16, upstream: u16, hook: u16) -> String {
     format!(
         r#"
 [[listener]]
@@ -103,6 +104,13 @@ callback_allow = ["127.0.0.1"]
 system_id = "beta"
 passwords = ["pw"]
 http_tokens = ["beta-token"]
+[[client]]
+system_id = "gamma"
+passwords = ["pw"]
+http_tokens = ["gamma-token"]
+webhook_secret = "{SECRET}"
+callback_allow = ["127.0.0.0/8"]
+callback_url = "http://127.0.0.1:{hook}/hook"
 [[upstream]]
 name = "up"
 host = "127.0.0.1"
@@ -117,22 +125,23 @@ upstreams = ["up"]
     )
 }
 
-/// A simulator and Tern bound to it, its HTTP listener up.
-async fn start(label: &str) -> (SimHandle, Daemon, u16) {
+/// A simulator and Tern bound to it, its HTTP listener up; and the port
+/// of gamma's default callback.
+async fn start(label: &str) -> (SimHandle, Daemon, u16, u16) {
     let sim = Simulator::start(SimConfig::default())
         .await
         .expect("simulator starts");
-    let (smpp, http) = (free_port(), free_port());
+    let (smpp, http, hook) = (free_port(), free_port(), free_port());
     let tern = Daemon::start(
         &format!("http-webhook-{label}"),
-        &config(smpp, http, sim.addr().port()),
+        &config(smpp, http, sim.addr().port(), hook),
     );
     wait_until("tern binds to the simulator", WAIT, || async {
         !sim.sessions("tern").is_empty()
     })
     .await;
     http_up(http).await;
-    (sim, tern, http)
+    (sim, tern, http, hook)
 }
 
 async fn http_up(port: u16) {
@@ -187,7 +196,7 @@ async fn first_call(calls: &Calls) -> (String, Bytes) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_receipt_reaches_the_webhook_signed_with_terns_id() {
-    let (_sim, _tern, http) = start("signed").await;
+    let (_sim, _tern, http, default_hook) = start("signed").await;
     let hook = free_port();
     let (calls, _stop) = receiver(hook).await;
     let body = json!({
@@ -208,11 +217,20 @@ async fn the_receipt_reaches_the_webhook_signed_with_terns_id() {
     assert_eq!(receipt["to"], "34600000051");
     assert_eq!(receipt["final"], true);
     assert!(!signed(&signature, b"{}"), "the signature covers the body");
+
+    // Without a callback_url: the account's default one.
+    let (calls, _stop) = receiver(default_hook).await;
+    let body = json!({"to": "34600000052", "from": "Acme", "text": "default hook"});
+    let id = id_of(&submit(http, "gamma-token", &body).await);
+    let (signature, body) = first_call(&calls).await;
+    assert!(signed(&signature, &body));
+    let receipt: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(receipt["id"], id.as_str(), "{receipt}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_outside_the_allow_list_is_refused_at_submit() {
-    let (_sim, _tern, http) = start("allow-list").await;
+    let (_sim, _tern, http, _) = start("allow-list").await;
     for url in [
         "http://10.1.2.3/hook",
         "http://localhost:8080/hook",
@@ -225,6 +243,11 @@ async fn a_callback_outside_the_allow_list_is_refused_at_submit() {
         assert_eq!(problem["field"], "callback_url", "{url}: {problem}");
         assert_eq!(problem["smpp_status"], "ESME_RINVOPTPARAMVAL");
     }
+    // A callback that could never be called: no receipt asked for.
+    let body = json!({"to": "34600000061", "from": "Acme", "text": "x", "receipt": "none", "callback_url": "http://127.0.0.1/hook"});
+    let (status, problem) = submit(http, "acme-token", &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["field"], "callback_url");
     // An account without a webhook_secret cannot ask for callbacks.
     let body = json!({"to": "34600000061", "from": "Acme", "text": "x", "callback_url": "http://127.0.0.1/hook"});
     let (status, problem) = submit(http, "beta-token", &body).await;
@@ -234,7 +257,7 @@ async fn a_callback_outside_the_allow_list_is_refused_at_submit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_gets_the_receipt_once_back_across_a_tern_restart() {
-    let (_sim, mut tern, http) = start("down").await;
+    let (_sim, mut tern, http, _) = start("down").await;
     // Nothing listens on the callback's port yet.
     let hook = free_port();
     let body = json!({

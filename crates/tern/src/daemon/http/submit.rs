@@ -127,7 +127,7 @@ async fn submit(
     })?;
     let parsed = parse(&body)?;
     let mut template = template(&parsed)?;
-    callback(&account, parsed.callback_url.as_deref(), &mut template)?;
+    callback(&account, &parsed, &mut template)?;
     let destinations = destinations(&parsed.to)?;
     let key = idempotency_key(headers)?;
     take_rate(state, &account, destinations.len())?;
@@ -201,12 +201,9 @@ fn template(body: &SubmitBody) -> Result<SubmitSm, Problem> {
     let (data_coding, octets) = content(body)?;
     let mut sm = SubmitSm {
         source: source(&body.from)?,
-        // A callback asks for the final receipt unless told otherwise.
-        registered_delivery: match body.receipt.unwrap_or(if body.callback_url.is_some() {
-            Receipt::Final
-        } else {
-            Receipt::None
-        }) {
+        // A callback asks for the final receipt unless told otherwise
+        // (see `callback`).
+        registered_delivery: match body.receipt.unwrap_or(Receipt::None) {
             Receipt::None => RegisteredDelivery(0x00),
             Receipt::Final => RegisteredDelivery(0x01),
             Receipt::All => RegisteredDelivery(0x11),
@@ -246,16 +243,20 @@ fn text_problem(body: &SubmitBody, err: impl std::fmt::Display) -> Problem {
 
 /// The message's callback (`callback_url`, else the account's default),
 /// kept in the stored submit in Tern's own TLV for the receipt webhook
-/// (`webhook`); 400 when the account cannot sign one or the URL is outside
-/// its `callback_allow`.
-fn callback(
-    account: &ClientAccount,
-    given: Option<&str>,
-    sm: &mut SubmitSm,
-) -> Result<(), Problem> {
+/// (`webhook`), and the final receipt asked for unless `receipt` says
+/// otherwise; 400 when the account cannot sign one, the URL is outside its
+/// `callback_allow`, or the request gives one with `receipt: "none"`.
+fn callback(account: &ClientAccount, body: &SubmitBody, sm: &mut SubmitSm) -> Result<(), Problem> {
+    let given = body.callback_url.as_deref();
     let Some(url) = given.or(account.callback_url.as_deref()) else {
         return Ok(());
     };
+    match body.receipt {
+        None => sm.registered_delivery = RegisteredDelivery(0x01),
+        // The account's default callback, for a message wanting no receipt.
+        Some(Receipt::None) if given.is_none() => return Ok(()),
+        Some(_) => {}
+    }
     let refuse = |why: String| Problem::field("callback_url", CommandStatus::InvalidTlvValue, why);
     if account.webhook_secret.is_none() {
         return Err(refuse(format!(
