@@ -329,6 +329,11 @@ impl AdaptError {
 /// User data octets of one SMS on the air (3GPP TS 23.040).
 const AIR_OCTETS: usize = 140;
 
+/// A TLV in Tern's own range (vendor-specific tags, 0x1400-0x3FFF) that a
+/// stored client submit carries for Tern alone: the callback URL of an
+/// HTTP API submit. Never sent upstream.
+pub const TERN_CALLBACK_TAG: u16 = 0x3F7E;
+
 /// Digits of the longest E.164 number.
 const E164_MAX: usize = 15;
 
@@ -434,6 +439,7 @@ pub fn adapt_over(
             tags::SAR_MSG_REF_NUM,
             tags::SAR_TOTAL_SEGMENTS,
             tags::SAR_SEGMENT_SEQNUM,
+            TERN_CALLBACK_TAG,
         ] {
             base.tlvs.remove(tag);
         }

@@ -939,3 +939,23 @@ fn no_input_panics() {
         }
     }
 }
+
+/// The callback URL an HTTP API submit keeps in Tern's own TLV stays in
+/// Tern: no upstream is sent it, whatever TLVs the upstream takes.
+#[test]
+fn the_tern_callback_tlv_never_goes_upstream() {
+    let mut sm = gsm("hello");
+    sm.tlvs.push(tern_codec::Tlv::Other {
+        tag: tern_router::adapt::TERN_CALLBACK_TAG,
+        value: bytes::Bytes::from_static(b"http://hooks.example/receipts"),
+    });
+    for name in ["generic", "infobip", "ovh", "telesign"] {
+        let sent = one(&sm, name);
+        assert!(
+            sent.tlvs
+                .get(tern_router::adapt::TERN_CALLBACK_TAG)
+                .is_none(),
+            "{name} was sent the callback: {sent:?}"
+        );
+    }
+}

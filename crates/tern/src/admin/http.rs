@@ -190,7 +190,7 @@ fn presented_token(value: &str) -> Option<String> {
 }
 
 /// Standard base64 (padding optional); `None` on any other character.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let (mut acc, mut bits) = (0u32, 0u32);
     for c in text.trim_end_matches('=').bytes() {
@@ -215,7 +215,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 
 /// Compares in time independent of where the two differ, so the answer's
 /// timing does not tell a guesser how much of the token was right.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     let diff = given
         .iter()
         .zip(expected)

@@ -35,6 +35,7 @@ use serde::Serialize;
 pub use client::{
     get, get_json, post_json, AdminClientError, AdminResponse, ADMIN_TOKEN_ENV, CLIENT_TIMEOUT,
 };
+pub(crate) use http::{base64_decode, same_secret};
 pub use http::{serve, serve_guarded, SHUTDOWN_GRACE};
 pub use metrics::Metrics;
 

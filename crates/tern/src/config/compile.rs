@@ -122,6 +122,65 @@ pub struct ClientAccount {
     /// each expanded into its members as if listed one by one; a list not
     /// here is refused with ESME_RINVDESTFLAG for that destination.
     pub distribution_lists: std::collections::BTreeMap<String, Vec<tern_codec::Address<21>>>,
+    /// HTTP API credentials (`http_tokens`): each a bearer token, or basic
+    /// auth's password under the system_id. Two during a rotation; none
+    /// means the account cannot use the HTTP API. No two accounts share
+    /// one, so a bearer token alone names its account.
+    pub http_tokens: Vec<Secret>,
+    /// The secret receipt webhooks of HTTP submits are signed with
+    /// (`webhook_secret`); none: the account's submits may not ask for a
+    /// callback.
+    pub webhook_secret: Option<Secret>,
+    /// Where callback URLs may point (`callback_allow`): nothing else is
+    /// ever called, so the API cannot be used to reach internal addresses.
+    pub callback_allow: Vec<CallbackHost>,
+    /// The callback URL of HTTP submits that give none (`callback_url`).
+    pub callback_url: Option<String>,
+}
+
+/// One `callback_allow` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackHost {
+    /// A host name, matched exactly (case aside) and never resolved here:
+    /// a URL naming an address must match a network entry.
+    Name(String),
+    /// An address or network.
+    Net(IpNet),
+}
+
+impl ClientAccount {
+    /// `url` as a callback of this account: plain `http://` (HTTPS
+    /// callbacks are not supported yet) to a host its `callback_allow`
+    /// lists; else why not.
+    pub fn callback(&self, url: &str) -> Result<url::Url, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL ({e})"))?;
+        if parsed.scheme() != "http" {
+            return Err(format!("{url:?}: only http:// callbacks are supported"));
+        }
+        let allowed = match parsed.host() {
+            Some(url::Host::Domain(name)) => self
+                .callback_allow
+                .iter()
+                .any(|h| matches!(h, CallbackHost::Name(n) if n.eq_ignore_ascii_case(name))),
+            Some(url::Host::Ipv4(ip)) => self.callback_net(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => self.callback_net(IpAddr::V6(ip)),
+            None => false,
+        };
+        if allowed {
+            Ok(parsed)
+        } else {
+            Err(format!(
+                "{url:?}: its host is not in the account's callback_allow"
+            ))
+        }
+    }
+
+    fn callback_net(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.callback_allow
+            .iter()
+            .any(|h| matches!(h, CallbackHost::Net(net) if net.contains(&ip)))
+    }
 }
 
 /// One `[[mo_route]]`: MO messages it matches go to the account that
@@ -230,6 +289,8 @@ pub struct Config {
     pub system_id: COctetString<16>,
     /// Client listeners.
     pub listeners: Vec<Listener>,
+    /// HTTP API listeners (`[[http_listener]]`), apart from the admin one.
+    pub http_listeners: Vec<Listener>,
     /// Store directory.
     pub store_path: PathBuf,
     /// Store options.
@@ -728,7 +789,10 @@ fn is_loopback(host: &str) -> bool {
 /// routes, router, simulators, admin, log, bind guard, client sessions.
 fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
     let system_id = node_system_id(&raw, loc);
-    let listeners = listeners(&raw, loc);
+    let (listeners, http_listeners) = (
+        listeners(&raw.listeners, "listener", loc),
+        listeners(&raw.http_listeners, "http_listener", loc),
+    );
     let storage = storage(&raw, loc);
     let profiles = profiles(&raw, loc)?;
     let mut clients = clients(&raw, loc);
@@ -754,6 +818,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
         node_id: raw.node.id,
         system_id,
         listeners,
+        http_listeners,
         store_path: storage.path,
         store: StoreOptions {
             node: raw.node.id,
@@ -785,13 +850,13 @@ fn node_system_id(raw: &RawConfig, loc: &mut Locator<'_>) -> COctetString<16> {
     }
 }
 
-/// The `[[listener]]` sections; one whose address does not parse is left
-/// out (its error is reported).
-fn listeners(raw: &RawConfig, loc: &mut Locator<'_>) -> Vec<Listener> {
+/// The `[[listener]]` (or `[[http_listener]]`: `what`) sections; one whose
+/// address does not parse is left out (its error is reported).
+fn listeners(raw: &[super::raw::RawListener], what: &str, loc: &mut Locator<'_>) -> Vec<Listener> {
     let mut listeners = Vec::new();
-    for l in &raw.listeners {
+    for l in raw {
         let example = ", e.g. \"127.0.0.1:2775\"";
-        let Some(address) = loc.socket_address(&l.address, "listener", example) else {
+        let Some(address) = loc.socket_address(&l.address, what, example) else {
             continue;
         };
         let tls = listener_tls(l, loc);
@@ -935,7 +1000,99 @@ fn clients(raw: &RawConfig, loc: &mut Locator<'_>) -> Vec<ClientAccount> {
         }
         clients.push(client_account(c, loc));
     }
+    http_tokens(raw, &mut clients, loc);
+    for (c, account) in raw.clients.iter().zip(clients.iter_mut()) {
+        webhooks(c, account, loc);
+    }
     clients
+}
+
+/// Reads each account's `http_tokens` (literal, env: or file:): none
+/// empty, none given to two accounts, since a bearer token alone says
+/// which account a request is from. Each problem at the token.
+fn http_tokens(raw: &RawConfig, clients: &mut [ClientAccount], loc: &mut Locator<'_>) {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for (c, account) in raw.clients.iter().zip(clients.iter_mut()) {
+        for written in &c.http_tokens {
+            let before = loc.errors.len();
+            let token = loc.secret(written, "client http token");
+            if loc.errors.len() > before {
+                continue;
+            }
+            let owner = seen.iter().find(|(t, _)| t == token.expose());
+            if token.expose().is_empty() {
+                loc.at(
+                    written.span(),
+                    format!("client {:?}: an HTTP token is empty", account.system_id),
+                );
+            } else if let Some((_, owner)) = owner {
+                loc.at(
+                    written.span(),
+                    format!(
+                        "client {:?}: this HTTP token is also client {owner:?}'s; a token must name one account",
+                        account.system_id
+                    ),
+                );
+            } else {
+                seen.push((token.expose().to_owned(), account.system_id.clone()));
+                account.http_tokens.push(token);
+            }
+        }
+    }
+}
+
+/// An account's receipt webhooks: the secret (required by the other two
+/// keys), the allow-list (names, addresses or networks) and a default
+/// callback URL the allow-list admits.
+fn webhooks(c: &RawClient, account: &mut ClientAccount, loc: &mut Locator<'_>) {
+    if let Some(written) = &c.webhook_secret {
+        let before = loc.errors.len();
+        let secret = loc.secret(written, "client webhook_secret");
+        if loc.errors.len() == before && secret.expose().is_empty() {
+            loc.at(written.span(), "client webhook_secret: empty");
+        }
+        account.webhook_secret = Some(secret);
+    }
+    for entry in &c.callback_allow {
+        let text = entry.get_ref().trim();
+        let host = if text.parse::<IpAddr>().is_ok() || text.contains('/') {
+            allowed_net(text).map(CallbackHost::Net)
+        } else if !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+        {
+            Ok(CallbackHost::Name(text.to_ascii_lowercase()))
+        } else {
+            Err(format!(
+                "callback_allow {text:?}: expected a host name, an address or a network"
+            ))
+        };
+        match host {
+            Ok(host) => account.callback_allow.push(host),
+            Err(message) => loc.at(entry.span(), message),
+        }
+    }
+    let stray = c
+        .callback_url
+        .as_ref()
+        .map(Spanned::span)
+        .or_else(|| c.callback_allow.first().map(Spanned::span));
+    if let (None, Some(span)) = (&c.webhook_secret, stray) {
+        loc.at(
+            span,
+            format!(
+                "client {:?}: callbacks need a webhook_secret to sign them",
+                account.system_id
+            ),
+        );
+    }
+    if let Some(url) = &c.callback_url {
+        match account.callback(url.get_ref()) {
+            Ok(_) => account.callback_url = Some(url.get_ref().clone()),
+            Err(message) => loc.at(url.span(), format!("callback_url: {message}")),
+        }
+    }
 }
 
 /// One `[[client]]`, each value checked at its line.
@@ -992,6 +1149,11 @@ fn client_account(c: &RawClient, loc: &mut Locator<'_>) -> ClientAccount {
         mo_routes: Vec::new(),
         id_format: id_format(c, loc),
         distribution_lists: distribution_lists(c, loc),
+        // Read with every account's at hand (`http_tokens`).
+        http_tokens: Vec::new(),
+        webhook_secret: None,
+        callback_allow: Vec::new(),
+        callback_url: None,
     }
 }
 
@@ -2329,6 +2491,96 @@ tls_min_version = "ssl3"
                 r#"t.toml:5:19: tls_min_version "1.1": expected "1.2" or "1.3""#,
                 r#"t.toml:13:19: tls_min_version "ssl3": expected "1.2" or "1.3""#,
             ]
+        );
+    }
+
+    /// HTTP tokens: read like passwords (env:, file:), none empty, none
+    /// given to two accounts; an `[[http_listener]]` address that does not
+    /// parse and a TLS key without its certificate are errors at their
+    /// place, as on `[[listener]]`.
+    #[test]
+    fn http_tokens_and_listeners_are_checked_where_they_are() {
+        let text = r#"[[http_listener]]
+address = "localhost"
+[[http_listener]]
+address = "127.0.0.1:8080"
+tls_key = "k.pem"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+http_tokens = ["shared", ""]
+[[client]]
+system_id = "beta"
+passwords = ["pw"]
+http_tokens = ["env:TERN_TEST_NO_SUCH_VARIABLE", "shared"]
+"#;
+        assert_eq!(
+            errors(text),
+            [
+                r#"t.toml:2:11: http_listener address "localhost": expected host:port, e.g. "127.0.0.1:2775""#,
+                r#"t.toml:5:11: a TLS listener needs both tls_cert and tls_key"#,
+                r#"t.toml:9:26: client "acme": an HTTP token is empty"#,
+                r#"t.toml:13:16: client http token: environment variable TERN_TEST_NO_SUCH_VARIABLE is not set"#,
+                r#"t.toml:13:50: client "beta": this HTTP token is also client "acme"'s; a token must name one account"#,
+            ]
+        );
+        let good = "[[http_listener]]\naddress = \"127.0.0.1:8080\"\n\
+                    [[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\n\
+                    http_tokens = [\"one\", \"two\"]\n";
+        let config = Config::from_text(Path::new("t.toml"), good).expect("valid");
+        assert_eq!(config.http_listeners.len(), 1);
+        let tokens: Vec<&str> = config.clients[0]
+            .http_tokens
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(tokens, ["one", "two"]);
+    }
+
+    /// Webhook keys: the allow-list's entries parse (names, addresses,
+    /// networks), callbacks need a secret, and a default callback URL must
+    /// be one the allow-list admits; each error at its place.
+    #[test]
+    fn webhook_keys_are_checked_where_they_are() {
+        let text = r#"[[client]]
+system_id = "acme"
+passwords = ["pw"]
+webhook_secret = "s"
+callback_allow = ["hooks.example", "10.0.0.0/8", "10.1.2.3/8", "bad host!"]
+callback_url = "http://elsewhere.example/hook"
+[[client]]
+system_id = "beta"
+passwords = ["pw"]
+callback_allow = ["127.0.0.1"]
+"#;
+        assert_eq!(
+            errors(text),
+            [
+                r#"t.toml:5:50: "10.1.2.3/8" has host bits set; the network is 10.0.0.0/8"#,
+                r#"t.toml:5:64: callback_allow "bad host!": expected a host name, an address or a network"#,
+                r#"t.toml:6:16: callback_url: "http://elsewhere.example/hook": its host is not in the account's callback_allow"#,
+                r#"t.toml:10:19: client "beta": callbacks need a webhook_secret to sign them"#,
+            ]
+        );
+        let good = "[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\n\
+                    webhook_secret = \"s\"\ncallback_allow = [\"Hooks.Example\", \"10.0.0.0/8\"]\n\
+                    callback_url = \"http://hooks.example:8080/r\"\n";
+        let config = Config::from_text(Path::new("t.toml"), good).expect("valid");
+        let acme = &config.clients[0];
+        assert_eq!(
+            acme.callback_url.as_deref(),
+            Some("http://hooks.example:8080/r")
+        );
+        assert!(acme.callback("http://10.9.8.7/r").is_ok());
+        assert!(
+            acme.callback("http://[::ffff:10.9.8.7]/r").is_ok(),
+            "IPv4-mapped"
+        );
+        assert!(acme.callback("http://11.0.0.1/r").is_err());
+        assert!(acme.callback("http://hooks.example.evil/r").is_err());
+        assert!(
+            acme.callback("https://hooks.example/r").is_err(),
+            "http only"
         );
     }
 }

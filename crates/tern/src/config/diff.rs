@@ -98,9 +98,14 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         &new.clients,
         |c| &c.system_id,
         |a, b| {
-            // Debug shows every password as "<secret>": compare them here.
-            let secret = (a.passwords != b.passwords).then_some("passwords");
-            differing(a, b, "system_id", ACCOUNT_WORDS, secret)
+            // Debug shows every password and token as "<secret>": compare
+            // them here.
+            let secrets = [
+                (a.passwords != b.passwords).then_some("passwords"),
+                (a.http_tokens != b.http_tokens).then_some("http_tokens"),
+                (a.webhook_secret != b.webhook_secret).then_some("webhook_secret"),
+            ];
+            differing(a, b, "system_id", ACCOUNT_WORDS, &secrets)
         },
     );
     named(
@@ -119,7 +124,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
             if [a, &b].iter().all(|u| u.account == default_account(u)) {
                 b.account = a.account.clone();
             }
-            differing(a, &b, "name", UPSTREAM_WORDS, secret)
+            differing(a, &b, "name", UPSTREAM_WORDS, &[secret])
         },
     );
     named(
@@ -128,7 +133,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
         old.table.rules(),
         new.table.rules(),
         |r| &r.name,
-        |a, b| differing(a, b, "name", ROUTE_WORDS, None),
+        |a, b| differing(a, b, "name", ROUTE_WORDS, &[]),
     );
     route_order(&mut changes, old, new);
     settings(&mut changes, old, new);
@@ -186,7 +191,7 @@ fn settings(changes: &mut Vec<Change>, old: &Config, new: &Config) {
     }
 }
 
-/// The words for what differs between two items: the secret first, then
+/// The words for what differs between two items: the secrets first, then
 /// every field whose printed value differs (but `key`, the item's name),
 /// under its word from `words` or its own name, each once.
 fn differing<T: fmt::Debug>(
@@ -194,9 +199,9 @@ fn differing<T: fmt::Debug>(
     b: &T,
     key: &str,
     words: &[(&str, &'static str)],
-    secret: Option<&'static str>,
+    secrets: &[Option<&'static str>],
 ) -> Vec<String> {
-    let mut what: Vec<String> = secret.into_iter().map(str::to_owned).collect();
+    let mut what: Vec<String> = secrets.iter().flatten().map(|s| (*s).to_owned()).collect();
     for field in changed_fields(a, b) {
         if field == key {
             continue;
@@ -411,6 +416,27 @@ upstreams = ["a", "b"]
             ]
         );
         assert!(!text.concat().contains('q'), "{text:?}");
+    }
+
+    /// HTTP tokens are secrets: a changed one shows by name only, once,
+    /// and a new `[[http_listener]]` takes a restart.
+    #[test]
+    fn http_tokens_show_by_name_and_http_listeners_take_a_restart() {
+        let before = BASE.replace(
+            "passwords = [\"one\"]",
+            "passwords = [\"one\"]\nhttp_tokens = [\"tok-a\"]",
+        );
+        let rotated = before.replace("[\"tok-a\"]", "[\"tok-a\", \"tok-b\"]");
+        let changes = shown(&before, &rotated);
+        assert_eq!(changes, ["~ account acme: http_tokens"]);
+        assert!(!changes.concat().contains("tok-b"), "{changes:?}");
+        let same_count = before.replace("[\"tok-a\"]", "[\"tok-c\"]");
+        assert_eq!(shown(&before, &same_count), ["~ account acme: http_tokens"]);
+        let listening = format!("{before}[[http_listener]]\naddress = \"127.0.0.1:8080\"\n");
+        assert_eq!(
+            shown(&before, &listening),
+            ["~ http_listeners (takes effect at restart)"]
+        );
     }
 
     #[test]

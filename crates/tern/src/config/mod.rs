@@ -8,6 +8,6 @@ pub mod diff;
 pub mod raw;
 
 pub use compile::{
-    Backend, ClientAccount, Config, ConfigError, ConfigErrors, Listener, LogSettings,
+    Backend, CallbackHost, ClientAccount, Config, ConfigError, ConfigErrors, Listener, LogSettings,
     RedisSettings, Secret, UpstreamSpec, DEFAULT_ADMIN,
 };

@@ -15,6 +15,9 @@ pub struct RawConfig {
     /// Where clients connect.
     #[serde(default, rename = "listener")]
     pub listeners: Vec<RawListener>,
+    /// Where HTTP API clients connect (the same keys as `[[listener]]`).
+    #[serde(default, rename = "http_listener")]
+    pub http_listeners: Vec<RawListener>,
     /// The message store.
     #[serde(default)]
     pub storage: RawStorage,
@@ -280,6 +283,19 @@ pub struct RawClient {
     /// list name to member numbers.
     #[serde(default)]
     pub distribution_lists: std::collections::BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
+    /// HTTP API credentials (two during a rotation); each literal, or
+    /// "env:NAME", or "file:/path": a bearer token, or basic auth's
+    /// password with the system_id as user name.
+    #[serde(default)]
+    pub http_tokens: Vec<Spanned<String>>,
+    /// The secret HTTP API receipt webhooks are signed with
+    /// (HMAC-SHA256); literal, "env:NAME" or "file:/path".
+    pub webhook_secret: Option<Spanned<String>>,
+    /// Where callback URLs may point: host names, addresses or networks.
+    #[serde(default)]
+    pub callback_allow: Vec<Spanned<String>>,
+    /// The callback URL of HTTP submits that give none.
+    pub callback_url: Option<Spanned<String>>,
 }
 
 /// `[[upstream]]`.

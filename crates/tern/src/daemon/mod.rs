@@ -22,6 +22,7 @@ mod cluster;
 mod crash;
 mod data_sm;
 mod dispatch;
+mod http;
 mod intake;
 mod maintenance;
 mod mo;
@@ -109,6 +110,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let token = config.admin_token.as_ref().map(|t| t.expose().to_owned());
         serve_admin(address, metrics.clone(), source, token, admin_stop.clone()).await?;
     }
+    // The HTTP API answers until the node drained; submits get 503 from
+    // the moment shutdown starts.
+    let http_stop = CancellationToken::new();
+    http::start(
+        &config,
+        node.clone(),
+        server.clone(),
+        shutdown.clone(),
+        http_stop.clone(),
+    )
+    .await?;
     tokio::spawn(reload::on_sighup(reloader.clone(), shutdown.clone()));
     tokio::spawn(reload::watch_file(reloader.clone(), shutdown.clone()));
     spawn_watchdog(&node);
@@ -134,6 +146,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     drain_sends(work_stop, dispatcher, sends).await;
     unbind_upstreams(&node, upstreams_stop).await;
     admin_stop.cancel();
+    http_stop.cancel();
     node.store
         .flush()
         .await

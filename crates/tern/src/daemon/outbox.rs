@@ -343,12 +343,14 @@ async fn send_more(
         client.cursor = None;
     }
     let sessions = node.receivers(name);
+    // Receipts of HTTP submits with a callback go to it (http::webhook).
+    let hooks = super::http::webhook::Hooks::of(node, name);
     if let Some(cluster) = &node.cluster {
         // On a shared store one node delivers a client's outbox at a time
         // (the others would send the same items); a node with no receiver
         // of that client lets another take over at once.
         let lease = Cluster::outbox_lease(name);
-        if sessions.is_empty() {
+        if sessions.is_empty() && hooks.is_none() {
             if let Err(err) = cluster.coordinator.release(&lease).await {
                 debug!(client = name, %err, "releasing the outbox lease failed; it expires");
             }
@@ -363,7 +365,7 @@ async fn send_more(
             }
         }
     }
-    if sessions.is_empty() {
+    if sessions.is_empty() && hooks.is_none() {
         return false;
     }
     let room = IN_FLIGHT.saturating_sub(client.in_flight.len()).min(BATCH);
@@ -377,15 +379,28 @@ async fn send_more(
     let full = items.len() == room;
     for (n, (seq, item)) in items.into_iter().enumerate() {
         client.cursor = Some(client.cursor.map_or(seq, |c| c.max(seq)));
-        if !client.in_flight.insert(seq) {
+        let call = match &hooks {
+            Some(hooks) => super::http::webhook::route(node, hooks, &item).await,
+            None => None,
+        };
+        // An SMPP receipt waits for a receiver (the next look after one
+        // binds reads from the oldest item again).
+        if (call.is_none() && sessions.is_empty()) || !client.in_flight.insert(seq) {
             continue;
         }
-        let session = sessions[n % sessions.len()].clone();
-        let node = node.clone();
-        let name = name.to_owned();
+        let session = sessions.get(n % sessions.len().max(1)).cloned();
+        let (node, name, hooks) = (node.clone(), name.to_owned(), hooks.clone());
         deliveries.push(
             async move {
-                let taken = deliver(&node, &name, &session, item).await;
+                let taken = match (call, hooks, session) {
+                    (Some(Some(call)), Some(hooks), _) => {
+                        super::http::webhook::deliver(&node, &name, &hooks, call).await
+                    }
+                    // A callback no longer allowed: dropped (logged).
+                    (Some(None), _, _) => true,
+                    (None, _, Some(session)) => deliver(&node, &name, &session, item).await,
+                    _ => false,
+                };
                 Delivered {
                     client: name,
                     seq,

@@ -1,0 +1,320 @@
+//! Receipts of HTTP API submits by webhook, on the real binary with the
+//! sim crate's simulator upstream, a real webhook receiver on loopback
+//! (axum) and the sled store: the receipt reaches the callback signed
+//! (HMAC-SHA256 over timestamp and body) with Tern's id; a receiver that is
+//! down gets it once it is back, across a Tern restart; a callback outside
+//! the account's allow-list is refused at submit.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::routing::post;
+use bytes::Bytes;
+use common::{free_port, wait_for, wait_until, Daemon, Launch};
+use http_body_util::{BodyExt, Full};
+use hyper::http::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tern_sim::smsc::{SimConfig, SimHandle, Simulator};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+const SECRET: &str = "whsec-test";
+
+/// What the receiver was sent: each request's signature header and body.
+type Calls = Arc<Mutex<Vec<(String, Bytes)>>>;
+
+/// A webhook receiver on `port` answering 200 and recording each call,
+/// until the token is cancelled.
+async fn receiver(port: u16) -> (Calls, CancellationToken) {
+    let calls: Calls = Arc::default();
+    let seen = calls.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let seen = seen.clone();
+            async move {
+                let signature = headers
+                    .get("tern-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                seen.lock().expect("lock").push((signature, body));
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("receiver binds");
+    let stop = CancellationToken::new();
+    let until = stop.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { until.cancelled().await })
+            .await;
+    });
+    (calls, stop)
+}
+
+/// Whether `signature` ("t=..,v1=..") signs `body` with [`SECRET`].
+fn signed(signature: &str, body: &[u8]) -> bool {
+    let mut parts = signature.split(',');
+    let (Some(t), Some(v1)) = (
+        parts.next().and_then(|p| p.strip_prefix("t=")),
+        parts.next().and_then(|p| p.strip_prefix("v1=")),
+    ) else {
+        return false;
+    };
+    let Ok(tag) = (0..v1.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(v1.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+    else {
+        return false;
+    };
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+    let message = [t.as_bytes(), b".", body].concat();
+    ring::hmac::verify(&key, &message, &tag).is_ok()
+}
+
+/// Tern with HTTP, one simulator upstream and the account `acme`, whose
+/// callbacks may go to 127.0.0.1 only; `gamma`'s default callback is
+/// port `hook` there; `beta` has no webhook secret.
+fn config(smpp: u16, http: u16, upstream: u16, hook: u16) -> String {
+    format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:{smpp}"
+[[http_listener]]
+address = "127.0.0.1:{http}"
+[storage]
+path = "data"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+http_tokens = ["acme-token"]
+webhook_secret = "{SECRET}"
+callback_allow = ["127.0.0.1"]
+[[client]]
+system_id = "beta"
+passwords = ["pw"]
+http_tokens = ["beta-token"]
+[[client]]
+system_id = "gamma"
+passwords = ["pw"]
+http_tokens = ["gamma-token"]
+webhook_secret = "{SECRET}"
+callback_allow = ["127.0.0.0/8"]
+callback_url = "http://127.0.0.1:{hook}/hook"
+[[upstream]]
+name = "up"
+host = "127.0.0.1"
+port = {upstream}
+system_id = "tern"
+password = "x"
+[[route]]
+name = "spain"
+prefixes = ["34"]
+upstreams = ["up"]
+"#
+    )
+}
+
+/// A simulator and Tern bound to it, its HTTP listener up; and the port
+/// of gamma's default callback.
+async fn start(label: &str) -> (SimHandle, Daemon, u16, u16) {
+    let sim = Simulator::start(SimConfig::default())
+        .await
+        .expect("simulator starts");
+    let (smpp, http, hook) = (free_port(), free_port(), free_port());
+    let tern = Daemon::start(
+        &format!("http-webhook-{label}"),
+        &config(smpp, http, sim.addr().port(), hook),
+    );
+    wait_until("tern binds to the simulator", WAIT, || async {
+        !sim.sessions("tern").is_empty()
+    })
+    .await;
+    http_up(http).await;
+    (sim, tern, http, hook)
+}
+
+async fn http_up(port: u16) {
+    wait_until("the HTTP listener is up", WAIT, || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+}
+
+/// `POST /v1/messages` with bearer `token`: status and JSON body.
+async fn submit(port: u16, token: &str, body: &Value) -> (StatusCode, Value) {
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let request = Request::post("/v1/messages")
+            .header("host", "127.0.0.1")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("answered in time")
+        .expect("an answer");
+    (status, serde_json::from_slice(&body).expect("JSON"))
+}
+
+/// The id of a 202 answer with one destination.
+fn id_of(answer: &(StatusCode, Value)) -> String {
+    assert_eq!(answer.0, StatusCode::ACCEPTED, "{answer:?}");
+    answer.1["messages"][0]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned()
+}
+
+/// The first call the receiver got, within [`WAIT`].
+async fn first_call(calls: &Calls) -> (String, Bytes) {
+    wait_for("the webhook is called", WAIT, || async {
+        calls.lock().expect("lock").first().cloned()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receipt_reaches_the_webhook_signed_with_terns_id() {
+    let (_sim, _tern, http, default_hook) = start("signed").await;
+    let hook = free_port();
+    let (calls, _stop) = receiver(hook).await;
+    let body = json!({
+        "to": "34600000051",
+        "from": "Acme",
+        "text": "call me back",
+        "callback_url": format!("http://127.0.0.1:{hook}/hook"),
+    });
+    let id = id_of(&submit(http, "acme-token", &body).await);
+    let (signature, body) = first_call(&calls).await;
+    assert!(
+        signed(&signature, &body),
+        "{signature} does not sign {body:?}"
+    );
+    let receipt: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(receipt["id"], id.as_str(), "{receipt}");
+    assert_eq!(receipt["stat"], "DELIVRD", "{receipt}");
+    assert_eq!(receipt["to"], "34600000051");
+    assert_eq!(receipt["final"], true);
+    assert!(!signed(&signature, b"{}"), "the signature covers the body");
+
+    // Without a callback_url: the account's default one.
+    let (calls, _stop) = receiver(default_hook).await;
+    let body = json!({"to": "34600000052", "from": "Acme", "text": "default hook"});
+    let id = id_of(&submit(http, "gamma-token", &body).await);
+    let (signature, body) = first_call(&calls).await;
+    assert!(signed(&signature, &body));
+    let receipt: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(receipt["id"], id.as_str(), "{receipt}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_outside_the_allow_list_is_refused_at_submit() {
+    let (_sim, _tern, http, _) = start("allow-list").await;
+    for url in [
+        "http://10.1.2.3/hook",
+        "http://localhost:8080/hook",
+        "https://127.0.0.1/hook",
+        "not a url",
+    ] {
+        let body = json!({"to": "34600000061", "from": "Acme", "text": "x", "callback_url": url});
+        let (status, problem) = submit(http, "acme-token", &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {problem}");
+        assert_eq!(problem["field"], "callback_url", "{url}: {problem}");
+        assert_eq!(problem["smpp_status"], "ESME_RINVOPTPARAMVAL");
+    }
+    // A callback that could never be called: no receipt asked for.
+    let body = json!({"to": "34600000061", "from": "Acme", "text": "x", "receipt": "none", "callback_url": "http://127.0.0.1/hook"});
+    let (status, problem) = submit(http, "acme-token", &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["field"], "callback_url");
+    // An account without a webhook_secret cannot ask for callbacks.
+    let body = json!({"to": "34600000061", "from": "Acme", "text": "x", "callback_url": "http://127.0.0.1/hook"});
+    let (status, problem) = submit(http, "beta-token", &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["field"], "callback_url");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_gets_the_receipt_once_back_across_a_tern_restart() {
+    let (_sim, mut tern, http, _) = start("down").await;
+    // Nothing listens on the callback's port yet.
+    let hook = free_port();
+    let body = json!({
+        "to": "34600000071",
+        "from": "Acme",
+        "text": "while you were out",
+        "callback_url": format!("http://127.0.0.1:{hook}/hook"),
+    });
+    let id = id_of(&submit(http, "acme-token", &body).await);
+    // The receipt is stored (the message is final) and waits in the outbox.
+    wait_for("the receipt waits in the outbox", WAIT, || async {
+        let answer = status_of(http, &id).await;
+        (answer["state"] == "final"
+            && !answer["receipts_relayed"][0].is_null()
+            && answer["receipts_relayed"][0]["acked_ms"].is_null())
+        .then_some(())
+    })
+    .await;
+    // Tried and failed while down for a while.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    tern.signal("TERM");
+    tern.restart(&Launch::new());
+    http_up(http).await;
+    let (calls, _stop) = receiver(hook).await;
+    let (signature, body) = first_call(&calls).await;
+    assert!(signed(&signature, &body));
+    let receipt: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(receipt["id"], id.as_str(), "{receipt}");
+    // Taken: acknowledged in the store.
+    wait_for("the receipt is acknowledged", WAIT, || async {
+        let answer = status_of(http, &id).await;
+        answer["receipts_relayed"][0]["acked_ms"]
+            .is_u64()
+            .then_some(())
+    })
+    .await;
+}
+
+/// `GET /v1/messages/{id}` as acme.
+async fn status_of(port: u16, id: &str) -> Value {
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let request = Request::get(format!("/v1/messages/{id}"))
+            .header("host", "127.0.0.1")
+            .header("authorization", "Bearer acme-token")
+            .body(Full::new(Bytes::new()))?;
+        let response = sender.send_request(request).await?;
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(body)
+    };
+    let body = tokio::time::timeout(WAIT, exchange)
+        .await
+        .expect("answered in time")
+        .expect("an answer");
+    serde_json::from_slice(&body).expect("JSON")
+}
