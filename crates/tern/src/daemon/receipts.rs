@@ -29,7 +29,10 @@ pub async fn run(node: Arc<Node>, mut inbound: mpsc::Receiver<UpstreamRequest>) 
     while let Some(UpstreamRequest { upstream, request }) = inbound.recv().await {
         let node = node.clone();
         tokio::spawn(async move {
-            let status = match handle(&node, &upstream, &request.pdu).await {
+            // Boxed: the task holds a pointer, not the whole handling
+            // (lookups, the record, the store write), which tokio would
+            // copy into the task and again when it ends.
+            let status = match Box::pin(handle(&node, &upstream, &request.pdu)).await {
                 Ok(status) => status,
                 Err(err) => {
                     tern_session::warn_limited!("storing a receipt failed; the upstream will send it again", %err);
