@@ -710,24 +710,38 @@ async fn read_loop<R>(
     // registered and dropped per PDU read.
     let closed = shared.closed.cancelled();
     tokio::pin!(closed);
+    // Likewise one inactivity timer, moved only when it fires early (a
+    // frame came since it was set), not one registered in tokio's timer
+    // wheel and removed again for each frame waited for.
+    let limit = shared.config.inactivity_timeout;
+    let mut since = Instant::now();
+    let idle = tokio::time::sleep(limit.unwrap_or(Duration::MAX));
+    tokio::pin!(idle);
     let reason = loop {
         let next = tokio::select! {
             biased;
             () = &mut closed => break CloseReason::Local,
-            next = next_frame(&mut reader, shared.config.inactivity_timeout) => next,
+            () = &mut idle, if limit.is_some() => {
+                let limit = limit.unwrap_or(Duration::MAX);
+                if since.elapsed() >= limit {
+                    break CloseReason::Inactivity;
+                }
+                idle.as_mut().reset(since + limit);
+                continue;
+            }
+            next = reader.next() => next,
         };
         let frame = match next {
-            None => break CloseReason::Inactivity,
-            Some(None) => break CloseReason::PeerClosed,
-            Some(Some(Err(CodecError::Frame(err)))) => {
+            None => break CloseReason::PeerClosed,
+            Some(Err(CodecError::Frame(err))) => {
                 crate::warn_limited!("unframeable input; closing", %err);
                 let nack =
                     Pdu::generic_nack(err.sequence_number().unwrap_or(0), err.command_status());
                 let _ = shared.send(nack).await;
                 break CloseReason::Framing(err.to_string());
             }
-            Some(Some(Err(CodecError::Io(err)))) => break CloseReason::Io(err.kind()),
-            Some(Some(Ok(frame))) => frame,
+            Some(Err(CodecError::Io(err))) => break CloseReason::Io(err.kind()),
+            Some(Ok(frame)) => frame,
         };
         shared.touch();
         match frame {
@@ -745,24 +759,12 @@ async fn read_loop<R>(
                 }
             }
         }
+        // The limit runs from here, as the wait for the next frame starts.
+        since = Instant::now();
     };
     // Let the writer flush what is queued (an unbind_resp, a generic_nack).
     tokio::task::yield_now().await;
     shared.close(reason);
-}
-
-/// The next frame, `None` when the inactivity limit passed first.
-async fn next_frame<R>(
-    reader: &mut FramedRead<R, SmppCodec>,
-    inactivity: Option<Duration>,
-) -> Option<Option<Result<Frame, CodecError>>>
-where
-    R: AsyncRead + Unpin,
-{
-    match inactivity {
-        Some(limit) => tokio::time::timeout(limit, reader.next()).await.ok(),
-        None => Some(reader.next().await),
-    }
 }
 
 /// Handles one PDU; `Some` ends the session.

@@ -547,6 +547,37 @@ async fn a_session_with_no_traffic_is_closed_after_the_inactivity_limit() {
     assert_eq!(bound.handle.close_reason(), Some(CloseReason::Inactivity));
 }
 
+/// The inactivity limit runs from the last PDU, not from the session's
+/// start: a peer sending an enquire_link every 60 ms stays bound past
+/// several 200 ms limits, and is closed one limit after it falls silent.
+#[tokio::test]
+async fn a_session_with_traffic_outlives_the_inactivity_limit() {
+    let mut config = fast_session();
+    config.inactivity_timeout = Some(Duration::from_millis(200));
+    let mut srv = server_with(Accounts::default(), config).await;
+    let mut raw = Raw::connect(srv.addr).await;
+    raw.bind(BindType::Transceiver).await;
+    let bound = srv.sessions.recv().await.expect("session");
+    for n in 0..12 {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        raw.send(Pdu::new(10 + n, Body::EnquireLink)).await;
+        let resp = raw.recv().await.expect("answered: still open");
+        assert_eq!(resp.command_id(), CommandId::EnquireLinkResp);
+    }
+    assert!(
+        !bound.handle.is_closed(),
+        "closed while the peer was talking"
+    );
+    let silent = std::time::Instant::now();
+    assert_eq!(raw.recv().await, None, "closed once silent");
+    assert_eq!(bound.handle.close_reason(), Some(CloseReason::Inactivity));
+    assert!(
+        silent.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        silent.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn unbind_waits_for_requests_in_flight_before_unbinding() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -378,3 +378,49 @@ async fn many_receipts_taken_are_delivered_once_and_acknowledged_in_batches() {
         "{writes} acknowledgement writes for {N} receipts"
     );
 }
+
+/// `tern_receipt_latency_seconds` observes each receipt relayed to its
+/// client once, from the message's acceptance: receipts sent a while
+/// after their submits land above that wait, and a receipt that matches
+/// no message is not observed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipt_latency_is_observed_once_per_receipt_relayed_from_acceptance() {
+    const N: usize = 3;
+    const WAIT: Duration = Duration::from_millis(600);
+    let Setup {
+        _upstream,
+        _daemon,
+        admin,
+        mut tern,
+        client_port,
+    } = Setup::start("receipt-latency").await;
+    let mut session = client(client_port, "acme", "pw").bind().await;
+    for n in 0..N {
+        let sm = submit_sm(&format!("346{n:08}"), "hello", RegisteredDelivery::ALWAYS);
+        submit_id(&session.handle, sm).await;
+        let (_, responder) = next_submit(&mut tern.requests)
+            .await
+            .expect("tern sends the submit");
+        accept_submit(responder, &format!("u{n}")).await;
+    }
+    tokio::time::sleep(WAIT).await;
+    upstream_sends(&tern.handle, "nobody").await;
+    for n in 0..N {
+        upstream_sends(&tern.handle, &format!("u{n}")).await;
+    }
+    for _ in 0..N {
+        let (request, _) =
+            next_receipt(&mut session.requests, Duration::from_secs(10), "a receipt").await;
+        take(request).await;
+    }
+    let metrics = admin.text("/metrics").await;
+    let count = sample(&metrics, "tern_receipt_latency_seconds_count");
+    assert_eq!(count, Some(N as f64), "{metrics}");
+    // Every one waited at least WAIT (0.6 s) since its acceptance.
+    let under = sample(&metrics, "tern_receipt_latency_seconds_bucket{le=\"0.5\"}");
+    assert_eq!(under, Some(0.0), "{metrics}");
+    let within = sample(&metrics, "tern_receipt_latency_seconds_bucket{le=\"30.0\"}");
+    assert_eq!(within, Some(N as f64), "{metrics}");
+    let sum = sample(&metrics, "tern_receipt_latency_seconds_sum").expect("summed");
+    assert!(sum >= N as f64 * WAIT.as_secs_f64(), "{sum} s for {N}");
+}

@@ -191,8 +191,9 @@ pub struct Metrics {
     /// `tern_upstream_latency_seconds{upstream}`: upstream submit_sm to its
     /// submit_sm_resp.
     pub upstream_latency: HistogramFamily<UpstreamLabel>,
-    /// `tern_receipt_latency_seconds`: accepting a message to relaying its
-    /// receipt.
+    /// `tern_receipt_latency_seconds`: accepting a message to storing its
+    /// receipt for the client (observed where the receipts stage has the
+    /// record in hand, not at delivery, which would read it again).
     pub receipt_latency: Histogram,
     /// `tern_reloads_total{result}`: configuration reloads attempted.
     pub reloads: Family<ResultLabel, Counter>,
@@ -399,7 +400,7 @@ impl Metrics {
         );
         self.registry.register(
             "receipt_latency_seconds",
-            "Time from accepting a message to relaying its delivery receipt",
+            "Time from accepting a message to queuing its delivery receipt for the client",
             self.receipt_latency.clone(),
         );
     }

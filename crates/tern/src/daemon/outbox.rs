@@ -435,15 +435,6 @@ async fn deliver(
         Ok(resp) if resp.command_status.is_ok() => {
             super::crash::point("outbox.after_resp");
             node.metrics.receipt_relayed(client, stat);
-            let accepted = match item.message {
-                Some(id) => node.store.get(id).await.ok().flatten(),
-                None => None,
-            }
-            .map(|record| record.accepted_ms);
-            if let Some(accepted) = accepted {
-                let ms = tern_storage::now_ms().saturating_sub(accepted);
-                node.metrics.observe_receipt(Duration::from_millis(ms));
-            }
             true
         }
         Err(RequestError::Timeout { .. }) => {

@@ -29,7 +29,10 @@ pub async fn run(node: Arc<Node>, mut inbound: mpsc::Receiver<UpstreamRequest>) 
     while let Some(UpstreamRequest { upstream, request }) = inbound.recv().await {
         let node = node.clone();
         tokio::spawn(async move {
-            let status = match handle(&node, &upstream, &request.pdu).await {
+            // Boxed: the task holds a pointer, not the whole handling
+            // (lookups, the record, the store write), which tokio would
+            // copy into the task and again when it ends.
+            let status = match Box::pin(handle(&node, &upstream, &request.pdu)).await {
                 Ok(status) => status,
                 Err(err) => {
                     tern_session::warn_limited!("storing a receipt failed; the upstream will send it again", %err);
@@ -183,7 +186,7 @@ async fn apply_locked(
     }
     let queued = node.store.record_receipt(id, update, how.now).await?;
     if queued.is_some() {
-        node.outbox_news(&record.client);
+        queued_for_client(node, &record, how.now);
     }
     Ok(Applied::Done)
 }
@@ -264,9 +267,27 @@ pub async fn queue_receipt(
         relay: Some(relay),
         ..ReceiptUpdate::default()
     };
-    node.store.record_receipt(record.id, update, now).await?;
-    node.outbox_news(&record.client);
+    if node
+        .store
+        .record_receipt(record.id, update, now)
+        .await?
+        .is_some()
+    {
+        queued_for_client(node, record, now);
+    }
     Ok(())
+}
+
+/// A receipt for `record` is stored in its client's outbox: wakes the
+/// outbox, and observes `tern_receipt_latency_seconds` here, where the
+/// record is in hand. (Observed at delivery, it cost the outbox a read
+/// and decode of the whole record per receipt a client took: 5.9 % of
+/// the runtime workers' samples at 4 sessions x window 100.)
+fn queued_for_client(node: &Node, record: &MessageRecord, now: u64) {
+    node.outbox_news(&record.client);
+    let waited = now.saturating_sub(record.accepted_ms);
+    node.metrics
+        .observe_receipt(std::time::Duration::from_millis(waited));
 }
 
 #[cfg(test)]
