@@ -423,6 +423,22 @@ fn open_locked(config: &sled::Config) -> sled::Result<sled::Db> {
     }
 }
 
+/// Whether `path` holds anything besides the files sled writes when it
+/// creates a database (`conf`, `db`, `blobs/`, `snap.*`). A first start
+/// killed after sled created those but before Tern's format mark reached
+/// disk leaves only them, with nothing for sled to recover: the next start
+/// must finish creating the store, not refuse a directory it made itself.
+fn holds_more_than_sled(path: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|entry| {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        !(matches!(name.as_ref(), "conf" | "db" | "blobs") || name.starts_with("snap."))
+    })
+}
+
 impl SledStore {
     /// Opens (or creates) the store at `path` and recovers it: messages that
     /// were being sent go back to the ready queue.
@@ -437,6 +453,7 @@ impl SledStore {
         let existed = std::fs::read_dir(&path)
             .map(|mut entries| entries.next().is_some())
             .unwrap_or(false);
+        let foreign = holds_more_than_sled(&path);
         // The committer flushes sled at checkpoints, in both modes; sled's
         // own timer would only add flushes.
         let config = sled::Config::new()
@@ -487,7 +504,7 @@ impl SledStore {
                     reason: "a sled database without Tern's format mark".to_owned(),
                 })
             }
-            None if existed && !db.was_recovered() => {
+            None if foreign && !db.was_recovered() => {
                 return Err(StoreError::NotAStore {
                     path,
                     reason: "the directory is not empty".to_owned(),
