@@ -47,7 +47,7 @@ pub(super) async fn bounded<T>(
 
 /// The step of a message's life a round trip serves, the label of
 /// `tern_redis_round_trips_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Step {
     /// Accepting a message (and reserving ids).
     Accept,
