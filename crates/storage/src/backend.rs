@@ -80,6 +80,20 @@ impl Store {
         }
     }
 
+    /// Round trips to Redis so far by step of a message's life (the
+    /// `tern_redis_round_trips_total` metric); none on sled. Not async:
+    /// counters in memory.
+    pub fn redis_round_trips(&self) -> Vec<(&'static str, u64)> {
+        match self {
+            Store::Sled(_) => Vec::new(),
+            Store::Redis(s) => s
+                .round_trips()
+                .into_iter()
+                .map(|(step, n)| (step.name(), n))
+                .collect(),
+        }
+    }
+
     /// Coordination with the other nodes, on a shared (Redis) store.
     pub fn coordinator(&self) -> Option<Coordinator> {
         match self {

@@ -30,6 +30,7 @@ pub mod mo;
 pub mod record;
 pub mod redis_store;
 mod sled_store;
+mod transition;
 pub mod upstream_id;
 mod wal;
 

@@ -25,6 +25,7 @@ use crate::mo::{HeldMo, MoGroup, MoHeader, MoPart};
 use crate::record::{
     Attempt, MessageRecord, MultiLink, OutboxItem, Outcome, State, UnmatchedReceipt,
 };
+use crate::transition::{self, Change, Edit, TransitionError};
 use crate::upstream_id::{candidates, forms, normalise};
 use crate::wal;
 use bytes::Bytes;
@@ -192,6 +193,17 @@ pub enum QueuedChange {
     NotQueued(State),
     /// No message has this id.
     NotFound,
+}
+
+impl From<TransitionError> for QueuedChange {
+    /// A cancel or replace the record's state refuses. (A final record is
+    /// not waiting either: the same answer as `NotQueued(Final)`.)
+    fn from(refused: TransitionError) -> Self {
+        match refused {
+            TransitionError::NotQueued(state) => QueuedChange::NotQueued(state),
+            TransitionError::Final => QueuedChange::NotQueued(State::Final),
+        }
+    }
 }
 
 /// What replace_sm makes of a waiting message: the new values of every
@@ -780,15 +792,35 @@ impl SledStore {
 
     fn accept_batch(record: &MessageRecord) -> Result<Ops, StoreError> {
         let mut batch = Ops::default();
-        batch.insert(keys::message(record.id), encode(record)?);
-        batch.insert(
-            keys::timed(keys::READY, record.not_before_ms, record.id),
-            [],
-        );
-        if let Some(expires) = record.expires_ms {
-            batch.insert(keys::timed(keys::EXPIRY, expires, record.id), []);
-        }
+        Self::stage(&mut batch, transition::accept(record.clone()))?;
         Ok(batch)
+    }
+
+    /// Puts a [`Change`] into a write group: the record under its key and
+    /// each index edit as this backend's keys. Returns the new record.
+    /// Persisting and indexing only: the rules are in [`transition`].
+    fn stage(batch: &mut Ops, change: Change) -> Result<MessageRecord, StoreError> {
+        let id = change.record.id;
+        for edit in change.edits {
+            match edit {
+                Edit::ReadyAdd(at) => batch.insert(keys::timed(keys::READY, at, id), []),
+                Edit::ReadyRemove(at) => batch.remove(keys::timed(keys::READY, at, id)),
+                Edit::InFlightRemove => batch.remove(keys::in_flight(id)),
+                Edit::ExpiryAdd(at) => batch.insert(keys::timed(keys::EXPIRY, at, id), []),
+                Edit::ExpiryRemove(at) => batch.remove(keys::timed(keys::EXPIRY, at, id)),
+                Edit::RetentionAdd(at) => batch.insert(keys::timed(keys::RETENTION, at, id), []),
+                Edit::UpstreamId { upstream, form } => batch.insert(
+                    keys::owned_with(keys::UPSTREAM_ID, &upstream, form.as_bytes()),
+                    id.to_be_bytes(),
+                ),
+                Edit::Outbox { seq, item } => batch.insert(
+                    keys::owned_with(keys::OUTBOX, &change.record.client, &seq.to_be_bytes()),
+                    encode(&item)?,
+                ),
+            }
+        }
+        batch.insert(keys::message(id), encode(&change.record)?);
+        Ok(change.record)
     }
 
     /// The dedup check and the write under the key's lock, so two
@@ -904,29 +936,12 @@ impl SledStore {
         retry_at_ms: Option<u64>,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut record = self.require(id)?;
+        let record = self.require(id)?;
         let mut batch = Ops::default();
-        let accepted = attempt.failure.is_none() && !attempt.upstream_ids.is_empty();
-        for upstream_id in &attempt.upstream_ids {
-            let key = keys::owned_with(
-                keys::UPSTREAM_ID,
-                &attempt.upstream,
-                normalise(upstream_id).as_bytes(),
-            );
-            batch.insert(key, id.to_be_bytes());
-        }
-        if accepted {
-            batch.remove(keys::in_flight(id));
-            record.state = State::Submitted;
-        } else if let Some(at) = retry_at_ms {
-            batch.remove(keys::in_flight(id));
-            record.state = State::Queued;
-            record.not_before_ms = at;
-            batch.insert(keys::timed(keys::READY, at, id), []);
-        }
-        record.attempts.push(attempt);
-        record.updated_ms = now_ms;
-        batch.insert(keys::message(id), encode(&record)?);
+        Self::stage(
+            &mut batch,
+            transition::attempt(record, attempt, retry_at_ms, now_ms),
+        )?;
         self.write(batch).await
     }
 
@@ -937,21 +952,13 @@ impl SledStore {
         outcome: Outcome,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut record = self.require(id)?;
-        if record.state == State::Final {
+        let record = self.require(id)?;
+        let Ok(change) = transition::finish(record, outcome, now_ms) else {
+            // Final already: it keeps its outcome.
             return Ok(());
-        }
+        };
         let mut batch = Ops::default();
-        batch.remove(keys::in_flight(id));
-        batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
-        if let Some(expires) = record.expires_ms {
-            batch.remove(keys::timed(keys::EXPIRY, expires, id));
-        }
-        batch.insert(keys::timed(keys::RETENTION, now_ms, id), []);
-        record.state = State::Final;
-        record.outcome = Some(outcome);
-        record.updated_ms = now_ms;
-        batch.insert(keys::message(id), encode(&record)?);
+        Self::stage(&mut batch, change)?;
         self.write(batch).await
     }
 
@@ -983,11 +990,12 @@ impl SledStore {
         if !accept(&record) {
             return Ok(QueuedChange::Refused);
         }
-        if record.state != State::Queued {
-            return Ok(QueuedChange::NotQueued(record.state));
-        }
+        let change = match transition::cancel(record, outcome, now_ms) {
+            Ok(change) => change,
+            Err(refused) => return Ok(QueuedChange::from(refused)),
+        };
         let mut batch = Ops::default();
-        let ended = Self::end_queued(&mut batch, record, outcome, now_ms)?;
+        let ended = Self::stage(&mut batch, change)?;
         self.write(batch).await?;
         Ok(QueuedChange::Done(Box::new(ended)))
     }
@@ -1025,37 +1033,14 @@ impl SledStore {
             if record.state != State::Queued || !accept(&record) {
                 continue;
             }
-            ended.push(Self::end_queued(
-                &mut batch,
-                record,
-                outcome.clone(),
-                now_ms,
-            )?);
+            if let Ok(change) = transition::cancel(record, outcome.clone(), now_ms) {
+                ended.push(Self::stage(&mut batch, change)?);
+            }
         }
         if !ended.is_empty() {
             self.write(batch).await?;
         }
         Ok(ended)
-    }
-
-    /// The writes that end a queued message; returns the record as ended.
-    fn end_queued(
-        batch: &mut Ops,
-        mut record: MessageRecord,
-        outcome: Outcome,
-        now_ms: u64,
-    ) -> Result<MessageRecord, StoreError> {
-        let id = record.id;
-        batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
-        if let Some(expires) = record.expires_ms {
-            batch.remove(keys::timed(keys::EXPIRY, expires, id));
-        }
-        batch.insert(keys::timed(keys::RETENTION, now_ms, id), []);
-        record.state = State::Final;
-        record.outcome = Some(outcome);
-        record.updated_ms = now_ms;
-        batch.insert(keys::message(id), encode(&record)?);
-        Ok(record)
     }
 
     /// Changes a message that is still waiting to be sent (replace_sm):
@@ -1074,30 +1059,18 @@ impl SledStore {
         F: FnOnce(&MessageRecord) -> Option<Replacement>,
     {
         let _queue = self.queue_lock.lock().await;
-        let Some(mut record) = self.get(id)? else {
+        let Some(record) = self.get(id)? else {
             return Ok(QueuedChange::NotFound);
         };
         let Some(new) = change(&record) else {
             return Ok(QueuedChange::Refused);
         };
-        if record.state != State::Queued {
-            return Ok(QueuedChange::NotQueued(record.state));
-        }
+        let change = match transition::replace(record, new, now_ms) {
+            Ok(change) => change,
+            Err(refused) => return Ok(QueuedChange::from(refused)),
+        };
         let mut batch = Ops::default();
-        batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
-        batch.insert(keys::timed(keys::READY, new.not_before_ms, id), []);
-        if let Some(expires) = record.expires_ms {
-            batch.remove(keys::timed(keys::EXPIRY, expires, id));
-        }
-        if let Some(expires) = new.expires_ms {
-            batch.insert(keys::timed(keys::EXPIRY, expires, id), []);
-        }
-        record.pdu = new.pdu;
-        record.receipt_requested = new.receipt_requested;
-        record.not_before_ms = new.not_before_ms;
-        record.expires_ms = new.expires_ms;
-        record.updated_ms = now_ms;
-        batch.insert(keys::message(id), encode(&record)?);
+        let record = Self::stage(&mut batch, change)?;
         self.write(batch).await?;
         Ok(QueuedChange::Done(Box::new(record)))
     }

@@ -1,13 +1,22 @@
 //! Connections to one Redis server or to a Redis Cluster, behind one async
 //! type: every read and write of the store goes through multiplexed async
-//! connections, so no runtime thread ever blocks on a round trip.
+//! connections, so no runtime thread ever blocks on a round trip. A single
+//! server's connections are redis-rs `ConnectionManager`s: a connection
+//! the server dropped (a restart, a failover) is made again in the
+//! background, so the store fails the commands caught by the drop and
+//! serves the next ones, instead of failing for ever. The cluster client
+//! reconnects to its nodes by itself.
+//!
+//! Every round trip is counted by the step of a message's life it serves
+//! ([`Step`], set for a task with [`STEP`]), for the
+//! `tern_redis_round_trips_total` metric.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
@@ -33,6 +42,101 @@ pub(super) async fn bounded<T>(
         Err(_) => Err(StoreError::Redis(format!(
             "no answer to a read within {READ_TIMEOUT:?}"
         ))),
+    }
+}
+
+/// The step of a message's life a round trip serves, the label of
+/// `tern_redis_round_trips_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// Accepting a message (and reserving ids).
+    Accept,
+    /// Claiming due messages (the ready-queue scan, the reads, the claim).
+    Claim,
+    /// Recording an attempt (the submit_sm_resp).
+    Attempt,
+    /// Ending a message, cancelling or replacing one.
+    Finish,
+    /// Finding a message by an upstream id.
+    Lookup,
+    /// Reading a record.
+    Get,
+    /// Storing a receipt with the client's receipt.
+    Receipt,
+    /// Putting an item into an outbox (MO), reserving outbox places.
+    OutboxPush,
+    /// Reading what a client is owed.
+    OutboxRead,
+    /// Removing what a client acknowledged.
+    OutboxAck,
+    /// Receipts held before their message is known.
+    Held,
+    /// Anything else: leases, recovery, purges, queue depths, tools.
+    Other,
+}
+
+impl Step {
+    /// Every step, in the order of [`Step::index`].
+    pub const ALL: [Step; 12] = [
+        Step::Accept,
+        Step::Claim,
+        Step::Attempt,
+        Step::Finish,
+        Step::Lookup,
+        Step::Get,
+        Step::Receipt,
+        Step::OutboxPush,
+        Step::OutboxRead,
+        Step::OutboxAck,
+        Step::Held,
+        Step::Other,
+    ];
+
+    /// The metric's label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Accept => "accept",
+            Step::Claim => "claim",
+            Step::Attempt => "attempt",
+            Step::Finish => "finish",
+            Step::Lookup => "lookup",
+            Step::Get => "get",
+            Step::Receipt => "receipt",
+            Step::OutboxPush => "outbox_push",
+            Step::OutboxRead => "outbox_read",
+            Step::OutboxAck => "outbox_ack",
+            Step::Held => "held",
+            Step::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+tokio::task_local! {
+    /// The step the current task's round trips are counted under
+    /// ([`Step::Other`] outside any).
+    pub(super) static STEP: Step;
+}
+
+/// Round trips made so far, by step.
+#[derive(Debug, Default)]
+pub(super) struct RoundTrips([AtomicU64; Step::ALL.len()]);
+
+impl RoundTrips {
+    fn count(&self) {
+        let step = STEP.try_with(|s| *s).unwrap_or(Step::Other);
+        self.0[step.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Each step's count.
+    pub(super) fn snapshot(&self) -> Vec<(Step, u64)> {
+        Step::ALL
+            .iter()
+            .map(|s| (*s, self.0[s.index()].load(Ordering::Relaxed)))
+            .collect()
     }
 }
 
@@ -75,18 +179,26 @@ impl Clients {
     /// An async connection, shared by every task (both kinds multiplex
     /// concurrent commands on their sockets). Connecting gives up after
     /// [`READ_TIMEOUT`], as a read does.
-    pub(super) async fn connect(&self) -> Result<AsyncConn, StoreError> {
-        Ok(match self {
+    async fn connect(&self, trips: &Arc<RoundTrips>) -> Result<AsyncConn, StoreError> {
+        let inner = match self {
             Clients::Single(client) => {
-                let config =
-                    redis::AsyncConnectionConfig::new().set_connection_timeout(READ_TIMEOUT);
-                AsyncConn::Single(
-                    client
-                        .get_multiplexed_async_connection_with_config(&config)
-                        .await?,
-                )
+                // A dropped connection is made again at once, tried twice
+                // (each try bounded by READ_TIMEOUT); if both fail, the next
+                // command starts over, so a restarted server is used again
+                // as soon as it answers, and a hung one fails an open in
+                // about two timeouts instead of hanging it.
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(READ_TIMEOUT)
+                    .set_number_of_retries(RECONNECT_RETRIES)
+                    .set_factor(RECONNECT_FACTOR_MS)
+                    .set_max_delay(RECONNECT_MAX_DELAY_MS);
+                Inner::Single(client.get_connection_manager_with_config(config).await?)
             }
-            Clients::Cluster(client) => AsyncConn::Cluster(client.get_async_connection().await?),
+            Clients::Cluster(client) => Inner::Cluster(client.get_async_connection().await?),
+        };
+        Ok(AsyncConn {
+            inner,
+            trips: trips.clone(),
         })
     }
 }
@@ -121,22 +233,42 @@ fn certificates(ca: &[u8]) -> redis::TlsCertificates {
 pub(super) struct AsyncPool {
     conns: Arc<[AsyncConn]>,
     next: Arc<AtomicUsize>,
+    trips: Arc<RoundTrips>,
 }
 
 /// Connections in an [`AsyncPool`].
 const ASYNC_CONNECTIONS: usize = 8;
 
+/// Tries after the first to make a connection (at open or after a drop)
+/// before the commands waiting for it fail.
+const RECONNECT_RETRIES: usize = 1;
+
+/// The first wait before a dropped connection is made again (ms; doubled
+/// at each failure).
+const RECONNECT_FACTOR_MS: u64 = 50;
+
+/// The longest wait between two tries to make a dropped connection again
+/// (ms).
+const RECONNECT_MAX_DELAY_MS: u64 = 1_000;
+
 impl AsyncPool {
     /// Opens the pool's connections.
     pub(super) async fn open(clients: &Clients) -> Result<Self, StoreError> {
+        let trips = Arc::new(RoundTrips::default());
         let mut conns = Vec::with_capacity(ASYNC_CONNECTIONS);
         for _ in 0..ASYNC_CONNECTIONS {
-            conns.push(clients.connect().await?);
+            conns.push(clients.connect(&trips).await?);
         }
         Ok(Self {
             conns: conns.into(),
             next: Arc::new(AtomicUsize::new(0)),
+            trips,
         })
+    }
+
+    /// The round trips made on these connections so far.
+    pub(super) fn round_trips(&self) -> &RoundTrips {
+        &self.trips
     }
 
     /// The next connection in turn (a clone shares its socket).
@@ -146,20 +278,28 @@ impl AsyncPool {
     }
 }
 
-/// An async connection to either kind of deployment.
+/// An async connection to either kind of deployment, counting its round
+/// trips.
 #[derive(Clone)]
-pub(super) enum AsyncConn {
+pub(super) struct AsyncConn {
+    inner: Inner,
+    trips: Arc<RoundTrips>,
+}
+
+#[derive(Clone)]
+enum Inner {
     /// One server.
-    Single(MultiplexedConnection),
+    Single(ConnectionManager),
     /// A cluster: commands go to the node that owns their keys' slot.
     Cluster(ClusterConnection),
 }
 
 impl redis::aio::ConnectionLike for AsyncConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            AsyncConn::Single(c) => c.req_packed_command(cmd),
-            AsyncConn::Cluster(c) => c.req_packed_command(cmd),
+        self.trips.count();
+        match &mut self.inner {
+            Inner::Single(c) => c.req_packed_command(cmd),
+            Inner::Cluster(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -169,16 +309,17 @@ impl redis::aio::ConnectionLike for AsyncConn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            AsyncConn::Single(c) => c.req_packed_commands(cmd, offset, count),
-            AsyncConn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        self.trips.count();
+        match &mut self.inner {
+            Inner::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Inner::Cluster(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            AsyncConn::Single(c) => c.get_db(),
-            AsyncConn::Cluster(c) => c.get_db(),
+        match &self.inner {
+            Inner::Single(c) => c.get_db(),
+            Inner::Cluster(c) => c.get_db(),
         }
     }
 }

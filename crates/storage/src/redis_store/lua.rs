@@ -15,27 +15,34 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// Checks and writes, in groups; each group is applied only if all its
-/// checks hold. Returns one 1 (applied) or 0 per group.
+/// checks hold. Returns per group 1 (applied); or, when its first check
+/// is a record's exact octets and that failed, the record as it is now
+/// (nil: gone), so the caller computes its change again without another
+/// read; else 0.
 ///
 /// ARGV: group count, then per group its check count, its op count, the
 /// checks (kind, key index, value) and the ops (name, key index, args).
+/// The op `publish` (channel, message) names no key: its key index is 0.
 pub(super) static APPLY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local arity = {set = 1, del = 0, zadd = 2, zrem = 1, hset = 2, hdel = 1,
-               sadd = 1, srem = 1, hdel_if = 2, srem_if_empty = 2}
+               sadd = 1, srem = 1, hdel_if = 2, srem_if_empty = 2, publish = 2}
 local pos = 2
 local out = {}
 for g = 1, tonumber(ARGV[1]) do
   local nchecks, nops = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
   pos = pos + 2
   local ok = true
-  for _ = 1, nchecks do
+  local stale = nil
+  for c = 1, nchecks do
     local kind, key, value = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], ARGV[pos + 2]
     pos = pos + 3
     if ok then
       if kind == 'eq' then
-        ok = redis.call('GET', key) == value
+        local current = redis.call('GET', key)
+        ok = current == value
+        if not ok and c == 1 then stale = {current} end
       elseif kind == 'zhas' then
         ok = redis.call('ZSCORE', key, value) ~= false
       else
@@ -65,10 +72,11 @@ for g = 1, tonumber(ARGV[1]) do
       elseif name == 'srem_if_empty' then
         -- b is the index of the sorted set whose emptiness decides.
         if redis.call('ZCARD', KEYS[tonumber(b)]) == 0 then redis.call('SREM', key, a) end
+      elseif name == 'publish' then redis.call('PUBLISH', a, b)
       end
     end
   end
-  out[g] = ok and 1 or 0
+  if ok then out[g] = 1 elseif stale then out[g] = stale[1] else out[g] = 0 end
 end
 return out
 "#,
@@ -277,6 +285,28 @@ impl Group {
     pub(super) fn hdel_if(&mut self, key: Vec<u8>, field: Vec<u8>, value: Vec<u8>) -> &mut Self {
         self.op("hdel_if", key, vec![field, value])
     }
+    /// Publishes `message` on `channel` once the group is applied (the
+    /// outbox's news to the other nodes, in the write that stores it).
+    pub(super) fn publish(&mut self, channel: String, message: &str) -> &mut Self {
+        self.op(
+            "publish",
+            Vec::new(),
+            vec![channel.into_bytes(), message.as_bytes().to_vec()],
+        )
+    }
+    /// The key of the group's first check or write: on a cluster, every
+    /// key of a group lies in its slot.
+    pub(super) fn first_key(&self) -> Option<&[u8]> {
+        self.checks
+            .first()
+            .map(|(_, key, _)| key.as_slice())
+            .or_else(|| {
+                self.ops
+                    .iter()
+                    .find(|(name, _, _)| *name != "publish")
+                    .map(|(_, key, _)| key.as_slice())
+            })
+    }
     pub(super) fn sadd(&mut self, key: Vec<u8>, member: &str) -> &mut Self {
         self.op("sadd", key, vec![member.as_bytes().to_vec()])
     }
@@ -330,7 +360,12 @@ impl Apply {
             self.args.extend([kind.as_bytes().to_vec(), index, value]);
         }
         for (name, key, mut args) in group.ops {
-            let index = self.key(key);
+            // `publish` names no key (index 0): a channel is no key.
+            let index = if name == "publish" {
+                b"0".to_vec()
+            } else {
+                self.key(key)
+            };
             if name == "srem_if_empty" {
                 if let Some(order) = args.pop() {
                     let order_index = self.key(order);

@@ -21,11 +21,13 @@
 //! queue the messages *it* had claimed; those of a node that never comes
 //! back are found through node membership leases (see [`coord`]).
 
+mod cache;
 mod conn;
 pub mod coord;
 mod inspect;
 pub mod layout;
 mod lua;
+mod writer;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -45,20 +47,29 @@ use crate::sled_store::{
     multi_records, now_ms, Accepted, NewMessage, QueueDepths, QueuedChange, Recovery, Replacement,
     Verification,
 };
+use crate::transition::{self, Change, Edit, TransitionError};
 use crate::upstream_id::{candidates, normalise};
-use conn::{bounded, AsyncConn, AsyncPool, Clients, READ_TIMEOUT};
+use cache::Cache;
+pub use conn::Step;
+use conn::{bounded, AsyncConn, AsyncPool, Clients, READ_TIMEOUT, STEP};
 use layout::{
     client_shard, counter_for, id_shard, member, parse_member, upstream_field, upstream_shard,
     Layout, SHARDS,
 };
 use lua::{Apply, Group};
+use writer::{Writer, Written};
 
 /// Ids reserved per round trip to the shard's counter: a restart skips
 /// the rest of a block, which costs ids, never uniqueness.
 const ID_BLOCK: u64 = 1_000;
 
-/// Receipts kept per message as received (as the sled backend).
-const RECEIVED_LIMIT: usize = 64;
+/// Outbox places reserved per round trip to a client's counter (as ids
+/// are): a restart skips the rest of a block, which leaves a gap, never a
+/// place used twice. Within a node places grow in the order handed out;
+/// an item another node stores with a lower place lands behind the
+/// outbox's cursor, which its news makes the outbox read again from the
+/// oldest (see the daemon's outbox).
+const SEQ_BLOCK: u64 = 1_000;
 
 /// How often a change that lost a race re-reads and tries again before it
 /// gives up with an error (each loss means another writer changed the
@@ -128,6 +139,16 @@ pub struct RedisStore {
     /// The first address given, parsed: its credentials serve the
     /// connections the cluster client does not make (notifications).
     seed: redis::ConnectionInfo,
+    /// Writes gathered across messages, one call per step and slot.
+    writer: Writer,
+    /// The records of the messages this node is sending.
+    cache: Cache,
+    /// Per client, the next outbox place and the end of the reserved
+    /// block.
+    seqs: tokio::sync::Mutex<HashMap<String, (u64, u64)>>,
+    /// Whether this is a cluster (a write's groups in several slots are
+    /// separate calls there).
+    cluster: bool,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -283,6 +304,7 @@ impl RedisStore {
         }
         let clients = Clients::new(&addresses, cluster, options.tls_ca.as_deref())?;
         let conn = AsyncPool::open(&clients).await?;
+        let writer = Writer::start(&conn, cluster, options.durability);
         // Built as a client is, so a TLS seed carries its trusted CA.
         let seed = match addresses.first() {
             Some(address) => conn::single_client(address, options.tls_ca.as_deref())?
@@ -300,6 +322,10 @@ impl RedisStore {
                 .map(|_| tokio::sync::Mutex::new((0, 0)))
                 .collect(),
             seed,
+            writer,
+            cache: Cache::default(),
+            seqs: tokio::sync::Mutex::new(HashMap::new()),
+            cluster,
         };
         Ok(store)
     }
@@ -325,16 +351,25 @@ impl RedisStore {
             return Ok(Vec::new());
         }
         let mut conn = self.conn();
-        let applied: Vec<i64> = call.invocation().invoke_async(&mut conn).await?;
+        let applied: Vec<redis::Value> = call.invocation().invoke_async(&mut conn).await?;
         self.settle(&mut conn).await?;
-        Ok(applied.into_iter().map(|a| a == 1).collect())
+        Ok(applied
+            .iter()
+            .map(|a| writer::written(Some(a)) == Written::Applied)
+            .collect())
     }
 
-    /// One group, applied or not.
+    /// One group, applied or not: in one call with the other writes of the
+    /// current step queued meanwhile.
     async fn apply_one(&self, group: Group) -> Result<bool, StoreError> {
-        let mut call = Apply::default();
-        call.push(group);
-        Ok(self.apply(&call).await?.first().copied().unwrap_or(false))
+        let step = STEP.try_with(|s| *s).unwrap_or(Step::Other);
+        Ok(self.writer.write(step, vec![group]).await? == Written::Applied)
+    }
+
+    /// The round trips this store made so far, by step of a message's
+    /// life (`tern_redis_round_trips_total`).
+    pub fn round_trips(&self) -> Vec<(Step, u64)> {
+        self.conn.round_trips().snapshot()
     }
 
     /// The next id for a message of `client`.
@@ -376,10 +411,6 @@ impl RedisStore {
                 Ok(Some((raw, record)))
             }
         }
-    }
-
-    async fn require(&self, id: TernId) -> Result<(Vec<u8>, MessageRecord), StoreError> {
-        self.read(id).await?.ok_or(StoreError::NotFound(id))
     }
 
     /// Reads records of one shard at once (same slot, so one MGET).
@@ -461,11 +492,21 @@ impl RedisStore {
 
     /// The record of `id` with the times its client took its relayed
     /// receipts: one script, so the two keys are read at one instant.
+    ///
+    /// A record this node keeps (see [`cache`]) with no relayed receipt
+    /// waiting for its client's answer is the stored one: no round trip.
     pub async fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
+        if let Some((_, record)) = self.cache.get(id) {
+            if record.relayed.iter().all(|r| r.acked_ms.is_some()) {
+                return Ok(Some(record));
+            }
+        }
         let mut call = lua::GET_RECORD.key(self.layout.message(id));
         call.key(self.layout.acks(id));
         let mut conn = self.conn();
-        let answer: Vec<redis::Value> = bounded(call.invoke_async(&mut conn)).await?;
+        let answer: Vec<redis::Value> = STEP
+            .scope(Step::Get, bounded(call.invoke_async(&mut conn)))
+            .await?;
         let mut it = answer.into_iter();
         let Some(raw) = it.next() else {
             return Ok(None);
@@ -476,6 +517,7 @@ impl RedisStore {
             None => Vec::new(),
         };
         let mut record = MessageRecord::from_stored(&raw)?;
+        self.cache.refresh(&record, &raw);
         for (seq, at) in pairs(acks) {
             let (seq, at) = (parse_u64("ack seq", &seq)?, parse_u64("ack time", &at)?);
             if let Some(relayed) = record.relayed.iter_mut().find(|r| r.outbox_seq == seq) {
@@ -489,19 +531,23 @@ impl RedisStore {
     /// returns. A resubmission within its dedup window gets the first
     /// message's id and stores nothing.
     pub async fn accept(&self, message: NewMessage, now_ms: u64) -> Result<Accepted, StoreError> {
+        STEP.scope(Step::Accept, self.accept_scoped(message, now_ms))
+            .await
+    }
+
+    async fn accept_scoped(
+        &self,
+        message: NewMessage,
+        now_ms: u64,
+    ) -> Result<Accepted, StoreError> {
         let id = self.next_id(&message.client).await?;
         let shard = id_shard(id);
         let (mut record, dedup) = message.into_record(id, now_ms, None);
         let m = member(id);
         let Some((key, window)) = dedup else {
             let mut group = Group::default();
-            group
-                .set(self.layout.message(id), encode(&record)?)
-                .zadd(self.layout.ready(shard), record.not_before_ms, &m)
-                .sadd(self.layout.all(shard), &m);
-            if let Some(expires) = record.expires_ms {
-                group.zadd(self.layout.expiry(shard), expires, &m);
-            }
+            self.stage(&mut group, transition::accept(record))?;
+            group.sadd(self.layout.all(shard), &m);
             self.apply_one(group).await?;
             return Ok(Accepted {
                 id,
@@ -552,21 +598,24 @@ impl RedisStore {
         messages: Vec<NewMessage>,
         now_ms: u64,
     ) -> Result<Vec<TernId>, StoreError> {
+        STEP.scope(Step::Accept, self.accept_multi_scoped(messages, now_ms))
+            .await
+    }
+
+    async fn accept_multi_scoped(
+        &self,
+        messages: Vec<NewMessage>,
+        now_ms: u64,
+    ) -> Result<Vec<TernId>, StoreError> {
         let mut ids = Vec::with_capacity(messages.len());
         for message in &messages {
             ids.push(self.next_id(&message.client).await?);
         }
         let mut group = Group::default();
         for record in multi_records(messages, &ids, now_ms) {
-            let (id, m) = (record.id, member(record.id));
-            let shard = id_shard(id);
-            group
-                .set(self.layout.message(id), encode(&record)?)
-                .zadd(self.layout.ready(shard), record.not_before_ms, &m)
-                .sadd(self.layout.all(shard), &m);
-            if let Some(expires) = record.expires_ms {
-                group.zadd(self.layout.expiry(shard), expires, &m);
-            }
+            let (shard, m) = (id_shard(record.id), member(record.id));
+            self.stage(&mut group, transition::accept(record))?;
+            group.sadd(self.layout.all(shard), &m);
         }
         self.apply_one(group).await?;
         Ok(ids)
@@ -580,7 +629,24 @@ impl RedisStore {
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        self.claim_within(now_ms, limit, limit, |_| true).await
+        let claimed = STEP
+            .scope(
+                Step::Claim,
+                self.claim_within(now_ms, limit, limit, |_| true),
+            )
+            .await?;
+        self.keep_claimed(&claimed)?;
+        Ok(claimed)
+    }
+
+    /// Keeps the records this node just claimed (see [`cache`]): its next
+    /// steps on them need no read.
+    fn keep_claimed(&self, claimed: &[MessageRecord]) -> Result<(), StoreError> {
+        for record in claimed {
+            // The octets the claim stored (postcard encodes one way).
+            self.cache.keep(record.clone(), encode(record)?);
+        }
+        Ok(())
     }
 
     /// [`RedisStore::claim_ready`], taking only the messages `keep`
@@ -597,8 +663,14 @@ impl RedisStore {
     where
         F: Fn(&MessageRecord) -> bool,
     {
-        self.claim_within(now_ms, limit, limit.saturating_mul(4), keep)
-            .await
+        let claimed = STEP
+            .scope(
+                Step::Claim,
+                self.claim_within(now_ms, limit, limit.saturating_mul(4), keep),
+            )
+            .await?;
+        self.keep_claimed(&claimed)?;
+        Ok(claimed)
     }
 
     async fn claim_within<F>(
@@ -715,75 +787,129 @@ impl RedisStore {
         Ok(all)
     }
 
-    /// Writes the index entries of an attempt's upstream ids, one script
-    /// per upstream shard. Done before the record changes: a crash between
-    /// leaves an entry that finds the message, never a submitted message
-    /// that cannot be found.
-    async fn index_upstream_ids(&self, id: TernId, attempt: &Attempt) -> Result<(), StoreError> {
-        let mut by_shard: HashMap<u64, Group> = HashMap::new();
-        for upstream_id in &attempt.upstream_ids {
-            let form = normalise(upstream_id);
-            let shard = upstream_shard(&attempt.upstream, &form);
-            by_shard.entry(shard).or_default().hset(
-                self.layout.upstream_ids(shard),
-                upstream_field(&attempt.upstream, &form),
-                id.to_be_bytes().to_vec(),
-            );
-        }
-        for (_, group) in by_shard {
-            self.apply_one(group).await?;
-        }
-        Ok(())
-    }
-
-    /// Records an attempt (see [`crate::SledStore::record_attempt`]).
-    pub async fn record_attempt(
+    /// Puts a [`Change`] into `group`, the write of the record's slot: the
+    /// record under its key and each index edit as this backend's keys.
+    /// Upstream-id entries lie in other slots: they go into `index`, one
+    /// group per slot, written first (a crash between leaves an entry that
+    /// finds the message, never a submitted message that cannot be found).
+    /// Persisting and indexing only: the rules are in [`transition`].
+    fn stage_all(
         &self,
-        id: TernId,
-        attempt: Attempt,
-        retry_at_ms: Option<u64>,
-        now_ms: u64,
-    ) -> Result<(), StoreError> {
-        self.index_upstream_ids(id, &attempt).await?;
-        let shard = id_shard(id);
-        let m = member(id);
-        let accepted = attempt.failure.is_none() && !attempt.upstream_ids.is_empty();
-        self.change(id, |record, group| {
-            if accepted {
-                group.zrem(self.layout.in_flight(shard), &m);
-                record.state = State::Submitted;
-            } else if let Some(at) = retry_at_ms {
-                group.zrem(self.layout.in_flight(shard), &m);
-                record.state = State::Queued;
-                record.not_before_ms = at;
-                group.zadd(self.layout.ready(shard), at, &m);
-            }
-            record.attempts.push(attempt.clone());
-            record.updated_ms = now_ms;
-            Ok(true)
-        })
-        .await
-        .map(|_| ())
+        group: &mut Group,
+        index: &mut Vec<(u64, Group)>,
+        change: Change,
+    ) -> Result<(MessageRecord, Vec<u8>), StoreError> {
+        let id = change.record.id;
+        let (shard, m) = (id_shard(id), member(id));
+        for edit in change.edits {
+            match edit {
+                Edit::ReadyAdd(at) => group.zadd(self.layout.ready(shard), at, &m),
+                Edit::ReadyRemove(_) => group.zrem(self.layout.ready(shard), &m),
+                Edit::InFlightRemove => group.zrem(self.layout.in_flight(shard), &m),
+                Edit::ExpiryAdd(at) => group.zadd(self.layout.expiry(shard), at, &m),
+                Edit::ExpiryRemove(_) => group.zrem(self.layout.expiry(shard), &m),
+                Edit::RetentionAdd(at) => group.zadd(self.layout.retention(shard), at, &m),
+                Edit::UpstreamId { upstream, form } => {
+                    let s = upstream_shard(&upstream, &form);
+                    let at = match index.iter().position(|(k, _)| *k == s) {
+                        Some(at) => at,
+                        None => {
+                            index.push((s, Group::default()));
+                            index.len() - 1
+                        }
+                    };
+                    index[at].1.hset(
+                        self.layout.upstream_ids(s),
+                        upstream_field(&upstream, &form),
+                        id.to_be_bytes().to_vec(),
+                    )
+                }
+                Edit::Outbox { seq, item } => {
+                    let client = change.record.client.as_str();
+                    self.push_item(group, client, seq, &item)?;
+                    group.publish(self.layout.outbox_channel(), client)
+                }
+            };
+        }
+        let raw = encode(&change.record)?;
+        group.set(self.layout.message(id), raw.clone());
+        Ok((change.record, raw))
     }
 
-    /// Reads `id`, lets `edit` change the record and add writes (or return
-    /// false to write nothing), and stores it if nobody changed the record
-    /// meanwhile; else reads again. Returns the record as stored, or
-    /// `None` when `edit` declined.
-    async fn change<F>(&self, id: TernId, mut edit: F) -> Result<Option<MessageRecord>, StoreError>
+    /// [`RedisStore::stage_all`] for a change with no upstream id.
+    fn stage(&self, group: &mut Group, change: Change) -> Result<MessageRecord, StoreError> {
+        let mut index = Vec::new();
+        let (record, _) = self.stage_all(group, &mut index, change)?;
+        if index.is_empty() {
+            Ok(record)
+        } else {
+            Err(StoreError::Redis(
+                "an upstream id outside a write that indexes".to_owned(),
+            ))
+        }
+    }
+
+    /// The record of `id` as this node last wrote it, or as stored.
+    async fn base(&self, id: TernId) -> Result<Option<(Vec<u8>, MessageRecord)>, StoreError> {
+        match self.cache.get(id) {
+            Some(kept) => Ok(Some(kept)),
+            None => self.read(id).await,
+        }
+    }
+
+    /// One step on one record: `make` computes its change from the record
+    /// as it is (`Ok(None)`: nothing to write), and the change is written
+    /// fenced, applied only if the record is still the one it was computed
+    /// from. Usually one round trip, shared with the step's other writes:
+    /// the record comes from what this node last wrote, and a write that
+    /// finds it changed gets the record as it is in the same answer and
+    /// computes again. Returns the record as written, or `None` when
+    /// `make` wrote nothing.
+    async fn step<F>(
+        &self,
+        step: Step,
+        id: TernId,
+        mut make: F,
+    ) -> Result<Option<MessageRecord>, StoreError>
     where
-        F: FnMut(&mut MessageRecord, &mut Group) -> Result<bool, StoreError>,
+        F: FnMut(MessageRecord) -> Result<Option<Change>, StoreError>,
     {
+        let Some((mut raw, record)) = self.base(id).await? else {
+            return Err(StoreError::NotFound(id));
+        };
+        let mut record = record;
         for _ in 0..RETRIES {
-            let (raw, mut record) = self.require(id).await?;
+            let Some(change) = make(record)? else {
+                return Ok(None);
+            };
             let mut group = Group::default();
             group.check_eq(self.layout.message(id), raw);
-            if !edit(&mut record, &mut group)? {
-                return Ok(None);
+            let mut index = Vec::new();
+            let (new, new_raw) = self.stage_all(&mut group, &mut index, change)?;
+            let mut groups: Vec<Group> = index.into_iter().map(|(_, g)| g).collect();
+            if self.cluster {
+                // Other slots: written first, each its own call.
+                for index in groups.drain(..) {
+                    self.writer.write(step, vec![index]).await?;
+                }
             }
-            group.set(self.layout.message(id), encode(&record)?);
-            if self.apply_one(group).await? {
-                return Ok(Some(record));
+            groups.push(group);
+            match self.writer.write(step, groups).await? {
+                Written::Applied => {
+                    self.cache.keep(new.clone(), new_raw);
+                    return Ok(Some(new));
+                }
+                Written::Stale(Some(current)) => {
+                    (raw, record) = cache::decoded(current)?;
+                    self.cache.refresh(&record, &raw);
+                }
+                Written::Stale(None) => {
+                    self.cache.forget(id);
+                    return Err(StoreError::NotFound(id));
+                }
+                Written::Refused => {
+                    (raw, record) = self.read(id).await?.ok_or(StoreError::NotFound(id))?;
+                }
             }
         }
         Err(StoreError::Redis(format!(
@@ -791,18 +917,25 @@ impl RedisStore {
         )))
     }
 
-    /// The writes that end a message: out of every queue, into retention.
-    fn end(&self, record: &mut MessageRecord, outcome: Outcome, now_ms: u64, group: &mut Group) {
-        let shard = id_shard(record.id);
-        let m = member(record.id);
-        group
-            .zrem(self.layout.in_flight(shard), &m)
-            .zrem(self.layout.ready(shard), &m)
-            .zrem(self.layout.expiry(shard), &m)
-            .zadd(self.layout.retention(shard), now_ms, &m);
-        record.state = State::Final;
-        record.outcome = Some(outcome);
-        record.updated_ms = now_ms;
+    /// Records an attempt (see [`crate::SledStore::record_attempt`]), with
+    /// the index entries of its upstream ids: one round trip on a single
+    /// server (one script), two on a cluster (the index's slot first).
+    pub async fn record_attempt(
+        &self,
+        id: TernId,
+        attempt: Attempt,
+        retry_at_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let step = self.step(Step::Attempt, id, |record| {
+            Ok(Some(transition::attempt(
+                record,
+                attempt.clone(),
+                retry_at_ms,
+                now_ms,
+            )))
+        });
+        STEP.scope(Step::Attempt, step).await.map(|_| ())
     }
 
     /// Ends a message: final state, out of every queue, into retention.
@@ -812,15 +945,14 @@ impl RedisStore {
         outcome: Outcome,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        self.change(id, |record, group| {
-            if record.state == State::Final {
-                return Ok(false);
+        let step = self.step(Step::Finish, id, |record| {
+            match transition::finish(record, outcome.clone(), now_ms) {
+                Ok(change) => Ok(Some(change)),
+                // Final already: it keeps its outcome.
+                Err(_) => Ok(None),
             }
-            self.end(record, outcome.clone(), now_ms, group);
-            Ok(true)
-        })
-        .await
-        .map(|_| ())
+        });
+        STEP.scope(Step::Finish, step).await.map(|_| ())
     }
 
     /// Ends a message still waiting to be sent if `accept` agrees (see
@@ -840,32 +972,43 @@ impl RedisStore {
     where
         F: FnOnce(&MessageRecord) -> bool,
     {
-        let mut accept = Some(accept);
-        for _ in 0..RETRIES {
-            let Some((raw, mut record)) = self.read(id).await? else {
-                return Ok(QueuedChange::NotFound);
-            };
-            if let Some(accept) = accept.take() {
-                if !accept(&record) {
-                    return Ok(QueuedChange::Refused);
-                }
-            }
-            if record.state != State::Queued {
-                return Ok(QueuedChange::NotQueued(record.state));
-            }
-            let mut group = Group::default();
-            group
-                .check_eq(self.layout.message(id), raw)
-                .check_member(self.layout.ready(id_shard(id)), &member(id));
-            self.end(&mut record, outcome.clone(), now_ms, &mut group);
-            group.set(self.layout.message(id), encode(&record)?);
-            if self.apply_one(group).await? {
-                return Ok(QueuedChange::Done(Box::new(record)));
-            }
+        let Some((_, record)) = STEP.scope(Step::Finish, self.read(id)).await? else {
+            return Ok(QueuedChange::NotFound);
+        };
+        if !accept(&record) {
+            return Ok(QueuedChange::Refused);
         }
-        Err(StoreError::Redis(format!(
-            "{id} kept changing under {RETRIES} tries"
-        )))
+        self.queued_step(id, |record| {
+            transition::cancel(record, outcome.clone(), now_ms)
+        })
+        .await
+    }
+
+    /// A cancel or replace as one [`RedisStore::step`]: the write is
+    /// fenced by the record's octets, which a claim changes (its state),
+    /// so a claim that came first makes the step compute again and answer
+    /// [`QueuedChange::NotQueued`].
+    async fn queued_step<F>(&self, id: TernId, make: F) -> Result<QueuedChange, StoreError>
+    where
+        F: Fn(MessageRecord) -> Result<Change, TransitionError>,
+    {
+        let mut refused = None;
+        let step = self.step(Step::Finish, id, |record| match make(record) {
+            Ok(change) => Ok(Some(change)),
+            Err(why) => {
+                refused = Some(why);
+                Ok(None)
+            }
+        });
+        let done = match STEP.scope(Step::Finish, step).await {
+            Err(StoreError::NotFound(_)) => return Ok(QueuedChange::NotFound),
+            other => other?,
+        };
+        Ok(match (done, refused) {
+            (Some(record), _) => QueuedChange::Done(Box::new(record)),
+            (None, Some(why)) => QueuedChange::from(why),
+            (None, None) => QueuedChange::NotQueued(State::Final),
+        })
     }
 
     /// Ends every waiting message `accept` agrees to, at most `limit` (see
@@ -900,20 +1043,21 @@ impl RedisStore {
                 if ended.len() + candidates.len() >= limit {
                     break;
                 }
-                let Some((raw, mut record)) = found else {
+                let Some((raw, record)) = found else {
                     continue;
                 };
                 if record.state != State::Queued || !accept(&record) {
                     continue;
                 }
+                let Ok(change) = transition::cancel(record, outcome.clone(), now_ms) else {
+                    continue;
+                };
                 let mut group = Group::default();
                 group
                     .check_eq(self.layout.message(*id), raw)
                     .check_member(self.layout.ready(shard), &member(*id));
-                self.end(&mut record, outcome.clone(), now_ms, &mut group);
-                group.set(self.layout.message(*id), encode(&record)?);
+                candidates.push(self.stage(&mut group, change)?);
                 call.push(group);
-                candidates.push(record);
             }
             let applied = self.apply(&call).await?;
             ended.extend(
@@ -941,45 +1085,16 @@ impl RedisStore {
     where
         F: FnOnce(&MessageRecord) -> Option<Replacement>,
     {
-        let mut change = Some(change);
-        let mut new: Option<Replacement> = None;
-        let shard = id_shard(id);
-        let m = member(id);
-        for _ in 0..RETRIES {
-            let Some((raw, mut record)) = self.read(id).await? else {
-                return Ok(QueuedChange::NotFound);
-            };
-            if let Some(change) = change.take() {
-                new = change(&record);
-            }
-            let Some(new) = new.clone() else {
-                return Ok(QueuedChange::Refused);
-            };
-            if record.state != State::Queued {
-                return Ok(QueuedChange::NotQueued(record.state));
-            }
-            let mut group = Group::default();
-            group
-                .check_eq(self.layout.message(id), raw)
-                .check_member(self.layout.ready(shard), &m)
-                .zadd(self.layout.ready(shard), new.not_before_ms, &m)
-                .zrem(self.layout.expiry(shard), &m);
-            if let Some(expires) = new.expires_ms {
-                group.zadd(self.layout.expiry(shard), expires, &m);
-            }
-            record.pdu = new.pdu;
-            record.receipt_requested = new.receipt_requested;
-            record.not_before_ms = new.not_before_ms;
-            record.expires_ms = new.expires_ms;
-            record.updated_ms = now_ms;
-            group.set(self.layout.message(id), encode(&record)?);
-            if self.apply_one(group).await? {
-                return Ok(QueuedChange::Done(Box::new(record)));
-            }
-        }
-        Err(StoreError::Redis(format!(
-            "{id} kept changing under {RETRIES} tries"
-        )))
+        let Some((_, record)) = STEP.scope(Step::Finish, self.read(id)).await? else {
+            return Ok(QueuedChange::NotFound);
+        };
+        let Some(new) = change(&record) else {
+            return Ok(QueuedChange::Refused);
+        };
+        self.queued_step(id, |record| {
+            transition::replace(record, new.clone(), now_ms)
+        })
+        .await
     }
 
     /// The message an upstream id belongs to, case and leading zeros aside.
@@ -988,7 +1103,12 @@ impl RedisStore {
         upstream: &str,
         upstream_id: &str,
     ) -> Result<Option<TernId>, StoreError> {
-        self.lookup_forms(upstream, &[normalise(upstream_id)]).await
+        let form = normalise(upstream_id);
+        if let Some(id) = self.cache.lookup(upstream, &form) {
+            return Ok(Some(id));
+        }
+        STEP.scope(Step::Lookup, self.lookup_forms(upstream, &[form]))
+            .await
     }
 
     /// [`RedisStore::lookup_upstream`], also across hex and decimal.
@@ -997,7 +1117,14 @@ impl RedisStore {
         upstream: &str,
         upstream_id: &str,
     ) -> Result<Option<TernId>, StoreError> {
-        self.lookup_forms(upstream, &candidates(upstream_id)).await
+        let forms = candidates(upstream_id);
+        // The first form is tried first in the store too: a kept id that
+        // matches it is the store's answer.
+        if let Some(id) = forms.first().and_then(|f| self.cache.lookup(upstream, f)) {
+            return Ok(Some(id));
+        }
+        STEP.scope(Step::Lookup, self.lookup_forms(upstream, &forms))
+            .await
     }
 
     async fn lookup_forms(
@@ -1035,13 +1162,28 @@ impl RedisStore {
             .collect())
     }
 
-    /// A new place in `client`'s outbox (a counter of its shard).
+    /// A new place in `client`'s outbox, from the block this node
+    /// reserved of the client's counter (see [`SEQ_BLOCK`]).
     async fn next_seq(&self, client: &str) -> Result<u64, StoreError> {
-        let mut conn = self.conn();
-        let seq: u64 = redis::cmd("INCR")
-            .arg(self.layout.outbox_seq(client))
-            .query_async(&mut conn)
-            .await?;
+        let mut seqs = self.seqs.lock().await;
+        let block = seqs.entry(client.to_owned()).or_insert((0, 0));
+        if block.0 >= block.1 {
+            let mut conn = self.conn();
+            let end: u64 = STEP
+                .scope(
+                    Step::OutboxPush,
+                    redis::cmd("INCRBY")
+                        .arg(self.layout.outbox_seq(client))
+                        .arg(SEQ_BLOCK)
+                        .query_async(&mut conn),
+                )
+                .await?;
+            self.settle(&mut conn).await?;
+            // Places start at 1, as they did with one INCR each.
+            *block = (end.saturating_sub(SEQ_BLOCK) + 1, end + 1);
+        }
+        let seq = block.0;
+        block.0 += 1;
         Ok(seq)
     }
 
@@ -1064,12 +1206,14 @@ impl RedisStore {
     }
 
     /// Stores something owed to `client`; returns its place in the outbox.
+    /// One round trip (shared with the pushes queued meanwhile), news to
+    /// the other nodes included.
     pub async fn outbox_push(&self, client: &str, item: &OutboxItem) -> Result<u64, StoreError> {
         let seq = self.next_seq(client).await?;
         let mut group = Group::default();
         self.push_item(&mut group, client, seq, item)?;
-        self.apply_one(group).await?;
-        self.notify_outbox(client).await;
+        group.publish(self.layout.outbox_channel(), client);
+        STEP.scope(Step::OutboxPush, self.apply_one(group)).await?;
         Ok(seq)
     }
 
@@ -1090,7 +1234,9 @@ impl RedisStore {
             .arg(limit)
             .arg(from.as_str());
         let mut conn = self.conn();
-        let flat: Vec<Vec<u8>> = bounded(call.invoke_async(&mut conn)).await?;
+        let flat: Vec<Vec<u8>> = STEP
+            .scope(Step::OutboxRead, bounded(call.invoke_async(&mut conn)))
+            .await?;
         pairs(flat)
             .into_iter()
             .map(|(seq, item)| {
@@ -1111,6 +1257,11 @@ impl RedisStore {
     /// Removes many items the client acknowledged in one group (one round
     /// trip); for each receipt, the time goes into its message's history.
     pub async fn outbox_ack_many(&self, client: &str, seqs: &[u64]) -> Result<(), StoreError> {
+        STEP.scope(Step::OutboxAck, self.outbox_ack_scoped(client, seqs))
+            .await
+    }
+
+    async fn outbox_ack_scoped(&self, client: &str, seqs: &[u64]) -> Result<(), StoreError> {
         if seqs.is_empty() {
             return Ok(());
         }
@@ -1332,6 +1483,7 @@ impl RedisStore {
                     group.hdel(self.layout.dedup(shard), dedup_field(&record.client, key));
                 }
             }
+            self.cache.forget(id);
             group
                 .zrem(self.layout.retention(shard), &m)
                 .srem(self.layout.all(shard), &m)
@@ -1568,65 +1720,38 @@ impl RedisStore {
         Ok(d)
     }
 
-    /// Stores what a receipt changed, with the client's receipt, in one
-    /// script on the client's slot (see
-    /// [`crate::SledStore::record_receipt`]).
+    /// Stores what a receipt changed, with the client's receipt and the
+    /// news of it to the other nodes, in one script on the client's slot
+    /// (see [`crate::SledStore::record_receipt`]): one round trip, shared
+    /// with the receipts queued meanwhile, when this node keeps the record.
     pub async fn record_receipt(
         &self,
         id: TernId,
         update: ReceiptUpdate,
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
-        // The outbox place is taken once, before the first try: a retry
-        // reuses it (a place never used is only a gap).
-        let client = match &update.relay {
-            Some(_) => Some(self.require(id).await?.1.client),
-            None => None,
+        let receipt = async {
+            // The outbox place is taken once, before the first try: a
+            // retry reuses it (a place never used is only a gap).
+            let seq = match &update.relay {
+                Some(_) => {
+                    let (_, record) = self.base(id).await?.ok_or(StoreError::NotFound(id))?;
+                    Some(self.next_seq(&record.client).await?)
+                }
+                None => None,
+            };
+            self.step(Step::Receipt, id, |record| {
+                Ok(Some(transition::receipt(
+                    record,
+                    update.clone(),
+                    seq,
+                    now_ms,
+                )))
+            })
+            .await?;
+            Ok(seq)
         };
-        let seq = match &client {
-            Some(client) => Some(self.next_seq(client).await?),
-            None => None,
-        };
-
-        self.change(id, |record, group| {
-            let update = update.clone();
-            if let Some(received) = update.received {
-                if record.received.len() >= RECEIVED_LIMIT {
-                    record.received.pop();
-                }
-                record.received.push(received);
-            }
-            if let Some(parts) = update.parts {
-                record.parts = parts;
-            }
-            if let Some(outcome) = update.outcome {
-                if record.state != State::Final {
-                    self.end(record, outcome, now_ms, group);
-                }
-            }
-            if let Some(at) = update.requeue_at_ms {
-                if record.state != State::Final {
-                    let (shard, m) = (id_shard(id), member(id));
-                    group.zrem(self.layout.in_flight(shard), &m);
-                    group.zadd(self.layout.ready(shard), at, &m);
-                    record.state = State::Queued;
-                    record.not_before_ms = at;
-                }
-            }
-            if let (Some((item, mut entry)), Some(seq)) = (update.relay, seq) {
-                self.push_item(group, &record.client.clone(), seq, &item)?;
-                entry.outbox_seq = seq;
-                entry.acked_ms = None;
-                record.relayed.push(entry);
-            }
-            record.updated_ms = now_ms;
-            Ok(true)
-        })
-        .await?;
-        if let (Some(client), Some(_)) = (&client, seq) {
-            self.notify_outbox(client).await;
-        }
-        Ok(seq)
+        STEP.scope(Step::Receipt, receipt).await
     }
 }
 

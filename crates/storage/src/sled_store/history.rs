@@ -12,13 +12,10 @@
 //! of the record there could lose one of the two. [`SledStore::get`] folds
 //! the acknowledgements into [`RelayedReceipt::acked_ms`].
 
-use super::{decode, encode, keys, now_ms, Ops, SledStore, StoreError};
+use super::{decode, keys, now_ms, Ops, SledStore, StoreError};
 use crate::id::TernId;
-use crate::record::{MessageRecord, ReceiptUpdate, RelayedReceipt, State};
-
-/// Receipts kept per message as received (a message has a handful: one
-/// per part, and intermediate states).
-const RECEIVED_LIMIT: usize = 64;
+use crate::record::{MessageRecord, ReceiptUpdate, RelayedReceipt};
+use crate::transition;
 
 impl SledStore {
     /// Stores what a receipt changed, atomically: the upstream receipt in
@@ -32,57 +29,15 @@ impl SledStore {
         update: ReceiptUpdate,
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let mut record = self.require(id)?;
+        let record = self.require(id)?;
+        let seq = match update.relay {
+            Some(_) => Some(self.sequence().await?),
+            None => None,
+        };
         let mut batch = Ops::default();
-        if let Some(received) = update.received {
-            // An upstream resending a receipt for ever must not grow the
-            // record for ever: past the limit the latest replaces the one
-            // before it, so the first ones and the last one stay.
-            if record.received.len() >= RECEIVED_LIMIT {
-                record.received.pop();
-            }
-            record.received.push(received);
-        }
-        if let Some(parts) = update.parts {
-            record.parts = parts;
-        }
-        if let Some(outcome) = update.outcome {
-            if record.state != State::Final {
-                batch.remove(keys::in_flight(id));
-                batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
-                if let Some(expires) = record.expires_ms {
-                    batch.remove(keys::timed(keys::EXPIRY, expires, id));
-                }
-                batch.insert(keys::timed(keys::RETENTION, now_ms, id), []);
-                record.state = State::Final;
-                record.outcome = Some(outcome);
-            }
-        }
-        if let Some(at) = update.requeue_at_ms {
-            if record.state != State::Final {
-                batch.remove(keys::in_flight(id));
-                batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
-                record.state = State::Queued;
-                record.not_before_ms = at;
-                batch.insert(keys::timed(keys::READY, at, id), []);
-            }
-        }
-        let mut queued = None;
-        if let Some((item, mut entry)) = update.relay {
-            let seq = self.sequence().await?;
-            batch.insert(
-                keys::owned_with(keys::OUTBOX, &record.client, &seq.to_be_bytes()),
-                encode(&item)?,
-            );
-            entry.outbox_seq = seq;
-            entry.acked_ms = None;
-            record.relayed.push(entry);
-            queued = Some(seq);
-        }
-        record.updated_ms = now_ms;
-        batch.insert(keys::message(id), encode(&record)?);
+        Self::stage(&mut batch, transition::receipt(record, update, seq, now_ms))?;
         self.write(batch).await?;
-        Ok(queued)
+        Ok(seq)
     }
 
     /// The outbox place of a receipt a client just took, recorded against
@@ -142,8 +97,10 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::record::State;
     use crate::record::{Attempt, OutboxItem, Outcome, ReceivedReceipt};
     use crate::sled_store::{NewMessage, StoreOptions};
+    use crate::transition::RECEIVED_LIMIT;
 
     struct Dir(std::path::PathBuf);
 

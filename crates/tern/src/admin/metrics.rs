@@ -239,6 +239,17 @@ pub struct Metrics {
     /// membership lease on a shared store: `ok`, `error` (the store did
     /// not answer) or `lost` (another node holds it; this node stops).
     pub lease_renewals: Family<ResultLabel, Counter>,
+    /// `tern_redis_round_trips_total{step}`: round trips to Redis by step
+    /// of a message's life (see `tern_storage::redis_store::Step`), copied
+    /// from the store on each scrape; none on sled.
+    pub redis_round_trips: Family<StepLabel, Counter>,
+}
+
+/// Label set `{step}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabel {
+    /// A step of a message's life: `accept`, `claim`, `attempt`…
+    pub step: String,
 }
 
 fn submit_histogram() -> Histogram {
@@ -281,6 +292,7 @@ impl Metrics {
             store_write_latency: submit_histogram(),
             store_sync: submit_histogram(),
             lease_renewals: Family::default(),
+            redis_round_trips: Family::default(),
             registry: Registry::with_prefix("tern"),
         };
         // Registered in this order, which is the order they are encoded in.
@@ -483,6 +495,11 @@ impl Metrics {
             "lease_renewals",
             "Renewals of this node's membership lease on a shared store, by result (ok, error, lost)",
             self.lease_renewals.clone(),
+        );
+        self.registry.register(
+            "redis_round_trips",
+            "Round trips to the Redis store, by step of a message's life (accept, claim, attempt, receipt...)",
+            self.redis_round_trips.clone(),
         );
     }
 
@@ -725,6 +742,17 @@ impl Metrics {
         }
     }
 
+    /// Sets `tern_redis_round_trips_total` to the store's own counts (each
+    /// only grows: the counter takes the difference).
+    pub fn set_redis_round_trips<'a>(&self, counts: impl IntoIterator<Item = (&'a str, u64)>) {
+        for (step, count) in counts {
+            let counter = self.redis_round_trips.get_or_create(&StepLabel {
+                step: step.to_owned(),
+            });
+            counter.inc_by(count.saturating_sub(counter.get()));
+        }
+    }
+
     /// Records one durable store write's time.
     pub fn observe_store_write(&self, elapsed: Duration) {
         self.store_write_latency.observe(elapsed.as_secs_f64());
@@ -826,6 +854,22 @@ mod tests {
             let value = line.strip_prefix(name_and_labels)?.strip_prefix(' ')?;
             value.parse().ok()
         })
+    }
+
+    #[test]
+    fn redis_round_trips_follow_the_stores_counts_by_step() {
+        let metrics = Metrics::new();
+        metrics.set_redis_round_trips([("accept", 5), ("receipt", 2)]);
+        metrics.set_redis_round_trips([("accept", 7), ("receipt", 2)]);
+        let text = metrics.encode();
+        assert_eq!(
+            sample(&text, r#"tern_redis_round_trips_total{step="accept"}"#),
+            Some(7.0)
+        );
+        assert_eq!(
+            sample(&text, r#"tern_redis_round_trips_total{step="receipt"}"#),
+            Some(2.0)
+        );
     }
 
     #[test]

@@ -184,6 +184,7 @@ impl AdminSource for Source {
             metrics.set_queue("outbox", depths.outbox);
             metrics.set_queue("unmatched", depths.unmatched);
         }
+        metrics.set_redis_round_trips(self.node.store.redis_round_trips());
         let clients = self.node.clients();
         metrics.set_sessions("client", "bound", clients.len());
         let routing = self.node.routing();

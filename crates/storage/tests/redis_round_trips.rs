@@ -1,0 +1,233 @@
+//! What a message costs in Redis round trips, read from the store's own
+//! count (the daemon's `tern_redis_round_trips_total`), and a store that
+//! outlives a restart of its server.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{redis_single, RedisServer, TempDir};
+use tern_storage::redis_store::Step;
+use tern_storage::{
+    Attempt, IdFormat, NewMessage, OutboxItem, Outcome, ReceiptUpdate, RedisDurability,
+    RedisOptions, RedisStore, RedisTopology, RelayedReceipt, State,
+};
+
+/// Messages in flight at once: enough that each step's writes gather.
+const MESSAGES: usize = 400;
+
+fn message(n: usize) -> NewMessage {
+    NewMessage {
+        client: "acme".to_owned(),
+        pdu: Bytes::from(format!("submit_sm {n}")),
+        receipt_requested: true,
+        not_before_ms: 1,
+        expires_ms: Some(u64::MAX / 2),
+        dedup: None,
+        id_format: IdFormat::Hex,
+    }
+}
+
+fn delivered() -> Outcome {
+    Outcome {
+        stat: "DELIVRD".to_owned(),
+        err: 0,
+        vendor_code: None,
+    }
+}
+
+/// Sends one claimed message and stores its receipt, as the daemon's
+/// dispatcher and receipt handler do: the attempt with its upstream id,
+/// then the lookup by that id, the record, and the receipt with the
+/// client's.
+async fn sent_and_receipted(store: &RedisStore, id: tern_storage::TernId, n: usize) {
+    let upstream_id = format!("U{n:06}");
+    let attempt = Attempt {
+        upstream: "up".to_owned(),
+        at_ms: 2,
+        status: Some(0),
+        upstream_ids: vec![upstream_id.clone()],
+        failure: None,
+    };
+    store
+        .record_attempt(id, attempt, None, 2)
+        .await
+        .expect("attempt recorded");
+    let found = store
+        .lookup_upstream("up", &upstream_id)
+        .await
+        .expect("looks up")
+        .expect("found");
+    assert_eq!(found, id);
+    let record = store.get(id).await.expect("reads").expect("there");
+    assert_eq!(record.state, State::Submitted);
+    let update = ReceiptUpdate {
+        outcome: Some(delivered()),
+        relay: Some((
+            OutboxItem {
+                pdu: Bytes::from_static(b"deliver_sm"),
+                message: Some(id),
+                stored_ms: 3,
+            },
+            RelayedReceipt {
+                outbox_seq: 0,
+                part: None,
+                stat: "DELIVRD".to_owned(),
+                err: 0,
+                queued_ms: 3,
+                acked_ms: None,
+            },
+        )),
+        ..ReceiptUpdate::default()
+    };
+    store
+        .record_receipt(id, update, 3)
+        .await
+        .expect("receipt stored")
+        .expect("relayed");
+}
+
+/// The bound of issue 20: a message and its receipt (accepted, claimed,
+/// sent, receipted with the client's receipt, delivered and acknowledged)
+/// cost at most 3 round trips in all, with every step's writes gathered
+/// across the messages in flight; and the steps a message makes alone
+/// (its accept, its attempt, its receipt with the lookup and the read
+/// before it) cost at most one each, so the test fails as soon as one of
+/// them is split into a read and a write again (that adds a whole round
+/// trip per message to it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_and_its_receipt_cost_at_most_three_round_trips() {
+    let backend = redis_single("round_trips");
+    let store = Arc::new(backend.open_redis(1).await);
+    let before: HashMap<Step, u64> = store.round_trips().into_iter().collect();
+
+    let accepts: Vec<_> = (0..MESSAGES)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.accept(message(n), 1).await.expect("accepted").id })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for accept in accepts {
+        ids.push(accept.await.expect("accept task"));
+    }
+    let mut claimed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while claimed.len() < MESSAGES {
+        assert!(
+            Instant::now() < deadline,
+            "claimed {} in 30 s",
+            claimed.len()
+        );
+        claimed.extend(store.claim_ready(2, 100).await.expect("claims"));
+    }
+    let numbers: HashMap<_, _> = ids.iter().enumerate().map(|(n, id)| (*id, n)).collect();
+    let sends: Vec<_> = claimed
+        .iter()
+        .map(|record| {
+            let (store, id, n) = (store.clone(), record.id, numbers[&record.id]);
+            tokio::spawn(async move { sent_and_receipted(&store, id, n).await })
+        })
+        .collect();
+    for send in sends {
+        send.await.expect("send task");
+    }
+    // The client takes them, acknowledged in batches as the outbox does.
+    let mut taken = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while taken < MESSAGES {
+        assert!(Instant::now() < deadline, "took {taken} in 30 s");
+        let items = store
+            .outbox_pending("acme", None, 100)
+            .await
+            .expect("outbox");
+        let seqs: Vec<u64> = items.iter().map(|(seq, _)| *seq).collect();
+        store
+            .outbox_ack_many("acme", &seqs)
+            .await
+            .expect("acknowledged");
+        taken += seqs.len();
+    }
+    let after: HashMap<Step, u64> = store.round_trips().into_iter().collect();
+    for id in &ids {
+        let record = store.get(*id).await.expect("reads").expect("there");
+        assert_eq!(record.state, State::Final);
+        assert!(record.relayed[0].acked_ms.is_some());
+    }
+
+    let spent = |steps: &[Step]| -> f64 {
+        let n: u64 = steps.iter().map(|s| after[s] - before[s]).sum();
+        n as f64 / MESSAGES as f64
+    };
+    let table: Vec<String> = Step::ALL
+        .iter()
+        .map(|s| format!("{}={}", s.name(), after[s] - before[s]))
+        .collect();
+    println!("round trips for {MESSAGES} messages: {}", table.join(" "));
+    let total = spent(&Step::ALL);
+    assert!(
+        total <= 3.0,
+        "{total:.2} round trips per message: {table:?}"
+    );
+    for (what, steps) in [
+        ("accept", &[Step::Accept][..]),
+        ("attempt", &[Step::Attempt][..]),
+        ("receipt", &[Step::Lookup, Step::Get, Step::Receipt][..]),
+    ] {
+        let per = spent(steps);
+        assert!(
+            per <= 1.0,
+            "{what}: {per:.2} round trips per message: {table:?}"
+        );
+    }
+}
+
+/// A store whose server restarts (SIGKILL, then started again on the same
+/// files) goes on: its connections are made again, and what was written
+/// before is there. Without reconnection every command after the restart
+/// fails for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_serves_again_after_its_server_restarts() {
+    let dir = TempDir::new("redis-restart");
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        probe.local_addr().expect("address").port()
+    };
+    let server = RedisServer::start_at(port, dir.0.clone(), &[]);
+    let (store, _) = RedisStore::open(RedisOptions {
+        topology: RedisTopology::Single(server.address()),
+        node: 1,
+        prefix: "restart".to_owned(),
+        durability: RedisDurability::AppendFsyncAlways,
+        tls_ca: None,
+    })
+    .await
+    .expect("opens");
+    let first = store.accept(message(1), 1).await.expect("accepted").id;
+
+    let (port, files) = server.crash();
+    // While it is down, a write fails (in bounded time), never hangs.
+    let down = tokio::time::timeout(Duration::from_secs(30), store.accept(message(2), 1)).await;
+    assert!(matches!(down, Ok(Err(_))), "{down:?}");
+    let _server = RedisServer::start_at(port, files, &[]);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let second = loop {
+        match store.accept(message(3), 1).await {
+            Ok(accepted) => break accepted.id,
+            Err(err) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "still failing 30 s after the restart: {err}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let record = store.get(first).await.expect("reads").expect("kept");
+    assert_eq!(record.pdu, Bytes::from("submit_sm 1"));
+    assert!(store.get(second).await.expect("reads").is_some());
+}
