@@ -207,6 +207,14 @@ impl Wal {
         Ok(())
     }
 
+    /// The current file, for errors: the thing a failed write was about.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "the write-ahead log {}",
+            self.dir.join(file_name(self.generation)).display()
+        )
+    }
+
     /// The current file's generation.
     pub(crate) fn generation(&self) -> u64 {
         self.generation

@@ -1090,7 +1090,7 @@ async fn a_redis_read_without_an_answer_fails_in_time_and_the_store_recovers() {
     let (record, lookup, depths) = reads.expect("every read returned while Redis was stopped");
     for err in [record.err(), lookup.err(), depths.err()] {
         assert!(
-            matches!(err, Some(StoreError::Redis(_))),
+            matches!(err, Some(StoreError::Redis { .. })),
             "a stopped server is an error: {err:?}"
         );
     }
@@ -1172,6 +1172,6 @@ async fn opening_a_redis_store_on_a_server_that_never_answers_fails_in_time() {
                 panic!("open returned while the server hung (at {stuck_at:?}, {durability:?})")
             })
             .expect_err("a server that does not answer is refused");
-        assert!(matches!(err, StoreError::Redis(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Redis { .. }), "{err:?}");
     }
 }

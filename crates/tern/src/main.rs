@@ -161,7 +161,7 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
         daemon::run(config, shutdown).await
     });
     if let Err(err) = &outcome {
-        if store_damaged(err) {
+        if err.store_damaged() {
             tracing::error!(error = %format!("{err:#}"), "refusing to start on a damaged store");
             eprintln!("tern: {err:#}");
             return Ok(ExitCode::from(EX_DATAERR));
@@ -178,16 +178,6 @@ const EX_CONFIG: u8 = 78;
 /// Exit status for a damaged store (EX_DATAERR, sysexits.h): like a bad
 /// configuration, not worth restarting until an operator looked at it.
 const EX_DATAERR: u8 = 65;
-
-/// The daemon stopped because a store file is damaged.
-fn store_damaged(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<tern_storage::StoreError>(),
-            Some(tern_storage::StoreError::Damaged { .. })
-        )
-    })
-}
 
 /// Logs as the config says; `RUST_LOG` overrides its level.
 fn init_logging(log: &config::LogSettings) {
@@ -219,7 +209,7 @@ async fn wait_for_signal() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Decode { hex } => decode::run(&hex),
+        Command::Decode { hex } => decode::run(&hex).map_err(anyhow::Error::from),
         Command::CheckConfig {
             file, diff: false, ..
         } => Ok(check::run(&file)),

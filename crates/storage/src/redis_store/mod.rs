@@ -141,7 +141,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(value).map_err(|e| StoreError::Io(format!("encoding: {e}")))
+    postcard::to_stdvec(value).map_err(StoreError::encode::<T>)
 }
 
 fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -288,7 +288,7 @@ impl RedisStore {
             Some(address) => conn::single_client(address, options.tls_ca.as_deref())?
                 .get_connection_info()
                 .clone(),
-            None => return Err(StoreError::Redis("no Redis address given".to_owned())),
+            None => return Err(StoreError::redis("no Redis address given")),
         };
         let store = Self {
             clients,
@@ -786,8 +786,8 @@ impl RedisStore {
                 return Ok(Some(record));
             }
         }
-        Err(StoreError::Redis(format!(
-            "{id} kept changing under {RETRIES} tries"
+        Err(StoreError::redis(format!(
+            "message {id} kept changing under {RETRIES} tries"
         )))
     }
 
@@ -863,8 +863,8 @@ impl RedisStore {
                 return Ok(QueuedChange::Done(Box::new(record)));
             }
         }
-        Err(StoreError::Redis(format!(
-            "{id} kept changing under {RETRIES} tries"
+        Err(StoreError::redis(format!(
+            "message {id} kept changing under {RETRIES} tries"
         )))
     }
 
@@ -977,8 +977,8 @@ impl RedisStore {
                 return Ok(QueuedChange::Done(Box::new(record)));
             }
         }
-        Err(StoreError::Redis(format!(
-            "{id} kept changing under {RETRIES} tries"
+        Err(StoreError::redis(format!(
+            "message {id} kept changing under {RETRIES} tries"
         )))
     }
 

@@ -22,6 +22,7 @@ mod cluster;
 mod crash;
 mod data_sm;
 mod dispatch;
+mod error;
 mod intake;
 mod maintenance;
 mod mo;
@@ -36,7 +37,6 @@ mod upstreams;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tern_session::abuse::BindGuard;
 use tern_session::smsc::{BoundSession, SmscConfig, SmscServer};
 use tern_storage::{RedisOptions, RedisStore, RedisTopology, SledStore, Store};
@@ -48,6 +48,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use auth::Accounts;
+pub use error::{DaemonError, UpstreamError};
 pub use reload::{ReloadStatus, Reloader};
 
 use crate::admin::Metrics;
@@ -59,7 +60,7 @@ use crate::notify;
 const DRAIN_DEADLINE: Duration = upstreams::DRAIN_DEADLINE;
 
 /// Runs a node with `config` until `shutdown`.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
     crash::init()?;
     let simulators = crate::sandbox::start(&config).await?;
 
@@ -137,7 +138,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     node.store
         .flush()
         .await
-        .context("final flush of the store")?;
+        .map_err(|source| DaemonError::Store {
+            what: "final flush of the store".to_owned(),
+            source,
+        })?;
     cluster_stop.cancel();
     if let Some(task) = cluster_task {
         // Leaves the membership, so other nodes need not wait for it.
@@ -145,7 +149,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     simulators.stop();
     if fatal.is_cancelled() {
-        anyhow::bail!("stopped: this node lost its membership in the shared store");
+        return Err(DaemonError::LostMembership {
+            node: config.node_id,
+        });
     }
     info!("stopped");
     Ok(())
@@ -213,7 +219,7 @@ async fn serve_clients(
     config: &Config,
     accounts: Accounts,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(Arc<SmscServer<Accounts>>, mpsc::Receiver<BoundSession>)> {
+) -> Result<(Arc<SmscServer<Accounts>>, mpsc::Receiver<BoundSession>), DaemonError> {
     let smsc = SmscConfig {
         system_id: config.system_id.clone(),
         session: config.client_sessions.clone(),
@@ -223,7 +229,7 @@ async fn serve_clients(
         Some(guard) => SmscServer::with_guard(
             smsc,
             accounts,
-            BindGuard::new(guard.clone()).context("[bind_guard]")?,
+            BindGuard::new(guard.clone()).map_err(DaemonError::BindGuard)?,
         ),
         None => SmscServer::new(smsc, accounts),
     };
@@ -231,12 +237,16 @@ async fn serve_clients(
     for listener in &config.listeners {
         let socket = TcpListener::bind(listener.address)
             .await
-            .with_context(|| format!("listening on {}", listener.address))?;
+            .map_err(|source| DaemonError::Bind {
+                kind: "client",
+                address: listener.address,
+                source,
+            })?;
         let tls = match &listener.tls {
-            Some(tls) => Some(
-                tls.load()
-                    .with_context(|| format!("TLS of listener {}", listener.address))?,
-            ),
+            Some(tls) => Some(tls.load().map_err(|source| DaemonError::ListenerTls {
+                address: listener.address,
+                source,
+            })?),
             None => None,
         };
         info!(address = %listener.address, tls = tls.is_some(), "accepting clients");
@@ -258,10 +268,14 @@ async fn serve_admin(
     source: Arc<admin::Source>,
     token: Option<String>,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), DaemonError> {
     let socket = TcpListener::bind(address)
         .await
-        .with_context(|| format!("admin listener on {address}"))?;
+        .map_err(|source| DaemonError::Bind {
+            kind: "admin",
+            address,
+            source,
+        })?;
     info!(%address, "admin listener (metrics, health, JSON)");
     tokio::spawn(async move {
         if let Err(err) = crate::admin::serve_guarded(socket, metrics, source, token, stop).await {
@@ -333,11 +347,14 @@ async fn unbind_upstreams(node: &node::Node, stop: CancellationToken) {
 }
 
 /// Opens the configured store; on Redis, also joins the other nodes.
-async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<cluster::Cluster>)> {
+async fn open_store(config: &Config) -> Result<(Store, Option<cluster::Cluster>), DaemonError> {
+    let store_error = |what: String| move |source| DaemonError::Store { what, source };
     match &config.backend {
         Backend::Sled => {
-            let (store, recovery) = SledStore::open(&config.store_path, config.store.clone())
-                .with_context(|| format!("opening the store at {}", config.store_path.display()))?;
+            let (store, recovery) =
+                SledStore::open(&config.store_path, config.store.clone()).map_err(store_error(
+                    format!("opening the store at {}", config.store_path.display()),
+                ))?;
             info!(path = %config.store_path.display(), requeued = recovery.requeued, "store open");
             Ok((Store::Sled(store), None))
         }
@@ -357,18 +374,21 @@ async fn open_store(config: &Config) -> anyhow::Result<(Store, Option<cluster::C
                 tls_ca: redis.tls_ca.as_ref().map(|ca| ca.pem.clone()),
             })
             .await
-            .with_context(|| format!("opening the Redis store at {where_}"))?;
+            .map_err(store_error(format!("opening the Redis store at {where_}")))?;
             // Join first: a second process with this node id is refused
             // before it could take the running node's claimed messages.
             let coordinator = store.coordinator();
             coordinator
                 .join(redis.lease_ttl)
                 .await
-                .with_context(|| format!("joining as node {} on {where_}", config.node_id))?;
-            let recovery = store
-                .recover()
-                .await
-                .with_context(|| format!("recovering node {}'s messages", config.node_id))?;
+                .map_err(store_error(format!(
+                    "joining as node {} on {where_}",
+                    config.node_id
+                )))?;
+            let recovery = store.recover().await.map_err(store_error(format!(
+                "recovering node {}'s messages on {where_}",
+                config.node_id
+            )))?;
             info!(
                 redis = %where_,
                 node = config.node_id,
