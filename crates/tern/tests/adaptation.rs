@@ -11,7 +11,7 @@
 //! - Infobip flash: class 0 messages over the `NSMS` session only, others
 //!   never over it, and a long flash message refused.
 
-mod common;
+use tern_testkit as common;
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};

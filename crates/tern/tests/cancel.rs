@@ -6,7 +6,7 @@
 //! session engine: it records every text it is given and sends a DELIVRD
 //! receipt for each.
 
-mod common;
+use tern_testkit as common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -44,9 +44,7 @@
 //! bounded. When a round fails, its temp dir (config, store, daemon log) is
 //! kept and its path printed.
 
-#[path = "common/ports.rs"]
-mod ports;
-use ports::free_port;
+use tern_testkit::free_port;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;

@@ -7,7 +7,7 @@
 //! once over all its sessions; past it ESME_RMSGQFUL at once); and its
 //! limits as `/api/sessions` and `tern status` show them.
 
-mod common;
+use tern_testkit as common;
 
 use std::path::Path;
 use std::process::Command;

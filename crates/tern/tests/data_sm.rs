@@ -4,7 +4,7 @@
 //! data_sm_resp; what a submit_sm cannot carry is refused with a precise
 //! status. (submit_multi: see `submit_multi.rs`.)
 
-mod common;
+use tern_testkit as common;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 //! upstream sessions and breakers, the ready queue's and the outbox's age,
 //! the store's write latency and the cluster lease renewals.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;

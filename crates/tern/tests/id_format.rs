@@ -8,7 +8,7 @@
 //! decimal ids have 16 digits, as many as hex ids: a hex client's query
 //! with a decimal id is then read by both forms, and the lookup decides.
 
-mod common;
+use tern_testkit as common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! order) and sees the status Tern answers. Clients bind to Tern and get
 //! what the `[[mo_route]]` rules give them.
 
-mod common;
+use tern_testkit as common;
 
 use std::time::Duration;
 

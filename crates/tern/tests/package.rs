@@ -6,7 +6,7 @@
 //! service needs. `.ci/package` builds, installs and removes the real
 //! package; these checks run in every `cargo test`.
 
-mod common;
+use tern_testkit as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! client has not answered yet does not hold back the next; many taken
 //! are each delivered once, and their acknowledgements written in batches.
 
-mod common;
+use tern_testkit as common;
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 //! drains and exits 0; `/metrics` moves with traffic; no password appears in
 //! the logs or the API.
 
-mod common;
+use tern_testkit as common;
 
 use std::path::Path;
 use std::process::Command;

@@ -10,7 +10,7 @@
 //! - `tern route-test` explains its choice; `tern check-config` refuses bad
 //!   routing values at their file, line and column.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::HashSet;
 use std::process::Command;

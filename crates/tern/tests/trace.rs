@@ -6,7 +6,7 @@
 //! the receipt relayed and when the client took it, the outcome. An
 //! unknown id exits 1; an admin endpoint that is not there exits 2.
 
-mod common;
+use tern_testkit as common;
 
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,7 +6,7 @@
 //! store-and-forward mode and the outcome comes as a receipt. A
 //! store-and-forward client on the same daemon is answered at once.
 
-mod common;
+use tern_testkit as common;
 
 use std::time::{Duration, Instant};
 

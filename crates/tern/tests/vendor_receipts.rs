@@ -23,7 +23,7 @@
 //! part is final, the worst part's outcome; or one per part for an account
 //! with `receipts_per_part`.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

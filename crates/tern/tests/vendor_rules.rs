@@ -10,7 +10,7 @@
 //!   never a fifth bind.
 //! - A throttle is not a failure: the circuit breaker stays closed.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

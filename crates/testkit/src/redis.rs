@@ -6,11 +6,11 @@
 //! closes, so a failed test leaves no server behind.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::free_port;
+use crate::{free_port, TempDir};
 
 const INSTALL: &str =
     "redis-server and redis-cli are needed: apt-get install -y redis-server redis-tools";
@@ -23,7 +23,8 @@ pub struct Redis {
     pub tls_port: Option<u16>,
     /// The password `redis-cli` gives, when the server requires one.
     password: Option<String>,
-    dir: PathBuf,
+    /// Its data and log; removed on drop, after the server is gone.
+    dir: TempDir,
     watchdog: Child,
     stdin: Option<ChildStdin>,
 }
@@ -99,7 +100,7 @@ impl RedisCluster {
 }
 
 impl Redis {
-    /// Starts a server in a fresh directory under the target's temp dir.
+    /// Starts a server in a fresh temp directory.
     pub fn start(label: &str) -> Redis {
         Redis::launch(label, free_port(), &[], None)
     }
@@ -135,10 +136,7 @@ impl Redis {
     }
 
     fn launch(label: &str, port: u16, extra: &[&str], password: Option<&str>) -> Redis {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("redis-{label}-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("creates the Redis directory");
+        let dir = TempDir::new(&format!("redis-{label}"));
         let mut watchdog = Command::new("sh")
             .arg("-c")
             .arg(
@@ -147,7 +145,7 @@ impl Redis {
             )
             .arg("sh")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
-            .arg(&dir)
+            .arg(dir.path())
             .args([
                 "--appendonly",
                 "yes",
@@ -181,7 +179,7 @@ impl Redis {
             assert!(
                 Instant::now() < deadline,
                 "redis-server on port {port} did not answer within 10 s ({INSTALL}; see {}/redis.log)",
-                server.dir.display()
+                server.dir.path().display()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -217,6 +215,5 @@ impl Drop for Redis {
         // Closing its input makes the watchdog kill the server.
         self.stdin.take();
         let _ = self.watchdog.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
