@@ -158,8 +158,11 @@ mod tests {
 
     #[test]
     fn the_mark_survives_a_torn_slot_and_catches_a_sled_behind_it() {
-        let dir = std::env::temp_dir().join(format!("tern-mark-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::Builder::new()
+            .prefix("tern-mark-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = tmp.path().join("store");
         let db = sled::Config::new().path(&dir).open().expect("sled");
         let data = File::open(dir.join("db")).expect("data file");
         assert_eq!(check(&db, &dir).expect("check"), Ok(0), "a new store");

@@ -1063,7 +1063,7 @@ fn signal(pid: u32, signal: &str) {
 /// task; once it answers again, the same connections serve reads, in step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_read_without_an_answer_fails_in_time_and_the_store_recovers() {
-    let server = common::RedisServer::start(&[]);
+    let server = common::RedisServer::start("stopped-server");
     let redis = common::Redis {
         topology: tern_storage::RedisTopology::Single(server.address()),
         prefix: "stuck".to_owned(),

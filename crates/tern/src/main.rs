@@ -44,6 +44,12 @@ enum Command {
         /// The configuration file.
         #[arg(long)]
         config: Option<std::path::PathBuf>,
+        /// Once every listener is bound, write where to FILE, one line
+        /// each: `client ADDRESS` per [[listener]] in order, then `admin
+        /// ADDRESS`. For a configuration with port 0 (any free port), as
+        /// the end-to-end tests use.
+        #[arg(long, value_name = "FILE")]
+        listening_file: Option<std::path::PathBuf>,
     },
     /// Validate a configuration file and print what it means (clients,
     /// upstreams with their effective vendor limits, routes), or every error
@@ -130,7 +136,10 @@ fn without_sandbox(command: &'static str) -> anyhow::Error {
 /// The embedded default configuration (config/tern.toml).
 const DEFAULT_CONFIG: &str = include_str!("../../../config/tern.toml");
 
-fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+fn run(
+    path: Option<&std::path::Path>,
+    listening_file: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let loaded = match path {
         Some(path) => config::Config::load(path),
         None => {
@@ -158,7 +167,11 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
             wait_for_signal().await;
             stop.cancel();
         });
-        daemon::run(config, shutdown).await
+        let listeners = daemon::Listeners::bind(&config).await?;
+        if let Some(file) = listening_file {
+            write_listening(file, &listeners.describe())?;
+        }
+        daemon::run(config, listeners, shutdown).await
     });
     if let Err(err) = &outcome {
         if err.store_damaged() {
@@ -169,6 +182,18 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     }
     outcome?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to `file` whole: to a temporary file beside it, renamed
+/// over it, so a reader polling for `file` never sees half of it.
+fn write_listening(file: &std::path::Path, text: &str) -> Result<(), daemon::DaemonError> {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, file))
+        .map_err(|source| daemon::DaemonError::ListeningFile {
+            path: file.to_path_buf(),
+            source,
+        })
 }
 
 /// Exit status for a configuration the daemon cannot run with
@@ -218,7 +243,10 @@ fn main() -> ExitCode {
             diff: true,
             admin,
         } => Ok(check::run_diff(&file, admin)),
-        Command::Run { config } => run(config.as_deref()),
+        Command::Run {
+            config,
+            listening_file,
+        } => run(config.as_deref(), listening_file.as_deref()),
         Command::Send(args) => tern::cli::send::run(args),
         #[cfg(feature = "sandbox")]
         Command::Sim(args) => tern::cli::sim::run(args),

@@ -9,6 +9,8 @@
 
 use tern_testkit as common;
 
+use common::metrics::sample;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -103,14 +105,6 @@ async fn refused(port: u16, system_id: &str, bind_type: BindType) {
     }
 }
 
-/// The value of the sample whose line starts with `name` (labels included).
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 fn refused_metric(client: &str) -> String {
     format!("tern_binds_refused_total{{client=\"{client}\",reason=\"bind_type\"}}")

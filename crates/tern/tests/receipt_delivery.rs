@@ -7,6 +7,8 @@
 
 use tern_testkit as common;
 
+use common::metrics::sample;
+
 use std::time::{Duration, Instant};
 
 use common::{
@@ -56,13 +58,6 @@ fn receipt(id: &str) -> DeliverSm {
     }
 }
 
-fn sample(metrics: &str, line_start: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 /// A daemon whose upstream, written in the test, Tern has bound.
 struct Setup {

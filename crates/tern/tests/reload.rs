@@ -8,6 +8,8 @@
 
 use tern_testkit as common;
 
+use common::metrics::sample;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -181,14 +183,6 @@ async fn upstream_of(admin: &Admin, id: &str) -> String {
     took(&message).unwrap_or_default()
 }
 
-/// The value of the first sample of a metric whose line starts with `name`.
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 fn write(path: &Path, text: &str) {
     // Written whole then renamed, as deploy tools do: the watch never sees

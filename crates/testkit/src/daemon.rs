@@ -67,14 +67,25 @@ enum Sink {
     Null,
     Inherit,
     Piped,
+    /// Appended to [`LOG`] in the daemon's directory.
+    Log,
 }
 
+/// The file in the daemon's directory that [`Launch::log_file`] fills.
+pub const LOG: &str = "tern.log";
+
 impl Sink {
-    fn stdio(self) -> Stdio {
+    fn stdio(self, dir: &Path) -> Stdio {
         match self {
             Sink::Null => Stdio::null(),
             Sink::Inherit => Stdio::inherit(),
             Sink::Piped => Stdio::piped(),
+            Sink::Log => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(LOG))
+                .map(Stdio::from)
+                .unwrap_or_else(|e| panic!("the daemon's log in {}: {e}", dir.display())),
         }
     }
 }
@@ -121,6 +132,15 @@ impl Launch {
         self
     }
 
+    /// Appends stdout and stderr to [`LOG`] in the daemon's directory,
+    /// across restarts, for a test that reads it back
+    /// ([`Daemon::log_lines`]) or keeps it when it fails.
+    pub fn log_file(mut self) -> Launch {
+        self.stdout = Sink::Log;
+        self.stderr = Sink::Log;
+        self
+    }
+
     /// Drops stdout and stderr both.
     pub fn silent(mut self) -> Launch {
         self.stdout = Sink::Null;
@@ -139,7 +159,7 @@ impl Launch {
     /// land in `dir` too.
     pub fn start(&self, dir: TempDir, config: &str) -> Daemon {
         let path = dir.write("tern.toml", config);
-        let child = self.spawn(run_command(&path));
+        let child = self.spawn(run_command(&path), dir.path());
         Daemon { child, dir }
     }
 
@@ -149,7 +169,7 @@ impl Launch {
     pub fn start_embedded(&self, dir: TempDir) -> Daemon {
         let mut command = Command::new(TERN);
         command.arg("run").current_dir(dir.path());
-        let child = self.spawn(command);
+        let child = self.spawn(command, dir.path());
         Daemon { child, dir }
     }
 
@@ -157,16 +177,16 @@ impl Launch {
     /// other way (through a shell, say). It must end up as the tern process
     /// itself (`exec`), so that signals and the kill on drop reach tern.
     pub fn start_command(&self, dir: TempDir, command: Command) -> Daemon {
-        let child = self.spawn(command);
+        let child = self.spawn(command, dir.path());
         Daemon { child, dir }
     }
 
-    fn spawn(&self, mut command: Command) -> Child {
+    fn spawn(&self, mut command: Command, dir: &Path) -> Child {
         command
             .env("RUST_LOG", &self.rust_log)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(self.stdout.stdio())
-            .stderr(self.stderr.stdio())
+            .stdout(self.stdout.stdio(dir))
+            .stderr(self.stderr.stdio(dir))
             .spawn()
             .expect("start tern")
     }
@@ -238,7 +258,40 @@ impl Daemon {
     pub fn restart(&mut self, launch: &Launch) {
         let status = self.wait(Duration::from_secs(30));
         assert!(status.success(), "{status}");
-        self.child = launch.spawn(run_command(&self.config_path()));
+        self.respawn(launch);
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix), and reaped: a crash,
+    /// as far as the store is concerned. Harmless if it already exited.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the daemon again on the same file and store at once, without
+    /// waiting for the old process: call it after [`Daemon::kill`], or
+    /// once it exited.
+    pub fn respawn(&mut self, launch: &Launch) {
+        self.child = launch.spawn(run_command(&self.config_path()), self.dir.path());
+    }
+
+    /// Starts it again if it exited on its own; returns the exit status it
+    /// had, `None` while it runs.
+    pub fn revive(&mut self, launch: &Launch) -> Option<ExitStatus> {
+        let status = self.child.try_wait().ok()??;
+        self.respawn(launch);
+        Some(status)
+    }
+
+    /// The lines of [`LOG`] (see [`Launch::log_file`]) that mention
+    /// `needle`, at most `n`, joined.
+    pub fn log_lines(&self, needle: &str, n: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join(LOG)).unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains(needle))
+            .take(n)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

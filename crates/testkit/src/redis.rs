@@ -1,16 +1,22 @@
 //! A Redis server (or a three-primary Redis Cluster) of the test's own on
-//! loopback ports, persisting as Tern
-//! requires (`appendonly yes`, `appendfsync always`), for the tests of
-//! several nodes on one store. Killed with the test process: a small shell
-//! watches this process's end of a pipe and kills the server when it
-//! closes, so a failed test leaves no server behind.
+//! loopback ports, persisting as Tern requires (`appendonly yes`,
+//! `appendfsync always`), in a temp directory. Killed with the test
+//! process: a small shell watches this process's end of a pipe and kills
+//! the server (and removes its directory) when it closes, so a failed test
+//! leaves no server behind, nor does a server kept in a static.
+//!
+//! The server binds its port itself; when the port is taken it exits, and
+//! the launcher tries another ([`Redis::start`]). Nothing probes for free
+//! ports. TCP, not a unix socket: Tern's Redis addresses are
+//! `redis://host:port`, and a cluster's nodes find each other over TCP.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, TempDir};
+use crate::TempDir;
 
 const INSTALL: &str =
     "redis-server and redis-cli are needed: apt-get install -y redis-server redis-tools";
@@ -21,6 +27,8 @@ pub struct Redis {
     pub port: u16,
     /// The TLS port, when started with [`Redis::start_tls`].
     pub tls_port: Option<u16>,
+    /// The server's process id (to stop it with SIGSTOP, say).
+    pub pid: u32,
     /// The password `redis-cli` gives, when the server requires one.
     password: Option<String>,
     /// Its data and log; removed on drop, after the server is gone.
@@ -29,14 +37,27 @@ pub struct Redis {
     stdin: Option<ChildStdin>,
 }
 
-/// A port free now whose cluster bus port (+10 000) is free too.
-fn cluster_port() -> u16 {
-    loop {
-        let port = free_port();
-        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-            return port;
-        }
-    }
+/// A port to try: below the ephemeral range, spread per process and
+/// never the same twice in one process.
+fn candidate_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 12_000;
+    let start = std::process::id().wrapping_mul(7_919) % SPAN;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    u16::try_from(LOW + (start + n * 7) % SPAN).unwrap_or(10_000)
+}
+
+/// Whether process `pid` runs (and is not a zombie its parent has yet to
+/// reap).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 /// A Redis Cluster of three primaries on loopback, slots assigned.
@@ -53,7 +74,6 @@ impl RedisCluster {
             .map(|n| {
                 Redis::launch(
                     &format!("{label}-{n}"),
-                    cluster_port(),
                     &[
                         "--cluster-enabled",
                         "yes",
@@ -62,6 +82,7 @@ impl RedisCluster {
                         "--cluster-node-timeout",
                         "5000",
                     ],
+                    None,
                     None,
                 )
             })
@@ -102,48 +123,77 @@ impl RedisCluster {
 impl Redis {
     /// Starts a server in a fresh temp directory.
     pub fn start(label: &str) -> Redis {
-        Redis::launch(label, free_port(), &[], None)
+        Redis::launch(label, &[], None, None)
     }
 
     /// A server that also serves TLS (certificate and key files, PEM) on a
     /// port of its own, and requires `password` on both.
     pub fn start_tls(label: &str, cert: &Path, key: &Path, password: &str) -> Redis {
-        let tls_port = free_port();
-        let (tls_text, cert, key) = (
-            tls_port.to_string(),
-            cert.to_str().expect("a UTF-8 path").to_owned(),
-            key.to_str().expect("a UTF-8 path").to_owned(),
-        );
-        let mut redis = Redis::launch(
-            label,
-            free_port(),
-            &[
-                "--tls-port",
-                &tls_text,
-                "--tls-cert-file",
-                &cert,
-                "--tls-key-file",
-                &key,
-                "--tls-auth-clients",
-                "no",
-                "--requirepass",
-                password,
-            ],
-            Some(password),
-        );
-        redis.tls_port = Some(tls_port);
-        redis
+        Redis::launch(label, &[], Some((cert, key)), Some(password))
     }
 
-    fn launch(label: &str, port: u16, extra: &[&str], password: Option<&str>) -> Redis {
+    /// Starts a redis-server on a port it binds itself, trying again on
+    /// another when that one is taken: nothing probes for a free port
+    /// first, so nothing can take it between a probe and the bind. The
+    /// ports are drawn below the kernel's ephemeral range (32 768 and up),
+    /// where the local ends of outgoing connections land, and low enough
+    /// that a cluster bus port (+10 000) stays below it too.
+    fn launch(
+        label: &str,
+        extra: &[&str],
+        tls: Option<(&Path, &Path)>,
+        password: Option<&str>,
+    ) -> Redis {
+        const TRIES: usize = 20;
+        let mut last = String::new();
+        for _ in 0..TRIES {
+            let port = candidate_port();
+            let tls_port = tls.map(|_| candidate_port());
+            let mut args: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+            if let (Some((cert, key)), Some(tls_port)) = (tls, tls_port) {
+                args.extend(
+                    [
+                        "--tls-port",
+                        &tls_port.to_string(),
+                        "--tls-cert-file",
+                        cert.to_str().expect("a UTF-8 path"),
+                        "--tls-key-file",
+                        key.to_str().expect("a UTF-8 path"),
+                        "--tls-auth-clients",
+                        "no",
+                    ]
+                    .map(str::to_owned),
+                );
+            }
+            if let Some(password) = password {
+                args.extend(["--requirepass".to_owned(), password.to_owned()]);
+            }
+            let mut server = Redis::spawn(label, port, &args);
+            server.tls_port = tls_port;
+            server.password = password.map(str::to_owned);
+            match server.wait_up() {
+                Ok(()) => return server,
+                Err(why) => last = why,
+            }
+        }
+        panic!("redis-server did not start in {TRIES} tries: {last} ({INSTALL})");
+    }
+
+    /// The server under its watchdog, not yet known to be up.
+    fn spawn(label: &str, port: u16, extra: &[String]) -> Redis {
         let dir = TempDir::new(&format!("redis-{label}"));
+        // The shell prints the server's pid, then waits for its standard
+        // input to close (this process dropped it, or ended: a server in a
+        // static is never dropped) and kills the server and removes its
+        // directory.
         let mut watchdog = Command::new("sh")
             .arg("-c")
             .arg(
                 r#"redis-server "$@" & pid=$!; echo $pid; read _ignored; kill -9 $pid 2>/dev/null;
-                   wait $pid 2>/dev/null"#,
+                   wait $pid 2>/dev/null; rm -rf "$TERN_REDIS_DIR""#,
             )
             .arg("sh")
+            .env("TERN_REDIS_DIR", dir.path())
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir"])
             .arg(dir.path())
             .args([
@@ -166,24 +216,40 @@ impl Redis {
         if let Some(out) = watchdog.stdout.take() {
             let _ = BufReader::new(out).read_line(&mut line);
         }
-        let server = Redis {
+        Redis {
             port,
             tls_port: None,
-            password: password.map(str::to_owned),
+            pid: line.trim().parse().unwrap_or(0),
+            password: None,
             dir,
             watchdog,
             stdin,
-        };
+        }
+    }
+
+    /// Waits (10 s at most) until the server on `port` is this one (its
+    /// `process_id`: another server may hold the port); `Err` if it exited
+    /// first, having failed to bind, say.
+    fn wait_up(&self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while server.cli(&["ping"]).as_deref().map(str::trim) != Some("PONG") {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {port} did not answer within 10 s ({INSTALL}; see {}/redis.log)",
-                server.dir.path().display()
-            );
+        let me = format!("process_id:{}", self.pid);
+        loop {
+            if self
+                .cli(&["info", "server"])
+                .is_some_and(|info| info.lines().any(|l| l.trim() == me))
+            {
+                return Ok(());
+            }
+            if !alive(self.pid) {
+                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                let why = log.lines().last().unwrap_or("no log").to_owned();
+                return Err(format!("port {}: {why}", self.port));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("port {}: no answer within 10 s", self.port));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
     }
 
     /// `redis://127.0.0.1:<port>`.

@@ -8,7 +8,14 @@ use std::path::{Path, PathBuf};
 /// dir, removed on drop. The label only helps a person find it while the
 /// test runs; uniqueness comes from the random suffix.
 #[derive(Debug)]
-pub struct TempDir(tempfile::TempDir);
+pub struct TempDir {
+    /// `None` once kept.
+    dir: Option<tempfile::TempDir>,
+    /// The path, also after the directory was kept.
+    path: PathBuf,
+    /// Kept, and its path printed, when dropped during a panic.
+    keep_on_panic: bool,
+}
 
 impl TempDir {
     /// A fresh, empty directory.
@@ -17,15 +24,27 @@ impl TempDir {
             .prefix(&format!("tern-{label}-"))
             .tempdir()
             .unwrap_or_else(|e| panic!("a temp dir for {label}: {e}"));
-        TempDir(dir)
+        TempDir {
+            path: dir.path().to_path_buf(),
+            dir: Some(dir),
+            keep_on_panic: false,
+        }
+    }
+
+    /// Keeps the directory, and prints where, when the test fails (a
+    /// panic drops it): what a failed round of a long test left is worth
+    /// reading. Removed as usual when the test passes.
+    pub fn keep_on_panic(mut self) -> TempDir {
+        self.keep_on_panic = true;
+        self
     }
 
     pub fn path(&self) -> &Path {
-        self.0.path()
+        &self.path
     }
 
     pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
-        self.0.path().join(name)
+        self.path.join(name)
     }
 
     /// Writes `text` to `name` in the directory; returns its path.
@@ -35,9 +54,15 @@ impl TempDir {
         path
     }
 
-    /// Keeps the directory on disk after the test (its path printed by
-    /// the caller), for a failure worth looking into.
-    pub fn keep(self) -> PathBuf {
-        self.0.keep()
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if self.keep_on_panic && std::thread::panicking() {
+            if let Some(dir) = self.dir.take() {
+                let path = dir.keep();
+                eprintln!("test failed; its files are kept in {}", path.display());
+            }
+        }
     }
 }

@@ -32,6 +32,30 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// The sockets passed to [`super::run`] do not match the configuration.
+    #[error(
+        "{given} client listener socket(s) given for {configured} [[listener]] section(s); \
+         admin socket given: {admin_given}, [admin] configured: {admin_configured}"
+    )]
+    Listeners {
+        /// `[[listener]]` sections.
+        configured: usize,
+        /// Client sockets given.
+        given: usize,
+        /// Whether `[admin]` is configured.
+        admin_configured: bool,
+        /// Whether an admin socket was given.
+        admin_given: bool,
+    },
+    /// `tern run --listening-file` could not be written.
+    #[error("writing the listening file {path}: {source}")]
+    ListeningFile {
+        /// The file named.
+        path: std::path::PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// A client listener's TLS certificate or key could not be loaded.
     #[error("TLS of listener {address}: {source}")]
     ListenerTls {

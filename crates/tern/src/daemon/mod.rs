@@ -24,6 +24,7 @@ mod data_sm;
 mod dispatch;
 mod error;
 mod intake;
+mod listeners;
 mod maintenance;
 mod mo;
 mod multi;
@@ -49,6 +50,7 @@ use tracing::{info, warn};
 
 pub use auth::Accounts;
 pub use error::{DaemonError, UpstreamError};
+pub use listeners::Listeners;
 pub use reload::{ReloadStatus, Reloader};
 
 use crate::admin::Metrics;
@@ -59,8 +61,18 @@ use crate::notify;
 /// then sends to be answered upstream.
 const DRAIN_DEADLINE: Duration = upstreams::DRAIN_DEADLINE;
 
-/// Runs a node with `config` until `shutdown`.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), DaemonError> {
+/// Runs a node with `config` on `listeners` (bound from the same config,
+/// see [`Listeners::bind`]) until `shutdown`.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    listeners.check(&config)?;
+    let Listeners {
+        clients: client_sockets,
+        admin: admin_socket,
+    } = listeners;
     crash::init()?;
     let simulators = crate::sandbox::start(&config).await?;
 
@@ -95,7 +107,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
     let work_stop = CancellationToken::new();
     let sends = TaskTracker::new();
     let dispatcher = spawn_work(&node, inbound, &config, &work_stop, &sends);
-    let (server, mut sessions) = serve_clients(&config, accounts, &shutdown).await?;
+    let (server, mut sessions) = serve_clients(&config, client_sockets, accounts, &shutdown)?;
 
     let config = Arc::new(config);
     let reloader = Arc::new(Reloader::new(
@@ -105,10 +117,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Daem
         config.clone(),
     ));
     let admin_stop = CancellationToken::new();
-    if let Some(address) = config.admin {
+    if let Some(socket) = admin_socket {
         let source = Arc::new(admin::Source::new(node.clone(), reloader.clone()));
         let token = config.admin_token.as_ref().map(|t| t.expose().to_owned());
-        serve_admin(address, metrics.clone(), source, token, admin_stop.clone()).await?;
+        serve_admin(socket, metrics.clone(), source, token, admin_stop.clone());
     }
     tokio::spawn(reload::on_sighup(reloader.clone(), shutdown.clone()));
     tokio::spawn(reload::watch_file(reloader.clone(), shutdown.clone()));
@@ -212,11 +224,12 @@ fn spawn_work(
     dispatcher
 }
 
-/// Binds every client listener and serves SMPP on it until `shutdown`.
-/// Returns the server (reload changes its accounts and limits) and the
-/// sessions that bound, for intake.
-async fn serve_clients(
+/// Serves SMPP on every client listener (`sockets`, in the order of
+/// `config.listeners`) until `shutdown`. Returns the server (reload changes
+/// its accounts and limits) and the sessions that bound, for intake.
+fn serve_clients(
     config: &Config,
+    sockets: Vec<TcpListener>,
     accounts: Accounts,
     shutdown: &CancellationToken,
 ) -> Result<(Arc<SmscServer<Accounts>>, mpsc::Receiver<BoundSession>), DaemonError> {
@@ -234,14 +247,7 @@ async fn serve_clients(
         None => SmscServer::new(smsc, accounts),
     };
     let (sessions_tx, sessions) = mpsc::channel(64);
-    for listener in &config.listeners {
-        let socket = TcpListener::bind(listener.address)
-            .await
-            .map_err(|source| DaemonError::Bind {
-                kind: "client",
-                address: listener.address,
-                source,
-            })?;
+    for (listener, socket) in config.listeners.iter().zip(sockets) {
         let tls = match &listener.tls {
             Some(tls) => Some(tls.load().map_err(|source| DaemonError::ListenerTls {
                 address: listener.address,
@@ -249,7 +255,8 @@ async fn serve_clients(
             })?),
             None => None,
         };
-        info!(address = %listener.address, tls = tls.is_some(), "accepting clients");
+        let address = socket.local_addr().unwrap_or(listener.address);
+        info!(%address, tls = tls.is_some(), "accepting clients");
         tokio::spawn(
             server
                 .clone()
@@ -259,30 +266,23 @@ async fn serve_clients(
     Ok((server, sessions))
 }
 
-/// Binds the admin listener (metrics, health, JSON) and serves it until
-/// `stop`. Binding fails the start; a failure later is logged, as the node
-/// still moves messages without it.
-async fn serve_admin(
-    address: std::net::SocketAddr,
+/// Serves the admin listener (metrics, health, JSON) until `stop`. A
+/// failure is logged, as the node still moves messages without it.
+fn serve_admin(
+    socket: TcpListener,
     metrics: Arc<Metrics>,
     source: Arc<admin::Source>,
     token: Option<String>,
     stop: CancellationToken,
-) -> Result<(), DaemonError> {
-    let socket = TcpListener::bind(address)
-        .await
-        .map_err(|source| DaemonError::Bind {
-            kind: "admin",
-            address,
-            source,
-        })?;
-    info!(%address, "admin listener (metrics, health, JSON)");
+) {
+    if let Ok(address) = socket.local_addr() {
+        info!(%address, "admin listener (metrics, health, JSON)");
+    }
     tokio::spawn(async move {
         if let Err(err) = crate::admin::serve_guarded(socket, metrics, source, token, stop).await {
             warn!(%err, "admin listener failed");
         }
     });
-    Ok(())
 }
 
 /// Feeds systemd's watchdog while the runtime runs this task in time and

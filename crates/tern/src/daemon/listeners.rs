@@ -1,0 +1,87 @@
+//! The sockets a node serves on, bound before [`super::run`] starts it.
+//!
+//! Binding is separate from running so that the caller decides: `tern run`
+//! binds what the configuration names ([`Listeners::bind`]; port 0 takes
+//! any free port, and `--listening-file` tells where), and a test in this
+//! process can bind port 0 itself and pass the sockets in, with no free
+//! port to guess. One field per kind of listener: a new kind is one more
+//! field, bound and passed the same way.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+
+use super::DaemonError;
+use crate::config::Config;
+
+/// Bound, not yet accepting: connections wait in the kernel's backlog
+/// until the node serves them.
+#[derive(Debug)]
+pub struct Listeners {
+    /// One per `[[listener]]`, in the configuration's order (each gets
+    /// that listener's TLS settings).
+    pub clients: Vec<TcpListener>,
+    /// The `[admin]` listener, when configured.
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every address `config` names.
+    pub async fn bind(config: &Config) -> Result<Listeners, DaemonError> {
+        let mut clients = Vec::with_capacity(config.listeners.len());
+        for listener in &config.listeners {
+            clients.push(bind("client", listener.address).await?);
+        }
+        let admin = match config.admin {
+            Some(address) => Some(bind("admin", address).await?),
+            None => None,
+        };
+        Ok(Listeners { clients, admin })
+    }
+
+    /// Where each socket is bound, one line each: `client ADDRESS` per
+    /// client listener in order, then `admin ADDRESS`. What
+    /// `tern run --listening-file` writes, for whoever configured port 0.
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        let mut line = |kind: &str, socket: &TcpListener| {
+            if let Ok(address) = socket.local_addr() {
+                text.push_str(&format!("{kind} {address}\n"));
+            }
+        };
+        for socket in &self.clients {
+            line("client", socket);
+        }
+        if let Some(socket) = &self.admin {
+            line("admin", socket);
+        }
+        text
+    }
+
+    /// The error when these sockets do not match `config` (a caller that
+    /// bound them itself): one client socket per `[[listener]]`, an admin
+    /// socket exactly when `[admin]` is configured.
+    pub(super) fn check(&self, config: &Config) -> Result<(), DaemonError> {
+        if self.clients.len() != config.listeners.len()
+            || self.admin.is_some() != config.admin.is_some()
+        {
+            return Err(DaemonError::Listeners {
+                configured: config.listeners.len(),
+                given: self.clients.len(),
+                admin_configured: config.admin.is_some(),
+                admin_given: self.admin.is_some(),
+            });
+        }
+        Ok(())
+    }
+}
+
+async fn bind(kind: &'static str, address: SocketAddr) -> Result<TcpListener, DaemonError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            kind,
+            address,
+            source,
+        })
+}
