@@ -72,8 +72,8 @@ struct Setup {
 impl Setup {
     async fn start(name: &str) -> Setup {
         let mut upstream = bare_smsc(SmscConfig::default()).await;
-        let (client_port, admin_port) = (common::free_port(), common::free_port());
-        let daemon = Daemon::start(name, &config(client_port, admin_port, upstream.port));
+        let mut daemon = Daemon::start(name, &config(0, 0, upstream.port));
+        let (client_port, admin) = (daemon.client_port(), daemon.admin());
         let tern = tokio::time::timeout(Duration::from_secs(20), upstream.sessions.recv())
             .await
             .expect("tern binds its upstream")
@@ -81,7 +81,7 @@ impl Setup {
         Setup {
             _upstream: upstream,
             _daemon: daemon,
-            admin: Admin::at(admin_port),
+            admin,
             tern,
             client_port,
         }

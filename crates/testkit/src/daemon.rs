@@ -71,6 +71,10 @@ enum Sink {
     Log,
 }
 
+/// The file in the daemon's directory where it says where it listens
+/// (`tern run --listening-file`).
+pub const LISTENING: &str = "listening";
+
 /// The file in the daemon's directory that [`Launch::log_file`] fills.
 pub const LOG: &str = "tern.log";
 
@@ -168,7 +172,11 @@ impl Launch {
     /// store).
     pub fn start_embedded(&self, dir: TempDir) -> Daemon {
         let mut command = Command::new(TERN);
-        command.arg("run").current_dir(dir.path());
+        command
+            .arg("run")
+            .arg("--listening-file")
+            .arg(dir.join(LISTENING))
+            .current_dir(dir.path());
         let child = self.spawn(command, dir.path());
         Daemon { child, dir }
     }
@@ -193,9 +201,19 @@ impl Launch {
 }
 
 /// `tern run --config FILE`.
+///
+/// It writes where it listens to [`LISTENING`] beside the file (see
+/// [`Daemon::listening`]), removed first so that a restart's wait reads
+/// the new process's addresses, not the old one's.
 fn run_command(config: &Path) -> Command {
+    let listening = config.with_file_name(LISTENING);
+    let _ = std::fs::remove_file(&listening);
     let mut command = Command::new(TERN);
-    command.args(["run", "--config"]).arg(config);
+    command
+        .args(["run", "--config"])
+        .arg(config)
+        .arg("--listening-file")
+        .arg(listening);
     command
 }
 
@@ -259,6 +277,38 @@ impl Daemon {
         let status = self.wait(Duration::from_secs(30));
         assert!(status.success(), "{status}");
         self.respawn(launch);
+    }
+
+    /// Where the daemon listens, once it has bound (10 s at most): a
+    /// config may say port 0, and the daemon picks. Panics if the daemon
+    /// exits first.
+    pub fn listening(&mut self) -> Listening {
+        let file = self.dir.join(LISTENING);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                return Listening::parse(&text);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("tern exited ({status}) before it listened");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tern did not write {} within 10 s",
+                file.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The port of the first client listener ([`Daemon::listening`]).
+    pub fn client_port(&mut self) -> u16 {
+        self.listening().client_port()
+    }
+
+    /// The admin listener ([`Daemon::listening`]); panics if there is none.
+    pub fn admin(&mut self) -> crate::Admin {
+        crate::Admin(self.listening().admin.expect("an [admin] listener"))
     }
 
     /// SIGKILL (what `Child::kill` sends on Unix), and reaped: a crash,
@@ -327,4 +377,38 @@ pub fn check_config(file: &Path, env: &[(&str, &str)]) -> (i32, String, String) 
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Where a daemon listens, as `tern run --listening-file` wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listening {
+    /// One per `[[listener]]`, in the config's order.
+    pub clients: Vec<std::net::SocketAddr>,
+    /// The `[admin]` listener.
+    pub admin: Option<std::net::SocketAddr>,
+}
+
+impl Listening {
+    fn parse(text: &str) -> Listening {
+        let mut listening = Listening::default();
+        for line in text.lines() {
+            let (kind, address) = line
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("a listening line: {line:?}"));
+            let address = address
+                .parse()
+                .unwrap_or_else(|e| panic!("an address in {line:?}: {e}"));
+            match kind {
+                "client" => listening.clients.push(address),
+                "admin" => listening.admin = Some(address),
+                _ => {}
+            }
+        }
+        listening
+    }
+
+    /// The first client listener's port.
+    pub fn client_port(&self) -> u16 {
+        self.clients.first().expect("a [[listener]]").port()
+    }
 }
