@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    accept_submit, alphanumeric, bare_smsc, client, expect_deliver_sm, international,
-    next_submit, query_sm, receipted_id, submit_id, wait_until, Admin, BareSmsc, Daemon,
+    accept_submit, alphanumeric, bare_smsc, client, expect_deliver_sm, international, next_submit,
+    query_sm, receipted_id, submit_id, wait_until, Admin, BareSmsc, Daemon,
 };
 use serde_json::Value;
 use tern_codec::pdu::{CancelSm, DeliverSm, ReplaceSm, SubmitSm};

@@ -105,7 +105,6 @@ async fn refused(port: u16, system_id: &str, bind_type: BindType) {
     }
 }
 
-
 fn refused_metric(client: &str) -> String {
     format!("tern_binds_refused_total{{client=\"{client}\",reason=\"bind_type\"}}")
 }

@@ -297,8 +297,6 @@ fn deploy_file(path: &str) -> String {
     std::fs::read_to_string(&file).unwrap_or_else(|err| panic!("{}: {err}", file.display()))
 }
 
-
-
 /// Scrapes `admin` until the [`total`] of `series` has a value `check` accepts; the body.
 async fn scrape_until(admin: &Admin, series: &str, check: impl Fn(f64) -> bool) -> String {
     let check = &check;

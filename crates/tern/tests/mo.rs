@@ -10,8 +10,8 @@ use tern_testkit as common;
 use std::time::Duration;
 
 use common::{
-    bare_smsc, client, expect_deliver_sm, international, next_deliver_sm, wait_until,
-    BareSmsc, Daemon,
+    bare_smsc, client, expect_deliver_sm, international, next_deliver_sm, wait_until, BareSmsc,
+    Daemon,
 };
 use tern_codec::pdu::DeliverSm;
 use tern_codec::tlv::Sar;

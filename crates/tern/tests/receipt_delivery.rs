@@ -58,7 +58,6 @@ fn receipt(id: &str) -> DeliverSm {
     }
 }
 
-
 /// A daemon whose upstream, written in the test, Tern has bound.
 struct Setup {
     _upstream: BareSmsc,

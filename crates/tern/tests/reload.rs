@@ -183,7 +183,6 @@ async fn upstream_of(admin: &Admin, id: &str) -> String {
     took(&message).unwrap_or_default()
 }
 
-
 fn write(path: &Path, text: &str) {
     // Written whole then renamed, as deploy tools do: the watch never sees
     // half a file.

@@ -11,8 +11,8 @@ use tern_testkit as common;
 use std::time::{Duration, Instant};
 
 use common::{
-    accept_submit, bare_smsc, client, expect_deliver_sm, message_id, next_deliver_sm,
-    next_submit, receipted_id, submit_sm, Daemon,
+    accept_submit, bare_smsc, client, expect_deliver_sm, message_id, next_deliver_sm, next_submit,
+    receipted_id, submit_sm, Daemon,
 };
 use tern_codec::{Body, CommandStatus, Pdu, RegisteredDelivery};
 use tern_session::smsc::{BoundSession, SmscConfig};

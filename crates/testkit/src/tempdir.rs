@@ -53,7 +53,6 @@ impl TempDir {
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         path
     }
-
 }
 
 impl Drop for TempDir {

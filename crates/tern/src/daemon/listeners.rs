@@ -85,3 +85,93 @@ async fn bind(kind: &'static str, address: SocketAddr) -> Result<TcpListener, Da
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const TEXT: &str = r#"
+[[listener]]
+address = "127.0.0.1:0"
+[[listener]]
+address = "127.0.0.1:0"
+[admin]
+address = "127.0.0.1:0"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+[[upstream]]
+name = "a"
+host = "127.0.0.1"
+port = 1000
+system_id = "tern"
+password = "p"
+[[route]]
+name = "all"
+upstreams = ["a"]
+"#;
+
+    fn config() -> Config {
+        Config::from_text(Path::new("t.toml"), TEXT).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn port_0_binds_any_free_port_and_says_which() {
+        let config = config();
+        let listeners = Listeners::bind(&config).await.expect("binds");
+        listeners.check(&config).expect("matches its config");
+        let text = listeners.describe();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        for (line, kind) in lines.iter().zip(["client", "client", "admin"]) {
+            let (said, address) = line.split_once(' ').expect("kind and address");
+            assert_eq!(said, kind, "{text}");
+            let address: SocketAddr = address.parse().expect("an address");
+            assert_ne!(address.port(), 0, "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn sockets_that_do_not_match_the_config_are_refused() {
+        let config = config();
+        let mut listeners = Listeners::bind(&config).await.expect("binds");
+        listeners.clients.pop();
+        let err = listeners
+            .check(&config)
+            .expect_err("one client socket short");
+        assert!(
+            err.to_string()
+                .starts_with("1 client listener socket(s) given for 2"),
+            "{err}"
+        );
+        listeners.admin = None;
+        listeners.clients.clear();
+        let err = super::super::run(
+            config,
+            listeners,
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .expect_err("refused before it starts");
+        assert!(
+            matches!(err, DaemonError::Listeners { given: 0, .. }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_names_the_listener_and_its_address() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let port = taken.local_addr().expect("address").port();
+        let text = TEXT.replacen("127.0.0.1:0", &format!("127.0.0.1:{port}"), 1);
+        let config = Config::from_text(Path::new("t.toml"), &text).expect("valid");
+        let err = Listeners::bind(&config).await.expect_err("in use");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("client listener on 127.0.0.1:{port}: ")),
+            "{err}"
+        );
+    }
+}
