@@ -509,7 +509,7 @@ mod tests {
     #[test]
     fn records_read_back_in_order_across_files() {
         let tmp = temp_dir("order");
-        let dir = tmp.path();
+        let dir = tmp.path().to_path_buf();
         let mut wal = Wal::create(&dir).expect("create");
         wal.append(&[&ops(1), &ops(2)]).expect("append");
         wal.append(&[&ops(3)]).expect("append");
@@ -533,7 +533,7 @@ mod tests {
     #[test]
     fn a_torn_tail_is_dropped_and_the_rest_kept() {
         let tmp = temp_dir("torn");
-        let dir = tmp.path();
+        let dir = tmp.path().to_path_buf();
         let mut wal = Wal::create(&dir).expect("create");
         wal.append(&[&ops(1)]).expect("append");
         wal.append(&[&ops(2)]).expect("append");
@@ -567,7 +567,7 @@ mod tests {
     #[test]
     fn a_torn_tail_is_named_and_truncated_to_the_last_whole_record() {
         let tmp = temp_dir("repair");
-        let dir = tmp.path();
+        let dir = tmp.path().to_path_buf();
         let mut wal = Wal::create(&dir).expect("create");
         wal.append(&[&ops(1)]).expect("append");
         wal.append(&[&ops(2)]).expect("append");
@@ -612,7 +612,7 @@ mod tests {
     #[test]
     fn records_are_written_in_place_and_end_at_the_zeros() {
         let tmp = temp_dir("in-place");
-        let dir = tmp.path();
+        let dir = tmp.path().to_path_buf();
         let mut wal = Wal::create(&dir).expect("create");
         wal.append(&[&ops(1)]).expect("append");
         // A group of nothing (a checkpoint's own job) writes no record:
@@ -656,7 +656,7 @@ mod tests {
     #[test]
     fn a_damaged_record_before_others_is_corruption_naming_the_file() {
         let tmp = temp_dir("damaged");
-        let dir = tmp.path();
+        let dir = tmp.path().to_path_buf();
         let mut wal = Wal::create(&dir).expect("create");
         wal.append(&[&ops(1)]).expect("append");
         wal.append(&[&ops(2)]).expect("append");
@@ -687,7 +687,7 @@ mod tests {
     #[test]
     fn in_an_unsynced_tail_the_first_damaged_record_ends_the_replay() {
         let tmp = temp_dir("unsynced");
-        let dir = tmp.path();
+        let dir = tmp.path().to_path_buf();
         let mut wal = Wal::create(&dir).expect("create");
         wal.append(&[&ops(1)]).expect("append");
         let second = wal.len() as usize;

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    accept_submit, client, expect_deliver_sm, next_deliver_sm, next_submit, submit_id,
-    submit_sm, Admin, Daemon, TERN,
+    accept_submit, client, expect_deliver_sm, next_deliver_sm, next_submit, submit_id, submit_sm,
+    Admin, Daemon, TERN,
 };
 use serde_json::Value;
 use tern_codec::pdu::{DeliverSm, SubmitSm};

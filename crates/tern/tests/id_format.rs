@@ -13,8 +13,7 @@ use tern_testkit as common;
 use std::time::Duration;
 
 use common::{
-    client, expect_deliver_sm, query_sm, receipted_id, submit_id, wait_until, Admin,
-    Daemon,
+    client, expect_deliver_sm, query_sm, receipted_id, submit_id, wait_until, Admin, Daemon,
 };
 use tern_codec::pdu::{CancelSm, DataSm, QuerySm, ReplaceSm, SmResp};
 use tern_codec::{

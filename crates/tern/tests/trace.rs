@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    accept_submit, bare_smsc, client, expect_deliver_sm, message_id, next_submit, Admin,
-    BareSmsc, Daemon, TERN,
+    accept_submit, bare_smsc, client, expect_deliver_sm, message_id, next_submit, Admin, BareSmsc,
+    Daemon, TERN,
 };
 use tern_codec::pdu::DeliverSm;
 use tern_codec::{Body, EsmClass, RegisteredDelivery, ShortMessage, Tlv};

@@ -31,8 +31,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    accept_submit, ack, bare_smsc, client, next_submit, submit_id, Admin, BareSmsc,
-    Daemon,
+    accept_submit, ack, bare_smsc, client, next_submit, submit_id, Admin, BareSmsc, Daemon,
 };
 use tern_codec::pdu::{DeliverSm, SubmitSm};
 use tern_codec::receipt::ReceiptDate;

@@ -152,7 +152,7 @@ mod tests {
             .tempdir()
             .expect("temp dir");
         let (store, _) =
-            SledStore::open(&dir.path().join("store"), StoreOptions::default()).expect("opens");
+            SledStore::open(dir.path().join("store"), StoreOptions::default()).expect("opens");
         (store, dir)
     }
 

@@ -17,9 +17,10 @@ pub enum DaemonError {
     /// `TERN_CRASH_AT` names no crash point (a test-only variable).
     #[error(transparent)]
     CrashPoint(#[from] super::crash::CrashPointError),
-    /// A sandbox simulator could not start.
+    /// A sandbox simulator could not start (boxed: the simulator's error
+    /// is large, and every `Result` of the daemon would carry its size).
     #[error(transparent)]
-    Sandbox(#[from] crate::sandbox::SandboxError),
+    Sandbox(Box<crate::sandbox::SandboxError>),
     /// A listener's address could not be bound (in use, not local, no
     /// permission).
     #[error("{kind} listener on {address}: {source}")]
@@ -90,6 +91,12 @@ pub enum DaemonError {
         /// This node's id.
         node: u16,
     },
+}
+
+impl From<crate::sandbox::SandboxError> for DaemonError {
+    fn from(err: crate::sandbox::SandboxError) -> Self {
+        DaemonError::Sandbox(Box::new(err))
+    }
 }
 
 impl DaemonError {
