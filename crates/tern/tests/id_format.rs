@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::{
     client, expect_deliver_sm, query_sm, receipted_id, submit_id, wait_until, Admin, Daemon,
 };
-use tern_codec::pdu::{CancelSm, DataSm, QuerySm, ReplaceSm, SmResp};
+use tern_codec::pdu::{CancelSm, DataSm, ReplaceSm, SmResp};
 use tern_codec::{
     Address, Body, COctetString, CommandStatus, MessageState, Npi, RegisteredDelivery,
     ShortMessage, TimeString, Tlv, Tlvs, Ton,
@@ -52,19 +52,7 @@ async fn query(
     handle: &SessionHandle,
     id: &str,
 ) -> (CommandStatus, Option<(String, MessageState)>) {
-    let query = QuerySm {
-        message_id: COctetString::try_from(id).expect("short"),
-        ..QuerySm::default()
-    };
-    let resp = handle
-        .request(Body::QuerySm(query))
-        .await
-        .expect("answered");
-    let answer = match resp.body {
-        Body::QuerySmResp(r) => Some((r.message_id.to_string(), r.message_state)),
-        _ => None,
-    };
-    (resp.command_status, answer)
+    common::query_sm_answer(handle, id).await
 }
 
 async fn cancel(handle: &SessionHandle, id: &str) -> CommandStatus {

@@ -48,8 +48,8 @@ pub use daemon::{check_config, signal, Daemon, Launch, Listening, TernBinary, TE
 #[cfg(feature = "daemon")]
 pub use smpp::{
     accept_deliver_sm, ack, alphanumeric, client, deliver_sm_before, expect_deliver_sm,
-    international, message_id, next_deliver_sm, next_receipt, query_sm, receipted_id, submit_id,
-    submit_sm, ClientBind,
+    international, message_id, next_deliver_sm, next_receipt, query_sm, query_sm_answer,
+    receipted_id, submit_id, submit_sm, ClientBind,
 };
 #[cfg(feature = "daemon")]
 pub use smsc::{accept_submit, bare_smsc, next_submit, AnyBind, BareSmsc};

@@ -151,6 +151,16 @@ pub async fn submit_id(handle: &SessionHandle, sm: SubmitSm) -> String {
 /// Asks Tern for the state of message `id` (query_sm): the answer's status
 /// and, if it is a query_sm_resp, its message_state.
 pub async fn query_sm(handle: &SessionHandle, id: &str) -> (CommandStatus, Option<MessageState>) {
+    let (status, answer) = query_sm_answer(handle, id).await;
+    (status, answer.map(|(_, state)| state))
+}
+
+/// [`query_sm`], with the message_id the query_sm_resp names (the form the
+/// client was given: decimal or hex).
+pub async fn query_sm_answer(
+    handle: &SessionHandle,
+    id: &str,
+) -> (CommandStatus, Option<(String, MessageState)>) {
     let query = QuerySm {
         message_id: COctetString::try_from(id).expect("short"),
         ..QuerySm::default()
@@ -159,11 +169,11 @@ pub async fn query_sm(handle: &SessionHandle, id: &str) -> (CommandStatus, Optio
         .request(Body::QuerySm(query))
         .await
         .expect("answered");
-    let state = match resp.body {
-        Body::QuerySmResp(answer) => Some(answer.message_state),
+    let answer = match resp.body {
+        Body::QuerySmResp(r) => Some((r.message_id.to_string(), r.message_state)),
         _ => None,
     };
-    (resp.command_status, state)
+    (resp.command_status, answer)
 }
 
 /// Answers a deliver_sm from Tern `ESME_ROK`: only then is a receipt or an
