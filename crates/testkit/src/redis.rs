@@ -13,7 +13,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::TempDir;
@@ -37,15 +36,11 @@ pub struct Redis {
     stdin: Option<ChildStdin>,
 }
 
-/// A port to try: below the ephemeral range, spread per process and
-/// never the same twice in one process.
+/// A port to try: the next of the walk [`crate::free_port`] takes too,
+/// below the ephemeral range; for a cluster, its bus port (+10 000) must
+/// stay below it too, which the walk's range ensures.
 fn candidate_port() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    const LOW: u32 = 10_000;
-    const SPAN: u32 = 12_000;
-    let start = std::process::id().wrapping_mul(7_919) % SPAN;
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    u16::try_from(LOW + (start + n * 7) % SPAN).unwrap_or(10_000)
+    crate::ports::next_port()
 }
 
 /// Whether process `pid` runs (and is not a zombie its parent has yet to
