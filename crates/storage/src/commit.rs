@@ -101,41 +101,50 @@ impl Ops {
 }
 
 /// Why a group was not written: shared by every writer of the group, so
-/// it is cloned to each.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{reason}")]
+/// it is cloned to each (the system's error behind an `Arc`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what}")]
 pub(crate) struct Failure {
     /// The file system had no room (ENOSPC, EDQUOT, or less free space
     /// than the log keeps in reserve, see [`crate::wal::RESERVE`]): a
     /// temporary refusal, which clears once space returns.
     pub(crate) full: bool,
-    /// What the file system or sled said.
-    pub(crate) reason: String,
+    /// What failed: the file or database written, or the thread that
+    /// stopped.
+    pub(crate) what: String,
+    /// What the file system or sled said, when it said anything.
+    #[source]
+    pub(crate) source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl Failure {
-    fn other(reason: impl Into<String>) -> Self {
+    /// A failure with no system error under it (a thread that stopped).
+    fn other(what: impl Into<String>) -> Self {
         Self {
             full: false,
-            reason: reason.into(),
+            what: what.into(),
+            source: None,
         }
     }
-}
 
-impl From<std::io::Error> for Failure {
-    fn from(err: std::io::Error) -> Self {
+    /// `err`, met while writing `what`.
+    pub(crate) fn io(what: impl Into<String>, err: std::io::Error) -> Self {
         Self {
             full: crate::error::no_space(&err),
-            reason: err.to_string(),
+            what: what.into(),
+            source: Some(Arc::new(err)),
         }
     }
-}
 
-impl From<sled::Error> for Failure {
-    fn from(err: sled::Error) -> Self {
+    /// `err`, met while writing `what` into sled.
+    pub(crate) fn sled(what: &str, err: sled::Error) -> Self {
         match err {
-            sled::Error::Io(err) => err.into(),
-            other => Self::other(other.to_string()),
+            sled::Error::Io(err) => Self::io(what, err),
+            other => Self {
+                full: false,
+                what: what.to_owned(),
+                source: Some(Arc::new(other)),
+            },
         }
     }
 }
@@ -345,7 +354,9 @@ fn log_groups(
     while let Some(first) = next_job(&jobs, &wal, policy, &mut unsynced_since, &stats, observer) {
         let group: Vec<Job> = std::iter::once(first).chain(jobs.try_iter()).collect();
         let ops: Vec<&Ops> = group.iter().map(|job| &job.ops).collect();
-        let mut synced = wal.append(&ops).map_err(Failure::from);
+        let mut synced = wal
+            .append(&ops)
+            .map_err(|e| Failure::io(format!("appending to {}", wal.describe()), e));
         let wanted = group.iter().any(|job| job.wait == Wait::Checkpoint);
         let asked = wanted || rotate.load(Ordering::Relaxed);
         // A new log file starts only after the old one is synced whole:
@@ -356,7 +367,8 @@ fn log_groups(
             || unsynced_since.is_some_and(|t: Instant| t.elapsed() >= policy.interval());
         if synced.is_ok() {
             if sync_now {
-                synced = sync_log(&wal, &stats, observer).map_err(Failure::from);
+                synced = sync_log(&wal, &stats, observer)
+                    .map_err(|e| Failure::io(format!("syncing {}", wal.describe()), e));
                 // A failed sync leaves the tail unsynced: fast mode tries
                 // again an interval on (this group's writers get the error).
                 unsynced_since = synced.is_err().then(Instant::now);
@@ -425,22 +437,31 @@ impl Checkpointer {
         // reopened: the log keeps [`crate::wal::RESERVE`] free for sled,
         // and a checkpoint that would eat into it waits (the frozen
         // memtable stays visible, and is folded into the next freeze).
-        let stat = rustix::fs::fstatvfs(&self.data_file).map_err(std::io::Error::from)?;
+        let stat = rustix::fs::fstatvfs(&self.data_file)
+            .map_err(|e| Failure::io("measuring the free space for a checkpoint", e.into()))?;
         let free = stat.f_bavail.saturating_mul(stat.f_frsize);
         let needed = crate::wal::RESERVE + 2 * frozen.bytes() as u64;
         if free < needed {
             return Err(Failure {
                 full: true,
-                reason: format!("checkpoint postponed: {free} octets free, {needed} needed"),
+                what: format!("checkpoint postponed: {free} octets free, {needed} needed"),
+                source: None,
             });
         }
-        let written = frozen.write_into(self.view.db())?;
+        let written = frozen
+            .write_into(self.view.db())
+            .map_err(|e| Failure::sled("a checkpoint into sled", e))?;
         self.stats.sled_keys.fetch_add(written, Ordering::Relaxed);
         // sled holds it all (in its cache, and on disk after the flush
         // below; until then the log still has it).
         self.view.release();
         self.mark.checkpoint(self.view.db(), &self.data_file)?;
-        crate::wal::remove_before(&self.store, generation)?;
+        crate::wal::remove_before(&self.store, generation).map_err(|e| {
+            Failure::io(
+                format!("removing old log files in {}", self.store.display()),
+                e,
+            )
+        })?;
         self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -2,6 +2,21 @@
 //! directory to look at; the daemon stops on them rather than start afresh.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The error underneath a store failure, kept for its source chain. Shared
+/// (`Arc`) because one failed group write is reported to each of its
+/// writers, and `io::Error` cannot be cloned.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `": <cause>"`, or nothing: the messages below name what failed, then
+/// what the system said about it, so a log line read alone is enough.
+fn cause<E: std::fmt::Display>(source: &Option<E>) -> String {
+    source
+        .as_ref()
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default()
+}
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +54,17 @@ pub enum StoreError {
         /// Where and what (offset, checksum).
         detail: String,
     },
-    /// A read or write failed.
-    #[error("message store: {0}")]
-    Io(String),
+    /// A read or write failed. `what` names the file, database or task it
+    /// was about (the write-ahead log's directory, the sled database, the
+    /// committer); `source` is what the system said, when it said anything.
+    #[error("message store: {what}{}", cause(.source))]
+    Io {
+        /// What the read or write was about.
+        what: String,
+        /// The file system's or sled's error.
+        #[source]
+        source: Option<Cause>,
+    },
     /// The store's disk has no room for the write (ENOSPC, a quota, or
     /// less free space than the write-ahead log keeps in reserve so sled
     /// never meets a full disk itself), or a Redis server is at its
@@ -49,8 +72,25 @@ pub enum StoreError {
     /// the refusal is temporary: the next write after space returns
     /// succeeds, so clients are told to retry (ESME_RMSGQFUL), not that
     /// Tern is broken.
-    #[error("message store: out of disk space ({0})")]
-    Full(String),
+    #[error("message store: out of space: {what}{}", cause(.source))]
+    Full {
+        /// What had no room (the write-ahead log's directory, a checkpoint,
+        /// the Redis server).
+        what: String,
+        /// ENOSPC, EDQUOT or Redis's OOM answer, when there was one (a
+        /// postponed checkpoint has none: it measured the free space).
+        #[source]
+        source: Option<Cause>,
+    },
+    /// A value could not be encoded for storage.
+    #[error("message store: cannot encode {what}: {source}")]
+    Encode {
+        /// Which kind of value.
+        what: &'static str,
+        /// What the encoder said.
+        #[source]
+        source: postcard::Error,
+    },
     /// A stored value could not be decoded (corruption, or a newer format).
     #[error("message store: undecodable {what} ({reason})")]
     Decode {
@@ -78,8 +118,16 @@ pub enum StoreError {
     /// (connection refused or lost, a script error, a cluster that is
     /// down). The write it was part of may or may not have been applied:
     /// nothing was acknowledged, so the caller must not answer OK.
-    #[error("message store on Redis: {0}")]
-    Redis(String),
+    #[error("message store on Redis: {what}{}", cause(.source))]
+    Redis {
+        /// What was asked of Redis, or what went wrong without an answer
+        /// from it (a read with no answer in time, a message that kept
+        /// changing under every try).
+        what: String,
+        /// The Redis client's error, when there was one.
+        #[source]
+        source: Option<redis::RedisError>,
+    },
     /// A Redis server does not keep writes the way the configured
     /// durability policy requires (e.g. `appendfsync everysec` where
     /// `always` is required): the store refuses to start rather than
@@ -108,33 +156,72 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the store refused for want of space ([`StoreError::Full`]):
+    /// a temporary refusal, which clients are told as ESME_RMSGQFUL.
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Full { .. })
+    }
+
+    /// A [`StoreError::Redis`] about `what` with no error from the client.
+    pub fn redis(what: impl Into<String>) -> Self {
+        StoreError::Redis {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// A [`StoreError::Encode`] for a value of type `T`.
+    pub(crate) fn encode<T: ?Sized>(source: postcard::Error) -> Self {
+        StoreError::Encode {
+            what: std::any::type_name::<T>(),
+            source,
+        }
+    }
+}
+
 impl From<redis::RedisError> for StoreError {
     fn from(err: redis::RedisError) -> Self {
         // A Redis at its `maxmemory` refuses writes with OOM: as full as a
         // full disk, and as temporary. From a script the code may be ERR
         // with the OOM text inside.
         if err.code() == Some("OOM") || err.to_string().contains("OOM command not allowed") {
-            return StoreError::Full(err.to_string());
+            return StoreError::Full {
+                what: "the Redis server is at its maxmemory".to_owned(),
+                source: Some(Arc::new(err)),
+            };
         }
-        StoreError::Redis(err.to_string())
+        StoreError::Redis {
+            what: "a command failed".to_owned(),
+            source: Some(err),
+        }
     }
 }
 
 impl From<sled::Error> for StoreError {
     fn from(err: sled::Error) -> Self {
+        let what = "the sled database".to_owned();
         match err {
-            sled::Error::Io(e) if no_space(&e) => StoreError::Full(e.to_string()),
-            other => StoreError::Io(other.to_string()),
+            sled::Error::Io(e) if no_space(&e) => StoreError::Full {
+                what,
+                source: Some(Arc::new(e)),
+            },
+            other => StoreError::Io {
+                what,
+                source: Some(Arc::new(other)),
+            },
         }
     }
 }
 
 impl From<crate::commit::Failure> for StoreError {
     fn from(failure: crate::commit::Failure) -> Self {
-        if failure.full {
-            StoreError::Full(failure.reason)
+        let crate::commit::Failure { full, what, source } = failure;
+        let source = source.map(|e| -> Cause { e });
+        if full {
+            StoreError::Full { what, source }
         } else {
-            StoreError::Io(failure.reason)
+            StoreError::Io { what, source }
         }
     }
 }
@@ -183,27 +270,46 @@ mod tests {
 
         assert!(matches!(
             StoreError::from(sled::Error::Io(enospc())),
-            StoreError::Full(_)
+            StoreError::Full { .. }
         ));
         assert!(matches!(
             StoreError::from(sled::Error::Io(io::Error::from(io::ErrorKind::Other))),
-            StoreError::Io(_)
+            StoreError::Io { .. }
         ));
-        assert!(matches!(
-            StoreError::from(Failure::from(enospc())),
-            StoreError::Full(_)
-        ));
-        assert!(matches!(
-            StoreError::from(Failure::from(io::Error::other("broken"))),
-            StoreError::Io(_)
-        ));
+        let full = StoreError::from(Failure::io("the log in /s/wal", enospc()));
+        assert!(full.is_full());
+        // The message names the thing and keeps the system's error under it.
+        assert!(full.to_string().contains("/s/wal"), "{full}");
+        let source = std::error::Error::source(&full).expect("a source");
+        let source = source.downcast_ref::<Cause>().expect("a shared cause");
+        assert_eq!(
+            source
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::raw_os_error),
+            Some(rustix::io::Errno::NOSPC.raw_os_error())
+        );
+        let broken = StoreError::from(Failure::io("the log in /s/wal", io::Error::other("broken")));
+        assert!(matches!(broken, StoreError::Io { .. }), "{broken:?}");
+        assert!(!broken.is_full());
+        assert!(
+            broken.to_string().ends_with("the log in /s/wal: broken"),
+            "{broken}"
+        );
         let oom = redis::RedisError::from((
             redis::ErrorKind::ResponseError,
             "An error was signalled by the server",
             "OOM command not allowed when used memory > 'maxmemory'.".to_owned(),
         ));
-        assert!(matches!(StoreError::from(oom), StoreError::Full(_)));
+        let oom = StoreError::from(oom);
+        assert!(oom.is_full(), "{oom:?}");
+        assert!(std::error::Error::source(&oom)
+            .and_then(|e| e.downcast_ref::<Cause>())
+            .is_some_and(|e| e.is::<redis::RedisError>()));
         let other = redis::RedisError::from((redis::ErrorKind::IoError, "connection refused"));
-        assert!(matches!(StoreError::from(other), StoreError::Redis(_)));
+        let other = StoreError::from(other);
+        assert!(
+            matches!(&other, StoreError::Redis { source: Some(e), .. } if e.is_io_error()),
+            "{other:?}"
+        );
     }
 }

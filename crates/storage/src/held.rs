@@ -30,7 +30,7 @@ fn split(value: &[u8]) -> Result<Vec<(UnmatchedReceipt, usize)>, StoreError> {
 }
 
 fn encode(receipt: &UnmatchedReceipt) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(receipt).map_err(|e| StoreError::Io(format!("encoding: {e}")))
+    postcard::to_stdvec(receipt).map_err(StoreError::encode::<UnmatchedReceipt>)
 }
 
 /// Every receipt in a held value, in arrival order.

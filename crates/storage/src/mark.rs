@@ -132,19 +132,21 @@ impl Mark {
         data_file: &File,
     ) -> Result<(), crate::commit::Failure> {
         let next = self.last + 1;
-        db.insert(keys::meta(KEY), &next.to_be_bytes())?;
-        db.flush()?;
-        data_file.sync_data()?;
+        use crate::commit::Failure;
+        db.insert(keys::meta(KEY), &next.to_be_bytes())
+            .map_err(|e| Failure::sled("recording a checkpoint in sled", e))?;
+        db.flush()
+            .map_err(|e| Failure::sled("flushing sled at a checkpoint", e))?;
+        data_file
+            .sync_data()
+            .map_err(|e| Failure::io("syncing sled's data file", e))?;
         let mut slot = [0u8; 12];
         slot[..8].copy_from_slice(&next.to_le_bytes());
         slot[8..].copy_from_slice(&crc32fast::hash(&next.to_le_bytes()).to_le_bytes());
         self.file
             .write_all_at(&slot, (next % 2) * SLOT)
             .and_then(|()| self.file.sync_data())
-            .map_err(|e| crate::commit::Failure {
-                full: crate::error::no_space(&e),
-                reason: format!("writing the checkpoint mark: {e}"),
-            })?;
+            .map_err(|e| Failure::io("writing the checkpoint mark", e))?;
         self.last = next;
         Ok(())
     }
@@ -156,8 +158,11 @@ mod tests {
 
     #[test]
     fn the_mark_survives_a_torn_slot_and_catches_a_sled_behind_it() {
-        let dir = std::env::temp_dir().join(format!("tern-mark-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = tempfile::Builder::new()
+            .prefix("tern-mark-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = tmp.path().join("store");
         let db = sled::Config::new().path(&dir).open().expect("sled");
         let data = File::open(dir.join("db")).expect("data file");
         assert_eq!(check(&db, &dir).expect("check"), Ok(0), "a new store");

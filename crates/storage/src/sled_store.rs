@@ -302,7 +302,7 @@ impl std::fmt::Debug for SledStore {
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(value).map_err(|e| StoreError::Io(format!("encoding: {e}")))
+    postcard::to_stdvec(value).map_err(StoreError::encode::<T>)
 }
 
 fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {

@@ -207,6 +207,14 @@ impl Wal {
         Ok(())
     }
 
+    /// The current file, for errors: the thing a failed write was about.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "the write-ahead log {}",
+            self.dir.join(file_name(self.generation)).display()
+        )
+    }
+
     /// The current file's generation.
     pub(crate) fn generation(&self) -> u64 {
         self.generation
@@ -462,11 +470,12 @@ pub(crate) fn clear(store: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tern-wal-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        dir
+    /// A fresh directory, removed on drop (also when the test fails).
+    fn temp_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("tern-wal-{name}-"))
+            .tempdir()
+            .expect("temp dir")
     }
 
     fn ops(n: u8) -> Ops {
@@ -499,7 +508,8 @@ mod tests {
 
     #[test]
     fn records_read_back_in_order_across_files() {
-        let dir = temp_dir("order");
+        let tmp = temp_dir("order");
+        let dir = tmp.path().to_path_buf();
         let mut wal = Wal::create(&dir).expect("create");
         wal.append(&[&ops(1), &ops(2)]).expect("append");
         wal.append(&[&ops(3)]).expect("append");
@@ -522,7 +532,8 @@ mod tests {
 
     #[test]
     fn a_torn_tail_is_dropped_and_the_rest_kept() {
-        let dir = temp_dir("torn");
+        let tmp = temp_dir("torn");
+        let dir = tmp.path().to_path_buf();
         let mut wal = Wal::create(&dir).expect("create");
         wal.append(&[&ops(1)]).expect("append");
         wal.append(&[&ops(2)]).expect("append");
@@ -555,7 +566,8 @@ mod tests {
 
     #[test]
     fn a_torn_tail_is_named_and_truncated_to_the_last_whole_record() {
-        let dir = temp_dir("repair");
+        let tmp = temp_dir("repair");
+        let dir = tmp.path().to_path_buf();
         let mut wal = Wal::create(&dir).expect("create");
         wal.append(&[&ops(1)]).expect("append");
         wal.append(&[&ops(2)]).expect("append");
@@ -599,7 +611,8 @@ mod tests {
 
     #[test]
     fn records_are_written_in_place_and_end_at_the_zeros() {
-        let dir = temp_dir("in-place");
+        let tmp = temp_dir("in-place");
+        let dir = tmp.path().to_path_buf();
         let mut wal = Wal::create(&dir).expect("create");
         wal.append(&[&ops(1)]).expect("append");
         // A group of nothing (a checkpoint's own job) writes no record:
@@ -642,7 +655,8 @@ mod tests {
 
     #[test]
     fn a_damaged_record_before_others_is_corruption_naming_the_file() {
-        let dir = temp_dir("damaged");
+        let tmp = temp_dir("damaged");
+        let dir = tmp.path().to_path_buf();
         let mut wal = Wal::create(&dir).expect("create");
         wal.append(&[&ops(1)]).expect("append");
         wal.append(&[&ops(2)]).expect("append");
@@ -672,7 +686,8 @@ mod tests {
 
     #[test]
     fn in_an_unsynced_tail_the_first_damaged_record_ends_the_replay() {
-        let dir = temp_dir("unsynced");
+        let tmp = temp_dir("unsynced");
+        let dir = tmp.path().to_path_buf();
         let mut wal = Wal::create(&dir).expect("create");
         wal.append(&[&ops(1)]).expect("append");
         let second = wal.len() as usize;

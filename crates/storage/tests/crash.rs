@@ -192,8 +192,12 @@ fn parent() {
 
 fn rounds_of_kills(rounds: usize, fast: bool) {
     let mode = if fast { "fast" } else { "durable" };
-    let dir = std::env::temp_dir().join(format!("tern-crash-{mode}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // Removed on drop, also when a round fails.
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("tern-crash-{mode}-"))
+        .tempdir()
+        .expect("temp dir");
+    let dir = tmp.path().join("store");
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut rng = rand::rng();
     let started = Instant::now();
@@ -243,7 +247,6 @@ fn rounds_of_kills(rounds: usize, fast: bool) {
         acked.finished.len(),
         acked.outbox.len()
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn check(dir: &Path, options: StoreOptions, acked: &Acked, round: usize) {

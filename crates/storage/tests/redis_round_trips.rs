@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{redis_single, RedisServer, TempDir};
+use common::{redis_single, RedisServer};
 use tern_storage::redis_store::Step;
 use tern_storage::{
     Attempt, IdFormat, NewMessage, OutboxItem, Outcome, ReceiptUpdate, RedisDurability,
@@ -191,12 +191,7 @@ async fn a_message_and_its_receipt_cost_at_most_three_round_trips() {
 /// fails for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_serves_again_after_its_server_restarts() {
-    let dir = TempDir::new("redis-restart");
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
-        probe.local_addr().expect("address").port()
-    };
-    let server = RedisServer::start_at(port, dir.0.clone(), &[]);
+    let mut server = RedisServer::start("restart");
     let (store, _) = RedisStore::open(RedisOptions {
         topology: RedisTopology::Single(server.address()),
         node: 1,
@@ -208,11 +203,11 @@ async fn the_store_serves_again_after_its_server_restarts() {
     .expect("opens");
     let first = store.accept(message(1), 1).await.expect("accepted").id;
 
-    let (port, files) = server.crash();
+    server.kill();
     // While it is down, a write fails (in bounded time), never hangs.
     let down = tokio::time::timeout(Duration::from_secs(30), store.accept(message(2), 1)).await;
     assert!(matches!(down, Ok(Err(_))), "{down:?}");
-    let _server = RedisServer::start_at(port, files, &[]);
+    server.restart();
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let second = loop {

@@ -4,18 +4,37 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
 use bytes::BytesMut;
 use tern_codec::{Frame, SmppCodec};
 
+/// Why `tern decode` could not read its hex: what it read, and where the
+/// text stops being hex.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Standard input could not be read (or was not UTF-8).
+    #[error("reading standard input: {0}")]
+    Stdin(#[source] std::io::Error),
+    /// The digits do not pair up into octets.
+    #[error("odd number of hex digits ({0})")]
+    OddDigits(usize),
+    /// Two characters that are not a hex octet, and where they are.
+    #[error("not hex: {pair:?} (octet {octet})")]
+    NotHex {
+        /// The two characters.
+        pair: String,
+        /// The octet's position, from 0.
+        octet: usize,
+    },
+}
+
 /// Decodes the hex in `args` (or standard input) and prints each PDU.
 /// Exits 1 when any PDU is malformed or the octets cannot be framed.
-pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
+pub fn run(args: &[String]) -> Result<ExitCode, DecodeError> {
     let text = if args.is_empty() {
         let mut input = String::new();
         std::io::stdin()
             .read_to_string(&mut input)
-            .context("reading standard input")?;
+            .map_err(DecodeError::Stdin)?;
         input
     } else {
         args.join(" ")
@@ -54,27 +73,35 @@ pub fn run(args: &[String]) -> anyhow::Result<ExitCode> {
 }
 
 /// Hex digits with optional whitespace, `:` or `0x` prefixes between octets.
-fn parse_hex(text: &str) -> anyhow::Result<Vec<u8>> {
-    let digits: String = text
+/// Works on characters, not octets: a non-ASCII character in the input
+/// is reported, never split.
+fn parse_hex(text: &str) -> Result<Vec<u8>, DecodeError> {
+    let digits: Vec<char> = text
         .split_whitespace()
         .map(|word| word.trim_start_matches("0x"))
         .collect::<String>()
-        .replace(':', "");
+        .replace(':', "")
+        .chars()
+        .collect();
     if digits.len() % 2 != 0 {
-        bail!("odd number of hex digits ({})", digits.len());
+        return Err(DecodeError::OddDigits(digits.len()));
     }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(&digits[i..i + 2], 16)
-                .with_context(|| format!("not hex: {:?}", &digits[i..i + 2]))
+    digits
+        .chunks(2)
+        .enumerate()
+        .map(|(octet, pair)| {
+            let pair: String = pair.iter().collect();
+            u8::from_str_radix(&pair, 16)
+                .ok()
+                .filter(|_| pair.chars().all(|c| c.is_ascii_hexdigit()))
+                .ok_or(DecodeError::NotHex { pair, octet })
         })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_hex;
+    use super::{parse_hex, DecodeError};
 
     #[test]
     fn hex_with_separators() {
@@ -82,7 +109,17 @@ mod tests {
             parse_hex("00 00:00 10 0x15").expect("valid"),
             vec![0, 0, 0, 0x10, 0x15]
         );
-        assert!(parse_hex("0").is_err());
-        assert!(parse_hex("zz").is_err());
+        assert!(matches!(parse_hex("0"), Err(DecodeError::OddDigits(1))));
+        assert_eq!(
+            parse_hex("00 zz").expect_err("not hex").to_string(),
+            r#"not hex: "zz" (octet 1)"#
+        );
+        // A sign from_str_radix would take is not a hex digit.
+        assert!(parse_hex("+1").is_err());
+        // A character of several octets is reported, not split.
+        assert!(matches!(
+            parse_hex("é0"),
+            Err(DecodeError::NotHex { octet: 0, .. })
+        ));
     }
 }

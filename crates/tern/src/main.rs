@@ -45,6 +45,12 @@ enum Command {
         /// The configuration file.
         #[arg(long)]
         config: Option<std::path::PathBuf>,
+        /// Once every listener is bound, write where to FILE, one line
+        /// each: `client ADDRESS` per [[listener]] in order, then `admin
+        /// ADDRESS`. For a configuration with port 0 (any free port), as
+        /// the end-to-end tests use.
+        #[arg(long, value_name = "FILE")]
+        listening_file: Option<std::path::PathBuf>,
     },
     /// Validate a configuration file and print what it means (clients,
     /// upstreams with their effective vendor limits, routes), or every error
@@ -138,7 +144,10 @@ fn without_sandbox(command: &'static str) -> anyhow::Error {
 /// The embedded default configuration (config/tern.toml).
 const DEFAULT_CONFIG: &str = include_str!("../../../config/tern.toml");
 
-fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+fn run(
+    path: Option<&std::path::Path>,
+    listening_file: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
     let loaded = match path {
         Some(path) => config::Config::load(path),
         None => {
@@ -166,10 +175,14 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
             wait_for_signal().await;
             stop.cancel();
         });
-        daemon::run(config, shutdown).await
+        let listeners = daemon::Listeners::bind(&config).await?;
+        if let Some(file) = listening_file {
+            write_listening(file, &listeners.describe())?;
+        }
+        daemon::run(config, listeners, shutdown).await
     });
     if let Err(err) = &outcome {
-        if store_damaged(err) {
+        if err.store_damaged() {
             tracing::error!(error = %format!("{err:#}"), "refusing to start on a damaged store");
             eprintln!("tern: {err:#}");
             return Ok(ExitCode::from(EX_DATAERR));
@@ -179,6 +192,18 @@ fn run(path: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes `text` to `file` whole: to a temporary file beside it, renamed
+/// over it, so a reader polling for `file` never sees half of it.
+fn write_listening(file: &std::path::Path, text: &str) -> Result<(), daemon::DaemonError> {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, file))
+        .map_err(|source| daemon::DaemonError::ListeningFile {
+            path: file.to_path_buf(),
+            source,
+        })
+}
+
 /// Exit status for a configuration the daemon cannot run with
 /// (EX_CONFIG, sysexits.h), as `check-config` uses for an invalid file.
 const EX_CONFIG: u8 = 78;
@@ -186,16 +211,6 @@ const EX_CONFIG: u8 = 78;
 /// Exit status for a damaged store (EX_DATAERR, sysexits.h): like a bad
 /// configuration, not worth restarting until an operator looked at it.
 const EX_DATAERR: u8 = 65;
-
-/// The daemon stopped because a store file is damaged.
-fn store_damaged(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<tern_storage::StoreError>(),
-            Some(tern_storage::StoreError::Damaged { .. })
-        )
-    })
-}
 
 /// Logs as the config says; `RUST_LOG` overrides its level.
 fn init_logging(log: &config::LogSettings) {
@@ -227,7 +242,7 @@ async fn wait_for_signal() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Decode { hex } => decode::run(&hex),
+        Command::Decode { hex } => decode::run(&hex).map_err(anyhow::Error::from),
         Command::CheckConfig {
             file, diff: false, ..
         } => Ok(check::run(&file)),
@@ -236,7 +251,10 @@ fn main() -> ExitCode {
             diff: true,
             admin,
         } => Ok(check::run_diff(&file, admin)),
-        Command::Run { config } => run(config.as_deref()),
+        Command::Run {
+            config,
+            listening_file,
+        } => run(config.as_deref(), listening_file.as_deref()),
         Command::Send(args) => tern::cli::send::run(args),
         #[cfg(feature = "sandbox")]
         Command::Sim(args) => tern::cli::sim::run(args),

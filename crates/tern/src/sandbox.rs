@@ -74,6 +74,24 @@ pub fn require(needs: Needs) -> Result<(), Missing> {
     }
 }
 
+/// A `[[simulator]]` could not start (its address in use, say).
+#[derive(Debug, thiserror::Error)]
+#[error("starting simulator {name} on {address}: {source}")]
+pub struct SandboxError {
+    /// The `[[simulator]]` name.
+    pub name: String,
+    /// Its configured address.
+    pub address: std::net::SocketAddr,
+    /// What the simulator said.
+    #[cfg(feature = "sandbox")]
+    #[source]
+    pub source: tern_sim::SimError,
+    /// Never built without the simulator: nothing is started then.
+    #[cfg(not(feature = "sandbox"))]
+    #[source]
+    pub source: std::convert::Infallible,
+}
+
 /// The sandbox SMSCs a configuration started, serving until dropped.
 #[derive(Debug, Default)]
 pub struct Simulators {
@@ -90,8 +108,7 @@ impl Simulators {
 /// Starts the configuration's `[[simulator]]` upstreams before anything
 /// connects to them.
 #[cfg(feature = "sandbox")]
-pub async fn start(config: &crate::config::Config) -> anyhow::Result<Simulators> {
-    use anyhow::Context as _;
+pub async fn start(config: &crate::config::Config) -> Result<Simulators, SandboxError> {
     use tern_sim::smsc::{SimConfig, Simulator};
 
     let mut handles = Vec::new();
@@ -103,7 +120,11 @@ pub async fn start(config: &crate::config::Config) -> anyhow::Result<Simulators>
             ..SimConfig::default()
         })
         .await
-        .with_context(|| format!("starting simulator {} on {}", sim.name, sim.address))?;
+        .map_err(|source| SandboxError {
+            name: sim.name.clone(),
+            address: sim.address,
+            source,
+        })?;
         tracing::info!(name = sim.name, address = %handle.addr(), "sandbox simulator started");
         handles.push(handle);
     }
@@ -113,7 +134,7 @@ pub async fn start(config: &crate::config::Config) -> anyhow::Result<Simulators>
 /// Without the simulator there is nothing to start: the configuration
 /// compiler refused every `[[simulator]]` section already.
 #[cfg(not(feature = "sandbox"))]
-pub async fn start(_config: &crate::config::Config) -> anyhow::Result<Simulators> {
+pub async fn start(_config: &crate::config::Config) -> Result<Simulators, SandboxError> {
     Ok(Simulators::default())
 }
 

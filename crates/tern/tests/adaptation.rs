@@ -11,15 +11,15 @@
 //! - Infobip flash: class 0 messages over the `NSMS` session only, others
 //!   never over it, and a long flash message refused.
 
-mod common;
+use tern_testkit as common;
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    accept_submit, client, expect_deliver_sm, free_port, next_deliver_sm, next_submit, submit_id,
-    submit_sm, Admin, Daemon, TERN,
+    accept_submit, client, expect_deliver_sm, next_deliver_sm, next_submit, submit_id, submit_sm,
+    Admin, Daemon, TERN,
 };
 use serde_json::Value;
 use tern_codec::pdu::{DeliverSm, SubmitSm};
@@ -55,7 +55,7 @@ retry_initial = "200ms"
 {rest}
 "#
     );
-    Daemon::start(&format!("adaptation-{label}-{client_port}"), &config)
+    Daemon::start(&format!("adaptation-{label}"), &config)
 }
 
 fn upstream(name: &str, profile: &str, port: u16, system_type: &str) -> String {
@@ -170,14 +170,15 @@ async fn a_versionless_bind_resp_gets_the_whole_text_as_udh_parts() {
         ..SimConfig::default()
     })
     .await;
-    let (port, admin_port) = (free_port(), free_port());
+    let (port, admin_port) = (0, 0);
     let rest = upstream("telesign", "telesign", sim.addr().port(), "")
         + r#"
 [[route]]
 name = "all"
 upstreams = ["telesign"]
 "#;
-    let _tern = start_tern("versionless", port, admin_port, &rest);
+    let mut tern = start_tern("versionless", port, admin_port, &rest);
+    let port = tern.client_port();
     let mut session = client(port, "acme", "pw").bind().await;
 
     // 400 characters: a message_payload from the client; Telesign's profile
@@ -215,7 +216,7 @@ upstreams = ["telesign"]
 async fn binary_no_upstream_of_the_route_can_carry_ends_with_a_failure_receipt() {
     let ovh = sim(SimConfig::default()).await;
     let generic = sim(SimConfig::default()).await;
-    let (port, admin_port) = (free_port(), free_port());
+    let (port, admin_port) = (0, 0);
     // OVH: "Data Coding Scheme: GSM 03.38, UCS-2" only; the generic
     // profile takes GSM and UCS-2 too. Neither carries 8-bit data.
     let rest = upstream("ovh", "ovh", ovh.addr().port(), "")
@@ -225,7 +226,8 @@ async fn binary_no_upstream_of_the_route_can_carry_ends_with_a_failure_receipt()
 name = "all"
 upstreams = ["ovh", "generic"]
 "#;
-    let _tern = start_tern("binary", port, admin_port, &rest);
+    let mut tern = start_tern("binary", port, admin_port, &rest);
+    let (port, admin_port) = (tern.client_port(), tern.admin().0.port());
     let admin = Admin::at(admin_port);
     let mut session = client(port, "acme", "pw").bind().await;
 
@@ -353,7 +355,7 @@ async fn a_split_message_refused_midway_goes_again_under_a_new_reference() {
         ..SimConfig::default()
     })
     .await;
-    let (port, admin_port) = (free_port(), free_port());
+    let (port, admin_port) = (0, 0);
     let rest = upstream("a", "generic", a.port, "")
         + &upstream("b", "generic", b.addr().port(), "")
         + r#"
@@ -362,7 +364,8 @@ name = "all"
 strategy = "failover"
 upstreams = ["a", "b"]
 "#;
-    let _tern = start_tern("split", port, admin_port, &rest);
+    let mut tern = start_tern("split", port, admin_port, &rest);
+    let (port, admin_port) = (tern.client_port(), tern.admin().0.port());
     let admin = Admin::at(admin_port);
     let mut session = client(port, "acme", "pw").bind().await;
     common::wait_until("a bound", WAIT, || {
@@ -481,7 +484,7 @@ async fn infobip_flash_goes_over_the_nsms_session_and_a_long_one_is_refused() {
         }
     });
 
-    let (port, admin_port) = (free_port(), free_port());
+    let (port, admin_port) = (0, 0);
     let rest = upstream("infobip", "infobip", smsc_port, "")
         + &upstream("infobip-flash", "infobip", smsc_port, "NSMS")
         + r#"
@@ -496,7 +499,8 @@ prefixes = ["4219002"]
 strategy = "failover"
 upstreams = ["infobip-flash", "infobip"]
 "#;
-    let _tern = start_tern("flash", port, admin_port, &rest);
+    let mut tern = start_tern("flash", port, admin_port, &rest);
+    let (port, admin_port) = (tern.client_port(), tern.admin().0.port());
     let mut session = client(port, "acme", "pw").bind().await;
 
     // Each to the route that lists the other kind of session first.
@@ -545,14 +549,15 @@ async fn a_split_message_refused_midway_and_retried_later_goes_under_a_new_refer
     // One upstream: part 2 refused once, so the message waits for its
     // retry and goes again, whole, to the same upstream.
     let a = refuses_part_two(1).await;
-    let (port, admin_port) = (free_port(), free_port());
+    let (port, admin_port) = (0, 0);
     let rest = upstream("a", "generic", a.port, "")
         + r#"
 [[route]]
 name = "all"
 upstreams = ["a"]
 "#;
-    let _tern = start_tern("retried", port, admin_port, &rest);
+    let mut tern = start_tern("retried", port, admin_port, &rest);
+    let (port, admin_port) = (tern.client_port(), tern.admin().0.port());
     let admin = Admin::at(admin_port);
     let mut session = client(port, "acme", "pw").bind().await;
     let text: String = (0..300)

@@ -11,7 +11,7 @@
 //! back with the codec's framing, so the test checks the octets Tern sends.
 //! Every wait is bounded by a timeout, every loop by a count.
 
-mod common;
+use tern_testkit as common;
 
 use std::time::{Duration, Instant};
 

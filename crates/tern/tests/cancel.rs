@@ -6,14 +6,14 @@
 //! session engine: it records every text it is given and sends a DELIVRD
 //! receipt for each.
 
-mod common;
+use tern_testkit as common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{
-    accept_submit, alphanumeric, bare_smsc, client, expect_deliver_sm, free_port, international,
-    next_submit, query_sm, receipted_id, submit_id, wait_until, Admin, BareSmsc, Daemon,
+    accept_submit, alphanumeric, bare_smsc, client, expect_deliver_sm, international, next_submit,
+    query_sm, receipted_id, submit_id, wait_until, Admin, BareSmsc, Daemon,
 };
 use serde_json::Value;
 use tern_codec::pdu::{CancelSm, DeliverSm, ReplaceSm, SubmitSm};
@@ -82,7 +82,7 @@ async fn setup(name: &str) -> Setup {
         });
     }
 
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     let config = format!(
         r#"
 [[listener]]
@@ -108,10 +108,11 @@ name = "all"
 upstreams = ["raw"]
 "#
     );
+    let mut daemon = Daemon::start(&format!("cancel-{name}"), &config);
     Setup {
-        _daemon: Daemon::start(&format!("cancel-{name}"), &config),
-        port,
-        admin: Admin::at(admin),
+        port: daemon.client_port(),
+        admin: daemon.admin(),
+        _daemon: daemon,
         received,
         _stop: stop,
     }

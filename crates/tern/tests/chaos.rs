@@ -44,15 +44,10 @@
 //! bounded. When a round fails, its temp dir (config, store, daemon log) is
 //! kept and its path printed.
 
-#[path = "common/ports.rs"]
-mod ports;
-use ports::free_port;
+use tern_testkit::{free_port, Admin, Daemon, Launch, TempDir};
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::OpenOptions;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -187,76 +182,53 @@ struct Upstream {
     sim: SimHandle,
 }
 
-/// The daemon as a child process on one config and one store, started
-/// again after each kill. Its log goes to `tern.log` in its dir; the dir is
-/// kept when the test fails.
-struct Daemon {
-    child: Option<Child>,
-    dir: PathBuf,
-    admin: SocketAddr,
+/// The daemon (testkit's [`Daemon`], its log in `tern.log`, its dir kept
+/// when the test fails) and what a round needs of it: its admin API, a
+/// readiness that means both upstreams bound, and a count of its starts.
+struct Node {
+    daemon: Daemon,
+    launch: Launch,
+    admin: Admin,
     /// Times started.
     starts: u32,
 }
 
-impl Daemon {
-    fn new(dir: PathBuf, config: &str, admin: u16) -> Daemon {
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("dir");
-        std::fs::write(dir.join("tern.toml"), config).expect("config");
-        let mut daemon = Daemon {
-            child: None,
-            dir,
-            admin: ([127, 0, 0, 1], admin).into(),
-            starts: 0,
-        };
-        daemon.spawn();
-        daemon
-    }
-
-    fn spawn(&mut self) {
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("tern.log"))
-            .expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_tern"))
-            .args(["run", "--config"])
-            .arg(self.dir.join("tern.toml"))
-            // Receipts held before their submit_sm_resp are logged (debug).
-            .env("RUST_LOG", "info,tern::daemon::receipts=debug")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start tern");
-        self.child = Some(child);
-        self.starts += 1;
-    }
-
-    /// SIGKILL (what `Child::kill` sends on Unix), and reaped.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+impl Node {
+    fn new(config: &str, admin: u16) -> Node {
+        // Receipts held before their submit_sm_resp are logged (debug).
+        let launch = Launch::new()
+            .rust_log("info,tern::daemon::receipts=debug")
+            .log_file();
+        let dir = TempDir::new("chaos").keep_on_panic();
+        Node {
+            daemon: launch.start(dir, config),
+            launch,
+            admin: Admin::at(admin),
+            starts: 1,
         }
+    }
+
+    /// SIGKILL, and reaped.
+    fn kill(&mut self) {
+        self.daemon.kill();
+    }
+
+    /// Started again on the same store.
+    fn spawn(&mut self) {
+        self.daemon.respawn(&self.launch);
+        self.starts += 1;
     }
 
     /// Started again if it exited on its own (a start that raced the old
     /// process for its ports, say); returns the exit status it had.
     fn revive(&mut self) -> Option<std::process::ExitStatus> {
-        let exited = self.child.as_mut().map_or(Ok(None), |c| c.try_wait());
-        match exited {
-            Ok(Some(status)) => {
-                self.child = None;
-                self.spawn();
-                Some(status)
-            }
-            _ => None,
-        }
+        let status = self.daemon.revive(&self.launch)?;
+        self.starts += 1;
+        Some(status)
     }
 
     async fn get(&self, path: &str) -> Option<Value> {
-        tern::admin::get_json(self.admin, path).await.ok()
+        tern::admin::get_json(self.admin.0, path).await.ok()
     }
 
     /// Waits (bounded) until the admin answers and both upstreams are bound.
@@ -276,7 +248,7 @@ impl Daemon {
             assert!(
                 Instant::now() < deadline,
                 "tern not ready within {within:?}; log in {}",
-                self.dir.display()
+                self.daemon.dir.path().display()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -284,26 +256,7 @@ impl Daemon {
 
     /// The lines of the daemon's log that mention `needle`, at most `n`.
     fn log_lines(&self, needle: &str, n: usize) -> String {
-        let log = std::fs::read_to_string(self.dir.join("tern.log")).unwrap_or_default();
-        log.lines()
-            .filter(|l| l.contains(needle))
-            .take(n)
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!(
-                "chaos: round failed; config, store and log kept in {}",
-                self.dir.display()
-            );
-        } else {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        self.daemon.log_lines(needle, n)
     }
 }
 
@@ -753,20 +706,7 @@ async fn run_round(round: u32, settings: &Settings, rng: &mut Rng, totals: &mut 
         });
     }
     let (client_port, admin_port) = (free_port(), free_port());
-    // Unique per round of either test (they may run at once).
-    static ROUNDS: AtomicU64 = AtomicU64::new(0);
-    // Under the target directory, not /tmp: nothing else tidies it while
-    // a round runs.
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "tern-chaos-{}-{}",
-        std::process::id(),
-        ROUNDS.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut daemon = Daemon::new(
-        dir,
-        &config(client_port, admin_port, &upstreams),
-        admin_port,
-    );
+    let mut daemon = Node::new(&config(client_port, admin_port, &upstreams), admin_port);
     daemon.ready(Duration::from_secs(30)).await;
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -979,7 +919,7 @@ async fn run_round(round: u32, settings: &Settings, rng: &mut Rng, totals: &mut 
 /// message has a receipt at a client, the simulators owe nothing, and
 /// Tern's queues are empty.
 async fn settled(
-    daemon: &Daemon,
+    daemon: &Node,
     upstreams: &[Upstream],
     ledger: &Mutex<Ledger>,
 ) -> Result<(), String> {
@@ -1052,7 +992,7 @@ fn some<T: std::fmt::Debug>(items: &[T]) -> String {
 /// The assertions of one round; see the file's doc for what and why.
 async fn check_round(
     round: u32,
-    daemon: &Daemon,
+    daemon: &Node,
     upstreams: &[Upstream],
     ledger: &Mutex<Ledger>,
     unsettled: &str,

@@ -2,7 +2,7 @@
 //! (never its secrets); an invalid one is refused with every error at its
 //! file, line and column, and exit status 78.
 
-mod common;
+use tern_testkit as common;
 
 use common::TempDir;
 

@@ -4,7 +4,7 @@
 //! the tools by their own `--timeout`/`--deadline`, the helpers here by
 //! attempt counts.
 
-mod common;
+use tern_testkit as common;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};

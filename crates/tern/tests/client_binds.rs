@@ -7,7 +7,9 @@
 //! once over all its sessions; past it ESME_RMSGQFUL at once); and its
 //! limits as `/api/sessions` and `tern status` show them.
 
-mod common;
+use tern_testkit as common;
+
+use common::metrics::sample;
 
 use std::path::Path;
 use std::process::Command;
@@ -101,15 +103,6 @@ async fn refused(port: u16, system_id: &str, bind_type: BindType) {
         Err(other) => panic!("{system_id} as {}: {other}", bind_type.name()),
         Ok(_) => panic!("{system_id} bound as {}", bind_type.name()),
     }
-}
-
-/// The value of the sample whose line starts with `name` (labels included).
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 fn refused_metric(client: &str) -> String {

@@ -10,7 +10,7 @@
 //! traffic flows loses nothing acknowledged (its claimed messages and its
 //! slot move to the others).
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -11,7 +11,7 @@
 //! - `[admin] token`: required off loopback (a config error naming the
 //!   place), and when set, the page and the API answer 401 without it.
 
-mod common;
+use tern_testkit as common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -30,7 +30,7 @@
 //!
 //! Three test functions share the cases out; cargo runs them at once.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;

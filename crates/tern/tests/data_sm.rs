@@ -4,11 +4,11 @@
 //! data_sm_resp; what a submit_sm cannot carry is refused with a precise
 //! status. (submit_multi: see `submit_multi.rs`.)
 
-mod common;
+use tern_testkit as common;
 
 use std::time::Duration;
 
-use common::{client, free_port, international, next_receipt, wait_until, Daemon};
+use common::{client, international, next_receipt, wait_until, Daemon};
 use tern_codec::pdu::{DataSm, SmResp, SubmitSm};
 use tern_codec::{
     Address, Body, COctetString, CommandStatus, Npi, RegisteredDelivery, Tlv, Tlvs, Ton,
@@ -41,7 +41,7 @@ async fn a_data_sm_is_sent_and_receipted_like_a_submit_sm() {
         .await
         .expect("simulator starts");
     sim.start_recording();
-    let port = free_port();
+    let port = 0;
     let config = format!(
         r#"
 [[listener]]
@@ -64,7 +64,8 @@ upstreams = ["sim"]
 "#,
         sim_port = sim.addr().port(),
     );
-    let _daemon = Daemon::start("data-sm", &config);
+    let mut daemon = Daemon::start("data-sm", &config);
+    let port = daemon.client_port();
     wait_until(
         "tern binds to the simulator",
         Duration::from_secs(10),

@@ -10,7 +10,9 @@
 //! rising with traffic on sled, without samples on Redis) and the cluster
 //! lease renewals.
 
-mod common;
+use tern_testkit as common;
+
+use common::metrics::{sample, total};
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -295,26 +297,6 @@ fn deploy_file(path: &str) -> String {
         .join("../../deploy")
         .join(path);
     std::fs::read_to_string(&file).unwrap_or_else(|err| panic!("{}: {err}", file.display()))
-}
-
-/// The value of the first sample whose line starts with `series`.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
-/// The sum of the samples whose line starts with `series` (a prefix may
-/// name several, `...{client="acme"` over every state); None if none does.
-fn total(metrics: &str, series: &str) -> Option<f64> {
-    let values: Vec<f64> = metrics
-        .lines()
-        .filter(|l| l.starts_with(series))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 /// Scrapes `admin` until the [`total`] of `series` has a value `check` accepts; the body.

@@ -27,7 +27,7 @@
 //! Every wait is bounded; the tmpfs is unmounted by a drop guard after the
 //! daemon is killed.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -17,7 +17,7 @@
 //!   backs off, logging it once; the sessions already bound keep submitting
 //!   and getting receipts; once sessions close, new binds succeed again.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::HashMap;
 use std::fs::File;

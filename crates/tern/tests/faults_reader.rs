@@ -41,7 +41,7 @@
 //! waits behind every older one of every client ("fair between clients"
 //! does not hold yet).
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

@@ -11,7 +11,7 @@
 //! - `tern check-store` on a healthy store, a store a daemon holds, a torn
 //!   tail (and `--repair`), and a damaged sled file.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};

@@ -6,7 +6,7 @@
 //! requests of one account share its rate; submits get 503 while the node
 //! drains.
 
-mod common;
+use tern_testkit as common;
 
 use std::time::Duration;
 

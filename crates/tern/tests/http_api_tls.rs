@@ -2,7 +2,7 @@
 //! the API answers over TLS to a client trusting the test's CA, and a
 //! plain-HTTP request on that port gets no HTTP answer.
 
-mod common;
+use tern_testkit as common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! down gets it once it is back, across a Tern restart; a callback outside
 //! the account's allow-list is refused at submit.
 
-mod common;
+use tern_testkit as common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -8,15 +8,14 @@
 //! decimal ids have 16 digits, as many as hex ids: a hex client's query
 //! with a decimal id is then read by both forms, and the lookup decides.
 
-mod common;
+use tern_testkit as common;
 
 use std::time::Duration;
 
 use common::{
-    client, expect_deliver_sm, free_port, query_sm, receipted_id, submit_id, wait_until, Admin,
-    Daemon,
+    client, expect_deliver_sm, query_sm, receipted_id, submit_id, wait_until, Admin, Daemon,
 };
-use tern_codec::pdu::{CancelSm, DataSm, QuerySm, ReplaceSm, SmResp};
+use tern_codec::pdu::{CancelSm, DataSm, ReplaceSm, SmResp};
 use tern_codec::{
     Address, Body, COctetString, CommandStatus, MessageState, Npi, RegisteredDelivery,
     ShortMessage, TimeString, Tlv, Tlvs, Ton,
@@ -53,19 +52,7 @@ async fn query(
     handle: &SessionHandle,
     id: &str,
 ) -> (CommandStatus, Option<(String, MessageState)>) {
-    let query = QuerySm {
-        message_id: COctetString::try_from(id).expect("short"),
-        ..QuerySm::default()
-    };
-    let resp = handle
-        .request(Body::QuerySm(query))
-        .await
-        .expect("answered");
-    let answer = match resp.body {
-        Body::QuerySmResp(r) => Some((r.message_id.to_string(), r.message_state)),
-        _ => None,
-    };
-    (resp.command_status, answer)
+    common::query_sm_answer(handle, id).await
 }
 
 async fn cancel(handle: &SessionHandle, id: &str) -> CommandStatus {
@@ -152,7 +139,6 @@ async fn a_decimal_client_gets_decimal_ids_everywhere_and_a_hex_client_hex() {
     let sim = Simulator::start(SimConfig::default())
         .await
         .expect("simulator starts");
-    let (port, admin_port) = (free_port(), free_port());
     let clients = r#"
 [[client]]
 system_id = "dec"
@@ -162,8 +148,9 @@ id_format = "decimal"
 system_id = "hex"
 passwords = ["pw"]
 "#;
-    let config = config(port, admin_port, sim.addr().port(), clients);
-    let _daemon = Daemon::start("id-format", &config);
+    let config = config(0, 0, sim.addr().port(), clients);
+    let mut daemon = Daemon::start("id-format", &config);
+    let (port, admin_port) = (daemon.client_port(), daemon.admin().0.port());
     wait_until(
         "tern binds to the simulator",
         Duration::from_secs(10),
@@ -305,14 +292,15 @@ async fn a_reload_of_id_format_leaves_ids_already_given_in_their_form() {
     let sim = Simulator::start(SimConfig::default())
         .await
         .expect("simulator starts");
-    let (port, admin_port) = (free_port(), free_port());
+    // Port 0 in the file, also when rewritten: the listeners stay as bound.
     let with_format = |format: &str| {
         let client = format!(
             "[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\nid_format = \"{format}\"\n"
         );
-        config(port, admin_port, sim.addr().port(), &client)
+        config(0, 0, sim.addr().port(), &client)
     };
-    let daemon = Daemon::start("id-format-reload", &with_format("decimal"));
+    let mut daemon = Daemon::start("id-format-reload", &with_format("decimal"));
+    let (port, admin_port) = (daemon.client_port(), daemon.admin().0.port());
     let mut acme = client(port, "acme", "pw").bind().await;
     let within = Duration::from_secs(10);
 

@@ -5,13 +5,13 @@
 //! order) and sees the status Tern answers. Clients bind to Tern and get
 //! what the `[[mo_route]]` rules give them.
 
-mod common;
+use tern_testkit as common;
 
 use std::time::Duration;
 
 use common::{
-    bare_smsc, client, expect_deliver_sm, free_port, international, next_deliver_sm, wait_until,
-    BareSmsc, Daemon,
+    bare_smsc, client, expect_deliver_sm, international, next_deliver_sm, wait_until, BareSmsc,
+    Daemon,
 };
 use tern_codec::pdu::DeliverSm;
 use tern_codec::tlv::Sar;
@@ -47,7 +47,7 @@ async fn setup(name: &str) -> Setup {
         stop,
     } = bare_smsc(SmscConfig::default()).await;
 
-    let port = free_port();
+    let port = 0;
     let config = format!(
         r#"
 [[listener]]
@@ -90,7 +90,8 @@ client = "acme"
 "#,
         sim_port = sim.addr().port(),
     );
-    let daemon = Daemon::start(&format!("mo-{name}"), &config);
+    let mut daemon = Daemon::start(&format!("mo-{name}"), &config);
+    let port = daemon.client_port();
     let raw = tokio::time::timeout(Duration::from_secs(10), sessions.recv())
         .await
         .expect("tern binds to the bare upstream")

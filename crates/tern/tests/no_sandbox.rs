@@ -11,7 +11,7 @@
 //! dev-dependency) as the upstream the daemon cannot tell from a vendor.
 #![cfg(not(feature = "sandbox"))]
 
-mod common;
+use tern_testkit as common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! MONOTONIC_USEC) and READY=1; WATCHDOG=1 pings come at half of
 //! WATCHDOG_USEC; SIGTERM brings STOPPING=1 and exit 0.
 
-mod common;
+use tern_testkit as common;
 
 use std::os::unix::net::UnixDatagram;
 use std::process::Command;

@@ -11,7 +11,7 @@
 //! checks run in every `cargo test` (and in CI again against the build
 //! without the `sandbox` feature, the one the package ships).
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@
 //! certificate and key of the listener are not created: check-config
 //! records their paths and the listener reads them when it starts.
 
-mod common;
+use tern_testkit as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,7 +5,9 @@
 //! client has not answered yet does not hold back the next; many taken
 //! are each delivered once, and their acknowledgements written in batches.
 
-mod common;
+use tern_testkit as common;
+
+use common::metrics::sample;
 
 use std::time::{Duration, Instant};
 
@@ -56,14 +58,6 @@ fn receipt(id: &str) -> DeliverSm {
     }
 }
 
-fn sample(metrics: &str, line_start: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
-
 /// A daemon whose upstream, written in the test, Tern has bound.
 struct Setup {
     _upstream: BareSmsc,
@@ -77,8 +71,8 @@ struct Setup {
 impl Setup {
     async fn start(name: &str) -> Setup {
         let mut upstream = bare_smsc(SmscConfig::default()).await;
-        let (client_port, admin_port) = (common::free_port(), common::free_port());
-        let daemon = Daemon::start(name, &config(client_port, admin_port, upstream.port));
+        let mut daemon = Daemon::start(name, &config(0, 0, upstream.port));
+        let (client_port, admin) = (daemon.client_port(), daemon.admin());
         let tern = tokio::time::timeout(Duration::from_secs(20), upstream.sessions.recv())
             .await
             .expect("tern binds its upstream")
@@ -86,7 +80,7 @@ impl Setup {
         Setup {
             _upstream: upstream,
             _daemon: daemon,
-            admin: Admin::at(admin_port),
+            admin,
             tern,
             client_port,
         }

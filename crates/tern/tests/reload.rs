@@ -6,7 +6,9 @@
 //! drains and exits 0; `/metrics` moves with traffic; no password appears in
 //! the logs or the API.
 
-mod common;
+use tern_testkit as common;
+
+use common::metrics::sample;
 
 use std::path::Path;
 use std::process::Command;
@@ -179,15 +181,6 @@ async fn upstream_of(admin: &Admin, id: &str) -> String {
         )
         .await;
     took(&message).unwrap_or_default()
-}
-
-/// The value of the first sample of a metric whose line starts with `name`.
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 fn write(path: &Path, text: &str) {

@@ -10,13 +10,13 @@
 //! - `tern route-test` explains its choice; `tern check-config` refuses bad
 //!   routing values at their file, line and column.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{client, free_port, submit_sm, wait_until, Daemon, TempDir};
+use common::{client, submit_sm, wait_until, Daemon, TempDir};
 use tern_codec::{Body, CommandStatus, PriorityFlag, RegisteredDelivery};
 use tern_sim::smsc::{Recorded, SimConfig, SimHandle, Simulator};
 
@@ -103,7 +103,7 @@ async fn arrived(sims: &[&SimHandle], n: usize, within: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_is_chosen_by_priority_flag() {
     let (urgent, normal) = (recording().await, recording().await);
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     let upstreams = format!("{}{}", upstream("a", &urgent), upstream("b", &normal));
     let routes = r#"
 [[route]]
@@ -117,7 +117,8 @@ name = "normal"
 prefixes = ["34"]
 upstreams = ["b"]
 "#;
-    let _daemon = Daemon::start("routing-priority", &config(port, admin, &upstreams, routes));
+    let mut daemon = Daemon::start("routing-priority", &config(port, admin, &upstreams, routes));
+    let port = daemon.client_port();
     bound(&urgent).await;
     bound(&normal).await;
     let session = client(port, "acme", "pw").bind().await;
@@ -164,7 +165,7 @@ async fn a_route_is_chosen_by_time_window_with_the_real_clock() {
         today
     };
     let (closed_sim, open_sim) = (recording().await, recording().await);
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     let upstreams = format!("{}{}", upstream("a", &closed_sim), upstream("b", &open_sim));
     let routes = format!(
         r#"
@@ -185,7 +186,8 @@ upstreams = ["b"]
         hhmm(minute - 60),
         hhmm(minute + 120),
     );
-    let _daemon = Daemon::start("routing-window", &config(port, admin, &upstreams, &routes));
+    let mut daemon = Daemon::start("routing-window", &config(port, admin, &upstreams, &routes));
+    let port = daemon.client_port();
     bound(&closed_sim).await;
     bound(&open_sim).await;
     let session = client(port, "acme", "pw").bind().await;
@@ -203,7 +205,7 @@ upstreams = ["b"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_weighted_split_follows_the_weights_over_2000_messages() {
     let (three, one) = (recording().await, recording().await);
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     let upstreams = format!("{}{}", upstream("three", &three), upstream("one", &one));
     let routes = r#"
 [[route]]
@@ -211,7 +213,8 @@ name = "split"
 strategy = "weighted"
 upstreams = [{ name = "three", weight = 3 }, { name = "one", weight = 1 }]
 "#;
-    let _daemon = Daemon::start("routing-weighted", &config(port, admin, &upstreams, routes));
+    let mut daemon = Daemon::start("routing-weighted", &config(port, admin, &upstreams, routes));
+    let port = daemon.client_port();
     bound(&three).await;
     bound(&one).await;
     let session = client(port, "acme", "pw").bind().await;

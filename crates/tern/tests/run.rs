@@ -2,7 +2,7 @@
 //! client over a real socket. Every submit is answered with Tern's id and
 //! every receipt comes back with that id, whichever upstream took it.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::HashSet;
 use std::time::Duration;

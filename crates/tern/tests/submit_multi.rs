@@ -7,7 +7,7 @@
 //! distribution lists: refused with ESME_RINVDESTFLAG unless configured,
 //! expanded into their members when they are.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output};

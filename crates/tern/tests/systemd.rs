@@ -7,7 +7,7 @@
 //! it): a missing tool is a failure, not a skip. None of them needs systemd
 //! running as PID 1.
 
-mod common;
+use tern_testkit as common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -45,7 +45,7 @@ fn read_unit() -> String {
 /// exists and is executable, and /usr/bin/tern is not installed here.
 fn unit_for_this_build(unit: &str) -> String {
     // `%` starts a systemd specifier; a literal one must be doubled.
-    let binary = TERN.replace('%', "%%");
+    let binary = TERN.to_string().replace('%', "%%");
     assert!(
         unit.contains("ExecStart=/usr/bin/tern "),
         "the unit should start /usr/bin/tern"

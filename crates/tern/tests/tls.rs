@@ -12,7 +12,7 @@
 //! `[[simulator]]` TLS keys are checked through `tern check-config` and a
 //! daemon-run sandbox.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};

@@ -6,7 +6,7 @@
 //! the receipt relayed and when the client took it, the outcome. An
 //! unknown id exits 1; an admin endpoint that is not there exits 2.
 
-mod common;
+use tern_testkit as common;
 
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    accept_submit, bare_smsc, client, expect_deliver_sm, free_port, message_id, next_submit, Admin,
-    BareSmsc, Daemon, TERN,
+    accept_submit, bare_smsc, client, expect_deliver_sm, message_id, next_submit, Admin, BareSmsc,
+    Daemon, TERN,
 };
 use tern_codec::pdu::DeliverSm;
 use tern_codec::{Body, EsmClass, RegisteredDelivery, ShortMessage, Tlv};
@@ -103,8 +103,9 @@ async fn trace(args: Vec<String>) -> Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trace_tells_where_a_receipt_went_with_the_upstream_and_its_ids() {
     let (upstream, _smsc) = smsc().await;
-    let (port, admin) = (free_port(), free_port());
-    let _tern = start_tern(port, admin, upstream);
+    let (port, admin) = (0, 0);
+    let mut _tern = start_tern(port, admin, upstream);
+    let (port, admin) = (_tern.client_port(), _tern.admin().0.port());
     let mut client = client(port, "acme", "pw").bind().await;
 
     // 300 characters: two parts upstream, one id for the client.
@@ -200,7 +201,8 @@ async fn trace_tells_where_a_receipt_went_with_the_upstream_and_its_ids() {
     let out = trace(vec![
         id,
         "--admin".into(),
-        format!("127.0.0.1:{}", free_port()),
+        // Port 1: privileged, nothing listens there on a test machine.
+        "127.0.0.1:1".to_owned(),
     ])
     .await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");

@@ -6,13 +6,13 @@
 //! store-and-forward mode and the outcome comes as a receipt. A
 //! store-and-forward client on the same daemon is answered at once.
 
-mod common;
+use tern_testkit as common;
 
 use std::time::{Duration, Instant};
 
 use common::{
-    accept_submit, bare_smsc, client, expect_deliver_sm, free_port, message_id, next_deliver_sm,
-    next_submit, receipted_id, submit_sm, Daemon,
+    accept_submit, bare_smsc, client, expect_deliver_sm, message_id, next_deliver_sm, next_submit,
+    receipted_id, submit_sm, Daemon,
 };
 use tern_codec::{Body, CommandStatus, Pdu, RegisteredDelivery};
 use tern_session::smsc::{BoundSession, SmscConfig};
@@ -76,8 +76,8 @@ async fn answer(pending: tokio::task::JoinHandle<Pdu>) -> Pdu {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_submit_is_answered_with_the_upstreams_verdict() {
     let mut upstream = bare_smsc(SmscConfig::default()).await;
-    let port = free_port();
-    let _daemon = Daemon::start("transaction", &config(port, upstream.port));
+    let mut daemon = Daemon::start("transaction", &config(0, upstream.port));
+    let port = daemon.client_port();
     let mut tern = tokio::time::timeout(Duration::from_secs(20), upstream.sessions.recv())
         .await
         .expect("tern binds its upstream")

@@ -23,7 +23,7 @@
 //! part is final, the worst part's outcome; or one per part for an account
 //! with `receipts_per_part`.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,8 +31,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{
-    accept_submit, ack, bare_smsc, client, free_port, next_submit, submit_id, Admin, BareSmsc,
-    Daemon,
+    accept_submit, ack, bare_smsc, client, next_submit, submit_id, Admin, BareSmsc, Daemon,
 };
 use tern_codec::pdu::{DeliverSm, SubmitSm};
 use tern_codec::receipt::ReceiptDate;
@@ -996,9 +995,10 @@ async fn every_vendor_code_comes_back_as_its_canonical_receipt_with_terns_id() {
         });
         smscs.push((vendor, start_smsc(vendor, plan).await));
     }
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     let upstreams: Vec<(Vendor, u16)> = smscs.iter().map(|(v, s)| (*v, s.port)).collect();
-    let _tern = start_tern(port, admin, &upstreams);
+    let mut _tern = start_tern(port, admin, &upstreams);
+    let (port, admin) = (_tern.client_port(), _tern.admin().0.port());
     let mut client = bind(port, "acme").await;
 
     // Every row; intermediate rows with and without bit 4.
@@ -1215,8 +1215,9 @@ async fn receipts_that_come_before_the_submit_sm_resp_are_all_kept_and_relayed_i
     let plan: Plan =
         Arc::new(move |_: &[Seen]| vec![(0, enroute), (0, Vendor::Mensatek.delivered())]);
     let smsc = start_smsc_answering(Vendor::Mensatek, plan, true).await;
-    let (port, admin) = (free_port(), free_port());
-    let _tern = start_tern(port, admin, &[(Vendor::Mensatek, smsc.port)]);
+    let (port, admin) = (0, 0);
+    let mut _tern = start_tern(port, admin, &[(Vendor::Mensatek, smsc.port)]);
+    let (port, admin) = (_tern.client_port(), _tern.admin().0.port());
     let mut client = bind(port, "acme").await;
     let asked = submit_id(
         &client.handle,
@@ -1294,8 +1295,9 @@ fn part_two_fails() -> Plan {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_part_fails_the_message_in_its_one_receipt() {
     let smsc = start_smsc(Vendor::Ovh, part_two_fails()).await;
-    let (port, admin) = (free_port(), free_port());
-    let _tern = start_tern(port, admin, &[(Vendor::Ovh, smsc.port)]);
+    let (port, admin) = (0, 0);
+    let mut _tern = start_tern(port, admin, &[(Vendor::Ovh, smsc.port)]);
+    let (port, admin) = (_tern.client_port(), _tern.admin().0.port());
     let mut client = bind(port, "acme").await;
     let text = vec![b'x'; 300];
     let id = submit_id(
@@ -1339,8 +1341,9 @@ async fn a_failed_part_fails_the_message_in_its_one_receipt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_asking_for_per_part_receipts_gets_one_per_part() {
     let smsc = start_smsc(Vendor::Ovh, part_two_fails()).await;
-    let (port, admin) = (free_port(), free_port());
-    let _tern = start_tern(port, admin, &[(Vendor::Ovh, smsc.port)]);
+    let (port, admin) = (0, 0);
+    let mut _tern = start_tern(port, admin, &[(Vendor::Ovh, smsc.port)]);
+    let (port, admin) = (_tern.client_port(), _tern.admin().0.port());
     let mut client = bind(port, "parts").await;
     let text = vec![b'y'; 300];
     let id = submit_id(
@@ -1413,7 +1416,7 @@ async fn a_failed_receipt_the_route_resubmits_on_goes_to_the_next_upstream_and_t
     let second_plan: Plan = Arc::new(|_: &[Seen]| vec![(0, Vendor::Ovh.delivered())]);
     let first = start_smsc(Vendor::Ovh, first_plan).await;
     let second = start_smsc(Vendor::Ovh, second_plan).await;
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     let config = format!(
         r#"
 [[listener]]
@@ -1452,7 +1455,8 @@ resubmit_on = ["absent_subscriber"]
         first = first.port,
         second = second.port,
     );
-    let _tern = Daemon::start(&format!("resubmit-{port}"), &config);
+    let mut tern = Daemon::start("resubmit", &config);
+    let (port, admin) = (tern.client_port(), tern.admin().0.port());
     let mut client = bind(port, "acme").await;
     // The first upstream must be bound before the messages go, so that
     // the route's first choice takes them.
@@ -1542,8 +1546,9 @@ resubmit_on = ["absent_subscriber"]
 async fn telesign_receipt_tlvs_reach_clients_that_asked_and_submits_name_the_data_centre() {
     let plan: Plan = Arc::new(|_: &[Seen]| vec![(0, Vendor::Telesign.delivered())]);
     let smsc = start_smsc(Vendor::Telesign, plan).await;
-    let (port, admin) = (free_port(), free_port());
-    let _tern = start_tern(port, admin, &[(Vendor::Telesign, smsc.port)]);
+    let (port, admin) = (0, 0);
+    let mut _tern = start_tern(port, admin, &[(Vendor::Telesign, smsc.port)]);
+    let (port, admin) = (_tern.client_port(), _tern.admin().0.port());
     let mut plain = bind(port, "acme").await;
     let mut extras = bind(port, "extras").await;
     let plain_id = submit_id(

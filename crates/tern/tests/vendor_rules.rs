@@ -10,12 +10,12 @@
 //!   never a fifth bind.
 //! - A throttle is not a failure: the circuit breaker stays closed.
 
-mod common;
+use tern_testkit as common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{client, free_port, submit_sm, wait_until, Admin, Daemon};
+use common::{client, submit_sm, wait_until, Admin, Daemon};
 use tern_codec::{Body, CommandStatus, RegisteredDelivery};
 use tern_sim::smsc::{
     Account, Arrival, Behaviour, ReceiptBehaviour, ReceiptForm, Recorded, Reject, SimConfig,
@@ -164,14 +164,15 @@ async fn a_throttling_upstream_with_no_rate_configured_gets_every_message_and_fe
         ..SimConfig::default()
     })
     .await;
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     let text = config(
         port,
         admin,
         &upstream("throttler", "generic", &sim, ""),
         "\"throttler\"",
     );
-    let _daemon = Daemon::start("rules-throttle", &text);
+    let mut daemon = Daemon::start("rules-throttle", &text);
+    let (port, admin) = (daemon.client_port(), daemon.admin().0.port());
     bound(&sim, Duration::from_secs(10)).await;
     let n = 100;
     send_all(port, &sim, n, Duration::from_secs(90)).await;
@@ -199,9 +200,10 @@ async fn ovh_with_no_rate_configured_never_sees_more_than_20_in_a_second() {
         ..SimConfig::default()
     })
     .await;
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     let text = config(port, admin, &upstream("ovh", "ovh", &sim, ""), "\"ovh\"");
-    let _daemon = Daemon::start("rules-ovh", &text);
+    let mut daemon = Daemon::start("rules-ovh", &text);
+    let port = daemon.client_port();
     bound(&sim, Duration::from_secs(10)).await;
     send_all(port, &sim, 60, Duration::from_secs(60)).await;
     let arrivals = sim.arrivals();
@@ -225,7 +227,7 @@ async fn two_entries_on_one_infobip_account_never_bind_a_fifth_session() {
         ..SimConfig::default()
     })
     .await;
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     // Same host, port and system_id: one account, whatever the entries.
     let upstreams = format!(
         "{}{}",
@@ -233,7 +235,8 @@ async fn two_entries_on_one_infobip_account_never_bind_a_fifth_session() {
         upstream("secondary", "infobip", &sim, "sessions = 4"),
     );
     let text = config(port, admin, &upstreams, "\"primary\", \"secondary\"");
-    let _daemon = Daemon::start("rules-infobip", &text);
+    let mut daemon = Daemon::start("rules-infobip", &text);
+    let (port, admin) = (daemon.client_port(), daemon.admin().0.port());
     wait_until(
         "the account's 4 sessions bind",
         Duration::from_secs(20),
@@ -271,12 +274,14 @@ async fn an_entry_added_by_reload_on_a_full_infobip_account_waits_for_a_place() 
         ..SimConfig::default()
     })
     .await;
-    let (port, admin) = (free_port(), free_port());
+    // Port 0 in the file, also when rewritten: the listeners stay as bound.
+    let (port, admin) = (0, 0);
     let primary = upstream("primary", "infobip", &sim, "sessions = 4");
-    let daemon = Daemon::start(
+    let mut daemon = Daemon::start(
         "rules-infobip-reload",
         &config(port, admin, &primary, "\"primary\""),
     );
+    let (client_port, admin_api) = (daemon.client_port(), daemon.admin());
     wait_until(
         "the account's 4 sessions bind",
         Duration::from_secs(20),
@@ -298,7 +303,7 @@ async fn an_entry_added_by_reload_on_a_full_infobip_account_waits_for_a_place() 
     .expect("write");
     std::fs::rename(&tmp, &path).expect("rename");
     daemon.signal("HUP");
-    Admin::at(admin)
+    admin_api
         .until(
             "/api/reload",
             Duration::from_secs(10),
@@ -308,7 +313,7 @@ async fn an_entry_added_by_reload_on_a_full_infobip_account_waits_for_a_place() 
         .await;
     // Time for any bind beyond the cap to be tried.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    send_all(port, &sim, 10, Duration::from_secs(30)).await;
+    send_all(client_port, &sim, 10, Duration::from_secs(30)).await;
     assert_eq!(
         sim.most_bound("tern"),
         4,
@@ -336,7 +341,7 @@ async fn a_throttle_does_not_open_the_circuit_breaker() {
         ..SimConfig::default()
     })
     .await;
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     let text = config(
         port,
         admin,
@@ -351,7 +356,8 @@ async fn a_throttle_does_not_open_the_circuit_breaker() {
         ),
         "\"throttler\"",
     );
-    let _daemon = Daemon::start("rules-breaker", &text);
+    let mut daemon = Daemon::start("rules-breaker", &text);
+    let (port, admin) = (daemon.client_port(), daemon.admin().0.port());
     bound(&sim, Duration::from_secs(10)).await;
     let session = client(port, "acme", "pw").bind().await;
     let sm = submit_sm("34600000001", "held back", RegisteredDelivery::NONE);
@@ -395,9 +401,10 @@ async fn an_ovh_receipt_with_err_55_slows_the_upstream() {
     })
     .await
     .expect("simulator starts");
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     let text = config(port, admin, &upstream("ovh", "ovh", &sim, ""), "\"ovh\"");
-    let _daemon = Daemon::start("rules-dlr55", &text);
+    let mut daemon = Daemon::start("rules-dlr55", &text);
+    let (port, admin) = (daemon.client_port(), daemon.admin().0.port());
     bound(&sim, Duration::from_secs(10)).await;
     let admin = Admin::at(admin);
     admin
@@ -436,14 +443,15 @@ async fn two_ovh_zones_of_one_account_keep_10_in_flight_together() {
         sim.start_recording();
         zones.push(sim);
     }
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     let upstreams = format!(
         "{}{}",
         upstream("zone1", "ovh", &zones[0], "account = \"ovh-main\""),
         upstream("zone2", "ovh", &zones[1], "account = \"ovh-main\""),
     );
     let text = weighted_config(port, admin, &upstreams, &["zone1", "zone2"]);
-    let _daemon = Daemon::start("rules-ovh-zones", &text);
+    let mut daemon = Daemon::start("rules-ovh-zones", &text);
+    let port = daemon.client_port();
     for zone in &zones {
         bound(zone, Duration::from_secs(10)).await;
     }
@@ -495,14 +503,15 @@ async fn tern_waits_for_an_answer_no_longer_than_the_vendors_response_timer() {
         "name = \"quick\"\ndescription = \"answers within 1 s or the vendor counts it failed\"\n\
          versions = [\"3.4\"]\nbind_types = [\"transceiver\"]\n[timers]\nresponse_timeout_secs = 1\n",
     );
-    let (port, admin) = (free_port(), free_port());
+    let (port, admin) = (0, 0);
     let upstreams =
         upstream("quick", "quick", &silent, "") + &upstream("good", "generic", &good, "");
     let text = format!(
         "profiles = [\"quick.toml\"]\n{}",
         config(port, admin, &upstreams, "\"quick\", \"good\"")
     );
-    let _daemon = common::Launch::new().start(dir, &text);
+    let mut daemon = common::Launch::new().start(dir, &text);
+    let port = daemon.client_port();
     bound(&silent, Duration::from_secs(10)).await;
     bound(&good, Duration::from_secs(10)).await;
     let session = client(port, "acme", "pw").bind().await;

@@ -39,7 +39,7 @@ pub(super) async fn bounded<T>(
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(READ_TIMEOUT, read).await {
         Ok(answer) => Ok(answer?),
-        Err(_) => Err(StoreError::Redis(format!(
+        Err(_) => Err(StoreError::redis(format!(
             "no answer to a read within {READ_TIMEOUT:?}"
         ))),
     }
@@ -167,7 +167,7 @@ impl Clients {
             Ok(Clients::Cluster(builder.build()?))
         } else {
             let [address] = addresses else {
-                return Err(StoreError::Redis(format!(
+                return Err(StoreError::redis(format!(
                     "one address expected for a single Redis server, {} given",
                     addresses.len()
                 )));

@@ -162,7 +162,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(value).map_err(|e| StoreError::Io(format!("encoding: {e}")))
+    postcard::to_stdvec(value).map_err(StoreError::encode::<T>)
 }
 
 fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -310,7 +310,7 @@ impl RedisStore {
             Some(address) => conn::single_client(address, options.tls_ca.as_deref())?
                 .get_connection_info()
                 .clone(),
-            None => return Err(StoreError::Redis("no Redis address given".to_owned())),
+            None => return Err(StoreError::redis("no Redis address given")),
         };
         let store = Self {
             clients,
@@ -843,8 +843,8 @@ impl RedisStore {
         if index.is_empty() {
             Ok(record)
         } else {
-            Err(StoreError::Redis(
-                "an upstream id outside a write that indexes".to_owned(),
+            Err(StoreError::redis(
+                "an upstream id outside a write that indexes",
             ))
         }
     }
@@ -912,8 +912,8 @@ impl RedisStore {
                 }
             }
         }
-        Err(StoreError::Redis(format!(
-            "{id} kept changing under {RETRIES} tries"
+        Err(StoreError::redis(format!(
+            "message {id} kept changing under {RETRIES} tries"
         )))
     }
 

@@ -85,13 +85,13 @@ impl Writer {
             .iter()
             .find(|(s, _)| *s == step)
             .map(|(_, q)| q)
-            .ok_or_else(|| StoreError::Redis("no writer for this step".to_owned()))?;
+            .ok_or_else(|| StoreError::redis("no writer for this step"))?;
         queue
             .send(Job { groups, answer })
-            .map_err(|_| StoreError::Redis("the store's writer has stopped".to_owned()))?;
+            .map_err(|_| StoreError::redis("the store's writer has stopped"))?;
         answered
             .await
-            .map_err(|_| StoreError::Redis("the store's writer has stopped".to_owned()))?
+            .map_err(|_| StoreError::redis("the store's writer has stopped"))?
     }
 }
 
@@ -216,12 +216,15 @@ pub(super) fn written(value: Option<&Value>) -> Written {
 /// room, or of replicas, keeps its kind).
 fn copy(err: &StoreError) -> StoreError {
     match err {
-        StoreError::Full(reason) => StoreError::Full(reason.clone()),
+        StoreError::Full { what, source } => StoreError::Full {
+            what: what.clone(),
+            source: source.clone(),
+        },
         StoreError::NotReplicated { acked, wanted } => StoreError::NotReplicated {
             acked: *acked,
             wanted: *wanted,
         },
-        StoreError::Redis(reason) => StoreError::Redis(reason.clone()),
-        other => StoreError::Redis(other.to_string()),
+        // The client's error cannot be cloned: each writer gets its text.
+        other => StoreError::redis(other.to_string()),
     }
 }

@@ -102,21 +102,14 @@ mod tests {
     use crate::sled_store::{NewMessage, StoreOptions};
     use crate::transition::RECEIVED_LIMIT;
 
-    struct Dir(std::path::PathBuf);
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn store(name: &str) -> (SledStore, Dir) {
-        let dir = Dir(std::env::temp_dir().join(format!(
-            "tern-history-{name}-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        )));
-        let (store, _) = SledStore::open(&dir.0, StoreOptions::default()).expect("opens");
+    /// A store in a fresh directory, removed when the returned guard drops.
+    fn store(name: &str) -> (SledStore, tempfile::TempDir) {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("tern-history-{name}-"))
+            .tempdir()
+            .expect("temp dir");
+        let (store, _) =
+            SledStore::open(dir.path().join("store"), StoreOptions::default()).expect("opens");
         (store, dir)
     }
 

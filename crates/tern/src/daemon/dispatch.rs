@@ -281,7 +281,7 @@ where
     let mut delay = Duration::from_millis(20);
     loop {
         match write().await {
-            Err(StoreError::Full(_)) => {
+            Err(StoreError::Full { .. }) => {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(FULL_RETRY_MAX);
             }

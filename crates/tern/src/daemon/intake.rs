@@ -243,7 +243,7 @@ async fn submit(
 /// submits (submit_multi) so they all answer alike.
 pub(super) fn refusal_status(err: &StoreError) -> CommandStatus {
     match err {
-        StoreError::Full(_) => CommandStatus::MessageQueueFull,
+        StoreError::Full { .. } => CommandStatus::MessageQueueFull,
         _ => CommandStatus::SystemError,
     }
 }

@@ -22,8 +22,10 @@ mod cluster;
 mod crash;
 mod data_sm;
 mod dispatch;
+mod error;
 mod http;
 mod intake;
+mod listeners;
 mod maintenance;
 mod mo;
 mod multi;
@@ -37,7 +39,6 @@ mod upstreams;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tern_session::abuse::BindGuard;
 use tern_session::smsc::{BoundSession, SmscConfig, SmscServer};
 use tern_storage::{RedisOptions, RedisStore, RedisTopology, SledStore, Store};
@@ -49,6 +50,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use auth::Accounts;
+pub use error::{DaemonError, UpstreamError};
+pub use listeners::Listeners;
 pub use reload::{ReloadStatus, Reloader};
 
 use crate::admin::Metrics;
@@ -59,8 +62,19 @@ use crate::notify;
 /// then sends to be answered upstream.
 const DRAIN_DEADLINE: Duration = upstreams::DRAIN_DEADLINE;
 
-/// Runs a node with `config` until `shutdown`.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs a node with `config` on `listeners` (bound from the same config,
+/// see [`Listeners::bind`]) until `shutdown`.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    listeners.check(&config)?;
+    let Listeners {
+        clients: client_sockets,
+        admin: admin_socket,
+        http: http_sockets,
+    } = listeners;
     crash::init()?;
     let simulators = crate::sandbox::start(&config).await?;
 
@@ -95,7 +109,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let work_stop = CancellationToken::new();
     let sends = TaskTracker::new();
     let dispatcher = spawn_work(&node, inbound, &config, &work_stop, &sends);
-    let (server, mut sessions) = serve_clients(&config, accounts, &shutdown).await?;
+    let (server, mut sessions) = serve_clients(&config, client_sockets, accounts, &shutdown)?;
 
     let config = Arc::new(config);
     let reloader = Arc::new(Reloader::new(
@@ -105,16 +119,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         config.clone(),
     ));
     let admin_stop = CancellationToken::new();
-    if let Some(address) = config.admin {
+    if let Some(socket) = admin_socket {
         let source = Arc::new(admin::Source::new(node.clone(), reloader.clone()));
         let token = config.admin_token.as_ref().map(|t| t.expose().to_owned());
-        serve_admin(address, metrics.clone(), source, token, admin_stop.clone()).await?;
+        serve_admin(socket, metrics.clone(), source, token, admin_stop.clone());
     }
     // The HTTP API answers until the node drained; submits get 503 from
     // the moment shutdown starts.
     let http_stop = CancellationToken::new();
     http::start(
         &config,
+        http_sockets,
         node.clone(),
         server.clone(),
         shutdown.clone(),
@@ -150,7 +165,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     node.store
         .flush()
         .await
-        .context("final flush of the store")?;
+        .map_err(|source| DaemonError::Store {
+            what: "final flush of the store".to_owned(),
+            source,
+        })?;
     cluster_stop.cancel();
     if let Some(task) = cluster_task {
         // Leaves the membership, so other nodes need not wait for it.
@@ -158,7 +176,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     simulators.stop();
     if fatal.is_cancelled() {
-        anyhow::bail!("stopped: this node lost its membership in the shared store");
+        return Err(DaemonError::LostMembership {
+            node: config.node_id,
+        });
     }
     info!("stopped");
     Ok(())
@@ -219,14 +239,15 @@ fn spawn_work(
     dispatcher
 }
 
-/// Binds every client listener and serves SMPP on it until `shutdown`.
-/// Returns the server (reload changes its accounts and limits) and the
-/// sessions that bound, for intake.
-async fn serve_clients(
+/// Serves SMPP on every client listener (`sockets`, in the order of
+/// `config.listeners`) until `shutdown`. Returns the server (reload changes
+/// its accounts and limits) and the sessions that bound, for intake.
+fn serve_clients(
     config: &Config,
+    sockets: Vec<TcpListener>,
     accounts: Accounts,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(Arc<SmscServer<Accounts>>, mpsc::Receiver<BoundSession>)> {
+) -> Result<(Arc<SmscServer<Accounts>>, mpsc::Receiver<BoundSession>), DaemonError> {
     let smsc = SmscConfig {
         system_id: config.system_id.clone(),
         session: config.client_sessions.clone(),
@@ -236,23 +257,21 @@ async fn serve_clients(
         Some(guard) => SmscServer::with_guard(
             smsc,
             accounts,
-            BindGuard::new(guard.clone()).context("[bind_guard]")?,
+            BindGuard::new(guard.clone()).map_err(DaemonError::BindGuard)?,
         ),
         None => SmscServer::new(smsc, accounts),
     };
     let (sessions_tx, sessions) = mpsc::channel(64);
-    for listener in &config.listeners {
-        let socket = TcpListener::bind(listener.address)
-            .await
-            .with_context(|| format!("listening on {}", listener.address))?;
+    for (listener, socket) in config.listeners.iter().zip(sockets) {
         let tls = match &listener.tls {
-            Some(tls) => Some(
-                tls.load()
-                    .with_context(|| format!("TLS of listener {}", listener.address))?,
-            ),
+            Some(tls) => Some(tls.load().map_err(|source| DaemonError::ListenerTls {
+                address: listener.address,
+                source,
+            })?),
             None => None,
         };
-        info!(address = %listener.address, tls = tls.is_some(), "accepting clients");
+        let address = socket.local_addr().unwrap_or(listener.address);
+        info!(%address, tls = tls.is_some(), "accepting clients");
         tokio::spawn(
             server
                 .clone()
@@ -262,26 +281,23 @@ async fn serve_clients(
     Ok((server, sessions))
 }
 
-/// Binds the admin listener (metrics, health, JSON) and serves it until
-/// `stop`. Binding fails the start; a failure later is logged, as the node
-/// still moves messages without it.
-async fn serve_admin(
-    address: std::net::SocketAddr,
+/// Serves the admin listener (metrics, health, JSON) until `stop`. A
+/// failure is logged, as the node still moves messages without it.
+fn serve_admin(
+    socket: TcpListener,
     metrics: Arc<Metrics>,
     source: Arc<admin::Source>,
     token: Option<String>,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
-    let socket = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("admin listener on {address}"))?;
-    info!(%address, "admin listener (metrics, health, JSON)");
+) {
+    if let Ok(address) = socket.local_addr() {
+        info!(%address, "admin listener (metrics, health, JSON)");
+    }
     tokio::spawn(async move {
         if let Err(err) = crate::admin::serve_guarded(socket, metrics, source, token, stop).await {
             warn!(%err, "admin listener failed");
         }
     });
-    Ok(())
 }
 
 /// Feeds systemd's watchdog while the runtime runs this task in time and
@@ -350,13 +366,17 @@ async fn unbind_upstreams(node: &node::Node, stop: CancellationToken) {
 async fn open_store(
     config: &Config,
     metrics: &Metrics,
-) -> anyhow::Result<(Store, Option<cluster::Cluster>)> {
+) -> Result<(Store, Option<cluster::Cluster>), DaemonError> {
+    let store_error = |what: String| move |source| DaemonError::Store { what, source };
     match &config.backend {
         Backend::Sled => {
             let mut options = config.store.clone();
             options.sync_observer = Some(metrics.store_sync_observer());
-            let (store, recovery) = SledStore::open(&config.store_path, options)
-                .with_context(|| format!("opening the store at {}", config.store_path.display()))?;
+            let (store, recovery) =
+                SledStore::open(&config.store_path, options).map_err(store_error(format!(
+                    "opening the store at {}",
+                    config.store_path.display()
+                )))?;
             info!(path = %config.store_path.display(), requeued = recovery.requeued, "store open");
             Ok((Store::Sled(store), None))
         }
@@ -376,18 +396,21 @@ async fn open_store(
                 tls_ca: redis.tls_ca.as_ref().map(|ca| ca.pem.clone()),
             })
             .await
-            .with_context(|| format!("opening the Redis store at {where_}"))?;
+            .map_err(store_error(format!("opening the Redis store at {where_}")))?;
             // Join first: a second process with this node id is refused
             // before it could take the running node's claimed messages.
             let coordinator = store.coordinator();
             coordinator
                 .join(redis.lease_ttl)
                 .await
-                .with_context(|| format!("joining as node {} on {where_}", config.node_id))?;
-            let recovery = store
-                .recover()
-                .await
-                .with_context(|| format!("recovering node {}'s messages", config.node_id))?;
+                .map_err(store_error(format!(
+                    "joining as node {} on {where_}",
+                    config.node_id
+                )))?;
+            let recovery = store.recover().await.map_err(store_error(format!(
+                "recovering node {}'s messages on {where_}",
+                config.node_id
+            )))?;
             info!(
                 redis = %where_,
                 node = config.node_id,

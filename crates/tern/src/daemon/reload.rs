@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
 use serde::Serialize;
 use tern_router::engine::Router;
 use tern_router::upstream::Upstream;
@@ -26,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::auth::Accounts;
+use super::error::DaemonError;
 use super::node::{Node, Routing};
 use super::upstreams::UpstreamSet;
 use crate::config::diff::{diff, Change};
@@ -33,12 +33,12 @@ use crate::config::Config;
 use crate::notify;
 
 /// The routing for `config` over running `upstreams`.
-pub fn routing_for(config: &Config, upstreams: Vec<Arc<Upstream>>) -> anyhow::Result<Routing> {
+pub fn routing_for(config: &Config, upstreams: Vec<Arc<Upstream>>) -> Result<Routing, DaemonError> {
     let generic = config
         .profiles
         .get("generic")
         .cloned()
-        .context("the generic profile is missing")?;
+        .ok_or(DaemonError::NoGenericProfile)?;
     let profiles = config
         .upstreams
         .iter()
@@ -205,8 +205,8 @@ impl Reloader {
         let mut upstreams = self.upstreams.lock().await;
         let (running, _) = upstreams
             .apply(&config.upstreams)
-            .map_err(|e| format!("{e:#}"))?;
-        let routing = routing_for(&config, running).map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| e.to_string())?;
+        let routing = routing_for(&config, running).map_err(|e| e.to_string())?;
         self.node.set_routing(routing);
         upstreams.drain_replaced();
         drop(upstreams);

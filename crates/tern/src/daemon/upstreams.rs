@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tern_router::account::{Account, AccountLimits, BindCap};
 use tern_router::upstream::{SlotGate, Upstream, UpstreamConfig, UpstreamRequest};
 use tern_session::backoff::BackoffConfig;
@@ -27,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::error::UpstreamError;
 use crate::config::UpstreamSpec;
 
 /// The longest a drained upstream waits for answers before it unbinds.
@@ -122,7 +122,7 @@ impl UpstreamSet {
     pub fn apply(
         &mut self,
         specs: &[UpstreamSpec],
-    ) -> anyhow::Result<(Vec<Arc<Upstream>>, UpstreamChanges)> {
+    ) -> Result<(Vec<Arc<Upstream>>, UpstreamChanges), UpstreamError> {
         let accounts = accounts(specs, &self.accounts)?;
         let mut prepared = Vec::new();
         for spec in specs {
@@ -248,7 +248,7 @@ async fn drain(Replaced { old, gates, new }: Replaced) {
 /// learnt, and the sessions of entries that did not change share it).
 /// Bind caps likewise, by account (and server and port, where the vendor
 /// counts per server and port).
-fn accounts(specs: &[UpstreamSpec], running: &Accounts) -> anyhow::Result<Accounts> {
+fn accounts(specs: &[UpstreamSpec], running: &Accounts) -> Result<Accounts, UpstreamError> {
     let mut next = Accounts::default();
     for spec in specs {
         if next.accounts.contains_key(&spec.account) {
@@ -267,8 +267,13 @@ fn accounts(specs: &[UpstreamSpec], running: &Accounts) -> anyhow::Result<Accoun
         let account = match running.accounts.get(&spec.account) {
             Some(old) if old.limits == wanted => old.clone(),
             _ => Arc::new(
-                Account::new(spec.account.clone(), wanted)
-                    .with_context(|| format!("upstream {} rate", spec.name))?,
+                Account::new(spec.account.clone(), wanted).map_err(|source| {
+                    UpstreamError::Rate {
+                        upstream: spec.name.clone(),
+                        account: spec.account.clone(),
+                        source,
+                    }
+                })?,
             ),
         };
         next.accounts.insert(spec.account.clone(), account);
@@ -333,21 +338,23 @@ fn bind_key(spec: &UpstreamSpec) -> String {
 
 /// The pool configuration for `spec`: loads TLS, takes its account's
 /// pacer, window and bind cap.
-fn prepare(spec: &UpstreamSpec, accounts: &Accounts) -> anyhow::Result<Prepared> {
-    let account = accounts.accounts.get(&spec.account).with_context(|| {
-        format!(
-            "upstream {}: account {} not prepared",
-            spec.name, spec.account
-        )
-    })?;
+fn prepare(spec: &UpstreamSpec, accounts: &Accounts) -> Result<Prepared, UpstreamError> {
+    let account = accounts
+        .accounts
+        .get(&spec.account)
+        .ok_or_else(|| UpstreamError::NoAccount {
+            upstream: spec.name.clone(),
+            account: spec.account.clone(),
+        })?;
     let pacer = Some(account.pacer.clone());
     let account_window = account.window.clone();
     let bind_cap = accounts.caps.get(&bind_key(spec)).cloned();
     let tls = match &spec.tls {
         Some(tls) => Some(UpstreamTls {
-            connector: tls
-                .load()
-                .with_context(|| format!("upstream {} TLS", spec.name))?,
+            connector: tls.load().map_err(|source| UpstreamError::Tls {
+                upstream: spec.name.clone(),
+                source,
+            })?,
             server_name: tls.server_name.clone(),
         }),
         None => None,

@@ -22,7 +22,6 @@ pub(super) mod webhook;
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
@@ -31,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::auth::Accounts;
+use super::DaemonError;
 use super::node::Node;
 use crate::config::Config;
 
@@ -56,23 +56,22 @@ struct HttpState {
 /// is cancelled. Binding or a TLS key that does not load fails the start.
 pub async fn start(
     config: &Config,
+    sockets: Vec<tokio::net::TcpListener>,
     node: Arc<Node>,
     server: Arc<SmscServer<Accounts>>,
     draining: CancellationToken,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
-    for spec in &config.http_listeners {
-        let socket = tokio::net::TcpListener::bind(spec.address)
-            .await
-            .with_context(|| format!("HTTP listener on {}", spec.address))?;
+) -> Result<(), DaemonError> {
+    for (spec, socket) in config.http_listeners.iter().zip(sockets) {
         let tls = match &spec.tls {
-            Some(tls) => Some(
-                tls.load()
-                    .with_context(|| format!("TLS of HTTP listener {}", spec.address))?,
-            ),
+            Some(tls) => Some(tls.load().map_err(|source| DaemonError::ListenerTls {
+                address: spec.address,
+                source,
+            })?),
             None => None,
         };
-        info!(address = %spec.address, tls = tls.is_some(), "accepting HTTP API clients");
+        let address = socket.local_addr().unwrap_or(spec.address);
+        info!(%address, tls = tls.is_some(), "accepting HTTP API clients");
         let state = HttpState {
             node: node.clone(),
             server: server.clone(),
@@ -81,7 +80,6 @@ pub async fn start(
         let accept = listener::Accept::new(socket, tls, stop.clone());
         let app = router(state).into_make_service_with_connect_info::<listener::Peer>();
         let stop = stop.clone();
-        let address = spec.address;
         tokio::spawn(async move {
             let served = axum::serve(accept, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })

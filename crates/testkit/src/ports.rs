@@ -19,19 +19,24 @@ const SPAN: u32 = 12_000;
 /// the same port twice in one test process; another process could still
 /// take it in between, which on a test machine is rare enough to accept.
 pub fn free_port() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    // Processes start at different places, so two test binaries run at
-    // once (by hand) seldom walk the same ports.
-    let start = std::process::id().wrapping_mul(7_919) % SPAN;
     for _ in 0..SPAN {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = LOW + (start + n) % SPAN;
-        let Ok(port) = u16::try_from(port) else {
-            continue;
-        };
+        let port = next_port();
         if TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
     panic!("no free loopback port in {LOW}..{}", LOW + SPAN);
+}
+
+/// The next port of this process's walk through `LOW..LOW + SPAN`, not
+/// probed: the Redis launcher lets its server bind it and tries the next
+/// on conflict. One walk for both, so this process never hands the same
+/// port to two users (a Redis server and a daemon's config, say).
+pub(crate) fn next_port() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Processes start at different places, so two test binaries run at
+    // once (by hand) seldom walk the same ports.
+    let start = std::process::id().wrapping_mul(7_919) % SPAN;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    u16::try_from(LOW + (start + n) % SPAN).unwrap_or(10_000)
 }
