@@ -49,7 +49,7 @@ impl SledStore {
         if let Some(outcome) = update.outcome {
             if record.state != State::Final {
                 batch.remove(keys::in_flight(id));
-                batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
+                batch.remove(keys::ready(&record.client, record.not_before_ms, id));
                 if let Some(expires) = record.expires_ms {
                     batch.remove(keys::timed(keys::EXPIRY, expires, id));
                 }
@@ -61,10 +61,10 @@ impl SledStore {
         if let Some(at) = update.requeue_at_ms {
             if record.state != State::Final {
                 batch.remove(keys::in_flight(id));
-                batch.remove(keys::timed(keys::READY, record.not_before_ms, id));
+                batch.remove(keys::ready(&record.client, record.not_before_ms, id));
                 record.state = State::Queued;
                 record.not_before_ms = at;
-                batch.insert(keys::timed(keys::READY, at, id), []);
+                batch.insert(keys::ready(&record.client, at, id), []);
             }
         }
         let mut queued = None;
