@@ -129,8 +129,9 @@ async fn the_ready_queue_respects_not_before_and_claims_once<B: Backend>(b: &B) 
 
 /// After an outage, client `alpha` has a backlog of 1 000 and `bravo` then
 /// submits 10: claims of 16 at a time (as a dispatcher with few free
-/// permits makes) take bravo's 10 within the first two claims, and each
-/// client's messages come out oldest first.
+/// permits makes) share out between the two (8 each, then bravo's last 2
+/// first in the next claim), so bravo's 10 are among the first 24, and
+/// each client's messages come out oldest first.
 async fn the_ready_queues_are_fair_between_clients_and_oldest_first_within_each<B: Backend>(
     b: &B,
 ) {
@@ -172,8 +173,8 @@ async fn the_ready_queues_are_fair_between_clients_and_oldest_first_within_each<
         .rposition(|(c, _)| c == "bravo")
         .expect("bravo claimed");
     assert!(
-        last_bravo < 2 * CLAIM,
-        "bravo's 10 within the first two claims of {CLAIM}, not behind alpha's {BACKLOG}: the last was claimed {last_bravo}th"
+        last_bravo < CLAIM + CLAIM / 2,
+        "bravo's 10 shared into the first claims of {CLAIM}, not behind alpha's {BACKLOG}: the last was claimed {last_bravo}th"
     );
     assert!(store.check().await.is_consistent());
 }

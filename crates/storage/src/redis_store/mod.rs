@@ -26,6 +26,7 @@ pub mod coord;
 mod inspect;
 pub mod layout;
 mod lua;
+mod ready;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -128,6 +129,9 @@ pub struct RedisStore {
     /// The first address given, parsed: its credentials serve the
     /// connections the cluster client does not make (notifications).
     seed: redis::ConnectionInfo,
+    /// The client whose ready queue this node's last claim served first:
+    /// the next claim starts with the one after it (`ready.rs`).
+    last_first: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -300,6 +304,7 @@ impl RedisStore {
                 .map(|_| tokio::sync::Mutex::new((0, 0)))
                 .collect(),
             seed,
+            last_first: std::sync::Mutex::new(None),
         };
         Ok(store)
     }
@@ -406,6 +411,7 @@ impl RedisStore {
     /// Puts back in the ready queue what this node had claimed (done by
     /// [`RedisStore::open`]; after [`RedisStore::connect`], once joined).
     pub async fn recover(&self) -> Result<Recovery, StoreError> {
+        self.migrate_legacy_ready().await?;
         let requeued = self.requeue_claimed_by(self.node, RETRIES).await?;
         Ok(Recovery { requeued })
     }
@@ -447,8 +453,8 @@ impl RedisStore {
                         .check_eq(self.layout.message(id), raw)
                         .check_member(self.layout.in_flight(shard), &member(id))
                         .zrem(self.layout.in_flight(shard), &member(id))
-                        .zadd(self.layout.ready(shard), record.not_before_ms, &member(id))
                         .set(self.layout.message(id), encode(&record)?);
+                    self.enqueue(&mut group, &record.client, record.not_before_ms, &member(id));
                     if self.apply_one(group).await? {
                         requeued += 1;
                         break;
@@ -497,8 +503,8 @@ impl RedisStore {
             let mut group = Group::default();
             group
                 .set(self.layout.message(id), encode(&record)?)
-                .zadd(self.layout.ready(shard), record.not_before_ms, &m)
                 .sadd(self.layout.all(shard), &m);
+            self.enqueue(&mut group, &record.client, record.not_before_ms, &m);
             if let Some(expires) = record.expires_ms {
                 group.zadd(self.layout.expiry(shard), expires, &m);
             }
@@ -518,10 +524,11 @@ impl RedisStore {
         let mut conn = self.conn();
         let (first, duplicate): (String, i64) = lua::ACCEPT_DEDUP
             .key(self.layout.message(id))
-            .key(self.layout.ready(shard))
+            .key(self.layout.ready(&record.client))
             .key(self.layout.expiry(shard))
             .key(self.layout.dedup(shard))
             .key(self.layout.all(shard))
+            .key(self.layout.ready_clients(shard))
             .arg(field)
             .arg(&m)
             .arg(now_ms)
@@ -530,6 +537,7 @@ impl RedisStore {
             .arg(record.not_before_ms)
             .arg(record.expires_ms.map(|e| e.to_string()).unwrap_or_default())
             .arg(message_prefix)
+            .arg(&record.client)
             .invoke_async(&mut conn)
             .await?;
         self.settle(&mut conn).await?;
@@ -562,110 +570,14 @@ impl RedisStore {
             let shard = id_shard(id);
             group
                 .set(self.layout.message(id), encode(&record)?)
-                .zadd(self.layout.ready(shard), record.not_before_ms, &m)
                 .sadd(self.layout.all(shard), &m);
+            self.enqueue(&mut group, &record.client, record.not_before_ms, &m);
             if let Some(expires) = record.expires_ms {
                 group.zadd(self.layout.expiry(shard), expires, &m);
             }
         }
         self.apply_one(group).await?;
         Ok(ids)
-    }
-
-    /// Claims up to `limit` messages due at `now`, oldest first across
-    /// shards, marking them in flight for this node. A message changed
-    /// meanwhile (cancelled, replaced, claimed by another node) is skipped.
-    pub async fn claim_ready(
-        &self,
-        now_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        self.claim_within(now_ms, limit, limit, |_| true).await
-    }
-
-    /// [`RedisStore::claim_ready`], taking only the messages `keep`
-    /// accepts; the others stay in the ready queue, untouched, for another
-    /// node (one where their upstream is bound). Looks at up to four times
-    /// `limit` due messages, so a queue whose head belongs elsewhere does
-    /// not starve this node.
-    pub async fn claim_ready_where<F>(
-        &self,
-        now_ms: u64,
-        limit: usize,
-        keep: F,
-    ) -> Result<Vec<MessageRecord>, StoreError>
-    where
-        F: Fn(&MessageRecord) -> bool,
-    {
-        self.claim_within(now_ms, limit, limit.saturating_mul(4), keep)
-            .await
-    }
-
-    async fn claim_within<F>(
-        &self,
-        now_ms: u64,
-        limit: usize,
-        look_at: usize,
-        keep: F,
-    ) -> Result<Vec<MessageRecord>, StoreError>
-    where
-        F: Fn(&MessageRecord) -> bool,
-    {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut due = self.due(|s| self.layout.ready(s), now_ms, look_at).await?;
-        due.truncate(look_at);
-        let mut kept = 0;
-        // Shards in the order of their first due message, so what `keep`
-        // leaves room for is the oldest.
-        let mut by_shard: Vec<(u64, Vec<TernId>)> = Vec::new();
-        for (_, id) in &due {
-            let shard = id_shard(*id);
-            match by_shard.iter_mut().find(|(s, _)| *s == shard) {
-                Some((_, ids)) => ids.push(*id),
-                None => by_shard.push((shard, vec![*id])),
-            }
-        }
-        let mut claimed = Vec::new();
-        for (shard, ids) in by_shard {
-            let records = self.read_many(&ids).await?;
-            let mut call = Apply::default();
-            let mut candidates = Vec::new();
-            for (id, found) in ids.iter().zip(records) {
-                let m = member(*id);
-                let mut group = Group::default();
-                let Some((raw, mut record)) = found else {
-                    // An entry without a record: drop it.
-                    group.zrem(self.layout.ready(shard), &m);
-                    call.push(group);
-                    candidates.push(None);
-                    continue;
-                };
-                if kept >= limit || !keep(&record) {
-                    continue;
-                }
-                kept += 1;
-                record.state = State::InFlight;
-                record.updated_ms = now_ms;
-                group
-                    .check_eq(self.layout.message(*id), raw)
-                    .check_member(self.layout.ready(shard), &m)
-                    .zrem(self.layout.ready(shard), &m)
-                    .zadd(self.layout.in_flight(shard), u64::from(self.node), &m)
-                    .set(self.layout.message(*id), encode(&record)?);
-                call.push(group);
-                candidates.push(Some(record));
-            }
-            let applied = self.apply(&call).await?;
-            for (record, ok) in candidates.into_iter().zip(applied) {
-                if let (Some(record), true) = (record, ok) {
-                    claimed.push(record);
-                }
-            }
-        }
-        claimed.sort_by_key(|r| (r.not_before_ms, r.id));
-        Ok(claimed)
     }
 
     /// Up to `limit` (score, id) of every shard's sorted set `key` with a
@@ -756,7 +668,7 @@ impl RedisStore {
                 group.zrem(self.layout.in_flight(shard), &m);
                 record.state = State::Queued;
                 record.not_before_ms = at;
-                group.zadd(self.layout.ready(shard), at, &m);
+                self.enqueue(group, &record.client, at, &m);
             }
             record.attempts.push(attempt.clone());
             record.updated_ms = now_ms;
@@ -797,7 +709,7 @@ impl RedisStore {
         let m = member(record.id);
         group
             .zrem(self.layout.in_flight(shard), &m)
-            .zrem(self.layout.ready(shard), &m)
+            .zrem(self.layout.ready(&record.client), &m)
             .zrem(self.layout.expiry(shard), &m)
             .zadd(self.layout.retention(shard), now_ms, &m);
         record.state = State::Final;
@@ -856,7 +768,7 @@ impl RedisStore {
             let mut group = Group::default();
             group
                 .check_eq(self.layout.message(id), raw)
-                .check_member(self.layout.ready(id_shard(id)), &member(id));
+                .check_member(self.layout.ready(&record.client), &member(id));
             self.end(&mut record, outcome.clone(), now_ms, &mut group);
             group.set(self.layout.message(id), encode(&record)?);
             if self.apply_one(group).await? {
@@ -886,12 +798,7 @@ impl RedisStore {
             if ended.len() >= limit {
                 break;
             }
-            let members: Vec<Vec<u8>> = redis::cmd("ZRANGE")
-                .arg(self.layout.ready(shard))
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut self.conn())
-                .await?;
+            let members = self.ready_members(shard).await?;
             let ids: Vec<TernId> = members.iter().filter_map(|m| parse_member(m)).collect();
             let records = self.read_many(&ids).await?;
             let mut call = Apply::default();
@@ -909,7 +816,7 @@ impl RedisStore {
                 let mut group = Group::default();
                 group
                     .check_eq(self.layout.message(*id), raw)
-                    .check_member(self.layout.ready(shard), &member(*id));
+                    .check_member(self.layout.ready(&record.client), &member(*id));
                 self.end(&mut record, outcome.clone(), now_ms, &mut group);
                 group.set(self.layout.message(*id), encode(&record)?);
                 call.push(group);
@@ -961,8 +868,8 @@ impl RedisStore {
             let mut group = Group::default();
             group
                 .check_eq(self.layout.message(id), raw)
-                .check_member(self.layout.ready(shard), &m)
-                .zadd(self.layout.ready(shard), new.not_before_ms, &m)
+                .check_member(self.layout.ready(&record.client), &m)
+                .zadd(self.layout.ready(&record.client), new.not_before_ms, &m)
                 .zrem(self.layout.expiry(shard), &m);
             if let Some(expires) = new.expires_ms {
                 group.zadd(self.layout.expiry(shard), expires, &m);
@@ -1466,7 +1373,7 @@ impl RedisStore {
     pub async fn verify(&self) -> Result<Verification, StoreError> {
         let mut v = Verification::default();
         for shard in 0..SHARDS {
-            let ready = self.whole_set(self.layout.ready(shard)).await?;
+            let ready = self.ready_members(shard).await?;
             let flight = self.whole_set(self.layout.in_flight(shard)).await?;
             let all: Vec<Vec<u8>> = self
                 .query(redis::cmd("SMEMBERS").arg(self.layout.all(shard)))
@@ -1503,12 +1410,16 @@ impl RedisStore {
                 }
             }
             for (what, key) in [
-                ("ready", self.layout.ready(shard)),
-                ("in flight", self.layout.in_flight(shard)),
-                ("expiry", self.layout.expiry(shard)),
-                ("retention", self.layout.retention(shard)),
+                ("in flight", Some(self.layout.in_flight(shard))),
+                ("expiry", Some(self.layout.expiry(shard))),
+                ("retention", Some(self.layout.retention(shard))),
+                ("ready", None),
             ] {
-                for m in self.whole_set(key).await? {
+                let members = match key {
+                    Some(key) => self.whole_set(key).await?,
+                    None => ready.clone(),
+                };
+                for m in members {
                     if !all.contains(&m) {
                         v.problems.push(format!(
                             "{what} entry {} has no record",
@@ -1519,6 +1430,21 @@ impl RedisStore {
             }
         }
         Ok(v)
+    }
+
+    /// Every id in a shard's ready queues (each client's, in order).
+    async fn ready_members(&self, shard: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut all = Vec::new();
+        for client in self.ready_clients(shard).await? {
+            all.extend(self.whole_set(self.layout.ready(&client)).await?);
+        }
+        Ok(all)
+    }
+
+    /// The clients of a shard whose ready queue may hold ids.
+    async fn ready_clients(&self, shard: u64) -> Result<Vec<String>, StoreError> {
+        self.query(redis::cmd("SMEMBERS").arg(self.layout.ready_clients(shard)))
+            .await
     }
 
     /// Every member of a sorted set, in order.
@@ -1536,29 +1462,31 @@ impl RedisStore {
     pub async fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
         let mut d = QueueDepths::default();
         for shard in 0..SHARDS {
-            d.ready += self
-                .query::<usize>(redis::cmd("ZCARD").arg(self.layout.ready(shard)))
-                .await?;
+            for client in self.ready_clients(shard).await? {
+                d.ready += self
+                    .query::<usize>(redis::cmd("ZCARD").arg(self.layout.ready(&client)))
+                    .await?;
+                // Scored by due time: a queue's first is its longest waiting.
+                let first: Vec<(String, f64)> = self
+                    .query(
+                        redis::cmd("ZRANGE")
+                            .arg(self.layout.ready(&client))
+                            .arg(0)
+                            .arg(0)
+                            .arg("WITHSCORES"),
+                    )
+                    .await?;
+                if let Some((_, at)) = first.first() {
+                    let at = *at as u64;
+                    d.oldest_ready_ms = Some(d.oldest_ready_ms.map_or(at, |o| o.min(at)));
+                }
+            }
             d.in_flight += self
                 .query::<usize>(redis::cmd("ZCARD").arg(self.layout.in_flight(shard)))
                 .await?;
             d.unmatched += self
                 .query::<usize>(redis::cmd("HLEN").arg(self.layout.unmatched(shard)))
                 .await?;
-            // Scored by due time: the shard's first is its longest waiting.
-            let first: Vec<(String, f64)> = self
-                .query(
-                    redis::cmd("ZRANGE")
-                        .arg(self.layout.ready(shard))
-                        .arg(0)
-                        .arg(0)
-                        .arg("WITHSCORES"),
-                )
-                .await?;
-            if let Some((_, at)) = first.first() {
-                let at = *at as u64;
-                d.oldest_ready_ms = Some(d.oldest_ready_ms.map_or(at, |o| o.min(at)));
-            }
         }
         for client in self.outbox_clients().await? {
             d.outbox += self
@@ -1608,7 +1536,7 @@ impl RedisStore {
                 if record.state != State::Final {
                     let (shard, m) = (id_shard(id), member(id));
                     group.zrem(self.layout.in_flight(shard), &m);
-                    group.zadd(self.layout.ready(shard), at, &m);
+                    self.enqueue(group, &record.client, at, &m);
                     record.state = State::Queued;
                     record.not_before_ms = at;
                 }
