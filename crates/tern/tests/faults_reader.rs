@@ -720,8 +720,9 @@ async fn a_long_outage_keeps_memory_flat_and_the_backlog_drains_without_a_bind_s
         .windows(OUTAGE_SESSIONS + 1)
         .map(|w| w[OUTAGE_SESSIONS] - w[0])
         .collect();
+    let narrowest = gaps.iter().min().copied().unwrap_or_default();
     println!(
-        "{} bind attempts ({} refused while the upstream refused), spans of {} in a row: {gaps:?}",
+        "{} bind attempts ({} refused while the upstream refused); {} in a row spanned at least {narrowest:?}",
         attempts.len(),
         attempts.len() as u64 - stats.binds,
         OUTAGE_SESSIONS + 1
@@ -732,9 +733,10 @@ async fn a_long_outage_keeps_memory_flat_and_the_backlog_drains_without_a_bind_s
         attempts.len()
     );
     assert!(
-        gaps.iter().all(|gap| *gap >= BIND_SPACING),
-        "bind attempts spaced by the backoff: {OUTAGE_SESSIONS} sessions made {} attempts within {BIND_SPACING:?}: {gaps:?}",
-        OUTAGE_SESSIONS + 1
+        narrowest >= BIND_SPACING,
+        "bind attempts spaced by the backoff: {OUTAGE_SESSIONS} sessions made {} attempts within {narrowest:?} (at least {BIND_SPACING:?} expected), {} times",
+        OUTAGE_SESSIONS + 1,
+        gaps.iter().filter(|gap| **gap < BIND_SPACING).count()
     );
     println!(
         "drained {total} in {drained:?}; binds at the upstream: {} (refused {})",
