@@ -45,7 +45,11 @@ async fn a_store_with_one_ready_set_per_shard_recovers_into_client_queues(b: &Re
         let store = b.open_redis(1).await;
         for (n, client) in ["alpha", "alpha", "alpha", "bravo"].into_iter().enumerate() {
             let at = n as u64;
-            let id = store.accept(message(client, at), at).await.expect("accept").id;
+            let id = store
+                .accept(message(client, at), at)
+                .await
+                .expect("accept")
+                .id;
             ids.push((client, id));
         }
     }

@@ -132,21 +132,25 @@ async fn the_ready_queue_respects_not_before_and_claims_once<B: Backend>(b: &B) 
 /// permits makes) share out between the two (8 each, then bravo's last 2
 /// first in the next claim), so bravo's 10 are among the first 24, and
 /// each client's messages come out oldest first.
-async fn the_ready_queues_are_fair_between_clients_and_oldest_first_within_each<B: Backend>(
-    b: &B,
-) {
+async fn the_ready_queues_are_fair_between_clients_and_oldest_first_within_each<B: Backend>(b: &B) {
     const BACKLOG: u64 = 1_000;
     const CLAIM: usize = 16;
     let store = b.open(3).await;
     let mut alpha = Vec::new();
     for at in 0..BACKLOG {
-        let id = store.accept(message("alpha", at), at).await.expect("accept");
+        let id = store
+            .accept(message("alpha", at), at)
+            .await
+            .expect("accept");
         alpha.push(id.id);
     }
     let mut bravo = Vec::new();
     for n in 0..10 {
         let at = BACKLOG + n;
-        let id = store.accept(message("bravo", at), at).await.expect("accept");
+        let id = store
+            .accept(message("bravo", at), at)
+            .await
+            .expect("accept");
         bravo.push(id.id);
     }
     let mut order = Vec::new();
@@ -166,7 +170,11 @@ async fn the_ready_queues_are_fair_between_clients_and_oldest_first_within_each<
             .map(|(_, id)| *id)
             .collect()
     };
-    assert_eq!(of("alpha"), alpha, "alpha's backlog oldest first, all of it");
+    assert_eq!(
+        of("alpha"),
+        alpha,
+        "alpha's backlog oldest first, all of it"
+    );
     assert_eq!(of("bravo"), bravo, "bravo's oldest first, all of it");
     let last_bravo = order
         .iter()

@@ -650,8 +650,16 @@ async fn a_long_outage_keeps_memory_flat_and_the_backlog_drains_without_a_bind_s
     // their order is their text's), still during the outage.
     let three = client(port, "three", "pw3").bind().await;
     for n in 0..LATE_MESSAGES {
-        let sm = submit_sm("34600000000", format!("three-{n}"), RegisteredDelivery::NONE);
-        let resp = three.handle.request(Body::SubmitSm(sm)).await.expect("answered");
+        let sm = submit_sm(
+            "34600000000",
+            format!("three-{n}"),
+            RegisteredDelivery::NONE,
+        );
+        let resp = three
+            .handle
+            .request(Body::SubmitSm(sm))
+            .await
+            .expect("answered");
         assert_eq!(resp.command_status, CommandStatus::Ok, "{resp:?}");
     }
 
@@ -828,7 +836,11 @@ async fn a_message_whose_validity_ends_during_a_total_outage_is_ended_at_its_tim
     let after = submitted.elapsed();
     let text = String::from_utf8_lossy(receipt.short_message.as_bytes()).into_owned();
     println!("the expired message's receipt came {after:?} after its submit: {text}");
-    assert_eq!(receipted_id(&receipt), short, "the short-lived one's receipt");
+    assert_eq!(
+        receipted_id(&receipt),
+        short,
+        "the short-lived one's receipt"
+    );
     assert!(text.contains("stat:EXPIRED"), "{text}");
     // Not before its validity ends (the store's clock is in milliseconds).
     assert!(

@@ -454,7 +454,12 @@ impl RedisStore {
                         .check_member(self.layout.in_flight(shard), &member(id))
                         .zrem(self.layout.in_flight(shard), &member(id))
                         .set(self.layout.message(id), encode(&record)?);
-                    self.enqueue(&mut group, &record.client, record.not_before_ms, &member(id));
+                    self.enqueue(
+                        &mut group,
+                        &record.client,
+                        record.not_before_ms,
+                        &member(id),
+                    );
                     if self.apply_one(group).await? {
                         requeued += 1;
                         break;

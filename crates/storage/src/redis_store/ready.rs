@@ -23,10 +23,9 @@ impl RedisStore {
     /// The writes that put id `m` in `client`'s ready queue at `at`, and
     /// `client` in its shard's set of clients with a queue.
     pub(super) fn enqueue(&self, group: &mut Group, client: &str, at: u64, m: &str) {
-        group.zadd(self.layout.ready(client), at, m).sadd(
-            self.layout.ready_clients(client_shard(client)),
-            client,
-        );
+        group
+            .zadd(self.layout.ready(client), at, m)
+            .sadd(self.layout.ready_clients(client_shard(client)), client);
     }
 
     /// Claims up to `limit` messages due at `now`, marking them in flight
@@ -85,8 +84,7 @@ impl RedisStore {
             }
         }
         // Per shard, one script: each group claims one message.
-        let mut calls: HashMap<u64, (Apply, Vec<Option<(usize, MessageRecord)>>)> =
-            HashMap::new();
+        let mut calls: HashMap<u64, (Apply, Vec<Option<(usize, MessageRecord)>>)> = HashMap::new();
         let mut kept = 0;
         for (at, (client, id)) in order.iter().enumerate() {
             let shard = id_shard(*id);
@@ -207,7 +205,9 @@ impl RedisStore {
                 for (m, at) in &batch {
                     let m = String::from_utf8_lossy(m).into_owned();
                     let mut group = Group::default();
-                    group.check_member(legacy.clone(), &m).zrem(legacy.clone(), &m);
+                    group
+                        .check_member(legacy.clone(), &m)
+                        .zrem(legacy.clone(), &m);
                     let record = match parse_member(m.as_bytes()) {
                         Some(_) => records.next().and_then(|(_, found)| found),
                         None => None,

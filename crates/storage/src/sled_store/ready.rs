@@ -173,8 +173,7 @@ impl SledStore {
                     batch.remove(&key);
                     let id = keys::trailing_id(&key);
                     turn.last = Some(key);
-                    let Some(mut record) = id.map(|id| self.get(id)).transpose()?.flatten()
-                    else {
+                    let Some(mut record) = id.map(|id| self.get(id)).transpose()?.flatten() else {
                         continue;
                     };
                     record.state = State::InFlight;
@@ -289,7 +288,10 @@ mod tests {
         }
         let (store, _) = SledStore::open(&dir.0, StoreOptions::default()).expect("reopens");
         assert_eq!(store.ready_len(), 4);
-        assert!(store.sled_keys(&[keys::LEGACY_READY]).expect("sled").is_empty());
+        assert!(store
+            .sled_keys(&[keys::LEGACY_READY])
+            .expect("sled")
+            .is_empty());
         let first = store.claim_ready(100, 2).await.expect("claim");
         let first: Vec<_> = first.iter().map(|r| r.id).collect();
         assert_eq!(first, vec![ids[0].1, ids[3].1], "one of each client");
