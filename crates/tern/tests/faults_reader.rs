@@ -37,6 +37,7 @@
 //!   at the real upstream, and any 3 bind attempts in a row (over both
 //!   simulators) span at least 350 ms, the least reconnect backoff of a
 //!   session (500 ms, 30 % jitter).
+//!
 //! CI runs the 50 000 messages (2 × 25 000): in a debug build on
 //! 2 cores they took 10–13 s to store and 39–43 s to drain, peak RSS
 //! 89 MB, restart 0.4 s, the test about a minute.

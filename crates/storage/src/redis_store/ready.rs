@@ -16,6 +16,10 @@ use super::{bounded, encode, RedisStore, StoreError};
 use crate::id::TernId;
 use crate::record::{MessageRecord, State};
 
+/// One shard's claim script, and per group the message it claims (with
+/// its place in the fair order), or `None` for a stale entry's removal.
+type ShardClaim = (Apply, Vec<Option<(usize, MessageRecord)>>);
+
 /// Ids of the one legacy ready queue moved per script at recovery.
 const LEGACY_BATCH: usize = 1_000;
 
@@ -84,7 +88,7 @@ impl RedisStore {
             }
         }
         // Per shard, one script: each group claims one message.
-        let mut calls: HashMap<u64, (Apply, Vec<Option<(usize, MessageRecord)>>)> = HashMap::new();
+        let mut calls: HashMap<u64, ShardClaim> = HashMap::new();
         let mut kept = 0;
         for (at, (client, id)) in order.iter().enumerate() {
             let shard = id_shard(*id);
