@@ -75,12 +75,22 @@ pub struct StoreOptions {
 /// own bound (64 MiB) asks for one about as often.
 pub const DEFAULT_MEMTABLE_BYTES: usize = 16 << 20;
 
+/// sled's page cache. Reads of recent writes come from the memtable, and
+/// the claim, the hot reads and the outbox mostly touch keys written
+/// seconds ago, so a large cache buys little: measured (2026-12-06,
+/// release, BENCHMARKS.md "Long outage"), 256 MiB let the daemon's RSS
+/// reach 489 MB with a 1 000 000-message backlog and 16 MiB held it to
+/// 174 MB, while `tern bench --sessions 4 --window 100 --messages 40000`
+/// spent 155–163 µs of CPU per message with 16 MiB against 180–186 µs
+/// with 256 MiB, alternated in the same minutes.
+pub const DEFAULT_CACHE_BYTES: u64 = 16 << 20;
+
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             node: 0,
             durability: Durability::Durable,
-            cache_bytes: 256 * 1024 * 1024,
+            cache_bytes: DEFAULT_CACHE_BYTES,
             memtable_bytes: DEFAULT_MEMTABLE_BYTES,
         }
     }
