@@ -11,8 +11,13 @@ use crate::id::TernId;
 
 /// `m` id → record.
 pub const MESSAGE: u8 = b'm';
-/// `r` not_before, id → (): the ready queue.
-pub const READY: u8 = b'r';
+/// `q` client NUL not_before id → (): the ready queues, one per client,
+/// each oldest first. The claim takes from them in turn, so a client's new
+/// message never waits behind another client's backlog.
+pub const READY: u8 = b'q';
+/// `r` not_before, id → (): the single ready queue of stores written
+/// before the per-client queues; its entries move to [`READY`] at open.
+pub const LEGACY_READY: u8 = b'r';
 /// `f` id → (): claimed by a router task; back to ready at restart.
 pub const IN_FLIGHT: u8 = b'f';
 /// `x` expires_at, id → (): validity.
@@ -69,6 +74,39 @@ pub fn trailing_id(key: &[u8]) -> Option<TernId> {
 /// The time after the prefix of a `timed` key.
 pub fn time_of(key: &[u8]) -> Option<u64> {
     let bytes: [u8; 8] = key.get(1..9)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+/// `q` client NUL not_before id: a message's place in its client's ready
+/// queue.
+pub fn ready(client: &str, at_ms: u64, id: TernId) -> Vec<u8> {
+    let mut k = owned(READY, client);
+    k.extend_from_slice(&at_ms.to_be_bytes());
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// The last key of one client's ready queue (`queue`, its prefix up to
+/// and including the NUL) due at `until_ms`.
+pub fn ready_until(queue: &[u8], until_ms: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(queue.len() + 16);
+    k.extend_from_slice(queue);
+    k.extend_from_slice(&until_ms.to_be_bytes());
+    k.extend_from_slice(&u64::MAX.to_be_bytes());
+    k
+}
+
+/// The owner part of an owned key: its prefix, the name and the NUL (for a
+/// ready key, its client's queue).
+pub fn owner_of(key: &[u8]) -> Option<&[u8]> {
+    let nul = key.iter().skip(1).position(|&b| b == 0)? + 1;
+    key.get(..=nul)
+}
+
+/// The due time of a ready key (the 8 octets before its id).
+pub fn ready_time(key: &[u8]) -> Option<u64> {
+    let end = key.len().checked_sub(8)?;
+    let bytes: [u8; 8] = key.get(end.checked_sub(8)?..end)?.try_into().ok()?;
     Some(u64::from_be_bytes(bytes))
 }
 

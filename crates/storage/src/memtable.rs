@@ -127,8 +127,8 @@ struct Layers {
     active: Memtable,
     frozen: Option<Arc<Memtable>>,
     /// The lowest key inserted under the watched prefix since
-    /// [`View::take_lowest`] last looked (see there).
-    lowest: Option<Vec<u8>>,
+    /// [`View::take_lowest`] last looked, per owner (see there).
+    lowest: BTreeMap<Vec<u8>, Vec<u8>>,
     /// What sled may hold, per first octet (see [`Ceilings`]).
     ceilings: Ceilings,
 }
@@ -249,10 +249,10 @@ impl Ceilings {
 pub(crate) struct View {
     db: sled::Db,
     layers: RwLock<Layers>,
-    /// The first octet of the keys whose lowest insert is kept (the ready
-    /// queue's), so a scan that consumes that range from its start can
-    /// resume where it stopped instead of stepping again over every
-    /// removed key still in sled.
+    /// The first octet of the keys whose lowest insert is kept per owner
+    /// (the ready queues, one per client), so a scan that consumes an
+    /// owner's range from its start can resume where it stopped instead of
+    /// stepping again over every removed key still in sled.
     watched: Option<u8>,
 }
 
@@ -273,7 +273,7 @@ impl View {
     }
 
     /// A view that keeps the lowest key inserted under `prefix` (one
-    /// octet) for [`View::take_lowest`].
+    /// octet), per owner (`keys::owner_of`), for [`View::take_lowest`].
     pub(crate) fn watching(db: sled::Db, prefix: u8) -> Self {
         Self {
             watched: Some(prefix),
@@ -282,11 +282,13 @@ impl View {
     }
 
     /// The lowest key inserted under the watched prefix since the last
-    /// call, and forgets it. A scan that removes every key it visits (the
-    /// claim) resumes after the last one it removed, unless an insert came
-    /// below that point meanwhile: this tells it.
-    pub(crate) fn take_lowest(&self) -> Option<Vec<u8>> {
-        self.write().lowest.take()
+    /// call, per owner, and forgets them. A scan that removes every key it
+    /// visits (the claim, in each client's queue) resumes after the last
+    /// one it removed, unless an insert came below that point meanwhile:
+    /// this tells it, and names the owners that got keys (a client whose
+    /// queue was empty).
+    pub(crate) fn take_lowest(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        std::mem::take(&mut self.write().lowest)
     }
 
     /// sled itself, for what is not a key read: checkpoints, its size.
@@ -344,9 +346,14 @@ impl View {
             for (key, value) in ops.into_entries() {
                 if let Some(value) = value {
                     if self.watched.is_some() && key.first() == self.watched.as_ref() {
-                        match &layers.lowest {
-                            Some(lowest) if lowest.as_slice() <= key.as_slice() => {}
-                            _ => layers.lowest = Some(key.clone()),
+                        if let Some(owner) = crate::keys::owner_of(&key) {
+                            match layers.lowest.get_mut(owner) {
+                                Some(lowest) if lowest.as_slice() <= key.as_slice() => {}
+                                Some(lowest) => lowest.clone_from(&key),
+                                None => {
+                                    layers.lowest.insert(owner.to_vec(), key.clone());
+                                }
+                            }
                         }
                     }
                     layers.active.put(key, Some(IVec::from(value)));

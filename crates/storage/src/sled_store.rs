@@ -33,6 +33,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 mod history;
+mod ready;
+
+use ready::{migrate_legacy_ready, ready_queues, ClaimCursors, LEGACY_CHUNK};
 
 /// When a write counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,12 +79,22 @@ pub struct StoreOptions {
 /// own bound (64 MiB) asks for one about as often.
 pub const DEFAULT_MEMTABLE_BYTES: usize = 16 << 20;
 
+/// sled's page cache. Reads of recent writes come from the memtable, and
+/// the claim, the hot reads and the outbox mostly touch keys written
+/// seconds ago, so a large cache buys little: measured (2026-12-06,
+/// release, BENCHMARKS.md "Long outage"), 256 MiB let the daemon's RSS
+/// reach 489 MB with a 1 000 000-message backlog and 16 MiB held it to
+/// 174 MB, while `tern bench --sessions 4 --window 100 --messages 40000`
+/// spent 155–163 µs of CPU per message with 16 MiB against 180–186 µs
+/// with 256 MiB, alternated in the same minutes.
+pub const DEFAULT_CACHE_BYTES: u64 = 16 << 20;
+
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             node: 0,
             durability: Durability::Durable,
-            cache_bytes: 256 * 1024 * 1024,
+            cache_bytes: DEFAULT_CACHE_BYTES,
             memtable_bytes: DEFAULT_MEMTABLE_BYTES,
             sync_observer: None,
         }
@@ -275,13 +288,9 @@ pub struct SledStore {
     /// Exactly one of them gets a given message; the other sees what the
     /// first did.
     queue_lock: tokio::sync::Mutex<()>,
-    /// Where the next claim's scan of the ready queue starts: after the
-    /// last key the previous one removed (every key it visits is
-    /// removed), or lower if an insert came below that point since. Only
-    /// the claimer (under `queue_lock`) reads or moves it. Without it each
-    /// claim stepped over every ready key removed since the last
-    /// checkpoint that sled still holds, which a backlog made quadratic.
-    claim_from: std::sync::Mutex<Bound<Vec<u8>>>,
+    /// Where the next claim stands in each client's ready queue. Only the
+    /// claimer (under `queue_lock`) reads or moves it.
+    claim_from: std::sync::Mutex<ClaimCursors>,
     /// Held by the MO reassembly operations from their read to their write,
     /// so two parts arriving together both see each other, and a group is
     /// released once.
@@ -364,6 +373,13 @@ fn replay_log(
         path: path.to_path_buf(),
         reason: format!("checkpointing the replayed log: {reason}"),
     };
+    while let Some(moved) = migrate_legacy_ready(view, LEGACY_CHUNK)? {
+        view.apply([moved]);
+        view.freeze()
+            .write_into(view.db())
+            .map_err(|e| checkpoint_error(e.to_string()))?;
+        view.release();
+    }
     view.freeze()
         .write_into(view.db())
         .map_err(|e| checkpoint_error(e.to_string()))?;
@@ -391,7 +407,7 @@ fn recover(view: &View) -> Result<(Ops, Recovery), StoreError> {
         if let Some(bytes) = view.get(&keys::message(id))? {
             let mut record = MessageRecord::from_stored(&bytes)?;
             record.state = State::Queued;
-            ops.insert(keys::timed(keys::READY, record.not_before_ms, id), []);
+            ops.insert(keys::ready(&record.client, record.not_before_ms, id), []);
             ops.insert(keys::message(id), encode(&record)?);
             requeued += 1;
         }
@@ -565,6 +581,7 @@ impl SledStore {
                 path: path.clone(),
                 reason: format!("starting the committer: {e}"),
             })?;
+        let queues = ready_queues(&view)?;
         let store = Self {
             path,
             view,
@@ -579,7 +596,10 @@ impl SledStore {
                 limit: mark,
             }),
             queue_lock: tokio::sync::Mutex::new(()),
-            claim_from: std::sync::Mutex::new(Bound::Included(vec![keys::READY])),
+            claim_from: std::sync::Mutex::new(ClaimCursors {
+                queues,
+                last_first: None,
+            }),
             mo_lock: tokio::sync::Mutex::new(()),
             unmatched_lock: tokio::sync::Mutex::new(()),
         };
@@ -803,8 +823,8 @@ impl SledStore {
         let id = change.record.id;
         for edit in change.edits {
             match edit {
-                Edit::ReadyAdd(at) => batch.insert(keys::timed(keys::READY, at, id), []),
-                Edit::ReadyRemove(at) => batch.remove(keys::timed(keys::READY, at, id)),
+                Edit::ReadyAdd(at) => batch.insert(keys::ready(&change.record.client, at, id), []),
+                Edit::ReadyRemove(at) => batch.remove(keys::ready(&change.record.client, at, id)),
                 Edit::InFlightRemove => batch.remove(keys::in_flight(id)),
                 Edit::ExpiryAdd(at) => batch.insert(keys::timed(keys::EXPIRY, at, id), []),
                 Edit::ExpiryRemove(at) => batch.remove(keys::timed(keys::EXPIRY, at, id)),
@@ -855,74 +875,6 @@ impl SledStore {
             id: record.id,
             duplicate: false,
         })
-    }
-
-    /// Claims up to `limit` messages that are due at `now`, marking them in
-    /// flight. One claimer at a time (the router's dispatcher). A message
-    /// cancelled or replaced at the same moment is either claimed as it
-    /// was before the change or not at all (see `queue_lock`).
-    pub async fn claim_ready(
-        &self,
-        now_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        let _queue = self.queue_lock.lock().await;
-        let start = self.claim_start();
-        let mut batch = Ops::default();
-        let mut claimed = Vec::new();
-        let mut last = None;
-        for entry in self
-            .view
-            .range(
-                start,
-                Bound::Included(keys::timed_until(keys::READY, now_ms)),
-            )
-            .take(limit)
-        {
-            let (key, _) = entry?;
-            last = Some(key.to_vec());
-            let Some(id) = keys::trailing_id(&key) else {
-                continue;
-            };
-            batch.remove(key);
-            let Some(mut record) = self.get(id)? else {
-                continue;
-            };
-            record.state = State::InFlight;
-            record.updated_ms = now_ms;
-            batch.insert(keys::in_flight(id), []);
-            batch.insert(keys::message(id), encode(&record)?);
-            claimed.push(record);
-        }
-        if !claimed.is_empty() {
-            // A claim lost with the machine is what recovery does to every
-            // claim anyway: the message is ready again at the next open.
-            self.write_lazy(batch).await?;
-        }
-        if let Some(last) = last {
-            // Every key up to `last` is removed now (or named no message:
-            // nothing to claim there either). On an error above, the
-            // resume point stays at this claim's start.
-            *self.claim_from.lock().unwrap_or_else(|p| p.into_inner()) = Bound::Excluded(last);
-        }
-        Ok(claimed)
-    }
-
-    /// Where this claim's scan starts, and records it as the resume point
-    /// until the claim's removals are written: the previous claim's end,
-    /// or the lowest ready key inserted since, whichever is first.
-    fn claim_start(&self) -> Bound<Vec<u8>> {
-        let mut from = self.claim_from.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(lowest) = self.view.take_lowest() {
-            let below = match &*from {
-                Bound::Included(at) | Bound::Excluded(at) => lowest <= *at,
-                Bound::Unbounded => false,
-            };
-            if below {
-                *from = Bound::Included(lowest);
-            }
-        }
-        from.clone()
     }
 
     /// Records an attempt. When the upstream accepted it (ids given), the
@@ -1582,7 +1534,7 @@ impl SledStore {
                     .push(format!("record under {key:?} says it is {id}"));
             }
             v.messages += 1;
-            let ready = self.has(keys::timed(keys::READY, record.not_before_ms, id))?;
+            let ready = self.has(keys::ready(&record.client, record.not_before_ms, id))?;
             let flight = self.has(keys::in_flight(id))?;
             match record.state {
                 State::Queued if !ready || flight => v
@@ -1659,14 +1611,18 @@ impl SledStore {
     /// for a scrape every few seconds, not for a hot path.
     pub fn queue_depths(&self) -> QueueDepths {
         let count = |prefix: u8| self.view.scan_prefix([prefix]).count();
-        // The ready queue is ordered by due time: its first key is the
-        // message that has waited longest (or will be due first).
-        let oldest_ready_ms = self
-            .view
-            .scan_prefix([keys::READY])
-            .next()
-            .and_then(|entry| entry.ok())
-            .and_then(|(key, _)| keys::time_of(&key));
+        // Each client's ready queue is ordered by due time: the earliest
+        // of their first keys is the message that has waited longest (or
+        // will be due first). One seek per client.
+        let oldest_ready_ms = ready_queues(&self.view)
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|(queue, _)| {
+                let (key, _) = self.view.scan_prefix(&queue).next()?.ok()?;
+                keys::ready_time(&key)
+            })
+            .min();
         QueueDepths {
             ready: count(keys::READY),
             in_flight: count(keys::IN_FLIGHT),

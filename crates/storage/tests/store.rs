@@ -127,6 +127,66 @@ async fn the_ready_queue_respects_not_before_and_claims_once<B: Backend>(b: &B) 
     assert!(store.check().await.is_consistent());
 }
 
+/// After an outage, client `alpha` has a backlog of 1 000 and `bravo` then
+/// submits 10: claims of 16 at a time (as a dispatcher with few free
+/// permits makes) share out between the two (8 each, then bravo's last 2
+/// first in the next claim), so bravo's 10 are among the first 24, and
+/// each client's messages come out oldest first.
+async fn the_ready_queues_are_fair_between_clients_and_oldest_first_within_each<B: Backend>(b: &B) {
+    const BACKLOG: u64 = 1_000;
+    const CLAIM: usize = 16;
+    let store = b.open(3).await;
+    let mut alpha = Vec::new();
+    for at in 0..BACKLOG {
+        let id = store
+            .accept(message("alpha", at), at)
+            .await
+            .expect("accept");
+        alpha.push(id.id);
+    }
+    let mut bravo = Vec::new();
+    for n in 0..10 {
+        let at = BACKLOG + n;
+        let id = store
+            .accept(message("bravo", at), at)
+            .await
+            .expect("accept");
+        bravo.push(id.id);
+    }
+    let mut order = Vec::new();
+    // Bounded: every claim takes at least one message until none is left.
+    for _ in 0..=BACKLOG as usize + 10 {
+        let claimed = store.claim_ready(100_000, CLAIM).await.expect("claim");
+        if claimed.is_empty() {
+            break;
+        }
+        assert!(claimed.len() <= CLAIM);
+        order.extend(claimed.into_iter().map(|r| (r.client, r.id)));
+    }
+    let of = |client: &str| -> Vec<TernId> {
+        order
+            .iter()
+            .filter(|(c, _)| c == client)
+            .map(|(_, id)| *id)
+            .collect()
+    };
+    assert_eq!(
+        of("alpha"),
+        alpha,
+        "alpha's backlog oldest first, all of it"
+    );
+    assert_eq!(of("bravo"), bravo, "bravo's oldest first, all of it");
+    let last_bravo = order
+        .iter()
+        .rposition(|(c, _)| c == "bravo")
+        .expect("bravo claimed");
+    assert!(
+        last_bravo < CLAIM + CLAIM / 2,
+        "bravo's 10 shared into the first claims of {CLAIM}, not behind alpha's {BACKLOG}: the last was claimed {last_bravo}th"
+    );
+    assert!(store.check().await.is_consistent());
+}
+
 async fn a_failed_attempt_is_retried_after_its_backoff<B: Backend>(b: &B) {
     let store = b.open(3).await;
     let id = store
@@ -1014,6 +1074,7 @@ on_every_backend!(
     accepted_messages_are_kept_with_unique_ids_of_this_node,
     ids_are_never_reused_after_a_restart,
     the_ready_queue_respects_not_before_and_claims_once,
+    the_ready_queues_are_fair_between_clients_and_oldest_first_within_each,
     a_failed_attempt_is_retried_after_its_backoff,
     a_failed_receipt_that_resubmits_requeues_the_message,
     a_given_up_attempt_indexes_its_parts_but_submits_nothing,

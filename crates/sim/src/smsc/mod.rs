@@ -265,6 +265,9 @@ struct SimAuth {
 struct BindTally {
     /// Per account: (bound now, most bound at once).
     accounts: Mutex<HashMap<String, (usize, usize)>>,
+    /// When each bind request arrived, admitted or refused: how far apart
+    /// a client's binds come is what a vendor judges a bind storm by.
+    attempts: Mutex<Vec<Instant>>,
 }
 
 impl BindTally {
@@ -335,6 +338,7 @@ impl SimAuth {
 
 impl Authenticator for SimAuth {
     fn authenticate(&self, bind: &BindRequest) -> Result<Admission, CommandStatus> {
+        lock(&self.binds.attempts).push(Instant::now());
         let verdict = self.decide(bind);
         if verdict.is_err() {
             SimStats::bump(&self.stats.binds_refused);
@@ -600,6 +604,12 @@ impl SimHandle {
     /// its own one-second window, and so can a test.
     pub fn arrivals(&self) -> Vec<Arrival> {
         self.inner.journal.arrivals()
+    }
+
+    /// When each bind request arrived since the start, admitted or
+    /// refused, in order.
+    pub fn bind_attempts(&self) -> Vec<Instant> {
+        lock(&self.inner.binds.attempts).clone()
     }
 
     /// The most sessions `system_id` had bound at once since the start.

@@ -113,8 +113,33 @@ impl Layout {
         self.t(id_shard(id), &[b"a", member(id).as_bytes()])
     }
 
-    /// ZSET of ids by not-before time: the ready queue of a shard.
-    pub fn ready(&self, shard: u64) -> Vec<u8> {
+    /// ZSET of ids by not-before time: one client's ready queue. The claim
+    /// takes from the clients' queues in turn, so one client's backlog
+    /// never holds another's new messages back.
+    pub fn ready(&self, client: &str) -> Vec<u8> {
+        self.t(client_shard(client), &[b"q", client.as_bytes()])
+    }
+
+    /// What [`Layout::ready`] puts before the client's name, for a script
+    /// that names a queue from [`Layout::ready_clients`].
+    pub fn ready_prefix(&self, shard: u64) -> Vec<u8> {
+        let mut k = self.t(shard, &[b"q"]);
+        k.push(b':');
+        k
+    }
+
+    /// SET of the clients of a shard whose ready queue may hold ids: every
+    /// write to a ready queue adds its client, and the claim removes a
+    /// client whose queue it finds empty (in one script, so never one that
+    /// just got an id).
+    pub fn ready_clients(&self, shard: u64) -> Vec<u8> {
+        self.t(shard, &[b"qclients"])
+    }
+
+    /// ZSET of ids by not-before time: the one ready queue of a shard over
+    /// all its clients, in stores written before the per-client queues;
+    /// its ids move to their clients' queues when a node recovers.
+    pub fn legacy_ready(&self, shard: u64) -> Vec<u8> {
         self.t(shard, &[b"ready"])
     }
 
@@ -249,7 +274,8 @@ mod tests {
         let tag = format!("{{t{shard}}}");
         for key in [
             layout.message(id),
-            layout.ready(shard),
+            layout.ready(client),
+            layout.ready_clients(shard),
             layout.outbox(client),
             layout.acks(id),
             layout.dedup(shard),

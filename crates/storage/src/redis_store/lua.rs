@@ -85,10 +85,11 @@ return out
 
 /// Accept with duplicate protection: the check and the write at once.
 ///
-/// KEYS: record, ready, expiry, dedup hash, all-ids set.
+/// KEYS: record, the client's ready queue, expiry, dedup hash, all-ids
+/// set, the shard's set of clients with a ready queue.
 /// ARGV: dedup field, id (hex), now, window (ms), record, not-before,
 /// expires ("" for none), message key prefix (the first message's record
-/// key is that prefix and its hex id, same slot).
+/// key is that prefix and its hex id, same slot), client.
 /// Returns the id (hex) the client gets, and 1 if it is a duplicate.
 pub(super) static ACCEPT_DEDUP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -106,7 +107,37 @@ redis.call('SET', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[2])
 if ARGV[7] ~= '' then redis.call('ZADD', KEYS[3], ARGV[7], ARGV[2]) end
 redis.call('SADD', KEYS[5], ARGV[2])
+redis.call('SADD', KEYS[6], ARGV[9])
 return {ARGV[2], 0}
+"#,
+    )
+});
+
+/// The due heads of one shard's client ready queues, for a claim.
+///
+/// KEYS: the shard's set of clients with a ready queue. ARGV: the prefix
+/// of a client's ready queue (the client's name completes it, same slot),
+/// the claim's time, the most ids wanted from one client.
+///
+/// Returns {client, {id, score, id, score…}, client, …} for each client
+/// with ids due, oldest first. A client whose queue is empty leaves the
+/// set here, atomically with the look, so never one whose queue just got
+/// an id (every write to a queue adds its client in the same script).
+pub(super) static READY_HEADS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local out = {}
+for _, client in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local queue = ARGV[1] .. client
+  local due = redis.call('ZRANGEBYSCORE', queue, '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+  if #due > 0 then
+    out[#out + 1] = client
+    out[#out + 1] = due
+  elseif redis.call('ZCARD', queue) == 0 then
+    redis.call('SREM', KEYS[1], client)
+  end
+end
+return out
 "#,
     )
 });

@@ -28,6 +28,7 @@ mod inspect;
 pub mod layout;
 mod lua;
 mod writer;
+mod ready;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -149,6 +150,9 @@ pub struct RedisStore {
     /// Whether this is a cluster (a write's groups in several slots are
     /// separate calls there).
     cluster: bool,
+    /// The client whose ready queue this node's last claim served first:
+    /// the next claim starts with the one after it (`ready.rs`).
+    last_first: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -326,6 +330,7 @@ impl RedisStore {
             cache: Cache::default(),
             seqs: tokio::sync::Mutex::new(HashMap::new()),
             cluster,
+            last_first: std::sync::Mutex::new(None),
         };
         Ok(store)
     }
@@ -437,6 +442,7 @@ impl RedisStore {
     /// Puts back in the ready queue what this node had claimed (done by
     /// [`RedisStore::open`]; after [`RedisStore::connect`], once joined).
     pub async fn recover(&self) -> Result<Recovery, StoreError> {
+        self.migrate_legacy_ready().await?;
         let requeued = self.requeue_claimed_by(self.node, RETRIES).await?;
         Ok(Recovery { requeued })
     }
@@ -478,8 +484,13 @@ impl RedisStore {
                         .check_eq(self.layout.message(id), raw)
                         .check_member(self.layout.in_flight(shard), &member(id))
                         .zrem(self.layout.in_flight(shard), &member(id))
-                        .zadd(self.layout.ready(shard), record.not_before_ms, &member(id))
                         .set(self.layout.message(id), encode(&record)?);
+                    self.enqueue(
+                        &mut group,
+                        &record.client,
+                        record.not_before_ms,
+                        &member(id),
+                    );
                     if self.apply_one(group).await? {
                         requeued += 1;
                         break;
@@ -564,10 +575,11 @@ impl RedisStore {
         let mut conn = self.conn();
         let (first, duplicate): (String, i64) = lua::ACCEPT_DEDUP
             .key(self.layout.message(id))
-            .key(self.layout.ready(shard))
+            .key(self.layout.ready(&record.client))
             .key(self.layout.expiry(shard))
             .key(self.layout.dedup(shard))
             .key(self.layout.all(shard))
+            .key(self.layout.ready_clients(shard))
             .arg(field)
             .arg(&m)
             .arg(now_ms)
@@ -576,6 +588,7 @@ impl RedisStore {
             .arg(record.not_before_ms)
             .arg(record.expires_ms.map(|e| e.to_string()).unwrap_or_default())
             .arg(message_prefix)
+            .arg(&record.client)
             .invoke_async(&mut conn)
             .await?;
         self.settle(&mut conn).await?;
@@ -619,125 +632,6 @@ impl RedisStore {
         }
         self.apply_one(group).await?;
         Ok(ids)
-    }
-
-    /// Claims up to `limit` messages due at `now`, oldest first across
-    /// shards, marking them in flight for this node. A message changed
-    /// meanwhile (cancelled, replaced, claimed by another node) is skipped.
-    pub async fn claim_ready(
-        &self,
-        now_ms: u64,
-        limit: usize,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        let claimed = STEP
-            .scope(
-                Step::Claim,
-                self.claim_within(now_ms, limit, limit, |_| true),
-            )
-            .await?;
-        self.keep_claimed(&claimed)?;
-        Ok(claimed)
-    }
-
-    /// Keeps the records this node just claimed (see [`cache`]): its next
-    /// steps on them need no read.
-    fn keep_claimed(&self, claimed: &[MessageRecord]) -> Result<(), StoreError> {
-        for record in claimed {
-            // The octets the claim stored (postcard encodes one way).
-            self.cache.keep(record.clone(), encode(record)?);
-        }
-        Ok(())
-    }
-
-    /// [`RedisStore::claim_ready`], taking only the messages `keep`
-    /// accepts; the others stay in the ready queue, untouched, for another
-    /// node (one where their upstream is bound). Looks at up to four times
-    /// `limit` due messages, so a queue whose head belongs elsewhere does
-    /// not starve this node.
-    pub async fn claim_ready_where<F>(
-        &self,
-        now_ms: u64,
-        limit: usize,
-        keep: F,
-    ) -> Result<Vec<MessageRecord>, StoreError>
-    where
-        F: Fn(&MessageRecord) -> bool,
-    {
-        let claimed = STEP
-            .scope(
-                Step::Claim,
-                self.claim_within(now_ms, limit, limit.saturating_mul(4), keep),
-            )
-            .await?;
-        self.keep_claimed(&claimed)?;
-        Ok(claimed)
-    }
-
-    async fn claim_within<F>(
-        &self,
-        now_ms: u64,
-        limit: usize,
-        look_at: usize,
-        keep: F,
-    ) -> Result<Vec<MessageRecord>, StoreError>
-    where
-        F: Fn(&MessageRecord) -> bool,
-    {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut due = self.due(|s| self.layout.ready(s), now_ms, look_at).await?;
-        due.truncate(look_at);
-        let mut kept = 0;
-        // Shards in the order of their first due message, so what `keep`
-        // leaves room for is the oldest.
-        let mut by_shard: Vec<(u64, Vec<TernId>)> = Vec::new();
-        for (_, id) in &due {
-            let shard = id_shard(*id);
-            match by_shard.iter_mut().find(|(s, _)| *s == shard) {
-                Some((_, ids)) => ids.push(*id),
-                None => by_shard.push((shard, vec![*id])),
-            }
-        }
-        let mut claimed = Vec::new();
-        for (shard, ids) in by_shard {
-            let records = self.read_many(&ids).await?;
-            let mut call = Apply::default();
-            let mut candidates = Vec::new();
-            for (id, found) in ids.iter().zip(records) {
-                let m = member(*id);
-                let mut group = Group::default();
-                let Some((raw, mut record)) = found else {
-                    // An entry without a record: drop it.
-                    group.zrem(self.layout.ready(shard), &m);
-                    call.push(group);
-                    candidates.push(None);
-                    continue;
-                };
-                if kept >= limit || !keep(&record) {
-                    continue;
-                }
-                kept += 1;
-                record.state = State::InFlight;
-                record.updated_ms = now_ms;
-                group
-                    .check_eq(self.layout.message(*id), raw)
-                    .check_member(self.layout.ready(shard), &m)
-                    .zrem(self.layout.ready(shard), &m)
-                    .zadd(self.layout.in_flight(shard), u64::from(self.node), &m)
-                    .set(self.layout.message(*id), encode(&record)?);
-                call.push(group);
-                candidates.push(Some(record));
-            }
-            let applied = self.apply(&call).await?;
-            for (record, ok) in candidates.into_iter().zip(applied) {
-                if let (Some(record), true) = (record, ok) {
-                    claimed.push(record);
-                }
-            }
-        }
-        claimed.sort_by_key(|r| (r.not_before_ms, r.id));
-        Ok(claimed)
     }
 
     /// Up to `limit` (score, id) of every shard's sorted set `key` with a
@@ -803,8 +697,11 @@ impl RedisStore {
         let (shard, m) = (id_shard(id), member(id));
         for edit in change.edits {
             match edit {
-                Edit::ReadyAdd(at) => group.zadd(self.layout.ready(shard), at, &m),
-                Edit::ReadyRemove(_) => group.zrem(self.layout.ready(shard), &m),
+                Edit::ReadyAdd(at) => {
+                    self.enqueue(group, &change.record.client, at, &m);
+                    &mut *group
+                }
+                Edit::ReadyRemove(_) => group.zrem(self.layout.ready(&change.record.client), &m),
                 Edit::InFlightRemove => group.zrem(self.layout.in_flight(shard), &m),
                 Edit::ExpiryAdd(at) => group.zadd(self.layout.expiry(shard), at, &m),
                 Edit::ExpiryRemove(_) => group.zrem(self.layout.expiry(shard), &m),
@@ -1029,12 +926,7 @@ impl RedisStore {
             if ended.len() >= limit {
                 break;
             }
-            let members: Vec<Vec<u8>> = redis::cmd("ZRANGE")
-                .arg(self.layout.ready(shard))
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut self.conn())
-                .await?;
+            let members = self.ready_members(shard).await?;
             let ids: Vec<TernId> = members.iter().filter_map(|m| parse_member(m)).collect();
             let records = self.read_many(&ids).await?;
             let mut call = Apply::default();
@@ -1049,13 +941,14 @@ impl RedisStore {
                 if record.state != State::Queued || !accept(&record) {
                     continue;
                 }
+                let client = record.client.clone();
                 let Ok(change) = transition::cancel(record, outcome.clone(), now_ms) else {
                     continue;
                 };
                 let mut group = Group::default();
                 group
                     .check_eq(self.layout.message(*id), raw)
-                    .check_member(self.layout.ready(shard), &member(*id));
+                    .check_member(self.layout.ready(&client), &member(*id));
                 candidates.push(self.stage(&mut group, change)?);
                 call.push(group);
             }
@@ -1618,7 +1511,7 @@ impl RedisStore {
     pub async fn verify(&self) -> Result<Verification, StoreError> {
         let mut v = Verification::default();
         for shard in 0..SHARDS {
-            let ready = self.whole_set(self.layout.ready(shard)).await?;
+            let ready = self.ready_members(shard).await?;
             let flight = self.whole_set(self.layout.in_flight(shard)).await?;
             let all: Vec<Vec<u8>> = self
                 .query(redis::cmd("SMEMBERS").arg(self.layout.all(shard)))
@@ -1655,12 +1548,16 @@ impl RedisStore {
                 }
             }
             for (what, key) in [
-                ("ready", self.layout.ready(shard)),
-                ("in flight", self.layout.in_flight(shard)),
-                ("expiry", self.layout.expiry(shard)),
-                ("retention", self.layout.retention(shard)),
+                ("in flight", Some(self.layout.in_flight(shard))),
+                ("expiry", Some(self.layout.expiry(shard))),
+                ("retention", Some(self.layout.retention(shard))),
+                ("ready", None),
             ] {
-                for m in self.whole_set(key).await? {
+                let members = match key {
+                    Some(key) => self.whole_set(key).await?,
+                    None => ready.clone(),
+                };
+                for m in members {
                     if !all.contains(&m) {
                         v.problems.push(format!(
                             "{what} entry {} has no record",
@@ -1671,6 +1568,21 @@ impl RedisStore {
             }
         }
         Ok(v)
+    }
+
+    /// Every id in a shard's ready queues (each client's, in order).
+    async fn ready_members(&self, shard: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut all = Vec::new();
+        for client in self.ready_clients(shard).await? {
+            all.extend(self.whole_set(self.layout.ready(&client)).await?);
+        }
+        Ok(all)
+    }
+
+    /// The clients of a shard whose ready queue may hold ids.
+    async fn ready_clients(&self, shard: u64) -> Result<Vec<String>, StoreError> {
+        self.query(redis::cmd("SMEMBERS").arg(self.layout.ready_clients(shard)))
+            .await
     }
 
     /// Every member of a sorted set, in order.
@@ -1688,29 +1600,31 @@ impl RedisStore {
     pub async fn queue_depths(&self) -> Result<QueueDepths, StoreError> {
         let mut d = QueueDepths::default();
         for shard in 0..SHARDS {
-            d.ready += self
-                .query::<usize>(redis::cmd("ZCARD").arg(self.layout.ready(shard)))
-                .await?;
+            for client in self.ready_clients(shard).await? {
+                d.ready += self
+                    .query::<usize>(redis::cmd("ZCARD").arg(self.layout.ready(&client)))
+                    .await?;
+                // Scored by due time: a queue's first is its longest waiting.
+                let first: Vec<(String, f64)> = self
+                    .query(
+                        redis::cmd("ZRANGE")
+                            .arg(self.layout.ready(&client))
+                            .arg(0)
+                            .arg(0)
+                            .arg("WITHSCORES"),
+                    )
+                    .await?;
+                if let Some((_, at)) = first.first() {
+                    let at = *at as u64;
+                    d.oldest_ready_ms = Some(d.oldest_ready_ms.map_or(at, |o| o.min(at)));
+                }
+            }
             d.in_flight += self
                 .query::<usize>(redis::cmd("ZCARD").arg(self.layout.in_flight(shard)))
                 .await?;
             d.unmatched += self
                 .query::<usize>(redis::cmd("HLEN").arg(self.layout.unmatched(shard)))
                 .await?;
-            // Scored by due time: the shard's first is its longest waiting.
-            let first: Vec<(String, f64)> = self
-                .query(
-                    redis::cmd("ZRANGE")
-                        .arg(self.layout.ready(shard))
-                        .arg(0)
-                        .arg(0)
-                        .arg("WITHSCORES"),
-                )
-                .await?;
-            if let Some((_, at)) = first.first() {
-                let at = *at as u64;
-                d.oldest_ready_ms = Some(d.oldest_ready_ms.map_or(at, |o| o.min(at)));
-            }
         }
         for client in self.outbox_clients().await? {
             d.outbox += self

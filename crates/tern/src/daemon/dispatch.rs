@@ -8,7 +8,7 @@ use std::time::Duration;
 use tern_router::engine::{concat_reference, AttemptReport, SendOutcome};
 use tern_router::receipt::{client_submit, ended_by_tern, stored_outcome, used_upstreams};
 use tern_router::{Canonical, Reason};
-use tern_storage::{now_ms, Attempt, MessageRecord, StoreError};
+use tern_storage::{now_ms, Attempt, MessageRecord, QueuedChange, StoreError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +33,9 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
         }
         while !shutdown.is_cancelled() {
             if nothing_bound(&node) {
+                if let Err(err) = end_expired(&node).await {
+                    tern_session::warn_limited!("ending expired messages failed", %err);
+                }
                 break;
             }
             let free = permits.available_permits().max(1);
@@ -77,12 +80,45 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracke
 /// `retry_max` after the upstreams return. Waiting keeps each message at
 /// its place (due when accepted), and the backlog goes out oldest first as
 /// soon as one session binds. An open circuit is not "unbound": its probe
-/// needs a message. (A message whose validity ends meanwhile is ended
-/// then too.)
+/// needs a message. A message whose validity ends meanwhile is ended at
+/// its time all the same ([`end_expired`]).
 fn nothing_bound(node: &Node) -> bool {
     let routing = node.routing();
     let upstreams = routing.router.upstreams();
     !upstreams.is_empty() && upstreams.iter().all(|u| u.bound() == 0)
+}
+
+/// Messages looked at per pass of [`end_expired`]. Submitted messages
+/// waiting for their receipt keep their validity entry too and come first
+/// when older; with more than this many of them expired at once, queued
+/// ones behind them wait for the next pass that finds fewer.
+const EXPIRED_BATCH: usize = 1024;
+
+/// Ends the waiting messages whose validity has run out, while nothing is
+/// claimed (no upstream bound): EXPIRED, with the receipt (or the
+/// transaction-mode answer) to the client at about the validity's end,
+/// instead of when an upstream returns. Each end is the store's cancel of
+/// a queued message, so a message claimed meanwhile (an upstream bound
+/// since) is left to its send, which checks validity itself.
+async fn end_expired(node: &Node) -> Result<(), StoreError> {
+    let now = now_ms();
+    let ids = node.store.expired(now, EXPIRED_BATCH).await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let canonical = ended_by_tern(Reason::Expired);
+    let outcome = stored_outcome(&canonical, None);
+    for id in ids {
+        // A refused write (a full store) is tried at the next pass.
+        let change = node
+            .store
+            .cancel_queued(id, |_| true, outcome.clone(), now)
+            .await?;
+        if let QueuedChange::Done(record) = change {
+            refuse(node, &record, &canonical, None).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Claims up to `limit` due messages. On a shared store, leaves those whose

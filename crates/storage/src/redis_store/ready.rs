@@ -1,0 +1,260 @@
+//! The ready queues on Redis, one sorted set per client (`Layout::ready`),
+//! and the claim that takes from them in turn: fair between clients,
+//! oldest first within each (see `sled_store/ready.rs` for why).
+//!
+//! Each shard keeps the set of its clients whose queue may hold ids
+//! (`Layout::ready_clients`); every write to a queue adds the client in
+//! the same script, and the claim's look at a shard ([`lua::READY_HEADS`])
+//! drops a client whose queue is empty. So a claim costs one script per
+//! shard, as the one merged queue did.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::layout::{client_shard, id_shard, member, parse_member, SHARDS};
+use super::lua::{self, Apply, Group};
+use super::conn::STEP;
+use super::{bounded, encode, RedisStore, Step, StoreError};
+use crate::id::TernId;
+use crate::record::{MessageRecord, State};
+
+/// One shard's claim script, and per group the message it claims (with
+/// its place in the fair order), or `None` for a stale entry's removal.
+type ShardClaim = (Apply, Vec<Option<(usize, MessageRecord)>>);
+
+/// Ids of the one legacy ready queue moved per script at recovery.
+const LEGACY_BATCH: usize = 1_000;
+
+impl RedisStore {
+    /// The writes that put id `m` in `client`'s ready queue at `at`, and
+    /// `client` in its shard's set of clients with a queue.
+    pub(super) fn enqueue(&self, group: &mut Group, client: &str, at: u64, m: &str) {
+        group
+            .zadd(self.layout.ready(client), at, m)
+            .sadd(self.layout.ready_clients(client_shard(client)), client);
+    }
+
+    /// Claims up to `limit` messages due at `now`, marking them in flight
+    /// for this node: the clients with messages due in turn (one each
+    /// round, starting one client further round the ring each claim),
+    /// oldest first within each. A message changed meanwhile (cancelled,
+    /// replaced, claimed by another node) is skipped.
+    pub async fn claim_ready(
+        &self,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.claim_counted(now_ms, limit, limit, |_| true).await
+    }
+
+    /// [`RedisStore::claim_ready`], taking only the messages `keep`
+    /// accepts; the others stay in the ready queue, untouched, for another
+    /// node (one where their upstream is bound). Looks at up to four times
+    /// `limit` due messages, so a queue whose head belongs elsewhere does
+    /// not starve this node.
+    pub async fn claim_ready_where<F>(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        keep: F,
+    ) -> Result<Vec<MessageRecord>, StoreError>
+    where
+        F: Fn(&MessageRecord) -> bool,
+    {
+        self.claim_counted(now_ms, limit, limit.saturating_mul(4), keep)
+            .await
+    }
+
+    /// A claim, its round trips counted as [`Step::Claim`]; the claimed
+    /// records are kept (see `cache.rs`), so this node's next steps on
+    /// them need no read.
+    async fn claim_counted<F>(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        look_at: usize,
+        keep: F,
+    ) -> Result<Vec<MessageRecord>, StoreError>
+    where
+        F: Fn(&MessageRecord) -> bool,
+    {
+        let claim = self.claim_within(now_ms, limit, look_at, keep);
+        let claimed = STEP.scope(Step::Claim, claim).await?;
+        self.keep_claimed(&claimed)?;
+        Ok(claimed)
+    }
+
+    /// Keeps the records this node just claimed: its next steps on them
+    /// need no read.
+    fn keep_claimed(&self, claimed: &[MessageRecord]) -> Result<(), StoreError> {
+        for record in claimed {
+            // The octets the claim stored (postcard encodes one way).
+            self.cache.keep(record.clone(), encode(record)?);
+        }
+        Ok(())
+    }
+
+    async fn claim_within<F>(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        look_at: usize,
+        keep: F,
+    ) -> Result<Vec<MessageRecord>, StoreError>
+    where
+        F: Fn(&MessageRecord) -> bool,
+    {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let order = self.fair_order(now_ms, look_at).await?;
+        let mut by_shard: HashMap<u64, Vec<TernId>> = HashMap::new();
+        for (_, id) in &order {
+            by_shard.entry(id_shard(*id)).or_default().push(*id);
+        }
+        let mut found = HashMap::new();
+        for ids in by_shard.values() {
+            for (id, record) in ids.iter().zip(self.read_many(ids).await?) {
+                found.insert(*id, record);
+            }
+        }
+        // Per shard, one script: each group claims one message.
+        let mut calls: HashMap<u64, ShardClaim> = HashMap::new();
+        let mut kept = 0;
+        for (at, (client, id)) in order.iter().enumerate() {
+            let shard = id_shard(*id);
+            let m = member(*id);
+            let (call, candidates) = calls.entry(shard).or_default();
+            let mut group = Group::default();
+            let Some((raw, mut record)) = found.remove(id).flatten() else {
+                // An entry without a record: drop it.
+                group.zrem(self.layout.ready(client), &m);
+                call.push(group);
+                candidates.push(None);
+                continue;
+            };
+            if kept >= limit || !keep(&record) {
+                continue;
+            }
+            kept += 1;
+            record.state = State::InFlight;
+            record.updated_ms = now_ms;
+            group
+                .check_eq(self.layout.message(*id), raw)
+                .check_member(self.layout.ready(client), &m)
+                .zrem(self.layout.ready(client), &m)
+                .zadd(self.layout.in_flight(shard), u64::from(self.node), &m)
+                .set(self.layout.message(*id), encode(&record)?);
+            call.push(group);
+            candidates.push(Some((at, record)));
+        }
+        let mut claimed = Vec::new();
+        for (call, candidates) in calls.into_values() {
+            let applied = self.apply(&call).await?;
+            for (candidate, ok) in candidates.into_iter().zip(applied) {
+                if let (Some(candidate), true) = (candidate, ok) {
+                    claimed.push(candidate);
+                }
+            }
+        }
+        // In the fair order: the dispatcher starts the sends in it.
+        claimed.sort_by_key(|(at, _)| *at);
+        if let Some((at, _)) = claimed.first() {
+            let first = order.get(*at).map(|(client, _)| client.clone());
+            *self.last_first.lock().unwrap_or_else(|p| p.into_inner()) = first;
+        }
+        Ok(claimed.into_iter().map(|(_, record)| record).collect())
+    }
+
+    /// Up to `look_at` due ids, taken from the clients' queues in turn: one
+    /// from each client with ids due per round, the clients in name order
+    /// from the one after the last claim's first, each client's oldest
+    /// first.
+    async fn fair_order(
+        &self,
+        now_ms: u64,
+        look_at: usize,
+    ) -> Result<Vec<(String, TernId)>, StoreError> {
+        let mut queues: Vec<(String, VecDeque<TernId>)> = Vec::new();
+        for shard in 0..SHARDS {
+            let mut call = lua::READY_HEADS.key(self.layout.ready_clients(shard));
+            call.arg(self.layout.ready_prefix(shard))
+                .arg(now_ms)
+                .arg(look_at);
+            let mut conn = self.conn();
+            let heads: Vec<(String, Vec<Vec<u8>>)> = bounded(call.invoke_async(&mut conn)).await?;
+            for (client, members) in heads {
+                let ids = members.iter().filter_map(|m| parse_member(m)).collect();
+                queues.push((client, ids));
+            }
+        }
+        queues.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(last) = &*self.last_first.lock().unwrap_or_else(|p| p.into_inner()) {
+            let after = queues.partition_point(|(client, _)| client <= last);
+            queues.rotate_left(after);
+        }
+        let mut order = Vec::new();
+        while order.len() < look_at {
+            let mut took = false;
+            for (client, ids) in &mut queues {
+                if order.len() >= look_at {
+                    break;
+                }
+                if let Some(id) = ids.pop_front() {
+                    order.push((client.clone(), id));
+                    took = true;
+                }
+            }
+            if !took {
+                break;
+            }
+        }
+        Ok(order)
+    }
+
+    /// Moves the ids of the one ready queue of older stores
+    /// (`Layout::legacy_ready`) into their clients' queues, at their
+    /// place. Each id moves only if it is still there, so a repeat (or a
+    /// node doing the same) moves nothing twice; an id without a record
+    /// is dropped.
+    pub(super) async fn migrate_legacy_ready(&self) -> Result<usize, StoreError> {
+        let mut moved = 0;
+        for shard in 0..SHARDS {
+            let legacy = self.layout.legacy_ready(shard);
+            loop {
+                let batch: Vec<(Vec<u8>, f64)> = self
+                    .query(
+                        redis::cmd("ZRANGE")
+                            .arg(&legacy)
+                            .arg(0)
+                            .arg(LEGACY_BATCH - 1)
+                            .arg("WITHSCORES"),
+                    )
+                    .await?;
+                if batch.is_empty() {
+                    break;
+                }
+                let ids: Vec<TernId> = batch.iter().filter_map(|(m, _)| parse_member(m)).collect();
+                let mut records = ids.iter().copied().zip(self.read_many(&ids).await?);
+                let mut call = Apply::default();
+                for (m, at) in &batch {
+                    let m = String::from_utf8_lossy(m).into_owned();
+                    let mut group = Group::default();
+                    group
+                        .check_member(legacy.clone(), &m)
+                        .zrem(legacy.clone(), &m);
+                    let record = match parse_member(m.as_bytes()) {
+                        Some(_) => records.next().and_then(|(_, found)| found),
+                        None => None,
+                    };
+                    if let Some((_, record)) = record {
+                        self.enqueue(&mut group, &record.client, *at as u64, &m);
+                        moved += 1;
+                    }
+                    call.push(group);
+                }
+                self.apply(&call).await?;
+            }
+        }
+        Ok(moved)
+    }
+}
