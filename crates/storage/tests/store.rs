@@ -869,6 +869,35 @@ fn a_directory_that_is_not_a_store_is_refused_and_left_alone() {
     );
 }
 
+/// A first start killed after sled created its files but before Tern's
+/// format mark reached disk leaves a directory of sled's files with
+/// nothing in them to recover. The next start must finish creating the
+/// store: refusing it ("not a Tern message store") would leave a daemon
+/// that systemd restarts in vain until someone deletes the directory.
+#[tokio::test]
+async fn a_first_open_cut_short_is_finished_by_the_next_open() {
+    let dir = TempDir::new("cut-short");
+    drop(
+        ::sled::Config::new()
+            .path(&dir.0)
+            .open()
+            .expect("sled creates its files"),
+    );
+    // As killed before sled wrote a page: its files, empty.
+    for entry in std::fs::read_dir(&dir.0).expect("lists") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        match name.as_deref() {
+            Some("db") => std::fs::write(&path, b"").expect("empties db"),
+            Some(n) if n.starts_with("snap.") => std::fs::remove_file(&path).expect("removes"),
+            _ => {}
+        }
+    }
+    let store = open(&dir);
+    let accepted = store.accept(message("acme", 0), 0).await.expect("accepts");
+    assert!(store.get(accepted.id).expect("reads").is_some());
+}
+
 #[test]
 fn a_corrupt_store_is_an_error_naming_its_path() {
     let dir = TempDir::new("corrupt");

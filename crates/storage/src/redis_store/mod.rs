@@ -27,8 +27,8 @@ pub mod coord;
 mod inspect;
 pub mod layout;
 mod lua;
-mod writer;
 mod ready;
+mod writer;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -10,9 +10,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use super::conn::STEP;
 use super::layout::{client_shard, id_shard, member, parse_member, SHARDS};
 use super::lua::{self, Apply, Group};
-use super::conn::STEP;
 use super::{bounded, encode, RedisStore, Step, StoreError};
 use crate::id::TernId;
 use crate::record::{MessageRecord, State};

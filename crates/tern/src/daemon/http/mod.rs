@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::auth::Accounts;
-use super::DaemonError;
 use super::node::Node;
+use super::DaemonError;
 use crate::config::Config;
 
 /// Largest request body read, octets: a message of 254 destinations with
