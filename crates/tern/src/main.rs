@@ -47,8 +47,9 @@ enum Command {
         config: Option<std::path::PathBuf>,
         /// Once every listener is bound, write where to FILE, one line
         /// each: `client ADDRESS` per [[listener]] in order, then `admin
-        /// ADDRESS`. For a configuration with port 0 (any free port), as
-        /// the end-to-end tests use.
+        /// ADDRESS`, then `http ADDRESS` per [[http_listener]]. For a
+        /// configuration with port 0 (any free port), as the end-to-end
+        /// tests use.
         #[arg(long, value_name = "FILE")]
         listening_file: Option<std::path::PathBuf>,
     },

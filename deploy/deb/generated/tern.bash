@@ -327,13 +327,17 @@ _tern() {
             return 0
             ;;
         tern__subcmd__run)
-            opts="-h --config --help"
+            opts="-h --config --listening-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listening-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

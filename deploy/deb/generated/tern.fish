@@ -37,6 +37,7 @@ complete -c tern -n "__fish_tern_needs_command" -f -a "route-test" -d 'Which rou
 complete -c tern -n "__fish_tern_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tern -n "__fish_tern_using_subcommand decode" -s h -l help -d 'Print help'
 complete -c tern -n "__fish_tern_using_subcommand run" -l config -d 'The configuration file' -r -F
+complete -c tern -n "__fish_tern_using_subcommand run" -l listening-file -d 'Once every listener is bound, write where to FILE, one line each: `client ADDRESS` per [[listener]] in order, then `admin ADDRESS`, then `http ADDRESS` per [[http_listener]]. For a configuration with port 0 (any free port), as the end-to-end tests use' -r -F
 complete -c tern -n "__fish_tern_using_subcommand run" -s h -l help -d 'Print help'
 complete -c tern -n "__fish_tern_using_subcommand check-config" -l admin -d 'The running daemon\'s admin listener (default: the file\'s `[admin] address`, else 127.0.0.1:9775)' -r
 complete -c tern -n "__fish_tern_using_subcommand check-config" -l diff -d 'Also show what putting the file in force would change against the running daemon (accounts, upstreams, routes, and what needs a restart), asked at its admin listener; nothing is applied'
