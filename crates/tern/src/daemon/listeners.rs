@@ -120,6 +120,8 @@ address = "127.0.0.1:0"
 address = "127.0.0.1:0"
 [admin]
 address = "127.0.0.1:0"
+[[http_listener]]
+address = "127.0.0.1:0"
 [[client]]
 system_id = "acme"
 passwords = ["pw"]
@@ -145,8 +147,8 @@ upstreams = ["a"]
         listeners.check(&config).expect("matches its config");
         let text = listeners.describe();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3, "{text}");
-        for (line, kind) in lines.iter().zip(["client", "client", "admin"]) {
+        assert_eq!(lines.len(), 4, "{text}");
+        for (line, kind) in lines.iter().zip(["client", "client", "admin", "http"]) {
             let (said, address) = line.split_once(' ').expect("kind and address");
             assert_eq!(said, kind, "{text}");
             let address: SocketAddr = address.parse().expect("an address");
@@ -158,6 +160,19 @@ upstreams = ["a"]
     async fn sockets_that_do_not_match_the_config_are_refused() {
         let config = config();
         let mut listeners = Listeners::bind(&config).await.expect("binds");
+        let http = listeners.http.pop().expect("one HTTP socket");
+        let err = listeners.check(&config).expect_err("no HTTP socket");
+        assert!(
+            matches!(
+                err,
+                DaemonError::HttpListeners {
+                    configured: 1,
+                    given: 0
+                }
+            ),
+            "{err}"
+        );
+        listeners.http.push(http);
         listeners.clients.pop();
         let err = listeners
             .check(&config)
