@@ -19,7 +19,8 @@ use crate::record::{MessageRecord, State};
 
 /// One shard's claim script, and per group the message it claims (with
 /// its place in the fair order), or `None` for a stale entry's removal.
-type ShardClaim = (Apply, Vec<Option<(usize, MessageRecord)>>);
+/// With the record, the octets the claim stores (kept for the next step).
+type ShardClaim = (Apply, Vec<Option<(usize, MessageRecord, Vec<u8>)>>);
 
 /// Ids of the one legacy ready queue moved per script at recovery.
 const LEGACY_BATCH: usize = 1_000;
@@ -43,7 +44,8 @@ impl RedisStore {
         now_ms: u64,
         limit: usize,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        self.claim_counted(now_ms, limit, limit, |_| true).await
+        let claim = self.claim_within(now_ms, limit, limit, |_| true);
+        STEP.scope(Step::Claim, claim).await
     }
 
     /// [`RedisStore::claim_ready`], taking only the messages `keep`
@@ -60,39 +62,13 @@ impl RedisStore {
     where
         F: Fn(&MessageRecord) -> bool,
     {
-        self.claim_counted(now_ms, limit, limit.saturating_mul(4), keep)
-            .await
+        let claim = self.claim_within(now_ms, limit, limit.saturating_mul(4), keep);
+        STEP.scope(Step::Claim, claim).await
     }
 
-    /// A claim, its round trips counted as [`Step::Claim`]; the claimed
-    /// records are kept (see `cache.rs`), so this node's next steps on
-    /// them need no read.
-    async fn claim_counted<F>(
-        &self,
-        now_ms: u64,
-        limit: usize,
-        look_at: usize,
-        keep: F,
-    ) -> Result<Vec<MessageRecord>, StoreError>
-    where
-        F: Fn(&MessageRecord) -> bool,
-    {
-        let claim = self.claim_within(now_ms, limit, look_at, keep);
-        let claimed = STEP.scope(Step::Claim, claim).await?;
-        self.keep_claimed(&claimed)?;
-        Ok(claimed)
-    }
-
-    /// Keeps the records this node just claimed: its next steps on them
-    /// need no read.
-    fn keep_claimed(&self, claimed: &[MessageRecord]) -> Result<(), StoreError> {
-        for record in claimed {
-            // The octets the claim stored (postcard encodes one way).
-            self.cache.keep(record.clone(), encode(record)?);
-        }
-        Ok(())
-    }
-
+    /// The claim, its round trips counted as [`Step::Claim`]. The records
+    /// it claimed are kept as stored (see `cache.rs`): this node's next
+    /// steps on them need no read.
     async fn claim_within<F>(
         &self,
         now_ms: u64,
@@ -138,21 +114,23 @@ impl RedisStore {
             kept += 1;
             record.state = State::InFlight;
             record.updated_ms = now_ms;
+            let stored = encode(&record)?;
             group
                 .check_eq(self.layout.message(*id), raw)
                 .check_member(self.layout.ready(client), &m)
                 .zrem(self.layout.ready(client), &m)
                 .zadd(self.layout.in_flight(shard), u64::from(self.node), &m)
-                .set(self.layout.message(*id), encode(&record)?);
+                .set(self.layout.message(*id), stored.clone());
             call.push(group);
-            candidates.push(Some((at, record)));
+            candidates.push(Some((at, record, stored)));
         }
         let mut claimed = Vec::new();
         for (call, candidates) in calls.into_values() {
             let applied = self.apply(&call).await?;
             for (candidate, ok) in candidates.into_iter().zip(applied) {
-                if let (Some(candidate), true) = (candidate, ok) {
-                    claimed.push(candidate);
+                if let (Some((at, record, stored)), true) = (candidate, ok) {
+                    self.cache.keep(record.clone(), stored);
+                    claimed.push((at, record));
                 }
             }
         }

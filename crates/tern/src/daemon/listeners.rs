@@ -97,6 +97,23 @@ impl Listeners {
     }
 }
 
+/// `listener`'s TLS acceptor, its certificate and key read now, or `None`
+/// for plain TCP. Client and HTTP listeners load theirs alike; an error
+/// names the listener.
+pub(super) fn acceptor(
+    listener: &crate::config::Listener,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, DaemonError> {
+    let Some(tls) = &listener.tls else {
+        return Ok(None);
+    };
+    tls.load()
+        .map(Some)
+        .map_err(|source| DaemonError::ListenerTls {
+            address: listener.address,
+            source,
+        })
+}
+
 async fn bind(kind: &'static str, address: SocketAddr) -> Result<TcpListener, DaemonError> {
     TcpListener::bind(address)
         .await

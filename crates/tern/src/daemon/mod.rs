@@ -263,13 +263,7 @@ fn serve_clients(
     };
     let (sessions_tx, sessions) = mpsc::channel(64);
     for (listener, socket) in config.listeners.iter().zip(sockets) {
-        let tls = match &listener.tls {
-            Some(tls) => Some(tls.load().map_err(|source| DaemonError::ListenerTls {
-                address: listener.address,
-                source,
-            })?),
-            None => None,
-        };
+        let tls = listeners::acceptor(listener)?;
         let address = socket.local_addr().unwrap_or(listener.address);
         info!(%address, tls = tls.is_some(), "accepting clients");
         tokio::spawn(

@@ -63,13 +63,7 @@ pub async fn start(
     stop: CancellationToken,
 ) -> Result<(), DaemonError> {
     for (spec, socket) in config.http_listeners.iter().zip(sockets) {
-        let tls = match &spec.tls {
-            Some(tls) => Some(tls.load().map_err(|source| DaemonError::ListenerTls {
-                address: spec.address,
-                source,
-            })?),
-            None => None,
-        };
+        let tls = super::listeners::acceptor(spec)?;
         let address = socket.local_addr().unwrap_or(spec.address);
         info!(%address, tls = tls.is_some(), "accepting HTTP API clients");
         let state = HttpState {
