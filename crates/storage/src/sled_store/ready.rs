@@ -241,14 +241,6 @@ mod tests {
     use super::*;
     use crate::sled_store::{NewMessage, StoreOptions};
 
-    struct Dir(std::path::PathBuf);
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     fn message(client: &str, at: u64) -> NewMessage {
         NewMessage {
             client: client.to_owned(),
@@ -266,14 +258,14 @@ mod tests {
     /// they drain fairly and oldest first.
     #[tokio::test]
     async fn a_store_with_the_single_ready_queue_opens_with_every_message_in_its_client_queue() {
-        let dir = Dir(std::env::temp_dir().join(format!(
-            "tern-ready-legacy-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        )));
+        let temp = tempfile::Builder::new()
+            .prefix("tern-ready-legacy-")
+            .tempdir()
+            .expect("temp dir");
+        let path = temp.path().join("store");
         let mut ids = Vec::new();
         {
-            let (store, _) = SledStore::open(&dir.0, StoreOptions::default()).expect("opens");
+            let (store, _) = SledStore::open(&path, StoreOptions::default()).expect("opens");
             let mut legacy = Ops::default();
             for (n, client) in ["alpha", "alpha", "alpha", "bravo"].into_iter().enumerate() {
                 let at = n as u64;
@@ -286,7 +278,7 @@ mod tests {
             store.write(legacy).await.expect("write");
             assert_eq!(store.ready_len(), 0, "nothing in the new queues");
         }
-        let (store, _) = SledStore::open(&dir.0, StoreOptions::default()).expect("reopens");
+        let (store, _) = SledStore::open(&path, StoreOptions::default()).expect("reopens");
         assert_eq!(store.ready_len(), 4);
         assert!(store
             .sled_keys(&[keys::LEGACY_READY])
