@@ -92,7 +92,7 @@ pub async fn run(
                     "took over messages claimed by a node that left"
                 );
                 node.metrics.orphans_requeued(n);
-                node.dispatch.notify_one();
+                node.dispatch().wake();
             }
             Err(err) => warn!(%err, "looking for orphaned messages failed"),
         }

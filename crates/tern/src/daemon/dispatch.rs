@@ -9,10 +9,11 @@ use tern_router::engine::{concat_reference, AttemptReport, SendOutcome};
 use tern_router::receipt::{client_submit, ended_by_tern, stored_outcome, used_upstreams};
 use tern_router::{Canonical, Reason};
 use tern_storage::{now_ms, Attempt, MessageRecord, QueuedChange, StoreError};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, info_span, Instrument};
+use tracing::{info, info_span, warn, Instrument};
 
 use super::node::Node;
 use super::receipts::{queue_receipt, settle_held};
@@ -21,13 +22,63 @@ use super::transaction::{client_status, Verdict};
 /// Messages sent at once.
 const CONCURRENCY: usize = 256;
 
+/// How the other stages tell the dispatcher that a message may be due
+/// now (accepted, replaced, taken over from a node that left, a reload):
+/// it looks at once instead of at its next poll.
+#[derive(Debug, Clone, Default)]
+pub struct DispatchHandle(Arc<Notify>);
+
+impl DispatchHandle {
+    /// Wakes the dispatcher (one wake-up is kept if it is busy).
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The dispatch stage: the claiming loop and the sends it starts, all on
+/// its own tracker, so shutdown stops the claims first and then waits for
+/// the sends' upstream answers.
+#[derive(Debug)]
+pub struct Dispatch {
+    claimer: JoinHandle<()>,
+    sends: TaskTracker,
+}
+
+impl Dispatch {
+    /// Starts claiming due messages of `node` (woken by its
+    /// [`DispatchHandle`]) until `stop`.
+    pub fn start(node: Arc<Node>, stop: CancellationToken) -> Self {
+        let sends = TaskTracker::new();
+        let claimer = sends.spawn(run(node, stop, sends.clone()));
+        Self { claimer, sends }
+    }
+
+    /// Shutdown, second stage (after the `stop` given to [`Dispatch::start`]
+    /// was cancelled): waits for the claiming loop to end, so no send
+    /// starts after this, then up to `deadline` for the sends in flight to
+    /// get their upstream answers. One left unanswered is sent again at the
+    /// next start.
+    pub async fn drain(self, deadline: Duration) {
+        info!("waiting for sends in flight");
+        let _ = self.claimer.await;
+        self.sends.close();
+        let until = std::time::Instant::now() + deadline;
+        if tokio::time::timeout_at(until.into(), self.sends.wait())
+            .await
+            .is_err()
+        {
+            warn!("sends still unanswered after {deadline:?}; they will be sent again at the next start");
+        }
+    }
+}
+
 /// Claims and sends until `shutdown`; each send runs on `sends`, so
 /// shutdown can wait for the upstream answers of those in flight.
-pub async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracker) {
+async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracker) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     loop {
         tokio::select! {
-            () = node.dispatch.notified() => {}
+            () = node.dispatch().0.notified() => {}
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
             () = shutdown.cancelled() => return,
         }

@@ -208,7 +208,7 @@ async fn submit(
             super::crash::point("intake.after_accept");
             let status = match terms.transaction {
                 None => {
-                    node.dispatch.notify_one();
+                    node.dispatch().wake();
                     CommandStatus::Ok
                 }
                 Some(timeout) => transaction_status(node, accepted.id, timeout).await,
@@ -258,7 +258,7 @@ pub(super) async fn transaction_status(
     timeout: std::time::Duration,
 ) -> CommandStatus {
     let waiting = node.transactions.wait_for(id);
-    node.dispatch.notify_one();
+    node.dispatch().wake();
     let settled = || async {
         matches!(
             node.store.get(id).await,
@@ -519,7 +519,7 @@ async fn replace(node: &Node, account: &str, replace: &ReplaceSm) -> CommandStat
         Ok(QueuedChange::Done(_)) => {
             info!(%id, client = account, "replaced by the client");
             // A new schedule may make it due now.
-            node.dispatch.notify_one();
+            node.dispatch().wake();
             CommandStatus::Ok
         }
         Ok(_) => CommandStatus::ReplaceFailed,

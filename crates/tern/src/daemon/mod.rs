@@ -107,8 +107,7 @@ pub async fn run(
     let cluster_task = cluster.map(|cluster| spawn_cluster(&node, cluster, &cluster_stop, &fatal));
 
     let work_stop = CancellationToken::new();
-    let sends = TaskTracker::new();
-    let dispatcher = spawn_work(&node, inbound, &config, &work_stop, &sends);
+    let dispatch = spawn_work(&node, inbound, &config, &work_stop);
     let (server, mut sessions) = serve_clients(&config, client_sockets, accounts, &shutdown)?;
 
     let config = Arc::new(config);
@@ -158,7 +157,11 @@ pub async fn run(
     info!("shutting down: unbinding clients");
     notify::stopping();
     drain_clients(intake).await;
-    drain_sends(work_stop, dispatcher, sends).await;
+    // Shutdown, second stage: stop claiming messages (and the outbox, the
+    // MO sweep, the housekeeping), then let the sends in flight get their
+    // upstream answers.
+    work_stop.cancel();
+    dispatch.drain(DRAIN_DEADLINE).await;
     unbind_upstreams(&node, upstreams_stop).await;
     admin_stop.cancel();
     http_stop.cancel();
@@ -212,19 +215,17 @@ fn spawn_cluster(
     ))
 }
 
-/// Starts the node's work: receipts from upstreams, the dispatcher (whose
-/// sends join `sends`), the outbox, the MO sweep and the housekeeping.
-/// Returns the dispatcher, which shutdown waits for before it waits for the
-/// sends: no send starts after that.
+/// Starts the node's work: receipts from upstreams, the dispatch stage,
+/// the outbox, the MO sweep and the housekeeping. Returns the dispatch
+/// stage, which shutdown drains once `stop` is cancelled.
 fn spawn_work(
     node: &Arc<node::Node>,
     inbound: mpsc::Receiver<tern_router::upstream::UpstreamRequest>,
     config: &Config,
     stop: &CancellationToken,
-    sends: &TaskTracker,
-) -> JoinHandle<()> {
+) -> dispatch::Dispatch {
     tokio::spawn(receipts::run(node.clone(), inbound));
-    let dispatcher = tokio::spawn(dispatch::run(node.clone(), stop.clone(), sends.clone()));
+    let dispatcher = dispatch::Dispatch::start(node.clone(), stop.clone());
     tokio::spawn(outbox::run(node.clone(), stop.clone()));
     tokio::spawn(mo::sweep(node.clone(), stop.clone()));
     tokio::spawn(maintenance::run(
@@ -320,23 +321,6 @@ async fn drain_clients(intake: TaskTracker) {
         .is_err()
     {
         warn!("client sessions still open after {DRAIN_DEADLINE:?}; going on");
-    }
-}
-
-/// Shutdown, second stage: stop claiming messages, then wait up to
-/// [`DRAIN_DEADLINE`] for the sends in flight to get their upstream
-/// answers. One left unanswered is sent again at the next start.
-async fn drain_sends(stop: CancellationToken, dispatcher: JoinHandle<()>, sends: TaskTracker) {
-    info!("waiting for sends in flight");
-    stop.cancel();
-    let _ = dispatcher.await;
-    sends.close();
-    let deadline = Instant::now() + DRAIN_DEADLINE;
-    if tokio::time::timeout_at(deadline.into(), sends.wait())
-        .await
-        .is_err()
-    {
-        warn!("sends still unanswered after {DRAIN_DEADLINE:?}; they will be sent again at the next start");
     }
 }
 

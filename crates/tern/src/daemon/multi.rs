@@ -89,7 +89,7 @@ pub async fn submit_multi(
     };
     let mut sent = ids.len() as u64;
     match terms.transaction {
-        None => node.dispatch.notify_one(),
+        None => node.dispatch().wake(),
         Some(timeout) => {
             // Transaction mode: each destination's upstream answer, at
             // once; one refused upstream is listed like one refused here.

@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 use super::auth::Accounts;
 use super::cluster::Cluster;
+use super::dispatch::DispatchHandle;
 use super::transaction::Transactions;
 use crate::admin::Metrics;
 
@@ -96,8 +97,8 @@ pub struct Node {
     /// Receiving sessions bound since start: a new one ends the outbox's
     /// backoff (the client that failed may be back).
     pub receivers_bound: AtomicUsize,
-    /// Wakes the dispatcher when a message was accepted.
-    pub dispatch: Notify,
+    /// Wakes the dispatcher when a message may be due.
+    dispatch: DispatchHandle,
     /// Wakes the outbox when something is owed or a receiver bound.
     pub outbox: Notify,
     /// Clients whose outbox grew since the outbox last looked (shared
@@ -139,7 +140,7 @@ impl Node {
             clients: Mutex::default(),
             next_receiver: AtomicUsize::new(0),
             receivers_bound: AtomicUsize::new(0),
-            dispatch: Notify::new(),
+            dispatch: DispatchHandle::default(),
             outbox: Notify::new(),
             outbox_news: Mutex::default(),
             message_locks: (0..MESSAGE_LOCKS)
@@ -149,6 +150,11 @@ impl Node {
             cluster,
             transactions: Transactions::default(),
         })
+    }
+
+    /// Wakes the dispatch stage: a message may be due now.
+    pub fn dispatch(&self) -> &DispatchHandle {
+        &self.dispatch
     }
 
     /// Notes that `client`'s outbox has something new, and wakes the

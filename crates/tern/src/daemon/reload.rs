@@ -247,7 +247,7 @@ impl Reloader {
                     .set_inbound_window(self.server.window_for(&admission));
             }
         }
-        self.node.dispatch.notify_one();
+        self.node.dispatch().wake();
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
         Ok(changes)
     }

@@ -522,7 +522,7 @@ async fn store_one(
     if !accepted.duplicate {
         let status = match terms.transaction {
             None => {
-                node.dispatch.notify_one();
+                node.dispatch().wake();
                 CommandStatus::Ok
             }
             Some(timeout) => transaction_status(node, accepted.id, timeout).await,
