@@ -160,7 +160,7 @@ pub async fn outbox_events(node: Arc<Node>, cluster: Cluster, shutdown: Cancella
             event = events.recv() => match event {
                 Some(client) => {
                     if !node.receivers(&client).is_empty() {
-                        node.outbox_news(&client);
+                        node.outbox().news(&client);
                     }
                 }
                 None => return,

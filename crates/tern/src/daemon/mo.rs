@@ -91,7 +91,7 @@ pub async fn receive(
     }
     let item = outbox_item(for_client(sm));
     node.store.outbox_push(client, &item).await?;
-    node.outbox_news(client);
+    node.outbox().news(client);
     Ok(CommandStatus::Ok)
 }
 
@@ -220,7 +220,7 @@ async fn release(node: &Node, group: &MoGroup) -> Result<(), StoreError> {
         .mo_group_release(group, |held| deliveries(&routing, held))
         .await?;
     if released {
-        node.outbox_news(&group.client);
+        node.outbox().news(&group.client);
     }
     Ok(())
 }

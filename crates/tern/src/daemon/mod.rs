@@ -62,6 +62,10 @@ use crate::notify;
 /// then sends to be answered upstream.
 const DRAIN_DEADLINE: Duration = upstreams::DRAIN_DEADLINE;
 
+/// How long shutdown waits, at its end, for what is left of the stages'
+/// tasks (acknowledgements of deliveries answered while it ran).
+const LEFTOVERS: Duration = Duration::from_secs(2);
+
 /// Runs a node with `config` on `listeners` (bound from the same config,
 /// see [`Listeners::bind`]) until `shutdown`.
 pub async fn run(
@@ -107,7 +111,7 @@ pub async fn run(
     let cluster_task = cluster.map(|cluster| spawn_cluster(&node, cluster, &cluster_stop, &fatal));
 
     let work_stop = CancellationToken::new();
-    let dispatch = spawn_work(&node, inbound, &config, &work_stop);
+    let stages = spawn_work(&node, inbound, &config, &work_stop);
     let (server, mut sessions) = serve_clients(&config, client_sockets, accounts, &shutdown)?;
 
     let config = Arc::new(config);
@@ -161,7 +165,7 @@ pub async fn run(
     // MO sweep, the housekeeping), then let the sends in flight get their
     // upstream answers.
     work_stop.cancel();
-    dispatch.drain(DRAIN_DEADLINE).await;
+    stages.dispatch.drain(DRAIN_DEADLINE).await;
     unbind_upstreams(&node, upstreams_stop).await;
     admin_stop.cancel();
     http_stop.cancel();
@@ -178,6 +182,8 @@ pub async fn run(
         let _ = task.await;
     }
     simulators.stop();
+    // Deliveries answered during shutdown: their acknowledgements.
+    stages.outbox.finished(LEFTOVERS).await;
     if fatal.is_cancelled() {
         return Err(DaemonError::LostMembership {
             node: config.node_id,
@@ -215,18 +221,25 @@ fn spawn_cluster(
     ))
 }
 
+/// The stages that own tasks of their own, for shutdown to drain in
+/// order.
+struct Stages {
+    dispatch: dispatch::Dispatch,
+    outbox: outbox::Outbox,
+}
+
 /// Starts the node's work: receipts from upstreams, the dispatch stage,
-/// the outbox, the MO sweep and the housekeeping. Returns the dispatch
-/// stage, which shutdown drains once `stop` is cancelled.
+/// the outbox, the MO sweep and the housekeeping, all until `stop`
+/// (receipts aside). Returns the stages shutdown drains.
 fn spawn_work(
     node: &Arc<node::Node>,
     inbound: mpsc::Receiver<tern_router::upstream::UpstreamRequest>,
     config: &Config,
     stop: &CancellationToken,
-) -> dispatch::Dispatch {
+) -> Stages {
     tokio::spawn(receipts::run(node.clone(), inbound));
-    let dispatcher = dispatch::Dispatch::start(node.clone(), stop.clone());
-    tokio::spawn(outbox::run(node.clone(), stop.clone()));
+    let dispatch = dispatch::Dispatch::start(node.clone(), stop.clone());
+    let outbox = outbox::Outbox::start(node.clone(), stop.clone());
     tokio::spawn(mo::sweep(node.clone(), stop.clone()));
     tokio::spawn(maintenance::run(
         node.clone(),
@@ -237,7 +250,7 @@ fn spawn_work(
         },
         stop.clone(),
     ));
-    dispatcher
+    Stages { dispatch, outbox }
 }
 
 /// Serves SMPP on every client listener (`sockets`, in the order of

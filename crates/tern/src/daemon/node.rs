@@ -16,11 +16,11 @@ use tern_router::Profile;
 use tern_session::BindType;
 use tern_session::SessionHandle;
 use tern_storage::Store;
-use tokio::sync::Notify;
 
 use super::auth::Accounts;
 use super::cluster::Cluster;
 use super::dispatch::DispatchHandle;
+use super::outbox::OutboxHandle;
 use super::transaction::Transactions;
 use crate::admin::Metrics;
 
@@ -94,16 +94,10 @@ pub struct Node {
     clients: Mutex<Vec<ClientSession>>,
     /// Round-robin position among an account's receivers.
     next_receiver: AtomicUsize,
-    /// Receiving sessions bound since start: a new one ends the outbox's
-    /// backoff (the client that failed may be back).
-    pub receivers_bound: AtomicUsize,
     /// Wakes the dispatcher when a message may be due.
     dispatch: DispatchHandle,
-    /// Wakes the outbox when something is owed or a receiver bound.
-    pub outbox: Notify,
-    /// Clients whose outbox grew since the outbox last looked (shared
-    /// store: named by the other nodes' notifications).
-    outbox_news: Mutex<std::collections::HashSet<String>>,
+    /// Tells the outbox that something is owed or a receiver bound.
+    outbox: OutboxHandle,
     /// Striped locks: one task at a time updates a given message (the
     /// store's rule), e.g. when receipts for two parts arrive together.
     message_locks: Vec<tokio::sync::Mutex<()>>,
@@ -139,10 +133,8 @@ impl Node {
             accounts,
             clients: Mutex::default(),
             next_receiver: AtomicUsize::new(0),
-            receivers_bound: AtomicUsize::new(0),
             dispatch: DispatchHandle::default(),
-            outbox: Notify::new(),
-            outbox_news: Mutex::default(),
+            outbox: OutboxHandle::default(),
             message_locks: (0..MESSAGE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -157,22 +149,9 @@ impl Node {
         &self.dispatch
     }
 
-    /// Notes that `client`'s outbox has something new, and wakes the
-    /// outbox.
-    pub fn outbox_news(&self, client: &str) {
-        self.outbox_news
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(client.to_owned());
-        self.outbox.notify_one();
-    }
-
-    /// The clients noted by [`Node::outbox_news`] since the last call.
-    pub fn take_outbox_news(&self) -> Vec<String> {
-        let mut news = self.outbox_news.lock().unwrap_or_else(|p| p.into_inner());
-        let mut clients: Vec<String> = news.drain().collect();
-        clients.sort();
-        clients
+    /// Tells the outbox stage that a client is owed something new.
+    pub fn outbox(&self) -> &OutboxHandle {
+        &self.outbox
     }
 
     /// How `client` is shown Tern's ids now (hex for an account a reload
@@ -319,8 +298,7 @@ impl Node {
         clients.push(session);
         drop(clients);
         if receives {
-            self.receivers_bound.fetch_add(1, Ordering::Relaxed);
-            self.outbox_news(&account);
+            self.outbox.receiver_bound(&account);
         }
     }
 

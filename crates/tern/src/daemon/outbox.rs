@@ -22,8 +22,8 @@
 //! client gets those items again at the next start (at least once).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -32,7 +32,9 @@ use futures::{FutureExt, StreamExt};
 use tern_codec::Pdu;
 use tern_session::RequestError;
 use tern_storage::OutboxItem;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::cluster::Cluster;
@@ -109,11 +111,76 @@ type AckWrites = FuturesUnordered<BoxFuture<'static, AckWritten>>;
 /// order the items were stored (its window's permits are taken in turn).
 type Deliveries = FuturesUnordered<BoxFuture<'static, Delivered>>;
 
+/// How the other stages tell the outbox that a client is owed something
+/// new (a receipt or MO stored, here or, on a shared store, by another
+/// node) or that a receiving session bound: it looks at that client at
+/// once instead of at its next listing.
+#[derive(Debug, Default)]
+pub struct OutboxHandle {
+    /// Clients with news since the outbox last looked.
+    news: Mutex<HashSet<String>>,
+    wake: Notify,
+    /// Receiving sessions bound since start: a new one ends the outbox's
+    /// backoff (the client that failed may be back).
+    receivers_bound: AtomicUsize,
+}
+
+impl OutboxHandle {
+    /// Notes that `client`'s outbox has something new, and wakes the
+    /// outbox.
+    pub fn news(&self, client: &str) {
+        self.news
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(client.to_owned());
+        self.wake.notify_one();
+    }
+
+    /// A receiving session of `client` bound: its outbox is read again,
+    /// and every client's backoff ends.
+    pub fn receiver_bound(&self, client: &str) {
+        self.receivers_bound.fetch_add(1, Ordering::Relaxed);
+        self.news(client);
+    }
+
+    /// The clients noted by [`OutboxHandle::news`] since the last call.
+    fn take_news(&self) -> Vec<String> {
+        let mut news = self.news.lock().unwrap_or_else(|p| p.into_inner());
+        let mut clients: Vec<String> = news.drain().collect();
+        clients.sort();
+        clients
+    }
+}
+
+/// The outbox stage: its loop and, after shutdown, the task that
+/// acknowledges the deliveries still out, on one tracker it owns.
+#[derive(Debug)]
+pub struct Outbox {
+    tasks: TaskTracker,
+}
+
+impl Outbox {
+    /// Delivers what `node`'s clients are owed (woken by its
+    /// [`OutboxHandle`]) until `stop`.
+    pub fn start(node: Arc<Node>, stop: CancellationToken) -> Self {
+        let tasks = TaskTracker::new();
+        tasks.spawn(run(node, stop, tasks.clone()));
+        Self { tasks }
+    }
+
+    /// Waits up to `deadline` (after `stop`) for the acknowledgements of
+    /// deliveries answered during shutdown to be written; what is left
+    /// unwritten is delivered again at the next start.
+    pub async fn finished(self, deadline: Duration) {
+        self.tasks.close();
+        let _ = tokio::time::timeout(deadline, self.tasks.wait()).await;
+    }
+}
+
 /// Runs until `shutdown`. Deliveries already out then go on in a task of
-/// their own while the process lives (an answered one is still
-/// acknowledged); an item whose answer never came stays in the outbox for
-/// the next start.
-pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
+/// their own on `tasks` (an answered one is still acknowledged); an item
+/// whose answer never came stays in the outbox for the next start.
+async fn run(node: Arc<Node>, shutdown: CancellationToken, tasks: TaskTracker) {
     let mut clients: HashMap<String, Client> = HashMap::new();
     let mut deliveries = Deliveries::new();
     let mut acks = AckWrites::new();
@@ -124,7 +191,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
     loop {
         if again.is_empty() {
             tokio::select! {
-                () = node.outbox.notified() => {}
+                () = node.outbox().wake.notified() => {}
                 Some(done) = deliveries.next(), if !deliveries.is_empty() => {
                     ended(&mut clients, done);
                 }
@@ -162,7 +229,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
             written(&mut clients, &mut again, done);
         }
         write_acks(&node, &mut clients, &mut acks);
-        let receivers = node.receivers_bound.load(Ordering::Relaxed);
+        let receivers = node.outbox().receivers_bound.load(Ordering::Relaxed);
         if receivers != receivers_seen {
             // A session bound to receive: whoever failed may take it now.
             receivers_seen = receivers;
@@ -175,7 +242,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
         // otherwise those with news, room, or a read from the oldest due.
         let full = last_full.is_none_or(|at| at.elapsed() >= FULL_SCAN);
         let now = Instant::now();
-        let mut look: HashSet<String> = node.take_outbox_news().into_iter().collect();
+        let mut look: HashSet<String> = node.outbox().take_news().into_iter().collect();
         for name in &look {
             let client = clients.entry(name.clone()).or_default();
             client.rescan_at.get_or_insert(now + RESCAN);
@@ -209,7 +276,7 @@ pub async fn run(node: Arc<Node>, shutdown: CancellationToken) {
             }
         }
     }
-    tokio::spawn(finish(node, clients, deliveries, acks));
+    tasks.spawn(finish(node, clients, deliveries, acks));
 }
 
 /// After shutdown: writes the acknowledgements gathered or being written,

@@ -284,7 +284,7 @@ pub async fn queue_receipt(
 /// and decode of the whole record per receipt a client took: 5.9 % of
 /// the runtime workers' samples at 4 sessions x window 100.)
 fn queued_for_client(node: &Node, record: &MessageRecord, now: u64) {
-    node.outbox_news(&record.client);
+    node.outbox().news(&record.client);
     let waited = now.saturating_sub(record.accepted_ms);
     node.metrics
         .observe_receipt(std::time::Duration::from_millis(waited));
