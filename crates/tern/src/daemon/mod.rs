@@ -62,8 +62,9 @@ use crate::notify;
 /// then sends to be answered upstream.
 const DRAIN_DEADLINE: Duration = upstreams::DRAIN_DEADLINE;
 
-/// How long shutdown waits, at its end, for what is left of the stages'
-/// tasks (acknowledgements of deliveries answered while it ran).
+/// How long shutdown waits for the receipts being stored once the
+/// upstreams unbound, and at its end for what is left of the stages' tasks
+/// (acknowledgements of deliveries answered while it ran).
 const LEFTOVERS: Duration = Duration::from_secs(2);
 
 /// Runs a node with `config` on `listeners` (bound from the same config,
@@ -167,6 +168,7 @@ pub async fn run(
     work_stop.cancel();
     stages.dispatch.drain(DRAIN_DEADLINE).await;
     unbind_upstreams(&node, upstreams_stop).await;
+    stages.receipts.drain(LEFTOVERS).await;
     admin_stop.cancel();
     http_stop.cancel();
     node.store
@@ -224,20 +226,21 @@ fn spawn_cluster(
 /// The stages that own tasks of their own, for shutdown to drain in
 /// order.
 struct Stages {
+    receipts: receipts::Receipts,
     dispatch: dispatch::Dispatch,
     outbox: outbox::Outbox,
 }
 
 /// Starts the node's work: receipts from upstreams, the dispatch stage,
-/// the outbox, the MO sweep and the housekeeping, all until `stop`
-/// (receipts aside). Returns the stages shutdown drains.
+/// the outbox, the MO sweep and the housekeeping, all but receipts until
+/// `stop`. Returns the stages shutdown drains.
 fn spawn_work(
     node: &Arc<node::Node>,
     inbound: mpsc::Receiver<tern_router::upstream::UpstreamRequest>,
     config: &Config,
     stop: &CancellationToken,
 ) -> Stages {
-    tokio::spawn(receipts::run(node.clone(), inbound));
+    let receipts = receipts::Receipts::start(node.clone(), inbound);
     let dispatch = dispatch::Dispatch::start(node.clone(), stop.clone());
     let outbox = outbox::Outbox::start(node.clone(), stop.clone());
     tokio::spawn(mo::sweep(node.clone(), stop.clone()));
@@ -250,7 +253,11 @@ fn spawn_work(
         },
         stop.clone(),
     ));
-    Stages { dispatch, outbox }
+    Stages {
+        receipts,
+        dispatch,
+        outbox,
+    }
 }
 
 /// Serves SMPP on every client listener (`sockets`, in the order of

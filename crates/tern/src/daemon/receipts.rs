@@ -20,15 +20,63 @@ use tern_storage::{
     now_ms, MessageRecord, ReceiptUpdate, State, StoreError, TernId, UnmatchedReceipt,
 };
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use super::node::Node;
 
-/// Handles upstream requests until the channel closes.
-pub async fn run(node: Arc<Node>, mut inbound: mpsc::Receiver<UpstreamRequest>) {
-    while let Some(UpstreamRequest { upstream, request }) = inbound.recv().await {
+/// The receipts stage: the loop reading what upstreams send and the task
+/// handling each request, on one tracker it owns.
+#[derive(Debug)]
+pub struct Receipts {
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Receipts {
+    /// Handles the requests upstreams send on `inbound` (receipts and MO)
+    /// until [`Receipts::drain`].
+    pub fn start(node: Arc<Node>, inbound: mpsc::Receiver<UpstreamRequest>) -> Self {
+        let (stop, tasks) = (CancellationToken::new(), TaskTracker::new());
+        tasks.spawn(run(node, inbound, stop.clone(), tasks.clone()));
+        Self { stop, tasks }
+    }
+
+    /// Shutdown, after the upstreams unbound (nothing more comes): stops
+    /// reading, and waits up to `deadline` for the requests being handled
+    /// to be stored, before the store's final flush. One cut short was not
+    /// acknowledged, so its upstream sends it again.
+    pub async fn drain(self, deadline: std::time::Duration) {
+        self.stop.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(deadline, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("upstream requests still being handled after {deadline:?}; going on");
+        }
+    }
+}
+
+/// Handles upstream requests until the channel closes or `stop`; each on
+/// `tasks`.
+async fn run(
+    node: Arc<Node>,
+    mut inbound: mpsc::Receiver<UpstreamRequest>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let received = tokio::select! {
+            received = inbound.recv() => received,
+            () = stop.cancelled() => None,
+        };
+        let Some(UpstreamRequest { upstream, request }) = received else {
+            return;
+        };
         let node = node.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             // Boxed: the task holds a pointer, not the whole handling
             // (lookups, the record, the store write), which tokio would
             // copy into the task and again when it ends.
