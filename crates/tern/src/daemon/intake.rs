@@ -28,9 +28,48 @@ use super::node::{ClientSession, Node};
 use super::receipts::queue_receipt;
 use super::transaction::Verdict;
 
+/// The intake stage: every bound client session and the submits it
+/// stores, on one tracker it owns.
+#[derive(Debug)]
+pub struct Intake {
+    node: Arc<Node>,
+    tasks: TaskTracker,
+}
+
+impl Intake {
+    /// Intake into `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self {
+            node,
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// Serves a session that bound, until it ends.
+    pub fn serve(&self, bound: BoundSession) {
+        let tasks = self.tasks.clone();
+        self.tasks
+            .spawn(serve_client(self.node.clone(), bound, tasks));
+    }
+
+    /// Shutdown, first stage: the listeners unbind every client session;
+    /// each session's submits finish storing and are answered before its
+    /// task ends. Waits up to `deadline` for them.
+    pub async fn drain(self, deadline: std::time::Duration) {
+        let until = std::time::Instant::now() + deadline;
+        self.tasks.close();
+        if tokio::time::timeout_at(until.into(), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("client sessions still open after {deadline:?}; going on");
+        }
+    }
+}
+
 /// Serves one bound client session until it ends; its submits run on
 /// `tasks`, so shutdown can wait until each is stored and answered.
-pub async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskTracker) {
+async fn serve_client(node: Arc<Node>, mut bound: BoundSession, tasks: TaskTracker) {
     // Held MO parts go out at their deadline from now on (see `mo`).
     node.add_client(ClientSession {
         account: bound.account.clone(),

@@ -46,7 +46,6 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use auth::Accounts;
@@ -145,12 +144,10 @@ pub async fn run(
     spawn_watchdog(&node);
     notify::ready("serving");
 
-    let intake = TaskTracker::new();
+    let intake = intake::Intake::new(node.clone());
     loop {
         tokio::select! {
-            Some(bound) = sessions.recv() => {
-                intake.spawn(intake::serve_client(node.clone(), bound, intake.clone()));
-            }
+            Some(bound) = sessions.recv() => intake.serve(bound),
             () = shutdown.cancelled() => break,
             () = fatal.cancelled() => {
                 shutdown.cancel();
@@ -161,7 +158,7 @@ pub async fn run(
 
     info!("shutting down: unbinding clients");
     notify::stopping();
-    drain_clients(intake).await;
+    intake.drain(DRAIN_DEADLINE).await;
     // Shutdown, second stage: stop claiming messages (and the outbox, the
     // MO sweep, the housekeeping), then let the sends in flight get their
     // upstream answers.
@@ -328,20 +325,6 @@ fn spawn_watchdog(node: &Arc<node::Node>) {
                 .is_ok()
         }
     }));
-}
-
-/// Shutdown, first stage: the listeners unbind every client session on
-/// `shutdown`; each session's submits finish storing and are answered
-/// before its task ends. Waits up to [`DRAIN_DEADLINE`] for them.
-async fn drain_clients(intake: TaskTracker) {
-    let deadline = Instant::now() + DRAIN_DEADLINE;
-    intake.close();
-    if tokio::time::timeout_at(deadline.into(), intake.wait())
-        .await
-        .is_err()
-    {
-        warn!("client sessions still open after {DRAIN_DEADLINE:?}; going on");
-    }
 }
 
 /// Shutdown, third stage: unbind the upstreams, waiting up to two seconds
