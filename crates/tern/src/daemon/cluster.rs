@@ -19,6 +19,7 @@ use tern_router::upstream::{GateFuture, SlotGate};
 use tern_storage::redis_store::coord::Coordinator;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use super::node::Node;
@@ -178,15 +179,18 @@ pub async fn outbox_events(node: Arc<Node>, cluster: Cluster, shutdown: Cancella
 #[derive(Debug)]
 pub struct LeaseGate {
     cluster: Cluster,
+    /// Where the renewal of each slot held runs.
+    tasks: TaskTracker,
     /// Renewal of each slot held here, stopped by `release`.
     renewals: Mutex<HashMap<String, CancellationToken>>,
 }
 
 impl LeaseGate {
-    /// Slots as leases of `cluster`.
-    pub fn new(cluster: Cluster) -> Self {
+    /// Slots as leases of `cluster`; their renewals run on `tasks`.
+    pub fn new(cluster: Cluster, tasks: TaskTracker) -> Self {
         Self {
             cluster,
+            tasks,
             renewals: Mutex::default(),
         }
     }
@@ -207,6 +211,7 @@ impl SlotGate for LeaseGate {
         let cluster = self.cluster.clone();
         let ttl = cluster.lease_ttl;
         let renewal = CancellationToken::new();
+        let tasks = self.tasks.clone();
         self.renewals
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -227,7 +232,7 @@ impl SlotGate for LeaseGate {
                 }
             }
             let lost = CancellationToken::new();
-            tokio::spawn(keep(cluster, lease, renewal, lost.clone()));
+            tasks.spawn(keep(cluster, lease, renewal, lost.clone()));
             Some(lost)
         })
     }

@@ -46,6 +46,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 pub use auth::Accounts;
@@ -84,8 +85,12 @@ pub async fn run(
 
     let metrics = Arc::new(Metrics::new());
     let (store, cluster) = open_store(&config, &metrics).await?;
+    // Every task of the node that no stage owns (listeners, reloads, the
+    // cluster's leases, the watchdog); shutdown waits for them last.
+    let tasks = TaskTracker::new();
     let gate = cluster.clone().map(|c| {
-        let gate: Arc<dyn tern_router::upstream::SlotGate> = Arc::new(cluster::LeaseGate::new(c));
+        let gate: Arc<dyn tern_router::upstream::SlotGate> =
+            Arc::new(cluster::LeaseGate::new(c, tasks.clone()));
         gate
     });
 
@@ -93,7 +98,8 @@ pub async fn run(
     // Upstreams stop last, on their own token: sends in flight at shutdown
     // still get their answers.
     let upstreams_stop = CancellationToken::new();
-    let mut upstream_set = upstreams::UpstreamSet::new(inbound_tx, upstreams_stop.clone(), gate);
+    let mut upstream_set =
+        upstreams::UpstreamSet::new(inbound_tx, upstreams_stop.clone(), gate, tasks.clone());
     let (running, _) = upstream_set.apply(&config.upstreams)?;
     let routing = reload::routing_for(&config, running)?;
     let accounts = Accounts::new(config.clients.clone()).counting(metrics.clone());
@@ -103,6 +109,7 @@ pub async fn run(
         accounts.clone(),
         metrics.clone(),
         cluster.clone(),
+        tasks.clone(),
     );
     // Cancelled when this node can no longer be sure of its membership in
     // a shared store: it stops as on SIGTERM, and exits with an error.
@@ -112,7 +119,8 @@ pub async fn run(
 
     let work_stop = CancellationToken::new();
     let stages = spawn_work(&node, inbound, &config, &work_stop);
-    let (server, mut sessions) = serve_clients(&config, client_sockets, accounts, &shutdown)?;
+    let (server, mut sessions) =
+        serve_clients(&config, client_sockets, accounts, &shutdown, &tasks)?;
 
     let config = Arc::new(config);
     let reloader = Arc::new(Reloader::new(
@@ -125,7 +133,8 @@ pub async fn run(
     if let Some(socket) = admin_socket {
         let source = Arc::new(admin::Source::new(node.clone(), reloader.clone()));
         let token = config.admin_token.as_ref().map(|t| t.expose().to_owned());
-        serve_admin(socket, metrics.clone(), source, token, admin_stop.clone());
+        let stop = admin_stop.clone();
+        serve_admin(socket, metrics.clone(), source, token, stop, &tasks);
     }
     // The HTTP API answers until the node drained; submits get 503 from
     // the moment shutdown starts.
@@ -139,9 +148,10 @@ pub async fn run(
         http_stop.clone(),
     )
     .await?;
-    tokio::spawn(reload::on_sighup(reloader.clone(), shutdown.clone()));
-    tokio::spawn(reload::watch_file(reloader.clone(), shutdown.clone()));
-    spawn_watchdog(&node);
+    tasks.spawn(reload::on_sighup(reloader.clone(), shutdown.clone()));
+    tasks.spawn(reload::watch_file(reloader.clone(), shutdown.clone()));
+    let watchdog_stop = CancellationToken::new();
+    spawn_watchdog(&node, &watchdog_stop);
     notify::ready("serving");
 
     let intake = intake::Intake::new(node.clone());
@@ -181,8 +191,14 @@ pub async fn run(
         let _ = task.await;
     }
     simulators.stop();
-    // Deliveries answered during shutdown: their acknowledgements.
+    // Deliveries answered during shutdown: their acknowledgements; then
+    // what is left of the other tasks.
     stages.outbox.finished(LEFTOVERS).await;
+    watchdog_stop.cancel();
+    tasks.close();
+    if tokio::time::timeout(LEFTOVERS, tasks.wait()).await.is_err() {
+        warn!("tasks still running after {LEFTOVERS:?} at the end of shutdown; going on");
+    }
     if fatal.is_cancelled() {
         return Err(DaemonError::LostMembership {
             node: config.node_id,
@@ -202,17 +218,18 @@ fn spawn_cluster(
     stop: &CancellationToken,
     fatal: &CancellationToken,
 ) -> JoinHandle<()> {
-    tokio::spawn(cluster::outbox_events(
+    let tasks = node.tasks();
+    tasks.spawn(cluster::outbox_events(
         node.clone(),
         cluster.clone(),
         stop.clone(),
     ));
-    tokio::spawn(cluster::watch_binds(
+    tasks.spawn(cluster::watch_binds(
         node.clone(),
         cluster.clone(),
         stop.clone(),
     ));
-    tokio::spawn(cluster::run(
+    tasks.spawn(cluster::run(
         node.clone(),
         cluster,
         stop.clone(),
@@ -240,8 +257,8 @@ fn spawn_work(
     let receipts = receipts::Receipts::start(node.clone(), inbound);
     let dispatch = dispatch::Dispatch::start(node.clone(), stop.clone());
     let outbox = outbox::Outbox::start(node.clone(), stop.clone());
-    tokio::spawn(mo::sweep(node.clone(), stop.clone()));
-    tokio::spawn(maintenance::run(
+    node.tasks().spawn(mo::sweep(node.clone(), stop.clone()));
+    node.tasks().spawn(maintenance::run(
         node.clone(),
         maintenance::Ages {
             retention: config.retention,
@@ -265,6 +282,7 @@ fn serve_clients(
     sockets: Vec<TcpListener>,
     accounts: Accounts,
     shutdown: &CancellationToken,
+    tasks: &TaskTracker,
 ) -> Result<(Arc<SmscServer<Accounts>>, mpsc::Receiver<BoundSession>), DaemonError> {
     let smsc = SmscConfig {
         system_id: config.system_id.clone(),
@@ -284,7 +302,7 @@ fn serve_clients(
         let tls = listeners::acceptor(listener)?;
         let address = socket.local_addr().unwrap_or(listener.address);
         info!(%address, tls = tls.is_some(), "accepting clients");
-        tokio::spawn(
+        tasks.spawn(
             server
                 .clone()
                 .serve(socket, tls, sessions_tx.clone(), shutdown.clone()),
@@ -301,11 +319,12 @@ fn serve_admin(
     source: Arc<admin::Source>,
     token: Option<String>,
     stop: CancellationToken,
+    tasks: &TaskTracker,
 ) {
     if let Ok(address) = socket.local_addr() {
         info!(%address, "admin listener (metrics, health, JSON)");
     }
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         if let Err(err) = crate::admin::serve_guarded(socket, metrics, source, token, stop).await {
             warn!(%err, "admin listener failed");
         }
@@ -313,18 +332,25 @@ fn serve_admin(
 }
 
 /// Feeds systemd's watchdog while the runtime runs this task in time and
-/// the store answers, so a wedged node is restarted.
-fn spawn_watchdog(node: &Arc<node::Node>) {
-    let node = node.clone();
-    tokio::spawn(notify::watchdog(move || {
-        let node = node.clone();
+/// the store answers, so a wedged node is restarted; through shutdown,
+/// until `stop`.
+fn spawn_watchdog(node: &Arc<node::Node>, stop: &CancellationToken) {
+    let (watched, stop) = (node.clone(), stop.clone());
+    let watchdog = notify::watchdog(move || {
+        let node = watched.clone();
         async move {
             node.store
                 .get(tern_storage::TernId::from_u64(0))
                 .await
                 .is_ok()
         }
-    }));
+    });
+    node.tasks().spawn(async move {
+        tokio::select! {
+            () = watchdog => {}
+            () = stop.cancelled() => {}
+        }
+    });
 }
 
 /// Shutdown, third stage: unbind the upstreams, waiting up to two seconds

@@ -16,6 +16,7 @@ use tern_router::Profile;
 use tern_session::BindType;
 use tern_session::SessionHandle;
 use tern_storage::Store;
+use tokio_util::task::TaskTracker;
 
 use super::auth::Accounts;
 use super::cluster::Cluster;
@@ -68,6 +69,7 @@ pub struct ClientSession {
 pub struct MessageGuard<'a> {
     _local: tokio::sync::MutexGuard<'a, ()>,
     lease: Option<(Cluster, String)>,
+    tasks: &'a TaskTracker,
 }
 
 impl Drop for MessageGuard<'_> {
@@ -75,7 +77,7 @@ impl Drop for MessageGuard<'_> {
         if let Some((cluster, name)) = self.lease.take() {
             // Drop cannot wait: release in the background; until then the
             // lease only makes another node's task wait a few ms more.
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 let _ = cluster.coordinator.release(&name).await;
             });
         }
@@ -107,6 +109,8 @@ pub struct Node {
     pub cluster: Option<Cluster>,
     /// Submits of transaction-mode clients waiting for their upstream.
     pub transactions: Transactions,
+    /// The node's tasks that belong to no stage.
+    tasks: TaskTracker,
 }
 
 /// An account's terms for one submit (see [`Node::submit_terms`]).
@@ -126,6 +130,7 @@ impl Node {
         accounts: Accounts,
         metrics: Arc<Metrics>,
         cluster: Option<Cluster>,
+        tasks: TaskTracker,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -141,7 +146,14 @@ impl Node {
             metrics,
             cluster,
             transactions: Transactions::default(),
+            tasks,
         })
+    }
+
+    /// Where a task that belongs to no stage is spawned, so shutdown waits
+    /// for it.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
     }
 
     /// Wakes the dispatch stage: a message may be due now.
@@ -251,6 +263,7 @@ impl Node {
             return MessageGuard {
                 _local: local,
                 lease: None,
+                tasks: &self.tasks,
             };
         };
         let name = format!("message:{id}");
@@ -263,6 +276,7 @@ impl Node {
                     return MessageGuard {
                         _local: local,
                         lease: Some((cluster.clone(), name)),
+                        tasks: &self.tasks,
                     }
                 }
                 Ok(false) if tokio::time::Instant::now() < give_up => {
@@ -282,6 +296,7 @@ impl Node {
         MessageGuard {
             _local: local,
             lease: None,
+            tasks: &self.tasks,
         }
     }
 

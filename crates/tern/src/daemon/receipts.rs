@@ -382,6 +382,7 @@ mod tests {
             super::super::auth::Accounts::new(config.clients.clone()),
             Arc::new(crate::admin::Metrics::new()),
             None,
+            tokio_util::task::TaskTracker::new(),
         )
     }
 

@@ -220,7 +220,9 @@ impl Reloader {
                     "account removed or its password changed: unbinding its session"
                 );
                 let handle = session.handle.clone();
-                tokio::spawn(async move { handle.unbind().await });
+                self.node
+                    .tasks()
+                    .spawn(async move { handle.unbind().await });
             } else if !accounts.allows(&session.account, session.bind_type) {
                 // Its submits in our hands are answered first (`unbind`
                 // waits for them); a peer that does not answer the unbind
@@ -232,7 +234,9 @@ impl Reloader {
                     "the account may no longer bind as this type: unbinding its session"
                 );
                 let handle = session.handle.clone();
-                tokio::spawn(async move { handle.unbind().await });
+                self.node
+                    .tasks()
+                    .spawn(async move { handle.unbind().await });
             } else if let Some(account) = accounts
                 .current()
                 .iter()

@@ -24,6 +24,7 @@ use tern_session::esme::UpstreamTls;
 use tern_session::SessionConfig;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::error::UpstreamError;
@@ -78,6 +79,8 @@ pub struct UpstreamSet {
     gate: Option<Arc<dyn SlotGate>>,
     /// The vendor accounts the pools use.
     accounts: Accounts,
+    /// Where replaced pools drain.
+    tasks: TaskTracker,
 }
 
 /// The vendor accounts of the running upstreams, by key, and their bind
@@ -98,15 +101,17 @@ struct Prepared {
 
 impl UpstreamSet {
     /// No pools yet; each will forward its upstream's requests to `inbound`
-    /// and stop at `shutdown`.
+    /// and stop at `shutdown`; replaced pools drain on `tasks`.
     /// With a `gate`, each session slot binds only while this node holds
     /// it (several nodes on one store).
     pub fn new(
         inbound: mpsc::Sender<UpstreamRequest>,
         shutdown: CancellationToken,
         gate: Option<Arc<dyn SlotGate>>,
+        tasks: TaskTracker,
     ) -> Self {
         Self {
+            tasks,
             gate,
             inbound,
             shutdown,
@@ -198,7 +203,7 @@ impl UpstreamSet {
     /// that no longer lists them is in force, so nothing new is sent there.
     pub fn drain_replaced(&mut self) {
         for replaced in self.replaced.drain(..) {
-            tokio::spawn(drain(replaced));
+            self.tasks.spawn(drain(replaced));
         }
     }
 

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 /// How long a client has to finish its TLS handshake.
@@ -34,11 +35,17 @@ pub struct Accept {
 }
 
 impl Accept {
-    /// Accepts on `socket` until `stop`, with TLS when `tls` is set.
-    pub fn new(socket: TcpListener, tls: Option<TlsAcceptor>, stop: CancellationToken) -> Self {
+    /// Accepts on `socket` until `stop`, with TLS when `tls` is set; the
+    /// accepting and the handshakes run on `tasks`.
+    pub fn new(
+        socket: TcpListener,
+        tls: Option<TlsAcceptor>,
+        stop: CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Self {
         let local = socket.local_addr();
         let (tx, ready) = mpsc::channel(READY_QUEUE);
-        tokio::spawn(accept_loop(socket, tls, tx, stop));
+        tasks.spawn(accept_loop(socket, tls, tx, stop, tasks.clone()));
         Self { ready, local }
     }
 }
@@ -51,6 +58,7 @@ async fn accept_loop(
     tls: Option<TlsAcceptor>,
     ready: mpsc::Sender<Ready>,
     stop: CancellationToken,
+    tasks: TaskTracker,
 ) {
     let mut backoff = tern_session::smsc::AcceptBackoff::new(socket.local_addr().ok());
     loop {
@@ -81,7 +89,7 @@ async fn accept_loop(
             }
             Some(acceptor) => {
                 let (acceptor, ready) = (acceptor.clone(), ready.clone());
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             let _ = ready.send((MaybeTlsStream::ServerTls(stream), peer)).await;

@@ -71,10 +71,11 @@ pub async fn start(
             server: server.clone(),
             draining: draining.clone(),
         };
-        let accept = listener::Accept::new(socket, tls, stop.clone());
+        let tasks = node.tasks();
+        let accept = listener::Accept::new(socket, tls, stop.clone(), tasks);
         let app = router(state).into_make_service_with_connect_info::<listener::Peer>();
         let stop = stop.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let served = axum::serve(accept, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await;

@@ -177,7 +177,9 @@ async fn post(call: &Call, signed: &str) -> Result<u16, Box<dyn std::error::Erro
     let stream = tokio::net::TcpStream::connect((host, port)).await?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
+    // The connection is driven in this task, beside the exchange: no task
+    // of its own, and it ends (is dropped) with the exchange.
+    tokio::pin!(connection);
     let path = match call.url.query() {
         Some(query) => format!("{}?{query}", call.url.path()),
         None => call.url.path().to_owned(),
@@ -191,9 +193,15 @@ async fn post(call: &Call, signed: &str) -> Result<u16, Box<dyn std::error::Erro
         .header(header::CONTENT_TYPE, "application/json")
         .header(SIGNATURE_HEADER, signed)
         .body(Full::new(call.body.clone()))?;
-    let response = sender.send_request(request).await?;
+    let response = tokio::select! {
+        response = sender.send_request(request) => response?,
+        Err(err) = &mut connection => return Err(err.into()),
+    };
     let status = response.status().as_u16();
     // Read the (small) answer so the connection ends cleanly.
-    let _ = response.into_body().collect().await;
+    tokio::select! {
+        _ = response.into_body().collect() => {}
+        _ = &mut connection => {}
+    }
     Ok(status)
 }
