@@ -52,7 +52,13 @@ fn the_daemon_starts_no_task_outside_a_tracker() {
     let mut files = Vec::new();
     rust_files(&daemon, &mut files);
     // The stages are read, subdirectories included (the HTTP API's).
-    for stage in ["intake.rs", "dispatch.rs", "receipts.rs", "outbox.rs", "http/mod.rs"] {
+    for stage in [
+        "intake.rs",
+        "dispatch.rs",
+        "receipts.rs",
+        "outbox.rs",
+        "http/mod.rs",
+    ] {
         assert!(
             files.iter().any(|f| f.ends_with(stage)),
             "{stage} not found under {}",

@@ -38,8 +38,8 @@ impl AdminSource for Source {
             // Reading a key proves the store answers; it was opened (and
             // verified) before the listeners started. A full store answers
             // reads but refuses every write: not ready.
-            store: wait(self.node.store.get(TernId::from_u64(0))).is_ok()
-                && !self.node.store.is_full(),
+            store: wait(self.node.store().get(TernId::from_u64(0))).is_ok()
+                && !self.node.store().is_full(),
             // The admin listener starts after every client listener bound.
             listeners: true,
             upstreams_bound: routing.router.upstreams().iter().map(|u| u.bound()).sum(),
@@ -47,7 +47,7 @@ impl AdminSource for Source {
     }
 
     fn sessions(&self) -> Value {
-        let accounts = self.node.accounts.current();
+        let accounts = self.node.accounts().current();
         let clients: Vec<Value> = self
             .node
             .clients()
@@ -89,10 +89,10 @@ impl AdminSource for Source {
                     "pace": u.pacer().map(|p| p.pace()).filter(|p| p.is_finite()),
                     // Several nodes: the session slots this node holds,
                     // and whether another node holds some.
-                    "held_slots": self.node.cluster.as_ref().map(|_| u.held_slots()),
+                    "held_slots": self.node.cluster().map(|_| u.held_slots()),
                     "bound_elsewhere": self
                         .node
-                        .cluster
+                        .cluster()
                         .as_ref()
                         .map(|c| c.bound_elsewhere.load().contains(u.name())),
                 })
@@ -102,7 +102,7 @@ impl AdminSource for Source {
     }
 
     fn queues(&self) -> Value {
-        match wait(self.node.store.queue_depths()) {
+        match wait(self.node.store().queue_depths()) {
             Ok(depths) => json!({
                 "ready": depths.ready,
                 "in_flight": depths.in_flight,
@@ -114,7 +114,7 @@ impl AdminSource for Source {
     }
 
     fn unmatched(&self) -> Value {
-        match wait(self.node.store.held_receipts(UNMATCHED_LISTED)) {
+        match wait(self.node.store().held_receipts(UNMATCHED_LISTED)) {
             Ok(held) => Value::Array(
                 held.iter()
                     .map(|r| {
@@ -136,7 +136,7 @@ impl AdminSource for Source {
     /// if both are). The answer adds `client_id`, the id as its client
     /// sees it.
     fn message(&self, id: &str) -> Option<Value> {
-        let store = &self.node.store;
+        let store = self.node.store();
         let id: TernId = tern_storage::IdFormat::Hex
             .resolve(id.trim(), |id| matches!(wait(store.get(id)), Ok(Some(_))))?;
         let record = wait(store.get(id)).ok()??;
@@ -177,14 +177,14 @@ impl AdminSource for Source {
     fn refresh(&self, metrics: &Metrics) {
         // A store that does not answer leaves the last figures in place;
         // the watchdog and the failed writes say it louder.
-        if let Ok(depths) = wait(self.node.store.queue_depths()) {
+        if let Ok(depths) = wait(self.node.store().queue_depths()) {
             metrics.set_ready_age(depths.oldest_ready_ms, tern_storage::now_ms());
             metrics.set_queue("ready", depths.ready);
             metrics.set_queue("in_flight", depths.in_flight);
             metrics.set_queue("outbox", depths.outbox);
             metrics.set_queue("unmatched", depths.unmatched);
         }
-        metrics.set_redis_round_trips(self.node.store.redis_round_trips());
+        metrics.set_redis_round_trips(self.node.store().redis_round_trips());
         let clients = self.node.clients();
         metrics.set_sessions("client", "bound", clients.len());
         let routing = self.node.routing();
@@ -201,8 +201,8 @@ impl AdminSource for Source {
                 .map(|u| (u.name(), u.bound(), breaker(u.breaker().state()))),
         );
         self.refresh_outbox_ages(metrics);
-        metrics.set_store_full(self.node.store.is_full());
-        if let Ok(Some(size)) = wait(self.node.store.size_on_disk()) {
+        metrics.set_store_full(self.node.store().is_full());
+        if let Ok(Some(size)) = wait(self.node.store().size_on_disk()) {
             metrics.set_store_size(size);
         }
     }
@@ -213,14 +213,14 @@ impl Source {
     /// owed (the oldest item comes first), so a scrape stays cheap however
     /// long the outboxes are. A store that does not answer leaves them out.
     fn refresh_outbox_ages(&self, metrics: &Metrics) {
-        let Ok(clients) = wait(self.node.store.outbox_clients()) else {
+        let Ok(clients) = wait(self.node.store().outbox_clients()) else {
             return;
         };
         let now = tern_storage::now_ms();
         let ages: Vec<(String, f64)> = clients
             .into_iter()
             .filter_map(|client| {
-                let oldest = wait(self.node.store.outbox_pending(&client, None, 1)).ok()?;
+                let oldest = wait(self.node.store().outbox_pending(&client, None, 1)).ok()?;
                 let (_, item) = oldest.first()?;
                 let age = now.saturating_sub(item.stored_ms) as f64 / 1_000.0;
                 Some((client, age))

@@ -64,16 +64,16 @@ pub async fn run(
         match cluster.coordinator.renew(cluster.lease_ttl).await {
             Ok(true) => {
                 last_renewed = Instant::now();
-                node.metrics.lease_renewal("ok");
+                node.metrics().lease_renewal("ok");
             }
             Ok(false) => {
-                node.metrics.lease_renewal("lost");
+                node.metrics().lease_renewal("lost");
                 error!("this node's membership lease was taken over; stopping");
                 fatal.cancel();
                 return;
             }
             Err(err) => {
-                node.metrics.lease_renewal("error");
+                node.metrics().lease_renewal("error");
                 warn!(%err, "renewing this node's membership failed");
                 if last_renewed.elapsed() > cluster.lease_ttl / 2 {
                     error!(
@@ -85,14 +85,14 @@ pub async fn run(
                 }
             }
         }
-        match node.store.requeue_orphans().await {
+        match node.store().requeue_orphans().await {
             Ok(0) => {}
             Ok(n) => {
                 info!(
                     messages = n,
                     "took over messages claimed by a node that left"
                 );
-                node.metrics.orphans_requeued(n);
+                node.metrics().orphans_requeued(n);
                 node.dispatch().wake();
             }
             Err(err) => warn!(%err, "looking for orphaned messages failed"),

@@ -153,7 +153,7 @@ const EXPIRED_BATCH: usize = 1024;
 /// since) is left to its send, which checks validity itself.
 async fn end_expired(node: &Node) -> Result<(), StoreError> {
     let now = now_ms();
-    let ids = node.store.expired(now, EXPIRED_BATCH).await?;
+    let ids = node.store().expired(now, EXPIRED_BATCH).await?;
     if ids.is_empty() {
         return Ok(());
     }
@@ -162,7 +162,7 @@ async fn end_expired(node: &Node) -> Result<(), StoreError> {
     for id in ids {
         // A refused write (a full store) is tried at the next pass.
         let change = node
-            .store
+            .store()
             .cancel_queued(id, |_| true, outcome.clone(), now)
             .await?;
         if let QueuedChange::Done(record) = change {
@@ -176,12 +176,12 @@ async fn end_expired(node: &Node) -> Result<(), StoreError> {
 /// route's upstreams are bound only on other nodes to those nodes (a
 /// vendor allowing one bind has it on one node).
 async fn claim(node: &Node, limit: usize) -> Result<Vec<MessageRecord>, tern_storage::StoreError> {
-    let Some(cluster) = &node.cluster else {
-        return node.store.claim_ready(now_ms(), limit).await;
+    let Some(cluster) = node.cluster() else {
+        return node.store().claim_ready(now_ms(), limit).await;
     };
     let routing = node.routing();
     let elsewhere = cluster.bound_elsewhere.load_full();
-    node.store
+    node.store()
         .claim_ready_where(now_ms(), limit, move |record| {
             client_submit(record).is_none_or(|submit| {
                 routing
@@ -235,14 +235,14 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
                 failure: None,
             };
             while_full(|| {
-                node.store
+                node.store()
                     .record_attempt(record.id, attempt.clone(), None, now)
             })
             .await?;
             super::crash::point("dispatch.after_attempt");
             // After the store knows: a submit that starts waiting later
             // finds it submitted (`intake`).
-            node.transactions.settle(record.id, Verdict::Sent);
+            node.transactions().settle(record.id, Verdict::Sent);
             // A receipt may have come before this submit_sm_resp.
             for id in &upstream_ids {
                 settle_held(node, &upstream, id).await?;
@@ -263,13 +263,13 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
             info!(id = %record.id, %status, reason = ?canonical.reason, "refused for good");
             for attempt in &attempts {
                 while_full(|| {
-                    node.store
+                    node.store()
                         .record_attempt(record.id, stored(attempt, now), None, now)
                 })
                 .await?;
             }
             while_full(|| {
-                node.store
+                node.store()
                     .finish(record.id, stored_outcome(&canonical, vendor.clone()), now)
             })
             .await?;
@@ -278,7 +278,7 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
         SendOutcome::Retry { attempts, .. } => {
             let sends = sends_so_far(&record) + 1;
             let retry_at = now + routing.router.retry_delay(sends).as_millis() as u64;
-            node.metrics.retry();
+            node.metrics().retry();
             record_given_up(node, &record, &attempts, now).await?;
             let attempt = match attempts.last() {
                 Some(last) => stored(last, now),
@@ -294,7 +294,7 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
                 },
             };
             while_full(|| {
-                node.store
+                node.store()
                     .record_attempt(record.id, attempt.clone(), Some(retry_at), now)
             })
             .await
@@ -345,7 +345,7 @@ async fn record_given_up(
     };
     for attempt in given_up {
         while_full(|| {
-            node.store
+            node.store()
                 .record_attempt(record.id, stored(attempt, now), None, now)
         })
         .await?;
@@ -397,14 +397,14 @@ fn count(node: &Node, outcome: &SendOutcome, elapsed: std::time::Duration) {
                 .to_owned(),
             None => "no_answer".to_owned(),
         };
-        node.metrics.upstream_submit(&attempt.upstream, &status);
+        node.metrics().upstream_submit(&attempt.upstream, &status);
         // Given up for the next upstream in the same send.
         if n + 1 < attempts.len() {
-            node.metrics.failover(&attempt.upstream);
+            node.metrics().failover(&attempt.upstream);
         }
     }
     if let (true, Some(last)) = (submitted, attempts.last()) {
-        node.metrics.observe_upstream(&last.upstream, elapsed);
+        node.metrics().observe_upstream(&last.upstream, elapsed);
     }
 }
 
@@ -418,7 +418,7 @@ async fn end(
     // Claimed, it is sent by nobody until it is finished.
     let now = now_ms();
     while_full(|| {
-        node.store
+        node.store()
             .finish(record.id, stored_outcome(&canonical, None), now)
     })
     .await?;
@@ -438,7 +438,7 @@ async fn refuse(
 ) -> Result<(), tern_storage::StoreError> {
     let status = client_status(canonical, node.routing().router.config().no_route_status);
     if node
-        .transactions
+        .transactions()
         .settle(record.id, Verdict::Refused(status))
     {
         return Ok(());

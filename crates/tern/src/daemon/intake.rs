@@ -206,7 +206,7 @@ async fn submit(
     // check a submit_multi's destinations meet).
     if tern_router::adapt::check_destination(&sm.destination).is_err() {
         let status = CommandStatus::InvalidDestinationAddress;
-        node.metrics
+        node.metrics()
             .submit(account, status.name().unwrap_or("vendor"));
         let _ = responder.reject(status).await;
         return;
@@ -214,7 +214,7 @@ async fn submit(
     let routing = node.routing();
     if !routing.router.has_route(account, sm) {
         let status = routing.router.config().no_route_status;
-        node.metrics
+        node.metrics()
             .submit(account, status.name().unwrap_or("vendor"));
         let _ = responder.reject(status).await;
         return;
@@ -240,8 +240,8 @@ async fn submit(
         id_format,
     };
     let writing = std::time::Instant::now();
-    let stored = node.store.accept(message, now).await;
-    node.metrics.observe_store_write(writing.elapsed());
+    let stored = node.store().accept(message, now).await;
+    node.metrics().observe_store_write(writing.elapsed());
     match stored {
         Ok(accepted) => {
             super::crash::point("intake.after_accept");
@@ -260,15 +260,15 @@ async fn submit(
             } else {
                 let _ = responder.reject(status).await;
             }
-            node.metrics
+            node.metrics()
                 .submit(account, status.name().unwrap_or("vendor"));
-            node.metrics.observe_submit(started.elapsed());
+            node.metrics().observe_submit(started.elapsed());
             tracing::debug!(id = %accepted.id, client = account, %status, "accepted");
         }
         Err(err) => {
             let status = refusal_status(&err);
             tern_session::warn_limited!("store refused a message", %err, client = account, %status);
-            node.metrics
+            node.metrics()
                 .submit(account, status.name().unwrap_or("vendor"));
             let _ = responder.reject(status).await;
         }
@@ -296,17 +296,17 @@ pub(super) async fn transaction_status(
     id: TernId,
     timeout: std::time::Duration,
 ) -> CommandStatus {
-    let waiting = node.transactions.wait_for(id);
+    let waiting = node.transactions().wait_for(id);
     node.dispatch().wake();
     let settled = || async {
         matches!(
-            node.store.get(id).await,
+            node.store().get(id).await,
             Ok(Some(record)) if matches!(record.state, State::Submitted | State::Final)
         )
     };
-    let poll = node.cluster.as_ref().map(|_| CLUSTER_POLL);
+    let poll = node.cluster().map(|_| CLUSTER_POLL);
     match node
-        .transactions
+        .transactions()
         .wait(id, waiting, timeout, poll, settled)
         .await
     {
@@ -324,7 +324,7 @@ const CLUSTER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 /// answers for all its destinations (see [`multi::aggregate_state`]).
 async fn query_answer(node: &Node, account: &str, id: &str) -> Option<QuerySmResp> {
     let id = node.client_id(account, id).await?;
-    let record = node.store.get(id).await.ok()??;
+    let record = node.store().get(id).await.ok()??;
     if record.client != account {
         return None;
     }
@@ -426,7 +426,7 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
                             || cancel.service_type == sm.service_type)
                 })
         };
-        node.store
+        node.store()
             .cancel_queued_matching(matches, outcome, now, CANCEL_BY_ADDRESS_LIMIT)
             .await
     } else {
@@ -434,7 +434,7 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
             return CommandStatus::InvalidMessageId;
         };
         // A submit_multi's id stands for each of its destinations.
-        let messages = match node.store.get(id).await {
+        let messages = match node.store().get(id).await {
             Ok(Some(record)) if record.client == account => {
                 multi::client_messages(&record).unwrap_or_default()
             }
@@ -458,7 +458,7 @@ async fn cancel(node: &Node, account: &str, cancel: &CancelSm) -> CommandStatus 
             // The store's rule: one task at a time updates a message.
             let _held = node.lock_message(message).await;
             match node
-                .store
+                .store()
                 .cancel_queued(message, accept, outcome.clone(), now)
                 .await
             {
@@ -554,7 +554,7 @@ async fn replace(node: &Node, account: &str, replace: &ReplaceSm) -> CommandStat
         })
     };
     let _held = node.lock_message(id).await;
-    match node.store.replace_queued(id, change, now).await {
+    match node.store().replace_queued(id, change, now).await {
         Ok(QueuedChange::Done(_)) => {
             info!(%id, client = account, "replaced by the client");
             // A new schedule may make it due now.

@@ -56,7 +56,7 @@ pub async fn run(node: Arc<Node>, ages: Ages, shutdown: CancellationToken) {
         // A full store notices space returning even when nothing else
         // writes (clients told to wait); the probe logs nothing itself:
         // the store logs the change of state.
-        let _ = node.store.probe_space().await;
+        let _ = node.store().probe_space().await;
         if let Err(err) = settle_held(&node).await {
             tern_session::warn_limited!("applying held receipts failed; trying again later", %err);
         }
@@ -74,7 +74,7 @@ pub async fn run(node: Arc<Node>, ages: Ages, shutdown: CancellationToken) {
 /// between recording a submit_sm_resp and applying what came before it
 /// leaves them here.
 async fn settle_held(node: &Node) -> Result<(), tern_storage::StoreError> {
-    for held in node.store.held_receipts(BATCH).await? {
+    for held in node.store().held_receipts(BATCH).await? {
         if super::receipts::settle_held(node, &held.upstream, &held.upstream_id).await? {
             info!(
                 upstream = held.upstream,
@@ -90,13 +90,13 @@ async fn settle_held(node: &Node) -> Result<(), tern_storage::StoreError> {
 pub async fn round(node: &Node, ages: Ages) -> Result<(), tern_storage::StoreError> {
     let now = now_ms();
     let before = now.saturating_sub(ages.retention.as_millis() as u64);
-    let purged = node.store.purge_finished(before, BATCH).await?;
+    let purged = node.store().purge_finished(before, BATCH).await?;
     if purged > 0 {
         info!(purged, "finished messages past their retention removed");
     }
 
     for held in node
-        .store
+        .store()
         .expire_unmatched(now, ages.unmatched_grace, BATCH)
         .await?
     {
@@ -109,14 +109,14 @@ pub async fn round(node: &Node, ages: Ages) -> Result<(), tern_storage::StoreErr
     }
 
     let too_old = now.saturating_sub(ages.outbox_max_age.as_millis() as u64);
-    for client in node.store.outbox_clients().await? {
+    for client in node.store().outbox_clients().await? {
         // Oldest first: stop at the first item young enough to keep.
-        for (seq, item) in node.store.outbox_pending(&client, None, BATCH).await? {
+        for (seq, item) in node.store().outbox_pending(&client, None, BATCH).await? {
             if item.stored_ms >= too_old {
                 break;
             }
-            node.store.outbox_ack(&client, seq).await?;
-            node.metrics.outbox_expire(1);
+            node.store().outbox_ack(&client, seq).await?;
+            node.metrics().outbox_expire(1);
             tern_session::warn_limited!("client never took this receipt or MO; dropped after the outbox age", client,
                 message = ?item.message.map(|id| id.to_string()),
                 stored_ms = item.stored_ms);

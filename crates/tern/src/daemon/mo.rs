@@ -70,10 +70,10 @@ pub async fn receive(
     pdu: &Pdu,
     sm: &DeliverSm,
 ) -> Result<CommandStatus, StoreError> {
-    node.metrics.mo_received(upstream);
+    node.metrics().mo_received(upstream);
     let source = sm.source.addr.to_string();
     let destination = sm.destination.addr.to_string();
-    let accounts = node.accounts.current();
+    let accounts = node.accounts().current();
     let Some((account, rule)) = route(&accounts, upstream, &destination) else {
         tern_session::warn_limited!("MO matches no mo_route; refused for good", upstream,
             %source,
@@ -90,7 +90,7 @@ pub async fn receive(
         }
     }
     let item = outbox_item(for_client(sm));
-    node.store.outbox_push(client, &item).await?;
+    node.store().outbox_push(client, &item).await?;
     node.outbox().news(client);
     Ok(CommandStatus::Ok)
 }
@@ -196,7 +196,7 @@ async fn hold(
         received_ms: now,
     };
     let deadline = now.saturating_add(account.mo_reassembly_timeout.as_millis() as u64);
-    let held = node.store.mo_part_hold(&group, &part, deadline).await?;
+    let held = node.store().mo_part_hold(&group, &part, deadline).await?;
     debug!(
         client = %group.client,
         reference = group.reference,
@@ -216,7 +216,7 @@ async fn hold(
 async fn release(node: &Node, group: &MoGroup) -> Result<(), StoreError> {
     let routing = node.routing();
     let released = node
-        .store
+        .store()
         .mo_group_release(group, |held| deliveries(&routing, held))
         .await?;
     if released {
@@ -310,7 +310,7 @@ pub async fn sweep(node: Arc<Node>, shutdown: CancellationToken) {
             () = tokio::time::sleep(SWEEP_INTERVAL) => {}
             () = shutdown.cancelled() => return,
         }
-        let due = match node.store.mo_groups_due(now_ms(), SWEEP_BATCH).await {
+        let due = match node.store().mo_groups_due(now_ms(), SWEEP_BATCH).await {
             Ok(due) => due,
             Err(err) => {
                 tern_session::warn_limited!("reading held MO parts failed", %err);

@@ -178,7 +178,7 @@ pub async fn run(
     stages.receipts.drain(LEFTOVERS).await;
     admin_stop.cancel();
     http_stop.cancel();
-    node.store
+    node.store()
         .flush()
         .await
         .map_err(|source| DaemonError::Store {
@@ -339,7 +339,7 @@ fn spawn_watchdog(node: &Arc<node::Node>, stop: &CancellationToken) {
     let watchdog = notify::watchdog(move || {
         let node = watched.clone();
         async move {
-            node.store
+            node.store()
                 .get(tern_storage::TernId::from_u64(0))
                 .await
                 .is_ok()

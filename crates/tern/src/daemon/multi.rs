@@ -50,12 +50,12 @@ pub async fn submit_multi(
     let started = std::time::Instant::now();
     if multi.destinations.is_empty() || multi.destinations.len() > MAX_DESTINATIONS {
         let status = CommandStatus::InvalidNumberOfDestinations;
-        node.metrics
+        node.metrics()
             .submit_multi(account, status.name().unwrap_or("vendor"), &[]);
         let _ = responder.reject(status).await;
         return;
     }
-    let accounts = node.accounts.current();
+    let accounts = node.accounts().current();
     let lists = accounts
         .iter()
         .find(|a| a.system_id == account)
@@ -72,13 +72,13 @@ pub async fn submit_multi(
     let terms = node.submit_terms(account);
     let id_format = terms.id_format;
     let messages = new_messages(account, sequence, multi, &accepted, now, id_format);
-    let ids = match node.store.accept_multi(messages, now).await {
+    let ids = match node.store().accept_multi(messages, now).await {
         Ok(ids) => ids,
         Err(err) => {
             // A full store is temporary (ESME_RMSGQFUL: try again later).
             let status = super::intake::refusal_status(&err);
             tern_session::warn_limited!("store refused a submit_multi", %err, %status);
-            node.metrics
+            node.metrics()
                 .submit_multi(account, status.name().unwrap_or("vendor"), &[]);
             let _ = responder.reject(status).await;
             return;
@@ -114,8 +114,8 @@ pub async fn submit_multi(
     }
     let counts = destination_counts(sent, &refused);
     let counts: Vec<(&str, u64)> = counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
-    node.metrics.submit_multi(account, "ESME_ROK", &counts);
-    node.metrics.observe_submit(started.elapsed());
+    node.metrics().submit_multi(account, "ESME_ROK", &counts);
+    node.metrics().observe_submit(started.elapsed());
     debug!(id = %submission, client = account, destinations = ids.len(), refused = refused.len(), "submit_multi accepted");
     let resp = SubmitMultiResp {
         message_id: Some(
@@ -246,7 +246,7 @@ async fn answer_none_accepted(
     let status = shared_status(&refused);
     let counts = destination_counts(0, &refused);
     let counts: Vec<(&str, u64)> = counts.iter().map(|(s, n)| (s.as_str(), *n)).collect();
-    node.metrics
+    node.metrics()
         .submit_multi(account, status.name().unwrap_or("vendor"), &counts);
     let resp = SubmitMultiResp {
         message_id: Some(COctetString::empty()),
@@ -317,7 +317,7 @@ pub fn submit_to(multi: &SubmitMulti, destination: Address<21>) -> SubmitSm {
 pub async fn aggregate_state(node: &Node, members: &[TernId]) -> (MessageState, u8) {
     let mut states: Vec<(MessageState, u8, bool)> = Vec::with_capacity(members.len());
     for id in members {
-        states.push(match node.store.get(*id).await {
+        states.push(match node.store().get(*id).await {
             Ok(Some(record)) => record_state(&record),
             _ => (MessageState::UNKNOWN, 0, true),
         });

@@ -88,10 +88,10 @@ impl Drop for MessageGuard<'_> {
 #[derive(Debug)]
 pub struct Node {
     /// The message store.
-    pub store: Store,
+    store: Store,
     routing: ArcSwap<Routing>,
     /// Client accounts (shared with the listeners' authenticator).
-    pub accounts: Accounts,
+    accounts: Accounts,
     /// Every bound client session.
     clients: Mutex<Vec<ClientSession>>,
     /// Round-robin position among an account's receivers.
@@ -104,11 +104,11 @@ pub struct Node {
     /// store's rule), e.g. when receipts for two parts arrive together.
     message_locks: Vec<tokio::sync::Mutex<()>>,
     /// What operators scrape.
-    pub metrics: Arc<Metrics>,
+    metrics: Arc<Metrics>,
     /// The other nodes, on a shared store.
-    pub cluster: Option<Cluster>,
+    cluster: Option<Cluster>,
     /// Submits of transaction-mode clients waiting for their upstream.
-    pub transactions: Transactions,
+    transactions: Transactions,
     /// The node's tasks that belong to no stage.
     tasks: TaskTracker,
 }
@@ -148,6 +148,32 @@ impl Node {
             transactions: Transactions::default(),
             tasks,
         })
+    }
+
+    /// The message store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Client accounts in force (a reload replaces them in place).
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// What operators scrape.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The other nodes, on a shared store; `None` on sled.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    /// Submits of transaction-mode clients waiting for their upstream's
+    /// verdict.
+    pub fn transactions(&self) -> &Transactions {
+        &self.transactions
     }
 
     /// Where a task that belongs to no stage is spawned, so shutdown waits

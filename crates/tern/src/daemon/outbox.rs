@@ -256,7 +256,7 @@ async fn run(node: Arc<Node>, shutdown: CancellationToken, tasks: TaskTracker) {
         );
         if full {
             last_full = Some(Instant::now());
-            match node.store.outbox_clients().await {
+            match node.store().outbox_clients().await {
                 Ok(listed) => {
                     clients.retain(|name, c| listed.contains(name) || !c.in_flight.is_empty());
                     look.extend(listed);
@@ -291,7 +291,7 @@ async fn finish(
     let gathered = async {
         for (name, client) in &clients {
             if !client.acked.is_empty() {
-                let _ = node.store.outbox_ack_many(name, &client.acked).await;
+                let _ = node.store().outbox_ack_many(name, &client.acked).await;
             }
         }
         while acks.next().await.is_some() {}
@@ -299,7 +299,7 @@ async fn finish(
     let late = async {
         while let Some(done) = deliveries.next().await {
             if done.taken {
-                let _ = node.store.outbox_ack(&done.client, done.seq).await;
+                let _ = node.store().outbox_ack(&done.client, done.seq).await;
             }
         }
     };
@@ -320,8 +320,8 @@ fn write_acks(node: &Arc<Node>, clients: &mut HashMap<String, Client>, acks: &mu
         let client = name.clone();
         acks.push(
             async move {
-                node.metrics.outbox_ack_write();
-                if let Err(err) = node.store.outbox_ack_many(&client, &seqs).await {
+                node.metrics().outbox_ack_write();
+                if let Err(err) = node.store().outbox_ack_many(&client, &seqs).await {
                     // Still stored: the client gets them again later.
                     debug!(client, %err, "acknowledgements not written; sent again later");
                 }
@@ -412,7 +412,7 @@ async fn send_more(
     let sessions = node.receivers(name);
     // Receipts of HTTP submits with a callback go to it (http::webhook).
     let hooks = super::http::webhook::Hooks::of(node, name);
-    if let Some(cluster) = &node.cluster {
+    if let Some(cluster) = node.cluster() {
         // On a shared store one node delivers a client's outbox at a time
         // (the others would send the same items); a node with no receiver
         // of that client lets another take over at once.
@@ -440,7 +440,7 @@ async fn send_more(
         client.capped = true;
         return false;
     }
-    let Ok(items) = node.store.outbox_pending(name, client.cursor, room).await else {
+    let Ok(items) = node.store().outbox_pending(name, client.cursor, room).await else {
         return false;
     };
     let full = items.len() == room;
@@ -501,7 +501,7 @@ async fn deliver(
     match session.request(pdu.body).await {
         Ok(resp) if resp.command_status.is_ok() => {
             super::crash::point("outbox.after_resp");
-            node.metrics.receipt_relayed(client, stat);
+            node.metrics().receipt_relayed(client, stat);
             true
         }
         Err(RequestError::Timeout { .. }) => {

@@ -120,7 +120,7 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
     }
     if let Some(id) = node.lookup(upstream, &receipt.upstream_id).await? {
         if apply(node, id, upstream, &receipt).await? == Applied::Done {
-            node.metrics
+            node.metrics()
                 .receipt(upstream, receipt.canonical.state.stat());
             return Ok(CommandStatus::Ok);
         }
@@ -139,9 +139,9 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
         pdu: pdu.to_bytes(),
         received_ms: now_ms(),
     };
-    node.store.hold_unmatched(&held).await?;
+    node.store().hold_unmatched(&held).await?;
     super::crash::point("receipts.after_hold");
-    node.metrics.receipt_unmatched(upstream);
+    node.metrics().receipt_unmatched(upstream);
     // The dispatcher may have recorded the submit_sm_resp between the
     // lookup above and the hold: it looks for held receipts after
     // recording, this side looks again after holding, so one of the two
@@ -191,12 +191,12 @@ async fn apply_locked(
     upstream: &str,
     receipt: &UpstreamReceipt,
 ) -> Result<Applied, StoreError> {
-    let Some(record) = node.store.get(id).await? else {
+    let Some(record) = node.store().get(id).await? else {
         return Ok(Applied::Done);
     };
     let routing = node.routing();
     let (per_part, vendor_tlvs) = node
-        .accounts
+        .accounts()
         .current()
         .iter()
         .find(|a| a.system_id == record.client)
@@ -232,7 +232,7 @@ async fn apply_locked(
         // the client gets one receipt per message id.
         debug!(%id, upstream, "receipt for a message already final; not relayed again");
     }
-    let queued = node.store.record_receipt(id, update, how.now).await?;
+    let queued = node.store().record_receipt(id, update, how.now).await?;
     if queued.is_some() {
         queued_for_client(node, &record, how.now);
     }
@@ -273,7 +273,7 @@ async fn settle_held_locked(
     // One at a time, oldest first: a receipt held meanwhile (its handler
     // looked before the submit was recorded) is applied in its turn.
     while let Some(held) = node
-        .store
+        .store()
         .peek_unmatched(upstream, upstream_id, any_base)
         .await?
     {
@@ -283,7 +283,7 @@ async fn settle_held_locked(
                 // them once the attempt is recorded, or the sweep does.
                 break;
             }
-            node.metrics
+            node.metrics()
                 .receipt(upstream, receipt.canonical.state.stat());
             super::crash::point("receipts.after_held_apply");
         }
@@ -316,7 +316,7 @@ pub async fn queue_receipt(
         ..ReceiptUpdate::default()
     };
     if node
-        .store
+        .store()
         .record_receipt(record.id, update, now)
         .await?
         .is_some()
@@ -334,7 +334,7 @@ pub async fn queue_receipt(
 fn queued_for_client(node: &Node, record: &MessageRecord, now: u64) {
     node.outbox().news(&record.client);
     let waited = now.saturating_sub(record.accepted_ms);
-    node.metrics
+    node.metrics()
         .observe_receipt(std::time::Duration::from_millis(waited));
 }
 
@@ -414,7 +414,7 @@ mod tests {
         let node = test_node(&dir);
         let submit = submit_pdu();
         let accepted = node
-            .store
+            .store()
             .accept(
                 tern_storage::NewMessage {
                     client: "acme".to_owned(),
@@ -429,7 +429,7 @@ mod tests {
             )
             .await
             .expect("accept");
-        let claimed = node.store.claim_ready(now_ms(), 1).await.expect("claim");
+        let claimed = node.store().claim_ready(now_ms(), 1).await.expect("claim");
         assert_eq!(claimed.len(), 1);
         // The ENROUTE comes before the submit_sm_resp is recorded: held.
         let enroute = receipt_pdu("4711", "ENROUTE");
@@ -439,7 +439,7 @@ mod tests {
         );
         // The dispatcher records the submit_sm_resp; the DELIVRD matches
         // before it settles what is held.
-        node.store
+        node.store()
             .record_attempt(
                 accepted.id,
                 Attempt {
@@ -460,7 +460,7 @@ mod tests {
             CommandStatus::Ok
         );
         let owed: Vec<String> = node
-            .store
+            .store()
             .outbox_pending("acme", None, 10)
             .await
             .expect("outbox")
@@ -476,7 +476,7 @@ mod tests {
         assert!(owed[0].contains("stat:ENROUTE"), "{owed:?}");
         assert!(owed[1].contains("stat:DELIVRD"), "{owed:?}");
         assert!(node
-            .store
+            .store()
             .peek_unmatched("up", "4711", false)
             .await
             .expect("peek")

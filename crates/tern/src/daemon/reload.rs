@@ -159,7 +159,7 @@ impl Reloader {
                 }
             }
         };
-        let metrics = &self.node.metrics;
+        let metrics = self.node.metrics();
         let status = {
             let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
             status.at = Some(unix_now());
@@ -211,7 +211,7 @@ impl Reloader {
         upstreams.drain_replaced();
         drop(upstreams);
 
-        let accounts = &self.node.accounts;
+        let accounts = self.node.accounts();
         accounts.replace(config.clients.clone());
         for session in self.node.clients() {
             if !accounts.still_valid(&session.account, session.credential) {

@@ -23,7 +23,7 @@ pub async fn get_message(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let accounts = state.node.accounts.current();
+    let accounts = state.node.accounts().current();
     let account = match super::auth::authenticate(&accounts, &headers, peer) {
         Ok(account) => account,
         Err(problem) => return problem.into_response(),
@@ -41,7 +41,7 @@ pub async fn get_message(
     let Some(tern_id) = state.node.client_id(&account.system_id, id.trim()).await else {
         return not_found();
     };
-    let record = match state.node.store.get(tern_id).await {
+    let record = match state.node.store().get(tern_id).await {
         Ok(Some(record)) if record.client == account.system_id => record,
         Ok(_) => return not_found(),
         Err(err) => {

@@ -114,7 +114,7 @@ async fn submit(
             )
         });
     }
-    let accounts = state.node.accounts.current();
+    let accounts = state.node.accounts().current();
     let account = super::auth::authenticate(&accounts, headers, peer)?;
     drop(accounts);
     json_media_type(headers)?;
@@ -449,7 +449,7 @@ fn take_rate(state: &HttpState, account: &ClientAccount, messages: usize) -> Res
     let Some(rate) = account.rate else {
         return Ok(());
     };
-    let mut admission = state.node.accounts.admission(account, 0);
+    let mut admission = state.node.accounts().admission(account, 0);
     // The account's limit only: an HTTP request is no session.
     admission.session_rate = None;
     let limits = state.server.limits_for(&admission);
@@ -458,7 +458,7 @@ fn take_rate(state: &HttpState, account: &ClientAccount, messages: usize) -> Res
     if admitted {
         return Ok(());
     }
-    state.node.metrics.submit(
+    state.node.metrics().submit(
         &account.system_id,
         CommandStatus::Throttled.name().unwrap_or("vendor"),
     );
@@ -483,7 +483,7 @@ async fn store_one(
 ) -> Result<TernId, CommandStatus> {
     let started = std::time::Instant::now();
     let refuse = |status: CommandStatus| {
-        node.metrics
+        node.metrics()
             .submit(account, status.name().unwrap_or("vendor"));
         status
     };
@@ -513,8 +513,8 @@ async fn store_one(
         id_format: terms.id_format,
     };
     let writing = std::time::Instant::now();
-    let stored = node.store.accept(message, now).await;
-    node.metrics.observe_store_write(writing.elapsed());
+    let stored = node.store().accept(message, now).await;
+    node.metrics().observe_store_write(writing.elapsed());
     let accepted = stored.map_err(|err| {
         tern_session::warn_limited!("store refused an HTTP submit", %err, client = account);
         refuse(refusal_status(&err))
@@ -531,8 +531,8 @@ async fn store_one(
             return Err(refuse(status));
         }
     }
-    node.metrics.submit(account, "ESME_ROK");
-    node.metrics.observe_submit(started.elapsed());
+    node.metrics().submit(account, "ESME_ROK");
+    node.metrics().observe_submit(started.elapsed());
     Ok(accepted.id)
 }
 

@@ -48,7 +48,7 @@ impl Hooks {
     /// The webhooks of `client`, when it has a `webhook_secret`; `None`
     /// costs the SMPP path one look at the accounts.
     pub fn of(node: &Node, client: &str) -> Option<Arc<Hooks>> {
-        let accounts = node.accounts.current();
+        let accounts = node.accounts().current();
         let account = accounts
             .iter()
             .find(|a| a.system_id == client && a.webhook_secret.is_some())?;
@@ -71,7 +71,7 @@ pub struct Call {
 /// e.g. after a reload: the item is dropped with a warning, as nothing
 /// may be called outside the allow-list); `None` for the SMPP receivers.
 pub async fn route(node: &Node, hooks: &Hooks, item: &OutboxItem) -> Option<Option<Call>> {
-    let record = node.store.get(item.message?).await.ok()??;
+    let record = node.store().get(item.message?).await.ok()??;
     let submit = tern_router::receipt::client_submit(&record)?;
     let url = match submit.tlvs.get(TERN_CALLBACK_TAG)? {
         tern_codec::Tlv::Other { value, .. } => String::from_utf8_lossy(value).into_owned(),
@@ -142,7 +142,7 @@ pub async fn deliver(node: &Node, client: &str, hooks: &Hooks, call: Call) -> bo
     let signed = signature(secret.expose(), timestamp, &call.body);
     match tokio::time::timeout(CALL_TIMEOUT, post(&call, &signed)).await {
         Ok(Ok(status)) if (200..300).contains(&status) => {
-            node.metrics
+            node.metrics()
                 .receipt_relayed(client, receipt_stat(&call.stat));
             true
         }
