@@ -9,7 +9,7 @@ use tern_router::engine::{concat_reference, AttemptReport, SendOutcome};
 use tern_router::receipt::{client_submit, ended_by_tern, stored_outcome, used_upstreams};
 use tern_router::{Canonical, Reason};
 use tern_storage::{now_ms, Attempt, MessageRecord, QueuedChange, StoreError};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,19 +22,6 @@ use super::transaction::{client_status, Verdict};
 /// Messages sent at once.
 const CONCURRENCY: usize = 256;
 
-/// How the other stages tell the dispatcher that a message may be due
-/// now (accepted, replaced, taken over from a node that left, a reload):
-/// it looks at once instead of at its next poll.
-#[derive(Debug, Clone, Default)]
-pub struct DispatchHandle(Arc<Notify>);
-
-impl DispatchHandle {
-    /// Wakes the dispatcher (one wake-up is kept if it is busy).
-    pub fn wake(&self) {
-        self.0.notify_one();
-    }
-}
-
 /// The dispatch stage: the claiming loop and the sends it starts, all on
 /// its own tracker, so shutdown stops the claims first and then waits for
 /// the sends' upstream answers.
@@ -46,7 +33,7 @@ pub struct Dispatch {
 
 impl Dispatch {
     /// Starts claiming due messages of `node` (woken by its
-    /// [`DispatchHandle`]) until `stop`.
+    /// [`super::handles::DispatchHandle`]) until `stop`.
     pub fn start(node: Arc<Node>, stop: CancellationToken) -> Self {
         let sends = TaskTracker::new();
         let claimer = sends.spawn(run(node, stop, sends.clone()));
@@ -78,7 +65,7 @@ async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracker) {
     let permits = Arc::new(Semaphore::new(CONCURRENCY));
     loop {
         tokio::select! {
-            () = node.dispatch().0.notified() => {}
+            () = node.dispatch().woken() => {}
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
             () = shutdown.cancelled() => return,
         }

@@ -11,10 +11,20 @@
 //! acknowledged upstream; the outbox keeps what a client is owed until it
 //! answers deliver_sm_resp.
 //!
+//! Each of the four stages ([`intake::Intake`], [`dispatch::Dispatch`],
+//! [`receipts::Receipts`], [`outbox::Outbox`]) owns its tasks on a
+//! `TaskTracker` of its own, and one stage reaches another only through a
+//! typed handle on the [`node::Node`] they share: `node.dispatch().wake()`
+//! (a message may be due), `node.outbox().news(client)` (a client is owed
+//! something). Tasks of no stage run on the node's tracker
+//! ([`node::Node::tasks`]): no task is started any other way
+//! (`tests/tracked_tasks.rs`).
+//!
 //! Shutdown runs in the order that loses nothing: stop accepting and unbind
 //! clients (their in-flight submits are stored and answered first), stop
 //! claiming messages and let sends in flight get their upstream answers,
-//! unbind upstreams, flush the store.
+//! unbind upstreams, let the receipts being handled be stored, flush the
+//! store; then wait briefly for what is left of every task.
 
 mod admin;
 mod auth;
@@ -23,6 +33,7 @@ mod crash;
 mod data_sm;
 mod dispatch;
 mod error;
+mod handles;
 mod http;
 mod intake;
 mod listeners;
@@ -88,11 +99,7 @@ pub async fn run(
     // Every task of the node that no stage owns (listeners, reloads, the
     // cluster's leases, the watchdog); shutdown waits for them last.
     let tasks = TaskTracker::new();
-    let gate = cluster.clone().map(|c| {
-        let gate: Arc<dyn tern_router::upstream::SlotGate> =
-            Arc::new(cluster::LeaseGate::new(c, tasks.clone()));
-        gate
-    });
+    let gate = slot_gate(cluster.clone(), &tasks);
 
     let (inbound_tx, inbound) = mpsc::channel(1024);
     // Upstreams stop last, on their own token: sends in flight at shutdown
@@ -178,27 +185,9 @@ pub async fn run(
     stages.receipts.drain(LEFTOVERS).await;
     admin_stop.cancel();
     http_stop.cancel();
-    node.store()
-        .flush()
-        .await
-        .map_err(|source| DaemonError::Store {
-            what: "final flush of the store".to_owned(),
-            source,
-        })?;
-    cluster_stop.cancel();
-    if let Some(task) = cluster_task {
-        // Leaves the membership, so other nodes need not wait for it.
-        let _ = task.await;
-    }
+    flush_and_leave(&node, cluster_stop, cluster_task).await?;
     simulators.stop();
-    // Deliveries answered during shutdown: their acknowledgements; then
-    // what is left of the other tasks.
-    stages.outbox.finished(LEFTOVERS).await;
-    watchdog_stop.cancel();
-    tasks.close();
-    if tokio::time::timeout(LEFTOVERS, tasks.wait()).await.is_err() {
-        warn!("tasks still running after {LEFTOVERS:?} at the end of shutdown; going on");
-    }
+    wait_leftovers(stages.outbox, tasks, watchdog_stop).await;
     if fatal.is_cancelled() {
         return Err(DaemonError::LostMembership {
             node: config.node_id,
@@ -206,6 +195,53 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
+}
+
+/// On a shared store, the upstream session slots as leases, renewed on
+/// `tasks`.
+fn slot_gate(
+    cluster: Option<cluster::Cluster>,
+    tasks: &TaskTracker,
+) -> Option<Arc<dyn tern_router::upstream::SlotGate>> {
+    cluster.map(|c| {
+        let gate: Arc<dyn tern_router::upstream::SlotGate> =
+            Arc::new(cluster::LeaseGate::new(c, tasks.clone()));
+        gate
+    })
+}
+
+/// Shutdown, after the stages drained: the store's final flush, then on a
+/// shared store leaving the membership (`stop` ends `cluster_task`), so
+/// other nodes need not wait for it.
+async fn flush_and_leave(
+    node: &node::Node,
+    stop: CancellationToken,
+    cluster_task: Option<JoinHandle<()>>,
+) -> Result<(), DaemonError> {
+    node.store()
+        .flush()
+        .await
+        .map_err(|source| DaemonError::Store {
+            what: "final flush of the store".to_owned(),
+            source,
+        })?;
+    stop.cancel();
+    if let Some(task) = cluster_task {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+/// Shutdown, last: the outbox writes the acknowledgements of deliveries
+/// answered while it ran, the watchdog stops (`watchdog`), and what is left
+/// of the node's other tasks ends; each waited for up to [`LEFTOVERS`].
+async fn wait_leftovers(outbox: outbox::Outbox, tasks: TaskTracker, watchdog: CancellationToken) {
+    outbox.finished(LEFTOVERS).await;
+    watchdog.cancel();
+    tasks.close();
+    if tokio::time::timeout(LEFTOVERS, tasks.wait()).await.is_err() {
+        warn!("tasks still running after {LEFTOVERS:?} at the end of shutdown; going on");
+    }
 }
 
 /// Starts the tasks that keep this node a member of a shared store: its

@@ -20,8 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use super::auth::Accounts;
 use super::cluster::Cluster;
-use super::dispatch::DispatchHandle;
-use super::outbox::OutboxHandle;
+use super::handles::{DispatchHandle, OutboxHandle};
 use super::transaction::Transactions;
 use crate::admin::Metrics;
 

@@ -22,8 +22,7 @@
 //! client gets those items again at the next start (at least once).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
@@ -32,7 +31,6 @@ use futures::{FutureExt, StreamExt};
 use tern_codec::Pdu;
 use tern_session::RequestError;
 use tern_storage::OutboxItem;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -111,47 +109,6 @@ type AckWrites = FuturesUnordered<BoxFuture<'static, AckWritten>>;
 /// order the items were stored (its window's permits are taken in turn).
 type Deliveries = FuturesUnordered<BoxFuture<'static, Delivered>>;
 
-/// How the other stages tell the outbox that a client is owed something
-/// new (a receipt or MO stored, here or, on a shared store, by another
-/// node) or that a receiving session bound: it looks at that client at
-/// once instead of at its next listing.
-#[derive(Debug, Default)]
-pub struct OutboxHandle {
-    /// Clients with news since the outbox last looked.
-    news: Mutex<HashSet<String>>,
-    wake: Notify,
-    /// Receiving sessions bound since start: a new one ends the outbox's
-    /// backoff (the client that failed may be back).
-    receivers_bound: AtomicUsize,
-}
-
-impl OutboxHandle {
-    /// Notes that `client`'s outbox has something new, and wakes the
-    /// outbox.
-    pub fn news(&self, client: &str) {
-        self.news
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(client.to_owned());
-        self.wake.notify_one();
-    }
-
-    /// A receiving session of `client` bound: its outbox is read again,
-    /// and every client's backoff ends.
-    pub fn receiver_bound(&self, client: &str) {
-        self.receivers_bound.fetch_add(1, Ordering::Relaxed);
-        self.news(client);
-    }
-
-    /// The clients noted by [`OutboxHandle::news`] since the last call.
-    fn take_news(&self) -> Vec<String> {
-        let mut news = self.news.lock().unwrap_or_else(|p| p.into_inner());
-        let mut clients: Vec<String> = news.drain().collect();
-        clients.sort();
-        clients
-    }
-}
-
 /// The outbox stage: its loop and, after shutdown, the task that
 /// acknowledges the deliveries still out, on one tracker it owns.
 #[derive(Debug)]
@@ -161,7 +118,7 @@ pub struct Outbox {
 
 impl Outbox {
     /// Delivers what `node`'s clients are owed (woken by its
-    /// [`OutboxHandle`]) until `stop`.
+    /// [`super::handles::OutboxHandle`]) until `stop`.
     pub fn start(node: Arc<Node>, stop: CancellationToken) -> Self {
         let tasks = TaskTracker::new();
         tasks.spawn(run(node, stop, tasks.clone()));
@@ -191,7 +148,7 @@ async fn run(node: Arc<Node>, shutdown: CancellationToken, tasks: TaskTracker) {
     loop {
         if again.is_empty() {
             tokio::select! {
-                () = node.outbox().wake.notified() => {}
+                () = node.outbox().woken() => {}
                 Some(done) = deliveries.next(), if !deliveries.is_empty() => {
                     ended(&mut clients, done);
                 }
@@ -229,7 +186,7 @@ async fn run(node: Arc<Node>, shutdown: CancellationToken, tasks: TaskTracker) {
             written(&mut clients, &mut again, done);
         }
         write_acks(&node, &mut clients, &mut acks);
-        let receivers = node.outbox().receivers_bound.load(Ordering::Relaxed);
+        let receivers = node.outbox().receivers_bound();
         if receivers != receivers_seen {
             // A session bound to receive: whoever failed may take it now.
             receivers_seen = receivers;
