@@ -472,3 +472,33 @@ async fn open_store(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    /// Shutdown's last step waits for a task on the node's tracker to end
+    /// (here a store write still going), and stops the watchdog, which
+    /// would run forever.
+    #[tokio::test]
+    async fn shutdown_waits_for_the_nodes_tasks_and_stops_the_watchdog() {
+        let tasks = TaskTracker::new();
+        let ended = Arc::new(AtomicBool::new(false));
+        let flag = ended.clone();
+        tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        let watchdog = CancellationToken::new();
+        let stop = watchdog.clone();
+        let watchdog_ended = tasks.spawn(async move { stop.cancelled().await });
+        wait_leftovers(outbox::Outbox::idle(), tasks, watchdog).await;
+        assert!(
+            ended.load(Ordering::SeqCst),
+            "returned before the task ended"
+        );
+        assert!(watchdog_ended.is_finished(), "the watchdog still runs");
+    }
+}

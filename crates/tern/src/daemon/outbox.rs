@@ -125,6 +125,14 @@ impl Outbox {
         Self { tasks }
     }
 
+    /// An outbox stage with no task, for tests of shutdown.
+    #[cfg(test)]
+    pub fn idle() -> Self {
+        Self {
+            tasks: TaskTracker::new(),
+        }
+    }
+
     /// Waits up to `deadline` (after `stop`) for the acknowledgements of
     /// deliveries answered during shutdown to be written; what is left
     /// unwritten is delivered again at the next start.

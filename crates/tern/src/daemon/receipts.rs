@@ -484,4 +484,27 @@ mod tests {
         drop(node);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// Shutdown's receipts step stops reading what upstreams send and
+    /// waits for the requests being handled (here one still storing) to
+    /// end before the store's final flush.
+    #[tokio::test]
+    async fn drain_stops_reading_and_waits_for_the_requests_being_handled() {
+        let dir = tern_testkit::TempDir::new("receipts-drain");
+        let node = test_node(dir.path());
+        let (upstreams, inbound) = mpsc::channel(1);
+        let receipts = Receipts::start(node, inbound);
+        let stored = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stored.clone();
+        receipts.tasks.spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        receipts.drain(std::time::Duration::from_secs(5)).await;
+        assert!(
+            stored.load(std::sync::atomic::Ordering::SeqCst),
+            "returned before the request was handled"
+        );
+        assert!(upstreams.is_closed(), "still reading from the upstreams");
+    }
 }
