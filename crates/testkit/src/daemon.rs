@@ -321,8 +321,31 @@ impl Daemon {
     /// Starts the daemon again on the same file and store at once, without
     /// waiting for the old process: call it after [`Daemon::kill`], or
     /// once it exited.
+    ///
+    /// It comes back on the ports it had: each listener the file gives
+    /// port 0 is first written with the port the last run bound
+    /// ([`Listening::pin`]), so clients that keep reconnecting, and
+    /// other nodes' configs, find it where it was. Reusing ports this
+    /// daemon held is no guess at a free one; the kernel's TIME_WAIT hold
+    /// on a port that had connections keeps other sockets' automatic
+    /// binds off it meanwhile.
     pub fn respawn(&mut self, launch: &Launch) {
+        self.pin_ports();
         self.child = launch.spawn(run_command(&self.config_path()), self.dir.path());
+    }
+
+    /// Writes the ports of the last run into the config ([`Listening::pin`]),
+    /// if it listened.
+    fn pin_ports(&self) {
+        let Ok(listening) = std::fs::read_to_string(self.dir.join(LISTENING)) else {
+            return;
+        };
+        let path = self.config_path();
+        let config = std::fs::read_to_string(&path).expect("the daemon's config");
+        let pinned = Listening::parse(&listening).pin(&config);
+        if pinned != config {
+            std::fs::write(&path, pinned).expect("rewrite the daemon's config");
+        }
     }
 
     /// Starts it again if it exited on its own; returns the exit status it
@@ -386,6 +409,10 @@ pub struct Listening {
     pub clients: Vec<std::net::SocketAddr>,
     /// The `[admin]` listener.
     pub admin: Option<std::net::SocketAddr>,
+    /// One per `[[http_listener]]`, in the config's order.
+    pub http: Vec<std::net::SocketAddr>,
+    /// One per `[[simulator]]`, in the config's order.
+    pub simulators: Vec<std::net::SocketAddr>,
 }
 
 impl Listening {
@@ -401,6 +428,8 @@ impl Listening {
             match kind {
                 "client" => listening.clients.push(address),
                 "admin" => listening.admin = Some(address),
+                "http" => listening.http.push(address),
+                "simulator" => listening.simulators.push(address),
                 _ => {}
             }
         }
@@ -410,5 +439,63 @@ impl Listening {
     /// The first client listener's port.
     pub fn client_port(&self) -> u16 {
         self.clients.first().expect("a [[listener]]").port()
+    }
+
+    /// The first HTTP listener's port.
+    pub fn http_port(&self) -> u16 {
+        self.http.first().expect("an [[http_listener]]").port()
+    }
+
+    /// The admin listener's port.
+    pub fn admin_port(&self) -> u16 {
+        self.admin.expect("an [admin] listener").port()
+    }
+
+    /// `config` with each listener address that says port 0 (`address =
+    /// "HOST:0"` under `[[listener]]`, `[admin]` or `[[http_listener]]`)
+    /// given the port bound for it, in order: the config a restart runs
+    /// on to come back where clients look for it. `[[simulator]]`
+    /// addresses are left as they are: the daemon points its upstreams at
+    /// wherever a simulator binds.
+    pub fn pin(&self, config: &str) -> String {
+        let (mut clients, mut admin, mut http) = (
+            self.clients.iter(),
+            self.admin.iter(),
+            self.http.iter(),
+        );
+        let mut section = "";
+        let mut out = String::with_capacity(config.len());
+        for line in config.split_inclusive('\n') {
+            let trimmed = line.trim();
+            if trimmed.starts_with('[') {
+                section = trimmed;
+            }
+            let bound = match section {
+                "[[listener]]" => clients.next_if_port_0(trimmed),
+                "[admin]" => admin.next_if_port_0(trimmed),
+                "[[http_listener]]" => http.next_if_port_0(trimmed),
+                _ => None,
+            };
+            match bound {
+                Some(address) => out.push_str(&format!("address = \"{address}\"\n")),
+                None => out.push_str(line),
+            }
+        }
+        out
+    }
+}
+
+/// For an `address = ...` line, the next bound address (one per
+/// listener of the kind, in order), returned when the line says port 0.
+trait NextIfPort0 {
+    fn next_if_port_0(&mut self, line: &str) -> Option<std::net::SocketAddr>;
+}
+
+impl<'a, I: Iterator<Item = &'a std::net::SocketAddr>> NextIfPort0 for I {
+    fn next_if_port_0(&mut self, line: &str) -> Option<std::net::SocketAddr> {
+        let value = line.strip_prefix("address")?.trim_start().strip_prefix('=')?;
+        let bound = self.next();
+        // A listener the last run did not have keeps port 0.
+        value.trim().trim_matches('"').ends_with(":0").then_some(bound?).copied()
     }
 }

@@ -22,7 +22,6 @@
 //! `common::name` they use.
 
 pub mod metrics;
-mod ports;
 pub mod redis;
 mod tempdir;
 
@@ -38,7 +37,6 @@ mod smsc;
 mod wait;
 
 pub use metrics::{sample, total};
-pub use ports::free_port;
 pub use tempdir::TempDir;
 
 #[cfg(feature = "daemon")]

@@ -246,6 +246,10 @@ pub struct UpstreamSpec {
     pub host: String,
     /// Port.
     pub port: u16,
+    /// The `[[simulator]]` it points at, by name: `host` and `port` are
+    /// then that simulator's configured address, and the daemon connects
+    /// to where it actually bound (port 0 takes any free port).
+    pub simulator: Option<String>,
     /// Its vendor profile.
     pub profile: Arc<Profile>,
     /// The bind.
@@ -1182,15 +1186,91 @@ fn upstreams(
             );
             continue;
         };
+        let Some(endpoint) = upstream_endpoint(u, &raw.simulators, loc) else {
+            continue;
+        };
         let Some(bind) = upstream_bind(u, profile, loc) else {
             continue;
         };
         if let Some(value) = receipt_data_centre(u, profile, loc) {
             service_types.push((name.clone(), value));
         }
-        upstreams.push(upstream(u, profile, bind, loc));
+        upstreams.push(upstream(u, endpoint, profile, bind, loc));
     }
     (upstreams, service_types)
+}
+
+/// Where an upstream connects, as configured.
+struct Endpoint {
+    host: String,
+    port: u16,
+    /// The `[[simulator]]` named instead of `host` and `port`.
+    simulator: Option<String>,
+}
+
+/// An upstream's `host` and `port`, or the `[[simulator]]` it names
+/// instead (whose configured address stands in until the daemon knows
+/// where it bound); `None`, with the error, when it gives neither, both,
+/// or a simulator no section defines.
+fn upstream_endpoint(
+    u: &super::raw::RawUpstream,
+    simulators: &[super::raw::RawSimulator],
+    loc: &mut Locator<'_>,
+) -> Option<Endpoint> {
+    let name = u.name.get_ref();
+    match (&u.simulator, &u.host, u.port) {
+        (None, Some(host), Some(port)) => Some(Endpoint {
+            host: host.get_ref().clone(),
+            port,
+            simulator: None,
+        }),
+        (None, _, _) => {
+            loc.at(
+                u.name.span(),
+                format!("upstream {name}: give host and port, or simulator = \"NAME\""),
+            );
+            None
+        }
+        (Some(sim), None, None) => {
+            let Some(section) = simulators.iter().find(|s| s.name == *sim.get_ref()) else {
+                let known: Vec<&str> = simulators.iter().map(|s| s.name.as_str()).collect();
+                loc.at(
+                    sim.span(),
+                    format!(
+                        "upstream {name}: no [[simulator]] named {:?}; defined: {}",
+                        sim.get_ref(),
+                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    ),
+                );
+                return None;
+            };
+            // An address that does not parse is the simulator section's
+            // own error; this one need not say it again.
+            let address: SocketAddr = section.address.get_ref().parse().ok()?;
+            Some(Endpoint {
+                host: address.ip().to_string(),
+                port: address.port(),
+                simulator: Some(sim.get_ref().clone()),
+            })
+        }
+        (Some(sim), _, _) => {
+            loc.at(
+                sim.span(),
+                format!("upstream {name}: give simulator, or host and port, not both"),
+            );
+            None
+        }
+    }
+}
+
+/// The vendor account of an upstream that names none: its address and
+/// system_id, or for a simulator its name (its port may be 0 until it
+/// binds, which would make every such upstream one account).
+fn default_account(endpoint: &Endpoint, system_id: &str) -> String {
+    match &endpoint.simulator {
+        Some(sim) => format!("simulator {sim}/{system_id}"),
+        None => format!("{}:{}/{system_id}", endpoint.host, endpoint.port),
+    }
 }
 
 /// An upstream's bind: credentials that fit SMPP, a bind type its profile
@@ -1295,12 +1375,13 @@ fn receipt_data_centre(
 /// sessions, rate and account, each within its profile's limits.
 fn upstream(
     u: &super::raw::RawUpstream,
+    endpoint: Endpoint,
     profile: &Profile,
     bind: BindParams,
     loc: &mut Locator<'_>,
 ) -> UpstreamSpec {
     let window = upstream_window(u, profile, loc);
-    let tls = upstream_tls(u, profile, loc);
+    let tls = upstream_tls(u, &endpoint.host, profile, loc);
     let cap = profile
         .limits
         .sessions_per_credential
@@ -1316,13 +1397,14 @@ fn upstream(
             String::new()
         }
         Some(a) => a.get_ref().clone(),
-        None => format!("{}:{}/{}", u.host.get_ref(), u.port, u.system_id.get_ref()),
+        None => default_account(&endpoint, u.system_id.get_ref()),
     };
     UpstreamSpec {
         account,
         name: u.name.get_ref().clone(),
-        host: u.host.get_ref().clone(),
-        port: u.port,
+        host: endpoint.host,
+        port: endpoint.port,
+        simulator: endpoint.simulator,
         profile: Arc::new(profile.clone()),
         bind,
         sessions,
@@ -1366,13 +1448,14 @@ fn upstream_window(u: &super::raw::RawUpstream, profile: &Profile, loc: &mut Loc
 /// vendor's minimum version unless the entry names a higher one.
 fn upstream_tls(
     u: &super::raw::RawUpstream,
+    host: &str,
     profile: &Profile,
     loc: &mut Locator<'_>,
 ) -> Option<tern_session::tls::ClientTls> {
     // A vendor that requires TLS refuses plain TCP at every bind. Plain
     // TCP to this machine stays allowed: the peer there is a simulator,
     // or a local TLS tunnel that carries the session on encrypted.
-    if profile.tls.required && !u.tls && !is_loopback(u.host.get_ref()) {
+    if profile.tls.required && !u.tls && !is_loopback(host) {
         loc.at(
             u.profile.span(),
             format!(

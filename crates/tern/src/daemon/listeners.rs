@@ -25,6 +25,11 @@ pub struct Listeners {
     pub admin: Option<TcpListener>,
     /// One per `[[http_listener]]`, in the configuration's order.
     pub http: Vec<TcpListener>,
+    /// One per `[[simulator]]`, in the configuration's order (none
+    /// without the `sandbox` feature): bound here with the rest, so that
+    /// a simulator on port 0 is reported with them, and its upstreams
+    /// are pointed at the port it got.
+    pub simulators: Vec<TcpListener>,
 }
 
 impl Listeners {
@@ -42,16 +47,28 @@ impl Listeners {
         for listener in &config.http_listeners {
             http.push(bind("HTTP", listener.address).await?);
         }
+        #[cfg(feature = "sandbox")]
+        let simulators = {
+            let mut sockets = Vec::with_capacity(config.simulators.len());
+            for sim in &config.simulators {
+                sockets.push(bind("simulator", sim.address).await?);
+            }
+            sockets
+        };
+        #[cfg(not(feature = "sandbox"))]
+        let simulators = Vec::new();
         Ok(Listeners {
             clients,
             admin,
             http,
+            simulators,
         })
     }
 
     /// Where each socket is bound, one line each: `client ADDRESS` per
     /// client listener in order, then `admin ADDRESS`, then `http ADDRESS`
-    /// per HTTP listener in order. What
+    /// per HTTP listener in order, then `simulator ADDRESS` per
+    /// `[[simulator]]` in order. What
     /// `tern run --listening-file` writes, for whoever configured port 0.
     pub fn describe(&self) -> String {
         let mut text = String::new();
@@ -69,6 +86,9 @@ impl Listeners {
         for socket in &self.http {
             line("http", socket);
         }
+        for socket in &self.simulators {
+            line("simulator", socket);
+        }
         text
     }
 
@@ -77,6 +97,16 @@ impl Listeners {
     /// socket exactly when `[admin]` is configured, one HTTP socket per
     /// `[[http_listener]]`.
     pub(super) fn check(&self, config: &Config) -> Result<(), DaemonError> {
+        #[cfg(feature = "sandbox")]
+        let configured = config.simulators.len();
+        #[cfg(not(feature = "sandbox"))]
+        let configured = 0;
+        if self.simulators.len() != configured {
+            return Err(DaemonError::SimulatorListeners {
+                configured,
+                given: self.simulators.len(),
+            });
+        }
         if self.http.len() != config.http_listeners.len() {
             return Err(DaemonError::HttpListeners {
                 configured: config.http_listeners.len(),
