@@ -39,10 +39,7 @@ passwords = ["pw"]
     let mut daemon = Daemon::start(&format!("cli-{name}"), &config);
     let port = daemon.client_port();
     wait_for_port(port);
-    Running {
-        daemon,
-        port,
-    }
+    Running { daemon, port }
 }
 
 fn wait_for_port(port: u16) {

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{
-    client, deliver_sm_before, international, message_id, next_deliver_sm, next_receipt,
-    query_sm, receipted_id, submit_id, Daemon,
+    client, deliver_sm_before, international, message_id, next_deliver_sm, next_receipt, query_sm,
+    receipted_id, submit_id, Daemon,
 };
 use tern_codec::pdu::SubmitSm;
 use tern_codec::{Body, CommandStatus, RegisteredDelivery, ShortMessage};

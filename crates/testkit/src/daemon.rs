@@ -301,6 +301,20 @@ impl Daemon {
         }
     }
 
+    /// Writes `config` as the daemon's file (for a reload, or the next
+    /// start), each listener it gives port 0 pinned to the port this
+    /// daemon bound for it ([`Listening::pin`]): a config written with
+    /// port 0 throughout would otherwise read as new listeners. Written
+    /// whole, then renamed over it: the daemon's file watch never reads
+    /// half of it.
+    pub fn write_config(&mut self, config: &str) {
+        let pinned = self.listening().pin(config);
+        let path = self.config_path();
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, pinned).expect("write the daemon's config");
+        std::fs::rename(&tmp, &path).expect("rename the daemon's config");
+    }
+
     /// The port of the first client listener ([`Daemon::listening`]).
     pub fn client_port(&mut self) -> u16 {
         self.listening().client_port()
@@ -458,11 +472,8 @@ impl Listening {
     /// addresses are left as they are: the daemon points its upstreams at
     /// wherever a simulator binds.
     pub fn pin(&self, config: &str) -> String {
-        let (mut clients, mut admin, mut http) = (
-            self.clients.iter(),
-            self.admin.iter(),
-            self.http.iter(),
-        );
+        let (mut clients, mut admin, mut http) =
+            (self.clients.iter(), self.admin.iter(), self.http.iter());
         let mut section = "";
         let mut out = String::with_capacity(config.len());
         for line in config.split_inclusive('\n') {
@@ -493,9 +504,17 @@ trait NextIfPort0 {
 
 impl<'a, I: Iterator<Item = &'a std::net::SocketAddr>> NextIfPort0 for I {
     fn next_if_port_0(&mut self, line: &str) -> Option<std::net::SocketAddr> {
-        let value = line.strip_prefix("address")?.trim_start().strip_prefix('=')?;
+        let value = line
+            .strip_prefix("address")?
+            .trim_start()
+            .strip_prefix('=')?;
         let bound = self.next();
         // A listener the last run did not have keeps port 0.
-        value.trim().trim_matches('"').ends_with(":0").then_some(bound?).copied()
+        value
+            .trim()
+            .trim_matches('"')
+            .ends_with(":0")
+            .then_some(bound?)
+            .copied()
     }
 }

@@ -42,9 +42,7 @@ pub use tempdir::TempDir;
 #[cfg(feature = "daemon")]
 pub use admin::Admin;
 #[cfg(feature = "daemon")]
-pub use daemon::{
-    check_config, signal, Daemon, Launch, Listening, TernBinary, LISTENING, TERN,
-};
+pub use daemon::{check_config, signal, Daemon, Launch, Listening, TernBinary, LISTENING, TERN};
 #[cfg(feature = "daemon")]
 pub use smpp::{
     accept_deliver_sm, ack, alphanumeric, client, deliver_sm_before, expect_deliver_sm,

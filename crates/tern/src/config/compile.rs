@@ -1239,7 +1239,11 @@ fn upstream_endpoint(
                     format!(
                         "upstream {name}: no [[simulator]] named {:?}; defined: {}",
                         sim.get_ref(),
-                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
                     ),
                 );
                 return None;
