@@ -19,9 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::redis::Redis;
-use common::{
-    ack, client, submit_id, submit_sm, wait_for, Admin, Daemon, Launch, TempDir,
-};
+use common::{ack, client, submit_id, submit_sm, wait_for, Admin, Daemon, Launch, TempDir};
 use serde_json::Value;
 use tern_codec::{RegisteredDelivery, TimeString};
 use tern_session::esme::UpstreamSession;
