@@ -50,7 +50,9 @@ pub use tempdir::TempDir;
 #[cfg(feature = "daemon")]
 pub use admin::Admin;
 #[cfg(feature = "daemon")]
-pub use daemon::{check_config, signal, Daemon, Launch, Listening, TernBinary, LISTENING, TERN};
+pub use daemon::{
+    check_config, signal, Daemon, Launch, Listening, TernBinary, LISTENING, LOG, TERN,
+};
 #[cfg(feature = "daemon")]
 pub use held::HeldPort;
 #[cfg(feature = "daemon")]
