@@ -283,22 +283,7 @@ impl Daemon {
     /// config may say port 0, and the daemon picks. Panics if the daemon
     /// exits first.
     pub fn listening(&mut self) -> Listening {
-        let file = self.dir.join(LISTENING);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&file) {
-                return Listening::parse(&text);
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("tern exited ({status}) before it listened");
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "tern did not write {} within 10 s",
-                file.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Listening::wait(&self.dir.join(LISTENING), &mut self.child)
     }
 
     /// Writes `config` as the daemon's file (for a reload, or the next
@@ -430,6 +415,27 @@ pub struct Listening {
 }
 
 impl Listening {
+    /// Reads `file`, which `child` (a `tern run --listening-file FILE`)
+    /// writes once it has bound (10 s at most), for a test that starts
+    /// tern its own way. Panics if the daemon exits first.
+    pub fn wait(file: &Path, child: &mut Child) -> Listening {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(file) {
+                return Listening::parse(&text);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("tern exited ({status}) before it listened");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tern did not write {} within 10 s",
+                file.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn parse(text: &str) -> Listening {
         let mut listening = Listening::default();
         for line in text.lines() {
