@@ -35,9 +35,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{
-    client, message_id, submit_sm, wait_for, wait_until, Admin, Daemon, Launch, TempDir,
-};
+use common::{client, message_id, submit_sm, wait_for, wait_until, Admin, Daemon, Launch, TempDir};
 use tern_codec::pdu::DataSm;
 use tern_codec::{Address, Body, COctetString, CommandStatus, Npi, RegisteredDelivery, Tlv, Ton};
 use tern_session::SessionHandle;

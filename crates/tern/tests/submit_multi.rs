@@ -14,8 +14,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{
-    alphanumeric, client, expect_deliver_sm, international, query_sm, receipted_id,
-    wait_until, Admin, Daemon, Launch, TERN,
+    alphanumeric, client, expect_deliver_sm, international, query_sm, receipted_id, wait_until,
+    Admin, Daemon, Launch, TERN,
 };
 use serde_json::Value;
 use tern_codec::pdu::{CancelSm, DeliverSm, Destination, SubmitMulti, SubmitMultiResp, Unsuccess};

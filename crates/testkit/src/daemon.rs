@@ -286,15 +286,15 @@ impl Daemon {
         Listening::wait(&self.dir.join(LISTENING), &mut self.child)
     }
 
-    /// Writes `config` as the daemon's file (for a reload, or the next
-    /// start), each listener it gives port 0 pinned to the port this
-    /// daemon bound for it ([`Listening::pin`]): a config written with
-    /// port 0 throughout would otherwise read as new listeners. Written
-    /// whole, then renamed over it: the daemon's file watch never reads
-    /// half of it.
+    /// Writes `config` as the daemon's file, for a reload: each listener
+    /// it gives port 0 keeps the address the file has now, which says
+    /// port 0 too unless a restart pinned it ([`Daemon::respawn`]), so
+    /// the listeners read as unchanged, as they are. Written whole, then
+    /// renamed over it: the daemon's file watch never reads half of it.
     pub fn write_config(&mut self, config: &str) {
-        let pinned = self.listening().pin(config);
         let path = self.config_path();
+        let now = std::fs::read_to_string(&path).expect("the daemon's config");
+        let pinned = Listening::in_config(&now).pin(config);
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, pinned).expect("write the daemon's config");
         std::fs::rename(&tmp, &path).expect("rename the daemon's config");
@@ -473,54 +473,114 @@ impl Listening {
 
     /// `config` with each listener address that says port 0 (`address =
     /// "HOST:0"` under `[[listener]]`, `[admin]` or `[[http_listener]]`)
-    /// given the port bound for it, in order: the config a restart runs
-    /// on to come back where clients look for it. `[[simulator]]`
-    /// addresses are left as they are: the daemon points its upstreams at
-    /// wherever a simulator binds.
+    /// given the address here for that listener, in order: the config a
+    /// restart runs on to come back where clients look for it.
+    /// `[[simulator]]` addresses are left as they are: the daemon points
+    /// its upstreams at wherever a simulator binds.
     pub fn pin(&self, config: &str) -> String {
-        let (mut clients, mut admin, mut http) =
-            (self.clients.iter(), self.admin.iter(), self.http.iter());
-        let mut section = "";
+        let (mut clients, mut admin, mut http) = (
+            self.clients.iter(),
+            self.admin.as_slice().iter(),
+            self.http.iter(),
+        );
         let mut out = String::with_capacity(config.len());
-        for line in config.split_inclusive('\n') {
-            let trimmed = line.trim();
-            if trimmed.starts_with('[') {
-                section = trimmed;
-            }
-            let bound = match section {
-                "[[listener]]" => clients.next_if_port_0(trimmed),
-                "[admin]" => admin.next_if_port_0(trimmed),
-                "[[http_listener]]" => http.next_if_port_0(trimmed),
-                _ => None,
+        for (section, line) in listener_lines(config) {
+            let list = match section {
+                "[[listener]]" => &mut clients,
+                "[admin]" => &mut admin,
+                "[[http_listener]]" => &mut http,
+                _ => {
+                    out.push_str(line);
+                    continue;
+                }
             };
-            match bound {
-                Some(address) => out.push_str(&format!("address = \"{address}\"\n")),
-                None => out.push_str(line),
+            let Some(value) = address_value(line) else {
+                out.push_str(line);
+                continue;
+            };
+            // A listener this one does not have keeps port 0.
+            match list.next() {
+                Some(address) if value.ends_with(":0") => {
+                    out.push_str(&format!("address = \"{address}\"\n"));
+                }
+                _ => out.push_str(line),
             }
         }
         out
     }
+
+    /// The listener addresses `config` names (ports 0 as they are), as a
+    /// [`Listening`] to [`Listening::pin`] another config with.
+    fn in_config(config: &str) -> Listening {
+        let mut listening = Listening::default();
+        for (section, line) in listener_lines(config) {
+            let Some(address) = address_value(line).and_then(|v| v.parse().ok()) else {
+                continue;
+            };
+            match section {
+                "[[listener]]" => listening.clients.push(address),
+                "[admin]" => listening.admin = Some(address),
+                "[[http_listener]]" => listening.http.push(address),
+                _ => {}
+            }
+        }
+        listening
+    }
 }
 
-/// For an `address = ...` line, the next bound address (one per
-/// listener of the kind, in order), returned when the line says port 0.
-trait NextIfPort0 {
-    fn next_if_port_0(&mut self, line: &str) -> Option<std::net::SocketAddr>;
+/// Each line of `config` (its end kept) with the section it is in: the
+/// last `[...]` header above it, "" before any.
+fn listener_lines(config: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut section = "";
+    config.split_inclusive('\n').map(move |line| {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            section = trimmed;
+        }
+        (section, line)
+    })
 }
 
-impl<'a, I: Iterator<Item = &'a std::net::SocketAddr>> NextIfPort0 for I {
-    fn next_if_port_0(&mut self, line: &str) -> Option<std::net::SocketAddr> {
-        let value = line
-            .strip_prefix("address")?
-            .trim_start()
-            .strip_prefix('=')?;
-        let bound = self.next();
-        // A listener the last run did not have keeps port 0.
-        value
-            .trim()
-            .trim_matches('"')
-            .ends_with(":0")
-            .then_some(bound?)
-            .copied()
+/// The value of an `address = "..."` line, unquoted.
+fn address_value(line: &str) -> Option<&str> {
+    let value = line
+        .trim()
+        .strip_prefix("address")?
+        .trim_start()
+        .strip_prefix('=')?;
+    Some(value.trim().trim_matches('"'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "[[listener]]\naddress = \"127.0.0.1:7000\"\n\
+                          [[listener]]\naddress = \"127.0.0.1:0\"\n\
+                          [[simulator]]\nname = \"s\"\naddress = \"127.0.0.1:0\"\n\
+                          [admin]\naddress = \"127.0.0.1:0\"\n";
+
+    /// A restart's config: each listener on port 0 gets the port bound for
+    /// it (the second client listener the second client address), fixed
+    /// ports and simulators stay.
+    #[test]
+    fn pin_fills_each_port_0_listener_with_its_own_address() {
+        let listening = Listening::parse(
+            "client 127.0.0.1:7000\nclient 127.0.0.1:40001\nadmin 127.0.0.1:40002\n\
+             simulator 127.0.0.1:40003\n",
+        );
+        let pinned = listening.pin(CONFIG);
+        assert_eq!(
+            pinned,
+            CONFIG
+                .replacen("127.0.0.1:0", "127.0.0.1:40001", 1)
+                .replace(
+                    "[admin]\naddress = \"127.0.0.1:0\"",
+                    "[admin]\naddress = \"127.0.0.1:40002\""
+                )
+        );
+        // A reload's config keeps what the file says: port 0 stays 0.
+        assert_eq!(Listening::in_config(CONFIG).pin(CONFIG), CONFIG);
+        assert_eq!(Listening::in_config(&pinned).pin(CONFIG), pinned);
     }
 }
