@@ -1256,7 +1256,7 @@ mod tests {
         };
         let dir = std::env::temp_dir().join("tern bench \"quoted\"");
         let sim = "127.0.0.1:2776".parse().expect("addr");
-        let text = daemon_config(&args, &dir, 2775, sim, None);
+        let text = daemon_config(&args, &dir, sim, None);
         let config = crate::config::Config::from_text(Path::new("bench.toml"), &text);
         assert!(config.is_ok(), "{text}\n{:?}", config.err());
         assert!(args.check().is_ok());
@@ -1273,7 +1273,7 @@ mod tests {
             prefix: "bench-1-2",
             id: 2,
         };
-        let text = daemon_config(&args, &dir, 2775, sim, Some(node));
+        let text = daemon_config(&args, &dir, sim, Some(node));
         let config = crate::config::Config::from_text(Path::new("bench-2.toml"), &text);
         let config = match config {
             Ok(config) => config,

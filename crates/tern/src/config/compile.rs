@@ -2541,6 +2541,38 @@ strategy = "random"
             ]
         );
     }
+    /// An upstream goes to `host` and `port`, or to the `[[simulator]]`
+    /// it names, whose configured address stands in (port 0 here: the
+    /// daemon points it at the port the simulator bound) and whose name
+    /// keys its account, so two port-0 simulators are two accounts.
+    #[cfg(feature = "sandbox")]
+    #[test]
+    fn an_upstream_names_a_simulator_or_gives_host_and_port() {
+        let base = "[[simulator]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\n\
+                    [[simulator]]\nname = \"b\"\naddress = \"127.0.0.1:0\"\n\
+                    [[route]]\nname = \"all\"\nupstreams = [\"up\"]\n\
+                    [[upstream]]\nname = \"up\"\nsystem_id = \"tern\"\npassword = \"p\"\n";
+        let config = Config::from_text(Path::new("t.toml"), &format!("{base}simulator = \"b\"\n"))
+            .expect("valid");
+        let up = &config.upstreams[0];
+        assert_eq!(up.simulator.as_deref(), Some("b"));
+        assert_eq!((up.host.as_str(), up.port), ("127.0.0.1", 0));
+        assert_eq!(up.account, "simulator b/tern");
+        assert_eq!(
+            errors(&format!("{base}simulator = \"c\"\n")),
+            [r#"t.toml:14:13: upstream up: no [[simulator]] named "c"; defined: a, b"#]
+        );
+        assert_eq!(
+            errors(&format!(
+                "{base}simulator = \"a\"\nhost = \"127.0.0.1\"\nport = 1\n"
+            )),
+            ["t.toml:14:13: upstream up: give simulator, or host and port, not both"]
+        );
+        assert_eq!(
+            errors(&format!("{base}host = \"127.0.0.1\"\n")),
+            [r#"t.toml:11:8: upstream up: give host and port, or simulator = "NAME""#]
+        );
+    }
     /// A listener, admin or simulator address that is no `host:port` is
     /// an error at its value, naming the section.
     #[test]

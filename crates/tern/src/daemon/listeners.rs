@@ -188,7 +188,7 @@ upstreams = ["a"]
     }
 
     #[tokio::test]
-    async fn port_0_binds_any_free_port_and_says_which() {
+    async fn port_0_binds_a_port_the_kernel_picks_and_says_which() {
         let config = config();
         let listeners = Listeners::bind(&config).await.expect("binds");
         listeners.check(&config).expect("matches its config");
@@ -201,6 +201,37 @@ upstreams = ["a"]
             let address: SocketAddr = address.parse().expect("an address");
             assert_ne!(address.port(), 0, "{text}");
         }
+    }
+
+    /// A `[[simulator]]` on port 0 is bound with the listeners and said
+    /// last, and a socket short for it is refused like any other.
+    #[cfg(feature = "sandbox")]
+    #[tokio::test]
+    async fn a_simulator_on_port_0_is_bound_and_said() {
+        let text = format!("{TEXT}[[simulator]]\nname = \"s\"\naddress = \"127.0.0.1:0\"\n");
+        let config = Config::from_text(Path::new("t.toml"), &text).expect("valid");
+        let mut listeners = Listeners::bind(&config).await.expect("binds");
+        listeners.check(&config).expect("matches its config");
+        let text = listeners.describe();
+        let last = text.lines().last().expect("lines");
+        let address: SocketAddr = last
+            .strip_prefix("simulator ")
+            .unwrap_or_else(|| panic!("a simulator line last: {text}"))
+            .parse()
+            .expect("an address");
+        assert_ne!(address.port(), 0, "{text}");
+        listeners.simulators.clear();
+        let err = listeners.check(&config).expect_err("no simulator socket");
+        assert!(
+            matches!(
+                err,
+                DaemonError::SimulatorListeners {
+                    configured: 1,
+                    given: 0
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[tokio::test]
