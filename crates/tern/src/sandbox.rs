@@ -82,10 +82,10 @@ pub struct SandboxError {
     pub name: String,
     /// Its configured address.
     pub address: std::net::SocketAddr,
-    /// What the simulator said.
+    /// What the simulator said (boxed: it is large, and errors travel).
     #[cfg(feature = "sandbox")]
     #[source]
-    pub source: tern_sim::SimError,
+    pub source: Box<tern_sim::SimError>,
     /// Never built without the simulator: nothing is started then.
     #[cfg(not(feature = "sandbox"))]
     #[source]
@@ -145,7 +145,7 @@ pub fn start(
         .map_err(|source| SandboxError {
             name: sim.name.clone(),
             address: sim.address,
-            source,
+            source: Box::new(source),
         })?;
         tracing::info!(name = sim.name, address = %handle.addr(), "sandbox simulator started");
         handles.push((sim.name.clone(), handle));

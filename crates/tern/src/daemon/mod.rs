@@ -78,7 +78,6 @@ pub async fn run(
     } = listeners;
     crash::init()?;
     let simulators = crate::sandbox::start(&config, simulator_sockets)?;
-
     let metrics = Arc::new(Metrics::new());
     let (store, cluster) = open_store(&config, &metrics).await?;
     let gate = cluster.clone().map(|c| {
