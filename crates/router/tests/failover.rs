@@ -45,10 +45,21 @@ fn rejecting(status: CommandStatus) -> Behaviour {
     }
 }
 
-/// A port nothing listens on (yet).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+/// Where an upstream that is down stays down: port 0 can be named but
+/// no connection to it is ever accepted.
+const DOWN: u16 = 0;
+
+/// A loopback socket on a port of the kernel's choosing, bound but not
+/// listening: connections to it are refused, as to an upstream that is
+/// down, until the test listens on it, and no other socket can take the
+/// port meanwhile. Nothing probes for a free port.
+fn held_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(([127, 0, 0, 1], 0).into())
+        .expect("bind 127.0.0.1:0");
+    let port = socket.local_addr().expect("addr").port();
+    (socket, port)
 }
 
 struct Net {
@@ -195,7 +206,7 @@ async fn a_primary_that_is_down_fails_over_to_the_secondary() {
         shutdown: CancellationToken::new(),
     };
     let secondary_sim = sim(Behaviour::default()).await;
-    let primary = upstream(&net, "primary", free_port(), wide_breaker());
+    let primary = upstream(&net, "primary", DOWN, wide_breaker());
     let secondary = upstream(
         &net,
         "secondary",
@@ -363,19 +374,15 @@ async fn with_every_upstream_down_the_message_waits_and_goes_once_one_is_back() 
     let net = Net {
         shutdown: CancellationToken::new(),
     };
-    let port = free_port();
+    let (held, port) = held_port();
     let only = upstream(&net, "only", port, wide_breaker());
     let router = router(vec![only.clone()], Strategy::Failover);
     assert!(matches!(
         router.send("acme", &message("34600000001"), 1).await,
         SendOutcome::Retry { .. }
     ));
-    let back = Simulator::start(SimConfig {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("the upstream comes back");
+    let back = Simulator::start_on(SimConfig::default(), held.listen(1024).expect("listen"))
+        .expect("the upstream comes back");
     bound(&only).await;
     assert!(matches!(
         router.send("acme", &message("34600000001"), 1).await,
@@ -443,7 +450,7 @@ async fn a_message_no_rule_matches_has_no_route() {
     let net = Net {
         shutdown: CancellationToken::new(),
     };
-    let only = upstream(&net, "only", free_port(), wide_breaker());
+    let only = upstream(&net, "only", DOWN, wide_breaker());
     let router = router(vec![only], Strategy::Failover);
     assert_eq!(
         router.send("acme", &message("4477000000"), 1).await,
@@ -456,7 +463,7 @@ async fn a_message_no_rule_matches_has_no_route() {
         no_route_status: CommandStatus::Vendor(0x4A2),
         ..RouterConfig::default()
     };
-    let other = upstream(&net, "other", free_port(), wide_breaker());
+    let other = upstream(&net, "other", DOWN, wide_breaker());
     let router = router_with(vec![other], Strategy::Failover, config);
     assert_eq!(
         router.send("acme", &message("4477000000"), 1).await,
@@ -581,7 +588,7 @@ async fn the_retry_delay_doubles_up_to_its_cap() {
     let net = Net {
         shutdown: CancellationToken::new(),
     };
-    let only = upstream(&net, "only", free_port(), wide_breaker());
+    let only = upstream(&net, "only", DOWN, wide_breaker());
     let config = RouterConfig {
         retry_initial: Duration::from_secs(5),
         retry_max: Duration::from_secs(60),

@@ -177,6 +177,12 @@ fn run(
             stop.cancel();
         });
         let listeners = daemon::Listeners::bind(&config).await?;
+        // SIGHUP's default action ends the process. The daemon handles it
+        // (a reload) only once it serves; one that comes before, from
+        // whoever read the listening file or systemd at once, must not
+        // kill it: with a handler registered now, it is ignored, and the
+        // file watch picks up the changed file.
+        let _hangups = hangups();
         if let Some(file) = listening_file {
             write_listening(file, &listeners.describe())?;
         }
@@ -191,6 +197,11 @@ fn run(
     }
     outcome?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGHUP handled from here on (see [`run`]); `None` where it cannot be.
+fn hangups() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
 }
 
 /// Writes `text` to `file` whole: to a temporary file beside it, renamed

@@ -74,7 +74,7 @@ pub fn require(needs: Needs) -> Result<(), Missing> {
     }
 }
 
-/// A `[[simulator]]` could not start (its address in use, say).
+/// A `[[simulator]]` could not start (its certificate unreadable, say).
 #[derive(Debug, thiserror::Error)]
 #[error("starting simulator {name} on {address}: {source}")]
 pub struct SandboxError {
@@ -82,10 +82,10 @@ pub struct SandboxError {
     pub name: String,
     /// Its configured address.
     pub address: std::net::SocketAddr,
-    /// What the simulator said.
+    /// What the simulator said (boxed: it is large, and errors travel).
     #[cfg(feature = "sandbox")]
     #[source]
-    pub source: tern_sim::SimError,
+    pub source: Box<tern_sim::SimError>,
     /// Never built without the simulator: nothing is started then.
     #[cfg(not(feature = "sandbox"))]
     #[source]
@@ -95,46 +95,71 @@ pub struct SandboxError {
 /// The sandbox SMSCs a configuration started, serving until dropped.
 #[derive(Debug, Default)]
 pub struct Simulators {
-    /// Held, never read: dropping a handle stops its simulator.
+    /// Held: dropping a handle stops its simulator.
     #[cfg(feature = "sandbox")]
-    _handles: Vec<tern_sim::SimHandle>,
+    handles: Vec<(String, tern_sim::SimHandle)>,
 }
 
 impl Simulators {
+    /// Where each simulator listens, by its `[[simulator]]` name: what an
+    /// upstream that names one connects to.
+    #[cfg(feature = "sandbox")]
+    pub fn addresses(&self) -> Vec<(String, std::net::SocketAddr)> {
+        self.handles
+            .iter()
+            .map(|(name, handle)| (name.clone(), handle.addr()))
+            .collect()
+    }
+
+    /// None without the simulator.
+    #[cfg(not(feature = "sandbox"))]
+    pub fn addresses(&self) -> Vec<(String, std::net::SocketAddr)> {
+        Vec::new()
+    }
+
     /// Stops them: last, once the node's upstream sessions to them closed.
     pub fn stop(self) {}
 }
 
-/// Starts the configuration's `[[simulator]]` upstreams before anything
-/// connects to them.
+/// Starts the configuration's `[[simulator]]` upstreams on `sockets`
+/// (bound from the same config, one per section in order) before
+/// anything connects to them.
 #[cfg(feature = "sandbox")]
-pub async fn start(config: &crate::config::Config) -> Result<Simulators, SandboxError> {
+pub fn start(
+    config: &crate::config::Config,
+    sockets: Vec<tokio::net::TcpListener>,
+) -> Result<Simulators, SandboxError> {
     use tern_sim::smsc::{SimConfig, Simulator};
 
     let mut handles = Vec::new();
-    for sim in &config.simulators {
-        let handle = Simulator::start(SimConfig {
-            listen: sim.address,
-            behaviour: sim.behaviour.clone(),
-            tls: sim.tls.clone(),
-            ..SimConfig::default()
-        })
-        .await
+    for (sim, socket) in config.simulators.iter().zip(sockets) {
+        let handle = Simulator::start_on(
+            SimConfig {
+                listen: sim.address,
+                behaviour: sim.behaviour.clone(),
+                tls: sim.tls.clone(),
+                ..SimConfig::default()
+            },
+            socket,
+        )
         .map_err(|source| SandboxError {
             name: sim.name.clone(),
             address: sim.address,
-            source,
+            source: Box::new(source),
         })?;
         tracing::info!(name = sim.name, address = %handle.addr(), "sandbox simulator started");
-        handles.push(handle);
+        handles.push((sim.name.clone(), handle));
     }
-    Ok(Simulators { _handles: handles })
+    Ok(Simulators { handles })
 }
 
 /// Without the simulator there is nothing to start: the configuration
 /// compiler refused every `[[simulator]]` section already.
 #[cfg(not(feature = "sandbox"))]
-pub async fn start(_config: &crate::config::Config) -> Result<Simulators, SandboxError> {
+pub fn start(
+    _config: &crate::config::Config,
+    _sockets: Vec<tokio::net::TcpListener>,
+) -> Result<Simulators, SandboxError> {
     Ok(Simulators::default())
 }
 

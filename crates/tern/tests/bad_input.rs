@@ -16,7 +16,7 @@ use tern_testkit as common;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use common::{client, connect, free_port, message_id, Daemon, Launch, TempDir};
+use common::{client, connect, message_id, Daemon, Launch, TempDir};
 use tern_codec::pdu::{Bind, SubmitSm};
 use tern_codec::{
     Body, CommandId, CommandStatus, Frame, InterfaceVersion, Pdu, PduError, RegisteredDelivery,
@@ -50,24 +50,21 @@ impl Target {
     /// [`Target::start`] with the route taking destinations under these
     /// prefixes (`[]`: every destination).
     fn with_prefixes(name: &str, prefixes: &str) -> Target {
-        let port = free_port();
-        let sim = free_port();
         let config = format!(
             r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[simulator]]
 name = "sandbox"
-address = "127.0.0.1:{sim}"
+address = "127.0.0.1:0"
 [[client]]
 system_id = "acme"
 passwords = ["pw"]
 [[upstream]]
 name = "sandbox"
-host = "127.0.0.1"
-port = {sim}
+simulator = "sandbox"
 system_id = "tern"
 password = "x"
 [[route]]
@@ -78,9 +75,10 @@ upstreams = ["sandbox"]
         );
         // Refused binds and unframeable input are logged at warn; a flood
         // of them would drown the test output.
-        let daemon = Launch::new()
+        let mut daemon = Launch::new()
             .rust_log("error")
-            .start(TempDir::new(&format!("bad-input-{name}-{port}")), &config);
+            .start(TempDir::new(&format!("bad-input-{name}")), &config);
+        let port = daemon.client_port();
         Target { daemon, port }
     }
 

@@ -44,7 +44,7 @@
 //! bounded. When a round fails, its temp dir (config, store, daemon log) is
 //! kept and its path printed.
 
-use tern_testkit::{free_port, Admin, Daemon, Launch, TempDir};
+use tern_testkit::{Admin, Daemon, Launch, TempDir};
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -194,16 +194,20 @@ struct Node {
 }
 
 impl Node {
-    fn new(config: &str, admin: u16) -> Node {
+    /// Started on `config`, whose listeners say port 0: a restart comes
+    /// back on the ports this first start bound ([`Daemon::respawn`]),
+    /// where the clients keep reconnecting.
+    fn new(config: &str) -> Node {
         // Receipts held before their submit_sm_resp are logged (debug).
         let launch = Launch::new()
             .rust_log("info,tern::daemon::receipts=debug")
             .log_file();
         let dir = TempDir::new("chaos").keep_on_panic();
+        let mut daemon = launch.start(dir, config);
         Node {
-            daemon: launch.start(dir, config),
+            admin: daemon.admin(),
+            daemon,
             launch,
-            admin: Admin::at(admin),
             starts: 1,
         }
     }
@@ -260,13 +264,13 @@ impl Node {
     }
 }
 
-fn config(client: u16, admin: u16, upstreams: &[Upstream]) -> String {
+fn config(upstreams: &[Upstream]) -> String {
     let mut text = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{client}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 durability = "durable"
@@ -705,8 +709,8 @@ async fn run_round(round: u32, settings: &Settings, rng: &mut Rng, totals: &mut 
             sim,
         });
     }
-    let (client_port, admin_port) = (free_port(), free_port());
-    let mut daemon = Node::new(&config(client_port, admin_port, &upstreams), admin_port);
+    let mut daemon = Node::new(&config(&upstreams));
+    let client_port = daemon.daemon.client_port();
     daemon.ready(Duration::from_secs(30)).await;
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));

@@ -12,23 +12,22 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{free_port, signal, Daemon, TERN};
+use common::{signal, Daemon, TERN};
 
 /// A running `tern run` and the port its client listener took.
 struct Running {
-    _daemon: Daemon,
+    daemon: Daemon,
     port: u16,
 }
 
-/// Starts the daemon with a client `acme`/`pw` on a free port, `body`
-/// appended to the configuration (upstreams, route, admin…), and waits
-/// until the client port accepts.
+/// Starts the daemon with a client `acme`/`pw` on a port of its choosing,
+/// `body` appended to the configuration (upstreams, route, admin…), and
+/// waits until the client port accepts.
 fn daemon(name: &str, body: &str) -> Running {
-    let port = free_port();
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[client]]
@@ -37,12 +36,10 @@ passwords = ["pw"]
 {body}
 "#
     );
-    let daemon = Daemon::start(&format!("cli-{name}-{port}"), &config);
+    let mut daemon = Daemon::start(&format!("cli-{name}"), &config);
+    let port = daemon.client_port();
     wait_for_port(port);
-    Running {
-        _daemon: daemon,
-        port,
-    }
+    Running { daemon, port }
 }
 
 fn wait_for_port(port: u16) {
@@ -56,16 +53,16 @@ fn wait_for_port(port: u16) {
     panic!("nothing listened on {port}");
 }
 
-/// `[[upstream]] primary` at `sim_port` with `profile`, and a route for
-/// everything through it.
-fn upstream(sim_port: u16, profile: &str) -> String {
+/// `[[upstream]] primary` at `at` (`host = ...` and `port = ...`, or
+/// `simulator = ...`) with `profile`, and a route for everything through
+/// it.
+fn upstream(at: &str, profile: &str) -> String {
     format!(
         r#"
 [[upstream]]
 name = "primary"
 profile = "{profile}"
-host = "127.0.0.1"
-port = {sim_port}
+{at}
 system_id = "tern"
 password = "x"
 [[route]]
@@ -77,16 +74,23 @@ upstreams = ["primary"]
 
 /// An in-process sandbox upstream of the daemon and the route to it.
 fn in_process_simulator() -> String {
-    let sim = free_port();
     format!(
         r#"
 [[simulator]]
 name = "sandbox"
-address = "127.0.0.1:{sim}"
+address = "127.0.0.1:0"
 receipt_delay = "100ms"
 {}"#,
-        upstream(sim, "generic")
+        upstream(SANDBOX, "generic")
     )
+}
+
+/// An upstream's way to the in-process simulator `sandbox`.
+const SANDBOX: &str = "simulator = \"sandbox\"";
+
+/// An upstream's way to a [`Sim`] process.
+fn at_port(port: u16) -> String {
+    format!("host = \"127.0.0.1\"\nport = {port}")
 }
 
 /// Runs `tern send` to the daemon as `acme`; the password comes from the
@@ -143,13 +147,15 @@ fn a_wrong_password_names_the_bind_status_and_not_the_password() {
 struct Sim {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// The port it took (it listens on port 0 and says which).
+    port: u16,
 }
 
 impl Sim {
-    fn start(port: u16, extra: &[&str]) -> Sim {
+    fn start(extra: &[&str]) -> Sim {
         let mut child = Command::new(TERN)
             .arg("sim")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--receipt-delay", "100ms"])
             .args(extra)
             .env("RUST_LOG", "warn")
@@ -166,16 +172,15 @@ impl Sim {
                 }
             }
         });
-        let sim = Sim { child, lines };
-        let first = sim
-            .lines
+        let first = lines
             .recv_timeout(Duration::from_secs(10))
             .expect("tern sim prints its address");
-        assert!(
-            first.contains(&format!("listening on 127.0.0.1:{port}")),
-            "{first}"
-        );
-        sim
+        let port = first
+            .split_once("listening on 127.0.0.1:")
+            .and_then(|(_, rest)| rest.split(' ').next())
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("an address on 127.0.0.1: {first}"));
+        Sim { child, lines, port }
     }
 
     /// SIGINT, then everything it printed until it exited.
@@ -198,9 +203,8 @@ impl Drop for Sim {
 
 #[test]
 fn send_through_tern_to_a_tern_sim_process() {
-    let sim_port = free_port();
-    let sim = Sim::start(sim_port, &["--profile", "mensatek"]);
-    let daemon = daemon("simproc", &upstream(sim_port, "mensatek"));
+    let sim = Sim::start(&["--profile", "mensatek"]);
+    let daemon = daemon("simproc", &upstream(&at_port(sim.port), "mensatek"));
     let out = send(&daemon, &["--text", "hola"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -213,12 +217,8 @@ fn send_through_tern_to_a_tern_sim_process() {
 
 #[test]
 fn an_undelivered_message_exits_1_with_the_vendor_error_normalised() {
-    let sim_port = free_port();
-    let sim = Sim::start(
-        sim_port,
-        &["--profile", "ovh", "--undeliverable-fraction", "1"],
-    );
-    let daemon = daemon("undeliv", &upstream(sim_port, "ovh"));
+    let sim = Sim::start(&["--profile", "ovh", "--undeliverable-fraction", "1"]);
+    let daemon = daemon("undeliv", &upstream(&at_port(sim.port), "ovh"));
     let out = send(&daemon, &["--text", "to a phone that is off"]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
@@ -231,7 +231,8 @@ fn an_undelivered_message_exits_1_with_the_vendor_error_normalised() {
 #[test]
 fn status_without_an_admin_endpoint_exits_2_naming_the_address() {
     let _daemon = daemon("noadmin", &in_process_simulator());
-    let admin = format!("127.0.0.1:{}", free_port());
+    // Port 0 can be named but never connected to: refused at once.
+    let admin = "127.0.0.1:0".to_owned();
     let out = Command::new(TERN)
         .args(["status", "--admin", &admin])
         .output()
@@ -242,21 +243,18 @@ fn status_without_an_admin_endpoint_exits_2_naming_the_address() {
 
 #[test]
 fn status_shows_the_upstreams_of_a_running_daemon() {
-    let admin_port = free_port();
-    let sim_port = free_port();
     let body = format!(
         r#"
 [admin]
-address = "127.0.0.1:{admin_port}"
+address = "127.0.0.1:0"
 [[simulator]]
 name = "sandbox"
-address = "127.0.0.1:{sim_port}"
+address = "127.0.0.1:0"
 {}"#,
-        upstream(sim_port, "ovh")
+        upstream(SANDBOX, "ovh")
     );
-    let _daemon = daemon("admin", &body);
-    wait_for_port(admin_port);
-    let admin = format!("127.0.0.1:{admin_port}");
+    let mut daemon = daemon("admin", &body);
+    let admin = daemon.daemon.admin().0.to_string();
     let status = || {
         Command::new(TERN)
             .args(["status", "--admin", &admin])

@@ -11,13 +11,10 @@ use tern_testkit as common;
 
 use common::metrics::sample;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{
-    accept_submit, bare_smsc, client, free_port, next_submit, submit_sm, Admin, Daemon, TERN,
-};
+use common::{accept_submit, bare_smsc, client, next_submit, submit_sm, Admin, Daemon, TERN};
 use tern_codec::{Body, CommandStatus, Pdu, RegisteredDelivery};
 use tern_session::esme::{ConnectError, UpstreamSession};
 use tern_session::smsc::{BoundSession, SmscConfig};
@@ -31,22 +28,21 @@ const TYPES: [BindType; 3] = [
 
 /// A daemon config: a listener, the admin listener, a sandbox upstream and
 /// one route, then the `[[client]]` tables given.
-fn config(client: u16, admin: u16, sim: u16, clients: &str) -> String {
+fn config(clients: &str) -> String {
     format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{client}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[simulator]]
 name = "sandbox"
-address = "127.0.0.1:{sim}"
+address = "127.0.0.1:0"
 [[upstream]]
 name = "sandbox"
-host = "127.0.0.1"
-port = {sim}
+simulator = "sandbox"
 system_id = "tern"
 password = "x"
 [[route]]
@@ -57,25 +53,20 @@ upstreams = ["sandbox"]
     )
 }
 
+/// Where the daemon took its listeners.
 struct Ports {
     client: u16,
     admin: u16,
-    sim: u16,
 }
 
-fn ports() -> Ports {
-    Ports {
-        client: free_port(),
-        admin: free_port(),
-        sim: free_port(),
-    }
-}
-
-fn start(label: &str, ports: &Ports, clients: &str) -> Daemon {
-    Daemon::start(
-        &format!("client-binds-{label}"),
-        &config(ports.client, ports.admin, ports.sim, clients),
-    )
+fn start(label: &str, clients: &str) -> (Daemon, Ports) {
+    let mut daemon = Daemon::start(&format!("client-binds-{label}"), &config(clients));
+    let listening = daemon.listening();
+    let ports = Ports {
+        client: listening.client_port(),
+        admin: listening.admin_port(),
+    };
+    (daemon, ports)
 }
 
 /// Binds `system_id` as `bind_type`, each bind bounded in time.
@@ -111,7 +102,6 @@ fn refused_metric(client: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bind_type_binds_only_where_the_account_lists_it() {
-    let ports = ports();
     let mut clients = String::new();
     for t in TYPES {
         clients.push_str(&format!(
@@ -121,7 +111,7 @@ async fn each_bind_type_binds_only_where_the_account_lists_it() {
         ));
     }
     clients.push_str("[[client]]\nsystem_id = \"any\"\npasswords = [\"pw\"]\n");
-    let _daemon = start("types", &ports, &clients);
+    let (_daemon, ports) = start("types", &clients);
     let admin = Admin::at(ports.admin);
 
     let mut bound = Vec::new();
@@ -164,10 +154,9 @@ async fn each_bind_type_binds_only_where_the_account_lists_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_that_removes_receiver_unbinds_receivers_and_refuses_new_ones() {
-    let ports = ports();
     let account =
         |binds: &str| format!("[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\n{binds}\n");
-    let mut daemon = start("reload", &ports, &account(""));
+    let (mut daemon, ports) = start("reload", &account(""));
     let admin = Admin::at(ports.admin);
     let receiver = try_bind(ports.client, "acme", BindType::Receiver)
         .await
@@ -176,13 +165,9 @@ async fn a_reload_that_removes_receiver_unbinds_receivers_and_refuses_new_ones()
         .await
         .expect("a transmitter binds");
 
-    let text = config(
-        ports.client,
-        ports.admin,
-        ports.sim,
-        &account(r#"binds = ["transmitter", "transceiver"]"#),
-    );
-    write(&daemon.config_path(), &text);
+    daemon.write_config(&config(&account(
+        r#"binds = ["transmitter", "transceiver"]"#,
+    )));
     daemon.signal("HUP");
     admin
         .until(
@@ -222,13 +207,6 @@ async fn a_reload_that_removes_receiver_unbinds_receivers_and_refuses_new_ones()
     assert!(daemon.wait(Duration::from_secs(30)).success());
 }
 
-fn write(path: &Path, text: &str) {
-    // Whole, then renamed: the file watch never sees half a file.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).expect("write");
-    std::fs::rename(&tmp, path).expect("rename");
-}
-
 /// Sends a submit without waiting for its answer.
 fn submit(handle: &SessionHandle, n: u32) -> tokio::task::JoinHandle<Pdu> {
     let handle = handle.clone();
@@ -249,10 +227,8 @@ async fn answer(pending: tokio::task::JoinHandle<Pdu>) -> Pdu {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submits_over_the_account_rate_are_answered_throttled() {
-    let ports = ports();
-    let _daemon = start(
+    let (_daemon, ports) = start(
         "rate",
-        &ports,
         "[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\nrate = 5\n",
     );
     let session = client(ports.client, "acme", "pw").window(40).bind().await;
@@ -278,13 +254,13 @@ async fn submits_over_the_account_rate_are_answered_throttled() {
 
 /// The daemon in transaction mode against a bare upstream the test answers
 /// by hand, so submits stay unanswered as long as the test wants.
-fn window_config(client: u16, admin: u16, upstream: u16) -> String {
+fn window_config(upstream: u16) -> String {
     format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{client}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[client]]
@@ -323,11 +299,8 @@ async fn forwarded(tern: &mut BoundSession) -> Responder {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submits_past_the_account_window_are_answered_queue_full_at_once() {
     let mut upstream = bare_smsc(SmscConfig::default()).await;
-    let (port, admin_port) = (free_port(), free_port());
-    let _daemon = Daemon::start(
-        "client-binds-window",
-        &window_config(port, admin_port, upstream.port),
-    );
+    let mut daemon = Daemon::start("client-binds-window", &window_config(upstream.port));
+    let port = daemon.client_port();
     let mut tern = tokio::time::timeout(Duration::from_secs(20), upstream.sessions.recv())
         .await
         .expect("tern binds its upstream")
@@ -370,7 +343,7 @@ async fn submits_past_the_account_window_are_answered_queue_full_at_once() {
     accept_submit(forwarded(&mut tern).await, "up-5").await;
     assert_eq!(answer(again).await.command_status, CommandStatus::Ok);
 
-    limits_are_shown(Admin::at(admin_port)).await;
+    limits_are_shown(daemon.admin()).await;
 }
 
 /// With `acme` of [`window_config`] bound, `/api/sessions` and `tern status`
@@ -440,21 +413,17 @@ async fn limits_are_shown(admin: Admin) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_of_an_account_that_allows_it_is_kept_by_an_unrelated_reload() {
-    let ports = ports();
     let account = |window: &str| {
         format!(
             "[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\nbinds = [\"receiver\", \"transmitter\"]\n{window}\n"
         )
     };
-    let daemon = start("keep", &ports, &account(""));
+    let (mut daemon, ports) = start("keep", &account(""));
     let admin = Admin::at(ports.admin);
     let receiver = try_bind(ports.client, "acme", BindType::Receiver)
         .await
         .expect("a receiver binds");
-    write(
-        &daemon.config_path(),
-        &config(ports.client, ports.admin, ports.sim, &account("window = 9")),
-    );
+    daemon.write_config(&config(&account("window = 9")));
     daemon.signal("HUP");
     admin
         .until(

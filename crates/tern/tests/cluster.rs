@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::redis::{Redis, RedisCluster};
-use common::{client, free_port, submit_sm, Admin, Daemon, Launch, TempDir};
+use common::{client, submit_sm, Admin, Daemon, Launch, TempDir};
 use tern_codec::{Body, CommandStatus, RegisteredDelivery};
 use tern_session::esme::UpstreamSession;
 use tern_session::BindType;
@@ -62,15 +62,15 @@ impl Store<'_> {
     }
 }
 
-fn config(id: u16, port: u16, admin: u16, store: &Store<'_>, prefix: &str, sim: u16) -> String {
+fn config(id: u16, store: &Store<'_>, prefix: &str, sim: u16) -> String {
     format!(
         r#"
 [node]
 id = {id}
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 [storage]
 backend = "redis"
 [storage.redis]
@@ -119,13 +119,12 @@ async fn simulator() -> Arc<SimHandle> {
 fn start_nodes(label: &str, store: Store<'_>, sim: &SimHandle, count: u16) -> Vec<Node> {
     (1..=count)
         .map(|id| {
-            let (port, admin) = (free_port(), free_port());
-            let text = config(id, port, admin, &store, label, sim.addr().port());
-            let daemon = Launch::new().start(TempDir::new(&format!("{label}-{id}")), &text);
+            let text = config(id, &store, label, sim.addr().port());
+            let mut daemon = Launch::new().start(TempDir::new(&format!("{label}-{id}")), &text);
             Node {
+                port: daemon.client_port(),
+                admin: daemon.admin(),
                 daemon,
-                port,
-                admin: Admin::at(admin),
             }
         })
         .collect()
@@ -478,8 +477,7 @@ async fn two_nodes_and_two_entries_on_one_infobip_account_never_bind_a_fifth_ses
     );
     let _nodes: Vec<Daemon> = (1..=2)
         .map(|id| {
-            let (port, admin) = (free_port(), free_port());
-            let text = config(id, port, admin, &store, "account", sim.addr().port())
+            let text = config(id, &store, "account", sim.addr().port())
                 .replace("sessions = 1\n", &second)
                 .replace("upstreams = [\"sim\"]", "upstreams = [\"sim\", \"sim2\"]");
             Launch::new().start(TempDir::new(&format!("cluster-account-{id}")), &text)

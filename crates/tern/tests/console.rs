@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    check_config, client, free_port, submit_id, submit_sm, wait_for, Admin, Daemon, Launch, TempDir,
+    check_config, client, submit_id, submit_sm, wait_for, Admin, Daemon, Launch, TempDir,
 };
 use tern_codec::RegisteredDelivery;
 use tern_session::BindType;
@@ -33,25 +33,24 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const SECRETS: [&str; 2] = ["upS3cr3t", "clS3cr3t"];
 
 /// A daemon with a sandbox upstream and one client account, `acme`.
-fn config(client: u16, admin: &str, sim: u16, token: Option<&str>) -> String {
+fn config(admin: &str, token: Option<&str>) -> String {
     let token = token
         .map(|t| format!("token = \"{t}\"\n"))
         .unwrap_or_default();
     format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{client}"
+address = "127.0.0.1:0"
 [admin]
 address = "{admin}"
 {token}[storage]
 path = "data"
 [[simulator]]
 name = "sandbox"
-address = "127.0.0.1:{sim}"
+address = "127.0.0.1:0"
 [[upstream]]
 name = "sandbox"
-host = "127.0.0.1"
-port = {sim}
+simulator = "sandbox"
 system_id = "tern"
 password = "{up}"
 [[route]]
@@ -71,10 +70,9 @@ passwords = ["{cl}"]
 /// submitting until the returned task is aborted; the id of its first
 /// message comes last.
 async fn busy_daemon(label: &str) -> (Daemon, Admin, tokio::task::JoinHandle<()>, String) {
-    let (port, admin_port, sim) = (free_port(), free_port(), free_port());
-    let admin_addr = format!("127.0.0.1:{admin_port}");
-    let daemon = Daemon::start(label, &config(port, &admin_addr, sim, None));
-    let admin = Admin::at(admin_port);
+    let mut daemon = Daemon::start(label, &config("127.0.0.1:0", None));
+    let port = daemon.client_port();
+    let admin = daemon.admin();
     admin
         .until("/api/upstreams", WITHIN, "the sandbox bound", |v| {
             v[0]["bound"].as_u64().unwrap_or(0) > 0
@@ -279,7 +277,7 @@ fn status(port: u16, path: &str, authorization: Option<&str>) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_required_off_loopback_and_asked_for_when_set() {
     let dir = TempDir::new("console-token-config");
-    let open = dir.write("open.toml", &config(7000, "10.1.2.3:9775", 7001, None));
+    let open = dir.write("open.toml", &config("10.1.2.3:9775", None));
     let (code, _, stderr) = check_config(&open, &[]);
     assert_ne!(code, 0, "a non-loopback admin listener without a token");
     assert!(
@@ -288,22 +286,17 @@ async fn a_token_is_required_off_loopback_and_asked_for_when_set() {
     );
     let guarded = dir.write(
         "guarded.toml",
-        &config(7000, "10.1.2.3:9775", 7001, Some("env:CONSOLE_TEST_TOKEN")),
+        &config("10.1.2.3:9775", Some("env:CONSOLE_TEST_TOKEN")),
     );
     let (code, _, stderr) = check_config(&guarded, &[("CONSOLE_TEST_TOKEN", "t0ken-xyz")]);
     assert_eq!(code, 0, "{stderr}");
 
     // A token on a loopback listener is asked for just the same.
-    let (port, admin_port, sim) = (free_port(), free_port(), free_port());
-    let text = config(
-        port,
-        &format!("127.0.0.1:{admin_port}"),
-        sim,
-        Some("env:CONSOLE_TEST_TOKEN"),
-    );
-    let _daemon = Launch::new()
+    let text = config("127.0.0.1:0", Some("env:CONSOLE_TEST_TOKEN"));
+    let mut daemon = Launch::new()
         .env("CONSOLE_TEST_TOKEN", "t0ken-xyz")
         .start(TempDir::new("console-token"), &text);
+    let admin_port = daemon.admin().0.port();
     wait_for("the admin listener up", WITHIN, || async {
         (status(admin_port, "/health", None) == 200).then_some(())
     })

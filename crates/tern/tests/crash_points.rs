@@ -39,7 +39,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::{bare_smsc, free_port, submit_sm, wait_for, Admin, TempDir, TERN};
+use common::{bare_smsc, submit_sm, wait_for, Admin, Listening, TempDir, LISTENING, TERN};
 use tern_codec::pdu::{DeliverSm, SmResp};
 use tern_codec::{Body, COctetString, CommandStatus, EsmClass, RegisteredDelivery, ShortMessage};
 use tern_session::smsc::{BoundSession, SmscConfig};
@@ -201,7 +201,7 @@ fn every_crash_point_in_the_daemon_has_a_case() {
 #[test]
 fn an_unknown_crash_point_stops_the_start() {
     let dir = TempDir::new("crash-unknown");
-    let config = dir.write("tern.toml", &config(free_port(), free_port()));
+    let config = dir.write("tern.toml", &config());
     let out = Command::new(TERN)
         .args(["run", "--config"])
         .arg(&config)
@@ -243,13 +243,12 @@ async fn run_cases(group: &str, cases: &[Case]) {
 
 // -------------------------------------------------------------- the case
 
-fn config(client: u16, admin: u16) -> String {
-    format!(
-        r#"
+fn config() -> String {
+    r#"
 [[listener]]
-address = "127.0.0.1:{client}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 durability = "durable"
@@ -260,7 +259,7 @@ passwords = ["pw"]
 retry_initial = "200ms"
 retry_max = "2s"
 "#
-    )
+    .to_owned()
 }
 
 fn upstream_config(port: u16) -> String {
@@ -286,6 +285,8 @@ fn spawn(dir: &TempDir, log: &str, crash_at: Option<&str>) -> Child {
     command
         .args(["run", "--config"])
         .arg(dir.join("tern.toml"))
+        .arg("--listening-file")
+        .arg(dir.join(LISTENING))
         // An abort may leave a core file: in the scratch dir, if any.
         .current_dir(dir.path())
         .env("RUST_LOG", "warn")
@@ -336,16 +337,18 @@ impl std::fmt::Display for Report {
 async fn run_case(label: &str, case: Case) -> Report {
     let upstream = Upstream::start(case).await;
     let dir = TempDir::new(&format!("crash-{label}"));
-    let (client_port, admin_port) = (free_port(), free_port());
-    dir.write(
-        "tern.toml",
-        &(config(client_port, admin_port) + &upstream_config(upstream.port)),
-    );
+    let text = config() + &upstream_config(upstream.port);
+    dir.write("tern.toml", &text);
     let crash_at = match case.stop {
         Stop::At(point) => Some(point),
         _ => None,
     };
     let mut daemon = Reaped(spawn(&dir, "first.log", crash_at));
+    // The restart comes back on the ports this run bound: the client
+    // keeps reconnecting to its port across the crash.
+    let listening = Listening::wait(&dir.join(LISTENING), &mut daemon.0);
+    dir.write("tern.toml", &listening.pin(&text));
+    let (client_port, admin_port) = (listening.client_port(), listening.admin_port());
     let client = Client::start(client_port, label, case);
 
     stop(&mut daemon.0, &dir, case, &upstream, &client).await;

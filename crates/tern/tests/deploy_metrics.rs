@@ -19,9 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::redis::Redis;
-use common::{
-    ack, client, free_port, submit_id, submit_sm, wait_for, Admin, Daemon, Launch, TempDir,
-};
+use common::{ack, client, submit_id, submit_sm, wait_for, Admin, Daemon, Launch, TempDir};
 use serde_json::Value;
 use tern_codec::{RegisteredDelivery, TimeString};
 use tern_session::esme::UpstreamSession;
@@ -30,28 +28,25 @@ use tern_session::BindType;
 /// How long the daemon has to show what a test waits for.
 const WITHIN: Duration = Duration::from_secs(20);
 
-/// A daemon with a sandbox upstream `sandbox` at `sim` (or, with `sim`
-/// None, an upstream `down` at a port nothing listens on), and two
-/// clients: `acme`, which takes its receipts, and `lazy`, which binds as a
-/// transmitter only and so never takes them.
-fn config(client: u16, admin: u16, sim: Option<u16>) -> String {
-    let upstream = match sim {
-        Some(sim) => format!(
-            "[[simulator]]\nname = \"sandbox\"\naddress = \"127.0.0.1:{sim}\"\n\
-             [[upstream]]\nname = \"sandbox\"\nhost = \"127.0.0.1\"\nport = {sim}\n"
-        ),
-        None => format!(
-            "[[upstream]]\nname = \"down\"\nhost = \"127.0.0.1\"\nport = {}\n",
-            free_port()
-        ),
+/// A daemon with a sandbox upstream `sandbox` (or, with `sim` false, an
+/// upstream `down` at port 0, where no connection is ever accepted), and
+/// two clients: `acme`, which takes its receipts, and `lazy`, which binds
+/// as a transmitter only and so never takes them. Every listener on port
+/// 0.
+fn config(sim: bool) -> String {
+    let upstream = if sim {
+        "[[simulator]]\nname = \"sandbox\"\naddress = \"127.0.0.1:0\"\n\
+         [[upstream]]\nname = \"sandbox\"\nsimulator = \"sandbox\"\n"
+    } else {
+        "[[upstream]]\nname = \"down\"\nhost = \"127.0.0.1\"\nport = 0\n"
     };
-    let route = if sim.is_some() { "sandbox" } else { "down" };
+    let route = if sim { "sandbox" } else { "down" };
     format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{client}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 {upstream}system_id = "tern"
@@ -344,9 +339,9 @@ fn take_receipts(mut session: UpstreamSession) -> tokio::task::JoinHandle<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_in_the_alert_rules_and_the_dashboard_is_exported() {
-    let (port, admin_port, sim) = (free_port(), free_port(), free_port());
-    let _daemon = Daemon::start("deploy-metrics", &config(port, admin_port, Some(sim)));
-    let admin = Admin::at(admin_port);
+    let mut daemon = Daemon::start("deploy-metrics", &config(true));
+    let port = daemon.client_port();
+    let admin = daemon.admin();
     let text = scrape_until(&admin, "tern_store_sync_seconds_count", |_| true).await;
     let syncs_before = sample(&text, "tern_store_sync_seconds_count").expect("sync count");
     let acme = client(port, "acme", "pw").bind().await;
@@ -429,9 +424,9 @@ async fn every_metric_in_the_alert_rules_and_the_dashboard_is_exported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_age_grows_while_no_upstream_is_bound_and_not_for_messages_not_yet_due() {
-    let (port, admin_port) = (free_port(), free_port());
-    let _daemon = Daemon::start("deploy-ready-age", &config(port, admin_port, None));
-    let admin = Admin::at(admin_port);
+    let mut daemon = Daemon::start("deploy-ready-age", &config(false));
+    let port = daemon.client_port();
+    let admin = daemon.admin();
     let acme = client(port, "acme", "pw").bind().await;
     let text = scrape_until(&admin, "tern_ready_age_seconds", |v| v == 0.0).await;
     assert_eq!(
@@ -445,13 +440,13 @@ async fn ready_age_grows_while_no_upstream_is_bound_and_not_for_messages_not_yet
     .await;
     // Nothing bound: nothing is sent, and the wait shows.
     scrape_until(&admin, "tern_ready_age_seconds", |v| v >= 1.5).await;
-    drop(_daemon);
+    drop(daemon);
 
     // A message scheduled for later is in the ready queue but not due:
     // nothing has waited.
-    let (port, admin_port, sim) = (free_port(), free_port(), free_port());
-    let _daemon = Daemon::start("deploy-ready-later", &config(port, admin_port, Some(sim)));
-    let admin = Admin::at(admin_port);
+    let mut daemon = Daemon::start("deploy-ready-later", &config(true));
+    let port = daemon.client_port();
+    let admin = daemon.admin();
     scrape_until(
         &admin,
         r#"tern_upstream_sessions_bound{upstream="sandbox"}"#,
@@ -479,15 +474,14 @@ async fn ready_age_grows_while_no_upstream_is_bound_and_not_for_messages_not_yet
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_on_a_shared_store_counts_its_lease_renewals() {
     let redis = Redis::start("deploy-lease");
-    let (port, admin_port, sim) = (free_port(), free_port(), free_port());
     let text = format!(
         r#"
 [node]
 id = 1
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin_port}"
+address = "127.0.0.1:0"
 [storage]
 backend = "redis"
 [storage.redis]
@@ -496,11 +490,10 @@ prefix = "deploy-lease"
 lease_ttl = "1500ms"
 [[simulator]]
 name = "sandbox"
-address = "127.0.0.1:{sim}"
+address = "127.0.0.1:0"
 [[upstream]]
 name = "sandbox"
-host = "127.0.0.1"
-port = {sim}
+simulator = "sandbox"
 system_id = "tern"
 password = "x"
 [[route]]
@@ -512,8 +505,8 @@ passwords = ["pw"]
 "#,
         redis.address()
     );
-    let _daemon = Launch::new().start(TempDir::new("deploy-lease"), &text);
-    let admin = Admin::at(admin_port);
+    let mut daemon = Launch::new().start(TempDir::new("deploy-lease"), &text);
+    let (port, admin) = (daemon.client_port(), daemon.admin());
     let acme = client(port, "acme", "pw").bind().await;
     for n in 0..3 {
         let sm = submit_sm(

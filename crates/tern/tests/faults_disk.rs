@@ -35,9 +35,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{
-    client, free_port, message_id, submit_sm, wait_for, wait_until, Admin, Daemon, TempDir, TERN,
-};
+use common::{client, message_id, submit_sm, wait_for, wait_until, Admin, Daemon, Launch, TempDir};
 use tern_codec::pdu::DataSm;
 use tern_codec::{Address, Body, COctetString, CommandStatus, Npi, RegisteredDelivery, Tlv, Ton};
 use tern_session::SessionHandle;
@@ -261,14 +259,13 @@ struct Tern {
 
 impl Tern {
     fn start(mount: &Mount, label: &str, sim_port: u16) -> Tern {
-        let (port, admin_port) = (free_port(), free_port());
         let store = mount.path().join("data");
         let config = format!(
             r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin_port}"
+address = "127.0.0.1:0"
 [storage]
 path = "{store}"
 [[client]]
@@ -288,25 +285,16 @@ upstreams = ["sim"]
             store = store.display(),
             sim_port = sim_port,
         );
-        // The log goes to a file outside the tmpfs, read at the end.
+        // The log (stdout, and stderr along) goes to a file outside the
+        // tmpfs, read at the end.
         let dir = TempDir::new(label);
-        let config_path = dir.write("tern.toml", &config);
-        let log: PathBuf = dir.join("tern.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(TERN)
-            .args(["run", "--config"])
-            .arg(&config_path)
-            .env("RUST_LOG", "warn")
-            // The daemon logs to stdout; stderr goes along.
-            .stdout(log_file.try_clone().expect("log file"))
-            .stderr(log_file)
-            .spawn()
-            .expect("start tern");
+        let log: PathBuf = dir.join(common::LOG);
+        let mut daemon = Launch::new().log_file().start(dir, &config);
         Tern {
-            port,
-            admin: Admin::at(admin_port),
+            port: daemon.client_port(),
+            admin: daemon.admin(),
             log,
-            _daemon: Daemon { child, dir },
+            _daemon: daemon,
         }
     }
 }
@@ -588,31 +576,19 @@ fn lines_about(log: &Path, key: &str) -> (usize, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_refused_binds_is_summed_up_in_the_log() {
     const BINDS: usize = 300;
-    let port = free_port();
-    let config = format!(
-        r#"
+    let config = r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[client]]
 system_id = "acme"
 passwords = ["pw"]
-"#
-    );
+"#;
     let dir = TempDir::new("faults-disk-binds");
-    let config_path = dir.write("tern.toml", &config);
-    let log: PathBuf = dir.join("tern.log");
-    let log_file = std::fs::File::create(&log).expect("log file");
-    let child = Command::new(TERN)
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("RUST_LOG", "warn")
-        .stdout(log_file.try_clone().expect("log file"))
-        .stderr(log_file)
-        .spawn()
-        .expect("start tern");
-    let _daemon = Daemon { child, dir };
+    let log: PathBuf = dir.join(common::LOG);
+    let mut daemon = Launch::new().log_file().start(dir, config);
+    let port = daemon.client_port();
 
     for n in 0..BINDS {
         let refused = tokio::time::timeout(

@@ -20,14 +20,13 @@
 use tern_testkit as common;
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{client, free_port, submit_sm, wait_for, wait_until, Admin, TempDir, TERN};
+use common::{client, submit_sm, wait_for, wait_until, Admin, TempDir, LISTENING, TERN};
 use tern_codec::{Body, CommandStatus, RegisteredDelivery};
 use tern_session::esme::{self, BindParams, UpstreamSession};
 use tern_session::{SessionConfig, SessionHandle};
@@ -270,13 +269,12 @@ async fn a_silent_upstream_is_found_dead_by_enquire_link_and_nothing_acknowledge
             RESPONSE_TIMEOUT.as_secs()
         ),
     );
-    let (port, admin_port) = (free_port(), free_port());
     let config = format!(
         r#"profiles = ["quick.toml"]
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin_port}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [router]
@@ -309,8 +307,8 @@ upstreams = ["silent", "healthy"]
         silent = proxy.port,
         healthy = second.addr().port(),
     );
-    let _daemon = common::Launch::new().start(dir, &config);
-    let admin = Admin::at(admin_port);
+    let mut daemon = common::Launch::new().start(dir, &config);
+    let (port, admin) = (daemon.client_port(), daemon.admin());
     for name in ["silent", "healthy"] {
         wait_until(
             &format!("tern bound to {name}"),
@@ -449,45 +447,42 @@ const BIND_WAIT: Duration = Duration::from_secs(3);
 /// `tern run` under `prlimit --nofile`, its output in a file; killed on
 /// drop. The tests forbid unsafe code, so no `setrlimit` in a `pre_exec`.
 struct Limited {
-    child: Child,
+    daemon: common::Daemon,
     log: std::path::PathBuf,
-    _dir: TempDir,
 }
 
 impl Limited {
     fn start(dir: TempDir, config: &str, nofile: u32) -> Limited {
         let path = dir.write("tern.toml", config);
-        let log = dir.join("tern.log");
-        let out = File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let child = Command::new("prlimit")
+        let log = dir.join(common::LOG);
+        let mut command = Command::new("prlimit");
+        command
             .arg(format!("--nofile={nofile}"))
             .arg("--")
             .arg(TERN)
             .args(["run", "--config"])
             .arg(&path)
-            .env("RUST_LOG", "warn,tern_session::smsc=info")
+            .arg("--listening-file")
+            .arg(dir.join(LISTENING))
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("prlimit (util-linux) runs tern");
-        Limited {
-            child,
-            log,
-            _dir: dir,
-        }
+            .stdin(Stdio::null());
+        // prlimit execs tern: the child is tern, for signals and the kill
+        // on drop.
+        let daemon = common::Launch::new()
+            .rust_log("warn,tern_session::smsc=info")
+            .log_file()
+            .start_command(dir, command);
+        Limited { daemon, log }
     }
 
     fn alive(&mut self) -> bool {
-        self.child.try_wait().expect("wait").is_none()
+        self.daemon.child.try_wait().expect("wait").is_none()
     }
 
     /// CPU time (user and system) the process has used so far, from
     /// `/proc/PID/stat` (prlimit execs tern, so the child is tern).
     fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.daemon.child.id()))
             .expect("/proc/PID/stat");
         // The fields after the command name, which is in parentheses and
         // may hold spaces: state is field 3, utime 14, stime 15.
@@ -515,13 +510,6 @@ impl Limited {
             .filter(|l| l.contains(containing))
             .map(str::to_owned)
             .collect()
-    }
-}
-
-impl Drop for Limited {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -570,13 +558,12 @@ async fn out_of_descriptors_the_accept_loop_backs_off_logs_once_and_recovers() {
     let sim = Simulator::start(SimConfig::default())
         .await
         .expect("simulator");
-    let (port, admin_port) = (free_port(), free_port());
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin_port}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[client]]
@@ -596,6 +583,8 @@ upstreams = ["up"]
         up = sim.addr().port()
     );
     let mut tern = Limited::start(TempDir::new("faults-nofile"), &config, NOFILE);
+    let listening = tern.daemon.listening();
+    let (port, admin_port) = (listening.client_port(), listening.admin_port());
     wait_until(
         "tern bound to the simulator",
         Duration::from_secs(15),

@@ -56,7 +56,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use common::{client, free_port, receipted_id, submit_sm, wait_until, Admin, Daemon};
+use common::{client, receipted_id, submit_sm, wait_until, Admin, Daemon, HeldPort};
 use futures::StreamExt;
 use tern_codec::pdu::{Bind, SmResp};
 use tern_codec::{Body, CommandStatus, Frame, Pdu, RegisteredDelivery, SmppCodec};
@@ -96,14 +96,14 @@ const RSS_GROWTH_LIMIT_KIB: u64 = 32 * 1024;
 
 /// `reader`'s messages (to 346…) go to upstream `late`, `busy`'s (to
 /// 347…) to `quick`.
-fn config(port: u16, admin: u16, quick: u16, late: u16) -> String {
+fn config(quick: u16, late: u16) -> String {
     let timeout = RESPONSE_TIMEOUT.as_secs();
     format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [client_sessions]
@@ -362,13 +362,12 @@ async fn a_client_that_never_reads_is_closed_and_gets_every_receipt_back() {
     })
     .await
     .expect("simulator");
-    let (port, admin_port) = (free_port(), free_port());
-    let daemon = Daemon::start(
+    let mut daemon = Daemon::start(
         "faults-reader",
-        &config(port, admin_port, quick.addr().port(), late.addr().port()),
+        &config(quick.addr().port(), late.addr().port()),
     );
     let pid = daemon.child.id();
-    let admin = Admin::at(admin_port);
+    let (port, admin) = (daemon.client_port(), daemon.admin());
     wait_until(
         "tern binds to both simulators",
         Duration::from_secs(20),
@@ -507,13 +506,13 @@ const REFUSING: Duration = Duration::from_secs(5);
 /// (`daemon/upstreams.rs`), and grows from there.
 const BIND_SPACING: Duration = Duration::from_millis(350);
 
-fn outage_config(port: u16, admin: u16, upstream: u16) -> String {
+fn outage_config(upstream: u16) -> String {
     format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [router]
@@ -569,13 +568,13 @@ async fn a_long_outage_keeps_memory_flat_and_the_backlog_drains_without_a_bind_s
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(OUTAGE_MESSAGES);
-    let (port, admin_port, upstream_port) = (free_port(), free_port(), free_port());
-    let mut daemon = Daemon::start(
-        "faults-outage",
-        &outage_config(port, admin_port, upstream_port),
-    );
+    // Held, not listening: the upstream is down until a simulator listens
+    // on it.
+    let upstream = HeldPort::new();
+    let upstream_port = upstream.port;
+    let mut daemon = Daemon::start("faults-outage", &outage_config(upstream_port));
     let pid = daemon.child.id();
-    let admin = Admin::at(admin_port);
+    let (port, admin) = (daemon.client_port(), daemon.admin());
     let one = client(port, "one", "pw1").window(100).bind().await;
     let mut two = client(port, "two", "pw2").window(100).bind().await;
 
@@ -667,20 +666,22 @@ async fn a_long_outage_keeps_memory_flat_and_the_backlog_drains_without_a_bind_s
     // The upstream comes back refusing binds (a wrong password) for a
     // while, then for real, capped at OUTAGE_SESSIONS binds. Every bind
     // attempt's time is kept across both.
-    let refusing = Simulator::start(SimConfig {
-        listen: ([127, 0, 0, 1], upstream_port).into(),
-        accounts: vec![tern_sim::smsc::Account {
-            system_id: "tern".to_owned(),
-            password: "not-x".to_owned(),
-            max_binds: Some(OUTAGE_SESSIONS),
-        }],
-        ..SimConfig::default()
-    })
-    .await
+    let refusing = Simulator::start_on(
+        SimConfig {
+            accounts: vec![tern_sim::smsc::Account {
+                system_id: "tern".to_owned(),
+                password: "not-x".to_owned(),
+                max_binds: Some(OUTAGE_SESSIONS),
+            }],
+            ..SimConfig::default()
+        },
+        upstream.listen(),
+    )
     .expect("simulator on the upstream's port");
     tokio::time::sleep(REFUSING).await;
     let mut attempts = refusing.bind_attempts();
     refusing.shutdown().await;
+    // Again on the port the test held, which the refusing one let go.
     let sim = Simulator::start(SimConfig {
         listen: ([127, 0, 0, 1], upstream_port).into(),
         accounts: vec![tern_sim::smsc::Account {
@@ -817,13 +818,10 @@ const EXPIRY_SLACK: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_whose_validity_ends_during_a_total_outage_is_ended_at_its_time() {
-    let (port, admin_port, upstream_port) = (free_port(), free_port(), free_port());
-    // The only upstream is down for the whole test: nothing listens.
-    let _daemon = Daemon::start(
-        "faults-validity",
-        &outage_config(port, admin_port, upstream_port),
-    );
-    let admin = Admin::at(admin_port);
+    // The only upstream is down for the whole test: it is at port 0,
+    // where no connection is ever accepted.
+    let mut daemon = Daemon::start("faults-validity", &outage_config(0));
+    let (port, admin) = (daemon.client_port(), daemon.admin());
     let mut one = client(port, "one", "pw1").bind().await;
     let lasting = submit_sm("34600000000", "lasting", RegisteredDelivery::ALWAYS);
     let lasting = common::submit_id(&one.handle, lasting).await;

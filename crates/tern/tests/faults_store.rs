@@ -20,7 +20,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{client, free_port, submit_id, submit_sm, wait_until, Daemon, TERN};
+use common::{client, submit_id, submit_sm, wait_until, Daemon, HeldPort, TERN};
 use tern_codec::RegisteredDelivery;
 use tern_sim::smsc::{Recorded, SimConfig, Simulator};
 
@@ -29,13 +29,13 @@ const N: usize = 20;
 
 /// One client ("acme"/"pw") and one upstream at `upstream`, where nothing
 /// listens until the test starts a simulator there.
-fn config(port: u16, admin: u16, upstream: u16) -> String {
+fn config(upstream: u16) -> String {
     format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 durability = "durable"
@@ -60,10 +60,11 @@ upstreams = ["up"]
 }
 
 /// A daemon on a fresh store that accepted `N` messages ("m0".."m19")
-/// with its upstream down, and the upstream's port.
-async fn daemon_with_stored_messages(label: &str) -> (Daemon, u16) {
-    let (port, admin, upstream) = (free_port(), free_port(), free_port());
-    let daemon = Daemon::start(label, &config(port, admin, upstream));
+/// with its upstream down, and the upstream's port, held.
+async fn daemon_with_stored_messages(label: &str) -> (Daemon, HeldPort) {
+    let upstream = HeldPort::new();
+    let mut daemon = Daemon::start(label, &config(upstream.port));
+    let port = daemon.client_port();
     let session = client(port, "acme", "pw").bind().await;
     for n in 0..N {
         let sm = submit_sm("34600000001", format!("m{n}"), RegisteredDelivery::NONE);
@@ -218,12 +219,8 @@ async fn a_torn_log_tail_is_repaired_named_and_every_acknowledged_message_is_sen
     assert!(line.contains(&format!("offset={offset}")), "{line}");
     assert!(line.contains("cut short"), "{line}");
 
-    let sim = Simulator::start(SimConfig {
-        listen: ([127, 0, 0, 1], upstream).into(),
-        ..SimConfig::default()
-    })
-    .await
-    .expect("the upstream comes up");
+    let sim = Simulator::start_on(SimConfig::default(), upstream.listen())
+        .expect("the upstream comes up");
     sim.start_recording();
     let texts = || -> Vec<String> {
         sim.recorded()

@@ -11,7 +11,7 @@ use tern_testkit as common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{bare_smsc, client, free_port, next_submit, submit_sm, wait_for, wait_until, Daemon};
+use common::{bare_smsc, client, next_submit, submit_sm, wait_for, wait_until, Daemon};
 use http_body_util::{BodyExt, Full};
 use hyper::http::{HeaderMap, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -143,14 +143,15 @@ binds = ["receiver"]
 }
 
 /// Tern with an SMPP listener, an HTTP listener and one upstream at
-/// `upstream` for numbers starting 34.
-fn start_tern(label: &str, smpp: u16, http: u16, upstream: u16, acme_rate: Option<u32>) -> Daemon {
+/// `upstream` for numbers starting 34; with the ports its SMPP and HTTP
+/// listeners took.
+fn start_tern(label: &str, upstream: u16, acme_rate: Option<u32>) -> (Daemon, u16, u16) {
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{smpp}"
+address = "127.0.0.1:0"
 [[http_listener]]
-address = "127.0.0.1:{http}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 {accounts}
@@ -167,7 +168,9 @@ upstreams = ["up"]
 "#,
         accounts = accounts(acme_rate)
     );
-    Daemon::start(&format!("http-api-{label}"), &config)
+    let mut daemon = Daemon::start(&format!("http-api-{label}"), &config);
+    let listening = daemon.listening();
+    (daemon, listening.client_port(), listening.http_port())
 }
 
 /// Waits until Tern's HTTP listener on `port` takes connections (it starts
@@ -187,8 +190,7 @@ async fn with_simulator(label: &str, acme_rate: Option<u32>) -> (SimHandle, Daem
         .await
         .expect("simulator starts");
     sim.start_recording();
-    let (smpp, http) = (free_port(), free_port());
-    let tern = start_tern(label, smpp, http, sim.addr().port(), acme_rate);
+    let (tern, smpp, http) = start_tern(label, sim.addr().port(), acme_rate);
     wait_until("tern binds to the simulator", WAIT, || async {
         !sim.sessions("tern").is_empty()
     })
@@ -487,8 +489,7 @@ async fn submits_are_refused_with_503_while_the_node_drains() {
     // An upstream that never answers keeps a send in flight, so shutdown
     // waits for it, with the HTTP listener still up.
     let mut upstream = bare_smsc(SmscConfig::default()).await;
-    let (smpp, http) = (free_port(), free_port());
-    let tern = start_tern("draining", smpp, http, upstream.port, None);
+    let (tern, _smpp, http) = start_tern("draining", upstream.port, None);
     let mut session = tokio::time::timeout(WAIT, upstream.sessions.recv())
         .await
         .expect("tern binds in time")

@@ -7,7 +7,7 @@ use tern_testkit as common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{free_port, wait_until, TempDir};
+use common::{wait_until, TempDir};
 use http_body_util::{BodyExt, Empty};
 use hyper::http::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -49,13 +49,12 @@ fn pki(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf, std::path::Pat
 async fn the_api_answers_over_tls_and_not_in_plain_text_on_a_tls_listener() {
     let dir = TempDir::new("http-api-tls");
     let (ca, cert, key) = pki(&dir);
-    let (smpp, http) = (free_port(), free_port());
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{smpp}"
+address = "127.0.0.1:0"
 [[http_listener]]
-address = "127.0.0.1:{http}"
+address = "127.0.0.1:0"
 tls_cert = "{cert}"
 tls_key = "{key}"
 tls_min_version = "1.3"
@@ -69,7 +68,8 @@ http_tokens = ["t"]
         cert = cert.display(),
         key = key.display()
     );
-    let _tern = common::Launch::new().start(dir, &config);
+    let mut tern = common::Launch::new().start(dir, &config);
+    let http = tern.listening().http_port();
     wait_until("the HTTP listener is up", WAIT, || async {
         TcpStream::connect(("127.0.0.1", http)).await.is_ok()
     })

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use bytes::Bytes;
-use common::{free_port, wait_for, wait_until, Daemon, Launch};
+use common::{wait_for, wait_until, Daemon, HeldPort, Launch};
 use http_body_util::{BodyExt, Full};
 use hyper::http::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -30,7 +30,7 @@ type Calls = Arc<Mutex<Vec<(String, Bytes)>>>;
 
 /// A webhook receiver on `port` answering 200 and recording each call,
 /// until the token is cancelled.
-async fn receiver(port: u16) -> (Calls, CancellationToken) {
+async fn receiver(port: HeldPort) -> (Calls, CancellationToken) {
     let calls: Calls = Arc::default();
     let seen = calls.clone();
     let app = axum::Router::new().route(
@@ -48,9 +48,7 @@ async fn receiver(port: u16) -> (Calls, CancellationToken) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .expect("receiver binds");
+    let listener = port.listen();
     let stop = CancellationToken::new();
     let until = stop.clone();
     tokio::spawn(async move {
@@ -85,13 +83,13 @@ fn signed(signature: &str, body: &[u8]) -> bool {
 /// Tern with HTTP, one simulator upstream and the account `acme`, whose
 /// callbacks may go to 127.0.0.1 only; `gamma`'s default callback is
 /// port `hook` there; `beta` has no webhook secret.
-fn config(smpp: u16, http: u16, upstream: u16, hook: u16) -> String {
+fn config(upstream: u16, hook: u16) -> String {
     format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{smpp}"
+address = "127.0.0.1:0"
 [[http_listener]]
-address = "127.0.0.1:{http}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[client]]
@@ -125,17 +123,18 @@ upstreams = ["up"]
     )
 }
 
-/// A simulator and Tern bound to it, its HTTP listener up; and the port
-/// of gamma's default callback.
-async fn start(label: &str) -> (SimHandle, Daemon, u16, u16) {
+/// A simulator and Tern bound to it, its HTTP listener up and its port;
+/// and the port of gamma's default callback, held for its receiver.
+async fn start(label: &str) -> (SimHandle, Daemon, u16, HeldPort) {
     let sim = Simulator::start(SimConfig::default())
         .await
         .expect("simulator starts");
-    let (smpp, http, hook) = (free_port(), free_port(), free_port());
-    let tern = Daemon::start(
+    let hook = HeldPort::new();
+    let mut tern = Daemon::start(
         &format!("http-webhook-{label}"),
-        &config(smpp, http, sim.addr().port(), hook),
+        &config(sim.addr().port(), hook.port),
     );
+    let http = tern.listening().http_port();
     wait_until("tern binds to the simulator", WAIT, || async {
         !sim.sessions("tern").is_empty()
     })
@@ -197,13 +196,14 @@ async fn first_call(calls: &Calls) -> (String, Bytes) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_receipt_reaches_the_webhook_signed_with_terns_id() {
     let (_sim, _tern, http, default_hook) = start("signed").await;
-    let hook = free_port();
+    let hook = HeldPort::new();
+    let hook_port = hook.port;
     let (calls, _stop) = receiver(hook).await;
     let body = json!({
         "to": "34600000051",
         "from": "Acme",
         "text": "call me back",
-        "callback_url": format!("http://127.0.0.1:{hook}/hook"),
+        "callback_url": format!("http://127.0.0.1:{hook_port}/hook"),
     });
     let id = id_of(&submit(http, "acme-token", &body).await);
     let (signature, body) = first_call(&calls).await;
@@ -259,12 +259,12 @@ async fn a_callback_outside_the_allow_list_is_refused_at_submit() {
 async fn a_receiver_down_gets_the_receipt_once_back_across_a_tern_restart() {
     let (_sim, mut tern, http, _) = start("down").await;
     // Nothing listens on the callback's port yet.
-    let hook = free_port();
+    let hook = HeldPort::new();
     let body = json!({
         "to": "34600000071",
         "from": "Acme",
         "text": "while you were out",
-        "callback_url": format!("http://127.0.0.1:{hook}/hook"),
+        "callback_url": format!("http://127.0.0.1:{}/hook", hook.port),
     });
     let id = id_of(&submit(http, "acme-token", &body).await);
     // The receipt is stored (the message is final) and waits in the outbox.

@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    check_config, client, free_port, next_receipt, submit_id, submit_sm, wait_until, Daemon,
-    Launch, TempDir, TERN,
+    check_config, client, next_receipt, submit_id, submit_sm, wait_until, Daemon, Launch, TempDir,
+    TERN,
 };
 use tern_codec::RegisteredDelivery;
 use tern_sim::smsc::{SimConfig, Simulator};
@@ -128,11 +128,10 @@ async fn the_daemon_relays_to_a_real_upstream() {
     let upstream = Simulator::start(SimConfig::default())
         .await
         .expect("upstream starts");
-    let port = free_port();
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[client]]
@@ -150,7 +149,8 @@ upstreams = ["vendor"]
 "#,
         upstream_port = upstream.addr().port(),
     );
-    let _daemon = Daemon::start("no-sandbox-relay", &config);
+    let mut daemon = Daemon::start("no-sandbox-relay", &config);
+    let port = daemon.client_port();
     wait_until("tern binds upstream", Duration::from_secs(10), || async {
         !upstream.sessions("tern").is_empty()
     })

@@ -10,7 +10,7 @@ use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, Launch, TempDir, TERN};
+use common::{Launch, TempDir, LISTENING, TERN};
 
 /// Datagrams received within `limit`, until one contains `want`.
 fn until(socket: &UnixDatagram, want: &str, limit: Duration) -> Vec<String> {
@@ -38,37 +38,34 @@ fn ready_reloading_watchdog_and_stopping_reach_systemd() {
     let dir = TempDir::new("notify");
     let socket_path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
-    let (client, sim) = (free_port(), free_port());
-    let config = format!(
-        r#"
+    let config = r#"
 [[listener]]
-address = "127.0.0.1:{client}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[simulator]]
 name = "sim"
-address = "127.0.0.1:{sim}"
+address = "127.0.0.1:0"
 [[client]]
 system_id = "acme"
 passwords = ["pw"]
 [[upstream]]
 name = "sim"
-host = "127.0.0.1"
-port = {sim}
+simulator = "sim"
 system_id = "tern"
 password = "x"
 [[route]]
 name = "all"
 upstreams = ["sim"]
-"#
-    );
-    let path = dir.write("tern.toml", &config);
+"#;
+    let path = dir.write("tern.toml", config);
     // systemd sets WATCHDOG_PID to the service's pid: `exec` keeps the
     // shell's pid for tern, so `$$` is it.
     let mut shell = Command::new("sh");
     shell.arg("-c").arg(format!(
-        "WATCHDOG_PID=$$ exec '{TERN}' run --config '{}'",
-        path.display()
+        "WATCHDOG_PID=$$ exec '{TERN}' run --config '{}' --listening-file '{}'",
+        path.display(),
+        dir.join(LISTENING).display()
     ));
     let mut daemon = Launch::new()
         .env("NOTIFY_SOCKET", &socket_path)
@@ -77,6 +74,7 @@ upstreams = ["sim"]
 
     let ready = until(&socket, "READY=1", Duration::from_secs(20));
     // READY means serving: the client listener accepts now.
+    let client = daemon.client_port();
     std::net::TcpStream::connect(("127.0.0.1", client)).expect("listening once READY");
     assert!(ready.concat().contains("STATUS="), "{ready:?}");
 

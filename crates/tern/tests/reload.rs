@@ -15,8 +15,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    accept_deliver_sm, client, free_port, message_id, next_receipt, receipted_id, submit_id,
-    wait_until, Admin, Daemon, Launch, TempDir, TERN,
+    accept_deliver_sm, client, message_id, next_receipt, receipted_id, submit_id, wait_until,
+    Admin, Daemon, Launch, TempDir, TERN,
 };
 use serde_json::Value;
 use tern_codec::pdu::{SmResp, SubmitSm};
@@ -27,37 +27,30 @@ use tern_session::SessionConfig;
 /// The passwords in these configs: none may show up in logs or the API.
 const SECRETS: [&str; 4] = ["pwOld773", "pwNew884", "pwGone99", "upSec116"];
 
+/// Where a daemon took its client and admin listeners.
 struct Ports {
     client: u16,
     admin: u16,
-    a: u16,
-    b: u16,
 }
 
 /// A config with two sandbox upstreams, `primary` on sim a and `secondary`
 /// on sim b, and the one route sending to `route_to`.
-fn config(ports: &Ports, route_to: &str, acme_passwords: &str) -> String {
-    let Ports {
-        client,
-        admin,
-        a,
-        b,
-    } = ports;
+fn config(route_to: &str, acme_passwords: &str) -> String {
     format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{client}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[simulator]]
 name = "a"
-address = "127.0.0.1:{a}"
+address = "127.0.0.1:0"
 receipt_delay = "50ms"
 [[simulator]]
 name = "b"
-address = "127.0.0.1:{b}"
+address = "127.0.0.1:0"
 receipt_delay = "50ms"
 [[client]]
 system_id = "acme"
@@ -67,14 +60,12 @@ system_id = "beta"
 passwords = ["pwGone99"]
 [[upstream]]
 name = "primary"
-host = "127.0.0.1"
-port = {a}
+simulator = "a"
 system_id = "tern"
 password = "upSec116"
 [[upstream]]
 name = "secondary"
-host = "127.0.0.1"
-port = {b}
+simulator = "b"
 system_id = "tern"
 password = "upSec116"
 [[route]]
@@ -138,13 +129,15 @@ async fn ready(admin: &Admin) {
         .await;
 }
 
-fn ports() -> Ports {
-    Ports {
-        client: free_port(),
-        admin: free_port(),
-        a: free_port(),
-        b: free_port(),
-    }
+/// Where `daemon` listens, and its admin API.
+fn ports(daemon: &mut Daemon) -> (Ports, Admin) {
+    let listening = daemon.listening();
+    let ports = Ports {
+        client: listening.client_port(),
+        admin: listening.admin_port(),
+    };
+    let admin = Admin::at(ports.admin);
+    (ports, admin)
 }
 
 async fn bind(port: u16, system_id: &str, password: &str) -> UpstreamSession {
@@ -200,10 +193,9 @@ fn unix_now() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
-    let ports = ports();
-    let admin = Admin::at(ports.admin);
     let passwords = r#""pwOld773""#;
-    let mut daemon = start_daemon("reroute", &config(&ports, "primary", passwords));
+    let mut daemon = start_daemon("reroute", &config("primary", passwords));
+    let (ports, admin) = ports(&mut daemon);
     ready(&admin).await;
     let session = bind(ports.client, "acme", "pwOld773").await;
 
@@ -213,10 +205,7 @@ async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
     let submits_before = sample(&metrics, "tern_submits_total{").expect("tern_submits_total");
 
     // A valid change: the same session's next message goes elsewhere.
-    write(
-        &daemon.config_path(),
-        &config(&ports, "secondary", passwords),
-    );
+    write(&daemon.config_path(), &config("secondary", passwords));
     daemon.signal("HUP");
     let status = generation(&admin, 2).await;
     assert_eq!(status["ok"], Value::Bool(true), "{status}");
@@ -233,7 +222,7 @@ async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
     let since = unix_now();
     write(
         &daemon.config_path(),
-        &config(&ports, "primary", passwords).replace("[[route]]", "[[route]]\nbogus = 1"),
+        &config("primary", passwords).replace("[[route]]", "[[route]]\nbogus = 1"),
     );
     daemon.signal("HUP");
     let status = failed_reload_after(&admin, since).await;
@@ -291,7 +280,7 @@ async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
     let candidate = daemon.dir.join("candidate.toml");
     std::fs::write(
         &candidate,
-        config(&ports, "primary", r#""pwOld773", "pwNew884""#).replace(
+        config("primary", r#""pwOld773", "pwNew884""#).replace(
             "[[client]]\nsystem_id = \"beta\"",
             "[[client]]\nsystem_id = \"gamma\"",
         ),
@@ -347,15 +336,14 @@ async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_rotation_keeps_sessions_and_a_removed_password_ends_them() {
-    let ports = ports();
-    let admin = Admin::at(ports.admin);
-    let mut daemon = start_daemon("rotate", &config(&ports, "primary", r#""pwOld773""#));
+    let mut daemon = start_daemon("rotate", &config("primary", r#""pwOld773""#));
+    let (ports, admin) = ports(&mut daemon);
     ready(&admin).await;
     let old = bind(ports.client, "acme", "pwOld773").await;
     let beta = bind(ports.client, "beta", "pwGone99").await;
 
     // Rotation starts: both passwords valid; beta's account is removed.
-    let rotating = config(&ports, "primary", r#""pwOld773", "pwNew884""#).replace(
+    let rotating = config("primary", r#""pwOld773", "pwNew884""#).replace(
         "[[client]]\nsystem_id = \"beta\"\npasswords = [\"pwGone99\"]\n",
         "",
     );
@@ -373,10 +361,7 @@ async fn a_password_rotation_keeps_sessions_and_a_removed_password_ends_them() {
     );
 
     // Rotation ends: the old password goes, and with it its session.
-    write(
-        &daemon.config_path(),
-        &config(&ports, "primary", r#""pwNew884""#),
-    );
+    write(&daemon.config_path(), &config("primary", r#""pwNew884""#));
     daemon.signal("HUP");
     generation(&admin, 3).await;
     tokio::time::timeout(Duration::from_secs(5), old.handle.closed())
@@ -399,24 +384,17 @@ async fn a_password_rotation_keeps_sessions_and_a_removed_password_ends_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_file_is_reloaded_without_a_signal() {
-    let ports = ports();
-    let admin = Admin::at(ports.admin);
     let passwords = r#""pwOld773""#;
-    let mut daemon = start_daemon("watch", &config(&ports, "primary", passwords));
+    let mut daemon = start_daemon("watch", &config("primary", passwords));
+    let (ports, admin) = ports(&mut daemon);
     ready(&admin).await;
     let session = bind(ports.client, "acme", "pwOld773").await;
-    write(
-        &daemon.config_path(),
-        &config(&ports, "secondary", passwords),
-    );
+    write(&daemon.config_path(), &config("secondary", passwords));
     generation(&admin, 2).await;
     let id = submit(&session).await;
     assert_eq!(upstream_of(&admin, &id).await, "secondary");
     // The same content again is not a change: no further reload.
-    write(
-        &daemon.config_path(),
-        &config(&ports, "secondary", passwords),
-    );
+    write(&daemon.config_path(), &config("secondary", passwords));
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
         admin.get("/api/reload").await["generation"].as_u64(),
@@ -448,20 +426,22 @@ async fn sigterm_in_the_middle_of_traffic_loses_nothing_it_acknowledged() {
     })
     .await
     .expect("simulator");
-    let ports = ports();
-    let admin = Admin::at(ports.admin);
-    let text = config(&ports, "primary", r#""pwOld773""#)
+    let text = config("primary", r#""pwOld773""#)
         .replace(
-            &format!("port = {}\n", ports.a),
-            &format!("port = {}\n", sim.addr().port()),
+            "simulator = \"a\"\n",
+            &format!("host = \"127.0.0.1\"\nport = {}\n", sim.addr().port()),
         )
         .replace(
-            &format!("port = {}\nsystem_id = \"tern\"", ports.b),
+            "simulator = \"b\"\nsystem_id = \"tern\"",
             // Its own account at the simulator, so each upstream's receipts
             // come back over its own sessions.
-            &format!("port = {}\nsystem_id = \"tern2\"", sim.addr().port()),
+            &format!(
+                "host = \"127.0.0.1\"\nport = {}\nsystem_id = \"tern2\"",
+                sim.addr().port()
+            ),
         );
     let mut daemon = start_daemon("drain", &text);
+    let (ports, admin) = ports(&mut daemon);
     ready(&admin).await;
     let mut session = bind(ports.client, "acme", "pwOld773").await;
 
@@ -572,7 +552,7 @@ async fn sigterm_in_the_middle_of_traffic_loses_nothing_it_acknowledged() {
 }
 
 /// The upstream entries of a config over two external simulators.
-fn upstreams_config(ports: &Ports, x: u16, y: u16, one_extra: &str, with_two: bool) -> String {
+fn upstreams_config(x: u16, y: u16, one_extra: &str, with_two: bool) -> String {
     let two = if with_two {
         format!(
             "[[upstream]]\nname = \"two\"\nhost = \"127.0.0.1\"\nport = {y}\nsystem_id = \"tern\"\npassword = \"pw2\"\n"
@@ -583,9 +563,9 @@ fn upstreams_config(ports: &Ports, x: u16, y: u16, one_extra: &str, with_two: bo
     format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{client}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[client]]
@@ -603,9 +583,7 @@ profile = "mensatek"
 [[route]]
 name = "all"
 upstreams = ["one"]
-"#,
-        client = ports.client,
-        admin = ports.admin,
+"#
     )
 }
 
@@ -633,10 +611,9 @@ async fn a_reload_binds_added_upstreams_drains_removed_ones_and_rebinds_changed_
     };
     let x = start("tern", "pw1").await.expect("sim x");
     let y = start("tern", "pw2").await.expect("sim y");
-    let ports = ports();
-    let admin = Admin::at(ports.admin);
     let (xp, yp) = (x.addr().port(), y.addr().port());
-    let mut daemon = start_daemon("pools", &upstreams_config(&ports, xp, yp, "", false));
+    let mut daemon = start_daemon("pools", &upstreams_config(xp, yp, "", false));
+    let (ports, admin) = ports(&mut daemon);
     ready(&admin).await;
     let session = bind(ports.client, "acme", "pwOld773").await;
     assert_eq!(x.stats().binds, 1);
@@ -645,7 +622,7 @@ async fn a_reload_binds_added_upstreams_drains_removed_ones_and_rebinds_changed_
     // replaced; the new one binds only after the old one unbound.
     write(
         &daemon.config_path(),
-        &upstreams_config(&ports, xp, yp, "rate = 50", true),
+        &upstreams_config(xp, yp, "rate = 50", true),
     );
     daemon.signal("HUP");
     let status = generation(&admin, 2).await;
@@ -670,7 +647,7 @@ async fn a_reload_binds_added_upstreams_drains_removed_ones_and_rebinds_changed_
     // Removed: `two` unbinds; `one` is untouched.
     write(
         &daemon.config_path(),
-        &upstreams_config(&ports, xp, yp, "rate = 50", false),
+        &upstreams_config(xp, yp, "rate = 50", false),
     );
     daemon.signal("HUP");
     generation(&admin, 3).await;
@@ -695,13 +672,12 @@ async fn a_reload_binds_added_upstreams_drains_removed_ones_and_rebinds_changed_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_per_line_with_level_and_message() {
-    let ports = ports();
-    let admin = Admin::at(ports.admin);
     let text = format!(
         "[log]\nformat = \"json\"\n{}",
-        config(&ports, "primary", r#""pwOld773""#)
+        config("primary", r#""pwOld773""#)
     );
     let mut daemon = start_daemon("json", &text);
+    let (ports, admin) = ports(&mut daemon);
     ready(&admin).await;
     let session = bind(ports.client, "acme", "pwOld773").await;
     submit(&session).await;
@@ -757,13 +733,12 @@ async fn the_embedded_default_serves_a_bind_a_submit_and_a_receipt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_messages_and_untaken_receipts_leave_the_store_after_their_age() {
-    let ports = ports();
-    let admin = Admin::at(ports.admin);
-    let text = config(&ports, "primary", r#""pwOld773""#).replace(
+    let text = config("primary", r#""pwOld773""#).replace(
         "[storage]\npath = \"data\"",
         "[storage]\npath = \"data\"\nretention = \"2s\"\noutbox_max_age = \"2s\"",
     );
-    let _daemon = start_daemon("ages", &text);
+    let mut daemon = start_daemon("ages", &text);
+    let (ports, admin) = ports(&mut daemon);
     ready(&admin).await;
     // A transmitter cannot take receipts: the receipt waits in the outbox.
     let session = client(ports.client, "acme", "pwOld773")
@@ -821,15 +796,14 @@ async fn a_changed_pool_of_two_is_rebound_one_session_at_a_time() {
     // takes that long to bind: long enough to see a gap if the next old
     // session went before the new one was bound.
     let zp = slow_connect_proxy(z.addr(), Duration::from_millis(300)).await;
-    let ports = ports();
-    let admin = Admin::at(ports.admin);
     let text = |extra: &str| {
-        upstreams_config(&ports, zp, zp, extra, false).replace(
+        upstreams_config(zp, zp, extra, false).replace(
             "profile = \"mensatek\"",
             "profile = \"generic\"\nsessions = 2",
         )
     };
     let mut daemon = start_daemon("rolling", &text(""));
+    let (ports, admin) = ports(&mut daemon);
     ready(&admin).await;
     until("two bound", || z.sessions("tern").len() == 2).await;
     let session = bind(ports.client, "acme", "pwOld773").await;

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::{
-    client, deliver_sm_before, free_port, international, message_id, next_deliver_sm, next_receipt,
-    query_sm, receipted_id, submit_id, Daemon,
+    client, deliver_sm_before, international, message_id, next_deliver_sm, next_receipt, query_sm,
+    receipted_id, submit_id, Daemon,
 };
 use tern_codec::pdu::SubmitSm;
 use tern_codec::{Body, CommandStatus, RegisteredDelivery, ShortMessage};
@@ -19,33 +19,33 @@ use tern_session::SessionConfig;
 /// How long a test waits for one receipt it expects.
 const RECEIPT_WAIT: Duration = Duration::from_secs(10);
 
-fn start(client_port: u16) -> Daemon {
-    start_with(client_port, "100ms")
+fn start() -> Daemon {
+    start_with("100ms")
 }
 
 /// Upstream receipts come `delay` after each submit; "0s" races them
 /// against Tern's own bookkeeping of the submit_sm_resp.
-fn start_with(client_port: u16, delay: &str) -> Daemon {
-    start_with_clients(client_port, delay, "")
+fn start_with(delay: &str) -> Daemon {
+    start_with_clients(delay, "")
 }
 
-/// [`start_with`], with more `[[client]]` tables.
-fn start_with_clients(client_port: u16, delay: &str, clients: &str) -> Daemon {
-    let (a, b) = (free_port(), free_port());
+/// [`start_with`], with more `[[client]]` tables. Every port is 0: the
+/// upstreams name their simulators, and go wherever those bound.
+fn start_with_clients(delay: &str, clients: &str) -> Daemon {
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{client_port}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[simulator]]
 name = "a"
-address = "127.0.0.1:{a}"
+address = "127.0.0.1:0"
 reject_fraction = 0.5
 receipt_delay = "{delay}"
 [[simulator]]
 name = "b"
-address = "127.0.0.1:{b}"
+address = "127.0.0.1:0"
 receipt_delay = "{delay}"
 [[client]]
 system_id = "acme"
@@ -53,14 +53,12 @@ passwords = ["pw"]
 {clients}
 [[upstream]]
 name = "primary"
-host = "127.0.0.1"
-port = {a}
+simulator = "a"
 system_id = "tern"
 password = "x"
 [[upstream]]
 name = "secondary"
-host = "127.0.0.1"
-port = {b}
+simulator = "b"
 system_id = "tern"
 password = "x"
 [[route]]
@@ -71,7 +69,7 @@ upstreams = ["primary", "secondary"]
 retry_initial = "200ms"
 "#
     );
-    Daemon::start(&format!("run-{client_port}"), &config)
+    Daemon::start("run", &config)
 }
 
 /// Binds to Tern as the test client (transceiver, `window` in flight).
@@ -86,8 +84,8 @@ fn submit_sm(text: &str) -> SubmitSm {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submits_are_answered_with_tern_ids_and_every_receipt_comes_back() {
-    let port = free_port();
-    let _daemon = start(port);
+    let mut daemon = start();
+    let port = daemon.client_port();
     let mut client = bind(port, 10).await;
 
     const N: usize = 20;
@@ -119,8 +117,8 @@ async fn submits_are_answered_with_tern_ids_and_every_receipt_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_with_a_wrong_password_is_refused() {
-    let port = free_port();
-    let _daemon = start(port);
+    let mut daemon = start();
+    let port = daemon.client_port();
     let refused = client(port, "acme", "wrong")
         .session_config(SessionConfig::default())
         .try_bind()
@@ -138,9 +136,7 @@ async fn a_client_with_a_wrong_password_is_refused() {
 /// refused (ESME_RBINDFAIL), whatever the password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_binds_only_from_its_allowed_networks() {
-    let port = free_port();
-    let _daemon = start_with_clients(
-        port,
+    let mut daemon = start_with_clients(
         "100ms",
         r#"
 [[client]]
@@ -153,6 +149,7 @@ passwords = ["pw"]
 allowed_ips = ["10.0.0.0/8", "::1", "192.168.0.0/16"]
 "#,
     );
+    let port = daemon.client_port();
     let lan = client(port, "lan", "pw")
         .session_config(SessionConfig::default())
         .try_bind()
@@ -173,8 +170,8 @@ allowed_ips = ["10.0.0.0/8", "::1", "192.168.0.0/16"]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_tern_splits_brings_back_one_receipt() {
-    let port = free_port();
-    let _daemon = start(port);
+    let mut daemon = start();
+    let port = daemon.client_port();
     let mut client = bind(port, 10).await;
     // 300 GSM characters: two parts upstream (153 + 147), one id for the client.
     let sm = common::submit_sm("34600000001", [b'x'; 300], RegisteredDelivery::ALWAYS);
@@ -195,8 +192,8 @@ async fn a_message_tern_splits_brings_back_one_receipt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_racing_their_submit_sm_resp_all_come_back() {
-    let port = free_port();
-    let _daemon = start_with(port, "0s");
+    let mut daemon = start_with("0s");
+    let port = daemon.client_port();
     let mut client = bind(port, 50).await;
     const N: usize = 400;
     let mut senders = Vec::new();
@@ -230,8 +227,8 @@ async fn receipts_racing_their_submit_sm_resp_all_come_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_sm_answers_from_the_store_and_unsupported_commands_are_refused() {
-    let port = free_port();
-    let _daemon = start(port);
+    let mut daemon = start();
+    let port = daemon.client_port();
     let mut client = bind(port, 10).await;
     let id = submit_id(&client.handle, submit_sm("query me")).await;
     assert_eq!(next_receipt(&mut client, RECEIPT_WAIT).await, id);
@@ -250,8 +247,8 @@ async fn query_sm_answers_from_the_store_and_unsupported_commands_are_refused() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_no_route_covers_is_refused_at_once() {
-    let port = free_port();
-    let _daemon = start(port);
+    let mut daemon = start();
+    let port = daemon.client_port();
     let client = bind(port, 10).await;
     let mut sm = submit_sm("to nowhere");
     sm.destination.addr = "447700900000".try_into().expect("short");
@@ -268,8 +265,8 @@ async fn a_destination_no_route_covers_is_refused_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_wait_for_a_client_that_is_not_bound() {
-    let port = free_port();
-    let _daemon = start(port);
+    let mut daemon = start();
+    let port = daemon.client_port();
     // A transmitter gets no receipts; it submits and leaves.
     let sender = client(port, "acme", "pw")
         .bind_type(tern_session::BindType::Transmitter)
@@ -301,24 +298,22 @@ async fn silent_client(port: u16) -> esme::UpstreamSession {
 async fn client_session_timers_come_from_the_configuration() {
     // Not probed: silent past the inactivity timeout, the session is closed
     // (the defaults, 30 s and 120 s, would keep it for minutes).
-    let port = free_port();
-    let _daemon = start_with_clients(
-        port,
+    let mut daemon = start_with_clients(
         "100ms",
         "[client_sessions]\nenquire_link_interval = \"off\"\ninactivity_timeout = \"1s\"\n",
     );
+    let port = daemon.client_port();
     let silent = silent_client(port).await;
     tokio::time::timeout(Duration::from_secs(5), silent.handle.closed())
         .await
         .expect("Tern closes a session silent past inactivity_timeout");
 
     // Probed every 300 ms: the same silence never reaches the timeout.
-    let port = free_port();
-    let _daemon = start_with_clients(
-        port,
+    let mut daemon = start_with_clients(
         "100ms",
         "[client_sessions]\nenquire_link_interval = \"300ms\"\ninactivity_timeout = \"1s\"\n",
     );
+    let port = daemon.client_port();
     let probed = silent_client(port).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(

@@ -14,8 +14,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{
-    alphanumeric, client, expect_deliver_sm, free_port, international, query_sm, receipted_id,
-    wait_until, Admin, Daemon, Launch, TERN,
+    alphanumeric, client, expect_deliver_sm, international, query_sm, receipted_id, wait_until,
+    Admin, Daemon, Launch, TERN,
 };
 use serde_json::Value;
 use tern_codec::pdu::{CancelSm, DeliverSm, Destination, SubmitMulti, SubmitMultiResp, Unsuccess};
@@ -32,18 +32,19 @@ const WAIT: Duration = Duration::from_secs(15);
 /// one upstream at `upstream_port` behind a route for numbers starting 34
 /// or 12: a number of 16 digits starting 12 has a route, so only the
 /// address check refuses it.
-fn start_tern(label: &str, port: u16, admin: u16, upstream_port: u16) -> Daemon {
-    start_tern_with(label, port, admin, upstream_port, "")
+/// Returns it with its client and admin ports.
+fn start_tern(label: &str, upstream_port: u16) -> (Daemon, u16, u16) {
+    start_tern_with(label, upstream_port, "")
 }
 
 /// [`start_tern`] with more configuration text (another upstream, say).
-fn start_tern_with(label: &str, port: u16, admin: u16, upstream_port: u16, more: &str) -> Daemon {
+fn start_tern_with(label: &str, upstream_port: u16, more: &str) -> (Daemon, u16, u16) {
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:{admin}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[client]]
@@ -63,7 +64,9 @@ upstreams = ["sim"]
 {more}
 "#
     );
-    Daemon::start(&format!("submit-multi-{label}"), &config)
+    let mut daemon = Daemon::start(&format!("submit-multi-{label}"), &config);
+    let listening = daemon.listening();
+    (daemon, listening.client_port(), listening.admin_port())
 }
 
 fn sme(number: &str) -> Destination {
@@ -179,8 +182,7 @@ async fn three_destinations_one_invalid_two_sent_and_two_receipts_with_the_one_i
         .await
         .expect("simulator starts");
     sim.start_recording();
-    let (port, admin) = (free_port(), free_port());
-    let _tern = start_tern("three", port, admin, sim.addr().port());
+    let (_tern, port, admin) = start_tern("three", sim.addr().port());
     wait_until("tern binds to the simulator", WAIT, || async {
         !sim.sessions("tern").is_empty()
     })
@@ -269,8 +271,7 @@ async fn distribution_lists_are_refused_unless_configured_and_refusals_say_why()
         .await
         .expect("simulator starts");
     sim.start_recording();
-    let (port, admin) = (free_port(), free_port());
-    let _tern = start_tern("lists", port, admin, sim.addr().port());
+    let (_tern, port, _) = start_tern("lists", sim.addr().port());
     wait_until("tern binds to the simulator", WAIT, || async {
         !sim.sessions("tern").is_empty()
     })
@@ -354,12 +355,13 @@ async fn distribution_lists_are_refused_unless_configured_and_refusals_say_why()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_sm_on_the_id_cancels_every_held_destination() {
-    // The route's upstream is down: nothing listens on its port, so the
-    // messages wait in Tern's queue. Another upstream, which no route
-    // uses, is bound: with none bound at all the dispatcher would not
-    // claim them (a long outage's pause), and this test is about messages
-    // that were tried, found no upstream, and wait for a retry.
-    let (port, admin, down) = (free_port(), free_port(), free_port());
+    // The route's upstream is down: it is at port 0, where no connection
+    // is ever accepted, so the messages wait in Tern's queue. Another
+    // upstream, which no route uses, is bound: with none bound at all the
+    // dispatcher would not claim them (a long outage's pause), and this
+    // test is about messages that were tried, found no upstream, and wait
+    // for a retry.
+    let down = 0;
     let bystander = Simulator::start(SimConfig::default())
         .await
         .expect("simulator starts");
@@ -368,7 +370,7 @@ async fn cancel_sm_on_the_id_cancels_every_held_destination() {
          system_id = \"tern\"\npassword = \"x\"\n",
         bystander.addr().port()
     );
-    let mut tern = start_tern_with("cancel", port, admin, down, &other);
+    let (mut tern, port, admin) = start_tern_with("cancel", down, &other);
     let acme = client(port, "acme", "pw").bind().await;
 
     let (status, resp) = submit_multi(
@@ -510,11 +512,10 @@ fn a_bad_distribution_list_is_refused_at_its_value() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_transaction_mode_a_destination_its_upstream_refuses_is_listed() {
     let mut upstream = common::bare_smsc(tern_session::smsc::SmscConfig::default()).await;
-    let port = free_port();
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[client]]
@@ -535,7 +536,8 @@ upstreams = ["raw"]
 "#,
         upstream_port = upstream.port
     );
-    let _tern = Daemon::start("submit-multi-transaction", &config);
+    let mut daemon = Daemon::start("submit-multi-transaction", &config);
+    let port = daemon.client_port();
     let mut tern = tokio::time::timeout(WAIT, upstream.sessions.recv())
         .await
         .expect("tern binds its upstream")

@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
-    check_config, client, connect, deliver_sm_before, expect_deliver_sm, free_port, query_sm,
-    receipted_id, submit_id, Launch, TempDir,
+    check_config, client, connect, deliver_sm_before, expect_deliver_sm, query_sm, receipted_id,
+    submit_id, Launch, TempDir,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -117,15 +117,16 @@ async fn tls_simulator(pki: &Pki, min: TlsVersion, max: TlsVersion) -> SimHandle
 /// The daemon under test, with its client port and what it logged: its
 /// stdout and stderr are collected so a test can check what it said.
 struct Daemon {
-    _tern: common::Daemon,
+    tern: common::Daemon,
     port: u16,
     log: Arc<Mutex<String>>,
 }
 
 impl Daemon {
     /// Starts `tern run` on `config` (written into `dir`, which the daemon
-    /// keeps until it stops) with the client listener on `port`.
-    fn start(dir: TempDir, port: u16, config: &str) -> Daemon {
+    /// keeps until it stops); its client listener says port 0, and `port`
+    /// is the one it took.
+    fn start(dir: TempDir, config: &str) -> Daemon {
         let mut tern = Launch::new()
             .env("NO_COLOR", "1")
             .captured()
@@ -154,11 +155,8 @@ impl Daemon {
                 }
             });
         }
-        Daemon {
-            _tern: tern,
-            port,
-            log,
-        }
+        let port = tern.client_port();
+        Daemon { tern, port, log }
     }
 
     async fn connect(&self) -> TcpStream {
@@ -282,12 +280,21 @@ async fn until(sim: &SimHandle, what: &str, check: impl Fn(&tern_sim::SimSnapsho
 }
 
 fn upstream(name: &str, port: u16, min: &str, ca: &Path) -> String {
+    upstream_at(
+        name,
+        &format!("host = \"127.0.0.1\"\nport = {port}"),
+        min,
+        ca,
+    )
+}
+
+/// [`upstream`] reached as `at` says (`simulator = "NAME"`, say).
+fn upstream_at(name: &str, at: &str, min: &str, ca: &Path) -> String {
     format!(
         r#"
 [[upstream]]
 name = "{name}"
-host = "127.0.0.1"
-port = {port}
+{at}
 system_id = "tern"
 password = "x"
 tls = true
@@ -327,11 +334,10 @@ async fn submits_and_receipts_travel_over_tls_to_a_tls13_and_a_tls12_upstream() 
         "only the 1.3-floor probe of the 1.2-only simulator failed"
     );
 
-    let port = free_port();
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 tls_cert = "{cert}"
 tls_key = "{key}"
 [storage]
@@ -355,7 +361,7 @@ upstreams = ["telesign"]
         ovh = upstream("ovh", ovh.addr().port(), "1.3", &pki.ca),
         telesign = upstream("telesign", telesign.addr().port(), "1.2", &pki.ca),
     );
-    let daemon = Daemon::start(dir, port, &config);
+    let daemon = Daemon::start(dir, &config);
     let (mut client, version) = tls_client(&daemon, &pki).await;
     // The listener's floor is 1.2; a client offering both gets the best.
     assert_eq!(version, Some(TlsVersion::Tls13));
@@ -415,11 +421,10 @@ async fn an_upstream_below_the_tls_floor_is_never_bound_and_its_messages_wait() 
     let pki = Pki::new(&dir);
     // Tern requires 1.3 of "ovh", but this one stops at 1.2.
     let old = tls_simulator(&pki, TlsVersion::Tls12, TlsVersion::Tls12).await;
-    let port = free_port();
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[client]]
@@ -435,7 +440,7 @@ retry_initial = "200ms"
 "#,
         ovh = upstream("ovh", old.addr().port(), "1.3", &pki.ca),
     );
-    let daemon = Daemon::start(dir, port, &config);
+    let daemon = Daemon::start(dir, &config);
     let mut client = plain_client(&daemon).await;
 
     // The daemon says why, naming the upstream's address and TLS.
@@ -476,11 +481,10 @@ retry_initial = "200ms"
 async fn a_plain_bind_on_a_tls_listener_is_never_answered() {
     let dir = scratch("plain");
     let pki = Pki::new(&dir);
-    let port = free_port();
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 tls_cert = "{cert}"
 tls_key = "{key}"
 tls_min_version = "1.3"
@@ -493,7 +497,7 @@ passwords = ["pw"]
         cert = pki.cert.display(),
         key = pki.key.display(),
     );
-    let daemon = Daemon::start(dir, port, &config);
+    let daemon = Daemon::start(dir, &config);
     // SMPP in the clear: what TLS reads is no ClientHello, so the
     // connection ends, at most with a TLS alert record, never a bind_resp.
     let mut stream = daemon.connect().await;
@@ -519,7 +523,12 @@ passwords = ["pw"]
     );
     // A client whose floor the listener meets gets 1.3.
     assert_eq!(
-        probe(&pki, ([127, 0, 0, 1], port).into(), TlsVersion::Tls12).await,
+        probe(
+            &pki,
+            ([127, 0, 0, 1], daemon.port).into(),
+            TlsVersion::Tls12
+        )
+        .await,
         Ok(TlsVersion::Tls13)
     );
 }
@@ -528,11 +537,10 @@ passwords = ["pw"]
 async fn a_stalled_tls_handshake_is_dropped_at_the_session_init_time() {
     let dir = scratch("stall");
     let pki = Pki::new(&dir);
-    let port = free_port();
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 tls_cert = "{cert}"
 tls_key = "{key}"
 [storage]
@@ -544,7 +552,7 @@ passwords = ["pw"]
         cert = pki.cert.display(),
         key = pki.key.display(),
     );
-    let daemon = Daemon::start(dir, port, &config);
+    let daemon = Daemon::start(dir, &config);
     // A TLS record header announcing a 512-octet ClientHello, and then
     // nothing: the handshake can neither finish nor fail.
     let mut stall = daemon.connect().await;
@@ -691,16 +699,15 @@ address = "127.0.0.1:0"
 async fn a_sandbox_simulator_from_the_config_serves_its_tls_range() {
     let dir = scratch("sandbox");
     let pki = Pki::new(&dir);
-    let (port, sim) = (free_port(), free_port());
     let config = format!(
         r#"
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [storage]
 path = "data"
 [[simulator]]
 name = "telesign-like"
-address = "127.0.0.1:{sim}"
+address = "127.0.0.1:0"
 tls_cert = "{cert}"
 tls_key = "{key}"
 tls_max_version = "1.2"
@@ -715,11 +722,11 @@ upstreams = ["sandbox"]
 "#,
         cert = pki.cert.display(),
         key = pki.key.display(),
-        up = upstream("sandbox", sim, "1.2", &pki.ca),
+        up = upstream_at("sandbox", "simulator = \"telesign-like\"", "1.2", &pki.ca),
     );
-    let daemon = Daemon::start(dir, port, &config);
+    let mut daemon = Daemon::start(dir, &config);
     let mut client = plain_client(&daemon).await;
-    let addr: SocketAddr = ([127, 0, 0, 1], sim).into();
+    let addr: SocketAddr = daemon.tern.listening().simulators[0];
     assert_eq!(
         probe(&pki, addr, TlsVersion::Tls12).await,
         Ok(TlsVersion::Tls12)
@@ -733,13 +740,13 @@ upstreams = ["sandbox"]
 
 /// A node's config on a Redis store at `address`, with `extra` lines in
 /// `[storage.redis]`; one client `acme`, one upstream simulator.
-fn redis_node(port: u16, address: &str, extra: &str, sim: &SimHandle) -> String {
+fn redis_node(address: &str, extra: &str, sim: &SimHandle) -> String {
     format!(
         r#"
 [node]
 id = 7
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 [storage]
 backend = "redis"
 [storage.redis]
@@ -779,14 +786,10 @@ async fn the_redis_store_over_tls_with_a_password_carries_a_message_and_its_rece
 
     // Trusting the system's roots only, the node refuses to start: the
     // server's certificate comes from the test's own CA.
-    let port = free_port();
     let mut refused = Launch::new()
         .captured()
         .env("TERN_TEST_REDIS_PW", password)
-        .start(
-            scratch("redis-untrusted"),
-            &redis_node(port, &address, "", &sim),
-        );
+        .start(scratch("redis-untrusted"), &redis_node(&address, "", &sim));
     let status = refused.wait(WAIT * 3);
     let log = refused.output();
     assert!(!status.success(), "{log}");
@@ -799,12 +802,14 @@ async fn the_redis_store_over_tls_with_a_password_carries_a_message_and_its_rece
 
     // With tls_ca naming the CA, it stores over TLS and works end to end.
     let ca = pki.ca.to_str().expect("a UTF-8 path").replace('\\', "/");
-    let port = free_port();
-    let _node = Launch::new().env("TERN_TEST_REDIS_PW", password).start(
+    let mut node = Launch::new().env("TERN_TEST_REDIS_PW", password).start(
         scratch("redis-trusted"),
-        &redis_node(port, &address, &format!("tls_ca = \"{ca}\""), &sim),
+        &redis_node(&address, &format!("tls_ca = \"{ca}\""), &sim),
     );
-    let mut trx = client(port, "acme", "pw").within(WAIT * 3).bind().await;
+    let mut trx = client(node.client_port(), "acme", "pw")
+        .within(WAIT * 3)
+        .bind()
+        .await;
     let sm = common::submit_sm("+34600000009", "over TLS", RegisteredDelivery::ALWAYS);
     let id = submit_id(&trx.handle, sm).await;
     let receipt = expect_deliver_sm(&mut trx, WAIT * 2).await;

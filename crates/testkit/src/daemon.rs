@@ -283,22 +283,21 @@ impl Daemon {
     /// config may say port 0, and the daemon picks. Panics if the daemon
     /// exits first.
     pub fn listening(&mut self) -> Listening {
-        let file = self.dir.join(LISTENING);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(text) = std::fs::read_to_string(&file) {
-                return Listening::parse(&text);
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("tern exited ({status}) before it listened");
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "tern did not write {} within 10 s",
-                file.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Listening::wait(&self.dir.join(LISTENING), &mut self.child)
+    }
+
+    /// Writes `config` as the daemon's file, for a reload: each listener
+    /// it gives port 0 keeps the address the file has now, which says
+    /// port 0 too unless a restart pinned it ([`Daemon::respawn`]), so
+    /// the listeners read as unchanged, as they are. Written whole, then
+    /// renamed over it: the daemon's file watch never reads half of it.
+    pub fn write_config(&mut self, config: &str) {
+        let path = self.config_path();
+        let now = std::fs::read_to_string(&path).expect("the daemon's config");
+        let pinned = Listening::in_config(&now).pin(config);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, pinned).expect("write the daemon's config");
+        std::fs::rename(&tmp, &path).expect("rename the daemon's config");
     }
 
     /// The port of the first client listener ([`Daemon::listening`]).
@@ -321,8 +320,31 @@ impl Daemon {
     /// Starts the daemon again on the same file and store at once, without
     /// waiting for the old process: call it after [`Daemon::kill`], or
     /// once it exited.
+    ///
+    /// It comes back on the ports it had: each listener the file gives
+    /// port 0 is first written with the port the last run bound
+    /// ([`Listening::pin`]), so clients that keep reconnecting, and
+    /// other nodes' configs, find it where it was. Reusing ports this
+    /// daemon held is no guess at a free one; the kernel's TIME_WAIT hold
+    /// on a port that had connections keeps other sockets' automatic
+    /// binds off it meanwhile.
     pub fn respawn(&mut self, launch: &Launch) {
+        self.pin_ports();
         self.child = launch.spawn(run_command(&self.config_path()), self.dir.path());
+    }
+
+    /// Writes the ports of the last run into the config ([`Listening::pin`]),
+    /// if it listened.
+    fn pin_ports(&self) {
+        let Ok(listening) = std::fs::read_to_string(self.dir.join(LISTENING)) else {
+            return;
+        };
+        let path = self.config_path();
+        let config = std::fs::read_to_string(&path).expect("the daemon's config");
+        let pinned = Listening::parse(&listening).pin(&config);
+        if pinned != config {
+            std::fs::write(&path, pinned).expect("rewrite the daemon's config");
+        }
     }
 
     /// Starts it again if it exited on its own; returns the exit status it
@@ -386,9 +408,34 @@ pub struct Listening {
     pub clients: Vec<std::net::SocketAddr>,
     /// The `[admin]` listener.
     pub admin: Option<std::net::SocketAddr>,
+    /// One per `[[http_listener]]`, in the config's order.
+    pub http: Vec<std::net::SocketAddr>,
+    /// One per `[[simulator]]`, in the config's order.
+    pub simulators: Vec<std::net::SocketAddr>,
 }
 
 impl Listening {
+    /// Reads `file`, which `child` (a `tern run --listening-file FILE`)
+    /// writes once it has bound (10 s at most), for a test that starts
+    /// tern its own way. Panics if the daemon exits first.
+    pub fn wait(file: &Path, child: &mut Child) -> Listening {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(file) {
+                return Listening::parse(&text);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("tern exited ({status}) before it listened");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tern did not write {} within 10 s",
+                file.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn parse(text: &str) -> Listening {
         let mut listening = Listening::default();
         for line in text.lines() {
@@ -401,6 +448,8 @@ impl Listening {
             match kind {
                 "client" => listening.clients.push(address),
                 "admin" => listening.admin = Some(address),
+                "http" => listening.http.push(address),
+                "simulator" => listening.simulators.push(address),
                 _ => {}
             }
         }
@@ -410,5 +459,128 @@ impl Listening {
     /// The first client listener's port.
     pub fn client_port(&self) -> u16 {
         self.clients.first().expect("a [[listener]]").port()
+    }
+
+    /// The first HTTP listener's port.
+    pub fn http_port(&self) -> u16 {
+        self.http.first().expect("an [[http_listener]]").port()
+    }
+
+    /// The admin listener's port.
+    pub fn admin_port(&self) -> u16 {
+        self.admin.expect("an [admin] listener").port()
+    }
+
+    /// `config` with each listener address that says port 0 (`address =
+    /// "HOST:0"` under `[[listener]]`, `[admin]` or `[[http_listener]]`)
+    /// given the address here for that listener, in order: the config a
+    /// restart runs on to come back where clients look for it.
+    /// `[[simulator]]` addresses are left as they are: the daemon points
+    /// its upstreams at wherever a simulator binds.
+    pub fn pin(&self, config: &str) -> String {
+        let (mut clients, mut admin, mut http) = (
+            self.clients.iter(),
+            self.admin.as_slice().iter(),
+            self.http.iter(),
+        );
+        let mut out = String::with_capacity(config.len());
+        for (section, line) in listener_lines(config) {
+            let list = match section {
+                "[[listener]]" => &mut clients,
+                "[admin]" => &mut admin,
+                "[[http_listener]]" => &mut http,
+                _ => {
+                    out.push_str(line);
+                    continue;
+                }
+            };
+            let Some(value) = address_value(line) else {
+                out.push_str(line);
+                continue;
+            };
+            // A listener this one does not have keeps port 0.
+            match list.next() {
+                Some(address) if value.ends_with(":0") => {
+                    out.push_str(&format!("address = \"{address}\"\n"));
+                }
+                _ => out.push_str(line),
+            }
+        }
+        out
+    }
+
+    /// The listener addresses `config` names (ports 0 as they are), as a
+    /// [`Listening`] to [`Listening::pin`] another config with.
+    fn in_config(config: &str) -> Listening {
+        let mut listening = Listening::default();
+        for (section, line) in listener_lines(config) {
+            let Some(address) = address_value(line).and_then(|v| v.parse().ok()) else {
+                continue;
+            };
+            match section {
+                "[[listener]]" => listening.clients.push(address),
+                "[admin]" => listening.admin = Some(address),
+                "[[http_listener]]" => listening.http.push(address),
+                _ => {}
+            }
+        }
+        listening
+    }
+}
+
+/// Each line of `config` (its end kept) with the section it is in: the
+/// last `[...]` header above it, "" before any.
+fn listener_lines(config: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut section = "";
+    config.split_inclusive('\n').map(move |line| {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            section = trimmed;
+        }
+        (section, line)
+    })
+}
+
+/// The value of an `address = "..."` line, unquoted.
+fn address_value(line: &str) -> Option<&str> {
+    let value = line
+        .trim()
+        .strip_prefix("address")?
+        .trim_start()
+        .strip_prefix('=')?;
+    Some(value.trim().trim_matches('"'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = "[[listener]]\naddress = \"127.0.0.1:7000\"\n\
+                          [[listener]]\naddress = \"127.0.0.1:0\"\n\
+                          [[simulator]]\nname = \"s\"\naddress = \"127.0.0.1:0\"\n\
+                          [admin]\naddress = \"127.0.0.1:0\"\n";
+
+    /// A restart's config: each listener on port 0 gets the port bound for
+    /// it (the second client listener the second client address), fixed
+    /// ports and simulators stay.
+    #[test]
+    fn pin_fills_each_port_0_listener_with_its_own_address() {
+        let listening = Listening::parse(
+            "client 127.0.0.1:7000\nclient 127.0.0.1:40001\nadmin 127.0.0.1:40002\n\
+             simulator 127.0.0.1:40003\n",
+        );
+        let pinned = listening.pin(CONFIG);
+        assert_eq!(
+            pinned,
+            CONFIG
+                .replacen("127.0.0.1:0", "127.0.0.1:40001", 1)
+                .replace(
+                    "[admin]\naddress = \"127.0.0.1:0\"",
+                    "[admin]\naddress = \"127.0.0.1:40002\""
+                )
+        );
+        // A reload's config keeps what the file says: port 0 stays 0.
+        assert_eq!(Listening::in_config(CONFIG).pin(CONFIG), CONFIG);
+        assert_eq!(Listening::in_config(&pinned).pin(CONFIG), pinned);
     }
 }

@@ -9,7 +9,13 @@
 //!   child process ([`Daemon`], [`Launch`]), bounded waits, SMPP clients
 //!   that bind to it, their messages and receipts, the admin listener
 //!   ([`Admin`]) and a bare SMSC ([`BareSmsc`]) for tests that script an
-//!   upstream PDU by PDU.
+//!   upstream PDU by PDU, and a port held for an upstream that comes up
+//!   later ([`HeldPort`]).
+//!
+//! No helper probes for a free port: the daemon, simulators and test
+//! servers bind port 0 and say which port they got (the daemon in its
+//! `--listening-file`, see [`Daemon::listening`]); a restarted daemon
+//! comes back on the ports it had ([`Daemon::respawn`]).
 //!
 //! A dev-dependency only: the tern binary never links it.
 //!
@@ -22,7 +28,6 @@
 //! `common::name` they use.
 
 pub mod metrics;
-mod ports;
 pub mod redis;
 mod tempdir;
 
@@ -31,6 +36,8 @@ mod admin;
 #[cfg(feature = "daemon")]
 mod daemon;
 #[cfg(feature = "daemon")]
+mod held;
+#[cfg(feature = "daemon")]
 mod smpp;
 #[cfg(feature = "daemon")]
 mod smsc;
@@ -38,13 +45,16 @@ mod smsc;
 mod wait;
 
 pub use metrics::{sample, total};
-pub use ports::free_port;
 pub use tempdir::TempDir;
 
 #[cfg(feature = "daemon")]
 pub use admin::Admin;
 #[cfg(feature = "daemon")]
-pub use daemon::{check_config, signal, Daemon, Launch, Listening, TernBinary, TERN};
+pub use daemon::{
+    check_config, signal, Daemon, Launch, Listening, TernBinary, LISTENING, LOG, TERN,
+};
+#[cfg(feature = "daemon")]
+pub use held::HeldPort;
 #[cfg(feature = "daemon")]
 pub use smpp::{
     accept_deliver_sm, ack, alphanumeric, client, deliver_sm_before, expect_deliver_sm,

@@ -41,11 +41,24 @@ pub struct Redis {
     retired: Vec<(Child, Option<ChildStdin>)>,
 }
 
-/// A port to try: the next of the walk [`crate::free_port`] takes too,
-/// below the ephemeral range; for a cluster, its bus port (+10 000) must
-/// stay below it too, which the walk's range ensures.
+/// Lowest port tried.
+const LOW: u32 = 10_000;
+/// How many ports from `LOW`: up to 21 999, so a cluster bus port
+/// (+10 000) stays below 32 768 too.
+const SPAN: u32 = 12_000;
+
+/// A port to try, not probed: the server binds it and the launcher tries
+/// the next on a clash ([`Redis::launch`]). redis-server cannot bind port
+/// 0 and say which port it got (`--port 0` turns TCP off), so the ports
+/// are walked instead: below the kernel's ephemeral range (32 768 and
+/// up), where the local ends of outgoing connections land, each at most
+/// once per test process, from a start that differs between processes.
 fn candidate_port() -> u16 {
-    crate::ports::next_port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7_919) % SPAN;
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    u16::try_from(LOW + (start + n) % SPAN).unwrap_or(10_000)
 }
 
 /// Whether process `pid` runs (and is not a zombie its parent has yet to

@@ -175,8 +175,25 @@ impl Simulator {
     /// Validates `config`, listens, and serves until [`SimHandle::shutdown`]
     /// (or until the handle is dropped).
     pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
-        config.behaviour.validate()?;
         // Before binding the port: a bad certificate is a start-up error.
+        config.behaviour.validate()?;
+        config.tls.as_ref().map(SimTls::handshake).transpose()?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| SimError::Listen {
+                    addr: config.listen,
+                    source,
+                })?;
+        Simulator::start_on(config, listener)
+    }
+
+    /// Serves on `listener`, already bound by the caller (`config.listen`
+    /// is not read), as [`Simulator::start`] does: for a caller that binds
+    /// every socket first and says where they are before anything starts,
+    /// as `tern run --listening-file` does with its `[[simulator]]`s.
+    pub fn start_on(config: SimConfig, listener: TcpListener) -> Result<SimHandle, SimError> {
+        config.behaviour.validate()?;
         let tls = config.tls.as_ref().map(SimTls::handshake).transpose()?;
         let system_id =
             COctetString::<16>::try_from(config.system_id.as_str()).map_err(|source| {
@@ -185,13 +202,6 @@ impl Simulator {
                     source,
                 }
             })?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| SimError::Listen {
-                    addr: config.listen,
-                    source,
-                })?;
         let addr = listener.local_addr().map_err(|source| SimError::Listen {
             addr: config.listen,
             source,

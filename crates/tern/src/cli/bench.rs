@@ -242,7 +242,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let (own_after_a, steal_after_a) = (cpu_ticks("self"), MachineTicks::read());
 
     let work = WorkDir::create(args.keep)?;
-    let mut daemons = start_nodes(&args, &work.path, sim.addr())?;
+    let mut daemons = start_nodes(&args, &work.path, sim.addr()).await?;
     wait_ready(&mut daemons, &sim, args.upstream_sessions, deadline).await?;
 
     progress(&format!(
@@ -438,7 +438,6 @@ fn load_config(
 fn daemon_config(
     args: &BenchArgs,
     dir: &Path,
-    port: u16,
     sim: SocketAddr,
     redis: Option<RedisNode<'_>>,
 ) -> String {
@@ -468,7 +467,7 @@ fn daemon_config(
 system_id = "tern-bench"
 {node_id}
 [[listener]]
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 
 [storage]
 {storage}
@@ -498,24 +497,12 @@ upstreams = ["simulator"]
     )
 }
 
-/// `n` distinct free loopback ports (free when asked; the daemons bind them
-/// just after). All are held until all are found, so none is given twice.
-fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").context("finding a free loopback port"))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
-}
-
 /// Writes each node's configuration and starts it. One node without
 /// `--redis` is today's single daemon (`tern.toml`, `tern.log`, a sled store
 /// in `data`); Redis nodes get `tern-<id>.toml` and `tern-<id>.log` and one
 /// key prefix, new for this bench so no earlier run's messages or leases
 /// are found.
-fn start_nodes(args: &BenchArgs, dir: &Path, sim: SocketAddr) -> anyhow::Result<Vec<Daemon>> {
+async fn start_nodes(args: &BenchArgs, dir: &Path, sim: SocketAddr) -> anyhow::Result<Vec<Daemon>> {
     let prefix = format!(
         "bench-{}-{}",
         std::process::id(),
@@ -523,9 +510,8 @@ fn start_nodes(args: &BenchArgs, dir: &Path, sim: SocketAddr) -> anyhow::Result<
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis())
     );
-    let ports = free_ports(args.nodes)?;
     let mut daemons = Vec::with_capacity(args.nodes);
-    for (port, id) in ports.into_iter().zip(1..=u16::MAX) {
+    for id in (1..=u16::MAX).take(args.nodes) {
         let redis = args.redis.as_deref().map(|url| RedisNode {
             url,
             prefix: &prefix,
@@ -537,17 +523,18 @@ fn start_nodes(args: &BenchArgs, dir: &Path, sim: SocketAddr) -> anyhow::Result<
             Some(_) => (format!("tern-{id}"), format!("tern node {id}")),
         };
         let config = dir.join(format!("{stem}.toml"));
-        let text = daemon_config(args, dir, port, sim, redis);
+        let text = daemon_config(args, dir, sim, redis);
         // Checked here so a bad --redis address reads as a sentence, not
         // as a daemon's failed start.
         crate::config::Config::from_text(&config, &text)
             .map_err(|err| anyhow!("the daemon configuration is invalid:\n{err}"))?;
         std::fs::write(&config, text).with_context(|| format!("writing {}", config.display()))?;
-        let daemon = Daemon::spawn(&config, &dir.join(format!("{stem}.log")), port, label)?;
+        let daemon = Daemon::spawn(&config, &dir.join(format!("{stem}.log")), label).await?;
         progress(&format!(
-            "(b) starting {} (pid {}) on 127.0.0.1:{port}{}…",
+            "(b) starting {} (pid {}) on 127.0.0.1:{}{}…",
             daemon.label,
             daemon.pid,
+            daemon.port,
             redis.map_or(String::new(), |r| format!(
                 ", store {} prefix {}",
                 r.url, r.prefix
@@ -669,27 +656,35 @@ impl Drop for WorkDir {
     }
 }
 
+/// How long a daemon may take to bind its listener.
+const LISTEN_WITHIN: Duration = Duration::from_secs(30);
+
 /// The daemon child process; killed on drop if still running, so an error
 /// anywhere in the bench never leaves it behind.
 struct Daemon {
     child: Child,
     pid: u32,
     log: PathBuf,
-    /// Its listener's port.
+    /// Its listener's port: one the daemon took (its config says port 0)
+    /// and wrote to its `--listening-file`.
     port: u16,
     /// How messages name it: "tern", or "tern node 2" among several.
     label: String,
 }
 
 impl Daemon {
-    fn spawn(config: &Path, log: &Path, port: u16, label: String) -> anyhow::Result<Self> {
+    async fn spawn(config: &Path, log: &Path, label: String) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the tern binary")?;
         let log_file =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let listening = config.with_extension("listening");
+        let _ = std::fs::remove_file(&listening);
         let child = Command::new(exe)
             .arg("run")
             .arg("--config")
             .arg(config)
+            .arg("--listening-file")
+            .arg(&listening)
             // As configured ([log] level = "warn"), whatever the caller's
             // RUST_LOG: verbose logging would be measured as Tern's cost.
             .env("RUST_LOG", "warn")
@@ -698,13 +693,45 @@ impl Daemon {
             .stderr(log_file)
             .spawn()
             .context("starting `tern run`")?;
-        Ok(Self {
+        let mut daemon = Self {
             pid: child.id(),
             child,
             log: log.to_owned(),
-            port,
+            port: 0,
             label,
-        })
+        };
+        daemon.port = daemon.client_port(&listening).await?;
+        Ok(daemon)
+    }
+
+    /// The client port from `file` (`tern run --listening-file`), once the
+    /// daemon wrote it: at most [`LISTEN_WITHIN`], or until it exits.
+    async fn client_port(&mut self, file: &Path) -> anyhow::Result<u16> {
+        let until = Instant::now() + LISTEN_WITHIN;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(file) {
+                return text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("client "))
+                    .and_then(|a| a.parse::<SocketAddr>().ok())
+                    .map(|a| a.port())
+                    .ok_or_else(|| anyhow!("no client listener in {}", file.display()));
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited before it listened ({status}); its log ends:\n{}",
+                    self.label,
+                    self.log_tail()
+                );
+            }
+            if Instant::now() >= until {
+                bail!(
+                    "{} did not bind its listener within {LISTEN_WITHIN:?}",
+                    self.label
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// SIGTERM, then up to [`STOP_GRACE`] for a clean exit, then SIGKILL.
@@ -1229,7 +1256,7 @@ mod tests {
         };
         let dir = std::env::temp_dir().join("tern bench \"quoted\"");
         let sim = "127.0.0.1:2776".parse().expect("addr");
-        let text = daemon_config(&args, &dir, 2775, sim, None);
+        let text = daemon_config(&args, &dir, sim, None);
         let config = crate::config::Config::from_text(Path::new("bench.toml"), &text);
         assert!(config.is_ok(), "{text}\n{:?}", config.err());
         assert!(args.check().is_ok());
@@ -1246,7 +1273,7 @@ mod tests {
             prefix: "bench-1-2",
             id: 2,
         };
-        let text = daemon_config(&args, &dir, 2775, sim, Some(node));
+        let text = daemon_config(&args, &dir, sim, Some(node));
         let config = crate::config::Config::from_text(Path::new("bench-2.toml"), &text);
         let config = match config {
             Ok(config) => config,

@@ -130,18 +130,11 @@ fn after(at: Option<&Value>, since: Option<&Value>) -> String {
 
 /// A stored outcome: `UNDELIV err 027 (ovh stat:UNDELIV err:003)`.
 fn outcome(value: Option<&Value>) -> String {
-    let Some(o) = value.filter(|v| !v.is_null()) else {
-        return "-".to_owned();
-    };
-    let err = o
-        .get("err")
-        .and_then(Value::as_u64)
-        .map_or_else(|| "-".to_owned(), |e| format!("{e:03}"));
-    let vendor = match get(o, "vendor") {
+    let vendor = match value.and_then(|o| get(o, "vendor")) {
         Some(v) => format!(" ({})", text(Some(v))),
         None => String::new(),
     };
-    format!("{} err {err}{vendor}", text(get(o, "stat")))
+    format!("{}{vendor}", canonical(value))
 }
 
 /// A canonical outcome alone: `UNDELIV err 027`.

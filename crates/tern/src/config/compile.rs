@@ -246,6 +246,10 @@ pub struct UpstreamSpec {
     pub host: String,
     /// Port.
     pub port: u16,
+    /// The `[[simulator]]` it points at, by name: `host` and `port` are
+    /// then that simulator's configured address, and the daemon connects
+    /// to where it actually bound (port 0 takes any free port).
+    pub simulator: Option<String>,
     /// Its vendor profile.
     pub profile: Arc<Profile>,
     /// The bind.
@@ -1182,15 +1186,95 @@ fn upstreams(
             );
             continue;
         };
+        let Some(endpoint) = upstream_endpoint(u, &raw.simulators, loc) else {
+            continue;
+        };
         let Some(bind) = upstream_bind(u, profile, loc) else {
             continue;
         };
         if let Some(value) = receipt_data_centre(u, profile, loc) {
             service_types.push((name.clone(), value));
         }
-        upstreams.push(upstream(u, profile, bind, loc));
+        upstreams.push(upstream(u, endpoint, profile, bind, loc));
     }
     (upstreams, service_types)
+}
+
+/// Where an upstream connects, as configured.
+struct Endpoint {
+    host: String,
+    port: u16,
+    /// The `[[simulator]]` named instead of `host` and `port`.
+    simulator: Option<String>,
+}
+
+/// An upstream's `host` and `port`, or the `[[simulator]]` it names
+/// instead (whose configured address stands in until the daemon knows
+/// where it bound); `None`, with the error, when it gives neither, both,
+/// or a simulator no section defines.
+fn upstream_endpoint(
+    u: &super::raw::RawUpstream,
+    simulators: &[super::raw::RawSimulator],
+    loc: &mut Locator<'_>,
+) -> Option<Endpoint> {
+    let name = u.name.get_ref();
+    match (&u.simulator, &u.host, u.port) {
+        (None, Some(host), Some(port)) => Some(Endpoint {
+            host: host.get_ref().clone(),
+            port,
+            simulator: None,
+        }),
+        (None, _, _) => {
+            loc.at(
+                u.name.span(),
+                format!("upstream {name}: give host and port, or simulator = \"NAME\""),
+            );
+            None
+        }
+        (Some(sim), None, None) => {
+            let Some(section) = simulators.iter().find(|s| s.name == *sim.get_ref()) else {
+                let known: Vec<&str> = simulators.iter().map(|s| s.name.as_str()).collect();
+                loc.at(
+                    sim.span(),
+                    format!(
+                        "upstream {name}: no [[simulator]] named {:?}; defined: {}",
+                        sim.get_ref(),
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+                return None;
+            };
+            // An address that does not parse is the simulator section's
+            // own error; this one need not say it again.
+            let address: SocketAddr = section.address.get_ref().parse().ok()?;
+            Some(Endpoint {
+                host: address.ip().to_string(),
+                port: address.port(),
+                simulator: Some(sim.get_ref().clone()),
+            })
+        }
+        (Some(sim), _, _) => {
+            loc.at(
+                sim.span(),
+                format!("upstream {name}: give simulator, or host and port, not both"),
+            );
+            None
+        }
+    }
+}
+
+/// The vendor account of an upstream that names none: its address and
+/// system_id, or for a simulator its name (its port may be 0 until it
+/// binds, which would make every such upstream one account).
+fn default_account(endpoint: &Endpoint, system_id: &str) -> String {
+    match &endpoint.simulator {
+        Some(sim) => format!("simulator {sim}/{system_id}"),
+        None => format!("{}:{}/{system_id}", endpoint.host, endpoint.port),
+    }
 }
 
 /// An upstream's bind: credentials that fit SMPP, a bind type its profile
@@ -1295,12 +1379,13 @@ fn receipt_data_centre(
 /// sessions, rate and account, each within its profile's limits.
 fn upstream(
     u: &super::raw::RawUpstream,
+    endpoint: Endpoint,
     profile: &Profile,
     bind: BindParams,
     loc: &mut Locator<'_>,
 ) -> UpstreamSpec {
     let window = upstream_window(u, profile, loc);
-    let tls = upstream_tls(u, profile, loc);
+    let tls = upstream_tls(u, &endpoint.host, profile, loc);
     let cap = profile
         .limits
         .sessions_per_credential
@@ -1316,13 +1401,14 @@ fn upstream(
             String::new()
         }
         Some(a) => a.get_ref().clone(),
-        None => format!("{}:{}/{}", u.host.get_ref(), u.port, u.system_id.get_ref()),
+        None => default_account(&endpoint, u.system_id.get_ref()),
     };
     UpstreamSpec {
         account,
         name: u.name.get_ref().clone(),
-        host: u.host.get_ref().clone(),
-        port: u.port,
+        host: endpoint.host,
+        port: endpoint.port,
+        simulator: endpoint.simulator,
         profile: Arc::new(profile.clone()),
         bind,
         sessions,
@@ -1366,13 +1452,14 @@ fn upstream_window(u: &super::raw::RawUpstream, profile: &Profile, loc: &mut Loc
 /// vendor's minimum version unless the entry names a higher one.
 fn upstream_tls(
     u: &super::raw::RawUpstream,
+    host: &str,
     profile: &Profile,
     loc: &mut Locator<'_>,
 ) -> Option<tern_session::tls::ClientTls> {
     // A vendor that requires TLS refuses plain TCP at every bind. Plain
     // TCP to this machine stays allowed: the peer there is a simulator,
     // or a local TLS tunnel that carries the session on encrypted.
-    if profile.tls.required && !u.tls && !is_loopback(u.host.get_ref()) {
+    if profile.tls.required && !u.tls && !is_loopback(host) {
         loc.at(
             u.profile.span(),
             format!(
@@ -2452,6 +2539,38 @@ strategy = "random"
                 r#"t.toml:22:12: strategy "random": expected failover, weighted, least_cost or least_loaded"#,
                 r#"t.toml:3:10: log.format "yaml": expected "text" or "json""#,
             ]
+        );
+    }
+    /// An upstream goes to `host` and `port`, or to the `[[simulator]]`
+    /// it names, whose configured address stands in (port 0 here: the
+    /// daemon points it at the port the simulator bound) and whose name
+    /// keys its account, so two port-0 simulators are two accounts.
+    #[cfg(feature = "sandbox")]
+    #[test]
+    fn an_upstream_names_a_simulator_or_gives_host_and_port() {
+        let base = "[[simulator]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\n\
+                    [[simulator]]\nname = \"b\"\naddress = \"127.0.0.1:0\"\n\
+                    [[route]]\nname = \"all\"\nupstreams = [\"up\"]\n\
+                    [[upstream]]\nname = \"up\"\nsystem_id = \"tern\"\npassword = \"p\"\n";
+        let config = Config::from_text(Path::new("t.toml"), &format!("{base}simulator = \"b\"\n"))
+            .expect("valid");
+        let up = &config.upstreams[0];
+        assert_eq!(up.simulator.as_deref(), Some("b"));
+        assert_eq!((up.host.as_str(), up.port), ("127.0.0.1", 0));
+        assert_eq!(up.account, "simulator b/tern");
+        assert_eq!(
+            errors(&format!("{base}simulator = \"c\"\n")),
+            [r#"t.toml:14:13: upstream up: no [[simulator]] named "c"; defined: a, b"#]
+        );
+        assert_eq!(
+            errors(&format!(
+                "{base}simulator = \"a\"\nhost = \"127.0.0.1\"\nport = 1\n"
+            )),
+            ["t.toml:14:13: upstream up: give simulator, or host and port, not both"]
+        );
+        assert_eq!(
+            errors(&format!("{base}host = \"127.0.0.1\"\n")),
+            [r#"t.toml:11:8: upstream up: give host and port, or simulator = "NAME""#]
         );
     }
     /// A listener, admin or simulator address that is no `host:port` is

@@ -143,7 +143,10 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
 /// The account an upstream uses when it names none (see
 /// [`super::UpstreamSpec::account`]).
 fn default_account(u: &super::UpstreamSpec) -> String {
-    format!("{}:{}/{}", u.host, u.port, u.bind.system_id)
+    match &u.simulator {
+        Some(sim) => format!("simulator {sim}/{}", u.bind.system_id),
+        None => format!("{}:{}/{}", u.host, u.port, u.bind.system_id),
+    }
 }
 
 /// A change of the order of the routes kept in both files.

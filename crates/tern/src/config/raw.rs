@@ -304,10 +304,14 @@ pub struct RawClient {
 pub struct RawUpstream {
     /// Name used in routes.
     pub name: Spanned<String>,
-    /// Host name (resolved at each connect).
-    pub host: Spanned<String>,
+    /// Host name (resolved at each connect); with `port`, or else
+    /// `simulator`.
+    pub host: Option<Spanned<String>>,
     /// Port.
-    pub port: u16,
+    pub port: Option<u16>,
+    /// A `[[simulator]]` by name, instead of `host` and `port`: the
+    /// upstream goes wherever that simulator listens, port 0 included.
+    pub simulator: Option<Spanned<String>>,
     /// Vendor profile name (built-in or from `profiles`).
     #[serde(default = "generic")]
     pub profile: Spanned<String>,

@@ -57,6 +57,15 @@ pub enum DaemonError {
         /// HTTP sockets given.
         given: usize,
     },
+    /// The simulator sockets passed to [`super::run`] do not match the
+    /// configuration.
+    #[error("{given} simulator socket(s) given for {configured} [[simulator]] section(s)")]
+    SimulatorListeners {
+        /// `[[simulator]]` sections (0 in a build without the sandbox).
+        configured: usize,
+        /// Simulator sockets given.
+        given: usize,
+    },
     /// `tern run --listening-file` could not be written.
     #[error("writing the listening file {path}: {source}")]
     ListeningFile {

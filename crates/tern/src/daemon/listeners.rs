@@ -25,6 +25,11 @@ pub struct Listeners {
     pub admin: Option<TcpListener>,
     /// One per `[[http_listener]]`, in the configuration's order.
     pub http: Vec<TcpListener>,
+    /// One per `[[simulator]]`, in the configuration's order (none
+    /// without the `sandbox` feature): bound here with the rest, so that
+    /// a simulator on port 0 is reported with them, and its upstreams
+    /// are pointed at the port it got.
+    pub simulators: Vec<TcpListener>,
 }
 
 impl Listeners {
@@ -42,16 +47,28 @@ impl Listeners {
         for listener in &config.http_listeners {
             http.push(bind("HTTP", listener.address).await?);
         }
+        #[cfg(feature = "sandbox")]
+        let simulators = {
+            let mut sockets = Vec::with_capacity(config.simulators.len());
+            for sim in &config.simulators {
+                sockets.push(bind("simulator", sim.address).await?);
+            }
+            sockets
+        };
+        #[cfg(not(feature = "sandbox"))]
+        let simulators = Vec::new();
         Ok(Listeners {
             clients,
             admin,
             http,
+            simulators,
         })
     }
 
     /// Where each socket is bound, one line each: `client ADDRESS` per
     /// client listener in order, then `admin ADDRESS`, then `http ADDRESS`
-    /// per HTTP listener in order. What
+    /// per HTTP listener in order, then `simulator ADDRESS` per
+    /// `[[simulator]]` in order. What
     /// `tern run --listening-file` writes, for whoever configured port 0.
     pub fn describe(&self) -> String {
         let mut text = String::new();
@@ -69,6 +86,9 @@ impl Listeners {
         for socket in &self.http {
             line("http", socket);
         }
+        for socket in &self.simulators {
+            line("simulator", socket);
+        }
         text
     }
 
@@ -77,6 +97,16 @@ impl Listeners {
     /// socket exactly when `[admin]` is configured, one HTTP socket per
     /// `[[http_listener]]`.
     pub(super) fn check(&self, config: &Config) -> Result<(), DaemonError> {
+        #[cfg(feature = "sandbox")]
+        let configured = config.simulators.len();
+        #[cfg(not(feature = "sandbox"))]
+        let configured = 0;
+        if self.simulators.len() != configured {
+            return Err(DaemonError::SimulatorListeners {
+                configured,
+                given: self.simulators.len(),
+            });
+        }
         if self.http.len() != config.http_listeners.len() {
             return Err(DaemonError::HttpListeners {
                 configured: config.http_listeners.len(),
@@ -158,7 +188,7 @@ upstreams = ["a"]
     }
 
     #[tokio::test]
-    async fn port_0_binds_any_free_port_and_says_which() {
+    async fn port_0_binds_a_port_the_kernel_picks_and_says_which() {
         let config = config();
         let listeners = Listeners::bind(&config).await.expect("binds");
         listeners.check(&config).expect("matches its config");
@@ -171,6 +201,37 @@ upstreams = ["a"]
             let address: SocketAddr = address.parse().expect("an address");
             assert_ne!(address.port(), 0, "{text}");
         }
+    }
+
+    /// A `[[simulator]]` on port 0 is bound with the listeners and said
+    /// last, and a socket short for it is refused like any other.
+    #[cfg(feature = "sandbox")]
+    #[tokio::test]
+    async fn a_simulator_on_port_0_is_bound_and_said() {
+        let text = format!("{TEXT}[[simulator]]\nname = \"s\"\naddress = \"127.0.0.1:0\"\n");
+        let config = Config::from_text(Path::new("t.toml"), &text).expect("valid");
+        let mut listeners = Listeners::bind(&config).await.expect("binds");
+        listeners.check(&config).expect("matches its config");
+        let text = listeners.describe();
+        let last = text.lines().last().expect("lines");
+        let address: SocketAddr = last
+            .strip_prefix("simulator ")
+            .unwrap_or_else(|| panic!("a simulator line last: {text}"))
+            .parse()
+            .expect("an address");
+        assert_ne!(address.port(), 0, "{text}");
+        listeners.simulators.clear();
+        let err = listeners.check(&config).expect_err("no simulator socket");
+        assert!(
+            matches!(
+                err,
+                DaemonError::SimulatorListeners {
+                    configured: 1,
+                    given: 0
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[tokio::test]

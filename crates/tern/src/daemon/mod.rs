@@ -90,10 +90,10 @@ pub async fn run(
         clients: client_sockets,
         admin: admin_socket,
         http: http_sockets,
+        simulators: simulator_sockets,
     } = listeners;
     crash::init()?;
-    let simulators = crate::sandbox::start(&config).await?;
-
+    let simulators = crate::sandbox::start(&config, simulator_sockets)?;
     let metrics = Arc::new(Metrics::new());
     let (store, cluster) = open_store(&config, &metrics).await?;
     // Every task of the node that no stage owns (listeners, reloads, the
@@ -106,7 +106,8 @@ pub async fn run(
     // still get their answers.
     let upstreams_stop = CancellationToken::new();
     let mut upstream_set =
-        upstreams::UpstreamSet::new(inbound_tx, upstreams_stop.clone(), gate, tasks.clone());
+        upstreams::UpstreamSet::new(inbound_tx, upstreams_stop.clone(), gate, tasks.clone())
+            .with_simulators(simulators.addresses());
     let (running, _) = upstream_set.apply(&config.upstreams)?;
     let routing = reload::routing_for(&config, running)?;
     let accounts = Accounts::new(config.clients.clone()).counting(metrics.clone());

@@ -81,6 +81,9 @@ pub struct UpstreamSet {
     accounts: Accounts,
     /// Where replaced pools drain.
     tasks: TaskTracker,
+    /// Where each running `[[simulator]]` listens, by name: an upstream
+    /// that names one connects there (see [`UpstreamSet::with_simulators`]).
+    simulators: HashMap<String, std::net::SocketAddr>,
 }
 
 /// The vendor accounts of the running upstreams, by key, and their bind
@@ -118,7 +121,30 @@ impl UpstreamSet {
             running: HashMap::new(),
             replaced: Vec::new(),
             accounts: Accounts::default(),
+            simulators: HashMap::new(),
         }
+    }
+
+    /// Points every upstream that names a `[[simulator]]` at the address
+    /// that simulator bound, in this `apply` and every later one (a
+    /// reload): the configured address may say port 0, and only the
+    /// running simulator knows its port.
+    pub fn with_simulators(mut self, bound: Vec<(String, std::net::SocketAddr)>) -> Self {
+        self.simulators = bound.into_iter().collect();
+        self
+    }
+
+    /// `spec` as it connects: a simulator's upstream at the address the
+    /// simulator bound. One naming a simulator that is not running (added
+    /// by a reload: simulators start only with the node) keeps its
+    /// configured address.
+    fn wired(&self, spec: &UpstreamSpec) -> UpstreamSpec {
+        let mut spec = spec.clone();
+        if let Some(address) = spec.simulator.as_ref().and_then(|s| self.simulators.get(s)) {
+            spec.host = address.ip().to_string();
+            spec.port = address.port();
+        }
+        spec
     }
 
     /// Brings the pools to `specs` and returns them in config order. Fails
@@ -128,6 +154,8 @@ impl UpstreamSet {
         &mut self,
         specs: &[UpstreamSpec],
     ) -> Result<(Vec<Arc<Upstream>>, UpstreamChanges), UpstreamError> {
+        let specs: Vec<UpstreamSpec> = specs.iter().map(|s| self.wired(s)).collect();
+        let specs = specs.as_slice();
         let accounts = accounts(specs, &self.accounts)?;
         let mut prepared = Vec::new();
         for spec in specs {
@@ -413,6 +441,7 @@ mod tests {
             name: name.to_owned(),
             host: host.to_owned(),
             port: 2775,
+            simulator: None,
             profile: Arc::new(profile),
             bind: BindParams::new("tern", "x").expect("short"),
             sessions,
