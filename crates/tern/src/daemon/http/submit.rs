@@ -30,6 +30,7 @@ use tern_codec::{
     Address, Body, COctetString, CommandStatus, DataCoding, Npi, Pdu, PriorityFlag,
     RegisteredDelivery, ShortMessage, TimeString, Tlv, Ton,
 };
+use tern_session::throttle::WindowSlot;
 use tern_storage::now_ms;
 
 use super::listener::Peer;
@@ -97,7 +98,7 @@ pub async fn post_messages(
 
 /// The checks in the order the statuses are documented: draining (503),
 /// credentials (401, 403), media type (415), body size (413), fields
-/// (400), rate (429); then the store.
+/// (400), window and rate (429); then the store.
 async fn submit(
     state: &HttpState,
     peer: std::net::SocketAddr,
@@ -130,6 +131,9 @@ async fn submit(
     callback(&account, &parsed, &mut template)?;
     let destinations = destinations(&parsed.to)?;
     let key = idempotency_key(headers)?;
+    // Held until the answer, as an SMPP submit's slot is until its
+    // response; taken before the rate, so a refused request spends none.
+    let _slot = take_window(state, &account)?;
     take_rate(state, &account, destinations.len())?;
     let client = account.system_id.as_str();
     let results = futures::future::join_all(destinations.iter().enumerate().map(|(n, to)| {
@@ -443,6 +447,38 @@ fn dedup_key(key: &str, n: usize) -> Bytes {
     bytes.push(0);
     bytes.extend_from_slice(&(n as u16).to_be_bytes());
     Bytes::from(bytes)
+}
+
+/// A slot of the account's `window` (submits unanswered at once), the
+/// one its SMPP sessions take from: a request is in flight from here until
+/// its answer, whatever its number of destinations (as one submit_multi
+/// is one SMPP request). When every slot is held: 429 with the status an
+/// SMPP submit gets there, ESME_RMSGQFUL. 429 and not 503 because the
+/// limit is the account's own (it is ahead of Tern, as with its rate),
+/// not Tern's: a full store is 503. `None`: the account has no window.
+fn take_window(state: &HttpState, account: &ClientAccount) -> Result<Option<WindowSlot>, Problem> {
+    let admission = state.node.accounts.admission(account, 0);
+    let Some(window) = state.server.window_for(&admission) else {
+        return Ok(None);
+    };
+    if let Some(slot) = window.try_take() {
+        return Ok(Some(slot));
+    }
+    state.node.metrics.submit(
+        &account.system_id,
+        CommandStatus::MessageQueueFull.name().unwrap_or("vendor"),
+    );
+    Err(Problem {
+        retry_after: Some(1),
+        ..Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            CommandStatus::MessageQueueFull,
+            format!(
+                "the account's window is full: {} submits in flight; wait for an answer",
+                window.limit()
+            ),
+        )
+    })
 }
 
 /// One cell per destination from the account's rate limiter, the one its
