@@ -125,6 +125,12 @@ pub struct BenchArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Also run (c): the same number of messages through Tern's HTTP API
+    /// (`POST /v1/messages`, sessions × window requests in flight, no
+    /// receipts), with its submits/s and Tern's CPU per message beside the
+    /// SMPP run's.
+    #[arg(long)]
+    pub http: bool,
 }
 
 impl BenchArgs {
@@ -242,7 +248,11 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let (own_after_a, steal_after_a) = (cpu_ticks("self"), MachineTicks::read());
 
     let work = WorkDir::create(args.keep)?;
-    let mut daemons = start_nodes(&args, &work.path, sim.addr())?;
+    let http_port = match args.http {
+        true => free_ports(1)?.first().copied(),
+        false => None,
+    };
+    let mut daemons = start_nodes(&args, &work.path, sim.addr(), http_port)?;
     wait_ready(&mut daemons, &sim, args.upstream_sessions, deadline).await?;
 
     progress(&format!(
@@ -283,6 +293,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             let logs = logs_tail(&daemons);
             return Err(anyhow!(err).context(format!("(b) run through tern; {logs}")));
         }
+    };
+    let http = match http_port {
+        Some(port) => Some(http_run(&args, port, &pids, clock, deadline).await?),
+        None => None,
     };
     let stopped = stop_nodes(&mut daemons).await;
     let sim_stats = sim.stats();
@@ -330,7 +344,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         simulator_submits: sim_stats.submits,
         simulator_receipts_acked: sim_stats.receipts_acked,
         completed: direct.stopped_by == StopReason::Completed
-            && through.stopped_by == StopReason::Completed,
+            && through.stopped_by == StopReason::Completed
+            && http.as_ref().is_none_or(|h| h.completed),
+        http,
         direct,
         through_tern: through,
     };
@@ -340,6 +356,33 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Run (c), `--http`: the HTTP API of the first node at `port`, with the
+/// nodes' CPU read around it.
+async fn http_run(
+    args: &BenchArgs,
+    port: u16,
+    pids: &[u32],
+    clock: f64,
+    deadline: Instant,
+) -> anyhow::Result<super::bench_http::HttpRun> {
+    progress(&format!(
+        "(c) HTTP client → tern's HTTP API → simulator: {} message(s)…",
+        args.messages
+    ));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let cpu = || cpu_ticks_of(pids).map(|t| t as f64 / clock);
+    super::bench_http::run(
+        addr,
+        args.messages,
+        args.sessions.max(1) * args.window.max(1),
+        args.text_len,
+        deadline,
+        cpu,
+    )
+    .await
+    .context("(c) HTTP run")
 }
 
 /// The simulator both runs send to, delaying its receipts as asked.
@@ -515,7 +558,12 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
 /// in `data`); Redis nodes get `tern-<id>.toml` and `tern-<id>.log` and one
 /// key prefix, new for this bench so no earlier run's messages or leases
 /// are found.
-fn start_nodes(args: &BenchArgs, dir: &Path, sim: SocketAddr) -> anyhow::Result<Vec<Daemon>> {
+fn start_nodes(
+    args: &BenchArgs,
+    dir: &Path,
+    sim: SocketAddr,
+    http_port: Option<u16>,
+) -> anyhow::Result<Vec<Daemon>> {
     let prefix = format!(
         "bench-{}-{}",
         std::process::id(),
@@ -537,7 +585,11 @@ fn start_nodes(args: &BenchArgs, dir: &Path, sim: SocketAddr) -> anyhow::Result<
             Some(_) => (format!("tern-{id}"), format!("tern node {id}")),
         };
         let config = dir.join(format!("{stem}.toml"));
-        let text = daemon_config(args, dir, port, sim, redis);
+        let mut text = daemon_config(args, dir, port, sim, redis);
+        // `--http`: the first node also serves the HTTP API.
+        if let Some(http) = http_port.filter(|_| id == 1) {
+            text.push_str(&super::bench_http::config(http));
+        }
         // Checked here so a bad --redis address reads as a sentence, not
         // as a daemon's failed start.
         crate::config::Config::from_text(&config, &text)
@@ -954,8 +1006,11 @@ struct BenchReport {
     simulator_submits: u64,
     /// Receipts the simulator had acknowledged over both runs.
     simulator_receipts_acked: u64,
-    /// Both runs completed.
+    /// Both runs completed (and run (c), with `--http`).
     completed: bool,
+    /// Run (c), with `--http`: the HTTP API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<super::bench_http::HttpRun>,
 }
 
 impl BenchReport {
@@ -983,6 +1038,14 @@ impl BenchReport {
         self.write_latency(&mut t);
         let _ = writeln!(t);
         self.write_usage(&mut t);
+        if let Some(http) = &self.http {
+            let _ = writeln!(t);
+            let smpp_cpu_us = self
+                .tern
+                .cpu_s
+                .map(|cpu| 1e6 * cpu / (self.settings.messages.max(1) as f64));
+            super::bench_http::write(&mut t, http, self.through_tern.submits_per_s, smpp_cpu_us);
+        }
         if !self.completed {
             let _ = writeln!(
                 t,
@@ -1226,12 +1289,17 @@ mod tests {
             deadline: Duration::from_secs(1),
             keep: false,
             json: false,
+            http: false,
         };
         let dir = std::env::temp_dir().join("tern bench \"quoted\"");
         let sim = "127.0.0.1:2776".parse().expect("addr");
         let text = daemon_config(&args, &dir, 2775, sim, None);
         let config = crate::config::Config::from_text(Path::new("bench.toml"), &text);
         assert!(config.is_ok(), "{text}\n{:?}", config.err());
+        // `--http` adds a listener and its account.
+        let text = text + &super::super::bench_http::config(2777);
+        let config = crate::config::Config::from_text(Path::new("bench.toml"), &text);
+        assert!(config.is_ok_and(|c| c.http_listeners.len() == 1), "{text}");
         assert!(args.check().is_ok());
 
         // A node of a Redis-backed run: its id, the shared server and prefix.
