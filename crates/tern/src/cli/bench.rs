@@ -248,11 +248,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let (own_after_a, steal_after_a) = (cpu_ticks("self"), MachineTicks::read());
 
     let work = WorkDir::create(args.keep)?;
-    let http_port = match args.http {
-        true => free_ports(1)?.first().copied(),
-        false => None,
-    };
-    let mut daemons = start_nodes(&args, &work.path, sim.addr(), http_port)?;
+    let (mut daemons, http_port) = start_nodes(&args, &work.path, sim.addr())?;
     wait_ready(&mut daemons, &sim, args.upstream_sessions, deadline).await?;
 
     progress(&format!(
@@ -294,11 +290,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             return Err(anyhow!(err).context(format!("(b) run through tern; {logs}")));
         }
     };
-    let http = match http_port {
-        Some(port) => Some(http_run(&args, port, &pids, clock, deadline).await?),
-        None => None,
-    };
-    let stopped = stop_nodes(&mut daemons).await;
+    let (http, stopped) = http_and_stop(&args, &mut daemons, http_port, clock, deadline).await?;
     let sim_stats = sim.stats();
     sim.shutdown().await;
     if args.keep {
@@ -359,30 +351,35 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Run (c), `--http`: the HTTP API of the first node at `port`, with the
-/// nodes' CPU read around it.
-async fn http_run(
+/// nodes' CPU read around it (`None` without `--http`: no port); then the
+/// nodes stopped ([`stop_nodes`]).
+async fn http_and_stop(
     args: &BenchArgs,
-    port: u16,
-    pids: &[u32],
+    daemons: &mut [Daemon],
+    port: Option<u16>,
     clock: f64,
     deadline: Instant,
-) -> anyhow::Result<super::bench_http::HttpRun> {
+) -> anyhow::Result<(Option<super::bench_http::HttpRun>, bool)> {
+    let Some(port) = port else {
+        return Ok((None, stop_nodes(daemons).await));
+    };
+    let pids: Vec<u32> = daemons.iter().map(|d| d.pid).collect();
     progress(&format!(
         "(c) HTTP client → tern's HTTP API → simulator: {} message(s)…",
         args.messages
     ));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let cpu = || cpu_ticks_of(pids).map(|t| t as f64 / clock);
-    super::bench_http::run(
+    let cpu = || cpu_ticks_of(&pids).map(|t| t as f64 / clock);
+    let run = super::bench_http::run(
         addr,
         args.messages,
         args.sessions.max(1) * args.window.max(1),
         args.text_len,
         deadline,
         cpu,
-    )
-    .await
-    .context("(c) HTTP run")
+    );
+    let run = run.await.context("(c) HTTP run")?;
+    Ok((Some(run), stop_nodes(daemons).await))
 }
 
 /// The simulator both runs send to, delaying its receipts as asked.
@@ -558,12 +555,14 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
 /// in `data`); Redis nodes get `tern-<id>.toml` and `tern-<id>.log` and one
 /// key prefix, new for this bench so no earlier run's messages or leases
 /// are found.
+///
+/// With `--http` the first node also serves the HTTP API, on the port
+/// returned beside the nodes.
 fn start_nodes(
     args: &BenchArgs,
     dir: &Path,
     sim: SocketAddr,
-    http_port: Option<u16>,
-) -> anyhow::Result<Vec<Daemon>> {
+) -> anyhow::Result<(Vec<Daemon>, Option<u16>)> {
     let prefix = format!(
         "bench-{}-{}",
         std::process::id(),
@@ -571,7 +570,9 @@ fn start_nodes(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis())
     );
-    let ports = free_ports(args.nodes)?;
+    // Found together, so the HTTP port is none of the nodes'.
+    let mut ports = free_ports(args.nodes + usize::from(args.http))?;
+    let http_port = args.http.then(|| ports.pop()).flatten();
     let mut daemons = Vec::with_capacity(args.nodes);
     for (port, id) in ports.into_iter().zip(1..=u16::MAX) {
         let redis = args.redis.as_deref().map(|url| RedisNode {
@@ -586,7 +587,6 @@ fn start_nodes(
         };
         let config = dir.join(format!("{stem}.toml"));
         let mut text = daemon_config(args, dir, port, sim, redis);
-        // `--http`: the first node also serves the HTTP API.
         if let Some(http) = http_port.filter(|_| id == 1) {
             text.push_str(&super::bench_http::config(http));
         }
@@ -607,7 +607,7 @@ fn start_nodes(
         ));
         daemons.push(daemon);
     }
-    Ok(daemons)
+    Ok((daemons, http_port))
 }
 
 /// Waits until every node accepts connections on its port and the
