@@ -294,6 +294,37 @@ address = "127.0.0.1:0"
 }
 
 #[test]
+fn a_bench_with_http_reports_the_http_run_beside_the_smpp_one() {
+    let out = Command::new(TERN)
+        .args(["bench", "--http", "--messages", "300", "--sessions", "2"])
+        .args([
+            "--window",
+            "5",
+            "--no-receipts",
+            "--json",
+            "--deadline",
+            "90s",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("tern bench runs");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    let http = &report["http"];
+    assert_eq!(http["concurrency"], 10, "sessions × window: {http}");
+    assert_eq!(http["accepted"], 300, "{http}");
+    assert_eq!(http["completed"], true, "{http}");
+    assert!(
+        http["submits_per_s"].as_f64().unwrap_or(0.0) > 0.0,
+        "{http}"
+    );
+    assert!(http["tern_cpu_us_per_message"].is_f64(), "{http}");
+    assert_eq!(report["through_tern"]["accepted"], 300);
+    assert_eq!(report["completed"], true);
+}
+
+#[test]
 fn a_small_bench_reports_both_throughputs_and_their_ratio() {
     let out = Command::new(TERN)
         .args(["bench", "--messages", "2000", "--sessions", "2", "--json"])

@@ -3,15 +3,17 @@
 //! a submit reaches the simulator and is readable by its owner only; an
 //! Idempotency-Key repeat stores nothing new; every error status is a
 //! problem document with its SMPP status; an SMPP session and HTTP
-//! requests of one account share its rate; submits get 503 while the node
-//! drains.
+//! requests of one account share its rate and its window; submits get
+//! 503 while the node drains.
 
 use tern_testkit as common;
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{bare_smsc, client, next_submit, submit_sm, wait_for, wait_until, Daemon};
+use common::{
+    accept_submit, bare_smsc, client, next_submit, submit_sm, wait_for, wait_until, Daemon,
+};
 use http_body_util::{BodyExt, Full};
 use hyper::http::{HeaderMap, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -112,7 +114,8 @@ async fn get_message(port: u16, token: &str, id: &str) -> Answer {
 
 /// The accounts of every test: `acme` (two tokens, as during a rotation,
 /// rate `acme_rate` when set), `beta` (another account), `walled` (only
-/// from 10.0.0.0/8) and `deaf` (may only receive).
+/// from 10.0.0.0/8), `deaf` (may only receive) and `held` (transaction
+/// mode, so a submit stays in flight until the upstream answers; window 1).
 fn accounts(acme_rate: Option<u32>) -> String {
     let rate = acme_rate
         .map(|r| format!("rate = {r}\n"))
@@ -138,6 +141,13 @@ system_id = "deaf"
 passwords = ["pw"]
 http_tokens = ["deaf-token"]
 binds = ["receiver"]
+[[client]]
+system_id = "held"
+passwords = ["pw"]
+http_tokens = ["held-token"]
+submit_mode = "transaction"
+transaction_timeout = "10s"
+window = 1
 "#
     )
 }
@@ -482,6 +492,68 @@ async fn an_smpp_session_and_http_requests_of_one_account_share_its_rate() {
         .await
         .expect("answered");
     assert_eq!(resp.command_status, CommandStatus::Throttled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_request_in_flight_holds_a_slot_of_the_accounts_window() {
+    // An upstream answered by hand: `held`'s transaction-mode submit is in
+    // flight until the test answers it.
+    let mut upstream = bare_smsc(SmscConfig::default()).await;
+    let (_tern, smpp, http) = start_tern("window", upstream.port, None);
+    let mut session = tokio::time::timeout(WAIT, upstream.sessions.recv())
+        .await
+        .expect("tern binds in time")
+        .expect("a session");
+    http_up(http).await;
+    let body = json!({"to": "34600000081", "from": "Held", "text": "in flight"});
+    let first = {
+        let body = body.clone();
+        tokio::spawn(async move { post(http, "held-token", &body, &[]).await })
+    };
+    let (_, responder) = tokio::time::timeout(WAIT, next_submit(&mut session.requests))
+        .await
+        .expect("the submit reaches the upstream")
+        .expect("a submit");
+
+    // The window's one slot is held: HTTP and SMPP are refused alike.
+    let answer = post(http, "held-token", &body, &[]).await;
+    assert_problem(
+        &answer,
+        StatusCode::TOO_MANY_REQUESTS,
+        "ESME_RMSGQFUL",
+        None,
+    );
+    assert_eq!(answer.header("retry-after"), Some("1"));
+    let smpp_client = client(smpp, "held", "pw").bind().await;
+    let resp = smpp_client
+        .handle
+        .request(Body::SubmitSm(submit_sm(
+            "34600000082",
+            "over smpp",
+            RegisteredDelivery::NONE,
+        )))
+        .await
+        .expect("answered");
+    assert_eq!(resp.command_status, CommandStatus::MessageQueueFull);
+
+    // Answered: the slot is given back with the 202.
+    accept_submit(responder, "up-1").await;
+    let first = tokio::time::timeout(WAIT, first)
+        .await
+        .expect("answered in time")
+        .expect("task");
+    assert_eq!(ids(&first).len(), 1);
+    let next = tokio::spawn(async move { post(http, "held-token", &body, &[]).await });
+    let (_, responder) = tokio::time::timeout(WAIT, next_submit(&mut session.requests))
+        .await
+        .expect("the next submit reaches the upstream")
+        .expect("a submit");
+    accept_submit(responder, "up-2").await;
+    let next = tokio::time::timeout(WAIT, next)
+        .await
+        .expect("answered in time")
+        .expect("task");
+    assert_eq!(ids(&next).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,20 +3,28 @@
 //! (axum) and the sled store: the receipt reaches the callback signed
 //! (HMAC-SHA256 over timestamp and body) with Tern's id; a receiver that is
 //! down gets it once it is back, across a Tern restart; a callback outside
-//! the account's allow-list is refused at submit.
+//! the account's allow-list is refused at submit, https as well as http;
+//! an https receiver (rustls, an rcgen certificate) gets the receipt when
+//! its certificate chains to the account's `webhook_ca`, and while it does
+//! not the receipt stays in the outbox and is tried again.
 
 use tern_testkit as common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::routing::post;
 use bytes::Bytes;
-use common::{wait_for, wait_until, Daemon, HeldPort, Launch};
+use common::{wait_for, wait_until, Daemon, HeldPort, Launch, TempDir};
 use http_body_util::{BodyExt, Full};
 use hyper::http::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
 use serde_json::{json, Value};
 use tern_sim::smsc::{SimConfig, SimHandle, Simulator};
 use tokio_util::sync::CancellationToken;
@@ -32,8 +40,22 @@ type Calls = Arc<Mutex<Vec<(String, Bytes)>>>;
 /// until the token is cancelled.
 async fn receiver(port: HeldPort) -> (Calls, CancellationToken) {
     let calls: Calls = Arc::default();
+    let app = hook_app(&calls);
+    let listener = port.listen();
+    let stop = CancellationToken::new();
+    let until = stop.clone();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { until.cancelled().await })
+            .await;
+    });
+    (calls, stop)
+}
+
+/// The receiver's one route, `POST /hook`, recording each call in `calls`.
+fn hook_app(calls: &Calls) -> axum::Router {
     let seen = calls.clone();
-    let app = axum::Router::new().route(
+    axum::Router::new().route(
         "/hook",
         post(move |headers: HeaderMap, body: Bytes| {
             let seen = seen.clone();
@@ -47,16 +69,7 @@ async fn receiver(port: HeldPort) -> (Calls, CancellationToken) {
                 StatusCode::OK
             }
         }),
-    );
-    let listener = port.listen();
-    let stop = CancellationToken::new();
-    let until = stop.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { until.cancelled().await })
-            .await;
-    });
-    (calls, stop)
+    )
 }
 
 /// Whether `signature` ("t=..,v1=..") signs `body` with [`SECRET`].
@@ -126,13 +139,18 @@ upstreams = ["up"]
 /// A simulator and Tern bound to it, its HTTP listener up and its port;
 /// and the port of gamma's default callback, held for its receiver.
 async fn start(label: &str) -> (SimHandle, Daemon, u16, HeldPort) {
+    start_with(label, "").await
+}
+
+/// [`start`] with `more` config (accounts) after the rest.
+async fn start_with(label: &str, more: &str) -> (SimHandle, Daemon, u16, HeldPort) {
     let sim = Simulator::start(SimConfig::default())
         .await
         .expect("simulator starts");
     let hook = HeldPort::new();
     let mut tern = Daemon::start(
         &format!("http-webhook-{label}"),
-        &config(sim.addr().port(), hook.port),
+        &(config(sim.addr().port(), hook.port) + more),
     );
     let http = tern.listening().http_port();
     wait_until("tern binds to the simulator", WAIT, || async {
@@ -234,7 +252,8 @@ async fn a_callback_outside_the_allow_list_is_refused_at_submit() {
     for url in [
         "http://10.1.2.3/hook",
         "http://localhost:8080/hook",
-        "https://127.0.0.1/hook",
+        "https://10.1.2.3/hook",
+        "ftp://127.0.0.1/hook",
         "not a url",
     ] {
         let body = json!({"to": "34600000061", "from": "Acme", "text": "x", "callback_url": url});
@@ -299,6 +318,11 @@ async fn a_receiver_down_gets_the_receipt_once_back_across_a_tern_restart() {
 
 /// `GET /v1/messages/{id}` as acme.
 async fn status_of(port: u16, id: &str) -> Value {
+    status_as(port, "acme-token", id).await
+}
+
+/// `GET /v1/messages/{id}` with bearer `token`.
+async fn status_as(port: u16, token: &str, id: &str) -> Value {
     let exchange = async {
         let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
         let (mut sender, connection) =
@@ -306,7 +330,7 @@ async fn status_of(port: u16, id: &str) -> Value {
         tokio::spawn(connection);
         let request = Request::get(format!("/v1/messages/{id}"))
             .header("host", "127.0.0.1")
-            .header("authorization", "Bearer acme-token")
+            .header("authorization", format!("Bearer {token}"))
             .body(Full::new(Bytes::new()))?;
         let response = sender.send_request(request).await?;
         let body = response.into_body().collect().await?.to_bytes();
@@ -317,4 +341,150 @@ async fn status_of(port: u16, id: &str) -> Value {
         .expect("answered in time")
         .expect("an answer");
     serde_json::from_slice(&body).expect("JSON")
+}
+
+/// A webhook receiver over TLS: [`hook_app`] behind a rustls acceptor
+/// whose certificate the test can swap; `offered` counts the connections
+/// (TLS handshakes tried), `calls` the requests that got through.
+struct TlsHook {
+    socket: tokio::net::TcpListener,
+    tls: Arc<Mutex<tokio_rustls::TlsAcceptor>>,
+    offered: Arc<AtomicUsize>,
+}
+
+impl axum::serve::Listener for TlsHook {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, peer)) = self.socket.accept().await else {
+                continue;
+            };
+            self.offered.fetch_add(1, Ordering::SeqCst);
+            let tls = self.tls.lock().expect("lock").clone();
+            // A handshake the caller gives up (an untrusted certificate)
+            // ends here; the next connection is a new try.
+            if let Ok(Ok(stream)) = tokio::time::timeout(WAIT, tls.accept(stream)).await {
+                return (stream, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.socket.local_addr()
+    }
+}
+
+/// A TLS acceptor with the certificate and key PEM files `cert`, `key`.
+fn acceptor(cert: &std::path::Path, key: &std::path::Path) -> tokio_rustls::TlsAcceptor {
+    tern_session::tls::ServerTls::new(cert, key)
+        .load()
+        .expect("receiver TLS loads")
+}
+
+/// Certificates for 127.0.0.1 as PEM files in `dir`: a CA (`ca.pem`), a
+/// certificate it signed (`trusted.pem`, `trusted.key`) and a self-signed
+/// one nothing trusts (`untrusted.pem`, `untrusted.key`).
+fn pki(dir: &TempDir) {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Tern webhook test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("CA key")).expect("CA");
+    dir.write("ca.pem", &ca.pem());
+    let leaf = || {
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("leaf params");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params
+    };
+    let key = KeyPair::generate().expect("key");
+    let trusted = leaf().signed_by(&key, &ca).expect("signed");
+    dir.write("trusted.pem", &trusted.pem());
+    dir.write("trusted.key", &key.serialize_pem());
+    let key = KeyPair::generate().expect("key");
+    let untrusted = leaf().self_signed(&key).expect("self-signed");
+    dir.write("untrusted.pem", &untrusted.pem());
+    dir.write("untrusted.key", &key.serialize_pem());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_receiver_gets_the_receipt_only_with_a_trusted_certificate_and_nothing_is_lost() {
+    let dir = TempDir::new("http-webhook-tls");
+    pki(&dir);
+    let file = |name: &str| dir.path().join(name);
+    // `delta` trusts the test CA for its callbacks.
+    let delta = format!(
+        r#"
+[[client]]
+system_id = "delta"
+passwords = ["pw"]
+http_tokens = ["delta-token"]
+webhook_secret = "{SECRET}"
+callback_allow = ["127.0.0.1"]
+webhook_ca = "{}"
+"#,
+        file("ca.pem").display()
+    );
+    let (_sim, _tern, http, _) = start_with("tls", &delta).await;
+    let socket = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("receiver binds");
+    let hook = socket.local_addr().expect("address").port();
+    let tls = Arc::new(Mutex::new(acceptor(
+        &file("untrusted.pem"),
+        &file("untrusted.key"),
+    )));
+    let offered = Arc::new(AtomicUsize::new(0));
+    let calls: Calls = Arc::default();
+    let listener = TlsHook {
+        socket,
+        tls: tls.clone(),
+        offered: offered.clone(),
+    };
+    let app = hook_app(&calls);
+    let served = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // An untrusted certificate: the receipt is not sent, and stays in the
+    // outbox, tried again.
+    let body = json!({
+        "to": "34600000091",
+        "from": "Acme",
+        "text": "over https",
+        "callback_url": format!("https://127.0.0.1:{hook}/hook"),
+    });
+    let id = id_of(&submit(http, "delta-token", &body).await);
+    wait_for("the receipt is tried twice", WAIT, || async {
+        (offered.load(Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
+    assert!(
+        calls.lock().expect("lock").is_empty(),
+        "nothing got through"
+    );
+    let answer = status_as(http, "delta-token", &id).await;
+    assert_eq!(answer["state"], "final", "{answer}");
+    assert!(
+        !answer["receipts_relayed"][0].is_null()
+            && answer["receipts_relayed"][0]["acked_ms"].is_null(),
+        "the receipt waits in the outbox: {answer}"
+    );
+
+    // The receiver's certificate now chains to delta's webhook_ca: the
+    // same receipt arrives, signed, and is acknowledged.
+    *tls.lock().expect("lock") = acceptor(&file("trusted.pem"), &file("trusted.key"));
+    let (signature, body) = first_call(&calls).await;
+    assert!(signed(&signature, &body));
+    let receipt: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(receipt["id"], id.as_str(), "{receipt}");
+    assert_eq!(receipt["stat"], "DELIVRD", "{receipt}");
+    wait_for("the receipt is acknowledged", WAIT, || async {
+        let answer = status_as(http, "delta-token", &id).await;
+        answer["receipts_relayed"][0]["acked_ms"]
+            .is_u64()
+            .then_some(())
+    })
+    .await;
+    served.abort();
 }

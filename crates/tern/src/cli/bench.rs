@@ -125,6 +125,12 @@ pub struct BenchArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Also run (c): the same number of messages through Tern's HTTP API
+    /// (`POST /v1/messages`, sessions × window requests in flight, no
+    /// receipts), with its submits/s and Tern's CPU per message beside the
+    /// SMPP run's.
+    #[arg(long)]
+    pub http: bool,
 }
 
 impl BenchArgs {
@@ -242,7 +248,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let (own_after_a, steal_after_a) = (cpu_ticks("self"), MachineTicks::read());
 
     let work = WorkDir::create(args.keep)?;
-    let mut daemons = start_nodes(&args, &work.path, sim.addr()).await?;
+    let (mut daemons, http_port) = start_nodes(&args, &work.path, sim.addr()).await?;
     wait_ready(&mut daemons, &sim, args.upstream_sessions, deadline).await?;
 
     progress(&format!(
@@ -284,7 +290,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             return Err(anyhow!(err).context(format!("(b) run through tern; {logs}")));
         }
     };
-    let stopped = stop_nodes(&mut daemons).await;
+    let (http, stopped) = http_and_stop(&args, &mut daemons, http_port, clock, deadline).await?;
     let sim_stats = sim.stats();
     sim.shutdown().await;
     if args.keep {
@@ -330,7 +336,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         simulator_submits: sim_stats.submits,
         simulator_receipts_acked: sim_stats.receipts_acked,
         completed: direct.stopped_by == StopReason::Completed
-            && through.stopped_by == StopReason::Completed,
+            && through.stopped_by == StopReason::Completed
+            && http.as_ref().is_none_or(|h| h.completed),
+        http,
         direct,
         through_tern: through,
     };
@@ -340,6 +348,38 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Run (c), `--http`: the HTTP API of the first node at `port`, with the
+/// nodes' CPU read around it (`None` without `--http`: no port); then the
+/// nodes stopped ([`stop_nodes`]).
+async fn http_and_stop(
+    args: &BenchArgs,
+    daemons: &mut [Daemon],
+    port: Option<u16>,
+    clock: f64,
+    deadline: Instant,
+) -> anyhow::Result<(Option<super::bench_http::HttpRun>, bool)> {
+    let Some(port) = port else {
+        return Ok((None, stop_nodes(daemons).await));
+    };
+    let pids: Vec<u32> = daemons.iter().map(|d| d.pid).collect();
+    progress(&format!(
+        "(c) HTTP client → tern's HTTP API → simulator: {} message(s)…",
+        args.messages
+    ));
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let cpu = || cpu_ticks_of(&pids).map(|t| t as f64 / clock);
+    let run = super::bench_http::run(
+        addr,
+        args.messages,
+        args.sessions.max(1) * args.window.max(1),
+        args.text_len,
+        deadline,
+        cpu,
+    );
+    let run = run.await.context("(c) HTTP run")?;
+    Ok((Some(run), stop_nodes(daemons).await))
 }
 
 /// The simulator both runs send to, delaying its receipts as asked.
@@ -502,7 +542,14 @@ upstreams = ["simulator"]
 /// in `data`); Redis nodes get `tern-<id>.toml` and `tern-<id>.log` and one
 /// key prefix, new for this bench so no earlier run's messages or leases
 /// are found.
-async fn start_nodes(args: &BenchArgs, dir: &Path, sim: SocketAddr) -> anyhow::Result<Vec<Daemon>> {
+///
+/// With `--http` the first node also serves the HTTP API, on the port
+/// returned beside the nodes.
+async fn start_nodes(
+    args: &BenchArgs,
+    dir: &Path,
+    sim: SocketAddr,
+) -> anyhow::Result<(Vec<Daemon>, Option<u16>)> {
     let prefix = format!(
         "bench-{}-{}",
         std::process::id(),
@@ -523,7 +570,10 @@ async fn start_nodes(args: &BenchArgs, dir: &Path, sim: SocketAddr) -> anyhow::R
             Some(_) => (format!("tern-{id}"), format!("tern node {id}")),
         };
         let config = dir.join(format!("{stem}.toml"));
-        let text = daemon_config(args, dir, sim, redis);
+        let mut text = daemon_config(args, dir, sim, redis);
+        if args.http && id == 1 {
+            text.push_str(&super::bench_http::config(0));
+        }
         // Checked here so a bad --redis address reads as a sentence, not
         // as a daemon's failed start.
         crate::config::Config::from_text(&config, &text)
@@ -542,7 +592,8 @@ async fn start_nodes(args: &BenchArgs, dir: &Path, sim: SocketAddr) -> anyhow::R
         ));
         daemons.push(daemon);
     }
-    Ok(daemons)
+    let http_port = daemons.first().and_then(|d| d.http_port);
+    Ok((daemons, http_port))
 }
 
 /// Waits until every node accepts connections on its port and the
@@ -668,6 +719,8 @@ struct Daemon {
     /// Its listener's port: one the daemon took (its config says port 0)
     /// and wrote to its `--listening-file`.
     port: u16,
+    /// Its HTTP API listener's port, when its config has one (`--http`).
+    http_port: Option<u16>,
     /// How messages name it: "tern", or "tern node 2" among several.
     label: String,
 }
@@ -698,24 +751,29 @@ impl Daemon {
             child,
             log: log.to_owned(),
             port: 0,
+            http_port: None,
             label,
         };
-        daemon.port = daemon.client_port(&listening).await?;
+        (daemon.port, daemon.http_port) = daemon.ports(&listening).await?;
         Ok(daemon)
     }
 
-    /// The client port from `file` (`tern run --listening-file`), once the
-    /// daemon wrote it: at most [`LISTEN_WITHIN`], or until it exits.
-    async fn client_port(&mut self, file: &Path) -> anyhow::Result<u16> {
+    /// The client port, and the HTTP API's if any, from `file` (`tern run
+    /// --listening-file`), once the daemon wrote it: at most
+    /// [`LISTEN_WITHIN`], or until it exits.
+    async fn ports(&mut self, file: &Path) -> anyhow::Result<(u16, Option<u16>)> {
         let until = Instant::now() + LISTEN_WITHIN;
         loop {
             if let Ok(text) = std::fs::read_to_string(file) {
-                return text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("client "))
-                    .and_then(|a| a.parse::<SocketAddr>().ok())
-                    .map(|a| a.port())
-                    .ok_or_else(|| anyhow!("no client listener in {}", file.display()));
+                let port = |kind: &str| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(kind))
+                        .and_then(|a| a.parse::<SocketAddr>().ok())
+                        .map(|a| a.port())
+                };
+                let client =
+                    port("client ").ok_or_else(|| anyhow!("no client listener in {}", file.display()))?;
+                return Ok((client, port("http ")));
             }
             if let Some(status) = self.child.try_wait()? {
                 bail!(
@@ -981,8 +1039,11 @@ struct BenchReport {
     simulator_submits: u64,
     /// Receipts the simulator had acknowledged over both runs.
     simulator_receipts_acked: u64,
-    /// Both runs completed.
+    /// Both runs completed (and run (c), with `--http`).
     completed: bool,
+    /// Run (c), with `--http`: the HTTP API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<super::bench_http::HttpRun>,
 }
 
 impl BenchReport {
@@ -1010,6 +1071,14 @@ impl BenchReport {
         self.write_latency(&mut t);
         let _ = writeln!(t);
         self.write_usage(&mut t);
+        if let Some(http) = &self.http {
+            let _ = writeln!(t);
+            let smpp_cpu_us = self
+                .tern
+                .cpu_s
+                .map(|cpu| 1e6 * cpu / (self.settings.messages.max(1) as f64));
+            super::bench_http::write(&mut t, http, self.through_tern.submits_per_s, smpp_cpu_us);
+        }
         if !self.completed {
             let _ = writeln!(
                 t,
@@ -1253,12 +1322,17 @@ mod tests {
             deadline: Duration::from_secs(1),
             keep: false,
             json: false,
+            http: false,
         };
         let dir = std::env::temp_dir().join("tern bench \"quoted\"");
         let sim = "127.0.0.1:2776".parse().expect("addr");
         let text = daemon_config(&args, &dir, sim, None);
         let config = crate::config::Config::from_text(Path::new("bench.toml"), &text);
         assert!(config.is_ok(), "{text}\n{:?}", config.err());
+        // `--http` adds a listener and its account.
+        let text = text + &super::super::bench_http::config(2777);
+        let config = crate::config::Config::from_text(Path::new("bench.toml"), &text);
+        assert!(config.is_ok_and(|c| c.http_listeners.len() == 1), "{text}");
         assert!(args.check().is_ok());
 
         // A node of a Redis-backed run: its id, the shared server and prefix.

@@ -11,6 +11,8 @@
 
 #[cfg(feature = "sandbox")]
 pub mod bench;
+#[cfg(feature = "sandbox")]
+mod bench_http;
 pub mod check_store;
 pub mod package;
 pub mod route_test;

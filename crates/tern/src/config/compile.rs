@@ -136,6 +136,35 @@ pub struct ClientAccount {
     pub callback_allow: Vec<CallbackHost>,
     /// The callback URL of HTTP submits that give none (`callback_url`).
     pub callback_url: Option<String>,
+    /// Extra CAs for https callbacks (`webhook_ca`), read at load; `None`:
+    /// the public roots only.
+    pub webhook_ca: Option<WebhookCa>,
+}
+
+/// An account's `webhook_ca`: the PEM file as read at load, and the TLS
+/// client configuration built from it once (its CAs beside the bundled
+/// public roots), so each webhook call only connects. Equal when the file
+/// read is (path and content), which is what a reload compares.
+#[derive(Clone)]
+pub struct WebhookCa {
+    /// The file.
+    pub file: PemFile,
+    /// What https callbacks of the account connect with.
+    pub tls: Arc<tokio_rustls::rustls::ClientConfig>,
+}
+
+impl PartialEq for WebhookCa {
+    fn eq(&self, other: &Self) -> bool {
+        self.file == other.file
+    }
+}
+
+impl Eq for WebhookCa {}
+
+impl std::fmt::Debug for WebhookCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookCa({})", self.file.path.display())
+    }
 }
 
 /// One `callback_allow` entry.
@@ -149,13 +178,13 @@ pub enum CallbackHost {
 }
 
 impl ClientAccount {
-    /// `url` as a callback of this account: plain `http://` (HTTPS
-    /// callbacks are not supported yet) to a host its `callback_allow`
-    /// lists; else why not.
+    /// `url` as a callback of this account: `http://` or `https://` to a
+    /// host its `callback_allow` lists (the same check for both); else
+    /// why not.
     pub fn callback(&self, url: &str) -> Result<url::Url, String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL ({e})"))?;
-        if parsed.scheme() != "http" {
-            return Err(format!("{url:?}: only http:// callbacks are supported"));
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("{url:?}: callbacks are http:// or https://"));
         }
         let allowed = match parsed.host() {
             Some(url::Host::Domain(name)) => self
@@ -1077,11 +1106,15 @@ fn webhooks(c: &RawClient, account: &mut ClientAccount, loc: &mut Locator<'_>) {
             Err(message) => loc.at(entry.span(), message),
         }
     }
+    if let Some(file) = &c.webhook_ca {
+        account.webhook_ca = webhook_ca(file, loc);
+    }
     let stray = c
         .callback_url
         .as_ref()
         .map(Spanned::span)
-        .or_else(|| c.callback_allow.first().map(Spanned::span));
+        .or_else(|| c.callback_allow.first().map(Spanned::span))
+        .or_else(|| c.webhook_ca.as_ref().map(Spanned::span));
     if let (None, Some(span)) = (&c.webhook_secret, stray) {
         loc.at(
             span,
@@ -1097,6 +1130,29 @@ fn webhooks(c: &RawClient, account: &mut ClientAccount, loc: &mut Locator<'_>) {
             Err(message) => loc.at(url.span(), format!("callback_url: {message}")),
         }
     }
+}
+
+/// `webhook_ca`: a PEM file with at least one CA certificate, read and
+/// turned into the TLS configuration of the account's https callbacks at
+/// load, so a missing or bad file is an error at the key, not a failed
+/// receipt later.
+fn webhook_ca(file: &Spanned<String>, loc: &mut Locator<'_>) -> Option<WebhookCa> {
+    let path = loc.relative(file.get_ref());
+    let read = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+    let built = read.and_then(|pem| {
+        let tls = tern_session::tls::ClientTls {
+            extra_ca_pem: Some(path.clone()),
+            ..Default::default()
+        };
+        let tls = tls.config().map_err(|e| e.to_string())?;
+        Ok(WebhookCa {
+            file: PemFile { path, pem },
+            tls,
+        })
+    });
+    built
+        .map_err(|why| loc.at(file.span(), format!("webhook_ca: {why}")))
+        .ok()
 }
 
 /// One `[[client]]`, each value checked at its line.
@@ -1158,6 +1214,7 @@ fn client_account(c: &RawClient, loc: &mut Locator<'_>) -> ClientAccount {
         webhook_secret: None,
         callback_allow: Vec::new(),
         callback_url: None,
+        webhook_ca: None,
     }
 }
 
@@ -2697,9 +2754,59 @@ callback_allow = ["127.0.0.1"]
         );
         assert!(acme.callback("http://11.0.0.1/r").is_err());
         assert!(acme.callback("http://hooks.example.evil/r").is_err());
+        assert!(acme.callback("https://hooks.example/r").is_ok());
         assert!(
-            acme.callback("https://hooks.example/r").is_err(),
-            "http only"
+            acme.callback("https://hooks.example.evil/r").is_err(),
+            "the allow-list holds for https too"
+        );
+        assert!(acme.callback("ftp://hooks.example/r").is_err());
+    }
+
+    /// `webhook_ca`: read at load into the TLS configuration of the
+    /// account's https callbacks; a file that cannot be read or holds no
+    /// certificate is an error at the key.
+    #[test]
+    fn webhook_ca_is_read_at_load_and_errors_are_at_the_key() {
+        let dir = tern_testkit::TempDir::new("webhook-ca");
+        let empty = dir.write("empty.pem", "no certificate here\n");
+        let ca = rcgen::generate_simple_self_signed(vec!["hooks.example".to_owned()])
+            .expect("certificate");
+        let good = dir.write("ca.pem", &ca.cert.pem());
+        let client = |name: &str, file: &Path| {
+            format!(
+                "[[client]]\nsystem_id = \"{name}\"\npasswords = [\"pw\"]\n\
+                 webhook_secret = \"s\"\nwebhook_ca = \"{}\"\n",
+                file.display()
+            )
+        };
+        let text = [
+            client("acme", &dir.path().join("missing.pem")),
+            client("beta", &empty),
+        ]
+        .concat();
+        let found = errors(&text);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("t.toml:5:14: webhook_ca: cannot read "),
+            "{found:?}"
+        );
+        assert!(
+            found[1].starts_with("t.toml:10:14: webhook_ca: "),
+            "{found:?}"
+        );
+        let config = Config::from_text(Path::new("t.toml"), &client("acme", &good)).expect("valid");
+        let loaded = config.clients[0].webhook_ca.as_ref().expect("read");
+        assert_eq!(loaded.file.path, good);
+        assert_eq!(loaded.file.pem, ca.cert.pem().as_bytes());
+        // Callbacks need the secret, the CA as much as the other keys.
+        let stray =
+            "[[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\nwebhook_ca = \"x.pem\"\n";
+        assert!(
+            errors(stray)
+                .iter()
+                .any(|e| e.contains("callbacks need a webhook_secret")),
+            "{:?}",
+            errors(stray)
         );
     }
 }

@@ -296,6 +296,9 @@ pub struct RawClient {
     pub callback_allow: Vec<Spanned<String>>,
     /// The callback URL of HTTP submits that give none.
     pub callback_url: Option<Spanned<String>>,
+    /// A PEM file of CAs trusted for https callbacks besides the public
+    /// roots, for webhook receivers with a private CA's certificate.
+    pub webhook_ca: Option<Spanned<String>>,
 }
 
 /// `[[upstream]]`.

@@ -197,27 +197,62 @@ async fn submit(
     responder: tern_session::Responder,
     answer: fn(SmResp) -> Body,
 ) {
+    match store_submit(node, account, &pdu, None).await {
+        Ok(stored) => {
+            let id = stored.id_format.render(stored.id);
+            let id = COctetString::try_from(id.as_str()).unwrap_or_default();
+            let _ = responder
+                .respond(CommandStatus::Ok, answer(SmResp::with_id(id)))
+                .await;
+            super::crash::point("intake.after_resp");
+        }
+        Err(status) => {
+            let _ = responder.reject(status).await;
+        }
+    }
+}
+
+/// A client's submit_sm once durable: its id (the first one's for a
+/// duplicate) and the form the client is shown ids in, read once with the
+/// write so the record and the answer agree.
+pub(super) struct Stored {
+    pub id: TernId,
+    pub id_format: tern_storage::IdFormat,
+}
+
+/// The one way a client's submit_sm (`pdu`) becomes durable, whether it
+/// came over SMPP or the HTTP API, so both are checked, routed and stored
+/// alike by construction: a destination that is no number, or that no
+/// route of `account` reaches, is refused with the status an SMPP client
+/// hears; then one durable write (with the duplicate-protection key
+/// `dedup`, if any), the dispatcher woken, and in transaction mode the
+/// upstream's verdict awaited (not for a duplicate: the first had its
+/// own). Records the submit metrics of every outcome. `Err` is the SMPP
+/// status to refuse with.
+pub(super) async fn store_submit(
+    node: &Node,
+    account: &str,
+    pdu: &Pdu,
+    dedup: Option<(bytes::Bytes, std::time::Duration)>,
+) -> Result<Stored, CommandStatus> {
     let Body::SubmitSm(sm) = &pdu.body else {
-        return;
+        return Err(CommandStatus::InvalidCommandId);
     };
     let started = std::time::Instant::now();
+    let refuse = |status: CommandStatus| {
+        node.metrics()
+            .submit(account, status.name().unwrap_or("vendor"));
+        status
+    };
     // A destination that is no number at all could never be sent: the
     // client hears it now, not from a failure receipt later (the same
     // check a submit_multi's destinations meet).
     if tern_router::adapt::check_destination(&sm.destination).is_err() {
-        let status = CommandStatus::InvalidDestinationAddress;
-        node.metrics()
-            .submit(account, status.name().unwrap_or("vendor"));
-        let _ = responder.reject(status).await;
-        return;
+        return Err(refuse(CommandStatus::InvalidDestinationAddress));
     }
     let routing = node.routing();
     if !routing.router.has_route(account, sm) {
-        let status = routing.router.config().no_route_status;
-        node.metrics()
-            .submit(account, status.name().unwrap_or("vendor"));
-        let _ = responder.reject(status).await;
-        return;
+        return Err(refuse(routing.router.config().no_route_status));
     }
     drop(routing);
     let now = now_ms();
@@ -236,42 +271,37 @@ async fn submit(
         receipt_requested: sm.registered_delivery.receipt() != ReceiptRequest::None,
         not_before_ms: at(&sm.schedule_delivery_time).map_or(now, |ms| ms.max(now)),
         expires_ms: at(&sm.validity_period),
-        dedup: None,
+        dedup,
         id_format,
     };
     let writing = std::time::Instant::now();
     let stored = node.store().accept(message, now).await;
     node.metrics().observe_store_write(writing.elapsed());
-    match stored {
-        Ok(accepted) => {
-            super::crash::point("intake.after_accept");
-            let status = match terms.transaction {
-                None => {
-                    node.dispatch().wake();
-                    CommandStatus::Ok
-                }
-                Some(timeout) => transaction_status(node, accepted.id, timeout).await,
-            };
-            if status.is_ok() {
-                let id = id_format.render(accepted.id);
-                let id = COctetString::try_from(id.as_str()).unwrap_or_default();
-                let _ = responder.respond(status, answer(SmResp::with_id(id))).await;
-                super::crash::point("intake.after_resp");
-            } else {
-                let _ = responder.reject(status).await;
-            }
-            node.metrics()
-                .submit(account, status.name().unwrap_or("vendor"));
-            node.metrics().observe_submit(started.elapsed());
-            tracing::debug!(id = %accepted.id, client = account, %status, "accepted");
+    let accepted = stored.map_err(|err| {
+        let status = refusal_status(&err);
+        tern_session::warn_limited!("store refused a message", %err, client = account, %status);
+        refuse(status)
+    })?;
+    super::crash::point("intake.after_accept");
+    let status = match terms.transaction {
+        _ if accepted.duplicate => CommandStatus::Ok,
+        None => {
+            node.dispatch().wake();
+            CommandStatus::Ok
         }
-        Err(err) => {
-            let status = refusal_status(&err);
-            tern_session::warn_limited!("store refused a message", %err, client = account, %status);
-            node.metrics()
-                .submit(account, status.name().unwrap_or("vendor"));
-            let _ = responder.reject(status).await;
-        }
+        Some(timeout) => transaction_status(node, accepted.id, timeout).await,
+    };
+    node.metrics()
+        .submit(account, status.name().unwrap_or("vendor"));
+    node.metrics().observe_submit(started.elapsed());
+    tracing::debug!(id = %accepted.id, client = account, %status, "accepted");
+    if status.is_ok() {
+        Ok(Stored {
+            id: accepted.id,
+            id_format,
+        })
+    } else {
+        Err(status)
     }
 }
 

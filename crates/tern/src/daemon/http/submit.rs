@@ -2,9 +2,10 @@
 //! submit_sm an SMPP client of the account would have sent (text in GSM
 //! 7-bit when it fits the alphabet, else UCS-2; `message_payload` past one
 //! short_message, which the router splits per upstream as for any client),
-//! stored through the same steps as intake's submit_sm (number check,
-//! route check, one durable write, transaction mode) and answered 202 with
-//! Tern's id per destination once durable.
+//! stored by the very function intake stores an SMPP submit_sm with
+//! (`intake::store_submit`: number check, route check, one durable write,
+//! transaction mode) and answered 202 with Tern's id per destination once
+//! durable.
 //!
 //! An `Idempotency-Key` makes each destination's message carry a
 //! duplicate-protection key in the store (the store's dedup, see
@@ -29,15 +30,15 @@ use tern_codec::{
     Address, Body, COctetString, CommandStatus, DataCoding, Npi, Pdu, PriorityFlag,
     RegisteredDelivery, ShortMessage, TimeString, Tlv, Ton,
 };
-use tern_storage::{now_ms, NewMessage, TernId};
+use tern_session::throttle::WindowSlot;
+use tern_storage::now_ms;
 
 use super::listener::Peer;
 use super::problem::Problem;
 use super::HttpState;
 use crate::config::ClientAccount;
-use crate::daemon::intake::{refusal_status, transaction_status};
+use crate::daemon::intake::{store_submit, Stored};
 use crate::daemon::multi::MAX_DESTINATIONS;
-use crate::daemon::node::Node;
 
 /// How long an `Idempotency-Key` holds: a client retrying a request whose
 /// answer it lost does so within a day.
@@ -97,7 +98,7 @@ pub async fn post_messages(
 
 /// The checks in the order the statuses are documented: draining (503),
 /// credentials (401, 403), media type (415), body size (413), fields
-/// (400), rate (429); then the store.
+/// (400), window and rate (429); then the store.
 async fn submit(
     state: &HttpState,
     peer: std::net::SocketAddr,
@@ -130,15 +131,20 @@ async fn submit(
     callback(&account, &parsed, &mut template)?;
     let destinations = destinations(&parsed.to)?;
     let key = idempotency_key(headers)?;
+    // Held until the answer, as an SMPP submit's slot is until its
+    // response; taken before the rate, so a refused request spends none.
+    let _slot = take_window(state, &account)?;
     take_rate(state, &account, destinations.len())?;
+    let client = account.system_id.as_str();
     let results = futures::future::join_all(destinations.iter().enumerate().map(|(n, to)| {
         let dedup = key.as_ref().map(|k| (dedup_key(k, n), IDEMPOTENCY_WINDOW));
         let mut sm = template.clone();
         sm.destination = to.clone();
-        store_one(&state.node, &account.system_id, sm, dedup)
+        let pdu = Pdu::new(0, Body::SubmitSm(sm));
+        async move { store_submit(&state.node, client, &pdu, dedup).await }
     }))
     .await;
-    answer(&account, &destinations, results)
+    answer(&destinations, results)
 }
 
 /// 415 unless the body is said to be JSON.
@@ -443,6 +449,38 @@ fn dedup_key(key: &str, n: usize) -> Bytes {
     Bytes::from(bytes)
 }
 
+/// A slot of the account's `window` (submits unanswered at once), the
+/// one its SMPP sessions take from: a request is in flight from here until
+/// its answer, whatever its number of destinations (as one submit_multi
+/// is one SMPP request). When every slot is held: 429 with the status an
+/// SMPP submit gets there, ESME_RMSGQFUL. 429 and not 503 because the
+/// limit is the account's own (it is ahead of Tern, as with its rate),
+/// not Tern's: a full store is 503. `None`: the account has no window.
+fn take_window(state: &HttpState, account: &ClientAccount) -> Result<Option<WindowSlot>, Problem> {
+    let admission = state.node.accounts().admission(account, 0);
+    let Some(window) = state.server.window_for(&admission) else {
+        return Ok(None);
+    };
+    if let Some(slot) = window.try_take() {
+        return Ok(Some(slot));
+    }
+    state.node.metrics().submit(
+        &account.system_id,
+        CommandStatus::MessageQueueFull.name().unwrap_or("vendor"),
+    );
+    Err(Problem {
+        retry_after: Some(1),
+        ..Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            CommandStatus::MessageQueueFull,
+            format!(
+                "the account's window is full: {} submits in flight; wait for an answer",
+                window.limit()
+            ),
+        )
+    })
+}
+
 /// One cell per destination from the account's rate limiter, the one its
 /// SMPP sessions take from; 429 with `Retry-After` when over it.
 fn take_rate(state: &HttpState, account: &ClientAccount, messages: usize) -> Result<(), Problem> {
@@ -469,83 +507,15 @@ fn take_rate(state: &HttpState, account: &ClientAccount, messages: usize) -> Res
     })
 }
 
-/// Stores one destination's submit_sm for `account` through intake's
-/// steps: a destination that is no number, or that no route of the account
-/// reaches, is refused with the status an SMPP submit gets; then one
-/// durable write (with the duplicate key, if any), the dispatcher woken,
-/// and in transaction mode the upstream's verdict awaited. Returns the
-/// id (the first one's for a duplicate).
-async fn store_one(
-    node: &Node,
-    account: &str,
-    sm: SubmitSm,
-    dedup: Option<(Bytes, Duration)>,
-) -> Result<TernId, CommandStatus> {
-    let started = std::time::Instant::now();
-    let refuse = |status: CommandStatus| {
-        node.metrics()
-            .submit(account, status.name().unwrap_or("vendor"));
-        status
-    };
-    if tern_router::adapt::check_destination(&sm.destination).is_err() {
-        return Err(refuse(CommandStatus::InvalidDestinationAddress));
-    }
-    let routing = node.routing();
-    if !routing.router.has_route(account, &sm) {
-        return Err(refuse(routing.router.config().no_route_status));
-    }
-    drop(routing);
-    let now = now_ms();
-    let terms = node.submit_terms(account);
-    let expires_ms = sm
-        .validity_period
-        .parse()
-        .and_then(Result::ok)
-        .and_then(|t| t.to_unix_millis(now as i64).ok())
-        .map(|ms| ms.max(0) as u64);
-    let message = NewMessage {
-        client: account.to_owned(),
-        receipt_requested: sm.registered_delivery.receipt() != tern_codec::ReceiptRequest::None,
-        pdu: Pdu::new(0, Body::SubmitSm(sm)).to_bytes(),
-        not_before_ms: now,
-        expires_ms,
-        dedup,
-        id_format: terms.id_format,
-    };
-    let writing = std::time::Instant::now();
-    let stored = node.store().accept(message, now).await;
-    node.metrics().observe_store_write(writing.elapsed());
-    let accepted = stored.map_err(|err| {
-        tern_session::warn_limited!("store refused an HTTP submit", %err, client = account);
-        refuse(refusal_status(&err))
-    })?;
-    if !accepted.duplicate {
-        let status = match terms.transaction {
-            None => {
-                node.dispatch().wake();
-                CommandStatus::Ok
-            }
-            Some(timeout) => transaction_status(node, accepted.id, timeout).await,
-        };
-        if !status.is_ok() {
-            return Err(refuse(status));
-        }
-    }
-    node.metrics().submit(account, "ESME_ROK");
-    node.metrics().observe_submit(started.elapsed());
-    Ok(accepted.id)
-}
-
 /// 202 with each destination's id (in the account's id form) or SMPP
 /// status; when none was stored, the problem of the first refusal.
 fn answer(
-    account: &ClientAccount,
     destinations: &[Address<21>],
-    results: Vec<Result<TernId, CommandStatus>>,
+    results: Vec<Result<Stored, CommandStatus>>,
 ) -> Result<Response, Problem> {
     if let Some(status) = results
         .iter()
-        .map(|r| r.err())
+        .map(|r| r.as_ref().err().copied())
         .collect::<Option<Vec<_>>>()
         .and_then(|all| all.first().copied())
     {
@@ -557,7 +527,10 @@ fn answer(
         .map(|(to, result)| {
             let to = String::from_utf8_lossy(to.addr.as_bytes()).into_owned();
             match result {
-                Ok(id) => json!({ "to": to, "id": account.id_format.render(*id).as_str() }),
+                Ok(stored) => {
+                    let id = stored.id_format.render(stored.id);
+                    json!({ "to": to, "id": id.as_str() })
+                }
                 Err(status) => json!({
                     "to": to,
                     "smpp_status": status.name(),

@@ -11,11 +11,15 @@
 //! Tern's own TLV ([`TERN_CALLBACK_TAG`], never sent upstream); a message
 //! without one has its receipts delivered to SMPP receivers as before.
 //!
+//! Callbacks are `http://` or `https://` (rustls; the receiver's
+//! certificate must chain to the public roots or to the account's
+//! `webhook_ca`, and name the URL's host).
+//!
 //! Signature: `Tern-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
 //! "<t>.<body>">`, so a receiver checks the body and refuses replays
 //! older than it tolerates.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,6 +31,7 @@ use tern_codec::receipt::Receipt;
 use tern_codec::{Body, Pdu};
 use tern_router::adapt::TERN_CALLBACK_TAG;
 use tern_storage::OutboxItem;
+use tokio_rustls::rustls::ClientConfig;
 use tracing::{debug, warn};
 
 use crate::config::ClientAccount;
@@ -42,6 +47,23 @@ pub const SIGNATURE_HEADER: &str = "tern-signature";
 #[derive(Debug)]
 pub struct Hooks {
     account: ClientAccount,
+    /// What its https callbacks connect with: the public roots, and the
+    /// account's `webhook_ca` when it has one.
+    tls: Option<Arc<ClientConfig>>,
+}
+
+/// The TLS configuration of https callbacks of accounts without a
+/// `webhook_ca`: the bundled public roots (webpki-roots, Mozilla's
+/// programme, as for upstreams), built once.
+fn public_tls() -> Option<Arc<ClientConfig>> {
+    static PUBLIC: OnceLock<Option<Arc<ClientConfig>>> = OnceLock::new();
+    PUBLIC
+        .get_or_init(|| {
+            let tls = tern_session::tls::ClientTls::default().config();
+            tls.map_err(|err| warn!(%err, "no TLS for https callbacks"))
+                .ok()
+        })
+        .clone()
 }
 
 impl Hooks {
@@ -52,8 +74,13 @@ impl Hooks {
         let account = accounts
             .iter()
             .find(|a| a.system_id == client && a.webhook_secret.is_some())?;
+        let tls = match &account.webhook_ca {
+            Some(ca) => Some(ca.tls.clone()),
+            None => public_tls(),
+        };
         Some(Arc::new(Hooks {
             account: account.clone(),
+            tls,
         }))
     }
 }
@@ -140,7 +167,7 @@ pub async fn deliver(node: &Node, client: &str, hooks: &Hooks, call: Call) -> bo
     };
     let timestamp = tern_storage::now_ms() / 1000;
     let signed = signature(secret.expose(), timestamp, &call.body);
-    match tokio::time::timeout(CALL_TIMEOUT, post(&call, &signed)).await {
+    match tokio::time::timeout(CALL_TIMEOUT, post(&call, hooks.tls.as_ref(), &signed)).await {
         Ok(Ok(status)) if (200..300).contains(&status) => {
             node.metrics()
                 .receipt_relayed(client, receipt_stat(&call.stat));
@@ -169,12 +196,38 @@ fn receipt_stat(stat: &str) -> &'static str {
         .map_or("-", |s| s.stat())
 }
 
-/// One POST over plain HTTP/1.1; the answer's status.
-async fn post(call: &Call, signed: &str) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
+type CallError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One POST over HTTP/1.1, in TLS for `https` (`tls`, the certificate
+/// checked against the URL's host, name or address); the answer's status.
+/// A receiver whose certificate does not verify is a failed call: the
+/// receipt stays in the outbox and is tried again.
+async fn post(
+    call: &Call,
+    tls: Option<&Arc<ClientConfig>>,
+    signed: &str,
+) -> Result<u16, CallError> {
     let host = call.url.host_str().ok_or("no host")?;
     let port = call.url.port_or_known_default().ok_or("no port")?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let stream = tokio::net::TcpStream::connect((host, port)).await?;
+    if call.url.scheme() == "https" {
+        let tls = tls.ok_or("no TLS configuration for https callbacks")?;
+        let name = tern_session::tls::server_name(host, None)?;
+        let stream = tokio_rustls::TlsConnector::from(tls.clone())
+            .connect(name, stream)
+            .await?;
+        exchange(stream, call, host, signed).await
+    } else {
+        exchange(stream, call, host, signed).await
+    }
+}
+
+/// The request and its answer's status on a connected `stream`.
+async fn exchange<S>(stream: S, call: &Call, host: &str, signed: &str) -> Result<u16, CallError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     // The connection is driven in this task, beside the exchange: no task
