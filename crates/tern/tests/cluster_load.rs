@@ -1,0 +1,302 @@
+//! Three Tern nodes on one Redis server carry 5 000 messages while one of
+//! them, the holder of the upstream bind, is killed with SIGKILL mid-run
+//! and started again on the same node id.
+//!
+//! What must hold: every message a node acknowledged (`ESME_ROK`) is
+//! receipted to its client, on whichever node the client is bound to. A
+//! client whose submit went unanswered sends it again on its next bind, as
+//! a client does. Copies are allowed only where the contracts allow them
+//! ("they may be sent twice, never lost"; a receipt whose acknowledgement
+//! was lost is delivered again), and they are counted and bounded.
+//!
+//! The daemons listen on port 0 and report their ports
+//! (`--listening-file`); the restarted node gets new ones.
+
+use tern_testkit as common;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::redis::Redis;
+use common::{client, submit_sm, Admin, Daemon, Launch, TempDir};
+use tern_codec::{Body, CommandStatus, RegisteredDelivery};
+use tern_session::esme::UpstreamSession;
+use tern_session::BindType;
+use tern_sim::smsc::{Account, SimConfig, Simulator};
+use tokio::sync::watch;
+
+/// Messages in the run, spread over the three nodes.
+const MESSAGES: usize = 5_000;
+
+/// Acknowledged messages after which the holder of the bind is killed.
+const KILL_AFTER: usize = 1_500;
+
+/// Submits each client keeps in flight.
+const SUBMIT_WINDOW: usize = 20;
+
+/// deliver_sm Tern keeps in flight to one client session
+/// (`[client_sessions] window`).
+const DELIVER_WINDOW: usize = 10;
+
+/// The most receipts delivered twice that the contracts allow here: the
+/// killed node's messages in hand may be sent again by another node (the
+/// dispatcher sends 256 at once and claims 64 at a time), and the
+/// deliveries it had out to its client session, whose acknowledgement may
+/// not have reached the store, are delivered again.
+const MOST_COPIES: usize = 256 + 64 + DELIVER_WINDOW;
+
+/// The whole run, kill and restart included, must end within this.
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+
+/// The simulator account every node binds with; one bind at a time, so
+/// the kill also moves the upstream slot.
+const ACCOUNT: &str = "tern";
+
+fn config(id: usize, redis: &Redis, sim: u16) -> String {
+    format!(
+        r#"
+[node]
+id = {id}
+[[listener]]
+address = "127.0.0.1:0"
+[admin]
+address = "127.0.0.1:0"
+[client_sessions]
+window = {DELIVER_WINDOW}
+[storage]
+backend = "redis"
+[storage.redis]
+addresses = ["{redis}"]
+prefix = "load"
+lease_ttl = "2s"
+[[client]]
+system_id = "acme"
+passwords = ["pw"]
+[[upstream]]
+name = "sim"
+host = "127.0.0.1"
+port = {sim}
+system_id = "{ACCOUNT}"
+password = "pw"
+sessions = 1
+[[route]]
+name = "all"
+upstreams = ["sim"]
+"#,
+        redis = redis.address(),
+    )
+}
+
+/// Receipts seen, per message id, over every receiver session.
+type Seen = Arc<Mutex<HashMap<String, usize>>>;
+
+/// Takes receipts from `session` until it closes or `stop`, counting each
+/// receipted id.
+fn receive(
+    mut session: UpstreamSession,
+    seen: Seen,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !*stop.borrow() {
+            let next =
+                tokio::time::timeout(Duration::from_millis(100), session.requests.recv()).await;
+            match next {
+                Err(_) => continue,
+                Ok(None) => return,
+                Ok(Some(request)) => {
+                    let sm = common::accept_deliver_sm(request).await;
+                    let id = common::receipted_id(&sm);
+                    *seen
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(id)
+                        .or_default() += 1;
+                }
+            }
+        }
+    })
+}
+
+/// Sends `numbers` through the node whose client port `port` holds,
+/// `SUBMIT_WINDOW` at a time, until each was acknowledged. When the
+/// session breaks (its node was killed), waits for the port to change
+/// (the node restarted) and sends the unanswered ones again there.
+fn send(
+    numbers: Vec<usize>,
+    mut port: watch::Receiver<u16>,
+    acked: Arc<Mutex<HashSet<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let deadline = Instant::now() + RUN_LIMIT;
+        let mut pending: VecDeque<usize> = numbers.into();
+        while !pending.is_empty() {
+            assert!(Instant::now() < deadline, "messages left unsent");
+            let at = *port.borrow_and_update();
+            let session = client(at, "acme", "pw")
+                .bind_type(BindType::Transmitter)
+                .window(SUBMIT_WINDOW)
+                .within(Duration::from_secs(10))
+                .try_bind()
+                .await;
+            let Ok(session) = session else {
+                let _ = tokio::time::timeout(Duration::from_secs(30), port.changed()).await;
+                continue;
+            };
+            while !pending.is_empty() {
+                let batch: Vec<usize> = pending
+                    .drain(..SUBMIT_WINDOW.min(pending.len()))
+                    .collect();
+                let answers = futures::future::join_all(batch.iter().map(|n| {
+                    let sm = submit_sm("+34600000004", format!("load {n}"), RegisteredDelivery::ALWAYS);
+                    session.handle.request(Body::SubmitSm(sm))
+                }))
+                .await;
+                let mut broken = false;
+                for (n, answer) in batch.into_iter().zip(answers) {
+                    match answer {
+                        Ok(resp) if resp.command_status == CommandStatus::Ok => {
+                            acked
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(common::message_id(&resp));
+                        }
+                        Ok(_) => pending.push_back(n),
+                        Err(_) => {
+                            broken = true;
+                            pending.push_back(n);
+                        }
+                    }
+                }
+                if broken {
+                    let _ = tokio::time::timeout(Duration::from_secs(30), port.changed()).await;
+                    break;
+                }
+            }
+        }
+    })
+}
+
+/// Bound sessions of upstream "sim" on the node at `admin`.
+async fn bound(admin: &Admin) -> u64 {
+    admin.get("/api/upstreams").await[0]["bound"]
+        .as_u64()
+        .expect("bound")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_messages_through_three_nodes_survive_a_kill_and_restart() {
+    let started = Instant::now();
+    let redis = Redis::start("load");
+    let sim = Simulator::start(SimConfig {
+        accounts: vec![Account {
+            system_id: ACCOUNT.to_owned(),
+            password: "pw".to_owned(),
+            max_binds: Some(1),
+        }],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let mut nodes: Vec<Daemon> = (1..=3)
+        .map(|id| {
+            let text = config(id, &redis, sim.addr().port());
+            Launch::new().start(TempDir::new(&format!("cluster-load-{id}")), &text)
+        })
+        .collect();
+    let admins: Vec<Admin> = nodes.iter_mut().map(Daemon::admin).collect();
+    let victim = common::wait_for(
+        "one node bound to the simulator",
+        Duration::from_secs(20),
+        || async {
+            let mut found = Vec::new();
+            for (i, admin) in admins.iter().enumerate() {
+                if bound(admin).await > 0 {
+                    found.push(i);
+                }
+            }
+            (found.len() == 1).then(|| found[0])
+        },
+    )
+    .await;
+
+    let seen: Seen = Arc::default();
+    let (stop, stopped) = watch::channel(false);
+    let mut receivers = Vec::new();
+    let mut ports = Vec::new();
+    let mut senders = Vec::new();
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let port = node.client_port();
+        let rx = client(port, "acme", "pw")
+            .bind_type(BindType::Receiver)
+            .bind()
+            .await;
+        receivers.push(receive(rx, seen.clone(), stopped.clone()));
+        let (tell, port) = watch::channel(port);
+        ports.push(tell);
+        let share = (0..MESSAGES).filter(|n| n % 3 == i).collect();
+        senders.push(send(share, port, acked.clone()));
+    }
+
+    common::wait_until("traffic under way", Duration::from_secs(60), || {
+        let acked = acked.clone();
+        async move { acked.lock().unwrap_or_else(|p| p.into_inner()).len() >= KILL_AFTER }
+    })
+    .await;
+    let node = &mut nodes[victim];
+    node.kill();
+    node.respawn(&Launch::new());
+    // It joins once its old membership lease (2 s) runs out.
+    let port = node.client_port();
+    let rx = client(port, "acme", "pw")
+        .bind_type(BindType::Receiver)
+        .bind()
+        .await;
+    receivers.push(receive(rx, seen.clone(), stopped.clone()));
+    ports[victim].send_replace(port);
+
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+    let acked: HashSet<String> = acked.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(acked.len() >= MESSAGES, "{} acknowledged", acked.len());
+    let left = RUN_LIMIT.saturating_sub(started.elapsed());
+    common::wait_until(
+        "a receipt for every acknowledged message",
+        left.max(Duration::from_secs(30)),
+        || {
+            let seen = seen.clone();
+            let acked = acked.clone();
+            async move {
+                let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                acked.iter().all(|id| seen.contains_key(id))
+            }
+        },
+    )
+    .await;
+    // A moment more, for copies to show up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send_replace(true);
+    for r in receivers {
+        let _ = r.await;
+    }
+    let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+    let copies: usize = seen.values().map(|n| n - 1).sum();
+    let unanswered = seen.keys().filter(|id| !acked.contains(*id)).count();
+    eprintln!(
+        "killed node {victim}: {} acknowledged, all receipted, {copies} receipts more than once, \
+         {unanswered} receipts for submits whose answer was lost, {:?}",
+        acked.len(),
+        started.elapsed()
+    );
+    assert!(
+        copies <= MOST_COPIES,
+        "{copies} receipts delivered again: more than the {MOST_COPIES} the kill can explain"
+    );
+    assert!(
+        unanswered <= SUBMIT_WINDOW,
+        "{unanswered} messages stored whose submit went unanswered: more than one window"
+    );
+}
