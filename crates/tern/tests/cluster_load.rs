@@ -202,7 +202,9 @@ async fn five_thousand_messages_through_three_nodes_survive_a_kill_and_restart()
     let mut nodes: Vec<Daemon> = (1..=3)
         .map(|id| {
             let text = config(id, &redis, sim.addr().port());
-            Launch::new().start(TempDir::new(&format!("cluster-load-{id}")), &text)
+            Launch::new()
+                .log_file()
+                .start(TempDir::new(&format!("cluster-load-{id}")), &text)
         })
         .collect();
     let admins: Vec<Admin> = nodes.iter_mut().map(Daemon::admin).collect();
@@ -247,7 +249,7 @@ async fn five_thousand_messages_through_three_nodes_survive_a_kill_and_restart()
     .await;
     let node = &mut nodes[victim];
     node.kill();
-    node.respawn(&Launch::new());
+    node.respawn(&Launch::new().log_file());
     // It joins once its old membership lease (2 s) runs out.
     let port = node.client_port();
     let rx = client(port, "acme", "pw")
@@ -281,6 +283,16 @@ async fn five_thousand_messages_through_three_nodes_survive_a_kill_and_restart()
     stop.send_replace(true);
     for r in receivers {
         let _ = r.await;
+    }
+    // The nodes carried the load to the end: none stopped by itself (a
+    // node that cannot renew its membership in time stops).
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let status = node.child.try_wait().expect("try_wait");
+        assert!(
+            status.is_none(),
+            "node {i} exited ({status:?}) during the run; its log:\n{}",
+            node.log_lines("", 40)
+        );
     }
     let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
     let copies: usize = seen.values().map(|n| n - 1).sum();

@@ -28,6 +28,7 @@ mod inspect;
 pub mod layout;
 mod lua;
 mod ready;
+mod server_cpu;
 mod writer;
 
 use std::collections::HashMap;
@@ -52,6 +53,7 @@ use crate::transition::{self, Change, Edit, TransitionError};
 use crate::upstream_id::{candidates, normalise};
 use cache::Cache;
 pub use conn::Step;
+pub use server_cpu::server_cpu_seconds;
 use conn::{bounded, AsyncConn, AsyncPool, Clients, READ_TIMEOUT, STEP};
 use layout::{
     client_shard, counter_for, id_shard, member, parse_member, upstream_field, upstream_shard,
