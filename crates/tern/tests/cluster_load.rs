@@ -145,11 +145,13 @@ fn send(
                 continue;
             };
             while !pending.is_empty() {
-                let batch: Vec<usize> = pending
-                    .drain(..SUBMIT_WINDOW.min(pending.len()))
-                    .collect();
+                let batch: Vec<usize> = pending.drain(..SUBMIT_WINDOW.min(pending.len())).collect();
                 let answers = futures::future::join_all(batch.iter().map(|n| {
-                    let sm = submit_sm("+34600000004", format!("load {n}"), RegisteredDelivery::ALWAYS);
+                    let sm = submit_sm(
+                        "+34600000004",
+                        format!("load {n}"),
+                        RegisteredDelivery::ALWAYS,
+                    );
                     session.handle.request(Body::SubmitSm(sm))
                 }))
                 .await;
@@ -183,6 +185,37 @@ async fn bound(admin: &Admin) -> u64 {
     admin.get("/api/upstreams").await[0]["bound"]
         .as_u64()
         .expect("bound")
+}
+
+/// Why the test gave up waiting: how many acknowledged messages have no
+/// receipt, the story of a few (from a running node's admin API), and
+/// each node's state and last log lines.
+async fn unreceipted(nodes: &mut [Daemon], missing: &[String]) -> String {
+    let mut why = format!("{} acknowledged messages without a receipt", missing.len());
+    let mut running = None;
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let status = node.child.try_wait().ok().flatten();
+        if status.is_none() {
+            running = Some(i);
+        }
+        why.push_str(&format!(
+            "\n== node {i}: exited {status:?}; log:\n{}",
+            node.log_lines("", 20)
+        ));
+    }
+    if let Some(i) = running {
+        let admin = nodes[i].admin();
+        for id in missing.iter().take(3) {
+            let story = admin.get(&format!("/api/messages/{id}")).await;
+            why.push_str(&format!("\n{id}: {story}"));
+        }
+        why.push_str(&format!("\nqueues: {}", admin.get("/api/queues").await));
+        why.push_str(&format!(
+            "\nupstreams: {}",
+            admin.get("/api/upstreams").await
+        ));
+    }
+    why
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,20 +297,27 @@ async fn five_thousand_messages_through_three_nodes_survive_a_kill_and_restart()
     }
     let acked: HashSet<String> = acked.lock().unwrap_or_else(|p| p.into_inner()).clone();
     assert!(acked.len() >= MESSAGES, "{} acknowledged", acked.len());
-    let left = RUN_LIMIT.saturating_sub(started.elapsed());
-    common::wait_until(
-        "a receipt for every acknowledged message",
-        left.max(Duration::from_secs(30)),
-        || {
-            let seen = seen.clone();
-            let acked = acked.clone();
-            async move {
-                let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                acked.iter().all(|id| seen.contains_key(id))
-            }
-        },
-    )
-    .await;
+    let limit = Instant::now()
+        + RUN_LIMIT
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(30));
+    loop {
+        let missing: Vec<String> = {
+            let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+            acked
+                .iter()
+                .filter(|id| !seen.contains_key(*id))
+                .cloned()
+                .collect()
+        };
+        if missing.is_empty() {
+            break;
+        }
+        if Instant::now() >= limit {
+            panic!("{}", unreceipted(&mut nodes, &missing).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // A moment more, for copies to show up.
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.send_replace(true);

@@ -53,13 +53,13 @@ use crate::transition::{self, Change, Edit, TransitionError};
 use crate::upstream_id::{candidates, normalise};
 use cache::Cache;
 pub use conn::Step;
-pub use server_cpu::server_cpu_seconds;
 use conn::{bounded, AsyncConn, AsyncPool, Clients, READ_TIMEOUT, STEP};
 use layout::{
     client_shard, counter_for, id_shard, member, parse_member, upstream_field, upstream_shard,
     Layout, SHARDS,
 };
 use lua::{Apply, Group};
+pub use server_cpu::server_cpu_seconds;
 use writer::{Writer, Written};
 
 /// Ids reserved per round trip to the shard's counter: a restart skips

@@ -11,10 +11,7 @@ use crate::error::StoreError;
 pub async fn server_cpu_seconds(address: &str) -> Result<f64, StoreError> {
     let client = redis::Client::open(address)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let info: String = redis::cmd("INFO")
-        .arg("cpu")
-        .query_async(&mut conn)
-        .await?;
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut conn).await?;
     parse_cpu_seconds(&info).ok_or_else(|| StoreError::Redis {
         what: format!("INFO cpu of {address} has no used_cpu_sys and used_cpu_user"),
         source: None,
@@ -43,6 +40,9 @@ mod tests {
                     used_cpu_sys_main_thread:1.000000\r\nused_cpu_user_main_thread:2.000000\r\n";
         assert_eq!(parse_cpu_seconds(info), Some(3.75));
         assert_eq!(parse_cpu_seconds("# CPU\r\nused_cpu_sys:1.0\r\n"), None);
-        assert_eq!(parse_cpu_seconds("used_cpu_sys:x\r\nused_cpu_user:1\r\n"), None);
+        assert_eq!(
+            parse_cpu_seconds("used_cpu_sys:x\r\nused_cpu_user:1\r\n"),
+            None
+        );
     }
 }

@@ -107,7 +107,9 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Durability::Durable)]
     pub store: Durability,
     /// Tern nodes in run (b). More than one needs `--redis`: nodes share
-    /// their messages and upstream sessions through it.
+    /// their messages and upstream sessions through it. With `--redis` the
+    /// report gives each node's CPU per message and the Redis server's
+    /// (from its `INFO cpu`).
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
     /// Keep the daemons' messages in this Redis server
@@ -1302,7 +1304,10 @@ mod tests {
         // 100 ticks a second, 10 000 messages.
         let scale = ScaleOut::between(&before, &after, 100.0, 10_000);
         assert_eq!(scale.node_cpu_s, [Some(2.0), Some(1.0), None]);
-        assert_eq!(scale.node_cpu_us_per_message, [Some(200.0), Some(100.0), None]);
+        assert_eq!(
+            scale.node_cpu_us_per_message,
+            [Some(200.0), Some(100.0), None]
+        );
         assert_eq!(scale.redis_cpu_s, Some(2.5));
         assert_eq!(scale.redis_cpu_us_per_message, Some(250.0));
         let args = parse(&["--nodes", "3", "--redis", "redis://127.0.0.1:6379"]);
