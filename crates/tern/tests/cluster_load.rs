@@ -127,18 +127,31 @@ fn send(
     numbers: Vec<usize>,
     mut port: watch::Receiver<u16>,
     acked: Arc<Mutex<HashSet<String>>>,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<Result<(), String>> {
     tokio::spawn(async move {
         let deadline = Instant::now() + RUN_LIMIT;
         let mut pending: VecDeque<usize> = numbers.into();
         while !pending.is_empty() {
-            assert!(Instant::now() < deadline, "messages left unsent");
+            if Instant::now() >= deadline {
+                return Err(format!("{} messages left unsent", pending.len()));
+            }
             let at = *port.borrow_and_update();
+            let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", at)).await else {
+                // The node is down: it was killed, and its restart will
+                // say its new port; or it stopped, and nothing will.
+                if tokio::time::timeout(Duration::from_secs(30), port.changed())
+                    .await
+                    .is_err()
+                {
+                    return Err(format!("nothing listens on port {at}, nor anywhere new"));
+                }
+                continue;
+            };
             let session = client(at, "acme", "pw")
                 .bind_type(BindType::Transmitter)
                 .window(SUBMIT_WINDOW)
                 .within(Duration::from_secs(10))
-                .try_bind()
+                .try_bind_over(stream)
                 .await;
             let Ok(session) = session else {
                 let _ = tokio::time::timeout(Duration::from_secs(30), port.changed()).await;
@@ -177,6 +190,7 @@ fn send(
                 }
             }
         }
+        Ok(())
     })
 }
 
@@ -191,7 +205,7 @@ async fn bound(admin: &Admin) -> u64 {
 /// receipt, the story of a few (from a running node's admin API), and
 /// each node's state and last log lines.
 async fn unreceipted(nodes: &mut [Daemon], missing: &[String]) -> String {
-    let mut why = format!("{} acknowledged messages without a receipt", missing.len());
+    let mut why = format!("{} acknowledged messages lack a receipt", missing.len());
     let mut running = None;
     for (i, node) in nodes.iter_mut().enumerate() {
         let status = node.child.try_wait().ok().flatten();
@@ -293,7 +307,9 @@ async fn five_thousand_messages_through_three_nodes_survive_a_kill_and_restart()
     ports[victim].send_replace(port);
 
     for sender in senders {
-        sender.await.expect("sender");
+        if let Err(why) = sender.await.expect("sender") {
+            panic!("{why}; {}", unreceipted(&mut nodes, &[]).await);
+        }
     }
     let acked: HashSet<String> = acked.lock().unwrap_or_else(|p| p.into_inner()).clone();
     assert!(acked.len() >= MESSAGES, "{} acknowledged", acked.len());
@@ -350,5 +366,62 @@ async fn five_thousand_messages_through_three_nodes_survive_a_kill_and_restart()
     assert!(
         unanswered <= SUBMIT_WINDOW,
         "{unanswered} messages stored whose submit went unanswered: more than one window"
+    );
+}
+
+/// Other nodes (alive, by their membership leases) with messages claimed
+/// in every shard, so that one sweep for orphans takes thousands of round
+/// trips, longer than the node's lease.
+const CLAIMING_NODES: u32 = 1_000;
+
+/// A node renews its membership while a sweep for orphans runs: the sweep
+/// asks each shard for each claiming node in turn, and when the renewal
+/// waited for it, a slow sweep (a busy Redis, many nodes) let the lease
+/// run out and the node stopped, "membership lease taken over".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_keeps_its_membership_through_a_long_sweep_for_orphans() {
+    let redis = Redis::start("sweep");
+    let prefix = "sweep";
+    // Keys as the store lays them out (`redis_store::layout`): each
+    // shard's in-flight set, scored by the claiming node, and the
+    // membership leases.
+    let script = format!(
+        "for n = 2, {last} do \
+           redis.call('SET', '{prefix}:{{l}}:lease:node:' .. n, n .. ':alive', 'PX', 600000) \
+           for shard = 0, 15 do \
+             redis.call('ZADD', '{prefix}:{{t' .. shard .. '}}:flight', n, 'claimed-by-' .. n) \
+           end \
+         end return 1",
+        last = CLAIMING_NODES + 1
+    );
+    assert!(redis.cli(&["EVAL", &script, "0"]).is_some(), "seeded");
+    let text = config(1, &redis, 9)
+        .replace("prefix = \"load\"", &format!("prefix = \"{prefix}\""))
+        .replace("lease_ttl = \"2s\"", "lease_ttl = \"1s\"");
+    let mut node = Launch::new()
+        .log_file()
+        .start(TempDir::new("cluster-sweep"), &text);
+    let admin = node.admin();
+    let renewed = |metrics: &str| {
+        common::sample(metrics, "tern_lease_renewals_total{result=\"ok\"}").unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Twelve renewals, a third of a second apart: four seconds, several
+    // sweeps' worth.
+    while renewed(&admin.text("/metrics").await) < 12.0 {
+        let status = node.child.try_wait().expect("try_wait");
+        assert!(
+            status.is_none(),
+            "the node stopped ({status:?}); its log:\n{}",
+            node.log_lines("", 20)
+        );
+        assert!(Instant::now() < deadline, "12 renewals not within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let claimed = redis.cli(&["ZCARD", &format!("{prefix}:{{t0}}:flight")]);
+    assert_eq!(
+        claimed.as_deref().map(str::trim),
+        Some(CLAIMING_NODES.to_string().as_str()),
+        "the live nodes' claims stay theirs"
     );
 }
