@@ -265,7 +265,6 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let stop_sampling = CancellationToken::new();
     let sampler = tokio::spawn(sample_rss(pids.clone(), stop_sampling.clone(), deadline));
     let scale_before = CpuReading::take(&pids, args.redis.as_deref()).await;
-    let cpu_before = cpu_ticks_of(&pids);
     let own_before = cpu_ticks("self");
     let steal_before = MachineTicks::read();
     let started = Instant::now();
@@ -277,7 +276,6 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     })
     .await;
     let wall_s = started.elapsed().as_secs_f64();
-    let cpu_after = cpu_ticks_of(&pids);
     let own_after = cpu_ticks("self");
     let steal_after = MachineTicks::read();
     let scale_after = CpuReading::take(&pids, args.redis.as_deref()).await;
@@ -302,7 +300,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / clock),
         _ => None,
     };
-    let cpu_s = ticks(cpu_before, cpu_after);
+    let cpu_s = ticks(scale_before.total(), scale_after.total());
     let mb = |kb: u64| kb as f64 / 1024.0;
     let peak_rss_per_node: Vec<Option<f64>> =
         memories.iter().map(|m| m.map(|m| mb(m.hwm_kb))).collect();
@@ -813,12 +811,6 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// CPU ticks summed over processes; `None` if any cannot be read, since a
-/// partial sum would understate the cost.
-fn cpu_ticks_of(pids: &[u32]) -> Option<u64> {
-    pids.iter().map(|pid| cpu_ticks(&pid.to_string())).sum()
-}
-
 /// USER_HZ from `getconf CLK_TCK`; 100, the Linux value, if unavailable.
 fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
@@ -1215,6 +1207,12 @@ impl CpuReading {
             redis,
         }
     }
+
+    /// The nodes' ticks summed; `None` if any could not be read, since a
+    /// partial sum would understate the cost.
+    fn total(&self) -> Option<u64> {
+        self.nodes.iter().copied().sum()
+    }
 }
 
 /// What each node and the shared Redis server cost per message during run
@@ -1310,6 +1308,8 @@ mod tests {
         );
         assert_eq!(scale.redis_cpu_s, Some(2.5));
         assert_eq!(scale.redis_cpu_us_per_message, Some(250.0));
+        assert_eq!(before.total(), None, "a node not read: no partial sum");
+        assert_eq!(after.total(), Some(530));
         let args = parse(&["--nodes", "3", "--redis", "redis://127.0.0.1:6379"]);
         let mut text = String::new();
         scale.write(&Settings::of(&args), &mut text);
