@@ -42,9 +42,11 @@ const DELIVER_WINDOW: usize = 10;
 /// The most receipts delivered twice that the contracts allow here: the
 /// killed node's messages in hand may be sent again by another node (the
 /// dispatcher sends 256 at once and claims 64 at a time), and the
-/// deliveries it had out to its client session, whose acknowledgement may
-/// not have reached the store, are delivered again.
-const MOST_COPIES: usize = 256 + 64 + DELIVER_WINDOW;
+/// deliveries it had out to the client, whose acknowledgements may not
+/// have been written yet (an item stays in flight until its
+/// acknowledgement is stored, at most 1 024 per client: `outbox.rs`), are
+/// delivered again.
+const MOST_COPIES: usize = 256 + 64 + 1_024;
 
 /// The whole run, kill and restart included, must end within this.
 const RUN_LIMIT: Duration = Duration::from_secs(240);
