@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{redis_single, RedisServer};
-use tern_storage::redis_store::Step;
+use tern_storage::redis_store::{server_cpu_seconds, Step};
 use tern_storage::{
     Attempt, IdFormat, NewMessage, OutboxItem, Outcome, ReceiptUpdate, RedisDurability,
     RedisOptions, RedisStore, RedisTopology, RelayedReceipt, State,
@@ -225,4 +225,24 @@ async fn the_store_serves_again_after_its_server_restarts() {
     let record = store.get(first).await.expect("reads").expect("kept");
     assert_eq!(record.pdu, Bytes::from("submit_sm 1"));
     assert!(store.get(second).await.expect("reads").is_some());
+}
+
+/// What `tern bench --redis` reads for Redis's own CPU: the server's
+/// `used_cpu_sys + used_cpu_user`, which only grows while it works, and an
+/// error (not a zero) when there is no server to ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_servers_cpu_is_read_from_its_info() {
+    let backend = redis_single("server_cpu");
+    let RedisTopology::Single(address) = &backend.topology else {
+        panic!("a single server");
+    };
+    let before = server_cpu_seconds(address).await.expect("INFO cpu");
+    let store = backend.open_redis(1).await;
+    for n in 0..200 {
+        store.accept(message(n), 1).await.expect("accepted");
+    }
+    let after = server_cpu_seconds(address).await.expect("INFO cpu");
+    assert!(before >= 0.0 && after >= before, "{before} then {after}");
+    // Port 1 on loopback: nothing listens there.
+    assert!(server_cpu_seconds("redis://127.0.0.1:1").await.is_err());
 }

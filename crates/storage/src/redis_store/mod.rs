@@ -28,6 +28,7 @@ mod inspect;
 pub mod layout;
 mod lua;
 mod ready;
+mod server_cpu;
 mod writer;
 
 use std::collections::HashMap;
@@ -58,6 +59,7 @@ use layout::{
     Layout, SHARDS,
 };
 use lua::{Apply, Group};
+pub use server_cpu::server_cpu_seconds;
 use writer::{Writer, Written};
 
 /// Ids reserved per round trip to the shard's counter: a restart skips

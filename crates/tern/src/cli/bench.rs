@@ -20,8 +20,11 @@
 //! are spread over the nodes round robin, and the upstream sessions are
 //! leases the nodes share, so `--upstream-sessions` stays the total. Tern's
 //! CPU is then summed over the nodes and its peak memory is the largest
-//! node's. All nodes run on this one machine, so this measures what the
-//! shared store costs, not how Tern scales out.
+//! node's. With `--redis` the report also gives each node's CPU per
+//! message and the Redis server's own (its `INFO cpu`, read before and
+//! after run (b)): the figures a projection to N machines starts from. All
+//! nodes run on this one machine, so this measures what the shared store
+//! costs, not how Tern scales out.
 //!
 //! Everything is bounded: each load run by its message count and the
 //! overall deadline, every wait for the daemon by the same deadline, the
@@ -104,7 +107,9 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Durability::Durable)]
     pub store: Durability,
     /// Tern nodes in run (b). More than one needs `--redis`: nodes share
-    /// their messages and upstream sessions through it.
+    /// their messages and upstream sessions through it. With `--redis` the
+    /// report gives each node's CPU per message and the Redis server's
+    /// (from its `INFO cpu`).
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
     /// Keep the daemons' messages in this Redis server
@@ -265,7 +270,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let pids: Vec<u32> = daemons.iter().map(|d| d.pid).collect();
     let stop_sampling = CancellationToken::new();
     let sampler = tokio::spawn(sample_rss(pids.clone(), stop_sampling.clone(), deadline));
-    let cpu_before = cpu_ticks_of(&pids);
+    let scale_before = CpuReading::take(&pids, args.redis.as_deref()).await;
     let own_before = cpu_ticks("self");
     let steal_before = MachineTicks::read();
     let started = Instant::now();
@@ -277,9 +282,9 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     })
     .await;
     let wall_s = started.elapsed().as_secs_f64();
-    let cpu_after = cpu_ticks_of(&pids);
     let own_after = cpu_ticks("self");
     let steal_after = MachineTicks::read();
+    let scale_after = CpuReading::take(&pids, args.redis.as_deref()).await;
     let memories: Vec<Option<Memory>> = pids.iter().map(|pid| memory(*pid)).collect();
     stop_sampling.cancel();
     let max_rss_kb = sampler.await.unwrap_or_default();
@@ -301,7 +306,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / clock),
         _ => None,
     };
-    let cpu_s = ticks(cpu_before, cpu_after);
+    let cpu_s = ticks(scale_before.total(), scale_after.total());
     let mb = |kb: u64| kb as f64 / 1024.0;
     let peak_rss_per_node: Vec<Option<f64>> =
         memories.iter().map(|m| m.map(|m| mb(m.hwm_kb))).collect();
@@ -333,6 +338,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             MachineTicks::steal_percent(steal_before_a, steal_after_a),
             MachineTicks::steal_percent(steal_before, steal_after),
         ],
+        scale_out: ScaleOut::between(&scale_before, &scale_after, clock, args.messages),
         simulator_submits: sim_stats.submits,
         simulator_receipts_acked: sim_stats.receipts_acked,
         completed: direct.stopped_by == StopReason::Completed
@@ -369,7 +375,10 @@ async fn http_and_stop(
         args.messages
     ));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let cpu = || cpu_ticks_of(&pids).map(|t| t as f64 / clock);
+    let cpu = || {
+        let ticks: Option<u64> = pids.iter().map(|pid| cpu_ticks(&pid.to_string())).sum();
+        ticks.map(|t| t as f64 / clock)
+    };
     let run = super::bench_http::run(
         addr,
         args.messages,
@@ -890,12 +899,6 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// CPU ticks summed over processes; `None` if any cannot be read, since a
-/// partial sum would understate the cost.
-fn cpu_ticks_of(pids: &[u32]) -> Option<u64> {
-    pids.iter().map(|pid| cpu_ticks(&pid.to_string())).sum()
-}
-
 /// USER_HZ from `getconf CLK_TCK`; 100, the Linux value, if unavailable.
 fn clock_ticks_per_second() -> f64 {
     Command::new("getconf")
@@ -1035,6 +1038,8 @@ struct BenchReport {
     /// (a) and (b), percent: on a shared guest, what makes runs an hour
     /// apart disagree.
     steal_percent: [Option<f64>; 2],
+    /// Each node's CPU and the Redis server's, per message of run (b).
+    scale_out: ScaleOut,
     /// Submits the simulator received over both runs.
     simulator_submits: u64,
     /// Receipts the simulator had acknowledged over both runs.
@@ -1071,6 +1076,7 @@ impl BenchReport {
         self.write_latency(&mut t);
         let _ = writeln!(t);
         self.write_usage(&mut t);
+        self.scale_out.write(&self.settings, &mut t);
         if let Some(http) = &self.http {
             let _ = writeln!(t);
             let smpp_cpu_us = self
@@ -1275,6 +1281,104 @@ impl BenchReport {
     }
 }
 
+/// CPU readings taken just before and just after run (b): each node's
+/// (from `/proc`, in clock ticks) and, with `--redis`, the Redis server's
+/// (from its `INFO cpu`, in seconds), wherever it runs.
+struct CpuReading {
+    nodes: Vec<Option<u64>>,
+    redis: Option<f64>,
+}
+
+impl CpuReading {
+    async fn take(pids: &[u32], redis: Option<&str>) -> CpuReading {
+        let redis = match redis {
+            None => None,
+            Some(url) => match tern_storage::redis_store::server_cpu_seconds(url).await {
+                Ok(seconds) => Some(seconds),
+                Err(err) => {
+                    progress(&format!("Redis's CPU not measured: {err}"));
+                    None
+                }
+            },
+        };
+        CpuReading {
+            nodes: pids.iter().map(|pid| cpu_ticks(&pid.to_string())).collect(),
+            redis,
+        }
+    }
+
+    /// The nodes' ticks summed; `None` if any could not be read, since a
+    /// partial sum would understate the cost.
+    fn total(&self) -> Option<u64> {
+        self.nodes.iter().copied().sum()
+    }
+}
+
+/// What each node and the shared Redis server cost per message during run
+/// (b): the figures a projection to N nodes on N machines starts from
+/// (BENCHMARKS.md). Per message of the whole run, so the nodes' figures
+/// add up to Tern's; each node carries about 1/N of the load.
+#[derive(Debug, Serialize)]
+struct ScaleOut {
+    /// CPU seconds of each node during run (b), in node order.
+    node_cpu_s: Vec<Option<f64>>,
+    /// Each node's CPU seconds over the run's messages, µs.
+    node_cpu_us_per_message: Vec<Option<f64>>,
+    /// CPU seconds the Redis server used during run (b) (`used_cpu_sys +
+    /// used_cpu_user` of its `INFO cpu`, after minus before); `None`
+    /// without `--redis`, or when INFO could not be read.
+    redis_cpu_s: Option<f64>,
+    /// `redis_cpu_s` over the run's messages, µs.
+    redis_cpu_us_per_message: Option<f64>,
+}
+
+impl ScaleOut {
+    fn between(before: &CpuReading, after: &CpuReading, clock: f64, messages: u64) -> ScaleOut {
+        let per_message = |s: Option<f64>| s.map(|s| 1e6 * s / messages.max(1) as f64);
+        let node_cpu_s: Vec<Option<f64>> = before
+            .nodes
+            .iter()
+            .zip(&after.nodes)
+            .map(|(b, a)| Some(a.as_ref()?.saturating_sub(*b.as_ref()?) as f64 / clock))
+            .collect();
+        let redis_cpu_s = match (before.redis, after.redis) {
+            (Some(b), Some(a)) => Some((a - b).max(0.0)),
+            _ => None,
+        };
+        ScaleOut {
+            node_cpu_us_per_message: node_cpu_s.iter().map(|s| per_message(*s)).collect(),
+            node_cpu_s,
+            redis_cpu_s,
+            redis_cpu_us_per_message: per_message(redis_cpu_s),
+        }
+    }
+
+    /// The per-node and Redis lines of the report (with `--redis`): each
+    /// node's CPU per message, then Redis's. The aggregate rates are the
+    /// "(b) via Tern" column.
+    fn write(&self, settings: &Settings, t: &mut String) {
+        if settings.backend != Backend::Redis {
+            return;
+        }
+        let nodes: Vec<String> = self
+            .node_cpu_us_per_message
+            .iter()
+            .map(|us| opt(*us, 1))
+            .collect();
+        let _ = writeln!(
+            t,
+            "CPU per message of each node (of the run's messages, µs): {}",
+            nodes.join(" / ")
+        );
+        let _ = writeln!(
+            t,
+            "Redis server (INFO cpu, sys + user) during (b): CPU {} s, {} µs per message",
+            opt(self.redis_cpu_s, 2),
+            opt(self.redis_cpu_us_per_message, 1)
+        );
+    }
+}
+
 /// `v` with `digits` decimals, or `-` when it was not measured.
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".to_owned(), |v| format!("{v:.digits$}"))
@@ -1283,6 +1387,38 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_node_and_the_redis_server_get_a_cpu_per_message() {
+        let before = CpuReading {
+            nodes: vec![Some(100), Some(50), None],
+            redis: Some(10.0),
+        };
+        let after = CpuReading {
+            nodes: vec![Some(300), Some(150), Some(80)],
+            redis: Some(12.5),
+        };
+        // 100 ticks a second, 10 000 messages.
+        let scale = ScaleOut::between(&before, &after, 100.0, 10_000);
+        assert_eq!(scale.node_cpu_s, [Some(2.0), Some(1.0), None]);
+        assert_eq!(
+            scale.node_cpu_us_per_message,
+            [Some(200.0), Some(100.0), None]
+        );
+        assert_eq!(scale.redis_cpu_s, Some(2.5));
+        assert_eq!(scale.redis_cpu_us_per_message, Some(250.0));
+        assert_eq!(before.total(), None, "a node not read: no partial sum");
+        assert_eq!(after.total(), Some(530));
+        let args = parse(&["--nodes", "3", "--redis", "redis://127.0.0.1:6379"]);
+        let mut text = String::new();
+        scale.write(&Settings::of(&args), &mut text);
+        assert!(text.contains("200.0 / 100.0 / -"), "{text}");
+        assert!(text.contains("CPU 2.50 s, 250.0 µs per message"), "{text}");
+        let sled = parse(&[]);
+        let mut text = String::new();
+        scale.write(&Settings::of(&sled), &mut text);
+        assert!(text.is_empty(), "no Redis lines without --redis: {text}");
+    }
 
     #[test]
     fn proc_stat_is_read_after_the_command_name() {

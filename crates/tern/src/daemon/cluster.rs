@@ -48,18 +48,47 @@ impl Cluster {
 
 /// Keeps this node's membership and takes over orphans until `shutdown`;
 /// cancels `fatal` when the membership is lost.
+///
+/// The two run side by side, not in turn: a sweep for orphans costs a
+/// round trip per shard and claiming node (some 60 with three nodes), and
+/// under load it outlasted the lease, so a renewal that waited for it came
+/// after the lease had expired and every node stopped
+/// (`tests/cluster_load.rs`).
 pub async fn run(
     node: Arc<Node>,
     cluster: Cluster,
     shutdown: CancellationToken,
     fatal: CancellationToken,
 ) {
+    let lost = CancellationToken::new();
+    tokio::join!(
+        keep_membership(&node, &cluster, &shutdown, [&lost, &fatal]),
+        take_orphans(&node, &cluster, &shutdown, &lost),
+    );
+    if lost.is_cancelled() {
+        return;
+    }
+    if let Err(err) = cluster.coordinator.leave().await {
+        warn!(%err, "leaving the cluster failed; the membership expires by itself");
+    }
+}
+
+/// Renews this node's membership every third of its lease until
+/// `shutdown`; cancels `lost` (the orphan sweep and the node's `fatal`, at
+/// once: a sweep under way must not delay the stop) and returns when it is
+/// lost.
+async fn keep_membership(
+    node: &Node,
+    cluster: &Cluster,
+    shutdown: &CancellationToken,
+    lost: [&CancellationToken; 2],
+) {
     let every = cluster.lease_ttl / 3;
     let mut last_renewed = Instant::now();
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => return,
         }
         match cluster.coordinator.renew(cluster.lease_ttl).await {
             Ok(true) => {
@@ -69,7 +98,7 @@ pub async fn run(
             Ok(false) => {
                 node.metrics().lease_renewal("lost");
                 error!("this node's membership lease was taken over; stopping");
-                fatal.cancel();
+                lost.iter().for_each(|t| t.cancel());
                 return;
             }
             Err(err) => {
@@ -80,10 +109,28 @@ pub async fn run(
                         "membership not renewed for half of its lease time; stopping before \
                          other nodes take over its messages"
                     );
-                    fatal.cancel();
+                    lost.iter().for_each(|t| t.cancel());
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Every third of the lease, puts back in the ready queue the messages
+/// claimed by nodes whose membership ended, until `shutdown` or `lost`.
+async fn take_orphans(
+    node: &Node,
+    cluster: &Cluster,
+    shutdown: &CancellationToken,
+    lost: &CancellationToken,
+) {
+    let every = cluster.lease_ttl / 3;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shutdown.cancelled() => return,
+            () = lost.cancelled() => return,
         }
         match node.store().requeue_orphans().await {
             Ok(0) => {}
@@ -97,9 +144,6 @@ pub async fn run(
             }
             Err(err) => warn!(%err, "looking for orphaned messages failed"),
         }
-    }
-    if let Err(err) = cluster.coordinator.leave().await {
-        warn!(%err, "leaving the cluster failed; the membership expires by itself");
     }
 }
 
