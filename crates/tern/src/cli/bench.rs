@@ -780,8 +780,8 @@ impl Daemon {
                         .and_then(|a| a.parse::<SocketAddr>().ok())
                         .map(|a| a.port())
                 };
-                let client =
-                    port("client ").ok_or_else(|| anyhow!("no client listener in {}", file.display()))?;
+                let client = port("client ")
+                    .ok_or_else(|| anyhow!("no client listener in {}", file.display()))?;
                 return Ok((client, port("http ")));
             }
             if let Some(status) = self.child.try_wait()? {
