@@ -623,6 +623,10 @@ async fn a_long_outage_keeps_memory_flat_and_the_backlog_drains_without_a_bind_s
     // A few retry rounds over the whole backlog.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let peak = sampler.peak();
+    println!(
+        "{} messages stored in {submitted:?} with the upstream down; tern's RSS peaked at {peak} KiB",
+        2 * per_client
+    );
     let metrics = admin.text("/metrics").await;
     let retries = metrics
         .lines()
@@ -632,10 +636,6 @@ async fn a_long_outage_keeps_memory_flat_and_the_backlog_drains_without_a_bind_s
         retries,
         Some(0.0),
         "nothing is tried while no upstream is bound: no churn through the backlog"
-    );
-    println!(
-        "{} messages stored in {submitted:?} with the upstream down; tern's RSS peaked at {peak} KiB",
-        2 * per_client
     );
     assert!(
         peak < OUTAGE_RSS_LIMIT_KIB,
