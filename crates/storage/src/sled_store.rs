@@ -81,13 +81,16 @@ pub const DEFAULT_MEMTABLE_BYTES: usize = 16 << 20;
 
 /// sled's page cache. Reads of recent writes come from the memtable, and
 /// the claim, the hot reads and the outbox mostly touch keys written
-/// seconds ago, so a large cache buys little: measured (2026-12-06,
-/// release, BENCHMARKS.md "Long outage"), 256 MiB let the daemon's RSS
-/// reach 489 MB with a 1 000 000-message backlog and 16 MiB held it to
-/// 174 MB, while `tern bench --sessions 4 --window 100 --messages 40000`
-/// spent 155–163 µs of CPU per message with 16 MiB against 180–186 µs
-/// with 256 MiB, alternated in the same minutes.
-pub const DEFAULT_CACHE_BYTES: u64 = 16 << 20;
+/// seconds ago, so a large cache buys little. sled counts only a node's key
+/// and value octets against it, and a ready-queue node (short keys, empty
+/// values) takes about three times that in memory, so each MiB here cost
+/// about 3 MB of the daemon's RSS. Measured (2026-12-06, release,
+/// BENCHMARKS.md "Long outage"), peak RSS while 1 000 000 messages waited:
+/// 489 MB with 256 MiB, 166 MB with 16 MiB, 143 MB with 8 MiB, 129 MB with
+/// 4 MiB, the bound being 150 MB; `tern bench --sessions 4
+/// --window 100` spent the same CPU per message with 4 and 16 MiB within
+/// the noise of a loaded machine.
+pub const DEFAULT_CACHE_BYTES: u64 = 4 << 20;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -435,6 +438,18 @@ const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// the store was dropped: a restart in the same process (or right after a
 /// previous process exited) would otherwise fail for nothing. A lock held
 /// longer is another live store, and the error says so.
+/// sled's configuration for a store at `path`: the page cache `options`
+/// ask for (sled's own default is 1 GiB), and no flush timer, since the
+/// committer flushes sled at checkpoints, in both modes, and sled's timer
+/// would only add flushes.
+fn sled_config(path: &Path, options: &StoreOptions) -> sled::Config {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(options.cache_bytes)
+        .mode(sled::Mode::HighThroughput)
+        .flush_every_ms(None)
+}
+
 fn open_locked(config: &sled::Config) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
@@ -482,13 +497,7 @@ impl SledStore {
             .map(|mut entries| entries.next().is_some())
             .unwrap_or(false);
         let foreign = holds_more_than_sled(&path);
-        // The committer flushes sled at checkpoints, in both modes; sled's
-        // own timer would only add flushes.
-        let config = sled::Config::new()
-            .path(&path)
-            .cache_capacity(options.cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None);
+        let config = sled_config(&path, &options);
         let policy = match options.durability {
             Durability::Durable => SyncPolicy::EachGroup,
             Durability::Fast { interval } => SyncPolicy::Every(interval),
@@ -1699,3 +1708,29 @@ pub fn now_ms() -> u64 {
 
 /// Shared handle type the daemon passes around.
 pub type SharedStore = Arc<SledStore>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon opens its store with `StoreOptions::default()`: sled's
+    /// cache must be the small bound, not sled's 1 GiB, nor the 16 MiB
+    /// that let a 1 000 000-message backlog take the daemon past 150 MB
+    /// (BENCHMARKS.md "Long outage").
+    #[test]
+    fn sleds_page_cache_is_bounded_by_default() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = sled_config(dir.path(), &StoreOptions::default());
+        assert_eq!(config.cache_capacity, DEFAULT_CACHE_BYTES);
+        assert!(
+            config.cache_capacity <= 4 << 20,
+            "sled's cache: {} octets",
+            config.cache_capacity
+        );
+        let asked = StoreOptions {
+            cache_bytes: 1 << 20,
+            ..StoreOptions::default()
+        };
+        assert_eq!(sled_config(dir.path(), &asked).cache_capacity, 1 << 20);
+    }
+}

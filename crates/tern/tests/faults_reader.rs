@@ -542,6 +542,38 @@ upstreams = ["vendor"]
     )
 }
 
+/// Tern's peak resident memory, sampled every 100 ms by a thread until
+/// [`RssPeak::peak`].
+struct RssPeak {
+    sampling: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sampler: std::thread::JoinHandle<u64>,
+}
+
+impl RssPeak {
+    fn sample(pid: u32) -> RssPeak {
+        let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let sampler = {
+            let sampling = sampling.clone();
+            std::thread::spawn(move || {
+                let mut peak = 0;
+                while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                    peak = peak.max(rss_kib(pid));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                peak
+            })
+        };
+        RssPeak { sampling, sampler }
+    }
+
+    /// Stops sampling; the peak, KiB.
+    fn peak(self) -> u64 {
+        self.sampling
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.sampler.join().expect("sampler")
+    }
+}
+
 /// Submits `n` messages `<tag>-<i>` without receipts, 100 in flight; each
 /// must be accepted (stored) although no upstream is there.
 async fn submit_many(session: &UpstreamSession, tag: &str, n: usize) {
@@ -580,18 +612,7 @@ async fn a_long_outage_keeps_memory_flat_and_the_backlog_drains_without_a_bind_s
 
     // The upstream is down (nothing listens on its port) while both
     // clients submit; Tern's memory is sampled all along.
-    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = {
-        let sampling = sampling.clone();
-        std::thread::spawn(move || {
-            let mut peak = 0;
-            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
-                peak = peak.max(rss_kib(pid));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            peak
-        })
-    };
+    let sampler = RssPeak::sample(pid);
     let started = Instant::now();
     tokio::join!(
         submit_many(&one, "one", per_client),
@@ -600,8 +621,11 @@ async fn a_long_outage_keeps_memory_flat_and_the_backlog_drains_without_a_bind_s
     let submitted = started.elapsed();
     // A few retry rounds over the whole backlog.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-    let peak = sampler.join().expect("sampler");
+    let peak = sampler.peak();
+    println!(
+        "{} messages stored in {submitted:?} with the upstream down; tern's RSS peaked at {peak} KiB",
+        2 * per_client
+    );
     let metrics = admin.text("/metrics").await;
     let retries = metrics
         .lines()
@@ -611,10 +635,6 @@ async fn a_long_outage_keeps_memory_flat_and_the_backlog_drains_without_a_bind_s
         retries,
         Some(0.0),
         "nothing is tried while no upstream is bound: no churn through the backlog"
-    );
-    println!(
-        "{} messages stored in {submitted:?} with the upstream down; tern's RSS peaked at {peak} KiB",
-        2 * per_client
     );
     assert!(
         peak < OUTAGE_RSS_LIMIT_KIB,
@@ -627,6 +647,7 @@ async fn a_long_outage_keeps_memory_flat_and_the_backlog_drains_without_a_bind_s
     daemon.signal("TERM");
     daemon.restart(&common::Launch::new());
     let restarted = Instant::now();
+    let sampler = RssPeak::sample(daemon.child.id());
     two = common::wait_for(
         "tern listening again after the restart",
         Duration::from_secs(120),
@@ -721,6 +742,10 @@ async fn a_long_outage_keeps_memory_flat_and_the_backlog_drains_without_a_bind_s
     )
     .await;
     let drained = back.elapsed();
+    println!(
+        "tern's RSS peaked at {} KiB from the restart to the end of the drain",
+        sampler.peak()
+    );
     let stats = sim.stats();
     attempts.extend(sim.bind_attempts());
     // No bind storm: each of Tern's OUTAGE_SESSIONS sessions waits at
