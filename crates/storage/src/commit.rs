@@ -5,11 +5,10 @@
 //! of inserts and removes that must land together) to the logger thread
 //! and wait. The logger takes every operation queued so far, appends them
 //! to the write-ahead log ([`crate::wal`]) as one record and `fdatasync`s
-//! it (in durable mode), then applies the group to the memtable
-//! ([`crate::memtable`]), an ordered map in memory, and answers its
-//! writers. Applying takes microseconds beside the sync, so it runs on the
-//! same thread: a separate applier thread cost a wake-up and a context
-//! switch per group.
+//! it (in durable mode). The applier thread then applies the group to the
+//! memtable ([`crate::memtable`]), an ordered map in memory, and answers
+//! its writers. The two form a pipeline: while the applier works on one
+//! group, the logger writes and syncs the next.
 //!
 //! sled receives writes only at a checkpoint, on a third thread: when the
 //! log passes [`CHECKPOINT_BYTES`], when the memtable passes its bound
@@ -53,7 +52,7 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -216,7 +215,7 @@ struct Job {
     waiter: Waiter,
 }
 
-/// A group the logger appended, to be applied and answered.
+/// A group on its way from the logger to the applier.
 struct Logged {
     jobs: Vec<Job>,
     /// Whether its record was appended, and synced when the policy or one
@@ -302,6 +301,7 @@ fn sync_log(
 pub(crate) struct GroupCommit {
     queue: Option<mpsc::Sender<Job>>,
     logger: Option<thread::JoinHandle<()>>,
+    applier: Option<thread::JoinHandle<()>>,
     stats: Arc<CommitStats>,
 }
 
@@ -338,25 +338,19 @@ fn next_job(
     }
 }
 
-/// The logger thread: appends each group, syncs as `policy` says, then
-/// applies it to the memtable and answers its writers itself
-/// ([`Applier::settle`]). Moves on to a new log file when the current one
-/// passes [`CHECKPOINT_BYTES`] or the memtable passed its bound
-/// (`applier.rotate`), and has a checkpoint taken after that group.
-///
-/// Applying on this thread rather than on a thread of its own: a hand-off
-/// per group cost a wake-up and a context switch on each side (with one
-/// session × window 10, the applier woke about once every three messages)
-/// for a memtable insert of a few microseconds per key, small beside the
-/// `fdatasync` it overlapped.
+/// The logger thread: appends each group, and syncs as `policy` says.
+/// Moves on to a new log file when the current one passes
+/// [`CHECKPOINT_BYTES`] or the applier asks (`rotate`: its memtable passed
+/// its bound), and tells the applier, which has a checkpoint taken.
 fn log_groups(
     mut wal: Wal,
     jobs: mpsc::Receiver<Job>,
-    mut applier: Applier,
+    applier: mpsc::Sender<Logged>,
+    stats: Arc<CommitStats>,
     policy: SyncPolicy,
+    rotate: Arc<AtomicBool>,
     observer: Option<SyncObserver>,
 ) {
-    let stats = applier.stats.clone();
     let observer = observer.as_ref();
     let mut unsynced_since = None;
     while let Some(first) = next_job(&jobs, &wal, policy, &mut unsynced_since, &stats, observer) {
@@ -366,7 +360,7 @@ fn log_groups(
             .append(&ops)
             .map_err(|e| Failure::io(format!("appending to {}", wal.describe()), e));
         let wanted = group.iter().any(|job| job.wait == Wait::Checkpoint);
-        let asked = wanted || applier.rotate;
+        let asked = wanted || rotate.load(Ordering::Relaxed);
         // A new log file starts only after the old one is synced whole:
         // replay takes damage as a torn write only in the last file.
         let sync_now = asked
@@ -391,10 +385,10 @@ fn log_groups(
             match wal.start_next() {
                 Ok(()) => {
                     checkpoint = Some(wal.generation());
-                    applier.rotate = false;
+                    rotate.store(false, Ordering::Relaxed);
                 }
                 Err(err) => {
-                    applier.rotate = false;
+                    rotate.store(false, Ordering::Relaxed);
                     tracing::warn!(%err, "cannot start a new log file; keeping this one");
                     if wanted {
                         // Still write the memtable into sled: remove nothing.
@@ -403,18 +397,20 @@ fn log_groups(
                 }
             }
         }
-        applier.settle(Logged {
+        let logged = Logged {
             jobs: group,
             synced,
             checkpoint,
-        });
+        };
+        if applier.send(logged).is_err() {
+            break;
+        }
     }
     if unsynced_since.is_some() {
         if let Err(err) = sync_log(&wal, &stats, observer) {
             tracing::warn!(%err, "syncing the write-ahead log at close failed");
         }
     }
-    applier.close();
 }
 
 /// The checkpoint thread's state: writes frozen memtables into sled.
@@ -425,7 +421,7 @@ struct Checkpointer {
     stats: Arc<CommitStats>,
     /// Says how far sled got at each checkpoint ([`crate::mark`]).
     mark: Mark,
-    /// Checkpoints asked for and not yet done (the logger asks for no
+    /// Checkpoints asked for and not yet done (the applier asks for no
     /// new log file meanwhile).
     outstanding: Arc<AtomicU64>,
 }
@@ -433,7 +429,7 @@ struct Checkpointer {
 impl Checkpointer {
     /// Freezes the memtable, writes it into sled, makes sled durable and
     /// removes the log files before `generation`: they logged nothing
-    /// that sled does not now hold. The freeze comes after the logger
+    /// that sled does not now hold. The freeze comes after the applier
     /// applied the last group of those files, so the frozen memtable holds
     /// all of them (and perhaps some groups of the next file, which a
     /// replay applies again harmlessly).
@@ -474,7 +470,7 @@ impl Checkpointer {
 
     /// Takes checkpoints as asked, several asked meanwhile as one, and
     /// answers the writers that wait for one; the last one, at close
-    /// ([`u64::MAX`]: every log file), when the logger stops.
+    /// ([`u64::MAX`]: every log file), when the applier stops.
     fn run(mut self, asked: mpsc::Receiver<Ask>) {
         while let Ok(first) = asked.recv() {
             let mut asks = vec![first];
@@ -504,15 +500,14 @@ struct Ask {
     waiters: Vec<Waiter>,
 }
 
-/// What applies logged groups to the memtable (on the logger thread).
+/// The applier's state.
 struct Applier {
     view: Arc<View>,
     stats: Arc<CommitStats>,
     /// The active memtable's size at which a checkpoint is asked for.
     bound: usize,
-    /// Asks the logger for a new log file (and so a checkpoint) with its
-    /// next group.
-    rotate: bool,
+    /// Asks the logger for a new log file (and so a checkpoint).
+    rotate: Arc<AtomicBool>,
     checkpoints: mpsc::Sender<Ask>,
     outstanding: Arc<AtomicU64>,
     checkpointer: Option<thread::JoinHandle<()>>,
@@ -547,52 +542,52 @@ impl Applier {
         }
     }
 
-    /// Applies one logged group and answers its writers. Every writer of a
-    /// group is answered after the whole group: answering each as its own
-    /// operations land was tried (session 6) and made groups smaller (5
-    /// writes instead of 31 with 64 writers), so more syncs and fewer
-    /// writes per second (54–58 k against 66 k in `store_bench`).
-    fn settle(&mut self, mut logged: Logged) {
-        let outcome = logged.synced.clone();
-        let writes = logged.jobs.len() as u64;
-        if outcome.is_ok() {
-            self.apply(&mut logged.jobs);
-            if let Some(generation) = logged.checkpoint {
-                // Writers waiting for the checkpoint are answered by it.
-                let (waiting, answer): (Vec<Job>, Vec<Job>) = std::mem::take(&mut logged.jobs)
-                    .into_iter()
-                    .partition(|job| job.wait == Wait::Checkpoint);
-                logged.jobs = answer;
-                let waiters = waiting.into_iter().map(|job| job.waiter).collect();
-                self.ask_checkpoint(generation, waiters);
-            } else if self.view.active_bytes() >= self.bound
-                && self.outstanding.load(Ordering::Relaxed) == 0
-                && self.asked_at.is_none_or(|at| at.elapsed() >= ASK_EVERY)
-            {
-                // The logger moves to a new file with its next group, and
-                // the checkpoint follows that group.
-                self.rotate = true;
-                self.asked_at = Some(Instant::now());
+    /// Every writer of a group is answered after the whole group: answering
+    /// each as its own operations land was tried (session 6) and made groups
+    /// smaller (5 writes instead of 31 with 64 writers), so more syncs and
+    /// fewer writes per second (54–58 k against 66 k in `store_bench`).
+    fn run(mut self, groups: mpsc::Receiver<Logged>) {
+        while let Ok(mut logged) = groups.recv() {
+            let outcome = logged.synced.clone();
+            let writes = logged.jobs.len() as u64;
+            if outcome.is_ok() {
+                self.apply(&mut logged.jobs);
+                if let Some(generation) = logged.checkpoint {
+                    // Writers waiting for the checkpoint are answered by it.
+                    let (waiting, answer): (Vec<Job>, Vec<Job>) = std::mem::take(&mut logged.jobs)
+                        .into_iter()
+                        .partition(|job| job.wait == Wait::Checkpoint);
+                    logged.jobs = answer;
+                    let waiters = waiting.into_iter().map(|job| job.waiter).collect();
+                    self.ask_checkpoint(generation, waiters);
+                } else if self.view.active_bytes() >= self.bound
+                    && self.outstanding.load(Ordering::Relaxed) == 0
+                    && self.asked_at.is_none_or(|at| at.elapsed() >= ASK_EVERY)
+                {
+                    // The logger moves to a new file with its next group,
+                    // and the checkpoint follows that group.
+                    self.rotate.store(true, Ordering::Relaxed);
+                    self.asked_at = Some(Instant::now());
+                }
+            }
+            let full = matches!(&outcome, Err(f) if f.full);
+            if self.stats.full.swap(full, Ordering::Relaxed) != full {
+                if full {
+                    tracing::warn!(
+                        "message store full: writes are refused until disk space returns"
+                    );
+                } else {
+                    tracing::info!("message store writable again: disk space returned");
+                }
+            }
+            self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+            self.stats.writes.fetch_add(writes, Ordering::Relaxed);
+            for job in logged.jobs {
+                job.waiter.answer(outcome.clone());
             }
         }
-        let full = matches!(&outcome, Err(f) if f.full);
-        if self.stats.full.swap(full, Ordering::Relaxed) != full {
-            if full {
-                tracing::warn!("message store full: writes are refused until disk space returns");
-            } else {
-                tracing::info!("message store writable again: disk space returned");
-            }
-        }
-        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
-        self.stats.writes.fetch_add(writes, Ordering::Relaxed);
-        for job in logged.jobs {
-            job.waiter.answer(outcome.clone());
-        }
-    }
-
-    /// After the last group: a clean close leaves sled complete and the
-    /// log empty, so the next open has nothing to replay.
-    fn close(self) {
+        // A clean close leaves sled complete and the log empty, so the
+        // next open has nothing to replay.
         self.ask_checkpoint(u64::MAX, Vec::new());
         let Self {
             checkpoints,
@@ -617,7 +612,7 @@ pub(crate) struct CommitOptions {
 }
 
 impl GroupCommit {
-    /// Starts the logger (which also applies) and the checkpointer for `view` at
+    /// Starts the logger, the applier and the checkpointer for `view` at
     /// `store`, whose sled data file is `data_file`, with a new log file.
     /// The caller has replayed and cleared any older log.
     pub(crate) fn start(
@@ -628,9 +623,11 @@ impl GroupCommit {
         mark: Mark,
     ) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel::<Job>();
+        let (to_apply, groups) = mpsc::channel::<Logged>();
         let (checkpoints, asked) = mpsc::channel::<Ask>();
         let stats = Arc::new(CommitStats::default());
         let outstanding = Arc::new(AtomicU64::new(0));
+        let rotate = Arc::new(AtomicBool::new(false));
         let checkpointer = Checkpointer {
             view: view.clone(),
             data_file,
@@ -647,19 +644,26 @@ impl GroupCommit {
             view,
             stats: stats.clone(),
             bound: options.memtable_bytes,
-            rotate: false,
+            rotate: rotate.clone(),
             checkpoints,
             outstanding,
             checkpointer: Some(checkpointer),
             asked_at: None,
         };
+        let applier = thread::Builder::new()
+            .name("tern-store-apply".to_owned())
+            .spawn(move || applier.run(groups))?;
+        let logger_stats = stats.clone();
         let (policy, observer) = (options.policy, options.sync_observer);
         let logger = thread::Builder::new()
             .name("tern-store-log".to_owned())
-            .spawn(move || log_groups(wal, jobs, applier, policy, observer))?;
+            .spawn(move || {
+                log_groups(wal, jobs, to_apply, logger_stats, policy, rotate, observer)
+            })?;
         Ok(Self {
             queue: Some(queue),
             logger: Some(logger),
+            applier: Some(applier),
             stats,
         })
     }
@@ -699,12 +703,16 @@ impl GroupCommit {
 
 impl Drop for GroupCommit {
     fn drop(&mut self) {
-        // Closing the queue ends the logger once it has logged and applied
-        // every operation already queued; it then has the last checkpoint
-        // taken and waits for the checkpointer to end.
+        // Closing the queue ends the logger once it has logged every
+        // operation already queued; its end ends the applier's loop in
+        // turn, and the applier's the checkpointer's, after the last
+        // checkpoint.
         self.queue.take();
         if let Some(logger) = self.logger.take() {
             let _ = logger.join();
+        }
+        if let Some(applier) = self.applier.take() {
+            let _ = applier.join();
         }
     }
 }

@@ -7,7 +7,7 @@
 //!   ready again, held receipts, outbox items and duplicate keys there;
 //! - the duplicate check needs no checkpoint and holds across a restart;
 //! - the memtable's bound asks for a checkpoint by itself;
-//! - the log thread applies the groups it logged (no applier thread).
+//! - claims, attempts and acknowledgements wait for no sync of their own.
 
 mod common;
 
@@ -543,33 +543,4 @@ fn attempt_failed() -> Attempt {
         upstream_ids: Vec::new(),
         ..attempt("unused")
     }
-}
-
-/// The names of this process's threads (Linux: `/proc/self/task/*/comm`).
-fn thread_names() -> Vec<String> {
-    std::fs::read_dir("/proc/self/task")
-        .expect("lists the threads")
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-        .map(|name| name.trim_end().to_owned())
-        .collect()
-}
-
-/// The log thread applies each group to the memtable and answers its
-/// writers itself: a store runs no applier thread, which cost a hand-off
-/// and a wake-up per group. Writes are still applied when they return.
-#[tokio::test]
-async fn the_log_thread_applies_its_groups_with_no_applier_thread() {
-    let dir = TempDir::new("no-applier");
-    let store = open(&dir, StoreOptions::default());
-    let id = store.accept(message(1, None), 1).await.expect("accepts").id;
-    assert!(store.get(id).expect("reads").is_some(), "applied on return");
-    let names = thread_names();
-    assert!(
-        names.iter().any(|name| name == "tern-store-log"),
-        "the log thread runs: {names:?}"
-    );
-    assert!(
-        !names.iter().any(|name| name.starts_with("tern-store-app")),
-        "no applier thread: {names:?}"
-    );
 }
