@@ -78,13 +78,15 @@ const ASK_EVERY: Duration = Duration::from_millis(250);
 pub(crate) struct Ops(Vec<(Vec<u8>, Option<Vec<u8>>)>);
 
 impl Ops {
-    pub(crate) fn insert(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        self.0
-            .push((key.as_ref().to_vec(), Some(value.as_ref().to_vec())));
+    /// Takes the key and value as owned octets where the caller has them
+    /// (an encoded record, a key just built), so they are moved, not
+    /// copied again; a slice is copied once.
+    pub(crate) fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.0.push((key.into(), Some(value.into())));
     }
 
-    pub(crate) fn remove(&mut self, key: impl AsRef<[u8]>) {
-        self.0.push((key.as_ref().to_vec(), None));
+    pub(crate) fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        self.0.push((key.into(), None));
     }
 
     /// The operations in order: a value to insert, or `None` to remove.

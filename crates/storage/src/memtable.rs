@@ -598,8 +598,8 @@ mod tests {
         let mut ops = Ops::default();
         for (key, value) in writes {
             match value {
-                Some(value) => ops.insert(key, value),
-                None => ops.remove(key),
+                Some(value) => ops.insert(*key, *value),
+                None => ops.remove(*key),
             }
         }
         ops

@@ -406,7 +406,7 @@ fn recover(view: &View) -> Result<(Ops, Recovery), StoreError> {
         let Some(id) = keys::trailing_id(&key) else {
             continue;
         };
-        ops.remove(&key);
+        ops.remove(&key[..]);
         if let Some(bytes) = view.get(&keys::message(id))? {
             let mut record = MessageRecord::from_stored(&bytes)?;
             record.state = State::Queued;
@@ -666,9 +666,9 @@ impl SledStore {
     }
 
     /// Applies a write whose loss in a power cut costs nothing but work
-    /// done again (a claim, an outbox acknowledgement: the message is
-    /// claimed again, the item delivered again, which at-least-once
-    /// allows). It returns once applied, in both modes, without waiting
+    /// done again (a claim, an attempt, an outbox acknowledgement: the
+    /// message is claimed and sent again, the item delivered again, which
+    /// at-least-once allows). It returns once applied, in both modes, without waiting
     /// for the log's sync: in durable mode the next durable write's sync
     /// takes it to disk, or the logger's own within
     /// [`LAZY_SYNC`](crate::commit::LAZY_SYNC). A process crash loses
@@ -808,7 +808,7 @@ impl SledStore {
         }
         let mut batch = Ops::default();
         for record in multi_records(messages, &ids, now_ms) {
-            for (key, value) in Self::accept_batch(&record)?.entries() {
+            for (key, value) in Self::accept_batch(&record)?.into_entries() {
                 match value {
                     Some(value) => batch.insert(key, value),
                     None => batch.remove(key),
@@ -890,6 +890,13 @@ impl SledStore {
     /// message is submitted and each upstream id is indexed; otherwise it
     /// goes back to the ready queue at `retry_at_ms`, or stays in flight for
     /// the caller to finish it.
+    ///
+    /// Returns once applied, without waiting for the log's sync
+    /// ([`SledStore::write_lazy`]), like a claim: an attempt lost in a power
+    /// cut leaves the message in flight in the log, which recovery puts
+    /// back in the ready queue (sent again: at least once). Anything that
+    /// depends on the attempt (the receipt stored against its upstream id)
+    /// is a durable write logged after it, whose sync takes it to disk too.
     pub async fn record_attempt(
         &self,
         id: TernId,
@@ -903,7 +910,7 @@ impl SledStore {
             &mut batch,
             transition::attempt(record, attempt, retry_at_ms, now_ms),
         )?;
-        self.write(batch).await
+        self.write_lazy(batch).await
     }
 
     /// Ends a message: final state, out of every queue, into retention.
@@ -1226,7 +1233,7 @@ impl SledStore {
                     group: group.clone(),
                     deadline_ms,
                 };
-                ops.insert(&header_key, encode(&header)?);
+                ops.insert(header_key.as_slice(), encode(&header)?);
                 ops.insert(group.due_key(deadline_ms)?, []);
                 deadline_ms
             }
@@ -1284,7 +1291,7 @@ impl SledStore {
         let mut ops = Ops::default();
         for entry in self.view.scan_prefix(&prefix) {
             let (key, _) = entry?;
-            ops.remove(key);
+            ops.remove(&key[..]);
         }
         ops.remove(group.due_key(header.deadline_ms)?);
         for item in &items {
@@ -1471,7 +1478,7 @@ impl SledStore {
         {
             let (key, _) = entry?;
             removed += 1;
-            batch.remove(key.clone());
+            batch.remove(&key[..]);
             let Some(rest) = key.get(9..) else { continue };
             let mut key = vec![keys::UNMATCHED];
             key.extend_from_slice(rest);
@@ -1498,7 +1505,7 @@ impl SledStore {
             .take(limit)
         {
             let (key, _) = entry?;
-            batch.remove(key.clone());
+            batch.remove(&key[..]);
             let Some(id) = keys::trailing_id(&key) else {
                 continue;
             };

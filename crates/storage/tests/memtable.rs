@@ -6,7 +6,8 @@
 //! - a store killed with SIGKILL comes back from its log: claimed messages
 //!   ready again, held receipts, outbox items and duplicate keys there;
 //! - the duplicate check needs no checkpoint and holds across a restart;
-//! - the memtable's bound asks for a checkpoint by itself.
+//! - the memtable's bound asks for a checkpoint by itself;
+//! - claims, attempts and acknowledgements wait for no sync of their own.
 
 mod common;
 
@@ -453,6 +454,40 @@ async fn claims_and_acknowledgements_do_not_sync_the_log_each() {
     // is slow; one sync per group would be 300.
     assert!(groups >= 300, "{groups} groups");
     assert!(syncs < 250, "{syncs} syncs for {groups} groups");
+}
+
+/// An attempt returns once applied, as a claim does: one lost in a power
+/// cut leaves its message in flight in the log, and recovery sends it
+/// again. So a run of attempts rides on the logger's lazy syncs (at most
+/// one per `LAZY_SYNC`), not one sync each.
+#[tokio::test]
+async fn attempts_do_not_sync_the_log_each() {
+    let dir = TempDir::new("lazy-attempt");
+    let store = open(&dir, StoreOptions::default());
+    let stats = store.commit_stats();
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        ids.push(store.accept(message(0, None), 0).await.expect("accept").id);
+    }
+    assert_eq!(store.claim_ready(1, 100).await.expect("claims").len(), 100);
+    let (groups, syncs) = (
+        stats.flushes.load(Ordering::Relaxed),
+        stats.syncs.load(Ordering::Relaxed),
+    );
+    // One attempt per group, each waiting for the last.
+    for (n, id) in ids.iter().enumerate() {
+        store
+            .record_attempt(*id, attempt(&format!("U{n}")), None, 2)
+            .await
+            .expect("attempt");
+    }
+    let groups = stats.flushes.load(Ordering::Relaxed) - groups;
+    let syncs = stats.syncs.load(Ordering::Relaxed) - syncs;
+    assert!(groups >= 100, "{groups} groups");
+    // Durable attempts would be synced each: 100.
+    assert!(syncs < 60, "{syncs} syncs for {groups} groups");
+    let record = store.get(ids[99]).expect("reads").expect("kept");
+    assert_eq!(record.state, State::Submitted, "applied on return");
 }
 
 /// A claim resumes where the previous one stopped (it removed every key

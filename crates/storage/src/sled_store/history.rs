@@ -86,7 +86,7 @@ impl SledStore {
     pub(super) fn purge_acks(&self, id: TernId, ops: &mut Ops) -> Result<(), StoreError> {
         for entry in self.view.scan_prefix(keys::relay_acks(id)) {
             let (key, _) = entry?;
-            ops.remove(key);
+            ops.remove(&key[..]);
         }
         Ok(())
     }

@@ -88,7 +88,7 @@ pub(super) fn migrate_legacy_ready(view: &View, limit: usize) -> Result<Option<O
     let mut moved = 0;
     for entry in view.scan_prefix([keys::LEGACY_READY]).take(limit) {
         let (key, _) = entry?;
-        ops.remove(&key);
+        ops.remove(&key[..]);
         moved += 1;
         let (Some(id), Some(at)) = (keys::trailing_id(&key), keys::time_of(&key)) else {
             continue;
@@ -170,7 +170,7 @@ impl SledStore {
                     let Some(key) = self.next_due(turn)? else {
                         break;
                     };
-                    batch.remove(&key);
+                    batch.remove(key.as_slice());
                     let id = keys::trailing_id(&key);
                     turn.last = Some(key);
                     let Some(mut record) = id.map(|id| self.get(id)).transpose()?.flatten() else {
