@@ -349,11 +349,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         through_tern: through,
     };
     report.print(args.json)?;
-    Ok(if report.completed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(report.exit_code())
 }
 
 /// Run (c), `--http`: the HTTP API of the first node at `port`, with the
@@ -1052,6 +1048,16 @@ struct BenchReport {
 }
 
 impl BenchReport {
+    /// Success only when every run completed: a bench cut short by its
+    /// deadline is a failed measurement, whatever it printed.
+    fn exit_code(&self) -> ExitCode {
+        if self.completed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        }
+    }
+
     /// Prints the report: JSON for scripts, else the table for people.
     fn print(&self, json: bool) -> anyhow::Result<()> {
         if json {
