@@ -7,48 +7,20 @@ use tern_testkit as common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{wait_until, TempDir};
+use common::{wait_until, Pki, TempDir};
 use http_body_util::{BodyExt, Empty};
 use hyper::http::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use tern_session::tls::{ClientTls, MaybeTlsStream, TlsVersion};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A CA and a server certificate for 127.0.0.1 it signed, as PEM files in
-/// `dir`: (ca, cert, key) paths.
-fn pki(dir: &TempDir) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "Tern HTTP test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca =
-        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key")).expect("CA");
-    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("server params");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    let key = KeyPair::generate().expect("server key");
-    let cert = params.signed_by(&key, &ca).expect("server certificate");
-    (
-        dir.write("ca.pem", &ca.pem()),
-        dir.write("server.pem", &cert.pem()),
-        dir.write("server.key", &key.serialize_pem()),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_answers_over_tls_and_not_in_plain_text_on_a_tls_listener() {
     let dir = TempDir::new("http-api-tls");
-    let (ca, cert, key) = pki(&dir);
+    let Pki { ca, cert, key } = Pki::new(&dir);
     let config = format!(
         r#"
 [[listener]]

@@ -17,14 +17,10 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use bytes::Bytes;
-use common::{wait_for, wait_until, Daemon, HeldPort, Launch, TempDir};
+use common::{wait_for, wait_until, Daemon, HeldPort, Launch, Pki, TempDir};
 use http_body_util::{BodyExt, Full};
 use hyper::http::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use serde_json::{json, Value};
 use tern_sim::smsc::{SimConfig, SimHandle, Simulator};
 use tokio_util::sync::CancellationToken;
@@ -383,37 +379,12 @@ fn acceptor(cert: &std::path::Path, key: &std::path::Path) -> tokio_rustls::TlsA
         .expect("receiver TLS loads")
 }
 
-/// Certificates for 127.0.0.1 as PEM files in `dir`: a CA (`ca.pem`), a
-/// certificate it signed (`trusted.pem`, `trusted.key`) and a self-signed
-/// one nothing trusts (`untrusted.pem`, `untrusted.key`).
-fn pki(dir: &TempDir) {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "Tern webhook test CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("CA key")).expect("CA");
-    dir.write("ca.pem", &ca.pem());
-    let leaf = || {
-        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("leaf params");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params
-    };
-    let key = KeyPair::generate().expect("key");
-    let trusted = leaf().signed_by(&key, &ca).expect("signed");
-    dir.write("trusted.pem", &trusted.pem());
-    dir.write("trusted.key", &key.serialize_pem());
-    let key = KeyPair::generate().expect("key");
-    let untrusted = leaf().self_signed(&key).expect("self-signed");
-    dir.write("untrusted.pem", &untrusted.pem());
-    dir.write("untrusted.key", &key.serialize_pem());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_https_receiver_gets_the_receipt_only_with_a_trusted_certificate_and_nothing_is_lost() {
     let dir = TempDir::new("http-webhook-tls");
-    pki(&dir);
-    let file = |name: &str| dir.path().join(name);
+    // A CA `delta` trusts, a certificate it signed, and one nothing trusts.
+    let pki = Pki::new(&dir);
+    let (untrusted_cert, untrusted_key) = Pki::untrusted(&dir);
     // `delta` trusts the test CA for its callbacks.
     let delta = format!(
         r#"
@@ -425,17 +396,14 @@ webhook_secret = "{SECRET}"
 callback_allow = ["127.0.0.1"]
 webhook_ca = "{}"
 "#,
-        file("ca.pem").display()
+        pki.ca.display()
     );
     let (_sim, _tern, http, _) = start_with("tls", &delta).await;
     let socket = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .expect("receiver binds");
     let hook = socket.local_addr().expect("address").port();
-    let tls = Arc::new(Mutex::new(acceptor(
-        &file("untrusted.pem"),
-        &file("untrusted.key"),
-    )));
+    let tls = Arc::new(Mutex::new(acceptor(&untrusted_cert, &untrusted_key)));
     let offered = Arc::new(AtomicUsize::new(0));
     let calls: Calls = Arc::default();
     let listener = TlsHook {
@@ -473,7 +441,7 @@ webhook_ca = "{}"
 
     // The receiver's certificate now chains to delta's webhook_ca: the
     // same receipt arrives, signed, and is acknowledged.
-    *tls.lock().expect("lock") = acceptor(&file("trusted.pem"), &file("trusted.key"));
+    *tls.lock().expect("lock") = acceptor(&pki.cert, &pki.key);
     let (signature, body) = first_call(&calls).await;
     assert!(signed(&signature, &body));
     let receipt: Value = serde_json::from_slice(&body).expect("JSON");

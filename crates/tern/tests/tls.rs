@@ -17,17 +17,13 @@ use tern_testkit as common;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{
     check_config, client, connect, deliver_sm_before, expect_deliver_sm, query_sm, receipted_id,
-    submit_id, Launch, TempDir,
-};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    submit_id, Launch, Pki, TempDir,
 };
 use tern_codec::pdu::SubmitSm;
 use tern_codec::{Body, CommandStatus, MessageState, RegisteredDelivery};
@@ -46,60 +42,24 @@ fn scratch(name: &str) -> TempDir {
     TempDir::new(&format!("tls-{name}"))
 }
 
-/// A CA made for one test, and one server certificate it signed for
-/// `localhost` and 127.0.0.1, all written as PEM files into the directory:
-/// `ca.pem`, `server.pem`, `server.key`.
-struct Pki {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
+/// TLS settings of a simulator offering exactly `min..=max`, with the
+/// test's server certificate.
+fn sim_tls(pki: &Pki, min: TlsVersion, max: TlsVersion) -> SimTls {
+    SimTls {
+        min_version: min,
+        max_version: max,
+        ..SimTls::new(&pki.cert, &pki.key)
+    }
 }
 
-impl Pki {
-    fn new(dir: &TempDir) -> Pki {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "Tern TLS test CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-            .expect("CA");
-
-        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        let mut params = CertificateParams::new(names).expect("server params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "tern test server");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let key = KeyPair::generate().expect("server key");
-        let cert = params.signed_by(&key, &ca).expect("server certificate");
-        Pki {
-            ca: dir.write("ca.pem", &ca.pem()),
-            cert: dir.write("server.pem", &cert.pem()),
-            key: dir.write("server.key", &key.serialize_pem()),
-        }
-    }
-
-    /// TLS settings of a simulator offering exactly `min..=max`.
-    fn sim(&self, min: TlsVersion, max: TlsVersion) -> SimTls {
-        SimTls {
-            min_version: min,
-            max_version: max,
-            ..SimTls::new(&self.cert, &self.key)
-        }
-    }
-
-    /// A client trusting only this CA, with floor `min`.
-    fn client(&self, min: TlsVersion) -> ClientTls {
-        ClientTls {
-            min_version: min,
-            extra_ca_pem: Some(self.ca.clone()),
-            use_webpki_roots: false,
-            server_name: Some("localhost".to_owned()),
-            ..ClientTls::default()
-        }
+/// A client trusting only the test's CA, with floor `min`.
+fn client_tls(pki: &Pki, min: TlsVersion) -> ClientTls {
+    ClientTls {
+        min_version: min,
+        extra_ca_pem: Some(pki.ca.clone()),
+        use_webpki_roots: false,
+        server_name: Some("localhost".to_owned()),
+        ..ClientTls::default()
     }
 }
 
@@ -107,7 +67,7 @@ impl Pki {
 /// bind; its receipts come 100 ms after each submit.
 async fn tls_simulator(pki: &Pki, min: TlsVersion, max: TlsVersion) -> SimHandle {
     let mut config = SimConfig {
-        tls: Some(pki.sim(min, max)),
+        tls: Some(sim_tls(pki, min, max)),
         ..SimConfig::default()
     };
     config.behaviour.receipts.delay = Duration::from_millis(100);
@@ -211,7 +171,7 @@ fn strip_ansi(line: &str) -> String {
 /// Binds to Tern over TLS (trusting the test CA) as a transceiver; returns
 /// the session and the TLS version the listener negotiated.
 async fn tls_client(daemon: &Daemon, pki: &Pki) -> (UpstreamSession, Option<TlsVersion>) {
-    let tls = pki.client(TlsVersion::Tls12);
+    let tls = client_tls(pki, TlsVersion::Tls12);
     let connector = tls.load().expect("client TLS");
     let name = tls.server_name_for("127.0.0.1").expect("name");
     let stream = daemon.connect().await;
@@ -253,7 +213,7 @@ async fn submit_within(client: &UpstreamSession, sm: SubmitSm) -> String {
 /// The TLS version a fresh client with floor `min` gets from the server at
 /// `addr`, or the handshake error.
 async fn probe(pki: &Pki, addr: SocketAddr, min: TlsVersion) -> Result<TlsVersion, String> {
-    let tls = pki.client(min);
+    let tls = client_tls(pki, min);
     let connector = tls.load().expect("client TLS");
     let name = tls.server_name_for("127.0.0.1").expect("name");
     let stream = TcpStream::connect(addr).await.expect("connect");
@@ -669,8 +629,8 @@ address = "127.0.0.1:0"
     assert_eq!(
         tls,
         vec![
-            Some(pki.sim(TlsVersion::Tls13, TlsVersion::Tls13)),
-            Some(pki.sim(TlsVersion::Tls12, TlsVersion::Tls12)),
+            Some(sim_tls(&pki, TlsVersion::Tls13, TlsVersion::Tls13)),
+            Some(sim_tls(&pki, TlsVersion::Tls12, TlsVersion::Tls12)),
             None
         ]
     );

@@ -10,7 +10,7 @@
 //!   that bind to it, their messages and receipts, the admin listener
 //!   ([`Admin`]) and a bare SMSC ([`BareSmsc`]) for tests that script an
 //!   upstream PDU by PDU, and a port held for an upstream that comes up
-//!   later ([`HeldPort`]).
+//!   later ([`HeldPort`]), and certificates for the TLS tests ([`Pki`]).
 //!
 //! No helper probes for a free port: the daemon, simulators and test
 //! servers bind port 0 and say which port they got (the daemon in its
@@ -38,6 +38,8 @@ mod daemon;
 #[cfg(feature = "daemon")]
 mod held;
 #[cfg(feature = "daemon")]
+mod pki;
+#[cfg(feature = "daemon")]
 mod smpp;
 #[cfg(feature = "daemon")]
 mod smsc;
@@ -55,6 +57,8 @@ pub use daemon::{
 };
 #[cfg(feature = "daemon")]
 pub use held::HeldPort;
+#[cfg(feature = "daemon")]
+pub use pki::Pki;
 #[cfg(feature = "daemon")]
 pub use smpp::{
     accept_deliver_sm, ack, alphanumeric, client, deliver_sm_before, expect_deliver_sm,
