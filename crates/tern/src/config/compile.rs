@@ -1326,11 +1326,17 @@ fn upstream_endpoint(
 
 /// The vendor account of an upstream that names none: its address and
 /// system_id, or for a simulator its name (its port may be 0 until it
-/// binds, which would make every such upstream one account).
-fn default_account(endpoint: &Endpoint, system_id: &str) -> String {
-    match &endpoint.simulator {
+/// binds, which would make every such upstream one account). The one rule
+/// for compiling and for `check-config --diff`.
+pub(super) fn default_account(
+    simulator: Option<&str>,
+    host: &str,
+    port: u16,
+    system_id: impl std::fmt::Display,
+) -> String {
+    match simulator {
         Some(sim) => format!("simulator {sim}/{system_id}"),
-        None => format!("{}:{}/{system_id}", endpoint.host, endpoint.port),
+        None => format!("{host}:{port}/{system_id}"),
     }
 }
 
@@ -1458,7 +1464,12 @@ fn upstream(
             String::new()
         }
         Some(a) => a.get_ref().clone(),
-        None => default_account(&endpoint, u.system_id.get_ref()),
+        None => default_account(
+            endpoint.simulator.as_deref(),
+            &endpoint.host,
+            endpoint.port,
+            u.system_id.get_ref(),
+        ),
     };
     UpstreamSpec {
         account,

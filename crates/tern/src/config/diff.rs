@@ -143,10 +143,7 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
 /// The account an upstream uses when it names none (see
 /// [`super::UpstreamSpec::account`]).
 fn default_account(u: &super::UpstreamSpec) -> String {
-    match &u.simulator {
-        Some(sim) => format!("simulator {sim}/{}", u.bind.system_id),
-        None => format!("{}:{}/{}", u.host, u.port, u.bind.system_id),
-    }
+    super::compile::default_account(u.simulator.as_deref(), &u.host, u.port, &u.bind.system_id)
 }
 
 /// A change of the order of the routes kept in both files.
