@@ -371,10 +371,7 @@ async fn http_and_stop(
         args.messages
     ));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let cpu = || {
-        let ticks: Option<u64> = pids.iter().map(|pid| cpu_ticks(&pid.to_string())).sum();
-        ticks.map(|t| t as f64 / clock)
-    };
+    let cpu = || CpuReading::nodes(&pids).total().map(|t| t as f64 / clock);
     let run = super::bench_http::run(
         addr,
         args.messages,
@@ -1308,8 +1305,16 @@ impl CpuReading {
             },
         };
         CpuReading {
-            nodes: pids.iter().map(|pid| cpu_ticks(&pid.to_string())).collect(),
             redis,
+            ..CpuReading::nodes(pids)
+        }
+    }
+
+    /// The nodes' CPU ticks now, without Redis's.
+    fn nodes(pids: &[u32]) -> CpuReading {
+        CpuReading {
+            nodes: pids.iter().map(|pid| cpu_ticks(&pid.to_string())).collect(),
+            redis: None,
         }
     }
 
