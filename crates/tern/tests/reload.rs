@@ -191,6 +191,22 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
+/// A SIGHUP sent the moment the daemon has written where it listens (as a
+/// supervisor reading the listening file may send one) does not end it:
+/// SIGHUP's handler is in place before the file is written, and the
+/// daemon goes on to serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_as_soon_as_the_listening_file_is_written_does_not_end_the_daemon() {
+    let mut daemon = start_daemon("early-hup", &config("primary", r#""pwOld773""#));
+    let (_, admin) = ports(&mut daemon);
+    daemon.signal("HUP");
+    ready(&admin).await;
+    assert!(
+        daemon.child.try_wait().expect("wait").is_none(),
+        "the daemon ended on a SIGHUP sent as it started"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reroutes_the_next_message_and_a_broken_file_changes_nothing() {
     let passwords = r#""pwOld773""#;
