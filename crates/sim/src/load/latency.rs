@@ -72,6 +72,15 @@ pub struct LatencySummary {
     pub max_us: u64,
 }
 
+impl LatencySummary {
+    /// The summary of samples in microseconds, in any order: for a caller
+    /// that times requests of its own (`tern bench --http`) and reports
+    /// them as the load generator reports its own.
+    pub fn of_micros(samples: Vec<u64>) -> LatencySummary {
+        Samples(samples).summary()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

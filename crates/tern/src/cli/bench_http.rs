@@ -26,6 +26,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{header, Request};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
+use tern_sim::load::LatencySummary;
 use tokio::time::Instant;
 
 /// The account HTTP submits are made as (the SMPP run's is `bench`).
@@ -131,13 +132,8 @@ pub async fn run(
         _ => None,
     };
     let submitted = all.accepted + all.refused.values().sum::<u64>() + all.failed;
-    all.latencies_us.sort_unstable();
-    let rank = |p: f64| {
-        let v = &all.latencies_us;
-        let at = (p * v.len() as f64).ceil() as usize;
-        v.get(at.clamp(1, v.len().max(1)) - 1)
-            .map_or(0.0, |us| *us as f64 / 1000.0)
-    };
+    let latency = LatencySummary::of_micros(std::mem::take(&mut all.latencies_us));
+    let ms = |us: u64| us as f64 / 1000.0;
     Ok(HttpRun {
         concurrency: concurrency.max(1),
         messages,
@@ -147,7 +143,12 @@ pub async fn run(
         failed: all.failed,
         wall_s,
         submits_per_s: all.accepted as f64 / wall_s.max(1e-9),
-        latency_ms: [rank(0.50), rank(0.90), rank(0.99), rank(1.0)],
+        latency_ms: [
+            ms(latency.p50_us),
+            ms(latency.p90_us),
+            ms(latency.p99_us),
+            ms(latency.max_us),
+        ],
         tern_cpu_s,
         tern_cpu_us_per_message: tern_cpu_s
             .filter(|_| all.accepted > 0)
