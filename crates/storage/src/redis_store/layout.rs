@@ -107,6 +107,14 @@ impl Layout {
         self.t(id_shard(id), &[b"m", member(id).as_bytes()])
     }
 
+    /// What [`Layout::message`] puts before the id of a message of
+    /// `shard`, for a script that reads records of ids it found there.
+    pub fn message_prefix(&self, shard: u64) -> Vec<u8> {
+        let mut k = self.t(shard, &[b"m"]);
+        k.push(b':');
+        k
+    }
+
     /// HASH outbox seq → acknowledged at (ms): the client took the receipt
     /// queued there for this message.
     pub fn acks(&self, id: TernId) -> Vec<u8> {
@@ -283,6 +291,9 @@ mod tests {
             let key = String::from_utf8(key).expect("text");
             assert!(key.starts_with(&format!("tern:{tag}:")), "{key}");
         }
+        let mut prefixed = layout.message_prefix(shard);
+        prefixed.extend_from_slice(member(id).as_bytes());
+        assert_eq!(prefixed, layout.message(id));
         assert!(Layout::new("a{b").is_none());
     }
 

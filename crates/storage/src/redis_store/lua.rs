@@ -113,29 +113,88 @@ return {ARGV[2], 0}
     )
 });
 
-/// The due heads of one shard's client ready queues, for a claim.
+/// The due heads of one shard's client ready queues, for a claim on a
+/// cluster (one call per shard, all at once: a script there may touch one
+/// slot only).
 ///
 /// KEYS: the shard's set of clients with a ready queue. ARGV: the prefix
 /// of a client's ready queue (the client's name completes it, same slot),
 /// the claim's time, the most ids wanted from one client.
 ///
-/// Returns {client, {id, score, id, score…}, client, …} for each client
-/// with ids due, oldest first. A client whose queue is empty leaves the
-/// set here, atomically with the look, so never one whose queue just got
-/// an id (every write to a queue adds its client in the same script).
+/// Returns {client, {id, id…}, client, …} for each client with ids due,
+/// oldest first. A client whose queue is empty leaves the set here,
+/// atomically with the look, so never one whose queue just got an id
+/// (every write to a queue adds its client in the same script).
 pub(super) static READY_HEADS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local out = {}
 for _, client in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local queue = ARGV[1] .. client
-  local due = redis.call('ZRANGEBYSCORE', queue, '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+  local due = redis.call('ZRANGEBYSCORE', queue, '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
   if #due > 0 then
     out[#out + 1] = client
     out[#out + 1] = due
   elseif redis.call('ZCARD', queue) == 0 then
     redis.call('SREM', KEYS[1], client)
   end
+end
+return out
+"#,
+    )
+});
+
+/// A claim's look at every shard's client ready queues on one server, with
+/// the records it will need: one round trip where [`READY_HEADS`] takes
+/// one per shard and a read of the records another.
+///
+/// KEYS: every shard's set of clients with a ready queue. ARGV: the
+/// claim's time, the most ids wanted in all (and from one client), then
+/// per shard (in the order of KEYS) the prefix of its clients' ready
+/// queues and of its message records (a member completes either).
+///
+/// Returns {shard (from 0), client, {id, id…}, {record or nil…}} for each
+/// client with ids due, oldest first. The records are those of the
+/// client's first ids, as many as it gets when the ids wanted are shared
+/// out in turns plus one: the claim shares them out in turns too, from
+/// another client first, which moves each client's share by one at most.
+/// Clients whose queue is empty leave their set, as in [`READY_HEADS`].
+pub(super) static READY_CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local now, wanted = ARGV[1], tonumber(ARGV[2])
+local found = {}
+for s = 1, #KEYS do
+  local queues = ARGV[1 + 2 * s]
+  for _, client in ipairs(redis.call('SMEMBERS', KEYS[s])) do
+    local queue = queues .. client
+    local due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, wanted)
+    if #due > 0 then
+      found[#found + 1] = {s, client, due, 0}
+    elseif redis.call('ZCARD', queue) == 0 then
+      redis.call('SREM', KEYS[s], client)
+    end
+  end
+end
+local left, took = wanted, true
+while left > 0 and took do
+  took = false
+  for _, f in ipairs(found) do
+    if left > 0 and f[4] < #f[3] then
+      f[4] = f[4] + 1
+      left = left - 1
+      took = true
+    end
+  end
+end
+local out = {}
+for _, f in ipairs(found) do
+  local records = ARGV[2 + 2 * f[1]]
+  local read = {}
+  for j = 1, math.min(f[4] + 1, #f[3]) do
+    read[j] = redis.call('GET', records .. f[3][j])
+  end
+  out[#out + 1] = {f[1] - 1, f[2], f[3], read}
 end
 return out
 "#,

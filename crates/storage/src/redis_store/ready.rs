@@ -4,9 +4,11 @@
 //!
 //! Each shard keeps the set of its clients whose queue may hold ids
 //! (`Layout::ready_clients`); every write to a queue adds the client in
-//! the same script, and the claim's look at a shard ([`lua::READY_HEADS`])
-//! drops a client whose queue is empty. So a claim costs one script per
-//! shard, as the one merged queue did.
+//! the same script, and the claim's look at the queues drops a client
+//! whose queue is empty. On one server the look is one script over every
+//! shard that also reads the records the claim needs
+//! ([`lua::READY_CLAIM`]), and the claim's write one more: two round
+//! trips a claim, however many shards and clients have messages due.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -17,10 +19,21 @@ use super::{bounded, encode, RedisStore, Step, StoreError};
 use crate::id::TernId;
 use crate::record::{MessageRecord, State};
 
-/// One shard's claim script, and per group the message it claims (with
-/// its place in the fair order), or `None` for a stale entry's removal.
-/// With the record, the octets the claim stores (kept for the next step).
+/// One claim script (per shard on a cluster), and per group the message
+/// it claims (with its place in the fair order), or `None` for a stale
+/// entry's removal. With the record, the octets the claim stores (kept
+/// for the next step).
 type ShardClaim = (Apply, Vec<Option<(usize, MessageRecord, Vec<u8>)>>);
+
+/// [`lua::READY_CLAIM`]'s answer for one client: its shard, its name, its
+/// due ids and the records of the first of them (`None`: no record).
+type ClientHeads = (u64, String, Vec<Vec<u8>>, Vec<Option<Vec<u8>>>);
+
+/// The clients' due ids, and the records read with them by id.
+type Heads = (
+    Vec<(String, VecDeque<TernId>)>,
+    HashMap<TernId, Option<Vec<u8>>>,
+);
 
 /// Ids of the one legacy ready queue moved per script at recovery.
 const LEGACY_BATCH: usize = 1_000;
@@ -66,9 +79,11 @@ impl RedisStore {
         STEP.scope(Step::Claim, claim).await
     }
 
-    /// The claim, its round trips counted as [`Step::Claim`]. The records
-    /// it claimed are kept as stored (see `cache.rs`): this node's next
-    /// steps on them need no read.
+    /// The claim, its round trips counted as [`Step::Claim`]: on one
+    /// server two (the look at every queue with the records it needs, then
+    /// the claim's write); on a cluster the same steps, each one call per
+    /// shard, all at once. The records it claimed are kept as stored (see
+    /// `cache.rs`): this node's next steps on them need no read.
     async fn claim_within<F>(
         &self,
         now_ms: u64,
@@ -82,32 +97,37 @@ impl RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let order = self.fair_order(now_ms, look_at).await?;
-        let mut by_shard: HashMap<u64, Vec<TernId>> = HashMap::new();
-        for (_, id) in &order {
-            by_shard.entry(id_shard(*id)).or_default().push(*id);
+        let (queues, mut found) = self.ready_heads(now_ms, look_at).await?;
+        let order = self.fair_order(queues, look_at);
+        // Records the look did not bring (a cluster; a client beyond its
+        // share): read, one call per shard at most.
+        let missing: Vec<TernId> = order
+            .iter()
+            .map(|(_, id)| *id)
+            .filter(|id| !found.contains_key(id))
+            .collect();
+        for (id, raw) in self.read_raw(&missing).await? {
+            found.insert(id, raw);
         }
-        let mut found = HashMap::new();
-        for ids in by_shard.values() {
-            for (id, record) in ids.iter().zip(self.read_many(ids).await?) {
-                found.insert(*id, record);
-            }
-        }
-        // Per shard, one script: each group claims one message.
+        // One script per call (per shard on a cluster): each group claims
+        // one message.
         let mut calls: HashMap<u64, ShardClaim> = HashMap::new();
         let mut kept = 0;
         for (at, (client, id)) in order.iter().enumerate() {
             let shard = id_shard(*id);
             let m = member(*id);
-            let (call, candidates) = calls.entry(shard).or_default();
+            let (call, candidates) = calls
+                .entry(if self.cluster { shard } else { 0 })
+                .or_default();
             let mut group = Group::default();
-            let Some((raw, mut record)) = found.remove(id).flatten() else {
+            let Some(raw) = found.remove(id).flatten() else {
                 // An entry without a record: drop it.
                 group.zrem(self.layout.ready(client), &m);
                 call.push(group);
                 candidates.push(None);
                 continue;
             };
+            let mut record = MessageRecord::from_stored(&raw)?;
             if kept >= limit || !keep(&record) {
                 continue;
             }
@@ -124,9 +144,11 @@ impl RedisStore {
             call.push(group);
             candidates.push(Some((at, record, stored)));
         }
+        let calls: Vec<ShardClaim> = calls.into_values().collect();
+        let applied =
+            futures::future::try_join_all(calls.iter().map(|(call, _)| self.apply(call))).await?;
         let mut claimed = Vec::new();
-        for (call, candidates) in calls.into_values() {
-            let applied = self.apply(&call).await?;
+        for ((_, candidates), applied) in calls.into_iter().zip(applied) {
             for (candidate, ok) in candidates.into_iter().zip(applied) {
                 if let (Some((at, record, stored)), true) = (candidate, ok) {
                     self.cache.keep(record.clone(), stored);
@@ -143,28 +165,85 @@ impl RedisStore {
         Ok(claimed.into_iter().map(|(_, record)| record).collect())
     }
 
+    /// Every client's due ids (up to `look_at` each, oldest first), and
+    /// the stored octets of those whose records came with them (`None`:
+    /// no record). One script over every shard on one server
+    /// ([`lua::READY_CLAIM`]); on a cluster one per shard, all at once.
+    async fn ready_heads(&self, now_ms: u64, look_at: usize) -> Result<Heads, StoreError> {
+        let mut queues = Vec::new();
+        let mut found = HashMap::new();
+        if self.cluster {
+            let looks = (0..SHARDS).map(|shard| {
+                let mut call = lua::READY_HEADS.key(self.layout.ready_clients(shard));
+                call.arg(self.layout.ready_prefix(shard))
+                    .arg(now_ms)
+                    .arg(look_at);
+                async move {
+                    let mut conn = self.conn();
+                    bounded(call.invoke_async::<Vec<(String, Vec<Vec<u8>>)>>(&mut conn)).await
+                }
+            });
+            for heads in futures::future::try_join_all(looks).await? {
+                for (client, members) in heads {
+                    let ids = members.iter().filter_map(|m| parse_member(m)).collect();
+                    queues.push((client, ids));
+                }
+            }
+            return Ok((queues, found));
+        }
+        let mut call = lua::READY_CLAIM.prepare_invoke();
+        call.arg(now_ms).arg(look_at);
+        for shard in 0..SHARDS {
+            call.key(self.layout.ready_clients(shard))
+                .arg(self.layout.ready_prefix(shard))
+                .arg(self.layout.message_prefix(shard));
+        }
+        let mut conn = self.conn();
+        let heads: Vec<ClientHeads> = bounded(call.invoke_async(&mut conn)).await?;
+        for (shard, client, members, records) in heads {
+            let ids: VecDeque<TernId> = members.iter().filter_map(|m| parse_member(m)).collect();
+            // A record read under the queue's shard is the id's only if
+            // the id belongs there (every id does: it is made in its
+            // client's shard); any other is read by its own key.
+            for (m, raw) in members.iter().zip(records) {
+                if let Some(id) = parse_member(m).filter(|id| id_shard(*id) == shard) {
+                    found.insert(id, raw);
+                }
+            }
+            queues.push((client, ids));
+        }
+        Ok((queues, found))
+    }
+
+    /// The stored octets of records anywhere (`None`: no record): one
+    /// MGET on one server, one per shard at once on a cluster.
+    async fn read_raw(&self, ids: &[TernId]) -> Result<Vec<(TernId, Option<Vec<u8>>)>, StoreError> {
+        let mut by_shard: HashMap<u64, Vec<TernId>> = HashMap::new();
+        for id in ids {
+            let shard = if self.cluster { id_shard(*id) } else { 0 };
+            by_shard.entry(shard).or_default().push(*id);
+        }
+        let reads = by_shard.into_values().map(|ids| async move {
+            let keys: Vec<Vec<u8>> = ids.iter().map(|id| self.layout.message(*id)).collect();
+            let raws: Vec<Option<Vec<u8>>> = self.query(redis::cmd("MGET").arg(keys)).await?;
+            Ok::<_, StoreError>(ids.into_iter().zip(raws).collect::<Vec<_>>())
+        });
+        Ok(futures::future::try_join_all(reads)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect())
+    }
+
     /// Up to `look_at` due ids, taken from the clients' queues in turn: one
     /// from each client with ids due per round, the clients in name order
     /// from the one after the last claim's first, each client's oldest
     /// first.
-    async fn fair_order(
+    fn fair_order(
         &self,
-        now_ms: u64,
+        mut queues: Vec<(String, VecDeque<TernId>)>,
         look_at: usize,
-    ) -> Result<Vec<(String, TernId)>, StoreError> {
-        let mut queues: Vec<(String, VecDeque<TernId>)> = Vec::new();
-        for shard in 0..SHARDS {
-            let mut call = lua::READY_HEADS.key(self.layout.ready_clients(shard));
-            call.arg(self.layout.ready_prefix(shard))
-                .arg(now_ms)
-                .arg(look_at);
-            let mut conn = self.conn();
-            let heads: Vec<(String, Vec<Vec<u8>>)> = bounded(call.invoke_async(&mut conn)).await?;
-            for (client, members) in heads {
-                let ids = members.iter().filter_map(|m| parse_member(m)).collect();
-                queues.push((client, ids));
-            }
-        }
+    ) -> Vec<(String, TernId)> {
         queues.sort_by(|a, b| a.0.cmp(&b.0));
         if let Some(last) = &*self.last_first.lock().unwrap_or_else(|p| p.into_inner()) {
             let after = queues.partition_point(|(client, _)| client <= last);
@@ -186,7 +265,7 @@ impl RedisStore {
                 break;
             }
         }
-        Ok(order)
+        order
     }
 
     /// Moves the ids of the one ready queue of older stores
