@@ -38,6 +38,28 @@ use crate::sled_store::{
     Accepted, NewMessage, QueueDepths, QueuedChange, Replacement, SledStore, Verification,
 };
 
+/// Where receipts for one upstream id may be held: a receipt's write
+/// checks that none is ([`Store::record_receipt_unless_held`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HeldUnder<'a> {
+    /// The upstream that sent the receipt.
+    pub upstream: &'a str,
+    /// Its id for the message, as it sent it.
+    pub upstream_id: &'a str,
+    /// Whether the upstream's ids are matched across hex and decimal.
+    pub any_base: bool,
+}
+
+/// What became of [`Store::record_receipt_unless_held`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptWrite {
+    /// Stored; the client's outbox place when it is owed a receipt.
+    Stored(Option<u64>),
+    /// Nothing written: receipts for the same upstream id are held from
+    /// before, and go first.
+    HeldFirst,
+}
+
 /// A node's store: one of the two backends.
 // One per process, behind the node's `Arc`: the variants' sizes do not
 // matter, and boxing one would only add an indirection to every call.
@@ -186,6 +208,37 @@ impl Store {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         each!(self, s => s.record_attempt(id, attempt, retry_at_ms, now_ms).await)
+    }
+
+    /// [`Store::record_attempt`], and whether a receipt is held under one
+    /// of the attempt's upstream ids (`any_base`: in either base), which
+    /// the caller then applies: it came before this submit_sm_resp was
+    /// recorded. On one Redis server the look is part of the attempt's
+    /// script, so a send costs no read of held receipts.
+    pub async fn record_attempt_seeing_held(
+        &self,
+        id: TernId,
+        attempt: Attempt,
+        retry_at_ms: Option<u64>,
+        now_ms: u64,
+        any_base: bool,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Sled(s) => {
+                let (upstream, ids) = (attempt.upstream.clone(), attempt.upstream_ids.clone());
+                s.record_attempt(id, attempt, retry_at_ms, now_ms).await?;
+                for upstream_id in &ids {
+                    if s.peek_unmatched(&upstream, upstream_id, any_base)?.is_some() {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
+            Store::Redis(s) => {
+                s.record_attempt_seeing_held(id, attempt, retry_at_ms, now_ms, any_base)
+                    .await
+            }
+        }
     }
 
     /// Ends a message.
@@ -382,6 +435,37 @@ impl Store {
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
         each!(self, s => s.record_receipt(id, update, now_ms).await)
+    }
+
+    /// [`Store::record_receipt`] unless receipts for the same upstream id
+    /// are held from before ([`ReceiptWrite::HeldFirst`]: nothing written;
+    /// the caller applies those first). The caller holds the message's
+    /// lock, as for any step. On one Redis server the look at the held
+    /// receipts is part of the receipt's script: a receipt costs one round
+    /// trip, not a read and a write.
+    pub async fn record_receipt_unless_held(
+        &self,
+        id: TernId,
+        update: ReceiptUpdate,
+        now_ms: u64,
+        held: HeldUnder<'_>,
+    ) -> Result<ReceiptWrite, StoreError> {
+        match self {
+            Store::Sled(s) => {
+                if s.peek_unmatched(held.upstream, held.upstream_id, held.any_base)?
+                    .is_some()
+                {
+                    return Ok(ReceiptWrite::HeldFirst);
+                }
+                Ok(ReceiptWrite::Stored(
+                    s.record_receipt(id, update, now_ms).await?,
+                ))
+            }
+            Store::Redis(s) => {
+                s.record_receipt_unless_held(id, update, now_ms, held)
+                    .await
+            }
+        }
     }
 
     /// How many entries each queue holds.

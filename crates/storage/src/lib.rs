@@ -34,7 +34,7 @@ mod transition;
 pub mod upstream_id;
 mod wal;
 
-pub use backend::Store;
+pub use backend::{HeldUnder, ReceiptWrite, Store};
 pub use commit::{CommitStats, SyncObserver};
 pub use error::StoreError;
 pub use id::{IdFormat, IdText, TernId};

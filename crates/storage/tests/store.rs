@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tern_storage::{
-    Attempt, Durability, NewMessage, OutboxItem, Outcome, ReceiptUpdate, SledStore, State, Store,
-    StoreError, StoreOptions, TernId, UnmatchedReceipt,
+    Attempt, Durability, HeldUnder, NewMessage, OutboxItem, Outcome, ReceiptUpdate, ReceiptWrite,
+    SledStore, State, Store, StoreError, StoreOptions, TernId, UnmatchedReceipt,
 };
 
 fn open(dir: &TempDir) -> SledStore {
@@ -1095,6 +1095,79 @@ async fn life_of_a_message(store: &Store) {
     assert!(store.outbox_clients().await.expect("clients").is_empty());
 }
 
+/// A receipt written with the look at held receipts: refused (nothing
+/// written) while a receipt for the same upstream id is held from before,
+/// in any form the upstream's base rule allows; stored once none is. The
+/// attempt's look says whether one is held, and its write is made either
+/// way.
+async fn a_receipt_waits_for_those_held_before_it<B: Backend>(b: &B) {
+    let store = b.open(3).await;
+    let id = store.accept(message("acme", 1), 1).await.expect("accept").id;
+    assert_eq!(store.claim_ready(10, 1).await.expect("claim").len(), 1);
+    let held = UnmatchedReceipt {
+        upstream: "up".to_owned(),
+        upstream_id: "0A".to_owned(),
+        pdu: Bytes::from_static(b"deliver_sm"),
+        received_ms: 5,
+    };
+    store.hold_unmatched(&held).await.expect("hold");
+    // Held under "0a": the same id in decimal is "10", seen only across
+    // bases.
+    let seen = store
+        .record_attempt_seeing_held(id, accepted_attempt("up", &["10"]), None, 6, false)
+        .await
+        .expect("attempt");
+    assert!(!seen, "not across bases unless asked");
+    let seen = store
+        .record_attempt_seeing_held(id, accepted_attempt("up", &["10"]), None, 6, true)
+        .await
+        .expect("attempt");
+    assert!(seen, "held under the other base");
+    let record = store.get(id).await.expect("get").expect("there");
+    assert_eq!(record.state, State::Submitted);
+    assert_eq!(record.attempts.len(), 2, "both attempts written");
+    assert_eq!(store.lookup_upstream("up", "10").await.expect("lookup"), Some(id));
+
+    let update = || ReceiptUpdate {
+        outcome: Some(delivered()),
+        ..ReceiptUpdate::default()
+    };
+    let under = |any_base| HeldUnder {
+        upstream: "up",
+        upstream_id: "10",
+        any_base,
+    };
+    let written = store
+        .record_receipt_unless_held(id, update(), 7, under(true))
+        .await
+        .expect("receipt");
+    assert_eq!(written, ReceiptWrite::HeldFirst);
+    let record = store.get(id).await.expect("get").expect("there");
+    assert_eq!(record.state, State::Submitted, "nothing written");
+    let written = store
+        .record_receipt_unless_held(id, update(), 7, under(false))
+        .await
+        .expect("receipt");
+    assert_eq!(written, ReceiptWrite::Stored(None), "not held in its own base");
+    let record = store.get(id).await.expect("get").expect("there");
+    assert_eq!(record.state, State::Final);
+    // Once taken, nothing is in the way.
+    assert!(store
+        .take_unmatched_any_base("up", "10")
+        .await
+        .expect("take")
+        .is_some());
+    let again = store
+        .record_receipt_unless_held(id, update(), 8, under(true))
+        .await
+        .expect("receipt");
+    assert_eq!(again, ReceiptWrite::Stored(None));
+    assert!(!store
+        .record_attempt_seeing_held(id, accepted_attempt("up", &["11"]), None, 9, true)
+        .await
+        .expect("attempt"));
+}
+
 async fn the_store_serves_its_one_interface<B: Backend>(b: &B) {
     life_of_a_message(&b.open(3).await).await;
 }
@@ -1116,6 +1189,7 @@ on_every_backend!(
     the_oldest_ready_message_is_reported_with_the_depths,
     an_early_receipt_is_held_for_its_grace_period,
     every_receipt_held_for_one_id_is_kept_in_arrival_order,
+    a_receipt_waits_for_those_held_before_it,
     finished_messages_are_purged_after_retention_with_their_indexes,
     in_flight_messages_go_back_to_ready_at_restart,
     the_store_serves_its_one_interface,

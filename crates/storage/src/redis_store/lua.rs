@@ -18,7 +18,8 @@ use redis::Script;
 /// checks hold. Returns per group 1 (applied); or, when its first check
 /// is a record's exact octets and that failed, the record as it is now
 /// (nil: gone), so the caller computes its change again without another
-/// read; else 0.
+/// read; 2 when a check that a hash has no such field (`hnone`: no
+/// receipt held under an upstream id) failed; else 0.
 ///
 /// ARGV: group count, then per group its check count, its op count, the
 /// checks (kind, key index, value) and the ops (name, key index, args).
@@ -35,6 +36,7 @@ for g = 1, tonumber(ARGV[1]) do
   pos = pos + 2
   local ok = true
   local stale = nil
+  local held = false
   for c = 1, nchecks do
     local kind, key, value = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], ARGV[pos + 2]
     pos = pos + 3
@@ -45,6 +47,9 @@ for g = 1, tonumber(ARGV[1]) do
         if not ok and c == 1 then stale = {current} end
       elseif kind == 'zhas' then
         ok = redis.call('ZSCORE', key, value) ~= false
+      elseif kind == 'hnone' then
+        ok = redis.call('HEXISTS', key, value) == 0
+        held = not ok
       else
         return redis.error_reply('unknown check ' .. kind)
       end
@@ -76,7 +81,7 @@ for g = 1, tonumber(ARGV[1]) do
       end
     end
   end
-  if ok then out[g] = 1 elseif stale then out[g] = stale[1] else out[g] = 0 end
+  if ok then out[g] = 1 elseif stale then out[g] = stale[1] elseif held then out[g] = 2 else out[g] = 0 end
 end
 return out
 "#,
@@ -149,26 +154,28 @@ return out
 /// one per shard and a read of the records another.
 ///
 /// KEYS: every shard's set of clients with a ready queue. ARGV: the
-/// claim's time, the most ids wanted in all (and from one client), then
-/// per shard (in the order of KEYS) the prefix of its clients' ready
-/// queues and of its message records (a member completes either).
+/// claim's time, the most ids wanted from one client, the records wanted
+/// in all, then per shard (in the order of KEYS) the prefix of its
+/// clients' ready queues and of its message records (a member completes
+/// either).
 ///
 /// Returns {shard (from 0), client, {id, id…}, {record or nil…}} for each
 /// client with ids due, oldest first. The records are those of the
-/// client's first ids, as many as it gets when the ids wanted are shared
-/// out in turns plus one: the claim shares them out in turns too, from
-/// another client first, which moves each client's share by one at most.
-/// Clients whose queue is empty leave their set, as in [`READY_HEADS`].
+/// client's first ids, as many as it gets when the records wanted are
+/// shared out in turns, plus one: the claim shares them out in turns too,
+/// from another client first, which moves each client's share by one at
+/// most. Clients whose queue is empty leave their set, as in
+/// [`READY_HEADS`].
 pub(super) static READY_CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local now, wanted = ARGV[1], tonumber(ARGV[2])
+local now, each, wanted = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local found = {}
 for s = 1, #KEYS do
-  local queues = ARGV[1 + 2 * s]
+  local queues = ARGV[2 + 2 * s]
   for _, client in ipairs(redis.call('SMEMBERS', KEYS[s])) do
     local queue = queues .. client
-    local due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, wanted)
+    local due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, each)
     if #due > 0 then
       found[#found + 1] = {s, client, due, 0}
     elseif redis.call('ZCARD', queue) == 0 then
@@ -189,7 +196,7 @@ while left > 0 and took do
 end
 local out = {}
 for _, f in ipairs(found) do
-  local records = ARGV[2 + 2 * f[1]]
+  local records = ARGV[3 + 2 * f[1]]
   local read = {}
   for j = 1, math.min(f[4] + 1, #f[3]) do
     read[j] = redis.call('GET', records .. f[3][j])
@@ -343,6 +350,12 @@ impl Group {
     /// `member` is in the sorted set at `key`.
     pub(super) fn check_member(&mut self, key: Vec<u8>, member: &str) -> &mut Self {
         self.checks.push(("zhas", key, member.as_bytes().to_vec()));
+        self
+    }
+    /// The hash at `key` has no `field` (no receipt held there): a write
+    /// that must not pass receipts held before it.
+    pub(super) fn check_absent(&mut self, key: Vec<u8>, field: Vec<u8>) -> &mut Self {
+        self.checks.push(("hnone", key, field));
         self
     }
     fn op(&mut self, name: &'static str, key: Vec<u8>, args: Vec<Vec<u8>>) -> &mut Self {

@@ -38,6 +38,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::backend::{HeldUnder, ReceiptWrite};
 use crate::error::StoreError;
 use crate::held;
 use crate::id::{TernId, MAX_COUNTER};
@@ -50,7 +51,7 @@ use crate::sled_store::{
     Verification,
 };
 use crate::transition::{self, Change, Edit, TransitionError};
-use crate::upstream_id::{candidates, normalise};
+use crate::upstream_id::{candidates, forms, normalise};
 use cache::Cache;
 pub use conn::Step;
 use conn::{bounded, AsyncConn, AsyncPool, Clients, READ_TIMEOUT, STEP};
@@ -78,6 +79,14 @@ const SEQ_BLOCK: u64 = 1_000;
 /// gives up with an error (each loss means another writer changed the
 /// record in between; the callers keep one writer per message).
 const RETRIES: usize = 32;
+
+/// What became of a [`RedisStore::step_unless_held`].
+enum Stepped {
+    /// Written (the record as written), or nothing to write (`None`).
+    Done(Option<MessageRecord>),
+    /// Not written: a receipt is held under one of the ids checked.
+    Held,
+}
 
 /// Which Redis deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -768,8 +777,29 @@ impl RedisStore {
         &self,
         step: Step,
         id: TernId,
-        mut make: F,
+        make: F,
     ) -> Result<Option<MessageRecord>, StoreError>
+    where
+        F: FnMut(MessageRecord) -> Result<Option<Change>, StoreError>,
+    {
+        match self.step_unless_held(step, id, &[], make).await? {
+            Stepped::Done(record) => Ok(record),
+            Stepped::Held => Err(StoreError::redis("a write that checks no receipt found one")),
+        }
+    }
+
+    /// [`RedisStore::step`], written only if no receipt is held under any
+    /// of `held` (hash key, field; see [`RedisStore::held_fields`]), in
+    /// the same script: a step that must come after the receipts held for
+    /// its message learns of them without a read of its own. One server
+    /// only (the held hashes lie in other slots).
+    async fn step_unless_held<F>(
+        &self,
+        step: Step,
+        id: TernId,
+        held: &[(Vec<u8>, Vec<u8>)],
+        mut make: F,
+    ) -> Result<Stepped, StoreError>
     where
         F: FnMut(MessageRecord) -> Result<Option<Change>, StoreError>,
     {
@@ -779,10 +809,13 @@ impl RedisStore {
         let mut record = record;
         for _ in 0..RETRIES {
             let Some(change) = make(record)? else {
-                return Ok(None);
+                return Ok(Stepped::Done(None));
             };
             let mut group = Group::default();
             group.check_eq(self.layout.message(id), raw);
+            for (key, field) in held {
+                group.check_absent(key.clone(), field.clone());
+            }
             let mut index = Vec::new();
             let (new, new_raw) = self.stage_all(&mut group, &mut index, change)?;
             let mut groups: Vec<Group> = index.into_iter().map(|(_, g)| g).collect();
@@ -796,8 +829,9 @@ impl RedisStore {
             match self.writer.write(step, groups).await? {
                 Written::Applied => {
                     self.cache.keep(new.clone(), new_raw);
-                    return Ok(Some(new));
+                    return Ok(Stepped::Done(Some(new)));
                 }
+                Written::Held => return Ok(Stepped::Held),
                 Written::Stale(Some(current)) => {
                     (raw, record) = cache::decoded(current)?;
                     self.cache.refresh(&record, &raw);
@@ -816,6 +850,27 @@ impl RedisStore {
         )))
     }
 
+    /// The (hash, field) of every place a receipt for `upstream`'s
+    /// `upstream_ids` may be held (each id's forms, across bases with
+    /// `any_base`), for [`RedisStore::step_unless_held`].
+    fn held_fields(
+        &self,
+        upstream: &str,
+        upstream_ids: &[String],
+        any_base: bool,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        upstream_ids
+            .iter()
+            .flat_map(|id| forms(id, any_base))
+            .map(|form| {
+                (
+                    self.layout.unmatched(upstream_shard(upstream, &form)),
+                    upstream_field(upstream, &form),
+                )
+            })
+            .collect()
+    }
+
     /// Records an attempt (see [`crate::SledStore::record_attempt`]), with
     /// the index entries of its upstream ids: one round trip on a single
     /// server (one script), two on a cluster (the index's slot first).
@@ -826,7 +881,59 @@ impl RedisStore {
         retry_at_ms: Option<u64>,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let step = self.step(Step::Attempt, id, |record| {
+        self.attempt_unless_held(id, attempt, retry_at_ms, now_ms, &[])
+            .await
+            .map(|_| ())
+    }
+
+    /// [`RedisStore::record_attempt`], and whether a receipt is held under
+    /// one of its upstream ids (see
+    /// [`crate::Store::record_attempt_seeing_held`]). On one server the
+    /// look is in the attempt's script, which a held receipt refuses: the
+    /// attempt is then written again without it (two round trips, only
+    /// when a receipt came before its submit_sm_resp was recorded). On a
+    /// cluster, one read after the write.
+    pub async fn record_attempt_seeing_held(
+        &self,
+        id: TernId,
+        attempt: Attempt,
+        retry_at_ms: Option<u64>,
+        now_ms: u64,
+        any_base: bool,
+    ) -> Result<bool, StoreError> {
+        let (upstream, ids) = (attempt.upstream.clone(), attempt.upstream_ids.clone());
+        if self.cluster || ids.is_empty() {
+            self.record_attempt(id, attempt, retry_at_ms, now_ms)
+                .await?;
+            for upstream_id in &ids {
+                let peek = self.peek_unmatched(&upstream, upstream_id, any_base);
+                if STEP.scope(Step::Attempt, peek).await?.is_some() {
+                    return Ok(true);
+                }
+            }
+            return Ok(false);
+        }
+        let fields = self.held_fields(&upstream, &ids, any_base);
+        let first = self
+            .attempt_unless_held(id, attempt.clone(), retry_at_ms, now_ms, &fields)
+            .await?;
+        if matches!(first, Stepped::Held) {
+            self.record_attempt(id, attempt, retry_at_ms, now_ms)
+                .await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn attempt_unless_held(
+        &self,
+        id: TernId,
+        attempt: Attempt,
+        retry_at_ms: Option<u64>,
+        now_ms: u64,
+        held: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Stepped, StoreError> {
+        let step = self.step_unless_held(Step::Attempt, id, held, |record| {
             Ok(Some(transition::attempt(
                 record,
                 attempt.clone(),
@@ -834,7 +941,7 @@ impl RedisStore {
                 now_ms,
             )))
         });
-        STEP.scope(Step::Attempt, step).await.map(|_| ())
+        STEP.scope(Step::Attempt, step).await
     }
 
     /// Ends a message: final state, out of every queue, into retention.
@@ -1646,9 +1753,47 @@ impl RedisStore {
         update: ReceiptUpdate,
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
+        match self.receipt_unless_held(id, update, now_ms, &[]).await? {
+            ReceiptWrite::Stored(seq) => Ok(seq),
+            ReceiptWrite::HeldFirst => Err(StoreError::redis("a receipt that checks none held")),
+        }
+    }
+
+    /// [`RedisStore::record_receipt`] unless a receipt for `upstream`'s
+    /// `upstream_id` is held from before (see
+    /// [`crate::Store::record_receipt_unless_held`]). On one server the
+    /// look at the held receipts is in the receipt's own script: still one
+    /// round trip. On a cluster they lie in another slot: one read first.
+    pub async fn record_receipt_unless_held(
+        &self,
+        id: TernId,
+        update: ReceiptUpdate,
+        now_ms: u64,
+        held: HeldUnder<'_>,
+    ) -> Result<ReceiptWrite, StoreError> {
+        if self.cluster {
+            let peek = self.peek_unmatched(held.upstream, held.upstream_id, held.any_base);
+            if STEP.scope(Step::Receipt, peek).await?.is_some() {
+                return Ok(ReceiptWrite::HeldFirst);
+            }
+            return self.receipt_unless_held(id, update, now_ms, &[]).await;
+        }
+        let ids = [held.upstream_id.to_owned()];
+        let fields = self.held_fields(held.upstream, &ids, held.any_base);
+        self.receipt_unless_held(id, update, now_ms, &fields).await
+    }
+
+    async fn receipt_unless_held(
+        &self,
+        id: TernId,
+        update: ReceiptUpdate,
+        now_ms: u64,
+        held: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<ReceiptWrite, StoreError> {
         let receipt = async {
             // The outbox place is taken once, before the first try: a
-            // retry reuses it (a place never used is only a gap).
+            // retry reuses it (a place never used is only a gap, as is
+            // one taken by a receipt that found others held).
             let seq = match &update.relay {
                 Some(_) => {
                     let (_, record) = self.base(id).await?.ok_or(StoreError::NotFound(id))?;
@@ -1656,16 +1801,20 @@ impl RedisStore {
                 }
                 None => None,
             };
-            self.step(Step::Receipt, id, |record| {
-                Ok(Some(transition::receipt(
-                    record,
-                    update.clone(),
-                    seq,
-                    now_ms,
-                )))
+            let written = self
+                .step_unless_held(Step::Receipt, id, held, |record| {
+                    Ok(Some(transition::receipt(
+                        record,
+                        update.clone(),
+                        seq,
+                        now_ms,
+                    )))
+                })
+                .await?;
+            Ok(match written {
+                Stepped::Done(_) => ReceiptWrite::Stored(seq),
+                Stepped::Held => ReceiptWrite::HeldFirst,
             })
-            .await?;
-            Ok(seq)
         };
         STEP.scope(Step::Receipt, receipt).await
     }

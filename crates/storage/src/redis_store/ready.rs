@@ -97,23 +97,29 @@ impl RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (queues, mut found) = self.ready_heads(now_ms, look_at).await?;
+        let (queues, mut found) = self.ready_heads(now_ms, look_at, limit).await?;
         let order = self.fair_order(queues, look_at);
-        // Records the look did not bring (a cluster; a client beyond its
-        // share): read, one call per shard at most.
-        let missing: Vec<TernId> = order
-            .iter()
-            .map(|(_, id)| *id)
-            .filter(|id| !found.contains_key(id))
-            .collect();
-        for (id, raw) in self.read_raw(&missing).await? {
-            found.insert(id, raw);
-        }
         // One script per call (per shard on a cluster): each group claims
         // one message.
         let mut calls: HashMap<u64, ShardClaim> = HashMap::new();
         let mut kept = 0;
         for (at, (client, id)) in order.iter().enumerate() {
+            if kept >= limit {
+                break;
+            }
+            if !found.contains_key(id) {
+                // Records the look did not bring (a cluster; ids beyond
+                // the share of `limit` it read, which a `keep` refusing
+                // some reaches): read those still wanted, one call per
+                // shard at most.
+                let wanted: Vec<TernId> = order[at..]
+                    .iter()
+                    .map(|(_, id)| *id)
+                    .filter(|id| !found.contains_key(id))
+                    .take(limit - kept)
+                    .collect();
+                found.extend(self.read_raw(&wanted).await?);
+            }
             let shard = id_shard(*id);
             let m = member(*id);
             let (call, candidates) = calls
@@ -128,7 +134,7 @@ impl RedisStore {
                 continue;
             };
             let mut record = MessageRecord::from_stored(&raw)?;
-            if kept >= limit || !keep(&record) {
+            if !keep(&record) {
                 continue;
             }
             kept += 1;
@@ -167,9 +173,15 @@ impl RedisStore {
 
     /// Every client's due ids (up to `look_at` each, oldest first), and
     /// the stored octets of those whose records came with them (`None`:
-    /// no record). One script over every shard on one server
-    /// ([`lua::READY_CLAIM`]); on a cluster one per shard, all at once.
-    async fn ready_heads(&self, now_ms: u64, look_at: usize) -> Result<Heads, StoreError> {
+    /// no record): on one server those of about the first `limit` a claim
+    /// takes, in one script over every shard ([`lua::READY_CLAIM`]); on a
+    /// cluster none, the ids in one script per shard, all at once.
+    async fn ready_heads(
+        &self,
+        now_ms: u64,
+        look_at: usize,
+        limit: usize,
+    ) -> Result<Heads, StoreError> {
         let mut queues = Vec::new();
         let mut found = HashMap::new();
         if self.cluster {
@@ -192,7 +204,7 @@ impl RedisStore {
             return Ok((queues, found));
         }
         let mut call = lua::READY_CLAIM.prepare_invoke();
-        call.arg(now_ms).arg(look_at);
+        call.arg(now_ms).arg(look_at).arg(limit);
         for shard in 0..SHARDS {
             call.key(self.layout.ready_clients(shard))
                 .arg(self.layout.ready_prefix(shard))

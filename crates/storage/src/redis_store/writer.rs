@@ -36,6 +36,9 @@ pub(super) enum Written {
     /// record as it is now (`None`: gone), so the writer computes its
     /// change again without another read.
     Stale(Option<Vec<u8>>),
+    /// Not applied: a receipt is held under an upstream id the write
+    /// checked (`Group::check_absent`).
+    Held,
     /// Not applied: another check failed.
     Refused,
 }
@@ -202,10 +205,11 @@ async fn send(jobs: Vec<Job>, pool: &AsyncPool, durability: RedisDurability) {
 }
 
 /// A group's answer from the script: 1 applied; the current octets of its
-/// first checked record when that check failed; else 0.
+/// first checked record when that check failed; 2 a receipt held; else 0.
 pub(super) fn written(value: Option<&Value>) -> Written {
     match value {
         Some(Value::Int(1)) => Written::Applied,
+        Some(Value::Int(2)) => Written::Held,
         Some(Value::BulkString(current)) => Written::Stale(Some(current.clone())),
         Some(Value::Nil) => Written::Stale(None),
         _ => Written::Refused,

@@ -221,18 +221,27 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
                 upstream_ids: upstream_ids.clone(),
                 failure: None,
             };
-            while_full(|| {
-                node.store()
-                    .record_attempt(record.id, attempt.clone(), None, now)
+            // Whether a receipt came before this submit_sm_resp: the
+            // store looks in the attempt's own write.
+            let any_base = routing.profile(&upstream).message_id.receipt_id_any_base;
+            let held = while_full(|| {
+                node.store().record_attempt_seeing_held(
+                    record.id,
+                    attempt.clone(),
+                    None,
+                    now,
+                    any_base,
+                )
             })
             .await?;
             super::crash::point("dispatch.after_attempt");
             // After the store knows: a submit that starts waiting later
             // finds it submitted (`intake`).
             node.transactions().settle(record.id, Verdict::Sent);
-            // A receipt may have come before this submit_sm_resp.
-            for id in &upstream_ids {
-                settle_held(node, &upstream, id).await?;
+            if held {
+                for id in &upstream_ids {
+                    settle_held(node, &upstream, id).await?;
+                }
             }
             Ok(())
         }

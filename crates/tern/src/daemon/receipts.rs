@@ -17,7 +17,8 @@ use tern_router::receipt::{
 use tern_router::upstream::UpstreamRequest;
 use tern_router::Canonical;
 use tern_storage::{
-    now_ms, MessageRecord, ReceiptUpdate, State, StoreError, TernId, UnmatchedReceipt,
+    now_ms, HeldUnder, MessageRecord, ReceiptUpdate, ReceiptWrite, State, StoreError, TernId,
+    UnmatchedReceipt,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -162,6 +163,9 @@ enum Applied {
     /// the receipt; the dispatcher applies it once the attempt is recorded
     /// (or the maintenance sweep does, within a second).
     NotYet,
+    /// Nothing written: receipts for the same upstream id are held from
+    /// before, and go first ([`Held::Check`]).
+    HeldFirst,
 }
 
 /// Records a receipt against its message and what the client is owed, in
@@ -178,8 +182,25 @@ async fn apply(
 ) -> Result<Applied, StoreError> {
     let _held = node.lock_message(id).await;
     super::crash::point("receipts.after_match");
-    settle_held_locked(node, id, upstream, &receipt.upstream_id).await?;
-    apply_locked(node, id, upstream, receipt).await
+    // Written only if nothing is held from before (the store looks in the
+    // same write); else those go first, then this one.
+    match apply_locked(node, id, upstream, receipt, Held::Check).await? {
+        Applied::HeldFirst => {
+            settle_held_locked(node, id, upstream, &receipt.upstream_id).await?;
+            apply_locked(node, id, upstream, receipt, Held::Settled).await
+        }
+        applied => Ok(applied),
+    }
+}
+
+/// Whether [`apply_locked`] must first make sure no receipt for the same
+/// upstream id is held from before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Check, in the receipt's write: [`Applied::HeldFirst`] if one is.
+    Check,
+    /// The held ones were applied already, or this is one of them.
+    Settled,
 }
 
 /// [`apply`] for a caller that holds the message's lock: reads the record,
@@ -190,6 +211,7 @@ async fn apply_locked(
     id: TernId,
     upstream: &str,
     receipt: &UpstreamReceipt,
+    held: Held,
 ) -> Result<Applied, StoreError> {
     let Some(record) = node.store().get(id).await? else {
         return Ok(Applied::Done);
@@ -232,7 +254,24 @@ async fn apply_locked(
         // the client gets one receipt per message id.
         debug!(%id, upstream, "receipt for a message already final; not relayed again");
     }
-    let queued = node.store().record_receipt(id, update, how.now).await?;
+    let queued = match held {
+        Held::Settled => node.store().record_receipt(id, update, how.now).await?,
+        Held::Check => {
+            let under = HeldUnder {
+                upstream,
+                upstream_id: &receipt.upstream_id,
+                any_base: how.any_base,
+            };
+            match node
+                .store()
+                .record_receipt_unless_held(id, update, how.now, under)
+                .await?
+            {
+                ReceiptWrite::Stored(queued) => queued,
+                ReceiptWrite::HeldFirst => return Ok(Applied::HeldFirst),
+            }
+        }
+    };
     if queued.is_some() {
         queued_for_client(node, &record, how.now);
     }
@@ -278,7 +317,7 @@ async fn settle_held_locked(
         .await?
     {
         if let Some(receipt) = read_held(node.routing().profile(upstream), &held.pdu) {
-            if apply_locked(node, id, upstream, &receipt).await? == Applied::NotYet {
+            if apply_locked(node, id, upstream, &receipt, Held::Settled).await? == Applied::NotYet {
                 // Still held, and those behind it: the dispatcher settles
                 // them once the attempt is recorded, or the sweep does.
                 break;
