@@ -228,7 +228,9 @@ impl Store {
                 let (upstream, ids) = (attempt.upstream.clone(), attempt.upstream_ids.clone());
                 s.record_attempt(id, attempt, retry_at_ms, now_ms).await?;
                 for upstream_id in &ids {
-                    if s.peek_unmatched(&upstream, upstream_id, any_base)?.is_some() {
+                    if s.peek_unmatched(&upstream, upstream_id, any_base)?
+                        .is_some()
+                    {
                         return Ok(true);
                     }
                 }
@@ -461,10 +463,7 @@ impl Store {
                     s.record_receipt(id, update, now_ms).await?,
                 ))
             }
-            Store::Redis(s) => {
-                s.record_receipt_unless_held(id, update, now_ms, held)
-                    .await
-            }
+            Store::Redis(s) => s.record_receipt_unless_held(id, update, now_ms, held).await,
         }
     }
 

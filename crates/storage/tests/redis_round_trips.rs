@@ -95,7 +95,10 @@ async fn sent_and_receipted(store: &RedisStore, id: tern_storage::TernId, n: usi
         .record_receipt_unless_held(id, update, 3, under)
         .await
         .expect("receipt stored");
-    assert!(matches!(written, ReceiptWrite::Stored(Some(_))), "{written:?}");
+    assert!(
+        matches!(written, ReceiptWrite::Stored(Some(_))),
+        "{written:?}"
+    );
 }
 
 /// The bound of issue 20: a message and its receipt (accepted, claimed,
@@ -208,7 +211,10 @@ async fn a_claim_over_many_shards_costs_two_round_trips() {
     let mut clients: Vec<String> = Vec::new();
     for n in 0.. {
         let client = format!("client{n}");
-        if clients.iter().all(|c| client_shard(c) != client_shard(&client)) {
+        if clients
+            .iter()
+            .all(|c| client_shard(c) != client_shard(&client))
+        {
             clients.push(client);
         }
         if clients.len() == 6 {

@@ -1102,7 +1102,11 @@ async fn life_of_a_message(store: &Store) {
 /// way.
 async fn a_receipt_waits_for_those_held_before_it<B: Backend>(b: &B) {
     let store = b.open(3).await;
-    let id = store.accept(message("acme", 1), 1).await.expect("accept").id;
+    let id = store
+        .accept(message("acme", 1), 1)
+        .await
+        .expect("accept")
+        .id;
     assert_eq!(store.claim_ready(10, 1).await.expect("claim").len(), 1);
     let held = UnmatchedReceipt {
         upstream: "up".to_owned(),
@@ -1126,7 +1130,10 @@ async fn a_receipt_waits_for_those_held_before_it<B: Backend>(b: &B) {
     let record = store.get(id).await.expect("get").expect("there");
     assert_eq!(record.state, State::Submitted);
     assert_eq!(record.attempts.len(), 2, "both attempts written");
-    assert_eq!(store.lookup_upstream("up", "10").await.expect("lookup"), Some(id));
+    assert_eq!(
+        store.lookup_upstream("up", "10").await.expect("lookup"),
+        Some(id)
+    );
 
     let update = || ReceiptUpdate {
         outcome: Some(delivered()),
@@ -1148,7 +1155,11 @@ async fn a_receipt_waits_for_those_held_before_it<B: Backend>(b: &B) {
         .record_receipt_unless_held(id, update(), 7, under(false))
         .await
         .expect("receipt");
-    assert_eq!(written, ReceiptWrite::Stored(None), "not held in its own base");
+    assert_eq!(
+        written,
+        ReceiptWrite::Stored(None),
+        "not held in its own base"
+    );
     let record = store.get(id).await.expect("get").expect("there");
     assert_eq!(record.state, State::Final);
     // Once taken, nothing is in the way.

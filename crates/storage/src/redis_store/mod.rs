@@ -83,7 +83,7 @@ const RETRIES: usize = 32;
 /// What became of a [`RedisStore::step_unless_held`].
 enum Stepped {
     /// Written (the record as written), or nothing to write (`None`).
-    Done(Option<MessageRecord>),
+    Done(Option<Box<MessageRecord>>),
     /// Not written: a receipt is held under one of the ids checked.
     Held,
 }
@@ -783,8 +783,10 @@ impl RedisStore {
         F: FnMut(MessageRecord) -> Result<Option<Change>, StoreError>,
     {
         match self.step_unless_held(step, id, &[], make).await? {
-            Stepped::Done(record) => Ok(record),
-            Stepped::Held => Err(StoreError::redis("a write that checks no receipt found one")),
+            Stepped::Done(record) => Ok(record.map(|r| *r)),
+            Stepped::Held => Err(StoreError::redis(
+                "a write that checks no receipt found one",
+            )),
         }
     }
 
@@ -829,7 +831,7 @@ impl RedisStore {
             match self.writer.write(step, groups).await? {
                 Written::Applied => {
                     self.cache.keep(new.clone(), new_raw);
-                    return Ok(Stepped::Done(Some(new)));
+                    return Ok(Stepped::Done(Some(Box::new(new))));
                 }
                 Written::Held => return Ok(Stepped::Held),
                 Written::Stale(Some(current)) => {
