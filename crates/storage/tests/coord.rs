@@ -370,7 +370,35 @@ async fn outbox_events_resume_after_the_connection_drops(b: &Redis) {
     assert!(resumed, "no event after the connection dropped");
 }
 
+/// The nodes of a session pool: counted once they say so, uncounted when
+/// their word expires (a killed node) or at once when they leave; reading
+/// without saying does not count the reader.
+async fn a_pool_counts_the_nodes_that_say_they_run_it(b: &Redis) {
+    let (a, other) = (
+        b.open_redis(1).await.coordinator(),
+        b.open_redis(2).await.coordinator(),
+    );
+    let (short, long) = (Duration::from_millis(300), Duration::from_secs(30));
+    assert_eq!(a.pool_members("sim", long, false).await.expect("count"), 0);
+    assert_eq!(a.pool_members("sim", long, true).await.expect("count"), 1);
+    assert_eq!(a.pool_members("sim", long, true).await.expect("count"), 1, "once");
+    assert_eq!(other.pool_members("sim", short, true).await.expect("count"), 2);
+    assert_eq!(other.pool_members("other", long, false).await.expect("count"), 0);
+    // `other` stops saying so: it drops out when its word expires.
+    let expired = eventually(Duration::from_secs(3), || async {
+        a.pool_members("sim", long, false).await.expect("count") == 1
+    })
+    .await;
+    assert!(expired, "an expired word still counts");
+    // A node that leaves drops out at once, however long its word was.
+    other.join(long).await.expect("joins");
+    assert_eq!(other.pool_members("sim", long, true).await.expect("count"), 2);
+    other.leave().await.expect("leaves");
+    assert_eq!(a.pool_members("sim", long, false).await.expect("count"), 1);
+}
+
 on_every_redis!(
+    a_pool_counts_the_nodes_that_say_they_run_it,
     a_lease_has_one_holder_and_renewal_keeps_it,
     an_expired_lease_goes_to_the_other_node,
     a_released_lease_is_free_at_once,
