@@ -38,6 +38,7 @@ use super::conn::{AsyncPool, Clients};
 use super::layout::{Layout, SHARDS};
 use super::{RedisDurability, RedisStore};
 use crate::error::StoreError;
+use crate::TernId;
 
 /// Takes the lease if free, or extends it if ARGV[1] already holds it.
 /// KEYS: lease. ARGV: owner, ttl (ms). Returns 1 if held now, else 0.
@@ -265,6 +266,50 @@ impl RedisStore {
             }
         }
         Ok(requeued)
+    }
+
+    /// Puts back in the ready queue the message `id` if `node` claimed it
+    /// and is no member (see [`RedisStore::requeue_orphans`], which does
+    /// this for each message of each such node); whether it went back.
+    pub async fn requeue_orphan(&self, node: u16, id: TernId) -> Result<bool, StoreError> {
+        if node == self.node {
+            return Ok(false);
+        }
+        self.requeue_one(node, super::layout::id_shard(id), id, 1)
+            .await
+    }
+
+    /// Whether `id`, read just before, is still `node`'s orphan: its
+    /// in-flight entry scored by `node`, and `node` no member. A sweep
+    /// lists a dead node's claims once per shard and then puts them back
+    /// one by one, some round trips each; meanwhile another sweeping node
+    /// may have put one back and a live node claimed it again (its entry
+    /// now scored by that node, its record in flight as before), or the
+    /// dead node restarted, joined and claimed afresh under the same id.
+    /// Putting those back made two nodes send one message. Checked after
+    /// the record is read, and the write compares the record, so what is
+    /// left is one round trip in which another node must both put the
+    /// message back and a live node claim it again (the record then reads
+    /// as before): rare, and a message sent twice, never lost.
+    pub(super) async fn still_orphaned(
+        &self,
+        node: u16,
+        shard: u64,
+        id: TernId,
+    ) -> Result<bool, StoreError> {
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(self.layout.in_flight(shard))
+            .arg(super::layout::member(id))
+            .query_async(&mut self.conn())
+            .await?;
+        if score != Some(f64::from(node)) {
+            return Ok(false);
+        }
+        let held: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.layout.lease(&membership(node)))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(held.is_none())
     }
 
     /// The distinct node ids (scores) in a shard's in-flight set, one
