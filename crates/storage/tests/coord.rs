@@ -381,9 +381,22 @@ async fn a_pool_counts_the_nodes_that_say_they_run_it(b: &Redis) {
     let (short, long) = (Duration::from_millis(300), Duration::from_secs(30));
     assert_eq!(a.pool_members("sim", long, false).await.expect("count"), 0);
     assert_eq!(a.pool_members("sim", long, true).await.expect("count"), 1);
-    assert_eq!(a.pool_members("sim", long, true).await.expect("count"), 1, "once");
-    assert_eq!(other.pool_members("sim", short, true).await.expect("count"), 2);
-    assert_eq!(other.pool_members("other", long, false).await.expect("count"), 0);
+    assert_eq!(
+        a.pool_members("sim", long, true).await.expect("count"),
+        1,
+        "once"
+    );
+    assert_eq!(
+        other.pool_members("sim", short, true).await.expect("count"),
+        2
+    );
+    assert_eq!(
+        other
+            .pool_members("other", long, false)
+            .await
+            .expect("count"),
+        0
+    );
     // `other` stops saying so: it drops out when its word expires.
     let expired = eventually(Duration::from_secs(3), || async {
         a.pool_members("sim", long, false).await.expect("count") == 1
@@ -392,7 +405,10 @@ async fn a_pool_counts_the_nodes_that_say_they_run_it(b: &Redis) {
     assert!(expired, "an expired word still counts");
     // A node that leaves drops out at once, however long its word was.
     other.join(long).await.expect("joins");
-    assert_eq!(other.pool_members("sim", long, true).await.expect("count"), 2);
+    assert_eq!(
+        other.pool_members("sim", long, true).await.expect("count"),
+        2
+    );
     other.leave().await.expect("leaves");
     assert_eq!(a.pool_members("sim", long, false).await.expect("count"), 1);
 }
@@ -411,11 +427,22 @@ async fn a_listed_orphan_claimed_again_meanwhile_stays_with_its_new_claimer(b: &
     dead.coordinator().join(short).await.expect("joins");
     live.coordinator().join(long).await.expect("joins");
     sweeper.coordinator().join(long).await.expect("joins");
-    let first = dead.accept(message("acme"), now_ms()).await.expect("accept").id;
-    assert_eq!(dead.claim_ready(now_ms(), 10).await.expect("claim").len(), 1);
+    let first = dead
+        .accept(message("acme"), now_ms())
+        .await
+        .expect("accept")
+        .id;
+    assert_eq!(
+        dead.claim_ready(now_ms(), 10).await.expect("claim").len(),
+        1
+    );
     let coordinator = sweeper.coordinator();
     let expired = eventually(Duration::from_secs(3), || async {
-        coordinator.holder("node:1").await.expect("holder").is_none()
+        coordinator
+            .holder("node:1")
+            .await
+            .expect("holder")
+            .is_none()
     })
     .await;
     assert!(expired, "node 1's membership did not expire");
@@ -423,7 +450,10 @@ async fn a_listed_orphan_claimed_again_meanwhile_stays_with_its_new_claimer(b: &
     // One sweep puts it back and node 2 claims it; a second sweep, which
     // listed it as node 1's before, comes to it now.
     assert_eq!(live.requeue_orphans().await.expect("requeue"), 1);
-    assert_eq!(live.claim_ready(now_ms(), 10).await.expect("claim").len(), 1);
+    assert_eq!(
+        live.claim_ready(now_ms(), 10).await.expect("claim").len(),
+        1
+    );
     assert!(!sweeper.requeue_orphan(1, first).await.expect("requeue"));
     let depths = sweeper.queue_depths().await.expect("depths");
     assert_eq!((depths.ready, depths.in_flight), (0, 1), "still node 2's");
@@ -431,8 +461,15 @@ async fn a_listed_orphan_claimed_again_meanwhile_stays_with_its_new_claimer(b: &
     // Node 1 restarts (a new process, the same id), joins and claims.
     let back = b.open_redis(1).await;
     back.coordinator().join(long).await.expect("joins again");
-    let fresh = back.accept(message("beta"), now_ms()).await.expect("accept").id;
-    assert_eq!(back.claim_ready(now_ms(), 10).await.expect("claim").len(), 1);
+    let fresh = back
+        .accept(message("beta"), now_ms())
+        .await
+        .expect("accept")
+        .id;
+    assert_eq!(
+        back.claim_ready(now_ms(), 10).await.expect("claim").len(),
+        1
+    );
     assert!(!sweeper.requeue_orphan(1, fresh).await.expect("requeue"));
     let depths = sweeper.queue_depths().await.expect("depths");
     assert_eq!((depths.ready, depths.in_flight), (0, 2), "still node 1's");
@@ -441,8 +478,12 @@ async fn a_listed_orphan_claimed_again_meanwhile_stays_with_its_new_claimer(b: &
         err: 0,
         vendor_code: None,
     };
-    live.finish(first, done.clone(), now_ms()).await.expect("node 2 owns it");
-    back.finish(fresh, done, now_ms()).await.expect("node 1 owns it");
+    live.finish(first, done.clone(), now_ms())
+        .await
+        .expect("node 2 owns it");
+    back.finish(fresh, done, now_ms())
+        .await
+        .expect("node 1 owns it");
     assert!(sweeper.verify().await.expect("verifies").is_consistent());
 }
 

@@ -529,7 +529,8 @@ async fn three_sessions_spread_one_per_node_and_a_killed_nodes_slot_moves() {
         .map(|id| {
             let text = config(id, &store, "spread", sim.addr().port())
                 .replace("sessions = 1\n", "sessions = 3\n");
-            let mut daemon = Launch::new().start(TempDir::new(&format!("cluster-spread-{id}")), &text);
+            let mut daemon =
+                Launch::new().start(TempDir::new(&format!("cluster-spread-{id}")), &text);
             Node {
                 port: daemon.client_port(),
                 admin: daemon.admin(),
@@ -576,8 +577,15 @@ async fn three_sessions_spread_one_per_node_and_a_killed_nodes_slot_moves() {
     );
     let mut sorted = held.clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, [1, 2], "one survivor took it, within its share of 2");
+    assert_eq!(
+        sorted,
+        [1, 2],
+        "one survivor took it, within its share of 2"
+    );
     stop.store(true, Ordering::Relaxed);
-    assert!(binds.await.expect("watcher") <= 3, "never more than 3 binds");
+    assert!(
+        binds.await.expect("watcher") <= 3,
+        "never more than 3 binds"
+    );
     assert_eq!(sim.stats().binds_refused, 0, "no node tried a fourth bind");
 }

@@ -291,9 +291,8 @@ impl Shares {
         let nodes = match known {
             Some(m) if now.duration_since(m.read) < self.retry() => m.nodes,
             _ => {
-                let say = known.is_none_or(|m| {
-                    now.duration_since(m.said) >= self.cluster.lease_ttl / 3
-                });
+                let say =
+                    known.is_none_or(|m| now.duration_since(m.said) >= self.cluster.lease_ttl / 3);
                 let ttl = self.cluster.lease_ttl;
                 let coordinator = &self.cluster.coordinator;
                 match coordinator.pool_members(upstream, ttl, say).await {
@@ -302,7 +301,11 @@ impl Shares {
                             Some(m) if !say => m.said,
                             _ => now,
                         };
-                        let read = Members { nodes, read: now, said };
+                        let read = Members {
+                            nodes,
+                            read: now,
+                            said,
+                        };
                         self.state().members.insert(upstream.to_owned(), read);
                         nodes
                     }
@@ -456,7 +459,12 @@ struct Held {
 /// never overlap), or when the node holds more than its share and hands
 /// this slot over (renewing it still until the session has unbound, for
 /// the same reason).
-async fn keep(shares: Arc<Shares>, held: Held, renewal: CancellationToken, lost: CancellationToken) {
+async fn keep(
+    shares: Arc<Shares>,
+    held: Held,
+    renewal: CancellationToken,
+    lost: CancellationToken,
+) {
     let ttl = shares.cluster.lease_ttl;
     let lease = &held.lease;
     let mut renewed = Instant::now();
