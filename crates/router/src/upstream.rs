@@ -88,14 +88,16 @@ pub type GateFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// slot is then held by one node at a time, and the node's slot binds only
 /// while it holds it.
 pub trait SlotGate: Send + Sync + std::fmt::Debug {
-    /// Waits until this node holds slot `slot` of `upstream`, or `stop`.
-    /// The token returned is cancelled when the hold is lost: the session
-    /// must then unbind at once, before another node may bind. `None` when
-    /// `stop` came first.
+    /// Waits until this node holds slot `slot` of `upstream`'s
+    /// `pool_size` slots, or `stop`. The token returned is cancelled when
+    /// the hold is lost or given up (to another node, for its share): the
+    /// session must then unbind at once, before another node may bind.
+    /// `None` when `stop` came first.
     fn hold(
         &self,
         upstream: &str,
         slot: usize,
+        pool_size: usize,
         stop: CancellationToken,
     ) -> GateFuture<Option<CancellationToken>>;
 
@@ -464,7 +466,7 @@ async fn run_gated(
     stop: CancellationToken,
 ) -> Result<(), BackoffError> {
     loop {
-        let Some(lost) = gate.hold(name, slot, stop.clone()).await else {
+        let Some(lost) = gate.hold(name, slot, held.pool_size, stop.clone()).await else {
             return Ok(());
         };
         held.took();
@@ -475,7 +477,7 @@ async fn run_gated(
         let outcome = tokio::select! {
             outcome = &mut run => outcome,
             () = lost.cancelled() => {
-                warn!(upstream = %name, slot, "session slot lost; unbinding");
+                warn!(upstream = %name, slot, "session slot lost or handed to another node; unbinding");
                 session_stop.cancel();
                 run.await
             }

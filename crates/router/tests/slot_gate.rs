@@ -52,6 +52,7 @@ impl SlotGate for Shared {
         &self,
         _upstream: &str,
         slot: usize,
+        _pool_size: usize,
         stop: CancellationToken,
     ) -> GateFuture<Option<CancellationToken>> {
         let gate = self.0.clone();

@@ -370,7 +370,126 @@ async fn outbox_events_resume_after_the_connection_drops(b: &Redis) {
     assert!(resumed, "no event after the connection dropped");
 }
 
+/// The nodes of a session pool: counted once they say so, uncounted when
+/// their word expires (a killed node) or at once when they leave; reading
+/// without saying does not count the reader.
+async fn a_pool_counts_the_nodes_that_say_they_run_it(b: &Redis) {
+    let (a, other) = (
+        b.open_redis(1).await.coordinator(),
+        b.open_redis(2).await.coordinator(),
+    );
+    let (short, long) = (Duration::from_millis(300), Duration::from_secs(30));
+    assert_eq!(a.pool_members("sim", long, false).await.expect("count"), 0);
+    assert_eq!(a.pool_members("sim", long, true).await.expect("count"), 1);
+    assert_eq!(
+        a.pool_members("sim", long, true).await.expect("count"),
+        1,
+        "once"
+    );
+    assert_eq!(
+        other.pool_members("sim", short, true).await.expect("count"),
+        2
+    );
+    assert_eq!(
+        other
+            .pool_members("other", long, false)
+            .await
+            .expect("count"),
+        0
+    );
+    // `other` stops saying so: it drops out when its word expires.
+    let expired = eventually(Duration::from_secs(3), || async {
+        a.pool_members("sim", long, false).await.expect("count") == 1
+    })
+    .await;
+    assert!(expired, "an expired word still counts");
+    // A node that leaves drops out at once, however long its word was.
+    other.join(long).await.expect("joins");
+    assert_eq!(
+        other.pool_members("sim", long, true).await.expect("count"),
+        2
+    );
+    other.leave().await.expect("leaves");
+    assert_eq!(a.pool_members("sim", long, false).await.expect("count"), 1);
+}
+
+/// What a sweep listed as a dead node's claim goes back only while it is
+/// still that: not once another sweep put it back and a live node claimed
+/// it again, nor once the dead node came back (same id) and claimed it
+/// afresh. Otherwise two nodes send it.
+async fn a_listed_orphan_claimed_again_meanwhile_stays_with_its_new_claimer(b: &Redis) {
+    let (dead, live, sweeper) = (
+        b.open_redis(1).await,
+        b.open_redis(2).await,
+        b.open_redis(3).await,
+    );
+    let (short, long) = (Duration::from_millis(300), Duration::from_secs(30));
+    dead.coordinator().join(short).await.expect("joins");
+    live.coordinator().join(long).await.expect("joins");
+    sweeper.coordinator().join(long).await.expect("joins");
+    let first = dead
+        .accept(message("acme"), now_ms())
+        .await
+        .expect("accept")
+        .id;
+    assert_eq!(
+        dead.claim_ready(now_ms(), 10).await.expect("claim").len(),
+        1
+    );
+    let coordinator = sweeper.coordinator();
+    let expired = eventually(Duration::from_secs(3), || async {
+        coordinator
+            .holder("node:1")
+            .await
+            .expect("holder")
+            .is_none()
+    })
+    .await;
+    assert!(expired, "node 1's membership did not expire");
+
+    // One sweep puts it back and node 2 claims it; a second sweep, which
+    // listed it as node 1's before, comes to it now.
+    assert_eq!(live.requeue_orphans().await.expect("requeue"), 1);
+    assert_eq!(
+        live.claim_ready(now_ms(), 10).await.expect("claim").len(),
+        1
+    );
+    assert!(!sweeper.requeue_orphan(1, first).await.expect("requeue"));
+    let depths = sweeper.queue_depths().await.expect("depths");
+    assert_eq!((depths.ready, depths.in_flight), (0, 1), "still node 2's");
+
+    // Node 1 restarts (a new process, the same id), joins and claims.
+    let back = b.open_redis(1).await;
+    back.coordinator().join(long).await.expect("joins again");
+    let fresh = back
+        .accept(message("beta"), now_ms())
+        .await
+        .expect("accept")
+        .id;
+    assert_eq!(
+        back.claim_ready(now_ms(), 10).await.expect("claim").len(),
+        1
+    );
+    assert!(!sweeper.requeue_orphan(1, fresh).await.expect("requeue"));
+    let depths = sweeper.queue_depths().await.expect("depths");
+    assert_eq!((depths.ready, depths.in_flight), (0, 2), "still node 1's");
+    let done = tern_storage::Outcome {
+        stat: "DELIVRD".to_owned(),
+        err: 0,
+        vendor_code: None,
+    };
+    live.finish(first, done.clone(), now_ms())
+        .await
+        .expect("node 2 owns it");
+    back.finish(fresh, done, now_ms())
+        .await
+        .expect("node 1 owns it");
+    assert!(sweeper.verify().await.expect("verifies").is_consistent());
+}
+
 on_every_redis!(
+    a_listed_orphan_claimed_again_meanwhile_stays_with_its_new_claimer,
+    a_pool_counts_the_nodes_that_say_they_run_it,
     a_lease_has_one_holder_and_renewal_keeps_it,
     an_expired_lease_goes_to_the_other_node,
     a_released_lease_is_free_at_once,

@@ -494,3 +494,98 @@ async fn two_nodes_and_two_entries_on_one_infobip_account_never_bind_a_fifth_ses
     assert_eq!(sim.most_bound(ACCOUNT), 4, "the account's 4, no more");
     assert_eq!(sim.stats().binds_over_cap, 0, "no node tried a fifth bind");
 }
+
+/// Session slots of upstream "sim" held by each of `nodes` (admin API).
+async fn held_slots(nodes: &[&Node]) -> Vec<u64> {
+    let mut held = Vec::new();
+    for node in nodes {
+        let upstreams = node.admin.get("/api/upstreams").await;
+        held.push(upstreams[0]["held_slots"].as_u64().expect("held_slots"));
+    }
+    held
+}
+
+/// Three nodes, one upstream of three sessions: the sessions spread, one
+/// per node, instead of all staying with the node that started first (it
+/// took all three before the others joined, and hands two over). When a
+/// node is killed, its slot goes to a survivor within about the lease time,
+/// and the account never has more than its three binds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sessions_spread_one_per_node_and_a_killed_nodes_slot_moves() {
+    let redis = Redis::start("spread");
+    let sim = Simulator::start(SimConfig {
+        accounts: vec![Account {
+            system_id: ACCOUNT.to_owned(),
+            password: "pw".to_owned(),
+            max_binds: Some(3),
+        }],
+        ..SimConfig::default()
+    })
+    .await
+    .expect("simulator");
+    let sim = Arc::new(sim);
+    let store = Store::Server(&redis);
+    let mut nodes: Vec<Node> = (1..=3)
+        .map(|id| {
+            let text = config(id, &store, "spread", sim.addr().port())
+                .replace("sessions = 1\n", "sessions = 3\n");
+            let mut daemon =
+                Launch::new().start(TempDir::new(&format!("cluster-spread-{id}")), &text);
+            Node {
+                port: daemon.client_port(),
+                admin: daemon.admin(),
+                daemon,
+            }
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let binds = watch_binds(&sim, stop.clone());
+    let all: Vec<&Node> = nodes.iter().collect();
+    common::wait_for(
+        "each node holds one of the three slots",
+        Duration::from_secs(30),
+        || async {
+            let held = held_slots(&all).await;
+            (held == [1, 1, 1] && sim.sessions(ACCOUNT).len() == 3).then_some(())
+        },
+    )
+    .await;
+    // Settled: two lease times later nobody has moved (no flapping).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(held_slots(&all).await, [1, 1, 1], "the spread holds");
+
+    let killed = std::time::Instant::now();
+    nodes[0].daemon.signal("KILL");
+    let _ = nodes[0].daemon.wait(Duration::from_secs(10));
+    let left: Vec<&Node> = nodes[1..].iter().collect();
+    let held = common::wait_for(
+        "a survivor takes the killed node's slot",
+        Duration::from_secs(20),
+        || async {
+            let held = held_slots(&left).await;
+            (held.iter().sum::<u64>() == 3 && sim.sessions(ACCOUNT).len() == 3).then_some(held)
+        },
+    )
+    .await;
+    let took = killed.elapsed();
+    eprintln!("the killed node's slot was bound again after {took:?}: {held:?}");
+    // Its lease expires at most a lease time (2 s) after the kill; the
+    // survivors count the pool's nodes and try the slot every 0.5 s.
+    assert!(
+        took < Duration::from_secs(2 * 2),
+        "taken over within about the lease time, not {took:?}"
+    );
+    let mut sorted = held.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [1, 2],
+        "one survivor took it, within its share of 2"
+    );
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        binds.await.expect("watcher") <= 3,
+        "never more than 3 binds"
+    );
+    assert_eq!(sim.stats().binds_refused, 0, "no node tried a fourth bind");
+}

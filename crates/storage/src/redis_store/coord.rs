@@ -24,7 +24,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::MultiplexedConnection;
@@ -38,6 +38,7 @@ use super::conn::{AsyncPool, Clients};
 use super::layout::{Layout, SHARDS};
 use super::{RedisDurability, RedisStore};
 use crate::error::StoreError;
+use crate::TernId;
 
 /// Takes the lease if free, or extends it if ARGV[1] already holds it.
 /// KEYS: lease. ARGV: owner, ttl (ms). Returns 1 if held now, else 0.
@@ -76,6 +77,28 @@ return 1
     )
 });
 
+/// Says this node runs a pool of sessions (when ARGV[3] is 1) and counts
+/// the nodes that do. KEYS: the pool's members (a ZSET of node ids scored
+/// by when their word expires, in the server's milliseconds). ARGV: node,
+/// ttl (ms), register (1 or 0). Returns the members whose word has not
+/// expired. The server's clock, not the nodes', so their drift does not
+/// matter; `replicate_commands` lets Redis 6 write after reading TIME (a
+/// no-op from Redis 7).
+static POOL_MEMBERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[3] == '1' then
+  if redis.replicate_commands then redis.replicate_commands() end
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+end
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+"#,
+    )
+});
+
 /// Notifications queued for a slow reader before new ones are dropped
 /// (each is only a hint: the reader also polls the outboxes).
 const EVENTS_BUFFER: usize = 1024;
@@ -93,6 +116,13 @@ const EVENTS_PING_TICKS: u32 = 10;
 
 /// Waits before resubscribing: the first, and the most.
 const EVENTS_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
+
+/// The ZSET of the nodes that run the session pool `pool` (see
+/// [`Coordinator::pool_members`]); shares the leases' name space and tag,
+/// under a name no lease has (lease names never start with `members:`).
+fn pool_members_key(pool: &str) -> String {
+    format!("members:{pool}")
+}
 
 /// The lease that says node `node` is alive.
 fn membership(node: u16) -> String {
@@ -164,6 +194,8 @@ pub struct Coordinator {
     owner: String,
     durability: RedisDurability,
     events: EventsFrom,
+    /// The pools this node said it runs, left at [`Coordinator::leave`].
+    pools: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -194,6 +226,7 @@ impl RedisStore {
             owner: format!("{}:{}", self.node, new_token()),
             durability: self.durability,
             events,
+            pools: Arc::default(),
         }
     }
 
@@ -233,6 +266,50 @@ impl RedisStore {
             }
         }
         Ok(requeued)
+    }
+
+    /// Puts back in the ready queue the message `id` if `node` claimed it
+    /// and is no member (see [`RedisStore::requeue_orphans`], which does
+    /// this for each message of each such node); whether it went back.
+    pub async fn requeue_orphan(&self, node: u16, id: TernId) -> Result<bool, StoreError> {
+        if node == self.node {
+            return Ok(false);
+        }
+        self.requeue_one(node, super::layout::id_shard(id), id, 1)
+            .await
+    }
+
+    /// Whether `id`, read just before, is still `node`'s orphan: its
+    /// in-flight entry scored by `node`, and `node` no member. A sweep
+    /// lists a dead node's claims once per shard and then puts them back
+    /// one by one, some round trips each; meanwhile another sweeping node
+    /// may have put one back and a live node claimed it again (its entry
+    /// now scored by that node, its record in flight as before), or the
+    /// dead node restarted, joined and claimed afresh under the same id.
+    /// Putting those back made two nodes send one message. Checked after
+    /// the record is read, and the write compares the record, so what is
+    /// left is one round trip in which another node must both put the
+    /// message back and a live node claim it again (the record then reads
+    /// as before): rare, and a message sent twice, never lost.
+    pub(super) async fn still_orphaned(
+        &self,
+        node: u16,
+        shard: u64,
+        id: TernId,
+    ) -> Result<bool, StoreError> {
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(self.layout.in_flight(shard))
+            .arg(super::layout::member(id))
+            .query_async(&mut self.conn())
+            .await?;
+        if score != Some(f64::from(node)) {
+            return Ok(false);
+        }
+        let held: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(self.layout.lease(&membership(node)))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(held.is_none())
     }
 
     /// The distinct node ids (scores) in a shard's in-flight set, one
@@ -371,9 +448,47 @@ impl Coordinator {
     }
 
     /// Ends this node's membership (at shutdown, after its claims are
-    /// settled): others then treat what it still had in flight as orphans.
+    /// settled): others then treat what it still had in flight as orphans,
+    /// and no longer count it among the nodes running each session pool,
+    /// so they take its session slots at once.
     pub async fn leave(&self) -> Result<(), StoreError> {
+        let pools = std::mem::take(&mut *self.pools_said());
+        for pool in pools {
+            let _: i64 = redis::cmd("ZREM")
+                .arg(self.layout.lease(&pool_members_key(&pool)))
+                .arg(self.node)
+                .query_async(&mut self.conn.get())
+                .await?;
+        }
         self.release(&membership(self.node)).await
+    }
+
+    /// How many nodes run the session pool `pool` (an upstream's name),
+    /// this one included once it has said so: with `register`, says that
+    /// this node runs it for `ttl` more. Each node may then hold its share
+    /// of the pool's slots, so the sessions spread over the nodes. A node
+    /// that stops saying so (killed, or the upstream removed) drops out of
+    /// the count when its word expires; one that leaves drops out at once.
+    pub async fn pool_members(
+        &self,
+        pool: &str,
+        ttl: Duration,
+        register: bool,
+    ) -> Result<usize, StoreError> {
+        if register {
+            self.pools_said().insert(pool.to_owned());
+        }
+        let mut invocation = POOL_MEMBERS.key(self.layout.lease(&pool_members_key(pool)));
+        invocation
+            .arg(self.node)
+            .arg(millis(ttl))
+            .arg(u8::from(register));
+        let count: i64 = invocation.invoke_async(&mut self.conn.get()).await?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    fn pools_said(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.pools.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Client names, as their outboxes receive something (from any node).

@@ -482,34 +482,54 @@ impl RedisStore {
                 .await?;
             for m in members {
                 let Some(id) = parse_member(&m) else { continue };
-                for _ in 0..tries {
-                    let mut group = Group::default();
-                    let Some((raw, mut record)) = self.read(id).await? else {
-                        // No record: only the stale entry goes.
-                        group.zrem(self.layout.in_flight(shard), &member(id));
-                        self.apply_one(group).await?;
-                        break;
-                    };
-                    record.state = State::Queued;
-                    group
-                        .check_eq(self.layout.message(id), raw)
-                        .check_member(self.layout.in_flight(shard), &member(id))
-                        .zrem(self.layout.in_flight(shard), &member(id))
-                        .set(self.layout.message(id), encode(&record)?);
-                    self.enqueue(
-                        &mut group,
-                        &record.client,
-                        record.not_before_ms,
-                        &member(id),
-                    );
-                    if self.apply_one(group).await? {
-                        requeued += 1;
-                        break;
-                    }
+                if self.requeue_one(node, shard, id, tries).await? {
+                    requeued += 1;
                 }
             }
         }
         Ok(requeued)
+    }
+
+    /// Puts back `id`, listed as claimed by `node` in `shard`'s in-flight
+    /// set, as [`RedisStore::requeue_claimed_by`] says; whether it went.
+    /// Another node's claim goes back only while it is still that node's
+    /// orphan, checked after each read (`coord::still_orphaned`).
+    pub(super) async fn requeue_one(
+        &self,
+        node: u16,
+        shard: u64,
+        id: TernId,
+        tries: usize,
+    ) -> Result<bool, StoreError> {
+        for _ in 0..tries {
+            let mut group = Group::default();
+            let read = self.read(id).await?;
+            if node != self.node && !self.still_orphaned(node, shard, id).await? {
+                return Ok(false);
+            }
+            let Some((raw, mut record)) = read else {
+                // No record: only the stale entry goes.
+                group.zrem(self.layout.in_flight(shard), &member(id));
+                self.apply_one(group).await?;
+                return Ok(false);
+            };
+            record.state = State::Queued;
+            group
+                .check_eq(self.layout.message(id), raw)
+                .check_member(self.layout.in_flight(shard), &member(id))
+                .zrem(self.layout.in_flight(shard), &member(id))
+                .set(self.layout.message(id), encode(&record)?);
+            self.enqueue(
+                &mut group,
+                &record.client,
+                record.not_before_ms,
+                &member(id),
+            );
+            if self.apply_one(group).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The record of `id` with the times its client took its relayed

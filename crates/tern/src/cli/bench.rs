@@ -227,9 +227,10 @@ const UPSTREAM_ACCOUNT: &str = "tern-bench";
 const STOP_GRACE: Duration = Duration::from_secs(15);
 /// How often the daemon's memory is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
-/// `[storage.redis] lease_ttl` of the nodes: the daemon's default; the
-/// nodes never die during a bench, so it only sets how often they renew.
-const LEASE_TTL: &str = "10s";
+/// `[storage.redis] lease_ttl` of the nodes, in seconds: the daemon's
+/// default; the nodes never die during a bench, so it only sets how often
+/// they renew, and how soon the upstream sessions spread over them.
+const LEASE_TTL_S: u64 = 10;
 
 /// The bench: (a) the load generator straight at the simulator, then (b)
 /// through Tern's nodes to the same simulator, and the report comparing
@@ -254,7 +255,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     let work = WorkDir::create(args.keep)?;
     let (mut daemons, http_port) = start_nodes(&args, &work.path, sim.addr()).await?;
-    wait_ready(&mut daemons, &sim, args.upstream_sessions, deadline).await?;
+    wait_spread(&mut daemons, &sim, args.upstream_sessions, deadline).await?;
 
     progress(&format!(
         "(b) load generator → tern → simulator: {} message(s)…",
@@ -497,7 +498,7 @@ fn daemon_config(
             format!("id = {}\n", node.id),
             format!(
                 "backend = \"redis\"\n\n[storage.redis]\naddresses = [{}]\nprefix = {}\n\
-                 lease_ttl = \"{LEASE_TTL}\"\n",
+                 lease_ttl = \"{LEASE_TTL_S}s\"\n",
                 quote(node.url),
                 quote(node.prefix)
             ),
@@ -602,6 +603,25 @@ async fn start_nodes(
 /// simulator has `sessions` sessions of the upstream account bound, in
 /// total: with Redis the session slots are leases the nodes share, and
 /// which node holds them is theirs to settle.
+/// [`wait_ready`], and with several nodes, until the upstream sessions are
+/// spread over them: the first node took them all before the others
+/// joined, and hands those over its share at a renewal (every third of the
+/// lease), so after a lease time each node has its share.
+async fn wait_spread(
+    daemons: &mut [Daemon],
+    sim: &SimHandle,
+    sessions: usize,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    wait_ready(daemons, sim, sessions, deadline).await?;
+    if daemons.len() > 1 {
+        progress("letting the nodes share the upstream sessions…");
+        tokio::time::sleep(Duration::from_secs(LEASE_TTL_S)).await;
+        wait_ready(daemons, sim, sessions, deadline).await?;
+    }
+    Ok(())
+}
+
 async fn wait_ready(
     daemons: &mut [Daemon],
     sim: &SimHandle,

@@ -220,22 +220,158 @@ pub async fn outbox_events(node: Arc<Node>, cluster: Cluster, shutdown: Cancella
 /// hold more binds than the vendor allows (the pool's size, capped by the
 /// profile). The lease is named after the upstream's configured name, which
 /// every node must give the same account.
+///
+/// Each node holds at most its share of a pool, ceil(slots / nodes running
+/// it), so the sessions, and with them the sending, the receipts and the
+/// outbox deliveries, spread over the nodes instead of all going to the
+/// node that started first. A node over its share (another joined) hands
+/// its extra slots over: the session unbinds, then the lease is released,
+/// and only a node under its share takes it. A node never takes a slot at
+/// its share, so a slot handed over does not come back (no flapping).
 #[derive(Debug)]
 pub struct LeaseGate {
-    cluster: Cluster,
+    shares: Arc<Shares>,
     /// Where the renewal of each slot held runs.
     tasks: TaskTracker,
-    /// Renewal of each slot held here, stopped by `release`.
-    renewals: Mutex<HashMap<String, CancellationToken>>,
+}
+
+/// What a node's gate knows of its pools: what it holds and how many nodes
+/// share each pool.
+#[derive(Debug)]
+struct Shares {
+    cluster: Cluster,
+    state: Mutex<ShareState>,
+}
+
+#[derive(Debug, Default)]
+struct ShareState {
+    /// Per upstream: slots held or being taken, counted against the share.
+    counted: HashMap<String, usize>,
+    /// Per slot lease asked for: its renewal (stopped by `release`), its
+    /// upstream, and whether it is counted.
+    slots: HashMap<String, SlotState>,
+    /// Per upstream: how many nodes run its pool, as last read.
+    members: HashMap<String, Members>,
+}
+
+#[derive(Debug)]
+struct SlotState {
+    renewal: CancellationToken,
+    upstream: String,
+    counted: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Members {
+    nodes: usize,
+    read: Instant,
+    said: Instant,
+}
+
+impl Shares {
+    /// How often a waiting slot tries its lease, and how old the count of
+    /// a pool's nodes may be: often enough that a slot freed by a node
+    /// leaving is taken well within the lease time.
+    fn retry(&self) -> Duration {
+        (self.cluster.lease_ttl / 4).min(Duration::from_millis(500))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ShareState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This node's share of `upstream`'s `pool_size` slots: ceil(slots /
+    /// nodes running the pool), from a count at most `retry` old. Says
+    /// every third of the lease that this node runs the pool. A count that
+    /// cannot be read keeps the last one (at first, this node alone: a
+    /// node on its own must be able to bind).
+    async fn share(&self, upstream: &str, pool_size: usize) -> usize {
+        let now = Instant::now();
+        let known = self.state().members.get(upstream).copied();
+        let nodes = match known {
+            Some(m) if now.duration_since(m.read) < self.retry() => m.nodes,
+            _ => {
+                let say =
+                    known.is_none_or(|m| now.duration_since(m.said) >= self.cluster.lease_ttl / 3);
+                let ttl = self.cluster.lease_ttl;
+                let coordinator = &self.cluster.coordinator;
+                match coordinator.pool_members(upstream, ttl, say).await {
+                    Ok(nodes) => {
+                        let said = match known {
+                            Some(m) if !say => m.said,
+                            _ => now,
+                        };
+                        let read = Members {
+                            nodes,
+                            read: now,
+                            said,
+                        };
+                        self.state().members.insert(upstream.to_owned(), read);
+                        nodes
+                    }
+                    Err(err) => {
+                        warn!(%upstream, %err, "counting the nodes of a session pool failed");
+                        known.map_or(1, |m| m.nodes)
+                    }
+                }
+            }
+        };
+        pool_size.div_ceil(nodes.max(1))
+    }
+
+    /// Counts `lease` against `upstream`'s share if the node is under it.
+    fn reserve(&self, upstream: &str, lease: &str, share: usize) -> bool {
+        let mut state = self.state();
+        let state = &mut *state;
+        let counted = state.counted.entry(upstream.to_owned()).or_default();
+        match state.slots.get_mut(lease) {
+            Some(slot) if !slot.counted && *counted < share => {
+                slot.counted = true;
+                *counted += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Stops counting `lease` (lost, handed over, or released).
+    fn uncount(&self, lease: &str) {
+        let mut state = self.state();
+        let state = &mut *state;
+        if let Some(slot) = state.slots.get_mut(lease).filter(|s| s.counted) {
+            slot.counted = false;
+            if let Some(n) = state.counted.get_mut(&slot.upstream) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Whether `lease` should be handed over: the node holds more of its
+    /// upstream than `share`. Uncounts it if so, in the same lock, so of
+    /// several slots over the share only the excess goes.
+    fn hand_over(&self, lease: &str, share: usize) -> bool {
+        let over = {
+            let state = self.state();
+            state.slots.get(lease).is_some_and(|slot| {
+                slot.counted && state.counted.get(&slot.upstream).copied().unwrap_or(0) > share
+            })
+        };
+        if over {
+            self.uncount(lease);
+        }
+        over
+    }
 }
 
 impl LeaseGate {
     /// Slots as leases of `cluster`; their renewals run on `tasks`.
     pub fn new(cluster: Cluster, tasks: TaskTracker) -> Self {
         Self {
-            cluster,
+            shares: Arc::new(Shares {
+                cluster,
+                state: Mutex::default(),
+            }),
             tasks,
-            renewals: Mutex::default(),
         }
     }
 
@@ -249,49 +385,57 @@ impl SlotGate for LeaseGate {
         &self,
         upstream: &str,
         slot: usize,
+        pool_size: usize,
         stop: CancellationToken,
     ) -> GateFuture<Option<CancellationToken>> {
         let lease = Self::lease(upstream, slot);
-        let cluster = self.cluster.clone();
-        let ttl = cluster.lease_ttl;
+        let upstream = upstream.to_owned();
+        let shares = self.shares.clone();
         let renewal = CancellationToken::new();
         let tasks = self.tasks.clone();
-        self.renewals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(lease.clone(), renewal.clone());
+        shares.state().slots.insert(
+            lease.clone(),
+            SlotState {
+                renewal: renewal.clone(),
+                upstream: upstream.clone(),
+                counted: false,
+            },
+        );
         Box::pin(async move {
-            // Try often enough that a slot freed by a node leaving is
-            // taken well within the lease time.
-            let retry = (ttl / 4).min(Duration::from_millis(500));
+            let ttl = shares.cluster.lease_ttl;
             loop {
-                match cluster.coordinator.acquire(&lease, ttl).await {
-                    Ok(true) => break,
-                    Ok(false) => {}
-                    Err(err) => warn!(%lease, %err, "taking a session slot lease failed"),
+                let share = shares.share(&upstream, pool_size).await;
+                if shares.reserve(&upstream, &lease, share) {
+                    match shares.cluster.coordinator.acquire(&lease, ttl).await {
+                        Ok(true) => break,
+                        Ok(false) => {}
+                        Err(err) => warn!(%lease, %err, "taking a session slot lease failed"),
+                    }
+                    shares.uncount(&lease);
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(retry) => {}
+                    () = tokio::time::sleep(shares.retry()) => {}
                     () = stop.cancelled() => return None,
                 }
             }
             let lost = CancellationToken::new();
-            tasks.spawn(keep(cluster, lease, renewal, lost.clone()));
+            let held = Held {
+                upstream,
+                pool_size,
+                lease,
+            };
+            tasks.spawn(keep(shares, held, renewal, lost.clone()));
             Some(lost)
         })
     }
 
     fn release(&self, upstream: &str, slot: usize) -> GateFuture<()> {
         let lease = Self::lease(upstream, slot);
-        if let Some(renewal) = self
-            .renewals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&lease)
-        {
-            renewal.cancel();
+        self.shares.uncount(&lease);
+        if let Some(slot) = self.shares.state().slots.remove(&lease) {
+            slot.renewal.cancel();
         }
-        let cluster = self.cluster.clone();
+        let cluster = self.shares.cluster.clone();
         Box::pin(async move {
             if let Err(err) = cluster.coordinator.release(&lease).await {
                 warn!(%lease, %err, "releasing a session slot lease failed; it expires");
@@ -300,33 +444,54 @@ impl SlotGate for LeaseGate {
     }
 }
 
-/// Renews a held slot lease every third of its time until `renewal` is
-/// cancelled; cancels `lost` when it was taken over, or could not be
-/// renewed for half of its time (the session then unbinds while the lease
-/// is still ours, so two binds never overlap).
-async fn keep(
-    cluster: Cluster,
+/// A slot lease this node holds.
+#[derive(Debug)]
+struct Held {
+    upstream: String,
+    pool_size: usize,
     lease: String,
+}
+
+/// Renews a held slot lease every third of its time until `renewal` is
+/// cancelled (by `release`, once the session has unbound); cancels `lost`
+/// when it was taken over, or could not be renewed for half of its time
+/// (the session then unbinds while the lease is still ours, so two binds
+/// never overlap), or when the node holds more than its share and hands
+/// this slot over (renewing it still until the session has unbound, for
+/// the same reason).
+async fn keep(
+    shares: Arc<Shares>,
+    held: Held,
     renewal: CancellationToken,
     lost: CancellationToken,
 ) {
-    let ttl = cluster.lease_ttl;
+    let ttl = shares.cluster.lease_ttl;
+    let lease = &held.lease;
     let mut renewed = Instant::now();
     loop {
         tokio::select! {
             () = tokio::time::sleep(ttl / 3) => {}
             () = renewal.cancelled() => return,
         }
-        match cluster.coordinator.acquire(&lease, ttl).await {
+        if !lost.is_cancelled() {
+            let share = shares.share(&held.upstream, held.pool_size).await;
+            if shares.hand_over(lease, share) {
+                info!(%lease, share, "more session slots held here than this node's share; handing one over");
+                lost.cancel();
+            }
+        }
+        match shares.cluster.coordinator.acquire(lease, ttl).await {
             Ok(true) => renewed = Instant::now(),
             Ok(false) => {
                 warn!(%lease, "session slot lease taken by another node");
+                shares.uncount(lease);
                 lost.cancel();
                 return;
             }
             Err(err) => {
                 warn!(%lease, %err, "renewing a session slot lease failed");
                 if renewed.elapsed() > ttl / 2 {
+                    shares.uncount(lease);
                     lost.cancel();
                     return;
                 }
