@@ -244,7 +244,9 @@ pub struct Replacement {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recovery {
     /// Messages that were being sent when the process stopped, back in the
-    /// ready queue.
+    /// ready queue. On sled only those a store or log written before
+    /// claims were kept in memory holds in flight: a claim now writes
+    /// nothing, so a message being sent is in the ready queue already.
     pub requeued: usize,
 }
 
@@ -672,8 +674,8 @@ impl SledStore {
     }
 
     /// Applies a write whose loss in a power cut costs nothing but work
-    /// done again (a claim, an attempt, an outbox acknowledgement: the
-    /// message is claimed and sent again, the item delivered again, which
+    /// done again (an attempt, an outbox acknowledgement: the message is
+    /// claimed and sent again, the item delivered again, which
     /// at-least-once allows). It returns once applied, in both modes, without waiting
     /// for the log's sync: in durable mode the next durable write's sync
     /// takes it to disk, or the logger's own within
@@ -948,10 +950,11 @@ impl SledStore {
     /// goes back to the ready queue at `retry_at_ms`, or stays in flight for
     /// the caller to finish it.
     ///
-    /// Returns once applied, without waiting for the log's sync
-    /// ([`SledStore::write_lazy`]), like a claim: an attempt lost in a power
-    /// cut leaves the message in flight in the log, which recovery puts
-    /// back in the ready queue (sent again: at least once). Anything that
+    /// A claimed message's attempt also removes the ready entry the claim
+    /// left and releases the claim (`claims.rs`), unless the message stays
+    /// in flight. Returns once applied, without waiting for the log's sync
+    /// ([`SledStore::write_lazy`]): an attempt lost in a power cut leaves
+    /// the message ready in the store (sent again: at least once). Anything that
     /// depends on the attempt (the receipt stored against its upstream id)
     /// is a durable write logged after it, whose sync takes it to disk too.
     pub async fn record_attempt(

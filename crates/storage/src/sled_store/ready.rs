@@ -126,7 +126,9 @@ pub(super) fn ready_queues(view: &View) -> Result<BTreeMap<Vec<u8>, Bound<Vec<u8
 
 impl SledStore {
     /// Claims up to `limit` messages that are due at `now`, marking them in
-    /// flight. One claimer at a time (the router's dispatcher). A message
+    /// flight, in memory only: nothing is written (`claims.rs`), and each
+    /// message's next write removes its ready entry and releases the
+    /// claim. One claimer at a time (the router's dispatcher). A message
     /// cancelled or replaced at the same moment is either claimed as it
     /// was before the change or not at all (see `queue_lock`).
     ///
