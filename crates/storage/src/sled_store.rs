@@ -1703,13 +1703,13 @@ impl SledStore {
             .into_iter()
             .flatten()
             .filter_map(|(queue, _)| {
-                let (key, _) = self
-                    .view
-                    .scan_prefix(&queue)
-                    .filter_map(Result::ok)
-                    .find(|(key, _)| {
-                        keys::trailing_id(key).is_some_and(|id| self.claims.of(id).is_none())
-                    })?;
+                let (key, _) =
+                    self.view
+                        .scan_prefix(&queue)
+                        .filter_map(Result::ok)
+                        .find(|(key, _)| {
+                            keys::trailing_id(key).is_some_and(|id| self.claims.of(id).is_none())
+                        })?;
                 keys::ready_time(&key)
             })
             .min();
@@ -1828,7 +1828,8 @@ mod tests {
             store.write(legacy).await.expect("writes");
             assert_eq!(store.ready_len(), 1);
         }
-        let (store, recovery) = SledStore::open(dir.path(), StoreOptions::default()).expect("opens");
+        let (store, recovery) =
+            SledStore::open(dir.path(), StoreOptions::default()).expect("opens");
         assert_eq!(recovery.requeued, 2);
         assert_eq!(store.ready_len(), 3);
         assert!(store.verify().expect("verifies").is_consistent());

@@ -299,7 +299,10 @@ fn check(dir: &Path, options: StoreOptions, acked: &Acked, round: usize) {
     // killed: the claim was in memory only, so it is waiting again (or its
     // attempt was written and the report of it cut by the kill), never in
     // flight with nobody sending it.
-    for id in acked.claimed.difference(&acked.submitted.keys().copied().collect()) {
+    for id in acked
+        .claimed
+        .difference(&acked.submitted.keys().copied().collect())
+    {
         let state = store.get(*id).expect("read").expect("present").state;
         assert!(
             matches!(state, State::Queued | State::Submitted | State::Final),

@@ -197,7 +197,10 @@ async fn a_message_life_is_four_log_groups_and_its_claim_writes_none() {
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].state, State::InFlight);
     assert_eq!(counts(), accepted, "the claim wrote or applied something");
-    assert_eq!(store.get(id).expect("reads").map(|r| r.state), Some(State::InFlight));
+    assert_eq!(
+        store.get(id).expect("reads").map(|r| r.state),
+        Some(State::InFlight)
+    );
     store
         .record_attempt(id, attempt("U1"), None, 2)
         .await
@@ -224,8 +227,14 @@ async fn a_message_life_is_four_log_groups_and_its_claim_writes_none() {
     let end = counts();
     assert_eq!(end.0 - start.0, 4, "writes in the message's life");
     assert_eq!(end.1 - start.1, 4, "log groups in the message's life");
-    assert!(end.2 - start.2 >= 2, "the accept and the receipt are synced");
-    assert_eq!(store.get(id).expect("reads").map(|r| r.state), Some(State::Final));
+    assert!(
+        end.2 - start.2 >= 2,
+        "the accept and the receipt are synced"
+    );
+    assert_eq!(
+        store.get(id).expect("reads").map(|r| r.state),
+        Some(State::Final)
+    );
     assert_eq!(store.ready_len(), 1, "only the message not yet due");
     let v = store.verify().expect("verifies");
     assert!(v.is_consistent(), "{:?}", v.problems);
@@ -246,7 +255,13 @@ async fn claims_racing_their_releases_hand_each_message_out_once_at_a_time() {
     let mut ids = BTreeSet::new();
     for n in 0..N {
         let at = (n % 4) as u64;
-        ids.insert(store.accept(message(at, None), 0).await.expect("accepts").id);
+        ids.insert(
+            store
+                .accept(message(at, None), 0)
+                .await
+                .expect("accepts")
+                .id,
+        );
     }
     let claims: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<TernId, usize>>> =
         std::sync::Arc::default();
@@ -589,7 +604,10 @@ async fn acknowledgements_do_not_sync_the_log_each_and_claims_write_nothing() {
     let groups = stats.flushes.load(Ordering::Relaxed) - groups;
     let syncs = stats.syncs.load(Ordering::Relaxed) - syncs;
     let writes = stats.writes.load(Ordering::Relaxed) - writes;
-    assert_eq!(writes, 200, "pushes and acknowledgements only: a claim wrote");
+    assert_eq!(
+        writes, 200,
+        "pushes and acknowledgements only: a claim wrote"
+    );
     // The pushes (durable) are synced each: 100. The acknowledgements
     // ride on them, or on a timed sync when the machine is slow; one sync
     // per group would be 200.

@@ -853,9 +853,7 @@ fn sled_claims_leave_nothing_in_flight_to_requeue_at_open() {
     let (store, recovery) = SledStore::open(&dir.0, StoreOptions::default()).expect("reopen");
     assert_eq!(recovery.requeued, 0);
     assert_eq!(store.ready_len(), 3);
-    let claimed = runtime
-        .block_on(store.claim_ready(0, 10))
-        .expect("claim");
+    let claimed = runtime.block_on(store.claim_ready(0, 10)).expect("claim");
     assert_eq!(claimed.len(), 3, "the two claimed before are ready again");
 }
 

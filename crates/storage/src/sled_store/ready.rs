@@ -329,7 +329,9 @@ mod tests {
             .expect("retry");
         let queue = keys::owner_of(&seen[0]).expect("a queue").to_vec();
         let mut turn = Turn {
-            scan: store.view.range(Bound::Included(queue.clone()), prefix_end(&queue)),
+            scan: store
+                .view
+                .range(Bound::Included(queue.clone()), prefix_end(&queue)),
             until: keys::ready_until(&queue, 10),
             queue,
             last: None,
@@ -343,7 +345,10 @@ mod tests {
         }
         // The retry's own entry is claimed when due.
         let again = store.claim_ready(10, 10).await.expect("claim");
-        assert_eq!(again.iter().map(|r| r.id).collect::<Vec<_>>(), vec![retried]);
+        assert_eq!(
+            again.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![retried]
+        );
     }
 
     /// A store written before the per-client queues (its waiting messages
