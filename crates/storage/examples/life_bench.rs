@@ -3,8 +3,8 @@
 //! `--mode life` (the default): `--writers` tokio tasks each run message
 //! lives until `--messages` were accepted in all: accept, claim, attempt
 //! with an upstream id, a final receipt with an item for the client's
-//! outbox, the client's acknowledgement (five write groups, as in the
-//! daemon). Prints lives per second, the CPU per life (from `/proc/self`)
+//! outbox, the client's acknowledgement (four write groups, as in the
+//! daemon: the claim writes nothing, see `sled_store/claims.rs`). Prints lives per second, the CPU per life (from `/proc/self`)
 //! and the committer's counters (`CommitStats`, whose fields tell what
 //! reached sled where the store counts it).
 //!

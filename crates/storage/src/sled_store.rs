@@ -32,8 +32,11 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+mod claims;
 mod history;
 mod ready;
+
+use claims::Claims;
 
 use ready::{migrate_legacy_ready, ready_queues, ClaimCursors, LEGACY_CHUNK};
 
@@ -241,7 +244,9 @@ pub struct Replacement {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Recovery {
     /// Messages that were being sent when the process stopped, back in the
-    /// ready queue.
+    /// ready queue. On sled only those a store or log written before
+    /// claims were kept in memory holds in flight: a claim now writes
+    /// nothing, so a message being sent is in the ready queue already.
     pub requeued: usize,
 }
 
@@ -294,6 +299,8 @@ pub struct SledStore {
     /// Where the next claim stands in each client's ready queue. Only the
     /// claimer (under `queue_lock`) reads or moves it.
     claim_from: std::sync::Mutex<ClaimCursors>,
+    /// The messages being sent: in memory only (`claims.rs`).
+    claims: Claims,
     /// Held by the MO reassembly operations from their read to their write,
     /// so two parts arriving together both see each other, and a group is
     /// released once.
@@ -609,6 +616,7 @@ impl SledStore {
                 queues,
                 last_first: None,
             }),
+            claims: Claims::default(),
             mo_lock: tokio::sync::Mutex::new(()),
             unmatched_lock: tokio::sync::Mutex::new(()),
         };
@@ -666,8 +674,8 @@ impl SledStore {
     }
 
     /// Applies a write whose loss in a power cut costs nothing but work
-    /// done again (a claim, an attempt, an outbox acknowledgement: the
-    /// message is claimed and sent again, the item delivered again, which
+    /// done again (an attempt, an outbox acknowledgement: the message is
+    /// claimed and sent again, the item delivered again, which
     /// at-least-once allows). It returns once applied, in both modes, without waiting
     /// for the log's sync: in durable mode the next durable write's sync
     /// takes it to disk, or the logger's own within
@@ -756,14 +764,62 @@ impl SledStore {
     }
 
     /// The record of `id`, whichever layout stored it, with the times its
-    /// client took its relayed receipts.
+    /// client took its relayed receipts; in flight while it is claimed
+    /// (the claim is in memory only, and the stored record says queued).
     pub fn get(&self, id: TernId) -> Result<Option<MessageRecord>, StoreError> {
         let Some(bytes) = self.read_key(keys::message(id))? else {
             return Ok(None);
         };
         let mut record = MessageRecord::from_stored(&bytes)?;
+        if record.state == State::Queued && self.claims.of(id).is_some() {
+            record.state = State::InFlight;
+        }
         self.merge_acks(&mut record)?;
         Ok(Some(record))
+    }
+
+    /// Makes a change to a message that may be claimed fit sled's claims,
+    /// kept in memory only (`claims.rs`): a record that stays in flight is
+    /// stored queued, with its ready entry and its claim kept; a claimed
+    /// message that moves on (submitted, requeued, ended) has its ready
+    /// entry (due at `queued_at`, the record's time before the change)
+    /// removed in the same write, and the claim released once that write
+    /// is applied ([`SledStore::write_releasing`]). Returns whether a
+    /// release began.
+    fn settle_claim(&self, queued_at: u64, change: &mut Change) -> bool {
+        if change.record.state == State::InFlight {
+            change.record.state = State::Queued;
+            return false;
+        }
+        if !self.claims.begin_release(change.record.id) {
+            return false;
+        }
+        let entry = Edit::ReadyRemove(queued_at);
+        if !change.edits.contains(&entry) {
+            // First: a retry may put the entry back at the same time.
+            change.edits.insert(0, entry);
+        }
+        true
+    }
+
+    /// Writes a change staged after [`SledStore::settle_claim`] (lazily or
+    /// not) and ends the release it began, if any.
+    async fn write_releasing(
+        &self,
+        id: TernId,
+        releasing: bool,
+        batch: Ops,
+        lazy: bool,
+    ) -> Result<(), StoreError> {
+        let written = if lazy {
+            self.write_lazy(batch).await
+        } else {
+            self.write(batch).await
+        };
+        if releasing {
+            self.claims.released(id, written.is_ok());
+        }
+        written
     }
 
     fn require(&self, id: TernId) -> Result<MessageRecord, StoreError> {
@@ -834,7 +890,10 @@ impl SledStore {
             match edit {
                 Edit::ReadyAdd(at) => batch.insert(keys::ready(&change.record.client, at, id), []),
                 Edit::ReadyRemove(at) => batch.remove(keys::ready(&change.record.client, at, id)),
-                Edit::InFlightRemove => batch.remove(keys::in_flight(id)),
+                // Claims are in memory (`claims.rs`): the open's recovery
+                // removed every in-flight entry older code wrote, and
+                // nothing writes one since.
+                Edit::InFlightRemove => {}
                 Edit::ExpiryAdd(at) => batch.insert(keys::timed(keys::EXPIRY, at, id), []),
                 Edit::ExpiryRemove(at) => batch.remove(keys::timed(keys::EXPIRY, at, id)),
                 Edit::RetentionAdd(at) => batch.insert(keys::timed(keys::RETENTION, at, id), []),
@@ -891,10 +950,11 @@ impl SledStore {
     /// goes back to the ready queue at `retry_at_ms`, or stays in flight for
     /// the caller to finish it.
     ///
-    /// Returns once applied, without waiting for the log's sync
-    /// ([`SledStore::write_lazy`]), like a claim: an attempt lost in a power
-    /// cut leaves the message in flight in the log, which recovery puts
-    /// back in the ready queue (sent again: at least once). Anything that
+    /// A claimed message's attempt also removes the ready entry the claim
+    /// left and releases the claim (`claims.rs`), unless the message stays
+    /// in flight. Returns once applied, without waiting for the log's sync
+    /// ([`SledStore::write_lazy`]): an attempt lost in a power cut leaves
+    /// the message ready in the store (sent again: at least once). Anything that
     /// depends on the attempt (the receipt stored against its upstream id)
     /// is a durable write logged after it, whose sync takes it to disk too.
     pub async fn record_attempt(
@@ -905,12 +965,12 @@ impl SledStore {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let record = self.require(id)?;
+        let queued_at = record.not_before_ms;
+        let mut change = transition::attempt(record, attempt, retry_at_ms, now_ms);
+        let releasing = self.settle_claim(queued_at, &mut change);
         let mut batch = Ops::default();
-        Self::stage(
-            &mut batch,
-            transition::attempt(record, attempt, retry_at_ms, now_ms),
-        )?;
-        self.write_lazy(batch).await
+        Self::stage(&mut batch, change)?;
+        self.write_releasing(id, releasing, batch, true).await
     }
 
     /// Ends a message: final state, out of every queue, into retention.
@@ -921,13 +981,15 @@ impl SledStore {
         now_ms: u64,
     ) -> Result<(), StoreError> {
         let record = self.require(id)?;
-        let Ok(change) = transition::finish(record, outcome, now_ms) else {
+        let queued_at = record.not_before_ms;
+        let Ok(mut change) = transition::finish(record, outcome, now_ms) else {
             // Final already: it keeps its outcome.
             return Ok(());
         };
+        let releasing = self.settle_claim(queued_at, &mut change);
         let mut batch = Ops::default();
         Self::stage(&mut batch, change)?;
-        self.write(batch).await
+        self.write_releasing(id, releasing, batch, false).await
     }
 
     /// Ends a message that is still waiting to be sent (scheduled for
@@ -1565,6 +1627,8 @@ impl SledStore {
                 _ => {}
             }
             match record.state {
+                // Claimed: in memory only, its record queued (`claims.rs`).
+                State::Queued if self.claims.of(id).is_some() => v.in_flight += 1,
                 State::Queued => v.queued += 1,
                 State::InFlight => v.in_flight += 1,
                 State::Submitted => v.submitted += 1,
@@ -1617,9 +1681,12 @@ impl SledStore {
         Ok(self.read_key(key)?.is_some())
     }
 
-    /// Messages not yet final, in the ready queue (due or not).
+    /// Messages waiting in the ready queue (due or not), not claimed. A
+    /// claimed message keeps its ready entry until its next write
+    /// (`claims.rs`), so the claims are taken off the entries.
     pub fn ready_len(&self) -> usize {
-        self.view.scan_prefix([keys::READY]).count()
+        let entries = self.view.scan_prefix([keys::READY]).count();
+        entries.saturating_sub(self.claims.len())
     }
 
     /// How many entries each queue holds, for metrics and `tern status`.
@@ -1628,20 +1695,30 @@ impl SledStore {
     pub fn queue_depths(&self) -> QueueDepths {
         let count = |prefix: u8| self.view.scan_prefix([prefix]).count();
         // Each client's ready queue is ordered by due time: the earliest
-        // of their first keys is the message that has waited longest (or
-        // will be due first). One seek per client.
+        // of their first unclaimed keys is the message that has waited
+        // longest (or will be due first). One seek per client, and a step
+        // over each of its messages being sent.
         let oldest_ready_ms = ready_queues(&self.view)
             .ok()
             .into_iter()
             .flatten()
             .filter_map(|(queue, _)| {
-                let (key, _) = self.view.scan_prefix(&queue).next()?.ok()?;
+                let (key, _) =
+                    self.view
+                        .scan_prefix(&queue)
+                        .filter_map(Result::ok)
+                        .find(|(key, _)| {
+                            keys::trailing_id(key).is_some_and(|id| self.claims.of(id).is_none())
+                        })?;
                 keys::ready_time(&key)
             })
             .min();
+        // A claimed message keeps its ready entry (`claims.rs`): it counts
+        // as in flight, not as ready.
+        let claimed = self.claims.len();
         QueueDepths {
-            ready: count(keys::READY),
-            in_flight: count(keys::IN_FLIGHT),
+            ready: count(keys::READY).saturating_sub(claimed),
+            in_flight: count(keys::IN_FLIGHT) + claimed,
             outbox: count(keys::OUTBOX),
             unmatched: count(keys::UNMATCHED),
             oldest_ready_ms,
@@ -1719,6 +1796,45 @@ pub type SharedStore = Arc<SledStore>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Stores and logs written before claims were kept in memory hold
+    /// claimed messages as in-flight records with an in-flight entry: the
+    /// open puts them back in the ready queue, and counts them.
+    #[tokio::test]
+    async fn an_in_flight_entry_of_an_older_store_is_ready_again_at_open() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let message = || NewMessage {
+            client: "acme".to_owned(),
+            pdu: Bytes::from_static(b"pdu"),
+            receipt_requested: false,
+            not_before_ms: 1,
+            expires_ms: None,
+            dedup: None,
+            id_format: IdFormat::Hex,
+        };
+        {
+            let (store, _) = SledStore::open(dir.path(), StoreOptions::default()).expect("opens");
+            let mut legacy = Ops::default();
+            for _ in 0..2 {
+                let id = store.accept(message(), 1).await.expect("accepts").id;
+                // What a claim wrote before.
+                let mut record = store.get(id).expect("reads").expect("kept");
+                record.state = State::InFlight;
+                legacy.remove(keys::ready("acme", 1, id));
+                legacy.insert(keys::in_flight(id), []);
+                legacy.insert(keys::message(id), encode(&record).expect("encodes"));
+            }
+            store.accept(message(), 1).await.expect("accepts");
+            store.write(legacy).await.expect("writes");
+            assert_eq!(store.ready_len(), 1);
+        }
+        let (store, recovery) =
+            SledStore::open(dir.path(), StoreOptions::default()).expect("opens");
+        assert_eq!(recovery.requeued, 2);
+        assert_eq!(store.ready_len(), 3);
+        assert!(store.verify().expect("verifies").is_consistent());
+        assert_eq!(store.claim_ready(2, 10).await.expect("claims").len(), 3);
+    }
 
     /// The daemon opens its store with `StoreOptions::default()`: sled's
     /// cache must be the small bound, not sled's 1 GiB, nor the 16 MiB

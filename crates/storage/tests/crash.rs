@@ -79,7 +79,11 @@ fn child(dir: PathBuf) {
                     if n % 3 == 0 {
                         // Only writer 0 claims: the store has one claimer.
                         if writer == 0 {
-                            for record in store.claim_ready(now, 8).await.expect("claim") {
+                            let claimed = store.claim_ready(now, 8).await.expect("claim");
+                            for record in &claimed {
+                                report(format!("C {}", record.id));
+                            }
+                            for record in claimed {
                                 let upstream_id = format!("{:x}", record.id.as_u64() ^ 0xFFFF);
                                 let attempt = Attempt {
                                     upstream: "up".to_owned(),
@@ -129,6 +133,8 @@ fn child(dir: PathBuf) {
 struct Acked {
     accepted: BTreeSet<TernId>,
     submitted: BTreeMap<TernId, String>,
+    /// Claimed (in memory only: the claim writes nothing).
+    claimed: BTreeSet<TernId>,
     finished: BTreeSet<TernId>,
     outbox: BTreeSet<(String, u64)>,
     /// Ids and outbox places acknowledged twice, in this round or across
@@ -149,6 +155,9 @@ impl Acked {
             }
             ["S", i, up] => {
                 self.submitted.insert(id(i), (*up).to_owned());
+            }
+            ["C", i] => {
+                self.claimed.insert(id(i));
             }
             ["F", i] => {
                 self.finished.insert(id(i));
@@ -284,6 +293,20 @@ fn check(dir: &Path, options: StoreOptions, acked: &Acked, round: usize) {
         assert!(
             matches!(state, State::Submitted | State::Final),
             "round {round}: {id} is {state:?}"
+        );
+    }
+    // A message claimed and not (known to be) attempted when the child was
+    // killed: the claim was in memory only, so it is waiting again (or its
+    // attempt was written and the report of it cut by the kill), never in
+    // flight with nobody sending it.
+    for id in acked
+        .claimed
+        .difference(&acked.submitted.keys().copied().collect())
+    {
+        let state = store.get(*id).expect("read").expect("present").state;
+        assert!(
+            matches!(state, State::Queued | State::Submitted | State::Final),
+            "round {round}: claimed {id} is {state:?}"
         );
     }
     for id in &acked.finished {

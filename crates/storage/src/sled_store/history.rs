@@ -34,9 +34,12 @@ impl SledStore {
             Some(_) => Some(self.sequence().await?),
             None => None,
         };
+        let queued_at = record.not_before_ms;
+        let mut change = transition::receipt(record, update, seq, now_ms);
+        let releasing = self.settle_claim(queued_at, &mut change);
         let mut batch = Ops::default();
-        Self::stage(&mut batch, transition::receipt(record, update, seq, now_ms))?;
-        self.write(batch).await?;
+        Self::stage(&mut batch, change)?;
+        self.write_releasing(id, releasing, batch, false).await?;
         Ok(seq)
     }
 

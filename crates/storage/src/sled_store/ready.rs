@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use super::{encode, keys, MessageRecord, Ops, SledStore, State, StoreError};
+use super::claims::Claim;
+use super::{keys, MessageRecord, Ops, SledStore, State, StoreError};
 use crate::memtable::{prefix_end, Scan, View};
 
 /// The claim's place in the ready queues, one per client.
@@ -65,8 +66,12 @@ struct Turn<'a> {
     scan: Scan<'a>,
     /// The last key of this queue due at the claim's time.
     until: Vec<u8>,
-    /// The last key taken (and removed).
+    /// The last key stepped past for good (taken, claimed already, or
+    /// naming no message waiting there).
     last: Option<Vec<u8>>,
+    /// The first key of a claim being released (see `Claim::Releasing`):
+    /// the next claim starts there again, whatever this one took after it.
+    hold: Option<Vec<u8>>,
     /// Nothing due is left (a key not yet due was seen, or the end).
     done: bool,
     /// The queue has no key left at all.
@@ -121,7 +126,9 @@ pub(super) fn ready_queues(view: &View) -> Result<BTreeMap<Vec<u8>, Bound<Vec<u8
 
 impl SledStore {
     /// Claims up to `limit` messages that are due at `now`, marking them in
-    /// flight. One claimer at a time (the router's dispatcher). A message
+    /// flight, in memory only: nothing is written (`claims.rs`), and each
+    /// message's next write removes its ready entry and releases the
+    /// claim. One claimer at a time (the router's dispatcher). A message
     /// cancelled or replaced at the same moment is either claimed as it
     /// was before the change or not at all (see `queue_lock`).
     ///
@@ -150,11 +157,11 @@ impl SledStore {
                 until: keys::ready_until(&queue, now_ms),
                 queue,
                 last: None,
+                hold: None,
                 done: false,
                 empty: false,
             })
             .collect();
-        let mut batch = Ops::default();
         let mut claimed = Vec::new();
         let mut first = None;
         loop {
@@ -166,41 +173,31 @@ impl SledStore {
             let share = left.div_ceil(open);
             for turn in turns.iter_mut().filter(|t| !t.done) {
                 let before = claimed.len();
-                for _ in 0..share.min(limit.saturating_sub(claimed.len())) {
+                while claimed.len() - before < share.min(left) && claimed.len() < limit {
                     let Some(key) = self.next_due(turn)? else {
                         break;
                     };
-                    batch.remove(key.as_slice());
-                    let id = keys::trailing_id(&key);
-                    turn.last = Some(key);
-                    let Some(mut record) = id.map(|id| self.get(id)).transpose()?.flatten() else {
-                        continue;
-                    };
-                    record.state = State::InFlight;
-                    record.updated_ms = now_ms;
-                    batch.insert(keys::in_flight(record.id), []);
-                    batch.insert(keys::message(record.id), encode(&record)?);
-                    claimed.push(record);
+                    if let Some(record) = self.claimable(turn, key, now_ms)? {
+                        claimed.push(record);
+                    }
                 }
                 if claimed.len() > before && first.is_none() {
                     first = Some(turn.queue.clone());
                 }
-                if claimed.len() - before < share {
+                if claimed.len() - before < share.min(left) {
                     turn.done = true;
                 }
             }
         }
-        if !claimed.is_empty() {
-            // A claim lost with the machine is what recovery does to every
-            // claim anyway: the message is ready again at the next open.
-            self.write_lazy(batch).await?;
-        }
-        // Every key up to each queue's `last` is removed now (or named no
-        // message: nothing to claim there either). On an error above, the
-        // places stay at this claim's start.
+        // Every key up to each queue's `last` is claimed, being sent, or
+        // named no message waiting there: nothing to claim there again
+        // (a releasing write's new key comes back through `take_lowest`).
+        // On an error above, the places stay at this claim's start.
         let mut cursors = self.claim_from.lock().unwrap_or_else(|p| p.into_inner());
         for turn in turns {
-            if turn.empty {
+            if let Some(hold) = turn.hold {
+                cursors.queues.insert(turn.queue, Bound::Included(hold));
+            } else if turn.empty {
                 cursors.queues.remove(&turn.queue);
             } else if let Some(last) = turn.last {
                 cursors.queues.insert(turn.queue, Bound::Excluded(last));
@@ -210,6 +207,49 @@ impl SledStore {
             cursors.last_first = first;
         }
         Ok(claimed)
+    }
+
+    /// The message a due ready `key` names, claimed (in memory: nothing
+    /// is written, see `claims.rs`), or `None` when there is nothing to
+    /// claim there: a message claimed already, or an entry the scan saw
+    /// before a write removed it (its record no longer queued at that
+    /// time).
+    fn claimable(
+        &self,
+        turn: &mut Turn<'_>,
+        key: Vec<u8>,
+        now_ms: u64,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        let Some(id) = keys::trailing_id(&key) else {
+            turn.last = Some(key);
+            return Ok(None);
+        };
+        // The claim first, then the record: a release removes the claim
+        // only after its write is applied, so an entry seen unclaimed
+        // here is either still there or already gone from the record.
+        match self.claims.of(id) {
+            Some(Claim::Releasing) => {
+                turn.hold.get_or_insert(key);
+                return Ok(None);
+            }
+            Some(Claim::Held) => {
+                turn.last = Some(key);
+                return Ok(None);
+            }
+            None => {}
+        }
+        let at = keys::ready_time(&key);
+        turn.last = Some(key);
+        let Some(mut record) = self.get(id)? else {
+            return Ok(None);
+        };
+        if record.state != State::Queued || Some(record.not_before_ms) != at {
+            return Ok(None);
+        }
+        self.claims.hold(id);
+        record.state = State::InFlight;
+        record.updated_ms = now_ms;
+        Ok(Some(record))
     }
 
     /// The next key of a client's queue due by the claim's time, or `None`
@@ -251,6 +291,64 @@ mod tests {
             dedup: None,
             id_format: crate::IdFormat::Hex,
         }
+    }
+
+    /// A claim's scan reads keys a page at a time, so it may hold the
+    /// ready entry of a message whose claim was released since (its
+    /// attempt removed the entry, maybe put one back for a retry at
+    /// another time): that entry is not claimed again.
+    #[tokio::test]
+    async fn a_ready_entry_read_before_its_message_moved_on_is_not_claimed() {
+        let temp = tempfile::Builder::new()
+            .prefix("tern-ready-stale-")
+            .tempdir()
+            .expect("temp dir");
+        let (store, _) =
+            SledStore::open(temp.path().join("store"), StoreOptions::default()).expect("opens");
+        let sent = store.accept(message("alpha", 1), 1).await.expect("a").id;
+        let retried = store.accept(message("alpha", 1), 1).await.expect("b").id;
+        assert_eq!(store.claim_ready(2, 10).await.expect("claim").len(), 2);
+        let seen = [
+            keys::ready("alpha", 1, sent),
+            keys::ready("alpha", 1, retried),
+        ];
+        let attempt = |ids: Vec<String>, failure: Option<&str>| crate::Attempt {
+            upstream: "up".to_owned(),
+            at_ms: 2,
+            status: Some(0),
+            upstream_ids: ids,
+            failure: failure.map(str::to_owned),
+        };
+        store
+            .record_attempt(sent, attempt(vec!["U1".to_owned()], None), None, 2)
+            .await
+            .expect("submitted");
+        store
+            .record_attempt(retried, attempt(Vec::new(), Some("busy")), Some(5), 2)
+            .await
+            .expect("retry");
+        let queue = keys::owner_of(&seen[0]).expect("a queue").to_vec();
+        let mut turn = Turn {
+            scan: store
+                .view
+                .range(Bound::Included(queue.clone()), prefix_end(&queue)),
+            until: keys::ready_until(&queue, 10),
+            queue,
+            last: None,
+            hold: None,
+            done: false,
+            empty: false,
+        };
+        for key in seen {
+            let claimed = store.claimable(&mut turn, key, 10).expect("reads");
+            assert!(claimed.is_none(), "claimed again: {claimed:?}");
+        }
+        // The retry's own entry is claimed when due.
+        let again = store.claim_ready(10, 10).await.expect("claim");
+        assert_eq!(
+            again.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![retried]
+        );
     }
 
     /// A store written before the per-client queues (its waiting messages
