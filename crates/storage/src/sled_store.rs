@@ -11,9 +11,9 @@
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
-use std::sync::atomic::Ordering::SeqCst;
 
 use crate::commit::{CommitOptions, CommitStats, GroupCommit, Ops, SyncObserver, SyncPolicy, Wait};
 use crate::error::StoreError;
