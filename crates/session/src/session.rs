@@ -920,13 +920,25 @@ async fn write_loop<W>(
                 let Some(pdu) = pdu else { break };
                 let version = InterfaceVersion(shared.peer_version.load(Ordering::Relaxed));
                 writer.encoder_mut().set_peer_version(version);
-                // Batch whatever else is queued into one flush.
+                // Batch whatever else is queued into one flush, and what
+                // the tasks woken with this PDU's sender queue once they
+                // ran: the writer yields once before it writes. Tasks are
+                // often woken together (a log group answers its writers
+                // at once, a claim hands out a batch), and the task that
+                // queues first wakes the writer straight after it (tokio's
+                // LIFO slot), so without the yield each of them cost a
+                // write system call of its own, and the peer a read.
                 let write = async {
                     let mut result = writer.feed(pdu).await;
+                    let mut yielded = false;
                     while result.is_ok() {
                         match queue.try_recv() {
                             Ok(more) => result = writer.feed(more).await,
-                            Err(_) => break,
+                            Err(_) if yielded => break,
+                            Err(_) => {
+                                yielded = true;
+                                tokio::task::yield_now().await;
+                            }
                         }
                     }
                     result.and(writer.flush().await)

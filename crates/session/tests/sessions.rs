@@ -819,3 +819,127 @@ async fn a_silent_peer_is_dropped_in_time_even_with_the_window_full_of_unanswere
     );
     peer.await.expect("peer");
 }
+
+/// A real socket that counts the writes made on it.
+struct CountedWrites {
+    inner: TcpStream,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountedWrites {
+    fn counted(&self, done: &std::task::Poll<std::io::Result<usize>>) {
+        if matches!(done, std::task::Poll::Ready(Ok(_))) {
+            self.writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for CountedWrites {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountedWrites {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let done = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.counted(&done);
+        done
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let done = std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.counted(&done);
+        done
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Requests queued by tasks that run one after the other (woken together,
+/// as a log group's writers are) go out in one write: the writer, woken by
+/// the first, waits for the others' turn before it writes. One worker
+/// thread, so the first task's wake-up of the writer takes tokio's LIFO
+/// slot, as it does in the daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn requests_queued_by_tasks_woken_together_go_out_in_one_write() {
+    const TASKS: usize = 8;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stream, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let (mut peer, _) = accepted.expect("accept");
+    let writes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let io = CountedWrites {
+        inner: stream.expect("connect"),
+        writes: writes.clone(),
+    };
+    let (handle, _requests) =
+        tern_session::spawn(io, tern_session::Role::Esme, fast_session(), Some(addr));
+    let start = std::sync::Arc::new(tokio::sync::Notify::new());
+    let mut tasks = Vec::new();
+    for _ in 0..TASKS {
+        let (handle, start) = (handle.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.notified().await;
+            // Unanswered: the peer only reads. The request is written
+            // before it times out.
+            let _ = handle.request(Body::EnquireLink).await;
+        }));
+    }
+    // Every task waits on the start before it is given.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Woken from a worker, as the daemon's tasks are (from here, the
+    // runtime thread could run out of woken tasks before this thread had
+    // woken them all).
+    tokio::spawn(async move { start.notify_waiters() })
+        .await
+        .expect("start");
+    let mut read = Vec::new();
+    let mut buf = [0u8; 1024];
+    while read.len() < TASKS * 16 {
+        let n = tokio::time::timeout(Duration::from_secs(5), peer.read(&mut buf))
+            .await
+            .expect("the requests arrive in time")
+            .expect("read");
+        assert!(n > 0, "connection closed after {} octets", read.len());
+        read.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(read.len(), TASKS * 16, "{TASKS} enquire_links");
+    assert_eq!(
+        writes.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "{TASKS} requests queued one task after the other: one write"
+    );
+    for task in tasks {
+        task.await.expect("task");
+    }
+}

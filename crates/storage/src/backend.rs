@@ -331,6 +331,16 @@ impl Store {
         each!(self, s => s.take_unmatched_any_base(upstream, upstream_id).await)
     }
 
+    /// Whether any receipt may be held (false only when none is): a
+    /// caller looking for held receipts skips its look-ups when it is
+    /// false. Always true on Redis, shared with other nodes.
+    pub fn may_hold_unmatched(&self) -> bool {
+        match self {
+            Store::Sled(s) => s.may_hold_unmatched(),
+            Store::Redis(_) => true,
+        }
+    }
+
     /// The oldest receipt held for this upstream id, left in place.
     pub async fn peek_unmatched(
         &self,

@@ -11,6 +11,7 @@
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -308,6 +309,14 @@ pub struct SledStore {
     /// Held by the held-receipt operations from their read to their write:
     /// a receipt held for an id while another for it is taken stays held.
     unmatched_lock: tokio::sync::Mutex<()>,
+    /// Upstream ids with receipts held (`h` keys), never fewer than there
+    /// are: raised before a hold's write, lowered once a take or an expiry
+    /// removed one. While it is 0, [`SledStore::peek_unmatched`] and
+    /// [`SledStore::may_hold_unmatched`] answer without a read: every
+    /// message looks for held receipts twice (after its submit_sm_resp is
+    /// recorded, before its receipt is applied), and almost always finds
+    /// none.
+    held_ids: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -598,6 +607,11 @@ impl SledStore {
                 reason: format!("starting the committer: {e}"),
             })?;
         let queues = ready_queues(&view)?;
+        let mut held_ids = 0;
+        for entry in view.scan_prefix([keys::UNMATCHED]) {
+            entry?;
+            held_ids += 1;
+        }
         let store = Self {
             path,
             view,
@@ -619,6 +633,7 @@ impl SledStore {
             claims: Claims::default(),
             mo_lock: tokio::sync::Mutex::new(()),
             unmatched_lock: tokio::sync::Mutex::new(()),
+            held_ids: std::sync::atomic::AtomicUsize::new(held_ids),
         };
         Ok((store, recovery))
     }
@@ -1405,7 +1420,9 @@ impl SledStore {
         let _held = self.unmatched_lock.lock().await;
         let form = normalise(&receipt.upstream_id);
         let key = keys::owned_with(keys::UNMATCHED, &receipt.upstream, form.as_bytes());
-        let earlier = self.read_key(&key)?.unwrap_or_default();
+        let earlier = self.read_key(&key)?;
+        let new_id = earlier.is_none();
+        let earlier = earlier.unwrap_or_default();
         let value = held::with(&earlier, receipt)?;
         let mut batch = Ops::default();
         // The grace runs from the latest arrival: the time entry moves
@@ -1417,7 +1434,22 @@ impl SledStore {
             batch.insert(unmatched_by_time(at, &receipt.upstream, &form), []);
         }
         batch.insert(key, value);
-        self.write(batch).await
+        // Raised before the write: a look that finds 0 comes before it,
+        // and would not have found the receipt anyway.
+        if new_id {
+            self.held_ids.fetch_add(1, SeqCst);
+        }
+        let written = self.write(batch).await;
+        if new_id && written.is_err() {
+            self.held_ids.fetch_sub(1, SeqCst);
+        }
+        written
+    }
+
+    /// Whether any receipt may be held: false only when none is, so a
+    /// caller looking for held receipts can skip its look-ups.
+    pub fn may_hold_unmatched(&self) -> bool {
+        self.held_ids.load(SeqCst) > 0
     }
 
     /// Takes the oldest receipt held for this upstream id (case and
@@ -1467,12 +1499,16 @@ impl SledStore {
                     batch.insert(unmatched_by_time(at, upstream, form), []);
                 }
             }
-            if rest.is_empty() {
+            let last = rest.is_empty();
+            if last {
                 batch.remove(key);
             } else {
                 batch.insert(key, rest);
             }
             self.write(batch).await?;
+            if last {
+                self.held_ids.fetch_sub(1, SeqCst);
+            }
             return Ok(Some(receipt));
         }
         Ok(None)
@@ -1488,6 +1524,9 @@ impl SledStore {
         upstream_id: &str,
         any_base: bool,
     ) -> Result<Option<UnmatchedReceipt>, StoreError> {
+        if !self.may_hold_unmatched() {
+            return Ok(None);
+        }
         for form in forms(upstream_id, any_base) {
             let key = keys::owned_with(keys::UNMATCHED, upstream, form.as_bytes());
             if let Some(value) = self.read_key(&key)? {
@@ -1530,6 +1569,7 @@ impl SledStore {
         let mut batch = Ops::default();
         let mut expired = Vec::new();
         let mut removed = 0;
+        let mut ids = 0;
         for entry in self
             .view
             .range(
@@ -1547,10 +1587,12 @@ impl SledStore {
             if let Some(value) = self.read_key(&key)? {
                 expired.extend(held::all(&value)?);
                 batch.remove(key);
+                ids += 1;
             }
         }
         if removed > 0 {
             self.write(batch).await?;
+            self.held_ids.fetch_sub(ids, SeqCst);
         }
         Ok(expired)
     }

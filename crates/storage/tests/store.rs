@@ -714,6 +714,11 @@ async fn an_early_receipt_is_held_for_its_grace_period<B: Backend>(b: &B) {
 /// the ENROUTE a client had asked for).
 async fn every_receipt_held_for_one_id_is_kept_in_arrival_order<B: Backend>(b: &B) {
     let store = b.open(3).await;
+    // Nothing held: on sled, the callers that look for held receipts after
+    // each submit_sm_resp and before each receipt skip their look-ups
+    // (Redis, shared with other nodes, always looks).
+    let sled = store.backend() == "sled";
+    assert_eq!(store.may_hold_unmatched(), !sled, "nothing held yet");
     let receipt = |stat: &str, at: u64| UnmatchedReceipt {
         upstream: "mensatek".to_owned(),
         upstream_id: "700005".to_owned(),
@@ -726,9 +731,16 @@ async fn every_receipt_held_for_one_id_is_kept_in_arrival_order<B: Backend>(b: &
     for r in [&enroute, &delivered] {
         store.hold_unmatched(r).await.expect("hold");
     }
+    assert!(store.may_hold_unmatched(), "held");
     // Held across a restart.
     drop(store);
     let store = b.open(3).await;
+    assert!(store.may_hold_unmatched(), "still held after a restart");
+    let peeked = store
+        .peek_unmatched("mensatek", "700005", false)
+        .await
+        .expect("peek");
+    assert_eq!(peeked.as_ref(), Some(&enroute), "the first held, peeked");
     for want in [&enroute, &delivered] {
         let taken = store
             .take_unmatched("mensatek", "700005")
@@ -742,10 +754,12 @@ async fn every_receipt_held_for_one_id_is_kept_in_arrival_order<B: Backend>(b: &
         .await
         .expect("take")
         .is_none());
+    assert_eq!(store.may_hold_unmatched(), !sled, "every held one taken");
     // Unmatched for good: both go when the last one's grace ends.
     for r in [&enroute, &delivered] {
         store.hold_unmatched(r).await.expect("hold");
     }
+    assert!(store.may_hold_unmatched(), "held again");
     let grace = Duration::from_secs(10);
     assert!(store
         .expire_unmatched(11_004, grace, 10)
@@ -757,6 +771,12 @@ async fn every_receipt_held_for_one_id_is_kept_in_arrival_order<B: Backend>(b: &
         .await
         .expect("expire");
     assert_eq!(expired, [enroute, delivered]);
+    assert_eq!(store.may_hold_unmatched(), !sled, "every held one expired");
+    assert!(store
+        .peek_unmatched("mensatek", "700005", false)
+        .await
+        .expect("peek")
+        .is_none());
 }
 
 async fn finished_messages_are_purged_after_retention_with_their_indexes<B: Backend>(b: &B) {

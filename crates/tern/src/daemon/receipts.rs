@@ -289,6 +289,10 @@ pub async fn settle_held(
     upstream: &str,
     upstream_id: &str,
 ) -> Result<bool, StoreError> {
+    // Nothing held (the common case): no look-up, no lock.
+    if !node.store().may_hold_unmatched() {
+        return Ok(false);
+    }
     let Some(id) = node.lookup(upstream, upstream_id).await? else {
         return Ok(false);
     };
