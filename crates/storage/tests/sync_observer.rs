@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::TempDir;
-use tern_storage::{Durability, NewMessage, SledStore, StoreOptions, SyncObserver};
+use tern_storage::{Attempt, Durability, NewMessage, SledStore, StoreOptions, SyncObserver};
 
 /// What the observer was told: how many syncs, and their total time.
 #[derive(Default)]
@@ -85,14 +85,26 @@ async fn each_durable_write_is_one_sync_the_observer_is_told_of() {
 }
 
 #[tokio::test]
-async fn the_lazy_sync_of_a_claim_is_observed_too() {
+async fn the_lazy_sync_of_an_attempt_is_observed_too() {
     let dir = TempDir::new("sync-observer-lazy");
     let (store, seen) = open(&dir, Durability::Durable);
-    store.accept(message(0), 1).await.expect("accepts");
-    let before = seen.calls();
-    // A claim waits for its application only; the logger syncs it once
-    // the log has been quiet for LAZY_SYNC (10 ms).
+    let id = store.accept(message(0), 1).await.expect("accepts").id;
+    // A claim writes nothing on sled (the claimed ids are kept in memory).
     assert_eq!(store.claim_ready(2, 10).await.expect("claims").len(), 1);
+    let before = seen.calls();
+    // An attempt waits for its application only; the logger syncs it once
+    // the log has been quiet for LAZY_SYNC (10 ms).
+    let attempt = Attempt {
+        upstream: "up".to_owned(),
+        at_ms: 2,
+        status: Some(0),
+        upstream_ids: vec!["U1".to_owned()],
+        failure: None,
+    };
+    store
+        .record_attempt(id, attempt, None, 2)
+        .await
+        .expect("records the attempt");
     let deadline = Instant::now() + Duration::from_secs(5);
     while seen.calls() == before && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -100,7 +112,7 @@ async fn the_lazy_sync_of_a_claim_is_observed_too() {
     assert_eq!(
         seen.calls(),
         before + 1,
-        "the claim's group was synced once"
+        "the attempt's group was synced once"
     );
     assert_eq!(seen.calls(), syncs(&store), "the observer sees every sync");
 }
