@@ -211,7 +211,12 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
             attempts,
             ..
         } => {
+            // Until the attempt is written, a receipt under these ids waits
+            // for the write instead of being held (`writing.rs`); the guard
+            // leaves the table however this ends.
+            let writing = node.attempt_writes().enter(&upstream, &upstream_ids);
             super::crash::point("dispatch.after_submit_resp");
+            super::crash::stall("dispatch.after_submit_resp").await;
             info!(%upstream, ids = ?upstream_ids, "submitted");
             record_given_up(node, &record, &attempts, now).await?;
             let attempt = Attempt {
@@ -234,6 +239,7 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
                 )
             })
             .await?;
+            drop(writing);
             super::crash::point("dispatch.after_attempt");
             // After the store knows: a submit that starts waiting later
             // finds it submitted (`intake`).
