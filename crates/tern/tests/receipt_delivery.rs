@@ -478,8 +478,12 @@ async fn receipts_during_the_attempt_write(name: &str, redis: Option<&Redis>) {
             started.elapsed() < Duration::from_secs(10),
             "answered within its wait"
         );
-        let (request, id) =
-            next_receipt(&mut session.requests, Duration::from_secs(10), "the receipt").await;
+        let (request, id) = next_receipt(
+            &mut session.requests,
+            Duration::from_secs(10),
+            "the receipt",
+        )
+        .await;
         assert_eq!(id, tern_id);
         take(request).await;
     }

@@ -89,10 +89,12 @@ impl AttemptWrites {
     ) -> bool {
         let receiver = {
             let out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-            upstream_id::forms(id, any_base).into_iter().find_map(|form| {
-                out.get(&(upstream.to_owned(), form))
-                    .map(|(_, receiver)| receiver.clone())
-            })
+            upstream_id::forms(id, any_base)
+                .into_iter()
+                .find_map(|form| {
+                    out.get(&(upstream.to_owned(), form))
+                        .map(|(_, receiver)| receiver.clone())
+                })
         };
         let Some(mut receiver) = receiver else {
             return false;
@@ -181,11 +183,11 @@ mod tests {
                 .await,
             "ran out while the write was out"
         );
-        let failed: Result<(), ()> = (|| {
-            let _guard = guard;
+        // A write that fails returns early; its guard goes with it.
+        fn failing_write(_guard: AttemptWrite<'_>) -> Result<(), ()> {
             Err(())
-        })();
-        assert!(failed.is_err());
+        }
+        assert!(failing_write(guard).is_err());
         assert_eq!(table.len(), 0);
     }
 
