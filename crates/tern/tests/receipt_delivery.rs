@@ -3,7 +3,9 @@
 //! inspection and dropped after its grace period; one the client refuses is
 //! sent again after a wait, and leaves the outbox only when taken; one the
 //! client has not answered yet does not hold back the next; many taken
-//! are each delivered once, and their acknowledgements written in batches.
+//! are each delivered once, and their acknowledgements written in batches;
+//! one that comes while its attempt's write is out waits for that write
+//! and is applied, not held (on sled and on Redis).
 
 use tern_testkit as common;
 
@@ -11,9 +13,10 @@ use common::metrics::sample;
 
 use std::time::{Duration, Instant};
 
+use common::redis::Redis;
 use common::{
     accept_submit, bare_smsc, client, next_submit, receipted_id, submit_id, submit_sm, Admin,
-    BareSmsc, Daemon,
+    BareSmsc, Daemon, Launch, TempDir,
 };
 use tern_codec::pdu::{DeliverSm, SmResp};
 use tern_codec::{Body, CommandStatus, EsmClass, RegisteredDelivery, ShortMessage};
@@ -70,8 +73,22 @@ struct Setup {
 
 impl Setup {
     async fn start(name: &str) -> Setup {
+        Setup::launch(name, Launch::new(), None).await
+    }
+
+    /// With `launch`'s environment, on `redis` instead of sled if given.
+    async fn launch(name: &str, launch: Launch, redis: Option<&Redis>) -> Setup {
         let mut upstream = bare_smsc(SmscConfig::default()).await;
-        let mut daemon = Daemon::start(name, &config(0, 0, upstream.port));
+        let mut config = config(0, 0, upstream.port);
+        if let Some(redis) = redis {
+            let store = format!(
+                "[storage]\nbackend = \"redis\"\nunmatched_grace = \"2s\"\n[storage.redis]\naddresses = [\"{}\"]\nprefix = \"{name}\"\n",
+                redis.address()
+            );
+            config = config.replace("[storage]\npath = \"data\"\nunmatched_grace = \"2s\"\n", "");
+            config.push_str(&store);
+        }
+        let mut daemon = launch.start(TempDir::new(name), &config);
         let (client_port, admin) = (daemon.client_port(), daemon.admin());
         let tern = tokio::time::timeout(Duration::from_secs(20), upstream.sessions.recv())
             .await
@@ -417,4 +434,76 @@ async fn receipt_latency_is_observed_once_per_receipt_relayed_from_acceptance() 
     assert_eq!(within, Some(N as f64), "{metrics}");
     let sum = sample(&metrics, "tern_receipt_latency_seconds_sum").expect("summed");
     assert!(sum >= N as f64 * WAIT.as_secs_f64(), "{sum} s for {N}");
+}
+
+/// How long the daemon waits between the upstream's submit_sm_resp and
+/// writing its attempt (`TERN_STALL_AT`): far longer than the receipt
+/// takes to come, far shorter than the receipt's wait for the write.
+const STALL_MS: u64 = 500;
+
+/// How long after the submit_sm_resp the upstream sends its receipt.
+const RECEIPT_AFTER_MS: u64 = 50;
+
+/// Receipts sent the moment their submit_sm_resp is, while the daemon is
+/// made to wait before writing the attempt, are answered and relayed
+/// without one being held (`tern_receipts_unmatched_total` stays 0).
+async fn receipts_during_the_attempt_write(name: &str, redis: Option<&Redis>) {
+    const N: usize = 3;
+    let launch = Launch::new().env(
+        "TERN_STALL_AT",
+        format!("dispatch.after_submit_resp:{STALL_MS}"),
+    );
+    let Setup {
+        _upstream,
+        _daemon,
+        admin,
+        mut tern,
+        client_port,
+    } = Setup::launch(name, launch, redis).await;
+    let mut session = client(client_port, "acme", "pw").bind().await;
+    for n in 0..N {
+        let sm = submit_sm(&format!("346{n:08}"), "hello", RegisteredDelivery::ALWAYS);
+        let tern_id = submit_id(&session.handle, sm).await;
+        let (_, responder) = next_submit(&mut tern.requests)
+            .await
+            .expect("tern sends the submit");
+        accept_submit(responder, &format!("w{n}")).await;
+        // The receipt comes a little later, as a vendor's does (the bench's
+        // simulator: 10 ms), while the attempt's write is held back.
+        tokio::time::sleep(Duration::from_millis(RECEIPT_AFTER_MS)).await;
+        let started = Instant::now();
+        // Answered only once stored: after the attempt's write.
+        upstream_sends(&tern.handle, &format!("W{n}")).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "answered within its wait"
+        );
+        let (request, id) = next_receipt(
+            &mut session.requests,
+            Duration::from_secs(10),
+            "the receipt",
+        )
+        .await;
+        assert_eq!(id, tern_id);
+        take(request).await;
+    }
+    let metrics = admin.text("/metrics").await;
+    assert_eq!(
+        sample(&metrics, "tern_receipts_unmatched_total{upstream=\"bare\"}"),
+        Some(0.0),
+        "no receipt was held: each waited for its attempt's write\n{metrics}"
+    );
+    let queues = admin.get("/api/queues").await;
+    assert_eq!(queues["unmatched"].as_u64(), Some(0), "{queues}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_during_its_attempt_write_waits_for_it_instead_of_being_held_on_sled() {
+    receipts_during_the_attempt_write("write-wait-sled", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_during_its_attempt_write_waits_for_it_instead_of_being_held_on_redis() {
+    let redis = Redis::start("write-wait-redis");
+    receipts_during_the_attempt_write("write-wait-redis", Some(&redis)).await;
 }

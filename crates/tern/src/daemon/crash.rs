@@ -11,6 +11,11 @@
 //! exactly what a kill leaves. The variable is read once, when the daemon
 //! starts; unset (production), a point costs one load and one compare.
 //! crates/tern/tests/crash_points.rs runs every point.
+//!
+//! `TERN_STALL_AT=NAME:MILLIS` instead makes the daemon wait MILLIS at
+//! NAME, every time, so a test can hold a window open that is otherwise a
+//! few milliseconds wide (a receipt arriving while its attempt's write is
+//! out). Only the points in [`STALL_POINTS`] can stall.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -50,9 +55,21 @@ pub(crate) const POINTS: [&str; 13] = [
     "outbox.after_ack",
 ];
 
-/// Why `TERN_CRASH_AT` was refused.
+/// The environment variable naming a point to wait at, and how long.
+pub(crate) const STALL_VARIABLE: &str = "TERN_STALL_AT";
+
+/// The points a test can make the daemon wait at.
+pub(crate) const STALL_POINTS: [&str; 1] = [
+    // The upstream's submit_sm_resp arrived and its ids are entered as
+    // being written (`writing.rs`); the attempt is not written yet.
+    "dispatch.after_submit_resp",
+];
+
+/// Why `TERN_CRASH_AT` or `TERN_STALL_AT` was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CrashPointError {
+    #[error("{STALL_VARIABLE}={0:?}: expected NAME:MILLIS, NAME one of {known}", known = STALL_POINTS.join(", "))]
+    Stall(String),
     #[error("{VARIABLE}={0:?}: no such crash point (known: {known})", known = POINTS.join(", "))]
     Unknown(String),
     #[error("{VARIABLE}={0:?}: the count after `:` must be a whole number from 1")]
@@ -70,6 +87,9 @@ struct Target {
 /// Set once by [`init`]; `None` inside when the variable is unset.
 static TARGET: OnceLock<Option<Target>> = OnceLock::new();
 
+/// Set once by [`init`]: the point to wait at and for how long.
+static STALL: OnceLock<Option<(&'static str, std::time::Duration)>> = OnceLock::new();
+
 /// Reads `TERN_CRASH_AT` once, at the daemon's start.
 pub(crate) fn init() -> Result<(), CrashPointError> {
     let target = match std::env::var(VARIABLE) {
@@ -85,7 +105,39 @@ pub(crate) fn init() -> Result<(), CrashPointError> {
     }
     // A second start in one process (tests of the library) keeps the first.
     let _ = TARGET.set(target);
+    let stall = match std::env::var(STALL_VARIABLE) {
+        Ok(value) if !value.trim().is_empty() => Some(parse_stall(value.trim())?),
+        _ => None,
+    };
+    if let Some((point, wait)) = stall {
+        tracing::warn!(
+            point,
+            ?wait,
+            "{STALL_VARIABLE} is set: this process waits at that point (for tests only)"
+        );
+    }
+    let _ = STALL.set(stall);
     Ok(())
+}
+
+fn parse_stall(value: &str) -> Result<(&'static str, std::time::Duration), CrashPointError> {
+    let refused = || CrashPointError::Stall(value.to_owned());
+    let (name, millis) = value.split_once(':').ok_or_else(refused)?;
+    let millis = millis.parse::<u64>().map_err(|_| refused())?;
+    let name = STALL_POINTS
+        .iter()
+        .find(|p| **p == name)
+        .ok_or_else(refused)?;
+    Ok((name, std::time::Duration::from_millis(millis)))
+}
+
+/// Passes the point `name`, waiting there if `TERN_STALL_AT` names it.
+pub(crate) async fn stall(name: &'static str) {
+    if let Some(Some((point, wait))) = STALL.get() {
+        if *point == name {
+            tokio::time::sleep(*wait).await;
+        }
+    }
 }
 
 fn parse(value: &str) -> Result<Target, CrashPointError> {
@@ -152,6 +204,23 @@ mod tests {
         ] {
             assert!(
                 matches!(parse(bad), Err(CrashPointError::Count(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stall_needs_a_known_point_and_its_millis() {
+        let (name, wait) = parse_stall("dispatch.after_submit_resp:250").expect("known");
+        assert_eq!(name, "dispatch.after_submit_resp");
+        assert_eq!(wait, std::time::Duration::from_millis(250));
+        for bad in [
+            "dispatch.after_submit_resp",
+            "dispatch.after_submit_resp:x",
+            "outbox.after_ack:10",
+        ] {
+            assert!(
+                matches!(parse_stall(bad), Err(CrashPointError::Stall(_))),
                 "{bad}"
             );
         }

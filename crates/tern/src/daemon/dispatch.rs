@@ -210,41 +210,7 @@ async fn send(node: &Node, record: MessageRecord) -> Result<(), tern_storage::St
             upstream_ids,
             attempts,
             ..
-        } => {
-            super::crash::point("dispatch.after_submit_resp");
-            info!(%upstream, ids = ?upstream_ids, "submitted");
-            record_given_up(node, &record, &attempts, now).await?;
-            let attempt = Attempt {
-                upstream: upstream.clone(),
-                at_ms: now,
-                status: Some(0),
-                upstream_ids: upstream_ids.clone(),
-                failure: None,
-            };
-            // Whether a receipt came before this submit_sm_resp: the
-            // store looks in the attempt's own write.
-            let any_base = routing.profile(&upstream).message_id.receipt_id_any_base;
-            let held = while_full(|| {
-                node.store().record_attempt_seeing_held(
-                    record.id,
-                    attempt.clone(),
-                    None,
-                    now,
-                    any_base,
-                )
-            })
-            .await?;
-            super::crash::point("dispatch.after_attempt");
-            // After the store knows: a submit that starts waiting later
-            // finds it submitted (`intake`).
-            node.transactions().settle(record.id, Verdict::Sent);
-            if held {
-                for id in &upstream_ids {
-                    settle_held(node, &upstream, id).await?;
-                }
-            }
-            Ok(())
-        }
+        } => record_submitted(node, &record, &upstream, &upstream_ids, &attempts, now).await,
         SendOutcome::Rejected {
             canonical,
             status,
@@ -325,6 +291,57 @@ fn stored(attempt: &AttemptReport, now: u64) -> Attempt {
                 .unwrap_or_else(|| "given up".to_owned()),
         ),
     }
+}
+
+/// Records a send the upstream took: the attempts given up on the way,
+/// then this one with its upstream ids, and settles receipts held for
+/// them if the write saw any.
+async fn record_submitted(
+    node: &Node,
+    record: &MessageRecord,
+    upstream: &str,
+    upstream_ids: &[String],
+    attempts: &[AttemptReport],
+    now: u64,
+) -> Result<(), StoreError> {
+    // Until the attempt is written, a receipt under these ids waits
+    // for the write instead of being held (`writing.rs`); the guard
+    // leaves the table however this ends.
+    let writing = node.attempt_writes().enter(upstream, upstream_ids);
+    super::crash::point("dispatch.after_submit_resp");
+    super::crash::stall("dispatch.after_submit_resp").await;
+    info!(%upstream, ids = ?upstream_ids, "submitted");
+    record_given_up(node, record, attempts, now).await?;
+    let attempt = Attempt {
+        upstream: upstream.to_owned(),
+        at_ms: now,
+        status: Some(0),
+        upstream_ids: upstream_ids.to_vec(),
+        failure: None,
+    };
+    // Whether a receipt came before this submit_sm_resp: the
+    // store looks in the attempt's own write.
+    let any_base = node
+        .routing()
+        .profile(upstream)
+        .message_id
+        .receipt_id_any_base;
+    let held = while_full(|| {
+        node.store()
+            .record_attempt_seeing_held(record.id, attempt.clone(), None, now, any_base)
+    })
+    .await?;
+    drop(writing);
+    super::crash::point("dispatch.after_attempt");
+    // After the store knows: a submit that starts waiting later
+    // finds it submitted (`intake`).
+    node.transactions().settle(record.id, Verdict::Sent);
+    if held {
+        for id in upstream_ids {
+            settle_held(node, upstream, id).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Records the attempts of one send given up before its last, so `tern

@@ -46,6 +46,7 @@ mod receipts;
 mod reload;
 mod transaction;
 mod upstreams;
+mod writing;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

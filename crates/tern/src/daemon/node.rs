@@ -22,6 +22,7 @@ use super::auth::Accounts;
 use super::cluster::Cluster;
 use super::handles::{DispatchHandle, OutboxHandle};
 use super::transaction::Transactions;
+use super::writing::AttemptWrites;
 use crate::admin::Metrics;
 
 /// Stripes of the per-message locks. A holder keeps its stripe for a few
@@ -99,6 +100,8 @@ pub struct Node {
     dispatch: DispatchHandle,
     /// Tells the outbox that something is owed or a receiver bound.
     outbox: OutboxHandle,
+    /// The attempts being written here, for receipts that come first.
+    attempt_writes: AttemptWrites,
     /// Striped locks: one task at a time updates a given message (the
     /// store's rule), e.g. when receipts for two parts arrive together.
     message_locks: Vec<tokio::sync::Mutex<()>>,
@@ -139,6 +142,7 @@ impl Node {
             next_receiver: AtomicUsize::new(0),
             dispatch: DispatchHandle::default(),
             outbox: OutboxHandle::default(),
+            attempt_writes: AttemptWrites::default(),
             message_locks: (0..MESSAGE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -189,6 +193,13 @@ impl Node {
     /// Tells the outbox stage that a client is owed something new.
     pub fn outbox(&self) -> &OutboxHandle {
         &self.outbox
+    }
+
+    /// The attempts this node is writing: the dispatcher enters one from
+    /// its submit_sm_resp until the store has it; a receipt that matches
+    /// nothing waits for it there instead of being held.
+    pub(super) fn attempt_writes(&self) -> &AttemptWrites {
+        &self.attempt_writes
     }
 
     /// How `client` is shown Tern's ids now (hex for an account a reload

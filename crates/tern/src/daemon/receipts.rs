@@ -119,16 +119,22 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
             up.receipt_throttled();
         }
     }
-    if let Some(id) = node.lookup(upstream, &receipt.upstream_id).await? {
-        if apply(node, id, upstream, &receipt).await? == Applied::Done {
-            node.metrics()
-                .receipt(upstream, receipt.canonical.state.stat());
-            return Ok(CommandStatus::Ok);
-        }
+    if matched(node, upstream, &receipt).await? {
+        return Ok(CommandStatus::Ok);
     }
     // No message has the id yet, or the message's record does not have the
     // attempt that gave it (the id index is written before the record on a
-    // shared store).
+    // shared store). If this node is writing that attempt now, the receipt
+    // waits for the write and is applied as usual: no hold, no settling.
+    let any_base = routing.profile(upstream).message_id.receipt_id_any_base;
+    if node
+        .attempt_writes()
+        .wait(upstream, &receipt.upstream_id, any_base, WRITE_WAIT)
+        .await
+        && matched(node, upstream, &receipt).await?
+    {
+        return Ok(CommandStatus::Ok);
+    }
     debug!(
         upstream,
         id = receipt.upstream_id,
@@ -150,6 +156,30 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
     // applies it.
     settle_held(node, upstream, &receipt.upstream_id).await?;
     Ok(CommandStatus::Ok)
+}
+
+/// How long a receipt waits for this node's write of its attempt
+/// (`writing.rs`) before it is held as before: well under an upstream's
+/// response timeout, well over a store write.
+const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Looks the receipt's message up and applies the receipt to it; false
+/// when no message has the id or its record lacks the attempt (nothing
+/// written).
+async fn matched(
+    node: &Node,
+    upstream: &str,
+    receipt: &UpstreamReceipt,
+) -> Result<bool, StoreError> {
+    let Some(id) = node.lookup(upstream, &receipt.upstream_id).await? else {
+        return Ok(false);
+    };
+    if apply(node, id, upstream, receipt).await? != Applied::Done {
+        return Ok(false);
+    }
+    node.metrics()
+        .receipt(upstream, receipt.canonical.state.stat());
+    Ok(true)
 }
 
 /// Whether a receipt was applied to its message.
