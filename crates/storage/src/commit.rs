@@ -73,6 +73,10 @@ pub(crate) const CHECKPOINT_BYTES: u64 = 64 << 20;
 /// logger start a new file for every group.
 const ASK_EVERY: Duration = Duration::from_millis(250);
 
+/// How often a group held at the memtable's bound looks whether the
+/// checkpoint it waits for is done.
+const CHECKPOINT_POLL: Duration = Duration::from_millis(1);
+
 /// Inserts and removes that must land together.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Ops(Vec<(Vec<u8>, Option<Vec<u8>>)>);
@@ -252,6 +256,10 @@ pub struct CommitStats {
     /// group refused as full, cleared by the next group written whole (so
     /// the store reports itself full exactly while writes are refused).
     pub full: std::sync::atomic::AtomicBool,
+    /// The most the active memtable held after a group was applied while
+    /// a checkpoint ran, in its estimated octets: the bound
+    /// (`StoreOptions::memtable_bytes`) plus at most one group.
+    pub memtable_peak_checkpointing: AtomicU64,
 }
 
 /// Told the duration of each `fdatasync` of the write-ahead log, whoever
@@ -542,6 +550,23 @@ impl Applier {
         }
     }
 
+    /// The memtable's bound holds while a checkpoint runs too: with the
+    /// active memtable at its bound and the frozen one still being written
+    /// into sled, the next group waits for that checkpoint (its writers
+    /// with it). Without this, draining a long outage's backlog (claims
+    /// and attempts as fast as the upstreams take them, checkpoints into a
+    /// sled of a million messages slower than that) filled the active
+    /// memtable to three times its bound, and the daemon's memory with it
+    /// (BENCHMARKS.md, "Long outage"). A checkpoint postponed for disk
+    /// space or failed is over at once (`outstanding` falls back), so this
+    /// never holds writes for longer than one checkpoint's writing.
+    fn hold_while_checkpointing(&self) {
+        while self.view.active_bytes() >= self.bound && self.outstanding.load(Ordering::Relaxed) > 0
+        {
+            thread::sleep(CHECKPOINT_POLL);
+        }
+    }
+
     /// Every writer of a group is answered after the whole group: answering
     /// each as its own operations land was tried (session 6) and made groups
     /// smaller (5 writes instead of 31 with 64 writers), so more syncs and
@@ -551,7 +576,13 @@ impl Applier {
             let outcome = logged.synced.clone();
             let writes = logged.jobs.len() as u64;
             if outcome.is_ok() {
+                self.hold_while_checkpointing();
                 self.apply(&mut logged.jobs);
+                if self.outstanding.load(Ordering::Relaxed) > 0 {
+                    self.stats
+                        .memtable_peak_checkpointing
+                        .fetch_max(self.view.active_bytes() as u64, Ordering::Relaxed);
+                }
                 if let Some(generation) = logged.checkpoint {
                     // Writers waiting for the checkpoint are answered by it.
                     let (waiting, answer): (Vec<Job>, Vec<Job>) = std::mem::take(&mut logged.jobs)

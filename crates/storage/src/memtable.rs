@@ -34,6 +34,10 @@ use sled::IVec;
 use crate::commit::Ops;
 use crate::keys::META;
 
+mod counts;
+
+pub(crate) use counts::Counts;
+
 /// What a memtable holds for a key: a value, or `None` for a removal
 /// (a tombstone, which hides sled's value until a checkpoint removes it).
 type Entry = Option<IVec>;
@@ -131,6 +135,8 @@ struct Layers {
     lowest: BTreeMap<Vec<u8>, Vec<u8>>,
     /// What sled may hold, per first octet (see [`Ceilings`]).
     ceilings: Ceilings,
+    /// Keys per counted queue, as readers see them (see [`Counts`]).
+    counts: Counts,
 }
 
 /// Per first octet of a key, the greatest key sled may hold under it
@@ -281,6 +287,21 @@ impl View {
         }
     }
 
+    /// A view that also keeps how many keys it holds under each of
+    /// `prefixes` (`by_owner`, one of them, per owner too), counting what
+    /// sled holds now: one pass over those keys, at open.
+    pub(crate) fn counting(self, prefixes: &[u8], by_owner: Option<u8>) -> sled::Result<Self> {
+        let counts = Counts::of(&self.db, prefixes, by_owner)?;
+        self.write().counts = counts;
+        Ok(self)
+    }
+
+    /// The counts kept (see [`View::counting`]): exact as of the last
+    /// group applied.
+    pub(crate) fn counts(&self) -> Counts {
+        self.read().counts.clone()
+    }
+
     /// The lowest key inserted under the watched prefix since the last
     /// call, per owner, and forgets them. A scan that removes every key it
     /// visits (the claim, in each client's queue) resumes after the last
@@ -344,6 +365,7 @@ impl View {
         let layers = &mut *layers;
         for ops in groups {
             for (key, value) in ops.into_entries() {
+                let counted = layers.counts.counts(&key);
                 if let Some(value) = value {
                     if self.watched.is_some() && key.first() == self.watched.as_ref() {
                         if let Some(owner) = crate::keys::owner_of(&key) {
@@ -356,15 +378,22 @@ impl View {
                             }
                         }
                     }
+                    if counted && !self.holds(layers, &key, &mut None) {
+                        layers.counts.added(&key);
+                    }
                     layers.active.put(key, Some(IVec::from(value)));
                     continue;
+                }
+                // One sled read at most, shared by both questions.
+                let mut in_sled = None;
+                if counted && self.holds(layers, &key, &mut in_sled) {
+                    layers.counts.removed(&key);
                 }
                 let below = layers
                     .frozen
                     .as_ref()
                     .is_some_and(|f| f.map.contains_key(key.as_slice()))
-                    || (layers.ceilings.may_hold(&key)
-                        && !matches!(self.db.contains_key(&key), Ok(false)));
+                    || self.sled_holds(layers, &key, &mut in_sled);
                 if below {
                     layers.active.put(key, None);
                 } else {
@@ -372,6 +401,26 @@ impl View {
                 }
             }
         }
+    }
+
+    /// Whether a reader sees `key` now (before the operation being
+    /// applied): the newest layer that has an entry for it decides.
+    fn holds(&self, layers: &Layers, key: &[u8], in_sled: &mut Option<bool>) -> bool {
+        if let Some(entry) = layers.active.map.get(key) {
+            return entry.is_some();
+        }
+        if let Some(entry) = layers.frozen.as_ref().and_then(|f| f.map.get(key)) {
+            return entry.is_some();
+        }
+        self.sled_holds(layers, key, in_sled)
+    }
+
+    /// Whether sled holds `key` (a read it failed counts as yes: a
+    /// tombstone too many hides nothing), asked once per operation.
+    fn sled_holds(&self, layers: &Layers, key: &[u8], in_sled: &mut Option<bool>) -> bool {
+        *in_sled.get_or_insert_with(|| {
+            layers.ceilings.may_hold(key) && !matches!(self.db.contains_key(key), Ok(false))
+        })
     }
 
     /// The active memtable's estimated size, in octets.

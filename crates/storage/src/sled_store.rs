@@ -9,6 +9,7 @@
 //! what the memtable still holds at each checkpoint; every read goes
 //! through the merged view ([`View`]), memtable over sled.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::SeqCst;
@@ -271,6 +272,11 @@ struct SequenceBlock {
 
 /// Locks the duplicate-protection check is spread over (by key).
 const DEDUP_LOCKS: usize = 64;
+
+/// The queues whose keys the view counts as it applies writes
+/// ([`SledStore::queue_depths`] reads them; the ready queue per client
+/// too): what a scrape reports without scanning.
+const COUNTED: [u8; 4] = [keys::READY, keys::IN_FLIGHT, keys::OUTBOX, keys::UNMATCHED];
 
 /// The format this code writes; a store of another format is refused.
 const FORMAT: &[u8] = b"tern-storage/1";
@@ -577,7 +583,9 @@ impl SledStore {
             path: path.clone(),
             reason: format!("opening the checkpoint mark: {e}"),
         })?;
-        let view = Arc::new(View::watching(db.clone(), keys::READY));
+        let view = Arc::new(
+            View::watching(db.clone(), keys::READY).counting(&COUNTED, Some(keys::READY))?,
+        );
         let recovery = replay_log(
             &view,
             &data_file,
@@ -1716,6 +1724,14 @@ impl SledStore {
                     .push(format!("index entry {key:?} has no record")),
             }
         }
+        let (scanned, per_client) = self.queue_depths_scanned()?;
+        let (kept, kept_per_client) = (self.queue_depths(), self.ready_per_client());
+        if kept != scanned || kept_per_client != per_client {
+            v.problems.push(format!(
+                "queue counts kept {kept:?}, ready per client {kept_per_client:?}; \
+                 counted {scanned:?}, ready per client {per_client:?}"
+            ));
+        }
         Ok(v)
     }
 
@@ -1727,27 +1743,30 @@ impl SledStore {
     /// claimed message keeps its ready entry until its next write
     /// (`claims.rs`), so the claims are taken off the entries.
     pub fn ready_len(&self) -> usize {
-        let entries = self.view.scan_prefix([keys::READY]).count();
-        entries.saturating_sub(self.claims.len())
+        self.view
+            .counts()
+            .total(keys::READY)
+            .saturating_sub(self.claims.len())
     }
 
-    /// How many entries each queue holds, for metrics and `tern status`.
-    /// Counts by scanning key prefixes (values are not read): cheap enough
-    /// for a scrape every few seconds, not for a hot path.
+    /// How many entries each queue holds, for metrics and `tern status`:
+    /// from the counts the store keeps beside its queues (exact as of the
+    /// last write applied; see `memtable/counts.rs`), so a scrape costs
+    /// the same with a million messages waiting as with none. The oldest
+    /// ready message is one seek per client with messages waiting.
     pub fn queue_depths(&self) -> QueueDepths {
-        let count = |prefix: u8| self.view.scan_prefix([prefix]).count();
+        let counts = self.view.counts();
         // Each client's ready queue is ordered by due time: the earliest
         // of their first unclaimed keys is the message that has waited
         // longest (or will be due first). One seek per client, and a step
         // over each of its messages being sent.
-        let oldest_ready_ms = ready_queues(&self.view)
-            .ok()
-            .into_iter()
-            .flatten()
-            .filter_map(|(queue, _)| {
+        let oldest_ready_ms = counts
+            .owners()
+            .keys()
+            .filter_map(|queue| {
                 let (key, _) =
                     self.view
-                        .scan_prefix(&queue)
+                        .scan_prefix(queue)
                         .filter_map(Result::ok)
                         .find(|(key, _)| {
                             keys::trailing_id(key).is_some_and(|id| self.claims.of(id).is_none())
@@ -1759,18 +1778,78 @@ impl SledStore {
         // as in flight, not as ready.
         let claimed = self.claims.len();
         QueueDepths {
-            ready: count(keys::READY).saturating_sub(claimed),
-            in_flight: count(keys::IN_FLIGHT) + claimed,
-            outbox: count(keys::OUTBOX),
-            unmatched: count(keys::UNMATCHED),
+            ready: counts.total(keys::READY).saturating_sub(claimed),
+            in_flight: counts.total(keys::IN_FLIGHT) + claimed,
+            outbox: counts.total(keys::OUTBOX),
+            unmatched: counts.total(keys::UNMATCHED),
             oldest_ready_ms,
         }
+    }
+
+    /// Messages in each client's ready queue (due or not), clients with
+    /// none left out: from the kept counts, like
+    /// [`SledStore::queue_depths`].
+    pub fn ready_per_client(&self) -> BTreeMap<String, usize> {
+        self.view
+            .counts()
+            .owners()
+            .iter()
+            .map(|(queue, n)| (client_of_queue(queue), *n))
+            .collect()
+    }
+
+    /// [`SledStore::queue_depths`] and [`SledStore::ready_per_client`]
+    /// counted the slow way, by scanning every queue's keys: what the kept
+    /// counts must equal on a quiet store ([`SledStore::verify`] compares
+    /// them).
+    pub fn queue_depths_scanned(
+        &self,
+    ) -> Result<(QueueDepths, BTreeMap<String, usize>), StoreError> {
+        let count = |prefix: u8| -> Result<usize, StoreError> {
+            let mut n = 0;
+            for entry in self.view.scan_prefix([prefix]) {
+                entry?;
+                n += 1;
+            }
+            Ok(n)
+        };
+        let mut per_client = BTreeMap::new();
+        let mut oldest_ready_ms: Option<u64> = None;
+        for entry in self.view.scan_prefix([keys::READY]) {
+            let (key, _) = entry?;
+            if let Some(queue) = keys::owner_of(&key) {
+                *per_client.entry(client_of_queue(queue)).or_default() += 1;
+            }
+            let claimed = keys::trailing_id(&key).is_some_and(|id| self.claims.of(id).is_some());
+            if let Some(at) = keys::ready_time(&key).filter(|_| !claimed) {
+                oldest_ready_ms = Some(oldest_ready_ms.map_or(at, |o| o.min(at)));
+            }
+        }
+        // As in `queue_depths`: a claimed message's ready entry counts as
+        // in flight.
+        let claimed = self.claims.len();
+        let depths = QueueDepths {
+            ready: per_client.values().sum::<usize>().saturating_sub(claimed),
+            in_flight: count(keys::IN_FLIGHT)? + claimed,
+            outbox: count(keys::OUTBOX)?,
+            unmatched: count(keys::UNMATCHED)?,
+            oldest_ready_ms,
+        };
+        Ok((depths, per_client))
     }
 
     /// Octets the store takes on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.view.db().size_on_disk()?)
     }
+}
+
+/// The client a ready queue's prefix (`q` client NUL) belongs to.
+fn client_of_queue(queue: &[u8]) -> String {
+    let name = queue
+        .get(1..queue.len().saturating_sub(1))
+        .unwrap_or_default();
+    String::from_utf8_lossy(name).into_owned()
 }
 
 fn unmatched_by_time(received_ms: u64, upstream: &str, form: &str) -> Vec<u8> {

@@ -568,6 +568,59 @@ async fn the_memtable_bound_asks_for_a_checkpoint() {
     );
 }
 
+/// The bound holds while a checkpoint runs: writers faster than the
+/// checkpoints (here 64 at once, in fast mode, against a bound of 32 KiB
+/// whose checkpoints flush sled and sync its file) wait for the running
+/// checkpoint once the next memtable is full, instead of filling it past
+/// the bound (what draining a long outage's backlog did).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memtable_bound_holds_while_a_checkpoint_runs() {
+    const BOUND: usize = 32 << 10;
+    const WRITERS: u64 = 64;
+    let dir = TempDir::new("memtable-bound-held");
+    let store = std::sync::Arc::new(open(
+        &dir,
+        StoreOptions {
+            memtable_bytes: BOUND,
+            durability: tern_storage::Durability::Fast {
+                interval: Duration::from_secs(1),
+            },
+            ..StoreOptions::default()
+        },
+    ));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in 0..150 {
+                    store
+                        .accept(message(w * 1_000 + n, None), n)
+                        .await
+                        .expect("accepts");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let stats = store.commit_stats();
+    let peak = stats.memtable_peak_checkpointing.load(Ordering::Relaxed) as usize;
+    let checkpoints = stats.checkpoints.load(Ordering::Relaxed);
+    println!("{checkpoints} checkpoints; while one ran, the active memtable at most {peak} octets");
+    assert!(
+        checkpoints >= 2,
+        "the bound asked for checkpoints: {checkpoints}"
+    );
+    // One accept is four keys, about 700 estimated octets: at most one
+    // group of every writer's accept past the bound.
+    let one_group = WRITERS as usize * 1_024;
+    assert!(
+        peak <= BOUND + one_group,
+        "the active memtable reached {peak} octets, bound {BOUND} plus one group {one_group}"
+    );
+}
+
 /// In durable mode an outbox acknowledgement waits for its application
 /// only: the groups are not synced one by one (a lost acknowledgement
 /// means the item is delivered again), while every accept is synced
