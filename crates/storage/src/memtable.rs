@@ -302,6 +302,12 @@ impl View {
         self.read().counts.clone()
     }
 
+    /// Keys under one counted `prefix` (see [`View::counting`]), without
+    /// copying the per-owner counts: cheap enough for the hot path.
+    pub(crate) fn total(&self, prefix: u8) -> usize {
+        self.read().counts.total(prefix)
+    }
+
     /// The lowest key inserted under the watched prefix since the last
     /// call, per owner, and forgets them. A scan that removes every key it
     /// visits (the claim, in each client's queue) resumes after the last

@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -315,14 +314,6 @@ pub struct SledStore {
     /// Held by the held-receipt operations from their read to their write:
     /// a receipt held for an id while another for it is taken stays held.
     unmatched_lock: tokio::sync::Mutex<()>,
-    /// Upstream ids with receipts held (`h` keys), never fewer than there
-    /// are: raised before a hold's write, lowered once a take or an expiry
-    /// removed one. While it is 0, [`SledStore::peek_unmatched`] and
-    /// [`SledStore::may_hold_unmatched`] answer without a read: every
-    /// message looks for held receipts twice (after its submit_sm_resp is
-    /// recorded, before its receipt is applied), and almost always finds
-    /// none.
-    held_ids: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -615,11 +606,6 @@ impl SledStore {
                 reason: format!("starting the committer: {e}"),
             })?;
         let queues = ready_queues(&view)?;
-        let mut held_ids = 0;
-        for entry in view.scan_prefix([keys::UNMATCHED]) {
-            entry?;
-            held_ids += 1;
-        }
         let store = Self {
             path,
             view,
@@ -641,7 +627,6 @@ impl SledStore {
             claims: Claims::default(),
             mo_lock: tokio::sync::Mutex::new(()),
             unmatched_lock: tokio::sync::Mutex::new(()),
-            held_ids: std::sync::atomic::AtomicUsize::new(held_ids),
         };
         Ok((store, recovery))
     }
@@ -1429,7 +1414,6 @@ impl SledStore {
         let form = normalise(&receipt.upstream_id);
         let key = keys::owned_with(keys::UNMATCHED, &receipt.upstream, form.as_bytes());
         let earlier = self.read_key(&key)?;
-        let new_id = earlier.is_none();
         let earlier = earlier.unwrap_or_default();
         let value = held::with(&earlier, receipt)?;
         let mut batch = Ops::default();
@@ -1442,22 +1426,18 @@ impl SledStore {
             batch.insert(unmatched_by_time(at, &receipt.upstream, &form), []);
         }
         batch.insert(key, value);
-        // Raised before the write: a look that finds 0 comes before it,
-        // and would not have found the receipt anyway.
-        if new_id {
-            self.held_ids.fetch_add(1, SeqCst);
-        }
-        let written = self.write(batch).await;
-        if new_id && written.is_err() {
-            self.held_ids.fetch_sub(1, SeqCst);
-        }
-        written
+        self.write(batch).await
     }
 
     /// Whether any receipt may be held: false only when none is, so a
-    /// caller looking for held receipts can skip its look-ups.
+    /// caller looking for held receipts can skip its look-ups. Every
+    /// message looks twice (after its submit_sm_resp is recorded, before
+    /// its receipt is applied) and almost always finds none; the count of
+    /// `h` keys the view keeps (`memtable/counts.rs`) answers without a
+    /// read. It changes where the key is applied, under the same lock as
+    /// the key, so a look that reads 0 could not have read the key either.
     pub fn may_hold_unmatched(&self) -> bool {
-        self.held_ids.load(SeqCst) > 0
+        self.view.total(keys::UNMATCHED) > 0
     }
 
     /// Takes the oldest receipt held for this upstream id (case and
@@ -1514,9 +1494,6 @@ impl SledStore {
                 batch.insert(key, rest);
             }
             self.write(batch).await?;
-            if last {
-                self.held_ids.fetch_sub(1, SeqCst);
-            }
             return Ok(Some(receipt));
         }
         Ok(None)
@@ -1577,7 +1554,6 @@ impl SledStore {
         let mut batch = Ops::default();
         let mut expired = Vec::new();
         let mut removed = 0;
-        let mut ids = 0;
         for entry in self
             .view
             .range(
@@ -1595,12 +1571,10 @@ impl SledStore {
             if let Some(value) = self.read_key(&key)? {
                 expired.extend(held::all(&value)?);
                 batch.remove(key);
-                ids += 1;
             }
         }
         if removed > 0 {
             self.write(batch).await?;
-            self.held_ids.fetch_sub(ids, SeqCst);
         }
         Ok(expired)
     }
@@ -1744,7 +1718,6 @@ impl SledStore {
     /// (`claims.rs`), so the claims are taken off the entries.
     pub fn ready_len(&self) -> usize {
         self.view
-            .counts()
             .total(keys::READY)
             .saturating_sub(self.claims.len())
     }
