@@ -4,8 +4,10 @@
 //! lives until `--messages` were accepted in all: accept, claim, attempt
 //! with an upstream id, a final receipt with an item for the client's
 //! outbox, the client's acknowledgement (four write groups, as in the
-//! daemon: the claim writes nothing, see `sled_store/claims.rs`). Prints lives per second, the CPU per life (from `/proc/self`)
-//! and the committer's counters (`CommitStats`, whose fields tell what
+//! daemon: the claim writes nothing, see `sled_store/claims.rs`). Prints lives per second, the CPU per life (from `/proc/self`,
+//! including the checkpoint that writes what the lives left into sled, and
+//! without it), the keys applied to the memtable and written into sled per
+//! life, and the committer's counters (`CommitStats`, whose fields tell what
 //! reached sled where the store counts it).
 //!
 //! `--mode restart`: a child process (this program again) accepts
@@ -246,13 +248,27 @@ fn lives(args: &Args) -> Result<(), String> {
     let start = Instant::now();
     run_writers(&store, args.writers, args.messages, false)?;
     let seconds = start.elapsed().as_secs_f64();
+    let lived = cpu_seconds() - cpu;
+    // The lives are not over for the store until sled holds them: a
+    // checkpoint writes what is left of them (in the daemon, one every
+    // few tens of thousands of lives, on its own thread).
+    runtime()?
+        .block_on(store.checkpoint())
+        .map_err(|e| e.to_string())?;
     let cpu = cpu_seconds() - cpu;
+    let stats = store.commit_stats();
+    let per_life = |n: u64| n as f64 / args.messages as f64;
     println!(
-        "life writers={} messages={} seconds={seconds:.2} lives_per_s={:.0} cpu_us_per_life={:.0}",
+        "life writers={} messages={} seconds={seconds:.2} lives_per_s={:.0} \
+         cpu_us_per_life={:.0} (before the checkpoint {:.0}) applied_keys_per_life={:.2} \
+         sled_keys_per_life={:.2}",
         args.writers,
         args.messages,
         args.messages as f64 / seconds,
         cpu * 1e6 / args.messages as f64,
+        lived * 1e6 / args.messages as f64,
+        per_life(stats.applied_keys.load(Ordering::Relaxed)),
+        per_life(stats.sled_keys.load(Ordering::Relaxed)),
     );
     println!("{:?}", store.commit_stats());
     drop(store);

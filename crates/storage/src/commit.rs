@@ -309,7 +309,6 @@ fn sync_log(
 pub(crate) struct GroupCommit {
     queue: Option<mpsc::Sender<Job>>,
     logger: Option<thread::JoinHandle<()>>,
-    applier: Option<thread::JoinHandle<()>>,
     stats: Arc<CommitStats>,
 }
 
@@ -353,7 +352,7 @@ fn next_job(
 fn log_groups(
     mut wal: Wal,
     jobs: mpsc::Receiver<Job>,
-    applier: mpsc::Sender<Logged>,
+    mut applier: Applier,
     stats: Arc<CommitStats>,
     policy: SyncPolicy,
     rotate: Arc<AtomicBool>,
@@ -405,20 +404,18 @@ fn log_groups(
                 }
             }
         }
-        let logged = Logged {
+        applier.take(Logged {
             jobs: group,
             synced,
             checkpoint,
-        };
-        if applier.send(logged).is_err() {
-            break;
-        }
+        });
     }
     if unsynced_since.is_some() {
         if let Err(err) = sync_log(&wal, &stats, observer) {
             tracing::warn!(%err, "syncing the write-ahead log at close failed");
         }
     }
+    applier.close();
 }
 
 /// The checkpoint thread's state: writes frozen memtables into sled.
@@ -567,58 +564,59 @@ impl Applier {
         }
     }
 
-    /// Every writer of a group is answered after the whole group: answering
-    /// each as its own operations land was tried (session 6) and made groups
-    /// smaller (5 writes instead of 31 with 64 writers), so more syncs and
-    /// fewer writes per second (54–58 k against 66 k in `store_bench`).
-    fn run(mut self, groups: mpsc::Receiver<Logged>) {
-        while let Ok(mut logged) = groups.recv() {
-            let outcome = logged.synced.clone();
-            let writes = logged.jobs.len() as u64;
-            if outcome.is_ok() {
-                self.hold_while_checkpointing();
-                self.apply(&mut logged.jobs);
-                if self.outstanding.load(Ordering::Relaxed) > 0 {
-                    self.stats
-                        .memtable_peak_checkpointing
-                        .fetch_max(self.view.active_bytes() as u64, Ordering::Relaxed);
-                }
-                if let Some(generation) = logged.checkpoint {
-                    // Writers waiting for the checkpoint are answered by it.
-                    let (waiting, answer): (Vec<Job>, Vec<Job>) = std::mem::take(&mut logged.jobs)
-                        .into_iter()
-                        .partition(|job| job.wait == Wait::Checkpoint);
-                    logged.jobs = answer;
-                    let waiters = waiting.into_iter().map(|job| job.waiter).collect();
-                    self.ask_checkpoint(generation, waiters);
-                } else if self.view.active_bytes() >= self.bound
-                    && self.outstanding.load(Ordering::Relaxed) == 0
-                    && self.asked_at.is_none_or(|at| at.elapsed() >= ASK_EVERY)
-                {
-                    // The logger moves to a new file with its next group,
-                    // and the checkpoint follows that group.
-                    self.rotate.store(true, Ordering::Relaxed);
-                    self.asked_at = Some(Instant::now());
-                }
+    /// Applies one logged group and answers its writers. Every writer of a
+    /// group is answered after the whole group: answering each as its own
+    /// operations land was tried (session 6) and made groups smaller (5
+    /// writes instead of 31 with 64 writers), so more syncs and fewer
+    /// writes per second (54–58 k against 66 k in `store_bench`).
+    fn take(&mut self, mut logged: Logged) {
+        let outcome = logged.synced.clone();
+        let writes = logged.jobs.len() as u64;
+        if outcome.is_ok() {
+            self.hold_while_checkpointing();
+            self.apply(&mut logged.jobs);
+            if self.outstanding.load(Ordering::Relaxed) > 0 {
+                self.stats
+                    .memtable_peak_checkpointing
+                    .fetch_max(self.view.active_bytes() as u64, Ordering::Relaxed);
             }
-            let full = matches!(&outcome, Err(f) if f.full);
-            if self.stats.full.swap(full, Ordering::Relaxed) != full {
-                if full {
-                    tracing::warn!(
-                        "message store full: writes are refused until disk space returns"
-                    );
-                } else {
-                    tracing::info!("message store writable again: disk space returned");
-                }
-            }
-            self.stats.flushes.fetch_add(1, Ordering::Relaxed);
-            self.stats.writes.fetch_add(writes, Ordering::Relaxed);
-            for job in logged.jobs {
-                job.waiter.answer(outcome.clone());
+            if let Some(generation) = logged.checkpoint {
+                // Writers waiting for the checkpoint are answered by it.
+                let (waiting, answer): (Vec<Job>, Vec<Job>) = std::mem::take(&mut logged.jobs)
+                    .into_iter()
+                    .partition(|job| job.wait == Wait::Checkpoint);
+                logged.jobs = answer;
+                let waiters = waiting.into_iter().map(|job| job.waiter).collect();
+                self.ask_checkpoint(generation, waiters);
+            } else if self.view.active_bytes() >= self.bound
+                && self.outstanding.load(Ordering::Relaxed) == 0
+                && self.asked_at.is_none_or(|at| at.elapsed() >= ASK_EVERY)
+            {
+                // The logger moves to a new file with its next group,
+                // and the checkpoint follows that group.
+                self.rotate.store(true, Ordering::Relaxed);
+                self.asked_at = Some(Instant::now());
             }
         }
-        // A clean close leaves sled complete and the log empty, so the
-        // next open has nothing to replay.
+        let full = matches!(&outcome, Err(f) if f.full);
+        if self.stats.full.swap(full, Ordering::Relaxed) != full {
+            if full {
+                tracing::warn!("message store full: writes are refused until disk space returns");
+            } else {
+                tracing::info!("message store writable again: disk space returned");
+            }
+        }
+        self.stats.flushes.fetch_add(1, Ordering::Relaxed);
+        self.stats.writes.fetch_add(writes, Ordering::Relaxed);
+        for job in logged.jobs {
+            job.waiter.answer(outcome.clone());
+        }
+    }
+
+    /// Takes the last checkpoint and waits for the checkpointer: a clean
+    /// close leaves sled complete and the log empty, so the next open has
+    /// nothing to replay.
+    fn close(self) {
         self.ask_checkpoint(u64::MAX, Vec::new());
         let Self {
             checkpoints,
@@ -654,7 +652,6 @@ impl GroupCommit {
         mark: Mark,
     ) -> std::io::Result<Self> {
         let (queue, jobs) = mpsc::channel::<Job>();
-        let (to_apply, groups) = mpsc::channel::<Logged>();
         let (checkpoints, asked) = mpsc::channel::<Ask>();
         let stats = Arc::new(CommitStats::default());
         let outstanding = Arc::new(AtomicU64::new(0));
@@ -681,20 +678,16 @@ impl GroupCommit {
             checkpointer: Some(checkpointer),
             asked_at: None,
         };
-        let applier = thread::Builder::new()
-            .name("tern-store-apply".to_owned())
-            .spawn(move || applier.run(groups))?;
         let logger_stats = stats.clone();
         let (policy, observer) = (options.policy, options.sync_observer);
         let logger = thread::Builder::new()
             .name("tern-store-log".to_owned())
             .spawn(move || {
-                log_groups(wal, jobs, to_apply, logger_stats, policy, rotate, observer)
+                log_groups(wal, jobs, applier, logger_stats, policy, rotate, observer)
             })?;
         Ok(Self {
             queue: Some(queue),
             logger: Some(logger),
-            applier: Some(applier),
             stats,
         })
     }
@@ -734,16 +727,12 @@ impl GroupCommit {
 
 impl Drop for GroupCommit {
     fn drop(&mut self) {
-        // Closing the queue ends the logger once it has logged every
-        // operation already queued; its end ends the applier's loop in
-        // turn, and the applier's the checkpointer's, after the last
-        // checkpoint.
+        // Closing the queue ends the logger once it has logged and
+        // applied every operation already queued; it then asks for the
+        // last checkpoint and waits for the checkpointer.
         self.queue.take();
         if let Some(logger) = self.logger.take() {
             let _ = logger.join();
-        }
-        if let Some(applier) = self.applier.take() {
-            let _ = applier.join();
         }
     }
 }

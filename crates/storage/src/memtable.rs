@@ -65,14 +65,6 @@ fn entry_size(key: &[u8], entry: &Entry) -> usize {
 }
 
 impl Memtable {
-    /// Forgets a key: no tombstone (the caller knows no layer below holds
-    /// it).
-    fn forget(&mut self, key: &[u8]) {
-        if let Some((key, entry)) = self.map.remove_entry(key) {
-            self.bytes -= entry_size(&key, &entry);
-        }
-    }
-
     fn put(&mut self, key: Vec<u8>, entry: Entry) {
         let size = entry_size(&key, &entry);
         match self.map.entry(key) {
@@ -352,80 +344,112 @@ impl View {
     }
 
     /// Applies whole groups, under the write lock: no reader sees one half
-    /// applied.
-    ///
-    /// A removal leaves a tombstone only where a layer below (the frozen
-    /// memtable, sled) holds the key. Otherwise the key is simply
-    /// forgotten: a ready, in-flight or outbox entry that came and went
-    /// since the last checkpoint, or a blind removal of a key that is no
-    /// longer anywhere (finishing a message removes its ready entry,
-    /// which its claim already removed). Tombstones that hide nothing
-    /// would cost memory, and every scan would step over them: a claim
-    /// scans the ready queue from its start, and measured (`life_bench`),
-    /// with every message's tombstones kept until the checkpoint, claims
-    /// took most of the CPU and a message life cost 430 µs instead of
-    /// 130 µs. The check costs a sled read (not a write), under the lock,
-    /// where no checkpoint can move the key between the layers.
+    /// applied. Removals leave tombstones only where they hide something
+    /// ([`View::apply_remove`]).
     pub(crate) fn apply(&self, groups: impl IntoIterator<Item = Ops>) {
         let mut layers = self.write();
         let layers = &mut *layers;
         for ops in groups {
             for (key, value) in ops.into_entries() {
                 let counted = layers.counts.counts(&key);
-                if let Some(value) = value {
-                    if self.watched.is_some() && key.first() == self.watched.as_ref() {
-                        if let Some(owner) = crate::keys::owner_of(&key) {
-                            match layers.lowest.get_mut(owner) {
-                                Some(lowest) if lowest.as_slice() <= key.as_slice() => {}
-                                Some(lowest) => lowest.clone_from(&key),
-                                None => {
-                                    layers.lowest.insert(owner.to_vec(), key.clone());
-                                }
-                            }
-                        }
-                    }
-                    if counted && !self.holds(layers, &key, &mut None) {
-                        layers.counts.added(&key);
-                    }
-                    layers.active.put(key, Some(IVec::from(value)));
-                    continue;
-                }
-                // One sled read at most, shared by both questions.
-                let mut in_sled = None;
-                if counted && self.holds(layers, &key, &mut in_sled) {
-                    layers.counts.removed(&key);
-                }
-                let below = layers
-                    .frozen
-                    .as_ref()
-                    .is_some_and(|f| f.map.contains_key(key.as_slice()))
-                    || self.sled_holds(layers, &key, &mut in_sled);
-                if below {
-                    layers.active.put(key, None);
-                } else {
-                    layers.active.forget(&key);
+                match value {
+                    Some(value) => self.apply_insert(layers, counted, key, IVec::from(value)),
+                    None => self.apply_remove(layers, counted, key),
                 }
             }
         }
     }
 
-    /// Whether a reader sees `key` now (before the operation being
-    /// applied): the newest layer that has an entry for it decides.
-    fn holds(&self, layers: &Layers, key: &[u8], in_sled: &mut Option<bool>) -> bool {
-        if let Some(entry) = layers.active.map.get(key) {
-            return entry.is_some();
+    /// One insert. The active map is searched once, for both questions
+    /// (did a reader see the key? where does it go?): the applier's map
+    /// searches (key comparisons, most of them) were about a third of its
+    /// CPU in `life_bench`.
+    fn apply_insert(&self, layers: &mut Layers, counted: bool, key: Vec<u8>, value: IVec) {
+        if self.watched.is_some() && key.first() == self.watched.as_ref() {
+            if let Some(owner) = crate::keys::owner_of(&key) {
+                match layers.lowest.get_mut(owner) {
+                    Some(lowest) if lowest.as_slice() <= key.as_slice() => {}
+                    Some(lowest) => lowest.clone_from(&key),
+                    None => {
+                        layers.lowest.insert(owner.to_vec(), key.clone());
+                    }
+                }
+            }
         }
-        if let Some(entry) = layers.frozen.as_ref().and_then(|f| f.map.get(key)) {
-            return entry.is_some();
+        let entry = Some(value);
+        let size = entry_size(&key, &entry);
+        match layers.active.map.entry(key) {
+            btree_map::Entry::Occupied(mut slot) => {
+                if counted && slot.get().is_none() {
+                    layers.counts.added(slot.key());
+                }
+                let old = entry_size(slot.key(), slot.get());
+                layers.active.bytes = layers.active.bytes - old + size;
+                slot.insert(entry);
+            }
+            btree_map::Entry::Vacant(slot) => {
+                if counted && !self.below_holds(&layers.frozen, &layers.ceilings, slot.key()) {
+                    layers.counts.added(slot.key());
+                }
+                layers.active.bytes += size;
+                slot.insert(entry);
+            }
         }
-        self.sled_holds(layers, key, in_sled)
+    }
+
+    /// One removal. A removal leaves a tombstone only where a layer below
+    /// (the frozen memtable, sled) holds the key. Otherwise the key is
+    /// simply forgotten: a ready, in-flight or outbox entry that came and
+    /// went since the last checkpoint, or a blind removal of a key that is
+    /// no longer anywhere (finishing a message removes its ready entry,
+    /// which its claim already removed). Tombstones that hide nothing
+    /// would cost memory, and every scan would step over them: a claim
+    /// scans the ready queue from its start, and measured (`life_bench`),
+    /// with every message's tombstones kept until the checkpoint, claims
+    /// took most of the CPU and a message life cost 430 µs instead of
+    /// 130 µs. The check costs a sled read (not a write), under the lock,
+    /// where no checkpoint can move the key between the layers; the active
+    /// map is searched once, and again only to leave a tombstone.
+    fn apply_remove(&self, layers: &mut Layers, counted: bool, key: Vec<u8>) {
+        // One sled read at most, shared by both questions.
+        let mut in_sled = None;
+        let seen = match layers.active.map.remove_entry(key.as_slice()) {
+            Some((held, entry)) => {
+                layers.active.bytes -= entry_size(&held, &entry);
+                entry.is_some()
+            }
+            None => match layers.frozen.as_ref().and_then(|f| f.map.get(&key)) {
+                Some(entry) => entry.is_some(),
+                None => self.sled_holds(&layers.ceilings, &key, &mut in_sled),
+            },
+        };
+        if counted && seen {
+            layers.counts.removed(&key);
+        }
+        let below = layers
+            .frozen
+            .as_ref()
+            .is_some_and(|f| f.map.contains_key(key.as_slice()))
+            || self.sled_holds(&layers.ceilings, &key, &mut in_sled);
+        if below {
+            layers.active.put(key, None);
+        }
+    }
+
+    /// Whether a reader sees `key` below the active memtable: the frozen
+    /// one's entry decides, else sled.
+    fn below_holds(&self, frozen: &Option<Arc<Memtable>>, ceilings: &Ceilings, key: &[u8]) -> bool {
+        match frozen.as_ref().and_then(|f| f.map.get(key)) {
+            Some(entry) => entry.is_some(),
+            None => self.sled_holds(ceilings, key, &mut None),
+        }
     }
 
     /// Whether sled holds `key` (a read it failed counts as yes: a
     /// tombstone too many hides nothing), asked once per operation.
-    fn sled_holds(&self, layers: &Layers, key: &[u8], in_sled: &mut Option<bool>) -> bool {
+    fn sled_holds(&self, ceilings: &Ceilings, key: &[u8], in_sled: &mut Option<bool>) -> bool {
         *in_sled.get_or_insert_with(|| {
-            layers.ceilings.may_hold(key) && !matches!(self.db.contains_key(key), Ok(false))
+            ceilings.may_hold(key) && !matches!(self.db.contains_key(key), Ok(false))
         })
     }
 

@@ -488,6 +488,132 @@ fn a_store_killed_with_sigkill_comes_back_from_its_log() {
     assert_eq!((again.id, again.duplicate), (deduplicated, true));
 }
 
+/// Runs one message's whole common life (accept, claim, attempt, final
+/// receipt with the client's outbox item, the client's acknowledgement)
+/// without a checkpoint, prints its id, outbox place and the checkpoints
+/// taken, and waits to be killed: run by
+/// [`a_whole_life_killed_before_its_checkpoint_is_replayed_to_its_net_state`].
+#[tokio::test]
+async fn child_lives_one_life_and_waits_to_be_killed() {
+    let Some(dir) = std::env::var_os(CHILD) else {
+        return;
+    };
+    let (store, _) = SledStore::open(&dir, StoreOptions::default()).expect("child opens");
+    let id = store.accept(message(1, None), 1).await.expect("accept").id;
+    assert_eq!(store.claim_ready(2, 10).await.expect("claims").len(), 1);
+    store
+        .record_attempt(id, attempt("U9"), None, 2)
+        .await
+        .expect("attempt");
+    let relayed = RelayedReceipt {
+        outbox_seq: 0,
+        part: None,
+        stat: "DELIVRD".to_owned(),
+        err: 0,
+        queued_ms: 3,
+        acked_ms: None,
+    };
+    let update = ReceiptUpdate {
+        outcome: Some(delivered()),
+        relay: Some((item(id), relayed)),
+        ..ReceiptUpdate::default()
+    };
+    let seq = store
+        .record_receipt(id, update, 3)
+        .await
+        .expect("receipt")
+        .expect("queued for the client");
+    store.outbox_ack_many("acme", &[seq]).await.expect("acked");
+    // The acknowledgement waits for no sync: this one (durable) syncs the
+    // log over it, as the next accept or receipt would in the daemon.
+    store.flush().expect("synced");
+    let checkpoints = store.commit_stats().checkpoints.load(Ordering::Relaxed);
+    println!("lived {id} {seq} {checkpoints}");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+/// Point 1 of issue 19: a message's whole life is applied to the memtable
+/// only, and sled receives its net state at a checkpoint. Killed with
+/// SIGKILL after the life and before any checkpoint, the store comes back
+/// from its log to the same net state: the message final with its
+/// outcome and the client's acknowledgement time, found by its upstream
+/// id, no ready, expiry or outbox key left (in sled or counted), and the
+/// open's checkpoint writes only the keys that outlive the life.
+#[test]
+fn a_whole_life_killed_before_its_checkpoint_is_replayed_to_its_net_state() {
+    let dir = TempDir::new("memtable-life-kill");
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "child_lives_one_life_and_waits_to_be_killed",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(CHILD, &dir.0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("child starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("lived ") {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+    });
+    let words = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the child lived its message's life");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let id: TernId = words[0].parse().expect("an id");
+    let seq: u64 = words[1].parse().expect("a place");
+    assert_eq!(words[2], "0", "the life was applied before any checkpoint");
+
+    let (store, recovery) = SledStore::open(&dir.0, StoreOptions::default()).expect("reopens");
+    assert_eq!(recovery.requeued, 0);
+    let record = store.get(id).expect("reads").expect("kept");
+    assert_eq!(record.state, State::Final);
+    assert_eq!(
+        record.outcome.as_ref().map(|o| o.stat.as_str()),
+        Some("DELIVRD")
+    );
+    assert_eq!(record.relayed.len(), 1);
+    assert_eq!(record.relayed[0].outbox_seq, seq);
+    assert!(
+        record.relayed[0].acked_ms.is_some(),
+        "the client's acknowledgement came back from the log"
+    );
+    assert_eq!(store.lookup_upstream("up", "u9").expect("lookup"), Some(id));
+    assert!(store
+        .outbox_pending("acme", None, 10)
+        .expect("outbox")
+        .is_empty());
+    let depths = store.queue_depths();
+    assert_eq!(
+        (depths.ready, depths.in_flight, depths.outbox),
+        (0, 0, 0),
+        "nothing of the life left in a counted queue"
+    );
+    assert!(store.verify().expect("verifies").is_consistent());
+    // The open replayed the log and checkpointed it: sled holds the net
+    // state, and nothing of the keys that came and went.
+    assert_eq!(store.memtable_len(), 0);
+    let expected: BTreeSet<Vec<u8>> = [
+        keys::message(id),
+        keys::timed(keys::RETENTION, 3, id),
+        keys::owned_with(keys::UPSTREAM_ID, "up", b"u9"),
+        keys::relay_ack(id, seq),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(sled_keys_of(&store, id), expected);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_duplicate_check_needs_no_checkpoint_and_holds_across_a_restart() {
     let dir = TempDir::new("memtable-dedup");
