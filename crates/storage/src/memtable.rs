@@ -762,6 +762,52 @@ mod tests {
         assert_eq!(db.len(), 1);
     }
 
+    /// The counts follow the keys through each case the applier meets
+    /// with one search of the active map: an insert of a new key, of a key
+    /// the active map holds, of a key its tombstone hides (sled holds it),
+    /// and removals of keys held in the active map, the frozen one and
+    /// sled, and of a key nothing holds.
+    #[test]
+    fn counts_follow_the_keys_through_every_layer() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        db.insert("q1", "").expect("insert");
+        db.insert("q2", "").expect("insert");
+        let view = View::new(db.clone()).counting(b"q", None).expect("counts");
+        let total = || view.total(b'q');
+        assert_eq!(total(), 2, "what sled holds at open");
+        view.apply([ops(&[("q3", Some(""))])]);
+        let frozen = view.freeze();
+        assert_eq!(total(), 3, "a new key");
+        view.apply([ops(&[("q4", Some("")), ("q4", Some("again"))])]);
+        assert_eq!(total(), 4, "a key the active map holds, set again");
+        view.apply([ops(&[("q1", None)])]);
+        assert_eq!(total(), 3, "sled's key removed: a tombstone");
+        view.apply([ops(&[("q1", Some(""))])]);
+        assert_eq!(total(), 4, "the key under its tombstone set again");
+        view.apply([ops(&[
+            ("q3", None),
+            ("q4", None),
+            ("q2", None),
+            ("q9", None),
+        ])]);
+        assert_eq!(total(), 1, "held in frozen, active, sled; and nothing");
+        assert_eq!(scan(&view, "q"), vec![("q1".to_owned(), String::new())]);
+        frozen.write_into(&db).expect("written");
+        view.release();
+        assert_eq!(total(), 1);
+        assert_eq!(
+            view.counts(),
+            Counts::of(&db_after(&view), b"q", None).expect("counts")
+        );
+    }
+
+    /// sled as a checkpoint would leave it: the view's memtables written.
+    fn db_after(view: &View) -> sled::Db {
+        view.freeze().write_into(view.db()).expect("written");
+        view.release();
+        view.db().clone()
+    }
+
     #[test]
     fn sled_is_asked_only_at_or_below_its_ceilings() {
         let db = sled::Config::new().temporary(true).open().expect("sled");
