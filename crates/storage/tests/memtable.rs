@@ -5,6 +5,8 @@
 //! - reads see the memtable over sled, and a checkpoint changes no answer;
 //! - a store killed with SIGKILL comes back from its log: claimed messages
 //!   ready again, held receipts, outbox items and duplicate keys there;
+//!   a whole message life killed before its checkpoint comes back to its
+//!   net state, which is all the open's checkpoint writes into sled;
 //! - the duplicate check needs no checkpoint and holds across a restart;
 //! - the memtable's bound asks for a checkpoint by itself;
 //! - claims, attempts and acknowledgements wait for no sync of their own.
