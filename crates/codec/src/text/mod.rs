@@ -41,6 +41,20 @@ pub fn encode(text: &str, encoding: Encoding, policy: Unrepresentable) -> Result
     Ok(units_to_octets(&units, encoding, 0)?.into())
 }
 
+/// `encode` and `segments_with` from one reading of the text into the
+/// coding's units: the router needs both for every message it sends, and
+/// reading the text twice was a visible part of a submit's cost.
+pub fn encode_counting(
+    text: &str,
+    encoding: Encoding,
+    concat: Concat,
+    policy: Unrepresentable,
+) -> Result<(Bytes, usize), TextError> {
+    let units = to_units(text, encoding, policy)?;
+    let octets = units_to_octets(&units, encoding, 0)?;
+    Ok((octets.into(), split::count_parts(&units, encoding, concat)))
+}
+
 /// Decodes a short_message body (no UDH). For packed GSM the septet count
 /// is unknown, so a trailing CR or '@' that exactly fills 7 spare bits is
 /// taken as padding; use `decode_packed` when the count is known.
