@@ -408,7 +408,10 @@ impl Receipt {
         };
         let mut id = None;
         for field in fields {
-            let name = latin1(&short_message[field.name.0..field.name.1]);
+            // The key as written is kept only where it is needed (text,
+            // dlvrd, unknown and repeated keys): one String less per field
+            // for the rest, on every receipt an upstream sends.
+            let name = || latin1(&short_message[field.name.0..field.name.1]);
             let value = latin1(&short_message[field.value.0..field.value.1]);
             // The first non-empty occurrence of a known key wins; repeats are
             // kept as extras so nothing is lost.
@@ -422,11 +425,11 @@ impl Receipt {
                 Key::Err => &mut receipt.err,
                 Key::Text => {
                     receipt.text = Some(value);
-                    receipt.text_key = name;
+                    receipt.text_key = name();
                     continue;
                 }
                 Key::Other => {
-                    receipt.extra.push((name, value));
+                    receipt.extra.push((name(), value));
                     continue;
                 }
             };
@@ -434,12 +437,12 @@ impl Receipt {
                 continue;
             }
             if slot.is_some() {
-                receipt.extra.push((name, value));
+                receipt.extra.push((name(), value));
                 continue;
             }
             *slot = Some(value);
             if field.key == Key::Dlvrd {
-                receipt.dlvrd_key = name;
+                receipt.dlvrd_key = name();
             }
         }
         receipt.id = id.ok_or(ReceiptError::MissingId)?;
