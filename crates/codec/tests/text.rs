@@ -608,6 +608,32 @@ fn concat_strategy() -> impl Strategy<Value = Concat> {
 }
 
 proptest! {
+    /// Stopping at the first one-part GSM coding picks what taking the
+    /// minimum over every allowed coding picks.
+    #[test]
+    fn cheapest_encoding_is_the_minimum_over_all_codings(
+        allowed in prop::collection::vec(encoding_strategy(), 0..6),
+        concat in concat_strategy(),
+        text in prop_oneof![gsm_text(400), latin1_text(200), any_text(200)],
+    ) {
+        let preference = |encoding: Encoding| match encoding {
+            Encoding::Gsm7Unpacked | Encoding::Gsm7Packed => 0,
+            Encoding::Ia5 => 1,
+            Encoding::Latin1 => 2,
+            Encoding::Ucs2 => 3,
+        };
+        let minimum = allowed
+            .iter()
+            .enumerate()
+            .filter_map(|(index, &encoding)| {
+                let parts = segments(&text, encoding, concat).ok()?;
+                Some(((parts, preference(encoding), index), encoding))
+            })
+            .min_by_key(|&(key, _)| key)
+            .map(|(_, encoding)| encoding);
+        prop_assert_eq!(cheapest_encoding(&text, &allowed, concat), minimum);
+    }
+
     /// One reading of the text gives what `encode` and `segments_with`
     /// give apart, errors included (any text, so unrepresentable
     /// characters under both policies).

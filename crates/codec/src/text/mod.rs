@@ -113,15 +113,23 @@ pub fn cheapest_encoding(text: &str, allowed: &[Encoding], concat: Concat) -> Op
         Encoding::Latin1 => 2,
         Encoding::Ucs2 => 3,
     };
-    allowed
-        .iter()
-        .enumerate()
-        .filter_map(|(index, &encoding)| {
-            let parts = segments(text, encoding, concat).ok()?;
-            Some(((parts, preference(encoding), index), encoding))
-        })
-        .min_by_key(|&(key, _)| key)
-        .map(|(_, encoding)| encoding)
+    let mut best: Option<((usize, u8, usize), Encoding)> = None;
+    for (index, &encoding) in allowed.iter().enumerate() {
+        let Ok(parts) = segments(text, encoding, concat) else {
+            continue;
+        };
+        let key = (parts, preference(encoding), index);
+        if best.is_none_or(|(best_key, _)| key < best_key) {
+            best = Some((key, encoding));
+        }
+        // One part in GSM 7-bit: nothing later can be cheaper (a later
+        // index loses the tie), so the other codings are not read at all.
+        // Nearly every message stops here, at its first coding.
+        if key.0 == 1 && key.1 == 0 {
+            break;
+        }
+    }
+    best.map(|(_, encoding)| encoding)
 }
 
 #[cfg(test)]
