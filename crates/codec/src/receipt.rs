@@ -505,10 +505,7 @@ impl Receipt {
         out.extend_from_slice(b" err:");
         push_padded3(&mut out, err);
         out.extend_from_slice(b" text:");
-        push_latin1(
-            &mut out,
-            original_message.chars().take(TEXT_PREVIEW_CHARS),
-        );
+        push_latin1(&mut out, original_message.chars().take(TEXT_PREVIEW_CHARS));
         out.into()
     }
 
