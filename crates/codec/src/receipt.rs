@@ -315,6 +315,21 @@ impl ReceiptDate {
     }
 }
 
+impl ReceiptDate {
+    /// The digits [`fmt::Display`] writes, without the formatter.
+    fn write_digits(&self, out: &mut Vec<u8>) {
+        let t = &self.time;
+        push_pair(out, (t.year() % 100) as u8);
+        push_pair(out, t.month());
+        push_pair(out, t.day());
+        push_pair(out, t.hour());
+        push_pair(out, t.minute());
+        if self.with_seconds {
+            push_pair(out, t.second());
+        }
+    }
+}
+
 impl fmt::Display for ReceiptDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = &self.time;
@@ -393,7 +408,10 @@ impl Receipt {
         };
         let mut id = None;
         for field in fields {
-            let name = latin1(&short_message[field.name.0..field.name.1]);
+            // The key as written is kept only where it is needed (text,
+            // dlvrd, unknown and repeated keys): one String less per field
+            // for the rest, on every receipt an upstream sends.
+            let name = || latin1(&short_message[field.name.0..field.name.1]);
             let value = latin1(&short_message[field.value.0..field.value.1]);
             // The first non-empty occurrence of a known key wins; repeats are
             // kept as extras so nothing is lost.
@@ -407,11 +425,11 @@ impl Receipt {
                 Key::Err => &mut receipt.err,
                 Key::Text => {
                     receipt.text = Some(value);
-                    receipt.text_key = name;
+                    receipt.text_key = name();
                     continue;
                 }
                 Key::Other => {
-                    receipt.extra.push((name, value));
+                    receipt.extra.push((name(), value));
                     continue;
                 }
             };
@@ -419,12 +437,12 @@ impl Receipt {
                 continue;
             }
             if slot.is_some() {
-                receipt.extra.push((name, value));
+                receipt.extra.push((name(), value));
                 continue;
             }
             *slot = Some(value);
             if field.key == Key::Dlvrd {
-                receipt.dlvrd_key = name;
+                receipt.dlvrd_key = name();
             }
         }
         receipt.id = id.ok_or(ReceiptError::MissingId)?;
@@ -454,6 +472,41 @@ impl Receipt {
             text_key: "text".to_owned(),
             extra: Vec::new(),
         }
+    }
+
+    /// The octets of `Receipt::canonical(id, stat, submitted, done)
+    /// .with_err(err).with_text(original_message).to_bytes()`, written
+    /// straight into one buffer. Tern builds one of these per client
+    /// receipt; the composed form made nine `String`s, a formatting pass
+    /// and a copy per character on that path.
+    pub fn canonical_bytes(
+        id: &str,
+        stat: &Stat,
+        submitted: ReceiptDate,
+        done: ReceiptDate,
+        err: u16,
+        original_message: &str,
+    ) -> Bytes {
+        let mut out = Vec::with_capacity(112 + id.len());
+        out.extend_from_slice(b"id:");
+        push_latin1(&mut out, id.chars());
+        out.extend_from_slice(b" sub:001 dlvrd:");
+        out.extend_from_slice(if *stat == Stat::Delivered {
+            b"001"
+        } else {
+            b"000"
+        });
+        out.extend_from_slice(b" submit date:");
+        submitted.write_digits(&mut out);
+        out.extend_from_slice(b" done date:");
+        done.write_digits(&mut out);
+        out.extend_from_slice(b" stat:");
+        push_latin1(&mut out, stat.code().chars());
+        out.extend_from_slice(b" err:");
+        push_padded3(&mut out, err);
+        out.extend_from_slice(b" text:");
+        push_latin1(&mut out, original_message.chars().take(TEXT_PREVIEW_CHARS));
+        out.into()
     }
 
     /// Sets `err` to `code`, three digits zero-padded (Tern's canonical
@@ -511,6 +564,31 @@ impl Receipt {
             .collect::<Vec<u8>>()
             .into()
     }
+}
+
+/// Each character as one Latin-1 octet, `?` for those beyond it (as
+/// [`Receipt::to_bytes`] writes them).
+fn push_latin1(out: &mut Vec<u8>, chars: impl Iterator<Item = char>) {
+    out.extend(chars.map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')));
+}
+
+/// `{value:03}`: at least three digits, zero-padded.
+fn push_padded3(out: &mut Vec<u8>, value: u16) {
+    let mut digits = [b'0'; 5];
+    let mut rest = value;
+    let mut start = digits.len();
+    while rest > 0 {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.extend_from_slice(&digits[start.min(digits.len() - 3)..]);
+}
+
+/// Two decimal digits of a value below 100.
+fn push_pair(out: &mut Vec<u8>, value: u8) {
+    out.push(b'0' + (value / 10) % 10);
+    out.push(b'0' + value % 10);
 }
 
 /// The standard layout, one space between fields, absent fields left out,

@@ -556,6 +556,34 @@ proptest! {
         prop_assert_eq!(r.text.as_deref(), Some(text.as_str()));
     }
 
+    /// The one-buffer form Tern sends writes the same octets as the
+    /// composed receipt, for any id, state, dates, err (four- and
+    /// five-digit codes too) and text (beyond Latin-1 too).
+    #[test]
+    fn canonical_bytes_are_the_composed_receipts_octets(
+        id in "\\PC{1,40}",
+        state in 1u8..=9,
+        submitted_ms in 946_684_800_000i64..4_102_444_800_000,
+        done_ms in 946_684_800_000i64..4_102_444_800_000,
+        seconds in any::<bool>(),
+        err in any::<u16>(),
+        message in "\\PC{0,40}",
+    ) {
+        let stat = Stat::from_message_state(state).unwrap_or(Stat::Unknown);
+        let submitted = ReceiptDate::from_unix_millis(submitted_ms, seconds)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let done = ReceiptDate::from_unix_millis(done_ms, !seconds)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let composed = Receipt::canonical(id.as_str(), stat.clone(), submitted, done)
+            .with_err(err)
+            .with_text(&message)
+            .to_bytes();
+        prop_assert_eq!(
+            Receipt::canonical_bytes(&id, &stat, submitted, done, err, &message),
+            composed
+        );
+    }
+
     #[test]
     fn canonical_receipts_read_back(
         id in "[0-9A-Za-z_-]{1,64}",

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use tern_codec::text::{
-    cheapest_encoding, decode, decode_packed, encode, encode_packed, reassemble,
+    cheapest_encoding, decode, decode_packed, encode, encode_counting, encode_packed, reassemble,
     reassemble_payloads, segments, segments_with, split, unit_count, Concat, Encoding, Part,
     ReceivedPart, SarInfo, TextError, Udh, Unrepresentable,
 };
@@ -608,6 +608,48 @@ fn concat_strategy() -> impl Strategy<Value = Concat> {
 }
 
 proptest! {
+    /// Stopping at the first one-part GSM coding picks what taking the
+    /// minimum over every allowed coding picks.
+    #[test]
+    fn cheapest_encoding_is_the_minimum_over_all_codings(
+        allowed in prop::collection::vec(encoding_strategy(), 0..6),
+        concat in concat_strategy(),
+        text in prop_oneof![gsm_text(400), latin1_text(200), any_text(200)],
+    ) {
+        let preference = |encoding: Encoding| match encoding {
+            Encoding::Gsm7Unpacked | Encoding::Gsm7Packed => 0,
+            Encoding::Ia5 => 1,
+            Encoding::Latin1 => 2,
+            Encoding::Ucs2 => 3,
+        };
+        let minimum = allowed
+            .iter()
+            .enumerate()
+            .filter_map(|(index, &encoding)| {
+                let parts = segments(&text, encoding, concat).ok()?;
+                Some(((parts, preference(encoding), index), encoding))
+            })
+            .min_by_key(|&(key, _)| key)
+            .map(|(_, encoding)| encoding);
+        prop_assert_eq!(cheapest_encoding(&text, &allowed, concat), minimum);
+    }
+
+    /// One reading of the text gives what `encode` and `segments_with`
+    /// give apart, errors included (any text, so unrepresentable
+    /// characters under both policies).
+    #[test]
+    fn encode_counting_is_encode_and_segments(
+        encoding in encoding_strategy(),
+        concat in concat_strategy(),
+        text in prop_oneof![gsm_text(400), any_text(400)],
+        replace in any::<bool>(),
+    ) {
+        let policy = if replace { Unrepresentable::Replace } else { STRICT };
+        let apart = encode(&text, encoding, policy)
+            .and_then(|octets| Ok((octets, segments_with(&text, encoding, concat, policy)?)));
+        prop_assert_eq!(encode_counting(&text, encoding, concat, policy), apart);
+    }
+
     #[test]
     fn encode_decode_round_trip(
         (encoding, text) in encoding_strategy().prop_flat_map(|e| (Just(e), text_for(e, 300)))

@@ -744,9 +744,8 @@ impl<'p> Upstream<'p> {
         let concat = self.concat();
         let (encoding, policy) = self.choose(text, wide, concat)?;
         base.data_coding = DataCoding(self.data_coding(encoding));
-        let whole = text::encode(text, encoding, policy).map_err(|e| self.text_error(e))?;
-        let count =
-            text::segments_with(text, encoding, concat, policy).map_err(|e| self.text_error(e))?;
+        let (whole, count) = text::encode_counting(text, encoding, concat, policy)
+            .map_err(|e| self.text_error(e))?;
         if count == 1 && whole.len() <= self.short_message_max {
             return Ok(Adapted {
                 parts: vec![self.with_short_message(base, &whole)?],

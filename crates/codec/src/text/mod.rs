@@ -41,6 +41,20 @@ pub fn encode(text: &str, encoding: Encoding, policy: Unrepresentable) -> Result
     Ok(units_to_octets(&units, encoding, 0)?.into())
 }
 
+/// `encode` and `segments_with` from one reading of the text into the
+/// coding's units: the router needs both for every message it sends, and
+/// reading the text twice was a visible part of a submit's cost.
+pub fn encode_counting(
+    text: &str,
+    encoding: Encoding,
+    concat: Concat,
+    policy: Unrepresentable,
+) -> Result<(Bytes, usize), TextError> {
+    let units = to_units(text, encoding, policy)?;
+    let octets = units_to_octets(&units, encoding, 0)?;
+    Ok((octets.into(), split::count_parts(&units, encoding, concat)))
+}
+
 /// Decodes a short_message body (no UDH). For packed GSM the septet count
 /// is unknown, so a trailing CR or '@' that exactly fills 7 spare bits is
 /// taken as padding; use `decode_packed` when the count is known.
@@ -99,15 +113,23 @@ pub fn cheapest_encoding(text: &str, allowed: &[Encoding], concat: Concat) -> Op
         Encoding::Latin1 => 2,
         Encoding::Ucs2 => 3,
     };
-    allowed
-        .iter()
-        .enumerate()
-        .filter_map(|(index, &encoding)| {
-            let parts = segments(text, encoding, concat).ok()?;
-            Some(((parts, preference(encoding), index), encoding))
-        })
-        .min_by_key(|&(key, _)| key)
-        .map(|(_, encoding)| encoding)
+    let mut best: Option<((usize, u8, usize), Encoding)> = None;
+    for (index, &encoding) in allowed.iter().enumerate() {
+        let Ok(parts) = segments(text, encoding, concat) else {
+            continue;
+        };
+        let key = (parts, preference(encoding), index);
+        if best.is_none_or(|(best_key, _)| key < best_key) {
+            best = Some((key, encoding));
+        }
+        // One part in GSM 7-bit: nothing later can be cheaper (a later
+        // index loses the tie), so the other codings are not read at all.
+        // Nearly every message stops here, at its first coding.
+        if key.0 == 1 && key.1 == 0 {
+            break;
+        }
+    }
+    best.map(|(_, encoding)| encoding)
 }
 
 #[cfg(test)]

@@ -173,6 +173,15 @@ pub fn segments(text: &str, encoding: Encoding, concat: Concat) -> Result<usize,
     segments_with(text, encoding, concat, Unrepresentable::Error)
 }
 
+/// How many parts `units` make: one without planning when they fit one
+/// message, which is nearly every message.
+pub(super) fn count_parts(units: &[u16], encoding: Encoding, concat: Concat) -> usize {
+    if units.len() <= encoding.max_single() {
+        return 1;
+    }
+    plan(units, encoding, concat).len()
+}
+
 /// `segments` under a given policy (with `Replace` the count is that of the
 /// replaced text, e.g. € in Latin-1 becomes three octets "EUR").
 pub fn segments_with(
@@ -182,7 +191,7 @@ pub fn segments_with(
     policy: Unrepresentable,
 ) -> Result<usize, TextError> {
     let units = to_units(text, encoding, policy)?;
-    Ok(plan(&units, encoding, concat).len())
+    Ok(count_parts(&units, encoding, concat))
 }
 
 /// Unit ranges of the parts. An empty text is one (empty) part.

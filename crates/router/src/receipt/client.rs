@@ -75,10 +75,9 @@ pub fn client_receipt(input: &ClientReceipt<'_>) -> DeliverSm {
     let stat = Stat::parse(state.stat());
     let err = input.canonical.reason.err();
     let text = match (millis_date(input.submitted_ms), millis_date(input.done_ms)) {
-        (Some(submitted), Some(done)) => Receipt::canonical(input.tern_id, stat, submitted, done)
-            .with_err(err)
-            .with_text(input.text)
-            .to_bytes(),
+        (Some(submitted), Some(done)) => {
+            Receipt::canonical_bytes(input.tern_id, &stat, submitted, done, err, input.text)
+        }
         // Dates outside the two-digit years: the id, state and error still go.
         _ => Bytes::from(format!(
             "id:{} stat:{} err:{err:03}",
