@@ -76,8 +76,16 @@ async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracker) {
                 }
                 break;
             }
+            // A claim waits for room for half a claim: one taking the
+            // odd permit a send just freed costs the store as much as a
+            // full one (on Redis two round trips for one message).
+            let size = node.store().claim_size();
+            match permits.acquire_many((size / 2).max(1) as u32).await {
+                Ok(room) => drop(room),
+                Err(_) => return,
+            }
             let free = permits.available_permits().max(1);
-            let batch = match claim(&node, free.min(64)).await {
+            let batch = match claim(&node, free.min(size)).await {
                 Ok(batch) => batch,
                 Err(err) => {
                     tern_session::warn_limited!("claiming from the store failed", %err);
