@@ -226,10 +226,10 @@ mod tests {
         assert!(!table.wait("up", "6", false, LONG).await);
         // Long after: swept at the next enter.
         let old = Instant::now() - RECENT - Duration::from_millis(1);
-        for entry in table.out.lock().unwrap().values_mut() {
+        for entry in table.out.lock().expect("not poisoned").values_mut() {
             entry.returned = Some(old);
         }
-        *table.swept.lock().unwrap() = Some(old);
+        *table.swept.lock().expect("not poisoned") = Some(old);
         let _other = table.enter("up", &["7".to_owned()]);
         assert_eq!(table.kept(), 1, "the old entry left");
         assert!(!table.wait("up", "5", false, LONG).await);
