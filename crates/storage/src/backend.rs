@@ -115,6 +115,17 @@ impl Store {
         }
     }
 
+    /// The free send slots the dispatcher waits for before it claims: on
+    /// Redis half a claim, since a claim taking the odd slot a send just
+    /// freed costs as much as a full one (two round trips for one
+    /// message); on sled one, a claim there being a read in memory.
+    pub fn claim_room(&self) -> usize {
+        match self {
+            Store::Sled(_) => 1,
+            Store::Redis(_) => 128,
+        }
+    }
+
     /// Round trips to Redis so far by step of a message's life (the
     /// `tern_redis_round_trips_total` metric); none on sled. Not async:
     /// counters in memory.

@@ -76,11 +76,13 @@ async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracker) {
                 }
                 break;
             }
-            // A claim waits for room for half a claim: one taking the
-            // odd permit a send just freed costs the store as much as a
-            // full one (on Redis two round trips for one message).
+            // Room first (`Store::claim_room`): on Redis a claim of the
+            // odd permit a send just freed costs as much as a full one.
             let size = node.store().claim_size();
-            match permits.acquire_many((size / 2).max(1) as u32).await {
+            match permits
+                .acquire_many(node.store().claim_room().max(1) as u32)
+                .await
+            {
                 Ok(room) => drop(room),
                 Err(_) => return,
             }
