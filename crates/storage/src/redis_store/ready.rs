@@ -8,7 +8,9 @@
 //! whose queue is empty. On one server the look is one script over every
 //! shard that also reads the records the claim needs
 //! ([`lua::READY_CLAIM`]), and the claim's write one more: two round
-//! trips a claim, however many shards and clients have messages due.
+//! trips a claim, however many shards and clients have messages due. The
+//! write also makes the next claim's look ([`lua::CLAIM_THEN_LOOK`]), so
+//! a claim right after another costs one.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
