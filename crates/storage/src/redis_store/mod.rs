@@ -164,6 +164,8 @@ pub struct RedisStore {
     /// The client whose ready queue this node's last claim served first:
     /// the next claim starts with the one after it (`ready.rs`).
     last_first: std::sync::Mutex<Option<String>>,
+    /// The next claim's look, made in the last claim's write (`ready.rs`).
+    next_look: ready::NextLook,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -342,6 +344,7 @@ impl RedisStore {
             seqs: tokio::sync::Mutex::new(HashMap::new()),
             cluster,
             last_first: std::sync::Mutex::new(None),
+            next_look: ready::NextLook::default(),
         };
         Ok(store)
     }

@@ -76,8 +76,18 @@ async fn run(node: Arc<Node>, shutdown: CancellationToken, sends: TaskTracker) {
                 }
                 break;
             }
+            // Room first (`Store::claim_room`): on Redis a claim of the
+            // odd permit a send just freed costs as much as a full one.
+            let size = node.store().claim_size();
+            match permits
+                .acquire_many(node.store().claim_room().max(1) as u32)
+                .await
+            {
+                Ok(room) => drop(room),
+                Err(_) => return,
+            }
             let free = permits.available_permits().max(1);
-            let batch = match claim(&node, free.min(64)).await {
+            let batch = match claim(&node, free.min(size)).await {
                 Ok(batch) => batch,
                 Err(err) => {
                     tern_session::warn_limited!("claiming from the store failed", %err);
