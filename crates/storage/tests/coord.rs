@@ -499,3 +499,44 @@ on_every_redis!(
     outbox_events_tell_another_node_which_client_has_mail,
     outbox_events_resume_after_the_connection_drops,
 );
+
+/// EVALSHA calls the server has answered, from its `INFO commandstats`.
+fn scripts_run(server: &common::RedisServer) -> u64 {
+    let stats = server.cli(&["INFO", "commandstats"]).expect("INFO");
+    stats
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().expect("a count"))
+}
+
+/// A free lease is taken with a plain `SET … NX PX`, not a script (a
+/// message's lease is taken once per receipt, and a script costs the
+/// server several times the CPU): on a server of its own, so that no
+/// other test's scripts are counted. A held lease still goes through the
+/// script, which extends it for its holder and refuses it to another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_lease_is_taken_without_a_script() {
+    let server = common::RedisServer::start("free_lease");
+    let b = Redis {
+        topology: RedisTopology::Single(server.address()),
+        prefix: "free-lease".to_owned(),
+    };
+    let (a, other) = (
+        b.open_redis(1).await.coordinator(),
+        b.open_redis(2).await.coordinator(),
+    );
+    let ttl = Duration::from_secs(30);
+    let before = scripts_run(&server);
+    for n in 0..50 {
+        let name = format!("message:{n}");
+        assert!(a.acquire(&name, ttl).await.expect("acquire"));
+        assert_eq!(a.holder(&name).await.expect("holder"), Some(1));
+    }
+    let scripts = scripts_run(&server) - before;
+    assert!(scripts < 50, "{scripts} scripts for 50 free leases");
+    // Held: extended for its holder, refused to another.
+    assert!(a.acquire("message:0", ttl).await.expect("renew"));
+    assert!(!other.acquire("message:0", ttl).await.expect("acquire"));
+    assert_eq!(other.holder("message:0").await.expect("holder"), Some(1));
+}
