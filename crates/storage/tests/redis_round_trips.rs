@@ -365,3 +365,77 @@ async fn a_redis_servers_cpu_is_read_from_its_info() {
     // Port 1 on loopback: nothing listens there.
     assert!(server_cpu_seconds("redis://127.0.0.1:1").await.is_err());
 }
+
+/// Calls of `command` the server has answered (scripts' calls included),
+/// from its `INFO commandstats`.
+fn calls(server: &RedisServer, command: &str) -> u64 {
+    let stats = server.cli(&["INFO", "commandstats"]).expect("INFO");
+    let field = format!("cmdstat_{command}:calls=");
+    stats
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(field.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().expect("a count"))
+}
+
+/// A gathered write adds its client to a set and publishes its name once
+/// for all its messages, not once per message: each accept adds its id to
+/// the shard's ids and its client to the shard's clients with a ready
+/// queue, each receipt its client to the clients with an outbox and its
+/// name to the outbox channel. On a server of its own, so no other
+/// test's commands are counted. Fails when `APPLY` runs every `sadd` and
+/// `publish` again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gathered_write_adds_and_publishes_a_client_once() {
+    let server = RedisServer::start("gathered_sets");
+    let store = Arc::new(
+        RedisStore::open(RedisOptions {
+            topology: RedisTopology::Single(server.address()),
+            node: 1,
+            prefix: "gathered".to_owned(),
+            durability: RedisDurability::AppendFsyncAlways,
+            tls_ca: None,
+        })
+        .await
+        .expect("opens")
+        .0,
+    );
+    let (sadd, publish) = (calls(&server, "sadd"), calls(&server, "publish"));
+    let accepts: Vec<_> = (0..MESSAGES)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.accept(message(n), 1).await.expect("accepted").id })
+        })
+        .collect();
+    let mut ids = HashMap::new();
+    for (n, accept) in accepts.into_iter().enumerate() {
+        ids.insert(accept.await.expect("accept task"), n);
+    }
+    let mut claimed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while claimed.len() < MESSAGES {
+        assert!(Instant::now() < deadline, "claimed {}", claimed.len());
+        claimed.extend(store.claim_ready(2, 100).await.expect("claims"));
+    }
+    let sends: Vec<_> = claimed
+        .iter()
+        .map(|record| {
+            let (store, id, n) = (store.clone(), record.id, ids[&record.id]);
+            tokio::spawn(async move { sent_and_receipted(&store, id, n).await })
+        })
+        .collect();
+    for send in sends {
+        send.await.expect("send task");
+    }
+    let sadd = calls(&server, "sadd") - sadd;
+    let publish = calls(&server, "publish") - publish;
+    // Once per message: 3 adds and 1 publish each.
+    let n = MESSAGES as u64;
+    assert!(sadd < 2 * n, "{sadd} adds for {n} messages");
+    assert!(publish < n / 2, "{publish} publishes for {n} messages");
+    let pending = store
+        .outbox_pending("acme", None, 1000)
+        .await
+        .expect("outbox");
+    assert_eq!(pending.len(), MESSAGES, "every receipt in the outbox");
+}
