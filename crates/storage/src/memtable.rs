@@ -102,6 +102,15 @@ impl Memtable {
     /// Returns how many keys sled actually changed (a removal of a key sled
     /// never had, or an insert of the value it holds, is no write: sled
     /// short-cuts both).
+    ///
+    /// One `insert`/`remove` per key, not a `sled::Batch`: in sled 0.34 a
+    /// batch takes its global write lock (after which every sled read and
+    /// write in the process goes through that `RwLock`) and holds one
+    /// epoch guard for the whole batch, so the old nodes of every insert
+    /// pile up until it ends. Measured (`life_bench --writers 64`,
+    /// BENCHMARKS.md "Session 13: store side", "checkpoint"), the
+    /// checkpoint cost 15-18 µs per life with single inserts, 20-25 with
+    /// batches of 256 and 39-42 with one batch.
     pub(crate) fn write_into(&self, db: &sled::Db) -> sled::Result<u64> {
         let mut written = 0;
         for (key, entry) in &self.map {
