@@ -14,8 +14,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -419,34 +417,12 @@ async fn child_writes_and_waits_to_be_killed() {
 #[test]
 fn a_store_killed_with_sigkill_comes_back_from_its_log() {
     let dir = TempDir::new("memtable-kill");
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "child_writes_and_waits_to_be_killed",
-            "--exact",
-            "--nocapture",
-        ])
-        .env(CHILD, &dir.0)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("child starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("wrote ") {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>(),
-                );
-            }
-        }
-    });
-    let words = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the child wrote");
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
+    let words = common::run_child_until_killed(
+        "child_writes_and_waits_to_be_killed",
+        CHILD,
+        &dir.0,
+        "wrote ",
+    );
     let id = |w: &str| w.parse::<TernId>().expect("an id");
     let (flying, sent, queued, deduplicated) =
         (id(&words[0]), id(&words[1]), id(&words[2]), id(&words[3]));
@@ -544,34 +520,12 @@ async fn child_lives_one_life_and_waits_to_be_killed() {
 #[test]
 fn a_whole_life_killed_before_its_checkpoint_is_replayed_to_its_net_state() {
     let dir = TempDir::new("memtable-life-kill");
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "child_lives_one_life_and_waits_to_be_killed",
-            "--exact",
-            "--nocapture",
-        ])
-        .env(CHILD, &dir.0)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("child starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("lived ") {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .map(str::to_owned)
-                        .collect::<Vec<_>>(),
-                );
-            }
-        }
-    });
-    let words = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the child lived its message's life");
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
+    let words = common::run_child_until_killed(
+        "child_lives_one_life_and_waits_to_be_killed",
+        CHILD,
+        &dir.0,
+        "lived ",
+    );
     let id: TernId = words[0].parse().expect("an id");
     let seq: u64 = words[1].parse().expect("a place");
     assert_eq!(words[2], "0", "the life was applied before any checkpoint");

@@ -12,8 +12,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -267,34 +265,13 @@ async fn child_writes_and_waits_to_be_killed() {
 #[tokio::test]
 async fn counts_stay_exact_across_writes_a_sigkill_and_a_restart() {
     let dir = TempDir::new("queue-counts");
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "child_writes_and_waits_to_be_killed",
-            "--exact",
-            "--nocapture",
-        ])
-        .env(CHILD, &dir.0)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("child starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("wrote ") {
-                let _ = tx.send(rest.to_owned());
-            }
-        }
-    });
-    let wrote = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the child wrote");
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
-    let before: Vec<usize> = wrote
-        .split_whitespace()
-        .map(|n| n.parse().expect("a count"))
-        .collect();
+    let wrote = common::run_child_until_killed(
+        "child_writes_and_waits_to_be_killed",
+        CHILD,
+        &dir.0,
+        "wrote ",
+    );
+    let before: Vec<usize> = wrote.iter().map(|n| n.parse().expect("a count")).collect();
 
     // The log replayed; what was in flight is ready again. A claim writes
     // nothing on sled (`claims.rs`): its ready entry is still there, so

@@ -213,3 +213,40 @@ macro_rules! on_every_redis {
         }
     };
 }
+
+/// Runs the test `child` of this test binary in a child process with the
+/// environment variable `env` set to `dir`, waits (up to 60 s) for the
+/// line it prints starting with `prefix`, then kills it with SIGKILL and
+/// reaps it: the words of that line after the prefix. The crash tests
+/// reopen what the child left.
+pub fn run_child_until_killed(
+    child: &str,
+    env: &str,
+    dir: &std::path::Path,
+    prefix: &str,
+) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut process = Command::new(std::env::current_exe().expect("test binary"))
+        .args([child, "--exact", "--nocapture"])
+        .env(env, dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("child starts");
+    let stdout = process.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wanted = prefix.to_owned();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix(wanted.as_str()) {
+                let _ = tx.send(rest.split_whitespace().map(str::to_owned).collect());
+            }
+        }
+    });
+    let words = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("the child {child} printed no line {prefix:?}"));
+    process.kill().expect("SIGKILL");
+    process.wait().expect("reaped");
+    words
+}
