@@ -56,10 +56,16 @@ struct Entry {
 /// last [`RECENT`] (see the module's doc).
 #[derive(Debug, Default)]
 pub struct AttemptWrites {
-    out: Mutex<HashMap<Key, Entry>>,
+    out: Mutex<Table>,
     next: AtomicU64,
-    /// When entries whose write returned were last removed.
-    swept: Mutex<Option<Instant>>,
+}
+
+/// The entries, and when those whose write returned were last removed:
+/// under one lock, taken once per attempt.
+#[derive(Debug, Default)]
+struct Table {
+    entries: HashMap<Key, Entry>,
+    swept: Option<Instant>,
 }
 
 /// One attempt's write being out; its ids leave the table when it is
@@ -85,17 +91,14 @@ impl AttemptWrites {
             .map(|id| (upstream.to_owned(), upstream_id::normalise(id)))
             .collect();
         let now = Instant::now();
-        let sweep = {
-            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
-            let due = swept.is_none_or(|at| now.duration_since(at) >= RECENT / 4);
-            if due {
-                *swept = Some(now);
-            }
-            due
-        };
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        if sweep {
-            out.retain(|_, e| e.returned.is_none_or(|at| now.duration_since(at) < RECENT));
+        if out
+            .swept
+            .is_none_or(|at| now.duration_since(at) >= RECENT / 4)
+        {
+            out.swept = Some(now);
+            out.entries
+                .retain(|_, e| e.returned.is_none_or(|at| now.duration_since(at) < RECENT));
         }
         for key in &keys {
             let entry = Entry {
@@ -103,7 +106,7 @@ impl AttemptWrites {
                 done: receiver.clone(),
                 returned: None,
             };
-            out.insert(key.clone(), entry);
+            out.entries.insert(key.clone(), entry);
         }
         drop(out);
         AttemptWrite {
@@ -130,7 +133,8 @@ impl AttemptWrites {
             upstream_id::forms(id, any_base)
                 .into_iter()
                 .find_map(|form| {
-                    out.get(&(upstream.to_owned(), form))
+                    out.entries
+                        .get(&(upstream.to_owned(), form))
                         .map(|entry| entry.done.clone())
                 })
         };
@@ -149,13 +153,20 @@ impl AttemptWrites {
     #[cfg(test)]
     fn len(&self) -> usize {
         let out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        out.values().filter(|e| e.returned.is_none()).count()
+        out.entries
+            .values()
+            .filter(|e| e.returned.is_none())
+            .count()
     }
 
     /// Entries kept, returned or not.
     #[cfg(test)]
     fn kept(&self) -> usize {
-        self.out.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries
+            .len()
     }
 }
 
@@ -164,7 +175,7 @@ impl Drop for AttemptWrite<'_> {
         let now = Instant::now();
         let mut out = self.table.out.lock().unwrap_or_else(|p| p.into_inner());
         for key in &self.keys {
-            if let Some(entry) = out.get_mut(key) {
+            if let Some(entry) = out.entries.get_mut(key) {
                 if entry.generation == self.generation {
                     entry.returned = Some(now);
                 }
@@ -226,10 +237,13 @@ mod tests {
         assert!(!table.wait("up", "6", false, LONG).await);
         // Long after: swept at the next enter.
         let old = Instant::now() - RECENT - Duration::from_millis(1);
-        for entry in table.out.lock().expect("not poisoned").values_mut() {
-            entry.returned = Some(old);
+        {
+            let mut out = table.out.lock().expect("not poisoned");
+            for entry in out.entries.values_mut() {
+                entry.returned = Some(old);
+            }
+            out.swept = Some(old);
         }
-        *table.swept.lock().expect("not poisoned") = Some(old);
         let _other = table.enter("up", &["7".to_owned()]);
         assert_eq!(table.kept(), 1, "the old entry left");
         assert!(!table.wait("up", "5", false, LONG).await);
