@@ -308,11 +308,11 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let cpu_s = ticks(scale_before.total(), scale_after.total());
-    let mb = |kb: u64| kb as f64 / 1024.0;
-    let peak_rss_per_node: Vec<Option<f64>> =
-        memories.iter().map(|m| m.map(|m| mb(m.hwm_kb))).collect();
-    let peak_rss_mb = peak_rss_per_node.iter().flatten().copied().reduce(f64::max);
-    let max_sampled_kb = max_rss_kb.iter().copied().max().unwrap_or(0);
+    // Through the stop: only when run (c) did not come between.
+    let cpu_s_through_stop = http
+        .is_none()
+        .then(|| scale_before.until_exit(&stopped, clock))
+        .flatten();
     let report = BenchReport {
         settings: Settings::of(&args),
         machine: Machine::now(load_before),
@@ -325,13 +325,12 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .receipts_on()
             .then(|| ms(through.receipt_latency.p99_us) - ms(direct.receipt_latency.p99_us)),
         tern: TernUsage {
-            peak_rss_mb,
-            peak_rss_mb_per_node: peak_rss_per_node,
-            max_sampled_rss_mb: (max_sampled_kb > 0).then(|| mb(max_sampled_kb)),
             cpu_s,
+            cpu_s_through_stop,
             wall_s,
             cpu_percent: cpu_s.map(|c| 100.0 * c / wall_s.max(1e-9)),
-            stopped_cleanly: stopped,
+            stopped_cleanly: stopped.iter().all(|s| s.clean),
+            ..TernUsage::memory(&memories, &max_rss_kb)
         },
         bench_process_cpu_s: ticks(own_before, own_after),
         direct_cpu_s: ticks(own_before_a, own_after_a),
@@ -362,7 +361,7 @@ async fn http_and_stop(
     port: Option<u16>,
     clock: f64,
     deadline: Instant,
-) -> anyhow::Result<(Option<super::bench_http::HttpRun>, bool)> {
+) -> anyhow::Result<(Option<super::bench_http::HttpRun>, Vec<Stopped>)> {
     let Some(port) = port else {
         return Ok((None, stop_nodes(daemons).await));
     };
@@ -685,10 +684,10 @@ fn logs_tail(daemons: &[Daemon]) -> String {
 /// turn could take N times that); true when all stopped cleanly. Says
 /// which did not, and which logged anything: the daemons log at `warn`, so
 /// any line is a warning or an error worth a look (`--keep` keeps them).
-async fn stop_nodes(daemons: &mut [Daemon]) -> bool {
+async fn stop_nodes(daemons: &mut [Daemon]) -> Vec<Stopped> {
     let stopped = join_all(daemons.iter_mut().map(Daemon::terminate)).await;
-    for (daemon, clean) in daemons.iter().zip(&stopped) {
-        if !clean {
+    for (daemon, stop) in daemons.iter().zip(&stopped) {
+        if !stop.clean {
             progress(&format!("{} did not stop cleanly on SIGTERM", daemon.label));
         }
         let text = std::fs::read_to_string(&daemon.log).unwrap_or_default();
@@ -700,7 +699,16 @@ async fn stop_nodes(daemons: &mut [Daemon]) -> bool {
             ));
         }
     }
-    stopped.into_iter().all(|clean| clean)
+    stopped
+}
+
+/// How one node ended after SIGTERM.
+#[derive(Debug, Clone, Copy)]
+struct Stopped {
+    /// It exited by itself, successfully.
+    clean: bool,
+    /// Its CPU ticks (user + system, every thread) at its exit.
+    exit_ticks: Option<u64>,
 }
 
 /// The daemon's temporary directory, removed on drop unless kept.
@@ -815,8 +823,11 @@ impl Daemon {
     }
 
     /// SIGTERM, then up to [`STOP_GRACE`] for a clean exit, then SIGKILL.
-    /// True when it exited by itself with success.
-    async fn terminate(&mut self) -> bool {
+    /// The CPU ticks are read from the exited process before it is reaped
+    /// (a zombie's `/proc/<pid>/stat` still sums all its threads), so
+    /// what the daemon spent stopping (the store's last checkpoint) is
+    /// counted too.
+    async fn terminate(&mut self) -> Stopped {
         // std has no SIGTERM and the crate forbids unsafe code: kill(1).
         let sent = Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
@@ -827,16 +838,32 @@ impl Daemon {
         if sent {
             let until = Instant::now() + STOP_GRACE;
             while Instant::now() < until {
+                // Only this process can reap its child, so a zombie seen
+                // here stays one until `try_wait` below.
+                let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok();
+                if stat.as_deref().is_some_and(|stat| !has_exited(stat)) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                let exit_ticks = stat.as_deref().and_then(stat_cpu_ticks);
                 match self.child.try_wait() {
-                    Ok(Some(status)) => return status.success(),
-                    Ok(None) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Ok(Some(status)) => {
+                        return Stopped {
+                            clean: status.success(),
+                            exit_ticks,
+                        }
+                    }
+                    Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
                     Err(_) => break,
                 }
             }
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        false
+        Stopped {
+            clean: false,
+            exit_ticks: None,
+        }
     }
 
     /// The last lines of the daemon's standard error, for error messages.
@@ -902,7 +929,11 @@ async fn sample_rss(pids: Vec<u32>, stop: CancellationToken, deadline: Instant) 
 /// `/proc/<pid>/stat`. The command name (field 2) may hold spaces and
 /// parentheses, so fields are counted after its last `)`.
 fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// User plus system ticks of a `/proc/<pid>/stat` line.
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     // After the name: state is field 3, so utime (14) and stime (15) are
@@ -910,6 +941,14 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// Whether a `/proc/<pid>/stat` line is that of an exited process
+/// awaiting its reaping (state `Z`).
+fn has_exited(stat: &str) -> bool {
+    stat.rfind(')')
+        .and_then(|end| stat[end + 1..].split_whitespace().next())
+        .is_some_and(|state| state == "Z")
 }
 
 /// USER_HZ from `getconf CLK_TCK`; 100, the Linux value, if unavailable.
@@ -1017,12 +1056,38 @@ struct TernUsage {
     max_sampled_rss_mb: Option<f64>,
     /// CPU seconds (user + system) during run (b), summed over the nodes.
     cpu_s: Option<f64>,
+    /// CPU seconds from the start of run (b) to the nodes' exit after
+    /// SIGTERM, summed over the nodes: `cpu_s` plus what stopping cost,
+    /// chiefly the store's last checkpoint, which a longer run pays as it
+    /// goes. `None` with `--http` (run (c) comes between) or when a node
+    /// had to be killed.
+    cpu_s_through_stop: Option<f64>,
     /// Wall seconds of run (b).
     wall_s: f64,
     /// `cpu_s / wall_s`, in percent of one core.
     cpu_percent: Option<f64>,
     /// Every node exited by itself, successfully, after SIGTERM.
     stopped_cleanly: bool,
+}
+
+impl TernUsage {
+    /// The memory figures, from each node's reading at the end of run (b)
+    /// and the largest RSS sampled during it; the CPU figures left empty.
+    fn memory(memories: &[Option<Memory>], max_rss_kb: &[u64]) -> TernUsage {
+        let mb = |kb: u64| kb as f64 / 1024.0;
+        let per_node: Vec<Option<f64>> = memories.iter().map(|m| m.map(|m| mb(m.hwm_kb))).collect();
+        let max_sampled_kb = max_rss_kb.iter().copied().max().unwrap_or(0);
+        TernUsage {
+            peak_rss_mb: per_node.iter().flatten().copied().reduce(f64::max),
+            peak_rss_mb_per_node: per_node,
+            max_sampled_rss_mb: (max_sampled_kb > 0).then(|| mb(max_sampled_kb)),
+            cpu_s: None,
+            cpu_s_through_stop: None,
+            wall_s: 0.0,
+            cpu_percent: None,
+            stopped_cleanly: false,
+        }
+    }
 }
 
 /// The whole bench.
@@ -1290,10 +1355,12 @@ impl BenchReport {
         };
         let _ = writeln!(
             t,
-            "CPU per message, all processes: (a) {} µs, (b) {} µs (Tern {} µs)",
+            "CPU per message, all processes: (a) {} µs, (b) {} µs (Tern {} µs; {} µs \
+             counting its stop)",
             opt(per_message(self.direct_cpu_s), 1),
             opt(per_message(through_cpu), 1),
             opt(per_message(u.cpu_s), 1),
+            opt(per_message(u.cpu_s_through_stop), 1),
         );
         let _ = writeln!(
             t,
@@ -1336,6 +1403,12 @@ impl CpuReading {
             nodes: pids.iter().map(|pid| cpu_ticks(&pid.to_string())).collect(),
             redis: None,
         }
+    }
+
+    /// CPU seconds from this reading to the nodes' exits, summed.
+    fn until_exit(&self, stopped: &[Stopped], clock: f64) -> Option<f64> {
+        let exits: Option<u64> = stopped.iter().map(|s| s.exit_ticks).sum();
+        Some(exits?.saturating_sub(self.total()?) as f64 / clock)
     }
 
     /// The nodes' ticks summed; `None` if any could not be read, since a
