@@ -77,6 +77,12 @@ return 1
     )
 });
 
+/// The lease scripts, loaded when the store opens, as its own are
+/// (`lua::scripts`).
+pub(super) fn scripts() -> [&'static Script; 4] {
+    [&ACQUIRE, &RENEW, &RELEASE, &POOL_MEMBERS]
+}
+
 /// Says this node runs a pool of sessions (when ARGV[3] is 1) and counts
 /// the nodes that do. KEYS: the pool's members (a ZSET of node ids scored
 /// by when their word expires, in the server's milliseconds). ARGV: node,

@@ -8,7 +8,10 @@
 //! applies nothing and the caller reads again: optimistic concurrency, so
 //! several Tern nodes may share a store without a lock server. Every key of
 //! one call shares a hash tag (see `layout`), so a call is one slot on a
-//! cluster. Scripts are sent with EVALSHA (redis-rs loads them on NOSCRIPT).
+//! cluster. Scripts are sent with EVALSHA: the store loads every one of
+//! them when it opens ([`scripts`]), so a step never pays the NOSCRIPT
+//! answer and the SCRIPT LOAD and retry that redis-rs makes after it
+//! (which a server that restarted, or a new cluster primary, still needs).
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -234,35 +237,6 @@ end
 return out
 "#;
 
-/// A claim's write ([`APPLY`]) and then, in the same call, the next
-/// claim's look ([`READY_CLAIM`]) on one server: the dispatcher claims
-/// again as soon as this one is answered, so each claim after the first
-/// costs one round trip (one fsync under `appendfsync always`) instead of
-/// two. The look sees the queues after the write, so never an id this
-/// claim took.
-///
-/// KEYS: the write's keys, then the look's. ARGV: the write's key count,
-/// its argument count, its arguments, then the look's. Returns {the
-/// write's answer, the look's}.
-pub(super) static CLAIM_THEN_LOOK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "local function apply(KEYS, ARGV)\n{APPLY_LUA}\nend\n\
-         local function look(KEYS, ARGV)\n{READY_CLAIM_LUA}\nend\n{SPLIT_LUA}"
-    ))
-});
-
-/// [`CLAIM_THEN_LOOK`]'s own part: splits its keys and arguments between
-/// the two.
-const SPLIT_LUA: &str = r#"
-local nk, na = tonumber(ARGV[1]), tonumber(ARGV[2])
-local ak, aa, lk, la = {}, {}, {}, {}
-for i = 1, nk do ak[i] = KEYS[i] end
-for i = nk + 1, #KEYS do lk[#lk + 1] = KEYS[i] end
-for i = 1, na do aa[i] = ARGV[2 + i] end
-for i = 3 + na, #ARGV do la[#la + 1] = ARGV[i] end
-return {apply(ak, aa), look(lk, la)}
-"#;
-
 /// A record with the acknowledgements of its relayed receipts, in one read.
 /// KEYS: record, acks. Returns {record or false, flat hash of acks}.
 pub(super) static GET_RECORD: LazyLock<Script> = LazyLock::new(|| {
@@ -385,6 +359,22 @@ return 1
 "#,
     )
 });
+
+/// Every script here, loaded when the store opens (`RedisStore::connect`).
+pub(super) fn scripts() -> [&'static Script; 10] {
+    [
+        &APPLY,
+        &ACCEPT_DEDUP,
+        &READY_HEADS,
+        &READY_CLAIM,
+        &GET_RECORD,
+        &OUTBOX_READ,
+        &SWAP_UNMATCHED,
+        &EXPIRE_UNMATCHED,
+        &MO_HOLD,
+        &MO_RELEASE,
+    ]
+}
 
 /// A write of a group: op name, key, arguments.
 type Op = (&'static str, Vec<u8>, Vec<Vec<u8>>);
@@ -546,22 +536,6 @@ impl Apply {
     /// Groups added.
     pub(super) fn len(&self) -> usize {
         self.groups
-    }
-
-    /// The invocation of [`CLAIM_THEN_LOOK`] with these writes; the
-    /// caller adds the look's keys and arguments after them.
-    pub(super) fn then_look(&self) -> redis::ScriptInvocation<'static> {
-        let mut call = CLAIM_THEN_LOOK.prepare_invoke();
-        for key in &self.keys {
-            call.key(key.as_slice());
-        }
-        call.arg(self.keys.len())
-            .arg(self.args.len() + 1)
-            .arg(self.groups);
-        for arg in &self.args {
-            call.arg(arg.as_slice());
-        }
-        call
     }
 
     /// The script invocation.
