@@ -40,7 +40,8 @@ pub(super) static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(APPLY_L
 /// The text of [`APPLY`].
 const APPLY_LUA: &str = r#"
 local arity = {set = 1, del = 0, zadd = 2, zrem = 1, hset = 2, hdel = 1,
-               sadd = 1, srem = 1, hdel_if = 2, srem_if_empty = 2, publish = 2}
+               sadd = 1, srem = 1, hdel_if = 2, srem_if_empty = 2, publish = 2,
+               del_if = 1}
 local pos = 2
 local out = {}
 -- What this call has already added to a set or published (see above).
@@ -95,6 +96,9 @@ for g = 1, tonumber(ARGV[1]) do
       elseif name == 'srem' then
         redis.call('SREM', key, a)
         done[key .. '\0' .. a] = nil
+      elseif name == 'del_if' then
+        -- A string (a lease): not a set, so `done` stays as it is.
+        if redis.call('GET', key) == a then redis.call('DEL', key) end
       elseif name == 'hdel_if' then
         if redis.call('HGET', key, a) == b then redis.call('HDEL', key, a) end
       elseif name == 'srem_if_empty' then
@@ -412,6 +416,11 @@ impl Group {
     }
     pub(super) fn del(&mut self, key: Vec<u8>) -> &mut Self {
         self.op("del", key, vec![])
+    }
+    /// Deletes the string at `key` if it is exactly `value` (a lease its
+    /// holder gives up), else leaves it.
+    pub(super) fn del_if(&mut self, key: Vec<u8>, value: &str) -> &mut Self {
+        self.op("del_if", key, vec![value.as_bytes().to_vec()])
     }
     pub(super) fn zadd(&mut self, key: Vec<u8>, score: u64, member: &str) -> &mut Self {
         self.op(
