@@ -540,3 +540,50 @@ async fn a_free_lease_is_taken_without_a_script() {
     assert!(!other.acquire("message:0", ttl).await.expect("acquire"));
     assert_eq!(other.holder("message:0").await.expect("holder"), Some(1));
 }
+
+/// Leases released together share one script call (a `del_if` group each
+/// in the store's gathered writes), instead of one script call each: a
+/// message's lease is released once per receipt. On a server of its own,
+/// so that no other test's scripts are counted. Each is still released
+/// only by its holder. Fails (200 calls) when `release` runs its own
+/// script again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_released_together_share_a_script_call() {
+    const LEASES: usize = 200;
+    let server = common::RedisServer::start("gathered_release");
+    let b = Redis {
+        topology: RedisTopology::Single(server.address()),
+        prefix: "gathered-release".to_owned(),
+    };
+    let (a, other) = (
+        b.open_redis(1).await.coordinator(),
+        b.open_redis(2).await.coordinator(),
+    );
+    let ttl = Duration::from_secs(30);
+    let names: Vec<String> = (0..LEASES).map(|n| format!("message:{n}")).collect();
+    for name in &names {
+        assert!(a.acquire(name, ttl).await.expect("acquire"));
+    }
+    // Not the holder: nothing changes.
+    other.release(&names[0]).await.expect("release");
+    assert_eq!(a.holder(&names[0]).await.expect("holder"), Some(1));
+    let before = scripts_run(&server);
+    let releases: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let (a, name) = (a.clone(), name.clone());
+            tokio::spawn(async move { a.release(&name).await.expect("release") })
+        })
+        .collect();
+    for release in releases {
+        release.await.expect("release task");
+    }
+    let scripts = scripts_run(&server) - before;
+    assert!(
+        scripts < LEASES as u64 / 2,
+        "{scripts} script calls for {LEASES} releases"
+    );
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let holders = a.holders(&refs).await.expect("holders");
+    assert!(holders.iter().all(Option::is_none), "{holders:?}");
+}

@@ -4,8 +4,9 @@
 //!
 //! Every node is a process with its own [`RedisStore`] (its own node id,
 //! the same key prefix). Leases are plain Redis strings with an expiry
-//! (`SET … PX`), changed only by small Lua scripts that compare the holder
-//! first, so taking, renewing and releasing are each atomic. The holder is
+//! (`SET … PX`), changed only by commands that compare the holder first
+//! (`SET … NX`, small Lua scripts, a release's `del_if` in a gathered
+//! write), so taking, renewing and releasing are each atomic. The holder is
 //! written as `"<node>:<token>"`, where the token is drawn when the
 //! [`Coordinator`] is made: a restarted process with the same node id is a
 //! different holder, so it cannot mistake its dead predecessor's lease for
@@ -34,8 +35,10 @@ use redis::{
 };
 use tokio::sync::mpsc;
 
-use super::conn::{AsyncPool, Clients};
+use super::conn::{AsyncPool, Clients, Step};
 use super::layout::{Layout, SHARDS};
+use super::lua::Group;
+use super::writer::Writer;
 use super::{RedisDurability, RedisStore};
 use crate::error::StoreError;
 use crate::TernId;
@@ -66,16 +69,11 @@ return 1
     )
 });
 
-/// Deletes the lease only if ARGV[1] holds it. KEYS: lease. ARGV: owner.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-return 1
-"#,
-    )
-});
+/// The lease scripts, loaded when the store opens, as its own are
+/// (`lua::scripts`).
+pub(super) fn scripts() -> [&'static Script; 3] {
+    [&ACQUIRE, &RENEW, &POOL_MEMBERS]
+}
 
 /// Says this node runs a pool of sessions (when ARGV[3] is 1) and counts
 /// the nodes that do. KEYS: the pool's members (a ZSET of node ids scored
@@ -196,6 +194,8 @@ pub struct Coordinator {
     events: EventsFrom,
     /// The pools this node said it runs, left at [`Coordinator::leave`].
     pools: Arc<Mutex<BTreeSet<String>>>,
+    /// The store's gathered writes: releases go through it.
+    writer: Writer,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -227,6 +227,7 @@ impl RedisStore {
             durability: self.durability,
             events,
             pools: Arc::default(),
+            writer: self.writer.clone(),
         }
     }
 
@@ -404,8 +405,20 @@ impl Coordinator {
 
     /// Gives up the lease `name` if this coordinator holds it; otherwise
     /// does nothing (it expired, or someone else holds it now).
+    ///
+    /// One `del_if` group of the store's gathered writes (`writer.rs`), not
+    /// a script call of its own: a message's lease is released once per
+    /// receipt, and the releases that come together share one call (one
+    /// `GET` and one `DEL` each inside it), where one script each was most
+    /// of the server's script calls (BENCHMARKS.md, session 13). Every lease key has one hash tag, so on a cluster too they
+    /// share a call.
     pub async fn release(&self, name: &str) -> Result<(), StoreError> {
-        self.lease_script(&RELEASE, name, None).await.map(|_| ())
+        let mut group = Group::default();
+        group.del_if(self.layout.lease(name), &self.owner);
+        self.writer
+            .write(Step::Other, vec![group])
+            .await
+            .map(|_| ())
     }
 
     /// The node holding the lease `name`, if any.

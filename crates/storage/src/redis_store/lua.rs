@@ -8,7 +8,10 @@
 //! applies nothing and the caller reads again: optimistic concurrency, so
 //! several Tern nodes may share a store without a lock server. Every key of
 //! one call shares a hash tag (see `layout`), so a call is one slot on a
-//! cluster. Scripts are sent with EVALSHA (redis-rs loads them on NOSCRIPT).
+//! cluster. Scripts are sent with EVALSHA: the store loads every one of
+//! them when it opens ([`scripts`]), so a step never pays the NOSCRIPT
+//! answer and the SCRIPT LOAD and retry that redis-rs makes after it
+//! (which a server that restarted, or a new cluster primary, still needs).
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -37,7 +40,8 @@ pub(super) static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(APPLY_L
 /// The text of [`APPLY`].
 const APPLY_LUA: &str = r#"
 local arity = {set = 1, del = 0, zadd = 2, zrem = 1, hset = 2, hdel = 1,
-               sadd = 1, srem = 1, hdel_if = 2, srem_if_empty = 2, publish = 2}
+               sadd = 1, srem = 1, hdel_if = 2, srem_if_empty = 2, publish = 2,
+               del_if = 1}
 local pos = 2
 local out = {}
 -- What this call has already added to a set or published (see above).
@@ -92,6 +96,9 @@ for g = 1, tonumber(ARGV[1]) do
       elseif name == 'srem' then
         redis.call('SREM', key, a)
         done[key .. '\0' .. a] = nil
+      elseif name == 'del_if' then
+        -- A string (a lease): not a set, so `done` stays as it is.
+        if redis.call('GET', key) == a then redis.call('DEL', key) end
       elseif name == 'hdel_if' then
         if redis.call('HGET', key, a) == b then redis.call('HDEL', key, a) end
       elseif name == 'srem_if_empty' then
@@ -234,35 +241,6 @@ end
 return out
 "#;
 
-/// A claim's write ([`APPLY`]) and then, in the same call, the next
-/// claim's look ([`READY_CLAIM`]) on one server: the dispatcher claims
-/// again as soon as this one is answered, so each claim after the first
-/// costs one round trip (one fsync under `appendfsync always`) instead of
-/// two. The look sees the queues after the write, so never an id this
-/// claim took.
-///
-/// KEYS: the write's keys, then the look's. ARGV: the write's key count,
-/// its argument count, its arguments, then the look's. Returns {the
-/// write's answer, the look's}.
-pub(super) static CLAIM_THEN_LOOK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "local function apply(KEYS, ARGV)\n{APPLY_LUA}\nend\n\
-         local function look(KEYS, ARGV)\n{READY_CLAIM_LUA}\nend\n{SPLIT_LUA}"
-    ))
-});
-
-/// [`CLAIM_THEN_LOOK`]'s own part: splits its keys and arguments between
-/// the two.
-const SPLIT_LUA: &str = r#"
-local nk, na = tonumber(ARGV[1]), tonumber(ARGV[2])
-local ak, aa, lk, la = {}, {}, {}, {}
-for i = 1, nk do ak[i] = KEYS[i] end
-for i = nk + 1, #KEYS do lk[#lk + 1] = KEYS[i] end
-for i = 1, na do aa[i] = ARGV[2 + i] end
-for i = 3 + na, #ARGV do la[#la + 1] = ARGV[i] end
-return {apply(ak, aa), look(lk, la)}
-"#;
-
 /// A record with the acknowledgements of its relayed receipts, in one read.
 /// KEYS: record, acks. Returns {record or false, flat hash of acks}.
 pub(super) static GET_RECORD: LazyLock<Script> = LazyLock::new(|| {
@@ -386,6 +364,22 @@ return 1
     )
 });
 
+/// Every script here, loaded when the store opens (`RedisStore::connect`).
+pub(super) fn scripts() -> [&'static Script; 10] {
+    [
+        &APPLY,
+        &ACCEPT_DEDUP,
+        &READY_HEADS,
+        &READY_CLAIM,
+        &GET_RECORD,
+        &OUTBOX_READ,
+        &SWAP_UNMATCHED,
+        &EXPIRE_UNMATCHED,
+        &MO_HOLD,
+        &MO_RELEASE,
+    ]
+}
+
 /// A write of a group: op name, key, arguments.
 type Op = (&'static str, Vec<u8>, Vec<Vec<u8>>);
 
@@ -422,6 +416,11 @@ impl Group {
     }
     pub(super) fn del(&mut self, key: Vec<u8>) -> &mut Self {
         self.op("del", key, vec![])
+    }
+    /// Deletes the string at `key` if it is exactly `value` (a lease its
+    /// holder gives up), else leaves it.
+    pub(super) fn del_if(&mut self, key: Vec<u8>, value: &str) -> &mut Self {
+        self.op("del_if", key, vec![value.as_bytes().to_vec()])
     }
     pub(super) fn zadd(&mut self, key: Vec<u8>, score: u64, member: &str) -> &mut Self {
         self.op(
@@ -546,22 +545,6 @@ impl Apply {
     /// Groups added.
     pub(super) fn len(&self) -> usize {
         self.groups
-    }
-
-    /// The invocation of [`CLAIM_THEN_LOOK`] with these writes; the
-    /// caller adds the look's keys and arguments after them.
-    pub(super) fn then_look(&self) -> redis::ScriptInvocation<'static> {
-        let mut call = CLAIM_THEN_LOOK.prepare_invoke();
-        for key in &self.keys {
-            call.key(key.as_slice());
-        }
-        call.arg(self.keys.len())
-            .arg(self.args.len() + 1)
-            .arg(self.groups);
-        for arg in &self.args {
-            call.arg(arg.as_slice());
-        }
-        call
     }
 
     /// The script invocation.

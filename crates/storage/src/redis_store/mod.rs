@@ -164,8 +164,6 @@ pub struct RedisStore {
     /// The client whose ready queue this node's last claim served first:
     /// the next claim starts with the one after it (`ready.rs`).
     last_first: std::sync::Mutex<Option<String>>,
-    /// The next claim's look, made in the last claim's write (`ready.rs`).
-    next_look: ready::NextLook,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -230,6 +228,19 @@ async fn settle(durability: RedisDurability, conn: &mut AsyncConn) -> Result<(),
                 wanted: replicas,
             });
         }
+    }
+    Ok(())
+}
+
+/// Loads every script of the store (on every primary of a cluster: redis-rs
+/// sends SCRIPT LOAD to all of them), so the steps' EVALSHAs find them: a
+/// script not loaded yet costs its first call two more round trips (the
+/// NOSCRIPT answer, then SCRIPT LOAD and the call again), and which ones
+/// were loaded would depend on what ran on the server before.
+async fn load_scripts(conn: &AsyncPool) -> Result<(), StoreError> {
+    let mut c = conn.get();
+    for script in lua::scripts().into_iter().chain(coord::scripts()) {
+        bounded(script.load_async(&mut c)).await?;
     }
     Ok(())
 }
@@ -321,6 +332,7 @@ impl RedisStore {
         }
         let clients = Clients::new(&addresses, cluster, options.tls_ca.as_deref())?;
         let conn = AsyncPool::open(&clients).await?;
+        load_scripts(&conn).await?;
         let writer = Writer::start(&conn, cluster, options.durability);
         // Built as a client is, so a TLS seed carries its trusted CA.
         let seed = match addresses.first() {
@@ -344,7 +356,6 @@ impl RedisStore {
             seqs: tokio::sync::Mutex::new(HashMap::new()),
             cluster,
             last_first: std::sync::Mutex::new(None),
-            next_look: ready::NextLook::default(),
         };
         Ok(store)
     }

@@ -8,19 +8,13 @@
 //! whose queue is empty. On one server the look is one script over every
 //! shard that also reads the records the claim needs
 //! ([`lua::READY_CLAIM`]), and the claim's write one more: two round
-//! trips a claim, however many shards and clients have messages due. The
-//! write also makes the next claim's look ([`lua::CLAIM_THEN_LOOK`]), so
-//! a claim right after another costs one.
+//! trips a claim, however many shards and clients have messages due.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
-
-use redis::Value;
 
 use super::conn::STEP;
 use super::layout::{client_shard, id_shard, member, parse_member, SHARDS};
 use super::lua::{self, Apply, Group};
-use super::writer::{written, Written};
 use super::{bounded, encode, RedisStore, Step, StoreError};
 use crate::id::TernId;
 use crate::record::{MessageRecord, State};
@@ -40,32 +34,6 @@ type Heads = (
     Vec<(String, VecDeque<TernId>)>,
     HashMap<TernId, Option<Vec<u8>>>,
 );
-
-/// How long a look made in a claim's write serves the next claim: the
-/// dispatcher claims again at once while it has room, and a look older
-/// than this (the dispatcher waited for room or for news) is made again,
-/// so messages that came due meanwhile are not passed over for it.
-const NEXT_LOOK_FRESH: Duration = Duration::from_millis(500);
-
-/// The look at the queues made in the last claim's write, on one server
-/// ([`lua::CLAIM_THEN_LOOK`]), for the next claim. Ids in it that another
-/// node claimed or a client cancelled meanwhile fail the claim's checks
-/// and are skipped, as with any look.
-#[derive(Default)]
-pub(super) struct NextLook(std::sync::Mutex<Option<(Instant, Heads)>>);
-
-impl NextLook {
-    fn put(&self, heads: Heads) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), heads));
-    }
-
-    /// The look, if fresh and with ids due; taken once.
-    fn take(&self) -> Option<Heads> {
-        let (at, heads) = self.0.lock().unwrap_or_else(|p| p.into_inner()).take()?;
-        let due = heads.0.iter().any(|(_, ids)| !ids.is_empty());
-        (due && at.elapsed() <= NEXT_LOOK_FRESH).then_some(heads)
-    }
-}
 
 /// Ids of the one legacy ready queue moved per script at recovery.
 const LEGACY_BATCH: usize = 1_000;
@@ -129,10 +97,7 @@ impl RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (queues, mut found) = match self.next_look.take() {
-            Some(heads) => heads,
-            None => self.ready_heads(now_ms, look_at, limit).await?,
-        };
+        let (queues, mut found) = self.ready_heads(now_ms, look_at, limit).await?;
         let order = self.fair_order(queues, look_at);
         // One script per call (per shard on a cluster): each group claims
         // one message.
@@ -186,15 +151,8 @@ impl RedisStore {
             candidates.push(Some((at, record, stored)));
         }
         let calls: Vec<ShardClaim> = calls.into_values().collect();
-        let applied = match &calls[..] {
-            [(call, _)] if !self.cluster => {
-                vec![self.claim_then_look(call, now_ms, look_at, limit).await?]
-            }
-            _ => {
-                futures::future::try_join_all(calls.iter().map(|(call, _)| self.apply(call)))
-                    .await?
-            }
-        };
+        let applied =
+            futures::future::try_join_all(calls.iter().map(|(call, _)| self.apply(call))).await?;
         let mut claimed = Vec::new();
         for ((_, candidates), applied) in calls.into_iter().zip(applied) {
             for (candidate, ok) in candidates.into_iter().zip(applied) {
@@ -225,7 +183,7 @@ impl RedisStore {
         limit: usize,
     ) -> Result<Heads, StoreError> {
         let mut queues = Vec::new();
-        let found = HashMap::new();
+        let mut found = HashMap::new();
         if self.cluster {
             let looks = (0..SHARDS).map(|shard| {
                 let mut call = lua::READY_HEADS.key(self.layout.ready_clients(shard));
@@ -246,51 +204,27 @@ impl RedisStore {
             return Ok((queues, found));
         }
         let mut call = lua::READY_CLAIM.prepare_invoke();
-        self.look_args(&mut call, now_ms, look_at, limit);
-        let mut conn = self.conn();
-        let heads: Vec<ClientHeads> = bounded(call.invoke_async(&mut conn)).await?;
-        Ok(heads_of(heads))
-    }
-
-    /// [`lua::READY_CLAIM`]'s keys and arguments, after any others.
-    fn look_args(
-        &self,
-        call: &mut redis::ScriptInvocation<'static>,
-        now_ms: u64,
-        look_at: usize,
-        limit: usize,
-    ) {
         call.arg(now_ms).arg(look_at).arg(limit);
         for shard in 0..SHARDS {
             call.key(self.layout.ready_clients(shard))
                 .arg(self.layout.ready_prefix(shard))
                 .arg(self.layout.message_prefix(shard));
         }
-    }
-
-    /// A claim's write on one server, with the next claim's look in the
-    /// same call ([`lua::CLAIM_THEN_LOOK`]), kept for it: whether each
-    /// group was applied.
-    async fn claim_then_look(
-        &self,
-        claim: &Apply,
-        now_ms: u64,
-        look_at: usize,
-        limit: usize,
-    ) -> Result<Vec<bool>, StoreError> {
-        if claim.len() == 0 {
-            return Ok(Vec::new());
-        }
-        let mut call = claim.then_look();
-        self.look_args(&mut call, now_ms, look_at, limit);
         let mut conn = self.conn();
-        let (applied, heads): (Vec<Value>, Vec<ClientHeads>) = call.invoke_async(&mut conn).await?;
-        self.settle(&mut conn).await?;
-        self.next_look.put(heads_of(heads));
-        Ok(applied
-            .iter()
-            .map(|a| written(Some(a)) == Written::Applied)
-            .collect())
+        let heads: Vec<ClientHeads> = bounded(call.invoke_async(&mut conn)).await?;
+        for (shard, client, members, records) in heads {
+            let ids: VecDeque<TernId> = members.iter().filter_map(|m| parse_member(m)).collect();
+            // A record read under the queue's shard is the id's only if
+            // the id belongs there (every id does: it is made in its
+            // client's shard); any other is read by its own key.
+            for (m, raw) in members.iter().zip(records) {
+                if let Some(id) = parse_member(m).filter(|id| id_shard(*id) == shard) {
+                    found.insert(id, raw);
+                }
+            }
+            queues.push((client, ids));
+        }
+        Ok((queues, found))
     }
 
     /// The stored octets of records anywhere (`None`: no record): one
@@ -392,24 +326,4 @@ impl RedisStore {
         }
         Ok(moved)
     }
-}
-
-/// The clients' due ids and the records read with them, from
-/// [`lua::READY_CLAIM`]'s answer.
-fn heads_of(heads: Vec<ClientHeads>) -> Heads {
-    let mut queues = Vec::new();
-    let mut found = HashMap::new();
-    for (shard, client, members, records) in heads {
-        let ids: VecDeque<TernId> = members.iter().filter_map(|m| parse_member(m)).collect();
-        // A record read under the queue's shard is the id's only if the id
-        // belongs there (every id does: it is made in its client's shard);
-        // any other is read by its own key.
-        for (m, raw) in members.iter().zip(records) {
-            if let Some(id) = parse_member(m).filter(|id| id_shard(*id) == shard) {
-                found.insert(id, raw);
-            }
-        }
-        queues.push((client, ids));
-    }
-    (queues, found)
 }

@@ -49,7 +49,9 @@ struct Job {
     answer: oneshot::Sender<Result<Written, StoreError>>,
 }
 
-/// The queues of every step's writes.
+/// The queues of every step's writes. A clone sends to the same tasks
+/// (the coordinator's lease releases go through it).
+#[derive(Clone)]
 pub(super) struct Writer {
     queues: Vec<(Step, mpsc::UnboundedSender<Job>)>,
 }
@@ -61,7 +63,8 @@ impl std::fmt::Debug for Writer {
 }
 
 impl Writer {
-    /// Starts a task per step; they end when the writer is dropped.
+    /// Starts a task per step; they end when the writer and its clones
+    /// are dropped.
     pub(super) fn start(pool: &AsyncPool, cluster: bool, durability: RedisDurability) -> Self {
         let queues = Step::ALL
             .iter()
