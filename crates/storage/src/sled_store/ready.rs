@@ -308,7 +308,10 @@ mod tests {
         let (store, _) =
             SledStore::open(temp.path().join("store"), StoreOptions::default()).expect("opens");
         for _ in 0..100 {
-            store.accept(message("alpha", 1), 1).await.expect("accepted");
+            store
+                .accept(message("alpha", 1), 1)
+                .await
+                .expect("accepted");
         }
         for claims in 1..=3 {
             let before = store.view.paged.load(std::sync::atomic::Ordering::Relaxed);
