@@ -775,14 +775,29 @@ fn is_space(c: u8) -> bool {
     c.is_ascii_whitespace() || c == 0
 }
 
-/// Octets as Latin-1: each byte is the `char` of the same number.
+/// Octets as Latin-1: each byte is the `char` of the same number. ASCII
+/// (every field of the receipts seen so far) is copied whole: collecting
+/// `char`s pushed and re-checked the room for each octet, ten fields a
+/// receipt (half of `Receipt::parse`).
 fn latin1(b: &[u8]) -> String {
-    b.iter().map(|c| char::from(*c)).collect()
+    match std::str::from_utf8(b) {
+        Ok(ascii) if b.is_ascii() => ascii.to_owned(),
+        _ => b.iter().map(|c| char::from(*c)).collect(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latin1_reads_each_octet_as_its_char_ascii_or_not() {
+        assert_eq!(latin1(b"id:12 stat:DELIVRD"), "id:12 stat:DELIVRD");
+        assert_eq!(latin1(b"caf\xe9 \x80\xff"), "caf\u{e9} \u{80}\u{ff}");
+        // Valid UTF-8 that is not ASCII is still read octet by octet.
+        assert_eq!(latin1(b"\xc3\xa9"), "\u{c3}\u{a9}");
+        assert_eq!(latin1(b""), "");
+    }
 
     #[test]
     fn keys_are_found_only_at_word_starts() {

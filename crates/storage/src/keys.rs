@@ -80,7 +80,7 @@ pub fn time_of(key: &[u8]) -> Option<u64> {
 /// `q` client NUL not_before id: a message's place in its client's ready
 /// queue.
 pub fn ready(client: &str, at_ms: u64, id: TernId) -> Vec<u8> {
-    let mut k = owned(READY, client);
+    let mut k = owned_room(READY, client, 16);
     k.extend_from_slice(&at_ms.to_be_bytes());
     k.extend_from_slice(&id.to_be_bytes());
     k
@@ -120,7 +120,14 @@ pub fn in_flight(id: TernId) -> Vec<u8> {
 
 /// prefix + name + NUL: the start of one owner's keys.
 pub fn owned(prefix: u8, owner: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + owner.len());
+    owned_room(prefix, owner, 0)
+}
+
+/// [`owned`] with room for `extra` more octets, so a key built on it is
+/// allocated once (ready, outbox and upstream-id keys are built for every
+/// message).
+fn owned_room(prefix: u8, owner: &str, extra: usize) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + owner.len() + extra);
     k.push(prefix);
     k.extend_from_slice(owner.as_bytes());
     k.push(0);
@@ -129,7 +136,7 @@ pub fn owned(prefix: u8, owner: &str) -> Vec<u8> {
 
 /// prefix + name + NUL + rest.
 pub fn owned_with(prefix: u8, owner: &str, rest: &[u8]) -> Vec<u8> {
-    let mut k = owned(prefix, owner);
+    let mut k = owned_room(prefix, owner, rest.len());
     k.extend_from_slice(rest);
     k
 }
@@ -159,4 +166,22 @@ pub fn relay_ack(id: TernId, seq: u64) -> Vec<u8> {
     let mut k = relay_acks(id);
     k.extend_from_slice(&seq.to_be_bytes());
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keys built for every message are allocated once, at their
+    /// final size (they grew twice each before).
+    #[test]
+    fn per_message_keys_are_allocated_at_their_size() {
+        let id = TernId::from_u64(42);
+        let ready = ready("alpha", 7, id);
+        assert_eq!((ready.len(), ready.capacity()), (7 + 16, 7 + 16));
+        let outbox = owned_with(OUTBOX, "alpha", &9u64.to_be_bytes());
+        assert_eq!(outbox.capacity(), outbox.len());
+        let upstream = owned_with(UPSTREAM_ID, "simulator", b"1234567890");
+        assert_eq!(upstream.capacity(), upstream.len());
+    }
 }

@@ -326,8 +326,12 @@ impl std::fmt::Debug for SledStore {
     }
 }
 
+/// Room an encode starts with: a message record with its client's PDU
+/// fits (an empty `Vec` grew five times on the way to one).
+const ENCODE_ROOM: usize = 256;
+
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(value).map_err(StoreError::encode::<T>)
+    postcard::to_extend(value, Vec::with_capacity(ENCODE_ROOM)).map_err(StoreError::encode::<T>)
 }
 
 fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {

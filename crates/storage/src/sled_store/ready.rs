@@ -153,7 +153,10 @@ impl SledStore {
         let mut turns: Vec<Turn<'_>> = order
             .into_iter()
             .map(|(queue, from)| Turn {
-                scan: self.view.range(from, prefix_end(&queue)),
+                // A queue gives at most `limit`: a first page of that many
+                // (a claim of one, the common case under load, reads one
+                // entry, not a page of 32 of a long queue).
+                scan: self.view.range_paged(from, prefix_end(&queue), limit),
                 until: keys::ready_until(&queue, now_ms),
                 queue,
                 last: None,
@@ -290,6 +293,31 @@ mod tests {
             expires_ms: None,
             dedup: None,
             id_format: crate::IdFormat::Hex,
+        }
+    }
+
+    /// A claim of one message from a long queue copies one entry out of
+    /// the view, not a first page of 32 (under load the dispatcher claims
+    /// one or two at a time, from a queue of hundreds).
+    #[tokio::test]
+    async fn a_claim_of_one_reads_one_entry_of_a_long_queue() {
+        let temp = tempfile::Builder::new()
+            .prefix("tern-ready-page-")
+            .tempdir()
+            .expect("temp dir");
+        let (store, _) =
+            SledStore::open(temp.path().join("store"), StoreOptions::default()).expect("opens");
+        for _ in 0..100 {
+            store
+                .accept(message("alpha", 1), 1)
+                .await
+                .expect("accepted");
+        }
+        for claims in 1..=3 {
+            let before = store.view.paged.load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(store.claim_ready(2, 1).await.expect("claim").len(), 1);
+            let read = store.view.paged.load(std::sync::atomic::Ordering::Relaxed) - before;
+            assert_eq!(read, 1, "claim {claims} read {read} entries");
         }
     }
 
