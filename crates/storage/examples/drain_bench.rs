@@ -19,7 +19,9 @@
 //! ```
 //!
 //! `--dir` sets the parent of the temporary directory; `--memtable-mib`
-//! and `--cache-mib` the store's memtable bound and sled's page cache.
+//! and `--cache-mib` the store's memtable bound and sled's page cache;
+//! `--receipts 1` ends each message with a receipt after its attempt, as
+//! the daemon's drain does (a second write per message).
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -31,16 +33,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tern_storage::{now_ms, Attempt, NewMessage, SledStore, StoreOptions};
+use tern_storage::{now_ms, Attempt, NewMessage, Outcome, ReceiptUpdate, SledStore, StoreOptions};
 
 const USAGE: &str =
-    "usage: drain_bench [--messages N] [--dir PATH] [--memtable-mib N] [--cache-mib N]";
+    "usage: drain_bench [--messages N] [--dir PATH] [--memtable-mib N] [--cache-mib N] [--receipts 0|1]";
 
 struct Args {
     messages: u64,
     dir: Option<PathBuf>,
     memtable_mib: Option<usize>,
     cache_mib: Option<u64>,
+    /// Also end each message with a receipt, as the daemon's drain does.
+    receipts: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +53,7 @@ fn parse_args() -> Result<Args, String> {
         dir: None,
         memtable_mib: None,
         cache_mib: None,
+        receipts: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
             "--dir" => args.dir = Some(PathBuf::from(&value)),
             "--memtable-mib" => args.memtable_mib = Some(number()? as usize),
             "--cache-mib" => args.cache_mib = Some(number()?),
+            "--receipts" => args.receipts = number()? != 0,
             _ => return Err(USAGE.to_owned()),
         }
     }
@@ -158,7 +164,12 @@ async fn store_backlog(store: Arc<SledStore>, total: u64) -> Result<(), String> 
     Ok(())
 }
 
-async fn drain(store: Arc<SledStore>, total: u64, peak: &Peak) -> Result<(), String> {
+async fn drain(
+    store: Arc<SledStore>,
+    total: u64,
+    receipts: bool,
+    peak: &Peak,
+) -> Result<(), String> {
     let permits = Arc::new(tokio::sync::Semaphore::new(256));
     let sent = Arc::new(AtomicU64::new(0));
     let mut claimed = 0;
@@ -204,6 +215,19 @@ async fn drain(store: Arc<SledStore>, total: u64, peak: &Peak) -> Result<(), Str
                     .await
                 {
                     eprintln!("attempt: {e}");
+                }
+                if receipts {
+                    let update = ReceiptUpdate {
+                        outcome: Some(Outcome {
+                            stat: "DELIVRD".to_owned(),
+                            err: 0,
+                            vendor_code: None,
+                        }),
+                        ..ReceiptUpdate::default()
+                    };
+                    if let Err(e) = store.record_receipt(record.id, update, now_ms()).await {
+                        eprintln!("receipt: {e}");
+                    }
                 }
                 sent.fetch_add(1, Ordering::Relaxed);
                 drop(permit);
@@ -255,7 +279,7 @@ fn run(args: &Args) -> Result<(), String> {
     );
 
     let draining = Instant::now();
-    runtime.block_on(drain(store.clone(), args.messages, &peak))?;
+    runtime.block_on(drain(store.clone(), args.messages, args.receipts, &peak))?;
     println!(
         "drain: {} messages in {:.1} s, peak RSS {} KiB, {} left ready",
         args.messages,
