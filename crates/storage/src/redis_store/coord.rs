@@ -410,8 +410,8 @@ impl Coordinator {
     /// a script call of its own: a message's lease is released once per
     /// receipt, and the releases that come together share one call (one
     /// `GET` and one `DEL` each inside it), where one script each was most
-    /// of the server's script calls (BENCHMARKS.md, session 13). Every lease key has one hash tag, so on a cluster too they
-    /// share a call.
+    /// of the server's script calls (BENCHMARKS.md, session 13). Every
+    /// lease key has one hash tag, so on a cluster too they share a call.
     pub async fn release(&self, name: &str) -> Result<(), StoreError> {
         let mut group = Group::default();
         group.del_if(self.layout.lease(name), &self.owner);
