@@ -233,11 +233,17 @@ fn certificates(ca: &[u8]) -> redis::TlsCertificates {
 pub(super) struct AsyncPool {
     conns: Arc<[AsyncConn]>,
     next: Arc<AtomicUsize>,
+    /// One more connection, for this node's membership lease alone: a
+    /// renewal sent on a data connection queues behind every command
+    /// already on its socket (hundreds under load, many event-loop turns
+    /// of large gathered writes), and a renewal late past the lease's
+    /// expiry stops the node. Here it waits for one turn at most.
+    membership: AsyncConn,
     trips: Arc<RoundTrips>,
 }
 
 /// Connections in an [`AsyncPool`].
-const ASYNC_CONNECTIONS: usize = 8;
+pub(super) const ASYNC_CONNECTIONS: usize = 8;
 
 /// Tries after the first to make a connection (at open or after a drop)
 /// before the commands waiting for it fail.
@@ -262,8 +268,15 @@ impl AsyncPool {
         Ok(Self {
             conns: conns.into(),
             next: Arc::new(AtomicUsize::new(0)),
+            membership: clients.connect(&trips).await?,
             trips,
         })
+    }
+
+    /// The connection kept for this node's membership lease (its round
+    /// trips counted with the others').
+    pub(super) fn membership(&self) -> AsyncConn {
+        self.membership.clone()
     }
 
     /// The round trips made on these connections so far.

@@ -35,7 +35,7 @@ use redis::{
 };
 use tokio::sync::mpsc;
 
-use super::conn::{AsyncPool, Clients, Step};
+use super::conn::{AsyncConn, AsyncPool, Clients, Step};
 use super::layout::{Layout, SHARDS};
 use super::lua::Group;
 use super::writer::Writer;
@@ -387,7 +387,16 @@ impl Coordinator {
     /// costs the server several times the CPU of the command (measured in
     /// BENCHMARKS.md, session 13).
     pub async fn acquire(&self, name: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let mut conn = self.conn.get();
+        self.acquire_on(self.conn.get(), name, ttl).await
+    }
+
+    /// [`Coordinator::acquire`] over `conn`.
+    async fn acquire_on(
+        &self,
+        mut conn: AsyncConn,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         let taken: Option<String> = redis::cmd("SET")
             .arg(self.layout.lease(name))
             .arg(&self.owner)
@@ -400,7 +409,7 @@ impl Coordinator {
             super::settle(self.durability, &mut conn).await?;
             return Ok(true);
         }
-        self.lease_script(&ACQUIRE, name, Some(ttl)).await
+        self.lease_script(conn, &ACQUIRE, name, Some(ttl)).await
     }
 
     /// Gives up the lease `name` if this coordinator holds it; otherwise
@@ -460,7 +469,7 @@ impl Coordinator {
         let deadline = Instant::now() + ttl + Duration::from_secs(1);
         let poll = (ttl / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
         loop {
-            if self.acquire(&name, ttl).await? {
+            if self.acquire_on(self.conn.membership(), &name, ttl).await? {
                 return Ok(());
             }
             let now = Instant::now();
@@ -475,8 +484,12 @@ impl Coordinator {
     /// (it expired, perhaps taken by another process with this id): other
     /// nodes may already have requeued this node's claims, so the caller
     /// should stop sending what it claimed and [`join`](Self::join) again.
+    ///
+    /// Sent on a connection of its own ([`AsyncPool::membership`]), not
+    /// behind the data's commands.
     pub async fn renew(&self, ttl: Duration) -> Result<bool, StoreError> {
-        self.lease_script(&RENEW, &membership(self.node), Some(ttl))
+        let name = membership(self.node);
+        self.lease_script(self.conn.membership(), &RENEW, &name, Some(ttl))
             .await
     }
 
@@ -547,6 +560,7 @@ impl Coordinator {
     /// Runs a lease script on `name`; whether it did its change.
     async fn lease_script(
         &self,
+        mut conn: AsyncConn,
         script: &Script,
         name: &str,
         ttl: Option<Duration>,
@@ -556,7 +570,6 @@ impl Coordinator {
         if let Some(ttl) = ttl {
             invocation.arg(millis(ttl));
         }
-        let mut conn = self.conn.get();
         let done: i64 = invocation.invoke_async(&mut conn).await?;
         if done == 1 {
             super::settle(self.durability, &mut conn).await?;
@@ -745,6 +758,135 @@ fn first_primary(slots: &Value) -> Option<(String, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redis_store::{RedisOptions, RedisTopology};
+
+    /// A Redis server of this test's own, on a Unix socket in a temporary
+    /// directory (no port to choose), stopped on drop.
+    struct Server {
+        child: std::process::Child,
+        dir: tempfile::TempDir,
+    }
+
+    impl Server {
+        fn start() -> Server {
+            let dir = tempfile::Builder::new()
+                .prefix("tern-coord-")
+                .tempdir()
+                .expect("temp dir");
+            let socket = dir.path().join("redis.sock");
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", "0", "--unixsocket"])
+                .arg(&socket)
+                .args([
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                ])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server runs (CI installs it)");
+            let until = Instant::now() + Duration::from_secs(10);
+            while !socket.exists() {
+                assert!(Instant::now() < until, "redis-server made no socket");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Server { child, dir }
+        }
+
+        fn address(&self) -> String {
+            format!(
+                "redis+unix://{}",
+                self.dir.path().join("redis.sock").display()
+            )
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// The membership renewal has a connection of its own: with every
+    /// data connection of the store held by a blocked command, it is
+    /// answered while they still wait. On a shared connection it waited
+    /// behind them (here the whole BLPOP; under load, every gathered write
+    /// queued on its socket), and a node whose renewal comes after its
+    /// lease's expiry stops.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_membership_renewal_does_not_wait_behind_the_data_connections() {
+        let server = Server::start();
+        let (store, _) = RedisStore::open(RedisOptions {
+            topology: RedisTopology::Single(server.address()),
+            node: 1,
+            prefix: "coordtest".to_owned(),
+            durability: RedisDurability::AppendFsyncAlways,
+            tls_ca: None,
+        })
+        .await
+        .expect("opens");
+        let coordinator = store.coordinator();
+        let ttl = Duration::from_secs(30);
+        coordinator.join(ttl).await.expect("joins");
+        // One blocked BLPOP on each data connection (they are handed out
+        // in turn), seen as blocked clients by the server.
+        let blocked: Vec<_> = (0..super::super::conn::ASYNC_CONNECTIONS)
+            .map(|_| {
+                let mut conn = store.conn.get();
+                tokio::spawn(async move {
+                    redis::cmd("BLPOP")
+                        .arg("coordtest-never")
+                        .arg(20)
+                        .query_async::<Value>(&mut conn)
+                        .await
+                })
+            })
+            .collect();
+        let mut watch = redis::Client::open(server.address())
+            .expect("client")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connects");
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("clients")
+                .query_async(&mut watch)
+                .await
+                .expect("INFO");
+            let count = info
+                .lines()
+                .find_map(|l| l.strip_prefix("blocked_clients:"))
+                .and_then(|n| n.trim().parse::<usize>().ok());
+            if count == Some(blocked.len()) {
+                break;
+            }
+            assert!(Instant::now() < until, "blocked clients: {count:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            coordinator.renew(ttl).await.expect("renews"),
+            "still a member"
+        );
+        let done = blocked.iter().filter(|b| b.is_finished()).count();
+        assert_eq!(done, 0, "the renewal waited for a data connection");
+        // Free the data connections.
+        let _: () = redis::cmd("LPUSH")
+            .arg("coordtest-never")
+            .arg(vec!["x"; blocked.len()])
+            .query_async(&mut watch)
+            .await
+            .expect("LPUSH");
+        for b in blocked {
+            let _ = b.await;
+        }
+    }
 
     #[test]
     fn tokens_differ_and_holders_parse() {
