@@ -760,59 +760,6 @@ mod tests {
     use super::*;
     use crate::redis_store::{RedisOptions, RedisTopology};
 
-    /// A Redis server of this test's own, on a Unix socket in a temporary
-    /// directory (no port to choose), stopped on drop.
-    struct Server {
-        child: std::process::Child,
-        dir: tempfile::TempDir,
-    }
-
-    impl Server {
-        fn start() -> Server {
-            let dir = tempfile::Builder::new()
-                .prefix("tern-coord-")
-                .tempdir()
-                .expect("temp dir");
-            let socket = dir.path().join("redis.sock");
-            let child = std::process::Command::new("redis-server")
-                .args(["--port", "0", "--unixsocket"])
-                .arg(&socket)
-                .args([
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "always",
-                    "--save",
-                    "",
-                ])
-                .arg("--dir")
-                .arg(dir.path())
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("redis-server runs (CI installs it)");
-            let until = Instant::now() + Duration::from_secs(10);
-            while !socket.exists() {
-                assert!(Instant::now() < until, "redis-server made no socket");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Server { child, dir }
-        }
-
-        fn address(&self) -> String {
-            format!(
-                "redis+unix://{}",
-                self.dir.path().join("redis.sock").display()
-            )
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
     /// The membership renewal has a connection of its own: with every
     /// data connection of the store held by a blocked command, it is
     /// answered while they still wait. On a shared connection it waited
@@ -821,7 +768,7 @@ mod tests {
     /// lease's expiry stops.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_membership_renewal_does_not_wait_behind_the_data_connections() {
-        let server = Server::start();
+        let server = tern_testkit::redis::Redis::start("coord-membership");
         let (store, _) = RedisStore::open(RedisOptions {
             topology: RedisTopology::Single(server.address()),
             node: 1,
