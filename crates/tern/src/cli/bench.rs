@@ -325,12 +325,12 @@ async fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .receipts_on()
             .then(|| ms(through.receipt_latency.p99_us) - ms(direct.receipt_latency.p99_us)),
         tern: TernUsage {
+            memory: TernMemory::of(&memories, &max_rss_kb),
             cpu_s,
             cpu_s_through_stop,
             wall_s,
             cpu_percent: cpu_s.map(|c| 100.0 * c / wall_s.max(1e-9)),
             stopped_cleanly: stopped.iter().all(|s| s.clean),
-            ..TernUsage::memory(&memories, &max_rss_kb)
         },
         bench_process_cpu_s: ticks(own_before, own_after),
         direct_cpu_s: ticks(own_before_a, own_after_a),
@@ -1047,13 +1047,8 @@ struct Machine {
 /// What the daemon (all its nodes) used during run (b).
 #[derive(Debug, Serialize)]
 struct TernUsage {
-    /// VmHWM at the end of run (b), MB; of the largest node, since each
-    /// node would be a machine of its own in a real cluster.
-    peak_rss_mb: Option<f64>,
-    /// VmHWM of each node at the end of run (b), MB, in node order.
-    peak_rss_mb_per_node: Vec<Option<f64>>,
-    /// The largest VmRSS sampled during run (b), MB (of any node).
-    max_sampled_rss_mb: Option<f64>,
+    #[serde(flatten)]
+    memory: TernMemory,
     /// CPU seconds (user + system) during run (b), summed over the nodes.
     cpu_s: Option<f64>,
     /// CPU seconds from the start of run (b) to the nodes' exit after
@@ -1070,22 +1065,29 @@ struct TernUsage {
     stopped_cleanly: bool,
 }
 
-impl TernUsage {
-    /// The memory figures, from each node's reading at the end of run (b)
-    /// and the largest RSS sampled during it; the CPU figures left empty.
-    fn memory(memories: &[Option<Memory>], max_rss_kb: &[u64]) -> TernUsage {
+/// The daemon's memory during run (b) (in the report, beside its CPU).
+#[derive(Debug, Serialize)]
+struct TernMemory {
+    /// VmHWM at the end of run (b), MB; of the largest node, since each
+    /// node would be a machine of its own in a real cluster.
+    peak_rss_mb: Option<f64>,
+    /// VmHWM of each node at the end of run (b), MB, in node order.
+    peak_rss_mb_per_node: Vec<Option<f64>>,
+    /// The largest VmRSS sampled during run (b), MB (of any node).
+    max_sampled_rss_mb: Option<f64>,
+}
+
+impl TernMemory {
+    /// From each node's reading at the end of run (b) and the largest RSS
+    /// sampled during it.
+    fn of(memories: &[Option<Memory>], max_rss_kb: &[u64]) -> TernMemory {
         let mb = |kb: u64| kb as f64 / 1024.0;
         let per_node: Vec<Option<f64>> = memories.iter().map(|m| m.map(|m| mb(m.hwm_kb))).collect();
         let max_sampled_kb = max_rss_kb.iter().copied().max().unwrap_or(0);
-        TernUsage {
+        TernMemory {
             peak_rss_mb: per_node.iter().flatten().copied().reduce(f64::max),
             peak_rss_mb_per_node: per_node,
             max_sampled_rss_mb: (max_sampled_kb > 0).then(|| mb(max_sampled_kb)),
-            cpu_s: None,
-            cpu_s_through_stop: None,
-            wall_s: 0.0,
-            cpu_percent: None,
-            stopped_cleanly: false,
         }
     }
 }
@@ -1312,14 +1314,15 @@ impl BenchReport {
                 t,
                 "Tern process during (b): peak RSS (VmHWM) {} MB, max sampled RSS {} MB, \
                  CPU {} s over {:.3} s = {}% of one core{not_clean}",
-                opt(u.peak_rss_mb, 1),
-                opt(u.max_sampled_rss_mb, 1),
+                opt(u.memory.peak_rss_mb, 1),
+                opt(u.memory.max_sampled_rss_mb, 1),
                 opt(u.cpu_s, 2),
                 u.wall_s,
                 opt(u.cpu_percent, 0),
             );
         } else {
             let per_node: Vec<String> = u
+                .memory
                 .peak_rss_mb_per_node
                 .iter()
                 .map(|mb| opt(*mb, 1))
@@ -1330,9 +1333,9 @@ impl BenchReport {
                  (per node {}), max sampled RSS {} MB, CPU summed {} s over {:.3} s = {}% \
                  of one core{not_clean}",
                 s.nodes,
-                opt(u.peak_rss_mb, 1),
+                opt(u.memory.peak_rss_mb, 1),
                 per_node.join(" / "),
-                opt(u.max_sampled_rss_mb, 1),
+                opt(u.memory.max_sampled_rss_mb, 1),
                 opt(u.cpu_s, 2),
                 u.wall_s,
                 opt(u.cpu_percent, 0),
