@@ -14,6 +14,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tern_storage::redis_store::coord::Coordinator;
 use tern_storage::{
     now_ms, NewMessage, OutboxItem, ReceiptUpdate, RedisTopology, RelayedReceipt, StoreError,
 };
@@ -510,6 +511,21 @@ fn scripts_run(server: &common::RedisServer) -> u64 {
         .map_or(0, |calls| calls.parse().expect("a count"))
 }
 
+/// A Redis server of the test's own (so that no other test's scripts are
+/// counted), and the coordinators of nodes 1 and 2 on it.
+async fn two_coordinators_alone(label: &str) -> (common::RedisServer, Coordinator, Coordinator) {
+    let server = common::RedisServer::start(label);
+    let b = Redis {
+        topology: RedisTopology::Single(server.address()),
+        prefix: label.replace('_', "-"),
+    };
+    let (a, other) = (
+        b.open_redis(1).await.coordinator(),
+        b.open_redis(2).await.coordinator(),
+    );
+    (server, a, other)
+}
+
 /// A free lease is taken with a plain `SET … NX PX`, not a script (a
 /// message's lease is taken once per receipt, and a script costs the
 /// server several times the CPU): on a server of its own, so that no
@@ -517,15 +533,7 @@ fn scripts_run(server: &common::RedisServer) -> u64 {
 /// script, which extends it for its holder and refuses it to another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_free_lease_is_taken_without_a_script() {
-    let server = common::RedisServer::start("free_lease");
-    let b = Redis {
-        topology: RedisTopology::Single(server.address()),
-        prefix: "free-lease".to_owned(),
-    };
-    let (a, other) = (
-        b.open_redis(1).await.coordinator(),
-        b.open_redis(2).await.coordinator(),
-    );
+    let (server, a, other) = two_coordinators_alone("free_lease").await;
     let ttl = Duration::from_secs(30);
     let before = scripts_run(&server);
     for n in 0..50 {
@@ -550,15 +558,7 @@ async fn a_free_lease_is_taken_without_a_script() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_released_together_share_a_script_call() {
     const LEASES: usize = 200;
-    let server = common::RedisServer::start("gathered_release");
-    let b = Redis {
-        topology: RedisTopology::Single(server.address()),
-        prefix: "gathered-release".to_owned(),
-    };
-    let (a, other) = (
-        b.open_redis(1).await.coordinator(),
-        b.open_redis(2).await.coordinator(),
-    );
+    let (server, a, other) = two_coordinators_alone("gathered_release").await;
     let ttl = Duration::from_secs(30);
     let names: Vec<String> = (0..LEASES).map(|n| format!("message:{n}")).collect();
     for name in &names {
