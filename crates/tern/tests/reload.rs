@@ -793,6 +793,70 @@ async fn finished_messages_and_untaken_receipts_leave_the_store_after_their_age(
     .await;
 }
 
+/// Finished messages past their retention leave the store in the round that
+/// finds them due, however many there are. Rounds come every 10 s at this
+/// retention (half of it, at most 10 s); with one batch of 500 per round,
+/// the store let at most 50 finished messages a second go, so these 4 000
+/// took 80 s past their retention (and a broker relaying more than 50 a
+/// second kept everything for ever). Now every round calls the store again
+/// while it finds a whole batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_past_its_retention_leaves_in_one_round_not_a_batch_a_round() {
+    use futures::StreamExt;
+    const MESSAGES: usize = 4_000;
+    const RETENTION: Duration = Duration::from_secs(20);
+    let text = config("primary", r#""pwOld773""#).replace(
+        "[storage]\npath = \"data\"",
+        "[storage]\npath = \"data\"\nretention = \"20s\"",
+    );
+    // Not `start_daemon`: its info log goes to a pipe read only at the end,
+    // which thousands of messages would fill.
+    let mut daemon = Launch::new().start(TempDir::new("reload-retention"), &text);
+    let (ports, admin) = ports(&mut daemon);
+    ready(&admin).await;
+    let session = client(ports.client, "acme", "pwOld773")
+        .window(100)
+        .bind()
+        .await;
+    let ids: Vec<String> = futures::stream::iter(0..MESSAGES)
+        .map(|_| submit_id(&session.handle, submit_sm_with(RegisteredDelivery::ALWAYS)))
+        .buffered(100)
+        .collect()
+        .await;
+    let (first, last) = (&ids[0], &ids[MESSAGES - 1]);
+    // Every message finishes with its receipt from the simulator (50 ms);
+    // the client's copies wait in its outbox, which changes nothing here.
+    for id in [first, last] {
+        let path = format!("/api/messages/{id}");
+        wait_until("the message final", Duration::from_secs(30), || async {
+            admin.get(&path).await["state"] == "final"
+        })
+        .await;
+    }
+
+    // Due 20 s after they finished; the first round after that takes them
+    // all (two rounds' time allowed, and 5 s for a slow machine).
+    let path = format!("/api/messages/{last}");
+    wait_until(
+        "the last message purged",
+        RETENTION + Duration::from_secs(25),
+        || async {
+            tern::admin::get(admin.0, &path)
+                .await
+                .is_ok_and(|r| r.status == 404)
+        },
+    )
+    .await;
+    let first = format!("/api/messages/{first}");
+    assert_eq!(
+        tern::admin::get(admin.0, &first)
+            .await
+            .map(|r| r.status)
+            .ok(),
+        Some(404)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_pool_of_two_is_rebound_one_session_at_a_time() {
     use tern_sim::smsc::{Account, SimConfig, Simulator};

@@ -17,7 +17,12 @@ use super::node::Node;
 /// short, so nothing outlives its age by more than half of it.
 const INTERVAL: Duration = Duration::from_secs(10);
 
-/// Entries removed per kind and round; more wait for the next round.
+/// Entries removed per store call. A round calls again while a call
+/// finds a whole batch, so a round removes everything due: with one batch
+/// per round, at most 50 finished messages a second left the store (500
+/// every 10 s), and a broker relaying more than that kept every message
+/// past its retention, on disk and in sled's memory, for ever. Each call is
+/// one write group, so the hot path's writes never wait behind more.
 const BATCH: usize = 500;
 
 /// What the housekeeping keeps, and for how long.
@@ -64,7 +69,7 @@ pub async fn run(node: Arc<Node>, ages: Ages, shutdown: CancellationToken) {
             continue;
         }
         last_round = tokio::time::Instant::now();
-        if let Err(err) = round(&node, ages).await {
+        if let Err(err) = round(&node, ages, &shutdown).await {
             warn!(%err, "store housekeeping failed; trying again later");
         }
     }
@@ -87,28 +92,75 @@ async fn settle_held(node: &Node) -> Result<(), tern_storage::StoreError> {
 }
 
 /// One round of every kind of tidying.
-pub async fn round(node: &Node, ages: Ages) -> Result<(), tern_storage::StoreError> {
+pub async fn round(
+    node: &Node,
+    ages: Ages,
+    shutdown: &CancellationToken,
+) -> Result<(), tern_storage::StoreError> {
     let now = now_ms();
-    let before = now.saturating_sub(ages.retention.as_millis() as u64);
-    let purged = node.store().purge_finished(before, BATCH).await?;
+    purge_finished(node, now, ages.retention, shutdown).await?;
+    expire_unmatched(node, now, ages.unmatched_grace, shutdown).await?;
+    expire_outboxes(node, now, ages.outbox_max_age).await
+}
+
+/// Removes every message finished before its retention, a batch per
+/// store call, until a call finds less than a batch or the daemon stops.
+async fn purge_finished(
+    node: &Node,
+    now: u64,
+    retention: Duration,
+    shutdown: &CancellationToken,
+) -> Result<(), tern_storage::StoreError> {
+    let before = now.saturating_sub(retention.as_millis() as u64);
+    let mut purged = 0;
+    loop {
+        let batch = node.store().purge_finished(before, BATCH).await?;
+        purged += batch;
+        if batch < BATCH || shutdown.is_cancelled() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
     if purged > 0 {
         info!(purged, "finished messages past their retention removed");
     }
+    Ok(())
+}
 
-    for held in node
-        .store()
-        .expire_unmatched(now, ages.unmatched_grace, BATCH)
-        .await?
-    {
-        tern_session::warn_limited!(
-            "a receipt matched no message within its grace period; dropped",
-            upstream = held.upstream,
-            upstream_id = held.upstream_id,
-            received_ms = held.received_ms
-        );
+/// Drops every receipt held past its grace period, a batch per store
+/// call, as [`purge_finished`] does.
+async fn expire_unmatched(
+    node: &Node,
+    now: u64,
+    grace: Duration,
+    shutdown: &CancellationToken,
+) -> Result<(), tern_storage::StoreError> {
+    loop {
+        let expired = node.store().expire_unmatched(now, grace, BATCH).await?;
+        let whole = expired.len() == BATCH;
+        for held in expired {
+            tern_session::warn_limited!(
+                "a receipt matched no message within its grace period; dropped",
+                upstream = held.upstream,
+                upstream_id = held.upstream_id,
+                received_ms = held.received_ms
+            );
+        }
+        if !whole || shutdown.is_cancelled() {
+            return Ok(());
+        }
+        tokio::task::yield_now().await;
     }
+}
 
-    let too_old = now.saturating_sub(ages.outbox_max_age.as_millis() as u64);
+/// Drops what clients never took from their outboxes past the outbox age,
+/// at most a batch per client and round.
+async fn expire_outboxes(
+    node: &Node,
+    now: u64,
+    max_age: Duration,
+) -> Result<(), tern_storage::StoreError> {
+    let too_old = now.saturating_sub(max_age.as_millis() as u64);
     for client in node.store().outbox_clients().await? {
         // Oldest first: stop at the first item young enough to keep.
         for (seq, item) in node.store().outbox_pending(&client, None, BATCH).await? {
