@@ -909,6 +909,7 @@ impl SledStore {
                 Edit::ExpiryAdd(at) => batch.insert(keys::timed(keys::EXPIRY, at, id), []),
                 Edit::ExpiryRemove(at) => batch.remove(keys::timed(keys::EXPIRY, at, id)),
                 Edit::RetentionAdd(at) => batch.insert(keys::timed(keys::RETENTION, at, id), []),
+                Edit::RetentionRemove(at) => batch.remove(keys::timed(keys::RETENTION, at, id)),
                 Edit::UpstreamId { upstream, form } => batch.insert(
                     keys::owned_with(keys::UPSTREAM_ID, &upstream, form.as_bytes()),
                     id.to_be_bytes(),
@@ -1583,8 +1584,11 @@ impl SledStore {
         Ok(expired)
     }
 
-    /// Removes up to `limit` messages finished before `before_ms`, with their
-    /// index entries. Small batches, so the hot path is never stalled long.
+    /// Removes up to `limit` messages whose retention entry is before
+    /// `before_ms` (finished then, or accepted upstream then and never
+    /// ended: see [`transition::purgeable`]), with their index entries.
+    /// Returns how many entries it took. Small batches, so the hot path is
+    /// never stalled long.
     pub async fn purge_finished(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
         let mut batch = Ops::default();
         let mut purged = 0;
@@ -1599,7 +1603,10 @@ impl SledStore {
             let Some(id) = keys::trailing_id(&key) else {
                 continue;
             };
-            if let Some(record) = self.get(id)? {
+            if let Some(record) = self.get(id)?.filter(transition::purgeable) {
+                if let Some(expires) = record.expires_ms {
+                    batch.remove(keys::timed(keys::EXPIRY, expires, id));
+                }
                 for attempt in &record.attempts {
                     for upstream_id in &attempt.upstream_ids {
                         let k = keys::owned_with(

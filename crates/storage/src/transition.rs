@@ -38,8 +38,13 @@ pub(crate) enum Edit {
     ExpiryAdd(u64),
     /// Out of the expiry queue (its entry was at this time).
     ExpiryRemove(u64),
-    /// Into the retention queue: final at this time, purged later.
+    /// Into the retention queue at this time, purged a retention later:
+    /// when it ended, or when an upstream accepted it (a message no
+    /// receipt ends, one sent without asking for one, is kept a retention
+    /// from then, not for ever).
     RetentionAdd(u64),
+    /// Out of the retention queue (its entry was at this time).
+    RetentionRemove(u64),
     /// The upstream id (normalised form) now finds this message.
     UpstreamId {
         /// The upstream's name.
@@ -88,6 +93,7 @@ impl Change {
     /// Ends the message: final with `outcome`, out of every queue, into
     /// retention.
     fn end(&mut self, outcome: Outcome, now_ms: u64) {
+        self.leave_retention();
         let record = &mut self.record;
         self.edits.push(Edit::InFlightRemove);
         self.edits.push(Edit::ReadyRemove(record.not_before_ms));
@@ -102,6 +108,7 @@ impl Change {
 
     /// Back into the ready queue, not before `at_ms`.
     fn requeue(&mut self, at_ms: u64) {
+        self.leave_retention();
         let record = &mut self.record;
         self.edits.push(Edit::InFlightRemove);
         self.edits.push(Edit::ReadyRemove(record.not_before_ms));
@@ -109,6 +116,32 @@ impl Change {
         record.state = State::Queued;
         record.not_before_ms = at_ms;
     }
+
+    /// A message accepted upstream is in the retention queue from the
+    /// attempt that sent it (see [`attempt`]); ending it or sending it
+    /// again takes that entry out.
+    fn leave_retention(&mut self) {
+        if self.record.state != State::Submitted {
+            return;
+        }
+        let accepted = self
+            .record
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| a.failure.is_none() && !a.upstream_ids.is_empty());
+        if let Some(sent) = accepted {
+            self.edits.push(Edit::RetentionRemove(sent.at_ms));
+        }
+    }
+}
+
+/// Whether a message whose retention entry came due may leave the store:
+/// one that ended, or one accepted upstream and never ended since (its
+/// receipt was not asked for, or never came). A message waiting or being
+/// sent again is never removed: only the stale entry goes.
+pub(crate) fn purgeable(record: &MessageRecord) -> bool {
+    matches!(record.state, State::Final | State::Submitted)
 }
 
 /// A message just accepted: into the ready queue at its time, and into the
@@ -145,6 +178,7 @@ pub(crate) fn attempt(
     let accepted = attempt.failure.is_none() && !attempt.upstream_ids.is_empty();
     if accepted {
         change.edits.push(Edit::InFlightRemove);
+        change.edits.push(Edit::RetentionAdd(attempt.at_ms));
         change.record.state = State::Submitted;
     } else if let Some(at) = retry_at_ms {
         change.edits.push(Edit::InFlightRemove);
@@ -336,6 +370,7 @@ mod tests {
                     form: normalise("c1"),
                 },
                 Edit::InFlightRemove,
+                Edit::RetentionAdd(20),
             ]
         );
     }
@@ -451,10 +486,37 @@ mod tests {
         assert_eq!(
             change.edits,
             vec![
+                Edit::RetentionRemove(20),
                 Edit::InFlightRemove,
                 Edit::ReadyRemove(10),
                 Edit::ReadyAdd(60)
-            ]
+            ],
+            "sent again, it is no longer kept from its first send"
         );
+    }
+
+    #[test]
+    fn a_message_accepted_upstream_is_kept_from_its_send_until_it_ends() {
+        let submitted = attempt(in_flight(), sent(&["a"], None), None, 25).record;
+        let change = finish(submitted, delivered(), 30).expect("ends");
+        assert_eq!(
+            change.edits.first(),
+            Some(&Edit::RetentionRemove(20)),
+            "the entry its send made (at the attempt's time) goes"
+        );
+        assert_eq!(change.edits.last(), Some(&Edit::RetentionAdd(30)));
+    }
+
+    #[test]
+    fn only_a_message_ended_or_left_with_its_upstream_may_be_purged() {
+        let submitted = attempt(in_flight(), sent(&["a"], None), None, 20).record;
+        let ended = finish(in_flight(), delivered(), 30).expect("ends").record;
+        assert!(
+            purgeable(&submitted),
+            "no receipt ends it: kept a retention"
+        );
+        assert!(purgeable(&ended));
+        assert!(!purgeable(&queued()), "waiting to be sent");
+        assert!(!purgeable(&in_flight()), "being sent");
     }
 }

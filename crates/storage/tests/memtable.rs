@@ -156,12 +156,12 @@ async fn a_message_life_reaches_sled_as_its_final_record_and_retention_key_only(
     // first number): the keys that came and went cost sled nothing.
     assert_eq!(written, 5, "keys the checkpoint wrote into sled");
     assert_eq!(store.memtable_len(), 0, "the memtable is empty after it");
-    // accept 3 + the mark, claim none (in memory), attempt 3 (record,
-    // upstream id, the ready entry the claim left), receipt 2, ack 2,
-    // finish 4.
+    // accept 3 + the mark, claim none (in memory), attempt 4 (record,
+    // upstream id, the ready entry the claim left, the retention entry of
+    // its send), receipt 2, ack 2, finish 5 (that entry out, its own in).
     assert_eq!(
         stats.applied_keys.load(Ordering::Relaxed),
-        15,
+        17,
         "what the applier applied"
     );
 }

@@ -837,6 +837,63 @@ async fn finished_messages_are_purged_after_retention_with_their_indexes<B: Back
     assert_eq!((v.messages, v.finished, v.unfinished), (2, 1, 1));
 }
 
+/// A message sent without asking for a receipt (or whose receipt never
+/// comes) is never final: it is kept a retention from its send, then goes
+/// with every entry of it. One sent again meanwhile is waiting, and stays.
+async fn a_message_no_receipt_ends_is_purged_a_retention_after_its_send<B: Backend>(b: &B) {
+    let store = b.open(3).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let new = NewMessage {
+            receipt_requested: false,
+            expires_ms: Some(900_000),
+            ..message("acme", 0)
+        };
+        ids.push(store.accept(new, 0).await.expect("accept").id);
+    }
+    let (silent, again) = (ids[0], ids[1]);
+    store.claim_ready(0, 2).await.expect("claim");
+    for (id, upstream_id) in [(silent, "S1"), (again, "S2")] {
+        store
+            .record_attempt(id, accepted_attempt("ovh", &[upstream_id]), None, 1_000)
+            .await
+            .expect("attempt");
+    }
+    // The second one's receipt sends it again: waiting, not purgeable.
+    let update = ReceiptUpdate {
+        requeue_at_ms: Some(950_000),
+        ..ReceiptUpdate::default()
+    };
+    store
+        .record_receipt(again, update, 1_500)
+        .await
+        .expect("receipt");
+
+    assert_eq!(
+        store.purge_finished(1_000, 100).await.expect("purge"),
+        0,
+        "not yet"
+    );
+    store.purge_finished(10_000, 100).await.expect("purge");
+    assert!(
+        store.get(silent).await.expect("read").is_none(),
+        "kept for ever before"
+    );
+    assert_eq!(
+        store.lookup_upstream("ovh", "S1").await.expect("lookup"),
+        None
+    );
+    let waiting = store.get(again).await.expect("read").expect("kept");
+    assert_eq!(waiting.state, State::Queued);
+    let v = store.check().await;
+    assert!(
+        v.is_consistent(),
+        "its expiry entry went too: {:?}",
+        v.problems
+    );
+    assert_eq!((v.messages, v.queued), (1, 1));
+}
+
 async fn in_flight_messages_go_back_to_ready_at_restart<B: Backend>(b: &B) {
     {
         let store = b.open(3).await;
@@ -1230,6 +1287,7 @@ on_every_backend!(
     every_receipt_held_for_one_id_is_kept_in_arrival_order,
     a_receipt_waits_for_those_held_before_it,
     finished_messages_are_purged_after_retention_with_their_indexes,
+    a_message_no_receipt_ends_is_purged_a_retention_after_its_send,
     in_flight_messages_go_back_to_ready_at_restart,
     the_store_serves_its_one_interface,
 );

@@ -769,6 +769,8 @@ async fn finished_messages_and_untaken_receipts_leave_the_store_after_their_age(
         .expect("answered");
     let id = message_id(&resp);
     let path = format!("/api/messages/{id}");
+    // Sent without asking for a receipt: no receipt ever ends it.
+    let silent = format!("/api/messages/{}", submit(&session).await);
     wait_until(
         "the receipt waits in the outbox",
         Duration::from_secs(10),
@@ -790,6 +792,16 @@ async fn finished_messages_and_untaken_receipts_leave_the_store_after_their_age(
             .await
             .is_ok_and(|r| r.status == 404)
     })
+    .await;
+    wait_until(
+        "the message sent without a receipt purged too",
+        Duration::from_secs(10),
+        || async {
+            tern::admin::get(admin.0, &silent)
+                .await
+                .is_ok_and(|r| r.status == 404)
+        },
+    )
     .await;
 }
 

@@ -751,6 +751,7 @@ impl RedisStore {
                 Edit::ExpiryAdd(at) => group.zadd(self.layout.expiry(shard), at, &m),
                 Edit::ExpiryRemove(_) => group.zrem(self.layout.expiry(shard), &m),
                 Edit::RetentionAdd(at) => group.zadd(self.layout.retention(shard), at, &m),
+                Edit::RetentionRemove(_) => group.zrem(self.layout.retention(shard), &m),
                 Edit::UpstreamId { upstream, form } => {
                     let s = upstream_shard(&upstream, &form);
                     let at = match index.iter().position(|(k, _)| *k == s) {
@@ -1486,9 +1487,10 @@ impl RedisStore {
         Ok(expired)
     }
 
-    /// Removes up to `limit` messages finished before `before_ms`, with
-    /// their index entries (those first, each only if it still points
-    /// here).
+    /// Removes up to `limit` messages whose retention entry is before
+    /// `before_ms` (see [`crate::SledStore::purge_finished`]), with their
+    /// index entries (those first, each only if it still points here).
+    /// A message waiting or being sent again loses only its stale entry.
     pub async fn purge_finished(&self, before_ms: u64, limit: usize) -> Result<usize, StoreError> {
         if limit == 0 || before_ms == 0 {
             return Ok(0);
@@ -1501,7 +1503,14 @@ impl RedisStore {
             let shard = id_shard(id);
             let m = member(id);
             let mut group = Group::default();
-            if let Some((_, record)) = self.read(id).await? {
+            let record = self.read(id).await?.map(|(_, record)| record);
+            if record.as_ref().is_some_and(|r| !transition::purgeable(r)) {
+                group.zrem(self.layout.retention(shard), &m);
+                self.apply_one(group).await?;
+                purged += 1;
+                continue;
+            }
+            if let Some(record) = record {
                 let mut by_shard: HashMap<u64, Group> = HashMap::new();
                 for attempt in &record.attempts {
                     for upstream_id in &attempt.upstream_ids {
@@ -1524,6 +1533,7 @@ impl RedisStore {
             self.cache.forget(id);
             group
                 .zrem(self.layout.retention(shard), &m)
+                .zrem(self.layout.expiry(shard), &m)
                 .srem(self.layout.all(shard), &m)
                 .del(self.layout.acks(id))
                 .del(self.layout.message(id));
