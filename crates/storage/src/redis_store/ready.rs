@@ -99,9 +99,11 @@ impl RedisStore {
         }
         let (queues, mut found) = self.ready_heads(now_ms, look_at, limit).await?;
         let order = self.fair_order(queues, look_at);
-        // One script per call (per shard on a cluster): each group claims
-        // one message.
-        let mut calls: HashMap<u64, ShardClaim> = HashMap::new();
+        // Calls of one shard each on a cluster (one script may touch one
+        // slot only), each group claiming one message; a call that is
+        // full (`Apply::is_full`) gives way to another, all sent at once.
+        let mut calls: Vec<ShardClaim> = Vec::new();
+        let mut open: HashMap<u64, usize> = HashMap::new();
         let mut kept = 0;
         for (at, (client, id)) in order.iter().enumerate() {
             if kept >= limit {
@@ -122,9 +124,8 @@ impl RedisStore {
             }
             let shard = id_shard(*id);
             let m = member(*id);
-            let (call, candidates) = calls
-                .entry(if self.cluster { shard } else { 0 })
-                .or_default();
+            let (call, candidates) =
+                open_call(&mut calls, &mut open, if self.cluster { shard } else { 0 });
             let mut group = Group::default();
             let Some(raw) = found.remove(id).flatten() else {
                 // An entry without a record: drop it.
@@ -150,7 +151,6 @@ impl RedisStore {
             call.push(group);
             candidates.push(Some((at, record, stored)));
         }
-        let calls: Vec<ShardClaim> = calls.into_values().collect();
         let applied =
             futures::future::try_join_all(calls.iter().map(|(call, _)| self.apply(call))).await?;
         let mut claimed = Vec::new();
@@ -326,4 +326,23 @@ impl RedisStore {
         }
         Ok(moved)
     }
+}
+
+/// The call of `shard` that takes the next group: its open one, or a new
+/// one when it has none or it is full (see `lua::CALL_OCTETS`).
+fn open_call<'a>(
+    calls: &'a mut Vec<ShardClaim>,
+    open: &mut HashMap<u64, usize>,
+    shard: u64,
+) -> &'a mut ShardClaim {
+    let at = match open.get(&shard) {
+        Some(&at) if calls.get(at).is_some_and(|(call, _)| !call.is_full()) => at,
+        _ => {
+            calls.push(ShardClaim::default());
+            let at = calls.len() - 1;
+            open.insert(shard, at);
+            at
+        }
+    };
+    &mut calls[at]
 }
