@@ -164,6 +164,9 @@ pub struct RedisStore {
     /// The client whose ready queue this node's last claim served first:
     /// the next claim starts with the one after it (`ready.rs`).
     last_first: std::sync::Mutex<Option<String>>,
+    /// The look made beside the last full claim's write, for the next
+    /// claim (`ready.rs`, [`ready::KeptLook`]).
+    kept_look: std::sync::Mutex<Option<ready::KeptLook>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -356,6 +359,7 @@ impl RedisStore {
             seqs: tokio::sync::Mutex::new(HashMap::new()),
             cluster,
             last_first: std::sync::Mutex::new(None),
+            kept_look: std::sync::Mutex::new(None),
         };
         Ok(store)
     }
