@@ -561,3 +561,38 @@ async fn a_full_claim_looks_for_the_next_beside_its_write() {
     let claimed = store.claim_ready(2, 10).await.expect("claims");
     assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), [late]);
 }
+
+/// The clients with an outbox are listed in one round trip on one server
+/// (a pipeline of the sixteen shards' sets), not sixteen in sequence: the
+/// daemon's outbox lists them every second from the task that also
+/// delivers and acknowledges. At most 2 counted, in case a round trip of
+/// the store's own (not of a step) lands meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_with_an_outbox_are_listed_in_one_round_trip() {
+    let backend = redis_single("outbox_clients");
+    let store = backend.open_redis(1).await;
+    let clients: Vec<String> = (0..40).map(|n| format!("client{n}")).collect();
+    for client in &clients {
+        let item = OutboxItem {
+            pdu: Bytes::from_static(b"deliver_sm"),
+            message: None,
+            stored_ms: 1,
+        };
+        store.outbox_push(client, &item).await.expect("stored");
+    }
+    let other = |store: &RedisStore| {
+        store
+            .round_trips()
+            .into_iter()
+            .find(|(s, _)| *s == Step::Other)
+            .map_or(0, |(_, n)| n)
+    };
+    let before = other(&store);
+    let mut listed = store.outbox_clients().await.expect("lists");
+    let spent = other(&store) - before;
+    listed.sort();
+    let mut wanted = clients.clone();
+    wanted.sort();
+    assert_eq!(listed, wanted);
+    assert!(spent <= 2, "{spent} round trips to list the clients");
+}
