@@ -236,8 +236,12 @@ async fn run(node: Arc<Node>, shutdown: CancellationToken, tasks: TaskTracker) {
                 client.rescan_at = None;
                 continue;
             }
-            if send_more(&node, &name, client, &mut deliveries).await {
+            let mut done = Vec::new();
+            if send_more(&node, &name, client, &mut deliveries, &mut done).await {
                 again.insert(name);
+            }
+            for done in done {
+                ended(&mut clients, done);
             }
         }
     }
@@ -385,12 +389,14 @@ fn ended(clients: &mut HashMap<String, Client>, done: Delivered) {
 }
 
 /// Sends what `name` is owed beyond what is out, spread over its
-/// receiving sessions. Returns whether more may be waiting now.
+/// receiving sessions. Returns whether more may be waiting now. The
+/// deliveries that end while it reads the outbox go into `done`.
 async fn send_more(
     node: &Arc<Node>,
     name: &str,
     client: &mut Client,
     deliveries: &mut Deliveries,
+    done: &mut Vec<Delivered>,
 ) -> bool {
     if client.rescan_at.is_some_and(|at| at <= Instant::now()) {
         client.rescan_at = None;
@@ -427,7 +433,13 @@ async fn send_more(
         client.capped = true;
         return false;
     }
-    let Ok(items) = node.store().outbox_pending(name, client.cursor, room).await else {
+    let Ok(items) = reading(
+        node.store().outbox_pending(name, client.cursor, room),
+        deliveries,
+        done,
+    )
+    .await
+    else {
         return false;
     };
     let full = items.len() == room;
@@ -469,6 +481,29 @@ async fn send_more(
         return false;
     }
     full
+}
+
+/// Awaits `read` while polling the deliveries out, whose ends go into
+/// `done`. A delivery moves only when polled: one waiting for its
+/// session's window takes a permit, and one answered counts as ended, only
+/// then. Left unpolled while the loop waited for each read of an outbox
+/// (a round trip on Redis, tens of ms on a busy server), the deliveries
+/// crawled: about 1 000 a second reached the client during a 4 × 100
+/// bench while 3 000 receipts a second were stored, and the rest came in
+/// a burst once the dispatcher had sent everything.
+async fn reading<T>(
+    read: impl std::future::Future<Output = T>,
+    deliveries: &mut Deliveries,
+    done: &mut Vec<Delivered>,
+) -> T {
+    tokio::pin!(read);
+    loop {
+        tokio::select! {
+            biased;
+            answer = &mut read => return answer,
+            Some(ended) = deliveries.next(), if !deliveries.is_empty() => done.push(ended),
+        }
+    }
 }
 
 /// Sends one item. Returns whether the client took it (ESME_ROK), or it
@@ -533,6 +568,35 @@ fn receipt_stat(body: &tern_codec::Body) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// While the outbox reads its store, the deliveries out go on: one
+    /// that ends meanwhile is counted (its acknowledgement then gathers)
+    /// before the read returns. Awaiting the read alone, none is.
+    #[tokio::test]
+    async fn deliveries_go_on_while_the_outbox_reads() {
+        let mut deliveries = Deliveries::new();
+        for seq in 0..3 {
+            deliveries.push(
+                async move {
+                    Delivered {
+                        client: "acme".to_owned(),
+                        seq,
+                        taken: true,
+                    }
+                }
+                .boxed(),
+            );
+        }
+        let mut done = Vec::new();
+        let read = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            7
+        };
+        assert_eq!(reading(read, &mut deliveries, &mut done).await, 7);
+        let seqs: Vec<u64> = done.iter().map(|d| d.seq).collect();
+        assert_eq!(seqs, [0, 1, 2]);
+        assert!(deliveries.is_empty());
+    }
 
     /// A batch of acknowledgements is written while nobody polls the
     /// outbox loop's `acks` (the loop awaiting a read of an outbox or the
