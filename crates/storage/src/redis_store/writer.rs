@@ -9,7 +9,7 @@
 //! ([`super::lua::CALL_OCTETS`]: the server reads a bigger one over
 //! several turns of its event loop, each with its own sync), all at once
 //! on the pool's connections, and answers each writer with its own
-//! outcome. While calls are out (at most [`CALLS_IN_FLIGHT`] per step),
+//! outcome. While batches are out (at most [`CALLS_IN_FLIGHT`] per step),
 //! new writes gather for the next. A write's own groups stay in order in
 //! one call, so an index entry written before its record lands before it.
 //! The durability policy's WAIT follows each call.
@@ -27,7 +27,8 @@ use crate::error::StoreError;
 /// Groups sent in one call at most.
 const MAX_GROUPS: usize = 256;
 
-/// Calls of one step out at once at most.
+/// Batches of one step out at once at most (a batch is one call per
+/// ~15 KiB of its writes, see [`send`]).
 const CALLS_IN_FLIGHT: usize = 4;
 
 /// What became of a write's last group.
