@@ -487,12 +487,34 @@ impl Group {
     }
 }
 
+/// The request octets past which an [`Apply`] is full and the next group
+/// goes into another call (see [`Apply::is_full`]).
+///
+/// Redis reads at most 16 KiB of a client's request per turn of its event
+/// loop (`PROTO_IOBUF_LEN`), and under `appendfsync always` every turn
+/// that wrote ends with an `fdatasync` of the append-only file. A gathered
+/// call of 256 attempts (each group carries the record twice, the octets
+/// it checks and the octets it sets: about 600 octets) took 5 to 12 turns
+/// just to be read, each with its sync, while the node waited for it; on a
+/// 4 × 100 bench a step took 30 to 45 ms from one script call to the next
+/// (MONITOR) while the server turned every 5 ms. Calls of at most this
+/// size, sent at once on the store's several connections, are each read
+/// in one turn.
+pub(super) const CALL_OCTETS: usize = 15 * 1024;
+
+/// Octets of RESP framing per argument besides its own: `$`, the length
+/// and two CRLFs.
+const FRAMING: usize = 8;
+
 /// One call of [`APPLY`]: its keys (each once) and arguments.
 #[derive(Debug, Default)]
 pub(super) struct Apply {
     pub(super) keys: Vec<Vec<u8>>,
     pub(super) args: Vec<Vec<u8>>,
     groups: usize,
+    /// The request's octets so far, framing included (about: the
+    /// command's own header is left out).
+    octets: usize,
     /// Each key's place in `keys`: a call gathers hundreds of groups of
     /// about five keys each, and a search of the list for every key made
     /// building one quadratic (about 800 000 comparisons for 256
@@ -506,6 +528,7 @@ impl Apply {
             Some(&i) => i,
             None => {
                 let i = self.keys.len();
+                self.octets += key.len() + FRAMING;
                 self.places.insert(key.clone(), i);
                 self.keys.push(key);
                 i
@@ -514,14 +537,21 @@ impl Apply {
         (index + 1).to_string().into_bytes()
     }
 
+    fn arg(&mut self, arg: Vec<u8>) {
+        self.octets += arg.len() + FRAMING;
+        self.args.push(arg);
+    }
+
     /// Adds a group.
     pub(super) fn push(&mut self, group: Group) {
         self.groups += 1;
-        self.args.push(group.checks.len().to_string().into_bytes());
-        self.args.push(group.ops.len().to_string().into_bytes());
+        self.arg(group.checks.len().to_string().into_bytes());
+        self.arg(group.ops.len().to_string().into_bytes());
         for (kind, key, value) in group.checks {
             let index = self.key(key);
-            self.args.extend([kind.as_bytes().to_vec(), index, value]);
+            for arg in [kind.as_bytes().to_vec(), index, value] {
+                self.arg(arg);
+            }
         }
         for (name, key, mut args) in group.ops {
             // `publish` names no key (index 0): a channel is no key.
@@ -536,15 +566,29 @@ impl Apply {
                     args.push(order_index);
                 }
             }
-            self.args.push(name.as_bytes().to_vec());
-            self.args.push(index);
-            self.args.extend(args);
+            self.arg(name.as_bytes().to_vec());
+            self.arg(index);
+            for arg in args {
+                self.arg(arg);
+            }
         }
     }
 
     /// Groups added.
     pub(super) fn len(&self) -> usize {
         self.groups
+    }
+
+    /// Whether the request has reached [`CALL_OCTETS`]: the next group
+    /// goes into another call.
+    pub(super) fn is_full(&self) -> bool {
+        self.octets >= CALL_OCTETS
+    }
+
+    /// The request's octets so far (about).
+    #[cfg(test)]
+    pub(super) fn octets(&self) -> usize {
+        self.octets
     }
 
     /// The script invocation.

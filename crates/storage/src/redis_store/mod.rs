@@ -164,6 +164,9 @@ pub struct RedisStore {
     /// The client whose ready queue this node's last claim served first:
     /// the next claim starts with the one after it (`ready.rs`).
     last_first: std::sync::Mutex<Option<String>>,
+    /// The look made beside the last full claim's write, for the next
+    /// claim (`ready.rs`, [`ready::KeptLook`]).
+    kept_look: std::sync::Mutex<Option<ready::KeptLook>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -356,6 +359,7 @@ impl RedisStore {
             seqs: tokio::sync::Mutex::new(HashMap::new()),
             cluster,
             last_first: std::sync::Mutex::new(None),
+            kept_look: std::sync::Mutex::new(None),
         };
         Ok(store)
     }
@@ -1352,14 +1356,32 @@ impl RedisStore {
     }
 
     /// Clients with something in their outbox, by name.
+    ///
+    /// One round trip on one server (a pipeline of every shard's set), one
+    /// per shard at once on a cluster. The daemon's outbox lists them every
+    /// second from its one task: sixteen round trips in sequence held it
+    /// off its deliveries and acknowledgements for a tenth of a second or
+    /// more each time when the server was busy.
     pub async fn outbox_clients(&self) -> Result<Vec<String>, StoreError> {
-        let mut clients = Vec::new();
-        for shard in 0..SHARDS {
-            let found: Vec<String> = self
-                .query(redis::cmd("SMEMBERS").arg(self.layout.outbox_clients(shard)))
-                .await?;
-            clients.extend(found);
-        }
+        let mut clients: Vec<String> = if self.cluster {
+            let reads = (0..SHARDS).map(|shard| async move {
+                let mut cmd = redis::cmd("SMEMBERS");
+                cmd.arg(self.layout.outbox_clients(shard));
+                self.query::<Vec<String>>(&cmd).await
+            });
+            futures::future::try_join_all(reads)
+                .await?
+                .into_iter()
+                .flatten()
+                .collect()
+        } else {
+            let mut pipe = redis::pipe();
+            for shard in 0..SHARDS {
+                pipe.cmd("SMEMBERS").arg(self.layout.outbox_clients(shard));
+            }
+            let found: Vec<Vec<String>> = bounded(pipe.query_async(&mut self.conn())).await?;
+            found.into_iter().flatten().collect()
+        };
         clients.sort();
         clients.dedup();
         Ok(clients)

@@ -8,9 +8,12 @@
 //! whose queue is empty. On one server the look is one script over every
 //! shard that also reads the records the claim needs
 //! ([`lua::READY_CLAIM`]), and the claim's write one more: two round
-//! trips a claim, however many shards and clients have messages due.
+//! trips a claim, however many shards and clients have messages due. A
+//! full claim sends the next claim's look beside its write ([`KeptLook`]),
+//! so while messages stay due each claim waits for one turn of the
+//! server, not two.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::conn::STEP;
 use super::layout::{client_shard, id_shard, member, parse_member, SHARDS};
@@ -37,6 +40,49 @@ type Heads = (
 
 /// Ids of the one legacy ready queue moved per script at recovery.
 const LEGACY_BATCH: usize = 1_000;
+
+/// How long a kept look serves (see [`KeptLook`]): a message that became
+/// due or was queued after it waits at most this long for a fresh look.
+const KEPT_LOOK_FOR: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A look at the ready queues made beside a full claim's write, so the
+/// next claim on one server starts from it and sends only its write: a
+/// claim is then one turn of the server's event loop (its sync included)
+/// instead of two in sequence, the look and the write. The look and the
+/// write go at once on separate connections, so the look may see ids the
+/// write was taking: those are left out of it ([`KeptLook::take`]). What
+/// else it may miss or show stale (a message queued after it, one another
+/// node claimed or a client cancelled since) the claim's write checks as
+/// for any look: the record's exact octets and its place in the queue.
+/// Only a look that found something, younger than [`KEPT_LOOK_FOR`],
+/// serves; otherwise the claim looks itself.
+#[derive(Debug)]
+pub(super) struct KeptLook {
+    made: std::time::Instant,
+    /// The per-client limit it was made for.
+    look_at: usize,
+    heads: Heads,
+    /// The ids the claim it was made beside wrote (claimed or dropped).
+    written: HashSet<TernId>,
+}
+
+impl KeptLook {
+    /// The heads for a claim looking at up to `look_at` ids per client,
+    /// without the ids of the claim before; `None` when stale, made for
+    /// fewer ids per client, or empty.
+    fn take(self, look_at: usize) -> Option<Heads> {
+        if self.made.elapsed() > KEPT_LOOK_FOR || self.look_at < look_at {
+            return None;
+        }
+        let (mut queues, mut found) = self.heads;
+        for (_, ids) in &mut queues {
+            ids.retain(|id| !self.written.contains(id));
+        }
+        queues.retain(|(_, ids)| !ids.is_empty());
+        found.retain(|id, _| !self.written.contains(id));
+        (!queues.is_empty()).then_some((queues, found))
+    }
+}
 
 impl RedisStore {
     /// The writes that put id `m` in `client`'s ready queue at `at`, and
@@ -97,11 +143,23 @@ impl RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (queues, mut found) = self.ready_heads(now_ms, look_at, limit).await?;
+        let kept = self
+            .kept_look
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .and_then(|kept| kept.take(look_at));
+        let (queues, mut found) = match kept {
+            Some(heads) => heads,
+            None => self.ready_heads(now_ms, look_at, limit).await?,
+        };
         let order = self.fair_order(queues, look_at);
-        // One script per call (per shard on a cluster): each group claims
-        // one message.
-        let mut calls: HashMap<u64, ShardClaim> = HashMap::new();
+        // Calls of one shard each on a cluster (one script may touch one
+        // slot only), each group claiming one message; a call that is
+        // full (`Apply::is_full`) gives way to another, all sent at once.
+        let mut calls: Vec<ShardClaim> = Vec::new();
+        let mut open: HashMap<u64, usize> = HashMap::new();
+        let mut dropped = Vec::new();
         let mut kept = 0;
         for (at, (client, id)) in order.iter().enumerate() {
             if kept >= limit {
@@ -122,15 +180,15 @@ impl RedisStore {
             }
             let shard = id_shard(*id);
             let m = member(*id);
-            let (call, candidates) = calls
-                .entry(if self.cluster { shard } else { 0 })
-                .or_default();
+            let (call, candidates) =
+                open_call(&mut calls, &mut open, if self.cluster { shard } else { 0 });
             let mut group = Group::default();
             let Some(raw) = found.remove(id).flatten() else {
                 // An entry without a record: drop it.
                 group.zrem(self.layout.ready(client), &m);
                 call.push(group);
                 candidates.push(None);
+                dropped.push(*id);
                 continue;
             };
             let mut record = MessageRecord::from_stored(&raw)?;
@@ -150,9 +208,30 @@ impl RedisStore {
             call.push(group);
             candidates.push(Some((at, record, stored)));
         }
-        let calls: Vec<ShardClaim> = calls.into_values().collect();
-        let applied =
-            futures::future::try_join_all(calls.iter().map(|(call, _)| self.apply(call))).await?;
+        let writes = futures::future::try_join_all(calls.iter().map(|(call, _)| self.apply(call)));
+        // A full claim leaves more due, probably: the next claim's look
+        // goes beside this write (one server only, see `KeptLook`).
+        let applied = if kept >= limit && !self.cluster {
+            let written: HashSet<TernId> = calls
+                .iter()
+                .flat_map(|(_, candidates)| candidates.iter())
+                .filter_map(|c| c.as_ref().map(|(_, record, _)| record.id))
+                .chain(dropped)
+                .collect();
+            let (applied, next) =
+                futures::future::join(writes, self.ready_heads(now_ms, look_at, limit)).await;
+            // A failed look is made again by the next claim.
+            *self.kept_look.lock().unwrap_or_else(|p| p.into_inner()) =
+                next.ok().map(|heads| KeptLook {
+                    made: std::time::Instant::now(),
+                    look_at,
+                    heads,
+                    written,
+                });
+            applied?
+        } else {
+            writes.await?
+        };
         let mut claimed = Vec::new();
         for ((_, candidates), applied) in calls.into_iter().zip(applied) {
             for (candidate, ok) in candidates.into_iter().zip(applied) {
@@ -326,4 +405,23 @@ impl RedisStore {
         }
         Ok(moved)
     }
+}
+
+/// The call of `shard` that takes the next group: its open one, or a new
+/// one when it has none or it is full (see `lua::CALL_OCTETS`).
+fn open_call<'a>(
+    calls: &'a mut Vec<ShardClaim>,
+    open: &mut HashMap<u64, usize>,
+    shard: u64,
+) -> &'a mut ShardClaim {
+    let at = match open.get(&shard) {
+        Some(&at) if calls.get(at).is_some_and(|(call, _)| !call.is_full()) => at,
+        _ => {
+            calls.push(ShardClaim::default());
+            let at = calls.len() - 1;
+            open.insert(shard, at);
+            at
+        }
+    };
+    &mut calls[at]
 }

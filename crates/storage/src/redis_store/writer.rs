@@ -4,9 +4,12 @@
 //! of them.
 //!
 //! Every step has its own queue and task. The task takes what is queued
-//! (at most [`MAX_GROUPS`] groups), sends it as one call per hash slot
-//! (one call on a single server), and answers each writer with its own
-//! outcome. While calls are out (at most [`CALLS_IN_FLIGHT`] per step),
+//! (at most [`MAX_GROUPS`] groups), sends it per hash slot (all of it on
+//! a single server) in calls of at most about 15 KiB each
+//! ([`super::lua::CALL_OCTETS`]: the server reads a bigger one over
+//! several turns of its event loop, each with its own sync), all at once
+//! on the pool's connections, and answers each writer with its own
+//! outcome. While batches are out (at most [`CALLS_IN_FLIGHT`] per step),
 //! new writes gather for the next. A write's own groups stay in order in
 //! one call, so an index entry written before its record lands before it.
 //! The durability policy's WAIT follows each call.
@@ -24,7 +27,8 @@ use crate::error::StoreError;
 /// Groups sent in one call at most.
 const MAX_GROUPS: usize = 256;
 
-/// Calls of one step out at once at most.
+/// Batches of one step out at once at most (a batch is one call per
+/// ~15 KiB of its writes, see [`send`]).
 const CALLS_IN_FLIGHT: usize = 4;
 
 /// What became of a write's last group.
@@ -46,7 +50,7 @@ pub(super) enum Written {
 /// One write: its groups, applied in order in one call.
 struct Job {
     groups: Vec<Group>,
-    answer: oneshot::Sender<Result<Written, StoreError>>,
+    answer: Answer,
 }
 
 /// The queues of every step's writes. A clone sends to the same tasks
@@ -174,18 +178,51 @@ fn hash_tag(key: &[u8]) -> &[u8] {
     key
 }
 
-/// One call for a batch; answers each job.
-async fn send(jobs: Vec<Job>, pool: &AsyncPool, durability: RedisDurability) {
-    let mut call = Apply::default();
-    let mut last = Vec::with_capacity(jobs.len());
-    let mut answers = Vec::with_capacity(jobs.len());
+/// A batch's calls: its jobs in order, a new call started once the last
+/// is full ([`Apply::is_full`]), a job's groups always in one call. Each
+/// call with, per job, its last group's place and its answer.
+fn calls(jobs: Vec<Job>) -> Vec<(Apply, Vec<(usize, Answer)>)> {
+    let mut calls: Vec<(Apply, Vec<(usize, Answer)>)> = Vec::new();
     for job in jobs {
+        let open = calls.last().is_some_and(|(call, _)| !call.is_full());
+        if !open {
+            calls.push(Default::default());
+        }
+        let Some((call, answers)) = calls.last_mut() else {
+            continue;
+        };
         for group in job.groups {
             call.push(group);
         }
-        last.push(call.len().saturating_sub(1));
-        answers.push(job.answer);
+        answers.push((call.len().saturating_sub(1), job.answer));
     }
+    calls
+}
+
+/// A writer's answer.
+type Answer = oneshot::Sender<Result<Written, StoreError>>;
+
+/// Sends a batch's calls at once, each on the next of the pool's
+/// connections, so the server reads them in the same turn (see
+/// [`super::lua::CALL_OCTETS`]); answers each job. Jobs of one batch were
+/// never ordered among themselves: each writer awaits its own, and calls
+/// of earlier batches may still be out.
+async fn send(jobs: Vec<Job>, pool: &AsyncPool, durability: RedisDurability) {
+    futures::future::join_all(
+        calls(jobs)
+            .into_iter()
+            .map(|(call, answers)| send_call(call, answers, pool, durability)),
+    )
+    .await;
+}
+
+/// One call; answers each of its jobs.
+async fn send_call(
+    call: Apply,
+    answers: Vec<(usize, Answer)>,
+    pool: &AsyncPool,
+    durability: RedisDurability,
+) {
     let mut conn = pool.get();
     let result: Result<Vec<Value>, StoreError> = async {
         let values: Vec<Value> = call.invocation().invoke_async(&mut conn).await?;
@@ -195,12 +232,12 @@ async fn send(jobs: Vec<Job>, pool: &AsyncPool, durability: RedisDurability) {
     .await;
     match result {
         Ok(values) => {
-            for (answer, at) in answers.into_iter().zip(last) {
+            for (at, answer) in answers {
                 let _ = answer.send(Ok(written(values.get(at))));
             }
         }
         Err(err) => {
-            for answer in answers {
+            for (_, answer) in answers {
                 let _ = answer.send(Err(copy(&err)));
             }
         }
@@ -233,5 +270,69 @@ fn copy(err: &StoreError) -> StoreError {
         },
         // The client's error cannot be cloned: each writer gets its text.
         other => StoreError::redis(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redis_store::lua::CALL_OCTETS;
+
+    /// An attempt's group as the store makes it: the record's octets
+    /// checked and the new ones set, and its in-flight entry removed.
+    fn attempt(n: usize) -> Group {
+        let key = format!("p:{{t1}}:m:{n:016x}").into_bytes();
+        let mut group = Group::default();
+        group
+            .check_eq(key.clone(), vec![7; 260])
+            .set(key, vec![8; 280])
+            .zrem(b"p:{t1}:flight".to_vec(), &format!("{n:016x}"));
+        group
+    }
+
+    fn job(groups: Vec<Group>) -> Job {
+        Job {
+            groups,
+            answer: oneshot::channel().0,
+        }
+    }
+
+    /// 256 attempts gathered (about 150 KiB) go in calls of about 15 KiB,
+    /// every group once and in order; without the split, one call of all.
+    #[test]
+    fn a_big_batch_goes_in_calls_the_server_reads_in_one_turn_each() {
+        let calls = calls((0..256).map(|n| job(vec![attempt(n)])).collect());
+        assert!(calls.len() >= 8, "{} calls", calls.len());
+        let mut groups = 0;
+        for (call, answers) in &calls {
+            assert!(
+                call.octets() < CALL_OCTETS + 1024,
+                "a call of {} octets",
+                call.octets()
+            );
+            // Each job's answer reads its own group's place.
+            let places: Vec<usize> = answers.iter().map(|(at, _)| *at).collect();
+            assert_eq!(places, (0..call.len()).collect::<Vec<_>>());
+            groups += call.len();
+        }
+        assert_eq!(groups, 256);
+    }
+
+    /// A write's groups stay together in one call, however many: an index
+    /// entry written before its record lands before it, atomically.
+    #[test]
+    fn a_writes_groups_stay_in_one_call() {
+        let calls = calls(vec![
+            job(vec![attempt(0)]),
+            job((1..101).map(attempt).collect()),
+            job(vec![attempt(101)]),
+        ]);
+        let sizes: Vec<usize> = calls.iter().map(|(call, _)| call.len()).collect();
+        assert!(sizes.contains(&100) || sizes.contains(&101), "{sizes:?}");
+        let (call, answers) = calls
+            .iter()
+            .find(|(call, _)| call.len() >= 100)
+            .expect("the big write's call");
+        assert!(answers.iter().any(|(at, _)| *at + 1 == call.len()));
     }
 }

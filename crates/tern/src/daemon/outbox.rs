@@ -236,8 +236,12 @@ async fn run(node: Arc<Node>, shutdown: CancellationToken, tasks: TaskTracker) {
                 client.rescan_at = None;
                 continue;
             }
-            if send_more(&node, &name, client, &mut deliveries).await {
+            let mut done = Vec::new();
+            if send_more(&node, &name, client, &mut deliveries, &mut done).await {
                 again.insert(name);
+            }
+            for done in done {
+                ended(&mut clients, done);
             }
         }
     }
@@ -274,6 +278,14 @@ async fn finish(
 /// Starts one store write of the acknowledgements each client gathered,
 /// for every client with none being written already (those gather until
 /// theirs is written: the slower the store, the larger the batch).
+///
+/// Each write is a task of its own; `acks` only collects its end. Polled
+/// by the outbox's loop alone, a write moved only while the loop waited in
+/// its `select!`, not while it awaited a read of an outbox or the listing
+/// of clients: on Redis (a read and a write per batch, each a round trip)
+/// the acknowledgements fell seconds behind, the items stayed out, the
+/// client's [`IN_FLIGHT`] filled, and receipts reached the client only
+/// once the dispatcher had sent everything.
 fn write_acks(node: &Arc<Node>, clients: &mut HashMap<String, Client>, acks: &mut AckWrites) {
     for (name, client) in clients.iter_mut() {
         if client.acking || client.acked.is_empty() {
@@ -281,21 +293,35 @@ fn write_acks(node: &Arc<Node>, clients: &mut HashMap<String, Client>, acks: &mu
         }
         client.acking = true;
         let seqs = std::mem::take(&mut client.acked);
-        let node = node.clone();
+        let written = ack_task(node.clone(), name.clone(), seqs.clone());
         let client = name.clone();
         acks.push(
             async move {
-                node.metrics().outbox_ack_write();
-                if let Err(err) = node.store().outbox_ack_many(&client, &seqs).await {
-                    // Still stored: the client gets them again later.
-                    debug!(client, %err, "acknowledgements not written; sent again later");
-                }
-                super::crash::point("outbox.after_ack");
-                AckWritten { client, seqs }
+                // A write that panicked leaves its items stored: they are
+                // sent again later, as after a failed write.
+                written.await.unwrap_or(AckWritten { client, seqs })
             }
             .boxed(),
         );
     }
+}
+
+/// Writes one batch of a client's acknowledgements, as a task.
+fn ack_task(
+    node: Arc<Node>,
+    client: String,
+    seqs: Vec<u64>,
+) -> tokio::task::JoinHandle<AckWritten> {
+    let tasks = node.tasks().clone();
+    tasks.spawn(async move {
+        node.metrics().outbox_ack_write();
+        if let Err(err) = node.store().outbox_ack_many(&client, &seqs).await {
+            // Still stored: the client gets them again later.
+            debug!(client, %err, "acknowledgements not written; sent again later");
+        }
+        super::crash::point("outbox.after_ack");
+        AckWritten { client, seqs }
+    })
 }
 
 /// Notes a batch of acknowledgements written: those items are no longer
@@ -363,12 +389,14 @@ fn ended(clients: &mut HashMap<String, Client>, done: Delivered) {
 }
 
 /// Sends what `name` is owed beyond what is out, spread over its
-/// receiving sessions. Returns whether more may be waiting now.
+/// receiving sessions. Returns whether more may be waiting now. The
+/// deliveries that end while it reads the outbox go into `done`.
 async fn send_more(
     node: &Arc<Node>,
     name: &str,
     client: &mut Client,
     deliveries: &mut Deliveries,
+    done: &mut Vec<Delivered>,
 ) -> bool {
     if client.rescan_at.is_some_and(|at| at <= Instant::now()) {
         client.rescan_at = None;
@@ -405,7 +433,13 @@ async fn send_more(
         client.capped = true;
         return false;
     }
-    let Ok(items) = node.store().outbox_pending(name, client.cursor, room).await else {
+    let Ok(items) = reading(
+        node.store().outbox_pending(name, client.cursor, room),
+        deliveries,
+        done,
+    )
+    .await
+    else {
         return false;
     };
     let full = items.len() == room;
@@ -447,6 +481,29 @@ async fn send_more(
         return false;
     }
     full
+}
+
+/// Awaits `read` while polling the deliveries out, whose ends go into
+/// `done`. A delivery moves only when polled: one waiting for its
+/// session's window takes a permit, and one answered counts as ended, only
+/// then. Left unpolled while the loop waited for each read of an outbox
+/// (a round trip on Redis, tens of ms on a busy server), the deliveries
+/// crawled: about 1 000 a second reached the client during a 4 × 100
+/// bench while 3 000 receipts a second were stored, and the rest came in
+/// a burst once the dispatcher had sent everything.
+async fn reading<T>(
+    read: impl std::future::Future<Output = T>,
+    deliveries: &mut Deliveries,
+    done: &mut Vec<Delivered>,
+) -> T {
+    tokio::pin!(read);
+    loop {
+        tokio::select! {
+            biased;
+            answer = &mut read => return answer,
+            Some(ended) = deliveries.next(), if !deliveries.is_empty() => done.push(ended),
+        }
+    }
 }
 
 /// Sends one item. Returns whether the client took it (ESME_ROK), or it
@@ -506,4 +563,85 @@ fn receipt_stat(body: &tern_codec::Body) -> &'static str {
         .iter()
         .find(|s| stat.starts_with(s.stat().as_bytes()))
         .map_or("-", |s| s.stat())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// While the outbox reads its store, the deliveries out go on: one
+    /// that ends meanwhile is counted (its acknowledgement then gathers)
+    /// before the read returns. Awaiting the read alone, none is.
+    #[tokio::test]
+    async fn deliveries_go_on_while_the_outbox_reads() {
+        let mut deliveries = Deliveries::new();
+        for seq in 0..3 {
+            deliveries.push(
+                async move {
+                    Delivered {
+                        client: "acme".to_owned(),
+                        seq,
+                        taken: true,
+                    }
+                }
+                .boxed(),
+            );
+        }
+        let mut done = Vec::new();
+        let read = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            7
+        };
+        assert_eq!(reading(read, &mut deliveries, &mut done).await, 7);
+        let seqs: Vec<u64> = done.iter().map(|d| d.seq).collect();
+        assert_eq!(seqs, [0, 1, 2]);
+        assert!(deliveries.is_empty());
+    }
+
+    /// A batch of acknowledgements is written while nobody polls the
+    /// outbox loop's `acks` (the loop awaiting a read of an outbox or the
+    /// listing of clients): the write is a task of its own. Polled only
+    /// through `acks`, as before, it never starts here.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acknowledgements_are_written_while_the_loop_is_busy() {
+        let dir = tern_testkit::TempDir::new("outbox-acks");
+        let node = super::super::receipts::tests::test_node(dir.path());
+        let item = OutboxItem {
+            pdu: bytes::Bytes::from_static(b"deliver_sm"),
+            message: None,
+            stored_ms: 1,
+        };
+        let seq = node
+            .store()
+            .outbox_push("acme", &item)
+            .await
+            .expect("stored");
+        let mut clients: HashMap<String, Client> = HashMap::new();
+        let client = clients.entry("acme".to_owned()).or_default();
+        client.in_flight.insert(seq);
+        client.acked.push(seq);
+        let mut acks = AckWrites::new();
+        write_acks(&node, &mut clients, &mut acks);
+        assert_eq!(acks.len(), 1);
+        let mut left = 1;
+        for _ in 0..500 {
+            left = node
+                .store()
+                .outbox_pending("acme", None, 10)
+                .await
+                .expect("reads")
+                .len();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(left, 0, "the acknowledgement is not written");
+        // Its end still reaches the loop.
+        let done = acks.next().await.expect("the write's end");
+        assert_eq!(
+            (done.client.as_str(), done.seqs.as_slice()),
+            ("acme", &[seq][..])
+        );
+    }
 }

@@ -412,7 +412,7 @@ fn queued_for_client(node: &Node, record: &MessageRecord, now: u64) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use tern_codec::pdu::SubmitSm;
     use tern_codec::{Address, Npi, RegisteredDelivery, ShortMessage, Ton};
@@ -441,7 +441,7 @@ mod tests {
 
     /// A node over a fresh sled store, with the client `acme` and no
     /// upstreams (receipts read with the generic profile).
-    fn test_node(dir: &std::path::Path) -> Arc<Node> {
+    pub(in crate::daemon) fn test_node(dir: &std::path::Path) -> Arc<Node> {
         let text = "[[listener]]\naddress = \"127.0.0.1:0\"\n\
                     [[client]]\nsystem_id = \"acme\"\npasswords = [\"pw\"]\n";
         let config = crate::config::Config::from_text(std::path::Path::new("test.toml"), text)
