@@ -805,13 +805,13 @@ async fn finished_messages_and_untaken_receipts_leave_the_store_after_their_age(
     .await;
 }
 
-/// Finished messages past their retention leave the store in the round that
-/// finds them due, however many there are. Rounds come every 10 s at this
-/// retention (half of it, at most 10 s); with one batch of 500 per round,
-/// the store let at most 50 finished messages a second go, so these 4 000
-/// took 80 s past their retention (and a broker relaying more than 50 a
-/// second kept everything for ever). Now every round calls the store again
-/// while it finds a whole batch.
+/// Finished messages past their retention, and receipts a client never
+/// took past the outbox age, leave the store in the round that finds them
+/// due, however many there are. Rounds come every 10 s at these ages (half
+/// the shortest, at most 10 s); with one batch of 500 per round, at most 50
+/// a second left, so these 4 000 took 80 s past their age (and a broker
+/// relaying more than 50 a second kept everything for ever). Now every
+/// round goes on while it finds a whole batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_past_its_retention_leaves_in_one_round_not_a_batch_a_round() {
     use futures::StreamExt;
@@ -819,14 +819,16 @@ async fn every_message_past_its_retention_leaves_in_one_round_not_a_batch_a_roun
     const RETENTION: Duration = Duration::from_secs(20);
     let text = config("primary", r#""pwOld773""#).replace(
         "[storage]\npath = \"data\"",
-        "[storage]\npath = \"data\"\nretention = \"20s\"",
+        "[storage]\npath = \"data\"\nretention = \"20s\"\noutbox_max_age = \"20s\"",
     );
     // Not `start_daemon`: its info log goes to a pipe read only at the end,
     // which thousands of messages would fill.
     let mut daemon = Launch::new().start(TempDir::new("reload-retention"), &text);
     let (ports, admin) = ports(&mut daemon);
     ready(&admin).await;
+    // A transmitter cannot take receipts: all 4 000 wait in its outbox.
     let session = client(ports.client, "acme", "pwOld773")
+        .bind_type(tern_session::BindType::Transmitter)
         .window(100)
         .bind()
         .await;
@@ -836,8 +838,7 @@ async fn every_message_past_its_retention_leaves_in_one_round_not_a_batch_a_roun
         .collect()
         .await;
     let (first, last) = (&ids[0], &ids[MESSAGES - 1]);
-    // Every message finishes with its receipt from the simulator (50 ms);
-    // the client's copies wait in its outbox, which changes nothing here.
+    // Every message finishes with its receipt from the simulator (50 ms).
     for id in [first, last] {
         let path = format!("/api/messages/{id}");
         wait_until("the message final", Duration::from_secs(30), || async {
@@ -866,6 +867,17 @@ async fn every_message_past_its_retention_leaves_in_one_round_not_a_batch_a_roun
             .map(|r| r.status)
             .ok(),
         Some(404)
+    );
+    // The receipts were stored as the messages finished: the same round
+    // (or the next) drops them all.
+    wait_until("the outbox emptied", Duration::from_secs(15), || async {
+        admin.get("/api/queues").await["outbox"].as_u64() == Some(0)
+    })
+    .await;
+    let metrics = admin.text("/metrics").await;
+    assert_eq!(
+        sample(&metrics, "tern_outbox_expired_total"),
+        Some(MESSAGES as f64)
     );
 }
 

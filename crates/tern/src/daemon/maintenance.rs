@@ -100,7 +100,7 @@ pub async fn round(
     let now = now_ms();
     purge_finished(node, now, ages.retention, shutdown).await?;
     expire_unmatched(node, now, ages.unmatched_grace, shutdown).await?;
-    expire_outboxes(node, now, ages.outbox_max_age).await
+    expire_outboxes(node, now, ages.outbox_max_age, shutdown).await
 }
 
 /// Removes every message finished before its retention, a batch per
@@ -154,24 +154,40 @@ async fn expire_unmatched(
 }
 
 /// Drops what clients never took from their outboxes past the outbox age,
-/// at most a batch per client and round.
+/// a batch per store write, until a batch finds an item young enough to
+/// keep (a client that never reads and gets more than 50 receipts a second
+/// would otherwise outgrow one batch a round for ever).
 async fn expire_outboxes(
     node: &Node,
     now: u64,
     max_age: Duration,
+    shutdown: &CancellationToken,
 ) -> Result<(), tern_storage::StoreError> {
     let too_old = now.saturating_sub(max_age.as_millis() as u64);
     for client in node.store().outbox_clients().await? {
-        // Oldest first: stop at the first item young enough to keep.
-        for (seq, item) in node.store().outbox_pending(&client, None, BATCH).await? {
-            if item.stored_ms >= too_old {
+        loop {
+            let pending = node.store().outbox_pending(&client, None, BATCH).await?;
+            let whole = pending.len() == BATCH;
+            // Oldest first: stop at the first item young enough to keep.
+            let expired: Vec<u64> = pending
+                .into_iter()
+                .take_while(|(_, item)| item.stored_ms < too_old)
+                .map(|(seq, item)| {
+                    tern_session::warn_limited!("client never took this receipt or MO; dropped after the outbox age", client,
+                        message = ?item.message.map(|id| id.to_string()),
+                        stored_ms = item.stored_ms);
+                    seq
+                })
+                .collect();
+            if expired.is_empty() {
                 break;
             }
-            node.store().outbox_ack(&client, seq).await?;
-            node.metrics().outbox_expire(1);
-            tern_session::warn_limited!("client never took this receipt or MO; dropped after the outbox age", client,
-                message = ?item.message.map(|id| id.to_string()),
-                stored_ms = item.stored_ms);
+            node.store().outbox_ack_many(&client, &expired).await?;
+            node.metrics().outbox_expire(expired.len() as u64);
+            if !whole || expired.len() < BATCH || shutdown.is_cancelled() {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
     }
     Ok(())
