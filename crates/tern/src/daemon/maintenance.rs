@@ -1,5 +1,6 @@
 //! Housekeeping in the background, in small batches so the hot path never
-//! waits on it: finished messages leave the store after the retention time,
+//! waits on it: finished messages leave the store after the retention time
+//! (and those no receipt ended, that long after they were sent),
 //! receipts that matched nothing leave after their grace period (logged and
 //! counted: "where is my receipt?" starts there), and receipts or MO a
 //! client never took leave the outbox after the configured age.
@@ -103,8 +104,10 @@ pub async fn round(
     expire_outboxes(node, now, ages.outbox_max_age, shutdown).await
 }
 
-/// Removes every message finished before its retention, a batch per
-/// store call, until a call finds less than a batch or the daemon stops.
+/// Removes every message past its retention (ended that long ago, or sent
+/// that long ago and never ended: the store's `purge_finished`), a batch
+/// per store call, until a call finds less than a batch or the daemon
+/// stops.
 async fn purge_finished(
     node: &Node,
     now: u64,
