@@ -104,10 +104,30 @@ pub async fn round(
     expire_outboxes(node, now, ages.outbox_max_age, shutdown).await
 }
 
+/// Calls `batch` (one store call, returning how many entries it took)
+/// until one takes less than [`BATCH`] or the daemon stops, yielding
+/// between calls; returns how many were taken in all.
+async fn in_batches<F, Fut>(
+    shutdown: &CancellationToken,
+    mut batch: F,
+) -> Result<usize, tern_storage::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, tern_storage::StoreError>>,
+{
+    let mut taken = 0;
+    loop {
+        let n = batch().await?;
+        taken += n;
+        if n < BATCH || shutdown.is_cancelled() {
+            return Ok(taken);
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Removes every message past its retention (ended that long ago, or sent
-/// that long ago and never ended: the store's `purge_finished`), a batch
-/// per store call, until a call finds less than a batch or the daemon
-/// stops.
+/// that long ago and never ended: the store's `purge_finished`).
 async fn purge_finished(
     node: &Node,
     now: u64,
@@ -115,32 +135,23 @@ async fn purge_finished(
     shutdown: &CancellationToken,
 ) -> Result<(), tern_storage::StoreError> {
     let before = now.saturating_sub(retention.as_millis() as u64);
-    let mut purged = 0;
-    loop {
-        let batch = node.store().purge_finished(before, BATCH).await?;
-        purged += batch;
-        if batch < BATCH || shutdown.is_cancelled() {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    let purged = in_batches(shutdown, || node.store().purge_finished(before, BATCH)).await?;
     if purged > 0 {
         info!(purged, "finished messages past their retention removed");
     }
     Ok(())
 }
 
-/// Drops every receipt held past its grace period, a batch per store
-/// call, as [`purge_finished`] does.
+/// Drops every receipt held past its grace period.
 async fn expire_unmatched(
     node: &Node,
     now: u64,
     grace: Duration,
     shutdown: &CancellationToken,
 ) -> Result<(), tern_storage::StoreError> {
-    loop {
+    in_batches(shutdown, || async {
         let expired = node.store().expire_unmatched(now, grace, BATCH).await?;
-        let whole = expired.len() == BATCH;
+        let n = expired.len();
         for held in expired {
             tern_session::warn_limited!(
                 "a receipt matched no message within its grace period; dropped",
@@ -149,11 +160,10 @@ async fn expire_unmatched(
                 received_ms = held.received_ms
             );
         }
-        if !whole || shutdown.is_cancelled() {
-            return Ok(());
-        }
-        tokio::task::yield_now().await;
-    }
+        Ok(n)
+    })
+    .await?;
+    Ok(())
 }
 
 /// Drops what clients never took from their outboxes past the outbox age,
@@ -168,9 +178,9 @@ async fn expire_outboxes(
 ) -> Result<(), tern_storage::StoreError> {
     let too_old = now.saturating_sub(max_age.as_millis() as u64);
     for client in node.store().outbox_clients().await? {
-        loop {
-            let pending = node.store().outbox_pending(&client, None, BATCH).await?;
-            let whole = pending.len() == BATCH;
+        let client = client.as_str();
+        in_batches(shutdown, || async move {
+            let pending = node.store().outbox_pending(client, None, BATCH).await?;
             // Oldest first: stop at the first item young enough to keep.
             let expired: Vec<u64> = pending
                 .into_iter()
@@ -182,16 +192,11 @@ async fn expire_outboxes(
                     seq
                 })
                 .collect();
-            if expired.is_empty() {
-                break;
-            }
-            node.store().outbox_ack_many(&client, &expired).await?;
+            node.store().outbox_ack_many(client, &expired).await?;
             node.metrics().outbox_expire(expired.len() as u64);
-            if !whole || expired.len() < BATCH || shutdown.is_cancelled() {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
+            Ok(expired.len())
+        })
+        .await?;
     }
     Ok(())
 }
