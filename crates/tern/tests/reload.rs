@@ -420,6 +420,25 @@ async fn a_changed_file_is_reloaded_without_a_signal() {
     assert!(daemon.wait(Duration::from_secs(30)).success());
 }
 
+/// A file changed while the daemon is still starting (here: as soon as it
+/// wrote its listening file, before it serves) is a change: the daemon
+/// compares the file with the text it started on, not with the file as it
+/// found it once its watch began, so the new config is put in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_while_the_daemon_starts_is_reloaded() {
+    let passwords = r#""pwOld773""#;
+    let mut daemon = start_daemon("early-change", &config("primary", passwords));
+    let (ports, admin) = ports(&mut daemon);
+    daemon.write_config(&config("secondary", passwords));
+    generation(&admin, 2).await;
+    ready(&admin).await;
+    let session = bind(ports.client, "acme", "pwOld773").await;
+    let id = submit(&session).await;
+    assert_eq!(upstream_of(&admin, &id).await, "secondary");
+    daemon.signal("TERM");
+    assert!(daemon.wait(Duration::from_secs(30)).success());
+}
+
 /// Acknowledges Tern's deliver_sm and returns the receipted id.
 async fn take_receipt(request: tern_session::Request) -> String {
     receipted_id(&accept_deliver_sm(request).await)

@@ -311,11 +311,26 @@ pub struct SimulatorSpec {
     pub tls: Option<tern_sim::smsc::SimTls>,
 }
 
+/// The octets of a config file. Its `Debug` shows only their number: the
+/// file holds passwords that `Config`'s `Debug` otherwise hides.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SourceText(pub Vec<u8>);
+
+impl std::fmt::Debug for SourceText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} octets>", self.0.len())
+    }
+}
+
 /// The configuration the daemon runs with.
 #[derive(Debug)]
 pub struct Config {
     /// The file it came from.
     pub source: PathBuf,
+    /// The text it was compiled from: the reload's file watch compares the
+    /// file with this, so a change written after the daemon read its
+    /// config, but before the watch started, is still seen.
+    pub source_text: SourceText,
     /// Node id in message ids.
     pub node_id: u16,
     /// Tern's system_id.
@@ -843,6 +858,7 @@ fn compile(raw: RawConfig, loc: &mut Locator<'_>) -> Option<Config> {
     let client_sessions = client_sessions(&raw.client_sessions, loc);
     Some(Config {
         source: loc.file.to_path_buf(),
+        source_text: SourceText(loc.text.as_bytes().to_vec()),
         bind_guard,
         client_sessions,
         admin,

@@ -71,7 +71,8 @@ const ROUTE_WORDS: &[(&str, &str)] = &[
 /// [`Config`] fields shown as one setting, and whether changing it takes
 /// a restart; a field not listed is shown by its name and takes one.
 /// Accounts, upstreams and routes (and the profiles they use) are compared
-/// item by item instead, and `source` is where the file is.
+/// item by item instead, `source` is where the file is and `source_text`
+/// what it held.
 const SETTINGS: &[(&str, &str, bool)] = &[
     ("router", "router settings", false),
     ("node_id", "node", true),
@@ -85,7 +86,14 @@ const SETTINGS: &[(&str, &str, bool)] = &[
 ];
 
 /// [`Config`] fields not compared as settings.
-const NOT_SETTINGS: &[&str] = &["source", "profiles", "clients", "upstreams", "table"];
+const NOT_SETTINGS: &[&str] = &[
+    "source",
+    "source_text",
+    "profiles",
+    "clients",
+    "upstreams",
+    "table",
+];
 
 /// Every difference from `old` to `new`, accounts first, then upstreams,
 /// routes, and the settings that need a restart.

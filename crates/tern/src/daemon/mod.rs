@@ -128,6 +128,7 @@ pub async fn run(
 
     let work_stop = CancellationToken::new();
     let stages = spawn_work(&node, inbound, &config, &work_stop);
+    let hangups = reload::hangups();
     let (server, mut sessions) =
         serve_clients(&config, client_sockets, accounts, &shutdown, &tasks)?;
 
@@ -157,7 +158,11 @@ pub async fn run(
         http_stop.clone(),
     )
     .await?;
-    tasks.spawn(reload::on_sighup(reloader.clone(), shutdown.clone()));
+    tasks.spawn(reload::on_sighup(
+        reloader.clone(),
+        hangups,
+        shutdown.clone(),
+    ));
     tasks.spawn(reload::watch_file(reloader.clone(), shutdown.clone()));
     let watchdog_stop = CancellationToken::new();
     spawn_watchdog(&node, &watchdog_stop);

@@ -95,11 +95,13 @@ impl Reloader {
         upstreams: UpstreamSet,
         config: Arc<Config>,
     ) -> Self {
+        // What the running config was compiled from, not the file as it is
+        // now: a file changed since the daemon read it must still look
+        // changed to the watch.
         let last_read = config
             .source
             .is_file()
-            .then(|| std::fs::read(&config.source).ok())
-            .flatten();
+            .then(|| config.source_text.0.clone());
         Self {
             last_read: Mutex::new(last_read),
             node,
@@ -271,15 +273,29 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Reloads on SIGHUP until `shutdown`.
-pub async fn on_sighup(reloader: Arc<Reloader>, shutdown: CancellationToken) {
+/// Listens for SIGHUP from now on. The daemon takes this before it serves
+/// clients: a signal sent once a client could bind (a test, a deploy
+/// script) is then never missed, however long the rest of the start takes.
+pub fn hangups() -> Option<tokio::signal::unix::Signal> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
+    match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
         Err(err) => {
             warn!(%err, "cannot listen for SIGHUP; reload by file change only");
-            return;
+            None
         }
+    }
+}
+
+/// Reloads on each SIGHUP `hangups` (from [`hangups`]) receives, until
+/// `shutdown`.
+pub async fn on_sighup(
+    reloader: Arc<Reloader>,
+    hangups: Option<tokio::signal::unix::Signal>,
+    shutdown: CancellationToken,
+) {
+    let Some(mut hangups) = hangups else {
+        return;
     };
     loop {
         tokio::select! {
