@@ -158,12 +158,7 @@ pub async fn run(
         http_stop.clone(),
     )
     .await?;
-    tasks.spawn(reload::on_sighup(
-        reloader.clone(),
-        hangups,
-        shutdown.clone(),
-    ));
-    tasks.spawn(reload::watch_file(reloader.clone(), shutdown.clone()));
+    spawn_reloads(&reloader, hangups, &shutdown, &tasks);
     let watchdog_stop = CancellationToken::new();
     spawn_watchdog(&node, &watchdog_stop);
     notify::ready("serving");
@@ -202,6 +197,22 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
+}
+
+/// Reloads on each SIGHUP `hangups` receives and on each change of the
+/// config file, until `shutdown`.
+fn spawn_reloads(
+    reloader: &Arc<Reloader>,
+    hangups: Option<tokio::signal::unix::Signal>,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) {
+    tasks.spawn(reload::on_sighup(
+        reloader.clone(),
+        hangups,
+        shutdown.clone(),
+    ));
+    tasks.spawn(reload::watch_file(reloader.clone(), shutdown.clone()));
 }
 
 /// On a shared store, the upstream session slots as leases, renewed on
