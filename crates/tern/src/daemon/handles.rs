@@ -5,7 +5,7 @@
 //! `node.outbox().news(client)`), and never touches the other stage's
 //! state. Each is a wake-up, not a queue: what to act on is in the store.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -36,22 +36,58 @@ impl DispatchHandle {
 /// once instead of at its next listing.
 #[derive(Debug, Default)]
 pub struct OutboxHandle {
-    /// Clients with news since the outbox last looked.
-    news: Mutex<HashSet<String>>,
+    /// Clients with news since the outbox last looked, and from where in
+    /// their outbox that news may lie.
+    news: Mutex<HashMap<String, Since>>,
     wake: Notify,
     /// Receiving sessions bound since start: a new one ends the outbox's
     /// backoff (the client that failed may be back).
     receivers_bound: AtomicUsize,
 }
 
+/// Where in a client's outbox news may lie: from a place the store
+/// handed out, or anywhere (news from another node, an MO, a receiver
+/// that bound). The outbox reads again from there, not from the oldest
+/// item, to find an item stored behind its cursor: with a thousand items
+/// out, a read from the oldest mostly read again what was out already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// Anywhere: read from the oldest item.
+    Oldest,
+    /// At this place or after it.
+    Place(u64),
+}
+
+impl Since {
+    /// The earlier of the two.
+    pub fn earliest(self, other: Since) -> Since {
+        match (self, other) {
+            (Since::Place(a), Since::Place(b)) => Since::Place(a.min(b)),
+            _ => Since::Oldest,
+        }
+    }
+}
+
 impl OutboxHandle {
-    /// Notes that `client`'s outbox has something new, and wakes the
-    /// outbox.
+    /// Notes that `client`'s outbox has something new, anywhere in it, and
+    /// wakes the outbox.
     pub fn news(&self, client: &str) {
+        self.noted(client, Since::Oldest);
+    }
+
+    /// Notes that the store put an item for `client` at `place`, and wakes
+    /// the outbox.
+    pub fn stored(&self, client: &str, place: u64) {
+        self.noted(client, Since::Place(place));
+    }
+
+    fn noted(&self, client: &str, since: Since) {
         self.news
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(client.to_owned());
+            .entry(client.to_owned())
+            .and_modify(|s| *s = s.earliest(since))
+            .or_insert(since);
         self.wake.notify_one();
     }
 
@@ -73,11 +109,40 @@ impl OutboxHandle {
         self.receivers_bound.load(Ordering::Relaxed)
     }
 
-    /// The clients noted by [`OutboxHandle::news`] since the last call.
-    pub(super) fn take_news(&self) -> Vec<String> {
+    /// The clients noted by [`OutboxHandle::news`] and
+    /// [`OutboxHandle::stored`] since the last call, each with the
+    /// earliest place noted.
+    pub(super) fn take_news(&self) -> Vec<(String, Since)> {
         let mut news = self.news.lock().unwrap_or_else(|p| p.into_inner());
-        let mut clients: Vec<String> = news.drain().collect();
-        clients.sort();
+        let mut clients: Vec<(String, Since)> = news.drain().collect();
+        clients.sort_by(|a, b| a.0.cmp(&b.0));
         clients
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// News gathered between two looks keeps, per client, the earliest
+    /// place named, and "anywhere" once any news named none.
+    #[test]
+    fn news_keeps_the_earliest_place_per_client() {
+        let handle = OutboxHandle::default();
+        handle.stored("acme", 7);
+        handle.stored("acme", 3);
+        handle.stored("beta", 9);
+        assert_eq!(
+            handle.take_news(),
+            [
+                ("acme".to_owned(), Since::Place(3)),
+                ("beta".to_owned(), Since::Place(9))
+            ]
+        );
+        handle.stored("acme", 2);
+        handle.news("acme");
+        handle.stored("acme", 1);
+        assert_eq!(handle.take_news(), [("acme".to_owned(), Since::Oldest)]);
+        assert!(handle.take_news().is_empty());
     }
 }

@@ -90,8 +90,8 @@ pub async fn receive(
         }
     }
     let item = outbox_item(for_client(sm));
-    node.store().outbox_push(client, &item).await?;
-    node.outbox().news(client);
+    let place = node.store().outbox_push(client, &item).await?;
+    node.outbox().stored(client, place);
     Ok(CommandStatus::Ok)
 }
 

@@ -10,9 +10,10 @@
 //! came since. Places are handed out before items are stored, so an item
 //! can land just behind the cursor (two receipts stored at once). So news
 //! of an item (sent once it is stored) also schedules a read from the
-//! oldest item [`RESCAN`] later, which finds any item the cursor passed:
-//! none waits longer than that for its first send. A refusal starts the
-//! cursor over too.
+//! earliest place the news named [`RESCAN`] later (from the oldest item
+//! when news named none), which finds any item the cursor passed: none
+//! waits longer than that for its first send. A refusal starts the cursor
+//! over too.
 //!
 //! Acknowledgements are written in batches: a client's answers gather
 //! while its previous batch is being written (and for the moment the
@@ -36,6 +37,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use super::cluster::Cluster;
+use super::handles::Since;
 use super::node::Node;
 
 /// How often every client's outbox is listed (between, only the clients
@@ -43,7 +45,7 @@ use super::node::Node;
 const FULL_SCAN: Duration = Duration::from_secs(1);
 
 /// How long after news of an item its client's outbox is read again from
-/// the oldest item (many news coalesce into one such read).
+/// the earliest place news named (many news coalesce into one such read).
 const RESCAN: Duration = Duration::from_millis(20);
 
 /// While deliveries are out, how long news gathers before a look.
@@ -68,8 +70,10 @@ struct Client {
     in_flight: HashSet<u64>,
     /// The last place read; `None` reads from the oldest.
     cursor: Option<u64>,
-    /// When to read from the oldest item again (set by news).
+    /// When to read again from behind the cursor (set by news), and from
+    /// where.
     rescan_at: Option<Instant>,
+    rescan_from: Option<Since>,
     /// The last look stopped for want of room: look again when items end.
     capped: bool,
     /// Refusals in a row, and when to try again.
@@ -85,6 +89,31 @@ struct Client {
 impl Client {
     fn waiting(&self, now: Instant) -> bool {
         self.until.is_some_and(|until| until > now)
+    }
+
+    /// Notes news from `since`: a read from there is due [`RESCAN`] after
+    /// the first news not yet read.
+    fn news(&mut self, since: Since, now: Instant) {
+        self.rescan_at.get_or_insert(now + RESCAN);
+        self.rescan_from = Some(match self.rescan_from {
+            Some(earlier) => earlier.earliest(since),
+            None => since,
+        });
+    }
+
+    /// Once the read the news asked for is due, moves the cursor back to
+    /// just before the earliest place news named (`None`, the oldest item,
+    /// when some news named none).
+    fn rescan_if_due(&mut self, now: Instant) {
+        if self.rescan_at.is_some_and(|at| at <= now) {
+            self.rescan_at = None;
+            self.cursor = match (self.rescan_from.take(), self.cursor) {
+                (Some(Since::Place(place)), Some(cursor)) => {
+                    place.checked_sub(1).map(|before| before.min(cursor))
+                }
+                _ => None,
+            };
+        }
     }
 }
 
@@ -207,10 +236,10 @@ async fn run(node: Arc<Node>, shutdown: CancellationToken, tasks: TaskTracker) {
         // otherwise those with news, room, or a read from the oldest due.
         let full = last_full.is_none_or(|at| at.elapsed() >= FULL_SCAN);
         let now = Instant::now();
-        let mut look: HashSet<String> = node.outbox().take_news().into_iter().collect();
-        for name in &look {
-            let client = clients.entry(name.clone()).or_default();
-            client.rescan_at.get_or_insert(now + RESCAN);
+        let mut look: HashSet<String> = HashSet::new();
+        for (name, since) in node.outbox().take_news() {
+            clients.entry(name.clone()).or_default().news(since, now);
+            look.insert(name);
         }
         look.extend(again.drain());
         look.extend(
@@ -398,10 +427,7 @@ async fn send_more(
     deliveries: &mut Deliveries,
     done: &mut Vec<Delivered>,
 ) -> bool {
-    if client.rescan_at.is_some_and(|at| at <= Instant::now()) {
-        client.rescan_at = None;
-        client.cursor = None;
-    }
+    client.rescan_if_due(Instant::now());
     let sessions = node.receivers(name);
     // Receipts of HTTP submits with a callback go to it (http::webhook).
     let hooks = super::http::webhook::Hooks::of(node, name);
@@ -596,6 +622,45 @@ mod tests {
         let seqs: Vec<u64> = done.iter().map(|d| d.seq).collect();
         assert_eq!(seqs, [0, 1, 2]);
         assert!(deliveries.is_empty());
+    }
+
+    /// News of an item stored behind the cursor moves the cursor back to
+    /// just before the earliest place named, once the read is due, not to
+    /// the oldest item: with 1 000 items out, a read from the oldest read
+    /// them all again to find the one or two new ones. News naming no
+    /// place (another node, a receiver bound) still reads from the oldest.
+    #[test]
+    fn a_read_news_asked_for_starts_at_the_earliest_place_named() {
+        let now = Instant::now();
+        let mut client = Client {
+            cursor: Some(900),
+            ..Client::default()
+        };
+        client.news(Since::Place(450), now);
+        client.news(Since::Place(700), now);
+        client.rescan_if_due(now);
+        assert_eq!(client.cursor, Some(900), "not due yet");
+        client.rescan_if_due(now + RESCAN);
+        assert_eq!(client.cursor, Some(449), "from the earliest place named");
+        assert_eq!(client.rescan_at, None);
+
+        // A place after the cursor: the read from the cursor finds it.
+        client.news(Since::Place(1000), now);
+        client.rescan_if_due(now + RESCAN);
+        assert_eq!(client.cursor, Some(449));
+
+        client.news(Since::Place(460), now);
+        client.news(Since::Oldest, now);
+        client.rescan_if_due(now + RESCAN);
+        assert_eq!(client.cursor, None, "news naming no place: the oldest");
+
+        let mut first = Client {
+            cursor: Some(10),
+            ..Client::default()
+        };
+        first.news(Since::Place(0), now);
+        first.rescan_if_due(now + RESCAN);
+        assert_eq!(first.cursor, None, "place 0 is the oldest");
     }
 
     /// A batch of acknowledgements is written while nobody polls the
