@@ -93,12 +93,15 @@ impl Change {
     /// Ends the message: final with `outcome`, out of every queue, into
     /// retention.
     fn end(&mut self, outcome: Outcome, now_ms: u64) {
+        let sent = self.record.state == State::Submitted;
         self.leave_retention();
         let record = &mut self.record;
         self.edits.push(Edit::InFlightRemove);
         self.edits.push(Edit::ReadyRemove(record.not_before_ms));
-        if let Some(expires) = record.expires_ms {
-            self.edits.push(Edit::ExpiryRemove(expires));
+        match record.expires_ms {
+            // A message accepted upstream left the expiry queue then.
+            Some(expires) if !sent => self.edits.push(Edit::ExpiryRemove(expires)),
+            _ => {}
         }
         self.edits.push(Edit::RetentionAdd(now_ms));
         record.state = State::Final;
@@ -106,13 +109,20 @@ impl Change {
         record.updated_ms = now_ms;
     }
 
-    /// Back into the ready queue, not before `at_ms`.
+    /// Back into the ready queue, not before `at_ms`; a message that was
+    /// accepted upstream (sent again after a failed receipt) waits again,
+    /// so it is back in the expiry queue too.
     fn requeue(&mut self, at_ms: u64) {
+        let sent = self.record.state == State::Submitted;
         self.leave_retention();
         let record = &mut self.record;
         self.edits.push(Edit::InFlightRemove);
         self.edits.push(Edit::ReadyRemove(record.not_before_ms));
         self.edits.push(Edit::ReadyAdd(at_ms));
+        match record.expires_ms {
+            Some(expires) if sent => self.edits.push(Edit::ExpiryAdd(expires)),
+            _ => {}
+        }
         record.state = State::Queued;
         record.not_before_ms = at_ms;
     }
@@ -179,6 +189,13 @@ pub(crate) fn attempt(
     if accepted {
         change.edits.push(Edit::InFlightRemove);
         change.edits.push(Edit::RetentionAdd(attempt.at_ms));
+        // No longer waiting: its validity is the upstream's to keep now.
+        // Left in the expiry queue, it was found by every look for waiting
+        // messages to end as expired, and a thousand of them hid the
+        // waiting ones behind them.
+        if let Some(expires) = change.record.expires_ms {
+            change.edits.push(Edit::ExpiryRemove(expires));
+        }
         change.record.state = State::Submitted;
     } else if let Some(at) = retry_at_ms {
         change.edits.push(Edit::InFlightRemove);
@@ -371,6 +388,7 @@ mod tests {
                 },
                 Edit::InFlightRemove,
                 Edit::RetentionAdd(20),
+                Edit::ExpiryRemove(100),
             ]
         );
     }
@@ -489,9 +507,11 @@ mod tests {
                 Edit::RetentionRemove(20),
                 Edit::InFlightRemove,
                 Edit::ReadyRemove(10),
-                Edit::ReadyAdd(60)
+                Edit::ReadyAdd(60),
+                Edit::ExpiryAdd(100),
             ],
-            "sent again, it is no longer kept from its first send"
+            "sent again, it is no longer kept from its first send, and waits \
+             within its validity again"
         );
     }
 
@@ -505,6 +525,11 @@ mod tests {
             "the entry its send made (at the attempt's time) goes"
         );
         assert_eq!(change.edits.last(), Some(&Edit::RetentionAdd(30)));
+        assert!(
+            !change.edits.contains(&Edit::ExpiryRemove(100)),
+            "it left the expiry queue when it was sent: {:?}",
+            change.edits
+        );
     }
 
     #[test]

@@ -894,6 +894,48 @@ async fn a_message_no_receipt_ends_is_purged_a_retention_after_its_send<B: Backe
     assert_eq!((v.messages, v.queued), (1, 1));
 }
 
+/// Only a message waiting to be sent is in the expiry queue: one accepted
+/// upstream leaves it (its validity is the upstream's to keep), so a look
+/// for waiting messages to end finds the waiting ones and not a backlog
+/// of sent ones before them; one sent again after a failed receipt waits
+/// again, and is back in it.
+async fn a_message_sent_upstream_leaves_the_expiry_queue_until_it_waits_again<B: Backend>(b: &B) {
+    let store = b.open(3).await;
+    let mut ids = Vec::new();
+    for at in [0, 1] {
+        let new = NewMessage {
+            expires_ms: Some(10_000 + at),
+            ..message("acme", at)
+        };
+        ids.push(store.accept(new, at).await.expect("accept").id);
+    }
+    let (sent, waiting) = (ids[0], ids[1]);
+    assert_eq!(store.claim_ready(0, 1).await.expect("claim").len(), 1);
+    store
+        .record_attempt(sent, accepted_attempt("ovh", &["E1"]), None, 1_000)
+        .await
+        .expect("attempt");
+    assert_eq!(
+        store.expired(20_000, 1).await.expect("expired"),
+        vec![waiting],
+        "the sent message no longer comes first"
+    );
+    let update = ReceiptUpdate {
+        requeue_at_ms: Some(2_000),
+        ..ReceiptUpdate::default()
+    };
+    store
+        .record_receipt(sent, update, 1_500)
+        .await
+        .expect("receipt");
+    assert_eq!(
+        store.expired(20_000, 10).await.expect("expired"),
+        vec![sent, waiting],
+        "waiting again, it can expire again"
+    );
+    assert!(store.check().await.is_consistent());
+}
+
 async fn in_flight_messages_go_back_to_ready_at_restart<B: Backend>(b: &B) {
     {
         let store = b.open(3).await;
@@ -1288,6 +1330,7 @@ on_every_backend!(
     a_receipt_waits_for_those_held_before_it,
     finished_messages_are_purged_after_retention_with_their_indexes,
     a_message_no_receipt_ends_is_purged_a_retention_after_its_send,
+    a_message_sent_upstream_leaves_the_expiry_queue_until_it_waits_again,
     in_flight_messages_go_back_to_ready_at_restart,
     the_store_serves_its_one_interface,
 );

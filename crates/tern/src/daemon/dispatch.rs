@@ -136,10 +136,11 @@ fn nothing_bound(node: &Node) -> bool {
     !upstreams.is_empty() && upstreams.iter().all(|u| u.bound() == 0)
 }
 
-/// Messages looked at per pass of [`end_expired`]. Submitted messages
-/// waiting for their receipt keep their validity entry too and come first
-/// when older; with more than this many of them expired at once, queued
-/// ones behind them wait for the next pass that finds fewer.
+/// Messages looked at per pass of [`end_expired`]. Only waiting messages
+/// are in the expiry queue (one accepted upstream leaves it), so each pass
+/// ends up to this many; more wait for the next pass. A store written
+/// before that rule may hold entries of messages already sent: they are
+/// looked at and left, and go with those messages' retention.
 const EXPIRED_BATCH: usize = 1024;
 
 /// Ends the waiting messages whose validity has run out, while nothing is
