@@ -29,6 +29,7 @@ pub mod layout;
 mod lua;
 mod ready;
 mod server_cpu;
+mod stored;
 mod writer;
 
 use std::collections::HashMap;
@@ -385,7 +386,7 @@ impl RedisStore {
             return Ok(Vec::new());
         }
         let mut conn = self.conn();
-        let applied: Vec<redis::Value> = call.invocation().invoke_async(&mut conn).await?;
+        let applied: Vec<redis::Value> = call.run(&mut conn).await?;
         self.settle(&mut conn).await?;
         Ok(applied
             .iter()
@@ -441,7 +442,7 @@ impl RedisStore {
         match raw {
             None => Ok(None),
             Some(raw) => {
-                let record = MessageRecord::from_stored(&raw)?;
+                let record = stored::decode(&raw)?;
                 Ok(Some((raw, record)))
             }
         }
@@ -461,7 +462,7 @@ impl RedisStore {
             .map(|raw| match raw {
                 None => Ok(None),
                 Some(raw) => {
-                    let record = MessageRecord::from_stored(&raw)?;
+                    let record = stored::decode(&raw)?;
                     Ok(Some((raw, record)))
                 }
             })
@@ -533,10 +534,13 @@ impl RedisStore {
             };
             record.state = State::Queued;
             group
-                .check_eq(self.layout.message(id), raw)
+                .check_record(self.layout.message(id), &raw)
                 .check_member(self.layout.in_flight(shard), &member(id))
                 .zrem(self.layout.in_flight(shard), &member(id))
-                .set(self.layout.message(id), encode(&record)?);
+                .set(
+                    self.layout.message(id),
+                    stored::encode_at(&record, stored::next(&raw))?,
+                );
             self.enqueue(
                 &mut group,
                 &record.client,
@@ -576,7 +580,7 @@ impl RedisStore {
             Some(v) => redis::from_redis_value(&v)?,
             None => Vec::new(),
         };
-        let mut record = MessageRecord::from_stored(&raw)?;
+        let mut record = stored::decode(&raw)?;
         self.cache.refresh(&record, &raw);
         for (seq, at) in pairs(acks) {
             let (seq, at) = (parse_u64("ack seq", &seq)?, parse_u64("ack time", &at)?);
@@ -606,7 +610,7 @@ impl RedisStore {
         let m = member(id);
         let Some((key, window)) = dedup else {
             let mut group = Group::default();
-            self.stage(&mut group, transition::accept(record))?;
+            self.stage(&mut group, transition::accept(record), 1)?;
             group.sadd(self.layout.all(shard), &m);
             self.apply_one(group).await?;
             return Ok(Accepted {
@@ -633,7 +637,7 @@ impl RedisStore {
             .arg(&m)
             .arg(now_ms)
             .arg(window.as_millis() as u64)
-            .arg(encode(&record)?)
+            .arg(stored::encode_at(&record, 1)?)
             .arg(record.not_before_ms)
             .arg(record.expires_ms.map(|e| e.to_string()).unwrap_or_default())
             .arg(message_prefix)
@@ -676,7 +680,7 @@ impl RedisStore {
         let mut group = Group::default();
         for record in multi_records(messages, &ids, now_ms) {
             let (shard, m) = (id_shard(record.id), member(record.id));
-            self.stage(&mut group, transition::accept(record))?;
+            self.stage(&mut group, transition::accept(record), 1)?;
             group.sadd(self.layout.all(shard), &m);
         }
         self.apply_one(group).await?;
@@ -741,10 +745,20 @@ impl RedisStore {
         group: &mut Group,
         index: &mut Vec<(u64, Group)>,
         change: Change,
+        generation: u64,
     ) -> Result<(MessageRecord, Vec<u8>), StoreError> {
         let id = change.record.id;
         let (shard, m) = (id_shard(id), member(id));
-        for edit in change.edits {
+        // A retention entry removed and added again in one change (a
+        // submitted message that ends) is one ZADD, which moves it: the
+        // script holds back the writes to each key as one command
+        // (`lua::APPLY`), and a ZREM then a ZADD on the retention queue in
+        // every receipt would undo that, two commands per message.
+        let last_retained = change
+            .edits
+            .iter()
+            .rposition(|e| matches!(e, Edit::RetentionAdd(_)));
+        for (at, edit) in change.edits.into_iter().enumerate() {
             match edit {
                 Edit::ReadyAdd(at) => {
                     self.enqueue(group, &change.record.client, at, &m);
@@ -755,6 +769,9 @@ impl RedisStore {
                 Edit::ExpiryAdd(at) => group.zadd(self.layout.expiry(shard), at, &m),
                 Edit::ExpiryRemove(_) => group.zrem(self.layout.expiry(shard), &m),
                 Edit::RetentionAdd(at) => group.zadd(self.layout.retention(shard), at, &m),
+                Edit::RetentionRemove(_) if last_retained.is_some_and(|added| added > at) => {
+                    &mut *group
+                }
                 Edit::RetentionRemove(_) => group.zrem(self.layout.retention(shard), &m),
                 Edit::UpstreamId { upstream, form } => {
                     let s = upstream_shard(&upstream, &form);
@@ -778,15 +795,20 @@ impl RedisStore {
                 }
             };
         }
-        let raw = encode(&change.record)?;
+        let raw = stored::encode_at(&change.record, generation)?;
         group.set(self.layout.message(id), raw.clone());
         Ok((change.record, raw))
     }
 
     /// [`RedisStore::stage_all`] for a change with no upstream id.
-    fn stage(&self, group: &mut Group, change: Change) -> Result<MessageRecord, StoreError> {
+    fn stage(
+        &self,
+        group: &mut Group,
+        change: Change,
+        generation: u64,
+    ) -> Result<MessageRecord, StoreError> {
         let mut index = Vec::new();
-        let (record, _) = self.stage_all(group, &mut index, change)?;
+        let (record, _) = self.stage_all(group, &mut index, change, generation)?;
         if index.is_empty() {
             Ok(record)
         } else {
@@ -853,12 +875,13 @@ impl RedisStore {
                 return Ok(Stepped::Done(None));
             };
             let mut group = Group::default();
-            group.check_eq(self.layout.message(id), raw);
+            group.check_record(self.layout.message(id), &raw);
             for (key, field) in held {
                 group.check_absent(key.clone(), field.clone());
             }
             let mut index = Vec::new();
-            let (new, new_raw) = self.stage_all(&mut group, &mut index, change)?;
+            let generation = stored::next(&raw);
+            let (new, new_raw) = self.stage_all(&mut group, &mut index, change, generation)?;
             let mut groups: Vec<Group> = index.into_iter().map(|(_, g)| g).collect();
             if self.cluster {
                 // Other slots: written first, each its own call.
@@ -1097,9 +1120,9 @@ impl RedisStore {
                 };
                 let mut group = Group::default();
                 group
-                    .check_eq(self.layout.message(*id), raw)
+                    .check_record(self.layout.message(*id), &raw)
                     .check_member(self.layout.ready(&client), &member(*id));
-                candidates.push(self.stage(&mut group, change)?);
+                candidates.push(self.stage(&mut group, change, stored::next(&raw))?);
                 call.push(group);
             }
             let applied = self.apply(&call).await?;

@@ -225,7 +225,7 @@ async fn send_call(
 ) {
     let mut conn = pool.get();
     let result: Result<Vec<Value>, StoreError> = async {
-        let values: Vec<Value> = call.invocation().invoke_async(&mut conn).await?;
+        let values: Vec<Value> = call.run(&mut conn).await?;
         settle(durability, &mut conn).await?;
         Ok(values)
     }
@@ -278,13 +278,14 @@ mod tests {
     use super::*;
     use crate::redis_store::lua::CALL_OCTETS;
 
-    /// An attempt's group as the store makes it: the record's octets
+    /// An attempt's group as the store made it before generations (a
+    /// record written before them still makes it): the record's octets
     /// checked and the new ones set, and its in-flight entry removed.
     fn attempt(n: usize) -> Group {
         let key = format!("p:{{t1}}:m:{n:016x}").into_bytes();
         let mut group = Group::default();
         group
-            .check_eq(key.clone(), vec![7; 260])
+            .check_record(key.clone(), &[7; 260])
             .set(key, vec![8; 280])
             .zrem(b"p:{t1}:flight".to_vec(), &format!("{n:016x}"));
         group
