@@ -29,9 +29,10 @@ fn stat(server: &RedisServer, field: &str) -> u64 {
         .expect("the field in INFO stats")
 }
 
-/// Every command the server has run (scripts' calls included, the
-/// scripts themselves and `INFO` left out), from its `INFO commandstats`.
-fn commands(server: &RedisServer) -> HashMap<String, u64> {
+/// Calls per command the server has answered, from its `INFO
+/// commandstats` (a script's calls counted under their own commands, the
+/// script under `evalsha`).
+fn all_commands(server: &RedisServer) -> HashMap<String, u64> {
     let stats = server.cli(&["INFO", "commandstats"]).expect("INFO");
     stats
         .lines()
@@ -40,9 +41,16 @@ fn commands(server: &RedisServer) -> HashMap<String, u64> {
                 .trim()
                 .strip_prefix("cmdstat_")?
                 .split_once(":calls=")?;
-            let calls = rest.split(',').next()?.parse().ok()?;
-            Some((name.to_owned(), calls))
+            Some((name.to_owned(), rest.split(',').next()?.parse().ok()?))
         })
+        .collect()
+}
+
+/// Every command the server has run (scripts' calls included, the
+/// scripts themselves and `INFO` left out).
+fn commands(server: &RedisServer) -> HashMap<String, u64> {
+    all_commands(server)
+        .into_iter()
         .filter(|(name, _)| !matches!(name.as_str(), "evalsha" | "info" | "script|load"))
         .collect()
 }
@@ -172,4 +180,49 @@ async fn a_messages_life_is_a_few_commands_on_the_server() {
     let check = store.verify().await.expect("verifies");
     assert!(check.problems.is_empty(), "{:?}", check.problems);
     assert_eq!(check.finished, MESSAGES);
+}
+
+/// Writes of one step that come while a call of that step is out wait
+/// for it and go together in the next call: every call costs the server
+/// a script run of its own (its arguments made into Lua values, its
+/// effects wrapped for the append-only file) and Tern a request and an
+/// answer, whatever it carries. The server pauses writes, so the first
+/// accept's call stays out while nine more come, 20 ms apart: two calls
+/// in all. With four calls of a step out at once, as before, the next
+/// three went alone: five calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_come_while_a_call_is_out_go_in_the_next() {
+    let server = RedisServer::start("one_call_out");
+    let store = Arc::new(
+        RedisStore::open(RedisOptions {
+            topology: RedisTopology::Single(server.address()),
+            node: 1,
+            prefix: "one_call_out".to_owned(),
+            durability: RedisDurability::AppendFsyncAlways,
+            tls_ca: None,
+        })
+        .await
+        .expect("opens")
+        .0,
+    );
+    // Reserves the shard's block of ids (a write the pause would hold).
+    store.accept(message(0), 1).await.expect("accepted");
+    let calls = || all_commands(&server).get("evalsha").copied().unwrap_or(0);
+    let before = calls();
+    server
+        .cli(&["CLIENT", "PAUSE", "500", "WRITE"])
+        .expect("pauses writes");
+    let mut accepts = Vec::new();
+    for n in 1..=10 {
+        let store = store.clone();
+        accepts.push(tokio::spawn(async move {
+            store.accept(message(n), 1).await.expect("accepted")
+        }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for accept in accepts {
+        accept.await.expect("accept task");
+    }
+    let spent = calls() - before;
+    assert_eq!(spent, 2, "script calls for 10 accepts");
 }

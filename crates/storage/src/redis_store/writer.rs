@@ -9,8 +9,8 @@
 //! ([`super::lua::CALL_OCTETS`]: the server reads a bigger one over
 //! several turns of its event loop, each with its own sync), all at once
 //! on the pool's connections, and answers each writer with its own
-//! outcome. While batches are out (at most [`CALLS_IN_FLIGHT`] per step),
-//! new writes gather for the next. A write's own groups stay in order in
+//! outcome. While a step's batch is out ([`CALLS_IN_FLIGHT`]), its new
+//! writes gather for the next. A write's own groups stay in order in
 //! one call, so an index entry written before its record lands before it.
 //! The durability policy's WAIT follows each call.
 
@@ -29,7 +29,16 @@ const MAX_GROUPS: usize = 256;
 
 /// Batches of one step out at once at most (a batch is one call per
 /// ~15 KiB of its writes, see [`send`]).
-const CALLS_IN_FLIGHT: usize = 4;
+///
+/// One: the writes that come while a step's batch is out gather for its
+/// next, instead of going out in calls of a message or two each while
+/// the first calls are out. Every call costs the server a script run of
+/// its own and Tern a request and an answer, whatever it carries. With
+/// four (until session 16) a 4 × 100 bench made ~7 100 script calls for
+/// 20 000 messages; with one, the server's CPU per message fell ~5 %,
+/// Tern's ~5 %, and receipts per second rose ~20 % (BENCHMARKS.md,
+/// session 16).
+const CALLS_IN_FLIGHT: usize = 1;
 
 /// What became of a write's last group.
 #[derive(Debug, Clone, PartialEq, Eq)]
