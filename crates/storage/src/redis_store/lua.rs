@@ -656,6 +656,12 @@ impl Apply {
 
     /// Adds a group.
     pub(super) fn push(&mut self, group: Group) {
+        if self.groups == 0 {
+            // Room for a full call at once, not doubled up to it (each
+            // doubling copies what is there).
+            self.args.reserve(CALL_OCTETS + 1024);
+            self.ends.reserve(1024);
+        }
         self.groups += 1;
         self.arg(group.checks.len().to_string().as_bytes());
         self.arg(group.ops.len().to_string().as_bytes());
