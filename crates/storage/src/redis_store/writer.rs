@@ -142,9 +142,12 @@ async fn run(
         }
         let pool = pool.clone();
         tokio::spawn(STEP.scope(step, async move {
-            for batch in by_slot(jobs, cluster) {
-                send(batch, &pool, durability).await;
-            }
+            // The slots' batches at once: with one batch of a step out,
+            // slots one after the other would add up on a cluster.
+            let sends = by_slot(jobs, cluster)
+                .into_iter()
+                .map(|batch| send(batch, &pool, durability));
+            futures::future::join_all(sends).await;
             drop(permit);
         }));
     }
