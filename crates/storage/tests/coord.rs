@@ -488,7 +488,48 @@ async fn a_listed_orphan_claimed_again_meanwhile_stays_with_its_new_claimer(b: &
     assert!(sweeper.verify().await.expect("verifies").is_consistent());
 }
 
+/// A node's change built on a record another node changed since is
+/// refused by its fence and computed again on the record as it is: node 1
+/// keeps the record it claimed (its next steps need no read), node 2 ends
+/// the message, and node 1's own end, computed from the record it kept,
+/// must not overwrite node 2's outcome. The fence is the record's
+/// generation (`redis_store/stored.rs`): without its check node 1's end
+/// is written over node 2's, DELIVRD over EXPIRED.
+async fn a_change_built_on_a_record_changed_since_is_computed_again(b: &Redis) {
+    let (first, second) = (b.open_redis(1).await, b.open_redis(2).await);
+    let id = first
+        .accept(message("acme"), now_ms())
+        .await
+        .expect("accept")
+        .id;
+    assert_eq!(
+        first.claim_ready(now_ms(), 10).await.expect("claim").len(),
+        1
+    );
+    let outcome = |stat: &str| tern_storage::Outcome {
+        stat: stat.to_owned(),
+        err: 0,
+        vendor_code: None,
+    };
+    second
+        .finish(id, outcome("EXPIRED"), now_ms())
+        .await
+        .expect("node 2 ends it");
+    first
+        .finish(id, outcome("DELIVRD"), now_ms())
+        .await
+        .expect("node 1's end, computed again, writes nothing");
+    let record = second.get(id).await.expect("reads").expect("kept");
+    assert_eq!(
+        record.outcome.map(|o| o.stat).as_deref(),
+        Some("EXPIRED"),
+        "node 2's end stands"
+    );
+    assert!(second.verify().await.expect("verifies").is_consistent());
+}
+
 on_every_redis!(
+    a_change_built_on_a_record_changed_since_is_computed_again,
     a_listed_orphan_claimed_again_meanwhile_stays_with_its_new_claimer,
     a_pool_counts_the_nodes_that_say_they_run_it,
     a_lease_has_one_holder_and_renewal_keeps_it,

@@ -125,6 +125,6 @@ fn remove(inner: &mut Inner, id: TernId) -> bool {
 
 /// A record read back from its octets (kept records are decoded once).
 pub(super) fn decoded(raw: Vec<u8>) -> Result<(Vec<u8>, MessageRecord), StoreError> {
-    let record = MessageRecord::from_stored(&raw)?;
+    let record = super::stored::decode(&raw)?;
     Ok((raw, record))
 }

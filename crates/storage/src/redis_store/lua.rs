@@ -20,7 +20,8 @@ use redis::Script;
 
 /// Checks and writes, in groups; each group is applied only if all its
 /// checks hold. Returns per group 1 (applied); or, when its first check
-/// is a record's exact octets and that failed, the record as it is now
+/// is a record's exact octets (`eq`) or generation (`tail`, see
+/// `stored.rs`) and that failed, the record as it is now
 /// (nil: gone), so the caller computes its change again without another
 /// read; 2 when a check that a hash has no such field (`hnone`: no
 /// receipt held under an upstream id) failed; else 0.
@@ -29,12 +30,20 @@ use redis::Script;
 /// checks (kind, key index, value) and the ops (name, key index, args).
 /// The op `publish` (channel, message) names no key: its key index is 0.
 ///
-/// A call gathers the groups of hundreds of messages, most of which add
-/// one client to a set and publish one client's name: an `sadd` of a
-/// member this call already added (and did not remove since), or a
-/// `publish` of a message this call already published, is skipped, since
-/// each `redis.call` costs the server more CPU than the command itself
-/// (and the `sadd` its bytes in the append-only file).
+/// A call gathers the groups of hundreds of messages, and each
+/// `redis.call` costs the server more CPU than the command itself (the
+/// call from Lua, its arguments made into objects, its reply made into
+/// Lua values, its own entry in the append-only file). So the writes to
+/// a set, sorted set or hash, and the records' `SET`s, are held back and
+/// sent as one command per key (`ZADD q s1 m1 s2 m2 …`, one `MSET` for
+/// the records) when the script ends, when the held command reaches
+/// `HELD_ARGS` arguments, or before anything reads or writes that key
+/// otherwise (a check of a member held back, a `ZCARD`, a `DEL`, another
+/// command on the key): the script's effect is the same as one command
+/// per write, in the same atomic script, with a handful of commands per
+/// call instead of five to twelve per message. An `sadd` of a member this
+/// call already added (and did not remove since), or a `publish` of a
+/// message this call already published, is skipped.
 pub(super) static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(APPLY_LUA));
 
 /// The text of [`APPLY`].
@@ -42,29 +51,96 @@ const APPLY_LUA: &str = r#"
 local arity = {set = 1, del = 0, zadd = 2, zrem = 1, hset = 2, hdel = 1,
                sadd = 1, srem = 1, hdel_if = 2, srem_if_empty = 2, publish = 2,
                del_if = 1}
+local HELD_ARGS = 1000
 local pos = 2
 local out = {}
--- What this call has already added to a set or published (see above).
-local done = {}
+-- What this call has already added to each set, and published on each
+-- channel (see above): tables of tables, so no string is made to name a
+-- member (every string made in Lua is hashed whole).
+local done, published = {}, {}
+local function within(t, k)
+  local inner = t[k]
+  if not inner then
+    inner = {}
+    t[k] = inner
+  end
+  return inner
+end
+-- Writes held back, per key: {command, argument count, arguments,
+-- members or fields named}; `order` lists the keys as first held.
+local held, order = {}, {}
+-- Records' SETs held back as one MSET.
+local mset, msetn, msetkeys = {}, 0, {}
+local function flushm()
+  if msetn > 0 then
+    redis.call('MSET', unpack(mset, 1, msetn))
+    mset, msetn, msetkeys = {}, 0, {}
+  end
+end
+local function flush(key)
+  local h = held[key]
+  if h then
+    held[key] = nil
+    redis.call(h[1], key, unpack(h[3], 1, h[2]))
+  end
+end
+-- Before a read of `key` (of its `member` only, when given) or a write
+-- not held back: what is held back there and could change it goes first.
+local function touch(key, member)
+  local h = held[key]
+  if h and (member == nil or h[4][member]) then flush(key) end
+  if msetkeys[key] then flushm() end
+end
+-- Holds back `command key a [b]`; `named` is the member or field written.
+local function hold(command, key, named, a, b)
+  local h = held[key]
+  if h and h[1] ~= command then
+    flush(key)
+    h = nil
+  end
+  if msetkeys[key] then flushm() end
+  if not h then
+    h = {command, 0, {}, {}}
+    held[key] = h
+    order[#order + 1] = key
+  end
+  local args, n = h[3], h[2] + 1
+  args[n] = a
+  if b ~= nil then
+    n = n + 1
+    args[n] = b
+  end
+  h[2] = n
+  h[4][named] = true
+  if n >= HELD_ARGS then flush(key) end
+end
 for g = 1, tonumber(ARGV[1]) do
   local nchecks, nops = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
   pos = pos + 2
   local ok = true
   local stale = nil
-  local held = false
+  local isheld = false
   for c = 1, nchecks do
     local kind, key, value = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], ARGV[pos + 2]
     pos = pos + 3
     if ok then
       if kind == 'eq' then
+        touch(key)
         local current = redis.call('GET', key)
         ok = current == value
         if not ok and c == 1 then stale = {current} end
+      elseif kind == 'tail' then
+        -- A record's generation (see `stored.rs`): its last 16 octets.
+        touch(key)
+        ok = redis.call('GETRANGE', key, -16, -1) == value
+        if not ok and c == 1 then stale = {redis.call('GET', key)} end
       elseif kind == 'zhas' then
+        touch(key, value)
         ok = redis.call('ZSCORE', key, value) ~= false
       elseif kind == 'hnone' then
+        touch(key, value)
         ok = redis.call('HEXISTS', key, value) == 0
-        held = not ok
+        isheld = not ok
       else
         return redis.error_reply('unknown check ' .. kind)
       end
@@ -79,46 +155,58 @@ for g = 1, tonumber(ARGV[1]) do
     end
     pos = pos + 2 + n
     if ok then
-      if name == 'set' then redis.call('SET', key, a)
+      if name == 'set' then
+        if held[key] then flush(key) end
+        mset[msetn + 1] = key
+        mset[msetn + 2] = a
+        msetn = msetn + 2
+        msetkeys[key] = true
+        if msetn >= HELD_ARGS then flushm() end
       elseif name == 'del' then
+        touch(key)
         redis.call('DEL', key)
         done = {}
-      elseif name == 'zadd' then redis.call('ZADD', key, a, b)
-      elseif name == 'zrem' then redis.call('ZREM', key, a)
-      elseif name == 'hset' then redis.call('HSET', key, a, b)
-      elseif name == 'hdel' then redis.call('HDEL', key, a)
+      elseif name == 'zadd' then hold('ZADD', key, b, a, b)
+      elseif name == 'zrem' then hold('ZREM', key, a, a)
+      elseif name == 'hset' then hold('HSET', key, a, a, b)
+      elseif name == 'hdel' then hold('HDEL', key, a, a)
       elseif name == 'sadd' then
-        local member = key .. '\0' .. a
-        if not done[member] then
-          redis.call('SADD', key, a)
-          done[member] = true
+        local added = within(done, key)
+        if not added[a] then
+          hold('SADD', key, a, a)
+          added[a] = true
         end
       elseif name == 'srem' then
-        redis.call('SREM', key, a)
-        done[key .. '\0' .. a] = nil
+        hold('SREM', key, a, a)
+        within(done, key)[a] = nil
       elseif name == 'del_if' then
         -- A string (a lease): not a set, so `done` stays as it is.
+        touch(key)
         if redis.call('GET', key) == a then redis.call('DEL', key) end
       elseif name == 'hdel_if' then
-        if redis.call('HGET', key, a) == b then redis.call('HDEL', key, a) end
+        touch(key, a)
+        if redis.call('HGET', key, a) == b then hold('HDEL', key, a, a) end
       elseif name == 'srem_if_empty' then
         -- b is the index of the sorted set whose emptiness decides.
-        if redis.call('ZCARD', KEYS[tonumber(b)]) == 0 then
-          redis.call('SREM', key, a)
-          done[key .. '\0' .. a] = nil
+        local decides = KEYS[tonumber(b)]
+        touch(decides)
+        if redis.call('ZCARD', decides) == 0 then
+          hold('SREM', key, a, a)
+          within(done, key)[a] = nil
         end
       elseif name == 'publish' then
-        -- \1 first: no key starts so, so a message is never a member.
-        local message = '\1' .. a .. '\0' .. b
-        if not done[message] then
+        local sent = within(published, a)
+        if not sent[b] then
           redis.call('PUBLISH', a, b)
-          done[message] = true
+          sent[b] = true
         end
       end
     end
   end
-  if ok then out[g] = 1 elseif stale then out[g] = stale[1] elseif held then out[g] = 2 else out[g] = 0 end
+  if ok then out[g] = 1 elseif stale then out[g] = stale[1] elseif isheld then out[g] = 2 else out[g] = 0 end
 end
+for _, key in ipairs(order) do flush(key) end
+flushm()
 return out
 "#;
 
@@ -257,15 +345,25 @@ return {record, redis.call('HGETALL', KEYS[2])}
 /// bound: "-inf", or "(seq" for after seq), oldest first, as
 /// {seq, item, seq, item…}.
 /// KEYS: items hash, order set.
+///
+/// The items are read with one HMGET, not one HGET each: every
+/// `redis.call` costs the server more than the command's own work (see
+/// [`APPLY`]), and a read of a hundred items was a hundred of them.
 pub(super) static OUTBOX_READ: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local out = {}
-for _, seq in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], '+inf', 'LIMIT', 0, tonumber(ARGV[1]))) do
-  local item = redis.call('HGET', KEYS[1], seq)
-  if item then
-    out[#out + 1] = seq
-    out[#out + 1] = item
+local seqs = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], '+inf', 'LIMIT', 0, tonumber(ARGV[1]))
+-- In pieces of 1000: Lua's unpack is bounded by its C stack.
+for from = 1, #seqs, 1000 do
+  local to = math.min(from + 999, #seqs)
+  local items = redis.call('HMGET', KEYS[1], unpack(seqs, from, to))
+  for i = from, to do
+    local item = items[i - from + 1]
+    if item then
+      out[#out + 1] = seqs[i]
+      out[#out + 1] = item
+    end
   end
 end
 return out
@@ -391,9 +489,14 @@ pub(super) struct Group {
 }
 
 impl Group {
-    /// The string at `key` is exactly `value`.
-    pub(super) fn check_eq(&mut self, key: Vec<u8>, value: Vec<u8>) -> &mut Self {
-        self.checks.push(("eq", key, value));
+    /// The record at `key` is still the one stored as `raw`: its
+    /// generation's trailer is the same (see `stored.rs`), or, for a
+    /// record written before generations, its octets are.
+    pub(super) fn check_record(&mut self, key: Vec<u8>, raw: &[u8]) -> &mut Self {
+        match super::stored::trailer(raw) {
+            Some(trailer) => self.checks.push(("tail", key, trailer.to_vec())),
+            None => self.checks.push(("eq", key, raw.to_vec())),
+        }
         self
     }
     /// `member` is in the sorted set at `key`.
@@ -507,10 +610,18 @@ pub(super) const CALL_OCTETS: usize = 15 * 1024;
 const FRAMING: usize = 8;
 
 /// One call of [`APPLY`]: its keys (each once) and arguments.
+///
+/// The arguments are kept end to end in one buffer (`args`, each ending
+/// at its place in `ends`) and go straight into the command
+/// ([`Apply::command`]): a call carries about a thousand of them, and
+/// holding each in a vector of its own, then copying them all into a
+/// `ScriptInvocation`, which copies them again into its command, cost
+/// two allocations and three copies per argument.
 #[derive(Debug, Default)]
 pub(super) struct Apply {
     pub(super) keys: Vec<Vec<u8>>,
-    pub(super) args: Vec<Vec<u8>>,
+    args: Vec<u8>,
+    ends: Vec<usize>,
     groups: usize,
     /// The request's octets so far, framing included (about: the
     /// command's own header is left out).
@@ -537,19 +648,26 @@ impl Apply {
         (index + 1).to_string().into_bytes()
     }
 
-    fn arg(&mut self, arg: Vec<u8>) {
+    fn arg(&mut self, arg: &[u8]) {
         self.octets += arg.len() + FRAMING;
-        self.args.push(arg);
+        self.args.extend_from_slice(arg);
+        self.ends.push(self.args.len());
     }
 
     /// Adds a group.
     pub(super) fn push(&mut self, group: Group) {
+        if self.groups == 0 {
+            // Room for a full call at once, not doubled up to it (each
+            // doubling copies what is there).
+            self.args.reserve(CALL_OCTETS + 1024);
+            self.ends.reserve(1024);
+        }
         self.groups += 1;
-        self.arg(group.checks.len().to_string().into_bytes());
-        self.arg(group.ops.len().to_string().into_bytes());
+        self.arg(group.checks.len().to_string().as_bytes());
+        self.arg(group.ops.len().to_string().as_bytes());
         for (kind, key, value) in group.checks {
             let index = self.key(key);
-            for arg in [kind.as_bytes().to_vec(), index, value] {
+            for arg in [kind.as_bytes(), &index, &value] {
                 self.arg(arg);
             }
         }
@@ -566,10 +684,10 @@ impl Apply {
                     args.push(order_index);
                 }
             }
-            self.arg(name.as_bytes().to_vec());
-            self.arg(index);
+            self.arg(name.as_bytes());
+            self.arg(&index);
             for arg in args {
-                self.arg(arg);
+                self.arg(&arg);
             }
         }
     }
@@ -591,16 +709,80 @@ impl Apply {
         self.octets
     }
 
-    /// The script invocation.
-    pub(super) fn invocation(&self) -> redis::ScriptInvocation<'static> {
-        let mut call = APPLY.prepare_invoke();
+    /// The call as one `EVALSHA` command, its arguments copied once.
+    fn command(&self) -> redis::Cmd {
+        let count = 4 + self.keys.len() + self.ends.len();
+        let mut cmd = redis::Cmd::with_capacity(count, self.octets + 64);
+        cmd.arg("EVALSHA")
+            .arg(APPLY.get_hash())
+            .arg(self.keys.len());
         for key in &self.keys {
-            call.key(key.as_slice());
+            cmd.arg(key.as_slice());
         }
-        call.arg(self.groups);
-        for arg in &self.args {
-            call.arg(arg.as_slice());
+        cmd.arg(self.groups);
+        let mut start = 0;
+        for &end in &self.ends {
+            cmd.arg(self.args.get(start..end).unwrap_or_default());
+            start = end;
         }
-        call
+        cmd
+    }
+
+    /// Runs the call on `conn`. The store loads [`APPLY`] when it opens;
+    /// a server that lost it since (restarted, or a new primary) answers
+    /// NOSCRIPT, and the script is loaded and the call sent again, as
+    /// redis-rs's own invocation does.
+    pub(super) async fn run<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut super::conn::AsyncConn,
+    ) -> redis::RedisResult<T> {
+        let cmd = self.command();
+        match cmd.query_async(conn).await {
+            Err(err) if err.kind() == redis::ErrorKind::NoScriptError => {
+                APPLY.load_async(conn).await?;
+                cmd.query_async(conn).await
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command [`Apply::command`] builds is the one redis-rs's
+    /// invocation of [`APPLY`] with the same keys and arguments sends,
+    /// each argument as pushed.
+    #[test]
+    fn a_call_is_the_command_an_invocation_sends() {
+        let mut group = Group::default();
+        group
+            .check_record(b"p:{t1}:m:1".to_vec(), &[7; 30])
+            .check_member(b"p:{t1}:q:acme".to_vec(), "0001")
+            .zrem(b"p:{t1}:q:acme".to_vec(), "0001")
+            .zadd(b"p:{t1}:flight".to_vec(), 3, "0001")
+            .set(b"p:{t1}:m:1".to_vec(), vec![0, 1, 2, 255])
+            .publish("p:outbox".to_owned(), "acme");
+        let mut call = Apply::default();
+        call.push(group);
+        // As redis-rs's `ScriptInvocation::eval_cmd` makes it.
+        let mut expected = redis::cmd("EVALSHA");
+        expected.arg(APPLY.get_hash()).arg(call.keys.len());
+        for key in &call.keys {
+            expected.arg(key.as_slice());
+        }
+        expected.arg(call.groups);
+        let mut start = 0;
+        for &end in &call.ends {
+            expected.arg(&call.args[start..end]);
+            start = end;
+        }
+        assert_eq!(
+            call.command().get_packed_command(),
+            expected.get_packed_command()
+        );
+        assert_eq!(call.keys.len(), 3);
+        assert_eq!(call.ends.len(), 2 + 3 * 2 + 3 + 4 + 3 + 4);
     }
 }

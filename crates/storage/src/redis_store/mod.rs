@@ -29,7 +29,9 @@ pub mod layout;
 mod lua;
 mod ready;
 mod server_cpu;
+mod stored;
 mod writer;
+mod writing;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -155,6 +157,8 @@ pub struct RedisStore {
     writer: Writer,
     /// The records of the messages this node is sending.
     cache: Cache,
+    /// The upstream ids of the attempts this node is writing.
+    writing: writing::Writing,
     /// Per client, the next outbox place and the end of the reserved
     /// block.
     seqs: tokio::sync::Mutex<HashMap<String, (u64, u64)>>,
@@ -356,6 +360,7 @@ impl RedisStore {
             seed,
             writer,
             cache: Cache::default(),
+            writing: writing::Writing::default(),
             seqs: tokio::sync::Mutex::new(HashMap::new()),
             cluster,
             last_first: std::sync::Mutex::new(None),
@@ -385,7 +390,7 @@ impl RedisStore {
             return Ok(Vec::new());
         }
         let mut conn = self.conn();
-        let applied: Vec<redis::Value> = call.invocation().invoke_async(&mut conn).await?;
+        let applied: Vec<redis::Value> = call.run(&mut conn).await?;
         self.settle(&mut conn).await?;
         Ok(applied
             .iter()
@@ -441,7 +446,7 @@ impl RedisStore {
         match raw {
             None => Ok(None),
             Some(raw) => {
-                let record = MessageRecord::from_stored(&raw)?;
+                let record = stored::decode(&raw)?;
                 Ok(Some((raw, record)))
             }
         }
@@ -461,7 +466,7 @@ impl RedisStore {
             .map(|raw| match raw {
                 None => Ok(None),
                 Some(raw) => {
-                    let record = MessageRecord::from_stored(&raw)?;
+                    let record = stored::decode(&raw)?;
                     Ok(Some((raw, record)))
                 }
             })
@@ -533,10 +538,13 @@ impl RedisStore {
             };
             record.state = State::Queued;
             group
-                .check_eq(self.layout.message(id), raw)
+                .check_record(self.layout.message(id), &raw)
                 .check_member(self.layout.in_flight(shard), &member(id))
                 .zrem(self.layout.in_flight(shard), &member(id))
-                .set(self.layout.message(id), encode(&record)?);
+                .set(
+                    self.layout.message(id),
+                    stored::encode_at(&record, stored::next(&raw))?,
+                );
             self.enqueue(
                 &mut group,
                 &record.client,
@@ -576,7 +584,7 @@ impl RedisStore {
             Some(v) => redis::from_redis_value(&v)?,
             None => Vec::new(),
         };
-        let mut record = MessageRecord::from_stored(&raw)?;
+        let mut record = stored::decode(&raw)?;
         self.cache.refresh(&record, &raw);
         for (seq, at) in pairs(acks) {
             let (seq, at) = (parse_u64("ack seq", &seq)?, parse_u64("ack time", &at)?);
@@ -606,7 +614,7 @@ impl RedisStore {
         let m = member(id);
         let Some((key, window)) = dedup else {
             let mut group = Group::default();
-            self.stage(&mut group, transition::accept(record))?;
+            self.stage(&mut group, transition::accept(record), 1)?;
             group.sadd(self.layout.all(shard), &m);
             self.apply_one(group).await?;
             return Ok(Accepted {
@@ -633,7 +641,7 @@ impl RedisStore {
             .arg(&m)
             .arg(now_ms)
             .arg(window.as_millis() as u64)
-            .arg(encode(&record)?)
+            .arg(stored::encode_at(&record, 1)?)
             .arg(record.not_before_ms)
             .arg(record.expires_ms.map(|e| e.to_string()).unwrap_or_default())
             .arg(message_prefix)
@@ -676,7 +684,7 @@ impl RedisStore {
         let mut group = Group::default();
         for record in multi_records(messages, &ids, now_ms) {
             let (shard, m) = (id_shard(record.id), member(record.id));
-            self.stage(&mut group, transition::accept(record))?;
+            self.stage(&mut group, transition::accept(record), 1)?;
             group.sadd(self.layout.all(shard), &m);
         }
         self.apply_one(group).await?;
@@ -741,10 +749,20 @@ impl RedisStore {
         group: &mut Group,
         index: &mut Vec<(u64, Group)>,
         change: Change,
+        generation: u64,
     ) -> Result<(MessageRecord, Vec<u8>), StoreError> {
         let id = change.record.id;
         let (shard, m) = (id_shard(id), member(id));
-        for edit in change.edits {
+        // A retention entry removed and added again in one change (a
+        // submitted message that ends) is one ZADD, which moves it: the
+        // script holds back the writes to each key as one command
+        // (`lua::APPLY`), and a ZREM then a ZADD on the retention queue in
+        // every receipt would undo that, two commands per message.
+        let last_retained = change
+            .edits
+            .iter()
+            .rposition(|e| matches!(e, Edit::RetentionAdd(_)));
+        for (at, edit) in change.edits.into_iter().enumerate() {
             match edit {
                 Edit::ReadyAdd(at) => {
                     self.enqueue(group, &change.record.client, at, &m);
@@ -755,6 +773,9 @@ impl RedisStore {
                 Edit::ExpiryAdd(at) => group.zadd(self.layout.expiry(shard), at, &m),
                 Edit::ExpiryRemove(_) => group.zrem(self.layout.expiry(shard), &m),
                 Edit::RetentionAdd(at) => group.zadd(self.layout.retention(shard), at, &m),
+                Edit::RetentionRemove(_) if last_retained.is_some_and(|added| added > at) => {
+                    &mut *group
+                }
                 Edit::RetentionRemove(_) => group.zrem(self.layout.retention(shard), &m),
                 Edit::UpstreamId { upstream, form } => {
                     let s = upstream_shard(&upstream, &form);
@@ -778,15 +799,20 @@ impl RedisStore {
                 }
             };
         }
-        let raw = encode(&change.record)?;
+        let raw = stored::encode_at(&change.record, generation)?;
         group.set(self.layout.message(id), raw.clone());
         Ok((change.record, raw))
     }
 
     /// [`RedisStore::stage_all`] for a change with no upstream id.
-    fn stage(&self, group: &mut Group, change: Change) -> Result<MessageRecord, StoreError> {
+    fn stage(
+        &self,
+        group: &mut Group,
+        change: Change,
+        generation: u64,
+    ) -> Result<MessageRecord, StoreError> {
         let mut index = Vec::new();
-        let (record, _) = self.stage_all(group, &mut index, change)?;
+        let (record, _) = self.stage_all(group, &mut index, change, generation)?;
         if index.is_empty() {
             Ok(record)
         } else {
@@ -853,12 +879,13 @@ impl RedisStore {
                 return Ok(Stepped::Done(None));
             };
             let mut group = Group::default();
-            group.check_eq(self.layout.message(id), raw);
+            group.check_record(self.layout.message(id), &raw);
             for (key, field) in held {
                 group.check_absent(key.clone(), field.clone());
             }
             let mut index = Vec::new();
-            let (new, new_raw) = self.stage_all(&mut group, &mut index, change)?;
+            let generation = stored::next(&raw);
+            let (new, new_raw) = self.stage_all(&mut group, &mut index, change, generation)?;
             let mut groups: Vec<Group> = index.into_iter().map(|(_, g)| g).collect();
             if self.cluster {
                 // Other slots: written first, each its own call.
@@ -974,6 +1001,9 @@ impl RedisStore {
         now_ms: u64,
         held: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Stepped, StoreError> {
+        // A receipt for these ids that comes meanwhile waits for the
+        // write (see `writing.rs`).
+        let _writing = self.writing.begin(&attempt.upstream, &attempt.upstream_ids);
         let step = self.step_unless_held(Step::Attempt, id, held, |record| {
             Ok(Some(transition::attempt(
                 record,
@@ -1097,9 +1127,9 @@ impl RedisStore {
                 };
                 let mut group = Group::default();
                 group
-                    .check_eq(self.layout.message(*id), raw)
+                    .check_record(self.layout.message(*id), &raw)
                     .check_member(self.layout.ready(&client), &member(*id));
-                candidates.push(self.stage(&mut group, change)?);
+                candidates.push(self.stage(&mut group, change, stored::next(&raw))?);
                 call.push(group);
             }
             let applied = self.apply(&call).await?;
@@ -1147,11 +1177,24 @@ impl RedisStore {
         upstream_id: &str,
     ) -> Result<Option<TernId>, StoreError> {
         let form = normalise(upstream_id);
-        if let Some(id) = self.cache.lookup(upstream, &form) {
+        if let Some(id) = self.kept_or_being_written(upstream, &form).await {
             return Ok(Some(id));
         }
         STEP.scope(Step::Lookup, self.lookup_forms(upstream, &[form]))
             .await
+    }
+
+    /// The kept message `form` (normalised) of `upstream` finds, after the
+    /// write of an attempt of this node that has it, if one is under way
+    /// (see `writing.rs`).
+    async fn kept_or_being_written(&self, upstream: &str, form: &str) -> Option<TernId> {
+        if let Some(id) = self.cache.lookup(upstream, form) {
+            return Some(id);
+        }
+        if self.writing.wait(upstream, form, READ_TIMEOUT).await {
+            return self.cache.lookup(upstream, form);
+        }
+        None
     }
 
     /// [`RedisStore::lookup_upstream`], also across hex and decimal.
@@ -1163,8 +1206,10 @@ impl RedisStore {
         let forms = candidates(upstream_id);
         // The first form is tried first in the store too: a kept id that
         // matches it is the store's answer.
-        if let Some(id) = forms.first().and_then(|f| self.cache.lookup(upstream, f)) {
-            return Ok(Some(id));
+        if let Some(first) = forms.first() {
+            if let Some(id) = self.kept_or_being_written(upstream, first).await {
+                return Ok(Some(id));
+            }
         }
         STEP.scope(Step::Lookup, self.lookup_forms(upstream, &forms))
             .await

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use super::conn::STEP;
 use super::layout::{client_shard, id_shard, member, parse_member, SHARDS};
 use super::lua::{self, Apply, Group};
-use super::{bounded, encode, RedisStore, Step, StoreError};
+use super::{bounded, stored, RedisStore, Step, StoreError};
 use crate::id::TernId;
 use crate::record::{MessageRecord, State};
 
@@ -191,16 +191,16 @@ impl RedisStore {
                 dropped.push(*id);
                 continue;
             };
-            let mut record = MessageRecord::from_stored(&raw)?;
+            let mut record = stored::decode(&raw)?;
             if !keep(&record) {
                 continue;
             }
             kept += 1;
             record.state = State::InFlight;
             record.updated_ms = now_ms;
-            let stored = encode(&record)?;
+            let stored = stored::encode_at(&record, stored::next(&raw))?;
             group
-                .check_eq(self.layout.message(*id), raw)
+                .check_record(self.layout.message(*id), &raw)
                 .check_member(self.layout.ready(client), &m)
                 .zrem(self.layout.ready(client), &m)
                 .zadd(self.layout.in_flight(shard), u64::from(self.node), &m)

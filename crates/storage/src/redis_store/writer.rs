@@ -9,8 +9,8 @@
 //! ([`super::lua::CALL_OCTETS`]: the server reads a bigger one over
 //! several turns of its event loop, each with its own sync), all at once
 //! on the pool's connections, and answers each writer with its own
-//! outcome. While batches are out (at most [`CALLS_IN_FLIGHT`] per step),
-//! new writes gather for the next. A write's own groups stay in order in
+//! outcome. While a step's batch is out ([`CALLS_IN_FLIGHT`]), its new
+//! writes gather for the next. A write's own groups stay in order in
 //! one call, so an index entry written before its record lands before it.
 //! The durability policy's WAIT follows each call.
 
@@ -29,7 +29,16 @@ const MAX_GROUPS: usize = 256;
 
 /// Batches of one step out at once at most (a batch is one call per
 /// ~15 KiB of its writes, see [`send`]).
-const CALLS_IN_FLIGHT: usize = 4;
+///
+/// One: the writes that come while a step's batch is out gather for its
+/// next, instead of going out in calls of a message or two each while
+/// the first calls are out. Every call costs the server a script run of
+/// its own and Tern a request and an answer, whatever it carries. With
+/// four (until session 16) a 4 × 100 bench made ~7 100 script calls for
+/// 20 000 messages; with one, the server's CPU per message fell ~5 %,
+/// Tern's ~5 %, and receipts per second rose ~20 % (BENCHMARKS.md,
+/// session 16).
+const CALLS_IN_FLIGHT: usize = 1;
 
 /// What became of a write's last group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,9 +142,12 @@ async fn run(
         }
         let pool = pool.clone();
         tokio::spawn(STEP.scope(step, async move {
-            for batch in by_slot(jobs, cluster) {
-                send(batch, &pool, durability).await;
-            }
+            // The slots' batches at once: with one batch of a step out,
+            // slots one after the other would add up on a cluster.
+            let sends = by_slot(jobs, cluster)
+                .into_iter()
+                .map(|batch| send(batch, &pool, durability));
+            futures::future::join_all(sends).await;
             drop(permit);
         }));
     }
@@ -225,7 +237,7 @@ async fn send_call(
 ) {
     let mut conn = pool.get();
     let result: Result<Vec<Value>, StoreError> = async {
-        let values: Vec<Value> = call.invocation().invoke_async(&mut conn).await?;
+        let values: Vec<Value> = call.run(&mut conn).await?;
         settle(durability, &mut conn).await?;
         Ok(values)
     }
@@ -278,13 +290,14 @@ mod tests {
     use super::*;
     use crate::redis_store::lua::CALL_OCTETS;
 
-    /// An attempt's group as the store makes it: the record's octets
+    /// An attempt's group as the store made it before generations (a
+    /// record written before them still makes it): the record's octets
     /// checked and the new ones set, and its in-flight entry removed.
     fn attempt(n: usize) -> Group {
         let key = format!("p:{{t1}}:m:{n:016x}").into_bytes();
         let mut group = Group::default();
         group
-            .check_eq(key.clone(), vec![7; 260])
+            .check_record(key.clone(), &[7; 260])
             .set(key, vec![8; 280])
             .zrem(b"p:{t1}:flight".to_vec(), &format!("{n:016x}"));
         group

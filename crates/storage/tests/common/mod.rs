@@ -12,6 +12,8 @@
 
 #![allow(dead_code)]
 
+pub mod life;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::OnceLock;

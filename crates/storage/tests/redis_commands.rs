@@ -1,0 +1,228 @@
+//! What a message's life costs a Redis server in commands and request
+//! octets, read from the server's own `INFO` (a server per test, so only
+//! the test's own commands count). A test binary of its own: its 400
+//! lives at once would load the machine under the timing of the round-trip
+//! tests (a kept look serves for 200 ms, `redis_round_trips.rs`).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::life::{message, sent_and_receipted};
+use common::RedisServer;
+use tern_storage::{RedisDurability, RedisOptions, RedisStore, RedisTopology, State};
+
+/// Messages in flight at once: enough that each step's writes gather.
+const MESSAGES: usize = 400;
+
+/// What the server answered for one field of `INFO stats`.
+fn stat(server: &RedisServer, field: &str) -> u64 {
+    let stats = server.cli(&["INFO", "stats"]).expect("INFO");
+    let field = format!("{field}:");
+    stats
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(field.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the field in INFO stats")
+}
+
+/// Calls per command the server has answered, from its `INFO
+/// commandstats` (a script's calls counted under their own commands, the
+/// script under `evalsha`).
+fn all_commands(server: &RedisServer) -> HashMap<String, u64> {
+    let stats = server.cli(&["INFO", "commandstats"]).expect("INFO");
+    stats
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line
+                .trim()
+                .strip_prefix("cmdstat_")?
+                .split_once(":calls=")?;
+            Some((name.to_owned(), rest.split(',').next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Every command the server has run (scripts' calls included, the
+/// scripts themselves and `INFO` left out).
+fn commands(server: &RedisServer) -> HashMap<String, u64> {
+    all_commands(server)
+        .into_iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "evalsha" | "info" | "script|load"))
+        .collect()
+}
+
+/// A message's whole life on Redis (accepted, claimed, sent, receipted,
+/// its receipt read and acknowledged by the client), gathered over 400
+/// messages, runs at most 14 commands per message on the server, and its
+/// writes to records, queues, indexes and the outbox at most 5: the
+/// writes of one call to one key are one command (`lua::APPLY` holds them
+/// back), and the outbox is read with one HMGET a call. Before, a
+/// message cost 31 commands here (22 of them such writes: 4 SETs of its
+/// record, 6 ZADDs, 7 ZREMs, 3 HSETs, …), each a `redis.call` whose cost
+/// to the server is several times the command's; after, 11 to 12 (2.5 to
+/// 3, as the writes happen to gather). And the
+/// request octets a life are at most those of the record once per write
+/// of it and 2.5 KiB (see `stored.rs`). On a server of its own, so only
+/// this test's commands and octets count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_messages_life_is_a_few_commands_on_the_server() {
+    // Octets of each message's PDU, about what a 160-character text makes
+    // with its addresses and TLVs.
+    const PDU: usize = 400;
+    let server = RedisServer::start("life_commands");
+    let store = Arc::new(
+        RedisStore::open(RedisOptions {
+            topology: RedisTopology::Single(server.address()),
+            node: 1,
+            prefix: "life".to_owned(),
+            durability: RedisDurability::AppendFsyncAlways,
+            tls_ca: None,
+        })
+        .await
+        .expect("opens")
+        .0,
+    );
+    let before = commands(&server);
+    let input = stat(&server, "total_net_input_bytes");
+    let accepts: Vec<_> = (0..MESSAGES)
+        .map(|n| {
+            let store = store.clone();
+            let mut m = message(n);
+            m.pdu = Bytes::from(vec![b'x'; PDU]);
+            tokio::spawn(async move { store.accept(m, 1).await.expect("accepted").id })
+        })
+        .collect();
+    let mut ids = HashMap::new();
+    for (n, accept) in accepts.into_iter().enumerate() {
+        ids.insert(accept.await.expect("accept task"), n);
+    }
+    let mut claimed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while claimed.len() < MESSAGES {
+        assert!(Instant::now() < deadline, "claimed {}", claimed.len());
+        claimed.extend(store.claim_ready(2, 100).await.expect("claims"));
+    }
+    let sends: Vec<_> = claimed
+        .iter()
+        .map(|record| {
+            let (store, id, n) = (store.clone(), record.id, ids[&record.id]);
+            tokio::spawn(async move { sent_and_receipted(&store, id, n).await })
+        })
+        .collect();
+    for send in sends {
+        send.await.expect("send task");
+    }
+    let mut taken = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while taken < MESSAGES {
+        assert!(Instant::now() < deadline, "took {taken} in 30 s");
+        let items = store
+            .outbox_pending("acme", None, 100)
+            .await
+            .expect("outbox");
+        let seqs: Vec<u64> = items.iter().map(|(seq, _)| *seq).collect();
+        store
+            .outbox_ack_many("acme", &seqs)
+            .await
+            .expect("acknowledged");
+        taken += seqs.len();
+    }
+    let after = commands(&server);
+    let input = stat(&server, "total_net_input_bytes") - input;
+    let input = input / MESSAGES as u64;
+    println!("request octets per life: {input}");
+    // The record goes to the server once per write of it (accept, claim,
+    // attempt, receipt), each write's fence being its generation: with
+    // the record's octets as the fence it went twice in three of them,
+    // 4 750 octets a life here instead of 3 390.
+    let bound = 4 * PDU as u64 + 2560;
+    assert!(
+        input <= bound,
+        "{input} request octets a life, over {bound}"
+    );
+    let ran: HashMap<&str, u64> = after
+        .iter()
+        .map(|(name, n)| (name.as_str(), n - before.get(name).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let n = MESSAGES as f64;
+    let per = |names: &[&str]| -> f64 {
+        names
+            .iter()
+            .map(|c| ran.get(c).copied().unwrap_or(0))
+            .sum::<u64>() as f64
+            / n
+    };
+    let all: Vec<&str> = ran.keys().copied().collect();
+    let writes = [
+        "set", "mset", "zadd", "zrem", "hset", "hdel", "sadd", "srem", "del",
+    ];
+    println!("commands for {MESSAGES} lives: {ran:?}");
+    assert!(
+        per(&all) <= 14.0,
+        "{:.1} commands a message: {ran:?}",
+        per(&all)
+    );
+    assert!(
+        per(&writes) <= 5.0,
+        "{:.1} writes a message: {ran:?}",
+        per(&writes)
+    );
+    for id in ids.keys() {
+        let record = store.get(*id).await.expect("reads").expect("there");
+        assert_eq!(record.state, State::Final);
+        assert!(record.relayed[0].acked_ms.is_some());
+    }
+    let check = store.verify().await.expect("verifies");
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
+    assert_eq!(check.finished, MESSAGES);
+}
+
+/// Writes of one step that come while a call of that step is out wait
+/// for it and go together in the next call: every call costs the server
+/// a script run of its own (its arguments made into Lua values, its
+/// effects wrapped for the append-only file) and Tern a request and an
+/// answer, whatever it carries. The server pauses writes, so the first
+/// accept's call stays out while nine more come, 20 ms apart: two calls
+/// in all. With four calls of a step out at once, as before, the next
+/// three went alone: five calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_come_while_a_call_is_out_go_in_the_next() {
+    let server = RedisServer::start("one_call_out");
+    let store = Arc::new(
+        RedisStore::open(RedisOptions {
+            topology: RedisTopology::Single(server.address()),
+            node: 1,
+            prefix: "one_call_out".to_owned(),
+            durability: RedisDurability::AppendFsyncAlways,
+            tls_ca: None,
+        })
+        .await
+        .expect("opens")
+        .0,
+    );
+    // Reserves the shard's block of ids (a write the pause would hold).
+    store.accept(message(0), 1).await.expect("accepted");
+    let calls = || all_commands(&server).get("evalsha").copied().unwrap_or(0);
+    let before = calls();
+    server
+        .cli(&["CLIENT", "PAUSE", "500", "WRITE"])
+        .expect("pauses writes");
+    let mut accepts = Vec::new();
+    for n in 1..=10 {
+        let store = store.clone();
+        accepts.push(tokio::spawn(async move {
+            store.accept(message(n), 1).await.expect("accepted")
+        }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for accept in accepts {
+        accept.await.expect("accept task");
+    }
+    let spent = calls() - before;
+    assert_eq!(spent, 2, "script calls for 10 accepts");
+}
