@@ -55,6 +55,11 @@ const RUN_LIMIT: Duration = Duration::from_secs(240);
 /// the kill also moves the upstream slot.
 const ACCOUNT: &str = "tern";
 
+/// A node's config. Its membership lease is 4 s: a node stops when it has
+/// not renewed for half of it, and with three debug nodes, the simulator
+/// and the load on two shared cores, a 2 s lease lost a node now and then
+/// (a renewal over a second late; a run at load 5 in session 16), which
+/// is the stop working as meant, not what this test is about.
 fn config(id: usize, redis: &Redis, sim: u16) -> String {
     format!(
         r#"
@@ -71,7 +76,7 @@ backend = "redis"
 [storage.redis]
 addresses = ["{redis}"]
 prefix = "load"
-lease_ttl = "2s"
+lease_ttl = "4s"
 [[client]]
 system_id = "acme"
 passwords = ["pw"]
@@ -299,7 +304,7 @@ async fn five_thousand_messages_through_three_nodes_survive_a_kill_and_restart()
     let node = &mut nodes[victim];
     node.kill();
     node.respawn(&Launch::new().log_file());
-    // It joins once its old membership lease (2 s) runs out.
+    // It joins once its old membership lease (4 s) runs out.
     let port = node.client_port();
     let rx = client(port, "acme", "pw")
         .bind_type(BindType::Receiver)
@@ -399,7 +404,11 @@ async fn a_node_keeps_its_membership_through_a_long_sweep_for_orphans() {
     assert!(redis.cli(&["EVAL", &script, "0"]).is_some(), "seeded");
     let text = config(1, &redis, 9)
         .replace("prefix = \"load\"", &format!("prefix = \"{prefix}\""))
-        .replace("lease_ttl = \"2s\"", "lease_ttl = \"1s\"");
+        .replace("lease_ttl = \"4s\"", "lease_ttl = \"1s\"");
+    assert!(
+        text.contains("lease_ttl = \"1s\""),
+        "the short lease is set"
+    );
     let mut node = Launch::new()
         .log_file()
         .start(TempDir::new("cluster-sweep"), &text);

@@ -130,6 +130,10 @@ impl Launch {
 
     /// Pipes stdout and stderr, for a test that reads what the daemon
     /// logged: [`Daemon::output`] once it exited, or the child's pipes.
+    /// Nothing reads the pipes meanwhile, so a daemon that logs more than
+    /// a pipe holds (64 KiB; a line per message at `info` fills it within
+    /// a few hundred messages) blocks in its next log write, and its
+    /// submits stall: such a test uses [`Launch::log_file`].
     pub fn captured(mut self) -> Launch {
         self.stdout = Sink::Piped;
         self.stderr = Sink::Piped;
