@@ -8,26 +8,14 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use common::life::{message, sent_and_receipted};
-use common::RedisServer;
-use tern_storage::{RedisDurability, RedisOptions, RedisStore, RedisTopology, State};
+use common::life::{lives, message};
+use common::{info_stat, open_on, RedisServer};
+use tern_storage::State;
 
 /// Messages in flight at once: enough that each step's writes gather.
 const MESSAGES: usize = 400;
-
-/// What the server answered for one field of `INFO stats`.
-fn stat(server: &RedisServer, field: &str) -> u64 {
-    let stats = server.cli(&["INFO", "stats"]).expect("INFO");
-    let field = format!("{field}:");
-    stats
-        .lines()
-        .find_map(|line| line.trim().strip_prefix(field.as_str()))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("the field in INFO stats")
-}
 
 /// Calls per command the server has answered, from its `INFO
 /// commandstats` (a script's calls counted under their own commands, the
@@ -74,65 +62,12 @@ async fn a_messages_life_is_a_few_commands_on_the_server() {
     // with its addresses and TLVs.
     const PDU: usize = 400;
     let server = RedisServer::start("life_commands");
-    let store = Arc::new(
-        RedisStore::open(RedisOptions {
-            topology: RedisTopology::Single(server.address()),
-            node: 1,
-            prefix: "life".to_owned(),
-            durability: RedisDurability::AppendFsyncAlways,
-            tls_ca: None,
-        })
-        .await
-        .expect("opens")
-        .0,
-    );
+    let store = Arc::new(open_on(&server, "life").await);
     let before = commands(&server);
-    let input = stat(&server, "total_net_input_bytes");
-    let accepts: Vec<_> = (0..MESSAGES)
-        .map(|n| {
-            let store = store.clone();
-            let mut m = message(n);
-            m.pdu = Bytes::from(vec![b'x'; PDU]);
-            tokio::spawn(async move { store.accept(m, 1).await.expect("accepted").id })
-        })
-        .collect();
-    let mut ids = HashMap::new();
-    for (n, accept) in accepts.into_iter().enumerate() {
-        ids.insert(accept.await.expect("accept task"), n);
-    }
-    let mut claimed = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while claimed.len() < MESSAGES {
-        assert!(Instant::now() < deadline, "claimed {}", claimed.len());
-        claimed.extend(store.claim_ready(2, 100).await.expect("claims"));
-    }
-    let sends: Vec<_> = claimed
-        .iter()
-        .map(|record| {
-            let (store, id, n) = (store.clone(), record.id, ids[&record.id]);
-            tokio::spawn(async move { sent_and_receipted(&store, id, n).await })
-        })
-        .collect();
-    for send in sends {
-        send.await.expect("send task");
-    }
-    let mut taken = 0;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while taken < MESSAGES {
-        assert!(Instant::now() < deadline, "took {taken} in 30 s");
-        let items = store
-            .outbox_pending("acme", None, 100)
-            .await
-            .expect("outbox");
-        let seqs: Vec<u64> = items.iter().map(|(seq, _)| *seq).collect();
-        store
-            .outbox_ack_many("acme", &seqs)
-            .await
-            .expect("acknowledged");
-        taken += seqs.len();
-    }
+    let input = info_stat(&server, "total_net_input_bytes");
+    let ids = lives(&store, MESSAGES, Some(PDU)).await;
     let after = commands(&server);
-    let input = stat(&server, "total_net_input_bytes") - input;
+    let input = info_stat(&server, "total_net_input_bytes") - input;
     let input = input / MESSAGES as u64;
     println!("request octets per life: {input}");
     // The record goes to the server once per write of it (accept, claim,
@@ -172,7 +107,7 @@ async fn a_messages_life_is_a_few_commands_on_the_server() {
         "{:.1} writes a message: {ran:?}",
         per(&writes)
     );
-    for id in ids.keys() {
+    for id in &ids {
         let record = store.get(*id).await.expect("reads").expect("there");
         assert_eq!(record.state, State::Final);
         assert!(record.relayed[0].acked_ms.is_some());
@@ -193,18 +128,7 @@ async fn a_messages_life_is_a_few_commands_on_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_that_come_while_a_call_is_out_go_in_the_next() {
     let server = RedisServer::start("one_call_out");
-    let store = Arc::new(
-        RedisStore::open(RedisOptions {
-            topology: RedisTopology::Single(server.address()),
-            node: 1,
-            prefix: "one_call_out".to_owned(),
-            durability: RedisDurability::AppendFsyncAlways,
-            tls_ca: None,
-        })
-        .await
-        .expect("opens")
-        .0,
-    );
+    let store = Arc::new(open_on(&server, "one_call_out").await);
     // Reserves the shard's block of ids (a write the pause would hold).
     store.accept(message(0), 1).await.expect("accepted");
     let calls = || all_commands(&server).get("evalsha").copied().unwrap_or(0);

@@ -9,13 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::life::{message, sent_and_receipted};
-use common::{redis_single, RedisServer};
+use common::life::{lives, message, receipted};
+use common::{info_stat, open_on, redis_single, RedisServer};
 use tern_storage::redis_store::layout::client_shard;
 use tern_storage::redis_store::{server_cpu_seconds, Step};
-use tern_storage::{
-    Attempt, OutboxItem, RedisDurability, RedisOptions, RedisStore, RedisTopology, State,
-};
+use tern_storage::{Attempt, OutboxItem, RedisStore, RedisTopology, State};
 
 /// Messages in flight at once: enough that each step's writes gather.
 const MESSAGES: usize = 400;
@@ -35,53 +33,7 @@ async fn a_message_and_its_receipt_cost_at_most_three_round_trips() {
     let store = Arc::new(backend.open_redis(1).await);
     let before: HashMap<Step, u64> = store.round_trips().into_iter().collect();
 
-    let accepts: Vec<_> = (0..MESSAGES)
-        .map(|n| {
-            let store = store.clone();
-            tokio::spawn(async move { store.accept(message(n), 1).await.expect("accepted").id })
-        })
-        .collect();
-    let mut ids = Vec::new();
-    for accept in accepts {
-        ids.push(accept.await.expect("accept task"));
-    }
-    let mut claimed = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while claimed.len() < MESSAGES {
-        assert!(
-            Instant::now() < deadline,
-            "claimed {} in 30 s",
-            claimed.len()
-        );
-        claimed.extend(store.claim_ready(2, 100).await.expect("claims"));
-    }
-    let numbers: HashMap<_, _> = ids.iter().enumerate().map(|(n, id)| (*id, n)).collect();
-    let sends: Vec<_> = claimed
-        .iter()
-        .map(|record| {
-            let (store, id, n) = (store.clone(), record.id, numbers[&record.id]);
-            tokio::spawn(async move { sent_and_receipted(&store, id, n).await })
-        })
-        .collect();
-    for send in sends {
-        send.await.expect("send task");
-    }
-    // The client takes them, acknowledged in batches as the outbox does.
-    let mut taken = 0;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while taken < MESSAGES {
-        assert!(Instant::now() < deadline, "took {taken} in 30 s");
-        let items = store
-            .outbox_pending("acme", None, 100)
-            .await
-            .expect("outbox");
-        let seqs: Vec<u64> = items.iter().map(|(seq, _)| *seq).collect();
-        store
-            .outbox_ack_many("acme", &seqs)
-            .await
-            .expect("acknowledged");
-        taken += seqs.len();
-    }
+    let ids = lives(&store, MESSAGES, None).await;
     let after: HashMap<Step, u64> = store.round_trips().into_iter().collect();
     for id in &ids {
         let record = store.get(*id).await.expect("reads").expect("there");
@@ -178,15 +130,7 @@ async fn a_claim_over_many_shards_costs_two_round_trips() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_serves_again_after_its_server_restarts() {
     let mut server = RedisServer::start("restart");
-    let (store, _) = RedisStore::open(RedisOptions {
-        topology: RedisTopology::Single(server.address()),
-        node: 1,
-        prefix: "restart".to_owned(),
-        durability: RedisDurability::AppendFsyncAlways,
-        tls_ca: None,
-    })
-    .await
-    .expect("opens");
+    let store = open_on(&server, "restart").await;
     let first = store.accept(message(1), 1).await.expect("accepted").id;
 
     server.kill();
@@ -255,45 +199,9 @@ fn calls(server: &RedisServer, command: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gathered_write_adds_and_publishes_a_client_once() {
     let server = RedisServer::start("gathered_sets");
-    let store = Arc::new(
-        RedisStore::open(RedisOptions {
-            topology: RedisTopology::Single(server.address()),
-            node: 1,
-            prefix: "gathered".to_owned(),
-            durability: RedisDurability::AppendFsyncAlways,
-            tls_ca: None,
-        })
-        .await
-        .expect("opens")
-        .0,
-    );
+    let store = Arc::new(open_on(&server, "gathered").await);
     let (sadd, publish) = (calls(&server, "sadd"), calls(&server, "publish"));
-    let accepts: Vec<_> = (0..MESSAGES)
-        .map(|n| {
-            let store = store.clone();
-            tokio::spawn(async move { store.accept(message(n), 1).await.expect("accepted").id })
-        })
-        .collect();
-    let mut ids = HashMap::new();
-    for (n, accept) in accepts.into_iter().enumerate() {
-        ids.insert(accept.await.expect("accept task"), n);
-    }
-    let mut claimed = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while claimed.len() < MESSAGES {
-        assert!(Instant::now() < deadline, "claimed {}", claimed.len());
-        claimed.extend(store.claim_ready(2, 100).await.expect("claims"));
-    }
-    let sends: Vec<_> = claimed
-        .iter()
-        .map(|record| {
-            let (store, id, n) = (store.clone(), record.id, ids[&record.id]);
-            tokio::spawn(async move { sent_and_receipted(&store, id, n).await })
-        })
-        .collect();
-    for send in sends {
-        send.await.expect("send task");
-    }
+    receipted(&store, MESSAGES, None).await;
     let sadd = calls(&server, "sadd") - sadd;
     let publish = calls(&server, "publish") - publish;
     // Once per message: 3 adds and 1 publish each.
@@ -355,16 +263,7 @@ async fn every_connection_to_the_server_sends_without_delay() {
         .next()
         .and_then(|p| p.trim_end_matches('/').parse().ok())
         .expect("a port in the address");
-    let store = RedisStore::open(RedisOptions {
-        topology: RedisTopology::Single(server.address()),
-        node: 1,
-        prefix: "nodelay".to_owned(),
-        durability: RedisDurability::AppendFsyncAlways,
-        tls_ca: None,
-    })
-    .await
-    .expect("opens")
-    .0;
+    let store = open_on(&server, "nodelay").await;
     let accepted = store.accept(message(0), 1).await.expect("accepted");
     assert!(store.get(accepted.id).await.expect("reads").is_some());
     let sockets = sockets_to(port);
@@ -378,16 +277,6 @@ async fn every_connection_to_the_server_sends_without_delay() {
         "sockets with TCP_NODELAY: {:?}",
         sockets
     );
-}
-
-/// What the server answered for one field of `INFO stats`.
-fn stat(server: &RedisServer, field: &str) -> u64 {
-    let stats = server.cli(&["INFO", "stats"]).expect("INFO");
-    let field = format!("{field}:");
-    stats
-        .lines()
-        .find_map(|line| line.trim().strip_prefix(field.as_str()))
-        .map_or(0, |n| n.parse().expect("a count"))
 }
 
 /// A claim of many messages writes them in calls the server reads in one
@@ -415,24 +304,24 @@ async fn a_big_claim_is_written_in_calls_read_in_one_turn_each() {
     // The look alone: a claim of nothing due yet (time 0) sends it and no write.
     let (calls_before, octets_before) = (
         calls(&server, "evalsha"),
-        stat(&server, "total_net_input_bytes"),
+        info_stat(&server, "total_net_input_bytes"),
     );
     assert!(store
         .claim_ready(0, CLAIMED)
         .await
         .expect("looks")
         .is_empty());
-    let look = stat(&server, "total_net_input_bytes") - octets_before;
+    let look = info_stat(&server, "total_net_input_bytes") - octets_before;
     assert_eq!(calls(&server, "evalsha") - calls_before, 1, "a look alone");
 
     let (calls_before, octets_before) = (
         calls(&server, "evalsha"),
-        stat(&server, "total_net_input_bytes"),
+        info_stat(&server, "total_net_input_bytes"),
     );
     let claimed = store.claim_ready(2, CLAIMED).await.expect("claims");
     assert_eq!(claimed.len(), CLAIMED);
     let writes = calls(&server, "evalsha") - calls_before - 1;
-    let octets = stat(&server, "total_net_input_bytes") - octets_before - look;
+    let octets = info_stat(&server, "total_net_input_bytes") - octets_before - look;
     assert!(writes >= 1);
     let per_call = octets / writes;
     assert!(
@@ -527,18 +416,7 @@ async fn the_clients_with_an_outbox_are_listed_in_one_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_during_its_attempts_write_waits_for_it() {
     let server = RedisServer::start("writing");
-    let store = Arc::new(
-        RedisStore::open(RedisOptions {
-            topology: RedisTopology::Single(server.address()),
-            node: 1,
-            prefix: "writing".to_owned(),
-            durability: RedisDurability::AppendFsyncAlways,
-            tls_ca: None,
-        })
-        .await
-        .expect("opens")
-        .0,
-    );
+    let store = Arc::new(open_on(&server, "writing").await);
     let id = store.accept(message(0), 1).await.expect("accepted").id;
     assert_eq!(store.claim_ready(2, 10).await.expect("claims").len(), 1);
     server

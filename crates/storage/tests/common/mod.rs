@@ -128,6 +128,28 @@ fn prefix(name: &str) -> String {
     format!("test-{name}-{}", rand::random::<u32>())
 }
 
+/// A store on `server` (one a test started for itself, so that what the
+/// server counts is the test's alone) under `prefix`, durable, as node 1.
+pub async fn open_on(server: &RedisServer, prefix: &str) -> RedisStore {
+    Redis {
+        topology: RedisTopology::Single(server.address()),
+        prefix: prefix.to_owned(),
+    }
+    .open_redis(1)
+    .await
+}
+
+/// What `server` answered for one field of `INFO stats`.
+pub fn info_stat(server: &RedisServer, field: &str) -> u64 {
+    let stats = server.cli(&["INFO", "stats"]).expect("INFO");
+    let field = format!("{field}:");
+    stats
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(field.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the field in INFO stats")
+}
+
 /// A store on the suite's single Redis server.
 pub fn redis_single(name: &str) -> Redis {
     let server = single();
