@@ -97,6 +97,13 @@ pub(crate) struct Wal {
     /// ([`SPACE_CHECK_EVERY`]); 0 after a refusal, so every group checks
     /// again until space returns.
     unchecked: u64,
+    /// The last allocation of the next chunk was refused for want of
+    /// space: every append tries it again first, even one that would
+    /// still fit the allocated tail. Without this a small group (the full
+    /// store's one-a-second space probe) slipped into the tail, reported
+    /// the store writable again, and the next ordinary group was refused:
+    /// `tern_store_full` and `/ready` flapped while no space returned.
+    starved: bool,
     /// How free space is read: `f_bavail` of the log's file system;
     /// replaced in tests.
     free_space: fn(&File) -> io::Result<u64>,
@@ -119,6 +126,7 @@ impl Wal {
             len: 0,
             allocated: 0,
             unchecked: 0,
+            starved: false,
             free_space,
         };
         wal.allocate(CHUNK)?;
@@ -131,8 +139,9 @@ impl Wal {
     /// Makes room for `more` octets past the records. The next sync also
     /// writes the new size; the ones after it, the data only.
     fn allocate(&mut self, more: u64) -> io::Result<()> {
-        let to = self.len + more.max(CHUNK);
+        let to = (self.len + more.max(CHUNK)).max(self.allocated);
         let len = to - self.allocated;
+        self.starved = true;
         self.room(len + RESERVE)?;
         let flags = rustix::fs::FallocateFlags::empty();
         match rustix::fs::fallocate(&self.file, flags, self.allocated, len) {
@@ -145,6 +154,7 @@ impl Wal {
             Err(err) => return Err(err.into()),
         }
         self.allocated = to;
+        self.starved = false;
         Ok(())
     }
 
@@ -179,7 +189,7 @@ impl Wal {
         record[..4].copy_from_slice(&payload_len.to_le_bytes());
         record[4..HEADER].copy_from_slice(&crc.to_le_bytes());
         let end = self.len + record.len() as u64;
-        if end > self.allocated {
+        if end > self.allocated || self.starved {
             self.allocate(record.len() as u64)?;
         }
         if let Err(err) = self.file.write_all_at(&record, self.len) {
@@ -625,6 +635,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A full store's space probe writes one small group a second. While
+    /// the next chunk cannot be allocated, it must be refused like any
+    /// other group, though it would fit what is left of the chunk:
+    /// otherwise the store reports itself writable, and the next ordinary
+    /// group is refused again.
+    #[test]
+    fn a_small_group_is_refused_while_the_next_chunk_is_though_it_fits_the_tail() {
+        let tmp = temp_dir("starved");
+        let mut wal = Wal::create(tmp.path()).expect("create");
+        wal.free_space = fake_free;
+        // Room above the reserve for records in the chunk allocated at
+        // create, not for another.
+        FREE.with(|f| f.set(RESERVE + 1));
+        let mut big = Ops::default();
+        big.insert(*b"big", vec![7; 100_000]);
+        let refused = loop {
+            assert!(wal.len() <= CHUNK, "appended past the chunk allocated");
+            if let Err(err) = wal.append(&[&big]) {
+                break err;
+            }
+        };
+        assert_eq!(refused.kind(), io::ErrorKind::StorageFull, "{refused}");
+        let tail = wal.allocated - wal.len;
+        assert!(
+            tail > 1_000,
+            "{tail} octets left in the chunk: room for ops(1)"
+        );
+        for _ in 0..3 {
+            let small = wal.append(&[&ops(1)]).expect_err("refused while full");
+            assert_eq!(small.kind(), io::ErrorKind::StorageFull, "{small}");
+        }
+        assert_eq!(wal.allocated - wal.len, tail, "nothing went into the tail");
+        // Space returns: the small group goes, and the chunk after it.
+        FREE.with(|f| f.set(RESERVE + CHUNK));
+        wal.append(&[&ops(1)]).expect("space returned");
+        wal.append(&[&big]).expect("the next chunk is allocated");
     }
 
     #[test]

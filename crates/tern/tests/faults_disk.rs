@@ -429,14 +429,16 @@ async fn a_full_disk_refuses_with_msgqful_then_resumes_and_loses_nothing() {
                 panic!("a full store answers data_sm with ESME_RMSGQFUL (0x14), not {other:?}")
             }
         }
-        // Stays full while no space returns (the probe keeps failing).
-        let full_now = store_full(admin).await == Some(1.0) && ready(admin).await == (503, false);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let still_full = store_full(admin).await == Some(1.0) && ready(admin).await == (503, false);
-        println!(
-            "round {round}: refilled {refilled}, full {full_now}, still full 2 s later {still_full}"
-        );
-        if full_now && still_full {
+        // Stays full while no space returns: the probe, once a second,
+        // keeps failing (looked at every 100 ms for 2 s).
+        let mut full_throughout = true;
+        for _ in 0..20 {
+            full_throughout &=
+                store_full(admin).await == Some(1.0) && ready(admin).await == (503, false);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!("round {round}: refilled {refilled}, full throughout 2 s {full_throughout}");
+        if full_throughout {
             settled = true;
             break;
         }
