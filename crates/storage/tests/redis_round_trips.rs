@@ -13,7 +13,7 @@ use common::life::{lives, message, receipted};
 use common::{info_stat, open_on, redis_single, RedisServer};
 use tern_storage::redis_store::layout::client_shard;
 use tern_storage::redis_store::{server_cpu_seconds, Step};
-use tern_storage::{Attempt, OutboxItem, RedisStore, RedisTopology, State};
+use tern_storage::{OutboxItem, RedisStore, RedisTopology, State};
 
 /// Messages in flight at once: enough that each step's writes gather.
 const MESSAGES: usize = 400;
@@ -403,51 +403,4 @@ async fn the_clients_with_an_outbox_are_listed_in_one_round_trip() {
     wanted.sort();
     assert_eq!(listed, wanted);
     assert!(spent <= 2, "{spent} round trips to list the clients");
-}
-
-/// A receipt whose lookup comes while this node writes the attempt that
-/// indexes its upstream id waits for that write and finds the message
-/// among the records the node keeps, without a round trip of its own.
-/// Before, it asked the server (an HGET) for an index entry the write had
-/// not made yet: `None`, and the receipt was held (about one such HGET a
-/// message on a 4 × 100 bench). The server pauses writes (`CLIENT PAUSE
-/// … WRITE`), so the attempt's write is surely under way when the lookup
-/// comes; on a server of its own.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lookup_during_its_attempts_write_waits_for_it() {
-    let server = RedisServer::start("writing");
-    let store = Arc::new(open_on(&server, "writing").await);
-    let id = store.accept(message(0), 1).await.expect("accepted").id;
-    assert_eq!(store.claim_ready(2, 10).await.expect("claims").len(), 1);
-    server
-        .cli(&["CLIENT", "PAUSE", "400", "WRITE"])
-        .expect("pauses writes");
-    let attempt = Attempt {
-        upstream: "up".to_owned(),
-        at_ms: 2,
-        status: Some(0),
-        upstream_ids: vec!["U1".to_owned()],
-        failure: None,
-    };
-    let writing = {
-        let store = store.clone();
-        tokio::spawn(async move { store.record_attempt(id, attempt, None, 2).await })
-    };
-    // The attempt's task starts its write, which waits for the pause.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let lookups = |store: &RedisStore| {
-        store
-            .round_trips()
-            .into_iter()
-            .find(|(s, _)| *s == Step::Lookup)
-            .map_or(0, |(_, n)| n)
-    };
-    let before = lookups(&store);
-    let found = store.lookup_upstream("up", "u1").await.expect("looks up");
-    assert_eq!(found, Some(id), "found once its attempt is written");
-    assert_eq!(lookups(&store) - before, 0, "no round trip of its own");
-    writing
-        .await
-        .expect("attempt task")
-        .expect("attempt recorded");
 }

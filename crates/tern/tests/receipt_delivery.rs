@@ -446,7 +446,10 @@ const RECEIPT_AFTER_MS: u64 = 50;
 
 /// Receipts sent the moment their submit_sm_resp is, while the daemon is
 /// made to wait before writing the attempt, are answered and relayed
-/// without one being held (`tern_receipts_unmatched_total` stays 0).
+/// without one being held (`tern_receipts_unmatched_total` stays 0). On
+/// Redis they wait for the write before their lookup, which then finds the
+/// record the write kept: no lookup round trip (before, each asked the
+/// server for an index entry the write had not made yet).
 async fn receipts_during_the_attempt_write(name: &str, redis: Option<&Redis>) {
     const N: usize = 3;
     let launch = Launch::new().env(
@@ -461,6 +464,10 @@ async fn receipts_during_the_attempt_write(name: &str, redis: Option<&Redis>) {
         client_port,
     } = Setup::launch(name, launch, redis).await;
     let mut session = client(client_port, "acme", "pw").bind().await;
+    let lookups = |metrics: &str| {
+        sample(metrics, "tern_redis_round_trips_total{step=\"lookup\"}").unwrap_or(0.0)
+    };
+    let lookups_before = lookups(&admin.text("/metrics").await);
     for n in 0..N {
         let sm = submit_sm(&format!("346{n:08}"), "hello", RegisteredDelivery::ALWAYS);
         let tern_id = submit_id(&session.handle, sm).await;
@@ -495,6 +502,11 @@ async fn receipts_during_the_attempt_write(name: &str, redis: Option<&Redis>) {
     );
     let queues = admin.get("/api/queues").await;
     assert_eq!(queues["unmatched"].as_u64(), Some(0), "{queues}");
+    assert_eq!(
+        lookups(&metrics) - lookups_before,
+        0.0,
+        "no receipt asked Redis for its upstream id\n{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

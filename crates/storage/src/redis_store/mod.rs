@@ -31,7 +31,6 @@ mod ready;
 mod server_cpu;
 mod stored;
 mod writer;
-mod writing;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -157,8 +156,6 @@ pub struct RedisStore {
     writer: Writer,
     /// The records of the messages this node is sending.
     cache: Cache,
-    /// The upstream ids of the attempts this node is writing.
-    writing: writing::Writing,
     /// Per client, the next outbox place and the end of the reserved
     /// block.
     seqs: tokio::sync::Mutex<HashMap<String, (u64, u64)>>,
@@ -360,7 +357,6 @@ impl RedisStore {
             seed,
             writer,
             cache: Cache::default(),
-            writing: writing::Writing::default(),
             seqs: tokio::sync::Mutex::new(HashMap::new()),
             cluster,
             last_first: std::sync::Mutex::new(None),
@@ -1001,9 +997,6 @@ impl RedisStore {
         now_ms: u64,
         held: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Stepped, StoreError> {
-        // A receipt for these ids that comes meanwhile waits for the
-        // write (see `writing.rs`).
-        let _writing = self.writing.begin(&attempt.upstream, &attempt.upstream_ids);
         let step = self.step_unless_held(Step::Attempt, id, held, |record| {
             Ok(Some(transition::attempt(
                 record,
@@ -1177,24 +1170,11 @@ impl RedisStore {
         upstream_id: &str,
     ) -> Result<Option<TernId>, StoreError> {
         let form = normalise(upstream_id);
-        if let Some(id) = self.kept_or_being_written(upstream, &form).await {
+        if let Some(id) = self.cache.lookup(upstream, &form) {
             return Ok(Some(id));
         }
         STEP.scope(Step::Lookup, self.lookup_forms(upstream, &[form]))
             .await
-    }
-
-    /// The kept message `form` (normalised) of `upstream` finds, after the
-    /// write of an attempt of this node that has it, if one is under way
-    /// (see `writing.rs`).
-    async fn kept_or_being_written(&self, upstream: &str, form: &str) -> Option<TernId> {
-        if let Some(id) = self.cache.lookup(upstream, form) {
-            return Some(id);
-        }
-        if self.writing.wait(upstream, form, READ_TIMEOUT).await {
-            return self.cache.lookup(upstream, form);
-        }
-        None
     }
 
     /// [`RedisStore::lookup_upstream`], also across hex and decimal.
@@ -1207,7 +1187,7 @@ impl RedisStore {
         // The first form is tried first in the store too: a kept id that
         // matches it is the store's answer.
         if let Some(first) = forms.first() {
-            if let Some(id) = self.kept_or_being_written(upstream, first).await {
+            if let Some(id) = self.cache.lookup(upstream, first) {
                 return Ok(Some(id));
             }
         }

@@ -119,16 +119,25 @@ async fn handle(node: &Node, upstream: &str, pdu: &Pdu) -> Result<CommandStatus,
             up.receipt_throttled();
         }
     }
+    // If this node is writing the attempt that gave the receipt's id (a
+    // vendor's receipt often comes before that write returns), the receipt
+    // waits for the write and is applied as usual: no hold, no settling,
+    // and on Redis the lookup then finds the record the write kept, where
+    // before the write it asked the server for an index entry not made yet.
+    let any_base = routing.profile(upstream).message_id.receipt_id_any_base;
+    let writes = node.attempt_writes();
+    writes
+        .wait(upstream, &receipt.upstream_id, any_base, WRITE_WAIT)
+        .await;
     if matched(node, upstream, &receipt).await? {
         return Ok(CommandStatus::Ok);
     }
     // No message has the id yet, or the message's record does not have the
     // attempt that gave it (the id index is written before the record on a
-    // shared store). If this node is writing that attempt now, the receipt
-    // waits for the write and is applied as usual: no hold, no settling.
-    let any_base = routing.profile(upstream).message_id.receipt_id_any_base;
-    if node
-        .attempt_writes()
+    // shared store). The dispatcher may have entered the attempt's write
+    // since the look above (its submit_sm_resp was read after this
+    // receipt): wait for that one too.
+    if writes
         .wait(upstream, &receipt.upstream_id, any_base, WRITE_WAIT)
         .await
         && matched(node, upstream, &receipt).await?
