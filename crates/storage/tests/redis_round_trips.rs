@@ -339,36 +339,54 @@ async fn a_big_claim_is_written_in_calls_read_in_one_turn_each() {
 /// fresh look once the kept one has none left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_claim_looks_for_the_next_beside_its_write() {
-    let backend = redis_single("kept_look");
-    let store = backend.open_redis(1).await;
-    for n in 0..30 {
-        store.accept(message(n), 1).await.expect("accepted");
-    }
-    let claims = |store: &RedisStore| {
-        store
-            .round_trips()
-            .into_iter()
-            .find(|(s, _)| *s == Step::Claim)
-            .map_or(0, |(_, n)| n)
-    };
-    let mut seen = std::collections::HashSet::new();
-    let mut spent = Vec::new();
-    for _ in 0..3 {
-        let before = claims(&store);
-        let claimed = store.claim_ready(2, 10).await.expect("claims");
-        spent.push(claims(&store) - before);
-        assert_eq!(claimed.len(), 10);
-        for record in claimed {
-            assert!(seen.insert(record.id), "{} claimed twice", record.id);
+    for attempt in 0..ATTEMPTS {
+        let backend = redis_single(&format!("kept_look_{attempt}"));
+        let store = backend.open_redis(1).await;
+        for n in 0..30 {
+            store.accept(message(n), 1).await.expect("accepted");
         }
+        let claims = |store: &RedisStore| {
+            store
+                .round_trips()
+                .into_iter()
+                .find(|(s, _)| *s == Step::Claim)
+                .map_or(0, |(_, n)| n)
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut spent = Vec::new();
+        let started = Instant::now();
+        for _ in 0..3 {
+            let before = claims(&store);
+            let claimed = store.claim_ready(2, 10).await.expect("claims");
+            spent.push(claims(&store) - before);
+            assert_eq!(claimed.len(), 10);
+            for record in claimed {
+                assert!(seen.insert(record.id), "{} claimed twice", record.id);
+            }
+        }
+        // A look is kept 200 ms (`ready.rs`): on a loaded machine (another
+        // test flooding the server) three claims took longer, the kept look
+        // ran out and a claim looked afresh. Not what this test is about:
+        // it tries again on fresh keys.
+        if started.elapsed() >= KEPT_LOOK && attempt + 1 < ATTEMPTS {
+            continue;
+        }
+        assert_eq!(spent, [3, 2, 2], "round trips of each claim");
+        // The last kept look found nothing left: a message queued since is
+        // found by the claim's own look.
+        let late = store.accept(message(30), 1).await.expect("accepted").id;
+        let claimed = store.claim_ready(2, 10).await.expect("claims");
+        assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), [late]);
+        return;
     }
-    assert_eq!(spent, [3, 2, 2], "round trips of each claim");
-    // The last kept look found nothing left: a message queued since is
-    // found by the claim's own look.
-    let late = store.accept(message(30), 1).await.expect("accepted").id;
-    let claimed = store.claim_ready(2, 10).await.expect("claims");
-    assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), [late]);
 }
+
+/// How long the store keeps a claim's look (`ready.rs`, `KEPT_LOOK_FOR`).
+const KEPT_LOOK: Duration = Duration::from_millis(200);
+
+/// Tries of [`a_full_claim_looks_for_the_next_beside_its_write`] before a
+/// slow one counts.
+const ATTEMPTS: usize = 5;
 
 /// The clients with an outbox are listed in one round trip on one server
 /// (a pipeline of the sixteen shards' sets), not sixteen in sequence: the
