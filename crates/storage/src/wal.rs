@@ -143,15 +143,17 @@ impl Wal {
         let len = to - self.allocated;
         self.starved = true;
         self.room(len + RESERVE)?;
-        let flags = rustix::fs::FallocateFlags::empty();
-        match rustix::fs::fallocate(&self.file, flags, self.allocated, len) {
-            Ok(()) => {}
-            // A file system without it: the zeros are written instead.
-            Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {
-                let zeros = vec![0; usize::try_from(len).map_err(io::Error::other)?];
-                self.file.write_all_at(&zeros, self.allocated)?;
+        if len > 0 {
+            let flags = rustix::fs::FallocateFlags::empty();
+            match rustix::fs::fallocate(&self.file, flags, self.allocated, len) {
+                Ok(()) => {}
+                // A file system without it: the zeros are written instead.
+                Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::NOSYS) => {
+                    let zeros = vec![0; usize::try_from(len).map_err(io::Error::other)?];
+                    self.file.write_all_at(&zeros, self.allocated)?;
+                }
+                Err(err) => return Err(err.into()),
             }
-            Err(err) => return Err(err.into()),
         }
         self.allocated = to;
         self.starved = false;
