@@ -394,12 +394,12 @@ async fn a_full_disk_refuses_with_msgqful_then_resumes_and_loses_nothing() {
     // counted.
     let mut refusals = refused.len() as u64;
 
-    // Near the reserve the store is full only until its own checkpoint,
-    // under way when the disk filled, removes the log files it copied into
-    // sled: then writes pass again until the disk is full once more. So
-    // the store is refilled until it stays full (a round), a few times at
-    // most; a store that never reports itself full, or one whose probe
-    // clears the mark while no space returned, fails every round.
+    // Near the reserve the store may make room itself: a checkpoint under
+    // way when the disk filled removes the log files it copied into sled,
+    // and writes pass again until the disk is full once more. So the store
+    // is refilled until it stays full (a round), a few times at most; a
+    // store that never reports itself full, or one whose probe clears the
+    // mark while no space returned, fails every round.
     let mut settled = false;
     for round in 0..SETTLE_ROUNDS {
         let (accepted, refused) = submit_until(
