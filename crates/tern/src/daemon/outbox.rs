@@ -70,10 +70,8 @@ struct Client {
     in_flight: HashSet<u64>,
     /// The last place read; `None` reads from the oldest.
     cursor: Option<u64>,
-    /// When to read again from behind the cursor (set by news), and from
-    /// where.
-    rescan_at: Option<Instant>,
-    rescan_from: Option<Since>,
+    /// A read from behind the cursor that news asked for.
+    rescan: Option<Rescan>,
     /// The last look stopped for want of room: look again when items end.
     capped: bool,
     /// Refusals in a row, and when to try again.
@@ -94,27 +92,46 @@ impl Client {
     /// Notes news from `since`: a read from there is due [`RESCAN`] after
     /// the first news not yet read.
     fn news(&mut self, since: Since, now: Instant) {
-        self.rescan_at.get_or_insert(now + RESCAN);
-        self.rescan_from = Some(match self.rescan_from {
-            Some(earlier) => earlier.earliest(since),
-            None => since,
+        self.rescan = Some(match self.rescan {
+            Some(asked) => Rescan {
+                from: asked.from.earliest(since),
+                ..asked
+            },
+            None => Rescan {
+                at: now + RESCAN,
+                from: since,
+            },
         });
+    }
+
+    /// Whether the read news asked for is due by `now`.
+    fn rescan_due(&self, now: Instant) -> bool {
+        self.rescan.is_some_and(|asked| asked.at <= now)
     }
 
     /// Once the read the news asked for is due, moves the cursor back to
     /// just before the earliest place news named (`None`, the oldest item,
     /// when some news named none).
     fn rescan_if_due(&mut self, now: Instant) {
-        if self.rescan_at.is_some_and(|at| at <= now) {
-            self.rescan_at = None;
-            self.cursor = match (self.rescan_from.take(), self.cursor) {
-                (Some(Since::Place(place)), Some(cursor)) => {
-                    place.checked_sub(1).map(|before| before.min(cursor))
-                }
-                _ => None,
-            };
+        if !self.rescan_due(now) {
+            return;
         }
+        let from = self.rescan.take().map(|asked| asked.from);
+        self.cursor = match (from, self.cursor) {
+            (Some(Since::Place(place)), Some(cursor)) => {
+                place.checked_sub(1).map(|before| before.min(cursor))
+            }
+            _ => None,
+        };
     }
+}
+
+/// A read of a client's outbox from behind its cursor, asked for by news:
+/// when it is due, and from where.
+#[derive(Debug, Clone, Copy)]
+struct Rescan {
+    at: Instant,
+    from: Since,
 }
 
 /// One delivery's end.
@@ -245,7 +262,7 @@ async fn run(node: Arc<Node>, shutdown: CancellationToken, tasks: TaskTracker) {
         look.extend(
             clients
                 .iter()
-                .filter(|(_, c)| c.rescan_at.is_some_and(|at| at <= now))
+                .filter(|(_, c)| c.rescan_due(now))
                 .map(|(name, _)| name.clone()),
         );
         if full {
@@ -262,7 +279,7 @@ async fn run(node: Arc<Node>, shutdown: CancellationToken, tasks: TaskTracker) {
             let client = clients.entry(name.clone()).or_default();
             if client.waiting(now) {
                 // Read from the oldest once the wait ends anyway.
-                client.rescan_at = None;
+                client.rescan = None;
                 continue;
             }
             let mut done = Vec::new();
@@ -379,7 +396,7 @@ fn next_look(clients: &HashMap<String, Client>) -> Instant {
     let listing = Instant::now() + FULL_SCAN;
     clients
         .values()
-        .filter_map(|c| c.rescan_at)
+        .filter_map(|c| c.rescan.map(|asked| asked.at))
         .fold(listing, Instant::min)
 }
 
@@ -642,7 +659,7 @@ mod tests {
         assert_eq!(client.cursor, Some(900), "not due yet");
         client.rescan_if_due(now + RESCAN);
         assert_eq!(client.cursor, Some(449), "from the earliest place named");
-        assert_eq!(client.rescan_at, None);
+        assert!(client.rescan.is_none());
 
         // A place after the cursor: the read from the cursor finds it.
         client.news(Since::Place(1000), now);
