@@ -39,7 +39,7 @@ use crate::sled_store::{
 };
 
 /// Where receipts for one upstream id may be held: a receipt's write
-/// checks that none is ([`Store::record_receipt_unless_held`]).
+/// checks that none is ([`Store::record_decided_receipt`]).
 #[derive(Debug, Clone, Copy)]
 pub struct HeldUnder<'a> {
     /// The upstream that sent the receipt.
@@ -50,7 +50,7 @@ pub struct HeldUnder<'a> {
     pub any_base: bool,
 }
 
-/// What became of [`Store::record_receipt_unless_held`].
+/// What became of [`Store::record_decided_receipt`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiptWrite {
     /// Stored; the client's outbox place when it is owed a receipt.
@@ -58,6 +58,9 @@ pub enum ReceiptWrite {
     /// Nothing written: receipts for the same upstream id are held from
     /// before, and go first.
     HeldFirst,
+    /// Nothing written: another node wrote the record after the caller
+    /// read it. The caller reads it again and decides again.
+    Changed,
 }
 
 /// A node's store: one of the two backends.
@@ -491,31 +494,40 @@ impl Store {
         each!(self, s => s.record_receipt(id, update, now_ms).await)
     }
 
-    /// [`Store::record_receipt`] unless receipts for the same upstream id
-    /// are held from before ([`ReceiptWrite::HeldFirst`]: nothing written;
-    /// the caller applies those first). The caller holds the message's
-    /// lock, as for any step. On one Redis server the look at the held
-    /// receipts is part of the receipt's script: a receipt costs one round
-    /// trip, not a read and a write.
-    pub async fn record_receipt_unless_held(
+    /// Stores a receipt's update that the caller decided from the record
+    /// it read (which parts are final, whether the client is owed a
+    /// receipt), holding only this node's lock on the message: on a shared
+    /// store another node may have written the record since, and then
+    /// nothing is written ([`ReceiptWrite::Changed`]: read and decide
+    /// again), so no node's decision overwrites another's without a lease
+    /// round trip per receipt. On sled this node is the only writer, but
+    /// its tasks that do not take the message's lock (the dispatcher's)
+    /// may have written it.
+    ///
+    /// With `held`, nothing is written either while receipts for the same
+    /// upstream id are held from before ([`ReceiptWrite::HeldFirst`]: the
+    /// caller applies those first). On one Redis server the look at the
+    /// held receipts is part of the receipt's script: a receipt costs one
+    /// round trip, not a read and a write.
+    pub async fn record_decided_receipt(
         &self,
-        id: TernId,
+        read: &MessageRecord,
         update: ReceiptUpdate,
         now_ms: u64,
-        held: HeldUnder<'_>,
+        held: Option<HeldUnder<'_>>,
     ) -> Result<ReceiptWrite, StoreError> {
         match self {
             Store::Sled(s) => {
-                if s.peek_unmatched(held.upstream, held.upstream_id, held.any_base)?
-                    .is_some()
-                {
-                    return Ok(ReceiptWrite::HeldFirst);
+                if let Some(held) = held {
+                    if s.peek_unmatched(held.upstream, held.upstream_id, held.any_base)?
+                        .is_some()
+                    {
+                        return Ok(ReceiptWrite::HeldFirst);
+                    }
                 }
-                Ok(ReceiptWrite::Stored(
-                    s.record_receipt(id, update, now_ms).await?,
-                ))
+                s.record_decided_receipt(read, update, now_ms).await
             }
-            Store::Redis(s) => redis!(s.record_receipt_unless_held(id, update, now_ms, held).await),
+            Store::Redis(s) => redis!(s.record_decided_receipt(read, update, now_ms, held).await),
         }
     }
 

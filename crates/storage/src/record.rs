@@ -115,6 +115,64 @@ pub struct MultiLink {
 }
 
 impl MessageRecord {
+    /// Whether this record, as stored now, is still `read`: the record a
+    /// caller read and decided a change from, without a lease that keeps
+    /// other nodes out (see `Store::record_decided_receipt`). When the
+    /// client took each relayed receipt is left out: it is kept beside the
+    /// record, and a read may have folded it in or not.
+    pub fn unchanged_since(&self, read: &MessageRecord) -> bool {
+        // Every field named: a field added later must be weighed here.
+        let MessageRecord {
+            id,
+            client,
+            pdu,
+            receipt_requested,
+            state,
+            attempts,
+            outcome,
+            accepted_ms,
+            updated_ms,
+            not_before_ms,
+            expires_ms,
+            dedup_key,
+            parts,
+            received,
+            relayed,
+            multi,
+            id_format,
+        } = self;
+        let relayed_same = relayed.len() == read.relayed.len()
+            && relayed.iter().zip(&read.relayed).all(|(now, then)| {
+                (now.outbox_seq, now.part, &now.stat, now.err, now.queued_ms)
+                    == (
+                        then.outbox_seq,
+                        then.part,
+                        &then.stat,
+                        then.err,
+                        then.queued_ms,
+                    )
+            });
+        relayed_same
+            && *id == read.id
+            && *state == read.state
+            && *updated_ms == read.updated_ms
+            && *not_before_ms == read.not_before_ms
+            && *parts == read.parts
+            && *received == read.received
+            && *attempts == read.attempts
+            && *outcome == read.outcome
+            && *expires_ms == read.expires_ms
+            && *multi == read.multi
+            && *client == read.client
+            && *pdu == read.pdu
+            && *receipt_requested == read.receipt_requested
+            && *accepted_ms == read.accepted_ms
+            && *dedup_key == read.dedup_key
+            && *id_format == read.id_format
+    }
+}
+
+impl MessageRecord {
     /// The id the client knows this message by: the submission's for a
     /// destination of a submit_multi, else its own. Receipts and query_sm
     /// answers name this one.

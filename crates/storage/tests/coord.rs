@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tern_storage::redis_store::coord::Coordinator;
 use tern_storage::{
-    now_ms, NewMessage, OutboxItem, ReceiptUpdate, RedisTopology, RelayedReceipt, StoreError,
+    now_ms, NewMessage, OutboxItem, ReceiptUpdate, ReceiptWrite, RedisTopology, RelayedReceipt,
+    StoreError,
 };
 
 /// Polls `check` every 20 ms until it is true; false if `within` passed.
@@ -531,8 +532,57 @@ async fn a_change_built_on_a_record_changed_since_is_computed_again(b: &Redis) {
     assert!(second.verify().await.expect("verifies").is_consistent());
 }
 
+/// A receipt's update is decided by the daemon from the record it read,
+/// holding only its own node's lock (no lease round trip): node 1 reads
+/// the message, node 2 then records a receipt for it, and node 1's
+/// receipt, decided from its read, must come back `Changed` (nothing
+/// written) so that it is decided again, instead of being applied to
+/// node 2's record (its parts' states would replace node 2's, its relay
+/// be owed twice). Fails (`Stored`) when a decided receipt is applied to
+/// the record as it is now, as an outcome Tern decided itself is.
+async fn a_receipt_decided_from_a_record_changed_since_is_refused(b: &Redis) {
+    let (first, second) = (b.open_redis(1).await, b.open_redis(2).await);
+    let id = first
+        .accept(message("acme"), now_ms())
+        .await
+        .expect("accept")
+        .id;
+    let ending = |stat: &str| ReceiptUpdate {
+        outcome: Some(tern_storage::Outcome {
+            stat: stat.to_owned(),
+            err: 0,
+            vendor_code: None,
+        }),
+        ..ReceiptUpdate::default()
+    };
+    let read = first.get(id).await.expect("node 1 reads").expect("kept");
+    second
+        .record_receipt(id, ending("UNDELIV"), now_ms())
+        .await
+        .expect("node 2's receipt");
+    let written = first
+        .record_decided_receipt(&read, ending("DELIVRD"), now_ms(), None)
+        .await
+        .expect("node 1's receipt");
+    assert_eq!(written, ReceiptWrite::Changed, "decided from a stale read");
+    // Read again, it is decided from what node 2 wrote, and written.
+    let record = first.get(id).await.expect("reads").expect("kept");
+    assert_eq!(
+        record.outcome.as_ref().map(|o| o.stat.as_str()),
+        Some("UNDELIV"),
+        "node 2's end stands"
+    );
+    let written = first
+        .record_decided_receipt(&record, ReceiptUpdate::default(), now_ms(), None)
+        .await
+        .expect("node 1's receipt, decided again");
+    assert_eq!(written, ReceiptWrite::Stored(None));
+    assert!(second.verify().await.expect("verifies").is_consistent());
+}
+
 on_every_redis!(
     a_change_built_on_a_record_changed_since_is_computed_again,
+    a_receipt_decided_from_a_record_changed_since_is_refused,
     a_listed_orphan_claimed_again_meanwhile_stays_with_its_new_claimer,
     a_pool_counts_the_nodes_that_say_they_run_it,
     a_lease_has_one_holder_and_renewal_keeps_it,

@@ -1272,14 +1272,14 @@ async fn a_receipt_waits_for_those_held_before_it<B: Backend>(b: &B) {
         any_base,
     };
     let written = store
-        .record_receipt_unless_held(id, update(), 7, under(true))
+        .record_decided_receipt(&record, update(), 7, Some(under(true)))
         .await
         .expect("receipt");
     assert_eq!(written, ReceiptWrite::HeldFirst);
     let record = store.get(id).await.expect("get").expect("there");
     assert_eq!(record.state, State::Submitted, "nothing written");
     let written = store
-        .record_receipt_unless_held(id, update(), 7, under(false))
+        .record_decided_receipt(&record, update(), 7, Some(under(false)))
         .await
         .expect("receipt");
     assert_eq!(
@@ -1296,7 +1296,7 @@ async fn a_receipt_waits_for_those_held_before_it<B: Backend>(b: &B) {
         .expect("take")
         .is_some());
     let again = store
-        .record_receipt_unless_held(id, update(), 8, under(true))
+        .record_decided_receipt(&record, update(), 8, Some(under(true)))
         .await
         .expect("receipt");
     assert_eq!(again, ReceiptWrite::Stored(None));

@@ -78,12 +78,23 @@ impl Setup {
 
     /// With `launch`'s environment, on `redis` instead of sled if given.
     async fn launch(name: &str, launch: Launch, redis: Option<&Redis>) -> Setup {
+        Setup::launch_leasing(name, launch, redis, Duration::from_secs(10)).await
+    }
+
+    /// [`Setup::launch`], its leases on `redis` lasting `lease_ttl`.
+    async fn launch_leasing(
+        name: &str,
+        launch: Launch,
+        redis: Option<&Redis>,
+        lease_ttl: Duration,
+    ) -> Setup {
         let mut upstream = bare_smsc(SmscConfig::default()).await;
         let mut config = config(0, 0, upstream.port);
         if let Some(redis) = redis {
             let store = format!(
-                "[storage]\nbackend = \"redis\"\nunmatched_grace = \"2s\"\n[storage.redis]\naddresses = [\"{}\"]\nprefix = \"{name}\"\n",
-                redis.address()
+                "[storage]\nbackend = \"redis\"\nunmatched_grace = \"2s\"\n[storage.redis]\naddresses = [\"{}\"]\nprefix = \"{name}\"\nlease_ttl = \"{}s\"\n",
+                redis.address(),
+                lease_ttl.as_secs()
             );
             config = config.replace("[storage]\npath = \"data\"\nunmatched_grace = \"2s\"\n", "");
             config.push_str(&store);
@@ -518,4 +529,53 @@ async fn a_receipt_during_its_attempt_write_waits_for_it_instead_of_being_held_o
 async fn a_receipt_during_its_attempt_write_waits_for_it_instead_of_being_held_on_redis() {
     let redis = Redis::start("write-wait-redis");
     receipts_during_the_attempt_write("write-wait-redis", Some(&redis)).await;
+}
+
+/// On Redis a receipt is applied under this node's lock only: its write is
+/// refused, and decided again, if another node wrote the message after its
+/// read (`Store::record_decided_receipt`), so it takes no message lease and
+/// pays no lease round trip. Shown with the message's lease held by
+/// another node for a minute: the receipt is still answered and relayed
+/// at once. Fails (the upstream's deliver_sm waits out the minute) when a
+/// receipt takes the message's lease again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_a_receipt_waits_for_no_message_lease() {
+    const NAME: &str = "no-lease";
+    const HELD: Duration = Duration::from_secs(60);
+    let redis = Redis::start(NAME);
+    let Setup {
+        _upstream,
+        _daemon,
+        admin: _,
+        mut tern,
+        client_port,
+    } = Setup::launch_leasing(NAME, Launch::new(), Some(&redis), HELD).await;
+    let mut session = client(client_port, "acme", "pw").bind().await;
+    let sm = submit_sm("34600000001", "hello", RegisteredDelivery::ALWAYS);
+    let tern_id = submit_id(&session.handle, sm).await;
+    let (_, responder) = next_submit(&mut tern.requests)
+        .await
+        .expect("tern sends the submit");
+    accept_submit(responder, "w1").await;
+    // Another node (9) holds the message's lease, as between its read and
+    // its write, for longer than the test waits.
+    let lease = format!("{NAME}:{{l}}:lease:message:{}", tern_id.to_lowercase());
+    let held = redis.cli(&["SET", &lease, "9", "PX", &HELD.as_millis().to_string()]);
+    assert_eq!(held.as_deref().map(str::trim), Some("OK"), "lease set");
+    tokio::time::timeout(Duration::from_secs(10), upstream_sends(&tern.handle, "w1"))
+        .await
+        .expect("the receipt is answered without the message's lease");
+    let (request, id) = next_receipt(
+        &mut session.requests,
+        Duration::from_secs(10),
+        "the receipt",
+    )
+    .await;
+    assert_eq!(id, tern_id);
+    take(request).await;
+    assert_eq!(
+        redis.cli(&["GET", &lease]).as_deref().map(str::trim),
+        Some("9"),
+        "the other node's lease was left alone"
+    );
 }

@@ -1840,40 +1840,57 @@ impl RedisStore {
     /// news of it to the other nodes, in one script on the client's slot
     /// (see [`crate::SledStore::record_receipt`]): one round trip, shared
     /// with the receipts queued meanwhile, when this node keeps the record.
+    /// A record changed meanwhile by another node gets the same update.
     pub async fn record_receipt(
         &self,
         id: TernId,
         update: ReceiptUpdate,
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
-        match self.receipt_unless_held(id, update, now_ms, &[]).await? {
+        match self
+            .receipt_unless_held(id, update, now_ms, &[], Fence::Recompute)
+            .await?
+        {
             ReceiptWrite::Stored(seq) => Ok(seq),
-            ReceiptWrite::HeldFirst => Err(StoreError::redis("a receipt that checks none held")),
+            ReceiptWrite::HeldFirst | ReceiptWrite::Changed => {
+                Err(StoreError::redis("a receipt that checks nothing"))
+            }
         }
     }
 
-    /// [`RedisStore::record_receipt`] unless a receipt for `upstream`'s
-    /// `upstream_id` is held from before (see
-    /// [`crate::Store::record_receipt_unless_held`]). On one server the
+    /// A receipt's update decided from the record as this node last read
+    /// it (see [`crate::Store::record_decided_receipt`]): written only if
+    /// no other node wrote the record since, else
+    /// [`ReceiptWrite::Changed`]; and with `held`, only if no receipt for
+    /// `upstream`'s `upstream_id` is held from before. On one server the
     /// look at the held receipts is in the receipt's own script: still one
     /// round trip. On a cluster they lie in another slot: one read first.
-    pub async fn record_receipt_unless_held(
+    pub async fn record_decided_receipt(
         &self,
-        id: TernId,
+        read: &MessageRecord,
         update: ReceiptUpdate,
         now_ms: u64,
-        held: HeldUnder<'_>,
+        held: Option<HeldUnder<'_>>,
     ) -> Result<ReceiptWrite, StoreError> {
+        let (id, fence) = (read.id, Fence::Decided(read));
+        let Some(held) = held else {
+            return self
+                .receipt_unless_held(id, update, now_ms, &[], fence)
+                .await;
+        };
         if self.cluster {
             let peek = self.peek_unmatched(held.upstream, held.upstream_id, held.any_base);
             if STEP.scope(Step::Receipt, peek).await?.is_some() {
                 return Ok(ReceiptWrite::HeldFirst);
             }
-            return self.receipt_unless_held(id, update, now_ms, &[]).await;
+            return self
+                .receipt_unless_held(id, update, now_ms, &[], fence)
+                .await;
         }
         let ids = [held.upstream_id.to_owned()];
         let fields = self.held_fields(held.upstream, &ids, held.any_base);
-        self.receipt_unless_held(id, update, now_ms, &fields).await
+        self.receipt_unless_held(id, update, now_ms, &fields, fence)
+            .await
     }
 
     async fn receipt_unless_held(
@@ -1882,6 +1899,7 @@ impl RedisStore {
         update: ReceiptUpdate,
         now_ms: u64,
         held: &[(Vec<u8>, Vec<u8>)],
+        fence: Fence<'_>,
     ) -> Result<ReceiptWrite, StoreError> {
         let receipt = async {
             // The outbox place is taken once, before the first try: a
@@ -1894,8 +1912,15 @@ impl RedisStore {
                 }
                 None => None,
             };
+            let mut changed = false;
             let written = self
                 .step_unless_held(Step::Receipt, id, held, |record| {
+                    if let Fence::Decided(read) = fence {
+                        if !record.unchanged_since(read) {
+                            changed = true;
+                            return Ok(None);
+                        }
+                    }
                     Ok(Some(transition::receipt(
                         record,
                         update.clone(),
@@ -1905,12 +1930,26 @@ impl RedisStore {
                 })
                 .await?;
             Ok(match written {
+                Stepped::Done(_) if changed => ReceiptWrite::Changed,
                 Stepped::Done(_) => ReceiptWrite::Stored(seq),
                 Stepped::Held => ReceiptWrite::HeldFirst,
             })
         };
         STEP.scope(Step::Receipt, receipt).await
     }
+}
+
+/// Whether a receipt's update may be applied to a record other than the
+/// one it was decided from.
+#[derive(Debug, Clone, Copy)]
+enum Fence<'a> {
+    /// Yes: the update holds whatever the record says (an outcome Tern
+    /// decided itself, a receipt applied under the message's lease).
+    Recompute,
+    /// No: the caller decided it from this record, as it read it, without
+    /// a lease that keeps other nodes out, so a record another node wrote
+    /// since goes back to the caller to decide again.
+    Decided(&'a MessageRecord),
 }
 
 /// The dedup hash field: client NUL key.

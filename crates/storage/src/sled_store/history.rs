@@ -13,6 +13,7 @@
 //! the acknowledgements into [`RelayedReceipt::acked_ms`].
 
 use super::{decode, keys, now_ms, Ops, SledStore, StoreError};
+use crate::backend::ReceiptWrite;
 use crate::id::TernId;
 use crate::record::{MessageRecord, ReceiptUpdate, RelayedReceipt};
 use crate::transition;
@@ -30,6 +31,34 @@ impl SledStore {
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
         let record = self.require(id)?;
+        self.receipt_on(record, update, now_ms).await
+    }
+
+    /// [`SledStore::record_receipt`] of an update decided from `read`:
+    /// nothing is written if the record changed since
+    /// ([`ReceiptWrite::Changed`], see `Store::record_decided_receipt`).
+    pub async fn record_decided_receipt(
+        &self,
+        read: &MessageRecord,
+        update: ReceiptUpdate,
+        now_ms: u64,
+    ) -> Result<ReceiptWrite, StoreError> {
+        let record = self.require(read.id)?;
+        if !record.unchanged_since(read) {
+            return Ok(ReceiptWrite::Changed);
+        }
+        Ok(ReceiptWrite::Stored(
+            self.receipt_on(record, update, now_ms).await?,
+        ))
+    }
+
+    async fn receipt_on(
+        &self,
+        record: MessageRecord,
+        update: ReceiptUpdate,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let id = record.id;
         let seq = match update.relay {
             Some(_) => Some(self.sequence().await?),
             None => None,

@@ -85,7 +85,7 @@ pub async fn sent_and_receipted(store: &RedisStore, id: TernId, n: usize) {
         any_base: true,
     };
     let written = store
-        .record_receipt_unless_held(id, update, 3, under)
+        .record_decided_receipt(&record, update, 3, Some(under))
         .await
         .expect("receipt stored");
     assert!(

@@ -293,15 +293,33 @@ impl Node {
     /// task of another node waits as well (two nodes applying one held
     /// receipt would relay it twice).
     pub async fn lock_message(&self, id: tern_storage::TernId) -> MessageGuard<'_> {
+        let mut guard = self.lock_local(id).await;
+        self.lease_message(&mut guard, id).await;
+        guard
+    }
+
+    /// Holds `id` on this node only (its stripe lock): enough for a step
+    /// whose write is refused when another node wrote the message since
+    /// its read (a receipt's, `Store::record_decided_receipt`), and spares
+    /// it the lease's round trip.
+    pub async fn lock_local(&self, id: tern_storage::TernId) -> MessageGuard<'_> {
         let stripe = (id.as_u64() % self.message_locks.len() as u64) as usize;
-        let local = self.message_locks[stripe].lock().await;
+        MessageGuard {
+            _local: self.message_locks[stripe].lock().await,
+            lease: None,
+            tasks: &self.tasks,
+        }
+    }
+
+    /// Adds the message's lease, on a shared store, to a hold of this
+    /// node's lock on it (see [`Node::lock_message`]).
+    pub async fn lease_message(&self, guard: &mut MessageGuard<'_>, id: tern_storage::TernId) {
         let Some(cluster) = &self.cluster else {
-            return MessageGuard {
-                _local: local,
-                lease: None,
-                tasks: &self.tasks,
-            };
+            return;
         };
+        if guard.lease.is_some() {
+            return;
+        }
         let name = format!("message:{id}");
         // The holder is another node's task between a read and a write;
         // a holder that died frees it when the lease expires.
@@ -309,30 +327,22 @@ impl Node {
         loop {
             match cluster.coordinator.acquire(&name, cluster.lease_ttl).await {
                 Ok(true) => {
-                    return MessageGuard {
-                        _local: local,
-                        lease: Some((cluster.clone(), name)),
-                        tasks: &self.tasks,
-                    }
+                    guard.lease = Some((cluster.clone(), name));
+                    return;
                 }
                 Ok(false) if tokio::time::Instant::now() < give_up => {
                     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                 }
                 Ok(false) => {
                     tracing::warn!(%id, "message lease still held elsewhere; going on without it");
-                    break;
+                    return;
                 }
                 Err(err) => {
                     // The store's own writes will fail the same way.
                     tracing::warn!(%id, %err, "taking a message lease failed");
-                    break;
+                    return;
                 }
             }
-        }
-        MessageGuard {
-            _local: local,
-            lease: None,
-            tasks: &self.tasks,
         }
     }
 

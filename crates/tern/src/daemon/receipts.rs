@@ -213,18 +213,25 @@ enum Applied {
 /// then its DELIVRD matching once the dispatcher recorded the submit but
 /// before it settled the held one), and applied after a final one they
 /// would be history only, never relayed.
+///
+/// Only this node's lock is taken for the common receipt: its write is
+/// refused when another node wrote the message after this read, and it is
+/// then decided again, so it costs no lease round trip. Settling held
+/// receipts takes the message's lease: each is read, applied and then
+/// taken, and two nodes doing that at once would apply it twice.
 async fn apply(
     node: &Node,
     id: TernId,
     upstream: &str,
     receipt: &UpstreamReceipt,
 ) -> Result<Applied, StoreError> {
-    let _held = node.lock_message(id).await;
+    let mut guard = node.lock_local(id).await;
     super::crash::point("receipts.after_match");
     // Written only if nothing is held from before (the store looks in the
     // same write); else those go first, then this one.
     match apply_locked(node, id, upstream, receipt, Held::Check).await? {
         Applied::HeldFirst => {
+            node.lease_message(&mut guard, id).await;
             settle_held_locked(node, id, upstream, &receipt.upstream_id).await?;
             apply_locked(node, id, upstream, receipt, Held::Settled).await
         }
@@ -242,9 +249,14 @@ enum Held {
     Settled,
 }
 
+/// How many times a receipt is decided again when another node keeps
+/// writing its message between the read and the write; each time is one
+/// write of that other node's, so this is never reached in practice.
+const DECIDE_TRIES: usize = 16;
+
 /// [`apply`] for a caller that holds the message's lock: reads the record,
-/// the client's account and the profiles, lets `on_receipt` decide, and
-/// writes its update.
+/// decides, and writes the update; again from a fresh read when another
+/// node wrote the message in between.
 async fn apply_locked(
     node: &Node,
     id: TernId,
@@ -252,8 +264,28 @@ async fn apply_locked(
     receipt: &UpstreamReceipt,
     held: Held,
 ) -> Result<Applied, StoreError> {
+    for _ in 0..DECIDE_TRIES {
+        if let Some(applied) = decide_and_write(node, id, upstream, receipt, held).await? {
+            return Ok(applied);
+        }
+    }
+    Err(StoreError::redis(format!(
+        "message {id} kept changing under {DECIDE_TRIES} tries of a receipt"
+    )))
+}
+
+/// One try of [`apply_locked`]: reads the record, the client's account and
+/// the profiles, lets `on_receipt` decide, and writes its update. `None`:
+/// another node wrote the record after this read; nothing was written.
+async fn decide_and_write(
+    node: &Node,
+    id: TernId,
+    upstream: &str,
+    receipt: &UpstreamReceipt,
+    held: Held,
+) -> Result<Option<Applied>, StoreError> {
     let Some(record) = node.store().get(id).await? else {
-        return Ok(Applied::Done);
+        return Ok(Some(Applied::Done));
     };
     let routing = node.routing();
     let (per_part, vendor_tlvs) = node
@@ -283,7 +315,27 @@ async fn apply_locked(
         resubmitted,
     } = on_receipt(&record, receipt, &how, first_only, resubmits)
     else {
-        return Ok(Applied::NotYet);
+        return Ok(Some(Applied::NotYet));
+    };
+    let under = match held {
+        Held::Settled => None,
+        Held::Check => Some(HeldUnder {
+            upstream,
+            upstream_id: &receipt.upstream_id,
+            any_base: how.any_base,
+        }),
+    };
+    let queued = match node
+        .store()
+        .record_decided_receipt(&record, update, how.now, under)
+        .await?
+    {
+        ReceiptWrite::Stored(queued) => queued,
+        ReceiptWrite::HeldFirst => return Ok(Some(Applied::HeldFirst)),
+        ReceiptWrite::Changed => {
+            debug!(%id, upstream, "message written by another node since it was read; deciding again");
+            return Ok(None);
+        }
     };
     if resubmitted {
         debug!(%id, upstream, reason = ?receipt.canonical.reason, "failed receipt: sent again through the next upstream");
@@ -293,28 +345,10 @@ async fn apply_locked(
         // the client gets one receipt per message id.
         debug!(%id, upstream, "receipt for a message already final; not relayed again");
     }
-    let queued = match held {
-        Held::Settled => node.store().record_receipt(id, update, how.now).await?,
-        Held::Check => {
-            let under = HeldUnder {
-                upstream,
-                upstream_id: &receipt.upstream_id,
-                any_base: how.any_base,
-            };
-            match node
-                .store()
-                .record_receipt_unless_held(id, update, how.now, under)
-                .await?
-            {
-                ReceiptWrite::Stored(queued) => queued,
-                ReceiptWrite::HeldFirst => return Ok(Applied::HeldFirst),
-            }
-        }
-    };
     if let Some(place) = queued {
         queued_for_client(node, &record, place, how.now);
     }
-    Ok(Applied::Done)
+    Ok(Some(Applied::Done))
 }
 
 /// Applies the receipts held for `upstream_id`, if any came early and
