@@ -54,6 +54,10 @@ local arity = {set = 1, del = 0, zadd = 2, zrem = 1, hset = 2, hdel = 1,
 local HELD_ARGS = 1000
 local pos = 2
 local out = {}
+-- Each key by its index as written in ARGV: a table look-up per check and
+-- op instead of a `tonumber` (a strtod) and an index.
+local key_at = {}
+for i = 1, #KEYS do key_at[tostring(i)] = KEYS[i] end
 -- What this call has already added to each set, and published on each
 -- channel (see above): tables of tables, so no string is made to name a
 -- member (every string made in Lua is hashed whole).
@@ -121,7 +125,7 @@ for g = 1, tonumber(ARGV[1]) do
   local stale = nil
   local isheld = false
   for c = 1, nchecks do
-    local kind, key, value = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], ARGV[pos + 2]
+    local kind, key, value = ARGV[pos], key_at[ARGV[pos + 1]], ARGV[pos + 2]
     pos = pos + 3
     if ok then
       if kind == 'eq' then
@@ -132,7 +136,9 @@ for g = 1, tonumber(ARGV[1]) do
       elseif kind == 'tail' then
         -- A record's generation (see `stored.rs`): its last 16 octets.
         touch(key)
-        ok = redis.call('GETRANGE', key, -16, -1) == value
+        -- The bounds as strings: a Lua number passed to a command is
+        -- formatted anew on every call.
+        ok = redis.call('GETRANGE', key, '-16', '-1') == value
         if not ok and c == 1 then stale = {redis.call('GET', key)} end
       elseif kind == 'zhas' then
         touch(key, value)
@@ -147,7 +153,7 @@ for g = 1, tonumber(ARGV[1]) do
     end
   end
   for _ = 1, nops do
-    local name, key = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])]
+    local name, key = ARGV[pos], key_at[ARGV[pos + 1]]
     local a, b = ARGV[pos + 2], ARGV[pos + 3]
     local n = arity[name]
     if n == nil then
@@ -188,7 +194,7 @@ for g = 1, tonumber(ARGV[1]) do
         if redis.call('HGET', key, a) == b then hold('HDEL', key, a, a) end
       elseif name == 'srem_if_empty' then
         -- b is the index of the sorted set whose emptiness decides.
-        local decides = KEYS[tonumber(b)]
+        local decides = key_at[b]
         touch(decides)
         if redis.call('ZCARD', decides) == 0 then
           hold('SREM', key, a, a)
@@ -320,11 +326,13 @@ end
 local out = {}
 for _, f in ipairs(found) do
   local records = ARGV[3 + 2 * f[1]]
-  local read = {}
+  local keys = {}
   for j = 1, math.min(f[4] + 1, #f[3]) do
-    read[j] = redis.call('GET', records .. f[3][j])
+    keys[j] = records .. f[3][j]
   end
-  out[#out + 1] = {f[1] - 1, f[2], f[3], read}
+  -- One MGET, not a GET each: every `redis.call` costs the server more
+  -- than the read itself (see APPLY). At most `each` + 1 keys.
+  out[#out + 1] = {f[1] - 1, f[2], f[3], redis.call('MGET', unpack(keys))}
 end
 return out
 "#;
