@@ -55,9 +55,13 @@ local HELD_ARGS = 1000
 local pos = 2
 local out = {}
 -- Each key by its index as written in ARGV: a table look-up per check and
--- op instead of a `tonumber` (a strtod) and an index.
-local key_at = {}
-for i = 1, #KEYS do key_at[tostring(i)] = KEYS[i] end
+-- op instead of a `tonumber` (a strtod) and an index; filled as indexes
+-- are first met (made whole up front, it formatted a number per key).
+local key_at = setmetatable({}, {__index = function(t, s)
+  local key = KEYS[tonumber(s)]
+  t[s] = key
+  return key
+end})
 -- What this call has already added to each set, and published on each
 -- channel (see above): tables of tables, so no string is made to name a
 -- member (every string made in Lua is hashed whole).

@@ -1905,28 +1905,32 @@ impl RedisStore {
             // The outbox place is taken once, before the first try: a
             // retry reuses it (a place never used is only a gap, as is
             // one taken by a receipt that found others held).
-            let seq = match &update.relay {
-                Some(_) => {
+            let seq = match (&update.relay, fence) {
+                (None, _) => None,
+                (Some(_), Fence::Decided(read)) => Some(self.next_seq(&read.client).await?),
+                (Some(_), Fence::Recompute) => {
                     let (_, record) = self.base(id).await?.ok_or(StoreError::NotFound(id))?;
                     Some(self.next_seq(&record.client).await?)
                 }
-                None => None,
             };
             let mut changed = false;
+            let mut update = Some(update);
             let written = self
                 .step_unless_held(Step::Receipt, id, held, |record| {
-                    if let Fence::Decided(read) = fence {
-                        if !record.unchanged_since(read) {
-                            changed = true;
-                            return Ok(None);
-                        }
-                    }
-                    Ok(Some(transition::receipt(
-                        record,
-                        update.clone(),
-                        seq,
-                        now_ms,
-                    )))
+                    let update = match fence {
+                        // Decided once: a record that changed since goes
+                        // back to the caller, so the update is used once
+                        // and moved, not copied.
+                        Fence::Decided(read) => match update.take() {
+                            Some(update) if record.unchanged_since(read) => update,
+                            _ => {
+                                changed = true;
+                                return Ok(None);
+                            }
+                        },
+                        Fence::Recompute => update.clone().unwrap_or_default(),
+                    };
+                    Ok(Some(transition::receipt(record, update, seq, now_ms)))
                 })
                 .await?;
             Ok(match written {
