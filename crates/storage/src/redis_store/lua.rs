@@ -641,12 +641,15 @@ pub(super) struct Apply {
     /// Each key's place in `keys`: a call gathers hundreds of groups of
     /// about five keys each, and a search of the list for every key made
     /// building one quadratic (about 800 000 comparisons for 256
-    /// attempts).
-    places: HashMap<Vec<u8>, usize>,
+    /// attempts). Hashed with foldhash: the keys are this store's own
+    /// names, and SipHash over them was a percent of the daemon's CPU.
+    places: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
 }
 
 impl Apply {
-    fn key(&mut self, key: Vec<u8>) -> Vec<u8> {
+    /// Adds `key` to the call's keys if it is new; its index in `KEYS`
+    /// (from 1).
+    fn key(&mut self, key: Vec<u8>) -> usize {
         let index = match self.places.get(&key) {
             Some(&i) => i,
             None => {
@@ -657,12 +660,23 @@ impl Apply {
                 i
             }
         };
-        (index + 1).to_string().into_bytes()
+        index + 1
     }
 
     fn arg(&mut self, arg: &[u8]) {
         self.octets += arg.len() + FRAMING;
         self.args.extend_from_slice(arg);
+        self.ends.push(self.args.len());
+    }
+
+    /// A number as an argument, written in place (a `to_string` each was
+    /// an allocation per check and op).
+    fn arg_number(&mut self, n: usize) {
+        use std::io::Write as _;
+        let start = self.args.len();
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.args, "{n}");
+        self.octets += self.args.len() - start + FRAMING;
         self.ends.push(self.args.len());
     }
 
@@ -675,31 +689,29 @@ impl Apply {
             self.ends.reserve(1024);
         }
         self.groups += 1;
-        self.arg(group.checks.len().to_string().as_bytes());
-        self.arg(group.ops.len().to_string().as_bytes());
+        self.arg_number(group.checks.len());
+        self.arg_number(group.ops.len());
         for (kind, key, value) in group.checks {
             let index = self.key(key);
-            for arg in [kind.as_bytes(), &index, &value] {
-                self.arg(arg);
-            }
+            self.arg(kind.as_bytes());
+            self.arg_number(index);
+            self.arg(&value);
         }
         for (name, key, mut args) in group.ops {
             // `publish` names no key (index 0): a channel is no key.
-            let index = if name == "publish" {
-                b"0".to_vec()
-            } else {
-                self.key(key)
+            let index = if name == "publish" { 0 } else { self.key(key) };
+            // The sorted set that decides, by its index.
+            let order = match name {
+                "srem_if_empty" => args.pop().map(|order| self.key(order)),
+                _ => None,
             };
-            if name == "srem_if_empty" {
-                if let Some(order) = args.pop() {
-                    let order_index = self.key(order);
-                    args.push(order_index);
-                }
-            }
             self.arg(name.as_bytes());
-            self.arg(&index);
+            self.arg_number(index);
             for arg in args {
                 self.arg(&arg);
+            }
+            if let Some(order) = order {
+                self.arg_number(order);
             }
         }
     }

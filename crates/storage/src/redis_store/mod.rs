@@ -843,7 +843,7 @@ impl RedisStore {
     where
         F: FnMut(MessageRecord) -> Result<Option<Change>, StoreError>,
     {
-        match self.step_unless_held(step, id, &[], make).await? {
+        match self.step_unless_held(step, id, &[], make, true).await? {
             Stepped::Done(record) => Ok(record.map(|r| *r)),
             Stepped::Held => Err(StoreError::redis(
                 "a write that checks no receipt found one",
@@ -855,13 +855,16 @@ impl RedisStore {
     /// of `held` (hash key, field; see [`RedisStore::held_fields`]), in
     /// the same script: a step that must come after the receipts held for
     /// its message learns of them without a read of its own. One server
-    /// only (the held hashes lie in other slots).
+    /// only (the held hashes lie in other slots). The record as written is
+    /// returned only when `returning`: the common steps do not need it, and
+    /// a copy of it was a percent of the daemon's CPU on Redis.
     async fn step_unless_held<F>(
         &self,
         step: Step,
         id: TernId,
         held: &[(Vec<u8>, Vec<u8>)],
         mut make: F,
+        returning: bool,
     ) -> Result<Stepped, StoreError>
     where
         F: FnMut(MessageRecord) -> Result<Option<Change>, StoreError>,
@@ -892,8 +895,9 @@ impl RedisStore {
             groups.push(group);
             match self.writer.write(step, groups).await? {
                 Written::Applied => {
-                    self.cache.keep(new.clone(), new_raw);
-                    return Ok(Stepped::Done(Some(Box::new(new))));
+                    let written = returning.then(|| Box::new(new.clone()));
+                    self.cache.keep(new, new_raw);
+                    return Ok(Stepped::Done(written));
                 }
                 Written::Held => return Ok(Stepped::Held),
                 Written::Stale(Some(current)) => {
@@ -997,14 +1001,20 @@ impl RedisStore {
         now_ms: u64,
         held: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Stepped, StoreError> {
-        let step = self.step_unless_held(Step::Attempt, id, held, |record| {
-            Ok(Some(transition::attempt(
-                record,
-                attempt.clone(),
-                retry_at_ms,
-                now_ms,
-            )))
-        });
+        let step = self.step_unless_held(
+            Step::Attempt,
+            id,
+            held,
+            |record| {
+                Ok(Some(transition::attempt(
+                    record,
+                    attempt.clone(),
+                    retry_at_ms,
+                    now_ms,
+                )))
+            },
+            false,
+        );
         STEP.scope(Step::Attempt, step).await
     }
 
@@ -1916,22 +1926,28 @@ impl RedisStore {
             let mut changed = false;
             let mut update = Some(update);
             let written = self
-                .step_unless_held(Step::Receipt, id, held, |record| {
-                    let update = match fence {
-                        // Decided once: a record that changed since goes
-                        // back to the caller, so the update is used once
-                        // and moved, not copied.
-                        Fence::Decided(read) => match update.take() {
-                            Some(update) if record.unchanged_since(read) => update,
-                            _ => {
-                                changed = true;
-                                return Ok(None);
-                            }
-                        },
-                        Fence::Recompute => update.clone().unwrap_or_default(),
-                    };
-                    Ok(Some(transition::receipt(record, update, seq, now_ms)))
-                })
+                .step_unless_held(
+                    Step::Receipt,
+                    id,
+                    held,
+                    |record| {
+                        let update = match fence {
+                            // Decided once: a record that changed since
+                            // goes back to the caller, so the update is
+                            // used once and moved, not copied.
+                            Fence::Decided(read) => match update.take() {
+                                Some(update) if record.unchanged_since(read) => update,
+                                _ => {
+                                    changed = true;
+                                    return Ok(None);
+                                }
+                            },
+                            Fence::Recompute => update.clone().unwrap_or_default(),
+                        };
+                        Ok(Some(transition::receipt(record, update, seq, now_ms)))
+                    },
+                    false,
+                )
                 .await?;
             Ok(match written {
                 Stepped::Done(_) if changed => ReceiptWrite::Changed,
