@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tern_storage::redis_store::coord::Coordinator;
 use tern_storage::{
-    now_ms, NewMessage, OutboxItem, ReceiptUpdate, ReceiptWrite, RedisTopology, RelayedReceipt,
-    StoreError,
+    now_ms, NewMessage, OutboxItem, ReceiptUpdate, ReceiptWrite, RedisStore, RedisTopology,
+    RelayedReceipt, StoreError, TernId,
 };
 
 /// Polls `check` every 20 ms until it is true; false if `within` passed.
@@ -492,6 +492,17 @@ async fn a_listed_orphan_claimed_again_meanwhile_stays_with_its_new_claimer(b: &
     assert!(sweeper.verify().await.expect("verifies").is_consistent());
 }
 
+/// Nodes 1 and 2 on `b`, and a message node 1 accepted.
+async fn two_nodes_and_a_message(b: &Redis) -> (RedisStore, RedisStore, TernId) {
+    let (first, second) = (b.open_redis(1).await, b.open_redis(2).await);
+    let id = first
+        .accept(message("acme"), now_ms())
+        .await
+        .expect("accept")
+        .id;
+    (first, second, id)
+}
+
 /// A node's change built on a record another node changed since is
 /// refused by its fence and computed again on the record as it is: node 1
 /// keeps the record it claimed (its next steps need no read), node 2 ends
@@ -500,12 +511,7 @@ async fn a_listed_orphan_claimed_again_meanwhile_stays_with_its_new_claimer(b: &
 /// generation (`redis_store/stored.rs`): without its check node 1's end
 /// is written over node 2's, DELIVRD over EXPIRED.
 async fn a_change_built_on_a_record_changed_since_is_computed_again(b: &Redis) {
-    let (first, second) = (b.open_redis(1).await, b.open_redis(2).await);
-    let id = first
-        .accept(message("acme"), now_ms())
-        .await
-        .expect("accept")
-        .id;
+    let (first, second, id) = two_nodes_and_a_message(b).await;
     assert_eq!(
         first.claim_ready(now_ms(), 10).await.expect("claim").len(),
         1
@@ -541,12 +547,7 @@ async fn a_change_built_on_a_record_changed_since_is_computed_again(b: &Redis) {
 /// be owed twice). Fails (`Stored`) when a decided receipt is applied to
 /// the record as it is now, as an outcome Tern decided itself is.
 async fn a_receipt_decided_from_a_record_changed_since_is_refused(b: &Redis) {
-    let (first, second) = (b.open_redis(1).await, b.open_redis(2).await);
-    let id = first
-        .accept(message("acme"), now_ms())
-        .await
-        .expect("accept")
-        .id;
+    let (first, second, id) = two_nodes_and_a_message(b).await;
     let ending = |stat: &str| ReceiptUpdate {
         outcome: Some(tern_storage::Outcome {
             stat: stat.to_owned(),

@@ -143,6 +143,14 @@ async fn upstream_sends(tern: &tern_session::SessionHandle, upstream_id: &str) {
     assert_eq!(resp.command_status, CommandStatus::Ok);
 }
 
+/// The client's next delivery is the receipt for `tern_id`, within 10 s,
+/// and it takes it.
+async fn takes_receipt_for(requests: &mut tern_session::Requests, tern_id: &str) {
+    let (request, id) = next_receipt(requests, Duration::from_secs(10), "the receipt").await;
+    assert_eq!(id, tern_id);
+    take(request).await;
+}
+
 /// The client takes a delivery (deliver_sm_resp, ESME_ROK).
 async fn take(delivery: tern_session::Request) {
     delivery
@@ -496,14 +504,7 @@ async fn receipts_during_the_attempt_write(name: &str, redis: Option<&Redis>) {
             started.elapsed() < Duration::from_secs(10),
             "answered within its wait"
         );
-        let (request, id) = next_receipt(
-            &mut session.requests,
-            Duration::from_secs(10),
-            "the receipt",
-        )
-        .await;
-        assert_eq!(id, tern_id);
-        take(request).await;
+        takes_receipt_for(&mut session.requests, &tern_id).await;
     }
     let metrics = admin.text("/metrics").await;
     assert_eq!(
@@ -565,14 +566,7 @@ async fn on_redis_a_receipt_waits_for_no_message_lease() {
     tokio::time::timeout(Duration::from_secs(10), upstream_sends(&tern.handle, "w1"))
         .await
         .expect("the receipt is answered without the message's lease");
-    let (request, id) = next_receipt(
-        &mut session.requests,
-        Duration::from_secs(10),
-        "the receipt",
-    )
-    .await;
-    assert_eq!(id, tern_id);
-    take(request).await;
+    takes_receipt_for(&mut session.requests, &tern_id).await;
     assert_eq!(
         redis.cli(&["GET", &lease]).as_deref().map(str::trim),
         Some("9"),
