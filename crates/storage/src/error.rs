@@ -105,6 +105,16 @@ pub enum StoreError {
     /// The id counter is exhausted for this node (2^48 ids).
     #[error("message ids exhausted on node {0}")]
     IdsExhausted(u16),
+    /// A change decided from a read of the message was refused this many
+    /// times in a row, each time because it had been written since (by
+    /// another node, or a task that does not take the message's lock).
+    #[error("message {id} kept changing under {tries} tries")]
+    KeptChanging {
+        /// The message.
+        id: crate::TernId,
+        /// How many times it was read and decided.
+        tries: usize,
+    },
     /// A value that goes into a key cannot: it holds a NUL, which ends a
     /// name in the key layout, or a number the layout reserves.
     #[error("message store: {what} {value:?} cannot be part of a key")]

@@ -913,9 +913,7 @@ impl RedisStore {
                 }
             }
         }
-        Err(StoreError::redis(format!(
-            "message {id} kept changing under {RETRIES} tries"
-        )))
+        Err(StoreError::KeptChanging { id, tries: RETRIES })
     }
 
     /// The (hash, field) of every place a receipt for `upstream`'s

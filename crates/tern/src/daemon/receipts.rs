@@ -269,9 +269,10 @@ async fn apply_locked(
             return Ok(applied);
         }
     }
-    Err(StoreError::redis(format!(
-        "message {id} kept changing under {DECIDE_TRIES} tries of a receipt"
-    )))
+    Err(StoreError::KeptChanging {
+        id,
+        tries: DECIDE_TRIES,
+    })
 }
 
 /// One try of [`apply_locked`]: reads the record, the client's account and
