@@ -550,6 +550,48 @@ mod tests {
         assert_eq!(record.client_id(), record.id);
     }
 
+    /// A decided receipt is refused when its record changed since it was
+    /// read (`Store::record_decided_receipt`); only when the client took a
+    /// relayed receipt, kept beside the record, does not count.
+    #[test]
+    fn a_record_is_unchanged_since_a_read_but_for_its_acknowledgement_times() {
+        let mut read: MessageRecord = old_record().into();
+        read.relayed.push(RelayedReceipt {
+            outbox_seq: 3,
+            part: None,
+            stat: "DELIVRD".to_owned(),
+            err: 0,
+            queued_ms: 9,
+            acked_ms: None,
+        });
+        let mut now = read.clone();
+        assert!(now.unchanged_since(&read));
+        now.relayed[0].acked_ms = Some(12);
+        assert!(now.unchanged_since(&read), "taken by the client since");
+        let changes: [fn(&mut MessageRecord); 6] = [
+            |r| r.state = State::Submitted,
+            |r| r.updated_ms += 1,
+            |r| r.relayed[0].outbox_seq = 4,
+            |r| r.attempts[0].upstream_ids.push("a3".to_owned()),
+            |r| r.outcome = None,
+            |r| {
+                r.parts.push(PartState {
+                    upstream: "ovh".to_owned(),
+                    upstream_id: "a1".to_owned(),
+                    awaited: true,
+                    outcome: None,
+                    is_final: false,
+                    updated_ms: 10,
+                })
+            },
+        ];
+        for (n, change) in changes.iter().enumerate() {
+            let mut now = read.clone();
+            change(&mut now);
+            assert!(!now.unchanged_since(&read), "change {n} not seen");
+        }
+    }
+
     #[test]
     fn a_destination_of_a_submit_multi_names_its_submission() {
         let mut lead: MessageRecord = old_record().into();
