@@ -199,6 +199,13 @@ impl RedisStore {
             record.state = State::InFlight;
             record.updated_ms = now_ms;
             let stored = stored::encode_at(&record, stored::next(&raw))?;
+            // The member check is not redundant with the record's: on a
+            // cluster the records are read after the heads, in a round
+            // trip of their own (`read_raw`), so one may have been
+            // cancelled or claimed in between, and the record fence alone
+            // would pass it unchanged since that read (without this check
+            // `queued_and_mo.rs` `claim_and_cancel_or_replace_never_both_
+            // get_a_message` failed 8 runs of 8 on the cluster).
             group
                 .check_record(self.layout.message(*id), &raw)
                 .check_member(self.layout.ready(client), &m)
