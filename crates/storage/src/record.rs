@@ -550,20 +550,25 @@ mod tests {
         assert_eq!(record.client_id(), record.id);
     }
 
+    /// A DELIVRD receipt relayed to the client at outbox place `seq`.
+    fn delivered(seq: u64, queued_ms: u64, acked_ms: Option<u64>) -> RelayedReceipt {
+        RelayedReceipt {
+            outbox_seq: seq,
+            part: None,
+            stat: "DELIVRD".to_owned(),
+            err: 0,
+            queued_ms,
+            acked_ms,
+        }
+    }
+
     /// A decided receipt is refused when its record changed since it was
     /// read (`Store::record_decided_receipt`); only when the client took a
     /// relayed receipt, kept beside the record, does not count.
     #[test]
     fn a_record_is_unchanged_since_a_read_but_for_its_acknowledgement_times() {
         let mut read: MessageRecord = old_record().into();
-        read.relayed.push(RelayedReceipt {
-            outbox_seq: 3,
-            part: None,
-            stat: "DELIVRD".to_owned(),
-            err: 0,
-            queued_ms: 9,
-            acked_ms: None,
-        });
+        read.relayed.push(delivered(3, 9, None));
         let mut now = read.clone();
         assert!(now.unchanged_since(&read));
         now.relayed[0].acked_ms = Some(12);
@@ -616,14 +621,7 @@ mod tests {
     #[test]
     fn a_damaged_current_record_is_an_error_not_an_old_one() {
         let mut record: MessageRecord = old_record().into();
-        record.relayed.push(RelayedReceipt {
-            outbox_seq: 1,
-            part: None,
-            stat: "DELIVRD".to_owned(),
-            err: 0,
-            queued_ms: 1,
-            acked_ms: Some(2),
-        });
+        record.relayed.push(delivered(1, 1, Some(2)));
         let bytes = postcard::to_stdvec(&record).expect("encodes");
         // Cut inside the history: the first layout would read the head and
         // leave octets over, so it is refused too.
