@@ -558,9 +558,29 @@ async fn on_redis_a_receipt_waits_for_no_message_lease() {
         .await
         .expect("tern sends the submit");
     accept_submit(responder, "w1").await;
+    // The daemon's own membership lease is named as the message's would
+    // be: a lease named wrongly here would hold nothing, and the test pass
+    // whatever the daemon does.
+    let membership = format!("{NAME}:{{l}}:lease:node:0");
+    assert_eq!(
+        redis
+            .cli(&["EXISTS", &membership])
+            .as_deref()
+            .map(str::trim),
+        Some("1"),
+        "the leases' names"
+    );
     // Another node (9) holds the message's lease, as between its read and
-    // its write, for longer than the test waits.
-    let lease = format!("{NAME}:{{l}}:lease:message:{}", tern_id.to_lowercase());
+    // its write, for longer than the test waits. The id the client got is
+    // the one the store names the message by.
+    let id = tern_id.to_lowercase();
+    let record = redis.cli(&["KEYS", &format!("{NAME}:*:m:{id}")]);
+    assert_eq!(
+        record.as_deref().map(|keys| keys.lines().count()),
+        Some(1),
+        "the message's record is named by {id}"
+    );
+    let lease = format!("{NAME}:{{l}}:lease:message:{id}");
     let held = redis.cli(&["SET", &lease, "9", "PX", &HELD.as_millis().to_string()]);
     assert_eq!(held.as_deref().map(str::trim), Some("OK"), "lease set");
     tokio::time::timeout(Duration::from_secs(10), upstream_sends(&tern.handle, "w1"))

@@ -642,7 +642,8 @@ pub(super) struct Apply {
     /// about five keys each, and a search of the list for every key made
     /// building one quadratic (about 800 000 comparisons for 256
     /// attempts). Hashed with foldhash: the keys are this store's own
-    /// names, and SipHash over them was a percent of the daemon's CPU.
+    /// names, and SipHash (over all the daemon's maps) was 1.6 % of its
+    /// samples on Redis in session 18's profile.
     places: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
 }
 

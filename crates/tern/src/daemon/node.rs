@@ -317,9 +317,6 @@ impl Node {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        if guard.lease.is_some() {
-            return;
-        }
         let name = format!("message:{id}");
         // The holder is another node's task between a read and a write;
         // a holder that died frees it when the lease expires.
