@@ -107,14 +107,47 @@ async fn a_messages_life_is_a_few_commands_on_the_server() {
         "{:.1} writes a message: {ran:?}",
         per(&writes)
     );
+    // On one server a claim's records come in the script that finds their
+    // ids in the ready queues, so the record's fence is the whole check:
+    // no `ZSCORE` of the id in its queue (one a message before).
+    assert_eq!(
+        ran.get("zscore"),
+        None,
+        "member checks in claims on one server: {ran:?}"
+    );
     for id in &ids {
         let record = store.get(*id).await.expect("reads").expect("there");
         assert_eq!(record.state, State::Final);
         assert!(record.relayed[0].acked_ms.is_some());
     }
+    // `verify` found every record by its key (`SCAN`): one server keeps no
+    // set of every id, which cost each accept a write and each purge
+    // another. The retention queues, named the same way, are there.
     let check = store.verify().await.expect("verifies");
     assert!(check.problems.is_empty(), "{:?}", check.problems);
     assert_eq!(check.finished, MESSAGES);
+    let keys = |pattern: &str| server.cli(&["KEYS", pattern]).expect("KEYS");
+    assert!(keys("life:{t*}:retention").contains("retention"));
+    assert_eq!(keys("life:{t*}:all").trim(), "", "a set of every id");
+}
+
+/// A store written before kept a set of every id on one server too: the
+/// first open drops it, so its members (nothing removes them any more)
+/// do not stay for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_stores_set_of_every_id_goes_at_open() {
+    let server = RedisServer::start("old_id_sets");
+    for shard in [0, 7, 15] {
+        let key = format!("old:{{t{shard}}}:all");
+        server
+            .cli(&["SADD", &key, "00000000000000a7"])
+            .expect("SADD");
+    }
+    let kept = server.cli(&["KEYS", "old:*"]).expect("KEYS");
+    assert_eq!(kept.lines().count(), 3, "{kept}");
+    let _store = open_on(&server, "old").await;
+    let left = server.cli(&["KEYS", "old:{t*}:all"]).expect("KEYS");
+    assert_eq!(left.trim(), "", "left after the open: {left}");
 }
 
 /// Writes of one step that come while a call of that step is out wait

@@ -226,7 +226,8 @@ return out
 /// set, the shard's set of clients with a ready queue.
 /// ARGV: dedup field, id (hex), now, window (ms), record, not-before,
 /// expires ("" for none), message key prefix (the first message's record
-/// key is that prefix and its hex id, same slot), client.
+/// key is that prefix and its hex id, same slot), client, "1" when the
+/// id goes in the all-ids set (a cluster's only, see `Layout::all`).
 /// Returns the id (hex) the client gets, and 1 if it is a duplicate.
 pub(super) static ACCEPT_DEDUP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -243,7 +244,7 @@ redis.call('HSET', KEYS[4], ARGV[1], ARGV[2] .. ':' .. ARGV[3])
 redis.call('SET', KEYS[1], ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[2])
 if ARGV[7] ~= '' then redis.call('ZADD', KEYS[3], ARGV[7], ARGV[2]) end
-redis.call('SADD', KEYS[5], ARGV[2])
+if ARGV[10] == '1' then redis.call('SADD', KEYS[5], ARGV[2]) end
 redis.call('SADD', KEYS[6], ARGV[9])
 return {ARGV[2], 0}
 "#,

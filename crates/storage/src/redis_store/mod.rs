@@ -57,8 +57,8 @@ use cache::Cache;
 pub use conn::Step;
 use conn::{bounded, AsyncConn, AsyncPool, Clients, READ_TIMEOUT, STEP};
 use layout::{
-    client_shard, counter_for, id_shard, member, parse_member, upstream_field, upstream_shard,
-    Layout, SHARDS,
+    client_shard, counter_for, glob_escaped, id_shard, member, parse_member, upstream_field,
+    upstream_shard, Layout, SHARDS,
 };
 use lua::{Apply, Group};
 pub use server_cpu::server_cpu_seconds;
@@ -473,6 +473,7 @@ impl RedisStore {
     /// [`RedisStore::open`]; after [`RedisStore::connect`], once joined).
     pub async fn recover(&self) -> Result<Recovery, StoreError> {
         self.migrate_legacy_ready().await?;
+        self.drop_id_sets().await?;
         let requeued = self.requeue_claimed_by(self.node, RETRIES).await?;
         Ok(Recovery { requeued })
     }
@@ -611,7 +612,9 @@ impl RedisStore {
         let Some((key, window)) = dedup else {
             let mut group = Group::default();
             self.stage(&mut group, transition::accept(record), 1)?;
-            group.sadd(self.layout.all(shard), &m);
+            if self.cluster {
+                group.sadd(self.layout.all(shard), &m);
+            }
             self.apply_one(group).await?;
             return Ok(Accepted {
                 id,
@@ -642,6 +645,7 @@ impl RedisStore {
             .arg(record.expires_ms.map(|e| e.to_string()).unwrap_or_default())
             .arg(message_prefix)
             .arg(&record.client)
+            .arg(if self.cluster { "1" } else { "" })
             .invoke_async(&mut conn)
             .await?;
         self.settle(&mut conn).await?;
@@ -681,7 +685,9 @@ impl RedisStore {
         for record in multi_records(messages, &ids, now_ms) {
             let (shard, m) = (id_shard(record.id), member(record.id));
             self.stage(&mut group, transition::accept(record), 1)?;
-            group.sadd(self.layout.all(shard), &m);
+            if self.cluster {
+                group.sadd(self.layout.all(shard), &m);
+            }
         }
         self.apply_one(group).await?;
         Ok(ids)
@@ -1587,10 +1593,12 @@ impl RedisStore {
                 }
             }
             self.cache.forget(id);
+            if self.cluster {
+                group.srem(self.layout.all(shard), &m);
+            }
             group
                 .zrem(self.layout.retention(shard), &m)
                 .zrem(self.layout.expiry(shard), &m)
-                .srem(self.layout.all(shard), &m)
                 .del(self.layout.acks(id))
                 .del(self.layout.message(id));
             self.apply_one(group).await?;
@@ -1718,15 +1726,66 @@ impl RedisStore {
             .await
     }
 
+    /// On one server, removes the sets of every id (`Layout::all`) that
+    /// stores written before kept there too: nothing reads or writes them
+    /// any more, and their members would stay for ever. `UNLINK`: the
+    /// server frees a large set away from its main thread.
+    async fn drop_id_sets(&self) -> Result<(), StoreError> {
+        if self.cluster {
+            return Ok(());
+        }
+        let keys: Vec<Vec<u8>> = (0..SHARDS).map(|shard| self.layout.all(shard)).collect();
+        self.query::<usize>(redis::cmd("UNLINK").arg(keys)).await?;
+        Ok(())
+    }
+
+    /// The members of every id of `shard` with a record: on a cluster its
+    /// set of ids ([`Layout::all`]); on one server the record keys, found
+    /// with `SCAN`.
+    async fn ids_with_records(&self, shard: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        if self.cluster {
+            return self
+                .query(redis::cmd("SMEMBERS").arg(self.layout.all(shard)))
+                .await;
+        }
+        let prefix = self.layout.message_prefix(shard);
+        let mut pattern = glob_escaped(&prefix);
+        pattern.push(b'*');
+        let mut members = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .query(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000),
+                )
+                .await?;
+            members.extend(
+                keys.into_iter()
+                    .filter_map(|k| k.strip_prefix(prefix.as_slice()).map(<[u8]>::to_vec)),
+            );
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        // SCAN may return a key twice.
+        members.sort_unstable();
+        members.dedup();
+        Ok(members)
+    }
+
     /// Every record checked against the queues (for tests and `tern`).
     pub async fn verify(&self) -> Result<Verification, StoreError> {
         let mut v = Verification::default();
         for shard in 0..SHARDS {
             let ready = self.ready_members(shard).await?;
             let flight = self.whole_set(self.layout.in_flight(shard)).await?;
-            let all: Vec<Vec<u8>> = self
-                .query(redis::cmd("SMEMBERS").arg(self.layout.all(shard)))
-                .await?;
+            let all = self.ids_with_records(shard).await?;
             for m in &all {
                 let id = parse_member(m).ok_or_else(|| bad("id set member", "not an id"))?;
                 let Some(record) = self.get(id).await? else {

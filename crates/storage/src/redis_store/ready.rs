@@ -160,6 +160,9 @@ impl RedisStore {
         let mut calls: Vec<ShardClaim> = Vec::new();
         let mut open: HashMap<u64, usize> = HashMap::new();
         let mut dropped = Vec::new();
+        // Records not brought by the look, read in a round trip of their
+        // own: each needs the member check (below).
+        let mut read_later: HashSet<TernId> = HashSet::new();
         let mut kept = 0;
         for (at, (client, id)) in order.iter().enumerate() {
             if kept >= limit {
@@ -176,6 +179,7 @@ impl RedisStore {
                     .filter(|id| !found.contains_key(id))
                     .take(limit - kept)
                     .collect();
+                read_later.extend(wanted.iter().copied());
                 found.extend(self.read_raw(&wanted).await?);
             }
             let shard = id_shard(*id);
@@ -199,16 +203,23 @@ impl RedisStore {
             record.state = State::InFlight;
             record.updated_ms = now_ms;
             let stored = stored::encode_at(&record, stored::next(&raw))?;
-            // The member check is not redundant with the record's: on a
-            // cluster the records are read after the heads, in a round
-            // trip of their own (`read_raw`), so one may have been
-            // cancelled or claimed in between, and the record fence alone
-            // would pass it unchanged since that read (without this check
-            // `queued_and_mo.rs` `claim_and_cancel_or_replace_never_both_
-            // get_a_message` failed 8 runs of 8 on the cluster).
+            group.check_record(self.layout.message(*id), &raw);
+            // A record the look brought was read in the script that found
+            // its id in the queue, and every write that takes an id out of
+            // a ready queue rewrites or deletes its record: so the record
+            // fence alone shows the id is still there, and the member
+            // check (a `ZSCORE`, 3.3 µs of the server's time a message in
+            // session 18's profile) would only repeat it. A record read
+            // in a round trip of its own (`read_raw`: always on a
+            // cluster) may have been cancelled or claimed between the
+            // look and that read, and its fence would pass it unchanged
+            // since: without the member check `queued_and_mo.rs`
+            // `claim_and_cancel_or_replace_never_both_get_a_message`
+            // failed 8 runs of 8 on the cluster.
+            if read_later.contains(id) {
+                group.check_member(self.layout.ready(client), &m);
+            }
             group
-                .check_record(self.layout.message(*id), &raw)
-                .check_member(self.layout.ready(client), &m)
                 .zrem(self.layout.ready(client), &m)
                 .zadd(self.layout.in_flight(shard), u64::from(self.node), &m)
                 .set(self.layout.message(*id), stored.clone());
