@@ -290,7 +290,9 @@ return out
 /// claim's time, the most ids wanted from one client, the records wanted
 /// in all, then per shard (in the order of KEYS) the prefix of its
 /// clients' ready queues and of its message records (a member completes
-/// either).
+/// either), then the ids to pass over: those of a claim whose write goes
+/// beside this look, which would otherwise take the heads (and the
+/// records read with them) if the look came first.
 ///
 /// Returns {shard (from 0), client, {id, id…}, {record or nil…}} for each
 /// client with ids due, oldest first. The records are those of the
@@ -304,12 +306,24 @@ pub(super) static READY_CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(R
 /// The text of [`READY_CLAIM`].
 const READY_CLAIM_LUA: &str = r#"
 local now, each, wanted = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local skip, nskip = {}, 0
+for a = 4 + 2 * #KEYS, #ARGV do
+  skip[ARGV[a]] = true
+  nskip = nskip + 1
+end
 local found = {}
 for s = 1, #KEYS do
   local queues = ARGV[2 + 2 * s]
   for _, client in ipairs(redis.call('SMEMBERS', KEYS[s])) do
     local queue = queues .. client
-    local due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, each)
+    local due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, each + nskip)
+    if nskip > 0 then
+      local left = {}
+      for _, m in ipairs(due) do
+        if not skip[m] and #left < each then left[#left + 1] = m end
+      end
+      due = left
+    end
     if #due > 0 then
       found[#found + 1] = {s, client, due, 0}
     elseif redis.call('ZCARD', queue) == 0 then

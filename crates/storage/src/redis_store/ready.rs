@@ -151,7 +151,10 @@ impl RedisStore {
             .and_then(|kept| kept.take(look_at));
         let (queues, mut found) = match kept {
             Some(heads) => heads,
-            None => self.ready_heads(now_ms, look_at, limit).await?,
+            None => {
+                self.ready_heads(now_ms, look_at, limit, &HashSet::new())
+                    .await?
+            }
         };
         let order = self.fair_order(queues, look_at);
         // Calls of one shard each on a cluster (one script may touch one
@@ -237,7 +240,8 @@ impl RedisStore {
                 .chain(dropped)
                 .collect();
             let (applied, next) =
-                futures::future::join(writes, self.ready_heads(now_ms, look_at, limit)).await;
+                futures::future::join(writes, self.ready_heads(now_ms, look_at, limit, &written))
+                    .await;
             // A failed look is made again by the next claim.
             *self.kept_look.lock().unwrap_or_else(|p| p.into_inner()) =
                 next.ok().map(|heads| KeptLook {
@@ -272,12 +276,15 @@ impl RedisStore {
     /// the stored octets of those whose records came with them (`None`:
     /// no record): on one server those of about the first `limit` a claim
     /// takes, in one script over every shard ([`lua::READY_CLAIM`]); on a
-    /// cluster none, the ids in one script per shard, all at once.
+    /// cluster none, the ids in one script per shard, all at once. On one
+    /// server the ids in `pass_over` (a claim being written beside) are
+    /// left out, so the records read are those the next claim takes.
     async fn ready_heads(
         &self,
         now_ms: u64,
         look_at: usize,
         limit: usize,
+        pass_over: &HashSet<TernId>,
     ) -> Result<Heads, StoreError> {
         let mut queues = Vec::new();
         let mut found = HashMap::new();
@@ -306,6 +313,9 @@ impl RedisStore {
             call.key(self.layout.ready_clients(shard))
                 .arg(self.layout.ready_prefix(shard))
                 .arg(self.layout.message_prefix(shard));
+        }
+        for id in pass_over {
+            call.arg(member(*id));
         }
         let mut conn = self.conn();
         let heads: Vec<ClientHeads> = bounded(call.invoke_async(&mut conn)).await?;
