@@ -226,6 +226,23 @@ fn rounds_of_kills(rounds: usize, fast: bool) {
                 sink.lock().unwrap_or_else(|p| p.into_inner()).read(&line);
             }
         });
+        if round == 0 {
+            // The first writer creates the store: on a loaded machine
+            // (beside a build) that took longer than the wait below, and
+            // the round was killed before any acknowledgement, which the
+            // check takes for a writer that wrote nothing. Later rounds
+            // may be killed anywhere, during the store's open included.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while acked
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .accepted
+                .is_empty()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         std::thread::sleep(Duration::from_millis(rng.random_range(150..600)));
         child.kill().expect("SIGKILL the writer");
         let status = child.wait().expect("reap");
