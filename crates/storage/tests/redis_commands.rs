@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use common::life::{lives, message};
 use common::{info_stat, open_on, RedisServer};
-use tern_storage::State;
+use tern_storage::redis_store::layout::{client_shard, Layout};
+use tern_storage::{OutboxItem, State};
 
 /// Messages in flight at once: enough that each step's writes gather.
 const MESSAGES: usize = 400;
@@ -182,4 +184,31 @@ async fn writes_that_come_while_a_call_is_out_go_in_the_next() {
     }
     let spent = calls() - before;
     assert_eq!(spent, 2, "script calls for 10 accepts");
+}
+
+/// A receipt adds its client to the shard's set of clients with an outbox
+/// whether or not its write applies (a notice: once per call, not once
+/// per message), so a client may be listed with nothing owed; the read of
+/// its outbox that finds nothing takes it out, and one with an item owed
+/// stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_listed_with_nothing_owed_leaves_the_list_when_read() {
+    let server = RedisServer::start("outbox_notice");
+    let store = open_on(&server, "notice").await;
+    let layout = Layout::new("notice").expect("a prefix");
+    let listed = String::from_utf8(layout.outbox_clients(client_shard("ghost"))).expect("text");
+    server.cli(&["SADD", &listed, "ghost"]).expect("SADD");
+    let item = OutboxItem {
+        pdu: Bytes::from_static(b"deliver_sm"),
+        message: None,
+        stored_ms: 1,
+    };
+    store.outbox_push("acme", &item).await.expect("stored");
+    let mut clients = store.outbox_clients().await.expect("lists");
+    clients.sort();
+    assert_eq!(clients, ["acme", "ghost"]);
+    for client in ["acme", "ghost"] {
+        store.outbox_pending(client, None, 10).await.expect("reads");
+    }
+    assert_eq!(store.outbox_clients().await.expect("lists"), ["acme"]);
 }

@@ -13,7 +13,7 @@
 //! answer and the SCRIPT LOAD and retry that redis-rs makes after it
 //! (which a server that restarted, or a new cluster primary, still needs).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use redis::Script;
@@ -29,6 +29,9 @@ use redis::Script;
 /// ARGV: group count, then per group its check count, its op count, the
 /// checks (kind, key index, value) and the ops (name, key index, args).
 /// The op `publish` (channel, message) names no key: its key index is 0.
+/// When ARGV goes on after the groups, the rest is one more group, of
+/// ops only, applied whatever the others found and not answered: the
+/// call's notices (see [`Group::notice`]).
 ///
 /// A call gathers the groups of hundreds of messages, and each
 /// `redis.call` costs the server more CPU than the command itself (the
@@ -128,7 +131,9 @@ local function hold(command, key, named, a, b)
   h[4][named] = true
   if n >= HELD_ARGS then flush(key) end
 end
-for g = 1, tonumber(ARGV[1]) do
+local ngroups, g = tonumber(ARGV[1]), 0
+while ARGV[pos] do
+  g = g + 1
   local nchecks, nops = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
   pos = pos + 2
   local ok = true
@@ -219,7 +224,9 @@ for g = 1, tonumber(ARGV[1]) do
       end
     end
   end
-  if ok then out[g] = 1 elseif stale then out[g] = stale[1] elseif isheld then out[g] = 2 else out[g] = 0 end
+  if g > ngroups then
+    -- The notices: answered by nothing.
+  elseif ok then out[g] = 1 elseif stale then out[g] = stale[1] elseif isheld then out[g] = 2 else out[g] = 0 end
 end
 for _, key in ipairs(order) do flush(key) end
 flushm()
@@ -376,8 +383,12 @@ return {record, redis.call('HGETALL', KEYS[2])}
 
 /// Up to ARGV[1] outbox items placed from ARGV[2] on (a ZRANGEBYSCORE
 /// bound: "-inf", or "(seq" for after seq), oldest first, as
-/// {seq, item, seq, item…}.
-/// KEYS: items hash, order set.
+/// {seq, item, seq, item…}. A read from the start that finds nothing
+/// takes the client (ARGV[3]) out of its shard's set of clients with an
+/// outbox: a receipt adds its client there whether or not its write
+/// applies (a notice, see [`Group::notice`]), so a write that did not
+/// apply may have left one with nothing owed.
+/// KEYS: items hash, order set, the shard's clients with an outbox.
 ///
 /// The items are read with one HMGET, not one HGET each: every
 /// `redis.call` costs the server more than the command's own work (see
@@ -387,6 +398,7 @@ pub(super) static OUTBOX_READ: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local out = {}
 local seqs = redis.call('ZRANGEBYSCORE', KEYS[2], ARGV[2], '+inf', 'LIMIT', 0, tonumber(ARGV[1]))
+if #seqs == 0 and ARGV[2] == '-inf' then redis.call('SREM', KEYS[3], ARGV[3]) end
 -- In pieces of 1000: Lua's unpack is bounded by its C stack.
 for from = 1, #seqs, 1000 do
   local to = math.min(from + 999, #seqs)
@@ -519,6 +531,8 @@ type Op = (&'static str, Vec<u8>, Vec<Vec<u8>>);
 pub(super) struct Group {
     checks: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
     ops: Vec<Op>,
+    /// Writes that only tell others where to look: see [`Group::notice`].
+    notices: Vec<Op>,
 }
 
 impl Group {
@@ -580,12 +594,26 @@ impl Group {
     }
     /// Publishes `message` on `channel` once the group is applied (the
     /// outbox's news to the other nodes, in the write that stores it).
+    /// News on `channel`: a notice (see [`Group::notice`]).
     pub(super) fn publish(&mut self, channel: String, message: &str) -> &mut Self {
-        self.op(
+        self.notices.push((
             "publish",
             Vec::new(),
             vec![channel.into_bytes(), message.as_bytes().to_vec()],
-        )
+        ));
+        self
+    }
+    /// Adds `member` to the set at `key` whether or not the group's checks
+    /// hold, once per call however many groups ask: for a set that only
+    /// tells where to look (the clients with a ready queue, or with an
+    /// outbox), whose readers skip a member with nothing there and take
+    /// it out. One write per call instead of one per message: every check
+    /// and op a group carries costs the server about a microsecond to
+    /// read and run, skipped or not.
+    pub(super) fn notice(&mut self, key: Vec<u8>, member: &str) -> &mut Self {
+        self.notices
+            .push(("sadd", key, vec![member.as_bytes().to_vec()]));
+        self
     }
     /// The key of the group's first check or write: on a cluster, every
     /// key of a group lies in its slot.
@@ -596,6 +624,7 @@ impl Group {
             .or_else(|| {
                 self.ops
                     .iter()
+                    .chain(&self.notices)
                     .find(|(name, _, _)| *name != "publish")
                     .map(|(_, key, _)| key.as_slice())
             })
@@ -666,7 +695,15 @@ pub(super) struct Apply {
     /// names, and SipHash (over all the daemon's maps) was 1.6 % of its
     /// samples on Redis in session 18's profile.
     places: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
+    /// The groups' notices (see [`Group::notice`]), each once, as
+    /// (name, key index, arguments): sent after the groups, as one more
+    /// group that [`APPLY`] applies whatever the others found.
+    notices: Vec<Notice>,
+    noticed: HashSet<Notice, foldhash::fast::RandomState>,
 }
+
+/// A notice as a call sends it: (name, key index, arguments).
+type Notice = (&'static str, usize, Vec<Vec<u8>>);
 
 impl Apply {
     /// Adds `key` to the call's keys if it is new; its index in `KEYS`
@@ -736,6 +773,19 @@ impl Apply {
                 self.arg_number(order);
             }
         }
+        for (name, key, args) in group.notices {
+            let index = if name == "publish" { 0 } else { self.key(key) };
+            let notice = (name, index, args);
+            if self.noticed.contains(&notice) {
+                continue;
+            }
+            self.octets += name.len()
+                + 2 * FRAMING
+                + 4
+                + notice.2.iter().map(|a| a.len() + FRAMING).sum::<usize>();
+            self.noticed.insert(notice.clone());
+            self.notices.push(notice);
+        }
     }
 
     /// Groups added.
@@ -757,7 +807,8 @@ impl Apply {
 
     /// The call as one `EVALSHA` command, its arguments copied once.
     fn command(&self) -> redis::Cmd {
-        let count = 4 + self.keys.len() + self.ends.len();
+        let noticed: usize = self.notices.iter().map(|(_, _, args)| 2 + args.len()).sum();
+        let count = 6 + self.keys.len() + self.ends.len() + noticed;
         let mut cmd = redis::Cmd::with_capacity(count, self.octets + 64);
         cmd.arg("EVALSHA")
             .arg(APPLY.get_hash())
@@ -770,6 +821,15 @@ impl Apply {
         for &end in &self.ends {
             cmd.arg(self.args.get(start..end).unwrap_or_default());
             start = end;
+        }
+        if !self.notices.is_empty() {
+            cmd.arg(0).arg(self.notices.len());
+            for (name, index, args) in &self.notices {
+                cmd.arg(*name).arg(*index);
+                for arg in args {
+                    cmd.arg(arg.as_slice());
+                }
+            }
         }
         cmd
     }
@@ -824,11 +884,52 @@ mod tests {
             expected.arg(&call.args[start..end]);
             start = end;
         }
+        // Then the notices, as a group of ops only.
+        expected
+            .arg(0)
+            .arg(1)
+            .arg("publish")
+            .arg(0)
+            .arg("p:outbox")
+            .arg("acme");
         assert_eq!(
             call.command().get_packed_command(),
             expected.get_packed_command()
         );
         assert_eq!(call.keys.len(), 3);
-        assert_eq!(call.ends.len(), 2 + 3 * 2 + 3 + 4 + 3 + 4);
+        assert_eq!(call.ends.len(), 2 + 3 * 2 + 3 + 4 + 3);
+    }
+
+    /// A notice many groups of a call give (a client in the set of those
+    /// with a ready queue, news of its outbox) goes once, after the
+    /// groups, whatever their checks: each check and op costs the server
+    /// about a microsecond to read and run, skipped or not, and a gathered
+    /// call holds hundreds of one client's messages.
+    #[test]
+    fn a_notice_goes_once_per_call_after_the_groups() {
+        let mut call = Apply::default();
+        for n in 0..3u8 {
+            let mut group = Group::default();
+            group
+                .check_record(format!("p:{{t1}}:m:{n}").into_bytes(), &[n; 30])
+                .zadd(b"p:{t1}:q:acme".to_vec(), 3, &format!("000{n}"))
+                .notice(b"p:{t1}:qclients".to_vec(), "acme")
+                .publish("p:outbox".to_owned(), "acme");
+            call.push(group);
+        }
+        let packed = call.command().get_packed_command();
+        let said = |what: &[u8]| packed.windows(what.len()).filter(|w| *w == what).count();
+        assert_eq!(said(b"sadd"), 1);
+        assert_eq!(said(b"publish"), 1);
+        assert_eq!(
+            said(b"\r\nacme\r\n"),
+            2,
+            "the member and the news, once each"
+        );
+        // The groups' own arguments come first: 3 groups of a check and
+        // an op; the notices after them.
+        assert_eq!(call.len(), 3);
+        assert_eq!(call.ends.len(), 3 * (2 + 3 + 4));
+        assert!(packed.ends_with(b"$7\r\npublish\r\n$1\r\n0\r\n$8\r\np:outbox\r\n$4\r\nacme\r\n"));
     }
 }

@@ -1284,7 +1284,7 @@ impl RedisStore {
                 encode(item)?,
             )
             .zadd(self.layout.outbox_order(client), seq, &seq.to_string())
-            .sadd(self.layout.outbox_clients(client_shard(client)), client);
+            .notice(self.layout.outbox_clients(client_shard(client)), client);
         Ok(())
     }
 
@@ -1314,8 +1314,10 @@ impl RedisStore {
         }
         let mut call = lua::OUTBOX_READ.key(self.layout.outbox(client));
         call.key(self.layout.outbox_order(client))
+            .key(self.layout.outbox_clients(client_shard(client)))
             .arg(limit)
-            .arg(from.as_str());
+            .arg(from.as_str())
+            .arg(client);
         let mut conn = self.conn();
         let flat: Vec<Vec<u8>> = STEP
             .scope(Step::OutboxRead, bounded(call.invoke_async(&mut conn)))

@@ -90,7 +90,7 @@ impl RedisStore {
     pub(super) fn enqueue(&self, group: &mut Group, client: &str, at: u64, m: &str) {
         group
             .zadd(self.layout.ready(client), at, m)
-            .sadd(self.layout.ready_clients(client_shard(client)), client);
+            .notice(self.layout.ready_clients(client_shard(client)), client);
     }
 
     /// Claims up to `limit` messages due at `now`, marking them in flight
