@@ -592,9 +592,10 @@ impl Group {
     pub(super) fn hdel_if(&mut self, key: Vec<u8>, field: Vec<u8>, value: Vec<u8>) -> &mut Self {
         self.op("hdel_if", key, vec![field, value])
     }
-    /// Publishes `message` on `channel` once the group is applied (the
-    /// outbox's news to the other nodes, in the write that stores it).
-    /// News on `channel`: a notice (see [`Group::notice`]).
+    /// Publishes `message` on `channel` (the outbox's news to the other
+    /// nodes, in the write that stores it): a notice, so once per call and
+    /// whether or not the group applies (see [`Group::notice`]); a node
+    /// woken by news of nothing new reads and finds nothing.
     pub(super) fn publish(&mut self, channel: String, message: &str) -> &mut Self {
         self.notices.push((
             "publish",
