@@ -14,7 +14,7 @@ use bytes::Bytes;
 use common::life::{lives, message};
 use common::{info_stat, open_on, RedisServer};
 use tern_storage::redis_store::layout::{client_shard, Layout};
-use tern_storage::{OutboxItem, State};
+use tern_storage::{Attempt, OutboxItem, Outcome, ReceiptUpdate, ReceiptWrite, State};
 
 /// Messages in flight at once: enough that each step's writes gather.
 const MESSAGES: usize = 400;
@@ -211,4 +211,79 @@ async fn a_client_listed_with_nothing_owed_leaves_the_list_when_read() {
         store.outbox_pending(client, None, 10).await.expect("reads");
     }
     assert_eq!(store.outbox_clients().await.expect("lists"), ["acme"]);
+}
+
+/// Two receipts of one message decided from the same read and gathered
+/// into one batch of writes: the script runs a call's checks before its
+/// writes, so the writer puts the second in a call of its own, whose
+/// check then sees the first's record and refuses it (`Changed`: the
+/// daemon reads and decides again). In one call both passed their checks
+/// against the record as it was, and the second overwrote the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_receipts_of_one_message_in_one_batch_are_not_both_written() {
+    let server = RedisServer::start("one_batch");
+    let store = Arc::new(open_on(&server, "one_batch").await);
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        ids.push(store.accept(message(n), 1).await.expect("accepted").id);
+    }
+    let claimed = store.claim_ready(2, 2).await.expect("claims");
+    assert_eq!(claimed.len(), 2);
+    for (n, id) in ids.iter().enumerate() {
+        let attempt = Attempt {
+            upstream: "up".to_owned(),
+            at_ms: 2,
+            status: Some(0),
+            upstream_ids: vec![format!("U{n}")],
+            failure: None,
+        };
+        store
+            .record_attempt_seeing_held(*id, attempt, None, 2, true)
+            .await
+            .expect("attempt recorded");
+    }
+    let ending = |stat: &str| ReceiptUpdate {
+        outcome: Some(Outcome {
+            stat: stat.to_owned(),
+            err: 0,
+            vendor_code: None,
+        }),
+        ..ReceiptUpdate::default()
+    };
+    let other = store.get(ids[0]).await.expect("reads").expect("there");
+    let read = store.get(ids[1]).await.expect("reads").expect("there");
+    // The other message's receipt goes out first and waits on the paused
+    // server; the two come meanwhile and gather in the next batch.
+    server
+        .cli(&["CLIENT", "PAUSE", "300", "WRITE"])
+        .expect("pauses writes");
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .record_decided_receipt(&other, ending("DELIVRD"), 3, None)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut racing = Vec::new();
+    for stat in ["DELIVRD", "UNDELIV"] {
+        let (store, read, update) = (store.clone(), read.clone(), ending(stat));
+        racing.push(tokio::spawn(async move {
+            store.record_decided_receipt(&read, update, 3, None).await
+        }));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = first.await.expect("task").expect("written");
+    assert!(matches!(first, ReceiptWrite::Stored(_)), "{first:?}");
+    let mut written = Vec::new();
+    for race in racing {
+        written.push(race.await.expect("task").expect("answered"));
+    }
+    let stored = written
+        .iter()
+        .filter(|w| matches!(w, ReceiptWrite::Stored(_)))
+        .count();
+    assert_eq!(stored, 1, "{written:?}");
+    assert!(written.contains(&ReceiptWrite::Changed), "{written:?}");
 }

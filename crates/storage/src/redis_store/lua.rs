@@ -18,148 +18,86 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Checks and writes, in groups; each group is applied only if all its
-/// checks hold. Returns per group 1 (applied); or, when its first check
-/// is a record's exact octets (`eq`) or generation (`tail`, see
+/// Checks and writes, in groups; each group's writes are applied only if
+/// all its checks hold. Returns per group 1 (applied); or, when its first
+/// check is a record's exact octets (`eq`) or generation (`tail`, see
 /// `stored.rs`) and that failed, the record as it is now
 /// (nil: gone), so the caller computes its change again without another
 /// read; 2 when a check that a hash has no such field (`hnone`: no
 /// receipt held under an upstream id) failed; else 0.
 ///
-/// ARGV: group count, then per group its check count, its op count, the
-/// checks (kind, key index, value) and the ops (name, key index, args).
-/// The op `publish` (channel, message) names no key: its key index is 0.
-/// When ARGV goes on after the groups, the rest is one more group, of
-/// ops only, applied whatever the others found and not answered: the
-/// call's notices (see [`Group::notice`]).
+/// The call runs in three parts, which [`Apply`] builds:
 ///
-/// A call gathers the groups of hundreds of messages, and each
-/// `redis.call` costs the server more CPU than the command itself (the
-/// call from Lua, its arguments made into objects, its reply made into
-/// Lua values, its own entry in the append-only file). So the writes to
-/// a set, sorted set or hash, and the records' `SET`s, are held back and
-/// sent as one command per key (`ZADD q s1 m1 s2 m2 …`, one `MSET` for
-/// the records) when the script ends, when the held command reaches
-/// `HELD_ARGS` arguments, or before anything reads or writes that key
-/// otherwise (a check of a member held back, a `ZCARD`, a `DEL`, another
-/// command on the key): the script's effect is the same as one command
-/// per write, in the same atomic script, with a handful of commands per
-/// call instead of five to twelve per message. An `sadd` of a member this
-/// call already added (and did not remove since), or a `publish` of a
-/// message this call already published, is skipped.
+/// 1. **The checks** of every group, in order: ARGV is the group count,
+///    then per group its tag (its place, from 1), its check count and its
+///    checks (kind, key index, value).
+/// 2. **The writes, one command per run**: the run count, then per run
+///    its command, its key's index ("0" for `MSET` and `PUBLISH`), the
+///    arguments per entry and the entry count, then its entries, each the
+///    tag of the group it belongs to and its arguments (for `MSET` a key
+///    index and a value; for `PUBLISH` a channel and a message). An entry
+///    of a group whose checks failed is left out; tag "0" is the call's
+///    notices, always applied (see [`Group::notice`]).
+/// 3. **The writes that read first** (`del`, `del_if`, `hdel_if`,
+///    `srem_if_empty`), in order: their count, then per write its tag,
+///    name, key index and two arguments ("" when unused).
+///
+/// So every group's checks see the store as it was before the call:
+/// [`Apply::conflicts`] keeps out of a call a group whose checks read what
+/// an earlier group of it writes, or that writes what an earlier group's
+/// write of the third part reads, and such a group goes into the next
+/// call. Within that rule the effect is the same as the groups applied
+/// one after another.
+///
+/// Why this shape: every `redis.call` costs the server more than its
+/// command (the call from Lua, its arguments made into objects, its reply
+/// into Lua values, its entry in the append-only file), so a key's writes
+/// of a call go as one command (`ZADD q s1 m1 s2 m2 …`, one `MSET` for
+/// the records); and every check and op the script reads and dispatches
+/// costs about half a microsecond of Lua, so the writes come already
+/// grouped by key and command, and the script only filters each entry by
+/// its group's outcome. A microbenchmark of a claim's and a receipt's
+/// group shapes (session 19) gave 8.3 and 14 µs a group against 11.5 and
+/// 22 µs with one parsed and dispatched op per write.
 pub(super) static APPLY: LazyLock<Script> = LazyLock::new(|| Script::new(APPLY_LUA));
 
 /// The text of [`APPLY`].
 const APPLY_LUA: &str = r#"
 -- Globals as locals: a global is a look-up in the globals' table each
--- time, a local a register; every check and op reads ARGV three or four
--- times and calls redis.call. About a tenth of a gathered claim's and
--- receipt's server time (a microbenchmark of the group shapes).
+-- time, a local a register.
 local ARGV, KEYS, tonumber, unpack = ARGV, KEYS, tonumber, unpack
 local call = redis.call
-local arity = {set = 1, del = 0, zadd = 2, zrem = 1, hset = 2, hdel = 1,
-               sadd = 1, srem = 1, hdel_if = 2, srem_if_empty = 2, publish = 2,
-               del_if = 1}
-local HELD_ARGS = 1000
-local pos = 2
-local out = {}
--- Each key by its index as written in ARGV: a table look-up per check and
--- op instead of a `tonumber` (a strtod) and an index; filled as indexes
--- are first met (made whole up front, it formatted a number per key).
+-- Each key by its index as written in ARGV, filled as indexes are first
+-- met: a table look-up instead of a `tonumber` (a strtod) each time.
 local key_at = setmetatable({}, {__index = function(t, s)
   local key = KEYS[tonumber(s)]
   t[s] = key
   return key
 end})
--- What this call has already added to each set, and published on each
--- channel (see above): tables of tables, so no string is made to name a
--- member (every string made in Lua is hashed whole).
-local done, published = {}, {}
-local function within(t, k)
-  local inner = t[k]
-  if not inner then
-    inner = {}
-    t[k] = inner
-  end
-  return inner
-end
--- Writes held back, per key: {command, argument count, arguments,
--- members or fields named}; `order` lists the keys as first held.
-local held, order = {}, {}
--- Records' SETs held back as one MSET.
-local mset, msetn, msetkeys = {}, 0, {}
-local function flushm()
-  if msetn > 0 then
-    call('MSET', unpack(mset, 1, msetn))
-    mset, msetn, msetkeys = {}, 0, {}
-  end
-end
-local function flush(key)
-  local h = held[key]
-  if h then
-    held[key] = nil
-    call(h[1], key, unpack(h[3], 1, h[2]))
-  end
-end
--- Before a read of `key` (of its `member` only, when given) or a write
--- not held back: what is held back there and could change it goes first.
-local function touch(key, member)
-  local h = held[key]
-  if h and (member == nil or h[4][member]) then flush(key) end
-  if msetkeys[key] then flushm() end
-end
--- Holds back `command key a [b]`; `named` is the member or field written.
-local function hold(command, key, named, a, b)
-  local h = held[key]
-  if h and h[1] ~= command then
-    flush(key)
-    h = nil
-  end
-  if msetkeys[key] then flushm() end
-  if not h then
-    h = {command, 0, {}, {}}
-    held[key] = h
-    order[#order + 1] = key
-  end
-  local args, n = h[3], h[2] + 1
-  args[n] = a
-  if b ~= nil then
-    n = n + 1
-    args[n] = b
-  end
-  h[2] = n
-  h[4][named] = true
-  if n >= HELD_ARGS then flush(key) end
-end
-local ngroups, g = tonumber(ARGV[1]), 0
-while ARGV[pos] do
-  g = g + 1
-  local nchecks, nops = tonumber(ARGV[pos]), tonumber(ARGV[pos + 1])
+local out, applied = {}, {['0'] = true}
+local pos = 2
+-- 1. The checks.
+for g = 1, tonumber(ARGV[1]) do
+  local tag, nchecks = ARGV[pos], tonumber(ARGV[pos + 1])
   pos = pos + 2
-  local ok = true
-  local stale = nil
-  local isheld = false
+  local ok, stale, isheld = true, nil, false
   for c = 1, nchecks do
     local kind, key, value = ARGV[pos], key_at[ARGV[pos + 1]], ARGV[pos + 2]
     pos = pos + 3
     if ok then
-      if kind == 'eq' then
-        touch(key)
-        local current = call('GET', key)
-        ok = current == value
-        if not ok and c == 1 then stale = {current} end
-      elseif kind == 'tail' then
+      if kind == 'tail' then
         -- A record's generation (see `stored.rs`): its last 16 octets.
-        touch(key)
         -- The bounds as strings: a Lua number passed to a command is
         -- formatted anew on every call.
         ok = call('GETRANGE', key, '-16', '-1') == value
         if not ok and c == 1 then stale = {call('GET', key)} end
+      elseif kind == 'eq' then
+        local current = call('GET', key)
+        ok = current == value
+        if not ok and c == 1 then stale = {current} end
       elseif kind == 'zhas' then
-        touch(key, value)
         ok = call('ZSCORE', key, value) ~= false
       elseif kind == 'hnone' then
-        touch(key, value)
         ok = call('HEXISTS', key, value) == 0
         isheld = not ok
       else
@@ -167,69 +105,74 @@ while ARGV[pos] do
       end
     end
   end
-  for _ = 1, nops do
-    local name, key = ARGV[pos], key_at[ARGV[pos + 1]]
-    local a, b = ARGV[pos + 2], ARGV[pos + 3]
-    local n = arity[name]
-    if n == nil then
-      return redis.error_reply('unknown op ' .. name)
+  applied[tag] = ok
+  if ok then out[g] = 1 elseif stale then out[g] = stale[1] elseif isheld then out[g] = 2 else out[g] = 0 end
+end
+-- 2. The runs: a command's arguments in pieces of at most this many
+-- (Lua's unpack is bounded by its C stack).
+local PIECE = 1000
+local nruns = tonumber(ARGV[pos])
+pos = pos + 1
+for _ = 1, nruns do
+  local command, index, width, n = ARGV[pos], ARGV[pos + 1], tonumber(ARGV[pos + 2]), tonumber(ARGV[pos + 3])
+  pos = pos + 4
+  local args, k = {}, 0
+  if command == 'PUBLISH' then
+    for _ = 1, n do
+      if applied[ARGV[pos]] then call('PUBLISH', ARGV[pos + 1], ARGV[pos + 2]) end
+      pos = pos + 3
     end
-    pos = pos + 2 + n
-    if ok then
-      if name == 'set' then
-        if held[key] then flush(key) end
-        mset[msetn + 1] = key
-        mset[msetn + 2] = a
-        msetn = msetn + 2
-        msetkeys[key] = true
-        if msetn >= HELD_ARGS then flushm() end
-      elseif name == 'del' then
-        touch(key)
-        call('DEL', key)
-        done = {}
-      elseif name == 'zadd' then hold('ZADD', key, b, a, b)
-      elseif name == 'zrem' then hold('ZREM', key, a, a)
-      elseif name == 'hset' then hold('HSET', key, a, a, b)
-      elseif name == 'hdel' then hold('HDEL', key, a, a)
-      elseif name == 'sadd' then
-        local added = within(done, key)
-        if not added[a] then
-          hold('SADD', key, a, a)
-          added[a] = true
-        end
-      elseif name == 'srem' then
-        hold('SREM', key, a, a)
-        within(done, key)[a] = nil
-      elseif name == 'del_if' then
-        -- A string (a lease): not a set, so `done` stays as it is.
-        touch(key)
-        if call('GET', key) == a then call('DEL', key) end
-      elseif name == 'hdel_if' then
-        touch(key, a)
-        if call('HGET', key, a) == b then hold('HDEL', key, a, a) end
-      elseif name == 'srem_if_empty' then
-        -- b is the index of the sorted set whose emptiness decides.
-        local decides = key_at[b]
-        touch(decides)
-        if call('ZCARD', decides) == 0 then
-          hold('SREM', key, a, a)
-          within(done, key)[a] = nil
-        end
-      elseif name == 'publish' then
-        local sent = within(published, a)
-        if not sent[b] then
-          call('PUBLISH', a, b)
-          sent[b] = true
+  elseif command == 'MSET' then
+    for _ = 1, n do
+      if applied[ARGV[pos]] then
+        args[k + 1], args[k + 2] = key_at[ARGV[pos + 1]], ARGV[pos + 2]
+        k = k + 2
+        if k >= PIECE then
+          call('MSET', unpack(args, 1, k))
+          k = 0
         end
       end
+      pos = pos + 3
+    end
+    if k > 0 then call('MSET', unpack(args, 1, k)) end
+  else
+    local key = key_at[index]
+    for _ = 1, n do
+      if applied[ARGV[pos]] then
+        args[k + 1] = ARGV[pos + 1]
+        if width == 2 then args[k + 2] = ARGV[pos + 2] end
+        k = k + width
+        if k >= PIECE then
+          call(command, key, unpack(args, 1, k))
+          k = 0
+        end
+      end
+      pos = pos + 1 + width
+    end
+    if k > 0 then call(command, key, unpack(args, 1, k)) end
+  end
+end
+-- 3. The writes that read first.
+local nlast = tonumber(ARGV[pos])
+pos = pos + 1
+for _ = 1, nlast do
+  local tag, name, key, a, b = ARGV[pos], ARGV[pos + 1], key_at[ARGV[pos + 2]], ARGV[pos + 3], ARGV[pos + 4]
+  pos = pos + 5
+  if applied[tag] then
+    if name == 'del' then
+      call('DEL', key)
+    elseif name == 'del_if' then
+      if call('GET', key) == a then call('DEL', key) end
+    elseif name == 'hdel_if' then
+      if call('HGET', key, a) == b then call('HDEL', key, a) end
+    elseif name == 'srem_if_empty' then
+      -- b is the index of the sorted set whose emptiness decides.
+      if call('ZCARD', key_at[b]) == 0 then call('SREM', key, a) end
+    else
+      return redis.error_reply('unknown op ' .. name)
     end
   end
-  if g > ngroups then
-    -- The notices: answered by nothing.
-  elseif ok then out[g] = 1 elseif stale then out[g] = stale[1] elseif isheld then out[g] = 2 else out[g] = 0 end
 end
-for _, key in ipairs(order) do flush(key) end
-flushm()
 return out
 "#;
 
@@ -672,20 +615,31 @@ pub(super) const CALL_OCTETS: usize = 15 * 1024;
 /// and two CRLFs.
 const FRAMING: usize = 8;
 
-/// One call of [`APPLY`]: its keys (each once) and arguments.
+/// One call of [`APPLY`]: its keys (each once), its groups' checks, its
+/// writes gathered by key and command, and its writes that read first.
 ///
-/// The arguments are kept end to end in one buffer (`args`, each ending
-/// at its place in `ends`) and go straight into the command
-/// ([`Apply::command`]): a call carries about a thousand of them, and
-/// holding each in a vector of its own, then copying them all into a
-/// `ScriptInvocation`, which copies them again into its command, cost
-/// two allocations and three copies per argument.
+/// Arguments are kept end to end in buffers ([`Args`]) and go straight
+/// into the command ([`Apply::command`]): a call carries about a thousand
+/// of them, and holding each in a vector of its own, then copying them
+/// all into a `ScriptInvocation`, which copies them again into its
+/// command, cost two allocations and three copies per argument.
 #[derive(Debug, Default)]
 pub(super) struct Apply {
     pub(super) keys: Vec<Vec<u8>>,
-    args: Vec<u8>,
-    ends: Vec<usize>,
+    /// Each group's tag, check count and checks.
+    checks: Args,
     groups: usize,
+    /// The writes, one run per command on one key, in the order the runs
+    /// were opened.
+    runs: Vec<Run>,
+    /// The run each key's writes go to now (by key index; `MSET` and
+    /// `PUBLISH` under their own places, [`ANY_KEY`] and 0): another
+    /// command on the key opens a new run after it, so a key's writes keep
+    /// their order.
+    open: HashMap<usize, usize, foldhash::fast::RandomState>,
+    /// The writes that read first, five arguments each.
+    last: Args,
+    lasts: usize,
     /// The request's octets so far, framing included (about: the
     /// command's own header is left out).
     octets: usize,
@@ -696,15 +650,82 @@ pub(super) struct Apply {
     /// names, and SipHash (over all the daemon's maps) was 1.6 % of its
     /// samples on Redis in session 18's profile.
     places: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
-    /// The groups' notices (see [`Group::notice`]), each once, as
-    /// (name, key index, arguments): sent after the groups, as one more
-    /// group that [`APPLY`] applies whatever the others found.
-    notices: Vec<Notice>,
-    noticed: HashSet<Notice, foldhash::fast::RandomState>,
+    /// The notices already in a run (see [`Group::notice`]).
+    noticed: HashSet<(&'static str, usize, Vec<Vec<u8>>), foldhash::fast::RandomState>,
+    /// What the groups so far write (a key, or a key and a member or
+    /// field), and what their writes of the third part read or write, by
+    /// hash (see [`Apply::conflicts`]; a collision only starts a call
+    /// early).
+    written: HashSet<u64, foldhash::fast::RandomState>,
+    read_last: HashSet<u64, foldhash::fast::RandomState>,
+    hasher: foldhash::fast::RandomState,
 }
 
-/// A notice as a call sends it: (name, key index, arguments).
-type Notice = (&'static str, usize, Vec<Vec<u8>>);
+/// The place of the one `MSET` run in [`Apply::open`]: the records' keys
+/// go in its entries.
+const ANY_KEY: usize = usize::MAX;
+
+/// Arguments end to end in one buffer, each ending at its place in
+/// `ends`.
+#[derive(Debug, Default)]
+struct Args {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Args {
+    /// Adds `arg`; its octets on the wire.
+    fn push(&mut self, arg: &[u8]) -> usize {
+        self.bytes.extend_from_slice(arg);
+        self.ends.push(self.bytes.len());
+        arg.len() + FRAMING
+    }
+
+    /// Adds a number, written in place (a `to_string` each was an
+    /// allocation per check and op); its octets on the wire.
+    fn number(&mut self, n: usize) -> usize {
+        use std::io::Write as _;
+        let start = self.bytes.len();
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.bytes, "{n}");
+        self.ends.push(self.bytes.len());
+        self.bytes.len() - start + FRAMING
+    }
+
+    fn each(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| self.bytes.get(start..end).unwrap_or_default())
+    }
+}
+
+/// One command of the second part of [`APPLY`].
+#[derive(Debug)]
+struct Run {
+    command: &'static str,
+    key: usize,
+    /// Arguments per entry, the group's tag aside.
+    width: usize,
+    entries: usize,
+    args: Args,
+}
+
+/// Where a group's write goes in [`APPLY`]: a run of `command` taking
+/// `width` arguments an entry, or the third part.
+fn command_of(op: &str) -> Option<(&'static str, usize)> {
+    Some(match op {
+        "set" => ("MSET", 2),
+        "zadd" => ("ZADD", 2),
+        "zrem" => ("ZREM", 1),
+        "hset" => ("HSET", 2),
+        "hdel" => ("HDEL", 1),
+        "sadd" => ("SADD", 1),
+        "srem" => ("SREM", 1),
+        "publish" => ("PUBLISH", 2),
+        _ => return None,
+    })
+}
 
 impl Apply {
     /// Adds `key` to the call's keys if it is new; its index in `KEYS`
@@ -723,69 +744,134 @@ impl Apply {
         index + 1
     }
 
-    fn arg(&mut self, arg: &[u8]) {
-        self.octets += arg.len() + FRAMING;
-        self.args.extend_from_slice(arg);
-        self.ends.push(self.args.len());
+    fn mark(&self, key: &[u8], member: Option<&[u8]>) -> u64 {
+        use std::hash::BuildHasher as _;
+        self.hasher.hash_one((key, member))
     }
 
-    /// A number as an argument, written in place (a `to_string` each was
-    /// an allocation per check and op).
-    fn arg_number(&mut self, n: usize) {
-        use std::io::Write as _;
-        let start = self.args.len();
-        // Writing into a Vec cannot fail.
-        let _ = write!(self.args, "{n}");
-        self.octets += self.args.len() - start + FRAMING;
-        self.ends.push(self.args.len());
+    /// Whether `group` must go into another call: one of its checks reads
+    /// what an earlier group of this call writes (its checks run before
+    /// any write, see [`APPLY`]), or it writes what an earlier write of
+    /// the third part reads or writes (those run after every run).
+    pub(super) fn conflicts(&self, group: &Group) -> bool {
+        let checks = group.checks.iter().any(|(kind, key, value)| {
+            self.written.contains(&self.mark(key, None))
+                || (matches!(*kind, "zhas" | "hnone")
+                    && self.written.contains(&self.mark(key, Some(value))))
+        });
+        checks
+            || group
+                .ops
+                .iter()
+                .any(|(_, key, _)| self.read_last.contains(&self.mark(key, None)))
     }
 
-    /// Adds a group.
+    /// Adds a group (after [`Apply::conflicts`], by the caller).
     pub(super) fn push(&mut self, group: Group) {
         if self.groups == 0 {
             // Room for a full call at once, not doubled up to it (each
             // doubling copies what is there).
-            self.args.reserve(CALL_OCTETS + 1024);
-            self.ends.reserve(1024);
+            self.checks.bytes.reserve(CALL_OCTETS / 2);
+            self.checks.ends.reserve(512);
         }
         self.groups += 1;
-        self.arg_number(group.checks.len());
-        self.arg_number(group.ops.len());
+        let tag = self.groups;
+        self.octets += self.checks.number(tag);
+        self.octets += self.checks.number(group.checks.len());
         for (kind, key, value) in group.checks {
             let index = self.key(key);
-            self.arg(kind.as_bytes());
-            self.arg_number(index);
-            self.arg(&value);
+            self.octets += self.checks.push(kind.as_bytes());
+            self.octets += self.checks.number(index);
+            self.octets += self.checks.push(&value);
         }
-        for (name, key, mut args) in group.ops {
-            // `publish` names no key (index 0): a channel is no key.
-            let index = if name == "publish" { 0 } else { self.key(key) };
-            // The sorted set that decides, by its index.
-            let order = match name {
-                "srem_if_empty" => args.pop().map(|order| self.key(order)),
-                _ => None,
-            };
-            self.arg(name.as_bytes());
-            self.arg_number(index);
-            for arg in args {
-                self.arg(&arg);
-            }
-            if let Some(order) = order {
-                self.arg_number(order);
-            }
+        for (name, key, args) in group.ops {
+            self.write(tag, name, key, args);
         }
         for (name, key, args) in group.notices {
-            let index = if name == "publish" { 0 } else { self.key(key) };
-            let notice = (name, index, args);
-            if self.noticed.contains(&notice) {
-                continue;
+            let index = if name == "publish" {
+                0
+            } else {
+                self.key(key.clone())
+            };
+            if self.noticed.insert((name, index, args.clone())) {
+                self.write(0, name, key, args);
             }
-            self.octets += name.len()
-                + 2 * FRAMING
-                + 4
-                + notice.2.iter().map(|a| a.len() + FRAMING).sum::<usize>();
-            self.noticed.insert(notice.clone());
-            self.notices.push(notice);
+        }
+    }
+
+    /// Adds the write `name` on `key` of the group tagged `tag`.
+    fn write(&mut self, tag: usize, name: &'static str, key: Vec<u8>, mut args: Vec<Vec<u8>>) {
+        let Some((command, width)) = command_of(name) else {
+            // A write that reads first: the third part, in order.
+            self.read_last.insert(self.mark(&key, None));
+            self.written.insert(self.mark(&key, None));
+            let order = match name {
+                "srem_if_empty" => args.pop().map(|order| {
+                    self.read_last.insert(self.mark(&order, None));
+                    self.key(order)
+                }),
+                _ => None,
+            };
+            let index = self.key(key);
+            self.lasts += 1;
+            self.octets += self.last.number(tag);
+            self.octets += self.last.push(name.as_bytes());
+            self.octets += self.last.number(index);
+            let mut args = args.into_iter();
+            self.octets += self.last.push(&args.next().unwrap_or_default());
+            match order {
+                Some(order) => self.octets += self.last.number(order),
+                None => self.octets += self.last.push(&args.next().unwrap_or_default()),
+            }
+            return;
+        };
+        let (place, index) = match command {
+            "MSET" => (ANY_KEY, 0),
+            "PUBLISH" => (0, 0),
+            _ => {
+                let index = self.key(key.clone());
+                (index, index)
+            }
+        };
+        match command {
+            "MSET" => self.written.insert(self.mark(&key, None)),
+            "PUBLISH" => false,
+            _ => {
+                let member = match command {
+                    // A sorted set's member is its second argument.
+                    "ZADD" => args.get(1),
+                    _ => args.first(),
+                };
+                self.written
+                    .insert(self.mark(&key, member.map(Vec::as_slice)))
+            }
+        };
+        let run = match self.open.get(&place) {
+            Some(&at) if self.runs.get(at).is_some_and(|r| r.command == command) => at,
+            _ => {
+                self.runs.push(Run {
+                    command,
+                    key: index,
+                    width,
+                    entries: 0,
+                    args: Args::default(),
+                });
+                self.octets += command.len() + 3 * (FRAMING + 4);
+                self.open.insert(place, self.runs.len() - 1);
+                self.runs.len() - 1
+            }
+        };
+        let record = (command == "MSET").then(|| self.key(key));
+        let Some(run) = self.runs.get_mut(run) else {
+            return;
+        };
+        run.entries += 1;
+        self.octets += run.args.number(tag);
+        if let Some(index) = record {
+            self.octets += run.args.number(index);
+        }
+        for arg in args {
+            self.octets += run.args.push(&arg);
         }
     }
 
@@ -808,8 +894,15 @@ impl Apply {
 
     /// The call as one `EVALSHA` command, its arguments copied once.
     fn command(&self) -> redis::Cmd {
-        let noticed: usize = self.notices.iter().map(|(_, _, args)| 2 + args.len()).sum();
-        let count = 6 + self.keys.len() + self.ends.len() + noticed;
+        let count = 8
+            + self.keys.len()
+            + self.checks.ends.len()
+            + self
+                .runs
+                .iter()
+                .map(|r| 4 + r.args.ends.len())
+                .sum::<usize>()
+            + self.last.ends.len();
         let mut cmd = redis::Cmd::with_capacity(count, self.octets + 64);
         cmd.arg("EVALSHA")
             .arg(APPLY.get_hash())
@@ -818,19 +911,22 @@ impl Apply {
             cmd.arg(key.as_slice());
         }
         cmd.arg(self.groups);
-        let mut start = 0;
-        for &end in &self.ends {
-            cmd.arg(self.args.get(start..end).unwrap_or_default());
-            start = end;
+        for arg in self.checks.each() {
+            cmd.arg(arg);
         }
-        if !self.notices.is_empty() {
-            cmd.arg(0).arg(self.notices.len());
-            for (name, index, args) in &self.notices {
-                cmd.arg(*name).arg(*index);
-                for arg in args {
-                    cmd.arg(arg.as_slice());
-                }
+        cmd.arg(self.runs.len());
+        for run in &self.runs {
+            cmd.arg(run.command)
+                .arg(run.key)
+                .arg(run.width)
+                .arg(run.entries);
+            for arg in run.args.each() {
+                cmd.arg(arg);
             }
+        }
+        cmd.arg(self.lasts);
+        for arg in self.last.each() {
+            cmd.arg(arg);
         }
         cmd
     }
@@ -858,11 +954,11 @@ impl Apply {
 mod tests {
     use super::*;
 
-    /// The command [`Apply::command`] builds is the one redis-rs's
-    /// invocation of [`APPLY`] with the same keys and arguments sends,
-    /// each argument as pushed.
+    /// The command [`Apply::command`] builds: the checks, then each
+    /// key's writes as one run of entries tagged with their group, then
+    /// the writes that read first, each argument as pushed.
     #[test]
-    fn a_call_is_the_command_an_invocation_sends() {
+    fn a_call_is_its_checks_then_its_runs_then_its_reading_writes() {
         let mut group = Group::default();
         group
             .check_record(b"p:{t1}:m:1".to_vec(), &[7; 30])
@@ -870,44 +966,63 @@ mod tests {
             .zrem(b"p:{t1}:q:acme".to_vec(), "0001")
             .zadd(b"p:{t1}:flight".to_vec(), 3, "0001")
             .set(b"p:{t1}:m:1".to_vec(), vec![0, 1, 2, 255])
+            .del(b"p:{t1}:a:1".to_vec())
             .publish("p:outbox".to_owned(), "acme");
+        let (kind, _, fence) = group.checks[0].clone();
         let mut call = Apply::default();
         call.push(group);
-        // As redis-rs's `ScriptInvocation::eval_cmd` makes it.
         let mut expected = redis::cmd("EVALSHA");
-        expected.arg(APPLY.get_hash()).arg(call.keys.len());
-        for key in &call.keys {
-            expected.arg(key.as_slice());
+        expected.arg(APPLY.get_hash()).arg(4);
+        for key in ["p:{t1}:m:1", "p:{t1}:q:acme", "p:{t1}:flight", "p:{t1}:a:1"] {
+            expected.arg(key);
         }
-        expected.arg(call.groups);
-        let mut start = 0;
-        for &end in &call.ends {
-            expected.arg(&call.args[start..end]);
-            start = end;
-        }
-        // Then the notices, as a group of ops only.
+        // One group, tag 1, two checks.
+        expected.arg(1).arg(1).arg(2);
+        expected.arg(kind).arg(1).arg(fence);
+        expected.arg("zhas").arg(2).arg("0001");
+        // Four runs: command, key index, width, entries; then the entries.
+        expected.arg(4);
+        expected.arg("ZREM").arg(2).arg(1).arg(1).arg(1).arg("0001");
         expected
-            .arg(0)
+            .arg("ZADD")
+            .arg(3)
+            .arg(2)
             .arg(1)
-            .arg("publish")
+            .arg(1)
+            .arg(3)
+            .arg("0001");
+        expected
+            .arg("MSET")
+            .arg(0)
+            .arg(2)
+            .arg(1)
+            .arg(1)
+            .arg(1)
+            .arg(&[0u8, 1, 2, 255][..]);
+        // The notice: tag 0, always applied.
+        expected
+            .arg("PUBLISH")
+            .arg(0)
+            .arg(2)
+            .arg(1)
             .arg(0)
             .arg("p:outbox")
             .arg("acme");
+        // One write that reads first.
+        expected.arg(1).arg(1).arg("del").arg(4).arg("").arg("");
         assert_eq!(
-            call.command().get_packed_command(),
-            expected.get_packed_command()
+            String::from_utf8_lossy(&call.command().get_packed_command()),
+            String::from_utf8_lossy(&expected.get_packed_command())
         );
-        assert_eq!(call.keys.len(), 3);
-        assert_eq!(call.ends.len(), 2 + 3 * 2 + 3 + 4 + 3);
     }
 
     /// A notice many groups of a call give (a client in the set of those
-    /// with a ready queue, news of its outbox) goes once, after the
-    /// groups, whatever their checks: each check and op costs the server
-    /// about a microsecond to read and run, skipped or not, and a gathered
-    /// call holds hundreds of one client's messages.
+    /// with a ready queue, news of its outbox) goes once, whatever their
+    /// checks: each entry a call carries costs the server to read and
+    /// filter, and a gathered call holds hundreds of one client's
+    /// messages.
     #[test]
-    fn a_notice_goes_once_per_call_after_the_groups() {
+    fn a_notice_goes_once_per_call() {
         let mut call = Apply::default();
         for n in 0..3u8 {
             let mut group = Group::default();
@@ -920,17 +1035,55 @@ mod tests {
         }
         let packed = call.command().get_packed_command();
         let said = |what: &[u8]| packed.windows(what.len()).filter(|w| *w == what).count();
-        assert_eq!(said(b"sadd"), 1);
-        assert_eq!(said(b"publish"), 1);
+        assert_eq!(said(b"SADD"), 1);
+        assert_eq!(said(b"PUBLISH"), 1);
         assert_eq!(
             said(b"\r\nacme\r\n"),
             2,
             "the member and the news, once each"
         );
-        // The groups' own arguments come first: 3 groups of a check and
-        // an op; the notices after them.
         assert_eq!(call.len(), 3);
-        assert_eq!(call.ends.len(), 3 * (2 + 3 + 4));
-        assert!(packed.ends_with(b"$7\r\npublish\r\n$1\r\n0\r\n$8\r\np:outbox\r\n$4\r\nacme\r\n"));
+        let entries: Vec<(&str, usize)> =
+            call.runs.iter().map(|r| (r.command, r.entries)).collect();
+        assert_eq!(entries, [("ZADD", 3), ("SADD", 1), ("PUBLISH", 1)]);
+    }
+
+    /// The checks of a call run before its writes, so a group whose check
+    /// reads what an earlier group of the call writes waits for the next
+    /// call (two receipts of one message gathered together: the second
+    /// must see the first's record); a group on other records or members
+    /// does not. And a group writing what an earlier write of the third
+    /// part reads (an outbox emptied, then filled again) waits too.
+    #[test]
+    fn a_group_reading_what_the_call_writes_waits_for_the_next() {
+        let record = |n: u8| format!("p:{{t1}}:m:{n}").into_bytes();
+        let mut call = Apply::default();
+        let mut first = Group::default();
+        first
+            .check_record(record(1), &[1; 30])
+            .zrem(b"p:{t1}:q:acme".to_vec(), "0001")
+            .set(record(1), vec![2; 30])
+            .srem_if_empty(
+                b"p:{t1}:oclients".to_vec(),
+                "acme",
+                b"p:{t1}:oq:acme".to_vec(),
+            );
+        call.push(first);
+        let mut same = Group::default();
+        same.check_record(record(1), &[1; 30]);
+        assert!(call.conflicts(&same), "the record the first sets");
+        let mut member = Group::default();
+        member.check_member(b"p:{t1}:q:acme".to_vec(), "0001");
+        assert!(call.conflicts(&member), "the member the first removes");
+        let mut refill = Group::default();
+        refill.zadd(b"p:{t1}:oq:acme".to_vec(), 9, "9");
+        assert!(call.conflicts(&refill), "the order the first's srem reads");
+        let mut other = Group::default();
+        other
+            .check_record(record(2), &[1; 30])
+            .check_member(b"p:{t1}:q:acme".to_vec(), "0002")
+            .zrem(b"p:{t1}:q:acme".to_vec(), "0002")
+            .set(record(2), vec![2; 30]);
+        assert!(!call.conflicts(&other));
     }
 }

@@ -160,6 +160,8 @@ impl RedisStore {
         // Calls of one shard each on a cluster (one script may touch one
         // slot only), each group claiming one message; a call that is
         // full (`Apply::is_full`) gives way to another, all sent at once.
+        // The ids are distinct, so no group's checks read what another
+        // group of its call writes (`Apply::conflicts`).
         let mut calls: Vec<ShardClaim> = Vec::new();
         let mut open: HashMap<u64, usize> = HashMap::new();
         let mut dropped = Vec::new();

@@ -191,12 +191,16 @@ fn hash_tag(key: &[u8]) -> &[u8] {
 }
 
 /// A batch's calls: its jobs in order, a new call started once the last
-/// is full ([`Apply::is_full`]), a job's groups always in one call. Each
-/// call with, per job, its last group's place and its answer.
+/// is full ([`Apply::is_full`]) or would see a job's checks read what it
+/// already writes ([`Apply::conflicts`]: two receipts of one message, a
+/// write after a purge of its keys), a job's groups always in one call.
+/// Each call with, per job, its last group's place and its answer.
 fn calls(jobs: Vec<Job>) -> Vec<(Apply, Vec<(usize, Answer)>)> {
     let mut calls: Vec<(Apply, Vec<(usize, Answer)>)> = Vec::new();
     for job in jobs {
-        let open = calls.last().is_some_and(|(call, _)| !call.is_full());
+        let open = calls.last().is_some_and(|(call, _)| {
+            !call.is_full() && !job.groups.iter().any(|group| call.conflicts(group))
+        });
         if !open {
             calls.push(Default::default());
         }
