@@ -651,7 +651,7 @@ pub(super) struct Apply {
     /// samples on Redis in session 18's profile.
     places: HashMap<Vec<u8>, usize, foldhash::fast::RandomState>,
     /// The notices already in a run (see [`Group::notice`]).
-    noticed: HashSet<(&'static str, usize, Vec<Vec<u8>>), foldhash::fast::RandomState>,
+    noticed: HashSet<Op, foldhash::fast::RandomState>,
     /// What the groups so far write (a key, or a key and a member or
     /// field), and what their writes of the third part read or write, by
     /// hash (see [`Apply::conflicts`]; a collision only starts a call
@@ -787,13 +787,11 @@ impl Apply {
         for (name, key, args) in group.ops {
             self.write(tag, name, key, args);
         }
-        for (name, key, args) in group.notices {
-            let index = if name == "publish" {
-                0
-            } else {
-                self.key(key.clone())
-            };
-            if self.noticed.insert((name, index, args.clone())) {
+        for notice in group.notices {
+            // Cloned only when new: a few a call.
+            if !self.noticed.contains(&notice) {
+                self.noticed.insert(notice.clone());
+                let (name, key, args) = notice;
                 self.write(0, name, key, args);
             }
         }
@@ -825,25 +823,24 @@ impl Apply {
             }
             return;
         };
-        let (place, index) = match command {
-            "MSET" => (ANY_KEY, 0),
-            "PUBLISH" => (0, 0),
-            _ => {
-                let index = self.key(key.clone());
-                (index, index)
-            }
+        // What the write changes, for `conflicts`: a record whole, or a
+        // member or field (a sorted set's member is its second argument).
+        let mark = match command {
+            "PUBLISH" => None,
+            "MSET" => Some(self.mark(&key, None)),
+            "ZADD" => Some(self.mark(&key, args.get(1).map(Vec::as_slice))),
+            _ => Some(self.mark(&key, args.first().map(Vec::as_slice))),
         };
-        match command {
-            "MSET" => self.written.insert(self.mark(&key, None)),
-            "PUBLISH" => false,
+        if let Some(mark) = mark {
+            self.written.insert(mark);
+        }
+        // A record's key goes in its entry; another command's is the run's.
+        let (place, index, record) = match command {
+            "MSET" => (ANY_KEY, 0, Some(self.key(key))),
+            "PUBLISH" => (0, 0, None),
             _ => {
-                let member = match command {
-                    // A sorted set's member is its second argument.
-                    "ZADD" => args.get(1),
-                    _ => args.first(),
-                };
-                self.written
-                    .insert(self.mark(&key, member.map(Vec::as_slice)))
+                let index = self.key(key);
+                (index, index, None)
             }
         };
         let run = match self.open.get(&place) {
@@ -861,7 +858,6 @@ impl Apply {
                 self.runs.len() - 1
             }
         };
-        let record = (command == "MSET").then(|| self.key(key));
         let Some(run) = self.runs.get_mut(run) else {
             return;
         };
