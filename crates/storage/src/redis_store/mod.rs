@@ -757,9 +757,10 @@ impl RedisStore {
         let (shard, m) = (id_shard(id), member(id));
         // A retention entry removed and added again in one change (a
         // submitted message that ends) is one ZADD, which moves it: the
-        // script holds back the writes to each key as one command
-        // (`lua::APPLY`), and a ZREM then a ZADD on the retention queue in
-        // every receipt would undo that, two commands per message.
+        // script sends each key's writes of a call as one command while
+        // the command stays the same (`lua::APPLY`), and a ZREM then a
+        // ZADD on the retention queue in every receipt would undo that,
+        // two commands per message.
         let last_retained = change
             .edits
             .iter()
