@@ -193,8 +193,11 @@ fn hash_tag(key: &[u8]) -> &[u8] {
 /// A batch's calls: its jobs in order, a new call started once the last
 /// is full ([`Apply::is_full`]) or would see a job's checks read what it
 /// already writes ([`Apply::conflicts`]: two receipts of one message, a
-/// write after a purge of its keys), a job's groups always in one call.
-/// Each call with, per job, its last group's place and its answer.
+/// write after a purge of its keys), a job's groups always in one call
+/// (so a job's groups are not checked against each other: none reads what
+/// an earlier one of its job writes; an attempt's index group and its
+/// message group touch different keys). Each call with, per job, its last
+/// group's place and its answer.
 fn calls(jobs: Vec<Job>) -> Vec<(Apply, Vec<(usize, Answer)>)> {
     let mut calls: Vec<(Apply, Vec<(usize, Answer)>)> = Vec::new();
     for job in jobs {
