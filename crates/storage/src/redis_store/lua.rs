@@ -744,6 +744,8 @@ impl Apply {
         index + 1
     }
 
+    /// The hash that names a key, or one member or field of it, in
+    /// [`Apply::conflicts`]'s sets.
     fn mark(&self, key: &[u8], member: Option<&[u8]>) -> u64 {
         use std::hash::BuildHasher as _;
         self.hasher.hash_one((key, member))
