@@ -580,7 +580,8 @@ impl Group {
         self.op("srem", key, vec![member.as_bytes().to_vec()])
     }
     /// Removes `member` from the set at `key` if the sorted set `order` is
-    /// empty (after this group's earlier ops).
+    /// empty once the call's runs are written (a write that reads first,
+    /// see [`APPLY`]).
     pub(super) fn srem_if_empty(
         &mut self,
         key: Vec<u8>,
@@ -637,9 +638,8 @@ pub(super) struct Apply {
     /// command on the key opens a new run after it, so a key's writes keep
     /// their order.
     open: HashMap<usize, usize, foldhash::fast::RandomState>,
-    /// The writes that read first, five arguments each.
+    /// The writes that read first, [`LAST_ARGS`] arguments each.
     last: Args,
-    lasts: usize,
     /// The request's octets so far, framing included (about: the
     /// command's own header is left out).
     octets: usize,
@@ -707,9 +707,19 @@ struct Run {
     key: usize,
     /// Arguments per entry, the group's tag aside.
     width: usize,
-    entries: usize,
     args: Args,
 }
+
+impl Run {
+    /// Entries so far: each its group's tag and `width` arguments.
+    fn entries(&self) -> usize {
+        self.args.ends.len() / (1 + self.width)
+    }
+}
+
+/// Arguments of each write of the third part of [`APPLY`]: its group's
+/// tag, its name, its key's index and two arguments.
+const LAST_ARGS: usize = 5;
 
 /// Where a group's write goes in [`APPLY`]: a run of `command` taking
 /// `width` arguments an entry, or the third part.
@@ -754,7 +764,9 @@ impl Apply {
     /// Whether `group` must go into another call: one of its checks reads
     /// what an earlier group of this call writes (its checks run before
     /// any write, see [`APPLY`]), or it writes what an earlier write of
-    /// the third part reads or writes (those run after every run).
+    /// the third part reads or writes (those run after every run). Its
+    /// notices are not looked at: they only tell where to look, and the
+    /// writes they tell of are the group's own, looked at here.
     pub(super) fn conflicts(&self, group: &Group) -> bool {
         let checks = group.checks.iter().any(|(kind, key, value)| {
             self.written.contains(&self.mark(key, None))
@@ -813,7 +825,6 @@ impl Apply {
                 _ => None,
             };
             let index = self.key(key);
-            self.lasts += 1;
             self.octets += self.last.number(tag);
             self.octets += self.last.push(name.as_bytes());
             self.octets += self.last.number(index);
@@ -852,7 +863,6 @@ impl Apply {
                     command,
                     key: index,
                     width,
-                    entries: 0,
                     args: Args::default(),
                 });
                 self.octets += command.len() + 3 * (FRAMING + 4);
@@ -863,7 +873,6 @@ impl Apply {
         let Some(run) = self.runs.get_mut(run) else {
             return;
         };
-        run.entries += 1;
         self.octets += run.args.number(tag);
         if let Some(index) = record {
             self.octets += run.args.number(index);
@@ -917,12 +926,12 @@ impl Apply {
             cmd.arg(run.command)
                 .arg(run.key)
                 .arg(run.width)
-                .arg(run.entries);
+                .arg(run.entries());
             for arg in run.args.each() {
                 cmd.arg(arg);
             }
         }
-        cmd.arg(self.lasts);
+        cmd.arg(self.last.ends.len() / LAST_ARGS);
         for arg in self.last.each() {
             cmd.arg(arg);
         }
@@ -1042,7 +1051,7 @@ mod tests {
         );
         assert_eq!(call.len(), 3);
         let entries: Vec<(&str, usize)> =
-            call.runs.iter().map(|r| (r.command, r.entries)).collect();
+            call.runs.iter().map(|r| (r.command, r.entries())).collect();
         assert_eq!(entries, [("ZADD", 3), ("SADD", 1), ("PUBLISH", 1)]);
     }
 
