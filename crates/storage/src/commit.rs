@@ -460,7 +460,7 @@ impl Checkpointer {
             });
         }
         let written = frozen
-            .write_into(self.view.db())
+            .write_into(self.view.disk())
             .map_err(|e| Failure::sled("a checkpoint into sled", e))?;
         self.stats.sled_keys.fetch_add(written, Ordering::Relaxed);
         // sled holds it all (in its cache, and on disk after the flush

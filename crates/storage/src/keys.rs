@@ -11,6 +11,10 @@ use crate::id::TernId;
 
 /// `m` id → record.
 pub const MESSAGE: u8 = b'm';
+/// `M` id ÷ 16 → the records of those sixteen ids: how sled holds `m`
+/// keys (`memtable/disk.rs`). Only the view's sled side sees it; every
+/// reader and writer above it names records by their `m` keys.
+pub const PACKED_MESSAGES: u8 = b'M';
 /// `q` client NUL not_before id → (): the ready queues, one per client,
 /// each oldest first. The claim takes from them in turn, so a client's new
 /// message never waits behind another client's backlog.

@@ -35,8 +35,10 @@ use crate::commit::Ops;
 use crate::keys::META;
 
 mod counts;
+mod disk;
 
 pub(crate) use counts::Counts;
+pub(crate) use disk::Disk;
 
 /// What a memtable holds for a key: a value, or `None` for a removal
 /// (a tombstone, which hides sled's value until a checkpoint removes it).
@@ -111,18 +113,8 @@ impl Memtable {
     /// BENCHMARKS.md "Session 13: store side", "checkpoint"), the
     /// checkpoint cost 15-18 µs per life with single inserts, 20-25 with
     /// batches of 256 and 39-42 with one batch.
-    pub(crate) fn write_into(&self, db: &sled::Db) -> sled::Result<u64> {
-        let mut written = 0;
-        for (key, entry) in &self.map {
-            let changed = match entry {
-                Some(value) => db
-                    .insert(key.as_slice(), value.clone())?
-                    .is_none_or(|old| old != *value),
-                None => db.remove(key.as_slice())?.is_some(),
-            };
-            written += u64::from(changed);
-        }
-        Ok(written)
+    pub(crate) fn write_into(&self, disk: &Disk) -> sled::Result<u64> {
+        disk.write(&self.map)
     }
 }
 
@@ -176,17 +168,13 @@ impl Default for Ceilings {
 
 impl Ceilings {
     /// What sled holds now.
-    fn of(db: &sled::Db) -> Self {
+    fn of(disk: &Disk) -> Self {
         let mut ceilings = Ceilings::default();
         for first in 0..=u8::MAX {
-            let last = match first.checked_add(1) {
-                Some(next) => db.range([first]..[next]).next_back(),
-                None => db.range([first]..).next_back(),
-            };
-            ceilings.0[usize::from(first)] = match last {
-                None => Ceiling::Nothing,
-                Some(Ok((key, _))) => Ceiling::Upto(key.to_vec()),
-                Some(Err(_)) => Ceiling::Any,
+            ceilings.0[usize::from(first)] = match disk.last_under(first) {
+                Ok(None) => Ceiling::Nothing,
+                Ok(Some(key)) => Ceiling::Upto(key.to_vec()),
+                Err(_) => Ceiling::Any,
             };
         }
         ceilings
@@ -254,7 +242,7 @@ impl Ceilings {
 /// memtable over sled. Every read of the sled store goes through here.
 #[derive(Debug)]
 pub(crate) struct View {
-    db: sled::Db,
+    disk: Disk,
     layers: RwLock<Layers>,
     /// The first octet of the keys whose lowest insert is kept per owner
     /// (the ready queues, one per client), so a scan that consumes an
@@ -272,12 +260,13 @@ pub(crate) type KeyValue = (IVec, IVec);
 
 impl View {
     pub(crate) fn new(db: sled::Db) -> Self {
+        let disk = Disk::new(db);
         let layers = Layers {
-            ceilings: Ceilings::of(&db),
+            ceilings: Ceilings::of(&disk),
             ..Layers::default()
         };
         Self {
-            db,
+            disk,
             layers: RwLock::new(layers),
             watched: None,
             #[cfg(test)]
@@ -298,7 +287,7 @@ impl View {
     /// `prefixes` (`by_owner`, one of them, per owner too), counting what
     /// sled holds now: one pass over those keys, at open.
     pub(crate) fn counting(self, prefixes: &[u8], by_owner: Option<u8>) -> sled::Result<Self> {
-        let counts = Counts::of(&self.db, prefixes, by_owner)?;
+        let counts = Counts::of(self.disk.db(), prefixes, by_owner)?;
         self.write().counts = counts;
         Ok(self)
     }
@@ -325,9 +314,15 @@ impl View {
         std::mem::take(&mut self.write().lowest)
     }
 
-    /// sled itself, for what is not a key read: checkpoints, its size.
+    /// sled itself, for what is not a key read: checkpoint marks, its size.
     pub(crate) fn db(&self) -> &sled::Db {
-        &self.db
+        self.disk.db()
+    }
+
+    /// sled as the view reads it (records unpacked), for checkpoints and
+    /// what reached sled.
+    pub(crate) fn disk(&self) -> &Disk {
+        &self.disk
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Layers> {
@@ -355,7 +350,7 @@ impl View {
         // Not in memory: sled's value is the key's. sled changes only by a
         // checkpoint writing a frozen memtable, which holds only keys
         // written after this read looked.
-        self.db.get(key)
+        self.disk.get(key)
     }
 
     /// Applies whole groups, under the write lock: no reader sees one half
@@ -464,7 +459,7 @@ impl View {
     /// tombstone too many hides nothing), asked once per operation.
     fn sled_holds(&self, ceilings: &Ceilings, key: &[u8], in_sled: &mut Option<bool>) -> bool {
         *in_sled.get_or_insert_with(|| {
-            ceilings.may_hold(key) && !matches!(self.db.contains_key(key), Ok(false))
+            ceilings.may_hold(key) && !matches!(self.disk.contains(key), Ok(false))
         })
     }
 
@@ -559,7 +554,7 @@ impl View {
         }
         .peekable();
         let mut disk = if layers.ceilings.may_hold_range(from, to) {
-            Some(self.db.range::<&[u8], _>((from, to)).peekable())
+            Some(self.disk.range(from, to).peekable())
         } else {
             None
         };
@@ -641,7 +636,7 @@ impl Iterator for Scan<'_> {
     }
 }
 
-fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+pub(crate) fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     match bound {
         Bound::Included(key) => Bound::Included(key.as_slice()),
         Bound::Excluded(key) => Bound::Excluded(key.as_slice()),
@@ -762,14 +757,14 @@ mod tests {
         assert_eq!(view.scan_prefix("c").count(), 3000);
         // The checkpoint writes the frozen layer: the answers stay.
         assert_eq!(
-            frozen.write_into(&db).expect("written"),
+            frozen.write_into(view.disk()).expect("written"),
             3,
             "a2 removed, a4 and a5 set"
         );
         view.release();
         assert_eq!(scan(&view, "a"), expected);
         let frozen = view.freeze();
-        frozen.write_into(&db).expect("written");
+        frozen.write_into(view.disk()).expect("written");
         view.release();
         assert_eq!(scan(&view, "a"), expected);
         assert_eq!(view.memtable_len(), 0);
@@ -788,7 +783,7 @@ mod tests {
         ]);
         assert_eq!(view.memtable_len(), 1, "no tombstone that hides nothing");
         let frozen = view.freeze();
-        assert_eq!(frozen.write_into(&db).expect("written"), 1, "only m1");
+        assert_eq!(frozen.write_into(view.disk()).expect("written"), 1, "only m1");
         view.release();
         assert_eq!(db.len(), 1);
     }
@@ -823,7 +818,7 @@ mod tests {
         ])]);
         assert_eq!(total(), 1, "held in frozen, active, sled; and nothing");
         assert_eq!(scan(&view, "q"), vec![("q1".to_owned(), String::new())]);
-        frozen.write_into(&db).expect("written");
+        frozen.write_into(view.disk()).expect("written");
         view.release();
         assert_eq!(total(), 1);
         assert_eq!(
@@ -834,7 +829,7 @@ mod tests {
 
     /// sled as a checkpoint would leave it: the view's memtables written.
     fn db_after(view: &View) -> sled::Db {
-        view.freeze().write_into(view.db()).expect("written");
+        view.freeze().write_into(view.disk()).expect("written");
         view.release();
         view.db().clone()
     }
@@ -855,7 +850,7 @@ mod tests {
         assert_eq!(view.get(b"m6").expect("get"), None);
         // A checkpoint raises the ceiling to what it wrote.
         let frozen = view.freeze();
-        frozen.write_into(&db).expect("written");
+        frozen.write_into(view.disk()).expect("written");
         view.release();
         assert!(may_hold("m3") && may_hold("m5") && !may_hold("m6"));
         assert_eq!(view.get(b"m5").expect("get").as_deref(), Some(&b"v"[..]));

@@ -278,7 +278,14 @@ const DEDUP_LOCKS: usize = 64;
 const COUNTED: [u8; 4] = [keys::READY, keys::IN_FLIGHT, keys::OUTBOX, keys::UNMATCHED];
 
 /// The format this code writes; a store of another format is refused.
-const FORMAT: &[u8] = b"tern-storage/1";
+/// Format 2 packs records sixteen to a sled key (`memtable/disk.rs`), which
+/// code of format 1 would not find: a store opened here is marked 2, so an
+/// older Tern refuses it instead of reading it as empty.
+const FORMAT: &[u8] = b"tern-storage/2";
+
+/// The format before records were packed: read as it is (its loose records
+/// move into buckets as checkpoints write them again) and marked 2 at open.
+const FORMAT_LOOSE_RECORDS: &[u8] = b"tern-storage/1";
 
 /// The sled-backed message store.
 pub struct SledStore {
@@ -396,12 +403,12 @@ fn replay_log(
     while let Some(moved) = migrate_legacy_ready(view, LEGACY_CHUNK)? {
         view.apply([moved]);
         view.freeze()
-            .write_into(view.db())
+            .write_into(view.disk())
             .map_err(|e| checkpoint_error(e.to_string()))?;
         view.release();
     }
     view.freeze()
-        .write_into(view.db())
+        .write_into(view.disk())
         .map_err(|e| checkpoint_error(e.to_string()))?;
     view.release();
     mark.checkpoint(view.db(), data_file)
@@ -546,6 +553,10 @@ impl SledStore {
         };
         match db.get(keys::meta("format"))? {
             Some(format) if format.as_ref() == FORMAT => {}
+            Some(format) if format.as_ref() == FORMAT_LOOSE_RECORDS => {
+                db.insert(keys::meta("format"), FORMAT)?;
+                db.flush()?;
+            }
             Some(other) => {
                 return Err(StoreError::NotAStore {
                     path,
@@ -731,7 +742,20 @@ impl SledStore {
 
     /// The values sled itself holds (not the memtable) under keys starting
     /// with `prefix`: for tests and benchmarks that show what reached sled.
+    /// Records are named by their `m` keys, as everywhere above sled
+    /// (sled holds them sixteen to a key: [`SledStore::sled_raw_keys`]).
     pub fn sled_keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let end = crate::memtable::prefix_end(prefix);
+        self.view
+            .disk()
+            .range(Bound::Included(prefix), crate::memtable::as_ref(&end))
+            .map(|entry| Ok(entry?.0.to_vec()))
+            .collect()
+    }
+
+    /// The keys sled itself holds under `prefix`, as it holds them
+    /// (records packed sixteen to an `M` key): what a checkpoint wrote.
+    pub fn sled_raw_keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
         self.view
             .db()
             .scan_prefix(prefix)
