@@ -38,6 +38,13 @@ pub const UNMATCHED: u8 = b'h';
 pub const UNMATCHED_BY_TIME: u8 = b'H';
 /// `g` finished_at, id → (): retention.
 pub const RETENTION: u8 = b'g';
+/// `G` first rest → ranges of consecutive `g` keys: how sled holds them
+/// (`memtable/disk.rs`). Only the view's sled side sees them.
+pub const PACKED_RETENTION: u8 = b'G';
+/// `K`: the `k` keys in ranges, as [`PACKED_RETENTION`].
+pub const PACKED_RELAY_ACKS: u8 = b'K';
+/// `U`: the `u` keys in ranges, as [`PACKED_RETENTION`].
+pub const PACKED_UPSTREAM_IDS: u8 = b'U';
 /// `z` name → value: the store's own bookkeeping.
 pub const META: u8 = b'z';
 /// `p` client NUL source NUL destination NUL scheme ref total seq → MO

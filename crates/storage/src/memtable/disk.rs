@@ -1,59 +1,113 @@
 //! What sled holds, as the view reads it and a checkpoint writes it.
 //!
-//! Every key is sled's own, except message records: sled holds those
-//! sixteen to a key, `M` id ÷ 16 → the records of those sixteen ids, each
-//! as its slot (id mod 16), its length and its octets, in slot order.
+//! Most keys are sled's own. The keys a message keeps for its whole
+//! retention are packed, many to a sled key:
+//! - records (`m` id): the records of ids 16n to 16n+15 under `M` n, each
+//!   as its slot (id mod 16), its length and its octets, in slot order;
+//! - retention entries (`g`), acknowledgements (`k`) and upstream ids
+//!   (`u`): ranges of consecutive keys, each range under its first key
+//!   (`G`, `K`, `U` + the key without its prefix), holding its keys'
+//!   rests and values in order, 16 to 32 of them (a range grown past 32 is
+//!   split into ranges of 16; one emptied is removed, the range before it
+//!   taking over its keys).
 //!
 //! Why: sled 0.34 keeps a page per 8 to 16 keys in memory whatever its
 //! cache size (the page table, and a paged-out page's list of its
 //! fragments' places), and a checkpoint pays its tree walk, its node
-//! splits and its log reservation per key inserted. A message keeps its
-//! record in sled for its whole retention, and a long outage's backlog is
-//! a record and a ready entry per message: measured at a million waiting
-//! messages, sled's share was about 88 octets a message. Sixteen records
-//! to a key make the records' share a sixteenth, and a checkpoint writes
-//! one key where it wrote sixteen (the ids of messages accepted together
-//! are consecutive, so their records reach sled in the same checkpoint).
+//! splits and its log reservation per key inserted. Measured (BENCHMARKS.md
+//! "Session 20"), sled's share was about 88 octets a key-pair at a
+//! million messages, so a drained million peaked at 250-290 MB with
+//! records, retention entries and upstream ids one to a key.
 //!
-//! Above this module nothing changes: readers and writers name a record by
-//! its `m` key, and the memtable holds `m` keys. Only the sled side of
+//! Above this module nothing changes: readers and writers name every key
+//! as before, and the memtable holds those names. Only the sled side of
 //! [`super::View`] (its reads) and [`super::Memtable::write_into`] (the
-//! checkpoint, the one writer of those keys in sled) go through here.
+//! checkpoint, the one writer of these keys in sled) go through here.
 //!
-//! A store written before holds loose `m` keys. They are read as they are,
-//! a checkpoint that writes a record into its bucket removes its loose
-//! key, and a record found in both places is read from its bucket (the
-//! later write: a checkpoint inserts the bucket before it removes the
-//! loose key).
+//! A store written before holds these keys loose. They are read as they
+//! are, a checkpoint that writes one of them into its pack removes its
+//! loose key, and a key found in both places is read from its pack (the
+//! later write: a checkpoint writes the pack before it removes the loose
+//! key).
 
 use std::iter::Peekable;
 use std::ops::Bound;
 
 use sled::IVec;
 
-use crate::keys::{MESSAGE, PACKED_MESSAGES};
+use crate::keys::{
+    MESSAGE, PACKED_MESSAGES, PACKED_RELAY_ACKS, PACKED_RETENTION, PACKED_UPSTREAM_IDS,
+    RELAY_ACK, RETENTION, UPSTREAM_ID,
+};
 
-/// Ids per bucket: `1 << SHIFT`.
+/// Ids per record bucket: `1 << SHIFT`.
 const SHIFT: u32 = 4;
 /// The slot of an id in its bucket.
 const SLOT_MASK: u64 = (1 << SHIFT) - 1;
 /// A record's head in its bucket: slot (1 octet), length (4, big-endian).
 const HEAD: usize = 5;
+/// Keys a range holds at most before it is split.
+const RANGE_MAX: usize = 32;
+/// Keys in each range a split makes (the last takes what is left).
+const RANGE_SPLIT: usize = 16;
 
-/// sled, with message records packed (see the module's doc).
+/// How sled holds the keys under one prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Packing {
+    /// Sixteen consecutive ids to a key (records).
+    ById,
+    /// Ranges of consecutive keys.
+    Ranged,
+}
+
+/// The packed prefixes, in key order: the view's prefix, sled's, how.
+const PACKED: [(u8, u8, Packing); 4] = [
+    (RETENTION, PACKED_RETENTION, Packing::Ranged),
+    (RELAY_ACK, PACKED_RELAY_ACKS, Packing::Ranged),
+    (MESSAGE, PACKED_MESSAGES, Packing::ById),
+    (UPSTREAM_ID, PACKED_UPSTREAM_IDS, Packing::Ranged),
+];
+
+/// Where sled holds one key of the view.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// Under itself.
+    Own,
+    /// In the record bucket of this id.
+    Record(u64),
+    /// In a range under this prefix.
+    Range(u8),
+}
+
+fn place(key: &[u8]) -> Place {
+    let Some(&first) = key.first() else {
+        return Place::Own;
+    };
+    match PACKED.iter().find(|(view, _, _)| *view == first) {
+        Some((_, _, Packing::ById)) => record_id(key).map_or(Place::Own, Place::Record),
+        Some((_, sled, Packing::Ranged)) => Place::Range(*sled),
+        None => Place::Own,
+    }
+}
+
+/// sled, with the long-lived keys packed (see the module's doc).
 #[derive(Debug)]
 pub(crate) struct Disk {
     db: sled::Db,
-    /// Whether sled may still hold loose `m` keys (a store written before
-    /// records were packed): reads then look there too, and a checkpoint
-    /// removes the loose key of each record it writes. Known at open; a
-    /// read that fails counts as yes.
-    loose: bool,
+    /// The packed prefixes under which sled may still hold loose keys (a
+    /// store written before packing): reads then look there too, and a
+    /// checkpoint removes the loose key of each key it packs. Known at
+    /// open; a read that fails counts as yes.
+    loose: Vec<u8>,
 }
 
 impl Disk {
     pub(crate) fn new(db: sled::Db) -> Self {
-        let loose = !matches!(db.scan_prefix([MESSAGE]).next(), None);
+        let loose = PACKED
+            .iter()
+            .map(|(view, _, _)| *view)
+            .filter(|&view| !matches!(db.scan_prefix([view]).next(), None))
+            .collect();
         Self { db, loose }
     }
 
@@ -64,85 +118,142 @@ impl Disk {
 
     /// One key's value in sled.
     pub(crate) fn get(&self, key: &[u8]) -> sled::Result<Option<IVec>> {
-        let Some(id) = record_id(key) else {
-            return self.db.get(key);
+        let packed = match place(key) {
+            Place::Own => return self.db.get(key),
+            Place::Record(id) => self.get_record(id)?,
+            Place::Range(sled) => self.get_ranged(sled, key)?,
         };
+        if packed.is_none() && self.loose.contains(&key[0]) {
+            return self.db.get(key);
+        }
+        Ok(packed)
+    }
+
+    fn get_record(&self, id: u64) -> sled::Result<Option<IVec>> {
         if let Some(bucket) = self.db.get(bucket_key(id >> SHIFT))? {
-            for entry in Entries::new(&bucket, id >> SHIFT) {
+            for entry in Records::new(&bucket, id >> SHIFT) {
                 let (slot, value) = entry?;
                 if u64::from(slot) == id & SLOT_MASK {
                     return Ok(Some(value));
                 }
             }
         }
-        if self.loose {
-            return self.db.get(key);
+        Ok(None)
+    }
+
+    fn get_ranged(&self, sled: u8, key: &[u8]) -> sled::Result<Option<IVec>> {
+        let rest = &key[1..];
+        let Some(range) = self.db.range(&[sled][..]..=&range_key(sled, rest)[..]).next_back() else {
+            return Ok(None);
+        };
+        let (_, value) = range?;
+        for entry in Ranged::new(&value) {
+            let (at, value) = entry?;
+            if at.as_ref() == rest {
+                return Ok(Some(value));
+            }
         }
         Ok(None)
     }
 
     /// Whether sled holds `key`.
     pub(crate) fn contains(&self, key: &[u8]) -> sled::Result<bool> {
-        if record_id(key).is_none() {
-            return self.db.contains_key(key);
+        match place(key) {
+            Place::Own => self.db.contains_key(key),
+            _ => Ok(self.get(key)?.is_some()),
         }
-        Ok(self.get(key)?.is_some())
     }
 
     /// The greatest key sled holds whose first octet is `first`, as the
-    /// view names keys (records by their `m` keys; none under `M`).
+    /// view names keys (none under sled's own packed prefixes).
     pub(crate) fn last_under(&self, first: u8) -> sled::Result<Option<IVec>> {
-        let last_raw = |first: u8| match first.checked_add(1) {
-            Some(next) => self.db.range([first]..[next]).next_back(),
-            None => self.db.range([first]..).next_back(),
+        let last_raw = |first: u8| -> sled::Result<Option<(IVec, IVec)>> {
+            match first.checked_add(1) {
+                Some(next) => self.db.range([first]..[next]).next_back(),
+                None => self.db.range([first]..).next_back(),
+            }
+            .transpose()
         };
-        match first {
-            PACKED_MESSAGES => Ok(None),
-            MESSAGE => {
-                let loose = last_raw(MESSAGE).transpose()?.map(|(key, _)| key);
-                let Some((key, value)) = last_raw(PACKED_MESSAGES).transpose()? else {
-                    return Ok(loose);
-                };
+        if PACKED.iter().any(|(_, sled, _)| *sled == first) {
+            return Ok(None);
+        }
+        let Some(&(_, sled, packing)) = PACKED.iter().find(|(view, _, _)| *view == first) else {
+            return Ok(last_raw(first)?.map(|(key, _)| key));
+        };
+        let loose = last_raw(first)?.map(|(key, _)| key);
+        let Some((key, value)) = last_raw(sled)? else {
+            return Ok(loose);
+        };
+        let packed = match packing {
+            Packing::ById => {
                 let bucket = bucket_of(&key)?;
                 let mut last = None;
-                for entry in Entries::new(&value, bucket) {
+                for entry in Records::new(&value, bucket) {
                     last = Some(entry?.0);
                 }
-                let packed = last.map(|slot| IVec::from(&record_key(bucket, slot)[..]));
-                Ok(loose.max(packed))
+                last.map(|slot| IVec::from(&record_key(bucket, slot)[..]))
             }
-            _ => Ok(last_raw(first).transpose()?.map(|(key, _)| key)),
-        }
+            Packing::Ranged => {
+                let mut last = None;
+                for entry in Ranged::new(&value) {
+                    last = Some(entry?.0);
+                }
+                last.map(|rest| {
+                    let mut key = vec![first];
+                    key.extend_from_slice(&rest);
+                    IVec::from(key)
+                })
+            }
+        };
+        Ok(loose.max(packed))
     }
 
-    /// The keys from `from` to `to` in sled, in order, records unpacked.
+    /// The keys from `from` to `to` in sled, in order, packed keys
+    /// unpacked.
     pub(crate) fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> DiskRange {
-        let packed = touches(from, to, MESSAGE).then(|| Packed::new(&self.db, from, to).peekable());
-        // Bucket keys are not keys of the view: a range over them reads
-        // around them.
-        let loose = if touches(from, to, PACKED_MESSAGES) {
-            let below = (from, min_to(to, &[PACKED_MESSAGES]));
-            let above = (max_from(from, &[PACKED_MESSAGES + 1]), to);
-            [below, above]
-                .into_iter()
-                .filter(|&(a, b)| !super::is_empty_range(a, b))
-                .map(|(a, b)| self.db.range::<&[u8], _>((a, b)))
-                .collect()
-        } else {
-            vec![self.db.range::<&[u8], _>((from, to))]
-        };
-        DiskRange {
-            loose: Loose {
-                parts: loose.into_iter(),
-                current: None,
+        // sled's own packed prefixes are not keys of the view: a range
+        // over them reads around them.
+        let mut parts = vec![(from, to)];
+        for (_, sled, _) in &PACKED {
+            let Some(&(a, b)) = parts.last() else { break };
+            if !touches(a, b, *sled) {
+                continue;
             }
-            .peekable(),
-            packed,
+            parts.pop();
+            let below = (a, min_to(b, sled_prefix(*sled)));
+            let above = (max_from(a, sled_prefix(*sled + 1)), b);
+            parts.extend(
+                [below, above]
+                    .into_iter()
+                    .filter(|&(a, b)| !super::is_empty_range(a, b)),
+            );
+        }
+        let loose = parts
+            .into_iter()
+            .map(|(a, b)| self.db.range::<&[u8], _>((a, b)))
+            .collect::<Vec<_>>();
+        let packed = PACKED
+            .iter()
+            .filter(|(view, _, _)| touches(from, to, *view))
+            .map(|&(view, sled, packing)| {
+                let bounds = Bounds {
+                    from: from.map(<[u8]>::to_vec),
+                    to: to.map(<[u8]>::to_vec),
+                };
+                match packing {
+                    Packing::ById => Unpack::Records(RecordRange::new(&self.db, bounds)),
+                    Packing::Ranged => Unpack::Ranges(RangeRange::new(&self.db, view, sled, bounds)),
+                }
+            })
+            .collect::<Vec<_>>();
+        DiskRange {
+            loose: Chain::new(loose).peekable(),
+            packed: Chain::new(packed).peekable(),
         }
     }
 
     /// Writes a checkpoint's entries (in key order): values inserted,
-    /// `None` removed, records into their buckets. Returns how many sled
+    /// `None` removed, packed keys into their packs. Returns how many sled
     /// keys changed.
     pub(crate) fn write<'a>(
         &self,
@@ -150,76 +261,223 @@ impl Disk {
     ) -> sled::Result<u64> {
         let mut written = 0;
         let mut bucket: Option<(u64, Vec<(u8, Option<IVec>)>)> = None;
+        let mut ranged: Option<(u8, Vec<(Vec<u8>, Option<IVec>)>)> = None;
         for (key, entry) in entries {
-            if let Some(id) = record_id(key) {
-                let slot = (id & SLOT_MASK) as u8;
-                match &mut bucket {
-                    Some((at, changes)) if *at == id >> SHIFT => changes.push((slot, entry.clone())),
-                    _ => {
-                        if let Some((at, changes)) = bucket.take() {
-                            written += self.write_bucket(at, changes)?;
-                        }
-                        bucket = Some((id >> SHIFT, vec![(slot, entry.clone())]));
-                    }
+            let place = place(key);
+            if !matches!(place, Place::Record(id) if bucket.as_ref().is_some_and(|(at, _)| *at == id >> SHIFT))
+            {
+                if let Some((at, changes)) = bucket.take() {
+                    written += self.write_bucket(at, changes)?;
                 }
-                continue;
             }
-            let changed = match entry {
-                Some(value) => self
-                    .db
-                    .insert(key.as_slice(), value.clone())?
-                    .is_none_or(|old| old != *value),
-                None => self.db.remove(key.as_slice())?.is_some(),
-            };
-            written += u64::from(changed);
+            if !matches!(place, Place::Range(sled) if ranged.as_ref().is_some_and(|(at, _)| *at == sled))
+            {
+                if let Some((sled, changes)) = ranged.take() {
+                    written += self.write_ranges(sled, changes)?;
+                }
+            }
+            match place {
+                Place::Record(id) => bucket
+                    .get_or_insert_with(|| (id >> SHIFT, Vec::new()))
+                    .1
+                    .push(((id & SLOT_MASK) as u8, entry.clone())),
+                Place::Range(sled) => ranged
+                    .get_or_insert_with(|| (sled, Vec::new()))
+                    .1
+                    .push((key[1..].to_vec(), entry.clone())),
+                Place::Own => {
+                    let changed = match entry {
+                        Some(value) => self
+                            .db
+                            .insert(key.as_slice(), value.clone())?
+                            .is_none_or(|old| old != *value),
+                        None => self.db.remove(key.as_slice())?.is_some(),
+                    };
+                    written += u64::from(changed);
+                }
+            }
         }
         if let Some((at, changes)) = bucket {
             written += self.write_bucket(at, changes)?;
         }
+        if let Some((sled, changes)) = ranged {
+            written += self.write_ranges(sled, changes)?;
+        }
         Ok(written)
     }
 
-    /// One bucket's read-modify-write. Only a checkpoint writes buckets,
-    /// one at a time, so nothing changes a bucket between its read and its
-    /// write; a reader meanwhile finds every record being written in the
-    /// frozen memtable, above sled, and every other one unchanged in
+    /// One record bucket's read-modify-write. Only a checkpoint writes
+    /// packs, one at a time, so nothing changes a bucket between its read
+    /// and its write; a reader meanwhile finds every key being written in
+    /// the frozen memtable, above sled, and every other one unchanged in
     /// either version of the bucket. Applying the same changes twice (a
     /// checkpoint that failed, tried again) gives the same bucket.
     fn write_bucket(&self, bucket: u64, changes: Vec<(u8, Option<IVec>)>) -> sled::Result<u64> {
         let key = bucket_key(bucket);
         let old = self.db.get(key)?;
         let mut records: Vec<(u8, IVec)> = match &old {
-            Some(value) => Entries::new(value, bucket).collect::<sled::Result<_>>()?,
+            Some(value) => Records::new(value, bucket).collect::<sled::Result<_>>()?,
             None => Vec::new(),
         };
         let slots: Vec<u8> = changes.iter().map(|(slot, _)| *slot).collect();
         for (slot, entry) in changes {
-            match (records.binary_search_by_key(&slot, |(s, _)| *s), entry) {
-                (Ok(at), Some(value)) => records[at].1 = value,
-                (Ok(at), None) => {
-                    records.remove(at);
-                }
-                (Err(at), Some(value)) => records.insert(at, (slot, value)),
-                (Err(_), None) => {}
-            }
+            apply(&mut records, slot, entry);
         }
         let mut written = 0;
         if records.is_empty() {
             written += u64::from(old.is_some() && self.db.remove(key)?.is_some());
         } else {
-            let value = encode(&records);
+            let value = encode_records(&records);
             if old.as_deref() != Some(&value[..]) {
                 self.db.insert(key, value)?;
                 written += 1;
             }
         }
-        if self.loose {
+        if self.loose.contains(&MESSAGE) {
             for slot in slots {
                 written += u64::from(self.db.remove(record_key(bucket, slot))?.is_some());
             }
         }
         Ok(written)
     }
+
+    /// Writes the changes to one packed prefix's ranges (in key order):
+    /// each range they fall in read, changed and written once. A write
+    /// that touches more than one sled key (a split, a range that now
+    /// starts lower) is one `sled::Batch`, which sled applies whole or not
+    /// at all, so no crash leaves a key in two ranges or in none.
+    fn write_ranges(&self, sled: u8, changes: Vec<(Vec<u8>, Option<IVec>)>) -> sled::Result<u64> {
+        let view = PACKED
+            .iter()
+            .find(|(_, s, _)| *s == sled)
+            .map_or(sled, |(view, _, _)| *view);
+        let end = sled_prefix(sled + 1);
+        let mut written = 0;
+        let mut changes = changes.into_iter().peekable();
+        while let Some((first, _)) = changes.peek() {
+            // The range holding `first`: the last starting at or below it,
+            // else the first one (it will start at `first`), else a new one.
+            let below = self
+                .db
+                .range(sled_prefix(sled)..=&range_key(sled, first)[..])
+                .next_back();
+            let holder = match below {
+                Some(found) => Some(found?),
+                None => self.db.range(sled_prefix(sled)..end).next().transpose()?,
+            };
+            let next = match &holder {
+                Some((key, _)) => self
+                    .db
+                    .range::<&[u8], _>((Bound::Excluded(key.as_ref()), Bound::Excluded(end)))
+                    .next()
+                    .transpose()?
+                    .map(|(key, _)| key),
+                None => None,
+            };
+            let start = match &holder {
+                Some((key, _)) if key[1..] <= first[..] => key[1..].to_vec(),
+                _ => first.clone(),
+            };
+            let mut keys: Vec<(IVec, IVec)> = match &holder {
+                Some((_, value)) => Ranged::new(value).collect::<sled::Result<_>>()?,
+                None => Vec::new(),
+            };
+            let mut touched = Vec::new();
+            while let Some((rest, entry)) =
+                changes.next_if(|(rest, _)| next.as_ref().is_none_or(|n| rest[..] < n[1..]))
+            {
+                apply(&mut keys, IVec::from(&rest[..]), entry);
+                touched.push(rest);
+            }
+            written += self.put_range(sled, holder, &start, &keys)?;
+            if self.loose.contains(&view) {
+                for rest in touched {
+                    let mut key = vec![view];
+                    key.extend_from_slice(&rest);
+                    written += u64::from(self.db.remove(key)?.is_some());
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    /// Writes one range's keys, read from `holder` (its sled key and value,
+    /// if it was in sled), starting at `start`: split if it grew past
+    /// [`RANGE_MAX`], removed if empty.
+    fn put_range(
+        &self,
+        sled: u8,
+        holder: Option<(IVec, IVec)>,
+        start: &[u8],
+        keys: &[(IVec, IVec)],
+    ) -> sled::Result<u64> {
+        let first_key = range_key(sled, start);
+        let (old_key, old_value) = holder.unzip();
+        if keys.is_empty() {
+            return Ok(match old_key {
+                Some(key) => u64::from(self.db.remove(key)?.is_some()),
+                None => 0,
+            });
+        }
+        let moved = old_key.as_ref().is_some_and(|key| key.as_ref() != &first_key[..]);
+        if keys.len() <= RANGE_MAX && !moved {
+            let value = encode_ranged(keys);
+            if old_value.as_deref() == Some(&value[..]) {
+                return Ok(0);
+            }
+            self.db.insert(first_key, value)?;
+            return Ok(1);
+        }
+        let mut batch = sled::Batch::default();
+        let mut written = 0;
+        if let Some(key) = old_key.filter(|_| moved) {
+            batch.remove(key);
+            written += 1;
+        }
+        let chunks: Vec<&[(IVec, IVec)]> = if keys.len() > RANGE_MAX {
+            keys.chunks(RANGE_SPLIT).collect()
+        } else {
+            vec![keys]
+        };
+        for (n, chunk) in chunks.into_iter().enumerate() {
+            let key = match (n, chunk.first()) {
+                (0, _) | (_, None) => first_key.clone(),
+                (_, Some((rest, _))) => range_key(sled, rest),
+            };
+            batch.insert(key, encode_ranged(chunk));
+            written += 1;
+        }
+        self.db.apply_batch(batch)?;
+        Ok(written)
+    }
+}
+
+/// One change to a pack's sorted keys: set, or removed.
+fn apply<K: Ord, T>(keys: &mut Vec<(K, T)>, at: K, entry: Option<T>) {
+    match (keys.binary_search_by(|(k, _)| k.cmp(&at)), entry) {
+        (Ok(n), Some(value)) => keys[n].1 = value,
+        (Ok(n), None) => {
+            keys.remove(n);
+        }
+        (Err(n), Some(value)) => keys.insert(n, (at, value)),
+        (Err(_), None) => {}
+    }
+}
+
+/// A one-octet prefix as a key (sled's packed prefixes and the ones after
+/// them are letters, never the last octet).
+fn sled_prefix(prefix: u8) -> &'static [u8] {
+    const ALL: [u8; 256] = {
+        let mut all = [0; 256];
+        let mut n = 0;
+        while n < 256 {
+            all[n] = n as u8;
+            n += 1;
+        }
+        all
+    };
+    let n = usize::from(prefix);
+    &ALL[n..=n]
 }
 
 /// The id of a record's key (`m` + 8 octets).
@@ -252,7 +510,15 @@ fn bucket_of(key: &[u8]) -> sled::Result<u64> {
     }
 }
 
-fn encode(records: &[(u8, IVec)]) -> Vec<u8> {
+/// A range's sled key: its prefix and its first key's rest.
+fn range_key(sled: u8, rest: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + rest.len());
+    key.push(sled);
+    key.extend_from_slice(rest);
+    key
+}
+
+fn encode_records(records: &[(u8, IVec)]) -> Vec<u8> {
     let size = records.iter().map(|(_, v)| HEAD + v.len()).sum();
     let mut out = Vec::with_capacity(size);
     for (slot, value) in records {
@@ -265,23 +531,39 @@ fn encode(records: &[(u8, IVec)]) -> Vec<u8> {
     out
 }
 
+/// A range: per key, its rest's length (2 octets), the rest, its value's
+/// length (4 octets) and the value; all big-endian, in key order.
+fn encode_ranged(keys: &[(IVec, IVec)]) -> Vec<u8> {
+    let size = keys.iter().map(|(k, v)| 6 + k.len() + v.len()).sum();
+    let mut out = Vec::with_capacity(size);
+    for (rest, value) in keys {
+        // Keys are a prefix, a name and a few numbers; values a time or
+        // an id.
+        out.extend_from_slice(&(rest.len() as u16).to_be_bytes());
+        out.extend_from_slice(rest);
+        out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
 fn malformed(what: &str) -> sled::Error {
     sled::Error::Io(std::io::Error::new(
         std::io::ErrorKind::InvalidData,
-        format!("message records packed in sled (`M` keys): {what}"),
+        format!("keys packed in sled: {what}"),
     ))
 }
 
-/// A bucket's records in slot order, each a view into the bucket's value
-/// (no copy).
-struct Entries<'a> {
+/// A record bucket's records in slot order, each a view into the
+/// bucket's value (no copy).
+struct Records<'a> {
     value: &'a IVec,
     bucket: u64,
     at: usize,
     last: Option<u8>,
 }
 
-impl<'a> Entries<'a> {
+impl<'a> Records<'a> {
     fn new(value: &'a IVec, bucket: u64) -> Self {
         Self {
             value,
@@ -294,14 +576,14 @@ impl<'a> Entries<'a> {
     fn damaged(&mut self) -> Option<sled::Result<(u8, IVec)>> {
         self.at = self.value.len();
         Some(Err(malformed(&format!(
-            "the bucket of ids {} to {} is damaged",
+            "the bucket of records {} to {} is damaged",
             self.bucket << SHIFT,
             (self.bucket << SHIFT) | SLOT_MASK
         ))))
     }
 }
 
-impl Iterator for Entries<'_> {
+impl Iterator for Records<'_> {
     type Item = sled::Result<(u8, IVec)>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -321,6 +603,60 @@ impl Iterator for Entries<'_> {
         self.at = start + len;
         self.last = Some(slot);
         Some(Ok((slot, self.value.subslice(start, len))))
+    }
+}
+
+/// A range's keys (their rests) and values in order, each a view into
+/// the range's value.
+struct Ranged<'a> {
+    value: &'a IVec,
+    at: usize,
+    last: Option<IVec>,
+}
+
+impl<'a> Ranged<'a> {
+    fn new(value: &'a IVec) -> Self {
+        Self {
+            value,
+            at: 0,
+            last: None,
+        }
+    }
+
+    /// `len` octets at the cursor, after a big-endian length of `N`.
+    fn field<const N: usize>(&mut self) -> Option<IVec> {
+        let bytes: &[u8] = self.value;
+        let head: [u8; N] = bytes.get(self.at..self.at + N)?.try_into().ok()?;
+        let len = head
+            .iter()
+            .fold(0usize, |len, &octet| (len << 8) | usize::from(octet));
+        let start = self.at + N;
+        if bytes.len() - start < len {
+            return None;
+        }
+        self.at = start + len;
+        Some(self.value.subslice(start, len))
+    }
+}
+
+impl Iterator for Ranged<'_> {
+    type Item = sled::Result<(IVec, IVec)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.value.len() {
+            return None;
+        }
+        let pair = self.field::<2>().zip(self.field::<4>());
+        match pair {
+            Some((rest, value)) if self.last.as_ref().is_none_or(|last| *last < rest) => {
+                self.last = Some(rest.clone());
+                Some(Ok((rest, value)))
+            }
+            _ => {
+                self.at = self.value.len();
+                Some(Err(malformed("a range of keys is damaged")))
+            }
+        }
     }
 }
 
@@ -355,15 +691,23 @@ fn max_from<'a>(from: Bound<&'a [u8]>, limit: &'a [u8]) -> Bound<&'a [u8]> {
     }
 }
 
-/// sled's own keys in a range, around the buckets: one or two of sled's
-/// ranges, one after the other.
-struct Loose {
-    parts: std::vec::IntoIter<sled::Iter>,
-    current: Option<sled::Iter>,
+/// Iterators one after the other.
+struct Chain<I> {
+    parts: std::vec::IntoIter<I>,
+    current: Option<I>,
 }
 
-impl Iterator for Loose {
-    type Item = sled::Result<(IVec, IVec)>;
+impl<I> Chain<I> {
+    fn new(parts: Vec<I>) -> Self {
+        Self {
+            parts: parts.into_iter(),
+            current: None,
+        }
+    }
+}
+
+impl<I: Iterator> Iterator for Chain<I> {
+    type Item = I::Item;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -375,35 +719,13 @@ impl Iterator for Loose {
     }
 }
 
-/// The records of a range, unpacked from their buckets, in key order.
-struct Packed {
-    buckets: sled::Iter,
+/// A range's bounds, owned.
+struct Bounds {
     from: Bound<Vec<u8>>,
     to: Bound<Vec<u8>>,
-    ready: std::vec::IntoIter<(IVec, IVec)>,
-    done: bool,
 }
 
-impl Packed {
-    fn new(db: &sled::Db, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Self {
-        let low = match from {
-            Bound::Included(k) | Bound::Excluded(k) => id_bound(k, 0x00),
-            Bound::Unbounded => 0,
-        };
-        let high = match to {
-            Bound::Included(k) | Bound::Excluded(k) => id_bound(k, 0xFF),
-            Bound::Unbounded => u64::MAX,
-        };
-        Self {
-            buckets: db.range(bucket_key(low >> SHIFT)..=bucket_key(high >> SHIFT)),
-            from: from.map(<[u8]>::to_vec),
-            to: to.map(<[u8]>::to_vec),
-            ready: Vec::new().into_iter(),
-            done: false,
-        }
-    }
-
-    /// Whether `key` is past the range's end.
+impl Bounds {
     fn beyond(&self, key: &[u8]) -> bool {
         match &self.to {
             Bound::Included(end) => key > end.as_slice(),
@@ -412,13 +734,112 @@ impl Packed {
         }
     }
 
-    /// Whether `key` is before the range's start.
     fn before(&self, key: &[u8]) -> bool {
         match &self.from {
             Bound::Included(start) => key < start.as_slice(),
             Bound::Excluded(start) => key <= start.as_slice(),
             Bound::Unbounded => false,
         }
+    }
+}
+
+/// The keys of one packed prefix in a range, unpacked, in order.
+enum Unpack {
+    Records(RecordRange),
+    Ranges(RangeRange),
+}
+
+impl Iterator for Unpack {
+    type Item = sled::Result<(IVec, IVec)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Unpack::Records(records) => records.next(),
+            Unpack::Ranges(ranges) => ranges.next(),
+        }
+    }
+}
+
+/// Packs read one after the other, their keys kept within the bounds.
+struct Unpacking {
+    packs: sled::Iter,
+    bounds: Bounds,
+    ready: std::vec::IntoIter<(IVec, IVec)>,
+    done: bool,
+}
+
+impl Unpacking {
+    /// The next key, unpacking the next pack with `unpack` when the last
+    /// one is used up.
+    fn next_with(
+        &mut self,
+        unpack: impl Fn(&IVec, &IVec) -> sled::Result<Vec<(Vec<u8>, IVec)>>,
+    ) -> Option<sled::Result<(IVec, IVec)>> {
+        loop {
+            if let Some(pair) = self.ready.next() {
+                return Some(Ok(pair));
+            }
+            if self.done {
+                return None;
+            }
+            let unpacked = match self.packs.next()? {
+                Ok((key, value)) => unpack(&key, &value),
+                Err(e) => Err(e),
+            };
+            let keys = match unpacked {
+                Ok(keys) => keys,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            let mut ready = Vec::with_capacity(keys.len());
+            for (key, value) in keys {
+                if self.bounds.beyond(&key) {
+                    self.done = true;
+                    break;
+                }
+                if !self.bounds.before(&key) {
+                    ready.push((IVec::from(key), value));
+                }
+            }
+            self.ready = ready.into_iter();
+        }
+    }
+}
+
+/// The records of a range, from their buckets.
+struct RecordRange(Unpacking);
+
+impl RecordRange {
+    fn new(db: &sled::Db, bounds: Bounds) -> Self {
+        let low = match &bounds.from {
+            Bound::Included(k) | Bound::Excluded(k) => id_bound(k, 0x00),
+            Bound::Unbounded => 0,
+        };
+        let high = match &bounds.to {
+            Bound::Included(k) | Bound::Excluded(k) => id_bound(k, 0xFF),
+            Bound::Unbounded => u64::MAX,
+        };
+        Self(Unpacking {
+            packs: db.range(bucket_key(low >> SHIFT)..=bucket_key(high >> SHIFT)),
+            bounds,
+            ready: Vec::new().into_iter(),
+            done: false,
+        })
+    }
+}
+
+impl Iterator for RecordRange {
+    type Item = sled::Result<(IVec, IVec)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next_with(|key, value| {
+            let bucket = bucket_of(key)?;
+            Records::new(value, bucket)
+                .map(|entry| entry.map(|(slot, v)| (record_key(bucket, slot).to_vec(), v)))
+                .collect()
+        })
     }
 }
 
@@ -440,77 +861,90 @@ fn id_bound(key: &[u8], fill: u8) -> u64 {
     }
 }
 
-impl Iterator for Packed {
-    type Item = sled::Result<(IVec, IVec)>;
+/// The keys of a range under one ranged prefix, from their ranges.
+struct RangeRange {
+    view: u8,
+    unpacking: Unpacking,
+    /// A failure finding the first range, told first.
+    failed: Option<sled::Error>,
+}
 
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(pair) = self.ready.next() {
-                return Some(Ok(pair));
-            }
-            if self.done {
-                return None;
-            }
-            let (key, value) = match self.buckets.next()? {
-                Ok(pair) => pair,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            };
-            let unpacked = bucket_of(&key).and_then(|bucket| {
-                Entries::new(&value, bucket)
-                    .map(|entry| entry.map(|(slot, v)| (record_key(bucket, slot), v)))
-                    .collect::<sled::Result<Vec<_>>>()
-            });
-            let records = match unpacked {
-                Ok(records) => records,
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
-            };
-            let mut ready = Vec::with_capacity(records.len());
-            for (key, value) in records {
-                if self.beyond(&key) {
-                    self.done = true;
-                    break;
-                }
-                if !self.before(&key) {
-                    ready.push((IVec::from(&key[..]), value));
-                }
-            }
-            self.ready = ready.into_iter();
+impl RangeRange {
+    fn new(db: &sled::Db, view: u8, sled: u8, bounds: Bounds) -> Self {
+        // From the range holding the bound's key, if the bound is under
+        // this prefix; else from the first range.
+        let start = match &bounds.from {
+            Bound::Included(k) | Bound::Excluded(k) if k.first() == Some(&view) => db
+                .range(sled_prefix(sled)..=&range_key(sled, &k[1..])[..])
+                .next_back()
+                .transpose()
+                .map(|found| found.map_or_else(|| vec![sled], |(key, _)| key.to_vec())),
+            _ => Ok(vec![sled]),
+        };
+        let (start, failed) = match start {
+            Ok(start) => (start, None),
+            Err(e) => (vec![sled], Some(e)),
+        };
+        Self {
+            view,
+            unpacking: Unpacking {
+                packs: db.range(start.as_slice()..sled_prefix(sled + 1)),
+                bounds,
+                ready: Vec::new().into_iter(),
+                done: false,
+            },
+            failed,
         }
     }
 }
 
+impl Iterator for RangeRange {
+    type Item = sled::Result<(IVec, IVec)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.failed.take() {
+            self.unpacking.done = true;
+            return Some(Err(e));
+        }
+        let view = self.view;
+        self.unpacking.next_with(|_, value| {
+            Ranged::new(value)
+                .map(|entry| {
+                    entry.map(|(rest, v)| {
+                        let mut key = Vec::with_capacity(1 + rest.len());
+                        key.push(view);
+                        key.extend_from_slice(&rest);
+                        (key, v)
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
 /// sled's keys in a range as the view names them: its own keys merged
-/// with the records unpacked from their buckets.
+/// with the packed ones unpacked.
 pub(crate) struct DiskRange {
-    loose: Peekable<Loose>,
-    packed: Option<Peekable<Packed>>,
+    loose: Peekable<Chain<sled::Iter>>,
+    packed: Peekable<Chain<Unpack>>,
 }
 
 impl Iterator for DiskRange {
     type Item = sled::Result<(IVec, IVec)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let Some(packed) = self.packed.as_mut() else {
-            return self.loose.next();
-        };
-        match (self.loose.peek(), packed.peek()) {
+        match (self.loose.peek(), self.packed.peek()) {
             (Some(Err(_)), _) | (Some(_), None) => self.loose.next(),
-            (None, _) | (_, Some(Err(_))) => packed.next(),
+            (None, _) | (_, Some(Err(_))) => self.packed.next(),
             (Some(Ok((a, _))), Some(Ok((b, _)))) => {
                 if a == b {
-                    // A record in both places: the bucket's is the later.
+                    // A key in both places: its pack's is the later.
                     self.loose.next();
-                    packed.next()
+                    self.packed.next()
                 } else if a < b {
                     self.loose.next()
                 } else {
-                    packed.next()
+                    self.packed.next()
                 }
             }
         }
@@ -674,8 +1108,153 @@ mod tests {
             .expect("insert");
         let view = View::new(db);
         let err = view.get(&record(82)).expect_err("damaged");
-        assert!(err.to_string().contains("ids 80 to 95"), "{err}");
+        assert!(err.to_string().contains("records 80 to 95"), "{err}");
         let scanned: Vec<_> = view.scan_prefix([MESSAGE]).collect();
         assert!(matches!(scanned.as_slice(), [Err(_)]), "{scanned:?}");
+    }
+}
+
+#[cfg(test)]
+mod ranged_tests {
+    use super::*;
+    use crate::commit::Ops;
+    use crate::memtable::View;
+
+    fn key(n: u32) -> Vec<u8> {
+        let mut key = vec![RETENTION];
+        key.extend_from_slice(&n.to_be_bytes());
+        key
+    }
+
+    fn value(n: u32, round: &str) -> Vec<u8> {
+        format!("{n} {round}").into_bytes()
+    }
+
+    fn checkpoint(view: &View) {
+        view.freeze().write_into(view.disk()).expect("written");
+        view.release();
+    }
+
+    fn scanned(view: &View) -> Vec<(u32, Vec<u8>)> {
+        view.scan_prefix([RETENTION])
+            .map(|entry| {
+                let (k, v) = entry.expect("scan");
+                let n = u32::from_be_bytes(k[1..].try_into().expect("4 octets"));
+                (n, v.to_vec())
+            })
+            .collect()
+    }
+
+    fn ranges(db: &sled::Db) -> Vec<usize> {
+        db.scan_prefix([PACKED_RETENTION])
+            .map(|entry| {
+                let (_, v) = entry.expect("range");
+                Ranged::new(&v).count()
+            })
+            .collect()
+    }
+
+    /// Appends (as retention entries come, in time order), a key below
+    /// every range, removals that empty ranges, and rewrites: sled holds
+    /// ranges of at most 32 keys, every key is read back as written, and
+    /// a range is found from any key inside it.
+    #[test]
+    fn keys_in_ranges_read_back_as_written_through_splits_and_removals() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let view = View::new(db.clone());
+        let mut expected: std::collections::BTreeMap<u32, Vec<u8>> = Default::default();
+        let mut write = |changes: Vec<(u32, Option<&str>)>| {
+            let mut ops = Ops::default();
+            for (n, round) in changes {
+                match round {
+                    Some(round) => {
+                        ops.insert(key(n), value(n, round));
+                        expected.insert(n, value(n, round));
+                    }
+                    None => {
+                        ops.remove(key(n));
+                        expected.remove(&n);
+                    }
+                }
+            }
+            view.apply([ops]);
+            checkpoint(&view);
+            expected.clone()
+        };
+        let check = |view: &View, expected: &std::collections::BTreeMap<u32, Vec<u8>>| {
+            let want: Vec<(u32, Vec<u8>)> =
+                expected.iter().map(|(n, v)| (*n, v.clone())).collect();
+            assert_eq!(scanned(view), want);
+            for n in 0..1_200 {
+                assert_eq!(
+                    view.get(&key(n)).expect("get").map(|v| v.to_vec()),
+                    expected.get(&n).cloned(),
+                    "key {n}"
+                );
+            }
+        };
+        // Three checkpoints of appends: 100, then 100 more, then 300.
+        for (from, to) in [(500, 600), (600, 700), (700, 1_000)] {
+            let state = write((from..to).map(|n| (n, Some("first"))).collect());
+            check(&view, &state);
+        }
+        let sizes = ranges(&db);
+        assert!(sizes.iter().all(|&n| n <= RANGE_MAX), "{sizes:?}");
+        assert!(sizes.len() >= 500 / RANGE_MAX, "{sizes:?}");
+        // Below every range, between ranges, and rewrites.
+        let state = write(vec![
+            (3, Some("low")),
+            (10, Some("low")),
+            (650, Some("second")),
+            (1_100, Some("high")),
+        ]);
+        check(&view, &state);
+        // Empty the first ranges entirely and part of a middle one.
+        let mut removals: Vec<(u32, Option<&str>)> = [3, 10].iter().map(|&n| (n, None)).collect();
+        removals.extend((500..620).map(|n| (n, None)));
+        removals.extend((800..810).map(|n| (n, None)));
+        let state = write(removals);
+        check(&view, &state);
+        // Reopened over the same sled: the same keys, the same last key.
+        let reopened = View::new(db.clone());
+        check(&reopened, &state);
+        assert_eq!(
+            reopened.disk().last_under(RETENTION).expect("last").as_deref(),
+            Some(&key(1_100)[..])
+        );
+        // A range of the view within the prefix, starting inside a range.
+        let part: Vec<u32> = view
+            .range(Bound::Included(key(640)), Bound::Excluded(key(660)))
+            .map(|e| u32::from_be_bytes(e.expect("range").0[1..].try_into().expect("4")))
+            .collect();
+        assert_eq!(part, (640..660).collect::<Vec<_>>());
+        assert_eq!(db.scan_prefix([RETENTION]).count(), 0, "no loose key");
+    }
+
+    #[test]
+    fn loose_keys_of_an_older_store_are_read_and_move_into_ranges() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        for n in [5, 7, 9] {
+            db.insert(key(n), value(n, "loose")).expect("insert");
+        }
+        let view = View::new(db.clone());
+        let mut ops = Ops::default();
+        ops.insert(key(7), value(7, "packed"));
+        ops.insert(key(8), value(8, "packed"));
+        view.apply([ops]);
+        checkpoint(&view);
+        let want = vec![
+            (5, value(5, "loose")),
+            (7, value(7, "packed")),
+            (8, value(8, "packed")),
+            (9, value(9, "loose")),
+        ];
+        assert_eq!(scanned(&view), want);
+        assert_eq!(
+            view.get(&key(9)).expect("get").as_deref(),
+            Some(&value(9, "loose")[..])
+        );
+        assert_eq!(db.scan_prefix([RETENTION]).count(), 2, "7 moved into its range");
+        assert_eq!(scanned(&View::new(db.clone())), want);
     }
 }
