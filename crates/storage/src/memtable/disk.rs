@@ -342,10 +342,15 @@ impl Disk {
     }
 
     /// Writes the changes to one packed prefix's ranges (in key order):
-    /// each range they fall in read, changed and written once. A write
-    /// that touches more than one sled key (a split, a range that now
-    /// starts lower) is one `sled::Batch`, which sled applies whole or not
-    /// at all, so no crash leaves a key in two ranges or in none.
+    /// each range they fall in read, changed and written. A range that
+    /// grows past [`RANGE_MAX`] is split as it grows, its first
+    /// [`RANGE_SPLIT`] keys staying and the rest going on as the next
+    /// range. A write that touches two sled keys (a split, a range that
+    /// now starts lower) is one `sled::Batch` of those two, which sled
+    /// applies whole or not at all, so no crash leaves a key in two ranges
+    /// or in none; splitting as it grows keeps each batch at two keys (a
+    /// batch holds sled's epoch for its length, and the nodes it replaces
+    /// pile up meanwhile).
     fn write_ranges(&self, sled: u8, changes: Vec<(Vec<u8>, Option<IVec>)>) -> sled::Result<u64> {
         let view = PACKED
             .iter()
@@ -378,18 +383,29 @@ impl Disk {
                 Some((key, _)) if key[1..] <= first[..] => key[1..].to_vec(),
                 _ => first.clone(),
             };
-            let mut keys: Vec<(IVec, IVec)> = match &holder {
-                Some((_, value)) => Ranged::new(value).collect::<sled::Result<_>>()?,
-                None => Vec::new(),
+            let mut range = match holder {
+                Some((key, value)) => Range {
+                    keys: Ranged::new(&value).collect::<sled::Result<_>>()?,
+                    start,
+                    stored: Some((key, value)),
+                },
+                None => Range {
+                    keys: Vec::new(),
+                    start,
+                    stored: None,
+                },
             };
             let mut touched = Vec::new();
             while let Some((rest, entry)) =
                 changes.next_if(|(rest, _)| next.as_ref().is_none_or(|n| rest[..] < n[1..]))
             {
-                apply(&mut keys, IVec::from(&rest[..]), entry);
+                apply(&mut range.keys, IVec::from(&rest[..]), entry);
                 touched.push(rest);
+                if range.keys.len() > RANGE_MAX {
+                    written += self.split(sled, &mut range)?;
+                }
             }
-            written += self.put_range(sled, holder, &start, &keys)?;
+            written += self.put_range(sled, range)?;
             if self.loose.contains(&view) {
                 for rest in touched {
                     let mut key = vec![view];
@@ -401,55 +417,72 @@ impl Disk {
         Ok(written)
     }
 
-    /// Writes one range's keys, read from `holder` (its sled key and value,
-    /// if it was in sled), starting at `start`: split if it grew past
-    /// [`RANGE_MAX`], removed if empty.
-    fn put_range(
-        &self,
-        sled: u8,
-        holder: Option<(IVec, IVec)>,
-        start: &[u8],
-        keys: &[(IVec, IVec)],
-    ) -> sled::Result<u64> {
-        let first_key = range_key(sled, start);
-        let (old_key, old_value) = holder.unzip();
-        if keys.is_empty() {
+    /// Writes a range's first [`RANGE_SPLIT`] keys under its start and the
+    /// rest as the next range, in one batch; `range` goes on as that next
+    /// range.
+    fn split(&self, sled: u8, range: &mut Range) -> sled::Result<u64> {
+        let rest = range.keys.split_off(RANGE_SPLIT);
+        let Some((next_start, _)) = rest.first() else {
+            return Ok(0);
+        };
+        let next_start = next_start.to_vec();
+        let mut batch = sled::Batch::default();
+        let first_key = range_key(sled, &range.start);
+        let mut written = 2;
+        if let Some((key, _)) = range.stored.take() {
+            if key.as_ref() != &first_key[..] {
+                batch.remove(key);
+                written += 1;
+            }
+        }
+        batch.insert(first_key, encode_ranged(&range.keys));
+        let next_key = range_key(sled, &next_start);
+        let next_value = IVec::from(encode_ranged(&rest));
+        batch.insert(next_key.clone(), next_value.clone());
+        self.db.apply_batch(batch)?;
+        *range = Range {
+            keys: rest,
+            start: next_start,
+            stored: Some((IVec::from(next_key), next_value)),
+        };
+        Ok(written)
+    }
+
+    /// Writes one range: removed if empty, rewritten if changed (in one
+    /// batch with the removal of its old key if it now starts lower).
+    fn put_range(&self, sled: u8, range: Range) -> sled::Result<u64> {
+        let first_key = range_key(sled, &range.start);
+        let (old_key, old_value) = range.stored.unzip();
+        if range.keys.is_empty() {
             return Ok(match old_key {
                 Some(key) => u64::from(self.db.remove(key)?.is_some()),
                 None => 0,
             });
         }
-        let moved = old_key.as_ref().is_some_and(|key| key.as_ref() != &first_key[..]);
-        if keys.len() <= RANGE_MAX && !moved {
-            let value = encode_ranged(keys);
-            if old_value.as_deref() == Some(&value[..]) {
-                return Ok(0);
+        let value = encode_ranged(&range.keys);
+        match old_key {
+            Some(key) if key.as_ref() != &first_key[..] => {
+                let mut batch = sled::Batch::default();
+                batch.remove(key);
+                batch.insert(first_key, value);
+                self.db.apply_batch(batch)?;
+                Ok(2)
             }
-            self.db.insert(first_key, value)?;
-            return Ok(1);
+            _ if old_value.as_deref() == Some(&value[..]) => Ok(0),
+            _ => {
+                self.db.insert(first_key, value)?;
+                Ok(1)
+            }
         }
-        let mut batch = sled::Batch::default();
-        let mut written = 0;
-        if let Some(key) = old_key.filter(|_| moved) {
-            batch.remove(key);
-            written += 1;
-        }
-        let chunks: Vec<&[(IVec, IVec)]> = if keys.len() > RANGE_MAX {
-            keys.chunks(RANGE_SPLIT).collect()
-        } else {
-            vec![keys]
-        };
-        for (n, chunk) in chunks.into_iter().enumerate() {
-            let key = match (n, chunk.first()) {
-                (0, _) | (_, None) => first_key.clone(),
-                (_, Some((rest, _))) => range_key(sled, rest),
-            };
-            batch.insert(key, encode_ranged(chunk));
-            written += 1;
-        }
-        self.db.apply_batch(batch)?;
-        Ok(written)
     }
+}
+
+/// One range being written: its keys (rests) and values, where it
+/// starts, and its sled key and value as stored (if it is).
+struct Range {
+    keys: Vec<(IVec, IVec)>,
+    start: Vec<u8>,
+    stored: Option<(IVec, IVec)>,
 }
 
 /// One change to a pack's sorted keys: set, or removed.
