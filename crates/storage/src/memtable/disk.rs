@@ -99,6 +99,9 @@ pub(crate) struct Disk {
     /// checkpoint removes the loose key of each key it packs. Known at
     /// open; a read that fails counts as yes.
     loose: Vec<u8>,
+    /// Writes a test lets through before stopping the rest (`stop_here`).
+    #[cfg(test)]
+    pub(super) writes_left: std::sync::atomic::AtomicUsize,
 }
 
 impl Disk {
@@ -106,14 +109,46 @@ impl Disk {
         let loose = PACKED
             .iter()
             .map(|(view, _, _)| *view)
-            .filter(|&view| !matches!(db.scan_prefix([view]).next(), None))
+            .filter(|&view| db.scan_prefix([view]).next().is_some())
             .collect();
-        Self { db, loose }
+        Self {
+            db,
+            loose,
+            #[cfg(test)]
+            writes_left: std::sync::atomic::AtomicUsize::new(usize::MAX),
+        }
     }
 
     /// sled itself: the format and checkpoint marks, its size, counts.
     pub(crate) fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    /// Every write of a checkpoint into sled goes through here and
+    /// [`Disk::del`], so tests can stop a checkpoint part way.
+    fn put(&self, key: impl AsRef<[u8]>, value: impl Into<IVec>) -> sled::Result<Option<IVec>> {
+        #[cfg(test)]
+        self.stop_here()?;
+        self.db.insert(key, value)
+    }
+
+    fn del(&self, key: impl AsRef<[u8]>) -> sled::Result<Option<IVec>> {
+        #[cfg(test)]
+        self.stop_here()?;
+        self.db.remove(key)
+    }
+
+    /// A crash, as far as sled is concerned: every write after the
+    /// `writes_left` set by a test fails.
+    #[cfg(test)]
+    fn stop_here(&self) -> sled::Result<()> {
+        use std::sync::atomic::Ordering;
+        let left = self.writes_left.load(Ordering::Relaxed);
+        if left == 0 {
+            return Err(malformed("a test stopped the checkpoint here"));
+        }
+        self.writes_left.store(left - 1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// One key's value in sled.
@@ -260,8 +295,10 @@ impl Disk {
         entries: impl IntoIterator<Item = (&'a Vec<u8>, &'a Option<IVec>)>,
     ) -> sled::Result<u64> {
         let mut written = 0;
-        let mut bucket: Option<(u64, Vec<(u8, Option<IVec>)>)> = None;
-        let mut ranged: Option<(u8, Vec<(Vec<u8>, Option<IVec>)>)> = None;
+        // The record bucket and the ranged prefix being gathered, with
+        // their changes.
+        let mut bucket: Option<(u64, Vec<SlotChange>)> = None;
+        let mut ranged: Option<(u8, Vec<RestChange>)> = None;
         for (key, entry) in entries {
             let place = place(key);
             if !matches!(place, Place::Record(id) if bucket.as_ref().is_some_and(|(at, _)| *at == id >> SHIFT))
@@ -288,10 +325,9 @@ impl Disk {
                 Place::Own => {
                     let changed = match entry {
                         Some(value) => self
-                            .db
-                            .insert(key.as_slice(), value.clone())?
+                            .put(key.as_slice(), value.clone())?
                             .is_none_or(|old| old != *value),
-                        None => self.db.remove(key.as_slice())?.is_some(),
+                        None => self.del(key.as_slice())?.is_some(),
                     };
                     written += u64::from(changed);
                 }
@@ -312,7 +348,7 @@ impl Disk {
     /// the frozen memtable, above sled, and every other one unchanged in
     /// either version of the bucket. Applying the same changes twice (a
     /// checkpoint that failed, tried again) gives the same bucket.
-    fn write_bucket(&self, bucket: u64, changes: Vec<(u8, Option<IVec>)>) -> sled::Result<u64> {
+    fn write_bucket(&self, bucket: u64, changes: Vec<SlotChange>) -> sled::Result<u64> {
         let key = bucket_key(bucket);
         let old = self.db.get(key)?;
         let mut records: Vec<(u8, IVec)> = match &old {
@@ -325,33 +361,35 @@ impl Disk {
         }
         let mut written = 0;
         if records.is_empty() {
-            written += u64::from(old.is_some() && self.db.remove(key)?.is_some());
+            written += u64::from(old.is_some() && self.del(key)?.is_some());
         } else {
             let value = encode_records(&records);
             if old.as_deref() != Some(&value[..]) {
-                self.db.insert(key, value)?;
+                self.put(key, value)?;
                 written += 1;
             }
         }
         if self.loose.contains(&MESSAGE) {
             for slot in slots {
-                written += u64::from(self.db.remove(record_key(bucket, slot))?.is_some());
+                written += u64::from(self.del(record_key(bucket, slot))?.is_some());
             }
         }
         Ok(written)
     }
 
     /// Writes the changes to one packed prefix's ranges (in key order):
-    /// each range they fall in read, changed and written. A range that
-    /// grows past [`RANGE_MAX`] is split as it grows, its first
-    /// [`RANGE_SPLIT`] keys staying and the rest going on as the next
-    /// range. A write that touches two sled keys (a split, a range that
-    /// now starts lower) is one `sled::Batch` of those two, which sled
-    /// applies whole or not at all, so no crash leaves a key in two ranges
-    /// or in none; splitting as it grows keeps each batch at two keys (a
-    /// batch holds sled's epoch for its length, and the nodes it replaces
-    /// pile up meanwhile).
-    fn write_ranges(&self, sled: u8, changes: Vec<(Vec<u8>, Option<IVec>)>) -> sled::Result<u64> {
+    /// each range they fall in read, changed and written once.
+    ///
+    /// No `sled::Batch` (sled 0.34 seals a log buffer per batch: measured,
+    /// a batch per split doubled the drain's system time and raised its
+    /// peak memory). Instead every write that touches two sled keys writes
+    /// the new key first, so a crash between leaves a key in two ranges,
+    /// never in none; readers take a range's keys only below the next
+    /// range's start ([`Ranged`] within [`Unpacking`], and lookups use
+    /// the last range starting at or below the key), a range rewritten
+    /// drops such shadows, and a range is removed only after the one
+    /// before it has dropped its shadows of it.
+    fn write_ranges(&self, sled: u8, changes: Vec<RestChange>) -> sled::Result<u64> {
         let view = PACKED
             .iter()
             .find(|(_, s, _)| *s == sled)
@@ -383,12 +421,17 @@ impl Disk {
                 Some((key, _)) if key[1..] <= first[..] => key[1..].to_vec(),
                 _ => first.clone(),
             };
+            let below_next = |rest: &[u8]| next.as_ref().is_none_or(|n| rest < &n[1..]);
             let mut range = match holder {
-                Some((key, value)) => Range {
-                    keys: Ranged::new(&value).collect::<sled::Result<_>>()?,
-                    start,
-                    stored: Some((key, value)),
-                },
+                Some((key, value)) => {
+                    let mut keys: Vec<(IVec, IVec)> = Ranged::new(&value).collect::<sled::Result<_>>()?;
+                    keys.retain(|(rest, _)| below_next(rest));
+                    Range {
+                        keys,
+                        start,
+                        stored: Some((key, value)),
+                    }
+                }
                 None => Range {
                     keys: Vec::new(),
                     start,
@@ -396,86 +439,101 @@ impl Disk {
                 },
             };
             let mut touched = Vec::new();
-            while let Some((rest, entry)) =
-                changes.next_if(|(rest, _)| next.as_ref().is_none_or(|n| rest[..] < n[1..]))
-            {
+            while let Some((rest, entry)) = changes.next_if(|(rest, _)| below_next(rest)) {
                 apply(&mut range.keys, IVec::from(&rest[..]), entry);
                 touched.push(rest);
-                if range.keys.len() > RANGE_MAX {
-                    written += self.split(sled, &mut range)?;
-                }
             }
             written += self.put_range(sled, range)?;
             if self.loose.contains(&view) {
                 for rest in touched {
                     let mut key = vec![view];
                     key.extend_from_slice(&rest);
-                    written += u64::from(self.db.remove(key)?.is_some());
+                    written += u64::from(self.del(key)?.is_some());
                 }
             }
         }
         Ok(written)
     }
 
-    /// Writes a range's first [`RANGE_SPLIT`] keys under its start and the
-    /// rest as the next range, in one batch; `range` goes on as that next
-    /// range.
-    fn split(&self, sled: u8, range: &mut Range) -> sled::Result<u64> {
-        let rest = range.keys.split_off(RANGE_SPLIT);
-        let Some((next_start, _)) = rest.first() else {
-            return Ok(0);
-        };
-        let next_start = next_start.to_vec();
-        let mut batch = sled::Batch::default();
-        let first_key = range_key(sled, &range.start);
-        let mut written = 2;
-        if let Some((key, _)) = range.stored.take() {
-            if key.as_ref() != &first_key[..] {
-                batch.remove(key);
-                written += 1;
-            }
-        }
-        batch.insert(first_key, encode_ranged(&range.keys));
-        let next_key = range_key(sled, &next_start);
-        let next_value = IVec::from(encode_ranged(&rest));
-        batch.insert(next_key.clone(), next_value.clone());
-        self.db.apply_batch(batch)?;
-        *range = Range {
-            keys: rest,
-            start: next_start,
-            stored: Some((IVec::from(next_key), next_value)),
-        };
-        Ok(written)
-    }
-
-    /// Writes one range: removed if empty, rewritten if changed (in one
-    /// batch with the removal of its old key if it now starts lower).
+    /// Writes one range: removed if empty (once the range before it holds
+    /// none of its keys), rewritten if changed, under a new key first if
+    /// it now starts lower. Grown past [`RANGE_MAX`], it is split into
+    /// ranges of [`RANGE_SPLIT`]: the new ones written first, from the
+    /// last, its own key (holding the first keys) last.
     fn put_range(&self, sled: u8, range: Range) -> sled::Result<u64> {
         let first_key = range_key(sled, &range.start);
         let (old_key, old_value) = range.stored.unzip();
         if range.keys.is_empty() {
-            return Ok(match old_key {
-                Some(key) => u64::from(self.db.remove(key)?.is_some()),
-                None => 0,
-            });
+            let Some(key) = old_key else { return Ok(0) };
+            let mut written = self.drop_shadows_before(sled, &key)?;
+            written += u64::from(self.del(key)?.is_some());
+            return Ok(written);
         }
-        let value = encode_ranged(&range.keys);
+        let mut keys = range.keys.as_slice();
+        let mut written = 0;
+        // Whether a range split off starts where this one started (it
+        // then holds that key's keys, so the old key stays).
+        let mut old_key_reused = false;
+        if keys.len() > RANGE_MAX {
+            // Last first: a crash part way leaves the new ranges at the
+            // end, and everything before them still in this range.
+            for chunk in keys[RANGE_SPLIT..].chunks(RANGE_SPLIT).rev() {
+                if let Some((start, _)) = chunk.first() {
+                    let key = range_key(sled, start);
+                    old_key_reused |= old_key.as_ref().is_some_and(|old| old.as_ref() == &key[..]);
+                    self.put(key, encode_ranged(chunk))?;
+                    written += 1;
+                }
+            }
+            keys = &keys[..RANGE_SPLIT];
+        }
+        let value = encode_ranged(keys);
         match old_key {
             Some(key) if key.as_ref() != &first_key[..] => {
-                let mut batch = sled::Batch::default();
-                batch.remove(key);
-                batch.insert(first_key, value);
-                self.db.apply_batch(batch)?;
-                Ok(2)
+                self.put(first_key, value)?;
+                if !old_key_reused {
+                    self.del(key)?;
+                }
+                Ok(written + 2)
             }
-            _ if old_value.as_deref() == Some(&value[..]) => Ok(0),
+            _ if old_value.as_deref() == Some(&value[..]) => Ok(written),
             _ => {
-                self.db.insert(first_key, value)?;
-                Ok(1)
+                self.put(first_key, value)?;
+                Ok(written + 1)
             }
         }
     }
+
+    /// Before the range under `key` goes: the range before it keeps only
+    /// its keys below `key`'s start (a crash in a split can leave it
+    /// copies, which would show again once nothing shadows them).
+    fn drop_shadows_before(&self, sled: u8, key: &IVec) -> sled::Result<u64> {
+        let Some(before) = self
+            .db
+            .range::<&[u8], _>((Bound::Included(sled_prefix(sled)), Bound::Excluded(key.as_ref())))
+            .next_back()
+        else {
+            return Ok(0);
+        };
+        let (before_key, value) = before?;
+        let keys: Vec<(IVec, IVec)> = Ranged::new(&value).collect::<sled::Result<_>>()?;
+        let kept: Vec<(IVec, IVec)> = keys
+            .iter()
+            .filter(|(rest, _)| rest.as_ref() < &key[1..])
+            .cloned()
+            .collect();
+        if kept.len() == keys.len() {
+            return Ok(0);
+        }
+        self.put(before_key, encode_ranged(&kept))?;
+        Ok(1)
+    }
 }
+
+/// A change to a record in its bucket: its slot, its value or removal.
+type SlotChange = (u8, Option<IVec>);
+/// A change to a key in its range: its rest, its value or removal.
+type RestChange = (Vec<u8>, Option<IVec>);
 
 /// One range being written: its keys (rests) and values, where it
 /// starts, and its sled key and value as stored (if it is).
@@ -795,18 +853,19 @@ impl Iterator for Unpack {
 
 /// Packs read one after the other, their keys kept within the bounds.
 struct Unpacking {
-    packs: sled::Iter,
+    packs: Peekable<sled::Iter>,
     bounds: Bounds,
     ready: std::vec::IntoIter<(IVec, IVec)>,
     done: bool,
 }
 
 impl Unpacking {
-    /// The next key, unpacking the next pack with `unpack` when the last
-    /// one is used up.
+    /// The next key, unpacking the next pack with `unpack` (given its
+    /// sled key, its value and the next pack's key) when the last one is
+    /// used up.
     fn next_with(
         &mut self,
-        unpack: impl Fn(&IVec, &IVec) -> sled::Result<Vec<(Vec<u8>, IVec)>>,
+        unpack: impl Fn(&IVec, &IVec, Option<&IVec>) -> sled::Result<Vec<(Vec<u8>, IVec)>>,
     ) -> Option<sled::Result<(IVec, IVec)>> {
         loop {
             if let Some(pair) = self.ready.next() {
@@ -816,7 +875,13 @@ impl Unpacking {
                 return None;
             }
             let unpacked = match self.packs.next()? {
-                Ok((key, value)) => unpack(&key, &value),
+                Ok((key, value)) => {
+                    let next = match self.packs.peek() {
+                        Some(Ok((next, _))) => Some(next.clone()),
+                        _ => None,
+                    };
+                    unpack(&key, &value, next.as_ref())
+                }
                 Err(e) => Err(e),
             };
             let keys = match unpacked {
@@ -855,7 +920,9 @@ impl RecordRange {
             Bound::Unbounded => u64::MAX,
         };
         Self(Unpacking {
-            packs: db.range(bucket_key(low >> SHIFT)..=bucket_key(high >> SHIFT)),
+            packs: db
+                .range(bucket_key(low >> SHIFT)..=bucket_key(high >> SHIFT))
+                .peekable(),
             bounds,
             ready: Vec::new().into_iter(),
             done: false,
@@ -867,7 +934,7 @@ impl Iterator for RecordRange {
     type Item = sled::Result<(IVec, IVec)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next_with(|key, value| {
+        self.0.next_with(|key, value, _| {
             let bucket = bucket_of(key)?;
             Records::new(value, bucket)
                 .map(|entry| entry.map(|(slot, v)| (record_key(bucket, slot).to_vec(), v)))
@@ -921,7 +988,7 @@ impl RangeRange {
         Self {
             view,
             unpacking: Unpacking {
-                packs: db.range(start.as_slice()..sled_prefix(sled + 1)),
+                packs: db.range(start.as_slice()..sled_prefix(sled + 1)).peekable(),
                 bounds,
                 ready: Vec::new().into_iter(),
                 done: false,
@@ -940,8 +1007,12 @@ impl Iterator for RangeRange {
             return Some(Err(e));
         }
         let view = self.view;
-        self.unpacking.next_with(|_, value| {
+        self.unpacking.next_with(|_, value, next| {
+            // Keys at or past the next range's start are its (copies a
+            // crash in a split left here).
+            let below_next = |rest: &IVec| next.is_none_or(|n| rest.as_ref() < &n[1..]);
             Ranged::new(value)
+                .filter(|entry| entry.as_ref().map_or(true, |(rest, _)| below_next(rest)))
                 .map(|entry| {
                     entry.map(|(rest, v)| {
                         let mut key = Vec::with_capacity(1 + rest.len());
@@ -1262,6 +1333,153 @@ mod ranged_tests {
             .collect();
         assert_eq!(part, (640..660).collect::<Vec<_>>());
         assert_eq!(db.scan_prefix([RETENTION]).count(), 0, "no loose key");
+    }
+
+    /// What a crash between a split's two writes leaves: the range split
+    /// still holds the keys already written as the next range. Readers
+    /// take them from the next range only, and when that range empties,
+    /// the copies go with it instead of showing again.
+    #[test]
+    fn copies_a_split_left_behind_never_show() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let range = |from: u32, to: u32, round: &str| -> Vec<u8> {
+            let keys: Vec<(IVec, IVec)> = (from..to)
+                .map(|n| (IVec::from(&key(n)[1..]), IVec::from(value(n, round))))
+                .collect();
+            encode_ranged(&keys)
+        };
+        db.insert(range_key(PACKED_RETENTION, &key(0)[1..]), range(0, 40, "old"))
+            .expect("insert");
+        db.insert(range_key(PACKED_RETENTION, &key(20)[1..]), range(20, 40, "new"))
+            .expect("insert");
+        let view = View::new(db.clone());
+        let want: Vec<(u32, Vec<u8>)> = (0..40)
+            .map(|n| (n, value(n, if n < 20 { "old" } else { "new" })))
+            .collect();
+        assert_eq!(scanned(&view), want, "each key once, from its range");
+        assert_eq!(view.get(&key(25)).expect("get").as_deref(), Some(&value(25, "new")[..]));
+        // Every key of the second range removed: the range goes, and the
+        // first one's copies with it.
+        let mut ops = Ops::default();
+        for n in 20..40 {
+            ops.remove(key(n));
+        }
+        view.apply([ops]);
+        checkpoint(&view);
+        let want: Vec<(u32, Vec<u8>)> = (0..20).map(|n| (n, value(n, "old"))).collect();
+        assert_eq!(scanned(&view), want);
+        assert_eq!(view.get(&key(25)).expect("get"), None);
+        assert_eq!(ranges(&db), vec![20]);
+    }
+
+    /// Keys in no order (upstream ids are whatever the vendor hands out),
+    /// over several checkpoints, some removed again: every key reads back.
+    #[test]
+    fn keys_in_no_order_read_back_through_many_checkpoints() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let view = View::new(db.clone());
+        let mut expected: std::collections::BTreeMap<u32, Vec<u8>> = Default::default();
+        let mut x: u32 = 12_345;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x % 5_000
+        };
+        for round in 0..12 {
+            let mut ops = Ops::default();
+            for _ in 0..300 {
+                let n = next();
+                if n % 7 == 0 {
+                    ops.remove(key(n));
+                    expected.remove(&n);
+                } else {
+                    ops.insert(key(n), value(n, &format!("r{round}")));
+                    expected.insert(n, value(n, &format!("r{round}")));
+                }
+            }
+            view.apply([ops]);
+            checkpoint(&view);
+            let want: Vec<(u32, Vec<u8>)> = expected.iter().map(|(n, v)| (*n, v.clone())).collect();
+            assert_eq!(scanned(&view), want, "round {round}");
+            for (n, v) in &expected {
+                assert_eq!(view.get(&key(*n)).expect("get").as_deref(), Some(&v[..]), "round {round}: {n}");
+            }
+        }
+        assert!(ranges(&db).iter().all(|&n| n <= RANGE_MAX));
+    }
+
+    /// A checkpoint stopped after each of its sled writes in turn (a
+    /// crash, for sled): what sled holds still reads every key the last
+    /// whole checkpoint wrote (or its new value), and the log's replay
+    /// then writes the rest. The checkpoint grows one range into several
+    /// (a split) and moves the first range lower.
+    #[test]
+    fn a_checkpoint_stopped_after_any_write_loses_no_key() {
+        use std::sync::atomic::Ordering;
+        // One full range (32 keys); the next checkpoint puts 40 keys below
+        // it, so its own keys move into the ranges the split makes.
+        let round_one: Vec<u32> = (100..132).collect();
+        let round_two: Vec<(u32, Option<&str>)> = (60..100)
+            .map(|n| (n, Some("two")))
+            .chain([(110, Some("two")), (120, None)])
+            .chain((0..20).map(|n| (141 + n * 3, Some("two"))))
+            .collect();
+        let mut stopped = 0;
+        for writes in 0.. {
+            let db = sled::Config::new().temporary(true).open().expect("sled");
+            let view = View::new(db.clone());
+            let mut ops = Ops::default();
+            for &n in &round_one {
+                ops.insert(key(n), value(n, "one"));
+            }
+            view.apply([ops]);
+            checkpoint(&view);
+            let two = || {
+                let mut ops = Ops::default();
+                for &(n, round) in &round_two {
+                    match round {
+                        Some(round) => ops.insert(key(n), value(n, round)),
+                        None => ops.remove(key(n)),
+                    }
+                }
+                ops
+            };
+            view.apply([two()]);
+            view.disk().writes_left.store(writes, Ordering::Relaxed);
+            let finished = view.freeze().write_into(view.disk()).is_ok();
+            // What sled alone holds now (a restart, before its replay).
+            let after = View::new(db.clone());
+            for &n in &round_one {
+                let got = after.get(&key(n)).expect("get");
+                let changed = round_two.iter().any(|&(m, _)| m == n);
+                assert!(
+                    got.as_deref() == Some(&value(n, "one")[..]) || changed,
+                    "stopped after {writes} writes: key {n} reads {got:?}"
+                );
+            }
+            let mut seen: Vec<u32> = scanned(&after).into_iter().map(|(n, _)| n).collect();
+            seen.dedup();
+            assert_eq!(seen.len(), scanned(&after).len(), "a key twice");
+            // The replay writes the whole group again.
+            after.apply([two()]);
+            checkpoint(&after);
+            let mut want: std::collections::BTreeMap<u32, Vec<u8>> =
+                round_one.iter().map(|&n| (n, value(n, "one"))).collect();
+            for &(n, round) in &round_two {
+                match round {
+                    Some(round) => want.insert(n, value(n, round)),
+                    None => want.remove(&n),
+                };
+            }
+            let want: Vec<(u32, Vec<u8>)> = want.into_iter().collect();
+            assert_eq!(scanned(&after), want, "replayed after {writes} writes");
+            if finished {
+                break;
+            }
+            stopped += 1;
+        }
+        assert!(stopped >= 6, "the checkpoint took {stopped} writes");
     }
 
     #[test]
