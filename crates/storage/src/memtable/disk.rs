@@ -15,9 +15,10 @@
 //! cache size (the page table, and a paged-out page's list of its
 //! fragments' places), and a checkpoint pays its tree walk, its node
 //! splits and its log reservation per key inserted. Measured (BENCHMARKS.md
-//! "Session 20"), sled's share was about 88 octets a key-pair at a
-//! million messages, so a drained million peaked at 250-290 MB with
-//! records, retention entries and upstream ids one to a key.
+//! "Session 20"), sled's share was about 44 octets a key at a million
+//! waiting messages (a record and a ready entry each), and the daemon
+//! draining that million peaked at 250-290 MB with records, retention
+//! entries and upstream ids one to a key.
 //!
 //! Above this module nothing changes: readers and writers name every key
 //! as before, and the memtable holds those names. Only the sled side of
@@ -50,6 +51,8 @@ const HEAD: usize = 5;
 const RANGE_MAX: usize = 32;
 /// Keys in each range a split makes (the last takes what is left).
 const RANGE_SPLIT: usize = 16;
+/// Changes to ranges a checkpoint gathers before writing them.
+const CHANGES_AT_ONCE: usize = 1024;
 
 /// How sled holds the keys under one prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,10 +321,16 @@ impl Disk {
                     .get_or_insert_with(|| (id >> SHIFT, Vec::new()))
                     .1
                     .push(((id & SLOT_MASK) as u8, entry.clone())),
-                Place::Range(sled) => ranged
-                    .get_or_insert_with(|| (sled, Vec::new()))
-                    .1
-                    .push((key[1..].to_vec(), entry.clone())),
+                Place::Range(sled) => {
+                    let (_, changes) = ranged.get_or_insert_with(|| (sled, Vec::new()));
+                    changes.push((key[1..].to_vec(), entry.clone()));
+                    // In pieces: a checkpoint of a long run holds tens of
+                    // thousands of these keys, and the ranges they fall in
+                    // are found again for each piece all the same.
+                    if changes.len() >= CHANGES_AT_ONCE {
+                        written += self.write_ranges(sled, std::mem::take(changes))?;
+                    }
+                }
                 Place::Own => {
                     let changed = match entry {
                         Some(value) => self
@@ -1289,7 +1298,7 @@ mod ranged_tests {
             let want: Vec<(u32, Vec<u8>)> =
                 expected.iter().map(|(n, v)| (*n, v.clone())).collect();
             assert_eq!(scanned(view), want);
-            for n in 0..1_200 {
+            for n in 0..3_200 {
                 assert_eq!(
                     view.get(&key(n)).expect("get").map(|v| v.to_vec()),
                     expected.get(&n).cloned(),
@@ -1297,8 +1306,9 @@ mod ranged_tests {
                 );
             }
         };
-        // Three checkpoints of appends: 100, then 100 more, then 300.
-        for (from, to) in [(500, 600), (600, 700), (700, 1_000)] {
+        // Three checkpoints of appends: 100, then 100 more, then 2 300
+        // (more than a checkpoint writes at once).
+        for (from, to) in [(500, 600), (600, 700), (700, 3_000)] {
             let state = write((from..to).map(|n| (n, Some("first"))).collect());
             check(&view, &state);
         }
@@ -1310,7 +1320,7 @@ mod ranged_tests {
             (3, Some("low")),
             (10, Some("low")),
             (650, Some("second")),
-            (1_100, Some("high")),
+            (3_100, Some("high")),
         ]);
         check(&view, &state);
         // Empty the first ranges entirely and part of a middle one.
@@ -1324,7 +1334,7 @@ mod ranged_tests {
         check(&reopened, &state);
         assert_eq!(
             reopened.disk().last_under(RETENTION).expect("last").as_deref(),
-            Some(&key(1_100)[..])
+            Some(&key(3_100)[..])
         );
         // A range of the view within the prefix, starting inside a range.
         let part: Vec<u32> = view
