@@ -11,12 +11,14 @@
 //! tidy its own log, as at every open.)
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use crate::commit::Ops;
 use crate::error::StoreError;
 use crate::keys;
 use crate::mark;
+use crate::memtable::Disk;
 use crate::record::{MessageRecord, State};
 use crate::wal;
 
@@ -185,24 +187,28 @@ pub fn inspect(path: &Path, repair: bool) -> Result<StoreReport, StoreError> {
         }
     }
     let mut undecodable = 0usize;
-    let scanned = merged(
-        &db,
-        &overlay,
-        keys::MESSAGE,
-        |_, value| match MessageRecord::from_stored(value).map(|r| r.state) {
-            Ok(State::Queued) => report.queued += 1,
-            Ok(State::InFlight) => report.in_flight += 1,
-            Ok(State::Submitted) => report.submitted += 1,
-            Ok(State::Final) => report.finished += 1,
-            Err(_) => undecodable += 1,
-        },
-    )
-    .and_then(|()| {
-        merged(&db, &overlay, keys::UNMATCHED, |_, _| {
-            report.receipts_held += 1
+    // sled as the daemon reads it: records and the other long-lived keys
+    // packed many to a sled key (`memtable/disk.rs`).
+    let disk = Disk::new(db.clone());
+    let scanned =
+        merged(
+            &disk,
+            &overlay,
+            keys::MESSAGE,
+            |_, value| match MessageRecord::from_stored(value).map(|r| r.state) {
+                Ok(State::Queued) => report.queued += 1,
+                Ok(State::InFlight) => report.in_flight += 1,
+                Ok(State::Submitted) => report.submitted += 1,
+                Ok(State::Final) => report.finished += 1,
+                Err(_) => undecodable += 1,
+            },
+        )
+        .and_then(|()| {
+            merged(&disk, &overlay, keys::UNMATCHED, |_, _| {
+                report.receipts_held += 1
+            })
         })
-    })
-    .and_then(|()| merged(&db, &overlay, keys::OUTBOX, |_, _| report.outbox += 1));
+        .and_then(|()| merged(&disk, &overlay, keys::OUTBOX, |_, _| report.outbox += 1));
     if let Err(e) = scanned {
         report.damage.push(Damage {
             file: data_file.clone(),
@@ -231,12 +237,14 @@ fn lay_over(overlay: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>, ops: &Ops) {
 /// after replaying the log: sled's, unless the log wrote the key, then the
 /// log's last write (a remove hides it).
 fn merged(
-    db: &sled::Db,
+    disk: &Disk,
     overlay: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     prefix: u8,
     mut each: impl FnMut(&[u8], &[u8]),
 ) -> sled::Result<()> {
-    for entry in db.scan_prefix([prefix]) {
+    let start = [prefix];
+    let end = crate::memtable::prefix_end(&start);
+    for entry in disk.range(Bound::Included(&start[..]), crate::memtable::as_ref(&end)) {
         let (key, value) = entry?;
         if !overlay.contains_key(key.as_ref()) {
             each(&key, &value);

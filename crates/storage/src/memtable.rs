@@ -783,7 +783,11 @@ mod tests {
         ]);
         assert_eq!(view.memtable_len(), 1, "no tombstone that hides nothing");
         let frozen = view.freeze();
-        assert_eq!(frozen.write_into(view.disk()).expect("written"), 1, "only m1");
+        assert_eq!(
+            frozen.write_into(view.disk()).expect("written"),
+            1,
+            "only m1"
+        );
         view.release();
         assert_eq!(db.len(), 1);
     }

@@ -37,8 +37,8 @@ use std::ops::Bound;
 use sled::IVec;
 
 use crate::keys::{
-    MESSAGE, PACKED_MESSAGES, PACKED_RELAY_ACKS, PACKED_RETENTION, PACKED_UPSTREAM_IDS,
-    RELAY_ACK, RETENTION, UPSTREAM_ID,
+    MESSAGE, PACKED_MESSAGES, PACKED_RELAY_ACKS, PACKED_RETENTION, PACKED_UPSTREAM_IDS, RELAY_ACK,
+    RETENTION, UPSTREAM_ID,
 };
 
 /// Ids per record bucket: `1 << SHIFT`.
@@ -181,7 +181,11 @@ impl Disk {
 
     fn get_ranged(&self, sled: u8, key: &[u8]) -> sled::Result<Option<IVec>> {
         let rest = &key[1..];
-        let Some(range) = self.db.range(&[sled][..]..=&range_key(sled, rest)[..]).next_back() else {
+        let Some(range) = self
+            .db
+            .range(&[sled][..]..=&range_key(sled, rest)[..])
+            .next_back()
+        else {
             return Ok(None);
         };
         let (_, value) = range?;
@@ -280,7 +284,9 @@ impl Disk {
                 };
                 match packing {
                     Packing::ById => Unpack::Records(RecordRange::new(&self.db, bounds)),
-                    Packing::Ranged => Unpack::Ranges(RangeRange::new(&self.db, view, sled, bounds)),
+                    Packing::Ranged => {
+                        Unpack::Ranges(RangeRange::new(&self.db, view, sled, bounds))
+                    }
                 }
             })
             .collect::<Vec<_>>();
@@ -433,7 +439,8 @@ impl Disk {
             let below_next = |rest: &[u8]| next.as_ref().is_none_or(|n| rest < &n[1..]);
             let mut range = match holder {
                 Some((key, value)) => {
-                    let mut keys: Vec<(IVec, IVec)> = Ranged::new(&value).collect::<sled::Result<_>>()?;
+                    let mut keys: Vec<(IVec, IVec)> =
+                        Ranged::new(&value).collect::<sled::Result<_>>()?;
                     keys.retain(|(rest, _)| below_next(rest));
                     Range {
                         keys,
@@ -519,7 +526,10 @@ impl Disk {
     fn drop_shadows_before(&self, sled: u8, key: &IVec) -> sled::Result<u64> {
         let Some(before) = self
             .db
-            .range::<&[u8], _>((Bound::Included(sled_prefix(sled)), Bound::Excluded(key.as_ref())))
+            .range::<&[u8], _>((
+                Bound::Included(sled_prefix(sled)),
+                Bound::Excluded(key.as_ref()),
+            ))
             .next_back()
         else {
             return Ok(0);
@@ -1107,7 +1117,11 @@ mod tests {
         view.apply([ops]);
         checkpoint(&view);
         assert_eq!(raw(&db, MESSAGE), 0, "no loose record in sled");
-        assert_eq!(raw(&db, PACKED_MESSAGES), 3, "ids 100 to 139 in three buckets");
+        assert_eq!(
+            raw(&db, PACKED_MESSAGES),
+            3,
+            "ids 100 to 139 in three buckets"
+        );
         assert_eq!(raw(&db, b'q'), 1, "other keys as they are");
         for id in 100..140 {
             let got = view.get(&record(id)).expect("get").expect("present");
@@ -1151,7 +1165,11 @@ mod tests {
         assert_eq!(ids, expected);
         for (key, got) in after {
             let id = record_id(&key).expect("a record key");
-            let round = if [100, 105, 111].contains(&id) { "second" } else { "first" };
+            let round = if [100, 105, 111].contains(&id) {
+                "second"
+            } else {
+                "first"
+            };
             assert_eq!(got, value(id, round), "id {id}");
         }
         assert_eq!(view.get(&record(101)).expect("get"), None);
@@ -1200,17 +1218,28 @@ mod tests {
         let reopened = View::new(db.clone());
         expect(&reopened);
         assert_eq!(
-            reopened.disk().last_under(MESSAGE).expect("last").as_deref(),
+            reopened
+                .disk()
+                .last_under(MESSAGE)
+                .expect("last")
+                .as_deref(),
             Some(&record(40)[..])
         );
         db.remove(record(40)).expect("remove");
         let reopened = View::new(db.clone());
         assert_eq!(
-            reopened.disk().last_under(MESSAGE).expect("last").as_deref(),
+            reopened
+                .disk()
+                .last_under(MESSAGE)
+                .expect("last")
+                .as_deref(),
             Some(&record(20)[..]),
             "the last packed record"
         );
-        assert_eq!(reopened.disk().last_under(PACKED_MESSAGES).expect("last"), None);
+        assert_eq!(
+            reopened.disk().last_under(PACKED_MESSAGES).expect("last"),
+            None
+        );
     }
 
     #[test]
@@ -1295,8 +1324,7 @@ mod ranged_tests {
             expected.clone()
         };
         let check = |view: &View, expected: &std::collections::BTreeMap<u32, Vec<u8>>| {
-            let want: Vec<(u32, Vec<u8>)> =
-                expected.iter().map(|(n, v)| (*n, v.clone())).collect();
+            let want: Vec<(u32, Vec<u8>)> = expected.iter().map(|(n, v)| (*n, v.clone())).collect();
             assert_eq!(scanned(view), want);
             for n in 0..3_200 {
                 assert_eq!(
@@ -1333,7 +1361,11 @@ mod ranged_tests {
         let reopened = View::new(db.clone());
         check(&reopened, &state);
         assert_eq!(
-            reopened.disk().last_under(RETENTION).expect("last").as_deref(),
+            reopened
+                .disk()
+                .last_under(RETENTION)
+                .expect("last")
+                .as_deref(),
             Some(&key(3_100)[..])
         );
         // A range of the view within the prefix, starting inside a range.
@@ -1358,16 +1390,25 @@ mod ranged_tests {
                 .collect();
             encode_ranged(&keys)
         };
-        db.insert(range_key(PACKED_RETENTION, &key(0)[1..]), range(0, 40, "old"))
-            .expect("insert");
-        db.insert(range_key(PACKED_RETENTION, &key(20)[1..]), range(20, 40, "new"))
-            .expect("insert");
+        db.insert(
+            range_key(PACKED_RETENTION, &key(0)[1..]),
+            range(0, 40, "old"),
+        )
+        .expect("insert");
+        db.insert(
+            range_key(PACKED_RETENTION, &key(20)[1..]),
+            range(20, 40, "new"),
+        )
+        .expect("insert");
         let view = View::new(db.clone());
         let want: Vec<(u32, Vec<u8>)> = (0..40)
             .map(|n| (n, value(n, if n < 20 { "old" } else { "new" })))
             .collect();
         assert_eq!(scanned(&view), want, "each key once, from its range");
-        assert_eq!(view.get(&key(25)).expect("get").as_deref(), Some(&value(25, "new")[..]));
+        assert_eq!(
+            view.get(&key(25)).expect("get").as_deref(),
+            Some(&value(25, "new")[..])
+        );
         // Every key of the second range removed: the range goes, and the
         // first one's copies with it.
         let mut ops = Ops::default();
@@ -1413,7 +1454,11 @@ mod ranged_tests {
             let want: Vec<(u32, Vec<u8>)> = expected.iter().map(|(n, v)| (*n, v.clone())).collect();
             assert_eq!(scanned(&view), want, "round {round}");
             for (n, v) in &expected {
-                assert_eq!(view.get(&key(*n)).expect("get").as_deref(), Some(&v[..]), "round {round}: {n}");
+                assert_eq!(
+                    view.get(&key(*n)).expect("get").as_deref(),
+                    Some(&v[..]),
+                    "round {round}: {n}"
+                );
             }
         }
         assert!(ranges(&db).iter().all(|&n| n <= RANGE_MAX));
@@ -1515,7 +1560,11 @@ mod ranged_tests {
             view.get(&key(9)).expect("get").as_deref(),
             Some(&value(9, "loose")[..])
         );
-        assert_eq!(db.scan_prefix([RETENTION]).count(), 2, "7 moved into its range");
+        assert_eq!(
+            db.scan_prefix([RETENTION]).count(),
+            2,
+            "7 moved into its range"
+        );
         assert_eq!(scanned(&View::new(db.clone())), want);
     }
 }
