@@ -1104,6 +1104,25 @@ mod tests {
             .expect("scan")
     }
 
+    /// sled as an older store left it (`loose` keys, one to a sled key),
+    /// and a view over it with `packed` written (not yet checkpointed).
+    pub(super) fn older_store_then<const L: usize, const P: usize>(
+        loose: [(Vec<u8>, Vec<u8>); L],
+        packed: [(Vec<u8>, Vec<u8>); P],
+    ) -> (sled::Db, View) {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        for (key, value) in loose {
+            db.insert(key, value).expect("insert");
+        }
+        let view = View::new(db.clone());
+        let mut ops = Ops::default();
+        for (key, value) in packed {
+            ops.insert(key, value);
+        }
+        view.apply([ops]);
+        (db, view)
+    }
+
     #[test]
     fn records_reach_sled_sixteen_to_a_key_and_read_back_one_by_one() {
         let db = sled::Config::new().temporary(true).open().expect("sled");
@@ -1177,16 +1196,11 @@ mod tests {
 
     #[test]
     fn loose_records_of_an_older_store_are_read_and_move_into_buckets() {
-        let db = sled::Config::new().temporary(true).open().expect("sled");
-        for id in [3, 17, 18, 40] {
-            db.insert(record(id), value(id, "loose")).expect("insert");
-        }
-        let view = View::new(db.clone());
         // A checkpoint packs 17 again (rewritten) and 20 (new).
-        let mut ops = Ops::default();
-        ops.insert(record(17), value(17, "packed"));
-        ops.insert(record(20), value(20, "packed"));
-        view.apply([ops]);
+        let (db, view) = older_store_then(
+            [3, 17, 18, 40].map(|id| (record(id), value(id, "loose"))),
+            [17, 20].map(|id| (record(id), value(id, "packed"))),
+        );
         let expect = |view: &View| {
             let ids: Vec<(u64, Vec<u8>)> = scan(view, &[MESSAGE])
                 .into_iter()
@@ -1215,27 +1229,21 @@ mod tests {
         assert_eq!(raw(&db, MESSAGE), 3, "17's loose key went with its packing");
         assert_eq!(raw(&db, PACKED_MESSAGES), 1);
         // Reopened: the ceiling of `m` covers loose and packed records.
-        let reopened = View::new(db.clone());
-        expect(&reopened);
-        assert_eq!(
-            reopened
+        let last_record = || {
+            View::new(db.clone())
                 .disk()
                 .last_under(MESSAGE)
                 .expect("last")
-                .as_deref(),
-            Some(&record(40)[..])
-        );
+        };
+        expect(&View::new(db.clone()));
+        assert_eq!(last_record().as_deref(), Some(&record(40)[..]));
         db.remove(record(40)).expect("remove");
-        let reopened = View::new(db.clone());
         assert_eq!(
-            reopened
-                .disk()
-                .last_under(MESSAGE)
-                .expect("last")
-                .as_deref(),
+            last_record().as_deref(),
             Some(&record(20)[..]),
             "the last packed record"
         );
+        let reopened = View::new(db.clone());
         assert_eq!(
             reopened.disk().last_under(PACKED_MESSAGES).expect("last"),
             None
@@ -1539,15 +1547,10 @@ mod ranged_tests {
 
     #[test]
     fn loose_keys_of_an_older_store_are_read_and_move_into_ranges() {
-        let db = sled::Config::new().temporary(true).open().expect("sled");
-        for n in [5, 7, 9] {
-            db.insert(key(n), value(n, "loose")).expect("insert");
-        }
-        let view = View::new(db.clone());
-        let mut ops = Ops::default();
-        ops.insert(key(7), value(7, "packed"));
-        ops.insert(key(8), value(8, "packed"));
-        view.apply([ops]);
+        let (db, view) = super::tests::older_store_then(
+            [5, 7, 9].map(|n| (key(n), value(n, "loose"))),
+            [7, 8].map(|n| (key(n), value(n, "packed"))),
+        );
         checkpoint(&view);
         let want = vec![
             (5, value(5, "loose")),
