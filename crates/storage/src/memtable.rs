@@ -100,12 +100,13 @@ impl Memtable {
         self.map.range::<[u8], _>((from, to))
     }
 
-    /// Writes every entry into sled: values inserted, tombstones removed.
-    /// Returns how many keys sled actually changed (a removal of a key sled
+    /// Writes every entry into sled: values inserted, tombstones removed,
+    /// the keys a message keeps packed many to a sled key ([`Disk`]).
+    /// Returns how many sled keys actually changed (a removal of a key sled
     /// never had, or an insert of the value it holds, is no write: sled
     /// short-cuts both).
     ///
-    /// One `insert`/`remove` per key, not a `sled::Batch`: in sled 0.34 a
+    /// One `insert`/`remove` per sled key, not a `sled::Batch`: in sled 0.34 a
     /// batch takes its global write lock (after which every sled read and
     /// write in the process goes through that `RwLock`) and holds one
     /// epoch guard for the whole batch, so the old nodes of every insert
