@@ -89,8 +89,8 @@ enum Place {
     Own,
     /// In the record bucket of this id.
     Record(u64),
-    /// In a range under this prefix.
-    Range(u8),
+    /// In a range: the view's prefix, and sled's for its ranges.
+    Range { view: u8, sled: u8 },
 }
 
 fn place(key: &[u8]) -> Place {
@@ -99,7 +99,10 @@ fn place(key: &[u8]) -> Place {
     };
     match PACKED.iter().find(|(view, _, _)| *view == first) {
         Some((_, _, Packing::ById)) => record_id(key).map_or(Place::Own, Place::Record),
-        Some((_, sled, Packing::Ranged)) => Place::Range(*sled),
+        Some((view, sled, Packing::Ranged)) => Place::Range {
+            view: *view,
+            sled: *sled,
+        },
         None => Place::Own,
     }
 }
@@ -170,7 +173,7 @@ impl Disk {
         let packed = match place(key) {
             Place::Own => return self.db.get(key),
             Place::Record(id) => self.get_record(id)?,
-            Place::Range(sled) => self.get_ranged(sled, key)?,
+            Place::Range { sled, .. } => self.get_ranged(sled, key)?,
         };
         if packed.is_none() && self.loose.contains(&key[0]) {
             return self.db.get(key);
@@ -318,7 +321,7 @@ impl Disk {
         // The record bucket and the ranged prefix being gathered, with
         // their changes.
         let mut bucket: Option<(u64, Vec<SlotChange>)> = None;
-        let mut ranged: Option<(u8, Vec<RestChange>)> = None;
+        let mut ranged: Option<((u8, u8), Vec<RestChange>)> = None;
         for (key, entry) in entries {
             let place = place(key);
             if !matches!(place, Place::Record(id) if bucket.as_ref().is_some_and(|(at, _)| *at == id >> SHIFT))
@@ -327,10 +330,10 @@ impl Disk {
                     written += self.write_bucket(at, changes)?;
                 }
             }
-            if !matches!(place, Place::Range(sled) if ranged.as_ref().is_some_and(|(at, _)| *at == sled))
+            if !matches!(place, Place::Range { sled, .. } if ranged.as_ref().is_some_and(|(at, _)| at.1 == sled))
             {
-                if let Some((sled, changes)) = ranged.take() {
-                    written += self.write_ranges(sled, changes)?;
+                if let Some(((view, sled), changes)) = ranged.take() {
+                    written += self.write_ranges(view, sled, changes)?;
                 }
             }
             match place {
@@ -338,14 +341,14 @@ impl Disk {
                     .get_or_insert_with(|| (id >> SHIFT, Vec::new()))
                     .1
                     .push(((id & SLOT_MASK) as u8, entry.clone())),
-                Place::Range(sled) => {
-                    let (_, changes) = ranged.get_or_insert_with(|| (sled, Vec::new()));
+                Place::Range { view, sled } => {
+                    let (_, changes) = ranged.get_or_insert_with(|| ((view, sled), Vec::new()));
                     changes.push((key[1..].to_vec(), entry.clone()));
                     // In pieces: a checkpoint of a long run holds tens of
                     // thousands of these keys, and the ranges they fall in
                     // are found again for each piece all the same.
                     if changes.len() >= CHANGES_AT_ONCE {
-                        written += self.write_ranges(sled, std::mem::take(changes))?;
+                        written += self.write_ranges(view, sled, std::mem::take(changes))?;
                     }
                 }
                 Place::Own => {
@@ -362,8 +365,8 @@ impl Disk {
         if let Some((at, changes)) = bucket {
             written += self.write_bucket(at, changes)?;
         }
-        if let Some((sled, changes)) = ranged {
-            written += self.write_ranges(sled, changes)?;
+        if let Some(((view, sled), changes)) = ranged {
+            written += self.write_ranges(view, sled, changes)?;
         }
         Ok(written)
     }
@@ -415,11 +418,7 @@ impl Disk {
     /// the last range starting at or below the key), a range rewritten
     /// drops such shadows, and a range is removed only after the one
     /// before it has dropped its shadows of it.
-    fn write_ranges(&self, sled: u8, changes: Vec<RestChange>) -> sled::Result<u64> {
-        let view = PACKED
-            .iter()
-            .find(|(_, s, _)| *s == sled)
-            .map_or(sled, |(view, _, _)| *view);
+    fn write_ranges(&self, view: u8, sled: u8, changes: Vec<RestChange>) -> sled::Result<u64> {
         let end = sled_prefix(sled + 1);
         let mut written = 0;
         let mut changes = changes.into_iter().peekable();
@@ -521,7 +520,7 @@ impl Disk {
                 if !old_key_reused {
                     self.del(key)?;
                 }
-                Ok(written + 2)
+                Ok(written + 1 + u64::from(!old_key_reused))
             }
             _ if old_value.as_deref() == Some(&value[..]) => Ok(written),
             _ => {
@@ -555,6 +554,9 @@ impl Disk {
         if kept.len() == keys.len() {
             return Ok(0);
         }
+        // Left in place even if nothing is kept: removing it would need
+        // the same care for the range before it, and an empty range reads
+        // as no keys until a later checkpoint's changes empty it again.
         self.put(before_key, encode_ranged(&kept))?;
         Ok(1)
     }
