@@ -19,6 +19,10 @@ pub const PACKED_MESSAGES: u8 = b'M';
 /// each oldest first. The claim takes from them in turn, so a client's new
 /// message never waits behind another client's backlog.
 pub const READY: u8 = b'q';
+/// `Q`: the `q` keys in ranges, as [`PACKED_RETENTION`]. A backlog drains
+/// in queue order, so a drain empties whole ranges: one sled write for
+/// every 16 to 32 messages instead of one each.
+pub const PACKED_READY: u8 = b'Q';
 /// `r` not_before, id → (): the single ready queue of stores written
 /// before the per-client queues; its entries move to [`READY`] at open.
 pub const LEGACY_READY: u8 = b'r';

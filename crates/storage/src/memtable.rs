@@ -288,7 +288,7 @@ impl View {
     /// `prefixes` (`by_owner`, one of them, per owner too), counting what
     /// sled holds now: one pass over those keys, at open.
     pub(crate) fn counting(self, prefixes: &[u8], by_owner: Option<u8>) -> sled::Result<Self> {
-        let counts = Counts::of(self.disk.db(), prefixes, by_owner)?;
+        let counts = Counts::of(&self.disk, prefixes, by_owner)?;
         self.write().counts = counts;
         Ok(self)
     }
@@ -828,7 +828,7 @@ mod tests {
         assert_eq!(total(), 1);
         assert_eq!(
             view.counts(),
-            Counts::of(&db_after(&view), b"q", None).expect("counts")
+            Counts::of(&Disk::new(db_after(&view)), b"q", None).expect("counts")
         );
     }
 

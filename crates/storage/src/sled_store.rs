@@ -278,14 +278,15 @@ const DEDUP_LOCKS: usize = 64;
 const COUNTED: [u8; 4] = [keys::READY, keys::IN_FLIGHT, keys::OUTBOX, keys::UNMATCHED];
 
 /// The format this code writes; a store of another format is refused.
-/// Format 2 packs records sixteen to a sled key (`memtable/disk.rs`), which
-/// code of format 1 would not find: a store opened here is marked 2, so an
-/// older Tern refuses it instead of reading it as empty.
-const FORMAT: &[u8] = b"tern-storage/2";
+/// Format 2 packed records sixteen to a sled key, format 3 the ready
+/// queues in ranges too (`memtable/disk.rs`), which older code would not
+/// find: a store opened here is marked 3, so an older Tern refuses it
+/// instead of reading its queues as empty.
+const FORMAT: &[u8] = b"tern-storage/3";
 
-/// The format before records were packed: read as it is (its loose records
-/// move into buckets as checkpoints write them again) and marked 2 at open.
-const FORMAT_LOOSE_RECORDS: &[u8] = b"tern-storage/1";
+/// The formats before: read as they are (their loose keys move into packs
+/// as checkpoints write them again) and marked [`FORMAT`] at open.
+const FORMATS_LOOSER: [&[u8]; 2] = [b"tern-storage/1", b"tern-storage/2"];
 
 /// The sled-backed message store.
 pub struct SledStore {
@@ -553,7 +554,7 @@ impl SledStore {
         };
         match db.get(keys::meta("format"))? {
             Some(format) if format.as_ref() == FORMAT => {}
-            Some(format) if format.as_ref() == FORMAT_LOOSE_RECORDS => {
+            Some(format) if FORMATS_LOOSER.contains(&format.as_ref()) => {
                 db.insert(keys::meta("format"), FORMAT)?;
                 db.flush()?;
             }

@@ -1524,12 +1524,12 @@ async fn inspect_counts_the_records_a_checkpoint_packed_into_sled() {
     assert_eq!(report.wal_records, 0, "all of it in sled: {report:?}");
 }
 
-/// A store written before records were packed (format 1) opens, its
-/// records read, and is marked format 2, so an older Tern refuses it
-/// rather than read packed records as none; a format this code does not
-/// know is refused.
+/// A store written before records were packed (format 1), or before the
+/// ready queues were (format 2), opens, its records read, and is marked
+/// format 3, so an older Tern refuses it rather than read packed keys as
+/// none; a format this code does not know is refused.
 #[tokio::test]
-async fn a_store_of_format_one_opens_and_is_marked_two_and_an_unknown_one_is_refused() {
+async fn a_store_of_an_older_format_opens_and_is_marked_three_and_an_unknown_one_is_refused() {
     let dir = TempDir::new("format-mark");
     let id = {
         let store = open(&dir);
@@ -1551,16 +1551,18 @@ async fn a_store_of_format_one_opens_and_is_marked_two_and_an_unknown_one_is_ref
         db.insert(b"zformat", value).expect("marks");
         db.flush().expect("flushes");
     };
-    mark(b"tern-storage/1");
-    {
-        let store = open(&dir);
-        assert!(store.get(id).expect("reads").is_some(), "its message");
+    for older in [&b"tern-storage/1"[..], b"tern-storage/2"] {
+        mark(older);
+        {
+            let store = open(&dir);
+            assert!(store.get(id).expect("reads").is_some(), "its message");
+        }
+        assert_eq!(
+            sled_at().get(b"zformat").expect("reads").as_deref(),
+            Some(&b"tern-storage/3"[..])
+        );
     }
-    assert_eq!(
-        sled_at().get(b"zformat").expect("reads").as_deref(),
-        Some(&b"tern-storage/2"[..])
-    );
-    mark(b"tern-storage/3");
+    mark(b"tern-storage/4");
     match SledStore::open(&dir.0, StoreOptions::default()) {
         Err(StoreError::NotAStore { reason, .. }) => assert!(reason.contains("format"), "{reason}"),
         Err(other) => panic!("refused, but not as another format: {other}"),

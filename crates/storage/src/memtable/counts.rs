@@ -13,6 +13,10 @@
 //! they stay exact whatever writes the keys.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use super::disk::Disk;
+use super::{as_ref, prefix_end};
 
 /// Keys per counted first octet, and per owner (`keys::owner_of`) under
 /// the one whose owners are kept apart (each client's ready queue).
@@ -37,13 +41,14 @@ impl Counts {
         }
     }
 
-    /// Counts what sled holds under each counted prefix (keys only, one
-    /// pass each): the starting point at open.
-    pub(crate) fn of(db: &sled::Db, prefixes: &[u8], by_owner: Option<u8>) -> sled::Result<Self> {
+    /// Counts what sled holds under each counted prefix (one pass each,
+    /// packed keys unpacked): the starting point at open.
+    pub(crate) fn of(disk: &Disk, prefixes: &[u8], by_owner: Option<u8>) -> sled::Result<Self> {
         let mut counts = Self::new(prefixes, by_owner);
         for &prefix in prefixes {
-            for key in db.scan_prefix([prefix]).keys() {
-                counts.added(&key?);
+            let end = prefix_end(&[prefix]);
+            for entry in disk.range(Bound::Included(&[prefix][..]), as_ref(&end)) {
+                counts.added(&entry?.0);
             }
         }
         Ok(counts)

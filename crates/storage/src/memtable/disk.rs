@@ -4,12 +4,12 @@
 //! retention are packed, many to a sled key:
 //! - records (`m` id): the records of ids 16n to 16n+15 under `M` n, each
 //!   as its slot (id mod 16), its length and its octets, in slot order;
-//! - retention entries (`g`), acknowledgements (`k`) and upstream ids
-//!   (`u`): ranges of consecutive keys, each range under its first key
-//!   (`G`, `K`, `U` + the key without its prefix), holding its keys'
-//!   rests and values in order, 16 to 32 of them (a range grown past 32 is
-//!   split into ranges of 16; one emptied is removed, the range before it
-//!   taking over its keys).
+//! - retention entries (`g`), acknowledgements (`k`), ready entries (`q`)
+//!   and upstream ids (`u`): ranges of consecutive keys, each range under
+//!   its first key (`G`, `K`, `Q`, `U` + the key without its prefix),
+//!   holding its keys' rests and values in order, 16 to 32 of them (a
+//!   range grown past 32 is split into ranges of 16; one emptied is
+//!   removed, the range before it taking over its keys).
 //!
 //! Why: sled 0.34 keeps a page per 8 to 16 keys in memory whatever its
 //! cache size (the page table, and a paged-out page's list of its
@@ -18,7 +18,9 @@
 //! "Session 20"), sled's share was about 44 octets a key at a million
 //! waiting messages (a record and a ready entry each), and the daemon
 //! draining that million peaked at 250-290 MB with records, retention
-//! entries and upstream ids one to a key.
+//! entries and upstream ids one to a key, and at 204-214 MB with those
+//! packed and the ready entries still one to a key (a drain removed a
+//! million sled keys one by one); 124 MB with those ranged too.
 //!
 //! Above this module nothing changes: readers and writers name every key
 //! as before, and the memtable holds those names. Only the sled side of
@@ -50,8 +52,8 @@ pub(crate) use scan::DiskRange;
 use scan::{max_from, min_to, touches, Bounds, Chain, RangeRange, RecordRange, Unpack};
 
 use crate::keys::{
-    MESSAGE, PACKED_MESSAGES, PACKED_RELAY_ACKS, PACKED_RETENTION, PACKED_UPSTREAM_IDS, RELAY_ACK,
-    RETENTION, UPSTREAM_ID,
+    MESSAGE, PACKED_MESSAGES, PACKED_READY, PACKED_RELAY_ACKS, PACKED_RETENTION,
+    PACKED_UPSTREAM_IDS, READY, RELAY_ACK, RETENTION, UPSTREAM_ID,
 };
 
 /// Ids per record bucket: `1 << SHIFT`.
@@ -75,10 +77,11 @@ enum Packing {
 }
 
 /// The packed prefixes, in key order: the view's prefix, sled's, how.
-const PACKED: [(u8, u8, Packing); 4] = [
+const PACKED: [(u8, u8, Packing); 5] = [
     (RETENTION, PACKED_RETENTION, Packing::Ranged),
     (RELAY_ACK, PACKED_RELAY_ACKS, Packing::Ranged),
     (MESSAGE, PACKED_MESSAGES, Packing::ById),
+    (READY, PACKED_READY, Packing::Ranged),
     (UPSTREAM_ID, PACKED_UPSTREAM_IDS, Packing::Ranged),
 ];
 

@@ -1,4 +1,4 @@
-//! Ranges (`g`, `k`, `u` keys): read back through splits, removals, keys in
+//! Ranges (`g`, `k`, `q`, `u` keys): read back through splits, removals, keys in
 //! no order, older stores and checkpoints stopped part way.
 
 use super::packs::*;
@@ -305,4 +305,64 @@ fn loose_keys_of_an_older_store_are_read_and_move_into_ranges() {
         "7 moved into its range"
     );
     assert_eq!(scanned(&View::new(db.clone())), want);
+}
+
+/// The ready queues (`q`) are ranged too: a backlog of two clients lands
+/// in sled a range per 16 to 32 messages, each client's queue reads back
+/// oldest first from its own start, and draining it in queue order (as
+/// the claim does) costs a sled write per range emptied, not one per
+/// message, and leaves sled nothing.
+#[test]
+fn a_ready_backlog_is_ranged_and_drains_a_range_at_a_time() {
+    use crate::id::TernId;
+    use crate::keys::{owned, ready};
+    const EACH: u64 = 1_000;
+    let db = sled::Config::new().temporary(true).open().expect("sled");
+    let view = View::new(db.clone());
+    let queued = |client: &str| -> Vec<Vec<u8>> {
+        (0..EACH)
+            .map(|n| ready(client, 1_000 + n, TernId::from_u64(n)))
+            .collect()
+    };
+    let mut ops = Ops::default();
+    for key in queued("one").into_iter().chain(queued("two")) {
+        ops.insert(key, Vec::new());
+    }
+    view.apply([ops]);
+    checkpoint(&view);
+    assert_eq!(db.scan_prefix([READY]).count(), 0, "no loose ready key");
+    let packed = db.scan_prefix([PACKED_READY]).count() as u64;
+    assert!(
+        (2 * EACH / RANGE_MAX as u64..=2 * EACH / RANGE_SPLIT as u64).contains(&packed),
+        "{packed} ranges for {} keys",
+        2 * EACH
+    );
+    let reopened = View::new(db.clone());
+    for client in ["one", "two"] {
+        let keys: Vec<Vec<u8>> = reopened
+            .scan_prefix(owned(READY, client))
+            .map(|entry| entry.expect("scan").0.to_vec())
+            .collect();
+        assert_eq!(keys, queued(client), "{client}'s queue, oldest first");
+    }
+    // Drained in turns of 100 a client, a checkpoint after each turn.
+    let mut written = 0;
+    for turn in queued("one").chunks(100).zip(queued("two").chunks(100)) {
+        let mut ops = Ops::default();
+        for key in turn.0.iter().chain(turn.1) {
+            ops.remove(key.clone());
+        }
+        reopened.apply([ops]);
+        written += reopened
+            .freeze()
+            .write_into(reopened.disk())
+            .expect("written");
+        reopened.release();
+    }
+    assert_eq!(db.scan_prefix([PACKED_READY]).count(), 0, "sled holds none");
+    assert!(
+        written <= packed + 2 * (EACH / 100),
+        "{written} sled writes to drain {} messages in {packed} ranges",
+        2 * EACH
+    );
 }
