@@ -1,5 +1,5 @@
-//! Ranges (`g`, `k`, `q`, `u` keys): read back through splits, removals, keys in
-//! no order, older stores and checkpoints stopped part way.
+//! Ranges (`g`, `k`, `q`, `u` keys): read back through splits, removals,
+//! keys in no order, older stores and checkpoints stopped part way.
 
 use super::packs::*;
 use super::*;
