@@ -24,7 +24,10 @@
 //! ```
 //!
 //! `--memtable-mib` sets `StoreOptions::memtable_bytes` (where the store
-//! has it); `--dir` the parent of the temporary directory.
+//! has it); `--dir` the parent of the temporary directory; `--clients` how
+//! many client accounts the messages are spread over (1 by default: one
+//! ready queue; with more, each life's ready entry sits below another
+//! client's in sled, so the memtable asks sled whether it holds it).
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -51,10 +54,11 @@ struct Args {
     messages: u64,
     memtable_mib: Option<usize>,
     dir: Option<PathBuf>,
+    clients: u64,
 }
 
 const USAGE: &str = "usage: life_bench [--mode life|restart] [--writers N] [--messages N] \
-[--memtable-mib N] [--dir PATH]";
+[--memtable-mib N] [--dir PATH] [--clients N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -63,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
         messages: 50_000,
         memtable_mib: None,
         dir: None,
+        clients: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
             "--messages" => args.messages = number(value()?)?,
             "--memtable-mib" => args.memtable_mib = Some(number(value()?)? as usize),
             "--dir" => args.dir = Some(PathBuf::from(value()?)),
+            "--clients" => args.clients = number(value()?)?.max(1),
             "--bench" => {}
             _ => return Err(USAGE.to_owned()),
         }
@@ -89,9 +95,14 @@ fn options(args: &Args) -> StoreOptions {
     options
 }
 
-fn message() -> NewMessage {
+/// The client account of message `n` of a run over `clients` accounts.
+fn client_of(n: u64, clients: u64) -> String {
+    format!("bench{}", n % clients)
+}
+
+fn message(client: String) -> NewMessage {
     NewMessage {
-        client: "bench".to_owned(),
+        client,
         pdu: Bytes::from(vec![0x42; 120]),
         receipt_requested: true,
         not_before_ms: 0,
@@ -128,10 +139,10 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 /// One life; returns false when something failed (printed once).
-async fn life(store: &SledStore, n: u64) -> Result<(), String> {
+async fn life(store: &SledStore, n: u64, clients: u64) -> Result<(), String> {
     let now = now_ms();
     let id = store
-        .accept(message(), now)
+        .accept(message(client_of(n, clients)), now)
         .await
         .map_err(|e| e.to_string())?
         .id;
@@ -175,7 +186,7 @@ async fn life(store: &SledStore, n: u64) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         if let Some(seq) = seq {
             store
-                .outbox_ack("bench", seq)
+                .outbox_ack(&record.client, seq)
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -196,6 +207,7 @@ fn run_writers(
     store: &Arc<SledStore>,
     writers: usize,
     total: u64,
+    clients: u64,
     accept_only: bool,
 ) -> Result<(), String> {
     let runtime = runtime()?;
@@ -212,11 +224,11 @@ fn run_writers(
                     }
                     if accept_only {
                         store
-                            .accept(message(), now_ms())
+                            .accept(message(client_of(n, clients)), now_ms())
                             .await
                             .map_err(|e| e.to_string())?;
                     } else {
-                        life(&store, n).await?;
+                        life(&store, n, clients).await?;
                     }
                 }
             }));
@@ -246,7 +258,7 @@ fn lives(args: &Args) -> Result<(), String> {
     let store = Arc::new(store);
     let cpu = cpu_seconds();
     let start = Instant::now();
-    run_writers(&store, args.writers, args.messages, false)?;
+    run_writers(&store, args.writers, args.messages, args.clients, false)?;
     let seconds = start.elapsed().as_secs_f64();
     let lived = cpu_seconds() - cpu;
     // The lives are not over for the store until sled holds them: a
@@ -259,10 +271,11 @@ fn lives(args: &Args) -> Result<(), String> {
     let stats = store.commit_stats();
     let per_life = |n: u64| n as f64 / args.messages as f64;
     println!(
-        "life writers={} messages={} seconds={seconds:.2} lives_per_s={:.0} \
+        "life writers={} clients={} messages={} seconds={seconds:.2} lives_per_s={:.0} \
          cpu_us_per_life={:.0} (before the checkpoint {:.0}) applied_keys_per_life={:.2} \
          sled_keys_per_life={:.2}",
         args.writers,
+        args.clients,
         args.messages,
         args.messages as f64 / seconds,
         cpu * 1e6 / args.messages as f64,
@@ -279,7 +292,7 @@ fn lives(args: &Args) -> Result<(), String> {
 fn child(dir: &Path, args: &Args) -> Result<(), String> {
     let (store, _) = SledStore::open(dir, options(args)).map_err(|e| e.to_string())?;
     let store = Arc::new(store);
-    run_writers(&store, args.writers, args.messages, true)?;
+    run_writers(&store, args.writers, args.messages, args.clients, true)?;
     println!("accepted {:?}", store.commit_stats());
     let _ = std::io::stdout().flush();
     std::thread::sleep(Duration::from_secs(600));
