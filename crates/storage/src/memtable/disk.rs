@@ -33,6 +33,7 @@
 //! later write: a checkpoint writes the pack before it removes the loose
 //! key).
 
+use std::cmp::Ordering;
 use std::ops::Bound;
 
 use sled::IVec;
@@ -46,7 +47,7 @@ mod scan;
 
 use packs::{
     bucket_key, bucket_of, encode_ranged, encode_records, range_key, record_id, record_key, Ranged,
-    Records,
+    Records, Spots,
 };
 pub(crate) use scan::DiskRange;
 use scan::{max_from, min_to, touches, Bounds, Chain, RangeRange, RecordRange, Unpack};
@@ -206,10 +207,15 @@ impl Disk {
             return Ok(None);
         };
         let (_, value) = range?;
-        for entry in Ranged::new(&value) {
-            let (at, value) = entry?;
-            if at.as_ref() == rest {
-                return Ok(Some(value));
+        // In order: the first key past `rest` ends the search (and copies
+        // a crashed split left at the range's end are all past it: they
+        // start at or after the next range's start, which is above `rest`).
+        for spot in Spots::new(&value) {
+            let spot = spot?;
+            match spot.rest.cmp(rest) {
+                Ordering::Less => {}
+                Ordering::Equal => return Ok(Some(spot.value_in(&value))),
+                Ordering::Greater => break,
             }
         }
         Ok(None)

@@ -135,36 +135,105 @@ impl Iterator for Records<'_> {
     }
 }
 
+/// Where one key of a range lies in the range's value: its rest, and the
+/// offsets and lengths of that rest and of its value.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Spot<'a> {
+    pub(super) rest: &'a [u8],
+    rest_at: usize,
+    value: (usize, usize),
+}
+
+impl Spot<'_> {
+    /// The rest, a view into `of` (the range's value).
+    pub(super) fn rest_in(&self, of: &IVec) -> IVec {
+        of.subslice(self.rest_at, self.rest.len())
+    }
+
+    /// The value, a view into `of` (the range's value).
+    pub(super) fn value_in(&self, of: &IVec) -> IVec {
+        of.subslice(self.value.0, self.value.1)
+    }
+}
+
+/// A range's keys in order, read in place: lookups and scans compare
+/// rests without making a view of each (an `IVec` view of a large value
+/// counts a reference up and down), and only the keys kept become views.
+/// Checked as read: every length within the value, rests rising.
+pub(super) struct Spots<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    last: Option<&'a [u8]>,
+}
+
+impl<'a> Spots<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            at: 0,
+            last: None,
+        }
+    }
+
+    /// The offset and length of the `len` octets at the cursor, after a
+    /// big-endian length of `N` octets.
+    fn field<const N: usize>(&mut self) -> Option<(usize, usize)> {
+        let head: [u8; N] = self.bytes.get(self.at..self.at + N)?.try_into().ok()?;
+        let len = head
+            .iter()
+            .fold(0usize, |len, &octet| (len << 8) | usize::from(octet));
+        let start = self.at + N;
+        if self.bytes.len() - start < len {
+            return None;
+        }
+        self.at = start + len;
+        Some((start, len))
+    }
+}
+
+impl<'a> Iterator for Spots<'a> {
+    type Item = sled::Result<Spot<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.bytes.len() {
+            return None;
+        }
+        let bytes = self.bytes;
+        match self.field::<2>().zip(self.field::<4>()) {
+            Some(((rest_at, len), value))
+                if self
+                    .last
+                    .is_none_or(|last| last < &bytes[rest_at..rest_at + len]) =>
+            {
+                let rest = &bytes[rest_at..rest_at + len];
+                self.last = Some(rest);
+                Some(Ok(Spot {
+                    rest,
+                    rest_at,
+                    value,
+                }))
+            }
+            _ => {
+                self.at = self.bytes.len();
+                Some(Err(malformed("a range of keys is damaged")))
+            }
+        }
+    }
+}
+
 /// A range's keys (their rests) and values in order, each a view into
 /// the range's value.
 pub(super) struct Ranged<'a> {
     value: &'a IVec,
-    at: usize,
-    last: Option<IVec>,
+    spots: Spots<'a>,
 }
 
 impl<'a> Ranged<'a> {
     pub(super) fn new(value: &'a IVec) -> Self {
         Self {
             value,
-            at: 0,
-            last: None,
+            spots: Spots::new(value),
         }
-    }
-
-    /// `len` octets at the cursor, after a big-endian length of `N`.
-    fn field<const N: usize>(&mut self) -> Option<IVec> {
-        let bytes: &[u8] = self.value;
-        let head: [u8; N] = bytes.get(self.at..self.at + N)?.try_into().ok()?;
-        let len = head
-            .iter()
-            .fold(0usize, |len, &octet| (len << 8) | usize::from(octet));
-        let start = self.at + N;
-        if bytes.len() - start < len {
-            return None;
-        }
-        self.at = start + len;
-        Some(self.value.subslice(start, len))
     }
 }
 
@@ -172,19 +241,9 @@ impl Iterator for Ranged<'_> {
     type Item = sled::Result<(IVec, IVec)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.at >= self.value.len() {
-            return None;
-        }
-        let pair = self.field::<2>().zip(self.field::<4>());
-        match pair {
-            Some((rest, value)) if self.last.as_ref().is_none_or(|last| *last < rest) => {
-                self.last = Some(rest.clone());
-                Some(Ok((rest, value)))
-            }
-            _ => {
-                self.at = self.value.len();
-                Some(Err(malformed("a range of keys is damaged")))
-            }
-        }
+        let value = self.value;
+        self.spots
+            .next()
+            .map(|spot| spot.map(|spot| (spot.rest_in(value), spot.value_in(value))))
     }
 }

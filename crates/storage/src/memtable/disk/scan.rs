@@ -1,12 +1,13 @@
 //! Reading a range of sled's keys as the view names them: its own keys
 //! around the packs, and the packed keys unpacked, merged in order.
 
+use std::cmp::Ordering;
 use std::iter::Peekable;
 use std::ops::Bound;
 
 use sled::IVec;
 
-use super::packs::{bucket_key, bucket_of, range_key, record_key, Ranged, Records};
+use super::packs::{bucket_key, bucket_of, range_key, record_key, Records, Spots};
 use super::{sled_prefix, SHIFT};
 use crate::keys::MESSAGE;
 
@@ -75,20 +76,39 @@ pub(super) struct Bounds {
     pub(super) to: Bound<Vec<u8>>,
 }
 
-impl Bounds {
-    fn beyond(&self, key: &[u8]) -> bool {
-        match &self.to {
-            Bound::Included(end) => key > end.as_slice(),
-            Bound::Excluded(end) => key >= end.as_slice(),
-            Bound::Unbounded => false,
-        }
-    }
+/// Where a key lies against a range's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Against {
+    Before,
+    Within,
+    Beyond,
+}
 
-    fn before(&self, key: &[u8]) -> bool {
-        match &self.from {
-            Bound::Included(start) => key < start.as_slice(),
-            Bound::Excluded(start) => key <= start.as_slice(),
+impl Bounds {
+    /// Where the key `first` + `rest` lies, compared in place: a range's
+    /// keys are told apart before any is built.
+    fn place(&self, first: u8, rest: &[u8]) -> Against {
+        // The key against a bound, as `[first] + rest` against it would.
+        let against = |bound: &[u8]| match bound.split_first() {
+            None => Ordering::Greater,
+            Some((&b, bound_rest)) => first.cmp(&b).then_with(|| rest.cmp(bound_rest)),
+        };
+        let beyond = match &self.to {
+            Bound::Included(end) => against(end) == Ordering::Greater,
+            Bound::Excluded(end) => against(end) != Ordering::Less,
             Bound::Unbounded => false,
+        };
+        let before = match &self.from {
+            Bound::Included(start) => against(start) == Ordering::Less,
+            Bound::Excluded(start) => against(start) != Ordering::Greater,
+            Bound::Unbounded => false,
+        };
+        if beyond {
+            Against::Beyond
+        } else if before {
+            Against::Before
+        } else {
+            Against::Within
         }
     }
 }
@@ -118,13 +138,17 @@ struct Unpacking {
     done: bool,
 }
 
+/// A pack's keys within the bounds, in order, and whether a key past them
+/// was met (then no later pack is read).
+type Unpacked = (Vec<(IVec, IVec)>, bool);
+
 impl Unpacking {
     /// The next key, unpacking the next pack with `unpack` (given its
-    /// sled key, its value and the next pack's key) when the last one is
-    /// used up.
+    /// sled key, its value, the next pack's key and the bounds) when the
+    /// last one is used up.
     fn next_with(
         &mut self,
-        unpack: impl Fn(&IVec, &IVec, Option<&IVec>) -> sled::Result<Vec<(Vec<u8>, IVec)>>,
+        unpack: impl Fn(&IVec, &IVec, Option<&IVec>, &Bounds) -> sled::Result<Unpacked>,
     ) -> Option<sled::Result<(IVec, IVec)>> {
         loop {
             if let Some(pair) = self.ready.next() {
@@ -139,28 +163,20 @@ impl Unpacking {
                         Some(Ok((next, _))) => Some(next.clone()),
                         _ => None,
                     };
-                    unpack(&key, &value, next.as_ref())
+                    unpack(&key, &value, next.as_ref(), &self.bounds)
                 }
                 Err(e) => Err(e),
             };
-            let keys = match unpacked {
-                Ok(keys) => keys,
+            match unpacked {
+                Ok((keys, past)) => {
+                    self.done = past;
+                    self.ready = keys.into_iter();
+                }
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
                 }
-            };
-            let mut ready = Vec::with_capacity(keys.len());
-            for (key, value) in keys {
-                if self.bounds.beyond(&key) {
-                    self.done = true;
-                    break;
-                }
-                if !self.bounds.before(&key) {
-                    ready.push((IVec::from(key), value));
-                }
             }
-            self.ready = ready.into_iter();
         }
     }
 }
@@ -193,11 +209,19 @@ impl Iterator for RecordRange {
     type Item = sled::Result<(IVec, IVec)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next_with(|key, value, _| {
+        self.0.next_with(|key, value, _, bounds| {
             let bucket = bucket_of(key)?;
-            Records::new(value, bucket)
-                .map(|entry| entry.map(|(slot, v)| (record_key(bucket, slot).to_vec(), v)))
-                .collect()
+            let mut keys = Vec::new();
+            for entry in Records::new(value, bucket) {
+                let (slot, v) = entry?;
+                let key = record_key(bucket, slot);
+                match bounds.place(key[0], &key[1..]) {
+                    Against::Before => {}
+                    Against::Within => keys.push((IVec::from(&key[..]), v)),
+                    Against::Beyond => return Ok((keys, true)),
+                }
+            }
+            Ok((keys, false))
         })
     }
 }
@@ -266,21 +290,29 @@ impl Iterator for RangeRange {
             return Some(Err(e));
         }
         let view = self.view;
-        self.unpacking.next_with(|_, value, next| {
-            // Keys at or past the next range's start are its (copies a
-            // crash in a split left here).
-            let below_next = |rest: &IVec| next.is_none_or(|n| rest.as_ref() < &n[1..]);
-            Ranged::new(value)
-                .filter(|entry| entry.as_ref().map_or(true, |(rest, _)| below_next(rest)))
-                .map(|entry| {
-                    entry.map(|(rest, v)| {
-                        let mut key = Vec::with_capacity(1 + rest.len());
+        self.unpacking.next_with(|_, value, next, bounds| {
+            // Keys are compared in place and only those kept are built: a
+            // claim's scan starts inside a range of up to 32 keys.
+            let mut keys = Vec::new();
+            for spot in Spots::new(value) {
+                let spot = spot?;
+                // Keys at or past the next range's start are its (copies a
+                // crash in a split left here), and so is every one after.
+                if next.is_some_and(|n| spot.rest >= &n[1..]) {
+                    break;
+                }
+                match bounds.place(view, spot.rest) {
+                    Against::Before => {}
+                    Against::Within => {
+                        let mut key = Vec::with_capacity(1 + spot.rest.len());
                         key.push(view);
-                        key.extend_from_slice(&rest);
-                        (key, v)
-                    })
-                })
-                .collect()
+                        key.extend_from_slice(spot.rest);
+                        keys.push((IVec::from(key), spot.value_in(value)));
+                    }
+                    Against::Beyond => return Ok((keys, true)),
+                }
+            }
+            Ok((keys, false))
         })
     }
 }
